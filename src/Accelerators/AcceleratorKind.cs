@@ -1,0 +1,7 @@
+namespace MoeRuntime.Accelerators;
+
+public enum AcceleratorKind
+{
+    Cpu,
+    Cuda,
+}

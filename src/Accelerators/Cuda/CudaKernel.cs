@@ -1,0 +1,101 @@
+namespace MoeRuntime.Accelerators.Cuda;
+
+/// <summary>
+/// A kernel function of a loaded module. Launch takes its arguments as <see cref="KernelArg"/>s
+/// (ints, floats, device pointers, buffers), in the order of the CUDA signature.
+/// </summary>
+public sealed class CudaKernel
+{
+    private readonly CudaAccelerator _accelerator;
+    private readonly nint _function;
+    private int _dynamicSharedLimit = 48 * 1024;
+
+    internal CudaKernel(CudaAccelerator accelerator, string name, nint function)
+    {
+        _accelerator = accelerator;
+        Name = name;
+        _function = function;
+    }
+
+    public string Name { get; }
+
+    /// <summary>Registers per thread, from the compiled image (for resource reports).</summary>
+    public int Registers => Attribute(CudaFunctionAttribute.NumRegs);
+    public int LocalBytesPerThread => Attribute(CudaFunctionAttribute.LocalSizeBytes);
+    public int StaticSharedBytes => Attribute(CudaFunctionAttribute.SharedSizeBytes);
+
+    /// <summary>Blocks of <paramref name="blockSize"/> threads that fit on one SM at once.</summary>
+    public int MaxActiveBlocksPerSm(int blockSize, int dynamicSharedBytes = 0)
+    {
+        _accelerator.Bind();
+        CudaCheck.ThrowIfFailed(CudaDriver.cuOccupancyMaxActiveBlocksPerMultiprocessor(out int blocks, _function, blockSize, (nuint)dynamicSharedBytes));
+        return blocks;
+    }
+
+    public unsafe void Launch(CudaStream stream, Dim3 grid, Dim3 block, int dynamicSharedBytes, params ReadOnlySpan<KernelArg> args)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        if (!ReferenceEquals(stream.Accelerator, _accelerator))
+            throw new ArgumentException($"kernel {Name} of {_accelerator.Name} launched on a stream of {stream.Accelerator.Name}", nameof(stream));
+        if (grid.Volume == 0)
+            return; // nothing to do; CUDA rejects empty grids
+        if (block.Volume is <= 0 or > 1024)
+            throw new ArgumentOutOfRangeException(nameof(block), $"{Name}: block of {block.Volume} threads (1..1024)");
+        _accelerator.Bind();
+        if (dynamicSharedBytes > _dynamicSharedLimit)
+        {
+            int optin = _accelerator.Info.MaxSharedMemoryPerBlockOptin;
+            if (dynamicSharedBytes > optin)
+                throw new ArgumentOutOfRangeException(nameof(dynamicSharedBytes), $"{Name}: {dynamicSharedBytes} bytes of shared memory; the device allows {optin}");
+            CudaCheck.ThrowIfFailed(CudaDriver.cuFuncSetAttribute(_function, CudaFunctionAttribute.MaxDynamicSharedSizeBytes, dynamicSharedBytes), $"cuFuncSetAttribute({Name}, MaxDynamicSharedSizeBytes)");
+            _dynamicSharedLimit = dynamicSharedBytes;
+        }
+        int count = args.Length;
+        ulong* values = stackalloc ulong[Math.Max(count, 1)];
+        void** pointers = stackalloc void*[Math.Max(count, 1)];
+        for (int i = 0; i < count; i++)
+        {
+            values[i] = args[i].Bits;
+            pointers[i] = &values[i];
+        }
+        var result = CudaDriver.cuLaunchKernel(_function, grid.X, grid.Y, grid.Z, block.X, block.Y, block.Z,
+            (uint)dynamicSharedBytes, stream.Handle, pointers, null);
+        CudaCheck.ThrowIfFailed(result, $"cuLaunchKernel({Name}, grid {grid}, block {block}, {dynamicSharedBytes} B shared)");
+    }
+
+    private int Attribute(CudaFunctionAttribute attribute)
+    {
+        _accelerator.Bind();
+        CudaCheck.ThrowIfFailed(CudaDriver.cuFuncGetAttribute(out int value, attribute, _function));
+        return value;
+    }
+}
+
+/// <summary>
+/// One kernel argument, at most 8 bytes, stored little-endian in the low bytes (what cuLaunchKernel
+/// reads through the pointer for an int, float, size_t or pointer parameter).
+/// </summary>
+public readonly struct KernelArg
+{
+    public ulong Bits { get; }
+
+    private KernelArg(ulong bits) => Bits = bits;
+
+    public static implicit operator KernelArg(int value) => new((uint)value);
+    public static implicit operator KernelArg(uint value) => new(value);
+    public static implicit operator KernelArg(long value) => new((ulong)value);
+    public static implicit operator KernelArg(ulong value) => new(value);
+    public static implicit operator KernelArg(float value) => new(BitConverter.SingleToUInt32Bits(value));
+    public static implicit operator KernelArg(nint pointer) => new((ulong)pointer);
+
+    /// <summary>A buffer passes its device address; the buffer must live on the launching device or a peer.</summary>
+    public static implicit operator KernelArg(MemoryBuffer? buffer)
+    {
+        if (buffer is null)
+            return new KernelArg(0);
+        buffer.ThrowIfDisposed();
+        if (buffer.Accelerator.Kind != AcceleratorKind.Cuda)
+            throw new ArgumentException($"{buffer.Describe()} passed to a CUDA kernel; it must be CUDA device memory");
+        return new KernelArg((ulong)buffer.Pointer);
+    }
+}

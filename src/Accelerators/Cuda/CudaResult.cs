@@ -1,0 +1,38 @@
+namespace MoeRuntime.Accelerators.Cuda;
+
+/// <summary>CUresult: the driver API's return codes (the ones we name; others print as numbers and through cuGetErrorName).</summary>
+public enum CudaResult
+{
+    Success = 0,
+    InvalidValue = 1,
+    OutOfMemory = 2,
+    NotInitialized = 3,
+    Deinitialized = 4,
+    NoDevice = 100,
+    InvalidDevice = 101,
+    InvalidImage = 200,
+    InvalidContext = 201,
+    NoBinaryForGpu = 209,
+    InvalidPtx = 218,
+    UnsupportedPtxVersion = 222,
+    InvalidSource = 300,
+    FileNotFound = 301,
+    InvalidHandle = 400,
+    NotFound = 500,
+    NotReady = 600,
+    IllegalAddress = 700,
+    LaunchOutOfResources = 701,
+    LaunchTimeout = 702,
+    PeerAccessAlreadyEnabled = 704,
+    PeerAccessNotEnabled = 705,
+    ContextIsDestroyed = 709,
+    Assert = 710,
+    IllegalInstruction = 715,
+    MisalignedAddress = 716,
+    LaunchFailed = 719,
+    NotPermitted = 800,
+    NotSupported = 801,
+    StreamCaptureUnsupported = 900,
+    StreamCaptureInvalidated = 901,
+    Unknown = 999,
+}

@@ -1,0 +1,53 @@
+// moe_common.cuh: device helpers shared by every MoeRuntime kernel.
+// Needs no CUDA toolkit header (NVRTC compiles it alone, from NVRTC 11.8 up):
+//   bf16 and f16 as 2-byte structs with round-to-nearest-even conversions through PTX cvt (sm_80+),
+//   to_float / from_float overloads so one template body serves F32, BF16 and F16 data,
+//   warp reductions.
+#pragma once
+
+typedef unsigned short moe_u16;
+typedef unsigned int moe_u32;
+typedef unsigned long long moe_u64;
+
+struct __align__(2) bf16 { moe_u16 bits; };
+struct __align__(2) f16 { moe_u16 bits; };
+
+__device__ __forceinline__ float to_float(float x) { return x; }
+__device__ __forceinline__ float to_float(bf16 x) { return __uint_as_float(((moe_u32)x.bits) << 16); }
+__device__ __forceinline__ float to_float(f16 x)
+{
+    float f;
+    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(x.bits));
+    return f;
+}
+
+template <typename T> __device__ __forceinline__ T from_float(float x);
+template <> __device__ __forceinline__ float from_float<float>(float x) { return x; }
+template <> __device__ __forceinline__ bf16 from_float<bf16>(float x)
+{
+    bf16 r;
+    asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(r.bits) : "f"(x));
+    return r;
+}
+template <> __device__ __forceinline__ f16 from_float<f16>(float x)
+{
+    f16 r;
+    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(r.bits) : "f"(x));
+    return r;
+}
+
+__device__ __forceinline__ float warp_sum(float v)
+{
+    for (int offset = 16; offset > 0; offset >>= 1)
+        v += __shfl_xor_sync(0xffffffffu, v, offset);
+    return v;
+}
+
+__device__ __forceinline__ float warp_max(float v)
+{
+    for (int offset = 16; offset > 0; offset >>= 1)
+        v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, offset));
+    return v;
+}
+
+__device__ __forceinline__ int ceil_div(int a, int b) { return (a + b - 1) / b; }

@@ -1,0 +1,9 @@
+using System.CommandLine;
+using MoeRuntime.Cli;
+using MoeRuntime.Cli.Commands;
+
+// moe: the MoeRuntime command. Logs go to stderr; tables and JSON to stdout.
+var root = new RootCommand("MoeRuntime: run and study Mixture-of-Experts layers on CPUs and CUDA GPUs");
+root.Options.Add(CliOptions.Verbose);
+root.Subcommands.Add(DevicesCommand.Create());
+return await root.Parse(args).InvokeAsync();

@@ -1,0 +1,73 @@
+using MoeRuntime.Accelerators;
+using MoeRuntime.Accelerators.Cuda;
+using MoeRuntime.Accelerators.Nvrtc;
+using MoeRuntime.Tests.Infrastructure;
+
+namespace MoeRuntime.Tests.Accelerators;
+
+/// <summary>A small kernel through the whole path: embedded source, NVRTC, module, launch, check on random data.</summary>
+public class KernelLaunchTests
+{
+    private static readonly KernelSource ScaledAdd = KernelSource.FromResource(typeof(KernelLaunchTests).Assembly, "scaled_add.cu");
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(33)]
+    [InlineData(100_003)]
+    public void ScaledAddMatchesTheHost(int n)
+    {
+        var gpu = (CudaAccelerator)TestDevices.Get("cuda:0");
+        var random = TestData.NewRandom(out int seed);
+        var x = TestData.Uniform(random, n);
+        var y = TestData.Uniform(random, n);
+        float alpha = 0.5f + random.NextSingle();
+        using var dx = gpu.Upload<float>(x);
+        using var dy = gpu.Upload<float>(y);
+        var kernel = gpu.LoadKernel(ScaledAdd, "scaled_add_f32");
+        var stream = (CudaStream)gpu.DefaultStream;
+        kernel.Launch(stream, Math.Min((n + 255) / 256, 1024), 256, 0, dx, dy, alpha, (long)n);
+        var actual = dy.ToArray();
+        var expected = new float[n];
+        for (int i = 0; i < n; i++)
+            expected[i] = alpha * x[i] + y[i];
+        Compare.Close(expected, actual, Compare.F32Tolerance, $"scaled_add n={n} seed={seed}");
+    }
+
+    [Fact]
+    public void Bf16ConversionsInTheSharedHeaderMatchTheHost()
+    {
+        var gpu = (CudaAccelerator)TestDevices.Get("cuda:0");
+        var values = TestData.ToBf16(TestData.Uniform(TestData.NewRandom(out _), 1000, -100, 100));
+        using var input = gpu.Upload<BFloat16>(values);
+        using var output = gpu.Allocate<BFloat16>(values.Length);
+        TestData.Poison(output);
+        gpu.LoadKernel(ScaledAdd, "double_bf16").Launch((CudaStream)gpu.DefaultStream, (values.Length + 127) / 128, 128, 0, input, output, values.Length);
+        var expected = values.Select(v => (BFloat16)((float)v * 2f)).ToArray();
+        Compare.Exact<BFloat16>(expected, output.ToArray(), "bf16 doubling");
+    }
+
+    [Fact]
+    public void LaunchesRejectBuffersOfOtherDevicesAndOversizedBlocks()
+    {
+        var gpu = (CudaAccelerator)TestDevices.Get("cuda:0");
+        var kernel = gpu.LoadKernel(ScaledAdd, "scaled_add_f32");
+        using var cpuBuffer = TestDevices.Context.Cpu.Allocate<float>(4);
+        using var gpuBuffer = gpu.Allocate<float>(4);
+        var stream = (CudaStream)gpu.DefaultStream;
+        Assert.Throws<ArgumentException>(() => kernel.Launch(stream, 1, 4, 0, cpuBuffer, gpuBuffer, 1f, 4L));
+        Assert.Throws<ArgumentOutOfRangeException>(() => kernel.Launch(stream, 1, 2048, 0, gpuBuffer, gpuBuffer, 1f, 4L));
+        var missing = Assert.Throws<AcceleratorException>(() => gpu.LoadKernel(ScaledAdd, "no_such_kernel"));
+        Assert.Contains("no_such_kernel", missing.Message);
+    }
+
+    [Fact]
+    public void OutOfMemoryNamesTheRequestAndWhatIsFree()
+    {
+        var gpu = TestDevices.Get("cuda:0");
+        long before = gpu.AllocatedBytes;
+        var error = Assert.Throws<AcceleratorOutOfMemoryException>(() => gpu.Allocate<float>(1L << 40));
+        Assert.Equal(4L << 40, error.RequestedBytes);
+        Assert.Contains("free of", error.Message);
+        Assert.Equal(before, gpu.AllocatedBytes);
+    }
+}
