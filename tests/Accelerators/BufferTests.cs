@@ -19,7 +19,7 @@ public class BufferTests
     [Theory, MemberData(nameof(DevicesAndSizes))]
     public void RoundTripsEveryDtype(string device, int size)
     {
-        var accelerator = TestDevices.Get(device);
+        using var accelerator = TestDevices.CreatePrivate(device);
         var random = TestData.NewRandom(out int seed);
         RoundTrip(accelerator, TestData.Uniform(random, size), seed);
         RoundTrip(accelerator, TestData.ToBf16(TestData.Uniform(random, size)), seed);
@@ -112,6 +112,20 @@ public class BufferTests
         Assert.Throws<ObjectDisposedException>(() => buffer.ToArray());
         Assert.Throws<ObjectDisposedException>(() => view.ToArray());
         buffer.Dispose(); // twice is harmless
+    }
+
+    [Theory, MemberData(nameof(Devices))]
+    public void DisposingTheAcceleratorReleasesWhatItsOwnersForgot(string device)
+    {
+        var accelerator = TestDevices.CreatePrivate(device);
+        var forgotten = accelerator.Allocate<float>(1000);
+        var stream = accelerator.CreateStream();
+        Assert.Equal(4000, accelerator.AllocatedBytes);
+        accelerator.Dispose();
+        Assert.True(forgotten.IsDisposed);
+        Assert.Equal(0, accelerator.AllocatedBytes);
+        Assert.Throws<ObjectDisposedException>(() => stream.Synchronize());
+        Assert.Throws<ObjectDisposedException>(() => accelerator.Allocate<float>(1));
     }
 
     [Fact]

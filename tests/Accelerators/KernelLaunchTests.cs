@@ -63,7 +63,7 @@ public class KernelLaunchTests
     [Fact]
     public void OutOfMemoryNamesTheRequestAndWhatIsFree()
     {
-        var gpu = TestDevices.Get("cuda:0");
+        using var gpu = TestDevices.CreatePrivate("cuda:0");
         long before = gpu.AllocatedBytes;
         var error = Assert.Throws<AcceleratorOutOfMemoryException>(() => gpu.Allocate<float>(1L << 40));
         Assert.Equal(4L << 40, error.RequestedBytes);

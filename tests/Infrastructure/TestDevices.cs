@@ -37,6 +37,19 @@ public static class TestDevices
     }
 
     /// <summary>
+    /// A new accelerator for <paramref name="name"/>'s device that the caller owns and disposes: for
+    /// checks of <see cref="Accelerator.AllocatedBytes"/>, which tests running in parallel on the shared
+    /// accelerators would disturb.
+    /// </summary>
+    public static Accelerator CreatePrivate(string name)
+    {
+        var id = Get(name).Id;
+        return id.Kind == AcceleratorKind.Cpu
+            ? new MoeRuntime.Accelerators.Cpu.CpuAccelerator(1000 + id.Index)
+            : CudaAccelerator.Open(id.Index);
+    }
+
+    /// <summary>
     /// <paramref name="count"/> accelerators of one kind, for collectives and expert parallelism:
     /// cpu:0..cpu:N-1, or cuda:0..cuda:N-1 (skipped when there are fewer GPUs).
     /// </summary>
