@@ -157,6 +157,10 @@ public sealed class Placement
         return new Placement(experts, gpus, experts / gpus, slots);
     }
 
+    /// <summary>The logical -> physical map on <paramref name="accelerator"/>, for <see cref="Kernels.Eplb.ReplicaRouting"/>.</summary>
+    public Kernels.Eplb.ReplicaTable CreateReplicaTable(Accelerators.Accelerator accelerator) =>
+        new(accelerator, _replicaOffsets, _replicaSlots);
+
     public bool SameSlotsAs(Placement other) =>
         other.Experts == Experts && other.Gpus == Gpus && other.SlotsPerGpu == SlotsPerGpu && _slotExperts.AsSpan().SequenceEqual(other._slotExperts);
 
