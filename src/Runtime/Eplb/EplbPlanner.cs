@@ -37,11 +37,16 @@ public static class EplbPlanner
             : PlanHierarchical(loads, gpus, slotsPerGpu, groups);
         if (experts % gpus == 0)
         {
-            // Guard: keep whichever is better, the plan or the refined contiguous baseline.
+            // Guard: when the plan is worse than the contiguous baseline, keep the better of the plan and the
+            // refined baseline (padding leaves the baseline's GPU loads as they are, so it starts at "none").
             var baseline = PaddedContiguous(experts, gpus, slotsPerGpu, groups);
-            Refine(loads, baseline, gpus, slotsPerGpu, groups);
-            if (MaxLoad(loads, baseline, gpus, slotsPerGpu) < MaxLoad(loads, slots, gpus, slotsPerGpu) * (1 - 1e-12))
-                slots = baseline;
+            double planMax = MaxLoad(loads, slots, gpus, slotsPerGpu);
+            if (MaxLoad(loads, baseline, gpus, slotsPerGpu) < planMax)
+            {
+                Refine(loads, baseline, gpus, slotsPerGpu, groups);
+                if (MaxLoad(loads, baseline, gpus, slotsPerGpu) < planMax * (1 - 1e-12))
+                    slots = baseline;
+            }
         }
         return new Placement(experts, gpus, slotsPerGpu, slots);
     }
