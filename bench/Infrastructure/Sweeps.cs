@@ -20,6 +20,7 @@ public static class Sweeps
     public static readonly Dictionary<string, Func<Accelerator, IReadOnlyList<SweepRow>>> All = new()
     {
         ["copy"] = CopySweep.Run,
+        ["eplb_balance"] = Eplb.EplbBalanceSweep.Run,
     };
 
     public static int Run(string[] args)
