@@ -1,0 +1,110 @@
+using MoeRuntime.Accelerators;
+using MoeRuntime.Kernels.Activation;
+using MoeRuntime.Kernels.GroupedGemm;
+using MoeRuntime.Kernels.Permute;
+using MoeRuntime.Kernels.Routing;
+using MoeRuntime.Runtime.Models;
+
+namespace MoeRuntime.Runtime.Layers;
+
+/// <summary>
+/// The MoE block on one accelerator:
+/// <code>
+/// hidden [T, H] --router GEMM--> logits [T, E] F32 --TopKRouting--> ids, weights [T, k], counts [E]
+///   --Permute--> expertOffsets [E + 1], rowOfSlot [T*k], gathered rows [T*k, H] in expert order
+///   --[dispatch: expert parallelism, see ExpertParallelMoe]
+///   --GroupedGemm gate_up with fused SiLU-and-mul--> activation [T*k, I]
+///   --GroupedGemm down (F32 out)--> expertOutput [T*k, H]
+///   --[combine: expert parallelism]
+///   --Combine (weighted sum over the k choices, + shared experts as the residual)--> output [T, H] F32
+/// </code>
+/// The steps are public so the parallel layers can put communication between them. Everything is
+/// enqueued on one stream; nothing is read back to the host, so a forward can be captured in a CUDA graph.
+/// </summary>
+public sealed class MoeLayer
+{
+    public MoeLayer(DeviceMoeWeights weights)
+    {
+        Weights = weights ?? throw new ArgumentNullException(nameof(weights));
+        var c = weights.Config;
+        Routing = c.ScoringFunction == ScoringFunction.Sigmoid
+            ? TopKRoutingOptions.DeepSeek(c.TopK, c.NumGroups, c.TopKGroups, (float)c.RoutedScalingFactor, weights.Bias, c.NormTopKProb)
+            : new TopKRoutingOptions(RoutingKind.Softmax, c.TopK, c.NormTopKProb, RoutedScalingFactor: (float)c.RoutedScalingFactor);
+        if (c.HiddenAct is not ("silu" or "swish"))
+            throw new NotSupportedException($"hidden_act '{c.HiddenAct}': the fused expert epilogue computes SiLU(gate) * up");
+    }
+
+    public DeviceMoeWeights Weights { get; }
+    public TopKRoutingOptions Routing { get; }
+    private Accelerator Accelerator => Weights.Accelerator;
+    private ModelConfig Config => Weights.Config;
+    private static readonly GroupedGemmOptions Plain = new() { ValidateOffsets = false };
+    private static readonly GroupedGemmOptions FusedSilu = new() { ValidateOffsets = false, FusedSiluAndMul = true };
+
+    /// <summary>The whole block: <paramref name="output"/> [T, H] F32 = MoE(<paramref name="hidden"/> [T, H], compute dtype).</summary>
+    public void Forward(MemoryBuffer hidden, MemoryBuffer<float> output, MoeWorkspace workspace, AcceleratorStream? stream = null)
+    {
+        CheckActivations(hidden, output, workspace);
+        if (workspace.Tokens == 0)
+            return;
+        RouteAndPermute(hidden, workspace, stream);
+        RunExperts(workspace.Gathered, workspace.ExpertOffsets, workspace.Activation, workspace.ExpertOutput, stream);
+        var residual = RunSharedExperts(hidden, workspace, stream);
+        Combine.Run(workspace.ExpertOutput, workspace.RowOfSlot, workspace.RoutingWeights, workspace.Tokens, Config.TopK, Config.HiddenSize, output, residual, stream);
+    }
+
+    /// <summary>Router GEMM, top-k routing and permute: fills the workspace's ids, weights, counts, offsets and gathered rows.</summary>
+    public void RouteAndPermute(MemoryBuffer hidden, MoeWorkspace ws, AcceleratorStream? stream)
+    {
+        int t = ws.Tokens, e = Config.NumExperts, h = Config.HiddenSize, k = Config.TopK;
+        GroupedGemm.Run(Accelerator, hidden, Weights.RouterGate, ws.RouterOffsets, ws.Logits, e, h, Plain, stream);
+        TopKRouting.Run(ws.Logits, t, e, Routing, ws.Ids, ws.RoutingWeights, ws.RoutedCounts, stream);
+        Permute.Run(ws.Ids, t, k, e, 1, ws.PermutedCounts, ws.ExpertOffsets, ws.RowOfSlot, ws.TokenOfRow,
+            hidden, h, ws.Gathered, ws.PermuteWorkspace, stream);
+    }
+
+    /// <summary>
+    /// The held experts on rows sorted by expert: <paramref name="expertOffsets"/> [Eh + 1] delimit each held
+    /// expert's rows of <paramref name="rows"/> [R, H]; output [R, H] F32 (rows past the last offset untouched).
+    /// </summary>
+    public void RunExperts(MemoryBuffer rows, MemoryBuffer<int> expertOffsets, MemoryBuffer activation, MemoryBuffer<float> expertOutput, AcceleratorStream? stream)
+    {
+        int h = Config.HiddenSize, ih = Weights.Intermediate;
+        GroupedGemm.Run(Accelerator, rows, Weights.GateUp, expertOffsets, activation, 2 * ih, h, FusedSilu, stream);
+        GroupedGemm.Run(Accelerator, activation, Weights.Down, expertOffsets, expertOutput, h, ih, Plain, stream);
+    }
+
+    /// <summary>Shared experts on every token (qwen2_moe: scaled by sigmoid(gate . x)); returns their F32 output or null.</summary>
+    public MemoryBuffer<float>? RunSharedExperts(MemoryBuffer hidden, MoeWorkspace ws, AcceleratorStream? stream)
+    {
+        if (Weights.SharedGateUp is null || ws.SharedActivation is null || ws.SharedOutput is null)
+            return null;
+        int h = Config.HiddenSize, ish = Weights.SharedIntermediate;
+        GroupedGemm.Run(Accelerator, hidden, Weights.SharedGateUp, ws.RouterOffsets, ws.SharedActivation, 2 * ish, h, FusedSilu, stream);
+        var options = Plain;
+        if (Weights.SharedGate is not null && ws.SharedGateScale is not null)
+        {
+            GroupedGemm.Run(Accelerator, hidden, Weights.SharedGate, ws.RouterOffsets, ws.SharedGateScale, 1, h, Plain, stream);
+            Sigmoid.Run(ws.SharedGateScale, stream);
+            options = Plain with { RowScale = ws.SharedGateScale };
+        }
+        GroupedGemm.Run(Accelerator, ws.SharedActivation, Weights.SharedDown!, ws.RouterOffsets, ws.SharedOutput, h, ish, options, stream);
+        return ws.SharedOutput;
+    }
+
+    private void CheckActivations(MemoryBuffer hidden, MemoryBuffer<float> output, MoeWorkspace workspace)
+    {
+        ArgumentNullException.ThrowIfNull(hidden);
+        ArgumentNullException.ThrowIfNull(output);
+        ArgumentNullException.ThrowIfNull(workspace);
+        long expected = (long)workspace.Tokens * Config.HiddenSize;
+        if (hidden.DType != Weights.DType)
+            throw new ArgumentException($"hidden is {hidden.Describe()}; the layer computes in {DTypes.Name(Weights.DType)}", nameof(hidden));
+        if (hidden.Length != expected)
+            throw new ArgumentException($"hidden is {hidden.Describe()}; [T={workspace.Tokens}, H={Config.HiddenSize}] needs {expected}", nameof(hidden));
+        if (output.Length != expected)
+            throw new ArgumentException($"output is {output.Describe()}; [T={workspace.Tokens}, H={Config.HiddenSize}] needs {expected}", nameof(output));
+        if (!ReferenceEquals(hidden.Accelerator, Accelerator) || !ReferenceEquals(output.Accelerator, Accelerator))
+            throw new ArgumentException($"hidden and output must live on {Accelerator.Name}, where the weights are");
+    }
+}

@@ -1,0 +1,82 @@
+using MoeRuntime.Accelerators;
+using MoeRuntime.Kernels.Permute;
+
+namespace MoeRuntime.Runtime.Layers;
+
+/// <summary>
+/// The intermediate buffers of one forward of <see cref="MoeLayer"/> for a fixed token count, allocated
+/// once and reused, so a forward allocates nothing and can be captured in a CUDA graph.
+/// </summary>
+public sealed class MoeWorkspace : IDisposable
+{
+    private readonly List<MemoryBuffer> _owned = [];
+
+    public MoeWorkspace(DeviceMoeWeights weights, int tokens)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(tokens);
+        var a = weights.Accelerator;
+        var c = weights.Config;
+        Tokens = tokens;
+        int e = c.NumExperts, k = c.TopK, h = c.HiddenSize;
+        long slots = (long)tokens * k;
+        try
+        {
+            RouterOffsets = Own(a.Upload<int>([0, tokens]));
+            Logits = Own(a.Allocate<float>((long)tokens * e));
+            Ids = Own(a.Allocate<int>(slots));
+            RoutingWeights = Own(a.Allocate<float>(slots));
+            RoutedCounts = Own(a.Allocate<int>(e));
+            PermutedCounts = Own(a.Allocate<int>(e));
+            ExpertOffsets = Own(a.Allocate<int>(e + 1));
+            RowOfSlot = Own(a.Allocate<int>(slots));
+            TokenOfRow = Own(a.Allocate<int>(slots));
+            PermuteWorkspace = Own(a.Allocate<int>(Math.Max(1, Permute.WorkspaceElements(tokens, k, e))));
+            Gathered = Own(a.Allocate(weights.DType, slots * h));
+            Activation = Own(a.Allocate(weights.DType, slots * weights.Intermediate));
+            ExpertOutput = Own(a.Allocate<float>(slots * h));
+            if (weights.SharedGateUp is not null)
+            {
+                SharedActivation = Own(a.Allocate(weights.DType, (long)tokens * weights.SharedIntermediate));
+                SharedOutput = Own(a.Allocate<float>((long)tokens * h));
+                if (weights.SharedGate is not null)
+                    SharedGateScale = Own(a.Allocate<float>(tokens));
+            }
+        }
+        catch
+        {
+            Dispose();
+            throw;
+        }
+    }
+
+    public int Tokens { get; }
+    public MemoryBuffer<int> RouterOffsets { get; } = null!;
+    public MemoryBuffer<float> Logits { get; } = null!;
+    public MemoryBuffer<int> Ids { get; } = null!;
+    public MemoryBuffer<float> RoutingWeights { get; } = null!;
+    public MemoryBuffer<int> RoutedCounts { get; } = null!;
+    public MemoryBuffer<int> PermutedCounts { get; } = null!;
+    public MemoryBuffer<int> ExpertOffsets { get; } = null!;
+    public MemoryBuffer<int> RowOfSlot { get; } = null!;
+    public MemoryBuffer<int> TokenOfRow { get; } = null!;
+    public MemoryBuffer<int> PermuteWorkspace { get; } = null!;
+    public MemoryBuffer Gathered { get; } = null!;
+    public MemoryBuffer Activation { get; } = null!;
+    public MemoryBuffer<float> ExpertOutput { get; } = null!;
+    public MemoryBuffer? SharedActivation { get; }
+    public MemoryBuffer<float>? SharedOutput { get; }
+    public MemoryBuffer<float>? SharedGateScale { get; }
+
+    private T Own<T>(T buffer) where T : MemoryBuffer
+    {
+        _owned.Add(buffer);
+        return buffer;
+    }
+
+    public void Dispose()
+    {
+        foreach (var buffer in _owned)
+            buffer.Dispose();
+        _owned.Clear();
+    }
+}
