@@ -116,6 +116,10 @@ public sealed class SafetensorsFile : IDisposable
     private static (Dictionary<string, SafetensorsTensorInfo>, IReadOnlyDictionary<string, string>) ParseHeader(
         string path, byte[] headerBytes, long dataLength)
     {
+        // JsonDocument checks UTF-8 only lazily (when a string is read), so check the whole header first.
+        if (!System.Text.Unicode.Utf8.IsValid(headerBytes))
+            throw new CheckpointFormatException(path, null, "header is not valid UTF-8");
+
         JsonDocument document;
         try
         {
