@@ -20,6 +20,7 @@ public static class Sweeps
     public static readonly Dictionary<string, Func<Accelerator, IReadOnlyList<SweepRow>>> All = new()
     {
         ["copy"] = CopySweep.Run,
+        ["grouped_gemm"] = Kernels.GroupedGemmSweep.Run,
     };
 
     public static int Run(string[] args)

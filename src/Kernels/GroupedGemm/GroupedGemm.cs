@@ -101,6 +101,14 @@ public static class GroupedGemm
             throw new ArgumentException($"y is {DTypes.Name(y.DType)}; f32 operands (the reference path) give f32 output", nameof(y));
         if (x.DType != DType.F32 && inFeatures % 8 != 0)
             throw new ArgumentException($"K = {inFeatures} must be a multiple of 8 for {DTypes.Name(x.DType)} operands (rows are loaded in 16-byte chunks)", nameof(inFeatures));
+        if (accelerator.Kind == AcceleratorKind.Cuda && x.DType != DType.F32)
+        {
+            // The tensor-core kernel loads 16-byte chunks: views must start on a 16-byte boundary.
+            if (x.Pointer % 16 != 0)
+                throw new ArgumentException($"x ({x.Describe()}) starts at an address that is not 16-byte aligned (a view at an offset that is not a multiple of 8 elements?)", nameof(x));
+            if (weights.Pointer % 16 != 0)
+                throw new ArgumentException($"weights ({weights.Describe()}) start at an address that is not 16-byte aligned", nameof(weights));
+        }
         if (x.Length % inFeatures != 0)
             throw new ArgumentException($"x has {x.Length} elements, not a whole number of rows of K = {inFeatures}", nameof(x));
         long rows = x.Length / inFeatures;
