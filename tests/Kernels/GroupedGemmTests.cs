@@ -29,6 +29,7 @@ public class GroupedGemmTests
         new("decode-shaped, many experts", [2, 1, 0, 0, 3, 1, 0, 2], 200, 136),
         new("medium tiles", [40, 50], 130, 64),
         new("prefill tiles, tails", [130, 1, 260], 136, 96),
+        new("several K chunks and column groups", [70, 5], 300, 520),
     ];
 
     public static TheoryData<string, string, string, int> Cases()
@@ -140,6 +141,24 @@ public class GroupedGemmTests
         // Nothing was written by the rejected calls (y is still poisoned), and the good call goes through.
         Assert.All(ToDoubles(y), v => Assert.True(double.IsNaN(v)));
         GroupedGemm.Run(accelerator, x, w, good, y, n, k);
+    }
+
+    /// <summary>The host's launch shapes (tile, threads, shared bytes) agree with the kernel instantiations in grouped_gemm.cu.</summary>
+    [Fact]
+    public void HostVariantsMatchTheKernelInstantiations()
+    {
+        var assembly = typeof(GroupedGemm).Assembly;
+        using var stream = assembly.GetManifestResourceStream("grouped_gemm.cu")!;
+        string source = new StreamReader(stream).ReadToEnd();
+        foreach (var variant in GroupedGemm.Variants)
+        {
+            var match = System.Text.RegularExpressions.Regex.Match(source,
+                $@"GG_ENTRY\(grouped_gemm_{variant.Name}_##SUFFIX, TIN, TOUT, (\d+), (\d+), (\d+), (\d+), (\d+)\)");
+            Assert.True(match.Success, $"no GG_ENTRY for {variant.Name}");
+            int[] p = Enumerable.Range(1, 5).Select(g => int.Parse(match.Groups[g].Value)).ToArray();
+            Assert.Equal((variant.TileRows, variant.TileCols, variant.Threads, variant.SharedBytes),
+                (p[0], p[1], p[2] * p[3] * 32, p[4] * (p[0] + p[1]) * 32 * 2));
+        }
     }
 
     /// <summary>Property: the fast CPU path equals the plain twin on random F32 shapes (counts, N, K, fused, scale).</summary>

@@ -11,8 +11,8 @@
 //   Block y is the global m-tile index over the experts' tiles (expert e owns ceil(count_e / BM) of them);
 //   every warp finds its expert by a warp-wide prefix scan over the offsets. Blocks past the real number
 //   of tiles exit at once, so empty experts cost nothing. Upper bound: ceil(rows / BM) + min(E, rows).
-// Variants (template <BM, BN, WARPS_M, WARPS_N, STAGES>, entry names below): decode 16x64 (4 warps),
-//   medium 64x128 (8 warps), prefill 128x128 (8 warps); BK = 32, cp.async multi-stage pipeline, ldmatrix,
+// Variants (template <BM, BN, WARPS_M, WARPS_N, STAGES>, entry names below): decode 16x64 (4 warps, 8 stages),
+//   medium 64x128 (8 warps, 4 stages), prefill 128x128 (8 warps, 4 stages); BK = 32, cp.async multi-stage pipeline, ldmatrix,
 //   mma.sync.m16n8k16 with F32 accumulation. Dynamic shared memory: STAGES * (BM + BN) * 32 * 2 bytes.
 // Launch constraints: block = WARPS_M * WARPS_N * 32 threads; K % 8 == 0 (16-byte row chunks; checked
 //   on the host); x and w 16-byte aligned. Tails in M, N and K are zero-filled on load and masked on store.
@@ -287,7 +287,7 @@ __device__ __forceinline__ void grouped_gemm_tc(const TIn* __restrict__ x, const
     }
 
 #define GG_VARIANTS(SUFFIX, TIN, TOUT)                                    \
-    GG_ENTRY(grouped_gemm_decode_##SUFFIX, TIN, TOUT, 16, 64, 1, 4, 6)    \
+    GG_ENTRY(grouped_gemm_decode_##SUFFIX, TIN, TOUT, 16, 64, 1, 4, 8)    \
     GG_ENTRY(grouped_gemm_medium_##SUFFIX, TIN, TOUT, 64, 128, 2, 4, 4)   \
     GG_ENTRY(grouped_gemm_prefill_##SUFFIX, TIN, TOUT, 128, 128, 2, 4, 4)
 
