@@ -76,19 +76,20 @@ __device__ __forceinline__ moe_u32 smem_address(const void* p)
 __device__ __forceinline__ void cp_async_16(void* sharedDst, const void* globalSrc, bool valid)
 {
     int srcBytes = valid ? 16 : 0;
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_address(sharedDst)), "l"(globalSrc), "r"(srcBytes));
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_address(sharedDst)), "l"(globalSrc), "r"(srcBytes) : "memory");
 }
 
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
 
 template <int N>
-__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
+__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory"); }
 
 __device__ __forceinline__ void ldmatrix_x4(moe_u32& r0, moe_u32& r1, moe_u32& r2, moe_u32& r3, const void* p)
 {
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
                  : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
-                 : "r"(smem_address(p)));
+                 : "r"(smem_address(p))
+                 : "memory");
 }
 
 template <typename T> struct Mma;
