@@ -190,12 +190,20 @@ public static class GroupedGemm
         long mTiles = (plan.Rows + (long)variant.TileRows - 1) / variant.TileRows + Math.Min(plan.Experts, plan.Rows);
         int colsPerBlock = plan.Fused ? variant.TileCols / 2 : variant.TileCols;
         long nTiles = (plan.OutCols + (long)colsPerBlock - 1) / colsPerBlock;
-        if (mTiles > 65535)
-            throw new ArgumentException($"{plan.Rows} rows need {mTiles} row tiles of {variant.TileRows}; at most 65535 per call (split the call)", "x");
-        if (nTiles > int.MaxValue)
-            throw new ArgumentException($"N = {plan.N} needs too many column tiles", "outFeatures");
         var kernel = accelerator.LoadKernel(Source, EntryName(variant, plan.X.DType, plan.Y.DType));
-        kernel.Launch(stream, new Dim3((uint)nTiles, (uint)mTiles, 1), new Dim3((uint)variant.Threads, 1, 1), variant.SharedBytes,
-            plan.X, plan.W, plan.ExpertOffsets, plan.RowScale, plan.Y, plan.Rows, plan.N, plan.K, plan.Experts, plan.Fused ? 1 : 0);
+        if (plan.X.DType == DType.F32)
+        {
+            // The reference kernel: grid (n tiles, m tiles).
+            if (mTiles > 65535)
+                throw new ArgumentException($"{plan.Rows} rows need {mTiles} row tiles of {variant.TileRows}; at most 65535 per call (split the call)", "x");
+            kernel.Launch(stream, new Dim3((uint)nTiles, (uint)mTiles, 1), new Dim3((uint)variant.Threads, 1, 1), variant.SharedBytes,
+                plan.X, plan.W, plan.ExpertOffsets, plan.RowScale, plan.Y, plan.Rows, plan.N, plan.K, plan.Experts, plan.Fused ? 1 : 0);
+            return;
+        }
+        // Tensor-core kernels: a 1-D grid of mTiles x nTiles blocks (the kernel maps them to tiles in groups).
+        if (mTiles * nTiles > int.MaxValue)
+            throw new ArgumentException($"{plan.Rows} rows x {plan.OutCols} columns need {mTiles * nTiles} tiles; at most {int.MaxValue} per call (split the call)", "x");
+        kernel.Launch(stream, new Dim3((uint)(mTiles * nTiles), 1, 1), new Dim3((uint)variant.Threads, 1, 1), variant.SharedBytes,
+            plan.X, plan.W, plan.ExpertOffsets, plan.RowScale, plan.Y, plan.Rows, plan.N, plan.K, plan.Experts, plan.Fused ? 1 : 0, (int)mTiles);
     }
 }

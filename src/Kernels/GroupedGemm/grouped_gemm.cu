@@ -7,10 +7,11 @@
 // Fused SiLU-and-mul (fused != 0): W[e] stacks gate rows 0..I-1 over up rows I..2I-1 (N = 2I) and
 //   y[r, j] = silu(x[r] . Wg[j]) * (x[r] . Wu[j]). The B tile interleaves gate and up rows (tile row 2j is
 //   gate j, 2j+1 is up j), so an mma accumulator pair (c0, c1) holds the gate and up of one output column.
-// Work distribution without host knowledge of per-expert counts: grid (n tiles, upper bound of m tiles).
-//   Block y is the global m-tile index over the experts' tiles (expert e owns ceil(count_e / BM) of them);
+// Work distribution without host knowledge of per-expert counts: a 1-D grid of mTiles x nTiles blocks, where
+//   mTiles is an upper bound on the global m-tiles over the experts (expert e owns ceil(count_e / BM) of them):
+//   ceil(rows / BM) + min(E, rows). Blocks map to (m-tile, n-tile) in groups of 8 m-tiles (L2 reuse of W);
 //   every warp finds its expert by a warp-wide prefix scan over the offsets. Blocks past the real number
-//   of tiles exit at once, so empty experts cost nothing. Upper bound: ceil(rows / BM) + min(E, rows).
+//   of tiles exit at once, so empty experts cost nothing.
 // Variants (template <BM, BN, WARPS_M, WARPS_N, STAGES>, entry names below): decode 16x64 (4 warps, 8 stages),
 //   medium 64x128 (8 warps, 4 stages), prefill 128x128 (8 warps, 4 stages); BK = 32, cp.async multi-stage pipeline, ldmatrix,
 //   mma.sync.m16n8k16 with F32 accumulation. Dynamic shared memory: STAGES * (BM + BN) * 32 * 2 bytes.
@@ -20,6 +21,7 @@
 #include "moe_common.cuh"
 
 #define GG_BK 32
+#define GG_GROUP_M 8
 
 // Finds the expert and row range of global m-tile `tile` (tiles of `tileRows` rows). Every lane of the
 // calling warp gets the same answer; expert = -1 when `tile` is past the last tile. Bad offsets cannot
@@ -121,7 +123,7 @@ __device__ __forceinline__ float silu(float v) { return v / (1.0f + __expf(-v));
 template <typename TIn, typename TOut, int BM, int BN, int WARPS_M, int WARPS_N, int STAGES>
 __device__ __forceinline__ void grouped_gemm_tc(const TIn* __restrict__ x, const TIn* __restrict__ w, const int* __restrict__ expertOffsets,
                                                 const float* __restrict__ rowScale, TOut* __restrict__ y,
-                                                int rows, int n, int k, int experts, int fused)
+                                                int rows, int n, int k, int experts, int fused, int mTiles)
 {
     constexpr int THREADS = WARPS_M * WARPS_N * 32;
     constexpr int WARP_M = BM / WARPS_M;   // rows per warp
@@ -134,14 +136,25 @@ __device__ __forceinline__ void grouped_gemm_tc(const TIn* __restrict__ x, const
     TIn* sharedA = reinterpret_cast<TIn*>(sharedBytes);               // [STAGES][BM][BK]
     TIn* sharedB = sharedA + STAGES * BM * GG_BK;                      // [STAGES][BN][BK]
 
+    // Block -> (m-tile, n-tile) in groups of GG_GROUP_M m-tiles: blocks resident together share a few row tiles
+    // and sweep the columns, so each W tile is read from DRAM once per group rather than once per m-tile.
+    const int outCols = fused ? n / 2 : n;
+    const int colsPerTile = fused ? BN / 2 : BN;
+    const int nTiles = ceil_div(outCols, colsPerTile);
+    const long long blocksPerGroup = (long long)GG_GROUP_M * nTiles;
+    const int firstM = (int)(blockIdx.x / blocksPerGroup) * GG_GROUP_M;
+    const int groupRows = min(mTiles - firstM, GG_GROUP_M);
+    const int inGroup = (int)(blockIdx.x % blocksPerGroup);
+    const int mTile = firstM + inGroup % groupRows;
+    const int nTile = inGroup / groupRows;
+
     int expert, rowBegin, rowEnd;
-    find_tile(expertOffsets, experts, rows, BM, blockIdx.y, expert, rowBegin, rowEnd);
+    find_tile(expertOffsets, experts, rows, BM, mTile, expert, rowBegin, rowEnd);
     if (expert < 0)
         return; // the whole block agrees: every warp computed the same answer
 
     // Output columns of this block. Fused: tile row 2j is gate row (outBegin + j), 2j+1 is up row (I + outBegin + j).
-    const int outCols = fused ? n / 2 : n;
-    const int outBegin = blockIdx.x * (fused ? BN / 2 : BN);
+    const int outBegin = nTile * colsPerTile;
     const TIn* wExpert = w + (long long)expert * n * k;
 
     const int tid = threadIdx.x;
@@ -282,9 +295,11 @@ __device__ __forceinline__ void grouped_gemm_tc(const TIn* __restrict__ x, const
 #define GG_ENTRY(NAME, TIN, TOUT, BM, BN, WM, WN, ST)                                                                     \
     extern "C" __global__ void __launch_bounds__(WM * WN * 32) NAME(                                                      \
         const TIN* __restrict__ x, const TIN* __restrict__ w, const int* __restrict__ expertOffsets,                      \
-        const float* __restrict__ rowScale, TOUT* __restrict__ y, int rows, int n, int k, int experts, int fused)          \
+        const float* __restrict__ rowScale, TOUT* __restrict__ y, int rows, int n, int k, int experts, int fused,          \
+        int mTiles)                                                                                                       \
     {                                                                                                                     \
-        grouped_gemm_tc<TIN, TOUT, BM, BN, WM, WN, ST>(x, w, expertOffsets, rowScale, y, rows, n, k, experts, fused);     \
+        grouped_gemm_tc<TIN, TOUT, BM, BN, WM, WN, ST>(x, w, expertOffsets, rowScale, y, rows, n, k, experts, fused,      \
+                                                       mTiles);                                                           \
     }
 
 #define GG_VARIANTS(SUFFIX, TIN, TOUT)                                    \
