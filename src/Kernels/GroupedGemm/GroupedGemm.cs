@@ -152,7 +152,7 @@ public static class GroupedGemm
     /// <summary>A tensor-core kernel shape: rows and columns per block, threads, shared memory.</summary>
     internal readonly record struct Variant(string Name, int TileRows, int TileCols, int Threads, int SharedBytes);
 
-    internal static readonly Variant Decode = new("decode", 16, 64, 128, 8 * (16 + 64) * 32 * 2);
+    internal static readonly Variant Decode = new("decode", 16, 64, 128, 12 * (16 + 64) * 32 * 2);
     internal static readonly Variant Medium = new("medium", 64, 128, 256, 4 * (64 + 128) * 32 * 2);
     internal static readonly Variant Prefill = new("prefill", 128, 128, 256, 4 * (128 + 128) * 32 * 2);
     private static readonly Variant Reference = new("f32", 32, 32, 256, 0);

@@ -12,7 +12,8 @@
 //   ceil(rows / BM) + min(E, rows). Blocks map to (m-tile, n-tile) in groups of 8 m-tiles (L2 reuse of W);
 //   every warp finds its expert by a warp-wide prefix scan over the offsets. Blocks past the real number
 //   of tiles exit at once, so empty experts cost nothing.
-// Variants (template <BM, BN, WARPS_M, WARPS_N, STAGES>, entry names below): decode 16x64 (4 warps, 8 stages),
+// Variants (template <BM, BN, WARPS_M, WARPS_N, STAGES>, entry names below):
+//   decode 16x64 (4 warps, 12 stages: with few blocks, each must keep ~55 KB of W in flight),
 //   medium 64x128 (8 warps, 4 stages), prefill 128x128 (8 warps, 4 stages); BK = 32, cp.async multi-stage pipeline, ldmatrix,
 //   mma.sync.m16n8k16 with F32 accumulation. Dynamic shared memory: STAGES * (BM + BN) * 32 * 2 bytes.
 // Launch constraints: block = WARPS_M * WARPS_N * 32 threads; K % 8 == 0 (16-byte row chunks; checked
@@ -303,7 +304,7 @@ __device__ __forceinline__ void grouped_gemm_tc(const TIn* __restrict__ x, const
     }
 
 #define GG_VARIANTS(SUFFIX, TIN, TOUT)                                    \
-    GG_ENTRY(grouped_gemm_decode_##SUFFIX, TIN, TOUT, 16, 64, 1, 4, 8)    \
+    GG_ENTRY(grouped_gemm_decode_##SUFFIX, TIN, TOUT, 16, 64, 1, 4, 12)    \
     GG_ENTRY(grouped_gemm_medium_##SUFFIX, TIN, TOUT, 64, 128, 2, 4, 4)   \
     GG_ENTRY(grouped_gemm_prefill_##SUFFIX, TIN, TOUT, 128, 128, 2, 4, 4)
 
