@@ -21,6 +21,7 @@ public static class Sweeps
     {
         ["copy"] = CopySweep.Run,
         ["eplb_balance"] = Eplb.EplbBalanceSweep.Run,
+        ["grouped_gemm"] = Kernels.GroupedGemmSweep.Run,
     };
 
     public static int Run(string[] args)

@@ -1,0 +1,141 @@
+using MoeRuntime.Accelerators;
+using MoeRuntime.Benchmarks.Infrastructure;
+using MoeRuntime.Kernels.GroupedGemm;
+
+namespace MoeRuntime.Benchmarks.Kernels;
+
+/// <summary>
+/// Sweep <c>grouped_gemm</c>: the expert GEMMs of an MoE layer at real model shapes, bf16.
+///   gate_up: [T*k, H] x [E, 2I, H] -> [T*k, 2I]; gate_up+silu: the same with the fused SiLU-and-mul epilogue -> [T*k, I]
+///   down:    [T*k, I] x [E, H, I] -> [T*k, H], rows scaled by routing weights in the epilogue
+/// Routing: each token picks k distinct experts uniformly at random (fixed seed), rows sorted by expert.
+/// Floor: the larger of active-expert weight bytes / copy bandwidth and 2*rows*N*K / 799 TFLOP/s.
+/// Weights are allocated once per model and reused across T (DeepSeek-V3 gate_up alone is 15 GB).
+/// On the CPU: smaller shapes, and an F32 row to compare with OpenBLAS sgemm.
+/// </summary>
+internal static class GroupedGemmSweep
+{
+    private sealed record Model(string Name, int Hidden, int Intermediate, int Experts, int TopK);
+
+    private static readonly Model[] GpuModels =
+    [
+        new("mixtral-8x7b", 4096, 14336, 8, 2),
+        new("qwen3-30b-a3b", 2048, 768, 128, 8),
+        new("deepseek-v3", 7168, 2048, 256, 8),
+    ];
+
+    private static readonly int[] GpuTokens = [1, 16, 128, 1024, 8192];
+    private static readonly Model[] CpuModels = [new("mini (cpu)", 512, 768, 8, 2)];
+    private static readonly int[] CpuTokens = [1, 16, 128];
+    private const double DenseBf16Flops = 799e12;
+
+    public static IReadOnlyList<SweepRow> Run(Accelerator accelerator)
+    {
+        bool cpu = accelerator.Kind == AcceleratorKind.Cpu;
+        double bandwidth = accelerator.Info.Name.Contains("H200", StringComparison.Ordinal) ? 4.2e12 : 3.0e12;
+        var rows = new List<SweepRow>();
+        foreach (var model in cpu ? CpuModels : GpuModels)
+            RunModel(accelerator, model, cpu ? CpuTokens : GpuTokens, bandwidth, rows);
+        if (cpu)
+            rows.Add(CpuF32Dense(accelerator));
+        return rows;
+    }
+
+    private static void RunModel(Accelerator accelerator, Model model, int[] tokenCounts, double bandwidth, List<SweepRow> rows)
+    {
+        int h = model.Hidden, i = model.Intermediate, e = model.Experts;
+        using var gateUp = accelerator.Allocate<BFloat16>((long)e * 2 * i * h);
+        using var down = accelerator.Allocate<BFloat16>((long)e * h * i);
+        // Values do not change the timing; a device fill avoids moving 15 GB from the host.
+        gateUp.Fill((BFloat16)0.01f);
+        down.Fill((BFloat16)(-0.02f));
+        foreach (int tokens in tokenCounts)
+        {
+            int rowCount = tokens * model.TopK;
+            var offsets = RoutingOffsets(tokens, model.TopK, e, seed: 1234 + tokens);
+            int active = 0;
+            for (int x = 0; x < e; x++)
+                active += offsets[x + 1] > offsets[x] ? 1 : 0;
+            var random = new Random(tokens);
+            using var offsetsBuffer = accelerator.Upload<int>(offsets);
+            using var hidden = accelerator.Upload<BFloat16>(RandomBf16(random, (long)rowCount * h));
+            using var inner = accelerator.Upload<BFloat16>(RandomBf16(random, (long)rowCount * i));
+            using var scales = accelerator.Upload<float>(Enumerable.Range(0, rowCount).Select(_ => random.NextSingle()).ToArray());
+            using var gateUpOut = accelerator.Allocate<BFloat16>((long)rowCount * 2 * i);
+            using var fusedOut = accelerator.Allocate<BFloat16>((long)rowCount * i);
+            using var downOut = accelerator.Allocate<BFloat16>((long)rowCount * h);
+            bool graph = tokens <= 128;
+            string shape = $"T={tokens} rows={rowCount} active={active}";
+            var plain = new GroupedGemmOptions { ValidateOffsets = false };
+            var fused = plain with { FusedSiluAndMul = true };
+            var scaled = plain with { RowScale = scales };
+            string tile = "tile " + GroupedGemm.ChooseVariant(DType.BF16, rowCount, e).Name;
+
+            rows.Add(Measure(accelerator, $"{model.Name} gate_up", shape, rowCount, 2 * i, h, active, bandwidth, graph, tile,
+                s => GroupedGemm.Run(accelerator, hidden, gateUp, offsetsBuffer, gateUpOut, 2 * i, h, plain, s)));
+            rows.Add(Measure(accelerator, $"{model.Name} gate_up+silu", shape, rowCount, 2 * i, h, active, bandwidth, graph, tile,
+                s => GroupedGemm.Run(accelerator, hidden, gateUp, offsetsBuffer, fusedOut, 2 * i, h, fused, s)));
+            rows.Add(Measure(accelerator, $"{model.Name} down*w", shape, rowCount, h, i, active, bandwidth, graph, tile,
+                s => GroupedGemm.Run(accelerator, inner, down, offsetsBuffer, downOut, h, i, scaled, s)));
+        }
+    }
+
+    private static SweepRow Measure(Accelerator accelerator, string name, string shape, int rowCount, int n, int k, int active,
+                                    double bandwidth, bool graph, string note, Action<AcceleratorStream> enqueue)
+    {
+        bool cpu = accelerator.Kind == AcceleratorKind.Cpu;
+        double ms = cpu
+            ? DeviceTimer.MedianMs(accelerator, enqueue, warmup: 1, samples: 5, inner: 1)
+            : DeviceTimer.MedianMs(accelerator, enqueue, warmup: 3, samples: 20, inner: graph ? 20 : 3, useGraph: graph);
+        double weightBytes = (double)active * n * k * 2;
+        double bytes = weightBytes + (double)rowCount * k * 2 + (double)rowCount * n * 2;
+        double flops = 2.0 * rowCount * n * k;
+        double floorMs = Math.Max(weightBytes / bandwidth, flops / DenseBf16Flops) * 1e3;
+        return new SweepRow(name, shape, ms, bytes, flops, cpu ? 0 : floorMs, cpu ? "cpu" : note + (graph ? ", graph" : ""));
+    }
+
+    /// <summary>F32, one expert, 1024 x 1024 x 1024: the CPU path against OpenBLAS sgemm (about 37 GFLOP/s on 2 cores).</summary>
+    private static SweepRow CpuF32Dense(Accelerator accelerator)
+    {
+        const int n = 1024, k = 1024, rowCount = 1024;
+        var random = new Random(7);
+        using var x = accelerator.Upload<float>(Enumerable.Range(0, rowCount * k).Select(_ => random.NextSingle()).ToArray());
+        using var w = accelerator.Upload<float>(Enumerable.Range(0, n * k).Select(_ => random.NextSingle()).ToArray());
+        using var offsets = accelerator.Upload<int>(new[] { 0, rowCount });
+        using var y = accelerator.Allocate<float>((long)rowCount * n);
+        double ms = DeviceTimer.MedianMs(accelerator, s => GroupedGemm.Run(accelerator, x, w, offsets, y, n, k, null, s), warmup: 1, samples: 5, inner: 1);
+        return new SweepRow("f32 dense (cpu)", $"{rowCount}x{n}x{k} E=1", ms, 4.0 * (rowCount * k + n * k + rowCount * n), 2.0 * rowCount * n * k, 0, "vs OpenBLAS sgemm");
+    }
+
+    /// <summary>Each token draws k distinct experts uniformly; returns the [E + 1] offsets of rows sorted by expert.</summary>
+    internal static int[] RoutingOffsets(int tokens, int topK, int experts, int seed)
+    {
+        var random = new Random(seed);
+        var counts = new int[experts];
+        var picked = new HashSet<int>();
+        for (int t = 0; t < tokens; t++)
+        {
+            picked.Clear();
+            while (picked.Count < topK)
+                picked.Add(random.Next(experts));
+            foreach (int expert in picked)
+                counts[expert]++;
+        }
+        var offsets = new int[experts + 1];
+        for (int x = 0; x < experts; x++)
+            offsets[x + 1] = offsets[x] + counts[x];
+        return offsets;
+    }
+
+    /// <summary>Activations in [-1, 1): a random block of 64 Ki values repeated (drawing a billion values would take seconds).</summary>
+    private static BFloat16[] RandomBf16(Random random, long length)
+    {
+        var block = new BFloat16[Math.Min(length, 1 << 16)];
+        for (int x = 0; x < block.Length; x++)
+            block[x] = (BFloat16)(random.NextSingle() * 2f - 1f);
+        var values = new BFloat16[length];
+        for (long x = 0; x < length; x += block.Length)
+            block.AsSpan(0, (int)Math.Min(block.Length, length - x)).CopyTo(values.AsSpan((int)x));
+        return values;
+    }
+}

@@ -1,0 +1,209 @@
+using System.Runtime.InteropServices;
+using MoeRuntime.Accelerators;
+using MoeRuntime.Accelerators.Cuda;
+using MoeRuntime.Accelerators.Nvrtc;
+
+namespace MoeRuntime.Kernels.GroupedGemm;
+
+/// <summary>Epilogue options of <see cref="GroupedGemm.Run"/>.</summary>
+public sealed record GroupedGemmOptions
+{
+    /// <summary>Optional [rows] F32 factors, one per row of X (routing weights): y[r, :] *= rowScale[r].</summary>
+    public MemoryBuffer<float>? RowScale { get; init; }
+
+    /// <summary>
+    /// Stacked gate_up weights [E, 2I, K] (rows 0..I-1 gate, I..2I-1 up): y[r, j] = silu(x[r] . Wg[j]) * (x[r] . Wu[j]),
+    /// and Y is [rows, I].
+    /// </summary>
+    public bool FusedSiluAndMul { get; init; }
+
+    /// <summary>
+    /// Copy the offsets to the host and check them before the launch (monotone, within [0, rows]). CUDA only: it
+    /// synchronises the stream, so turn it off inside a CUDA graph capture. The kernel clamps offsets to [0, rows]
+    /// either way, so bad offsets cannot make it read or write out of bounds. The CPU always checks.
+    /// </summary>
+    public bool ValidateOffsets { get; init; } = true;
+
+    /// <summary>Tests and benchmarks: force a tile shape ("decode", "medium", "prefill") instead of the heuristic.</summary>
+    internal string? VariantOverride { get; init; }
+}
+
+/// <summary>
+/// Grouped GEMM over experts: for every expert e, Y[rows of e] = X[rows of e] * W[e]^T, with the rows of expert e
+/// being expertOffsets[e] .. expertOffsets[e+1]-1 (rows sorted by expert, as permute leaves them).
+/// <code>
+/// x: [rows, K]   w: [E, N, K] (each expert a Linear's [out, in])   expertOffsets: [E + 1] I32   y: [rows, N]
+/// example: E = 2, offsets = [0, 2, 3], rows = 4:
+///   y[0] = x[0] W[0]^T,  y[1] = x[1] W[0]^T,  y[2] = x[2] W[1]^T,  y[3] untouched (past offsets[E])
+/// </code>
+/// Operands F32 (reference path), BF16 or F16 (X and W the same dtype; F32 accumulation on tensor cores);
+/// output F32, BF16 or F16 (F32 operands give F32 output). The offsets stay on the device: the host needs
+/// only the upper bound on rows that the buffer lengths give, so the call can be captured in a CUDA graph.
+/// Rows before expertOffsets[0] and from expertOffsets[E] on are not written.
+/// </summary>
+public static class GroupedGemm
+{
+    private static readonly KernelSource Source = KernelSource.FromResource(typeof(GroupedGemm).Assembly, "grouped_gemm.cu");
+
+    /// <summary>Runs the grouped GEMM. <paramref name="outFeatures"/> is N (W's rows per expert), <paramref name="inFeatures"/> K.</summary>
+    public static void Run(Accelerator accelerator, MemoryBuffer x, MemoryBuffer weights, MemoryBuffer<int> expertOffsets, MemoryBuffer y,
+                           int outFeatures, int inFeatures, GroupedGemmOptions? options = null, AcceleratorStream? stream = null)
+    {
+        var plan = Validate(accelerator, x, weights, expertOffsets, y, outFeatures, inFeatures, options ?? new GroupedGemmOptions(), stream);
+        if (plan.Rows == 0)
+            return;
+        if (accelerator.Kind == AcceleratorKind.Cpu)
+        {
+            GroupedGemmCpuFast.Run(plan);
+            return;
+        }
+        RunCuda((CudaAccelerator)accelerator, plan, (CudaStream)(stream ?? accelerator.DefaultStream));
+    }
+
+    /// <summary>Everything a backend needs, checked.</summary>
+    internal sealed record Plan(MemoryBuffer X, MemoryBuffer W, MemoryBuffer<int> ExpertOffsets, MemoryBuffer Y, MemoryBuffer<float>? RowScale,
+                                int Rows, int N, int K, int Experts, bool Fused, string? VariantOverride)
+    {
+        public int OutCols => Fused ? N / 2 : N;
+    }
+
+    private static Plan Validate(Accelerator accelerator, MemoryBuffer x, MemoryBuffer weights, MemoryBuffer<int> expertOffsets, MemoryBuffer y,
+                                 int outFeatures, int inFeatures, GroupedGemmOptions options, AcceleratorStream? stream)
+    {
+        ArgumentNullException.ThrowIfNull(accelerator);
+        ArgumentNullException.ThrowIfNull(x);
+        ArgumentNullException.ThrowIfNull(weights);
+        ArgumentNullException.ThrowIfNull(expertOffsets);
+        ArgumentNullException.ThrowIfNull(y);
+        if (accelerator.Kind is not (AcceleratorKind.Cpu or AcceleratorKind.Cuda))
+            throw new ArgumentException($"{accelerator.Name}: grouped GEMM runs on CPU and CUDA accelerators", nameof(accelerator));
+        foreach (var (buffer, name) in new (MemoryBuffer?, string)[] { (x, nameof(x)), (weights, nameof(weights)), (expertOffsets, nameof(expertOffsets)), (y, nameof(y)), (options.RowScale, "options.RowScale") })
+        {
+            if (buffer is null)
+                continue;
+            buffer.ThrowIfDisposed();
+            if (!ReferenceEquals(buffer.Accelerator, accelerator))
+                throw new ArgumentException($"{name} is {buffer.Describe()}; it must live on {accelerator.Name}", name);
+        }
+        if (stream is not null && !ReferenceEquals(stream.Accelerator, accelerator))
+            throw new ArgumentException($"stream of {stream.Accelerator.Name} given for {accelerator.Name}", nameof(stream));
+        if (outFeatures <= 0)
+            throw new ArgumentOutOfRangeException(nameof(outFeatures), outFeatures, "N (W's rows per expert) must be positive");
+        if (inFeatures <= 0)
+            throw new ArgumentOutOfRangeException(nameof(inFeatures), inFeatures, "K (in features) must be positive");
+        if (x.DType is not (DType.F32 or DType.BF16 or DType.F16))
+            throw new ArgumentException($"x is {x.Describe()}; operands must be f32, bf16 or f16", nameof(x));
+        if (weights.DType != x.DType)
+            throw new ArgumentException($"weights are {DTypes.Name(weights.DType)} but x is {DTypes.Name(x.DType)}; operands must share one dtype", nameof(weights));
+        if (y.DType is not (DType.F32 or DType.BF16 or DType.F16))
+            throw new ArgumentException($"y is {y.Describe()}; output must be f32, bf16 or f16", nameof(y));
+        if (x.DType == DType.F32 && y.DType != DType.F32)
+            throw new ArgumentException($"y is {DTypes.Name(y.DType)}; f32 operands (the reference path) give f32 output", nameof(y));
+        if (x.DType != DType.F32 && inFeatures % 8 != 0)
+            throw new ArgumentException($"K = {inFeatures} must be a multiple of 8 for {DTypes.Name(x.DType)} operands (rows are loaded in 16-byte chunks)", nameof(inFeatures));
+        if (accelerator.Kind == AcceleratorKind.Cuda && x.DType != DType.F32)
+        {
+            // The tensor-core kernel loads 16-byte chunks: views must start on a 16-byte boundary.
+            if (x.Pointer % 16 != 0)
+                throw new ArgumentException($"x ({x.Describe()}) starts at an address that is not 16-byte aligned (a view at an offset that is not a multiple of 8 elements?)", nameof(x));
+            if (weights.Pointer % 16 != 0)
+                throw new ArgumentException($"weights ({weights.Describe()}) start at an address that is not 16-byte aligned", nameof(weights));
+        }
+        if (x.Length % inFeatures != 0)
+            throw new ArgumentException($"x has {x.Length} elements, not a whole number of rows of K = {inFeatures}", nameof(x));
+        long rows = x.Length / inFeatures;
+        if (rows > int.MaxValue)
+            throw new ArgumentException($"x has {rows} rows; at most {int.MaxValue}", nameof(x));
+        if (expertOffsets.Length < 2)
+            throw new ArgumentException($"expertOffsets has {expertOffsets.Length} elements; it needs E + 1 >= 2", nameof(expertOffsets));
+        long experts = expertOffsets.Length - 1;
+        if (experts > 65536)
+            throw new ArgumentException($"{experts} experts; at most 65536", nameof(expertOffsets));
+        if (weights.Length != experts * outFeatures * inFeatures)
+            throw new ArgumentException($"weights have {weights.Length} elements; [E={experts}, N={outFeatures}, K={inFeatures}] needs {experts * outFeatures * (long)inFeatures}", nameof(weights));
+        if (options.FusedSiluAndMul && outFeatures % 2 != 0)
+            throw new ArgumentException($"fused SiLU-and-mul needs stacked gate_up weights with an even N = 2I; N = {outFeatures}", nameof(outFeatures));
+        long outCols = options.FusedSiluAndMul ? outFeatures / 2 : outFeatures;
+        if (y.Length != rows * outCols)
+            throw new ArgumentException($"y has {y.Length} elements; [rows={rows}, {(options.FusedSiluAndMul ? "I" : "N")}={outCols}] needs {rows * outCols}", nameof(y));
+        if (options.RowScale is { } scale && scale.Length != rows)
+            throw new ArgumentException($"options.RowScale has {scale.Length} elements; it needs one per row ({rows})", "options.RowScale");
+        if (accelerator.Kind == AcceleratorKind.Cpu || options.ValidateOffsets)
+        {
+            var offsets = accelerator.Kind == AcceleratorKind.Cpu ? expertOffsets.AsSpan() : expertOffsets.ToArray(stream);
+            CheckOffsets(offsets, rows);
+        }
+        if (options.VariantOverride is { } forced && x.DType != DType.F32 && !Variants.Any(v => v.Name == forced))
+            throw new ArgumentException($"unknown variant '{forced}'; known: {string.Join(", ", Variants.Select(v => v.Name))}", nameof(options));
+        return new Plan(x, weights, expertOffsets, y, options.RowScale, (int)rows, outFeatures, inFeatures, (int)experts, options.FusedSiluAndMul, options.VariantOverride);
+    }
+
+    private static void CheckOffsets(ReadOnlySpan<int> offsets, long rows)
+    {
+        if (offsets[0] < 0)
+            throw new ArgumentException($"expertOffsets[0] = {offsets[0]} is negative", "expertOffsets");
+        for (int e = 0; e + 1 < offsets.Length; e++)
+            if (offsets[e + 1] < offsets[e])
+                throw new ArgumentException($"expertOffsets are not monotone: [{e}] = {offsets[e]} > [{e + 1}] = {offsets[e + 1]}", "expertOffsets");
+        if (offsets[^1] > rows)
+            throw new ArgumentException($"expertOffsets[E] = {offsets[^1]} is past the {rows} rows of x", "expertOffsets");
+    }
+
+    /// <summary>A tensor-core kernel shape: rows and columns per block, threads, shared memory.</summary>
+    internal readonly record struct Variant(string Name, int TileRows, int TileCols, int Threads, int SharedBytes);
+
+    internal static readonly Variant Decode = new("decode", 16, 64, 128, 12 * (16 + 64) * 32 * 2);
+    internal static readonly Variant Medium = new("medium", 64, 128, 256, 4 * (64 + 128) * 32 * 2);
+    internal static readonly Variant Prefill = new("prefill", 128, 128, 256, 4 * (128 + 128) * 32 * 2);
+    private static readonly Variant Reference = new("f32", 32, 32, 256, 0);
+    internal static readonly Variant[] Variants = [Decode, Medium, Prefill];
+
+    /// <summary>
+    /// The tile shape for a call, from what the host knows: rows (an upper bound) over the experts that can be active.
+    /// Few rows per expert: the decode tile (16 rows, streams W once); hundreds: the 128x128 prefill tile.
+    /// </summary>
+    internal static Variant ChooseVariant(DType operands, int rows, int experts)
+    {
+        if (operands == DType.F32)
+            return Reference;
+        long rowsPerActiveExpert = rows / Math.Max(1, Math.Min(experts, rows));
+        return rowsPerActiveExpert <= 16 ? Decode : rowsPerActiveExpert <= 128 ? Medium : Prefill;
+    }
+
+    private static string Suffix(DType dtype) => dtype switch
+    {
+        DType.BF16 => "bf16",
+        DType.F16 => "f16",
+        DType.F32 => "f32",
+        _ => throw new ArgumentOutOfRangeException(nameof(dtype)),
+    };
+
+    internal static string EntryName(Variant variant, DType operands, DType output) =>
+        operands == DType.F32 ? "grouped_gemm_f32" : $"grouped_gemm_{variant.Name}_{Suffix(operands)}_{Suffix(output)}";
+
+    private static void RunCuda(CudaAccelerator accelerator, Plan plan, CudaStream stream)
+    {
+        var variant = plan.VariantOverride is { } forced && plan.X.DType != DType.F32
+            ? Variants.Single(v => v.Name == forced)
+            : ChooseVariant(plan.X.DType, plan.Rows, plan.Experts);
+        // Each expert adds at most one partial tile; experts with rows are at most min(E, rows).
+        long mTiles = (plan.Rows + (long)variant.TileRows - 1) / variant.TileRows + Math.Min(plan.Experts, plan.Rows);
+        int colsPerBlock = plan.Fused ? variant.TileCols / 2 : variant.TileCols;
+        long nTiles = (plan.OutCols + (long)colsPerBlock - 1) / colsPerBlock;
+        var kernel = accelerator.LoadKernel(Source, EntryName(variant, plan.X.DType, plan.Y.DType));
+        if (plan.X.DType == DType.F32)
+        {
+            // The reference kernel: grid (n tiles, m tiles).
+            if (mTiles > 65535)
+                throw new ArgumentException($"{plan.Rows} rows need {mTiles} row tiles of {variant.TileRows}; at most 65535 per call (split the call)", "x");
+            kernel.Launch(stream, new Dim3((uint)nTiles, (uint)mTiles, 1), new Dim3((uint)variant.Threads, 1, 1), variant.SharedBytes,
+                plan.X, plan.W, plan.ExpertOffsets, plan.RowScale, plan.Y, plan.Rows, plan.N, plan.K, plan.Experts, plan.Fused ? 1 : 0);
+            return;
+        }
+        // Tensor-core kernels: a 1-D grid of mTiles x nTiles blocks (the kernel maps them to tiles in groups).
+        if (mTiles * nTiles > int.MaxValue)
+            throw new ArgumentException($"{plan.Rows} rows x {plan.OutCols} columns need {mTiles * nTiles} tiles; at most {int.MaxValue} per call (split the call)", "x");
+        kernel.Launch(stream, new Dim3((uint)(mTiles * nTiles), 1, 1), new Dim3((uint)variant.Threads, 1, 1), variant.SharedBytes,
+            plan.X, plan.W, plan.ExpertOffsets, plan.RowScale, plan.Y, plan.Rows, plan.N, plan.K, plan.Experts, plan.Fused ? 1 : 0, (int)mTiles);
+    }
+}

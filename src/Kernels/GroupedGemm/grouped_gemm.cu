@@ -1,0 +1,388 @@
+// grouped_gemm.cu: Y[rows of e] = X[rows of e] * W[e]^T for every expert e, on tensor cores.
+//   x:             [rows, K]     bf16 or f16, rows sorted by expert
+//   w:             [E, N, K]     same dtype as x (a Linear's [out, in] per expert)
+//   expertOffsets: [E + 1] int   rows of expert e are expertOffsets[e] .. expertOffsets[e+1]-1 (read on the device)
+//   rowScale:      [rows] float  optional (null): each output row is multiplied by it (routing weights)
+//   y:             [rows, N] or, fused, [rows, N/2]   bf16, f16 or f32
+// Fused SiLU-and-mul (fused != 0): W[e] stacks gate rows 0..I-1 over up rows I..2I-1 (N = 2I) and
+//   y[r, j] = silu(x[r] . Wg[j]) * (x[r] . Wu[j]). The B tile interleaves gate and up rows (tile row 2j is
+//   gate j, 2j+1 is up j), so an mma accumulator pair (c0, c1) holds the gate and up of one output column.
+// Work distribution without host knowledge of per-expert counts: a 1-D grid of mTiles x nTiles blocks, where
+//   mTiles is an upper bound on the global m-tiles over the experts (expert e owns ceil(count_e / BM) of them):
+//   ceil(rows / BM) + min(E, rows). Blocks map to (m-tile, n-tile) in groups of 8 m-tiles (L2 reuse of W);
+//   every warp finds its expert by a warp-wide prefix scan over the offsets. Blocks past the real number
+//   of tiles exit at once, so empty experts cost nothing.
+// Variants (template <BM, BN, WARPS_M, WARPS_N, STAGES>, entry names below):
+//   decode 16x64 (4 warps, 12 stages: with few blocks, each must keep ~55 KB of W in flight),
+//   medium 64x128 (8 warps, 4 stages), prefill 128x128 (8 warps, 4 stages); BK = 32, cp.async multi-stage pipeline, ldmatrix,
+//   mma.sync.m16n8k16 with F32 accumulation. Dynamic shared memory: STAGES * (BM + BN) * 32 * 2 bytes.
+// Launch constraints: block = WARPS_M * WARPS_N * 32 threads; K % 8 == 0 (16-byte row chunks; checked
+//   on the host); x and w 16-byte aligned. Tails in M, N and K are zero-filled on load and masked on store.
+// Also here: grouped_gemm_f32, the plain FMA reference path for all-F32 data (32x32 tiles, 256 threads).
+#include "moe_common.cuh"
+
+#define GG_BK 32
+#define GG_GROUP_M 8
+
+// Finds the expert and row range of global m-tile `tile` (tiles of `tileRows` rows). Every lane of the
+// calling warp gets the same answer; expert = -1 when `tile` is past the last tile. Bad offsets cannot
+// cause out-of-bounds access: counts are clamped to [0, rows].
+__device__ __forceinline__ void find_tile(const int* __restrict__ expertOffsets, int experts, int rows, int tileRows, int tile,
+                                          int& expert, int& rowBegin, int& rowEnd)
+{
+    const int lane = threadIdx.x & 31;
+    int base = 0; // tiles of the experts before this chunk of 32
+    expert = -1;
+    rowBegin = 0;
+    rowEnd = 0;
+    for (int chunk = 0; chunk < experts; chunk += 32)
+    {
+        int e = chunk + lane;
+        int begin = 0, end = 0;
+        if (e < experts)
+        {
+            begin = min(max(expertOffsets[e], 0), rows);
+            end = min(max(expertOffsets[e + 1], begin), rows);
+        }
+        int tiles = ceil_div(end - begin, tileRows);
+        int inclusive = tiles;
+        for (int d = 1; d < 32; d <<= 1)
+        {
+            int up = __shfl_up_sync(0xffffffffu, inclusive, d);
+            if (lane >= d)
+                inclusive += up;
+        }
+        int exclusive = inclusive - tiles;
+        bool mine = tiles > 0 && tile >= base + exclusive && tile < base + inclusive;
+        unsigned found = __ballot_sync(0xffffffffu, mine);
+        if (found)
+        {
+            int owner = __ffs(found) - 1;
+            int ownerExclusive = __shfl_sync(0xffffffffu, exclusive, owner);
+            int ownerBegin = __shfl_sync(0xffffffffu, begin, owner);
+            int ownerEnd = __shfl_sync(0xffffffffu, end, owner);
+            expert = chunk + owner;
+            rowBegin = ownerBegin + (tile - base - ownerExclusive) * tileRows;
+            rowEnd = min(rowBegin + tileRows, ownerEnd);
+            return;
+        }
+        base += __shfl_sync(0xffffffffu, inclusive, 31);
+    }
+}
+
+__device__ __forceinline__ moe_u32 smem_address(const void* p)
+{
+    return (moe_u32)__cvta_generic_to_shared(p);
+}
+
+// 16-byte async copy global -> shared; src_bytes 0 writes zeros (out-of-range rows and K tail).
+__device__ __forceinline__ void cp_async_16(void* sharedDst, const void* globalSrc, bool valid)
+{
+    int srcBytes = valid ? 16 : 0;
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_address(sharedDst)), "l"(globalSrc), "r"(srcBytes) : "memory");
+}
+
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+
+template <int N>
+__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory"); }
+
+__device__ __forceinline__ void ldmatrix_x4(moe_u32& r0, moe_u32& r1, moe_u32& r2, moe_u32& r3, const void* p)
+{
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
+                 : "r"(smem_address(p))
+                 : "memory");
+}
+
+template <typename T> struct Mma;
+template <> struct Mma<bf16>
+{
+    static __device__ __forceinline__ void run(float* c, const moe_u32* a, const moe_u32* b)
+    {
+        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
+                     : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+    }
+};
+template <> struct Mma<f16>
+{
+    static __device__ __forceinline__ void run(float* c, const moe_u32* a, const moe_u32* b)
+    {
+        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
+                     : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+    }
+};
+
+// A shared tile row holds 32 elements = four 16-byte chunks (64 bytes). Chunk c of row r lives at
+// chunk c ^ ((r >> 1) & 3): the 8 rows one ldmatrix reads then fall in 8 different bank groups.
+__device__ __forceinline__ int swizzled(int row, int chunk) { return row * GG_BK + ((chunk ^ ((row >> 1) & 3)) << 3); }
+
+__device__ __forceinline__ float silu(float v) { return v / (1.0f + __expf(-v)); }
+
+template <typename TIn, typename TOut, int BM, int BN, int WARPS_M, int WARPS_N, int STAGES>
+__device__ __forceinline__ void grouped_gemm_tc(const TIn* __restrict__ x, const TIn* __restrict__ w, const int* __restrict__ expertOffsets,
+                                                const float* __restrict__ rowScale, TOut* __restrict__ y,
+                                                int rows, int n, int k, int experts, int fused, int mTiles)
+{
+    constexpr int THREADS = WARPS_M * WARPS_N * 32;
+    constexpr int WARP_M = BM / WARPS_M;   // rows per warp
+    constexpr int WARP_N = BN / WARPS_N;   // columns per warp
+    constexpr int MI = WARP_M / 16;        // m16 fragments per warp
+    constexpr int NI = WARP_N / 8;         // n8 fragments per warp (even: B is loaded two n8 blocks at a time)
+    static_assert(MI >= 1 && NI >= 2 && NI % 2 == 0, "warp tile must be a multiple of 16x16");
+
+    extern __shared__ __align__(128) unsigned char sharedBytes[];
+    TIn* sharedA = reinterpret_cast<TIn*>(sharedBytes);               // [STAGES][BM][BK]
+    TIn* sharedB = sharedA + STAGES * BM * GG_BK;                      // [STAGES][BN][BK]
+
+    // Block -> (m-tile, n-tile) in groups of GG_GROUP_M m-tiles: blocks resident together share a few row tiles
+    // and sweep the columns, so each W tile is read from DRAM once per group rather than once per m-tile.
+    const int outCols = fused ? n / 2 : n;
+    const int colsPerTile = fused ? BN / 2 : BN;
+    const int nTiles = ceil_div(outCols, colsPerTile);
+    const long long blocksPerGroup = (long long)GG_GROUP_M * nTiles;
+    const int firstM = (int)(blockIdx.x / blocksPerGroup) * GG_GROUP_M;
+    const int groupRows = min(mTiles - firstM, GG_GROUP_M);
+    const int inGroup = (int)(blockIdx.x % blocksPerGroup);
+    const int mTile = firstM + inGroup % groupRows;
+    const int nTile = inGroup / groupRows;
+
+    int expert, rowBegin, rowEnd;
+    find_tile(expertOffsets, experts, rows, BM, mTile, expert, rowBegin, rowEnd);
+    if (expert < 0)
+        return; // the whole block agrees: every warp computed the same answer
+
+    // Output columns of this block. Fused: tile row 2j is gate row (outBegin + j), 2j+1 is up row (I + outBegin + j).
+    const int outBegin = nTile * colsPerTile;
+    const TIn* wExpert = w + (long long)expert * n * k;
+
+    const int tid = threadIdx.x;
+    const int warp = tid >> 5;
+    const int lane = tid & 31;
+    const int warpRow = (warp / WARPS_N) * WARP_M;
+    const int warpCol = (warp % WARPS_N) * WARP_N;
+    const int kTiles = ceil_div(k, GG_BK);
+
+    auto loadStage = [&](int stage, int kTile) {
+        const int kBase = kTile * GG_BK;
+        TIn* a = sharedA + stage * BM * GG_BK;
+        TIn* b = sharedB + stage * BN * GG_BK;
+        for (int i = tid; i < BM * 4; i += THREADS)
+        {
+            int r = i >> 2, chunk = i & 3;
+            int row = rowBegin + r;
+            int kk = kBase + chunk * 8;
+            bool valid = row < rowEnd && kk < k;
+            const TIn* src = valid ? x + (long long)row * k + kk : x;
+            cp_async_16(a + swizzled(r, chunk), src, valid);
+        }
+        for (int i = tid; i < BN * 4; i += THREADS)
+        {
+            int r = i >> 2, chunk = i & 3;
+            int kk = kBase + chunk * 8;
+            int wRow;
+            bool valid;
+            if (fused)
+            {
+                int j = outBegin + (r >> 1);
+                wRow = (r & 1) ? outCols + j : j;
+                valid = j < outCols;
+            }
+            else
+            {
+                wRow = outBegin + r;
+                valid = wRow < n;
+            }
+            valid = valid && kk < k;
+            const TIn* src = valid ? wExpert + (long long)wRow * k + kk : w;
+            cp_async_16(b + swizzled(r, chunk), src, valid);
+        }
+    };
+
+    float acc[MI][NI][4];
+#pragma unroll
+    for (int mi = 0; mi < MI; mi++)
+#pragma unroll
+        for (int ni = 0; ni < NI; ni++)
+#pragma unroll
+            for (int q = 0; q < 4; q++)
+                acc[mi][ni][q] = 0.0f;
+
+#pragma unroll
+    for (int s = 0; s < STAGES - 1; s++)
+    {
+        if (s < kTiles)
+            loadStage(s, s);
+        cp_async_commit(); // always commit, so group i is k-tile i even when it is empty
+    }
+
+    for (int kTile = 0; kTile < kTiles; kTile++)
+    {
+        cp_async_wait<STAGES - 2>(); // k-tile kTile has landed (for this thread) ...
+        __syncthreads();             // ... for every thread; and every thread is done reading stage (kTile - 1)
+        int next = kTile + STAGES - 1;
+        if (next < kTiles)
+            loadStage(next % STAGES, next);
+        cp_async_commit();
+
+        const TIn* a = sharedA + (kTile % STAGES) * BM * GG_BK;
+        const TIn* b = sharedB + (kTile % STAGES) * BN * GG_BK;
+#pragma unroll
+        for (int k16 = 0; k16 < GG_BK / 16; k16++)
+        {
+            moe_u32 aFrag[MI][4];
+            moe_u32 bFrag[NI][2];
+#pragma unroll
+            for (int mi = 0; mi < MI; mi++)
+            {
+                // lanes 0-15: rows 0-15 at k 0-7; lanes 16-31: rows 0-15 at k 8-15 -> a0..a3 in mma order
+                int r = warpRow + mi * 16 + (lane & 15);
+                int chunk = k16 * 2 + (lane >> 4);
+                ldmatrix_x4(aFrag[mi][0], aFrag[mi][1], aFrag[mi][2], aFrag[mi][3], a + swizzled(r, chunk));
+            }
+#pragma unroll
+            for (int nj = 0; nj < NI / 2; nj++)
+            {
+                // lanes 0-7: n 0-7, k 0-7; 8-15: n 0-7, k 8-15; 16-23: n 8-15, k 0-7; 24-31: n 8-15, k 8-15
+                int r = warpCol + nj * 16 + (lane & 7) + ((lane >> 4) << 3);
+                int chunk = k16 * 2 + ((lane >> 3) & 1);
+                ldmatrix_x4(bFrag[2 * nj][0], bFrag[2 * nj][1], bFrag[2 * nj + 1][0], bFrag[2 * nj + 1][1], b + swizzled(r, chunk));
+            }
+#pragma unroll
+            for (int mi = 0; mi < MI; mi++)
+#pragma unroll
+                for (int ni = 0; ni < NI; ni++)
+                    Mma<TIn>::run(acc[mi][ni], aFrag[mi], bFrag[ni]);
+        }
+    }
+    cp_async_wait<0>(); // no copy may still target shared memory when the block exits
+
+    // Epilogue. Accumulator c0,c1: row (lane/4), columns 2*(lane%4) + {0,1}; c2,c3: row + 8.
+#pragma unroll
+    for (int mi = 0; mi < MI; mi++)
+#pragma unroll
+        for (int half = 0; half < 2; half++)
+        {
+            int row = rowBegin + warpRow + mi * 16 + (lane >> 2) + half * 8;
+            if (row >= rowEnd)
+                continue;
+            float scale = rowScale ? rowScale[row] : 1.0f;
+            TOut* yRow = y + (long long)row * outCols;
+#pragma unroll
+            for (int ni = 0; ni < NI; ni++)
+            {
+                int tileCol = warpCol + ni * 8 + (lane & 3) * 2;
+                float v0 = acc[mi][ni][half * 2], v1 = acc[mi][ni][half * 2 + 1];
+                if (fused)
+                {
+                    int col = outBegin + (tileCol >> 1);
+                    if (col < outCols)
+                        yRow[col] = from_float<TOut>(silu(v0) * v1 * scale);
+                }
+                else
+                {
+                    int col = outBegin + tileCol;
+                    if (col < n)
+                        yRow[col] = from_float<TOut>(v0 * scale);
+                    if (col + 1 < n)
+                        yRow[col + 1] = from_float<TOut>(v1 * scale);
+                }
+            }
+        }
+}
+
+#define GG_ENTRY(NAME, TIN, TOUT, BM, BN, WM, WN, ST)                                                                     \
+    extern "C" __global__ void __launch_bounds__(WM * WN * 32) NAME(                                                      \
+        const TIN* __restrict__ x, const TIN* __restrict__ w, const int* __restrict__ expertOffsets,                      \
+        const float* __restrict__ rowScale, TOUT* __restrict__ y, int rows, int n, int k, int experts, int fused,          \
+        int mTiles)                                                                                                       \
+    {                                                                                                                     \
+        grouped_gemm_tc<TIN, TOUT, BM, BN, WM, WN, ST>(x, w, expertOffsets, rowScale, y, rows, n, k, experts, fused,      \
+                                                       mTiles);                                                           \
+    }
+
+#define GG_VARIANTS(SUFFIX, TIN, TOUT)                                    \
+    GG_ENTRY(grouped_gemm_decode_##SUFFIX, TIN, TOUT, 16, 64, 1, 4, 12)    \
+    GG_ENTRY(grouped_gemm_medium_##SUFFIX, TIN, TOUT, 64, 128, 2, 4, 4)   \
+    GG_ENTRY(grouped_gemm_prefill_##SUFFIX, TIN, TOUT, 128, 128, 2, 4, 4)
+
+GG_VARIANTS(bf16_bf16, bf16, bf16)
+GG_VARIANTS(bf16_f32, bf16, float)
+GG_VARIANTS(f16_f16, f16, f16)
+GG_VARIANTS(f16_f32, f16, float)
+GG_VARIANTS(bf16_f16, bf16, f16)
+GG_VARIANTS(f16_bf16, f16, bf16)
+
+// All-F32 reference path: 32x32 output tile per block of 32x8 threads, each thread 4 rows of one column.
+// Same tile walk as above (block y = global 32-row tile). No K restriction.
+extern "C" __global__ void __launch_bounds__(256) grouped_gemm_f32(
+    const float* __restrict__ x, const float* __restrict__ w, const int* __restrict__ expertOffsets,
+    const float* __restrict__ rowScale, float* __restrict__ y, int rows, int n, int k, int experts, int fused)
+{
+    __shared__ float tileX[32][33];
+    __shared__ float tileW[32][33]; // [tile row (logical W row)][k]
+    int expert, rowBegin, rowEnd;
+    find_tile(expertOffsets, experts, rows, 32, blockIdx.y, expert, rowBegin, rowEnd);
+    if (expert < 0)
+        return;
+    const int outCols = fused ? n / 2 : n;
+    const int outBegin = blockIdx.x * (fused ? 16 : 32);
+    const float* wExpert = w + (long long)expert * n * k;
+    const int tx = threadIdx.x & 31, ty = threadIdx.x >> 5;
+    float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    for (int kBase = 0; kBase < k; kBase += 32)
+    {
+        for (int i = ty; i < 32; i += 8)
+        {
+            int row = rowBegin + i, kk = kBase + tx;
+            tileX[i][tx] = (row < rowEnd && kk < k) ? x[(long long)row * k + kk] : 0.0f;
+            int wRow;
+            bool valid;
+            if (fused)
+            {
+                int j = outBegin + (i >> 1);
+                wRow = (i & 1) ? outCols + j : j;
+                valid = j < outCols;
+            }
+            else
+            {
+                wRow = outBegin + i;
+                valid = wRow < n;
+            }
+            tileW[i][tx] = (valid && kk < k) ? wExpert[(long long)wRow * k + kk] : 0.0f;
+        }
+        __syncthreads();
+        for (int kk = 0; kk < 32; kk++)
+        {
+            float wv = tileW[tx][kk];
+#pragma unroll
+            for (int i = 0; i < 4; i++)
+                acc[i] = fmaf(tileX[ty + 8 * i][kk], wv, acc[i]);
+        }
+        __syncthreads();
+    }
+#pragma unroll
+    for (int i = 0; i < 4; i++)
+    {
+        int row = rowBegin + ty + 8 * i;
+        if (row >= rowEnd)
+            continue;
+        float scale = rowScale ? rowScale[row] : 1.0f;
+        if (fused)
+        {
+            // Column tx holds gate (even tx) or up (odd tx) of output column outBegin + tx/2.
+            float partner = __shfl_xor_sync(0xffffffffu, acc[i], 1);
+            int col = outBegin + (tx >> 1);
+            if ((tx & 1) == 0 && col < outCols)
+                y[(long long)row * outCols + col] = silu(acc[i]) * partner * scale;
+        }
+        else
+        {
+            int col = outBegin + tx;
+            if (col < n)
+                y[(long long)row * n + col] = acc[i] * scale;
+        }
+    }
+}
