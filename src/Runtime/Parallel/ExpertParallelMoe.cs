@@ -1,0 +1,208 @@
+using MoeRuntime.Accelerators;
+using MoeRuntime.Collectives;
+using MoeRuntime.Kernels.Permute;
+using MoeRuntime.Runtime.Layers;
+using MoeRuntime.Runtime.Models;
+
+namespace MoeRuntime.Runtime.Parallel;
+
+/// <summary>
+/// Expert parallelism: rank r holds experts [r*E/N, (r+1)*E/N) and a 1/N share of the tokens.
+/// <code>
+/// rank r: route + permute its tokens by global expert -> rows sorted by expert are sorted by owning rank
+///   --all-to-allv dispatch--> rank d receives [source rank][its local expert] rows
+///   --permute by local expert--> grouped GEMMs --un-permute--> rows back in received order
+///   --all-to-allv combine--> rank r gets its rows back in its own expert order
+///   --Combine with the routing weights (+ shared experts, computed for its own tokens)--> output rows of rank r
+/// </code>
+/// The dispatch sizes go through the host (each rank's expert offsets are read back), as they must for
+/// all-to-allv; everything else stays on the devices.
+/// </summary>
+public sealed class ExpertParallelMoe : IDisposable
+{
+    private readonly DeviceMoeWeights[] _weights;
+    private readonly MoeLayer[] _layers;
+    private readonly Communicator _communicator;
+    private readonly bool _ownsCommunicator;
+
+    public ExpertParallelMoe(IReadOnlyList<Accelerator> ranks, MoeLayerWeights weights, Communicator? communicator = null)
+    {
+        ArgumentNullException.ThrowIfNull(ranks);
+        ArgumentNullException.ThrowIfNull(weights);
+        int n = ranks.Count, e = weights.Config.NumExperts;
+        if (n < 1)
+            throw new ArgumentException("expert parallelism needs at least one accelerator", nameof(ranks));
+        if (e % n != 0)
+            throw new ArgumentException($"{e} experts do not split evenly over {n} accelerators", nameof(ranks));
+        ExpertsPerRank = e / n;
+        _weights = new DeviceMoeWeights[n];
+        try
+        {
+            for (int r = 0; r < n; r++)
+                _weights[r] = DeviceMoeWeights.Upload(ranks[r], weights, firstExpert: r * ExpertsPerRank, expertCount: ExpertsPerRank);
+            _layers = _weights.Select(w => new MoeLayer(w)).ToArray();
+            _ownsCommunicator = communicator is null;
+            _communicator = communicator ?? Communicator.Create(ranks);
+        }
+        catch
+        {
+            foreach (var w in _weights)
+                w?.Dispose();
+            throw;
+        }
+    }
+
+    public int Ranks => _layers.Length;
+    public int ExpertsPerRank { get; }
+    public ModelConfig Config => _weights[0].Config;
+
+    /// <summary>Tokens each rank processed in the last forward (its share of the input).</summary>
+    public int[] LastTokensPerRank { get; private set; } = [];
+
+    /// <summary>Expert rows each rank computed in the last forward (what the routing sent it).</summary>
+    public long[] LastRowsPerRank { get; private set; } = [];
+
+    /// <summary>First token of rank r's share: tokens are split as evenly as possible, in order.</summary>
+    public static int TokenStart(int tokens, int ranks, int rank) => (int)((long)tokens * rank / ranks);
+
+    /// <summary>Runs the block on host hidden states [T, H]; returns [T, H] F32.</summary>
+    public float[] Forward(ReadOnlySpan<float> hidden, int tokens)
+    {
+        int n = Ranks, h = Config.HiddenSize, k = Config.TopK, e = Config.NumExperts, eh = ExpertsPerRank;
+        if (hidden.Length != (long)tokens * h)
+            throw new ArgumentException($"hidden has {hidden.Length} values; [T={tokens}, H={h}] needs {(long)tokens * h}", nameof(hidden));
+        var result = new float[(long)tokens * h];
+        var owned = new List<IDisposable>();
+        T Own<T>(T d) where T : IDisposable
+        {
+            owned.Add(d);
+            return d;
+        }
+        try
+        {
+            var share = Enumerable.Range(0, n).Select(r => TokenStart(tokens, n, r + 1) - TokenStart(tokens, n, r)).ToArray();
+            var workspaces = new MoeWorkspace[n];
+            var inputs = new MemoryBuffer[n];
+            var host = hidden.ToArray();
+            // 1. Route and permute each rank's own tokens by global expert.
+            for (int r = 0; r < n; r++)
+            {
+                var a = _weights[r].Accelerator;
+                int start = TokenStart(tokens, n, r);
+                inputs[r] = Own(DeviceMoeWeights.UploadFloats(a, host[(start * h)..((start + share[r]) * h)], _weights[r].DType));
+                workspaces[r] = Own(new MoeWorkspace(_weights[r], share[r]));
+                if (share[r] > 0)
+                    _layers[r].RouteAndPermute(inputs[r], workspaces[r], null);
+            }
+            // 2. Dispatch sizes: rows of rank r for expert g, from r's expert offsets.
+            var rowsPerExpert = new long[n, e];
+            for (int r = 0; r < n; r++)
+            {
+                if (share[r] == 0)
+                    continue;
+                var offsets = workspaces[r].ExpertOffsets.ToArray();
+                for (int g = 0; g < e; g++)
+                    rowsPerExpert[r, g] = offsets[g + 1] - offsets[g];
+            }
+            var sendRows = new long[n, n];
+            for (int r = 0; r < n; r++)
+                for (int g = 0; g < e; g++)
+                    sendRows[r, g / eh] += rowsPerExpert[r, g];
+            var received = Enumerable.Range(0, n).Select(d => Enumerable.Range(0, n).Sum(r => sendRows[r, d])).ToArray();
+            LastTokensPerRank = share;
+            LastRowsPerRank = received;
+            var dtype = _weights[0].DType;
+            var sendElements = Scale(sendRows, h);
+            var receiveRows = new MemoryBuffer[n];
+            var gatheredViews = new MemoryBuffer[n];
+            for (int d = 0; d < n; d++)
+            {
+                var a = _weights[d].Accelerator;
+                receiveRows[d] = Own(a.Allocate(dtype, Math.Max(1, received[d]) * h));
+                gatheredViews[d] = workspaces[d].Gathered;
+            }
+            // 3. Dispatch: rank d receives [source rank][local expert] rows.
+            _communicator.AllToAllV(gatheredViews, sendElements, receiveRows);
+            // 4. Each rank: sort the received rows by local expert, run its experts, put the rows back in received order.
+            var returned = new MemoryBuffer<float>[n];
+            for (int d = 0; d < n; d++)
+            {
+                var a = _weights[d].Accelerator;
+                int rows = checked((int)received[d]);
+                returned[d] = Own(a.Allocate<float>(Math.Max(1, rows) * (long)h));
+                if (rows == 0)
+                    continue;
+                var localIds = new int[rows];
+                int at = 0;
+                for (int r = 0; r < n; r++)
+                    for (int local = 0; local < eh; local++)
+                        for (long c = rowsPerExpert[r, d * eh + local]; c > 0; c--)
+                            localIds[at++] = local;
+                var ids = Own(a.Upload<int>(localIds));
+                var counts = Own(a.Allocate<int>(eh));
+                var offsets = Own(a.Allocate<int>(eh + 1));
+                var rowOfSlot = Own(a.Allocate<int>(rows));
+                var tokenOfRow = Own(a.Allocate<int>(rows));
+                var sorted = Own(a.Allocate(dtype, (long)rows * h));
+                var activation = Own(a.Allocate(dtype, (long)rows * _weights[d].Intermediate));
+                var expertOut = Own(a.Allocate<float>((long)rows * h));
+                var ones = Own(a.Allocate<float>(rows));
+                ones.Fill(1f);
+                var workspace = Own(a.Allocate<int>(Math.Max(1, Permute.WorkspaceElements(rows, 1, eh))));
+                Permute.Run(ids, rows, 1, eh, 1, counts, offsets, rowOfSlot, tokenOfRow, receiveRows[d], h, sorted, workspace);
+                _layers[d].RunExperts(sorted, offsets, activation, expertOut, null);
+                Combine.Run(expertOut, rowOfSlot, ones, rows, 1, h, returned[d]);
+            }
+            // 5. Combine back: rank r gets its rows in its own expert order (the order of its gathered rows).
+            var expertOutputs = new MemoryBuffer[n];
+            for (int r = 0; r < n; r++)
+                expertOutputs[r] = workspaces[r].ExpertOutput;
+            _communicator.AllToAllV(returned, Scale(Transpose(sendRows), h), expertOutputs);
+            // 6. Each rank: weighted sum over its tokens' k choices, plus its shared experts.
+            for (int r = 0; r < n; r++)
+            {
+                if (share[r] == 0)
+                    continue;
+                var ws = workspaces[r];
+                var output = Own(_weights[r].Accelerator.Allocate<float>((long)share[r] * h));
+                var residual = _layers[r].RunSharedExperts(inputs[r], ws, null);
+                Combine.Run(ws.ExpertOutput, ws.RowOfSlot, ws.RoutingWeights, share[r], k, h, output, residual);
+                output.CopyTo(result.AsSpan(TokenStart(tokens, n, r) * h, share[r] * h));
+            }
+            return result;
+        }
+        finally
+        {
+            for (int i = owned.Count - 1; i >= 0; i--)
+                owned[i].Dispose();
+        }
+    }
+
+    private static long[,] Scale(long[,] rows, int hidden)
+    {
+        int n = rows.GetLength(0);
+        var result = new long[n, n];
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < n; j++)
+                result[i, j] = rows[i, j] * hidden;
+        return result;
+    }
+
+    private static long[,] Transpose(long[,] m)
+    {
+        int n = m.GetLength(0);
+        var t = new long[n, n];
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < n; j++)
+                t[j, i] = m[i, j];
+        return t;
+    }
+
+    public void Dispose()
+    {
+        if (_ownsCommunicator)
+            _communicator.Dispose();
+        foreach (var w in _weights)
+            w.Dispose();
+    }
+}
