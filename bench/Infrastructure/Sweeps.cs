@@ -20,6 +20,7 @@ public static class Sweeps
     public static readonly Dictionary<string, Func<Accelerator, IReadOnlyList<SweepRow>>> All = new()
     {
         ["copy"] = CopySweep.Run,
+        ["token_ops"] = MoeRuntime.Benchmarks.Kernels.TokenOpsSweep.Run,
     };
 
     public static int Run(string[] args)
