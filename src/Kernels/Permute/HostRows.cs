@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using System.Runtime.Intrinsics;
 using System.Runtime.InteropServices;
 using MoeRuntime.Accelerators;
 
@@ -25,10 +26,7 @@ internal static class HostRows
                 TensorPrimitives.ConvertToSingle(new ReadOnlySpan<Half>((Half*)buffer.Pointer + offset, n), destination);
                 break;
             case DType.BF16:
-                var source = new ReadOnlySpan<ushort>((ushort*)buffer.Pointer + offset, n);
-                var bits = MemoryMarshal.Cast<float, uint>(destination);
-                for (int i = 0; i < n; i++)
-                    bits[i] = (uint)source[i] << 16; // bf16 -> f32 is exact: the upper half of the float
+                Bf16ToSingle(new ReadOnlySpan<ushort>((ushort*)buffer.Pointer + offset, n), destination);
                 break;
             default:
                 throw new ArgumentException($"{buffer.Describe()} is not F32, BF16 or F16 data", nameof(buffer));
@@ -48,13 +46,58 @@ internal static class HostRows
                 TensorPrimitives.ConvertToHalf(source, new Span<Half>((Half*)buffer.Pointer + offset, n));
                 break;
             case DType.BF16:
-                var destination = new Span<ushort>((ushort*)buffer.Pointer + offset, n);
-                for (int i = 0; i < n; i++)
-                    destination[i] = BFloat16.FloatToBits(source[i]);
+                SingleToBf16(source, new Span<ushort>((ushort*)buffer.Pointer + offset, n));
                 break;
             default:
                 throw new ArgumentException($"{buffer.Describe()} is not F32, BF16 or F16 data", nameof(buffer));
         }
+    }
+
+    /// <summary>bf16 -> f32, exact (the bf16 bits are the upper half of the float); 8 at a time where the CPU has 256-bit vectors.</summary>
+    internal static void Bf16ToSingle(ReadOnlySpan<ushort> source, Span<float> destination)
+    {
+        var bits = MemoryMarshal.Cast<float, uint>(destination);
+        int i = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            for (; i + Vector128<ushort>.Count <= source.Length; i += Vector128<ushort>.Count)
+            {
+                var (lower, upper) = Vector128.Widen(Vector128.Create(source.Slice(i, Vector128<ushort>.Count)));
+                (Vector256.Create(lower, upper) << 16).CopyTo(bits[i..]);
+            }
+        }
+        for (; i < source.Length; i++)
+            bits[i] = (uint)source[i] << 16;
+    }
+
+    /// <summary>f32 -> bf16, round to nearest even, NaN kept a (quiet) NaN: <see cref="BFloat16.FloatToBits"/>, vectorised.</summary>
+    internal static void SingleToBf16(ReadOnlySpan<float> source, Span<ushort> destination)
+    {
+        var bits = MemoryMarshal.Cast<float, uint>(source);
+        int i = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var one = Vector256.Create(1u);
+            var bias = Vector256.Create(0x7FFFu);
+            var absMask = Vector256.Create(0x7FFF_FFFFu);
+            var infinity = Vector256.Create(0x7F80_0000u);
+            var quiet = Vector256.Create(0x0040u);
+            for (; i + 2 * Vector256<uint>.Count <= source.Length; i += 2 * Vector256<uint>.Count)
+            {
+                var a = Round(Vector256.Create(bits.Slice(i, Vector256<uint>.Count)));
+                var b = Round(Vector256.Create(bits.Slice(i + Vector256<uint>.Count, Vector256<uint>.Count)));
+                Vector256.Narrow(a, b).CopyTo(destination[i..]);
+            }
+
+            Vector256<uint> Round(Vector256<uint> x)
+            {
+                var rounded = (x + bias + ((x >> 16) & one)) >> 16;
+                var nan = Vector256.GreaterThan(x & absMask, infinity);
+                return Vector256.ConditionalSelect(nan, (x >> 16) | quiet, rounded);
+            }
+        }
+        for (; i < source.Length; i++)
+            destination[i] = BFloat16.FloatToBits(source[i]);
     }
 
     /// <summary>The CUDA kernels' name suffix for a data dtype: f32, bf16, f16.</summary>

@@ -47,6 +47,7 @@ __device__ __forceinline__ void combine(const T* __restrict__ expertOutput, long
             for (int v = 0; v < VEC; v++)
                 acc[v] = 0.0f;
         }
+#pragma unroll 4
         for (int j = 0; j < topK; j++)
         {
             const int row = rows[j];

@@ -25,6 +25,7 @@
 #define PERMUTE_CHUNK 512
 #define PERMUTE_MAX_EXPERTS 512
 #define GATHER_THREADS 128
+#define GATHER_UNROLL 4
 
 __device__ __forceinline__ int valid_expert(const int* ids, long long slot, long long slots, int experts)
 {
@@ -182,8 +183,25 @@ __device__ __forceinline__ void gather_rows(const Unit* __restrict__ hidden, con
         return;
     }
     const Unit* source = hidden + (long long)token * rowUnits;
-    for (long long u = threadIdx.x; u < rowUnits; u += blockDim.x)
-        destination[u] = source[u];
+    // GATHER_UNROLL loads in flight per thread before the stores: a row is a few KB, one pass or two.
+    for (long long base = threadIdx.x; base < rowUnits; base += GATHER_UNROLL * blockDim.x)
+    {
+        Unit staged[GATHER_UNROLL];
+#pragma unroll
+        for (int i = 0; i < GATHER_UNROLL; i++)
+        {
+            long long u = base + (long long)i * blockDim.x;
+            if (u < rowUnits)
+                staged[i] = source[u];
+        }
+#pragma unroll
+        for (int i = 0; i < GATHER_UNROLL; i++)
+        {
+            long long u = base + (long long)i * blockDim.x;
+            if (u < rowUnits)
+                destination[u] = staged[i];
+        }
+    }
 }
 
 #define GATHER_ENTRY(NAME, UNIT)                                                                          \
