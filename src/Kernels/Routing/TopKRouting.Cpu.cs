@@ -12,11 +12,11 @@ public static partial class TopKRouting
         float[]? bias = options.CorrectionBias?.Slice(0, experts).ToArray();
         var idsOut = new int[tokens * k];
         var weightsOut = new float[tokens * k];
-        Parallel.For(0, tokens, () => new float[experts], (token, _, row) =>
+        Parallel.For(0, tokens, () => new Scratch(experts, options.GroupCount), (token, _, scratch) =>
         {
-            HostRows.Read(logits, (long)token * experts, row);
-            RouteToken(row, bias, options, idsOut.AsSpan(token * k, k), weightsOut.AsSpan(token * k, k));
-            return row;
+            HostRows.Read(logits, (long)token * experts, scratch.Logits);
+            RouteToken(scratch, bias, options, idsOut.AsSpan(token * k, k), weightsOut.AsSpan(token * k, k));
+            return scratch;
         }, _ => { });
         idsOut.CopyTo(ids);
         weightsOut.CopyTo(weights);
@@ -30,14 +30,25 @@ public static partial class TopKRouting
 
     internal static float Sigmoid(float x) => 1f / (1f + MathF.Exp(-x));
 
-    /// <summary>Routes one token: <paramref name="logits"/> [experts] in, ids and weights [k] out.</summary>
-    internal static void RouteToken(ReadOnlySpan<float> logits, float[]? bias, TopKRoutingOptions options, Span<int> ids, Span<float> weights)
+    /// <summary>One worker's arrays: a token's logits, selection keys and candidate flags, and the group arrays.</summary>
+    private sealed class Scratch(int experts, int groups)
     {
+        public readonly float[] Logits = new float[experts];
+        public readonly float[] Keys = new float[experts];
+        public readonly bool[] Candidate = new bool[experts];
+        public readonly float[] GroupScores = new float[groups];
+        public readonly bool[] GroupCandidate = new bool[groups];
+    }
+
+    /// <summary>Routes one token: scratch.Logits [experts] in, ids and weights [k] out.</summary>
+    private static void RouteToken(Scratch scratch, float[]? bias, TopKRoutingOptions options, Span<int> ids, Span<float> weights)
+    {
+        var logits = scratch.Logits;
+        var keys = scratch.Keys;
+        var candidate = scratch.Candidate;
         int experts = logits.Length;
         int k = options.TopK;
         bool grouped = options.Kind == RoutingKind.DeepSeekGrouped;
-        var keys = new float[experts];
-        var candidate = new bool[experts];
         for (int e = 0; e < experts; e++)
         {
             float x = Sanitize(logits[e]);
@@ -48,23 +59,23 @@ public static partial class TopKRouting
         if (grouped)
         {
             int groups = options.GroupCount, groupSize = experts / groups;
-            var groupScores = new float[groups];
+            var groupScores = scratch.GroupScores;
+            var groupCandidate = scratch.GroupCandidate;
             for (int g = 0; g < groups; g++)
             {
-                var sorted = keys.AsSpan(g * groupSize, groupSize).ToArray();
-                Array.Sort(sorted); // ascending: the two largest are at the end
-                groupScores[g] = sorted[^1] + sorted[^2];
+                // The group's score: its largest key plus its second largest (equal to the largest if repeated).
+                int first = g * groupSize + ArgMax(keys.AsSpan(g * groupSize, groupSize), candidate.AsSpan(g * groupSize, groupSize));
+                candidate[first] = false;
+                int second = g * groupSize + ArgMax(keys.AsSpan(g * groupSize, groupSize), candidate.AsSpan(g * groupSize, groupSize));
+                candidate[first] = true;
+                groupScores[g] = keys[first] + keys[second];
+                groupCandidate[g] = true;
             }
-            var keptGroup = new bool[groups];
-            var groupCandidate = Enumerable.Repeat(true, groups).ToArray();
+            // Kept groups are the ones no longer candidates after TopKGroups rounds of argmax.
             for (int round = 0; round < options.TopKGroups; round++)
-            {
-                int best = ArgMax(groupScores, groupCandidate);
-                keptGroup[best] = true;
-                groupCandidate[best] = false;
-            }
+                groupCandidate[ArgMax(groupScores, groupCandidate)] = false;
             for (int e = 0; e < experts; e++)
-                candidate[e] = keptGroup[e / groupSize];
+                candidate[e] = !groupCandidate[e / groupSize];
         }
 
         for (int j = 0; j < k; j++)
@@ -81,7 +92,9 @@ public static partial class TopKRouting
         }
         else
         {
-            float max = keys.Max();
+            float max = float.NegativeInfinity;
+            foreach (float key in keys)
+                max = Math.Max(max, key);
             float expSum = 0f;
             foreach (float key in keys)
                 expSum += MathF.Exp(key - max);
