@@ -57,6 +57,22 @@ public class GatedActivationTests
         Compare.Close(new[] { 0.8411920f }, Run(accelerator, GatedActivationKind.GeluTanh, DType.F32, new[] { 1f, 1f }, 1, 1), 1e-6, "gelu tanh");
     }
 
+    /// <summary>The vectorised SiLU path of the twin against the plain scalar formula, element by element.</summary>
+    [Fact]
+    public void VectorisedSiluMatchesTheScalarFormula()
+    {
+        var random = TestData.NewRandom(out int seed);
+        int rows = 3, intermediate = 77;
+        var gateUp = TestData.Uniform(random, rows * 2 * intermediate, -30f, 30f);
+        var actual = Run(TestDevices.Context.Cpu, GatedActivationKind.Silu, DType.F32, gateUp, rows, intermediate);
+        var expected = new float[rows * intermediate];
+        for (int r = 0; r < rows; r++)
+            for (int i = 0; i < intermediate; i++)
+                expected[r * intermediate + i] = GatedActivation.Activate(GatedActivationKind.Silu, gateUp[r * 2 * intermediate + i]) * gateUp[r * 2 * intermediate + intermediate + i];
+        for (int i = 0; i < expected.Length; i++)
+            Assert.True(Math.Abs(expected[i] - actual[i]) <= 1e-6 * Math.Max(1, Math.Abs(expected[i])), $"[{i}] expected {expected[i]}, actual {actual[i]} (seed {seed})");
+    }
+
     [Fact]
     public void ErfMatchesTabulatedValues()
     {

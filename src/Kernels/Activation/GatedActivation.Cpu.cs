@@ -1,8 +1,9 @@
+using System.Numerics.Tensors;
 using MoeRuntime.Accelerators;
 
 namespace MoeRuntime.Kernels.Activation;
 
-/// <summary>The CPU twin of gated_activation.cu: the same F32 formulas, rows in parallel.</summary>
+/// <summary>The CPU twin of gated_activation.cu: the same F32 formulas, rows in parallel (SiLU vectorised).</summary>
 public static partial class GatedActivation
 {
     private static void RunCpu(GatedActivationKind kind, MemoryBuffer gateUp, int rows, int intermediate, MemoryBuffer output)
@@ -11,8 +12,20 @@ public static partial class GatedActivation
         {
             var (input, result) = scratch;
             HostRows.Read(gateUp, (long)row * 2 * intermediate, input);
-            for (int i = 0; i < intermediate; i++)
-                result[i] = Activate(kind, input[i]) * input[intermediate + i];
+            var gate = input.AsSpan(0, intermediate);
+            var up = input.AsSpan(intermediate, intermediate);
+            if (kind == GatedActivationKind.Silu)
+            {
+                // silu(g) * u = sigmoid(g) * g * u, vectorised (the scalar form is Activate below).
+                TensorPrimitives.Sigmoid(gate, result);
+                TensorPrimitives.Multiply(result, gate, result);
+                TensorPrimitives.Multiply(result, up, result);
+            }
+            else
+            {
+                for (int i = 0; i < intermediate; i++)
+                    result[i] = Activate(kind, gate[i]) * up[i];
+            }
             HostRows.Write(result, output, (long)row * intermediate);
             return scratch;
         }, _ => { });
