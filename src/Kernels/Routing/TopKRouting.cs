@@ -49,7 +49,10 @@ public static partial class TopKRouting
         {
             expertCounts.Slice(0, experts).Clear(s);
             bool grouped = options.Kind == RoutingKind.DeepSeekGrouped;
-            var kernel = cuda.LoadKernel(Source.Value, "topk_routing_" + HostRows.Suffix(logits.DType));
+            int perLane = 1;
+            while (perLane * 32 < experts)
+                perLane *= 2; // expert slots per lane: 1, 2, 4, 8 or 16
+            var kernel = cuda.LoadKernel(Source.Value, $"topk_routing_{HostRows.Suffix(logits.DType)}_{perLane}");
             kernel.Launch((CudaStream)s, (tokens + WarpsPerBlock - 1) / WarpsPerBlock, 32 * WarpsPerBlock, 0,
                 logits, options.CorrectionBias, tokens, experts, options.TopK, options.Renormalize ? 1 : 0, grouped ? 1 : 0,
                 grouped ? options.GroupCount : 1, grouped ? options.TopKGroups : 1, options.RoutedScalingFactor,

@@ -16,6 +16,8 @@
 // Ties break to the lower expert (and group) id. Non-finite logits: NaN counts as -FLT_MAX and
 // +-inf as +-FLT_MAX, so every key is finite, ids stay in range and all k ids of a token are distinct.
 //
+// Entries topk_routing_{f32,bf16,f16}_{1,2,4,8,16}: the suffix is the expert slots per lane, the smallest
+// power of two >= ceil(experts / 32), so that small expert counts do not pay for 512.
 // Launch: block = 32 * ROUTING_WARPS threads, grid = ceil(tokens / ROUTING_WARPS); no dynamic shared
 // memory. Constraints (checked by TopKRouting.cs): experts <= 512, 1 <= k <= min(16, experts),
 // groupCount <= 32, experts % groupCount == 0, experts / groupCount >= 2, topkGroups * groupSize >= k.
@@ -23,7 +25,6 @@
 
 #define ROUTING_WARPS 4
 #define ROUTING_MAX_EXPERTS 512
-#define ROUTING_PER_LANE (ROUTING_MAX_EXPERTS / 32)
 #define ROUTING_NONE 0x7fffffff
 
 __device__ __forceinline__ float negative_infinity() { return __int_as_float(0xff800000); }
@@ -57,7 +58,8 @@ __device__ __forceinline__ void warp_argmax(float& value, int& index)
     }
 }
 
-template <typename T>
+// PER_LANE: expert slots per lane (1, 2, 4, 8 or 16, at least ceil(experts / 32)); loops over it unroll.
+template <typename T, int PER_LANE>
 __device__ __forceinline__ void topk_routing(
     const T* __restrict__ logits, const float* __restrict__ bias, int tokens, int experts, int k,
     int renormalize, int grouped, int groupCount, int topkGroups, float scale,
@@ -73,9 +75,9 @@ __device__ __forceinline__ void topk_routing(
     const float removed = negative_infinity(); // below every sanitised key: taken or excluded
 
     // Expert e = i * 32 + lane lives in key[i] of lane (e % 32); absent experts hold `removed`.
-    float key[ROUTING_PER_LANE];
+    float key[PER_LANE];
 #pragma unroll
-    for (int i = 0; i < ROUTING_PER_LANE; i++)
+    for (int i = 0; i < PER_LANE; i++)
     {
         int e = i * 32 + lane;
         key[i] = removed;
@@ -91,12 +93,12 @@ __device__ __forceinline__ void topk_routing(
     {
         float m = removed;
 #pragma unroll
-        for (int i = 0; i < ROUTING_PER_LANE; i++)
+        for (int i = 0; i < PER_LANE; i++)
             m = fmaxf(m, key[i]);
         rowMax = warp_max(m);
         float s = 0.0f;
 #pragma unroll
-        for (int i = 0; i < ROUTING_PER_LANE; i++)
+        for (int i = 0; i < PER_LANE; i++)
             if (i * 32 + lane < experts)
                 s += expf(key[i] - rowMax);
         expSum = warp_sum(s);
@@ -106,7 +108,7 @@ __device__ __forceinline__ void topk_routing(
         // Group scores: lane g scans group g (experts [g * groupSize, (g + 1) * groupSize)).
         float* shared = groupKeys[warp];
 #pragma unroll
-        for (int i = 0; i < ROUTING_PER_LANE; i++)
+        for (int i = 0; i < PER_LANE; i++)
             if (i * 32 + lane < experts)
                 shared[i * 32 + lane] = key[i];
         __syncwarp();
@@ -143,7 +145,7 @@ __device__ __forceinline__ void topk_routing(
                 groupIndex = ROUTING_NONE; // chosen: no longer a candidate
         }
 #pragma unroll
-        for (int i = 0; i < ROUTING_PER_LANE; i++)
+        for (int i = 0; i < PER_LANE; i++)
         {
             int e = i * 32 + lane;
             if (e < experts && !((keptGroups >> (e / groupSize)) & 1u))
@@ -158,7 +160,7 @@ __device__ __forceinline__ void topk_routing(
         float value = removed;
         int index = ROUTING_NONE;
 #pragma unroll
-        for (int i = 0; i < ROUTING_PER_LANE; i++)
+        for (int i = 0; i < PER_LANE; i++)
         {
             // Ascending i means ascending expert id within the lane: strict > keeps the lower id.
             if (key[i] > removed && (index == ROUTING_NONE || key[i] > value))
@@ -169,7 +171,7 @@ __device__ __forceinline__ void topk_routing(
         }
         warp_argmax(value, index);
 #pragma unroll
-        for (int i = 0; i < ROUTING_PER_LANE; i++)
+        for (int i = 0; i < PER_LANE; i++)
             if (i * 32 + lane == index)
                 key[i] = removed;
         if (lane == j)
@@ -196,15 +198,22 @@ __device__ __forceinline__ void topk_routing(
     }
 }
 
-#define ROUTING_ENTRY(SUFFIX, T)                                                                         \
-    extern "C" __global__ void __launch_bounds__(32 * ROUTING_WARPS) topk_routing_##SUFFIX(             \
+#define ROUTING_ENTRY(SUFFIX, T, PER_LANE)                                                               \
+    extern "C" __global__ void __launch_bounds__(32 * ROUTING_WARPS) topk_routing_##SUFFIX##_##PER_LANE( \
         const T* logits, const float* bias, int tokens, int experts, int k, int renormalize, int grouped, \
         int groupCount, int topkGroups, float scale, int* ids, float* weights, int* expertCounts)        \
     {                                                                                                    \
-        topk_routing<T>(logits, bias, tokens, experts, k, renormalize, grouped, groupCount, topkGroups,  \
-                        scale, ids, weights, expertCounts);                                              \
+        topk_routing<T, PER_LANE>(logits, bias, tokens, experts, k, renormalize, grouped, groupCount,    \
+                                  topkGroups, scale, ids, weights, expertCounts);                        \
     }
 
-ROUTING_ENTRY(f32, float)
-ROUTING_ENTRY(bf16, bf16)
-ROUTING_ENTRY(f16, f16)
+#define ROUTING_ENTRIES(SUFFIX, T)  \
+    ROUTING_ENTRY(SUFFIX, T, 1)     \
+    ROUTING_ENTRY(SUFFIX, T, 2)     \
+    ROUTING_ENTRY(SUFFIX, T, 4)     \
+    ROUTING_ENTRY(SUFFIX, T, 8)     \
+    ROUTING_ENTRY(SUFFIX, T, 16)
+
+ROUTING_ENTRIES(f32, float)
+ROUTING_ENTRIES(bf16, bf16)
+ROUTING_ENTRIES(f16, f16)
