@@ -22,6 +22,7 @@ public static class Sweeps
         ["copy"] = CopySweep.Run,
         ["eplb_balance"] = Eplb.EplbBalanceSweep.Run,
         ["grouped_gemm"] = Kernels.GroupedGemmSweep.Run,
+        ["token_ops"] = MoeRuntime.Benchmarks.Kernels.TokenOpsSweep.Run,
     };
 
     public static int Run(string[] args)

@@ -1,0 +1,104 @@
+using MoeRuntime.Accelerators;
+using MoeRuntime.Benchmarks.Infrastructure;
+using MoeRuntime.Kernels.Activation;
+using MoeRuntime.Kernels.Permute;
+using MoeRuntime.Kernels.Routing;
+
+namespace MoeRuntime.Benchmarks.Kernels;
+
+/// <summary>
+/// The token-movement ops of an MoE layer against the copy floor (bytes read + written over the device's
+/// copy bandwidth): top-k routing (CUDA graph: launch overhead dominates), permute (indices + gather),
+/// combine and SiLU-and-mul. The same rows as bench/reference/token_ops.py measures for PyTorch.
+/// On the CPU the shapes are smaller and there is no floor.
+/// </summary>
+internal static class TokenOpsSweep
+{
+    public static IReadOnlyList<SweepRow> Run(Accelerator accelerator)
+    {
+        bool gpu = accelerator.Kind != AcceleratorKind.Cpu;
+        double bandwidth = !gpu ? 0 : accelerator.Info.Name.Contains("H200", StringComparison.Ordinal) ? 4.2e12 : 3.0e12;
+        double Floor(double bytes) => bandwidth > 0 ? bytes / bandwidth * 1e3 : 0;
+        var random = new Random(1234);
+        var rows = new List<SweepRow>();
+
+        var routings = new (string Name, int Experts, int TopK, TopKRoutingOptions? Grouped)[]
+        {
+            ("routing softmax", 8, 2, null),
+            ("routing softmax", 128, 8, null),
+            ("routing deepseek grouped", 256, 8, new TopKRoutingOptions(RoutingKind.DeepSeekGrouped, 8, true, 8, 4, 2.5f)),
+        };
+        foreach (var (name, experts, topK, grouped) in routings)
+            foreach (int tokens in gpu ? new[] { 1, 128, 1024, 8192 } : new[] { 1, 128, 1024 })
+            {
+                using var logits = accelerator.Upload<float>(Uniform(random, tokens * experts, -4, 4));
+                using var bias = accelerator.Upload<float>(Uniform(random, experts, -0.5f, 0.5f));
+                using var ids = accelerator.Allocate<int>(tokens * topK);
+                using var weights = accelerator.Allocate<float>(tokens * topK);
+                using var counts = accelerator.Allocate<int>(experts);
+                var options = grouped is null ? TopKRoutingOptions.Softmax(topK) : grouped with { CorrectionBias = bias };
+                double ms = DeviceTimer.MedianMs(accelerator, s => TopKRouting.Run(logits, tokens, experts, options, ids, weights, counts, s), useGraph: true);
+                double bytes = 4.0 * tokens * experts + 8.0 * tokens * topK + 4.0 * experts;
+                rows.Add(new SweepRow(name, $"T={tokens} E={experts} k={topK} f32", ms, bytes, 0, Floor(bytes), "graph"));
+            }
+
+        int bigTokens = gpu ? 8192 : 256;
+        foreach (int hidden in new[] { 4096, 7168 })
+            foreach (int topK in new[] { 2, 8 })
+            {
+                const int experts = 256;
+                int slots = bigTokens * topK;
+                using var ids = accelerator.Upload<int>(RandomIds(random, bigTokens, topK, experts));
+                using var hiddenStates = accelerator.Allocate<BFloat16>((long)bigTokens * hidden);
+                hiddenStates.FillBytes(0x3F);
+                using var counts = accelerator.Allocate<int>(experts);
+                using var offsets = accelerator.Allocate<int>(experts + 1);
+                using var rowOfSlot = accelerator.Allocate<int>(slots);
+                using var tokenOfRow = accelerator.Allocate<int>(slots);
+                using var gathered = accelerator.Allocate<BFloat16>((long)slots * hidden);
+                using var workspace = accelerator.Allocate<int>(Math.Max(1, Permute.WorkspaceElements(bigTokens, topK, experts)));
+                string shape = $"T={bigTokens} H={hidden} k={topK} bf16";
+
+                double permuteMs = DeviceTimer.MedianMs(accelerator, s => Permute.Run(ids, bigTokens, topK, experts, 1, counts, offsets, rowOfSlot,
+                    tokenOfRow, hiddenStates, hidden, gathered, workspace, s), inner: 5);
+                double permuteBytes = 2.0 * 2 * slots * hidden + 4.0 * (slots * 3);
+                rows.Add(new SweepRow("permute (indices + gather)", shape, permuteMs, permuteBytes, 0, Floor(permuteBytes)));
+
+                using var weights = accelerator.Upload<float>(Uniform(random, slots, 0, 1));
+                using var output = accelerator.Allocate<BFloat16>((long)bigTokens * hidden);
+                double combineMs = DeviceTimer.MedianMs(accelerator, s => Combine.Run(gathered, rowOfSlot, weights, bigTokens, topK, hidden, output, null, s), inner: 5);
+                double combineBytes = 2.0 * slots * hidden + 2.0 * bigTokens * hidden + 8.0 * slots;
+                rows.Add(new SweepRow("combine (un-permute)", shape, combineMs, combineBytes, 0, Floor(combineBytes)));
+            }
+
+        foreach (var (activationRows, intermediate, label) in gpu
+                     ? new[] { (16384, 14336, "Mixtral T=8192 k=2"), (65536, 2048, "DeepSeek-V3 T=8192 k=8") }
+                     : new[] { (512, 14336, "Mixtral T=256 k=2"), (2048, 2048, "DeepSeek-V3 T=256 k=8") })
+        {
+            using var gateUp = accelerator.Allocate<BFloat16>((long)activationRows * 2 * intermediate);
+            gateUp.FillBytes(0x3F);
+            using var output = accelerator.Allocate<BFloat16>((long)activationRows * intermediate);
+            double ms = DeviceTimer.MedianMs(accelerator, s => GatedActivation.Run(GatedActivationKind.Silu, gateUp, activationRows, intermediate, output, s), inner: 5);
+            double bytes = 2.0 * 3 * activationRows * intermediate;
+            rows.Add(new SweepRow("silu_and_mul", $"M={activationRows} I={intermediate} bf16", ms, bytes, 0, Floor(bytes), label));
+        }
+        return rows;
+    }
+
+    private static float[] Uniform(Random random, int length, float low, float high) =>
+        Enumerable.Range(0, length).Select(_ => low + (high - low) * random.NextSingle()).ToArray();
+
+    /// <summary>Distinct uniform experts per token, as a router gives.</summary>
+    private static int[] RandomIds(Random random, int tokens, int topK, int experts)
+    {
+        var ids = new int[tokens * topK];
+        for (int t = 0; t < tokens; t++)
+        {
+            var chosen = new HashSet<int>();
+            while (chosen.Count < topK)
+                chosen.Add(random.Next(experts));
+            chosen.ToArray().CopyTo(ids, t * topK);
+        }
+        return ids;
+    }
+}

@@ -1,0 +1,141 @@
+using MoeRuntime.Accelerators;
+using MoeRuntime.Accelerators.Cuda;
+using MoeRuntime.Accelerators.Nvrtc;
+
+namespace MoeRuntime.Kernels.Permute;
+
+/// <summary>
+/// Permute: sorts the (token, slot) pairs of a routing by expert and gathers hidden rows into that order,
+/// so each expert's rows are one contiguous segment for the grouped GEMM.
+/// <para>
+/// Outputs: expertCounts [E] (slots per expert), expertOffsets [E + 1] (segment starts; each segment padded
+/// to a multiple of blockSize; expertOffsets[E] = rows in use), rowOfSlot [T*k] (row of slot t*k+j, -1 if
+/// its id is outside [0, E)), tokenOfRow [RowCapacity] (-1 for padding and unused rows), and optionally
+/// gathered [RowCapacity, H] (row r = hidden[tokenOfRow[r]], zeros in padding rows; rows at or past
+/// expertOffsets[E] are not written). Stable: within an expert, rows follow slot order (t*k + j).
+/// Ids outside [0, E) are dropped (e.g. -1 for "expert on another rank"): no row, rowOfSlot -1.
+/// </para>
+/// Example: T = 3, k = 2, E = 3, ids = [[2, 0], [0, 1], [2, 0]], blockSize 1 ->
+/// expertCounts [3, 1, 2], expertOffsets [0, 3, 4, 6], rows in expert order are slots 1, 2, 5 | 3 | 0, 4,
+/// so rowOfSlot [4, 0, 1, 3, 5, 2] and tokenOfRow [0, 1, 2, 1, 0, 2]. With blockSize 4:
+/// expertOffsets [0, 4, 8, 12], tokenOfRow [0, 1, 2, -1, 1, -1, -1, -1, 0, 2, -1, -1, ...].
+/// </summary>
+public static partial class Permute
+{
+    public const int MaxExperts = 512;
+    private const int Chunk = 512;          // PERMUTE_CHUNK in permute.cu
+    private const int WarpsPerBlock = 4;    // PERMUTE_WARPS
+    private const int GatherThreads = 128;  // GATHER_THREADS
+
+    private static readonly Lazy<KernelSource> Source = new(() => KernelSource.FromResource(typeof(Permute).Assembly, "permute.cu"));
+
+    /// <summary>Rows the padded layout may need: T*k + E*(blockSize - 1) (every segment padded by at most blockSize - 1).</summary>
+    public static long RowCapacity(int tokens, int topK, int experts, int blockSize = 1) =>
+        (long)tokens * topK + (long)experts * (blockSize - 1);
+
+    /// <summary>I32 elements of the CUDA workspace: ceil(T*k / 512) * E (per-chunk counts). Unused on the CPU.</summary>
+    public static long WorkspaceElements(int tokens, int topK, int experts) => ChunkCount((long)tokens * topK) * experts;
+
+    /// <summary>
+    /// Builds the expert order of <paramref name="ids"/> [tokens, topK] and, when <paramref name="hidden"/>
+    /// [tokens, hiddenSize] is given, gathers its rows into <paramref name="gathered"/> (same dtype).
+    /// Without a <paramref name="workspace"/> (<see cref="WorkspaceElements"/>) the CUDA path allocates one
+    /// and waits for the stream before freeing it; pass one to stay asynchronous (and graph-capturable).
+    /// </summary>
+    public static void Run(MemoryBuffer<int> ids, int tokens, int topK, int experts, int blockSize,
+        MemoryBuffer<int> expertCounts, MemoryBuffer<int> expertOffsets, MemoryBuffer<int> rowOfSlot, MemoryBuffer<int> tokenOfRow,
+        MemoryBuffer? hidden = null, int hiddenSize = 0, MemoryBuffer? gathered = null,
+        MemoryBuffer<int>? workspace = null, AcceleratorStream? stream = null)
+    {
+        ArgumentNullException.ThrowIfNull(ids);
+        var accelerator = ids.Accelerator;
+        ids.ThrowIfDisposed();
+        if (tokens < 0)
+            throw new ArgumentOutOfRangeException(nameof(tokens), tokens, "tokens must be >= 0");
+        if (experts < 1 || experts > MaxExperts)
+            throw new ArgumentOutOfRangeException(nameof(experts), experts, $"experts must be in [1, {MaxExperts}]");
+        if (topK < 1 || topK > experts)
+            throw new ArgumentOutOfRangeException(nameof(topK), topK, $"topK must be in [1, experts = {experts}]");
+        if (blockSize < 1)
+            throw new ArgumentOutOfRangeException(nameof(blockSize), blockSize, "blockSize must be >= 1 (1: no padding)");
+        long slots = (long)tokens * topK;
+        long capacity = RowCapacity(tokens, topK, experts, blockSize);
+        if (capacity > int.MaxValue)
+            throw new ArgumentOutOfRangeException(nameof(tokens), $"{capacity} rows exceed the I32 row index");
+        HostRows.Check(ids, accelerator, slots, nameof(ids));
+        HostRows.Check(expertCounts, accelerator, experts, nameof(expertCounts));
+        HostRows.Check(expertOffsets, accelerator, experts + 1, nameof(expertOffsets));
+        HostRows.Check(rowOfSlot, accelerator, slots, nameof(rowOfSlot));
+        HostRows.Check(tokenOfRow, accelerator, capacity, nameof(tokenOfRow));
+        if ((hidden is null) != (gathered is null))
+            throw new ArgumentException("hidden and gathered go together: pass both or neither", hidden is null ? nameof(hidden) : nameof(gathered));
+        if (hidden is not null && gathered is not null)
+        {
+            if (hiddenSize < 1)
+                throw new ArgumentOutOfRangeException(nameof(hiddenSize), hiddenSize, "hiddenSize must be >= 1");
+            HostRows.Check(hidden, accelerator, (long)tokens * hiddenSize, nameof(hidden));
+            HostRows.CheckDataType(hidden, nameof(hidden));
+            HostRows.Check(gathered, accelerator, capacity * hiddenSize, nameof(gathered));
+            HostRows.CheckDType(gathered, hidden.DType, nameof(gathered));
+        }
+        long chunks = ChunkCount(slots);
+        if (workspace is not null)
+            HostRows.Check(workspace, accelerator, chunks * experts, nameof(workspace));
+        var s = stream ?? accelerator.DefaultStream;
+        if (!ReferenceEquals(s.Accelerator, accelerator))
+            throw new ArgumentException($"stream of {s.Accelerator.Name} used with ids on {accelerator.Name}", nameof(stream));
+
+        if (accelerator is not CudaAccelerator cuda)
+        {
+            RunCpu(ids.AsSpan()[..(int)slots], topK, experts, blockSize, (int)capacity, expertCounts.AsSpan(), expertOffsets.AsSpan(),
+                rowOfSlot.AsSpan(), tokenOfRow.AsSpan());
+            if (hidden is not null && gathered is not null)
+                GatherCpu(hidden, hiddenSize, tokenOfRow, expertOffsets.AsSpan()[experts], gathered);
+            return;
+        }
+
+        var ownedWorkspace = workspace is null ? accelerator.Allocate<int>(Math.Max(1, chunks * experts)) : null;
+        try
+        {
+            var chunkCounts = workspace ?? ownedWorkspace!;
+            var cudaStream = (CudaStream)s;
+            int chunkBlocks = (int)((chunks + WarpsPerBlock - 1) / WarpsPerBlock);
+            cuda.LoadKernel(Source.Value, "permute_count_chunks").Launch(cudaStream, chunkBlocks, 32 * WarpsPerBlock, 0,
+                ids, slots, experts, (int)chunks, chunkCounts);
+            cuda.LoadKernel(Source.Value, "permute_offsets").Launch(cudaStream, 1, 512, 0,
+                chunkCounts, (int)chunks, experts, blockSize, expertCounts, expertOffsets, tokenOfRow, (int)capacity);
+            cuda.LoadKernel(Source.Value, "permute_scatter").Launch(cudaStream, chunkBlocks, 32 * WarpsPerBlock, 0,
+                ids, slots, topK, experts, (int)chunks, chunkCounts, expertOffsets, rowOfSlot, tokenOfRow);
+            if (hidden is not null && gathered is not null && capacity > 0)
+            {
+                long rowBytes = (long)hiddenSize * hidden.ElementSize;
+                int unit = WidestUnit(rowBytes, hidden.Pointer, gathered.Pointer);
+                string entry = unit switch { 16 => "gather_rows_u128", 4 => "gather_rows_u32", _ => "gather_rows_u16" };
+                cuda.LoadKernel(Source.Value, entry).Launch(cudaStream, (int)capacity, GatherThreads, 0,
+                    hidden, tokenOfRow, expertOffsets, experts, rowBytes / unit, gathered);
+            }
+            if (ownedWorkspace is not null)
+                s.Synchronize();
+        }
+        finally
+        {
+            ownedWorkspace?.Dispose();
+        }
+    }
+
+    private static long ChunkCount(long slots) => (slots + Chunk - 1) / Chunk;
+
+    /// <summary>The widest copy unit (16, 4 or 2 bytes) that divides the row size and both base addresses.</summary>
+    internal static int WidestUnit(long rowBytes, params ReadOnlySpan<nint> pointers)
+    {
+        foreach (int unit in new[] { 16, 4 })
+        {
+            bool fits = rowBytes % unit == 0;
+            foreach (var p in pointers)
+                fits &= p % unit == 0;
+            if (fits)
+                return unit;
+        }
+        return 2;
+    }
+}

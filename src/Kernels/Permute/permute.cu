@@ -1,0 +1,216 @@
+// permute.cu: expert-sorted order of (token, slot) pairs and the gather of hidden rows into it.
+//
+//   ids:           [slots = tokens * topK] I32 expert of each (token, slot); ids outside [0, experts)
+//                  are dropped (rowOfSlot = -1), e.g. -1 for "expert not on this rank"
+//   chunkCounts:   [chunks, experts] I32 workspace, chunks = ceil(slots / PERMUTE_CHUNK)
+//   expertCounts:  [experts] I32 slots routed to each expert
+//   expertOffsets: [experts + 1] I32 first row of each expert's segment; segments padded to a
+//                  multiple of blockSize; expertOffsets[experts] = rows in use
+//   rowOfSlot:     [slots] I32 row of each (token, slot), stable: token order kept within an expert
+//   tokenOfRow:    [rowCapacity] I32 token of each row; -1 for padding rows and rows past the end
+//   gathered:      [rowCapacity, rowBytes] rows of hidden in expert order (zeros in padding rows);
+//                  rows at or past expertOffsets[experts] are not written
+//
+// Three small kernels then the gather, all deterministic (no dependence on atomic order):
+//   permute_count_chunks  grid ceil(chunks / PERMUTE_WARPS), block 32 * PERMUTE_WARPS: per-chunk counts
+//   permute_offsets       grid 1, block 512: per-chunk bases (in place), counts, padded offsets, -1 rows
+//   permute_scatter       as permute_count_chunks: rowOfSlot and tokenOfRow
+//   gather_rows_u{128,32,16}  grid rowCapacity, block GATHER_THREADS: byte copy of rows in units of
+//                         16, 4 or 2 bytes (the caller picks the widest unit dividing the row and the
+//                         base addresses)
+// Constraints (checked by Permute.cs): experts <= 512, rowCapacity < 2^31.
+#include "moe_common.cuh"
+
+#define PERMUTE_WARPS 4
+#define PERMUTE_CHUNK 512
+#define PERMUTE_MAX_EXPERTS 512
+#define GATHER_THREADS 128
+#define GATHER_UNROLL 4
+
+__device__ __forceinline__ int valid_expert(const int* ids, long long slot, long long slots, int experts)
+{
+    if (slot >= slots)
+        return -1;
+    int e = ids[slot];
+    return (e >= 0 && e < experts) ? e : -1;
+}
+
+// One warp per chunk of PERMUTE_CHUNK consecutive slots: counts per expert, without atomics.
+extern "C" __global__ void __launch_bounds__(32 * PERMUTE_WARPS) permute_count_chunks(
+    const int* __restrict__ ids, long long slots, int experts, int chunks, int* __restrict__ chunkCounts)
+{
+    __shared__ int counters[PERMUTE_WARPS][PERMUTE_MAX_EXPERTS];
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const int chunk = blockIdx.x * PERMUTE_WARPS + warp;
+    if (chunk >= chunks)
+        return;
+    int* counter = counters[warp];
+    for (int e = lane; e < experts; e += 32)
+        counter[e] = 0;
+    __syncwarp();
+    for (int round = 0; round < PERMUTE_CHUNK / 32; round++)
+    {
+        long long slot = (long long)chunk * PERMUTE_CHUNK + round * 32 + lane;
+        int expert = valid_expert(ids, slot, slots, experts);
+        unsigned same = __match_any_sync(0xffffffffu, expert);
+        // The lowest lane of each group of equal experts adds the group's size.
+        if (expert >= 0 && lane == __ffs(same) - 1)
+            counter[expert] += __popc(same);
+        __syncwarp();
+    }
+    for (int e = lane; e < experts; e += 32)
+        chunkCounts[(long long)chunk * experts + e] = counter[e];
+}
+
+// One block of 512 threads, thread e for expert e.
+extern "C" __global__ void __launch_bounds__(512) permute_offsets(
+    int* __restrict__ chunkCounts, int chunks, int experts, int blockSize,
+    int* __restrict__ expertCounts, int* __restrict__ expertOffsets, int* __restrict__ tokenOfRow, int rowCapacity)
+{
+    __shared__ int warpTotals[16];
+    __shared__ int totalRows;
+    const int e = threadIdx.x, lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+
+    // Chunk bases within the expert's segment: exclusive scan over chunks, in place.
+    int count = 0;
+    if (e < experts)
+    {
+        for (int c = 0; c < chunks; c++)
+        {
+            long long at = (long long)c * experts + e;
+            int v = chunkCounts[at];
+            chunkCounts[at] = count;
+            count += v;
+        }
+        expertCounts[e] = count;
+    }
+    int padded = e < experts ? (count + blockSize - 1) / blockSize * blockSize : 0;
+
+    // Exclusive scan of padded counts over the block: within warps, then over warp totals.
+    int inclusive = padded;
+    for (int offset = 1; offset < 32; offset <<= 1)
+    {
+        int n = __shfl_up_sync(0xffffffffu, inclusive, offset);
+        if (lane >= offset)
+            inclusive += n;
+    }
+    if (lane == 31)
+        warpTotals[warp] = inclusive;
+    __syncthreads();
+    if (warp == 0)
+    {
+        int total = lane < 16 ? warpTotals[lane] : 0;
+        int scanned = total;
+        for (int offset = 1; offset < 32; offset <<= 1)
+        {
+            int n = __shfl_up_sync(0xffffffffu, scanned, offset);
+            if (lane >= offset)
+                scanned += n;
+        }
+        if (lane < 16)
+            warpTotals[lane] = scanned - total; // exclusive base of each warp
+        if (lane == 15)
+            totalRows = scanned;
+    }
+    __syncthreads();
+    int start = warpTotals[warp] + inclusive - padded;
+    if (e < experts)
+    {
+        expertOffsets[e] = start;
+        for (int r = start + count; r < start + padded; r++)
+            tokenOfRow[r] = -1; // padding rows of this expert's segment
+    }
+    if (e == 0)
+        expertOffsets[experts] = totalRows;
+    for (int r = totalRows + e; r < rowCapacity; r += blockDim.x)
+        tokenOfRow[r] = -1; // rows past the end
+}
+
+// As permute_count_chunks, now placing each slot: row = segment start + chunk base + earlier slots of
+// the same expert in this chunk (earlier rounds, then lower lanes of this round).
+extern "C" __global__ void __launch_bounds__(32 * PERMUTE_WARPS) permute_scatter(
+    const int* __restrict__ ids, long long slots, int topK, int experts, int chunks,
+    const int* __restrict__ chunkBases, const int* __restrict__ expertOffsets,
+    int* __restrict__ rowOfSlot, int* __restrict__ tokenOfRow)
+{
+    __shared__ int cursors[PERMUTE_WARPS][PERMUTE_MAX_EXPERTS];
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const int chunk = blockIdx.x * PERMUTE_WARPS + warp;
+    if (chunk >= chunks)
+        return;
+    int* cursor = cursors[warp];
+    for (int e = lane; e < experts; e += 32)
+        cursor[e] = expertOffsets[e] + chunkBases[(long long)chunk * experts + e];
+    __syncwarp();
+    const unsigned lowerLanes = (1u << lane) - 1u;
+    for (int round = 0; round < PERMUTE_CHUNK / 32; round++)
+    {
+        long long slot = (long long)chunk * PERMUTE_CHUNK + round * 32 + lane;
+        int expert = valid_expert(ids, slot, slots, experts);
+        unsigned same = __match_any_sync(0xffffffffu, expert);
+        if (expert >= 0)
+        {
+            int row = cursor[expert] + __popc(same & lowerLanes);
+            rowOfSlot[slot] = row;
+            tokenOfRow[row] = (int)(slot / topK);
+        }
+        else if (slot < slots)
+        {
+            rowOfSlot[slot] = -1; // dropped: id outside [0, experts)
+        }
+        __syncwarp(); // every lane has read its cursor before the leader moves it
+        if (expert >= 0 && lane == __ffs(same) - 1)
+            cursor[expert] += __popc(same);
+        __syncwarp();
+    }
+}
+
+// Row r of gathered = row tokenOfRow[r] of hidden (zeros for -1); rows >= expertOffsets[experts] untouched.
+template <typename Unit>
+__device__ __forceinline__ void gather_rows(const Unit* __restrict__ hidden, const int* __restrict__ tokenOfRow,
+    const int* __restrict__ expertOffsets, int experts, long long rowUnits, Unit* __restrict__ gathered)
+{
+    const int row = blockIdx.x;
+    if (row >= expertOffsets[experts])
+        return;
+    const int token = tokenOfRow[row];
+    Unit* destination = gathered + (long long)row * rowUnits;
+    if (token < 0)
+    {
+        const Unit zero{};
+        for (long long u = threadIdx.x; u < rowUnits; u += blockDim.x)
+            destination[u] = zero;
+        return;
+    }
+    const Unit* source = hidden + (long long)token * rowUnits;
+    // GATHER_UNROLL loads in flight per thread before the stores: a row is a few KB, one pass or two.
+    for (long long base = threadIdx.x; base < rowUnits; base += GATHER_UNROLL * blockDim.x)
+    {
+        Unit staged[GATHER_UNROLL];
+#pragma unroll
+        for (int i = 0; i < GATHER_UNROLL; i++)
+        {
+            long long u = base + (long long)i * blockDim.x;
+            if (u < rowUnits)
+                staged[i] = source[u];
+        }
+#pragma unroll
+        for (int i = 0; i < GATHER_UNROLL; i++)
+        {
+            long long u = base + (long long)i * blockDim.x;
+            if (u < rowUnits)
+                destination[u] = staged[i];
+        }
+    }
+}
+
+#define GATHER_ENTRY(NAME, UNIT)                                                                          \
+    extern "C" __global__ void __launch_bounds__(GATHER_THREADS) NAME(const UNIT* hidden, const int* tokenOfRow, \
+        const int* expertOffsets, int experts, long long rowUnits, UNIT* gathered)                       \
+    {                                                                                                     \
+        gather_rows<UNIT>(hidden, tokenOfRow, expertOffsets, experts, rowUnits, gathered);               \
+    }
+
+GATHER_ENTRY(gather_rows_u128, uint4)
+GATHER_ENTRY(gather_rows_u32, unsigned int)
+GATHER_ENTRY(gather_rows_u16, unsigned short)

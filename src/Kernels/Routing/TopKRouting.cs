@@ -1,0 +1,109 @@
+using MoeRuntime.Accelerators;
+using MoeRuntime.Accelerators.Cuda;
+using MoeRuntime.Accelerators.Nvrtc;
+
+namespace MoeRuntime.Kernels.Routing;
+
+/// <summary>
+/// Top-k routing: router logits [tokens, experts] (F32/BF16/F16) to expert ids [tokens, k] (I32), weights
+/// [tokens, k] (F32) and tokens-per-expert counts [experts] (I32), in one fused kernel.
+/// <para>
+/// Softmax: weights = softmax(logits) at the k largest logits (renormalised over the k when asked).
+/// DeepSeekGrouped: scores = sigmoid(logits); keys = scores + bias; group score = sum of the group's two
+/// largest keys; keep the TopKGroups best groups; choose the k largest keys in them; weights = the
+/// chosen scores (renormalised: / (sum + 1e-20)); then weights *= RoutedScalingFactor (both kinds).
+/// </para>
+/// <para>
+/// Ids of a token are listed by decreasing key; ties go to the lower expert (and group) id. Non-finite
+/// logits: NaN is taken as -float.MaxValue and +-inf as +-float.MaxValue, so ids are always in range and
+/// distinct, and weights finite (a NaN logit gets weight 0 unless it had to be chosen).
+/// </para>
+/// Example (softmax, k = 2, renormalise): logits [1, 3, 3, 0] -> ids [1, 2], weights [0.5, 0.5], counts [0, 1, 1, 0].
+/// </summary>
+public static partial class TopKRouting
+{
+    public const int MaxExperts = 512;
+    public const int MaxTopK = 16;
+    public const int MaxGroups = 32;
+    private const int WarpsPerBlock = 4; // ROUTING_WARPS in topk_routing.cu
+
+    private static readonly Lazy<KernelSource> Source = new(() => KernelSource.FromResource(typeof(TopKRouting).Assembly, "topk_routing.cu"));
+
+    /// <summary>
+    /// Routes <paramref name="tokens"/> tokens. Output buffers need at least tokens * k (ids, weights) and
+    /// experts (counts) elements; counts are overwritten (zeroed, then counted). Work is ordered on
+    /// <paramref name="stream"/> (default: the accelerator's default stream).
+    /// </summary>
+    public static void Run(MemoryBuffer logits, int tokens, int experts, TopKRoutingOptions options,
+        MemoryBuffer<int> ids, MemoryBuffer<float> weights, MemoryBuffer<int> expertCounts, AcceleratorStream? stream = null)
+    {
+        ArgumentNullException.ThrowIfNull(logits);
+        ArgumentNullException.ThrowIfNull(options);
+        var accelerator = logits.Accelerator;
+        Validate(logits, tokens, experts, options, ids, weights, expertCounts);
+        var s = stream ?? accelerator.DefaultStream;
+        if (!ReferenceEquals(s.Accelerator, accelerator))
+            throw new ArgumentException($"stream of {s.Accelerator.Name} used with logits on {accelerator.Name}", nameof(stream));
+
+        if (accelerator is CudaAccelerator cuda)
+        {
+            expertCounts.Slice(0, experts).Clear(s);
+            bool grouped = options.Kind == RoutingKind.DeepSeekGrouped;
+            int perLane = 1;
+            while (perLane * 32 < experts)
+                perLane *= 2; // expert slots per lane: 1, 2, 4, 8 or 16
+            var kernel = cuda.LoadKernel(Source.Value, $"topk_routing_{HostRows.Suffix(logits.DType)}_{perLane}");
+            kernel.Launch((CudaStream)s, (tokens + WarpsPerBlock - 1) / WarpsPerBlock, 32 * WarpsPerBlock, 0,
+                logits, options.CorrectionBias, tokens, experts, options.TopK, options.Renormalize ? 1 : 0, grouped ? 1 : 0,
+                grouped ? options.GroupCount : 1, grouped ? options.TopKGroups : 1, options.RoutedScalingFactor,
+                ids, weights, expertCounts);
+        }
+        else
+        {
+            RunCpu(logits, tokens, experts, options, ids.AsSpan(), weights.AsSpan(), expertCounts.AsSpan()[..experts]);
+        }
+    }
+
+    private static void Validate(MemoryBuffer logits, int tokens, int experts, TopKRoutingOptions options,
+        MemoryBuffer<int> ids, MemoryBuffer<float> weights, MemoryBuffer<int> expertCounts)
+    {
+        var accelerator = logits.Accelerator;
+        logits.ThrowIfDisposed();
+        HostRows.CheckDataType(logits, nameof(logits));
+        if (tokens < 0)
+            throw new ArgumentOutOfRangeException(nameof(tokens), tokens, "tokens must be >= 0");
+        if (experts < 1 || experts > MaxExperts)
+            throw new ArgumentOutOfRangeException(nameof(experts), experts, $"experts must be in [1, {MaxExperts}]");
+        int k = options.TopK;
+        if (k < 1 || k > MaxTopK || k > experts)
+            throw new ArgumentOutOfRangeException(nameof(options), k, $"TopK must be in [1, min({MaxTopK}, experts = {experts})]");
+        if (!float.IsFinite(options.RoutedScalingFactor))
+            throw new ArgumentOutOfRangeException(nameof(options), options.RoutedScalingFactor, "RoutedScalingFactor must be finite");
+        HostRows.Check(logits, accelerator, (long)tokens * experts, nameof(logits));
+        HostRows.Check(ids, accelerator, (long)tokens * k, nameof(ids));
+        HostRows.Check(weights, accelerator, (long)tokens * k, nameof(weights));
+        HostRows.Check(expertCounts, accelerator, experts, nameof(expertCounts));
+        if (options.Kind == RoutingKind.Softmax)
+        {
+            if (options.CorrectionBias is not null)
+                throw new ArgumentException("CorrectionBias applies to DeepSeekGrouped routing only", nameof(options));
+            if (options.GroupCount != 1 || options.TopKGroups != 1)
+                throw new ArgumentException($"GroupCount/TopKGroups ({options.GroupCount}/{options.TopKGroups}) apply to DeepSeekGrouped routing only; leave them 1", nameof(options));
+            return;
+        }
+        if (options.Kind != RoutingKind.DeepSeekGrouped)
+            throw new ArgumentOutOfRangeException(nameof(options), options.Kind, "unknown routing kind");
+        int groups = options.GroupCount;
+        if (groups < 1 || groups > MaxGroups || experts % groups != 0)
+            throw new ArgumentOutOfRangeException(nameof(options), groups, $"GroupCount must be in [1, {MaxGroups}] and divide experts ({experts})");
+        int groupSize = experts / groups;
+        if (groupSize < 2)
+            throw new ArgumentOutOfRangeException(nameof(options), groups, $"each group needs at least 2 experts (its score is the sum of its top 2); experts {experts} / GroupCount {groups} = {groupSize}");
+        if (options.TopKGroups < 1 || options.TopKGroups > groups)
+            throw new ArgumentOutOfRangeException(nameof(options), options.TopKGroups, $"TopKGroups must be in [1, GroupCount = {groups}]");
+        if ((long)options.TopKGroups * groupSize < k)
+            throw new ArgumentOutOfRangeException(nameof(options), options.TopKGroups, $"TopKGroups {options.TopKGroups} * group size {groupSize} < TopK {k}: not enough experts to choose from");
+        if (options.CorrectionBias is { } bias)
+            HostRows.Check(bias, accelerator, experts, "options.CorrectionBias");
+    }
+}

@@ -1,0 +1,209 @@
+using FsCheck;
+using FsCheck.Fluent;
+using MoeRuntime.Accelerators;
+using MoeRuntime.Kernels.Permute;
+using MoeRuntime.Tests.Infrastructure;
+using TestData = MoeRuntime.Tests.Infrastructure.TestData;
+
+namespace MoeRuntime.Tests.Kernels;
+
+/// <summary>
+/// Permute on every accelerator against a reference written as "for each expert, its slots in order";
+/// the CUDA kernels also against the CPU twin. Everything is exact here: indices and copied rows.
+/// </summary>
+public class PermuteTests
+{
+    public sealed record Case(string Name, int Tokens, int TopK, int Experts, int Hidden, int BlockSize, DType DType, string Skew = "uniform")
+    {
+        public override string ToString() => Name;
+    }
+
+    public static TheoryData<string, Case> Cases()
+    {
+        var cases = new[]
+        {
+            new Case("mixtral E8 k2 bf16", 300, 2, 8, 64, 1, DType.BF16),
+            new Case("no tokens", 0, 2, 8, 16, 1, DType.F32),
+            new Case("no tokens padded", 0, 2, 8, 16, 16, DType.BF16),
+            new Case("T1 E128 k8 f16 odd H", 1, 8, 128, 33, 1, DType.F16),
+            new Case("odd H 33 f32 padded 16", 77, 8, 128, 33, 16, DType.F32),
+            new Case("all tokens to expert 0", 200, 1, 8, 8, 1, DType.BF16, "one"),
+            new Case("first choice expert 0, E256 k8, pad 128", 150, 8, 256, 40, 128, DType.BF16, "one"),
+            new Case("upper half of experts empty", 120, 4, 64, 16, 8, DType.F16, "half"),
+            new Case("E512 k16", 50, 16, 512, 8, 1, DType.F32),
+            new Case("many chunks E128 k8", 1000, 8, 128, 24, 1, DType.BF16),
+            new Case("top-E", 40, 8, 8, 12, 3, DType.F32),
+            new Case("dropped ids", 100, 2, 8, 8, 4, DType.F32, "dropped"),
+            new Case("f16 odd H 7", 70, 2, 8, 7, 1, DType.F16),
+        };
+        var data = new TheoryData<string, Case>();
+        foreach (var device in TestDevices.Names)
+            foreach (var c in cases)
+                data.Add(device, c);
+        return data;
+    }
+
+    [Theory, MemberData(nameof(Cases))]
+    public void MatchesTheReference(string device, Case c)
+    {
+        var accelerator = TestDevices.Get(device);
+        var random = TestData.NewRandom(out int seed);
+        var ids = TokenOpsData.RandomIds(random, c.Tokens, c.TopK, c.Experts, c.Skew == "dropped" ? "uniform" : c.Skew);
+        if (c.Skew == "dropped")
+            for (int i = 0; i < ids.Length; i++)
+                if (random.Next(5) == 0)
+                    ids[i] = random.Next(2) == 0 ? -1 : c.Experts + random.Next(3);
+        var hidden = TokenOpsData.RoundTo(c.DType, TestData.Uniform(random, c.Tokens * c.Hidden));
+        string what = $"{c.Name} on {device}, seed {seed}";
+
+        var actual = RunPermute(accelerator, c, ids, hidden);
+        var expected = Reference(c, ids, hidden);
+        AssertSame(expected, actual, what);
+        if (accelerator.Kind != AcceleratorKind.Cpu)
+            AssertSame(RunPermute(TestDevices.Context.Cpu, c, ids, hidden), actual, $"{what}, against the CPU twin");
+    }
+
+    [Theory, MemberData(nameof(TestDevices.Names), MemberType = typeof(TestDevices))]
+    public void HandWorkedExample(string device)
+    {
+        var accelerator = TestDevices.Get(device);
+        int[] ids = { 2, 0, 0, 1, 2, 0 }; // T = 3, k = 2, E = 3 (the example in Permute's documentation)
+        float[] hidden = { 0, 1, 10, 11, 20, 21 };
+        var plain = RunPermute(accelerator, new Case("hand", 3, 2, 3, 2, 1, DType.F32), ids, hidden);
+        Assert.Equal(new[] { 3, 1, 2 }, plain.Counts);
+        Assert.Equal(new[] { 0, 3, 4, 6 }, plain.Offsets);
+        Assert.Equal(new[] { 4, 0, 1, 3, 5, 2 }, plain.RowOfSlot);
+        Assert.Equal(new[] { 0, 1, 2, 1, 0, 2 }, plain.TokenOfRow);
+        Assert.Equal(new float[] { 0, 1, 10, 11, 20, 21, 10, 11, 0, 1, 20, 21 }, plain.Gathered);
+
+        var padded = RunPermute(accelerator, new Case("hand", 3, 2, 3, 2, 4, DType.F32), ids, hidden);
+        Assert.Equal(new[] { 3, 1, 2 }, padded.Counts);
+        Assert.Equal(new[] { 0, 4, 8, 12 }, padded.Offsets);
+        Assert.Equal(new[] { 8, 0, 1, 4, 9, 2 }, padded.RowOfSlot);
+        Assert.Equal(new[] { 0, 1, 2, -1, 1, -1, -1, -1, 0, 2, -1, -1, -1, -1, -1 }, padded.TokenOfRow);
+        Assert.Equal(new float[] { 0, 1, 10, 11, 20, 21, 0, 0, 10, 11, 0, 0, 0, 0, 0, 0, 0, 1, 20, 21, 0, 0, 0, 0 }, padded.Gathered);
+    }
+
+    /// <summary>The invariants of the expert order, on random routings (with dropped ids) through the CPU twin.</summary>
+    [Fact]
+    public void TheOrderIsAStablePermutationOfTheValidSlots()
+    {
+        var gen =
+            from tokens in Gen.Choose(0, 40)
+            from experts in Gen.Choose(1, 12)
+            from topK in Gen.Choose(1, experts)
+            from blockSize in Gen.Choose(1, 5)
+            from ids in Gen.ArrayOf(Gen.Choose(-1, experts), tokens * topK)
+            select (tokens, experts, topK, blockSize, ids);
+        Prop.ForAll(gen.ToArbitrary(), input =>
+        {
+            var (tokens, experts, topK, blockSize, ids) = input;
+            var r = RunPermute(TestDevices.Context.Cpu, new Case("property", tokens, topK, experts, 1, blockSize, DType.F32), ids, new float[tokens]);
+            int valid = ids.Count(id => id >= 0 && id < experts);
+            Assert.Equal(0, r.Offsets[0]);
+            for (int e = 0; e < experts; e++)
+            {
+                Assert.Equal(ids.Count(id => id == e), r.Counts[e]);
+                Assert.Equal((r.Counts[e] + blockSize - 1) / blockSize * blockSize, r.Offsets[e + 1] - r.Offsets[e]);
+            }
+            var seen = new HashSet<int>();
+            var lastRow = Enumerable.Repeat(-1, experts).ToArray();
+            for (int slot = 0; slot < ids.Length; slot++)
+            {
+                int id = ids[slot], row = r.RowOfSlot[slot];
+                if (id < 0 || id >= experts)
+                {
+                    Assert.Equal(-1, row);
+                    continue;
+                }
+                Assert.True(seen.Add(row), $"row {row} used twice");
+                Assert.InRange(row, r.Offsets[id], r.Offsets[id] + r.Counts[id] - 1);
+                Assert.True(row > lastRow[id], "token order within an expert is kept");
+                lastRow[id] = row;
+                Assert.Equal(slot / topK, r.TokenOfRow[row]);
+            }
+            Assert.Equal(r.TokenOfRow.Length - valid, r.TokenOfRow.Count(t => t == -1));
+        }).QuickCheckThrowOnFailure();
+    }
+
+    [Fact]
+    public void BadInputIsRejected()
+    {
+        var cpu = TestDevices.Context.Cpu;
+        using var ids = cpu.Upload<int>(new[] { 0, 1, 1, 0 });
+        using var counts = cpu.Allocate<int>(2);
+        using var offsets = cpu.Allocate<int>(3);
+        using var rowOfSlot = cpu.Allocate<int>(4);
+        using var tokenOfRow = cpu.Allocate<int>(4);
+        using var hidden = cpu.Allocate<float>(2 * 8);
+        using var gathered = cpu.Allocate<float>(4 * 8);
+        using var gatheredHalf = cpu.Allocate<Half>(4 * 8);
+        using var intHidden = cpu.Allocate<int>(2 * 8);
+        Assert.Equal("topK", Assert.ThrowsAny<ArgumentException>(() => Permute.Run(ids, 2, 3, 2, 1, counts, offsets, rowOfSlot, tokenOfRow)).ParamName);
+        Assert.Equal("experts", Assert.ThrowsAny<ArgumentException>(() => Permute.Run(ids, 2, 2, 513, 1, counts, offsets, rowOfSlot, tokenOfRow)).ParamName);
+        Assert.Equal("blockSize", Assert.ThrowsAny<ArgumentException>(() => Permute.Run(ids, 2, 2, 2, 0, counts, offsets, rowOfSlot, tokenOfRow)).ParamName);
+        Assert.Equal("ids", Assert.ThrowsAny<ArgumentException>(() => Permute.Run(ids, 3, 2, 2, 1, counts, offsets, rowOfSlot, tokenOfRow)).ParamName);
+        Assert.Equal("tokenOfRow", Assert.ThrowsAny<ArgumentException>(() => Permute.Run(ids, 2, 2, 2, 2, counts, offsets, rowOfSlot, tokenOfRow)).ParamName);
+        Assert.Equal("expertOffsets", Assert.ThrowsAny<ArgumentException>(() => Permute.Run(ids, 2, 2, 2, 1, counts, counts, rowOfSlot, tokenOfRow)).ParamName);
+        Assert.Equal("gathered", Assert.ThrowsAny<ArgumentException>(() => Permute.Run(ids, 2, 2, 2, 1, counts, offsets, rowOfSlot, tokenOfRow, hidden, 8)).ParamName);
+        Assert.Equal("gathered", Assert.ThrowsAny<ArgumentException>(() => Permute.Run(ids, 2, 2, 2, 1, counts, offsets, rowOfSlot, tokenOfRow, hidden, 8, gatheredHalf)).ParamName);
+        Assert.Equal("hidden", Assert.ThrowsAny<ArgumentException>(() => Permute.Run(ids, 2, 2, 2, 1, counts, offsets, rowOfSlot, tokenOfRow, intHidden, 8, gathered)).ParamName);
+        Assert.Equal("hidden", Assert.ThrowsAny<ArgumentException>(() => Permute.Run(ids, 2, 2, 2, 1, counts, offsets, rowOfSlot, tokenOfRow, hidden, 9, gathered)).ParamName);
+    }
+
+    internal sealed record Result(int[] Counts, int[] Offsets, int[] RowOfSlot, int[] TokenOfRow, float[] Gathered);
+
+    internal static Result RunPermute(Accelerator accelerator, Case c, int[] ids, float[] hidden)
+    {
+        long capacity = Permute.RowCapacity(c.Tokens, c.TopK, c.Experts, c.BlockSize);
+        using var idsBuffer = accelerator.Upload<int>(ids);
+        using var hiddenBuffer = TokenOpsData.Upload(accelerator, c.DType, hidden);
+        using var counts = TokenOpsData.Poisoned<int>(accelerator, c.Experts);
+        using var offsets = TokenOpsData.Poisoned<int>(accelerator, c.Experts + 1);
+        using var rowOfSlot = TokenOpsData.Poisoned<int>(accelerator, ids.Length);
+        using var tokenOfRow = TokenOpsData.Poisoned<int>(accelerator, capacity);
+        using var gathered = TokenOpsData.Poisoned(accelerator, c.DType, capacity * c.Hidden);
+        Permute.Run(idsBuffer, c.Tokens, c.TopK, c.Experts, c.BlockSize, counts, offsets, rowOfSlot, tokenOfRow, hiddenBuffer, c.Hidden, gathered);
+        var offsetsHost = offsets.ToArray();
+        // Rows at or past expertOffsets[E] are documented as not written: keep only the rows in use.
+        var rows = TokenOpsData.Download(gathered)[..(offsetsHost[c.Experts] * c.Hidden)];
+        return new Result(counts.ToArray(), offsetsHost, rowOfSlot.ToArray(), tokenOfRow.ToArray(), rows);
+    }
+
+    private static Result Reference(Case c, int[] ids, float[] hidden)
+    {
+        var counts = new int[c.Experts];
+        var offsets = new int[c.Experts + 1];
+        var rowOfSlot = Enumerable.Repeat(-1, ids.Length).ToArray();
+        var tokenOfRow = Enumerable.Repeat(-1, (int)Permute.RowCapacity(c.Tokens, c.TopK, c.Experts, c.BlockSize)).ToArray();
+        int row = 0;
+        for (int e = 0; e < c.Experts; e++)
+        {
+            offsets[e] = row;
+            var slots = Enumerable.Range(0, ids.Length).Where(s => ids[s] == e).ToArray(); // ascending: stable
+            counts[e] = slots.Length;
+            foreach (int s in slots)
+            {
+                rowOfSlot[s] = row;
+                tokenOfRow[row++] = s / c.TopK;
+            }
+            while ((row - offsets[e]) % c.BlockSize != 0)
+                row++;
+        }
+        offsets[c.Experts] = row;
+        var gathered = new float[row * c.Hidden];
+        for (int r = 0; r < row; r++)
+            if (tokenOfRow[r] >= 0)
+                Array.Copy(hidden, tokenOfRow[r] * c.Hidden, gathered, r * c.Hidden, c.Hidden);
+        return new Result(counts, offsets, rowOfSlot, tokenOfRow, gathered);
+    }
+
+    private static void AssertSame(Result expected, Result actual, string what)
+    {
+        Compare.Exact<int>(expected.Counts, actual.Counts, $"expertCounts, {what}");
+        Compare.Exact<int>(expected.Offsets, actual.Offsets, $"expertOffsets, {what}");
+        Compare.Exact<int>(expected.RowOfSlot, actual.RowOfSlot, $"rowOfSlot, {what}");
+        Compare.Exact<int>(expected.TokenOfRow, actual.TokenOfRow, $"tokenOfRow, {what}");
+        Compare.Exact<float>(expected.Gathered, actual.Gathered, $"gathered rows, {what}");
+    }
+}

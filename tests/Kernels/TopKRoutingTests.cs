@@ -1,0 +1,231 @@
+using MoeRuntime.Accelerators;
+using MoeRuntime.Kernels.Routing;
+using MoeRuntime.Tests.Infrastructure;
+
+namespace MoeRuntime.Tests.Kernels;
+
+/// <summary>
+/// Top-k routing on every accelerator against an independent reference (selection by a stable sort,
+/// softmax and sigmoid weights in double); the CUDA kernel also against the CPU twin. Ids and counts must
+/// match exactly; weights within F32 tolerance (F32 math on both sides; only summation order differs).
+/// </summary>
+public class TopKRoutingTests
+{
+    public sealed record Case(string Name, int Tokens, int Experts, int TopK, RoutingKind Kind, DType DType,
+        bool Renormalize = true, int Groups = 1, int TopKGroups = 1, float Scale = 1f, bool Bias = false)
+    {
+        public override string ToString() => Name;
+    }
+
+    public static TheoryData<string, Case> Cases()
+    {
+        var cases = new[]
+        {
+            new Case("mixtral E8 k2 f32", 33, 8, 2, RoutingKind.Softmax, DType.F32),
+            new Case("no tokens", 0, 8, 2, RoutingKind.Softmax, DType.F32),
+            new Case("T1 E128 k8 bf16 no-renorm", 1, 128, 8, RoutingKind.Softmax, DType.BF16, Renormalize: false),
+            new Case("qwen E128 k8 f16", 100, 128, 8, RoutingKind.Softmax, DType.F16, Renormalize: false),
+            new Case("bf16 ties E128 k8", 64, 128, 8, RoutingKind.Softmax, DType.BF16),
+            new Case("top-E", 5, 8, 8, RoutingKind.Softmax, DType.F32),
+            new Case("E1 k1", 3, 1, 1, RoutingKind.Softmax, DType.F32),
+            new Case("E512 k16", 20, 512, 16, RoutingKind.Softmax, DType.F32, Scale: 0.5f),
+            new Case("E33 odd k3", 9, 33, 3, RoutingKind.Softmax, DType.F16),
+            new Case("deepseek E256 k8 g8/4 bf16", 64, 256, 8, RoutingKind.DeepSeekGrouped, DType.BF16, true, 8, 4, 2.5f, true),
+            new Case("deepseek E256 k8 g8/4 f32 no-renorm", 40, 256, 8, RoutingKind.DeepSeekGrouped, DType.F32, false, 8, 4, 1f, true),
+            new Case("grouped E16 k3 g4/2 f16 no-bias", 17, 16, 3, RoutingKind.DeepSeekGrouped, DType.F16, true, 4, 2),
+            new Case("grouped E512 k16 g32/8", 9, 512, 16, RoutingKind.DeepSeekGrouped, DType.F32, true, 32, 8, 1.5f, true),
+            new Case("grouped one group", 7, 8, 2, RoutingKind.DeepSeekGrouped, DType.F32, true, 1, 1, 1f, true),
+        };
+        var data = new TheoryData<string, Case>();
+        foreach (var device in TestDevices.Names)
+            foreach (var c in cases)
+                data.Add(device, c);
+        return data;
+    }
+
+    [Theory, MemberData(nameof(Cases))]
+    public void MatchesTheReference(string device, Case c)
+    {
+        var accelerator = TestDevices.Get(device);
+        var random = TestData.NewRandom(out int seed);
+        var logits = TokenOpsData.RoundTo(c.DType, TestData.Uniform(random, c.Tokens * c.Experts, -4f, 4f));
+        var bias = c.Bias ? TestData.Uniform(random, c.Experts, -0.5f, 0.5f) : null;
+        var (ids, weights, counts) = Route(accelerator, c, logits, bias);
+        var (expectedIds, expectedWeights) = Reference(logits, c, bias);
+        string what = $"{c.Name} on {device}, seed {seed}";
+        Compare.Exact<int>(expectedIds, ids, $"ids, {what}");
+        Compare.Close(expectedWeights, weights, Compare.F32Tolerance, $"weights, {what}");
+        Compare.Exact<int>(Histogram(expectedIds, c.Experts), counts, $"counts, {what}");
+        if (c.Renormalize)
+            for (int t = 0; t < c.Tokens; t++)
+                Assert.Equal(c.Scale, weights.AsSpan(t * c.TopK, c.TopK).ToArray().Sum(), 1e-5 * c.Scale);
+
+        if (accelerator.Kind != AcceleratorKind.Cpu)
+        {
+            var (twinIds, twinWeights, twinCounts) = Route(TestDevices.Context.Cpu, c, logits, bias);
+            Compare.Exact<int>(twinIds, ids, $"ids against the CPU twin, {what}");
+            Compare.Close(twinWeights, weights, Compare.F32Tolerance, $"weights against the CPU twin, {what}");
+            Compare.Exact<int>(twinCounts, counts, $"counts against the CPU twin, {what}");
+        }
+    }
+
+    [Theory, MemberData(nameof(TestDevices.Names), MemberType = typeof(TestDevices))]
+    public void HandWorkedSoftmax(string device)
+    {
+        var accelerator = TestDevices.Get(device);
+        var c = new Case("hand", 2, 4, 2, RoutingKind.Softmax, DType.F32);
+        // Token 0: the tie 3 = 3 goes to experts 1 and 2 in id order; renormalised, half each.
+        // Token 1: softmax([0, ln 3, 0, ln 6]) = [1, 3, 1, 6] / 11; top 2 = experts 3, 1 -> [6/9, 3/9].
+        var logits = new[] { 1f, 3f, 3f, 0f, 0f, MathF.Log(3f), 0f, MathF.Log(6f) };
+        var (ids, weights, counts) = Route(accelerator, c, logits, null);
+        Assert.Equal(new[] { 1, 2, 3, 1 }, ids);
+        Compare.Close(new[] { 0.5f, 0.5f, 2f / 3f, 1f / 3f }, weights, 1e-6, "weights");
+        Assert.Equal(new[] { 0, 2, 1, 1 }, counts);
+    }
+
+    [Theory, MemberData(nameof(TestDevices.Names), MemberType = typeof(TestDevices))]
+    public void HandWorkedDeepSeekGrouping(string device)
+    {
+        var accelerator = TestDevices.Get(device);
+        // 8 experts in 4 groups of 2, keep 2 groups, choose 3. Logits are chosen so that sigmoid(x) is
+        // s = [.9, .1 | .6, .6 | .8, .05 | .5, .45]; the bias lifts expert 7 by .3.
+        // Keys: [.9, .1, .6, .6, .8, .05, .5, .75]; group scores: 1.0, 1.2, .85, 1.25 -> keep groups 3 and 1.
+        // Candidates 2 (.6), 3 (.6), 6 (.5), 7 (.75): choose 7, 2, 3 (the tie .6 = .6 to the lower id).
+        // Weights: unbiased scores [.45, .6, .6], renormalised over 1.65, times 2.
+        float[] s = { 0.9f, 0.1f, 0.6f, 0.6f, 0.8f, 0.05f, 0.5f, 0.45f };
+        var logits = s.Select(p => MathF.Log(p / (1 - p))).ToArray();
+        var bias = new float[] { 0, 0, 0, 0, 0, 0, 0, 0.3f };
+        var c = new Case("hand", 1, 8, 3, RoutingKind.DeepSeekGrouped, DType.F32, true, 4, 2, 2f, true);
+        var (ids, weights, counts) = Route(accelerator, c, logits, bias);
+        Assert.Equal(new[] { 7, 2, 3 }, ids);
+        Compare.Close(new[] { 2 * 0.45f / 1.65f, 2 * 0.6f / 1.65f, 2 * 0.6f / 1.65f }, weights, 1e-5, "weights");
+        Assert.Equal(new[] { 0, 0, 1, 1, 0, 0, 0, 1 }, counts);
+    }
+
+    [Theory, MemberData(nameof(TestDevices.Names), MemberType = typeof(TestDevices))]
+    public void NonFiniteLogitsKeepIdsInRange(string device)
+    {
+        var accelerator = TestDevices.Get(device);
+        float nan = float.NaN, inf = float.PositiveInfinity;
+        var logits = new[]
+        {
+            nan, nan, nan, nan, nan, nan, nan, nan,     // all NaN: every key -MaxValue, ties -> 0, 1, 2
+            nan, inf, 1f, -inf, nan, 2f, 3f, 0f,        // +inf first, then 3, 2; NaN never beats a number
+        };
+        var softmax = new Case("nan", 2, 8, 3, RoutingKind.Softmax, DType.F32);
+        var (ids, weights, _) = Route(accelerator, softmax, logits, null);
+        Assert.Equal(new[] { 0, 1, 2, 1, 6, 5 }, ids);
+        // All-NaN row: equal keys -> uniform softmax, 1/3 each after renormalising; +inf takes all the weight.
+        Compare.Close(new[] { 1f / 3, 1f / 3, 1f / 3, 1f, 0f, 0f }, weights, 1e-6, "softmax weights");
+
+        var grouped = new Case("nan grouped", 2, 8, 3, RoutingKind.DeepSeekGrouped, DType.F32, true, 4, 2);
+        (ids, weights, _) = Route(accelerator, grouped, logits, null);
+        Assert.All(ids, id => Assert.InRange(id, 0, 7));
+        Assert.Equal(new[] { 0, 1, 2 }, ids[..3]);          // NaN scores 0: groups and experts tie to the lowest
+        // Scores [0, 1, .73, 0, 0, .88, .95, .5]: groups {6,7} 1.45, {0,1} 1.0 (the +inf), {4,5} .88, {2,3} .73
+        // -> keep groups 3 and 0 -> experts 1, 6, 7.
+        Assert.Equal(new[] { 1, 6, 7 }, ids[3..]);
+        Assert.All(weights, w => Assert.True(float.IsFinite(w), $"weight {w} is not finite"));
+        Assert.Equal(0f, weights[0]);                       // 0 / (0 + 1e-20)
+    }
+
+    [Fact]
+    public void BadInputIsRejectedBeforeAnyLaunch()
+    {
+        var cpu = TestDevices.Context.Cpu;
+        using var logits = cpu.Allocate<float>(4 * 8);
+        using var intLogits = cpu.Allocate<int>(4 * 8);
+        using var ids = cpu.Allocate<int>(4 * 8);
+        using var weights = cpu.Allocate<float>(4 * 8);
+        using var counts = cpu.Allocate<int>(8);
+        using var bias = cpu.Allocate<float>(8);
+        void Run(MemoryBuffer l, int tokens, int experts, TopKRoutingOptions o) => TopKRouting.Run(l, tokens, experts, o, ids, weights, counts);
+
+        Assert.Contains("TopK", Assert.ThrowsAny<ArgumentException>(() => Run(logits, 4, 8, TopKRoutingOptions.Softmax(9))).Message);
+        Assert.Contains("TopK", Assert.ThrowsAny<ArgumentException>(() => Run(logits, 4, 8, TopKRoutingOptions.Softmax(0))).Message);
+        Assert.Equal("logits", Assert.ThrowsAny<ArgumentException>(() => Run(intLogits, 4, 8, TopKRoutingOptions.Softmax(2))).ParamName);
+        Assert.Equal("logits", Assert.ThrowsAny<ArgumentException>(() => Run(logits, 5, 8, TopKRoutingOptions.Softmax(2))).ParamName);
+        Assert.Equal("experts", Assert.ThrowsAny<ArgumentException>(() => Run(logits, 0, 513, TopKRoutingOptions.Softmax(2))).ParamName);
+        Assert.Equal("tokens", Assert.ThrowsAny<ArgumentException>(() => Run(logits, -1, 8, TopKRoutingOptions.Softmax(2))).ParamName);
+        Assert.Contains("divide", Assert.ThrowsAny<ArgumentException>(() => Run(logits, 4, 8, TopKRoutingOptions.DeepSeek(2, 3, 1, 1f, bias))).Message);
+        Assert.Contains("not enough experts", Assert.ThrowsAny<ArgumentException>(() => Run(logits, 4, 8, TopKRoutingOptions.DeepSeek(3, 4, 1, 1f, bias))).Message);
+        Assert.Contains("at least 2 experts", Assert.ThrowsAny<ArgumentException>(() => Run(logits, 4, 8, TopKRoutingOptions.DeepSeek(2, 8, 4, 1f, bias))).Message);
+        Assert.Contains("TopKGroups", Assert.ThrowsAny<ArgumentException>(() => Run(logits, 4, 8, TopKRoutingOptions.DeepSeek(2, 4, 5, 1f, bias))).Message);
+        Assert.Contains("CorrectionBias", Assert.ThrowsAny<ArgumentException>(() => Run(logits, 4, 8, TopKRoutingOptions.Softmax(2) with { CorrectionBias = bias })).Message);
+        Assert.Contains("RoutedScalingFactor", Assert.ThrowsAny<ArgumentException>(() => Run(logits, 4, 8, TopKRoutingOptions.DeepSeek(2, 4, 2, float.NaN, bias))).Message);
+        using var shortBias = cpu.Allocate<float>(4);
+        Assert.Contains("CorrectionBias", Assert.ThrowsAny<ArgumentException>(() => Run(logits, 4, 8, TopKRoutingOptions.DeepSeek(2, 4, 2, 1f, shortBias))).Message);
+        using var shortCounts = cpu.Allocate<int>(7);
+        Assert.Equal("expertCounts", Assert.ThrowsAny<ArgumentException>(() => TopKRouting.Run(logits, 4, 8, TopKRoutingOptions.Softmax(2), ids, weights, shortCounts)).ParamName);
+    }
+
+    private static (int[] Ids, float[] Weights, int[] Counts) Route(Accelerator accelerator, Case c, float[] logits, float[]? bias)
+    {
+        using var logitsBuffer = TokenOpsData.Upload(accelerator, c.DType, logits);
+        using var biasBuffer = bias is null ? null : accelerator.Upload<float>(bias);
+        using var ids = TokenOpsData.Poisoned<int>(accelerator, c.Tokens * c.TopK);
+        using var weights = TokenOpsData.Poisoned<float>(accelerator, c.Tokens * c.TopK);
+        using var counts = TokenOpsData.Poisoned<int>(accelerator, c.Experts);
+        var options = new TopKRoutingOptions(c.Kind, c.TopK, c.Renormalize, c.Groups, c.TopKGroups, c.Scale, biasBuffer);
+        TopKRouting.Run(logitsBuffer, c.Tokens, c.Experts, options, ids, weights, counts);
+        return (ids.ToArray(), weights.ToArray(), counts.ToArray());
+    }
+
+    private static int[] Histogram(int[] ids, int experts)
+    {
+        var counts = new int[experts];
+        foreach (int id in ids)
+            counts[id]++;
+        return counts;
+    }
+
+    private static float Sanitize(float x) => float.IsNaN(x) ? -float.MaxValue : Math.Clamp(x, -float.MaxValue, float.MaxValue);
+
+    /// <summary>The routing written the slow, obvious way: sort by (key descending, id ascending), weights in double.</summary>
+    private static (int[] Ids, float[] Weights) Reference(float[] logits, Case c, float[]? bias)
+    {
+        int e = c.Experts, k = c.TopK;
+        var ids = new int[c.Tokens * k];
+        var weights = new float[c.Tokens * k];
+        for (int t = 0; t < c.Tokens; t++)
+        {
+            var x = Enumerable.Range(0, e).Select(i => Sanitize(logits[t * e + i])).ToArray();
+            int[] chosen;
+            double[] w;
+            if (c.Kind == RoutingKind.Softmax)
+            {
+                chosen = Enumerable.Range(0, e).OrderByDescending(i => x[i]).ThenBy(i => i).Take(k).ToArray();
+                double max = x.Max();
+                double z = x.Sum(v => Math.Exp(v - max));
+                w = chosen.Select(i => Math.Exp(x[i] - max) / z).ToArray();
+                if (c.Renormalize)
+                {
+                    double sum = w.Sum();
+                    w = w.Select(v => v / sum).ToArray();
+                }
+            }
+            else
+            {
+                // Keys in F32 as the kernel computes them, so that exact ties stay ties.
+                var keys = Enumerable.Range(0, e).Select(i => Sanitize(1f / (1f + MathF.Exp(-x[i])) + (bias?[i] ?? 0f))).ToArray();
+                int size = e / c.Groups;
+                var groupScore = Enumerable.Range(0, c.Groups)
+                    .Select(g => keys.Skip(g * size).Take(size).OrderByDescending(v => v).Take(2).Sum()).ToArray();
+                var kept = Enumerable.Range(0, c.Groups).OrderByDescending(g => groupScore[g]).ThenBy(g => g).Take(c.TopKGroups).ToHashSet();
+                chosen = Enumerable.Range(0, e).Where(i => kept.Contains(i / size)).OrderByDescending(i => keys[i]).ThenBy(i => i).Take(k).ToArray();
+                w = chosen.Select(i => 1 / (1 + Math.Exp(-(double)x[i]))).ToArray();
+                if (c.Renormalize)
+                {
+                    double sum = w.Sum() + 1e-20;
+                    w = w.Select(v => v / sum).ToArray();
+                }
+            }
+            for (int j = 0; j < k; j++)
+            {
+                ids[t * k + j] = chosen[j];
+                weights[t * k + j] = (float)(w[j] * c.Scale);
+            }
+        }
+        return (ids, weights);
+    }
+}
