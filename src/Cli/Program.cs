@@ -6,4 +6,5 @@ using MoeRuntime.Cli.Commands;
 var root = new RootCommand("MoeRuntime: run and study Mixture-of-Experts layers on CPUs and CUDA GPUs");
 root.Options.Add(CliOptions.Verbose);
 root.Subcommands.Add(DevicesCommand.Create());
+root.Subcommands.Add(BenchCommand.Create());
 return await root.Parse(args).InvokeAsync();
