@@ -11,6 +11,7 @@ internal sealed record CollectiveCall(
     IReadOnlyList<MemoryBuffer> Inputs,
     IReadOnlyList<MemoryBuffer> Outputs,
     long Count,                          // the element count chunks are cut from
+    int Grain,                           // chunk starts are multiples of this (Chunks)
     DType DType,
     IReadOnlyList<AcceleratorStream> Streams,
     bool Wait,

@@ -235,9 +235,11 @@ public sealed class Communicator : IDisposable
                              IReadOnlyList<AcceleratorStream> streams, CollectiveOp[][]? dynamicOps = null)
     {
         var ops = dynamicOps ?? _schedules[key!];
-        CheckRanges(kind, ops, inputs, outputs, count);
+        // AllReduce's chunks are internal: aligned starts let the kernel move 16 bytes at a time.
+        int grain = kind == CollectiveKind.AllReduce ? Chunks.AllReduceGrain : 1;
+        CheckRanges(kind, ops, inputs, outputs, count, grain);
         bool wait = streams is WaitingStreams;
-        var call = new CollectiveCall(kind, key, ops, inputs, outputs, count, inputs[0].DType, streams, wait, RankThatNeverArrives);
+        var call = new CollectiveCall(kind, key, ops, inputs, outputs, count, grain, inputs[0].DType, streams, wait, RankThatNeverArrives);
         _lastKind = kind;
         _lastStreams = wait ? null : streams;
         try
@@ -252,7 +254,7 @@ public sealed class Communicator : IDisposable
     }
 
     /// <summary>Every op's range fits the buffers it touches (so no kernel ever reads or writes out of bounds).</summary>
-    private void CheckRanges(CollectiveKind kind, CollectiveOp[][] opsPerRank, IReadOnlyList<MemoryBuffer> inputs, IReadOnlyList<MemoryBuffer> outputs, long count)
+    private void CheckRanges(CollectiveKind kind, CollectiveOp[][] opsPerRank, IReadOnlyList<MemoryBuffer> inputs, IReadOnlyList<MemoryBuffer> outputs, long count, int grain)
     {
         int elementSize = inputs[0].ElementSize;
         long stagingElements = _backend.StagingBytes / elementSize;
@@ -262,8 +264,8 @@ public sealed class Communicator : IDisposable
             {
                 if (op.Kind == (int)OpKind.Barrier)
                     continue;
-                var (source0, source1, destination, length) = op.Range(count, Size);
-                void Check(int code, long start, int rank)
+                var (source0, source1, destination, length) = op.Range(count, Size, grain);
+                void Check(int code, long start)
                 {
                     if (code < 0)
                         return;
@@ -282,9 +284,9 @@ public sealed class Communicator : IDisposable
                         throw new ArgumentException($"{kind}: {length} elements at {start} do not fit {what} ({limit} elements)");
                     }
                 }
-                Check(op.Source0, source0, op.Source0Rank);
-                Check(op.Source1, source1, op.Source1Rank);
-                Check(op.Destination, destination, r);
+                Check(op.Source0, source0);
+                Check(op.Source1, source1);
+                Check(op.Destination, destination);
             }
         }
     }

@@ -98,7 +98,7 @@ internal sealed unsafe class CpuCollectiveBackend : CollectiveBackend
 
     private void RunOp<T>(CollectiveCall call, int rank, in CollectiveOp op) where T : unmanaged
     {
-        var (source0At, source1At, destinationAt, length) = op.Range(call.Count, _ranks.Count);
+        var (source0At, source1At, destinationAt, length) = op.Range(call.Count, _ranks.Count, call.Grain);
         var (destination, destinationIsF32) = Resolve(call, rank, op.Destination, rank);
         switch ((OpKind)op.Kind)
         {

@@ -18,6 +18,7 @@ internal sealed class CudaCollectiveBackend : CollectiveBackend
     public const int MaxRanks = 8;
     private const int MaxBlocks = 64;
     private const int BlockSize = 512;
+    private const int GroupElements = 8; // GROUP in collective_ops.cu: elements one thread moves at a time
     private const int ControlWords = MaxBlocks * MaxRanks + MaxBlocks;
     private const int DynamicOpCapacity = 64;
     private static readonly int OpBytes = Marshal.SizeOf<CollectiveOp>();
@@ -141,7 +142,7 @@ internal sealed class CudaCollectiveBackend : CollectiveBackend
             var kernel = KernelFor(r, entry);
             kernel.Launch((CudaStream)call.Streams[r], new Dim3((uint)blocks), new Dim3(BlockSize), 0,
                 _ops[r].Pointer + (nint)opOffsets[r], opCounts[r], _peerTable[r],
-                call.Inputs[r].Pointer, call.Outputs[r].Pointer, call.Count, r, n,
+                call.Inputs[r].Pointer, call.Outputs[r].Pointer, call.Count, call.Grain, r, n,
                 _errors[r].DevicePointer, timeoutNs, (int)call.Kind);
         }
         if (call.Wait)
@@ -159,15 +160,16 @@ internal sealed class CudaCollectiveBackend : CollectiveBackend
         return kernel;
     }
 
-    /// <summary>Blocks for the largest range any op of any rank covers, capped: the same grid on every rank.</summary>
+    /// <summary>Blocks for the largest range any op of any rank covers (in groups of 8 elements per thread), capped: the same grid on every rank.</summary>
     private static int GridFor(CollectiveCall call)
     {
         long longest = 0;
         foreach (var ops in call.OpsPerRank)
             foreach (var op in ops)
                 if (op.Kind != (int)OpKind.Barrier)
-                    longest = Math.Max(longest, op.Range(call.Count, call.OpsPerRank.Length).Length);
-        return (int)Math.Clamp((longest + BlockSize - 1) / BlockSize, 1, MaxBlocks);
+                    longest = Math.Max(longest, op.Range(call.Count, call.OpsPerRank.Length, call.Grain).Length);
+        long groups = (longest + GroupElements - 1) / GroupElements;
+        return (int)Math.Clamp((groups + BlockSize - 1) / BlockSize, 1, MaxBlocks);
     }
 
     public override void Synchronize(CollectiveKind lastKind, IReadOnlyList<AcceleratorStream> streams)

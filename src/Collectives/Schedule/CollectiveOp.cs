@@ -44,7 +44,7 @@ internal static class OpBuffer
 /// One op of one rank's step schedule; the same bytes run on the CPU backend and in collective_ops.cu
 /// (64 bytes, layout mirrored by <c>struct CollectiveOp</c> there).
 /// <para>Its range: for <see cref="Chunk"/> &gt;= 0, chunk c of the collective's element count split into N
-/// near-equal chunks, [count*c/N, count*(c+1)/N), at that offset in each buffer (0 for a buffer flagged
+/// near-equal chunks (<see cref="Chunks"/>), at that offset in each buffer (0 for a buffer flagged
 /// <see cref="OpBuffer.BaseZero"/>); for <see cref="Chunk"/> = -1, <see cref="Length"/> elements from
 /// <see cref="SourceOffset"/> in the sources and <see cref="DestinationOffset"/> in the destination.</para>
 /// </summary>
@@ -95,12 +95,12 @@ internal struct CollectiveOp
     };
 
     /// <summary>The op's element range: where it starts in source 0, source 1 and the destination, and how long it is.</summary>
-    public readonly (long Source0, long Source1, long Destination, long Length) Range(long count, int ranks)
+    public readonly (long Source0, long Source1, long Destination, long Length) Range(long count, int ranks, int grain)
     {
         if (Chunk == ExplicitRange)
             return (SourceOffset, SourceOffset, DestinationOffset, Length);
-        long start = count * Chunk / ranks;
-        long length = count * (Chunk + 1) / ranks - start;
+        long start = Chunks.Start(count, ranks, Chunk, grain);
+        long length = Chunks.Start(count, ranks, Chunk + 1, grain) - start;
         long At(int code) => (code & OpBuffer.BaseZero) != 0 ? 0 : start;
         return (At(Source0), At(Source1), At(Destination), length);
     }
@@ -114,9 +114,20 @@ internal struct CollectiveOp
     };
 }
 
-/// <summary>Chunk c of <c>count</c> elements split into N near-equal chunks (sizes differ by at most one).</summary>
+/// <summary>
+/// Chunk c of <c>count</c> elements split into N near-equal chunks whose starts are multiples of <c>grain</c>:
+/// start(c) = floor(count*c/N / grain) * grain for c &lt; N, start(N) = count. Grain 1 is the plain split
+/// [count*c/N, count*(c+1)/N) (ReduceScatter's and AllGather's chunks); AllReduce, whose chunks are internal,
+/// uses <see cref="AllReduceGrain"/> so that every chunk starts 16-byte aligned for the kernel's vector loads.
+/// Example: count 7, N 4, grain 8 -> chunks 0..2 empty, chunk 3 = [0, 7).
+/// </summary>
 internal static class Chunks
 {
-    public static long Start(long count, int ranks, int chunk) => count * chunk / ranks;
-    public static long Length(long count, int ranks, int chunk) => Start(count, ranks, chunk + 1) - Start(count, ranks, chunk);
+    public const int AllReduceGrain = 8;
+
+    public static long Start(long count, int ranks, int chunk, int grain = 1) =>
+        chunk >= ranks ? count : count * chunk / ranks / grain * grain;
+
+    public static long Length(long count, int ranks, int chunk, int grain = 1) =>
+        Start(count, ranks, chunk + 1, grain) - Start(count, ranks, chunk, grain);
 }
