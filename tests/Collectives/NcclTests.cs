@@ -153,7 +153,11 @@ public class NcclTests
         listener.Stop();
         var ranks = new[] { id, NcclUniqueId.FromBytes(joined) };
         var comms = new NcclCommunicator[2];
-        Parallel.For(0, 2, r => comms[r] = NcclCommunicator.InitRank((CudaAccelerator)group[r], ranks[r], r, 2));
+        // ncclCommInitRank blocks until every rank has joined: one dedicated thread per rank.
+        var joins = Enumerable.Range(0, 2).Select(r => Task.Factory.StartNew(
+            () => comms[r] = NcclCommunicator.InitRank((CudaAccelerator)group[r], ranks[r], r, 2),
+            TestContext.Current.CancellationToken, TaskCreationOptions.LongRunning, TaskScheduler.Default)).ToArray();
+        await Task.WhenAll(joins);
         var buffers = group.Select(a => a.Upload<float>([1f, 2f])).ToArray();
         try
         {
