@@ -210,7 +210,7 @@ __device__ __forceinline__ Operand resolve(const PeerTable* peers, const void* i
 // Returns false (in every thread of the block) when a peer did not arrive before the deadline.
 __device__ __forceinline__ bool block_barrier(const PeerTable* peers, int rank, int ranks, moe_u32 value,
                                               long long timeoutNs, volatile int* errorRecord, int step, int collective,
-                                              int* timedOut)
+                                              volatile int* timedOut)
 {
     __syncthreads();   // every thread of this block has finished the step's loads and stores
     int t = threadIdx.x;
