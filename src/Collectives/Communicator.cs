@@ -146,7 +146,15 @@ public sealed class Communicator : IDisposable
             algorithm = AllReduceSelector.Choose(Size, count * DTypes.SizeOf(dtype), nccl);
             _logger.LogDebug("AllReduce auto: {Algorithm} for {Ranks} ranks, {Bytes} bytes", algorithm, Size, count * DTypes.SizeOf(dtype));
         }
-        _algorithms[algorithm].Run(this, perRankInput, perRankOutput, resolved);
+        try
+        {
+            _algorithms[algorithm].Run(this, perRankInput, perRankOutput, resolved);
+        }
+        catch (CollectiveTimeoutException e) when (_failure is null)
+        {
+            Fail(e);
+            throw;
+        }
         LastAllReduceAlgorithm = algorithm;
     }
 

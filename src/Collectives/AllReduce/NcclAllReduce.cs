@@ -12,10 +12,6 @@ public sealed class NcclAllReduce : IAllReduceAlgorithm
         var nccl = communicator.Nccl;
         nccl.AllReduce(perRankInput, perRankOutput, streams);
         if (communicator.CallWaits(streams))
-        {
-            foreach (var stream in streams)
-                stream.Synchronize();
-            nccl.ThrowIfAsyncError();
-        }
+            nccl.Wait(streams, communicator.Options.Timeout, CollectiveKind.AllReduce);
     }
 }

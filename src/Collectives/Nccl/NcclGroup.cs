@@ -42,6 +42,30 @@ public sealed class NcclGroup : IDisposable
     public void AllToAllV(IReadOnlyList<MemoryBuffer> send, long[,] sendCounts, IReadOnlyList<MemoryBuffer> receive, IReadOnlyList<AcceleratorStream> streams) =>
         Grouped(r => _ranks[r].EnqueueAllToAllV(send[r], sendCounts, receive[r], (CudaStream)streams[r]));
 
+    /// <summary>
+    /// Waits for every rank's stream with a deadline, checking NCCL's asynchronous errors while it waits; past the
+    /// deadline it aborts the communicators (so the devices do not stay blocked) and throws a timeout naming the rank.
+    /// </summary>
+    internal void Wait(IReadOnlyList<AcceleratorStream> streams, TimeSpan timeout, CollectiveKind kind)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        for (int r = 0; r < _ranks.Length; r++)
+        {
+            var stream = (CudaStream)streams[r];
+            while (!stream.IsIdle())
+            {
+                _ranks[r].ThrowIfAsyncError();
+                if (clock.Elapsed > timeout)
+                {
+                    Abort();
+                    throw new CollectiveTimeoutException(kind, r, -1, timeout, $"NCCL on {_ranks[r].Accelerator.Name} did not finish; the NCCL communicators were aborted");
+                }
+                Thread.Yield();
+            }
+        }
+        ThrowIfAsyncError();
+    }
+
     public void ThrowIfAsyncError()
     {
         foreach (var rank in _ranks)
