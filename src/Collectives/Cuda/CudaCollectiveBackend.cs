@@ -29,7 +29,7 @@ internal sealed class CudaCollectiveBackend : CollectiveBackend
     private readonly MemoryBuffer<byte>[] _staging;
     private readonly MemoryBuffer<float>[] _partial;
     private readonly MemoryBuffer<uint>[] _control;
-    private readonly MemoryBuffer<ulong>[] _peerTable;
+    private readonly MemoryBuffer<long>[] _peerTable;
     private readonly MemoryBuffer<byte>[] _ops;
     private readonly MappedErrorRecord[] _errors;
     private readonly Dictionary<string, (long OffsetBytes, int[] Counts)> _schedules = new();
@@ -45,7 +45,7 @@ internal sealed class CudaCollectiveBackend : CollectiveBackend
         _staging = new MemoryBuffer<byte>[n];
         _partial = new MemoryBuffer<float>[n];
         _control = new MemoryBuffer<uint>[n];
-        _peerTable = new MemoryBuffer<ulong>[n];
+        _peerTable = new MemoryBuffer<long>[n];
         _ops = new MemoryBuffer<byte>[n];
         _errors = new MappedErrorRecord[n];
         _dynamicOffsetBytes = (long)fixedScheduleOps * OpBytes;
@@ -61,20 +61,24 @@ internal sealed class CudaCollectiveBackend : CollectiveBackend
                 _partial[r] = Own(_ranks[r].Allocate<float>(capacityBytes / 2));
                 _control[r] = Own(_ranks[r].Allocate<uint>(ControlWords));
                 _control[r].Clear();
-                _peerTable[r] = Own(_ranks[r].Allocate<ulong>(3 * MaxRanks));
+                _peerTable[r] = Own(_ranks[r].Allocate<long>(3 * MaxRanks));
                 _ops[r] = Own(_ranks[r].Allocate<byte>(_dynamicOffsetBytes + (long)DynamicOpCapacity * OpBytes));
                 _errors[r] = Own(new MappedErrorRecord(_ranks[r]));
             }
             // Layout of struct PeerTable: staging[8], partial[8], control[8].
-            var table = new ulong[3 * MaxRanks];
+            var table = new long[3 * MaxRanks];
             for (int r = 0; r < n; r++)
             {
-                table[r] = (ulong)_staging[r].Pointer;
-                table[MaxRanks + r] = (ulong)_partial[r].Pointer;
-                table[2 * MaxRanks + r] = (ulong)_control[r].Pointer;
+                table[r] = (long)_staging[r].Pointer;
+                table[MaxRanks + r] = (long)_partial[r].Pointer;
+                table[2 * MaxRanks + r] = (long)_control[r].Pointer;
             }
             for (int r = 0; r < n; r++)
+            {
                 _peerTable[r].CopyFrom(table);
+                // The zeroed flags and the table are in place before any stream of any rank launches a call.
+                _ranks[r].Synchronize();
+            }
         }
         catch
         {

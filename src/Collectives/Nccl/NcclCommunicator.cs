@@ -51,6 +51,7 @@ public sealed class NcclCommunicator : IDisposable
             throw new ArgumentOutOfRangeException(nameof(rank), rank, $"rank must be in [0, {size})");
         NcclLibrary.EnsureAvailable();
         accelerator.Bind();
+        using var restore = CurrentContextGuard.Save();
         NcclCheck.ThrowIfFailed(Nccl.ncclCommInitRank(out nint comm, size, uniqueId, rank), $"ncclCommInitRank(rank {rank} of {size} on {accelerator.Name})");
         return new NcclCommunicator(accelerator, comm, rank, size);
     }
@@ -68,6 +69,7 @@ public sealed class NcclCommunicator : IDisposable
         if (input.Length != output.Length)
             throw new ArgumentException($"ncclAllReduce: input {input.Describe()} and output {output.Describe()} differ in length", nameof(output));
         Accelerator.Bind();
+        using var restore = CurrentContextGuard.Save();
         NcclCheck.ThrowIfFailed(Nccl.ncclAllReduce(input.Pointer, output.Pointer, (nuint)input.Length, NcclCheck.DataType(input.DType), NcclReduceOp.Sum, Handle, stream.Handle));
     }
 
@@ -78,6 +80,7 @@ public sealed class NcclCommunicator : IDisposable
         if (input.Length != output.Length * Size)
             throw new ArgumentException($"ncclReduceScatter: input {input.Describe()} must be {Size} x output {output.Describe()}", nameof(output));
         Accelerator.Bind();
+        using var restore = CurrentContextGuard.Save();
         NcclCheck.ThrowIfFailed(Nccl.ncclReduceScatter(input.Pointer, output.Pointer, (nuint)output.Length, NcclCheck.DataType(input.DType), NcclReduceOp.Sum, Handle, stream.Handle));
     }
 
@@ -87,6 +90,7 @@ public sealed class NcclCommunicator : IDisposable
         if (output.Length != input.Length * Size)
             throw new ArgumentException($"ncclAllGather: output {output.Describe()} must be {Size} x input {input.Describe()}", nameof(output));
         Accelerator.Bind();
+        using var restore = CurrentContextGuard.Save();
         NcclCheck.ThrowIfFailed(Nccl.ncclAllGather(input.Pointer, output.Pointer, (nuint)input.Length, NcclCheck.DataType(input.DType), Handle, stream.Handle));
     }
 
@@ -98,6 +102,7 @@ public sealed class NcclCommunicator : IDisposable
         int element = send.ElementSize;
         long sendOffset = 0, receiveOffset = 0;
         Accelerator.Bind();
+        using var restore = CurrentContextGuard.Save();
         for (int peer = 0; peer < Size; peer++)
         {
             long toPeer = sendCounts[Rank, peer], fromPeer = sendCounts[peer, Rank];

@@ -24,6 +24,7 @@ public sealed class NcclGroup : IDisposable
         int n = accelerators.Count;
         var devices = accelerators.Select(a => a.Device).ToArray();
         var comms = new nint[n];
+        using var restore = CurrentContextGuard.Save();
         fixed (nint* c = comms)
         fixed (int* d = devices)
             NcclCheck.ThrowIfFailed(Nccl.ncclCommInitAll(c, n, d), $"ncclCommInitAll({string.Join(", ", accelerators.Select(a => a.Name))})");
@@ -75,6 +76,7 @@ public sealed class NcclGroup : IDisposable
     /// <summary>One call per rank from this thread: NCCL needs them in one group or it deadlocks.</summary>
     private void Grouped(Action<int> perRank)
     {
+        using var restore = CurrentContextGuard.Save();
         NcclCheck.ThrowIfFailed(Nccl.ncclGroupStart());
         try
         {
