@@ -7,4 +7,5 @@ var root = new RootCommand("MoeRuntime: run and study Mixture-of-Experts layers 
 root.Options.Add(CliOptions.Verbose);
 root.Subcommands.Add(DevicesCommand.Create());
 root.Subcommands.Add(EplbCommand.Create());
+root.Subcommands.Add(BenchCommand.Create());
 return await root.Parse(args).InvokeAsync();

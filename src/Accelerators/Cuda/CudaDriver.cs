@@ -36,6 +36,9 @@ internal static unsafe partial class CudaDriver
     [LibraryImport(Library, EntryPoint = "cuMemFree_v2")] public static partial CudaResult cuMemFree(ulong pointer);
     [LibraryImport(Library)] public static partial CudaResult cuMemHostAlloc(out nint pointer, nuint bytes, uint flags);
     [LibraryImport(Library)] public static partial CudaResult cuMemFreeHost(nint pointer);
+    [LibraryImport(Library, EntryPoint = "cuMemHostGetDevicePointer_v2")] public static partial CudaResult cuMemHostGetDevicePointer(out ulong devicePointer, nint hostPointer, uint flags);
+    /// <summary>cuMemHostAlloc flag: map the allocation into the device address space (CU_MEMHOSTALLOC_DEVICEMAP).</summary>
+    public const uint MemHostAllocDeviceMap = 2;
     [LibraryImport(Library)] public static partial CudaResult cuMemsetD8Async(ulong pointer, byte value, nuint count, nint stream);
     [LibraryImport(Library)] public static partial CudaResult cuMemsetD32Async(ulong pointer, uint value, nuint count, nint stream);
     [LibraryImport(Library, EntryPoint = "cuMemcpyHtoDAsync_v2")] public static partial CudaResult cuMemcpyHtoDAsync(ulong destination, void* source, nuint bytes, nint stream);

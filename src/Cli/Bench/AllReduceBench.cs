@@ -1,0 +1,189 @@
+using System.Diagnostics;
+using MoeRuntime.Accelerators;
+using MoeRuntime.Accelerators.Cuda;
+using MoeRuntime.Collectives;
+using MoeRuntime.Collectives.AllReduce;
+
+namespace MoeRuntime.Cli.Bench;
+
+/// <summary>One row of the AllReduce table (nccl-tests' columns).</summary>
+internal sealed record AllReduceRow(string Algorithm, int Ranks, string DType, long Bytes, long Count, double TimeUs,
+                                    double AlgorithmGBs, double BusGBs, long WrongElements, string Picked, string Timing);
+
+/// <summary>
+/// The AllReduce benchmark harness: for each algorithm and size, a checked run on verifiable data (small integers,
+/// so the sum is exact and every wrong element counts), then the median time of many runs. On CUDA the runs are
+/// captured into one graph per rank (our kernels and NCCL are stream-ordered); on CPU accelerators a stopwatch.
+/// Bus bandwidth = algbw * 2(N-1)/N (nccl-tests' AllReduce factor).
+/// </summary>
+internal sealed class AllReduceBench(IReadOnlyList<Accelerator> ranks, DType dtype, int warmup, int samples, int inner, Action<string> log)
+{
+    public IEnumerable<AllReduceRow> Run(AllReduceAlgorithm algorithm, IReadOnlyList<long> sizes, Communicator communicator)
+    {
+        foreach (long bytes in sizes)
+            yield return RunOne(algorithm, bytes, communicator);
+    }
+
+    private AllReduceRow RunOne(AllReduceAlgorithm algorithm, long bytes, Communicator communicator)
+    {
+        int n = ranks.Count;
+        int elementSize = DTypes.SizeOf(dtype);
+        long count = Math.Max(1, bytes / elementSize);
+        var inputs = new List<MemoryBuffer>();
+        var outputs = new List<MemoryBuffer>();
+        try
+        {
+            for (int r = 0; r < n; r++)
+            {
+                inputs.Add(Upload(ranks[r], Verifiable(r, count)));
+                outputs.Add(ranks[r].Allocate(dtype, count));
+            }
+            communicator.AllReduce(inputs, outputs, algorithm);
+            string picked = communicator.LastAllReduceAlgorithm.ToString();
+            long wrong = CountWrong(outputs, count);
+            var (ms, timing) = Time(communicator, algorithm, inputs, outputs);
+            double seconds = ms / 1e3;
+            double algbw = count * elementSize / seconds / 1e9;
+            return new AllReduceRow(algorithm.ToString(), n, DTypes.Name(dtype), count * elementSize, count, ms * 1e3,
+                algbw, algbw * 2.0 * (n - 1) / n, wrong, picked, timing);
+        }
+        finally
+        {
+            foreach (var b in inputs.Concat(outputs))
+                b.Dispose();
+        }
+    }
+
+    /// <summary>Median milliseconds of one AllReduce, and how it was timed.</summary>
+    private (double Ms, string Timing) Time(Communicator communicator, AllReduceAlgorithm algorithm, List<MemoryBuffer> inputs, List<MemoryBuffer> outputs)
+    {
+        if (ranks[0] is not CudaAccelerator)
+        {
+            for (int i = 0; i < warmup; i++)
+                communicator.AllReduce(inputs, outputs, algorithm);
+            var times = new List<double>();
+            for (int s = 0; s < samples; s++)
+            {
+                var clock = Stopwatch.StartNew();
+                for (int i = 0; i < inner; i++)
+                    communicator.AllReduce(inputs, outputs, algorithm);
+                times.Add(clock.Elapsed.TotalMilliseconds / inner);
+            }
+            return (Median(times), "stopwatch");
+        }
+        var streams = ranks.Select(a => (CudaStream)a.CreateStream()).ToList();
+        var graphs = new List<CudaGraph>();
+        try
+        {
+            for (int i = 0; i < warmup; i++)
+                communicator.AllReduce(inputs, outputs, algorithm, streams);
+            communicator.Synchronize();
+            string timing = "cuda-graph";
+            try
+            {
+                foreach (var s in streams)
+                    s.BeginCapture();
+                for (int i = 0; i < inner; i++)
+                    communicator.AllReduce(inputs, outputs, algorithm, streams);
+                foreach (var s in streams)
+                    graphs.Add(s.EndCapture());
+            }
+            catch (Exception e) when (e is AcceleratorException or InvalidOperationException)
+            {
+                log($"{algorithm}: graph capture failed ({e.Message}); timing eager launches");
+                foreach (var s in streams.Skip(graphs.Count))
+                {
+                    try { s.EndCapture().Dispose(); } catch (AcceleratorException) { }
+                }
+                graphs.ForEach(g => g.Dispose());
+                graphs.Clear();
+                timing = "eager";
+            }
+            var start = ranks[0].CreateEvent();
+            var end = ranks[0].CreateEvent();
+            try
+            {
+                var times = new List<double>();
+                for (int s = 0; s < samples; s++)
+                {
+                    start.Record(streams[0]);
+                    if (graphs.Count == streams.Count)
+                    {
+                        for (int r = 0; r < streams.Count; r++)
+                            graphs[r].Launch(streams[r]);
+                    }
+                    else
+                    {
+                        for (int i = 0; i < inner; i++)
+                            communicator.AllReduce(inputs, outputs, algorithm, streams);
+                    }
+                    end.Record(streams[0]);
+                    communicator.Synchronize();
+                    foreach (var stream in streams)
+                        stream.Synchronize();
+                    times.Add(end.ElapsedMillisecondsSince(start) / inner);
+                }
+                return (Median(times), timing);
+            }
+            finally
+            {
+                start.Dispose();
+                end.Dispose();
+            }
+        }
+        finally
+        {
+            graphs.ForEach(g => g.Dispose());
+            streams.ForEach(s => s.Dispose());
+        }
+    }
+
+    /// <summary>Rank r, element i: an integer in [-8, 8]; sums of up to 8 ranks are exact in every dtype.</summary>
+    private static float[] Verifiable(int rank, long count)
+    {
+        var data = new float[count];
+        for (long i = 0; i < count; i++)
+            data[i] = (float)((rank * 7919L + i * 131L) % 17 - 8);
+        return data;
+    }
+
+    private MemoryBuffer Upload(Accelerator accelerator, float[] values) => dtype switch
+    {
+        DType.F32 => accelerator.Upload<float>(values),
+        DType.BF16 => accelerator.Upload<BFloat16>(values.Select(v => (BFloat16)v).ToArray()),
+        DType.F16 => accelerator.Upload<Half>(values.Select(v => (Half)v).ToArray()),
+        _ => throw new ArgumentOutOfRangeException(nameof(dtype), dtype, "f32, bf16 or f16"),
+    };
+
+    private long CountWrong(List<MemoryBuffer> outputs, long count)
+    {
+        var expected = new float[count];
+        for (int r = 0; r < ranks.Count; r++)
+        {
+            var part = Verifiable(r, count);
+            for (long i = 0; i < count; i++)
+                expected[i] += part[i];
+        }
+        long wrong = 0;
+        foreach (var output in outputs)
+        {
+            float[] actual = output switch
+            {
+                MemoryBuffer<float> f => f.ToArray(),
+                MemoryBuffer<BFloat16> b => b.ToArray().Select(x => (float)x).ToArray(),
+                MemoryBuffer<Half> h => h.ToArray().Select(x => (float)x).ToArray(),
+                _ => throw new InvalidOperationException(output.Describe()),
+            };
+            for (long i = 0; i < count; i++)
+                if (actual[i] != expected[i])
+                    wrong++;
+        }
+        return wrong;
+    }
+
+    private static double Median(List<double> values)
+    {
+        values.Sort();
+        return values.Count % 2 == 1 ? values[values.Count / 2] : (values[values.Count / 2 - 1] + values[values.Count / 2]) / 2;
+    }
+}

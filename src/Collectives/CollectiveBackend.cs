@@ -1,0 +1,37 @@
+using MoeRuntime.Accelerators;
+using MoeRuntime.Collectives.Schedule;
+
+namespace MoeRuntime.Collectives;
+
+/// <summary>One call of a collective, validated: what each rank runs and on which buffers.</summary>
+internal sealed record CollectiveCall(
+    CollectiveKind Kind,
+    string? ScheduleKey,                 // a schedule registered at creation, or null: uploaded with this call
+    CollectiveOp[][] OpsPerRank,
+    IReadOnlyList<MemoryBuffer> Inputs,
+    IReadOnlyList<MemoryBuffer> Outputs,
+    long Count,                          // the element count chunks are cut from
+    int Grain,                           // chunk starts are multiples of this (Chunks)
+    DType DType,
+    IReadOnlyList<AcceleratorStream> Streams,
+    bool Wait,
+    int? RankThatNeverArrives);          // test hook: that rank runs nothing
+
+/// <summary>Runs step schedules over a group of accelerators of one kind (CPU tasks, or CUDA kernels over peer memory).</summary>
+internal abstract class CollectiveBackend : IDisposable
+{
+    /// <summary>Elements of staging and of F32 partials each rank registered.</summary>
+    public abstract long StagingBytes { get; }
+    public abstract long PartialElements { get; }
+
+    /// <summary>Makes a fixed schedule available under <paramref name="key"/> (uploaded once, so calls copy nothing).</summary>
+    public abstract void RegisterSchedule(string key, CollectiveOp[][] opsPerRank);
+
+    /// <summary>Launches every rank's schedule; when <see cref="CollectiveCall.Wait"/>, returns once all have finished.</summary>
+    public abstract void Run(CollectiveCall call);
+
+    /// <summary>Waits (with the timeout as deadline) for the calls enqueued without waiting.</summary>
+    public abstract void Synchronize(CollectiveKind lastKind, IReadOnlyList<AcceleratorStream> streams);
+
+    public abstract void Dispose();
+}

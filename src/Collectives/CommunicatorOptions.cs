@@ -1,0 +1,14 @@
+namespace MoeRuntime.Collectives;
+
+/// <summary>How a <see cref="Communicator"/> is set up.</summary>
+public sealed record CommunicatorOptions
+{
+    /// <summary>
+    /// Bytes of staging registered per rank: the largest tensor (AllReduce, ReduceScatter input, AllGather output,
+    /// all-to-allv send buffer) a call may move. The ring's F32 partial sums take twice this again.
+    /// </summary>
+    public long CapacityBytes { get; init; } = 64L << 20;
+
+    /// <summary>How long a rank waits for a peer at any step before the call fails with <see cref="CollectiveTimeoutException"/>.</summary>
+    public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(30);
+}

@@ -1,0 +1,220 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using MoeRuntime.Accelerators;
+using MoeRuntime.Accelerators.Cuda;
+using MoeRuntime.Accelerators.Nvrtc;
+using MoeRuntime.Collectives.Schedule;
+
+namespace MoeRuntime.Collectives.Cuda;
+
+/// <summary>
+/// Runs the step schedules on CUDA GPUs of one process: collective_ops.cu, one launch per rank per call on
+/// that rank's stream, every rank launched before any wait; peers' buffers are read directly over peer access.
+/// Registered once per communicator, per rank: staging (the call's dtype), F32 partials, flags and epochs,
+/// the table of every rank's addresses, the fixed schedules, and a mapped error record. A call allocates nothing.
+/// </summary>
+internal sealed class CudaCollectiveBackend : CollectiveBackend
+{
+    public const int MaxRanks = 8;
+    private const int MaxBlocks = 64;
+    private const int BlockSize = 512;
+    private const int GroupElements = 8; // GROUP in collective_ops.cu: elements one thread moves at a time
+    private const int ControlWords = MaxBlocks * MaxRanks + MaxBlocks;
+    private const int DynamicOpCapacity = 64;
+    private static readonly int OpBytes = Marshal.SizeOf<CollectiveOp>();
+
+    private readonly CudaAccelerator[] _ranks;
+    private readonly TimeSpan _timeout;
+    private readonly List<IDisposable> _owned = new();
+    private readonly MemoryBuffer<byte>[] _staging;
+    private readonly MemoryBuffer<float>[] _partial;
+    private readonly MemoryBuffer<uint>[] _control;
+    private readonly MemoryBuffer<long>[] _peerTable;
+    private readonly MemoryBuffer<byte>[] _ops;
+    private readonly MappedErrorRecord[] _errors;
+    private readonly Dictionary<string, (long OffsetBytes, int[] Counts)> _schedules = new();
+    private readonly long _dynamicOffsetBytes;
+    private readonly Dictionary<(int Rank, string Entry), CudaKernel> _kernels = new();
+    private KernelSource? _source;
+
+    public CudaCollectiveBackend(IReadOnlyList<CudaAccelerator> ranks, long capacityBytes, TimeSpan timeout, int fixedScheduleOps)
+    {
+        _ranks = ranks.ToArray();
+        _timeout = timeout;
+        int n = _ranks.Length;
+        _staging = new MemoryBuffer<byte>[n];
+        _partial = new MemoryBuffer<float>[n];
+        _control = new MemoryBuffer<uint>[n];
+        _peerTable = new MemoryBuffer<long>[n];
+        _ops = new MemoryBuffer<byte>[n];
+        _errors = new MappedErrorRecord[n];
+        _dynamicOffsetBytes = (long)fixedScheduleOps * OpBytes;
+        try
+        {
+            foreach (var a in _ranks)
+                foreach (var b in _ranks)
+                    if (!ReferenceEquals(a, b))
+                        a.EnablePeerAccess(b);
+            for (int r = 0; r < n; r++)
+            {
+                _staging[r] = Own(_ranks[r].Allocate<byte>(capacityBytes));
+                _partial[r] = Own(_ranks[r].Allocate<float>(capacityBytes / 2));
+                _control[r] = Own(_ranks[r].Allocate<uint>(ControlWords));
+                _control[r].Clear();
+                _peerTable[r] = Own(_ranks[r].Allocate<long>(3 * MaxRanks));
+                _ops[r] = Own(_ranks[r].Allocate<byte>(_dynamicOffsetBytes + (long)DynamicOpCapacity * OpBytes));
+                _errors[r] = Own(new MappedErrorRecord(_ranks[r]));
+            }
+            // Layout of struct PeerTable: staging[8], partial[8], control[8].
+            var table = new long[3 * MaxRanks];
+            for (int r = 0; r < n; r++)
+            {
+                table[r] = (long)_staging[r].Pointer;
+                table[MaxRanks + r] = (long)_partial[r].Pointer;
+                table[2 * MaxRanks + r] = (long)_control[r].Pointer;
+            }
+            for (int r = 0; r < n; r++)
+            {
+                _peerTable[r].CopyFrom(table);
+                // The zeroed flags and the table are in place before any stream of any rank launches a call.
+                _ranks[r].Synchronize();
+            }
+        }
+        catch
+        {
+            Dispose();
+            throw;
+        }
+    }
+
+    public override long StagingBytes => _staging[0].Length;
+    public override long PartialElements => _partial[0].Length;
+
+    private T Own<T>(T resource) where T : IDisposable
+    {
+        _owned.Add(resource);
+        return resource;
+    }
+
+    public override void RegisterSchedule(string key, CollectiveOp[][] opsPerRank)
+    {
+        long offset = _schedules.Count == 0 ? 0 : _schedules.Values.Max(s => s.OffsetBytes + (long)s.Counts.Max() * OpBytes);
+        int longest = opsPerRank.Max(o => o.Length);
+        if (offset + (long)longest * OpBytes > _dynamicOffsetBytes)
+            throw new InvalidOperationException($"schedule '{key}' does not fit the registered op space");
+        for (int r = 0; r < _ranks.Length; r++)
+            _ops[r].CopyFrom(MemoryMarshal.AsBytes(opsPerRank[r].AsSpan()), offset);
+        _schedules[key] = (offset, opsPerRank.Select(o => o.Length).ToArray());
+    }
+
+    public override void Run(CollectiveCall call)
+    {
+        int n = _ranks.Length;
+        long[] opOffsets = new long[n];
+        int[] opCounts = new int[n];
+        if (call.ScheduleKey is not null)
+        {
+            var (offset, counts) = _schedules[call.ScheduleKey];
+            Array.Fill(opOffsets, offset);
+            counts.CopyTo(opCounts, 0);
+        }
+        else
+        {
+            for (int r = 0; r < n; r++)
+            {
+                if (call.OpsPerRank[r].Length > DynamicOpCapacity)
+                    throw new ArgumentException($"{call.Kind}: rank {r} needs {call.OpsPerRank[r].Length} ops; at most {DynamicOpCapacity}");
+                // Stream-ordered: an earlier call on this stream has finished reading these ops.
+                _ops[r].CopyFrom(MemoryMarshal.AsBytes(call.OpsPerRank[r].AsSpan()), _dynamicOffsetBytes, call.Streams[r]);
+                opOffsets[r] = _dynamicOffsetBytes;
+                opCounts[r] = call.OpsPerRank[r].Length;
+            }
+        }
+        int blocks = GridFor(call);
+        string entry = call.DType switch
+        {
+            DType.F32 => "collective_run_f32",
+            DType.BF16 => "collective_run_bf16",
+            DType.F16 => "collective_run_f16",
+            _ => throw new NotSupportedException($"{call.Kind} of {call.DType}"),
+        };
+        long timeoutNs = (long)(_timeout.TotalMilliseconds * 1e6);
+        for (int r = 0; r < n; r++)
+        {
+            if (call.RankThatNeverArrives == r)
+                continue;
+            var kernel = KernelFor(r, entry);
+            kernel.Launch((CudaStream)call.Streams[r], new Dim3((uint)blocks), new Dim3(BlockSize), 0,
+                _ops[r].Pointer + (nint)opOffsets[r], opCounts[r], _peerTable[r],
+                call.Inputs[r].Pointer, call.Outputs[r].Pointer, call.Count, call.Grain, r, n,
+                _errors[r].DevicePointer, timeoutNs, (int)call.Kind);
+        }
+        if (call.Wait)
+            Synchronize(call.Kind, call.Streams);
+    }
+
+    private CudaKernel KernelFor(int rank, string entry)
+    {
+        if (!_kernels.TryGetValue((rank, entry), out var kernel))
+        {
+            _source ??= KernelSource.FromResource(typeof(CudaCollectiveBackend).Assembly, "collective_ops.cu");
+            kernel = _ranks[rank].LoadKernel(_source, entry);
+            _kernels[(rank, entry)] = kernel;
+        }
+        return kernel;
+    }
+
+    /// <summary>Blocks for the largest range any op of any rank covers (in groups of 8 elements per thread), capped: the same grid on every rank.</summary>
+    private static int GridFor(CollectiveCall call)
+    {
+        long longest = 0;
+        foreach (var ops in call.OpsPerRank)
+            foreach (var op in ops)
+                if (op.Kind != (int)OpKind.Barrier)
+                    longest = Math.Max(longest, op.Range(call.Count, call.OpsPerRank.Length, call.Grain).Length);
+        long groups = (longest + GroupElements - 1) / GroupElements;
+        return (int)Math.Clamp((groups + BlockSize - 1) / BlockSize, 1, MaxBlocks);
+    }
+
+    public override void Synchronize(CollectiveKind lastKind, IReadOnlyList<AcceleratorStream> streams)
+    {
+        // The device gives up after the timeout; the host allows twice that (plus a second) before it gives up too.
+        var deadline = Stopwatch.StartNew();
+        var limit = _timeout * 2 + TimeSpan.FromSeconds(1);
+        for (int r = 0; r < _ranks.Length; r++)
+        {
+            var stream = (CudaStream)streams[r];
+            while (!stream.IsIdle())
+            {
+                if (deadline.Elapsed > limit)
+                {
+                    var reported = FirstError();
+                    throw reported ?? new CollectiveTimeoutException(lastKind, r, -1, _timeout,
+                        $"the stream of {_ranks[r].Name} was still busy after {limit.TotalSeconds:F1} s (host deadline)");
+                }
+                Thread.Yield();
+            }
+        }
+        var error = FirstError();
+        if (error is not null)
+            throw error;
+    }
+
+    private CollectiveTimeoutException? FirstError()
+    {
+        foreach (var record in _errors)
+        {
+            if (record.IsSet)
+                return new CollectiveTimeoutException(record.Collective, record.Rank, record.Step, _timeout,
+                    $"{_ranks[record.Rank].Name} waited for a peer's flag until the device-side deadline");
+        }
+        return null;
+    }
+
+    public override void Dispose()
+    {
+        for (int i = _owned.Count - 1; i >= 0; i--)
+            _owned[i].Dispose();
+        _owned.Clear();
+    }
+}

@@ -1,0 +1,350 @@
+// collective_ops.cu: runs one rank's collective step schedule (Schedule/*.cs) over peer memory.
+//
+// One launch per rank per call, all ranks launched before anyone waits. Each rank reads its peers'
+// registered staging / partial buffers directly through UVA pointers (peer access enabled), writes only
+// its own memory, and orders steps with barriers made of flags in peer memory.
+//
+// Ops (struct CollectiveOp, 64 bytes, mirrors Schedule/CollectiveOp.cs):
+//   COPY        dst = src0                      (through F32; exact for f32/bf16/f16 values)
+//   ADD         dst = src0 + src1               (F32)
+//   REDUCE_ALL  dst = src0@0 + src0@1 + ... + src0@N-1  (F32, always this order: bit-identical on every rank)
+//   BARRIER     every rank has finished the ops before it
+// Range of an op: chunk c >= 0 -> [start(c), start(c+1)), start(c) = floor(count*c/N / grain) * grain,
+//                 start(N) = count (offset 0 in a BASE_ZERO buffer); chunk -1 -> length elements at
+//                 srcOffset / dstOffset. AllReduce passes grain 8 so chunks start 16-byte aligned.
+// Elements move in groups of GROUP = 8: group g of a range (elements 8g..8g+7) always belongs to thread
+// g mod (grid * block), on every rank and every op of a call, whether it moves by 16-byte vectors (every operand
+// 16-byte aligned) or one element at a time (a misaligned operand, the tail): block b's barrier only has to
+// order block b of every rank.
+//
+// Barrier k of a call, block b, value v = epoch[b] + k (epoch[b] lives in this rank's memory and advances by
+// the call's barrier count, so a CUDA graph replays correctly without resetting anything):
+//   thread t < N stores v into rank t's flags[b][self] (st.release.sys), then spins on its own flags[b][t]
+//   with ld.acquire.sys until it is >= v, or until the %globaltimer deadline: then it writes an error record
+//   {1, step, rank, collective} to mapped host memory and the whole block leaves the kernel.
+//
+// Variants: collective_run_f32 / _bf16 / _f16. Launch: grid <= MAX_BLOCKS (the same on every rank of a
+// call), any block size >= MAX_RANKS (512 used); flags [MAX_BLOCKS][MAX_RANKS] u32 then epochs [MAX_BLOCKS] u32.
+#include "moe_common.cuh"
+
+#define MAX_RANKS 8
+#define MAX_BLOCKS 64
+#define GROUP 8
+
+enum { OP_COPY = 1, OP_ADD = 2, OP_REDUCE_ALL = 3, OP_BARRIER = 4 };
+enum { BUF_INPUT = 0, BUF_OUTPUT = 1, BUF_STAGING = 2, BUF_PARTIAL = 3, BUF_KIND_MASK = 15, BUF_BASE_ZERO = 16 };
+
+struct CollectiveOp
+{
+    int kind, chunk, src0, src0Rank, src1, src1Rank, dst, step;
+    long long srcOffset, dstOffset, length, reserved;
+};
+
+// Device addresses of every rank's registered buffers (the same table on every rank).
+struct PeerTable
+{
+    moe_u64 staging[MAX_RANKS];
+    moe_u64 partial[MAX_RANKS];
+    moe_u64 control[MAX_RANKS];   // flags then epochs
+};
+
+__device__ __forceinline__ moe_u64 global_timer_ns()
+{
+    moe_u64 t;
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+    return t;
+}
+
+__device__ __forceinline__ void store_release_sys(moe_u32* p, moe_u32 v)
+{
+    asm volatile("st.release.sys.global.u32 [%0], %1;" :: "l"(p), "r"(v) : "memory");
+}
+
+__device__ __forceinline__ moe_u32 load_acquire_sys(const moe_u32* p)
+{
+    moe_u32 v;
+    asm volatile("ld.acquire.sys.global.u32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
+    return v;
+}
+
+// Loads that skip L1 (not coherent with peers' writes): peers' data changes between the steps of one kernel.
+__device__ __forceinline__ float load_cg_f32(const float* p)
+{
+    float v;
+    asm volatile("ld.global.cg.f32 %0, [%1];" : "=f"(v) : "l"(p) : "memory");
+    return v;
+}
+
+__device__ __forceinline__ moe_u16 load_cg_u16(const void* p)
+{
+    moe_u16 v;
+    asm volatile("ld.global.cg.u16 %0, [%1];" : "=h"(v) : "l"(p) : "memory");
+    return v;
+}
+
+__device__ __forceinline__ float load_elem(const float* base, long long i) { return load_cg_f32(base + i); }
+__device__ __forceinline__ float load_elem(const bf16* base, long long i) { bf16 x; x.bits = load_cg_u16(base + i); return to_float(x); }
+__device__ __forceinline__ float load_elem(const f16* base, long long i) { f16 x; x.bits = load_cg_u16(base + i); return to_float(x); }
+
+// 16-byte loads (L1 bypassed, like the scalar ones) and stores.
+__device__ __forceinline__ void load_cg_v4_f32(const float* p, float* v)
+{
+    asm volatile("ld.global.cg.v4.f32 {%0, %1, %2, %3}, [%4];" : "=f"(v[0]), "=f"(v[1]), "=f"(v[2]), "=f"(v[3]) : "l"(p) : "memory");
+}
+
+__device__ __forceinline__ void load_cg_v4_u32(const void* p, moe_u32* v)
+{
+    asm volatile("ld.global.cg.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(v[0]), "=r"(v[1]), "=r"(v[2]), "=r"(v[3]) : "l"(p) : "memory");
+}
+
+__device__ __forceinline__ void store_v4_f32(float* p, const float* v)
+{
+    asm volatile("st.global.v4.f32 [%0], {%1, %2, %3, %4};" :: "l"(p), "f"(v[0]), "f"(v[1]), "f"(v[2]), "f"(v[3]) : "memory");
+}
+
+__device__ __forceinline__ void store_v4_u32(void* p, const moe_u32* v)
+{
+    asm volatile("st.global.v4.u32 [%0], {%1, %2, %3, %4};" :: "l"(p), "r"(v[0]), "r"(v[1]), "r"(v[2]), "r"(v[3]) : "memory");
+}
+
+// An operand: a base address already moved to the op's range start, and whether it holds F32 partials.
+struct Operand
+{
+    const void* base;
+    bool isF32;
+};
+
+template <typename T>
+__device__ __forceinline__ float load_operand(Operand o, long long i)
+{
+    return o.isF32 ? load_cg_f32((const float*)o.base + i) : load_elem((const T*)o.base + 0, i);
+}
+
+template <typename T>
+__device__ __forceinline__ void store_operand(Operand o, long long i, float v)
+{
+    if (o.isF32)
+        ((float*)o.base)[i] = v;
+    else
+        ((T*)o.base)[i] = from_float<T>(v);
+}
+
+// A group of GROUP elements at p (16-byte aligned) as F32, and back; one overload per element type.
+__device__ __forceinline__ void load_elems(const float* p, float* v)
+{
+    load_cg_v4_f32(p, v);
+    load_cg_v4_f32(p + 4, v + 4);
+}
+
+template <typename H>   // bf16 or f16: 8 x 2 bytes in four 32-bit words, low half first (little endian)
+__device__ __forceinline__ void load_halves(const H* p, float* v)
+{
+    moe_u32 words[4];
+    load_cg_v4_u32(p, words);
+    for (int k = 0; k < 4; k++)
+    {
+        H lo, hi;
+        lo.bits = (moe_u16)(words[k] & 0xffffu);
+        hi.bits = (moe_u16)(words[k] >> 16);
+        v[2 * k] = to_float(lo);
+        v[2 * k + 1] = to_float(hi);
+    }
+}
+
+__device__ __forceinline__ void load_elems(const bf16* p, float* v) { load_halves(p, v); }
+__device__ __forceinline__ void load_elems(const f16* p, float* v) { load_halves(p, v); }
+
+__device__ __forceinline__ void store_elems(float* p, const float* v)
+{
+    store_v4_f32(p, v);
+    store_v4_f32(p + 4, v + 4);
+}
+
+template <typename H>
+__device__ __forceinline__ void store_halves(H* p, const float* v)
+{
+    moe_u32 words[4];
+    for (int k = 0; k < 4; k++)
+        words[k] = (moe_u32)from_float<H>(v[2 * k]).bits | ((moe_u32)from_float<H>(v[2 * k + 1]).bits << 16);
+    store_v4_u32(p, words);
+}
+
+__device__ __forceinline__ void store_elems(bf16* p, const float* v) { store_halves(p, v); }
+__device__ __forceinline__ void store_elems(f16* p, const float* v) { store_halves(p, v); }
+
+// Group at element i of an operand (i a multiple of GROUP, the operand 16-byte aligned).
+template <typename T>
+__device__ __forceinline__ void load_group(Operand o, long long i, float* v)
+{
+    if (o.isF32)
+        load_elems((const float*)o.base + i, v);
+    else
+        load_elems((const T*)o.base + i, v);
+}
+
+template <typename T>
+__device__ __forceinline__ void store_group(Operand o, long long i, const float* v)
+{
+    if (o.isF32)
+        store_elems((float*)o.base + i, v);
+    else
+        store_elems((T*)o.base + i, v);
+}
+
+__device__ __forceinline__ bool aligned16(Operand o) { return ((moe_u64)o.base & 15) == 0; }
+
+template <typename T>
+__device__ __forceinline__ Operand resolve(const PeerTable* peers, const void* input, void* output, int code, int rank, long long offset)
+{
+    Operand o;
+    switch (code & BUF_KIND_MASK)
+    {
+        case BUF_INPUT: o.base = (const T*)input + offset; o.isF32 = false; break;
+        case BUF_OUTPUT: o.base = (const T*)output + offset; o.isF32 = false; break;
+        case BUF_STAGING: o.base = (const T*)peers->staging[rank] + offset; o.isF32 = false; break;
+        default: o.base = (const float*)peers->partial[rank] + offset; o.isF32 = true; break;
+    }
+    return o;
+}
+
+// Returns false (in every thread of the block) when a peer did not arrive before the deadline.
+__device__ __forceinline__ bool block_barrier(const PeerTable* peers, int rank, int ranks, moe_u32 value,
+                                              long long timeoutNs, volatile int* errorRecord, int step, int collective,
+                                              volatile int* timedOut)
+{
+    __syncthreads();   // every thread of this block has finished the step's loads and stores
+    int t = threadIdx.x;
+    if (t < ranks)
+    {
+        moe_u32* peerSlot = (moe_u32*)peers->control[t] + blockIdx.x * MAX_RANKS + rank;
+        __threadfence_system();
+        store_release_sys(peerSlot, value);
+        const moe_u32* ownSlot = (const moe_u32*)peers->control[rank] + blockIdx.x * MAX_RANKS + t;
+        moe_u64 start = global_timer_ns();
+        while ((int)(load_acquire_sys(ownSlot) - value) < 0)
+        {
+            if ((long long)(global_timer_ns() - start) > timeoutNs)
+            {
+                errorRecord[1] = step;
+                errorRecord[2] = rank;
+                errorRecord[3] = collective;
+                __threadfence_system();
+                errorRecord[0] = 1;
+                *timedOut = 1;
+                break;
+            }
+        }
+    }
+    __syncthreads();
+    return *timedOut == 0;
+}
+
+template <typename T>
+__device__ void run_schedule(const CollectiveOp* ops, int opCount, const PeerTable* peers, const void* input, void* output,
+                             long long count, int grain, int rank, int ranks, int* errorRecord, long long timeoutNs, int collective)
+{
+    __shared__ moe_u32 epochBase;
+    __shared__ int timedOut;
+    moe_u32* epochs = (moe_u32*)peers->control[rank] + MAX_BLOCKS * MAX_RANKS;
+    if (threadIdx.x == 0)
+    {
+        epochBase = epochs[blockIdx.x];
+        timedOut = 0;
+    }
+    __syncthreads();
+    moe_u32 barriers = 0;
+    long long first = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    long long stride = (long long)gridDim.x * blockDim.x;
+    for (int k = 0; k < opCount; k++)
+    {
+        const CollectiveOp op = ops[k];
+        if (op.kind == OP_BARRIER)
+        {
+            barriers++;
+            if (!block_barrier(peers, rank, ranks, epochBase + barriers, timeoutNs, errorRecord, op.step, collective, &timedOut))
+                return;
+            continue;
+        }
+        long long src0At, src1At, dstAt, length;
+        if (op.chunk >= 0)
+        {
+            long long start = count * op.chunk / ranks / grain * grain;
+            long long end = op.chunk + 1 >= ranks ? count : count * (op.chunk + 1) / ranks / grain * grain;
+            length = end - start;
+            src0At = (op.src0 & BUF_BASE_ZERO) ? 0 : start;
+            src1At = (op.src1 & BUF_BASE_ZERO) ? 0 : start;
+            dstAt = (op.dst & BUF_BASE_ZERO) ? 0 : start;
+        }
+        else
+        {
+            src0At = op.srcOffset;
+            src1At = op.srcOffset;
+            dstAt = op.dstOffset;
+            length = op.length;
+        }
+        Operand dst = resolve<T>(peers, input, output, op.dst, rank, dstAt);
+        Operand sources[MAX_RANKS];
+        int sourceCount;
+        if (op.kind == OP_REDUCE_ALL)
+        {
+            sourceCount = ranks;
+            for (int p = 0; p < ranks; p++)
+                sources[p] = resolve<T>(peers, input, output, op.src0, p, src0At);
+        }
+        else
+        {
+            // COPY: one source; ADD: two, summed in that order.
+            sourceCount = op.kind == OP_ADD ? 2 : 1;
+            sources[0] = resolve<T>(peers, input, output, op.src0, op.src0Rank, src0At);
+            if (op.kind == OP_ADD)
+                sources[1] = resolve<T>(peers, input, output, op.src1, op.src1Rank, src1At);
+        }
+        bool vectors = aligned16(dst);
+        for (int p = 0; p < sourceCount; p++)
+            vectors = vectors && aligned16(sources[p]);
+        long long groups = (length + GROUP - 1) / GROUP;
+        for (long long g = first; g < groups; g += stride)
+        {
+            long long i0 = g * GROUP;
+            if (vectors && i0 + GROUP <= length)
+            {
+                float sum[GROUP], value[GROUP];
+                load_group<T>(sources[0], i0, sum);
+                for (int p = 1; p < sourceCount; p++)
+                {
+                    load_group<T>(sources[p], i0, value);
+                    for (int k = 0; k < GROUP; k++)
+                        sum[k] += value[k];
+                }
+                store_group<T>(dst, i0, sum);
+            }
+            else
+            {
+                long long i1 = i0 + GROUP < length ? i0 + GROUP : length;
+                for (long long i = i0; i < i1; i++)
+                {
+                    float sum = load_operand<T>(sources[0], i);
+                    for (int p = 1; p < sourceCount; p++)
+                        sum += load_operand<T>(sources[p], i);
+                    store_operand<T>(dst, i, sum);
+                }
+            }
+        }
+    }
+    // Every rank's block runs the same barrier count: the epochs stay in step without a reset.
+    if (threadIdx.x == 0)
+        epochs[blockIdx.x] = epochBase + barriers;
+}
+
+#define COLLECTIVE_ENTRY(NAME, T)                                                                          \
+    extern "C" __global__ void NAME(const CollectiveOp* ops, int opCount, const PeerTable* peers,          \
+                                    const void* input, void* output, long long count, int grain,          \
+                                    int rank, int ranks,                                                   \
+                                    int* errorRecord, long long timeoutNs, int collective)                 \
+    {                                                                                                      \
+        run_schedule<T>(ops, opCount, peers, input, output, count, grain, rank, ranks, errorRecord, timeoutNs, collective); \
+    }
+
+COLLECTIVE_ENTRY(collective_run_f32, float)
+COLLECTIVE_ENTRY(collective_run_bf16, bf16)
+COLLECTIVE_ENTRY(collective_run_f16, f16)
