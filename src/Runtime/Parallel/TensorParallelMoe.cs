@@ -1,5 +1,6 @@
 using MoeRuntime.Accelerators;
 using MoeRuntime.Collectives;
+using MoeRuntime.Collectives.AllReduce;
 using MoeRuntime.Runtime.Layers;
 using MoeRuntime.Runtime.Models;
 
