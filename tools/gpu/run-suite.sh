@@ -15,7 +15,7 @@ if [ "${SKIP_TESTS:-0}" != 1 ]; then
   $run .gpu/app/MoeRuntime.Tests/MoeRuntime.Tests.dll -ctrf "$out/ctrf.json" "$@" > "$out/tests.log" 2>&1
   echo "tests exit $?"
   grep -cE "\[FAIL\]" "$out/tests.log"
-  grep -E '\[FAIL\]' -A 12 "$out/tests.log" | head -150
+  grep -E '\[FAIL\]' -A 12 "$out/tests.log" | head -90
   grep -E 'Total:' "$out/tests.log"
   python3 - "$out/ctrf.json" <<'PY'
 import json, sys
