@@ -7,7 +7,7 @@ namespace MoeRuntime.Runtime.Models;
 /// Field names on disk differ per family:
 /// <code>
 ///                     mixtral              qwen2_moe / qwen3_moe       deepseek_v3
-/// experts             num_local_experts    num_experts                 n_routed_experts
+/// experts             num_local_experts    num_experts (or num_local_experts, as transformers 5 saves it)   n_routed_experts
 /// expert intermediate intermediate_size    moe_intermediate_size       moe_intermediate_size
 /// shared experts      -                    shared_expert_intermediate  n_shared_experts x moe_intermediate_size
 ///                                          _size (qwen2_moe only)
@@ -129,7 +129,7 @@ public sealed record ModelConfig
                     Family = family,
                     HiddenSize = fields.Int("hidden_size", 2048),
                     MoeIntermediateSize = fields.Int("moe_intermediate_size", 1408),
-                    NumExperts = fields.Int("num_experts", 60),
+                    NumExperts = fields.Int("num_experts", fields.Int("num_local_experts", 60)),
                     TopK = fields.Int("num_experts_per_tok", 4),
                     NumHiddenLayers = fields.Int("num_hidden_layers", 24),
                     NormTopKProb = fields.Bool("norm_topk_prob", false),
@@ -144,7 +144,7 @@ public sealed record ModelConfig
                     Family = family,
                     HiddenSize = fields.Int("hidden_size", 2048),
                     MoeIntermediateSize = fields.Int("moe_intermediate_size", 768),
-                    NumExperts = fields.Int("num_experts", 128),
+                    NumExperts = fields.Int("num_experts", fields.Int("num_local_experts", 128)),
                     TopK = fields.Int("num_experts_per_tok", 8),
                     NumHiddenLayers = fields.Int("num_hidden_layers", 24),
                     NormTopKProb = fields.Bool("norm_topk_prob", false),
