@@ -148,7 +148,10 @@ public sealed class Communicator : IDisposable
         }
         try
         {
-            _algorithms[algorithm].Run(this, perRankInput, perRankOutput, resolved);
+            // NCCL runs outside our schedules: remember its streams too, so Synchronize waits on this call's.
+        _lastKind = CollectiveKind.AllReduce;
+        _lastStreams = CallWaits(resolved) ? null : resolved;
+        _algorithms[algorithm].Run(this, perRankInput, perRankOutput, resolved);
         }
         catch (CollectiveTimeoutException e) when (_failure is null)
         {

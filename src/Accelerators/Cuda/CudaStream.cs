@@ -42,21 +42,16 @@ public sealed class CudaStream : AcceleratorStream
         CudaCheck.ThrowIfFailed(CudaDriver.cuStreamBeginCapture(Handle, threadLocalMode));
     }
 
-    /// <summary>Ends a capture and returns the instantiated graph, ready to replay.</summary>
+    /// <summary>
+    /// Ends a capture and returns the graph. It is instantiated at its first launch (or by
+    /// <see cref="CudaGraph.Instantiate"/>), not here: instantiating while another stream of this thread
+    /// is still capturing is refused by the driver, and multi-GPU work captures several streams at once.
+    /// </summary>
     public CudaGraph EndCapture()
     {
         Accelerator.Bind();
         CudaCheck.ThrowIfFailed(CudaDriver.cuStreamEndCapture(Handle, out nint graph));
-        try
-        {
-            CudaCheck.ThrowIfFailed(CudaDriver.cuGraphInstantiateWithFlags(out nint exec, graph, 0));
-            return Accelerator.Track(new CudaGraph(Accelerator, graph, exec));
-        }
-        catch
-        {
-            CudaDriver.cuGraphDestroy(graph);
-            throw;
-        }
+        return Accelerator.Track(new CudaGraph(Accelerator, graph));
     }
 
     protected override void SynchronizeCore()
@@ -124,36 +119,45 @@ public sealed class CudaEvent : AcceleratorEvent
     }
 }
 
-/// <summary>An instantiated CUDA graph: replays the captured work with one launch.</summary>
+/// <summary>A captured CUDA graph: replays the captured work with one launch.</summary>
 public sealed class CudaGraph : IDisposable
 {
     private readonly CudaAccelerator _accelerator;
     private nint _graph;
     private nint _exec;
 
-    internal CudaGraph(CudaAccelerator accelerator, nint graph, nint exec)
+    internal CudaGraph(CudaAccelerator accelerator, nint graph)
     {
         _accelerator = accelerator;
         _graph = graph;
-        _exec = exec;
+    }
+
+    /// <summary>Instantiates the graph (done by the first launch otherwise); call it after every capture of the thread has ended.</summary>
+    public void Instantiate()
+    {
+        ObjectDisposedException.ThrowIf(_graph == 0, this);
+        if (_exec != 0)
+            return;
+        _accelerator.Bind();
+        CudaCheck.ThrowIfFailed(CudaDriver.cuGraphInstantiateWithFlags(out _exec, _graph, 0));
     }
 
     public void Launch(CudaStream stream)
     {
-        ObjectDisposedException.ThrowIf(_exec == 0, this);
-        _accelerator.Bind();
+        Instantiate();
         CudaCheck.ThrowIfFailed(CudaDriver.cuGraphLaunch(_exec, stream.Handle));
     }
 
     public void Dispose()
     {
-        if (_exec == 0)
+        if (_graph == 0)
             return;
         _accelerator.Untrack(this);
         if (!_accelerator.IsDisposed)
         {
             CudaDriver.cuCtxSetCurrent(_accelerator.Context);
-            CudaDriver.cuGraphExecDestroy(_exec);
+            if (_exec != 0)
+                CudaDriver.cuGraphExecDestroy(_exec);
             CudaDriver.cuGraphDestroy(_graph);
         }
         _exec = 0;

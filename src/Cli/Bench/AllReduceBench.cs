@@ -87,6 +87,8 @@ internal sealed class AllReduceBench(IReadOnlyList<Accelerator> ranks, DType dty
                     communicator.AllReduce(inputs, outputs, algorithm, streams);
                 foreach (var s in streams)
                     graphs.Add(s.EndCapture());
+                foreach (var g in graphs)
+                    g.Instantiate();
             }
             catch (Exception e) when (e is AcceleratorException or InvalidOperationException)
             {
