@@ -104,6 +104,37 @@ public class NcclTests
         Assert.Contains("rank 0 did not answer", error.Message);
     }
 
+    [Fact]
+    public void SynchronizeWaitsOnTheStreamsOfTheLastNcclCall()
+    {
+        // A stream-ordered NCCL call after one of ours on streams since disposed: Synchronize must wait on the NCCL call's streams.
+        var group = TestDevices.GetGroup("cuda", 2);
+        if (!NcclLibrary.IsAvailable)
+            Assert.Skip(NcclLibrary.UnavailableReason!);
+        TestData.NewRandom(out int seed);
+        var inputs = Enumerable.Range(0, 2).Select(r => Verifiable(seed, r, 4096)).ToArray();
+        using var communicator = Communicator.Create(group, Options());
+        var input = Enumerable.Range(0, 2).Select(r => Upload(group[r], DType.F32, inputs[r])).ToList();
+        var output = Enumerable.Range(0, 2).Select(r => Poisoned(group[r], DType.F32, 4096)).ToList();
+        try
+        {
+            var first = group.Select(a => a.CreateStream()).ToList();
+            communicator.AllReduce(input, output, AllReduceAlgorithm.OneShot, first);
+            communicator.Synchronize();
+            first.ForEach(s => s.Dispose());
+            var second = group.Select(a => a.CreateStream()).ToList();
+            communicator.AllReduce(input, output, AllReduceAlgorithm.Nccl, second);
+            communicator.Synchronize();
+            var expected = inputs[0].Zip(inputs[1], (a, b) => a + b).ToArray();
+            Compare.Exact<float>(expected, Download(output[1]), $"NCCL after one-shot (seed {seed})");
+            second.ForEach(s => s.Dispose());
+        }
+        finally
+        {
+            DisposeAll(input.Concat(output));
+        }
+    }
+
     [Theory]
     [InlineData(2, DType.BF16)]
     [InlineData(4, DType.BF16)]
