@@ -24,6 +24,9 @@ internal sealed record RunArguments
     public string DType { get; init; } = "f32";
     public string AllReduce { get; init; } = "auto";
     public int Repeats { get; init; } = 5;
+
+    /// <summary>Load progress on stderr (the tests turn it off).</summary>
+    public bool ShowProgress { get; init; } = true;
 }
 
 /// <summary>
@@ -125,7 +128,9 @@ internal static class RunCommand
 
         using var context = new AcceleratorContext();
         IReadOnlyList<Accelerator> ranks = mode == LayerMode.Single ? [context.Get(a.Device)] : context.GetList(a.Devices!);
-        var weights = LoadProgressDisplay.Run($"layer {a.Layer}", progress => MoeLayerWeights.Load(a.Model, a.Layer, dtype, progress));
+        var weights = a.ShowProgress
+            ? LoadProgressDisplay.Run($"layer {a.Layer}", progress => MoeLayerWeights.Load(a.Model, a.Layer, dtype, progress))
+            : MoeLayerWeights.Load(a.Model, a.Layer, dtype);
         using var runner = LayerRunner.Create(mode, ranks, weights, algorithm, tokens);
         var result = runner.Forward(hidden, tokens);
         double ms = runner.MedianMs(hidden, tokens, a.Repeats);
