@@ -74,6 +74,25 @@ public sealed class RunCommandTests
         Assert.DoesNotContain(a.Values, float.IsNaN);
     }
 
+    /// <summary>The option names of the interface, parsed by System.CommandLine as a user types them.</summary>
+    [Fact]
+    public void CommandLineOptionsParseAsDocumented()
+    {
+        using var folder = new TempFolder();
+        var (_, layer) = MoeLayerFixtures.Write(folder.Path, "qwen2_moe", 8, 4);
+        string[] args =
+        [
+            "--model", folder.Path, "--layer", layer.ToString(System.Globalization.CultureInfo.InvariantCulture), "--tokens", "0", "--seed", "3",
+            "--output", folder.File("out.safetensors"), "--devices", "cpu:0,cpu:1", "--parallel", "tp", "--dtype", "bf16",
+            "--allreduce", "ring", "--repeats", "1",
+        ];
+        int code = RunCommand.Create().Parse(args).Invoke();
+        Assert.Equal(0, code);
+        var (values, tokens, hidden) = HiddenStatesFile.Read(folder.File("out.safetensors"));
+        Assert.Equal((0, 64), (tokens, hidden));
+        Assert.Empty(values);
+    }
+
     public static TheoryData<string, string> ErrorCases => new()
     {
         { "missing-model", "no such folder" },

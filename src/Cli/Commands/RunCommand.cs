@@ -143,7 +143,7 @@ internal static class RunCommand
         double tokensPerSecond = ms > 0 ? tokens / (ms / 1e3) : 0;
         output.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"time: {ms:F3} ms ({runner.TimingScope}, median of {a.Repeats} after a warm-up), {tokensPerSecond:F0} tokens/s"));
-        if (runner.LastAllReduce is { } picked && ranks.Count > 1)
+        if (runner.LastAllReduce is { } picked && ranks.Count > 1 && tokens > 0)
             output.WriteLine($"allreduce: {picked}");
         if (runner.ExpertParallelLoad is { } load)
             for (int r = 0; r < ranks.Count; r++)
