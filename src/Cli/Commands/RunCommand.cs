@@ -187,7 +187,7 @@ internal static class RunCommand
     }
 
     /// <summary>Errors that come from what the user gave (arguments, files, devices), printed as one line.</summary>
-    internal static bool IsUserError(Exception e) => e is ArgumentException or FileNotFoundException or DirectoryNotFoundException
+    internal static bool IsUserError(Exception e) => e is ArgumentException or IOException or UnauthorizedAccessException
         or ModelConfigException or CheckpointFormatException or NotSupportedException or AcceleratorOutOfMemoryException;
 
     internal static string Describe(Exception e) => e is ArgumentException a && a.ParamName is { } name
