@@ -32,7 +32,7 @@ public sealed class LayerBenchCommandTests
     }
 
     [Theory]
-    [InlineData("mixtral-7b", "--preset mixtral-7b")]
+    [InlineData("mixtral-7b", "preset 'mixtral-7b'")]
     [InlineData("tiny", "--tokens: '0'")]
     public void BadArgumentsExitWithCode2(string preset, string message)
     {

@@ -15,7 +15,7 @@ internal static class LayerBenchCommand
 {
     public static Command Create()
     {
-        var preset = new Option<string>("--preset") { Description = string.Join(", ", LayerBench.PresetNames), DefaultValueFactory = _ => "mixtral-8x7b" };
+        var preset = new Option<string>("--preset") { Description = "mixtral-8x7b, qwen3-30b-a3b, deepseek-v3, or tiny (a CPU smoke test)", DefaultValueFactory = _ => "mixtral-8x7b" };
         var tokens = new Option<string>("--tokens") { Description = "token counts, comma-separated", DefaultValueFactory = _ => "1,16,128,1024,8192" };
         var device = new Option<string>("--device") { Description = "cpu or cuda:N", DefaultValueFactory = _ => "cuda:0" };
         var dtype = new Option<string>("--dtype") { Description = "f32, bf16 or f16", DefaultValueFactory = _ => "bf16" };
