@@ -25,6 +25,8 @@ public sealed class RunCommandTests
         { "cuda:0", null, null },
         { "cpu", "cpu:0,cpu:1", "tp" },
         { "cpu", "cpu:0,cpu:1,cpu:2,cpu:3", "ep" },
+        { "cpu", "cuda:0,cuda:1", "tp" },
+        { "cpu", "cuda:0,cuda:1", "ep" },
     };
 
     /// <summary>hidden_states in a BF16 file -> moe run (F32 compute) -> output file equals the oracle on the same values.</summary>
@@ -33,6 +35,8 @@ public sealed class RunCommandTests
     public void RunRoundTripMatchesReference(string device, string? devices, string? parallel)
     {
         TestDevices.Get(device);
+        if (devices is not null)
+            TestDevices.GetGroup(devices.Split(',')[0].Split(':')[0], devices.Split(',').Length);
         var random = TestData.NewRandom(out int seed);
         using var folder = new TempFolder();
         var (config, layer) = MoeLayerFixtures.Write(folder.Path, "deepseek_v3", 16, seed);
