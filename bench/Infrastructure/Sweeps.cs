@@ -23,6 +23,7 @@ public static class Sweeps
         ["eplb_balance"] = Eplb.EplbBalanceSweep.Run,
         ["grouped_gemm"] = Kernels.GroupedGemmSweep.Run,
         ["token_ops"] = MoeRuntime.Benchmarks.Kernels.TokenOpsSweep.Run,
+        ["moe_layer"] = MoeRuntime.Benchmarks.Runtime.MoeLayerSweep.Run,
     };
 
     public static int Run(string[] args)

@@ -5,6 +5,8 @@ using MoeRuntime.Cli.Commands;
 // moe: the MoeRuntime command. Logs go to stderr; tables and JSON to stdout.
 var root = new RootCommand("MoeRuntime: run and study Mixture-of-Experts layers on CPUs and CUDA GPUs");
 root.Options.Add(CliOptions.Verbose);
+root.Subcommands.Add(DemoCommand.Create());
+root.Subcommands.Add(RunCommand.Create());
 root.Subcommands.Add(DevicesCommand.Create());
 root.Subcommands.Add(EplbCommand.Create());
 root.Subcommands.Add(BenchCommand.Create());

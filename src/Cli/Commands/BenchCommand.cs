@@ -21,6 +21,7 @@ internal static class BenchCommand
     {
         var bench = new Command("bench", "benchmarks of MoeRuntime's kernels and collectives");
         bench.Subcommands.Add(CreateAllReduce());
+        bench.Subcommands.Add(LayerBenchCommand.Create());
         return bench;
     }
 

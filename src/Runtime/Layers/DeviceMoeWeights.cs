@@ -94,6 +94,97 @@ public sealed class DeviceMoeWeights : IDisposable
         }
     }
 
+    /// <summary>
+    /// Random weights at <paramref name="config"/>'s real shapes, generated straight into device buffers one
+    /// expert at a time (a host chunk per expert, filled in parallel, then uploaded), so a layer larger than
+    /// host memory can be benchmarked without a download: uniform in +-1/sqrt(fan_in), all experts, no TP slice.
+    /// DeepSeek-style configs get a correction bias; shared experts (and qwen2_moe's gate) when the config has them.
+    /// </summary>
+    public static DeviceMoeWeights CreateRandom(Accelerator accelerator, ModelConfig config, DType dtype, int seed)
+    {
+        ArgumentNullException.ThrowIfNull(accelerator);
+        ArgumentNullException.ThrowIfNull(config);
+        if (dtype is not (DType.F32 or DType.BF16 or DType.F16))
+            throw new ArgumentException($"compute dtype {DTypes.Name(dtype)} is not f32, bf16 or f16", nameof(dtype));
+        int h = config.HiddenSize, i = config.MoeIntermediateSize, e = config.NumExperts, ish = config.SharedIntermediateSize;
+        if (h < 1 || i < 1 || e < 1 || ish < 0)
+            throw new ArgumentException($"config shapes H {h}, I {i}, E {e}, shared I {ish} must be positive", nameof(config));
+        var result = new DeviceMoeWeights(accelerator, config, dtype, 0, e, i, ish);
+        try
+        {
+            result.RouterGate = RandomBlocks(accelerator, dtype, 1, (long)e * h, h, seed, 0);
+            result.GateUp = RandomBlocks(accelerator, dtype, e, 2L * i * h, h, seed, 1);
+            result.Down = RandomBlocks(accelerator, dtype, e, (long)h * i, i, seed, 2);
+            if (config.HasScoreCorrectionBias)
+            {
+                var random = new Random(seed);
+                result.Bias = accelerator.Upload<float>(Enumerable.Range(0, e).Select(_ => 0.2f * random.NextSingle() - 0.1f).ToArray());
+            }
+            if (ish > 0)
+            {
+                result.SharedGateUp = RandomBlocks(accelerator, dtype, 1, 2L * ish * h, h, seed, 3);
+                result.SharedDown = RandomBlocks(accelerator, dtype, 1, (long)h * ish, ish, seed, 4);
+                if (config.HasSharedExpertGate)
+                    result.SharedGate = RandomBlocks(accelerator, dtype, 1, h, h, seed, 5);
+            }
+            return result;
+        }
+        catch
+        {
+            result.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>A device buffer of <paramref name="blocks"/> blocks of <paramref name="blockElements"/> random values, uploaded block by block.</summary>
+    private static MemoryBuffer RandomBlocks(Accelerator accelerator, DType dtype, int blocks, long blockElements, int fanIn, int seed, int tensor) => dtype switch
+    {
+        DType.F32 => RandomBlocks<float>(accelerator, blocks, blockElements, fanIn, seed, tensor, v => v),
+        DType.BF16 => RandomBlocks<BFloat16>(accelerator, blocks, blockElements, fanIn, seed, tensor, v => (BFloat16)v),
+        _ => RandomBlocks<Half>(accelerator, blocks, blockElements, fanIn, seed, tensor, v => (Half)v),
+    };
+
+    private static MemoryBuffer<T> RandomBlocks<T>(Accelerator accelerator, int blocks, long blockElements, int fanIn, int seed, int tensor, Func<float, T> convert)
+        where T : unmanaged
+    {
+        if (blockElements > Array.MaxLength)
+            throw new ArgumentException($"one expert holds {blockElements} elements, more than one host array can", nameof(blockElements));
+        var buffer = accelerator.Allocate<T>(blocks * blockElements);
+        try
+        {
+            var host = new T[blockElements];
+            float bound = 1f / MathF.Sqrt(fanIn);
+            const int Chunk = 1 << 16;
+            int chunks = (int)((blockElements + Chunk - 1) / Chunk);
+            for (int block = 0; block < blocks; block++)
+            {
+                System.Threading.Tasks.Parallel.For(0, chunks, chunk =>
+                {
+                    // A SplitMix64 stream per (seed, tensor, block, chunk): reproducible whatever the thread count.
+                    ulong state = (ulong)(uint)seed * 0x9E3779B97F4A7C15UL ^ ((ulong)tensor << 56) ^ ((ulong)block << 28) ^ (ulong)chunk;
+                    long end = Math.Min(blockElements, (long)(chunk + 1) * Chunk);
+                    for (long index = (long)chunk * Chunk; index < end; index++)
+                    {
+                        state += 0x9E3779B97F4A7C15UL;
+                        ulong z = state;
+                        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+                        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+                        z ^= z >> 31;
+                        float unit = (z >> 40) * (1f / (1 << 24));
+                        host[index] = convert(bound * (2 * unit - 1));
+                    }
+                });
+                buffer.CopyFrom(host, block * blockElements);
+            }
+            return buffer;
+        }
+        catch
+        {
+            buffer.Dispose();
+            throw;
+        }
+    }
+
     /// <summary>Experts [first, first + count) of gate_up [E, 2I, H], keeping gate rows and up rows [rank*I/N, (rank+1)*I/N).</summary>
     internal static float[] SliceGateUp(float[] gateUp, int first, int count, int intermediate, int hidden, int rank, int ranks)
     {

@@ -1,0 +1,56 @@
+using MoeRuntime.Accelerators;
+using MoeRuntime.Benchmarks.Infrastructure;
+using MoeRuntime.Runtime.Layers;
+using MoeRuntime.Runtime.Models;
+
+namespace MoeRuntime.Benchmarks.Runtime;
+
+/// <summary>
+/// Sweep <c>moe_layer</c>: the whole single-accelerator MoE layer (router GEMM, routing, permute, grouped GEMMs with
+/// fused SiLU-and-mul, combine, shared experts) at the <see cref="LayerPresets"/> shapes, bf16, random weights made
+/// on the device. T = 1, 16, 128 replayed from a CUDA graph (launch overhead would dominate), larger T eager.
+/// Floor: active-weight bytes (router + expected distinct experts hit + shared) / copy bandwidth, or the expert
+/// FLOPs (2 * 3 * H * I per token and choice, + shared) / 799 TFLOP/s, whichever is larger.
+/// Compare with bench/reference/moe_layer.py (the PyTorch composite, same presets and T).
+/// On the CPU: the tiny preset at T = 1, 16.
+/// </summary>
+internal static class MoeLayerSweep
+{
+    private static readonly string[] GpuPresets = ["mixtral-8x7b", "qwen3-30b-a3b", "deepseek-v3"];
+    private static readonly int[] GpuTokens = [1, 16, 128, 1024, 8192];
+    private static readonly int[] CpuTokens = [1, 16];
+    private const double DenseBf16Flops = 799e12;
+
+    public static IReadOnlyList<SweepRow> Run(Accelerator accelerator)
+    {
+        bool cpu = accelerator.Kind == AcceleratorKind.Cpu;
+        double bandwidth = accelerator.Info.Name.Contains("H200", StringComparison.Ordinal) ? 4.2e12 : 3.0e12;
+        var rows = new List<SweepRow>();
+        foreach (var preset in cpu ? ["tiny"] : GpuPresets)
+        {
+            var config = LayerPresets.Get(preset);
+            using var weights = DeviceMoeWeights.CreateRandom(accelerator, config, DType.BF16, seed: 2026);
+            var layer = new MoeLayer(weights);
+            foreach (int tokens in cpu ? CpuTokens : GpuTokens)
+            {
+                int h = config.HiddenSize;
+                using var workspace = new MoeWorkspace(weights, tokens);
+                var random = new Random(tokens);
+                var values = new float[tokens * h];
+                for (int i = 0; i < values.Length; i++)
+                    values[i] = 2 * random.NextSingle() - 1;
+                using var hidden = DeviceMoeWeights.UploadFloats(accelerator, values, DType.BF16);
+                using var output = accelerator.Allocate<float>((long)tokens * h);
+                bool graph = !cpu && tokens <= 128;
+                double ms = DeviceTimer.MedianMs(accelerator, stream => layer.Forward(hidden, output, workspace, stream),
+                    warmup: 3, samples: cpu ? 5 : 20, inner: graph ? 10 : 1, useGraph: graph);
+                long bytes = LayerPresets.ActiveWeightBytes(config, tokens, DType.BF16);
+                double flops = 2.0 * 3 * h * ((double)tokens * config.TopK * config.MoeIntermediateSize + (double)tokens * config.SharedIntermediateSize);
+                double floorMs = Math.Max(bytes / bandwidth, flops / DenseBf16Flops) * 1e3;
+                rows.Add(new SweepRow($"{preset} layer", $"T={tokens} H={h} I={config.MoeIntermediateSize} E={config.NumExperts} k={config.TopK}",
+                    ms, bytes, flops, floorMs, graph ? "cuda graph" : "eager"));
+            }
+        }
+        return rows;
+    }
+}

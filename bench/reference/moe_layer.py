@@ -1,0 +1,142 @@
+"""PyTorch reference for `moe bench layer`: one MoE layer as a composite of PyTorch ops, bf16, random weights.
+
+Per forward: router logits = x @ gate^T (f32), softmax top-k renormalised (Mixtral, Qwen3) or DeepSeek-V3's
+sigmoid + correction bias + group-limited top-k (8 groups, top 4, renormalised, x2.5); stable argsort of the
+expert ids, index_select gather, torch._grouped_mm gate_up, SiLU(gate) * up, torch._grouped_mm down,
+index_add_ weighted un-permute in f32, + DeepSeek's shared expert. Presets and token counts as the C# bench:
+mixtral-8x7b (H 4096, I 14336, E 8, k 2), qwen3-30b-a3b (H 2048, I 768, E 128, k 8),
+deepseek-v3 (H 7168, I 2048, E 256, k 8, one shared expert); T = 1, 16, 128, 1024, 8192.
+Times: median of 20 CUDA-event-timed forwards after warm-up; for T <= 128 also replayed from a CUDA graph.
+Floor: active-weight bytes (router + expected distinct experts hit + shared) / copy bandwidth.
+Prints a table; writes $OUT/moe_layer-torch.json when OUT is set.
+"""
+import json
+import os
+
+import torch
+import torch.nn.functional as F
+
+PRESETS = {
+    "mixtral-8x7b": dict(h=4096, i=14336, e=8, k=2, deepseek=False, shared=0),
+    "qwen3-30b-a3b": dict(h=2048, i=768, e=128, k=8, deepseek=False, shared=0),
+    "deepseek-v3": dict(h=7168, i=2048, e=256, k=8, deepseek=True, shared=2048),
+}
+TOKENS = [1, 16, 128, 1024, 8192]
+GROUPS, TOPK_GROUPS, SCALE = 8, 4, 2.5
+
+
+def random_weights(p, device):
+    h, i, e = p["h"], p["i"], p["e"]
+
+    def uniform(shape, fan_in):
+        bound = fan_in ** -0.5
+        return torch.empty(shape, dtype=torch.bfloat16, device=device).uniform_(-bound, bound)
+
+    w = dict(router=uniform((e, h), h), gate_up=uniform((e, 2 * i, h), h), down=uniform((e, h, i), i))
+    if p["deepseek"]:
+        w["bias"] = torch.empty(e, device=device).uniform_(-0.1, 0.1)
+    if p["shared"]:
+        w["shared_gate_up"] = uniform((2 * p["shared"], h), h)
+        w["shared_down"] = uniform((h, p["shared"]), p["shared"])
+    return w
+
+
+def route(x, w, p):
+    logits = x.float() @ w["router"].float().t()  # [T, E]
+    k = p["k"]
+    if not p["deepseek"]:
+        weights, ids = logits.softmax(dim=-1).topk(k, dim=-1)
+        return ids, weights / weights.sum(dim=-1, keepdim=True)
+    t, e = logits.shape
+    scores = logits.sigmoid()
+    choice = scores + w["bias"]
+    group_scores = choice.view(t, GROUPS, e // GROUPS).topk(2, dim=-1).values.sum(dim=-1)
+    kept = torch.zeros_like(group_scores).scatter_(1, group_scores.topk(TOPK_GROUPS, dim=-1).indices, 1.0)
+    mask = kept.unsqueeze(-1).expand(t, GROUPS, e // GROUPS).reshape(t, e)
+    ids = choice.masked_fill(mask == 0, 0.0).topk(k, dim=-1).indices
+    weights = scores.gather(1, ids)
+    return ids, weights / (weights.sum(dim=-1, keepdim=True) + 1e-20) * SCALE
+
+
+def forward(x, w, p):
+    t, i, e, k = x.shape[0], p["i"], p["e"], p["k"]
+    ids, weights = route(x, w, p)
+    flat = ids.flatten()
+    order = torch.argsort(flat, stable=True)
+    token_of_row = order // k
+    # Counts without bincount, which would read its maximum back to the host (no graph capture).
+    counts = torch.zeros(e, dtype=torch.int32, device=x.device).scatter_add_(0, flat, torch.ones_like(flat, dtype=torch.int32))
+    offsets = torch.cumsum(counts, 0, dtype=torch.int32)
+    gathered = x.index_select(0, token_of_row)
+    gate_up = torch._grouped_mm(gathered, w["gate_up"].transpose(-2, -1), offs=offsets)  # [T*k, 2I]
+    activation = F.silu(gate_up[:, :i]) * gate_up[:, i:]
+    expert_out = torch._grouped_mm(activation, w["down"].transpose(-2, -1), offs=offsets)  # [T*k, H]
+    scaled = expert_out.float() * weights.flatten()[order].unsqueeze(1)
+    out = torch.zeros(t, x.shape[1], dtype=torch.float32, device=x.device).index_add_(0, token_of_row, scaled)
+    if "shared_gate_up" in w:
+        s = p["shared"]
+        shared = x @ w["shared_gate_up"].t()
+        out += ((F.silu(shared[:, :s]) * shared[:, s:]) @ w["shared_down"].t()).float()
+    return out
+
+
+def median_ms(fn, graph):
+    for _ in range(3):
+        fn()
+    torch.cuda.synchronize()
+    run = fn
+    if graph:
+        g = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(g):
+            fn()
+        run = g.replay
+        run()
+        torch.cuda.synchronize()
+    times = []
+    for _ in range(20):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        run()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end))
+    return sorted(times)[len(times) // 2]
+
+
+def active_weight_bytes(p, tokens):
+    per_expert = 3 * p["h"] * p["i"] * 2
+    hit = p["e"] * (1 - (1 - p["k"] / p["e"]) ** tokens)
+    return int(p["e"] * p["h"] * 2 + hit * per_expert + 3 * p["h"] * p["shared"] * 2)
+
+
+def main():
+    device = torch.device("cuda")
+    name = torch.cuda.get_device_name()
+    bandwidth = 4.2e12 if "H200" in name else 3.0e12
+    torch.manual_seed(2026)
+    print(f"# MoE layer PyTorch composite on {name}, bf16; floor = active-weight bytes / {bandwidth / 1e12:.1f} TB/s")
+    print(f"{'preset':<14} {'T':>6} {'eager(ms)':>10} {'graph(ms)':>10} {'tokens/s':>12} {'active(MB)':>11} {'floor(ms)':>10} {'ratio':>7}")
+    rows = []
+    for preset, p in PRESETS.items():
+        w = random_weights(p, device)
+        for tokens in TOKENS:
+            x = torch.empty(tokens, p["h"], dtype=torch.bfloat16, device=device).uniform_(-1, 1)
+            eager = median_ms(lambda: forward(x, w, p), graph=False)
+            graph = median_ms(lambda: forward(x, w, p), graph=True) if tokens <= 128 else None
+            best = min(eager, graph) if graph is not None else eager
+            nbytes = active_weight_bytes(p, tokens)
+            floor_ms = nbytes / bandwidth * 1e3
+            graph_text = f"{graph:.3f}" if graph is not None else "-"
+            print(f"{preset:<14} {tokens:>6} {eager:>10.3f} {graph_text:>10} {tokens / (best * 1e-3):>12.0f} "
+                  f"{nbytes / 1e6:>11.1f} {floor_ms:>10.3f} {best / floor_ms:>7.2f}")
+            rows.append(dict(preset=preset, tokens=tokens, eager_ms=eager, graph_ms=graph, tokens_per_s=tokens / (best * 1e-3),
+                             active_weight_bytes=nbytes, floor_ms=floor_ms, ratio=best / floor_ms))
+        del w
+        torch.cuda.empty_cache()
+    if os.environ.get("OUT"):
+        with open(os.path.join(os.environ["OUT"], "moe_layer-torch.json"), "w") as f:
+            json.dump(dict(device=name, dtype="bf16", rows=rows), f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,146 @@
+using System.Diagnostics;
+using MoeRuntime.Accelerators;
+using MoeRuntime.Accelerators.Cuda;
+using MoeRuntime.Runtime.Layers;
+using MoeRuntime.Runtime.Models;
+
+namespace MoeRuntime.Cli.Bench;
+
+/// <summary>One row of <c>moe bench layer</c>: eager and CUDA-graph times against the weight-streaming floor.</summary>
+internal sealed record LayerBenchRow(
+    string Preset, string Device, string DType, int Tokens, double EagerMs, double? GraphMs,
+    double TokensPerSecond, long ActiveWeightBytes, double FloorMs, double FloorRatio, string Note);
+
+/// <summary>
+/// <c>moe bench layer</c>: one MoE layer at a real model's shapes with random weights made on the device
+/// (<see cref="DeviceMoeWeights.CreateRandom"/>), timed per token count as the median of event-timed forwards,
+/// and for T &lt;= 128 on CUDA also replayed from a captured CUDA graph. The floor is the bytes of the weights
+/// the tokens touch (router, the distinct experts hit, shared experts) over the copy bandwidth.
+/// </summary>
+internal sealed class LayerBench(Accelerator accelerator, DType dtype, int warmup, int samples)
+{
+    public static ModelConfig Preset(string name) => LayerPresets.Get(name);
+
+    /// <summary>Copy bandwidth ceiling (bytes read + written per second) by device name.</summary>
+    public static double CopyBandwidth(Accelerator accelerator) => accelerator.Kind != AcceleratorKind.Cuda
+        ? 50e9
+        : accelerator.Info.Name.Contains("H200", StringComparison.OrdinalIgnoreCase) ? 4.2e12 : 3.0e12;
+
+    public static long ActiveWeightBytes(ModelConfig c, int tokens, DType dtype) => LayerPresets.ActiveWeightBytes(c, tokens, dtype);
+
+    public IEnumerable<LayerBenchRow> Run(string preset, DeviceMoeWeights weights, IEnumerable<int> tokenCounts)
+    {
+        var layer = new MoeLayer(weights);
+        var config = weights.Config;
+        foreach (int tokens in tokenCounts)
+        {
+            using var workspace = new MoeWorkspace(weights, tokens);
+            using var hidden = accelerator.Allocate(dtype, (long)tokens * config.HiddenSize);
+            using var output = accelerator.Allocate<float>((long)tokens * config.HiddenSize);
+            FillRandom(hidden, tokens);
+            void Forward(AcceleratorStream stream) => layer.Forward(hidden, output, workspace, stream);
+            double eager = Median(Forward, useGraph: false);
+            double? graph = null;
+            string note = "";
+            if (accelerator is CudaAccelerator && tokens <= 128)
+            {
+                try
+                {
+                    graph = Median(Forward, useGraph: true);
+                }
+                catch (Exception e) when (e is CudaException or InvalidOperationException)
+                {
+                    note = "graph capture failed: " + e.Message.Split('\n')[0];
+                }
+            }
+            double best = Math.Min(eager, graph ?? double.MaxValue);
+            long bytes = ActiveWeightBytes(config, tokens, dtype);
+            double floorMs = bytes / CopyBandwidth(accelerator) * 1e3;
+            yield return new LayerBenchRow(preset, accelerator.Info.Name, DTypes.Name(dtype), tokens, eager, graph,
+                best > 0 ? tokens / (best / 1e3) : 0, bytes, floorMs, best / floorMs, note);
+        }
+    }
+
+    /// <summary>Median ms of one forward: CUDA events around each (or one graph replay); a stopwatch on the CPU.</summary>
+    private double Median(Action<AcceleratorStream> forward, bool useGraph)
+    {
+        var times = new double[samples];
+        if (accelerator is CudaAccelerator cuda)
+        {
+            using var stream = (CudaStream)cuda.CreateStream();
+            for (int i = 0; i < warmup; i++)
+                forward(stream);
+            stream.Synchronize();
+            CudaGraph? graph = null;
+            if (useGraph)
+            {
+                stream.BeginCapture();
+                try
+                {
+                    forward(stream);
+                }
+                catch
+                {
+                    // End the broken capture so the stream is usable again; the forward's error is the one to report.
+                    try
+                    {
+                        stream.EndCapture().Dispose();
+                    }
+                    catch (CudaException)
+                    {
+                    }
+                    throw;
+                }
+                graph = stream.EndCapture();
+                graph.Launch(stream);
+                stream.Synchronize();
+            }
+            using var start = accelerator.CreateEvent();
+            using var end = accelerator.CreateEvent();
+            try
+            {
+                for (int s = 0; s < samples; s++)
+                {
+                    start.Record(stream);
+                    if (graph is not null)
+                        graph.Launch(stream);
+                    else
+                        forward(stream);
+                    end.Record(stream);
+                    end.Synchronize();
+                    times[s] = end.ElapsedMillisecondsSince(start);
+                }
+            }
+            finally
+            {
+                graph?.Dispose();
+            }
+        }
+        else
+        {
+            var stream = accelerator.DefaultStream;
+            for (int i = 0; i < warmup; i++)
+                forward(stream);
+            accelerator.Synchronize();
+            for (int s = 0; s < samples; s++)
+            {
+                long t0 = Stopwatch.GetTimestamp();
+                forward(stream);
+                accelerator.Synchronize();
+                times[s] = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+            }
+        }
+        Array.Sort(times);
+        return times[samples / 2];
+    }
+
+    private void FillRandom(MemoryBuffer hidden, int tokens)
+    {
+        var random = new Random(tokens);
+        var values = new float[hidden.Length];
+        for (int i = 0; i < values.Length; i++)
+            values[i] = 2 * random.NextSingle() - 1;
+        using var upload = DeviceMoeWeights.UploadFloats(accelerator, values, dtype);
+        hidden.CopyFrom(upload);
+    }
+}

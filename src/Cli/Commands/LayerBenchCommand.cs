@@ -1,0 +1,70 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using MoeRuntime.Accelerators;
+using MoeRuntime.Cli.Bench;
+using MoeRuntime.Runtime.Layers;
+
+namespace MoeRuntime.Cli.Commands;
+
+/// <summary>
+/// <c>moe bench layer --preset mixtral-8x7b|qwen3-30b-a3b|deepseek-v3 --tokens 1,16,128,1024,8192 [--device cuda:0]
+/// [--dtype bf16] [--json F]</c>: one MoE layer at a real model's shapes with random weights, nothing downloaded.
+/// </summary>
+internal static class LayerBenchCommand
+{
+    public static Command Create()
+    {
+        var preset = new Option<string>("--preset") { Description = "mixtral-8x7b, qwen3-30b-a3b, deepseek-v3, or tiny (a CPU smoke test)", DefaultValueFactory = _ => "mixtral-8x7b" };
+        var tokens = new Option<string>("--tokens") { Description = "token counts, comma-separated", DefaultValueFactory = _ => "1,16,128,1024,8192" };
+        var device = new Option<string>("--device") { Description = "cpu or cuda:N", DefaultValueFactory = _ => "cuda:0" };
+        var dtype = new Option<string>("--dtype") { Description = "f32, bf16 or f16", DefaultValueFactory = _ => "bf16" };
+        var warmup = new Option<int>("--warmup") { DefaultValueFactory = _ => 3 };
+        var samples = new Option<int>("--samples") { Description = "timed forwards per row (the median is reported)", DefaultValueFactory = _ => 20 };
+        var json = new Option<string?>("--json") { Description = "write the rows as JSON" };
+        var command = new Command("layer", "one MoE layer at Mixtral, Qwen3 or DeepSeek-V3 shapes with random weights") { preset, tokens, device, dtype, warmup, samples, json };
+        command.SetAction(parse => Run(parse.GetValue(preset)!, parse.GetValue(tokens)!, parse.GetValue(device)!, parse.GetValue(dtype)!,
+            parse.GetValue(warmup), parse.GetValue(samples), parse.GetValue(json), Console.Out, Console.Error));
+        return command;
+    }
+
+    internal static int Run(string presetName, string tokenList, string deviceName, string dtypeName, int warmup, int samples, string? jsonPath, TextWriter output, TextWriter errors)
+    {
+        try
+        {
+            var config = LayerBench.Preset(presetName);
+            var dtype = RunCommand.ParseComputeDType(dtypeName);
+            var tokenCounts = tokenList.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(t =>
+                int.TryParse(t, NumberStyles.None, CultureInfo.InvariantCulture, out int v) && v >= 1 ? v
+                    : throw new ArgumentException($"--tokens: '{t}' is not a token count >= 1")).ToList();
+            if (tokenCounts.Count == 0)
+                throw new ArgumentException("--tokens names no token counts");
+            if (warmup < 0 || samples < 1)
+                throw new ArgumentException($"--warmup {warmup} must be >= 0 and --samples {samples} >= 1");
+            using var context = new AcceleratorContext();
+            var accelerator = context.Get(deviceName);
+            errors.WriteLine($"moe bench layer: generating {presetName} random weights ({DTypes.Name(dtype)}) on {accelerator.Name}...");
+            using var weights = DeviceMoeWeights.CreateRandom(accelerator, config, dtype, seed: 2026);
+            var bench = new LayerBench(accelerator, dtype, warmup, samples);
+            output.WriteLine($"# MoE layer {presetName} on {accelerator.Name} ({accelerator.Info.Name}), {DTypes.Name(dtype)}, weights {weights.Bytes / 1e9:F2} GB;"
+                + $" floor = active-weight bytes / {LayerBench.CopyBandwidth(accelerator) / 1e12:F1} TB/s");
+            output.WriteLine($"{"preset",-14} {"T",6} {"eager(ms)",10} {"graph(ms)",10} {"tokens/s",12} {"active(MB)",11} {"floor(ms)",10} {"ratio",7}  note");
+            var rows = new List<LayerBenchRow>();
+            foreach (var row in bench.Run(presetName, weights, tokenCounts))
+            {
+                rows.Add(row);
+                output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"{row.Preset,-14} {row.Tokens,6} {row.EagerMs,10:F3} {(row.GraphMs is { } g ? g.ToString("F3", CultureInfo.InvariantCulture) : "-"),10} {row.TokensPerSecond,12:F0} {row.ActiveWeightBytes / 1e6,11:F1} {row.FloorMs,10:F3} {row.FloorRatio,7:F2}  {row.Note}"));
+            }
+            if (jsonPath is not null)
+                File.WriteAllText(jsonPath, JsonSerializer.Serialize(new { preset = presetName, device = accelerator.Info.Name, dtype = DTypes.Name(dtype), rows },
+                    new JsonSerializerOptions { WriteIndented = true }));
+            return 0;
+        }
+        catch (Exception e) when (RunCommand.IsUserError(e))
+        {
+            errors.WriteLine($"moe bench layer: {RunCommand.Describe(e)}");
+            return 2;
+        }
+    }
+}

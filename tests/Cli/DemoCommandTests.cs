@@ -1,0 +1,22 @@
+using MoeRuntime.Cli.Commands;
+
+namespace MoeRuntime.Tests.Cli;
+
+public sealed class DemoCommandTests
+{
+    /// <summary>The demo on this machine: every row (CPU single, tp and ep over cpu:0,cpu:1, GPUs when present) passes.</summary>
+    [Fact]
+    public void DemoPassesOnThisMachine()
+    {
+        var output = new StringWriter();
+        var errors = new StringWriter();
+        int code = DemoCommand.Run(tokens: 9, repeats: 1, output, errors);
+        string text = output.ToString();
+        Assert.True(code == 0, $"exit code {code}\n{text}\n{errors}");
+        Assert.Contains("all checks passed", text);
+        foreach (var expected in new[] { "cpu:0 ", "cpu:0,cpu:1  tp", "cpu:0,cpu:1  ep", "mixtral", "deepseek_v3" })
+            Assert.Contains(expected, text);
+        Assert.DoesNotContain("FAIL", text);
+        Assert.True(text.Split('\n').Count(l => l.TrimEnd().EndsWith("pass", StringComparison.Ordinal)) >= 6, text);
+    }
+}

@@ -1,0 +1,85 @@
+using System.Text.Json.Nodes;
+using MoeRuntime.Accelerators;
+using MoeRuntime.Cli.Bench;
+using MoeRuntime.Cli.Commands;
+using MoeRuntime.Runtime.Layers;
+using MoeRuntime.Tests.Infrastructure;
+
+namespace MoeRuntime.Tests.Cli;
+
+/// <summary><c>moe bench layer</c> on the tiny preset, its floor arithmetic, and the random device weights it runs on.</summary>
+public sealed class LayerBenchCommandTests
+{
+    [Fact]
+    public void TinyPresetPrintsOneRowPerTokenCountAndWritesJson()
+    {
+        string json = Path.Combine(Path.GetTempPath(), $"layer-bench-{Guid.NewGuid():N}.json");
+        try
+        {
+            var output = new StringWriter();
+            var errors = new StringWriter();
+            int code = LayerBenchCommand.Run("tiny", "1,5,33", "cpu", "bf16", warmup: 1, samples: 2, json, output, errors);
+            Assert.True(code == 0, errors.ToString());
+            var rows = JsonNode.Parse(File.ReadAllText(json))!["rows"]!.AsArray();
+            Assert.Equal([1, 5, 33], rows.Select(r => r!["Tokens"]!.GetValue<int>()));
+            Assert.All(rows, r => Assert.True(r!["EagerMs"]!.GetValue<double>() > 0));
+            Assert.Equal(3, output.ToString().Split('\n').Count(l => l.StartsWith("tiny ", StringComparison.Ordinal)));
+        }
+        finally
+        {
+            File.Delete(json);
+        }
+    }
+
+    [Theory]
+    [InlineData("mixtral-7b", "preset 'mixtral-7b'")]
+    [InlineData("tiny", "--tokens: '0'")]
+    public void BadArgumentsExitWithCode2(string preset, string message)
+    {
+        var errors = new StringWriter();
+        int code = LayerBenchCommand.Run(preset, "0", "cpu", "bf16", 1, 1, null, new StringWriter(), errors);
+        Assert.Equal(2, code);
+        Assert.Contains(message, errors.ToString());
+    }
+
+    /// <summary>One token touches exactly k experts: router + k experts + shared, by hand for DeepSeek-V3 in bf16.</summary>
+    [Fact]
+    public void ActiveWeightBytesOfOneTokenAreTheRouterKExpertsAndTheSharedExpert()
+    {
+        var config = LayerBench.Preset("deepseek-v3");
+        long expected = 256L * 7168 * 2 + 8 * 3L * 7168 * 2048 * 2 + 3L * 7168 * 2048 * 2;
+        Assert.Equal(expected, LayerBench.ActiveWeightBytes(config, 1, DType.BF16), 1.0);
+        // Many tokens hit every expert.
+        long all = 256L * 7168 * 2 + 256 * 3L * 7168 * 2048 * 2 + 3L * 7168 * 2048 * 2;
+        Assert.Equal(all, LayerBench.ActiveWeightBytes(config, 8192, DType.BF16), 1.0);
+    }
+
+    [Theory]
+    [MemberData(nameof(TestDevices.Names), MemberType = typeof(TestDevices))]
+    public void RandomDeviceWeightsAreBoundedReproducibleAndRun(string device)
+    {
+        var accelerator = TestDevices.Get(device);
+        var config = LayerBench.Preset("tiny");
+        using var a = DeviceMoeWeights.CreateRandom(accelerator, config, DType.F32, seed: 7);
+        using var b = DeviceMoeWeights.CreateRandom(accelerator, config, DType.F32, seed: 7);
+        using var c = DeviceMoeWeights.CreateRandom(accelerator, config, DType.F32, seed: 8);
+        var gateUp = ((MemoryBuffer<float>)a.GateUp).ToArray();
+        Assert.Equal(16L * 2 * 96 * 64, gateUp.Length);
+        float bound = 1f / MathF.Sqrt(64);
+        Assert.All(gateUp, v => Assert.InRange(v, -bound, bound));
+        Assert.True(gateUp.Distinct().Count() > gateUp.Length / 2, "values should be spread, not repeated");
+        Assert.Equal(gateUp, ((MemoryBuffer<float>)b.GateUp).ToArray());
+        Assert.NotEqual(gateUp, ((MemoryBuffer<float>)c.GateUp).ToArray());
+        Assert.Equal(16, a.Bias!.Length);
+        Assert.NotNull(a.SharedGateUp);
+
+        var layer = new MoeLayer(a);
+        using var workspace = new MoeWorkspace(a, 5);
+        using var hidden = accelerator.Upload<float>(TestData.Uniform(TestData.NewRandom(out _), 5 * 64));
+        using var output = accelerator.Allocate<float>(5 * 64);
+        TestData.Poison(output);
+        layer.Forward(hidden, output, workspace);
+        accelerator.Synchronize();
+        Assert.All(output.ToArray(), v => Assert.True(float.IsFinite(v)));
+    }
+}

@@ -1,0 +1,63 @@
+using MoeRuntime.Accelerators;
+using MoeRuntime.Runtime.Layers;
+using MoeRuntime.Runtime.Models;
+
+namespace MoeRuntime.Tests.Runtime;
+
+/// <summary>
+/// Small random checkpoints of each family for the layer tests, and a helper that runs <see cref="MoeLayer"/>
+/// on one accelerator. H 64; I 96 and the shared expert's 96 split into TP slices of 48, 32, 24 (multiples of
+/// 8, as bf16 GEMMs need) over 2, 3, 4 ranks.
+/// </summary>
+public static class MoeLayerFixtures
+{
+    public static readonly string[] Families = ["mixtral", "qwen2_moe", "qwen3_moe", "deepseek_v3"];
+
+    /// <summary>
+    /// Options for <paramref name="family"/> with <paramref name="experts"/> experts: mixtral top-2; qwen2_moe
+    /// top-4 with a gated shared expert; qwen3_moe top-4 without renormalisation; deepseek_v3 top-4 of 2 of
+    /// 4 groups with bias, scaling 2.5 and one shared expert (layer 0 dense, layer 1 MoE).
+    /// </summary>
+    public static (ModelFamily Family, RandomCheckpointOptions Options) Options(string family, int experts) => family switch
+    {
+        "mixtral" => (ModelFamily.Mixtral, Base(experts) with { TopK = 2 }),
+        "qwen2_moe" => (ModelFamily.Qwen2Moe, Base(experts) with { TopK = 4, SharedExpertIntermediateSize = 96 }),
+        "qwen3_moe" => (ModelFamily.Qwen3Moe, Base(experts) with { TopK = 4, NormTopKProb = false }),
+        "deepseek_v3" => (ModelFamily.DeepseekV3, Base(experts) with { TopK = 4, NumGroups = 4, TopKGroups = 2, NumSharedExperts = 1, RoutedScalingFactor = 2.5 }),
+        _ => throw new ArgumentException($"unknown family {family}", nameof(family)),
+    };
+
+    private static RandomCheckpointOptions Base(int experts) => new() { HiddenSize = 64, IntermediateSize = 96, NumExperts = experts, NumLayers = 2 };
+
+    /// <summary>Writes the checkpoint into <paramref name="directory"/>; returns its config and the first MoE layer's index.</summary>
+    public static (ModelConfig Config, int Layer) Write(string directory, string family, int experts, int seed)
+    {
+        var (f, options) = Options(family, experts);
+        var config = RandomCheckpoint.Write(directory, f, options, seed);
+        int layer = Enumerable.Range(0, config.NumHiddenLayers).First(config.IsMoeLayer);
+        return (config, layer);
+    }
+
+    /// <summary>Host values rounded to <paramref name="dtype"/> (what the layer sees after upload).</summary>
+    public static float[] RoundTo(float[] values, DType dtype) => dtype switch
+    {
+        DType.F32 => values,
+        DType.BF16 => values.Select(v => (float)(BFloat16)v).ToArray(),
+        DType.F16 => values.Select(v => (float)(Half)v).ToArray(),
+        _ => throw new ArgumentOutOfRangeException(nameof(dtype)),
+    };
+
+    /// <summary>One forward of <see cref="MoeLayer"/> on <paramref name="accelerator"/>, output poisoned first.</summary>
+    public static float[] RunSingle(Accelerator accelerator, MoeLayerWeights weights, float[] hidden, int tokens)
+    {
+        using var device = DeviceMoeWeights.Upload(accelerator, weights);
+        var layer = new MoeLayer(device);
+        using var workspace = new MoeWorkspace(device, tokens);
+        using var input = DeviceMoeWeights.UploadFloats(accelerator, hidden, weights.DType);
+        using var output = accelerator.Allocate<float>((long)tokens * weights.Config.HiddenSize);
+        Infrastructure.TestData.Poison(output);
+        layer.Forward(input, output, workspace);
+        accelerator.Synchronize();
+        return output.ToArray();
+    }
+}
