@@ -12,10 +12,15 @@
 //   ceil(rows / BM) + min(E, rows). Blocks map to (m-tile, n-tile) in groups of 8 m-tiles (L2 reuse of W);
 //   every warp finds its expert by a warp-wide prefix scan over the offsets. Blocks past the real number
 //   of tiles exit at once, so empty experts cost nothing.
-// Variants (template <BM, BN, WARPS_M, WARPS_N, STAGES>, entry names below):
-//   decode 16x64 (4 warps, 12 stages: with few blocks, each must keep ~55 KB of W in flight),
-//   medium 64x128 (8 warps, 4 stages), prefill 128x128 (8 warps, 4 stages); BK = 32, cp.async multi-stage pipeline, ldmatrix,
-//   mma.sync.m16n8k16 with F32 accumulation. Dynamic shared memory: STAGES * (BM + BN) * 32 * 2 bytes.
+// Variants (template <BM, BN, WARPS_M, WARPS_N, STAGES, BK>, entry names below):
+//   BK = 32: decode 16x64 (4 warps, 12 stages: with few blocks, each must keep ~55 KB of W in flight),
+//     medium 64x128 (8 warps, 4 stages), prefill 128x128 (8 warps, 4 stages). Kept for comparison.
+//   BK = 64 (the host's choice): decode64 16x64 (4 warps, 6 stages, 60 KB), medium64 64x128 (8 warps, 4 stages,
+//     96 KB), large 128x256 (8 warps of 64x64, 3 stages, 144 KB). A stage reads 128 contiguous bytes per row
+//     with an L2 256-byte prefetch hint, and there is one barrier per 64 of K instead of per 32.
+//   All: cp.async multi-stage pipeline, swizzled shared tiles, ldmatrix, mma.sync.m16n8k16 with F32 accumulation.
+//   Dynamic shared memory: STAGES * (BM + BN) * BK * 2 bytes (above 48 KB: the launcher raises the limit;
+//   the 144 KB of large fits sm_80 (163 KB) and sm_90 (227 KB)).
 // Launch constraints: block = WARPS_M * WARPS_N * 32 threads; K % 8 == 0 (16-byte row chunks; checked
 //   on the host); x and w 16-byte aligned. Tails in M, N and K are zero-filled on load and masked on store.
 // Also here: grouped_gemm_f32, the plain FMA reference path for all-F32 data (32x32 tiles, 256 threads).
@@ -75,10 +80,17 @@ __device__ __forceinline__ moe_u32 smem_address(const void* p)
 }
 
 // 16-byte async copy global -> shared; src_bytes 0 writes zeros (out-of-range rows and K tail).
+// PREFETCH_256: also ask L2 to fetch the surrounding 256-byte segment. A stage reads only BK * 2 bytes of each
+// row (rows K * 2 bytes apart), so without the hint every stage opens a new DRAM burst per row; with it the
+// next stages of the same rows hit in L2 (a hint only: it never faults and never changes results).
+template <bool PREFETCH_256>
 __device__ __forceinline__ void cp_async_16(void* sharedDst, const void* globalSrc, bool valid)
 {
     int srcBytes = valid ? 16 : 0;
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_address(sharedDst)), "l"(globalSrc), "r"(srcBytes) : "memory");
+    if (PREFETCH_256)
+        asm volatile("cp.async.cg.shared.global.L2::256B [%0], [%1], 16, %2;\n" ::"r"(smem_address(sharedDst)), "l"(globalSrc), "r"(srcBytes) : "memory");
+    else
+        asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_address(sharedDst)), "l"(globalSrc), "r"(srcBytes) : "memory");
 }
 
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
@@ -206,7 +218,7 @@ __device__ __forceinline__ void grouped_gemm_tc(const TIn* __restrict__ x, const
             int kk = kBase + chunk * 8;
             bool valid = row < rowEnd && kk < k;
             const TIn* src = valid ? x + (long long)row * k + kk : x;
-            cp_async_16(a + swizzled<BK>(r, chunk), src, valid);
+            cp_async_16<BK == 64>(a + swizzled<BK>(r, chunk), src, valid);
         }
         for (int i = tid; i < BN * CHUNKS; i += THREADS)
         {
@@ -227,7 +239,7 @@ __device__ __forceinline__ void grouped_gemm_tc(const TIn* __restrict__ x, const
             }
             valid = valid && kk < k;
             const TIn* src = valid ? wExpert + (long long)wRow * k + kk : w;
-            cp_async_16(b + swizzled<BK>(r, chunk), src, valid);
+            cp_async_16<BK == 64>(b + swizzled<BK>(r, chunk), src, valid);
         }
     };
 
