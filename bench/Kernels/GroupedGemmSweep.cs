@@ -12,6 +12,8 @@ namespace MoeRuntime.Benchmarks.Kernels;
 /// Floor: the larger of active-expert weight bytes / copy bandwidth and 2*rows*N*K / 799 TFLOP/s.
 /// Weights are allocated once per model and reused across T (DeepSeek-V3 gate_up alone is 15 GB).
 /// On the CPU: smaller shapes, and an F32 row to compare with OpenBLAS sgemm.
+/// MOE_GROUPED_GEMM_VARIANT=decode|medium|prefill|decode64|medium64|large forces one tile shape on every row (to compare
+/// variants; the note names the tile used).
 /// </summary>
 internal static class GroupedGemmSweep
 {
@@ -66,10 +68,11 @@ internal static class GroupedGemmSweep
             using var downOut = accelerator.Allocate<BFloat16>((long)rowCount * h);
             bool graph = tokens <= 128;
             string shape = $"T={tokens} rows={rowCount} active={active}";
-            var plain = new GroupedGemmOptions { ValidateOffsets = false };
+            string? forced = Environment.GetEnvironmentVariable("MOE_GROUPED_GEMM_VARIANT") is { Length: > 0 } name ? name : null;
+            var plain = new GroupedGemmOptions { ValidateOffsets = false, VariantOverride = forced };
             var fused = plain with { FusedSiluAndMul = true };
             var scaled = plain with { RowScale = scales };
-            string tile = "tile " + GroupedGemm.ChooseVariant(DType.BF16, rowCount, e).Name;
+            string tile = "tile " + (forced ?? GroupedGemm.ChooseVariant(DType.BF16, rowCount, e).Name);
 
             rows.Add(Measure(accelerator, $"{model.Name} gate_up", shape, rowCount, 2 * i, h, active, bandwidth, graph, tile,
                 s => GroupedGemm.Run(accelerator, hidden, gateUp, offsetsBuffer, gateUpOut, 2 * i, h, plain, s)));

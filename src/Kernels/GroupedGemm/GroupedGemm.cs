@@ -152,22 +152,29 @@ public static class GroupedGemm
     /// <summary>A tensor-core kernel shape: rows and columns per block, threads, shared memory.</summary>
     internal readonly record struct Variant(string Name, int TileRows, int TileCols, int Threads, int SharedBytes);
 
+    // Shared bytes = stages * (tile rows + tile cols) * BK * 2 (two bytes per element); BK is 32 or 64.
     internal static readonly Variant Decode = new("decode", 16, 64, 128, 12 * (16 + 64) * 32 * 2);
     internal static readonly Variant Medium = new("medium", 64, 128, 256, 4 * (64 + 128) * 32 * 2);
     internal static readonly Variant Prefill = new("prefill", 128, 128, 256, 4 * (128 + 128) * 32 * 2);
+    // BK = 64 (128-byte W row segments per stage, half the barriers per K): decode 6 stages (60 KB, 3 blocks per SM),
+    // medium 4 stages (96 KB, 2 per SM), large 128x256 with 64x64 warp tiles, 3 stages (144 KB, 1 per SM).
+    internal static readonly Variant Decode64 = new("decode64", 16, 64, 128, 6 * (16 + 64) * 64 * 2);
+    internal static readonly Variant Medium64 = new("medium64", 64, 128, 256, 4 * (64 + 128) * 64 * 2);
+    internal static readonly Variant Large = new("large", 128, 256, 256, 3 * (128 + 256) * 64 * 2);
     private static readonly Variant Reference = new("f32", 32, 32, 256, 0);
-    internal static readonly Variant[] Variants = [Decode, Medium, Prefill];
+    internal static readonly Variant[] Variants = [Decode, Medium, Prefill, Decode64, Medium64, Large];
 
     /// <summary>
     /// The tile shape for a call, from what the host knows: rows (an upper bound) over the experts that can be active.
-    /// Few rows per expert: the decode tile (16 rows, streams W once); hundreds: the 128x128 prefill tile.
+    /// Few rows per expert: the decode tile (16 rows, streams W once); up to 128: 64x128; more: the 128x256 tile.
+    /// All BK = 64; the BK = 32 variants stay selectable through VariantOverride for comparison.
     /// </summary>
     internal static Variant ChooseVariant(DType operands, int rows, int experts)
     {
         if (operands == DType.F32)
             return Reference;
         long rowsPerActiveExpert = rows / Math.Max(1, Math.Min(experts, rows));
-        return rowsPerActiveExpert <= 16 ? Decode : rowsPerActiveExpert <= 128 ? Medium : Prefill;
+        return rowsPerActiveExpert <= 16 ? Decode64 : rowsPerActiveExpert <= 128 ? Medium64 : Large;
     }
 
     private static string Suffix(DType dtype) => dtype switch

@@ -12,16 +12,20 @@
 //   ceil(rows / BM) + min(E, rows). Blocks map to (m-tile, n-tile) in groups of 8 m-tiles (L2 reuse of W);
 //   every warp finds its expert by a warp-wide prefix scan over the offsets. Blocks past the real number
 //   of tiles exit at once, so empty experts cost nothing.
-// Variants (template <BM, BN, WARPS_M, WARPS_N, STAGES>, entry names below):
-//   decode 16x64 (4 warps, 12 stages: with few blocks, each must keep ~55 KB of W in flight),
-//   medium 64x128 (8 warps, 4 stages), prefill 128x128 (8 warps, 4 stages); BK = 32, cp.async multi-stage pipeline, ldmatrix,
-//   mma.sync.m16n8k16 with F32 accumulation. Dynamic shared memory: STAGES * (BM + BN) * 32 * 2 bytes.
+// Variants (template <BM, BN, WARPS_M, WARPS_N, STAGES, BK>, entry names below):
+//   BK = 32: decode 16x64 (4 warps, 12 stages: with few blocks, each must keep ~55 KB of W in flight),
+//     medium 64x128 (8 warps, 4 stages), prefill 128x128 (8 warps, 4 stages). Kept for comparison.
+//   BK = 64 (the host's choice): decode64 16x64 (4 warps, 6 stages, 60 KB), medium64 64x128 (8 warps, 4 stages,
+//     96 KB), large 128x256 (8 warps of 64x64, 3 stages, 144 KB). A stage reads 128 contiguous bytes per row
+//     with an L2 256-byte prefetch hint, and there is one barrier per 64 of K instead of per 32.
+//   All: cp.async multi-stage pipeline, swizzled shared tiles, ldmatrix, mma.sync.m16n8k16 with F32 accumulation.
+//   Dynamic shared memory: STAGES * (BM + BN) * BK * 2 bytes (above 48 KB: the launcher raises the limit;
+//   the 144 KB of large fits sm_80 (163 KB) and sm_90 (227 KB)).
 // Launch constraints: block = WARPS_M * WARPS_N * 32 threads; K % 8 == 0 (16-byte row chunks; checked
 //   on the host); x and w 16-byte aligned. Tails in M, N and K are zero-filled on load and masked on store.
 // Also here: grouped_gemm_f32, the plain FMA reference path for all-F32 data (32x32 tiles, 256 threads).
 #include "moe_common.cuh"
 
-#define GG_BK 32
 #define GG_GROUP_M 8
 
 // Finds the expert and row range of global m-tile `tile` (tiles of `tileRows` rows). Every lane of the
@@ -76,10 +80,17 @@ __device__ __forceinline__ moe_u32 smem_address(const void* p)
 }
 
 // 16-byte async copy global -> shared; src_bytes 0 writes zeros (out-of-range rows and K tail).
+// PREFETCH_256: also ask L2 to fetch the surrounding 256-byte segment. A stage reads only BK * 2 bytes of each
+// row (rows K * 2 bytes apart), so without the hint every stage opens a new DRAM burst per row; with it the
+// next stages of the same rows hit in L2 (a hint only: it never faults and never changes results).
+template <bool PREFETCH_256>
 __device__ __forceinline__ void cp_async_16(void* sharedDst, const void* globalSrc, bool valid)
 {
     int srcBytes = valid ? 16 : 0;
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_address(sharedDst)), "l"(globalSrc), "r"(srcBytes) : "memory");
+    if (PREFETCH_256)
+        asm volatile("cp.async.cg.shared.global.L2::256B [%0], [%1], 16, %2;\n" ::"r"(smem_address(sharedDst)), "l"(globalSrc), "r"(srcBytes) : "memory");
+    else
+        asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_address(sharedDst)), "l"(globalSrc), "r"(srcBytes) : "memory");
 }
 
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
@@ -115,13 +126,43 @@ template <> struct Mma<f16>
     }
 };
 
-// A shared tile row holds 32 elements = four 16-byte chunks (64 bytes). Chunk c of row r lives at
-// chunk c ^ ((r >> 1) & 3): the 8 rows one ldmatrix reads then fall in 8 different bank groups.
-__device__ __forceinline__ int swizzled(int row, int chunk) { return row * GG_BK + ((chunk ^ ((row >> 1) & 3)) << 3); }
+// Element offset of 16-byte chunk `chunk` of tile row `row` in a [rows][BK] shared tile. BK = 32: a row is four
+// chunks (64 bytes), chunk c of row r lives at c ^ ((r >> 1) & 3). BK = 64: a row is eight chunks (128 bytes),
+// chunk c lives at c ^ (r & 7). Either way the 8 consecutive rows one ldmatrix phase reads (same logical chunk)
+// fall in 8 different 16-byte bank groups, so ldmatrix is conflict-free.
+template <int BK>
+__device__ __forceinline__ int swizzled(int row, int chunk)
+{
+    static_assert(BK == 32 || BK == 64, "BK is 32 or 64");
+    return BK == 32 ? row * 32 + ((chunk ^ ((row >> 1) & 3)) << 3) : row * 64 + ((chunk ^ (row & 7)) << 3);
+}
+
+// Stores two adjacent outputs p[0], p[1] as one 4-byte (16-bit types) or 8-byte (f32) store where p is aligned
+// for it (n even and a buffer start that is aligned), else as two stores. Halves the store instructions of the epilogue.
+template <typename TOut>
+__device__ __forceinline__ void store_pair(TOut* p, float v0, float v1)
+{
+    TOut o0 = from_float<TOut>(v0), o1 = from_float<TOut>(v1);
+    if ((reinterpret_cast<unsigned long long>(p) & (2 * sizeof(TOut) - 1)) == 0)
+    {
+        if constexpr (sizeof(TOut) == 2)
+        {
+            moe_u32 packed = (moe_u32)(*reinterpret_cast<moe_u16*>(&o0)) | ((moe_u32)(*reinterpret_cast<moe_u16*>(&o1)) << 16);
+            *reinterpret_cast<moe_u32*>(p) = packed;
+        }
+        else
+        {
+            *reinterpret_cast<float2*>(p) = make_float2(v0, v1);
+        }
+        return;
+    }
+    p[0] = o0;
+    p[1] = o1;
+}
 
 __device__ __forceinline__ float silu(float v) { return v / (1.0f + __expf(-v)); }
 
-template <typename TIn, typename TOut, int BM, int BN, int WARPS_M, int WARPS_N, int STAGES>
+template <typename TIn, typename TOut, int BM, int BN, int WARPS_M, int WARPS_N, int STAGES, int BK>
 __device__ __forceinline__ void grouped_gemm_tc(const TIn* __restrict__ x, const TIn* __restrict__ w, const int* __restrict__ expertOffsets,
                                                 const float* __restrict__ rowScale, TOut* __restrict__ y,
                                                 int rows, int n, int k, int experts, int fused, int mTiles)
@@ -131,11 +172,12 @@ __device__ __forceinline__ void grouped_gemm_tc(const TIn* __restrict__ x, const
     constexpr int WARP_N = BN / WARPS_N;   // columns per warp
     constexpr int MI = WARP_M / 16;        // m16 fragments per warp
     constexpr int NI = WARP_N / 8;         // n8 fragments per warp (even: B is loaded two n8 blocks at a time)
+    constexpr int CHUNKS = BK / 8;         // 16-byte chunks per tile row
     static_assert(MI >= 1 && NI >= 2 && NI % 2 == 0, "warp tile must be a multiple of 16x16");
 
     extern __shared__ __align__(128) unsigned char sharedBytes[];
     TIn* sharedA = reinterpret_cast<TIn*>(sharedBytes);               // [STAGES][BM][BK]
-    TIn* sharedB = sharedA + STAGES * BM * GG_BK;                      // [STAGES][BN][BK]
+    TIn* sharedB = sharedA + STAGES * BM * BK;                         // [STAGES][BN][BK]
 
     // Block -> (m-tile, n-tile) in groups of GG_GROUP_M m-tiles: blocks resident together share a few row tiles
     // and sweep the columns, so each W tile is read from DRAM once per group rather than once per m-tile.
@@ -163,24 +205,24 @@ __device__ __forceinline__ void grouped_gemm_tc(const TIn* __restrict__ x, const
     const int lane = tid & 31;
     const int warpRow = (warp / WARPS_N) * WARP_M;
     const int warpCol = (warp % WARPS_N) * WARP_N;
-    const int kTiles = ceil_div(k, GG_BK);
+    const int kTiles = ceil_div(k, BK);
 
     auto loadStage = [&](int stage, int kTile) {
-        const int kBase = kTile * GG_BK;
-        TIn* a = sharedA + stage * BM * GG_BK;
-        TIn* b = sharedB + stage * BN * GG_BK;
-        for (int i = tid; i < BM * 4; i += THREADS)
+        const int kBase = kTile * BK;
+        TIn* a = sharedA + stage * BM * BK;
+        TIn* b = sharedB + stage * BN * BK;
+        for (int i = tid; i < BM * CHUNKS; i += THREADS)
         {
-            int r = i >> 2, chunk = i & 3;
+            int r = i / CHUNKS, chunk = i % CHUNKS;
             int row = rowBegin + r;
             int kk = kBase + chunk * 8;
             bool valid = row < rowEnd && kk < k;
             const TIn* src = valid ? x + (long long)row * k + kk : x;
-            cp_async_16(a + swizzled(r, chunk), src, valid);
+            cp_async_16<BK == 64>(a + swizzled<BK>(r, chunk), src, valid);
         }
-        for (int i = tid; i < BN * 4; i += THREADS)
+        for (int i = tid; i < BN * CHUNKS; i += THREADS)
         {
-            int r = i >> 2, chunk = i & 3;
+            int r = i / CHUNKS, chunk = i % CHUNKS;
             int kk = kBase + chunk * 8;
             int wRow;
             bool valid;
@@ -197,7 +239,7 @@ __device__ __forceinline__ void grouped_gemm_tc(const TIn* __restrict__ x, const
             }
             valid = valid && kk < k;
             const TIn* src = valid ? wExpert + (long long)wRow * k + kk : w;
-            cp_async_16(b + swizzled(r, chunk), src, valid);
+            cp_async_16<BK == 64>(b + swizzled<BK>(r, chunk), src, valid);
         }
     };
 
@@ -227,10 +269,10 @@ __device__ __forceinline__ void grouped_gemm_tc(const TIn* __restrict__ x, const
             loadStage(next % STAGES, next);
         cp_async_commit();
 
-        const TIn* a = sharedA + (kTile % STAGES) * BM * GG_BK;
-        const TIn* b = sharedB + (kTile % STAGES) * BN * GG_BK;
+        const TIn* a = sharedA + (kTile % STAGES) * BM * BK;
+        const TIn* b = sharedB + (kTile % STAGES) * BN * BK;
 #pragma unroll
-        for (int k16 = 0; k16 < GG_BK / 16; k16++)
+        for (int k16 = 0; k16 < BK / 16; k16++)
         {
             moe_u32 aFrag[MI][4];
             moe_u32 bFrag[NI][2];
@@ -240,7 +282,7 @@ __device__ __forceinline__ void grouped_gemm_tc(const TIn* __restrict__ x, const
                 // lanes 0-15: rows 0-15 at k 0-7; lanes 16-31: rows 0-15 at k 8-15 -> a0..a3 in mma order
                 int r = warpRow + mi * 16 + (lane & 15);
                 int chunk = k16 * 2 + (lane >> 4);
-                ldmatrix_x4(aFrag[mi][0], aFrag[mi][1], aFrag[mi][2], aFrag[mi][3], a + swizzled(r, chunk));
+                ldmatrix_x4(aFrag[mi][0], aFrag[mi][1], aFrag[mi][2], aFrag[mi][3], a + swizzled<BK>(r, chunk));
             }
 #pragma unroll
             for (int nj = 0; nj < NI / 2; nj++)
@@ -248,7 +290,7 @@ __device__ __forceinline__ void grouped_gemm_tc(const TIn* __restrict__ x, const
                 // lanes 0-7: n 0-7, k 0-7; 8-15: n 0-7, k 8-15; 16-23: n 8-15, k 0-7; 24-31: n 8-15, k 8-15
                 int r = warpCol + nj * 16 + (lane & 7) + ((lane >> 4) << 3);
                 int chunk = k16 * 2 + ((lane >> 3) & 1);
-                ldmatrix_x4(bFrag[2 * nj][0], bFrag[2 * nj][1], bFrag[2 * nj + 1][0], bFrag[2 * nj + 1][1], b + swizzled(r, chunk));
+                ldmatrix_x4(bFrag[2 * nj][0], bFrag[2 * nj][1], bFrag[2 * nj + 1][0], bFrag[2 * nj + 1][1], b + swizzled<BK>(r, chunk));
             }
 #pragma unroll
             for (int mi = 0; mi < MI; mi++)
@@ -284,29 +326,32 @@ __device__ __forceinline__ void grouped_gemm_tc(const TIn* __restrict__ x, const
                 else
                 {
                     int col = outBegin + tileCol;
-                    if (col < n)
-                        yRow[col] = from_float<TOut>(v0 * scale);
                     if (col + 1 < n)
-                        yRow[col + 1] = from_float<TOut>(v1 * scale);
+                        store_pair(yRow + col, v0 * scale, v1 * scale);
+                    else if (col < n)
+                        yRow[col] = from_float<TOut>(v0 * scale);
                 }
             }
         }
 }
 
-#define GG_ENTRY(NAME, TIN, TOUT, BM, BN, WM, WN, ST)                                                                     \
+#define GG_ENTRY(NAME, TIN, TOUT, BM, BN, WM, WN, ST, BK)                                                                   \
     extern "C" __global__ void __launch_bounds__(WM * WN * 32) NAME(                                                      \
         const TIN* __restrict__ x, const TIN* __restrict__ w, const int* __restrict__ expertOffsets,                      \
         const float* __restrict__ rowScale, TOUT* __restrict__ y, int rows, int n, int k, int experts, int fused,          \
         int mTiles)                                                                                                       \
     {                                                                                                                     \
-        grouped_gemm_tc<TIN, TOUT, BM, BN, WM, WN, ST>(x, w, expertOffsets, rowScale, y, rows, n, k, experts, fused,      \
+        grouped_gemm_tc<TIN, TOUT, BM, BN, WM, WN, ST, BK>(x, w, expertOffsets, rowScale, y, rows, n, k, experts, fused,  \
                                                        mTiles);                                                           \
     }
 
 #define GG_VARIANTS(SUFFIX, TIN, TOUT)                                    \
-    GG_ENTRY(grouped_gemm_decode_##SUFFIX, TIN, TOUT, 16, 64, 1, 4, 12)    \
-    GG_ENTRY(grouped_gemm_medium_##SUFFIX, TIN, TOUT, 64, 128, 2, 4, 4)   \
-    GG_ENTRY(grouped_gemm_prefill_##SUFFIX, TIN, TOUT, 128, 128, 2, 4, 4)
+    GG_ENTRY(grouped_gemm_decode_##SUFFIX, TIN, TOUT, 16, 64, 1, 4, 12, 32)      \
+    GG_ENTRY(grouped_gemm_medium_##SUFFIX, TIN, TOUT, 64, 128, 2, 4, 4, 32)      \
+    GG_ENTRY(grouped_gemm_prefill_##SUFFIX, TIN, TOUT, 128, 128, 2, 4, 4, 32)    \
+    GG_ENTRY(grouped_gemm_decode64_##SUFFIX, TIN, TOUT, 16, 64, 1, 4, 6, 64)     \
+    GG_ENTRY(grouped_gemm_medium64_##SUFFIX, TIN, TOUT, 64, 128, 2, 4, 4, 64)    \
+    GG_ENTRY(grouped_gemm_large_##SUFFIX, TIN, TOUT, 128, 256, 2, 4, 3, 64)
 
 GG_VARIANTS(bf16_bf16, bf16, bf16)
 GG_VARIANTS(bf16_f32, bf16, float)
