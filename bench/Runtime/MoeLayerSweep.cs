@@ -9,7 +9,7 @@ namespace MoeRuntime.Benchmarks.Runtime;
 /// Sweep <c>moe_layer</c>: the whole single-accelerator MoE layer (router GEMM, routing, permute, grouped GEMMs with
 /// fused SiLU-and-mul, combine, shared experts) at the <see cref="LayerPresets"/> shapes, bf16, random weights made
 /// on the device. T = 1, 16, 128 replayed from a CUDA graph (launch overhead would dominate), larger T eager.
-/// Floor: active-weight bytes (router + expected distinct experts hit + shared) / copy bandwidth, or the expert
+/// Floor: active-weight bytes (router + distinct experts the routing hit + shared) / copy bandwidth, or the expert
 /// FLOPs (2 * 3 * H * I per token and choice, + shared) / 799 TFLOP/s, whichever is larger.
 /// Compare with bench/reference/moe_layer.py (the PyTorch composite, same presets and T).
 /// On the CPU: the tiny preset at T = 1, 16.
@@ -44,10 +44,12 @@ internal static class MoeLayerSweep
                 bool graph = !cpu && tokens <= 128;
                 double ms = DeviceTimer.MedianMs(accelerator, stream => layer.Forward(hidden, output, workspace, stream),
                     warmup: 3, samples: cpu ? 5 : 20, inner: graph ? 10 : 1, useGraph: graph);
-                long bytes = LayerPresets.ActiveWeightBytes(config, tokens, DType.BF16);
+                // The floor counts the experts this routing really hit (random routers are not uniform).
+                int active = workspace.RoutedCounts.ToArray().Count(c => c > 0);
+                long bytes = LayerPresets.ActiveWeightBytes(config, (double)active, DType.BF16);
                 double flops = 2.0 * 3 * h * ((double)tokens * config.TopK * config.MoeIntermediateSize + (double)tokens * config.SharedIntermediateSize);
                 double floorMs = Math.Max(bytes / bandwidth, flops / DenseBf16Flops) * 1e3;
-                rows.Add(new SweepRow($"{preset} layer", $"T={tokens} H={h} I={config.MoeIntermediateSize} E={config.NumExperts} k={config.TopK}",
+                rows.Add(new SweepRow($"{preset} layer", $"T={tokens} H={h} I={config.MoeIntermediateSize} E={config.NumExperts} k={config.TopK} active={active}",
                     ms, bytes, flops, floorMs, graph ? "cuda graph" : "eager"));
             }
         }

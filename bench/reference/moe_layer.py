@@ -7,7 +7,7 @@ index_add_ weighted un-permute in f32, + DeepSeek's shared expert. Presets and t
 mixtral-8x7b (H 4096, I 14336, E 8, k 2), qwen3-30b-a3b (H 2048, I 768, E 128, k 8),
 deepseek-v3 (H 7168, I 2048, E 256, k 8, one shared expert); T = 1, 16, 128, 1024, 8192.
 Times: median of 20 CUDA-event-timed forwards after warm-up; for T <= 128 also replayed from a CUDA graph.
-Floor: active-weight bytes (router + expected distinct experts hit + shared) / copy bandwidth.
+Floor: active-weight bytes (router + distinct experts the routing hit + shared) / copy bandwidth.
 Prints a table; writes $OUT/moe_layer-torch.json when OUT is set.
 """
 import json
@@ -103,10 +103,10 @@ def median_ms(fn, graph):
     return sorted(times)[len(times) // 2]
 
 
-def active_weight_bytes(p, tokens):
+def active_weight_bytes(p, active):
+    """Router + the experts the routing really hit + shared experts (random routers are not uniform)."""
     per_expert = 3 * p["h"] * p["i"] * 2
-    hit = p["e"] * (1 - (1 - p["k"] / p["e"]) ** tokens)
-    return int(p["e"] * p["h"] * 2 + hit * per_expert + 3 * p["h"] * p["shared"] * 2)
+    return int(p["e"] * p["h"] * 2 + active * per_expert + 3 * p["h"] * p["shared"] * 2)
 
 
 def main():
@@ -124,13 +124,14 @@ def main():
             eager = median_ms(lambda: forward(x, w, p), graph=False)
             graph = median_ms(lambda: forward(x, w, p), graph=True) if tokens <= 128 else None
             best = min(eager, graph) if graph is not None else eager
-            nbytes = active_weight_bytes(p, tokens)
+            active = int(route(x, w, p)[0].unique().numel())
+            nbytes = active_weight_bytes(p, active)
             floor_ms = nbytes / bandwidth * 1e3
             graph_text = f"{graph:.3f}" if graph is not None else "-"
             print(f"{preset:<14} {tokens:>6} {eager:>10.3f} {graph_text:>10} {tokens / (best * 1e-3):>12.0f} "
                   f"{nbytes / 1e6:>11.1f} {floor_ms:>10.3f} {best / floor_ms:>7.2f}")
             rows.append(dict(preset=preset, tokens=tokens, eager_ms=eager, graph_ms=graph, tokens_per_s=tokens / (best * 1e-3),
-                             active_weight_bytes=nbytes, floor_ms=floor_ms, ratio=best / floor_ms))
+                             active_experts=active, active_weight_bytes=nbytes, floor_ms=floor_ms, ratio=best / floor_ms))
         del w
         torch.cuda.empty_cache()
     if os.environ.get("OUT"):

@@ -54,7 +54,9 @@ internal sealed class LayerBench(Accelerator accelerator, DType dtype, int warmu
                 }
             }
             double best = Math.Min(eager, graph ?? double.MaxValue);
-            long bytes = ActiveWeightBytes(config, tokens, dtype);
+            // The floor counts the experts this routing really hit (random routers are not uniform).
+            int active = workspace.RoutedCounts.ToArray().Count(c => c > 0);
+            long bytes = LayerPresets.ActiveWeightBytes(config, (double)active, dtype);
             double floorMs = bytes / CopyBandwidth(accelerator) * 1e3;
             yield return new LayerBenchRow(preset, accelerator.Info.Name, DTypes.Name(dtype), tokens, eager, graph,
                 best > 0 ? tokens / (best / 1e3) : 0, bytes, floorMs, best / floorMs, note);

@@ -44,10 +44,21 @@ public static class LayerPresets
     public static long ActiveWeightBytes(ModelConfig c, int tokens, DType dtype)
     {
         ArgumentNullException.ThrowIfNull(c);
+        double hit = c.NumExperts * (1 - Math.Pow(1 - (double)c.TopK / c.NumExperts, tokens));
+        return ActiveWeightBytes(c, hit, dtype);
+    }
+
+    /// <summary>
+    /// Router + <paramref name="activeExperts"/> experts + shared experts, in bytes. Random routers are not uniform
+    /// (DeepSeek's correction bias is as wide as the sigmoid scores' spread), so benchmarks pass the count of experts
+    /// the routing really hit rather than the uniform expectation.
+    /// </summary>
+    public static long ActiveWeightBytes(ModelConfig c, double activeExperts, DType dtype)
+    {
+        ArgumentNullException.ThrowIfNull(c);
         long width = DTypes.SizeOf(dtype);
         long perExpert = 3L * c.HiddenSize * c.MoeIntermediateSize * width;
-        double hit = c.NumExperts * (1 - Math.Pow(1 - (double)c.TopK / c.NumExperts, tokens));
         long shared = 3L * c.HiddenSize * c.SharedIntermediateSize * width;
-        return (long)((long)c.NumExperts * c.HiddenSize * width + hit * perExpert + shared);
+        return (long)((long)c.NumExperts * c.HiddenSize * width + activeExperts * perExpert + shared);
     }
 }
