@@ -35,6 +35,11 @@ public class TopKRoutingTests
             new Case("grouped E16 k3 g4/2 f16 no-bias", 17, 16, 3, RoutingKind.DeepSeekGrouped, DType.F16, true, 4, 2),
             new Case("grouped E512 k16 g32/8", 9, 512, 16, RoutingKind.DeepSeekGrouped, DType.F32, true, 32, 8, 1.5f, true),
             new Case("grouped one group", 7, 8, 2, RoutingKind.DeepSeekGrouped, DType.F32, true, 1, 1, 1f, true),
+            // Many tokens: CUDA runs big blocks whose warps stride over several tokens each, and many blocks
+            // add their count histograms.
+            new Case("many tokens E8 k2 f32", 9000, 8, 2, RoutingKind.Softmax, DType.F32),
+            new Case("many tokens deepseek E256 k8 g8/4 bf16", 4500, 256, 8, RoutingKind.DeepSeekGrouped, DType.BF16, true, 8, 4, 2.5f, true),
+            new Case("many tokens grouped E64 k4 g4/2 f16", 3000, 64, 4, RoutingKind.DeepSeekGrouped, DType.F16, false, 4, 2, 1f, true),
         };
         var data = new TheoryData<string, Case>();
         foreach (var device in TestDevices.Names)
@@ -129,6 +134,36 @@ public class TopKRoutingTests
         Assert.Equal(0f, weights[0]);                       // 0 / (0 + 1e-20)
     }
 
+    [Theory, MemberData(nameof(TestDevices.Names), MemberType = typeof(TestDevices))]
+    public void WorkspaceRunsAreRightAndLeaveItZero(string device)
+    {
+        var accelerator = TestDevices.Get(device);
+        var random = TestData.NewRandom(out int seed);
+        using var workspace = accelerator.Allocate<int>(TopKRouting.WorkspaceElements(256));
+        workspace.Clear();
+        // One token (one block: no workspace use), then several launches of many blocks through the same
+        // workspace: each must count from zero, so the one before must have left it zero.
+        foreach (var c in new[]
+                 {
+                     new Case("workspace T1", 1, 256, 8, RoutingKind.DeepSeekGrouped, DType.F32, true, 8, 4, 2.5f, true),
+                     new Case("workspace deepseek", 3000, 256, 8, RoutingKind.DeepSeekGrouped, DType.F32, true, 8, 4, 2.5f, true),
+                     new Case("workspace softmax E128", 2000, 128, 8, RoutingKind.Softmax, DType.BF16),
+                     new Case("workspace softmax E8", 6000, 8, 2, RoutingKind.Softmax, DType.F32),
+                     new Case("workspace deepseek again", 777, 256, 8, RoutingKind.DeepSeekGrouped, DType.F16, true, 8, 4, 2.5f, true),
+                 })
+        {
+            var logits = TokenOpsData.RoundTo(c.DType, TestData.Uniform(random, c.Tokens * c.Experts, -4f, 4f));
+            var bias = c.Bias ? TestData.Uniform(random, c.Experts, -0.5f, 0.5f) : null;
+            var (ids, weights, counts) = Route(accelerator, c, logits, bias, workspace);
+            var (expectedIds, expectedWeights) = Reference(logits, c, bias);
+            string what = $"{c.Name} on {device}, seed {seed}";
+            Compare.Exact<int>(expectedIds, ids, $"ids, {what}");
+            Compare.Close(expectedWeights, weights, Compare.F32Tolerance, $"weights, {what}");
+            Compare.Exact<int>(Histogram(expectedIds, c.Experts), counts, $"counts, {what}");
+            Compare.Exact<int>(new int[TopKRouting.WorkspaceElements(256)], workspace.ToArray(), $"workspace after {what}");
+        }
+    }
+
     [Fact]
     public void BadInputIsRejectedBeforeAnyLaunch()
     {
@@ -155,11 +190,14 @@ public class TopKRoutingTests
         Assert.Contains("RoutedScalingFactor", Assert.ThrowsAny<ArgumentException>(() => Run(logits, 4, 8, TopKRoutingOptions.DeepSeek(2, 4, 2, float.NaN, bias))).Message);
         using var shortBias = cpu.Allocate<float>(4);
         Assert.Contains("CorrectionBias", Assert.ThrowsAny<ArgumentException>(() => Run(logits, 4, 8, TopKRoutingOptions.DeepSeek(2, 4, 2, 1f, shortBias))).Message);
+        using var shortWorkspace = cpu.Allocate<int>(TopKRouting.WorkspaceElements(8) - 1);
+        Assert.Equal("workspace", Assert.ThrowsAny<ArgumentException>(() => TopKRouting.Run(logits, 4, 8, TopKRoutingOptions.Softmax(2), ids, weights, counts, workspace: shortWorkspace)).ParamName);
         using var shortCounts = cpu.Allocate<int>(7);
         Assert.Equal("expertCounts", Assert.ThrowsAny<ArgumentException>(() => TopKRouting.Run(logits, 4, 8, TopKRoutingOptions.Softmax(2), ids, weights, shortCounts)).ParamName);
     }
 
-    private static (int[] Ids, float[] Weights, int[] Counts) Route(Accelerator accelerator, Case c, float[] logits, float[]? bias)
+    private static (int[] Ids, float[] Weights, int[] Counts) Route(Accelerator accelerator, Case c, float[] logits, float[]? bias,
+        MemoryBuffer<int>? workspace = null)
     {
         using var logitsBuffer = TokenOpsData.Upload(accelerator, c.DType, logits);
         using var biasBuffer = bias is null ? null : accelerator.Upload<float>(bias);
@@ -167,7 +205,7 @@ public class TopKRoutingTests
         using var weights = TokenOpsData.Poisoned<float>(accelerator, c.Tokens * c.TopK);
         using var counts = TokenOpsData.Poisoned<int>(accelerator, c.Experts);
         var options = new TopKRoutingOptions(c.Kind, c.TopK, c.Renormalize, c.Groups, c.TopKGroups, c.Scale, biasBuffer);
-        TopKRouting.Run(logitsBuffer, c.Tokens, c.Experts, options, ids, weights, counts);
+        TopKRouting.Run(logitsBuffer, c.Tokens, c.Experts, options, ids, weights, counts, workspace: workspace);
         return (ids.ToArray(), weights.ToArray(), counts.ToArray());
     }
 

@@ -25,38 +25,58 @@ public static partial class TopKRouting
     public const int MaxExperts = 512;
     public const int MaxTopK = 16;
     public const int MaxGroups = 32;
-    private const int WarpsPerBlock = 4; // ROUTING_WARPS in topk_routing.cu
+    private const int MaxWarpsPerBlock = 16; // ROUTING_WARPS in topk_routing.cu
+    private const int WarpsPerSm = 32;       // the grid cap: warps stride over tokens beyond it
+
+    /// <summary>
+    /// Elements of the optional <see cref="Run"/> workspace for <paramref name="experts"/> experts: count
+    /// accumulators and a ticket. Zero it once after allocating (<c>Clear</c>); every launch leaves it zero
+    /// again. With it, a CUDA routing is one kernel launch and nothing else (no memset of the counts). One
+    /// workspace per stream: launches sharing one must not overlap.
+    /// </summary>
+    public static int WorkspaceElements(int experts) => experts + 1;
 
     private static readonly Lazy<KernelSource> Source = new(() => KernelSource.FromResource(typeof(TopKRouting).Assembly, "topk_routing.cu"));
 
     /// <summary>
     /// Routes <paramref name="tokens"/> tokens. Output buffers need at least tokens * k (ids, weights) and
-    /// experts (counts) elements; counts are overwritten (zeroed, then counted). Work is ordered on
-    /// <paramref name="stream"/> (default: the accelerator's default stream).
+    /// experts (counts) elements; counts are overwritten. Work is ordered on <paramref name="stream"/>
+    /// (default: the accelerator's default stream). <paramref name="workspace"/> (optional,
+    /// <see cref="WorkspaceElements"/>, zero when first used) lets the CUDA path do all of it in one launch;
+    /// without it a routing of more than one block's tokens also zeroes the counts with a memset first.
     /// </summary>
     public static void Run(MemoryBuffer logits, int tokens, int experts, TopKRoutingOptions options,
-        MemoryBuffer<int> ids, MemoryBuffer<float> weights, MemoryBuffer<int> expertCounts, AcceleratorStream? stream = null)
+        MemoryBuffer<int> ids, MemoryBuffer<float> weights, MemoryBuffer<int> expertCounts, AcceleratorStream? stream = null,
+        MemoryBuffer<int>? workspace = null)
     {
         ArgumentNullException.ThrowIfNull(logits);
         ArgumentNullException.ThrowIfNull(options);
         var accelerator = logits.Accelerator;
         Validate(logits, tokens, experts, options, ids, weights, expertCounts);
+        if (workspace is not null)
+            HostRows.Check(workspace, accelerator, WorkspaceElements(experts), nameof(workspace));
         var s = stream ?? accelerator.DefaultStream;
         if (!ReferenceEquals(s.Accelerator, accelerator))
             throw new ArgumentException($"stream of {s.Accelerator.Name} used with logits on {accelerator.Name}", nameof(stream));
 
         if (accelerator is CudaAccelerator cuda)
         {
-            expertCounts.Slice(0, experts).Clear(s);
+            // Few tokens: small blocks spread them over the SMs; many: big blocks, at most WarpsPerSm warps per
+            // SM, warps striding over tokens, so that few blocks add their count histograms.
+            int sms = Math.Max(cuda.Info.MultiprocessorCount, 1);
+            int warpsPerBlock = tokens >= MaxWarpsPerBlock * sms ? MaxWarpsPerBlock : 4;
+            int blocks = (int)Math.Clamp(((long)tokens + warpsPerBlock - 1) / warpsPerBlock, 1, (long)sms * (WarpsPerSm / warpsPerBlock));
+            if (blocks > 1 && workspace is null)
+                expertCounts.Slice(0, experts).Clear(s); // the kernel adds into them (one block writes them)
             bool grouped = options.Kind == RoutingKind.DeepSeekGrouped;
             int perLane = 1;
             while (perLane * 32 < experts)
                 perLane *= 2; // expert slots per lane: 1, 2, 4, 8 or 16
             var kernel = cuda.LoadKernel(Source.Value, $"topk_routing_{HostRows.Suffix(logits.DType)}_{perLane}");
-            kernel.Launch((CudaStream)s, (tokens + WarpsPerBlock - 1) / WarpsPerBlock, 32 * WarpsPerBlock, 0,
+            kernel.Launch((CudaStream)s, blocks, 32 * warpsPerBlock, 0,
                 logits, options.CorrectionBias, tokens, experts, options.TopK, options.Renormalize ? 1 : 0, grouped ? 1 : 0,
                 grouped ? options.GroupCount : 1, grouped ? options.TopKGroups : 1, options.RoutedScalingFactor,
-                ids, weights, expertCounts);
+                ids, weights, expertCounts, blocks > 1 ? workspace : null);
         }
         else
         {

@@ -1,10 +1,12 @@
-// topk_routing.cu: fused top-k routing, one warp per token.
+// topk_routing.cu: fused top-k routing, one warp per token, tokens-per-expert counts in the same launch.
 //
 //   logits:       [tokens, experts]  F32, BF16 or F16 (upcast to F32; all routing math in F32)
 //   bias:         [experts] F32, DeepSeek correction bias (grouped mode only; may be null)
 //   ids:          [tokens, k] I32, chosen experts in order of decreasing selection key
 //   weights:      [tokens, k] F32
-//   expertCounts: [experts] I32, tokens per expert; must be zeroed before the launch (atomic adds)
+//   expertCounts: [experts] I32, tokens per expert (see "Counts" below for what must hold before the launch)
+//   workspace:    [experts + 1] I32 or null: count accumulators and a ticket, all zero before the launch;
+//                 the launch leaves them zero again (so zero it once, when it is allocated)
 //
 // Variants (runtime flag `grouped`):
 //   softmax:  key = logit; weight = softmax(logits)[expert], renormalised over the k when asked.
@@ -16,16 +18,28 @@
 // Ties break to the lower expert (and group) id. Non-finite logits: NaN counts as -FLT_MAX and
 // +-inf as +-FLT_MAX, so every key is finite, ids stay in range and all k ids of a token are distinct.
 //
+// Selection: expert e = i * 32 + lane lives in slot i of lane (e % 32), as an order key (the float's bits
+// mapped so that unsigned order is float order; 0 = removed, below every finite key). One argmax round is
+// a warp max of the keys, then a warp min of the ids holding that max (redux.sync on sm_80+), so ties go
+// to the lower id. Group scores when a group is exactly one slot (group size 32: DeepSeek-V3's 256 / 8)
+// come from warp reductions too; other group sizes scan the group's keys in shared memory.
+//
+// Counts: each block keeps a shared-memory histogram over the tokens it routes, then
+//   grid of one block:   writes expertCounts directly (nothing needs zeroing);
+//   workspace given:     adds its histogram into workspace[0, experts); the last block to finish (ticket
+//                        workspace[experts]) moves the totals into expertCounts and re-zeroes the workspace;
+//   neither:             adds its histogram into expertCounts, which must be zeroed before the launch.
+//
 // Entries topk_routing_{f32,bf16,f16}_{1,2,4,8,16}: the suffix is the expert slots per lane, the smallest
 // power of two >= ceil(experts / 32), so that small expert counts do not pay for 512.
-// Launch: block = 32 * ROUTING_WARPS threads, grid = ceil(tokens / ROUTING_WARPS); no dynamic shared
-// memory. Constraints (checked by TopKRouting.cs): experts <= 512, 1 <= k <= min(16, experts),
-// groupCount <= 32, experts % groupCount == 0, experts / groupCount >= 2, topkGroups * groupSize >= k.
+// Launch: block = 32 * w threads, w <= ROUTING_WARPS, any grid >= 1 (warps stride over tokens; the op caps the
+// grid at about 32 warps per SM so that few blocks add histograms); no dynamic shared memory. Constraints (checked by
+// TopKRouting.cs): experts <= 512, 1 <= k <= min(16, experts), groupCount <= 32, experts % groupCount == 0,
+// experts / groupCount >= 2, topkGroups * groupSize >= k.
 #include "moe_common.cuh"
 
-#define ROUTING_WARPS 4
+#define ROUTING_WARPS 16
 #define ROUTING_MAX_EXPERTS 512
-#define ROUTING_NONE 0x7fffffff
 
 __device__ __forceinline__ float negative_infinity() { return __int_as_float(0xff800000); }
 
@@ -40,21 +54,203 @@ __device__ __forceinline__ float sanitize(float x)
 
 __device__ __forceinline__ float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
 
-// Warp-wide argmax over (value, index) pairs; index ROUTING_NONE means "no candidate". Larger value
-// wins, equal values go to the lower index, so every lane ends with the same (value, index).
-__device__ __forceinline__ void warp_argmax(float& value, int& index)
+// Order key of a non-NaN float: unsigned order = float order, -0 and +0 equal (both map to +0's key).
+// Every non-NaN float maps above 0, so 0 can mean "removed".
+__device__ __forceinline__ moe_u32 order_key(float x)
 {
+    moe_u32 bits = __float_as_uint(x == 0.0f ? 0.0f : x);
+    return (bits & 0x80000000u) ? ~bits : (bits | 0x80000000u);
+}
+
+__device__ __forceinline__ float order_value(moe_u32 key)
+{
+    return __uint_as_float((key & 0x80000000u) ? (key & 0x7fffffffu) : ~key);
+}
+
+__device__ __forceinline__ moe_u32 warp_max_u32(moe_u32 v)
+{
+#if __CUDA_ARCH__ >= 800
+    moe_u32 r;
+    asm volatile("redux.sync.max.u32 %0, %1, %2;" : "=r"(r) : "r"(v), "r"(0xffffffffu));
+    return r;
+#else
     for (int offset = 16; offset > 0; offset >>= 1)
-    {
-        float otherValue = __shfl_xor_sync(0xffffffffu, value, offset);
-        int otherIndex = __shfl_xor_sync(0xffffffffu, index, offset);
-        bool better = otherIndex != ROUTING_NONE &&
-            (index == ROUTING_NONE || otherValue > value || (otherValue == value && otherIndex < index));
-        if (better)
+        v = max(v, __shfl_xor_sync(0xffffffffu, v, offset));
+    return v;
+#endif
+}
+
+__device__ __forceinline__ moe_u32 warp_min_u32(moe_u32 v)
+{
+#if __CUDA_ARCH__ >= 800
+    moe_u32 r;
+    asm volatile("redux.sync.min.u32 %0, %1, %2;" : "=r"(r) : "r"(v), "r"(0xffffffffu));
+    return r;
+#else
+    for (int offset = 16; offset > 0; offset >>= 1)
+        v = min(v, __shfl_xor_sync(0xffffffffu, v, offset));
+    return v;
+#endif
+}
+
+// The lane's best key and its slot (the lowest slot among equal keys); best 0 when the lane has none left.
+template <int PER_LANE>
+__device__ __forceinline__ void lane_best(const moe_u32 (&key)[PER_LANE], moe_u32& best, int& slot)
+{
+    best = 0;
+    slot = 0;
+#pragma unroll
+    for (int i = 0; i < PER_LANE; i++)
+        if (key[i] > best)
         {
-            value = otherValue;
-            index = otherIndex;
+            best = key[i];
+            slot = i;
         }
+}
+
+// Routes one token with the whole warp; lane j < k returns the j-th choice in `expert` and its weight
+// (before scaling), lanes >= k return weight 0.
+template <typename T, int PER_LANE>
+__device__ __forceinline__ void route_token(
+    const T* __restrict__ row, const float* __restrict__ bias, int experts, int k, int renormalize, int grouped,
+    int groupCount, int topkGroups, float* __restrict__ fallbackKeys, int lane, int& expert, float& weight)
+{
+    moe_u32 key[PER_LANE];
+#pragma unroll
+    for (int i = 0; i < PER_LANE; i++)
+    {
+        int e = i * 32 + lane;
+        key[i] = 0;
+        if (e < experts)
+        {
+            float x = sanitize(to_float(row[e]));
+            key[i] = order_key(grouped ? sanitize(sigmoid(x) + (bias != nullptr ? bias[e] : 0.0f)) : x);
+        }
+    }
+
+    if (grouped)
+    {
+        const int groupSize = experts / groupCount;
+        // Group score of lane g's group g (lanes >= groupCount: 0, never kept).
+        moe_u32 groupKey = 0;
+        if (groupSize == 32)
+        {
+            // Group g is slot g: its largest key, then the largest of the rest (the lowest lane holding the
+            // largest steps aside), summed in F32 as the CPU twin sums them.
+#pragma unroll
+            for (int i = 0; i < PER_LANE; i++)
+            {
+                if (i < groupCount) // uniform over the warp
+                {
+                    moe_u32 first = warp_max_u32(key[i]);
+                    unsigned holders = __ballot_sync(0xffffffffu, key[i] == first);
+                    moe_u32 second = warp_max_u32(lane == __ffs(holders) - 1 ? 0u : key[i]);
+                    if (lane == i)
+                        groupKey = order_key(order_value(first) + order_value(second));
+                }
+            }
+        }
+        else
+        {
+            // Lane g scans group g (experts [g * groupSize, (g + 1) * groupSize)) in shared memory.
+#pragma unroll
+            for (int i = 0; i < PER_LANE; i++)
+                if (i * 32 + lane < experts)
+                    fallbackKeys[i * 32 + lane] = order_value(key[i]);
+            __syncwarp();
+            if (lane < groupCount)
+            {
+                const float removed = negative_infinity();
+                float best = removed, second = removed;
+                for (int j = 0; j < groupSize; j++)
+                {
+                    float v = fallbackKeys[lane * groupSize + j];
+                    if (v > best)
+                    {
+                        second = best;
+                        best = v;
+                    }
+                    else if (v > second)
+                    {
+                        second = v;
+                    }
+                }
+                groupKey = order_key(best + second);
+            }
+            __syncwarp(); // the keys are read before the next token overwrites them
+        }
+        unsigned keptGroups = 0;
+        for (int g = 0; g < topkGroups; g++)
+        {
+            moe_u32 top = warp_max_u32(groupKey);
+            int index = (int)warp_min_u32(groupKey == top ? (moe_u32)lane : 32u);
+            keptGroups |= 1u << index;
+            if (lane == index)
+                groupKey = 0; // chosen: no longer a candidate
+        }
+#pragma unroll
+        for (int i = 0; i < PER_LANE; i++)
+        {
+            int e = i * 32 + lane;
+            if (e < experts && !((keptGroups >> (e / groupSize)) & 1u))
+                key[i] = 0;
+        }
+    }
+
+    moe_u32 best;
+    int slot;
+    lane_best<PER_LANE>(key, best, slot);
+
+    // Softmax: the row max is the first round's key; with renormalisation the softmax denominator cancels.
+    float rowMax = 0.0f, expSum = 1.0f;
+    if (!grouped)
+    {
+        rowMax = order_value(warp_max_u32(best));
+        if (!renormalize)
+        {
+            float s = 0.0f;
+#pragma unroll
+            for (int i = 0; i < PER_LANE; i++)
+                if (i * 32 + lane < experts)
+                    s += expf(order_value(key[i]) - rowMax);
+            expSum = warp_sum(s);
+        }
+    }
+
+    // k rounds of argmax; lane j keeps the expert (and key) of round j.
+    expert = 0;
+    moe_u32 chosenKey = 0;
+    for (int j = 0; j < k; j++)
+    {
+        moe_u32 top = warp_max_u32(best);
+        int index = (int)warp_min_u32(best == top ? (moe_u32)(slot * 32 + lane) : 0xffffffffu);
+        if (lane == j)
+        {
+            expert = index;
+            chosenKey = top;
+        }
+        if ((index & 31) == lane)
+        {
+#pragma unroll
+            for (int i = 0; i < PER_LANE; i++)
+                if (i == slot)
+                    key[i] = 0;
+            lane_best<PER_LANE>(key, best, slot);
+        }
+    }
+
+    weight = 0.0f;
+    if (lane < k)
+    {
+        if (grouped)
+            weight = sigmoid(sanitize(to_float(row[expert])));
+        else
+            weight = expf(order_value(chosenKey) - rowMax) / expSum;
+    }
+    if (renormalize)
+    {
+        float total = warp_sum(weight);
+        weight = grouped ? weight / (total + 1e-20f) : weight / total;
     }
 }
 
@@ -63,148 +259,70 @@ template <typename T, int PER_LANE>
 __device__ __forceinline__ void topk_routing(
     const T* __restrict__ logits, const float* __restrict__ bias, int tokens, int experts, int k,
     int renormalize, int grouped, int groupCount, int topkGroups, float scale,
-    int* __restrict__ ids, float* __restrict__ weights, int* __restrict__ expertCounts)
+    int* __restrict__ ids, float* __restrict__ weights, int* __restrict__ expertCounts, int* __restrict__ workspace)
 {
-    __shared__ float groupKeys[ROUTING_WARPS][ROUTING_MAX_EXPERTS];
+    __shared__ int histogram[ROUTING_MAX_EXPERTS];
+    __shared__ float fallbackKeys[ROUTING_WARPS][ROUTING_MAX_EXPERTS];
+    __shared__ int isLast;
     const int warp = threadIdx.x / 32;
     const int lane = threadIdx.x % 32;
-    const int token = blockIdx.x * ROUTING_WARPS + warp;
-    if (token >= tokens)
-        return; // the whole warp leaves together; only warp-level synchronisation below
-    const T* row = logits + (long long)token * experts;
-    const float removed = negative_infinity(); // below every sanitised key: taken or excluded
+    const int warps = blockDim.x / 32;
+    for (int e = threadIdx.x; e < experts; e += blockDim.x)
+        histogram[e] = 0;
+    __syncthreads();
 
-    // Expert e = i * 32 + lane lives in key[i] of lane (e % 32); absent experts hold `removed`.
-    float key[PER_LANE];
-#pragma unroll
-    for (int i = 0; i < PER_LANE; i++)
+    // Warps stride over tokens (a whole warp takes the same trip count: only warp-level synchronisation inside).
+    for (int token = blockIdx.x * warps + warp; token < tokens; token += gridDim.x * warps)
     {
-        int e = i * 32 + lane;
-        key[i] = removed;
-        if (e < experts)
+        int expert;
+        float weight;
+        route_token<T, PER_LANE>(logits + (long long)token * experts, bias, experts, k, renormalize, grouped,
+                                 groupCount, topkGroups, fallbackKeys[warp], lane, expert, weight);
+        if (lane < k)
         {
-            float x = sanitize(to_float(row[e]));
-            key[i] = grouped ? sanitize(sigmoid(x) + (bias != nullptr ? bias[e] : 0.0f)) : x;
+            long long slot = (long long)token * k + lane;
+            ids[slot] = expert;
+            weights[slot] = weight * scale;
+            atomicAdd(&histogram[expert], 1);
         }
     }
+    __syncthreads();
 
-    float rowMax = 0.0f, expSum = 1.0f;
-    if (!grouped)
+    if (gridDim.x == 1)
     {
-        float m = removed;
-#pragma unroll
-        for (int i = 0; i < PER_LANE; i++)
-            m = fmaxf(m, key[i]);
-        rowMax = warp_max(m);
-        float s = 0.0f;
-#pragma unroll
-        for (int i = 0; i < PER_LANE; i++)
-            if (i * 32 + lane < experts)
-                s += expf(key[i] - rowMax);
-        expSum = warp_sum(s);
+        for (int e = threadIdx.x; e < experts; e += blockDim.x)
+            expertCounts[e] = histogram[e];
+        return;
     }
-    else
-    {
-        // Group scores: lane g scans group g (experts [g * groupSize, (g + 1) * groupSize)).
-        float* shared = groupKeys[warp];
-#pragma unroll
-        for (int i = 0; i < PER_LANE; i++)
-            if (i * 32 + lane < experts)
-                shared[i * 32 + lane] = key[i];
-        __syncwarp();
-        const int groupSize = experts / groupCount;
-        float groupScore = 0.0f;
-        int groupIndex = ROUTING_NONE;
-        if (lane < groupCount)
-        {
-            float best = removed, second = removed;
-            for (int j = 0; j < groupSize; j++)
-            {
-                float v = shared[lane * groupSize + j];
-                if (v > best)
-                {
-                    second = best;
-                    best = v;
-                }
-                else if (v > second)
-                {
-                    second = v;
-                }
-            }
-            groupScore = best + second;
-            groupIndex = lane;
-        }
-        unsigned keptGroups = 0;
-        for (int g = 0; g < topkGroups; g++)
-        {
-            float value = groupScore;
-            int index = groupIndex;
-            warp_argmax(value, index);
-            keptGroups |= 1u << index;
-            if (lane == index)
-                groupIndex = ROUTING_NONE; // chosen: no longer a candidate
-        }
-#pragma unroll
-        for (int i = 0; i < PER_LANE; i++)
-        {
-            int e = i * 32 + lane;
-            if (e < experts && !((keptGroups >> (e / groupSize)) & 1u))
-                key[i] = removed;
-        }
-    }
+    int* totals = workspace != nullptr ? workspace : expertCounts;
+    for (int e = threadIdx.x; e < experts; e += blockDim.x)
+        if (histogram[e] != 0)
+            atomicAdd(&totals[e], histogram[e]);
+    if (workspace == nullptr)
+        return;
 
-    // k rounds of argmax; lane j keeps the expert of round j.
-    int myExpert = 0;
-    for (int j = 0; j < k; j++)
-    {
-        float value = removed;
-        int index = ROUTING_NONE;
-#pragma unroll
-        for (int i = 0; i < PER_LANE; i++)
-        {
-            // Ascending i means ascending expert id within the lane: strict > keeps the lower id.
-            if (key[i] > removed && (index == ROUTING_NONE || key[i] > value))
-            {
-                value = key[i];
-                index = i * 32 + lane;
-            }
-        }
-        warp_argmax(value, index);
-#pragma unroll
-        for (int i = 0; i < PER_LANE; i++)
-            if (i * 32 + lane == index)
-                key[i] = removed;
-        if (lane == j)
-            myExpert = index;
-    }
-
-    float weight = 0.0f;
-    if (lane < k)
-    {
-        float x = sanitize(to_float(row[myExpert]));
-        weight = grouped ? sigmoid(x) : expf(x - rowMax) / expSum;
-    }
-    if (renormalize)
-    {
-        float total = warp_sum(weight);
-        weight = grouped ? weight / (total + 1e-20f) : weight / total;
-    }
-    if (lane < k)
-    {
-        long long slot = (long long)token * k + lane;
-        ids[slot] = myExpert;
-        weights[slot] = weight * scale;
-        atomicAdd(&expertCounts[myExpert], 1);
-    }
+    // Last block done: move the totals into expertCounts, leaving the workspace zero for the next launch.
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0)
+        isLast = atomicAdd(&workspace[experts], 1) == (int)gridDim.x - 1;
+    __syncthreads();
+    if (!isLast)
+        return;
+    __threadfence();
+    for (int e = threadIdx.x; e < experts; e += blockDim.x)
+        expertCounts[e] = atomicExch(&workspace[e], 0);
+    if (threadIdx.x == 0)
+        atomicExch(&workspace[experts], 0);
 }
 
-#define ROUTING_ENTRY(SUFFIX, T, PER_LANE)                                                               \
-    extern "C" __global__ void __launch_bounds__(32 * ROUTING_WARPS) topk_routing_##SUFFIX##_##PER_LANE( \
-        const T* logits, const float* bias, int tokens, int experts, int k, int renormalize, int grouped, \
-        int groupCount, int topkGroups, float scale, int* ids, float* weights, int* expertCounts)        \
-    {                                                                                                    \
-        topk_routing<T, PER_LANE>(logits, bias, tokens, experts, k, renormalize, grouped, groupCount,    \
-                                  topkGroups, scale, ids, weights, expertCounts);                        \
+#define ROUTING_ENTRY(SUFFIX, T, PER_LANE)                                                                   \
+    extern "C" __global__ void __launch_bounds__(32 * ROUTING_WARPS, 2) topk_routing_##SUFFIX##_##PER_LANE(   \
+        const T* logits, const float* bias, int tokens, int experts, int k, int renormalize, int grouped,     \
+        int groupCount, int topkGroups, float scale, int* ids, float* weights, int* expertCounts, int* workspace) \
+    {                                                                                                        \
+        topk_routing<T, PER_LANE>(logits, bias, tokens, experts, k, renormalize, grouped, groupCount,        \
+                                  topkGroups, scale, ids, weights, expertCounts, workspace);                 \
     }
 
 #define ROUTING_ENTRIES(SUFFIX, T)  \
