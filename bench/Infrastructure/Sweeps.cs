@@ -31,6 +31,7 @@ public static class Sweeps
         string? name = args.FirstOrDefault(a => !a.StartsWith("--", StringComparison.Ordinal));
         string device = Option(args, "--device") ?? "cuda:0";
         string? json = Option(args, "--json");
+        string? reference = Option(args, "--reference");
         var names = name is null or "all" ? All.Keys.ToList() : name.Split(',').ToList();
         var unknown = names.Where(n => !All.ContainsKey(n)).ToList();
         if (unknown.Count > 0)
@@ -48,6 +49,8 @@ public static class Sweeps
             Print(table);
             rows.AddRange(table);
         }
+        if (reference is not null)
+            PrintSpeedups(rows, reference);
         if (json is not null)
             File.WriteAllText(json, JsonSerializer.Serialize(new { device = accelerator.Info.Name, date = DateTime.UtcNow.ToString("yyyy-MM-dd"), rows = rows.Select(r => new { r.Name, r.Shape, r.Ms, r.GBps, r.Tflops, r.FloorMs, r.OfFloor, r.Note }) }, new JsonSerializerOptions { WriteIndented = true }));
         return 0;
@@ -60,6 +63,31 @@ public static class Sweeps
         foreach (var r in rows)
             Console.WriteLine($"| {r.Name,-28} | {r.Shape,-34} | {r.Ms * 1e3,10:F2} | {r.GBps,8:F0} | {r.Tflops,8:F1} | {r.FloorMs * 1e3,10:F2} | {r.OfFloor,8:P0} | {r.Note}");
     }
+
+    /// <summary>
+    /// Our rows against a reference run's JSON (bench/reference/token_ops.py: rows of Name, Shape, Us): rows pair
+    /// by shape and the first word of the name ("routing", "permute", "combine", ...), as the two sides name
+    /// their implementations differently. Speed-up = reference time / ours.
+    /// </summary>
+    public static void PrintSpeedups(IReadOnlyList<SweepRow> rows, string referencePath)
+    {
+        using var document = JsonDocument.Parse(File.ReadAllText(referencePath));
+        var root = document.RootElement;
+        var reference = new Dictionary<string, (string Name, double Us)>();
+        foreach (var row in root.GetProperty("rows").EnumerateArray())
+            if (row.TryGetProperty("Name", out var name) && row.TryGetProperty("Shape", out var shape) && row.TryGetProperty("Us", out var us))
+                reference.TryAdd(PairKey(name.GetString() ?? "", shape.GetString() ?? ""), (name.GetString() ?? "", us.GetDouble()));
+        string device = root.TryGetProperty("device", out var d) ? d.GetString() ?? "?" : "?";
+        Console.WriteLine();
+        Console.WriteLine($"## against {Path.GetFileName(referencePath)} (measured on {device})");
+        Console.WriteLine($"| {"name",-28} | {"shape",-34} | {"ours (us)",10} | {"reference",-34} | {"ref (us)",10} | {"speed-up",8}");
+        Console.WriteLine($"|{new string('-', 30)}|{new string('-', 36)}|{new string('-', 12)}|{new string('-', 36)}|{new string('-', 12)}|{new string('-', 9)}");
+        foreach (var r in rows)
+            if (reference.TryGetValue(PairKey(r.Name, r.Shape), out var other))
+                Console.WriteLine($"| {r.Name,-28} | {r.Shape,-34} | {r.Ms * 1e3,10:F2} | {other.Name,-34} | {other.Us,10:F2} | {other.Us / (r.Ms * 1e3),7:F1}x");
+    }
+
+    private static string PairKey(string name, string shape) => $"{name.Split(' ')[0]}|{shape}";
 
     public static string? Option(string[] args, string name)
     {

@@ -58,7 +58,7 @@ public sealed class MoeLayer
     {
         int t = ws.Tokens, e = Config.NumExperts, h = Config.HiddenSize, k = Config.TopK;
         GroupedGemm.Run(Accelerator, hidden, Weights.RouterGate, ws.RouterOffsets, ws.Logits, e, h, Plain, stream);
-        TopKRouting.Run(ws.Logits, t, e, Routing, ws.Ids, ws.RoutingWeights, ws.RoutedCounts, stream);
+        TopKRouting.Run(ws.Logits, t, e, Routing, ws.Ids, ws.RoutingWeights, ws.RoutedCounts, stream, ws.RoutingWorkspace);
         Permute.Run(ws.Ids, t, k, e, 1, ws.PermutedCounts, ws.ExpertOffsets, ws.RowOfSlot, ws.TokenOfRow,
             hidden, h, ws.Gathered, ws.PermuteWorkspace, stream);
     }

@@ -1,5 +1,6 @@
 using MoeRuntime.Accelerators;
 using MoeRuntime.Kernels.Permute;
+using MoeRuntime.Kernels.Routing;
 
 namespace MoeRuntime.Runtime.Layers;
 
@@ -26,6 +27,7 @@ public sealed class MoeWorkspace : IDisposable
             Ids = Own(a.Allocate<int>(slots));
             RoutingWeights = Own(a.Allocate<float>(slots));
             RoutedCounts = Own(a.Allocate<int>(e));
+            RoutingWorkspace = Own(a.Upload<int>(new int[TopKRouting.WorkspaceElements(e)])); // zero; routing leaves it zero
             PermutedCounts = Own(a.Allocate<int>(e));
             ExpertOffsets = Own(a.Allocate<int>(e + 1));
             RowOfSlot = Own(a.Allocate<int>(slots));
@@ -55,6 +57,7 @@ public sealed class MoeWorkspace : IDisposable
     public MemoryBuffer<int> Ids { get; } = null!;
     public MemoryBuffer<float> RoutingWeights { get; } = null!;
     public MemoryBuffer<int> RoutedCounts { get; } = null!;
+    public MemoryBuffer<int> RoutingWorkspace { get; } = null!;
     public MemoryBuffer<int> PermutedCounts { get; } = null!;
     public MemoryBuffer<int> ExpertOffsets { get; } = null!;
     public MemoryBuffer<int> RowOfSlot { get; } = null!;
