@@ -108,12 +108,23 @@ __device__ __forceinline__ void lane_best(const moe_u32 (&key)[PER_LANE], moe_u3
         }
 }
 
-// Routes one token with the whole warp; lane j < k returns the j-th choice in `expert` and its weight
+// Lane's logits of a token row: slot i holds expert i * 32 + lane (absent experts are not read).
+template <typename T, int PER_LANE>
+__device__ __forceinline__ void load_row(const T* __restrict__ row, int experts, int lane, T (&logit)[PER_LANE])
+{
+#pragma unroll
+    for (int i = 0; i < PER_LANE; i++)
+        if (i * 32 + lane < experts)
+            logit[i] = row[i * 32 + lane];
+}
+
+// Routes one token (row, its lane's logits already loaded) with the whole warp; lane j < k returns the j-th choice in `expert` and its weight
 // (before scaling), lanes >= k return weight 0.
 template <typename T, int PER_LANE>
 __device__ __forceinline__ void route_token(
-    const T* __restrict__ row, const float* __restrict__ bias, int experts, int k, int renormalize, int grouped,
-    int groupCount, int topkGroups, float* __restrict__ fallbackKeys, int lane, int& expert, float& weight)
+    const T* __restrict__ row, const T (&logit)[PER_LANE], const float* __restrict__ bias, int experts, int k,
+    int renormalize, int grouped, int groupCount, int topkGroups, float* __restrict__ fallbackKeys, int lane,
+    int& expert, float& weight)
 {
     moe_u32 key[PER_LANE];
 #pragma unroll
@@ -123,7 +134,7 @@ __device__ __forceinline__ void route_token(
         key[i] = 0;
         if (e < experts)
         {
-            float x = sanitize(to_float(row[e]));
+            float x = sanitize(to_float(logit[i]));
             key[i] = order_key(grouped ? sanitize(sigmoid(x) + (bias != nullptr ? bias[e] : 0.0f)) : x);
         }
     }
@@ -271,13 +282,25 @@ __device__ __forceinline__ void topk_routing(
         histogram[e] = 0;
     __syncthreads();
 
-    // Warps stride over tokens (a whole warp takes the same trip count: only warp-level synchronisation inside).
-    for (int token = blockIdx.x * warps + warp; token < tokens; token += gridDim.x * warps)
+    // Warps stride over tokens (a whole warp takes the same trip count: only warp-level synchronisation inside);
+    // the next token's logits load while this one is routed.
+    const int stride = gridDim.x * warps;
+    int token = blockIdx.x * warps + warp;
+    T logit[PER_LANE] = {};
+    if (token < tokens)
+        load_row<T, PER_LANE>(logits + (long long)token * experts, experts, lane, logit);
+    for (; token < tokens; token += stride)
     {
+        T current[PER_LANE];
+#pragma unroll
+        for (int i = 0; i < PER_LANE; i++)
+            current[i] = logit[i];
+        if (token + stride < tokens)
+            load_row<T, PER_LANE>(logits + (long long)(token + stride) * experts, experts, lane, logit);
         int expert;
         float weight;
-        route_token<T, PER_LANE>(logits + (long long)token * experts, bias, experts, k, renormalize, grouped,
-                                 groupCount, topkGroups, fallbackKeys[warp], lane, expert, weight);
+        route_token<T, PER_LANE>(logits + (long long)token * experts, current, bias, experts, k, renormalize,
+                                 grouped, groupCount, topkGroups, fallbackKeys[warp], lane, expert, weight);
         if (lane < k)
         {
             long long slot = (long long)token * k + lane;
