@@ -70,9 +70,7 @@ __device__ __forceinline__ float order_value(moe_u32 key)
 __device__ __forceinline__ moe_u32 warp_max_u32(moe_u32 v)
 {
 #if __CUDA_ARCH__ >= 800
-    moe_u32 r;
-    asm volatile("redux.sync.max.u32 %0, %1, %2;" : "=r"(r) : "r"(v), "r"(0xffffffffu));
-    return r;
+    return __reduce_max_sync(0xffffffffu, v); // redux.sync
 #else
     for (int offset = 16; offset > 0; offset >>= 1)
         v = max(v, __shfl_xor_sync(0xffffffffu, v, offset));
@@ -83,9 +81,7 @@ __device__ __forceinline__ moe_u32 warp_max_u32(moe_u32 v)
 __device__ __forceinline__ moe_u32 warp_min_u32(moe_u32 v)
 {
 #if __CUDA_ARCH__ >= 800
-    moe_u32 r;
-    asm volatile("redux.sync.min.u32 %0, %1, %2;" : "=r"(r) : "r"(v), "r"(0xffffffffu));
-    return r;
+    return __reduce_min_sync(0xffffffffu, v); // redux.sync
 #else
     for (int offset = 16; offset > 0; offset >>= 1)
         v = min(v, __shfl_xor_sync(0xffffffffu, v, offset));
