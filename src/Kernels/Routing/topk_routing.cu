@@ -114,8 +114,9 @@ __device__ __forceinline__ void load_row(const T* __restrict__ row, int experts,
             logit[i] = row[i * 32 + lane];
 }
 
-// Routes one token (row, its lane's logits already loaded) with the whole warp; lane j < k returns the j-th choice in `expert` and its weight
-// (before scaling), lanes >= k return weight 0.
+// Routes one token with the whole warp (`logit`: the lane's slots of the token's row, already loaded; `row` is
+// read again only for the chosen experts' grouped weights); lane j < k returns the j-th choice in `expert` and
+// its weight (before scaling), lanes >= k return weight 0.
 template <typename T, int PER_LANE>
 __device__ __forceinline__ void route_token(
     const T* __restrict__ row, const T (&logit)[PER_LANE], const float* __restrict__ bias, int experts, int k,
