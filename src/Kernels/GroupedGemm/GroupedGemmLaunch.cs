@@ -130,9 +130,10 @@ internal readonly record struct GroupedGemmLaunch(GroupedGemm.Variant Variant, i
     }
 
     /// <summary>MOE_GROUPED_GEMM_SPLITK: unset or empty = heuristic; 1 = never split; N (2..8) = always N splits.</summary>
-    public static int? SplitsFromEnvironment()
+    public static int? SplitsFromEnvironment() => ParseSplits(Environment.GetEnvironmentVariable("MOE_GROUPED_GEMM_SPLITK"));
+
+    internal static int? ParseSplits(string? value)
     {
-        string? value = Environment.GetEnvironmentVariable("MOE_GROUPED_GEMM_SPLITK");
         if (string.IsNullOrWhiteSpace(value))
             return null;
         if (!int.TryParse(value, out int splits) || splits < 1 || splits > MaxSplits)
