@@ -335,12 +335,14 @@ __device__ __forceinline__ void grouped_gemm_tc(const TIn* __restrict__ x, const
                     __stcg(mine + (mi * NI + ni) * THREADS + tid, make_float4(acc[mi][ni][0], acc[mi][ni][1], acc[mi][ni][2], acc[mi][ni][3]));
         }
         __threadfence(); // this thread's partials are visible device-wide before the block is counted
-        __syncthreads(); // every thread of the block has written and fenced
-        __shared__ int arrivedLast;
+        __syncthreads(); // every thread of the block has written and fenced, and is done with the shared tiles
+        // The arrival verdict lives in the first word of the (now idle) dynamic shared memory: no static shared
+        // memory, so the variant's shared bytes stay exactly STAGES * (BM + BN) * BK * 2.
+        volatile int* arrivedLast = reinterpret_cast<volatile int*>(sharedBytes);
         if (tid == 0)
-            arrivedLast = atomicAdd(counters + tileSlot, 1) == splits - 1;
+            *arrivedLast = atomicAdd(counters + tileSlot, 1) == splits - 1;
         __syncthreads();
-        if (!arrivedLast)
+        if (!*arrivedLast)
             return;
         __threadfence(); // order the reads below after the other splits' counted writes
 #pragma unroll
