@@ -14,6 +14,9 @@ namespace MoeRuntime.Benchmarks.Kernels;
 /// On the CPU: smaller shapes, and an F32 row to compare with OpenBLAS sgemm.
 /// MOE_GROUPED_GEMM_VARIANT=decode|medium|prefill|decode64|medium64|large forces one tile shape on every row (to compare
 /// variants; the note names the tile used).
+/// Split-K: every call gets a workspace (GroupedGemmWorkspace.For the three calls), so the op splits K where it
+/// would in a layer; the note gives the splits ("split N"). MOE_GROUPED_GEMM_SPLITK=1 turns split-K off, =N forces N
+/// splits, for A/B runs.
 /// </summary>
 internal static class GroupedGemmSweep
 {
@@ -69,18 +72,29 @@ internal static class GroupedGemmSweep
             bool graph = tokens <= 128;
             string shape = $"T={tokens} rows={rowCount} active={active}";
             string? forced = Environment.GetEnvironmentVariable("MOE_GROUPED_GEMM_VARIANT") is { Length: > 0 } name ? name : null;
-            var plain = new GroupedGemmOptions { ValidateOffsets = false, VariantOverride = forced };
+            using var splitK = GroupedGemmWorkspace.For(accelerator, new GroupedGemmShape(rowCount, 2 * i, h, e, Fused: false),
+                new GroupedGemmShape(rowCount, 2 * i, h, e, Fused: true), new GroupedGemmShape(rowCount, h, i, e));
+            var plain = new GroupedGemmOptions { ValidateOffsets = false, VariantOverride = forced, SplitKWorkspace = splitK };
             var fused = plain with { FusedSiluAndMul = true };
             var scaled = plain with { RowScale = scales };
             string tile = "tile " + (forced ?? GroupedGemm.ChooseVariant(DType.BF16, rowCount, e).Name);
+            string Note(int n, int k, bool isFused) => accelerator.Kind == AcceleratorKind.Cpu ? tile : $"{tile}, split {SplitsOf(accelerator, forced, rowCount, n, k, e, isFused, splitK)}";
 
-            rows.Add(Measure(accelerator, $"{model.Name} gate_up", shape, rowCount, 2 * i, h, active, bandwidth, graph, tile,
+            rows.Add(Measure(accelerator, $"{model.Name} gate_up", shape, rowCount, 2 * i, h, active, bandwidth, graph, Note(2 * i, h, false),
                 s => GroupedGemm.Run(accelerator, hidden, gateUp, offsetsBuffer, gateUpOut, 2 * i, h, plain, s)));
-            rows.Add(Measure(accelerator, $"{model.Name} gate_up+silu", shape, rowCount, 2 * i, h, active, bandwidth, graph, tile,
+            rows.Add(Measure(accelerator, $"{model.Name} gate_up+silu", shape, rowCount, 2 * i, h, active, bandwidth, graph, Note(2 * i, h, true),
                 s => GroupedGemm.Run(accelerator, hidden, gateUp, offsetsBuffer, fusedOut, 2 * i, h, fused, s)));
-            rows.Add(Measure(accelerator, $"{model.Name} down*w", shape, rowCount, h, i, active, bandwidth, graph, tile,
+            rows.Add(Measure(accelerator, $"{model.Name} down*w", shape, rowCount, h, i, active, bandwidth, graph, Note(h, i, false),
                 s => GroupedGemm.Run(accelerator, inner, down, offsetsBuffer, downOut, h, i, scaled, s)));
         }
+    }
+
+    /// <summary>The split count the op picks for a call (the same planning as GroupedGemm.Run).</summary>
+    private static int SplitsOf(Accelerator accelerator, string? forcedVariant, int rowCount, int n, int k, int experts, bool fused, GroupedGemmWorkspace splitK)
+    {
+        var variant = forcedVariant is { } name ? GroupedGemm.Variants.Single(v => v.Name == name) : GroupedGemm.ChooseVariant(DType.BF16, rowCount, experts);
+        return GroupedGemmLaunch.Plan(variant, rowCount, n, k, experts, fused, GroupedGemm.Slots(accelerator, variant),
+            GroupedGemmLaunch.SplitsFromEnvironment(), splitK.PartialCapacity, splitK.CounterCapacity).Splits;
     }
 
     private static SweepRow Measure(Accelerator accelerator, string name, string shape, int rowCount, int n, int k, int active,

@@ -276,21 +276,21 @@ public class GroupedGemmTests
                 Assert.True(double.IsNaN(actual[i]), $"{what}: element {i} outside every expert was written ({actual[i]})");
     }
 
-    private static float[] Rounded(float[] values, DType dtype) => dtype switch
+    internal static float[] Rounded(float[] values, DType dtype) => dtype switch
     {
         DType.BF16 => values.Select(v => (float)(BFloat16)v).ToArray(),
         DType.F16 => values.Select(v => (float)(Half)v).ToArray(),
         _ => values,
     };
 
-    private static MemoryBuffer Upload(Accelerator accelerator, float[] values, DType dtype) => dtype switch
+    internal static MemoryBuffer Upload(Accelerator accelerator, float[] values, DType dtype) => dtype switch
     {
         DType.BF16 => accelerator.Upload<BFloat16>(TestData.ToBf16(values)),
         DType.F16 => accelerator.Upload<Half>(TestData.ToF16(values)),
         _ => accelerator.Upload<float>(values),
     };
 
-    private static double[] ToDoubles(MemoryBuffer buffer) => buffer switch
+    internal static double[] ToDoubles(MemoryBuffer buffer) => buffer switch
     {
         MemoryBuffer<float> f => f.ToArray().Select(v => (double)v).ToArray(),
         MemoryBuffer<BFloat16> b => b.ToArray().Select(v => (double)(float)v).ToArray(),

@@ -26,6 +26,16 @@ public sealed record GroupedGemmOptions
 
     /// <summary>Tests and benchmarks: force a tile shape ("decode", "medium", "prefill") instead of the heuristic.</summary>
     internal string? VariantOverride { get; init; }
+
+    /// <summary>
+    /// Scratch for split-K (CUDA, bf16/f16): with it, calls with too few output tiles to fill the device split K
+    /// over several blocks and reduce deterministically (see <see cref="GroupedGemmLaunch"/>); without it, no split.
+    /// MOE_GROUPED_GEMM_SPLITK=1 turns split-K off, =N forces N splits (as far as the workspace has room).
+    /// </summary>
+    public GroupedGemmWorkspace? SplitKWorkspace { get; init; }
+
+    /// <summary>Tests: force this many splits (1 = none), over the heuristic and the environment; needs a workspace.</summary>
+    internal int? SplitKOverride { get; init; }
 }
 
 /// <summary>
@@ -64,6 +74,9 @@ public static class GroupedGemm
     internal sealed record Plan(MemoryBuffer X, MemoryBuffer W, MemoryBuffer<int> ExpertOffsets, MemoryBuffer Y, MemoryBuffer<float>? RowScale,
                                 int Rows, int N, int K, int Experts, bool Fused, string? VariantOverride)
     {
+        public GroupedGemmWorkspace? SplitK { get; init; }
+        public int? SplitKOverride { get; init; }
+
         public int OutCols => Fused ? N / 2 : N;
     }
 
@@ -135,8 +148,29 @@ public static class GroupedGemm
         }
         if (options.VariantOverride is { } forced && x.DType != DType.F32 && !Variants.Any(v => v.Name == forced))
             throw new ArgumentException($"unknown variant '{forced}'; known: {string.Join(", ", Variants.Select(v => v.Name))}", nameof(options));
-        return new Plan(x, weights, expertOffsets, y, options.RowScale, (int)rows, outFeatures, inFeatures, (int)experts, options.FusedSiluAndMul, options.VariantOverride);
+        CheckSplitK(accelerator, options);
+        return new Plan(x, weights, expertOffsets, y, options.RowScale, (int)rows, outFeatures, inFeatures, (int)experts, options.FusedSiluAndMul, options.VariantOverride)
+        {
+            SplitK = options.SplitKWorkspace,
+            SplitKOverride = options.SplitKOverride,
+        };
     }
+
+    private static void CheckSplitK(Accelerator accelerator, GroupedGemmOptions options)
+    {
+        if (options.SplitKWorkspace is { } workspace)
+        {
+            workspace.ThrowIfDisposed();
+            if (!ReferenceEquals(workspace.Accelerator, accelerator))
+                throw new ArgumentException($"options.SplitKWorkspace belongs to {workspace.Accelerator.Name}; it must belong to {accelerator.Name}", "options.SplitKWorkspace");
+        }
+        if (options.SplitKOverride is { } splits && (splits < 1 || splits > GroupedGemmLaunch.MaxSplits || (splits > 1 && options.SplitKWorkspace is null)))
+            throw new ArgumentException($"SplitKOverride = {splits}: 1 to {GroupedGemmLaunch.MaxSplits}, and above 1 only with a SplitKWorkspace", nameof(options));
+    }
+
+    /// <summary>Blocks of <paramref name="variant"/> the accelerator runs at once (split-K planning).</summary>
+    internal static long Slots(Accelerator accelerator, Variant variant) =>
+        (long)Math.Max(1, accelerator.Info.MultiprocessorCount) * GroupedGemmLaunch.BlocksPerSm(variant, accelerator.Info.MaxSharedMemoryPerBlockOptin);
 
     private static void CheckOffsets(ReadOnlySpan<int> offsets, long rows)
     {
@@ -207,10 +241,22 @@ public static class GroupedGemm
                 plan.X, plan.W, plan.ExpertOffsets, plan.RowScale, plan.Y, plan.Rows, plan.N, plan.K, plan.Experts, plan.Fused ? 1 : 0);
             return;
         }
-        // Tensor-core kernels: a 1-D grid of mTiles x nTiles blocks (the kernel maps them to tiles in groups).
-        if (mTiles * nTiles > int.MaxValue)
-            throw new ArgumentException($"{plan.Rows} rows x {plan.OutCols} columns need {mTiles * nTiles} tiles; at most {int.MaxValue} per call (split the call)", "x");
-        kernel.Launch(stream, new Dim3((uint)(mTiles * nTiles), 1, 1), new Dim3((uint)variant.Threads, 1, 1), variant.SharedBytes,
-            plan.X, plan.W, plan.ExpertOffsets, plan.RowScale, plan.Y, plan.Rows, plan.N, plan.K, plan.Experts, plan.Fused ? 1 : 0, (int)mTiles);
+        // Tensor-core kernels: a grid of (mTiles x nTiles, splits) blocks (the kernel maps x to tiles in groups).
+        var launch = PlanLaunch(accelerator, variant, plan);
+        if (launch.Tiles > int.MaxValue)
+            throw new ArgumentException($"{plan.Rows} rows x {plan.OutCols} columns need {launch.Tiles} tiles; at most {int.MaxValue} per call (split the call)", "x");
+        bool split = launch.Splits > 1;
+        kernel.Launch(stream, new Dim3((uint)launch.Tiles, (uint)launch.Splits, 1), new Dim3((uint)variant.Threads, 1, 1), variant.SharedBytes,
+            plan.X, plan.W, plan.ExpertOffsets, plan.RowScale, plan.Y, plan.Rows, plan.N, plan.K, plan.Experts, plan.Fused ? 1 : 0, launch.MTiles,
+            split ? plan.SplitK!.Partials : null, split ? plan.SplitK!.Counters : null, launch.KTilesPerSplit);
+    }
+
+    /// <summary>The split-K plan of a tensor-core call: no split without a workspace; forced by tests or MOE_GROUPED_GEMM_SPLITK.</summary>
+    internal static GroupedGemmLaunch PlanLaunch(Accelerator accelerator, Variant variant, Plan plan)
+    {
+        var workspace = plan.SplitK;
+        int? forced = plan.SplitKOverride ?? (workspace is null ? 1 : GroupedGemmLaunch.SplitsFromEnvironment());
+        return GroupedGemmLaunch.Plan(variant, plan.Rows, plan.N, plan.K, plan.Experts, plan.Fused, Slots(accelerator, variant), forced,
+            workspace?.PartialCapacity ?? 0, workspace?.CounterCapacity ?? 0);
     }
 }

@@ -19,10 +19,19 @@
 //     96 KB), large 128x256 (8 warps of 64x64, 3 stages, 144 KB). A stage reads 128 contiguous bytes per row
 //     with an L2 256-byte prefetch hint, and there is one barrier per 64 of K instead of per 32.
 //   All: cp.async multi-stage pipeline, swizzled shared tiles, ldmatrix, mma.sync.m16n8k16 with F32 accumulation.
+// Split-K (every tensor-core variant; gridDim.y = splits > 1, chosen on the host by GroupedGemmLaunch): split s
+//   computes k-tiles s*kTilesPerSplit .. (s+1)*kTilesPerSplit-1 of its output tile and stores its F32 accumulators
+//   to partials [splits][gridDim.x][BM*BN] (only the rows the tile really has), then counts itself in
+//   counters[tile] (atomicAdd after __threadfence). The block that arrives last sums the partials of splits
+//   0, 1, ..., splits-1 in that order (so the result does not depend on which block came last: bit-identical
+//   run to run), applies the epilogue, and sets counters[tile] back to 0, so the workspace is reusable by the
+//   next launch without a memset (CUDA-graph friendly). With gridDim.y == 1, partials and counters are unused.
 //   Dynamic shared memory: STAGES * (BM + BN) * BK * 2 bytes (above 48 KB: the launcher raises the limit;
 //   the 144 KB of large fits sm_80 (163 KB) and sm_90 (227 KB)).
 // Launch constraints: block = WARPS_M * WARPS_N * 32 threads; K % 8 == 0 (16-byte row chunks; checked
 //   on the host); x and w 16-byte aligned. Tails in M, N and K are zero-filled on load and masked on store.
+//   Grid (mTiles * nTiles, splits). Split-K: partials hold splits * gridDim.x * BM * BN floats, counters
+//   gridDim.x ints that are zero at launch (and are zero again when the kernel ends); one launch at a time per workspace.
 // Also here: grouped_gemm_f32, the plain FMA reference path for all-F32 data (32x32 tiles, 256 threads).
 #include "moe_common.cuh"
 
@@ -165,7 +174,8 @@ __device__ __forceinline__ float silu(float v) { return v / (1.0f + __expf(-v));
 template <typename TIn, typename TOut, int BM, int BN, int WARPS_M, int WARPS_N, int STAGES, int BK>
 __device__ __forceinline__ void grouped_gemm_tc(const TIn* __restrict__ x, const TIn* __restrict__ w, const int* __restrict__ expertOffsets,
                                                 const float* __restrict__ rowScale, TOut* __restrict__ y,
-                                                int rows, int n, int k, int experts, int fused, int mTiles)
+                                                int rows, int n, int k, int experts, int fused, int mTiles,
+                                                float* __restrict__ partials, int* __restrict__ counters, int kTilesPerSplit)
 {
     constexpr int THREADS = WARPS_M * WARPS_N * 32;
     constexpr int WARP_M = BM / WARPS_M;   // rows per warp
@@ -205,7 +215,11 @@ __device__ __forceinline__ void grouped_gemm_tc(const TIn* __restrict__ x, const
     const int lane = tid & 31;
     const int warpRow = (warp / WARPS_N) * WARP_M;
     const int warpCol = (warp % WARPS_N) * WARP_N;
-    const int kTiles = ceil_div(k, BK);
+    // This block's K range: all of K, or (split-K) k-tiles [kTileBegin, kTileEnd) of split blockIdx.y.
+    const int splits = (int)gridDim.y;
+    const int kTileBegin = splits > 1 ? (int)blockIdx.y * kTilesPerSplit : 0;
+    const int kTileEnd = splits > 1 ? min(ceil_div(k, BK), kTileBegin + kTilesPerSplit) : ceil_div(k, BK);
+    const int kTiles = max(kTileEnd - kTileBegin, 0); // k-tiles of this block
 
     auto loadStage = [&](int stage, int kTile) {
         const int kBase = kTile * BK;
@@ -256,7 +270,7 @@ __device__ __forceinline__ void grouped_gemm_tc(const TIn* __restrict__ x, const
     for (int s = 0; s < STAGES - 1; s++)
     {
         if (s < kTiles)
-            loadStage(s, s);
+            loadStage(s, kTileBegin + s);
         cp_async_commit(); // always commit, so group i is k-tile i even when it is empty
     }
 
@@ -266,7 +280,7 @@ __device__ __forceinline__ void grouped_gemm_tc(const TIn* __restrict__ x, const
         __syncthreads();             // ... for every thread; and every thread is done reading stage (kTile - 1)
         int next = kTile + STAGES - 1;
         if (next < kTiles)
-            loadStage(next % STAGES, next);
+            loadStage(next % STAGES, kTileBegin + next);
         cp_async_commit();
 
         const TIn* a = sharedA + (kTile % STAGES) * BM * BK;
@@ -300,6 +314,65 @@ __device__ __forceinline__ void grouped_gemm_tc(const TIn* __restrict__ x, const
         }
     }
     cp_async_wait<0>(); // no copy may still target shared memory when the block exits
+
+    if (splits > 1)
+    {
+        // Split-K: publish this split's accumulators, then the last block of the tile reduces them. Partial layout
+        // per tile: [MI][NI][THREADS] float4 (one float4 per fragment per thread: coalesced 16-byte accesses), and
+        // the reducing block has the same thread layout, so each thread reads back exactly its own fragments.
+        // Rows past the tile's end are neither written nor read (a 1-row tile moves 1/16 of the bytes).
+        const long long tileFloats = (long long)BM * BN;
+        const long long tileSlot = blockIdx.x;
+        float4* mine = reinterpret_cast<float4*>(partials + ((long long)blockIdx.y * gridDim.x + tileSlot) * tileFloats);
+#pragma unroll
+        for (int mi = 0; mi < MI; mi++)
+        {
+            // c0,c1 belong to row (lane/4), c2,c3 to row (lane/4)+8: the float4 is needed if either row exists.
+            const bool live = rowBegin + warpRow + mi * 16 + (lane >> 2) < rowEnd;
+#pragma unroll
+            for (int ni = 0; ni < NI; ni++)
+                if (live)
+                    __stcg(mine + (mi * NI + ni) * THREADS + tid, make_float4(acc[mi][ni][0], acc[mi][ni][1], acc[mi][ni][2], acc[mi][ni][3]));
+        }
+        __threadfence(); // this thread's partials are visible device-wide before the block is counted
+        __syncthreads(); // every thread of the block has written and fenced, and is done with the shared tiles
+        // The arrival verdict lives in the first word of the (now idle) dynamic shared memory: no static shared
+        // memory, so the variant's shared bytes stay exactly STAGES * (BM + BN) * BK * 2.
+        volatile int* arrivedLast = reinterpret_cast<volatile int*>(sharedBytes);
+        if (tid == 0)
+            *arrivedLast = atomicAdd(counters + tileSlot, 1) == splits - 1;
+        __syncthreads();
+        if (!*arrivedLast)
+            return;
+        __threadfence(); // order the reads below after the other splits' counted writes
+#pragma unroll
+        for (int mi = 0; mi < MI; mi++)
+        {
+            const bool live = rowBegin + warpRow + mi * 16 + (lane >> 2) < rowEnd;
+#pragma unroll
+            for (int ni = 0; ni < NI; ni++)
+            {
+                if (!live)
+                    continue;
+                float4 sum = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+                for (int s = 0; s < splits; s++) // fixed order: deterministic whichever split arrived last
+                {
+                    const float4* part = reinterpret_cast<const float4*>(partials + ((long long)s * gridDim.x + tileSlot) * tileFloats);
+                    float4 p = __ldcg(part + (mi * NI + ni) * THREADS + tid);
+                    sum.x += p.x;
+                    sum.y += p.y;
+                    sum.z += p.z;
+                    sum.w += p.w;
+                }
+                acc[mi][ni][0] = sum.x;
+                acc[mi][ni][1] = sum.y;
+                acc[mi][ni][2] = sum.z;
+                acc[mi][ni][3] = sum.w;
+            }
+        }
+        if (tid == 0)
+            counters[tileSlot] = 0; // every split of this tile has arrived: nobody else touches the counter this launch
+    }
 
     // Epilogue. Accumulator c0,c1: row (lane/4), columns 2*(lane%4) + {0,1}; c2,c3: row + 8.
 #pragma unroll
@@ -339,10 +412,10 @@ __device__ __forceinline__ void grouped_gemm_tc(const TIn* __restrict__ x, const
     extern "C" __global__ void __launch_bounds__(WM * WN * 32) NAME(                                                      \
         const TIN* __restrict__ x, const TIN* __restrict__ w, const int* __restrict__ expertOffsets,                      \
         const float* __restrict__ rowScale, TOUT* __restrict__ y, int rows, int n, int k, int experts, int fused,          \
-        int mTiles)                                                                                                       \
+        int mTiles, float* __restrict__ partials, int* __restrict__ counters, int kTilesPerSplit)                         \
     {                                                                                                                     \
         grouped_gemm_tc<TIN, TOUT, BM, BN, WM, WN, ST, BK>(x, w, expertOffsets, rowScale, y, rows, n, k, experts, fused,  \
-                                                       mTiles);                                                           \
+                                                       mTiles, partials, counters, kTilesPerSplit);                       \
     }
 
 #define GG_VARIANTS(SUFFIX, TIN, TOUT)                                    \

@@ -48,7 +48,7 @@ public sealed class MoeLayer
         if (workspace.Tokens == 0)
             return;
         RouteAndPermute(hidden, workspace, stream);
-        RunExperts(workspace.Gathered, workspace.ExpertOffsets, workspace.Activation, workspace.ExpertOutput, stream);
+        RunExperts(workspace.Gathered, workspace.ExpertOffsets, workspace.Activation, workspace.ExpertOutput, stream, workspace.SplitK);
         var residual = RunSharedExperts(hidden, workspace, stream);
         Combine.Run(workspace.ExpertOutput, workspace.RowOfSlot, workspace.RoutingWeights, workspace.Tokens, Config.TopK, Config.HiddenSize, output, residual, stream);
     }
@@ -57,7 +57,7 @@ public sealed class MoeLayer
     public void RouteAndPermute(MemoryBuffer hidden, MoeWorkspace ws, AcceleratorStream? stream)
     {
         int t = ws.Tokens, e = Config.NumExperts, h = Config.HiddenSize, k = Config.TopK;
-        GroupedGemm.Run(Accelerator, hidden, Weights.RouterGate, ws.RouterOffsets, ws.Logits, e, h, Plain, stream);
+        GroupedGemm.Run(Accelerator, hidden, Weights.RouterGate, ws.RouterOffsets, ws.Logits, e, h, Plain with { SplitKWorkspace = ws.SplitK }, stream);
         TopKRouting.Run(ws.Logits, t, e, Routing, ws.Ids, ws.RoutingWeights, ws.RoutedCounts, stream, ws.RoutingWorkspace);
         Permute.Run(ws.Ids, t, k, e, 1, ws.PermutedCounts, ws.ExpertOffsets, ws.RowOfSlot, ws.TokenOfRow,
             hidden, h, ws.Gathered, ws.PermuteWorkspace, stream);
@@ -66,12 +66,14 @@ public sealed class MoeLayer
     /// <summary>
     /// The held experts on rows sorted by expert: <paramref name="expertOffsets"/> [Eh + 1] delimit each held
     /// expert's rows of <paramref name="rows"/> [R, H]; output [R, H] F32 (rows past the last offset untouched).
+    /// With <paramref name="splitK"/> (sized for these calls), GEMMs with too few tiles to fill the device split K.
     /// </summary>
-    public void RunExperts(MemoryBuffer rows, MemoryBuffer<int> expertOffsets, MemoryBuffer activation, MemoryBuffer<float> expertOutput, AcceleratorStream? stream)
+    public void RunExperts(MemoryBuffer rows, MemoryBuffer<int> expertOffsets, MemoryBuffer activation, MemoryBuffer<float> expertOutput, AcceleratorStream? stream,
+                           GroupedGemmWorkspace? splitK = null)
     {
         int h = Config.HiddenSize, ih = Weights.Intermediate;
-        GroupedGemm.Run(Accelerator, rows, Weights.GateUp, expertOffsets, activation, 2 * ih, h, FusedSilu, stream);
-        GroupedGemm.Run(Accelerator, activation, Weights.Down, expertOffsets, expertOutput, h, ih, Plain, stream);
+        GroupedGemm.Run(Accelerator, rows, Weights.GateUp, expertOffsets, activation, 2 * ih, h, FusedSilu with { SplitKWorkspace = splitK }, stream);
+        GroupedGemm.Run(Accelerator, activation, Weights.Down, expertOffsets, expertOutput, h, ih, Plain with { SplitKWorkspace = splitK }, stream);
     }
 
     /// <summary>Shared experts on every token (qwen2_moe: scaled by sigmoid(gate . x)); returns their F32 output or null.</summary>
@@ -80,13 +82,14 @@ public sealed class MoeLayer
         if (Weights.SharedGateUp is null || ws.SharedActivation is null || ws.SharedOutput is null)
             return null;
         int h = Config.HiddenSize, ish = Weights.SharedIntermediate;
-        GroupedGemm.Run(Accelerator, hidden, Weights.SharedGateUp, ws.RouterOffsets, ws.SharedActivation, 2 * ish, h, FusedSilu, stream);
-        var options = Plain;
+        var plain = Plain with { SplitKWorkspace = ws.SplitK };
+        GroupedGemm.Run(Accelerator, hidden, Weights.SharedGateUp, ws.RouterOffsets, ws.SharedActivation, 2 * ish, h, FusedSilu with { SplitKWorkspace = ws.SplitK }, stream);
+        var options = plain;
         if (Weights.SharedGate is not null && ws.SharedGateScale is not null)
         {
-            GroupedGemm.Run(Accelerator, hidden, Weights.SharedGate, ws.RouterOffsets, ws.SharedGateScale, 1, h, Plain, stream);
+            GroupedGemm.Run(Accelerator, hidden, Weights.SharedGate, ws.RouterOffsets, ws.SharedGateScale, 1, h, plain, stream);
             Sigmoid.Run(ws.SharedGateScale, stream);
-            options = Plain with { RowScale = ws.SharedGateScale };
+            options = plain with { RowScale = ws.SharedGateScale };
         }
         GroupedGemm.Run(Accelerator, ws.SharedActivation, Weights.SharedDown!, ws.RouterOffsets, ws.SharedOutput, h, ish, options, stream);
         return ws.SharedOutput;

@@ -1,4 +1,5 @@
 using MoeRuntime.Accelerators;
+using MoeRuntime.Kernels.GroupedGemm;
 using MoeRuntime.Kernels.Permute;
 using MoeRuntime.Kernels.Routing;
 
@@ -43,6 +44,16 @@ public sealed class MoeWorkspace : IDisposable
                 if (weights.SharedGate is not null)
                     SharedGateScale = Own(a.Allocate<float>(tokens));
             }
+            int ih = weights.Intermediate, ish = weights.SharedIntermediate;
+            var gemms = new List<GroupedGemmShape>
+            {
+                new(tokens, e, h, 1),                      // router
+                new((int)slots, 2 * ih, h, e, Fused: true), // experts gate_up + SiLU-and-mul
+                new((int)slots, h, ih, e),                 // experts down
+            };
+            if (weights.SharedGateUp is not null)
+                gemms.AddRange([new(tokens, 2 * ish, h, 1, Fused: true), new(tokens, h, ish, 1), new(tokens, 1, h, 1)]);
+            SplitK = GroupedGemmWorkspace.For(a, [.. gemms]);
         }
         catch
         {
@@ -70,6 +81,9 @@ public sealed class MoeWorkspace : IDisposable
     public MemoryBuffer<float>? SharedOutput { get; }
     public MemoryBuffer<float>? SharedGateScale { get; }
 
+    /// <summary>Split-K scratch of the layer's grouped GEMMs (one at a time, all on the forward's stream).</summary>
+    public GroupedGemmWorkspace? SplitK { get; }
+
     private T Own<T>(T buffer) where T : MemoryBuffer
     {
         _owned.Add(buffer);
@@ -81,5 +95,6 @@ public sealed class MoeWorkspace : IDisposable
         foreach (var buffer in _owned)
             buffer.Dispose();
         _owned.Clear();
+        SplitK?.Dispose();
     }
 }

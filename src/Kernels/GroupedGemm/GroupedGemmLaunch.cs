@@ -1,0 +1,143 @@
+namespace MoeRuntime.Kernels.GroupedGemm;
+
+/// <summary>
+/// The launch shape of a tensor-core grouped GEMM: a grid of (MTiles x NTiles, Splits) blocks, each split covering
+/// KTilesPerSplit k-tiles of the tile's K (split-K, see grouped_gemm.cu). Built by <see cref="Plan"/> from what the
+/// host knows: the row count (an upper bound on the rows the offsets delimit) and the expert count; the offsets
+/// themselves stay on the device.
+/// </summary>
+internal readonly record struct GroupedGemmLaunch(GroupedGemm.Variant Variant, int MTiles, int NTiles, int KTiles, int Splits, int KTilesPerSplit)
+{
+    /// <summary>Output tiles of the grid's x dimension (blocks past the real tiles exit at once).</summary>
+    public long Tiles => (long)MTiles * NTiles;
+
+    /// <summary>F32 partials the launch needs in the workspace: splits x tiles x (BM x BN); 0 without split.</summary>
+    public long PartialFloats => Splits > 1 ? Splits * Tiles * Variant.TileRows * Variant.TileCols : 0;
+
+    /// <summary>Arrival counters the launch needs in the workspace: one per tile; 0 without split.</summary>
+    public long Counters => Splits > 1 ? Tiles : 0;
+
+    /// <summary>Most splits the planner chooses or a force may ask for.</summary>
+    public const int MaxSplits = 8;
+
+    /// <summary>A split must cover at least this much of K (several pipeline stages), or the pipeline fill dominates.</summary>
+    public const int MinKPerSplit = 512;
+
+    /// <summary>
+    /// The K step (BK) of the tile variants that support split-K. A variant not listed here (a kernel of another
+    /// file, e.g. a wgmma one) never splits.
+    /// </summary>
+    private static readonly Dictionary<string, int> SplitKVariants = new()
+    {
+        ["decode"] = 32, ["medium"] = 32, ["prefill"] = 32,
+        ["decode64"] = 64, ["medium64"] = 64, ["large"] = 64,
+    };
+
+    public static bool SupportsSplitK(GroupedGemm.Variant variant) => SplitKVariants.ContainsKey(variant.Name);
+
+    /// <summary>
+    /// Row tiles an upper bound covers: expert e owns ceil(count_e / BM) tiles, so there are at most
+    /// ceil(rows / BM) + (experts with rows) of them, and never more than rows (every tile has a row).
+    /// </summary>
+    public static int MTilesBound(int rows, int experts, int tileRows) =>
+        (int)Math.Min(rows, (rows + (long)tileRows - 1) / tileRows + Math.Min(experts, rows));
+
+    public static int NTilesFor(GroupedGemm.Variant variant, int n, bool fused)
+    {
+        int outCols = fused ? n / 2 : n;
+        int colsPerTile = fused ? variant.TileCols / 2 : variant.TileCols;
+        return (outCols + colsPerTile - 1) / colsPerTile;
+    }
+
+    /// <summary>
+    /// The launch for one call. <paramref name="slots"/>: blocks of this variant the device runs at once (SMs x
+    /// blocks per SM). <paramref name="forcedSplits"/>: 1 = no split, N = N splits (clamped to K's k-tiles); null = the
+    /// heuristic. Without room in the workspace (<paramref name="partialCapacity"/> floats, <paramref name="counterCapacity"/>
+    /// counters; both 0 when there is none) the split count drops until it fits, down to no split.
+    /// </summary>
+    public static GroupedGemmLaunch Plan(GroupedGemm.Variant variant, int rows, int n, int k, int experts, bool fused,
+                                         long slots, int? forcedSplits, long partialCapacity, long counterCapacity)
+    {
+        int mTiles = MTilesBound(rows, experts, variant.TileRows);
+        int nTiles = NTilesFor(variant, n, fused);
+        if (!SplitKVariants.TryGetValue(variant.Name, out int bk))
+            return new GroupedGemmLaunch(variant, mTiles, nTiles, 0, 1, 0);
+        int kTiles = (k + bk - 1) / bk;
+        long items = (long)mTiles * nTiles;
+        int wanted = forcedSplits is { } forced ? Math.Clamp(forced, 1, MaxSplits) : ChooseSplits(items, kTiles, k / MinKPerSplit, slots);
+        for (int splits = Math.Min(wanted, kTiles); splits > 1; splits--)
+        {
+            var launch = WithSplits(variant, mTiles, nTiles, kTiles, splits);
+            if (launch.PartialFloats <= partialCapacity && launch.Counters <= counterCapacity && items * launch.Splits <= int.MaxValue)
+                return launch;
+        }
+        return new GroupedGemmLaunch(variant, mTiles, nTiles, kTiles, 1, kTiles);
+    }
+
+    /// <summary>Splits of kTiles into ceil(kTiles / splits) per split, dropping splits that would be empty.</summary>
+    private static GroupedGemmLaunch WithSplits(GroupedGemm.Variant variant, int mTiles, int nTiles, int kTiles, int splits)
+    {
+        int perSplit = (kTiles + splits - 1) / splits;
+        return new GroupedGemmLaunch(variant, mTiles, nTiles, kTiles, (kTiles + perSplit - 1) / perSplit, perSplit);
+    }
+
+    /// <summary>
+    /// The heuristic: a wave model. With B = items x s blocks over <paramref name="slots"/> resident blocks, the
+    /// device runs ceil(B / slots) waves of ceil(kTiles / s) k-tiles each; useful work is items x kTiles. The efficiency
+    /// items x kTiles / (slots x waves x ceil(kTiles / s)) is low when a few tiles leave SMs idle (decode: few active
+    /// experts, tiles only along N) and when the last wave is thin. Take a larger s only when it gains at least 5%
+    /// (every split adds partial traffic and a reduction), and never below <paramref name="maxSplitsForK"/>
+    /// (K / MinKPerSplit) splits' worth of K per split.
+    /// </summary>
+    internal static int ChooseSplits(long items, int kTiles, int maxSplitsForK, long slots)
+    {
+        if (items <= 0 || kTiles <= 1 || slots <= 0)
+            return 1;
+        int limit = Math.Min(MaxSplits, Math.Min(kTiles, Math.Max(1, maxSplitsForK)));
+        int best = 1;
+        double bestEfficiency = Efficiency(items, kTiles, 1, slots);
+        for (int s = 2; s <= limit; s++)
+        {
+            double efficiency = Efficiency(items, kTiles, s, slots);
+            if (efficiency > bestEfficiency * 1.05)
+            {
+                best = s;
+                bestEfficiency = efficiency;
+            }
+        }
+        return best;
+    }
+
+    internal static double Efficiency(long items, int kTiles, int splits, long slots)
+    {
+        long blocks = items * splits;
+        long waves = (blocks + slots - 1) / slots;
+        long perSplit = (kTiles + splits - 1) / splits;
+        return (double)items * kTiles / ((double)slots * waves * perSplit);
+    }
+
+    /// <summary>
+    /// Blocks of a variant one SM holds: shared memory (the per-block opt-in limit plus the 1 KB the driver reserves
+    /// per block is what an SM has on sm_80 and sm_90) and 2048 threads, at most 32.
+    /// </summary>
+    public static int BlocksPerSm(GroupedGemm.Variant variant, int maxSharedPerBlockOptin)
+    {
+        const int reserved = 1024;
+        long perSm = Math.Max(maxSharedPerBlockOptin, 48 * 1024) + reserved;
+        long bySharedMemory = perSm / (variant.SharedBytes + reserved);
+        long byThreads = 2048 / Math.Max(32, variant.Threads);
+        return (int)Math.Clamp(Math.Min(bySharedMemory, byThreads), 1, 32);
+    }
+
+    /// <summary>MOE_GROUPED_GEMM_SPLITK: unset or empty = heuristic; 1 = never split; N (2..8) = always N splits.</summary>
+    public static int? SplitsFromEnvironment() => ParseSplits(Environment.GetEnvironmentVariable("MOE_GROUPED_GEMM_SPLITK"));
+
+    internal static int? ParseSplits(string? value)
+    {
+        if (string.IsNullOrWhiteSpace(value))
+            return null;
+        if (!int.TryParse(value, out int splits) || splits < 1 || splits > MaxSplits)
+            throw new ArgumentException($"MOE_GROUPED_GEMM_SPLITK='{value}': expected 1 (no split-K) to {MaxSplits} (force that many splits)");
+        return splits;
+    }
+}

@@ -1,0 +1,89 @@
+using MoeRuntime.Accelerators;
+
+namespace MoeRuntime.Kernels.GroupedGemm;
+
+/// <summary>One grouped GEMM call a workspace is sized for: rows (an upper bound), N, K, experts, fused SiLU-and-mul.</summary>
+public readonly record struct GroupedGemmShape(int Rows, int N, int K, int Experts, bool Fused = false);
+
+/// <summary>
+/// Device scratch for split-K (<see cref="GroupedGemmOptions.SplitKWorkspace"/>): F32 partial tiles and one arrival
+/// counter per output tile. The counters start at zero and every launch leaves them at zero, so one workspace
+/// serves any number of calls, also inside a CUDA graph, as long as no two calls that use it run at the same time
+/// (calls on one stream never do). Without a workspace, or with one too small for a call, the call does not split
+/// (or splits less). On the CPU a workspace holds nothing.
+/// </summary>
+public sealed class GroupedGemmWorkspace : IDisposable
+{
+    private GroupedGemmWorkspace(Accelerator accelerator, long partialFloats, long counters)
+    {
+        Accelerator = accelerator;
+        if (partialFloats <= 0 || counters <= 0 || accelerator.Kind == AcceleratorKind.Cpu)
+            return;
+        Partials = accelerator.Allocate<float>(partialFloats);
+        try
+        {
+            Counters = accelerator.Allocate<int>(counters);
+            Counters.Clear();
+        }
+        catch
+        {
+            Partials.Dispose();
+            throw;
+        }
+    }
+
+    public Accelerator Accelerator { get; }
+
+    /// <summary>[capacity] F32 partial tiles; null when the workspace is empty.</summary>
+    internal MemoryBuffer<float>? Partials { get; }
+
+    /// <summary>[capacity] I32 arrival counters, zero between launches; null when the workspace is empty.</summary>
+    internal MemoryBuffer<int>? Counters { get; }
+
+    public long PartialCapacity => Partials?.Length ?? 0;
+    public long CounterCapacity => Counters?.Length ?? 0;
+
+    /// <summary>Bytes of device memory the workspace holds.</summary>
+    public long Bytes => (Partials?.LengthBytes ?? 0) + (Counters?.LengthBytes ?? 0);
+
+    /// <summary>
+    /// A workspace big enough for each of <paramref name="shapes"/> with the split count the op would choose on this
+    /// accelerator (bf16/f16 operands; MOE_GROUPED_GEMM_SPLITK=N sizes for N splits). Empty on the CPU.
+    /// </summary>
+    public static GroupedGemmWorkspace For(Accelerator accelerator, params GroupedGemmShape[] shapes)
+    {
+        ArgumentNullException.ThrowIfNull(accelerator);
+        ArgumentNullException.ThrowIfNull(shapes);
+        if (accelerator.Kind == AcceleratorKind.Cpu)
+            return new GroupedGemmWorkspace(accelerator, 0, 0);
+        int? forced = GroupedGemmLaunch.SplitsFromEnvironment();
+        long partials = 0, counters = 0;
+        foreach (var shape in shapes)
+        {
+            if (shape.Rows <= 0 || shape.N <= 0 || shape.K <= 0 || shape.Experts <= 0)
+                continue;
+            var variant = GroupedGemm.ChooseVariant(DType.BF16, shape.Rows, shape.Experts);
+            var launch = GroupedGemmLaunch.Plan(variant, shape.Rows, shape.N, shape.K, shape.Experts, shape.Fused,
+                GroupedGemm.Slots(accelerator, variant), forced, long.MaxValue, long.MaxValue);
+            partials = Math.Max(partials, launch.PartialFloats);
+            counters = Math.Max(counters, launch.Counters);
+        }
+        return new GroupedGemmWorkspace(accelerator, partials, counters);
+    }
+
+    /// <summary>Tests: a workspace of a given capacity (F32 partials, counters).</summary>
+    internal static GroupedGemmWorkspace WithCapacity(Accelerator accelerator, long partialFloats, long counters) =>
+        new(accelerator, partialFloats, counters);
+
+    internal void ThrowIfDisposed()
+    {
+        Partials?.ThrowIfDisposed();
+        Counters?.ThrowIfDisposed();
+    }
+
+    public void Dispose()
+    {
+        Partials?.Dispose();
+        Counters?.Dispose();
+    }
+}
