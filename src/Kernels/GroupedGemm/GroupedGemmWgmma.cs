@@ -24,7 +24,7 @@ public static class GroupedGemmWgmma
     /// </summary>
     public static bool ChosenByHeuristic { get; set; }
 
-    /// <summary>Compile with GW_HANG_TRAP: a barrier wait that never completes traps (a launch error) instead of hanging.</summary>
+    /// <summary>Compile with GW_HANG_TRAP: a barrier wait longer than 4 s traps (a launch error) instead of hanging the device.</summary>
     internal static bool TrapOnHang { get; set; } = true;
 
     private static readonly KernelSource Source = KernelSource.FromResource(typeof(GroupedGemmWgmma).Assembly, "grouped_gemm_wgmma.cu");

@@ -29,7 +29,8 @@
 // K tails (K % 64 != 0), N tails and rows past x's end are zero-filled by TMA (the maps' dims are exact).
 // Launch: grid = min(SMs, tile upper bound), block 384, dynamic shared GW_SHARED_BYTES; K % 8 == 0 (TMA strides are
 //   multiples of 16 bytes), x and w 16-byte aligned. Compile for sm_90a only (the first line says so).
-// GW_HANG_TRAP (a compile option): a barrier wait that polls 2^31 times traps instead of hanging the device.
+// GW_HANG_TRAP (a compile option, on by default from the launcher): a barrier wait longer than 4 s traps (the launch
+//   fails) instead of hanging the device.
 #include "moe_common.cuh"
 
 #define GW_BM 128
@@ -92,12 +93,24 @@ __device__ __forceinline__ bool gw_bar_try_wait(moe_u32 bar, moe_u32 parity)
     return done != 0;
 }
 
+__device__ __forceinline__ moe_u64 gw_globaltimer_ns()
+{
+    moe_u64 t;
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+    return t;
+}
+
 __device__ __forceinline__ void gw_bar_wait(moe_u32 bar, moe_u32 parity)
 {
 #ifdef GW_HANG_TRAP
+    // No wait of a correct pipeline lasts more than microseconds; 4 seconds means a bug (wrong parity, missing
+    // arrive, a TMA that never lands): trap, so the launch fails instead of hanging the device.
+    if (gw_bar_try_wait(bar, parity))
+        return;
+    const moe_u64 start = gw_globaltimer_ns();
     unsigned int polls = 0;
     while (!gw_bar_try_wait(bar, parity))
-        if (++polls == 0x80000000u)
+        if ((++polls & 1023u) == 0 && gw_globaltimer_ns() - start > 4000000000ull)
             __trap();
 #else
     while (!gw_bar_try_wait(bar, parity))
