@@ -242,7 +242,7 @@ public class GroupedGemmTests
         Assert.Equal(0.0, fused[0]);   // gate 0 -> silu 0
     }
 
-    private static void RunCase(Accelerator accelerator, Case shape, DType operands, DType output, bool fused, bool rowScale, string? variant)
+    internal static void RunCase(Accelerator accelerator, Case shape, DType operands, DType output, bool fused, bool rowScale, string? variant)
     {
         var random = TestData.NewRandom(out int seed);
         int experts = shape.Counts.Length;

@@ -53,8 +53,21 @@ public sealed class CudaKernel
         int count = args.Length;
         ulong* values = stackalloc ulong[Math.Max(count, 1)];
         void** pointers = stackalloc void*[Math.Max(count, 1)];
+        // By-value structs (tensor maps: 128 bytes, 64-byte aligned) are copied into an aligned scratch area.
+        int blobBytes = 0;
+        for (int i = 0; i < count; i++)
+            blobBytes += args[i].Blob is { } b ? (b.Length + 63) & ~63 : 0;
+        byte* blobScratch = stackalloc byte[blobBytes + 64];
+        byte* blob = (byte*)(((nint)blobScratch + 63) & ~(nint)63);
         for (int i = 0; i < count; i++)
         {
+            if (args[i].Blob is { } bytes)
+            {
+                bytes.CopyTo(new Span<byte>(blob, bytes.Length));
+                pointers[i] = blob;
+                blob += (bytes.Length + 63) & ~63;
+                continue;
+            }
             values[i] = args[i].Bits;
             pointers[i] = &values[i];
         }
@@ -72,14 +85,26 @@ public sealed class CudaKernel
 }
 
 /// <summary>
-/// One kernel argument, at most 8 bytes, stored little-endian in the low bytes (what cuLaunchKernel
-/// reads through the pointer for an int, float, size_t or pointer parameter).
+/// One kernel argument: at most 8 bytes stored little-endian in the low bytes (what cuLaunchKernel
+/// reads through the pointer for an int, float, size_t or pointer parameter), or a tensor map's 128 bytes.
 /// </summary>
 public readonly struct KernelArg
 {
     public ulong Bits { get; }
 
+    /// <summary>A by-value struct argument wider than 8 bytes (a <see cref="CudaTensorMap"/>), or null.</summary>
+    internal byte[]? Blob { get; }
+
     private KernelArg(ulong bits) => Bits = bits;
+
+    private KernelArg(byte[] blob) => Blob = blob;
+
+    /// <summary>A tensor map passes by value (a <c>const __grid_constant__</c> 128-byte parameter).</summary>
+    public static implicit operator KernelArg(CudaTensorMap map)
+    {
+        ArgumentNullException.ThrowIfNull(map);
+        return new KernelArg(map.Bytes.ToArray());
+    }
 
     public static implicit operator KernelArg(int value) => new((uint)value);
     public static implicit operator KernelArg(uint value) => new(value);

@@ -24,7 +24,7 @@ public sealed record GroupedGemmOptions
     /// </summary>
     public bool ValidateOffsets { get; init; } = true;
 
-    /// <summary>Tests and benchmarks: force a tile shape ("decode", "medium", "prefill") instead of the heuristic.</summary>
+    /// <summary>Tests and benchmarks: force a tile shape ("decode", "medium", "prefill", ..., "wgmma") instead of the heuristic.</summary>
     internal string? VariantOverride { get; init; }
 
     /// <summary>
@@ -146,8 +146,8 @@ public static class GroupedGemm
             var offsets = accelerator.Kind == AcceleratorKind.Cpu ? expertOffsets.AsSpan() : expertOffsets.ToArray(stream);
             CheckOffsets(offsets, rows);
         }
-        if (options.VariantOverride is { } forced && x.DType != DType.F32 && !Variants.Any(v => v.Name == forced))
-            throw new ArgumentException($"unknown variant '{forced}'; known: {string.Join(", ", Variants.Select(v => v.Name))}", nameof(options));
+        if (options.VariantOverride is { } forced && x.DType != DType.F32 && forced != GroupedGemmWgmma.VariantName && !Variants.Any(v => v.Name == forced))
+            throw new ArgumentException($"unknown variant '{forced}'; known: {string.Join(", ", Variants.Select(v => v.Name))}, {GroupedGemmWgmma.VariantName}", nameof(options));
         CheckSplitK(accelerator, options);
         return new Plan(x, weights, expertOffsets, y, options.RowScale, (int)rows, outFeatures, inFeatures, (int)experts, options.FusedSiluAndMul, options.VariantOverride)
         {
@@ -224,6 +224,13 @@ public static class GroupedGemm
 
     private static void RunCuda(CudaAccelerator accelerator, Plan plan, CudaStream stream)
     {
+        // The Hopper kernel (GroupedGemmWgmma.cs): forced, or the heuristic's pick once it is switched on.
+        if (plan.X.DType != DType.F32 && (plan.VariantOverride == GroupedGemmWgmma.VariantName ||
+                                          (plan.VariantOverride is null && GroupedGemmWgmma.ChosenFor(accelerator, plan.X.DType, plan.Rows, plan.Experts))))
+        {
+            GroupedGemmWgmma.Run(accelerator, plan, stream);
+            return;
+        }
         var variant = plan.VariantOverride is { } forced && plan.X.DType != DType.F32
             ? Variants.Single(v => v.Name == forced)
             : ChooseVariant(plan.X.DType, plan.Rows, plan.Experts);

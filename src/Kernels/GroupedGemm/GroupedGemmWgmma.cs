@@ -1,0 +1,104 @@
+using MoeRuntime.Accelerators;
+using MoeRuntime.Accelerators.Cuda;
+using MoeRuntime.Accelerators.Nvrtc;
+
+namespace MoeRuntime.Kernels.GroupedGemm;
+
+/// <summary>
+/// The Hopper (sm_90a) grouped GEMM: <c>grouped_gemm_wgmma.cu</c>, TMA loads of X and W tiles into 128-byte-swizzled
+/// shared memory, a 4-stage mbarrier pipeline, one producer and two consumer warpgroups issuing
+/// <c>wgmma.mma_async.m64n256k16</c>, a persistent grid over (expert m-tile, column tile). Same function as
+/// <see cref="GroupedGemm.Run"/> (row scale and fused SiLU-and-mul included) for bf16/f16 operands on compute
+/// capability 9.0 devices. Selected by <c>VariantOverride = "wgmma"</c> (the sweep's
+/// <c>MOE_GROUPED_GEMM_VARIANT=wgmma</c>), or by the heuristic for prefill shapes once <see cref="ChosenByHeuristic"/> is on.
+/// </summary>
+public static class GroupedGemmWgmma
+{
+    /// <summary>The name that forces this kernel (<see cref="GroupedGemmOptions"/>' variant override, the sweep's variable).</summary>
+    public const string VariantName = "wgmma";
+
+    /// <summary>
+    /// Whether <see cref="GroupedGemm.Run"/> picks this kernel by itself on compute capability 9.0 devices when the rows
+    /// per active expert are many (where the heuristic would otherwise take the 128x256 mma.sync tile). Off until the
+    /// kernel has passed its tests and measured faster on an H100.
+    /// </summary>
+    public static bool ChosenByHeuristic { get; set; }
+
+    /// <summary>Compile with GW_HANG_TRAP: a barrier wait longer than 4 s traps (a launch error) instead of hanging the device.</summary>
+    internal static bool TrapOnHang { get; set; } = true;
+
+    private static readonly KernelSource Source = KernelSource.FromResource(typeof(GroupedGemmWgmma).Assembly, "grouped_gemm_wgmma.cu");
+
+    // Must match grouped_gemm_wgmma.cu: GW_BM, GW_BN, GW_BK, GW_STAGES, GW_THREADS, GW_SHARED_BYTES.
+    internal const int TileRows = 128;
+    internal const int TileCols = 256;
+    internal const int TileK = 64;
+    internal const int Stages = 4;
+    internal const int Threads = 384;
+    internal const int SharedBytes = Stages * (TileRows + TileCols) * TileK * 2 + 1024 + 256;
+
+    /// <summary>Whether the kernel can run on <paramref name="accelerator"/> for <paramref name="operands"/>; otherwise why not.</summary>
+    public static bool Supports(Accelerator accelerator, DType operands, out string reason)
+    {
+        ArgumentNullException.ThrowIfNull(accelerator);
+        if (accelerator.Kind != AcceleratorKind.Cuda)
+            reason = $"{accelerator.Name} is not a CUDA device";
+        else if (accelerator.Info is not { ComputeMajor: 9, ComputeMinor: 0 })
+            reason = $"{accelerator.Name} is compute capability {accelerator.Info.ComputeCapability}; wgmma and setmaxnreg need sm_90a (9.0: H100, H200)";
+        else if (operands is not (DType.BF16 or DType.F16))
+            reason = $"{DTypes.Name(operands)} operands; the wgmma kernel takes bf16 or f16";
+        else if (accelerator.Info.MaxSharedMemoryPerBlockOptin < SharedBytes)
+            reason = $"{accelerator.Name} allows {accelerator.Info.MaxSharedMemoryPerBlockOptin} bytes of shared memory per block; the kernel needs {SharedBytes}";
+        else
+            reason = "";
+        return reason.Length == 0;
+    }
+
+    /// <summary>The heuristic's choice: on, supported, and more than 128 rows per active expert (the prefill regime).</summary>
+    internal static bool ChosenFor(Accelerator accelerator, DType operands, int rows, int experts)
+    {
+        if (!ChosenByHeuristic || !Supports(accelerator, operands, out _))
+            return false;
+        long rowsPerActiveExpert = rows / Math.Max(1, Math.Min(experts, rows));
+        return rowsPerActiveExpert > 128;
+    }
+
+    /// <summary>The kernel the heuristic runs for a call: "wgmma" or the mma.sync tile's name (benchmark notes).</summary>
+    internal static string ChoiceName(Accelerator accelerator, DType operands, int rows, int experts) =>
+        ChosenFor(accelerator, operands, rows, experts) ? VariantName : GroupedGemm.ChooseVariant(operands, rows, experts).Name;
+
+    internal static string EntryName(DType operands, DType output) => $"grouped_gemm_wgmma_{Suffix(operands)}_{Suffix(output)}";
+
+    private static string Suffix(DType dtype) => dtype switch
+    {
+        DType.BF16 => "bf16",
+        DType.F16 => "f16",
+        DType.F32 => "f32",
+        _ => throw new ArgumentOutOfRangeException(nameof(dtype)),
+    };
+
+    /// <summary>Launches the kernel for a validated plan (<see cref="GroupedGemm"/> checked shapes, dtypes, alignment).</summary>
+    internal static void Run(CudaAccelerator accelerator, GroupedGemm.Plan plan, CudaStream stream)
+    {
+        if (!Supports(accelerator, plan.X.DType, out string reason))
+            throw new ArgumentException($"variant '{VariantName}' cannot run here: {reason}", "options");
+        if (plan.K % 8 != 0)
+            throw new ArgumentException($"K = {plan.K} must be a multiple of 8: TMA row strides are multiples of 16 bytes", "inFeatures");
+        // x [rows, K]: dims {K, rows}; w [E, N, K]: dims {K, N, E}. Boxes of 64 elements (128 bytes, the swizzle span)
+        // by 128 rows; out-of-bounds parts (K tail, rows past x's end, W rows past N) load as zeros.
+        long rowBytes = (long)plan.K * 2;
+        var mapX = CudaTensorMap.EncodeTiled(plan.X, [plan.K, plan.Rows], [rowBytes], [TileK, TileRows], TensorMapSwizzle.Bytes128);
+        var mapW = CudaTensorMap.EncodeTiled(plan.W, [plan.K, plan.N, plan.Experts], [rowBytes, rowBytes * plan.N], [TileK, TileCols / 2, 1],
+            TensorMapSwizzle.Bytes128);
+        // Upper bound on the work: each expert adds at most one partial m-tile.
+        long mTiles = (plan.Rows + (long)TileRows - 1) / TileRows + Math.Min(plan.Experts, plan.Rows);
+        int colsPerTile = plan.Fused ? TileCols / 2 : TileCols;
+        long nTiles = (plan.OutCols + (long)colsPerTile - 1) / colsPerTile;
+        if (mTiles * nTiles > int.MaxValue)
+            throw new ArgumentException($"{plan.Rows} rows x {plan.OutCols} columns need {mTiles * nTiles} tiles; at most {int.MaxValue} per call (split the call)", "x");
+        int grid = (int)Math.Min(accelerator.Info.MultiprocessorCount, mTiles * nTiles);
+        var kernel = accelerator.LoadKernel(Source, EntryName(plan.X.DType, plan.Y.DType), TrapOnHang ? ["-DGW_HANG_TRAP"] : null);
+        kernel.Launch(stream, new Dim3((uint)grid, 1, 1), new Dim3(Threads, 1, 1), SharedBytes,
+            mapX, mapW, plan.ExpertOffsets, plan.RowScale, plan.Y, plan.Rows, plan.N, plan.K, plan.Experts, plan.Fused ? 1 : 0);
+    }
+}

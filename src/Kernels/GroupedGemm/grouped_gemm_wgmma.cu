@@ -1,0 +1,542 @@
+// requires: sm_90a
+// grouped_gemm_wgmma.cu: Y[rows of e] = X[rows of e] * W[e]^T for every expert e, on Hopper's warpgroup MMA (sm_90a).
+//   mapX:          TMA descriptor of x [rows, K] bf16 or f16 (dims {K, rows}, box {64, 128}, 128-byte swizzle)
+//   mapW:          TMA descriptor of w [E, N, K] same dtype (dims {K, N, E}, box {64, 128, 1}, 128-byte swizzle)
+//   expertOffsets: [E + 1] int   rows of expert e are expertOffsets[e] .. expertOffsets[e+1]-1 (read on the device)
+//   rowScale:      [rows] float  optional (null): each output row is multiplied by it (routing weights)
+//   y:             [rows, N] or, fused, [rows, N/2]   bf16, f16 or f32
+// Same function as grouped_gemm.cu's variants (GroupedGemm.cs documents it); this file is the prefill kernel for H100/H200.
+//
+// Tile: 128 rows x 256 columns of W (fused SiLU-and-mul: 128 gate + 128 up rows, 128 output columns), BK = 64.
+// Block: 3 warpgroups (384 threads, one block per SM, persistent over the work):
+//   warpgroup 0, the producer (setmaxnreg.dec to 40 registers): its warp 0 walks the tiles, lane 0 issues the
+//     TMA copies of each K step into a 4-stage ring of shared buffers (48 KB a stage: X 128x64, W 256x64),
+//     completing on the stage's `full` mbarrier (expect_tx of the whole box, out-of-bounds parts zero-filled);
+//     it waits on the stage's `empty` mbarrier before refilling it. Each stage also carries the tile it belongs to
+//     (expert, rows, column tile); after the last tile a stage with expert = -1 tells the consumers to stop.
+//   warpgroups 1 and 2, the consumers (setmaxnreg.inc to 232): rows 0-63 and 64-127 of the tile, each
+//     4 x wgmma.mma_async.m64n256k16 (F32 accumulators, 128 registers a thread) per K step, both operands from
+//     shared memory through matrix descriptors; one wgmma group in flight, so a stage is released (one arrive
+//     per warp on `empty`: 8 arrivals) once the next K step's group is issued.
+//     The epilogue stores straight from the accumulators, masking rows outside the expert and columns past N.
+// Shared layout (TMA's 128-byte swizzle, which the descriptors name): a tile of R rows of 64 elements is R rows of
+//   128 bytes; 16-byte chunk c of row r sits at chunk c ^ (r % 8). Every tile starts on a 1024-byte boundary, so
+//   the pattern repeats every 8 rows (1024 bytes: the descriptor's stride byte offset) and a K step of 16 elements
+//   is a 32-byte advance of the start address (the hardware applies the XOR to the address it forms).
+// Work: global m-tiles over the experts (expert e owns ceil(count_e / 128), tile m of e starts at row
+//   offsets[e] + 128 m, so its TMA box reads into the next expert's rows: they are loaded, never stored) times
+//   column tiles, visited in groups of GW_GROUP_M m-tiles so that the blocks running at once share W tiles in L2.
+// K tails (K % 64 != 0), N tails and rows past x's end are zero-filled by TMA (the maps' dims are exact).
+// Launch: grid = min(SMs, tile upper bound), block 384, dynamic shared GW_SHARED_BYTES; K % 8 == 0 (TMA strides are
+//   multiples of 16 bytes), x and w 16-byte aligned. Compile for sm_90a only (the first line says so).
+// GW_HANG_TRAP (a compile option, on by default from the launcher): a barrier wait longer than 4 s traps (the launch
+//   fails) instead of hanging the device.
+#include "moe_common.cuh"
+
+#define GW_BM 128
+#define GW_BN 256
+#define GW_BK 64
+#define GW_STAGES 4
+#define GW_THREADS 384
+#define GW_GROUP_M 8
+#define GW_A_BYTES (GW_BM * GW_BK * 2)
+#define GW_B_BYTES (GW_BN * GW_BK * 2)
+#define GW_STAGE_BYTES (GW_A_BYTES + GW_B_BYTES)
+// Tiles, 1024 bytes of alignment slack, then the barriers and the stages' tile records.
+#define GW_SHARED_BYTES (GW_STAGES * GW_STAGE_BYTES + 1024 + 256)
+#define GW_CONSUMER_WARPS 8
+
+// A CUtensorMap: 128 opaque bytes, 64-byte aligned, passed by value as a __grid_constant__ parameter.
+struct __align__(64) TmaDescriptor
+{
+    moe_u64 opaque[16];
+};
+
+// What a stage holds: the tile its K step belongs to. expert = -1: no more work.
+struct GwTile
+{
+    int expert;
+    int rowBegin;
+    int rowEnd;
+    int nTile;
+};
+
+__device__ __forceinline__ moe_u32 gw_smem(const void* p) { return (moe_u32)__cvta_generic_to_shared(p); }
+
+// ---- mbarrier ----
+
+__device__ __forceinline__ void gw_bar_init(moe_u32 bar, moe_u32 count)
+{
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(bar), "r"(count) : "memory");
+}
+
+__device__ __forceinline__ void gw_bar_arrive_expect_tx(moe_u32 bar, moe_u32 bytes)
+{
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(bar), "r"(bytes) : "memory");
+}
+
+__device__ __forceinline__ void gw_bar_arrive(moe_u32 bar)
+{
+    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(bar) : "memory");
+}
+
+// True once the phase with parity `parity` has completed (a fresh barrier counts its parity-1 phase as complete).
+__device__ __forceinline__ bool gw_bar_try_wait(moe_u32 bar, moe_u32 parity)
+{
+    moe_u32 done;
+    asm volatile("{\n\t.reg .pred p;\n\t"
+                 "mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n\t"
+                 "selp.u32 %0, 1, 0, p;\n\t}"
+                 : "=r"(done)
+                 : "r"(bar), "r"(parity)
+                 : "memory");
+    return done != 0;
+}
+
+__device__ __forceinline__ moe_u64 gw_globaltimer_ns()
+{
+    moe_u64 t;
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+    return t;
+}
+
+__device__ __forceinline__ void gw_bar_wait(moe_u32 bar, moe_u32 parity)
+{
+#ifdef GW_HANG_TRAP
+    // No wait of a correct pipeline lasts more than microseconds; 4 seconds means a bug (wrong parity, missing
+    // arrive, a TMA that never lands): trap, so the launch fails instead of hanging the device.
+    if (gw_bar_try_wait(bar, parity))
+        return;
+    const moe_u64 start = gw_globaltimer_ns();
+    unsigned int polls = 0;
+    while (!gw_bar_try_wait(bar, parity))
+        if ((++polls & 1023u) == 0 && gw_globaltimer_ns() - start > 4000000000ull)
+            __trap();
+#else
+    while (!gw_bar_try_wait(bar, parity))
+    {
+    }
+#endif
+}
+
+// ---- TMA ----
+
+__device__ __forceinline__ void gw_tma_prefetch(const TmaDescriptor* map)
+{
+    asm volatile("prefetch.tensormap [%0];" ::"l"(reinterpret_cast<moe_u64>(map)) : "memory");
+}
+
+// Box of `map` at element coordinates (c0 innermost, c1) into shared `dst`, completing on barrier `bar`.
+__device__ __forceinline__ void gw_tma_load_2d(moe_u32 dst, const TmaDescriptor* map, moe_u32 bar, int c0, int c1)
+{
+    asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%3, %4}], [%2];"
+                 ::"r"(dst), "l"(reinterpret_cast<moe_u64>(map)), "r"(bar), "r"(c0), "r"(c1)
+                 : "memory");
+}
+
+__device__ __forceinline__ void gw_tma_load_3d(moe_u32 dst, const TmaDescriptor* map, moe_u32 bar, int c0, int c1, int c2)
+{
+    asm volatile("cp.async.bulk.tensor.3d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%3, %4, %5}], [%2];"
+                 ::"r"(dst), "l"(reinterpret_cast<moe_u64>(map)), "r"(bar), "r"(c0), "r"(c1), "r"(c2)
+                 : "memory");
+}
+
+// ---- wgmma ----
+
+// Matrix descriptor of a K-major operand tile in 128-byte-swizzled shared memory (rows of 64 two-byte elements):
+//   bits  0-13  start address >> 4 (the tile's base, plus 32 bytes per 16-element K step)
+//   bits 16-29  leading dimension byte offset >> 4: not used by swizzled K-major layouts whose K step fits in the
+//               swizzle span (16 elements = 32 bytes < 128); 1 by convention
+//   bits 32-45  stride dimension byte offset >> 4: 1024 bytes from one group of 8 rows to the next
+//   bits 49-51  base offset: 0 (tiles start on 1024-byte boundaries)
+//   bits 62-63  swizzle mode: 1 = 128-byte swizzle (2 = 64-byte, 3 = 32-byte, 0 = none)
+__device__ __forceinline__ moe_u64 gw_descriptor(moe_u32 smemAddress)
+{
+    return (moe_u64)((smemAddress & 0x3FFFFu) >> 4)
+         | ((moe_u64)1 << 16)
+         | ((moe_u64)(1024 >> 4) << 32)
+         | ((moe_u64)1 << 62);
+}
+
+__device__ __forceinline__ void gw_wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;" ::: "memory"); }
+__device__ __forceinline__ void gw_wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void gw_wgmma_wait() { asm volatile("wgmma.wait_group.sync.aligned %0;" ::"n"(N) : "memory"); }
+
+// Keeps the compiler from moving accumulator reads and writes across wgmma fences and waits.
+__device__ __forceinline__ void gw_fence_accumulators(float* d)
+{
+#pragma unroll
+    for (int i = 0; i < 128; i++)
+        asm volatile("" : "+f"(d[i])::"memory");
+}
+
+#define GW_ACC_LIST \
+    "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, " \
+    "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, " \
+    "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, " \
+    "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, " \
+    "%64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, " \
+    "%80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95, " \
+    "%96, %97, %98, %99, %100, %101, %102, %103, %104, %105, %106, %107, %108, %109, %110, %111, " \
+    "%112, %113, %114, %115, %116, %117, %118, %119, %120, %121, %122, %123, %124, %125, %126, %127"
+
+#define GW_ACC_OPERANDS \
+    "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), \
+    "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), \
+    "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), \
+    "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), \
+    "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), \
+    "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), \
+    "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), \
+    "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]), \
+    "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]), \
+    "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]), \
+    "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]), \
+    "+f"(d[88]), "+f"(d[89]), "+f"(d[90]), "+f"(d[91]), "+f"(d[92]), "+f"(d[93]), "+f"(d[94]), "+f"(d[95]), \
+    "+f"(d[96]), "+f"(d[97]), "+f"(d[98]), "+f"(d[99]), "+f"(d[100]), "+f"(d[101]), "+f"(d[102]), "+f"(d[103]), \
+    "+f"(d[104]), "+f"(d[105]), "+f"(d[106]), "+f"(d[107]), "+f"(d[108]), "+f"(d[109]), "+f"(d[110]), "+f"(d[111]), \
+    "+f"(d[112]), "+f"(d[113]), "+f"(d[114]), "+f"(d[115]), "+f"(d[116]), "+f"(d[117]), "+f"(d[118]), "+f"(d[119]), \
+    "+f"(d[120]), "+f"(d[121]), "+f"(d[122]), "+f"(d[123]), "+f"(d[124]), "+f"(d[125]), "+f"(d[126]), "+f"(d[127])
+
+// D[64 x 256] (+)= A[64 x 16] * B[256 x 16]^T; scaleD = 0 overwrites D (first K step of a tile).
+// Accumulator layout (thread t of the warpgroup, warp w = t / 32, lane l): d[4j + 2i + c] is
+// row 16 w + l / 4 + 8 i, column 8 j + 2 (l % 4) + c, for j = 0..31, i, c = 0..1.
+#define GW_WGMMA(TYPE)                                                                                         \
+    asm volatile("{\n\t.reg .pred p;\n\tsetp.ne.b32 p, %130, 0;\n\t"                                           \
+                 "wgmma.mma_async.sync.aligned.m64n256k16.f32." TYPE "." TYPE " {"                             \
+                 GW_ACC_LIST                                                                                   \
+                 "}, %128, %129, p, 1, 1, 0, 0;\n\t}"                                                          \
+                 : GW_ACC_OPERANDS                                                                             \
+                 : "l"(descA), "l"(descB), "r"(scaleD))
+
+template <typename TIn>
+__device__ __forceinline__ void gw_wgmma_m64n256k16(float* d, moe_u64 descA, moe_u64 descB, int scaleD);
+
+template <>
+__device__ __forceinline__ void gw_wgmma_m64n256k16<bf16>(float* d, moe_u64 descA, moe_u64 descB, int scaleD)
+{
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    GW_WGMMA("bf16");
+#else
+    __trap();
+#endif
+}
+
+template <>
+__device__ __forceinline__ void gw_wgmma_m64n256k16<f16>(float* d, moe_u64 descA, moe_u64 descB, int scaleD)
+{
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    GW_WGMMA("f16");
+#else
+    __trap();
+#endif
+}
+
+template <int COUNT>
+__device__ __forceinline__ void gw_setmaxnreg_dec()
+{
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(COUNT));
+#endif
+}
+
+template <int COUNT>
+__device__ __forceinline__ void gw_setmaxnreg_inc()
+{
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" ::"n"(COUNT));
+#endif
+}
+
+// ---- work ----
+
+// Counts per expert, clamped to [0, rows] (bad offsets cannot make anyone read or write out of bounds).
+__device__ __forceinline__ void gw_expert_rows(const int* __restrict__ expertOffsets, int rows, int e, int& begin, int& end)
+{
+    begin = min(max(expertOffsets[e], 0), rows);
+    end = min(max(expertOffsets[e + 1], begin), rows);
+}
+
+// Total m-tiles of BM rows over all experts; every lane of the calling warp gets it.
+__device__ __forceinline__ int gw_total_m_tiles(const int* __restrict__ expertOffsets, int experts, int rows)
+{
+    int total = 0;
+    for (int e = threadIdx.x & 31; e < experts; e += 32)
+    {
+        int begin, end;
+        gw_expert_rows(expertOffsets, rows, e, begin, end);
+        total += ceil_div(end - begin, GW_BM);
+    }
+#pragma unroll
+    for (int d = 16; d > 0; d >>= 1)
+        total += __shfl_xor_sync(0xffffffffu, total, d);
+    return total;
+}
+
+// Expert and row range of global m-tile `tile` (warp-wide prefix scan over the experts, 32 at a time); every lane
+// gets the answer; expert = -1 past the last tile.
+__device__ __forceinline__ void gw_find_tile(const int* __restrict__ expertOffsets, int experts, int rows, int tile,
+                                             int& expert, int& rowBegin, int& rowEnd)
+{
+    const int lane = threadIdx.x & 31;
+    int base = 0;
+    expert = -1;
+    rowBegin = 0;
+    rowEnd = 0;
+    for (int chunk = 0; chunk < experts; chunk += 32)
+    {
+        int e = chunk + lane;
+        int begin = 0, end = 0;
+        if (e < experts)
+            gw_expert_rows(expertOffsets, rows, e, begin, end);
+        int tiles = ceil_div(end - begin, GW_BM);
+        int inclusive = tiles;
+#pragma unroll
+        for (int d = 1; d < 32; d <<= 1)
+        {
+            int up = __shfl_up_sync(0xffffffffu, inclusive, d);
+            if (lane >= d)
+                inclusive += up;
+        }
+        int exclusive = inclusive - tiles;
+        bool mine = tiles > 0 && tile >= base + exclusive && tile < base + inclusive;
+        unsigned found = __ballot_sync(0xffffffffu, mine);
+        if (found)
+        {
+            int owner = __ffs(found) - 1;
+            int ownerExclusive = __shfl_sync(0xffffffffu, exclusive, owner);
+            int ownerBegin = __shfl_sync(0xffffffffu, begin, owner);
+            int ownerEnd = __shfl_sync(0xffffffffu, end, owner);
+            expert = chunk + owner;
+            rowBegin = ownerBegin + (tile - base - ownerExclusive) * GW_BM;
+            rowEnd = min(rowBegin + GW_BM, ownerEnd);
+            return;
+        }
+        base += __shfl_sync(0xffffffffu, inclusive, 31);
+    }
+}
+
+// ---- epilogue ----
+
+template <typename TOut>
+__device__ __forceinline__ void gw_store_pair(TOut* p, float v0, float v1)
+{
+    TOut o0 = from_float<TOut>(v0), o1 = from_float<TOut>(v1);
+    if ((reinterpret_cast<moe_u64>(p) & (2 * sizeof(TOut) - 1)) == 0)
+    {
+        if constexpr (sizeof(TOut) == 2)
+            *reinterpret_cast<moe_u32*>(p) = (moe_u32)(*reinterpret_cast<moe_u16*>(&o0)) | ((moe_u32)(*reinterpret_cast<moe_u16*>(&o1)) << 16);
+        else
+            *reinterpret_cast<float2*>(p) = make_float2(v0, v1);
+        return;
+    }
+    p[0] = o0;
+    p[1] = o1;
+}
+
+__device__ __forceinline__ float gw_silu(float v) { return v / (1.0f + __expf(-v)); }
+
+// ---- the kernel ----
+
+template <typename TIn, typename TOut>
+__device__ __forceinline__ void grouped_gemm_wgmma(const TmaDescriptor* mapX, const TmaDescriptor* mapW, const int* __restrict__ expertOffsets,
+                                                   const float* __restrict__ rowScale, TOut* __restrict__ y,
+                                                   int rows, int n, int k, int experts, int fused)
+{
+    extern __shared__ __align__(1024) unsigned char gwShared[];
+    // The swizzle pattern and the descriptors assume 1024-byte aligned tiles.
+    const moe_u32 rawBase = gw_smem(gwShared);
+    const moe_u32 tilesBase = (rawBase + 1023u) & ~1023u;
+    unsigned char* tail = gwShared + (tilesBase - rawBase) + GW_STAGES * GW_STAGE_BYTES;
+    moe_u64* fullBars = reinterpret_cast<moe_u64*>(tail);
+    moe_u64* emptyBars = fullBars + GW_STAGES;
+    GwTile* stageTiles = reinterpret_cast<GwTile*>(emptyBars + GW_STAGES);
+    const moe_u32 fullBase = gw_smem(fullBars), emptyBase = gw_smem(emptyBars);
+
+    if (threadIdx.x == 0)
+    {
+        for (int s = 0; s < GW_STAGES; s++)
+        {
+            gw_bar_init(fullBase + 8 * s, 1);                  // the producer's arrive.expect_tx (+ the TMA bytes)
+            gw_bar_init(emptyBase + 8 * s, GW_CONSUMER_WARPS); // one arrive per consumer warp
+        }
+        asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+        asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+    }
+    __syncthreads();
+
+    const int outCols = fused ? n / 2 : n;
+    const int colsPerTile = fused ? GW_BN / 2 : GW_BN;
+    const int nTiles = ceil_div(outCols, colsPerTile);
+    const int kSteps = ceil_div(k, GW_BK);
+    const int warpgroup = threadIdx.x / 128;
+
+    if (warpgroup == 0)
+    {
+        // ---- producer ----
+        gw_setmaxnreg_dec<40>();
+        if (threadIdx.x >= 32)
+            return;
+        const int lane = threadIdx.x;
+        if (lane == 0)
+        {
+            gw_tma_prefetch(mapX);
+            gw_tma_prefetch(mapW);
+        }
+        const int mTilesTotal = gw_total_m_tiles(expertOffsets, experts, rows);
+        const int work = mTilesTotal * nTiles;
+        int stage = 0;
+        moe_u32 phase = 0;
+        for (int t = blockIdx.x; t < work; t += gridDim.x)
+        {
+            // Groups of GW_GROUP_M m-tiles: consecutive work items walk down the m-tiles of one column tile first.
+            const int group = t / (GW_GROUP_M * nTiles);
+            const int firstM = group * GW_GROUP_M;
+            const int groupM = min(mTilesTotal - firstM, GW_GROUP_M);
+            const int local = t - group * GW_GROUP_M * nTiles;
+            const int mTile = firstM + local % groupM;
+            const int nTile = local / groupM;
+            int expert, rowBegin, rowEnd;
+            gw_find_tile(expertOffsets, experts, rows, mTile, expert, rowBegin, rowEnd);
+            if (expert < 0)
+                break; // cannot happen with consistent offsets; stop cleanly if it does
+            if (lane == 0)
+            {
+                // W rows of the two 128-row boxes: gate and up halves when fused, else two halves of 256 columns.
+                const int firstRow = fused ? nTile * (GW_BN / 2) : nTile * GW_BN;
+                const int secondRow = fused ? n / 2 + nTile * (GW_BN / 2) : nTile * GW_BN + GW_BN / 2;
+                for (int ks = 0; ks < kSteps; ks++)
+                {
+                    gw_bar_wait(emptyBase + 8 * stage, phase ^ 1);
+                    if (ks == 0)
+                        stageTiles[stage] = GwTile{expert, rowBegin, rowEnd, nTile};
+                    const moe_u32 full = fullBase + 8 * stage;
+                    gw_bar_arrive_expect_tx(full, GW_STAGE_BYTES);
+                    const moe_u32 a = tilesBase + stage * GW_STAGE_BYTES;
+                    const moe_u32 b = a + GW_A_BYTES;
+                    gw_tma_load_2d(a, mapX, full, ks * GW_BK, rowBegin);
+                    gw_tma_load_3d(b, mapW, full, ks * GW_BK, firstRow, expert);
+                    gw_tma_load_3d(b + GW_B_BYTES / 2, mapW, full, ks * GW_BK, secondRow, expert);
+                    if (++stage == GW_STAGES)
+                    {
+                        stage = 0;
+                        phase ^= 1;
+                    }
+                }
+            }
+            __syncwarp();
+        }
+        if (lane == 0)
+        {
+            // The stop record: a stage with no copies, completed by the plain arrive.
+            gw_bar_wait(emptyBase + 8 * stage, phase ^ 1);
+            stageTiles[stage] = GwTile{-1, 0, 0, 0};
+            gw_bar_arrive(fullBase + 8 * stage);
+        }
+        return;
+    }
+
+    // ---- consumers ----
+    gw_setmaxnreg_inc<232>();
+    const int half = warpgroup - 1;             // rows 64 * half .. 64 * half + 63 of the tile
+    const int tid = threadIdx.x & 127;
+    const int warp = tid >> 5, lane = tid & 31;
+    float acc[128];
+#pragma unroll
+    for (int i = 0; i < 128; i++)
+        acc[i] = 0.0f;
+    int stage = 0;
+    moe_u32 phase = 0;
+    for (;;)
+    {
+        gw_bar_wait(fullBase + 8 * stage, phase);
+        const GwTile tile = stageTiles[stage];
+        if (tile.expert < 0)
+            break;
+        int previous = -1;
+        for (int ks = 0; ks < kSteps; ks++)
+        {
+            if (ks > 0)
+                gw_bar_wait(fullBase + 8 * stage, phase);
+            const moe_u32 a = tilesBase + stage * GW_STAGE_BYTES + half * (64 * GW_BK * 2);
+            const moe_u32 b = tilesBase + stage * GW_STAGE_BYTES + GW_A_BYTES;
+            gw_fence_accumulators(acc);
+            gw_wgmma_fence();
+#pragma unroll
+            for (int kk = 0; kk < GW_BK / 16; kk++)
+                gw_wgmma_m64n256k16<TIn>(acc, gw_descriptor(a + 32 * kk), gw_descriptor(b + 32 * kk), (ks > 0 || kk > 0) ? 1 : 0);
+            gw_wgmma_commit();
+            gw_wgmma_wait<1>(); // the previous K step's group is done: its stage can be refilled
+            gw_fence_accumulators(acc);
+            if (previous >= 0 && lane == 0)
+                gw_bar_arrive(emptyBase + 8 * previous);
+            previous = stage;
+            if (++stage == GW_STAGES)
+            {
+                stage = 0;
+                phase ^= 1;
+            }
+        }
+        gw_wgmma_wait<0>();
+        gw_fence_accumulators(acc);
+        if (lane == 0)
+            gw_bar_arrive(emptyBase + 8 * previous);
+
+        // Epilogue: rows of this expert only; columns below N (or I when fused).
+        const int rowBase = tile.rowBegin + half * 64 + warp * 16 + (lane >> 2);
+        const int colBase = tile.nTile * colsPerTile + 2 * (lane & 3);
+#pragma unroll
+        for (int i = 0; i < 2; i++)
+        {
+            const int r = rowBase + 8 * i;
+            if (r >= tile.rowEnd)
+                continue;
+            const float scale = rowScale != nullptr ? rowScale[r] : 1.0f;
+            TOut* yRow = y + (size_t)r * outCols;
+            if (!fused)
+            {
+#pragma unroll
+                for (int j = 0; j < 32; j++)
+                {
+                    const int col = colBase + 8 * j;
+                    const float v0 = acc[4 * j + 2 * i] * scale, v1 = acc[4 * j + 2 * i + 1] * scale;
+                    if (col + 1 < outCols)
+                        gw_store_pair(yRow + col, v0, v1);
+                    else if (col < outCols)
+                        yRow[col] = from_float<TOut>(v0);
+                }
+            }
+            else
+            {
+#pragma unroll
+                for (int j = 0; j < 16; j++)
+                {
+                    const int col = colBase + 8 * j;
+                    const float v0 = gw_silu(acc[4 * j + 2 * i]) * acc[4 * (j + 16) + 2 * i] * scale;
+                    const float v1 = gw_silu(acc[4 * j + 2 * i + 1]) * acc[4 * (j + 16) + 2 * i + 1] * scale;
+                    if (col + 1 < outCols)
+                        gw_store_pair(yRow + col, v0, v1);
+                    else if (col < outCols)
+                        yRow[col] = from_float<TOut>(v0);
+                }
+            }
+        }
+    }
+}
+
+#define GW_ENTRY(SUFFIX, TIN, TOUT)                                                                                          \
+    extern "C" __global__ void __launch_bounds__(GW_THREADS, 1) grouped_gemm_wgmma_##SUFFIX(                               \
+        const __grid_constant__ TmaDescriptor mapX, const __grid_constant__ TmaDescriptor mapW,                              \
+        const int* __restrict__ expertOffsets, const float* __restrict__ rowScale, TOUT* __restrict__ y, int rows, int n,     \
+        int k, int experts, int fused)                                                                                       \
+    {                                                                                                                        \
+        grouped_gemm_wgmma<TIN, TOUT>(&mapX, &mapW, expertOffsets, rowScale, y, rows, n, k, experts, fused);                \
+    }
+
+GW_ENTRY(bf16_bf16, bf16, bf16)
+GW_ENTRY(bf16_f32, bf16, float)
+GW_ENTRY(f16_f16, f16, f16)
+GW_ENTRY(f16_f32, f16, float)
+GW_ENTRY(bf16_f16, bf16, f16)
+GW_ENTRY(f16_bf16, f16, bf16)

@@ -1,0 +1,217 @@
+using System.Text.RegularExpressions;
+using MoeRuntime.Accelerators;
+using MoeRuntime.Accelerators.Nvrtc;
+using MoeRuntime.Kernels.GroupedGemm;
+using MoeRuntime.Tests.Infrastructure;
+using static MoeRuntime.Tests.Kernels.GroupedGemmTests;
+using TestData = MoeRuntime.Tests.Infrastructure.TestData;
+
+namespace MoeRuntime.Tests.Kernels;
+
+/// <summary>
+/// The sm_90a grouped GEMM (<see cref="GroupedGemmWgmma"/>: TMA, mbarrier pipeline, wgmma) against the F64 reference,
+/// with the bounds of <see cref="GroupedGemmTests"/> (bf16 operands 1e-2, f16 2e-3) and poisoned outputs: rows outside
+/// every expert must stay NaN. The CUDA cases run on a compute capability 9.0 device and skip elsewhere with the reason;
+/// the host-side checks run everywhere.
+/// </summary>
+public class GroupedGemmWgmmaTests
+{
+    // Tile 128 x 256 (fused: 128 output columns), BK = 64: the awkward cases sit around those sizes.
+    private static readonly Case[] Shapes =
+    [
+        new("one expert, one row", [1], 8, 8),
+        new("K below one step, N below one box", [3], 24, 40),
+        new("empty and 1-row experts, N and K tails", [3, 0, 17, 1, 0], 72, 40),
+        new("rows outside the experts", [5, 9], 24, 16, LeadingRows: 3, TrailingRows: 4),
+        new("exactly one tile", [128], 256, 64),
+        new("rows not a multiple of 128", [129, 1, 255, 0, 300], 136, 104, LeadingRows: 2, TrailingRows: 5),
+        new("several column tiles with a tail, K tail", [70, 200], 520, 200),
+        new("long K", [150, 40], 264, 1032),
+        new("many small experts", [2, 1, 0, 0, 3, 1, 0, 2, 7, 0, 1, 1], 200, 136),
+        new("big and empty experts", [0, 520, 0, 0, 131, 0], 392, 256, TrailingRows: 7),
+    ];
+
+    public static TheoryData<int, string, string> Cases()
+    {
+        var data = new TheoryData<int, string, string>();
+        for (int shape = 0; shape < Shapes.Length; shape++)
+            foreach (var (operands, output) in new[] { ("bf16", "bf16"), ("bf16", "f32"), ("f16", "f16"), ("f16", "f32"), ("bf16", "f16"), ("f16", "bf16") })
+                data.Add(shape, operands, output);
+        return data;
+    }
+
+    [Theory, MemberData(nameof(Cases))]
+    public void WgmmaMatchesTheReference(int shape, string operands, string output)
+    {
+        var gpu = Hopper(DTypes.Parse(operands));
+        RunCase(gpu, Shapes[shape], DTypes.Parse(operands), DTypes.Parse(output), fused: false, rowScale: false, GroupedGemmWgmma.VariantName);
+    }
+
+    [Fact]
+    public void WgmmaRowScaleAndFusedSiluAndMul()
+    {
+        var gpu = Hopper(DType.BF16);
+        RunCase(gpu, new Case("wgmma scaled", [12, 0, 131, 31], 264, 72, LeadingRows: 1), DType.BF16, DType.BF16, fused: false, rowScale: true, GroupedGemmWgmma.VariantName);
+        RunCase(gpu, new Case("wgmma fused", [19, 0, 130, 200], 2 * 136, 136), DType.BF16, DType.BF16, fused: true, rowScale: false, GroupedGemmWgmma.VariantName);
+        RunCase(gpu, new Case("wgmma fused, odd I, scaled", [7, 133], 2 * 37, 48, TrailingRows: 3), DType.F16, DType.F32, fused: true, rowScale: true, GroupedGemmWgmma.VariantName);
+        RunCase(gpu, new Case("wgmma fused, I past one tile", [300], 2 * 300, 64), DType.F16, DType.F16, fused: true, rowScale: true, GroupedGemmWgmma.VariantName);
+    }
+
+    /// <summary>E from 1 to 256 with random counts (many empty, some 1-row, some past a tile).</summary>
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(7)]
+    [InlineData(33)]
+    [InlineData(128)]
+    [InlineData(256)]
+    public void WgmmaManyExperts(int experts)
+    {
+        var gpu = Hopper(DType.BF16);
+        var random = TestData.NewRandom(out _);
+        var counts = Enumerable.Range(0, experts).Select(_ => random.Next(5) switch
+        {
+            0 => 0,
+            1 => 1,
+            2 => random.Next(2, 40),
+            _ => random.Next(100, 300),
+        }).ToArray();
+        if (experts > 32)
+            counts = counts.Select(c => c / 8).ToArray(); // keep the F64 reference quick
+        RunCase(gpu, new Case($"{experts} experts", counts, 136, 72, TrailingRows: 3), DType.BF16, DType.BF16, fused: false, rowScale: false, GroupedGemmWgmma.VariantName);
+    }
+
+    /// <summary>A prefill-sized case: several m-tile groups and column tiles, more tiles than SMs.</summary>
+    [Fact]
+    public void WgmmaPrefillShape()
+    {
+        var gpu = Hopper(DType.BF16);
+        RunCase(gpu, new Case("prefill", [1100, 0, 1030, 1, 900, 1050], 1032, 520, LeadingRows: 5), DType.BF16, DType.BF16, fused: false, rowScale: false, GroupedGemmWgmma.VariantName);
+    }
+
+    /// <summary>Same inputs twice, bit for bit: a race (a stage reused too early) shows as a difference.</summary>
+    [Fact]
+    public void WgmmaIsDeterministic()
+    {
+        var gpu = Hopper(DType.BF16);
+        var random = TestData.NewRandom(out int seed);
+        const int n = 520, k = 328, experts = 3;
+        int[] offsets = [0, 400, 401, 950];
+        using var x = gpu.Upload<BFloat16>(TestData.ToBf16(TestData.Uniform(random, offsets[^1] * k)));
+        using var w = gpu.Upload<BFloat16>(TestData.ToBf16(TestData.Uniform(random, experts * n * k)));
+        using var o = gpu.Upload<int>(offsets);
+        using var y1 = gpu.Allocate<float>(offsets[^1] * n);
+        using var y2 = gpu.Allocate<float>(offsets[^1] * n);
+        var options = new GroupedGemmOptions { VariantOverride = GroupedGemmWgmma.VariantName };
+        GroupedGemm.Run(gpu, x, w, o, y1, n, k, options);
+        GroupedGemm.Run(gpu, x, w, o, y2, n, k, options);
+        Compare.Exact<float>(y1.ToArray(), y2.ToArray(), $"two runs of the wgmma kernel, seed={seed}");
+    }
+
+    /// <summary>Captured in a CUDA graph, the kernel follows the offsets in device memory between replays.</summary>
+    [Fact]
+    public void WgmmaInACudaGraphFollowsTheOffsetsOnTheDevice()
+    {
+        var gpu = Hopper(DType.BF16);
+        var random = TestData.NewRandom(out int seed);
+        const int n = 264, k = 72, experts = 4, rows = 300;
+        var xValues = TestData.Uniform(random, rows * k).Select(v => (float)(BFloat16)v).ToArray();
+        var wValues = TestData.Uniform(random, experts * n * k).Select(v => (float)(BFloat16)v).ToArray();
+        using var x = gpu.Upload<BFloat16>(TestData.ToBf16(xValues));
+        using var w = gpu.Upload<BFloat16>(TestData.ToBf16(wValues));
+        using var offsets = gpu.Upload<int>(new[] { 0, 10, 10, 250, 300 });
+        using var y = gpu.Allocate<float>(rows * n);
+        using var stream = (MoeRuntime.Accelerators.Cuda.CudaStream)gpu.CreateStream();
+        var options = new GroupedGemmOptions { ValidateOffsets = false, VariantOverride = GroupedGemmWgmma.VariantName };
+        GroupedGemm.Run(gpu, x, w, offsets, y, n, k, options, stream);
+        stream.BeginCapture();
+        GroupedGemm.Run(gpu, x, w, offsets, y, n, k, options, stream);
+        using var graph = stream.EndCapture();
+        foreach (var layout in new[] { new[] { 0, 10, 10, 250, 300 }, new[] { 0, 0, 3, 3, 7 }, new[] { 0, 300, 300, 300, 300 }, new[] { 0, 0, 0, 0, 0 } })
+        {
+            offsets.CopyFrom(layout, 0, stream);
+            TestData.Poison(y);
+            gpu.Synchronize();
+            graph.Launch(stream);
+            stream.Synchronize();
+            var expected = GroupedGemmCpu.Reference(xValues, wValues, layout, [], n, k, fusedSiluAndMul: false);
+            var actual = y.ToArray().Select(v => (double)v).ToArray();
+            int covered = layout[^1] * n;
+            if (covered > 0)
+                Compare.Close(expected.AsSpan(0, covered), actual.AsSpan(0, covered), Compare.Bf16Tolerance,
+                    $"wgmma graph replay with offsets [{string.Join(", ", layout)}] seed={seed}");
+            Assert.All(actual.Skip(covered), v => Assert.True(double.IsNaN(v), "a row past offsets[E] was written"));
+        }
+    }
+
+    // ---- host side: runs everywhere ----
+
+    [Fact]
+    public void TheSourceDeclaresItNeedsSm90a()
+    {
+        var source = KernelSource.FromResource(typeof(GroupedGemm).Assembly, "grouped_gemm_wgmma.cu");
+        Assert.Equal("sm_90a", source.RequiredArchitecture);
+    }
+
+    /// <summary>The launcher's tile constants agree with the kernel's #defines.</summary>
+    [Fact]
+    public void HostConstantsMatchTheKernel()
+    {
+        string text = KernelSource.FromResource(typeof(GroupedGemm).Assembly, "grouped_gemm_wgmma.cu").Text;
+        int Define(string name)
+        {
+            var match = Regex.Match(text, $@"#define {name} (\d+)");
+            Assert.True(match.Success, $"no #define {name}");
+            return int.Parse(match.Groups[1].Value);
+        }
+        Assert.Equal(GroupedGemmWgmma.TileRows, Define("GW_BM"));
+        Assert.Equal(GroupedGemmWgmma.TileCols, Define("GW_BN"));
+        Assert.Equal(GroupedGemmWgmma.TileK, Define("GW_BK"));
+        Assert.Equal(GroupedGemmWgmma.Stages, Define("GW_STAGES"));
+        Assert.Equal(GroupedGemmWgmma.Threads, Define("GW_THREADS"));
+        Assert.Contains("#define GW_SHARED_BYTES (GW_STAGES * GW_STAGE_BYTES + 1024 + 256)", text);
+        Assert.Equal(GroupedGemmWgmma.Stages * (GroupedGemmWgmma.TileRows + GroupedGemmWgmma.TileCols) * GroupedGemmWgmma.TileK * 2 + 1024 + 256,
+            GroupedGemmWgmma.SharedBytes);
+        Assert.True(GroupedGemmWgmma.SharedBytes <= 227 * 1024, "the kernel must fit Hopper's 227 KB of shared memory per block");
+        foreach (var (operands, output) in new[] { ("bf16", "bf16"), ("bf16", "f32"), ("f16", "f16"), ("f16", "f32"), ("bf16", "f16"), ("f16", "bf16") })
+            Assert.Contains($"GW_ENTRY({operands}_{output}, ", text);
+    }
+
+    [Fact]
+    public void TheCpuIgnoresTheForcedVariantAndStillComputes()
+    {
+        var cpu = TestDevices.Get("cpu");
+        Assert.False(GroupedGemmWgmma.Supports(cpu, DType.BF16, out string reason));
+        Assert.Contains("not a CUDA device", reason);
+        RunCase(cpu, new Case("wgmma forced on the cpu", [3, 0, 5], 24, 16, TrailingRows: 1), DType.BF16, DType.BF16, fused: false, rowScale: false, GroupedGemmWgmma.VariantName);
+    }
+
+    [Fact]
+    public void TheHeuristicLeavesItOffUntilSwitchedOn()
+    {
+        Assert.False(GroupedGemmWgmma.ChosenByHeuristic);
+        Assert.Equal(GroupedGemm.ChooseVariant(DType.BF16, 16384, 8).Name, GroupedGemmWgmma.ChoiceName(TestDevices.Get("cpu"), DType.BF16, 16384, 8));
+    }
+
+    [Fact]
+    public void KMustBeAMultipleOf8()
+    {
+        var cpu = TestDevices.Get("cpu");
+        using var x = cpu.Allocate<BFloat16>(4 * 12);
+        using var w = cpu.Allocate<BFloat16>(2 * 8 * 12);
+        using var o = cpu.Upload<int>(new[] { 0, 2, 4 });
+        using var y = cpu.Allocate<BFloat16>(4 * 8);
+        var error = Assert.ThrowsAny<ArgumentException>(() =>
+            GroupedGemm.Run(cpu, x, w, o, y, 8, 12, new GroupedGemmOptions { VariantOverride = GroupedGemmWgmma.VariantName }));
+        Assert.Contains("multiple of 8", error.Message);
+    }
+
+    /// <summary>The CUDA device when it is compute capability 9.0; otherwise the test is skipped with the reason.</summary>
+    private static Accelerator Hopper(DType operands)
+    {
+        var gpu = TestDevices.Get("cuda:0");
+        if (!GroupedGemmWgmma.Supports(gpu, operands, out string reason))
+            Assert.Skip(reason);
+        return gpu;
+    }
+}
