@@ -57,21 +57,35 @@ public sealed class MoeLayer
     public void RouteAndPermute(MemoryBuffer hidden, MoeWorkspace ws, AcceleratorStream? stream)
     {
         int t = ws.Tokens, e = Config.NumExperts, h = Config.HiddenSize, k = Config.TopK;
-        GroupedGemm.Run(Accelerator, hidden, Weights.RouterGate, ws.RouterOffsets, ws.Logits, e, h, Plain, stream);
-        TopKRouting.Run(ws.Logits, t, e, Routing, ws.Ids, ws.RoutingWeights, ws.RoutedCounts, stream);
+        Route(hidden, ws, stream);
         Permute.Run(ws.Ids, t, k, e, 1, ws.PermutedCounts, ws.ExpertOffsets, ws.RowOfSlot, ws.TokenOfRow,
             hidden, h, ws.Gathered, ws.PermuteWorkspace, stream);
+    }
+
+    /// <summary>Router GEMM and top-k routing only: fills the workspace's logits, ids, weights and routed counts.</summary>
+    public void Route(MemoryBuffer hidden, MoeWorkspace ws, AcceleratorStream? stream)
+    {
+        int t = ws.Tokens, e = Config.NumExperts, h = Config.HiddenSize;
+        GroupedGemm.Run(Accelerator, hidden, Weights.RouterGate, ws.RouterOffsets, ws.Logits, e, h, Plain, stream);
+        TopKRouting.Run(ws.Logits, t, e, Routing, ws.Ids, ws.RoutingWeights, ws.RoutedCounts, stream);
     }
 
     /// <summary>
     /// The held experts on rows sorted by expert: <paramref name="expertOffsets"/> [Eh + 1] delimit each held
     /// expert's rows of <paramref name="rows"/> [R, H]; output [R, H] F32 (rows past the last offset untouched).
     /// </summary>
-    public void RunExperts(MemoryBuffer rows, MemoryBuffer<int> expertOffsets, MemoryBuffer activation, MemoryBuffer<float> expertOutput, AcceleratorStream? stream)
+    public void RunExperts(MemoryBuffer rows, MemoryBuffer<int> expertOffsets, MemoryBuffer activation, MemoryBuffer<float> expertOutput, AcceleratorStream? stream) =>
+        RunExperts(Weights.GateUp, Weights.Down, rows, expertOffsets, activation, expertOutput, stream);
+
+    /// <summary>
+    /// As above with other expert weights of this layer's shapes, <paramref name="gateUp"/> [n, 2Ih, H] and
+    /// <paramref name="down"/> [n, H, Ih] (e.g. the expert slots of an EPLB placement); offsets [n + 1].
+    /// </summary>
+    public void RunExperts(MemoryBuffer gateUp, MemoryBuffer down, MemoryBuffer rows, MemoryBuffer<int> expertOffsets, MemoryBuffer activation, MemoryBuffer<float> expertOutput, AcceleratorStream? stream)
     {
         int h = Config.HiddenSize, ih = Weights.Intermediate;
-        GroupedGemm.Run(Accelerator, rows, Weights.GateUp, expertOffsets, activation, 2 * ih, h, FusedSilu, stream);
-        GroupedGemm.Run(Accelerator, activation, Weights.Down, expertOffsets, expertOutput, h, ih, Plain, stream);
+        GroupedGemm.Run(Accelerator, rows, gateUp, expertOffsets, activation, 2 * ih, h, FusedSilu, stream);
+        GroupedGemm.Run(Accelerator, activation, down, expertOffsets, expertOutput, h, ih, Plain, stream);
     }
 
     /// <summary>Shared experts on every token (qwen2_moe: scaled by sigmoid(gate . x)); returns their F32 output or null.</summary>
