@@ -66,8 +66,17 @@ public sealed class ZipfRouting
     {
         int epoch = DriftPeriod > 0 ? step / DriftPeriod : 0;
         var permutation = Enumerable.Range(0, Experts).ToArray();
-        new Random(HashCode.Combine(Seed, epoch, 0x5EED)).Shuffle(permutation);
+        new Random(Mix(Seed, epoch, 0x5EED)).Shuffle(permutation);
         return permutation;
+    }
+
+    /// <summary>A seed from (seed, index, stream) that is the same in every process (HashCode is randomised per process).</summary>
+    private static int Mix(int seed, int index, int stream)
+    {
+        ulong z = (ulong)(uint)seed * 0x9E3779B97F4A7C15UL ^ (ulong)(uint)index * 0xBF58476D1CE4E5B9UL ^ (ulong)(uint)stream * 0x94D049BB133111EBUL;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+        return (int)((z ^ (z >> 31)) & 0x7FFFFFFF);
     }
 
     /// <summary>Expected share of (token, choice) pairs per expert of a single draw (top-1) at <paramref name="step"/>.</summary>
@@ -85,7 +94,7 @@ public sealed class ZipfRouting
     {
         ArgumentOutOfRangeException.ThrowIfNegative(tokens);
         var permutation = Permutation(step);
-        var random = new Random(HashCode.Combine(Seed, step, 0xD1CE));
+        var random = new Random(Mix(Seed, step, 0xD1CE));
         int k = TopK;
         var ids = new int[tokens * k];
         var weights = new float[tokens * k];
