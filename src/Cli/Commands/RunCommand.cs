@@ -24,6 +24,9 @@ internal sealed record RunArguments
     public string DType { get; init; } = "f32";
     public string AllReduce { get; init; } = "auto";
     public int Repeats { get; init; } = 5;
+    public string? Eplb { get; init; }
+    public int? Redundant { get; init; }
+    public int? RebalanceEvery { get; init; }
 
     /// <summary>Load progress on stderr (the tests turn it off).</summary>
     public bool ShowProgress { get; init; } = true;
@@ -31,8 +34,10 @@ internal sealed record RunArguments
 
 /// <summary>
 /// <c>moe run --model DIR --layer N (--input IN.safetensors | --tokens T --seed S) --output OUT.safetensors
-/// [--device cpu|cuda:0] [--devices a,b,... --parallel tp|ep] [--dtype f32|bf16|f16] [--allreduce ring|twoshot|oneshot|nccl|auto]</c>:
+/// [--device cpu|cuda:0] [--devices a,b,... --parallel tp|ep] [--dtype f32|bf16|f16] [--allreduce ring|twoshot|oneshot|nccl|auto]
+/// [--eplb static:loads.json|online [--redundant R] [--rebalance-every K]]</c>:
 /// one MoE layer of a Hugging Face checkpoint on hidden_states [T, H]; writes hidden_states [T, H] F32.
+/// With --eplb the expert-parallel ranks hold (E + R) / G slots of a balanced placement (outputs unchanged).
 /// Bad arguments, files or devices: one line on stderr and exit code 2.
 /// </summary>
 internal static class RunCommand
@@ -51,9 +56,12 @@ internal static class RunCommand
         var dtype = new Option<string>("--dtype") { Description = "compute dtype: f32, bf16 or f16", DefaultValueFactory = _ => "f32" };
         var allReduce = new Option<string>("--allreduce") { Description = "tp's AllReduce: ring, twoshot, oneshot, nccl or auto", DefaultValueFactory = _ => "auto" };
         var repeats = new Option<int>("--repeats") { Description = "timed forwards after the warm-up (the median is printed)", DefaultValueFactory = _ => 5 };
+        var eplb = new Option<string?>("--eplb") { Description = "with --parallel ep: static:LOADS.json (placement planned from a saved load profile) or online" };
+        var redundant = new Option<int?>("--redundant") { Description = "R redundant expert slots for replicas of hot experts (E + R divisible by the devices)" };
+        var rebalanceEvery = new Option<int?>("--rebalance-every") { Description = "online EPLB: re-plan every K forwards (default 8)" };
         var command = new Command("run", "run one MoE layer of a checkpoint on hidden states")
         {
-            model, layer, input, tokens, seed, output, device, devices, parallel, dtype, allReduce, repeats,
+            model, layer, input, tokens, seed, output, device, devices, parallel, dtype, allReduce, repeats, eplb, redundant, rebalanceEvery,
         };
         command.SetAction(parse => Run(new RunArguments
         {
@@ -69,6 +77,9 @@ internal static class RunCommand
             DType = parse.GetValue(dtype)!,
             AllReduce = parse.GetValue(allReduce)!,
             Repeats = parse.GetValue(repeats),
+            Eplb = parse.GetValue(eplb),
+            Redundant = parse.GetValue(redundant),
+            RebalanceEvery = parse.GetValue(rebalanceEvery),
         }, Console.Out, Console.Error));
         return command;
     }
@@ -91,6 +102,7 @@ internal static class RunCommand
     {
         // Everything about the arguments is checked before anything is loaded.
         var (mode, algorithm) = ParseMode(a);
+        var eplb = EplbArguments.Parse(a.Eplb, a.Redundant, a.RebalanceEvery, a.Parallel);
         var dtype = ParseComputeDType(a.DType);
         if (a.Input is null == a.Tokens is null)
             throw new ArgumentException("give either --input IN.safetensors or --tokens T (with --seed S)");
@@ -131,7 +143,13 @@ internal static class RunCommand
         var weights = a.ShowProgress
             ? LoadProgressDisplay.Run($"layer {a.Layer}", progress => MoeLayerWeights.Load(a.Model, a.Layer, dtype, progress))
             : MoeLayerWeights.Load(a.Model, a.Layer, dtype);
-        using var runner = LayerRunner.Create(mode, ranks, weights, algorithm, tokens);
+        if (eplb is not null)
+        {
+            eplb.SlotsPerDevice(config.NumExperts, ranks.Count);   // (E + R) / G must divide before anything is uploaded
+            if (eplb.Loads is { } loads && loads.Length != config.NumExperts)
+                throw new ArgumentException($"--eplb {a.Eplb}: the profile has {loads.Length} per-expert counts; the layer has {config.NumExperts} experts");
+        }
+        using var runner = LayerRunner.Create(mode, ranks, weights, algorithm, tokens, eplb);
         var result = runner.Forward(hidden, tokens);
         double ms = runner.MedianMs(hidden, tokens, a.Repeats);
         HiddenStatesFile.Write(a.Output, result, tokens, h);
@@ -148,6 +166,9 @@ internal static class RunCommand
         if (runner.ExpertParallelLoad is { } load)
             for (int r = 0; r < ranks.Count; r++)
                 output.WriteLine($"  {ranks[r].Name}: {load.Tokens[r]} tokens, {load.Rows[r]} expert rows");
+        if (runner.EplbState is { } slots)
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"eplb: {slots.Options.Mode.ToString().ToLowerInvariant()}, {slots.SlotsPerDevice} slots per device (R={slots.Options.Redundant}), {slots.Migrations} migrations, placement {slots.Current}"));
         output.WriteLine($"wrote {a.Output}");
         return 0;
     }

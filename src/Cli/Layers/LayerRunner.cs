@@ -5,6 +5,7 @@ using MoeRuntime.Collectives.AllReduce;
 using MoeRuntime.Runtime.Layers;
 using MoeRuntime.Runtime.Models;
 using MoeRuntime.Runtime.Parallel;
+using MoeRuntime.Runtime.Parallel.Eplb;
 
 namespace MoeRuntime.Cli.Layers;
 
@@ -49,7 +50,8 @@ internal sealed class LayerRunner : IDisposable
     /// Uploads <paramref name="weights"/> for <paramref name="mode"/>; <paramref name="maxTokens"/> sizes the
     /// tensor-parallel AllReduce buffers.
     /// </summary>
-    public static LayerRunner Create(LayerMode mode, IReadOnlyList<Accelerator> ranks, MoeLayerWeights weights, AllReduceAlgorithm algorithm, int maxTokens)
+    public static LayerRunner Create(LayerMode mode, IReadOnlyList<Accelerator> ranks, MoeLayerWeights weights, AllReduceAlgorithm algorithm, int maxTokens,
+        EplbOptions? eplb = null)
     {
         ArgumentNullException.ThrowIfNull(ranks);
         ArgumentNullException.ThrowIfNull(weights);
@@ -63,8 +65,11 @@ internal sealed class LayerRunner : IDisposable
         }
         if (ranks.Select(r => r.Kind).Distinct().Count() != 1)
             throw new ArgumentException("parallel ranks must all be CPU or all be CUDA accelerators", nameof(ranks));
+        if (eplb is not null && mode != LayerMode.ExpertParallel)
+            throw new ArgumentException("EPLB needs expert parallelism (--parallel ep)", nameof(eplb));
         if (mode == LayerMode.ExpertParallel)
-            return new LayerRunner(mode, ranks, null, null, new ExpertParallelMoe(ranks, weights), null);
+            return new LayerRunner(mode, ranks, null, null,
+                eplb is null ? new ExpertParallelMoe(ranks, weights) : ExpertParallelMoe.WithEplb(ranks, weights, eplb), null);
 
         // The AllReduce runs in place on [T, H] F32 partials: size the communicator for them.
         long bytes = Math.Max(16, ((long)maxTokens * weights.Config.HiddenSize * sizeof(float) + 15) / 16 * 16);
@@ -83,6 +88,9 @@ internal sealed class LayerRunner : IDisposable
     /// <summary>Tokens and expert rows per rank of the last expert-parallel forward, or null.</summary>
     public (int[] Tokens, long[] Rows)? ExpertParallelLoad =>
         _expertParallel is { } ep ? (ep.LastTokensPerRank, ep.LastRowsPerRank) : null;
+
+    /// <summary>The EPLB state of an expert-parallel layer with --eplb, or null.</summary>
+    public EplbSlots? EplbState => _expertParallel?.Eplb;
 
     /// <summary>The AllReduce the last tensor-parallel forward ran, or null.</summary>
     public AllReduceAlgorithm? LastAllReduce => _tensorParallel?.LastAlgorithm;

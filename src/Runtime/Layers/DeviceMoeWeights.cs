@@ -100,7 +100,14 @@ public sealed class DeviceMoeWeights : IDisposable
     /// host memory can be benchmarked without a download: uniform in +-1/sqrt(fan_in), all experts, no TP slice.
     /// DeepSeek-style configs get a correction bias; shared experts (and qwen2_moe's gate) when the config has them.
     /// </summary>
-    public static DeviceMoeWeights CreateRandom(Accelerator accelerator, ModelConfig config, DType dtype, int seed)
+    public static DeviceMoeWeights CreateRandom(Accelerator accelerator, ModelConfig config, DType dtype, int seed) =>
+        CreateRandom(accelerator, config, dtype, seed, null);
+
+    /// <summary>
+    /// As above, holding only the experts <paramref name="experts"/> (their values as in the full layer; all when null),
+    /// e.g. one expert on each rank of an EPLB layer whose experts live in slot stores.
+    /// </summary>
+    public static DeviceMoeWeights CreateRandom(Accelerator accelerator, ModelConfig config, DType dtype, int seed, int[]? experts)
     {
         ArgumentNullException.ThrowIfNull(accelerator);
         ArgumentNullException.ThrowIfNull(config);
@@ -109,12 +116,14 @@ public sealed class DeviceMoeWeights : IDisposable
         int h = config.HiddenSize, i = config.MoeIntermediateSize, e = config.NumExperts, ish = config.SharedIntermediateSize;
         if (h < 1 || i < 1 || e < 1 || ish < 0)
             throw new ArgumentException($"config shapes H {h}, I {i}, E {e}, shared I {ish} must be positive", nameof(config));
-        var result = new DeviceMoeWeights(accelerator, config, dtype, 0, e, i, ish);
+        var held = experts ?? Enumerable.Range(0, e).ToArray();
+        if (held.Length == 0 || held.Any(x => (uint)x >= (uint)e))
+            throw new ArgumentException($"experts must be 1 or more ids in [0, {e})", nameof(experts));
+        var result = new DeviceMoeWeights(accelerator, config, dtype, 0, held.Length, i, ish);
         try
         {
             result.RouterGate = RandomBlocks(accelerator, dtype, 1, (long)e * h, h, seed, 0);
-            result.GateUp = RandomBlocks(accelerator, dtype, e, 2L * i * h, h, seed, 1);
-            result.Down = RandomBlocks(accelerator, dtype, e, (long)h * i, i, seed, 2);
+            (result.GateUp, result.Down) = RandomExperts(accelerator, config, dtype, seed, held);
             if (config.HasScoreCorrectionBias)
             {
                 var random = new Random(seed);
@@ -144,9 +153,42 @@ public sealed class DeviceMoeWeights : IDisposable
         _ => RandomBlocks<Half>(accelerator, blocks, blockElements, fanIn, seed, tensor, v => (Half)v),
     };
 
+    /// <summary>
+    /// The random experts <paramref name="experts"/> (ids, repeats allowed) of <see cref="CreateRandom"/>, stacked:
+    /// gate_up [n, 2I, H] and down [n, H, I], each expert's values the same as in a <see cref="CreateRandom"/> of the
+    /// same seed (an EPLB slot store filled without a full copy of the layer).
+    /// </summary>
+    internal static (MemoryBuffer GateUp, MemoryBuffer Down) RandomExperts(Accelerator accelerator, ModelConfig config, DType dtype, int seed, int[] experts)
+    {
+        int h = config.HiddenSize, i = config.MoeIntermediateSize;
+        var gateUp = RandomBlocks(accelerator, dtype, experts, 2L * i * h, h, seed, 1);
+        try
+        {
+            return (gateUp, RandomBlocks(accelerator, dtype, experts, (long)h * i, i, seed, 2));
+        }
+        catch
+        {
+            gateUp.Dispose();
+            throw;
+        }
+    }
+
+    private static MemoryBuffer RandomBlocks(Accelerator accelerator, DType dtype, int[] blockIds, long blockElements, int fanIn, int seed, int tensor) => dtype switch
+    {
+        DType.F32 => RandomBlocks<float>(accelerator, blockIds, blockElements, fanIn, seed, tensor, v => v),
+        DType.BF16 => RandomBlocks<BFloat16>(accelerator, blockIds, blockElements, fanIn, seed, tensor, v => (BFloat16)v),
+        _ => RandomBlocks<Half>(accelerator, blockIds, blockElements, fanIn, seed, tensor, v => (Half)v),
+    };
+
     private static MemoryBuffer<T> RandomBlocks<T>(Accelerator accelerator, int blocks, long blockElements, int fanIn, int seed, int tensor, Func<float, T> convert)
+        where T : unmanaged =>
+        RandomBlocks(accelerator, Enumerable.Range(0, blocks).ToArray(), blockElements, fanIn, seed, tensor, convert);
+
+    /// <summary>Blocks of random values; block b holds the values of block id <paramref name="blockIds"/>[b].</summary>
+    private static MemoryBuffer<T> RandomBlocks<T>(Accelerator accelerator, int[] blockIds, long blockElements, int fanIn, int seed, int tensor, Func<float, T> convert)
         where T : unmanaged
     {
+        int blocks = blockIds.Length;
         if (blockElements > Array.MaxLength)
             throw new ArgumentException($"one expert holds {blockElements} elements, more than one host array can", nameof(blockElements));
         var buffer = accelerator.Allocate<T>(blocks * blockElements);
@@ -158,10 +200,11 @@ public sealed class DeviceMoeWeights : IDisposable
             int chunks = (int)((blockElements + Chunk - 1) / Chunk);
             for (int block = 0; block < blocks; block++)
             {
+                ulong id = (ulong)blockIds[block];
                 System.Threading.Tasks.Parallel.For(0, chunks, chunk =>
                 {
                     // A SplitMix64 stream per (seed, tensor, block, chunk): reproducible whatever the thread count.
-                    ulong state = (ulong)(uint)seed * 0x9E3779B97F4A7C15UL ^ ((ulong)tensor << 56) ^ ((ulong)block << 28) ^ (ulong)chunk;
+                    ulong state = (ulong)(uint)seed * 0x9E3779B97F4A7C15UL ^ ((ulong)tensor << 56) ^ (id << 28) ^ (ulong)chunk;
                     long end = Math.Min(blockElements, (long)(chunk + 1) * Chunk);
                     for (long index = (long)chunk * Chunk; index < end; index++)
                     {

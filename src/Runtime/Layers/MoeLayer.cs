@@ -57,10 +57,17 @@ public sealed class MoeLayer
     public void RouteAndPermute(MemoryBuffer hidden, MoeWorkspace ws, AcceleratorStream? stream)
     {
         int t = ws.Tokens, e = Config.NumExperts, h = Config.HiddenSize, k = Config.TopK;
-        GroupedGemm.Run(Accelerator, hidden, Weights.RouterGate, ws.RouterOffsets, ws.Logits, e, h, Plain with { SplitKWorkspace = ws.SplitK }, stream);
-        TopKRouting.Run(ws.Logits, t, e, Routing, ws.Ids, ws.RoutingWeights, ws.RoutedCounts, stream, ws.RoutingWorkspace);
+        Route(hidden, ws, stream);
         Permute.Run(ws.Ids, t, k, e, 1, ws.PermutedCounts, ws.ExpertOffsets, ws.RowOfSlot, ws.TokenOfRow,
             hidden, h, ws.Gathered, ws.PermuteWorkspace, stream);
+    }
+
+    /// <summary>Router GEMM and top-k routing only: fills the workspace's logits, ids, weights and routed counts.</summary>
+    public void Route(MemoryBuffer hidden, MoeWorkspace ws, AcceleratorStream? stream)
+    {
+        int t = ws.Tokens, e = Config.NumExperts, h = Config.HiddenSize;
+        GroupedGemm.Run(Accelerator, hidden, Weights.RouterGate, ws.RouterOffsets, ws.Logits, e, h, Plain with { SplitKWorkspace = ws.SplitK }, stream);
+        TopKRouting.Run(ws.Logits, t, e, Routing, ws.Ids, ws.RoutingWeights, ws.RoutedCounts, stream, ws.RoutingWorkspace);
     }
 
     /// <summary>
@@ -69,11 +76,19 @@ public sealed class MoeLayer
     /// With <paramref name="splitK"/> (sized for these calls), GEMMs with too few tiles to fill the device split K.
     /// </summary>
     public void RunExperts(MemoryBuffer rows, MemoryBuffer<int> expertOffsets, MemoryBuffer activation, MemoryBuffer<float> expertOutput, AcceleratorStream? stream,
+                           GroupedGemmWorkspace? splitK = null) =>
+        RunExperts(Weights.GateUp, Weights.Down, rows, expertOffsets, activation, expertOutput, stream, splitK);
+
+    /// <summary>
+    /// As above with other expert weights of this layer's shapes, <paramref name="gateUp"/> [n, 2Ih, H] and
+    /// <paramref name="down"/> [n, H, Ih] (e.g. the expert slots of an EPLB placement); offsets [n + 1].
+    /// </summary>
+    public void RunExperts(MemoryBuffer gateUp, MemoryBuffer down, MemoryBuffer rows, MemoryBuffer<int> expertOffsets, MemoryBuffer activation, MemoryBuffer<float> expertOutput, AcceleratorStream? stream,
                            GroupedGemmWorkspace? splitK = null)
     {
         int h = Config.HiddenSize, ih = Weights.Intermediate;
-        GroupedGemm.Run(Accelerator, rows, Weights.GateUp, expertOffsets, activation, 2 * ih, h, FusedSilu with { SplitKWorkspace = splitK }, stream);
-        GroupedGemm.Run(Accelerator, activation, Weights.Down, expertOffsets, expertOutput, h, ih, Plain with { SplitKWorkspace = splitK }, stream);
+        GroupedGemm.Run(Accelerator, rows, gateUp, expertOffsets, activation, 2 * ih, h, FusedSilu with { SplitKWorkspace = splitK }, stream);
+        GroupedGemm.Run(Accelerator, activation, down, expertOffsets, expertOutput, h, ih, Plain with { SplitKWorkspace = splitK }, stream);
     }
 
     /// <summary>Shared experts on every token (qwen2_moe: scaled by sigmoid(gate . x)); returns their F32 output or null.</summary>

@@ -8,7 +8,7 @@ namespace MoeRuntime.Runtime.Models;
 /// </summary>
 public static class LayerPresets
 {
-    public static readonly string[] Names = ["mixtral-8x7b", "qwen3-30b-a3b", "deepseek-v3", "tiny"];
+    public static readonly string[] Names = ["mixtral-8x7b", "qwen3-30b-a3b", "deepseek-v3", "moe-e64", "tiny"];
 
     public static ModelConfig Get(string name) => name.Trim().ToLowerInvariant() switch
     {
@@ -27,6 +27,13 @@ public static class LayerPresets
             Family = ModelFamily.DeepseekV3, HiddenSize = 7168, MoeIntermediateSize = 2048, NumExperts = 256, TopK = 8,
             NumHiddenLayers = 1, NormTopKProb = true, ScoringFunction = ScoringFunction.Sigmoid, NumGroups = 8, TopKGroups = 4,
             RoutedScalingFactor = 2.5, SharedIntermediateSize = 2048, HasScoreCorrectionBias = true,
+        },
+        // DeepSeek-like routing scaled down for EPLB benchmarks on a few GPUs: 64 experts, top-6 in 8 groups.
+        "moe-e64" => new ModelConfig
+        {
+            Family = ModelFamily.DeepseekV3, HiddenSize = 2048, MoeIntermediateSize = 1408, NumExperts = 64, TopK = 6,
+            NumHiddenLayers = 1, NormTopKProb = true, ScoringFunction = ScoringFunction.Sigmoid, NumGroups = 8, TopKGroups = 4,
+            RoutedScalingFactor = 2.5, SharedIntermediateSize = 2816, HasScoreCorrectionBias = true,
         },
         "tiny" => new ModelConfig
         {

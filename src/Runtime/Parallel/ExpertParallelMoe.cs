@@ -18,8 +18,9 @@ namespace MoeRuntime.Runtime.Parallel;
 /// </code>
 /// The dispatch sizes go through the host (each rank's expert offsets are read back), as they must for
 /// all-to-allv; everything else stays on the devices.
+/// With EPLB (<see cref="WithEplb"/>, ExpertParallelMoe.Slots.cs) ranks hold slots of a placement instead of a block.
 /// </summary>
-public sealed class ExpertParallelMoe : IDisposable
+public sealed partial class ExpertParallelMoe : IDisposable
 {
     private readonly DeviceMoeWeights[] _weights;
     private readonly MoeLayer[] _layers;
@@ -54,6 +55,7 @@ public sealed class ExpertParallelMoe : IDisposable
     }
 
     public int Ranks => _layers.Length;
+    /// <summary>Experts (slots, with EPLB) each rank holds.</summary>
     public int ExpertsPerRank { get; }
     public ModelConfig Config => _weights[0].Config;
 
@@ -69,6 +71,8 @@ public sealed class ExpertParallelMoe : IDisposable
     /// <summary>Runs the block on host hidden states [T, H]; returns [T, H] F32.</summary>
     public float[] Forward(ReadOnlySpan<float> hidden, int tokens)
     {
+        if (_slots is not null)
+            return ForwardOverSlots(hidden, tokens, null);
         int n = Ranks, h = Config.HiddenSize, k = Config.TopK, e = Config.NumExperts, eh = ExpertsPerRank;
         if (hidden.Length != (long)tokens * h)
             throw new ArgumentException($"hidden has {hidden.Length} values; [T={tokens}, H={h}] needs {(long)tokens * h}", nameof(hidden));
@@ -201,6 +205,7 @@ public sealed class ExpertParallelMoe : IDisposable
 
     public void Dispose()
     {
+        _slots?.Dispose();
         if (_ownsCommunicator)
             _communicator.Dispose();
         foreach (var w in _weights)
