@@ -25,6 +25,7 @@ public enum LaunchSource
 /// </list>
 /// The NCCL unique id rendezvous listens at MASTER_ADDR:<see cref="RendezvousPort"/>: MASTER_PORT, or MASTER_PORT + 1
 /// when torchrun's agent store already holds MASTER_PORT (TORCHELASTIC_USE_AGENT_STORE=True); MOE_RENDEZVOUS_PORT overrides both.
+/// MOE_RENDEZVOUS_TIMEOUT (seconds, default 120) bounds the wait for every rank to show up.
 /// A partial or invalid setting is a <see cref="LaunchEnvironmentException"/> naming the variables.
 /// </summary>
 public sealed record LaunchEnvironment
@@ -45,6 +46,9 @@ public sealed record LaunchEnvironment
     /// <summary>The port of the NCCL id rendezvous (see the class summary).</summary>
     public int RendezvousPort { get; init; } = DefaultMasterPort;
 
+    /// <summary>How long the rendezvous waits for every rank (MOE_RENDEZVOUS_TIMEOUT, seconds; default 120).</summary>
+    public TimeSpan RendezvousTimeout { get; init; } = TimeSpan.FromSeconds(120);
+
     /// <summary>Whether this process is one rank of several.</summary>
     public bool IsDistributed => WorldSize > 1;
 
@@ -62,7 +66,7 @@ public sealed record LaunchEnvironment
     public static LaunchEnvironment FromProcess()
     {
         var variables = new Dictionary<string, string?>(StringComparer.Ordinal);
-        foreach (string name in TorchrunVariables.Concat(OpenMpiVariables).Concat(["OMPI_COMM_WORLD_LOCAL_SIZE", "TORCHELASTIC_USE_AGENT_STORE", "MOE_RENDEZVOUS_PORT"]))
+        foreach (string name in TorchrunVariables.Concat(OpenMpiVariables).Concat(["OMPI_COMM_WORLD_LOCAL_SIZE", "TORCHELASTIC_USE_AGENT_STORE", "MOE_RENDEZVOUS_PORT", "MOE_RENDEZVOUS_TIMEOUT"]))
             variables[name] = Environment.GetEnvironmentVariable(name);
         return Parse(variables);
     }
@@ -140,8 +144,16 @@ public sealed record LaunchEnvironment
                 throw new LaunchEnvironmentException("MASTER_PORT=65535 is torchrun's store; the rendezvous would take MASTER_PORT + 1: set MOE_RENDEZVOUS_PORT");
             rendezvousPort = port + 1;
         }
+        var timeout = TimeSpan.FromSeconds(120);
+        if (Get("MOE_RENDEZVOUS_TIMEOUT") is { } timeoutText)
+        {
+            if (!double.TryParse(timeoutText, NumberStyles.Float, CultureInfo.InvariantCulture, out double seconds) || !(seconds > 0) || seconds > 86400)
+                throw new LaunchEnvironmentException($"MOE_RENDEZVOUS_TIMEOUT='{timeoutText}' is not a number of seconds in (0, 86400]");
+            timeout = TimeSpan.FromSeconds(seconds);
+        }
         return new LaunchEnvironment
         {
+            RendezvousTimeout = timeout,
             Source = source,
             Rank = rank,
             WorldSize = world,
