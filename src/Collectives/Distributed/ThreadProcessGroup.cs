@@ -88,6 +88,7 @@ public sealed class ThreadProcessGroup : ProcessGroup
     {
         if (_world.Failure is { } failure)
             throw new CommunicatorFailedException($"rank {Rank}: the group failed earlier: {failure}");
+        long meeting = Interlocked.Increment(ref _world.Meetings[Rank]);
         bool met;
         try
         {
@@ -99,8 +100,9 @@ public sealed class ThreadProcessGroup : ProcessGroup
         }
         if (!met)
         {
+            var missing = Enumerable.Range(0, Size).Where(q => Interlocked.Read(ref _world.Meetings[q]) < meeting).ToList();
             _world.Failure ??= $"{kind} timed out on rank {Rank}";
-            throw new CollectiveTimeoutException(kind, Rank, -1, _world.Timeout, $"{Size - _world.Barrier.ParticipantsRemaining} of {Size} ranks arrived");
+            throw new CollectiveTimeoutException(kind, Rank, -1, _world.Timeout, $"rank(s) {string.Join(", ", missing)} of {Size} did not arrive");
         }
     }
 
@@ -120,6 +122,7 @@ public sealed class ThreadProcessGroup : ProcessGroup
         public TimeSpan Timeout { get; } = timeout;
         public Barrier Barrier { get; } = new(accelerators.Count);
         public (MemoryBuffer? Buffer, long[]? Counts)[] Slots { get; } = new (MemoryBuffer?, long[]?)[accelerators.Count];
+        public long[] Meetings { get; } = new long[accelerators.Count];
         public volatile string? Failure;
     }
 }
