@@ -69,7 +69,7 @@ internal static class BenchCommand
                 if (!algorithms.Contains(AllReduceAlgorithm.Nccl) && !algorithms.Contains(AllReduceAlgorithm.Auto))
                     throw new ArgumentException($"--algo {parse.GetValue(algo)}: across processes only NCCL runs (--algo nccl)");
                 return RankAllReduceBench.Execute(launch, type, sizes, parse.GetValue(warmup), parse.GetValue(samples), parse.GetValue(inner),
-                    parse.GetValue(csv), parse.GetValue(svg), Console.Out, Console.Error, m => logger.LogWarning("{Message}", m));
+                    parse.GetValue(csv), parse.GetValue(json), parse.GetValue(svg), Console.Out, Console.Error, m => logger.LogWarning("{Message}", m));
             }
 
             using var context = new AcceleratorContext(logger);

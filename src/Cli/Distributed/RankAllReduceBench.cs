@@ -138,7 +138,7 @@ internal sealed class RankAllReduceBench(NcclProcessGroup group, DType dtype, in
 
     /// <summary>The whole bench for one rank; rank 0 prints the table (and writes the files). Returns the exit code.</summary>
     public static int Execute(LaunchEnvironment launch, DType dtype, IReadOnlyList<long> sizes, int warmup, int samples, int inner,
-                              string? csvPath, string? svgPath, TextWriter output, TextWriter errors, Action<string> log)
+                              string? csvPath, string? jsonPath, string? svgPath, TextWriter output, TextWriter errors, Action<string> log)
     {
         try
         {
@@ -163,6 +163,9 @@ internal sealed class RankAllReduceBench(NcclProcessGroup group, DType dtype, in
             }
             if (lead && csvPath is not null)
                 File.WriteAllText(csvPath, Commands.BenchCommand.ToCsv(rows));
+            if (lead && jsonPath is not null)
+                File.WriteAllText(jsonPath, System.Text.Json.JsonSerializer.Serialize(new { device = accelerator.Info.Name, ranks = launch.WorldSize, processes = true, rows },
+                    new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
             if (lead && svgPath is not null)
                 File.WriteAllText(svgPath, LatencyChart.Render($"NCCL AllReduce {DTypes.Name(dtype)}, {launch.WorldSize} processes x {accelerator.Info.Name}",
                     new Dictionary<string, IReadOnlyList<(long, double)>> { ["Nccl"] = rows.Select(r => (r.Bytes, r.TimeUs)).ToList() }));
