@@ -106,3 +106,18 @@ public class LaunchCommandTests
         Assert.Contains("] moe run:", errors);
     }
 }
+
+/// <summary>Which GPU a rank takes.</summary>
+public class RankDeviceTests
+{
+    [Fact]
+    public void TakesLocalRankOrTheOneVisibleGpu()
+    {
+        var rank3 = MoeRuntime.Collectives.Distributed.LaunchEnvironment.Parse(
+            MoeRuntime.Collectives.Distributed.LaunchEnvironment.ForLocalRank(3, 4, "127.0.0.1", 1234).ToDictionary(p => p.Key, p => (string?)p.Value));
+        Assert.Equal(3, MoeRuntime.Cli.Distributed.RankDevice.Ordinal(rank3, 4, null));
+        Assert.Equal(0, MoeRuntime.Cli.Distributed.RankDevice.Ordinal(rank3, 1, "3"));
+        var error = Assert.Throws<NotSupportedException>(() => MoeRuntime.Cli.Distributed.RankDevice.Ordinal(rank3, 2, "0,1"));
+        Assert.Contains("LOCAL_RANK 3 takes cuda:3; this process sees 2 CUDA device(s) (CUDA_VISIBLE_DEVICES=0,1)", error.Message);
+    }
+}

@@ -99,6 +99,14 @@ public class LaunchEnvironmentTests
     }
 
     [Fact]
+    public void OneTorchrunRankNeedsNoMasterAddress()
+    {
+        var e = Parse(("RANK", "0"), ("WORLD_SIZE", "1"), ("LOCAL_RANK", "0"));
+        Assert.False(e.IsDistributed);
+        Assert.Equal(LaunchSource.Torchrun, e.Source);
+    }
+
+    [Fact]
     public void LocalRankVariablesRoundTrip()
     {
         var variables = LaunchEnvironment.ForLocalRank(1, 4, "127.0.0.1", 4321).ToDictionary(p => p.Key, p => (string?)p.Value);

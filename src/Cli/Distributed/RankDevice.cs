@@ -10,9 +10,21 @@ internal static class RankDevice
     {
         if (!CudaRuntimeInfo.IsAvailable)
             throw new NotSupportedException($"{launch}: ranks run on CUDA GPUs through NCCL, and CUDA is not available: {CudaRuntimeInfo.UnavailableReason}");
-        if (launch.LocalRank >= CudaRuntimeInfo.DeviceCount)
-            throw new NotSupportedException($"{launch}: LOCAL_RANK {launch.LocalRank} takes {launch.DeviceName}; this host has {CudaRuntimeInfo.DeviceCount} CUDA device(s)");
-        return CudaAccelerator.Open(launch.LocalRank);
+        return CudaAccelerator.Open(Ordinal(launch, CudaRuntimeInfo.DeviceCount, Environment.GetEnvironmentVariable("CUDA_VISIBLE_DEVICES")));
+    }
+
+    /// <summary>
+    /// cuda:LOCAL_RANK; or cuda:0 when the launcher gave each rank a single GPU through CUDA_VISIBLE_DEVICES
+    /// (mpirun / Slurm GPU binding), where LOCAL_RANK no longer indexes the visible devices.
+    /// </summary>
+    internal static int Ordinal(LaunchEnvironment launch, int deviceCount, string? visibleDevices)
+    {
+        if (launch.LocalRank < deviceCount)
+            return launch.LocalRank;
+        if (deviceCount == 1 && !string.IsNullOrWhiteSpace(visibleDevices) && !visibleDevices.Contains(','))
+            return 0;
+        throw new NotSupportedException($"{launch}: LOCAL_RANK {launch.LocalRank} takes {launch.DeviceName}; this process sees {deviceCount} CUDA device(s)" +
+            (string.IsNullOrWhiteSpace(visibleDevices) ? "" : $" (CUDA_VISIBLE_DEVICES={visibleDevices})"));
     }
 
     /// <summary>Failures of the group itself (a rank missing, NCCL failing), printed as one line with the rank.</summary>

@@ -92,9 +92,11 @@ public sealed record LaunchEnvironment
             rank = ParseInt(Get, "RANK");
             world = ParseInt(Get, "WORLD_SIZE");
             local = ParseInt(Get, "LOCAL_RANK");
-            if (address is null || portText is null)
+            if ((address is null || portText is null) && world != 1)
                 throw new LaunchEnvironmentException(
                     $"torchrun-style launch (RANK={rank}, WORLD_SIZE={world}) needs {Missing(("MASTER_ADDR", address), ("MASTER_PORT", portText))}: the address and port where rank 0 serves the NCCL id");
+            address ??= DefaultMasterAddress; // one rank: nobody to meet
+            portText ??= DefaultMasterPort.ToString(CultureInfo.InvariantCulture);
             if (anyMpi)
             {
                 // Both conventions: they must agree, or the ranks would not know which to believe.
