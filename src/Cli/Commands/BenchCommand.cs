@@ -7,6 +7,8 @@ using MoeRuntime.Accelerators;
 using MoeRuntime.Cli.Bench;
 using MoeRuntime.Collectives;
 using MoeRuntime.Collectives.AllReduce;
+using MoeRuntime.Collectives.Distributed;
+using MoeRuntime.Cli.Distributed;
 using MoeRuntime.Collectives.Nccl;
 
 namespace MoeRuntime.Cli.Commands;
@@ -14,6 +16,8 @@ namespace MoeRuntime.Cli.Commands;
 /// <summary>
 /// <c>moe bench allreduce --devices cuda:0,cuda:1 --algo ring|twoshot|oneshot|nccl|auto|all --dtype bf16 --min 1K --max 256M
 /// [--csv f] [--json f] [--svg f]</c>: an nccl-tests-like table per algorithm and a latency chart.
+/// Under a launcher (WORLD_SIZE > 1) each process is one rank on cuda:LOCAL_RANK and rank 0 prints NCCL's table
+/// (<see cref="RankAllReduceBench"/>).
 /// </summary>
 internal static class BenchCommand
 {
@@ -59,6 +63,15 @@ internal static class BenchCommand
             for (long s = minBytes; s <= maxBytes; s *= step)
                 sizes.Add(s);
             var algorithms = ParseAlgorithms(parse.GetValue(algo)!);
+            var launch = LaunchEnvironment.FromProcess();
+            if (launch.IsDistributed)
+            {
+                // One rank of several processes (moe launch, torchrun, mpirun): NCCL only, on cuda:LOCAL_RANK.
+                if (!algorithms.Contains(AllReduceAlgorithm.Nccl) && !algorithms.Contains(AllReduceAlgorithm.Auto))
+                    throw new ArgumentException($"--algo {parse.GetValue(algo)}: across processes only NCCL runs (--algo nccl)");
+                return RankAllReduceBench.Execute(launch, type, sizes, parse.GetValue(warmup), parse.GetValue(samples), parse.GetValue(inner),
+                    parse.GetValue(csv), parse.GetValue(json), parse.GetValue(svg), Console.Out, Console.Error, m => logger.LogWarning("{Message}", m));
+            }
 
             using var context = new AcceleratorContext(logger);
             var ranks = parse.GetValue(devices)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(context.Get).ToList();

@@ -1,9 +1,11 @@
 using System.CommandLine;
 using System.Globalization;
 using MoeRuntime.Accelerators;
+using MoeRuntime.Cli.Distributed;
 using MoeRuntime.Cli.Layers;
 using MoeRuntime.Cli.Progress;
 using MoeRuntime.Collectives.AllReduce;
+using MoeRuntime.Collectives.Distributed;
 using MoeRuntime.Runtime.Checkpoints;
 using MoeRuntime.Runtime.Models;
 
@@ -30,6 +32,9 @@ internal sealed record RunArguments
 
     /// <summary>Load progress on stderr (the tests turn it off).</summary>
     public bool ShowProgress { get; init; } = true;
+
+    /// <summary>This process's place in a multi-process run; null: read it from the environment (RANK, WORLD_SIZE, ...).</summary>
+    public LaunchEnvironment? Launch { get; init; }
 }
 
 /// <summary>
@@ -39,6 +44,8 @@ internal sealed record RunArguments
 /// one MoE layer of a Hugging Face checkpoint on hidden_states [T, H]; writes hidden_states [T, H] F32.
 /// With --eplb the expert-parallel ranks hold (E + R) / G slots of a balanced placement (outputs unchanged).
 /// Bad arguments, files or devices: one line on stderr and exit code 2.
+/// Under a launcher (WORLD_SIZE > 1: <c>moe launch</c>, torchrun, mpirun) the process is one rank of
+/// <c>--parallel tp|ep</c> on cuda:LOCAL_RANK through NCCL (<see cref="RankRun"/>); rank 0 writes --output.
 /// </summary>
 internal static class RunCommand
 {
@@ -89,7 +96,7 @@ internal static class RunCommand
     {
         try
         {
-            return Execute(arguments, output);
+            return Execute(arguments, output, errors);
         }
         catch (Exception e) when (IsUserError(e))
         {
@@ -98,10 +105,11 @@ internal static class RunCommand
         }
     }
 
-    private static int Execute(RunArguments a, TextWriter output)
+    private static int Execute(RunArguments a, TextWriter output, TextWriter errors)
     {
         // Everything about the arguments is checked before anything is loaded.
-        var (mode, algorithm) = ParseMode(a);
+        var launch = a.Launch ?? LaunchEnvironment.FromProcess();
+        var (mode, algorithm) = ParseMode(a, launch);
         var eplb = EplbArguments.Parse(a.Eplb, a.Redundant, a.RebalanceEvery, a.Parallel);
         var dtype = ParseComputeDType(a.DType);
         if (a.Input is null == a.Tokens is null)
@@ -138,6 +146,11 @@ internal static class RunCommand
                 hidden[i] = 2 * random.NextSingle() - 1;
         }
 
+        if (launch.IsDistributed && eplb is not null)
+            throw new ArgumentException("--eplb runs in one process over --devices; under a launcher (WORLD_SIZE > 1) leave it out");
+        if (launch.IsDistributed)
+            return RankRun.Execute(a, launch, mode, dtype, config, hidden, tokens, output, errors);
+
         using var context = new AcceleratorContext();
         IReadOnlyList<Accelerator> ranks = mode == LayerMode.Single ? [context.Get(a.Device)] : context.GetList(a.Devices!);
         var weights = a.ShowProgress
@@ -173,11 +186,13 @@ internal static class RunCommand
         return 0;
     }
 
-    private static (LayerMode Mode, AllReduceAlgorithm Algorithm) ParseMode(RunArguments a)
+    private static (LayerMode Mode, AllReduceAlgorithm Algorithm) ParseMode(RunArguments a, LaunchEnvironment launch)
     {
         var algorithms = BenchCommand.ParseAlgorithms(a.AllReduce);
         if (algorithms.Count != 1)
             throw new ArgumentException($"--allreduce {a.AllReduce}: name one of ring, twoshot, oneshot, nccl, auto");
+        if (launch.IsDistributed)
+            return ParseRankMode(a, launch, algorithms[0]);
         if (a.Parallel is null)
         {
             if (a.Devices is not null)
@@ -193,6 +208,23 @@ internal static class RunCommand
         if (a.Devices is null)
             throw new ArgumentException($"--parallel {a.Parallel} needs --devices, e.g. cuda:0,cuda:1");
         return (mode, algorithms[0]);
+    }
+
+    /// <summary>One rank of a multi-process run: --parallel tp|ep, no --devices (the rank takes cuda:LOCAL_RANK), NCCL sums.</summary>
+    private static (LayerMode Mode, AllReduceAlgorithm Algorithm) ParseRankMode(RunArguments a, LaunchEnvironment launch, AllReduceAlgorithm algorithm)
+    {
+        if (a.Devices is not null)
+            throw new ArgumentException($"--devices {a.Devices}: {launch} takes {launch.DeviceName} (LOCAL_RANK); drop --devices");
+        if (algorithm is not (AllReduceAlgorithm.Nccl or AllReduceAlgorithm.Auto))
+            throw new ArgumentException($"--allreduce {a.AllReduce}: our ring, two-shot and one-shot algorithms work within one process; ranks of several processes sum through NCCL (--allreduce nccl or auto)");
+        var mode = a.Parallel?.Trim().ToLowerInvariant() switch
+        {
+            "tp" => LayerMode.TensorParallel,
+            "ep" => LayerMode.ExpertParallel,
+            null => throw new ArgumentException($"{launch}: give --parallel tp or --parallel ep"),
+            _ => throw new ArgumentException($"--parallel {a.Parallel}: tp or ep"),
+        };
+        return (mode, AllReduceAlgorithm.Nccl);
     }
 
     internal static DType ParseComputeDType(string text)

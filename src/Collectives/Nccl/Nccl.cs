@@ -39,6 +39,8 @@ internal enum NcclResult
 
 internal enum NcclDataType
 {
+    Int32 = 2,
+    Int64 = 4,
     Float16 = 6,
     Float32 = 7,
     BFloat16 = 9,

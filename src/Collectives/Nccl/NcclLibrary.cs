@@ -80,6 +80,8 @@ internal static class NcclCheck
         DType.F32 => NcclDataType.Float32,
         DType.F16 => NcclDataType.Float16,
         DType.BF16 => NcclDataType.BFloat16,
-        _ => throw new ArgumentException($"NCCL collectives here take f32, f16 or bf16; got {DTypes.Name(dtype)}", nameof(dtype)),
+        DType.I32 => NcclDataType.Int32,
+        DType.I64 => NcclDataType.Int64,
+        _ => throw new ArgumentException($"NCCL collectives here take f32, f16, bf16 (or i32, i64 for counts); got {DTypes.Name(dtype)}", nameof(dtype)),
     };
 }

@@ -1,0 +1,148 @@
+using MoeRuntime.Accelerators;
+using MoeRuntime.Collectives.Distributed;
+using MoeRuntime.Kernels.Permute;
+using MoeRuntime.Runtime.Layers;
+using MoeRuntime.Runtime.Models;
+
+namespace MoeRuntime.Runtime.Distributed;
+
+/// <summary>
+/// Expert parallelism, one rank of a <see cref="ProcessGroup"/> (one process per GPU): rank r holds experts
+/// [r*E/N, (r+1)*E/N) and computes tokens [TokenStart(r), TokenStart(r+1)) of the input. The same steps, in the
+/// same order, as the in-process <see cref="Parallel.ExpertParallelMoe"/>, with the group's collectives between them:
+/// <code>
+/// route + permute own tokens by global expert  -> rows per expert [E] --AllGather--> [N, E]: DispatchSizes
+///   --all-to-allv dispatch (grouped Send/Recv)--> [source rank][local expert] rows
+///   --permute by local expert--> grouped GEMMs --un-permute--> rows back in received order
+///   --all-to-allv combine--> own rows back in own expert order
+///   --Combine with the routing weights (+ shared experts)--> own output rows --AllGather (padded)--> output [T, H] on every rank
+/// </code>
+/// </summary>
+public sealed class RankExpertParallelMoe : IDisposable
+{
+    private readonly ProcessGroup _group;
+    private readonly DeviceMoeWeights _weights;
+    private readonly MoeLayer _layer;
+
+    public RankExpertParallelMoe(ProcessGroup group, MoeLayerWeights weights)
+    {
+        ArgumentNullException.ThrowIfNull(group);
+        ArgumentNullException.ThrowIfNull(weights);
+        int n = group.Size, e = weights.Config.NumExperts;
+        if (e % n != 0)
+            throw new ArgumentException($"{e} experts do not split evenly over {n} ranks", nameof(group));
+        _group = group;
+        ExpertsPerRank = e / n;
+        _weights = DeviceMoeWeights.Upload(group.Accelerator, weights, firstExpert: group.Rank * ExpertsPerRank, expertCount: ExpertsPerRank);
+        _layer = new MoeLayer(_weights);
+    }
+
+    public ModelConfig Config => _weights.Config;
+    public int ExpertsPerRank { get; }
+    public ProcessGroup Group => _group;
+
+    /// <summary>Tokens each rank processed in the last forward.</summary>
+    public int[] LastTokensPerRank { get; private set; } = [];
+
+    /// <summary>Expert rows each rank computed in the last forward.</summary>
+    public long[] LastRowsPerRank { get; private set; } = [];
+
+    /// <summary>Runs the block on host hidden states [T, H] (the same on every rank); returns [T, H] F32 on every rank.</summary>
+    public float[] Forward(float[] hidden, int tokens)
+    {
+        ArgumentNullException.ThrowIfNull(hidden);
+        int n = _group.Size, rank = _group.Rank, h = Config.HiddenSize, k = Config.TopK, e = Config.NumExperts, eh = ExpertsPerRank;
+        if (hidden.Length != (long)tokens * h)
+            throw new ArgumentException($"hidden has {hidden.Length} values; [T={tokens}, H={h}] needs {(long)tokens * h}", nameof(hidden));
+        var result = new float[(long)tokens * h];
+        var shares = Enumerable.Range(0, n).Select(r => DispatchSizes.TokenShare(tokens, n, r)).ToArray();
+        LastTokensPerRank = shares;
+        if (tokens == 0)
+        {
+            LastRowsPerRank = new long[n];
+            return result;
+        }
+        var a = _weights.Accelerator;
+        var dtype = _weights.DType;
+        int share = shares[rank], start = DispatchSizes.TokenStart(tokens, n, rank);
+        var owned = new List<IDisposable>();
+        T Own<T>(T d) where T : IDisposable
+        {
+            owned.Add(d);
+            return d;
+        }
+        try
+        {
+            // 1. Route and permute this rank's tokens by global expert.
+            var input = Own(DeviceMoeWeights.UploadFloats(a, hidden[(start * h)..((start + share) * h)], dtype));
+            var ws = Own(new MoeWorkspace(_weights, share));
+            var myRows = new long[e];
+            if (share > 0)
+            {
+                _layer.RouteAndPermute(input, ws, null);
+                myRows = DispatchSizes.RowsFromOffsets(ws.ExpertOffsets.ToArray());
+            }
+            // 2. Exchange the counts: every rank learns every rank's rows per expert.
+            var mine = Own(a.Upload<long>(myRows));
+            var everyone = Own(a.Allocate<long>((long)n * e));
+            _group.AllGather(mine, everyone);
+            var sizes = DispatchSizes.From(DispatchSizes.Stack(everyone.ToArray(), n));
+            LastRowsPerRank = Enumerable.Range(0, n).Select(sizes.ReceivedRows).ToArray();
+            long[] sendCounts = sizes.SendCounts(rank), receiveCounts = sizes.ReceiveCounts(rank);
+            int rows = checked((int)sizes.ReceivedRows(rank));
+
+            // 3. Dispatch: this rank receives [source rank][local expert] rows.
+            var received = Own(a.Allocate(dtype, Math.Max(1, rows) * (long)h));
+            _group.AllToAllV(ws.Gathered, DispatchSizes.Elements(sendCounts, h), received, DispatchSizes.Elements(receiveCounts, h));
+
+            // 4. Sort the received rows by local expert, run the experts, put the rows back in received order.
+            var returned = Own(a.Allocate<float>(Math.Max(1, rows) * (long)h));
+            if (rows > 0)
+            {
+                var ids = Own(a.Upload<int>(sizes.LocalExpertIds(rank)));
+                var counts = Own(a.Allocate<int>(eh));
+                var offsets = Own(a.Allocate<int>(eh + 1));
+                var rowOfSlot = Own(a.Allocate<int>(rows));
+                var tokenOfRow = Own(a.Allocate<int>(rows));
+                var sorted = Own(a.Allocate(dtype, (long)rows * h));
+                var activation = Own(a.Allocate(dtype, (long)rows * _weights.Intermediate));
+                var expertOut = Own(a.Allocate<float>((long)rows * h));
+                var ones = Own(a.Allocate<float>(rows));
+                ones.Fill(1f);
+                var workspace = Own(a.Allocate<int>(Math.Max(1, Permute.WorkspaceElements(rows, 1, eh))));
+                Permute.Run(ids, rows, 1, eh, 1, counts, offsets, rowOfSlot, tokenOfRow, received, h, sorted, workspace);
+                _layer.RunExperts(sorted, offsets, activation, expertOut, null);
+                Combine.Run(expertOut, rowOfSlot, ones, rows, 1, h, returned);
+            }
+
+            // 5. Combine back: each source gets its rows back, in its own expert order.
+            _group.AllToAllV(returned, DispatchSizes.Elements(receiveCounts, h), ws.ExpertOutput, DispatchSizes.Elements(sendCounts, h));
+
+            // 6. Weighted sum over the k choices plus the shared experts, for this rank's tokens.
+            int maxShare = shares.Max();
+            var padded = Own(a.Allocate<float>((long)maxShare * h));
+            if (share > 0)
+            {
+                var output = Own(a.Allocate<float>((long)share * h));
+                var residual = _layer.RunSharedExperts(input, ws, null);
+                Combine.Run(ws.ExpertOutput, ws.RowOfSlot, ws.RoutingWeights, share, k, h, output, residual);
+                MemoryBuffer.CopyBytes(output, 0, padded, 0, output.LengthBytes);
+            }
+
+            // 7. Every rank gets every rank's rows (shares padded to the largest).
+            var all = Own(a.Allocate<float>((long)n * maxShare * h));
+            _group.AllGather(padded, all);
+            var host = all.ToArray();
+            for (int r = 0; r < n; r++)
+                Array.Copy(host, (long)r * maxShare * h, result, (long)DispatchSizes.TokenStart(tokens, n, r) * h, (long)shares[r] * h);
+            return result;
+        }
+        finally
+        {
+            for (int i = owned.Count - 1; i >= 0; i--)
+                owned[i].Dispose();
+        }
+    }
+
+    public void Dispose() => _weights.Dispose();
+}

@@ -1,0 +1,91 @@
+using MoeRuntime.Accelerators;
+using MoeRuntime.Collectives;
+using MoeRuntime.Collectives.AllReduce;
+using MoeRuntime.Collectives.Distributed;
+using MoeRuntime.Runtime.Distributed;
+using MoeRuntime.Runtime.Models;
+using MoeRuntime.Runtime.Parallel;
+using MoeRuntime.Tests.Collectives;
+using MoeRuntime.Tests.Infrastructure;
+
+namespace MoeRuntime.Tests.Runtime;
+
+/// <summary>
+/// The per-rank layers of one process per GPU, run as threads on CPU accelerators (<see cref="ThreadProcessGroup"/>):
+/// every rank's output equals the in-process multi-accelerator layer's, bit for bit (the same kernels on the same
+/// rows; sums in rank order). The multi-process NCCL runs are in tests/Cli/MultiProcessRunTests.
+/// </summary>
+public class RankMoeTests
+{
+    public static TheoryData<string, int, int, string> Cases => new()
+    {
+        { "mixtral", 2, 8, "f32" },
+        { "qwen2_moe", 3, 6, "f32" },
+        { "deepseek_v3", 4, 16, "f32" },
+        { "qwen3_moe", 2, 8, "bf16" },
+        { "deepseek_v3", 2, 16, "f32" },
+    };
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void TensorParallelRanksMatchTheInProcessLayer(string family, int ranks, int experts, string dtypeName)
+    {
+        foreach (int tokens in new[] { 0, 1, 33 })
+            Check(family, ranks, experts, DTypes.Parse(dtypeName), tokens, expertParallel: false);
+    }
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void ExpertParallelRanksMatchTheInProcessLayer(string family, int ranks, int experts, string dtypeName)
+    {
+        // 1 token over several ranks: ranks with no tokens still serve their experts.
+        foreach (int tokens in new[] { 0, 1, 33 })
+            Check(family, ranks, experts, DTypes.Parse(dtypeName), tokens, expertParallel: true);
+    }
+
+    private static void Check(string family, int ranks, int experts, DType dtype, int tokens, bool expertParallel)
+    {
+        var random = TestData.NewRandom(out int seed);
+        using var folder = new TempFolder();
+        var (_, layer) = MoeLayerFixtures.Write(folder.Path, family, experts, seed);
+        var weights = MoeLayerWeights.Load(folder.Path, layer, dtype);
+        var hidden = TestData.Uniform(random, tokens * weights.Config.HiddenSize);
+        var accelerators = TestDevices.GetGroup("cpu", ranks);
+
+        float[] expected;
+        if (expertParallel)
+        {
+            using var ep = new ExpertParallelMoe(accelerators, weights);
+            expected = ep.Forward(hidden, tokens);
+        }
+        else
+        {
+            using var tp = new TensorParallelMoe(accelerators, weights, AllReduceAlgorithm.OneShot);
+            expected = tp.Forward(hidden, tokens);
+        }
+
+        var groups = ThreadProcessGroup.CreateWorld(accelerators, TimeSpan.FromSeconds(60));
+        var outputs = new float[ranks][];
+        var rowsPerRank = new long[ranks][];
+        ProcessGroupTests.RunRanks(ranks, r =>
+        {
+            if (expertParallel)
+            {
+                using var layer = new RankExpertParallelMoe(groups[r], weights);
+                outputs[r] = layer.Forward(hidden, tokens);
+                rowsPerRank[r] = layer.LastRowsPerRank;
+            }
+            else
+            {
+                using var layer = new RankTensorParallelMoe(groups[r], weights);
+                outputs[r] = layer.Forward(hidden, tokens);
+            }
+        });
+        string what = $"{(expertParallel ? "ep" : "tp")} {family} {DTypes.Name(dtype)} over {ranks} ranks, T={tokens}, seed {seed}";
+        for (int r = 0; r < ranks; r++)
+            Compare.Exact<float>(expected, outputs[r], $"{what}: rank {r}");
+        if (expertParallel)
+            for (int r = 1; r < ranks; r++)
+                Assert.Equal(rowsPerRank[0], rowsPerRank[r]);
+    }
+}
