@@ -48,7 +48,8 @@ public sealed class Communicator : IDisposable
         int fixedOps = 0;
         var schedules = new List<(string Key, CollectiveOp[][] Ops)>();
         foreach (var algorithm in _algorithms.Values.OfType<ScheduledAllReduce>())
-            schedules.Add((Key(algorithm.Kind), Enumerable.Range(0, n).Select(r => algorithm.BuildSchedule(r, n)).ToArray()));
+            foreach (bool inPlace in new[] { false, true })
+                schedules.Add((Key(algorithm.Kind, inPlace), Enumerable.Range(0, n).Select(r => algorithm.BuildSchedule(r, n, inPlace)).ToArray()));
         schedules.Add((nameof(CollectiveKind.ReduceScatter), Enumerable.Range(0, n).Select(r => CollectiveSchedules.ReduceScatter(r, n)).ToArray()));
         schedules.Add((nameof(CollectiveKind.AllGather), Enumerable.Range(0, n).Select(r => CollectiveSchedules.AllGather(r, n)).ToArray()));
         foreach (var (_, ops) in schedules)
@@ -240,7 +241,20 @@ public sealed class Communicator : IDisposable
     }
 
     internal void RunSchedule(CollectiveKind kind, AllReduceAlgorithm algorithm, IReadOnlyList<MemoryBuffer> inputs, IReadOnlyList<MemoryBuffer> outputs, long count, IReadOnlyList<AcceleratorStream> streams) =>
-        RunSchedule(kind, Key(algorithm), inputs, outputs, count, streams);
+        RunSchedule(kind, Key(algorithm, Overlaps(inputs, outputs)), inputs, outputs, count, streams);
+
+    /// <summary>Whether some rank's output shares memory with its input (an in-place call).</summary>
+    private static bool Overlaps(IReadOnlyList<MemoryBuffer> inputs, IReadOnlyList<MemoryBuffer> outputs)
+    {
+        for (int r = 0; r < inputs.Count; r++)
+        {
+            long inputStart = inputs[r].Pointer, outputStart = outputs[r].Pointer;
+            long inputBytes = inputs[r].Length * inputs[r].ElementSize, outputBytes = outputs[r].Length * outputs[r].ElementSize;
+            if (ReferenceEquals(inputs[r], outputs[r]) || (inputStart < outputStart + outputBytes && outputStart < inputStart + inputBytes))
+                return true;
+        }
+        return false;
+    }
 
     private void RunSchedule(CollectiveKind kind, string? key, IReadOnlyList<MemoryBuffer> inputs, IReadOnlyList<MemoryBuffer> outputs, long count,
                              IReadOnlyList<AcceleratorStream> streams, CollectiveOp[][]? dynamicOps = null)
@@ -364,7 +378,7 @@ public sealed class Communicator : IDisposable
         _nccl?.Abort();
     }
 
-    private static string Key(AllReduceAlgorithm algorithm) => $"AllReduce/{algorithm}";
+    private static string Key(AllReduceAlgorithm algorithm, bool inPlace) => inPlace ? $"AllReduce/{algorithm}/in-place" : $"AllReduce/{algorithm}";
 
     public void Dispose()
     {

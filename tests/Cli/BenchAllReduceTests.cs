@@ -26,6 +26,28 @@ public class BenchAllReduceTests
         Assert.Equal(5, BenchCommand.ParseAlgorithms("all").Count);
     }
 
+    [Theory]
+    [InlineData("graph", "Graph")]
+    [InlineData("Eager", "Eager")]
+    [InlineData(" eager ", "Eager")]
+    public void ParsesTimingModes(string text, string expected) => Assert.Equal(expected, BenchCommand.ParseTiming(text).ToString());
+
+    [Fact]
+    public void RejectsAnUnknownTimingMode() =>
+        Assert.Contains("--timing stopwatch: graph or eager", Assert.Throws<ArgumentException>(() => BenchCommand.ParseTiming("stopwatch")).Message);
+
+    [Fact]
+    public void TheCommandTakesATimingOptionDefaultingToGraphs()
+    {
+        var allreduce = BenchCommand.Create().Subcommands.Single(c => c.Name == "allreduce");
+        var option = allreduce.Options.Single(o => o.Name == "--timing");
+        var parsed = allreduce.Parse("--devices cpu:0,cpu:1");
+        Assert.Empty(parsed.Errors);
+        Assert.Equal("graph", parsed.GetValue<string>("--timing"));
+        Assert.Equal("eager", allreduce.Parse("--timing eager").GetValue<string>("--timing"));
+        Assert.NotNull(option.Description);
+    }
+
     [Fact]
     public void HarnessRowsCarryBusBandwidthAndAZeroErrorCheck()
     {

@@ -148,20 +148,39 @@ public class AllReduceTests
 
     [Theory]
     [InlineData(2, 1024, AllReduceAlgorithm.OneShot)]
-    [InlineData(2, 256L << 20, AllReduceAlgorithm.OneShot)]
+    [InlineData(2, (1L << 20) - 16, AllReduceAlgorithm.OneShot)]
+    [InlineData(2, 1L << 20, AllReduceAlgorithm.TwoShot)]
+    [InlineData(2, 256L << 20, AllReduceAlgorithm.TwoShot)]
+    [InlineData(1, 1024, AllReduceAlgorithm.OneShot)]
+    [InlineData(16, 1L << 20, AllReduceAlgorithm.TwoShot)]
     [InlineData(4, 256L << 10, AllReduceAlgorithm.OneShot)]
     [InlineData(4, 512L << 10, AllReduceAlgorithm.TwoShot)]
     [InlineData(8, 128L << 10, AllReduceAlgorithm.OneShot)]
     [InlineData(8, 256L << 10, AllReduceAlgorithm.TwoShot)]
     [InlineData(3, 100, AllReduceAlgorithm.OneShot)]
+    [InlineData(3, 512L << 10, AllReduceAlgorithm.TwoShot)]
     public void AutoFollowsTheTableWithoutNccl(int ranks, long bytes, AllReduceAlgorithm expected) =>
         Assert.Equal(expected, AllReduceSelector.Choose(ranks, bytes, ncclAvailable: false));
 
     [Fact]
     public void AutoPicksNcclForLargeTensorsWhenPresent()
     {
-        Assert.Equal(AllReduceAlgorithm.Nccl, AllReduceSelector.Choose(4, AllReduceSelector.NcclFromBytes, ncclAvailable: true));
+        Assert.Equal(AllReduceAlgorithm.Nccl, AllReduceSelector.Choose(4, AllReduceSelector.NcclFromBytesFor(4), ncclAvailable: true));
+        Assert.Equal(AllReduceAlgorithm.TwoShot, AllReduceSelector.Choose(4, AllReduceSelector.NcclFromBytesFor(4) - 16, ncclAvailable: true));
         Assert.Equal(AllReduceAlgorithm.OneShot, AllReduceSelector.Choose(4, 1024, ncclAvailable: true));
+    }
+
+    [Fact]
+    public void TheCrossoverTableCanBeReplacedByMeasurements()
+    {
+        AllReduceCrossover[] measured = [new(Ranks: 2, OneShotBelowBytes: 4096, NcclFromBytes: 1L << 20), new(Ranks: 4, OneShotBelowBytes: 8192, NcclFromBytes: 2L << 20)];
+        Assert.Equal(AllReduceAlgorithm.OneShot, AllReduceSelector.Choose(2, 2048, true, measured));
+        Assert.Equal(AllReduceAlgorithm.TwoShot, AllReduceSelector.Choose(2, 4096, true, measured));
+        Assert.Equal(AllReduceAlgorithm.Nccl, AllReduceSelector.Choose(2, 1L << 20, true, measured));
+        Assert.Equal(AllReduceAlgorithm.TwoShot, AllReduceSelector.Choose(2, 1L << 20, false, measured));
+        Assert.Equal(AllReduceAlgorithm.OneShot, AllReduceSelector.Choose(3, 4096, true, measured));   // the 4-rank row
+        Assert.Equal(AllReduceAlgorithm.TwoShot, AllReduceSelector.Choose(8, 1L << 20, true, measured)); // beyond: the last row
+        Assert.Throws<ArgumentException>(() => AllReduceSelector.Choose(2, 1, true, []));
     }
 
     [Fact]

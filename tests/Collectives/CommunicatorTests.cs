@@ -20,24 +20,45 @@ public class CommunicatorTests
     [InlineData(8)]
     public void SchedulesHaveTheDesignedStepCounts(int ranks)
     {
+        // Communication steps after every rank has arrived (step 0: arrival, and staging where an algorithm stages).
+        // Two-shot is one step: its all-gather shot is fused into the reduce-scatter's stores (pushed to every rank).
         var expected = new Dictionary<ScheduledAllReduce, int>
         {
             [new RingAllReduce()] = 2 * (ranks - 1),
-            [new TwoShotAllReduce()] = 2,
+            [new TwoShotAllReduce()] = 1,
             [new OneShotAllReduce()] = 1,
         };
         foreach (var (algorithm, steps) in expected)
         {
-            for (int r = 0; r < ranks; r++)
+            foreach (bool inPlace in new[] { false, true })
             {
-                var ops = algorithm.BuildSchedule(r, ranks);
-                Assert.Equal(steps + 1, ops.Count(o => o.Kind == (int)OpKind.Barrier));
-                Assert.Equal(steps, ops.Where(o => o.Kind != (int)OpKind.Barrier).Select(o => o.Step).Distinct().Count(s => s > 0));
-                Assert.Equal((int)OpKind.Barrier, ops[^1].Kind);
-                // Pull model: a rank writes only its own memory.
-                Assert.All(ops.Where(o => o.Kind != (int)OpKind.Barrier), o => Assert.NotEqual(OpBuffer.Input, OpBuffer.KindOf(o.Destination)));
+                for (int r = 0; r < ranks; r++)
+                {
+                    var ops = algorithm.BuildSchedule(r, ranks, inPlace);
+                    Assert.Equal(steps + 1, ops.Count(o => o.Kind == (int)OpKind.Barrier));
+                    Assert.Equal(steps, ops.Where(o => o.Kind != (int)OpKind.Barrier).Select(o => o.Step).Distinct().Count(s => s > 0));
+                    Assert.Equal((int)OpKind.Barrier, ops[^1].Kind);
+                    // No op reads a peer's input or writes a peer's memory before the first barrier (every rank has arrived).
+                    var beforeArrival = ops.TakeWhile(o => o.Kind != (int)OpKind.Barrier).ToList();
+                    Assert.All(beforeArrival, o => Assert.True(o.Source0Rank < 0 && o.Kind == (int)OpKind.Copy, o.ToString()));
+                    // Inputs are never written; only the push writes other ranks' memory (their outputs).
+                    Assert.All(ops.Where(o => o.Kind != (int)OpKind.Barrier), o => Assert.NotEqual(OpBuffer.Input, OpBuffer.KindOf(o.Destination)));
+                    Assert.All(ops.Where(o => o.Kind == (int)OpKind.ReduceAllPush), o => Assert.Equal(OpBuffer.Output, o.Destination));
+                    // In place, every read of a peer's buffer goes to its staging: its input is its output.
+                    if (inPlace)
+                        Assert.All(ops.Where(o => o.Kind == (int)OpKind.ReduceAll), o => Assert.NotEqual(OpBuffer.Input, OpBuffer.KindOf(o.Source0)));
+                }
             }
         }
+    }
+
+    /// <summary>Two-shot, N = 4, rank 2: arrive, then chunk 2 of the sum of every input goes into every output, then leave.</summary>
+    [Fact]
+    public void TwoShotPushesItsChunkBetweenTwoBarriers()
+    {
+        var ops = new TwoShotAllReduce().BuildSchedule(2, 4);
+        Assert.Equal(new[] { OpKind.Barrier, OpKind.ReduceAllPush, OpKind.Barrier }, ops.Select(o => (OpKind)o.Kind));
+        Assert.Equal((2, OpBuffer.Input, OpBuffer.Output), (ops[1].Chunk, ops[1].Source0, ops[1].Destination));
     }
 
     /// <summary>Ring, N = 3, rank 0, worked by hand: RS adds chunk 2 then chunk 1 and owns chunk 1; AG takes chunk 0 then chunk 2 from rank 2.</summary>

@@ -6,17 +6,26 @@ using MoeRuntime.Collectives.AllReduce;
 
 namespace MoeRuntime.Cli.Bench;
 
+/// <summary>How CUDA runs are timed: replays of a captured CUDA graph (launch overhead hidden, as in a model), or eager launches.</summary>
+internal enum AllReduceTiming
+{
+    Graph,
+    Eager,
+}
+
 /// <summary>One row of the AllReduce table (nccl-tests' columns).</summary>
 internal sealed record AllReduceRow(string Algorithm, int Ranks, string DType, long Bytes, long Count, double TimeUs,
                                     double AlgorithmGBs, double BusGBs, long WrongElements, string Picked, string Timing);
 
 /// <summary>
 /// The AllReduce benchmark harness: for each algorithm and size, a checked run on verifiable data (small integers,
-/// so the sum is exact and every wrong element counts), then the median time of many runs. On CUDA the runs are
-/// captured into one graph per rank (our kernels and NCCL are stream-ordered); on CPU accelerators a stopwatch.
-/// Bus bandwidth = algbw * 2(N-1)/N (nccl-tests' AllReduce factor).
+/// so the sum is exact and every wrong element counts), then the median time of many runs. On CUDA, by default,
+/// <c>inner</c> calls are captured into one graph per rank (our kernels and NCCL are stream-ordered) and each sample
+/// replays them, timed by events (per-call time = sample / inner); <see cref="AllReduceTiming.Eager"/> launches the
+/// calls one by one instead. On CPU accelerators a stopwatch. Bus bandwidth = algbw * 2(N-1)/N (nccl-tests' factor).
 /// </summary>
-internal sealed class AllReduceBench(IReadOnlyList<Accelerator> ranks, DType dtype, int warmup, int samples, int inner, Action<string> log)
+internal sealed class AllReduceBench(IReadOnlyList<Accelerator> ranks, DType dtype, int warmup, int samples, int inner, Action<string> log,
+                                     AllReduceTiming mode = AllReduceTiming.Graph)
 {
     public IEnumerable<AllReduceRow> Run(AllReduceAlgorithm algorithm, IReadOnlyList<long> sizes, Communicator communicator)
     {
@@ -78,65 +87,107 @@ internal sealed class AllReduceBench(IReadOnlyList<Accelerator> ranks, DType dty
             for (int i = 0; i < warmup; i++)
                 communicator.AllReduce(inputs, outputs, algorithm, streams);
             communicator.Synchronize();
-            string timing = "cuda-graph";
-            try
+            string timing = "eager";
+            if (mode == AllReduceTiming.Graph)
             {
-                foreach (var s in streams)
-                    s.BeginCapture();
-                for (int i = 0; i < inner; i++)
-                    communicator.AllReduce(inputs, outputs, algorithm, streams);
-                foreach (var s in streams)
-                    graphs.Add(s.EndCapture());
-                foreach (var g in graphs)
-                    g.Instantiate();
+                timing = "cuda-graph";
+                if (!TryCapture(communicator, algorithm, inputs, outputs, streams, graphs))
+                    timing = "eager";
             }
-            catch (Exception e) when (e is AcceleratorException or InvalidOperationException)
+            void RunInner()
             {
-                log($"{algorithm}: graph capture failed ({e.Message}); timing eager launches");
-                foreach (var s in streams.Skip(graphs.Count))
+                if (graphs.Count == streams.Count)
                 {
-                    try { s.EndCapture().Dispose(); } catch (AcceleratorException) { }
+                    for (int r = 0; r < streams.Count; r++)
+                        graphs[r].Launch(streams[r]);
                 }
-                graphs.ForEach(g => g.Dispose());
-                graphs.Clear();
-                timing = "eager";
+                else
+                {
+                    for (int i = 0; i < inner; i++)
+                        communicator.AllReduce(inputs, outputs, algorithm, streams);
+                }
             }
-            var start = ranks[0].CreateEvent();
-            var end = ranks[0].CreateEvent();
+            // One untimed replay: the graphs' first launch uploads them.
+            RunInner();
+            communicator.Synchronize();
+            foreach (var stream in streams)
+                stream.Synchronize();
+            // Every rank starts after rank 0's start event and rank 0's end event follows every rank's last call,
+            // so the interval covers all ranks' work, not only rank 0's.
+            var starts = ranks.Select(a => a.CreateEvent()).ToList();
+            var ends = ranks.Select(a => a.CreateEvent()).ToList();
             try
             {
                 var times = new List<double>();
                 for (int s = 0; s < samples; s++)
                 {
-                    start.Record(streams[0]);
-                    if (graphs.Count == streams.Count)
+                    starts[0].Record(streams[0]);
+                    for (int r = 1; r < streams.Count; r++)
+                        streams[r].Wait(starts[0]);
+                    RunInner();
+                    for (int r = 1; r < streams.Count; r++)
                     {
-                        for (int r = 0; r < streams.Count; r++)
-                            graphs[r].Launch(streams[r]);
+                        ends[r].Record(streams[r]);
+                        streams[0].Wait(ends[r]);
                     }
-                    else
-                    {
-                        for (int i = 0; i < inner; i++)
-                            communicator.AllReduce(inputs, outputs, algorithm, streams);
-                    }
-                    end.Record(streams[0]);
+                    ends[0].Record(streams[0]);
                     communicator.Synchronize();
                     foreach (var stream in streams)
                         stream.Synchronize();
-                    times.Add(end.ElapsedMillisecondsSince(start) / inner);
+                    times.Add(ends[0].ElapsedMillisecondsSince(starts[0]) / inner);
                 }
                 return (Median(times), timing);
             }
             finally
             {
-                start.Dispose();
-                end.Dispose();
+                starts.ForEach(e => e.Dispose());
+                ends.ForEach(e => e.Dispose());
             }
         }
         finally
         {
             graphs.ForEach(g => g.Dispose());
             streams.ForEach(s => s.Dispose());
+        }
+    }
+
+    /// <summary>
+    /// Captures <c>inner</c> AllReduces on each rank's stream into one graph per rank (our kernels keep their flag
+    /// epochs in device memory, NCCL's calls are capturable), instantiated; false, with the graphs dropped and a
+    /// warning logged, when the driver refuses.
+    /// </summary>
+    private bool TryCapture(Communicator communicator, AllReduceAlgorithm algorithm, List<MemoryBuffer> inputs, List<MemoryBuffer> outputs,
+                            List<CudaStream> streams, List<CudaGraph> graphs)
+    {
+        var capturing = new List<CudaStream>();
+        try
+        {
+            foreach (var s in streams)
+            {
+                s.BeginCapture();
+                capturing.Add(s);
+            }
+            for (int i = 0; i < inner; i++)
+                communicator.AllReduce(inputs, outputs, algorithm, streams);
+            foreach (var s in streams)
+            {
+                capturing.Remove(s);
+                graphs.Add(s.EndCapture());
+            }
+            foreach (var g in graphs)
+                g.Instantiate();
+            return true;
+        }
+        catch (Exception e) when (e is AcceleratorException or InvalidOperationException)
+        {
+            log($"{algorithm}: graph capture failed ({e.Message}); timing eager launches");
+            foreach (var s in capturing)
+            {
+                try { s.EndCapture().Dispose(); } catch (AcceleratorException) { }
+            }
+            graphs.ForEach(g => g.Dispose());
+            graphs.Clear();
+            return false;
         }
     }
 

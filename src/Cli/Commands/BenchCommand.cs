@@ -15,7 +15,7 @@ namespace MoeRuntime.Cli.Commands;
 
 /// <summary>
 /// <c>moe bench allreduce --devices cuda:0,cuda:1 --algo ring|twoshot|oneshot|nccl|auto|all --dtype bf16 --min 1K --max 256M
-/// [--csv f] [--json f] [--svg f]</c>: an nccl-tests-like table per algorithm and a latency chart.
+/// [--timing graph|eager] [--csv f] [--json f] [--svg f]</c>: an nccl-tests-like table per algorithm and a latency chart.
 /// Under a launcher (WORLD_SIZE > 1) each process is one rank on cuda:LOCAL_RANK and rank 0 prints NCCL's table
 /// (<see cref="RankAllReduceBench"/>).
 /// </summary>
@@ -40,13 +40,14 @@ internal static class BenchCommand
         var factor = new Option<int>("--factor") { Description = "size multiplier between rows", DefaultValueFactory = _ => 2 };
         var warmup = new Option<int>("--warmup") { DefaultValueFactory = _ => 5 };
         var samples = new Option<int>("--samples") { Description = "timed samples per row (the median is reported)", DefaultValueFactory = _ => 20 };
-        var inner = new Option<int>("--inner") { Description = "AllReduces per sample (per graph)", DefaultValueFactory = _ => 10 };
+        var inner = new Option<int>("--inner") { Description = "AllReduces per sample (per graph)", DefaultValueFactory = _ => 20 };
+        var timing = new Option<string>("--timing") { Description = "CUDA: graph (replay --inner captured calls) or eager launches", DefaultValueFactory = _ => "graph" };
         var csv = new Option<string?>("--csv") { Description = "write the rows as CSV" };
         var json = new Option<string?>("--json") { Description = "write the rows as JSON" };
         var svg = new Option<string?>("--svg") { Description = "write a latency-vs-size chart (SVG)" };
         var command = new Command("allreduce", "AllReduce latency and bandwidth of our algorithms and NCCL, nccl-tests style")
         {
-            devices, algo, dtype, min, max, factor, warmup, samples, inner, csv, json, svg,
+            devices, algo, dtype, min, max, factor, warmup, samples, inner, timing, csv, json, svg,
         };
         command.SetAction(parse =>
         {
@@ -63,6 +64,7 @@ internal static class BenchCommand
             for (long s = minBytes; s <= maxBytes; s *= step)
                 sizes.Add(s);
             var algorithms = ParseAlgorithms(parse.GetValue(algo)!);
+            var timingMode = ParseTiming(parse.GetValue(timing)!);
             var launch = LaunchEnvironment.FromProcess();
             if (launch.IsDistributed)
             {
@@ -81,7 +83,7 @@ internal static class BenchCommand
                 logger.LogWarning("skipping NCCL: {Reason}", NcclLibrary.UnavailableReason);
             long capacity = (maxBytes + 15) / 16 * 16;
             using var communicator = Communicator.Create(ranks, new CommunicatorOptions { CapacityBytes = capacity }, logger);
-            var harness = new AllReduceBench(ranks, type, parse.GetValue(warmup), parse.GetValue(samples), parse.GetValue(inner), m => logger.LogWarning("{Message}", m));
+            var harness = new AllReduceBench(ranks, type, parse.GetValue(warmup), parse.GetValue(samples), parse.GetValue(inner), m => logger.LogWarning("{Message}", m), timingMode);
 
             Console.Out.WriteLine($"# AllReduce on {string.Join(", ", ranks.Select(r => $"{r.Name} ({r.Info.Name})"))}, {DTypes.Name(type)}; busbw = algbw * 2(N-1)/N");
             var rows = new List<AllReduceRow>();
@@ -131,6 +133,13 @@ internal static class BenchCommand
             "auto" => AllReduceAlgorithm.Auto,
             _ => throw new ArgumentException($"--algo {a}: ring, twoshot, oneshot, nccl, auto or all"),
         }).ToList(),
+    };
+
+    internal static AllReduceTiming ParseTiming(string text) => text.Trim().ToLowerInvariant() switch
+    {
+        "graph" => AllReduceTiming.Graph,
+        "eager" => AllReduceTiming.Eager,
+        _ => throw new ArgumentException($"--timing {text}: graph or eager"),
     };
 
     /// <summary>Bytes from "4096", "1K", "256M", "1G" (powers of 1024).</summary>

@@ -27,8 +27,14 @@ public abstract class ScheduledAllReduce : IAllReduceAlgorithm
 {
     public abstract AllReduceAlgorithm Kind { get; }
 
-    /// <summary>The ops rank <paramref name="rank"/> of <paramref name="ranks"/> runs, steps separated by barriers.</summary>
-    internal abstract Schedule.CollectiveOp[] BuildSchedule(int rank, int ranks);
+    /// <summary>
+    /// The ops rank <paramref name="rank"/> of <paramref name="ranks"/> runs, steps separated by barriers;
+    /// <paramref name="inPlace"/>: for calls whose output is their input (some algorithms then stage the inputs).
+    /// </summary>
+    internal abstract Schedule.CollectiveOp[] BuildSchedule(int rank, int ranks, bool inPlace);
+
+    /// <summary>The out-of-place schedule.</summary>
+    internal Schedule.CollectiveOp[] BuildSchedule(int rank, int ranks) => BuildSchedule(rank, ranks, inPlace: false);
 
     public void Run(Communicator communicator, IReadOnlyList<MemoryBuffer> perRankInput, IReadOnlyList<MemoryBuffer> perRankOutput, IReadOnlyList<AcceleratorStream> streams) =>
         communicator.RunSchedule(CollectiveKind.AllReduce, Kind, perRankInput, perRankOutput, perRankInput[0].Length, streams);

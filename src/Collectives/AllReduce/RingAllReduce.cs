@@ -18,10 +18,10 @@ public sealed class RingAllReduce : ScheduledAllReduce
 {
     public override AllReduceAlgorithm Kind => AllReduceAlgorithm.Ring;
 
-    internal override CollectiveOp[] BuildSchedule(int rank, int ranks)
+    internal override CollectiveOp[] BuildSchedule(int rank, int ranks, bool inPlace)
     {
         if (ranks == 1)
-            return new OneShotAllReduce().BuildSchedule(rank, ranks);
+            return new OneShotAllReduce().BuildSchedule(rank, ranks, inPlace: true);
         int previous = (rank - 1 + ranks) % ranks;
         var ops = new List<CollectiveOp>();
         CollectiveSchedules.StageIn(ops, ranks);

@@ -118,18 +118,25 @@ internal sealed unsafe class CpuCollectiveBackend : CollectiveBackend
                 break;
             }
             case OpKind.ReduceAll:
+            case OpKind.ReduceAllPush:
             {
                 int ranks = _ranks.Count;
                 var sources = new (nint Base, bool IsF32)[ranks];
                 for (int p = 0; p < ranks; p++)
                     sources[p] = Resolve(call, rank, op.Source0, p);
+                // ReduceAll writes this rank's destination; ReduceAllPush every rank's.
+                var destinations = new (nint Base, bool IsF32)[op.Kind == (int)OpKind.ReduceAll ? 1 : ranks];
+                destinations[0] = (destination, destinationIsF32);
+                for (int q = 0; q < destinations.Length && destinations.Length > 1; q++)
+                    destinations[q] = Resolve(call, rank, op.Destination, q);
                 for (long i = 0; i < length; i++)
                 {
                     // Rank order, F32, starting from rank 0's value: the same sum the CUDA kernel forms.
                     float sum = Load<T>(sources[0].Base, sources[0].IsF32, source0At + i);
                     for (int p = 1; p < ranks; p++)
                         sum += Load<T>(sources[p].Base, sources[p].IsF32, source0At + i);
-                    Store<T>(destination, destinationIsF32, destinationAt + i, sum);
+                    foreach (var (pointer, isF32) in destinations)
+                        Store<T>(pointer, isF32, destinationAt + i, sum);
                 }
                 break;
             }
@@ -140,8 +147,8 @@ internal sealed unsafe class CpuCollectiveBackend : CollectiveBackend
 
     private (nint Base, bool IsF32) Resolve(CollectiveCall call, int self, int code, int rank) => OpBuffer.KindOf(code) switch
     {
-        OpBuffer.Input => (call.Inputs[self].Pointer, false),
-        OpBuffer.Output => (call.Outputs[self].Pointer, false),
+        OpBuffer.Input => (call.Inputs[rank < 0 ? self : rank].Pointer, false),
+        OpBuffer.Output => (call.Outputs[rank < 0 ? self : rank].Pointer, false),
         OpBuffer.Staging => (_staging[rank].Pointer, false),
         OpBuffer.Partial => (_partial[rank].Pointer, true),
         _ => throw new InvalidOperationException($"unknown buffer code {code}"),

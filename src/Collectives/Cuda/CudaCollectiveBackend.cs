@@ -16,10 +16,14 @@ namespace MoeRuntime.Collectives.Cuda;
 internal sealed class CudaCollectiveBackend : CollectiveBackend
 {
     public const int MaxRanks = 8;
-    private const int MaxBlocks = 64;
+    /// <summary>MAX_BLOCKS in collective_ops.cu: the largest grid (2 x 132 SMs of an H100/H200); flags are per block.</summary>
+    internal const int MaxBlocks = 264;
     private const int BlockSize = 512;
     private const int GroupElements = 8; // GROUP in collective_ops.cu: elements one thread moves at a time
-    private const int ControlWords = MaxBlocks * MaxRanks + MaxBlocks;
+    /// <summary>u32 words after the flags and epochs: the call's input and output addresses, for peers (POINTER_WORDS).</summary>
+    internal const int PointerWords = 4;
+    /// <summary>CONTROL_WORDS in collective_ops.cu: flags [MaxBlocks][MaxRanks], epochs [MaxBlocks], then two addresses.</summary>
+    internal const int ControlWords = MaxBlocks * MaxRanks + MaxBlocks + PointerWords;
     private const int DynamicOpCapacity = 64;
     private static readonly int OpBytes = Marshal.SizeOf<CollectiveOp>();
 
@@ -35,6 +39,7 @@ internal sealed class CudaCollectiveBackend : CollectiveBackend
     private readonly Dictionary<string, (long OffsetBytes, int[] Counts)> _schedules = new();
     private readonly long _dynamicOffsetBytes;
     private readonly Dictionary<(int Rank, string Entry), CudaKernel> _kernels = new();
+    private readonly Dictionary<string, int> _residentBlocks = new();
     private KernelSource? _source;
 
     public CudaCollectiveBackend(IReadOnlyList<CudaAccelerator> ranks, long capacityBytes, TimeSpan timeout, int fixedScheduleOps)
@@ -130,7 +135,6 @@ internal sealed class CudaCollectiveBackend : CollectiveBackend
                 opCounts[r] = call.OpsPerRank[r].Length;
             }
         }
-        int blocks = GridFor(call);
         string entry = call.DType switch
         {
             DType.F32 => "collective_run_f32",
@@ -138,6 +142,7 @@ internal sealed class CudaCollectiveBackend : CollectiveBackend
             DType.F16 => "collective_run_f16",
             _ => throw new NotSupportedException($"{call.Kind} of {call.DType}"),
         };
+        int blocks = Math.Min(GridFor(call), ResidentBlocks(entry));
         long timeoutNs = (long)(_timeout.TotalMilliseconds * 1e6);
         for (int r = 0; r < n; r++)
         {
@@ -162,6 +167,23 @@ internal sealed class CudaCollectiveBackend : CollectiveBackend
             _kernels[(rank, entry)] = kernel;
         }
         return kernel;
+    }
+
+    /// <summary>
+    /// The most blocks of <paramref name="entry"/> every rank keeps resident at once (SMs x occupancy, at most
+    /// MaxBlocks): block b of one rank spins until block b of every peer arrives, so a block that waits for a free SM
+    /// behind spinning ones would never come.
+    /// </summary>
+    private int ResidentBlocks(string entry)
+    {
+        if (!_residentBlocks.TryGetValue(entry, out int blocks))
+        {
+            blocks = MaxBlocks;
+            for (int r = 0; r < _ranks.Length; r++)
+                blocks = Math.Min(blocks, _ranks[r].Info.MultiprocessorCount * Math.Max(1, KernelFor(r, entry).MaxActiveBlocksPerSm(BlockSize)));
+            _residentBlocks[entry] = blocks;
+        }
+        return blocks;
     }
 
     /// <summary>Blocks for the largest range any op of any rank covers (in groups of 8 elements per thread), capped: the same grid on every rank.</summary>

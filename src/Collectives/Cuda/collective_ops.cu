@@ -1,37 +1,47 @@
 // collective_ops.cu: runs one rank's collective step schedule (Schedule/*.cs) over peer memory.
 //
 // One launch per rank per call, all ranks launched before anyone waits. Each rank reads its peers'
-// registered staging / partial buffers directly through UVA pointers (peer access enabled), writes only
-// its own memory, and orders steps with barriers made of flags in peer memory.
+// registered staging / partial buffers, and (AllReduce) its peers' own input and output buffers, directly
+// through UVA pointers (peer access enabled); it orders steps with barriers made of flags in peer memory.
 //
 // Ops (struct CollectiveOp, 64 bytes, mirrors Schedule/CollectiveOp.cs):
-//   COPY        dst = src0                      (through F32; exact for f32/bf16/f16 values)
-//   ADD         dst = src0 + src1               (F32)
-//   REDUCE_ALL  dst = src0@0 + src0@1 + ... + src0@N-1  (F32, always this order: bit-identical on every rank)
-//   BARRIER     every rank has finished the ops before it
+//   COPY             dst = src0                      (through F32; exact for f32/bf16/f16 values)
+//   ADD              dst = src0 + src1               (F32)
+//   REDUCE_ALL       dst = src0@0 + src0@1 + ... + src0@N-1  (F32, always this order: bit-identical on every rank)
+//   REDUCE_ALL_PUSH  dst@q = the same sum, for every rank q (the two-shot's reduce-scatter writing straight
+//                    into every rank's output: no all-gather pass)
+//   BARRIER          every rank has finished the ops before it
+// Buffers: INPUT / OUTPUT with rank -1 (or this rank) are the call's own; with another rank q, rank q's buffer of
+// this call (its address published in q's control words at kernel start, read after the first barrier).
 // Range of an op: chunk c >= 0 -> [start(c), start(c+1)), start(c) = floor(count*c/N / grain) * grain,
 //                 start(N) = count (offset 0 in a BASE_ZERO buffer); chunk -1 -> length elements at
 //                 srcOffset / dstOffset. AllReduce passes grain 8 so chunks start 16-byte aligned.
 // Elements move in groups of GROUP = 8: group g of a range (elements 8g..8g+7) always belongs to thread
 // g mod (grid * block), on every rank and every op of a call, whether it moves by 16-byte vectors (every operand
 // 16-byte aligned) or one element at a time (a misaligned operand, the tail): block b's barrier only has to
-// order block b of every rank.
+// order block b of every rank. The vector path issues the loads of UNROLL groups from every source before any
+// add (bytes in flight are what NVLink reads need), then sums in rank order in F32.
 //
 // Barrier k of a call, block b, value v = epoch[b] + k (epoch[b] lives in this rank's memory and advances by
-// the call's barrier count, so a CUDA graph replays correctly without resetting anything):
+// the call's barrier count, so a CUDA graph replays correctly without resetting anything: no sequence number
+// comes from the host):
 //   thread t < N stores v into rank t's flags[b][self] (st.release.sys), then spins on its own flags[b][t]
 //   with ld.acquire.sys until it is >= v, or until the %globaltimer deadline: then it writes an error record
 //   {1, step, rank, collective} to mapped host memory and the whole block leaves the kernel.
 //
-// Variants: collective_run_f32 / _bf16 / _f16. Launch: grid <= MAX_BLOCKS (the same on every rank of a
-// call), any block size >= MAX_RANKS (512 used); flags [MAX_BLOCKS][MAX_RANKS] u32 then epochs [MAX_BLOCKS] u32.
+// Variants: collective_run_f32 / _bf16 / _f16. Launch: grid <= MAX_BLOCKS and every block resident at once
+// (the host caps the grid at SMs x occupancy; the same grid on every rank of a call), any block size >= MAX_RANKS
+// (512 used). Control words per rank (CONTROL_WORDS, mirrored by CudaCollectiveBackend.ControlWords):
+// flags [MAX_BLOCKS][MAX_RANKS] u32, epochs [MAX_BLOCKS] u32, then the call's input and output addresses (2 x u64).
 #include "moe_common.cuh"
 
 #define MAX_RANKS 8
-#define MAX_BLOCKS 64
+#define MAX_BLOCKS 264
 #define GROUP 8
+#define POINTER_WORDS 4
+#define CONTROL_WORDS (MAX_BLOCKS * MAX_RANKS + MAX_BLOCKS + POINTER_WORDS)
 
-enum { OP_COPY = 1, OP_ADD = 2, OP_REDUCE_ALL = 3, OP_BARRIER = 4 };
+enum { OP_COPY = 1, OP_ADD = 2, OP_REDUCE_ALL = 3, OP_BARRIER = 4, OP_REDUCE_ALL_PUSH = 5 };
 enum { BUF_INPUT = 0, BUF_OUTPUT = 1, BUF_STAGING = 2, BUF_PARTIAL = 3, BUF_KIND_MASK = 15, BUF_BASE_ZERO = 16 };
 
 struct CollectiveOp
@@ -193,14 +203,23 @@ __device__ __forceinline__ void store_group(Operand o, long long i, const float*
 
 __device__ __forceinline__ bool aligned16(Operand o) { return ((moe_u64)o.base & 15) == 0; }
 
+// This call's input and output addresses of every rank (own ones from the arguments, peers' read from their
+// control words after the first barrier).
+struct CallBuffers
+{
+    moe_u64 input[MAX_RANKS];
+    moe_u64 output[MAX_RANKS];
+};
+
 template <typename T>
-__device__ __forceinline__ Operand resolve(const PeerTable* peers, const void* input, void* output, int code, int rank, long long offset)
+__device__ __forceinline__ Operand resolve(const PeerTable* peers, const CallBuffers* call, int code, int rank, int self, long long offset)
 {
     Operand o;
+    int owner = rank < 0 ? self : rank;
     switch (code & BUF_KIND_MASK)
     {
-        case BUF_INPUT: o.base = (const T*)input + offset; o.isF32 = false; break;
-        case BUF_OUTPUT: o.base = (const T*)output + offset; o.isF32 = false; break;
+        case BUF_INPUT: o.base = (const T*)call->input[owner] + offset; o.isF32 = false; break;
+        case BUF_OUTPUT: o.base = (const T*)call->output[owner] + offset; o.isF32 = false; break;
         case BUF_STAGING: o.base = (const T*)peers->staging[rank] + offset; o.isF32 = false; break;
         default: o.base = (const float*)peers->partial[rank] + offset; o.isF32 = true; break;
     }
@@ -239,17 +258,128 @@ __device__ __forceinline__ bool block_barrier(const PeerTable* peers, int rank, 
     return *timedOut == 0;
 }
 
+// GROUP elements of T as 32-bit words (4 for bf16/f16, 8 for f32), to F32 and back.
+template <typename T> struct GroupWords { enum { COUNT = GROUP * (int)sizeof(T) / 4 }; };
+
+__device__ __forceinline__ void unpack(const float*, const moe_u32* w, float* v)
+{
+    for (int k = 0; k < GROUP; k++)
+        v[k] = __uint_as_float(w[k]);
+}
+
+template <typename H>
+__device__ __forceinline__ void unpack(const H*, const moe_u32* w, float* v)
+{
+    for (int k = 0; k < GROUP / 2; k++)
+    {
+        H lo, hi;
+        lo.bits = (moe_u16)(w[k] & 0xffffu);
+        hi.bits = (moe_u16)(w[k] >> 16);
+        v[2 * k] = to_float(lo);
+        v[2 * k + 1] = to_float(hi);
+    }
+}
+
+__device__ __forceinline__ void pack(const float*, const float* v, moe_u32* w)
+{
+    for (int k = 0; k < GROUP; k++)
+        w[k] = __float_as_uint(v[k]);
+}
+
+template <typename H>
+__device__ __forceinline__ void pack(const H*, const float* v, moe_u32* w)
+{
+    for (int k = 0; k < GROUP / 2; k++)
+        w[k] = (moe_u32)from_float<H>(v[2 * k]).bits | ((moe_u32)from_float<H>(v[2 * k + 1]).bits << 16);
+}
+
+// The vector path: groups [0, groups) of every source (all of element type T, 16-byte aligned), summed in rank
+// order in F32, stored to every destination. NS bounds the source count (registers: UNROLL x NS x 16-32 bytes),
+// UNROLL groups per thread per iteration, all their loads issued before the first add.
+template <typename T, int NS, int UNROLL>
+__device__ __forceinline__ void reduce_vectors(const Operand* sources, int sourceCount, const Operand* dests, int destCount,
+                                               long long groups, long long first, long long stride)
+{
+    const int WORDS = GroupWords<T>::COUNT;
+    const char* src[NS];
+#pragma unroll
+    for (int p = 0; p < NS; p++)
+        src[p] = (const char*)sources[p < sourceCount ? p : 0].base;
+    for (long long g0 = first; g0 < groups; g0 += stride * UNROLL)
+    {
+        moe_u32 raw[UNROLL][NS][WORDS];
+#pragma unroll
+        for (int u = 0; u < UNROLL; u++)
+        {
+            long long g = g0 + u * stride;
+            if (g < groups)
+            {
+#pragma unroll
+                for (int p = 0; p < NS; p++)
+                {
+                    if (p < sourceCount)
+                    {
+#pragma unroll
+                        for (int w = 0; w < WORDS; w += 4)
+                            load_cg_v4_u32(src[p] + g * (GROUP * sizeof(T)) + w * 4, &raw[u][p][w]);
+                    }
+                }
+            }
+        }
+#pragma unroll
+        for (int u = 0; u < UNROLL; u++)
+        {
+            long long g = g0 + u * stride;
+            if (g < groups)
+            {
+                float sum[GROUP], value[GROUP];
+                unpack((const T*)0, raw[u][0], sum);
+#pragma unroll
+                for (int p = 1; p < NS; p++)
+                {
+                    if (p < sourceCount)
+                    {
+                        unpack((const T*)0, raw[u][p], value);
+                        for (int k = 0; k < GROUP; k++)
+                            sum[k] += value[k];
+                    }
+                }
+                moe_u32 out[WORDS];
+                pack((const T*)0, sum, out);
+                for (int d = 0; d < destCount; d++)
+                {
+                    char* at = (char*)dests[d].base + g * (GROUP * sizeof(T));
+#pragma unroll
+                    for (int w = 0; w < WORDS; w += 4)
+                        store_v4_u32(at + w * 4, &out[w]);
+                }
+            }
+        }
+    }
+}
+
 template <typename T>
 __device__ void run_schedule(const CollectiveOp* ops, int opCount, const PeerTable* peers, const void* input, void* output,
                              long long count, int grain, int rank, int ranks, int* errorRecord, long long timeoutNs, int collective)
 {
     __shared__ moe_u32 epochBase;
     __shared__ int timedOut;
-    moe_u32* epochs = (moe_u32*)peers->control[rank] + MAX_BLOCKS * MAX_RANKS;
+    __shared__ CallBuffers call;
+    moe_u32* control = (moe_u32*)peers->control[rank];
+    moe_u32* epochs = control + MAX_BLOCKS * MAX_RANKS;
     if (threadIdx.x == 0)
     {
         epochBase = epochs[blockIdx.x];
         timedOut = 0;
+        // Published for peers: they read it after this call's first barrier (every block writes the same values).
+        moe_u64* addresses = (moe_u64*)(control + MAX_BLOCKS * MAX_RANKS + MAX_BLOCKS);
+        addresses[0] = (moe_u64)input;
+        addresses[1] = (moe_u64)output;
+    }
+    if (threadIdx.x < MAX_RANKS)
+    {
+        call.input[threadIdx.x] = (moe_u64)input;
+        call.output[threadIdx.x] = (moe_u64)output;
     }
     __syncthreads();
     moe_u32 barriers = 0;
@@ -263,6 +393,18 @@ __device__ void run_schedule(const CollectiveOp* ops, int opCount, const PeerTab
             barriers++;
             if (!block_barrier(peers, rank, ranks, epochBase + barriers, timeoutNs, errorRecord, op.step, collective, &timedOut))
                 return;
+            if (barriers == 1)
+            {
+                // Thread t acquired rank t's flag, released after rank t published its addresses.
+                int t = threadIdx.x;
+                if (t < ranks && t != rank)
+                {
+                    const volatile moe_u64* addresses = (const volatile moe_u64*)((const moe_u32*)peers->control[t] + MAX_BLOCKS * MAX_RANKS + MAX_BLOCKS);
+                    call.input[t] = addresses[0];
+                    call.output[t] = addresses[1];
+                }
+                __syncthreads();
+            }
             continue;
         }
         long long src0At, src1At, dstAt, length;
@@ -282,28 +424,63 @@ __device__ void run_schedule(const CollectiveOp* ops, int opCount, const PeerTab
             dstAt = op.dstOffset;
             length = op.length;
         }
-        Operand dst = resolve<T>(peers, input, output, op.dst, rank, dstAt);
+        Operand dests[MAX_RANKS];
+        int destCount;
+        if (op.kind == OP_REDUCE_ALL_PUSH)
+        {
+            destCount = ranks;
+            for (int q = 0; q < ranks; q++)
+                dests[q] = resolve<T>(peers, &call, op.dst, q, rank, dstAt);
+        }
+        else
+        {
+            destCount = 1;
+            dests[0] = resolve<T>(peers, &call, op.dst, rank, rank, dstAt);
+        }
         Operand sources[MAX_RANKS];
         int sourceCount;
-        if (op.kind == OP_REDUCE_ALL)
+        if (op.kind == OP_REDUCE_ALL || op.kind == OP_REDUCE_ALL_PUSH)
         {
             sourceCount = ranks;
             for (int p = 0; p < ranks; p++)
-                sources[p] = resolve<T>(peers, input, output, op.src0, p, src0At);
+                sources[p] = resolve<T>(peers, &call, op.src0, p, rank, src0At);
         }
         else
         {
             // COPY: one source; ADD: two, summed in that order.
             sourceCount = op.kind == OP_ADD ? 2 : 1;
-            sources[0] = resolve<T>(peers, input, output, op.src0, op.src0Rank, src0At);
+            sources[0] = resolve<T>(peers, &call, op.src0, op.src0Rank, rank, src0At);
             if (op.kind == OP_ADD)
-                sources[1] = resolve<T>(peers, input, output, op.src1, op.src1Rank, src1At);
+                sources[1] = resolve<T>(peers, &call, op.src1, op.src1Rank, rank, src1At);
         }
-        bool vectors = aligned16(dst);
+        bool vectors = true, anyF32 = false;
+        for (int d = 0; d < destCount; d++)
+        {
+            vectors = vectors && aligned16(dests[d]);
+            anyF32 = anyF32 || dests[d].isF32;
+        }
         for (int p = 0; p < sourceCount; p++)
+        {
             vectors = vectors && aligned16(sources[p]);
+            anyF32 = anyF32 || sources[p].isF32;
+        }
         long long groups = (length + GROUP - 1) / GROUP;
-        for (long long g = first; g < groups; g += stride)
+        long long vectorGroups = 0;
+        if (vectors && !anyF32)
+        {
+            // Every operand holds T: the unrolled path over the whole groups, the ragged tail below.
+            vectorGroups = length / GROUP;
+            const int U = GroupWords<T>::COUNT == 4 ? 4 : 2;   // 16 or 32 bytes per group
+            if (sourceCount <= 2)
+                reduce_vectors<T, 2, U>(sources, sourceCount, dests, destCount, vectorGroups, first, stride);
+            else if (sourceCount <= 4)
+                reduce_vectors<T, 4, U / 2>(sources, sourceCount, dests, destCount, vectorGroups, first, stride);
+            else
+                reduce_vectors<T, MAX_RANKS, 1>(sources, sourceCount, dests, destCount, vectorGroups, first, stride);
+        }
+        // Group g still belongs to thread g mod stride: start at this thread's first group at or after vectorGroups.
+        long long from = vectorGroups + ((first - vectorGroups) % stride + stride) % stride;
+        for (long long g = from; g < groups; g += stride)
         {
             long long i0 = g * GROUP;
             if (vectors && i0 + GROUP <= length)
@@ -316,7 +493,8 @@ __device__ void run_schedule(const CollectiveOp* ops, int opCount, const PeerTab
                     for (int k = 0; k < GROUP; k++)
                         sum[k] += value[k];
                 }
-                store_group<T>(dst, i0, sum);
+                for (int d = 0; d < destCount; d++)
+                    store_group<T>(dests[d], i0, sum);
             }
             else
             {
@@ -326,7 +504,8 @@ __device__ void run_schedule(const CollectiveOp* ops, int opCount, const PeerTab
                     float sum = load_operand<T>(sources[0], i);
                     for (int p = 1; p < sourceCount; p++)
                         sum += load_operand<T>(sources[p], i);
-                    store_operand<T>(dst, i, sum);
+                    for (int d = 0; d < destCount; d++)
+                        store_operand<T>(dests[d], i, sum);
                 }
             }
         }
@@ -335,6 +514,10 @@ __device__ void run_schedule(const CollectiveOp* ops, int opCount, const PeerTab
     if (threadIdx.x == 0)
         epochs[blockIdx.x] = epochBase + barriers;
 }
+
+// Compile-time checks of the layout the host mirrors (CudaCollectiveBackend.ControlWords, MaxBlocks).
+static_assert(CONTROL_WORDS == MAX_BLOCKS * MAX_RANKS + MAX_BLOCKS + POINTER_WORDS, "control words layout");
+static_assert((MAX_BLOCKS * MAX_RANKS + MAX_BLOCKS) % 2 == 0, "the address words must be 8-byte aligned");
 
 #define COLLECTIVE_ENTRY(NAME, T)                                                                          \
     extern "C" __global__ void NAME(const CollectiveOp* ops, int opCount, const PeerTable* peers,          \

@@ -13,9 +13,15 @@ internal enum OpKind
     ReduceAll = 3,
     /// <summary>Every rank waits until every rank has finished the ops before this one.</summary>
     Barrier = 4,
+    /// <summary>dst(rank q) = the <see cref="ReduceAll"/> sum, for every rank q: a reduce-scatter that writes its chunk straight into every rank's output.</summary>
+    ReduceAllPush = 5,
 }
 
-/// <summary>The buffers an op names. Input and Output are this rank's own; Staging and Partial are registered per rank and readable by every peer.</summary>
+/// <summary>
+/// The buffers an op names. Input and Output are the call's buffers: this rank's own for rank -1 (or its own rank),
+/// rank q's for another rank q (read or written over peer access; only after the call's first barrier, once every
+/// rank has arrived with its buffers). Staging and Partial are registered per rank and readable by every peer.
+/// </summary>
 internal static class OpBuffer
 {
     public const int Input = 0;
@@ -94,6 +100,12 @@ internal struct CollectiveOp
         Source0 = source, Source0Rank = -1, Source1 = -1, Source1Rank = -1, Destination = destination,
     };
 
+    public static CollectiveOp ReduceAllPush(int step, int chunk, int source, int destination) => new()
+    {
+        Kind = (int)OpKind.ReduceAllPush, Step = step, Chunk = chunk,
+        Source0 = source, Source0Rank = -1, Source1 = -1, Source1Rank = -1, Destination = destination,
+    };
+
     /// <summary>The op's element range: where it starts in source 0, source 1 and the destination, and how long it is.</summary>
     public readonly (long Source0, long Source1, long Destination, long Length) Range(long count, int ranks, int grain)
     {
@@ -109,6 +121,7 @@ internal struct CollectiveOp
     {
         OpKind.Barrier => $"step {Step}: barrier",
         OpKind.ReduceAll => $"step {Step}: {OpBuffer.Name(Destination)}[chunk {Chunk}] = sum over ranks of {OpBuffer.Name(Source0)}",
+        OpKind.ReduceAllPush => $"step {Step}: every rank's {OpBuffer.Name(Destination)}[chunk {Chunk}] = sum over ranks of {OpBuffer.Name(Source0)}",
         OpKind.Add => $"step {Step}: {OpBuffer.Name(Destination)}[chunk {Chunk}] = {OpBuffer.Name(Source0)}@{Source0Rank} + {OpBuffer.Name(Source1)}@{Source1Rank}",
         _ => $"step {Step}: {OpBuffer.Name(Destination)}[{(Chunk >= 0 ? $"chunk {Chunk}" : $"{DestinationOffset}+{Length}")}] = {OpBuffer.Name(Source0)}@{Source0Rank}",
     };
