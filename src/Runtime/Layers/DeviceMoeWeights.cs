@@ -100,7 +100,15 @@ public sealed class DeviceMoeWeights : IDisposable
     /// host memory can be benchmarked without a download: uniform in +-1/sqrt(fan_in), all experts, no TP slice.
     /// DeepSeek-style configs get a correction bias; shared experts (and qwen2_moe's gate) when the config has them.
     /// </summary>
-    public static DeviceMoeWeights CreateRandom(Accelerator accelerator, ModelConfig config, DType dtype, int seed)
+    public static DeviceMoeWeights CreateRandom(Accelerator accelerator, ModelConfig config, DType dtype, int seed) =>
+        CreateRandom(accelerator, config, dtype, seed, 0, config?.NumExperts ?? 0);
+
+    /// <summary>
+    /// Random weights of experts [<paramref name="firstExpert"/>, + <paramref name="expertCount"/>) only (an expert-parallel
+    /// rank's block; router, bias and shared experts in full): the same values those experts get from the full
+    /// <see cref="CreateRandom(Accelerator, ModelConfig, DType, int)"/>, so EP ranks built this way run the same layer.
+    /// </summary>
+    public static DeviceMoeWeights CreateRandom(Accelerator accelerator, ModelConfig config, DType dtype, int seed, int firstExpert, int expertCount)
     {
         ArgumentNullException.ThrowIfNull(accelerator);
         ArgumentNullException.ThrowIfNull(config);
@@ -109,12 +117,14 @@ public sealed class DeviceMoeWeights : IDisposable
         int h = config.HiddenSize, i = config.MoeIntermediateSize, e = config.NumExperts, ish = config.SharedIntermediateSize;
         if (h < 1 || i < 1 || e < 1 || ish < 0)
             throw new ArgumentException($"config shapes H {h}, I {i}, E {e}, shared I {ish} must be positive", nameof(config));
-        var result = new DeviceMoeWeights(accelerator, config, dtype, 0, e, i, ish);
+        if (firstExpert < 0 || expertCount < 1 || firstExpert + expertCount > e)
+            throw new ArgumentOutOfRangeException(nameof(firstExpert), $"experts [{firstExpert}, {firstExpert + expertCount}) of {e}");
+        var result = new DeviceMoeWeights(accelerator, config, dtype, firstExpert, expertCount, i, ish);
         try
         {
             result.RouterGate = RandomBlocks(accelerator, dtype, 1, (long)e * h, h, seed, 0);
-            result.GateUp = RandomBlocks(accelerator, dtype, e, 2L * i * h, h, seed, 1);
-            result.Down = RandomBlocks(accelerator, dtype, e, (long)h * i, i, seed, 2);
+            result.GateUp = RandomBlocks(accelerator, dtype, expertCount, 2L * i * h, h, seed, 1, firstExpert);
+            result.Down = RandomBlocks(accelerator, dtype, expertCount, (long)h * i, i, seed, 2, firstExpert);
             if (config.HasScoreCorrectionBias)
             {
                 var random = new Random(seed);
@@ -137,14 +147,14 @@ public sealed class DeviceMoeWeights : IDisposable
     }
 
     /// <summary>A device buffer of <paramref name="blocks"/> blocks of <paramref name="blockElements"/> random values, uploaded block by block.</summary>
-    private static MemoryBuffer RandomBlocks(Accelerator accelerator, DType dtype, int blocks, long blockElements, int fanIn, int seed, int tensor) => dtype switch
+    private static MemoryBuffer RandomBlocks(Accelerator accelerator, DType dtype, int blocks, long blockElements, int fanIn, int seed, int tensor, int firstBlock = 0) => dtype switch
     {
-        DType.F32 => RandomBlocks<float>(accelerator, blocks, blockElements, fanIn, seed, tensor, v => v),
-        DType.BF16 => RandomBlocks<BFloat16>(accelerator, blocks, blockElements, fanIn, seed, tensor, v => (BFloat16)v),
-        _ => RandomBlocks<Half>(accelerator, blocks, blockElements, fanIn, seed, tensor, v => (Half)v),
+        DType.F32 => RandomBlocks<float>(accelerator, blocks, blockElements, fanIn, seed, tensor, v => v, firstBlock),
+        DType.BF16 => RandomBlocks<BFloat16>(accelerator, blocks, blockElements, fanIn, seed, tensor, v => (BFloat16)v, firstBlock),
+        _ => RandomBlocks<Half>(accelerator, blocks, blockElements, fanIn, seed, tensor, v => (Half)v, firstBlock),
     };
 
-    private static MemoryBuffer<T> RandomBlocks<T>(Accelerator accelerator, int blocks, long blockElements, int fanIn, int seed, int tensor, Func<float, T> convert)
+    private static MemoryBuffer<T> RandomBlocks<T>(Accelerator accelerator, int blocks, long blockElements, int fanIn, int seed, int tensor, Func<float, T> convert, int firstBlock = 0)
         where T : unmanaged
     {
         if (blockElements > Array.MaxLength)
@@ -161,7 +171,7 @@ public sealed class DeviceMoeWeights : IDisposable
                 System.Threading.Tasks.Parallel.For(0, chunks, chunk =>
                 {
                     // A SplitMix64 stream per (seed, tensor, block, chunk): reproducible whatever the thread count.
-                    ulong state = (ulong)(uint)seed * 0x9E3779B97F4A7C15UL ^ ((ulong)tensor << 56) ^ ((ulong)block << 28) ^ (ulong)chunk;
+                    ulong state = (ulong)(uint)seed * 0x9E3779B97F4A7C15UL ^ ((ulong)tensor << 56) ^ ((ulong)(block + firstBlock) << 28) ^ (ulong)chunk;
                     long end = Math.Min(blockElements, (long)(chunk + 1) * Chunk);
                     for (long index = (long)chunk * Chunk; index < end; index++)
                     {
