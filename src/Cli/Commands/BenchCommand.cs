@@ -22,6 +22,7 @@ internal static class BenchCommand
         var bench = new Command("bench", "benchmarks of MoeRuntime's kernels and collectives");
         bench.Subcommands.Add(CreateAllReduce());
         bench.Subcommands.Add(LayerBenchCommand.Create());
+        bench.Subcommands.Add(AllToAllBenchCommand.Create());
         return bench;
     }
 

@@ -129,7 +129,7 @@ internal static class SimulateCommand
             var best = group.Where(x => x.TokensPerSecondPerUser >= s.UserTps).MaxBy(x => x.TokensPerSecondPerGpu);
             output.WriteLine(best is null
                 ? $"EP{group.Key}: no point reaches it"
-                : Invariant($"EP{group.Key}: {best.TokensPerGpu} tok/GPU, {best.TokensPerSecondPerGpu:F0} tok/s/GPU, {best.TokensPerSecondPerUser:F1} tok/s/user; layer {best.Layer.TotalUs:F0} us = expert weights {best.Layer.ExpertWeightUs:F0} us + all-to-all {best.Layer.AllToAllUs:F0} us + rest {best.Layer.TotalUs - best.Layer.ExpertWeightUs - best.Layer.AllToAllUs:F0} us"));
+                : Invariant($"EP{group.Key}: {best.TokensPerGpu} tok/GPU, {best.TokensPerSecondPerGpu:F0} tok/s/GPU, {best.TokensPerSecondPerUser:F1} tok/s/user; layer {best.Layer.TotalUs:F0} us: experts {best.Layer.ExpertsUs:F0} us (weight-loading floor {best.Layer.ExpertWeightUs:F0} us), all-to-all {best.Layer.AllToAllUs:F0} us, route + output {best.Layer.RouteUs + best.Layer.OutputUs:F0} us"));
         }
         if (s.Json is { } path)
             File.WriteAllText(path, JsonSerializer.Serialize(new

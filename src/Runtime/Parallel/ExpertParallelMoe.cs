@@ -99,6 +99,9 @@ public sealed class ExpertParallelMoe : IDisposable
     /// <summary>Expert rows each rank computed in the last forward (what the routing sent it).</summary>
     public long[] LastRowsPerRank { get; private set; } = [];
 
+    /// <summary>Held experts each rank ran rows through in the last forward (the experts the routing hit there).</summary>
+    public int[] LastActiveExpertsPerRank { get; private set; } = [];
+
     /// <summary>First token of rank r's share: tokens are split as evenly as possible, in order.</summary>
     public static int TokenStart(int tokens, int ranks, int rank) => (int)((long)tokens * rank / ranks);
 
@@ -153,6 +156,8 @@ public sealed class ExpertParallelMoe : IDisposable
             var received = Enumerable.Range(0, n).Select(d => Enumerable.Range(0, n).Sum(r => sendRows[r, d])).ToArray();
             LastTokensPerRank = share;
             LastRowsPerRank = received;
+            LastActiveExpertsPerRank = Enumerable.Range(0, n).Select(d => Enumerable.Range(d * eh, eh)
+                .Count(g => Enumerable.Range(0, n).Any(r => rowsPerExpert[r, g] > 0))).ToArray();
             var dtype = _weights[0].DType;
             var sendElements = Scale(sendRows, h);
             var receiveRows = new MemoryBuffer[n];
