@@ -71,8 +71,8 @@ public sealed class CurveFitTests
 
         var fitted = Calibration.Fit([sweep, a2a], fallback: null);
         Assert.Equal(15, fitted.Gemm.LaunchUs, 0.3);
-        Assert.Equal(2500, fitted.Gemm.WeightGBs, 50);
-        Assert.Equal(300, fitted.Gemm.MatrixTflops, 6);
+        Assert.Equal(2500, fitted.Gemm.WeightGBs, 50.0);
+        Assert.Equal(300, fitted.Gemm.MatrixTflops, 6.0);
         Assert.Equal(9, fitted.Link.LatencyUs, 1e-6);
         Assert.Equal(200, fitted.Link.GBs, 1e-6);
         Assert.Equal(12, fitted.Routing.LatencyUs, 1e-6);

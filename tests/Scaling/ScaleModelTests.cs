@@ -104,7 +104,7 @@ public sealed class ScaleModelTests
         var (rows, active) = ScaleModel.Loads([10, 3, 0, 1], [[0, 1], [0, 2], [3, 2]]);
         Assert.Equal([5 + 3, 5 + 0, 1 + 0], rows);
         Assert.Equal([2, 1, 1], active);
-        Assert.Equal([[0, 1, 2], [3, 4], [5, 6, 7]], ScaleModel.Contiguous(8, 3));
+        Assert.Equal([[0, 1], [2, 3, 4], [5, 6, 7]], ScaleModel.Contiguous(8, 3));
     }
 
     [Fact]
