@@ -22,6 +22,7 @@ public static class Sweeps
         ["copy"] = CopySweep.Run,
         ["eplb_balance"] = Eplb.EplbBalanceSweep.Run,
         ["grouped_gemm"] = Kernels.GroupedGemmSweep.Run,
+        ["grouped_gemm_ep"] = Kernels.GroupedGemmEpSweep.Run,
         ["token_ops"] = MoeRuntime.Benchmarks.Kernels.TokenOpsSweep.Run,
         ["moe_layer"] = MoeRuntime.Benchmarks.Runtime.MoeLayerSweep.Run,
     };

@@ -11,4 +11,5 @@ root.Subcommands.Add(DevicesCommand.Create());
 root.Subcommands.Add(EplbCommand.Create());
 root.Subcommands.Add(BenchCommand.Create());
 root.Subcommands.Add(LaunchCommand.Create());
+root.Subcommands.Add(SimulateCommand.Create());
 return await root.Parse(args).InvokeAsync();

@@ -27,6 +27,7 @@ internal static class BenchCommand
         bench.Subcommands.Add(CreateAllReduce());
         bench.Subcommands.Add(LayerBenchCommand.Create());
         bench.Subcommands.Add(EplbBenchCommand.Create());
+        bench.Subcommands.Add(AllToAllBenchCommand.Create());
         return bench;
     }
 

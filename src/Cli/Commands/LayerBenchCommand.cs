@@ -4,6 +4,7 @@ using System.Text.Json;
 using MoeRuntime.Accelerators;
 using MoeRuntime.Cli.Bench;
 using MoeRuntime.Runtime.Layers;
+using MoeRuntime.Runtime.Parallel;
 
 namespace MoeRuntime.Cli.Commands;
 
@@ -22,10 +23,92 @@ internal static class LayerBenchCommand
         var warmup = new Option<int>("--warmup") { DefaultValueFactory = _ => 3 };
         var samples = new Option<int>("--samples") { Description = "timed forwards per row (the median is reported)", DefaultValueFactory = _ => 20 };
         var json = new Option<string?>("--json") { Description = "write the rows as JSON" };
-        var command = new Command("layer", "one MoE layer at Mixtral, Qwen3 or DeepSeek-V3 shapes with random weights") { preset, tokens, device, dtype, warmup, samples, json };
-        command.SetAction(parse => Run(parse.GetValue(preset)!, parse.GetValue(tokens)!, parse.GetValue(device)!, parse.GetValue(dtype)!,
-            parse.GetValue(warmup), parse.GetValue(samples), parse.GetValue(json), Console.Out, Console.Error));
+        var parallel = new Option<string>("--parallel") { Description = "none (one device) or ep (expert parallel over --devices, per-phase timing)", DefaultValueFactory = _ => "none" };
+        var devices = new Option<string?>("--devices") { Description = "with --parallel ep: the ranks, e.g. cuda:0,cuda:1 or cpu:0,cpu:1" };
+        var command = new Command("layer", "one MoE layer at Mixtral, Qwen3 or DeepSeek-V3 shapes with random weights") { preset, tokens, device, dtype, warmup, samples, json, parallel, devices };
+        command.SetAction(parse => parse.GetValue(parallel)!.Trim().ToLowerInvariant() switch
+        {
+            "none" => Run(parse.GetValue(preset)!, parse.GetValue(tokens)!, parse.GetValue(device)!, parse.GetValue(dtype)!,
+                parse.GetValue(warmup), parse.GetValue(samples), parse.GetValue(json), Console.Out, Console.Error),
+            "ep" => RunExpertParallel(parse.GetValue(preset)!, parse.GetValue(tokens)!, parse.GetValue(devices) ?? "cuda:0,cuda:1", parse.GetValue(dtype)!,
+                parse.GetValue(warmup), parse.GetValue(samples), parse.GetValue(json), Console.Out, Console.Error),
+            var other => Fail($"--parallel {other}: none or ep"),
+        });
         return command;
+    }
+
+    private static int Fail(string message)
+    {
+        Console.Error.WriteLine($"moe bench layer: {message}");
+        return 2;
+    }
+
+    /// <summary>
+    /// <c>--parallel ep</c>: the layer split over the ranks of <paramref name="deviceList"/> (rank r builds only its block of
+    /// E/N random experts), per-phase times per token count; the JSON (kind "ep_layer") is what <c>moe simulate --validate</c> reads.
+    /// </summary>
+    internal static int RunExpertParallel(string presetName, string tokenList, string deviceList, string dtypeName, int warmup, int samples, string? jsonPath,
+                                          TextWriter output, TextWriter errors)
+    {
+        try
+        {
+            var config = LayerBench.Preset(presetName);
+            var dtype = RunCommand.ParseComputeDType(dtypeName);
+            var tokenCounts = ParseTokenCounts(tokenList);
+            if (warmup < 0 || samples < 1)
+                throw new ArgumentException($"--warmup {warmup} must be >= 0 and --samples {samples} >= 1");
+            using var context = new AcceleratorContext();
+            var ranks = deviceList.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(context.Get).ToList();
+            int n = ranks.Count;
+            if (n < 1 || config.NumExperts % n != 0)
+                throw new ArgumentException($"--devices {deviceList}: {config.NumExperts} experts must split evenly over the ranks");
+            errors.WriteLine($"moe bench layer: generating {presetName} random weights ({DTypes.Name(dtype)}), {config.NumExperts / n} experts on each of {string.Join(", ", ranks.Select(r => r.Name))}...");
+            var weights = new List<DeviceMoeWeights>();
+            ExpertParallelMoe layer;
+            try
+            {
+                int block = config.NumExperts / n;
+                for (int r = 0; r < n; r++)
+                    weights.Add(DeviceMoeWeights.CreateRandom(ranks[r], config, dtype, seed: 2026, firstExpert: r * block, expertCount: block));
+                layer = new ExpertParallelMoe(weights);
+            }
+            catch
+            {
+                weights.ForEach(w => w.Dispose());
+                throw;
+            }
+            using (layer)
+            {
+                var bench = new EpLayerBench(ranks, warmup, samples);
+                output.WriteLine($"# EP MoE layer {presetName} over {n} x {ranks[0].Info.Name}, {DTypes.Name(dtype)}; phases: device events, slowest rank, median; wall: host clock of the forward");
+                output.WriteLine($"{"T",6} {"wall(us)",10} {"phases(us)",11} {"route",9} {"dispatch",9} {"experts",9} {"combine",9} {"output",9} {"rows/rank",20}");
+                var rows = new List<EpLayerRow>();
+                foreach (var row in bench.Run(presetName, layer, tokenCounts))
+                {
+                    rows.Add(row);
+                    var p = row.PhaseUs;
+                    output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                        $"{row.Tokens,6} {row.TotalUs,10:F1} {row.PhaseSumUs,11:F1} {p["RouteAndPermute"],9:F1} {p["Dispatch"],9:F1} {p["Experts"],9:F1} {p["Combine"],9:F1} {p["SharedAndUnpermute"],9:F1} {string.Join("/", row.RowsPerRank),20}"));
+                }
+                if (jsonPath is not null)
+                    File.WriteAllText(jsonPath, JsonSerializer.Serialize(new { kind = "ep_layer", preset = presetName, device = ranks[0].Info.Name, ranks = n, dtype = DTypes.Name(dtype), date = DateTime.UtcNow.ToString("yyyy-MM-dd"), rows },
+                        new JsonSerializerOptions { WriteIndented = true }));
+            }
+            return 0;
+        }
+        catch (Exception e) when (RunCommand.IsUserError(e))
+        {
+            errors.WriteLine($"moe bench layer: {RunCommand.Describe(e)}");
+            return 2;
+        }
+    }
+
+    private static List<int> ParseTokenCounts(string tokenList)
+    {
+        var tokenCounts = tokenList.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(t =>
+            int.TryParse(t, NumberStyles.None, CultureInfo.InvariantCulture, out int v) && v >= 1 ? v
+                : throw new ArgumentException($"--tokens: '{t}' is not a token count >= 1")).ToList();
+        return tokenCounts.Count > 0 ? tokenCounts : throw new ArgumentException("--tokens names no token counts");
     }
 
     internal static int Run(string presetName, string tokenList, string deviceName, string dtypeName, int warmup, int samples, string? jsonPath, TextWriter output, TextWriter errors)

@@ -107,7 +107,23 @@ public sealed class DeviceMoeWeights : IDisposable
     /// As above, holding only the experts <paramref name="experts"/> (their values as in the full layer; all when null),
     /// e.g. one expert on each rank of an EPLB layer whose experts live in slot stores.
     /// </summary>
-    public static DeviceMoeWeights CreateRandom(Accelerator accelerator, ModelConfig config, DType dtype, int seed, int[]? experts)
+    public static DeviceMoeWeights CreateRandom(Accelerator accelerator, ModelConfig config, DType dtype, int seed, int[]? experts) =>
+        CreateRandom(accelerator, config, dtype, seed, experts, 0);
+
+    /// <summary>
+    /// Random weights of experts [<paramref name="firstExpert"/>, + <paramref name="expertCount"/>) only (an expert-parallel
+    /// rank's block; router, bias and shared experts in full): the same values those experts get from the full
+    /// <see cref="CreateRandom(Accelerator, ModelConfig, DType, int)"/>, so EP ranks built this way run the same layer.
+    /// </summary>
+    public static DeviceMoeWeights CreateRandom(Accelerator accelerator, ModelConfig config, DType dtype, int seed, int firstExpert, int expertCount)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        if (firstExpert < 0 || expertCount < 1 || firstExpert + expertCount > config.NumExperts)
+            throw new ArgumentOutOfRangeException(nameof(firstExpert), $"experts [{firstExpert}, {firstExpert + expertCount}) of {config.NumExperts}");
+        return CreateRandom(accelerator, config, dtype, seed, Enumerable.Range(firstExpert, expertCount).ToArray(), firstExpert);
+    }
+
+    private static DeviceMoeWeights CreateRandom(Accelerator accelerator, ModelConfig config, DType dtype, int seed, int[]? experts, int firstExpert)
     {
         ArgumentNullException.ThrowIfNull(accelerator);
         ArgumentNullException.ThrowIfNull(config);
@@ -119,7 +135,7 @@ public sealed class DeviceMoeWeights : IDisposable
         var held = experts ?? Enumerable.Range(0, e).ToArray();
         if (held.Length == 0 || held.Any(x => (uint)x >= (uint)e))
             throw new ArgumentException($"experts must be 1 or more ids in [0, {e})", nameof(experts));
-        var result = new DeviceMoeWeights(accelerator, config, dtype, 0, held.Length, i, ish);
+        var result = new DeviceMoeWeights(accelerator, config, dtype, firstExpert, held.Length, i, ish);
         try
         {
             result.RouterGate = RandomBlocks(accelerator, dtype, 1, (long)e * h, h, seed, 0);

@@ -54,6 +54,42 @@ public sealed partial class ExpertParallelMoe : IDisposable
         }
     }
 
+    /// <summary>
+    /// Takes per-rank weights already on the devices (rank r holds experts [r*E/N, (r+1)*E/N), e.g. from
+    /// <see cref="DeviceMoeWeights.CreateRandom(Accelerator, ModelConfig, DType, int, int, int)"/>, so a layer too large
+    /// for one host is never built whole); the layer owns and disposes them.
+    /// </summary>
+    public ExpertParallelMoe(IReadOnlyList<DeviceMoeWeights> perRankWeights, Communicator? communicator = null)
+    {
+        ArgumentNullException.ThrowIfNull(perRankWeights);
+        int n = perRankWeights.Count;
+        if (n < 1)
+            throw new ArgumentException("expert parallelism needs at least one rank", nameof(perRankWeights));
+        var config = perRankWeights[0].Config;
+        int e = config.NumExperts;
+        if (e % n != 0)
+            throw new ArgumentException($"{e} experts do not split evenly over {n} ranks", nameof(perRankWeights));
+        ExpertsPerRank = e / n;
+        for (int r = 0; r < n; r++)
+        {
+            var w = perRankWeights[r];
+            if (w.FirstExpert != r * ExpertsPerRank || w.ExpertCount != ExpertsPerRank || w.Intermediate != config.MoeIntermediateSize
+                || w.Config.HiddenSize != config.HiddenSize || w.Config.NumExperts != e || w.DType != perRankWeights[0].DType)
+                throw new ArgumentException($"rank {r} holds experts [{w.FirstExpert}, {w.FirstExpert + w.ExpertCount}) (I {w.Intermediate}, {DTypes.Name(w.DType)});"
+                    + $" expert parallelism over {n} ranks needs [{r * ExpertsPerRank}, {(r + 1) * ExpertsPerRank}), no TP slice, one dtype", nameof(perRankWeights));
+        }
+        _weights = perRankWeights.ToArray();
+        _layers = _weights.Select(w => new MoeLayer(w)).ToArray();
+        _ownsCommunicator = communicator is null;
+        _communicator = communicator ?? Communicator.Create(_weights.Select(w => w.Accelerator).ToList());
+    }
+
+    /// <summary>
+    /// Optional: told where each phase of <see cref="Forward"/> starts and ends on each rank (benchmarks record
+    /// device events there). Null (the default) costs nothing.
+    /// </summary>
+    public IExpertParallelPhaseTimer? PhaseTimer { get; set; }
+
     public int Ranks => _layers.Length;
     /// <summary>Experts (slots, with EPLB) each rank holds.</summary>
     public int ExpertsPerRank { get; }
@@ -64,6 +100,9 @@ public sealed partial class ExpertParallelMoe : IDisposable
 
     /// <summary>Expert rows each rank computed in the last forward (what the routing sent it).</summary>
     public long[] LastRowsPerRank { get; private set; } = [];
+
+    /// <summary>Held experts each rank ran rows through in the last forward (the experts the routing hit there).</summary>
+    public int[] LastActiveExpertsPerRank { get; private set; } = [];
 
     /// <summary>First token of rank r's share: tokens are split as evenly as possible, in order.</summary>
     public static int TokenStart(int tokens, int ranks, int rank) => (int)((long)tokens * rank / ranks);
@@ -96,8 +135,13 @@ public sealed partial class ExpertParallelMoe : IDisposable
                 int start = TokenStart(tokens, n, r);
                 inputs[r] = Own(DeviceMoeWeights.UploadFloats(a, host[(start * h)..((start + share[r]) * h)], _weights[r].DType));
                 workspaces[r] = Own(new MoeWorkspace(_weights[r], share[r]));
+            }
+            for (int r = 0; r < n; r++)
+            {
+                PhaseTimer?.Begin(ExpertParallelPhase.RouteAndPermute, r);
                 if (share[r] > 0)
                     _layers[r].RouteAndPermute(inputs[r], workspaces[r], null);
+                PhaseTimer?.End(ExpertParallelPhase.RouteAndPermute, r);
             }
             // 2. Dispatch sizes: rows of rank r for expert g, from r's expert offsets.
             var rowsPerExpert = new long[n, e];
@@ -116,6 +160,8 @@ public sealed partial class ExpertParallelMoe : IDisposable
             var received = Enumerable.Range(0, n).Select(d => Enumerable.Range(0, n).Sum(r => sendRows[r, d])).ToArray();
             LastTokensPerRank = share;
             LastRowsPerRank = received;
+            LastActiveExpertsPerRank = Enumerable.Range(0, n).Select(d => Enumerable.Range(d * eh, eh)
+                .Count(g => Enumerable.Range(0, n).Any(r => rowsPerExpert[r, g] > 0))).ToArray();
             var dtype = _weights[0].DType;
             var sendElements = Scale(sendRows, h);
             var receiveRows = new MemoryBuffer[n];
@@ -127,7 +173,9 @@ public sealed partial class ExpertParallelMoe : IDisposable
                 gatheredViews[d] = workspaces[d].Gathered;
             }
             // 3. Dispatch: rank d receives [source rank][local expert] rows.
+            Mark(ExpertParallelPhase.Dispatch, begin: true);
             _communicator.AllToAllV(gatheredViews, sendElements, receiveRows);
+            Mark(ExpertParallelPhase.Dispatch, begin: false);
             // 4. Each rank: sort the received rows by local expert, run its experts, put the rows back in received order.
             var returned = new MemoryBuffer<float>[n];
             for (int d = 0; d < n; d++)
@@ -154,15 +202,19 @@ public sealed partial class ExpertParallelMoe : IDisposable
                 var ones = Own(a.Allocate<float>(rows));
                 ones.Fill(1f);
                 var workspace = Own(a.Allocate<int>(Math.Max(1, Permute.WorkspaceElements(rows, 1, eh))));
+                PhaseTimer?.Begin(ExpertParallelPhase.Experts, d);
                 Permute.Run(ids, rows, 1, eh, 1, counts, offsets, rowOfSlot, tokenOfRow, receiveRows[d], h, sorted, workspace);
                 _layers[d].RunExperts(sorted, offsets, activation, expertOut, null);
                 Combine.Run(expertOut, rowOfSlot, ones, rows, 1, h, returned[d]);
+                PhaseTimer?.End(ExpertParallelPhase.Experts, d);
             }
             // 5. Combine back: rank r gets its rows in its own expert order (the order of its gathered rows).
             var expertOutputs = new MemoryBuffer[n];
             for (int r = 0; r < n; r++)
                 expertOutputs[r] = workspaces[r].ExpertOutput;
+            Mark(ExpertParallelPhase.Combine, begin: true);
             _communicator.AllToAllV(returned, Scale(Transpose(sendRows), h), expertOutputs);
+            Mark(ExpertParallelPhase.Combine, begin: false);
             // 6. Each rank: weighted sum over its tokens' k choices, plus its shared experts.
             for (int r = 0; r < n; r++)
             {
@@ -170,8 +222,10 @@ public sealed partial class ExpertParallelMoe : IDisposable
                     continue;
                 var ws = workspaces[r];
                 var output = Own(_weights[r].Accelerator.Allocate<float>((long)share[r] * h));
+                PhaseTimer?.Begin(ExpertParallelPhase.SharedAndUnpermute, r);
                 var residual = _layers[r].RunSharedExperts(inputs[r], ws, null);
                 Combine.Run(ws.ExpertOutput, ws.RowOfSlot, ws.RoutingWeights, share[r], k, h, output, residual);
+                PhaseTimer?.End(ExpertParallelPhase.SharedAndUnpermute, r);
                 output.CopyTo(result.AsSpan(TokenStart(tokens, n, r) * h, share[r] * h));
             }
             return result;
@@ -180,6 +234,19 @@ public sealed partial class ExpertParallelMoe : IDisposable
         {
             for (int i = owned.Count - 1; i >= 0; i--)
                 owned[i].Dispose();
+        }
+    }
+
+    private void Mark(ExpertParallelPhase phase, bool begin)
+    {
+        if (PhaseTimer is not { } timer)
+            return;
+        for (int r = 0; r < Ranks; r++)
+        {
+            if (begin)
+                timer.Begin(phase, r);
+            else
+                timer.End(phase, r);
         }
     }
 

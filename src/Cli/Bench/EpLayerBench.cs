@@ -1,0 +1,118 @@
+using System.Diagnostics;
+using MoeRuntime.Accelerators;
+using MoeRuntime.Runtime.Parallel;
+
+namespace MoeRuntime.Cli.Bench;
+
+/// <summary>One row of <c>moe bench layer --parallel ep</c>: the median time of each phase (slowest rank) and the loads behind it.</summary>
+internal sealed record EpLayerRow(string Preset, int Ranks, int Tokens, double TotalUs, Dictionary<string, double> PhaseUs,
+                                  double[] TokensPerRank, double[] RowsPerRank, double[] ActiveExpertsPerRank)
+{
+    public double PhaseSumUs => PhaseUs.Values.Sum();
+}
+
+/// <summary>
+/// Device events at each phase boundary of an <see cref="ExpertParallelMoe"/> forward, on each rank's default stream
+/// (where the forward enqueues its work). A phase's time is its slowest rank's; a rank that skips a phase counts 0.
+/// </summary>
+internal sealed class EventPhaseTimer : IExpertParallelPhaseTimer, IDisposable
+{
+    private readonly IReadOnlyList<Accelerator> _ranks;
+    private readonly Dictionary<(ExpertParallelPhase, int), (AcceleratorEvent Start, AcceleratorEvent End, bool Recorded)> _events = new();
+
+    public EventPhaseTimer(IReadOnlyList<Accelerator> ranks) => _ranks = ranks;
+
+    public void Begin(ExpertParallelPhase phase, int rank)
+    {
+        var key = (phase, rank);
+        if (!_events.TryGetValue(key, out var pair))
+            pair = (_ranks[rank].CreateEvent(), _ranks[rank].CreateEvent(), false);
+        pair.Start.Record(_ranks[rank].DefaultStream);
+        _events[key] = pair with { Recorded = false };
+    }
+
+    public void End(ExpertParallelPhase phase, int rank)
+    {
+        var pair = _events[(phase, rank)];
+        pair.End.Record(_ranks[rank].DefaultStream);
+        _events[(phase, rank)] = pair with { Recorded = true };
+    }
+
+    /// <summary>Forgets the last forward's marks (call before each forward).</summary>
+    public void Reset()
+    {
+        foreach (var key in _events.Keys.ToList())
+            _events[key] = _events[key] with { Recorded = false };
+    }
+
+    /// <summary>Microseconds of each phase in the last forward: its slowest rank.</summary>
+    public Dictionary<ExpertParallelPhase, double> Read()
+    {
+        var result = Enum.GetValues<ExpertParallelPhase>().ToDictionary(p => p, _ => 0.0);
+        foreach (var ((phase, _), pair) in _events)
+        {
+            if (!pair.Recorded)
+                continue;
+            pair.End.Synchronize();
+            result[phase] = Math.Max(result[phase], pair.End.ElapsedMillisecondsSince(pair.Start) * 1e3);
+        }
+        return result;
+    }
+
+    public void Dispose()
+    {
+        foreach (var pair in _events.Values)
+        {
+            pair.Start.Dispose();
+            pair.End.Dispose();
+        }
+    }
+}
+
+/// <summary>
+/// <c>moe bench layer --parallel ep</c>: an expert-parallel MoE layer over N ranks, each rank holding only its block of random
+/// experts at the preset's real shapes, timed per token count: median per phase (device events) and median host wall
+/// time of the forward (which also counts host work the phases do not: uploads, the dispatch-size read-back, allocations).
+/// </summary>
+internal sealed class EpLayerBench(IReadOnlyList<Accelerator> ranks, int warmup, int samples)
+{
+    public IEnumerable<EpLayerRow> Run(string preset, ExpertParallelMoe layer, IEnumerable<int> tokenCounts)
+    {
+        using var timer = new EventPhaseTimer(ranks);
+        int h = layer.Config.HiddenSize;
+        foreach (int tokens in tokenCounts)
+        {
+            var random = new Random(tokens);
+            var hidden = new float[(long)tokens * h];
+            for (long i = 0; i < hidden.Length; i++)
+                hidden[i] = 2 * random.NextSingle() - 1;
+            layer.PhaseTimer = null;
+            for (int i = 0; i < warmup; i++)
+                layer.Forward(hidden, tokens);
+            layer.PhaseTimer = timer;
+            var phases = Enum.GetValues<ExpertParallelPhase>().ToDictionary(p => p, _ => new List<double>());
+            var totals = new List<double>();
+            for (int s = 0; s < samples; s++)
+            {
+                timer.Reset();
+                long t0 = Stopwatch.GetTimestamp();
+                layer.Forward(hidden, tokens);
+                foreach (var a in ranks)
+                    a.Synchronize();
+                totals.Add(Stopwatch.GetElapsedTime(t0).TotalMicroseconds);
+                foreach (var (phase, us) in timer.Read())
+                    phases[phase].Add(us);
+            }
+            layer.PhaseTimer = null;
+            yield return new EpLayerRow(preset, ranks.Count, tokens, Median(totals), phases.ToDictionary(p => p.Key.ToString(), p => Median(p.Value)),
+                layer.LastTokensPerRank.Select(t => (double)t).ToArray(), layer.LastRowsPerRank.Select(r => (double)r).ToArray(),
+                layer.LastActiveExpertsPerRank.Select(a => (double)a).ToArray());
+        }
+    }
+
+    private static double Median(List<double> values)
+    {
+        values.Sort();
+        return values.Count % 2 == 1 ? values[values.Count / 2] : (values[values.Count / 2 - 1] + values[values.Count / 2]) / 2;
+    }
+}

@@ -1,0 +1,226 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using MoeRuntime.Runtime.Models;
+using MoeRuntime.Runtime.Scaling;
+
+namespace MoeRuntime.Cli.Commands;
+
+/// <summary>
+/// <c>moe simulate</c>: the scale model of docs/SCALING.md.
+/// <code>
+/// moe simulate --model deepseek-v3 --gpus 72 --ep 8,16,32,64,72 --tokens-per-gpu 1..1024 --link nvl72 [--eplb none|static|online]
+///              [--skew zipf:S] [--params F] [--user-tps 20] [--json F]     predict, print the Pareto frontier
+/// moe simulate --calibrate a.json b.json ... [--save params.json]           fit the parameters from benchmark JSON
+/// moe simulate --validate ep-layer.json [--params F]                        predict a measured EP layer bench, print the error
+/// </code>
+/// </summary>
+internal static class SimulateCommand
+{
+    internal sealed record Settings
+    {
+        public string Model { get; init; } = "deepseek-v3";
+        public int Gpus { get; init; } = 72;
+        public string Ep { get; init; } = "8,16,32,64,72";
+        public string TokensPerGpu { get; init; } = "1..1024";
+        public string Link { get; init; } = "nvl72";
+        public string Eplb { get; init; } = "none";
+        public string Skew { get; init; } = "uniform";
+        public string? Params { get; init; }
+        public int? Layers { get; init; }
+        public int Steps { get; init; } = 8;
+        public double UserTps { get; init; } = 20;
+        public string? Json { get; init; }
+        public string[] Calibrate { get; init; } = [];
+        public string? Save { get; init; }
+        public string? Validate { get; init; }
+    }
+
+    public static Command Create()
+    {
+        var model = new Option<string>("--model") { Description = "deepseek-v3, qwen3-30b-a3b, mixtral-8x7b (layer presets)", DefaultValueFactory = _ => "deepseek-v3" };
+        var gpus = new Option<int>("--gpus") { Description = "GPUs in the rack (the largest EP group)", DefaultValueFactory = _ => 72 };
+        var ep = new Option<string>("--ep") { Description = "EP group sizes, comma-separated", DefaultValueFactory = _ => "8,16,32,64,72" };
+        var tokens = new Option<string>("--tokens-per-gpu") { Description = "decode tokens per GPU per step: a list, or A..B for powers of two", DefaultValueFactory = _ => "1..1024" };
+        var link = new Option<string>("--link") { Description = "nvl72, h200-nvlink or ib400", DefaultValueFactory = _ => "nvl72" };
+        var eplb = new Option<string>("--eplb") { Description = "none, static or online", DefaultValueFactory = _ => "none" };
+        var skew = new Option<string>("--skew") { Description = "uniform or zipf:S (expert popularity)", DefaultValueFactory = _ => "uniform" };
+        var parameters = new Option<string?>("--params") { Description = "fitted parameters (default: the built-in file)" };
+        var layers = new Option<int?>("--layers") { Description = "MoE layers per forward (default: the model's: DeepSeek-V3 58, Qwen3-30B-A3B 48, Mixtral 32)" };
+        var steps = new Option<int>("--steps") { Description = "sampled routing steps per point", DefaultValueFactory = _ => 8 };
+        var userTps = new Option<double>("--user-tps") { Description = "per-user tokens/s budget for the per-EP summary", DefaultValueFactory = _ => 20 };
+        var json = new Option<string?>("--json") { Description = "write every point as JSON" };
+        var calibrate = new Option<string[]>("--calibrate") { Description = "benchmark JSON files to fit the parameters from", AllowMultipleArgumentsPerToken = true };
+        var save = new Option<string?>("--save") { Description = "with --calibrate: where to write the fitted parameters" };
+        var validate = new Option<string?>("--validate") { Description = "an EP layer bench JSON (moe bench layer --parallel ep) to predict" };
+        var command = new Command("simulate", "scale model: predict large expert parallelism (EP8 .. EP72) from measured costs")
+        {
+            model, gpus, ep, tokens, link, eplb, skew, parameters, layers, steps, userTps, json, calibrate, save, validate,
+        };
+        command.SetAction(parse => Run(new Settings
+        {
+            Model = parse.GetValue(model)!, Gpus = parse.GetValue(gpus), Ep = parse.GetValue(ep)!, TokensPerGpu = parse.GetValue(tokens)!,
+            Link = parse.GetValue(link)!, Eplb = parse.GetValue(eplb)!, Skew = parse.GetValue(skew)!, Params = parse.GetValue(parameters),
+            Layers = parse.GetValue(layers), Steps = parse.GetValue(steps), UserTps = parse.GetValue(userTps), Json = parse.GetValue(json),
+            Calibrate = parse.GetValue(calibrate) ?? [], Save = parse.GetValue(save), Validate = parse.GetValue(validate),
+        }, Console.Out, Console.Error));
+        return command;
+    }
+
+    internal static int Run(Settings s, TextWriter output, TextWriter errors)
+    {
+        try
+        {
+            var (baseParams, baseName) = s.Params is { } path ? (ScaleParams.Load(path), path) : (DefaultScaleParams.Load(), DefaultScaleParams.Name);
+            if (s.Calibrate.Length > 0)
+                return Calibrate(s, baseParams, baseName, output);
+            output.WriteLine($"# params: {baseName}");
+            if (s.Validate is { } validatePath)
+                return Validate(validatePath, baseParams, output);
+            return Simulate(s, baseParams, output);
+        }
+        catch (Exception e) when (RunCommand.IsUserError(e) || e is FormatException or KeyNotFoundException)
+        {
+            errors.WriteLine($"moe simulate: {RunCommand.Describe(e)}");
+            return 2;
+        }
+    }
+
+    private static int Calibrate(Settings s, ScaleParams fallback, string fallbackName, TextWriter output)
+    {
+        var fitted = Calibration.Fit(s.Calibrate, fallback, fallbackName);
+        output.WriteLine($"# fitted from {string.Join(", ", s.Calibrate.Select(Path.GetFileName))}");
+        output.WriteLine(Invariant($"gemm:     launch {fitted.Gemm.LaunchUs:F1} us, weights {fitted.Gemm.WeightGBs:F0} GB/s, matrix {fitted.Gemm.MatrixTflops:F0} TFLOP/s"));
+        output.WriteLine(Invariant($"link:     {fitted.Link.LatencyUs:F1} us + bytes / {fitted.Link.GBs:F0} GB/s (per rank, bytes to peers)"));
+        output.WriteLine(Invariant($"routing:  {fitted.Routing.LatencyUs:F1} us + bytes / {fitted.Routing.GBs:F0} GB/s"));
+        output.WriteLine(Invariant($"movement: {fitted.Movement.LatencyUs:F1} us + bytes / {fitted.Movement.GBs:F0} GB/s"));
+        foreach (var (part, source) in fitted.Sources)
+            output.WriteLine($"  {part}: {source}");
+        if (s.Save is { } save)
+        {
+            File.WriteAllText(save, fitted.ToJson() + "\n");
+            output.WriteLine($"# saved params: {save}");
+        }
+        return 0;
+    }
+
+    private static int Simulate(Settings s, ScaleParams p, TextWriter output)
+    {
+        var config = LayerPresets.Get(s.Model);
+        var options = new SimulationOptions
+        {
+            Model = config, MoeLayers = s.Layers ?? DefaultMoeLayers(s.Model), Gpus = s.Gpus, EpSizes = ParseInts(s.Ep, "--ep"),
+            TokensPerGpu = ParseTokens(s.TokensPerGpu), Link = LinkPreset.Get(s.Link), Eplb = ParseEplb(s.Eplb), ZipfS = ParseSkew(s.Skew), Steps = s.Steps,
+        };
+        var points = ScaleModel.Simulate(p, options);
+        output.WriteLine(Invariant($"# {s.Model}: {options.MoeLayers} MoE layers, {s.Gpus} GPUs, link {options.Link.Name}, eplb {s.Eplb}, skew {s.Skew}; MoE layers only (attention and dense layers not modelled)"));
+        output.WriteLine($"{"EP",4} {"tok/GPU",8} {"layer(us)",10} {"route",7} {"dispatch",8} {"experts",8} {"(weights)",9} {"combine",8} {"output",7} {"imbal",6} {"tok/s/GPU",10} {"tok/s/user",10}");
+        foreach (var x in points)
+            output.WriteLine(Row(x));
+        output.WriteLine();
+        output.WriteLine("# Pareto frontier (tokens/s per GPU against tokens/s per user), fastest per user first");
+        foreach (var x in ScaleModel.Pareto(points))
+            output.WriteLine(Row(x));
+        output.WriteLine();
+        output.WriteLine(Invariant($"# best tokens/s per GPU at >= {s.UserTps} tokens/s per user, per EP size"));
+        foreach (var group in points.GroupBy(x => x.Ep))
+        {
+            var best = group.Where(x => x.TokensPerSecondPerUser >= s.UserTps).MaxBy(x => x.TokensPerSecondPerGpu);
+            output.WriteLine(best is null
+                ? $"EP{group.Key}: no point reaches it"
+                : Invariant($"EP{group.Key}: {best.TokensPerGpu} tok/GPU, {best.TokensPerSecondPerGpu:F0} tok/s/GPU, {best.TokensPerSecondPerUser:F1} tok/s/user; layer {best.Layer.TotalUs:F0} us: experts {best.Layer.ExpertsUs:F0} us (weight-loading floor {best.Layer.ExpertWeightUs:F0} us), all-to-all {best.Layer.AllToAllUs:F0} us, route + output {best.Layer.RouteUs + best.Layer.OutputUs:F0} us"));
+        }
+        if (s.Json is { } path)
+            File.WriteAllText(path, JsonSerializer.Serialize(new
+            {
+                kind = "simulate", model = s.Model, options.MoeLayers, s.Gpus, link = options.Link.Name, eplb = s.Eplb, skew = s.Skew,
+                @params = s.Params ?? DefaultScaleParams.Name, points, pareto = ScaleModel.Pareto(points),
+            }, new JsonSerializerOptions { WriteIndented = true }));
+        return 0;
+    }
+
+    private static string Row(SimPoint x) => Invariant(
+        $"{x.Ep,4} {x.TokensPerGpu,8} {x.Layer.TotalUs,10:F1} {x.Layer.RouteUs,7:F1} {x.Layer.DispatchUs,8:F1} {x.Layer.ExpertsUs,8:F1} {x.Layer.ExpertWeightUs,9:F1} {x.Layer.CombineUs,8:F1} {x.Layer.OutputUs,7:F1} {x.Imbalance,6:F2} {x.TokensPerSecondPerGpu,10:F0} {x.TokensPerSecondPerUser,10:F1}");
+
+    /// <summary>Predicts each row of an EP layer bench from its measured per-rank loads; prints the error per point and the mean/max.</summary>
+    private static int Validate(string path, ScaleParams p, TextWriter output)
+    {
+        var root = JsonNode.Parse(File.ReadAllText(path)) ?? throw new InvalidDataException($"{path}: empty");
+        if (root["kind"]?.GetValue<string>() != "ep_layer")
+            throw new InvalidDataException($"{path}: not an EP layer bench (moe bench layer --parallel ep --json)");
+        string preset = root["preset"]!.GetValue<string>();
+        var config = LayerPresets.Get(preset);
+        int ranks = root["ranks"]!.GetValue<int>();
+        output.WriteLine($"# validate {Path.GetFileName(path)}: {preset} over {ranks} x {root["device"]}, link h200-nvlink as fitted");
+        output.WriteLine($"{"T",6} {"measured(us)",13} {"predicted(us)",14} {"error",8}   per phase measured/predicted (us): route, dispatch, experts, combine, output");
+        var errorsList = new List<double>();
+        foreach (var row in root["rows"]!.AsArray())
+        {
+            double[] D(string name) => row![name]!.AsArray().Select(v => v!.GetValue<double>()).ToArray();
+            var predicted = ScaleModel.Predict(p, config, LinkPreset.H200Nvlink, D("TokensPerRank"), D("RowsPerRank"), D("ActiveExpertsPerRank"));
+            var m = row!["PhaseUs"]!;
+            double[] measured = [m["RouteAndPermute"]!.GetValue<double>(), m["Dispatch"]!.GetValue<double>(), m["Experts"]!.GetValue<double>(), m["Combine"]!.GetValue<double>(), m["SharedAndUnpermute"]!.GetValue<double>()];
+            double[] pred = [predicted.RouteUs, predicted.DispatchUs, predicted.ExpertsUs, predicted.CombineUs, predicted.OutputUs];
+            double total = measured.Sum(), error = (predicted.TotalUs - total) / total;
+            errorsList.Add(Math.Abs(error));
+            output.WriteLine(Invariant($"{row["Tokens"]!.GetValue<int>(),6} {total,13:F1} {predicted.TotalUs,14:F1} {error,8:P1}   ")
+                + string.Join(", ", measured.Zip(pred, (a, b) => Invariant($"{a:F0}/{b:F0}"))));
+        }
+        if (errorsList.Count == 0)
+            throw new InvalidDataException($"{path}: no rows");
+        output.WriteLine(Invariant($"# |error| mean {errorsList.Average():P1}, max {errorsList.Max():P1} over {errorsList.Count} points (measured = sum of the event-timed phases)"));
+        return 0;
+    }
+
+    internal static int DefaultMoeLayers(string model) => model.Trim().ToLowerInvariant() switch
+    {
+        "deepseek-v3" => 58,
+        "qwen3-30b-a3b" => 48,
+        "mixtral-8x7b" => 32,
+        _ => 1,
+    };
+
+    internal static IReadOnlyList<int> ParseInts(string text, string option)
+    {
+        var values = text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(t =>
+            int.TryParse(t, NumberStyles.None, CultureInfo.InvariantCulture, out int v) && v >= 1 ? v : throw new ArgumentException($"{option}: '{t}' is not a count >= 1")).ToList();
+        return values.Count > 0 ? values : throw new ArgumentException($"{option} names nothing");
+    }
+
+    /// <summary>"1,16,128" as given; "A..B": A, 2A, 4A, ... up to B (B itself included).</summary>
+    internal static IReadOnlyList<int> ParseTokens(string text)
+    {
+        int dots = text.IndexOf("..", StringComparison.Ordinal);
+        if (dots < 0)
+            return ParseInts(text, "--tokens-per-gpu");
+        int from = ParseInts(text[..dots], "--tokens-per-gpu")[0], to = ParseInts(text[(dots + 2)..], "--tokens-per-gpu")[0];
+        if (to < from)
+            throw new ArgumentException($"--tokens-per-gpu {text}: the range is empty");
+        var values = new List<int>();
+        for (long v = from; v < to; v *= 2)
+            values.Add((int)v);
+        values.Add(to);
+        return values;
+    }
+
+    internal static EplbMode ParseEplb(string text) => text.Trim().ToLowerInvariant() switch
+    {
+        "none" => EplbMode.None,
+        "static" => EplbMode.Static,
+        "online" => EplbMode.Online,
+        _ => throw new ArgumentException($"--eplb {text}: none, static or online"),
+    };
+
+    internal static double ParseSkew(string text)
+    {
+        text = text.Trim().ToLowerInvariant();
+        if (text == "uniform")
+            return 0;
+        if (text.StartsWith("zipf:", StringComparison.Ordinal) && double.TryParse(text[5..], NumberStyles.Float, CultureInfo.InvariantCulture, out double s) && s >= 0)
+            return s;
+        throw new ArgumentException($"--skew {text}: uniform or zipf:S with S >= 0");
+    }
+
+    private static string Invariant(FormattableString text) => text.ToString(CultureInfo.InvariantCulture);
+}

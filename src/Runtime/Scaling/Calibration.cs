@@ -1,0 +1,195 @@
+using System.Globalization;
+using System.Text.Json.Nodes;
+using System.Text.RegularExpressions;
+using MoeRuntime.Runtime.Models;
+
+namespace MoeRuntime.Runtime.Scaling;
+
+/// <summary>
+/// Fits <see cref="ScaleParams"/> from benchmark JSON files, whatever mix of them is given:
+/// <list type="bullet">
+/// <item>sweep JSON (<c>bench -- sweep grouped_gemm|grouped_gemm_ep|token_ops --json</c>): rows {Name, Shape, Ms, GBps}.
+///   grouped_gemm: "&lt;preset&gt; gate_up+silu" and "&lt;preset&gt; down*w" of one shape "T=.. rows=.. active=.." are summed
+///   into one expert-GEMM point; grouped_gemm_ep: "&lt;preset&gt; ep experts" rows "E=.. m=.. rows=.. active=..".
+///   token_ops: routing rows fit <see cref="ScaleParams.Routing"/> (DeepSeek grouped ones when present), permute and combine
+///   rows fit <see cref="ScaleParams.Movement"/>; bytes = GB/s * time.</item>
+/// <item><c>moe bench alltoall --json</c> (kind "alltoall"): rows {Algorithm, PeerBytesPerRank, TimeUs}: the link, from the
+///   algorithm with the highest fitted bandwidth.</item>
+/// <item><c>moe bench allreduce --json</c> on 2 ranks: a stand-in for the link when no all-to-all run exists (each rank sends
+///   its whole message to its peer: 2(N-1)/N * bytes); NCCL rows when present.</item>
+/// </list>
+/// Parts no file measures are taken from <paramref name="fallback"/> and say so in <see cref="ScaleParams.Sources"/>.
+/// </summary>
+public static partial class Calibration
+{
+    [GeneratedRegex(@"T=(\d+) rows=(\d+) active=(\d+)")]
+    private static partial Regex GemmShape();
+
+    [GeneratedRegex(@"E=(\d+) m=(\d+) rows=(\d+) active=(\d+)")]
+    private static partial Regex EpShape();
+
+    public static ScaleParams Fit(IEnumerable<string> paths, ScaleParams? fallback, string fallbackName = "fallback")
+    {
+        var gemm = new List<(double, double, double)>();
+        var routing = new List<(double, double)>();
+        var deepseekRouting = new List<(double, double)>();
+        var movement = new List<(double, double)>();
+        var links = new Dictionary<string, List<(double, double)>>();
+        var sources = new Dictionary<string, List<string>>();
+        void Source(string part, string text)
+        {
+            if (!sources.TryGetValue(part, out var list))
+                sources[part] = list = new List<string>();
+            if (!list.Contains(text))
+                list.Add(text);
+        }
+        foreach (var path in paths)
+        {
+            JsonNode root;
+            try
+            {
+                root = JsonNode.Parse(File.ReadAllText(path)) ?? throw new InvalidDataException($"{path}: empty");
+            }
+            catch (System.Text.Json.JsonException e)
+            {
+                throw new InvalidDataException($"{path}: not JSON ({e.Message})", e);
+            }
+            string device = root["device"]?.GetValue<string>() ?? "?";
+            string label = $"{Path.GetFileName(path)} ({device})";
+            var rows = root["rows"]?.AsArray() ?? throw new InvalidDataException($"{path}: no \"rows\" array");
+            string kind = root["kind"]?.GetValue<string>() ?? "";
+            if (kind == "alltoall")
+            {
+                foreach (var r in rows)
+                {
+                    string algo = r!["Algorithm"]!.GetValue<string>();
+                    Add(links, $"alltoall {algo}", (r["PeerBytesPerRank"]!.GetValue<double>(), r["TimeUs"]!.GetValue<double>()));
+                }
+                Source("link", label);
+                continue;
+            }
+            if (kind == "ep_layer")
+                throw new InvalidDataException($"{path}: an EP layer bench is for --validate, not --calibrate");
+            if (rows.Count > 0 && rows[0]?["BusGBs"] is not null)
+            {
+                int ranks = root["ranks"]!.GetValue<int>();
+                foreach (var r in rows)
+                {
+                    string algo = r!["Algorithm"]!.GetValue<string>();
+                    double bytes = r["Bytes"]!.GetValue<double>() * 2.0 * (ranks - 1) / ranks;
+                    Add(links, $"allreduce {algo} (as peer traffic)", (bytes, r["TimeUs"]!.GetValue<double>()));
+                }
+                Source("link", label);
+                continue;
+            }
+            // A sweep table.
+            var pending = new Dictionary<string, (double Us, int Parts, double WeightBytes, double Flops)>();
+            foreach (var r in rows)
+            {
+                string name = r!["Name"]!.GetValue<string>();
+                string shape = r["Shape"]!.GetValue<string>();
+                double us = r["Ms"]!.GetValue<double>() * 1e3;
+                double gbps = r["GBps"]?.GetValue<double>() ?? 0;
+                double bytes = gbps * 1e9 * us * 1e-6;
+                if (name.StartsWith("routing", StringComparison.Ordinal) && bytes > 0)
+                {
+                    (name.Contains("deepseek", StringComparison.Ordinal) ? deepseekRouting : routing).Add((bytes, us));
+                    Source("routing", label);
+                }
+                else if ((name.StartsWith("permute", StringComparison.Ordinal) || name.StartsWith("combine", StringComparison.Ordinal)) && bytes > 0)
+                {
+                    movement.Add((bytes, us));
+                    Source("movement", label);
+                }
+                else if (name.EndsWith(" ep experts", StringComparison.Ordinal) && EpShape().Match(shape) is { Success: true } ep
+                         && Preset(name[..^" ep experts".Length]) is { } epModel)
+                {
+                    double rowsTotal = Number(ep.Groups[3].Value), active = Number(ep.Groups[4].Value);
+                    gemm.Add((active * ExpertBytes(epModel), 2 * rowsTotal * 3.0 * epModel.HiddenSize * epModel.MoeIntermediateSize, us));
+                    Source("gemm", label);
+                }
+                else if ((name.EndsWith(" gate_up+silu", StringComparison.Ordinal) || name.EndsWith(" down*w", StringComparison.Ordinal))
+                         && GemmShape().Match(shape) is { Success: true } m && Preset(name[..name.LastIndexOf(' ')]) is { } model)
+                {
+                    string key = name[..name.LastIndexOf(' ')] + "|" + shape;
+                    double rowsTotal = Number(m.Groups[2].Value), active = Number(m.Groups[3].Value);
+                    var p = pending.GetValueOrDefault(key, (0, 0, active * ExpertBytes(model), 2 * rowsTotal * 3.0 * model.HiddenSize * model.MoeIntermediateSize));
+                    pending[key] = (p.Us + us, p.Parts + 1, p.WeightBytes, p.Flops);
+                }
+            }
+            foreach (var p in pending.Values.Where(p => p.Parts == 2))
+            {
+                gemm.Add((p.WeightBytes, p.Flops, p.Us));
+                Source("gemm", label);
+            }
+        }
+
+        var result = new Dictionary<string, string>();
+        GemmParams? g = null;
+        LinearCost? link = null, route = null, move = null;
+        if (gemm.Count >= 3)
+        {
+            g = CurveFit.FitGemm(gemm);
+            var fitted = g;
+            result["gemm"] = $"{string.Join(", ", sources["gemm"])}: {gemm.Count} points, rms error {CurveFit.RmsRelativeError(gemm.Select(p => (fitted.Us(p.Item1, p.Item2), p.Item3))):P1}";
+        }
+        var routingPoints = deepseekRouting.Count >= 2 ? deepseekRouting : routing;
+        if (routingPoints.Count >= 2)
+        {
+            route = CurveFit.FitLinear(routingPoints);
+            result["routing"] = $"{string.Join(", ", sources["routing"])}: {routingPoints.Count} points{(routingPoints == deepseekRouting ? " (DeepSeek grouped)" : "")}, rms error {Rms(route, routingPoints):P1}";
+        }
+        if (movement.Count >= 2)
+        {
+            move = CurveFit.FitLinear(movement);
+            result["movement"] = $"{string.Join(", ", sources["movement"])}: {movement.Count} points, rms error {Rms(move, movement):P1}";
+        }
+        if (links.Count > 0)
+        {
+            // Prefer all-to-all measurements over the AllReduce stand-in, then the fastest algorithm.
+            var usable = links.Where(l => l.Value.Count >= 2).ToList();
+            var candidates = usable.Any(l => l.Key.StartsWith("alltoall", StringComparison.Ordinal)) ? usable.Where(l => l.Key.StartsWith("alltoall", StringComparison.Ordinal)) : usable;
+            var fits = candidates.Select(l => (l.Key, Fit: CurveFit.FitLinear(l.Value), l.Value)).ToList();
+            if (fits.Count > 0)
+            {
+                var best = fits.OrderByDescending(f => f.Fit.GBs).First();
+                link = best.Fit;
+                result["link"] = $"{string.Join(", ", sources["link"])}: {best.Key}, {best.Value.Count} points, rms error {Rms(link, best.Value):P1}; calibration link taken as H200 NVLink ({LinkPreset.H200NvlinkGBs} GB/s per direction nominal)";
+            }
+        }
+        string Missing(string part)
+        {
+            if (fallback is null)
+                throw new InvalidDataException($"no file measures the {part} part of the model (and no fallback params were given)");
+            return $"from {fallbackName}: {fallback.Sources.GetValueOrDefault(part, "?")}";
+        }
+        foreach (var part in new[] { "gemm", "link", "routing", "movement" })
+            if (!result.ContainsKey(part))
+                result[part] = Missing(part);
+        return new ScaleParams
+        {
+            Gemm = g ?? fallback!.Gemm,
+            Link = link ?? fallback!.Link,
+            Routing = route ?? fallback!.Routing,
+            Movement = move ?? fallback!.Movement,
+            LinkNominalGBs = link is not null ? LinkPreset.H200NvlinkGBs : fallback!.LinkNominalGBs,
+            Sources = result,
+        };
+    }
+
+    /// <summary>Bytes of one expert's gate_up and down weights in bf16.</summary>
+    public static double ExpertBytes(ModelConfig c) => 3.0 * c.HiddenSize * c.MoeIntermediateSize * 2;
+
+    private static ModelConfig? Preset(string name) => LayerPresets.Names.Contains(name) ? LayerPresets.Get(name) : null;
+
+    private static double Number(string text) => double.Parse(text, CultureInfo.InvariantCulture);
+
+    private static double Rms(LinearCost fit, List<(double Bytes, double Us)> points) => CurveFit.RmsRelativeError(points.Select(p => (fit.Us(p.Bytes), p.Us)));
+
+    private static void Add(Dictionary<string, List<(double, double)>> map, string key, (double, double) point)
+    {
+        if (!map.TryGetValue(key, out var list))
+            map[key] = list = new List<(double, double)>();
+        list.Add(point);
+    }
+}

@@ -1,0 +1,251 @@
+using MoeRuntime.Runtime.Eplb;
+using MoeRuntime.Runtime.Models;
+
+namespace MoeRuntime.Runtime.Scaling;
+
+/// <summary>How experts are placed on the GPUs of an EP group in a simulation.</summary>
+public enum EplbMode
+{
+    /// <summary>Contiguous blocks of E/N experts (the runtime's ExpertParallelMoe), no replicas.</summary>
+    None,
+    /// <summary>EplbPlanner once, on the expected (skewed) load, with redundant slots; the step's sampled load may differ.</summary>
+    Static,
+    /// <summary>EplbPlanner on every step's own sampled load (an upper bound: re-planning and migration are free).</summary>
+    Online,
+}
+
+/// <summary>One MoE layer's time, phase by phase, in microseconds (each phase: its slowest GPU).</summary>
+public sealed record LayerBreakdown(double RouteUs, double DispatchUs, double ExpertsUs, double CombineUs, double OutputUs, double ExpertWeightUs)
+{
+    public double TotalUs => RouteUs + DispatchUs + ExpertsUs + CombineUs + OutputUs;
+    public double AllToAllUs => DispatchUs + CombineUs;
+
+    public static LayerBreakdown Average(IReadOnlyList<LayerBreakdown> items) => new(
+        items.Average(b => b.RouteUs), items.Average(b => b.DispatchUs), items.Average(b => b.ExpertsUs),
+        items.Average(b => b.CombineUs), items.Average(b => b.OutputUs), items.Average(b => b.ExpertWeightUs));
+}
+
+/// <summary>One (EP size, tokens per GPU) point of a simulation.</summary>
+public sealed record SimPoint(int Ep, int TokensPerGpu, LayerBreakdown Layer, double MaxRowsPerGpu, double MeanRowsPerGpu, double MaxActiveExperts,
+                              double TokensPerSecondPerGpu, double TokensPerSecondPerUser)
+{
+    /// <summary>Slowest GPU's expert rows over the mean (1 = perfectly balanced).</summary>
+    public double Imbalance => MeanRowsPerGpu > 0 ? MaxRowsPerGpu / MeanRowsPerGpu : 1;
+}
+
+/// <summary>What to simulate: a model on a rack, the EP sizes and per-GPU batch sizes to sweep, and the load.</summary>
+public sealed record SimulationOptions
+{
+    public required ModelConfig Model { get; init; }
+    /// <summary>MoE layers per forward (DeepSeek-V3: 58 of its 61 layers; Qwen3-30B-A3B: all 48).</summary>
+    public required int MoeLayers { get; init; }
+    public required int Gpus { get; init; }
+    public required IReadOnlyList<int> EpSizes { get; init; }
+    public required IReadOnlyList<int> TokensPerGpu { get; init; }
+    public required LinkPreset Link { get; init; }
+    public EplbMode Eplb { get; init; } = EplbMode.None;
+    /// <summary>Zipf exponent of the expert popularity (0 = uniform).</summary>
+    public double ZipfS { get; init; }
+    /// <summary>Redundant expert slots per EP group with EPLB (null: one per GPU).</summary>
+    public int? RedundantSlots { get; init; }
+    /// <summary>Sampled routing steps averaged per point.</summary>
+    public int Steps { get; init; } = 8;
+    public int Seed { get; init; } = 2026;
+}
+
+/// <summary>
+/// The scale model: the MoE layer time of an EP group from measured parts (docs/SCALING.md).
+/// <code>
+/// route    = router GEMM + top-k routing + gather of the GPU's B tokens (x k)
+/// dispatch = all-to-allv of the rows (bf16) bound for other GPUs: latency + busiest GPU's peer bytes / link bandwidth
+/// experts  = slowest GPU: local permute + grouped GEMMs (launch + max(hit experts' weight bytes / BW, flops / rate)) + local un-permute
+/// combine  = all-to-allv back (F32 rows, as the runtime sends them)
+/// output   = shared experts GEMM + weighted sum over the k choices
+/// </code>
+/// The loads come from sampled routing: each of the B*N tokens of the group picks expert e with probability k*p_e
+/// (p Zipf-skewed or uniform), experts placed contiguously or by <see cref="EplbPlanner"/>.
+/// </summary>
+public static class ScaleModel
+{
+    /// <summary>Predicted layer time of an N-rank EP group with the given per-rank tokens, expert rows and hit experts.</summary>
+    public static LayerBreakdown Predict(ScaleParams p, ModelConfig c, LinkPreset link, IReadOnlyList<double> tokensPerRank,
+                                         IReadOnlyList<double> rowsPerRank, IReadOnlyList<double> activePerRank)
+    {
+        int n = tokensPerRank.Count;
+        if (rowsPerRank.Count != n || activePerRank.Count != n)
+            throw new ArgumentException($"per-rank lists differ in length: tokens {n}, rows {rowsPerRank.Count}, active {activePerRank.Count}");
+        double h = c.HiddenSize, e = c.NumExperts, k = c.TopK, inter = c.MoeIntermediateSize, shared = c.SharedIntermediateSize;
+        double expertBytes = Calibration.ExpertBytes(c);
+        double route = 0, experts = 0, output = 0, weights = 0, dispatchPeer = 0, combinePeer = 0;
+        double peerShare = n > 1 ? (n - 1.0) / n : 0;
+        for (int r = 0; r < n; r++)
+        {
+            double t = tokensPerRank[r], rows = rowsPerRank[r], active = activePerRank[r];
+            if (t > 0)
+            {
+                route = Math.Max(route, p.Gemm.Us(e * h * 2, 2 * t * e * h) + p.Routing.Us(4 * t * e + 8 * t * k + 4 * e) + p.Movement.Us(t * k * h * 2 * 2));
+                double sharedUs = shared > 0 ? p.Gemm.Us(3 * h * shared * 2, 2 * t * 3 * h * shared) : 0;
+                output = Math.Max(output, sharedUs + p.Movement.Us(t * k * h * 4 + t * h * 4 * 2));
+            }
+            if (rows > 0)
+            {
+                experts = Math.Max(experts, p.Movement.Us(rows * h * 2 * 2) + p.Gemm.Us(active * expertBytes, 2 * rows * 3 * h * inter) + p.Movement.Us(rows * h * 4 * 2));
+                weights = Math.Max(weights, active * expertBytes / (p.Gemm.WeightGBs * 1e9) * 1e6);
+            }
+            dispatchPeer = Math.Max(dispatchPeer, peerShare * Math.Max(t * k, rows) * h * 2);
+            combinePeer = Math.Max(combinePeer, peerShare * Math.Max(t * k, rows) * h * 4);
+        }
+        double dispatch = n > 1 ? link.AllToAllUs(p, n, dispatchPeer) : 0;
+        double combine = n > 1 ? link.AllToAllUs(p, n, combinePeer) : 0;
+        return new LayerBreakdown(route, dispatch, experts, combine, output, weights);
+    }
+
+    public static IReadOnlyList<SimPoint> Simulate(ScaleParams p, SimulationOptions o)
+    {
+        ArgumentNullException.ThrowIfNull(p);
+        ArgumentNullException.ThrowIfNull(o);
+        var c = o.Model;
+        int experts = c.NumExperts;
+        if (o.EpSizes.Count == 0 || o.TokensPerGpu.Count == 0)
+            throw new ArgumentException("no EP sizes or no token counts to simulate");
+        foreach (int ep in o.EpSizes)
+            if (ep < 1 || ep > o.Gpus)
+                throw new ArgumentException($"--ep {ep}: an EP group needs 1 to --gpus {o.Gpus} GPUs");
+        foreach (int b in o.TokensPerGpu)
+            if (b < 1)
+                throw new ArgumentException($"--tokens-per-gpu {b}: must be >= 1");
+        if (o.MoeLayers < 1 || o.Steps < 1)
+            throw new ArgumentException($"MoE layers {o.MoeLayers} and steps {o.Steps} must be >= 1");
+        var popularity = Popularity(experts, o.ZipfS, o.Seed);
+        var points = new List<SimPoint>();
+        foreach (int ep in o.EpSizes)
+        {
+            int slotsPerGpu = o.Eplb == EplbMode.None ? 0 : (experts + (o.RedundantSlots ?? ep) + ep - 1) / ep;
+            int[][] placement = o.Eplb == EplbMode.Static
+                ? EplbPlanner.Plan(popularity, ep, slotsPerGpu).ToSlotTable()
+                : Contiguous(experts, ep);
+            foreach (int b in o.TokensPerGpu)
+            {
+                var random = new Random(HashCode.Combine(o.Seed, ep, b));
+                var steps = new List<LayerBreakdown>();
+                double maxRows = 0, meanRows = 0, maxActive = 0;
+                for (int s = 0; s < o.Steps; s++)
+                {
+                    var counts = SampleCounts(random, popularity, (long)b * ep, c.TopK);
+                    var slots = o.Eplb == EplbMode.Online
+                        ? EplbPlanner.Plan(counts.Select(x => (double)x).ToArray(), ep, slotsPerGpu).ToSlotTable()
+                        : placement;
+                    var (rows, active) = Loads(counts, slots);
+                    var tokens = Enumerable.Repeat((double)b, ep).ToArray();
+                    steps.Add(Predict(p, c, o.Link, tokens, rows, active));
+                    maxRows += rows.Max() / o.Steps;
+                    meanRows += rows.Average() / o.Steps;
+                    maxActive += active.Max() / o.Steps;
+                }
+                var layer = LayerBreakdown.Average(steps);
+                double stepSeconds = o.MoeLayers * layer.TotalUs * 1e-6;
+                points.Add(new SimPoint(ep, b, layer, maxRows, meanRows, maxActive, b / stepSeconds, 1 / stepSeconds));
+            }
+        }
+        return points;
+    }
+
+    /// <summary>The points no other point beats in both tokens/s per GPU and tokens/s per user, fastest per user first.</summary>
+    public static IReadOnlyList<SimPoint> Pareto(IEnumerable<SimPoint> points)
+    {
+        var sorted = points.OrderByDescending(x => x.TokensPerSecondPerUser).ThenByDescending(x => x.TokensPerSecondPerGpu).ToList();
+        var frontier = new List<SimPoint>();
+        double best = double.NegativeInfinity;
+        foreach (var x in sorted)
+        {
+            if (x.TokensPerSecondPerGpu > best)
+            {
+                frontier.Add(x);
+                best = x.TokensPerSecondPerGpu;
+            }
+        }
+        return frontier;
+    }
+
+    /// <summary>Per-expert probability of being among a token's choices (before x k): Zipf(s) over a fixed shuffle of the experts.</summary>
+    public static double[] Popularity(int experts, double s, int seed)
+    {
+        if (s < 0)
+            throw new ArgumentOutOfRangeException(nameof(s), s, "Zipf exponent must be >= 0");
+        var order = Enumerable.Range(0, experts).ToArray();
+        new Random(seed).Shuffle(order);
+        var p = new double[experts];
+        for (int rank = 0; rank < experts; rank++)
+            p[order[rank]] = 1 / Math.Pow(rank + 1, s);
+        double sum = p.Sum();
+        for (int i = 0; i < experts; i++)
+            p[i] /= sum;
+        return p;
+    }
+
+    /// <summary>Expert rows of one step: tokens each pick expert e with probability min(1, k p_e), independently.</summary>
+    public static long[] SampleCounts(Random random, double[] popularity, long tokens, int topK)
+    {
+        var counts = new long[popularity.Length];
+        for (int e = 0; e < popularity.Length; e++)
+            counts[e] = Binomial(random, tokens, Math.Min(1, topK * popularity[e]));
+        return counts;
+    }
+
+    /// <summary>Rows and hit experts per GPU: an expert's rows are split evenly over its replicas.</summary>
+    public static (double[] Rows, double[] Active) Loads(long[] counts, int[][] slots)
+    {
+        var replicas = new int[counts.Length];
+        foreach (var gpu in slots)
+            foreach (int e in gpu)
+                replicas[e]++;
+        var seen = new int[counts.Length];
+        var rows = new double[slots.Length];
+        var active = new double[slots.Length];
+        for (int g = 0; g < slots.Length; g++)
+        {
+            foreach (int e in slots[g])
+            {
+                int j = seen[e]++;
+                long share = (counts[e] + replicas[e] - 1 - j) / replicas[e];
+                rows[g] += share;
+                active[g] += share > 0 ? 1 : 0;
+            }
+        }
+        return (rows, active);
+    }
+
+    /// <summary>GPU g holds experts [g*E/N, (g+1)*E/N) (blocks differ by at most one when N does not divide E).</summary>
+    public static int[][] Contiguous(int experts, int gpus) =>
+        Enumerable.Range(0, gpus).Select(g => Enumerable.Range((int)((long)g * experts / gpus), (int)((long)(g + 1) * experts / gpus - (long)g * experts / gpus)).ToArray()).ToArray();
+
+    private static long Binomial(Random random, long n, double q)
+    {
+        if (q <= 0 || n == 0)
+            return 0;
+        if (q >= 1)
+            return n;
+        double mean = n * q;
+        if (n <= 64)
+        {
+            long hits = 0;
+            for (long i = 0; i < n; i++)
+                hits += random.NextDouble() < q ? 1 : 0;
+            return hits;
+        }
+        if (mean < 30)
+        {
+            // Poisson(mean) by multiplication (Knuth), clamped to n.
+            double limit = Math.Exp(-mean), product = random.NextDouble();
+            long x = 0;
+            while (product > limit)
+            {
+                x++;
+                product *= random.NextDouble();
+            }
+            return Math.Min(x, n);
+        }
+        double z = Math.Sqrt(-2 * Math.Log(1 - random.NextDouble())) * Math.Cos(2 * Math.PI * random.NextDouble());
+        return Math.Clamp((long)Math.Round(mean + z * Math.Sqrt(mean * (1 - q))), 0, n);
+    }
+}

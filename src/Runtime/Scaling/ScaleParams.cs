@@ -1,0 +1,77 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace MoeRuntime.Runtime.Scaling;
+
+/// <summary>
+/// Grouped GEMM time of one call group on one GPU: <c>launch + max(weightBytes / bandwidth, flops / rate)</c>.
+/// Weight bytes are those of the experts the rows really hit; flops = 2 * rows * N * K summed over the GEMMs.
+/// </summary>
+public sealed record GemmParams(double LaunchUs, double WeightGBs, double MatrixTflops)
+{
+    public double Us(double weightBytes, double flops) =>
+        LaunchUs + Math.Max(weightBytes / (WeightGBs * 1e9), flops / (MatrixTflops * 1e12)) * 1e6;
+}
+
+/// <summary>A latency + bytes / bandwidth cost: <c>LatencyUs + bytes / (GBs * 1e9)</c> seconds, in microseconds.</summary>
+public sealed record LinearCost(double LatencyUs, double GBs)
+{
+    public double Us(double bytes) => LatencyUs + bytes / (GBs * 1e9) * 1e6;
+}
+
+/// <summary>
+/// The fitted parameters of the scale model (see docs/SCALING.md), saved by <c>moe simulate --calibrate --save</c>.
+/// <list type="bullet">
+/// <item><see cref="Gemm"/>: the expert GEMMs (gate_up with fused SiLU, then down), fitted from grouped GEMM sweeps.</item>
+/// <item><see cref="Link"/>: all-to-allv per rank: latency + bytes sent to peers / bandwidth, fitted from
+/// <c>moe bench alltoall</c> (or, failing that, a 2-rank AllReduce: each rank sends its whole message to the peer).</item>
+/// <item><see cref="Routing"/> and <see cref="Movement"/>: token ops (top-k routing; permute/gather and combine),
+/// latency + bytes / bandwidth, fitted from the token_ops sweep.</item>
+/// </list>
+/// </summary>
+public sealed record ScaleParams
+{
+    public required GemmParams Gemm { get; init; }
+    public required LinearCost Link { get; init; }
+    public required LinearCost Routing { get; init; }
+    public required LinearCost Movement { get; init; }
+
+    /// <summary>Nominal per-direction bandwidth (GB/s) of the link the <see cref="Link"/> fit was measured on; presets scale from it.</summary>
+    public double LinkNominalGBs { get; init; } = LinkPreset.H200NvlinkGBs;
+
+    /// <summary>Where each part came from: file names, devices, point counts and fit errors.</summary>
+    public Dictionary<string, string> Sources { get; init; } = new();
+
+    private static readonly JsonSerializerOptions Options = new() { WriteIndented = true, DefaultIgnoreCondition = JsonIgnoreCondition.Never };
+
+    public string ToJson() => JsonSerializer.Serialize(this, Options);
+
+    public static ScaleParams FromJson(string json) =>
+        JsonSerializer.Deserialize<ScaleParams>(json, Options) ?? throw new InvalidDataException("scale params: empty JSON");
+
+    public static ScaleParams Load(string path)
+    {
+        try
+        {
+            return FromJson(File.ReadAllText(path));
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"{path}: not a scale params file ({e.Message})", e);
+        }
+    }
+}
+
+/// <summary>The parameters shipped with the runtime (src/Runtime/Scaling/default-params.json, embedded).</summary>
+public static class DefaultScaleParams
+{
+    public const string Name = "built-in default (src/Runtime/Scaling/default-params.json)";
+
+    public static ScaleParams Load()
+    {
+        using var stream = typeof(DefaultScaleParams).Assembly.GetManifestResourceStream("default-params.json")
+            ?? throw new InvalidOperationException("the default scale params resource is missing from MoeRuntime.Runtime");
+        using var reader = new StreamReader(stream);
+        return ScaleParams.FromJson(reader.ReadToEnd());
+    }
+}

@@ -1,0 +1,121 @@
+using System.Text.Json.Nodes;
+using MoeRuntime.Accelerators;
+using MoeRuntime.Cli.Commands;
+using MoeRuntime.Runtime.Layers;
+using MoeRuntime.Runtime.Models;
+using MoeRuntime.Runtime.Parallel;
+using MoeRuntime.Tests.Infrastructure;
+using MoeRuntime.Tests.Runtime;
+
+namespace MoeRuntime.Tests.Cli;
+
+/// <summary>The measurements the scale model needs, on two CPU accelerators: <c>moe bench alltoall</c> and <c>moe bench layer --parallel ep</c>.</summary>
+public sealed class ScaleBenchCommandTests
+{
+    [Fact]
+    public void AllToAllOnTwoCpuRanksIsCorrectAndWritesCalibrationJson()
+    {
+        using var folder = new TempFolder();
+        string json = folder.File("a2a.json");
+        var output = new StringWriter();
+        var errors = new StringWriter();
+        int code = AllToAllBenchCommand.Run("cpu:0,cpu:1", "all", "bf16", "1K", "64K", 4, warmup: 1, samples: 2, inner: 1, json, output, errors);
+        Assert.True(code == 0, errors.ToString() + output);
+        var root = JsonNode.Parse(File.ReadAllText(json))!;
+        Assert.Equal("alltoall", root["kind"]!.GetValue<string>());
+        var rows = root["rows"]!.AsArray();
+        Assert.Equal([1024L, 4096, 16384, 65536], rows.Select(r => r!["BytesPerRank"]!.GetValue<long>()));
+        Assert.All(rows, r =>
+        {
+            Assert.Equal("ours", r!["Algorithm"]!.GetValue<string>());
+            Assert.Equal(0, r["WrongElements"]!.GetValue<long>());
+            Assert.Equal(r["BytesPerRank"]!.GetValue<long>() / 2, r["PeerBytesPerRank"]!.GetValue<long>());
+            Assert.True(r["TimeUs"]!.GetValue<double>() > 0);
+        });
+    }
+
+    [Fact]
+    public void AllToAllRefusesNcclOnCpuAndOneRank()
+    {
+        var errors = new StringWriter();
+        Assert.Equal(2, AllToAllBenchCommand.Run("cpu:0,cpu:1", "nccl", "bf16", "1K", "1K", 2, 0, 1, 1, null, new StringWriter(), errors));
+        Assert.Contains("CUDA devices only", errors.ToString());
+        errors = new StringWriter();
+        Assert.Equal(2, AllToAllBenchCommand.Run("cpu:0", "ours", "bf16", "1K", "1K", 2, 0, 1, 1, null, new StringWriter(), errors));
+        Assert.Contains("at least 2 ranks", errors.ToString());
+    }
+
+    [Fact]
+    public void ExpertParallelLayerBenchTimesEveryPhaseAndValidates()
+    {
+        using var folder = new TempFolder();
+        string json = folder.File("ep.json");
+        var errors = new StringWriter();
+        int code = LayerBenchCommand.RunExpertParallel("tiny", "1,16,33", "cpu:0,cpu:1", "bf16", warmup: 1, samples: 2, json, new StringWriter(), errors);
+        Assert.True(code == 0, errors.ToString());
+        var root = JsonNode.Parse(File.ReadAllText(json))!;
+        Assert.Equal("ep_layer", root["kind"]!.GetValue<string>());
+        Assert.Equal(2, root["ranks"]!.GetValue<int>());
+        var rows = root["rows"]!.AsArray();
+        Assert.Equal([1, 16, 33], rows.Select(r => r!["Tokens"]!.GetValue<int>()));
+        foreach (var row in rows)
+        {
+            var phases = row!["PhaseUs"]!.AsObject();
+            Assert.Equal(Enum.GetNames<ExpertParallelPhase>(), phases.Select(p => p.Key));
+            Assert.True(phases["Experts"]!.GetValue<double>() > 0);
+            Assert.True(phases["Dispatch"]!.GetValue<double>() > 0);
+            int tokens = row["Tokens"]!.GetValue<int>();
+            Assert.Equal(tokens, row["TokensPerRank"]!.AsArray().Sum(t => t!.GetValue<double>()));
+            Assert.Equal(tokens * 4, row["RowsPerRank"]!.AsArray().Sum(t => t!.GetValue<double>()));
+            Assert.All(row["ActiveExpertsPerRank"]!.AsArray(), a => Assert.InRange(a!.GetValue<double>(), 0, 8));
+        }
+        var output = new StringWriter();
+        Assert.Equal(0, SimulateCommand.Run(new SimulateCommand.Settings { Validate = json }, output, new StringWriter()));
+        Assert.Contains("|error| mean", output.ToString());
+        Assert.Contains("over 3 points", output.ToString());
+    }
+
+    /// <summary>Ranks that build only their own block of random experts run the same layer as one device holding them all.</summary>
+    [Fact]
+    public void PerRankRandomExpertBlocksMatchTheWholeRandomLayer()
+    {
+        var config = LayerPresets.Get("tiny");
+        var cpu0 = TestDevices.Context.Get("cpu:0");
+        var cpu1 = TestDevices.Context.Get("cpu:1");
+        const int tokens = 9;
+        var random = new Random(5);
+        var hidden = Enumerable.Range(0, tokens * config.HiddenSize).Select(_ => 2 * random.NextSingle() - 1).ToArray();
+        using var whole = DeviceMoeWeights.CreateRandom(cpu0, config, DType.F32, seed: 11);
+        var layer = new MoeLayer(whole);
+        using var workspace = new MoeWorkspace(whole, tokens);
+        using var input = cpu0.Upload<float>(hidden);
+        using var expected = cpu0.Allocate<float>((long)tokens * config.HiddenSize);
+        layer.Forward(input, expected, workspace);
+
+        int block = config.NumExperts / 2;
+        using var ep = new ExpertParallelMoe([
+            DeviceMoeWeights.CreateRandom(cpu0, config, DType.F32, 11, 0, block),
+            DeviceMoeWeights.CreateRandom(cpu1, config, DType.F32, 11, block, block)]);
+        var actual = ep.Forward(hidden, tokens);
+        Compare.Close(expected.ToArray(), actual, 1e-5, "EP over per-rank random blocks against the whole layer (F32: 1e-5)");
+        Assert.Equal(tokens * config.TopK, ep.LastRowsPerRank.Sum());
+    }
+
+    [Fact]
+    public void PerRankWeightsMustBeTheRanksBlocks()
+    {
+        var config = LayerPresets.Get("tiny");
+        var cpu0 = TestDevices.Context.Get("cpu:0");
+        var cpu1 = TestDevices.Context.Get("cpu:1");
+        var weights = new[] { DeviceMoeWeights.CreateRandom(cpu0, config, DType.F32, 1, 0, 8), DeviceMoeWeights.CreateRandom(cpu1, config, DType.F32, 1, 0, 8) };
+        try
+        {
+            Assert.Contains("rank 1 holds experts [0, 8)", Assert.Throws<ArgumentException>(() => new ExpertParallelMoe(weights)).Message);
+        }
+        finally
+        {
+            foreach (var w in weights)
+                w.Dispose();
+        }
+    }
+}

@@ -1,0 +1,94 @@
+using System.CommandLine;
+using System.Text.Json.Nodes;
+using MoeRuntime.Cli.Commands;
+using MoeRuntime.Runtime.Scaling;
+using MoeRuntime.Tests.Runtime;
+
+namespace MoeRuntime.Tests.Cli;
+
+/// <summary><c>moe simulate</c>: parsing, the table and frontier it prints, calibrate/save/use, and validate.</summary>
+public sealed class SimulateCommandTests
+{
+    [Fact]
+    public void CommandLineParsesEveryOption()
+    {
+        var command = SimulateCommand.Create();
+        var parse = command.Parse(["--model", "qwen3-30b-a3b", "--gpus", "16", "--ep", "8,16", "--tokens-per-gpu", "1..64", "--link", "ib400",
+            "--eplb", "online", "--skew", "zipf:1.1", "--calibrate", "a.json", "b.json", "--save", "p.json"]);
+        Assert.Empty(parse.Errors);
+        Assert.Equal("qwen3-30b-a3b", parse.GetValue<string>("--model"));
+        Assert.Equal(16, parse.GetValue<int>("--gpus"));
+        Assert.Equal(["a.json", "b.json"], parse.GetValue<string[]>("--calibrate")!);
+        Assert.Equal("p.json", parse.GetValue<string>("--save"));
+    }
+
+    [Theory]
+    [InlineData("1..1024", new[] { 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024 })]
+    [InlineData("3..20", new[] { 3, 6, 12, 20 })]
+    [InlineData("1,16,128", new[] { 1, 16, 128 })]
+    public void TokenRangesArePowersOfTwoWithTheEnd(string text, int[] expected) => Assert.Equal(expected, SimulateCommand.ParseTokens(text));
+
+    [Fact]
+    public void SkewAndEplbParse()
+    {
+        Assert.Equal(0, SimulateCommand.ParseSkew("uniform"));
+        Assert.Equal(1.2, SimulateCommand.ParseSkew("zipf:1.2"));
+        Assert.Equal(EplbMode.Static, SimulateCommand.ParseEplb("static"));
+    }
+
+    [Theory]
+    [InlineData("--eplb", "sometimes", "--eplb sometimes")]
+    [InlineData("--link", "pcie", "--link pcie")]
+    [InlineData("--skew", "zipf:-1", "--skew zipf:-1")]
+    [InlineData("--ep", "0", "--ep: '0'")]
+    [InlineData("--tokens-per-gpu", "64..8", "the range is empty")]
+    public void BadArgumentsExitWithCode2(string option, string value, string message)
+    {
+        var settings = option switch
+        {
+            "--eplb" => new SimulateCommand.Settings { Eplb = value },
+            "--link" => new SimulateCommand.Settings { Link = value },
+            "--skew" => new SimulateCommand.Settings { Skew = value },
+            "--ep" => new SimulateCommand.Settings { Ep = value },
+            _ => new SimulateCommand.Settings { TokensPerGpu = value },
+        };
+        var errors = new StringWriter();
+        Assert.Equal(2, SimulateCommand.Run(settings with { Steps = 1 }, new StringWriter(), errors));
+        Assert.Contains(message, errors.ToString());
+    }
+
+    [Fact]
+    public void SimulatePrintsEveryPointTheFrontierAndTheBudgetSummary()
+    {
+        using var folder = new TempFolder();
+        var output = new StringWriter();
+        var settings = new SimulateCommand.Settings { Ep = "8,32", TokensPerGpu = "1..256", Steps = 2, Json = folder.File("sim.json") };
+        Assert.Equal(0, SimulateCommand.Run(settings, output, new StringWriter()));
+        string text = output.ToString();
+        Assert.Contains($"# params: {DefaultScaleParams.Name}", text);
+        Assert.Contains("# Pareto frontier", text);
+        Assert.Contains("EP8:", text);
+        Assert.Contains("EP32:", text);
+        var json = JsonNode.Parse(File.ReadAllText(folder.File("sim.json")))!;
+        Assert.Equal(2 * 9, json["points"]!.AsArray().Count);
+        Assert.NotEmpty(json["pareto"]!.AsArray());
+    }
+
+    [Fact]
+    public void CalibrateSavesParamsThatASimulationThenNames()
+    {
+        using var folder = new TempFolder();
+        string a2a = folder.File("a2a.json");
+        File.WriteAllText(a2a, """{"kind":"alltoall","device":"x","ranks":2,"rows":[{"Algorithm":"ours","PeerBytesPerRank":1000,"TimeUs":10},{"Algorithm":"ours","PeerBytesPerRank":1000000000,"TimeUs":5010}]}""");
+        string saved = folder.File("params.json");
+        var output = new StringWriter();
+        Assert.Equal(0, SimulateCommand.Run(new SimulateCommand.Settings { Calibrate = [a2a], Save = saved }, output, new StringWriter()));
+        Assert.Contains($"# saved params: {saved}", output.ToString());
+        var p = ScaleParams.Load(saved);
+        Assert.Equal(200, p.Link.GBs, 0.01);
+
+        output = new StringWriter();
+        Assert.Equal(0, SimulateCommand.Run(new SimulateCommand.Settings { Params = saved, Ep = "8", TokensPerGpu = "1", Steps = 1 }, output, new StringWriter()));
+        Assert.Contains($"# params: {saved}", output.ToString());
+    }
+}
