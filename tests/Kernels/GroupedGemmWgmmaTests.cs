@@ -186,11 +186,14 @@ public class GroupedGemmWgmmaTests
         RunCase(cpu, new Case("wgmma forced on the cpu", [3, 0, 5], 24, 16, TrailingRows: 1), DType.BF16, DType.BF16, fused: false, rowScale: false, GroupedGemmWgmma.VariantName);
     }
 
+    /// <summary>Whatever <see cref="GroupedGemmWgmma.ChosenByHeuristic"/> says, the heuristic never picks it where it cannot run.</summary>
     [Fact]
-    public void TheHeuristicLeavesItOffUntilSwitchedOn()
+    public void TheHeuristicPicksItOnlyWhereItRuns()
     {
-        Assert.False(GroupedGemmWgmma.ChosenByHeuristic);
-        Assert.Equal(GroupedGemm.ChooseVariant(DType.BF16, 16384, 8).Name, GroupedGemmWgmma.ChoiceName(TestDevices.Get("cpu"), DType.BF16, 16384, 8));
+        var cpu = TestDevices.Get("cpu");
+        Assert.False(GroupedGemmWgmma.ChosenFor(cpu, DType.BF16, 16384, 8));
+        Assert.Equal(GroupedGemm.ChooseVariant(DType.BF16, 16384, 8).Name, GroupedGemmWgmma.ChoiceName(cpu, DType.BF16, 16384, 8));
+        Assert.False(GroupedGemmWgmma.Supports(cpu, DType.F32, out _));
     }
 
     [Fact]
