@@ -29,6 +29,8 @@
 // K tails (K % 64 != 0), N tails and rows past x's end are zero-filled by TMA (the maps' dims are exact).
 // Launch: grid = min(SMs, tile upper bound), block 384, dynamic shared GW_SHARED_BYTES; K % 8 == 0 (TMA strides are
 //   multiples of 16 bytes), x and w 16-byte aligned. Compile for sm_90a only (the first line says so).
+// Also here, for tests: grouped_gemm_wgmma_debug_tma (one TMA box, raw) and grouped_gemm_wgmma_debug_mma_bf16 (one K
+//   step of wgmma without the pipeline), to tell a layout or descriptor error from a pipeline error.
 // GW_HANG_TRAP (a compile option, on by default from the launcher): a barrier wait longer than 4 s traps (the launch
 //   fails) instead of hanging the device.
 #include "moe_common.cuh"
