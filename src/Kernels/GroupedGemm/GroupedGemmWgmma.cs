@@ -77,6 +77,10 @@ public static class GroupedGemmWgmma
         _ => throw new ArgumentOutOfRangeException(nameof(dtype)),
     };
 
+    /// <summary>An entry of grouped_gemm_wgmma.cu (the debug entries too), compiled with the launcher's options.</summary>
+    internal static CudaKernel LoadKernel(CudaAccelerator accelerator, string entry) =>
+        accelerator.LoadKernel(Source, entry, TrapOnHang ? ["-DGW_HANG_TRAP"] : null);
+
     /// <summary>Launches the kernel for a validated plan (<see cref="GroupedGemm"/> checked shapes, dtypes, alignment).</summary>
     internal static void Run(CudaAccelerator accelerator, GroupedGemm.Plan plan, CudaStream stream)
     {
@@ -97,7 +101,7 @@ public static class GroupedGemmWgmma
         if (mTiles * nTiles > int.MaxValue)
             throw new ArgumentException($"{plan.Rows} rows x {plan.OutCols} columns need {mTiles * nTiles} tiles; at most {int.MaxValue} per call (split the call)", "x");
         int grid = (int)Math.Min(accelerator.Info.MultiprocessorCount, mTiles * nTiles);
-        var kernel = accelerator.LoadKernel(Source, EntryName(plan.X.DType, plan.Y.DType), TrapOnHang ? ["-DGW_HANG_TRAP"] : null);
+        var kernel = LoadKernel(accelerator, EntryName(plan.X.DType, plan.Y.DType));
         kernel.Launch(stream, new Dim3((uint)grid, 1, 1), new Dim3(Threads, 1, 1), SharedBytes,
             mapX, mapW, plan.ExpertOffsets, plan.RowScale, plan.Y, plan.Rows, plan.N, plan.K, plan.Experts, plan.Fused ? 1 : 0);
     }

@@ -29,6 +29,8 @@
 // K tails (K % 64 != 0), N tails and rows past x's end are zero-filled by TMA (the maps' dims are exact).
 // Launch: grid = min(SMs, tile upper bound), block 384, dynamic shared GW_SHARED_BYTES; K % 8 == 0 (TMA strides are
 //   multiples of 16 bytes), x and w 16-byte aligned. Compile for sm_90a only (the first line says so).
+// Also here, for tests: grouped_gemm_wgmma_debug_tma (one TMA box, raw) and grouped_gemm_wgmma_debug_mma_bf16 (one K
+//   step of wgmma without the pipeline), to tell a layout or descriptor error from a pipeline error.
 // GW_HANG_TRAP (a compile option, on by default from the launcher): a barrier wait longer than 4 s traps (the launch
 //   fails) instead of hanging the device.
 #include "moe_common.cuh"
@@ -339,12 +341,14 @@ __device__ __forceinline__ float gw_silu(float v) { return v / (1.0f + __expf(-v
 
 // ---- the kernel ----
 
+// Dynamic shared memory of every entry (tiles are placed from its first 1024-byte boundary on).
+extern __shared__ __align__(1024) unsigned char gwShared[];
+
 template <typename TIn, typename TOut>
 __device__ __forceinline__ void grouped_gemm_wgmma(const TmaDescriptor* mapX, const TmaDescriptor* mapW, const int* __restrict__ expertOffsets,
                                                    const float* __restrict__ rowScale, TOut* __restrict__ y,
                                                    int rows, int n, int k, int experts, int fused)
 {
-    extern __shared__ __align__(1024) unsigned char gwShared[];
     // The swizzle pattern and the descriptors assume 1024-byte aligned tiles.
     const moe_u32 rawBase = gw_smem(gwShared);
     const moe_u32 tilesBase = (rawBase + 1023u) & ~1023u;
@@ -540,3 +544,88 @@ GW_ENTRY(f16_f16, f16, f16)
 GW_ENTRY(f16_f32, f16, float)
 GW_ENTRY(bf16_f16, bf16, f16)
 GW_ENTRY(f16_bf16, f16, bf16)
+
+// ---- debug entries (tests only): each checks one layer of the kernel on its own ----
+
+// One TMA box {64, 128} of `map` at element coordinates (c0, c1), copied raw (swizzled) from shared memory to
+// out [128 * 64] u16. The test recomputes the 128-byte swizzle on the host: TMA's placement and zero-fill.
+// Launch: grid 1, block 128, dynamic shared GW_A_BYTES + 1024.
+extern "C" __global__ void __launch_bounds__(128) grouped_gemm_wgmma_debug_tma(const __grid_constant__ TmaDescriptor map, int c0, int c1,
+                                                                              moe_u16* __restrict__ out)
+{
+    __shared__ __align__(8) moe_u64 bar;
+    const moe_u32 rawBase = gw_smem(gwShared);
+    const moe_u32 base = (rawBase + 1023u) & ~1023u;
+    const moe_u16* tile = reinterpret_cast<const moe_u16*>(gwShared + (base - rawBase));
+    const moe_u32 barAddr = gw_smem(&bar);
+    if (threadIdx.x == 0)
+    {
+        gw_bar_init(barAddr, 1);
+        asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+        asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+    }
+    __syncthreads();
+    if (threadIdx.x == 0)
+    {
+        gw_bar_arrive_expect_tx(barAddr, GW_A_BYTES);
+        gw_tma_load_2d(base, &map, barAddr, c0, c1);
+    }
+    gw_bar_wait(barAddr, 0);
+    for (int i = threadIdx.x; i < GW_A_BYTES / 2; i += blockDim.x)
+        out[i] = tile[i];
+}
+
+// One K step without the pipeline: rows row..row+63 of x (first 64 of K) times W[expert] rows wRow..wRow+255, by one
+// warpgroup's 4 x m64n256k16 with the kernel's descriptors, into out [64, 256] f32 (row-major) through the documented
+// accumulator layout. If this passes and the full kernel fails, look at the pipeline; if it fails, at the descriptors.
+// Launch: grid 1, block 128, dynamic shared GW_STAGE_BYTES + 1024.
+template <typename TIn>
+__device__ __forceinline__ void gw_debug_mma(const TmaDescriptor* mapX, const TmaDescriptor* mapW, int row, int wRow, int expert, float* __restrict__ out)
+{
+    __shared__ __align__(8) moe_u64 bar;
+    const moe_u32 rawBase = gw_smem(gwShared);
+    const moe_u32 a = (rawBase + 1023u) & ~1023u;
+    const moe_u32 b = a + GW_A_BYTES;
+    const moe_u32 barAddr = gw_smem(&bar);
+    if (threadIdx.x == 0)
+    {
+        gw_bar_init(barAddr, 1);
+        asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+        asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+    }
+    __syncthreads();
+    if (threadIdx.x == 0)
+    {
+        gw_bar_arrive_expect_tx(barAddr, GW_STAGE_BYTES);
+        gw_tma_load_2d(a, mapX, barAddr, 0, row);
+        gw_tma_load_3d(b, mapW, barAddr, 0, wRow, expert);
+        gw_tma_load_3d(b + GW_B_BYTES / 2, mapW, barAddr, 0, wRow + GW_BN / 2, expert);
+    }
+    gw_bar_wait(barAddr, 0);
+    float acc[128];
+#pragma unroll
+    for (int i = 0; i < 128; i++)
+        acc[i] = 0.0f;
+    gw_fence_accumulators(acc);
+    gw_wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < GW_BK / 16; kk++)
+        gw_wgmma_m64n256k16<TIn>(acc, gw_descriptor(a + 32 * kk), gw_descriptor(b + 32 * kk), kk > 0 ? 1 : 0);
+    gw_wgmma_commit();
+    gw_wgmma_wait<0>();
+    gw_fence_accumulators(acc);
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+#pragma unroll
+    for (int j = 0; j < 32; j++)
+#pragma unroll
+        for (int i = 0; i < 2; i++)
+#pragma unroll
+            for (int c = 0; c < 2; c++)
+                out[(16 * warp + (lane >> 2) + 8 * i) * GW_BN + 8 * j + 2 * (lane & 3) + c] = acc[4 * j + 2 * i + c];
+}
+
+extern "C" __global__ void __launch_bounds__(128) grouped_gemm_wgmma_debug_mma_bf16(const __grid_constant__ TmaDescriptor mapX,
+    const __grid_constant__ TmaDescriptor mapW, int row, int wRow, int expert, float* __restrict__ out)
+{
+    gw_debug_mma<bf16>(&mapX, &mapW, row, wRow, expert, out);
+}
