@@ -20,9 +20,9 @@ internal sealed class CudaCollectiveBackend : CollectiveBackend
     internal const int MaxBlocks = 264;
     private const int BlockSize = 512;
     private const int GroupElements = 8; // GROUP in collective_ops.cu: elements one thread moves at a time
-    /// <summary>u32 words after the flags and epochs: the call's input and output addresses, for peers (POINTER_WORDS).</summary>
-    internal const int PointerWords = 4;
-    /// <summary>CONTROL_WORDS in collective_ops.cu: flags [MaxBlocks][MaxRanks], epochs [MaxBlocks], then two addresses.</summary>
+    /// <summary>u32 words after the flags and epochs: every rank's input and output addresses of the call, u64 each (POINTER_WORDS).</summary>
+    internal const int PointerWords = 4 * MaxRanks;
+    /// <summary>CONTROL_WORDS in collective_ops.cu: flags [MaxBlocks][MaxRanks], epochs [MaxBlocks], then the addresses.</summary>
     internal const int ControlWords = MaxBlocks * MaxRanks + MaxBlocks + PointerWords;
     private const int DynamicOpCapacity = 64;
     private static readonly int OpBytes = Marshal.SizeOf<CollectiveOp>();
