@@ -9,9 +9,12 @@ namespace MoeRuntime.Collectives.Cuda;
 
 /// <summary>
 /// Runs the step schedules on CUDA GPUs of one process: collective_ops.cu, one launch per rank per call on
-/// that rank's stream, every rank launched before any wait; peers' buffers are read directly over peer access.
-/// Registered once per communicator, per rank: staging (the call's dtype), F32 partials, flags and epochs,
-/// the table of every rank's addresses, the fixed schedules, and a mapped error record. A call allocates nothing.
+/// that rank's stream, every rank launched before any wait; peers' buffers are read (and, for two-shot, written)
+/// directly over peer access: the registered staging and partials, and the call's own inputs and outputs, whose
+/// addresses each rank hands its peers with its first barrier's flag. Registered once per communicator, per rank:
+/// staging (the call's dtype), F32 partials, flags, epochs and address slots, the table of every rank's registered
+/// addresses, the fixed schedules, and a mapped error record. A call allocates nothing and passes nothing from the
+/// host that changes from call to call (barrier epochs live on the device), so captured calls replay correctly.
 /// </summary>
 internal sealed class CudaCollectiveBackend : CollectiveBackend
 {
