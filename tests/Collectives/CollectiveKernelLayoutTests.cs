@@ -24,7 +24,9 @@ public class CollectiveKernelLayoutTests
     [Fact]
     public void ControlWordsMatchTheKernel()
     {
-        int maxRanks = Define("MAX_RANKS"), maxBlocks = Define("MAX_BLOCKS"), pointerWords = Define("POINTER_WORDS");
+        int maxRanks = Define("MAX_RANKS"), maxBlocks = Define("MAX_BLOCKS");
+        Assert.Matches(@"#define POINTER_WORDS \(4 \* MAX_RANKS\)", Source);   // {input, output} u64 per rank
+        int pointerWords = 4 * maxRanks;
         Assert.Equal(CudaCollectiveBackend.MaxRanks, maxRanks);
         Assert.Equal(CudaCollectiveBackend.MaxBlocks, maxBlocks);
         Assert.Equal(CudaCollectiveBackend.PointerWords, pointerWords);

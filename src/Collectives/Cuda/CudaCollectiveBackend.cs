@@ -9,9 +9,12 @@ namespace MoeRuntime.Collectives.Cuda;
 
 /// <summary>
 /// Runs the step schedules on CUDA GPUs of one process: collective_ops.cu, one launch per rank per call on
-/// that rank's stream, every rank launched before any wait; peers' buffers are read directly over peer access.
-/// Registered once per communicator, per rank: staging (the call's dtype), F32 partials, flags and epochs,
-/// the table of every rank's addresses, the fixed schedules, and a mapped error record. A call allocates nothing.
+/// that rank's stream, every rank launched before any wait; peers' buffers are read (and, for two-shot, written)
+/// directly over peer access: the registered staging and partials, and the call's own inputs and outputs, whose
+/// addresses each rank hands its peers with its first barrier's flag. Registered once per communicator, per rank:
+/// staging (the call's dtype), F32 partials, flags, epochs and address slots, the table of every rank's registered
+/// addresses, the fixed schedules, and a mapped error record. A call allocates nothing and passes nothing from the
+/// host that changes from call to call (barrier epochs live on the device), so captured calls replay correctly.
 /// </summary>
 internal sealed class CudaCollectiveBackend : CollectiveBackend
 {
@@ -20,9 +23,9 @@ internal sealed class CudaCollectiveBackend : CollectiveBackend
     internal const int MaxBlocks = 264;
     private const int BlockSize = 512;
     private const int GroupElements = 8; // GROUP in collective_ops.cu: elements one thread moves at a time
-    /// <summary>u32 words after the flags and epochs: the call's input and output addresses, for peers (POINTER_WORDS).</summary>
-    internal const int PointerWords = 4;
-    /// <summary>CONTROL_WORDS in collective_ops.cu: flags [MaxBlocks][MaxRanks], epochs [MaxBlocks], then two addresses.</summary>
+    /// <summary>u32 words after the flags and epochs: every rank's input and output addresses of the call, u64 each (POINTER_WORDS).</summary>
+    internal const int PointerWords = 4 * MaxRanks;
+    /// <summary>CONTROL_WORDS in collective_ops.cu: flags [MaxBlocks][MaxRanks], epochs [MaxBlocks], then the addresses.</summary>
     internal const int ControlWords = MaxBlocks * MaxRanks + MaxBlocks + PointerWords;
     private const int DynamicOpCapacity = 64;
     private static readonly int OpBytes = Marshal.SizeOf<CollectiveOp>();

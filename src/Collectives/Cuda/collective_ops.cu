@@ -12,7 +12,7 @@
 //                    into every rank's output: no all-gather pass)
 //   BARRIER          every rank has finished the ops before it
 // Buffers: INPUT / OUTPUT with rank -1 (or this rank) are the call's own; with another rank q, rank q's buffer of
-// this call (its address published in q's control words at kernel start, read after the first barrier).
+// this call (q writes its addresses into this rank's control words with its first barrier's flag: valid after it).
 // Range of an op: chunk c >= 0 -> [start(c), start(c+1)), start(c) = floor(count*c/N / grain) * grain,
 //                 start(N) = count (offset 0 in a BASE_ZERO buffer); chunk -1 -> length elements at
 //                 srcOffset / dstOffset. AllReduce passes grain 8 so chunks start 16-byte aligned.
@@ -32,13 +32,14 @@
 // Variants: collective_run_f32 / _bf16 / _f16. Launch: grid <= MAX_BLOCKS and every block resident at once
 // (the host caps the grid at SMs x occupancy; the same grid on every rank of a call), any block size >= MAX_RANKS
 // (512 used). Control words per rank (CONTROL_WORDS, mirrored by CudaCollectiveBackend.ControlWords):
-// flags [MAX_BLOCKS][MAX_RANKS] u32, epochs [MAX_BLOCKS] u32, then the call's input and output addresses (2 x u64).
+// flags [MAX_BLOCKS][MAX_RANKS] u32, epochs [MAX_BLOCKS] u32, then [MAX_RANKS] x {input, output} u64: the call's
+// addresses of rank q, written by rank q into every peer's slot q with its first barrier's flag.
 #include "moe_common.cuh"
 
 #define MAX_RANKS 8
 #define MAX_BLOCKS 264
 #define GROUP 8
-#define POINTER_WORDS 4
+#define POINTER_WORDS (4 * MAX_RANKS)
 #define CONTROL_WORDS (MAX_BLOCKS * MAX_RANKS + MAX_BLOCKS + POINTER_WORDS)
 
 enum { OP_COPY = 1, OP_ADD = 2, OP_REDUCE_ALL = 3, OP_BARRIER = 4, OP_REDUCE_ALL_PUSH = 5 };
@@ -226,18 +227,29 @@ __device__ __forceinline__ Operand resolve(const PeerTable* peers, const CallBuf
     return o;
 }
 
-// Returns false (in every thread of the block) when a peer did not arrive before the deadline.
+// Word offset of the address slots in a rank's control words: [MAX_RANKS] x {input, output} u64, slot q written by rank q.
+#define ADDRESS_OFFSET (MAX_BLOCKS * MAX_RANKS + MAX_BLOCKS)
+
+// Returns false (in every thread of the block) when a peer did not arrive before the deadline. With publish (the
+// call's first barrier), thread t first writes this rank's input and output addresses into rank t's slot for this
+// rank: the same release that carries the flag carries them (every block writes the same values).
 __device__ __forceinline__ bool block_barrier(const PeerTable* peers, int rank, int ranks, moe_u32 value,
                                               long long timeoutNs, volatile int* errorRecord, int step, int collective,
-                                              volatile int* timedOut)
+                                              volatile int* timedOut, bool publish, const void* input, const void* output)
 {
     __syncthreads();   // every thread of this block has finished the step's loads and stores
     int t = threadIdx.x;
     if (t < ranks)
     {
-        moe_u32* peerSlot = (moe_u32*)peers->control[t] + blockIdx.x * MAX_RANKS + rank;
-        __threadfence_system();
-        store_release_sys(peerSlot, value);
+        moe_u32* peerControl = (moe_u32*)peers->control[t];
+        if (publish)
+        {
+            moe_u64* slot = (moe_u64*)(peerControl + ADDRESS_OFFSET) + 2 * rank;
+            slot[0] = (moe_u64)input;
+            slot[1] = (moe_u64)output;
+        }
+        // st.release.sys is cumulative: the block's stores before __syncthreads are visible to whoever acquires v.
+        store_release_sys(peerControl + blockIdx.x * MAX_RANKS + rank, value);
         const moe_u32* ownSlot = (const moe_u32*)peers->control[rank] + blockIdx.x * MAX_RANKS + t;
         moe_u64 start = global_timer_ns();
         while ((int)(load_acquire_sys(ownSlot) - value) < 0)
@@ -371,10 +383,6 @@ __device__ void run_schedule(const CollectiveOp* ops, int opCount, const PeerTab
     {
         epochBase = epochs[blockIdx.x];
         timedOut = 0;
-        // Published for peers: they read it after this call's first barrier (every block writes the same values).
-        moe_u64* addresses = (moe_u64*)(control + MAX_BLOCKS * MAX_RANKS + MAX_BLOCKS);
-        addresses[0] = (moe_u64)input;
-        addresses[1] = (moe_u64)output;
     }
     if (threadIdx.x < MAX_RANKS)
     {
@@ -391,17 +399,18 @@ __device__ void run_schedule(const CollectiveOp* ops, int opCount, const PeerTab
         if (op.kind == OP_BARRIER)
         {
             barriers++;
-            if (!block_barrier(peers, rank, ranks, epochBase + barriers, timeoutNs, errorRecord, op.step, collective, &timedOut))
+            if (!block_barrier(peers, rank, ranks, epochBase + barriers, timeoutNs, errorRecord, op.step, collective, &timedOut,
+                               barriers == 1, input, output))
                 return;
             if (barriers == 1)
             {
-                // Thread t acquired rank t's flag, released after rank t published its addresses.
+                // Thread t acquired rank t's flag, released after rank t wrote its addresses here (local reads).
                 int t = threadIdx.x;
                 if (t < ranks && t != rank)
                 {
-                    const volatile moe_u64* addresses = (const volatile moe_u64*)((const moe_u32*)peers->control[t] + MAX_BLOCKS * MAX_RANKS + MAX_BLOCKS);
-                    call.input[t] = addresses[0];
-                    call.output[t] = addresses[1];
+                    const volatile moe_u64* slot = (const volatile moe_u64*)(control + ADDRESS_OFFSET) + 2 * t;
+                    call.input[t] = slot[0];
+                    call.output[t] = slot[1];
                 }
                 __syncthreads();
             }
@@ -516,8 +525,8 @@ __device__ void run_schedule(const CollectiveOp* ops, int opCount, const PeerTab
 }
 
 // Compile-time checks of the layout the host mirrors (CudaCollectiveBackend.ControlWords, MaxBlocks).
-static_assert(CONTROL_WORDS == MAX_BLOCKS * MAX_RANKS + MAX_BLOCKS + POINTER_WORDS, "control words layout");
-static_assert((MAX_BLOCKS * MAX_RANKS + MAX_BLOCKS) % 2 == 0, "the address words must be 8-byte aligned");
+static_assert(CONTROL_WORDS == ADDRESS_OFFSET + POINTER_WORDS, "control words layout");
+static_assert(ADDRESS_OFFSET % 2 == 0, "the address words must be 8-byte aligned");
 
 #define COLLECTIVE_ENTRY(NAME, T)                                                                          \
     extern "C" __global__ void NAME(const CollectiveOp* ops, int opCount, const PeerTable* peers,          \
