@@ -149,7 +149,19 @@ public static partial class Calibration
             // Prefer all-to-all measurements over the AllReduce stand-in, then the fastest algorithm.
             var usable = links.Where(l => l.Value.Count >= 2).ToList();
             var candidates = usable.Any(l => l.Key.StartsWith("alltoall", StringComparison.Ordinal)) ? usable.Where(l => l.Key.StartsWith("alltoall", StringComparison.Ordinal)) : usable;
-            var fits = candidates.Select(l => (l.Key, Fit: CurveFit.FitLinear(l.Value), l.Value)).ToList();
+            var fits = new List<(string Key, LinearCost Fit, List<(double, double)> Value)>();
+            foreach (var l in candidates)
+            {
+                try
+                {
+                    fits.Add((l.Key, CurveFit.FitLinear(l.Value), l.Value));
+                }
+                catch (ArgumentException e)
+                {
+                    // e.g. a CPU run whose times do not grow with the bytes: not a link to fit.
+                    result[$"link ({l.Key})"] = "not fitted: " + e.Message.Split(" (Parameter", StringSplitOptions.None)[0];
+                }
+            }
             if (fits.Count > 0)
             {
                 var best = fits.OrderByDescending(f => f.Fit.GBs).First();
