@@ -28,7 +28,8 @@ public static partial class Calibration
     [GeneratedRegex(@"E=(\d+) m=(\d+) rows=(\d+) active=(\d+)")]
     private static partial Regex EpShape();
 
-    public static ScaleParams Fit(IEnumerable<string> paths, ScaleParams? fallback, string fallbackName = "fallback")
+    /// <param name="linkAlgorithm">Fit the link from this all-to-all algorithm's rows only ("ours", "nccl"); null: the fastest.</param>
+    public static ScaleParams Fit(IEnumerable<string> paths, ScaleParams? fallback, string fallbackName = "fallback", string? linkAlgorithm = null)
     {
         var gemm = new List<(double, double, double)>();
         var routing = new List<(double, double)>();
@@ -148,7 +149,13 @@ public static partial class Calibration
         {
             // Prefer all-to-all measurements over the AllReduce stand-in, then the fastest algorithm.
             var usable = links.Where(l => l.Value.Count >= 2).ToList();
-            var candidates = usable.Any(l => l.Key.StartsWith("alltoall", StringComparison.Ordinal)) ? usable.Where(l => l.Key.StartsWith("alltoall", StringComparison.Ordinal)) : usable;
+            var candidates = usable.Any(l => l.Key.StartsWith("alltoall", StringComparison.Ordinal)) ? usable.Where(l => l.Key.StartsWith("alltoall", StringComparison.Ordinal)).ToList() : usable;
+            if (linkAlgorithm is not null)
+            {
+                candidates = candidates.Where(l => l.Key.EndsWith(" " + linkAlgorithm, StringComparison.OrdinalIgnoreCase)).ToList();
+                if (candidates.Count == 0)
+                    throw new InvalidDataException($"--link-algo {linkAlgorithm}: no all-to-all rows of that algorithm in the given files (have: {string.Join(", ", usable.Select(l => l.Key))})");
+            }
             var fits = new List<(string Key, LinearCost Fit, List<(double, double)> Value)>();
             foreach (var l in candidates)
             {
