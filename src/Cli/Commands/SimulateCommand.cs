@@ -82,7 +82,7 @@ internal static class SimulateCommand
                 return Validate(validatePath, baseParams, output);
             return Simulate(s, baseParams, output);
         }
-        catch (Exception e) when (RunCommand.IsUserError(e) || e is FormatException or KeyNotFoundException)
+        catch (Exception e) when (RunCommand.IsUserError(e) || e is FormatException or KeyNotFoundException or InvalidDataException or JsonException)
         {
             errors.WriteLine($"moe simulate: {RunCommand.Describe(e)}");
             return 2;
