@@ -75,6 +75,23 @@ public sealed class SimulateCommandTests
     }
 
     [Fact]
+    public void LinkAlgoPicksTheAllToAllAlgorithmTheLinkIsFittedFrom()
+    {
+        using var folder = new TempFolder();
+        string a2a = folder.File("a2a.json");
+        File.WriteAllText(a2a, """
+            {"kind":"alltoall","device":"x","ranks":2,"rows":[
+              {"Algorithm":"ours","PeerBytesPerRank":1000,"TimeUs":10},{"Algorithm":"ours","PeerBytesPerRank":1000000000,"TimeUs":10010},
+              {"Algorithm":"nccl","PeerBytesPerRank":1000,"TimeUs":10},{"Algorithm":"nccl","PeerBytesPerRank":1000000000,"TimeUs":5010}]}
+            """);
+        Assert.Equal(200, Calibration.Fit([a2a], DefaultScaleParams.Load()).Link.GBs, 0.01);
+        Assert.Equal(100, Calibration.Fit([a2a], DefaultScaleParams.Load(), linkAlgorithm: "ours").Link.GBs, 0.01);
+        var errors = new StringWriter();
+        Assert.Equal(2, SimulateCommand.Run(new SimulateCommand.Settings { Calibrate = [a2a], LinkAlgo = "mpi" }, new StringWriter(), errors));
+        Assert.Contains("--link-algo mpi", errors.ToString());
+    }
+
+    [Fact]
     public void CalibrateSavesParamsThatASimulationThenNames()
     {
         using var folder = new TempFolder();

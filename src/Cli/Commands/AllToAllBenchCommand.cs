@@ -68,7 +68,8 @@ internal static class AllToAllBenchCommand
                 throw new ArgumentException("--algo nccl runs on CUDA devices only");
             if (ranks[0].Kind == AcceleratorKind.Cuda && !NcclLibrary.IsAvailable && algorithms.Remove(AllToAllBench.Nccl))
                 errors.WriteLine($"moe bench alltoall: skipping NCCL: {NcclLibrary.UnavailableReason}");
-            using var communicator = Communicator.Create(ranks);
+            // Our all-to-allv stages each rank's whole send buffer: room for the largest size.
+            using var communicator = Communicator.Create(ranks, new CommunicatorOptions { CapacityBytes = Math.Max(64L << 20, (maxBytes + 15) / 16 * 16) });
             using var nccl = algorithms.Contains(AllToAllBench.Nccl) ? NcclGroup.Create(ranks.Cast<CudaAccelerator>().ToList()) : null;
             var bench = new AllToAllBench(ranks, type, warmup, samples, inner);
             output.WriteLine($"# all-to-allv on {string.Join(", ", ranks.Select(r => $"{r.Name} ({r.Info.Name})"))}, {DTypes.Name(type)}; each rank sends bytes/N to every rank; peer GB/s = bytes to other ranks / time");

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text.Json;
 using MoeRuntime.Accelerators;
 using MoeRuntime.Cli.Bench;
+using MoeRuntime.Collectives;
 using MoeRuntime.Runtime.Layers;
 using MoeRuntime.Runtime.Parallel;
 
@@ -63,6 +64,9 @@ internal static class LayerBenchCommand
             if (n < 1 || config.NumExperts % n != 0)
                 throw new ArgumentException($"--devices {deviceList}: {config.NumExperts} experts must split evenly over the ranks");
             errors.WriteLine($"moe bench layer: generating {presetName} random weights ({DTypes.Name(dtype)}), {config.NumExperts / n} experts on each of {string.Join(", ", ranks.Select(r => r.Name))}...");
+            // All-to-allv stages each rank's whole send buffer: room for the combine (F32) of every row of the largest T.
+            long capacity = ((long)tokenCounts.Max() * config.TopK * config.HiddenSize * 4 + 15) / 16 * 16;
+            using var communicator = Communicator.Create(ranks, new CommunicatorOptions { CapacityBytes = Math.Max(capacity, 64L << 20) });
             var weights = new List<DeviceMoeWeights>();
             ExpertParallelMoe layer;
             try
@@ -70,7 +74,7 @@ internal static class LayerBenchCommand
                 int block = config.NumExperts / n;
                 for (int r = 0; r < n; r++)
                     weights.Add(DeviceMoeWeights.CreateRandom(ranks[r], config, dtype, seed: 2026, firstExpert: r * block, expertCount: block));
-                layer = new ExpertParallelMoe(weights);
+                layer = new ExpertParallelMoe(weights, communicator);
             }
             catch
             {

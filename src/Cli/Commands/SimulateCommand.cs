@@ -35,6 +35,7 @@ internal static class SimulateCommand
         public string[] Calibrate { get; init; } = [];
         public string? Save { get; init; }
         public string? Validate { get; init; }
+        public string? LinkAlgo { get; init; }
     }
 
     public static Command Create()
@@ -54,16 +55,17 @@ internal static class SimulateCommand
         var calibrate = new Option<string[]>("--calibrate") { Description = "benchmark JSON files to fit the parameters from", AllowMultipleArgumentsPerToken = true };
         var save = new Option<string?>("--save") { Description = "with --calibrate: where to write the fitted parameters" };
         var validate = new Option<string?>("--validate") { Description = "an EP layer bench JSON (moe bench layer --parallel ep) to predict" };
+        var linkAlgo = new Option<string?>("--link-algo") { Description = "with --calibrate: fit the link from this all-to-all algorithm (ours: what ExpertParallelMoe runs; nccl); default the fastest" };
         var command = new Command("simulate", "scale model: predict large expert parallelism (EP8 .. EP72) from measured costs")
         {
-            model, gpus, ep, tokens, link, eplb, skew, parameters, layers, steps, userTps, json, calibrate, save, validate,
+            model, gpus, ep, tokens, link, eplb, skew, parameters, layers, steps, userTps, json, calibrate, save, validate, linkAlgo,
         };
         command.SetAction(parse => Run(new Settings
         {
             Model = parse.GetValue(model)!, Gpus = parse.GetValue(gpus), Ep = parse.GetValue(ep)!, TokensPerGpu = parse.GetValue(tokens)!,
             Link = parse.GetValue(link)!, Eplb = parse.GetValue(eplb)!, Skew = parse.GetValue(skew)!, Params = parse.GetValue(parameters),
             Layers = parse.GetValue(layers), Steps = parse.GetValue(steps), UserTps = parse.GetValue(userTps), Json = parse.GetValue(json),
-            Calibrate = parse.GetValue(calibrate) ?? [], Save = parse.GetValue(save), Validate = parse.GetValue(validate),
+            Calibrate = parse.GetValue(calibrate) ?? [], Save = parse.GetValue(save), Validate = parse.GetValue(validate), LinkAlgo = parse.GetValue(linkAlgo),
         }, Console.Out, Console.Error));
         return command;
     }
@@ -80,7 +82,7 @@ internal static class SimulateCommand
                 return Validate(validatePath, baseParams, output);
             return Simulate(s, baseParams, output);
         }
-        catch (Exception e) when (RunCommand.IsUserError(e) || e is FormatException or KeyNotFoundException)
+        catch (Exception e) when (RunCommand.IsUserError(e) || e is FormatException or KeyNotFoundException or InvalidDataException or JsonException)
         {
             errors.WriteLine($"moe simulate: {RunCommand.Describe(e)}");
             return 2;
@@ -89,7 +91,7 @@ internal static class SimulateCommand
 
     private static int Calibrate(Settings s, ScaleParams fallback, string fallbackName, TextWriter output)
     {
-        var fitted = Calibration.Fit(s.Calibrate, fallback, fallbackName);
+        var fitted = Calibration.Fit(s.Calibrate, fallback, fallbackName, s.LinkAlgo);
         output.WriteLine($"# fitted from {string.Join(", ", s.Calibrate.Select(Path.GetFileName))}");
         output.WriteLine(Invariant($"gemm:     launch {fitted.Gemm.LaunchUs:F1} us, weights {fitted.Gemm.WeightGBs:F0} GB/s, matrix {fitted.Gemm.MatrixTflops:F0} TFLOP/s"));
         output.WriteLine(Invariant($"link:     {fitted.Link.LatencyUs:F1} us + bytes / {fitted.Link.GBs:F0} GB/s (per rank, bytes to peers)"));

@@ -28,7 +28,8 @@ public static partial class Calibration
     [GeneratedRegex(@"E=(\d+) m=(\d+) rows=(\d+) active=(\d+)")]
     private static partial Regex EpShape();
 
-    public static ScaleParams Fit(IEnumerable<string> paths, ScaleParams? fallback, string fallbackName = "fallback")
+    /// <param name="linkAlgorithm">Fit the link from this all-to-all algorithm's rows only ("ours", "nccl"); null: the fastest.</param>
+    public static ScaleParams Fit(IEnumerable<string> paths, ScaleParams? fallback, string fallbackName = "fallback", string? linkAlgorithm = null)
     {
         var gemm = new List<(double, double, double)>();
         var routing = new List<(double, double)>();
@@ -148,8 +149,26 @@ public static partial class Calibration
         {
             // Prefer all-to-all measurements over the AllReduce stand-in, then the fastest algorithm.
             var usable = links.Where(l => l.Value.Count >= 2).ToList();
-            var candidates = usable.Any(l => l.Key.StartsWith("alltoall", StringComparison.Ordinal)) ? usable.Where(l => l.Key.StartsWith("alltoall", StringComparison.Ordinal)) : usable;
-            var fits = candidates.Select(l => (l.Key, Fit: CurveFit.FitLinear(l.Value), l.Value)).ToList();
+            var candidates = usable.Any(l => l.Key.StartsWith("alltoall", StringComparison.Ordinal)) ? usable.Where(l => l.Key.StartsWith("alltoall", StringComparison.Ordinal)).ToList() : usable;
+            if (linkAlgorithm is not null)
+            {
+                candidates = candidates.Where(l => l.Key.EndsWith(" " + linkAlgorithm, StringComparison.OrdinalIgnoreCase)).ToList();
+                if (candidates.Count == 0)
+                    throw new InvalidDataException($"--link-algo {linkAlgorithm}: no all-to-all rows of that algorithm in the given files (have: {string.Join(", ", usable.Select(l => l.Key))})");
+            }
+            var fits = new List<(string Key, LinearCost Fit, List<(double, double)> Value)>();
+            foreach (var l in candidates)
+            {
+                try
+                {
+                    fits.Add((l.Key, CurveFit.FitLinear(l.Value), l.Value));
+                }
+                catch (ArgumentException e)
+                {
+                    // e.g. a CPU run whose times do not grow with the bytes: not a link to fit.
+                    result[$"link ({l.Key})"] = "not fitted: " + e.Message.Split(" (Parameter", StringSplitOptions.None)[0];
+                }
+            }
             if (fits.Count > 0)
             {
                 var best = fits.OrderByDescending(f => f.Fit.GBs).First();

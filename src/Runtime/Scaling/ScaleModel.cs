@@ -126,7 +126,7 @@ public static class ScaleModel
                 : Contiguous(experts, ep);
             foreach (int b in o.TokensPerGpu)
             {
-                var random = new Random(HashCode.Combine(o.Seed, ep, b));
+                var random = new Random(unchecked(o.Seed * 1000003 + ep * 7919 + b)); // reproducible run to run (HashCode is salted per process)
                 var steps = new List<LayerBreakdown>();
                 double maxRows = 0, meanRows = 0, maxActive = 0;
                 for (int s = 0; s < o.Steps; s++)
