@@ -1,6 +1,7 @@
 using MoeRuntime.Accelerators;
 using MoeRuntime.Collectives;
 using MoeRuntime.Collectives.AllReduce;
+using MoeRuntime.Kernels.GroupedGemm;
 using MoeRuntime.Kernels.Permute;
 using MoeRuntime.Runtime.Layers;
 using MoeRuntime.Runtime.Models;
@@ -151,7 +152,9 @@ public sealed class ExpertParallelMoe : IDisposable
                 ones.Fill(1f);
                 var workspace = Own(a.Allocate<int>(Math.Max(1, Permute.WorkspaceElements(rows, 1, eh))));
                 Permute.Run(ids, rows, 1, eh, 1, counts, offsets, rowOfSlot, tokenOfRow, receiveRows[d], h, sorted, workspace);
-                _layers[d].RunExperts(sorted, offsets, activation, expertOut, null);
+                int ih = _weights[d].Intermediate;
+                var splitK = Own(GroupedGemmWorkspace.For(a, new GroupedGemmShape(rows, 2 * ih, h, eh, Fused: true), new GroupedGemmShape(rows, h, ih, eh)));
+                _layers[d].RunExperts(sorted, offsets, activation, expertOut, null, splitK);
                 Combine.Run(expertOut, rowOfSlot, ones, rows, 1, h, returned[d]);
             }
             // 5. Combine back: rank r gets its rows in its own expert order (the order of its gathered rows).
