@@ -61,7 +61,10 @@ public class GroupedGemmSplitKTests
     [InlineData("qwen3 gate_up T=1", 8, 1536, 2048, 128, true, 2)]
     [InlineData("deepseek gate_up T=1", 8, 4096, 7168, 256, true, 3)]
     [InlineData("mixtral gate_up T=1024 (large tile)", 2048, 28672, 4096, 8, false, 1)]
+    [InlineData("mixtral down T=128 (medium tile)", 256, 4096, 14336, 8, false, 1)]
+    [InlineData("mixtral gate_up T=1 (896 tiles: over 2 waves already)", 2, 28672, 4096, 8, true, 1)]
     [InlineData("deepseek down T=128", 1024, 7168, 2048, 256, false, 1)]
+    [InlineData("qwen3 down T=1 (K = 768: too short to split)", 8, 2048, 768, 128, false, 1)]
     public void PlannerSplitsTheDecodeShapes(string name, int rows, int n, int k, int experts, bool fused, int expected)
     {
         var launch = PlanH100(rows, n, k, experts, fused);
@@ -98,6 +101,28 @@ public class GroupedGemmSplitKTests
         Assert.True(smaller.PartialFloats <= full.PartialFloats - 1);
         Assert.Equal(full.Tiles * 8 * 16 * 64, full.PartialFloats);
         Assert.Equal(full.Tiles, full.Counters);
+    }
+
+    [Fact]
+    public void TheHeuristicSplitsOnlyDecodeTilesButAForceSplitsAny()
+    {
+        foreach (var variant in GroupedGemm.Variants)
+        {
+            var auto = GroupedGemmLaunch.Plan(variant, 2, 256, 8192, 8, false, H100Slots(variant), null, long.MaxValue, long.MaxValue);
+            Assert.True(auto.Splits == (variant.TileRows == 16 ? 8 : 1), $"{variant.Name}: {auto}");
+            var forced = GroupedGemmLaunch.Plan(variant, 2, 256, 8192, 8, false, H100Slots(variant), 5, long.MaxValue, long.MaxValue);
+            Assert.True(forced.Splits == 5, $"{variant.Name} forced: {forced}");
+        }
+    }
+
+    [Fact]
+    public void TheHeuristicKeepsTheGridWithinMaxWaves()
+    {
+        foreach (long items in new long[] { 1, 50, 132, 200, 396, 500, 1000, 1584, 3000 })
+        {
+            int s = GroupedGemmLaunch.ChooseSplits(items, kTiles: 224, maxSplitsForK: 8, slots: 396);
+            Assert.True(s == 1 || items * s <= GroupedGemmLaunch.MaxWaves * 396, $"items={items}: {s} splits");
+        }
     }
 
     [Fact]

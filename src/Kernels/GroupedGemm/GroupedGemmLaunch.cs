@@ -23,14 +23,18 @@ internal readonly record struct GroupedGemmLaunch(GroupedGemm.Variant Variant, i
     /// <summary>A split must cover at least this much of K (several pipeline stages), or the pipeline fill dominates.</summary>
     public const int MinKPerSplit = 512;
 
+    /// <summary>The heuristic keeps the grid within this many waves of resident blocks (and the workspace small).</summary>
+    public const int MaxWaves = 4;
+
     /// <summary>
-    /// The K step (BK) of the tile variants that support split-K. A variant not listed here (a kernel of another
-    /// file, e.g. a wgmma one) never splits.
+    /// The tile variants that support split-K: their K step (BK), and whether the heuristic splits them (the decode
+    /// tiles, where few active experts leave SMs idle; the others split only when forced, by tests or
+    /// MOE_GROUPED_GEMM_SPLITK). A variant not listed here (a kernel of another file, e.g. a wgmma one) never splits.
     /// </summary>
-    private static readonly Dictionary<string, int> SplitKVariants = new()
+    private static readonly Dictionary<string, (int Bk, bool Auto)> SplitKVariants = new()
     {
-        ["decode"] = 32, ["medium"] = 32, ["prefill"] = 32,
-        ["decode64"] = 64, ["medium64"] = 64, ["large"] = 64,
+        ["decode"] = (32, true), ["medium"] = (32, false), ["prefill"] = (32, false),
+        ["decode64"] = (64, true), ["medium64"] = (64, false), ["large"] = (64, false),
     };
 
     public static bool SupportsSplitK(GroupedGemm.Variant variant) => SplitKVariants.ContainsKey(variant.Name);
@@ -60,11 +64,12 @@ internal readonly record struct GroupedGemmLaunch(GroupedGemm.Variant Variant, i
     {
         int mTiles = MTilesBound(rows, experts, variant.TileRows);
         int nTiles = NTilesFor(variant, n, fused);
-        if (!SplitKVariants.TryGetValue(variant.Name, out int bk))
+        if (!SplitKVariants.TryGetValue(variant.Name, out var splitK))
             return new GroupedGemmLaunch(variant, mTiles, nTiles, 0, 1, 0);
-        int kTiles = (k + bk - 1) / bk;
+        int kTiles = (k + splitK.Bk - 1) / splitK.Bk;
         long items = (long)mTiles * nTiles;
-        int wanted = forcedSplits is { } forced ? Math.Clamp(forced, 1, MaxSplits) : ChooseSplits(items, kTiles, k / MinKPerSplit, slots);
+        int wanted = forcedSplits is { } forced ? Math.Clamp(forced, 1, MaxSplits)
+            : splitK.Auto ? ChooseSplits(items, kTiles, k / MinKPerSplit, slots) : 1;
         for (int splits = Math.Min(wanted, kTiles); splits > 1; splits--)
         {
             var launch = WithSplits(variant, mTiles, nTiles, kTiles, splits);
@@ -86,8 +91,9 @@ internal readonly record struct GroupedGemmLaunch(GroupedGemm.Variant Variant, i
     /// device runs ceil(B / slots) waves of ceil(kTiles / s) k-tiles each; useful work is items x kTiles. The efficiency
     /// items x kTiles / (slots x waves x ceil(kTiles / s)) is low when a few tiles leave SMs idle (decode: few active
     /// experts, tiles only along N) and when the last wave is thin. Take a larger s only when it gains at least 5%
-    /// (every split adds partial traffic and a reduction), and never below <paramref name="maxSplitsForK"/>
-    /// (K / MinKPerSplit) splits' worth of K per split.
+    /// (every split adds partial traffic and a reduction), at most <paramref name="maxSplitsForK"/> (K / MinKPerSplit)
+    /// splits, and only while the grid stays within MaxWaves waves: past that the thin last wave costs little
+    /// (and a memory-bound kernel's last blocks get the bandwidth the others left), and the workspace stays small.
     /// </summary>
     internal static int ChooseSplits(long items, int kTiles, int maxSplitsForK, long slots)
     {
@@ -96,7 +102,7 @@ internal readonly record struct GroupedGemmLaunch(GroupedGemm.Variant Variant, i
         int limit = Math.Min(MaxSplits, Math.Min(kTiles, Math.Max(1, maxSplitsForK)));
         int best = 1;
         double bestEfficiency = Efficiency(items, kTiles, 1, slots);
-        for (int s = 2; s <= limit; s++)
+        for (int s = 2; s <= limit && items * s <= MaxWaves * slots; s++)
         {
             double efficiency = Efficiency(items, kTiles, s, slots);
             if (efficiency > bestEfficiency * 1.05)

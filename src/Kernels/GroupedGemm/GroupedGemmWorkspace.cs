@@ -10,7 +10,7 @@ public readonly record struct GroupedGemmShape(int Rows, int N, int K, int Exper
 /// counter per output tile. The counters start at zero and every launch leaves them at zero, so one workspace
 /// serves any number of calls, also inside a CUDA graph, as long as no two calls that use it run at the same time
 /// (calls on one stream never do). Without a workspace, or with one too small for a call, the call does not split
-/// (or splits less). On the CPU a workspace holds nothing.
+/// (or splits less). On the CPU a workspace holds nothing. Create it outside a CUDA graph capture (it synchronises).
 /// </summary>
 public sealed class GroupedGemmWorkspace : IDisposable
 {
@@ -24,6 +24,7 @@ public sealed class GroupedGemmWorkspace : IDisposable
         {
             Counters = accelerator.Allocate<int>(counters);
             Counters.Clear();
+            accelerator.Synchronize(); // streams are non-blocking: the zeroes must land before a launch on any stream
         }
         catch
         {

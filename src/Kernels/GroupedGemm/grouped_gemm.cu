@@ -175,7 +175,7 @@ template <typename TIn, typename TOut, int BM, int BN, int WARPS_M, int WARPS_N,
 __device__ __forceinline__ void grouped_gemm_tc(const TIn* __restrict__ x, const TIn* __restrict__ w, const int* __restrict__ expertOffsets,
                                                 const float* __restrict__ rowScale, TOut* __restrict__ y,
                                                 int rows, int n, int k, int experts, int fused, int mTiles,
-                                                float* __restrict__ partials, int* __restrict__ counters, int kTilesPerSplit)
+                                                float* partials, int* counters, int kTilesPerSplit)
 {
     constexpr int THREADS = WARPS_M * WARPS_N * 32;
     constexpr int WARP_M = BM / WARPS_M;   // rows per warp
@@ -412,7 +412,7 @@ __device__ __forceinline__ void grouped_gemm_tc(const TIn* __restrict__ x, const
     extern "C" __global__ void __launch_bounds__(WM * WN * 32) NAME(                                                      \
         const TIN* __restrict__ x, const TIN* __restrict__ w, const int* __restrict__ expertOffsets,                      \
         const float* __restrict__ rowScale, TOUT* __restrict__ y, int rows, int n, int k, int experts, int fused,          \
-        int mTiles, float* __restrict__ partials, int* __restrict__ counters, int kTilesPerSplit)                         \
+        int mTiles, float* partials, int* counters, int kTilesPerSplit)                                                   \
     {                                                                                                                     \
         grouped_gemm_tc<TIN, TOUT, BM, BN, WM, WN, ST, BK>(x, w, expertOffsets, rowScale, y, rows, n, k, experts, fused,  \
                                                        mTiles, partials, counters, kTilesPerSplit);                       \

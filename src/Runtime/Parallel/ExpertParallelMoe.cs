@@ -1,6 +1,7 @@
 using MoeRuntime.Accelerators;
 using MoeRuntime.Collectives;
 using MoeRuntime.Collectives.AllReduce;
+using MoeRuntime.Kernels.GroupedGemm;
 using MoeRuntime.Kernels.Permute;
 using MoeRuntime.Runtime.Layers;
 using MoeRuntime.Runtime.Models;
@@ -204,7 +205,9 @@ public sealed partial class ExpertParallelMoe : IDisposable
                 var workspace = Own(a.Allocate<int>(Math.Max(1, Permute.WorkspaceElements(rows, 1, eh))));
                 PhaseTimer?.Begin(ExpertParallelPhase.Experts, d);
                 Permute.Run(ids, rows, 1, eh, 1, counts, offsets, rowOfSlot, tokenOfRow, receiveRows[d], h, sorted, workspace);
-                _layers[d].RunExperts(sorted, offsets, activation, expertOut, null);
+                int ih = _weights[d].Intermediate;
+                var splitK = Own(GroupedGemmWorkspace.For(a, new GroupedGemmShape(rows, 2 * ih, h, eh, Fused: true), new GroupedGemmShape(rows, h, ih, eh)));
+                _layers[d].RunExperts(sorted, offsets, activation, expertOut, null, splitK);
                 Combine.Run(expertOut, rowOfSlot, ones, rows, 1, h, returned[d]);
                 PhaseTimer?.End(ExpertParallelPhase.Experts, d);
             }
