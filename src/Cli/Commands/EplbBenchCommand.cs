@@ -23,7 +23,7 @@ internal sealed record EplbBenchArguments
     public int? Redundant { get; init; }
     public int RebalanceEvery { get; init; } = 8;
     public int? Window { get; init; }
-    public int Warmup { get; init; } = 2;
+    public int? Warmup { get; init; }
     public string Modes { get; init; } = "none,static,online";
     public string? Loads { get; init; }
     public string? Json { get; init; }
@@ -54,7 +54,7 @@ internal static class EplbBenchCommand
         var redundant = new Option<int?>("--redundant") { Description = "R redundant slots (E + R divisible by the devices; default about E/4)" };
         var rebalance = new Option<int>("--rebalance-every") { Description = "online EPLB re-plans every K forwards", DefaultValueFactory = _ => 8 };
         var window = new Option<int?>("--window") { Description = "forwards in the online load window (default 2K)" };
-        var warmup = new Option<int>("--warmup") { Description = "untimed forwards per mode (routing of step 0)", DefaultValueFactory = _ => 2 };
+        var warmup = new Option<int?>("--warmup") { Description = "untimed forwards per mode on step 0's routing (default 2K + 2: online has planned and migrated once)" };
         var modes = new Option<string>("--modes") { Description = "none, static, online, comma-separated", DefaultValueFactory = _ => "none,static,online" };
         var loads = new Option<string?>("--loads") { Description = "load profile (JSON array) for static EPLB instead of step 0's routing" };
         var json = new Option<string?>("--json") { Description = "write the settings and rows as JSON" };
@@ -109,7 +109,7 @@ internal static class EplbBenchCommand
             throw new ArgumentException($"--rebalance-every is {a.RebalanceEvery}; it must be >= 1");
         if (a.Window is < 1)
             throw new ArgumentException($"--window is {a.Window}; it must be >= 1");
-        if (a.Warmup < 0)
+        if (a.Warmup is < 0)
             throw new ArgumentException($"--warmup is {a.Warmup}; it must be >= 0");
         if (a.DriftPeriod is not null && !a.Drift)
             throw new ArgumentException("--drift-period needs --drift");
@@ -157,7 +157,7 @@ internal static class EplbBenchCommand
         {
             Preset = a.Preset, Config = config, DType = dtype, Tokens = a.Tokens, Steps = a.Steps, Skew = s,
             DriftPeriod = a.Drift ? a.DriftPeriod ?? 2 * a.RebalanceEvery : 0, Redundant = redundant,
-            RebalanceEvery = a.RebalanceEvery, WindowForwards = a.Window ?? 2 * a.RebalanceEvery, Warmup = a.Warmup, Seed = a.Seed, StaticLoads = profile,
+            RebalanceEvery = a.RebalanceEvery, WindowForwards = a.Window ?? 2 * a.RebalanceEvery, Warmup = a.Warmup ?? 2 * a.RebalanceEvery + 2, Seed = a.Seed, StaticLoads = profile,
         };
         return (settings, modes);
     }
