@@ -10,7 +10,7 @@ namespace MoeRuntime.Cli.Bench;
 /// <summary>One mode's row of <c>moe bench eplb</c>.</summary>
 internal sealed record EplbBenchRow(
     string Mode, double Balance, double MaxBalance, double StepMs, double TokensPerSecond, double Speedup,
-    int Migrations, long SlotCopies, double MigrationMs, double? StepMsWhileCopying, double StepMsOther, string Placement);
+    int Migrations, long SlotCopies, double MigrationMs, double? StepMsWhileCopying, double StepMsOther, string Placement, int WarmupMigrations);
 
 /// <summary>What <c>moe bench eplb</c> runs.</summary>
 internal sealed record EplbBenchSettings
@@ -139,7 +139,8 @@ internal sealed class EplbBench(IReadOnlyList<Accelerator> devices, EplbBenchSet
             mode.ToString().ToLowerInvariant(), balances.Average(), balances.Max(), median, median > 0 ? t / (median / 1e3) : 0,
             noneStepMs is { } baseline && median > 0 ? baseline / median : 1.0,
             slots.Migrations - migrationsBefore, slots.SlotCopies - copiesBefore, migrationMs.Count == 0 ? 0 : migrationMs.Average(),
-            copying.Count == 0 ? null : Median(copying.ToArray()), other.Count == 0 ? 0 : Median(other.ToArray()), slots.Current.ToString());
+            copying.Count == 0 ? null : Median(copying.ToArray()), other.Count == 0 ? 0 : Median(other.ToArray()), slots.Current.ToString(),
+            migrationsBefore);
     }
 
     internal static double Balance(long[] rowsPerDevice) =>

@@ -209,7 +209,7 @@ internal static class EplbBenchCommand
                     ? string.Create(CultureInfo.InvariantCulture, $", steps overlapping them {during:F3} ms vs {online.StepMsOther:F3} ms")
                     : "";
                 output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"online balance {online.Balance:F3} (target <= 1.10: {(online.Balance <= 1.10 ? "met" : "not met")}); {online.Migrations} migrations, {online.MigrationMs:F3} ms of copies each on the copy streams") + overlap);
+                    $"online balance {online.Balance:F3} (target <= 1.10: {(online.Balance <= 1.10 ? "met" : "not met")}); {online.Migrations} migrations (+{online.WarmupMigrations} in the warm-up), {online.MigrationMs:F3} ms of copies each on the copy streams") + overlap);
             }
             if (a.SaveLoads is not null)
             {
