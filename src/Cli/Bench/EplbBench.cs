@@ -25,6 +25,7 @@ internal sealed record EplbBenchSettings
     public required int Redundant { get; init; }
     public int RebalanceEvery { get; init; } = 8;
     public int WindowForwards { get; init; } = 16;
+    public int Groups { get; init; } = 1;
     public int Warmup { get; init; } = 2;
     public int Seed { get; init; } = 2026;
     public long[]? StaticLoads { get; init; }
@@ -69,10 +70,10 @@ internal sealed class EplbBench(IReadOnlyList<Accelerator> devices, EplbBenchSet
     public EplbOptions Options(EplbMode mode) => mode switch
     {
         EplbMode.None => new EplbOptions { Mode = EplbMode.None },
-        EplbMode.Static => new EplbOptions { Mode = EplbMode.Static, Redundant = settings.Redundant, Loads = settings.StaticLoads ?? ProfileOfStep(0) },
+        EplbMode.Static => new EplbOptions { Mode = EplbMode.Static, Redundant = settings.Redundant, Groups = settings.Groups, Loads = settings.StaticLoads ?? ProfileOfStep(0) },
         _ => new EplbOptions
         {
-            Mode = EplbMode.Online, Redundant = settings.Redundant, RebalanceEvery = settings.RebalanceEvery,
+            Mode = EplbMode.Online, Redundant = settings.Redundant, RebalanceEvery = settings.RebalanceEvery, Groups = settings.Groups,
             WindowForwards = settings.WindowForwards, Loads = settings.StaticLoads,   // no profile: starts uniform, learns from the window
         },
     };
