@@ -10,7 +10,7 @@ namespace MoeRuntime.Cli.Bench;
 /// <summary>One mode's row of <c>moe bench eplb</c>.</summary>
 internal sealed record EplbBenchRow(
     string Mode, double Balance, double MaxBalance, double StepMs, double TokensPerSecond, double Speedup,
-    int Migrations, long SlotCopies, double MigrationMs, double? StepMsWhileCopying, double StepMsOther, string Placement);
+    int Migrations, long SlotCopies, double MigrationMs, double? StepMsWhileCopying, double StepMsOther, string Placement, int WarmupMigrations);
 
 /// <summary>What <c>moe bench eplb</c> runs.</summary>
 internal sealed record EplbBenchSettings
@@ -25,6 +25,7 @@ internal sealed record EplbBenchSettings
     public required int Redundant { get; init; }
     public int RebalanceEvery { get; init; } = 8;
     public int WindowForwards { get; init; } = 16;
+    public int Groups { get; init; } = 1;
     public int Warmup { get; init; } = 2;
     public int Seed { get; init; } = 2026;
     public long[]? StaticLoads { get; init; }
@@ -69,10 +70,10 @@ internal sealed class EplbBench(IReadOnlyList<Accelerator> devices, EplbBenchSet
     public EplbOptions Options(EplbMode mode) => mode switch
     {
         EplbMode.None => new EplbOptions { Mode = EplbMode.None },
-        EplbMode.Static => new EplbOptions { Mode = EplbMode.Static, Redundant = settings.Redundant, Loads = settings.StaticLoads ?? ProfileOfStep(0) },
+        EplbMode.Static => new EplbOptions { Mode = EplbMode.Static, Redundant = settings.Redundant, Groups = settings.Groups, Loads = settings.StaticLoads ?? ProfileOfStep(0) },
         _ => new EplbOptions
         {
-            Mode = EplbMode.Online, Redundant = settings.Redundant, RebalanceEvery = settings.RebalanceEvery,
+            Mode = EplbMode.Online, Redundant = settings.Redundant, RebalanceEvery = settings.RebalanceEvery, Groups = settings.Groups,
             WindowForwards = settings.WindowForwards, Loads = settings.StaticLoads,   // no profile: starts uniform, learns from the window
         },
     };
@@ -139,7 +140,8 @@ internal sealed class EplbBench(IReadOnlyList<Accelerator> devices, EplbBenchSet
             mode.ToString().ToLowerInvariant(), balances.Average(), balances.Max(), median, median > 0 ? t / (median / 1e3) : 0,
             noneStepMs is { } baseline && median > 0 ? baseline / median : 1.0,
             slots.Migrations - migrationsBefore, slots.SlotCopies - copiesBefore, migrationMs.Count == 0 ? 0 : migrationMs.Average(),
-            copying.Count == 0 ? null : Median(copying.ToArray()), other.Count == 0 ? 0 : Median(other.ToArray()), slots.Current.ToString());
+            copying.Count == 0 ? null : Median(copying.ToArray()), other.Count == 0 ? 0 : Median(other.ToArray()), slots.Current.ToString(),
+            migrationsBefore);
     }
 
     internal static double Balance(long[] rowsPerDevice) =>

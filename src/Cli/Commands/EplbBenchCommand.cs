@@ -23,7 +23,8 @@ internal sealed record EplbBenchArguments
     public int? Redundant { get; init; }
     public int RebalanceEvery { get; init; } = 8;
     public int? Window { get; init; }
-    public int Warmup { get; init; } = 2;
+    public int Groups { get; init; } = 1;
+    public int? Warmup { get; init; }
     public string Modes { get; init; } = "none,static,online";
     public string? Loads { get; init; }
     public string? Json { get; init; }
@@ -54,7 +55,8 @@ internal static class EplbBenchCommand
         var redundant = new Option<int?>("--redundant") { Description = "R redundant slots (E + R divisible by the devices; default about E/4)" };
         var rebalance = new Option<int>("--rebalance-every") { Description = "online EPLB re-plans every K forwards", DefaultValueFactory = _ => 8 };
         var window = new Option<int?>("--window") { Description = "forwards in the online load window (default 2K)" };
-        var warmup = new Option<int>("--warmup") { Description = "untimed forwards per mode (routing of step 0)", DefaultValueFactory = _ => 2 };
+        var groups = new Option<int>("--groups") { Description = "hierarchical placement over N groups of devices (e.g. nodes); 1 plans flat", DefaultValueFactory = _ => 1 };
+        var warmup = new Option<int?>("--warmup") { Description = "untimed forwards per mode on step 0's routing (default 2K + 2: online has planned and migrated once)" };
         var modes = new Option<string>("--modes") { Description = "none, static, online, comma-separated", DefaultValueFactory = _ => "none,static,online" };
         var loads = new Option<string?>("--loads") { Description = "load profile (JSON array) for static EPLB instead of step 0's routing" };
         var json = new Option<string?>("--json") { Description = "write the settings and rows as JSON" };
@@ -62,7 +64,7 @@ internal static class EplbBenchCommand
         var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 2026 };
         var command = new Command("eplb", "expert-parallel layer under skewed routing: no balancer vs static vs online EPLB")
         {
-            devices, skew, drift, driftPeriod, preset, dtype, tokens, steps, redundant, rebalance, window, warmup, modes, loads, json, saveLoads, seed,
+            devices, skew, drift, driftPeriod, preset, dtype, tokens, steps, redundant, rebalance, window, groups, warmup, modes, loads, json, saveLoads, seed,
         };
         command.SetAction(parse => Run(new EplbBenchArguments
         {
@@ -77,6 +79,7 @@ internal static class EplbBenchCommand
             Redundant = parse.GetValue(redundant),
             RebalanceEvery = parse.GetValue(rebalance),
             Window = parse.GetValue(window),
+            Groups = parse.GetValue(groups),
             Warmup = parse.GetValue(warmup),
             Modes = parse.GetValue(modes)!,
             Loads = parse.GetValue(loads),
@@ -109,7 +112,9 @@ internal static class EplbBenchCommand
             throw new ArgumentException($"--rebalance-every is {a.RebalanceEvery}; it must be >= 1");
         if (a.Window is < 1)
             throw new ArgumentException($"--window is {a.Window}; it must be >= 1");
-        if (a.Warmup < 0)
+        if (a.Groups < 1 || deviceCount % a.Groups != 0 || config.NumExperts % a.Groups != 0)
+            throw new ArgumentException($"--groups {a.Groups} must divide both the {deviceCount} devices and the {config.NumExperts} experts");
+        if (a.Warmup is < 0)
             throw new ArgumentException($"--warmup is {a.Warmup}; it must be >= 0");
         if (a.DriftPeriod is not null && !a.Drift)
             throw new ArgumentException("--drift-period needs --drift");
@@ -157,7 +162,7 @@ internal static class EplbBenchCommand
         {
             Preset = a.Preset, Config = config, DType = dtype, Tokens = a.Tokens, Steps = a.Steps, Skew = s,
             DriftPeriod = a.Drift ? a.DriftPeriod ?? 2 * a.RebalanceEvery : 0, Redundant = redundant,
-            RebalanceEvery = a.RebalanceEvery, WindowForwards = a.Window ?? 2 * a.RebalanceEvery, Warmup = a.Warmup, Seed = a.Seed, StaticLoads = profile,
+            RebalanceEvery = a.RebalanceEvery, Groups = a.Groups, WindowForwards = a.Window ?? 2 * a.RebalanceEvery, Warmup = a.Warmup ?? 2 * a.RebalanceEvery + 2, Seed = a.Seed, StaticLoads = profile,
         };
         return (settings, modes);
     }
@@ -209,7 +214,7 @@ internal static class EplbBenchCommand
                     ? string.Create(CultureInfo.InvariantCulture, $", steps overlapping them {during:F3} ms vs {online.StepMsOther:F3} ms")
                     : "";
                 output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"online balance {online.Balance:F3} (target <= 1.10: {(online.Balance <= 1.10 ? "met" : "not met")}); {online.Migrations} migrations, {online.MigrationMs:F3} ms of copies each on the copy streams") + overlap);
+                    $"online balance {online.Balance:F3} (target <= 1.10: {(online.Balance <= 1.10 ? "met" : "not met")}); {online.Migrations} migrations (+{online.WarmupMigrations} in the warm-up), {online.MigrationMs:F3} ms of copies each on the copy streams") + overlap);
             }
             if (a.SaveLoads is not null)
             {

@@ -8,7 +8,7 @@ namespace MoeRuntime.Runtime.Models;
 /// </summary>
 public static class LayerPresets
 {
-    public static readonly string[] Names = ["mixtral-8x7b", "qwen3-30b-a3b", "deepseek-v3", "moe-e64", "tiny"];
+    public static readonly string[] Names = ["mixtral-8x7b", "qwen3-30b-a3b", "deepseek-v3", "moe-e64", "tiny", "tiny-e64"];
 
     public static ModelConfig Get(string name) => name.Trim().ToLowerInvariant() switch
     {
@@ -39,6 +39,13 @@ public static class LayerPresets
         {
             Family = ModelFamily.DeepseekV3, HiddenSize = 64, MoeIntermediateSize = 96, NumExperts = 16, TopK = 4,
             NumHiddenLayers = 1, NormTopKProb = true, ScoringFunction = ScoringFunction.Sigmoid, NumGroups = 4, TopKGroups = 2,
+            RoutedScalingFactor = 2.5, SharedIntermediateSize = 96, HasScoreCorrectionBias = true,
+        },
+        // moe-e64's routing (64 experts, top-6) at tiny's widths: CPU smoke runs of moe bench eplb.
+        "tiny-e64" => new ModelConfig
+        {
+            Family = ModelFamily.DeepseekV3, HiddenSize = 64, MoeIntermediateSize = 96, NumExperts = 64, TopK = 6,
+            NumHiddenLayers = 1, NormTopKProb = true, ScoringFunction = ScoringFunction.Sigmoid, NumGroups = 8, TopKGroups = 4,
             RoutedScalingFactor = 2.5, SharedIntermediateSize = 96, HasScoreCorrectionBias = true,
         },
         _ => throw new ArgumentException($"preset '{name}': {string.Join(", ", Names)}", nameof(name)),

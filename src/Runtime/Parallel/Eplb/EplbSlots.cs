@@ -22,6 +22,11 @@ namespace MoeRuntime.Runtime.Parallel.Eplb;
 /// forward n+2   BeginForward  swaps: the new placement is used from here on
 /// </code>
 /// So no forward reads a slot being written, and a forward's routing table and weights always match.
+/// The policy (<see cref="OnlineEplb"/>) returns a <see cref="MigrationPlan"/> from the current placement; its ordered,
+/// staged moves are what an in-place (single-buffered) update would need. Here every copy goes from a front slot into
+/// a back slot that no forward reads, so the copies need no order: each back slot whose expert differs from the new
+/// placement's gets it from a front slot holding it (same device first, else a peer copy). The back store holds the
+/// placement before the current one, so a migration copies at most the plan's moves plus the previous migration's.
 /// </summary>
 public sealed class EplbSlots : IDisposable
 {
@@ -68,6 +73,7 @@ public sealed class EplbSlots : IDisposable
                     _tables[1][d] = Current.CreateReplicaTable(devices[d]);
                 }
                 _loads[d] = new ExpertLoad(devices[d], e, options.WindowForwards);
+                devices[d].Synchronize();   // the back store's clone is complete before any copy stream writes it
             }
             if (options.Mode == EplbMode.Online)
             {
@@ -97,6 +103,9 @@ public sealed class EplbSlots : IDisposable
 
     /// <summary>Copy time of each finished migration in ms (the slowest device's copy stream, device-timed).</summary>
     public List<double> MigrationMilliseconds { get; } = [];
+
+    /// <summary>The last migration planned (its moves and waves, for reports), or null.</summary>
+    public MigrationPlan? LastPlan { get; private set; }
 
     /// <summary>True between enqueuing a migration's copies and waiting for them: the forward now running overlaps them.</summary>
     public bool CopiesInFlight => _copiesEnqueued;
@@ -138,7 +147,10 @@ public sealed class EplbSlots : IDisposable
             FinishCopies();
         var plan = _online.EndForward(() => WindowLoads());
         if (plan is not null)
+        {
+            LastPlan = plan;
             StartMigration(plan.To);
+        }
     }
 
     private void StartMigration(Placement target)
