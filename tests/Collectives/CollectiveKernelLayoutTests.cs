@@ -38,6 +38,13 @@ public class CollectiveKernelLayoutTests
     }
 
     [Fact]
+    public void BlockSizeIsTheKernelsLaunchBound()
+    {
+        Assert.Equal(CudaCollectiveBackend.BlockSize, Define("BLOCK_THREADS"));
+        Assert.Matches(@"__global__ void __launch_bounds__\(BLOCK_THREADS\)", Source);
+    }
+
+    [Fact]
     public void OpKindsAndBufferCodesMatchTheKernel()
     {
         var ops = Regex.Match(Source, @"enum \{ (OP_[^}]*)\}").Groups[1].Value;

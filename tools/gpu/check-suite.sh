@@ -6,6 +6,7 @@ set -uo pipefail
 export NCCL_NVLS_ENABLE=0
 out=/tmp/moe-suite; mkdir -p "$out"
 trap 'tar czf "$OUT/suite.tgz" -C "$out" .' EXIT
+trap 'exit 143' TERM   # a stopped run still packs what it has
 T="bash .gpu/run.sh dotnet .gpu/app/MoeRuntime.Tests/MoeRuntime.Tests.dll"
 summary() { echo "== $1: exit $2"; grep -E "\[FAIL\]" "$out/$1.log" | head -20; grep -E "Total:" "$out/$1.log" | tail -1; }
 nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv,noheader

@@ -21,7 +21,7 @@ internal sealed class CudaCollectiveBackend : CollectiveBackend
     public const int MaxRanks = 8;
     /// <summary>MAX_BLOCKS in collective_ops.cu: the largest grid (2 x 132 SMs of an H100/H200); flags are per block.</summary>
     internal const int MaxBlocks = 264;
-    private const int BlockSize = 512;
+    internal const int BlockSize = 512;   // BLOCK_THREADS in collective_ops.cu (its launch bound)
     private const int GroupElements = 8; // GROUP in collective_ops.cu: elements one thread moves at a time
     /// <summary>u32 words after the flags and epochs: every rank's input and output addresses of the call, u64 each (POINTER_WORDS).</summary>
     internal const int PointerWords = 4 * MaxRanks;

@@ -38,6 +38,9 @@
 
 #define MAX_RANKS 8
 #define MAX_BLOCKS 264
+// Threads per block (CudaCollectiveBackend.BlockSize): the launch bound caps registers so a block of this size
+// always fits (the unrolled loads otherwise take more than 65536 / 512 registers per thread).
+#define BLOCK_THREADS 512
 #define GROUP 8
 #define POINTER_WORDS (4 * MAX_RANKS)
 #define CONTROL_WORDS (MAX_BLOCKS * MAX_RANKS + MAX_BLOCKS + POINTER_WORDS)
@@ -529,7 +532,7 @@ static_assert(CONTROL_WORDS == ADDRESS_OFFSET + POINTER_WORDS, "control words la
 static_assert(ADDRESS_OFFSET % 2 == 0, "the address words must be 8-byte aligned");
 
 #define COLLECTIVE_ENTRY(NAME, T)                                                                          \
-    extern "C" __global__ void NAME(const CollectiveOp* ops, int opCount, const PeerTable* peers,          \
+    extern "C" __global__ void __launch_bounds__(BLOCK_THREADS) NAME(const CollectiveOp* ops, int opCount, const PeerTable* peers,          \
                                     const void* input, void* output, long long count, int grain,          \
                                     int rank, int ranks,                                                   \
                                     int* errorRecord, long long timeoutNs, int collective)                 \

@@ -20,9 +20,9 @@ public static class GroupedGemmWgmma
     /// <summary>
     /// Whether <see cref="GroupedGemm.Run"/> picks this kernel by itself on compute capability 9.0 devices when the rows
     /// per active expert are many (where the heuristic would otherwise take the 128x256 mma.sync tile). Off until the
-    /// kernel has passed its tests and measured faster on an H100.
+    /// kernel has passed its tests and measured faster on an H100. MOE_GROUPED_GEMM_WGMMA=1 turns it on (A/B runs).
     /// </summary>
-    public static bool ChosenByHeuristic { get; set; }
+    public static bool ChosenByHeuristic { get; set; } = Environment.GetEnvironmentVariable("MOE_GROUPED_GEMM_WGMMA") == "1";
 
     /// <summary>Compile with GW_HANG_TRAP: a barrier wait longer than 4 s traps (a launch error) instead of hanging the device.</summary>
     internal static bool TrapOnHang { get; set; } = true;
