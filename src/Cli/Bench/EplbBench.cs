@@ -1,3 +1,4 @@
+using MoeRuntime.Collectives;
 using System.Diagnostics;
 using MoeRuntime.Accelerators;
 using MoeRuntime.Runtime.Eplb;
@@ -85,7 +86,8 @@ internal sealed class EplbBench(IReadOnlyList<Accelerator> devices, EplbBenchSet
         var hidden = new float[(long)t * h];
         for (long i = 0; i < hidden.Length; i++)
             hidden[i] = 2 * random.NextSingle() - 1;
-        using var layer = ExpertParallelMoe.CreateRandom(devices, settings.Config, settings.DType, settings.Seed, Options(mode));
+        using var communicator = Communicator.Create(devices, new CommunicatorOptions { CapacityBytes = ExpertParallelMoe.CommunicatorCapacity(settings.Config, t) });
+        using var layer = ExpertParallelMoe.CreateRandom(devices, settings.Config, settings.DType, settings.Seed, Options(mode), communicator);
         var slots = layer.Eplb!;
         var warm = Routing.Generate(t, 0);
         for (int i = 0; i < settings.Warmup; i++)

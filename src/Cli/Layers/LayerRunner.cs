@@ -68,8 +68,20 @@ internal sealed class LayerRunner : IDisposable
         if (eplb is not null && mode != LayerMode.ExpertParallel)
             throw new ArgumentException("EPLB needs expert parallelism (--parallel ep)", nameof(eplb));
         if (mode == LayerMode.ExpertParallel)
-            return new LayerRunner(mode, ranks, null, null,
-                eplb is null ? new ExpertParallelMoe(ranks, weights) : ExpertParallelMoe.WithEplb(ranks, weights, eplb), null);
+        {
+            // Dispatch and combine stage up to every (token, slot) row: size the communicator for maxTokens.
+            var epCommunicator = Communicator.Create(ranks, new CommunicatorOptions { CapacityBytes = ExpertParallelMoe.CommunicatorCapacity(weights.Config, maxTokens) });
+            try
+            {
+                return new LayerRunner(mode, ranks, null, null,
+                    eplb is null ? new ExpertParallelMoe(ranks, weights, epCommunicator) : ExpertParallelMoe.WithEplb(ranks, weights, eplb, epCommunicator), epCommunicator);
+            }
+            catch
+            {
+                epCommunicator.Dispose();
+                throw;
+            }
+        }
 
         // The AllReduce runs in place on [T, H] F32 partials: size the communicator for them.
         long bytes = Math.Max(16, ((long)maxTokens * weights.Config.HiddenSize * sizeof(float) + 15) / 16 * 16);

@@ -10,7 +10,7 @@ namespace MoeRuntime.Kernels.GroupedGemm;
 /// <c>wgmma.mma_async.m64n256k16</c>, a persistent grid over (expert m-tile, column tile). Same function as
 /// <see cref="GroupedGemm.Run"/> (row scale and fused SiLU-and-mul included) for bf16/f16 operands on compute
 /// capability 9.0 devices. Selected by <c>VariantOverride = "wgmma"</c> (the sweep's
-/// <c>MOE_GROUPED_GEMM_VARIANT=wgmma</c>), or by the heuristic for prefill shapes once <see cref="ChosenByHeuristic"/> is on.
+/// <c>MOE_GROUPED_GEMM_VARIANT=wgmma</c>), or by the heuristic for prefill shapes while <see cref="ChosenByHeuristic"/> is on (the default).
 /// </summary>
 public static class GroupedGemmWgmma
 {
@@ -19,10 +19,11 @@ public static class GroupedGemmWgmma
 
     /// <summary>
     /// Whether <see cref="GroupedGemm.Run"/> picks this kernel by itself on compute capability 9.0 devices when the rows
-    /// per active expert are many (where the heuristic would otherwise take the 128x256 mma.sync tile). Off until the
-    /// kernel has passed its tests and measured faster on an H100. MOE_GROUPED_GEMM_WGMMA=1 turns it on (A/B runs).
+    /// per active expert are many (where the heuristic would otherwise take the 128x256 mma.sync tile). On: on an H200
+    /// (2026-11-30) it ran Mixtral's T=8192 gate_up at 745 TFLOP/s against the mma.sync tile's 239 (docs/PERFORMANCE.md).
+    /// MOE_GROUPED_GEMM_WGMMA=0 turns it off (A/B runs).
     /// </summary>
-    public static bool ChosenByHeuristic { get; set; } = Environment.GetEnvironmentVariable("MOE_GROUPED_GEMM_WGMMA") == "1";
+    public static bool ChosenByHeuristic { get; set; } = Environment.GetEnvironmentVariable("MOE_GROUPED_GEMM_WGMMA") != "0";
 
     /// <summary>Compile with GW_HANG_TRAP: a barrier wait longer than 4 s traps (a launch error) instead of hanging the device.</summary>
     internal static bool TrapOnHang { get; set; } = true;

@@ -28,6 +28,18 @@ public sealed partial class ExpertParallelMoe : IDisposable
     private readonly Communicator _communicator;
     private readonly bool _ownsCommunicator;
 
+    /// <summary>
+    /// Staging a communicator needs for this layer's all-to-all at up to <paramref name="maxTokens"/> tokens: the most a
+    /// rank can send or receive is every (token, slot) row of the batch, as F32 [T*k, H] (the combine's payload).
+    /// Pass a communicator of this capacity when T*k*H*4 exceeds the default (64 MB).
+    /// </summary>
+    public static long CommunicatorCapacity(ModelConfig config, int maxTokens)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        long bytes = (long)Math.Max(1, maxTokens) * config.TopK * config.HiddenSize * sizeof(float);
+        return Math.Max(new CommunicatorOptions().CapacityBytes, (bytes + 15) / 16 * 16);
+    }
+
     public ExpertParallelMoe(IReadOnlyList<Accelerator> ranks, MoeLayerWeights weights, Communicator? communicator = null)
     {
         ArgumentNullException.ThrowIfNull(ranks);
