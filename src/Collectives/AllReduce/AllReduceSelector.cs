@@ -3,9 +3,9 @@ namespace MoeRuntime.Collectives.AllReduce;
 /// <summary>
 /// One row of <see cref="AllReduceSelector.Crossovers"/>: for communicators of up to <paramref name="Ranks"/> ranks,
 /// one-shot below <paramref name="OneShotBelowBytes"/>, two-shot from there, NCCL (when present) from
-/// <paramref name="NcclFromBytes"/>.
+/// <paramref name="NcclFromBytes"/> and below <paramref name="NcclBelowBytes"/> (where its latency beats ours).
 /// </summary>
-public sealed record AllReduceCrossover(int Ranks, long OneShotBelowBytes, long NcclFromBytes);
+public sealed record AllReduceCrossover(int Ranks, long OneShotBelowBytes, long NcclFromBytes, long NcclBelowBytes = 0);
 
 /// <summary>
 /// The table <see cref="AllReduceAlgorithm.Auto"/> picks from, by rank count and tensor bytes: the first row whose
@@ -17,17 +17,19 @@ public sealed record AllReduceCrossover(int Ranks, long OneShotBelowBytes, long 
 /// <item>One-shot below 512 KB on 4 ranks and 256 KB on 8: vLLM's custom all-reduce table (H100, NVLink). One-shot
 /// reads N-1 whole tensors over NVLink, two-shot (ours pushes its reduced chunk into every output) reads and writes
 /// (N-1)/N of one: past a few hundred KB the bytes decide, below it the equal count of barriers (two each) does.</item>
-/// <item>2 ranks, one-shot below 1 MB: with 2 ranks both move the same NVLink bytes (one tensor each way per
-/// rank); two-shot halves each rank's HBM reads and adds, which only shows once the tensor is large.</item>
-/// <item>NCCL from 64 MB: the 2-rank eager measurement of 2026-11 (one-shot 208 GB/s against NCCL's 302 at 256 MB),
-/// taken before the push two-shot and the unrolled kernel; to be re-measured with CUDA-graph timing.</item>
+/// <item>2 ranks (measured, 2 x H200 over NVLink, bf16, CUDA-graph timed, 2026-11-30; docs/PERFORMANCE.md): two-shot
+/// is faster than one-shot at every size from 1 KB to 256 MB (10.0 against 12.6 us at 1 KB, 806 against 828 us at
+/// 256 MB), so one-shot is never picked; NCCL is faster below 512 KB (8.1-10.6 us against two-shot's 10.0-11.7) and
+/// slower from there on (12.4 against 12.2 us at 512 KB is a tie; 806 against 886 us at 256 MB).</item>
+/// <item>NCCL from 64 MB on 4 and 8 ranks: not measured here (4- and 8-GPU machines were not lent); a guess that
+/// NCCL's ring wins at large sizes there.</item>
 /// </list>
 /// </summary>
 public static class AllReduceSelector
 {
     public static IReadOnlyList<AllReduceCrossover> Crossovers { get; set; } =
     [
-        new(Ranks: 2, OneShotBelowBytes: 1L << 20, NcclFromBytes: 64L << 20),
+        new(Ranks: 2, OneShotBelowBytes: 0, NcclFromBytes: long.MaxValue, NcclBelowBytes: 512L << 10),
         new(Ranks: 4, OneShotBelowBytes: 512L << 10, NcclFromBytes: 64L << 20),
         new(Ranks: 8, OneShotBelowBytes: 256L << 10, NcclFromBytes: 64L << 20),
     ];
@@ -41,7 +43,7 @@ public static class AllReduceSelector
     public static AllReduceAlgorithm Choose(int ranks, long bytes, bool ncclAvailable, IReadOnlyList<AllReduceCrossover> table)
     {
         var row = RowFor(ranks, table);
-        if (ncclAvailable && bytes >= row.NcclFromBytes)
+        if (ncclAvailable && (bytes >= row.NcclFromBytes || bytes < row.NcclBelowBytes))
             return AllReduceAlgorithm.Nccl;
         return bytes < row.OneShotBelowBytes ? AllReduceAlgorithm.OneShot : AllReduceAlgorithm.TwoShot;
     }
