@@ -55,14 +55,17 @@ public static class GroupedGemmWgmma
         return reason.Length == 0;
     }
 
-    /// <summary>The heuristic's choice: on, supported, and more than 128 rows per active expert (the prefill regime).</summary>
-    internal static bool ChosenFor(Accelerator accelerator, DType operands, int rows, int experts)
-    {
-        if (!ChosenByHeuristic || !Supports(accelerator, operands, out _))
-            return false;
-        long rowsPerActiveExpert = rows / Math.Max(1, Math.Min(experts, rows));
-        return rowsPerActiveExpert > 128;
-    }
+    /// <summary>The heuristic's choice: on, supported, and at least <see cref="MinRows"/> rows in the call.</summary>
+    internal static bool ChosenFor(Accelerator accelerator, DType operands, int rows, int experts) =>
+        ChosenByHeuristic && rows >= MinRows && Supports(accelerator, operands, out _);
+
+    /// <summary>
+    /// Below this many rows the mma.sync decode tile with split-K stays: on an H200 (2026-11-30 sweeps) wgmma won
+    /// every call from 128 rows up (Mixtral T=128 gate_up 462 against 713 us, DeepSeek T=16 1488 against 1864 us)
+    /// and lost where K-splitting pays or rows are few per expert (Mixtral T=1 down 134 against 73 us, T=16
+    /// 443 against 424 us with 32 rows).
+    /// </summary>
+    internal const int MinRows = 64;
 
     /// <summary>The kernel the heuristic runs for a call: "wgmma" or the mma.sync tile's name (benchmark notes).</summary>
     internal static string ChoiceName(Accelerator accelerator, DType operands, int rows, int experts) =>
