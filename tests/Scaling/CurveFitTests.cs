@@ -111,7 +111,8 @@ public sealed class CurveFitTests
     public void DefaultParamsAreFittedFromTheRepositoryMeasurements()
     {
         var p = DefaultScaleParams.Load();
-        Assert.Contains("H100", p.Sources["gemm"]);
+        Assert.Contains("H200", p.Sources["gemm"]);
+        Assert.Contains("alltoall", p.Sources["link"]);
         Assert.Contains("H200", p.Sources["link"]);
         Assert.InRange(p.Gemm.WeightGBs, 1000, 4000);
     }
