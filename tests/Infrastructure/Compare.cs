@@ -16,6 +16,14 @@ public static class Compare
     public const double Bf16Tolerance = 1e-2;
     public const double F16Tolerance = 2e-3;
 
+    /// <summary>
+    /// The bound for a result computed from <paramref name="operands"/> and stored as <paramref name="output"/>: the
+    /// looser of the two, since rounding to a 16-bit output (bf16: 2^-9 relative per element) can exceed the operands'
+    /// bound (f16 operands with bf16 output).
+    /// </summary>
+    public static double ToleranceFor(DType operands, DType output) =>
+        Math.Max(ToleranceFor(operands), output == DType.F32 ? 0 : ToleranceFor(output));
+
     public static double ToleranceFor(DType dtype) => dtype switch
     {
         DType.F32 => F32Tolerance,

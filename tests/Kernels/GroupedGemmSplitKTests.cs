@@ -341,7 +341,7 @@ public class GroupedGemmSplitKTests
         int covered = shape.Counts.Sum();
         string what = $"{shape.Name} {DTypes.Name(operands)}->{DTypes.Name(output)} fused={fused} scaled={rowScale} variant={variant ?? "auto"} splits={splits?.ToString() ?? "auto"} on {accelerator.Name} seed={seed}";
         int begin = shape.LeadingRows * outCols, end = (shape.LeadingRows + covered) * outCols;
-        Compare.Close(expected.AsSpan(begin, end - begin), actual.AsSpan(begin, end - begin), Compare.ToleranceFor(operands), what);
+        Compare.Close(expected.AsSpan(begin, end - begin), actual.AsSpan(begin, end - begin), Compare.ToleranceFor(operands, output), what);
         for (int i = 0; i < actual.Length; i++)
             if (i < begin || i >= end)
                 Assert.True(double.IsNaN(actual[i]), $"{what}: element {i} outside every expert was written ({actual[i]})");
