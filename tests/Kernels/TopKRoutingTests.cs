@@ -12,7 +12,7 @@ namespace MoeRuntime.Tests.Kernels;
 public class TopKRoutingTests
 {
     public sealed record Case(string Name, int Tokens, int Experts, int TopK, RoutingKind Kind, DType DType,
-        bool Renormalize = true, int Groups = 1, int TopKGroups = 1, float Scale = 1f, bool Bias = false)
+        bool Renormalize = true, int Groups = 1, int TopKGroups = 1, float Scale = 1f, bool Bias = false, bool Coarse = false)
     {
         public override string ToString() => Name;
     }
@@ -35,6 +35,13 @@ public class TopKRoutingTests
             new Case("grouped E16 k3 g4/2 f16 no-bias", 17, 16, 3, RoutingKind.DeepSeekGrouped, DType.F16, true, 4, 2),
             new Case("grouped E512 k16 g32/8", 9, 512, 16, RoutingKind.DeepSeekGrouped, DType.F32, true, 32, 8, 1.5f, true),
             new Case("grouped one group", 7, 8, 2, RoutingKind.DeepSeekGrouped, DType.F32, true, 1, 1, 1f, true),
+            // Group size 32 (a group is one slot of every lane) with fewer groups than slots (E96: 3 groups, 4 slots),
+            // and with 16 slots; coarse logits make equal keys and equal group scores common (ties to the lower id).
+            new Case("grouped E96 k4 g3/2 group size 32", 50, 96, 4, RoutingKind.DeepSeekGrouped, DType.F32, true, 3, 2, 1f, true),
+            new Case("grouped E512 k16 g16/5 group size 32", 30, 512, 16, RoutingKind.DeepSeekGrouped, DType.BF16, true, 16, 5, 2f, true),
+            new Case("deepseek ties E256 k8 g8/4 coarse", 300, 256, 8, RoutingKind.DeepSeekGrouped, DType.F32, true, 8, 4, 2.5f, Coarse: true),
+            new Case("grouped ties E64 k4 g8/3 coarse", 200, 64, 4, RoutingKind.DeepSeekGrouped, DType.F16, false, 8, 3, 1f, Coarse: true),
+            new Case("softmax ties E128 k8 coarse", 300, 128, 8, RoutingKind.Softmax, DType.F32, Coarse: true),
             // Many tokens: CUDA runs big blocks whose warps stride over several tokens each, and many blocks
             // add their count histograms.
             new Case("many tokens E8 k2 f32", 9000, 8, 2, RoutingKind.Softmax, DType.F32),
@@ -54,6 +61,8 @@ public class TopKRoutingTests
         var accelerator = TestDevices.Get(device);
         var random = TestData.NewRandom(out int seed);
         var logits = TokenOpsData.RoundTo(c.DType, TestData.Uniform(random, c.Tokens * c.Experts, -4f, 4f));
+        if (c.Coarse)
+            logits = logits.Select(x => MathF.Round(x * 2f) / 2f).ToArray(); // 17 values: many exact ties
         var bias = c.Bias ? TestData.Uniform(random, c.Experts, -0.5f, 0.5f) : null;
         var (ids, weights, counts) = Route(accelerator, c, logits, bias);
         var (expectedIds, expectedWeights) = Reference(logits, c, bias);

@@ -22,7 +22,9 @@
 // mapped so that unsigned order is float order; 0 = removed, below every finite key). One argmax round is
 // a warp max of the keys, then a warp min of the ids holding that max (redux.sync on sm_80+), so ties go
 // to the lower id. Group scores when a group is exactly one slot (group size 32: DeepSeek-V3's 256 / 8)
-// come from warp reductions too; other group sizes scan the group's keys in shared memory.
+// come from warp reductions too; other group sizes scan the group's keys in shared memory. The kept groups are
+// found in one step (each group counts the groups ahead of it), and a chosen expert's grouped weight comes from
+// the logit already in a lane's registers (a shuffle), not a second read of the row.
 //
 // Counts: each block keeps a shared-memory histogram over the tokens it routes, then
 //   grid of one block:   writes expertCounts directly (nothing needs zeroing);
@@ -90,18 +92,31 @@ __device__ __forceinline__ moe_u32 warp_min_u32(moe_u32 v)
 }
 
 // The lane's best key and its slot (the lowest slot among equal keys); best 0 when the lane has none left.
+// A tree of compare-selects (depth log2(PER_LANE)), the lower-slot half winning ties at every merge.
 template <int PER_LANE>
 __device__ __forceinline__ void lane_best(const moe_u32 (&key)[PER_LANE], moe_u32& best, int& slot)
 {
-    best = 0;
-    slot = 0;
+    moe_u32 treeKey[PER_LANE];
+    int treeSlot[PER_LANE];
 #pragma unroll
     for (int i = 0; i < PER_LANE; i++)
-        if (key[i] > best)
-        {
-            best = key[i];
-            slot = i;
-        }
+    {
+        treeKey[i] = key[i];
+        treeSlot[i] = i;
+    }
+#pragma unroll
+    for (int width = 1; width < PER_LANE; width *= 2)
+    {
+#pragma unroll
+        for (int i = 0; i + width < PER_LANE; i += 2 * width)
+            if (treeKey[i + width] > treeKey[i])
+            {
+                treeKey[i] = treeKey[i + width];
+                treeSlot[i] = treeSlot[i + width];
+            }
+    }
+    best = treeKey[0];
+    slot = treeSlot[0];
 }
 
 // Lane's logits of a token row: slot i holds expert i * 32 + lane (absent experts are not read).
@@ -114,12 +129,12 @@ __device__ __forceinline__ void load_row(const T* __restrict__ row, int experts,
             logit[i] = row[i * 32 + lane];
 }
 
-// Routes one token with the whole warp (`logit`: the lane's slots of the token's row, already loaded; `row` is
-// read again only for the chosen experts' grouped weights); lane j < k returns the j-th choice in `expert` and
-// its weight (before scaling), lanes >= k return weight 0.
+// Routes one token with the whole warp (`logit`: the lane's slots of the token's row, already loaded; the row is
+// not read again); lane j < k returns the j-th choice in `expert` and its weight (before scaling), lanes >= k
+// return weight 0.
 template <typename T, int PER_LANE>
 __device__ __forceinline__ void route_token(
-    const T* __restrict__ row, const T (&logit)[PER_LANE], const float* __restrict__ bias, int experts, int k,
+    const T (&logit)[PER_LANE], const float* __restrict__ bias, int experts, int k,
     int renormalize, int grouped, int groupCount, int topkGroups, float* __restrict__ fallbackKeys, int lane,
     int& expert, float& weight)
 {
@@ -145,17 +160,16 @@ __device__ __forceinline__ void route_token(
         {
             // Group g is slot g: its largest key, then the largest of the rest (the lowest lane holding the
             // largest steps aside), summed in F32 as the CPU twin sums them.
+            // No branch around the slots (absent slots are all 0 and lane i >= groupCount keeps 0), so the
+            // PER_LANE independent chains of reductions can overlap.
 #pragma unroll
             for (int i = 0; i < PER_LANE; i++)
             {
-                if (i < groupCount) // uniform over the warp
-                {
-                    moe_u32 first = warp_max_u32(key[i]);
-                    unsigned holders = __ballot_sync(0xffffffffu, key[i] == first);
-                    moe_u32 second = warp_max_u32(lane == __ffs(holders) - 1 ? 0u : key[i]);
-                    if (lane == i)
-                        groupKey = order_key(order_value(first) + order_value(second));
-                }
+                moe_u32 first = warp_max_u32(key[i]);
+                unsigned holders = __ballot_sync(0xffffffffu, key[i] == first);
+                moe_u32 second = warp_max_u32(lane == __ffs(holders) - 1 ? 0u : key[i]);
+                if (lane == i && i < groupCount)
+                    groupKey = order_key(order_value(first) + order_value(second));
             }
         }
         else
@@ -187,20 +201,22 @@ __device__ __forceinline__ void route_token(
             }
             __syncwarp(); // the keys are read before the next token overwrites them
         }
-        unsigned keptGroups = 0;
-        for (int g = 0; g < topkGroups; g++)
+        // Kept groups: those with fewer than topkGroups groups ahead of them in (score descending, id ascending)
+        // order, the same set as topkGroups rounds of argmax; the groupCount shuffles are independent, so this is
+        // one short step instead of topkGroups dependent pairs of warp reductions.
+        int ahead = 0;
+        for (int j = 0; j < groupCount; j++)
         {
-            moe_u32 top = warp_max_u32(groupKey);
-            int index = (int)warp_min_u32(groupKey == top ? (moe_u32)lane : 32u);
-            keptGroups |= 1u << index;
-            if (lane == index)
-                groupKey = 0; // chosen: no longer a candidate
+            moe_u32 other = __shfl_sync(0xffffffffu, groupKey, j);
+            ahead += (other > groupKey || (other == groupKey && j < lane)) ? 1 : 0;
         }
+        const unsigned keptGroups = __ballot_sync(0xffffffffu, lane < groupCount && ahead < topkGroups);
 #pragma unroll
         for (int i = 0; i < PER_LANE; i++)
         {
             int e = i * 32 + lane;
-            if (e < experts && !((keptGroups >> (e / groupSize)) & 1u))
+            int group = groupSize == 32 ? i : e / groupSize; // group size 32: slot i is group i (no division)
+            if (e < experts && !((keptGroups >> group) & 1u))
                 key[i] = 0;
         }
     }
@@ -237,23 +253,34 @@ __device__ __forceinline__ void route_token(
             expert = index;
             chosenKey = top;
         }
-        if ((index & 31) == lane)
-        {
+        // The lane holding the chosen expert removes it; every lane re-takes its best (no divergent branch;
+        // the others' keys are unchanged, so their best is too).
+        const bool owner = (index & 31) == lane;
 #pragma unroll
-            for (int i = 0; i < PER_LANE; i++)
-                if (i == slot)
-                    key[i] = 0;
-            lane_best<PER_LANE>(key, best, slot);
-        }
+        for (int i = 0; i < PER_LANE; i++)
+            if (owner && i == slot)
+                key[i] = 0;
+        lane_best<PER_LANE>(key, best, slot);
     }
 
     weight = 0.0f;
-    if (lane < k)
+    if (grouped)
     {
-        if (grouped)
-            weight = sigmoid(sanitize(to_float(row[expert])));
-        else
-            weight = expf(order_value(chosenKey) - rowMax) / expSum;
+        // The chosen expert's logit from the registers of the lane holding it (not a second read of `row`).
+        float x = 0.0f;
+#pragma unroll
+        for (int i = 0; i < PER_LANE; i++)
+        {
+            float v = __shfl_sync(0xffffffffu, to_float(logit[i]), expert & 31);
+            if ((expert >> 5) == i)
+                x = v;
+        }
+        if (lane < k)
+            weight = sigmoid(sanitize(x));
+    }
+    else if (lane < k)
+    {
+        weight = expf(order_value(chosenKey) - rowMax) / expSum;
     }
     if (renormalize)
     {
@@ -296,7 +323,7 @@ __device__ __forceinline__ void topk_routing(
             load_row<T, PER_LANE>(logits + (long long)(token + stride) * experts, experts, lane, logit);
         int expert;
         float weight;
-        route_token<T, PER_LANE>(logits + (long long)token * experts, current, bias, experts, k, renormalize,
+        route_token<T, PER_LANE>(current, bias, experts, k, renormalize,
                                  grouped, groupCount, topkGroups, fallbackKeys[warp], lane, expert, weight);
         if (lane < k)
         {
