@@ -150,11 +150,14 @@ public class TopKRoutingTests
         var random = TestData.NewRandom(out int seed);
         using var workspace = accelerator.Allocate<int>(TopKRouting.WorkspaceElements(256));
         workspace.Clear();
-        // One token (one block: no workspace use), then several launches of many blocks through the same
-        // workspace: each must count from zero, so the one before must have left it zero.
+        // One token (one block: no workspace use), then several launches of several blocks through the same
+        // workspace (each block adds an arrival and its counts into one word per expert; the last arrival writes
+        // the count and re-zeroes the word): each must count from zero, so the one before must have left it zero.
         foreach (var c in new[]
                  {
                      new Case("workspace T1", 1, 256, 8, RoutingKind.DeepSeekGrouped, DType.F32, true, 8, 4, 2.5f, true),
+                     // Two small blocks: most experts get no token, and their counts must still be written (0).
+                     new Case("workspace T5 deepseek", 5, 256, 8, RoutingKind.DeepSeekGrouped, DType.F32, true, 8, 4, 2.5f, true),
                      new Case("workspace deepseek", 3000, 256, 8, RoutingKind.DeepSeekGrouped, DType.F32, true, 8, 4, 2.5f, true),
                      new Case("workspace softmax E128", 2000, 128, 8, RoutingKind.Softmax, DType.BF16),
                      new Case("workspace softmax E8", 6000, 8, 2, RoutingKind.Softmax, DType.F32),

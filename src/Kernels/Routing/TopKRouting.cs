@@ -27,11 +27,13 @@ public static partial class TopKRouting
     public const int MaxGroups = 32;
     private const int MaxWarpsPerBlock = 16; // ROUTING_WARPS in topk_routing.cu
     private const int WarpsPerSm = 32;       // the grid cap: warps stride over tokens beyond it
+    private const int MaxWorkspaceBlocks = (1 << 11) - 1; // workspace word: arrivals in bits 21-31 (ROUTING_COUNT_BITS)
+    private const int MaxWorkspaceTokens = 1 << 21;       // and tokens counted in bits 0-20
 
     /// <summary>
     /// Elements of the optional <see cref="Run"/> workspace for <paramref name="experts"/> experts: count
-    /// accumulators and a ticket. Zero it once after allocating (<c>Clear</c>); every launch leaves it zero
-    /// again. With it, a CUDA routing is one kernel launch and nothing else (no memset of the counts). One
+    /// accumulators (and one spare element). Zero it once after allocating (<c>Clear</c>); every launch leaves it zero
+    /// again. With it (below 2^21 tokens), a CUDA routing is one kernel launch and nothing else (no memset of the counts). One
     /// workspace per stream: launches sharing one must not overlap.
     /// </summary>
     public static int WorkspaceElements(int experts) => experts + 1;
@@ -65,8 +67,11 @@ public static partial class TopKRouting
             // SM, warps striding over tokens, so that few blocks add their count histograms.
             int sms = Math.Max(cuda.Info.MultiprocessorCount, 1);
             int warpsPerBlock = tokens >= MaxWarpsPerBlock * sms ? MaxWarpsPerBlock : 4;
-            int blocks = (int)Math.Clamp(((long)tokens + warpsPerBlock - 1) / warpsPerBlock, 1, (long)sms * (WarpsPerSm / warpsPerBlock));
-            if (blocks > 1 && workspace is null)
+            int blocks = (int)Math.Clamp(((long)tokens + warpsPerBlock - 1) / warpsPerBlock, 1,
+                Math.Min((long)sms * (WarpsPerSm / warpsPerBlock), MaxWorkspaceBlocks));
+            // The workspace packs (blocks done, tokens counted) into one word per expert: usable below 2^21 tokens.
+            var countWorkspace = blocks > 1 && tokens < MaxWorkspaceTokens ? workspace : null;
+            if (blocks > 1 && countWorkspace is null)
                 expertCounts.Slice(0, experts).Clear(s); // the kernel adds into them (one block writes them)
             bool grouped = options.Kind == RoutingKind.DeepSeekGrouped;
             int perLane = 1;
@@ -76,7 +81,7 @@ public static partial class TopKRouting
             kernel.Launch((CudaStream)s, blocks, 32 * warpsPerBlock, 0,
                 logits, options.CorrectionBias, tokens, experts, options.TopK, options.Renormalize ? 1 : 0, grouped ? 1 : 0,
                 grouped ? options.GroupCount : 1, grouped ? options.TopKGroups : 1, options.RoutedScalingFactor,
-                ids, weights, expertCounts, blocks > 1 ? workspace : null);
+                ids, weights, expertCounts, countWorkspace);
         }
         else
         {

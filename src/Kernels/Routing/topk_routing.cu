@@ -5,8 +5,8 @@
 //   ids:          [tokens, k] I32, chosen experts in order of decreasing selection key
 //   weights:      [tokens, k] F32
 //   expertCounts: [experts] I32, tokens per expert (see "Counts" below for what must hold before the launch)
-//   workspace:    [experts + 1] I32 or null: count accumulators and a ticket, all zero before the launch;
-//                 the launch leaves them zero again (so zero it once, when it is allocated)
+//   workspace:    [experts + 1] I32 or null: count accumulators (one word per expert; the last word is spare), all
+//                 zero before the launch; the launch leaves them zero again (so zero it once, when it is allocated)
 //
 // Variants (runtime flag `grouped`):
 //   softmax:  key = logit; weight = softmax(logits)[expert], renormalised over the k when asked.
@@ -28,8 +28,10 @@
 //
 // Counts: each block keeps a shared-memory histogram over the tokens it routes, then
 //   grid of one block:   writes expertCounts directly (nothing needs zeroing);
-//   workspace given:     adds its histogram into workspace[0, experts); the last block to finish (ticket
-//                        workspace[experts]) moves the totals into expertCounts and re-zeroes the workspace;
+//   workspace given:     adds (1 << 21) + its count into workspace[e] for every expert e (an arrival above bit
+//                        21, the count below); the block that brings e's arrivals to the grid size sees the total
+//                        in the value its atomicAdd returns, writes expertCounts[e] and re-zeroes workspace[e]
+//                        (needs tokens < 2^21 and grid < 2^11; workspace[experts] is not used and stays zero);
 //   neither:             adds its histogram into expertCounts, which must be zeroed before the launch.
 //
 // Entries topk_routing_{f32,bf16,f16}_{1,2,4,8,16}: the suffix is the expert slots per lane, the smallest
@@ -42,6 +44,9 @@
 
 #define ROUTING_WARPS 16
 #define ROUTING_MAX_EXPERTS 512
+// Workspace word of an expert: arrivals (blocks done) above ROUTING_COUNT_BITS, tokens counted below.
+#define ROUTING_COUNT_BITS 21
+#define ROUTING_ARRIVAL (1u << ROUTING_COUNT_BITS)
 
 __device__ __forceinline__ float negative_infinity() { return __int_as_float(0xff800000); }
 
@@ -298,7 +303,6 @@ __device__ __forceinline__ void topk_routing(
 {
     __shared__ int histogram[ROUTING_MAX_EXPERTS];
     __shared__ float fallbackKeys[ROUTING_WARPS][ROUTING_MAX_EXPERTS];
-    __shared__ int isLast;
     const int warp = threadIdx.x / 32;
     const int lane = threadIdx.x % 32;
     const int warps = blockDim.x / 32;
@@ -341,26 +345,27 @@ __device__ __forceinline__ void topk_routing(
             expertCounts[e] = histogram[e];
         return;
     }
-    int* totals = workspace != nullptr ? workspace : expertCounts;
-    for (int e = threadIdx.x; e < experts; e += blockDim.x)
-        if (histogram[e] != 0)
-            atomicAdd(&totals[e], histogram[e]);
     if (workspace == nullptr)
+    {
+        for (int e = threadIdx.x; e < experts; e += blockDim.x)
+            if (histogram[e] != 0)
+                atomicAdd(&expertCounts[e], histogram[e]);
         return;
+    }
 
-    // Last block done: move the totals into expertCounts, leaving the workspace zero for the next launch.
-    __threadfence();
-    __syncthreads();
-    if (threadIdx.x == 0)
-        isLast = atomicAdd(&workspace[experts], 1) == (int)gridDim.x - 1;
-    __syncthreads();
-    if (!isLast)
-        return;
-    __threadfence();
+    // Every block adds (one arrival, its count) to every expert's word; the block whose add completes the
+    // arrivals has the total in the returned value: it writes the count and re-zeroes the word. One atomic round
+    // trip, no fence and no ticket.
+    unsigned* packed = reinterpret_cast<unsigned*>(workspace);
     for (int e = threadIdx.x; e < experts; e += blockDim.x)
-        expertCounts[e] = atomicExch(&workspace[e], 0);
-    if (threadIdx.x == 0)
-        atomicExch(&workspace[experts], 0);
+    {
+        unsigned before = atomicAdd(&packed[e], ROUTING_ARRIVAL + (unsigned)histogram[e]);
+        if ((before >> ROUTING_COUNT_BITS) == gridDim.x - 1)
+        {
+            expertCounts[e] = (int)((before & (ROUTING_ARRIVAL - 1)) + (unsigned)histogram[e]);
+            packed[e] = 0;
+        }
+    }
 }
 
 #define ROUTING_ENTRY(SUFFIX, T, PER_LANE)                                                                   \
