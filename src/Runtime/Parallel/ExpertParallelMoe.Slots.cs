@@ -182,27 +182,8 @@ public sealed partial class ExpertParallelMoe
                 returned[d] = Own(a.Allocate<float>(Math.Max(1, rows) * (long)h));
                 if (rows == 0)
                     continue;
-                var localIds = new int[rows];
-                int at = 0;
-                for (int r = 0; r < n; r++)
-                    for (int local = 0; local < s; local++)
-                        for (long c = rowsPerSlot[r, d * s + local]; c > 0; c--)
-                            localIds[at++] = local;
                 var store = slots.Store(d);
-                var ids = Own(a.Upload<int>(localIds));
-                var counts = Own(a.Allocate<int>(s));
-                var offsets = Own(a.Allocate<int>(s + 1));
-                var rowOfSlot = Own(a.Allocate<int>(rows));
-                var tokenOfRow = Own(a.Allocate<int>(rows));
-                var sorted = Own(a.Allocate(dtype, (long)rows * h));
-                var activation = Own(a.Allocate(dtype, (long)rows * _weights[d].Intermediate));
-                var expertOut = Own(a.Allocate<float>((long)rows * h));
-                var ones = Own(a.Allocate<float>(rows));
-                ones.Fill(1f);
-                var workspace = Own(a.Allocate<int>(Math.Max(1, Permute.WorkspaceElements(rows, 1, s))));
-                Permute.Run(ids, rows, 1, s, 1, counts, offsets, rowOfSlot, tokenOfRow, receiveRows[d], h, sorted, workspace);
-                _layers[d].RunExperts(store.GateUp, store.Down, sorted, offsets, activation, expertOut, null);
-                Combine.Run(expertOut, rowOfSlot, ones, rows, 1, h, returned[d]);
+                RunReceivedRows(d, rows, receiveRows[d], rowsPerSlot, s, store.GateUp, store.Down, returned[d], owned);
             }
             // 5. Combine back: rank r gets its rows in its own slot order (the order of its gathered rows).
             var expertOutputs = new MemoryBuffer[n];

@@ -117,6 +117,46 @@ public sealed partial class ExpertParallelMoe : IDisposable
     /// <summary>Held experts each rank ran rows through in the last forward (the experts the routing hit there).</summary>
     public int[] LastActiveExpertsPerRank { get; private set; } = [];
 
+    /// <summary>
+    /// Rank <paramref name="d"/>'s experts on the <paramref name="rows"/> rows it received, laid out as [source rank][local
+    /// expert] blocks of <paramref name="rowsPerLocal"/>[r, d * perRank + local] rows: sorted by local expert, run
+    /// through <paramref name="gateUp"/> and <paramref name="down"/> ([perRank, ...]), and written back in received order
+    /// as F32 into <paramref name="returned"/>. Scratch joins <paramref name="owned"/>, freed after the forward.
+    /// </summary>
+    private void RunReceivedRows(int d, int rows, MemoryBuffer received, long[,] rowsPerLocal, int perRank,
+                                 MemoryBuffer gateUp, MemoryBuffer down, MemoryBuffer<float> returned, List<IDisposable> owned)
+    {
+        T Own<T>(T item) where T : IDisposable
+        {
+            owned.Add(item);
+            return item;
+        }
+        var a = _weights[d].Accelerator;
+        var dtype = _weights[d].DType;
+        int h = Config.HiddenSize, ih = _weights[d].Intermediate, sources = rowsPerLocal.GetLength(0);
+        var localIds = new int[rows];
+        int at = 0;
+        for (int r = 0; r < sources; r++)
+            for (int local = 0; local < perRank; local++)
+                for (long c = rowsPerLocal[r, d * perRank + local]; c > 0; c--)
+                    localIds[at++] = local;
+        var ids = Own(a.Upload<int>(localIds));
+        var counts = Own(a.Allocate<int>(perRank));
+        var offsets = Own(a.Allocate<int>(perRank + 1));
+        var rowOfSlot = Own(a.Allocate<int>(rows));
+        var tokenOfRow = Own(a.Allocate<int>(rows));
+        var sorted = Own(a.Allocate(dtype, (long)rows * h));
+        var activation = Own(a.Allocate(dtype, (long)rows * ih));
+        var expertOut = Own(a.Allocate<float>((long)rows * h));
+        var ones = Own(a.Allocate<float>(rows));
+        ones.Fill(1f);
+        var workspace = Own(a.Allocate<int>(Math.Max(1, Permute.WorkspaceElements(rows, 1, perRank))));
+        Permute.Run(ids, rows, 1, perRank, 1, counts, offsets, rowOfSlot, tokenOfRow, received, h, sorted, workspace);
+        var splitK = Own(GroupedGemmWorkspace.For(a, new GroupedGemmShape(rows, 2 * ih, h, perRank, Fused: true), new GroupedGemmShape(rows, h, ih, perRank)));
+        _layers[d].RunExperts(gateUp, down, sorted, offsets, activation, expertOut, null, splitK);
+        Combine.Run(expertOut, rowOfSlot, ones, rows, 1, h, returned);
+    }
+
     /// <summary>First token of rank r's share: tokens are split as evenly as possible, in order.</summary>
     public static int TokenStart(int tokens, int ranks, int rank) => (int)((long)tokens * rank / ranks);
 
@@ -198,29 +238,8 @@ public sealed partial class ExpertParallelMoe : IDisposable
                 returned[d] = Own(a.Allocate<float>(Math.Max(1, rows) * (long)h));
                 if (rows == 0)
                     continue;
-                var localIds = new int[rows];
-                int at = 0;
-                for (int r = 0; r < n; r++)
-                    for (int local = 0; local < eh; local++)
-                        for (long c = rowsPerExpert[r, d * eh + local]; c > 0; c--)
-                            localIds[at++] = local;
-                var ids = Own(a.Upload<int>(localIds));
-                var counts = Own(a.Allocate<int>(eh));
-                var offsets = Own(a.Allocate<int>(eh + 1));
-                var rowOfSlot = Own(a.Allocate<int>(rows));
-                var tokenOfRow = Own(a.Allocate<int>(rows));
-                var sorted = Own(a.Allocate(dtype, (long)rows * h));
-                var activation = Own(a.Allocate(dtype, (long)rows * _weights[d].Intermediate));
-                var expertOut = Own(a.Allocate<float>((long)rows * h));
-                var ones = Own(a.Allocate<float>(rows));
-                ones.Fill(1f);
-                var workspace = Own(a.Allocate<int>(Math.Max(1, Permute.WorkspaceElements(rows, 1, eh))));
                 PhaseTimer?.Begin(ExpertParallelPhase.Experts, d);
-                Permute.Run(ids, rows, 1, eh, 1, counts, offsets, rowOfSlot, tokenOfRow, receiveRows[d], h, sorted, workspace);
-                int ih = _weights[d].Intermediate;
-                var splitK = Own(GroupedGemmWorkspace.For(a, new GroupedGemmShape(rows, 2 * ih, h, eh, Fused: true), new GroupedGemmShape(rows, h, ih, eh)));
-                _layers[d].RunExperts(sorted, offsets, activation, expertOut, null, splitK);
-                Combine.Run(expertOut, rowOfSlot, ones, rows, 1, h, returned[d]);
+                RunReceivedRows(d, rows, receiveRows[d], rowsPerExpert, eh, _weights[d].GateUp, _weights[d].Down, returned[d], owned);
                 PhaseTimer?.End(ExpertParallelPhase.Experts, d);
             }
             // 5. Combine back: rank r gets its rows in its own expert order (the order of its gathered rows).
