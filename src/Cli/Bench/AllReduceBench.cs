@@ -44,7 +44,7 @@ internal sealed class AllReduceBench(IReadOnlyList<Accelerator> ranks, DType dty
         {
             for (int r = 0; r < n; r++)
             {
-                inputs.Add(Upload(ranks[r], Verifiable(r, count)));
+                inputs.Add(Upload(ranks[r], dtype, Verifiable(r, count)));
                 outputs.Add(ranks[r].Allocate(dtype, count));
             }
             communicator.AllReduce(inputs, outputs, algorithm);
@@ -192,7 +192,7 @@ internal sealed class AllReduceBench(IReadOnlyList<Accelerator> ranks, DType dty
     }
 
     /// <summary>Rank r, element i: an integer in [-8, 8]; sums of up to 8 ranks are exact in every dtype.</summary>
-    private static float[] Verifiable(int rank, long count)
+    internal static float[] Verifiable(int rank, long count)
     {
         var data = new float[count];
         for (long i = 0; i < count; i++)
@@ -200,7 +200,7 @@ internal sealed class AllReduceBench(IReadOnlyList<Accelerator> ranks, DType dty
         return data;
     }
 
-    private MemoryBuffer Upload(Accelerator accelerator, float[] values) => dtype switch
+    internal static MemoryBuffer Upload(Accelerator accelerator, DType dtype, float[] values) => dtype switch
     {
         DType.F32 => accelerator.Upload<float>(values),
         DType.BF16 => accelerator.Upload<BFloat16>(values.Select(v => (BFloat16)v).ToArray()),

@@ -27,7 +27,7 @@ internal sealed class RankAllReduceBench(NcclProcessGroup group, DType dtype, in
         var a = group.Accelerator;
         int n = group.Size, elementSize = DTypes.SizeOf(dtype);
         long count = Math.Max(1, bytes / elementSize);
-        using var input = Upload(a, Verifiable(group.Rank, count));
+        using var input = AllReduceBench.Upload(a, dtype, AllReduceBench.Verifiable(group.Rank, count));
         using var output = a.Allocate(dtype, count);
         group.AllReduce(input, output);
         long wrong = CountWrong(output, count);
@@ -96,29 +96,12 @@ internal sealed class RankAllReduceBench(NcclProcessGroup group, DType dtype, in
         }
     }
 
-    /// <summary>Rank r, element i: an integer in [-8, 8] (as <see cref="AllReduceBench"/>): sums of up to 8 ranks are exact in every dtype.</summary>
-    internal static float[] Verifiable(int rank, long count)
-    {
-        var data = new float[count];
-        for (long i = 0; i < count; i++)
-            data[i] = (float)((rank * 7919L + i * 131L) % 17 - 8);
-        return data;
-    }
-
-    private MemoryBuffer Upload(Accelerator accelerator, float[] values) => dtype switch
-    {
-        DType.F32 => accelerator.Upload<float>(values),
-        DType.BF16 => accelerator.Upload<BFloat16>(values.Select(v => (BFloat16)v).ToArray()),
-        DType.F16 => accelerator.Upload<Half>(values.Select(v => (Half)v).ToArray()),
-        _ => throw new ArgumentOutOfRangeException(nameof(dtype), dtype, "f32, bf16 or f16"),
-    };
-
     private long CountWrong(MemoryBuffer output, long count)
     {
         var expected = new float[count];
         for (int r = 0; r < group.Size; r++)
         {
-            var part = Verifiable(r, count);
+            var part = AllReduceBench.Verifiable(r, count);
             for (long i = 0; i < count; i++)
                 expected[i] += part[i];
         }
