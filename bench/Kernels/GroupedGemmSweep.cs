@@ -16,7 +16,7 @@ namespace MoeRuntime.Benchmarks.Kernels;
 /// variants; the note names the tile used; wgmma is the sm_90a TMA + wgmma kernel, compute capability 9.0 only).
 /// Split-K: every call gets a workspace (GroupedGemmWorkspace.For the three calls), so the op splits K where it
 /// would in a layer; the note gives the splits ("split N"). MOE_GROUPED_GEMM_SPLITK=1 turns split-K off, =N forces N
-/// splits, for A/B runs.
+/// splits, for A/B runs. MOE_SWEEP_TOKENS / MOE_SWEEP_MODELS narrow the rows (<see cref="SweepFilter"/>).
 /// </summary>
 internal static class GroupedGemmSweep
 {
@@ -39,8 +39,9 @@ internal static class GroupedGemmSweep
         bool cpu = accelerator.Kind == AcceleratorKind.Cpu;
         double bandwidth = accelerator.Info.Name.Contains("H200", StringComparison.Ordinal) ? 4.2e12 : 3.0e12;
         var rows = new List<SweepRow>();
-        foreach (var model in cpu ? CpuModels : GpuModels)
-            RunModel(accelerator, model, cpu ? CpuTokens : GpuTokens, bandwidth, rows);
+        var tokens = SweepFilter.Tokens(cpu ? CpuTokens : GpuTokens);
+        foreach (var model in SweepFilter.Models(cpu ? CpuModels : GpuModels, m => m.Name))
+            RunModel(accelerator, model, tokens, bandwidth, rows);
         if (cpu)
             rows.Add(CpuF32Dense(accelerator));
         return rows;

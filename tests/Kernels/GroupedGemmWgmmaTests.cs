@@ -109,6 +109,60 @@ public class GroupedGemmWgmmaTests
     }
 
     /// <summary>Captured in a CUDA graph, the kernel follows the offsets in device memory between replays.</summary>
+    /// <summary>The work order's group size only reorders tiles: every group size gives the default's exact output.</summary>
+    [Theory]
+    [InlineData(1)]
+    [InlineData(3)]
+    [InlineData(16)]
+    public void WgmmaGroupSizeDoesNotChangeTheResult(int groupM)
+    {
+        var gpu = Hopper(DType.BF16);
+        var shape = Shapes[5];
+        var random = TestData.NewRandom(out int seed);
+        int rows = shape.LeadingRows + shape.Counts.Sum() + shape.TrailingRows;
+        var x = TestData.ToBf16(TestData.Uniform(random, rows * shape.K));
+        var w = TestData.ToBf16(TestData.Uniform(random, shape.Counts.Length * shape.N * shape.K));
+        var offsets = new int[shape.Counts.Length + 1];
+        offsets[0] = shape.LeadingRows;
+        for (int e = 0; e < shape.Counts.Length; e++)
+            offsets[e + 1] = offsets[e] + shape.Counts[e];
+        float[] Run(int? group)
+        {
+            GroupedGemmWgmma.GroupMOverride = group;
+            try
+            {
+                using var xs = gpu.Upload<BFloat16>(x);
+                using var ws = gpu.Upload<BFloat16>(w);
+                using var offs = gpu.Upload<int>(offsets);
+                using var y = gpu.Upload<float>(Enumerable.Repeat(float.NaN, rows * shape.N).ToArray());
+                GroupedGemm.Run(gpu, xs, ws, offs, y, shape.N, shape.K, new GroupedGemmOptions { VariantOverride = GroupedGemmWgmma.VariantName });
+                return y.ToArray();
+            }
+            finally
+            {
+                GroupedGemmWgmma.GroupMOverride = null;
+            }
+        }
+        var expected = Run(null);
+        var actual = Run(groupM);
+        Assert.True(expected.AsSpan().SequenceEqual(actual), $"group size {groupM} changed the output (seed {seed})");
+        Assert.Contains(expected, v => !float.IsNaN(v));
+    }
+
+    [Theory]
+    [InlineData(null, null)]
+    [InlineData("", null)]
+    [InlineData("1", 1)]
+    [InlineData("16", 16)]
+    public void GroupSizeEnvironmentValuesParse(string? value, int? expected) => Assert.Equal(expected, GroupedGemmWgmma.ParseGroupM(value));
+
+    [Theory]
+    [InlineData("0")]
+    [InlineData("65")]
+    [InlineData("many")]
+    public void BadGroupSizeEnvironmentValuesAreRejected(string value) =>
+        Assert.Contains("MOE_GROUPED_GEMM_WGMMA_GROUP_M", Assert.Throws<ArgumentException>(() => GroupedGemmWgmma.ParseGroupM(value)).Message);
+
     [Fact]
     public void WgmmaInACudaGraphFollowsTheOffsetsOnTheDevice()
     {

@@ -82,8 +82,33 @@ public static class GroupedGemmWgmma
     };
 
     /// <summary>An entry of grouped_gemm_wgmma.cu (the debug entries too), compiled with the launcher's options.</summary>
-    internal static CudaKernel LoadKernel(CudaAccelerator accelerator, string entry) =>
-        accelerator.LoadKernel(Source, entry, TrapOnHang ? ["-DGW_HANG_TRAP"] : null);
+    internal static CudaKernel LoadKernel(CudaAccelerator accelerator, string entry)
+    {
+        var options = new List<string>();
+        if (TrapOnHang)
+            options.Add("-DGW_HANG_TRAP");
+        if ((GroupMOverride ?? GroupMFromEnvironment()) is { } groupM)
+            options.Add($"-DGW_GROUP_M={groupM}");
+        return accelerator.LoadKernel(Source, entry, options);
+    }
+
+    /// <summary>Tests: compile with this many m-tiles per work group instead of the environment's or the default.</summary>
+    internal static int? GroupMOverride { get; set; }
+
+    /// <summary>
+    /// MOE_GROUPED_GEMM_WGMMA_GROUP_M: m-tiles per group of the work order (default 8), for A/B runs of L2 reuse:
+    /// the blocks running at once share the W tiles of a group's experts and the X rows of its m-tiles.
+    /// </summary>
+    internal static int? GroupMFromEnvironment() => ParseGroupM(Environment.GetEnvironmentVariable("MOE_GROUPED_GEMM_WGMMA_GROUP_M"));
+
+    internal static int? ParseGroupM(string? value)
+    {
+        if (string.IsNullOrWhiteSpace(value))
+            return null;
+        if (!int.TryParse(value, out int groupM) || groupM < 1 || groupM > 64)
+            throw new ArgumentException($"MOE_GROUPED_GEMM_WGMMA_GROUP_M='{value}': expected 1 to 64 m-tiles per group");
+        return groupM;
+    }
 
     /// <summary>Launches the kernel for a validated plan (<see cref="GroupedGemm"/> checked shapes, dtypes, alignment).</summary>
     internal static void Run(CudaAccelerator accelerator, GroupedGemm.Plan plan, CudaStream stream)

@@ -40,7 +40,9 @@
 #define GW_BK 64
 #define GW_STAGES 4
 #define GW_THREADS 384
-#define GW_GROUP_M 8
+#ifndef GW_GROUP_M
+#define GW_GROUP_M 8   // a compile option for A/B runs (MOE_GROUPED_GEMM_WGMMA_GROUP_M)
+#endif
 #define GW_A_BYTES (GW_BM * GW_BK * 2)
 #define GW_B_BYTES (GW_BN * GW_BK * 2)
 #define GW_STAGE_BYTES (GW_A_BYTES + GW_B_BYTES)

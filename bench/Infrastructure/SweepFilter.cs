@@ -1,0 +1,36 @@
+namespace MoeRuntime.Benchmarks.Infrastructure;
+
+/// <summary>
+/// Narrows a sweep to some of its rows for quick A/B runs on the GPU machine, from the environment:
+/// MOE_SWEEP_TOKENS="1,16" keeps those token counts, MOE_SWEEP_MODELS="deepseek-v3,mixtral" keeps models whose name
+/// starts with one of the prefixes. Unset: everything. A value that keeps nothing is an error, not an empty table.
+/// </summary>
+internal static class SweepFilter
+{
+    public static int[] Tokens(int[] all) => Tokens(all, Environment.GetEnvironmentVariable("MOE_SWEEP_TOKENS"));
+
+    internal static int[] Tokens(int[] all, string? value)
+    {
+        if (string.IsNullOrWhiteSpace(value))
+            return all;
+        var wanted = value.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)
+            .Select(t => int.TryParse(t, out int n) && n > 0 ? n
+                : throw new ArgumentException($"MOE_SWEEP_TOKENS='{value}': '{t}' is not a positive token count"))
+            .ToArray();
+        var kept = all.Where(wanted.Contains).ToArray();
+        return kept.Length > 0 ? kept
+            : throw new ArgumentException($"MOE_SWEEP_TOKENS='{value}' keeps none of this sweep's token counts ({string.Join(", ", all)})");
+    }
+
+    public static T[] Models<T>(T[] all, Func<T, string> name) => Models(all, name, Environment.GetEnvironmentVariable("MOE_SWEEP_MODELS"));
+
+    internal static T[] Models<T>(T[] all, Func<T, string> name, string? value)
+    {
+        if (string.IsNullOrWhiteSpace(value))
+            return all;
+        var prefixes = value.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+        var kept = all.Where(m => prefixes.Any(p => name(m).StartsWith(p, StringComparison.OrdinalIgnoreCase))).ToArray();
+        return kept.Length > 0 ? kept
+            : throw new ArgumentException($"MOE_SWEEP_MODELS='{value}' keeps none of this sweep's models ({string.Join(", ", all.Select(name))})");
+    }
+}
