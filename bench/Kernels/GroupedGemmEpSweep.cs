@@ -63,7 +63,7 @@ internal static class GroupedGemmEpSweep
                 double flops = 2.0 * total * 3.0 * h * i;
                 double bytes = weightBytes + 2.0 * total * (2.0 * h + 2.0 * i);
                 double floorMs = Math.Max(weightBytes / bandwidth, flops / DenseBf16Flops) * 1e3;
-                string tile = GroupedGemm.ChooseVariant(DType.BF16, total, experts).Name;
+                string tile = GroupedGemmWgmma.ChoiceName(accelerator, DType.BF16, total, experts);
                 rows.Add(new SweepRow($"{name} ep experts", $"E={experts} m={m} rows={total} active={experts}", ms, bytes, flops, cpu ? 0 : floorMs,
                     cpu ? "cpu" : $"tile {tile}{(graph ? ", graph" : "")}"));
             }

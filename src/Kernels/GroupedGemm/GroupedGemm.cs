@@ -146,8 +146,9 @@ public static class GroupedGemm
             var offsets = accelerator.Kind == AcceleratorKind.Cpu ? expertOffsets.AsSpan() : expertOffsets.ToArray(stream);
             CheckOffsets(offsets, rows);
         }
-        if (options.VariantOverride is { } forced && x.DType != DType.F32 && forced != GroupedGemmWgmma.VariantName && !Variants.Any(v => v.Name == forced))
-            throw new ArgumentException($"unknown variant '{forced}'; known: {string.Join(", ", Variants.Select(v => v.Name))}, {GroupedGemmWgmma.VariantName}", nameof(options));
+        if (options.VariantOverride is { } forced && x.DType != DType.F32 && forced != GroupedGemmWgmma.VariantName && forced != GroupedGemmGemv.VariantName
+            && !Variants.Any(v => v.Name == forced))
+            throw new ArgumentException($"unknown variant '{forced}'; known: {string.Join(", ", Variants.Select(v => v.Name))}, {GroupedGemmWgmma.VariantName}, {GroupedGemmGemv.VariantName}", nameof(options));
         CheckSplitK(accelerator, options);
         return new Plan(x, weights, expertOffsets, y, options.RowScale, (int)rows, outFeatures, inFeatures, (int)experts, options.FusedSiluAndMul, options.VariantOverride)
         {
@@ -224,6 +225,13 @@ public static class GroupedGemm
 
     private static void RunCuda(CudaAccelerator accelerator, Plan plan, CudaStream stream)
     {
+        // The decode GEMV (GroupedGemmGemv.cs): forced, or the heuristic's pick for about a row per expert.
+        if (plan.X.DType != DType.F32 && (plan.VariantOverride == GroupedGemmGemv.VariantName ||
+                                          (plan.VariantOverride is null && GroupedGemmGemv.ChosenFor(plan.X.DType, plan.Rows, plan.Experts))))
+        {
+            GroupedGemmGemv.Run(accelerator, plan, stream);
+            return;
+        }
         // The Hopper kernel (GroupedGemmWgmma.cs): forced, or the heuristic's pick once it is switched on.
         if (plan.X.DType != DType.F32 && (plan.VariantOverride == GroupedGemmWgmma.VariantName ||
                                           (plan.VariantOverride is null && GroupedGemmWgmma.ChosenFor(accelerator, plan.X.DType, plan.Rows, plan.Experts))))

@@ -67,9 +67,10 @@ public static class GroupedGemmWgmma
     /// </summary>
     internal const int MinRows = 64;
 
-    /// <summary>The kernel the heuristic runs for a call: "wgmma" or the mma.sync tile's name (benchmark notes).</summary>
+    /// <summary>The kernel the heuristic runs for a call: "gemv", "wgmma" or the mma.sync tile's name (benchmark notes).</summary>
     internal static string ChoiceName(Accelerator accelerator, DType operands, int rows, int experts) =>
-        ChosenFor(accelerator, operands, rows, experts) ? VariantName : GroupedGemm.ChooseVariant(operands, rows, experts).Name;
+        accelerator.Kind == AcceleratorKind.Cuda && GroupedGemmGemv.ChosenFor(operands, rows, experts) ? GroupedGemmGemv.VariantName
+        : ChosenFor(accelerator, operands, rows, experts) ? VariantName : GroupedGemm.ChooseVariant(operands, rows, experts).Name;
 
     internal static string EntryName(DType operands, DType output) => $"grouped_gemm_wgmma_{Suffix(operands)}_{Suffix(output)}";
 

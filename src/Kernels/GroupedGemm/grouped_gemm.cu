@@ -34,54 +34,9 @@
 //   gridDim.x ints that are zero at launch (and are zero again when the kernel ends); one launch at a time per workspace.
 // Also here: grouped_gemm_f32, the plain FMA reference path for all-F32 data (32x32 tiles, 256 threads).
 #include "moe_common.cuh"
+#include "expert_tiles.cuh"
 
 #define GG_GROUP_M 8
-
-// Finds the expert and row range of global m-tile `tile` (tiles of `tileRows` rows). Every lane of the
-// calling warp gets the same answer; expert = -1 when `tile` is past the last tile. Bad offsets cannot
-// cause out-of-bounds access: counts are clamped to [0, rows].
-__device__ __forceinline__ void find_tile(const int* __restrict__ expertOffsets, int experts, int rows, int tileRows, int tile,
-                                          int& expert, int& rowBegin, int& rowEnd)
-{
-    const int lane = threadIdx.x & 31;
-    int base = 0; // tiles of the experts before this chunk of 32
-    expert = -1;
-    rowBegin = 0;
-    rowEnd = 0;
-    for (int chunk = 0; chunk < experts; chunk += 32)
-    {
-        int e = chunk + lane;
-        int begin = 0, end = 0;
-        if (e < experts)
-        {
-            begin = min(max(expertOffsets[e], 0), rows);
-            end = min(max(expertOffsets[e + 1], begin), rows);
-        }
-        int tiles = ceil_div(end - begin, tileRows);
-        int inclusive = tiles;
-        for (int d = 1; d < 32; d <<= 1)
-        {
-            int up = __shfl_up_sync(0xffffffffu, inclusive, d);
-            if (lane >= d)
-                inclusive += up;
-        }
-        int exclusive = inclusive - tiles;
-        bool mine = tiles > 0 && tile >= base + exclusive && tile < base + inclusive;
-        unsigned found = __ballot_sync(0xffffffffu, mine);
-        if (found)
-        {
-            int owner = __ffs(found) - 1;
-            int ownerExclusive = __shfl_sync(0xffffffffu, exclusive, owner);
-            int ownerBegin = __shfl_sync(0xffffffffu, begin, owner);
-            int ownerEnd = __shfl_sync(0xffffffffu, end, owner);
-            expert = chunk + owner;
-            rowBegin = ownerBegin + (tile - base - ownerExclusive) * tileRows;
-            rowEnd = min(rowBegin + tileRows, ownerEnd);
-            return;
-        }
-        base += __shfl_sync(0xffffffffu, inclusive, 31);
-    }
-}
 
 __device__ __forceinline__ moe_u32 smem_address(const void* p)
 {
@@ -202,7 +157,7 @@ __device__ __forceinline__ void grouped_gemm_tc(const TIn* __restrict__ x, const
     const int nTile = inGroup / groupRows;
 
     int expert, rowBegin, rowEnd;
-    find_tile(expertOffsets, experts, rows, BM, mTile, expert, rowBegin, rowEnd);
+    find_expert_tile(expertOffsets, experts, rows, BM, mTile, expert, rowBegin, rowEnd);
     if (expert < 0)
         return; // the whole block agrees: every warp computed the same answer
 
@@ -442,7 +397,7 @@ extern "C" __global__ void __launch_bounds__(256) grouped_gemm_f32(
     __shared__ float tileX[32][33];
     __shared__ float tileW[32][33]; // [tile row (logical W row)][k]
     int expert, rowBegin, rowEnd;
-    find_tile(expertOffsets, experts, rows, 32, blockIdx.y, expert, rowBegin, rowEnd);
+    find_expert_tile(expertOffsets, experts, rows, 32, blockIdx.y, expert, rowBegin, rowEnd);
     if (expert < 0)
         return;
     const int outCols = fused ? n / 2 : n;

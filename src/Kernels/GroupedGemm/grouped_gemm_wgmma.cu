@@ -34,6 +34,7 @@
 // GW_HANG_TRAP (a compile option, on by default from the launcher): a barrier wait longer than 4 s traps (the launch
 //   fails) instead of hanging the device.
 #include "moe_common.cuh"
+#include "expert_tiles.cuh"
 
 #define GW_BM 128
 #define GW_BN 256
@@ -255,71 +256,7 @@ __device__ __forceinline__ void gw_setmaxnreg_inc()
 
 // ---- work ----
 
-// Counts per expert, clamped to [0, rows] (bad offsets cannot make anyone read or write out of bounds).
-__device__ __forceinline__ void gw_expert_rows(const int* __restrict__ expertOffsets, int rows, int e, int& begin, int& end)
-{
-    begin = min(max(expertOffsets[e], 0), rows);
-    end = min(max(expertOffsets[e + 1], begin), rows);
-}
-
-// Total m-tiles of BM rows over all experts; every lane of the calling warp gets it.
-__device__ __forceinline__ int gw_total_m_tiles(const int* __restrict__ expertOffsets, int experts, int rows)
-{
-    int total = 0;
-    for (int e = threadIdx.x & 31; e < experts; e += 32)
-    {
-        int begin, end;
-        gw_expert_rows(expertOffsets, rows, e, begin, end);
-        total += ceil_div(end - begin, GW_BM);
-    }
-#pragma unroll
-    for (int d = 16; d > 0; d >>= 1)
-        total += __shfl_xor_sync(0xffffffffu, total, d);
-    return total;
-}
-
-// Expert and row range of global m-tile `tile` (warp-wide prefix scan over the experts, 32 at a time); every lane
-// gets the answer; expert = -1 past the last tile.
-__device__ __forceinline__ void gw_find_tile(const int* __restrict__ expertOffsets, int experts, int rows, int tile,
-                                             int& expert, int& rowBegin, int& rowEnd)
-{
-    const int lane = threadIdx.x & 31;
-    int base = 0;
-    expert = -1;
-    rowBegin = 0;
-    rowEnd = 0;
-    for (int chunk = 0; chunk < experts; chunk += 32)
-    {
-        int e = chunk + lane;
-        int begin = 0, end = 0;
-        if (e < experts)
-            gw_expert_rows(expertOffsets, rows, e, begin, end);
-        int tiles = ceil_div(end - begin, GW_BM);
-        int inclusive = tiles;
-#pragma unroll
-        for (int d = 1; d < 32; d <<= 1)
-        {
-            int up = __shfl_up_sync(0xffffffffu, inclusive, d);
-            if (lane >= d)
-                inclusive += up;
-        }
-        int exclusive = inclusive - tiles;
-        bool mine = tiles > 0 && tile >= base + exclusive && tile < base + inclusive;
-        unsigned found = __ballot_sync(0xffffffffu, mine);
-        if (found)
-        {
-            int owner = __ffs(found) - 1;
-            int ownerExclusive = __shfl_sync(0xffffffffu, exclusive, owner);
-            int ownerBegin = __shfl_sync(0xffffffffu, begin, owner);
-            int ownerEnd = __shfl_sync(0xffffffffu, end, owner);
-            expert = chunk + owner;
-            rowBegin = ownerBegin + (tile - base - ownerExclusive) * GW_BM;
-            rowEnd = min(rowBegin + GW_BM, ownerEnd);
-            return;
-        }
-        base += __shfl_sync(0xffffffffu, inclusive, 31);
-    }
-}
+// The work map (expert_tiles.cuh): m-tiles of GW_BM rows per expert.
 
 // ---- epilogue ----
 
@@ -390,7 +327,7 @@ __device__ __forceinline__ void grouped_gemm_wgmma(const TmaDescriptor* mapX, co
             gw_tma_prefetch(mapX);
             gw_tma_prefetch(mapW);
         }
-        const int mTilesTotal = gw_total_m_tiles(expertOffsets, experts, rows);
+        const int mTilesTotal = total_expert_tiles(expertOffsets, experts, rows, GW_BM);
         const int work = mTilesTotal * nTiles;
         int stage = 0;
         moe_u32 phase = 0;
@@ -404,7 +341,7 @@ __device__ __forceinline__ void grouped_gemm_wgmma(const TmaDescriptor* mapX, co
             const int mTile = firstM + local % groupM;
             const int nTile = local / groupM;
             int expert, rowBegin, rowEnd;
-            gw_find_tile(expertOffsets, experts, rows, mTile, expert, rowBegin, rowEnd);
+            find_expert_tile(expertOffsets, experts, rows, GW_BM, mTile, expert, rowBegin, rowEnd);
             if (expert < 0)
                 break; // cannot happen with consistent offsets; stop cleanly if it does
             if (lane == 0)

@@ -1,0 +1,202 @@
+// grouped_gemm_gemv.cu: the grouped GEMM of decode, where each active expert has a row or a few (T = 1: one row per
+// expert). Its time is streaming the active experts' W once, so it is written as matrix-vector products on the CUDA
+// cores: a warp walks W rows front to back, 512 contiguous bytes per row per step (whole DRAM bursts), instead of a
+// tensor-core tile of 16 mostly empty rows reading 128-byte pieces of 64 rows at once.
+//   x:             [rows, K]   bf16 or f16, rows sorted by expert
+//   w:             [E, N, K]   same dtype as x
+//   expertOffsets: [E + 1]     read on the device (expert_tiles.cuh): the launch needs no per-expert counts
+//   rowScale:      [rows]      optional (null): each output row times it (routing weights)
+//   y:             [rows, N]   or, fused, [rows, N/2] (y[r, j] = silu(x[r] . Wg[j]) * (x[r] . Wu[j]), W = [gate; up])
+// Work: m-tiles of GV_ROWS rows per expert x column blocks, blockIdx.x = mTile * columnBlocks + columnBlock; blocks
+//   past the real m-tiles exit at once. A block has GV_WARPS warps in groups of kSplit: the warps of a group share
+//   GV_WROWS W rows (plain: output columns c..c+3; fused: gate and up rows of columns j, j+1) and interleave K in
+//   512-byte segments (warp p of the group takes segments p, p + kSplit, ...), so long rows keep enough blocks
+//   for every SM. Lane l reads 16 bytes at chunk 32 s + l of each W row and the same chunk of each X row (L1-cached:
+//   every warp of the block reads the same X rows), accumulating in F32.
+// Reduction, in a fixed order (bit-identical run to run): a butterfly across the lanes, then the group's first warp
+//   adds its kSplit partial sums in warp order.
+// Launch: block GV_WARPS * 32 threads, grid mTiles * ceil(outCols / columns per block); kSplit divides GV_WARPS.
+//   K % 8 == 0, x and w 16-byte aligned (checked on the host).
+#include "moe_common.cuh"
+#include "expert_tiles.cuh"
+
+#define GV_ROWS 4    // X rows per m-tile
+#define GV_WARPS 8
+#define GV_WROWS 4   // W rows per warp group
+#define GV_UNROLL 2  // 512-byte segments per W row in flight per warp
+
+// 8 elements of a 16-byte chunk to F32.
+__device__ __forceinline__ void unpack8(const bf16*, uint4 v, float* f)
+{
+    const moe_u32 words[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+    for (int i = 0; i < 4; i++)
+    {
+        f[2 * i] = __uint_as_float(words[i] << 16);
+        f[2 * i + 1] = __uint_as_float(words[i] & 0xffff0000u);
+    }
+}
+
+__device__ __forceinline__ void unpack8(const f16*, uint4 v, float* f)
+{
+    const moe_u32 words[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+    for (int i = 0; i < 4; i++)
+    {
+        f16 lo, hi;
+        lo.bits = (moe_u16)(words[i] & 0xffffu);
+        hi.bits = (moe_u16)(words[i] >> 16);
+        f[2 * i] = to_float(lo);
+        f[2 * i + 1] = to_float(hi);
+    }
+}
+
+// W is read once: stream it past L1.
+__device__ __forceinline__ uint4 load_stream(const void* p)
+{
+    uint4 v;
+    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
+                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+                 : "l"(p));
+    return v;
+}
+
+__device__ __forceinline__ float gv_silu(float v) { return v / (1.0f + __expf(-v)); }
+
+template <typename TIn, typename TOut>
+__device__ __forceinline__ void grouped_gemv(const TIn* __restrict__ x, const TIn* __restrict__ w, const int* __restrict__ expertOffsets,
+                                             const float* __restrict__ rowScale, TOut* __restrict__ y, int rows, int n, int k,
+                                             int experts, int fused, int kSplit)
+{
+    __shared__ float partial[GV_WARPS][GV_WROWS][GV_ROWS];
+    const int outCols = fused ? n / 2 : n;
+    const int colsPerGroup = fused ? GV_WROWS / 2 : GV_WROWS;
+    const int groups = GV_WARPS / kSplit;
+    const int colsPerBlock = colsPerGroup * groups;
+    const int columnBlocks = ceil_div(outCols, colsPerBlock);
+    const int mTile = (int)(blockIdx.x / columnBlocks);
+    const int columnBlock = (int)(blockIdx.x % columnBlocks);
+
+    int expert, rowBegin, rowEnd;
+    find_expert_tile(expertOffsets, experts, rows, GV_ROWS, mTile, expert, rowBegin, rowEnd);
+    if (expert < 0)
+        return; // the whole block agrees
+    const int xRows = rowEnd - rowBegin; // 1 .. GV_ROWS
+
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int group = warp / kSplit, part = warp % kSplit;
+    const int col0 = columnBlock * colsPerBlock + group * colsPerGroup;
+
+    // The group's W rows: plain, columns col0 .. col0 + 3; fused, gate and up rows of columns col0 and col0 + 1.
+    const TIn* wRow[GV_WROWS];
+    bool live[GV_WROWS];
+#pragma unroll
+    for (int q = 0; q < GV_WROWS; q++)
+    {
+        int col = fused ? col0 + (q & 1) : col0 + q;
+        int row = fused ? (q < 2 ? col : outCols + col) : col;
+        live[q] = col < outCols;
+        wRow[q] = w + ((long long)expert * n + (live[q] ? row : 0)) * k;
+    }
+
+    float acc[GV_WROWS][GV_ROWS];
+#pragma unroll
+    for (int q = 0; q < GV_WROWS; q++)
+#pragma unroll
+        for (int r = 0; r < GV_ROWS; r++)
+            acc[q][r] = 0.0f;
+
+    const int chunks = k / 8; // 16-byte chunks per row
+    const int stride = 32 * kSplit;
+    for (int base = part * 32 + lane; base < chunks; base += stride * GV_UNROLL)
+    {
+        uint4 wv[GV_UNROLL][GV_WROWS];
+#pragma unroll
+        for (int u = 0; u < GV_UNROLL; u++)
+        {
+            const int c = base + u * stride;
+#pragma unroll
+            for (int q = 0; q < GV_WROWS; q++)
+                wv[u][q] = live[q] && c < chunks ? load_stream(wRow[q] + 8 * c) : make_uint4(0, 0, 0, 0);
+        }
+#pragma unroll
+        for (int u = 0; u < GV_UNROLL; u++)
+        {
+            const int c = base + u * stride;
+            if (c >= chunks)
+                break;
+            float wf[GV_WROWS][8];
+#pragma unroll
+            for (int q = 0; q < GV_WROWS; q++)
+                unpack8((const TIn*)nullptr, wv[u][q], wf[q]);
+#pragma unroll
+            for (int r = 0; r < GV_ROWS; r++)
+            {
+                if (r >= xRows)
+                    break;
+                float xf[8];
+                unpack8((const TIn*)nullptr, __ldg(reinterpret_cast<const uint4*>(x + (long long)(rowBegin + r) * k) + c), xf);
+#pragma unroll
+                for (int q = 0; q < GV_WROWS; q++)
+#pragma unroll
+                    for (int e = 0; e < 8; e++)
+                        acc[q][r] = fmaf(wf[q][e], xf[e], acc[q][r]);
+            }
+        }
+    }
+
+#pragma unroll
+    for (int q = 0; q < GV_WROWS; q++)
+#pragma unroll
+        for (int r = 0; r < GV_ROWS; r++)
+        {
+            float v = r < xRows ? warp_sum(acc[q][r]) : 0.0f;
+            if (lane == 0)
+                partial[warp][q][r] = v;
+        }
+    __syncthreads();
+    if (part != 0 || lane >= GV_ROWS || lane >= xRows)
+        return;
+
+    // Lane r of the group's first warp writes output row rowBegin + r.
+    const int r = lane;
+    float sum[GV_WROWS];
+#pragma unroll
+    for (int q = 0; q < GV_WROWS; q++)
+    {
+        sum[q] = 0.0f;
+        for (int p = 0; p < kSplit; p++)
+            sum[q] += partial[warp + p][q][r];
+    }
+    const float scale = rowScale != nullptr ? rowScale[rowBegin + r] : 1.0f;
+    TOut* yRow = y + (long long)(rowBegin + r) * outCols;
+    if (fused)
+    {
+#pragma unroll
+        for (int j = 0; j < 2; j++)
+            if (col0 + j < outCols)
+                yRow[col0 + j] = from_float<TOut>(gv_silu(sum[j]) * sum[2 + j] * scale);
+    }
+    else
+    {
+#pragma unroll
+        for (int q = 0; q < GV_WROWS; q++)
+            if (col0 + q < outCols)
+                yRow[col0 + q] = from_float<TOut>(sum[q] * scale);
+    }
+}
+
+#define GV_ENTRY(SUFFIX, TIN, TOUT)                                                                                          \
+    extern "C" __global__ void __launch_bounds__(GV_WARPS * 32) grouped_gemm_gemv_##SUFFIX(                                \
+        const TIN* __restrict__ x, const TIN* __restrict__ w, const int* __restrict__ expertOffsets,                        \
+        const float* __restrict__ rowScale, TOUT* __restrict__ y, int rows, int n, int k, int experts, int fused, int kSplit) \
+    {                                                                                                                        \
+        grouped_gemv<TIN, TOUT>(x, w, expertOffsets, rowScale, y, rows, n, k, experts, fused, kSplit);                     \
+    }
+
+GV_ENTRY(bf16_bf16, bf16, bf16)
+GV_ENTRY(bf16_f32, bf16, float)
+GV_ENTRY(bf16_f16, bf16, f16)
+GV_ENTRY(f16_f16, f16, f16)
+GV_ENTRY(f16_f32, f16, float)
+GV_ENTRY(f16_bf16, f16, bf16)
