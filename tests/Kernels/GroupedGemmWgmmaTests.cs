@@ -149,27 +149,6 @@ public class GroupedGemmWgmmaTests
         Assert.Contains(expected, v => !float.IsNaN(v));
     }
 
-    /// <summary>The A/B layout with columns from both halves of N: the F64 reference on the awkward shapes, every output dtype.</summary>
-    [Theory]
-    [InlineData(1, "bf16", "bf16")]
-    [InlineData(5, "bf16", "f32")]
-    [InlineData(6, "f16", "f16")]
-    [InlineData(9, "bf16", "bf16")]
-    public void WgmmaPlainHalvesMatchesTheReference(int shape, string operands, string output)
-    {
-        var gpu = Hopper(DTypes.Parse(operands));
-        GroupedGemmWgmma.PlainHalvesOverride = true;
-        try
-        {
-            RunCase(gpu, Shapes[shape], DTypes.Parse(operands), DTypes.Parse(output), fused: false, rowScale: true, GroupedGemmWgmma.VariantName);
-            RunCase(gpu, Shapes[shape] with { N = Shapes[shape].N * 2 }, DTypes.Parse(operands), DTypes.Parse(output), fused: true, rowScale: false, GroupedGemmWgmma.VariantName);
-        }
-        finally
-        {
-            GroupedGemmWgmma.PlainHalvesOverride = null;
-        }
-    }
-
     [Theory]
     [InlineData(null, null)]
     [InlineData("", null)]

@@ -90,16 +90,8 @@ public static class GroupedGemmWgmma
             options.Add("-DGW_HANG_TRAP");
         if ((GroupMOverride ?? GroupMFromEnvironment()) is { } groupM)
             options.Add($"-DGW_GROUP_M={groupM}");
-        if (PlainHalvesOverride ?? Environment.GetEnvironmentVariable("MOE_GROUPED_GEMM_WGMMA_PLAIN_HALVES") == "1")
-            options.Add("-DGW_PLAIN_HALVES");
         return accelerator.LoadKernel(Source, entry, options);
     }
-
-    /// <summary>
-    /// A/B (MOE_GROUPED_GEMM_WGMMA_PLAIN_HALVES=1, or tests): a plain tile takes 128 columns from each half of N, the way
-    /// a fused tile takes its gate and up rows, instead of 256 adjacent columns. Same result, other W rows per tile.
-    /// </summary>
-    internal static bool? PlainHalvesOverride { get; set; }
 
     /// <summary>Tests: compile with this many m-tiles per work group instead of the environment's or the default.</summary>
     internal static int? GroupMOverride { get; set; }
