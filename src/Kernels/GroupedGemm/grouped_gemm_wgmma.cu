@@ -347,14 +347,8 @@ __device__ __forceinline__ void grouped_gemm_wgmma(const TmaDescriptor* mapX, co
             if (lane == 0)
             {
                 // W rows of the two 128-row boxes: gate and up halves when fused, else two halves of 256 columns.
-#ifdef GW_PLAIN_HALVES
-                // A/B: plain tiles take columns from both halves of N, as the fused ones do (see the epilogue).
-                const int firstRow = nTile * (GW_BN / 2);
-                const int secondRow = (fused ? n / 2 : nTiles * (GW_BN / 2)) + nTile * (GW_BN / 2);
-#else
                 const int firstRow = fused ? nTile * (GW_BN / 2) : nTile * GW_BN;
                 const int secondRow = fused ? n / 2 + nTile * (GW_BN / 2) : nTile * GW_BN + GW_BN / 2;
-#endif
                 for (int ks = 0; ks < kSteps; ks++)
                 {
                     gw_bar_wait(emptyBase + 8 * stage, phase ^ 1);
@@ -448,11 +442,7 @@ __device__ __forceinline__ void grouped_gemm_wgmma(const TmaDescriptor* mapX, co
 #pragma unroll
                 for (int j = 0; j < 32; j++)
                 {
-#ifdef GW_PLAIN_HALVES
-                    const int col = tile.nTile * (GW_BN / 2) + (j >= 16 ? nTiles * (GW_BN / 2) : 0) + 2 * (lane & 3) + 8 * (j & 15);
-#else
                     const int col = colBase + 8 * j;
-#endif
                     const float v0 = acc[4 * j + 2 * i] * scale, v1 = acc[4 * j + 2 * i + 1] * scale;
                     if (col + 1 < outCols)
                         gw_store_pair(yRow + col, v0, v1);
