@@ -84,10 +84,22 @@ internal static class GroupedGemmSweep
                 || tile == "tile " + GroupedGemmGemv.VariantName
                 ? tile : $"{tile}, split {SplitsOf(accelerator, forced, rowCount, n, k, e, isFused, splitK)}";
 
-            rows.Add(Measure(accelerator, $"{model.Name} gate_up", shape, rowCount, 2 * i, h, active, bandwidth, graph, Note(2 * i, h, false),
-                s => GroupedGemm.Run(accelerator, hidden, gateUp, offsetsBuffer, gateUpOut, 2 * i, h, plain, s)));
-            rows.Add(Measure(accelerator, $"{model.Name} gate_up+silu", shape, rowCount, 2 * i, h, active, bandwidth, graph, Note(2 * i, h, true),
-                s => GroupedGemm.Run(accelerator, hidden, gateUp, offsetsBuffer, fusedOut, 2 * i, h, fused, s)));
+            SweepRow PlainGateUp() => Measure(accelerator, $"{model.Name} gate_up", shape, rowCount, 2 * i, h, active, bandwidth, graph, Note(2 * i, h, false),
+                s => GroupedGemm.Run(accelerator, hidden, gateUp, offsetsBuffer, gateUpOut, 2 * i, h, plain, s));
+            SweepRow FusedGateUp() => Measure(accelerator, $"{model.Name} gate_up+silu", shape, rowCount, 2 * i, h, active, bandwidth, graph, Note(2 * i, h, true),
+                s => GroupedGemm.Run(accelerator, hidden, gateUp, offsetsBuffer, fusedOut, 2 * i, h, fused, s));
+            // MOE_SWEEP_FUSED_FIRST=1 measures the fused gate_up before the plain one (does the order move the numbers?).
+            if (Environment.GetEnvironmentVariable("MOE_SWEEP_FUSED_FIRST") == "1")
+            {
+                var fusedRow = FusedGateUp();
+                rows.Add(PlainGateUp());
+                rows.Add(fusedRow);
+            }
+            else
+            {
+                rows.Add(PlainGateUp());
+                rows.Add(FusedGateUp());
+            }
             rows.Add(Measure(accelerator, $"{model.Name} down*w", shape, rowCount, h, i, active, bandwidth, graph, Note(h, i, false),
                 s => GroupedGemm.Run(accelerator, inner, down, offsetsBuffer, downOut, h, i, scaled, s)));
         }

@@ -96,6 +96,12 @@ public class GroupedGemmGemvTests
     public void LongRowsSplitKOverMoreWarps(int k, int split) => Assert.Equal(split, GroupedGemmGemv.KSplitFor(k));
 
     [Theory]
+    [InlineData(2048, 1024, 2)]
+    [InlineData(768, 256, 2)]
+    [InlineData(7168, 1024, 4)]
+    public void ASmallerShareSplitsShorterRows(int k, int warpK, int split) => Assert.Equal(split, GroupedGemmGemv.KSplitFor(k, warpK));
+
+    [Theory]
     [InlineData(1, 256, true)]
     [InlineData(8, 256, true)]
     [InlineData(2, 8, true)]

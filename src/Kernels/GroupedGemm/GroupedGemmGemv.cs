@@ -31,15 +31,28 @@ public static class GroupedGemmGemv
         operands is DType.BF16 or DType.F16 && rows <= experts && rows < GroupedGemmWgmma.MinRows;
 
     /// <summary>
-    /// Warps of a block that split one W row's K (1, 2, 4 or 8): enough that a warp's share stays near 2048 elements
-    /// (4 KB of a bf16 row), so long rows (Mixtral's down, K = 14336) still spread over many blocks.
+    /// Warps of a block that split one W row's K (1, 2, 4 or 8): enough that a warp's share stays near
+    /// <paramref name="warpK"/> elements (default 2048: 4 KB of a bf16 row), so long rows (Mixtral's down, K = 14336)
+    /// still spread over many blocks.
     /// </summary>
-    internal static int KSplitFor(int k)
+    internal static int KSplitFor(int k, int warpK = DefaultWarpK)
     {
         int split = 1;
-        while (split < Warps && k / (split * 2) >= 2048)
+        while (split < Warps && k / (split * 2) >= warpK)
             split *= 2;
         return split;
+    }
+
+    internal const int DefaultWarpK = 2048;
+
+    /// <summary>MOE_GROUPED_GEMM_GEMV_WARP_K: the K share per warp that <see cref="KSplitFor"/> aims at, for A/B runs (256 to 65536).</summary>
+    internal static int WarpKFromEnvironment()
+    {
+        string? value = Environment.GetEnvironmentVariable("MOE_GROUPED_GEMM_GEMV_WARP_K");
+        if (string.IsNullOrWhiteSpace(value))
+            return DefaultWarpK;
+        return int.TryParse(value, out int warpK) && warpK is >= 256 and <= 65536 ? warpK
+            : throw new ArgumentException($"MOE_GROUPED_GEMM_GEMV_WARP_K='{value}': expected 256 to 65536 elements of K per warp");
     }
 
     /// <summary>Blocks of a launch: m-tiles (upper bound) times column blocks.</summary>
@@ -65,7 +78,7 @@ public static class GroupedGemmGemv
     {
         if (plan.X.DType is not (DType.BF16 or DType.F16))
             throw new ArgumentException($"variant '{VariantName}' takes bf16 or f16 operands, not {DTypes.Name(plan.X.DType)}", "options");
-        int kSplit = KSplitFor(plan.K);
+        int kSplit = KSplitFor(plan.K, WarpKFromEnvironment());
         long blocks = BlocksFor(plan.Rows, plan.Experts, plan.OutCols, plan.Fused, kSplit);
         if (blocks > int.MaxValue)
             throw new ArgumentException($"{plan.Rows} rows x {plan.OutCols} columns need {blocks} blocks; at most {int.MaxValue} per call (split the call)", "x");
