@@ -130,15 +130,18 @@ __device__ __forceinline__ void store_unit(T* base, long long count, long long u
             p[k] = bits_elem<T>((moe_u32)((w >> (k * 8 * (int)sizeof(T))) & mask));
 }
 
-// Adds a unit's E elements (as F32) into sum.
+// Adds a unit's E elements (as F32) into sum; the first rank's unit starts it (0 + x would turn -0 into +0).
 template <typename T>
-__device__ __forceinline__ void add_unit(moe_u64 w, float* sum)
+__device__ __forceinline__ void add_unit(moe_u64 w, float* sum, bool first)
 {
     const int E = 8 / (int)sizeof(T);
     const moe_u64 mask = sizeof(T) == 4 ? 0xffffffffull : 0xffffull;
 #pragma unroll
     for (int k = 0; k < E; k++)
-        sum[k] += to_float(bits_elem<T>((moe_u32)((w >> (k * 8 * (int)sizeof(T))) & mask)));
+    {
+        float x = to_float(bits_elem<T>((moe_u32)((w >> (k * 8 * (int)sizeof(T))) & mask)));
+        sum[k] = first ? x : sum[k] + x;
+    }
 }
 
 // The sum rounded once to T, as a unit.
@@ -190,11 +193,6 @@ __device__ bool sum_units(const LlCall& c, const T* input, T* output, long long 
     for (long long u0 = begin + first; u0 < end; u0 += stride * LL_UNROLL)
     {
         float sum[LL_UNROLL][E];
-#pragma unroll
-        for (int k = 0; k < LL_UNROLL; k++)
-#pragma unroll
-            for (int e = 0; e < E; e++)
-                sum[k][e] = 0.0f;
         for (int p = 0; p < c.ranks; p++)
         {
             moe_u64 w[LL_UNROLL];
@@ -226,7 +224,7 @@ __device__ bool sum_units(const LlCall& c, const T* input, T* output, long long 
             }
 #pragma unroll
             for (int k = 0; k < LL_UNROLL; k++)
-                add_unit<T>(w[k], sum[k]);
+                add_unit<T>(w[k], sum[k], p == 0);
         }
 #pragma unroll
         for (int k = 0; k < LL_UNROLL; k++)
