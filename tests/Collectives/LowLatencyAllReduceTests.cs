@@ -116,7 +116,7 @@ public class LowLatencyAllReduceTests
     [InlineData(true, 2, 2, 2L << 20, 20, 20)]              // capped by residency
     [InlineData(true, 8, 4, 8192, 264, 1)]
     public void TheGridGrowsWithTheWorkAndIsCapped(bool twoShot, int ranks, int elementSize, long count, int resident, int expected) =>
-        Assert.Equal(expected, LowLatencyLayout.Grid(twoShot, ranks, count, elementSize, resident));
+        Assert.Equal(expected, LowLatencyLayout.Grid(twoShot, ranks, count, elementSize, resident, LowLatencyLayout.DefaultMaxBlocks));
 
     /// <summary>The host's constants are the kernel's (read from the source: they cannot drift apart).</summary>
     [Fact]

@@ -26,8 +26,15 @@ internal static class LowLatencyLayout
     public const int Unroll = 4;
     public const int ControlWords = 4;
     public const int MaxRanks = 8;
-    /// <summary>The largest grid: enough blocks to keep the LL writes and polls in flight.</summary>
-    public const int MaxBlocks = 32;
+    /// <summary>The largest grid by default: enough blocks to keep the LL writes and polls in flight.</summary>
+    public const int DefaultMaxBlocks = 32;
+
+    /// <summary>The largest grid: <see cref="DefaultMaxBlocks"/>, or MOE_LL_MAX_BLOCKS (1-264) for tuning runs.</summary>
+    public static int MaxBlocks { get; } = int.TryParse(Environment.GetEnvironmentVariable("MOE_LL_MAX_BLOCKS"), out int blocks)
+        ? Math.Clamp(blocks, 1, CudaCollectiveBackend.MaxBlocks) : DefaultMaxBlocks;
+
+    /// <summary>Whether CUDA calls take LL at all: MOE_LL=0 turns it off (the schedule path, for A/B timing).</summary>
+    public static bool Enabled { get; } = Environment.GetEnvironmentVariable("MOE_LL") != "0";
     /// <summary>Units per thread the grid aims at before it adds blocks (small: latency, not bandwidth, decides here).</summary>
     private const int UnitsPerThread = 2;
 
@@ -90,10 +97,13 @@ internal static class LowLatencyLayout
     /// tensor for one-shot, the longest chunk for two-shot), 1 to <see cref="MaxBlocks"/>, at most <paramref name="resident"/>
     /// (every block must be resident: block b waits for block b of every peer). The same on every rank.
     /// </summary>
-    public static int Grid(bool twoShot, int ranks, long count, int elementSize, int resident)
+    public static int Grid(bool twoShot, int ranks, long count, int elementSize, int resident) =>
+        Grid(twoShot, ranks, count, elementSize, resident, MaxBlocks);
+
+    public static int Grid(bool twoShot, int ranks, long count, int elementSize, int resident, int maxBlocks)
     {
         long work = twoShot ? MaxChunkUnits(count, ranks, elementSize) : Units(count, elementSize);
         long blocks = (work + (long)BlockThreads * UnitsPerThread - 1) / ((long)BlockThreads * UnitsPerThread);
-        return (int)Math.Clamp(blocks, 1, Math.Max(1, Math.Min(MaxBlocks, resident)));
+        return (int)Math.Clamp(blocks, 1, Math.Max(1, Math.Min(maxBlocks, resident)));
     }
 }
