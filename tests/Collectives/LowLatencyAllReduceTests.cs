@@ -194,7 +194,10 @@ public class LowLatencyAllReduceTests
         }
     }
 
-    /// <summary>Operands that start 1-3 elements into an allocation (not 8-byte aligned; output and input differently).</summary>
+    /// <summary>
+    /// Operands that start 1-3 elements into an allocation (not 8-byte aligned; output and input differently), the
+    /// output followed by a guard: exact sums, and not one element written outside the output.
+    /// </summary>
     [Theory]
     [InlineData(AllReduceAlgorithm.OneShot, DType.BF16, 1, 3)]
     [InlineData(AllReduceAlgorithm.TwoShot, DType.BF16, 3, 0)]
@@ -203,6 +206,7 @@ public class LowLatencyAllReduceTests
     [InlineData(AllReduceAlgorithm.TwoShot, DType.F32, 0, 1)]
     public void MisalignedOperands(AllReduceAlgorithm algorithm, DType dtype, int inputShift, int outputShift)
     {
+        const int Guard = 5;
         const int ranks = 2;
         const long count = 10_007;
         var group = TestDevices.GetGroup("cuda", ranks);
@@ -220,16 +224,22 @@ public class LowLatencyAllReduceTests
                 var shifted = new float[count + inputShift];
                 inputs[r].CopyTo(shifted, inputShift);
                 var inputOwner = Upload(group[r], dtype, shifted);
-                var outputOwner = Poisoned(group[r], dtype, count + outputShift);
+                var outputOwner = Poisoned(group[r], dtype, count + outputShift + Guard);
                 owners.Add(inputOwner);
                 owners.Add(outputOwner);
                 input.Add(Slice(inputOwner, inputShift, count));
                 output.Add(Slice(outputOwner, outputShift, count));
             }
+            var poison = Bits(owners[1])[0];
             communicator.AllReduce(input, output, algorithm);
             Assert.True(communicator.LastAllReduceLowLatency);
             for (int r = 0; r < ranks; r++)
+            {
                 Compare.Exact<float>(expected, Download(output[r]), $"misaligned {algorithm} {DTypes.Name(dtype)} rank {r} (seed {seed}, shifts {inputShift}/{outputShift})");
+                // Nothing written before or after the output operand.
+                var around = Bits(owners[2 * r + 1]);
+                Assert.All(around[..outputShift].Concat(around[^Guard..]), bits => Assert.Equal(poison, bits));
+            }
         }
         finally
         {
