@@ -31,7 +31,8 @@ public class LowLatencyAllReduceTests
     [InlineData(AllReduceAlgorithm.TwoShot, 8, 4, 1L << 20, true)]
     [InlineData(AllReduceAlgorithm.OneShot, 4, 2, 1, true)]
     [InlineData(AllReduceAlgorithm.TwoShot, 3, 2, 7, true)]
-    [InlineData(AllReduceAlgorithm.OneShot, 2, 2, 0, false)]                // empty calls launch nothing
+    [InlineData(AllReduceAlgorithm.OneShot, 2, 2, 0, true)]                 // empty calls: LL launches nothing
+    [InlineData(AllReduceAlgorithm.TwoShot, 4, 4, 0, true)]
     [InlineData(AllReduceAlgorithm.Ring, 2, 2, 1024, false)]
     [InlineData(AllReduceAlgorithm.Nccl, 2, 2, 1024, false)]
     public void TakesOneShotAndTwoShotBelowTheirThresholds(AllReduceAlgorithm algorithm, int ranks, int elementSize, long count, bool expected) =>

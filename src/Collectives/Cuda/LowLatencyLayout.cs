@@ -77,11 +77,12 @@ internal static class LowLatencyLayout
 
     /// <summary>
     /// Whether an AllReduce by <paramref name="algorithm"/> of <paramref name="count"/> elements runs on LL: one-shot and
-    /// two-shot below their thresholds, when the tensor (or the longest chunk) fits the slots; never an empty call.
+    /// two-shot below their thresholds, when the tensor (or the longest chunk) fits the slots. Empty calls too: LL
+    /// launches nothing for them (the schedule path would run its barriers).
     /// </summary>
     public static bool Takes(AllReduceAlgorithm algorithm, int ranks, long count, int elementSize, long slotUnits)
     {
-        if (count <= 0 || ranks > MaxRanks || elementSize is not (2 or 4))
+        if (count < 0 || ranks > MaxRanks || elementSize is not (2 or 4))
             return false;
         long bytes = count * elementSize;
         return algorithm switch
