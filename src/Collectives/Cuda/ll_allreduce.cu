@@ -8,12 +8,15 @@
 //
 // Epoch: control[LL_EPOCH] (this rank's memory) holds the last call's epoch; a call uses the next one (0 skipped:
 // zeroed lines never look fresh) and the block that finishes last stores it back, so CUDA-graph replays work with
-// nothing from the host. Every rank makes the same calls, so epochs agree across ranks.
+// nothing from the host. Every rank makes the same calls, so epochs agree across ranks. The flag is 32 bits: a
+// line could only pass for fresh if its place went unwritten for exactly 2^32 LL calls (hours of back-to-back calls).
 //
 // Receive region of a rank (registered once, zeroed): [parity 2][sender ranks][slotUnits] units of 2 lines (16 B),
-// parity = epoch & 1. Double buffering is what makes the end barrier unnecessary: a rank writes parity P for call
-// k+2 only after finishing call k+1, which needed data its receiver wrote in call k+1, i.e. after that receiver had
-// finished call k (its last read of parity P).
+// parity = epoch & 1. Double buffering is what makes the end barrier unnecessary: a rank that finishes call k+1 has
+// received data that depends on every rank having started k+1 (one-shot: each peer's lines; two-shot: each owner's
+// reduced chunk, which needed every rank's step-0 piece), so every rank has finished call k, its last read of the
+// parity that call k+2 writes. So no rank is ever two calls ahead, and a line of parity P read for epoch E holds E
+// or an older epoch of that parity (E-2, E-4, ...), never a newer one.
 //
 // One-shot: every rank writes its whole input to slot [self] of every peer; every rank sums unit u as
 //   input@0 + input@1 + ... + input@N-1 (F32, its own input read locally), rounds once to T, stores its output.
