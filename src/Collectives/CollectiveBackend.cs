@@ -30,6 +30,16 @@ internal abstract class CollectiveBackend : IDisposable
     /// <summary>Launches every rank's schedule; when <see cref="CollectiveCall.Wait"/>, returns once all have finished.</summary>
     public abstract void Run(CollectiveCall call);
 
+    /// <summary>
+    /// Whether an AllReduce by <paramref name="algorithm"/> of <paramref name="count"/> elements of
+    /// <paramref name="elementSize"/> bytes runs on a low-latency transport instead of the schedule (CUDA only).
+    /// </summary>
+    public virtual bool TakesLowLatency(AllReduce.AllReduceAlgorithm algorithm, long count, int elementSize) => false;
+
+    /// <summary>Launches an AllReduce on the low-latency transport (one-shot or two-shot); as <see cref="Run"/> otherwise.</summary>
+    public virtual void RunLowLatency(CollectiveCall call, bool twoShot) =>
+        throw new NotSupportedException("this backend has no low-latency transport");
+
     /// <summary>Waits (with the timeout as deadline) for the calls enqueued without waiting.</summary>
     public abstract void Synchronize(CollectiveKind lastKind, IReadOnlyList<AcceleratorStream> streams);
 

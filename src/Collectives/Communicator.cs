@@ -106,6 +106,12 @@ public sealed class Communicator : IDisposable
     /// <summary>The algorithm the last AllReduce ran (what <see cref="AllReduceAlgorithm.Auto"/> picked).</summary>
     public AllReduceAlgorithm LastAllReduceAlgorithm { get; private set; } = AllReduceAlgorithm.Auto;
 
+    /// <summary>
+    /// Whether the last AllReduce ran on the low-latency transport (CUDA one-shot and two-shot below
+    /// LowLatencyLayout's thresholds) rather than the step schedule or NCCL.
+    /// </summary>
+    public bool LastAllReduceLowLatency { get; private set; }
+
     /// <summary>Why the communicator refuses calls (after a timeout), or null while it is usable.</summary>
     public string? FailureReason => _failure;
 
@@ -152,6 +158,7 @@ public sealed class Communicator : IDisposable
             // NCCL runs outside our schedules: remember its streams too, so Synchronize waits on this call's.
         _lastKind = CollectiveKind.AllReduce;
         _lastStreams = CallWaits(resolved) ? null : resolved;
+        LastAllReduceLowLatency = false;
         _algorithms[algorithm].Run(this, perRankInput, perRankOutput, resolved);
         }
         catch (CollectiveTimeoutException e) when (_failure is null)
@@ -240,8 +247,32 @@ public sealed class Communicator : IDisposable
         }
     }
 
-    internal void RunSchedule(CollectiveKind kind, AllReduceAlgorithm algorithm, IReadOnlyList<MemoryBuffer> inputs, IReadOnlyList<MemoryBuffer> outputs, long count, IReadOnlyList<AcceleratorStream> streams) =>
-        RunSchedule(kind, Key(algorithm, Overlaps(inputs, outputs)), inputs, outputs, count, streams);
+    /// <summary>
+    /// A scheduled AllReduce: on the backend's low-latency transport when it takes the call (outputs either
+    /// separate from the inputs or exactly them: LL keeps each element in one thread, not a shifted overlap),
+    /// else the algorithm's schedule.
+    /// </summary>
+    internal void RunSchedule(CollectiveKind kind, AllReduceAlgorithm algorithm, IReadOnlyList<MemoryBuffer> inputs, IReadOnlyList<MemoryBuffer> outputs, long count, IReadOnlyList<AcceleratorStream> streams)
+    {
+        bool overlaps = Overlaps(inputs, outputs);
+        string key = Key(algorithm, overlaps);
+        if (kind == CollectiveKind.AllReduce && (!overlaps || SameStarts(inputs, outputs))
+            && _backend.TakesLowLatency(algorithm, count, inputs[0].ElementSize))
+        {
+            RunSchedule(kind, key, inputs, outputs, count, streams, lowLatency: algorithm);
+            LastAllReduceLowLatency = true;
+            return;
+        }
+        RunSchedule(kind, key, inputs, outputs, count, streams);
+    }
+
+    private static bool SameStarts(IReadOnlyList<MemoryBuffer> inputs, IReadOnlyList<MemoryBuffer> outputs)
+    {
+        for (int r = 0; r < inputs.Count; r++)
+            if (inputs[r].Pointer != outputs[r].Pointer && Overlaps([inputs[r]], [outputs[r]]))
+                return false;
+        return true;
+    }
 
     /// <summary>Whether some rank's output shares memory with its input (an in-place call).</summary>
     private static bool Overlaps(IReadOnlyList<MemoryBuffer> inputs, IReadOnlyList<MemoryBuffer> outputs)
@@ -257,19 +288,23 @@ public sealed class Communicator : IDisposable
     }
 
     private void RunSchedule(CollectiveKind kind, string? key, IReadOnlyList<MemoryBuffer> inputs, IReadOnlyList<MemoryBuffer> outputs, long count,
-                             IReadOnlyList<AcceleratorStream> streams, CollectiveOp[][]? dynamicOps = null)
+                             IReadOnlyList<AcceleratorStream> streams, CollectiveOp[][]? dynamicOps = null, AllReduceAlgorithm? lowLatency = null)
     {
         var ops = dynamicOps ?? _schedules[key!];
         // AllReduce's chunks are internal: aligned starts let the kernel move 16 bytes at a time.
         int grain = kind == CollectiveKind.AllReduce ? Chunks.AllReduceGrain : 1;
-        CheckRanges(kind, ops, inputs, outputs, count, grain);
+        if (lowLatency is null)
+            CheckRanges(kind, ops, inputs, outputs, count, grain);   // LL touches only the buffers and its own regions
         bool wait = streams is WaitingStreams;
         var call = new CollectiveCall(kind, key, ops, inputs, outputs, count, grain, inputs[0].DType, streams, wait, RankThatNeverArrives);
         _lastKind = kind;
         _lastStreams = wait ? null : streams;
         try
         {
-            _backend.Run(call);
+            if (lowLatency is { } algorithm)
+                _backend.RunLowLatency(call, twoShot: algorithm == AllReduceAlgorithm.TwoShot);
+            else
+                _backend.Run(call);
         }
         catch (CollectiveTimeoutException e)
         {

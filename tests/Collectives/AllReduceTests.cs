@@ -133,8 +133,9 @@ public class AllReduceTests
         var graphs = new List<CudaGraph>();
         try
         {
-            // Warm-up outside the capture: kernels loaded, grids sized.
+            // Warm-up outside the capture: kernels loaded, grids sized (one-shot takes the LL kernel on CUDA, ring the schedule's).
             communicator.AllReduce(inputs, outputs, AllReduceAlgorithm.OneShot, streams);
+            communicator.AllReduce(inputs, outputs, AllReduceAlgorithm.Ring, streams);
             communicator.Synchronize();
             foreach (var stream in streams)
                 stream.BeginCapture();

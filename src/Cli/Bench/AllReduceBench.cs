@@ -48,7 +48,8 @@ internal sealed class AllReduceBench(IReadOnlyList<Accelerator> ranks, DType dty
                 outputs.Add(ranks[r].Allocate(dtype, count));
             }
             communicator.AllReduce(inputs, outputs, algorithm);
-            string picked = communicator.LastAllReduceAlgorithm.ToString();
+            // "TwoShot(ll)": the call ran on the low-latency transport.
+            string picked = communicator.LastAllReduceAlgorithm + (communicator.LastAllReduceLowLatency ? "(ll)" : "");
             long wrong = CountWrong(outputs, count);
             var (ms, timing) = Time(communicator, algorithm, inputs, outputs);
             double seconds = ms / 1e3;

@@ -92,12 +92,12 @@ internal static class BenchCommand
             {
                 Console.Out.WriteLine();
                 Console.Out.WriteLine($"# {algorithm}");
-                Console.Out.WriteLine($"{"size",10} {"count",12} {"type",5} {"time(us)",10} {"algbw(GB/s)",12} {"busbw(GB/s)",12} {"#wrong",8} {"picked",8} {"timing",10}");
+                Console.Out.WriteLine($"{"size",10} {"count",12} {"type",5} {"time(us)",10} {"algbw(GB/s)",12} {"busbw(GB/s)",12} {"#wrong",8} {"picked",12} {"timing",10}");
                 foreach (var row in harness.Run(algorithm, sizes, communicator))
                 {
                     rows.Add(row);
                     Console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                        $"{row.Bytes,10} {row.Count,12} {row.DType,5} {row.TimeUs,10:F2} {row.AlgorithmGBs,12:F2} {row.BusGBs,12:F2} {row.WrongElements,8} {row.Picked,8} {row.Timing,10}"));
+                        $"{row.Bytes,10} {row.Count,12} {row.DType,5} {row.TimeUs,10:F2} {row.AlgorithmGBs,12:F2} {row.BusGBs,12:F2} {row.WrongElements,8} {row.Picked,12} {row.Timing,10}"));
                 }
             }
             if (parse.GetValue(csv) is { } csvPath)

@@ -10,6 +10,9 @@ namespace MoeRuntime.Collectives.AllReduce;
 /// sum, barrier (no rank returns, and lets its input be overwritten, while a peer still reads it). In place a
 /// rank's output is its input, which peers may still be reading, so the inputs are first copied into the
 /// registered staging buffers (step 0) and the sum reads those.</para>
+/// <para>On CUDA, calls of at most LowLatencyLayout.OneShotMaxBytes bytes skip this schedule: they run the same sums
+/// over the low-latency transport (ll_allreduce.cu: flagged 8-byte lines pushed into peers' receive buffers, no
+/// barriers); <see cref="Communicator.LastAllReduceLowLatency"/> says which ran.</para>
 /// </summary>
 public sealed class OneShotAllReduce : ScheduledAllReduce
 {

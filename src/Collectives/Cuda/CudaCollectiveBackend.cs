@@ -15,6 +15,7 @@ namespace MoeRuntime.Collectives.Cuda;
 /// staging (the call's dtype), F32 partials, flags, epochs and address slots, the table of every rank's registered
 /// addresses, the fixed schedules, and a mapped error record. A call allocates nothing and passes nothing from the
 /// host that changes from call to call (barrier epochs live on the device), so captured calls replay correctly.
+/// Small one-shot and two-shot AllReduces take the low-latency transport instead (<see cref="LowLatencyTransport"/>).
 /// </summary>
 internal sealed class CudaCollectiveBackend : CollectiveBackend
 {
@@ -43,6 +44,7 @@ internal sealed class CudaCollectiveBackend : CollectiveBackend
     private readonly long _dynamicOffsetBytes;
     private readonly Dictionary<(int Rank, string Entry), CudaKernel> _kernels = new();
     private readonly Dictionary<string, int> _residentBlocks = new();
+    private readonly LowLatencyTransport _lowLatency;
     private KernelSource? _source;
 
     public CudaCollectiveBackend(IReadOnlyList<CudaAccelerator> ranks, long capacityBytes, TimeSpan timeout, int fixedScheduleOps)
@@ -73,6 +75,7 @@ internal sealed class CudaCollectiveBackend : CollectiveBackend
                 _ops[r] = Own(_ranks[r].Allocate<byte>(_dynamicOffsetBytes + (long)DynamicOpCapacity * OpBytes));
                 _errors[r] = Own(new MappedErrorRecord(_ranks[r]));
             }
+            _lowLatency = Own(new LowLatencyTransport(_ranks, capacityBytes));
             // Layout of struct PeerTable: staging[8], partial[8], control[8].
             var table = new long[3 * MaxRanks];
             for (int r = 0; r < n; r++)
@@ -157,6 +160,16 @@ internal sealed class CudaCollectiveBackend : CollectiveBackend
                 call.Inputs[r].Pointer, call.Outputs[r].Pointer, call.Count, call.Grain, r, n,
                 _errors[r].DevicePointer, timeoutNs, (int)call.Kind);
         }
+        if (call.Wait)
+            Synchronize(call.Kind, call.Streams);
+    }
+
+    public override bool TakesLowLatency(AllReduce.AllReduceAlgorithm algorithm, long count, int elementSize) =>
+        LowLatencyLayout.Enabled && LowLatencyLayout.Takes(algorithm, _ranks.Length, count, elementSize, _lowLatency.SlotUnits);
+
+    public override void RunLowLatency(CollectiveCall call, bool twoShot)
+    {
+        _lowLatency.Launch(call, twoShot, _errors, (long)(_timeout.TotalMilliseconds * 1e6));
         if (call.Wait)
             Synchronize(call.Kind, call.Streams);
     }

@@ -1,0 +1,122 @@
+using MoeRuntime.Accelerators;
+using MoeRuntime.Accelerators.Cuda;
+using MoeRuntime.Accelerators.Nvrtc;
+
+namespace MoeRuntime.Collectives.Cuda;
+
+/// <summary>
+/// The low-latency AllReduce transport of <see cref="CudaCollectiveBackend"/> (ll_allreduce.cu): registered once per
+/// communicator, per rank, a zeroed receive region (<see cref="LowLatencyLayout.ReceiveBytes"/>), four control words
+/// (epoch, finished blocks, failed step) and the table of every rank's receive region. A call launches one kernel
+/// per rank and passes nothing that changes from call to call except the call's own buffers: the epoch lives on
+/// the device, so captured calls replay correctly.
+/// </summary>
+internal sealed class LowLatencyTransport : IDisposable
+{
+    private readonly CudaAccelerator[] _ranks;
+    private readonly MemoryBuffer<byte>[] _receive;
+    private readonly MemoryBuffer<uint>[] _control;
+    private readonly MemoryBuffer<long>[] _peers;
+    private readonly List<IDisposable> _owned = new();
+    private readonly Dictionary<(int Rank, string Entry), CudaKernel> _kernels = new();
+    private readonly Dictionary<string, int> _residentBlocks = new();
+    private KernelSource? _source;
+
+    public LowLatencyTransport(CudaAccelerator[] ranks, long capacityBytes)
+    {
+        _ranks = ranks;
+        int n = ranks.Length;
+        SlotUnits = LowLatencyLayout.SlotUnits(n, capacityBytes);
+        _receive = new MemoryBuffer<byte>[n];
+        _control = new MemoryBuffer<uint>[n];
+        _peers = new MemoryBuffer<long>[n];
+        try
+        {
+            for (int r = 0; r < n; r++)
+            {
+                _receive[r] = Own(ranks[r].Allocate<byte>(LowLatencyLayout.ReceiveBytes(n, capacityBytes)));
+                _receive[r].Clear();   // flag 0 is never an epoch: nothing here looks fresh
+                _control[r] = Own(ranks[r].Allocate<uint>(LowLatencyLayout.ControlWords));
+                _control[r].CopyFrom([0u, 0u, int.MaxValue, 0u]);   // epoch 0, no block done, no failed step
+                _peers[r] = Own(ranks[r].Allocate<long>(LowLatencyLayout.MaxRanks));
+            }
+            var table = new long[LowLatencyLayout.MaxRanks];
+            for (int r = 0; r < n; r++)
+                table[r] = (long)_receive[r].Pointer;
+            for (int r = 0; r < n; r++)
+            {
+                _peers[r].CopyFrom(table);
+                ranks[r].Synchronize();   // zeroed regions in place before any rank's stream launches a call
+            }
+        }
+        catch
+        {
+            Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Units of one sender's slot in every rank's receive region.</summary>
+    public long SlotUnits { get; }
+
+    private T Own<T>(T resource) where T : IDisposable
+    {
+        _owned.Add(resource);
+        return resource;
+    }
+
+    /// <summary>Launches every rank's kernel (the rank that never arrives, a test hook, launches nothing); empty calls launch nothing.</summary>
+    public void Launch(CollectiveCall call, bool twoShot, MappedErrorRecord[] errors, long timeoutNs)
+    {
+        if (call.Count == 0)
+            return;
+        string entry = call.DType switch
+        {
+            DType.F32 => "ll_allreduce_f32",
+            DType.BF16 => "ll_allreduce_bf16",
+            DType.F16 => "ll_allreduce_f16",
+            _ => throw new NotSupportedException($"{call.Kind} of {call.DType}"),
+        };
+        int n = _ranks.Length;
+        int blocks = LowLatencyLayout.Grid(twoShot, n, call.Count, DTypes.SizeOf(call.DType), ResidentBlocks(entry));
+        for (int r = 0; r < n; r++)
+        {
+            if (call.RankThatNeverArrives == r)
+                continue;
+            KernelFor(r, entry).Launch((CudaStream)call.Streams[r], new Dim3((uint)blocks), new Dim3(LowLatencyLayout.BlockThreads), 0,
+                call.Inputs[r].Pointer, call.Outputs[r].Pointer, call.Count, call.Grain, r, n, _peers[r], SlotUnits, _control[r],
+                errors[r].DevicePointer, timeoutNs, (int)call.Kind, twoShot ? 1 : 0);
+        }
+    }
+
+    private CudaKernel KernelFor(int rank, string entry)
+    {
+        if (!_kernels.TryGetValue((rank, entry), out var kernel))
+        {
+            _source ??= KernelSource.FromResource(typeof(LowLatencyTransport).Assembly, "ll_allreduce.cu");
+            kernel = _ranks[rank].LoadKernel(_source, entry);
+            _kernels[(rank, entry)] = kernel;
+        }
+        return kernel;
+    }
+
+    /// <summary>The most blocks of <paramref name="entry"/> every rank keeps resident at once (SMs x occupancy).</summary>
+    private int ResidentBlocks(string entry)
+    {
+        if (!_residentBlocks.TryGetValue(entry, out int blocks))
+        {
+            blocks = LowLatencyLayout.MaxBlocks;
+            for (int r = 0; r < _ranks.Length; r++)
+                blocks = Math.Min(blocks, _ranks[r].Info.MultiprocessorCount * Math.Max(1, KernelFor(r, entry).MaxActiveBlocksPerSm(LowLatencyLayout.BlockThreads)));
+            _residentBlocks[entry] = blocks;
+        }
+        return blocks;
+    }
+
+    public void Dispose()
+    {
+        for (int i = _owned.Count - 1; i >= 0; i--)
+            _owned[i].Dispose();
+        _owned.Clear();
+    }
+}

@@ -1,0 +1,378 @@
+// ll_allreduce.cu: small-message AllReduce over a low-latency (LL) transport, one-shot or two-shot, one kernel per rank.
+//
+// Lines: data travels as 8-byte lines {u32 payload, u32 flag}; a thread moves a unit of 8 payload bytes (E = 8 /
+// sizeof(T) elements: 2 f32 or 4 bf16/f16) as two lines, stored with one st.volatile.v2.u64 straight into the
+// receiving rank's memory (posted NVLink writes). Each u64 element of a vector access is single-copy atomic, so
+// a line's payload and flag arrive together: a reader that sees this call's flag sees this call's payload. No
+// fence, no barrier: the receiver polls its OWN memory (ld.volatile.v2.u64) until both flags equal the epoch.
+//
+// Epoch: control[LL_EPOCH] (this rank's memory) holds the last call's epoch; a call uses the next one (0 skipped:
+// zeroed lines never look fresh) and the block that finishes last stores it back, so CUDA-graph replays work with
+// nothing from the host. Every rank makes the same calls, so epochs agree across ranks. The flag is 32 bits: a
+// line could only pass for fresh if its place went unwritten for exactly 2^32 LL calls (hours of back-to-back calls).
+//
+// Receive region of a rank (registered once, zeroed): [parity 2][sender ranks][slotUnits] units of 2 lines (16 B),
+// parity = epoch & 1. Double buffering is what makes the end barrier unnecessary: a rank that finishes call k+1 has
+// received data that depends on every rank having started k+1 (one-shot: each peer's lines; two-shot: each owner's
+// reduced chunk, which needed every rank's step-0 piece), so every rank has finished call k, its last read of the
+// parity that call k+2 writes. So no rank is ever two calls ahead, and a line of parity P read for epoch E holds E
+// or an older epoch of that parity (E-2, E-4, ...), never a newer one.
+//
+// One-shot: every rank writes its whole input to slot [self] of every peer; every rank sums unit u as
+//   input@0 + input@1 + ... + input@N-1 (F32, its own input read locally), rounds once to T, stores its output.
+// Two-shot (reduce-scatter then all-gather, two steps whatever N): chunk c = elements [start(c), start(c+1)),
+//   start(c) = floor(count*c/N / grain) * grain (the schedule path's chunks), so chunk c is units [start/E, ceil(end/E)).
+//   Step 0: rank r writes chunk q of its input to rank q at slot [r] units 0..; rank q sums its chunk in rank order,
+//   rounds once, stores its output and writes the rounded chunk to every peer at slot [q] units slotUnits/2 + ...
+//   Step 1: every rank copies the other chunks from its slots into its output.
+// Unit j of a range always belongs to thread j mod (grid * block), on every rank: block b only waits for block b of
+// its peers (the same grid on every rank; all blocks resident). Every output unit is read and written by one
+// thread and peers never read this rank's input, so in-place calls are safe.
+// Timeout: a wait past the %globaltimer deadline (timeoutNs after the kernel started) abandons the call; the block
+// writes {1, step, rank, collective} to the mapped error record (the smallest failed step over the rank's blocks).
+//
+// Variants ll_allreduce_f32 / _bf16 / _f16. Launch: block LL_BLOCK_THREADS, grid <= every block resident.
+#include "moe_common.cuh"
+
+#define LL_MAX_RANKS 8
+#define LL_BLOCK_THREADS 512
+#define LL_UNROLL 4
+// Control words (u32) per rank: the last epoch, the finished-block count, the smallest failed step (INT_MAX: none).
+#define LL_EPOCH 0
+#define LL_DONE 1
+#define LL_FAILED_STEP 2
+#define LL_CONTROL_WORDS 4
+
+// Every rank's receive region (the same table on every rank).
+struct LlPeers
+{
+    moe_u64 receive[LL_MAX_RANKS];
+};
+
+__device__ __forceinline__ moe_u64 ll_timer_ns()
+{
+    moe_u64 t;
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+    return t;
+}
+
+__device__ __forceinline__ void ll_store(moe_u64* line, moe_u64 payload, moe_u32 flag)
+{
+    moe_u64 lo = (payload & 0xffffffffull) | ((moe_u64)flag << 32);
+    moe_u64 hi = (payload >> 32) | ((moe_u64)flag << 32);
+    asm volatile("st.volatile.global.v2.u64 [%0], {%1, %2};" :: "l"(line), "l"(lo), "l"(hi) : "memory");
+}
+
+__device__ __forceinline__ void ll_load(const moe_u64* line, moe_u64& lo, moe_u64& hi)
+{
+    asm volatile("ld.volatile.global.v2.u64 {%0, %1}, [%2];" : "=l"(lo), "=l"(hi) : "l"(line) : "memory");
+}
+
+__device__ __forceinline__ bool ll_fresh(moe_u64 lo, moe_u64 hi, moe_u32 flag)
+{
+    return (moe_u32)(lo >> 32) == flag && (moe_u32)(hi >> 32) == flag;
+}
+
+__device__ __forceinline__ moe_u64 ll_payload(moe_u64 lo, moe_u64 hi) { return (lo & 0xffffffffull) | (hi << 32); }
+
+// Polls a unit until it carries flag; false when the deadline passes first.
+__device__ __forceinline__ bool ll_wait(const moe_u64* line, moe_u32 flag, moe_u64 deadline, moe_u64& payload)
+{
+    moe_u64 lo, hi;
+    for (;;)
+    {
+        ll_load(line, lo, hi);
+        if (ll_fresh(lo, hi, flag))
+            break;
+        if (ll_timer_ns() > deadline)
+            return false;
+    }
+    payload = ll_payload(lo, hi);
+    return true;
+}
+
+__device__ __forceinline__ moe_u32 elem_bits(float x) { return __float_as_uint(x); }
+__device__ __forceinline__ moe_u32 elem_bits(bf16 x) { return x.bits; }
+__device__ __forceinline__ moe_u32 elem_bits(f16 x) { return x.bits; }
+template <typename T> __device__ __forceinline__ T bits_elem(moe_u32 b);
+template <> __device__ __forceinline__ float bits_elem<float>(moe_u32 b) { return __uint_as_float(b); }
+template <> __device__ __forceinline__ bf16 bits_elem<bf16>(moe_u32 b) { bf16 x; x.bits = (moe_u16)b; return x; }
+template <> __device__ __forceinline__ f16 bits_elem<f16>(moe_u32 b) { f16 x; x.bits = (moe_u16)b; return x; }
+
+// Unit u of a tensor of count elements as 8 payload bytes (element k in bits [k * 8 * sizeof(T), ...), zero past
+// the end): one 8-byte load when the unit is whole and aligned, element by element otherwise (misaligned, tail).
+template <typename T>
+__device__ __forceinline__ moe_u64 load_unit(const T* base, long long count, long long u)
+{
+    const int E = 8 / (int)sizeof(T);
+    long long i0 = u * E;
+    const T* p = base + i0;
+    if (i0 + E <= count && ((moe_u64)p & 7) == 0)
+        return *(const moe_u64*)p;
+    moe_u64 w = 0;
+    for (int k = 0; k < E; k++)
+        if (i0 + k < count)
+            w |= (moe_u64)elem_bits(p[k]) << (k * 8 * (int)sizeof(T));
+    return w;
+}
+
+template <typename T>
+__device__ __forceinline__ void store_unit(T* base, long long count, long long u, moe_u64 w)
+{
+    const int E = 8 / (int)sizeof(T);
+    long long i0 = u * E;
+    T* p = base + i0;
+    if (i0 + E <= count && ((moe_u64)p & 7) == 0)
+    {
+        *(moe_u64*)p = w;
+        return;
+    }
+    const moe_u64 mask = sizeof(T) == 4 ? 0xffffffffull : 0xffffull;
+    for (int k = 0; k < E; k++)
+        if (i0 + k < count)
+            p[k] = bits_elem<T>((moe_u32)((w >> (k * 8 * (int)sizeof(T))) & mask));
+}
+
+// Adds a unit's E elements (as F32) into sum; the first rank's unit starts it (0 + x would turn -0 into +0).
+template <typename T>
+__device__ __forceinline__ void add_unit(moe_u64 w, float* sum, bool first)
+{
+    const int E = 8 / (int)sizeof(T);
+    const moe_u64 mask = sizeof(T) == 4 ? 0xffffffffull : 0xffffull;
+#pragma unroll
+    for (int k = 0; k < E; k++)
+    {
+        float x = to_float(bits_elem<T>((moe_u32)((w >> (k * 8 * (int)sizeof(T))) & mask)));
+        sum[k] = first ? x : sum[k] + x;
+    }
+}
+
+// The sum rounded once to T, as a unit.
+template <typename T>
+__device__ __forceinline__ moe_u64 pack_unit(const float* sum)
+{
+    const int E = 8 / (int)sizeof(T);
+    moe_u64 w = 0;
+#pragma unroll
+    for (int k = 0; k < E; k++)
+        w |= (moe_u64)elem_bits(from_float<T>(sum[k])) << (k * 8 * (int)sizeof(T));
+    return w;
+}
+
+// Elements [start(c), end(c)) of chunk c, as units.
+__device__ __forceinline__ void chunk_units(long long count, int grain, int ranks, int c, int E, long long& first, long long& end)
+{
+    long long start = count * c / ranks / grain * grain;
+    long long stop = c + 1 >= ranks ? count : count * (c + 1) / ranks / grain * grain;
+    first = start / E;
+    end = (stop + E - 1) / E;
+}
+
+struct LlCall
+{
+    const LlPeers* peers;
+    long long slotUnits;
+    moe_u32 flag;
+    int parity, rank, ranks;
+    moe_u64 deadline;
+};
+
+// Unit `unit` of rank `receiver`'s slot [sender] of this call's parity (16 bytes: two lines).
+__device__ __forceinline__ moe_u64* slot_unit(const LlCall& c, int receiver, int sender, long long unit)
+{
+    moe_u64* region = (moe_u64*)c.peers->receive[receiver];
+    return region + 2 * (((long long)c.parity * c.ranks + sender) * c.slotUnits + unit);
+}
+
+// Units [begin, end) of this thread (first, first + stride, ...), LL_UNROLL at a time: the sum in rank order of
+// every rank's unit (this rank's from its input, each peer's from slot [peer] at unit - begin of this rank's
+// region), rounded once; stored to the output and, when push, to every peer's slot [self] at pushAt + unit - begin.
+// False when a wait timed out.
+template <typename T>
+__device__ bool sum_units(const LlCall& c, const T* input, T* output, long long count, long long begin, long long end,
+                          long long first, long long stride, bool push, long long pushAt)
+{
+    const int E = 8 / (int)sizeof(T);
+    for (long long u0 = begin + first; u0 < end; u0 += stride * LL_UNROLL)
+    {
+        float sum[LL_UNROLL][E];
+        for (int p = 0; p < c.ranks; p++)
+        {
+            moe_u64 w[LL_UNROLL];
+            if (p == c.rank)
+            {
+#pragma unroll
+                for (int k = 0; k < LL_UNROLL; k++)
+                    w[k] = u0 + k * stride < end ? load_unit(input, count, u0 + k * stride) : 0;
+            }
+            else
+            {
+                // Every unit's loads in flight before the first check.
+                moe_u64 lo[LL_UNROLL], hi[LL_UNROLL];
+#pragma unroll
+                for (int k = 0; k < LL_UNROLL; k++)
+                    if (u0 + k * stride < end)
+                        ll_load(slot_unit(c, c.rank, p, u0 + k * stride - begin), lo[k], hi[k]);
+#pragma unroll
+                for (int k = 0; k < LL_UNROLL; k++)
+                {
+                    w[k] = 0;
+                    if (u0 + k * stride >= end)
+                        continue;
+                    if (ll_fresh(lo[k], hi[k], c.flag))
+                        w[k] = ll_payload(lo[k], hi[k]);
+                    else if (!ll_wait(slot_unit(c, c.rank, p, u0 + k * stride - begin), c.flag, c.deadline, w[k]))
+                        return false;
+                }
+            }
+#pragma unroll
+            for (int k = 0; k < LL_UNROLL; k++)
+                add_unit<T>(w[k], sum[k], p == 0);
+        }
+#pragma unroll
+        for (int k = 0; k < LL_UNROLL; k++)
+        {
+            long long u = u0 + k * stride;
+            if (u >= end)
+                continue;
+            moe_u64 rounded = pack_unit<T>(sum[k]);
+            store_unit(output, count, u, rounded);
+            if (push)
+                for (int q = 0; q < c.ranks; q++)
+                    if (q != c.rank)
+                        ll_store(slot_unit(c, q, c.rank, pushAt + u - begin), rounded, c.flag);
+        }
+    }
+    return true;
+}
+
+// Units [begin, end) of this thread copied from this rank's slot [sender] at from + unit - begin into its output.
+template <typename T>
+__device__ bool copy_units(const LlCall& c, T* output, long long count, int sender, long long begin, long long end, long long from,
+                           long long first, long long stride)
+{
+    for (long long u0 = begin + first; u0 < end; u0 += stride * LL_UNROLL)
+    {
+        moe_u64 lo[LL_UNROLL], hi[LL_UNROLL];
+#pragma unroll
+        for (int k = 0; k < LL_UNROLL; k++)
+            if (u0 + k * stride < end)
+                ll_load(slot_unit(c, c.rank, sender, from + u0 + k * stride - begin), lo[k], hi[k]);
+#pragma unroll
+        for (int k = 0; k < LL_UNROLL; k++)
+        {
+            long long u = u0 + k * stride;
+            if (u >= end)
+                continue;
+            moe_u64 w;
+            if (ll_fresh(lo[k], hi[k], c.flag))
+                w = ll_payload(lo[k], hi[k]);
+            else if (!ll_wait(slot_unit(c, c.rank, sender, from + u - begin), c.flag, c.deadline, w))
+                return false;
+            store_unit(output, count, u, w);
+        }
+    }
+    return true;
+}
+
+template <typename T>
+__device__ void ll_allreduce(const T* input, T* output, long long count, int grain, int rank, int ranks, const LlPeers* peers,
+                             long long slotUnits, moe_u32* control, volatile int* errorRecord, long long timeoutNs, int collective,
+                             int twoShot)
+{
+    const int E = 8 / (int)sizeof(T);
+    __shared__ moe_u32 epoch;
+    __shared__ int failedStep;
+    if (threadIdx.x == 0)
+    {
+        moe_u32 next = *(volatile moe_u32*)(control + LL_EPOCH) + 1;
+        epoch = next == 0 ? 2 : next;   // parity keeps alternating; 0 is what zeroed lines hold
+        failedStep = 0x7fffffff;
+    }
+    __syncthreads();
+    LlCall c;
+    c.peers = peers;
+    c.slotUnits = slotUnits;
+    c.flag = epoch;
+    c.parity = (int)(epoch & 1);
+    c.rank = rank;
+    c.ranks = ranks;
+    c.deadline = ll_timer_ns() + (moe_u64)timeoutNs;
+    long long first = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    long long stride = (long long)gridDim.x * blockDim.x;
+    long long units = (count + E - 1) / E;
+    if (!twoShot)
+    {
+        for (long long u = first; u < units; u += stride)
+        {
+            moe_u64 w = load_unit(input, count, u);
+            for (int q = 0; q < ranks; q++)
+                if (q != rank)
+                    ll_store(slot_unit(c, q, rank, u), w, c.flag);
+        }
+        if (!sum_units(c, input, output, count, 0, units, first, stride, false, 0))
+            atomicMin(&failedStep, 0);
+    }
+    else
+    {
+        // Step 0: chunk q of the input to rank q, then this rank's chunk summed, stored and pushed to every peer.
+        for (int q = 0; q < ranks; q++)
+        {
+            if (q == rank)
+                continue;
+            long long begin, end;
+            chunk_units(count, grain, ranks, q, E, begin, end);
+            for (long long u = begin + first; u < end; u += stride)
+                ll_store(slot_unit(c, q, rank, u - begin), load_unit(input, count, u), c.flag);
+        }
+        long long begin, end;
+        chunk_units(count, grain, ranks, rank, E, begin, end);
+        bool ok = sum_units(c, input, output, count, begin, end, first, stride, true, slotUnits / 2);
+        if (!ok)
+            atomicMin(&failedStep, 0);
+        // Step 1: every other chunk, from its owner.
+        for (int p = 0; p < ranks && ok; p++)
+        {
+            if (p == rank)
+                continue;
+            chunk_units(count, grain, ranks, p, E, begin, end);
+            ok = copy_units(c, output, count, p, begin, end, slotUnits / 2, first, stride);
+            if (!ok)
+                atomicMin(&failedStep, 1);
+        }
+    }
+    __syncthreads();
+    if (threadIdx.x == 0)
+    {
+        if (failedStep != 0x7fffffff)
+        {
+            // The smallest failed step of any block of this rank (the call is abandoned; the host fails the communicator).
+            int old = atomicMin((int*)(control + LL_FAILED_STEP), failedStep);
+            errorRecord[1] = old < failedStep ? old : failedStep;
+            errorRecord[2] = rank;
+            errorRecord[3] = collective;
+            __threadfence_system();
+            errorRecord[0] = 1;
+        }
+        // The last block to finish publishes the epoch (every block has read the old one by then).
+        __threadfence();
+        if (atomicAdd(control + LL_DONE, 1u) == gridDim.x - 1)
+        {
+            control[LL_DONE] = 0;
+            control[LL_EPOCH] = epoch;
+        }
+    }
+}
+
+#define LL_ENTRY(NAME, T)                                                                                              \
+    extern "C" __global__ void __launch_bounds__(LL_BLOCK_THREADS) NAME(const void* input, void* output, long long count, \
+        int grain, int rank, int ranks, const LlPeers* peers, long long slotUnits, moe_u32* control, int* errorRecord,   \
+        long long timeoutNs, int collective, int twoShot)                                                               \
+    {                                                                                                                    \
+        ll_allreduce<T>((const T*)input, (T*)output, count, grain, rank, ranks, peers, slotUnits, control, errorRecord,  \
+                        timeoutNs, collective, twoShot);                                                                 \
+    }
+
+LL_ENTRY(ll_allreduce_f32, float)
+LL_ENTRY(ll_allreduce_bf16, bf16)
+LL_ENTRY(ll_allreduce_f16, f16)

@@ -1,0 +1,482 @@
+using System.Diagnostics;
+using System.Text.RegularExpressions;
+using MoeRuntime.Accelerators;
+using MoeRuntime.Accelerators.Cuda;
+using MoeRuntime.Accelerators.Nvrtc;
+using MoeRuntime.Collectives;
+using MoeRuntime.Collectives.AllReduce;
+using MoeRuntime.Collectives.Cuda;
+using MoeRuntime.Collectives.Schedule;
+using MoeRuntime.Tests.Infrastructure;
+using static MoeRuntime.Tests.Collectives.CollectiveTestData;
+
+namespace MoeRuntime.Tests.Collectives;
+
+/// <summary>
+/// The low-latency (LL) AllReduce transport (ll_allreduce.cu): its host arithmetic without a GPU, and on CUDA groups
+/// every dtype and awkward size through it (checked to have run on LL), misaligned operands, many calls in a row
+/// (parity and epoch reuse), CUDA-graph replays, bit-identity across ranks and the timeout.
+/// </summary>
+public class LowLatencyAllReduceTests
+{
+    private static readonly AllReduceAlgorithm[] LowLatencyAlgorithms = [AllReduceAlgorithm.OneShot, AllReduceAlgorithm.TwoShot];
+
+    // ---- host arithmetic (no GPU) ----
+
+    [Theory]
+    [InlineData(AllReduceAlgorithm.OneShot, 2, 4, 1L << 18, true)]          // 1 MB of f32: the one-shot limit
+    [InlineData(AllReduceAlgorithm.OneShot, 2, 4, (1L << 18) + 1, false)]
+    [InlineData(AllReduceAlgorithm.TwoShot, 2, 2, 2L << 20, true)]          // 4 MB of bf16: the two-shot limit
+    [InlineData(AllReduceAlgorithm.TwoShot, 2, 2, (2L << 20) + 1, false)]
+    [InlineData(AllReduceAlgorithm.TwoShot, 8, 4, 1L << 20, true)]
+    [InlineData(AllReduceAlgorithm.OneShot, 4, 2, 1, true)]
+    [InlineData(AllReduceAlgorithm.TwoShot, 3, 2, 7, true)]
+    [InlineData(AllReduceAlgorithm.OneShot, 2, 2, 0, true)]                 // empty calls: LL launches nothing
+    [InlineData(AllReduceAlgorithm.TwoShot, 4, 4, 0, true)]
+    [InlineData(AllReduceAlgorithm.Ring, 2, 2, 1024, false)]
+    [InlineData(AllReduceAlgorithm.Nccl, 2, 2, 1024, false)]
+    public void TakesOneShotAndTwoShotBelowTheirThresholds(AllReduceAlgorithm algorithm, int ranks, int elementSize, long count, bool expected) =>
+        Assert.Equal(expected, LowLatencyLayout.Takes(algorithm, ranks, count, elementSize, LowLatencyLayout.SlotUnits(ranks, 64L << 20)));
+
+    /// <summary>Every call below the thresholds fits the slots sized at creation, for every rank count and dtype.</summary>
+    [Fact]
+    public void TheSlotsHoldEveryTensorBelowTheThresholds()
+    {
+        var random = TestData.NewRandom(out int seed);
+        for (int ranks = 1; ranks <= LowLatencyLayout.MaxRanks; ranks++)
+        {
+            long slot = LowLatencyLayout.SlotUnits(ranks, 64L << 20);
+            Assert.Equal(0, slot % 2);
+            foreach (int elementSize in new[] { 2, 4 })
+            {
+                var counts = new List<long> { 1, 7, 8, 9, ranks - 1, ranks * 8L + 3 };
+                foreach (long limit in new[] { LowLatencyLayout.OneShotMaxBytes, LowLatencyLayout.TwoShotMaxBytes })
+                    for (long k = 0; k < 40; k++)
+                        counts.Add(limit / elementSize - k);
+                for (int i = 0; i < 200; i++)
+                    counts.Add(1 + random.NextInt64(LowLatencyLayout.TwoShotMaxBytes / elementSize));
+                foreach (long count in counts.Where(c => c > 0))
+                {
+                    long bytes = count * elementSize;
+                    if (bytes <= LowLatencyLayout.OneShotMaxBytes)
+                        Assert.True(LowLatencyLayout.Takes(AllReduceAlgorithm.OneShot, ranks, count, elementSize, slot), $"one-shot x{count}, {ranks} ranks, {elementSize} B (seed {seed})");
+                    if (bytes <= LowLatencyLayout.TwoShotMaxBytes)
+                        Assert.True(LowLatencyLayout.Takes(AllReduceAlgorithm.TwoShot, ranks, count, elementSize, slot), $"two-shot x{count}, {ranks} ranks, {elementSize} B (seed {seed})");
+                }
+            }
+        }
+    }
+
+    /// <summary>A small communicator's capacity shrinks the region, and then larger calls go to the schedule.</summary>
+    [Fact]
+    public void TheRegionFollowsTheCapacity()
+    {
+        long small = LowLatencyLayout.SlotUnits(2, 4096);
+        Assert.True(small * LowLatencyLayout.UnitPayloadBytes < 16384);
+        Assert.True(LowLatencyLayout.Takes(AllReduceAlgorithm.TwoShot, 2, 2048, 2, small));
+        Assert.False(LowLatencyLayout.Takes(AllReduceAlgorithm.OneShot, 2, 1L << 16, 2, small));
+        Assert.Equal(2L * 4 * LowLatencyLayout.SlotUnits(4, 1L << 30) * 16, LowLatencyLayout.ReceiveBytes(4, 1L << 30));
+        // The defaults (64 MB capacity): two parities of 2 slots of 2 x (4 MB / 16) units, 16 bytes each: ~32 MB per rank.
+        Assert.InRange(LowLatencyLayout.ReceiveBytes(2, 64L << 20), 32L << 20, 33L << 20);
+    }
+
+    /// <summary>The two-shot chunks (the schedule's, grain 8) tile the tensor's units with no gap and no overlap.</summary>
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    [InlineData(8)]
+    public void ChunkUnitsTileTheTensor(int ranks)
+    {
+        foreach (int elementSize in new[] { 2, 4 })
+            foreach (long count in new long[] { 1, 7, 8, 15, 16, 17, 63, 64, 65, 1000, 4099, 1_000_003 })
+            {
+                int perUnit = LowLatencyLayout.UnitPayloadBytes / elementSize;
+                long next = 0, longest = 0;
+                for (int c = 0; c < ranks; c++)
+                {
+                    long start = Chunks.Start(count, ranks, c, Chunks.AllReduceGrain);
+                    long end = Chunks.Start(count, ranks, c + 1, Chunks.AllReduceGrain);
+                    Assert.Equal(0, start % perUnit);   // a unit never straddles two chunks
+                    if (end == start)
+                        continue;
+                    Assert.Equal(next, start / perUnit);
+                    next = (end + perUnit - 1) / perUnit;
+                    longest = Math.Max(longest, next - start / perUnit);
+                }
+                Assert.Equal(LowLatencyLayout.Units(count, elementSize), next);
+                Assert.Equal(longest, LowLatencyLayout.MaxChunkUnits(count, ranks, elementSize));
+            }
+    }
+
+    [Theory]
+    [InlineData(false, 2, 2, 1, 264, 1)]
+    [InlineData(false, 2, 2, 4096, 264, 1)]                 // 1024 units: one block of 512 threads, 2 units each
+    [InlineData(false, 2, 2, 4100, 264, 2)]
+    [InlineData(true, 2, 2, 2L << 20, 264, 32)]             // 4 MB: capped
+    [InlineData(true, 2, 2, 2L << 20, 20, 20)]              // capped by residency
+    [InlineData(true, 8, 4, 8192, 264, 1)]
+    public void TheGridGrowsWithTheWorkAndIsCapped(bool twoShot, int ranks, int elementSize, long count, int resident, int expected) =>
+        Assert.Equal(expected, LowLatencyLayout.Grid(twoShot, ranks, count, elementSize, resident, LowLatencyLayout.DefaultMaxBlocks));
+
+    /// <summary>The host's constants are the kernel's (read from the source: they cannot drift apart).</summary>
+    [Fact]
+    public void ConstantsMatchTheKernel()
+    {
+        string source = KernelSource.FromResource(typeof(Communicator).Assembly, "ll_allreduce.cu").Text;
+        int Define(string name)
+        {
+            var match = Regex.Match(source, $@"^#define {name} (\d+)\s*$", RegexOptions.Multiline);
+            Assert.True(match.Success, $"ll_allreduce.cu has no '#define {name} <number>'");
+            return int.Parse(match.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+        }
+        Assert.Equal(LowLatencyLayout.BlockThreads, Define("LL_BLOCK_THREADS"));
+        Assert.Equal(LowLatencyLayout.Unroll, Define("LL_UNROLL"));
+        Assert.Equal(LowLatencyLayout.ControlWords, Define("LL_CONTROL_WORDS"));
+        Assert.Equal(LowLatencyLayout.MaxRanks, Define("LL_MAX_RANKS"));
+        Assert.Equal(Communicator.MaxRanks, LowLatencyLayout.MaxRanks);
+        Assert.Matches(@"__global__ void __launch_bounds__\(LL_BLOCK_THREADS\)", source);
+    }
+
+    /// <summary>The CPU backend keeps the schedule path (LL is CUDA-only) and says so.</summary>
+    [Fact]
+    public void CpuCallsRunTheSchedule()
+    {
+        var group = TestDevices.GetGroup("cpu", 2);
+        using var communicator = Communicator.Create(group, Options());
+        var buffers = group.Select(a => (MemoryBuffer)a.Upload<float>([1f, 2f, 3f])).ToList();
+        try
+        {
+            communicator.AllReduce(buffers, buffers, AllReduceAlgorithm.TwoShot);
+            Assert.False(communicator.LastAllReduceLowLatency);
+            Assert.Equal(new[] { 2f, 4f, 6f }, Download(buffers[1]));
+        }
+        finally
+        {
+            DisposeAll(buffers);
+        }
+    }
+
+    // ---- CUDA ----
+
+    public static TheoryData<int, AllReduceAlgorithm, DType, string, bool> CudaCases()
+    {
+        var data = new TheoryData<int, AllReduceAlgorithm, DType, string, bool>();
+        foreach (int ranks in new[] { 2, 4 })
+            foreach (var algorithm in LowLatencyAlgorithms)
+                foreach (var dtype in AllDTypes)
+                    foreach (var size in new[] { "0", "1", "7", "N-1", "1000", "4099", "65537", "200003" })
+                        foreach (bool inPlace in new[] { false, true })
+                            data.Add(ranks, algorithm, dtype, size, inPlace);
+        return data;
+    }
+
+    [Theory, MemberData(nameof(CudaCases))]
+    public void SumsExactlyThroughTheLowLatencyPath(int ranks, AllReduceAlgorithm algorithm, DType dtype, string sizeName, bool inPlace)
+    {
+        var group = TestDevices.GetGroup("cuda", ranks);
+        long count = Size(sizeName, ranks);
+        TestData.NewRandom(out int seed);
+        var inputs = Enumerable.Range(0, ranks).Select(r => Verifiable(seed, r, count)).ToArray();
+        var expected = SumOf(inputs, count);
+        using var communicator = Communicator.Create(group, Options());
+        var input = Enumerable.Range(0, ranks).Select(r => Upload(group[r], dtype, inputs[r])).ToList();
+        var output = inPlace ? input : Enumerable.Range(0, ranks).Select(r => Poisoned(group[r], dtype, count)).ToList();
+        try
+        {
+            communicator.AllReduce(input, output, algorithm);
+            Assert.True(communicator.LastAllReduceLowLatency, $"{algorithm} x{count} {DTypes.Name(dtype)} did not take the LL path");
+            for (int r = 0; r < ranks; r++)
+                Compare.Exact<float>(expected, Download(output[r]), $"LL {algorithm} {DTypes.Name(dtype)} x{count} rank {r} of {ranks} (seed {seed}, in place {inPlace})");
+        }
+        finally
+        {
+            DisposeAll(input.Concat(output));
+        }
+    }
+
+    /// <summary>
+    /// Operands that start 1-3 elements into an allocation (not 8-byte aligned; output and input differently), the
+    /// output followed by a guard: exact sums, and not one element written outside the output.
+    /// </summary>
+    [Theory]
+    [InlineData(AllReduceAlgorithm.OneShot, DType.BF16, 1, 3)]
+    [InlineData(AllReduceAlgorithm.TwoShot, DType.BF16, 3, 0)]
+    [InlineData(AllReduceAlgorithm.OneShot, DType.F32, 1, 0)]
+    [InlineData(AllReduceAlgorithm.TwoShot, DType.F16, 2, 1)]
+    [InlineData(AllReduceAlgorithm.TwoShot, DType.F32, 0, 1)]
+    public void MisalignedOperands(AllReduceAlgorithm algorithm, DType dtype, int inputShift, int outputShift)
+    {
+        const int Guard = 5;
+        const int ranks = 2;
+        const long count = 10_007;
+        var group = TestDevices.GetGroup("cuda", ranks);
+        TestData.NewRandom(out int seed);
+        var inputs = Enumerable.Range(0, ranks).Select(r => Verifiable(seed, r, count)).ToArray();
+        var expected = SumOf(inputs, count);
+        using var communicator = Communicator.Create(group, Options());
+        var owners = new List<MemoryBuffer>();
+        try
+        {
+            var input = new List<MemoryBuffer>();
+            var output = new List<MemoryBuffer>();
+            for (int r = 0; r < ranks; r++)
+            {
+                var shifted = new float[count + inputShift];
+                inputs[r].CopyTo(shifted, inputShift);
+                var inputOwner = Upload(group[r], dtype, shifted);
+                var outputOwner = Poisoned(group[r], dtype, count + outputShift + Guard);
+                owners.Add(inputOwner);
+                owners.Add(outputOwner);
+                input.Add(Slice(inputOwner, inputShift, count));
+                output.Add(Slice(outputOwner, outputShift, count));
+            }
+            var poison = Bits(owners[1])[0];
+            communicator.AllReduce(input, output, algorithm);
+            Assert.True(communicator.LastAllReduceLowLatency);
+            for (int r = 0; r < ranks; r++)
+            {
+                Compare.Exact<float>(expected, Download(output[r]), $"misaligned {algorithm} {DTypes.Name(dtype)} rank {r} (seed {seed}, shifts {inputShift}/{outputShift})");
+                // Nothing written before or after the output operand.
+                var around = Bits(owners[2 * r + 1]);
+                Assert.All(around[..outputShift].Concat(around[^Guard..]), bits => Assert.Equal(poison, bits));
+            }
+        }
+        finally
+        {
+            DisposeAll(owners);
+        }
+    }
+
+    /// <summary>
+    /// 60 calls in a row (both parities many times over, the epoch well past its first values), one-shot and two-shot
+    /// mixed, sizes shrinking and growing so that stale lines of an earlier, longer call lie beyond a later short one,
+    /// with a schedule-path call in between: every call exact.
+    /// </summary>
+    [Theory]
+    [InlineData(2)]
+    [InlineData(4)]
+    public void ManyCallsReuseTheBuffers(int ranks)
+    {
+        var group = TestDevices.GetGroup("cuda", ranks);
+        using var communicator = Communicator.Create(group, Options());
+        TestData.NewRandom(out int seed);
+        long[] counts = [5000, 3, 70001, 1, 999, 4096, 131_075, 17];
+        for (int call = 0; call < 60; call++)
+        {
+            long count = counts[call % counts.Length];
+            var algorithm = call % 13 == 12 ? AllReduceAlgorithm.Ring : LowLatencyAlgorithms[(call / 3) % 2];
+            var inputs = Enumerable.Range(0, ranks).Select(r => Verifiable(seed + call, r, count)).ToArray();
+            var expected = SumOf(inputs, count);
+            var buffers = Enumerable.Range(0, ranks).Select(r => Upload(group[r], DType.BF16, inputs[r])).ToList();
+            try
+            {
+                communicator.AllReduce(buffers, buffers, algorithm);
+                Assert.Equal(algorithm != AllReduceAlgorithm.Ring, communicator.LastAllReduceLowLatency);
+                for (int r = 0; r < ranks; r++)
+                    Compare.Exact<float>(expected, Download(buffers[r]), $"call {call} ({algorithm}, x{count}) rank {r} (seed {seed})");
+            }
+            finally
+            {
+                DisposeAll(buffers);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Calls enqueued on explicit streams without waiting in between (a rank may run a call ahead of its peers):
+    /// 50 calls of alternating algorithms on one pair of buffers, each output feeding the next call's input.
+    /// </summary>
+    [Fact]
+    public void BackToBackCallsOnStreams()
+    {
+        const int ranks = 2;
+        const long count = 4099;
+        var group = TestDevices.GetGroup("cuda", ranks);
+        using var communicator = Communicator.Create(group, Options());
+        TestData.NewRandom(out int seed);
+        // Inputs of 1 and 0: after k calls every element is 2^k times rank 0's; f32 stays exact to 2^50.
+        var start = Enumerable.Range(0, ranks).Select(r => Enumerable.Range(0, (int)count).Select(i => r == 0 ? (float)(((i + seed) % 3 + 3) % 3 - 1) : 0f).ToArray()).ToArray();
+        var buffers = Enumerable.Range(0, ranks).Select(r => Upload(group[r], DType.F32, start[r])).ToList();
+        var streams = group.Select(a => a.CreateStream()).ToList();
+        try
+        {
+            const int calls = 50;
+            for (int call = 0; call < calls; call++)
+                communicator.AllReduce(buffers, buffers, LowLatencyAlgorithms[call % 2], streams);
+            communicator.Synchronize();
+            streams.ForEach(s => s.Synchronize());
+            // First call: rank 0's values + 0; each later call doubles them.
+            var expected = start[0].Select(v => v * MathF.Pow(2, calls - 1)).ToArray();
+            for (int r = 0; r < ranks; r++)
+                Compare.Exact<float>(expected, Download(buffers[r]), $"after {calls} stream-ordered calls, rank {r} (seed {seed})");
+        }
+        finally
+        {
+            streams.ForEach(s => s.Dispose());
+            DisposeAll(buffers);
+        }
+    }
+
+    /// <summary>Random non-integer data: every rank gets the same bits, equal to the host's rank-order F32 sum rounded once.</summary>
+    [Theory]
+    [InlineData(2, AllReduceAlgorithm.OneShot)]
+    [InlineData(2, AllReduceAlgorithm.TwoShot)]
+    [InlineData(4, AllReduceAlgorithm.OneShot)]
+    [InlineData(4, AllReduceAlgorithm.TwoShot)]
+    public void EveryRankGetsTheSameBits(int ranks, AllReduceAlgorithm algorithm)
+    {
+        var group = TestDevices.GetGroup("cuda", ranks);
+        const int count = 40_009;
+        var random = TestData.NewRandom(out int seed);
+        using var communicator = Communicator.Create(group, Options());
+        foreach (var dtype in AllDTypes)
+        {
+            var inputs = Enumerable.Range(0, ranks).Select(_ => Rounded(dtype, TestData.Uniform(random, count))).ToArray();
+            var rankOrderSum = new float[count];
+            for (int i = 0; i < count; i++)
+            {
+                float sum = inputs[0][i];
+                for (int r = 1; r < ranks; r++)
+                    sum += inputs[r][i];
+                rankOrderSum[i] = Round(dtype, sum);
+            }
+            var input = Enumerable.Range(0, ranks).Select(r => Upload(group[r], dtype, inputs[r])).ToList();
+            var output = Enumerable.Range(0, ranks).Select(r => Poisoned(group[r], dtype, count)).ToList();
+            try
+            {
+                communicator.AllReduce(input, output, algorithm);
+                Assert.True(communicator.LastAllReduceLowLatency);
+                var first = Bits(output[0]);
+                for (int r = 1; r < ranks; r++)
+                    Assert.True(first.AsSpan().SequenceEqual(Bits(output[r])), $"{DTypes.Name(dtype)}: rank {r} differs from rank 0 (seed {seed})");
+                Compare.Exact<float>(rankOrderSum, Download(output[0]), $"LL {algorithm} {DTypes.Name(dtype)} against the rank-order F32 sum (seed {seed})");
+            }
+            finally
+            {
+                DisposeAll(input.Concat(output));
+            }
+        }
+    }
+
+    /// <summary>
+    /// Four LL calls (one-shot and two-shot, two sizes) captured on each rank's stream, replayed five times with fresh
+    /// inputs: the epoch advances on the device, so every replay sums the current inputs exactly.
+    /// </summary>
+    [Theory]
+    [InlineData(2)]
+    [InlineData(4)]
+    public void GraphReplaysSumTheCurrentInputs(int ranks)
+    {
+        var group = TestDevices.GetGroup("cuda", ranks);
+        using var communicator = Communicator.Create(group, Options());
+        TestData.NewRandom(out int seed);
+        long[] counts = [100_003, 777];
+        var inputs = counts.Select(c => Enumerable.Range(0, ranks).Select(r => Upload(group[r], DType.BF16, Verifiable(seed, r, c))).ToList()).ToArray();
+        var outputs = counts.Select(c => Enumerable.Range(0, ranks).Select(r => Poisoned(group[r], DType.BF16, c)).ToList()).ToArray();
+        var streams = group.Select(a => (CudaStream)a.CreateStream()).ToList();
+        var graphs = new List<CudaGraph>();
+        try
+        {
+            communicator.AllReduce(inputs[0], outputs[0], AllReduceAlgorithm.OneShot, streams);   // warm-up: kernels loaded
+            communicator.Synchronize();
+            foreach (var stream in streams)
+                stream.BeginCapture();
+            foreach (var algorithm in LowLatencyAlgorithms)
+                for (int s = 0; s < counts.Length; s++)
+                {
+                    communicator.AllReduce(inputs[s], outputs[s], algorithm, streams);
+                    Assert.True(communicator.LastAllReduceLowLatency);
+                }
+            foreach (var stream in streams)
+                graphs.Add(stream.EndCapture());
+            for (int replay = 0; replay < 5; replay++)
+            {
+                var expected = new float[counts.Length][];
+                for (int s = 0; s < counts.Length; s++)
+                {
+                    var data = Enumerable.Range(0, ranks).Select(r => Verifiable(seed + 1 + replay * 7 + s, r, counts[s])).ToArray();
+                    expected[s] = SumOf(data, counts[s]);
+                    for (int r = 0; r < ranks; r++)
+                    {
+                        using var fresh = Upload(group[r], DType.BF16, data[r]);
+                        inputs[s][r].CopyFrom(fresh);
+                        TestData.Poison(outputs[s][r]);
+                        group[r].Synchronize();
+                    }
+                }
+                for (int r = 0; r < ranks; r++)
+                    graphs[r].Launch(streams[r]);
+                communicator.Synchronize();
+                foreach (var stream in streams)
+                    stream.Synchronize();
+                for (int s = 0; s < counts.Length; s++)
+                    for (int r = 0; r < ranks; r++)
+                        Compare.Exact<float>(expected[s], Download(outputs[s][r]), $"replay {replay}, x{counts[s]}, rank {r} of {ranks} (seed {seed})");
+            }
+        }
+        finally
+        {
+            graphs.ForEach(g => g.Dispose());
+            streams.ForEach(s => s.Dispose());
+            DisposeAll(inputs.SelectMany(b => b).Concat(outputs.SelectMany(b => b)));
+        }
+    }
+
+    /// <summary>A rank that never launches: the others give up at the device deadline, step 0 named, no hang; the communicator is then refused.</summary>
+    [Theory]
+    [InlineData(AllReduceAlgorithm.OneShot)]
+    [InlineData(AllReduceAlgorithm.TwoShot)]
+    public void APeerThatNeverArrivesTimesOut(AllReduceAlgorithm algorithm)
+    {
+        var group = TestDevices.GetGroup("cuda", 2);
+        var timeout = TimeSpan.FromMilliseconds(400);
+        using var communicator = Communicator.Create(group, Options(timeout));
+        var buffers = group.Select(a => (MemoryBuffer)a.Allocate<float>(100_000)).ToList();
+        try
+        {
+            foreach (var b in buffers)
+                ((MemoryBuffer<float>)b).Fill(1f);
+            communicator.RankThatNeverArrives = 1;
+            var clock = Stopwatch.StartNew();
+            var error = Assert.Throws<CollectiveTimeoutException>(() => communicator.AllReduce(buffers, buffers, algorithm));
+            clock.Stop();
+            Assert.Equal(CollectiveKind.AllReduce, error.Collective);
+            Assert.Equal(0, error.Rank);
+            Assert.Equal(0, error.Step);
+            Assert.Contains("rank 0", error.Message);
+            Assert.InRange(clock.Elapsed, timeout * 0.9, timeout * 2 + TimeSpan.FromSeconds(3));
+            Assert.Throws<CommunicatorFailedException>(() => communicator.AllReduce(buffers, buffers, algorithm));
+        }
+        finally
+        {
+            DisposeAll(buffers);
+        }
+    }
+
+    private static float[] SumOf(float[][] inputs, long count)
+    {
+        var sum = new float[count];
+        for (long i = 0; i < count; i++)
+            for (int r = 0; r < inputs.Length; r++)
+                sum[i] += inputs[r][i];
+        return sum;
+    }
+
+    private static MemoryBuffer Slice(MemoryBuffer buffer, long offset, long length) => buffer switch
+    {
+        MemoryBuffer<float> f => f.Slice(offset, length),
+        MemoryBuffer<BFloat16> b => b.Slice(offset, length),
+        MemoryBuffer<Half> h => h.Slice(offset, length),
+        _ => throw new ArgumentOutOfRangeException(nameof(buffer)),
+    };
+
+    private static float[] Rounded(DType dtype, float[] values) => values.Select(v => Round(dtype, v)).ToArray();
+
+    private static float Round(DType dtype, float value) => dtype switch
+    {
+        DType.BF16 => (float)(BFloat16)value,
+        DType.F16 => (float)(Half)value,
+        _ => value,
+    };
+}
