@@ -26,7 +26,7 @@
 #define PERMUTE_WARPS 4
 #define PERMUTE_CHUNK 512
 #define PERMUTE_ROUNDS (PERMUTE_CHUNK / 32) // slots per lane in a chunk
-#define PERMUTE_SCAN_BATCH 16              // chunk counts an offsets thread has in flight
+#define PERMUTE_SCAN_BATCH 32              // chunk counts an offsets thread has in flight
 #define PERMUTE_MAX_EXPERTS 512
 #define GATHER_THREADS 128
 #define GATHER_UNROLL 4
