@@ -49,7 +49,8 @@ __device__ __forceinline__ void load_chunk(const int* __restrict__ ids, long lon
         expertOf[round] = valid_expert(ids, (long long)chunk * PERMUTE_CHUNK + round * 32 + lane, slots, experts);
 }
 
-// One warp per chunk of PERMUTE_CHUNK consecutive slots: counts per expert, without atomics.
+// One warp per chunk of PERMUTE_CHUNK consecutive slots: counts per expert, by shared-memory atomics (a count is a
+// sum of ones, the same in any order; only the scatter below needs the slot order, and keeps it).
 extern "C" __global__ void __launch_bounds__(32 * PERMUTE_WARPS) permute_count_chunks(
     const int* __restrict__ ids, long long slots, int experts, int chunks, int* __restrict__ chunkCounts)
 {
@@ -66,14 +67,9 @@ extern "C" __global__ void __launch_bounds__(32 * PERMUTE_WARPS) permute_count_c
     __syncwarp();
 #pragma unroll
     for (int round = 0; round < PERMUTE_ROUNDS; round++)
-    {
-        const int expert = expertOf[round];
-        unsigned same = __match_any_sync(0xffffffffu, expert);
-        // The lowest lane of each group of equal experts adds the group's size.
-        if (expert >= 0 && lane == __ffs(same) - 1)
-            counter[expert] += __popc(same);
-        __syncwarp();
-    }
+        if (expertOf[round] >= 0)
+            atomicAdd(&counter[expertOf[round]], 1);
+    __syncwarp();
     for (int e = lane; e < experts; e += 32)
         chunkCounts[(long long)chunk * experts + e] = counter[e];
 }
