@@ -303,7 +303,7 @@ __device__ __forceinline__ void route_token(
 
 // ---- The contiguous layout (the fast path) ----
 // Lane l holds experts [l * P, (l + 1) * P) (experts == 32 * P exactly), loaded as 16-byte vectors. A group of
-// groupSize experts then lives in groupSize / P adjacent lanes (a power of two when groupCount is one), so most
+// groupSize experts then lives in groupSize / P = 32 / groupCount adjacent lanes (groupCount a power of two), so most
 // work is lane-local: a lane's top 2, then log2(lanes per group) xor-shuffles for the group's top 2; the kept groups
 // in one step; each lane sorts its candidates (key descending, id ascending) and a pick round is one warp max of the
 // lanes' heads plus a ballot: among equal heads the lowest lane holds the lowest id (lanes own ascending id ranges),
