@@ -62,6 +62,15 @@ internal static class TokenOpsSweep
                 using var workspace = accelerator.Allocate<int>(Math.Max(1, Permute.WorkspaceElements(bigTokens, topK, experts)));
                 string shape = $"T={bigTokens} H={hidden} k={topK} bf16";
 
+                if (hidden == 4096)
+                {
+                    // The index phase alone (counts, offsets, row of each slot: three small kernels), to show the
+                    // fixed part of the permute rows.
+                    double indexMs = DeviceTimer.MedianMs(accelerator, s => Permute.Run(ids, bigTokens, topK, experts, 1, counts, offsets, rowOfSlot,
+                        tokenOfRow, workspace: workspace, stream: s), inner: 5);
+                    double indexBytes = 4.0 * (slots * 3);
+                    rows.Add(new SweepRow("permute indices only", $"T={bigTokens} k={topK} E={experts}", indexMs, indexBytes, 0, Floor(indexBytes)));
+                }
                 double permuteMs = DeviceTimer.MedianMs(accelerator, s => Permute.Run(ids, bigTokens, topK, experts, 1, counts, offsets, rowOfSlot,
                     tokenOfRow, hiddenStates, hidden, gathered, workspace, s), inner: 5);
                 double permuteBytes = 2.0 * 2 * slots * hidden + 4.0 * (slots * 3);

@@ -32,6 +32,9 @@ public class PermuteTests
             new Case("upper half of experts empty", 120, 4, 64, 16, 8, DType.F16, "half"),
             new Case("E512 k16", 50, 16, 512, 8, 1, DType.F32),
             new Case("many chunks E128 k8", 1000, 8, 128, 24, 1, DType.BF16),
+            // More chunks of 512 slots than the offsets scan batches at once (32), the last batch and chunk partial.
+            new Case("37 chunks E256 k8 pad 8", 2333, 8, 256, 8, 8, DType.BF16),
+            new Case("33 chunks E64 k2 skewed", 8400, 2, 64, 4, 1, DType.F32, "one"),
             new Case("top-E", 40, 8, 8, 12, 3, DType.F32),
             new Case("dropped ids", 100, 2, 8, 8, 4, DType.F32, "dropped"),
             new Case("f16 odd H 7", 70, 2, 8, 7, 1, DType.F16),

@@ -12,7 +12,8 @@ namespace MoeRuntime.Tests.Kernels;
 public class TopKRoutingTests
 {
     public sealed record Case(string Name, int Tokens, int Experts, int TopK, RoutingKind Kind, DType DType,
-        bool Renormalize = true, int Groups = 1, int TopKGroups = 1, float Scale = 1f, bool Bias = false, bool Coarse = false)
+        bool Renormalize = true, int Groups = 1, int TopKGroups = 1, float Scale = 1f, bool Bias = false, bool Coarse = false,
+        bool TwoLevels = false, bool NonFinite = false, int Offset = 0)
     {
         public override string ToString() => Name;
     }
@@ -47,6 +48,34 @@ public class TopKRoutingTests
             new Case("many tokens E8 k2 f32", 9000, 8, 2, RoutingKind.Softmax, DType.F32),
             new Case("many tokens deepseek E256 k8 g8/4 bf16", 4500, 256, 8, RoutingKind.DeepSeekGrouped, DType.BF16, true, 8, 4, 2.5f, true),
             new Case("many tokens grouped E64 k4 g4/2 f16", 3000, 64, 4, RoutingKind.DeepSeekGrouped, DType.F16, false, 4, 2, 1f, true),
+            // The contiguous layout (experts 32/64/128/256, power-of-two group counts): lane l holds experts
+            // [l * E/32, (l + 1) * E/32), a group spans E/32-expert lanes, picks are warp maxima of sorted lane lists.
+            new Case("many blocks deepseek E256 k8 g8/4 f32", 20000, 256, 8, RoutingKind.DeepSeekGrouped, DType.F32, true, 8, 4, 2.5f, true),
+            new Case("deepseek E256 k1 g8/4", 100, 256, 1, RoutingKind.DeepSeekGrouped, DType.F32, true, 8, 4, 2.5f, true),
+            new Case("deepseek E256 k16 g8/1", 50, 256, 16, RoutingKind.DeepSeekGrouped, DType.F32, true, 8, 1, 1f, true),
+            new Case("grouped E256 k8 g32/8 (one lane a group)", 60, 256, 8, RoutingKind.DeepSeekGrouped, DType.BF16, true, 32, 8, 1f, true),
+            new Case("grouped E256 k8 g1/1", 40, 256, 8, RoutingKind.DeepSeekGrouped, DType.F32, true, 1, 1, 1f, true),
+            new Case("grouped E128 k8 g8/4 bf16", 200, 128, 8, RoutingKind.DeepSeekGrouped, DType.BF16, true, 8, 4, 2.5f, true),
+            new Case("grouped E64 k6 g4/2", 150, 64, 6, RoutingKind.DeepSeekGrouped, DType.F32, true, 4, 2, 1f, true),
+            new Case("grouped E64 k8 g8/4 f16", 150, 64, 8, RoutingKind.DeepSeekGrouped, DType.F16, true, 8, 4, 2f, true),
+            new Case("grouped E64 k4 g32/3 (groups of 2)", 150, 64, 4, RoutingKind.DeepSeekGrouped, DType.F32, false, 32, 3, 1f, true),
+            new Case("grouped E32 k4 g4/2 (one expert a lane)", 90, 32, 4, RoutingKind.DeepSeekGrouped, DType.F16, true, 4, 2, 1f, true),
+            new Case("grouped E96 k4 g6/2 (strided: 6 groups)", 90, 96, 4, RoutingKind.DeepSeekGrouped, DType.F32, true, 6, 2, 1f, true),
+            new Case("softmax E128 k1", 100, 128, 1, RoutingKind.Softmax, DType.F32),
+            new Case("softmax E256 k8 no-renorm", 100, 256, 8, RoutingKind.Softmax, DType.BF16, Renormalize: false),
+            new Case("softmax E32 k4 f16", 70, 32, 4, RoutingKind.Softmax, DType.F16),
+            new Case("softmax E64 k16 no-renorm", 70, 64, 16, RoutingKind.Softmax, DType.F32, Renormalize: false),
+            // Two logit values only: most keys tie, within lanes, across lanes and across groups (ties to the lower id).
+            new Case("two levels deepseek E256 k8 g8/4", 300, 256, 8, RoutingKind.DeepSeekGrouped, DType.F32, true, 8, 4, 2.5f, TwoLevels: true),
+            new Case("two levels grouped E64 k8 g8/4", 300, 64, 8, RoutingKind.DeepSeekGrouped, DType.BF16, true, 8, 4, 1f, TwoLevels: true),
+            new Case("two levels softmax E128 k8", 300, 128, 8, RoutingKind.Softmax, DType.F32, TwoLevels: true),
+            // NaN and +-inf sprinkled in (NaN as -MaxValue, +-inf as +-MaxValue: ids stay in range and distinct).
+            new Case("non-finite deepseek E256 k8 g8/4", 300, 256, 8, RoutingKind.DeepSeekGrouped, DType.F32, true, 8, 4, 2.5f, true, NonFinite: true),
+            new Case("non-finite grouped E64 k4 g4/2 bf16", 300, 64, 4, RoutingKind.DeepSeekGrouped, DType.BF16, true, 4, 2, 1f, true, NonFinite: true),
+            new Case("non-finite softmax E128 k8", 300, 128, 8, RoutingKind.Softmax, DType.F32, NonFinite: true),
+            // Logits at an odd element offset (not 16-byte aligned): the strided path, same results.
+            new Case("offset logits deepseek E256 k8 g8/4", 70, 256, 8, RoutingKind.DeepSeekGrouped, DType.F32, true, 8, 4, 2.5f, true, Offset: 1),
+            new Case("offset logits softmax E128 k8 bf16", 70, 128, 8, RoutingKind.Softmax, DType.BF16, Offset: 3),
         };
         var data = new TheoryData<string, Case>();
         foreach (var device in TestDevices.Names)
@@ -61,8 +90,7 @@ public class TopKRoutingTests
         var accelerator = TestDevices.Get(device);
         var random = TestData.NewRandom(out int seed);
         var logits = TokenOpsData.RoundTo(c.DType, TestData.Uniform(random, c.Tokens * c.Experts, -4f, 4f));
-        if (c.Coarse)
-            logits = logits.Select(x => MathF.Round(x * 2f) / 2f).ToArray(); // 17 values: many exact ties
+        logits = Shape(random, c, logits);
         var bias = c.Bias ? TestData.Uniform(random, c.Experts, -0.5f, 0.5f) : null;
         var (ids, weights, counts) = Route(accelerator, c, logits, bias);
         var (expectedIds, expectedWeights) = Reference(logits, c, bias);
@@ -80,6 +108,62 @@ public class TopKRoutingTests
             Compare.Exact<int>(twinIds, ids, $"ids against the CPU twin, {what}");
             Compare.Close(twinWeights, weights, Compare.F32Tolerance, $"weights against the CPU twin, {what}");
             Compare.Exact<int>(twinCounts, counts, $"counts against the CPU twin, {what}");
+        }
+    }
+
+    /// <summary>Coarse logits (17 values), two levels (0 and 1: ties nearly everywhere), or about 5% NaN / +-inf.</summary>
+    private static float[] Shape(Random random, Case c, float[] logits)
+    {
+        if (c.Coarse)
+            logits = logits.Select(x => MathF.Round(x * 2f) / 2f).ToArray(); // 17 values: many exact ties
+        if (c.TwoLevels)
+            logits = logits.Select(x => x > 2f ? 1f : 0f).ToArray();
+        if (c.NonFinite)
+            logits = logits.Select(x => random.Next(20) switch
+            {
+                0 => float.NaN,
+                1 => float.PositiveInfinity,
+                2 => float.NegativeInfinity,
+                _ => x,
+            }).ToArray();
+        return logits;
+    }
+
+    /// <summary>
+    /// On CUDA the contiguous layout (the fast path) and the strided one must give the same ids and counts (and weights
+    /// within F32 tolerance) on the shapes where both apply.
+    /// </summary>
+    [Theory, MemberData(nameof(TestDevices.Names), MemberType = typeof(TestDevices))]
+    public void BothLayoutsAgree(string device)
+    {
+        var accelerator = TestDevices.Get(device);
+        var random = TestData.NewRandom(out int seed);
+        foreach (var c in new[]
+                 {
+                     new Case("layouts deepseek E256 k8 g8/4", 5000, 256, 8, RoutingKind.DeepSeekGrouped, DType.F32, true, 8, 4, 2.5f, true),
+                     new Case("layouts deepseek E256 k8 g8/4 coarse", 2000, 256, 8, RoutingKind.DeepSeekGrouped, DType.BF16, true, 8, 4, 2.5f, true, Coarse: true),
+                     new Case("layouts grouped E64 k4 g8/3 two levels", 2000, 64, 4, RoutingKind.DeepSeekGrouped, DType.F16, false, 8, 3, 1f, true, TwoLevels: true),
+                     new Case("layouts softmax E128 k8", 5000, 128, 8, RoutingKind.Softmax, DType.F32),
+                     new Case("layouts softmax E256 k8 non-finite", 2000, 256, 8, RoutingKind.Softmax, DType.F32, NonFinite: true),
+                 })
+        {
+            var logits = Shape(random, c, TokenOpsData.RoundTo(c.DType, TestData.Uniform(random, c.Tokens * c.Experts, -4f, 4f)));
+            var bias = c.Bias ? TestData.Uniform(random, c.Experts, -0.5f, 0.5f) : null;
+            var (ids, weights, counts) = Route(accelerator, c, logits, bias);
+            (int[] Ids, float[] Weights, int[] Counts) strided;
+            TopKRouting.ForceStridedLayout = true;
+            try
+            {
+                strided = Route(accelerator, c, logits, bias);
+            }
+            finally
+            {
+                TopKRouting.ForceStridedLayout = false;
+            }
+            string what = $"{c.Name} on {device}, seed {seed}";
+            Compare.Exact<int>(strided.Ids, ids, $"ids, contiguous against strided, {what}");
+            Compare.Close(strided.Weights, weights, Compare.F32Tolerance, $"weights, contiguous against strided, {what}");
+            Compare.Exact<int>(strided.Counts, counts, $"counts, contiguous against strided, {what}");
         }
     }
 
@@ -211,7 +295,15 @@ public class TopKRoutingTests
     private static (int[] Ids, float[] Weights, int[] Counts) Route(Accelerator accelerator, Case c, float[] logits, float[]? bias,
         MemoryBuffer<int>? workspace = null)
     {
-        using var logitsBuffer = TokenOpsData.Upload(accelerator, c.DType, logits);
+        // Offset: the logits start that many elements into the buffer (a view that is not 16-byte aligned).
+        using var paddedBuffer = TokenOpsData.Upload(accelerator, c.DType, new float[c.Offset].Concat(logits).ToArray());
+        MemoryBuffer logitsBuffer = c.Offset == 0 ? paddedBuffer : paddedBuffer switch
+        {
+            MemoryBuffer<float> f => f.Slice(c.Offset, logits.Length),
+            MemoryBuffer<BFloat16> b => b.Slice(c.Offset, logits.Length),
+            MemoryBuffer<Half> h => h.Slice(c.Offset, logits.Length),
+            _ => throw new ArgumentOutOfRangeException(nameof(c)),
+        };
         using var biasBuffer = bias is null ? null : accelerator.Upload<float>(bias);
         using var ids = TokenOpsData.Poisoned<int>(accelerator, c.Tokens * c.TopK);
         using var weights = TokenOpsData.Poisoned<float>(accelerator, c.Tokens * c.TopK);

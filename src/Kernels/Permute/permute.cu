@@ -11,7 +11,9 @@
 //   gathered:      [rowCapacity, rowBytes] rows of hidden in expert order (zeros in padding rows);
 //                  rows at or past expertOffsets[experts] are not written
 //
-// Three small kernels then the gather, all deterministic (no dependence on atomic order):
+// Three small kernels then the gather, all deterministic (no dependence on atomic order). They are latency-bound
+// (a few thousand slots per warp or thread at most), so each issues its loads together: a chunk's ids up front, the
+// offsets scan PERMUTE_SCAN_BATCH chunk counts at a time.
 //   permute_count_chunks  grid ceil(chunks / PERMUTE_WARPS), block 32 * PERMUTE_WARPS: per-chunk counts
 //   permute_offsets       grid 1, block 512: per-chunk bases (in place), counts, padded offsets, -1 rows
 //   permute_scatter       as permute_count_chunks: rowOfSlot and tokenOfRow
@@ -23,6 +25,8 @@
 
 #define PERMUTE_WARPS 4
 #define PERMUTE_CHUNK 512
+#define PERMUTE_ROUNDS (PERMUTE_CHUNK / 32) // slots per lane in a chunk
+#define PERMUTE_SCAN_BATCH 32              // chunk counts an offsets thread has in flight
 #define PERMUTE_MAX_EXPERTS 512
 #define GATHER_THREADS 128
 #define GATHER_UNROLL 4
@@ -35,7 +39,18 @@ __device__ __forceinline__ int valid_expert(const int* ids, long long slot, long
     return (e >= 0 && e < experts) ? e : -1;
 }
 
-// One warp per chunk of PERMUTE_CHUNK consecutive slots: counts per expert, without atomics.
+// The experts of a warp's chunk, round r's slot (chunk * PERMUTE_CHUNK + r * 32 + lane) in expertOf[r]: all the loads
+// issued before any is used, so a chunk costs one memory latency rather than one per round.
+__device__ __forceinline__ void load_chunk(const int* __restrict__ ids, long long slots, int experts, int chunk, int lane,
+                                           int (&expertOf)[PERMUTE_ROUNDS])
+{
+#pragma unroll
+    for (int round = 0; round < PERMUTE_ROUNDS; round++)
+        expertOf[round] = valid_expert(ids, (long long)chunk * PERMUTE_CHUNK + round * 32 + lane, slots, experts);
+}
+
+// One warp per chunk of PERMUTE_CHUNK consecutive slots: counts per expert, by shared-memory atomics (a count is a
+// sum of ones, the same in any order; only the scatter below needs the slot order, and keeps it).
 extern "C" __global__ void __launch_bounds__(32 * PERMUTE_WARPS) permute_count_chunks(
     const int* __restrict__ ids, long long slots, int experts, int chunks, int* __restrict__ chunkCounts)
 {
@@ -45,19 +60,16 @@ extern "C" __global__ void __launch_bounds__(32 * PERMUTE_WARPS) permute_count_c
     if (chunk >= chunks)
         return;
     int* counter = counters[warp];
+    int expertOf[PERMUTE_ROUNDS];
+    load_chunk(ids, slots, experts, chunk, lane, expertOf);
     for (int e = lane; e < experts; e += 32)
         counter[e] = 0;
     __syncwarp();
-    for (int round = 0; round < PERMUTE_CHUNK / 32; round++)
-    {
-        long long slot = (long long)chunk * PERMUTE_CHUNK + round * 32 + lane;
-        int expert = valid_expert(ids, slot, slots, experts);
-        unsigned same = __match_any_sync(0xffffffffu, expert);
-        // The lowest lane of each group of equal experts adds the group's size.
-        if (expert >= 0 && lane == __ffs(same) - 1)
-            counter[expert] += __popc(same);
-        __syncwarp();
-    }
+#pragma unroll
+    for (int round = 0; round < PERMUTE_ROUNDS; round++)
+        if (expertOf[round] >= 0)
+            atomicAdd(&counter[expertOf[round]], 1);
+    __syncwarp();
     for (int e = lane; e < experts; e += 32)
         chunkCounts[(long long)chunk * experts + e] = counter[e];
 }
@@ -71,16 +83,24 @@ extern "C" __global__ void __launch_bounds__(512) permute_offsets(
     __shared__ int totalRows;
     const int e = threadIdx.x, lane = threadIdx.x % 32, warp = threadIdx.x / 32;
 
-    // Chunk bases within the expert's segment: exclusive scan over chunks, in place.
+    // Chunk bases within the expert's segment: exclusive scan over chunks, in place, PERMUTE_SCAN_BATCH chunks at a
+    // time (their loads all issued before the first store, so they overlap instead of queueing one by one).
     int count = 0;
     if (e < experts)
     {
-        for (int c = 0; c < chunks; c++)
+        for (int c0 = 0; c0 < chunks; c0 += PERMUTE_SCAN_BATCH)
         {
-            long long at = (long long)c * experts + e;
-            int v = chunkCounts[at];
-            chunkCounts[at] = count;
-            count += v;
+            int v[PERMUTE_SCAN_BATCH];
+#pragma unroll
+            for (int i = 0; i < PERMUTE_SCAN_BATCH; i++)
+                v[i] = c0 + i < chunks ? chunkCounts[(long long)(c0 + i) * experts + e] : 0;
+#pragma unroll
+            for (int i = 0; i < PERMUTE_SCAN_BATCH; i++)
+                if (c0 + i < chunks)
+                {
+                    chunkCounts[(long long)(c0 + i) * experts + e] = count;
+                    count += v[i];
+                }
         }
         expertCounts[e] = count;
     }
@@ -139,14 +159,17 @@ extern "C" __global__ void __launch_bounds__(32 * PERMUTE_WARPS) permute_scatter
     if (chunk >= chunks)
         return;
     int* cursor = cursors[warp];
+    int expertOf[PERMUTE_ROUNDS];
+    load_chunk(ids, slots, experts, chunk, lane, expertOf);
     for (int e = lane; e < experts; e += 32)
         cursor[e] = expertOffsets[e] + chunkBases[(long long)chunk * experts + e];
     __syncwarp();
     const unsigned lowerLanes = (1u << lane) - 1u;
-    for (int round = 0; round < PERMUTE_CHUNK / 32; round++)
+#pragma unroll
+    for (int round = 0; round < PERMUTE_ROUNDS; round++)
     {
-        long long slot = (long long)chunk * PERMUTE_CHUNK + round * 32 + lane;
-        int expert = valid_expert(ids, slot, slots, experts);
+        const long long slot = (long long)chunk * PERMUTE_CHUNK + round * 32 + lane;
+        const int expert = expertOf[round];
         unsigned same = __match_any_sync(0xffffffffu, expert);
         if (expert >= 0)
         {

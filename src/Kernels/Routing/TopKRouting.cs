@@ -77,7 +77,8 @@ public static partial class TopKRouting
             int perLane = 1;
             while (perLane * 32 < experts)
                 perLane *= 2; // expert slots per lane: 1, 2, 4, 8 or 16
-            var kernel = cuda.LoadKernel(Source.Value, $"topk_routing_{HostRows.Suffix(logits.DType)}_{perLane}");
+            string layout = UsesContiguousLayout(logits, experts, perLane, options) ? "contiguous_" : "";
+            var kernel = cuda.LoadKernel(Source.Value, $"topk_routing_{layout}{HostRows.Suffix(logits.DType)}_{perLane}");
             kernel.Launch((CudaStream)s, blocks, 32 * warpsPerBlock, 0,
                 logits, options.CorrectionBias, tokens, experts, options.TopK, options.Renormalize ? 1 : 0, grouped ? 1 : 0,
                 grouped ? options.GroupCount : 1, grouped ? options.TopKGroups : 1, options.RoutedScalingFactor,
@@ -88,6 +89,23 @@ public static partial class TopKRouting
             RunCpu(logits, tokens, experts, options, ids.AsSpan(), weights.AsSpan(), expertCounts.AsSpan()[..experts]);
         }
     }
+
+    /// <summary>
+    /// Forces the strided layout for every shape (MOE_ROUTING_LAYOUT=strided at start-up; tests and A/B benchmarks set
+    /// it directly). Both layouts give the same ids, weights and counts.
+    /// </summary>
+    internal static bool ForceStridedLayout { get; set; } =
+        string.Equals(Environment.GetEnvironmentVariable("MOE_ROUTING_LAYOUT"), "strided", StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>
+    /// The contiguous (fast) layout of topk_routing.cu: lane l holds experts [l * P, (l + 1) * P), read as 16-byte
+    /// vectors, so it needs experts == 32 * P (32, 64, 128, 256; 512 would spill registers), 16-byte aligned logits,
+    /// and for grouped routing a power-of-two group count (a group is then whole adjacent lanes). Other shapes (E=8,
+    /// E=96, E=512, 3 or 6 groups, a logits view at an odd offset) take the strided path.
+    /// </summary>
+    internal static bool UsesContiguousLayout(MemoryBuffer logits, int experts, int perLane, TopKRoutingOptions options) =>
+        !ForceStridedLayout && experts == 32 * perLane && perLane <= 8 && logits.Pointer % 16 == 0 &&
+        (options.Kind != RoutingKind.DeepSeekGrouped || int.IsPow2(options.GroupCount));
 
     private static void Validate(MemoryBuffer logits, int tokens, int experts, TopKRoutingOptions options,
         MemoryBuffer<int> ids, MemoryBuffer<float> weights, MemoryBuffer<int> expertCounts)

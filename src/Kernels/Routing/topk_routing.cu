@@ -18,8 +18,14 @@
 // Ties break to the lower expert (and group) id. Non-finite logits: NaN counts as -FLT_MAX and
 // +-inf as +-FLT_MAX, so every key is finite, ids stay in range and all k ids of a token are distinct.
 //
-// Selection: expert e = i * 32 + lane lives in slot i of lane (e % 32), as an order key (the float's bits
-// mapped so that unsigned order is float order; 0 = removed, below every finite key). One argmax round is
+// Two layouts, the same results:
+// Contiguous (the fast path): lane l holds experts [l * P, (l + 1) * P), P = experts / 32; used when experts is 32 * P
+// (32, 64, 128, 256; not 512, whose 16 sorted entries per lane spill under the 64-register bound), the logits are
+// 16-byte aligned and (grouped) groupCount is a power of two, so that a group is whole adjacent lanes. Most work is
+// lane-local; see "The contiguous layout" below.
+// Strided (every other shape, e.g. E=8, E=96, 3 or 6 groups; and on request, MOE_ROUTING_LAYOUT=strided): expert
+// e = i * 32 + lane lives in slot i of lane (e % 32), as an order key (the float's bits mapped so that unsigned order
+// is float order; 0 = removed, below every finite key). One argmax round is
 // a warp max of the keys, then a warp min of the ids holding that max (redux.sync on sm_80+), so ties go
 // to the lower id. Group scores when a group is exactly one slot (group size 32: DeepSeek-V3's 256 / 8)
 // come from warp reductions too; other group sizes scan the group's keys in shared memory. The kept groups are
@@ -34,8 +40,9 @@
 //                        (needs tokens < 2^21 and grid < 2^11; workspace[experts] is not used and stays zero);
 //   neither:             adds its histogram into expertCounts, which must be zeroed before the launch.
 //
-// Entries topk_routing_{f32,bf16,f16}_{1,2,4,8,16}: the suffix is the expert slots per lane, the smallest
-// power of two >= ceil(experts / 32), so that small expert counts do not pay for 512.
+// Entries topk_routing_{f32,bf16,f16}_{1,2,4,8,16} (strided) and topk_routing_contiguous_{f32,bf16,f16}_{1,2,4,8}:
+// the suffix is the expert slots per lane, the smallest power of two >= ceil(experts / 32), so that small expert
+// counts do not pay for 512.
 // Launch: block = 32 * w threads, w <= ROUTING_WARPS, any grid >= 1 (warps stride over tokens; the op caps the
 // grid at about 32 warps per SM so that few blocks add histograms); no dynamic shared memory. Constraints (checked by
 // TopKRouting.cs): experts <= 512, 1 <= k <= min(16, experts), groupCount <= 32, experts % groupCount == 0,
@@ -294,15 +301,250 @@ __device__ __forceinline__ void route_token(
     }
 }
 
+// ---- The contiguous layout (the fast path) ----
+// Lane l holds experts [l * P, (l + 1) * P) (experts == 32 * P exactly), loaded as 16-byte vectors. A group of
+// groupSize experts then lives in groupSize / P = 32 / groupCount adjacent lanes (groupCount a power of two), so most
+// work is lane-local: a lane's top 2, then log2(lanes per group) xor-shuffles for the group's top 2; the kept groups
+// in one step; each lane sorts its candidates (key descending, id ascending) and a pick round is one warp max of the
+// lanes' heads plus a ballot: among equal heads the lowest lane holds the lowest id (lanes own ascending id ranges),
+// and the winning lane advances its head. Exact: the same experts and tie rule as the strided path and the CPU twin.
+
+// Selection entry: order key in the high word (0 = not a candidate), ~expert in the low word, so that unsigned
+// order is (key descending, then id ascending).
+__device__ __forceinline__ void compare_exchange(moe_u64& a, moe_u64& b) // a gets the larger
+{
+    const moe_u64 larger = a > b ? a : b;
+    b = a > b ? b : a;
+    a = larger;
+}
+
+// Batcher's odd-even merge sort network on N (a power of two, <= 16) entries: 5 compare-exchanges for N = 4, 19 for 8.
+// Built at compile time and applied one comparator per template step, so every index is a constant and the array
+// stays in registers (a plain unrolled loop nest left it in local memory).
+template <int N>
+struct SortNetwork
+{
+    int count;
+    int first[64];
+    int second[64];
+    __device__ constexpr SortNetwork() : count(0), first(), second()
+    {
+        for (int p = 1; p < N; p *= 2)
+            for (int width = p; width >= 1; width /= 2)
+                for (int j = width % p; j + width < N; j += 2 * width)
+                    for (int i = 0; i < width && i + j + width < N; i++)
+                        if ((i + j) / (2 * p) == (i + j + width) / (2 * p))
+                        {
+                            first[count] = i + j;
+                            second[count] = i + j + width;
+                            count++;
+                        }
+    }
+};
+
+template <int N, int C>
+__device__ __forceinline__ void sort_steps(moe_u64 (&v)[N])
+{
+    constexpr SortNetwork<N> network{};
+    if constexpr (C < network.count)
+    {
+        constexpr int a = network.first[C];
+        constexpr int b = network.second[C];
+        compare_exchange(v[a], v[b]);
+        sort_steps<N, C + 1>(v);
+    }
+}
+
+// Largest first.
+template <int N>
+__device__ __forceinline__ void sort_descending(moe_u64 (&v)[N]) { sort_steps<N, 0>(v); }
+
+// Lane's P logits of a token row (experts lane * P ...), as 16-byte vectors (one 8-, 4- or 2-byte load when a lane's
+// share is smaller); `row` is 16-byte aligned (TopKRouting.cs checks the buffer; rows are 32 * P elements). The
+// words are unpacked by value (no byte-wise view of `logit`, which would push it to local memory).
+template <typename T, int P>
+__device__ __forceinline__ void load_contiguous(const T* __restrict__ row, int lane, T (&logit)[P])
+{
+    constexpr int bytes = P * (int)sizeof(T);
+    const T* mine = row + lane * P;
+    if constexpr (bytes < 4)
+    {
+        logit[0] = mine[0]; // one 2-byte element (P = 1, BF16/F16)
+    }
+    else
+    {
+        constexpr int wordCount = bytes / 4;
+        moe_u32 word[wordCount];
+        if constexpr (bytes >= 16)
+        {
+#pragma unroll
+            for (int v = 0; v < bytes / 16; v++)
+            {
+                const uint4 chunk = reinterpret_cast<const uint4*>(mine)[v];
+                word[4 * v] = chunk.x;
+                word[4 * v + 1] = chunk.y;
+                word[4 * v + 2] = chunk.z;
+                word[4 * v + 3] = chunk.w;
+            }
+        }
+        else if constexpr (bytes == 8)
+        {
+            const uint2 chunk = *reinterpret_cast<const uint2*>(mine);
+            word[0] = chunk.x;
+            word[1] = chunk.y;
+        }
+        else
+        {
+            word[0] = *reinterpret_cast<const moe_u32*>(mine);
+        }
+#pragma unroll
+        for (int i = 0; i < P; i++)
+        {
+            if constexpr (sizeof(T) == 4)
+                logit[i] = __uint_as_float(word[i]);
+            else
+                logit[i].bits = (moe_u16)(word[i / 2] >> (16 * (i % 2))); // little-endian: the lower half first
+        }
+    }
+}
+
+// Routes one token with the whole warp, contiguous layout (`logit`: the lane's P logits; `bias`: the lane's P bias
+// values, zeros when there is none). Lane j < k returns the j-th choice and its weight (before scaling), lanes >= k
+// weight 0: the contract of route_token.
+template <typename T, int P>
+__device__ __forceinline__ void route_token_contiguous(
+    const T (&logit)[P], const float (&bias)[P], int k, int renormalize, int grouped, int groupCount, int topkGroups,
+    int lane, int& expert, float& weight)
+{
+    // value: what the weight is made of, the unbiased score (grouped) or the sanitized logit (softmax); one array
+    // for both keeps the register count down.
+    float value[P];
+    moe_u32 key[P];
+#pragma unroll
+    for (int i = 0; i < P; i++)
+    {
+        const float x = sanitize(to_float(logit[i]));
+        value[i] = grouped ? sigmoid(x) : x;
+        key[i] = order_key(grouped ? sanitize(value[i] + bias[i]) : x);
+    }
+
+    if (grouped && groupCount > 1)
+    {
+        // The group's two largest keys (a repeated largest counts twice): the lane's, then merged over the group's
+        // lanes. Every key of a real expert is above 0, and a group has >= 2 experts, so `second` ends real.
+        moe_u32 first = 0, second = 0;
+#pragma unroll
+        for (int i = 0; i < P; i++)
+        {
+            second = max(second, min(first, key[i]));
+            first = max(first, key[i]);
+        }
+        const int lanesPerGroup = 32 / groupCount;
+        for (int offset = 1; offset < lanesPerGroup; offset *= 2)
+        {
+            moe_u32 otherFirst = __shfl_xor_sync(0xffffffffu, first, offset);
+            moe_u32 otherSecond = __shfl_xor_sync(0xffffffffu, second, offset);
+            second = max(min(first, otherFirst), max(second, otherSecond));
+            first = max(first, otherFirst);
+        }
+        const moe_u32 groupKey = order_key(order_value(first) + order_value(second)); // summed as the twin sums
+        // Kept: fewer than topkGroups groups ahead (score descending, id ascending); the shuffles are independent.
+        const int group = lane / lanesPerGroup;
+        int ahead = 0;
+        for (int j = 0; j < groupCount; j++)
+        {
+            moe_u32 other = __shfl_sync(0xffffffffu, groupKey, j * lanesPerGroup);
+            ahead += (other > groupKey || (other == groupKey && j < group)) ? 1 : 0;
+        }
+        if (ahead >= topkGroups)
+        {
+#pragma unroll
+            for (int i = 0; i < P; i++)
+                key[i] = 0;
+        }
+    }
+
+    moe_u64 list[P];
+#pragma unroll
+    for (int i = 0; i < P; i++)
+        list[i] = ((moe_u64)key[i] << 32) | (moe_u32)~(unsigned)(lane * P + i);
+    sort_descending<P>(list);
+
+    // k rounds: the warp max of the heads (always a real key: there are >= k candidates), the lowest lane holding
+    // it wins; lane j keeps round j's expert and key.
+    expert = 0;
+    moe_u32 chosenKey = 0, firstKey = 0;
+    for (int j = 0; j < k; j++)
+    {
+        const moe_u32 head = (moe_u32)(list[0] >> 32);
+        const moe_u32 top = warp_max_u32(head);
+        const int winner = __ffs(__ballot_sync(0xffffffffu, head == top)) - 1;
+        const int id = (int)~__shfl_sync(0xffffffffu, (moe_u32)list[0], winner);
+        if (j == 0)
+            firstKey = top;
+        if (lane == j)
+        {
+            expert = id;
+            chosenKey = top;
+        }
+        if (lane == winner)
+        {
+#pragma unroll
+            for (int i = 0; i + 1 < P; i++)
+                list[i] = list[i + 1];
+            list[P - 1] = 0;
+        }
+    }
+
+    weight = 0.0f;
+    if (grouped)
+    {
+        // The chosen expert's unbiased score from the registers of the lane holding it.
+        float s = 0.0f;
+#pragma unroll
+        for (int i = 0; i < P; i++)
+        {
+            float v = __shfl_sync(0xffffffffu, value[i], expert / P);
+            if (expert % P == i)
+                s = v;
+        }
+        if (lane < k)
+            weight = s;
+    }
+    else
+    {
+        // Softmax: the row max is the first round's key; with renormalisation the denominator cancels.
+        const float rowMax = order_value(firstKey);
+        float expSum = 1.0f;
+        if (!renormalize)
+        {
+            float partial = 0.0f;
+#pragma unroll
+            for (int i = 0; i < P; i++)
+                partial += expf(value[i] - rowMax);
+            expSum = warp_sum(partial);
+        }
+        if (lane < k)
+            weight = expf(order_value(chosenKey) - rowMax) / expSum;
+    }
+    if (renormalize)
+    {
+        float total = warp_sum(weight);
+        weight = grouped ? weight / (total + 1e-20f) : weight / total;
+    }
+}
+
 // PER_LANE: expert slots per lane (1, 2, 4, 8 or 16, at least ceil(experts / 32)); loops over it unroll.
-template <typename T, int PER_LANE>
+// CONTIGUOUS: the fast layout (experts == 32 * PER_LANE, 16-byte aligned logits, groupCount a power of two).
+template <typename T, int PER_LANE, bool CONTIGUOUS>
 __device__ __forceinline__ void topk_routing(
     const T* __restrict__ logits, const float* __restrict__ bias, int tokens, int experts, int k,
     int renormalize, int grouped, int groupCount, int topkGroups, float scale,
     int* __restrict__ ids, float* __restrict__ weights, int* __restrict__ expertCounts, int* __restrict__ workspace)
 {
     __shared__ int histogram[ROUTING_MAX_EXPERTS];
-    __shared__ float fallbackKeys[ROUTING_WARPS][ROUTING_MAX_EXPERTS];
+    // The strided path's shared keys for groups other than one slot (the contiguous path needs none).
+    __shared__ float fallbackKeys[CONTIGUOUS ? 1 : ROUTING_WARPS][CONTIGUOUS ? 1 : ROUTING_MAX_EXPERTS];
     const int warp = threadIdx.x / 32;
     const int lane = threadIdx.x % 32;
     const int warps = blockDim.x / 32;
@@ -315,8 +557,26 @@ __device__ __forceinline__ void topk_routing(
     const int stride = gridDim.x * warps;
     int token = blockIdx.x * warps + warp;
     T logit[PER_LANE] = {};
+    // Contiguous path: the lane's bias values once, in registers, for every token.
+    float laneBias[PER_LANE] = {};
+    if constexpr (CONTIGUOUS)
+    {
+        if (grouped && bias != nullptr)
+        {
+#pragma unroll
+            for (int i = 0; i < PER_LANE; i++)
+                laneBias[i] = bias[lane * PER_LANE + i];
+        }
+    }
+    auto load = [&](int t)
+    {
+        if constexpr (CONTIGUOUS)
+            load_contiguous<T, PER_LANE>(logits + (long long)t * experts, lane, logit);
+        else
+            load_row<T, PER_LANE>(logits + (long long)t * experts, experts, lane, logit);
+    };
     if (token < tokens)
-        load_row<T, PER_LANE>(logits + (long long)token * experts, experts, lane, logit);
+        load(token);
     for (; token < tokens; token += stride)
     {
         T current[PER_LANE];
@@ -324,11 +584,15 @@ __device__ __forceinline__ void topk_routing(
         for (int i = 0; i < PER_LANE; i++)
             current[i] = logit[i];
         if (token + stride < tokens)
-            load_row<T, PER_LANE>(logits + (long long)(token + stride) * experts, experts, lane, logit);
+            load(token + stride);
         int expert;
         float weight;
-        route_token<T, PER_LANE>(current, bias, experts, k, renormalize,
-                                 grouped, groupCount, topkGroups, fallbackKeys[warp], lane, expert, weight);
+        if constexpr (CONTIGUOUS)
+            route_token_contiguous<T, PER_LANE>(current, laneBias, k, renormalize, grouped, groupCount, topkGroups,
+                                                lane, expert, weight);
+        else
+            route_token<T, PER_LANE>(current, bias, experts, k, renormalize,
+                                     grouped, groupCount, topkGroups, fallbackKeys[warp], lane, expert, weight);
         if (lane < k)
         {
             long long slot = (long long)token * k + lane;
@@ -368,21 +632,25 @@ __device__ __forceinline__ void topk_routing(
     }
 }
 
-#define ROUTING_ENTRY(SUFFIX, T, PER_LANE)                                                                   \
-    extern "C" __global__ void __launch_bounds__(32 * ROUTING_WARPS, 2) topk_routing_##SUFFIX##_##PER_LANE(   \
+#define ROUTING_ENTRY(NAME, T, PER_LANE, CONTIGUOUS)                                                         \
+    extern "C" __global__ void __launch_bounds__(32 * ROUTING_WARPS, 2) NAME(                                  \
         const T* logits, const float* bias, int tokens, int experts, int k, int renormalize, int grouped,     \
         int groupCount, int topkGroups, float scale, int* ids, float* weights, int* expertCounts, int* workspace) \
     {                                                                                                        \
-        topk_routing<T, PER_LANE>(logits, bias, tokens, experts, k, renormalize, grouped, groupCount,        \
-                                  topkGroups, scale, ids, weights, expertCounts, workspace);                 \
+        topk_routing<T, PER_LANE, CONTIGUOUS>(logits, bias, tokens, experts, k, renormalize, grouped,         \
+                                              groupCount, topkGroups, scale, ids, weights, expertCounts, workspace); \
     }
 
-#define ROUTING_ENTRIES(SUFFIX, T)  \
-    ROUTING_ENTRY(SUFFIX, T, 1)     \
-    ROUTING_ENTRY(SUFFIX, T, 2)     \
-    ROUTING_ENTRY(SUFFIX, T, 4)     \
-    ROUTING_ENTRY(SUFFIX, T, 8)     \
-    ROUTING_ENTRY(SUFFIX, T, 16)
+#define ROUTING_ENTRIES_OF(SUFFIX, T, PER_LANE)                                           \
+    ROUTING_ENTRY(topk_routing_##SUFFIX##_##PER_LANE, T, PER_LANE, false)                \
+    ROUTING_ENTRY(topk_routing_contiguous_##SUFFIX##_##PER_LANE, T, PER_LANE, true)
+
+#define ROUTING_ENTRIES(SUFFIX, T)     \
+    ROUTING_ENTRIES_OF(SUFFIX, T, 1)   \
+    ROUTING_ENTRIES_OF(SUFFIX, T, 2)   \
+    ROUTING_ENTRIES_OF(SUFFIX, T, 4)   \
+    ROUTING_ENTRIES_OF(SUFFIX, T, 8)   \
+    ROUTING_ENTRY(topk_routing_##SUFFIX##_16, T, 16, false)
 
 ROUTING_ENTRIES(f32, float)
 ROUTING_ENTRIES(bf16, bf16)
