@@ -90,6 +90,14 @@ public sealed partial class ExpertParallelMoe
     /// </summary>
     public float[] Forward(ReadOnlySpan<float> hidden, int tokens, int[] ids, float[] routingWeights)
     {
+        var result = new float[(long)Math.Max(0, tokens) * Config.HiddenSize];
+        Forward(hidden, tokens, ids, routingWeights, result);
+        return result;
+    }
+
+    /// <summary>As above, into <paramref name="output"/> [T, H] F32 (a host array the caller keeps across forwards).</summary>
+    public void Forward(ReadOnlySpan<float> hidden, int tokens, int[] ids, float[] routingWeights, Span<float> output)
+    {
         ArgumentNullException.ThrowIfNull(ids);
         ArgumentNullException.ThrowIfNull(routingWeights);
         if (_slots is null)
@@ -100,9 +108,7 @@ public sealed partial class ExpertParallelMoe
         foreach (int id in ids)
             if ((uint)id >= (uint)Config.NumExperts)
                 throw new ArgumentException($"expert id {id} is outside [0, {Config.NumExperts})", nameof(ids));
-        var result = new float[(long)Math.Max(0, tokens) * Config.HiddenSize];
-        ForwardOverSlots(hidden, tokens, (ids, routingWeights), result);
-        return result;
+        ForwardOverSlots(hidden, tokens, (ids, routingWeights), output);
     }
 
     private void ForwardOverSlots(ReadOnlySpan<float> hidden, int tokens, (int[] Ids, float[] Weights)? given, Span<float> output)
