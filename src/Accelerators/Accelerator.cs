@@ -11,6 +11,7 @@ public abstract class Accelerator : IDisposable
 {
     private readonly ConcurrentDictionary<IDisposable, byte> _children = new(ReferenceEqualityComparer.Instance);
     private long _allocatedBytes;
+    private long _allocationCount;
     private bool _disposed;
 
     protected Accelerator(AcceleratorId id, DeviceInfo info)
@@ -27,6 +28,9 @@ public abstract class Accelerator : IDisposable
 
     /// <summary>Bytes of device memory this accelerator's live buffers hold (leak checks use it).</summary>
     public long AllocatedBytes => Interlocked.Read(ref _allocatedBytes);
+
+    /// <summary>Owning buffers allocated so far (never decreases): tests check that a steady-state loop allocates nothing.</summary>
+    public long AllocationCount => Interlocked.Read(ref _allocationCount);
 
     /// <summary>The stream work goes to when no stream is given.</summary>
     public abstract AcceleratorStream DefaultStream { get; }
@@ -105,7 +109,11 @@ public abstract class Accelerator : IDisposable
     protected internal abstract void FillBytesCore(MemoryBuffer destination, long offsetBytes, long bytes, byte value, AcceleratorStream stream);
     protected internal abstract void Fill32Core(MemoryBuffer destination, long offsetBytes, long count, uint value, AcceleratorStream stream);
 
-    internal void OnAllocated(long bytes) => Interlocked.Add(ref _allocatedBytes, bytes);
+    internal void OnAllocated(long bytes)
+    {
+        Interlocked.Add(ref _allocatedBytes, bytes);
+        Interlocked.Increment(ref _allocationCount);
+    }
     internal void OnFreed(long bytes) => Interlocked.Add(ref _allocatedBytes, -bytes);
 
     protected internal T Track<T>(T child) where T : IDisposable

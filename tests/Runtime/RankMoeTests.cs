@@ -43,6 +43,37 @@ public class RankMoeTests
             Check(family, ranks, experts, DTypes.Parse(dtypeName), tokens, expertParallel: true);
     }
 
+    /// <summary>One rank layer kept over batches that grow, shrink, leave ranks without tokens and come back: its kept buffers give what a fresh in-process layer gives.</summary>
+    [Theory]
+    [InlineData("deepseek_v3", 2, 16, "bf16")]
+    [InlineData("qwen2_moe", 3, 6, "f32")]
+    public void ExpertParallelRankLayerKeptAcrossBatchesMatchesTheInProcessLayer(string family, int ranks, int experts, string dtypeName)
+    {
+        int[] schedule = [33, 70, 1, 0, 5, 33];
+        var dtype = DTypes.Parse(dtypeName);
+        var random = TestData.NewRandom(out int seed);
+        using var folder = new TempFolder();
+        var (_, layer) = MoeLayerFixtures.Write(folder.Path, family, experts, seed);
+        var weights = MoeLayerWeights.Load(folder.Path, layer, dtype);
+        var accelerators = TestDevices.GetGroup("cpu", ranks);
+        var inputs = schedule.Select(t => TestData.Uniform(random, t * weights.Config.HiddenSize)).ToArray();
+        var expected = inputs.Select((hidden, i) =>
+        {
+            using var ep = new ExpertParallelMoe(accelerators, weights);
+            return ep.Forward(hidden, schedule[i]);
+        }).ToArray();
+        var groups = ThreadProcessGroup.CreateWorld(accelerators, TimeSpan.FromSeconds(60));
+        var outputs = new float[ranks][][];
+        ProcessGroupTests.RunRanks(ranks, r =>
+        {
+            using var kept = new RankExpertParallelMoe(groups[r], weights);
+            outputs[r] = inputs.Select((hidden, i) => kept.Forward(hidden, schedule[i])).ToArray();
+        });
+        for (int r = 0; r < ranks; r++)
+            for (int i = 0; i < schedule.Length; i++)
+                Compare.Exact<float>(expected[i], outputs[r][i], $"ep {family} {dtypeName} over {ranks} ranks, batch {i} (T={schedule[i]}), rank {r}, seed {seed}");
+    }
+
     private static void Check(string family, int ranks, int experts, DType dtype, int tokens, bool expertParallel)
     {
         var random = TestData.NewRandom(out int seed);

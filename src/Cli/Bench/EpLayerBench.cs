@@ -72,7 +72,8 @@ internal sealed class EventPhaseTimer : IExpertParallelPhaseTimer, IDisposable
 /// <summary>
 /// <c>moe bench layer --parallel ep</c>: an expert-parallel MoE layer over N ranks, each rank holding only its block of random
 /// experts at the preset's real shapes, timed per token count: median per phase (device events) and median host wall
-/// time of the forward (which also counts host work the phases do not: uploads, the dispatch-size read-back, allocations).
+/// time of the forward (which also counts host work the phases do not: the input's conversion and upload, the dispatch-size
+/// read-back, the output's download into a kept host array).
 /// </summary>
 internal sealed class EpLayerBench(IReadOnlyList<Accelerator> ranks, int warmup, int samples)
 {
@@ -86,9 +87,10 @@ internal sealed class EpLayerBench(IReadOnlyList<Accelerator> ranks, int warmup,
             var hidden = new float[(long)tokens * h];
             for (long i = 0; i < hidden.Length; i++)
                 hidden[i] = 2 * random.NextSingle() - 1;
+            var output = new float[hidden.Length]; // kept across forwards, as a serving loop would
             layer.PhaseTimer = null;
             for (int i = 0; i < warmup; i++)
-                layer.Forward(hidden, tokens);
+                layer.Forward(hidden, tokens, output);
             layer.PhaseTimer = timer;
             var phases = Enum.GetValues<ExpertParallelPhase>().ToDictionary(p => p, _ => new List<double>());
             var totals = new List<double>();
@@ -96,7 +98,7 @@ internal sealed class EpLayerBench(IReadOnlyList<Accelerator> ranks, int warmup,
             {
                 timer.Reset();
                 long t0 = Stopwatch.GetTimestamp();
-                layer.Forward(hidden, tokens);
+                layer.Forward(hidden, tokens, output);
                 foreach (var a in ranks)
                     a.Synchronize();
                 totals.Add(Stopwatch.GetElapsedTime(t0).TotalMicroseconds);

@@ -89,9 +89,10 @@ internal sealed class EplbBench(IReadOnlyList<Accelerator> devices, EplbBenchSet
         using var communicator = Communicator.Create(devices, new CommunicatorOptions { CapacityBytes = ExpertParallelMoe.CommunicatorCapacity(settings.Config, t) });
         using var layer = ExpertParallelMoe.CreateRandom(devices, settings.Config, settings.DType, settings.Seed, Options(mode), communicator);
         var slots = layer.Eplb!;
+        var output = new float[hidden.Length]; // kept across forwards, as a serving loop would
         var warm = Routing.Generate(t, 0);
         for (int i = 0; i < settings.Warmup; i++)
-            layer.Forward(hidden, t, warm.Ids, warm.Weights);
+            layer.Forward(hidden, t, warm.Ids, warm.Weights, output);
         int migrationsBefore = slots.Migrations, timingsBefore = slots.MigrationMilliseconds.Count;
         long copiesBefore = slots.SlotCopies;
         var steps = new double[settings.Steps];
@@ -111,7 +112,7 @@ internal sealed class EplbBench(IReadOnlyList<Accelerator> devices, EplbBenchSet
                 {
                     foreach (var e in starts)
                         e.Record();
-                    layer.Forward(hidden, t, ids, weights);
+                    layer.Forward(hidden, t, ids, weights, output);
                     ms = 0;
                     for (int d = 0; d < devices.Count; d++)
                     {
@@ -123,7 +124,7 @@ internal sealed class EplbBench(IReadOnlyList<Accelerator> devices, EplbBenchSet
                 else
                 {
                     long start = Stopwatch.GetTimestamp();
-                    layer.Forward(hidden, t, ids, weights);
+                    layer.Forward(hidden, t, ids, weights, output);
                     ms = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
                 }
                 steps[step] = ms;

@@ -53,10 +53,20 @@ public sealed class GroupedGemmWorkspace : IDisposable
     /// </summary>
     public static GroupedGemmWorkspace For(Accelerator accelerator, params GroupedGemmShape[] shapes)
     {
+        var (partials, counters) = Required(accelerator, shapes);
+        return new GroupedGemmWorkspace(accelerator, partials, counters);
+    }
+
+    /// <summary>
+    /// The capacities <see cref="For"/> would allocate for <paramref name="shapes"/>, without allocating: a caller that keeps
+    /// one workspace across calls checks it against these (a larger workspace leads to the same split choice).
+    /// </summary>
+    public static (long PartialFloats, long Counters) Required(Accelerator accelerator, params GroupedGemmShape[] shapes)
+    {
         ArgumentNullException.ThrowIfNull(accelerator);
         ArgumentNullException.ThrowIfNull(shapes);
         if (accelerator.Kind == AcceleratorKind.Cpu)
-            return new GroupedGemmWorkspace(accelerator, 0, 0);
+            return (0, 0);
         int? forced = GroupedGemmLaunch.SplitsFromEnvironment();
         long partials = 0, counters = 0;
         foreach (var shape in shapes)
@@ -69,7 +79,19 @@ public sealed class GroupedGemmWorkspace : IDisposable
             partials = Math.Max(partials, launch.PartialFloats);
             counters = Math.Max(counters, launch.Counters);
         }
-        return new GroupedGemmWorkspace(accelerator, partials, counters);
+        return (partials, counters);
+    }
+
+    /// <summary>Whether this workspace holds at least <paramref name="required"/> (from <see cref="Required"/>).</summary>
+    public bool Holds((long PartialFloats, long Counters) required) =>
+        (required.PartialFloats <= 0 || required.Counters <= 0 || Accelerator.Kind == AcceleratorKind.Cpu)
+        || (PartialCapacity >= required.PartialFloats && CounterCapacity >= required.Counters);
+
+    /// <summary>A workspace of the given capacities (from <see cref="Required"/>, possibly the larger of two).</summary>
+    public static GroupedGemmWorkspace WithCapacities(Accelerator accelerator, long partialFloats, long counters)
+    {
+        ArgumentNullException.ThrowIfNull(accelerator);
+        return new GroupedGemmWorkspace(accelerator, partialFloats, counters);
     }
 
     /// <summary>Tests: a workspace of a given capacity (F32 partials, counters).</summary>

@@ -23,6 +23,7 @@ public sealed class RankExpertParallelMoe : IDisposable
     private readonly ProcessGroup _group;
     private readonly DeviceMoeWeights _weights;
     private readonly MoeLayer _layer;
+    private readonly Parallel.ExpertParallelRankBuffers _buffers;
 
     public RankExpertParallelMoe(ProcessGroup group, MoeLayerWeights weights)
     {
@@ -35,6 +36,7 @@ public sealed class RankExpertParallelMoe : IDisposable
         ExpertsPerRank = e / n;
         _weights = DeviceMoeWeights.Upload(group.Accelerator, weights, firstExpert: group.Rank * ExpertsPerRank, expertCount: ExpertsPerRank);
         _layer = new MoeLayer(_weights);
+        _buffers = new Parallel.ExpertParallelRankBuffers(_weights, ExpertsPerRank, 0);
     }
 
     public ModelConfig Config => _weights.Config;
@@ -73,9 +75,10 @@ public sealed class RankExpertParallelMoe : IDisposable
         }
         try
         {
-            // 1. Route and permute this rank's tokens by global expert.
-            var input = Own(DeviceMoeWeights.UploadFloats(a, hidden[(start * h)..((start + share) * h)], dtype));
-            var ws = Own(new MoeWorkspace(_weights, share));
+            // 1. Route and permute this rank's tokens by global expert (layer workspace, input and received rows are
+            //    kept across forwards, as in the in-process layer).
+            var (ws, input, output) = _buffers.ForTokens(share);
+            _buffers.Input.Upload(hidden.AsSpan(start * h, share * h), input);
             var myRows = new long[e];
             if (share > 0)
             {
@@ -92,27 +95,17 @@ public sealed class RankExpertParallelMoe : IDisposable
             int rows = checked((int)sizes.ReceivedRows(rank));
 
             // 3. Dispatch: this rank receives [source rank][local expert] rows.
-            var received = Own(a.Allocate(dtype, Math.Max(1, rows) * (long)h));
+            var receivedRows = _buffers.Received;
+            receivedRows.Reserve(rows, checked(tokens * k));
+            var received = receivedRows.Received(rows);
             _group.AllToAllV(ws.Gathered, DispatchSizes.Elements(sendCounts, h), received, DispatchSizes.Elements(receiveCounts, h));
 
             // 4. Sort the received rows by local expert, run the experts, put the rows back in received order.
-            var returned = Own(a.Allocate<float>(Math.Max(1, rows) * (long)h));
+            var returned = receivedRows.Returned(rows);
             if (rows > 0)
             {
-                var ids = Own(a.Upload<int>(sizes.LocalExpertIds(rank)));
-                var counts = Own(a.Allocate<int>(eh));
-                var offsets = Own(a.Allocate<int>(eh + 1));
-                var rowOfSlot = Own(a.Allocate<int>(rows));
-                var tokenOfRow = Own(a.Allocate<int>(rows));
-                var sorted = Own(a.Allocate(dtype, (long)rows * h));
-                var activation = Own(a.Allocate(dtype, (long)rows * _weights.Intermediate));
-                var expertOut = Own(a.Allocate<float>((long)rows * h));
-                var ones = Own(a.Allocate<float>(rows));
-                ones.Fill(1f);
-                var workspace = Own(a.Allocate<int>(Math.Max(1, Permute.WorkspaceElements(rows, 1, eh))));
-                Permute.Run(ids, rows, 1, eh, 1, counts, offsets, rowOfSlot, tokenOfRow, received, h, sorted, workspace);
-                _layer.RunExperts(sorted, offsets, activation, expertOut, null);
-                Combine.Run(expertOut, rowOfSlot, ones, rows, 1, h, returned);
+                sizes.LocalExpertIds(rank).CopyTo(receivedRows.LocalIds(rows));
+                receivedRows.Run(_layer, _weights.GateUp, _weights.Down, rows);
             }
 
             // 5. Combine back: each source gets its rows back, in its own expert order.
@@ -123,7 +116,6 @@ public sealed class RankExpertParallelMoe : IDisposable
             var padded = Own(a.Allocate<float>((long)maxShare * h));
             if (share > 0)
             {
-                var output = Own(a.Allocate<float>((long)share * h));
                 var residual = _layer.RunSharedExperts(input, ws, null);
                 Combine.Run(ws.ExpertOutput, ws.RowOfSlot, ws.RoutingWeights, share, k, h, output, residual);
                 MemoryBuffer.CopyBytes(output, 0, padded, 0, output.LengthBytes);
@@ -144,5 +136,9 @@ public sealed class RankExpertParallelMoe : IDisposable
         }
     }
 
-    public void Dispose() => _weights.Dispose();
+    public void Dispose()
+    {
+        _buffers.Dispose();
+        _weights.Dispose();
+    }
 }

@@ -8,10 +8,14 @@ namespace MoeRuntime.Runtime.Layers;
 /// <summary>
 /// The intermediate buffers of one forward of <see cref="MoeLayer"/> for a fixed token count, allocated
 /// once and reused, so a forward allocates nothing and can be captured in a CUDA graph.
+/// <see cref="Prefix"/> gives a workspace for fewer tokens made of views of this one (callers that see varying
+/// token counts keep one workspace at the largest count).
 /// </summary>
 public sealed class MoeWorkspace : IDisposable
 {
     private readonly List<MemoryBuffer> _owned = [];
+    private readonly bool _ownsSplitK = true;
+    private readonly int _topK, _experts, _hidden, _intermediate, _sharedIntermediate;
 
     public MoeWorkspace(DeviceMoeWeights weights, int tokens)
     {
@@ -21,6 +25,7 @@ public sealed class MoeWorkspace : IDisposable
         Tokens = tokens;
         int e = c.NumExperts, k = c.TopK, h = c.HiddenSize;
         long slots = (long)tokens * k;
+        (_topK, _experts, _hidden, _intermediate, _sharedIntermediate) = (k, e, h, weights.Intermediate, weights.SharedIntermediate);
         try
         {
             RouterOffsets = Own(a.Upload<int>([0, tokens]));
@@ -44,22 +49,84 @@ public sealed class MoeWorkspace : IDisposable
                 if (weights.SharedGate is not null)
                     SharedGateScale = Own(a.Allocate<float>(tokens));
             }
-            int ih = weights.Intermediate, ish = weights.SharedIntermediate;
-            var gemms = new List<GroupedGemmShape>
-            {
-                new(tokens, e, h, 1),                      // router
-                new((int)slots, 2 * ih, h, e, Fused: true), // experts gate_up + SiLU-and-mul
-                new((int)slots, h, ih, e),                 // experts down
-            };
-            if (weights.SharedGateUp is not null)
-                gemms.AddRange([new(tokens, 2 * ish, h, 1, Fused: true), new(tokens, h, ish, 1), new(tokens, 1, h, 1)]);
-            SplitK = GroupedGemmWorkspace.For(a, [.. gemms]);
+            SplitK = GroupedGemmWorkspace.For(a, GemmShapes(weights, tokens));
         }
         catch
         {
             Dispose();
             throw;
         }
+    }
+
+    /// <summary>The grouped GEMMs of a forward at <paramref name="tokens"/> tokens (what the split-K workspace is sized for).</summary>
+    public static GroupedGemmShape[] GemmShapes(DeviceMoeWeights weights, int tokens)
+    {
+        ArgumentNullException.ThrowIfNull(weights);
+        var c = weights.Config;
+        int e = c.NumExperts, h = c.HiddenSize, ih = weights.Intermediate, ish = weights.SharedIntermediate;
+        int slots = checked(tokens * c.TopK);
+        var gemms = new List<GroupedGemmShape>
+        {
+            new(tokens, e, h, 1),                // router
+            new(slots, 2 * ih, h, e, Fused: true), // experts gate_up + SiLU-and-mul
+            new(slots, h, ih, e),                // experts down
+        };
+        if (weights.SharedGateUp is not null)
+            gemms.AddRange([new(tokens, 2 * ish, h, 1, Fused: true), new(tokens, h, ish, 1), new(tokens, 1, h, 1)]);
+        return [.. gemms];
+    }
+
+    /// <summary>Whether <see cref="Prefix"/> can serve <paramref name="tokens"/> tokens from this workspace's buffers.</summary>
+    public bool Fits(int tokens) =>
+        tokens >= 0 && tokens <= Tokens
+        && Math.Max(1, Permute.WorkspaceElements(tokens, _topK, _experts)) <= PermuteWorkspace.Length;
+
+    /// <summary>
+    /// A workspace for <paramref name="tokens"/> (<see cref="Fits"/>) whose buffers are views of the first elements of this
+    /// one's, so it allocates nothing; it is valid while this one lives, and only one view is used at a time.
+    /// <paramref name="routerOffsets"/> (2 ints, the caller's) is set to [0, tokens] on <paramref name="stream"/>;
+    /// <paramref name="splitK"/> (the caller's, sized for <see cref="GemmShapes"/> at these tokens) serves its GEMMs.
+    /// </summary>
+    public MoeWorkspace Prefix(int tokens, MemoryBuffer<int> routerOffsets, GroupedGemmWorkspace? splitK, AcceleratorStream? stream = null)
+    {
+        ArgumentNullException.ThrowIfNull(routerOffsets);
+        if (!Fits(tokens))
+            throw new ArgumentOutOfRangeException(nameof(tokens), $"a workspace of {Tokens} tokens cannot serve {tokens}");
+        if (routerOffsets.Length != 2)
+            throw new ArgumentException($"router offsets are [0, T]: 2 ints; got {routerOffsets.Describe()}", nameof(routerOffsets));
+        routerOffsets.Slice(0, 1).Fill(0, stream);
+        routerOffsets.Slice(1, 1).Fill(tokens, stream);
+        return new MoeWorkspace(this, tokens, routerOffsets, splitK);
+    }
+
+    private MoeWorkspace(MoeWorkspace whole, int tokens, MemoryBuffer<int> routerOffsets, GroupedGemmWorkspace? splitK)
+    {
+        _ownsSplitK = false;
+        (_topK, _experts, _hidden, _intermediate, _sharedIntermediate) = (whole._topK, whole._experts, whole._hidden, whole._intermediate, whole._sharedIntermediate);
+        Tokens = tokens;
+        long slots = (long)tokens * _topK;
+        RouterOffsets = routerOffsets;
+        Logits = whole.Logits.Slice(0, (long)tokens * _experts);
+        Ids = whole.Ids.Slice(0, slots);
+        RoutingWeights = whole.RoutingWeights.Slice(0, slots);
+        RoutedCounts = whole.RoutedCounts;
+        RoutingWorkspace = whole.RoutingWorkspace;
+        PermutedCounts = whole.PermutedCounts;
+        ExpertOffsets = whole.ExpertOffsets;
+        RowOfSlot = whole.RowOfSlot.Slice(0, slots);
+        TokenOfRow = whole.TokenOfRow.Slice(0, slots);
+        PermuteWorkspace = whole.PermuteWorkspace.Slice(0, Math.Max(1, Permute.WorkspaceElements(tokens, _topK, _experts)));
+        Gathered = BufferPrefix.Of(whole.Gathered, slots * _hidden);
+        Activation = BufferPrefix.Of(whole.Activation, slots * _intermediate);
+        ExpertOutput = whole.ExpertOutput.Slice(0, slots * _hidden);
+        if (whole.SharedActivation is not null)
+        {
+            SharedActivation = BufferPrefix.Of(whole.SharedActivation, (long)tokens * _sharedIntermediate);
+            SharedOutput = whole.SharedOutput!.Slice(0, (long)tokens * _hidden);
+            if (whole.SharedGateScale is not null)
+                SharedGateScale = whole.SharedGateScale.Slice(0, tokens);
+        }
+        SplitK = splitK;
     }
 
     public int Tokens { get; }
@@ -95,6 +162,7 @@ public sealed class MoeWorkspace : IDisposable
         foreach (var buffer in _owned)
             buffer.Dispose();
         _owned.Clear();
-        SplitK?.Dispose();
+        if (_ownsSplitK)
+            SplitK?.Dispose();
     }
 }

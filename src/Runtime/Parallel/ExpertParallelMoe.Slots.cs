@@ -90,6 +90,14 @@ public sealed partial class ExpertParallelMoe
     /// </summary>
     public float[] Forward(ReadOnlySpan<float> hidden, int tokens, int[] ids, float[] routingWeights)
     {
+        var result = new float[(long)Math.Max(0, tokens) * Config.HiddenSize];
+        Forward(hidden, tokens, ids, routingWeights, result);
+        return result;
+    }
+
+    /// <summary>As above, into <paramref name="output"/> [T, H] F32 (a host array the caller keeps across forwards).</summary>
+    public void Forward(ReadOnlySpan<float> hidden, int tokens, int[] ids, float[] routingWeights, Span<float> output)
+    {
         ArgumentNullException.ThrowIfNull(ids);
         ArgumentNullException.ThrowIfNull(routingWeights);
         if (_slots is null)
@@ -100,114 +108,98 @@ public sealed partial class ExpertParallelMoe
         foreach (int id in ids)
             if ((uint)id >= (uint)Config.NumExperts)
                 throw new ArgumentException($"expert id {id} is outside [0, {Config.NumExperts})", nameof(ids));
-        return ForwardOverSlots(hidden, tokens, (ids, routingWeights));
+        ForwardOverSlots(hidden, tokens, (ids, routingWeights), output);
     }
 
-    private float[] ForwardOverSlots(ReadOnlySpan<float> hidden, int tokens, (int[] Ids, float[] Weights)? given)
+    private void ForwardOverSlots(ReadOnlySpan<float> hidden, int tokens, (int[] Ids, float[] Weights)? given, Span<float> output)
     {
         var slots = _slots!;
         int n = Ranks, h = Config.HiddenSize, k = Config.TopK, e = Config.NumExperts, s = ExpertsPerRank, p = n * s;
-        if (hidden.Length != (long)tokens * h)
-            throw new ArgumentException($"hidden has {hidden.Length} values; [T={tokens}, H={h}] needs {(long)tokens * h}", nameof(hidden));
+        CheckShapes(hidden, tokens, output);
         slots.BeginForward();
-        var result = new float[(long)tokens * h];
-        var owned = new List<IDisposable>();
-        T Own<T>(T d) where T : IDisposable
+        var share = Enumerable.Range(0, n).Select(r => TokenStart(tokens, n, r + 1) - TokenStart(tokens, n, r)).ToArray();
+        var views = new (MoeWorkspace Workspace, MemoryBuffer Input, MemoryBuffer<float> Output)[n];
+        var rowsPerSlot = new long[n, p];
+        // 1. Each rank: route its own tokens, record the load, map logical ids to physical slots, permute by slot,
+        //    read its slot offsets back (all ranks enqueued before the host waits).
+        for (int r = 0; r < n; r++)
         {
-            owned.Add(d);
-            return d;
+            var buffers = Buffers(r);
+            int start = TokenStart(tokens, n, r), t = share[r];
+            views[r] = buffers.ForTokens(t);
+            var (ws, input, _) = views[r];
+            buffers.Input.Upload(hidden.Slice(start * h, t * h), input);
+            if (t == 0)
+                continue;
+            if (given is var (ids, weights))
+            {
+                ws.Ids.CopyFrom(ids.AsSpan(start * k, t * k));
+                ws.RoutingWeights.CopyFrom(weights.AsSpan(start * k, t * k));
+                var counts = new int[e];
+                foreach (int id in ids.AsSpan(start * k, t * k))
+                    counts[id]++;
+                ws.RoutedCounts.CopyFrom(counts);
+            }
+            else
+                _layers[r].Route(input, ws, null);
+            slots.Load(r).Record(ws.RoutedCounts);
+            var (physical, permuteWorkspace) = buffers.SlotViews(t);
+            ReplicaRouting.Run(ws.Ids, slots.Table(r), physical);
+            Permute.Run(physical, t, k, p, 1, buffers.SlotCounts!, buffers.SlotOffsets!, ws.RowOfSlot, ws.TokenOfRow, input, h, ws.Gathered, permuteWorkspace);
+            buffers.Offsets.Download(buffers.SlotOffsets!);
         }
-        try
+        WaitForRanks();
+        for (int r = 0; r < n; r++)
         {
-            var share = Enumerable.Range(0, n).Select(r => TokenStart(tokens, n, r + 1) - TokenStart(tokens, n, r)).ToArray();
-            var workspaces = new MoeWorkspace[n];
-            var inputs = new MemoryBuffer[n];
-            var host = hidden.ToArray();
-            var rowsPerSlot = new long[n, p];
-            // 1. Each rank: route its own tokens, record the load, map logical ids to physical slots, permute by slot.
-            for (int r = 0; r < n; r++)
-            {
-                var a = _weights[r].Accelerator;
-                int start = TokenStart(tokens, n, r), t = share[r];
-                inputs[r] = Own(DeviceMoeWeights.UploadFloats(a, host[(start * h)..((start + t) * h)], _weights[r].DType));
-                var ws = workspaces[r] = Own(new MoeWorkspace(_weights[r], t));
-                if (t == 0)
-                    continue;
-                if (given is var (ids, weights))
-                {
-                    ws.Ids.CopyFrom(ids.AsSpan(start * k, t * k));
-                    ws.RoutingWeights.CopyFrom(weights.AsSpan(start * k, t * k));
-                    var counts = new int[e];
-                    foreach (int id in ids.AsSpan(start * k, t * k))
-                        counts[id]++;
-                    ws.RoutedCounts.CopyFrom(counts);
-                }
-                else
-                    _layers[r].Route(inputs[r], ws, null);
-                slots.Load(r).Record(ws.RoutedCounts);
-                var physical = Own(a.Allocate<int>((long)t * k));
-                ReplicaRouting.Run(ws.Ids, slots.Table(r), physical);
-                var slotCounts = Own(a.Allocate<int>(p));
-                var slotOffsets = Own(a.Allocate<int>(p + 1));
-                var permuteWorkspace = Own(a.Allocate<int>(Math.Max(1, Permute.WorkspaceElements(t, k, p))));
-                Permute.Run(physical, t, k, p, 1, slotCounts, slotOffsets, ws.RowOfSlot, ws.TokenOfRow, inputs[r], h, ws.Gathered, permuteWorkspace);
-                var offsets = slotOffsets.ToArray();
-                for (int slot = 0; slot < p; slot++)
-                    rowsPerSlot[r, slot] = offsets[slot + 1] - offsets[slot];
-            }
-            // 2. Dispatch sizes: rows of rank r for rank d, from r's slot offsets.
-            var sendRows = new long[n, n];
-            for (int r = 0; r < n; r++)
-                for (int slot = 0; slot < p; slot++)
-                    sendRows[r, slot / s] += rowsPerSlot[r, slot];
-            var received = Enumerable.Range(0, n).Select(d => Enumerable.Range(0, n).Sum(r => sendRows[r, d])).ToArray();
-            LastTokensPerRank = share;
-            LastRowsPerRank = received;
-            var dtype = _weights[0].DType;
-            var receiveRows = new MemoryBuffer[n];
-            var gatheredViews = new MemoryBuffer[n];
-            for (int d = 0; d < n; d++)
-            {
-                receiveRows[d] = Own(_weights[d].Accelerator.Allocate(dtype, Math.Max(1, received[d]) * h));
-                gatheredViews[d] = workspaces[d].Gathered;
-            }
-            // 3. Dispatch: rank d receives [source rank][its slot] rows.
-            _communicator.AllToAllV(gatheredViews, Scale(sendRows, h), receiveRows);
-            // 4. Each rank: sort received rows by local slot, run the slot weights, put rows back in received order.
-            var returned = new MemoryBuffer<float>[n];
-            for (int d = 0; d < n; d++)
-            {
-                var a = _weights[d].Accelerator;
-                int rows = checked((int)received[d]);
-                returned[d] = Own(a.Allocate<float>(Math.Max(1, rows) * (long)h));
-                if (rows == 0)
-                    continue;
-                var store = slots.Store(d);
-                RunReceivedRows(d, rows, receiveRows[d], rowsPerSlot, s, store.GateUp, store.Down, returned[d], owned);
-            }
-            // 5. Combine back: rank r gets its rows in its own slot order (the order of its gathered rows).
-            var expertOutputs = new MemoryBuffer[n];
-            for (int r = 0; r < n; r++)
-                expertOutputs[r] = workspaces[r].ExpertOutput;
-            _communicator.AllToAllV(returned, Scale(Transpose(sendRows), h), expertOutputs);
-            // 6. Each rank: weighted sum over its tokens' k choices, plus its shared experts.
-            for (int r = 0; r < n; r++)
-            {
-                if (share[r] == 0)
-                    continue;
-                var ws = workspaces[r];
-                var output = Own(_weights[r].Accelerator.Allocate<float>((long)share[r] * h));
-                var residual = _layers[r].RunSharedExperts(inputs[r], ws, null);
-                Combine.Run(ws.ExpertOutput, ws.RowOfSlot, ws.RoutingWeights, share[r], k, h, output, residual);
-                output.CopyTo(result.AsSpan(TokenStart(tokens, n, r) * h, share[r] * h));
-            }
+            if (share[r] == 0)
+                continue;
+            var offsets = Buffers(r).Offsets.Reserve(p + 1);
+            for (int slot = 0; slot < p; slot++)
+                rowsPerSlot[r, slot] = offsets[slot + 1] - offsets[slot];
         }
-        finally
+        // 2. Dispatch sizes: rows of rank r for rank d, from r's slot offsets.
+        var sendRows = new long[n, n];
+        for (int r = 0; r < n; r++)
+            for (int slot = 0; slot < p; slot++)
+                sendRows[r, slot / s] += rowsPerSlot[r, slot];
+        var received = Enumerable.Range(0, n).Select(d => Enumerable.Range(0, n).Sum(r => sendRows[r, d])).ToArray();
+        LastTokensPerRank = share;
+        LastRowsPerRank = received;
+        var receiveRows = new MemoryBuffer[n];
+        var gatheredViews = new MemoryBuffer[n];
+        for (int d = 0; d < n; d++)
         {
-            for (int i = owned.Count - 1; i >= 0; i--)
-                owned[i].Dispose();
+            var rows = Buffers(d).Received;
+            rows.Reserve(checked((int)received[d]), checked(tokens * k));
+            receiveRows[d] = rows.Received(checked((int)received[d]));
+            gatheredViews[d] = views[d].Workspace.Gathered;
         }
+        // 3. Dispatch: rank d receives [source rank][its slot] rows.
+        _communicator.AllToAllV(gatheredViews, Scale(sendRows, h), receiveRows, Streams);
+        // 4. Each rank: sort received rows by local slot, run the slot weights, put rows back in received order.
+        var returned = new MemoryBuffer[n];
+        for (int d = 0; d < n; d++)
+        {
+            int rows = checked((int)received[d]);
+            returned[d] = Buffers(d).Received.Returned(rows);
+            if (rows == 0)
+                continue;
+            var store = slots.Store(d);
+            RunReceivedRows(d, rows, rowsPerSlot, s, store.GateUp, store.Down);
+        }
+        // 5. Combine back: rank r gets its rows in its own slot order (the order of its gathered rows).
+        _communicator.AllToAllV(returned, Scale(Transpose(sendRows), h), views.Select(v => (MemoryBuffer)v.Workspace.ExpertOutput).ToArray(), Streams);
+        // 6. Each rank: weighted sum over its tokens' k choices, plus its shared experts; then the rows back to the host.
+        for (int r = 0; r < n; r++)
+        {
+            if (share[r] == 0)
+                continue;
+            var ws = views[r].Workspace;
+            var residual = _layers[r].RunSharedExperts(views[r].Input, ws, null);
+            Combine.Run(ws.ExpertOutput, ws.RowOfSlot, ws.RoutingWeights, share[r], k, h, views[r].Output, residual);
+            Buffers(r).Output.Download(views[r].Output);
+        }
+        CopyOutputs(tokens, share, output);
         slots.EndForward();
-        return result;
     }
 }

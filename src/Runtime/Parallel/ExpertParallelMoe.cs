@@ -17,8 +17,10 @@ namespace MoeRuntime.Runtime.Parallel;
 ///   --all-to-allv combine--> rank r gets its rows back in its own expert order
 ///   --Combine with the routing weights (+ shared experts, computed for its own tokens)--> output rows of rank r
 /// </code>
-/// The dispatch sizes go through the host (each rank's expert offsets are read back), as they must for
-/// all-to-allv; everything else stays on the devices.
+/// The dispatch sizes go through the host (each rank's expert offsets are read back, once, after every rank's
+/// routing is enqueued), as they must for all-to-allv; everything else stays on the devices. Device buffers and
+/// page-locked host stages are kept per rank across forwards (ExpertParallelRankBuffers), so a forward of at most as
+/// many tokens as an earlier one allocates nothing.
 /// With EPLB (<see cref="WithEplb"/>, ExpertParallelMoe.Slots.cs) ranks hold slots of a placement instead of a block.
 /// </summary>
 public sealed partial class ExpertParallelMoe : IDisposable
@@ -117,44 +119,42 @@ public sealed partial class ExpertParallelMoe : IDisposable
     /// <summary>Held experts each rank ran rows through in the last forward (the experts the routing hit there).</summary>
     public int[] LastActiveExpertsPerRank { get; private set; } = [];
 
-    /// <summary>
-    /// Rank <paramref name="d"/>'s experts on the <paramref name="rows"/> rows it received, laid out as [source rank][local
-    /// expert] blocks of <paramref name="rowsPerLocal"/>[r, d * perRank + local] rows: sorted by local expert, run
-    /// through <paramref name="gateUp"/> and <paramref name="down"/> ([perRank, ...]), and written back in received order
-    /// as F32 into <paramref name="returned"/>. Scratch joins <paramref name="owned"/>, freed after the forward.
-    /// </summary>
-    private void RunReceivedRows(int d, int rows, MemoryBuffer received, long[,] rowsPerLocal, int perRank,
-                                 MemoryBuffer gateUp, MemoryBuffer down, MemoryBuffer<float> returned, List<IDisposable> owned)
+    private ExpertParallelRankBuffers[]? _buffers;
+    private AcceleratorStream[]? _streams;
+
+    /// <summary>Rank r's buffers, kept across forwards (created on first use).</summary>
+    private ExpertParallelRankBuffers Buffers(int r)
     {
-        T Own<T>(T item) where T : IDisposable
-        {
-            owned.Add(item);
-            return item;
-        }
-        var a = _weights[d].Accelerator;
-        var dtype = _weights[d].DType;
-        int h = Config.HiddenSize, ih = _weights[d].Intermediate, sources = rowsPerLocal.GetLength(0);
-        var localIds = new int[rows];
-        int at = 0;
+        _buffers ??= _weights.Select(w => new ExpertParallelRankBuffers(w, ExpertsPerRank, _slots is null ? 0 : Ranks * ExpertsPerRank)).ToArray();
+        return _buffers[r];
+    }
+
+    /// <summary>Each rank's default stream, given to the all-to-allvs so they are enqueued without a host wait.</summary>
+    private IReadOnlyList<AcceleratorStream> Streams => _streams ??= _weights.Select(w => w.Accelerator.DefaultStream).ToArray();
+
+    /// <summary>Waits for every rank's enqueued work (after all ranks' work is issued).</summary>
+    private void WaitForRanks()
+    {
+        foreach (var w in _weights)
+            w.Accelerator.DefaultStream.Synchronize();
+    }
+
+    /// <summary>
+    /// Rank <paramref name="d"/>'s experts on the <paramref name="rows"/> rows it received (in its received-rows
+    /// workspace), laid out as [source rank][local expert] blocks of <paramref name="rowsPerLocal"/>[r, d * perRank + local]
+    /// rows: sorted by local expert, run through <paramref name="gateUp"/> and <paramref name="down"/> ([perRank, ...]),
+    /// written back in received order as F32 (the workspace's Returned rows).
+    /// </summary>
+    private void RunReceivedRows(int d, int rows, long[,] rowsPerLocal, int perRank, MemoryBuffer gateUp, MemoryBuffer down)
+    {
+        var received = Buffers(d).Received;
+        var localIds = received.LocalIds(rows);
+        int at = 0, sources = rowsPerLocal.GetLength(0);
         for (int r = 0; r < sources; r++)
             for (int local = 0; local < perRank; local++)
                 for (long c = rowsPerLocal[r, d * perRank + local]; c > 0; c--)
                     localIds[at++] = local;
-        var ids = Own(a.Upload<int>(localIds));
-        var counts = Own(a.Allocate<int>(perRank));
-        var offsets = Own(a.Allocate<int>(perRank + 1));
-        var rowOfSlot = Own(a.Allocate<int>(rows));
-        var tokenOfRow = Own(a.Allocate<int>(rows));
-        var sorted = Own(a.Allocate(dtype, (long)rows * h));
-        var activation = Own(a.Allocate(dtype, (long)rows * ih));
-        var expertOut = Own(a.Allocate<float>((long)rows * h));
-        var ones = Own(a.Allocate<float>(rows));
-        ones.Fill(1f);
-        var workspace = Own(a.Allocate<int>(Math.Max(1, Permute.WorkspaceElements(rows, 1, perRank))));
-        Permute.Run(ids, rows, 1, perRank, 1, counts, offsets, rowOfSlot, tokenOfRow, received, h, sorted, workspace);
-        var splitK = Own(GroupedGemmWorkspace.For(a, new GroupedGemmShape(rows, 2 * ih, h, perRank, Fused: true), new GroupedGemmShape(rows, h, ih, perRank)));
-        _layers[d].RunExperts(gateUp, down, sorted, offsets, activation, expertOut, null, splitK);
-        Combine.Run(expertOut, rowOfSlot, ones, rows, 1, h, returned);
+        received.Run(_layers[d], gateUp, down, rows);
     }
 
     /// <summary>First token of rank r's share: tokens are split as evenly as possible, in order.</summary>
@@ -163,112 +163,126 @@ public sealed partial class ExpertParallelMoe : IDisposable
     /// <summary>Runs the block on host hidden states [T, H]; returns [T, H] F32.</summary>
     public float[] Forward(ReadOnlySpan<float> hidden, int tokens)
     {
+        var result = new float[(long)Math.Max(0, tokens) * Config.HiddenSize];
+        Forward(hidden, tokens, result);
+        return result;
+    }
+
+    /// <summary>
+    /// Runs the block on host hidden states [T, H] into <paramref name="output"/> [T, H] F32. Device buffers are kept
+    /// across forwards (grown to the largest batch seen); every rank's work is enqueued before the host waits on any,
+    /// and the host waits twice: for the dispatch sizes and for the outputs.
+    /// </summary>
+    public void Forward(ReadOnlySpan<float> hidden, int tokens, Span<float> output)
+    {
         if (_slots is not null)
-            return ForwardOverSlots(hidden, tokens, null);
+        {
+            ForwardOverSlots(hidden, tokens, null, output);
+            return;
+        }
         int n = Ranks, h = Config.HiddenSize, k = Config.TopK, e = Config.NumExperts, eh = ExpertsPerRank;
+        CheckShapes(hidden, tokens, output);
+        var share = Enumerable.Range(0, n).Select(r => TokenStart(tokens, n, r + 1) - TokenStart(tokens, n, r)).ToArray();
+        var views = new (MoeWorkspace Workspace, MemoryBuffer Input, MemoryBuffer<float> Output)[n];
+        // 1. Each rank: upload its tokens, route and permute them by global expert, read its expert offsets back.
+        for (int r = 0; r < n; r++)
+        {
+            views[r] = Buffers(r).ForTokens(share[r]);
+            int start = TokenStart(tokens, n, r);
+            Buffers(r).Input.Upload(hidden.Slice(start * h, share[r] * h), views[r].Input);
+        }
+        for (int r = 0; r < n; r++)
+        {
+            PhaseTimer?.Begin(ExpertParallelPhase.RouteAndPermute, r);
+            if (share[r] > 0)
+                _layers[r].RouteAndPermute(views[r].Input, views[r].Workspace, null);
+            PhaseTimer?.End(ExpertParallelPhase.RouteAndPermute, r);
+            if (share[r] > 0)
+                Buffers(r).Offsets.Download(views[r].Workspace.ExpertOffsets);
+        }
+        WaitForRanks();
+        // 2. Dispatch sizes: rows of rank r for expert g, from r's expert offsets.
+        var rowsPerExpert = new long[n, e];
+        for (int r = 0; r < n; r++)
+        {
+            if (share[r] == 0)
+                continue;
+            var offsets = Buffers(r).Offsets.Reserve(e + 1);
+            for (int g = 0; g < e; g++)
+                rowsPerExpert[r, g] = offsets[g + 1] - offsets[g];
+        }
+        var sendRows = new long[n, n];
+        for (int r = 0; r < n; r++)
+            for (int g = 0; g < e; g++)
+                sendRows[r, g / eh] += rowsPerExpert[r, g];
+        var received = Enumerable.Range(0, n).Select(d => Enumerable.Range(0, n).Sum(r => sendRows[r, d])).ToArray();
+        LastTokensPerRank = share;
+        LastRowsPerRank = received;
+        LastActiveExpertsPerRank = Enumerable.Range(0, n).Select(d => Enumerable.Range(d * eh, eh)
+            .Count(g => Enumerable.Range(0, n).Any(r => rowsPerExpert[r, g] > 0))).ToArray();
+        var receiveRows = new MemoryBuffer[n];
+        var gatheredViews = new MemoryBuffer[n];
+        for (int d = 0; d < n; d++)
+        {
+            var rows = Buffers(d).Received;
+            rows.Reserve(checked((int)received[d]), checked(tokens * k));
+            receiveRows[d] = rows.Received(checked((int)received[d]));
+            gatheredViews[d] = views[d].Workspace.Gathered;
+        }
+        // 3. Dispatch: rank d receives [source rank][local expert] rows.
+        Mark(ExpertParallelPhase.Dispatch, begin: true);
+        _communicator.AllToAllV(gatheredViews, Scale(sendRows, h), receiveRows, Streams);
+        Mark(ExpertParallelPhase.Dispatch, begin: false);
+        // 4. Each rank: sort the received rows by local expert, run its experts, put the rows back in received order.
+        var returned = new MemoryBuffer[n];
+        for (int d = 0; d < n; d++)
+        {
+            int rows = checked((int)received[d]);
+            returned[d] = Buffers(d).Received.Returned(rows);
+            if (rows == 0)
+                continue;
+            PhaseTimer?.Begin(ExpertParallelPhase.Experts, d);
+            RunReceivedRows(d, rows, rowsPerExpert, eh, _weights[d].GateUp, _weights[d].Down);
+            PhaseTimer?.End(ExpertParallelPhase.Experts, d);
+        }
+        // 5. Combine back: rank r gets its rows in its own expert order (the order of its gathered rows).
+        Mark(ExpertParallelPhase.Combine, begin: true);
+        _communicator.AllToAllV(returned, Scale(Transpose(sendRows), h), views.Select(v => (MemoryBuffer)v.Workspace.ExpertOutput).ToArray(), Streams);
+        Mark(ExpertParallelPhase.Combine, begin: false);
+        // 6. Each rank: weighted sum over its tokens' k choices, plus its shared experts; then the rows back to the host.
+        for (int r = 0; r < n; r++)
+        {
+            if (share[r] == 0)
+                continue;
+            var ws = views[r].Workspace;
+            PhaseTimer?.Begin(ExpertParallelPhase.SharedAndUnpermute, r);
+            var residual = _layers[r].RunSharedExperts(views[r].Input, ws, null);
+            Combine.Run(ws.ExpertOutput, ws.RowOfSlot, ws.RoutingWeights, share[r], k, h, views[r].Output, residual);
+            PhaseTimer?.End(ExpertParallelPhase.SharedAndUnpermute, r);
+            Buffers(r).Output.Download(views[r].Output);
+        }
+        CopyOutputs(tokens, share, output);
+    }
+
+    private void CheckShapes(ReadOnlySpan<float> hidden, int tokens, Span<float> output)
+    {
+        int h = Config.HiddenSize;
+        ArgumentOutOfRangeException.ThrowIfNegative(tokens);
         if (hidden.Length != (long)tokens * h)
             throw new ArgumentException($"hidden has {hidden.Length} values; [T={tokens}, H={h}] needs {(long)tokens * h}", nameof(hidden));
-        var result = new float[(long)tokens * h];
-        var owned = new List<IDisposable>();
-        T Own<T>(T d) where T : IDisposable
-        {
-            owned.Add(d);
-            return d;
-        }
-        try
-        {
-            var share = Enumerable.Range(0, n).Select(r => TokenStart(tokens, n, r + 1) - TokenStart(tokens, n, r)).ToArray();
-            var workspaces = new MoeWorkspace[n];
-            var inputs = new MemoryBuffer[n];
-            var host = hidden.ToArray();
-            // 1. Route and permute each rank's own tokens by global expert.
-            for (int r = 0; r < n; r++)
-            {
-                var a = _weights[r].Accelerator;
-                int start = TokenStart(tokens, n, r);
-                inputs[r] = Own(DeviceMoeWeights.UploadFloats(a, host[(start * h)..((start + share[r]) * h)], _weights[r].DType));
-                workspaces[r] = Own(new MoeWorkspace(_weights[r], share[r]));
-            }
-            for (int r = 0; r < n; r++)
-            {
-                PhaseTimer?.Begin(ExpertParallelPhase.RouteAndPermute, r);
-                if (share[r] > 0)
-                    _layers[r].RouteAndPermute(inputs[r], workspaces[r], null);
-                PhaseTimer?.End(ExpertParallelPhase.RouteAndPermute, r);
-            }
-            // 2. Dispatch sizes: rows of rank r for expert g, from r's expert offsets.
-            var rowsPerExpert = new long[n, e];
-            for (int r = 0; r < n; r++)
-            {
-                if (share[r] == 0)
-                    continue;
-                var offsets = workspaces[r].ExpertOffsets.ToArray();
-                for (int g = 0; g < e; g++)
-                    rowsPerExpert[r, g] = offsets[g + 1] - offsets[g];
-            }
-            var sendRows = new long[n, n];
-            for (int r = 0; r < n; r++)
-                for (int g = 0; g < e; g++)
-                    sendRows[r, g / eh] += rowsPerExpert[r, g];
-            var received = Enumerable.Range(0, n).Select(d => Enumerable.Range(0, n).Sum(r => sendRows[r, d])).ToArray();
-            LastTokensPerRank = share;
-            LastRowsPerRank = received;
-            LastActiveExpertsPerRank = Enumerable.Range(0, n).Select(d => Enumerable.Range(d * eh, eh)
-                .Count(g => Enumerable.Range(0, n).Any(r => rowsPerExpert[r, g] > 0))).ToArray();
-            var dtype = _weights[0].DType;
-            var sendElements = Scale(sendRows, h);
-            var receiveRows = new MemoryBuffer[n];
-            var gatheredViews = new MemoryBuffer[n];
-            for (int d = 0; d < n; d++)
-            {
-                var a = _weights[d].Accelerator;
-                receiveRows[d] = Own(a.Allocate(dtype, Math.Max(1, received[d]) * h));
-                gatheredViews[d] = workspaces[d].Gathered;
-            }
-            // 3. Dispatch: rank d receives [source rank][local expert] rows.
-            Mark(ExpertParallelPhase.Dispatch, begin: true);
-            _communicator.AllToAllV(gatheredViews, sendElements, receiveRows);
-            Mark(ExpertParallelPhase.Dispatch, begin: false);
-            // 4. Each rank: sort the received rows by local expert, run its experts, put the rows back in received order.
-            var returned = new MemoryBuffer<float>[n];
-            for (int d = 0; d < n; d++)
-            {
-                var a = _weights[d].Accelerator;
-                int rows = checked((int)received[d]);
-                returned[d] = Own(a.Allocate<float>(Math.Max(1, rows) * (long)h));
-                if (rows == 0)
-                    continue;
-                PhaseTimer?.Begin(ExpertParallelPhase.Experts, d);
-                RunReceivedRows(d, rows, receiveRows[d], rowsPerExpert, eh, _weights[d].GateUp, _weights[d].Down, returned[d], owned);
-                PhaseTimer?.End(ExpertParallelPhase.Experts, d);
-            }
-            // 5. Combine back: rank r gets its rows in its own expert order (the order of its gathered rows).
-            var expertOutputs = new MemoryBuffer[n];
-            for (int r = 0; r < n; r++)
-                expertOutputs[r] = workspaces[r].ExpertOutput;
-            Mark(ExpertParallelPhase.Combine, begin: true);
-            _communicator.AllToAllV(returned, Scale(Transpose(sendRows), h), expertOutputs);
-            Mark(ExpertParallelPhase.Combine, begin: false);
-            // 6. Each rank: weighted sum over its tokens' k choices, plus its shared experts.
-            for (int r = 0; r < n; r++)
-            {
-                if (share[r] == 0)
-                    continue;
-                var ws = workspaces[r];
-                var output = Own(_weights[r].Accelerator.Allocate<float>((long)share[r] * h));
-                PhaseTimer?.Begin(ExpertParallelPhase.SharedAndUnpermute, r);
-                var residual = _layers[r].RunSharedExperts(inputs[r], ws, null);
-                Combine.Run(ws.ExpertOutput, ws.RowOfSlot, ws.RoutingWeights, share[r], k, h, output, residual);
-                PhaseTimer?.End(ExpertParallelPhase.SharedAndUnpermute, r);
-                output.CopyTo(result.AsSpan(TokenStart(tokens, n, r) * h, share[r] * h));
-            }
-            return result;
-        }
-        finally
-        {
-            for (int i = owned.Count - 1; i >= 0; i--)
-                owned[i].Dispose();
-        }
+        if (output.Length != (long)tokens * h)
+            throw new ArgumentException($"output has {output.Length} values; [T={tokens}, H={h}] needs {(long)tokens * h}", nameof(output));
+    }
+
+    /// <summary>Waits for every rank, then copies each rank's downloaded rows into its share of <paramref name="output"/>.</summary>
+    private void CopyOutputs(int tokens, int[] share, Span<float> output)
+    {
+        int h = Config.HiddenSize;
+        WaitForRanks();
+        _communicator.Synchronize(); // surfaces a collective that timed out on the device
+        for (int r = 0; r < Ranks; r++)
+            if (share[r] > 0)
+                HostCopy.Parallel(Buffers(r).Output.Reserve((long)share[r] * h), output.Slice(TokenStart(tokens, Ranks, r) * h, share[r] * h));
     }
 
     private void Mark(ExpertParallelPhase phase, bool begin)
@@ -306,6 +320,9 @@ public sealed partial class ExpertParallelMoe : IDisposable
 
     public void Dispose()
     {
+        if (_buffers is not null)
+            foreach (var b in _buffers)
+                b.Dispose();
         _slots?.Dispose();
         if (_ownsCommunicator)
             _communicator.Dispose();

@@ -1,0 +1,108 @@
+using MoeRuntime.Accelerators;
+using MoeRuntime.Accelerators.Cpu;
+using MoeRuntime.Accelerators.Cuda;
+using MoeRuntime.Runtime.Models;
+using MoeRuntime.Runtime.Parallel;
+using MoeRuntime.Runtime.Parallel.Eplb;
+using MoeRuntime.Tests.Infrastructure;
+
+namespace MoeRuntime.Tests.Runtime;
+
+/// <summary>
+/// The expert-parallel layer keeps its device buffers across forwards (grown to the largest batch, views for smaller
+/// ones). A layer that has run other batches before must give what a fresh layer gives: larger, smaller, one token
+/// (a rank with no tokens), zero tokens, and back. Bit for bit on CPU accelerators; on CUDA within 1e-6 (the same
+/// kernels on the same data; the kept split-K scratch is at least what a fresh layer sizes, so the split choice is the same).
+/// And a forward no larger than an earlier one allocates no device memory at all.
+/// </summary>
+public sealed class ExpertParallelReuseTests
+{
+    private static readonly int[] Schedule = [33, 70, 5, 1, 0, 2, 33];
+
+    public static TheoryData<string, int, string, string, string> Cases() => new()
+    {
+        { "cpu", 2, "deepseek_v3", "bf16", "none" },
+        { "cpu", 3, "qwen2_moe", "f32", "none" },
+        { "cpu", 4, "mixtral", "f32", "none" },
+        { "cpu", 2, "qwen3_moe", "f32", "static" },
+        { "cpu", 4, "deepseek_v3", "bf16", "static" },
+        { "cuda", 2, "deepseek_v3", "bf16", "none" },
+        { "cuda", 2, "qwen3_moe", "f32", "static" },
+    };
+
+    [Theory, MemberData(nameof(Cases))]
+    public void ReusedLayerMatchesFreshLayer(string kind, int ranks, string family, string dtype, string eplb)
+    {
+        var group = TestDevices.GetGroup(kind, ranks);
+        var type = DTypes.Parse(dtype);
+        var random = TestData.NewRandom(out int seed);
+        using var folder = new TempFolder();
+        var (_, layer) = MoeLayerFixtures.Write(folder.Path, family, 12, seed);
+        var weights = MoeLayerWeights.Load(folder.Path, layer, type);
+        using var reused = Create(group, weights, eplb);
+        foreach (int tokens in Schedule)
+        {
+            var hidden = MoeLayerFixtures.RoundTo(TestData.Uniform(random, tokens * weights.Config.HiddenSize), type);
+            var actual = reused.Forward(hidden, tokens);
+            using var fresh = Create(group, weights, eplb);
+            var expected = fresh.Forward(hidden, tokens);
+            string what = $"{family} {dtype} over {ranks} x {kind}, EPLB {eplb}, T={tokens}, seed {seed}";
+            Assert.Equal(expected.Length, actual.Length);
+            if (kind == "cpu")
+                Compare.Exact<float>(expected, actual, what);
+            else if (tokens > 0)
+                Compare.Close(expected, actual, 1e-6, what);
+            Assert.Equal(fresh.LastRowsPerRank, reused.LastRowsPerRank);
+            Assert.Equal(tokens, reused.LastTokensPerRank.Sum());
+        }
+    }
+
+    public static TheoryData<string, string> AllocationCases() => new()
+    {
+        { "cpu", "none" },
+        { "cpu", "static" },
+        { "cuda", "none" },
+        { "cuda", "static" },
+    };
+
+    /// <summary>On accelerators of its own (so no other test's buffers are counted): after a forward of 40 tokens, forwards of 40, 17, 1 and 0 allocate nothing.</summary>
+    [Theory, MemberData(nameof(AllocationCases))]
+    public void SteadyStateForwardsAllocateNothing(string kind, string eplb)
+    {
+        TestDevices.GetGroup(kind, 2); // skips without the device
+        var ranks = Enumerable.Range(0, 2).Select(i => kind == "cpu" ? (Accelerator)new CpuAccelerator(i) : CudaAccelerator.Open(i)).ToList();
+        try
+        {
+            var random = TestData.NewRandom(out int seed);
+            using var folder = new TempFolder();
+            var (_, layer) = MoeLayerFixtures.Write(folder.Path, "deepseek_v3", 12, seed);
+            var weights = MoeLayerWeights.Load(folder.Path, layer, DType.BF16);
+            using var ep = Create(ranks, weights, eplb);
+            int h = weights.Config.HiddenSize;
+            ep.Forward(TestData.Uniform(random, 40 * h), 40);
+            var before = ranks.Select(a => a.AllocationCount).ToArray();
+            var bytes = ranks.Select(a => a.AllocatedBytes).ToArray();
+            foreach (int tokens in new[] { 40, 17, 1, 0, 40 })
+                ep.Forward(TestData.Uniform(random, tokens * h), tokens);
+            Assert.Equal(before, ranks.Select(a => a.AllocationCount).ToArray());
+            Assert.Equal(bytes, ranks.Select(a => a.AllocatedBytes).ToArray());
+        }
+        finally
+        {
+            foreach (var a in ranks)
+                a.Dispose();
+        }
+    }
+
+    private static ExpertParallelMoe Create(IReadOnlyList<Accelerator> group, MoeLayerWeights weights, string eplb) => eplb switch
+    {
+        "none" => new ExpertParallelMoe(group, weights),
+        // A static placement with 2 replicas per rank: hot experts in several slots, rows spread over them.
+        "static" => ExpertParallelMoe.WithEplb(group, weights, new EplbOptions
+        {
+            Mode = EplbMode.Static, Redundant = 2 * group.Count,
+            Loads = Enumerable.Range(0, weights.Config.NumExperts).Select(e => (long)(1000 / (1 + (e * 5) % weights.Config.NumExperts))).ToArray(),
+        }),
+        _ => throw new ArgumentException(eplb),
+    };
+}
