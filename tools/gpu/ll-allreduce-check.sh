@@ -13,7 +13,7 @@ M="bash .gpu/run.sh dotnet .gpu/app/MoeRuntime.Cli/moe.dll"
 nvidia-smi --query-gpu=name,memory.used --format=csv,noheader 2>/dev/null | head -2
 
 # The LL tests first and alone: a hang here (a lost line) shows up as the timeout's exit 124, not as a slow suite.
-timeout 60 $T -class MoeRuntime.Tests.Collectives.LowLatencyAllReduceTests > "$out/ll-tests.log" 2>&1; echo "LL tests: exit $?"
+timeout 90 $T -class MoeRuntime.Tests.Collectives.LowLatencyAllReduceTests > "$out/ll-tests.log" 2>&1; echo "LL tests: exit $?"
 grep -E "\[FAIL\]" -A 8 "$out/ll-tests.log" | head -40; grep -E "Total:" "$out/ll-tests.log"
 
 timeout 70 $T -class MoeRuntime.Tests.Collectives.AllReduceTests -class MoeRuntime.Tests.Collectives.CommunicatorTests \
