@@ -20,7 +20,7 @@ namespace MoeRuntime.Runtime.Parallel;
 /// The dispatch sizes go through the host (each rank's expert offsets are read back, once, after every rank's
 /// routing is enqueued), as they must for all-to-allv; everything else stays on the devices. Device buffers and
 /// page-locked host stages are kept per rank across forwards (ExpertParallelRankBuffers), so a forward of at most as
-/// many tokens as an earlier one allocates nothing.
+/// many tokens as an earlier one allocates nothing; hence one forward at a time per layer.
 /// With EPLB (<see cref="WithEplb"/>, ExpertParallelMoe.Slots.cs) ranks hold slots of a placement instead of a block.
 /// </summary>
 public sealed partial class ExpertParallelMoe : IDisposable
