@@ -15,15 +15,18 @@ step() { # seconds, label, command...
   local s=$1 label=$2; shift 2
   timeout "$s" "$@" > "$out/$label.log" 2>&1; echo "== $label: exit $?"
 }
-step 60 tests $T -class MoeRuntime.Tests.Runtime.ExpertParallelReuseTests -class MoeRuntime.Tests.Eplb.ExpertParallelEplbTests \
-  -class MoeRuntime.Tests.Cli.LayerBenchCommandTests -method MoeRuntime.Tests.Runtime.MoeLayerTests.TensorAndExpertParallelMatchSingleAccelerator
-grep -E "\[FAIL\]" -A 8 "$out/tests.log" | head -40; grep -E "Total:" "$out/tests.log"
-grep -cE "\[SKIP\]" "$out/tests.log" | sed 's/^/skipped: /'
-step 85 ep-deepseek $M bench layer --parallel ep --devices cuda:0,cuda:1 --preset deepseek-v3 --tokens 1,128,4096 --warmup 3 --samples 10 --json "$out/ep-deepseek.json"
+# (-class and -method in one call select their intersection: two calls)
+step 45 tests $T -class MoeRuntime.Tests.Runtime.ExpertParallelReuseTests -class MoeRuntime.Tests.Eplb.ExpertParallelEplbTests \
+  -class MoeRuntime.Tests.Cli.LayerBenchCommandTests
+step 25 tests-ep-vs-single $T -method MoeRuntime.Tests.Runtime.MoeLayerTests.TensorAndExpertParallelMatchSingleAccelerator
+for f in tests tests-ep-vs-single; do
+  grep -E "\[FAIL\]" -A 8 "$out/$f.log" | head -30; grep -E "Total:" "$out/$f.log"; grep -cE "\[SKIP\]" "$out/$f.log" | sed 's/^/skipped: /'
+done
+step 75 ep-deepseek $M bench layer --parallel ep --devices cuda:0,cuda:1 --preset deepseek-v3 --tokens 1,128,4096 --warmup 3 --samples 10 --json "$out/ep-deepseek.json"
 tail -5 "$out/ep-deepseek.log"
-step 50 ep-qwen3 $M bench layer --parallel ep --devices cuda:0,cuda:1 --preset qwen3-30b-a3b --tokens 1,128,4096 --warmup 3 --samples 10 --json "$out/ep-qwen3.json"
+step 40 ep-qwen3 $M bench layer --parallel ep --devices cuda:0,cuda:1 --preset qwen3-30b-a3b --tokens 1,128,4096 --warmup 3 --samples 10 --json "$out/ep-qwen3.json"
 tail -5 "$out/ep-qwen3.log"
-step 45 eplb $M bench eplb --devices cuda:0,cuda:1 --skew zipf:1.2 --preset moe-e64 --tokens 4096 --steps 32 --redundant 16 --dtype bf16 --json "$out/eplb.json"
+step 35 eplb $M bench eplb --devices cuda:0,cuda:1 --skew zipf:1.2 --preset moe-e64 --tokens 4096 --steps 32 --redundant 16 --dtype bf16 --json "$out/eplb.json"
 tail -8 "$out/eplb.log"
 # wall / sum of phases per row (target <= 1.3 at T >= 128)
 for f in "$out"/ep-deepseek.log "$out"/ep-qwen3.log; do

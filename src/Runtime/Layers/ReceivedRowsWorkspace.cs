@@ -47,14 +47,15 @@ public sealed class ReceivedRowsWorkspace : IDisposable
     public int CapacityRows { get; private set; } = -1;
 
     /// <summary>
-    /// Makes room for <paramref name="rows"/> rows; when it must grow, it grows to <paramref name="growTo"/> (at least rows),
-    /// e.g. every (token, choice) pair of the batch, so later forwards of up to that many tokens allocate nothing.
+    /// Makes room for <paramref name="rows"/> rows. When it must grow it takes twice what is asked, up to
+    /// <paramref name="maxRows"/> (every (token, choice) pair of the batch: the most a rank can receive), so routing that
+    /// shifts rows between ranks from one forward to the next does not allocate again.
     /// </summary>
-    public void Reserve(int rows, int growTo)
+    public void Reserve(int rows, int maxRows)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(rows);
         if (rows > CapacityRows || Math.Max(1, Permute.WorkspaceElements(rows, 1, _experts)) > _permute.Length)
-            Allocate(Math.Max(rows, growTo));
+            Allocate((int)Math.Max(rows, Math.Min(maxRows, 2L * rows)));
     }
 
     /// <summary>The dispatch's receive buffer for <paramref name="rows"/> rows ([max(1, R), H]; Reserve first).</summary>

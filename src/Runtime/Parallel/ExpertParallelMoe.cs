@@ -20,7 +20,7 @@ namespace MoeRuntime.Runtime.Parallel;
 /// The dispatch sizes go through the host (each rank's expert offsets are read back, once, after every rank's
 /// routing is enqueued), as they must for all-to-allv; everything else stays on the devices. Device buffers and
 /// page-locked host stages are kept per rank across forwards (ExpertParallelRankBuffers), so a forward of at most as
-/// many tokens as an earlier one allocates nothing.
+/// many tokens as an earlier one allocates nothing; hence one forward at a time per layer.
 /// With EPLB (<see cref="WithEplb"/>, ExpertParallelMoe.Slots.cs) ranks hold slots of a placement instead of a block.
 /// </summary>
 public sealed partial class ExpertParallelMoe : IDisposable
@@ -184,15 +184,12 @@ public sealed partial class ExpertParallelMoe : IDisposable
         CheckShapes(hidden, tokens, output);
         var share = Enumerable.Range(0, n).Select(r => TokenStart(tokens, n, r + 1) - TokenStart(tokens, n, r)).ToArray();
         var views = new (MoeWorkspace Workspace, MemoryBuffer Input, MemoryBuffer<float> Output)[n];
-        // 1. Each rank: upload its tokens, route and permute them by global expert, read its expert offsets back.
+        // 1. Each rank: upload its tokens, route and permute them by global expert, read its expert offsets back
+        //    (rank r's device work starts while the host converts rank r + 1's input).
         for (int r = 0; r < n; r++)
         {
             views[r] = Buffers(r).ForTokens(share[r]);
-            int start = TokenStart(tokens, n, r);
-            Buffers(r).Input.Upload(hidden.Slice(start * h, share[r] * h), views[r].Input);
-        }
-        for (int r = 0; r < n; r++)
-        {
+            Buffers(r).Input.Upload(hidden.Slice(TokenStart(tokens, n, r) * h, share[r] * h), views[r].Input);
             PhaseTimer?.Begin(ExpertParallelPhase.RouteAndPermute, r);
             if (share[r] > 0)
                 _layers[r].RouteAndPermute(views[r].Input, views[r].Workspace, null);
@@ -274,15 +271,17 @@ public sealed partial class ExpertParallelMoe : IDisposable
             throw new ArgumentException($"output has {output.Length} values; [T={tokens}, H={h}] needs {(long)tokens * h}", nameof(output));
     }
 
-    /// <summary>Waits for every rank, then copies each rank's downloaded rows into its share of <paramref name="output"/>.</summary>
+    /// <summary>Waits for each rank in turn and copies its downloaded rows into its share of <paramref name="output"/> (later ranks finish meanwhile).</summary>
     private void CopyOutputs(int tokens, int[] share, Span<float> output)
     {
         int h = Config.HiddenSize;
-        WaitForRanks();
-        _communicator.Synchronize(); // surfaces a collective that timed out on the device
         for (int r = 0; r < Ranks; r++)
+        {
+            _weights[r].Accelerator.DefaultStream.Synchronize();
             if (share[r] > 0)
                 HostCopy.Parallel(Buffers(r).Output.Reserve((long)share[r] * h), output.Slice(TokenStart(tokens, Ranks, r) * h, share[r] * h));
+        }
+        _communicator.Synchronize(); // surfaces a collective that timed out on the device
     }
 
     private void Mark(ExpertParallelPhase phase, bool begin)

@@ -8,8 +8,8 @@ namespace MoeRuntime.Runtime.Parallel;
 /// <summary>
 /// What one rank of an <see cref="ExpertParallelMoe"/> forward needs, kept across forwards so that a forward of at most
 /// as many tokens as an earlier one allocates nothing (cuMemAlloc/cuMemFree are slow and cuMemFree waits for the device):
-/// the layer workspace, input and output rows at the largest token share seen, the received-rows buffers at every
-/// (token, choice) pair of the largest batch seen, the EPLB slot path's routing buffers, and host stages for the
+/// the layer workspace, input and output rows at the largest token share seen, the received-rows buffers at twice the most rows
+/// received (at most every (token, choice) pair of the batch), the EPLB slot path's routing buffers, and host stages for the
 /// copies (page-locked on CUDA, so they run asynchronously).
 /// </summary>
 internal sealed class ExpertParallelRankBuffers : IDisposable
