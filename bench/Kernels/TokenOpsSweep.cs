@@ -8,8 +8,8 @@ namespace MoeRuntime.Benchmarks.Kernels;
 
 /// <summary>
 /// The token-movement ops of an MoE layer against the copy floor (bytes read + written over the device's
-/// copy bandwidth): top-k routing (CUDA graph: launch overhead dominates), permute (indices + gather),
-/// combine and SiLU-and-mul. The same rows as bench/reference/token_ops.py measures for PyTorch; with
+/// copy bandwidth): top-k routing, permute (indices + gather) and combine as CUDA-graph replays (their kernels
+/// are microseconds long, so eager launches would time the host), and SiLU-and-mul. The same rows as bench/reference/token_ops.py measures for PyTorch; with
 /// <c>--reference token_ops-torch.json</c> (that script's output) the sweep also prints the speed-up per row.
 /// On the CPU the shapes are smaller and there is no floor.
 /// </summary>
@@ -67,18 +67,18 @@ internal static class TokenOpsSweep
                     // The index phase alone (counts, offsets, row of each slot: three small kernels), to show the
                     // fixed part of the permute rows.
                     double indexMs = DeviceTimer.MedianMs(accelerator, s => Permute.Run(ids, bigTokens, topK, experts, 1, counts, offsets, rowOfSlot,
-                        tokenOfRow, workspace: workspace, stream: s), inner: 5);
+                        tokenOfRow, workspace: workspace, stream: s), inner: 5, useGraph: true);
                     double indexBytes = 4.0 * (slots * 3);
                     rows.Add(new SweepRow("permute indices only", $"T={bigTokens} k={topK} E={experts}", indexMs, indexBytes, 0, Floor(indexBytes)));
                 }
                 double permuteMs = DeviceTimer.MedianMs(accelerator, s => Permute.Run(ids, bigTokens, topK, experts, 1, counts, offsets, rowOfSlot,
-                    tokenOfRow, hiddenStates, hidden, gathered, workspace, s), inner: 5);
+                    tokenOfRow, hiddenStates, hidden, gathered, workspace, s), inner: 5, useGraph: true);
                 double permuteBytes = 2.0 * 2 * slots * hidden + 4.0 * (slots * 3);
                 rows.Add(new SweepRow("permute (indices + gather)", shape, permuteMs, permuteBytes, 0, Floor(permuteBytes)));
 
                 using var weights = accelerator.Upload<float>(Uniform(random, slots, 0, 1));
                 using var output = accelerator.Allocate<BFloat16>((long)bigTokens * hidden);
-                double combineMs = DeviceTimer.MedianMs(accelerator, s => Combine.Run(gathered, rowOfSlot, weights, bigTokens, topK, hidden, output, null, s), inner: 5);
+                double combineMs = DeviceTimer.MedianMs(accelerator, s => Combine.Run(gathered, rowOfSlot, weights, bigTokens, topK, hidden, output, null, s), inner: 5, useGraph: true);
                 double combineBytes = 2.0 * slots * hidden + 2.0 * bigTokens * hidden + 8.0 * slots;
                 rows.Add(new SweepRow("combine (un-permute)", shape, combineMs, combineBytes, 0, Floor(combineBytes)));
             }
