@@ -21,7 +21,7 @@ public sealed record AllReduceCrossover(int Ranks, long OneShotBelowBytes, long 
 /// 1 MB one-shot on the low-latency (LL) transport, 64 blocks: 4.2 us at 1 KB, 5.2 at 64 KB, 7.9 at 512 KB, against
 /// NCCL's 8.2, 8.9 and 11.8 (0.52-0.73x its time) and two-shot LL's 5.9, 7.4 and 8.9. From 1 MB two-shot: on LL at
 /// 1 MB (11.2 us against one-shot LL's 11.4 and NCCL's 15.6), on the schedule path above (16.9 us at 2 MB, 21.9 at
-/// 4 MB against NCCL's 28.6 and 34.3; 0.63-0.91x NCCL's time up to 256 MB). So NCCL is never picked on 2 GPUs of one
+/// 4 MB against NCCL's 28.6 and 34.3; 0.59-0.91x NCCL's time up to 256 MB). So NCCL is never picked on 2 GPUs of one
 /// process. Without LL (MOE_LL=0) the schedule path's two-shot beat its one-shot at every size (10.0 against 12.6 us
 /// at 1 KB): there the 1 MB one-shot row costs 2-3 us below 1 MB.</item>
 /// <item>NCCL from 64 MB on 4 and 8 ranks: not measured here (4- and 8-GPU machines were not lent); a guess that
