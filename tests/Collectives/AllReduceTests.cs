@@ -208,11 +208,11 @@ public class AllReduceTests
     }
 
     [Theory]
-    [InlineData(2, 1024, AllReduceAlgorithm.TwoShot)]
-    [InlineData(2, (1L << 20) - 16, AllReduceAlgorithm.TwoShot)]
-    [InlineData(2, 1L << 20, AllReduceAlgorithm.TwoShot)]
+    [InlineData(2, 1024, AllReduceAlgorithm.OneShot)]              // 2 ranks: one-shot (LL) below 1 MB
+    [InlineData(2, (1L << 20) - 16, AllReduceAlgorithm.OneShot)]
+    [InlineData(2, 1L << 20, AllReduceAlgorithm.TwoShot)]          // two-shot from 1 MB (LL at 1 MB, the schedule above)
     [InlineData(2, 256L << 20, AllReduceAlgorithm.TwoShot)]
-    [InlineData(1, 1024, AllReduceAlgorithm.TwoShot)]
+    [InlineData(1, 1024, AllReduceAlgorithm.OneShot)]
     [InlineData(16, 1L << 20, AllReduceAlgorithm.TwoShot)]
     [InlineData(4, 256L << 10, AllReduceAlgorithm.OneShot)]
     [InlineData(4, 512L << 10, AllReduceAlgorithm.TwoShot)]
@@ -229,10 +229,12 @@ public class AllReduceTests
         Assert.Equal(AllReduceAlgorithm.Nccl, AllReduceSelector.Choose(4, AllReduceSelector.NcclFromBytesFor(4), ncclAvailable: true));
         Assert.Equal(AllReduceAlgorithm.TwoShot, AllReduceSelector.Choose(4, AllReduceSelector.NcclFromBytesFor(4) - 16, ncclAvailable: true));
         Assert.Equal(AllReduceAlgorithm.OneShot, AllReduceSelector.Choose(4, 1024, ncclAvailable: true));
-        // 2 ranks (measured): NCCL's latency wins below 512 KB, two-shot from there to 256 MB.
-        Assert.Equal(AllReduceAlgorithm.Nccl, AllReduceSelector.Choose(2, 1024, ncclAvailable: true));
-        Assert.Equal(AllReduceAlgorithm.TwoShot, AllReduceSelector.Choose(2, 512L << 10, ncclAvailable: true));
+        // 2 ranks (measured): one-shot LL beats NCCL below 1 MB and two-shot from there to 256 MB: NCCL never, even when present.
+        Assert.Equal(AllReduceAlgorithm.OneShot, AllReduceSelector.Choose(2, 1024, ncclAvailable: true));
+        Assert.Equal(AllReduceAlgorithm.OneShot, AllReduceSelector.Choose(2, 512L << 10, ncclAvailable: true));
+        Assert.Equal(AllReduceAlgorithm.TwoShot, AllReduceSelector.Choose(2, 1L << 20, ncclAvailable: true));
         Assert.Equal(AllReduceAlgorithm.TwoShot, AllReduceSelector.Choose(2, 256L << 20, ncclAvailable: true));
+        Assert.Equal(long.MaxValue, AllReduceSelector.NcclFromBytesFor(2));
     }
 
     [Fact]

@@ -26,9 +26,10 @@ public class LowLatencyAllReduceTests
     [Theory]
     [InlineData(AllReduceAlgorithm.OneShot, 2, 4, 1L << 18, true)]          // 1 MB of f32: the one-shot limit
     [InlineData(AllReduceAlgorithm.OneShot, 2, 4, (1L << 18) + 1, false)]
-    [InlineData(AllReduceAlgorithm.TwoShot, 2, 2, 2L << 20, true)]          // 4 MB of bf16: the two-shot limit
-    [InlineData(AllReduceAlgorithm.TwoShot, 2, 2, (2L << 20) + 1, false)]
-    [InlineData(AllReduceAlgorithm.TwoShot, 8, 4, 1L << 20, true)]
+    [InlineData(AllReduceAlgorithm.TwoShot, 2, 2, 1L << 19, true)]          // 1 MB of bf16: the two-shot limit
+    [InlineData(AllReduceAlgorithm.TwoShot, 2, 2, (1L << 19) + 1, false)]
+    [InlineData(AllReduceAlgorithm.TwoShot, 8, 4, 1L << 18, true)]
+    [InlineData(AllReduceAlgorithm.TwoShot, 8, 4, 1L << 20, false)]         // 4 MB: the schedule path (LL lost at 2-4 MB)
     [InlineData(AllReduceAlgorithm.OneShot, 4, 2, 1, true)]
     [InlineData(AllReduceAlgorithm.TwoShot, 3, 2, 7, true)]
     [InlineData(AllReduceAlgorithm.OneShot, 2, 2, 0, true)]                 // empty calls: LL launches nothing
@@ -76,8 +77,8 @@ public class LowLatencyAllReduceTests
         Assert.True(LowLatencyLayout.Takes(AllReduceAlgorithm.TwoShot, 2, 2048, 2, small));
         Assert.False(LowLatencyLayout.Takes(AllReduceAlgorithm.OneShot, 2, 1L << 16, 2, small));
         Assert.Equal(2L * 4 * LowLatencyLayout.SlotUnits(4, 1L << 30) * 16, LowLatencyLayout.ReceiveBytes(4, 1L << 30));
-        // The defaults (64 MB capacity): two parities of 2 slots of 2 x (4 MB / 16) units, 16 bytes each: ~32 MB per rank.
-        Assert.InRange(LowLatencyLayout.ReceiveBytes(2, 64L << 20), 32L << 20, 33L << 20);
+        // The defaults (64 MB capacity): two parities of 2 slots of 2 x (1 MB / 16) units, 16 bytes each: ~8 MB per rank.
+        Assert.InRange(LowLatencyLayout.ReceiveBytes(2, 64L << 20), 8L << 20, (8L << 20) + 4096);
     }
 
     /// <summary>The two-shot chunks (the schedule's, grain 8) tile the tensor's units with no gap and no overlap.</summary>
@@ -113,7 +114,7 @@ public class LowLatencyAllReduceTests
     [InlineData(false, 2, 2, 1, 264, 1)]
     [InlineData(false, 2, 2, 4096, 264, 1)]                 // 1024 units: one block of 512 threads, 2 units each
     [InlineData(false, 2, 2, 4100, 264, 2)]
-    [InlineData(true, 2, 2, 2L << 20, 264, 32)]             // 4 MB: capped
+    [InlineData(true, 2, 2, 2L << 20, 264, 64)]             // 4 MB: capped
     [InlineData(true, 2, 2, 2L << 20, 20, 20)]              // capped by residency
     [InlineData(true, 8, 4, 8192, 264, 1)]
     public void TheGridGrowsWithTheWorkAndIsCapped(bool twoShot, int ranks, int elementSize, long count, int resident, int expected) =>
@@ -133,9 +134,33 @@ public class LowLatencyAllReduceTests
         Assert.Equal(LowLatencyLayout.BlockThreads, Define("LL_BLOCK_THREADS"));
         Assert.Equal(LowLatencyLayout.Unroll, Define("LL_UNROLL"));
         Assert.Equal(LowLatencyLayout.ControlWords, Define("LL_CONTROL_WORDS"));
+        Assert.Equal(LowLatencyLayout.EpochWord, Define("LL_EPOCH"));
+        Assert.Equal(LowLatencyLayout.FailedStepWord, Define("LL_FAILED_STEP"));
+        Assert.Equal(LowLatencyLayout.ReportWord, Define("LL_REPORT"));
+        Assert.Equal(LowLatencyLayout.ReportWords, Define("LL_REPORT_WORDS"));
+        Assert.True(LowLatencyLayout.ReportWord + LowLatencyLayout.ReportWords <= LowLatencyLayout.ControlWords);
         Assert.Equal(LowLatencyLayout.MaxRanks, Define("LL_MAX_RANKS"));
         Assert.Equal(Communicator.MaxRanks, LowLatencyLayout.MaxRanks);
         Assert.Matches(@"__global__ void __launch_bounds__\(LL_BLOCK_THREADS\)", source);
+    }
+
+    /// <summary>A timed-out wait's report reads back as text naming the unit, its slot and the flags; none without a claim.</summary>
+    [Fact]
+    public void ATimedOutWaitsReportDescribesWhatItSaw()
+    {
+        var words = LowLatencyLayout.InitialControl();
+        Assert.Equal(LowLatencyLayout.ControlWords, words.Length);
+        Assert.Equal((uint)int.MaxValue, words[LowLatencyLayout.FailedStepWord]);
+        Assert.Null(LowLatencyLayout.DescribeReport(0, words, null));
+        // claimed, step 1, block 3, thread 17, sender 1, unit 4242, parity 0, flag 6 expected, flags 4/4 found.
+        uint[] report = [1, 1, 3, 17, 1, 4242, 0, 6, 4, 4];
+        report.CopyTo(words, LowLatencyLayout.ReportWord);
+        string text = LowLatencyLayout.DescribeReport(1, words, (6u, 6u))!;
+        Assert.Equal("rank 1 block 3 thread 17 timed out at step 1 waiting for unit 4242 of slot [1] (parity 0) to carry flag 6; "
+            + "its two lines held flags 4/4 at the deadline, and 6/6 after the kernels ended", text);
+        // The kernel's slot_unit: [parity][sender][slotUnits] units of 16 bytes.
+        Assert.Equal(((1L * 4 + 2) * 100 + 7) * 16, LowLatencyLayout.UnitOffsetBytes(4, 100, 1, 2, 7));
+        Assert.Equal(0, LowLatencyLayout.UnitOffsetBytes(2, 100, 0, 0, 0));
     }
 
     /// <summary>The CPU backend keeps the schedule path (LL is CUDA-only) and says so.</summary>
@@ -143,7 +168,7 @@ public class LowLatencyAllReduceTests
     public void CpuCallsRunTheSchedule()
     {
         var group = TestDevices.GetGroup("cpu", 2);
-        using var communicator = Communicator.Create(group, Options());
+        using var communicator = Communicator.Create(group, FailFast());
         var buffers = group.Select(a => (MemoryBuffer)a.Upload<float>([1f, 2f, 3f])).ToList();
         try
         {
@@ -179,7 +204,7 @@ public class LowLatencyAllReduceTests
         TestData.NewRandom(out int seed);
         var inputs = Enumerable.Range(0, ranks).Select(r => Verifiable(seed, r, count)).ToArray();
         var expected = SumOf(inputs, count);
-        using var communicator = Communicator.Create(group, Options());
+        using var communicator = Communicator.Create(group, FailFast());
         var input = Enumerable.Range(0, ranks).Select(r => Upload(group[r], dtype, inputs[r])).ToList();
         var output = inPlace ? input : Enumerable.Range(0, ranks).Select(r => Poisoned(group[r], dtype, count)).ToList();
         try
@@ -214,7 +239,7 @@ public class LowLatencyAllReduceTests
         TestData.NewRandom(out int seed);
         var inputs = Enumerable.Range(0, ranks).Select(r => Verifiable(seed, r, count)).ToArray();
         var expected = SumOf(inputs, count);
-        using var communicator = Communicator.Create(group, Options());
+        using var communicator = Communicator.Create(group, FailFast());
         var owners = new List<MemoryBuffer>();
         try
         {
@@ -259,7 +284,7 @@ public class LowLatencyAllReduceTests
     public void ManyCallsReuseTheBuffers(int ranks)
     {
         var group = TestDevices.GetGroup("cuda", ranks);
-        using var communicator = Communicator.Create(group, Options());
+        using var communicator = Communicator.Create(group, FailFast());
         TestData.NewRandom(out int seed);
         long[] counts = [5000, 3, 70001, 1, 999, 4096, 131_075, 17];
         for (int call = 0; call < 60; call++)
@@ -293,7 +318,7 @@ public class LowLatencyAllReduceTests
         const int ranks = 2;
         const long count = 4099;
         var group = TestDevices.GetGroup("cuda", ranks);
-        using var communicator = Communicator.Create(group, Options());
+        using var communicator = Communicator.Create(group, FailFast());
         TestData.NewRandom(out int seed);
         // Inputs of 1 and 0: after k calls every element is 2^k times rank 0's; f32 stays exact to 2^50.
         var start = Enumerable.Range(0, ranks).Select(r => Enumerable.Range(0, (int)count).Select(i => r == 0 ? (float)(((i + seed) % 3 + 3) % 3 - 1) : 0f).ToArray()).ToArray();
@@ -329,7 +354,7 @@ public class LowLatencyAllReduceTests
         var group = TestDevices.GetGroup("cuda", ranks);
         const int count = 40_009;
         var random = TestData.NewRandom(out int seed);
-        using var communicator = Communicator.Create(group, Options());
+        using var communicator = Communicator.Create(group, FailFast());
         foreach (var dtype in AllDTypes)
         {
             var inputs = Enumerable.Range(0, ranks).Select(_ => Rounded(dtype, TestData.Uniform(random, count))).ToArray();
@@ -369,7 +394,7 @@ public class LowLatencyAllReduceTests
     public void GraphReplaysSumTheCurrentInputs(int ranks)
     {
         var group = TestDevices.GetGroup("cuda", ranks);
-        using var communicator = Communicator.Create(group, Options());
+        using var communicator = Communicator.Create(group, FailFast());
         TestData.NewRandom(out int seed);
         long[] counts = [100_003, 777];
         var inputs = counts.Select(c => Enumerable.Range(0, ranks).Select(r => Upload(group[r], DType.BF16, Verifiable(seed, r, c))).ToList()).ToArray();
@@ -445,6 +470,10 @@ public class LowLatencyAllReduceTests
             Assert.Equal(0, error.Rank);
             Assert.Equal(0, error.Step);
             Assert.Contains("rank 0", error.Message);
+            // The LL report: rank 1 never wrote, so the unit rank 0 waited for (sent by rank 1) held flags 0/0.
+            Assert.Contains("slot [1]", error.Message);
+            Assert.Contains("held flags 0/0 at the deadline, and 0/0 after the kernels ended", error.Message);
+            Assert.Contains("published epochs by rank: 1, 0", error.Message);
             Assert.InRange(clock.Elapsed, timeout * 0.9, timeout * 2 + TimeSpan.FromSeconds(3));
             Assert.Throws<CommunicatorFailedException>(() => communicator.AllReduce(buffers, buffers, algorithm));
         }
@@ -453,6 +482,9 @@ public class LowLatencyAllReduceTests
             DisposeAll(buffers);
         }
     }
+
+    /// <summary>The LL tests' options: a 5 s timeout, so one lost line fails its case fast instead of eating the run's budget.</summary>
+    private static CommunicatorOptions FailFast() => Options(TimeSpan.FromSeconds(5));
 
     private static float[] SumOf(float[][] inputs, long count)
     {

@@ -233,20 +233,37 @@ internal sealed class CudaCollectiveBackend : CollectiveBackend
                 Thread.Yield();
             }
         }
-        var error = FirstError();
+        var error = FirstError(kernelsEnded: true);
         if (error is not null)
             throw error;
     }
 
-    private CollectiveTimeoutException? FirstError()
+    /// <summary>The first rank's device-side timeout; once the kernels have ended, with what an LL wait saw (read back from the device).</summary>
+    private CollectiveTimeoutException? FirstError(bool kernelsEnded = false)
     {
         foreach (var record in _errors)
         {
             if (record.IsSet)
+            {
+                string? seen = kernelsEnded ? LowLatencyReport() : null;
                 return new CollectiveTimeoutException(record.Collective, record.Rank, record.Step, _timeout,
-                    $"{_ranks[record.Rank].Name} waited for a peer's flag until the device-side deadline");
+                    $"{_ranks[record.Rank].Name} waited for a peer's flag until the device-side deadline" + (seen is null ? "" : $" ({seen})"));
+            }
         }
         return null;
+    }
+
+    /// <summary>The LL transport's report of a timed-out wait; a failure to read it back must not hide the timeout itself.</summary>
+    private string? LowLatencyReport()
+    {
+        try
+        {
+            return _lowLatency.DescribeFailure();
+        }
+        catch (AcceleratorException e)
+        {
+            return $"LL report unreadable: {e.Message}";
+        }
     }
 
     public override void Dispose()

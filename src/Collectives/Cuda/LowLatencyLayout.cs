@@ -14,20 +14,35 @@ namespace MoeRuntime.Collectives.Cuda;
 /// </summary>
 internal static class LowLatencyLayout
 {
-    /// <summary>One-shot AllReduces of at most this many bytes run on LL (2 x H200: to be re-tuned from the bench).</summary>
+    /// <summary>
+    /// One-shot AllReduces of at most this many bytes run on LL. 2 x H200, bf16, graph-timed, 64 blocks (2026-11-30):
+    /// one-shot(ll) 4.2 us at 1 KB to 11.4 us at 1 MB, 0.52-0.73x NCCL's time; past 1 MB the schedule path wins.
+    /// </summary>
     public const long OneShotMaxBytes = 1L << 20;
-    /// <summary>Two-shot AllReduces of at most this many bytes run on LL.</summary>
-    public const long TwoShotMaxBytes = 4L << 20;
+    /// <summary>
+    /// Two-shot AllReduces of at most this many bytes run on LL. Same run: two-shot(ll) 5.9 us at 1 KB to 11.2 us at
+    /// 1 MB against the schedule path's 10.0-13.9 us; at 2 and 4 MB LL lost (18.3 and 30.8 us against 16.9 and 21.9:
+    /// LL moves twice the bytes).
+    /// </summary>
+    public const long TwoShotMaxBytes = 1L << 20;
 
     public const int UnitPayloadBytes = 8;
     public const int UnitLineBytes = 16;
     /// <summary>LL_BLOCK_THREADS, LL_UNROLL, LL_CONTROL_WORDS and LL_MAX_RANKS in ll_allreduce.cu.</summary>
     public const int BlockThreads = 512;
     public const int Unroll = 4;
-    public const int ControlWords = 4;
+    public const int ControlWords = 16;
+    /// <summary>LL_EPOCH, LL_FAILED_STEP, LL_REPORT and LL_REPORT_WORDS: control words of ll_allreduce.cu.</summary>
+    public const int EpochWord = 0;
+    public const int FailedStepWord = 2;
+    public const int ReportWord = 4;
+    public const int ReportWords = 10;
     public const int MaxRanks = 8;
-    /// <summary>The largest grid by default: enough blocks to keep the LL writes and polls in flight.</summary>
-    public const int DefaultMaxBlocks = 32;
+    /// <summary>
+    /// The largest grid by default: enough blocks to keep the LL writes and polls in flight (2 x H200: 64 beat 32 at
+    /// every size from 1 KB to 4 MB, one-shot and two-shot).
+    /// </summary>
+    public const int DefaultMaxBlocks = 64;
 
     /// <summary>The largest grid: <see cref="DefaultMaxBlocks"/>, or MOE_LL_MAX_BLOCKS (1-264) for tuning runs.</summary>
     public static int MaxBlocks { get; } = int.TryParse(Environment.GetEnvironmentVariable("MOE_LL_MAX_BLOCKS"), out int blocks)
@@ -70,6 +85,34 @@ internal static class LowLatencyLayout
         long twoShotChunk = Math.Min(TwoShotMaxBytes, capacityBytes) / ((long)UnitPayloadBytes * ranks) + 6;
         long units = Math.Max(oneShot, 2 * twoShotChunk);
         return (units + 1) / 2 * 2;
+    }
+
+    /// <summary>A rank's control words when its transport is created: epoch 0, no block done, no failed step, no report.</summary>
+    public static uint[] InitialControl()
+    {
+        var words = new uint[ControlWords];
+        words[FailedStepWord] = int.MaxValue;
+        return words;
+    }
+
+    /// <summary>Byte offset in a receive region of unit <paramref name="unit"/> of slot [<paramref name="sender"/>] of <paramref name="parity"/> (the kernel's slot_unit).</summary>
+    public static long UnitOffsetBytes(int ranks, long slotUnits, int parity, int sender, long unit) =>
+        (((long)parity * ranks + sender) * slotUnits + unit) * UnitLineBytes;
+
+    /// <summary>
+    /// What the first timed-out wait of rank <paramref name="rank"/> saw, from its control words (ll_report), with the
+    /// two flags that unit holds now (<paramref name="flagsNow"/>, read after the kernels ended); null when it left no report.
+    /// Flags 0: nothing was ever written there; an older epoch of the same parity: the sender did not write this call's
+    /// line there; the expected flag now: it arrived after the deadline.
+    /// </summary>
+    public static string? DescribeReport(int rank, ReadOnlySpan<uint> control, (uint Lo, uint Hi)? flagsNow)
+    {
+        if (control.Length < ReportWord + ReportWords || control[ReportWord] != 1)
+            return null;
+        var r = control.Slice(ReportWord, ReportWords);
+        string now = flagsNow is { } f ? $", and {f.Lo}/{f.Hi} after the kernels ended" : "";
+        return $"rank {rank} block {r[2]} thread {r[3]} timed out at step {r[1]} waiting for unit {r[5]} of slot [{r[4]}] (parity {r[6]}) "
+            + $"to carry flag {r[7]}; its two lines held flags {r[8]}/{r[9]} at the deadline{now}";
     }
 
     /// <summary>Bytes of one rank's receive region: two parities x one slot per sender.</summary>

@@ -37,7 +37,7 @@ internal sealed class LowLatencyTransport : IDisposable
                 _receive[r] = Own(ranks[r].Allocate<byte>(LowLatencyLayout.ReceiveBytes(n, capacityBytes)));
                 _receive[r].Clear();   // flag 0 is never an epoch: nothing here looks fresh
                 _control[r] = Own(ranks[r].Allocate<uint>(LowLatencyLayout.ControlWords));
-                _control[r].CopyFrom([0u, 0u, int.MaxValue, 0u]);   // epoch 0, no block done, no failed step
+                _control[r].CopyFrom(LowLatencyLayout.InitialControl());
                 _peers[r] = Own(ranks[r].Allocate<long>(LowLatencyLayout.MaxRanks));
             }
             var table = new long[LowLatencyLayout.MaxRanks];
@@ -87,6 +87,37 @@ internal sealed class LowLatencyTransport : IDisposable
                 call.Inputs[r].Pointer, call.Outputs[r].Pointer, call.Count, call.Grain, r, n, _peers[r], SlotUnits, _control[r],
                 errors[r].DevicePointer, timeoutNs, (int)call.Kind, twoShot ? 1 : 0);
         }
+    }
+
+    /// <summary>
+    /// After a timed-out call whose kernels have ended: every rank's report of what its first timed-out wait saw,
+    /// and every rank's published epoch (ranks out of step would show here); null when no LL wait timed out.
+    /// </summary>
+    public string? DescribeFailure()
+    {
+        int n = _ranks.Length;
+        var reports = new List<string>();
+        var epochs = new uint[n];
+        for (int r = 0; r < n; r++)
+        {
+            var words = _control[r].ToArray();
+            epochs[r] = words[LowLatencyLayout.EpochWord];
+            (uint, uint)? now = null;
+            if (words[LowLatencyLayout.ReportWord] == 1)
+            {
+                var report = words.AsSpan(LowLatencyLayout.ReportWord, LowLatencyLayout.ReportWords);
+                long offset = LowLatencyLayout.UnitOffsetBytes(n, SlotUnits, (int)report[6], (int)report[4], report[5]);
+                var line = new byte[LowLatencyLayout.UnitLineBytes];
+                if (offset >= 0 && offset + line.Length <= _receive[r].Length)
+                {
+                    _receive[r].CopyTo(line, offset);
+                    now = (BitConverter.ToUInt32(line, 4), BitConverter.ToUInt32(line, 12));
+                }
+            }
+            if (LowLatencyLayout.DescribeReport(r, words, now) is { } text)
+                reports.Add(text);
+        }
+        return reports.Count == 0 ? null : $"LL: {string.Join("; ", reports)}; published epochs by rank: {string.Join(", ", epochs)}";
     }
 
     private CudaKernel KernelFor(int rank, string entry)

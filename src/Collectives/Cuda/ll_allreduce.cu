@@ -30,6 +30,8 @@
 // thread and peers never read this rank's input, so in-place calls are safe.
 // Timeout: a wait past the %globaltimer deadline (timeoutNs after the kernel started) abandons the call; the block
 // writes {1, step, rank, collective} to the mapped error record (the smallest failed step over the rank's blocks).
+// The first wait of a rank to time out also leaves what it saw in the control words from LL_REPORT (the unit, its
+// sender, the flag expected and the two flags found), which the host adds to the timeout's message.
 //
 // Variants ll_allreduce_f32 / _bf16 / _f16. Launch: block LL_BLOCK_THREADS, grid <= every block resident.
 #include "moe_common.cuh"
@@ -41,7 +43,10 @@
 #define LL_EPOCH 0
 #define LL_DONE 1
 #define LL_FAILED_STEP 2
-#define LL_CONTROL_WORDS 4
+// A timed-out wait's report: claimed (1), step, block, thread, sender, slot unit, parity, flag expected, flags found.
+#define LL_REPORT 4
+#define LL_REPORT_WORDS 10
+#define LL_CONTROL_WORDS 16
 
 // Every rank's receive region (the same table on every rank).
 struct LlPeers
@@ -75,20 +80,17 @@ __device__ __forceinline__ bool ll_fresh(moe_u64 lo, moe_u64 hi, moe_u32 flag)
 
 __device__ __forceinline__ moe_u64 ll_payload(moe_u64 lo, moe_u64 hi) { return (lo & 0xffffffffull) | (hi << 32); }
 
-// Polls a unit until it carries flag; false when the deadline passes first.
-__device__ __forceinline__ bool ll_wait(const moe_u64* line, moe_u32 flag, moe_u64 deadline, moe_u64& payload)
+// Polls a unit until it carries flag; false when the deadline passes first (lo and hi: the lines last seen).
+__device__ __forceinline__ bool ll_wait(const moe_u64* line, moe_u32 flag, moe_u64 deadline, moe_u64& lo, moe_u64& hi)
 {
-    moe_u64 lo, hi;
     for (;;)
     {
         ll_load(line, lo, hi);
         if (ll_fresh(lo, hi, flag))
-            break;
+            return true;
         if (ll_timer_ns() > deadline)
             return false;
     }
-    payload = ll_payload(lo, hi);
-    return true;
 }
 
 __device__ __forceinline__ moe_u32 elem_bits(float x) { return __float_as_uint(x); }
@@ -171,6 +173,7 @@ __device__ __forceinline__ void chunk_units(long long count, int grain, int rank
 struct LlCall
 {
     const LlPeers* peers;
+    moe_u32* control;
     long long slotUnits;
     moe_u32 flag;
     int parity, rank, ranks;
@@ -182,6 +185,36 @@ __device__ __forceinline__ moe_u64* slot_unit(const LlCall& c, int receiver, int
 {
     moe_u64* region = (moe_u64*)c.peers->receive[receiver];
     return region + 2 * (((long long)c.parity * c.ranks + sender) * c.slotUnits + unit);
+}
+
+// The first timed-out wait of this rank records what it waited for and what it found (the host reads it back).
+__device__ void ll_report(const LlCall& c, int step, int sender, long long unit, moe_u64 lo, moe_u64 hi)
+{
+    if (atomicCAS(c.control + LL_REPORT, 0u, 1u) != 0u)
+        return;
+    moe_u32* r = c.control + LL_REPORT;
+    r[1] = (moe_u32)step;
+    r[2] = blockIdx.x;
+    r[3] = threadIdx.x;
+    r[4] = (moe_u32)sender;
+    r[5] = (moe_u32)unit;
+    r[6] = (moe_u32)c.parity;
+    r[7] = c.flag;
+    r[8] = (moe_u32)(lo >> 32);
+    r[9] = (moe_u32)(hi >> 32);
+}
+
+// Waits for unit `unit` of slot [sender] of this rank; on a timeout reports it and returns false.
+__device__ __forceinline__ bool ll_receive(const LlCall& c, int step, int sender, long long unit, moe_u64& payload)
+{
+    moe_u64 lo, hi;
+    if (!ll_wait(slot_unit(c, c.rank, sender, unit), c.flag, c.deadline, lo, hi))
+    {
+        ll_report(c, step, sender, unit, lo, hi);
+        return false;
+    }
+    payload = ll_payload(lo, hi);
+    return true;
 }
 
 // Units [begin, end) of this thread (first, first + stride, ...), LL_UNROLL at a time: the sum in rank order of
@@ -221,7 +254,7 @@ __device__ bool sum_units(const LlCall& c, const T* input, T* output, long long 
                         continue;
                     if (ll_fresh(lo[k], hi[k], c.flag))
                         w[k] = ll_payload(lo[k], hi[k]);
-                    else if (!ll_wait(slot_unit(c, c.rank, p, u0 + k * stride - begin), c.flag, c.deadline, w[k]))
+                    else if (!ll_receive(c, 0, p, u0 + k * stride - begin, w[k]))
                         return false;
                 }
             }
@@ -267,7 +300,7 @@ __device__ bool copy_units(const LlCall& c, T* output, long long count, int send
             moe_u64 w;
             if (ll_fresh(lo[k], hi[k], c.flag))
                 w = ll_payload(lo[k], hi[k]);
-            else if (!ll_wait(slot_unit(c, c.rank, sender, from + u - begin), c.flag, c.deadline, w))
+            else if (!ll_receive(c, 1, sender, from + u - begin, w))
                 return false;
             store_unit(output, count, u, w);
         }
@@ -292,6 +325,7 @@ __device__ void ll_allreduce(const T* input, T* output, long long count, int gra
     __syncthreads();
     LlCall c;
     c.peers = peers;
+    c.control = control;
     c.slotUnits = slotUnits;
     c.flag = epoch;
     c.parity = (int)(epoch & 1);
