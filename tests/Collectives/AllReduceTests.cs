@@ -210,7 +210,8 @@ public class AllReduceTests
     [Theory]
     [InlineData(2, 1024, AllReduceAlgorithm.OneShot)]              // 2 ranks: one-shot (LL) below 1 MB
     [InlineData(2, (1L << 20) - 16, AllReduceAlgorithm.OneShot)]
-    [InlineData(2, 1L << 20, AllReduceAlgorithm.TwoShot)]          // two-shot from 1 MB (LL at 1 MB, the schedule above)
+    [InlineData(2, 1L << 20, AllReduceAlgorithm.OneShot)]          // one-shot LL at 1 MB too (11.5 us against 12.7)
+    [InlineData(2, (1L << 20) + 16, AllReduceAlgorithm.TwoShot)]   // two-shot (the schedule path) above 1 MB
     [InlineData(2, 256L << 20, AllReduceAlgorithm.TwoShot)]
     [InlineData(1, 1024, AllReduceAlgorithm.OneShot)]
     [InlineData(16, 1L << 20, AllReduceAlgorithm.TwoShot)]
@@ -229,10 +230,10 @@ public class AllReduceTests
         Assert.Equal(AllReduceAlgorithm.Nccl, AllReduceSelector.Choose(4, AllReduceSelector.NcclFromBytesFor(4), ncclAvailable: true));
         Assert.Equal(AllReduceAlgorithm.TwoShot, AllReduceSelector.Choose(4, AllReduceSelector.NcclFromBytesFor(4) - 16, ncclAvailable: true));
         Assert.Equal(AllReduceAlgorithm.OneShot, AllReduceSelector.Choose(4, 1024, ncclAvailable: true));
-        // 2 ranks (measured): one-shot LL beats NCCL below 1 MB and two-shot from there to 256 MB: NCCL never, even when present.
+        // 2 ranks (measured): one-shot LL beats NCCL up to 1 MB and two-shot from there to 256 MB: NCCL never, even when present.
         Assert.Equal(AllReduceAlgorithm.OneShot, AllReduceSelector.Choose(2, 1024, ncclAvailable: true));
         Assert.Equal(AllReduceAlgorithm.OneShot, AllReduceSelector.Choose(2, 512L << 10, ncclAvailable: true));
-        Assert.Equal(AllReduceAlgorithm.TwoShot, AllReduceSelector.Choose(2, 1L << 20, ncclAvailable: true));
+        Assert.Equal(AllReduceAlgorithm.TwoShot, AllReduceSelector.Choose(2, 2L << 20, ncclAvailable: true));
         Assert.Equal(AllReduceAlgorithm.TwoShot, AllReduceSelector.Choose(2, 256L << 20, ncclAvailable: true));
         Assert.Equal(long.MaxValue, AllReduceSelector.NcclFromBytesFor(2));
     }

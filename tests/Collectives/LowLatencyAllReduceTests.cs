@@ -199,6 +199,7 @@ public class LowLatencyAllReduceTests
     [Theory, MemberData(nameof(CudaCases))]
     public void SumsExactlyThroughTheLowLatencyPath(int ranks, AllReduceAlgorithm algorithm, DType dtype, string sizeName, bool inPlace)
     {
+        RequireLowLatency(algorithm);
         var group = TestDevices.GetGroup("cuda", ranks);
         long count = Size(sizeName, ranks);
         TestData.NewRandom(out int seed);
@@ -232,6 +233,7 @@ public class LowLatencyAllReduceTests
     [InlineData(AllReduceAlgorithm.TwoShot, DType.F32, 0, 1)]
     public void MisalignedOperands(AllReduceAlgorithm algorithm, DType dtype, int inputShift, int outputShift)
     {
+        RequireLowLatency(algorithm);
         const int Guard = 5;
         const int ranks = 2;
         const long count = 10_007;
@@ -297,7 +299,7 @@ public class LowLatencyAllReduceTests
             try
             {
                 communicator.AllReduce(buffers, buffers, algorithm);
-                Assert.Equal(algorithm != AllReduceAlgorithm.Ring, communicator.LastAllReduceLowLatency);
+                Assert.Equal(TakesLowLatency(algorithm), communicator.LastAllReduceLowLatency);
                 for (int r = 0; r < ranks; r++)
                     Compare.Exact<float>(expected, Download(buffers[r]), $"call {call} ({algorithm}, x{count}) rank {r} (seed {seed})");
             }
@@ -351,6 +353,7 @@ public class LowLatencyAllReduceTests
     [InlineData(4, AllReduceAlgorithm.TwoShot)]
     public void EveryRankGetsTheSameBits(int ranks, AllReduceAlgorithm algorithm)
     {
+        RequireLowLatency(algorithm);
         var group = TestDevices.GetGroup("cuda", ranks);
         const int count = 40_009;
         var random = TestData.NewRandom(out int seed);
@@ -411,7 +414,7 @@ public class LowLatencyAllReduceTests
                 for (int s = 0; s < counts.Length; s++)
                 {
                     communicator.AllReduce(inputs[s], outputs[s], algorithm, streams);
-                    Assert.True(communicator.LastAllReduceLowLatency);
+                    Assert.Equal(TakesLowLatency(algorithm), communicator.LastAllReduceLowLatency);
                 }
             foreach (var stream in streams)
                 graphs.Add(stream.EndCapture());
@@ -454,6 +457,7 @@ public class LowLatencyAllReduceTests
     [InlineData(AllReduceAlgorithm.TwoShot)]
     public void APeerThatNeverArrivesTimesOut(AllReduceAlgorithm algorithm)
     {
+        RequireLowLatency(algorithm);
         var group = TestDevices.GetGroup("cuda", 2);
         var timeout = TimeSpan.FromMilliseconds(400);
         using var communicator = Communicator.Create(group, Options(timeout));
@@ -482,6 +486,20 @@ public class LowLatencyAllReduceTests
             DisposeAll(buffers);
         }
     }
+
+    /// <summary>
+    /// Two-shot over LL is off by default (<see cref="LowLatencyLayout.TwoShotEnabled"/>): its cases skip unless
+    /// MOE_LL_TWOSHOT=1, so a GPU run can still exercise it while the lost-line defect is open.
+    /// </summary>
+    private static void RequireLowLatency(AllReduceAlgorithm algorithm)
+    {
+        if (algorithm == AllReduceAlgorithm.TwoShot && !LowLatencyLayout.TwoShotEnabled)
+            Assert.Skip("two-shot over LL is off by default: on 2 x H200 (2026-11-30) 1 to 4 of 16 two-shot cases timed out waiting for a peer's step-0 line that never arrived (flags 0/0); MOE_LL_TWOSHOT=1 runs it");
+    }
+
+    /// <summary>Whether a CUDA call of this algorithm (below the thresholds) takes LL.</summary>
+    private static bool TakesLowLatency(AllReduceAlgorithm algorithm) =>
+        algorithm == AllReduceAlgorithm.OneShot || (algorithm == AllReduceAlgorithm.TwoShot && LowLatencyLayout.TwoShotEnabled);
 
     /// <summary>The LL tests' options: a 5 s timeout, so one lost line fails its case fast instead of eating the run's budget.</summary>
     private static CommunicatorOptions FailFast() => Options(TimeSpan.FromSeconds(5));

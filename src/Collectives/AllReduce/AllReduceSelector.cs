@@ -18,11 +18,11 @@ public sealed record AllReduceCrossover(int Ranks, long OneShotBelowBytes, long 
 /// reads N-1 whole tensors over NVLink, two-shot (ours pushes its reduced chunk into every output) reads and writes
 /// (N-1)/N of one: past a few hundred KB the bytes decide, below it the equal count of barriers (two each) does.</item>
 /// <item>2 ranks (measured, 2 x H200 over NVLink, bf16, CUDA-graph timed, 2026-11-30; docs/PERFORMANCE.md): below
-/// 1 MB one-shot on the low-latency (LL) transport, 64 blocks: 4.2 us at 1 KB, 5.2 at 64 KB, 7.9 at 512 KB, against
-/// NCCL's 8.2, 8.9 and 11.8 (0.52-0.73x its time) and two-shot LL's 5.9, 7.4 and 8.9. From 1 MB two-shot: on LL at
-/// 1 MB (11.2 us against one-shot LL's 11.4 and NCCL's 15.6), on the schedule path above (16.9 us at 2 MB, 21.9 at
-/// 4 MB against NCCL's 28.6 and 34.3; 0.59-0.91x NCCL's time up to 256 MB). So NCCL is never picked on 2 GPUs of one
-/// process. Without LL (MOE_LL=0) the schedule path's two-shot beat its one-shot at every size (10.0 against 12.6 us
+/// 1 MB and at 1 MB one-shot on the low-latency (LL) transport, 64 blocks: 4.6 us at 1 KB, 5.4 at 64 KB, 7.9 at 512 KB,
+/// 11.5 at 1 MB, against NCCL's 8.3, 9.7, 12.3 and 15.9 (0.55-0.72x its time). Above 1 MB two-shot on the schedule
+/// path (16.9 us at 2 MB, 21.9 at 4 MB against NCCL's 29.6 and 35.1; 0.57-0.91x NCCL's time up to 256 MB). Two-shot
+/// over LL (5.9-11.2 us below 1 MB) is off by default (LowLatencyLayout.TwoShotEnabled). So NCCL is never picked on
+/// 2 GPUs of one process. Without LL (MOE_LL=0) the schedule path's two-shot beat its one-shot at every size (10.0 against 12.6 us
 /// at 1 KB): there the 1 MB one-shot row costs 2-3 us below 1 MB.</item>
 /// <item>NCCL from 64 MB on 4 and 8 ranks: not measured here (4- and 8-GPU machines were not lent); a guess that
 /// NCCL's ring wins at large sizes there.</item>
@@ -32,7 +32,7 @@ public static class AllReduceSelector
 {
     public static IReadOnlyList<AllReduceCrossover> Crossovers { get; set; } =
     [
-        new(Ranks: 2, OneShotBelowBytes: 1L << 20, NcclFromBytes: long.MaxValue),
+        new(Ranks: 2, OneShotBelowBytes: (1L << 20) + 1, NcclFromBytes: long.MaxValue),
         new(Ranks: 4, OneShotBelowBytes: 512L << 10, NcclFromBytes: 64L << 20),
         new(Ranks: 8, OneShotBelowBytes: 256L << 10, NcclFromBytes: 64L << 20),
     ];

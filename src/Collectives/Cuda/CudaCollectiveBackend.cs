@@ -165,7 +165,8 @@ internal sealed class CudaCollectiveBackend : CollectiveBackend
     }
 
     public override bool TakesLowLatency(AllReduce.AllReduceAlgorithm algorithm, long count, int elementSize) =>
-        LowLatencyLayout.Enabled && LowLatencyLayout.Takes(algorithm, _ranks.Length, count, elementSize, _lowLatency.SlotUnits);
+        LowLatencyLayout.Enabled && (algorithm != AllReduce.AllReduceAlgorithm.TwoShot || LowLatencyLayout.TwoShotEnabled)
+        && LowLatencyLayout.Takes(algorithm, _ranks.Length, count, elementSize, _lowLatency.SlotUnits);
 
     public override void RunLowLatency(CollectiveCall call, bool twoShot)
     {

@@ -48,6 +48,14 @@ internal static class LowLatencyLayout
     public static int MaxBlocks { get; } = int.TryParse(Environment.GetEnvironmentVariable("MOE_LL_MAX_BLOCKS"), out int blocks)
         ? Math.Clamp(blocks, 1, CudaCollectiveBackend.MaxBlocks) : DefaultMaxBlocks;
 
+    /// <summary>
+    /// Whether two-shot calls take LL (one-shot ones do whenever <see cref="Enabled"/>). Off by default: on 2 x H200
+    /// (2026-11-30) two-shot over LL lost lines in the tests (1 to 4 of 16 cases per run timed out at step 0 waiting for a
+    /// peer's line that still held flag 0 after both kernels ended), while one-shot over LL passed every case and the
+    /// benches; the cause is not found. MOE_LL_TWOSHOT=1 turns it on, for the investigation and A/B timing.
+    /// </summary>
+    public static bool TwoShotEnabled { get; set; } = Environment.GetEnvironmentVariable("MOE_LL_TWOSHOT") == "1";
+
     /// <summary>Whether CUDA calls take LL at all: MOE_LL=0 turns it off (the schedule path, for A/B timing).</summary>
     public static bool Enabled { get; } = Environment.GetEnvironmentVariable("MOE_LL") != "0";
     /// <summary>Units per thread the grid aims at before it adds blocks (small: latency, not bandwidth, decides here).</summary>
