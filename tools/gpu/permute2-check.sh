@@ -15,6 +15,6 @@ nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm --format=csv,noheader 2>/dev
 timeout 150 $T -class MoeRuntime.Tests.Kernels.PermuteTests -class MoeRuntime.Tests.Kernels.TopKRoutingTests \
   -class MoeRuntime.Tests.Runtime.MoeLayerTests > "$out/tests.log" 2>&1; echo "tests: exit $?"
 grep -E "\[FAIL\]" -A 8 "$out/tests.log" | head -40; grep -E "Total:" "$out/tests.log"
-timeout 60 $B sweep token_ops --device cuda:0 --json "$out/sweep.json" > "$out/sweep.log" 2>&1
+timeout 75 $B sweep token_ops --device cuda:0 --json "$out/sweep.json" > "$out/sweep.log" 2>&1
 echo "sweep token_ops: exit $?"
 grep -E "^\| permute" "$out/sweep.log" | awk -F'|' '{printf "%-34s %-26s %9s us  %s\n", $2, $3, $4, $8}' | sed 's/  */ /g'
