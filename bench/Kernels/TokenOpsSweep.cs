@@ -64,8 +64,8 @@ internal static class TokenOpsSweep
 
                 if (hidden == 4096)
                 {
-                    // The index phase alone (counts, offsets, row of each slot: three small kernels), to show the
-                    // fixed part of the permute rows.
+                    // The index phase alone (counts, offsets, row of each slot: two small kernels, or three for many
+                    // chunks), to show the fixed part of the permute rows.
                     double indexMs = DeviceTimer.MedianMs(accelerator, s => Permute.Run(ids, bigTokens, topK, experts, 1, counts, offsets, rowOfSlot,
                         tokenOfRow, workspace: workspace, stream: s), inner: 5, useGraph: true);
                     double indexBytes = 4.0 * (slots * 3);
@@ -75,6 +75,25 @@ internal static class TokenOpsSweep
                     tokenOfRow, hiddenStates, hidden, gathered, workspace, s), inner: 5, useGraph: true);
                 double permuteBytes = 2.0 * 2 * slots * hidden + 4.0 * (slots * 3);
                 rows.Add(new SweepRow("permute (indices + gather)", shape, permuteMs, permuteBytes, 0, Floor(permuteBytes)));
+                if (hidden == 4096 && Permute.UsesFusedPlacement(Permute.WorkspaceElements(bigTokens, topK, experts) / experts, experts))
+                {
+                    // A/B in one session: the same two rows through the three-kernel index path (separate offsets kernel).
+                    Permute.ForceThreeKernels = true;
+                    try
+                    {
+                        double indexMs = DeviceTimer.MedianMs(accelerator, s => Permute.Run(ids, bigTokens, topK, experts, 1, counts, offsets, rowOfSlot,
+                            tokenOfRow, workspace: workspace, stream: s), inner: 5, useGraph: true);
+                        double indexBytes = 4.0 * (slots * 3);
+                        rows.Add(new SweepRow("permute indices only 3-kernel", $"T={bigTokens} k={topK} E={experts}", indexMs, indexBytes, 0, Floor(indexBytes)));
+                        double threeMs = DeviceTimer.MedianMs(accelerator, s => Permute.Run(ids, bigTokens, topK, experts, 1, counts, offsets, rowOfSlot,
+                            tokenOfRow, hiddenStates, hidden, gathered, workspace, s), inner: 5, useGraph: true);
+                        rows.Add(new SweepRow("permute 3-kernel (idx + gather)", shape, threeMs, permuteBytes, 0, Floor(permuteBytes)));
+                    }
+                    finally
+                    {
+                        Permute.ForceThreeKernels = false;
+                    }
+                }
 
                 using var weights = accelerator.Upload<float>(Uniform(random, slots, 0, 1));
                 using var output = accelerator.Allocate<BFloat16>((long)bigTokens * hidden);

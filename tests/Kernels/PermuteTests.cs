@@ -38,6 +38,15 @@ public class PermuteTests
             new Case("top-E", 40, 8, 8, 12, 3, DType.F32),
             new Case("dropped ids", 100, 2, 8, 8, 4, DType.F32, "dropped"),
             new Case("f16 odd H 7", 70, 2, 8, 7, 1, DType.F16),
+            // Around the fused offsets+scatter threshold (chunks x ceil(E / 128) <= 128, Permute.FusedMaxCountsPerThread).
+            new Case("sweep shape T8192 k2 E256 (fused)", 8192, 2, 256, 4, 1, DType.BF16),
+            new Case("E512 k16 32 chunks pad 64 (fused, at the threshold)", 1024, 16, 512, 4, 64, DType.BF16),
+            new Case("E512 k16 33 chunks pad 4 (three kernels)", 1056, 16, 512, 4, 4, DType.F16),
+            new Case("E128 k8 128 chunks pad 16 (fused, at the threshold)", 8192, 8, 128, 2, 16, DType.F32, "half"),
+            new Case("E128 k8 129 chunks skewed (three kernels)", 8200, 8, 128, 2, 1, DType.F32, "one"),
+            new Case("E8 k2 128 chunks dropped pad 5 (fused)", 32768, 2, 8, 2, 5, DType.F32, "dropped"),
+            new Case("E64 k2 T64K 256 chunks pad 32 (three kernels)", 65536, 2, 64, 1, 32, DType.BF16),
+            new Case("E512 k4 1 chunk partial, pad 3 (fused)", 100, 4, 512, 4, 3, DType.F32),
         };
         var data = new TheoryData<string, Case>();
         foreach (var device in TestDevices.Names)
@@ -64,6 +73,57 @@ public class PermuteTests
         AssertSame(expected, actual, what);
         if (accelerator.Kind != AcceleratorKind.Cpu)
             AssertSame(RunPermute(TestDevices.Context.Cpu, c, ids, hidden), actual, $"{what}, against the CPU twin");
+    }
+
+    /// <summary>The fused offsets+scatter kernel and the three-kernel path give the same outputs on shapes the fused one takes.</summary>
+    [Theory, MemberData(nameof(TestDevices.Names), MemberType = typeof(TestDevices))]
+    public void TheFusedAndThreeKernelIndexPathsAgree(string device)
+    {
+        var accelerator = TestDevices.Get(device);
+        var random = TestData.NewRandom(out int seed);
+        foreach (var c in new[]
+                 {
+                     new Case("paths T8192 k2 E256", 8192, 2, 256, 2, 1, DType.BF16),
+                     new Case("paths E512 k16 32 chunks pad 128", 1024, 16, 512, 2, 128, DType.F32, "half"),
+                     new Case("paths E8 k2 128 chunks dropped pad 7", 32768, 2, 8, 2, 7, DType.F32, "dropped"),
+                     new Case("paths 5 chunks E96 k6 pad 2", 400, 6, 96, 3, 2, DType.F16, "one"),
+                     new Case("paths no tokens pad 8", 0, 2, 16, 2, 8, DType.F32),
+                 })
+        {
+            Assert.True(Permute.UsesFusedPlacement((c.Tokens * (long)c.TopK + 511) / 512, c.Experts), c.Name);
+            var ids = TokenOpsData.RandomIds(random, c.Tokens, c.TopK, c.Experts, c.Skew == "dropped" ? "uniform" : c.Skew);
+            if (c.Skew == "dropped")
+                for (int i = 0; i < ids.Length; i++)
+                    if (random.Next(5) == 0)
+                        ids[i] = random.Next(2) == 0 ? -1 : c.Experts + random.Next(3);
+            var hidden = TokenOpsData.RoundTo(c.DType, TestData.Uniform(random, c.Tokens * c.Hidden));
+            var fused = RunPermute(accelerator, c, ids, hidden);
+            Result three;
+            Permute.ForceThreeKernels = true;
+            try
+            {
+                three = RunPermute(accelerator, c, ids, hidden);
+            }
+            finally
+            {
+                Permute.ForceThreeKernels = false;
+            }
+            string what = $"{c.Name} on {device}, seed {seed}";
+            AssertSame(three, fused, $"fused against three kernels, {what}");
+            AssertSame(Reference(c, ids, hidden), fused, $"fused against the reference, {what}");
+        }
+    }
+
+    [Fact]
+    public void TheFusedPathIsTakenForFewChunksOnly()
+    {
+        Assert.True(Permute.UsesFusedPlacement(32, 256));    // T=8192 k=2 E=256, the sweep's shape
+        Assert.True(Permute.UsesFusedPlacement(32, 512));
+        Assert.False(Permute.UsesFusedPlacement(33, 512));
+        Assert.True(Permute.UsesFusedPlacement(128, 128));   // T=8192 k=8 E=128
+        Assert.False(Permute.UsesFusedPlacement(128, 256));  // T=8192 k=8 E=256
+        Assert.False(Permute.UsesFusedPlacement(2048, 512)); // T=64K k=16 E=512
+        Assert.True(Permute.UsesFusedPlacement(0, 8));
     }
 
     [Theory, MemberData(nameof(TestDevices.Names), MemberType = typeof(TestDevices))]
@@ -166,7 +226,10 @@ public class PermuteTests
         using var rowOfSlot = TokenOpsData.Poisoned<int>(accelerator, ids.Length);
         using var tokenOfRow = TokenOpsData.Poisoned<int>(accelerator, capacity);
         using var gathered = TokenOpsData.Poisoned(accelerator, c.DType, capacity * c.Hidden);
-        Permute.Run(idsBuffer, c.Tokens, c.TopK, c.Experts, c.BlockSize, counts, offsets, rowOfSlot, tokenOfRow, hiddenBuffer, c.Hidden, gathered);
+        // A poisoned workspace: the kernels must not depend on it being zeroed (graph replays reuse it as left).
+        using var workspace = TokenOpsData.Poisoned<int>(accelerator, Math.Max(1, Permute.WorkspaceElements(c.Tokens, c.TopK, c.Experts)));
+        Permute.Run(idsBuffer, c.Tokens, c.TopK, c.Experts, c.BlockSize, counts, offsets, rowOfSlot, tokenOfRow, hiddenBuffer, c.Hidden, gathered,
+            workspace);
         var offsetsHost = offsets.ToArray();
         // Rows at or past expertOffsets[E] are documented as not written: keep only the rows in use.
         var rows = TokenOpsData.Download(gathered)[..(offsetsHost[c.Experts] * c.Hidden)];

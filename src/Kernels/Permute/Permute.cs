@@ -33,7 +33,8 @@ public static partial class Permute
     public static long RowCapacity(int tokens, int topK, int experts, int blockSize = 1) =>
         (long)tokens * topK + (long)experts * (blockSize - 1);
 
-    /// <summary>I32 elements of the CUDA workspace: ceil(T*k / 512) * E (per-chunk counts). Unused on the CPU.</summary>
+    /// <summary>I32 elements of the CUDA workspace: ceil(T*k / 512) * E (per-chunk counts; fully written by each
+    /// run, so never needs zeroing). Unused on the CPU.</summary>
     public static long WorkspaceElements(int tokens, int topK, int experts) => ChunkCount((long)tokens * topK) * experts;
 
     /// <summary>
@@ -102,10 +103,19 @@ public static partial class Permute
             int chunkBlocks = (int)((chunks + WarpsPerBlock - 1) / WarpsPerBlock);
             cuda.LoadKernel(Source.Value, "permute_count_chunks").Launch(cudaStream, chunkBlocks, 32 * WarpsPerBlock, 0,
                 ids, slots, experts, (int)chunks, chunkCounts);
-            cuda.LoadKernel(Source.Value, "permute_offsets").Launch(cudaStream, 1, 512, 0,
-                chunkCounts, (int)chunks, experts, blockSize, expertCounts, expertOffsets, tokenOfRow, (int)capacity);
-            cuda.LoadKernel(Source.Value, "permute_scatter").Launch(cudaStream, chunkBlocks, 32 * WarpsPerBlock, 0,
-                ids, slots, topK, experts, (int)chunks, chunkCounts, expertOffsets, rowOfSlot, tokenOfRow);
+            if (UsesFusedPlacement(chunks, experts))
+            {
+                cuda.LoadKernel(Source.Value, "permute_offsets_scatter").Launch(cudaStream, Math.Max(1, chunkBlocks), 32 * WarpsPerBlock, 0,
+                    ids, slots, topK, experts, (int)chunks, blockSize, chunkCounts, expertCounts, expertOffsets, rowOfSlot, tokenOfRow,
+                    (int)capacity);
+            }
+            else
+            {
+                cuda.LoadKernel(Source.Value, "permute_offsets").Launch(cudaStream, 1, 512, 0,
+                    chunkCounts, (int)chunks, experts, blockSize, expertCounts, expertOffsets, tokenOfRow, (int)capacity);
+                cuda.LoadKernel(Source.Value, "permute_scatter").Launch(cudaStream, chunkBlocks, 32 * WarpsPerBlock, 0,
+                    ids, slots, topK, experts, (int)chunks, chunkCounts, expertOffsets, rowOfSlot, tokenOfRow);
+            }
             if (hidden is not null && gathered is not null && capacity > 0)
             {
                 long rowBytes = (long)hiddenSize * hidden.ElementSize;
@@ -124,6 +134,22 @@ public static partial class Permute
     }
 
     private static long ChunkCount(long slots) => (slots + Chunk - 1) / Chunk;
+
+    /// <summary>
+    /// Chunk counts a thread of permute_offsets_scatter may read: every block of it reads all chunks x E counts, a
+    /// thread ceil(E / 128) experts over all chunks, so past this the separate one-block offsets kernel (one launch
+    /// more) is cheaper. 128: e.g. T=8192 k=2 (32 chunks) up to E=512, T=8192 k=8 (128 chunks) up to E=128.
+    /// </summary>
+    internal const int FusedMaxCountsPerThread = 128;
+
+    /// <summary>Forces the three-kernel index path for every shape (MOE_PERMUTE_PATH=three at start-up; tests and A/B
+    /// benchmarks set it directly). Both paths give the same outputs.</summary>
+    internal static bool ForceThreeKernels { get; set; } =
+        string.Equals(Environment.GetEnvironmentVariable("MOE_PERMUTE_PATH"), "three", StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>Whether the offsets and the scatter run as one kernel (permute_offsets_scatter) for this shape.</summary>
+    internal static bool UsesFusedPlacement(long chunks, int experts) =>
+        !ForceThreeKernels && chunks * ((experts + WarpsPerBlock * 32 - 1) / (WarpsPerBlock * 32)) <= FusedMaxCountsPerThread;
 
     /// <summary>The widest copy unit (16, 4 or 2 bytes) that divides the row size and both base addresses.</summary>
     internal static int WidestUnit(long rowBytes, params ReadOnlySpan<nint> pointers)

@@ -11,10 +11,13 @@
 //   gathered:      [rowCapacity, rowBytes] rows of hidden in expert order (zeros in padding rows);
 //                  rows at or past expertOffsets[experts] are not written
 //
-// Three small kernels then the gather, all deterministic (no dependence on atomic order). They are latency-bound
-// (a few thousand slots per warp or thread at most), so each issues its loads together: a chunk's ids up front, the
-// offsets scan PERMUTE_SCAN_BATCH chunk counts at a time.
+// Two or three small kernels then the gather, all deterministic (no dependence on atomic order). They are
+// latency-bound (a few thousand slots per warp or thread at most), so each issues its loads together: a chunk's ids
+// up front, the offsets scan PERMUTE_SCAN_BATCH chunk counts at a time.
 //   permute_count_chunks  grid ceil(chunks / PERMUTE_WARPS), block 32 * PERMUTE_WARPS: per-chunk counts
+//   then, for few chunks (Permute.cs picks):
+//   permute_offsets_scatter  grid max(1, ceil(chunks / PERMUTE_WARPS)), same block: the two below in one kernel
+//   or else:
 //   permute_offsets       grid 1, block 512: per-chunk bases (in place), counts, padded offsets, -1 rows
 //   permute_scatter       as permute_count_chunks: rowOfSlot and tokenOfRow
 //   gather_rows_u{128,32,16}  grid rowCapacity, block GATHER_THREADS: byte copy of rows in units of
@@ -146,24 +149,11 @@ extern "C" __global__ void __launch_bounds__(512) permute_offsets(
         tokenOfRow[r] = -1; // rows past the end
 }
 
-// As permute_count_chunks, now placing each slot: row = segment start + chunk base + earlier slots of
-// the same expert in this chunk (earlier rounds, then lower lanes of this round).
-extern "C" __global__ void __launch_bounds__(32 * PERMUTE_WARPS) permute_scatter(
-    const int* __restrict__ ids, long long slots, int topK, int experts, int chunks,
-    const int* __restrict__ chunkBases, const int* __restrict__ expertOffsets,
-    int* __restrict__ rowOfSlot, int* __restrict__ tokenOfRow)
+// Places a warp's chunk: row = cursor[expert] (segment start + chunk base) + earlier slots of the same expert in
+// this chunk (earlier rounds, then lower lanes of this round); moves the cursors on as it goes.
+__device__ __forceinline__ void scatter_chunk(const int (&expertOf)[PERMUTE_ROUNDS], int* cursor, int chunk, int lane,
+                                              long long slots, int topK, int* __restrict__ rowOfSlot, int* __restrict__ tokenOfRow)
 {
-    __shared__ int cursors[PERMUTE_WARPS][PERMUTE_MAX_EXPERTS];
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    const int chunk = blockIdx.x * PERMUTE_WARPS + warp;
-    if (chunk >= chunks)
-        return;
-    int* cursor = cursors[warp];
-    int expertOf[PERMUTE_ROUNDS];
-    load_chunk(ids, slots, experts, chunk, lane, expertOf);
-    for (int e = lane; e < experts; e += 32)
-        cursor[e] = expertOffsets[e] + chunkBases[(long long)chunk * experts + e];
-    __syncwarp();
     const unsigned lowerLanes = (1u << lane) - 1u;
 #pragma unroll
     for (int round = 0; round < PERMUTE_ROUNDS; round++)
@@ -186,6 +176,118 @@ extern "C" __global__ void __launch_bounds__(32 * PERMUTE_WARPS) permute_scatter
             cursor[expert] += __popc(same);
         __syncwarp();
     }
+}
+
+// As permute_count_chunks, now placing each slot from the bases permute_offsets left.
+extern "C" __global__ void __launch_bounds__(32 * PERMUTE_WARPS) permute_scatter(
+    const int* __restrict__ ids, long long slots, int topK, int experts, int chunks,
+    const int* __restrict__ chunkBases, const int* __restrict__ expertOffsets,
+    int* __restrict__ rowOfSlot, int* __restrict__ tokenOfRow)
+{
+    __shared__ int cursors[PERMUTE_WARPS][PERMUTE_MAX_EXPERTS];
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const int chunk = blockIdx.x * PERMUTE_WARPS + warp;
+    if (chunk >= chunks)
+        return;
+    int* cursor = cursors[warp];
+    int expertOf[PERMUTE_ROUNDS];
+    load_chunk(ids, slots, experts, chunk, lane, expertOf);
+    for (int e = lane; e < experts; e += 32)
+        cursor[e] = expertOffsets[e] + chunkBases[(long long)chunk * experts + e];
+    __syncwarp();
+    scatter_chunk(expertOf, cursor, chunk, lane, slots, topK, rowOfSlot, tokenOfRow);
+}
+
+// permute_offsets and permute_scatter in one kernel (one graph node fewer), for few chunks: every block reads all the
+// chunk counts (left unchanged, so the workspace never needs zeroing) and works out the expert totals, the padded
+// segment starts and the bases of its own chunks itself; block 0 writes expertCounts and expertOffsets. Each thread
+// walks ceil(experts / blockDim) experts over all chunks, so the host keeps the three-kernel path for many chunks.
+// Grid max(1, ceil(chunks / PERMUTE_WARPS)), block 32 * PERMUTE_WARPS.
+extern "C" __global__ void __launch_bounds__(32 * PERMUTE_WARPS) permute_offsets_scatter(
+    const int* __restrict__ ids, long long slots, int topK, int experts, int chunks, int blockSize,
+    const int* __restrict__ chunkCounts, int* __restrict__ expertCounts, int* __restrict__ expertOffsets,
+    int* __restrict__ rowOfSlot, int* __restrict__ tokenOfRow, int rowCapacity)
+{
+    __shared__ int cursors[PERMUTE_WARPS][PERMUTE_MAX_EXPERTS]; // this block's chunk bases, then + segment starts
+    __shared__ int totals[PERMUTE_MAX_EXPERTS];                 // slots of each expert, then its segment start
+    __shared__ int warpSums[PERMUTE_WARPS];
+    const int thread = threadIdx.x, warp = thread / 32, lane = thread % 32;
+    const int firstChunk = blockIdx.x * PERMUTE_WARPS, chunk = firstChunk + warp;
+    int expertOf[PERMUTE_ROUNDS];
+    load_chunk(ids, slots, experts, chunk, lane, expertOf); // all -1 past the last chunk
+
+    // Per expert, one pass over the chunks in order: the running sum at each of this block's chunks is its base.
+    for (int e = thread; e < experts; e += blockDim.x)
+    {
+        int running = 0;
+        for (int c0 = 0; c0 < chunks; c0 += PERMUTE_SCAN_BATCH)
+        {
+            int v[PERMUTE_SCAN_BATCH];
+#pragma unroll
+            for (int i = 0; i < PERMUTE_SCAN_BATCH; i++)
+                v[i] = c0 + i < chunks ? chunkCounts[(long long)(c0 + i) * experts + e] : 0;
+#pragma unroll
+            for (int i = 0; i < PERMUTE_SCAN_BATCH; i++)
+            {
+                const int c = c0 + i;
+                if (c >= firstChunk && c < firstChunk + PERMUTE_WARPS)
+                    cursors[c - firstChunk][e] = running;
+                running += v[i];
+            }
+        }
+        totals[e] = running;
+    }
+    __syncthreads();
+
+    // Exclusive scan of padded counts over experts: each thread a run of consecutive experts, then over threads.
+    const int perThread = (experts + blockDim.x - 1) / blockDim.x;
+    const int begin = min(thread * perThread, experts), end = min(begin + perThread, experts);
+    int local = 0;
+    for (int e = begin; e < end; e++)
+        local += (totals[e] + blockSize - 1) / blockSize * blockSize;
+    int inclusive = local;
+    for (int offset = 1; offset < 32; offset <<= 1)
+    {
+        int n = __shfl_up_sync(0xffffffffu, inclusive, offset);
+        if (lane >= offset)
+            inclusive += n;
+    }
+    if (lane == 31)
+        warpSums[warp] = inclusive;
+    __syncthreads();
+    int start = inclusive - local, totalRows = 0;
+    for (int w = 0; w < PERMUTE_WARPS; w++)
+    {
+        start += w < warp ? warpSums[w] : 0;
+        totalRows += warpSums[w];
+    }
+    for (int e = begin; e < end; e++)
+    {
+        const int count = totals[e], padded = (count + blockSize - 1) / blockSize * blockSize;
+        if (blockIdx.x == 0)
+        {
+            expertCounts[e] = count;
+            expertOffsets[e] = start;
+        }
+        if (e % gridDim.x == blockIdx.x)
+            for (int r = start + count; r < start + padded; r++)
+                tokenOfRow[r] = -1; // padding rows of this expert's segment
+        totals[e] = start; // only this thread reads its run, before this write
+        start += padded;
+    }
+    if (blockIdx.x == 0 && thread == 0)
+        expertOffsets[experts] = totalRows;
+    for (long long r = totalRows + (long long)blockIdx.x * blockDim.x + thread; r < rowCapacity; r += (long long)gridDim.x * blockDim.x)
+        tokenOfRow[r] = -1; // rows past the end
+    __syncthreads();
+
+    if (chunk >= chunks)
+        return;
+    int* cursor = cursors[warp];
+    for (int e = lane; e < experts; e += 32)
+        cursor[e] += totals[e];
+    __syncwarp();
+    scatter_chunk(expertOf, cursor, chunk, lane, slots, topK, rowOfSlot, tokenOfRow);
 }
 
 // Row r of gathered = row tokenOfRow[r] of hidden (zeros for -1); rows >= expertOffsets[experts] untouched.
