@@ -278,33 +278,6 @@ __device__ __forceinline__ void gw_store_pair(TOut* p, float v0, float v1)
 
 __device__ __forceinline__ float gw_silu(float v) { return v / (1.0f + __expf(-v)); }
 
-// Two outputs rounded to a 16-bit type, as one word (the first in the low half).
-template <typename TOut>
-__device__ __forceinline__ moe_u32 gw_pack_pair(float v0, float v1)
-{
-    TOut o0 = from_float<TOut>(v0), o1 = from_float<TOut>(v1);
-    return (moe_u32)(*reinterpret_cast<moe_u16*>(&o0)) | ((moe_u32)(*reinterpret_cast<moe_u16*>(&o1)) << 16);
-}
-
-__device__ __forceinline__ moe_u32 gw_pick(const moe_u32* v, int i) { return i == 0 ? v[0] : i == 1 ? v[1] : i == 2 ? v[2] : v[3]; }
-
-// The 16-bit output path of a row: lane q of a quad holds the pair at columns 2q, 2q+1 of each 8-column block; a 4x4
-// transpose of words inside the quad gives lane q the whole block 4g + q (16 bytes), stored at once. A row's quad then
-// writes 64 contiguous bytes per store instead of 4 x 4 scattered ones: whole 32-byte sectors, which matters when L2 is
-// busy streaming weights (a partly written sector that leaves L2 costs a read-modify-write in DRAM).
-// v: this lane's 4 pairs of blocks 4g .. 4g+3. Returns this lane's block as words 0..3 (columns 0..7).
-__device__ __forceinline__ uint4 gw_quad_transpose(const moe_u32* v, int lane)
-{
-    const int q = lane & 3, base = lane & 28;
-    const unsigned quad = 0xFu << base;
-    moe_u32 got[4];
-#pragma unroll
-    for (int t = 0; t < 4; t++)
-        got[t] = __shfl_sync(quad, gw_pick(v, (q + t) & 3), base | ((q - t) & 3)); // lane (q - t)'s pair of block q
-    // got[t] came from lane s = (q - t) & 3, so word s is got[(q - s) & 3].
-    return make_uint4(gw_pick(got, q & 3), gw_pick(got, (q - 1) & 3), gw_pick(got, (q - 2) & 3), gw_pick(got, (q - 3) & 3));
-}
-
 // ---- the kernel ----
 
 // Dynamic shared memory of every entry (tiles are placed from its first 1024-byte boundary on).
@@ -338,7 +311,6 @@ __device__ __forceinline__ void grouped_gemm_wgmma(const TmaDescriptor* mapX, co
 
     const int outCols = fused ? n / 2 : n;
     const int colsPerTile = fused ? GW_BN / 2 : GW_BN;
-    const bool quadStores = (outCols & 7) == 0 && (reinterpret_cast<moe_u64>(y) & 15) == 0;
     const int nTiles = ceil_div(outCols, colsPerTile);
     const int kSteps = ceil_div(k, GW_BK);
     const int warpgroup = threadIdx.x / 128;
@@ -454,8 +426,7 @@ __device__ __forceinline__ void grouped_gemm_wgmma(const TmaDescriptor* mapX, co
         if (lane == 0)
             gw_bar_arrive(emptyBase + 8 * previous);
 
-        // Epilogue: rows of this expert only; columns below N (or I when fused). 16-bit outputs go out 16 bytes per
-        // lane (gw_quad_transpose) when rows are whole 16-byte blocks: outCols % 8 == 0 and y 16-byte aligned.
+        // Epilogue: rows of this expert only; columns below N (or I when fused).
         const int rowBase = tile.rowBegin + half * 64 + warp * 16 + (lane >> 2);
         const int colBase = tile.nTile * colsPerTile + 2 * (lane & 3);
 #pragma unroll
@@ -466,32 +437,7 @@ __device__ __forceinline__ void grouped_gemm_wgmma(const TmaDescriptor* mapX, co
                 continue;
             const float scale = rowScale != nullptr ? rowScale[r] : 1.0f;
             TOut* yRow = y + (size_t)r * outCols;
-            if (sizeof(TOut) == 2 && quadStores)
-            {
-                // Blocks of 8 output columns, 4 at a time (plain: 32 blocks; fused: 16, gate j and up j + 16).
-                const int blocks = fused ? 16 : 32;
-#pragma unroll
-                for (int g = 0; g < 8; g++)
-                {
-                    if (4 * g >= blocks)
-                        break;
-                    moe_u32 v[4];
-#pragma unroll
-                    for (int t = 0; t < 4; t++)
-                    {
-                        const int j = 4 * g + t;
-                        const float a0 = acc[4 * j + 2 * i], a1 = acc[4 * j + 2 * i + 1];
-                        v[t] = fused ? gw_pack_pair<TOut>(gw_silu(a0) * acc[4 * (j + 16) + 2 * i] * scale,
-                                                          gw_silu(a1) * acc[4 * (j + 16) + 2 * i + 1] * scale)
-                                     : gw_pack_pair<TOut>(a0 * scale, a1 * scale);
-                    }
-                    const uint4 block = gw_quad_transpose(v, lane);
-                    const int col = tile.nTile * colsPerTile + 8 * (4 * g + (lane & 3));
-                    if (col < outCols) // outCols % 8 == 0 here: a block is all in or all out
-                        *reinterpret_cast<uint4*>(yRow + col) = block;
-                }
-            }
-            else if (!fused)
+            if (!fused)
             {
 #pragma unroll
                 for (int j = 0; j < 32; j++)
