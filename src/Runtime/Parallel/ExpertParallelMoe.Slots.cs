@@ -119,7 +119,6 @@ public sealed partial class ExpertParallelMoe
         slots.BeginForward();
         var share = Enumerable.Range(0, n).Select(r => TokenStart(tokens, n, r + 1) - TokenStart(tokens, n, r)).ToArray();
         var views = new (MoeWorkspace Workspace, MemoryBuffer Input, MemoryBuffer<float> Output)[n];
-        var rowsPerSlot = new long[n, p];
         // 1. Each rank: route its own tokens, record the load, map logical ids to physical slots, permute by slot,
         //    read its slot offsets back (all ranks enqueued before the host waits).
         for (int r = 0; r < n; r++)
@@ -149,20 +148,9 @@ public sealed partial class ExpertParallelMoe
             buffers.Offsets.Download(buffers.SlotOffsets!);
         }
         WaitForRanks();
-        for (int r = 0; r < n; r++)
-        {
-            if (share[r] == 0)
-                continue;
-            var offsets = Buffers(r).Offsets.Reserve(p + 1);
-            for (int slot = 0; slot < p; slot++)
-                rowsPerSlot[r, slot] = offsets[slot + 1] - offsets[slot];
-        }
-        // 2. Dispatch sizes: rows of rank r for rank d, from r's slot offsets.
-        var sendRows = new long[n, n];
-        for (int r = 0; r < n; r++)
-            for (int slot = 0; slot < p; slot++)
-                sendRows[r, slot / s] += rowsPerSlot[r, slot];
-        var received = Enumerable.Range(0, n).Select(d => Enumerable.Range(0, n).Sum(r => sendRows[r, d])).ToArray();
+        // 2. Dispatch sizes: rows of rank r for rank d, from r's slot offsets (rank d holds slots [d*s, (d+1)*s)).
+        var rowsPerSlot = RowsPerGroup(share, p);
+        var (sendRows, received) = SendAndReceivedRows(rowsPerSlot);
         LastTokensPerRank = share;
         LastRowsPerRank = received;
         var receiveRows = new MemoryBuffer[n];

@@ -140,6 +140,31 @@ public sealed partial class ExpertParallelMoe : IDisposable
     }
 
     /// <summary>
+    /// Rows each rank routed to each of <paramref name="groups"/> groups (global experts, or EPLB slots), from the offsets
+    /// every rank with tokens downloaded this forward ([ranks, groups]; zero for a rank without tokens).
+    /// </summary>
+    private long[,] RowsPerGroup(int[] share, int groups)
+    {
+        var rows = new long[share.Length, groups];
+        for (int r = 0; r < share.Length; r++)
+        {
+            if (share[r] == 0)
+                continue;
+            var offsets = Buffers(r).Offsets.Reserve(groups + 1);
+            for (int g = 0; g < groups; g++)
+                rows[r, g] = offsets[g + 1] - offsets[g];
+        }
+        return rows;
+    }
+
+    /// <summary>The all-to-allv sizes of groups held in contiguous blocks per rank: [source, destination] rows and rows per rank.</summary>
+    private static (long[,] SendRows, long[] Received) SendAndReceivedRows(long[,] rowsPerGroup)
+    {
+        var sizes = Distributed.DispatchSizes.From(rowsPerGroup);
+        return (sizes.SendRows, Enumerable.Range(0, sizes.Ranks).Select(sizes.ReceivedRows).ToArray());
+    }
+
+    /// <summary>
     /// Rank <paramref name="d"/>'s experts on the <paramref name="rows"/> rows it received (in its received-rows
     /// workspace), laid out as [source rank][local expert] blocks of <paramref name="rowsPerLocal"/>[r, d * perRank + local]
     /// rows: sorted by local expert, run through <paramref name="gateUp"/> and <paramref name="down"/> ([perRank, ...]),
@@ -199,20 +224,8 @@ public sealed partial class ExpertParallelMoe : IDisposable
         }
         WaitForRanks();
         // 2. Dispatch sizes: rows of rank r for expert g, from r's expert offsets.
-        var rowsPerExpert = new long[n, e];
-        for (int r = 0; r < n; r++)
-        {
-            if (share[r] == 0)
-                continue;
-            var offsets = Buffers(r).Offsets.Reserve(e + 1);
-            for (int g = 0; g < e; g++)
-                rowsPerExpert[r, g] = offsets[g + 1] - offsets[g];
-        }
-        var sendRows = new long[n, n];
-        for (int r = 0; r < n; r++)
-            for (int g = 0; g < e; g++)
-                sendRows[r, g / eh] += rowsPerExpert[r, g];
-        var received = Enumerable.Range(0, n).Select(d => Enumerable.Range(0, n).Sum(r => sendRows[r, d])).ToArray();
+        var rowsPerExpert = RowsPerGroup(share, e);
+        var (sendRows, received) = SendAndReceivedRows(rowsPerExpert);
         LastTokensPerRank = share;
         LastRowsPerRank = received;
         LastActiveExpertsPerRank = Enumerable.Range(0, n).Select(d => Enumerable.Range(d * eh, eh)
