@@ -212,7 +212,8 @@ public static class GroupedGemm
         return rowsPerActiveExpert <= 16 ? Decode64 : rowsPerActiveExpert <= 128 ? Medium64 : Large;
     }
 
-    private static string Suffix(DType dtype) => dtype switch
+    /// <summary>The dtype part of a kernel entry name (every grouped GEMM source uses the same names).</summary>
+    internal static string Suffix(DType dtype) => dtype switch
     {
         DType.BF16 => "bf16",
         DType.F16 => "f16",

@@ -63,15 +63,8 @@ public static class GroupedGemmGemv
         return mTiles * ((outCols + colsPerBlock - 1) / colsPerBlock);
     }
 
-    internal static string EntryName(DType operands, DType output) => $"grouped_gemm_gemv_{Suffix(operands)}_{Suffix(output)}";
+    internal static string EntryName(DType operands, DType output) => $"grouped_gemm_gemv_{GroupedGemm.Suffix(operands)}_{GroupedGemm.Suffix(output)}";
 
-    private static string Suffix(DType dtype) => dtype switch
-    {
-        DType.BF16 => "bf16",
-        DType.F16 => "f16",
-        DType.F32 => "f32",
-        _ => throw new ArgumentOutOfRangeException(nameof(dtype)),
-    };
 
     /// <summary>Launches the kernel for a validated plan (<see cref="GroupedGemm"/> checked shapes, dtypes, alignment).</summary>
     internal static void Run(CudaAccelerator accelerator, GroupedGemm.Plan plan, CudaStream stream)

@@ -72,15 +72,8 @@ public static class GroupedGemmWgmma
         accelerator.Kind == AcceleratorKind.Cuda && GroupedGemmGemv.ChosenFor(operands, rows, experts) ? GroupedGemmGemv.VariantName
         : ChosenFor(accelerator, operands, rows, experts) ? VariantName : GroupedGemm.ChooseVariant(operands, rows, experts).Name;
 
-    internal static string EntryName(DType operands, DType output) => $"grouped_gemm_wgmma_{Suffix(operands)}_{Suffix(output)}";
+    internal static string EntryName(DType operands, DType output) => $"grouped_gemm_wgmma_{GroupedGemm.Suffix(operands)}_{GroupedGemm.Suffix(output)}";
 
-    private static string Suffix(DType dtype) => dtype switch
-    {
-        DType.BF16 => "bf16",
-        DType.F16 => "f16",
-        DType.F32 => "f32",
-        _ => throw new ArgumentOutOfRangeException(nameof(dtype)),
-    };
 
     /// <summary>An entry of grouped_gemm_wgmma.cu (the debug entries too), compiled with the launcher's options.</summary>
     internal static CudaKernel LoadKernel(CudaAccelerator accelerator, string entry)
