@@ -26,7 +26,6 @@ public static partial class TopKRouting
     public const int MaxTopK = 16;
     public const int MaxGroups = 32;
     private const int MaxWarpsPerBlock = 16; // ROUTING_WARPS in topk_routing.cu
-    private const int MaxPairWarpsPerBlock = 8; // ROUTING_PAIR_WARPS: blocks of the two-tokens-per-warp entries
     private const int WarpsPerSm = 32;       // the grid cap: warps stride over tokens beyond it
     /// <summary>
     /// From this many tokens the contiguous path routes two tokens per warp (topk_routing_contiguous_x2_*): at many
@@ -77,11 +76,11 @@ public static partial class TopKRouting
             bool contiguous = UsesContiguousLayout(logits, experts, perLane, options);
             int tokensPerWarp = TokensPerWarp(contiguous, tokens);
             // Few tokens: small blocks spread them over the SMs; many: big blocks, at most WarpsPerSm warps per
-            // SM, warps striding over tokens, so that few blocks add their count histograms. Two tokens per warp:
-            // blocks of MaxPairWarpsPerBlock warps (its register bound allows 3 such blocks an SM).
+            // SM, warps striding over tokens, so that few blocks add their count histograms (counted in warp tasks:
+            // a task is one token, or two on the two-tokens-per-warp path).
             int sms = Math.Max(cuda.Info.MultiprocessorCount, 1);
             long warpTasks = ((long)tokens + tokensPerWarp - 1) / tokensPerWarp;
-            int warpsPerBlock = tokensPerWarp == 2 ? MaxPairWarpsPerBlock : warpTasks >= MaxWarpsPerBlock * sms ? MaxWarpsPerBlock : 4;
+            int warpsPerBlock = warpTasks >= MaxWarpsPerBlock * sms ? MaxWarpsPerBlock : 4;
             int blocks = (int)Math.Clamp((warpTasks + warpsPerBlock - 1) / warpsPerBlock, 1,
                 Math.Min((long)sms * (WarpsPerSm / warpsPerBlock), MaxWorkspaceBlocks));
             // The workspace packs (blocks done, tokens counted) into one word per expert: usable below 2^21 tokens.

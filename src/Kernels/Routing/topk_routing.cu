@@ -44,14 +44,13 @@
 // topk_routing_contiguous_x2_{f32,bf16,f16}_{1,2,4,8} (two tokens per warp, their dependency chains interleaved: used
 // for many tokens, where the one-token kernel is latency-bound; bit-identical results): the suffix is the expert
 // slots per lane, the smallest power of two >= ceil(experts / 32), so that small expert counts do not pay for 512.
-// Launch: block = 32 * w threads, w <= ROUTING_WARPS (x2: w <= ROUTING_PAIR_WARPS), any grid >= 1 (warps stride over tokens; the op caps the
+// Launch: block = 32 * w threads, w <= ROUTING_WARPS, any grid >= 1 (warps stride over tokens; the op caps the
 // grid at about 32 warps per SM so that few blocks add histograms); no dynamic shared memory. Constraints (checked by
 // TopKRouting.cs): experts <= 512, 1 <= k <= min(16, experts), groupCount <= 32, experts % groupCount == 0,
 // experts / groupCount >= 2, topkGroups * groupSize >= k.
 #include "moe_common.cuh"
 
 #define ROUTING_WARPS 16
-#define ROUTING_PAIR_WARPS 8 // block size (in warps) of the two-tokens-per-warp entries
 #define ROUTING_MAX_EXPERTS 512
 // Workspace word of an expert: arrivals (blocks done) above ROUTING_COUNT_BITS, tokens counted below.
 #define ROUTING_COUNT_BITS 21
@@ -416,14 +415,13 @@ __device__ __forceinline__ void load_contiguous(const T* __restrict__ row, int l
 // With NT = 2 the two tokens' dependency chains (shuffles, redux.sync, ballots) are interleaved stage by stage and
 // pick round by pick round, so one chain's latency hides behind the other's; each token's arithmetic is exactly the
 // one-token sequence (same operations, same order), so results are bit-identical.
+// `row[t]`: token t's logits row (any valid row for an absent token), read again by lanes < k for their chosen
+// expert's grouped weight, so that no per-expert value stays in registers through the picks.
 template <typename T, int P, int NT>
 __device__ __forceinline__ void route_tokens_contiguous(
-    const T (&logit)[NT][P], const float (&bias)[P], int k, int renormalize, int grouped, int groupCount, int topkGroups,
-    int lane, int (&expert)[NT], float (&weight)[NT])
+    const T (&logit)[NT][P], const T* const (&row)[NT], const float (&bias)[P], int k, int renormalize, int grouped,
+    int groupCount, int topkGroups, int lane, int (&expert)[NT], float (&weight)[NT])
 {
-    // value: what the weight is made of, the unbiased score (grouped) or the sanitized logit (softmax); one array
-    // for both keeps the register count down.
-    float value[NT][P];
     moe_u32 key[NT][P];
 #pragma unroll
     for (int t = 0; t < NT; t++)
@@ -431,9 +429,37 @@ __device__ __forceinline__ void route_tokens_contiguous(
         for (int i = 0; i < P; i++)
         {
             const float x = sanitize(to_float(logit[t][i]));
-            value[t][i] = grouped ? sigmoid(x) : x;
-            key[t][i] = order_key(grouped ? sanitize(value[t][i] + bias[i]) : x);
+            key[t][i] = order_key(grouped ? sanitize(sigmoid(x) + bias[i]) : x);
         }
+
+    // Softmax: the row max (the first pick's key: the largest of all) and, without renormalisation, the denominator
+    // (summed in slot order), while the logits are still in registers; with renormalisation the denominator cancels.
+    float rowMax[NT], expSum[NT];
+    if (!grouped)
+    {
+#pragma unroll
+        for (int t = 0; t < NT; t++)
+        {
+            moe_u32 laneMax = 0;
+#pragma unroll
+            for (int i = 0; i < P; i++)
+                laneMax = max(laneMax, key[t][i]);
+            rowMax[t] = order_value(warp_max_u32(laneMax));
+        }
+#pragma unroll
+        for (int t = 0; t < NT; t++)
+        {
+            expSum[t] = 1.0f;
+            if (!renormalize)
+            {
+                float partial = 0.0f;
+#pragma unroll
+                for (int i = 0; i < P; i++)
+                    partial += expf(sanitize(to_float(logit[t][i])) - rowMax[t]);
+                expSum[t] = warp_sum(partial);
+            }
+        }
+    }
 
     if (grouped && groupCount > 1)
     {
@@ -505,13 +531,12 @@ __device__ __forceinline__ void route_tokens_contiguous(
 
     // k rounds: the warp max of the heads (always a real key: there are >= k candidates), the lowest lane holding
     // it wins; lane j keeps round j's expert and key.
-    moe_u32 chosenKey[NT], firstKey[NT];
+    moe_u32 chosenKey[NT];
 #pragma unroll
     for (int t = 0; t < NT; t++)
     {
         expert[t] = 0;
         chosenKey[t] = 0;
-        firstKey[t] = 0;
     }
     for (int j = 0; j < k; j++)
     {
@@ -530,8 +555,6 @@ __device__ __forceinline__ void route_tokens_contiguous(
         for (int t = 0; t < NT; t++)
         {
             const int id = (int)~__shfl_sync(0xffffffffu, (moe_u32)list[t][0], winner[t]);
-            if (j == 0)
-                firstKey[t] = top[t];
             if (lane == j)
             {
                 expert[t] = id;
@@ -551,35 +574,12 @@ __device__ __forceinline__ void route_tokens_contiguous(
     for (int t = 0; t < NT; t++)
     {
         weight[t] = 0.0f;
-        if (grouped)
+        if (lane < k)
         {
-            // The chosen expert's unbiased score from the registers of the lane holding it.
-            float s = 0.0f;
-#pragma unroll
-            for (int i = 0; i < P; i++)
-            {
-                float v = __shfl_sync(0xffffffffu, value[t][i], expert[t] / P);
-                if (expert[t] % P == i)
-                    s = v;
-            }
-            if (lane < k)
-                weight[t] = s;
-        }
-        else
-        {
-            // Softmax: the row max is the first round's key; with renormalisation the denominator cancels.
-            const float rowMax = order_value(firstKey[t]);
-            float expSum = 1.0f;
-            if (!renormalize)
-            {
-                float partial = 0.0f;
-#pragma unroll
-                for (int i = 0; i < P; i++)
-                    partial += expf(value[t][i] - rowMax);
-                expSum = warp_sum(partial);
-            }
-            if (lane < k)
-                weight[t] = expf(order_value(chosenKey[t]) - rowMax) / expSum;
+            if (grouped) // the chosen expert's unbiased score, from its logit read again (an L1/L2 hit)
+                weight[t] = sigmoid(sanitize(to_float(row[t][expert[t]])));
+            else
+                weight[t] = expf(order_value(chosenKey[t]) - rowMax[t]) / expSum[t];
         }
     }
     if (renormalize)
@@ -622,17 +622,23 @@ __device__ __forceinline__ void topk_routing(
     const int stride = gridDim.x * warps * NT;
     int token = (blockIdx.x * warps + warp) * NT;
     T logit[PER_LANE] = {};
-    // Contiguous path: the lane's bias values once, in registers, for every token.
-    float laneBias[PER_LANE] = {};
-    if constexpr (CONTIGUOUS)
+    // Contiguous path: the lane's bias values, zeros when there is none. One token per warp: read once, kept in
+    // registers for every token. Two: re-read each trip (an L1 hit), so that they are not live through the picks.
+    auto loadBias = [&](float (&into)[PER_LANE])
     {
-        if (grouped && bias != nullptr)
+#pragma unroll
+        for (int i = 0; i < PER_LANE; i++)
+            into[i] = 0.0f;
+        if (CONTIGUOUS && grouped && bias != nullptr)
         {
 #pragma unroll
             for (int i = 0; i < PER_LANE; i++)
-                laneBias[i] = bias[lane * PER_LANE + i];
+                into[i] = bias[lane * PER_LANE + i];
         }
-    }
+    };
+    float laneBias[PER_LANE];
+    if constexpr (NT == 1)
+        loadBias(laneBias);
     auto load = [&](int t, T (&into)[PER_LANE])
     {
         if constexpr (CONTIGUOUS)
@@ -659,12 +665,19 @@ __device__ __forceinline__ void topk_routing(
             for (int t = 0; t < NT; t++)
                 if (token + t < tokens)
                     load(token + t, current[t]);
+            loadBias(laneBias);
         }
         int expert[NT];
         float weight[NT];
         if constexpr (CONTIGUOUS)
-            route_tokens_contiguous<T, PER_LANE, NT>(current, laneBias, k, renormalize, grouped, groupCount,
+        {
+            const T* rows[NT];
+#pragma unroll
+            for (int t = 0; t < NT; t++)
+                rows[t] = logits + (long long)(token + t < tokens ? token + t : token) * experts;
+            route_tokens_contiguous<T, PER_LANE, NT>(current, rows, laneBias, k, renormalize, grouped, groupCount,
                                                      topkGroups, lane, expert, weight);
+        }
         else
             route_token<T, PER_LANE>(current[0], bias, experts, k, renormalize, grouped, groupCount, topkGroups,
                                      fallbackKeys[warp], lane, expert[0], weight[0]);
@@ -709,10 +722,10 @@ __device__ __forceinline__ void topk_routing(
     }
 }
 
-// MIN_BLOCKS: the register bound. One token per warp: 2 blocks of ROUTING_WARPS warps (64 registers, 32 warps an
-// SM). Two tokens per warp: blocks of ROUTING_PAIR_WARPS warps, 3 an SM (up to 80 registers for the two tokens' state).
-#define ROUTING_ENTRY(NAME, T, PER_LANE, CONTIGUOUS, TOKENS_PER_WARP, THREADS, MIN_BLOCKS)                    \
-    extern "C" __global__ void __launch_bounds__(THREADS, MIN_BLOCKS) NAME(                                     \
+// Every entry is bounded to 64 registers (2 blocks of ROUTING_WARPS warps: 32 warps an SM); the two-token entries
+// fit without spilling (ptxas, sm_80/sm_90) because no per-expert value outlives the keys.
+#define ROUTING_ENTRY(NAME, T, PER_LANE, CONTIGUOUS, TOKENS_PER_WARP)                                        \
+    extern "C" __global__ void __launch_bounds__(32 * ROUTING_WARPS, 2) NAME(                                  \
         const T* logits, const float* bias, int tokens, int experts, int k, int renormalize, int grouped,     \
         int groupCount, int topkGroups, float scale, int* ids, float* weights, int* expertCounts, int* workspace) \
     {                                                                                                        \
@@ -721,16 +734,16 @@ __device__ __forceinline__ void topk_routing(
     }
 
 #define ROUTING_ENTRIES_OF(SUFFIX, T, PER_LANE)                                                               \
-    ROUTING_ENTRY(topk_routing_##SUFFIX##_##PER_LANE, T, PER_LANE, false, 1, 32 * ROUTING_WARPS, 2)           \
-    ROUTING_ENTRY(topk_routing_contiguous_##SUFFIX##_##PER_LANE, T, PER_LANE, true, 1, 32 * ROUTING_WARPS, 2) \
-    ROUTING_ENTRY(topk_routing_contiguous_x2_##SUFFIX##_##PER_LANE, T, PER_LANE, true, 2, 32 * ROUTING_PAIR_WARPS, 3)
+    ROUTING_ENTRY(topk_routing_##SUFFIX##_##PER_LANE, T, PER_LANE, false, 1)           \
+    ROUTING_ENTRY(topk_routing_contiguous_##SUFFIX##_##PER_LANE, T, PER_LANE, true, 1) \
+    ROUTING_ENTRY(topk_routing_contiguous_x2_##SUFFIX##_##PER_LANE, T, PER_LANE, true, 2)
 
 #define ROUTING_ENTRIES(SUFFIX, T)     \
     ROUTING_ENTRIES_OF(SUFFIX, T, 1)   \
     ROUTING_ENTRIES_OF(SUFFIX, T, 2)   \
     ROUTING_ENTRIES_OF(SUFFIX, T, 4)   \
     ROUTING_ENTRIES_OF(SUFFIX, T, 8)   \
-    ROUTING_ENTRY(topk_routing_##SUFFIX##_16, T, 16, false, 1, 32 * ROUTING_WARPS, 2)
+    ROUTING_ENTRY(topk_routing_##SUFFIX##_16, T, 16, false, 1)
 
 ROUTING_ENTRIES(f32, float)
 ROUTING_ENTRIES(bf16, bf16)
