@@ -1,4 +1,5 @@
-// topk_routing.cu: fused top-k routing, one warp per token, tokens-per-expert counts in the same launch.
+// topk_routing.cu: fused top-k routing, one warp per token (or two: see _x2 below), tokens-per-expert counts in the
+// same launch.
 //
 //   logits:       [tokens, experts]  F32, BF16 or F16 (upcast to F32; all routing math in F32)
 //   bias:         [experts] F32, DeepSeek correction bias (grouped mode only; may be null)
@@ -309,6 +310,10 @@ __device__ __forceinline__ void route_token(
 // in one step; each lane sorts its candidates (key descending, id ascending) and a pick round is one warp max of the
 // lanes' heads plus a ballot: among equal heads the lowest lane holds the lowest id (lanes own ascending id ranges),
 // and the winning lane advances its head. Exact: the same experts and tie rule as the strided path and the CPU twin.
+// At many tokens one token's chain of ~600 dependent instructions leaves the SM latency-bound, so the _x2 entries route
+// two tokens per warp with the chains interleaved. Both fit 64 registers (32 warps an SM) because nothing per expert
+// outlives the picks' lists: the grouped weight re-reads the chosen logit, the softmax denominator is summed before
+// the sort, and (x2) the bias is re-read each trip.
 
 // Selection entry: order key in the high word (0 = not a candidate), ~expert in the low word, so that unsigned
 // order is (key descending, then id ascending).
@@ -432,10 +437,17 @@ __device__ __forceinline__ void route_tokens_contiguous(
             key[t][i] = order_key(grouped ? sanitize(sigmoid(x) + bias[i]) : x);
         }
 
-    // Softmax: the row max (the first pick's key: the largest of all) and, without renormalisation, the denominator
-    // (summed in slot order), while the logits are still in registers; with renormalisation the denominator cancels.
+    // Softmax: the row max is the first pick's key (the largest of all). Without renormalisation the denominator
+    // (summed in slot order) is needed too: the max and the sum are taken here, while the logits are still in
+    // registers; with renormalisation the denominator cancels and the first pick gives the max.
     float rowMax[NT], expSum[NT];
-    if (!grouped)
+#pragma unroll
+    for (int t = 0; t < NT; t++)
+    {
+        rowMax[t] = 0.0f;
+        expSum[t] = 1.0f;
+    }
+    if (!grouped && !renormalize)
     {
 #pragma unroll
         for (int t = 0; t < NT; t++)
@@ -449,15 +461,11 @@ __device__ __forceinline__ void route_tokens_contiguous(
 #pragma unroll
         for (int t = 0; t < NT; t++)
         {
-            expSum[t] = 1.0f;
-            if (!renormalize)
-            {
-                float partial = 0.0f;
+            float partial = 0.0f;
 #pragma unroll
-                for (int i = 0; i < P; i++)
-                    partial += expf(sanitize(to_float(logit[t][i])) - rowMax[t]);
-                expSum[t] = warp_sum(partial);
-            }
+            for (int i = 0; i < P; i++)
+                partial += expf(sanitize(to_float(logit[t][i])) - rowMax[t]);
+            expSum[t] = warp_sum(partial);
         }
     }
 
@@ -555,6 +563,8 @@ __device__ __forceinline__ void route_tokens_contiguous(
         for (int t = 0; t < NT; t++)
         {
             const int id = (int)~__shfl_sync(0xffffffffu, (moe_u32)list[t][0], winner[t]);
+            if (j == 0 && renormalize)
+                rowMax[t] = order_value(top[t]); // the same value as the warp max taken above without renormalising
             if (lane == j)
             {
                 expert[t] = id;
