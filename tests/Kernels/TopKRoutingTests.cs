@@ -13,7 +13,7 @@ public class TopKRoutingTests
 {
     public sealed record Case(string Name, int Tokens, int Experts, int TopK, RoutingKind Kind, DType DType,
         bool Renormalize = true, int Groups = 1, int TopKGroups = 1, float Scale = 1f, bool Bias = false, bool Coarse = false,
-        bool TwoLevels = false, bool NonFinite = false, int Offset = 0)
+        bool TwoLevels = false, bool NonFinite = false, int Offset = 0, bool NonFiniteRows = false)
     {
         public override string ToString() => Name;
     }
@@ -76,6 +76,19 @@ public class TopKRoutingTests
             // Logits at an odd element offset (not 16-byte aligned): the strided path, same results.
             new Case("offset logits deepseek E256 k8 g8/4", 70, 256, 8, RoutingKind.DeepSeekGrouped, DType.F32, true, 8, 4, 2.5f, true, Offset: 1),
             new Case("offset logits softmax E128 k8 bf16", 70, 128, 8, RoutingKind.Softmax, DType.BF16, Offset: 3),
+            // Two tokens per warp (contiguous path from TopKRouting.TwoTokensPerWarpFrom tokens): exactly at the
+            // threshold, odd counts (the last warp's second token absent), ties, and whole non-finite rows beside
+            // normal rows in the same warp.
+            new Case("x2 at threshold deepseek E256 k8 g8/4", TopKRouting.TwoTokensPerWarpFrom, 256, 8, RoutingKind.DeepSeekGrouped, DType.F32, true, 8, 4, 2.5f, true),
+            new Case("x2 odd deepseek E256 k8 g8/4 bf16", 1025, 256, 8, RoutingKind.DeepSeekGrouped, DType.BF16, true, 8, 4, 2.5f, true),
+            new Case("x2 odd many blocks deepseek E256 k8 g8/4", 8191, 256, 8, RoutingKind.DeepSeekGrouped, DType.F32, false, 8, 4, 1f, true),
+            new Case("x2 even softmax E128 k8 no-renorm", 2048, 128, 8, RoutingKind.Softmax, DType.F32, Renormalize: false),
+            new Case("x2 odd softmax E64 k4 f16", 1501, 64, 4, RoutingKind.Softmax, DType.F16),
+            new Case("x2 odd softmax E32 k2 bf16", 1999, 32, 2, RoutingKind.Softmax, DType.BF16),
+            new Case("x2 two levels deepseek E256 k8 g8/4", 1100, 256, 8, RoutingKind.DeepSeekGrouped, DType.F32, true, 8, 4, 2.5f, TwoLevels: true),
+            new Case("x2 coarse grouped E64 k4 g8/3", 1300, 64, 4, RoutingKind.DeepSeekGrouped, DType.F16, false, 8, 3, 1f, Coarse: true),
+            new Case("x2 non-finite rows deepseek E256 k8 g8/4 no-renorm", 1027, 256, 8, RoutingKind.DeepSeekGrouped, DType.F32, false, 8, 4, 2.5f, true, NonFiniteRows: true),
+            new Case("x2 non-finite rows softmax E128 k8 no-renorm", 1029, 128, 8, RoutingKind.Softmax, DType.F32, Renormalize: false, NonFiniteRows: true),
         };
         var data = new TheoryData<string, Case>();
         foreach (var device in TestDevices.Names)
@@ -111,9 +124,24 @@ public class TopKRoutingTests
         }
     }
 
-    /// <summary>Coarse logits (17 values), two levels (0 and 1: ties nearly everywhere), or about 5% NaN / +-inf.</summary>
+    /// <summary>
+    /// Coarse logits (17 values), two levels (0 and 1: ties nearly everywhere), about 5% NaN / +-inf, or whole
+    /// non-finite rows (every odd token: all NaN, or NaN / +-inf mixed) between normal ones.
+    /// </summary>
     private static float[] Shape(Random random, Case c, float[] logits)
     {
+        if (c.NonFiniteRows)
+        {
+            logits = logits.ToArray();
+            for (int t = 1; t < c.Tokens; t += 2)
+                for (int e = 0; e < c.Experts; e++)
+                    logits[t * c.Experts + e] = t % 4 == 1 ? float.NaN : random.Next(3) switch
+                    {
+                        0 => float.NaN,
+                        1 => float.PositiveInfinity,
+                        _ => float.NegativeInfinity,
+                    };
+        }
         if (c.Coarse)
             logits = logits.Select(x => MathF.Round(x * 2f) / 2f).ToArray(); // 17 values: many exact ties
         if (c.TwoLevels)
@@ -165,6 +193,62 @@ public class TopKRoutingTests
             Compare.Close(strided.Weights, weights, Compare.F32Tolerance, $"weights, contiguous against strided, {what}");
             Compare.Exact<int>(strided.Counts, counts, $"counts, contiguous against strided, {what}");
         }
+    }
+
+    /// <summary>
+    /// On CUDA the two-tokens-per-warp kernel and the one-token kernel must give bit-identical ids, weights and counts
+    /// (the same arithmetic per token, interleaved): odd and even token counts, at the threshold, ties, non-finite rows.
+    /// </summary>
+    [Theory, MemberData(nameof(TestDevices.Names), MemberType = typeof(TestDevices))]
+    public void TwoTokensPerWarpMatchesOneBitForBit(string device)
+    {
+        var accelerator = TestDevices.Get(device);
+        var random = TestData.NewRandom(out int seed);
+        foreach (var c in new[]
+                 {
+                     new Case("x2/x1 deepseek E256 k8 g8/4 f32", 8192, 256, 8, RoutingKind.DeepSeekGrouped, DType.F32, true, 8, 4, 2.5f, true),
+                     new Case("x2/x1 deepseek E256 k8 g8/4 odd", 8191, 256, 8, RoutingKind.DeepSeekGrouped, DType.BF16, true, 8, 4, 2.5f, true),
+                     new Case("x2/x1 deepseek at threshold no-renorm", TopKRouting.TwoTokensPerWarpFrom, 256, 8, RoutingKind.DeepSeekGrouped, DType.F32, false, 8, 4, 1f, true),
+                     new Case("x2/x1 deepseek coarse", 3001, 256, 8, RoutingKind.DeepSeekGrouped, DType.F32, true, 8, 4, 2.5f, true, Coarse: true),
+                     new Case("x2/x1 grouped E64 k4 g8/3 two levels", 2001, 64, 4, RoutingKind.DeepSeekGrouped, DType.F16, false, 8, 3, 1f, true, TwoLevels: true),
+                     new Case("x2/x1 deepseek non-finite rows", 1031, 256, 8, RoutingKind.DeepSeekGrouped, DType.F32, true, 8, 4, 2.5f, true, NonFiniteRows: true),
+                     new Case("x2/x1 softmax E128 k8", 4097, 128, 8, RoutingKind.Softmax, DType.F32),
+                     new Case("x2/x1 softmax E128 k8 no-renorm non-finite", 2000, 128, 8, RoutingKind.Softmax, DType.F32, Renormalize: false, NonFinite: true),
+                     new Case("x2/x1 softmax E256 k16 non-finite rows", 1501, 256, 16, RoutingKind.Softmax, DType.BF16, NonFiniteRows: true),
+                     new Case("x2/x1 softmax E32 k4 f16", 1200, 32, 4, RoutingKind.Softmax, DType.F16),
+                 })
+        {
+            var logits = Shape(random, c, TokenOpsData.RoundTo(c.DType, TestData.Uniform(random, c.Tokens * c.Experts, -4f, 4f)));
+            var bias = c.Bias ? TestData.Uniform(random, c.Experts, -0.5f, 0.5f) : null;
+            var (ids, weights, counts) = Route(accelerator, c, logits, bias);
+            (int[] Ids, float[] Weights, int[] Counts) one;
+            TopKRouting.ForceOneTokenPerWarp = true;
+            try
+            {
+                one = Route(accelerator, c, logits, bias);
+            }
+            finally
+            {
+                TopKRouting.ForceOneTokenPerWarp = false;
+            }
+            string what = $"{c.Name} on {device}, seed {seed}";
+            Compare.Exact<int>(one.Ids, ids, $"ids, two tokens per warp against one, {what}");
+            Compare.Exact<int>(one.Weights.Select(BitConverter.SingleToInt32Bits).ToArray(),
+                weights.Select(BitConverter.SingleToInt32Bits).ToArray(), $"weight bits, two tokens per warp against one, {what}");
+            Compare.Exact<int>(one.Counts, counts, $"counts, two tokens per warp against one, {what}");
+            var (expectedIds, _) = Reference(logits, c, bias);
+            Compare.Exact<int>(expectedIds, ids, $"ids against the reference, {what}");
+        }
+    }
+
+    [Fact]
+    public void TwoTokensPerWarpOnlyOnTheContiguousPathFromTheThreshold()
+    {
+        int from = TopKRouting.TwoTokensPerWarpFrom;
+        Assert.Equal(1, TopKRouting.TokensPerWarp(contiguous: true, from - 1));
+        Assert.Equal(2, TopKRouting.TokensPerWarp(contiguous: true, from));
+        Assert.Equal(2, TopKRouting.TokensPerWarp(contiguous: true, from + 1));
+        Assert.Equal(1, TopKRouting.TokensPerWarp(contiguous: false, 1 << 20));
     }
 
     [Theory, MemberData(nameof(TestDevices.Names), MemberType = typeof(TestDevices))]

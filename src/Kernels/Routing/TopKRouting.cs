@@ -27,6 +27,12 @@ public static partial class TopKRouting
     public const int MaxGroups = 32;
     private const int MaxWarpsPerBlock = 16; // ROUTING_WARPS in topk_routing.cu
     private const int WarpsPerSm = 32;       // the grid cap: warps stride over tokens beyond it
+    /// <summary>
+    /// From this many tokens the contiguous path routes two tokens per warp (topk_routing_contiguous_x2_*): at many
+    /// tokens one warp's chain of dependent shuffles and warp reductions is latency-bound, and two interleaved chains
+    /// overlap; below it, one token per warp keeps more warps running.
+    /// </summary>
+    internal const int TwoTokensPerWarpFrom = 1024;
     private const int MaxWorkspaceBlocks = (1 << 11) - 1; // workspace word: arrivals in bits 21-31 (ROUTING_COUNT_BITS)
     private const int MaxWorkspaceTokens = 1 << 21;       // and tokens counted in bits 0-20
 
@@ -63,21 +69,25 @@ public static partial class TopKRouting
 
         if (accelerator is CudaAccelerator cuda)
         {
+            bool grouped = options.Kind == RoutingKind.DeepSeekGrouped;
+            int perLane = 1;
+            while (perLane * 32 < experts)
+                perLane *= 2; // expert slots per lane: 1, 2, 4, 8 or 16
+            bool contiguous = UsesContiguousLayout(logits, experts, perLane, options);
+            int tokensPerWarp = TokensPerWarp(contiguous, tokens);
             // Few tokens: small blocks spread them over the SMs; many: big blocks, at most WarpsPerSm warps per
-            // SM, warps striding over tokens, so that few blocks add their count histograms.
+            // SM, warps striding over tokens, so that few blocks add their count histograms (counted in warp tasks:
+            // a task is one token, or two on the two-tokens-per-warp path).
             int sms = Math.Max(cuda.Info.MultiprocessorCount, 1);
-            int warpsPerBlock = tokens >= MaxWarpsPerBlock * sms ? MaxWarpsPerBlock : 4;
-            int blocks = (int)Math.Clamp(((long)tokens + warpsPerBlock - 1) / warpsPerBlock, 1,
+            long warpTasks = ((long)tokens + tokensPerWarp - 1) / tokensPerWarp;
+            int warpsPerBlock = warpTasks >= MaxWarpsPerBlock * sms ? MaxWarpsPerBlock : 4;
+            int blocks = (int)Math.Clamp((warpTasks + warpsPerBlock - 1) / warpsPerBlock, 1,
                 Math.Min((long)sms * (WarpsPerSm / warpsPerBlock), MaxWorkspaceBlocks));
             // The workspace packs (blocks done, tokens counted) into one word per expert: usable below 2^21 tokens.
             var countWorkspace = blocks > 1 && tokens < MaxWorkspaceTokens ? workspace : null;
             if (blocks > 1 && countWorkspace is null)
                 expertCounts.Slice(0, experts).Clear(s); // the kernel adds into them (one block writes them)
-            bool grouped = options.Kind == RoutingKind.DeepSeekGrouped;
-            int perLane = 1;
-            while (perLane * 32 < experts)
-                perLane *= 2; // expert slots per lane: 1, 2, 4, 8 or 16
-            string layout = UsesContiguousLayout(logits, experts, perLane, options) ? "contiguous_" : "";
+            string layout = !contiguous ? "" : tokensPerWarp == 2 ? "contiguous_x2_" : "contiguous_";
             var kernel = cuda.LoadKernel(Source.Value, $"topk_routing_{layout}{HostRows.Suffix(logits.DType)}_{perLane}");
             kernel.Launch((CudaStream)s, blocks, 32 * warpsPerBlock, 0,
                 logits, options.CorrectionBias, tokens, experts, options.TopK, options.Renormalize ? 1 : 0, grouped ? 1 : 0,
@@ -96,6 +106,17 @@ public static partial class TopKRouting
     /// </summary>
     internal static bool ForceStridedLayout { get; set; } =
         string.Equals(Environment.GetEnvironmentVariable("MOE_ROUTING_LAYOUT"), "strided", StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>
+    /// Keeps the contiguous path at one token per warp for every token count (MOE_ROUTING_TOKENS_PER_WARP=1 at start-up;
+    /// tests and A/B benchmarks set it directly). Both give bit-identical ids, weights and counts.
+    /// </summary>
+    internal static bool ForceOneTokenPerWarp { get; set; } =
+        Environment.GetEnvironmentVariable("MOE_ROUTING_TOKENS_PER_WARP") == "1";
+
+    /// <summary>Tokens a warp routes at once: 2 on the contiguous path from <see cref="TwoTokensPerWarpFrom"/> tokens, else 1.</summary>
+    internal static int TokensPerWarp(bool contiguous, int tokens) =>
+        contiguous && !ForceOneTokenPerWarp && tokens >= TwoTokensPerWarpFrom ? 2 : 1;
 
     /// <summary>
     /// The contiguous (fast) layout of topk_routing.cu: lane l holds experts [l * P, (l + 1) * P), read as 16-byte

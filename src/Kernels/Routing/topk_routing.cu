@@ -1,4 +1,5 @@
-// topk_routing.cu: fused top-k routing, one warp per token, tokens-per-expert counts in the same launch.
+// topk_routing.cu: fused top-k routing, one warp per token (or two: see _x2 below), tokens-per-expert counts in the
+// same launch.
 //
 //   logits:       [tokens, experts]  F32, BF16 or F16 (upcast to F32; all routing math in F32)
 //   bias:         [experts] F32, DeepSeek correction bias (grouped mode only; may be null)
@@ -40,9 +41,10 @@
 //                        (needs tokens < 2^21 and grid < 2^11; workspace[experts] is not used and stays zero);
 //   neither:             adds its histogram into expertCounts, which must be zeroed before the launch.
 //
-// Entries topk_routing_{f32,bf16,f16}_{1,2,4,8,16} (strided) and topk_routing_contiguous_{f32,bf16,f16}_{1,2,4,8}:
-// the suffix is the expert slots per lane, the smallest power of two >= ceil(experts / 32), so that small expert
-// counts do not pay for 512.
+// Entries topk_routing_{f32,bf16,f16}_{1,2,4,8,16} (strided), topk_routing_contiguous_{f32,bf16,f16}_{1,2,4,8} and
+// topk_routing_contiguous_x2_{f32,bf16,f16}_{1,2,4,8} (two tokens per warp, their dependency chains interleaved: used
+// for many tokens, where the one-token kernel is latency-bound; bit-identical results): the suffix is the expert
+// slots per lane, the smallest power of two >= ceil(experts / 32), so that small expert counts do not pay for 512.
 // Launch: block = 32 * w threads, w <= ROUTING_WARPS, any grid >= 1 (warps stride over tokens; the op caps the
 // grid at about 32 warps per SM so that few blocks add histograms); no dynamic shared memory. Constraints (checked by
 // TopKRouting.cs): experts <= 512, 1 <= k <= min(16, experts), groupCount <= 32, experts % groupCount == 0,
@@ -308,6 +310,10 @@ __device__ __forceinline__ void route_token(
 // in one step; each lane sorts its candidates (key descending, id ascending) and a pick round is one warp max of the
 // lanes' heads plus a ballot: among equal heads the lowest lane holds the lowest id (lanes own ascending id ranges),
 // and the winning lane advances its head. Exact: the same experts and tie rule as the strided path and the CPU twin.
+// At many tokens one token's chain of ~600 dependent instructions leaves the SM latency-bound, so the _x2 entries route
+// two tokens per warp with the chains interleaved. Both fit 64 registers (32 warps an SM) because nothing per expert
+// outlives the picks' lists: the grouped weight re-reads the chosen logit, the softmax denominator is summed before
+// the sort, and (x2) the bias is re-read each trip.
 
 // Selection entry: order key in the high word (0 = not a candidate), ~expert in the low word, so that unsigned
 // order is (key descending, then id ascending).
@@ -408,140 +414,208 @@ __device__ __forceinline__ void load_contiguous(const T* __restrict__ row, int l
     }
 }
 
-// Routes one token with the whole warp, contiguous layout (`logit`: the lane's P logits; `bias`: the lane's P bias
-// values, zeros when there is none). Lane j < k returns the j-th choice and its weight (before scaling), lanes >= k
-// weight 0: the contract of route_token.
-template <typename T, int P>
-__device__ __forceinline__ void route_token_contiguous(
-    const T (&logit)[P], const float (&bias)[P], int k, int renormalize, int grouped, int groupCount, int topkGroups,
-    int lane, int& expert, float& weight)
+// Routes NT tokens (1 or 2) with the whole warp, contiguous layout (`logit[t]`: the lane's P logits of token t; `bias`:
+// the lane's P bias values, zeros when there is none). For each token t, lane j < k returns the j-th choice in
+// expert[t] and its weight (before scaling), lanes >= k weight 0: the contract of route_token.
+// With NT = 2 the two tokens' dependency chains (shuffles, redux.sync, ballots) are interleaved stage by stage and
+// pick round by pick round, so one chain's latency hides behind the other's; each token's arithmetic is exactly the
+// one-token sequence (same operations, same order), so results are bit-identical.
+// `row[t]`: token t's logits row (any valid row for an absent token), read again by lanes < k for their chosen
+// expert's grouped weight, so that no per-expert value stays in registers through the picks.
+template <typename T, int P, int NT>
+__device__ __forceinline__ void route_tokens_contiguous(
+    const T (&logit)[NT][P], const T* const (&row)[NT], const float (&bias)[P], int k, int renormalize, int grouped,
+    int groupCount, int topkGroups, int lane, int (&expert)[NT], float (&weight)[NT])
 {
-    // value: what the weight is made of, the unbiased score (grouped) or the sanitized logit (softmax); one array
-    // for both keeps the register count down.
-    float value[P];
-    moe_u32 key[P];
+    moe_u32 key[NT][P];
 #pragma unroll
-    for (int i = 0; i < P; i++)
+    for (int t = 0; t < NT; t++)
+#pragma unroll
+        for (int i = 0; i < P; i++)
+        {
+            const float x = sanitize(to_float(logit[t][i]));
+            key[t][i] = order_key(grouped ? sanitize(sigmoid(x) + bias[i]) : x);
+        }
+
+    // Softmax: the row max is the first pick's key (the largest of all). Without renormalisation the denominator
+    // (summed in slot order) is needed too: the max and the sum are taken here, while the logits are still in
+    // registers; with renormalisation the denominator cancels and the first pick gives the max.
+    float rowMax[NT], expSum[NT];
+#pragma unroll
+    for (int t = 0; t < NT; t++)
     {
-        const float x = sanitize(to_float(logit[i]));
-        value[i] = grouped ? sigmoid(x) : x;
-        key[i] = order_key(grouped ? sanitize(value[i] + bias[i]) : x);
+        rowMax[t] = 0.0f;
+        expSum[t] = 1.0f;
+    }
+    if (!grouped && !renormalize)
+    {
+#pragma unroll
+        for (int t = 0; t < NT; t++)
+        {
+            moe_u32 laneMax = 0;
+#pragma unroll
+            for (int i = 0; i < P; i++)
+                laneMax = max(laneMax, key[t][i]);
+            rowMax[t] = order_value(warp_max_u32(laneMax));
+        }
+#pragma unroll
+        for (int t = 0; t < NT; t++)
+        {
+            float partial = 0.0f;
+#pragma unroll
+            for (int i = 0; i < P; i++)
+                partial += expf(sanitize(to_float(logit[t][i])) - rowMax[t]);
+            expSum[t] = warp_sum(partial);
+        }
     }
 
     if (grouped && groupCount > 1)
     {
         // The group's two largest keys (a repeated largest counts twice): the lane's, then merged over the group's
         // lanes. Every key of a real expert is above 0, and a group has >= 2 experts, so `second` ends real.
-        moe_u32 first = 0, second = 0;
+        moe_u32 first[NT], second[NT];
 #pragma unroll
-        for (int i = 0; i < P; i++)
+        for (int t = 0; t < NT; t++)
         {
-            second = max(second, min(first, key[i]));
-            first = max(first, key[i]);
+            first[t] = 0;
+            second[t] = 0;
+#pragma unroll
+            for (int i = 0; i < P; i++)
+            {
+                second[t] = max(second[t], min(first[t], key[t][i]));
+                first[t] = max(first[t], key[t][i]);
+            }
         }
         const int lanesPerGroup = 32 / groupCount;
         for (int offset = 1; offset < lanesPerGroup; offset *= 2)
         {
-            moe_u32 otherFirst = __shfl_xor_sync(0xffffffffu, first, offset);
-            moe_u32 otherSecond = __shfl_xor_sync(0xffffffffu, second, offset);
-            second = max(min(first, otherFirst), max(second, otherSecond));
-            first = max(first, otherFirst);
+#pragma unroll
+            for (int t = 0; t < NT; t++)
+            {
+                moe_u32 otherFirst = __shfl_xor_sync(0xffffffffu, first[t], offset);
+                moe_u32 otherSecond = __shfl_xor_sync(0xffffffffu, second[t], offset);
+                second[t] = max(min(first[t], otherFirst), max(second[t], otherSecond));
+                first[t] = max(first[t], otherFirst);
+            }
         }
-        const moe_u32 groupKey = order_key(order_value(first) + order_value(second)); // summed as the twin sums
+        moe_u32 groupKey[NT];
+#pragma unroll
+        for (int t = 0; t < NT; t++)
+            groupKey[t] = order_key(order_value(first[t]) + order_value(second[t])); // summed as the twin sums
         // Kept: fewer than topkGroups groups ahead (score descending, id ascending); the shuffles are independent.
         const int group = lane / lanesPerGroup;
-        int ahead = 0;
+        int ahead[NT];
+#pragma unroll
+        for (int t = 0; t < NT; t++)
+            ahead[t] = 0;
         for (int j = 0; j < groupCount; j++)
         {
-            moe_u32 other = __shfl_sync(0xffffffffu, groupKey, j * lanesPerGroup);
-            ahead += (other > groupKey || (other == groupKey && j < group)) ? 1 : 0;
-        }
-        if (ahead >= topkGroups)
-        {
 #pragma unroll
-            for (int i = 0; i < P; i++)
-                key[i] = 0;
+            for (int t = 0; t < NT; t++)
+            {
+                moe_u32 other = __shfl_sync(0xffffffffu, groupKey[t], j * lanesPerGroup);
+                ahead[t] += (other > groupKey[t] || (other == groupKey[t] && j < group)) ? 1 : 0;
+            }
         }
+#pragma unroll
+        for (int t = 0; t < NT; t++)
+            if (ahead[t] >= topkGroups)
+            {
+#pragma unroll
+                for (int i = 0; i < P; i++)
+                    key[t][i] = 0;
+            }
     }
 
-    moe_u64 list[P];
+    moe_u64 list[NT][P];
 #pragma unroll
-    for (int i = 0; i < P; i++)
-        list[i] = ((moe_u64)key[i] << 32) | (moe_u32)~(unsigned)(lane * P + i);
-    sort_descending<P>(list);
+    for (int t = 0; t < NT; t++)
+    {
+#pragma unroll
+        for (int i = 0; i < P; i++)
+            list[t][i] = ((moe_u64)key[t][i] << 32) | (moe_u32)~(unsigned)(lane * P + i);
+        sort_descending<P>(list[t]);
+    }
 
     // k rounds: the warp max of the heads (always a real key: there are >= k candidates), the lowest lane holding
     // it wins; lane j keeps round j's expert and key.
-    expert = 0;
-    moe_u32 chosenKey = 0, firstKey = 0;
+    moe_u32 chosenKey[NT];
+#pragma unroll
+    for (int t = 0; t < NT; t++)
+    {
+        expert[t] = 0;
+        chosenKey[t] = 0;
+    }
     for (int j = 0; j < k; j++)
     {
-        const moe_u32 head = (moe_u32)(list[0] >> 32);
-        const moe_u32 top = warp_max_u32(head);
-        const int winner = __ffs(__ballot_sync(0xffffffffu, head == top)) - 1;
-        const int id = (int)~__shfl_sync(0xffffffffu, (moe_u32)list[0], winner);
-        if (j == 0)
-            firstKey = top;
-        if (lane == j)
-        {
-            expert = id;
-            chosenKey = top;
-        }
-        if (lane == winner)
-        {
+        moe_u32 head[NT], top[NT];
+        int winner[NT];
 #pragma unroll
-            for (int i = 0; i + 1 < P; i++)
-                list[i] = list[i + 1];
-            list[P - 1] = 0;
+        for (int t = 0; t < NT; t++)
+        {
+            head[t] = (moe_u32)(list[t][0] >> 32);
+            top[t] = warp_max_u32(head[t]);
+        }
+#pragma unroll
+        for (int t = 0; t < NT; t++)
+            winner[t] = __ffs(__ballot_sync(0xffffffffu, head[t] == top[t])) - 1;
+#pragma unroll
+        for (int t = 0; t < NT; t++)
+        {
+            const int id = (int)~__shfl_sync(0xffffffffu, (moe_u32)list[t][0], winner[t]);
+            if (j == 0 && renormalize)
+                rowMax[t] = order_value(top[t]); // the same value as the warp max taken above without renormalising
+            if (lane == j)
+            {
+                expert[t] = id;
+                chosenKey[t] = top[t];
+            }
+            if (lane == winner[t])
+            {
+#pragma unroll
+                for (int i = 0; i + 1 < P; i++)
+                    list[t][i] = list[t][i + 1];
+                list[t][P - 1] = 0;
+            }
         }
     }
 
-    weight = 0.0f;
-    if (grouped)
-    {
-        // The chosen expert's unbiased score from the registers of the lane holding it.
-        float s = 0.0f;
 #pragma unroll
-        for (int i = 0; i < P; i++)
-        {
-            float v = __shfl_sync(0xffffffffu, value[i], expert / P);
-            if (expert % P == i)
-                s = v;
-        }
-        if (lane < k)
-            weight = s;
-    }
-    else
+    for (int t = 0; t < NT; t++)
     {
-        // Softmax: the row max is the first round's key; with renormalisation the denominator cancels.
-        const float rowMax = order_value(firstKey);
-        float expSum = 1.0f;
-        if (!renormalize)
-        {
-            float partial = 0.0f;
-#pragma unroll
-            for (int i = 0; i < P; i++)
-                partial += expf(value[i] - rowMax);
-            expSum = warp_sum(partial);
-        }
+        weight[t] = 0.0f;
         if (lane < k)
-            weight = expf(order_value(chosenKey) - rowMax) / expSum;
+        {
+            if (grouped) // the chosen expert's unbiased score, from its logit read again (an L1/L2 hit)
+                weight[t] = sigmoid(sanitize(to_float(row[t][expert[t]])));
+            else
+                weight[t] = expf(order_value(chosenKey[t]) - rowMax[t]) / expSum[t];
+        }
     }
     if (renormalize)
     {
-        float total = warp_sum(weight);
-        weight = grouped ? weight / (total + 1e-20f) : weight / total;
+        float total[NT];
+#pragma unroll
+        for (int t = 0; t < NT; t++)
+            total[t] = warp_sum(weight[t]);
+#pragma unroll
+        for (int t = 0; t < NT; t++)
+            weight[t] = grouped ? weight[t] / (total[t] + 1e-20f) : weight[t] / total[t];
     }
 }
 
 // PER_LANE: expert slots per lane (1, 2, 4, 8 or 16, at least ceil(experts / 32)); loops over it unroll.
 // CONTIGUOUS: the fast layout (experts == 32 * PER_LANE, 16-byte aligned logits, groupCount a power of two).
-template <typename T, int PER_LANE, bool CONTIGUOUS>
+// TOKENS_PER_WARP: 1, or 2 (contiguous only): a warp routes tokens 2w and 2w + 1 together (the second absent when
+// tokens is odd and 2w + 1 == tokens).
+template <typename T, int PER_LANE, bool CONTIGUOUS, int TOKENS_PER_WARP>
 __device__ __forceinline__ void topk_routing(
     const T* __restrict__ logits, const float* __restrict__ bias, int tokens, int experts, int k,
     int renormalize, int grouped, int groupCount, int topkGroups, float scale,
     int* __restrict__ ids, float* __restrict__ weights, int* __restrict__ expertCounts, int* __restrict__ workspace)
 {
+    constexpr int NT = TOKENS_PER_WARP;
+    static_assert(NT == 1 || (NT == 2 && CONTIGUOUS), "two tokens per warp: contiguous layout only");
     __shared__ int histogram[ROUTING_MAX_EXPERTS];
     // The strided path's shared keys for groups other than one slot (the contiguous path needs none).
     __shared__ float fallbackKeys[CONTIGUOUS ? 1 : ROUTING_WARPS][CONTIGUOUS ? 1 : ROUTING_MAX_EXPERTS];
@@ -552,54 +626,80 @@ __device__ __forceinline__ void topk_routing(
         histogram[e] = 0;
     __syncthreads();
 
-    // Warps stride over tokens (a whole warp takes the same trip count: only warp-level synchronisation inside);
-    // the next token's logits load while this one is routed.
-    const int stride = gridDim.x * warps;
-    int token = blockIdx.x * warps + warp;
+    // Warps stride over tokens (a whole warp takes the same trip count: only warp-level synchronisation inside).
+    // One token per warp: the next token's logits load while this one is routed. Two: both tokens' loads are issued
+    // together at the top of the trip (at the sizes it is used for, most warps make one trip).
+    const int stride = gridDim.x * warps * NT;
+    int token = (blockIdx.x * warps + warp) * NT;
     T logit[PER_LANE] = {};
-    // Contiguous path: the lane's bias values once, in registers, for every token.
-    float laneBias[PER_LANE] = {};
-    if constexpr (CONTIGUOUS)
+    // Contiguous path: the lane's bias values, zeros when there is none. One token per warp: read once, kept in
+    // registers for every token. Two: re-read each trip (an L1 hit), so that they are not live through the picks.
+    auto loadBias = [&](float (&into)[PER_LANE])
     {
-        if (grouped && bias != nullptr)
+#pragma unroll
+        for (int i = 0; i < PER_LANE; i++)
+            into[i] = 0.0f;
+        if (CONTIGUOUS && grouped && bias != nullptr)
         {
 #pragma unroll
             for (int i = 0; i < PER_LANE; i++)
-                laneBias[i] = bias[lane * PER_LANE + i];
+                into[i] = bias[lane * PER_LANE + i];
         }
-    }
-    auto load = [&](int t)
+    };
+    float laneBias[PER_LANE];
+    if constexpr (NT == 1)
+        loadBias(laneBias);
+    auto load = [&](int t, T (&into)[PER_LANE])
     {
         if constexpr (CONTIGUOUS)
-            load_contiguous<T, PER_LANE>(logits + (long long)t * experts, lane, logit);
+            load_contiguous<T, PER_LANE>(logits + (long long)t * experts, lane, into);
         else
-            load_row<T, PER_LANE>(logits + (long long)t * experts, experts, lane, logit);
+            load_row<T, PER_LANE>(logits + (long long)t * experts, experts, lane, into);
     };
-    if (token < tokens)
-        load(token);
+    if (NT == 1 && token < tokens)
+        load(token, logit);
     for (; token < tokens; token += stride)
     {
-        T current[PER_LANE];
-#pragma unroll
-        for (int i = 0; i < PER_LANE; i++)
-            current[i] = logit[i];
-        if (token + stride < tokens)
-            load(token + stride);
-        int expert;
-        float weight;
-        if constexpr (CONTIGUOUS)
-            route_token_contiguous<T, PER_LANE>(current, laneBias, k, renormalize, grouped, groupCount, topkGroups,
-                                                lane, expert, weight);
-        else
-            route_token<T, PER_LANE>(current, bias, experts, k, renormalize,
-                                     grouped, groupCount, topkGroups, fallbackKeys[warp], lane, expert, weight);
-        if (lane < k)
+        T current[NT][PER_LANE] = {}; // an absent second token stays zeros: routed (warp-uniform work), not stored
+        if constexpr (NT == 1)
         {
-            long long slot = (long long)token * k + lane;
-            ids[slot] = expert;
-            weights[slot] = weight * scale;
-            atomicAdd(&histogram[expert], 1);
+#pragma unroll
+            for (int i = 0; i < PER_LANE; i++)
+                current[0][i] = logit[i];
+            if (token + stride < tokens)
+                load(token + stride, logit);
         }
+        else
+        {
+#pragma unroll
+            for (int t = 0; t < NT; t++)
+                if (token + t < tokens)
+                    load(token + t, current[t]);
+            loadBias(laneBias);
+        }
+        int expert[NT];
+        float weight[NT];
+        if constexpr (CONTIGUOUS)
+        {
+            const T* rows[NT];
+#pragma unroll
+            for (int t = 0; t < NT; t++)
+                rows[t] = logits + (long long)(token + t < tokens ? token + t : token) * experts;
+            route_tokens_contiguous<T, PER_LANE, NT>(current, rows, laneBias, k, renormalize, grouped, groupCount,
+                                                     topkGroups, lane, expert, weight);
+        }
+        else
+            route_token<T, PER_LANE>(current[0], bias, experts, k, renormalize, grouped, groupCount, topkGroups,
+                                     fallbackKeys[warp], lane, expert[0], weight[0]);
+#pragma unroll
+        for (int t = 0; t < NT; t++)
+            if (lane < k && token + t < tokens)
+            {
+                long long slot = (long long)(token + t) * k + lane;
+                ids[slot] = expert[t];
+                weights[slot] = weight[t] * scale;
+                atomicAdd(&histogram[expert[t]], 1);
+            }
     }
     __syncthreads();
 
@@ -632,25 +732,28 @@ __device__ __forceinline__ void topk_routing(
     }
 }
 
-#define ROUTING_ENTRY(NAME, T, PER_LANE, CONTIGUOUS)                                                         \
+// Every entry is bounded to 64 registers (2 blocks of ROUTING_WARPS warps: 32 warps an SM); the two-token entries
+// fit without spilling (ptxas, sm_80/sm_90) because no per-expert value outlives the keys.
+#define ROUTING_ENTRY(NAME, T, PER_LANE, CONTIGUOUS, TOKENS_PER_WARP)                                        \
     extern "C" __global__ void __launch_bounds__(32 * ROUTING_WARPS, 2) NAME(                                  \
         const T* logits, const float* bias, int tokens, int experts, int k, int renormalize, int grouped,     \
         int groupCount, int topkGroups, float scale, int* ids, float* weights, int* expertCounts, int* workspace) \
     {                                                                                                        \
-        topk_routing<T, PER_LANE, CONTIGUOUS>(logits, bias, tokens, experts, k, renormalize, grouped,         \
-                                              groupCount, topkGroups, scale, ids, weights, expertCounts, workspace); \
+        topk_routing<T, PER_LANE, CONTIGUOUS, TOKENS_PER_WARP>(logits, bias, tokens, experts, k, renormalize,  \
+            grouped, groupCount, topkGroups, scale, ids, weights, expertCounts, workspace);                   \
     }
 
-#define ROUTING_ENTRIES_OF(SUFFIX, T, PER_LANE)                                           \
-    ROUTING_ENTRY(topk_routing_##SUFFIX##_##PER_LANE, T, PER_LANE, false)                \
-    ROUTING_ENTRY(topk_routing_contiguous_##SUFFIX##_##PER_LANE, T, PER_LANE, true)
+#define ROUTING_ENTRIES_OF(SUFFIX, T, PER_LANE)                                                               \
+    ROUTING_ENTRY(topk_routing_##SUFFIX##_##PER_LANE, T, PER_LANE, false, 1)           \
+    ROUTING_ENTRY(topk_routing_contiguous_##SUFFIX##_##PER_LANE, T, PER_LANE, true, 1) \
+    ROUTING_ENTRY(topk_routing_contiguous_x2_##SUFFIX##_##PER_LANE, T, PER_LANE, true, 2)
 
 #define ROUTING_ENTRIES(SUFFIX, T)     \
     ROUTING_ENTRIES_OF(SUFFIX, T, 1)   \
     ROUTING_ENTRIES_OF(SUFFIX, T, 2)   \
     ROUTING_ENTRIES_OF(SUFFIX, T, 4)   \
     ROUTING_ENTRIES_OF(SUFFIX, T, 8)   \
-    ROUTING_ENTRY(topk_routing_##SUFFIX##_16, T, 16, false)
+    ROUTING_ENTRY(topk_routing_##SUFFIX##_16, T, 16, false, 1)
 
 ROUTING_ENTRIES(f32, float)
 ROUTING_ENTRIES(bf16, bf16)
