@@ -57,6 +57,28 @@ public sealed class ExpertParallelReuseTests
         }
     }
 
+    /// <summary>The caller-array forward rejects an output or input of the wrong length by name, and the layer works after.</summary>
+    [Fact]
+    public void ForwardIntoAnArrayRejectsWrongLengths()
+    {
+        var group = TestDevices.GetGroup("cpu", 2);
+        var random = TestData.NewRandom(out int seed);
+        using var folder = new TempFolder();
+        var (_, layer) = MoeLayerFixtures.Write(folder.Path, "mixtral", 12, seed);
+        var weights = MoeLayerWeights.Load(folder.Path, layer, DType.F32);
+        using var moe = Create(group, weights, "none");
+        int h = weights.Config.HiddenSize;
+        var hidden = TestData.Uniform(random, 5 * h);
+        var error = Assert.Throws<ArgumentException>(() => moe.Forward(hidden, 5, new float[5 * h - 1]));
+        Assert.Equal("output", error.ParamName);
+        Assert.Contains("[T=5, H=", error.Message);
+        error = Assert.Throws<ArgumentException>(() => moe.Forward(hidden.AsSpan(1), 5, new float[5 * h]));
+        Assert.Equal("hidden", error.ParamName);
+        var output = new float[5 * h];
+        moe.Forward(hidden, 5, output);
+        Compare.Exact<float>(moe.Forward(hidden, 5), output, $"the array forward after rejected calls (seed {seed})");
+    }
+
     public static TheoryData<string, string> AllocationCases() => new()
     {
         { "cpu", "none" },
