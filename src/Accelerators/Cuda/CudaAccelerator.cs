@@ -52,9 +52,23 @@ public sealed class CudaAccelerator : Accelerator
         ThrowIfDisposed();
         if (t_currentContext == _context)
             return;
-        CudaCheck.ThrowIfFailed(CudaDriver.cuCtxSetCurrent(_context));
-        t_currentContext = _context;
+        CudaCheck.ThrowIfFailed(SetCurrent(_context));
     }
+
+    /// <summary>
+    /// Makes <paramref name="context"/> current on the calling thread and records it. Every switch of context goes
+    /// through here (disposals, NCCL's restore): one that bypassed the record would let <see cref="Bind"/> skip a
+    /// switch it needs, and the next allocation, module load or synchronisation would silently go to another GPU.
+    /// </summary>
+    internal static CudaResult SetCurrent(nint context)
+    {
+        var result = CudaDriver.cuCtxSetCurrent(context);
+        t_currentContext = result == CudaResult.Success ? context : 0;   // unknown after a failure: the next Bind switches
+        return result;
+    }
+
+    /// <summary>The context the calling thread believes is current (for tests of the record).</summary>
+    internal static nint RecordedCurrentContext => t_currentContext;
 
     public override (long Free, long Total) MemoryInfo()
     {
@@ -223,8 +237,7 @@ public sealed class CudaAccelerator : Accelerator
         {
             if (Interlocked.Exchange(ref _freed, 1) != 0 || owner._context == 0)
                 return;
-            CudaDriver.cuCtxSetCurrent(owner._context);
-            t_currentContext = owner._context;
+            SetCurrent(owner._context);
             CudaDriver.cuMemFree((ulong)Address);
         }
     }

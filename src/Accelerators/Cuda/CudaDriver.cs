@@ -34,6 +34,9 @@ internal static unsafe partial class CudaDriver
     [LibraryImport(Library, EntryPoint = "cuMemGetInfo_v2")] public static partial CudaResult cuMemGetInfo(out nuint free, out nuint total);
     [LibraryImport(Library, EntryPoint = "cuMemAlloc_v2")] public static partial CudaResult cuMemAlloc(out ulong pointer, nuint bytes);
     [LibraryImport(Library, EntryPoint = "cuMemFree_v2")] public static partial CudaResult cuMemFree(ulong pointer);
+    [LibraryImport(Library)] public static partial CudaResult cuPointerGetAttribute(out int data, int attribute, ulong pointer);
+    /// <summary>cuPointerGetAttribute: the ordinal of the device that holds the memory (CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL).</summary>
+    public const int PointerAttributeDeviceOrdinal = 9;
     [LibraryImport(Library)] public static partial CudaResult cuMemHostAlloc(out nint pointer, nuint bytes, uint flags);
     [LibraryImport(Library)] public static partial CudaResult cuMemFreeHost(nint pointer);
     [LibraryImport(Library, EntryPoint = "cuMemHostGetDevicePointer_v2")] public static partial CudaResult cuMemHostGetDevicePointer(out ulong devicePointer, nint hostPointer, uint flags);

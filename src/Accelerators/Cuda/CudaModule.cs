@@ -34,7 +34,7 @@ internal sealed class CudaModule : IDisposable
     {
         if (_module == 0)
             return;
-        CudaDriver.cuCtxSetCurrent(_accelerator.Context);
+        CudaAccelerator.SetCurrent(_accelerator.Context);
         CudaDriver.cuModuleUnload(_module);
         _module = 0;
     }

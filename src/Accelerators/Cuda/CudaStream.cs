@@ -70,7 +70,7 @@ public sealed class CudaStream : AcceleratorStream
     {
         if (_handle == 0)
             return;
-        CudaDriver.cuCtxSetCurrent(Accelerator.Context);
+        CudaAccelerator.SetCurrent(Accelerator.Context);
         CudaDriver.cuStreamDestroy(_handle);
         _handle = 0;
     }
@@ -113,7 +113,7 @@ public sealed class CudaEvent : AcceleratorEvent
     {
         if (_handle == 0)
             return;
-        CudaDriver.cuCtxSetCurrent(Cuda.Context);
+        CudaAccelerator.SetCurrent(Cuda.Context);
         CudaDriver.cuEventDestroy(_handle);
         _handle = 0;
     }
@@ -155,7 +155,7 @@ public sealed class CudaGraph : IDisposable
         _accelerator.Untrack(this);
         if (!_accelerator.IsDisposed)
         {
-            CudaDriver.cuCtxSetCurrent(_accelerator.Context);
+            CudaAccelerator.SetCurrent(_accelerator.Context);
             if (_exec != 0)
                 CudaDriver.cuGraphExecDestroy(_exec);
             CudaDriver.cuGraphDestroy(_graph);

@@ -48,7 +48,7 @@ public sealed unsafe class PinnedHostBuffer<T> : IDisposable where T : unmanaged
         if (_pointer == 0)
             return;
         _accelerator.Untrack(this);
-        CudaDriver.cuCtxSetCurrent(_accelerator.Context);
+        CudaAccelerator.SetCurrent(_accelerator.Context);
         CudaDriver.cuMemFreeHost(_pointer);
         _pointer = 0;
     }

@@ -51,7 +51,7 @@ internal sealed unsafe class MappedErrorRecord : IDisposable
             return;
         if (!_accelerator.IsDisposed)
         {
-            CudaDriver.cuCtxSetCurrent(_accelerator.Context);
+            CudaAccelerator.SetCurrent(_accelerator.Context);
             CudaDriver.cuMemFreeHost(_host);
         }
         _host = 0;

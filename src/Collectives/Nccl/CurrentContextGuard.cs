@@ -18,5 +18,5 @@ internal readonly struct CurrentContextGuard : IDisposable
         return new CurrentContextGuard(context);
     }
 
-    public void Dispose() => CudaDriver.cuCtxSetCurrent(_context);
+    public void Dispose() => CudaAccelerator.SetCurrent(_context);
 }
