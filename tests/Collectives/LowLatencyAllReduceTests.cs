@@ -163,6 +163,22 @@ public class LowLatencyAllReduceTests
         Assert.Equal(0, LowLatencyLayout.UnitOffsetBytes(2, 100, 0, 0, 0));
     }
 
+    /// <summary>
+    /// The ranges a timed-out call's scan reads: two-shot's step 0 holds the receiver's chunk at 0, step 1 the sender's
+    /// chunk from the slot's middle; one-shot the whole tensor. And the scan's summary counts each kind of line.
+    /// </summary>
+    [Fact]
+    public void AFailedCallsScanReadsTheLinesTheCallFills()
+    {
+        // 1000 f32 over 2 ranks, grain 8: chunk 0 = [0, 496) = units [0, 248), chunk 1 = [496, 1000) = units [248, 500).
+        var twoShot = LowLatencyLayout.FilledRanges(true, 2, receiver: 1, sender: 0, 1000, 4, slotUnits: 100).ToList();
+        Assert.Equal([(0, 0L, 252L), (1, 50L, 50L + 248)], twoShot);
+        Assert.Equal([(0, 0L, 500L)], LowLatencyLayout.FilledRanges(false, 2, 1, 0, 1000, 4, 100).ToList());
+        uint[] flags = [3, 3, 0, 0, 3, 3, 1, 1, 0, 0];   // units 10..14: fresh, never written, fresh, old epoch, never written
+        Assert.Equal("rank 1 slot [0] step 1: 2 of 5 units fresh, 2 never written (first 11), 1 holding other flags (first 13)",
+            LowLatencyLayout.DescribeRange(1, 0, 1, 10, flags, 3));
+    }
+
     /// <summary>The CPU backend keeps the schedule path (LL is CUDA-only) and says so.</summary>
     [Fact]
     public void CpuCallsRunTheSchedule()
@@ -302,6 +318,40 @@ public class LowLatencyAllReduceTests
                 Assert.Equal(TakesLowLatency(algorithm), communicator.LastAllReduceLowLatency);
                 for (int r = 0; r < ranks; r++)
                     Compare.Exact<float>(expected, Download(buffers[r]), $"call {call} ({algorithm}, x{count}) rank {r} (seed {seed})");
+            }
+            finally
+            {
+                DisposeAll(buffers);
+            }
+        }
+    }
+
+    /// <summary>
+    /// The first call of a fresh communicator, 40 times over (the case where two-shot over LL lost lines on 2 x H200:
+    /// the first call after the receive regions were zeroed), at the f32 sizes that failed: every call exact.
+    /// </summary>
+    [Theory]
+    [InlineData(AllReduceAlgorithm.OneShot)]
+    [InlineData(AllReduceAlgorithm.TwoShot)]
+    public void FirstCallsOfFreshCommunicatorsAreExact(AllReduceAlgorithm algorithm)
+    {
+        RequireLowLatency(algorithm);
+        const int ranks = 2;
+        var group = TestDevices.GetGroup("cuda", ranks);
+        TestData.NewRandom(out int seed);
+        for (int round = 0; round < 40; round++)
+        {
+            long count = round % 2 == 0 ? 1000 : 4099;
+            var inputs = Enumerable.Range(0, ranks).Select(r => Verifiable(seed + round, r, count)).ToArray();
+            var expected = SumOf(inputs, count);
+            using var communicator = Communicator.Create(group, FailFast());
+            var buffers = Enumerable.Range(0, ranks).Select(r => Upload(group[r], DType.F32, inputs[r])).ToList();
+            try
+            {
+                communicator.AllReduce(buffers, buffers, algorithm);
+                Assert.True(communicator.LastAllReduceLowLatency);
+                for (int r = 0; r < ranks; r++)
+                    Compare.Exact<float>(expected, Download(buffers[r]), $"round {round} ({algorithm}, x{count}) rank {r} (seed {seed})");
             }
             finally
             {

@@ -123,6 +123,59 @@ internal static class LowLatencyLayout
             + $"to carry flag {r[7]}; its two lines held flags {r[8]}/{r[9]} at the deadline{now}";
     }
 
+    /// <summary>
+    /// Units [first, end) of a receiver's slot that sender <paramref name="sender"/> fills in one call: one-shot, the
+    /// whole tensor at 0; two-shot, step 0 (the receiver's chunk from the sender) at 0 and step 1 (the sender's
+    /// reduced chunk) from SlotUnits / 2. The kernel's chunk_units, as ranges of a slot.
+    /// </summary>
+    public static IEnumerable<(int Step, long First, long End)> FilledRanges(bool twoShot, int ranks, int receiver, int sender, long count, int elementSize, long slotUnits)
+    {
+        if (!twoShot)
+        {
+            yield return (0, 0, Units(count, elementSize));
+            yield break;
+        }
+        long ChunkUnits(int c)
+        {
+            int perUnit = UnitPayloadBytes / elementSize;
+            long start = Chunks.Start(count, ranks, c, Chunks.AllReduceGrain);
+            long end = Chunks.Start(count, ranks, c + 1, Chunks.AllReduceGrain);
+            return (end + perUnit - 1) / perUnit - start / perUnit;
+        }
+        yield return (0, 0, ChunkUnits(receiver));
+        yield return (1, slotUnits / 2, slotUnits / 2 + ChunkUnits(sender));
+    }
+
+    /// <summary>
+    /// What a range of lines held after a timed-out call: how many carried the call's flag, how many were never
+    /// written (flag 0) and how many held another epoch, with the first unit of each kind that was not fresh.
+    /// <paramref name="flags"/> holds each unit's two flags (lo line, hi line) in unit order.
+    /// </summary>
+    public static string DescribeRange(int rank, int sender, int step, long first, ReadOnlySpan<uint> flags, uint expected)
+    {
+        long fresh = 0, zero = 0, other = 0, firstZero = -1, firstOther = -1;
+        for (int i = 0; i + 1 < flags.Length; i += 2)
+        {
+            long unit = first + i / 2;
+            if (flags[i] == expected && flags[i + 1] == expected)
+                fresh++;
+            else if (flags[i] == 0 && flags[i + 1] == 0)
+            {
+                zero++;
+                if (firstZero < 0) firstZero = unit;
+            }
+            else
+            {
+                other++;
+                if (firstOther < 0) firstOther = unit;
+            }
+        }
+        string text = $"rank {rank} slot [{sender}] step {step}: {fresh} of {flags.Length / 2} units fresh";
+        if (zero > 0) text += $", {zero} never written (first {firstZero})";
+        if (other > 0) text += $", {other} holding other flags (first {firstOther})";
+        return text;
+    }
+
     /// <summary>Bytes of one rank's receive region: two parities x one slot per sender.</summary>
     public static long ReceiveBytes(int ranks, long capacityBytes) => 2L * ranks * SlotUnits(ranks, capacityBytes) * UnitLineBytes;
 

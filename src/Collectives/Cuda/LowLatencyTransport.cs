@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using MoeRuntime.Accelerators;
 using MoeRuntime.Accelerators.Cuda;
 using MoeRuntime.Accelerators.Nvrtc;
@@ -21,6 +22,7 @@ internal sealed class LowLatencyTransport : IDisposable
     private readonly Dictionary<(int Rank, string Entry), CudaKernel> _kernels = new();
     private readonly Dictionary<string, int> _residentBlocks = new();
     private KernelSource? _source;
+    private (bool TwoShot, long Count, int ElementSize)? _lastCall;
 
     public LowLatencyTransport(CudaAccelerator[] ranks, long capacityBytes)
     {
@@ -78,6 +80,7 @@ internal sealed class LowLatencyTransport : IDisposable
             _ => throw new NotSupportedException($"{call.Kind} of {call.DType}"),
         };
         int n = _ranks.Length;
+        _lastCall = (twoShot, call.Count, DTypes.SizeOf(call.DType));
         int blocks = LowLatencyLayout.Grid(twoShot, n, call.Count, DTypes.SizeOf(call.DType), ResidentBlocks(entry));
         for (int r = 0; r < n; r++)
         {
@@ -115,9 +118,45 @@ internal sealed class LowLatencyTransport : IDisposable
                 }
             }
             if (LowLatencyLayout.DescribeReport(r, words, now) is { } text)
+            {
                 reports.Add(text);
+                // The report's parity and expected flag (words 6 and 7) name the call's lines.
+                reports.AddRange(DescribeFilledLines(r, (int)words[LowLatencyLayout.ReportWord + 6], words[LowLatencyLayout.ReportWord + 7]));
+            }
         }
         return reports.Count == 0 ? null : $"LL: {string.Join("; ", reports)}; published epochs by rank: {string.Join(", ", epochs)}";
+    }
+
+    /// <summary>
+    /// After a timed-out call: for every sender's slot of <paramref name="rank"/>, how many of the lines the call
+    /// should have filled carry its flag, were never written, or hold another epoch (whether lines went missing one
+    /// by one or a whole range never came).
+    /// </summary>
+    private IEnumerable<string> DescribeFilledLines(int rank, int parity, uint flag)
+    {
+        if (_lastCall is not { } call)
+            yield break;
+        int n = _ranks.Length;
+        for (int sender = 0; sender < n; sender++)
+        {
+            if (sender == rank)
+                continue;
+            foreach (var (step, first, end) in LowLatencyLayout.FilledRanges(call.TwoShot, n, rank, sender, call.Count, call.ElementSize, SlotUnits))
+            {
+                if (end <= first)
+                    continue;
+                var lines = new uint[(end - first) * LowLatencyLayout.UnitLineBytes / sizeof(uint)];
+                _receive[rank].CopyTo(MemoryMarshal.AsBytes(lines.AsSpan()), LowLatencyLayout.UnitOffsetBytes(n, SlotUnits, parity, sender, first));
+                // Each 16-byte unit is two {payload, flag} lines: words 1 and 3 are its flags.
+                var flags = new uint[(end - first) * 2];
+                for (long u = 0; u < end - first; u++)
+                {
+                    flags[2 * u] = lines[4 * u + 1];
+                    flags[2 * u + 1] = lines[4 * u + 3];
+                }
+                yield return LowLatencyLayout.DescribeRange(rank, sender, step, first, flags, flag);
+            }
+        }
     }
 
     private CudaKernel KernelFor(int rank, string entry)
