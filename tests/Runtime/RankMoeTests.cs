@@ -1,4 +1,5 @@
 using MoeRuntime.Accelerators;
+using MoeRuntime.Accelerators.Cpu;
 using MoeRuntime.Collectives;
 using MoeRuntime.Collectives.AllReduce;
 using MoeRuntime.Collectives.Distributed;
@@ -72,6 +73,46 @@ public class RankMoeTests
         for (int r = 0; r < ranks; r++)
             for (int i = 0; i < schedule.Length; i++)
                 Compare.Exact<float>(expected[i], outputs[r][i], $"ep {family} {dtypeName} over {ranks} ranks, batch {i} (T={schedule[i]}), rank {r}, seed {seed}");
+    }
+
+    /// <summary>
+    /// On CPU accelerators of its own (so no other test's buffers are counted): after a forward of 80 tokens, the same
+    /// forward again and forwards of 40, 17, 1 and 0 tokens allocate no accelerator memory on any rank.
+    /// </summary>
+    [Fact]
+    public void ExpertParallelRankSteadyStateForwardsAllocateNothing()
+    {
+        const int ranks = 2;
+        var random = TestData.NewRandom(out int seed);
+        using var folder = new TempFolder();
+        var (_, layer) = MoeLayerFixtures.Write(folder.Path, "deepseek_v3", 8, seed);
+        var weights = MoeLayerWeights.Load(folder.Path, layer, DType.BF16);
+        int h = weights.Config.HiddenSize;
+        var accelerators = Enumerable.Range(0, ranks).Select(i => (Accelerator)new CpuAccelerator(i)).ToList();
+        try
+        {
+            var groups = ThreadProcessGroup.CreateWorld(accelerators, TimeSpan.FromSeconds(60));
+            var first = TestData.Uniform(random, 80 * h);
+            var later = new[] { 40, 17, 1, 0, 40 }.Select(t => (Tokens: t, Hidden: TestData.Uniform(random, t * h))).ToArray();
+            var counts = new long[ranks][];
+            ProcessGroupTests.RunRanks(ranks, r =>
+            {
+                using var ep = new RankExpertParallelMoe(groups[r], weights);
+                ep.Forward(first, 80);
+                ep.Forward(first, 80);
+                long before = accelerators[r].AllocationCount;
+                foreach (var (tokens, hidden) in later)
+                    ep.Forward(hidden, tokens);
+                counts[r] = [before, accelerators[r].AllocationCount];
+            });
+            for (int r = 0; r < ranks; r++)
+                Assert.True(counts[r][0] == counts[r][1], $"rank {r}: {counts[r][1] - counts[r][0]} allocations in steady-state forwards (seed {seed})");
+        }
+        finally
+        {
+            foreach (var a in accelerators)
+                a.Dispose();
+        }
     }
 
     private static void Check(string family, int ranks, int experts, DType dtype, int tokens, bool expertParallel)

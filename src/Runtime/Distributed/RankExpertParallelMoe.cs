@@ -24,6 +24,10 @@ public sealed class RankExpertParallelMoe : IDisposable
     private readonly DeviceMoeWeights _weights;
     private readonly MoeLayer _layer;
     private readonly Parallel.ExpertParallelRankBuffers _buffers;
+    // The count exchange's buffers (this rank's rows per expert, every rank's), and the output gather's (this rank's
+    // rows padded to the largest share, every rank's), kept so a forward no larger than an earlier one allocates nothing.
+    private readonly MemoryBuffer<long> _myRows, _everyonesRows;
+    private MemoryBuffer<float>? _paddedRows, _gatheredRows;
 
     public RankExpertParallelMoe(ProcessGroup group, MoeLayerWeights weights)
     {
@@ -37,6 +41,8 @@ public sealed class RankExpertParallelMoe : IDisposable
         _weights = DeviceMoeWeights.Upload(group.Accelerator, weights, firstExpert: group.Rank * ExpertsPerRank, expertCount: ExpertsPerRank);
         _layer = new MoeLayer(_weights);
         _buffers = new Parallel.ExpertParallelRankBuffers(_weights, ExpertsPerRank, 0);
+        _myRows = group.Accelerator.Allocate<long>(e);
+        _everyonesRows = group.Accelerator.Allocate<long>((long)n * e);
     }
 
     public ModelConfig Config => _weights.Config;
@@ -53,7 +59,7 @@ public sealed class RankExpertParallelMoe : IDisposable
     public float[] Forward(float[] hidden, int tokens)
     {
         ArgumentNullException.ThrowIfNull(hidden);
-        int n = _group.Size, rank = _group.Rank, h = Config.HiddenSize, k = Config.TopK, e = Config.NumExperts, eh = ExpertsPerRank;
+        int n = _group.Size, rank = _group.Rank, h = Config.HiddenSize, k = Config.TopK, e = Config.NumExperts;
         if (hidden.Length != (long)tokens * h)
             throw new ArgumentException($"hidden has {hidden.Length} values; [T={tokens}, H={h}] needs {(long)tokens * h}", nameof(hidden));
         var result = new float[(long)tokens * h];
@@ -64,80 +70,80 @@ public sealed class RankExpertParallelMoe : IDisposable
             LastRowsPerRank = new long[n];
             return result;
         }
-        var a = _weights.Accelerator;
-        var dtype = _weights.DType;
         int share = shares[rank], start = DispatchSizes.TokenStart(tokens, n, rank);
-        var owned = new List<IDisposable>();
-        T Own<T>(T d) where T : IDisposable
+        // 1. Route and permute this rank's tokens by global expert (layer workspace, input and received rows are
+        //    kept across forwards, as in the in-process layer).
+        var (ws, input, output) = _buffers.ForTokens(share);
+        _buffers.Input.Upload(hidden.AsSpan(start * h, share * h), input);
+        var myRows = new long[e];
+        if (share > 0)
         {
-            owned.Add(d);
-            return d;
+            _layer.RouteAndPermute(input, ws, null);
+            myRows = DispatchSizes.RowsFromOffsets(ws.ExpertOffsets.ToArray());
         }
-        try
+        // 2. Exchange the counts: every rank learns every rank's rows per expert.
+        _myRows.CopyFrom(myRows);
+        _group.AllGather(_myRows, _everyonesRows);
+        var sizes = DispatchSizes.From(DispatchSizes.Stack(_everyonesRows.ToArray(), n));
+        LastRowsPerRank = Enumerable.Range(0, n).Select(sizes.ReceivedRows).ToArray();
+        long[] sendCounts = sizes.SendCounts(rank), receiveCounts = sizes.ReceiveCounts(rank);
+        int rows = checked((int)sizes.ReceivedRows(rank));
+
+        // 3. Dispatch: this rank receives [source rank][local expert] rows.
+        var receivedRows = _buffers.Received;
+        receivedRows.Reserve(rows, checked(tokens * k));
+        var received = receivedRows.Received(rows);
+        _group.AllToAllV(ws.Gathered, DispatchSizes.Elements(sendCounts, h), received, DispatchSizes.Elements(receiveCounts, h));
+
+        // 4. Sort the received rows by local expert, run the experts, put the rows back in received order.
+        var returned = receivedRows.Returned(rows);
+        if (rows > 0)
         {
-            // 1. Route and permute this rank's tokens by global expert (layer workspace, input and received rows are
-            //    kept across forwards, as in the in-process layer).
-            var (ws, input, output) = _buffers.ForTokens(share);
-            _buffers.Input.Upload(hidden.AsSpan(start * h, share * h), input);
-            var myRows = new long[e];
-            if (share > 0)
-            {
-                _layer.RouteAndPermute(input, ws, null);
-                myRows = DispatchSizes.RowsFromOffsets(ws.ExpertOffsets.ToArray());
-            }
-            // 2. Exchange the counts: every rank learns every rank's rows per expert.
-            var mine = Own(a.Upload<long>(myRows));
-            var everyone = Own(a.Allocate<long>((long)n * e));
-            _group.AllGather(mine, everyone);
-            var sizes = DispatchSizes.From(DispatchSizes.Stack(everyone.ToArray(), n));
-            LastRowsPerRank = Enumerable.Range(0, n).Select(sizes.ReceivedRows).ToArray();
-            long[] sendCounts = sizes.SendCounts(rank), receiveCounts = sizes.ReceiveCounts(rank);
-            int rows = checked((int)sizes.ReceivedRows(rank));
-
-            // 3. Dispatch: this rank receives [source rank][local expert] rows.
-            var receivedRows = _buffers.Received;
-            receivedRows.Reserve(rows, checked(tokens * k));
-            var received = receivedRows.Received(rows);
-            _group.AllToAllV(ws.Gathered, DispatchSizes.Elements(sendCounts, h), received, DispatchSizes.Elements(receiveCounts, h));
-
-            // 4. Sort the received rows by local expert, run the experts, put the rows back in received order.
-            var returned = receivedRows.Returned(rows);
-            if (rows > 0)
-            {
-                sizes.LocalExpertIds(rank).CopyTo(receivedRows.LocalIds(rows));
-                receivedRows.Run(_layer, _weights.GateUp, _weights.Down, rows);
-            }
-
-            // 5. Combine back: each source gets its rows back, in its own expert order.
-            _group.AllToAllV(returned, DispatchSizes.Elements(receiveCounts, h), ws.ExpertOutput, DispatchSizes.Elements(sendCounts, h));
-
-            // 6. Weighted sum over the k choices plus the shared experts, for this rank's tokens.
-            int maxShare = shares.Max();
-            var padded = Own(a.Allocate<float>((long)maxShare * h));
-            if (share > 0)
-            {
-                var residual = _layer.RunSharedExperts(input, ws, null);
-                Combine.Run(ws.ExpertOutput, ws.RowOfSlot, ws.RoutingWeights, share, k, h, output, residual);
-                MemoryBuffer.CopyBytes(output, 0, padded, 0, output.LengthBytes);
-            }
-
-            // 7. Every rank gets every rank's rows (shares padded to the largest).
-            var all = Own(a.Allocate<float>((long)n * maxShare * h));
-            _group.AllGather(padded, all);
-            var host = all.ToArray();
-            for (int r = 0; r < n; r++)
-                Array.Copy(host, (long)r * maxShare * h, result, (long)DispatchSizes.TokenStart(tokens, n, r) * h, (long)shares[r] * h);
-            return result;
+            sizes.LocalExpertIds(rank).CopyTo(receivedRows.LocalIds(rows));
+            receivedRows.Run(_layer, _weights.GateUp, _weights.Down, rows);
         }
-        finally
+
+        // 5. Combine back: each source gets its rows back, in its own expert order.
+        _group.AllToAllV(returned, DispatchSizes.Elements(receiveCounts, h), ws.ExpertOutput, DispatchSizes.Elements(sendCounts, h));
+
+        // 6. Weighted sum over the k choices plus the shared experts, for this rank's tokens.
+        int maxShare = shares.Max();
+        var (padded, all) = GatherBuffers((long)maxShare * h);
+        if (share > 0)
         {
-            for (int i = owned.Count - 1; i >= 0; i--)
-                owned[i].Dispose();
+            var residual = _layer.RunSharedExperts(input, ws, null);
+            Combine.Run(ws.ExpertOutput, ws.RowOfSlot, ws.RoutingWeights, share, k, h, output, residual);
+            MemoryBuffer.CopyBytes(output, 0, padded, 0, output.LengthBytes);
         }
+
+        // 7. Every rank gets every rank's rows (shares padded to the largest).
+        _group.AllGather(padded, all);
+        var host = all.ToArray();
+        for (int r = 0; r < n; r++)
+            Array.Copy(host, (long)r * maxShare * h, result, (long)DispatchSizes.TokenStart(tokens, n, r) * h, (long)shares[r] * h);
+        return result;
+    }
+
+    /// <summary>Views of <paramref name="cells"/> padded output cells and N times that gathered, grown when a forward needs more.</summary>
+    private (MemoryBuffer<float> Padded, MemoryBuffer<float> All) GatherBuffers(long cells)
+    {
+        if (_paddedRows is null || _paddedRows.Length < cells)
+        {
+            _paddedRows?.Dispose();
+            _gatheredRows?.Dispose();
+            (_paddedRows, _gatheredRows) = (null, null);
+            _paddedRows = _weights.Accelerator.Allocate<float>(cells);
+            _gatheredRows = _weights.Accelerator.Allocate<float>(_group.Size * cells);
+        }
+        return (_paddedRows.Slice(0, cells), _gatheredRows!.Slice(0, _group.Size * cells));
     }
 
     public void Dispose()
     {
+        _paddedRows?.Dispose();
+        _gatheredRows?.Dispose();
+        _myRows.Dispose();
+        _everyonesRows.Dispose();
         _buffers.Dispose();
         _weights.Dispose();
     }
