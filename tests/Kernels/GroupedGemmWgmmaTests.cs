@@ -149,6 +149,98 @@ public class GroupedGemmWgmmaTests
         Assert.Contains(expected, v => !float.IsNaN(v));
     }
 
+    // The epilogues' awkward cases: odd N (rows not 16-byte multiples: the element path), a column tail inside a staged
+    // chunk, 16-byte rows with an 8-column tail tile, fused with an odd I, rows of one expert ending mid-warp.
+    private static readonly (Case Shape, bool Fused)[] EpilogueShapes =
+    [
+        (new Case("epilogue: odd N, row tails", [70, 0, 131, 1], 263, 72, LeadingRows: 1, TrailingRows: 2), false),
+        (new Case("epilogue: 16-byte rows, 8-column tail tile", [129, 3, 200], 520, 136), false),
+        (new Case("epilogue: fused, I past one tile", [19, 130], 2 * 136, 72, TrailingRows: 1), true),
+        (new Case("epilogue: fused, odd I", [7, 133], 2 * 37, 48), true),
+    ];
+
+    public static TheoryData<string, int, string, string, bool> EpilogueCases()
+    {
+        var data = new TheoryData<string, int, string, string, bool>();
+        foreach (var epilogue in new[] { GroupedGemmWgmma.SmemEpilogue, GroupedGemmWgmma.DirectEpilogue })
+            for (int shape = 0; shape < EpilogueShapes.Length; shape++)
+                foreach (var (operands, output) in new[] { ("bf16", "bf16"), ("bf16", "f32"), ("f16", "f16") })
+                    foreach (bool rowScale in new[] { false, true })
+                        data.Add(epilogue, shape, operands, output, rowScale);
+        return data;
+    }
+
+    /// <summary>Each epilogue (MOE_GROUPED_GEMM_WGMMA_EPILOGUE) against the reference, rows outside the experts poisoned.</summary>
+    [Theory, MemberData(nameof(EpilogueCases))]
+    public void EachEpilogueMatchesTheReference(string epilogue, int shape, string operands, string output, bool rowScale)
+    {
+        var gpu = Hopper(DTypes.Parse(operands));
+        var (theCase, fused) = EpilogueShapes[shape];
+        GroupedGemmWgmma.EpilogueOverride = epilogue;
+        try
+        {
+            RunCase(gpu, theCase with { Name = $"{theCase.Name} ({epilogue} epilogue)" }, DTypes.Parse(operands), DTypes.Parse(output), fused, rowScale,
+                GroupedGemmWgmma.VariantName);
+        }
+        finally
+        {
+            GroupedGemmWgmma.EpilogueOverride = null;
+        }
+    }
+
+    /// <summary>The epilogues round the same float values the same way: their outputs are equal bit for bit.</summary>
+    [Theory]
+    [InlineData(false, false)]
+    [InlineData(true, true)]
+    public void BothEpiloguesGiveTheSameBits(bool fused, bool rowScale)
+    {
+        var gpu = Hopper(DType.BF16);
+        var random = TestData.NewRandom(out int seed);
+        const int n = 2 * 264, k = 200;
+        int[] offsets = [2, 300, 300, 301, 560];
+        int rows = offsets[^1] + 3, outCols = fused ? n / 2 : n;
+        var x = TestData.ToBf16(TestData.Uniform(random, rows * k));
+        var w = TestData.ToBf16(TestData.Uniform(random, (offsets.Length - 1) * n * k));
+        var scales = TestData.Uniform(random, rows, 0.1f, 1.5f);
+        BFloat16[] Run(string epilogue)
+        {
+            GroupedGemmWgmma.EpilogueOverride = epilogue;
+            try
+            {
+                using var xs = gpu.Upload<BFloat16>(x);
+                using var ws = gpu.Upload<BFloat16>(w);
+                using var offs = gpu.Upload<int>(offsets);
+                using var scale = gpu.Upload<float>(scales);
+                using var y = gpu.Allocate<BFloat16>(rows * outCols);
+                TestData.Poison(y);
+                GroupedGemm.Run(gpu, xs, ws, offs, y, n, k, new GroupedGemmOptions
+                {
+                    VariantOverride = GroupedGemmWgmma.VariantName, FusedSiluAndMul = fused, RowScale = rowScale ? scale : null,
+                });
+                return y.ToArray();
+            }
+            finally
+            {
+                GroupedGemmWgmma.EpilogueOverride = null;
+            }
+        }
+        var direct = Run(GroupedGemmWgmma.DirectEpilogue);
+        var staged = Run(GroupedGemmWgmma.SmemEpilogue);
+        Assert.Contains(direct, v => !float.IsNaN(v));
+        Compare.Exact<BFloat16>(direct, staged, $"direct against smem epilogue, fused={fused} scaled={rowScale} seed={seed}");
+    }
+
+    [Theory]
+    [InlineData(null, null)]
+    [InlineData(" ", null)]
+    [InlineData("smem", "smem")]
+    [InlineData("Direct", "direct")]
+    public void EpilogueEnvironmentValuesParse(string? value, string? expected) => Assert.Equal(expected, GroupedGemmWgmma.ParseEpilogue(value));
+
+    [Fact]
+    public void BadEpilogueEnvironmentValuesAreRejected() =>
+        Assert.Contains("MOE_GROUPED_GEMM_WGMMA_EPILOGUE", Assert.Throws<ArgumentException>(() => GroupedGemmWgmma.ParseEpilogue("tma")).Message);
+
     [Theory]
     [InlineData(null, null)]
     [InlineData("", null)]
@@ -297,9 +389,13 @@ public class GroupedGemmWgmmaTests
         Assert.Equal(GroupedGemmWgmma.TileK, Define("GW_BK"));
         Assert.Equal(GroupedGemmWgmma.Stages, Define("GW_STAGES"));
         Assert.Equal(GroupedGemmWgmma.Threads, Define("GW_THREADS"));
-        Assert.Contains("#define GW_SHARED_BYTES (GW_STAGES * GW_STAGE_BYTES + 1024 + 256)", text);
-        Assert.Equal(GroupedGemmWgmma.Stages * (GroupedGemmWgmma.TileRows + GroupedGemmWgmma.TileCols) * GroupedGemmWgmma.TileK * 2 + 1024 + 256,
-            GroupedGemmWgmma.SharedBytes);
+        Assert.Equal(8, Define("GW_CONSUMER_WARPS"));
+        Assert.Equal(128, Define("GW_EPI_ROW_BYTES"));
+        Assert.Contains("#define GW_EPI_WARP_BYTES (16 * (GW_EPI_ROW_BYTES + 32))", text);
+        Assert.Contains("#define GW_SHARED_BYTES (GW_STAGES * GW_STAGE_BYTES + GW_CONSUMER_WARPS * GW_EPI_WARP_BYTES + 1024 + 256)", text);
+        Assert.Equal(16 * (128 + 32), GroupedGemmWgmma.EpilogueBytesPerWarp);
+        Assert.Equal(GroupedGemmWgmma.Stages * (GroupedGemmWgmma.TileRows + GroupedGemmWgmma.TileCols) * GroupedGemmWgmma.TileK * 2
+            + 8 * GroupedGemmWgmma.EpilogueBytesPerWarp + 1024 + 256, GroupedGemmWgmma.SharedBytes);
         Assert.True(GroupedGemmWgmma.SharedBytes <= 227 * 1024, "the kernel must fit Hopper's 227 KB of shared memory per block");
         foreach (var (operands, output) in new[] { ("bf16", "bf16"), ("bf16", "f32"), ("f16", "f16"), ("f16", "f32"), ("bf16", "f16"), ("f16", "bf16") })
             Assert.Contains($"GW_ENTRY({operands}_{output}, ", text);

@@ -30,13 +30,14 @@ public static class GroupedGemmWgmma
 
     private static readonly KernelSource Source = KernelSource.FromResource(typeof(GroupedGemmWgmma).Assembly, "grouped_gemm_wgmma.cu");
 
-    // Must match grouped_gemm_wgmma.cu: GW_BM, GW_BN, GW_BK, GW_STAGES, GW_THREADS, GW_SHARED_BYTES.
+    // Must match grouped_gemm_wgmma.cu: GW_BM, GW_BN, GW_BK, GW_STAGES, GW_THREADS, GW_EPI_WARP_BYTES, GW_SHARED_BYTES.
     internal const int TileRows = 128;
     internal const int TileCols = 256;
     internal const int TileK = 64;
     internal const int Stages = 4;
     internal const int Threads = 384;
-    internal const int SharedBytes = Stages * (TileRows + TileCols) * TileK * 2 + 1024 + 256;
+    internal const int EpilogueBytesPerWarp = 16 * (128 + 32);
+    internal const int SharedBytes = Stages * (TileRows + TileCols) * TileK * 2 + 8 * EpilogueBytesPerWarp + 1024 + 256;
 
     /// <summary>Whether the kernel can run on <paramref name="accelerator"/> for <paramref name="operands"/>; otherwise why not.</summary>
     public static bool Supports(Accelerator accelerator, DType operands, out string reason)
@@ -83,7 +84,34 @@ public static class GroupedGemmWgmma
             options.Add("-DGW_HANG_TRAP");
         if ((GroupMOverride ?? GroupMFromEnvironment()) is { } groupM)
             options.Add($"-DGW_GROUP_M={groupM}");
+        string epilogue = EpilogueOverride ?? EpilogueFromEnvironment() ?? DefaultEpilogue;
+        options.Add($"-DGW_EPILOGUE_SMEM={(epilogue == SmemEpilogue ? 1 : 0)}");
         return accelerator.LoadKernel(Source, entry, options);
+    }
+
+    /// <summary>The epilogue that stages each warp's rows in shared memory and stores 16-byte vectors, 128 bytes a row.</summary>
+    public const string SmemEpilogue = "smem";
+
+    /// <summary>The epilogue that stores straight from the accumulator registers (4- or 8-byte stores, 8 rows a warp store).</summary>
+    public const string DirectEpilogue = "direct";
+
+    /// <summary>The epilogue without an override or MOE_GROUPED_GEMM_WGMMA_EPILOGUE: flip here after an A/B run.</summary>
+    public const string DefaultEpilogue = SmemEpilogue;
+
+    /// <summary>Tests: compile with this epilogue (<see cref="SmemEpilogue"/> or <see cref="DirectEpilogue"/>) instead of the environment's or the default.</summary>
+    internal static string? EpilogueOverride { get; set; }
+
+    /// <summary>MOE_GROUPED_GEMM_WGMMA_EPILOGUE=direct|smem: how the output tile is stored, for A/B runs.</summary>
+    internal static string? EpilogueFromEnvironment() => ParseEpilogue(Environment.GetEnvironmentVariable("MOE_GROUPED_GEMM_WGMMA_EPILOGUE"));
+
+    internal static string? ParseEpilogue(string? value)
+    {
+        if (string.IsNullOrWhiteSpace(value))
+            return null;
+        string name = value.Trim().ToLowerInvariant();
+        if (name is not (SmemEpilogue or DirectEpilogue))
+            throw new ArgumentException($"MOE_GROUPED_GEMM_WGMMA_EPILOGUE='{value}': expected {SmemEpilogue} or {DirectEpilogue}");
+        return name;
     }
 
     /// <summary>Tests: compile with this many m-tiles per work group instead of the environment's or the default.</summary>

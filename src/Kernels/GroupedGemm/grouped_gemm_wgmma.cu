@@ -18,8 +18,12 @@
 //     4 x wgmma.mma_async.m64n256k16 (F32 accumulators, 128 registers a thread) per K step, both operands from
 //     shared memory through matrix descriptors; one wgmma group in flight, so a stage is released (one arrive
 //     per warp on `empty`: 8 arrivals) once the next K step's group is issued.
-//     The epilogue stores straight from the accumulators, masking rows outside the expert and columns past N.
-// Shared layout (TMA's 128-byte swizzle, which the descriptors name): a tile of R rows of 64 elements is R rows of
+//     Epilogue (GW_EPILOGUE_SMEM, set by the launcher from MOE_GROUPED_GEMM_WGMMA_EPILOGUE): 1, each warp stages its
+//     16 accumulator rows in chunks of 16 rows x 128 bytes in a 2 KB buffer of its own, then stores them as 16-byte
+//     vectors, 8 lanes a row (128-byte row segments); 0, straight from the accumulators (4- or 8-byte stores).
+//     Both mask rows outside the expert and columns past N.
+// Shared layout: the stages, then the epilogue's 8 warp buffers (16 KB, only the consumers' own: never a stage the
+//   producer may be refilling), then the barriers and tile records. Stages (TMA's 128-byte swizzle, which the descriptors name): a tile of R rows of 64 elements is R rows of
 //   128 bytes; 16-byte chunk c of row r sits at chunk c ^ (r % 8). Every tile starts on a 1024-byte boundary, so
 //   the pattern repeats every 8 rows (1024 bytes: the descriptor's stride byte offset) and a K step of 16 elements
 //   is a 32-byte advance of the start address (the hardware applies the XOR to the address it forms).
@@ -47,9 +51,14 @@
 #define GW_A_BYTES (GW_BM * GW_BK * 2)
 #define GW_B_BYTES (GW_BN * GW_BK * 2)
 #define GW_STAGE_BYTES (GW_A_BYTES + GW_B_BYTES)
-// Tiles, 1024 bytes of alignment slack, then the barriers and the stages' tile records.
-#define GW_SHARED_BYTES (GW_STAGES * GW_STAGE_BYTES + 1024 + 256)
 #define GW_CONSUMER_WARPS 8
+#ifndef GW_EPILOGUE_SMEM
+#define GW_EPILOGUE_SMEM 1 // the launcher always sets it (GroupedGemmWgmma.DefaultEpilogue)
+#endif
+#define GW_EPI_ROW_BYTES 128                          // one staged chunk: 16 rows x 128 bytes a warp
+#define GW_EPI_WARP_BYTES (16 * (GW_EPI_ROW_BYTES + 32)) // rows padded to 160 bytes at most (gw_epi_pitch)
+// Tiles, the epilogue buffers, 1024 bytes of alignment slack, then the barriers and the stages' tile records.
+#define GW_SHARED_BYTES (GW_STAGES * GW_STAGE_BYTES + GW_CONSUMER_WARPS * GW_EPI_WARP_BYTES + 1024 + 256)
 
 // A CUtensorMap: 128 opaque bytes, 64-byte aligned, passed by value as a __grid_constant__ parameter.
 struct __align__(64) TmaDescriptor
@@ -278,6 +287,173 @@ __device__ __forceinline__ void gw_store_pair(TOut* p, float v0, float v1)
 
 __device__ __forceinline__ float gw_silu(float v) { return v / (1.0f + __expf(-v)); }
 
+// The tile a consumer warp stores: its 16 rows (rows 16 w .. 16 w + 15 of its warpgroup's 64) of the output tile.
+struct GwWarpTile
+{
+    int firstRow;  // global row of the warp's row 0
+    int rowEnd;    // rows from here on belong to another expert: never stored
+    int firstCol;  // global output column of the tile's column 0
+    int outCols;   // N, or N / 2 when fused
+};
+
+// Straight from the accumulators: lane l holds rows l / 4 and l / 4 + 8, columns 8 j + 2 (l % 4) + {0, 1}.
+template <typename TOut>
+__device__ __forceinline__ void gw_epilogue_direct(const float* acc, const GwWarpTile& t, const float* __restrict__ rowScale,
+                                                   TOut* __restrict__ y, int fused, int lane)
+{
+    const int colBase = t.firstCol + 2 * (lane & 3);
+#pragma unroll
+    for (int i = 0; i < 2; i++)
+    {
+        const int r = t.firstRow + (lane >> 2) + 8 * i;
+        if (r >= t.rowEnd)
+            continue;
+        const float scale = rowScale != nullptr ? rowScale[r] : 1.0f;
+        TOut* yRow = y + (size_t)r * t.outCols;
+        if (!fused)
+        {
+#pragma unroll
+            for (int j = 0; j < 32; j++)
+            {
+                const int col = colBase + 8 * j;
+                const float v0 = acc[4 * j + 2 * i] * scale, v1 = acc[4 * j + 2 * i + 1] * scale;
+                if (col + 1 < t.outCols)
+                    gw_store_pair(yRow + col, v0, v1);
+                else if (col < t.outCols)
+                    yRow[col] = from_float<TOut>(v0);
+            }
+        }
+        else
+        {
+#pragma unroll
+            for (int j = 0; j < 16; j++)
+            {
+                const int col = colBase + 8 * j;
+                const float v0 = gw_silu(acc[4 * j + 2 * i]) * acc[4 * (j + 16) + 2 * i] * scale;
+                const float v1 = gw_silu(acc[4 * j + 2 * i + 1]) * acc[4 * (j + 16) + 2 * i + 1] * scale;
+                if (col + 1 < t.outCols)
+                    gw_store_pair(yRow + col, v0, v1);
+                else if (col < t.outCols)
+                    yRow[col] = from_float<TOut>(v0);
+            }
+        }
+    }
+}
+
+// Through shared memory: a chunk is 16 rows x 128 bytes (64 columns of a 2-byte type, 32 of f32) of the warp's rows,
+// staged rows gw_epi_pitch bytes apart. The padding keeps both sides free of bank conflicts:
+//   writes, 2-byte outputs: one instruction is rows 0-7 (+ 8 i) x 4 lanes of 4 bytes at the same column; a 144-byte
+//     pitch moves each row 4 banks on, so the 8 rows x 4 lanes fill the 32 banks;
+//   writes, f32: 8-byte stores go a half-warp at a time, rows 0-3 (or 4-7) x 4 lanes of 8 bytes; a 160-byte pitch
+//     moves each row 8 banks on: 4 rows x 4 lanes x 2 banks, the 32 banks;
+//   reads: 8 lanes read one row's 128 contiguous bytes, the 32 banks.
+// (A padded pitch, unlike an XOR swizzle, leaves every address a lane's base plus a constant: no registers held.)
+template <typename TOut>
+__device__ __forceinline__ constexpr int gw_epi_pitch() { return GW_EPI_ROW_BYTES + 8 * (int)sizeof(TOut); }
+
+// Stages output columns col, col + 1 (col even, within the chunk) of staged row r.
+template <typename TOut>
+__device__ __forceinline__ void gw_stage_pair(unsigned char* buffer, int r, int col, float v0, float v1)
+{
+    unsigned char* p = buffer + r * gw_epi_pitch<TOut>() + col * (int)sizeof(TOut);
+    if constexpr (sizeof(TOut) == 2)
+    {
+        const TOut o0 = from_float<TOut>(v0), o1 = from_float<TOut>(v1);
+        *reinterpret_cast<moe_u32*>(p) = (moe_u32)o0.bits | ((moe_u32)o1.bits << 16);
+    }
+    else
+        *reinterpret_cast<float2*>(p) = make_float2(v0, v1);
+}
+
+// Stores the staged chunk whose column 0 is output column firstCol: lane l takes unit l % 8 of rows l / 8 + 4 it.
+template <typename TOut>
+__device__ __forceinline__ void gw_store_chunk(const unsigned char* buffer, const GwWarpTile& t, int firstCol, bool vectors,
+                                               TOut* __restrict__ y, int lane)
+{
+    constexpr int VEC = 16 / (int)sizeof(TOut); // elements per 16-byte unit
+    const int u = lane & 7;
+    const int col = firstCol + VEC * u;
+#pragma unroll
+    for (int it = 0; it < 4; it++)
+    {
+        const int r = 4 * it + (lane >> 3);
+        const int row = t.firstRow + r;
+        if (row >= t.rowEnd || col >= t.outCols)
+            continue;
+        const unsigned char* src = buffer + r * gw_epi_pitch<TOut>() + 16 * u;
+        TOut* dst = y + (size_t)row * t.outCols + col;
+        if (vectors && col + VEC <= t.outCols)
+            *reinterpret_cast<uint4*>(dst) = *reinterpret_cast<const uint4*>(src);
+        else
+        {
+            const TOut* e = reinterpret_cast<const TOut*>(src); // a row tail or rows not on 16 bytes: cold
+#pragma unroll 1
+            for (int c = 0; c < VEC && col + c < t.outCols; c++)
+                dst[c] = e[c];
+        }
+    }
+}
+
+template <typename TOut>
+__device__ __forceinline__ void gw_epilogue_smem(const float* acc, const GwWarpTile& t, const float* __restrict__ rowScale,
+                                                 TOut* __restrict__ y, int fused, int lane, unsigned char* buffer)
+{
+    constexpr int CHUNK_COLS = GW_EPI_ROW_BYTES / (int)sizeof(TOut); // 64 or 32
+    constexpr int CHUNK_J = CHUNK_COLS / 8;                           // accumulator column groups a chunk: 8 or 4
+    // 16-byte stores need every row to start on 16 bytes: y aligned and a row a multiple of 16 bytes.
+    const bool vectors = (reinterpret_cast<moe_u64>(y) & 15) == 0 && (t.outCols * (int)sizeof(TOut)) % 16 == 0;
+    float scale[2];
+#pragma unroll
+    for (int i = 0; i < 2; i++)
+    {
+        const int r = t.firstRow + (lane >> 2) + 8 * i;
+        scale[i] = rowScale != nullptr && r < t.rowEnd ? rowScale[r] : 1.0f;
+    }
+    const int pairCol = 2 * (lane & 3);
+    if (!fused)
+    {
+#pragma unroll
+        for (int chunk = 0; chunk < GW_BN / CHUNK_COLS; chunk++)
+        {
+            if (t.firstCol + chunk * CHUNK_COLS >= t.outCols)
+                break;
+            __syncwarp(); // the previous chunk's reads are done
+#pragma unroll
+            for (int jj = 0; jj < CHUNK_J; jj++)
+#pragma unroll
+                for (int i = 0; i < 2; i++)
+                {
+                    const int j = chunk * CHUNK_J + jj;
+                    gw_stage_pair<TOut>(buffer, (lane >> 2) + 8 * i, 8 * jj + pairCol, acc[4 * j + 2 * i] * scale[i], acc[4 * j + 2 * i + 1] * scale[i]);
+                }
+            __syncwarp();
+            gw_store_chunk<TOut>(buffer, t, t.firstCol + chunk * CHUNK_COLS, vectors, y, lane);
+        }
+    }
+    else
+    {
+#pragma unroll
+        for (int chunk = 0; chunk < GW_BN / 2 / CHUNK_COLS; chunk++)
+        {
+            if (t.firstCol + chunk * CHUNK_COLS >= t.outCols)
+                break;
+            __syncwarp();
+#pragma unroll
+            for (int jj = 0; jj < CHUNK_J; jj++)
+#pragma unroll
+                for (int i = 0; i < 2; i++)
+                {
+                    const int j = chunk * CHUNK_J + jj; // gate column group j, up column group j + 16
+                    const float v0 = gw_silu(acc[4 * j + 2 * i]) * acc[4 * (j + 16) + 2 * i] * scale[i];
+                    const float v1 = gw_silu(acc[4 * j + 2 * i + 1]) * acc[4 * (j + 16) + 2 * i + 1] * scale[i];
+                    gw_stage_pair<TOut>(buffer, (lane >> 2) + 8 * i, 8 * jj + pairCol, v0, v1);
+                }
+            __syncwarp();
+            gw_store_chunk<TOut>(buffer, t, t.firstCol + chunk * CHUNK_COLS, vectors, y, lane);
+        }
+    }
+}
+
 // ---- the kernel ----
 
 // Dynamic shared memory of every entry (tiles are placed from its first 1024-byte boundary on).
@@ -291,7 +467,8 @@ __device__ __forceinline__ void grouped_gemm_wgmma(const TmaDescriptor* mapX, co
     // The swizzle pattern and the descriptors assume 1024-byte aligned tiles.
     const moe_u32 rawBase = gw_smem(gwShared);
     const moe_u32 tilesBase = (rawBase + 1023u) & ~1023u;
-    unsigned char* tail = gwShared + (tilesBase - rawBase) + GW_STAGES * GW_STAGE_BYTES;
+    unsigned char* epilogueBuffers = gwShared + (tilesBase - rawBase) + GW_STAGES * GW_STAGE_BYTES;
+    unsigned char* tail = epilogueBuffers + GW_CONSUMER_WARPS * GW_EPI_WARP_BYTES;
     moe_u64* fullBars = reinterpret_cast<moe_u64*>(tail);
     moe_u64* emptyBars = fullBars + GW_STAGES;
     GwTile* stageTiles = reinterpret_cast<GwTile*>(emptyBars + GW_STAGES);
@@ -426,45 +603,14 @@ __device__ __forceinline__ void grouped_gemm_wgmma(const TmaDescriptor* mapX, co
         if (lane == 0)
             gw_bar_arrive(emptyBase + 8 * previous);
 
-        // Epilogue: rows of this expert only; columns below N (or I when fused).
-        const int rowBase = tile.rowBegin + half * 64 + warp * 16 + (lane >> 2);
-        const int colBase = tile.nTile * colsPerTile + 2 * (lane & 3);
-#pragma unroll
-        for (int i = 0; i < 2; i++)
-        {
-            const int r = rowBase + 8 * i;
-            if (r >= tile.rowEnd)
-                continue;
-            const float scale = rowScale != nullptr ? rowScale[r] : 1.0f;
-            TOut* yRow = y + (size_t)r * outCols;
-            if (!fused)
-            {
-#pragma unroll
-                for (int j = 0; j < 32; j++)
-                {
-                    const int col = colBase + 8 * j;
-                    const float v0 = acc[4 * j + 2 * i] * scale, v1 = acc[4 * j + 2 * i + 1] * scale;
-                    if (col + 1 < outCols)
-                        gw_store_pair(yRow + col, v0, v1);
-                    else if (col < outCols)
-                        yRow[col] = from_float<TOut>(v0);
-                }
-            }
-            else
-            {
-#pragma unroll
-                for (int j = 0; j < 16; j++)
-                {
-                    const int col = colBase + 8 * j;
-                    const float v0 = gw_silu(acc[4 * j + 2 * i]) * acc[4 * (j + 16) + 2 * i] * scale;
-                    const float v1 = gw_silu(acc[4 * j + 2 * i + 1]) * acc[4 * (j + 16) + 2 * i + 1] * scale;
-                    if (col + 1 < outCols)
-                        gw_store_pair(yRow + col, v0, v1);
-                    else if (col < outCols)
-                        yRow[col] = from_float<TOut>(v0);
-                }
-            }
-        }
+        // Epilogue: rows of this expert only; columns below N (or I when fused). A warp's 16 rows are its own.
+        const GwWarpTile warpTile{tile.rowBegin + half * 64 + warp * 16, tile.rowEnd, tile.nTile * colsPerTile, outCols};
+        if (warpTile.firstRow >= warpTile.rowEnd)
+            continue;
+        if constexpr (GW_EPILOGUE_SMEM)
+            gw_epilogue_smem<TOut>(acc, warpTile, rowScale, y, fused, lane, epilogueBuffers + (4 * half + warp) * GW_EPI_WARP_BYTES);
+        else
+            gw_epilogue_direct<TOut>(acc, warpTile, rowScale, y, fused, lane);
     }
 }
 
