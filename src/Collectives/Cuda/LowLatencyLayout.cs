@@ -56,6 +56,12 @@ internal static class LowLatencyLayout
     /// </summary>
     public static bool TwoShotEnabled { get; set; } = Environment.GetEnvironmentVariable("MOE_LL_TWOSHOT") == "1";
 
+    /// <summary>
+    /// MOE_LL_FENCE=1: a system-scope fence after each thread's stores to peers, before it polls (ll_allreduce.cu's
+    /// LL_FENCE_STORES). An A/B switch for the two-shot investigation, off by default.
+    /// </summary>
+    public static bool FenceStores { get; } = Environment.GetEnvironmentVariable("MOE_LL_FENCE") == "1";
+
     /// <summary>Whether CUDA calls take LL at all: MOE_LL=0 turns it off (the schedule path, for A/B timing).</summary>
     public static bool Enabled { get; } = Environment.GetEnvironmentVariable("MOE_LL") != "0";
     /// <summary>Units per thread the grid aims at before it adds blocks (small: latency, not bandwidth, decides here).</summary>

@@ -54,6 +54,15 @@ struct LlPeers
     moe_u64 receive[LL_MAX_RANKS];
 };
 
+// LL_FENCE_STORES (MOE_LL_FENCE=1, for the two-shot investigation): a system-scope fence after a thread's stores to
+// peers and before it polls, so its lines are out before it spins.
+__device__ __forceinline__ void ll_fence_stores()
+{
+#ifdef LL_FENCE_STORES
+    __threadfence_system();
+#endif
+}
+
 __device__ __forceinline__ moe_u64 ll_timer_ns()
 {
     moe_u64 t;
@@ -275,6 +284,8 @@ __device__ bool sum_units(const LlCall& c, const T* input, T* output, long long 
                     if (q != c.rank)
                         ll_store(slot_unit(c, q, c.rank, pushAt + u - begin), rounded, c.flag);
         }
+        if (push)
+            ll_fence_stores();
     }
     return true;
 }
@@ -344,6 +355,7 @@ __device__ void ll_allreduce(const T* input, T* output, long long count, int gra
                 if (q != rank)
                     ll_store(slot_unit(c, q, rank, u), w, c.flag);
         }
+        ll_fence_stores();
         if (!sum_units(c, input, output, count, 0, units, first, stride, false, 0))
             atomicMin(&failedStep, 0);
     }
@@ -359,6 +371,7 @@ __device__ void ll_allreduce(const T* input, T* output, long long count, int gra
             for (long long u = begin + first; u < end; u += stride)
                 ll_store(slot_unit(c, q, rank, u - begin), load_unit(input, count, u), c.flag);
         }
+        ll_fence_stores();
         long long begin, end;
         chunk_units(count, grain, ranks, rank, E, begin, end);
         bool ok = sum_units(c, input, output, count, begin, end, first, stride, true, slotUnits / 2);
