@@ -78,6 +78,44 @@ public class GroupedGemmGemvTests
         RunCase(gpu, new Case("T=1 fused, 8 of 256 experts", counts, 2 * 48, 56), DType.BF16, DType.BF16, fused: true, rowScale: false, variant: null);
     }
 
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    public void EightRowTilesLoopOverMTilesInFewSlots(int slots)
+    {
+        // Fewer slots than m-tiles: each block runs several m-tiles (of different experts, and passes of one expert).
+        var gpu = Gpu();
+        RunCase(gpu, new Case("9, 16, 0, 17 and 5 rows", [9, 16, 0, 17, 5], 20, 40, LeadingRows: 1, TrailingRows: 2), DType.BF16, DType.F32,
+            fused: false, rowScale: true, GroupedGemmGemv.Variant8Name, slots);
+        RunCase(gpu, new Case("fused, Mixtral-like, K split", [4, 7, 2, 5, 3, 6, 1, 4, 12], 2 * 18, 4096 + 8), DType.F16, DType.BF16,
+            fused: true, rowScale: false, GroupedGemmGemv.Variant8Name, slots);
+        RunCase(gpu, new Case("all rows in one expert, K split over 8", [0, 30, 0], 12, 16384 + 8), DType.BF16, DType.BF16,
+            fused: false, rowScale: false, GroupedGemmGemv.Variant8Name, slots);
+    }
+
+    [Fact]
+    public void ATileSlotCountBelowOneIsRejected()
+    {
+        var cpu = TestDevices.Get("cpu");
+        using var x = cpu.Allocate<BFloat16>(2 * 8);
+        using var w = cpu.Allocate<BFloat16>(8 * 8);
+        using var offsets = cpu.Upload<int>(new[] { 0, 2 });
+        using var y = cpu.Allocate<BFloat16>(2 * 8);
+        var error = Assert.Throws<ArgumentException>(() => GroupedGemm.Run(cpu, x, w, offsets, y, 8, 8, new GroupedGemmOptions { GemvTileSlotsOverride = 0 }));
+        Assert.Contains("GemvTileSlotsOverride", error.Message);
+    }
+
+    [Fact]
+    public void TheFourRowGemvRefusesATileSlotCount()
+    {
+        // The 4-row kernel does not loop over m-tiles: a slot count for it is an error, not a silent no-op.
+        var gpu = Gpu();
+        var error = Assert.Throws<ArgumentException>(() =>
+            RunCase(gpu, new Case("slots for gemv4", [1, 2], 8, 8), DType.BF16, DType.BF16, fused: false, rowScale: false, GroupedGemmGemv.Variant4Name, 2));
+        Assert.Contains("8-row", error.Message);
+    }
+
     [Fact]
     public void TheHeuristicTakesTheEightRowGemvForMixtralAtSixteenTokens()
     {
@@ -183,11 +221,17 @@ public class GroupedGemmGemvTests
         Assert.Equal(8L * 256, GroupedGemmGemv.BlocksFor(8, 256, 2048, fused: true, kSplit: 2));
         // A column tail still gets its block.
         Assert.Equal(1L * 2, GroupedGemmGemv.BlocksFor(1, 1, 33, fused: false, kSplit: 1));
-        // 8-row tiles, Mixtral T=16 fused gate_up: 32 rows over 8 experts are at most 32 / 8 + 8 = 12 m-tiles; I = 14336
-        // with K = 4096 split over 2 warps: 4 groups of 2 columns -> 1792 column blocks.
-        Assert.Equal(12L * 1792, GroupedGemmGemv.BlocksFor(32, 8, 14336, fused: true, kSplit: 2, tileRows: 8));
-        // All rows in one expert: never more m-tiles than rows.
-        Assert.Equal(3L * 1, GroupedGemmGemv.BlocksFor(3, 8, 32, fused: false, kSplit: 1, tileRows: 8));
+        // 8-row tiles, Mixtral T=16 fused gate_up: I = 14336 with K = 4096 split over 2 warps: 4 groups of 2 columns ->
+        // 1792 column blocks, each with ceil(32 / 8) = 4 tile slots (not the bound, 32 / 8 + 8 = 12 m-tiles).
+        Assert.Equal(4L * 1792, GroupedGemmGemv.BlocksFor(32, 8, 14336, fused: true, kSplit: 2, tileRows: 8, multiprocessors: 132));
+        // Mixtral down (N = 4096, K = 14336 over 4 warps: 512 column blocks): 4 slots cover 4 waves of 2 x 132 blocks.
+        Assert.Equal(4L * 512, GroupedGemmGemv.BlocksFor(32, 8, 4096, fused: false, kSplit: 4, tileRows: 8, multiprocessors: 132));
+        // Few column blocks: more slots for the waves, at most the bound (3 rows: 3 m-tiles at most).
+        Assert.Equal(3L * 1, GroupedGemmGemv.BlocksFor(3, 8, 32, fused: false, kSplit: 1, tileRows: 8, multiprocessors: 132));
+        Assert.Equal(10L * 2, GroupedGemmGemv.BlocksFor(16, 8, 64, fused: false, kSplit: 1, tileRows: 8, multiprocessors: 132));
+        // 4-row tiles: the bound, as before (32 / 4 + 8 = 16 m-tiles).
+        Assert.Equal(16L * 2, GroupedGemmGemv.BlocksFor(32, 8, 64, fused: false, kSplit: 1, tileRows: 4, multiprocessors: 132));
+        Assert.Equal(5L * 2, GroupedGemmGemv.BlocksFor(32, 8, 64, fused: false, kSplit: 1, tileRows: 8, tileSlots: 5));
     }
 
     private static Accelerator Gpu() => TestDevices.Get("cuda:0");

@@ -36,6 +36,9 @@ public sealed record GroupedGemmOptions
 
     /// <summary>Tests: force this many splits (1 = none), over the heuristic and the environment; needs a workspace.</summary>
     internal int? SplitKOverride { get; init; }
+
+    /// <summary>Tests: the 8-row GEMV's tile slots (blocks per column block, each looping over m-tiles), 1 or more.</summary>
+    internal int? GemvTileSlotsOverride { get; init; }
 }
 
 /// <summary>
@@ -76,6 +79,7 @@ public static class GroupedGemm
     {
         public GroupedGemmWorkspace? SplitK { get; init; }
         public int? SplitKOverride { get; init; }
+        public int? GemvTileSlotsOverride { get; init; }
 
         public int OutCols => Fused ? N / 2 : N;
     }
@@ -154,6 +158,8 @@ public static class GroupedGemm
         {
             SplitK = options.SplitKWorkspace,
             SplitKOverride = options.SplitKOverride,
+            GemvTileSlotsOverride = options.GemvTileSlotsOverride is { } slots and < 1
+                ? throw new ArgumentException($"GemvTileSlotsOverride = {slots}: at least 1", nameof(options)) : options.GemvTileSlotsOverride,
         };
     }
 

@@ -99,13 +99,38 @@ public static class GroupedGemmGemv
             : throw new ArgumentException($"MOE_GROUPED_GEMM_GEMV_WARP_K='{value}': expected 256 to 65536 elements of K per warp");
     }
 
-    /// <summary>Blocks of a launch: m-tiles of <paramref name="tileRows"/> (upper bound) times column blocks; the kernel derives the m-tile count from the grid.</summary>
-    internal static long BlocksFor(int rows, int experts, int outCols, bool fused, int kSplit, int tileRows = TileRows)
+    /// <summary>
+    /// Blocks of a launch: tile slots (<see cref="TileSlotsFor"/>; 4-row tiles: the bound on m-tiles) times column
+    /// blocks; the kernel derives the slot count from the grid.
+    /// </summary>
+    internal static long BlocksFor(int rows, int experts, int outCols, bool fused, int kSplit, int tileRows = TileRows, int multiprocessors = 0,
+                                   int? tileSlots = null) =>
+        (long)(tileSlots ?? TileSlotsFor(rows, experts, tileRows, ColumnBlocks(outCols, fused, kSplit), multiprocessors)) * ColumnBlocks(outCols, fused, kSplit);
+
+    internal static long ColumnBlocks(int outCols, bool fused, int kSplit)
     {
-        long mTiles = GroupedGemmLaunch.MTilesBound(rows, experts, tileRows);
         int colsPerBlock = (fused ? WRowsPerGroup / 2 : WRowsPerGroup) * (Warps / kSplit);
-        return mTiles * ((outCols + colsPerBlock - 1) / colsPerBlock);
+        return (outCols + colsPerBlock - 1) / colsPerBlock;
     }
+
+    /// <summary>
+    /// Tile slots of a launch (the grid's blocks per column block). 4-row tiles: one per possible m-tile (the bound).
+    /// 8-row tiles, where each block loops over m-tiles slot, slot + slots, ...: enough slots for the rows as if every
+    /// expert's count were a multiple of 8 (ceil(rows / 8)), raised to about <see cref="WavesOfBlocks"/> waves of 2 blocks
+    /// per SM when there are few column blocks, at most the bound. Blocks past the real m-tiles start only to exit, so
+    /// the bound (12 for 32 rows over 8 experts, where the sweep's routing has 6 m-tiles) would waste about half the grid.
+    /// </summary>
+    internal static int TileSlotsFor(int rows, int experts, int tileRows, long columnBlocks, int multiprocessors)
+    {
+        int bound = GroupedGemmLaunch.MTilesBound(rows, experts, tileRows);
+        if (tileRows != WideTileRows)
+            return bound;
+        long forWaves = (WavesOfBlocks * 2L * Math.Max(1, multiprocessors) + columnBlocks - 1) / Math.Max(1, columnBlocks);
+        long wanted = Math.Max((rows + tileRows - 1) / tileRows, forWaves);
+        return (int)Math.Clamp(wanted, 1, Math.Max(1, bound));
+    }
+
+    internal const int WavesOfBlocks = 4;
 
     internal static string EntryName(DType operands, DType output, int tileRows = TileRows) =>
         $"grouped_gemm_{(tileRows == WideTileRows ? "gemv8" : "gemv")}_{GroupedGemm.Suffix(operands)}_{GroupedGemm.Suffix(output)}";
@@ -118,7 +143,10 @@ public static class GroupedGemmGemv
             throw new ArgumentException($"variant '{plan.VariantOverride ?? VariantName}' takes bf16 or f16 operands, not {DTypes.Name(plan.X.DType)}", "options");
         int kSplit = KSplitFor(plan.K, WarpKFromEnvironment());
         int tileRows = TileRowsFor(plan.Rows, plan.Experts, MaxRowsFromEnvironment(), plan.VariantOverride);
-        long blocks = BlocksFor(plan.Rows, plan.Experts, plan.OutCols, plan.Fused, kSplit, tileRows);
+        if (plan.GemvTileSlotsOverride is not null && tileRows != WideTileRows)
+            throw new ArgumentException($"a tile slot count is for the 8-row GEMV ('{Variant8Name}'), not the {tileRows}-row one", "options");
+        long blocks = BlocksFor(plan.Rows, plan.Experts, plan.OutCols, plan.Fused, kSplit, tileRows, accelerator.Info.MultiprocessorCount,
+            plan.GemvTileSlotsOverride);
         if (blocks > int.MaxValue)
             throw new ArgumentException($"{plan.Rows} rows x {plan.OutCols} columns need {blocks} blocks; at most {int.MaxValue} per call (split the call)", "x");
         var kernel = accelerator.LoadKernel(Source, EntryName(plan.X.DType, plan.Y.DType, tileRows));

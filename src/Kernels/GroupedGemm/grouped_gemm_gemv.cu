@@ -9,19 +9,19 @@
 //   y:             [rows, N]   or, fused, [rows, N/2] (y[r, j] = silu(x[r] . Wg[j]) * (x[r] . Wu[j]), W = [gate; up])
 // Variants (entry names): grouped_gemm_gemv_* multiply up to 4 X rows per W pass (m-tiles of 4 rows), grouped_gemm_gemv8_*
 //   up to 8 (m-tiles of 8 rows: an expert with 5..8 rows streams its W once). An expert with more rows than the tile
-//   has several m-tiles, each a pass over its W; the 8-row variant numbers its blocks so that the passes of one expert
-//   over the same columns are neighbours in the launch order (they run at the same time and the later ones find W in L2).
-// Work: m-tiles of ROWS rows per expert x column blocks. 4 rows: blockIdx.x = mTile * columnBlocks + columnBlock;
-//   8 rows: blockIdx.x = columnBlock * mTiles + mTile (mTiles = gridDim.x / columnBlocks). Blocks past the real m-tiles
-//   exit at once. A block has GV_WARPS warps in groups of kSplit: the warps of a group share GV_WROWS W rows (plain:
-//   output columns c..c+3; fused: gate and up rows of columns j, j+1) and interleave K in 512-byte segments (warp p of
-//   the group takes segments p, p + kSplit, ...), so long rows keep enough blocks for every SM. Lane l reads 16 bytes at
-//   chunk 32 s + l of each W row and the same chunk of each X row (L1-cached: every warp of the block reads the same X
-//   rows), accumulating in F32; rows past the tile's real count cost no arithmetic.
+//   has several m-tiles, each a pass over its W (any count is correct: all 32 rows in one expert are 4 passes).
+// Work: m-tiles of ROWS rows per expert x column blocks. 4 rows: blockIdx.x = mTile * columnBlocks + columnBlock, blocks
+//   past the real m-tiles exit at once. 8 rows: blockIdx.x = columnBlock * tileSlots + slot, slot s runs m-tiles s,
+//   s + tileSlots, ... (see grouped_gemv). A block has GV_WARPS warps in groups of kSplit: the warps of a group share
+//   GV_WROWS W rows (plain: output columns c..c+3; fused: gate and up rows of columns j, j+1) and interleave K in
+//   512-byte segments (warp p of the group takes segments p, p + kSplit, ...), so long rows keep enough blocks for
+//   every SM. Lane l reads 16 bytes at chunk 32 s + l of each W row and the same chunk of each X row (L1-cached: every
+//   warp of the block reads the same X rows), accumulating in F32; rows past the tile's real count cost no arithmetic.
 // Reduction, in a fixed order (bit-identical run to run): a butterfly across the lanes, then the group's first warp
 //   adds its kSplit partial sums in warp order.
-// Launch: block GV_WARPS * 32 threads, grid mTiles * ceil(outCols / columns per block) (mTiles: an upper bound on the
-//   m-tiles of the tile's row count); kSplit divides GV_WARPS. K % 8 == 0, x and w 16-byte aligned (checked on the host).
+// Launch: block GV_WARPS * 32 threads, grid slots * ceil(outCols / columns per block) (4 rows: slots = an upper bound on
+//   the m-tiles; 8 rows: any slots >= 1, the host's choice); kSplit divides GV_WARPS. K % 8 == 0, x and w 16-byte
+//   aligned (checked on the host).
 #include "moe_common.cuh"
 #include "expert_tiles.cuh"
 
@@ -70,25 +70,54 @@ __device__ __forceinline__ float gv_silu(float v) { return v / (1.0f + __expf(-v
 // ROWS: X rows per m-tile (4 or 8). The 8-row variant holds 32 accumulators per lane (4 W rows x 8 X rows) beside the
 // 8 chunks of W in flight, about 128 registers, 2 blocks per SM; 16 rows would halve that occupancy and, at 16 FMAs per
 // W element, leave the CUDA cores rather than DRAM the limit.
-template <int ROWS, bool ADJACENT_TILES, typename TIn, typename TOut>
-__device__ __forceinline__ void grouped_gemv(const TIn* __restrict__ x, const TIn* __restrict__ w, const int* __restrict__ expertOffsets,
-                                             const float* __restrict__ rowScale, TOut* __restrict__ y, int rows, int n, int k,
-                                             int experts, int fused, int kSplit)
+// The epilogue of a tile: lane r of a group's first warp adds the group's kSplit partial sums (in warp order) for
+// output row rowBegin + r and writes its columns (plain: col0..col0+3; fused: silu(gate) * up of col0, col0 + 1).
+template <int ROWS, typename TOut>
+__device__ __forceinline__ void gemv_write(bool fused, int outCols, int col0, int r, int rowBegin, const float* __restrict__ rowScale,
+                                           TOut* __restrict__ y, const float (&partial)[GV_WARPS][GV_WROWS][ROWS], int warp, int kSplit)
 {
-    __shared__ float partial[GV_WARPS][GV_WROWS][ROWS];
+    float sum[GV_WROWS];
+#pragma unroll
+    for (int q = 0; q < GV_WROWS; q++)
+    {
+        sum[q] = 0.0f;
+        for (int p = 0; p < kSplit; p++)
+            sum[q] += partial[warp + p][q][r];
+    }
+    const float scale = rowScale != nullptr ? rowScale[rowBegin + r] : 1.0f;
+    TOut* yRow = y + (long long)(rowBegin + r) * outCols;
+    if (fused)
+    {
+#pragma unroll
+        for (int j = 0; j < 2; j++)
+            if (col0 + j < outCols)
+                yRow[col0 + j] = from_float<TOut>(gv_silu(sum[j]) * sum[2 + j] * scale);
+    }
+    else
+    {
+#pragma unroll
+        for (int q = 0; q < GV_WROWS; q++)
+            if (col0 + q < outCols)
+                yRow[col0 + q] = from_float<TOut>(sum[q] * scale);
+    }
+}
+
+// One m-tile times one column block; false past the last m-tile (every warp finds the same tile, so the whole block
+// agrees). A caller that runs another tile synchronises first: the writers still read `partial`.
+template <int ROWS, typename TIn, typename TOut>
+__device__ __forceinline__ bool gemv_tile(const TIn* __restrict__ x, const TIn* __restrict__ w, const int* __restrict__ expertOffsets,
+                                          const float* __restrict__ rowScale, TOut* __restrict__ y, int rows, int n, int k,
+                                          int experts, int fused, int kSplit, int mTile, int columnBlock,
+                                          float (&partial)[GV_WARPS][GV_WROWS][ROWS])
+{
     const int outCols = fused ? n / 2 : n;
     const int colsPerGroup = fused ? GV_WROWS / 2 : GV_WROWS;
-    const int groups = GV_WARPS / kSplit;
-    const int colsPerBlock = colsPerGroup * groups;
-    const int columnBlocks = ceil_div(outCols, colsPerBlock);
-    const int mTiles = (int)(gridDim.x / columnBlocks);
-    const int mTile = ADJACENT_TILES ? (int)(blockIdx.x % mTiles) : (int)(blockIdx.x / columnBlocks);
-    const int columnBlock = ADJACENT_TILES ? (int)(blockIdx.x / mTiles) : (int)(blockIdx.x % columnBlocks);
+    const int colsPerBlock = colsPerGroup * (GV_WARPS / kSplit);
 
     int expert, rowBegin, rowEnd;
     find_expert_tile(expertOffsets, experts, rows, ROWS, mTile, expert, rowBegin, rowEnd);
     if (expert < 0)
-        return; // the whole block agrees
+        return false;
     const int xRows = rowEnd - rowBegin; // 1 .. ROWS
 
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -163,44 +192,51 @@ __device__ __forceinline__ void grouped_gemv(const TIn* __restrict__ x, const TI
                 partial[warp][q][r] = v;
         }
     __syncthreads();
-    if (part != 0 || lane >= ROWS || lane >= xRows)
-        return;
+    if (part == 0 && lane < ROWS && lane < xRows)
+        gemv_write<ROWS>(fused != 0, outCols, col0, lane, rowBegin, rowScale, y, partial, warp, kSplit);
+    return true;
+}
 
-    // Lane r of the group's first warp writes output row rowBegin + r.
-    const int r = lane;
-    float sum[GV_WROWS];
-#pragma unroll
-    for (int q = 0; q < GV_WROWS; q++)
+// ROWS: X rows per m-tile (4 or 8). The 8-row variant holds 32 accumulators per lane (4 W rows x 8 X rows) beside the
+// 8 chunks of W in flight: 128 registers, no spills (ptxas 11.8, sm_90), 2 blocks per SM; 16 rows take 154 (1 block per SM) and, at
+// 16 FMAs per W element, would leave the CUDA cores rather than DRAM the limit.
+// TILE_LOOP (8 rows): blockIdx.x = columnBlock * tileSlots + slot, tileSlots = gridDim.x / columnBlocks; slot s takes
+// m-tiles s, s + tileSlots, ... . The host sizes tileSlots to the rows, not to the bound on m-tiles (12 for Mixtral's
+// 32 rows over 8 experts, 6 of them real in the sweep), so few blocks start only to find no tile; an expert's m-tiles
+// sit in neighbouring slots, so its passes over the same W rows run at the same time and the later ones hit L2.
+// Without it (4 rows, the T = 1 kernel as it was): blockIdx.x = mTile * columnBlocks + columnBlock, one m-tile a block.
+template <int ROWS, bool TILE_LOOP, typename TIn, typename TOut>
+__device__ __forceinline__ void grouped_gemv(const TIn* __restrict__ x, const TIn* __restrict__ w, const int* __restrict__ expertOffsets,
+                                             const float* __restrict__ rowScale, TOut* __restrict__ y, int rows, int n, int k,
+                                             int experts, int fused, int kSplit)
+{
+    __shared__ float partial[GV_WARPS][GV_WROWS][ROWS];
+    const int outCols = fused ? n / 2 : n;
+    const int colsPerBlock = (fused ? GV_WROWS / 2 : GV_WROWS) * (GV_WARPS / kSplit);
+    const int columnBlocks = ceil_div(outCols, colsPerBlock);
+    if (!TILE_LOOP)
     {
-        sum[q] = 0.0f;
-        for (int p = 0; p < kSplit; p++)
-            sum[q] += partial[warp + p][q][r];
+        gemv_tile<ROWS>(x, w, expertOffsets, rowScale, y, rows, n, k, experts, fused, kSplit,
+                        (int)(blockIdx.x / columnBlocks), (int)(blockIdx.x % columnBlocks), partial);
+        return;
     }
-    const float scale = rowScale != nullptr ? rowScale[rowBegin + r] : 1.0f;
-    TOut* yRow = y + (long long)(rowBegin + r) * outCols;
-    if (fused)
+    const int tileSlots = (int)(gridDim.x / columnBlocks);
+    const int columnBlock = (int)(blockIdx.x / tileSlots);
+    for (int mTile = (int)(blockIdx.x % tileSlots);; mTile += tileSlots)
     {
-#pragma unroll
-        for (int j = 0; j < 2; j++)
-            if (col0 + j < outCols)
-                yRow[col0 + j] = from_float<TOut>(gv_silu(sum[j]) * sum[2 + j] * scale);
-    }
-    else
-    {
-#pragma unroll
-        for (int q = 0; q < GV_WROWS; q++)
-            if (col0 + q < outCols)
-                yRow[col0 + q] = from_float<TOut>(sum[q] * scale);
+        if (!gemv_tile<ROWS>(x, w, expertOffsets, rowScale, y, rows, n, k, experts, fused, kSplit, mTile, columnBlock, partial))
+            return;
+        __syncthreads(); // the writers' reads of partial before the next tile's writes
     }
 }
 
 // 4 rows: the launch bounds as before (the T = 1 kernel, unchanged); 8 rows: at most 128 registers, 2 blocks per SM.
-#define GV_ENTRY(NAME, ROWS, ADJACENT, BOUNDS, SUFFIX, TIN, TOUT)                                                          \
+#define GV_ENTRY(NAME, ROWS, TILE_LOOP, BOUNDS, SUFFIX, TIN, TOUT)                                                          \
     extern "C" __global__ void BOUNDS NAME##_##SUFFIX(                                                                       \
         const TIN* __restrict__ x, const TIN* __restrict__ w, const int* __restrict__ expertOffsets,                        \
         const float* __restrict__ rowScale, TOUT* __restrict__ y, int rows, int n, int k, int experts, int fused, int kSplit) \
     {                                                                                                                        \
-        grouped_gemv<ROWS, ADJACENT, TIN, TOUT>(x, w, expertOffsets, rowScale, y, rows, n, k, experts, fused, kSplit);       \
+        grouped_gemv<ROWS, TILE_LOOP, TIN, TOUT>(x, w, expertOffsets, rowScale, y, rows, n, k, experts, fused, kSplit);       \
     }
 
 #define GV_ENTRIES(SUFFIX, TIN, TOUT)                                   \
