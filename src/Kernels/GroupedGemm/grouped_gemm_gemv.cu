@@ -67,9 +67,6 @@ __device__ __forceinline__ uint4 load_stream(const void* p)
 
 __device__ __forceinline__ float gv_silu(float v) { return v / (1.0f + __expf(-v)); }
 
-// ROWS: X rows per m-tile (4 or 8). The 8-row variant holds 32 accumulators per lane (4 W rows x 8 X rows) beside the
-// 8 chunks of W in flight, about 128 registers, 2 blocks per SM; 16 rows would halve that occupancy and, at 16 FMAs per
-// W element, leave the CUDA cores rather than DRAM the limit.
 // The epilogue of a tile: lane r of a group's first warp adds the group's kSplit partial sums (in warp order) for
 // output row rowBegin + r and writes its columns (plain: col0..col0+3; fused: silu(gate) * up of col0, col0 + 1).
 template <int ROWS, typename TOut>
@@ -198,8 +195,8 @@ __device__ __forceinline__ bool gemv_tile(const TIn* __restrict__ x, const TIn* 
 }
 
 // ROWS: X rows per m-tile (4 or 8). The 8-row variant holds 32 accumulators per lane (4 W rows x 8 X rows) beside the
-// 8 chunks of W in flight: 128 registers, no spills (ptxas 11.8, sm_90), 2 blocks per SM; 16 rows take 154 (1 block per SM) and, at
-// 16 FMAs per W element, would leave the CUDA cores rather than DRAM the limit.
+// 8 chunks of W in flight: 128 registers, no spills (ptxas 11.8, sm_90), 2 blocks per SM; 16 rows take 154 (1 block
+// per SM) and, at 16 FMAs per W element, would leave the CUDA cores rather than DRAM the limit.
 // TILE_LOOP (8 rows): blockIdx.x = columnBlock * tileSlots + slot, tileSlots = gridDim.x / columnBlocks; slot s takes
 // m-tiles s, s + tileSlots, ... . The host sizes tileSlots to the rows, not to the bound on m-tiles (12 for Mixtral's
 // 32 rows over 8 experts, 6 of them real in the sweep), so few blocks start only to find no tile; an expert's m-tiles
