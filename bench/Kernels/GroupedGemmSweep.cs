@@ -12,7 +12,7 @@ namespace MoeRuntime.Benchmarks.Kernels;
 /// Floor: the larger of active-expert weight bytes / copy bandwidth and 2*rows*N*K / 799 TFLOP/s.
 /// Weights are allocated once per model and reused across T (DeepSeek-V3 gate_up alone is 15 GB).
 /// On the CPU: smaller shapes, and an F32 row to compare with OpenBLAS sgemm.
-/// MOE_GROUPED_GEMM_VARIANT=decode|medium|prefill|decode64|medium64|large|wgmma|gemv forces one kernel on every row (to compare
+/// MOE_GROUPED_GEMM_VARIANT=decode|medium|prefill|decode64|medium64|large|wgmma|gemv|gemv4|gemv8 forces one kernel on every row (to compare
 /// variants; the note names the tile used; wgmma is the sm_90a TMA + wgmma kernel, compute capability 9.0 only).
 /// Split-K: every call gets a workspace (GroupedGemmWorkspace.For the three calls), so the op splits K where it
 /// would in a layer; the note gives the splits ("split N"). MOE_GROUPED_GEMM_SPLITK=1 turns split-K off, =N forces N
@@ -80,8 +80,11 @@ internal static class GroupedGemmSweep
             var scaled = plain with { RowScale = scales };
             string tile = "tile " + (forced ?? GroupedGemmWgmma.ChoiceName(accelerator, DType.BF16, rowCount, e));
             // The wgmma kernel does not split K; the mma.sync tiles do where the plan says so.
+            // The GEMV's note says its X rows per W pass (4 or 8, MOE_GROUPED_GEMM_GEMV_MAX_ROWS).
+            if (accelerator.Kind == AcceleratorKind.Cuda && GroupedGemmGemv.IsVariantName(tile["tile ".Length..]))
+                tile = $"tile gemv x{GroupedGemmGemv.TileRowsFor(rowCount, e, GroupedGemmGemv.MaxRowsFromEnvironment(), forced)}";
             string Note(int n, int k, bool isFused) => accelerator.Kind == AcceleratorKind.Cpu || tile == "tile " + GroupedGemmWgmma.VariantName
-                || tile == "tile " + GroupedGemmGemv.VariantName
+                || tile.StartsWith("tile gemv", StringComparison.Ordinal)
                 ? tile : $"{tile}, split {SplitsOf(accelerator, forced, rowCount, n, k, e, isFused, splitK)}";
 
             SweepRow PlainGateUp() => Measure(accelerator, $"{model.Name} gate_up", shape, rowCount, 2 * i, h, active, bandwidth, graph, Note(2 * i, h, false),

@@ -8,9 +8,11 @@ namespace MoeRuntime.Tests.Kernels;
 
 /// <summary>
 /// The decode GEMV kernel (<see cref="GroupedGemmGemv"/>) forced on awkward shapes against the F64 reference, with the
-/// bounds and poisoned outputs of <see cref="GroupedGemmTests"/>. Its m-tiles are 4 rows, its warp groups 4 W rows
-/// (2 fused columns), and long K splits over 2, 4 or 8 warps: the cases sit on and around those sizes. The CUDA cases
-/// skip without a GPU; the host-side planning checks run everywhere.
+/// bounds and poisoned outputs of <see cref="GroupedGemmTests"/>, with each of its tiles: m-tiles of 4 rows (gemv4) and
+/// of 8 (gemv8, whose m-tiles of one expert are neighbours in the launch order). Its warp groups take 4 W rows (2 fused
+/// columns), and long K splits over 2, 4 or 8 warps: the cases sit on and around those sizes, and experts with 5..8
+/// rows (one 8-row pass), more than 8 (several passes), all rows in one expert, and empty experts between.
+/// The CUDA cases skip without a GPU; the host-side planning checks run everywhere.
 /// </summary>
 public class GroupedGemmGemvTests
 {
@@ -24,28 +26,42 @@ public class GroupedGemmGemvTests
         new("K split over 2 warps", [1, 1], 40, 4096 + 8),
         new("K split over 4 warps", [2, 1], 24, 8192 + 64),
         new("K split over 8 warps", [1], 12, 16384 + 8),
+        new("5, 6, 7 and 8 rows per expert, N tail", [5, 6, 7, 8], 37, 72),
+        new("more than 8 rows: 9, 16 and 17, an empty expert", [9, 16, 0, 17], 20, 40),
+        new("all 32 rows in one of 8 experts", [0, 0, 32, 0, 0, 0, 0, 0], 36, 136),
+        new("empty experts around 8- and 3-row experts, rows outside", [0, 8, 0, 0, 3, 0], 33, 24, LeadingRows: 2, TrailingRows: 5),
+        new("Mixtral T=16-like counts, K split over 2 warps", [4, 7, 2, 5, 3, 6, 1, 4], 40, 4096 + 8),
+        new("8 and 10 rows, K split over 8 warps with a tail", [8, 10], 12, 16384 + 264 * 8 + 8),
     ];
 
-    public static TheoryData<int, string, string> Cases()
+    private static readonly string[] Tiles = [GroupedGemmGemv.Variant4Name, GroupedGemmGemv.Variant8Name];
+
+    public static TheoryData<int, string, string, string> Cases()
     {
-        var data = new TheoryData<int, string, string>();
+        var data = new TheoryData<int, string, string, string>();
         for (int shape = 0; shape < Shapes.Length; shape++)
             foreach (var (operands, output) in new[] { ("bf16", "bf16"), ("bf16", "f32"), ("f16", "f16"), ("f16", "f32"), ("bf16", "f16"), ("f16", "bf16") })
-                data.Add(shape, operands, output);
+                foreach (string tile in Tiles)
+                    data.Add(shape, operands, output, tile);
         return data;
     }
 
     [Theory, MemberData(nameof(Cases))]
-    public void GemvMatchesTheReference(int shape, string operands, string output) =>
-        RunCase(Gpu(), Shapes[shape], DTypes.Parse(operands), DTypes.Parse(output), fused: false, rowScale: false, GroupedGemmGemv.VariantName);
+    public void GemvMatchesTheReference(int shape, string operands, string output, string tile) =>
+        RunCase(Gpu(), Shapes[shape], DTypes.Parse(operands), DTypes.Parse(output), fused: false, rowScale: false, tile);
 
-    [Fact]
-    public void GemvRowScaleAndFusedSiluAndMul()
+    [Theory]
+    [InlineData("gemv")]
+    [InlineData("gemv4")]
+    [InlineData("gemv8")]
+    public void GemvRowScaleAndFusedSiluAndMul(string variant)
     {
         var gpu = Gpu();
-        RunCase(gpu, new Case("scaled", [1, 0, 6, 1], 72, 136, TrailingRows: 2), DType.BF16, DType.BF16, fused: false, rowScale: true, GroupedGemmGemv.VariantName);
-        RunCase(gpu, new Case("fused, odd I", [1, 5, 0, 1], 2 * 37, 48), DType.BF16, DType.BF16, fused: true, rowScale: false, GroupedGemmGemv.VariantName);
-        RunCase(gpu, new Case("fused and scaled, K split", [1, 2], 2 * 20, 4096 + 16, LeadingRows: 1), DType.F16, DType.F32, fused: true, rowScale: true, GroupedGemmGemv.VariantName);
+        RunCase(gpu, new Case("scaled", [1, 0, 6, 1], 72, 136, TrailingRows: 2), DType.BF16, DType.BF16, fused: false, rowScale: true, variant);
+        RunCase(gpu, new Case("fused, odd I", [1, 5, 0, 1], 2 * 37, 48), DType.BF16, DType.BF16, fused: true, rowScale: false, variant);
+        RunCase(gpu, new Case("fused and scaled, K split", [1, 2], 2 * 20, 4096 + 16, LeadingRows: 1), DType.F16, DType.F32, fused: true, rowScale: true, variant);
+        RunCase(gpu, new Case("fused and scaled, 8 and 11 rows, K split", [8, 0, 11], 2 * 21, 4096 + 16, TrailingRows: 3), DType.BF16, DType.F16, fused: true, rowScale: true, variant);
+        RunCase(gpu, new Case("scaled, all rows in one expert", [0, 20, 0], 44, 264 * 8 + 8), DType.F16, DType.F16, fused: false, rowScale: true, variant);
     }
 
     [Fact]
@@ -62,8 +78,64 @@ public class GroupedGemmGemvTests
         RunCase(gpu, new Case("T=1 fused, 8 of 256 experts", counts, 2 * 48, 56), DType.BF16, DType.BF16, fused: true, rowScale: false, variant: null);
     }
 
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    public void EightRowTilesLoopOverMTilesInFewSlots(int slots)
+    {
+        // Fewer slots than m-tiles: each block runs several m-tiles (of different experts, and passes of one expert).
+        var gpu = Gpu();
+        RunCase(gpu, new Case("9, 16, 0, 17 and 5 rows", [9, 16, 0, 17, 5], 20, 40, LeadingRows: 1, TrailingRows: 2), DType.BF16, DType.F32,
+            fused: false, rowScale: true, GroupedGemmGemv.Variant8Name, slots);
+        RunCase(gpu, new Case("fused, Mixtral-like, K split", [4, 7, 2, 5, 3, 6, 1, 4, 12], 2 * 18, 4096 + 8), DType.F16, DType.BF16,
+            fused: true, rowScale: false, GroupedGemmGemv.Variant8Name, slots);
+        RunCase(gpu, new Case("all rows in one expert, K split over 8", [0, 30, 0], 12, 16384 + 8), DType.BF16, DType.BF16,
+            fused: false, rowScale: false, GroupedGemmGemv.Variant8Name, slots);
+    }
+
     [Fact]
-    public void GemvIsDeterministic()
+    public void ATileSlotCountBelowOneIsRejected()
+    {
+        var cpu = TestDevices.Get("cpu");
+        using var x = cpu.Allocate<BFloat16>(2 * 8);
+        using var w = cpu.Allocate<BFloat16>(8 * 8);
+        using var offsets = cpu.Upload<int>(new[] { 0, 2 });
+        using var y = cpu.Allocate<BFloat16>(2 * 8);
+        var error = Assert.Throws<ArgumentException>(() => GroupedGemm.Run(cpu, x, w, offsets, y, 8, 8, new GroupedGemmOptions { GemvTileSlotsOverride = 0 }));
+        Assert.Contains("GemvTileSlotsOverride", error.Message);
+    }
+
+    [Fact]
+    public void TheFourRowGemvRefusesATileSlotCount()
+    {
+        // The 4-row kernel does not loop over m-tiles: a slot count for it is an error, not a silent no-op.
+        var gpu = Gpu();
+        var error = Assert.Throws<ArgumentException>(() =>
+            RunCase(gpu, new Case("slots for gemv4", [1, 2], 8, 8), DType.BF16, DType.BF16, fused: false, rowScale: false, GroupedGemmGemv.Variant4Name, 2));
+        Assert.Contains("8-row", error.Message);
+    }
+
+    [Fact]
+    public void TheHeuristicTakesTheEightRowGemvForMixtralAtSixteenTokens()
+    {
+        var gpu = Gpu();
+        var random = TestData.NewRandom(out _);
+        // 16 tokens, top-2 of 8 experts (distinct per token): 32 rows, 4 per expert on average.
+        var counts = new int[8];
+        for (int token = 0; token < 16; token++)
+            foreach (int e in Enumerable.Range(0, 8).OrderBy(_ => random.Next()).Take(2))
+                counts[e]++;
+        Assert.True(GroupedGemmGemv.ChosenFor(DType.BF16, 32, 8, GroupedGemmGemv.DefaultMaxRows));
+        Assert.Equal(8, GroupedGemmGemv.TileRowsFor(32, 8, GroupedGemmGemv.DefaultMaxRows));
+        RunCase(gpu, new Case("T=16 fused, top-2 of 8", counts, 2 * 40, 64), DType.BF16, DType.BF16, fused: true, rowScale: false, variant: null);
+        RunCase(gpu, new Case("T=16 down, top-2 of 8", counts, 48, 136), DType.BF16, DType.BF16, fused: false, rowScale: true, variant: null);
+    }
+
+    [Theory]
+    [InlineData("gemv4")]
+    [InlineData("gemv8")]
+    public void GemvIsDeterministic(string variant)
     {
         var gpu = Gpu();
         var random = TestData.NewRandom(out int seed);
@@ -74,7 +146,7 @@ public class GroupedGemmGemvTests
         using var ws = gpu.Upload<BFloat16>(w);
         using var offsets = gpu.Upload<int>(new[] { 0, 2, 3 });
         using var y = gpu.Allocate<float>(3 * n);
-        var options = new GroupedGemmOptions { VariantOverride = GroupedGemmGemv.VariantName };
+        var options = new GroupedGemmOptions { VariantOverride = variant };
         GroupedGemm.Run(gpu, xs, ws, offsets, y, n, k, options);
         var first = y.ToArray();
         for (int run = 0; run < 5; run++)
@@ -105,12 +177,39 @@ public class GroupedGemmGemvTests
     [InlineData(1, 256, true)]
     [InlineData(8, 256, true)]
     [InlineData(2, 8, true)]
-    [InlineData(32, 8, false)]    // Mixtral T=16: 4 rows per expert on average, the tensor-core tile
-    [InlineData(128, 128, false)] // 128 rows: the wgmma kernel's range
-    public void TheHeuristicTakesTheGemvForAboutOneRowPerExpert(int rows, int experts, bool chosen)
+    [InlineData(32, 8, true)]     // Mixtral T=16: 4 rows per expert on average, the 8-row GEMV
+    [InlineData(33, 8, false)]    // past 4 rows per expert on average: the tensor-core tile
+    [InlineData(63, 16, true)]
+    [InlineData(64, 16, false)]   // 64 rows: the wgmma kernel's range
+    [InlineData(128, 128, false)]
+    public void TheHeuristicTakesTheGemvForAFewRowsPerExpert(int rows, int experts, bool chosen)
     {
-        Assert.Equal(chosen, GroupedGemmGemv.ChosenFor(DType.BF16, rows, experts));
-        Assert.False(GroupedGemmGemv.ChosenFor(DType.F32, rows, experts));
+        Assert.Equal(chosen, GroupedGemmGemv.ChosenFor(DType.BF16, rows, experts, GroupedGemmGemv.DefaultMaxRows));
+        Assert.False(GroupedGemmGemv.ChosenFor(DType.F32, rows, experts, GroupedGemmGemv.DefaultMaxRows));
+        // MOE_GROUPED_GEMM_GEMV_MAX_ROWS=4: the rule before the 8-row tile, no more rows than experts.
+        Assert.Equal(rows <= experts && rows < 64, GroupedGemmGemv.ChosenFor(DType.BF16, rows, experts, maxRows: 4));
+    }
+
+    [Theory]
+    [InlineData(1, 256, 8, null, 4)]   // T=1: the 4-row kernel as before
+    [InlineData(8, 8, 8, null, 4)]
+    [InlineData(9, 8, 8, null, 8)]
+    [InlineData(32, 8, 8, null, 8)]
+    [InlineData(32, 8, 4, null, 4)]    // the A/B switch back
+    [InlineData(32, 8, 8, "gemv4", 4)] // forced tiles win
+    [InlineData(1, 256, 4, "gemv8", 8)]
+    public void TileRowsFollowTheRowsPerExpertAndTheSwitch(int rows, int experts, int maxRows, string? forced, int tileRows) =>
+        Assert.Equal(tileRows, GroupedGemmGemv.TileRowsFor(rows, experts, maxRows, forced));
+
+    [Fact]
+    public void TheMaxRowsSwitchTakesFourOrEight()
+    {
+        Assert.Equal(8, GroupedGemmGemv.ParseMaxRows(null));
+        Assert.Equal(8, GroupedGemmGemv.ParseMaxRows(" "));
+        Assert.Equal(4, GroupedGemmGemv.ParseMaxRows("4"));
+        Assert.Equal(8, GroupedGemmGemv.ParseMaxRows("8"));
+        Assert.Contains("MOE_GROUPED_GEMM_GEMV_MAX_ROWS", Assert.Throws<ArgumentException>(() => GroupedGemmGemv.ParseMaxRows("16")).Message);
+        Assert.Throws<ArgumentException>(() => GroupedGemmGemv.ParseMaxRows("eight"));
     }
 
     [Fact]
@@ -122,6 +221,17 @@ public class GroupedGemmGemvTests
         Assert.Equal(8L * 256, GroupedGemmGemv.BlocksFor(8, 256, 2048, fused: true, kSplit: 2));
         // A column tail still gets its block.
         Assert.Equal(1L * 2, GroupedGemmGemv.BlocksFor(1, 1, 33, fused: false, kSplit: 1));
+        // 8-row tiles, Mixtral T=16 fused gate_up: I = 14336 with K = 4096 split over 2 warps: 4 groups of 2 columns ->
+        // 1792 column blocks, each with ceil(32 / 8) = 4 tile slots (not the bound, 32 / 8 + 8 = 12 m-tiles).
+        Assert.Equal(4L * 1792, GroupedGemmGemv.BlocksFor(32, 8, 14336, fused: true, kSplit: 2, tileRows: 8, multiprocessors: 132));
+        // Mixtral down (N = 4096, K = 14336 over 4 warps: 512 column blocks): 4 slots cover 4 waves of 2 x 132 blocks.
+        Assert.Equal(4L * 512, GroupedGemmGemv.BlocksFor(32, 8, 4096, fused: false, kSplit: 4, tileRows: 8, multiprocessors: 132));
+        // Few column blocks: more slots for the waves, at most the bound (3 rows: 3 m-tiles at most).
+        Assert.Equal(3L * 1, GroupedGemmGemv.BlocksFor(3, 8, 32, fused: false, kSplit: 1, tileRows: 8, multiprocessors: 132));
+        Assert.Equal(10L * 2, GroupedGemmGemv.BlocksFor(16, 8, 64, fused: false, kSplit: 1, tileRows: 8, multiprocessors: 132));
+        // 4-row tiles: the bound, as before (32 / 4 + 8 = 16 m-tiles).
+        Assert.Equal(16L * 2, GroupedGemmGemv.BlocksFor(32, 8, 64, fused: false, kSplit: 1, tileRows: 4, multiprocessors: 132));
+        Assert.Equal(5L * 2, GroupedGemmGemv.BlocksFor(32, 8, 64, fused: false, kSplit: 1, tileRows: 8, tileSlots: 5));
     }
 
     private static Accelerator Gpu() => TestDevices.Get("cuda:0");

@@ -242,7 +242,8 @@ public class GroupedGemmTests
         Assert.Equal(0.0, fused[0]);   // gate 0 -> silu 0
     }
 
-    internal static void RunCase(Accelerator accelerator, Case shape, DType operands, DType output, bool fused, bool rowScale, string? variant)
+    internal static void RunCase(Accelerator accelerator, Case shape, DType operands, DType output, bool fused, bool rowScale, string? variant,
+                                 int? gemvTileSlots = null)
     {
         var random = TestData.NewRandom(out int seed);
         int experts = shape.Counts.Length;
@@ -264,11 +265,11 @@ public class GroupedGemmTests
         using var y = accelerator.Allocate(output, (long)rows * outCols);
         TestData.Poison(y);
         GroupedGemm.Run(accelerator, x, w, offsetsBuffer, y, shape.N, shape.K,
-            new GroupedGemmOptions { FusedSiluAndMul = fused, RowScale = scaleBuffer, VariantOverride = variant });
+            new GroupedGemmOptions { FusedSiluAndMul = fused, RowScale = scaleBuffer, VariantOverride = variant, GemvTileSlotsOverride = gemvTileSlots });
         var actual = ToDoubles(y);
         var expected = GroupedGemmCpu.Reference(xValues, wValues, offsets, scales, shape.N, shape.K, fused);
 
-        string what = $"{shape.Name} {DTypes.Name(operands)}->{DTypes.Name(output)} fused={fused} scaled={rowScale} variant={variant ?? "auto"} on {accelerator.Name} seed={seed}";
+        string what = $"{shape.Name} {DTypes.Name(operands)}->{DTypes.Name(output)} fused={fused} scaled={rowScale} variant={variant ?? "auto"}{(gemvTileSlots is { } slots ? $" slots={slots}" : "")} on {accelerator.Name} seed={seed}";
         int begin = shape.LeadingRows * outCols, end = (shape.LeadingRows + covered) * outCols;
         Compare.Close(expected.AsSpan(begin, end - begin), actual.AsSpan(begin, end - begin), Compare.ToleranceFor(operands, output), what);
         for (int i = 0; i < actual.Length; i++)

@@ -24,7 +24,7 @@ public sealed record GroupedGemmOptions
     /// </summary>
     public bool ValidateOffsets { get; init; } = true;
 
-    /// <summary>Tests and benchmarks: force a tile shape ("decode", "medium", "prefill", ..., "wgmma") instead of the heuristic.</summary>
+    /// <summary>Tests and benchmarks: force a tile shape ("decode", "medium", "prefill", ..., "wgmma", "gemv", "gemv4", "gemv8") instead of the heuristic.</summary>
     internal string? VariantOverride { get; init; }
 
     /// <summary>
@@ -36,6 +36,9 @@ public sealed record GroupedGemmOptions
 
     /// <summary>Tests: force this many splits (1 = none), over the heuristic and the environment; needs a workspace.</summary>
     internal int? SplitKOverride { get; init; }
+
+    /// <summary>Tests: the 8-row GEMV's tile slots (blocks per column block, each looping over m-tiles), 1 or more.</summary>
+    internal int? GemvTileSlotsOverride { get; init; }
 }
 
 /// <summary>
@@ -76,6 +79,7 @@ public static class GroupedGemm
     {
         public GroupedGemmWorkspace? SplitK { get; init; }
         public int? SplitKOverride { get; init; }
+        public int? GemvTileSlotsOverride { get; init; }
 
         public int OutCols => Fused ? N / 2 : N;
     }
@@ -146,14 +150,16 @@ public static class GroupedGemm
             var offsets = accelerator.Kind == AcceleratorKind.Cpu ? expertOffsets.AsSpan() : expertOffsets.ToArray(stream);
             CheckOffsets(offsets, rows);
         }
-        if (options.VariantOverride is { } forced && x.DType != DType.F32 && forced != GroupedGemmWgmma.VariantName && forced != GroupedGemmGemv.VariantName
+        if (options.VariantOverride is { } forced && x.DType != DType.F32 && forced != GroupedGemmWgmma.VariantName && !GroupedGemmGemv.IsVariantName(forced)
             && !Variants.Any(v => v.Name == forced))
-            throw new ArgumentException($"unknown variant '{forced}'; known: {string.Join(", ", Variants.Select(v => v.Name))}, {GroupedGemmWgmma.VariantName}, {GroupedGemmGemv.VariantName}", nameof(options));
+            throw new ArgumentException($"unknown variant '{forced}'; known: {string.Join(", ", Variants.Select(v => v.Name))}, {GroupedGemmWgmma.VariantName}, {GroupedGemmGemv.VariantName}, {GroupedGemmGemv.Variant4Name}, {GroupedGemmGemv.Variant8Name}", nameof(options));
         CheckSplitK(accelerator, options);
         return new Plan(x, weights, expertOffsets, y, options.RowScale, (int)rows, outFeatures, inFeatures, (int)experts, options.FusedSiluAndMul, options.VariantOverride)
         {
             SplitK = options.SplitKWorkspace,
             SplitKOverride = options.SplitKOverride,
+            GemvTileSlotsOverride = options.GemvTileSlotsOverride is { } slots and < 1
+                ? throw new ArgumentException($"GemvTileSlotsOverride = {slots}: at least 1", nameof(options)) : options.GemvTileSlotsOverride,
         };
     }
 
@@ -226,8 +232,8 @@ public static class GroupedGemm
 
     private static void RunCuda(CudaAccelerator accelerator, Plan plan, CudaStream stream)
     {
-        // The decode GEMV (GroupedGemmGemv.cs): forced, or the heuristic's pick for about a row per expert.
-        if (plan.X.DType != DType.F32 && (plan.VariantOverride == GroupedGemmGemv.VariantName ||
+        // The decode GEMV (GroupedGemmGemv.cs): forced, or the heuristic's pick for a row or a few per expert.
+        if (plan.X.DType != DType.F32 && (GroupedGemmGemv.IsVariantName(plan.VariantOverride) ||
                                           (plan.VariantOverride is null && GroupedGemmGemv.ChosenFor(plan.X.DType, plan.Rows, plan.Experts))))
         {
             GroupedGemmGemv.Run(accelerator, plan, stream);

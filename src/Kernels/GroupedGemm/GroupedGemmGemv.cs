@@ -6,29 +6,73 @@ namespace MoeRuntime.Kernels.GroupedGemm;
 
 /// <summary>
 /// The decode grouped GEMM (<c>grouped_gemm_gemv.cu</c>): matrix-vector products on the CUDA cores, a warp group
-/// streaming whole W rows against up to <see cref="TileRows"/> rows of X, for calls where experts have a row or a few
-/// (T = 1). The call's time is reading the active experts' weights once; this kernel reads them in 512-byte runs per
-/// row, where the 16-row tensor-core tile read 128-byte pieces of 64 rows at a time and wasted 15 of its 16 rows.
-/// Same function as <see cref="GroupedGemm.Run"/> (row scale and fused SiLU-and-mul included) for bf16/f16 operands.
+/// streaming whole W rows against up to 4 or 8 rows of X (<see cref="TileRowsFor"/>), for calls where experts have a row
+/// or a few (T = 1; Mixtral at T = 16). The call's time is reading the active experts' weights once; this kernel reads
+/// them in 512-byte runs per row, where the 16-row tensor-core tile read 128-byte pieces of 64 rows at a time and wasted
+/// most of its 16 rows. Same function as <see cref="GroupedGemm.Run"/> (row scale and fused SiLU-and-mul included) for
+/// bf16/f16 operands.
 /// </summary>
 public static class GroupedGemmGemv
 {
-    /// <summary>The name that forces this kernel (<see cref="GroupedGemmOptions"/>' variant override, the sweep's variable).</summary>
+    /// <summary>The name that forces this kernel (<see cref="GroupedGemmOptions"/>' variant override, the sweep's variable); the tile rows follow <see cref="TileRowsFor"/>.</summary>
     public const string VariantName = "gemv";
+
+    /// <summary>Names that force this kernel with a given tile (tests, A/B): 4 or 8 X rows per W pass.</summary>
+    public const string Variant4Name = "gemv4", Variant8Name = "gemv8";
+
+    /// <summary>Whether <paramref name="name"/> forces this kernel.</summary>
+    internal static bool IsVariantName(string? name) => name is VariantName or Variant4Name or Variant8Name;
 
     private static readonly KernelSource Source = KernelSource.FromResource(typeof(GroupedGemmGemv).Assembly, "grouped_gemm_gemv.cu");
 
-    // Must match grouped_gemm_gemv.cu: GV_ROWS, GV_WARPS, GV_WROWS.
+    // Must match grouped_gemm_gemv.cu: the ROWS of its two entries, GV_WARPS, GV_WROWS.
     internal const int TileRows = 4;
+    internal const int WideTileRows = 8;
     internal const int Warps = 8;
     internal const int WRowsPerGroup = 4;
 
     /// <summary>
-    /// Whether the heuristic runs this kernel: bf16/f16 operands and no more rows than experts (at most about one row per
-    /// active expert: every token's k experts are distinct, so T = 1 always qualifies), below the wgmma kernel's rows.
+    /// Whether the heuristic runs this kernel: bf16/f16 operands, fewer rows than the wgmma kernel's minimum (64), and
+    /// either no more rows than experts (about one row per active expert: every token's k experts are distinct, so T = 1
+    /// always qualifies; 4-row tiles) or, with the 8-row tile allowed (<see cref="MaxRowsFromEnvironment"/>), at most 4
+    /// rows per expert on average (Mixtral T = 16: 32 rows over 8 experts). Why 4: with top-k routing an expert's count is
+    /// about binomial around the mean, so at a mean of 4 nearly every expert has at most 8 rows and streams its W once;
+    /// at a mean of 8 (Mixtral T = 32) many experts would need two passes and the CUDA cores would do 8 FMAs per W
+    /// element, near their issue rate, where the 16-row tensor-core tile reads W once with arithmetic to spare.
     /// </summary>
-    internal static bool ChosenFor(DType operands, int rows, int experts) =>
-        operands is DType.BF16 or DType.F16 && rows <= experts && rows < GroupedGemmWgmma.MinRows;
+    internal static bool ChosenFor(DType operands, int rows, int experts) => ChosenFor(operands, rows, experts, MaxRowsFromEnvironment());
+
+    internal static bool ChosenFor(DType operands, int rows, int experts, int maxRows) =>
+        operands is DType.BF16 or DType.F16 && rows < GroupedGemmWgmma.MinRows
+        && (rows <= experts || (maxRows >= WideTileRows && rows <= 4L * experts));
+
+    /// <summary>
+    /// X rows per W pass (m-tile rows) for a call: 4 when rows &lt;= experts (the T = 1 kernel as it was) or when
+    /// <paramref name="maxRows"/> is 4, else 8. A forced <see cref="Variant4Name"/> / <see cref="Variant8Name"/> wins.
+    /// </summary>
+    internal static int TileRowsFor(int rows, int experts, int maxRows, string? forced = null) => forced switch
+    {
+        Variant4Name => TileRows,
+        Variant8Name => WideTileRows,
+        _ => rows <= experts || maxRows < WideTileRows ? TileRows : WideTileRows,
+    };
+
+    internal const int DefaultMaxRows = WideTileRows;
+
+    /// <summary>
+    /// MOE_GROUPED_GEMM_GEMV_MAX_ROWS: the most X rows the GEMV multiplies per W pass, for A/B runs. 8 (default): the
+    /// 8-row tile and the wider rule of <see cref="ChosenFor(DType, int, int)"/>; 4: the 4-row kernel only, chosen only
+    /// when rows &lt;= experts (the rule before the 8-row tile).
+    /// </summary>
+    internal static int MaxRowsFromEnvironment() => ParseMaxRows(Environment.GetEnvironmentVariable("MOE_GROUPED_GEMM_GEMV_MAX_ROWS"));
+
+    internal static int ParseMaxRows(string? value)
+    {
+        if (string.IsNullOrWhiteSpace(value))
+            return DefaultMaxRows;
+        return int.TryParse(value, out int rows) && rows is TileRows or WideTileRows ? rows
+            : throw new ArgumentException($"MOE_GROUPED_GEMM_GEMV_MAX_ROWS='{value}': expected {TileRows} (the 4-row GEMV, rows <= experts) or {WideTileRows} (the 8-row tile too)");
+    }
 
     /// <summary>
     /// Warps of a block that split one W row's K (1, 2, 4 or 8): enough that a warp's share stays near
@@ -55,27 +99,57 @@ public static class GroupedGemmGemv
             : throw new ArgumentException($"MOE_GROUPED_GEMM_GEMV_WARP_K='{value}': expected 256 to 65536 elements of K per warp");
     }
 
-    /// <summary>Blocks of a launch: m-tiles (upper bound) times column blocks.</summary>
-    internal static long BlocksFor(int rows, int experts, int outCols, bool fused, int kSplit)
+    /// <summary>
+    /// Blocks of a launch: tile slots (<see cref="TileSlotsFor"/>; 4-row tiles: the bound on m-tiles) times column
+    /// blocks; the kernel derives the slot count from the grid.
+    /// </summary>
+    internal static long BlocksFor(int rows, int experts, int outCols, bool fused, int kSplit, int tileRows = TileRows, int multiprocessors = 0,
+                                   int? tileSlots = null) =>
+        (long)(tileSlots ?? TileSlotsFor(rows, experts, tileRows, ColumnBlocks(outCols, fused, kSplit), multiprocessors)) * ColumnBlocks(outCols, fused, kSplit);
+
+    internal static long ColumnBlocks(int outCols, bool fused, int kSplit)
     {
-        long mTiles = GroupedGemmLaunch.MTilesBound(rows, experts, TileRows);
         int colsPerBlock = (fused ? WRowsPerGroup / 2 : WRowsPerGroup) * (Warps / kSplit);
-        return mTiles * ((outCols + colsPerBlock - 1) / colsPerBlock);
+        return (outCols + colsPerBlock - 1) / colsPerBlock;
     }
 
-    internal static string EntryName(DType operands, DType output) => $"grouped_gemm_gemv_{GroupedGemm.Suffix(operands)}_{GroupedGemm.Suffix(output)}";
+    /// <summary>
+    /// Tile slots of a launch (the grid's blocks per column block). 4-row tiles: one per possible m-tile (the bound).
+    /// 8-row tiles, where each block loops over m-tiles slot, slot + slots, ...: enough slots for the rows as if every
+    /// expert's count were a multiple of 8 (ceil(rows / 8)), raised to about <see cref="WavesOfBlocks"/> waves of 2 blocks
+    /// per SM when there are few column blocks, at most the bound. Blocks past the real m-tiles start only to exit, so
+    /// the bound (12 for 32 rows over 8 experts, where the sweep's routing has 6 m-tiles) would waste about half the grid.
+    /// </summary>
+    internal static int TileSlotsFor(int rows, int experts, int tileRows, long columnBlocks, int multiprocessors)
+    {
+        int bound = GroupedGemmLaunch.MTilesBound(rows, experts, tileRows);
+        if (tileRows != WideTileRows)
+            return bound;
+        long forWaves = (WavesOfBlocks * 2L * Math.Max(1, multiprocessors) + columnBlocks - 1) / Math.Max(1, columnBlocks);
+        long wanted = Math.Max((rows + tileRows - 1) / tileRows, forWaves);
+        return (int)Math.Clamp(wanted, 1, Math.Max(1, bound));
+    }
+
+    internal const int WavesOfBlocks = 4;
+
+    internal static string EntryName(DType operands, DType output, int tileRows = TileRows) =>
+        $"grouped_gemm_{(tileRows == WideTileRows ? "gemv8" : "gemv")}_{GroupedGemm.Suffix(operands)}_{GroupedGemm.Suffix(output)}";
 
 
     /// <summary>Launches the kernel for a validated plan (<see cref="GroupedGemm"/> checked shapes, dtypes, alignment).</summary>
     internal static void Run(CudaAccelerator accelerator, GroupedGemm.Plan plan, CudaStream stream)
     {
         if (plan.X.DType is not (DType.BF16 or DType.F16))
-            throw new ArgumentException($"variant '{VariantName}' takes bf16 or f16 operands, not {DTypes.Name(plan.X.DType)}", "options");
+            throw new ArgumentException($"variant '{plan.VariantOverride ?? VariantName}' takes bf16 or f16 operands, not {DTypes.Name(plan.X.DType)}", "options");
         int kSplit = KSplitFor(plan.K, WarpKFromEnvironment());
-        long blocks = BlocksFor(plan.Rows, plan.Experts, plan.OutCols, plan.Fused, kSplit);
+        int tileRows = TileRowsFor(plan.Rows, plan.Experts, MaxRowsFromEnvironment(), plan.VariantOverride);
+        if (plan.GemvTileSlotsOverride is not null && tileRows != WideTileRows)
+            throw new ArgumentException($"a tile slot count is for the 8-row GEMV ('{Variant8Name}'), not the {tileRows}-row one", "options");
+        long blocks = BlocksFor(plan.Rows, plan.Experts, plan.OutCols, plan.Fused, kSplit, tileRows, accelerator.Info.MultiprocessorCount,
+            plan.GemvTileSlotsOverride);
         if (blocks > int.MaxValue)
             throw new ArgumentException($"{plan.Rows} rows x {plan.OutCols} columns need {blocks} blocks; at most {int.MaxValue} per call (split the call)", "x");
-        var kernel = accelerator.LoadKernel(Source, EntryName(plan.X.DType, plan.Y.DType));
+        var kernel = accelerator.LoadKernel(Source, EntryName(plan.X.DType, plan.Y.DType, tileRows));
         kernel.Launch(stream, new Dim3((uint)blocks, 1, 1), new Dim3(Warps * 32, 1, 1), 0,
             plan.X, plan.W, plan.ExpertOffsets, plan.RowScale, plan.Y, plan.Rows, plan.N, plan.K, plan.Experts, plan.Fused ? 1 : 0, kSplit);
     }

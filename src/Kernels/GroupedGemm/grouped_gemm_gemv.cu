@@ -1,26 +1,30 @@
 // grouped_gemm_gemv.cu: the grouped GEMM of decode, where each active expert has a row or a few (T = 1: one row per
-// expert). Its time is streaming the active experts' W once, so it is written as matrix-vector products on the CUDA
-// cores: a warp walks W rows front to back, 512 contiguous bytes per row per step (whole DRAM bursts), instead of a
-// tensor-core tile of 16 mostly empty rows reading 128-byte pieces of 64 rows at once.
+// expert; Mixtral T = 16: about 4). Its time is streaming the active experts' W once, so it is written as matrix-vector
+// products on the CUDA cores: a warp walks W rows front to back, 512 contiguous bytes per row per step (whole DRAM
+// bursts), instead of a tensor-core tile of 16 mostly empty rows reading 128-byte pieces of 64 rows at once.
 //   x:             [rows, K]   bf16 or f16, rows sorted by expert
 //   w:             [E, N, K]   same dtype as x
 //   expertOffsets: [E + 1]     read on the device (expert_tiles.cuh): the launch needs no per-expert counts
 //   rowScale:      [rows]      optional (null): each output row times it (routing weights)
 //   y:             [rows, N]   or, fused, [rows, N/2] (y[r, j] = silu(x[r] . Wg[j]) * (x[r] . Wu[j]), W = [gate; up])
-// Work: m-tiles of GV_ROWS rows per expert x column blocks, blockIdx.x = mTile * columnBlocks + columnBlock; blocks
-//   past the real m-tiles exit at once. A block has GV_WARPS warps in groups of kSplit: the warps of a group share
+// Variants (entry names): grouped_gemm_gemv_* multiply up to 4 X rows per W pass (m-tiles of 4 rows), grouped_gemm_gemv8_*
+//   up to 8 (m-tiles of 8 rows: an expert with 5..8 rows streams its W once). An expert with more rows than the tile
+//   has several m-tiles, each a pass over its W (any count is correct: all 32 rows in one expert are 4 passes).
+// Work: m-tiles of ROWS rows per expert x column blocks. 4 rows: blockIdx.x = mTile * columnBlocks + columnBlock, blocks
+//   past the real m-tiles exit at once. 8 rows: blockIdx.x = columnBlock * tileSlots + slot, slot s runs m-tiles s,
+//   s + tileSlots, ... (see grouped_gemv). A block has GV_WARPS warps in groups of kSplit: the warps of a group share
 //   GV_WROWS W rows (plain: output columns c..c+3; fused: gate and up rows of columns j, j+1) and interleave K in
-//   512-byte segments (warp p of the group takes segments p, p + kSplit, ...), so long rows keep enough blocks
-//   for every SM. Lane l reads 16 bytes at chunk 32 s + l of each W row and the same chunk of each X row (L1-cached:
-//   every warp of the block reads the same X rows), accumulating in F32.
+//   512-byte segments (warp p of the group takes segments p, p + kSplit, ...), so long rows keep enough blocks for
+//   every SM. Lane l reads 16 bytes at chunk 32 s + l of each W row and the same chunk of each X row (L1-cached: every
+//   warp of the block reads the same X rows), accumulating in F32; rows past the tile's real count cost no arithmetic.
 // Reduction, in a fixed order (bit-identical run to run): a butterfly across the lanes, then the group's first warp
 //   adds its kSplit partial sums in warp order.
-// Launch: block GV_WARPS * 32 threads, grid mTiles * ceil(outCols / columns per block); kSplit divides GV_WARPS.
-//   K % 8 == 0, x and w 16-byte aligned (checked on the host).
+// Launch: block GV_WARPS * 32 threads, grid slots * ceil(outCols / columns per block) (4 rows: slots = an upper bound on
+//   the m-tiles; 8 rows: any slots >= 1, the host's choice); kSplit divides GV_WARPS. K % 8 == 0, x and w 16-byte
+//   aligned (checked on the host).
 #include "moe_common.cuh"
 #include "expert_tiles.cuh"
 
-#define GV_ROWS 4    // X rows per m-tile
 #define GV_WARPS 8
 #define GV_WROWS 4   // W rows per warp group
 #define GV_UNROLL 2  // 512-byte segments per W row in flight per warp
@@ -63,103 +67,12 @@ __device__ __forceinline__ uint4 load_stream(const void* p)
 
 __device__ __forceinline__ float gv_silu(float v) { return v / (1.0f + __expf(-v)); }
 
-template <typename TIn, typename TOut>
-__device__ __forceinline__ void grouped_gemv(const TIn* __restrict__ x, const TIn* __restrict__ w, const int* __restrict__ expertOffsets,
-                                             const float* __restrict__ rowScale, TOut* __restrict__ y, int rows, int n, int k,
-                                             int experts, int fused, int kSplit)
+// The epilogue of a tile: lane r of a group's first warp adds the group's kSplit partial sums (in warp order) for
+// output row rowBegin + r and writes its columns (plain: col0..col0+3; fused: silu(gate) * up of col0, col0 + 1).
+template <int ROWS, typename TOut>
+__device__ __forceinline__ void gemv_write(bool fused, int outCols, int col0, int r, int rowBegin, const float* __restrict__ rowScale,
+                                           TOut* __restrict__ y, const float (&partial)[GV_WARPS][GV_WROWS][ROWS], int warp, int kSplit)
 {
-    __shared__ float partial[GV_WARPS][GV_WROWS][GV_ROWS];
-    const int outCols = fused ? n / 2 : n;
-    const int colsPerGroup = fused ? GV_WROWS / 2 : GV_WROWS;
-    const int groups = GV_WARPS / kSplit;
-    const int colsPerBlock = colsPerGroup * groups;
-    const int columnBlocks = ceil_div(outCols, colsPerBlock);
-    const int mTile = (int)(blockIdx.x / columnBlocks);
-    const int columnBlock = (int)(blockIdx.x % columnBlocks);
-
-    int expert, rowBegin, rowEnd;
-    find_expert_tile(expertOffsets, experts, rows, GV_ROWS, mTile, expert, rowBegin, rowEnd);
-    if (expert < 0)
-        return; // the whole block agrees
-    const int xRows = rowEnd - rowBegin; // 1 .. GV_ROWS
-
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    const int group = warp / kSplit, part = warp % kSplit;
-    const int col0 = columnBlock * colsPerBlock + group * colsPerGroup;
-
-    // The group's W rows: plain, columns col0 .. col0 + 3; fused, gate and up rows of columns col0 and col0 + 1.
-    const TIn* wRow[GV_WROWS];
-    bool live[GV_WROWS];
-#pragma unroll
-    for (int q = 0; q < GV_WROWS; q++)
-    {
-        int col = fused ? col0 + (q & 1) : col0 + q;
-        int row = fused ? (q < 2 ? col : outCols + col) : col;
-        live[q] = col < outCols;
-        wRow[q] = w + ((long long)expert * n + (live[q] ? row : 0)) * k;
-    }
-
-    float acc[GV_WROWS][GV_ROWS];
-#pragma unroll
-    for (int q = 0; q < GV_WROWS; q++)
-#pragma unroll
-        for (int r = 0; r < GV_ROWS; r++)
-            acc[q][r] = 0.0f;
-
-    const int chunks = k / 8; // 16-byte chunks per row
-    const int stride = 32 * kSplit;
-    for (int base = part * 32 + lane; base < chunks; base += stride * GV_UNROLL)
-    {
-        uint4 wv[GV_UNROLL][GV_WROWS];
-#pragma unroll
-        for (int u = 0; u < GV_UNROLL; u++)
-        {
-            const int c = base + u * stride;
-#pragma unroll
-            for (int q = 0; q < GV_WROWS; q++)
-                wv[u][q] = live[q] && c < chunks ? load_stream(wRow[q] + 8 * c) : make_uint4(0, 0, 0, 0);
-        }
-#pragma unroll
-        for (int u = 0; u < GV_UNROLL; u++)
-        {
-            const int c = base + u * stride;
-            if (c >= chunks)
-                break;
-            float wf[GV_WROWS][8];
-#pragma unroll
-            for (int q = 0; q < GV_WROWS; q++)
-                unpack8((const TIn*)nullptr, wv[u][q], wf[q]);
-#pragma unroll
-            for (int r = 0; r < GV_ROWS; r++)
-            {
-                if (r >= xRows)
-                    break;
-                float xf[8];
-                unpack8((const TIn*)nullptr, __ldg(reinterpret_cast<const uint4*>(x + (long long)(rowBegin + r) * k) + c), xf);
-#pragma unroll
-                for (int q = 0; q < GV_WROWS; q++)
-#pragma unroll
-                    for (int e = 0; e < 8; e++)
-                        acc[q][r] = fmaf(wf[q][e], xf[e], acc[q][r]);
-            }
-        }
-    }
-
-#pragma unroll
-    for (int q = 0; q < GV_WROWS; q++)
-#pragma unroll
-        for (int r = 0; r < GV_ROWS; r++)
-        {
-            float v = r < xRows ? warp_sum(acc[q][r]) : 0.0f;
-            if (lane == 0)
-                partial[warp][q][r] = v;
-        }
-    __syncthreads();
-    if (part != 0 || lane >= GV_ROWS || lane >= xRows)
-        return;
-
-    // Lane r of the group's first warp writes output row rowBegin + r.
-    const int r = lane;
     float sum[GV_WROWS];
 #pragma unroll
     for (int q = 0; q < GV_WROWS; q++)
@@ -186,17 +99,150 @@ __device__ __forceinline__ void grouped_gemv(const TIn* __restrict__ x, const TI
     }
 }
 
-#define GV_ENTRY(SUFFIX, TIN, TOUT)                                                                                          \
-    extern "C" __global__ void __launch_bounds__(GV_WARPS * 32) grouped_gemm_gemv_##SUFFIX(                                \
+// One m-tile times one column block; false past the last m-tile (every warp finds the same tile, so the whole block
+// agrees). A caller that runs another tile synchronises first: the writers still read `partial`.
+template <int ROWS, typename TIn, typename TOut>
+__device__ __forceinline__ bool gemv_tile(const TIn* __restrict__ x, const TIn* __restrict__ w, const int* __restrict__ expertOffsets,
+                                          const float* __restrict__ rowScale, TOut* __restrict__ y, int rows, int n, int k,
+                                          int experts, int fused, int kSplit, int mTile, int columnBlock,
+                                          float (&partial)[GV_WARPS][GV_WROWS][ROWS])
+{
+    const int outCols = fused ? n / 2 : n;
+    const int colsPerGroup = fused ? GV_WROWS / 2 : GV_WROWS;
+    const int colsPerBlock = colsPerGroup * (GV_WARPS / kSplit);
+
+    int expert, rowBegin, rowEnd;
+    find_expert_tile(expertOffsets, experts, rows, ROWS, mTile, expert, rowBegin, rowEnd);
+    if (expert < 0)
+        return false;
+    const int xRows = rowEnd - rowBegin; // 1 .. ROWS
+
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int group = warp / kSplit, part = warp % kSplit;
+    const int col0 = columnBlock * colsPerBlock + group * colsPerGroup;
+
+    // The group's W rows: plain, columns col0 .. col0 + 3; fused, gate and up rows of columns col0 and col0 + 1.
+    const TIn* wRow[GV_WROWS];
+    bool live[GV_WROWS];
+#pragma unroll
+    for (int q = 0; q < GV_WROWS; q++)
+    {
+        int col = fused ? col0 + (q & 1) : col0 + q;
+        int row = fused ? (q < 2 ? col : outCols + col) : col;
+        live[q] = col < outCols;
+        wRow[q] = w + ((long long)expert * n + (live[q] ? row : 0)) * k;
+    }
+
+    float acc[GV_WROWS][ROWS];
+#pragma unroll
+    for (int q = 0; q < GV_WROWS; q++)
+#pragma unroll
+        for (int r = 0; r < ROWS; r++)
+            acc[q][r] = 0.0f;
+
+    const int chunks = k / 8; // 16-byte chunks per row
+    const int stride = 32 * kSplit;
+    for (int base = part * 32 + lane; base < chunks; base += stride * GV_UNROLL)
+    {
+        uint4 wv[GV_UNROLL][GV_WROWS];
+#pragma unroll
+        for (int u = 0; u < GV_UNROLL; u++)
+        {
+            const int c = base + u * stride;
+#pragma unroll
+            for (int q = 0; q < GV_WROWS; q++)
+                wv[u][q] = live[q] && c < chunks ? load_stream(wRow[q] + 8 * c) : make_uint4(0, 0, 0, 0);
+        }
+#pragma unroll
+        for (int u = 0; u < GV_UNROLL; u++)
+        {
+            const int c = base + u * stride;
+            if (c >= chunks)
+                break;
+            float wf[GV_WROWS][8];
+#pragma unroll
+            for (int q = 0; q < GV_WROWS; q++)
+                unpack8((const TIn*)nullptr, wv[u][q], wf[q]);
+#pragma unroll
+            for (int r = 0; r < ROWS; r++)
+            {
+                if (r >= xRows)
+                    break;
+                float xf[8];
+                unpack8((const TIn*)nullptr, __ldg(reinterpret_cast<const uint4*>(x + (long long)(rowBegin + r) * k) + c), xf);
+#pragma unroll
+                for (int q = 0; q < GV_WROWS; q++)
+#pragma unroll
+                    for (int e = 0; e < 8; e++)
+                        acc[q][r] = fmaf(wf[q][e], xf[e], acc[q][r]);
+            }
+        }
+    }
+
+#pragma unroll
+    for (int q = 0; q < GV_WROWS; q++)
+#pragma unroll
+        for (int r = 0; r < ROWS; r++)
+        {
+            float v = r < xRows ? warp_sum(acc[q][r]) : 0.0f;
+            if (lane == 0)
+                partial[warp][q][r] = v;
+        }
+    __syncthreads();
+    if (part == 0 && lane < ROWS && lane < xRows)
+        gemv_write<ROWS>(fused != 0, outCols, col0, lane, rowBegin, rowScale, y, partial, warp, kSplit);
+    return true;
+}
+
+// ROWS: X rows per m-tile (4 or 8). The 8-row variant holds 32 accumulators per lane (4 W rows x 8 X rows) beside the
+// 8 chunks of W in flight: 128 registers, no spills (ptxas 11.8, sm_90), 2 blocks per SM; 16 rows take 154 (1 block
+// per SM) and, at 16 FMAs per W element, would leave the CUDA cores rather than DRAM the limit.
+// TILE_LOOP (8 rows): blockIdx.x = columnBlock * tileSlots + slot, tileSlots = gridDim.x / columnBlocks; slot s takes
+// m-tiles s, s + tileSlots, ... . The host sizes tileSlots to the rows, not to the bound on m-tiles (12 for Mixtral's
+// 32 rows over 8 experts, 6 of them real in the sweep), so few blocks start only to find no tile; an expert's m-tiles
+// sit in neighbouring slots, so its passes over the same W rows run at the same time and the later ones hit L2.
+// Without it (4 rows, the T = 1 kernel as it was): blockIdx.x = mTile * columnBlocks + columnBlock, one m-tile a block.
+template <int ROWS, bool TILE_LOOP, typename TIn, typename TOut>
+__device__ __forceinline__ void grouped_gemv(const TIn* __restrict__ x, const TIn* __restrict__ w, const int* __restrict__ expertOffsets,
+                                             const float* __restrict__ rowScale, TOut* __restrict__ y, int rows, int n, int k,
+                                             int experts, int fused, int kSplit)
+{
+    __shared__ float partial[GV_WARPS][GV_WROWS][ROWS];
+    const int outCols = fused ? n / 2 : n;
+    const int colsPerBlock = (fused ? GV_WROWS / 2 : GV_WROWS) * (GV_WARPS / kSplit);
+    const int columnBlocks = ceil_div(outCols, colsPerBlock);
+    if (!TILE_LOOP)
+    {
+        gemv_tile<ROWS>(x, w, expertOffsets, rowScale, y, rows, n, k, experts, fused, kSplit,
+                        (int)(blockIdx.x / columnBlocks), (int)(blockIdx.x % columnBlocks), partial);
+        return;
+    }
+    const int tileSlots = (int)(gridDim.x / columnBlocks);
+    const int columnBlock = (int)(blockIdx.x / tileSlots);
+    for (int mTile = (int)(blockIdx.x % tileSlots);; mTile += tileSlots)
+    {
+        if (!gemv_tile<ROWS>(x, w, expertOffsets, rowScale, y, rows, n, k, experts, fused, kSplit, mTile, columnBlock, partial))
+            return;
+        __syncthreads(); // the writers' reads of partial before the next tile's writes
+    }
+}
+
+// 4 rows: the launch bounds as before (the T = 1 kernel, unchanged); 8 rows: at most 128 registers, 2 blocks per SM.
+#define GV_ENTRY(NAME, ROWS, TILE_LOOP, BOUNDS, SUFFIX, TIN, TOUT)                                                          \
+    extern "C" __global__ void BOUNDS NAME##_##SUFFIX(                                                                       \
         const TIN* __restrict__ x, const TIN* __restrict__ w, const int* __restrict__ expertOffsets,                        \
         const float* __restrict__ rowScale, TOUT* __restrict__ y, int rows, int n, int k, int experts, int fused, int kSplit) \
     {                                                                                                                        \
-        grouped_gemv<TIN, TOUT>(x, w, expertOffsets, rowScale, y, rows, n, k, experts, fused, kSplit);                     \
+        grouped_gemv<ROWS, TILE_LOOP, TIN, TOUT>(x, w, expertOffsets, rowScale, y, rows, n, k, experts, fused, kSplit);       \
     }
 
-GV_ENTRY(bf16_bf16, bf16, bf16)
-GV_ENTRY(bf16_f32, bf16, float)
-GV_ENTRY(bf16_f16, bf16, f16)
-GV_ENTRY(f16_f16, f16, f16)
-GV_ENTRY(f16_f32, f16, float)
-GV_ENTRY(f16_bf16, f16, bf16)
+#define GV_ENTRIES(SUFFIX, TIN, TOUT)                                   \
+    GV_ENTRY(grouped_gemm_gemv, 4, false, __launch_bounds__(GV_WARPS * 32), SUFFIX, TIN, TOUT)     \
+    GV_ENTRY(grouped_gemm_gemv8, 8, true, __launch_bounds__(GV_WARPS * 32, 2), SUFFIX, TIN, TOUT)
+
+GV_ENTRIES(bf16_bf16, bf16, bf16)
+GV_ENTRIES(bf16_f32, bf16, float)
+GV_ENTRIES(bf16_f16, bf16, f16)
+GV_ENTRIES(f16_f16, f16, f16)
+GV_ENTRIES(f16_f32, f16, float)
+GV_ENTRIES(f16_bf16, f16, bf16)
