@@ -42,6 +42,19 @@ __device__ __forceinline__ int valid_expert(const int* ids, long long slot, long
     return (e >= 0 && e < experts) ? e : -1;
 }
 
+// Inclusive prefix sum of `value` over the lanes of a (full) warp: lane l gets the sum of lanes 0..l.
+__device__ __forceinline__ int warp_inclusive_sum(int value, int lane)
+{
+#pragma unroll
+    for (int offset = 1; offset < 32; offset <<= 1)
+    {
+        const int lower = __shfl_up_sync(0xffffffffu, value, offset);
+        if (lane >= offset)
+            value += lower;
+    }
+    return value;
+}
+
 // The experts of a warp's chunk, round r's slot (chunk * PERMUTE_CHUNK + r * 32 + lane) in expertOf[r]: all the loads
 // issued before any is used, so a chunk costs one memory latency rather than one per round.
 __device__ __forceinline__ void load_chunk(const int* __restrict__ ids, long long slots, int experts, int chunk, int lane,
@@ -110,26 +123,14 @@ extern "C" __global__ void __launch_bounds__(512) permute_offsets(
     int padded = e < experts ? (count + blockSize - 1) / blockSize * blockSize : 0;
 
     // Exclusive scan of padded counts over the block: within warps, then over warp totals.
-    int inclusive = padded;
-    for (int offset = 1; offset < 32; offset <<= 1)
-    {
-        int n = __shfl_up_sync(0xffffffffu, inclusive, offset);
-        if (lane >= offset)
-            inclusive += n;
-    }
+    const int inclusive = warp_inclusive_sum(padded, lane);
     if (lane == 31)
         warpTotals[warp] = inclusive;
     __syncthreads();
     if (warp == 0)
     {
         int total = lane < 16 ? warpTotals[lane] : 0;
-        int scanned = total;
-        for (int offset = 1; offset < 32; offset <<= 1)
-        {
-            int n = __shfl_up_sync(0xffffffffu, scanned, offset);
-            if (lane >= offset)
-                scanned += n;
-        }
+        const int scanned = warp_inclusive_sum(total, lane);
         if (lane < 16)
             warpTotals[lane] = scanned - total; // exclusive base of each warp
         if (lane == 15)
@@ -245,13 +246,7 @@ extern "C" __global__ void __launch_bounds__(32 * PERMUTE_WARPS) permute_offsets
     int local = 0;
     for (int e = begin; e < end; e++)
         local += (totals[e] + blockSize - 1) / blockSize * blockSize;
-    int inclusive = local;
-    for (int offset = 1; offset < 32; offset <<= 1)
-    {
-        int n = __shfl_up_sync(0xffffffffu, inclusive, offset);
-        if (lane >= offset)
-            inclusive += n;
-    }
+    const int inclusive = warp_inclusive_sum(local, lane);
     if (lane == 31)
         warpSums[warp] = inclusive;
     __syncthreads();
@@ -295,10 +290,13 @@ template <typename Unit>
 __device__ __forceinline__ void gather_rows(const Unit* __restrict__ hidden, const int* __restrict__ tokenOfRow,
     const int* __restrict__ expertOffsets, int experts, long long rowUnits, Unit* __restrict__ gathered)
 {
+    // Both index loads issued together (one memory latency before the row's loads, not two); the grid is rowCapacity
+    // blocks, so tokenOfRow[row] is in bounds even for a row past the end.
     const int row = blockIdx.x;
-    if (row >= expertOffsets[experts])
-        return;
+    const int rowsInUse = expertOffsets[experts];
     const int token = tokenOfRow[row];
+    if (row >= rowsInUse)
+        return;
     Unit* destination = gathered + (long long)row * rowUnits;
     if (token < 0)
     {
