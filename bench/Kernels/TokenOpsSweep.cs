@@ -43,6 +43,20 @@ internal static class TokenOpsSweep
                 double ms = DeviceTimer.MedianMs(accelerator, s => TopKRouting.Run(logits, tokens, experts, options, ids, weights, counts, s, workspace), useGraph: true);
                 double bytes = 4.0 * tokens * experts + 8.0 * tokens * topK + 4.0 * experts;
                 rows.Add(new SweepRow(name, $"T={tokens} E={experts} k={topK} f32", ms, bytes, 0, Floor(bytes), "graph"));
+                if (gpu && grouped is not null && !TopKRouting.SigmoidByDivision)
+                {
+                    // A/B in one session: the grouped scores by the plain division (a branch per expert), the previous build.
+                    TopKRouting.SigmoidByDivision = true;
+                    try
+                    {
+                        double divisionMs = DeviceTimer.MedianMs(accelerator, s => TopKRouting.Run(logits, tokens, experts, options, ids, weights, counts, s, workspace), useGraph: true);
+                        rows.Add(new SweepRow(name + " division", $"T={tokens} E={experts} k={topK} f32", divisionMs, bytes, 0, Floor(bytes), "graph"));
+                    }
+                    finally
+                    {
+                        TopKRouting.SigmoidByDivision = false;
+                    }
+                }
             }
 
         int bigTokens = gpu ? 8192 : 256;
