@@ -108,6 +108,25 @@ internal static class TokenOpsSweep
                         Permute.ForceThreeKernels = false;
                     }
                 }
+                if (hidden == 4096 && !Permute.MatchInstruction)
+                {
+                    // A/B in one session: the scatter's same-expert masks by the match.any instruction (the previous build).
+                    Permute.MatchInstruction = true;
+                    try
+                    {
+                        double indexMs = DeviceTimer.MedianMs(accelerator, s => Permute.Run(ids, bigTokens, topK, experts, 1, counts, offsets, rowOfSlot,
+                            tokenOfRow, workspace: workspace, stream: s), inner: 5, useGraph: true);
+                        double indexBytes = 4.0 * (slots * 3);
+                        rows.Add(new SweepRow("permute indices only match.any", $"T={bigTokens} k={topK} E={experts}", indexMs, indexBytes, 0, Floor(indexBytes)));
+                        double matchMs = DeviceTimer.MedianMs(accelerator, s => Permute.Run(ids, bigTokens, topK, experts, 1, counts, offsets, rowOfSlot,
+                            tokenOfRow, hiddenStates, hidden, gathered, workspace, s), inner: 5, useGraph: true);
+                        rows.Add(new SweepRow("permute match.any (idx + gather)", shape, matchMs, permuteBytes, 0, Floor(permuteBytes)));
+                    }
+                    finally
+                    {
+                        Permute.MatchInstruction = false;
+                    }
+                }
 
                 using var weights = accelerator.Upload<float>(Uniform(random, slots, 0, 1));
                 using var output = accelerator.Allocate<BFloat16>((long)bigTokens * hidden);

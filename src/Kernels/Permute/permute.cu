@@ -23,6 +23,8 @@
 //   gather_rows_u{128,32,16}  grid rowCapacity, block GATHER_THREADS: byte copy of rows in units of
 //                         16, 4 or 2 bytes (the caller picks the widest unit dividing the row and the
 //                         base addresses)
+// The scatter's same-expert lane masks come from ten ballots (lanes_with_same_expert); -DPERMUTE_MATCH_INSTRUCTION
+// (MOE_PERMUTE_MATCH=instruction) builds __match_any_sync instead, for A/B.
 // Constraints (checked by Permute.cs): experts <= 512, rowCapacity < 2^31.
 #include "moe_common.cuh"
 
@@ -150,6 +152,28 @@ extern "C" __global__ void __launch_bounds__(512) permute_offsets(
         tokenOfRow[r] = -1; // rows past the end
 }
 
+// Lanes of the warp whose `expert` equals this lane's (the same mask as __match_any_sync), for -1 <= expert < 512: one
+// ballot per bit of the 10-bit label (-1 becomes 1023, no expert's label). Ballots are a few cycles each; match.any
+// serialises over the distinct values in the warp (up to 32 experts a round here). PERMUTE_MATCH_INSTRUCTION
+// (MOE_PERMUTE_MATCH=instruction) builds __match_any_sync instead, for A/B.
+__device__ __forceinline__ unsigned lanes_with_same_expert(int expert)
+{
+#ifdef PERMUTE_MATCH_INSTRUCTION
+    return __match_any_sync(0xffffffffu, expert);
+#else
+    const unsigned label = (unsigned)expert & 0x3ffu;
+    unsigned same = 0xffffffffu;
+#pragma unroll
+    for (int bit = 0; bit < 10; bit++)
+    {
+        const bool set = (label >> bit) & 1u;
+        const unsigned lanesSet = __ballot_sync(0xffffffffu, set);
+        same &= set ? lanesSet : ~lanesSet;
+    }
+    return same;
+#endif
+}
+
 // Places a warp's chunk: row = cursor[expert] (segment start + chunk base) + earlier slots of the same expert in
 // this chunk (earlier rounds, then lower lanes of this round); moves the cursors on as it goes.
 __device__ __forceinline__ void scatter_chunk(const int (&expertOf)[PERMUTE_ROUNDS], int* cursor, int chunk, int lane,
@@ -161,7 +185,7 @@ __device__ __forceinline__ void scatter_chunk(const int (&expertOf)[PERMUTE_ROUN
     {
         const long long slot = (long long)chunk * PERMUTE_CHUNK + round * 32 + lane;
         const int expert = expertOf[round];
-        unsigned same = __match_any_sync(0xffffffffu, expert);
+        const unsigned same = lanes_with_same_expert(expert);
         if (expert >= 0)
         {
             int row = cursor[expert] + __popc(same & lowerLanes);

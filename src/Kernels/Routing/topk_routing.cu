@@ -16,6 +16,8 @@
 //             groups are kept and the k best keys inside them chosen; weight = score (unbiased),
 //             divided by (sum of the k scores + 1e-20) when renormalising.
 //   Both: weight *= scale (routed scaling factor).
+// Grouped scores on the contiguous path: a branch-free reciprocal, bit for bit the division (see reciprocal_fast;
+// -DROUTING_SIGMOID_DIVISION, MOE_ROUTING_SIGMOID=division, builds the plain division for A/B).
 // Ties break to the lower expert (and group) id. Non-finite logits: NaN counts as -FLT_MAX and
 // +-inf as +-FLT_MAX, so every key is finite, ids stay in range and all k ids of a token are distinct.
 //
