@@ -43,6 +43,20 @@ internal static class TokenOpsSweep
                 double ms = DeviceTimer.MedianMs(accelerator, s => TopKRouting.Run(logits, tokens, experts, options, ids, weights, counts, s, workspace), useGraph: true);
                 double bytes = 4.0 * tokens * experts + 8.0 * tokens * topK + 4.0 * experts;
                 rows.Add(new SweepRow(name, $"T={tokens} E={experts} k={topK} f32", ms, bytes, 0, Floor(bytes), "graph"));
+                if (gpu && grouped is not null && !TopKRouting.SigmoidByDivision)
+                {
+                    // A/B in one session: the grouped scores by the plain division (a branch per expert), the previous build.
+                    TopKRouting.SigmoidByDivision = true;
+                    try
+                    {
+                        double divisionMs = DeviceTimer.MedianMs(accelerator, s => TopKRouting.Run(logits, tokens, experts, options, ids, weights, counts, s, workspace), useGraph: true);
+                        rows.Add(new SweepRow(name + " division", $"T={tokens} E={experts} k={topK} f32", divisionMs, bytes, 0, Floor(bytes), "graph"));
+                    }
+                    finally
+                    {
+                        TopKRouting.SigmoidByDivision = false;
+                    }
+                }
             }
 
         int bigTokens = gpu ? 8192 : 256;
@@ -92,6 +106,25 @@ internal static class TokenOpsSweep
                     finally
                     {
                         Permute.ForceThreeKernels = false;
+                    }
+                }
+                if (hidden == 4096 && !Permute.MatchInstruction)
+                {
+                    // A/B in one session: the scatter's same-expert masks by the match.any instruction (the previous build).
+                    Permute.MatchInstruction = true;
+                    try
+                    {
+                        double indexMs = DeviceTimer.MedianMs(accelerator, s => Permute.Run(ids, bigTokens, topK, experts, 1, counts, offsets, rowOfSlot,
+                            tokenOfRow, workspace: workspace, stream: s), inner: 5, useGraph: true);
+                        double indexBytes = 4.0 * (slots * 3);
+                        rows.Add(new SweepRow("permute indices only match.any", $"T={bigTokens} k={topK} E={experts}", indexMs, indexBytes, 0, Floor(indexBytes)));
+                        double matchMs = DeviceTimer.MedianMs(accelerator, s => Permute.Run(ids, bigTokens, topK, experts, 1, counts, offsets, rowOfSlot,
+                            tokenOfRow, hiddenStates, hidden, gathered, workspace, s), inner: 5, useGraph: true);
+                        rows.Add(new SweepRow("permute match.any (idx + gather)", shape, matchMs, permuteBytes, 0, Floor(permuteBytes)));
+                    }
+                    finally
+                    {
+                        Permute.MatchInstruction = false;
                     }
                 }
 

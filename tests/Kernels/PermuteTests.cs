@@ -114,6 +114,61 @@ public class PermuteTests
         }
     }
 
+    /// <summary>
+    /// The scatter's same-expert masks by ballots (the default) and by the match.any instruction (MOE_PERMUTE_MATCH=
+    /// instruction) give the same outputs, on the fused and the three-kernel index paths: expert ids up to 511 (all ten
+    /// label bits), dropped ids (-1 and >= experts, label 1023 and the rest), every slot on one expert.
+    /// </summary>
+    [Theory, MemberData(nameof(TestDevices.Names), MemberType = typeof(TestDevices))]
+    public void BallotAndMatchInstructionMasksAgree(string device)
+    {
+        var accelerator = TestDevices.Get(device);
+        var random = TestData.NewRandom(out int seed);
+        foreach (var c in new[]
+                 {
+                     new Case("match T8192 k2 E256", 8192, 2, 256, 2, 1, DType.BF16),
+                     new Case("match E512 k16 pad 128 dropped", 1024, 16, 512, 2, 128, DType.F32, "dropped"),
+                     new Case("match E512 k8 many chunks", 9000, 8, 512, 2, 1, DType.F32),
+                     new Case("match E8 k2 dropped pad 7", 32768, 2, 8, 2, 7, DType.F32, "dropped"),
+                     new Case("match all on one expert", 3000, 1, 64, 3, 1, DType.F16, "all"),
+                 })
+        {
+            var ids = c.Skew == "all" ? Enumerable.Repeat(37, c.Tokens * c.TopK).ToArray()
+                : TokenOpsData.RandomIds(random, c.Tokens, c.TopK, c.Experts, c.Skew == "dropped" ? "uniform" : c.Skew);
+            if (c.Skew == "dropped")
+                for (int i = 0; i < ids.Length; i++)
+                    if (random.Next(5) == 0)
+                        ids[i] = random.Next(2) == 0 ? -1 : c.Experts + random.Next(600);
+            var hidden = TokenOpsData.RoundTo(c.DType, TestData.Uniform(random, c.Tokens * c.Hidden));
+            string what = $"{c.Name} on {device}, seed {seed}";
+            foreach (bool three in new[] { false, true })
+            {
+                Permute.ForceThreeKernels = three;
+                try
+                {
+                    var ballots = RunPermute(accelerator, c, ids, hidden);
+                    Result instruction;
+                    Permute.MatchInstruction = true;
+                    try
+                    {
+                        instruction = RunPermute(accelerator, c, ids, hidden);
+                    }
+                    finally
+                    {
+                        Permute.MatchInstruction = false;
+                    }
+                    string path = three ? "three kernels" : "default path";
+                    AssertSame(instruction, ballots, $"ballots against match.any, {path}, {what}");
+                    AssertSame(Reference(c, ids, hidden), ballots, $"ballots against the reference, {path}, {what}");
+                }
+                finally
+                {
+                    Permute.ForceThreeKernels = false;
+                }
+            }
+        }
+    }
+
     [Fact]
     public void TheFusedPathIsTakenForFewChunksOnly()
     {

@@ -241,6 +241,50 @@ public class TopKRoutingTests
         }
     }
 
+    /// <summary>
+    /// On CUDA the contiguous path's branch-free sigmoid (reciprocal by rcp.approx and a Newton step, the rare
+    /// 1 + exp(-x) >= 2^126 redone by division) and the plain division build (MOE_ROUTING_SIGMOID=division) must give
+    /// bit-identical ids, weights and counts: one and two tokens per warp, scores that underflow (logits from -95 to
+    /// -80: denormal and zero scores, the redo), with and without bias, non-finite rows.
+    /// </summary>
+    [Theory, MemberData(nameof(TestDevices.Names), MemberType = typeof(TestDevices))]
+    public void FastSigmoidMatchesDivisionBitForBit(string device)
+    {
+        var accelerator = TestDevices.Get(device);
+        var random = TestData.NewRandom(out int seed);
+        foreach (var c in new[]
+                 {
+                     new Case("sigmoid deepseek E256 k8 g8/4 x2", 4096, 256, 8, RoutingKind.DeepSeekGrouped, DType.F32, true, 8, 4, 2.5f, true),
+                     new Case("sigmoid deepseek E256 k8 g8/4 x1 no bias", 333, 256, 8, RoutingKind.DeepSeekGrouped, DType.F32, true, 8, 4, 2.5f),
+                     new Case("sigmoid deepseek E256 x2 no bias bf16", 2049, 256, 8, RoutingKind.DeepSeekGrouped, DType.BF16, false, 8, 4, 1f),
+                     new Case("sigmoid grouped E64 k4 g8/3 f16", 1500, 64, 4, RoutingKind.DeepSeekGrouped, DType.F16, true, 8, 3, 1f, true),
+                     new Case("sigmoid deepseek non-finite rows", 1031, 256, 8, RoutingKind.DeepSeekGrouped, DType.F32, true, 8, 4, 2.5f, true, NonFiniteRows: true),
+                 })
+        {
+            // A quarter of the logits far negative: 1 + exp(-x) from 2^115 to overflow, around the redo's 2^126.
+            var logits = TestData.Uniform(random, c.Tokens * c.Experts, -4f, 4f)
+                .Select(x => random.Next(4) == 0 ? -80f - 15f * random.NextSingle() : x).ToArray();
+            logits = Shape(random, c, TokenOpsData.RoundTo(c.DType, logits));
+            var bias = c.Bias ? TestData.Uniform(random, c.Experts, -0.5f, 0.5f) : null;
+            var (ids, weights, counts) = Route(accelerator, c, logits, bias);
+            (int[] Ids, float[] Weights, int[] Counts) division;
+            TopKRouting.SigmoidByDivision = true;
+            try
+            {
+                division = Route(accelerator, c, logits, bias);
+            }
+            finally
+            {
+                TopKRouting.SigmoidByDivision = false;
+            }
+            string what = $"{c.Name} on {device}, seed {seed}";
+            Compare.Exact<int>(division.Ids, ids, $"ids, fast sigmoid against division, {what}");
+            Compare.Exact<int>(division.Weights.Select(BitConverter.SingleToInt32Bits).ToArray(),
+                weights.Select(BitConverter.SingleToInt32Bits).ToArray(), $"weight bits, fast sigmoid against division, {what}");
+            Compare.Exact<int>(division.Counts, counts, $"counts, fast sigmoid against division, {what}");
+        }
+    }
+
     [Fact]
     public void TwoTokensPerWarpOnlyOnTheContiguousPathFromTheThreshold()
     {

@@ -101,19 +101,19 @@ public static partial class Permute
             var chunkCounts = workspace ?? ownedWorkspace!;
             var cudaStream = (CudaStream)s;
             int chunkBlocks = (int)((chunks + WarpsPerBlock - 1) / WarpsPerBlock);
-            cuda.LoadKernel(Source.Value, "permute_count_chunks").Launch(cudaStream, chunkBlocks, 32 * WarpsPerBlock, 0,
+            cuda.LoadKernel(Source.Value, "permute_count_chunks", KernelOptions).Launch(cudaStream, chunkBlocks, 32 * WarpsPerBlock, 0,
                 ids, slots, experts, (int)chunks, chunkCounts);
             if (UsesFusedPlacement(chunks, experts))
             {
-                cuda.LoadKernel(Source.Value, "permute_offsets_scatter").Launch(cudaStream, Math.Max(1, chunkBlocks), 32 * WarpsPerBlock, 0,
+                cuda.LoadKernel(Source.Value, "permute_offsets_scatter", KernelOptions).Launch(cudaStream, Math.Max(1, chunkBlocks), 32 * WarpsPerBlock, 0,
                     ids, slots, topK, experts, (int)chunks, blockSize, chunkCounts, expertCounts, expertOffsets, rowOfSlot, tokenOfRow,
                     (int)capacity);
             }
             else
             {
-                cuda.LoadKernel(Source.Value, "permute_offsets").Launch(cudaStream, 1, 512, 0,
+                cuda.LoadKernel(Source.Value, "permute_offsets", KernelOptions).Launch(cudaStream, 1, 512, 0,
                     chunkCounts, (int)chunks, experts, blockSize, expertCounts, expertOffsets, tokenOfRow, (int)capacity);
-                cuda.LoadKernel(Source.Value, "permute_scatter").Launch(cudaStream, chunkBlocks, 32 * WarpsPerBlock, 0,
+                cuda.LoadKernel(Source.Value, "permute_scatter", KernelOptions).Launch(cudaStream, chunkBlocks, 32 * WarpsPerBlock, 0,
                     ids, slots, topK, experts, (int)chunks, chunkCounts, expertOffsets, rowOfSlot, tokenOfRow);
             }
             if (hidden is not null && gathered is not null && capacity > 0)
@@ -121,7 +121,7 @@ public static partial class Permute
                 long rowBytes = (long)hiddenSize * hidden.ElementSize;
                 int unit = WidestUnit(rowBytes, hidden.Pointer, gathered.Pointer);
                 string entry = unit switch { 16 => "gather_rows_u128", 4 => "gather_rows_u32", _ => "gather_rows_u16" };
-                cuda.LoadKernel(Source.Value, entry).Launch(cudaStream, (int)capacity, GatherThreads, 0,
+                cuda.LoadKernel(Source.Value, entry, KernelOptions).Launch(cudaStream, (int)capacity, GatherThreads, 0,
                     hidden, tokenOfRow, expertOffsets, experts, rowBytes / unit, gathered);
             }
             if (ownedWorkspace is not null)
@@ -146,6 +146,19 @@ public static partial class Permute
     /// benchmarks set it directly). Both paths give the same outputs.</summary>
     internal static bool ForceThreeKernels { get; set; } =
         string.Equals(Environment.GetEnvironmentVariable("MOE_PERMUTE_PATH"), "three", StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>
+    /// Builds the scatter's same-expert lane masks with the match.any instruction (__match_any_sync) instead of one
+    /// ballot per label bit (MOE_PERMUTE_MATCH=instruction at start-up; tests and A/B benchmarks set it directly).
+    /// Both give the same masks, so the same outputs.
+    /// </summary>
+    internal static bool MatchInstruction { get; set; } =
+        string.Equals(Environment.GetEnvironmentVariable("MOE_PERMUTE_MATCH"), "instruction", StringComparison.OrdinalIgnoreCase);
+
+    private static readonly string[] MatchInstructionOptions = ["-DPERMUTE_MATCH_INSTRUCTION"];
+
+    /// <summary>NVRTC options of this launch's module (one module for all of permute.cu's kernels).</summary>
+    private static string[]? KernelOptions => MatchInstruction ? MatchInstructionOptions : null;
 
     /// <summary>Whether the offsets and the scatter run as one kernel (permute_offsets_scatter) for this shape.</summary>
     internal static bool UsesFusedPlacement(long chunks, int experts) =>

@@ -23,6 +23,8 @@
 //   gather_rows_u{128,32,16}  grid rowCapacity, block GATHER_THREADS: byte copy of rows in units of
 //                         16, 4 or 2 bytes (the caller picks the widest unit dividing the row and the
 //                         base addresses)
+// The scatter's same-expert lane masks come from ten ballots (lanes_with_same_expert); -DPERMUTE_MATCH_INSTRUCTION
+// (MOE_PERMUTE_MATCH=instruction) builds __match_any_sync instead, for A/B.
 // Constraints (checked by Permute.cs): experts <= 512, rowCapacity < 2^31.
 #include "moe_common.cuh"
 
@@ -40,6 +42,19 @@ __device__ __forceinline__ int valid_expert(const int* ids, long long slot, long
         return -1;
     int e = ids[slot];
     return (e >= 0 && e < experts) ? e : -1;
+}
+
+// Inclusive prefix sum of `value` over the lanes of a (full) warp: lane l gets the sum of lanes 0..l.
+__device__ __forceinline__ int warp_inclusive_sum(int value, int lane)
+{
+#pragma unroll
+    for (int offset = 1; offset < 32; offset <<= 1)
+    {
+        const int lower = __shfl_up_sync(0xffffffffu, value, offset);
+        if (lane >= offset)
+            value += lower;
+    }
+    return value;
 }
 
 // The experts of a warp's chunk, round r's slot (chunk * PERMUTE_CHUNK + r * 32 + lane) in expertOf[r]: all the loads
@@ -110,26 +125,14 @@ extern "C" __global__ void __launch_bounds__(512) permute_offsets(
     int padded = e < experts ? (count + blockSize - 1) / blockSize * blockSize : 0;
 
     // Exclusive scan of padded counts over the block: within warps, then over warp totals.
-    int inclusive = padded;
-    for (int offset = 1; offset < 32; offset <<= 1)
-    {
-        int n = __shfl_up_sync(0xffffffffu, inclusive, offset);
-        if (lane >= offset)
-            inclusive += n;
-    }
+    const int inclusive = warp_inclusive_sum(padded, lane);
     if (lane == 31)
         warpTotals[warp] = inclusive;
     __syncthreads();
     if (warp == 0)
     {
         int total = lane < 16 ? warpTotals[lane] : 0;
-        int scanned = total;
-        for (int offset = 1; offset < 32; offset <<= 1)
-        {
-            int n = __shfl_up_sync(0xffffffffu, scanned, offset);
-            if (lane >= offset)
-                scanned += n;
-        }
+        const int scanned = warp_inclusive_sum(total, lane);
         if (lane < 16)
             warpTotals[lane] = scanned - total; // exclusive base of each warp
         if (lane == 15)
@@ -149,6 +152,28 @@ extern "C" __global__ void __launch_bounds__(512) permute_offsets(
         tokenOfRow[r] = -1; // rows past the end
 }
 
+// Lanes of the warp whose `expert` equals this lane's (the same mask as __match_any_sync), for -1 <= expert < 512: one
+// ballot per bit of the 10-bit label (-1 becomes 1023, no expert's label). Ballots are a few cycles each; match.any
+// serialises over the distinct values in the warp (up to 32 experts a round here). PERMUTE_MATCH_INSTRUCTION
+// (MOE_PERMUTE_MATCH=instruction) builds __match_any_sync instead, for A/B.
+__device__ __forceinline__ unsigned lanes_with_same_expert(int expert)
+{
+#ifdef PERMUTE_MATCH_INSTRUCTION
+    return __match_any_sync(0xffffffffu, expert);
+#else
+    const unsigned label = (unsigned)expert & 0x3ffu;
+    unsigned same = 0xffffffffu;
+#pragma unroll
+    for (int bit = 0; bit < 10; bit++)
+    {
+        const bool set = (label >> bit) & 1u;
+        const unsigned lanesSet = __ballot_sync(0xffffffffu, set);
+        same &= set ? lanesSet : ~lanesSet;
+    }
+    return same;
+#endif
+}
+
 // Places a warp's chunk: row = cursor[expert] (segment start + chunk base) + earlier slots of the same expert in
 // this chunk (earlier rounds, then lower lanes of this round); moves the cursors on as it goes.
 __device__ __forceinline__ void scatter_chunk(const int (&expertOf)[PERMUTE_ROUNDS], int* cursor, int chunk, int lane,
@@ -160,7 +185,7 @@ __device__ __forceinline__ void scatter_chunk(const int (&expertOf)[PERMUTE_ROUN
     {
         const long long slot = (long long)chunk * PERMUTE_CHUNK + round * 32 + lane;
         const int expert = expertOf[round];
-        unsigned same = __match_any_sync(0xffffffffu, expert);
+        const unsigned same = lanes_with_same_expert(expert);
         if (expert >= 0)
         {
             int row = cursor[expert] + __popc(same & lowerLanes);
@@ -245,13 +270,7 @@ extern "C" __global__ void __launch_bounds__(32 * PERMUTE_WARPS) permute_offsets
     int local = 0;
     for (int e = begin; e < end; e++)
         local += (totals[e] + blockSize - 1) / blockSize * blockSize;
-    int inclusive = local;
-    for (int offset = 1; offset < 32; offset <<= 1)
-    {
-        int n = __shfl_up_sync(0xffffffffu, inclusive, offset);
-        if (lane >= offset)
-            inclusive += n;
-    }
+    const int inclusive = warp_inclusive_sum(local, lane);
     if (lane == 31)
         warpSums[warp] = inclusive;
     __syncthreads();
@@ -295,10 +314,13 @@ template <typename Unit>
 __device__ __forceinline__ void gather_rows(const Unit* __restrict__ hidden, const int* __restrict__ tokenOfRow,
     const int* __restrict__ expertOffsets, int experts, long long rowUnits, Unit* __restrict__ gathered)
 {
+    // Both index loads issued together (one memory latency before the row's loads, not two); the grid is rowCapacity
+    // blocks, so tokenOfRow[row] is in bounds even for a row past the end.
     const int row = blockIdx.x;
-    if (row >= expertOffsets[experts])
-        return;
+    const int rowsInUse = expertOffsets[experts];
     const int token = tokenOfRow[row];
+    if (row >= rowsInUse)
+        return;
     Unit* destination = gathered + (long long)row * rowUnits;
     if (token < 0)
     {

@@ -88,7 +88,8 @@ public static partial class TopKRouting
             if (blocks > 1 && countWorkspace is null)
                 expertCounts.Slice(0, experts).Clear(s); // the kernel adds into them (one block writes them)
             string layout = !contiguous ? "" : tokensPerWarp == 2 ? "contiguous_x2_" : "contiguous_";
-            var kernel = cuda.LoadKernel(Source.Value, $"topk_routing_{layout}{HostRows.Suffix(logits.DType)}_{perLane}");
+            var kernel = cuda.LoadKernel(Source.Value, $"topk_routing_{layout}{HostRows.Suffix(logits.DType)}_{perLane}",
+                SigmoidByDivision ? SigmoidByDivisionOptions : null);
             kernel.Launch((CudaStream)s, blocks, 32 * warpsPerBlock, 0,
                 logits, options.CorrectionBias, tokens, experts, options.TopK, options.Renormalize ? 1 : 0, grouped ? 1 : 0,
                 grouped ? options.GroupCount : 1, grouped ? options.TopKGroups : 1, options.RoutedScalingFactor,
@@ -113,6 +114,16 @@ public static partial class TopKRouting
     /// </summary>
     internal static bool ForceOneTokenPerWarp { get; set; } =
         Environment.GetEnvironmentVariable("MOE_ROUTING_TOKENS_PER_WARP") == "1";
+
+    /// <summary>
+    /// Builds the contiguous path's grouped scores with the plain division 1 / (1 + exp(-x)) (a branch per expert)
+    /// instead of the branch-free reciprocal (MOE_ROUTING_SIGMOID=division at start-up; tests and A/B benchmarks set it
+    /// directly). Both give bit-identical ids, weights and counts.
+    /// </summary>
+    internal static bool SigmoidByDivision { get; set; } =
+        string.Equals(Environment.GetEnvironmentVariable("MOE_ROUTING_SIGMOID"), "division", StringComparison.OrdinalIgnoreCase);
+
+    private static readonly string[] SigmoidByDivisionOptions = ["-DROUTING_SIGMOID_DIVISION"];
 
     /// <summary>Tokens a warp routes at once: 2 on the contiguous path from <see cref="TwoTokensPerWarpFrom"/> tokens, else 1.</summary>
     internal static int TokensPerWarp(bool contiguous, int tokens) =>

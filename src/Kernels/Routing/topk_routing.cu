@@ -16,6 +16,8 @@
 //             groups are kept and the k best keys inside them chosen; weight = score (unbiased),
 //             divided by (sum of the k scores + 1e-20) when renormalising.
 //   Both: weight *= scale (routed scaling factor).
+// Grouped scores on the contiguous path: a branch-free reciprocal, bit for bit the division (see reciprocal_fast;
+// -DROUTING_SIGMOID_DIVISION, MOE_ROUTING_SIGMOID=division, builds the plain division for A/B).
 // Ties break to the lower expert (and group) id. Non-finite logits: NaN counts as -FLT_MAX and
 // +-inf as +-FLT_MAX, so every key is finite, ids stay in range and all k ids of a token are distinct.
 //
@@ -69,6 +71,26 @@ __device__ __forceinline__ float sanitize(float x)
 }
 
 __device__ __forceinline__ float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+// The contiguous path's scores without a branch per expert. The compiler's 1.0f / y puts a branch (and a call to its
+// slow path) around every division, which serialises a lane's P sigmoids; here every reciprocal takes the compiler's
+// own fast path (rcp.approx and one Newton step: the correctly rounded 1 / y, the same bits, while y < 2^126), and
+// the rare y >= 2^126 (x < -87.3, NaN, -inf) is redone once per token by `sigmoid` (see route_tokens_contiguous).
+// ROUTING_SIGMOID_DIVISION (MOE_ROUTING_SIGMOID=division) keeps the plain division there for A/B.
+__device__ __forceinline__ float reciprocal_fast(float y)
+{
+    float r;
+    asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(y));
+    return fmaf(r, -fmaf(y, r, -1.0f), r);
+}
+
+// Whether sigmoid_fast(x) is sigmoid(x) to the bit: 1 + exp(-x) below 2^126.
+__device__ __forceinline__ float sigmoid_fast(float x, bool& exact)
+{
+    const float y = 1.0f + expf(-x);
+    exact = y < 0x1p126f;
+    return reciprocal_fast(y);
+}
 
 // Order key of a non-NaN float: unsigned order = float order, -0 and +0 equal (both map to +0's key).
 // Every non-NaN float maps above 0, so 0 can mean "removed".
@@ -428,14 +450,32 @@ __device__ __forceinline__ void route_tokens_contiguous(
     int groupCount, int topkGroups, int lane, int (&expert)[NT], float (&weight)[NT])
 {
     moe_u32 key[NT][P];
+    bool exact = true; // every fast sigmoid of the lane was the division's (see reciprocal_fast)
 #pragma unroll
     for (int t = 0; t < NT; t++)
 #pragma unroll
         for (int i = 0; i < P; i++)
         {
             const float x = sanitize(to_float(logit[t][i]));
+#ifdef ROUTING_SIGMOID_DIVISION
             key[t][i] = order_key(grouped ? sanitize(sigmoid(x) + bias[i]) : x);
+#else
+            bool slotExact = true;
+            const float score = grouped ? sigmoid_fast(x, slotExact) : 0.0f;
+            exact = exact && slotExact;
+            key[t][i] = order_key(grouped ? sanitize(score + bias[i]) : x);
+#endif
         }
+#ifndef ROUTING_SIGMOID_DIVISION
+    if (!exact) // rare (a score below 2^-126): the lane's keys again with the division (lane-local, no warp step)
+    {
+#pragma unroll
+        for (int t = 0; t < NT; t++)
+#pragma unroll
+            for (int i = 0; i < P; i++)
+                key[t][i] = order_key(sanitize(sigmoid(sanitize(to_float(logit[t][i]))) + bias[i]));
+    }
+#endif
 
     // Softmax: the row max is the first pick's key (the largest of all). Without renormalisation the denominator
     // (summed in slot order) is needed too: the max and the sum are taken here, while the logits are still in
