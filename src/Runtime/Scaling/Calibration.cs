@@ -32,6 +32,15 @@ public static partial class Calibration
     public static ScaleParams Fit(IEnumerable<string> paths, ScaleParams? fallback, string fallbackName = "fallback", string? linkAlgorithm = null)
     {
         var gemm = new List<(double, double, double)>();
+        var gemmByShape = new Dictionary<string, List<(double, double, double)>>();
+        void AddGemm(ModelConfig model, (double WeightBytes, double Flops, double Us) point)
+        {
+            gemm.Add(point);
+            string key = ScaleParams.ShapeKey(model.HiddenSize, model.MoeIntermediateSize);
+            if (!gemmByShape.TryGetValue(key, out var list))
+                gemmByShape[key] = list = new List<(double, double, double)>();
+            list.Add(point);
+        }
         var routing = new List<(double, double)>();
         var deepseekRouting = new List<(double, double)>();
         var movement = new List<(double, double)>();
@@ -84,7 +93,7 @@ public static partial class Calibration
                 continue;
             }
             // A sweep table.
-            var pending = new Dictionary<string, (double Us, int Parts, double WeightBytes, double Flops)>();
+            var pending = new Dictionary<string, (double Us, int Parts, double WeightBytes, double Flops, ModelConfig Model)>();
             foreach (var r in rows)
             {
                 string name = r!["Name"]!.GetValue<string>();
@@ -106,7 +115,7 @@ public static partial class Calibration
                          && Preset(name[..^" ep experts".Length]) is { } epModel)
                 {
                     double rowsTotal = Number(ep.Groups[3].Value), active = Number(ep.Groups[4].Value);
-                    gemm.Add((active * ExpertBytes(epModel), 2 * rowsTotal * 3.0 * epModel.HiddenSize * epModel.MoeIntermediateSize, us));
+                    AddGemm(epModel, (active * ExpertBytes(epModel), 2 * rowsTotal * 3.0 * epModel.HiddenSize * epModel.MoeIntermediateSize, us));
                     Source("gemm", label);
                 }
                 else if ((name.EndsWith(" gate_up+silu", StringComparison.Ordinal) || name.EndsWith(" down*w", StringComparison.Ordinal))
@@ -114,25 +123,32 @@ public static partial class Calibration
                 {
                     string key = name[..name.LastIndexOf(' ')] + "|" + shape;
                     double rowsTotal = Number(m.Groups[2].Value), active = Number(m.Groups[3].Value);
-                    var p = pending.GetValueOrDefault(key, (0, 0, active * ExpertBytes(model), 2 * rowsTotal * 3.0 * model.HiddenSize * model.MoeIntermediateSize));
-                    pending[key] = (p.Us + us, p.Parts + 1, p.WeightBytes, p.Flops);
+                    var p = pending.GetValueOrDefault(key, (0, 0, active * ExpertBytes(model), 2 * rowsTotal * 3.0 * model.HiddenSize * model.MoeIntermediateSize, model));
+                    pending[key] = (p.Us + us, p.Parts + 1, p.WeightBytes, p.Flops, p.Model);
                 }
             }
             foreach (var p in pending.Values.Where(p => p.Parts == 2))
             {
-                gemm.Add((p.WeightBytes, p.Flops, p.Us));
+                AddGemm(p.Model, (p.WeightBytes, p.Flops, p.Us));
                 Source("gemm", label);
             }
         }
 
         var result = new Dictionary<string, string>();
         GemmParams? g = null;
+        var byShape = new Dictionary<string, GemmParams>();
         LinearCost? link = null, route = null, move = null;
         if (gemm.Count >= 3)
         {
             g = CurveFit.FitGemm(gemm);
             var fitted = g;
-            result["gemm"] = $"{string.Join(", ", sources["gemm"])}: {gemm.Count} points, rms error {CurveFit.RmsRelativeError(gemm.Select(p => (fitted.Us(p.Item1, p.Item2), p.Item3))):P1}";
+            result["gemm"] = $"{string.Join(", ", sources["gemm"])}: {gemm.Count} points{(gemmByShape.Count > 1 ? " of " + string.Join(", ", gemmByShape.Keys) : "")}, rms error {GemmRms(fitted, gemm):P1}";
+            // One fit per model shape as well (used for that shape's experts); from these files only, never the fallback's.
+            foreach (var (key, points) in gemmByShape.Where(s => s.Value.Count >= 3))
+            {
+                byShape[key] = CurveFit.FitGemm(points);
+                result[$"gemm {key}"] = $"{points.Count} points, rms error {GemmRms(byShape[key], points):P1} (overall fit on these: {GemmRms(fitted, points):P1})";
+            }
         }
         var routingPoints = deepseekRouting.Count >= 2 ? deepseekRouting : routing;
         if (routingPoints.Count >= 2)
@@ -188,6 +204,7 @@ public static partial class Calibration
         return new ScaleParams
         {
             Gemm = g ?? fallback!.Gemm,
+            GemmByShape = g is not null ? byShape : new Dictionary<string, GemmParams>(fallback!.GemmByShape),
             Link = link ?? fallback!.Link,
             Routing = route ?? fallback!.Routing,
             Movement = move ?? fallback!.Movement,
@@ -200,6 +217,9 @@ public static partial class Calibration
     public static double ExpertBytes(ModelConfig c) => 3.0 * c.HiddenSize * c.MoeIntermediateSize * 2;
 
     private static ModelConfig? Preset(string name) => LayerPresets.Names.Contains(name) ? LayerPresets.Get(name) : null;
+
+    private static double GemmRms(GemmParams fit, IEnumerable<(double WeightBytes, double Flops, double Us)> points) =>
+        CurveFit.RmsRelativeError(points.Select(p => (fit.Us(p.WeightBytes, p.Flops), p.Us)));
 
     private static double Number(string text) => double.Parse(text, CultureInfo.InvariantCulture);
 

@@ -17,12 +17,30 @@ public enum EplbMode
 /// <summary>One MoE layer's time, phase by phase, in microseconds (each phase: its slowest GPU).</summary>
 public sealed record LayerBreakdown(double RouteUs, double DispatchUs, double ExpertsUs, double CombineUs, double OutputUs, double ExpertWeightUs)
 {
+    /// <summary>The layer's critical path: the all-to-alls synchronise the group, so each phase costs its slowest GPU.</summary>
     public double TotalUs => RouteUs + DispatchUs + ExpertsUs + CombineUs + OutputUs;
     public double AllToAllUs => DispatchUs + CombineUs;
 
+    /// <summary>
+    /// Slowest GPU's expert phase minus the fastest one's (a GPU without rows counts 0): how long the GPU whose experts end
+    /// first waits inside the combine all-to-all for the slowest one's rows. Not part of <see cref="TotalUs"/> (the
+    /// critical path counts the slowest GPU's experts once), but a per-phase timer counts it twice: in the experts phase
+    /// (slowest GPU) and again in the combine phase (the waiting GPU's combine starts when its own experts end).
+    /// </summary>
+    public double ExpertSkewUs { get; init; }
+
+    /// <summary>What a per-GPU phase timer reads as the sum of each phase's slowest GPU: <see cref="TotalUs"/> with the combine's wait.</summary>
+    public double TimedPhaseSumUs => TotalUs + ExpertSkewUs;
+
+    /// <summary>The combine as the per-GPU phase timer reads it on its slowest GPU: the transfer plus the wait for the slowest experts.</summary>
+    public double TimedCombineUs => CombineUs + ExpertSkewUs;
+
     public static LayerBreakdown Average(IReadOnlyList<LayerBreakdown> items) => new(
         items.Average(b => b.RouteUs), items.Average(b => b.DispatchUs), items.Average(b => b.ExpertsUs),
-        items.Average(b => b.CombineUs), items.Average(b => b.OutputUs), items.Average(b => b.ExpertWeightUs));
+        items.Average(b => b.CombineUs), items.Average(b => b.OutputUs), items.Average(b => b.ExpertWeightUs))
+    {
+        ExpertSkewUs = items.Average(b => b.ExpertSkewUs),
+    };
 }
 
 /// <summary>One (EP size, tokens per GPU) point of a simulation.</summary>
@@ -59,7 +77,8 @@ public sealed record SimulationOptions
 /// route    = router GEMM + top-k routing + gather of the GPU's B tokens (x k)
 /// dispatch = all-to-allv of the rows (bf16) bound for other GPUs: latency + busiest GPU's peer bytes / link bandwidth
 /// experts  = slowest GPU: local permute + grouped GEMMs (launch + max(hit experts' weight bytes / BW, flops / rate)) + local un-permute
-/// combine  = all-to-allv back (F32 rows, as the runtime sends them)
+/// combine  = all-to-allv back (F32 rows, as the runtime sends them); a per-GPU phase timer also sees, on the GPU whose
+///            experts end first, the wait for the slowest GPU's experts (ExpertSkewUs: counted by validation, not in the layer)
 /// output   = shared experts GEMM + weighted sum over the k choices
 /// </code>
 /// The loads come from sampled routing: each of the B*N tokens of the group picks expert e with probability k*p_e
@@ -76,7 +95,9 @@ public static class ScaleModel
             throw new ArgumentException($"per-rank lists differ in length: tokens {n}, rows {rowsPerRank.Count}, active {activePerRank.Count}");
         double h = c.HiddenSize, e = c.NumExperts, k = c.TopK, inter = c.MoeIntermediateSize, shared = c.SharedIntermediateSize;
         double expertBytes = Calibration.ExpertBytes(c);
-        double route = 0, experts = 0, output = 0, weights = 0, dispatchPeer = 0, combinePeer = 0;
+        var expertGemm = p.GemmFor(c.HiddenSize, c.MoeIntermediateSize);
+        var sharedGemm = p.GemmFor(c.HiddenSize, c.SharedIntermediateSize);
+        double route = 0, experts = 0, fastestExperts = double.PositiveInfinity, output = 0, weights = 0, dispatchPeer = 0, combinePeer = 0;
         double peerShare = n > 1 ? (n - 1.0) / n : 0;
         for (int r = 0; r < n; r++)
         {
@@ -84,20 +105,23 @@ public static class ScaleModel
             if (t > 0)
             {
                 route = Math.Max(route, p.Gemm.Us(e * h * 2, 2 * t * e * h) + p.Routing.Us(4 * t * e + 8 * t * k + 4 * e) + p.Movement.Us(t * k * h * 2 * 2));
-                double sharedUs = shared > 0 ? p.Gemm.Us(3 * h * shared * 2, 2 * t * 3 * h * shared) : 0;
+                double sharedUs = shared > 0 ? sharedGemm.Us(3 * h * shared * 2, 2 * t * 3 * h * shared) : 0;
                 output = Math.Max(output, sharedUs + p.Movement.Us(t * k * h * 4 + t * h * 4 * 2));
             }
+            double rankExperts = 0; // a GPU without rows skips the phase
             if (rows > 0)
             {
-                experts = Math.Max(experts, p.Movement.Us(rows * h * 2 * 2) + p.Gemm.Us(active * expertBytes, 2 * rows * 3 * h * inter) + p.Movement.Us(rows * h * 4 * 2));
-                weights = Math.Max(weights, active * expertBytes / (p.Gemm.WeightGBs * 1e9) * 1e6);
+                rankExperts = p.Movement.Us(rows * h * 2 * 2) + expertGemm.Us(active * expertBytes, 2 * rows * 3 * h * inter) + p.Movement.Us(rows * h * 4 * 2);
+                weights = Math.Max(weights, active * expertBytes / (expertGemm.WeightGBs * 1e9) * 1e6);
             }
+            experts = Math.Max(experts, rankExperts);
+            fastestExperts = Math.Min(fastestExperts, rankExperts);
             dispatchPeer = Math.Max(dispatchPeer, peerShare * Math.Max(t * k, rows) * h * 2);
             combinePeer = Math.Max(combinePeer, peerShare * Math.Max(t * k, rows) * h * 4);
         }
         double dispatch = n > 1 ? link.AllToAllUs(p, n, dispatchPeer) : 0;
         double combine = n > 1 ? link.AllToAllUs(p, n, combinePeer) : 0;
-        return new LayerBreakdown(route, dispatch, experts, combine, output, weights);
+        return new LayerBreakdown(route, dispatch, experts, combine, output, weights) { ExpertSkewUs = n > 1 ? experts - fastestExperts : 0 };
     }
 
     public static IReadOnlyList<SimPoint> Simulate(ScaleParams p, SimulationOptions o)
