@@ -87,6 +87,47 @@ public sealed class CurveFitTests
     }
 
     [Fact]
+    public void CalibrationFitsEachExpertShapeOfTheSweepOnItsOwnAsWellAsAllTogether()
+    {
+        // Two models' ep-experts rows, each timed by its own cost shape: the per-shape fits must recover each.
+        var deepseekCost = new GemmParams(20, 4000, 700);
+        var qwenCost = new GemmParams(10, 2500, 250);
+        using var folder = new TempFolder();
+        var sweepRows = new List<object>();
+        foreach (var (name, cost) in new[] { ("deepseek-v3", deepseekCost), ("qwen3-30b-a3b", qwenCost) })
+        {
+            var c = LayerPresets.Get(name);
+            foreach (int e in new[] { 2, 8, 32 })
+                foreach (int m in new[] { 1, 16, 256, 2048 })
+                {
+                    double bytes = e * Calibration.ExpertBytes(c), flops = 2.0 * e * m * 3 * c.HiddenSize * c.MoeIntermediateSize;
+                    sweepRows.Add(new { Name = $"{name} ep experts", Shape = $"E={e} m={m} rows={e * m} active={e}", Ms = cost.Us(bytes, flops) / 1e3, GBps = 0.0 });
+                }
+        }
+        string sweep = Write(folder, "sweep.json", JsonSerializer.Serialize(new { device = "test GPU", rows = sweepRows }));
+        var fitted = Calibration.Fit([sweep], DefaultScaleParams.Load(), "base.json");
+
+        var qwen = fitted.GemmFor(2048, 768);
+        var deepseek = fitted.GemmFor(7168, 2048);
+        Assert.Equal(2, fitted.GemmByShape.Count);
+        Assert.Equal(qwenCost.WeightGBs, qwen.WeightGBs, qwenCost.WeightGBs * 0.02);
+        Assert.Equal(qwenCost.MatrixTflops, qwen.MatrixTflops, qwenCost.MatrixTflops * 0.02);
+        Assert.Equal(deepseekCost.WeightGBs, deepseek.WeightGBs, deepseekCost.WeightGBs * 0.02);
+        Assert.Equal(deepseekCost.MatrixTflops, deepseek.MatrixTflops, deepseekCost.MatrixTflops * 0.02);
+        // The overall fit is one compromise for both, so it misses the slower shape's rate.
+        Assert.True(Math.Abs(fitted.Gemm.MatrixTflops - qwenCost.MatrixTflops) > 0.1 * qwenCost.MatrixTflops);
+        Assert.Contains("gemm H=2048 I=768", fitted.Sources.Keys);
+
+        var roundTrip = ScaleParams.FromJson(fitted.ToJson());
+        Assert.Equal(qwen, roundTrip.GemmFor(2048, 768));
+
+        // A file without GEMM rows keeps the fallback's GEMM fits, per shape included.
+        string a2a = Write(folder, "a2a.json", JsonSerializer.Serialize(new { kind = "alltoall", device = "x", ranks = 2,
+            rows = new[] { 1e3, 1e9 }.Select(b => new { Algorithm = "ours", PeerBytesPerRank = b, TimeUs = 5 + b / 1e5 }).ToList() }));
+        Assert.Equal(qwen, Calibration.Fit([a2a], fitted, "fitted.json").GemmFor(2048, 768));
+    }
+
+    [Fact]
     public void CalibrationTakesMissingPartsFromTheFallbackOrRefuses()
     {
         using var folder = new TempFolder();
