@@ -18,6 +18,7 @@ namespace MoeRuntime.Runtime.Scaling;
 /// <item><c>moe bench allreduce --json</c> on 2 ranks: a stand-in for the link when no all-to-all run exists (each rank sends
 ///   its whole message to its peer: 2(N-1)/N * bytes); NCCL rows when present.</item>
 /// </list>
+/// Expert-GEMM rows of several model shapes also give one fit per shape (<see cref="ScaleParams.GemmByShape"/>).
 /// Parts no file measures are taken from <paramref name="fallback"/> and say so in <see cref="ScaleParams.Sources"/>.
 /// </summary>
 public static partial class Calibration
@@ -143,8 +144,8 @@ public static partial class Calibration
             g = CurveFit.FitGemm(gemm);
             var fitted = g;
             result["gemm"] = $"{string.Join(", ", sources["gemm"])}: {gemm.Count} points{(gemmByShape.Count > 1 ? " of " + string.Join(", ", gemmByShape.Keys) : "")}, rms error {GemmRms(fitted, gemm):P1}";
-            // One fit per model shape as well (used for that shape's experts); from these files only, never the fallback's.
-            foreach (var (key, points) in gemmByShape.Where(s => s.Value.Count >= 3))
+            // With several model shapes, one fit per shape as well (used for that shape's experts); from these files only.
+            foreach (var (key, points) in gemmByShape.Where(s => gemmByShape.Count > 1 && s.Value.Count >= 3))
             {
                 byShape[key] = CurveFit.FitGemm(points);
                 result[$"gemm {key}"] = $"{points.Count} points, rms error {GemmRms(byShape[key], points):P1} (overall fit on these: {GemmRms(fitted, points):P1})";
