@@ -116,7 +116,7 @@ public static partial class Calibration
                          && Preset(name[..^" ep experts".Length]) is { } epModel)
                 {
                     double rowsTotal = Number(ep.Groups[3].Value), active = Number(ep.Groups[4].Value);
-                    AddGemm(epModel, (active * ExpertBytes(epModel), 2 * rowsTotal * 3.0 * epModel.HiddenSize * epModel.MoeIntermediateSize, us));
+                    AddGemm(epModel, (active * ExpertBytes(epModel), ExpertFlops(epModel, rowsTotal, active), us));
                     Source("gemm", label);
                 }
                 else if ((name.EndsWith(" gate_up+silu", StringComparison.Ordinal) || name.EndsWith(" down*w", StringComparison.Ordinal))
@@ -124,7 +124,7 @@ public static partial class Calibration
                 {
                     string key = name[..name.LastIndexOf(' ')] + "|" + shape;
                     double rowsTotal = Number(m.Groups[2].Value), active = Number(m.Groups[3].Value);
-                    var p = pending.GetValueOrDefault(key, (0, 0, active * ExpertBytes(model), 2 * rowsTotal * 3.0 * model.HiddenSize * model.MoeIntermediateSize, model));
+                    var p = pending.GetValueOrDefault(key, (0, 0, active * ExpertBytes(model), ExpertFlops(model, rowsTotal, active), model));
                     pending[key] = (p.Us + us, p.Parts + 1, p.WeightBytes, p.Flops, p.Model);
                 }
             }
@@ -213,6 +213,30 @@ public static partial class Calibration
             Sources = result,
         };
     }
+
+    /// <summary>
+    /// Rows of the wgmma grouped GEMM's row tile (GroupedGemmWgmma.TileRows): every expert's last tile is computed whole,
+    /// so the matrix units do the work of whole tiles. Below a tile per expert the GEMMs stream weights for longer than
+    /// they compute (a tile of 128 rows is 128 flop per weight byte, under the H200's ~200), so only experts of more than
+    /// 128 rows feel the padding, e.g. 164 rows cost the flops of 256.
+    /// </summary>
+    public const int GemmTileRows = 128;
+
+    /// <summary>
+    /// Rows the expert GEMMs compute for <paramref name="rows"/> rows over <paramref name="active"/> hit experts: each
+    /// expert's rows rounded up to whole <see cref="GemmTileRows"/> tiles, the rows taken as spread evenly over the hit
+    /// experts (exact for the sweeps' equal rows per expert; the EP layer bench records no per-expert counts, so its
+    /// validation uses this estimate, while the simulation counts tiles from its sampled per-expert rows).
+    /// </summary>
+    public static double TiledRows(double rows, double active)
+    {
+        if (rows <= 0 || active <= 0)
+            return 0;
+        return active * Math.Ceiling(rows / active / GemmTileRows - 1e-9) * GemmTileRows;
+    }
+
+    /// <summary>Flops of the expert GEMMs (gate_up [2I, H] and down [H, I]) on tiled rows: 2 * tiled rows * 3 * H * I.</summary>
+    public static double ExpertFlops(ModelConfig c, double rows, double active) => 2 * TiledRows(rows, active) * 3.0 * c.HiddenSize * c.MoeIntermediateSize;
 
     /// <summary>Bytes of one expert's gate_up and down weights in bf16.</summary>
     public static double ExpertBytes(ModelConfig c) => 3.0 * c.HiddenSize * c.MoeIntermediateSize * 2;

@@ -76,7 +76,7 @@ public sealed record SimulationOptions
 /// <code>
 /// route    = router GEMM + top-k routing + gather of the GPU's B tokens (x k)
 /// dispatch = all-to-allv of the rows (bf16) bound for other GPUs: latency + busiest GPU's peer bytes / link bandwidth
-/// experts  = slowest GPU: local permute + grouped GEMMs (launch + max(hit experts' weight bytes / BW, flops / rate)) + local un-permute
+/// experts  = slowest GPU: local permute + grouped GEMMs (launch + max(hit experts' weight bytes / BW, flops of whole 128-row tiles / rate)) + local un-permute
 /// combine  = all-to-allv back (F32 rows, as the runtime sends them); a per-GPU phase timer also sees, on the GPU whose
 ///            experts end first, the wait for the slowest GPU's experts (ExpertSkewUs: counted by validation, not in the layer)
 /// output   = shared experts GEMM + weighted sum over the k choices
@@ -86,14 +86,19 @@ public sealed record SimulationOptions
 /// </summary>
 public static class ScaleModel
 {
-    /// <summary>Predicted layer time of an N-rank EP group with the given per-rank tokens, expert rows and hit experts.</summary>
+    /// <summary>
+    /// Predicted layer time of an N-rank EP group with the given per-rank tokens, expert rows and hit experts.
+    /// <paramref name="tiledRowsPerRank"/>: the rows each rank's GEMMs compute, every expert's rows rounded up to whole tiles
+    /// (from per-expert counts, when known); null: estimated from the totals (<see cref="Calibration.TiledRows"/>).
+    /// </summary>
     public static LayerBreakdown Predict(ScaleParams p, ModelConfig c, LinkPreset link, IReadOnlyList<double> tokensPerRank,
-                                         IReadOnlyList<double> rowsPerRank, IReadOnlyList<double> activePerRank)
+                                         IReadOnlyList<double> rowsPerRank, IReadOnlyList<double> activePerRank,
+                                         IReadOnlyList<double>? tiledRowsPerRank = null)
     {
         int n = tokensPerRank.Count;
-        if (rowsPerRank.Count != n || activePerRank.Count != n)
-            throw new ArgumentException($"per-rank lists differ in length: tokens {n}, rows {rowsPerRank.Count}, active {activePerRank.Count}");
-        double h = c.HiddenSize, e = c.NumExperts, k = c.TopK, inter = c.MoeIntermediateSize, shared = c.SharedIntermediateSize;
+        if (rowsPerRank.Count != n || activePerRank.Count != n || (tiledRowsPerRank is not null && tiledRowsPerRank.Count != n))
+            throw new ArgumentException($"per-rank lists differ in length: tokens {n}, rows {rowsPerRank.Count}, active {activePerRank.Count}, tiled rows {tiledRowsPerRank?.Count}");
+        double h = c.HiddenSize, e = c.NumExperts, k = c.TopK, shared = c.SharedIntermediateSize;
         double expertBytes = Calibration.ExpertBytes(c);
         var expertGemm = p.GemmFor(c.HiddenSize, c.MoeIntermediateSize);
         var sharedGemm = p.GemmFor(c.HiddenSize, c.SharedIntermediateSize);
@@ -111,7 +116,8 @@ public static class ScaleModel
             double rankExperts = 0; // a GPU without rows skips the phase
             if (rows > 0)
             {
-                rankExperts = p.Movement.Us(rows * h * 2 * 2) + expertGemm.Us(active * expertBytes, 2 * rows * 3 * h * inter) + p.Movement.Us(rows * h * 4 * 2);
+                double tiled = tiledRowsPerRank?[r] ?? Calibration.TiledRows(rows, active);
+                rankExperts = p.Movement.Us(rows * h * 2 * 2) + expertGemm.Us(active * expertBytes, 2 * tiled * 3.0 * h * c.MoeIntermediateSize) + p.Movement.Us(rows * h * 4 * 2);
                 weights = Math.Max(weights, active * expertBytes / (expertGemm.WeightGBs * 1e9) * 1e6);
             }
             experts = Math.Max(experts, rankExperts);
@@ -161,7 +167,7 @@ public static class ScaleModel
                         : placement;
                     var (rows, active) = Loads(counts, slots);
                     var tokens = Enumerable.Repeat((double)b, ep).ToArray();
-                    steps.Add(Predict(p, c, o.Link, tokens, rows, active));
+                    steps.Add(Predict(p, c, o.Link, tokens, rows, active, TiledRows(counts, slots)));
                     maxRows += rows.Max() / o.Steps;
                     meanRows += rows.Average() / o.Steps;
                     maxActive += active.Max() / o.Steps;
@@ -219,24 +225,41 @@ public static class ScaleModel
     /// <summary>Rows and hit experts per GPU: an expert's rows are split evenly over its replicas.</summary>
     public static (double[] Rows, double[] Active) Loads(long[] counts, int[][] slots)
     {
+        var rows = new double[slots.Length];
+        var active = new double[slots.Length];
+        foreach (var (g, share) in Shares(counts, slots))
+        {
+            rows[g] += share;
+            active[g] += share > 0 ? 1 : 0;
+        }
+        return (rows, active);
+    }
+
+    /// <summary>Rows each GPU's expert GEMMs compute: each slot's rows rounded up to whole <see cref="Calibration.GemmTileRows"/> tiles.</summary>
+    public static double[] TiledRows(long[] counts, int[][] slots)
+    {
+        var tiled = new double[slots.Length];
+        foreach (var (g, share) in Shares(counts, slots))
+            tiled[g] += Calibration.TiledRows(share, share > 0 ? 1 : 0);
+        return tiled;
+    }
+
+    /// <summary>(GPU, rows) of every slot: an expert's rows split evenly over its replicas, in slot order.</summary>
+    private static IEnumerable<(int Gpu, long Rows)> Shares(long[] counts, int[][] slots)
+    {
         var replicas = new int[counts.Length];
         foreach (var gpu in slots)
             foreach (int e in gpu)
                 replicas[e]++;
         var seen = new int[counts.Length];
-        var rows = new double[slots.Length];
-        var active = new double[slots.Length];
         for (int g = 0; g < slots.Length; g++)
         {
             foreach (int e in slots[g])
             {
                 int j = seen[e]++;
-                long share = (counts[e] + replicas[e] - 1 - j) / replicas[e];
-                rows[g] += share;
-                active[g] += share > 0 ? 1 : 0;
+                yield return (g, (counts[e] + replicas[e] - 1 - j) / replicas[e]);
             }
         }
-        return (rows, active);
     }
 
     /// <summary>GPU g holds experts [g*E/N, (g+1)*E/N) (blocks differ by at most one when N does not divide E).</summary>
