@@ -108,4 +108,28 @@ public sealed class SimulateCommandTests
         Assert.Equal(0, SimulateCommand.Run(new SimulateCommand.Settings { Params = saved, Ep = "8", TokensPerGpu = "1", Steps = 1 }, output, new StringWriter()));
         Assert.Contains($"# params: {saved}", output.ToString());
     }
+
+    [Fact]
+    public void ValidateComparesThePhaseSumWithTheLayerPlusTheCombinesWait()
+    {
+        using var folder = new TempFolder();
+        string bench = folder.File("ep.json");
+        File.WriteAllText(bench, """
+            {"kind":"ep_layer","preset":"deepseek-v3","device":"test GPU","ranks":2,"rows":[
+              {"Tokens":128,"PhaseUs":{"RouteAndPermute":100,"Dispatch":80,"Experts":1700,"Combine":200,"SharedAndUnpermute":150},
+               "TokensPerRank":[64,64],"RowsPerRank":[641,383],"ActiveExpertsPerRank":[76,70]}]}
+            """);
+        var p = DefaultScaleParams.Load();
+        var predicted = ScaleModel.Predict(p, MoeRuntime.Runtime.Models.LayerPresets.Get("deepseek-v3"), LinkPreset.H200Nvlink, [64, 64], [641, 383], [76, 70]);
+        Assert.True(predicted.ExpertSkewUs > 0);
+        var output = new StringWriter();
+        Assert.Equal(0, SimulateCommand.Run(new SimulateCommand.Settings { Validate = bench }, output, new StringWriter()));
+        string row = output.ToString().Split('\n').Single(l => l.TrimStart().StartsWith("128 ", StringComparison.Ordinal));
+        var fields = row.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal("2230.0", fields[1]);
+        Assert.Equal(predicted.TimedPhaseSumUs.ToString("F1", System.Globalization.CultureInfo.InvariantCulture), fields[2]);
+        Assert.Equal(predicted.TotalUs.ToString("F1", System.Globalization.CultureInfo.InvariantCulture), fields[5]);
+        Assert.Equal(predicted.ExpertSkewUs.ToString("F1", System.Globalization.CultureInfo.InvariantCulture), fields[6]);
+        Assert.Contains($"200/{predicted.TimedCombineUs:F0}", row);
+    }
 }

@@ -47,7 +47,7 @@ public sealed class CurveFitTests
     [Fact]
     public void CalibrationFitsEveryPartFromBenchmarkJsonAndNamesItsSources()
     {
-        var gemm = new GemmParams(15, 2500, 300);
+        var gemm = new GemmParams(15, 2500, 500); // ridge 200 flop per weight byte, above a whole 128-row tile's 128 (as on an H200)
         var link = new LinearCost(9, 200);
         var routing = new LinearCost(12, 300);
         var movement = new LinearCost(6, 2800);
@@ -57,7 +57,7 @@ public sealed class CurveFitTests
         foreach (int e in new[] { 4, 16, 64 })
             foreach (int m in new[] { 1, 16, 256, 2048 })
             {
-                double bytes = e * Calibration.ExpertBytes(c), flops = 2.0 * e * m * 3 * c.HiddenSize * c.MoeIntermediateSize;
+                double bytes = e * Calibration.ExpertBytes(c), flops = Calibration.ExpertFlops(c, e * m, e);
                 sweepRows.Add(new { Name = "deepseek-v3 ep experts", Shape = $"E={e} m={m} rows={e * m} active={e}", Ms = gemm.Us(bytes, flops) / 1e3, GBps = 0.0 });
             }
         foreach (double b in new[] { 1e4, 1e6, 1e8 })
@@ -72,7 +72,7 @@ public sealed class CurveFitTests
         var fitted = Calibration.Fit([sweep, a2a], fallback: null);
         Assert.Equal(15, fitted.Gemm.LaunchUs, 0.3);
         Assert.Equal(2500, fitted.Gemm.WeightGBs, 50.0);
-        Assert.Equal(300, fitted.Gemm.MatrixTflops, 6.0);
+        Assert.Equal(500, fitted.Gemm.MatrixTflops, 10.0);
         Assert.Equal(9, fitted.Link.LatencyUs, 1e-6);
         Assert.Equal(200, fitted.Link.GBs, 1e-6);
         Assert.Equal(12, fitted.Routing.LatencyUs, 1e-6);
@@ -84,6 +84,47 @@ public sealed class CurveFitTests
         Assert.Equal(fitted.Gemm, roundTrip.Gemm);
         Assert.Equal(fitted.Link, roundTrip.Link);
         Assert.Equal(fitted.Sources["gemm"], roundTrip.Sources["gemm"]);
+    }
+
+    [Fact]
+    public void CalibrationFitsEachExpertShapeOfTheSweepOnItsOwnAsWellAsAllTogether()
+    {
+        // Two models' ep-experts rows, each timed by its own cost shape: the per-shape fits must recover each.
+        var deepseekCost = new GemmParams(20, 4000, 700);
+        var qwenCost = new GemmParams(10, 1500, 250);
+        using var folder = new TempFolder();
+        var sweepRows = new List<object>();
+        foreach (var (name, cost) in new[] { ("deepseek-v3", deepseekCost), ("qwen3-30b-a3b", qwenCost) })
+        {
+            var c = LayerPresets.Get(name);
+            foreach (int e in new[] { 2, 8, 32 })
+                foreach (int m in new[] { 1, 16, 256, 2048 })
+                {
+                    double bytes = e * Calibration.ExpertBytes(c), flops = Calibration.ExpertFlops(c, e * m, e);
+                    sweepRows.Add(new { Name = $"{name} ep experts", Shape = $"E={e} m={m} rows={e * m} active={e}", Ms = cost.Us(bytes, flops) / 1e3, GBps = 0.0 });
+                }
+        }
+        string sweep = Write(folder, "sweep.json", JsonSerializer.Serialize(new { device = "test GPU", rows = sweepRows }));
+        var fitted = Calibration.Fit([sweep], DefaultScaleParams.Load(), "base.json");
+
+        var qwen = fitted.GemmFor(2048, 768);
+        var deepseek = fitted.GemmFor(7168, 2048);
+        Assert.Equal(2, fitted.GemmByShape.Count);
+        Assert.Equal(qwenCost.WeightGBs, qwen.WeightGBs, qwenCost.WeightGBs * 0.02);
+        Assert.Equal(qwenCost.MatrixTflops, qwen.MatrixTflops, qwenCost.MatrixTflops * 0.02);
+        Assert.Equal(deepseekCost.WeightGBs, deepseek.WeightGBs, deepseekCost.WeightGBs * 0.02);
+        Assert.Equal(deepseekCost.MatrixTflops, deepseek.MatrixTflops, deepseekCost.MatrixTflops * 0.02);
+        // The overall fit is one compromise for both, so it misses the slower shape's rate.
+        Assert.True(Math.Abs(fitted.Gemm.MatrixTflops - qwenCost.MatrixTflops) > 0.1 * qwenCost.MatrixTflops);
+        Assert.Contains("gemm H=2048 I=768", fitted.Sources.Keys);
+
+        var roundTrip = ScaleParams.FromJson(fitted.ToJson());
+        Assert.Equal(qwen, roundTrip.GemmFor(2048, 768));
+
+        // A file without GEMM rows keeps the fallback's GEMM fits, per shape included.
+        string a2a = Write(folder, "a2a.json", JsonSerializer.Serialize(new { kind = "alltoall", device = "x", ranks = 2,
+            rows = new[] { 1e3, 1e9 }.Select(b => new { Algorithm = "ours", PeerBytesPerRank = b, TimeUs = 5 + b / 1e5 }).ToList() }));
+        Assert.Equal(qwen, Calibration.Fit([a2a], fitted, "fitted.json").GemmFor(2048, 768));
     }
 
     [Fact]

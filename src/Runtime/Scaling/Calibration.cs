@@ -18,6 +18,7 @@ namespace MoeRuntime.Runtime.Scaling;
 /// <item><c>moe bench allreduce --json</c> on 2 ranks: a stand-in for the link when no all-to-all run exists (each rank sends
 ///   its whole message to its peer: 2(N-1)/N * bytes); NCCL rows when present.</item>
 /// </list>
+/// Expert-GEMM rows of several model shapes also give one fit per shape (<see cref="ScaleParams.GemmByShape"/>).
 /// Parts no file measures are taken from <paramref name="fallback"/> and say so in <see cref="ScaleParams.Sources"/>.
 /// </summary>
 public static partial class Calibration
@@ -32,6 +33,15 @@ public static partial class Calibration
     public static ScaleParams Fit(IEnumerable<string> paths, ScaleParams? fallback, string fallbackName = "fallback", string? linkAlgorithm = null)
     {
         var gemm = new List<(double, double, double)>();
+        var gemmByShape = new Dictionary<string, List<(double, double, double)>>();
+        void AddGemm(ModelConfig model, (double WeightBytes, double Flops, double Us) point)
+        {
+            gemm.Add(point);
+            string key = ScaleParams.ShapeKey(model.HiddenSize, model.MoeIntermediateSize);
+            if (!gemmByShape.TryGetValue(key, out var list))
+                gemmByShape[key] = list = new List<(double, double, double)>();
+            list.Add(point);
+        }
         var routing = new List<(double, double)>();
         var deepseekRouting = new List<(double, double)>();
         var movement = new List<(double, double)>();
@@ -84,7 +94,7 @@ public static partial class Calibration
                 continue;
             }
             // A sweep table.
-            var pending = new Dictionary<string, (double Us, int Parts, double WeightBytes, double Flops)>();
+            var pending = new Dictionary<string, (double Us, int Parts, double WeightBytes, double Flops, ModelConfig Model)>();
             foreach (var r in rows)
             {
                 string name = r!["Name"]!.GetValue<string>();
@@ -106,7 +116,7 @@ public static partial class Calibration
                          && Preset(name[..^" ep experts".Length]) is { } epModel)
                 {
                     double rowsTotal = Number(ep.Groups[3].Value), active = Number(ep.Groups[4].Value);
-                    gemm.Add((active * ExpertBytes(epModel), 2 * rowsTotal * 3.0 * epModel.HiddenSize * epModel.MoeIntermediateSize, us));
+                    AddGemm(epModel, (active * ExpertBytes(epModel), ExpertFlops(epModel, rowsTotal, active), us));
                     Source("gemm", label);
                 }
                 else if ((name.EndsWith(" gate_up+silu", StringComparison.Ordinal) || name.EndsWith(" down*w", StringComparison.Ordinal))
@@ -114,25 +124,32 @@ public static partial class Calibration
                 {
                     string key = name[..name.LastIndexOf(' ')] + "|" + shape;
                     double rowsTotal = Number(m.Groups[2].Value), active = Number(m.Groups[3].Value);
-                    var p = pending.GetValueOrDefault(key, (0, 0, active * ExpertBytes(model), 2 * rowsTotal * 3.0 * model.HiddenSize * model.MoeIntermediateSize));
-                    pending[key] = (p.Us + us, p.Parts + 1, p.WeightBytes, p.Flops);
+                    var p = pending.GetValueOrDefault(key, (0, 0, active * ExpertBytes(model), ExpertFlops(model, rowsTotal, active), model));
+                    pending[key] = (p.Us + us, p.Parts + 1, p.WeightBytes, p.Flops, p.Model);
                 }
             }
             foreach (var p in pending.Values.Where(p => p.Parts == 2))
             {
-                gemm.Add((p.WeightBytes, p.Flops, p.Us));
+                AddGemm(p.Model, (p.WeightBytes, p.Flops, p.Us));
                 Source("gemm", label);
             }
         }
 
         var result = new Dictionary<string, string>();
         GemmParams? g = null;
+        var byShape = new Dictionary<string, GemmParams>();
         LinearCost? link = null, route = null, move = null;
         if (gemm.Count >= 3)
         {
             g = CurveFit.FitGemm(gemm);
             var fitted = g;
-            result["gemm"] = $"{string.Join(", ", sources["gemm"])}: {gemm.Count} points, rms error {CurveFit.RmsRelativeError(gemm.Select(p => (fitted.Us(p.Item1, p.Item2), p.Item3))):P1}";
+            result["gemm"] = $"{string.Join(", ", sources["gemm"])}: {gemm.Count} points{(gemmByShape.Count > 1 ? " of " + string.Join(", ", gemmByShape.Keys) : "")}, rms error {GemmRms(fitted, gemm):P1}";
+            // With several model shapes, one fit per shape as well (used for that shape's experts); from these files only.
+            foreach (var (key, points) in gemmByShape.Where(s => gemmByShape.Count > 1 && s.Value.Count >= 3))
+            {
+                byShape[key] = CurveFit.FitGemm(points);
+                result[$"gemm {key}"] = $"{points.Count} points, rms error {GemmRms(byShape[key], points):P1} (overall fit on these: {GemmRms(fitted, points):P1})";
+            }
         }
         var routingPoints = deepseekRouting.Count >= 2 ? deepseekRouting : routing;
         if (routingPoints.Count >= 2)
@@ -188,6 +205,7 @@ public static partial class Calibration
         return new ScaleParams
         {
             Gemm = g ?? fallback!.Gemm,
+            GemmByShape = g is not null ? byShape : new Dictionary<string, GemmParams>(fallback!.GemmByShape),
             Link = link ?? fallback!.Link,
             Routing = route ?? fallback!.Routing,
             Movement = move ?? fallback!.Movement,
@@ -196,10 +214,37 @@ public static partial class Calibration
         };
     }
 
+    /// <summary>
+    /// Rows of the wgmma grouped GEMM's row tile (GroupedGemmWgmma.TileRows): every expert's last tile is computed whole,
+    /// so the matrix units do the work of whole tiles. Below a tile per expert the GEMMs stream weights for longer than
+    /// they compute (a tile of 128 rows is 128 flop per weight byte, under the H200's ~200), so only experts of more than
+    /// 128 rows feel the padding, e.g. 164 rows cost the flops of 256.
+    /// </summary>
+    public const int GemmTileRows = 128;
+
+    /// <summary>
+    /// Rows the expert GEMMs compute for <paramref name="rows"/> rows over <paramref name="active"/> hit experts: each
+    /// expert's rows rounded up to whole <see cref="GemmTileRows"/> tiles, the rows taken as spread evenly over the hit
+    /// experts (exact for the sweeps' equal rows per expert; the EP layer bench records no per-expert counts, so its
+    /// validation uses this estimate, while the simulation counts tiles from its sampled per-expert rows).
+    /// </summary>
+    public static double TiledRows(double rows, double active)
+    {
+        if (rows <= 0 || active <= 0)
+            return 0;
+        return active * Math.Ceiling(rows / active / GemmTileRows - 1e-9) * GemmTileRows;
+    }
+
+    /// <summary>Flops of the expert GEMMs (gate_up [2I, H] and down [H, I]) on tiled rows: 2 * tiled rows * 3 * H * I.</summary>
+    public static double ExpertFlops(ModelConfig c, double rows, double active) => 2 * TiledRows(rows, active) * 3.0 * c.HiddenSize * c.MoeIntermediateSize;
+
     /// <summary>Bytes of one expert's gate_up and down weights in bf16.</summary>
     public static double ExpertBytes(ModelConfig c) => 3.0 * c.HiddenSize * c.MoeIntermediateSize * 2;
 
     private static ModelConfig? Preset(string name) => LayerPresets.Names.Contains(name) ? LayerPresets.Get(name) : null;
+
+    private static double GemmRms(GemmParams fit, IEnumerable<(double WeightBytes, double Flops, double Us)> points) =>
+        CurveFit.RmsRelativeError(points.Select(p => (fit.Us(p.WeightBytes, p.Flops), p.Us)));
 
     private static double Number(string text) => double.Parse(text, CultureInfo.InvariantCulture);
 

@@ -17,12 +17,30 @@ public enum EplbMode
 /// <summary>One MoE layer's time, phase by phase, in microseconds (each phase: its slowest GPU).</summary>
 public sealed record LayerBreakdown(double RouteUs, double DispatchUs, double ExpertsUs, double CombineUs, double OutputUs, double ExpertWeightUs)
 {
+    /// <summary>The layer's critical path: the all-to-alls synchronise the group, so each phase costs its slowest GPU.</summary>
     public double TotalUs => RouteUs + DispatchUs + ExpertsUs + CombineUs + OutputUs;
     public double AllToAllUs => DispatchUs + CombineUs;
 
+    /// <summary>
+    /// Slowest GPU's expert phase minus the fastest one's (a GPU without rows counts 0): how long the GPU whose experts end
+    /// first waits inside the combine all-to-all for the slowest one's rows. Not part of <see cref="TotalUs"/> (the
+    /// critical path counts the slowest GPU's experts once), but a per-phase timer counts it twice: in the experts phase
+    /// (slowest GPU) and again in the combine phase (the waiting GPU's combine starts when its own experts end).
+    /// </summary>
+    public double ExpertSkewUs { get; init; }
+
+    /// <summary>What a per-GPU phase timer reads as the sum of each phase's slowest GPU: <see cref="TotalUs"/> with the combine's wait.</summary>
+    public double TimedPhaseSumUs => TotalUs + ExpertSkewUs;
+
+    /// <summary>The combine as the per-GPU phase timer reads it on its slowest GPU: the transfer plus the wait for the slowest experts.</summary>
+    public double TimedCombineUs => CombineUs + ExpertSkewUs;
+
     public static LayerBreakdown Average(IReadOnlyList<LayerBreakdown> items) => new(
         items.Average(b => b.RouteUs), items.Average(b => b.DispatchUs), items.Average(b => b.ExpertsUs),
-        items.Average(b => b.CombineUs), items.Average(b => b.OutputUs), items.Average(b => b.ExpertWeightUs));
+        items.Average(b => b.CombineUs), items.Average(b => b.OutputUs), items.Average(b => b.ExpertWeightUs))
+    {
+        ExpertSkewUs = items.Average(b => b.ExpertSkewUs),
+    };
 }
 
 /// <summary>One (EP size, tokens per GPU) point of a simulation.</summary>
@@ -58,8 +76,9 @@ public sealed record SimulationOptions
 /// <code>
 /// route    = router GEMM + top-k routing + gather of the GPU's B tokens (x k)
 /// dispatch = all-to-allv of the rows (bf16) bound for other GPUs: latency + busiest GPU's peer bytes / link bandwidth
-/// experts  = slowest GPU: local permute + grouped GEMMs (launch + max(hit experts' weight bytes / BW, flops / rate)) + local un-permute
-/// combine  = all-to-allv back (F32 rows, as the runtime sends them)
+/// experts  = slowest GPU: local permute + grouped GEMMs (launch + max(hit experts' weight bytes / BW, flops of whole 128-row tiles / rate)) + local un-permute
+/// combine  = all-to-allv back (F32 rows, as the runtime sends them); a per-GPU phase timer also sees, on the GPU whose
+///            experts end first, the wait for the slowest GPU's experts (ExpertSkewUs: counted by validation, not in the layer)
 /// output   = shared experts GEMM + weighted sum over the k choices
 /// </code>
 /// The loads come from sampled routing: each of the B*N tokens of the group picks expert e with probability k*p_e
@@ -67,16 +86,23 @@ public sealed record SimulationOptions
 /// </summary>
 public static class ScaleModel
 {
-    /// <summary>Predicted layer time of an N-rank EP group with the given per-rank tokens, expert rows and hit experts.</summary>
+    /// <summary>
+    /// Predicted layer time of an N-rank EP group with the given per-rank tokens, expert rows and hit experts.
+    /// <paramref name="tiledRowsPerRank"/>: the rows each rank's GEMMs compute, every expert's rows rounded up to whole tiles
+    /// (from per-expert counts, when known); null: estimated from the totals (<see cref="Calibration.TiledRows"/>).
+    /// </summary>
     public static LayerBreakdown Predict(ScaleParams p, ModelConfig c, LinkPreset link, IReadOnlyList<double> tokensPerRank,
-                                         IReadOnlyList<double> rowsPerRank, IReadOnlyList<double> activePerRank)
+                                         IReadOnlyList<double> rowsPerRank, IReadOnlyList<double> activePerRank,
+                                         IReadOnlyList<double>? tiledRowsPerRank = null)
     {
         int n = tokensPerRank.Count;
-        if (rowsPerRank.Count != n || activePerRank.Count != n)
-            throw new ArgumentException($"per-rank lists differ in length: tokens {n}, rows {rowsPerRank.Count}, active {activePerRank.Count}");
-        double h = c.HiddenSize, e = c.NumExperts, k = c.TopK, inter = c.MoeIntermediateSize, shared = c.SharedIntermediateSize;
+        if (rowsPerRank.Count != n || activePerRank.Count != n || (tiledRowsPerRank is not null && tiledRowsPerRank.Count != n))
+            throw new ArgumentException($"per-rank lists differ in length: tokens {n}, rows {rowsPerRank.Count}, active {activePerRank.Count}, tiled rows {tiledRowsPerRank?.Count}");
+        double h = c.HiddenSize, e = c.NumExperts, k = c.TopK, shared = c.SharedIntermediateSize;
         double expertBytes = Calibration.ExpertBytes(c);
-        double route = 0, experts = 0, output = 0, weights = 0, dispatchPeer = 0, combinePeer = 0;
+        var expertGemm = p.GemmFor(c.HiddenSize, c.MoeIntermediateSize);
+        var sharedGemm = p.GemmFor(c.HiddenSize, c.SharedIntermediateSize);
+        double route = 0, experts = 0, fastestExperts = double.PositiveInfinity, output = 0, weights = 0, dispatchPeer = 0, combinePeer = 0;
         double peerShare = n > 1 ? (n - 1.0) / n : 0;
         for (int r = 0; r < n; r++)
         {
@@ -84,20 +110,24 @@ public static class ScaleModel
             if (t > 0)
             {
                 route = Math.Max(route, p.Gemm.Us(e * h * 2, 2 * t * e * h) + p.Routing.Us(4 * t * e + 8 * t * k + 4 * e) + p.Movement.Us(t * k * h * 2 * 2));
-                double sharedUs = shared > 0 ? p.Gemm.Us(3 * h * shared * 2, 2 * t * 3 * h * shared) : 0;
+                double sharedUs = shared > 0 ? sharedGemm.Us(3 * h * shared * 2, 2 * t * 3 * h * shared) : 0;
                 output = Math.Max(output, sharedUs + p.Movement.Us(t * k * h * 4 + t * h * 4 * 2));
             }
+            double rankExperts = 0; // a GPU without rows skips the phase
             if (rows > 0)
             {
-                experts = Math.Max(experts, p.Movement.Us(rows * h * 2 * 2) + p.Gemm.Us(active * expertBytes, 2 * rows * 3 * h * inter) + p.Movement.Us(rows * h * 4 * 2));
-                weights = Math.Max(weights, active * expertBytes / (p.Gemm.WeightGBs * 1e9) * 1e6);
+                double tiled = tiledRowsPerRank?[r] ?? Calibration.TiledRows(rows, active);
+                rankExperts = p.Movement.Us(rows * h * 2 * 2) + expertGemm.Us(active * expertBytes, 2 * tiled * 3.0 * h * c.MoeIntermediateSize) + p.Movement.Us(rows * h * 4 * 2);
+                weights = Math.Max(weights, active * expertBytes / (expertGemm.WeightGBs * 1e9) * 1e6);
             }
+            experts = Math.Max(experts, rankExperts);
+            fastestExperts = Math.Min(fastestExperts, rankExperts);
             dispatchPeer = Math.Max(dispatchPeer, peerShare * Math.Max(t * k, rows) * h * 2);
             combinePeer = Math.Max(combinePeer, peerShare * Math.Max(t * k, rows) * h * 4);
         }
         double dispatch = n > 1 ? link.AllToAllUs(p, n, dispatchPeer) : 0;
         double combine = n > 1 ? link.AllToAllUs(p, n, combinePeer) : 0;
-        return new LayerBreakdown(route, dispatch, experts, combine, output, weights);
+        return new LayerBreakdown(route, dispatch, experts, combine, output, weights) { ExpertSkewUs = n > 1 ? experts - fastestExperts : 0 };
     }
 
     public static IReadOnlyList<SimPoint> Simulate(ScaleParams p, SimulationOptions o)
@@ -137,7 +167,7 @@ public static class ScaleModel
                         : placement;
                     var (rows, active) = Loads(counts, slots);
                     var tokens = Enumerable.Repeat((double)b, ep).ToArray();
-                    steps.Add(Predict(p, c, o.Link, tokens, rows, active));
+                    steps.Add(Predict(p, c, o.Link, tokens, rows, active, TiledRows(counts, slots)));
                     maxRows += rows.Max() / o.Steps;
                     meanRows += rows.Average() / o.Steps;
                     maxActive += active.Max() / o.Steps;
@@ -195,24 +225,41 @@ public static class ScaleModel
     /// <summary>Rows and hit experts per GPU: an expert's rows are split evenly over its replicas.</summary>
     public static (double[] Rows, double[] Active) Loads(long[] counts, int[][] slots)
     {
+        var rows = new double[slots.Length];
+        var active = new double[slots.Length];
+        foreach (var (g, share) in Shares(counts, slots))
+        {
+            rows[g] += share;
+            active[g] += share > 0 ? 1 : 0;
+        }
+        return (rows, active);
+    }
+
+    /// <summary>Rows each GPU's expert GEMMs compute: each slot's rows rounded up to whole <see cref="Calibration.GemmTileRows"/> tiles.</summary>
+    public static double[] TiledRows(long[] counts, int[][] slots)
+    {
+        var tiled = new double[slots.Length];
+        foreach (var (g, share) in Shares(counts, slots))
+            tiled[g] += Calibration.TiledRows(share, share > 0 ? 1 : 0);
+        return tiled;
+    }
+
+    /// <summary>(GPU, rows) of every slot: an expert's rows split evenly over its replicas, in slot order.</summary>
+    private static IEnumerable<(int Gpu, long Rows)> Shares(long[] counts, int[][] slots)
+    {
         var replicas = new int[counts.Length];
         foreach (var gpu in slots)
             foreach (int e in gpu)
                 replicas[e]++;
         var seen = new int[counts.Length];
-        var rows = new double[slots.Length];
-        var active = new double[slots.Length];
         for (int g = 0; g < slots.Length; g++)
         {
             foreach (int e in slots[g])
             {
                 int j = seen[e]++;
-                long share = (counts[e] + replicas[e] - 1 - j) / replicas[e];
-                rows[g] += share;
-                active[g] += share > 0 ? 1 : 0;
+                yield return (g, (counts[e] + replicas[e] - 1 - j) / replicas[e]);
             }
         }
-        return (rows, active);
     }
 
     /// <summary>GPU g holds experts [g*E/N, (g+1)*E/N) (blocks differ by at most one when N does not divide E).</summary>

@@ -36,6 +36,19 @@ public sealed record ScaleParams
     public required LinearCost Routing { get; init; }
     public required LinearCost Movement { get; init; }
 
+    /// <summary>
+    /// Expert-GEMM fits of one model shape each, keyed by <see cref="ShapeKey"/> ("H=2048 I=768"), from the sweep rows of
+    /// that shape alone: the kernels reach different rates at different (H, I) (short K, narrow N), which one fit over
+    /// all shapes averages away. A shape not listed uses <see cref="Gemm"/>.
+    /// </summary>
+    public Dictionary<string, GemmParams> GemmByShape { get; init; } = new();
+
+    /// <summary>The key of an expert shape in <see cref="GemmByShape"/>.</summary>
+    public static string ShapeKey(int hidden, int intermediate) => $"H={hidden} I={intermediate}";
+
+    /// <summary>The expert-GEMM fit for experts of hidden size H and intermediate size I: its own shape's, else the overall one.</summary>
+    public GemmParams GemmFor(int hidden, int intermediate) => GemmByShape.GetValueOrDefault(ShapeKey(hidden, intermediate)) ?? Gemm;
+
     /// <summary>Nominal per-direction bandwidth (GB/s) of the link the <see cref="Link"/> fit was measured on; presets scale from it.</summary>
     public double LinkNominalGBs { get; init; } = LinkPreset.H200NvlinkGBs;
 
