@@ -2,8 +2,9 @@
 # GPU machine with 2 GPUs, after tools/gpu/pack.sh: the third session's runs of 2026-11-30 in two calls.
 #   bash tools/gpu/session3.sh a   two-shot LL with and without MOE_LL_FENCE (5 runs of the LL class each), the scale
 #                                  model's sweeps and validation (scale10-check.sh), routing/permute (route3-check.sh)
-#   bash tools/gpu/session3.sh b   GEMV and grouped GEMM tests, then PyTorch's grouped GEMM and layer references with
-#                                  our sweeps in the same run (final-session.sh sweeps)
+#   bash tools/gpu/session3.sh b   GEMV and grouped GEMM tests; the LL class 4 times with two-shot on (now the default,
+#                                  fenced); the AllReduce table 1K-4M with NCCL; PyTorch's grouped GEMM reference and our sweep
+#   bash tools/gpu/session3.sh c   PyTorch's layer reference and our layer sweep
 # Logs in $OUT; summaries on stdout.
 set -uo pipefail
 export NCCL_NVLS_ENABLE=0
@@ -23,6 +24,23 @@ a)
 b)
   timeout 200 $T -class MoeRuntime.Tests.Kernels.GroupedGemmGemvTests -class MoeRuntime.Tests.Kernels.GroupedGemmTests > "$OUT/gemv-tests.log" 2>&1
   echo "== GEMV + grouped GEMM tests: exit $?"; grep -E "\[FAIL\]" -A 6 "$OUT/gemv-tests.log" | head -30; grep -E "Total:" "$OUT/gemv-tests.log"
-  bash tools/gpu/final-session.sh sweeps 2>&1 | tail -80
+  mkdir -p "$OUT/ll"
+  for i in 1 2 3 4; do
+    timeout 45 $T -class MoeRuntime.Tests.Collectives.LowLatencyAllReduceTests > "$OUT/ll/default-$i.log" 2>&1
+    echo "LL class (two-shot on by default) run $i: exit $? $(grep -oE 'Failed: [0-9]+, Skipped: [0-9]+' "$OUT/ll/default-$i.log")"
+  done
+  timeout 90 bash .gpu/run.sh dotnet .gpu/app/MoeRuntime.Cli/moe.dll bench allreduce --devices cuda:0,cuda:1 --algo all --dtype bf16 \
+    --min 1K --max 4M --timing graph --json "$OUT/allreduce.json" > "$OUT/allreduce.log" 2>&1; echo "== allreduce bench: exit $?"
+  grep -E "^#|^ +[0-9]" "$OUT/allreduce.log" | awk '/^#/ {print; next} {print $1, $4, $7, $NF}' | head -80
+  PYTHONUNBUFFERED=1 timeout 130 python3 bench/reference/grouped_gemm.py > "$OUT/ref-grouped_gemm.log" 2>&1; echo "== ref grouped_gemm: exit $?"
+  timeout 170 bash .gpu/run.sh dotnet .gpu/app/MoeRuntime.Benchmarks/MoeRuntime.Benchmarks.dll sweep grouped_gemm --device cuda:0 \
+    --json "$OUT/sweep-grouped_gemm.json" > "$OUT/sweep-grouped_gemm.log" 2>&1; echo "== sweep grouped_gemm: exit $?"
+  grep -hE "T=(1|16|128|1024|8192) " "$OUT/sweep-grouped_gemm.log" | sed -E 's/ +/ /g' | cut -c1-140 | head -50
+  ;;
+c)
+  PYTHONUNBUFFERED=1 timeout 130 python3 bench/reference/moe_layer.py > "$OUT/ref-moe_layer.log" 2>&1; echo "== ref moe_layer: exit $?"
+  timeout 120 bash .gpu/run.sh dotnet .gpu/app/MoeRuntime.Benchmarks/MoeRuntime.Benchmarks.dll sweep moe_layer --device cuda:0 \
+    --json "$OUT/sweep-moe_layer.json" > "$OUT/sweep-moe_layer.log" 2>&1; echo "== sweep moe_layer: exit $?"
+  grep -hE "T=(1|16|128|1024|8192) " "$OUT/sweep-moe_layer.log" | sed -E 's/ +/ /g' | cut -c1-140
   ;;
 esac

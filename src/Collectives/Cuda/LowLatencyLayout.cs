@@ -49,18 +49,11 @@ internal static class LowLatencyLayout
         ? Math.Clamp(blocks, 1, CudaCollectiveBackend.MaxBlocks) : DefaultMaxBlocks;
 
     /// <summary>
-    /// Whether two-shot calls take LL (one-shot ones do whenever <see cref="Enabled"/>). Off by default: on 2 x H200
-    /// (2026-11-30) two-shot over LL lost lines in the tests (1 to 4 of 16 cases per run timed out at step 0 waiting for a
-    /// peer's line that still held flag 0 after both kernels ended), while one-shot over LL passed every case and the
-    /// benches; the cause is not found. MOE_LL_TWOSHOT=1 turns it on, for the investigation and A/B timing.
+    /// Whether two-shot calls take LL (one-shot ones do whenever <see cref="Enabled"/>); MOE_LL_TWOSHOT=0 turns it off
+    /// (A/B timing). It was off by default until its lost-line defect was found (a thread's stores held back behind its
+    /// polling; ll_allreduce.cu's header) and fenced, 2026-11-30.
     /// </summary>
-    public static bool TwoShotEnabled { get; set; } = Environment.GetEnvironmentVariable("MOE_LL_TWOSHOT") == "1";
-
-    /// <summary>
-    /// MOE_LL_FENCE=1: a system-scope fence after each thread's stores to peers, before it polls (ll_allreduce.cu's
-    /// LL_FENCE_STORES). An A/B switch for the two-shot investigation, off by default.
-    /// </summary>
-    public static bool FenceStores { get; } = Environment.GetEnvironmentVariable("MOE_LL_FENCE") == "1";
+    public static bool TwoShotEnabled { get; set; } = Environment.GetEnvironmentVariable("MOE_LL_TWOSHOT") != "0";
 
     /// <summary>Whether CUDA calls take LL at all: MOE_LL=0 turns it off (the schedule path, for A/B timing).</summary>
     public static bool Enabled { get; } = Environment.GetEnvironmentVariable("MOE_LL") != "0";

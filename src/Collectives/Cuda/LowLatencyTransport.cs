@@ -164,7 +164,7 @@ internal sealed class LowLatencyTransport : IDisposable
         if (!_kernels.TryGetValue((rank, entry), out var kernel))
         {
             _source ??= KernelSource.FromResource(typeof(LowLatencyTransport).Assembly, "ll_allreduce.cu");
-            kernel = _ranks[rank].LoadKernel(_source, entry, LowLatencyLayout.FenceStores ? ["-DLL_FENCE_STORES"] : null);
+            kernel = _ranks[rank].LoadKernel(_source, entry);
             _kernels[(rank, entry)] = kernel;
         }
         return kernel;

@@ -4,7 +4,13 @@
 // sizeof(T) elements: 2 f32 or 4 bf16/f16) as two lines, stored with one st.volatile.v2.u64 straight into the
 // receiving rank's memory (posted NVLink writes). Each u64 element of a vector access is single-copy atomic, so
 // a line's payload and flag arrive together: a reader that sees this call's flag sees this call's payload. No
-// fence, no barrier: the receiver polls its OWN memory (ld.volatile.v2.u64) until both flags equal the epoch.
+// barrier: the receiver polls its OWN memory (ld.volatile.v2.u64) until both flags equal the epoch.
+// Two-shot fences (ll_fence_stores) where a thread turns from storing to polling. Without it, on 2 x H200 (2026-11-30)
+// a third to a half of the runs of the LL tests timed out: the scan of the receive regions after the kernels ended
+// found every step-0 line there, but a third or more of the step-1 lines never written, on both ranks. The step-0
+// lines had arrived only after the waits that needed them gave up, as if a thread's stores stayed behind its polling
+// loads. With the fence, 10 of 10 runs passed (this session's notes in docs/PERFORMANCE.md). One-shot stores and
+// then polls the same way and never failed in any run; why it does not need the fence is not understood.
 //
 // Epoch: control[LL_EPOCH] (this rank's memory) holds the last call's epoch; a call uses the next one (0 skipped:
 // zeroed lines never look fresh) and the block that finishes last stores it back, so CUDA-graph replays work with
@@ -54,14 +60,9 @@ struct LlPeers
     moe_u64 receive[LL_MAX_RANKS];
 };
 
-// LL_FENCE_STORES (MOE_LL_FENCE=1, for the two-shot investigation): a system-scope fence after a thread's stores to
-// peers and before it polls, so its lines are out before it spins.
-__device__ __forceinline__ void ll_fence_stores()
-{
-#ifdef LL_FENCE_STORES
-    __threadfence_system();
-#endif
-}
+// Two-shot: a system-scope fence after a thread's stores to peers and before it polls, so its lines are out before it
+// spins (see the header).
+__device__ __forceinline__ void ll_fence_stores() { __threadfence_system(); }
 
 __device__ __forceinline__ moe_u64 ll_timer_ns()
 {
@@ -355,7 +356,6 @@ __device__ void ll_allreduce(const T* input, T* output, long long count, int gra
                 if (q != rank)
                     ll_store(slot_unit(c, q, rank, u), w, c.flag);
         }
-        ll_fence_stores();
         if (!sum_units(c, input, output, count, 0, units, first, stride, false, 0))
             atomicMin(&failedStep, 0);
     }
