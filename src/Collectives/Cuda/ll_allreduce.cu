@@ -9,7 +9,7 @@
 // a third to a half of the runs of the LL tests timed out: the scan of the receive regions after the kernels ended
 // found every step-0 line there, but a third or more of the step-1 lines never written, on both ranks. The step-0
 // lines had arrived only after the waits that needed them gave up, as if a thread's stores stayed behind its polling
-// loads. With the fence, 10 of 10 runs passed (this session's notes in docs/PERFORMANCE.md). One-shot stores and
+// loads. With the fence, 9 of 9 runs passed (2026-11-30, third session). One-shot stores and
 // then polls the same way and never failed in any run; why it does not need the fence is not understood.
 //
 // Epoch: control[LL_EPOCH] (this rank's memory) holds the last call's epoch; a call uses the next one (0 skipped:
