@@ -21,7 +21,7 @@ public sealed record AllReduceCrossover(int Ranks, long OneShotBelowBytes, long 
 /// 1 MB and at 1 MB one-shot on the low-latency (LL) transport, 64 blocks: 4.6 us at 1 KB, 5.4 at 64 KB, 7.9 at 512 KB,
 /// 11.5 at 1 MB, against NCCL's 8.3, 9.7, 12.3 and 15.9 (0.55-0.72x its time). Above 1 MB two-shot on the schedule
 /// path (16.9 us at 2 MB, 21.9 at 4 MB against NCCL's 29.6 and 35.1; 0.57-0.91x NCCL's time up to 256 MB). Two-shot
-/// over LL (5.9-11.2 us below 1 MB) is off by default (LowLatencyLayout.TwoShotEnabled). So NCCL is never picked on
+/// over LL, fenced (8.5 us at 1 KB to 15.4 at 1 MB, third session), loses to one-shot below 1 MB. So NCCL is never picked on
 /// 2 GPUs of one process. Without LL (MOE_LL=0) the schedule path's two-shot beat its one-shot at every size (10.0 against 12.6 us
 /// at 1 KB): there the 1 MB one-shot row costs 2-3 us below 1 MB.</item>
 /// <item>NCCL from 64 MB on 4 and 8 ranks: not measured here (4- and 8-GPU machines were not lent); a guess that
