@@ -5,6 +5,8 @@
 #   bash tools/gpu/session3.sh b   GEMV and grouped GEMM tests; the LL class 4 times with two-shot on (now the default,
 #                                  fenced); the AllReduce table 1K-4M with NCCL; PyTorch's grouped GEMM reference and our sweep
 #   bash tools/gpu/session3.sh c   PyTorch's layer reference and our layer sweep
+#   bash tools/gpu/session3.sh d   route4 and layer-phases checks, the Qwen3 EP GEMM sweep (for the scale model's fit),
+#                                  Mixtral T=16 against split-K counts, two-shot on LL against the schedule path, LL runs
 # Logs in $OUT; summaries on stdout.
 set -uo pipefail
 export NCCL_NVLS_ENABLE=0
@@ -42,5 +44,27 @@ c)
   timeout 120 bash .gpu/run.sh dotnet .gpu/app/MoeRuntime.Benchmarks/MoeRuntime.Benchmarks.dll sweep moe_layer --device cuda:0 \
     --json "$OUT/sweep-moe_layer.json" > "$OUT/sweep-moe_layer.log" 2>&1; echo "== sweep moe_layer: exit $?"
   grep -hE "T=(1|16|128|1024|8192) " "$OUT/sweep-moe_layer.log" | sed -E 's/ +/ /g' | cut -c1-140
+  ;;
+d)
+  B="bash .gpu/run.sh dotnet .gpu/app/MoeRuntime.Benchmarks/MoeRuntime.Benchmarks.dll"
+  M="bash .gpu/run.sh dotnet .gpu/app/MoeRuntime.Cli/moe.dll"
+  [ -f tools/gpu/route4-check.sh ] && { echo "== route4"; bash tools/gpu/route4-check.sh 2>&1 | tail -40; }
+  [ -f tools/gpu/layer-phases-check.sh ] && { echo "== layer-phases"; bash tools/gpu/layer-phases-check.sh 2>&1 | tail -40; }
+  MOE_SWEEP_MODELS=qwen3 timeout 150 $B sweep grouped_gemm_ep --device cuda:0 --json "$OUT/gg-ep-qwen3.json" > "$OUT/gg-ep-qwen3.log" 2>&1
+  echo "== gg-ep qwen3: exit $? ($(grep -c '^| qwen3' "$OUT/gg-ep-qwen3.log") rows)"
+  for split in auto 1 2 4 8; do
+    env $([ $split != auto ] && echo MOE_GROUPED_GEMM_SPLITK=$split) MOE_SWEEP_TOKENS=16 MOE_SWEEP_MODELS=mixtral timeout 40 $B sweep grouped_gemm --device cuda:0 \
+      > "$OUT/mixtral16-split$split.log" 2>&1; echo "== Mixtral T=16 split-K $split: exit $?"
+    grep -E "T=16 " "$OUT/mixtral16-split$split.log" | sed -E 's/ +/ /g' | cut -c1-130
+  done
+  for tw in 0 1; do
+    MOE_LL_TWOSHOT=$tw timeout 40 $M bench allreduce --devices cuda:0,cuda:1 --algo twoshot --dtype bf16 --min 1K --max 2M --timing graph \
+      > "$OUT/twoshot-ll$tw.log" 2>&1; echo "== two-shot, MOE_LL_TWOSHOT=$tw: exit $?"
+    grep -E "^ +[0-9]" "$OUT/twoshot-ll$tw.log" | awk '{print $1, $4, $NF}' | head -14
+  done
+  for i in 1 2 3; do
+    timeout 45 $T -class MoeRuntime.Tests.Collectives.LowLatencyAllReduceTests > "$OUT/ll-$i.log" 2>&1
+    echo "LL class run $i: exit $? $(grep -oE 'Failed: [0-9]+, Skipped: [0-9]+' "$OUT/ll-$i.log")"
+  done
   ;;
 esac
