@@ -47,6 +47,9 @@
 // topk_routing_contiguous_x2_{f32,bf16,f16}_{1,2,4,8} (two tokens per warp, their dependency chains interleaved: used
 // for many tokens, where the one-token kernel is latency-bound; bit-identical results): the suffix is the expert
 // slots per lane, the smallest power of two >= ceil(experts / 32), so that small expert counts do not pay for 512.
+// topk_routing_contiguous_x2p_{f32_4,f32_8,bf16_8,f16_8} (persistent: two tokens per warp, warps looping over pairs
+// with the next pair's rows staged into shared memory by cp.async while the current pair is routed; blocks of
+// ROUTING_PERSISTENT_WARPS warps; bit-identical results; see stage_pair).
 // Launch: block = 32 * w threads, w <= ROUTING_WARPS, any grid >= 1 (warps stride over tokens; the op caps the
 // grid at about 32 warps per SM so that few blocks add histograms); no dynamic shared memory. Constraints (checked by
 // TopKRouting.cs): experts <= 512, 1 <= k <= min(16, experts), groupCount <= 32, experts % groupCount == 0,
