@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using MoeRuntime.Accelerators;
 using MoeRuntime.Accelerators.Cuda;
 using MoeRuntime.Accelerators.Nvrtc;
@@ -93,21 +94,23 @@ public static partial class TopKRouting
             int warpsPerBlock = warpTasks >= MaxWarpsPerBlock * sms ? MaxWarpsPerBlock : 4;
             int blocks = (int)Math.Clamp((warpTasks + warpsPerBlock - 1) / warpsPerBlock, 1,
                 Math.Min((long)sms * (WarpsPerSm / warpsPerBlock), MaxWorkspaceBlocks));
+            string layout = !contiguous ? "" : persistent ? "contiguous_x2p_" : tokensPerWarp == 2 ? "contiguous_x2_" : "contiguous_";
+            var kernel = cuda.LoadKernel(Source.Value, $"topk_routing_{layout}{HostRows.Suffix(logits.DType)}_{perLane}",
+                SigmoidByDivision ? SigmoidByDivisionOptions : null);
             if (persistent)
             {
-                // Blocks of 8 warps, at most 4 an SM (all resident), each warp taking at least PairsPerWarp pairs.
+                // Blocks of 8 warps, no more than are resident at once (4 an SM by the launch bounds, fewer if the
+                // driver's occupancy says so: the stage buffers are 16-32 KB a block), each warp taking at least
+                // PairsPerWarp pairs; more tokens than that fills the resident grid, then adds trips.
                 warpsPerBlock = PersistentWarpsPerBlock;
                 long warpsWanted = (warpTasks + PairsPerWarp - 1) / PairsPerWarp;
                 blocks = (int)Math.Clamp((warpsWanted + warpsPerBlock - 1) / warpsPerBlock, 1,
-                    Math.Min((long)sms * PersistentBlocksPerSm, MaxWorkspaceBlocks));
+                    Math.Min((long)sms * ResidentBlocksPerSm(kernel), MaxWorkspaceBlocks));
             }
             // The workspace packs (blocks done, tokens counted) into one word per expert: usable below 2^21 tokens.
             var countWorkspace = blocks > 1 && tokens < MaxWorkspaceTokens ? workspace : null;
             if (blocks > 1 && countWorkspace is null)
                 expertCounts.Slice(0, experts).Clear(s); // the kernel adds into them (one block writes them)
-            string layout = !contiguous ? "" : persistent ? "contiguous_x2p_" : tokensPerWarp == 2 ? "contiguous_x2_" : "contiguous_";
-            var kernel = cuda.LoadKernel(Source.Value, $"topk_routing_{layout}{HostRows.Suffix(logits.DType)}_{perLane}",
-                SigmoidByDivision ? SigmoidByDivisionOptions : null);
             kernel.Launch((CudaStream)s, blocks, 32 * warpsPerBlock, 0,
                 logits, options.CorrectionBias, tokens, experts, options.TopK, options.Renormalize ? 1 : 0, grouped ? 1 : 0,
                 grouped ? options.GroupCount : 1, grouped ? options.TopKGroups : 1, options.RoutedScalingFactor,
@@ -118,6 +121,13 @@ public static partial class TopKRouting
             RunCpu(logits, tokens, experts, options, ids.AsSpan(), weights.AsSpan(), expertCounts.AsSpan()[..experts]);
         }
     }
+
+    private static readonly ConditionalWeakTable<CudaKernel, StrongBox<int>> ResidentBlocks = new();
+
+    /// <summary>Blocks of a persistent entry resident on one SM (the driver's occupancy, asked once a kernel), 1 to 4.</summary>
+    private static int ResidentBlocksPerSm(CudaKernel kernel) =>
+        ResidentBlocks.GetValue(kernel, k => new StrongBox<int>(
+            Math.Clamp(k.MaxActiveBlocksPerSm(32 * PersistentWarpsPerBlock), 1, PersistentBlocksPerSm))).Value;
 
     /// <summary>
     /// Forces the strided layout for every shape (MOE_ROUTING_LAYOUT=strided at start-up; tests and A/B benchmarks set
