@@ -24,6 +24,7 @@ public static class Sweeps
         ["grouped_gemm"] = Kernels.GroupedGemmSweep.Run,
         ["grouped_gemm_ep"] = Kernels.GroupedGemmEpSweep.Run,
         ["token_ops"] = MoeRuntime.Benchmarks.Kernels.TokenOpsSweep.Run,
+        ["routing"] = MoeRuntime.Benchmarks.Kernels.TokenOpsSweep.RunRouting,
         ["moe_layer"] = MoeRuntime.Benchmarks.Runtime.MoeLayerSweep.Run,
     };
 

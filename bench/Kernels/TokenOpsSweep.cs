@@ -15,7 +15,12 @@ namespace MoeRuntime.Benchmarks.Kernels;
 /// </summary>
 internal static class TokenOpsSweep
 {
-    public static IReadOnlyList<SweepRow> Run(Accelerator accelerator)
+    public static IReadOnlyList<SweepRow> Run(Accelerator accelerator) => Run(accelerator, routingOnly: false);
+
+    /// <summary>The routing rows alone (sweep name "routing"): the same rows, inputs and A/B rows as in token_ops.</summary>
+    public static IReadOnlyList<SweepRow> RunRouting(Accelerator accelerator) => Run(accelerator, routingOnly: true);
+
+    private static IReadOnlyList<SweepRow> Run(Accelerator accelerator, bool routingOnly)
     {
         bool gpu = accelerator.Kind != AcceleratorKind.Cpu;
         double bandwidth = !gpu ? 0 : accelerator.Info.Name.Contains("H200", StringComparison.Ordinal) ? 4.2e12 : 3.0e12;
@@ -57,7 +62,30 @@ internal static class TokenOpsSweep
                         TopKRouting.SigmoidByDivision = false;
                     }
                 }
+                if (gpu && experts >= 128 && tokens >= 1024)
+                {
+                    // A/B in one session: the persistent two-token path off (the one-pass kernel), and on with 1, 2
+                    // and 4 pairs a warp at least (1: the one-pass grid staged through shared memory).
+                    int savedFrom = TopKRouting.PersistentFrom, savedPairs = TopKRouting.PairsPerWarp;
+                    try
+                    {
+                        foreach (int pairs in new[] { 0, 1, 2, 4 })
+                        {
+                            TopKRouting.PersistentFrom = pairs == 0 ? int.MaxValue : 0;
+                            TopKRouting.PairsPerWarp = Math.Max(pairs, 1);
+                            double abMs = DeviceTimer.MedianMs(accelerator, s => TopKRouting.Run(logits, tokens, experts, options, ids, weights, counts, s, workspace), useGraph: true);
+                            rows.Add(new SweepRow(name + (pairs == 0 ? " one-pass" : $" persistent p{pairs}"), $"T={tokens} E={experts} k={topK} f32", abMs, bytes, 0, Floor(bytes), "graph"));
+                        }
+                    }
+                    finally
+                    {
+                        TopKRouting.PersistentFrom = savedFrom;
+                        TopKRouting.PairsPerWarp = savedPairs;
+                    }
+                }
             }
+        if (routingOnly)
+            return rows;
 
         int bigTokens = gpu ? 8192 : 256;
         foreach (int hidden in new[] { 4096, 7168 })

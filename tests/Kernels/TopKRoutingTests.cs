@@ -285,6 +285,99 @@ public class TopKRoutingTests
         }
     }
 
+    /// <summary>
+    /// On CUDA the persistent two-token kernel (warps looping over token pairs, the next pair staged by cp.async) must
+    /// give bit-identical ids, weights and counts to the path it replaces (MOE_ROUTING_PERSISTENT=0: the one-pass
+    /// two-token kernel, or one token per warp below its threshold), and the CPU twin's ids and counts, for 1, 2 and 3
+    /// pairs a warp at least: token counts not a multiple of the loop (an odd last pair), fewer tokens than the grid
+    /// has warps, more trips than the minimum (the grid capped at the resident warps), ties, NaN/Inf rows, every
+    /// entry (F32 E=128/256, BF16/F16 E=256), with and without the count workspace.
+    /// </summary>
+    [Theory, MemberData(nameof(TestDevices.Names), MemberType = typeof(TestDevices))]
+    public void PersistentMatchesOnePassBitForBit(string device)
+    {
+        var accelerator = TestDevices.Get(device);
+        var random = TestData.NewRandom(out int seed);
+        foreach (var c in new[]
+                 {
+                     new Case("persistent deepseek E256 k8 g8/4 f32", 8192, 256, 8, RoutingKind.DeepSeekGrouped, DType.F32, true, 8, 4, 2.5f, true),
+                     new Case("persistent deepseek odd many trips", 20001, 256, 8, RoutingKind.DeepSeekGrouped, DType.F32, true, 8, 4, 2.5f, true),
+                     new Case("persistent deepseek bf16 odd", 8193, 256, 8, RoutingKind.DeepSeekGrouped, DType.BF16, false, 8, 4, 1f, true),
+                     new Case("persistent deepseek f16 coarse", 3001, 256, 8, RoutingKind.DeepSeekGrouped, DType.F16, true, 8, 4, 2.5f, true, Coarse: true),
+                     new Case("persistent T1", 1, 256, 8, RoutingKind.DeepSeekGrouped, DType.F32, true, 8, 4, 2.5f, true),
+                     new Case("persistent T3 below the grid", 3, 256, 8, RoutingKind.DeepSeekGrouped, DType.F32, true, 8, 4, 2.5f, true),
+                     new Case("persistent T65 below the grid", 65, 256, 8, RoutingKind.DeepSeekGrouped, DType.BF16, true, 8, 4, 2.5f, true),
+                     new Case("persistent two levels deepseek", 2050, 256, 8, RoutingKind.DeepSeekGrouped, DType.F32, true, 8, 4, 2.5f, TwoLevels: true),
+                     new Case("persistent non-finite rows deepseek", 1031, 256, 8, RoutingKind.DeepSeekGrouped, DType.F32, true, 8, 4, 2.5f, true, NonFiniteRows: true),
+                     new Case("persistent non-finite softmax E128 f32 no-renorm", 999, 128, 8, RoutingKind.Softmax, DType.F32, Renormalize: false, NonFinite: true),
+                     new Case("persistent softmax E128 k8", 4097, 128, 8, RoutingKind.Softmax, DType.F32),
+                     new Case("persistent softmax E256 k16 bf16 non-finite rows", 1501, 256, 16, RoutingKind.Softmax, DType.BF16, NonFiniteRows: true),
+                     new Case("persistent softmax E256 k8 f32 coarse", 777, 256, 8, RoutingKind.Softmax, DType.F32, Coarse: true),
+                 })
+        {
+            var logits = Shape(random, c, TokenOpsData.RoundTo(c.DType, TestData.Uniform(random, c.Tokens * c.Experts, -4f, 4f)));
+            var bias = c.Bias ? TestData.Uniform(random, c.Experts, -0.5f, 0.5f) : null;
+            string what = $"{c.Name} on {device}, seed {seed}";
+            (int[] Ids, float[] Weights, int[] Counts) onePass;
+            int savedFrom = TopKRouting.PersistentFrom, savedPairs = TopKRouting.PairsPerWarp;
+            try
+            {
+                TopKRouting.PersistentFrom = int.MaxValue;
+                onePass = Route(accelerator, c, logits, bias);
+                TopKRouting.PersistentFrom = 0;
+                foreach (int pairs in new[] { 1, 2, 3 })
+                {
+                    TopKRouting.PairsPerWarp = pairs;
+                    using var workspace = pairs == 2 ? accelerator.Upload<int>(new int[TopKRouting.WorkspaceElements(c.Experts)]) : null;
+                    var (ids, weights, counts) = Route(accelerator, c, logits, bias, workspace);
+                    string how = $"persistent ({pairs} pairs a warp{(workspace is null ? "" : ", workspace")}) against one pass, {what}";
+                    Compare.Exact<int>(onePass.Ids, ids, $"ids, {how}");
+                    Compare.Exact<int>(onePass.Weights.Select(BitConverter.SingleToInt32Bits).ToArray(),
+                        weights.Select(BitConverter.SingleToInt32Bits).ToArray(), $"weight bits, {how}");
+                    Compare.Exact<int>(onePass.Counts, counts, $"counts, {how}");
+                    if (workspace is not null)
+                        Compare.Exact<int>(new int[TopKRouting.WorkspaceElements(c.Experts)], workspace.ToArray(), $"workspace left zero, {how}");
+                }
+            }
+            finally
+            {
+                TopKRouting.PersistentFrom = savedFrom;
+                TopKRouting.PairsPerWarp = savedPairs;
+            }
+            var (twinIds, twinWeights, twinCounts) = Route(TestDevices.Context.Cpu, c, logits, bias);
+            Compare.Exact<int>(twinIds, onePass.Ids, $"ids against the CPU twin, {what}");
+            Compare.Close(twinWeights, onePass.Weights, Compare.F32Tolerance, $"weights against the CPU twin, {what}");
+            Compare.Exact<int>(twinCounts, onePass.Counts, $"counts against the CPU twin, {what}");
+        }
+    }
+
+    [Fact]
+    public void PersistentOnlyWhereItsEntriesExistFromTheThreshold()
+    {
+        int from = TopKRouting.DefaultPersistentFrom;
+        int saved = TopKRouting.PersistentFrom;
+        try
+        {
+            TopKRouting.PersistentFrom = from;
+            Assert.False(TopKRouting.UsesPersistentPath(contiguous: true, perLane: 8, elementSize: 4, from - 1));
+            Assert.True(TopKRouting.UsesPersistentPath(contiguous: true, perLane: 8, elementSize: 4, from));   // F32 E=256
+            Assert.True(TopKRouting.UsesPersistentPath(contiguous: true, perLane: 4, elementSize: 4, from));   // F32 E=128
+            Assert.True(TopKRouting.UsesPersistentPath(contiguous: true, perLane: 8, elementSize: 2, from));   // BF16 E=256
+            Assert.False(TopKRouting.UsesPersistentPath(contiguous: true, perLane: 4, elementSize: 2, from));  // BF16 E=128: 8 bytes a lane
+            Assert.False(TopKRouting.UsesPersistentPath(contiguous: true, perLane: 2, elementSize: 4, from));  // F32 E=64
+            Assert.False(TopKRouting.UsesPersistentPath(contiguous: false, perLane: 8, elementSize: 4, from)); // strided
+            TopKRouting.PersistentFrom = int.MaxValue; // MOE_ROUTING_PERSISTENT=0
+            Assert.False(TopKRouting.UsesPersistentPath(contiguous: true, perLane: 8, elementSize: 4, 1 << 20));
+            TopKRouting.PersistentFrom = 0;
+            Assert.False(TopKRouting.UsesPersistentPath(contiguous: true, perLane: 8, elementSize: 4, 0));
+            Assert.True(TopKRouting.UsesPersistentPath(contiguous: true, perLane: 8, elementSize: 4, 1));
+        }
+        finally
+        {
+            TopKRouting.PersistentFrom = saved;
+        }
+    }
+
     [Fact]
     public void TwoTokensPerWarpOnlyOnTheContiguousPathFromTheThreshold()
     {

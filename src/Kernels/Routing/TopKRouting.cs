@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using MoeRuntime.Accelerators;
 using MoeRuntime.Accelerators.Cuda;
 using MoeRuntime.Accelerators.Nvrtc;
@@ -33,6 +34,15 @@ public static partial class TopKRouting
     /// overlap; below it, one token per warp keeps more warps running.
     /// </summary>
     internal const int TwoTokensPerWarpFrom = 1024;
+    /// <summary>
+    /// From this many tokens the two-token path runs persistent (topk_routing_contiguous_x2p_*): fewer warps, each
+    /// looping over <see cref="PairsPerWarp"/> or more token pairs with the next pair's rows staged by cp.async while the
+    /// current pair is routed, so loads overlap compute. Chosen by estimate, not measured: at 8192 tokens the one-pass
+    /// grid loads 8 MB and then computes, every warp in step; below it a pass is short and full occupancy matters more.
+    /// </summary>
+    internal const int DefaultPersistentFrom = 8192;
+    private const int PersistentWarpsPerBlock = 8; // ROUTING_PERSISTENT_WARPS in topk_routing.cu
+    private const int PersistentBlocksPerSm = 4;   // its __launch_bounds__: 32 warps an SM
     private const int MaxWorkspaceBlocks = (1 << 11) - 1; // workspace word: arrivals in bits 21-31 (ROUTING_COUNT_BITS)
     private const int MaxWorkspaceTokens = 1 << 21;       // and tokens counted in bits 0-20
 
@@ -74,7 +84,8 @@ public static partial class TopKRouting
             while (perLane * 32 < experts)
                 perLane *= 2; // expert slots per lane: 1, 2, 4, 8 or 16
             bool contiguous = UsesContiguousLayout(logits, experts, perLane, options);
-            int tokensPerWarp = TokensPerWarp(contiguous, tokens);
+            bool persistent = UsesPersistentPath(contiguous, perLane, logits.ElementSize, tokens);
+            int tokensPerWarp = persistent ? 2 : TokensPerWarp(contiguous, tokens);
             // Few tokens: small blocks spread them over the SMs; many: big blocks, at most WarpsPerSm warps per
             // SM, warps striding over tokens, so that few blocks add their count histograms (counted in warp tasks:
             // a task is one token, or two on the two-tokens-per-warp path).
@@ -83,13 +94,23 @@ public static partial class TopKRouting
             int warpsPerBlock = warpTasks >= MaxWarpsPerBlock * sms ? MaxWarpsPerBlock : 4;
             int blocks = (int)Math.Clamp((warpTasks + warpsPerBlock - 1) / warpsPerBlock, 1,
                 Math.Min((long)sms * (WarpsPerSm / warpsPerBlock), MaxWorkspaceBlocks));
+            string layout = !contiguous ? "" : persistent ? "contiguous_x2p_" : tokensPerWarp == 2 ? "contiguous_x2_" : "contiguous_";
+            var kernel = cuda.LoadKernel(Source.Value, $"topk_routing_{layout}{HostRows.Suffix(logits.DType)}_{perLane}",
+                SigmoidByDivision ? SigmoidByDivisionOptions : null);
+            if (persistent)
+            {
+                // Blocks of 8 warps, no more than are resident at once (4 an SM by the launch bounds, fewer if the
+                // driver's occupancy says so: the stage buffers are 16-32 KB a block), each warp taking at least
+                // PairsPerWarp pairs; more tokens than that fills the resident grid, then adds trips.
+                warpsPerBlock = PersistentWarpsPerBlock;
+                long warpsWanted = (warpTasks + PairsPerWarp - 1) / PairsPerWarp;
+                blocks = (int)Math.Clamp((warpsWanted + warpsPerBlock - 1) / warpsPerBlock, 1,
+                    Math.Min((long)sms * ResidentBlocksPerSm(kernel), MaxWorkspaceBlocks));
+            }
             // The workspace packs (blocks done, tokens counted) into one word per expert: usable below 2^21 tokens.
             var countWorkspace = blocks > 1 && tokens < MaxWorkspaceTokens ? workspace : null;
             if (blocks > 1 && countWorkspace is null)
                 expertCounts.Slice(0, experts).Clear(s); // the kernel adds into them (one block writes them)
-            string layout = !contiguous ? "" : tokensPerWarp == 2 ? "contiguous_x2_" : "contiguous_";
-            var kernel = cuda.LoadKernel(Source.Value, $"topk_routing_{layout}{HostRows.Suffix(logits.DType)}_{perLane}",
-                SigmoidByDivision ? SigmoidByDivisionOptions : null);
             kernel.Launch((CudaStream)s, blocks, 32 * warpsPerBlock, 0,
                 logits, options.CorrectionBias, tokens, experts, options.TopK, options.Renormalize ? 1 : 0, grouped ? 1 : 0,
                 grouped ? options.GroupCount : 1, grouped ? options.TopKGroups : 1, options.RoutedScalingFactor,
@@ -100,6 +121,13 @@ public static partial class TopKRouting
             RunCpu(logits, tokens, experts, options, ids.AsSpan(), weights.AsSpan(), expertCounts.AsSpan()[..experts]);
         }
     }
+
+    private static readonly ConditionalWeakTable<CudaKernel, StrongBox<int>> ResidentBlocks = new();
+
+    /// <summary>Blocks of a persistent entry resident on one SM (the driver's occupancy, asked once a kernel), 1 to 4.</summary>
+    private static int ResidentBlocksPerSm(CudaKernel kernel) =>
+        ResidentBlocks.GetValue(kernel, k => new StrongBox<int>(
+            Math.Clamp(k.MaxActiveBlocksPerSm(32 * PersistentWarpsPerBlock), 1, PersistentBlocksPerSm))).Value;
 
     /// <summary>
     /// Forces the strided layout for every shape (MOE_ROUTING_LAYOUT=strided at start-up; tests and A/B benchmarks set
@@ -124,6 +152,31 @@ public static partial class TopKRouting
         string.Equals(Environment.GetEnvironmentVariable("MOE_ROUTING_SIGMOID"), "division", StringComparison.OrdinalIgnoreCase);
 
     private static readonly string[] SigmoidByDivisionOptions = ["-DROUTING_SIGMOID_DIVISION"];
+
+    /// <summary>
+    /// Tokens from which the persistent two-token path is used (MOE_ROUTING_PERSISTENT=0 at start-up: never; 1 or unset:
+    /// from <see cref="DefaultPersistentFrom"/>; tests and A/B benchmarks set it directly, 0 for every token count).
+    /// Bit-identical ids, weights and counts either way.
+    /// </summary>
+    internal static int PersistentFrom { get; set; } =
+        Environment.GetEnvironmentVariable("MOE_ROUTING_PERSISTENT") == "0" ? int.MaxValue : DefaultPersistentFrom;
+
+    /// <summary>
+    /// The least token pairs a warp of the persistent path loops over (MOE_ROUTING_PAIRS_PER_WARP at start-up, default 2;
+    /// the grid is also capped at the resident warps, so more tokens mean more trips). 1 gives the one-pass grid of
+    /// the plain two-token path (staged through shared memory, no overlap); more trips overlap more loads, on fewer warps.
+    /// </summary>
+    internal static int PairsPerWarp { get; set; } =
+        int.TryParse(Environment.GetEnvironmentVariable("MOE_ROUTING_PAIRS_PER_WARP"), out int pairs) && pairs >= 1 ? pairs : 2;
+
+    /// <summary>
+    /// The persistent path (topk_routing_contiguous_x2p_*): contiguous layout, a lane's share of a row whole 16-byte
+    /// chunks (E = 128 or 256 in F32, 256 in BF16/F16; the entries that exist), from <see cref="PersistentFrom"/> tokens
+    /// and not forced to one token per warp.
+    /// </summary>
+    internal static bool UsesPersistentPath(bool contiguous, int perLane, int elementSize, int tokens) =>
+        contiguous && !ForceOneTokenPerWarp && tokens >= PersistentFrom && tokens > 0 &&
+        perLane * elementSize % 16 == 0 && perLane * elementSize <= 32;
 
     /// <summary>Tokens a warp routes at once: 2 on the contiguous path from <see cref="TwoTokensPerWarpFrom"/> tokens, else 1.</summary>
     internal static int TokensPerWarp(bool contiguous, int tokens) =>

@@ -47,6 +47,9 @@
 // topk_routing_contiguous_x2_{f32,bf16,f16}_{1,2,4,8} (two tokens per warp, their dependency chains interleaved: used
 // for many tokens, where the one-token kernel is latency-bound; bit-identical results): the suffix is the expert
 // slots per lane, the smallest power of two >= ceil(experts / 32), so that small expert counts do not pay for 512.
+// topk_routing_contiguous_x2p_{f32_4,f32_8,bf16_8,f16_8} (persistent: two tokens per warp, warps looping over pairs
+// with the next pair's rows staged into shared memory by cp.async while the current pair is routed; blocks of
+// ROUTING_PERSISTENT_WARPS warps; bit-identical results; see stage_pair).
 // Launch: block = 32 * w threads, w <= ROUTING_WARPS, any grid >= 1 (warps stride over tokens; the op caps the
 // grid at about 32 warps per SM so that few blocks add histograms); no dynamic shared memory. Constraints (checked by
 // TopKRouting.cs): experts <= 512, 1 <= k <= min(16, experts), groupCount <= 32, experts % groupCount == 0,
@@ -436,6 +439,101 @@ __device__ __forceinline__ void load_contiguous(const T* __restrict__ row, int l
     }
 }
 
+// The persistent two-token path (topk_routing_contiguous_x2p_*): a warp loops over token pairs, and while it routes one
+// pair the next pair's rows are already on their way into shared memory (cp.async, 16 bytes a lane at a time), so the
+// loads of trip n + 1 overlap the compute of trip n instead of every warp loading, then computing, in lockstep. Each
+// warp owns two stage buffers (double buffering: the buffer being filled is never the one just read). A lane stages
+// and reads back only its own bytes, so no warp synchronisation is needed around the buffers. Stage layout of one
+// buffer: 16-byte chunk (t, v, lane) at ((t * chunks + v) * 32 + lane) * 16 (a warp's read of one chunk index is 512
+// contiguous bytes: no bank conflicts).
+#define ROUTING_PERSISTENT_WARPS 8
+
+// Stage buffers are addressed by 32-bit shared-window addresses (not generic pointers: two registers fewer, which keeps
+// the F32 E=256 entry from spilling).
+// 16 bytes global -> shared without passing through registers (cp.async, sm_80+; a plain copy before).
+__device__ __forceinline__ void copy16_async(unsigned shared, const void* global)
+{
+#if __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 16;" ::"r"(shared), "l"(global) : "memory");
+#else
+    const uint4 chunk = *reinterpret_cast<const uint4*>(global);
+    asm volatile("st.shared.v4.u32 [%0], {%1, %2, %3, %4};" ::"r"(shared), "r"(chunk.x), "r"(chunk.y), "r"(chunk.z),
+                 "r"(chunk.w) : "memory");
+#endif
+}
+
+__device__ __forceinline__ uint4 load16_shared(unsigned shared)
+{
+    uint4 chunk;
+    asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(chunk.x), "=r"(chunk.y), "=r"(chunk.z), "=r"(chunk.w)
+                 : "r"(shared) : "memory");
+    return chunk;
+}
+
+__device__ __forceinline__ void copy_async_commit()
+{
+#if __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.commit_group;" ::: "memory");
+#endif
+}
+
+// Waits until at most `pending` of this thread's committed groups are still in flight.
+template <int pending>
+__device__ __forceinline__ void copy_async_wait()
+{
+#if __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.wait_group %0;" ::"n"(pending) : "memory");
+#endif
+}
+
+// Starts the copy of the lane's share of tokens `token` and `token + 1` (those below `tokens`) into `stage`.
+// `logits`: rows of 32 * P elements, 16-byte aligned; P * sizeof(T) a multiple of 16.
+template <typename T, int P>
+__device__ __forceinline__ void stage_pair(unsigned stage, const T* __restrict__ logits, int token, int tokens, int lane)
+{
+    constexpr int chunks = P * (int)sizeof(T) / 16;
+    static_assert(chunks >= 1 && chunks * 16 == P * (int)sizeof(T), "the persistent path stages whole 16-byte chunks");
+#pragma unroll
+    for (int t = 0; t < 2; t++)
+        if (token + t < tokens)
+        {
+            const unsigned char* mine = reinterpret_cast<const unsigned char*>(logits + (long long)(token + t) * 32 * P + lane * P);
+#pragma unroll
+            for (int v = 0; v < chunks; v++)
+                copy16_async(stage + ((t * chunks + v) * 32 + lane) * 16, mine + v * 16);
+        }
+}
+
+// The lane's P logits of both tokens from `stage` (as load_contiguous unpacks them); an absent token stays zeros.
+template <typename T, int P>
+__device__ __forceinline__ void unstage_pair(unsigned stage, int token, int tokens, int lane, T (&logit)[2][P])
+{
+    constexpr int chunks = P * (int)sizeof(T) / 16;
+#pragma unroll
+    for (int t = 0; t < 2; t++)
+    {
+        moe_u32 word[chunks * 4];
+#pragma unroll
+        for (int v = 0; v < chunks; v++)
+        {
+            const uint4 chunk = load16_shared(stage + ((t * chunks + v) * 32 + lane) * 16);
+            word[4 * v] = chunk.x;
+            word[4 * v + 1] = chunk.y;
+            word[4 * v + 2] = chunk.z;
+            word[4 * v + 3] = chunk.w;
+        }
+        const bool present = token + t < tokens;
+#pragma unroll
+        for (int i = 0; i < P; i++)
+        {
+            if constexpr (sizeof(T) == 4)
+                logit[t][i] = __uint_as_float(present ? word[i] : 0u);
+            else
+                logit[t][i].bits = present ? (moe_u16)(word[i / 2] >> (16 * (i % 2))) : (moe_u16)0;
+        }
+    }
+}
+
 // Routes NT tokens (1 or 2) with the whole warp, contiguous layout (`logit[t]`: the lane's P logits of token t; `bias`:
 // the lane's P bias values, zeros when there is none). For each token t, lane j < k returns the j-th choice in
 // expert[t] and its weight (before scaling), lanes >= k weight 0: the contract of route_token.
@@ -648,7 +746,9 @@ __device__ __forceinline__ void route_tokens_contiguous(
 // CONTIGUOUS: the fast layout (experts == 32 * PER_LANE, 16-byte aligned logits, groupCount a power of two).
 // TOKENS_PER_WARP: 1, or 2 (contiguous only): a warp routes tokens 2w and 2w + 1 together (the second absent when
 // tokens is odd and 2w + 1 == tokens).
-template <typename T, int PER_LANE, bool CONTIGUOUS, int TOKENS_PER_WARP>
+// PERSISTENT (two tokens, contiguous, PER_LANE * sizeof(T) a multiple of 16): the pairs are staged through shared memory
+// one trip ahead (stage_pair); the same routing of each pair, so the same results.
+template <typename T, int PER_LANE, bool CONTIGUOUS, int TOKENS_PER_WARP, bool PERSISTENT = false>
 __device__ __forceinline__ void topk_routing(
     const T* __restrict__ logits, const float* __restrict__ bias, int tokens, int experts, int k,
     int renormalize, int grouped, int groupCount, int topkGroups, float scale,
@@ -656,7 +756,11 @@ __device__ __forceinline__ void topk_routing(
 {
     constexpr int NT = TOKENS_PER_WARP;
     static_assert(NT == 1 || (NT == 2 && CONTIGUOUS), "two tokens per warp: contiguous layout only");
+    static_assert(!PERSISTENT || NT == 2, "the persistent path routes two tokens per warp");
     __shared__ int histogram[ROUTING_MAX_EXPERTS];
+    // The persistent path's two stage buffers per warp, each two tokens' rows (the other paths need none).
+    constexpr int stageBytes = 2 * 32 * PER_LANE * (int)sizeof(T);
+    __shared__ __align__(16) unsigned char stage[PERSISTENT ? ROUTING_PERSISTENT_WARPS : 1][PERSISTENT ? 2 * stageBytes : 16];
     // The strided path's shared keys for groups other than one slot (the contiguous path needs none).
     __shared__ float fallbackKeys[CONTIGUOUS ? 1 : ROUTING_WARPS][CONTIGUOUS ? 1 : ROUTING_MAX_EXPERTS];
     const int warp = threadIdx.x / 32;
@@ -698,10 +802,27 @@ __device__ __forceinline__ void topk_routing(
     };
     if (NT == 1 && token < tokens)
         load(token, logit);
-    for (; token < tokens; token += stride)
+    const unsigned stageOfWarp = (unsigned)__cvta_generic_to_shared(stage[PERSISTENT ? warp : 0]);
+    if constexpr (PERSISTENT)
+    {
+        if (token < tokens)
+            stage_pair<T, PER_LANE>(stageOfWarp, logits, token, tokens, lane);
+        copy_async_commit();
+    }
+    for (int trip = 0; token < tokens; token += stride, trip++)
     {
         T current[NT][PER_LANE] = {}; // an absent second token stays zeros: routed (warp-uniform work), not stored
-        if constexpr (NT == 1)
+        if constexpr (PERSISTENT)
+        {
+            // The next pair into the other buffer (read last trip, routed since), then wait for this pair's group.
+            if (token + stride < tokens)
+                stage_pair<T, PER_LANE>(stageOfWarp + ((trip + 1) & 1) * stageBytes, logits, token + stride, tokens, lane);
+            copy_async_commit(); // possibly empty: every trip commits one group, so "all but the newest" is this pair
+            copy_async_wait<1>();
+            unstage_pair<T, PER_LANE>(stageOfWarp + (trip & 1) * stageBytes, token, tokens, lane, current);
+            loadBias(laneBias);
+        }
+        else if constexpr (NT == 1)
         {
 #pragma unroll
             for (int i = 0; i < PER_LANE; i++)
@@ -783,6 +904,17 @@ __device__ __forceinline__ void topk_routing(
             grouped, groupCount, topkGroups, scale, ids, weights, expertCounts, workspace);                   \
     }
 
+// Persistent entries: blocks of ROUTING_PERSISTENT_WARPS warps (their stage buffers are static shared memory, under
+// 48 KB a block), 4 blocks an SM: the same 32 warps an SM and 64-register bound.
+#define ROUTING_PERSISTENT_ENTRY(NAME, T, PER_LANE)                                                          \
+    extern "C" __global__ void __launch_bounds__(32 * ROUTING_PERSISTENT_WARPS, 4) NAME(                        \
+        const T* logits, const float* bias, int tokens, int experts, int k, int renormalize, int grouped,     \
+        int groupCount, int topkGroups, float scale, int* ids, float* weights, int* expertCounts, int* workspace) \
+    {                                                                                                        \
+        topk_routing<T, PER_LANE, true, 2, true>(logits, bias, tokens, experts, k, renormalize, grouped,       \
+            groupCount, topkGroups, scale, ids, weights, expertCounts, workspace);                            \
+    }
+
 #define ROUTING_ENTRIES_OF(SUFFIX, T, PER_LANE)                                                               \
     ROUTING_ENTRY(topk_routing_##SUFFIX##_##PER_LANE, T, PER_LANE, false, 1)           \
     ROUTING_ENTRY(topk_routing_contiguous_##SUFFIX##_##PER_LANE, T, PER_LANE, true, 1) \
@@ -798,3 +930,9 @@ __device__ __forceinline__ void topk_routing(
 ROUTING_ENTRIES(f32, float)
 ROUTING_ENTRIES(bf16, bf16)
 ROUTING_ENTRIES(f16, f16)
+
+// Persistent two-token entries where a lane's share is whole 16-byte chunks (E = 128, 256 in F32; E = 256 in BF16/F16).
+ROUTING_PERSISTENT_ENTRY(topk_routing_contiguous_x2p_f32_4, float, 4)
+ROUTING_PERSISTENT_ENTRY(topk_routing_contiguous_x2p_f32_8, float, 8)
+ROUTING_PERSISTENT_ENTRY(topk_routing_contiguous_x2p_bf16_8, bf16, 8)
+ROUTING_PERSISTENT_ENTRY(topk_routing_contiguous_x2p_f16_8, f16, 8)
