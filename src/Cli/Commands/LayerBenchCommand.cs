@@ -110,9 +110,16 @@ internal static class LayerBenchCommand
         }
     }
 
+    private static readonly string LayerRowHeader =
+        $"{"preset",-14} {"T",6} {"eager(ms)",10} {"graph(ms)",10} {"tokens/s",12} {"active(MB)",11} {"floor(ms)",10} {"ratio",7}  note";
+
+    private static string FormatLayerRow(LayerBenchRow row) => string.Create(CultureInfo.InvariantCulture,
+        $"{row.Preset,-14} {row.Tokens,6} {row.EagerMs,10:F3} {(row.GraphMs is { } g ? g.ToString("F3", CultureInfo.InvariantCulture) : "-"),10} {row.TokensPerSecond,12:F0} {row.ActiveWeightBytes / 1e6,11:F1} {row.FloorMs,10:F3} {row.FloorRatio,7:F2}  {row.Note}");
+
     /// <summary>
     /// <c>--phases</c>: eager forwards on one device with an event at each phase boundary; per token count, the median
-    /// of each phase, of the whole forward, and the gap (whole minus the phases: launch gaps between them).
+    /// of each phase, of the whole forward, and the gap (whole minus the phases: launch gaps between them); then the
+    /// plain rows (eager and CUDA graph, no timer) on the same weights, so one run shows both.
     /// </summary>
     internal static int RunPhases(string presetName, string tokenList, string deviceName, string dtypeName, int warmup, int samples, string? jsonPath,
                                   TextWriter output, TextWriter errors)
@@ -140,8 +147,15 @@ internal static class LayerBenchCommand
                     $"{row.Preset,-14} {row.Tokens,5} {row.ActiveExperts,6} {row.FloorUs,8:F1} {row.TotalUs,8:F1} {row.PhaseSumUs,8:F1} {row.TotalUs - row.PhaseSumUs,7:F1} ")
                     + string.Join(" ", names.Select(n => row.PhaseUs[n].ToString("F1", CultureInfo.InvariantCulture).PadLeft(13))));
             }
+            output.WriteLine(LayerRowHeader);
+            var plain = new List<LayerBenchRow>();
+            foreach (var row in new LayerBench(accelerator, dtype, warmup, samples).Run(presetName, weights, tokenCounts))
+            {
+                plain.Add(row);
+                output.WriteLine(FormatLayerRow(row));
+            }
             if (jsonPath is not null)
-                File.WriteAllText(jsonPath, JsonSerializer.Serialize(new { kind = "layer_phases", preset = presetName, device = accelerator.Info.Name, dtype = DTypes.Name(dtype), rows },
+                File.WriteAllText(jsonPath, JsonSerializer.Serialize(new { kind = "layer_phases", preset = presetName, device = accelerator.Info.Name, dtype = DTypes.Name(dtype), rows, layer = plain },
                     new JsonSerializerOptions { WriteIndented = true }));
             return 0;
         }
@@ -180,13 +194,12 @@ internal static class LayerBenchCommand
             var bench = new LayerBench(accelerator, dtype, warmup, samples);
             output.WriteLine($"# MoE layer {presetName} on {accelerator.Name} ({accelerator.Info.Name}), {DTypes.Name(dtype)}, weights {weights.Bytes / 1e9:F2} GB;"
                 + $" floor = active-weight bytes / {LayerBench.CopyBandwidth(accelerator) / 1e12:F1} TB/s");
-            output.WriteLine($"{"preset",-14} {"T",6} {"eager(ms)",10} {"graph(ms)",10} {"tokens/s",12} {"active(MB)",11} {"floor(ms)",10} {"ratio",7}  note");
+            output.WriteLine(LayerRowHeader);
             var rows = new List<LayerBenchRow>();
             foreach (var row in bench.Run(presetName, weights, tokenCounts))
             {
                 rows.Add(row);
-                output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"{row.Preset,-14} {row.Tokens,6} {row.EagerMs,10:F3} {(row.GraphMs is { } g ? g.ToString("F3", CultureInfo.InvariantCulture) : "-"),10} {row.TokensPerSecond,12:F0} {row.ActiveWeightBytes / 1e6,11:F1} {row.FloorMs,10:F3} {row.FloorRatio,7:F2}  {row.Note}"));
+                output.WriteLine(FormatLayerRow(row));
             }
             if (jsonPath is not null)
                 File.WriteAllText(jsonPath, JsonSerializer.Serialize(new { preset = presetName, device = accelerator.Info.Name, dtype = DTypes.Name(dtype), rows },
