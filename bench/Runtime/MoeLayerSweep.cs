@@ -12,7 +12,7 @@ namespace MoeRuntime.Benchmarks.Runtime;
 /// Floor: active-weight bytes (router + distinct experts the routing hit + shared) / copy bandwidth, or the expert
 /// FLOPs (2 * 3 * H * I per token and choice, + shared) / 799 TFLOP/s, whichever is larger.
 /// Compare with bench/reference/moe_layer.py (the PyTorch composite, same presets and T).
-/// On the CPU: the tiny preset at T = 1, 16.
+/// On the CPU: the tiny preset at T = 1, 16. On a GPU, MOE_SWEEP_MODELS / MOE_SWEEP_TOKENS narrow the rows (<see cref="SweepFilter"/>).
 /// </summary>
 internal static class MoeLayerSweep
 {
@@ -26,12 +26,12 @@ internal static class MoeLayerSweep
         bool cpu = accelerator.Kind == AcceleratorKind.Cpu;
         double bandwidth = accelerator.Info.Name.Contains("H200", StringComparison.Ordinal) ? 4.2e12 : 3.0e12;
         var rows = new List<SweepRow>();
-        foreach (var preset in cpu ? ["tiny"] : GpuPresets)
+        foreach (var preset in cpu ? ["tiny"] : SweepFilter.Models(GpuPresets, p => p))
         {
             var config = LayerPresets.Get(preset);
             using var weights = DeviceMoeWeights.CreateRandom(accelerator, config, DType.BF16, seed: 2026);
             var layer = new MoeLayer(weights);
-            foreach (int tokens in cpu ? CpuTokens : GpuTokens)
+            foreach (int tokens in cpu ? CpuTokens : SweepFilter.Tokens(GpuTokens))
             {
                 int h = config.HiddenSize;
                 using var workspace = new MoeWorkspace(weights, tokens);

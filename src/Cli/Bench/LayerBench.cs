@@ -37,7 +37,7 @@ internal sealed class LayerBench(Accelerator accelerator, DType dtype, int warmu
             using var workspace = new MoeWorkspace(weights, tokens);
             using var hidden = accelerator.Allocate(dtype, (long)tokens * config.HiddenSize);
             using var output = accelerator.Allocate<float>((long)tokens * config.HiddenSize);
-            FillRandom(hidden, tokens);
+            FillRandom(accelerator, dtype, hidden, tokens);
             void Forward(AcceleratorStream stream) => layer.Forward(hidden, output, workspace, stream);
             double eager = Median(Forward, useGraph: false);
             double? graph = null;
@@ -136,7 +136,8 @@ internal sealed class LayerBench(Accelerator accelerator, DType dtype, int warmu
         return times[samples / 2];
     }
 
-    private void FillRandom(MemoryBuffer hidden, int tokens)
+    /// <summary>Uniform [-1, 1) values seeded by the token count, in <paramref name="dtype"/>.</summary>
+    internal static void FillRandom(Accelerator accelerator, DType dtype, MemoryBuffer hidden, int tokens)
     {
         var random = new Random(tokens);
         var values = new float[hidden.Length];

@@ -26,9 +26,12 @@ internal static class LayerBenchCommand
         var json = new Option<string?>("--json") { Description = "write the rows as JSON" };
         var parallel = new Option<string>("--parallel") { Description = "none (one device) or ep (expert parallel over --devices, per-phase timing)", DefaultValueFactory = _ => "none" };
         var devices = new Option<string?>("--devices") { Description = "with --parallel ep: the ranks, e.g. cuda:0,cuda:1 or cpu:0,cpu:1" };
-        var command = new Command("layer", "one MoE layer at Mixtral, Qwen3 or DeepSeek-V3 shapes with random weights") { preset, tokens, device, dtype, warmup, samples, json, parallel, devices };
+        var phases = new Option<bool>("--phases") { Description = "one device: device time of each phase of eager forwards (events between phases, median)" };
+        var command = new Command("layer", "one MoE layer at Mixtral, Qwen3 or DeepSeek-V3 shapes with random weights") { preset, tokens, device, dtype, warmup, samples, json, parallel, devices, phases };
         command.SetAction(parse => parse.GetValue(parallel)!.Trim().ToLowerInvariant() switch
         {
+            "none" when parse.GetValue(phases) => RunPhases(parse.GetValue(preset)!, parse.GetValue(tokens)!, parse.GetValue(device)!, parse.GetValue(dtype)!,
+                parse.GetValue(warmup), parse.GetValue(samples), parse.GetValue(json), Console.Out, Console.Error),
             "none" => Run(parse.GetValue(preset)!, parse.GetValue(tokens)!, parse.GetValue(device)!, parse.GetValue(dtype)!,
                 parse.GetValue(warmup), parse.GetValue(samples), parse.GetValue(json), Console.Out, Console.Error),
             "ep" => RunExpertParallel(parse.GetValue(preset)!, parse.GetValue(tokens)!, parse.GetValue(devices) ?? "cuda:0,cuda:1", parse.GetValue(dtype)!,
@@ -107,6 +110,62 @@ internal static class LayerBenchCommand
         }
     }
 
+    private static readonly string LayerRowHeader =
+        $"{"preset",-14} {"T",6} {"eager(ms)",10} {"graph(ms)",10} {"tokens/s",12} {"active(MB)",11} {"floor(ms)",10} {"ratio",7}  note";
+
+    private static string FormatLayerRow(LayerBenchRow row) => string.Create(CultureInfo.InvariantCulture,
+        $"{row.Preset,-14} {row.Tokens,6} {row.EagerMs,10:F3} {(row.GraphMs is { } g ? g.ToString("F3", CultureInfo.InvariantCulture) : "-"),10} {row.TokensPerSecond,12:F0} {row.ActiveWeightBytes / 1e6,11:F1} {row.FloorMs,10:F3} {row.FloorRatio,7:F2}  {row.Note}");
+
+    /// <summary>
+    /// <c>--phases</c>: eager forwards on one device with an event at each phase boundary; per token count, the median
+    /// of each phase, of the whole forward, and the gap (whole minus the phases: launch gaps between them); then the
+    /// plain rows (eager and CUDA graph, no timer) on the same weights, so one run shows both.
+    /// </summary>
+    internal static int RunPhases(string presetName, string tokenList, string deviceName, string dtypeName, int warmup, int samples, string? jsonPath,
+                                  TextWriter output, TextWriter errors)
+    {
+        try
+        {
+            var config = LayerBench.Preset(presetName);
+            var dtype = RunCommand.ParseComputeDType(dtypeName);
+            var tokenCounts = ParseTokenCounts(tokenList);
+            if (warmup < 0 || samples < 1)
+                throw new ArgumentException($"--warmup {warmup} must be >= 0 and --samples {samples} >= 1");
+            using var context = new AcceleratorContext();
+            var accelerator = context.Get(deviceName);
+            errors.WriteLine($"moe bench layer: generating {presetName} random weights ({DTypes.Name(dtype)}) on {accelerator.Name}...");
+            using var weights = DeviceMoeWeights.CreateRandom(accelerator, config, dtype, seed: 2026);
+            var bench = new LayerPhaseBench(accelerator, dtype, warmup, samples);
+            var names = Enum.GetNames<MoeLayerPhase>();
+            output.WriteLine($"# MoE layer phases {presetName} on {accelerator.Name} ({accelerator.Info.Name}), {DTypes.Name(dtype)}; eager, device events, median of {samples} (us)");
+            output.WriteLine($"{"preset",-14} {"T",5} {"active",6} {"floor",8} {"total",8} {"sum",8} {"gaps",7} " + string.Join(" ", names.Select(n => $"{n,13}")));
+            var rows = new List<LayerPhaseRow>();
+            foreach (var row in bench.Run(presetName, weights, tokenCounts))
+            {
+                rows.Add(row);
+                output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"{row.Preset,-14} {row.Tokens,5} {row.ActiveExperts,6} {row.FloorUs,8:F1} {row.TotalUs,8:F1} {row.PhaseSumUs,8:F1} {row.TotalUs - row.PhaseSumUs,7:F1} ")
+                    + string.Join(" ", names.Select(n => row.PhaseUs[n].ToString("F1", CultureInfo.InvariantCulture).PadLeft(13))));
+            }
+            output.WriteLine(LayerRowHeader);
+            var plain = new List<LayerBenchRow>();
+            foreach (var row in new LayerBench(accelerator, dtype, warmup, samples).Run(presetName, weights, tokenCounts))
+            {
+                plain.Add(row);
+                output.WriteLine(FormatLayerRow(row));
+            }
+            if (jsonPath is not null)
+                File.WriteAllText(jsonPath, JsonSerializer.Serialize(new { kind = "layer_phases", preset = presetName, device = accelerator.Info.Name, dtype = DTypes.Name(dtype), rows, layer = plain },
+                    new JsonSerializerOptions { WriteIndented = true }));
+            return 0;
+        }
+        catch (Exception e) when (RunCommand.IsUserError(e))
+        {
+            errors.WriteLine($"moe bench layer: {RunCommand.Describe(e)}");
+            return 2;
+        }
+    }
+
     private static List<int> ParseTokenCounts(string tokenList)
     {
         var tokenCounts = tokenList.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(t =>
@@ -135,13 +194,12 @@ internal static class LayerBenchCommand
             var bench = new LayerBench(accelerator, dtype, warmup, samples);
             output.WriteLine($"# MoE layer {presetName} on {accelerator.Name} ({accelerator.Info.Name}), {DTypes.Name(dtype)}, weights {weights.Bytes / 1e9:F2} GB;"
                 + $" floor = active-weight bytes / {LayerBench.CopyBandwidth(accelerator) / 1e12:F1} TB/s");
-            output.WriteLine($"{"preset",-14} {"T",6} {"eager(ms)",10} {"graph(ms)",10} {"tokens/s",12} {"active(MB)",11} {"floor(ms)",10} {"ratio",7}  note");
+            output.WriteLine(LayerRowHeader);
             var rows = new List<LayerBenchRow>();
             foreach (var row in bench.Run(presetName, weights, tokenCounts))
             {
                 rows.Add(row);
-                output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"{row.Preset,-14} {row.Tokens,6} {row.EagerMs,10:F3} {(row.GraphMs is { } g ? g.ToString("F3", CultureInfo.InvariantCulture) : "-"),10} {row.TokensPerSecond,12:F0} {row.ActiveWeightBytes / 1e6,11:F1} {row.FloorMs,10:F3} {row.FloorRatio,7:F2}  {row.Note}"));
+                output.WriteLine(FormatLayerRow(row));
             }
             if (jsonPath is not null)
                 File.WriteAllText(jsonPath, JsonSerializer.Serialize(new { preset = presetName, device = accelerator.Info.Name, dtype = DTypes.Name(dtype), rows },

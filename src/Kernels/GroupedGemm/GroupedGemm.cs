@@ -37,6 +37,9 @@ public sealed record GroupedGemmOptions
     /// <summary>Tests: force this many splits (1 = none), over the heuristic and the environment; needs a workspace.</summary>
     internal int? SplitKOverride { get; init; }
 
+    /// <summary>Tests: the few-tile rule (<see cref="GroupedGemmFewTiles"/>) on or off, over MOE_GROUPED_GEMM_FEW_TILES.</summary>
+    internal bool? FewTilesOverride { get; init; }
+
     /// <summary>Tests: the 8-row GEMV's tile slots (blocks per column block, each looping over m-tiles), 1 or more.</summary>
     internal int? GemvTileSlotsOverride { get; init; }
 }
@@ -80,6 +83,7 @@ public static class GroupedGemm
         public GroupedGemmWorkspace? SplitK { get; init; }
         public int? SplitKOverride { get; init; }
         public int? GemvTileSlotsOverride { get; init; }
+        public bool? FewTilesOverride { get; init; }
 
         public int OutCols => Fused ? N / 2 : N;
     }
@@ -158,6 +162,7 @@ public static class GroupedGemm
         {
             SplitK = options.SplitKWorkspace,
             SplitKOverride = options.SplitKOverride,
+            FewTilesOverride = options.FewTilesOverride,
             GemvTileSlotsOverride = options.GemvTileSlotsOverride is { } slots and < 1
                 ? throw new ArgumentException($"GemvTileSlotsOverride = {slots}: at least 1", nameof(options)) : options.GemvTileSlotsOverride,
         };
@@ -239,8 +244,11 @@ public static class GroupedGemm
             GroupedGemmGemv.Run(accelerator, plan, stream);
             return;
         }
+        // A call the Hopper kernel would run on a few SMs (GroupedGemmFewTiles.cs): the split-K mma.sync tile, when switched on.
+        bool fewTiles = plan.VariantOverride is null && plan.X.DType != DType.F32
+            && GroupedGemmFewTiles.Applies(accelerator, plan.X.DType, plan.Rows, plan.N, plan.Experts, plan.Fused, plan.SplitK is not null, plan.FewTilesOverride);
         // The Hopper kernel (GroupedGemmWgmma.cs): forced, or the heuristic's pick once it is switched on.
-        if (plan.X.DType != DType.F32 && (plan.VariantOverride == GroupedGemmWgmma.VariantName ||
+        if (plan.X.DType != DType.F32 && !fewTiles && (plan.VariantOverride == GroupedGemmWgmma.VariantName ||
                                           (plan.VariantOverride is null && GroupedGemmWgmma.ChosenFor(accelerator, plan.X.DType, plan.Rows, plan.Experts))))
         {
             GroupedGemmWgmma.Run(accelerator, plan, stream);
@@ -248,7 +256,7 @@ public static class GroupedGemm
         }
         var variant = plan.VariantOverride is { } forced && plan.X.DType != DType.F32
             ? Variants.Single(v => v.Name == forced)
-            : ChooseVariant(plan.X.DType, plan.Rows, plan.Experts);
+            : fewTiles ? GroupedGemmFewTiles.VariantFor(plan.Rows, plan.Experts) : ChooseVariant(plan.X.DType, plan.Rows, plan.Experts);
         // Each expert adds at most one partial tile; experts with rows are at most min(E, rows).
         long mTiles = (plan.Rows + (long)variant.TileRows - 1) / variant.TileRows + Math.Min(plan.Experts, plan.Rows);
         int colsPerBlock = plan.Fused ? variant.TileCols / 2 : variant.TileCols;
@@ -264,7 +272,7 @@ public static class GroupedGemm
             return;
         }
         // Tensor-core kernels: a grid of (mTiles x nTiles, splits) blocks (the kernel maps x to tiles in groups).
-        var launch = PlanLaunch(accelerator, variant, plan);
+        var launch = PlanLaunch(accelerator, variant, plan, autoSplit: fewTiles);
         if (launch.Tiles > int.MaxValue)
             throw new ArgumentException($"{plan.Rows} rows x {plan.OutCols} columns need {launch.Tiles} tiles; at most {int.MaxValue} per call (split the call)", "x");
         bool split = launch.Splits > 1;
@@ -274,11 +282,11 @@ public static class GroupedGemm
     }
 
     /// <summary>The split-K plan of a tensor-core call: no split without a workspace; forced by tests or MOE_GROUPED_GEMM_SPLITK.</summary>
-    internal static GroupedGemmLaunch PlanLaunch(Accelerator accelerator, Variant variant, Plan plan)
+    internal static GroupedGemmLaunch PlanLaunch(Accelerator accelerator, Variant variant, Plan plan, bool autoSplit = false)
     {
         var workspace = plan.SplitK;
         int? forced = plan.SplitKOverride ?? (workspace is null ? 1 : GroupedGemmLaunch.SplitsFromEnvironment());
         return GroupedGemmLaunch.Plan(variant, plan.Rows, plan.N, plan.K, plan.Experts, plan.Fused, Slots(accelerator, variant), forced,
-            workspace?.PartialCapacity ?? 0, workspace?.CounterCapacity ?? 0);
+            workspace?.PartialCapacity ?? 0, workspace?.CounterCapacity ?? 0, autoSplit);
     }
 }

@@ -59,8 +59,10 @@ internal readonly record struct GroupedGemmLaunch(GroupedGemm.Variant Variant, i
     /// heuristic. Without room in the workspace (<paramref name="partialCapacity"/> floats, <paramref name="counterCapacity"/>
     /// counters; both 0 when there is none) the split count drops until it fits, down to no split.
     /// </summary>
+    /// <paramref name="autoSplit"/>: let the heuristic split this variant even where it does not by default (few-tile calls,
+    /// <see cref="GroupedGemmFewTiles"/>).
     public static GroupedGemmLaunch Plan(GroupedGemm.Variant variant, int rows, int n, int k, int experts, bool fused,
-                                         long slots, int? forcedSplits, long partialCapacity, long counterCapacity)
+                                         long slots, int? forcedSplits, long partialCapacity, long counterCapacity, bool autoSplit = false)
     {
         int mTiles = MTilesBound(rows, experts, variant.TileRows);
         int nTiles = NTilesFor(variant, n, fused);
@@ -69,7 +71,7 @@ internal readonly record struct GroupedGemmLaunch(GroupedGemm.Variant Variant, i
         int kTiles = (k + splitK.Bk - 1) / splitK.Bk;
         long items = (long)mTiles * nTiles;
         int wanted = forcedSplits is { } forced ? Math.Clamp(forced, 1, MaxSplits)
-            : splitK.Auto ? ChooseSplits(items, kTiles, k / MinKPerSplit, slots) : 1;
+            : splitK.Auto || autoSplit ? ChooseSplits(items, kTiles, k / MinKPerSplit, slots) : 1;
         for (int splits = Math.Min(wanted, kTiles); splits > 1; splits--)
         {
             var launch = WithSplits(variant, mTiles, nTiles, kTiles, splits);

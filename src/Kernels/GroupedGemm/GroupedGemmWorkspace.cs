@@ -73,9 +73,11 @@ public sealed class GroupedGemmWorkspace : IDisposable
         {
             if (shape.Rows <= 0 || shape.N <= 0 || shape.K <= 0 || shape.Experts <= 0)
                 continue;
-            var variant = GroupedGemm.ChooseVariant(DType.BF16, shape.Rows, shape.Experts);
+            // A few-tile call (GroupedGemmFewTiles) splits the mma.sync tile that replaces the Hopper kernel.
+            bool fewTiles = GroupedGemmFewTiles.Applies(accelerator, DType.BF16, shape.Rows, shape.N, shape.Experts, shape.Fused, hasWorkspace: true);
+            var variant = fewTiles ? GroupedGemmFewTiles.VariantFor(shape.Rows, shape.Experts) : GroupedGemm.ChooseVariant(DType.BF16, shape.Rows, shape.Experts);
             var launch = GroupedGemmLaunch.Plan(variant, shape.Rows, shape.N, shape.K, shape.Experts, shape.Fused,
-                GroupedGemm.Slots(accelerator, variant), forced, long.MaxValue, long.MaxValue);
+                GroupedGemm.Slots(accelerator, variant), forced, long.MaxValue, long.MaxValue, autoSplit: fewTiles);
             partials = Math.Max(partials, launch.PartialFloats);
             counters = Math.Max(counters, launch.Counters);
         }

@@ -41,6 +41,12 @@ public sealed class MoeLayer
     private static readonly GroupedGemmOptions Plain = new() { ValidateOffsets = false };
     private static readonly GroupedGemmOptions FusedSilu = new() { ValidateOffsets = false, FusedSiluAndMul = true };
 
+    /// <summary>Optional: told where each phase of a forward starts and ends (benchmarks; null costs nothing).</summary>
+    public IMoeLayerPhaseTimer? PhaseTimer { get; set; }
+
+    private void Begin(MoeLayerPhase phase, AcceleratorStream? stream) => PhaseTimer?.Begin(phase, stream ?? Accelerator.DefaultStream);
+    private void End(MoeLayerPhase phase, AcceleratorStream? stream) => PhaseTimer?.End(phase, stream ?? Accelerator.DefaultStream);
+
     /// <summary>The whole block: <paramref name="output"/> [T, H] F32 = MoE(<paramref name="hidden"/> [T, H], compute dtype).</summary>
     public void Forward(MemoryBuffer hidden, MemoryBuffer<float> output, MoeWorkspace workspace, AcceleratorStream? stream = null)
     {
@@ -50,7 +56,9 @@ public sealed class MoeLayer
         RouteAndPermute(hidden, workspace, stream);
         RunExperts(workspace.Gathered, workspace.ExpertOffsets, workspace.Activation, workspace.ExpertOutput, stream, workspace.SplitK);
         var residual = RunSharedExperts(hidden, workspace, stream);
+        Begin(MoeLayerPhase.Combine, stream);
         Combine.Run(workspace.ExpertOutput, workspace.RowOfSlot, workspace.RoutingWeights, workspace.Tokens, Config.TopK, Config.HiddenSize, output, residual, stream);
+        End(MoeLayerPhase.Combine, stream);
     }
 
     /// <summary>Router GEMM, top-k routing and permute: fills the workspace's ids, weights, counts, offsets and gathered rows.</summary>
@@ -58,16 +66,22 @@ public sealed class MoeLayer
     {
         int t = ws.Tokens, e = Config.NumExperts, h = Config.HiddenSize, k = Config.TopK;
         Route(hidden, ws, stream);
+        Begin(MoeLayerPhase.Permute, stream);
         Permute.Run(ws.Ids, t, k, e, 1, ws.PermutedCounts, ws.ExpertOffsets, ws.RowOfSlot, ws.TokenOfRow,
             hidden, h, ws.Gathered, ws.PermuteWorkspace, stream);
+        End(MoeLayerPhase.Permute, stream);
     }
 
     /// <summary>Router GEMM and top-k routing only: fills the workspace's logits, ids, weights and routed counts.</summary>
     public void Route(MemoryBuffer hidden, MoeWorkspace ws, AcceleratorStream? stream)
     {
         int t = ws.Tokens, e = Config.NumExperts, h = Config.HiddenSize;
+        Begin(MoeLayerPhase.RouterGemm, stream);
         GroupedGemm.Run(Accelerator, hidden, Weights.RouterGate, ws.RouterOffsets, ws.Logits, e, h, Plain with { SplitKWorkspace = ws.SplitK }, stream);
+        End(MoeLayerPhase.RouterGemm, stream);
+        Begin(MoeLayerPhase.TopKRouting, stream);
         TopKRouting.Run(ws.Logits, t, e, Routing, ws.Ids, ws.RoutingWeights, ws.RoutedCounts, stream, ws.RoutingWorkspace);
+        End(MoeLayerPhase.TopKRouting, stream);
     }
 
     /// <summary>
@@ -87,8 +101,12 @@ public sealed class MoeLayer
                            GroupedGemmWorkspace? splitK = null)
     {
         int h = Config.HiddenSize, ih = Weights.Intermediate;
+        Begin(MoeLayerPhase.ExpertsGateUp, stream);
         GroupedGemm.Run(Accelerator, rows, gateUp, expertOffsets, activation, 2 * ih, h, FusedSilu with { SplitKWorkspace = splitK }, stream);
+        End(MoeLayerPhase.ExpertsGateUp, stream);
+        Begin(MoeLayerPhase.ExpertsDown, stream);
         GroupedGemm.Run(Accelerator, activation, down, expertOffsets, expertOutput, h, ih, Plain with { SplitKWorkspace = splitK }, stream);
+        End(MoeLayerPhase.ExpertsDown, stream);
     }
 
     /// <summary>Shared experts on every token (qwen2_moe: scaled by sigmoid(gate . x)); returns their F32 output or null.</summary>
@@ -97,6 +115,7 @@ public sealed class MoeLayer
         if (Weights.SharedGateUp is null || ws.SharedActivation is null || ws.SharedOutput is null)
             return null;
         int h = Config.HiddenSize, ish = Weights.SharedIntermediate;
+        Begin(MoeLayerPhase.SharedExperts, stream);
         var plain = Plain with { SplitKWorkspace = ws.SplitK };
         GroupedGemm.Run(Accelerator, hidden, Weights.SharedGateUp, ws.RouterOffsets, ws.SharedActivation, 2 * ish, h, FusedSilu with { SplitKWorkspace = ws.SplitK }, stream);
         var options = plain;
@@ -107,6 +126,7 @@ public sealed class MoeLayer
             options = plain with { RowScale = ws.SharedGateScale };
         }
         GroupedGemm.Run(Accelerator, ws.SharedActivation, Weights.SharedDown!, ws.RouterOffsets, ws.SharedOutput, h, ish, options, stream);
+        End(MoeLayerPhase.SharedExperts, stream);
         return ws.SharedOutput;
     }
 
