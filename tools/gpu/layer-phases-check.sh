@@ -2,12 +2,11 @@
 # GPU machine, one GPU (cuda:0), after tools/gpu/pack.sh: issue 5, where the single-GPU layer's time goes (layer-phases).
 #   1. moe bench layer --phases: device time per phase of eager forwards (router GEMM, top-k routing, permute, experts
 #      gate_up, experts down, shared experts, combine; median of 20), then the plain eager/graph row, for
-#      deepseek-v3 at T=16,128 and qwen3-30b-a3b at T=128, with the few-tile rule off (as main) and on
+#      deepseek-v3 at T=16,128, with the few-tile rule off (as main) and on
 #      (MOE_GROUPED_GEMM_FEW_TILES=mma: router and shared-expert GEMMs on the split-K mma.sync tile, not 1-28 wgmma tiles).
-#   2. The moe_layer sweep rows (CUDA graph) for those presets at T=16,128, rule off and on.
-#   3. CUDA tests: GroupedGemmFewTilesTests (the rule's calls against the F64 reference), MoeLayerFewTilesTests
+#   2. CUDA tests: GroupedGemmFewTilesTests (the rule's calls against the F64 reference), MoeLayerFewTilesTests
 #      (the layer at T=128, 200 against the reference), MoeLayerPhaseTimerTests; rule off, then on.
-# Prints the phase tables, the sweep rows and the test summaries. Logs in $OUT/layer-phases.tgz. About 2-3 minutes.
+# Prints the phase tables and the test summaries. Logs in $OUT/layer-phases.tgz. About 3 minutes.
 set -uo pipefail
 out=/tmp/moe-layer-phases; mkdir -p "$out"
 trap 'tar czf "$OUT/layer-phases.tgz" -C "$out" .' EXIT
@@ -25,13 +24,6 @@ phases() { # label, preset, tokens, env...
 }
 for rule in wgmma mma; do
   phases "deepseek-$rule" deepseek-v3 16,128 MOE_GROUPED_GEMM_FEW_TILES=$rule
-  phases "qwen3-$rule" qwen3-30b-a3b 128 MOE_GROUPED_GEMM_FEW_TILES=$rule
-done
-for rule in wgmma mma; do
-  env MOE_GROUPED_GEMM_FEW_TILES=$rule MOE_SWEEP_MODELS=deepseek-v3,qwen3-30b-a3b MOE_SWEEP_TOKENS=16,128 \
-    timeout 90 $B sweep moe_layer --device cuda:0 --json "$out/sweep-$rule.json" > "$out/sweep-$rule.log" 2>&1
-  echo "== sweep moe_layer, MOE_GROUPED_GEMM_FEW_TILES=$rule: exit $?"
-  grep -E "layer +\|" "$out/sweep-$rule.log" | sed -E 's/ +/ /g' | cut -c1-160
 done
 tests() { # label, env...
   local label=$1; shift

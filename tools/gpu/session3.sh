@@ -48,8 +48,8 @@ c)
 d)
   B="bash .gpu/run.sh dotnet .gpu/app/MoeRuntime.Benchmarks/MoeRuntime.Benchmarks.dll"
   M="bash .gpu/run.sh dotnet .gpu/app/MoeRuntime.Cli/moe.dll"
-  [ -f tools/gpu/route4-check.sh ] && { echo "== route4"; bash tools/gpu/route4-check.sh 2>&1 | tail -40; }
-  [ -f tools/gpu/layer-phases-check.sh ] && { echo "== layer-phases"; bash tools/gpu/layer-phases-check.sh 2>&1 | tail -40; }
+  echo "== layer-phases"; bash tools/gpu/layer-phases-check.sh 2>&1 | tail -45
+  echo "== route4"; bash tools/gpu/route4-check.sh 2>&1 | tail -40
   MOE_SWEEP_MODELS=qwen3 timeout 150 $B sweep grouped_gemm_ep --device cuda:0 --json "$OUT/gg-ep-qwen3.json" > "$OUT/gg-ep-qwen3.log" 2>&1
   echo "== gg-ep qwen3: exit $? ($(grep -c '^| qwen3' "$OUT/gg-ep-qwen3.log") rows)"
   for split in auto 1 2 4 8; do
