@@ -366,7 +366,7 @@ public class TopKRoutingTests
             Assert.False(TopKRouting.UsesPersistentPath(contiguous: true, perLane: 4, elementSize: 2, from));  // BF16 E=128: 8 bytes a lane
             Assert.False(TopKRouting.UsesPersistentPath(contiguous: true, perLane: 2, elementSize: 4, from));  // F32 E=64
             Assert.False(TopKRouting.UsesPersistentPath(contiguous: false, perLane: 8, elementSize: 4, from)); // strided
-            TopKRouting.PersistentFrom = int.MaxValue; // MOE_ROUTING_PERSISTENT=0
+            TopKRouting.PersistentFrom = int.MaxValue; // the default (MOE_ROUTING_PERSISTENT unset)
             Assert.False(TopKRouting.UsesPersistentPath(contiguous: true, perLane: 8, elementSize: 4, 1 << 20));
             TopKRouting.PersistentFrom = 0;
             Assert.False(TopKRouting.UsesPersistentPath(contiguous: true, perLane: 8, elementSize: 4, 0));

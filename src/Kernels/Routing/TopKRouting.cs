@@ -35,10 +35,11 @@ public static partial class TopKRouting
     /// </summary>
     internal const int TwoTokensPerWarpFrom = 1024;
     /// <summary>
-    /// From this many tokens the two-token path runs persistent (topk_routing_contiguous_x2p_*): fewer warps, each
-    /// looping over <see cref="PairsPerWarp"/> or more token pairs with the next pair's rows staged by cp.async while the
-    /// current pair is routed, so loads overlap compute. Chosen by estimate, not measured: at 8192 tokens the one-pass
-    /// grid loads 8 MB and then computes, every warp in step; below it a pass is short and full occupancy matters more.
+    /// From this many tokens the two-token path runs persistent when MOE_ROUTING_PERSISTENT=1 (topk_routing_contiguous_x2p_*):
+    /// fewer warps, each looping over <see cref="PairsPerWarp"/> or more token pairs with the next pair's rows staged by
+    /// cp.async while the current pair is routed. Off by default: H200, 2026-11-30, DeepSeek-V3 T=8192, one session:
+    /// one-pass 14.60 us, persistent with at least 1 / 2 / 4 pairs a warp 14.46 / 15.38 / 18.54 us; softmax E=128
+    /// 6.97 against 7.40 / 7.94 / 10.59. The load is not what bounds it (instruction issue is).
     /// </summary>
     internal const int DefaultPersistentFrom = 8192;
     private const int PersistentWarpsPerBlock = 8; // ROUTING_PERSISTENT_WARPS in topk_routing.cu
@@ -154,12 +155,12 @@ public static partial class TopKRouting
     private static readonly string[] SigmoidByDivisionOptions = ["-DROUTING_SIGMOID_DIVISION"];
 
     /// <summary>
-    /// Tokens from which the persistent two-token path is used (MOE_ROUTING_PERSISTENT=0 at start-up: never; 1 or unset:
+    /// Tokens from which the persistent two-token path is used (unset or MOE_ROUTING_PERSISTENT=0 at start-up: never; 1:
     /// from <see cref="DefaultPersistentFrom"/>; tests and A/B benchmarks set it directly, 0 for every token count).
     /// Bit-identical ids, weights and counts either way.
     /// </summary>
     internal static int PersistentFrom { get; set; } =
-        Environment.GetEnvironmentVariable("MOE_ROUTING_PERSISTENT") == "0" ? int.MaxValue : DefaultPersistentFrom;
+        Environment.GetEnvironmentVariable("MOE_ROUTING_PERSISTENT") == "1" ? DefaultPersistentFrom : int.MaxValue;
 
     /// <summary>
     /// The least token pairs a warp of the persistent path loops over (MOE_ROUTING_PAIRS_PER_WARP at start-up, default 2;
