@@ -5,6 +5,7 @@ using MoeRuntime.Accelerators;
 using MoeRuntime.Cli.Bench;
 using MoeRuntime.Collectives;
 using MoeRuntime.Runtime.Layers;
+using MoeRuntime.Runtime.Models;
 using MoeRuntime.Runtime.Parallel;
 
 namespace MoeRuntime.Cli.Commands;
@@ -56,11 +57,7 @@ internal static class LayerBenchCommand
     {
         try
         {
-            var config = LayerBench.Preset(presetName);
-            var dtype = RunCommand.ParseComputeDType(dtypeName);
-            var tokenCounts = ParseTokenCounts(tokenList);
-            if (warmup < 0 || samples < 1)
-                throw new ArgumentException($"--warmup {warmup} must be >= 0 and --samples {samples} >= 1");
+            var (config, dtype, tokenCounts) = ParseArguments(presetName, dtypeName, tokenList, warmup, samples);
             using var context = new AcceleratorContext();
             var ranks = deviceList.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(context.Get).ToList();
             int n = ranks.Count;
@@ -126,11 +123,7 @@ internal static class LayerBenchCommand
     {
         try
         {
-            var config = LayerBench.Preset(presetName);
-            var dtype = RunCommand.ParseComputeDType(dtypeName);
-            var tokenCounts = ParseTokenCounts(tokenList);
-            if (warmup < 0 || samples < 1)
-                throw new ArgumentException($"--warmup {warmup} must be >= 0 and --samples {samples} >= 1");
+            var (config, dtype, tokenCounts) = ParseArguments(presetName, dtypeName, tokenList, warmup, samples);
             using var context = new AcceleratorContext();
             var accelerator = context.Get(deviceName);
             errors.WriteLine($"moe bench layer: generating {presetName} random weights ({DTypes.Name(dtype)}) on {accelerator.Name}...");
@@ -166,6 +159,17 @@ internal static class LayerBenchCommand
         }
     }
 
+    /// <summary>The preset, compute dtype and token counts every layer bench takes, checked (--warmup >= 0, --samples >= 1).</summary>
+    private static (ModelConfig Config, DType DType, List<int> TokenCounts) ParseArguments(string presetName, string dtypeName, string tokenList, int warmup, int samples)
+    {
+        var config = LayerBench.Preset(presetName);
+        var dtype = RunCommand.ParseComputeDType(dtypeName);
+        var tokenCounts = ParseTokenCounts(tokenList);
+        if (warmup < 0 || samples < 1)
+            throw new ArgumentException($"--warmup {warmup} must be >= 0 and --samples {samples} >= 1");
+        return (config, dtype, tokenCounts);
+    }
+
     private static List<int> ParseTokenCounts(string tokenList)
     {
         var tokenCounts = tokenList.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(t =>
@@ -178,15 +182,7 @@ internal static class LayerBenchCommand
     {
         try
         {
-            var config = LayerBench.Preset(presetName);
-            var dtype = RunCommand.ParseComputeDType(dtypeName);
-            var tokenCounts = tokenList.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(t =>
-                int.TryParse(t, NumberStyles.None, CultureInfo.InvariantCulture, out int v) && v >= 1 ? v
-                    : throw new ArgumentException($"--tokens: '{t}' is not a token count >= 1")).ToList();
-            if (tokenCounts.Count == 0)
-                throw new ArgumentException("--tokens names no token counts");
-            if (warmup < 0 || samples < 1)
-                throw new ArgumentException($"--warmup {warmup} must be >= 0 and --samples {samples} >= 1");
+            var (config, dtype, tokenCounts) = ParseArguments(presetName, dtypeName, tokenList, warmup, samples);
             using var context = new AcceleratorContext();
             var accelerator = context.Get(deviceName);
             errors.WriteLine($"moe bench layer: generating {presetName} random weights ({DTypes.Name(dtype)}) on {accelerator.Name}...");
