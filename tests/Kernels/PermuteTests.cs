@@ -55,16 +55,26 @@ public class PermuteTests
         return data;
     }
 
+    /// <summary>
+    /// Random ids for a case; skew "dropped": uniform ids of which about a fifth are out of range (-1, or E up to
+    /// E + <paramref name="droppedSpread"/> - 1), which permute must drop.
+    /// </summary>
+    private static int[] RandomIds(Random random, Case c, int droppedSpread)
+    {
+        var ids = TokenOpsData.RandomIds(random, c.Tokens, c.TopK, c.Experts, c.Skew == "dropped" ? "uniform" : c.Skew);
+        if (c.Skew == "dropped")
+            for (int i = 0; i < ids.Length; i++)
+                if (random.Next(5) == 0)
+                    ids[i] = random.Next(2) == 0 ? -1 : c.Experts + random.Next(droppedSpread);
+        return ids;
+    }
+
     [Theory, MemberData(nameof(Cases))]
     public void MatchesTheReference(string device, Case c)
     {
         var accelerator = TestDevices.Get(device);
         var random = TestData.NewRandom(out int seed);
-        var ids = TokenOpsData.RandomIds(random, c.Tokens, c.TopK, c.Experts, c.Skew == "dropped" ? "uniform" : c.Skew);
-        if (c.Skew == "dropped")
-            for (int i = 0; i < ids.Length; i++)
-                if (random.Next(5) == 0)
-                    ids[i] = random.Next(2) == 0 ? -1 : c.Experts + random.Next(3);
+        var ids = RandomIds(random, c, droppedSpread: 3);
         var hidden = TokenOpsData.RoundTo(c.DType, TestData.Uniform(random, c.Tokens * c.Hidden));
         string what = $"{c.Name} on {device}, seed {seed}";
 
@@ -91,11 +101,7 @@ public class PermuteTests
                  })
         {
             Assert.True(Permute.UsesFusedPlacement((c.Tokens * (long)c.TopK + 511) / 512, c.Experts), c.Name);
-            var ids = TokenOpsData.RandomIds(random, c.Tokens, c.TopK, c.Experts, c.Skew == "dropped" ? "uniform" : c.Skew);
-            if (c.Skew == "dropped")
-                for (int i = 0; i < ids.Length; i++)
-                    if (random.Next(5) == 0)
-                        ids[i] = random.Next(2) == 0 ? -1 : c.Experts + random.Next(3);
+            var ids = RandomIds(random, c, droppedSpread: 3);
             var hidden = TokenOpsData.RoundTo(c.DType, TestData.Uniform(random, c.Tokens * c.Hidden));
             var fused = RunPermute(accelerator, c, ids, hidden);
             Result three;
@@ -133,12 +139,7 @@ public class PermuteTests
                      new Case("match all on one expert", 3000, 1, 64, 3, 1, DType.F16, "all"),
                  })
         {
-            var ids = c.Skew == "all" ? Enumerable.Repeat(37, c.Tokens * c.TopK).ToArray()
-                : TokenOpsData.RandomIds(random, c.Tokens, c.TopK, c.Experts, c.Skew == "dropped" ? "uniform" : c.Skew);
-            if (c.Skew == "dropped")
-                for (int i = 0; i < ids.Length; i++)
-                    if (random.Next(5) == 0)
-                        ids[i] = random.Next(2) == 0 ? -1 : c.Experts + random.Next(600);
+            var ids = c.Skew == "all" ? Enumerable.Repeat(37, c.Tokens * c.TopK).ToArray() : RandomIds(random, c, droppedSpread: 600);
             var hidden = TokenOpsData.RoundTo(c.DType, TestData.Uniform(random, c.Tokens * c.Hidden));
             string what = $"{c.Name} on {device}, seed {seed}";
             foreach (bool three in new[] { false, true })
