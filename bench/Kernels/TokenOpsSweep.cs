@@ -117,44 +117,31 @@ internal static class TokenOpsSweep
                     tokenOfRow, hiddenStates, hidden, gathered, workspace, s), inner: 5, useGraph: true);
                 double permuteBytes = 2.0 * 2 * slots * hidden + 4.0 * (slots * 3);
                 rows.Add(new SweepRow("permute (indices + gather)", shape, permuteMs, permuteBytes, 0, Floor(permuteBytes)));
+                // A/B in one session: the index-only and the whole permute again with one switch flipped.
+                void AddPermuteRows(string indexName, string wholeName, Action<bool> flip)
+                {
+                    flip(true);
+                    try
+                    {
+                        double indexMs = DeviceTimer.MedianMs(accelerator, s => Permute.Run(ids, bigTokens, topK, experts, 1, counts, offsets, rowOfSlot,
+                            tokenOfRow, workspace: workspace, stream: s), inner: 5, useGraph: true);
+                        double indexBytes = 4.0 * (slots * 3);
+                        rows.Add(new SweepRow(indexName, $"T={bigTokens} k={topK} E={experts}", indexMs, indexBytes, 0, Floor(indexBytes)));
+                        double wholeMs = DeviceTimer.MedianMs(accelerator, s => Permute.Run(ids, bigTokens, topK, experts, 1, counts, offsets, rowOfSlot,
+                            tokenOfRow, hiddenStates, hidden, gathered, workspace, s), inner: 5, useGraph: true);
+                        rows.Add(new SweepRow(wholeName, shape, wholeMs, permuteBytes, 0, Floor(permuteBytes)));
+                    }
+                    finally
+                    {
+                        flip(false);
+                    }
+                }
+                // The three-kernel index path (separate offsets kernel), where the fused one runs.
                 if (hidden == 4096 && Permute.UsesFusedPlacement(Permute.WorkspaceElements(bigTokens, topK, experts) / experts, experts))
-                {
-                    // A/B in one session: the same two rows through the three-kernel index path (separate offsets kernel).
-                    Permute.ForceThreeKernels = true;
-                    try
-                    {
-                        double indexMs = DeviceTimer.MedianMs(accelerator, s => Permute.Run(ids, bigTokens, topK, experts, 1, counts, offsets, rowOfSlot,
-                            tokenOfRow, workspace: workspace, stream: s), inner: 5, useGraph: true);
-                        double indexBytes = 4.0 * (slots * 3);
-                        rows.Add(new SweepRow("permute indices only 3-kernel", $"T={bigTokens} k={topK} E={experts}", indexMs, indexBytes, 0, Floor(indexBytes)));
-                        double threeMs = DeviceTimer.MedianMs(accelerator, s => Permute.Run(ids, bigTokens, topK, experts, 1, counts, offsets, rowOfSlot,
-                            tokenOfRow, hiddenStates, hidden, gathered, workspace, s), inner: 5, useGraph: true);
-                        rows.Add(new SweepRow("permute 3-kernel (idx + gather)", shape, threeMs, permuteBytes, 0, Floor(permuteBytes)));
-                    }
-                    finally
-                    {
-                        Permute.ForceThreeKernels = false;
-                    }
-                }
+                    AddPermuteRows("permute indices only 3-kernel", "permute 3-kernel (idx + gather)", on => Permute.ForceThreeKernels = on);
+                // The scatter's same-expert masks by the match.any instruction (the previous build).
                 if (hidden == 4096 && !Permute.MatchInstruction)
-                {
-                    // A/B in one session: the scatter's same-expert masks by the match.any instruction (the previous build).
-                    Permute.MatchInstruction = true;
-                    try
-                    {
-                        double indexMs = DeviceTimer.MedianMs(accelerator, s => Permute.Run(ids, bigTokens, topK, experts, 1, counts, offsets, rowOfSlot,
-                            tokenOfRow, workspace: workspace, stream: s), inner: 5, useGraph: true);
-                        double indexBytes = 4.0 * (slots * 3);
-                        rows.Add(new SweepRow("permute indices only match.any", $"T={bigTokens} k={topK} E={experts}", indexMs, indexBytes, 0, Floor(indexBytes)));
-                        double matchMs = DeviceTimer.MedianMs(accelerator, s => Permute.Run(ids, bigTokens, topK, experts, 1, counts, offsets, rowOfSlot,
-                            tokenOfRow, hiddenStates, hidden, gathered, workspace, s), inner: 5, useGraph: true);
-                        rows.Add(new SweepRow("permute match.any (idx + gather)", shape, matchMs, permuteBytes, 0, Floor(permuteBytes)));
-                    }
-                    finally
-                    {
-                        Permute.MatchInstruction = false;
-                    }
-                }
+                    AddPermuteRows("permute indices only match.any", "permute match.any (idx + gather)", on => Permute.MatchInstruction = on);
 
                 using var weights = accelerator.Upload<float>(Uniform(random, slots, 0, 1));
                 using var output = accelerator.Allocate<BFloat16>((long)bigTokens * hidden);
