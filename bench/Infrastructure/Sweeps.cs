@@ -23,6 +23,7 @@ public static class Sweeps
         ["eplb_balance"] = Eplb.EplbBalanceSweep.Run,
         ["grouped_gemm"] = Kernels.GroupedGemmSweep.Run,
         ["grouped_gemm_ep"] = Kernels.GroupedGemmEpSweep.Run,
+        ["dense_gemm"] = Kernels.DenseGemmSweep.Run,
         ["token_ops"] = MoeRuntime.Benchmarks.Kernels.TokenOpsSweep.Run,
         ["routing"] = MoeRuntime.Benchmarks.Kernels.TokenOpsSweep.RunRouting,
         ["moe_layer"] = MoeRuntime.Benchmarks.Runtime.MoeLayerSweep.Run,

@@ -1,0 +1,92 @@
+using MoeRuntime.Accelerators;
+using MoeRuntime.Benchmarks.Infrastructure;
+using MoeRuntime.Kernels.GroupedGemm;
+
+namespace MoeRuntime.Benchmarks.Kernels;
+
+/// <summary>
+/// Sweep <c>dense_gemm</c>: the MoE layer's dense calls, one matrix (E = 1) and a few to a thousand rows, bf16 operands:
+///   router:         [T, H] x [E_routed, H]^T -> F32 logits
+///   shared gate_up: [T, H] x [2 I_shared, H]^T with the fused SiLU-and-mul -> [T, I_shared] bf16
+///   shared down:    [T, I_shared] x [H, I_shared]^T -> F32
+/// at DeepSeek-V3 (router and shared expert), Qwen3-30B-A3B and Mixtral-8x7B (router) shapes. Each call runs the way the
+/// layer runs it (path "auto": with a split-K workspace), then on each path that could take it ("few-tiles": the split-K
+/// mma.sync rule of GroupedGemmFewTiles; "decode64"/"medium64": those tiles forced, heuristic split). Floor: weight bytes /
+/// copy bandwidth or flops / 799 TFLOP/s. bench/reference/dense_gemm.py times torch's F.linear at the same shapes.
+/// </summary>
+internal static class DenseGemmSweep
+{
+    private sealed record Call(string Name, int N, int K, bool Fused, bool F32Out);
+
+    private static readonly Call[] GpuCalls =
+    [
+        new("deepseek-v3 router", 256, 7168, false, true),
+        new("deepseek-v3 shared gate_up+silu", 4096, 7168, true, false),
+        new("deepseek-v3 shared down", 7168, 2048, false, true),
+        new("qwen3-30b-a3b router", 128, 2048, false, true),
+        new("mixtral-8x7b router", 8, 4096, false, true),
+    ];
+
+    private static readonly int[] GpuTokens = [1, 16, 128, 1024];
+    private static readonly string[] Paths = ["auto", "few-tiles", "decode64", "medium64"];
+    private const double DenseBf16Flops = 799e12;
+
+    public static IReadOnlyList<SweepRow> Run(Accelerator accelerator)
+    {
+        if (accelerator.Kind == AcceleratorKind.Cpu)
+            return [];
+        double bandwidth = accelerator.Info.Name.Contains("H200", StringComparison.Ordinal) ? 4.2e12 : 3.0e12;
+        var rows = new List<SweepRow>();
+        foreach (var call in SweepFilter.Models(GpuCalls, c => c.Name))
+            foreach (int tokens in SweepFilter.Tokens(GpuTokens))
+                foreach (string path in Paths)
+                    rows.Add(Measure(accelerator, call, tokens, path, bandwidth));
+        return rows;
+    }
+
+    private static SweepRow Measure(Accelerator accelerator, Call call, int tokens, string path, double bandwidth)
+    {
+        var random = new Random(tokens * 31 + call.N);
+        using var x = accelerator.Upload<BFloat16>(Enumerable.Range(0, tokens * call.K).Select(_ => (BFloat16)(random.NextSingle() * 2 - 1)).ToArray());
+        using var w = accelerator.Allocate<BFloat16>((long)call.N * call.K);
+        w.Fill((BFloat16)0.01f);
+        using var offsets = accelerator.Upload<int>(new[] { 0, tokens });
+        int outCols = call.Fused ? call.N / 2 : call.N;
+        using MemoryBuffer y = call.F32Out ? accelerator.Allocate<float>((long)tokens * outCols) : accelerator.Allocate<BFloat16>((long)tokens * outCols);
+        using var splitK = GroupedGemmWorkspace.WithCapacities(accelerator, 64L << 20, 1 << 16);
+        var options = new GroupedGemmOptions
+        {
+            ValidateOffsets = false,
+            FusedSiluAndMul = call.Fused,
+            SplitKWorkspace = splitK,
+            FewTilesOverride = path == "few-tiles" ? true : path == "auto" ? null : false,
+            VariantOverride = path is "decode64" or "medium64" ? path : null,
+        };
+        bool graph = tokens <= 128;
+        double ms = DeviceTimer.MedianMs(accelerator, s => GroupedGemm.Run(accelerator, x, w, offsets, y, call.N, call.K, options, s),
+            warmup: 3, samples: 20, inner: graph ? 20 : 3, useGraph: graph);
+        double weightBytes = (double)call.N * call.K * 2;
+        double bytes = weightBytes + (double)tokens * call.K * 2 + (double)tokens * outCols * (call.F32Out ? 4 : 2);
+        double flops = 2.0 * tokens * call.N * call.K;
+        double floorMs = Math.Max(weightBytes / bandwidth, flops / DenseBf16Flops) * 1e3;
+        string note = $"{path}: {PathNote(accelerator, call, tokens, path, splitK)}" + (graph ? ", graph" : "");
+        return new SweepRow(call.Name, $"T={tokens} N={call.N} K={call.K}", ms, bytes, flops, floorMs, note);
+    }
+
+    /// <summary>What the op ran for a path: the tile and its split count (the planning GroupedGemm.Run does).</summary>
+    private static string PathNote(Accelerator accelerator, Call call, int tokens, string path, GroupedGemmWorkspace splitK)
+    {
+        bool heuristic = path is "auto" or "few-tiles";
+        if (heuristic && GroupedGemmGemv.ChosenFor(DType.BF16, tokens, 1))
+            return "gemv";
+        bool fewTiles = heuristic && GroupedGemmFewTiles.Applies(accelerator, DType.BF16, tokens, call.N, 1, call.Fused, hasWorkspace: true,
+            forced: path == "few-tiles" ? true : null);
+        if (heuristic && !fewTiles && GroupedGemmWgmma.ChosenFor(accelerator, DType.BF16, tokens, 1))
+            return "wgmma";
+        var variant = path is "decode64" or "medium64" ? GroupedGemm.Variants.Single(v => v.Name == path)
+            : fewTiles ? GroupedGemmFewTiles.VariantFor(tokens, 1) : GroupedGemm.ChooseVariant(DType.BF16, tokens, 1);
+        var launch = GroupedGemmLaunch.Plan(variant, tokens, call.N, call.K, 1, call.Fused, GroupedGemm.Slots(accelerator, variant),
+            GroupedGemmLaunch.SplitsFromEnvironment(), splitK.PartialCapacity, splitK.CounterCapacity, autoSplit: fewTiles);
+        return $"{variant.Name} {launch.Tiles} tiles x split {launch.Splits}";
+    }
+}
