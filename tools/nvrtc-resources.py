@@ -4,7 +4,7 @@ toolkit: only libnvrtc), plus any .local use in the PTX (a per-thread array that
 
   python3 tools/nvrtc-resources.py src/Kernels/Routing/topk_routing.cu [sm_90] [--filter contiguous] [-DNAME ...]
 
-Compiles with the runtime's default options (NvrtcCompiler.DefaultOptions) and the headers of src/Accelerators/Headers,
+Compiles with the runtime's default options (NvrtcCompiler.DefaultOptions) and the headers of src/Accelerators/Headers and the source's folder,
 adds -Xptxas=-v, and prints one line per entry: registers, stack frame, spill stores/loads, PTX .local mentions.
 """
 import ctypes, os, re, sys
@@ -21,8 +21,11 @@ def main():
         pattern = args[i + 1]
         del args[i:i + 2]
     headers_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src", "Accelerators", "Headers")
-    names = sorted(f for f in os.listdir(headers_dir) if f.endswith(".cuh"))
-    texts = [open(os.path.join(headers_dir, f), "rb").read() for f in names]
+    # The runtime embeds every .cuh of the kernel assemblies: the shared headers and those beside the source.
+    paths = {f: os.path.join(d, f) for d in (headers_dir, os.path.dirname(os.path.abspath(source)))
+             for f in os.listdir(d) if f.endswith(".cuh")}
+    names = sorted(paths)
+    texts = [open(paths[f], "rb").read() for f in names]
     nvrtc = None
     for library in ("libnvrtc.so", "libnvrtc.so.12", "libnvrtc.so.11.2"):
         try:

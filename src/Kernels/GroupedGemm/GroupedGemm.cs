@@ -40,6 +40,12 @@ public sealed record GroupedGemmOptions
     /// <summary>Tests: the few-tile rule (<see cref="GroupedGemmFewTiles"/>) on or off, over MOE_GROUPED_GEMM_FEW_TILES.</summary>
     internal bool? FewTilesOverride { get; init; }
 
+    /// <summary>Tests and the sweep: the skinny kernel (<see cref="GroupedGemmSkinny"/>) on or off, over MOE_GROUPED_GEMM_SKINNY.</summary>
+    internal bool? SkinnyOverride { get; init; }
+
+    /// <summary>Tests and the sweep: the skinny kernel's k-tiles (64 of K) per split instead of its heuristic's.</summary>
+    internal int? SkinnyKTilesPerSplitOverride { get; init; }
+
     /// <summary>Tests: the 8-row GEMV's tile slots (blocks per column block, each looping over m-tiles), 1 or more.</summary>
     internal int? GemvTileSlotsOverride { get; init; }
 }
@@ -84,6 +90,8 @@ public static class GroupedGemm
         public int? SplitKOverride { get; init; }
         public int? GemvTileSlotsOverride { get; init; }
         public bool? FewTilesOverride { get; init; }
+        public bool? SkinnyOverride { get; init; }
+        public int? SkinnyKTilesPerSplitOverride { get; init; }
 
         public int OutCols => Fused ? N / 2 : N;
     }
@@ -163,6 +171,9 @@ public static class GroupedGemm
             SplitK = options.SplitKWorkspace,
             SplitKOverride = options.SplitKOverride,
             FewTilesOverride = options.FewTilesOverride,
+            SkinnyOverride = options.SkinnyOverride,
+            SkinnyKTilesPerSplitOverride = options.SkinnyKTilesPerSplitOverride is { } share and < 1
+                ? throw new ArgumentException($"SkinnyKTilesPerSplitOverride = {share}: at least 1", nameof(options)) : options.SkinnyKTilesPerSplitOverride,
             GemvTileSlotsOverride = options.GemvTileSlotsOverride is { } slots and < 1
                 ? throw new ArgumentException($"GemvTileSlotsOverride = {slots}: at least 1", nameof(options)) : options.GemvTileSlotsOverride,
         };
@@ -244,6 +255,9 @@ public static class GroupedGemm
             GroupedGemmGemv.Run(accelerator, plan, stream);
             return;
         }
+        // One matrix, 2..128 rows, a workspace (GroupedGemmSkinny.cs): the skinny split-K kernel, unless switched off or out of room.
+        if (plan.X.DType != DType.F32 && GroupedGemmSkinny.TryRun(accelerator, plan, stream))
+            return;
         // A call the Hopper kernel would run on a few SMs (GroupedGemmFewTiles.cs): the split-K mma.sync tile, when switched on.
         bool fewTiles = plan.VariantOverride is null && plan.X.DType != DType.F32
             && GroupedGemmFewTiles.Applies(accelerator, plan.X.DType, plan.Rows, plan.N, plan.Experts, plan.Fused, plan.SplitK is not null, plan.FewTilesOverride);

@@ -7,7 +7,7 @@ public readonly record struct GroupedGemmShape(int Rows, int N, int K, int Exper
 
 /// <summary>
 /// Device scratch for split-K (<see cref="GroupedGemmOptions.SplitKWorkspace"/>): F32 partial tiles and one arrival
-/// counter per output tile. The counters start at zero and every launch leaves them at zero, so one workspace
+/// counter per output tile (the skinny kernel, <see cref="GroupedGemmSkinny"/>, uses the partials only). The counters start at zero and every launch leaves them at zero, so one workspace
 /// serves any number of calls, also inside a CUDA graph, as long as no two calls that use it run at the same time
 /// (calls on one stream never do). Without a workspace, or with one too small for a call, the call does not split
 /// (or splits less). On the CPU a workspace holds nothing. Create it outside a CUDA graph capture (it synchronises).
@@ -17,18 +17,23 @@ public sealed class GroupedGemmWorkspace : IDisposable
     private GroupedGemmWorkspace(Accelerator accelerator, long partialFloats, long counters)
     {
         Accelerator = accelerator;
-        if (partialFloats <= 0 || counters <= 0 || accelerator.Kind == AcceleratorKind.Cpu)
+        if (accelerator.Kind == AcceleratorKind.Cpu)
             return;
-        Partials = accelerator.Allocate<float>(partialFloats);
+        // Either part may be empty: the skinny kernel (GroupedGemmSkinny) needs partials only.
+        if (partialFloats > 0)
+            Partials = accelerator.Allocate<float>(partialFloats);
         try
         {
-            Counters = accelerator.Allocate<int>(counters);
-            Counters.Clear();
-            accelerator.Synchronize(); // streams are non-blocking: the zeroes must land before a launch on any stream
+            if (counters > 0)
+            {
+                Counters = accelerator.Allocate<int>(counters);
+                Counters.Clear();
+                accelerator.Synchronize(); // streams are non-blocking: the zeroes must land before a launch on any stream
+            }
         }
         catch
         {
-            Partials.Dispose();
+            Partials?.Dispose();
             throw;
         }
     }
@@ -73,6 +78,13 @@ public sealed class GroupedGemmWorkspace : IDisposable
         {
             if (shape.Rows <= 0 || shape.N <= 0 || shape.K <= 0 || shape.Experts <= 0)
                 continue;
+            // A single-matrix call of few rows runs on the skinny kernel (GroupedGemmSkinny): its partials only.
+            if (GroupedGemmSkinny.Takes(DType.BF16, shape.Rows, shape.Experts, hasWorkspace: true)
+                && GroupedGemmSkinny.PlanFor(accelerator, shape.Rows, shape.N, shape.K) is { } skinny)
+            {
+                partials = Math.Max(partials, GroupedGemmSkinny.Launch.PartialFloatsFor(skinny.Splits, shape.Rows, shape.N));
+                continue;
+            }
             // A few-tile call (GroupedGemmFewTiles) splits the mma.sync tile that replaces the Hopper kernel.
             bool fewTiles = GroupedGemmFewTiles.Applies(accelerator, DType.BF16, shape.Rows, shape.N, shape.Experts, shape.Fused, hasWorkspace: true);
             var variant = fewTiles ? GroupedGemmFewTiles.VariantFor(shape.Rows, shape.Experts) : GroupedGemm.ChooseVariant(DType.BF16, shape.Rows, shape.Experts);
@@ -86,8 +98,7 @@ public sealed class GroupedGemmWorkspace : IDisposable
 
     /// <summary>Whether this workspace holds at least <paramref name="required"/> (from <see cref="Required"/>).</summary>
     public bool Holds((long PartialFloats, long Counters) required) =>
-        (required.PartialFloats <= 0 || required.Counters <= 0 || Accelerator.Kind == AcceleratorKind.Cpu)
-        || (PartialCapacity >= required.PartialFloats && CounterCapacity >= required.Counters);
+        Accelerator.Kind == AcceleratorKind.Cpu || (PartialCapacity >= required.PartialFloats && CounterCapacity >= required.Counters);
 
     /// <summary>A workspace of the given capacities (from <see cref="Required"/>, possibly the larger of two).</summary>
     public static GroupedGemmWorkspace WithCapacities(Accelerator accelerator, long partialFloats, long counters)

@@ -1,0 +1,150 @@
+using MoeRuntime.Accelerators;
+using MoeRuntime.Accelerators.Cuda;
+using MoeRuntime.Accelerators.Nvrtc;
+
+namespace MoeRuntime.Kernels.GroupedGemm;
+
+/// <summary>
+/// Single-matrix calls with few rows (<c>grouped_gemm_skinny.cu</c>): the MoE layer's dense GEMMs (router, shared expert
+/// gate_up with SiLU-and-mul, down, the Qwen2-MoE shared gate) at T = 2..128. One expert, so every block holds all the
+/// call's rows (padded to 16, 32, 64 or 128) and 128 columns of W over a short K range: a grid of (N / 128) x splits
+/// blocks sized to the device's resident blocks, then a second kernel sums the splits in fixed order (deterministic)
+/// and applies the epilogue. Taken by <see cref="GroupedGemm.Run"/> for bf16/f16 calls with E = 1 and 2..128 rows when
+/// the caller gives a split-K workspace with room for the partials (the layer always does); otherwise the call runs
+/// as before. MOE_GROUPED_GEMM_SKINNY=off turns it off (A/B runs).
+/// </summary>
+internal static class GroupedGemmSkinny
+{
+    /// <summary>MOE_GROUPED_GEMM_SKINNY: on (default) or off.</summary>
+    public const string EnvironmentVariable = "MOE_GROUPED_GEMM_SKINNY";
+
+    public static bool Enabled { get; } = Parse(Environment.GetEnvironmentVariable(EnvironmentVariable));
+
+    internal static bool Parse(string? value)
+    {
+        if (string.IsNullOrWhiteSpace(value))
+            return true;
+        return value.Trim().ToLowerInvariant() switch
+        {
+            "on" or "1" => true,
+            "off" or "0" => false,
+            _ => throw new ArgumentException($"{EnvironmentVariable}='{value}': expected on (single-matrix calls of 2..128 rows on the skinny split-K kernel) or off (as before)"),
+        };
+    }
+
+    /// <summary>Rows the kernel takes: from 2 (one row stays on the GEMV) to 128 (the largest row tile).</summary>
+    internal const int MinRows = 2, MaxRows = 128;
+
+    // Must match grouped_gemm_skinny.cu: SK_BN, SK_BK, SK_WARPS, and the (MT, stages) of its SK_PARTIAL entries.
+    internal const int TileCols = 128;
+    internal const int TileK = 64;
+    internal const int Threads = 256;
+
+    /// <summary>A row tile of the partial kernel: rows per block and pipeline stages.</summary>
+    internal readonly record struct Tile(int Rows, int Stages)
+    {
+        public int SharedBytes => Stages * (Rows + TileCols) * TileK * 2;
+    }
+
+    internal static readonly Tile[] Tiles = [new(16, 4), new(32, 4), new(64, 4), new(128, 3)];
+
+    /// <summary>The smallest row tile that holds <paramref name="rows"/> (at most <see cref="MaxRows"/>).</summary>
+    internal static Tile TileFor(int rows) => Tiles.First(t => rows <= t.Rows);
+
+    /// <summary>A split covers at least this many k-tiles (2 x 64 of K): shorter ones would be mostly pipeline fill.</summary>
+    internal const int MinKTilesPerSplit = 2;
+
+    /// <summary>Most splits (the partials grow with them: splits x rows x N floats).</summary>
+    internal const int MaxSplits = 64;
+
+    /// <summary>The grid of one call: column tiles x splits of KTilesPerSplit k-tiles each.</summary>
+    internal readonly record struct Launch(Tile Tile, int NTiles, int KTiles, int Splits, int KTilesPerSplit)
+    {
+        public long Blocks => (long)NTiles * Splits;
+        public static long PartialFloatsFor(int splits, int rows, int n) => (long)splits * rows * n;
+    }
+
+    /// <summary>
+    /// Whether <see cref="GroupedGemm.Run"/> considers this kernel for a call: switched on (<paramref name="forced"/>, else
+    /// the environment), bf16/f16 operands, one expert, <see cref="MinRows"/>..<see cref="MaxRows"/> rows, a workspace.
+    /// </summary>
+    internal static bool Takes(DType operands, int rows, int experts, bool hasWorkspace, bool? forced = null) =>
+        (forced ?? Enabled) && operands is DType.BF16 or DType.F16 && experts == 1 && rows is >= MinRows and <= MaxRows && hasWorkspace;
+
+    /// <summary>
+    /// The launch for a call: splits so the grid fills the device's resident blocks once (<paramref name="slots"/>, SMs
+    /// times blocks per SM), each split at least <see cref="MinKTilesPerSplit"/> k-tiles, at most <see cref="MaxSplits"/>;
+    /// then as few splits as keep the K share per split (no empty split). <paramref name="kTilesPerSplit"/> forces the
+    /// share (tests, the sweep's tuning rows). Fewer splits when the workspace (<paramref name="partialCapacity"/> floats)
+    /// cannot hold the partials; null when not even one split fits (the caller falls back to the other kernels).
+    /// </summary>
+    internal static Launch? Plan(int rows, int n, int k, long slots, long partialCapacity, int? kTilesPerSplit = null)
+    {
+        var tile = TileFor(rows);
+        int nTiles = (int)((n + (long)TileCols - 1) / TileCols);
+        int kTiles = (k + TileK - 1) / TileK;
+        int perSplit;
+        if (kTilesPerSplit is { } forced)
+            perSplit = Math.Clamp(forced, 1, kTiles);
+        else
+        {
+            long wantedSplits = Math.Clamp(slots / Math.Max(1, nTiles), 1, MaxSplits);
+            perSplit = Math.Max(Math.Min(MinKTilesPerSplit, kTiles), (int)((kTiles + wantedSplits - 1) / wantedSplits));
+        }
+        for (; perSplit <= kTiles; perSplit++)
+        {
+            int splits = (kTiles + perSplit - 1) / perSplit;
+            if (splits <= MaxSplits && Launch.PartialFloatsFor(splits, rows, n) <= partialCapacity)
+                return new Launch(tile, nTiles, kTiles, splits, perSplit);
+        }
+        return null;
+    }
+
+    /// <summary>Blocks of a row tile an SM holds: shared memory (with the driver's 1 KB per block) and 2048 threads.</summary>
+    internal static int BlocksPerSm(Tile tile, int maxSharedPerBlockOptin)
+    {
+        const int reserved = 1024;
+        long perSm = Math.Max(maxSharedPerBlockOptin, 48 * 1024) + reserved;
+        return (int)Math.Clamp(Math.Min(perSm / (tile.SharedBytes + reserved), 2048 / Threads), 1, 8);
+    }
+
+    internal static long Slots(Accelerator accelerator, Tile tile) =>
+        (long)Math.Max(1, accelerator.Info.MultiprocessorCount) * BlocksPerSm(tile, accelerator.Info.MaxSharedMemoryPerBlockOptin);
+
+    /// <summary>The launch <see cref="GroupedGemm.Run"/> would make for a call with an unbounded workspace (workspace sizing, the sweep's note).</summary>
+    internal static Launch? PlanFor(Accelerator accelerator, int rows, int n, int k, long partialCapacity = long.MaxValue, int? kTilesPerSplit = null) =>
+        Plan(rows, n, k, Slots(accelerator, TileFor(Math.Clamp(rows, 1, MaxRows))), partialCapacity, kTilesPerSplit);
+
+    private static readonly KernelSource Source = KernelSource.FromResource(typeof(GroupedGemmSkinny).Assembly, "grouped_gemm_skinny.cu");
+
+    internal static string PartialEntryName(Tile tile, DType operands) => $"grouped_gemm_skinny{tile.Rows}_{GroupedGemm.Suffix(operands)}";
+
+    internal static string ReduceEntryName(DType output) => $"grouped_gemm_skinny_reduce_{GroupedGemm.Suffix(output)}";
+
+    /// <summary>
+    /// Runs a validated plan on this kernel when it takes the call and the workspace has room; false (nothing launched)
+    /// otherwise. Explicit choices of the other paths win: a forced variant, a forced split count, the few-tile rule forced on.
+    /// </summary>
+    internal static bool TryRun(CudaAccelerator accelerator, GroupedGemm.Plan plan, CudaStream stream)
+    {
+        if (plan.VariantOverride is not null || plan.SplitKOverride is not null || plan.FewTilesOverride == true)
+            return false;
+        var workspace = plan.SplitK;
+        if (!Takes(plan.X.DType, plan.Rows, plan.Experts, workspace?.Partials is not null, plan.SkinnyOverride))
+            return false;
+        if (PlanFor(accelerator, plan.Rows, plan.N, plan.K, workspace!.PartialCapacity, plan.SkinnyKTilesPerSplitOverride) is not { } launch)
+            return false;
+        var partial = accelerator.LoadKernel(Source, PartialEntryName(launch.Tile, plan.X.DType));
+        var reduce = accelerator.LoadKernel(Source, ReduceEntryName(plan.Y.DType));
+        partial.Launch(stream, new Dim3((uint)launch.NTiles, (uint)launch.Splits, 1), new Dim3(Threads, 1, 1), launch.Tile.SharedBytes,
+            plan.X, plan.W, plan.ExpertOffsets, workspace.Partials, plan.Rows, plan.N, plan.K, launch.KTilesPerSplit);
+        // The reduction: one thread per output element, at most 8 blocks of 256 per SM (a grid-stride loop covers the rest).
+        long outputs = (long)plan.Rows * plan.OutCols;
+        long blocks = Math.Clamp((outputs + ReduceThreads - 1) / ReduceThreads, 1, 8L * Math.Max(1, accelerator.Info.MultiprocessorCount));
+        reduce.Launch(stream, new Dim3((uint)blocks, 1, 1), new Dim3(ReduceThreads, 1, 1), 0,
+            workspace.Partials, plan.ExpertOffsets, plan.RowScale, plan.Y, plan.Rows, plan.N, plan.Fused ? 1 : 0, launch.Splits);
+        return true;
+    }
+
+    private const int ReduceThreads = 256;
+}
