@@ -10,8 +10,10 @@ namespace MoeRuntime.Benchmarks.Kernels;
 ///   shared gate_up: [T, H] x [2 I_shared, H]^T with the fused SiLU-and-mul -> [T, I_shared] bf16
 ///   shared down:    [T, I_shared] x [H, I_shared]^T -> F32
 /// at DeepSeek-V3 (router and shared expert), Qwen3-30B-A3B and Mixtral-8x7B (router) shapes. Each call runs the way the
-/// layer runs it (path "auto": with a split-K workspace), then on each path that could take it ("few-tiles": the split-K
-/// mma.sync rule of GroupedGemmFewTiles; "decode64"/"medium64": those tiles forced, heuristic split). Floor: weight bytes /
+/// layer runs it (path "auto": with a split-K workspace, the defaults and environment switches), then on each path that
+/// could take it ("skinny": GroupedGemmSkinny forced on, and at T = 16 and 128 "skinny-kN" with N k-tiles of 64 per split
+/// instead of its heuristic's; "few-tiles": the split-K mma.sync rule of GroupedGemmFewTiles; "decode64"/"medium64": those
+/// tiles forced, heuristic split). Floor: weight bytes /
 /// copy bandwidth or flops / 799 TFLOP/s. bench/reference/dense_gemm.py times torch's F.linear at the same shapes.
 /// </summary>
 internal static class DenseGemmSweep
@@ -28,7 +30,11 @@ internal static class DenseGemmSweep
     ];
 
     private static readonly int[] GpuTokens = [1, 16, 128, 1024];
-    private static readonly string[] Paths = ["auto", "few-tiles", "decode64", "medium64"];
+    private static readonly string[] Paths = ["auto", "skinny", "few-tiles", "decode64", "medium64"];
+
+    /// <summary>The skinny kernel's K share per split (k-tiles of 64) tried beside its heuristic, at these token counts.</summary>
+    private static readonly int[] SkinnyShares = [2, 4, 8];
+    private static readonly int[] SkinnyShareTokens = [16, 128];
     private const double DenseBf16Flops = 799e12;
 
     public static IReadOnlyList<SweepRow> Run(Accelerator accelerator)
@@ -39,8 +45,13 @@ internal static class DenseGemmSweep
         var rows = new List<SweepRow>();
         foreach (var call in SweepFilter.Models(GpuCalls, c => c.Name))
             foreach (int tokens in SweepFilter.Tokens(GpuTokens))
+            {
                 foreach (string path in Paths)
                     rows.Add(Measure(accelerator, call, tokens, path, bandwidth));
+                if (SkinnyShareTokens.Contains(tokens))
+                    foreach (int share in SkinnyShares)
+                        rows.Add(Measure(accelerator, call, tokens, $"skinny-k{share}", bandwidth));
+            }
         return rows;
     }
 
@@ -61,6 +72,8 @@ internal static class DenseGemmSweep
             SplitKWorkspace = splitK,
             FewTilesOverride = path == "few-tiles" ? true : path == "auto" ? null : false,
             VariantOverride = path is "decode64" or "medium64" ? path : null,
+            SkinnyOverride = path == "auto" ? null : path.StartsWith("skinny", StringComparison.Ordinal),
+            SkinnyKTilesPerSplitOverride = SkinnyShare(path),
         };
         bool graph = tokens <= 128;
         double ms = DeviceTimer.MedianMs(accelerator, s => GroupedGemm.Run(accelerator, x, w, offsets, y, call.N, call.K, options, s),
@@ -76,9 +89,13 @@ internal static class DenseGemmSweep
     /// <summary>What the op ran for a path: the tile and its split count (the planning GroupedGemm.Run does).</summary>
     private static string PathNote(Accelerator accelerator, Call call, int tokens, string path, GroupedGemmWorkspace splitK)
     {
-        bool heuristic = path is "auto" or "few-tiles";
+        bool skinnyPath = path.StartsWith("skinny", StringComparison.Ordinal);
+        bool heuristic = path is "auto" or "few-tiles" || skinnyPath;
         if (heuristic && GroupedGemmGemv.ChosenFor(DType.BF16, tokens, 1))
             return "gemv";
+        if ((path == "auto" || skinnyPath) && GroupedGemmSkinny.Takes(DType.BF16, tokens, 1, hasWorkspace: true, forced: skinnyPath ? true : null)
+            && GroupedGemmSkinny.PlanFor(accelerator, tokens, call.N, call.K, splitK.PartialCapacity, SkinnyShare(path)) is { } skinny)
+            return $"skinny{skinny.Tile.Rows} {skinny.NTiles} tiles x split {skinny.Splits} ({skinny.KTilesPerSplit * GroupedGemmSkinny.TileK} of K each)";
         bool fewTiles = heuristic && GroupedGemmFewTiles.Applies(accelerator, DType.BF16, tokens, call.N, 1, call.Fused, hasWorkspace: true,
             forced: path == "few-tiles" ? true : null);
         if (heuristic && !fewTiles && GroupedGemmWgmma.ChosenFor(accelerator, DType.BF16, tokens, 1))
@@ -89,4 +106,8 @@ internal static class DenseGemmSweep
             GroupedGemmLaunch.SplitsFromEnvironment(), splitK.PartialCapacity, splitK.CounterCapacity, autoSplit: fewTiles);
         return $"{variant.Name} {launch.Tiles} tiles x split {launch.Splits}";
     }
+
+    /// <summary>"skinny-kN": N k-tiles per split; other paths: the heuristic's.</summary>
+    private static int? SkinnyShare(string path) =>
+        path.StartsWith("skinny-k", StringComparison.Ordinal) ? int.Parse(path["skinny-k".Length..]) : null;
 }
