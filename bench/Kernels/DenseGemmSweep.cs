@@ -13,7 +13,7 @@ namespace MoeRuntime.Benchmarks.Kernels;
 /// layer runs it (path "auto": with a split-K workspace, the defaults and environment switches), then on each path that
 /// could take it ("skinny": GroupedGemmSkinny forced on, and at T = 16 and 128 "skinny-kN" with N k-tiles of 64 per split
 /// instead of its heuristic's; "few-tiles": the split-K mma.sync rule of GroupedGemmFewTiles; "decode64"/"medium64": those
-/// tiles forced, heuristic split). Floor: weight bytes /
+/// tiles forced, heuristic split; MOE_DENSE_GEMM_PATHS narrows the paths). Floor: weight bytes /
 /// copy bandwidth or flops / 799 TFLOP/s. bench/reference/dense_gemm.py times torch's F.linear at the same shapes.
 /// </summary>
 internal static class DenseGemmSweep
@@ -46,11 +46,9 @@ internal static class DenseGemmSweep
         foreach (var call in SweepFilter.Models(GpuCalls, c => c.Name))
             foreach (int tokens in SweepFilter.Tokens(GpuTokens))
             {
-                foreach (string path in Paths)
+                var paths = Paths.Concat(SkinnyShareTokens.Contains(tokens) ? SkinnyShares.Select(share => $"skinny-k{share}") : []);
+                foreach (string path in PathFilter(paths.ToArray(), Environment.GetEnvironmentVariable("MOE_DENSE_GEMM_PATHS")))
                     rows.Add(Measure(accelerator, call, tokens, path, bandwidth));
-                if (SkinnyShareTokens.Contains(tokens))
-                    foreach (int share in SkinnyShares)
-                        rows.Add(Measure(accelerator, call, tokens, $"skinny-k{share}", bandwidth));
             }
         return rows;
     }
@@ -107,7 +105,19 @@ internal static class DenseGemmSweep
         return $"{variant.Name} {launch.Tiles} tiles x split {launch.Splits}";
     }
 
+    /// <summary>MOE_DENSE_GEMM_PATHS="auto,skinny" keeps those paths (A/B runs that need only the default's row); unset: all.</summary>
+    private static string[] PathFilter(string[] all, string? value)
+    {
+        if (string.IsNullOrWhiteSpace(value))
+            return all;
+        var wanted = value.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+        foreach (string path in wanted)
+            if (!Paths.Contains(path) && SkinnyShare(path) is null)
+                throw new ArgumentException($"MOE_DENSE_GEMM_PATHS='{value}': unknown path '{path}' (known: {string.Join(", ", Paths)}, skinny-kN)");
+        return all.Where(wanted.Contains).ToArray();
+    }
+
     /// <summary>"skinny-kN": N k-tiles per split; other paths: the heuristic's.</summary>
     private static int? SkinnyShare(string path) =>
-        path.StartsWith("skinny-k", StringComparison.Ordinal) ? int.Parse(path["skinny-k".Length..]) : null;
+        path.StartsWith("skinny-k", StringComparison.Ordinal) && int.TryParse(path["skinny-k".Length..], out int share) && share > 0 ? share : null;
 }
