@@ -11,7 +11,7 @@ namespace MoeRuntime.Benchmarks.Kernels;
 ///   shared down:    [T, I_shared] x [H, I_shared]^T -> F32
 /// at DeepSeek-V3 (router and shared expert), Qwen3-30B-A3B and Mixtral-8x7B (router) shapes. Each call runs the way the
 /// layer runs it (path "auto": with a split-K workspace, the defaults and environment switches), then on each path that
-/// could take it ("skinny": GroupedGemmSkinny forced on, and at T = 16 and 128 "skinny-kN" with N k-tiles of 64 per split
+/// could take it ("skinny": GroupedGemmSkinny forced on, and at T = 16 and 128 "skinny-kN" with N = 1, 2, 4, 8 k-tiles of 64 per split
 /// instead of its heuristic's; "few-tiles": the split-K mma.sync rule of GroupedGemmFewTiles; "decode64"/"medium64": those
 /// tiles forced, heuristic split; MOE_DENSE_GEMM_PATHS narrows the paths). Floor: weight bytes /
 /// copy bandwidth or flops / 799 TFLOP/s. bench/reference/dense_gemm.py times torch's F.linear at the same shapes.
@@ -33,7 +33,7 @@ internal static class DenseGemmSweep
     private static readonly string[] Paths = ["auto", "skinny", "few-tiles", "decode64", "medium64"];
 
     /// <summary>The skinny kernel's K share per split (k-tiles of 64) tried beside its heuristic, at these token counts.</summary>
-    private static readonly int[] SkinnyShares = [2, 4, 8];
+    private static readonly int[] SkinnyShares = [1, 2, 4, 8];
     private static readonly int[] SkinnyShareTokens = [16, 128];
     private const double DenseBf16Flops = 799e12;
 

@@ -4,7 +4,7 @@
 #   1. CUDA tests with the kernel on (default): GroupedGemmSkinnyTests (against the F64 reference, reruns bit-identical,
 #      small workspace, graph), GroupedGemmTests, GroupedGemmSplitKTests, GroupedGemmFewTilesTests, MoeLayerSkinnyTests,
 #      MoeLayerFewTilesTests; then the two layer classes with MOE_GROUPED_GEMM_SKINNY=off.
-#   2. `dense_gemm` sweep at T = 16, 128: every path (auto = skinny now; skinny-k2/4/8 = K shares of 128/256/512 per split),
+#   2. `dense_gemm` sweep at T = 16, 128: every path (auto = skinny now; skinny-k1/2/4/8 = K shares of 64/128/256/512 per split),
 #      then auto only with MOE_GROUPED_GEMM_SKINNY=off (the old default).
 #   3. bench/reference/dense_gemm.py: torch F.linear at the same shapes, same GPU.
 #   4. moe bench layer --preset deepseek-v3 --tokens 16,128 --phases: skinny on, then off.

@@ -138,9 +138,10 @@ internal static class GroupedGemmSkinny
         var reduce = accelerator.LoadKernel(Source, ReduceEntryName(plan.Y.DType));
         partial.Launch(stream, new Dim3((uint)launch.NTiles, (uint)launch.Splits, 1), new Dim3(Threads, 1, 1), launch.Tile.SharedBytes,
             plan.X, plan.W, plan.ExpertOffsets, workspace.Partials, plan.Rows, plan.N, plan.K, launch.KTilesPerSplit);
-        // The reduction: one thread per output element, at most 8 blocks of 256 per SM (a grid-stride loop covers the rest).
-        long outputs = (long)plan.Rows * plan.OutCols;
-        long blocks = Math.Clamp((outputs + ReduceThreads - 1) / ReduceThreads, 1, 8L * Math.Max(1, accelerator.Info.MultiprocessorCount));
+        // The reduction: a thread per 4 output columns (per column where they are not a multiple of 4), at most 8 blocks of
+        // 256 per SM (a grid-stride loop covers the rest).
+        long work = (long)plan.Rows * (plan.OutCols % 4 == 0 ? plan.OutCols / 4 : plan.OutCols);
+        long blocks = Math.Clamp((work + ReduceThreads - 1) / ReduceThreads, 1, 8L * Math.Max(1, accelerator.Info.MultiprocessorCount));
         reduce.Launch(stream, new Dim3((uint)blocks, 1, 1), new Dim3(ReduceThreads, 1, 1), 0,
             workspace.Partials, plan.ExpertOffsets, plan.RowScale, plan.Y, plan.Rows, plan.N, plan.Fused ? 1 : 0, launch.Splits);
         return true;

@@ -15,7 +15,8 @@
 //     s*kTilesPerSplit .. (s+1)*kTilesPerSplit-1 (64 of K each), and stores the F32 sums to partials[s]. cp.async
 //     multi-stage pipeline, swizzled shared tiles, ldmatrix, mma.sync m16n8k16 with F32 accumulation (mma_tiles.cuh).
 //     Every block writes its whole partial (zeros for an empty K range), so the reduction never reads stale data.
-//   grouped_gemm_skinny_reduce_{out}: one thread per output element (grid-stride): sums splits 0, 1, ..., splits-1 in
+//   grouped_gemm_skinny_reduce_{out}: one thread per 4 output columns (1 where the columns are not a multiple of 4;
+//     grid-stride): sums splits 0, 1, ..., splits-1 in
 //     that order (bit-identical run to run; no atomics), then the epilogue: plain, or fused SiLU-and-mul (W stacks gate
 //     rows 0..I-1 over up rows I..2I-1, N = 2I: y[r, j] = silu(gate_j) * up_j, gate_j = column j, up_j = column I + j),
 //     times the row scale, converted to y's dtype.
@@ -191,7 +192,51 @@ __device__ __forceinline__ void skinny_partial(const TIn* __restrict__ x, const 
         }
 }
 
-// The split sums in fixed order and the epilogue; one output element per thread and step of a grid-stride loop.
+// The split sums in fixed order and the epilogue. VEC consecutive output columns per thread and step of a grid-stride
+// loop (4: one float4 per split and operand, when the output columns and N are multiples of 4, so every float4 is aligned).
+template <int VEC> struct ReduceLoad { typedef float type; };
+template <> struct ReduceLoad<4> { typedef float4 type; };
+__device__ __forceinline__ void add_to(float (&acc)[1], float v) { acc[0] += v; }
+__device__ __forceinline__ void add_to(float (&acc)[4], float4 v)
+{
+    acc[0] += v.x;
+    acc[1] += v.y;
+    acc[2] += v.z;
+    acc[3] += v.w;
+}
+
+template <int VEC, typename TOut>
+__device__ __forceinline__ void skinny_reduce_vec(const float* __restrict__ partials, const float* __restrict__ rowScale, TOut* __restrict__ y,
+                                                  int rowBegin, int m, int rows, int n, int outCols, int fused, int splits)
+{
+    typedef typename ReduceLoad<VEC>::type Load;
+    const int groups = outCols / VEC; // VEC divides outCols
+    const long long total = (long long)m * groups;
+    const long long splitStride = (long long)rows * n;
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (long long)gridDim.x * blockDim.x)
+    {
+        const int r = (int)(i / groups), c = (int)(i % groups) * VEC;
+        const float* p = partials + (long long)r * n + c;
+        float gate[VEC], up[VEC];
+#pragma unroll
+        for (int v = 0; v < VEC; v++)
+            gate[v] = up[v] = 0.0f;
+#pragma unroll 4
+        for (int s = 0; s < splits; s++)
+        {
+            add_to(gate, __ldcg(reinterpret_cast<const Load*>(p + s * splitStride)));
+            if (fused)
+                add_to(up, __ldcg(reinterpret_cast<const Load*>(p + s * splitStride + outCols)));
+        }
+        const int row = rowBegin + r;
+        const float scale = rowScale != nullptr ? rowScale[row] : 1.0f;
+        TOut* out = y + (long long)row * outCols + c;
+#pragma unroll
+        for (int v = 0; v < VEC; v++)
+            out[v] = from_float<TOut>(fused ? silu(gate[v]) * up[v] * scale : gate[v] * scale);
+    }
+}
+
 template <typename TOut>
 __device__ __forceinline__ void skinny_reduce(const float* __restrict__ partials, const int* __restrict__ offsets,
                                               const float* __restrict__ rowScale, TOut* __restrict__ y, int rows, int n, int fused, int splits)
@@ -199,25 +244,10 @@ __device__ __forceinline__ void skinny_reduce(const float* __restrict__ partials
     int rowBegin, rowEnd;
     call_rows(offsets, rows, rowBegin, rowEnd);
     const int outCols = fused ? n / 2 : n;
-    const long long total = (long long)(rowEnd - rowBegin) * outCols;
-    const long long splitStride = (long long)rows * n;
-    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (long long)gridDim.x * blockDim.x)
-    {
-        const int r = (int)(i / outCols), c = (int)(i % outCols);
-        const float* p = partials + (long long)r * n + c;
-        float gate = 0.0f, up = 0.0f;
-#pragma unroll 4
-        for (int s = 0; s < splits; s++)
-        {
-            gate += __ldcg(p + s * splitStride);
-            if (fused)
-                up += __ldcg(p + s * splitStride + outCols);
-        }
-        const int row = rowBegin + r;
-        const float scale = rowScale != nullptr ? rowScale[row] : 1.0f;
-        const float v = fused ? silu(gate) * up * scale : gate * scale;
-        y[(long long)row * outCols + c] = from_float<TOut>(v);
-    }
+    if (outCols % 4 == 0) // then N (= outCols or 2 outCols) is a multiple of 4 too
+        skinny_reduce_vec<4>(partials, rowScale, y, rowBegin, rowEnd - rowBegin, rows, n, outCols, fused, splits);
+    else
+        skinny_reduce_vec<1>(partials, rowScale, y, rowBegin, rowEnd - rowBegin, rows, n, outCols, fused, splits);
 }
 
 // MT 16: one warp row of 16 x 16 warp tiles; 32: 2 x 4 warps of 16 x 32; 64: 32 x 32; 128: 64 x 32 (3 stages: 96 KB).
