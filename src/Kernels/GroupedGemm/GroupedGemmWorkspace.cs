@@ -7,9 +7,9 @@ public readonly record struct GroupedGemmShape(int Rows, int N, int K, int Exper
 
 /// <summary>
 /// Device scratch for split-K (<see cref="GroupedGemmOptions.SplitKWorkspace"/>): F32 partial tiles and one arrival
-/// counter per output tile (the skinny kernel, <see cref="GroupedGemmSkinny"/>, uses the partials only). The counters start at zero and every launch leaves them at zero, so one workspace
-/// serves any number of calls, also inside a CUDA graph, as long as no two calls that use it run at the same time
-/// (calls on one stream never do). Without a workspace, or with one too small for a call, the call does not split
+/// counter per output tile (the skinny kernel, <see cref="GroupedGemmSkinny"/>, uses the partials only). The counters
+/// start at zero and every launch leaves them at zero, so one workspace serves any number of calls, also inside a CUDA
+/// graph, as long as no two calls that use it run at the same time (calls on one stream never do). Without a workspace, or with one too small for a call, the call does not split
 /// (or splits less). On the CPU a workspace holds nothing. Create it outside a CUDA graph capture (it synchronises).
 /// </summary>
 public sealed class GroupedGemmWorkspace : IDisposable
