@@ -18,14 +18,15 @@ public sealed class GroupedGemmSkinnyTests
     private const int Sms = 132, SharedOptin = 227 * 1024;
 
     [Theory]
-    [InlineData(null, true)]
-    [InlineData("", true)]
-    [InlineData("on", true)]
-    [InlineData("ON", true)]
-    [InlineData("1", true)]
-    [InlineData("off", false)]
-    [InlineData("0", false)]
-    public void EnvironmentValuesParse(string? value, bool expected) => Assert.Equal(expected, GroupedGemmSkinny.Parse(value));
+    [InlineData(null, "On")]
+    [InlineData("", "On")]
+    [InlineData("on", "On")]
+    [InlineData("ON", "On")]
+    [InlineData("1", "On")]
+    [InlineData("off", "Off")]
+    [InlineData("0", "Off")]
+    [InlineData("wide", "Wide")]
+    public void EnvironmentValuesParse(string? value, string expected) => Assert.Equal(expected, GroupedGemmSkinny.Parse(value).ToString());
 
     [Fact]
     public void BadEnvironmentValueIsRejected() =>
@@ -53,7 +54,33 @@ public sealed class GroupedGemmSkinnyTests
     [InlineData(64, 64)]
     [InlineData(65, 128)]
     [InlineData(128, 128)]
-    public void RowTileHoldsTheRows(int rows, int tileRows) => Assert.Equal(tileRows, GroupedGemmSkinny.TileFor(rows).Rows);
+    public void RowTileHoldsTheRows(int rows, int tileRows)
+    {
+        Assert.Equal((tileRows, 1), (GroupedGemmSkinny.TileFor(rows).Rows, GroupedGemmSkinny.TileFor(rows).KSub));
+        Assert.Equal((tileRows, 2), (GroupedGemmSkinny.TileFor(rows, wide: true, SharedOptin).Rows, GroupedGemmSkinny.TileFor(rows, wide: true, SharedOptin).KSub));
+    }
+
+    /// <summary>The wide 128-row tile (192 KB) does not fit sm_80's 163 KB per block: the narrow one runs there.</summary>
+    [Fact]
+    public void WideTileFallsBackWhereItsSharedMemoryDoesNotFit()
+    {
+        const int sm80Optin = 163 * 1024;
+        Assert.Equal(1, GroupedGemmSkinny.TileFor(128, wide: true, sm80Optin).KSub);
+        Assert.Equal(2, GroupedGemmSkinny.TileFor(64, wide: true, sm80Optin).KSub);
+    }
+
+    /// <summary>
+    /// The wide tiles count K in stages of 128: DeepSeek-V3's router at T = 16 has 56 k-tiles; the 16-row wide tile (108 KB)
+    /// fits 2 blocks per SM, 264 slots over 2 column tiles want 132 splits, at most 64, at least 2 k-tiles each: 28.
+    /// </summary>
+    [Fact]
+    public void WideTilesCountKInStagesOf128()
+    {
+        var tile = GroupedGemmSkinny.TileFor(16, wide: true, SharedOptin);
+        Assert.Equal(2, GroupedGemmSkinny.BlocksPerSm(tile, SharedOptin));
+        var launch = GroupedGemmSkinny.Plan(16, 256, 7168, Sms * 2L, long.MaxValue, tileChoice: tile)!.Value;
+        Assert.Equal((56, 28, 2), (launch.KTiles, launch.Splits, launch.KTilesPerSplit));
+    }
 
     /// <summary>
     /// Hand-worked on 132 SMs: the 128-row tile (3 stages, 96 KB) fits 2 blocks per SM (264 slots), the 16-row one (4 stages,
@@ -107,9 +134,12 @@ public sealed class GroupedGemmSkinnyTests
         string source = new StreamReader(stream).ReadToEnd();
         int Define(string name) => int.Parse(System.Text.RegularExpressions.Regex.Match(source, $@"#define {name} (\d+)").Groups[1].Value);
         Assert.Equal((GroupedGemmSkinny.TileCols, GroupedGemmSkinny.TileK, GroupedGemmSkinny.Threads), (Define("SK_BN"), Define("SK_BK"), Define("SK_WARPS") * 32));
-        var entries = System.Text.RegularExpressions.Regex.Matches(source, @"SK_PARTIAL\((\d+), (\d+), (\d+), SUFFIX, TIN\)")
-            .Select(m => new GroupedGemmSkinny.Tile(int.Parse(m.Groups[1].Value), int.Parse(m.Groups[3].Value))).ToArray();
-        Assert.Equal(GroupedGemmSkinny.Tiles, entries);
+        var entries = System.Text.RegularExpressions.Regex.Matches(source, @"SK_PARTIAL\((\d+), (\d+), (\d+), (\d+), (\w+), SUFFIX, TIN\)")
+            .Select(m => (Tile: new GroupedGemmSkinny.Tile(int.Parse(m.Groups[1].Value), int.Parse(m.Groups[3].Value), int.Parse(m.Groups[4].Value)), Name: m.Groups[5].Value))
+            .ToArray();
+        Assert.Equal(GroupedGemmSkinny.Tiles.Concat(GroupedGemmSkinny.WideTiles), entries.Select(e => e.Tile));
+        foreach (var (tile, name) in entries)
+            Assert.Equal(GroupedGemmSkinny.PartialEntryName(tile, DType.BF16), $"{name}_bf16");
         Assert.Equal(GroupedGemmSkinny.MaxRows, GroupedGemmSkinny.Tiles[^1].Rows);
     }
 
@@ -181,7 +211,7 @@ public sealed class GroupedGemmSkinnyTests
     }
 
     /// <summary>One run into a poisoned output; the workspace's partials poisoned too, so a skipped kernel shows.</summary>
-    private static double[] Run(Accelerator gpu, Inputs inputs, GroupedGemmWorkspace workspace, bool? skinny = true, int? share = null)
+    private static double[] Run(Accelerator gpu, Inputs inputs, GroupedGemmWorkspace workspace, bool? skinny = true, int? share = null, bool wide = false)
     {
         var shape = inputs.Shape;
         using var y = gpu.Allocate(shape.Output, (long)shape.AllRows * shape.OutCols);
@@ -191,7 +221,7 @@ public sealed class GroupedGemmSkinnyTests
         GroupedGemm.Run(gpu, inputs.X, inputs.W, inputs.Offsets, y, shape.N, shape.K, new GroupedGemmOptions
         {
             FusedSiluAndMul = shape.Fused, RowScale = inputs.Scale, SplitKWorkspace = workspace, SkinnyOverride = skinny,
-            SkinnyKTilesPerSplitOverride = share,
+            SkinnyKTilesPerSplitOverride = share, SkinnyWideOverride = wide,
         });
         return GroupedGemmTests.ToDoubles(y);
     }
@@ -220,29 +250,34 @@ public sealed class GroupedGemmSkinnyTests
         var shape = Cases.Single(c => c.Name == name);
         using var inputs = Prepare(gpu, shape);
         using var workspace = GroupedGemmWorkspace.WithCapacity(gpu, 16L << 20, 0);
-        var launch = GroupedGemmSkinny.PlanFor(gpu, shape.AllRows, shape.N, shape.K, workspace.PartialCapacity);
-        string what = $"{name}: {launch} seed={inputs.Seed}";
-        var first = Run(gpu, inputs, workspace);
-        Assert.True(PartialsWritten(workspace, shape), $"{what}: the skinny kernel did not run");
-        Check(inputs, first, what);
-        // A second run on the same inputs gives the same bits: the splits are summed in a fixed order.
-        var second = Run(gpu, inputs, workspace);
-        for (int i = 0; i < first.Length; i++)
-            Assert.True(first[i].Equals(second[i]), $"{what}: element {i} differs between two runs ({first[i]} vs {second[i]})");
+        foreach (bool wide in new[] { false, true })
+        {
+            var launch = GroupedGemmSkinny.PlanFor(gpu, shape.AllRows, shape.N, shape.K, workspace.PartialCapacity, wide: wide);
+            string what = $"{name}: {launch} seed={inputs.Seed}";
+            var first = Run(gpu, inputs, workspace, wide: wide);
+            Assert.True(PartialsWritten(workspace, shape), $"{what}: the skinny kernel did not run");
+            Check(inputs, first, what);
+            // A second run on the same inputs gives the same bits: the splits are summed in a fixed order.
+            var second = Run(gpu, inputs, workspace, wide: wide);
+            for (int i = 0; i < first.Length; i++)
+                Assert.True(first[i].Equals(second[i]), $"{what}: element {i} differs between two runs ({first[i]} vs {second[i]})");
+        }
     }
 
     /// <summary>Other K shares than the heuristic's: one k-tile per split (most splits), 3 (a partial last split), all of K in one.</summary>
     [Theory]
-    [InlineData(1)]
-    [InlineData(3)]
-    [InlineData(1000)]
-    public void AnyKShareMatchesTheReference(int share)
+    [InlineData(1, false)]
+    [InlineData(3, false)]
+    [InlineData(1000, false)]
+    [InlineData(1, true)]
+    [InlineData(3, true)]
+    public void AnyKShareMatchesTheReference(int share, bool wide)
     {
         var gpu = TestDevices.Get("cuda:0");
         var shape = Cases.Single(c => c.Name.StartsWith("127 rows", StringComparison.Ordinal));
         using var inputs = Prepare(gpu, shape);
         using var workspace = GroupedGemmWorkspace.WithCapacity(gpu, 16L << 20, 0);
-        Check(inputs, Run(gpu, inputs, workspace, share: share), $"share={share} seed={inputs.Seed}");
+        Check(inputs, Run(gpu, inputs, workspace, share: share, wide: wide), $"share={share} wide={wide} seed={inputs.Seed}");
     }
 
     /// <summary>A workspace with room for 3 splits only: fewer splits, same answer; too small for one: the old path, same answer.</summary>
@@ -255,12 +290,12 @@ public sealed class GroupedGemmSkinnyTests
         long oneSplit = (long)shape.AllRows * shape.N;
         using (var three = GroupedGemmWorkspace.WithCapacity(gpu, 3 * oneSplit, 0))
         {
-            Assert.Equal(3, GroupedGemmSkinny.PlanFor(gpu, shape.AllRows, shape.N, shape.K, three.PartialCapacity)!.Value.Splits);
+            Assert.Equal(3, GroupedGemmSkinny.PlanFor(gpu, shape.AllRows, shape.N, shape.K, three.PartialCapacity, wide: false)!.Value.Splits);
             Check(inputs, Run(gpu, inputs, three), $"3 splits seed={inputs.Seed}");
             Assert.True(PartialsWritten(three, shape), "3 splits: the skinny kernel did not run");
         }
         using var tooSmall = GroupedGemmWorkspace.WithCapacity(gpu, oneSplit - 1, 16);
-        Assert.Null(GroupedGemmSkinny.PlanFor(gpu, shape.AllRows, shape.N, shape.K, tooSmall.PartialCapacity));
+        Assert.Null(GroupedGemmSkinny.PlanFor(gpu, shape.AllRows, shape.N, shape.K, tooSmall.PartialCapacity, wide: false));
         Check(inputs, Run(gpu, inputs, tooSmall), $"no room: the old path seed={inputs.Seed}");
     }
 

@@ -43,8 +43,11 @@ public sealed record GroupedGemmOptions
     /// <summary>Tests and the sweep: the skinny kernel (<see cref="GroupedGemmSkinny"/>) on or off, over MOE_GROUPED_GEMM_SKINNY.</summary>
     internal bool? SkinnyOverride { get; init; }
 
-    /// <summary>Tests and the sweep: the skinny kernel's k-tiles (64 of K) per split instead of its heuristic's.</summary>
+    /// <summary>Tests and the sweep: the skinny kernel's k-tiles (a stage's K: 64, wide 128) per split instead of its heuristic's.</summary>
     internal int? SkinnyKTilesPerSplitOverride { get; init; }
+
+    /// <summary>Tests and the sweep: the skinny kernel's wide tiles (128 of K per stage) on or off, over MOE_GROUPED_GEMM_SKINNY=wide.</summary>
+    internal bool? SkinnyWideOverride { get; init; }
 
     /// <summary>Tests: the 8-row GEMV's tile slots (blocks per column block, each looping over m-tiles), 1 or more.</summary>
     internal int? GemvTileSlotsOverride { get; init; }
@@ -92,6 +95,7 @@ public static class GroupedGemm
         public bool? FewTilesOverride { get; init; }
         public bool? SkinnyOverride { get; init; }
         public int? SkinnyKTilesPerSplitOverride { get; init; }
+        public bool? SkinnyWideOverride { get; init; }
 
         public int OutCols => Fused ? N / 2 : N;
     }
@@ -172,6 +176,7 @@ public static class GroupedGemm
             SplitKOverride = options.SplitKOverride,
             FewTilesOverride = options.FewTilesOverride,
             SkinnyOverride = options.SkinnyOverride,
+            SkinnyWideOverride = options.SkinnyWideOverride,
             SkinnyKTilesPerSplitOverride = options.SkinnyKTilesPerSplitOverride is { } share and < 1
                 ? throw new ArgumentException($"SkinnyKTilesPerSplitOverride = {share}: at least 1", nameof(options)) : options.SkinnyKTilesPerSplitOverride,
             GemvTileSlotsOverride = options.GemvTileSlotsOverride is { } slots and < 1

@@ -11,24 +11,32 @@ namespace MoeRuntime.Kernels.GroupedGemm;
 /// blocks sized to the device's resident blocks, then a second kernel sums the splits in fixed order (deterministic)
 /// and applies the epilogue. Taken by <see cref="GroupedGemm.Run"/> for bf16/f16 calls with E = 1 and 2..128 rows when
 /// the caller gives a split-K workspace with room for the partials (the layer always does); otherwise the call runs
-/// as before. MOE_GROUPED_GEMM_SKINNY=off turns it off (A/B runs).
+/// as before. MOE_GROUPED_GEMM_SKINNY=off turns it off, =wide runs it with 128 of K per pipeline stage (A/B runs).
 /// </summary>
 internal static class GroupedGemmSkinny
 {
-    /// <summary>MOE_GROUPED_GEMM_SKINNY: on (default) or off.</summary>
+    /// <summary>MOE_GROUPED_GEMM_SKINNY: on (default), off, or wide (on, with the wide tiles: 128 of K per stage).</summary>
     public const string EnvironmentVariable = "MOE_GROUPED_GEMM_SKINNY";
 
-    public static bool Enabled { get; } = Parse(Environment.GetEnvironmentVariable(EnvironmentVariable));
+    internal enum Mode { Off, On, Wide }
 
-    internal static bool Parse(string? value)
+    private static readonly Mode FromEnvironment = Parse(Environment.GetEnvironmentVariable(EnvironmentVariable));
+
+    public static bool Enabled => FromEnvironment != Mode.Off;
+
+    /// <summary>Whether the environment asks for the wide tiles (<see cref="WideTiles"/>).</summary>
+    public static bool WideFromEnvironment => FromEnvironment == Mode.Wide;
+
+    internal static Mode Parse(string? value)
     {
         if (string.IsNullOrWhiteSpace(value))
-            return true;
+            return Mode.On;
         return value.Trim().ToLowerInvariant() switch
         {
-            "on" or "1" => true,
-            "off" or "0" => false,
-            _ => throw new ArgumentException($"{EnvironmentVariable}='{value}': expected on (single-matrix calls of 2..128 rows on the skinny split-K kernel) or off (as before)"),
+            "on" or "1" => Mode.On,
+            "off" or "0" => Mode.Off,
+            "wide" => Mode.Wide,
+            _ => throw new ArgumentException($"{EnvironmentVariable}='{value}': expected on (single-matrix calls of 2..128 rows on the skinny split-K kernel), wide (the same with 128 of K per stage) or off (as before)"),
         };
     }
 
@@ -40,18 +48,32 @@ internal static class GroupedGemmSkinny
     internal const int TileK = 64;
     internal const int Threads = 256;
 
-    /// <summary>A row tile of the partial kernel: rows per block and pipeline stages.</summary>
-    internal readonly record struct Tile(int Rows, int Stages)
+    /// <summary>A row tile of the partial kernel: rows per block, pipeline stages, 64-wide K sub-tiles per stage.</summary>
+    internal readonly record struct Tile(int Rows, int Stages, int KSub = 1)
     {
-        public int SharedBytes => Stages * (Rows + TileCols) * TileK * 2;
+        public int SharedBytes => Stages * (Rows + TileCols) * TileK * KSub * 2;
+
+        /// <summary>K per stage: the unit of the split's K share.</summary>
+        public int KPerStage => TileK * KSub;
     }
 
     internal static readonly Tile[] Tiles = [new(16, 4), new(32, 4), new(64, 4), new(128, 3)];
 
-    /// <summary>The smallest row tile that holds <paramref name="rows"/> (at most <see cref="MaxRows"/>).</summary>
-    internal static Tile TileFor(int rows) => Tiles.First(t => rows <= t.Rows);
+    /// <summary>The wide tiles: 256 bytes of each row per stage, 3 stages (the 128-row one needs sm_90's 227 KB per block).</summary>
+    internal static readonly Tile[] WideTiles = [new(16, 3, 2), new(32, 3, 2), new(64, 3, 2), new(128, 3, 2)];
 
-    /// <summary>A split covers at least this many k-tiles (2 x 64 of K): shorter ones would be mostly pipeline fill.</summary>
+    /// <summary>
+    /// The smallest row tile that holds <paramref name="rows"/> (at most <see cref="MaxRows"/>); the wide one when asked
+    /// for and its shared memory fits <paramref name="maxSharedPerBlockOptin"/>.
+    /// </summary>
+    internal static Tile TileFor(int rows, bool wide = false, int maxSharedPerBlockOptin = int.MaxValue)
+    {
+        var narrow = Tiles.First(t => rows <= t.Rows);
+        var wideTile = WideTiles.First(t => rows <= t.Rows);
+        return wide && wideTile.SharedBytes <= maxSharedPerBlockOptin ? wideTile : narrow;
+    }
+
+    /// <summary>A split covers at least this many k-tiles (stages' worth of K): shorter ones would be mostly pipeline fill.</summary>
     internal const int MinKTilesPerSplit = 2;
 
     /// <summary>Most splits (the partials grow with them: splits x rows x N floats).</summary>
@@ -78,11 +100,11 @@ internal static class GroupedGemmSkinny
     /// share (tests, the sweep's tuning rows). Fewer splits when the workspace (<paramref name="partialCapacity"/> floats)
     /// cannot hold the partials; null when not even one split fits (the caller falls back to the other kernels).
     /// </summary>
-    internal static Launch? Plan(int rows, int n, int k, long slots, long partialCapacity, int? kTilesPerSplit = null)
+    internal static Launch? Plan(int rows, int n, int k, long slots, long partialCapacity, int? kTilesPerSplit = null, Tile? tileChoice = null)
     {
-        var tile = TileFor(rows);
+        var tile = tileChoice ?? TileFor(rows);
         int nTiles = (int)((n + (long)TileCols - 1) / TileCols);
-        int kTiles = (k + TileK - 1) / TileK;
+        int kTiles = (k + tile.KPerStage - 1) / tile.KPerStage;
         int perSplit;
         if (kTilesPerSplit is { } forced)
             perSplit = Math.Clamp(forced, 1, kTiles);
@@ -111,13 +133,21 @@ internal static class GroupedGemmSkinny
     internal static long Slots(Accelerator accelerator, Tile tile) =>
         (long)Math.Max(1, accelerator.Info.MultiprocessorCount) * BlocksPerSm(tile, accelerator.Info.MaxSharedMemoryPerBlockOptin);
 
-    /// <summary>The launch <see cref="GroupedGemm.Run"/> would make for a call with an unbounded workspace (workspace sizing, the sweep's note).</summary>
-    internal static Launch? PlanFor(Accelerator accelerator, int rows, int n, int k, long partialCapacity = long.MaxValue, int? kTilesPerSplit = null) =>
-        Plan(rows, n, k, Slots(accelerator, TileFor(Math.Clamp(rows, 1, MaxRows))), partialCapacity, kTilesPerSplit);
+    /// <summary>
+    /// The launch <see cref="GroupedGemm.Run"/> makes for a call on <paramref name="accelerator"/> (unbounded workspace by
+    /// default: workspace sizing, the sweep's note). <paramref name="wide"/>: the wide tiles (null: the environment's choice).
+    /// </summary>
+    internal static Launch? PlanFor(Accelerator accelerator, int rows, int n, int k, long partialCapacity = long.MaxValue, int? kTilesPerSplit = null,
+                                    bool? wide = null)
+    {
+        var tile = TileFor(Math.Clamp(rows, 1, MaxRows), wide ?? WideFromEnvironment, accelerator.Info.MaxSharedMemoryPerBlockOptin);
+        return Plan(rows, n, k, Slots(accelerator, tile), partialCapacity, kTilesPerSplit, tile);
+    }
 
     private static readonly KernelSource Source = KernelSource.FromResource(typeof(GroupedGemmSkinny).Assembly, "grouped_gemm_skinny.cu");
 
-    internal static string PartialEntryName(Tile tile, DType operands) => $"grouped_gemm_skinny{tile.Rows}_{GroupedGemm.Suffix(operands)}";
+    internal static string PartialEntryName(Tile tile, DType operands) =>
+        $"grouped_gemm_skinny{tile.Rows}{(tile.KSub == 2 ? "w" : "")}_{GroupedGemm.Suffix(operands)}";
 
     internal static string ReduceEntryName(DType output) => $"grouped_gemm_skinny_reduce_{GroupedGemm.Suffix(output)}";
 
@@ -132,7 +162,7 @@ internal static class GroupedGemmSkinny
         var workspace = plan.SplitK;
         if (!Takes(plan.X.DType, plan.Rows, plan.Experts, workspace?.Partials is not null, plan.SkinnyOverride))
             return false;
-        if (PlanFor(accelerator, plan.Rows, plan.N, plan.K, workspace!.PartialCapacity, plan.SkinnyKTilesPerSplitOverride) is not { } launch)
+        if (PlanFor(accelerator, plan.Rows, plan.N, plan.K, workspace!.PartialCapacity, plan.SkinnyKTilesPerSplitOverride, plan.SkinnyWideOverride) is not { } launch)
             return false;
         var partial = accelerator.LoadKernel(Source, PartialEntryName(launch.Tile, plan.X.DType));
         var reduce = accelerator.LoadKernel(Source, ReduceEntryName(plan.Y.DType));

@@ -12,7 +12,7 @@
 // Two kernels, one after the other on a stream:
 //   grouped_gemm_skinny{MT}_{in}: grid (ceil(N / 128), splits), 256 threads. Block (c, s) multiplies the call's rows
 //     (at most MT: 16, 32, 64 or 128, chosen by the host from the row bound) by W rows 128c .. 128c+127 over k-tiles
-//     s*kTilesPerSplit .. (s+1)*kTilesPerSplit-1 (64 of K each), and stores the F32 sums to partials[s]. cp.async
+//     s*kTilesPerSplit .. (s+1)*kTilesPerSplit-1 (64 of K each; 128 for the wide tiles, entries ..._skinny{MT}w_{in}), and stores the F32 sums to partials[s]. cp.async
 //     multi-stage pipeline, swizzled shared tiles, ldmatrix, mma.sync m16n8k16 with F32 accumulation (mma_tiles.cuh).
 //     Every block writes its whole partial (zeros for an empty K range), so the reduction never reads stale data.
 //   grouped_gemm_skinny_reduce_{out}: one thread per 4 output columns (1 where the columns are not a multiple of 4;
@@ -22,7 +22,8 @@
 //     times the row scale, converted to y's dtype.
 // Launch constraints (checked on the host): rows <= MT; K % 8 == 0 (16-byte row chunks); x and w 16-byte aligned;
 //   partials hold splits * rows * N floats. Tails in rows, N and K are zero-filled on load and masked on store.
-//   Dynamic shared memory of the first kernel: STAGES * (MT + 128) * 64 * 2 bytes.
+//   Dynamic shared memory of the first kernel: STAGES * (MT + 128) * 64 * KSUB * 2 bytes (the wide 128-row tile's
+//   192 KB needs sm_90's opt-in limit; the host falls back to the narrow tile where it does not fit).
 #include "moe_common.cuh"
 #include "mma_tiles.cuh"
 
@@ -37,7 +38,9 @@ __device__ __forceinline__ void call_rows(const int* __restrict__ offsets, int r
 }
 
 // MT: rows per block (the call's rows, padded); WARPS_M warps along the rows, SK_WARPS / WARPS_M along the columns.
-template <typename TIn, int MT, int WARPS_M, int STAGES>
+// KSUB: 64-wide K sub-tiles per pipeline stage (1: 128 bytes of each row per stage; 2, the "wide" tiles: 256 bytes, half
+// the stages and barriers per K). A stage is [KSUB][rows][64] in shared memory, each sub-tile swizzled on its own.
+template <typename TIn, int MT, int WARPS_M, int STAGES, int KSUB>
 __device__ __forceinline__ void skinny_partial(const TIn* __restrict__ x, const TIn* __restrict__ w, const int* __restrict__ offsets,
                                                float* __restrict__ partials, int rows, int n, int k, int kTilesPerSplit)
 {
@@ -47,12 +50,13 @@ __device__ __forceinline__ void skinny_partial(const TIn* __restrict__ x, const 
     constexpr int WARP_N = SK_BN / WARPS_N;
     constexpr int MI = WARP_M / 16;
     constexpr int NI = WARP_N / 8;
-    constexpr int CHUNKS = SK_BK / 8;
+    constexpr int CHUNKS = SK_BK / 8;   // 16-byte chunks per row of a sub-tile
+    constexpr int KT = SK_BK * KSUB;     // K per stage
     static_assert(MI >= 1 && NI >= 2 && NI % 2 == 0, "warp tile must be a multiple of 16x16");
 
     extern __shared__ __align__(128) unsigned char sharedBytes[];
-    TIn* sharedA = reinterpret_cast<TIn*>(sharedBytes); // [STAGES][MT][SK_BK]
-    TIn* sharedB = sharedA + STAGES * MT * SK_BK;        // [STAGES][SK_BN][SK_BK]
+    TIn* sharedA = reinterpret_cast<TIn*>(sharedBytes); // [STAGES][KSUB][MT][SK_BK]
+    TIn* sharedB = sharedA + STAGES * MT * KT;           // [STAGES][KSUB][SK_BN][SK_BK]
 
     int rowBegin, rowEnd;
     call_rows(offsets, rows, rowBegin, rowEnd);
@@ -61,7 +65,7 @@ __device__ __forceinline__ void skinny_partial(const TIn* __restrict__ x, const 
         return;
 
     const int colBegin = blockIdx.x * SK_BN;
-    const int kTilesAll = ceil_div(k, SK_BK);
+    const int kTilesAll = ceil_div(k, KT);
     const int kTileBegin = (int)blockIdx.y * kTilesPerSplit;
     const int kTiles = max(min(kTilesAll, kTileBegin + kTilesPerSplit) - kTileBegin, 0);
 
@@ -72,26 +76,27 @@ __device__ __forceinline__ void skinny_partial(const TIn* __restrict__ x, const 
     const int warpCol = (warp % WARPS_N) * WARP_N;
     const int mPadded = ceil_div(m, 16) * 16; // A rows past this are never read by an mma that matters: skip their copies
 
+    // Consecutive threads copy consecutive 16-byte chunks of a row: KT * 2 contiguous bytes per row and stage.
     auto loadStage = [&](int stage, int kTile) {
-        const int kBase = kTile * SK_BK;
-        TIn* a = sharedA + stage * MT * SK_BK;
-        TIn* b = sharedB + stage * SK_BN * SK_BK;
-        for (int i = tid; i < mPadded * CHUNKS; i += THREADS)
+        const int kBase = kTile * KT;
+        TIn* a = sharedA + stage * MT * KT;
+        TIn* b = sharedB + stage * SK_BN * KT;
+        for (int i = tid; i < mPadded * CHUNKS * KSUB; i += THREADS)
         {
-            int r = i / CHUNKS, chunk = i % CHUNKS;
-            int kk = kBase + chunk * 8;
+            int r = i / (CHUNKS * KSUB), c = i % (CHUNKS * KSUB);
+            int kk = kBase + c * 8;
             bool valid = r < m && kk < k;
             const TIn* src = valid ? x + (long long)(rowBegin + r) * k + kk : x;
-            cp_async_16<true>(a + swizzled<SK_BK>(r, chunk), src, valid);
+            cp_async_16<true>(a + (c / CHUNKS) * MT * SK_BK + swizzled<SK_BK>(r, c % CHUNKS), src, valid);
         }
-        for (int i = tid; i < SK_BN * CHUNKS; i += THREADS)
+        for (int i = tid; i < SK_BN * CHUNKS * KSUB; i += THREADS)
         {
-            int r = i / CHUNKS, chunk = i % CHUNKS;
-            int kk = kBase + chunk * 8;
+            int r = i / (CHUNKS * KSUB), c = i % (CHUNKS * KSUB);
+            int kk = kBase + c * 8;
             int wRow = colBegin + r;
             bool valid = wRow < n && kk < k;
             const TIn* src = valid ? w + (long long)wRow * k + kk : w;
-            cp_async_16<true>(b + swizzled<SK_BK>(r, chunk), src, valid);
+            cp_async_16<true>(b + (c / CHUNKS) * SK_BN * SK_BK + swizzled<SK_BK>(r, c % CHUNKS), src, valid);
         }
     };
 
@@ -126,11 +131,13 @@ __device__ __forceinline__ void skinny_partial(const TIn* __restrict__ x, const 
         if (!warpHasRows)
             continue;
 
-        const TIn* a = sharedA + (kTile % STAGES) * MT * SK_BK;
-        const TIn* b = sharedB + (kTile % STAGES) * SK_BN * SK_BK;
+#pragma unroll
+        for (int sub = 0; sub < KSUB; sub++)
 #pragma unroll
         for (int k16 = 0; k16 < SK_BK / 16; k16++)
         {
+            const TIn* a = sharedA + (kTile % STAGES) * MT * KT + sub * MT * SK_BK;
+            const TIn* b = sharedB + (kTile % STAGES) * SK_BN * KT + sub * SK_BN * SK_BK;
             moe_u32 aFrag[MI][4];
             moe_u32 bFrag[NI][2];
 #pragma unroll
@@ -251,19 +258,24 @@ __device__ __forceinline__ void skinny_reduce(const float* __restrict__ partials
 }
 
 // MT 16: one warp row of 16 x 16 warp tiles; 32: 2 x 4 warps of 16 x 32; 64: 32 x 32; 128: 64 x 32 (3 stages: 96 KB).
-#define SK_PARTIAL(MT, WARPS_M, STAGES, SUFFIX, TIN)                                                                          \
-    extern "C" __global__ void __launch_bounds__(SK_WARPS * 32, 2) grouped_gemm_skinny##MT##_##SUFFIX(                       \
+// The wide tiles (KSUB 2, entry suffix "w"): 3 stages of 256 bytes per row (108 KB for 16 rows .. 192 KB for 128).
+#define SK_PARTIAL(MT, WARPS_M, STAGES, KSUB, NAME, SUFFIX, TIN)                                                              \
+    extern "C" __global__ void __launch_bounds__(SK_WARPS * 32, 2) NAME##_##SUFFIX(                                          \
         const TIN* __restrict__ x, const TIN* __restrict__ w, const int* __restrict__ offsets, float* __restrict__ partials,  \
         int rows, int n, int k, int kTilesPerSplit)                                                                           \
     {                                                                                                                         \
-        skinny_partial<TIN, MT, WARPS_M, STAGES>(x, w, offsets, partials, rows, n, k, kTilesPerSplit);                       \
+        skinny_partial<TIN, MT, WARPS_M, STAGES, KSUB>(x, w, offsets, partials, rows, n, k, kTilesPerSplit);                 \
     }
 
-#define SK_PARTIALS(SUFFIX, TIN)            \
-    SK_PARTIAL(16, 1, 4, SUFFIX, TIN)        \
-    SK_PARTIAL(32, 2, 4, SUFFIX, TIN)        \
-    SK_PARTIAL(64, 2, 4, SUFFIX, TIN)        \
-    SK_PARTIAL(128, 2, 3, SUFFIX, TIN)
+#define SK_PARTIALS(SUFFIX, TIN)                                       \
+    SK_PARTIAL(16, 1, 4, 1, grouped_gemm_skinny16, SUFFIX, TIN)         \
+    SK_PARTIAL(32, 2, 4, 1, grouped_gemm_skinny32, SUFFIX, TIN)         \
+    SK_PARTIAL(64, 2, 4, 1, grouped_gemm_skinny64, SUFFIX, TIN)         \
+    SK_PARTIAL(128, 2, 3, 1, grouped_gemm_skinny128, SUFFIX, TIN)       \
+    SK_PARTIAL(16, 1, 3, 2, grouped_gemm_skinny16w, SUFFIX, TIN)        \
+    SK_PARTIAL(32, 2, 3, 2, grouped_gemm_skinny32w, SUFFIX, TIN)        \
+    SK_PARTIAL(64, 2, 3, 2, grouped_gemm_skinny64w, SUFFIX, TIN)        \
+    SK_PARTIAL(128, 2, 3, 2, grouped_gemm_skinny128w, SUFFIX, TIN)
 
 SK_PARTIALS(bf16, bf16)
 SK_PARTIALS(f16, f16)
