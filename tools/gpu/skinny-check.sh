@@ -8,7 +8,7 @@
 #      skinny-k1/2/4/8 = K shares of 64/128/256/512 per split),
 #      then auto only with MOE_GROUPED_GEMM_SKINNY=off (the old default).
 #   3. bench/reference/dense_gemm.py: torch F.linear at the same shapes, same GPU.
-#   4. moe bench layer --preset deepseek-v3 --tokens 16,128 --phases: skinny on, wide, then off.
+#   4. moe bench layer --preset deepseek-v3 --tokens 16,128 --phases: skinny on, then off.
 # Prints compact tables. Logs in $OUT/skinny.tgz. About 4 minutes.
 set -uo pipefail
 out=/tmp/moe-skinny; mkdir -p "$out"
@@ -39,7 +39,7 @@ echo "== dense_gemm auto, skinny off: exit $?"; table "$out/dense-off.log"
 (cd bench/reference && PYTHONUNBUFFERED=1 OUT="$out" timeout 90 python3 dense_gemm.py > "$out/torch.log" 2>&1); echo "== torch F.linear: exit $?"
 grep -E "T=(16|128) " "$out/torch.log"
 
-for skinny in on wide off; do
+for skinny in on off; do
   MOE_GROUPED_GEMM_SKINNY=$skinny timeout 60 $M bench layer --preset deepseek-v3 --tokens 16,128 --device cuda:0 --phases --samples 20 \
     --json "$out/layer-$skinny.json" > "$out/layer-$skinny.log" 2>&1
   echo "== moe bench layer deepseek-v3, skinny $skinny: exit $?"
