@@ -10,16 +10,16 @@
 //   rowScale:   [rows] float  optional (null): y[row, :] *= rowScale[row]
 //   y:          [rows, N] or, fused, [rows, N/2]   f32, bf16 or f16; rows outside [rowBegin, rowEnd) are not written
 // Two kernels, one after the other on a stream:
-//   grouped_gemm_skinny{MT}_{in}: grid (ceil(N / 128), splits), 256 threads. Block (c, s) multiplies the call's rows
+//   grouped_gemm_skinny{MT}[w]_{in}: grid (ceil(N / 128), splits), 256 threads. Block (c, s) multiplies the call's rows
 //     (at most MT: 16, 32, 64 or 128, chosen by the host from the row bound) by W rows 128c .. 128c+127 over k-tiles
-//     s*kTilesPerSplit .. (s+1)*kTilesPerSplit-1 (64 of K each; 128 for the wide tiles, entries ..._skinny{MT}w_{in}), and stores the F32 sums to partials[s]. cp.async
-//     multi-stage pipeline, swizzled shared tiles, ldmatrix, mma.sync m16n8k16 with F32 accumulation (mma_tiles.cuh).
-//     Every block writes its whole partial (zeros for an empty K range), so the reduction never reads stale data.
-//   grouped_gemm_skinny_reduce_{out}: one thread per 4 output columns (1 where the columns are not a multiple of 4;
-//     grid-stride): sums splits 0, 1, ..., splits-1 in
-//     that order (bit-identical run to run; no atomics), then the epilogue: plain, or fused SiLU-and-mul (W stacks gate
-//     rows 0..I-1 over up rows I..2I-1, N = 2I: y[r, j] = silu(gate_j) * up_j, gate_j = column j, up_j = column I + j),
-//     times the row scale, converted to y's dtype.
+//     s*kTilesPerSplit .. (s+1)*kTilesPerSplit-1 (a k-tile is a pipeline stage: 64 of K, or 128 for the wide "w"
+//     tiles) and stores the F32 sums to partials[s]. cp.async multi-stage pipeline, swizzled shared tiles, ldmatrix,
+//     mma.sync m16n8k16 with F32 accumulation (mma_tiles.cuh). Every block writes its whole partial (zeros for an
+//     empty K range), so the reduction never reads stale data.
+//   grouped_gemm_skinny_reduce_{out}: a thread per 4 output columns (per column where they are not a multiple of 4),
+//     grid-stride: sums splits 0, 1, ..., splits-1 in that order (bit-identical run to run; no atomics), then the
+//     epilogue: plain, or fused SiLU-and-mul (W stacks gate rows 0..I-1 over up rows I..2I-1, N = 2I:
+//     y[r, j] = silu(gate_j) * up_j, gate_j = column j, up_j = column I + j), times the row scale, in y's dtype.
 // Launch constraints (checked on the host): rows <= MT; K % 8 == 0 (16-byte row chunks); x and w 16-byte aligned;
 //   partials hold splits * rows * N floats. Tails in rows, N and K are zero-filled on load and masked on store.
 //   Dynamic shared memory of the first kernel: STAGES * (MT + 128) * 64 * KSUB * 2 bytes (the wide 128-row tile's
@@ -28,7 +28,7 @@
 #include "mma_tiles.cuh"
 
 #define SK_BN 128   // W rows (raw output columns) per block
-#define SK_BK 64    // K per pipeline stage (128 contiguous bytes of each row)
+#define SK_BK 64    // K per sub-tile (128 contiguous bytes of each row); a stage holds KSUB sub-tiles
 #define SK_WARPS 8
 
 __device__ __forceinline__ void call_rows(const int* __restrict__ offsets, int rows, int& rowBegin, int& rowEnd)
