@@ -150,6 +150,36 @@ internal static class TokenOpsSweep
                 rows.Add(new SweepRow("combine (un-permute)", shape, combineMs, combineBytes, 0, Floor(combineBytes)));
             }
 
+        // The layer's combine at decode sizes (F32 expert rows, as MoeLayer runs it), rows spread over blocks and, for
+        // A/B, one block per token (the launch before Combine.ChunksPerToken).
+        foreach (int tokens in gpu ? new[] { 16, 128 } : new[] { 16 })
+        {
+            const int hidden = 7168, topK = 8;
+            int slots = tokens * topK;
+            using var expertRows = accelerator.Allocate<float>((long)slots * hidden);
+            expertRows.FillBytes(0x3F);
+            using var rowOfSlot = accelerator.Upload<int>(Enumerable.Range(0, slots).OrderBy(_ => random.Next()).ToArray());
+            using var weights = accelerator.Upload<float>(Uniform(random, slots, 0, 1));
+            using var residual = accelerator.Allocate<float>((long)tokens * hidden);
+            using var output = accelerator.Allocate<float>((long)tokens * hidden);
+            double bytes = 4.0 * slots * hidden + 8.0 * tokens * hidden + 8.0 * slots;
+            string shape = $"T={tokens} H={hidden} k={topK} f32 +residual";
+            bool saved = Combine.OneBlockPerToken;
+            foreach (bool oneBlock in new[] { false, true })
+            {
+                Combine.OneBlockPerToken = oneBlock;
+                try
+                {
+                    double ms = DeviceTimer.MedianMs(accelerator, s => Combine.Run(expertRows, rowOfSlot, weights, tokens, topK, hidden, output, residual, s), inner: 20, useGraph: gpu);
+                    rows.Add(new SweepRow(oneBlock ? "combine layer, block per token" : "combine layer (decode)", shape, ms, bytes, 0, Floor(bytes), gpu ? "graph" : ""));
+                }
+                finally
+                {
+                    Combine.OneBlockPerToken = saved;
+                }
+            }
+        }
+
         foreach (var (activationRows, intermediate, label) in gpu
                      ? new[] { (16384, 14336, "Mixtral T=8192 k=2"), (65536, 2048, "DeepSeek-V3 T=8192 k=8") }
                      : new[] { (512, 14336, "Mixtral T=256 k=2"), (2048, 2048, "DeepSeek-V3 T=256 k=8") })
