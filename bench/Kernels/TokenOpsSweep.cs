@@ -164,6 +164,23 @@ internal static class TokenOpsSweep
             using var output = accelerator.Allocate<float>((long)tokens * hidden);
             double bytes = 4.0 * slots * hidden + 8.0 * tokens * hidden + 8.0 * slots;
             string shape = $"T={tokens} H={hidden} k={topK} f32 +residual";
+            {
+                // The layer's permute at the same size (bf16 hidden states, 256 experts): index kernels + gather.
+                const int experts = 256;
+                using var ids = accelerator.Upload<int>(RandomIds(random, tokens, topK, experts));
+                using var hiddenStates = accelerator.Allocate<BFloat16>((long)tokens * hidden);
+                hiddenStates.FillBytes(0x3F);
+                using var counts = accelerator.Allocate<int>(experts);
+                using var offsets = accelerator.Allocate<int>(experts + 1);
+                using var permRowOfSlot = accelerator.Allocate<int>(slots);
+                using var tokenOfRow = accelerator.Allocate<int>(slots);
+                using var gathered = accelerator.Allocate<BFloat16>((long)slots * hidden);
+                using var workspace = accelerator.Allocate<int>(Math.Max(1, Permute.WorkspaceElements(tokens, topK, experts)));
+                double permuteMs = DeviceTimer.MedianMs(accelerator, s => Permute.Run(ids, tokens, topK, experts, 1, counts, offsets, permRowOfSlot,
+                    tokenOfRow, hiddenStates, hidden, gathered, workspace, s), inner: 20, useGraph: gpu);
+                double permuteBytes = 2.0 * 2 * slots * hidden + 4.0 * (slots * 3);
+                rows.Add(new SweepRow("permute layer (decode)", $"T={tokens} H={hidden} k={topK} bf16", permuteMs, permuteBytes, 0, Floor(permuteBytes), gpu ? "graph" : ""));
+            }
             bool saved = Combine.OneBlockPerToken;
             foreach (bool oneBlock in new[] { false, true })
             {
