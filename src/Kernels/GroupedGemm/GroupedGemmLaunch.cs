@@ -35,6 +35,7 @@ internal readonly record struct GroupedGemmLaunch(GroupedGemm.Variant Variant, i
     {
         ["decode"] = (32, true), ["medium"] = (32, false), ["prefill"] = (32, false),
         ["decode64"] = (64, true), ["medium64"] = (64, false), ["large"] = (64, false),
+        ["decode128"] = (128, true), ["decode256"] = (256, true),
     };
 
     public static bool SupportsSplitK(GroupedGemm.Variant variant) => SplitKVariants.ContainsKey(variant.Name);

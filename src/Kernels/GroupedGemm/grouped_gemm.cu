@@ -18,6 +18,10 @@
 //   BK = 64 (the host's choice): decode64 16x64 (4 warps, 6 stages, 60 KB), medium64 64x128 (8 warps, 4 stages,
 //     96 KB), large 128x256 (8 warps of 64x64, 3 stages, 144 KB). A stage reads 128 contiguous bytes per row
 //     with an L2 256-byte prefetch hint, and there is one barrier per 64 of K instead of per 32.
+//   BK = 128 / 256, for A/B (MOE_GROUPED_GEMM_DECODE_BK): decode128 16x64 (3 stages, 60 KB, 3 blocks per SM) and
+//     decode256 16x64 (3 stages, 120 KB, 1 per SM) read 256 / 512 contiguous bytes of each W row per stage: the
+//     decode GEMV streams W in 512-byte runs per row and reaches 90-95% of the copy rate where decode64's 128-byte
+//     pieces (256 with the hint) stay near 80% (Mixtral T = 16); longer runs per DRAM page may be why.
 //   All: cp.async multi-stage pipeline, swizzled shared tiles, ldmatrix, mma.sync.m16n8k16 with F32 accumulation.
 // Split-K (every tensor-core variant; gridDim.y = splits > 1, chosen on the host by GroupedGemmLaunch): split s
 //   computes k-tiles s*kTilesPerSplit .. (s+1)*kTilesPerSplit-1 of its output tile and stores its F32 accumulators
@@ -91,14 +95,15 @@ template <> struct Mma<f16>
 };
 
 // Element offset of 16-byte chunk `chunk` of tile row `row` in a [rows][BK] shared tile. BK = 32: a row is four
-// chunks (64 bytes), chunk c of row r lives at c ^ ((r >> 1) & 3). BK = 64: a row is eight chunks (128 bytes),
-// chunk c lives at c ^ (r & 7). Either way the 8 consecutive rows one ldmatrix phase reads (same logical chunk)
-// fall in 8 different 16-byte bank groups, so ldmatrix is conflict-free.
+// chunks (64 bytes), chunk c of row r lives at c ^ ((r >> 1) & 3). BK >= 64: a row is BK / 8 chunks (a whole number
+// of 128-byte lines), chunk c lives at c ^ (r & 7) (only its low three bits flip, so it stays in its line). Either way
+// the 8 consecutive rows one ldmatrix phase reads (same logical chunk) fall in 8 different 16-byte bank groups, so
+// ldmatrix is conflict-free.
 template <int BK>
 __device__ __forceinline__ int swizzled(int row, int chunk)
 {
-    static_assert(BK == 32 || BK == 64, "BK is 32 or 64");
-    return BK == 32 ? row * 32 + ((chunk ^ ((row >> 1) & 3)) << 3) : row * 64 + ((chunk ^ (row & 7)) << 3);
+    static_assert(BK == 32 || BK == 64 || BK == 128 || BK == 256, "BK is 32, 64, 128 or 256");
+    return BK == 32 ? row * 32 + ((chunk ^ ((row >> 1) & 3)) << 3) : row * BK + ((chunk ^ (row & 7)) << 3);
 }
 
 // Stores two adjacent outputs p[0], p[1] as one 4-byte (16-bit types) or 8-byte (f32) store where p is aligned
@@ -187,7 +192,7 @@ __device__ __forceinline__ void grouped_gemm_tc(const TIn* __restrict__ x, const
             int kk = kBase + chunk * 8;
             bool valid = row < rowEnd && kk < k;
             const TIn* src = valid ? x + (long long)row * k + kk : x;
-            cp_async_16<BK == 64>(a + swizzled<BK>(r, chunk), src, valid);
+            cp_async_16<BK >= 64>(a + swizzled<BK>(r, chunk), src, valid);
         }
         for (int i = tid; i < BN * CHUNKS; i += THREADS)
         {
@@ -208,7 +213,7 @@ __device__ __forceinline__ void grouped_gemm_tc(const TIn* __restrict__ x, const
             }
             valid = valid && kk < k;
             const TIn* src = valid ? wExpert + (long long)wRow * k + kk : w;
-            cp_async_16<BK == 64>(b + swizzled<BK>(r, chunk), src, valid);
+            cp_async_16<BK >= 64>(b + swizzled<BK>(r, chunk), src, valid);
         }
     };
 
@@ -378,6 +383,8 @@ __device__ __forceinline__ void grouped_gemm_tc(const TIn* __restrict__ x, const
     GG_ENTRY(grouped_gemm_medium_##SUFFIX, TIN, TOUT, 64, 128, 2, 4, 4, 32)      \
     GG_ENTRY(grouped_gemm_prefill_##SUFFIX, TIN, TOUT, 128, 128, 2, 4, 4, 32)    \
     GG_ENTRY(grouped_gemm_decode64_##SUFFIX, TIN, TOUT, 16, 64, 1, 4, 6, 64)     \
+    GG_ENTRY(grouped_gemm_decode128_##SUFFIX, TIN, TOUT, 16, 64, 1, 4, 3, 128)   \
+    GG_ENTRY(grouped_gemm_decode256_##SUFFIX, TIN, TOUT, 16, 64, 1, 4, 3, 256)   \
     GG_ENTRY(grouped_gemm_medium64_##SUFFIX, TIN, TOUT, 64, 128, 2, 4, 4, 64)    \
     GG_ENTRY(grouped_gemm_large_##SUFFIX, TIN, TOUT, 128, 256, 2, 4, 3, 64)
 
