@@ -5,12 +5,12 @@
 // receiving rank's memory (posted NVLink writes). Each u64 element of a vector access is single-copy atomic, so
 // a line's payload and flag arrive together: a reader that sees this call's flag sees this call's payload. No
 // barrier: the receiver polls its OWN memory (ld.volatile.v2.u64) until both flags equal the epoch.
-// Two-shot fences (ll_fence_stores; LL_FENCE picks which fence) where a thread turns from storing to polling. Without it, on 2 x H200 (2026-11-30)
-// a quarter to over half of the runs of the LL tests timed out: the scan of the receive regions after the kernels ended
-// found every step-0 line there, but a fifth to two thirds of the step-1 lines never written, on both ranks. The step-0
-// lines had arrived only after the waits that needed them gave up, as if a thread's stores stayed behind its polling
-// loads. With the fence, 12 of 12 runs passed (2026-11-30, third session). One-shot stores and
-// then polls the same way and never failed in any run; why it does not need the fence is not understood.
+// Two-shot fences (ll_fence_stores; LL_FENCE picks which fence) where a thread turns from storing to polling. Without
+// it, on 2 x H200 (2026-11-30) a quarter to over half of the runs of the LL tests timed out: the scan of the receive
+// regions after the kernels ended found every step-0 line there, but a fifth to two thirds of the step-1 lines never
+// written, on both ranks. The step-0 lines had arrived only after the waits that needed them gave up, as if a thread's
+// stores stayed behind its polling loads. With the fence, 12 of 12 runs passed (2026-11-30, third session). One-shot
+// stores and then polls the same way and never failed in any run; why it does not need the fence is not understood.
 //
 // Epoch: control[LL_EPOCH] (this rank's memory) holds the last call's epoch; a call uses the next one (0 skipped:
 // zeroed lines never look fresh) and the block that finishes last stores it back, so CUDA-graph replays work with
