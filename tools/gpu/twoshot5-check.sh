@@ -16,7 +16,7 @@ trap 'exit 143' TERM
 T="bash .gpu/run.sh dotnet .gpu/app/MoeRuntime.Tests/MoeRuntime.Tests.dll"
 M="bash .gpu/run.sh dotnet .gpu/app/MoeRuntime.Cli/moe.dll"
 LL=MoeRuntime.Tests.Collectives.LowLatencyAllReduceTests
-budget=280
+budget=${TWOSHOT5_BUDGET:-280}
 left() { echo $((budget - SECONDS)); }
 totals() { grep -oE "Total: [0-9]+, Errors: [0-9]+, Failed: [0-9]+, Skipped: [0-9]+" "$1" | tail -1; }
 failed() { grep -oE "Failed: [0-9]+" "$1" | tail -1 | grep -oE "[0-9]+" || echo "?"; }
@@ -76,7 +76,7 @@ timeout 110 $T -class $LL -class MoeRuntime.Tests.Collectives.AllReduceTests > "
 echo "== defaults, LL class + AllReduceTests: exit $?, $(totals "$out/tests-default.log") (${SECONDS}s)"
 fails "$out/tests-default.log" 16
 
-ll_runs 170 4 warp MOE_LL_FENCE=warp MOE_LL_TWOSHOT_MAX_BYTES=1M   # the benches keep the last ~110 s
+ll_runs 150 2 warp MOE_LL_FENCE=warp MOE_LL_TWOSHOT_MAX_BYTES=1M   # the benches keep the last ~110 s
 
 bench default twoshot,nccl,oneshot,auto 4M
 bench sched twoshot 1M MOE_LL_TWOSHOT_MAX_BYTES=0
@@ -90,5 +90,5 @@ for label in default sched system1M warp1M acqrel1M; do [ -s "$out/bench-$label.
 grep -hE "rror|xception" "$out"/bench-*.log | cut -c1-300 | head -6
 
 ll_runs "$budget" 2 acqrel MOE_LL_FENCE=acqrel MOE_LL_TWOSHOT_MAX_BYTES=1M
-ll_runs "$budget" 1 none MOE_LL_FENCE=none MOE_LL_TWOSHOT_MAX_BYTES=1M
+[ "${LL_NONE:-0}" = 1 ] && ll_runs "$budget" 1 none MOE_LL_FENCE=none MOE_LL_TWOSHOT_MAX_BYTES=1M
 echo "== done in ${SECONDS}s"
