@@ -40,6 +40,9 @@ internal readonly record struct GroupedGemmLaunch(GroupedGemm.Variant Variant, i
 
     public static bool SupportsSplitK(GroupedGemm.Variant variant) => SplitKVariants.ContainsKey(variant.Name);
 
+    /// <summary>The K step (BK) of a split-K variant: one k-tile covers this much of K.</summary>
+    internal static int KStepOf(GroupedGemm.Variant variant) => SplitKVariants[variant.Name].Bk;
+
     /// <summary>
     /// Row tiles an upper bound covers: expert e owns ceil(count_e / BM) tiles, so there are at most
     /// ceil(rows / BM) + (experts with rows) of them, and never more than rows (every tile has a row).

@@ -18,10 +18,10 @@
 //   BK = 64 (the host's choice): decode64 16x64 (4 warps, 6 stages, 60 KB), medium64 64x128 (8 warps, 4 stages,
 //     96 KB), large 128x256 (8 warps of 64x64, 3 stages, 144 KB). A stage reads 128 contiguous bytes per row
 //     with an L2 256-byte prefetch hint, and there is one barrier per 64 of K instead of per 32.
-//   BK = 128 / 256, for A/B (MOE_GROUPED_GEMM_DECODE_BK): decode128 16x64 (3 stages, 60 KB, 3 blocks per SM) and
-//     decode256 16x64 (3 stages, 120 KB, 1 per SM) read 256 / 512 contiguous bytes of each W row per stage: the
-//     decode GEMV streams W in 512-byte runs per row and reaches 90-95% of the copy rate where decode64's 128-byte
-//     pieces (256 with the hint) stay near 80% (Mixtral T = 16); longer runs per DRAM page may be why.
+//   BK = 128 / 256: decode128 16x64 (3 stages, 60 KB, 3 blocks per SM; the host's 16-row tile) and decode256 16x64
+//     (3 stages, 120 KB, 1 per SM; A/B only) read 256 / 512 contiguous bytes of each W row per stage. On an H200,
+//     Mixtral T = 16 (2026-11-30): decode64 77-80% of the copy floor, decode128 90-93%, decode256 41-42% (too few
+//     blocks per SM to keep enough bytes in flight).
 //   All: cp.async multi-stage pipeline, swizzled shared tiles, ldmatrix, mma.sync.m16n8k16 with F32 accumulation.
 // Split-K (every tensor-core variant; gridDim.y = splits > 1, chosen on the host by GroupedGemmLaunch): split s
 //   computes k-tiles s*kTilesPerSplit .. (s+1)*kTilesPerSplit-1 of its output tile and stores its F32 accumulators
