@@ -50,6 +50,9 @@
 // topk_routing_contiguous_x2p_{f32_4,f32_8,bf16_8,f16_8} (persistent: two tokens per warp, warps looping over pairs
 // with the next pair's rows staged into shared memory by cp.async while the current pair is routed; blocks of
 // ROUTING_PERSISTENT_WARPS warps; bit-identical results; see stage_pair).
+// topk_routing_teams_{f32,bf16,f16} (DeepSeek-V3's shape at many tokens: 8 lanes a token, a group of 32 experts a lane,
+// four tokens a warp, the choices by rank among the few candidates; bit-identical results; see topk_routing_teams;
+// blocks of up to ROUTING_TEAM_WARPS warps).
 // Launch: block = 32 * w threads, w <= ROUTING_WARPS, any grid >= 1 (warps stride over tokens; the op caps the
 // grid at about 32 warps per SM so that few blocks add histograms); no dynamic shared memory. Constraints (checked by
 // TopKRouting.cs): experts <= 512, 1 <= k <= min(16, experts), groupCount <= 32, experts % groupCount == 0,
