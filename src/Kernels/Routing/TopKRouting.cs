@@ -210,7 +210,7 @@ public static partial class TopKRouting
 
     /// <summary>
     /// The token-team kernel (topk_routing_teams_*): DeepSeek-V3's shape on the contiguous layout (experts 256 in 8
-    /// groups, k <= 8, TopKGroups <= 4 so that at most 128 candidates, 2 * TopKGroups >= k so that the kept groups'
+    /// groups, k at most 8, TopKGroups at most 4 so that at most 128 candidates, 2 * TopKGroups at least k so that the kept groups'
     /// second keys bound the choices, a 16-byte aligned bias), from <see cref="TeamsFrom"/> tokens and not forced to
     /// one token per warp.
     /// </summary>
