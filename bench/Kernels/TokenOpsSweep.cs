@@ -62,13 +62,33 @@ internal static class TokenOpsSweep
                         TopKRouting.SigmoidByDivision = false;
                     }
                 }
+                if (gpu && grouped is not null)
+                {
+                    // A/B in one session: the token-team kernel at every token count ("teams"; it takes T >=
+                    // TopKRouting.TeamsFrom by default) and the kernels before it ("old": one token a warp, two from 1024).
+                    int savedTeams = TopKRouting.TeamsFrom;
+                    try
+                    {
+                        foreach (bool teams in new[] { true, false })
+                        {
+                            TopKRouting.TeamsFrom = teams ? 1 : int.MaxValue;
+                            double abMs = DeviceTimer.MedianMs(accelerator, s => TopKRouting.Run(logits, tokens, experts, options, ids, weights, counts, s, workspace), useGraph: true);
+                            rows.Add(new SweepRow(name + (teams ? " teams" : " old"), $"T={tokens} E={experts} k={topK} f32", abMs, bytes, 0, Floor(bytes), "graph"));
+                        }
+                    }
+                    finally
+                    {
+                        TopKRouting.TeamsFrom = savedTeams;
+                    }
+                }
                 if (gpu && experts >= 128 && tokens >= 1024)
                 {
                     // A/B in one session: the persistent two-token path off (the one-pass kernel), and on with 1, 2
                     // and 4 pairs a warp at least (1: the one-pass grid staged through shared memory).
-                    int savedFrom = TopKRouting.PersistentFrom, savedPairs = TopKRouting.PairsPerWarp;
+                    int savedFrom = TopKRouting.PersistentFrom, savedPairs = TopKRouting.PairsPerWarp, savedTeamsFrom = TopKRouting.TeamsFrom;
                     try
                     {
+                        TopKRouting.TeamsFrom = int.MaxValue; // the token teams would take the DeepSeek rows
                         foreach (int pairs in new[] { 0, 1, 2, 4 })
                         {
                             TopKRouting.PersistentFrom = pairs == 0 ? int.MaxValue : 0;
@@ -81,6 +101,7 @@ internal static class TokenOpsSweep
                     {
                         TopKRouting.PersistentFrom = savedFrom;
                         TopKRouting.PairsPerWarp = savedPairs;
+                        TopKRouting.TeamsFrom = savedTeamsFrom;
                     }
                 }
             }
