@@ -1,12 +1,65 @@
+using MoeRuntime.Accelerators;
+using MoeRuntime.Accelerators.Cuda;
 using MoeRuntime.Kernels.Permute;
 using MoeRuntime.Runtime.Models;
+using MoeRuntime.Runtime.Parallel;
 using MoeRuntime.Runtime.Scaling;
+using MoeRuntime.Tests.Infrastructure;
+using MoeRuntime.Tests.Runtime;
 
 namespace MoeRuntime.Tests.Scaling;
 
-/// <summary>The launch list of an EP forward (ExpertParallelMoe.Forward, contiguous experts), counted per phase and rank.</summary>
+/// <summary>
+/// The launch list of an EP forward (ExpertParallelMoe.Forward, contiguous experts), counted per phase and rank; on two
+/// GPUs, checked against the kernels the forward really launches in each phase.
+/// </summary>
 public sealed class EpHostOpsTests
 {
+    /// <summary>Kernels this thread launched between each phase's Begin and End, per (phase, rank).</summary>
+    private sealed class LaunchCounter : IExpertParallelPhaseTimer
+    {
+        private readonly Dictionary<(ExpertParallelPhase, int), long> _begin = new();
+        public Dictionary<(ExpertParallelPhase Phase, int Rank), long> Launches { get; } = new();
+
+        public void Begin(ExpertParallelPhase phase, int rank) => _begin[(phase, rank)] = CudaKernel.LaunchesOnThisThread;
+
+        public void End(ExpertParallelPhase phase, int rank) => Launches[(phase, rank)] = CudaKernel.LaunchesOnThisThread - _begin[(phase, rank)];
+    }
+
+    [Theory]
+    [InlineData("qwen3_moe", 33)]
+    [InlineData("deepseek_v3", 70)]
+    [InlineData("qwen2_moe", 1)]   // rank 0 without tokens; the shared expert's gate and sigmoid
+    public void TheListMatchesTheLaunchesOfARealForwardOnTwoGpus(string family, int tokens)
+    {
+        var group = TestDevices.GetGroup("cuda", 2);
+        var random = TestData.NewRandom(out int seed);
+        using var folder = new TempFolder();
+        var (_, layerIndex) = MoeLayerFixtures.Write(folder.Path, family, 12, seed);
+        var weights = MoeLayerWeights.Load(folder.Path, layerIndex, DType.BF16);
+        using var layer = new ExpertParallelMoe(group, weights);
+        var hidden = TestData.Uniform(random, tokens * weights.Config.HiddenSize);
+        layer.Forward(hidden, tokens); // first forward: buffers and kernels
+        var counter = new LaunchCounter();
+        layer.PhaseTimer = counter;
+        layer.Forward(hidden, tokens);
+        var c = weights.Config;
+        string what = $"{family} T={tokens} seed {seed}";
+        for (int r = 0; r < 2; r++)
+        {
+            int share = layer.LastTokensPerRank[r], rows = (int)layer.LastRowsPerRank[r];
+            Assert.True(share == 0 || counter.Launches[(ExpertParallelPhase.RouteAndPermute, r)] == EpHostOps.Route(c, share).Launches,
+                $"{what}: rank {r} route launched {counter.Launches.GetValueOrDefault((ExpertParallelPhase.RouteAndPermute, r))}, listed {EpHostOps.Route(c, share).Launches}");
+            Assert.True(rows == 0 || counter.Launches[(ExpertParallelPhase.Experts, r)] == EpHostOps.Experts(rows, layer.ExpertsPerRank).Launches,
+                $"{what}: rank {r} experts launched {counter.Launches.GetValueOrDefault((ExpertParallelPhase.Experts, r))}, listed {EpHostOps.Experts(rows, layer.ExpertsPerRank).Launches}");
+            Assert.True(share == 0 || counter.Launches[(ExpertParallelPhase.SharedAndUnpermute, r)] == EpHostOps.Output(c, share).Launches,
+                $"{what}: rank {r} output launched {counter.Launches.GetValueOrDefault((ExpertParallelPhase.SharedAndUnpermute, r))}, listed {EpHostOps.Output(c, share).Launches}");
+            // Each all-to-allv launches one kernel per rank, all inside every rank's marks (the marks bracket the whole call).
+            Assert.Equal(2, counter.Launches[(ExpertParallelPhase.Dispatch, r)]);
+            Assert.Equal(2, counter.Launches[(ExpertParallelPhase.Combine, r)]);
+        }
+    }
+
     [Theory]
     // T*k slots in chunks of 512; offsets and scatter fuse while chunks * ceil(E / 128) <= 128.
     [InlineData(64, 8, 128, true, 3)]     // 1 chunk: count, offsets+scatter, gather
