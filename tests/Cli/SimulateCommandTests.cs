@@ -170,7 +170,7 @@ public sealed class SimulateCommandTests
         Assert.Contains("# host enqueue: one thread for all ranks", text);
         var p = ScaleParams.Load(saved);
         var predicted = ScaleModel.Predict(p, MoeRuntime.Runtime.Models.LayerPresets.Get("qwen3-30b-a3b"), LinkPreset.H200Nvlink, [64, 64], [512, 512], [64, 64],
-            threads: HostThreads.OneForAllRanks, phaseTimerMarks: true);
+            schedule: HostSchedule.InProcessBench);
         var fields = text.Split('\n').Single(l => l.TrimStart().StartsWith("128 ", StringComparison.Ordinal)).Split(' ', StringSplitOptions.RemoveEmptyEntries);
         Assert.Equal(predicted.TimedPhaseSumUs.ToString("F1", System.Globalization.CultureInfo.InvariantCulture), fields[2]);
         Assert.Equal(predicted.HostUs.ToString("F1", System.Globalization.CultureInfo.InvariantCulture), fields[7]);

@@ -64,8 +64,8 @@ public sealed class HostCalibrationTests
         var zero = old with { Host = new HostParams(0, 0, 0, 0) };
         foreach (var threads in new[] { HostThreads.OneForAllRanks, HostThreads.OnePerRank })
         {
-            var a = ScaleModel.Predict(old, c, LinkPreset.H200Nvlink, [64, 64], [512, 512], [64, 64], threads: threads, phaseTimerMarks: true);
-            var b = ScaleModel.Predict(zero, c, LinkPreset.H200Nvlink, [64, 64], [512, 512], [64, 64], threads: threads, phaseTimerMarks: true);
+            var a = ScaleModel.Predict(old, c, LinkPreset.H200Nvlink, [64, 64], [512, 512], [64, 64], schedule: new HostSchedule(threads, true, true));
+            var b = ScaleModel.Predict(zero, c, LinkPreset.H200Nvlink, [64, 64], [512, 512], [64, 64], schedule: new HostSchedule(threads, true, true));
             Assert.Equal(a.TotalUs, b.TotalUs, 1e-9);
             Assert.Equal(a.TimedPhaseSumUs, b.TimedPhaseSumUs, 1e-9);
             Assert.Equal(0, a.HostUs);
@@ -79,8 +79,8 @@ public sealed class HostCalibrationTests
         var host = baseParams with { Host = new HostParams(20, 10, 2, 30) };
         var c = LayerPresets.Get("qwen3-30b-a3b");
         var none = ScaleModel.Predict(baseParams, c, LinkPreset.H200Nvlink, [64, 64], [512, 512], [64, 64]);
-        var perRank = ScaleModel.Predict(host, c, LinkPreset.H200Nvlink, [64, 64], [512, 512], [64, 64], threads: HostThreads.OnePerRank);
-        var oneThread = ScaleModel.Predict(host, c, LinkPreset.H200Nvlink, [64, 64], [512, 512], [64, 64], threads: HostThreads.OneForAllRanks);
+        var perRank = ScaleModel.Predict(host, c, LinkPreset.H200Nvlink, [64, 64], [512, 512], [64, 64], schedule: HostSchedule.ProcessPerGpu);
+        var oneThread = ScaleModel.Predict(host, c, LinkPreset.H200Nvlink, [64, 64], [512, 512], [64, 64], schedule: HostSchedule.ProcessPerGpu with { Threads = HostThreads.OneForAllRanks });
         Assert.True(perRank.TotalUs > none.TotalUs);
         Assert.True(oneThread.TotalUs > perRank.TotalUs);
         Assert.Equal(perRank.TotalUs - none.TotalUs, perRank.HostUs, 1e-9);
@@ -88,5 +88,11 @@ public sealed class HostCalibrationTests
         // Balanced ranks: the device-only model has no wait; one host thread starts rank 1's experts late, so rank 0's combine waits.
         Assert.Equal(0, none.ExpertSkewUs, 1e-9);
         Assert.True(oneThread.Timed!.CombineUs > perRank.Timed!.CombineUs);
+
+        // Host arrays (the bench's input upload and output download) cost host time a deployment keeping hidden states on the GPU does not pay.
+        var copiesOnly = baseParams with { Host = new HostParams(0, 100, 0, 0) };
+        double onDevice = ScaleModel.Predict(copiesOnly, c, LinkPreset.H200Nvlink, [64, 64], [512, 512], [64, 64]).TotalUs;
+        double withArrays = ScaleModel.Predict(copiesOnly, c, LinkPreset.H200Nvlink, [64, 64], [512, 512], [64, 64], schedule: HostSchedule.ProcessPerGpu with { HostArrays = true }).TotalUs;
+        Assert.True(withArrays > onDevice, $"{withArrays} against {onDevice}");
     }
 }

@@ -122,7 +122,7 @@ internal static class SimulateCommand
         output.WriteLine(Invariant($"# {s.Model}: {options.MoeLayers} MoE layers, {s.Gpus} GPUs, link {options.Link.Name}, eplb {s.Eplb}, skew {s.Skew}; MoE layers only (attention and dense layers not modelled)"));
         output.WriteLine(p.Host is null
             ? "# host enqueue: none in these params (term = 0; each phase is its device time)"
-            : "# host enqueue: one process per GPU (each rank enqueues its own work: no cross-rank serialisation; each phase at least its own launches' host time), " + HostLine(p.Host)["host:".Length..].TrimStart());
+            : "# host enqueue: one process per GPU (each rank enqueues its own work: no cross-rank serialisation; each phase at least its own launches' host time; hidden states stay on the GPU), " + HostLine(p.Host)["host:".Length..].TrimStart());
         output.WriteLine($"{"EP",4} {"tok/GPU",8} {"layer(us)",10} {"route",7} {"dispatch",8} {"experts",8} {"(weights)",9} {"combine",8} {"output",7} {"(host)",7} {"imbal",6} {"tok/s/GPU",10} {"tok/s/user",10}");
         foreach (var x in points)
             output.WriteLine(Row(x));
@@ -170,14 +170,14 @@ internal static class SimulateCommand
         output.WriteLine($"# validate {Path.GetFileName(path)}: {preset} over {ranks} x {root["device"]}, link h200-nvlink as fitted, {gemm}");
         output.WriteLine(p.Host is null
             ? "# host enqueue: none in these params (term = 0; each phase is its device time)"
-            : "# host enqueue: one thread for all ranks (the in-process EP layer: rank r's phases start after ranks 0..r-1 are enqueued), phase timer marks counted, " + HostLine(p.Host)["host:".Length..].TrimStart());
+            : "# host enqueue: one thread for all ranks (the in-process EP layer bench: rank r's phases start after ranks 0..r-1 are enqueued; its event marks and host input/output copies counted), " + HostLine(p.Host)["host:".Length..].TrimStart());
         output.WriteLine($"{"T",6} {"measured(us)",13} {"predicted(us)",14} {"error",8} {"layer(us)",10} {"wait(us)",9} {"host(us)",9}   per phase measured/predicted (us): route, dispatch, experts, combine (+ wait), output");
         var errorsList = new List<double>();
         foreach (var row in root["rows"]!.AsArray())
         {
             double[] D(string name) => row![name]!.AsArray().Select(v => v!.GetValue<double>()).ToArray();
             var predicted = ScaleModel.Predict(p, config, LinkPreset.H200Nvlink, D("TokensPerRank"), D("RowsPerRank"), D("ActiveExpertsPerRank"),
-                threads: HostThreads.OneForAllRanks, phaseTimerMarks: true);
+                schedule: HostSchedule.InProcessBench);
             var m = row!["PhaseUs"]!;
             double[] measured = [m["RouteAndPermute"]!.GetValue<double>(), m["Dispatch"]!.GetValue<double>(), m["Experts"]!.GetValue<double>(), m["Combine"]!.GetValue<double>(), m["SharedAndUnpermute"]!.GetValue<double>()];
             var t = predicted.Timed!;

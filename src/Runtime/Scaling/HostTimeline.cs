@@ -9,6 +9,20 @@ public enum HostThreads
     OnePerRank,
 }
 
+/// <summary>
+/// How an EP forward's work is issued, for the host enqueue term: by how many threads, with a per-phase timer's marks or
+/// not, and whether the layer takes and returns host arrays (an input upload before the route, an output download after
+/// the output phase) or keeps its hidden states on the devices between layers.
+/// </summary>
+public sealed record HostSchedule(HostThreads Threads, bool PhaseTimerMarks, bool HostArrays)
+{
+    /// <summary>`moe bench layer --parallel ep`: ExpertParallelMoe in one process, one thread for all ranks, event marks at every phase, host arrays in and out.</summary>
+    public static readonly HostSchedule InProcessBench = new(HostThreads.OneForAllRanks, PhaseTimerMarks: true, HostArrays: true);
+
+    /// <summary>A deployment at scale: one process per GPU, no timer, hidden states stay on the device between layers.</summary>
+    public static readonly HostSchedule ProcessPerGpu = new(HostThreads.OnePerRank, PhaseTimerMarks: false, HostArrays: false);
+}
+
 /// <summary>The five phases of an EP layer, in microseconds.</summary>
 public sealed record PhaseTimes(double RouteUs, double DispatchUs, double ExpertsUs, double CombineUs, double OutputUs)
 {

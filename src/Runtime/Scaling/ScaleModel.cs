@@ -103,14 +103,14 @@ public static class ScaleModel
     /// Predicted layer time of an N-rank EP group with the given per-rank tokens, expert rows and hit experts.
     /// <paramref name="tiledRowsPerRank"/>: the rows each rank's GEMMs compute, every expert's rows rounded up to whole tiles
     /// (from per-expert counts, when known); null: estimated from the totals (<see cref="Calibration.TiledRows"/>).
-    /// With host parameters (<see cref="ScaleParams.Host"/>) each phase is floored by the host's enqueue time and, with
-    /// <see cref="HostThreads.OneForAllRanks"/>, ranks start in the order one thread enqueues them (<see cref="HostTimeline"/>);
-    /// <paramref name="phaseTimerMarks"/>: a per-phase timer records an event at each phase boundary (what the EP layer bench does).
+    /// With host parameters (<see cref="ScaleParams.Host"/>) each phase is floored by the host's enqueue time and, with one
+    /// thread for all ranks, ranks start in the order it enqueues them (<see cref="HostTimeline"/>); <paramref name="schedule"/>
+    /// says how the work is issued (default <see cref="HostSchedule.ProcessPerGpu"/>; the EP layer bench:
+    /// <see cref="HostSchedule.InProcessBench"/>).
     /// </summary>
     public static LayerBreakdown Predict(ScaleParams p, ModelConfig c, LinkPreset link, IReadOnlyList<double> tokensPerRank,
                                          IReadOnlyList<double> rowsPerRank, IReadOnlyList<double> activePerRank,
-                                         IReadOnlyList<double>? tiledRowsPerRank = null,
-                                         HostThreads threads = HostThreads.OnePerRank, bool phaseTimerMarks = false)
+                                         IReadOnlyList<double>? tiledRowsPerRank = null, HostSchedule? schedule = null)
     {
         int n = tokensPerRank.Count;
         if (rowsPerRank.Count != n || activePerRank.Count != n || (tiledRowsPerRank is not null && tiledRowsPerRank.Count != n))
@@ -120,6 +120,8 @@ public static class ScaleModel
         var expertGemm = p.GemmFor(c.HiddenSize, c.MoeIntermediateSize);
         var sharedGemm = p.GemmFor(c.HiddenSize, c.SharedIntermediateSize);
         var host = p.Host;
+        schedule ??= HostSchedule.ProcessPerGpu;
+        var hostArrays = schedule.HostArrays ? host : null; // the input upload and output download exist only with host arrays
         int heldExperts = Math.Max(1, c.NumExperts / n);
         double weights = 0, dispatchPeer = 0, combinePeer = 0;
         double peerShare = n > 1 ? (n - 1.0) / n : 0;
@@ -142,14 +144,15 @@ public static class ScaleModel
             }
             int tokens = (int)Math.Round(t), received = (int)Math.Round(rows);
             work[r] = new RankWork(t > 0, rows > 0, route, rankExperts, output,
-                EpHostOps.BeforeRoute.Us(host), EpHostOps.Route(c, tokens).Us(host), EpHostOps.AfterRoute.Us(host),
-                EpHostOps.Experts(received, heldExperts).Us(host), EpHostOps.Output(c, tokens).Us(host), EpHostOps.AfterOutput.Us(host));
+                EpHostOps.BeforeRoute.Us(hostArrays), EpHostOps.Route(c, tokens).Us(host), EpHostOps.AfterRoute.Us(host),
+                EpHostOps.Experts(received, heldExperts).Us(host), EpHostOps.Output(c, tokens).Us(host), EpHostOps.AfterOutput.Us(hostArrays));
             dispatchPeer = Math.Max(dispatchPeer, peerShare * Math.Max(t * k, rows) * h * 2);
             combinePeer = Math.Max(combinePeer, peerShare * Math.Max(t * k, rows) * h * 4);
         }
         double dispatch = n > 1 ? link.AllToAllUs(p, n, dispatchPeer) : 0;
         double combine = n > 1 ? link.AllToAllUs(p, n, combinePeer) : 0;
-        double collectiveHost = host?.CollectivePerRankUs ?? 0, eventUs = phaseTimerMarks ? host?.EventUs ?? 0 : 0;
+        double collectiveHost = host?.CollectivePerRankUs ?? 0, eventUs = schedule.PhaseTimerMarks ? host?.EventUs ?? 0 : 0;
+        var threads = schedule.Threads;
         var (critical, timed) = HostTimeline.Run(work, dispatch, combine, collectiveHost, eventUs, threads);
         double deviceOnly = host is null ? critical.SumUs
             : HostTimeline.Run(work.Select(w => new RankWork(w.HasTokens, w.HasRows, w.RouteUs, w.ExpertsUs, w.OutputUs)).ToList(), dispatch, combine, 0, 0, threads).Critical.SumUs;
