@@ -54,9 +54,13 @@ for ep in $S/h200x2-ep-qwen3-2026-11-30-s3.json $S/h200x2-ep-deepseek-2026-11-30
   validate "$ep" "$out/h200-ours-params-s2-host.json" 1
   validate "$ep" $S/h200-ours-params-s2.json 0
 done
-# The large-EP prediction with the host term (one process per GPU), for the record.
-[ -s "$out/h200-ours-params-s2-host.json" ] && timeout 60 $M simulate --params "$out/h200-ours-params-s2-host.json" --model deepseek-v3 --gpus 72 \
-  --ep 8,32,64 --tokens-per-gpu 1..512 --link nvl72 > "$out/simulate-nvl72-s2-host.log" 2>&1 && grep -E "^# host|^EP" "$out/simulate-nvl72-s2-host.log"
+# The large-EP prediction (docs/SCALING.md's NVL72 table: the default params) with the host term (one process per GPU).
+if [ ${#host[@]} -gt 0 ]; then
+  $M simulate --calibrate "${host[@]}" --params $S/h200-params.json --save "$out/h200-params-host.json" > "$out/calibrate-default-host.log" 2>&1
+  timeout 60 $M simulate --params "$out/h200-params-host.json" --model deepseek-v3 --gpus 72 --ep 8,16,32,64,72 --tokens-per-gpu 1..1024 \
+    --link nvl72 > "$out/simulate-nvl72-host.log" 2>&1; echo "== simulate nvl72 with the host term: exit $?"
+  grep -E "^EP" "$out/simulate-nvl72-host.log" | cut -c1-220
+fi
 
 step 120 tests $T -class MoeRuntime.Tests.Scaling.HostTimelineTests -class MoeRuntime.Tests.Scaling.EpHostOpsTests \
   -class MoeRuntime.Tests.Scaling.HostCalibrationTests -class MoeRuntime.Tests.Scaling.ScaleModelTests -class MoeRuntime.Tests.Scaling.CurveFitTests \
