@@ -158,7 +158,7 @@ public static class ScaleModel
             : HostTimeline.Run(work.Select(w => new RankWork(w.HasTokens, w.HasRows, w.RouteUs, w.ExpertsUs, w.OutputUs)).ToList(), dispatch, combine, 0, 0, threads).Critical.SumUs;
         return new LayerBreakdown(critical.RouteUs, critical.DispatchUs, critical.ExpertsUs, critical.CombineUs, critical.OutputUs, weights)
         {
-            ExpertSkewUs = timed.CombineUs - critical.CombineUs,
+            ExpertSkewUs = n > 1 ? Math.Max(0, timed.CombineUs - critical.CombineUs) : 0,
             HostUs = critical.SumUs - deviceOnly,
             Timed = timed,
         };
