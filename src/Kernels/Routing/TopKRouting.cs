@@ -45,10 +45,12 @@ public static partial class TopKRouting
     /// <summary>
     /// From this many tokens DeepSeek-V3's shape takes the token-team kernel (topk_routing_teams_*: 8 lanes a token,
     /// 4 tokens a warp, a group a lane, the choices by rank among the few candidates); MOE_ROUTING_TEAMS=0 at start-up
-    /// keeps it off, =N takes it from N tokens. Chosen by the instruction count: about 460 PTX instructions a token on the
-    /// hot path (movs left out; 12 candidates) against about 780 on the two-token path; the GPU run decides the default.
+    /// keeps it off, =N takes it from N tokens. About 460 PTX instructions a token on the hot path (movs left out; 12
+    /// candidates) against about 780 on the two-token path, but half the warps, each with a longer chain. H200,
+    /// 2026-11-30, f32, graphs, same run (teams / two-token): T=1 4.62 / 3.59 us, T=128 6.79 / 4.40, T=1024 7.15 / 6.23,
+    /// T=8192 11.06 / 14.61. So from 4096 tokens (not measured between 1024 and 8192).
     /// </summary>
-    internal const int DefaultTeamsFrom = 1024;
+    internal const int DefaultTeamsFrom = 4096;
     private const int TeamWarpsPerBlock = 8; // ROUTING_TEAM_WARPS in topk_routing.cu
     private const int TeamBlocksPerSm = 4;   // its __launch_bounds__: 32 warps an SM
     private const int PersistentWarpsPerBlock = 8; // ROUTING_PERSISTENT_WARPS in topk_routing.cu
