@@ -27,6 +27,7 @@ public static class Sweeps
         ["token_ops"] = MoeRuntime.Benchmarks.Kernels.TokenOpsSweep.Run,
         ["routing"] = MoeRuntime.Benchmarks.Kernels.TokenOpsSweep.RunRouting,
         ["moe_layer"] = MoeRuntime.Benchmarks.Runtime.MoeLayerSweep.Run,
+        ["host_launch"] = MoeRuntime.Benchmarks.Runtime.HostLaunchSweep.Run,
     };
 
     public static int Run(string[] args)

@@ -62,13 +62,33 @@ internal static class TokenOpsSweep
                         TopKRouting.SigmoidByDivision = false;
                     }
                 }
+                if (gpu && grouped is not null)
+                {
+                    // A/B in one session: the token-team kernel at every token count ("teams"; it takes T >=
+                    // TopKRouting.TeamsFrom by default) and the kernels before it ("old": one token a warp, two from 1024).
+                    int savedTeams = TopKRouting.TeamsFrom;
+                    try
+                    {
+                        foreach (bool teams in new[] { true, false })
+                        {
+                            TopKRouting.TeamsFrom = teams ? 1 : int.MaxValue;
+                            double abMs = DeviceTimer.MedianMs(accelerator, s => TopKRouting.Run(logits, tokens, experts, options, ids, weights, counts, s, workspace), useGraph: true);
+                            rows.Add(new SweepRow(name + (teams ? " teams" : " old"), $"T={tokens} E={experts} k={topK} f32", abMs, bytes, 0, Floor(bytes), "graph"));
+                        }
+                    }
+                    finally
+                    {
+                        TopKRouting.TeamsFrom = savedTeams;
+                    }
+                }
                 if (gpu && experts >= 128 && tokens >= 1024)
                 {
                     // A/B in one session: the persistent two-token path off (the one-pass kernel), and on with 1, 2
                     // and 4 pairs a warp at least (1: the one-pass grid staged through shared memory).
-                    int savedFrom = TopKRouting.PersistentFrom, savedPairs = TopKRouting.PairsPerWarp;
+                    int savedFrom = TopKRouting.PersistentFrom, savedPairs = TopKRouting.PairsPerWarp, savedTeamsFrom = TopKRouting.TeamsFrom;
                     try
                     {
+                        TopKRouting.TeamsFrom = int.MaxValue; // the token teams would take the DeepSeek rows
                         foreach (int pairs in new[] { 0, 1, 2, 4 })
                         {
                             TopKRouting.PersistentFrom = pairs == 0 ? int.MaxValue : 0;
@@ -81,6 +101,7 @@ internal static class TokenOpsSweep
                     {
                         TopKRouting.PersistentFrom = savedFrom;
                         TopKRouting.PairsPerWarp = savedPairs;
+                        TopKRouting.TeamsFrom = savedTeamsFrom;
                     }
                 }
             }
@@ -149,6 +170,53 @@ internal static class TokenOpsSweep
                 double combineBytes = 2.0 * slots * hidden + 2.0 * bigTokens * hidden + 8.0 * slots;
                 rows.Add(new SweepRow("combine (un-permute)", shape, combineMs, combineBytes, 0, Floor(combineBytes)));
             }
+
+        // The layer's combine at decode sizes (F32 expert rows, as MoeLayer runs it), rows spread over blocks and, for
+        // A/B, one block per token (the launch before Combine.ChunksPerToken).
+        foreach (int tokens in gpu ? new[] { 16, 128 } : new[] { 16 })
+        {
+            const int hidden = 7168, topK = 8;
+            int slots = tokens * topK;
+            using var expertRows = accelerator.Allocate<float>((long)slots * hidden);
+            expertRows.FillBytes(0x3F);
+            using var rowOfSlot = accelerator.Upload<int>(Enumerable.Range(0, slots).OrderBy(_ => random.Next()).ToArray());
+            using var weights = accelerator.Upload<float>(Uniform(random, slots, 0, 1));
+            using var residual = accelerator.Allocate<float>((long)tokens * hidden);
+            using var output = accelerator.Allocate<float>((long)tokens * hidden);
+            double bytes = 4.0 * slots * hidden + 8.0 * tokens * hidden + 8.0 * slots;
+            string shape = $"T={tokens} H={hidden} k={topK} f32 +residual";
+            {
+                // The layer's permute at the same size (bf16 hidden states, 256 experts): index kernels + gather.
+                const int experts = 256;
+                using var ids = accelerator.Upload<int>(RandomIds(random, tokens, topK, experts));
+                using var hiddenStates = accelerator.Allocate<BFloat16>((long)tokens * hidden);
+                hiddenStates.FillBytes(0x3F);
+                using var counts = accelerator.Allocate<int>(experts);
+                using var offsets = accelerator.Allocate<int>(experts + 1);
+                using var permRowOfSlot = accelerator.Allocate<int>(slots);
+                using var tokenOfRow = accelerator.Allocate<int>(slots);
+                using var gathered = accelerator.Allocate<BFloat16>((long)slots * hidden);
+                using var workspace = accelerator.Allocate<int>(Math.Max(1, Permute.WorkspaceElements(tokens, topK, experts)));
+                double permuteMs = DeviceTimer.MedianMs(accelerator, s => Permute.Run(ids, tokens, topK, experts, 1, counts, offsets, permRowOfSlot,
+                    tokenOfRow, hiddenStates, hidden, gathered, workspace, s), inner: 20, useGraph: gpu);
+                double permuteBytes = 2.0 * 2 * slots * hidden + 4.0 * (slots * 3);
+                rows.Add(new SweepRow("permute layer (decode)", $"T={tokens} H={hidden} k={topK} bf16", permuteMs, permuteBytes, 0, Floor(permuteBytes), gpu ? "graph" : ""));
+            }
+            bool saved = Combine.OneBlockPerToken;
+            foreach (bool oneBlock in new[] { false, true })
+            {
+                Combine.OneBlockPerToken = oneBlock;
+                try
+                {
+                    double ms = DeviceTimer.MedianMs(accelerator, s => Combine.Run(expertRows, rowOfSlot, weights, tokens, topK, hidden, output, residual, s), inner: 20, useGraph: gpu);
+                    rows.Add(new SweepRow(oneBlock ? "combine layer, block per token" : "combine layer (decode)", shape, ms, bytes, 0, Floor(bytes), gpu ? "graph" : ""));
+                }
+                finally
+                {
+                    Combine.OneBlockPerToken = saved;
+                }
+            }
+        }
 
         foreach (var (activationRows, intermediate, label) in gpu
                      ? new[] { (16384, 14336, "Mixtral T=8192 k=2"), (65536, 2048, "DeepSeek-V3 T=8192 k=8") }

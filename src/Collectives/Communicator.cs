@@ -55,7 +55,8 @@ public sealed class Communicator : IDisposable
         foreach (var (_, ops) in schedules)
             fixedOps += ops.Max(o => o.Length);
         _backend = accelerators[0].Kind == AcceleratorKind.Cuda
-            ? new CudaCollectiveBackend(accelerators.Cast<CudaAccelerator>().ToList(), options.CapacityBytes, options.Timeout, fixedOps)
+            ? new CudaCollectiveBackend(accelerators.Cast<CudaAccelerator>().ToList(), options.CapacityBytes, options.Timeout, fixedOps,
+                options.TwoShotLowLatencyMaxBytes ?? LowLatencyLayout.TwoShotMaxBytesFromEnvironment(), LowLatencyLayout.FenceFromEnvironment())
             : new CpuCollectiveBackend(accelerators, options.CapacityBytes, options.Timeout);
         try
         {
@@ -96,6 +97,9 @@ public sealed class Communicator : IDisposable
             throw new ArgumentOutOfRangeException(nameof(options), $"CapacityBytes {options.CapacityBytes}: must be a non-negative multiple of 16");
         if (options.Timeout <= TimeSpan.Zero)
             throw new ArgumentOutOfRangeException(nameof(options), $"Timeout {options.Timeout}: must be positive");
+        if (options.TwoShotLowLatencyMaxBytes is < 0 or > LowLatencyLayout.TwoShotMaxBytesLimit)
+            throw new ArgumentOutOfRangeException(nameof(options),
+                $"TwoShotLowLatencyMaxBytes {options.TwoShotLowLatencyMaxBytes}: must be 0 to {LowLatencyLayout.TwoShotMaxBytesLimit}");
         return new Communicator(accelerators.ToList(), options, logger ?? NullLogger.Instance);
     }
 

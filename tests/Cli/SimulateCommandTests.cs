@@ -132,4 +132,48 @@ public sealed class SimulateCommandTests
         Assert.Equal(predicted.ExpertSkewUs.ToString("F1", System.Globalization.CultureInfo.InvariantCulture), fields[6]);
         Assert.Contains($"200/{predicted.TimedCombineUs:F0}", row);
     }
+    [Fact]
+    public void OutputsNameTheHostTermOrItsAbsence()
+    {
+        using var folder = new TempFolder();
+        // Old params (no host part): the term is 0, and the output says so.
+        var output = new StringWriter();
+        Assert.Equal(0, SimulateCommand.Run(new SimulateCommand.Settings { Ep = "8", TokensPerGpu = "1", Steps = 1 }, output, new StringWriter()));
+        Assert.Contains("# host enqueue: none in these params (term = 0", output.ToString());
+
+        // A host_launch sweep calibrates the host part; the calibration prints it and a simulation names its assumption.
+        string sweep = folder.File("host.json");
+        File.WriteAllText(sweep, """
+            {"device":"test GPU","rows":[{"Name":"host permute","Shape":"launches=3","Ms":0.015},{"Name":"host upload","Shape":"copies=1","Ms":0.004},
+              {"Name":"host event record","Shape":"events=1","Ms":0.002},{"Name":"host alltoallv","Shape":"ranks=1","Ms":0.012}]}
+            """);
+        string saved = folder.File("params.json");
+        output = new StringWriter();
+        Assert.Equal(0, SimulateCommand.Run(new SimulateCommand.Settings { Calibrate = [sweep], Save = saved }, output, new StringWriter()));
+        Assert.Contains("host:     launch 5.00 us, copy 4.00 us, event 2.00 us, all-to-allv 12.00 us per rank", output.ToString());
+
+        output = new StringWriter();
+        Assert.Equal(0, SimulateCommand.Run(new SimulateCommand.Settings { Params = saved, Ep = "8", TokensPerGpu = "1", Steps = 1 }, output, new StringWriter()));
+        string text = output.ToString();
+        Assert.Contains("# host enqueue: one process per GPU", text);
+        Assert.Contains("(host enqueue adds", text);
+
+        string bench = folder.File("ep.json");
+        File.WriteAllText(bench, """
+            {"kind":"ep_layer","preset":"qwen3-30b-a3b","device":"test GPU","ranks":2,"rows":[
+              {"Tokens":128,"PhaseUs":{"RouteAndPermute":85,"Dispatch":73,"Experts":244,"Combine":128,"SharedAndUnpermute":10},
+               "TokensPerRank":[64,64],"RowsPerRank":[512,512],"ActiveExpertsPerRank":[64,64]}]}
+            """);
+        output = new StringWriter();
+        Assert.Equal(0, SimulateCommand.Run(new SimulateCommand.Settings { Params = saved, Validate = bench }, output, new StringWriter()));
+        text = output.ToString();
+        Assert.Contains("# host enqueue: one thread for all ranks", text);
+        var p = ScaleParams.Load(saved);
+        var predicted = ScaleModel.Predict(p, MoeRuntime.Runtime.Models.LayerPresets.Get("qwen3-30b-a3b"), LinkPreset.H200Nvlink, [64, 64], [512, 512], [64, 64],
+            schedule: HostSchedule.InProcessBench);
+        var fields = text.Split('\n').Single(l => l.TrimStart().StartsWith("128 ", StringComparison.Ordinal)).Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(predicted.TimedPhaseSumUs.ToString("F1", System.Globalization.CultureInfo.InvariantCulture), fields[2]);
+        Assert.Equal(predicted.HostUs.ToString("F1", System.Globalization.CultureInfo.InvariantCulture), fields[7]);
+        Assert.True(predicted.HostUs > 0);
+    }
 }

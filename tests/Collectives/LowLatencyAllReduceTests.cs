@@ -15,7 +15,9 @@ namespace MoeRuntime.Tests.Collectives;
 /// <summary>
 /// The low-latency (LL) AllReduce transport (ll_allreduce.cu): its host arithmetic without a GPU, and on CUDA groups
 /// every dtype and awkward size through it (checked to have run on LL), misaligned operands, many calls in a row
-/// (parity and epoch reuse), CUDA-graph replays, bit-identity across ranks and the timeout.
+/// (parity and epoch reuse), CUDA-graph replays, bit-identity across ranks and the timeout. Their communicators raise
+/// the two-shot threshold to 1 MB (<see cref="CommunicatorOptions.TwoShotLowLatencyMaxBytes"/>), so large multi-block
+/// two-shot calls stay on LL; the default threshold's routing is checked on its own, by <see cref="LowLatencyLayout.Takes"/>.
 /// </summary>
 public class LowLatencyAllReduceTests
 {
@@ -23,52 +25,67 @@ public class LowLatencyAllReduceTests
 
     // ---- host arithmetic (no GPU) ----
 
-    [Theory]
-    [InlineData(AllReduceAlgorithm.OneShot, 2, 4, 1L << 18, true)]          // 1 MB of f32: the one-shot limit
-    [InlineData(AllReduceAlgorithm.OneShot, 2, 4, (1L << 18) + 1, false)]
-    [InlineData(AllReduceAlgorithm.TwoShot, 2, 2, 1L << 19, true)]          // 1 MB of bf16: the two-shot limit
-    [InlineData(AllReduceAlgorithm.TwoShot, 2, 2, (1L << 19) + 1, false)]
-    [InlineData(AllReduceAlgorithm.TwoShot, 8, 4, 1L << 18, true)]
-    [InlineData(AllReduceAlgorithm.TwoShot, 8, 4, 1L << 20, false)]         // 4 MB: the schedule path (LL lost at 2-4 MB)
-    [InlineData(AllReduceAlgorithm.OneShot, 4, 2, 1, true)]
-    [InlineData(AllReduceAlgorithm.TwoShot, 3, 2, 7, true)]
-    [InlineData(AllReduceAlgorithm.OneShot, 2, 2, 0, true)]                 // empty calls: LL launches nothing
-    [InlineData(AllReduceAlgorithm.TwoShot, 4, 4, 0, true)]
-    [InlineData(AllReduceAlgorithm.Ring, 2, 2, 1024, false)]
-    [InlineData(AllReduceAlgorithm.Nccl, 2, 2, 1024, false)]
-    public void TakesOneShotAndTwoShotBelowTheirThresholds(AllReduceAlgorithm algorithm, int ranks, int elementSize, long count, bool expected) =>
-        Assert.Equal(expected, LowLatencyLayout.Takes(algorithm, ranks, count, elementSize, LowLatencyLayout.SlotUnits(ranks, 64L << 20)));
+    private const long Default = LowLatencyLayout.DefaultTwoShotMaxBytes;
+    /// <summary>The two-shot threshold of the LL tests' communicators: every size they use runs on LL (multi-block two-shot included).</summary>
+    private const long LargeTwoShot = 1L << 20;
 
-    /// <summary>Every call below the thresholds fits the slots sized at creation, for every rank count and dtype.</summary>
-    [Fact]
-    public void TheSlotsHoldEveryTensorBelowTheThresholds()
+    [Theory]
+    [InlineData(AllReduceAlgorithm.OneShot, 2, 4, 1L << 18, Default, true)]          // 1 MB of f32: the one-shot limit
+    [InlineData(AllReduceAlgorithm.OneShot, 2, 4, (1L << 18) + 1, Default, false)]
+    [InlineData(AllReduceAlgorithm.OneShot, 8, 2, 1L << 19, 0, true)]                // the two-shot threshold leaves one-shot alone
+    [InlineData(AllReduceAlgorithm.TwoShot, 2, 2, 1L << 14, Default, true)]          // 32 KB of bf16: the default two-shot limit
+    [InlineData(AllReduceAlgorithm.TwoShot, 2, 2, (1L << 14) + 1, Default, false)]   // the schedule path (it wins from 64 KB)
+    [InlineData(AllReduceAlgorithm.TwoShot, 4, 4, 1L << 13, Default, true)]
+    [InlineData(AllReduceAlgorithm.TwoShot, 4, 4, (1L << 13) + 1, Default, false)]
+    [InlineData(AllReduceAlgorithm.TwoShot, 2, 2, 1L << 19, LargeTwoShot, true)]     // 1 MB of bf16 under a raised threshold
+    [InlineData(AllReduceAlgorithm.TwoShot, 2, 2, (1L << 19) + 1, LargeTwoShot, false)]
+    [InlineData(AllReduceAlgorithm.TwoShot, 8, 4, 1L << 18, LargeTwoShot, true)]
+    [InlineData(AllReduceAlgorithm.TwoShot, 8, 4, 1L << 20, LargeTwoShot, false)]   // 4 MB: the schedule path (LL lost at 2-4 MB)
+    [InlineData(AllReduceAlgorithm.TwoShot, 2, 2, 1, 0, false)]                      // threshold 0: two-shot never on LL
+    [InlineData(AllReduceAlgorithm.OneShot, 4, 2, 1, Default, true)]
+    [InlineData(AllReduceAlgorithm.TwoShot, 3, 2, 7, Default, true)]
+    [InlineData(AllReduceAlgorithm.OneShot, 2, 2, 0, Default, true)]                 // empty calls: LL launches nothing
+    [InlineData(AllReduceAlgorithm.TwoShot, 4, 4, 0, Default, true)]
+    [InlineData(AllReduceAlgorithm.Ring, 2, 2, 1024, Default, false)]
+    [InlineData(AllReduceAlgorithm.Nccl, 2, 2, 1024, Default, false)]
+    public void TakesOneShotAndTwoShotBelowTheirThresholds(AllReduceAlgorithm algorithm, int ranks, int elementSize, long count, long twoShotMaxBytes, bool expected) =>
+        Assert.Equal(expected, LowLatencyLayout.Takes(algorithm, ranks, count, elementSize, LowLatencyLayout.SlotUnits(ranks, 64L << 20, twoShotMaxBytes), twoShotMaxBytes));
+
+    /// <summary>Every call below the thresholds fits the slots sized at creation, for every rank count, dtype and two-shot threshold.</summary>
+    [Theory]
+    [InlineData(Default)]
+    [InlineData(LargeTwoShot)]
+    [InlineData(4L << 20)]
+    public void TheSlotsHoldEveryTensorBelowTheThresholds(long twoShotMaxBytes)
     {
         var random = TestData.NewRandom(out int seed);
         for (int ranks = 1; ranks <= LowLatencyLayout.MaxRanks; ranks++)
         {
-            long slot = LowLatencyLayout.SlotUnits(ranks, 64L << 20);
+            long slot = LowLatencyLayout.SlotUnits(ranks, 64L << 20, twoShotMaxBytes);
             Assert.Equal(0, slot % 2);
             foreach (int elementSize in new[] { 2, 4 })
             {
                 var counts = new List<long> { 1, 7, 8, 9, ranks - 1, ranks * 8L + 3 };
-                foreach (long limit in new[] { LowLatencyLayout.OneShotMaxBytes, LowLatencyLayout.TwoShotMaxBytes })
+                foreach (long limit in new[] { LowLatencyLayout.OneShotMaxBytes, twoShotMaxBytes })
                     for (long k = 0; k < 40; k++)
                         counts.Add(limit / elementSize - k);
                 for (int i = 0; i < 200; i++)
-                    counts.Add(1 + random.NextInt64(LowLatencyLayout.TwoShotMaxBytes / elementSize));
+                    counts.Add(1 + random.NextInt64(Math.Max(LowLatencyLayout.OneShotMaxBytes, twoShotMaxBytes) / elementSize));
                 foreach (long count in counts.Where(c => c > 0))
                 {
                     long bytes = count * elementSize;
                     if (bytes <= LowLatencyLayout.OneShotMaxBytes)
-                        Assert.True(LowLatencyLayout.Takes(AllReduceAlgorithm.OneShot, ranks, count, elementSize, slot), $"one-shot x{count}, {ranks} ranks, {elementSize} B (seed {seed})");
-                    if (bytes <= LowLatencyLayout.TwoShotMaxBytes)
-                        Assert.True(LowLatencyLayout.Takes(AllReduceAlgorithm.TwoShot, ranks, count, elementSize, slot), $"two-shot x{count}, {ranks} ranks, {elementSize} B (seed {seed})");
+                        Assert.True(LowLatencyLayout.Takes(AllReduceAlgorithm.OneShot, ranks, count, elementSize, slot, twoShotMaxBytes), $"one-shot x{count}, {ranks} ranks, {elementSize} B (seed {seed})");
+                    Assert.Equal(bytes <= twoShotMaxBytes, LowLatencyLayout.Takes(AllReduceAlgorithm.TwoShot, ranks, count, elementSize, slot, twoShotMaxBytes));
                 }
             }
         }
     }
 
-    /// <summary>A small communicator's capacity shrinks the region, and then larger calls go to the schedule.</summary>
+    /// <summary>
+    /// A small communicator's capacity shrinks the region, and then larger calls go to the schedule. One-shot's 1 MB
+    /// sizes the region for two-shot thresholds up to 1 MB (the default's regions are no smaller); a larger one grows it.
+    /// </summary>
     [Fact]
     public void TheRegionFollowsTheCapacity()
     {
@@ -77,8 +94,85 @@ public class LowLatencyAllReduceTests
         Assert.True(LowLatencyLayout.Takes(AllReduceAlgorithm.TwoShot, 2, 2048, 2, small));
         Assert.False(LowLatencyLayout.Takes(AllReduceAlgorithm.OneShot, 2, 1L << 16, 2, small));
         Assert.Equal(2L * 4 * LowLatencyLayout.SlotUnits(4, 1L << 30) * 16, LowLatencyLayout.ReceiveBytes(4, 1L << 30));
-        // The defaults (64 MB capacity): two parities of 2 slots of 2 x (1 MB / 16) units, 16 bytes each: ~8 MB per rank.
-        Assert.InRange(LowLatencyLayout.ReceiveBytes(2, 64L << 20), 8L << 20, (8L << 20) + 4096);
+        // The defaults (64 MB capacity): two parities of 2 slots of 1 MB / 8 units (one-shot's tensor), 16 bytes each: 8 MB per rank.
+        for (int ranks = 1; ranks <= LowLatencyLayout.MaxRanks; ranks++)
+            Assert.Equal(2L * ranks * (LowLatencyLayout.OneShotMaxBytes / 8) * 16, LowLatencyLayout.ReceiveBytes(ranks, 64L << 20));
+        Assert.InRange(LowLatencyLayout.ReceiveBytes(2, 64L << 20, LargeTwoShot), 8L << 20, (8L << 20) + 4096);
+        Assert.InRange(LowLatencyLayout.ReceiveBytes(2, 64L << 20, 4L << 20), 32L << 20, (32L << 20) + 4096);
+    }
+
+    /// <summary>MOE_LL_TWOSHOT_MAX_BYTES: bytes with an optional K or M, 0 to 16 MB; unset: 32 KB; anything else is refused by name.</summary>
+    [Theory]
+    [InlineData(null, Default)]
+    [InlineData("", Default)]
+    [InlineData("0", 0)]
+    [InlineData("65536", 65536)]
+    [InlineData("32K", 32768)]
+    [InlineData("64k", 65536)]
+    [InlineData(" 1M ", 1L << 20)]
+    [InlineData("16M", 16L << 20)]
+    public void TheTwoShotThresholdParses(string? value, long expected) =>
+        Assert.Equal(expected, LowLatencyLayout.ParseTwoShotMaxBytes(value));
+
+    [Theory]
+    [InlineData("-1")]
+    [InlineData("+5")]
+    [InlineData("1.5M")]
+    [InlineData("1G")]
+    [InlineData("17M")]
+    [InlineData("16777217")]
+    [InlineData("K")]
+    [InlineData("lots")]
+    public void ABadTwoShotThresholdIsRefusedByName(string value)
+    {
+        var error = Assert.Throws<ArgumentException>(() => LowLatencyLayout.ParseTwoShotMaxBytes(value));
+        Assert.Contains($"MOE_LL_TWOSHOT_MAX_BYTES='{value}'", error.Message);
+    }
+
+    /// <summary>MOE_LL_FENCE: system (the default), acqrel, warp or none, any case; the kernel's LL_FENCE is the enum's value.</summary>
+    [Theory]
+    [InlineData(null, 0)]
+    [InlineData("system", 0)]
+    [InlineData("AcqRel", 1)]
+    [InlineData("warp", 2)]
+    [InlineData("none", 3)]
+    public void TheFenceParses(string? value, int llFence) => Assert.Equal(llFence, (int)LowLatencyLayout.ParseFence(value));
+
+    [Fact]
+    public void ABadFenceIsRefusedByName() =>
+        Assert.Contains("MOE_LL_FENCE='sys'", Assert.Throws<ArgumentException>(() => LowLatencyLayout.ParseFence("sys")).Message);
+
+    /// <summary>A communicator's threshold out of range is refused when it is created.</summary>
+    [Theory]
+    [InlineData(-1L)]
+    [InlineData((16L << 20) + 1)]
+    public void ABadTwoShotOptionIsRefused(long twoShotMaxBytes)
+    {
+        var group = TestDevices.GetGroup("cpu", 2);
+        var error = Assert.Throws<ArgumentOutOfRangeException>(() => Communicator.Create(group, new CommunicatorOptions { TwoShotLowLatencyMaxBytes = twoShotMaxBytes }));
+        Assert.Contains("TwoShotLowLatencyMaxBytes", error.Message);
+    }
+
+    /// <summary>
+    /// Each LL_FENCE builds (NVRTC, no GPU) and puts its fence where the two-shot thread turns to polling: the PTX of
+    /// every variant but none carries more system-scope fences than none's (whose only one guards the error record).
+    /// </summary>
+    [Theory]
+    [InlineData("system", "membar.sys")]
+    [InlineData("acqrel", "fence.acq_rel.sys")]
+    [InlineData("warp", "bar.warp.sync")]
+    public void EveryFenceBuilds(string name, string instruction)
+    {
+        var fence = LowLatencyLayout.ParseFence(name);
+        MoeRuntime.Tests.Accelerators.NvrtcTests.RequireNvrtc();
+        var source = KernelSource.FromResource(typeof(Communicator).Assembly, "ll_allreduce.cu");
+        string Ptx(LowLatencyFence f) => NvrtcCompiler.CompileToPtx(source, NvrtcCompiler.DefaultOptions("sm_90", [$"-DLL_FENCE={(int)f}"]));
+        static int SystemFences(string ptx) => Regex.Matches(ptx, @"membar\.sys|fence\.(sc|acq_rel)\.sys").Count;
+        string ptx = Ptx(fence), none = Ptx(LowLatencyFence.None);
+        Assert.Contains(instruction, ptx);
+        Assert.True(SystemFences(ptx) > SystemFences(none), $"{fence}: {SystemFences(ptx)} system-scope fences, none: {SystemFences(none)}");
+        Assert.DoesNotContain("fence.acq_rel.sys", none);
+        Assert.DoesNotContain("bar.warp.sync", none);
     }
 
     /// <summary>The two-shot chunks (the schedule's, grain 8) tile the tensor's units with no gap and no overlap.</summary>
@@ -238,6 +332,43 @@ public class LowLatencyAllReduceTests
     }
 
     /// <summary>
+    /// The default threshold (32 KB, or MOE_LL_TWOSHOT_MAX_BYTES): two-shot calls at and just past it take LL or the
+    /// schedule as <see cref="LowLatencyLayout.Takes"/> says, one-shot ones LL; every call exact.
+    /// </summary>
+    [Theory]
+    [InlineData(2, DType.BF16, 1L << 14)]         // 32 KB
+    [InlineData(2, DType.BF16, (1L << 14) + 1)]
+    [InlineData(2, DType.F32, 1L << 13)]
+    [InlineData(2, DType.F32, (1L << 13) + 5)]
+    [InlineData(4, DType.F16, 1L << 14)]
+    [InlineData(4, DType.F16, 100_003)]
+    public void TheDefaultThresholdRoutesTwoShotBySize(int ranks, DType dtype, long count)
+    {
+        var group = TestDevices.GetGroup("cuda", ranks);
+        TestData.NewRandom(out int seed);
+        var inputs = Enumerable.Range(0, ranks).Select(r => Verifiable(seed, r, count)).ToArray();
+        var expected = SumOf(inputs, count);
+        var options = FailFastDefault();
+        using var communicator = Communicator.Create(group, options);
+        foreach (var algorithm in LowLatencyAlgorithms)
+        {
+            var input = Enumerable.Range(0, ranks).Select(r => Upload(group[r], dtype, inputs[r])).ToList();
+            var output = Enumerable.Range(0, ranks).Select(r => Poisoned(group[r], dtype, count)).ToList();
+            try
+            {
+                communicator.AllReduce(input, output, algorithm);
+                Assert.Equal(ExpectLowLatency(options, ranks, algorithm, count, dtype), communicator.LastAllReduceLowLatency);
+                for (int r = 0; r < ranks; r++)
+                    Compare.Exact<float>(expected, Download(output[r]), $"{algorithm} {DTypes.Name(dtype)} x{count} rank {r} of {ranks} (seed {seed}, LL {communicator.LastAllReduceLowLatency})");
+            }
+            finally
+            {
+                DisposeAll(input.Concat(output));
+            }
+        }
+    }
+
+    /// <summary>
     /// Operands that start 1-3 elements into an allocation (not 8-byte aligned; output and input differently), the
     /// output followed by a guard: exact sums, and not one element written outside the output.
     /// </summary>
@@ -297,12 +428,14 @@ public class LowLatencyAllReduceTests
     /// with a schedule-path call in between: every call exact.
     /// </summary>
     [Theory]
-    [InlineData(2)]
-    [InlineData(4)]
-    public void ManyCallsReuseTheBuffers(int ranks)
+    [InlineData(2, true)]
+    [InlineData(4, true)]
+    [InlineData(2, false)]   // the default threshold: the larger two-shot calls take the schedule in between
+    public void ManyCallsReuseTheBuffers(int ranks, bool largeTwoShot)
     {
         var group = TestDevices.GetGroup("cuda", ranks);
-        using var communicator = Communicator.Create(group, FailFast());
+        var options = largeTwoShot ? FailFast() : FailFastDefault();
+        using var communicator = Communicator.Create(group, options);
         TestData.NewRandom(out int seed);
         long[] counts = [5000, 3, 70001, 1, 999, 4096, 131_075, 17];
         for (int call = 0; call < 60; call++)
@@ -315,7 +448,7 @@ public class LowLatencyAllReduceTests
             try
             {
                 communicator.AllReduce(buffers, buffers, algorithm);
-                Assert.Equal(TakesLowLatency(algorithm), communicator.LastAllReduceLowLatency);
+                Assert.Equal(ExpectLowLatency(options, ranks, algorithm, count, DType.BF16), communicator.LastAllReduceLowLatency);
                 for (int r = 0; r < ranks; r++)
                     Compare.Exact<float>(expected, Download(buffers[r]), $"call {call} ({algorithm}, x{count}) rank {r} (seed {seed})");
             }
@@ -464,7 +597,7 @@ public class LowLatencyAllReduceTests
                 for (int s = 0; s < counts.Length; s++)
                 {
                     communicator.AllReduce(inputs[s], outputs[s], algorithm, streams);
-                    Assert.Equal(TakesLowLatency(algorithm), communicator.LastAllReduceLowLatency);
+                    Assert.Equal(ExpectLowLatency(FailFast(), ranks, algorithm, counts[s], DType.BF16), communicator.LastAllReduceLowLatency);
                 }
             foreach (var stream in streams)
                 graphs.Add(stream.EndCapture());
@@ -510,7 +643,7 @@ public class LowLatencyAllReduceTests
         RequireLowLatency(algorithm);
         var group = TestDevices.GetGroup("cuda", 2);
         var timeout = TimeSpan.FromMilliseconds(400);
-        using var communicator = Communicator.Create(group, Options(timeout));
+        using var communicator = Communicator.Create(group, Options(timeout) with { TwoShotLowLatencyMaxBytes = LargeTwoShot });
         var buffers = group.Select(a => (MemoryBuffer)a.Allocate<float>(100_000)).ToList();
         try
         {
@@ -544,12 +677,25 @@ public class LowLatencyAllReduceTests
             Assert.Skip("two-shot over LL is turned off (MOE_LL_TWOSHOT=0)");
     }
 
-    /// <summary>Whether a CUDA call of this algorithm (below the thresholds) takes LL.</summary>
-    private static bool TakesLowLatency(AllReduceAlgorithm algorithm) =>
-        algorithm == AllReduceAlgorithm.OneShot || (algorithm == AllReduceAlgorithm.TwoShot && LowLatencyLayout.TwoShotEnabled);
+    /// <summary>
+    /// Whether a CUDA call takes LL on a communicator made with <paramref name="options"/>: its two-shot threshold (or
+    /// the process's: MOE_LL_TWOSHOT_MAX_BYTES, else 32 KB), its slots, and the LL switches.
+    /// </summary>
+    private static bool ExpectLowLatency(CommunicatorOptions options, int ranks, AllReduceAlgorithm algorithm, long count, DType dtype)
+    {
+        long twoShotMaxBytes = options.TwoShotLowLatencyMaxBytes ?? LowLatencyLayout.TwoShotMaxBytesFromEnvironment();
+        return LowLatencyLayout.Enabled && (algorithm != AllReduceAlgorithm.TwoShot || LowLatencyLayout.TwoShotEnabled)
+            && LowLatencyLayout.Takes(algorithm, ranks, count, DTypes.SizeOf(dtype), LowLatencyLayout.SlotUnits(ranks, options.CapacityBytes, twoShotMaxBytes), twoShotMaxBytes);
+    }
 
-    /// <summary>The LL tests' options: a 5 s timeout, so one lost line fails its case fast instead of eating the run's budget.</summary>
-    private static CommunicatorOptions FailFast() => Options(TimeSpan.FromSeconds(5));
+    /// <summary>
+    /// The LL tests' options: a 5 s timeout, so one lost line fails its case fast instead of eating the run's budget, and
+    /// two-shot on LL up to 1 MB, so every size here (multi-block grids included) runs on LL whatever the default.
+    /// </summary>
+    private static CommunicatorOptions FailFast() => FailFastDefault() with { TwoShotLowLatencyMaxBytes = LargeTwoShot };
+
+    /// <summary>The 5 s timeout with the process's two-shot threshold (32 KB unless MOE_LL_TWOSHOT_MAX_BYTES says otherwise).</summary>
+    private static CommunicatorOptions FailFastDefault() => Options(TimeSpan.FromSeconds(5));
 
     private static float[] SumOf(float[][] inputs, long count)
     {

@@ -29,6 +29,10 @@ public class CombineTests
             new Case("f16 H7 odd", 9, 3, 7, DType.F16, Residual: true),
             new Case("dropped slots f32", 40, 4, 64, DType.F32, Dropped: true),
             new Case("k1 f32 H4", 13, 1, 4, DType.F32),
+            // Few tokens with long rows: on a GPU each row spreads over several blocks (Combine.ChunksPerToken).
+            new Case("T3 k8 bf16 H7168 (row over blocks)", 3, 8, 7168, DType.BF16),
+            new Case("T5 k4 f32 H1000 residual dropped (last chunk partial)", 5, 4, 1000, DType.F32, Residual: true, Dropped: true),
+            new Case("T2 k2 f16 H4104 (513 packs)", 2, 2, 4104, DType.F16, Residual: true),
         };
         var data = new TheoryData<string, Case>();
         foreach (var device in TestDevices.Names)
@@ -127,6 +131,16 @@ public class CombineTests
         Assert.Equal("residual", Assert.ThrowsAny<ArgumentException>(() => Combine.Run(expertOutput, rowOfSlot, weights, 2, 2, 8, output, halfOutput)).ParamName);
         Assert.Equal("expertOutput", Assert.ThrowsAny<ArgumentException>(() => Combine.Run(intOutput, rowOfSlot, weights, 2, 2, 8, output)).ParamName);
         Assert.Equal("topK", Assert.ThrowsAny<ArgumentException>(() => Combine.Run(expertOutput, rowOfSlot, weights, 2, 0, 8, output)).ParamName);
+    }
+
+    [Fact]
+    public void ChunksPerTokenFillTheDeviceWithFewTokensAndStayOneForMany()
+    {
+        Assert.Equal(1, Combine.ChunksPerToken(8192, 1792, 132));  // prefill: one block per token
+        Assert.Equal(9, Combine.ChunksPerToken(128, 1792, 132));   // DeepSeek-V3 T=128 f32: 1056 blocks wanted
+        Assert.Equal(14, Combine.ChunksPerToken(1, 1792, 132));    // never more chunks than 128-pack slices of a row
+        Assert.Equal(1, Combine.ChunksPerToken(3, 33, 132));       // a row shorter than a block
+        Assert.Equal(1, Combine.ChunksPerToken(0, 1792, 132));
     }
 
     private static float[] RunCombine(Accelerator accelerator, Case c, float[] expertOutput, int[] rowOfSlot, float[] weights, float[]? residual)

@@ -70,7 +70,7 @@ public class GroupedGemmSplitKTests
         var launch = PlanH100(rows, n, k, experts, fused);
         Assert.True(expected == launch.Splits, $"{name}: {launch}");
         if (launch.Splits > 1)
-            Assert.True((long)launch.KTilesPerSplit * 64 >= GroupedGemmLaunch.MinKPerSplit, $"{name}: {launch.KTilesPerSplit} k-tiles per split");
+            Assert.True((long)launch.KTilesPerSplit * GroupedGemmLaunch.KStepOf(launch.Variant) >= GroupedGemmLaunch.MinKPerSplit, $"{name}: {launch.KTilesPerSplit} k-tiles per split");
     }
 
     [Fact]
@@ -80,7 +80,9 @@ public class GroupedGemmSplitKTests
             for (int forced = 1; forced <= GroupedGemmLaunch.MaxSplits; forced++)
             {
                 var launch = PlanH100(3, 200, k, 4, forced: forced);
-                int kTiles = (k + 63) / 64;
+                int kStep = GroupedGemmLaunch.KStepOf(launch.Variant);
+                int kTiles = (k + kStep - 1) / kStep;
+                Assert.Equal(kTiles, launch.KTiles);
                 Assert.True(launch.Splits >= 1 && launch.Splits <= Math.Min(forced, kTiles), $"k={k} forced={forced}: {launch}");
                 if (launch.Splits > 1)
                 {

@@ -182,6 +182,19 @@ public class GroupedGemmTests
         }
     }
 
+    /// <summary>The decode tile: decode128 unless MOE_GROUPED_GEMM_DECODE_BK names another; a bad value names the variable.</summary>
+    [Fact]
+    public void DecodeTileFollowsItsSwitch()
+    {
+        Assert.Equal(GroupedGemm.Decode128, GroupedGemm.ParseDecodeBk(null));
+        Assert.Equal(GroupedGemm.Decode64, GroupedGemm.ParseDecodeBk("64"));
+        Assert.Equal(GroupedGemm.Decode256, GroupedGemm.ParseDecodeBk(" 256 "));
+        Assert.Contains("MOE_GROUPED_GEMM_DECODE_BK", Assert.Throws<ArgumentException>(() => GroupedGemm.ParseDecodeBk("96")).Message);
+        // 32 rows over 8 experts: the decode tile; 1024 rows over 8: not.
+        Assert.True(GroupedGemm.IsDecodeTile(GroupedGemm.ChooseVariant(DType.BF16, 32, 8)));
+        Assert.False(GroupedGemm.IsDecodeTile(GroupedGemm.ChooseVariant(DType.BF16, 1024, 8)));
+    }
+
     /// <summary>The host's launch shapes (tile, threads, shared bytes) agree with the kernel instantiations in grouped_gemm.cu.</summary>
     [Fact]
     public void HostVariantsMatchTheKernelInstantiations()

@@ -220,16 +220,21 @@ public class TopKRoutingTests
         {
             var logits = Shape(random, c, TokenOpsData.RoundTo(c.DType, TestData.Uniform(random, c.Tokens * c.Experts, -4f, 4f)));
             var bias = c.Bias ? TestData.Uniform(random, c.Experts, -0.5f, 0.5f) : null;
-            var (ids, weights, counts) = Route(accelerator, c, logits, bias);
             (int[] Ids, float[] Weights, int[] Counts) one;
-            TopKRouting.ForceOneTokenPerWarp = true;
+            int[] ids, counts;
+            float[] weights;
+            int savedTeams = TopKRouting.TeamsFrom;
+            TopKRouting.TeamsFrom = int.MaxValue; // the two-token kernel, not the token teams (TeamsMatchTheOldPathBitForBit)
             try
             {
+                (ids, weights, counts) = Route(accelerator, c, logits, bias);
+                TopKRouting.ForceOneTokenPerWarp = true;
                 one = Route(accelerator, c, logits, bias);
             }
             finally
             {
                 TopKRouting.ForceOneTokenPerWarp = false;
+                TopKRouting.TeamsFrom = savedTeams;
             }
             string what = $"{c.Name} on {device}, seed {seed}";
             Compare.Exact<int>(one.Ids, ids, $"ids, two tokens per warp against one, {what}");
@@ -319,9 +324,10 @@ public class TopKRoutingTests
             var bias = c.Bias ? TestData.Uniform(random, c.Experts, -0.5f, 0.5f) : null;
             string what = $"{c.Name} on {device}, seed {seed}";
             (int[] Ids, float[] Weights, int[] Counts) onePass;
-            int savedFrom = TopKRouting.PersistentFrom, savedPairs = TopKRouting.PairsPerWarp;
+            int savedFrom = TopKRouting.PersistentFrom, savedPairs = TopKRouting.PairsPerWarp, savedTeams = TopKRouting.TeamsFrom;
             try
             {
+                TopKRouting.TeamsFrom = int.MaxValue; // the token teams would take the DeepSeek cases
                 TopKRouting.PersistentFrom = int.MaxValue;
                 onePass = Route(accelerator, c, logits, bias);
                 TopKRouting.PersistentFrom = 0;
@@ -343,11 +349,121 @@ public class TopKRoutingTests
             {
                 TopKRouting.PersistentFrom = savedFrom;
                 TopKRouting.PairsPerWarp = savedPairs;
+                TopKRouting.TeamsFrom = savedTeams;
             }
             var (twinIds, twinWeights, twinCounts) = Route(TestDevices.Context.Cpu, c, logits, bias);
             Compare.Exact<int>(twinIds, onePass.Ids, $"ids against the CPU twin, {what}");
             Compare.Close(twinWeights, onePass.Weights, Compare.F32Tolerance, $"weights against the CPU twin, {what}");
             Compare.Exact<int>(twinCounts, onePass.Counts, $"counts against the CPU twin, {what}");
+        }
+    }
+
+    /// <summary>
+    /// On CUDA the token-team kernel (topk_routing_teams_*: 8 lanes a token, 4 tokens a warp, choices by rank among the
+    /// candidates at or above the kept groups' smallest second key) must give bit-identical ids, weights and counts to the
+    /// path it replaces (MOE_ROUTING_TEAMS=0: the two-token kernel, or one token per warp below its threshold), and the
+    /// CPU twin's ids and counts and the reference's ids: token counts that are not a multiple of 4 (absent team tokens),
+    /// one token, many blocks with several trips a warp, every dtype, k 1 to 8 with 2 to 4 kept groups, no bias, no
+    /// renormalising, ties (coarse, two levels: up to all 128 candidates), NaN/Inf logits and rows, scores that underflow
+    /// (the sigmoid's redo), with and without the count workspace.
+    /// </summary>
+    [Theory, MemberData(nameof(TestDevices.Names), MemberType = typeof(TestDevices))]
+    public void TeamsMatchTheOldPathBitForBit(string device)
+    {
+        var accelerator = TestDevices.Get(device);
+        var random = TestData.NewRandom(out int seed);
+        const RoutingKind grouped = RoutingKind.DeepSeekGrouped;
+        foreach (var (c, underflow) in new (Case, bool)[]
+                 {
+                     (new Case("teams deepseek f32 T8192", 8192, 256, 8, grouped, DType.F32, true, 8, 4, 2.5f, true), false),
+                     (new Case("teams deepseek f32 odd many trips", 20001, 256, 8, grouped, DType.F32, true, 8, 4, 2.5f, true), false),
+                     (new Case("teams deepseek bf16 T1025", 1025, 256, 8, grouped, DType.BF16, true, 8, 4, 2.5f, true), false),
+                     (new Case("teams deepseek f16 T1027 no-renorm", 1027, 256, 8, grouped, DType.F16, false, 8, 4, 1f, true), false),
+                     (new Case("teams deepseek T1", 1, 256, 8, grouped, DType.F32, true, 8, 4, 2.5f, true), false),
+                     (new Case("teams deepseek T6", 6, 256, 8, grouped, DType.BF16, true, 8, 4, 2.5f, true), false),
+                     (new Case("teams deepseek T131 no bias", 131, 256, 8, grouped, DType.F32, true, 8, 4, 1f), false),
+                     (new Case("teams k1 g8/1", 1500, 256, 1, grouped, DType.F32, true, 8, 1, 2f, true), false),
+                     (new Case("teams k4 g8/2 f16", 1203, 256, 4, grouped, DType.F16, true, 8, 2, 1f, true), false),
+                     (new Case("teams k6 g8/3", 2001, 256, 6, grouped, DType.F32, false, 8, 3, 1.5f, true), false),
+                     (new Case("teams coarse", 3001, 256, 8, grouped, DType.F32, true, 8, 4, 2.5f, true, Coarse: true), false),
+                     (new Case("teams coarse bf16 no bias", 2002, 256, 8, grouped, DType.BF16, true, 8, 4, 2.5f, Coarse: true), false),
+                     (new Case("teams two levels", 2050, 256, 8, grouped, DType.F32, true, 8, 4, 2.5f, TwoLevels: true), false),
+                     (new Case("teams non-finite", 1999, 256, 8, grouped, DType.F32, true, 8, 4, 2.5f, true, NonFinite: true), false),
+                     (new Case("teams non-finite rows", 1031, 256, 8, grouped, DType.F32, true, 8, 4, 2.5f, true, NonFiniteRows: true), false),
+                     (new Case("teams non-finite rows f16 no bias", 1029, 256, 8, grouped, DType.F16, false, 8, 4, 1f, NonFiniteRows: true), false),
+                     (new Case("teams underflow", 4097, 256, 8, grouped, DType.F32, true, 8, 4, 2.5f, true), true),
+                     (new Case("teams underflow bf16 no bias", 1030, 256, 8, grouped, DType.BF16, true, 8, 4, 2.5f), true),
+                 })
+        {
+            var logits = TestData.Uniform(random, c.Tokens * c.Experts, -4f, 4f);
+            if (underflow) // a quarter far negative: 1 + exp(-x) around 2^126, where the fast sigmoid is redone by division
+                logits = logits.Select(x => random.Next(4) == 0 ? -80f - 15f * random.NextSingle() : x).ToArray();
+            logits = Shape(random, c, TokenOpsData.RoundTo(c.DType, logits));
+            var bias = c.Bias ? TestData.Uniform(random, c.Experts, -0.5f, 0.5f) : null;
+            string what = $"{c.Name} on {device}, seed {seed}";
+            (int[] Ids, float[] Weights, int[] Counts) old;
+            int savedTeams = TopKRouting.TeamsFrom;
+            try
+            {
+                TopKRouting.TeamsFrom = int.MaxValue;
+                old = Route(accelerator, c, logits, bias);
+                TopKRouting.TeamsFrom = 1;
+                foreach (bool withWorkspace in new[] { false, true })
+                {
+                    using var workspace = withWorkspace ? accelerator.Upload<int>(new int[TopKRouting.WorkspaceElements(c.Experts)]) : null;
+                    var (ids, weights, counts) = Route(accelerator, c, logits, bias, workspace);
+                    string how = $"teams{(withWorkspace ? " (workspace)" : "")} against the old path, {what}";
+                    Compare.Exact<int>(old.Ids, ids, $"ids, {how}");
+                    Compare.Exact<int>(old.Weights.Select(BitConverter.SingleToInt32Bits).ToArray(),
+                        weights.Select(BitConverter.SingleToInt32Bits).ToArray(), $"weight bits, {how}");
+                    Compare.Exact<int>(old.Counts, counts, $"counts, {how}");
+                    if (workspace is not null)
+                        Compare.Exact<int>(new int[TopKRouting.WorkspaceElements(c.Experts)], workspace.ToArray(), $"workspace left zero, {how}");
+                }
+            }
+            finally
+            {
+                TopKRouting.TeamsFrom = savedTeams;
+            }
+            var (twinIds, twinWeights, twinCounts) = Route(TestDevices.Context.Cpu, c, logits, bias);
+            Compare.Exact<int>(twinIds, old.Ids, $"ids against the CPU twin, {what}");
+            Compare.Close(twinWeights, old.Weights, Compare.F32Tolerance, $"weights against the CPU twin, {what}");
+            Compare.Exact<int>(twinCounts, old.Counts, $"counts against the CPU twin, {what}");
+            var (expectedIds, _) = Reference(logits, c, bias);
+            Compare.Exact<int>(expectedIds, old.Ids, $"ids against the reference, {what}");
+        }
+    }
+
+    [Fact]
+    public void TeamsOnlyOnDeepSeekShapesFromTheThreshold()
+    {
+        var deepSeek = TopKRoutingOptions.DeepSeek(8, 8, 4, 2.5f, null);
+        int saved = TopKRouting.TeamsFrom;
+        try
+        {
+            TopKRouting.TeamsFrom = TopKRouting.DefaultTeamsFrom;
+            int from = TopKRouting.DefaultTeamsFrom;
+            Assert.False(TopKRouting.UsesTeamPath(true, 256, deepSeek, from - 1));
+            Assert.True(TopKRouting.UsesTeamPath(true, 256, deepSeek, from));
+            Assert.False(TopKRouting.UsesTeamPath(false, 256, deepSeek, from));                        // strided
+            Assert.False(TopKRouting.UsesTeamPath(true, 128, deepSeek, from));                         // E=128
+            Assert.False(TopKRouting.UsesTeamPath(true, 256, TopKRoutingOptions.Softmax(8), from));     // softmax
+            Assert.False(TopKRouting.UsesTeamPath(true, 256, deepSeek with { GroupCount = 16 }, from)); // 16 groups
+            Assert.False(TopKRouting.UsesTeamPath(true, 256, deepSeek with { TopKGroups = 5 }, from));  // > 128 candidates
+            Assert.False(TopKRouting.UsesTeamPath(true, 256, deepSeek with { TopKGroups = 3 }, from));  // 2 * 3 < k = 8
+            Assert.False(TopKRouting.UsesTeamPath(true, 256, deepSeek with { TopK = 16, TopKGroups = 4 }, from)); // k > 8
+            Assert.True(TopKRouting.UsesTeamPath(true, 256, deepSeek with { TopK = 6, TopKGroups = 3 }, from));
+            TopKRouting.TeamsFrom = int.MaxValue;
+            Assert.False(TopKRouting.UsesTeamPath(true, 256, deepSeek, 1 << 20));
+            Assert.Equal(TopKRouting.DefaultTeamsFrom, TopKRouting.TeamsFromEnvironment(null));
+            Assert.Equal(int.MaxValue, TopKRouting.TeamsFromEnvironment("0"));
+            Assert.Equal(int.MaxValue, TopKRouting.TeamsFromEnvironment("off"));
+            Assert.Equal(1, TopKRouting.TeamsFromEnvironment("1"));
+            Assert.Equal(4096, TopKRouting.TeamsFromEnvironment("4096"));
+        }
+        finally
+        {
+            TopKRouting.TeamsFrom = saved;
         }
     }
 

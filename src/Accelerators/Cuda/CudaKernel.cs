@@ -19,6 +19,16 @@ public sealed class CudaKernel
 
     public string Name { get; }
 
+    [ThreadStatic]
+    private static long t_launches;
+
+    /// <summary>
+    /// Kernels the calling thread has launched through this class, on any device (empty grids, which launch nothing, not
+    /// counted): lets a test count what an op or a phase of a forward issues, undisturbed by other threads' work (the
+    /// scale model's host enqueue term prices these launches).
+    /// </summary>
+    public static long LaunchesOnThisThread => t_launches;
+
     /// <summary>Registers per thread, from the compiled image (for resource reports).</summary>
     public int Registers => Attribute(CudaFunctionAttribute.NumRegs);
     public int LocalBytesPerThread => Attribute(CudaFunctionAttribute.LocalSizeBytes);
@@ -74,6 +84,7 @@ public sealed class CudaKernel
         var result = CudaDriver.cuLaunchKernel(_function, grid.X, grid.Y, grid.Z, block.X, block.Y, block.Z,
             (uint)dynamicSharedBytes, stream.Handle, pointers, null);
         CudaCheck.ThrowIfFailed(result, $"cuLaunchKernel({Name}, grid {grid}, block {block}, {dynamicSharedBytes} B shared)");
+        t_launches++;
     }
 
     private int Attribute(CudaFunctionAttribute attribute)

@@ -97,6 +97,7 @@ internal static class SimulateCommand
         output.WriteLine(Invariant($"link:     {fitted.Link.LatencyUs:F1} us + bytes / {fitted.Link.GBs:F0} GB/s (per rank, bytes to peers)"));
         output.WriteLine(Invariant($"routing:  {fitted.Routing.LatencyUs:F1} us + bytes / {fitted.Routing.GBs:F0} GB/s"));
         output.WriteLine(Invariant($"movement: {fitted.Movement.LatencyUs:F1} us + bytes / {fitted.Movement.GBs:F0} GB/s"));
+        output.WriteLine(HostLine(fitted.Host));
         foreach (var (shape, g) in fitted.GemmByShape)
             output.WriteLine(Invariant($"gemm {shape}: launch {g.LaunchUs:F1} us, weights {g.WeightGBs:F0} GB/s, matrix {g.MatrixTflops:F0} TFLOP/s (this shape's experts)"));
         foreach (var (part, source) in fitted.Sources)
@@ -119,7 +120,10 @@ internal static class SimulateCommand
         };
         var points = ScaleModel.Simulate(p, options);
         output.WriteLine(Invariant($"# {s.Model}: {options.MoeLayers} MoE layers, {s.Gpus} GPUs, link {options.Link.Name}, eplb {s.Eplb}, skew {s.Skew}; MoE layers only (attention and dense layers not modelled)"));
-        output.WriteLine($"{"EP",4} {"tok/GPU",8} {"layer(us)",10} {"route",7} {"dispatch",8} {"experts",8} {"(weights)",9} {"combine",8} {"output",7} {"imbal",6} {"tok/s/GPU",10} {"tok/s/user",10}");
+        output.WriteLine(p.Host is null
+            ? "# host enqueue: none in these params (term = 0; each phase is its device time)"
+            : "# host enqueue: one process per GPU (each rank enqueues its own work: no cross-rank serialisation; each phase at least its own launches' host time; hidden states stay on the GPU), " + HostLine(p.Host)["host:".Length..].TrimStart());
+        output.WriteLine($"{"EP",4} {"tok/GPU",8} {"layer(us)",10} {"route",7} {"dispatch",8} {"experts",8} {"(weights)",9} {"combine",8} {"output",7} {"(host)",7} {"imbal",6} {"tok/s/GPU",10} {"tok/s/user",10}");
         foreach (var x in points)
             output.WriteLine(Row(x));
         output.WriteLine();
@@ -133,7 +137,7 @@ internal static class SimulateCommand
             var best = group.Where(x => x.TokensPerSecondPerUser >= s.UserTps).MaxBy(x => x.TokensPerSecondPerGpu);
             output.WriteLine(best is null
                 ? $"EP{group.Key}: no point reaches it"
-                : Invariant($"EP{group.Key}: {best.TokensPerGpu} tok/GPU, {best.TokensPerSecondPerGpu:F0} tok/s/GPU, {best.TokensPerSecondPerUser:F1} tok/s/user; layer {best.Layer.TotalUs:F0} us: experts {best.Layer.ExpertsUs:F0} us (weight-loading floor {best.Layer.ExpertWeightUs:F0} us), all-to-all {best.Layer.AllToAllUs:F0} us, route + output {best.Layer.RouteUs + best.Layer.OutputUs:F0} us"));
+                : Invariant($"EP{group.Key}: {best.TokensPerGpu} tok/GPU, {best.TokensPerSecondPerGpu:F0} tok/s/GPU, {best.TokensPerSecondPerUser:F1} tok/s/user; layer {best.Layer.TotalUs:F0} us: experts {best.Layer.ExpertsUs:F0} us (weight-loading floor {best.Layer.ExpertWeightUs:F0} us), all-to-all {best.Layer.AllToAllUs:F0} us, route + output {best.Layer.RouteUs + best.Layer.OutputUs:F0} us{(p.Host is null ? "" : Invariant($" (host enqueue adds {best.Layer.HostUs:F0} us)"))}"));
         }
         if (s.Json is { } path)
             File.WriteAllText(path, JsonSerializer.Serialize(new
@@ -145,7 +149,7 @@ internal static class SimulateCommand
     }
 
     private static string Row(SimPoint x) => Invariant(
-        $"{x.Ep,4} {x.TokensPerGpu,8} {x.Layer.TotalUs,10:F1} {x.Layer.RouteUs,7:F1} {x.Layer.DispatchUs,8:F1} {x.Layer.ExpertsUs,8:F1} {x.Layer.ExpertWeightUs,9:F1} {x.Layer.CombineUs,8:F1} {x.Layer.OutputUs,7:F1} {x.Imbalance,6:F2} {x.TokensPerSecondPerGpu,10:F0} {x.TokensPerSecondPerUser,10:F1}");
+        $"{x.Ep,4} {x.TokensPerGpu,8} {x.Layer.TotalUs,10:F1} {x.Layer.RouteUs,7:F1} {x.Layer.DispatchUs,8:F1} {x.Layer.ExpertsUs,8:F1} {x.Layer.ExpertWeightUs,9:F1} {x.Layer.CombineUs,8:F1} {x.Layer.OutputUs,7:F1} {x.Layer.HostUs,7:F1} {x.Imbalance,6:F2} {x.TokensPerSecondPerGpu,10:F0} {x.TokensPerSecondPerUser,10:F1}");
 
     /// <summary>
     /// Predicts each row of an EP layer bench from its measured per-rank loads; prints the error per point and the mean/max.
@@ -164,25 +168,35 @@ internal static class SimulateCommand
         string gemm = p.GemmByShape.ContainsKey(ScaleParams.ShapeKey(config.HiddenSize, config.MoeIntermediateSize))
             ? $"expert GEMM fit of its own shape ({ScaleParams.ShapeKey(config.HiddenSize, config.MoeIntermediateSize)})" : "expert GEMM: the overall fit";
         output.WriteLine($"# validate {Path.GetFileName(path)}: {preset} over {ranks} x {root["device"]}, link h200-nvlink as fitted, {gemm}");
-        output.WriteLine($"{"T",6} {"measured(us)",13} {"predicted(us)",14} {"error",8} {"layer(us)",10} {"wait(us)",9}   per phase measured/predicted (us): route, dispatch, experts, combine (+ wait), output");
+        output.WriteLine(p.Host is null
+            ? "# host enqueue: none in these params (term = 0; each phase is its device time)"
+            : "# host enqueue: one thread for all ranks (the in-process EP layer bench: rank r's phases start after ranks 0..r-1 are enqueued; its event marks and host input/output copies counted), " + HostLine(p.Host)["host:".Length..].TrimStart());
+        output.WriteLine($"{"T",6} {"measured(us)",13} {"predicted(us)",14} {"error",8} {"layer(us)",10} {"wait(us)",9} {"host(us)",9}   per phase measured/predicted (us): route, dispatch, experts, combine (+ wait), output");
         var errorsList = new List<double>();
         foreach (var row in root["rows"]!.AsArray())
         {
             double[] D(string name) => row![name]!.AsArray().Select(v => v!.GetValue<double>()).ToArray();
-            var predicted = ScaleModel.Predict(p, config, LinkPreset.H200Nvlink, D("TokensPerRank"), D("RowsPerRank"), D("ActiveExpertsPerRank"));
+            var predicted = ScaleModel.Predict(p, config, LinkPreset.H200Nvlink, D("TokensPerRank"), D("RowsPerRank"), D("ActiveExpertsPerRank"),
+                schedule: HostSchedule.InProcessBench);
             var m = row!["PhaseUs"]!;
             double[] measured = [m["RouteAndPermute"]!.GetValue<double>(), m["Dispatch"]!.GetValue<double>(), m["Experts"]!.GetValue<double>(), m["Combine"]!.GetValue<double>(), m["SharedAndUnpermute"]!.GetValue<double>()];
-            double[] pred = [predicted.RouteUs, predicted.DispatchUs, predicted.ExpertsUs, predicted.TimedCombineUs, predicted.OutputUs];
+            var t = predicted.Timed!;
+            double[] pred = [t.RouteUs, t.DispatchUs, t.ExpertsUs, t.CombineUs, t.OutputUs];
             double total = measured.Sum(), error = (predicted.TimedPhaseSumUs - total) / total;
             errorsList.Add(Math.Abs(error));
-            output.WriteLine(Invariant($"{row["Tokens"]!.GetValue<int>(),6} {total,13:F1} {predicted.TimedPhaseSumUs,14:F1} {error,8:P1} {predicted.TotalUs,10:F1} {predicted.ExpertSkewUs,9:F1}   ")
+            output.WriteLine(Invariant($"{row["Tokens"]!.GetValue<int>(),6} {total,13:F1} {predicted.TimedPhaseSumUs,14:F1} {error,8:P1} {predicted.TotalUs,10:F1} {predicted.ExpertSkewUs,9:F1} {predicted.HostUs,9:F1}   ")
                 + string.Join(", ", measured.Zip(pred, (a, b) => Invariant($"{a:F0}/{b:F0}"))));
         }
         if (errorsList.Count == 0)
             throw new InvalidDataException($"{path}: no rows");
-        output.WriteLine(Invariant($"# |error| mean {errorsList.Average():P1}, max {errorsList.Max():P1} over {errorsList.Count} points (measured = sum of the event-timed phases, slowest rank each; predicted = layer + wait)"));
+        output.WriteLine(Invariant($"# |error| mean {errorsList.Average():P1}, max {errorsList.Max():P1} over {errorsList.Count} points (measured = sum of the event-timed phases, slowest rank each; predicted = the same sum of the model's timed phases: layer + wait, with the host term when the params have one)"));
         return 0;
     }
+
+    /// <summary>"host:     launch .. us, copy .. us, event .. us, all-to-allv .. us per rank", or that there is none.</summary>
+    internal static string HostLine(HostParams? h) => h is null
+        ? "host:     none (no host_launch sweep in these params: term = 0)"
+        : Invariant($"host:     launch {h.LaunchUs:F2} us, copy {h.CopyUs:F2} us, event {h.EventUs:F2} us, all-to-allv {h.CollectivePerRankUs:F2} us per rank (host enqueue)");
 
     internal static int DefaultMoeLayers(string model) => model.Trim().ToLowerInvariant() switch
     {

@@ -24,6 +24,10 @@ public sealed record AllReduceCrossover(int Ranks, long OneShotBelowBytes, long 
 /// over LL, fenced (8.5 us at 1 KB to 15.4 at 1 MB, third session), loses to one-shot below 1 MB. So NCCL is never picked on
 /// 2 GPUs of one process. Without LL (MOE_LL=0) the schedule path's two-shot beat its one-shot at every size (10.0 against 12.6 us
 /// at 1 KB): there the 1 MB one-shot row costs 2-3 us below 1 MB.</item>
+/// <item>Two-shot runs on LL only up to 32 KB (the default of CommunicatorOptions.TwoShotLowLatencyMaxBytes, its
+/// measured crossover against the schedule path), below every row's one-shot crossover: so every two-shot this table
+/// picks runs on the schedule path, and where it picks one-shot (LL up to 1 MB) one-shot over LL beat two-shot over LL
+/// at every size measured (4.4 against 8.5 us at 1 KB, 2 x H200).</item>
 /// <item>NCCL from 64 MB on 4 and 8 ranks: not measured here (4- and 8-GPU machines were not lent); a guess that
 /// NCCL's ring wins at large sizes there.</item>
 /// </list>

@@ -9,7 +9,8 @@ namespace MoeRuntime.Collectives.AllReduce;
 /// outputs free), reduce-and-push, barrier (every chunk has landed everywhere). Each rank reads the tensor once
 /// and writes it once, (N-1)/N of each over NVLink, whatever N is. In place is safe: chunk r of every buffer is
 /// touched only by rank r, and each element is read by the thread that then writes it.
-/// <para>On CUDA, calls of at most LowLatencyLayout.TwoShotMaxBytes bytes skip this schedule: they run the same sums
+/// <para>On CUDA, calls of at most the communicator's CommunicatorOptions.TwoShotLowLatencyMaxBytes (32 KB by default, the
+/// measured crossover on 2 x H200) skip this schedule: they run the same sums
 /// over the low-latency transport (ll_allreduce.cu: flagged 8-byte lines pushed into peers' receive buffers, no
 /// barriers); <see cref="Communicator.LastAllReduceLowLatency"/> says which ran.</para>
 /// </summary>

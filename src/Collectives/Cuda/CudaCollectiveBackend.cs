@@ -47,7 +47,8 @@ internal sealed class CudaCollectiveBackend : CollectiveBackend
     private readonly LowLatencyTransport _lowLatency;
     private KernelSource? _source;
 
-    public CudaCollectiveBackend(IReadOnlyList<CudaAccelerator> ranks, long capacityBytes, TimeSpan timeout, int fixedScheduleOps)
+    public CudaCollectiveBackend(IReadOnlyList<CudaAccelerator> ranks, long capacityBytes, TimeSpan timeout, int fixedScheduleOps,
+                                 long twoShotLowLatencyMaxBytes = LowLatencyLayout.DefaultTwoShotMaxBytes, LowLatencyFence fence = LowLatencyFence.System)
     {
         _ranks = ranks.ToArray();
         _timeout = timeout;
@@ -75,7 +76,7 @@ internal sealed class CudaCollectiveBackend : CollectiveBackend
                 _ops[r] = Own(_ranks[r].Allocate<byte>(_dynamicOffsetBytes + (long)DynamicOpCapacity * OpBytes));
                 _errors[r] = Own(new MappedErrorRecord(_ranks[r]));
             }
-            _lowLatency = Own(new LowLatencyTransport(_ranks, capacityBytes));
+            _lowLatency = Own(new LowLatencyTransport(_ranks, capacityBytes, twoShotLowLatencyMaxBytes, fence));
             // Layout of struct PeerTable: staging[8], partial[8], control[8].
             var table = new long[3 * MaxRanks];
             for (int r = 0; r < n; r++)
@@ -166,7 +167,7 @@ internal sealed class CudaCollectiveBackend : CollectiveBackend
 
     public override bool TakesLowLatency(AllReduce.AllReduceAlgorithm algorithm, long count, int elementSize) =>
         LowLatencyLayout.Enabled && (algorithm != AllReduce.AllReduceAlgorithm.TwoShot || LowLatencyLayout.TwoShotEnabled)
-        && LowLatencyLayout.Takes(algorithm, _ranks.Length, count, elementSize, _lowLatency.SlotUnits);
+        && LowLatencyLayout.Takes(algorithm, _ranks.Length, count, elementSize, _lowLatency.SlotUnits, _lowLatency.TwoShotMaxBytes);
 
     public override void RunLowLatency(CollectiveCall call, bool twoShot)
     {

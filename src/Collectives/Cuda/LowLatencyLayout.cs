@@ -3,6 +3,19 @@ using MoeRuntime.Collectives.Schedule;
 
 namespace MoeRuntime.Collectives.Cuda;
 
+/// <summary>The fence of a two-shot thread between its stores to peers and its polling (MOE_LL_FENCE; ll_allreduce.cu's LL_FENCE).</summary>
+internal enum LowLatencyFence
+{
+    /// <summary>LL_FENCE 0: every thread issues fence.sc.sys (__threadfence_system), the default since it fixed the lost lines.</summary>
+    System = 0,
+    /// <summary>LL_FENCE 1: every thread issues fence.acq_rel.sys: orders its stores before its later loads, without the SC total order.</summary>
+    AcqRel = 1,
+    /// <summary>LL_FENCE 2: the warp's lanes meet at __syncwarp (which orders their memory accesses), then one lane issues fence.sc.sys.</summary>
+    Warp = 2,
+    /// <summary>LL_FENCE 3: no fence (the build that lost lines on 2 x H200), for A/B.</summary>
+    None = 3,
+}
+
 /// <summary>
 /// Host arithmetic of the low-latency (LL) AllReduce transport (ll_allreduce.cu): which calls take it, how big each
 /// rank's receive region is, and the grid. Pure, so it is tested without a GPU.
@@ -20,12 +33,54 @@ internal static class LowLatencyLayout
     /// </summary>
     public const long OneShotMaxBytes = 1L << 20;
     /// <summary>
-    /// Two-shot AllReduces of at most this many bytes run on LL. Same run: two-shot(ll) 5.9 us at 1 KB to 11.2 us at
-    /// 1 MB against the schedule path's 10.0-13.9 us; at 2 and 4 MB LL lost (18.3 and 30.8 us against 16.9 and 21.9:
-    /// LL moves twice the bytes). With the fence that made two-shot correct (third session): 8.5 us at 1 KB to 15.4 us
-    /// at 1 MB, NCCL 7.9 to 15.7.
+    /// Two-shot AllReduces of at most this many bytes run on LL by default (a communicator's
+    /// <see cref="CommunicatorOptions.TwoShotLowLatencyMaxBytes"/>, else MOE_LL_TWOSHOT_MAX_BYTES, else this). 2 x H200,
+    /// bf16, graph-timed, one run (third session, 2026-11-30): two-shot over LL, fenced, 8.44 us at 1 KB, 10.45 at 32 KB,
+    /// 10.74 at 64 KB, 12.86 at 512 KB, 15.60 at 1 MB; the schedule path 9.87, 10.44, 10.41, 12.39, 13.75. LL wins
+    /// below 32 KB and loses from 64 KB (the fence costs about 2.5 us), so the crossover is 32 KB. Before the fence LL
+    /// won up to 1 MB (5.9 to 11.2 us), the old threshold.
     /// </summary>
-    public const long TwoShotMaxBytes = 1L << 20;
+    public const long DefaultTwoShotMaxBytes = 32L << 10;
+    /// <summary>The largest threshold MOE_LL_TWOSHOT_MAX_BYTES takes (the receive regions grow with it past 1 MB).</summary>
+    public const long TwoShotMaxBytesLimit = 16L << 20;
+
+    /// <summary>
+    /// MOE_LL_TWOSHOT_MAX_BYTES, for A/B sweeps: the largest two-shot AllReduce that runs on LL, in bytes with an
+    /// optional K or M (1024-based) suffix, 0 to <see cref="TwoShotMaxBytesLimit"/> (0: never); unset:
+    /// <see cref="DefaultTwoShotMaxBytes"/>.
+    /// </summary>
+    public static long TwoShotMaxBytesFromEnvironment() => ParseTwoShotMaxBytes(Environment.GetEnvironmentVariable("MOE_LL_TWOSHOT_MAX_BYTES"));
+
+    internal static long ParseTwoShotMaxBytes(string? value)
+    {
+        if (string.IsNullOrWhiteSpace(value))
+            return DefaultTwoShotMaxBytes;
+        string text = value.Trim();
+        long scale = char.ToUpperInvariant(text[^1]) switch { 'K' => 1L << 10, 'M' => 1L << 20, _ => 1 };
+        if (scale != 1)
+            text = text[..^1];
+        if (long.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out long number)
+            && number <= TwoShotMaxBytesLimit / scale)
+            return number * scale;
+        throw new ArgumentException($"MOE_LL_TWOSHOT_MAX_BYTES='{value}': expected bytes from 0 to {TwoShotMaxBytesLimit >> 20}M, "
+            + "with an optional K or M suffix (e.g. 32K, 1M; 0: two-shot never runs on LL)");
+    }
+
+    /// <summary>
+    /// The fence a two-shot thread issues where it turns from storing to peers to polling (ll_allreduce.cu's
+    /// LL_FENCE): MOE_LL_FENCE=system (default), acqrel, warp or none, for A/B runs. Read when a communicator is created.
+    /// </summary>
+    public static LowLatencyFence FenceFromEnvironment() => ParseFence(Environment.GetEnvironmentVariable("MOE_LL_FENCE"));
+
+    internal static LowLatencyFence ParseFence(string? value) => value?.Trim().ToLowerInvariant() switch
+    {
+        null or "" or "system" => LowLatencyFence.System,
+        "acqrel" => LowLatencyFence.AcqRel,
+        "warp" => LowLatencyFence.Warp,
+        "none" => LowLatencyFence.None,
+        _ => throw new ArgumentException($"MOE_LL_FENCE='{value}': expected system (the default: fence.sc.sys per thread), "
+            + "acqrel (fence.acq_rel.sys per thread), warp (__syncwarp, then one lane's fence.sc.sys) or none (no fence: lost lines, for A/B)"),
+    };
 
     public const int UnitPayloadBytes = 8;
     public const int UnitLineBytes = 16;
@@ -86,11 +141,13 @@ internal static class LowLatencyLayout
     /// Units of one sender's slot: a whole one-shot tensor, or two two-shot chunks (a chunk is shorter than
     /// bytes / N + one grain of f32, 32 bytes, so bytes / 8N + 5 units bound it), for tensors up to the thresholds and
     /// to <paramref name="capacityBytes"/> (the largest tensor the communicator takes). Even, so a half is whole units.
+    /// One-shot's 1 MB sets the size for every two-shot threshold up to about 1 MB (2 chunks of 1 MB / N fit in 1 MB),
+    /// so the 32 KB default does not shrink the regions; a larger threshold (A/B runs) grows them.
     /// </summary>
-    public static long SlotUnits(int ranks, long capacityBytes)
+    public static long SlotUnits(int ranks, long capacityBytes, long twoShotMaxBytes = DefaultTwoShotMaxBytes)
     {
         long oneShot = (Math.Min(OneShotMaxBytes, capacityBytes) + UnitPayloadBytes - 1) / UnitPayloadBytes;
-        long twoShotChunk = Math.Min(TwoShotMaxBytes, capacityBytes) / ((long)UnitPayloadBytes * ranks) + 6;
+        long twoShotChunk = Math.Min(twoShotMaxBytes, capacityBytes) / ((long)UnitPayloadBytes * ranks) + 6;
         long units = Math.Max(oneShot, 2 * twoShotChunk);
         return (units + 1) / 2 * 2;
     }
@@ -177,14 +234,17 @@ internal static class LowLatencyLayout
     }
 
     /// <summary>Bytes of one rank's receive region: two parities x one slot per sender.</summary>
-    public static long ReceiveBytes(int ranks, long capacityBytes) => 2L * ranks * SlotUnits(ranks, capacityBytes) * UnitLineBytes;
+    public static long ReceiveBytes(int ranks, long capacityBytes, long twoShotMaxBytes = DefaultTwoShotMaxBytes) =>
+        2L * ranks * SlotUnits(ranks, capacityBytes, twoShotMaxBytes) * UnitLineBytes;
 
     /// <summary>
-    /// Whether an AllReduce by <paramref name="algorithm"/> of <paramref name="count"/> elements runs on LL: one-shot and
-    /// two-shot below their thresholds, when the tensor (or the longest chunk) fits the slots. Empty calls too: LL
-    /// launches nothing for them (the schedule path would run its barriers).
+    /// Whether an AllReduce by <paramref name="algorithm"/> of <paramref name="count"/> elements runs on LL: one-shot
+    /// up to <see cref="OneShotMaxBytes"/>, two-shot up to <paramref name="twoShotMaxBytes"/> (the communicator's
+    /// threshold), when the tensor (or the longest chunk) fits the slots. Empty calls too: LL launches nothing for them
+    /// (the schedule path would run its barriers).
     /// </summary>
-    public static bool Takes(AllReduceAlgorithm algorithm, int ranks, long count, int elementSize, long slotUnits)
+    public static bool Takes(AllReduceAlgorithm algorithm, int ranks, long count, int elementSize, long slotUnits,
+                             long twoShotMaxBytes = DefaultTwoShotMaxBytes)
     {
         if (count < 0 || ranks > MaxRanks || elementSize is not (2 or 4))
             return false;
@@ -192,7 +252,7 @@ internal static class LowLatencyLayout
         return algorithm switch
         {
             AllReduceAlgorithm.OneShot => bytes <= OneShotMaxBytes && Units(count, elementSize) <= slotUnits,
-            AllReduceAlgorithm.TwoShot => bytes <= TwoShotMaxBytes && MaxChunkUnits(count, ranks, elementSize) <= slotUnits / 2,
+            AllReduceAlgorithm.TwoShot => bytes <= twoShotMaxBytes && MaxChunkUnits(count, ranks, elementSize) <= slotUnits / 2,
             _ => false,
         };
     }

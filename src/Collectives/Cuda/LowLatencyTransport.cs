@@ -21,14 +21,17 @@ internal sealed class LowLatencyTransport : IDisposable
     private readonly List<IDisposable> _owned = new();
     private readonly Dictionary<(int Rank, string Entry), CudaKernel> _kernels = new();
     private readonly Dictionary<string, int> _residentBlocks = new();
+    private readonly string[] _fenceOptions;
     private KernelSource? _source;
     private (bool TwoShot, long Count, int ElementSize)? _lastCall;
 
-    public LowLatencyTransport(CudaAccelerator[] ranks, long capacityBytes)
+    public LowLatencyTransport(CudaAccelerator[] ranks, long capacityBytes, long twoShotMaxBytes, LowLatencyFence fence)
     {
         _ranks = ranks;
         int n = ranks.Length;
-        SlotUnits = LowLatencyLayout.SlotUnits(n, capacityBytes);
+        TwoShotMaxBytes = twoShotMaxBytes;
+        _fenceOptions = [$"-DLL_FENCE={(int)fence}"];
+        SlotUnits = LowLatencyLayout.SlotUnits(n, capacityBytes, twoShotMaxBytes);
         _receive = new MemoryBuffer<byte>[n];
         _control = new MemoryBuffer<uint>[n];
         _peers = new MemoryBuffer<long>[n];
@@ -36,7 +39,7 @@ internal sealed class LowLatencyTransport : IDisposable
         {
             for (int r = 0; r < n; r++)
             {
-                _receive[r] = Own(ranks[r].Allocate<byte>(LowLatencyLayout.ReceiveBytes(n, capacityBytes)));
+                _receive[r] = Own(ranks[r].Allocate<byte>(LowLatencyLayout.ReceiveBytes(n, capacityBytes, twoShotMaxBytes)));
                 _receive[r].Clear();   // flag 0 is never an epoch: nothing here looks fresh
                 _control[r] = Own(ranks[r].Allocate<uint>(LowLatencyLayout.ControlWords));
                 _control[r].CopyFrom(LowLatencyLayout.InitialControl());
@@ -60,6 +63,9 @@ internal sealed class LowLatencyTransport : IDisposable
 
     /// <summary>Units of one sender's slot in every rank's receive region.</summary>
     public long SlotUnits { get; }
+
+    /// <summary>The largest two-shot call this transport takes (the communicator's threshold; the slots are sized for it).</summary>
+    public long TwoShotMaxBytes { get; }
 
     private T Own<T>(T resource) where T : IDisposable
     {
@@ -164,7 +170,7 @@ internal sealed class LowLatencyTransport : IDisposable
         if (!_kernels.TryGetValue((rank, entry), out var kernel))
         {
             _source ??= KernelSource.FromResource(typeof(LowLatencyTransport).Assembly, "ll_allreduce.cu");
-            kernel = _ranks[rank].LoadKernel(_source, entry);
+            kernel = _ranks[rank].LoadKernel(_source, entry, _fenceOptions);
             _kernels[(rank, entry)] = kernel;
         }
         return kernel;

@@ -5,12 +5,12 @@
 // receiving rank's memory (posted NVLink writes). Each u64 element of a vector access is single-copy atomic, so
 // a line's payload and flag arrive together: a reader that sees this call's flag sees this call's payload. No
 // barrier: the receiver polls its OWN memory (ld.volatile.v2.u64) until both flags equal the epoch.
-// Two-shot fences (ll_fence_stores) where a thread turns from storing to polling. Without it, on 2 x H200 (2026-11-30)
-// a quarter to over half of the runs of the LL tests timed out: the scan of the receive regions after the kernels ended
-// found every step-0 line there, but a fifth to two thirds of the step-1 lines never written, on both ranks. The step-0
-// lines had arrived only after the waits that needed them gave up, as if a thread's stores stayed behind its polling
-// loads. With the fence, 12 of 12 runs passed (2026-11-30, third session). One-shot stores and
-// then polls the same way and never failed in any run; why it does not need the fence is not understood.
+// Two-shot fences (ll_fence_stores; LL_FENCE picks which fence) where a thread turns from storing to polling. Without
+// it, on 2 x H200 (2026-11-30) a quarter to over half of the runs of the LL tests timed out: the scan of the receive
+// regions after the kernels ended found every step-0 line there, but a fifth to two thirds of the step-1 lines never
+// written, on both ranks. The step-0 lines had arrived only after the waits that needed them gave up, as if a thread's
+// stores stayed behind its polling loads. With the fence, 12 of 12 runs passed (2026-11-30, third session). One-shot
+// stores and then polls the same way and never failed in any run; why it does not need the fence is not understood.
 //
 // Epoch: control[LL_EPOCH] (this rank's memory) holds the last call's epoch; a call uses the next one (0 skipped:
 // zeroed lines never look fresh) and the block that finishes last stores it back, so CUDA-graph replays work with
@@ -60,9 +60,32 @@ struct LlPeers
     moe_u64 receive[LL_MAX_RANKS];
 };
 
-// Two-shot: a system-scope fence after a thread's stores to peers and before it polls, so its lines are out before it
-// spins (see the header).
-__device__ __forceinline__ void ll_fence_stores() { __threadfence_system(); }
+// Two-shot: a fence after a thread's stores to peers and before it polls, so its lines are out before it spins (see
+// the header). LL_FENCE (MOE_LL_FENCE, LowLatencyFence on the host) picks it for A/B runs:
+//   0 system (default): every thread fence.sc.sys (__threadfence_system; membar.sys is the same instruction).
+//   1 acqrel: every thread fence.acq_rel.sys: still orders the thread's stores before its later loads at system scope,
+//     without joining fence.sc's single total order (the PTX model's lighter fence; nothing here needs that order).
+//   2 warp: the lanes that got here meet at bar.warp.sync (which orders their memory accesses among them), one lane
+//     issues fence.sc.sys, and they meet again before polling: one fence per warp instead of one per thread.
+//   3 none: no fence, the build that lost lines on 2 x H200 (to reproduce it).
+#ifndef LL_FENCE
+#define LL_FENCE 0
+#endif
+__device__ __forceinline__ void ll_fence_stores()
+{
+#if LL_FENCE == 0
+    __threadfence_system();
+#elif LL_FENCE == 1
+    asm volatile("fence.acq_rel.sys;" ::: "memory");
+#elif LL_FENCE == 2
+    // The lanes active here (a loop's last trip may hold fewer than 32); the lowest of them fences for the group.
+    unsigned lanes = __activemask();
+    __syncwarp(lanes);
+    if ((int)(threadIdx.x & 31) == __ffs(lanes) - 1)
+        __threadfence_system();
+    __syncwarp(lanes);
+#endif
+}
 
 __device__ __forceinline__ moe_u64 ll_timer_ns()
 {

@@ -223,12 +223,33 @@ public static class GroupedGemm
     internal static readonly Variant Decode64 = new("decode64", 16, 64, 128, 6 * (16 + 64) * 64 * 2);
     internal static readonly Variant Medium64 = new("medium64", 64, 128, 256, 4 * (64 + 128) * 64 * 2);
     internal static readonly Variant Large = new("large", 128, 256, 256, 3 * (128 + 256) * 64 * 2);
+    // The 16-row tile with longer W runs per stage (256 / 512 bytes a row): 3 stages, 60 KB (3 per SM) and 120 KB (1 per SM).
+    internal static readonly Variant Decode128 = new("decode128", 16, 64, 128, 3 * (16 + 64) * 128 * 2);
+    internal static readonly Variant Decode256 = new("decode256", 16, 64, 128, 3 * (16 + 64) * 256 * 2);
     private static readonly Variant Reference = new("f32", 32, 32, 256, 0);
-    internal static readonly Variant[] Variants = [Decode, Medium, Prefill, Decode64, Medium64, Large];
+    internal static readonly Variant[] Variants = [Decode, Medium, Prefill, Decode64, Medium64, Large, Decode128, Decode256];
+
+    /// <summary>
+    /// The 16-row tile the heuristic takes: decode128 (BK = 128: 256 contiguous bytes of each W row per stage), the
+    /// default since it streamed Mixtral's T = 16 experts at 90-93% of the copy floor on an H200 where decode64 reached
+    /// 77-80% and decode256 (1 block per SM) 41-42% (same run, 2026-11-30); MOE_GROUPED_GEMM_DECODE_BK=64 / 256 for A/B.
+    /// </summary>
+    internal static Variant DecodeTile { get; } = ParseDecodeBk(Environment.GetEnvironmentVariable("MOE_GROUPED_GEMM_DECODE_BK"));
+
+    internal static Variant ParseDecodeBk(string? value) => value?.Trim() switch
+    {
+        "64" => Decode64,
+        null or "" or "128" => Decode128,
+        "256" => Decode256,
+        _ => throw new ArgumentException($"MOE_GROUPED_GEMM_DECODE_BK='{value}': expected 64, 128 (decode128, the default) or 256"),
+    };
+
+    /// <summary>Whether a variant is one of the 16-row decode tiles (any BK).</summary>
+    internal static bool IsDecodeTile(Variant variant) => variant.TileRows == 16;
 
     /// <summary>
     /// The tile shape for a call, from what the host knows: rows (an upper bound) over the experts that can be active.
-    /// Few rows per expert: the decode tile (16 rows, streams W once); up to 128: 64x128; more: the 128x256 tile.
+    /// Few rows per expert: the decode tile (16 rows, streams W once; <see cref="DecodeTile"/>); up to 128: 64x128; more: the 128x256 tile.
     /// All BK = 64; the BK = 32 variants stay selectable through VariantOverride for comparison.
     /// </summary>
     internal static Variant ChooseVariant(DType operands, int rows, int experts)
@@ -236,7 +257,7 @@ public static class GroupedGemm
         if (operands == DType.F32)
             return Reference;
         long rowsPerActiveExpert = rows / Math.Max(1, Math.Min(experts, rows));
-        return rowsPerActiveExpert <= 16 ? Decode64 : rowsPerActiveExpert <= 128 ? Medium64 : Large;
+        return rowsPerActiveExpert <= 16 ? DecodeTile : rowsPerActiveExpert <= 128 ? Medium64 : Large;
     }
 
     /// <summary>The dtype part of a kernel entry name (every grouped GEMM source uses the same names).</summary>

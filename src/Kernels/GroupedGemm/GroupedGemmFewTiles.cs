@@ -53,5 +53,5 @@ internal static class GroupedGemmFewTiles
 
     /// <summary>The mma.sync tile for such a call: 16 x 64 for at most 16 rows per active expert, else 64 x 128 (never the 128 x 256 one, 1 block per SM).</summary>
     internal static GroupedGemm.Variant VariantFor(int rows, int experts) =>
-        GroupedGemm.ChooseVariant(DType.BF16, rows, experts) == GroupedGemm.Decode64 ? GroupedGemm.Decode64 : GroupedGemm.Medium64;
+        GroupedGemm.IsDecodeTile(GroupedGemm.ChooseVariant(DType.BF16, rows, experts)) ? GroupedGemm.Decode64 : GroupedGemm.Medium64;
 }

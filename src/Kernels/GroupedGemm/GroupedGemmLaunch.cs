@@ -35,9 +35,13 @@ internal readonly record struct GroupedGemmLaunch(GroupedGemm.Variant Variant, i
     {
         ["decode"] = (32, true), ["medium"] = (32, false), ["prefill"] = (32, false),
         ["decode64"] = (64, true), ["medium64"] = (64, false), ["large"] = (64, false),
+        ["decode128"] = (128, true), ["decode256"] = (256, true),
     };
 
     public static bool SupportsSplitK(GroupedGemm.Variant variant) => SplitKVariants.ContainsKey(variant.Name);
+
+    /// <summary>The K step (BK) of a split-K variant: one k-tile covers this much of K.</summary>
+    internal static int KStepOf(GroupedGemm.Variant variant) => SplitKVariants[variant.Name].Bk;
 
     /// <summary>
     /// Row tiles an upper bound covers: expert e owns ceil(count_e / BM) tiles, so there are at most

@@ -18,6 +18,10 @@
 //   BK = 64 (the host's choice): decode64 16x64 (4 warps, 6 stages, 60 KB), medium64 64x128 (8 warps, 4 stages,
 //     96 KB), large 128x256 (8 warps of 64x64, 3 stages, 144 KB). A stage reads 128 contiguous bytes per row
 //     with an L2 256-byte prefetch hint, and there is one barrier per 64 of K instead of per 32.
+//   BK = 128 / 256: decode128 16x64 (3 stages, 60 KB, 3 blocks per SM; the host's 16-row tile) and decode256 16x64
+//     (3 stages, 120 KB, 1 per SM; A/B only) read 256 / 512 contiguous bytes of each W row per stage. On an H200,
+//     Mixtral T = 16 (2026-11-30): decode64 77-80% of the copy floor, decode128 90-93%, decode256 41-42% (too few
+//     blocks per SM to keep enough bytes in flight).
 //   All: cp.async multi-stage pipeline, swizzled shared tiles, ldmatrix, mma.sync.m16n8k16 with F32 accumulation.
 // Split-K (every tensor-core variant; gridDim.y = splits > 1, chosen on the host by GroupedGemmLaunch): split s
 //   computes k-tiles s*kTilesPerSplit .. (s+1)*kTilesPerSplit-1 of its output tile and stores its F32 accumulators
@@ -100,7 +104,7 @@ __device__ __forceinline__ void grouped_gemm_tc(const TIn* __restrict__ x, const
             int kk = kBase + chunk * 8;
             bool valid = row < rowEnd && kk < k;
             const TIn* src = valid ? x + (long long)row * k + kk : x;
-            cp_async_16<BK == 64>(a + swizzled<BK>(r, chunk), src, valid);
+            cp_async_16<BK >= 64>(a + swizzled<BK>(r, chunk), src, valid);
         }
         for (int i = tid; i < BN * CHUNKS; i += THREADS)
         {
@@ -121,7 +125,7 @@ __device__ __forceinline__ void grouped_gemm_tc(const TIn* __restrict__ x, const
             }
             valid = valid && kk < k;
             const TIn* src = valid ? wExpert + (long long)wRow * k + kk : w;
-            cp_async_16<BK == 64>(b + swizzled<BK>(r, chunk), src, valid);
+            cp_async_16<BK >= 64>(b + swizzled<BK>(r, chunk), src, valid);
         }
     };
 
@@ -291,6 +295,8 @@ __device__ __forceinline__ void grouped_gemm_tc(const TIn* __restrict__ x, const
     GG_ENTRY(grouped_gemm_medium_##SUFFIX, TIN, TOUT, 64, 128, 2, 4, 4, 32)      \
     GG_ENTRY(grouped_gemm_prefill_##SUFFIX, TIN, TOUT, 128, 128, 2, 4, 4, 32)    \
     GG_ENTRY(grouped_gemm_decode64_##SUFFIX, TIN, TOUT, 16, 64, 1, 4, 6, 64)     \
+    GG_ENTRY(grouped_gemm_decode128_##SUFFIX, TIN, TOUT, 16, 64, 1, 4, 3, 128)   \
+    GG_ENTRY(grouped_gemm_decode256_##SUFFIX, TIN, TOUT, 16, 64, 1, 4, 3, 256)   \
     GG_ENTRY(grouped_gemm_medium64_##SUFFIX, TIN, TOUT, 64, 128, 2, 4, 4, 64)    \
     GG_ENTRY(grouped_gemm_large_##SUFFIX, TIN, TOUT, 128, 256, 2, 4, 3, 64)
 

@@ -57,14 +57,15 @@ template <> struct Mma<f16>
 };
 
 // Element offset of 16-byte chunk `chunk` of tile row `row` in a [rows][BK] shared tile. BK = 32: a row is four
-// chunks (64 bytes), chunk c of row r lives at c ^ ((r >> 1) & 3). BK = 64: a row is eight chunks (128 bytes),
-// chunk c lives at c ^ (r & 7). Either way the 8 consecutive rows one ldmatrix phase reads (same logical chunk)
-// fall in 8 different 16-byte bank groups, so ldmatrix is conflict-free.
+// chunks (64 bytes), chunk c of row r lives at c ^ ((r >> 1) & 3). BK >= 64: a row is BK / 8 chunks (a whole number
+// of 128-byte lines), chunk c lives at c ^ (r & 7) (only its low three bits flip, so it stays in its line). Either way
+// the 8 consecutive rows one ldmatrix phase reads (same logical chunk) fall in 8 different 16-byte bank groups, so
+// ldmatrix is conflict-free.
 template <int BK>
 __device__ __forceinline__ int swizzled(int row, int chunk)
 {
-    static_assert(BK == 32 || BK == 64, "BK is 32 or 64");
-    return BK == 32 ? row * 32 + ((chunk ^ ((row >> 1) & 3)) << 3) : row * 64 + ((chunk ^ (row & 7)) << 3);
+    static_assert(BK == 32 || BK == 64 || BK == 128 || BK == 256, "BK is 32, 64, 128 or 256");
+    return BK == 32 ? row * 32 + ((chunk ^ ((row >> 1) & 3)) << 3) : row * BK + ((chunk ^ (row & 7)) << 3);
 }
 
 // Stores two adjacent outputs p[0], p[1] as one 4-byte (16-bit types) or 8-byte (f32) store where p is aligned

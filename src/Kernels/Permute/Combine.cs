@@ -14,6 +14,25 @@ public static partial class Combine
 {
     private const int Threads = 128; // COMBINE_THREADS in combine.cu
 
+    /// <summary>Tests and A/B benchmarks: one block per token whatever the token count (the launch before chunks).</summary>
+    internal static bool OneBlockPerToken { get; set; } = Environment.GetEnvironmentVariable("MOE_COMBINE_CHUNKS") == "1";
+
+    /// <summary>Blocks the launch aims for at least: 8 per SM (half of the 16 resident 128-thread blocks an SM holds).</summary>
+    private const int BlocksPerSm = 8;
+
+    /// <summary>
+    /// Blocks per token: 1 when the tokens alone give every SM several blocks (prefill), else enough to reach
+    /// <see cref="BlocksPerSm"/> blocks per SM, never more than leave each thread one pack of its row.
+    /// </summary>
+    internal static int ChunksPerToken(int tokens, int packsPerRow, int multiprocessors)
+    {
+        if (OneBlockPerToken || tokens <= 0)
+            return 1;
+        long wanted = ((long)BlocksPerSm * Math.Max(1, multiprocessors) + tokens - 1) / tokens;
+        int most = Math.Max(1, (packsPerRow + Threads - 1) / Threads);
+        return (int)Math.Clamp(wanted, 1, most);
+    }
+
     private static readonly Lazy<KernelSource> Source = new(() => KernelSource.FromResource(typeof(Combine).Assembly, "combine.cu"));
 
     /// <summary>
@@ -54,7 +73,10 @@ public static partial class Combine
             bool vectorised = hiddenSize % vector == 0 && expertOutput.Pointer % 16 == 0 && output.Pointer % 16 == 0 &&
                 (residual is null || residual.Pointer % 16 == 0);
             string entry = $"combine_{HostRows.Suffix(expertOutput.DType)}_{(vectorised ? "vec" : "scalar")}";
-            cuda.LoadKernel(Source.Value, entry).Launch((CudaStream)s, tokens, Threads, 0,
+            if (tokens == 0)
+                return;
+            int chunks = ChunksPerToken(tokens, hiddenSize / (vectorised ? vector : 1), cuda.Info.MultiprocessorCount);
+            cuda.LoadKernel(Source.Value, entry).Launch((CudaStream)s, new Dim3((uint)tokens, (uint)chunks, 1), new Dim3(Threads, 1, 1), 0,
                 expertOutput, expertRows, rowOfSlot, weights, topK, hiddenSize, residual, output);
         }
         else

@@ -160,6 +160,20 @@ public static partial class Permute
     /// <summary>NVRTC options of this launch's module (one module for all of permute.cu's kernels).</summary>
     private static string[]? KernelOptions => MatchInstruction ? MatchInstructionOptions : null;
 
+    /// <summary>
+    /// Kernel launches one CUDA <see cref="Run"/> issues for this shape (what the host pays per call; the scale model's host
+    /// enqueue term counts them): the chunk counts, then offsets and scatter as one kernel or two, then the gather of the
+    /// rows when <paramref name="gather"/> and any row exists. 0 slots: nothing runs on the device (empty grids are skipped).
+    /// </summary>
+    public static int Launches(int tokens, int topK, int experts, bool gather, int blockSize = 1)
+    {
+        long slots = (long)tokens * topK;
+        if (slots <= 0)
+            return gather && RowCapacity(tokens, topK, experts, blockSize) > 0 ? 2 : 1;
+        long chunks = ChunkCount(slots);
+        return 1 + (UsesFusedPlacement(chunks, experts) ? 1 : 2) + (gather && RowCapacity(tokens, topK, experts, blockSize) > 0 ? 1 : 0);
+    }
+
     /// <summary>Whether the offsets and the scatter run as one kernel (permute_offsets_scatter) for this shape.</summary>
     internal static bool UsesFusedPlacement(long chunks, int experts) =>
         !ForceThreeKernels && chunks * ((experts + WarpsPerBlock * 32 - 1) / (WarpsPerBlock * 32)) <= FusedMaxCountsPerThread;

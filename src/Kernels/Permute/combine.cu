@@ -10,7 +10,9 @@
 //
 // Variants: combine_{f32,bf16,f16}_{vec,scalar}; vec moves 16 bytes per load (hidden % (16 / sizeof(T)) == 0
 // and 16-byte aligned bases, checked by Combine.cs).
-// Launch: grid = tokens, block = COMBINE_THREADS; threads stride over the packs of the row.
+// Launch: grid = (tokens, chunks), block = COMBINE_THREADS; the chunks' threads stride together over the packs of a
+// row. With few tokens (a decode step: DeepSeek-V3 T = 128 is 128 rows of 28 KB F32 per slot) one block per token
+// leaves each thread a long serial walk over its row; chunks > 1 spread a row over several blocks (Combine.cs picks).
 #include "moe_common.cuh"
 
 #define COMBINE_THREADS 128
@@ -31,7 +33,7 @@ __device__ __forceinline__ void combine(const T* __restrict__ expertOutput, long
     const int packs = hidden / VEC;
     const int* rows = rowOfSlot + token * topK;
     const float* tokenWeights = weights + token * topK;
-    for (int p = threadIdx.x; p < packs; p += blockDim.x)
+    for (int p = blockIdx.y * blockDim.x + threadIdx.x; p < packs; p += gridDim.y * blockDim.x)
     {
         float acc[VEC];
         if (residual != nullptr)

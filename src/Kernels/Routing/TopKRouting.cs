@@ -42,6 +42,17 @@ public static partial class TopKRouting
     /// 6.97 against 7.40 / 7.94 / 10.59. The load is not what bounds it (instruction issue is).
     /// </summary>
     internal const int DefaultPersistentFrom = 8192;
+    /// <summary>
+    /// From this many tokens DeepSeek-V3's shape takes the token-team kernel (topk_routing_teams_*: 8 lanes a token,
+    /// 4 tokens a warp, a group a lane, the choices by rank among the few candidates); MOE_ROUTING_TEAMS=0 at start-up
+    /// keeps it off, =N takes it from N tokens. About 460 PTX instructions a token on the hot path (movs left out; 12
+    /// candidates) against about 780 on the two-token path, but half the warps, each with a longer chain. H200,
+    /// 2026-11-30, f32, graphs, same run (teams / two-token): T=1 4.62 / 3.59 us, T=128 6.79 / 4.40, T=1024 7.15 / 6.23,
+    /// T=8192 11.06 / 14.61. So from 4096 tokens (not measured between 1024 and 8192).
+    /// </summary>
+    internal const int DefaultTeamsFrom = 4096;
+    private const int TeamWarpsPerBlock = 8; // ROUTING_TEAM_WARPS in topk_routing.cu
+    private const int TeamBlocksPerSm = 4;   // its __launch_bounds__: 32 warps an SM
     private const int PersistentWarpsPerBlock = 8; // ROUTING_PERSISTENT_WARPS in topk_routing.cu
     private const int PersistentBlocksPerSm = 4;   // its __launch_bounds__: 32 warps an SM
     private const int MaxWorkspaceBlocks = (1 << 11) - 1; // workspace word: arrivals in bits 21-31 (ROUTING_COUNT_BITS)
@@ -85,8 +96,9 @@ public static partial class TopKRouting
             while (perLane * 32 < experts)
                 perLane *= 2; // expert slots per lane: 1, 2, 4, 8 or 16
             bool contiguous = UsesContiguousLayout(logits, experts, perLane, options);
-            bool persistent = UsesPersistentPath(contiguous, perLane, logits.ElementSize, tokens);
-            int tokensPerWarp = persistent ? 2 : TokensPerWarp(contiguous, tokens);
+            bool teams = UsesTeamPath(contiguous, experts, options, tokens);
+            bool persistent = !teams && UsesPersistentPath(contiguous, perLane, logits.ElementSize, tokens);
+            int tokensPerWarp = teams ? 4 : persistent ? 2 : TokensPerWarp(contiguous, tokens);
             // Few tokens: small blocks spread them over the SMs; many: big blocks, at most WarpsPerSm warps per
             // SM, warps striding over tokens, so that few blocks add their count histograms (counted in warp tasks:
             // a task is one token, or two on the two-tokens-per-warp path).
@@ -96,8 +108,17 @@ public static partial class TopKRouting
             int blocks = (int)Math.Clamp((warpTasks + warpsPerBlock - 1) / warpsPerBlock, 1,
                 Math.Min((long)sms * (WarpsPerSm / warpsPerBlock), MaxWorkspaceBlocks));
             string layout = !contiguous ? "" : persistent ? "contiguous_x2p_" : tokensPerWarp == 2 ? "contiguous_x2_" : "contiguous_";
-            var kernel = cuda.LoadKernel(Source.Value, $"topk_routing_{layout}{HostRows.Suffix(logits.DType)}_{perLane}",
-                SigmoidByDivision ? SigmoidByDivisionOptions : null);
+            string name = teams ? $"topk_routing_teams_{HostRows.Suffix(logits.DType)}" : $"topk_routing_{layout}{HostRows.Suffix(logits.DType)}_{perLane}";
+            var kernel = cuda.LoadKernel(Source.Value, name, SigmoidByDivision ? SigmoidByDivisionOptions : null);
+            if (teams)
+            {
+                // Blocks of 8 warps (4 tokens each) when that fills every SM, else of 2 (spread over more SMs); at most
+                // 4 blocks an SM (the entry's launch bounds; its 34 KB of static shared memory is the same for any
+                // block size); more tokens than that grid holds add trips.
+                warpsPerBlock = warpTasks >= TeamWarpsPerBlock * sms ? TeamWarpsPerBlock : 2;
+                blocks = (int)Math.Clamp((warpTasks + warpsPerBlock - 1) / warpsPerBlock, 1,
+                    Math.Min((long)sms * TeamBlocksPerSm, MaxWorkspaceBlocks));
+            }
             if (persistent)
             {
                 // Blocks of 8 warps, no more than are resident at once (4 an SM by the launch bounds, fewer if the
@@ -178,6 +199,28 @@ public static partial class TopKRouting
     internal static bool UsesPersistentPath(bool contiguous, int perLane, int elementSize, int tokens) =>
         contiguous && !ForceOneTokenPerWarp && tokens >= PersistentFrom && tokens > 0 &&
         perLane * elementSize % 16 == 0 && perLane * elementSize <= 32;
+
+    /// <summary>
+    /// Tokens from which the token-team kernel routes the shapes it takes (MOE_ROUTING_TEAMS at start-up: unset,
+    /// <see cref="DefaultTeamsFrom"/>; 0, never; N > 0, from N tokens; tests and A/B benchmarks set it directly,
+    /// int.MaxValue for never). Bit-identical ids, weights and counts either way.
+    /// </summary>
+    internal static int TeamsFrom { get; set; } = TeamsFromEnvironment(Environment.GetEnvironmentVariable("MOE_ROUTING_TEAMS"));
+
+    internal static int TeamsFromEnvironment(string? value) =>
+        value is null ? DefaultTeamsFrom : int.TryParse(value, out int from) && from > 0 ? from : int.MaxValue;
+
+    /// <summary>
+    /// The token-team kernel (topk_routing_teams_*): DeepSeek-V3's shape on the contiguous layout (experts 256 in 8
+    /// groups, k at most 8, TopKGroups at most 4 so that at most 128 candidates, 2 * TopKGroups at least k so that the kept groups'
+    /// second keys bound the choices, a 16-byte aligned bias), from <see cref="TeamsFrom"/> tokens and not forced to
+    /// one token per warp.
+    /// </summary>
+    internal static bool UsesTeamPath(bool contiguous, int experts, TopKRoutingOptions options, int tokens) =>
+        contiguous && !ForceOneTokenPerWarp && tokens >= TeamsFrom && tokens > 0 &&
+        options.Kind == RoutingKind.DeepSeekGrouped && experts == 256 && options.GroupCount == 8 &&
+        options.TopK <= 8 && options.TopKGroups <= 4 && 2 * options.TopKGroups >= options.TopK &&
+        (options.CorrectionBias is null || options.CorrectionBias.Pointer % 16 == 0);
 
     /// <summary>Tokens a warp routes at once: 2 on the contiguous path from <see cref="TwoTokensPerWarpFrom"/> tokens, else 1.</summary>
     internal static int TokensPerWarp(bool contiguous, int tokens) =>

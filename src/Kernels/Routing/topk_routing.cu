@@ -50,6 +50,9 @@
 // topk_routing_contiguous_x2p_{f32_4,f32_8,bf16_8,f16_8} (persistent: two tokens per warp, warps looping over pairs
 // with the next pair's rows staged into shared memory by cp.async while the current pair is routed; blocks of
 // ROUTING_PERSISTENT_WARPS warps; bit-identical results; see stage_pair).
+// topk_routing_teams_{f32,bf16,f16} (DeepSeek-V3's shape at many tokens: 8 lanes a token, a group of 32 experts a lane,
+// four tokens a warp, the choices by rank among the few candidates; bit-identical results; see topk_routing_teams;
+// blocks of up to ROUTING_TEAM_WARPS warps).
 // Launch: block = 32 * w threads, w <= ROUTING_WARPS, any grid >= 1 (warps stride over tokens; the op caps the
 // grid at about 32 warps per SM so that few blocks add histograms); no dynamic shared memory. Constraints (checked by
 // TopKRouting.cs): experts <= 512, 1 <= k <= min(16, experts), groupCount <= 32, experts % groupCount == 0,
@@ -742,6 +745,40 @@ __device__ __forceinline__ void route_tokens_contiguous(
     }
 }
 
+// Counts after the block's tokens are routed and `histogram` is complete (after __syncthreads): see "Counts" in the
+// header for the three cases.
+__device__ __forceinline__ void write_counts(
+    const int* histogram, int experts, int* __restrict__ expertCounts, int* __restrict__ workspace)
+{
+    if (gridDim.x == 1)
+    {
+        for (int e = threadIdx.x; e < experts; e += blockDim.x)
+            expertCounts[e] = histogram[e];
+        return;
+    }
+    if (workspace == nullptr)
+    {
+        for (int e = threadIdx.x; e < experts; e += blockDim.x)
+            if (histogram[e] != 0)
+                atomicAdd(&expertCounts[e], histogram[e]);
+        return;
+    }
+
+    // Every block adds (one arrival, its count) to every expert's word; the block whose add completes the
+    // arrivals has the total in the returned value: it writes the count and re-zeroes the word. One atomic round
+    // trip, no fence and no ticket.
+    unsigned* packed = reinterpret_cast<unsigned*>(workspace);
+    for (int e = threadIdx.x; e < experts; e += blockDim.x)
+    {
+        unsigned before = atomicAdd(&packed[e], ROUTING_ARRIVAL + (unsigned)histogram[e]);
+        if ((before >> ROUTING_COUNT_BITS) == gridDim.x - 1)
+        {
+            expertCounts[e] = (int)((before & (ROUTING_ARRIVAL - 1)) + (unsigned)histogram[e]);
+            packed[e] = 0;
+        }
+    }
+}
+
 // PER_LANE: expert slots per lane (1, 2, 4, 8 or 16, at least ceil(experts / 32)); loops over it unroll.
 // CONTIGUOUS: the fast layout (experts == 32 * PER_LANE, 16-byte aligned logits, groupCount a power of two).
 // TOKENS_PER_WARP: 1, or 2 (contiguous only): a warp routes tokens 2w and 2w + 1 together (the second absent when
@@ -863,34 +900,197 @@ __device__ __forceinline__ void topk_routing(
             }
     }
     __syncthreads();
+    write_counts(histogram, experts, expertCounts, workspace);
+}
 
-    if (gridDim.x == 1)
-    {
-        for (int e = threadIdx.x; e < experts; e += blockDim.x)
-            expertCounts[e] = histogram[e];
-        return;
-    }
-    if (workspace == nullptr)
-    {
-        for (int e = threadIdx.x; e < experts; e += blockDim.x)
-            if (histogram[e] != 0)
-                atomicAdd(&expertCounts[e], histogram[e]);
-        return;
-    }
+// ---- Token teams (topk_routing_teams_*: DeepSeek-V3's shape at many tokens) ----
+// Eight lanes route one token, four tokens a warp: team lane g holds group g (experts [32g, 32g + 32), 128 or 64
+// contiguous bytes of the row) as 32 order keys, so the group's top 2 and score are lane-local (no shuffles). The kept
+// groups come from 8 shuffles inside the team. Selection by rank instead of k argmax rounds: every kept group has >= 2
+// keys at or above its second largest, so at least 2 * topkGroups >= k candidates reach `bound`, the smallest second
+// key of the kept groups, and every chosen expert is at or above it; those few (about 10 of 128 for random logits, all
+// 128 when everything ties) go to shared memory as (key, ~id) words, and a candidate's place in (key descending, id
+// ascending) order is the number of candidate words above its own. The candidate at place j < k is choice j. Warp-wide
+// steps serve four tokens at once, and nothing is sorted. Same keys (sigmoid_fast and its redo), group scores, kept
+// groups, tie rule and weights (the same butterfly sum, whose lanes >= 8 only added zeros) as the contiguous path: the
+// same bits. About 460 PTX instructions a token on the hot path (movs left out; 12 candidates, the mean for random logits
+// is 10.5) against about 780 on the two-token path: the 256 keys cost the same (about 250), the selection a third.
+// Shape: experts 256, 8 groups, k <= 8, topkGroups <= 4 (<= 128 candidates), 2 * topkGroups >= k; logits
+// and bias 16-byte aligned (TopKRouting.UsesTeamPath checks).
+#define ROUTING_TEAM_WARPS 8
+#define ROUTING_TEAM_CANDIDATES 128
+// A team's shared words: the candidates, its k picks (8 ints = 4 words), one word of padding so that the four teams
+// of a warp start on different banks (133 words = 266 banks apart: 0, 10, 20, 30).
+#define ROUTING_TEAM_WORDS (ROUTING_TEAM_CANDIDATES + 4 + 1)
 
-    // Every block adds (one arrival, its count) to every expert's word; the block whose add completes the
-    // arrivals has the total in the returned value: it writes the count and re-zeroes the word. One atomic round
-    // trip, no fence and no ticket.
-    unsigned* packed = reinterpret_cast<unsigned*>(workspace);
-    for (int e = threadIdx.x; e < experts; e += blockDim.x)
+// The lane's 32 bias values (zeros when there is none) are read 4 at a time while the keys are built.
+template <typename T>
+__device__ __forceinline__ void team_keys(const T (&logit)[32], const float* __restrict__ bias, int group, moe_u32 (&key)[32], bool& exact)
+{
+    exact = true;
+#pragma unroll
+    for (int v = 0; v < 8; v++)
     {
-        unsigned before = atomicAdd(&packed[e], ROUTING_ARRIVAL + (unsigned)histogram[e]);
-        if ((before >> ROUTING_COUNT_BITS) == gridDim.x - 1)
+        float4 b = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        if (bias != nullptr)
+            b = reinterpret_cast<const float4*>(bias + group * 32)[v];
+        const float laneBias[4] = {b.x, b.y, b.z, b.w};
+#pragma unroll
+        for (int i = 0; i < 4; i++)
         {
-            expertCounts[e] = (int)((before & (ROUTING_ARRIVAL - 1)) + (unsigned)histogram[e]);
-            packed[e] = 0;
+            const float x = sanitize(to_float(logit[4 * v + i]));
+#ifdef ROUTING_SIGMOID_DIVISION
+            key[4 * v + i] = order_key(sanitize(sigmoid(x) + laneBias[i]));
+#else
+            bool slotExact = true;
+            const float score = sigmoid_fast(x, slotExact);
+            exact = exact && slotExact;
+            key[4 * v + i] = order_key(sanitize(score + laneBias[i]));
+#endif
         }
     }
+}
+
+template <typename T>
+__device__ __forceinline__ void topk_routing_teams(
+    const T* __restrict__ logits, const float* __restrict__ bias, int tokens, int k, int renormalize, int topkGroups,
+    float scale, int* __restrict__ ids, float* __restrict__ weights, int* __restrict__ expertCounts,
+    int* __restrict__ workspace)
+{
+    constexpr int experts = 256;
+    __shared__ int histogram[experts];
+    __shared__ moe_u64 teamWords[ROUTING_TEAM_WARPS * 4][ROUTING_TEAM_WORDS];
+    const int warp = threadIdx.x / 32;
+    const int lane = threadIdx.x % 32;
+    const int team = lane / 8;
+    const int group = lane % 8; // the team lane
+    const int warps = blockDim.x / 32;
+    moe_u64* candidates = teamWords[warp * 4 + team];
+    int* picks = reinterpret_cast<int*>(candidates + ROUTING_TEAM_CANDIDATES);
+    for (int e = threadIdx.x; e < experts; e += blockDim.x)
+        histogram[e] = 0;
+    __syncthreads();
+
+    // Warps stride over groups of four tokens (every lane of a warp takes the same trips: the shuffles span the warp).
+    const int stride = gridDim.x * warps * 4;
+    for (int first = (blockIdx.x * warps + warp) * 4; first < tokens; first += stride)
+    {
+        const int token = first + team;
+        const bool present = token < tokens;
+        const T* row = logits + (long long)(present ? token : first) * experts; // an absent token routes a real row, unstored
+        moe_u32 key[32];
+        {
+            T logit[32];
+            load_contiguous<T, 32>(row, group, logit);
+            bool exact;
+            team_keys<T>(logit, bias, group, key, exact);
+#ifndef ROUTING_SIGMOID_DIVISION
+            if (!exact) // rare (a score below 2^-126): the lane's keys again with the division, from the row read again
+            {
+                const T* again = row;
+                asm volatile("" : "+l"(again)); // a fresh read: the first one's registers are not kept for this
+                load_contiguous<T, 32>(again, group, logit);
+                const float* biasAgain = bias;
+#pragma unroll
+                for (int i = 0; i < 32; i++)
+                    key[i] = order_key(sanitize(sigmoid(sanitize(to_float(logit[i]))) +
+                                                (biasAgain != nullptr ? biasAgain[group * 32 + i] : 0.0f)));
+            }
+#endif
+        }
+
+        // The group's two largest keys (a repeated largest counts twice) and its score, summed as the twin sums.
+        moe_u32 top = 0, second = 0;
+#pragma unroll
+        for (int i = 0; i < 32; i++)
+        {
+            second = max(second, min(top, key[i]));
+            top = max(top, key[i]);
+        }
+        const moe_u32 groupKey = order_key(order_value(top) + order_value(second));
+        // Kept: fewer than topkGroups groups ahead (score descending, id ascending).
+        int ahead = 0;
+#pragma unroll
+        for (int j = 0; j < 8; j++)
+        {
+            const moe_u32 other = __shfl_sync(0xffffffffu, groupKey, j, 8);
+            ahead += (other > groupKey || (other == groupKey && j < group)) ? 1 : 0;
+        }
+        const bool kept = ahead < topkGroups;
+        moe_u32 bound = kept ? second : 0xffffffffu;
+#pragma unroll
+        for (int offset = 4; offset > 0; offset >>= 1)
+            bound = min(bound, __shfl_xor_sync(0xffffffffu, bound, offset, 8));
+        // Keys are sanitised (at most FLT_MAX's key, 0xff7fffff), so a group that is not kept has no candidate.
+        const moe_u32 limit = kept ? bound : 0xffffffffu;
+        int count = 0;
+#pragma unroll
+        for (int i = 0; i < 32; i++)
+            count += key[i] >= limit ? 1 : 0;
+        int offset = count; // inclusive scan over the team's lanes, then exclusive
+#pragma unroll
+        for (int d = 1; d < 8; d *= 2)
+        {
+            const int below = __shfl_up_sync(0xffffffffu, offset, d, 8);
+            if (group >= d)
+                offset += below;
+        }
+        const int candidateCount = __shfl_sync(0xffffffffu, offset, 7, 8);
+        offset -= count;
+        __syncwarp(); // the previous trip's reads of `candidates` and `picks` are done
+#pragma unroll
+        for (int i = 0; i < 32; i++)
+            if (key[i] >= limit)
+                candidates[offset++] = ((moe_u64)key[i] << 32) | (moe_u32)~(unsigned)(group * 32 + i);
+        __syncwarp();
+
+        // Places: lane g ranks candidates g and g + 8 of each 16 against all of the team's (the words are distinct).
+        // The loop bounds differ between the warp's teams; nothing inside synchronises.
+        for (int chunk = 0; chunk < candidateCount; chunk += 16)
+        {
+            const int a = chunk + group, b = a + 8;
+            const moe_u64 mineA = a < candidateCount ? candidates[a] : ~0ull;
+            const moe_u64 mineB = b < candidateCount ? candidates[b] : ~0ull;
+            int placeA = 0, placeB = 0;
+            for (int c = 0; c < candidateCount; c++)
+            {
+                const moe_u64 other = candidates[c];
+                placeA += other > mineA ? 1 : 0;
+                placeB += other > mineB ? 1 : 0;
+            }
+            if (a < candidateCount && placeA < k)
+                picks[placeA] = (int)~(moe_u32)mineA;
+            if (b < candidateCount && placeB < k)
+                picks[placeB] = (int)~(moe_u32)mineB;
+        }
+        __syncwarp();
+
+        // Team lane j < k: choice j, its unbiased score from its logit read again (an L1/L2 hit).
+        int expert = 0;
+        float weight = 0.0f;
+        if (group < k)
+        {
+            expert = picks[group];
+            weight = sigmoid(sanitize(to_float(row[expert])));
+        }
+        if (renormalize)
+        {
+            float total = weight;
+#pragma unroll
+            for (int o = 4; o > 0; o >>= 1)
+                total += __shfl_xor_sync(0xffffffffu, total, o, 8);
+            weight = weight / (total + 1e-20f);
+        }
+        if (present && group < k)
+        {
+            const long long slot = (long long)token * k + group;
+            ids[slot] = expert;
+            weights[slot] = weight * scale;
+            atomicAdd(&histogram[expert], 1);
+        }
+    }
+    __syncthreads();
+    write_counts(histogram, experts, expertCounts, workspace);
 }
 
 // Every entry is bounded to 64 registers (2 blocks of ROUTING_WARPS warps: 32 warps an SM); the two-token entries
@@ -936,3 +1136,18 @@ ROUTING_PERSISTENT_ENTRY(topk_routing_contiguous_x2p_f32_4, float, 4)
 ROUTING_PERSISTENT_ENTRY(topk_routing_contiguous_x2p_f32_8, float, 8)
 ROUTING_PERSISTENT_ENTRY(topk_routing_contiguous_x2p_bf16_8, bf16, 8)
 ROUTING_PERSISTENT_ENTRY(topk_routing_contiguous_x2p_f16_8, f16, 8)
+
+// Token-team entries (DeepSeek-V3's shape at many tokens; see topk_routing_teams): blocks of ROUTING_TEAM_WARPS warps,
+// 4 blocks an SM (34 KB of shared memory a block): 32 warps an SM, the 64-register bound.
+#define ROUTING_TEAM_ENTRY(NAME, T)                                                                          \
+    extern "C" __global__ void __launch_bounds__(32 * ROUTING_TEAM_WARPS, 4) NAME(                             \
+        const T* logits, const float* bias, int tokens, int experts, int k, int renormalize, int grouped,     \
+        int groupCount, int topkGroups, float scale, int* ids, float* weights, int* expertCounts, int* workspace) \
+    {                                                                                                        \
+        topk_routing_teams<T>(logits, bias, tokens, k, renormalize, topkGroups, scale, ids, weights,          \
+            expertCounts, workspace);                                                                         \
+    }
+
+ROUTING_TEAM_ENTRY(topk_routing_teams_f32, float)
+ROUTING_TEAM_ENTRY(topk_routing_teams_bf16, bf16)
+ROUTING_TEAM_ENTRY(topk_routing_teams_f16, f16)

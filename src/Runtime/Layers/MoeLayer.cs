@@ -53,9 +53,24 @@ public sealed class MoeLayer
         CheckActivations(hidden, output, workspace);
         if (workspace.Tokens == 0)
             return;
+        // The shared experts on their own stream when the workspace has one (not under a phase timer: phases are
+        // timed one after another on one stream).
+        var side = PhaseTimer is null ? workspace.SharedStream : null;
+        MemoryBuffer<float>? residual = null;
+        var main = stream ?? Accelerator.DefaultStream;
+        if (side is not null)
+        {
+            side.InputReady.Record(main);
+            side.Stream.Wait(side.InputReady);
+            residual = RunSharedExperts(hidden, workspace, side.Stream, side.SplitK);
+            side.SharedReady.Record(side.Stream);
+        }
         RouteAndPermute(hidden, workspace, stream);
         RunExperts(workspace.Gathered, workspace.ExpertOffsets, workspace.Activation, workspace.ExpertOutput, stream, workspace.SplitK);
-        var residual = RunSharedExperts(hidden, workspace, stream);
+        if (side is not null)
+            main.Wait(side.SharedReady);
+        else
+            residual = RunSharedExperts(hidden, workspace, stream);
         Begin(MoeLayerPhase.Combine, stream);
         Combine.Run(workspace.ExpertOutput, workspace.RowOfSlot, workspace.RoutingWeights, workspace.Tokens, Config.TopK, Config.HiddenSize, output, residual, stream);
         End(MoeLayerPhase.Combine, stream);
@@ -109,15 +124,19 @@ public sealed class MoeLayer
         End(MoeLayerPhase.ExpertsDown, stream);
     }
 
-    /// <summary>Shared experts on every token (qwen2_moe: scaled by sigmoid(gate . x)); returns their F32 output or null.</summary>
-    public MemoryBuffer<float>? RunSharedExperts(MemoryBuffer hidden, MoeWorkspace ws, AcceleratorStream? stream)
+    /// <summary>
+    /// Shared experts on every token (qwen2_moe: scaled by sigmoid(gate . x)); returns their F32 output or null.
+    /// <paramref name="splitK"/>: the split-K scratch to use (default: the workspace's; another stream needs its own).
+    /// </summary>
+    public MemoryBuffer<float>? RunSharedExperts(MemoryBuffer hidden, MoeWorkspace ws, AcceleratorStream? stream, GroupedGemmWorkspace? splitK = null)
     {
         if (Weights.SharedGateUp is null || ws.SharedActivation is null || ws.SharedOutput is null)
             return null;
         int h = Config.HiddenSize, ish = Weights.SharedIntermediate;
+        splitK ??= ws.SplitK;
         Begin(MoeLayerPhase.SharedExperts, stream);
-        var plain = Plain with { SplitKWorkspace = ws.SplitK };
-        GroupedGemm.Run(Accelerator, hidden, Weights.SharedGateUp, ws.RouterOffsets, ws.SharedActivation, 2 * ish, h, FusedSilu with { SplitKWorkspace = ws.SplitK }, stream);
+        var plain = Plain with { SplitKWorkspace = splitK };
+        GroupedGemm.Run(Accelerator, hidden, Weights.SharedGateUp, ws.RouterOffsets, ws.SharedActivation, 2 * ish, h, FusedSilu with { SplitKWorkspace = splitK }, stream);
         var options = plain;
         if (Weights.SharedGate is not null && ws.SharedGateScale is not null)
         {

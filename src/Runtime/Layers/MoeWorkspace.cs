@@ -17,7 +17,9 @@ public sealed class MoeWorkspace : IDisposable
     private readonly bool _ownsSplitK = true;
     private readonly int _topK, _experts, _hidden, _intermediate, _sharedIntermediate;
 
-    public MoeWorkspace(DeviceMoeWeights weights, int tokens)
+    /// <param name="sharedExpertStream">Run the shared experts on a second stream (<see cref="SharedExpertStream"/>): null = the
+    /// default (MOE_LAYER_SHARED_STREAM), false = on the forward's stream. Only on CUDA and for layers with shared experts.</param>
+    public MoeWorkspace(DeviceMoeWeights weights, int tokens, bool? sharedExpertStream = null)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(tokens);
         var a = weights.Accelerator;
@@ -50,6 +52,8 @@ public sealed class MoeWorkspace : IDisposable
                     SharedGateScale = Own(a.Allocate<float>(tokens));
             }
             SplitK = GroupedGemmWorkspace.For(a, GemmShapes(weights, tokens));
+            if (sharedExpertStream ?? SharedExpertStream.EnabledByDefault)
+                SharedStream = SharedExpertStream.For(weights, tokens);
         }
         catch
         {
@@ -127,6 +131,7 @@ public sealed class MoeWorkspace : IDisposable
                 SharedGateScale = whole.SharedGateScale.Slice(0, tokens);
         }
         SplitK = splitK;
+        SharedStream = whole.SharedStream;
     }
 
     public int Tokens { get; }
@@ -151,6 +156,9 @@ public sealed class MoeWorkspace : IDisposable
     /// <summary>Split-K scratch of the layer's grouped GEMMs (one at a time, all on the forward's stream).</summary>
     public GroupedGemmWorkspace? SplitK { get; }
 
+    /// <summary>The shared experts' own stream, events and split-K scratch; null: they run on the forward's stream.</summary>
+    public SharedExpertStream? SharedStream { get; }
+
     private T Own<T>(T buffer) where T : MemoryBuffer
     {
         _owned.Add(buffer);
@@ -163,6 +171,9 @@ public sealed class MoeWorkspace : IDisposable
             buffer.Dispose();
         _owned.Clear();
         if (_ownsSplitK)
+        {
             SplitK?.Dispose();
+            SharedStream?.Dispose();
+        }
     }
 }

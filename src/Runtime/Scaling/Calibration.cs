@@ -17,6 +17,10 @@ namespace MoeRuntime.Runtime.Scaling;
 ///   algorithm with the highest fitted bandwidth.</item>
 /// <item><c>moe bench allreduce --json</c> on 2 ranks: a stand-in for the link when no all-to-all run exists (each rank sends
 ///   its whole message to its peer: 2(N-1)/N * bytes); NCCL rows when present.</item>
+/// <item>sweep JSON of <c>bench -- sweep host_launch --json</c>: rows named "host ..." whose shape counts what one call issues
+///   ("launches=3", "copies=1", "events=1", or "ranks=2" for an all-to-allv) and whose time is host microseconds per call:
+///   <see cref="ScaleParams.Host"/>, each part a per-unit cost through the origin. Without such rows the fallback's host part is
+///   kept (none in files older than it: no host term).</item>
 /// </list>
 /// Expert-GEMM rows of several model shapes also give one fit per shape (<see cref="ScaleParams.GemmByShape"/>).
 /// Parts no file measures are taken from <paramref name="fallback"/> and say so in <see cref="ScaleParams.Sources"/>.
@@ -28,6 +32,10 @@ public static partial class Calibration
 
     [GeneratedRegex(@"E=(\d+) m=(\d+) rows=(\d+) active=(\d+)")]
     private static partial Regex EpShape();
+
+    /// <summary>A host_launch sweep row's count of one kind of host operation per call: "launches=3", "copies=1", "events=1", "ranks=2".</summary>
+    [GeneratedRegex(@"(launches|copies|events|ranks)=(\d+)")]
+    private static partial Regex HostCount();
 
     /// <param name="linkAlgorithm">Fit the link from this all-to-all algorithm's rows only ("ours", "nccl"); null: the fastest.</param>
     public static ScaleParams Fit(IEnumerable<string> paths, ScaleParams? fallback, string fallbackName = "fallback", string? linkAlgorithm = null)
@@ -46,6 +54,7 @@ public static partial class Calibration
         var deepseekRouting = new List<(double, double)>();
         var movement = new List<(double, double)>();
         var links = new Dictionary<string, List<(double, double)>>();
+        var host = new Dictionary<string, List<(double, double)>>(); // "launch", "copy", "event", "collective": (count per call, us per call)
         var sources = new Dictionary<string, List<string>>();
         void Source(string part, string text)
         {
@@ -102,7 +111,12 @@ public static partial class Calibration
                 double us = r["Ms"]!.GetValue<double>() * 1e3;
                 double gbps = r["GBps"]?.GetValue<double>() ?? 0;
                 double bytes = gbps * 1e9 * us * 1e-6;
-                if (name.StartsWith("routing", StringComparison.Ordinal) && bytes > 0)
+                if (name.StartsWith("host ", StringComparison.Ordinal) && HostPart(shape) is { } hostPart && us > 0)
+                {
+                    Add(host, hostPart.Part, (hostPart.Count, us));
+                    Source("host", label);
+                }
+                else if (name.StartsWith("routing", StringComparison.Ordinal) && bytes > 0)
                 {
                     (name.Contains("deepseek", StringComparison.Ordinal) ? deepseekRouting : routing).Add((bytes, us));
                     Source("routing", label);
@@ -193,6 +207,35 @@ public static partial class Calibration
                 result["link"] = $"{string.Join(", ", sources["link"])}: {best.Key}, {best.Value.Count} points, rms error {Rms(link, best.Value):P1}; calibration link taken as H200 NVLink ({LinkPreset.H200NvlinkGBs} GB/s per direction nominal)";
             }
         }
+        HostParams? hostFit = fallback?.Host;
+        if (host.ContainsKey("launch"))
+        {
+            var fitted = new Dictionary<string, double>();
+            var notes = new List<string>();
+            foreach (var part in HostParts)
+            {
+                if (host.TryGetValue(part, out var points))
+                {
+                    fitted[part] = CurveFit.FitPerUnit(points);
+                    double cost = fitted[part];
+                    notes.Add(string.Create(CultureInfo.InvariantCulture, $"{part} {cost:F2} us ({points.Count} rows, rms error {CurveFit.RmsRelativeError(points.Select(x => (cost * x.Item1, x.Item2))):P1})"));
+                }
+                else
+                {
+                    double? old = fallback?.Host is { } h ? HostPartOf(h, part) : null;
+                    fitted[part] = old ?? 0;
+                    notes.Add(old is null ? $"{part} not measured (0)" : $"{part} from {fallbackName}");
+                }
+            }
+            hostFit = new HostParams(fitted["launch"], fitted["copy"], fitted["event"], fitted["collective"]);
+            result["host"] = $"{string.Join(", ", sources["host"])}: {string.Join("; ", notes)}";
+        }
+        else
+        {
+            result["host"] = fallback?.Host is null
+                ? "not measured (no host_launch sweep given): no host enqueue term, every phase is its device time"
+                : $"from {fallbackName}: {fallback.Sources.GetValueOrDefault("host", "?")}";
+        }
         string Missing(string part)
         {
             if (fallback is null)
@@ -210,6 +253,7 @@ public static partial class Calibration
             Routing = route ?? fallback!.Routing,
             Movement = move ?? fallback!.Movement,
             LinkNominalGBs = link is not null ? LinkPreset.H200NvlinkGBs : fallback!.LinkNominalGBs,
+            Host = hostFit,
             Sources = result,
         };
     }
@@ -240,6 +284,31 @@ public static partial class Calibration
 
     /// <summary>Bytes of one expert's gate_up and down weights in bf16.</summary>
     public static double ExpertBytes(ModelConfig c) => 3.0 * c.HiddenSize * c.MoeIntermediateSize * 2;
+
+    private static readonly string[] HostParts = ["launch", "copy", "event", "collective"];
+
+    /// <summary>
+    /// Which host part a host_launch row measures and how many of it one call issues: "ranks=R" an all-to-allv over R ranks
+    /// (collective, per rank); else launches, copies or events, whichever alone is non-zero (rows mixing kinds are skipped).
+    /// </summary>
+    private static (string Part, double Count)? HostPart(string shape)
+    {
+        var counts = HostCount().Matches(shape).ToDictionary(m => m.Groups[1].Value, m => Number(m.Groups[2].Value));
+        if (counts.GetValueOrDefault("ranks") > 0)
+            return ("collective", counts["ranks"]);
+        var nonZero = counts.Where(c => c.Key != "ranks" && c.Value > 0).ToList();
+        if (nonZero.Count != 1)
+            return null;
+        return (nonZero[0].Key switch { "launches" => "launch", "copies" => "copy", _ => "event" }, nonZero[0].Value);
+    }
+
+    private static double HostPartOf(HostParams h, string part) => part switch
+    {
+        "launch" => h.LaunchUs,
+        "copy" => h.CopyUs,
+        "event" => h.EventUs,
+        _ => h.CollectivePerRankUs,
+    };
 
     private static ModelConfig? Preset(string name) => LayerPresets.Names.Contains(name) ? LayerPresets.Get(name) : null;
 

@@ -34,6 +34,26 @@ public static class CurveFit
         return new LinearCost(intercept, 1 / slope / 1e9 * 1e6);
     }
 
+    /// <summary>
+    /// Fits <c>t = cost * count</c> (a per-unit cost through the origin, e.g. host microseconds per kernel launch) to
+    /// (count, us) points, minimising the squared relative error: cost = sum(x/t) / sum(x^2/t^2).
+    /// </summary>
+    public static double FitPerUnit(IReadOnlyList<(double Count, double Us)> points)
+    {
+        ArgumentNullException.ThrowIfNull(points);
+        if (points.Count < 1)
+            throw new ArgumentException("a per-unit fit needs at least 1 point", nameof(points));
+        double sx = 0, sxx = 0;
+        foreach (var (x, t) in points)
+        {
+            if (!(t > 0) || !(x > 0))
+                throw new ArgumentException($"point ({x} units, {t} us): count and time must be > 0", nameof(points));
+            sx += x / t;
+            sxx += x * x / (t * t);
+        }
+        return sx / sxx;
+    }
+
     /// <summary>Fits <see cref="GemmParams"/> to (weight bytes, flops, us) points by Nelder-Mead on the log parameters, minimising squared log error.</summary>
     public static GemmParams FitGemm(IReadOnlyList<(double WeightBytes, double Flops, double Us)> points)
     {

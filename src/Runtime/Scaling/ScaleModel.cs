@@ -14,7 +14,10 @@ public enum EplbMode
     Online,
 }
 
-/// <summary>One MoE layer's time, phase by phase, in microseconds (each phase: its slowest GPU).</summary>
+/// <summary>
+/// One MoE layer's time, phase by phase, in microseconds: each phase's share of the layer's critical path (with no host
+/// term: its slowest GPU; see <see cref="HostTimeline"/>).
+/// </summary>
 public sealed record LayerBreakdown(double RouteUs, double DispatchUs, double ExpertsUs, double CombineUs, double OutputUs, double ExpertWeightUs)
 {
     /// <summary>The layer's critical path: the all-to-alls synchronise the group, so each phase costs its slowest GPU.</summary>
@@ -22,24 +25,32 @@ public sealed record LayerBreakdown(double RouteUs, double DispatchUs, double Ex
     public double AllToAllUs => DispatchUs + CombineUs;
 
     /// <summary>
-    /// Slowest GPU's expert phase minus the fastest one's (a GPU without rows counts 0): how long the GPU whose experts end
-    /// first waits inside the combine all-to-all for the slowest one's rows. Not part of <see cref="TotalUs"/> (the
-    /// critical path counts the slowest GPU's experts once), but a per-phase timer counts it twice: in the experts phase
-    /// (slowest GPU) and again in the combine phase (the waiting GPU's combine starts when its own experts end).
+    /// How much longer a per-GPU phase timer's combine reads than the critical path's combine: the GPU whose experts end
+    /// first waits inside the combine all-to-all for the slowest one's rows (with no host term: slowest GPU's expert phase
+    /// minus the fastest one's, a GPU without rows counting 0). Not part of <see cref="TotalUs"/> (the critical path counts
+    /// the slowest GPU's experts once), but a per-phase timer counts it twice.
     /// </summary>
     public double ExpertSkewUs { get; init; }
 
-    /// <summary>What a per-GPU phase timer reads as the sum of each phase's slowest GPU: <see cref="TotalUs"/> with the combine's wait.</summary>
-    public double TimedPhaseSumUs => TotalUs + ExpertSkewUs;
+    /// <summary>Microseconds the host enqueue term adds to <see cref="TotalUs"/> (0 when the params have no host part).</summary>
+    public double HostUs { get; init; }
+
+    /// <summary>What a per-GPU phase timer reads, each phase on its slowest GPU (null: derived from the critical path and the wait).</summary>
+    public PhaseTimes? Timed { get; init; }
+
+    /// <summary>What a per-GPU phase timer reads as the sum of each phase's slowest GPU.</summary>
+    public double TimedPhaseSumUs => Timed?.SumUs ?? TotalUs + ExpertSkewUs;
 
     /// <summary>The combine as the per-GPU phase timer reads it on its slowest GPU: the transfer plus the wait for the slowest experts.</summary>
-    public double TimedCombineUs => CombineUs + ExpertSkewUs;
+    public double TimedCombineUs => Timed?.CombineUs ?? CombineUs + ExpertSkewUs;
 
     public static LayerBreakdown Average(IReadOnlyList<LayerBreakdown> items) => new(
         items.Average(b => b.RouteUs), items.Average(b => b.DispatchUs), items.Average(b => b.ExpertsUs),
         items.Average(b => b.CombineUs), items.Average(b => b.OutputUs), items.Average(b => b.ExpertWeightUs))
     {
         ExpertSkewUs = items.Average(b => b.ExpertSkewUs),
+        HostUs = items.Average(b => b.HostUs),
+        Timed = items.All(b => b.Timed is not null) ? PhaseTimes.Average(items.Select(b => b.Timed!).ToList()) : null,
     };
 }
 
@@ -80,6 +91,8 @@ public sealed record SimulationOptions
 /// combine  = all-to-allv back (F32 rows, as the runtime sends them); a per-GPU phase timer also sees, on the GPU whose
 ///            experts end first, the wait for the slowest GPU's experts (ExpertSkewUs: counted by validation, not in the layer)
 /// output   = shared experts GEMM + weighted sum over the k choices
+/// host     = (params with a Host part) each phase floored by its host enqueue time, ranks started in the order their
+///            host thread(s) issue them (HostTimeline; simulate: one thread per GPU, validation: one for all ranks)
 /// </code>
 /// The loads come from sampled routing: each of the B*N tokens of the group picks expert e with probability k*p_e
 /// (p Zipf-skewed or uniform), experts placed contiguously or by <see cref="EplbPlanner"/>.
@@ -90,10 +103,14 @@ public static class ScaleModel
     /// Predicted layer time of an N-rank EP group with the given per-rank tokens, expert rows and hit experts.
     /// <paramref name="tiledRowsPerRank"/>: the rows each rank's GEMMs compute, every expert's rows rounded up to whole tiles
     /// (from per-expert counts, when known); null: estimated from the totals (<see cref="Calibration.TiledRows"/>).
+    /// With host parameters (<see cref="ScaleParams.Host"/>) each phase is floored by the host's enqueue time and, with one
+    /// thread for all ranks, ranks start in the order it enqueues them (<see cref="HostTimeline"/>); <paramref name="schedule"/>
+    /// says how the work is issued (default <see cref="HostSchedule.ProcessPerGpu"/>; the EP layer bench:
+    /// <see cref="HostSchedule.InProcessBench"/>).
     /// </summary>
     public static LayerBreakdown Predict(ScaleParams p, ModelConfig c, LinkPreset link, IReadOnlyList<double> tokensPerRank,
                                          IReadOnlyList<double> rowsPerRank, IReadOnlyList<double> activePerRank,
-                                         IReadOnlyList<double>? tiledRowsPerRank = null)
+                                         IReadOnlyList<double>? tiledRowsPerRank = null, HostSchedule? schedule = null)
     {
         int n = tokensPerRank.Count;
         if (rowsPerRank.Count != n || activePerRank.Count != n || (tiledRowsPerRank is not null && tiledRowsPerRank.Count != n))
@@ -102,32 +119,49 @@ public static class ScaleModel
         double expertBytes = Calibration.ExpertBytes(c);
         var expertGemm = p.GemmFor(c.HiddenSize, c.MoeIntermediateSize);
         var sharedGemm = p.GemmFor(c.HiddenSize, c.SharedIntermediateSize);
-        double route = 0, experts = 0, fastestExperts = double.PositiveInfinity, output = 0, weights = 0, dispatchPeer = 0, combinePeer = 0;
+        var host = p.Host;
+        schedule ??= HostSchedule.ProcessPerGpu;
+        var hostArrays = schedule.HostArrays ? host : null; // the input upload and output download exist only with host arrays
+        int heldExperts = Math.Max(1, c.NumExperts / n);
+        double weights = 0, dispatchPeer = 0, combinePeer = 0;
         double peerShare = n > 1 ? (n - 1.0) / n : 0;
+        var work = new RankWork[n];
         for (int r = 0; r < n; r++)
         {
             double t = tokensPerRank[r], rows = rowsPerRank[r], active = activePerRank[r];
+            double route = 0, output = 0, rankExperts = 0; // a GPU without tokens (rows) skips those phases
             if (t > 0)
             {
-                route = Math.Max(route, p.Gemm.Us(e * h * 2, 2 * t * e * h) + p.Routing.Us(4 * t * e + 8 * t * k + 4 * e) + p.Movement.Us(t * k * h * 2 * 2));
+                route = p.Gemm.Us(e * h * 2, 2 * t * e * h) + p.Routing.Us(4 * t * e + 8 * t * k + 4 * e) + p.Movement.Us(t * k * h * 2 * 2);
                 double sharedUs = shared > 0 ? sharedGemm.Us(3 * h * shared * 2, 2 * t * 3 * h * shared) : 0;
-                output = Math.Max(output, sharedUs + p.Movement.Us(t * k * h * 4 + t * h * 4 * 2));
+                output = sharedUs + p.Movement.Us(t * k * h * 4 + t * h * 4 * 2);
             }
-            double rankExperts = 0; // a GPU without rows skips the phase
             if (rows > 0)
             {
                 double tiled = tiledRowsPerRank?[r] ?? Calibration.TiledRows(rows, active);
                 rankExperts = p.Movement.Us(rows * h * 2 * 2) + expertGemm.Us(active * expertBytes, 2 * tiled * 3.0 * h * c.MoeIntermediateSize) + p.Movement.Us(rows * h * 4 * 2);
                 weights = Math.Max(weights, active * expertBytes / (expertGemm.WeightGBs * 1e9) * 1e6);
             }
-            experts = Math.Max(experts, rankExperts);
-            fastestExperts = Math.Min(fastestExperts, rankExperts);
+            int tokens = (int)Math.Round(t), received = (int)Math.Round(rows);
+            work[r] = new RankWork(t > 0, rows > 0, route, rankExperts, output,
+                EpHostOps.BeforeRoute.Us(hostArrays), EpHostOps.Route(c, tokens).Us(host), EpHostOps.AfterRoute.Us(host),
+                EpHostOps.Experts(received, heldExperts).Us(host), EpHostOps.Output(c, tokens).Us(host), EpHostOps.AfterOutput.Us(hostArrays));
             dispatchPeer = Math.Max(dispatchPeer, peerShare * Math.Max(t * k, rows) * h * 2);
             combinePeer = Math.Max(combinePeer, peerShare * Math.Max(t * k, rows) * h * 4);
         }
         double dispatch = n > 1 ? link.AllToAllUs(p, n, dispatchPeer) : 0;
         double combine = n > 1 ? link.AllToAllUs(p, n, combinePeer) : 0;
-        return new LayerBreakdown(route, dispatch, experts, combine, output, weights) { ExpertSkewUs = n > 1 ? experts - fastestExperts : 0 };
+        double collectiveHost = host?.CollectivePerRankUs ?? 0, eventUs = schedule.PhaseTimerMarks ? host?.EventUs ?? 0 : 0;
+        var threads = schedule.Threads;
+        var (critical, timed) = HostTimeline.Run(work, dispatch, combine, collectiveHost, eventUs, threads);
+        double deviceOnly = host is null ? critical.SumUs
+            : HostTimeline.Run(work.Select(w => new RankWork(w.HasTokens, w.HasRows, w.RouteUs, w.ExpertsUs, w.OutputUs)).ToList(), dispatch, combine, 0, 0, threads).Critical.SumUs;
+        return new LayerBreakdown(critical.RouteUs, critical.DispatchUs, critical.ExpertsUs, critical.CombineUs, critical.OutputUs, weights)
+        {
+            ExpertSkewUs = n > 1 ? Math.Max(0, timed.CombineUs - critical.CombineUs) : 0,
+            HostUs = critical.SumUs - deviceOnly,
+            Timed = timed,
+        };
     }
 
     public static IReadOnlyList<SimPoint> Simulate(ScaleParams p, SimulationOptions o)

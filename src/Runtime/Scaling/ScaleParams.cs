@@ -27,6 +27,7 @@ public sealed record LinearCost(double LatencyUs, double GBs)
 /// <c>moe bench alltoall</c> (or, failing that, a 2-rank AllReduce: each rank sends its whole message to the peer).</item>
 /// <item><see cref="Routing"/> and <see cref="Movement"/>: token ops (top-k routing; permute/gather and combine),
 /// latency + bytes / bandwidth, fitted from the token_ops sweep.</item>
+/// <item><see cref="Host"/> (optional): host enqueue cost per launch, copy, event and collective, from the host_launch sweep.</item>
 /// </list>
 /// </summary>
 public sealed record ScaleParams
@@ -48,6 +49,12 @@ public sealed record ScaleParams
 
     /// <summary>The expert-GEMM fit for experts of hidden size H and intermediate size I: its own shape's, else the overall one.</summary>
     public GemmParams GemmFor(int hidden, int intermediate) => GemmByShape.GetValueOrDefault(ShapeKey(hidden, intermediate)) ?? Gemm;
+
+    /// <summary>
+    /// Host enqueue costs (<see cref="HostParams"/>), from the <c>host_launch</c> sweep; null in params files written before
+    /// it existed: then the model has no host term (every phase is its device time, as before).
+    /// </summary>
+    public HostParams? Host { get; init; }
 
     /// <summary>Nominal per-direction bandwidth (GB/s) of the link the <see cref="Link"/> fit was measured on; presets scale from it.</summary>
     public double LinkNominalGBs { get; init; } = LinkPreset.H200NvlinkGBs;

@@ -1,0 +1,58 @@
+using MoeRuntime.Kernels.Permute;
+using MoeRuntime.Runtime.Models;
+
+namespace MoeRuntime.Runtime.Scaling;
+
+/// <summary>Kernel launches and asynchronous host-stage copies one host thread issues for a stretch of work.</summary>
+public readonly record struct HostOps(int Launches, int Copies)
+{
+    /// <summary>Host microseconds to issue them (0 without host parameters).</summary>
+    public double Us(HostParams? p) => p is null ? 0 : Launches * p.LaunchUs + Copies * p.CopyUs;
+
+    public static HostOps operator +(HostOps a, HostOps b) => new(a.Launches + b.Launches, a.Copies + b.Copies);
+}
+
+/// <summary>
+/// What the host issues, phase by phase and rank by rank, in <see cref="Parallel.ExpertParallelMoe"/>'s forward over
+/// contiguous expert blocks (counted from the code; docs/SCALING.md lists them). Per rank r, in the order one host thread
+/// issues them (every rank's route, a host wait, the dispatch, every rank's experts, the combine, every rank's output):
+/// <code>
+/// before route   input upload (1 copy)
+/// route          router GEMM (1) + top-k routing (1; its count workspace spares the memset) + permute by global expert
+///                (Permute.Launches(t, k, E, gather): count, offsets+scatter fused or as two, gather = 3 or 4)
+/// after route    expert offsets download (1 copy); then the host waits for every rank (the dispatch sizes)
+/// dispatch       all-to-allv: per rank its op table upload and its launch (HostParams.CollectivePerRankUs)
+/// experts        local id upload (1 copy) + permute by local expert (Permute.Launches(R, 1, E/N, gather) = 3 or 4)
+///                + gate_up with SiLU (1) + down (1) + un-permute (Combine, 1)      (only on a rank that received rows)
+/// combine        all-to-allv back, as the dispatch
+/// output         shared expert gate_up (1) [+ shared gate GEMM (1) + sigmoid (1), qwen2_moe] + down (1) when the model
+///                has shared experts, + weighted sum (Combine, 1)
+/// after output   output download (1 copy)
+/// </code>
+/// Not counted: host work that is not an enqueue (the input's F32 to bf16 conversion before the route, the per-row fill
+/// of the local expert ids before the experts' upload, the dispatch-size arithmetic while the devices are idle anyway).
+/// The EPLB slot path (ForwardOverSlots) issues a few more launches (replica routing, slot counts), not counted here.
+/// </summary>
+public static class EpHostOps
+{
+    /// <summary>Before a rank's route: its input upload.</summary>
+    public static HostOps BeforeRoute => new(0, 1);
+
+    /// <summary>A rank's route phase at <paramref name="tokens"/> tokens (nothing when it has none).</summary>
+    public static HostOps Route(ModelConfig c, int tokens) =>
+        tokens <= 0 ? default : new HostOps(2 + Permute.Launches(tokens, c.TopK, c.NumExperts, gather: true), 0);
+
+    /// <summary>After a rank's route: the download of its expert offsets (the dispatch sizes).</summary>
+    public static HostOps AfterRoute => new(0, 1);
+
+    /// <summary>A rank's experts phase on <paramref name="rows"/> received rows over its <paramref name="heldExperts"/> (nothing without rows).</summary>
+    public static HostOps Experts(int rows, int heldExperts) =>
+        rows <= 0 ? default : new HostOps(Permute.Launches(rows, 1, heldExperts, gather: true) + 3, 1);
+
+    /// <summary>A rank's output phase (shared experts and the weighted sum; nothing when it has no tokens).</summary>
+    public static HostOps Output(ModelConfig c, int tokens) =>
+        tokens <= 0 ? default : new HostOps((c.SharedIntermediateSize > 0 ? 2 + (c.HasSharedExpertGate ? 2 : 0) : 0) + 1, 0);
+
+    /// <summary>After a rank's output: the download of its output rows.</summary>
+    public static HostOps AfterOutput => new(0, 1);
+}

@@ -1,0 +1,18 @@
+namespace MoeRuntime.Runtime.Scaling;
+
+/// <summary>
+/// Host time to enqueue one operation of the runtime (microseconds of the thread that issues it), fitted from the
+/// <c>host_launch</c> sweep (bench/Runtime/HostLaunchSweep.cs), which times the enqueue on the host with a stopwatch:
+/// <list type="bullet">
+/// <item><see cref="LaunchUs"/>: one kernel launch through the runtime's ops (validation, planning, cuLaunchKernel),
+///   fitted over the ops the EP forward calls (routing, permute, grouped GEMM, combine, sigmoid) per launch they issue.</item>
+/// <item><see cref="CopyUs"/>: one asynchronous copy through a page-locked host stage (the id upload, the offsets and
+///   output downloads).</item>
+/// <item><see cref="EventUs"/>: one event record (a per-phase timer's mark).</item>
+/// <item><see cref="CollectivePerRankUs"/>: one rank's share of an all-to-allv call (its op table upload and its launch).</item>
+/// </list>
+/// When the device is idle, an eager phase cannot end before its host has issued its last launch: the scale model takes
+/// max(device time, host enqueue time) per phase, and with one host thread for all ranks rank r starts after ranks
+/// 0..r-1 are enqueued (<see cref="HostTimeline"/>).
+/// </summary>
+public sealed record HostParams(double LaunchUs, double CopyUs, double EventUs, double CollectivePerRankUs);

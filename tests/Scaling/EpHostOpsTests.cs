@@ -1,0 +1,101 @@
+using MoeRuntime.Accelerators;
+using MoeRuntime.Accelerators.Cuda;
+using MoeRuntime.Kernels.Permute;
+using MoeRuntime.Runtime.Models;
+using MoeRuntime.Runtime.Parallel;
+using MoeRuntime.Runtime.Scaling;
+using MoeRuntime.Tests.Infrastructure;
+using MoeRuntime.Tests.Runtime;
+
+namespace MoeRuntime.Tests.Scaling;
+
+/// <summary>
+/// The launch list of an EP forward (ExpertParallelMoe.Forward, contiguous experts), counted per phase and rank; on two
+/// GPUs, checked against the kernels the forward really launches in each phase.
+/// </summary>
+public sealed class EpHostOpsTests
+{
+    /// <summary>Kernels this thread launched between each phase's Begin and End, per (phase, rank).</summary>
+    private sealed class LaunchCounter : IExpertParallelPhaseTimer
+    {
+        private readonly Dictionary<(ExpertParallelPhase, int), long> _begin = new();
+        public Dictionary<(ExpertParallelPhase Phase, int Rank), long> Launches { get; } = new();
+
+        public void Begin(ExpertParallelPhase phase, int rank) => _begin[(phase, rank)] = CudaKernel.LaunchesOnThisThread;
+
+        public void End(ExpertParallelPhase phase, int rank) => Launches[(phase, rank)] = CudaKernel.LaunchesOnThisThread - _begin[(phase, rank)];
+    }
+
+    [Theory]
+    [InlineData("qwen3_moe", 33)]
+    [InlineData("deepseek_v3", 70)]
+    [InlineData("qwen2_moe", 1)]   // rank 0 without tokens; the shared expert's gate and sigmoid
+    public void TheListMatchesTheLaunchesOfARealForwardOnTwoGpus(string family, int tokens)
+    {
+        var group = TestDevices.GetGroup("cuda", 2);
+        var random = TestData.NewRandom(out int seed);
+        using var folder = new TempFolder();
+        var (_, layerIndex) = MoeLayerFixtures.Write(folder.Path, family, 12, seed);
+        var weights = MoeLayerWeights.Load(folder.Path, layerIndex, DType.BF16);
+        using var layer = new ExpertParallelMoe(group, weights);
+        var hidden = TestData.Uniform(random, tokens * weights.Config.HiddenSize);
+        layer.Forward(hidden, tokens); // first forward: buffers and kernels
+        var counter = new LaunchCounter();
+        layer.PhaseTimer = counter;
+        layer.Forward(hidden, tokens);
+        var c = weights.Config;
+        string what = $"{family} T={tokens} seed {seed}";
+        for (int r = 0; r < 2; r++)
+        {
+            int share = layer.LastTokensPerRank[r], rows = (int)layer.LastRowsPerRank[r];
+            Assert.True(share == 0 || counter.Launches[(ExpertParallelPhase.RouteAndPermute, r)] == EpHostOps.Route(c, share).Launches,
+                $"{what}: rank {r} route launched {counter.Launches.GetValueOrDefault((ExpertParallelPhase.RouteAndPermute, r))}, listed {EpHostOps.Route(c, share).Launches}");
+            Assert.True(rows == 0 || counter.Launches[(ExpertParallelPhase.Experts, r)] == EpHostOps.Experts(rows, layer.ExpertsPerRank).Launches,
+                $"{what}: rank {r} experts launched {counter.Launches.GetValueOrDefault((ExpertParallelPhase.Experts, r))}, listed {EpHostOps.Experts(rows, layer.ExpertsPerRank).Launches}");
+            Assert.True(share == 0 || counter.Launches[(ExpertParallelPhase.SharedAndUnpermute, r)] == EpHostOps.Output(c, share).Launches,
+                $"{what}: rank {r} output launched {counter.Launches.GetValueOrDefault((ExpertParallelPhase.SharedAndUnpermute, r))}, listed {EpHostOps.Output(c, share).Launches}");
+            // Each all-to-allv launches one kernel per rank, all inside every rank's marks (the marks bracket the whole call).
+            Assert.Equal(2, counter.Launches[(ExpertParallelPhase.Dispatch, r)]);
+            Assert.Equal(2, counter.Launches[(ExpertParallelPhase.Combine, r)]);
+        }
+    }
+
+    [Theory]
+    // T*k slots in chunks of 512; offsets and scatter fuse while chunks * ceil(E / 128) <= 128.
+    [InlineData(64, 8, 128, true, 3)]     // 1 chunk: count, offsets+scatter, gather
+    [InlineData(512, 1, 64, false, 2)]    // no gather
+    [InlineData(8192, 8, 128, true, 3)]   // 128 chunks x 1: still fused
+    [InlineData(8192, 8, 256, true, 4)]   // 128 chunks x 2: offsets and scatter apart
+    [InlineData(0, 8, 128, true, 1)]      // nothing to count or gather: the (one-block) offsets kernel only
+    public void PermuteLaunchesFollowItsPathChoice(int tokens, int topK, int experts, bool gather, int launches) =>
+        Assert.Equal(launches, Permute.Launches(tokens, topK, experts, gather));
+
+    [Fact]
+    public void EachPhaseCountsTheOpsTheForwardIssues()
+    {
+        var qwen = LayerPresets.Get("qwen3-30b-a3b");
+        var deepseek = LayerPresets.Get("deepseek-v3");
+        // Route: router GEMM, top-k, permute (3 at 64 tokens x 8 of 128 experts).
+        Assert.Equal(new HostOps(5, 0), EpHostOps.Route(qwen, 64));
+        Assert.Equal(default, EpHostOps.Route(qwen, 0));
+        // Experts: id upload; permute by local expert (3), gate_up, down, un-permute.
+        Assert.Equal(new HostOps(6, 1), EpHostOps.Experts(512, 64));
+        Assert.Equal(default, EpHostOps.Experts(0, 64));
+        // Output: the weighted sum, after the shared expert's gate_up and down where the model has one (and its gate + sigmoid, qwen2_moe).
+        Assert.Equal(new HostOps(1, 0), EpHostOps.Output(qwen, 64));
+        Assert.Equal(new HostOps(3, 0), EpHostOps.Output(deepseek, 64));
+        Assert.Equal(new HostOps(5, 0), EpHostOps.Output(deepseek with { HasSharedExpertGate = true }, 64));
+        Assert.Equal(new HostOps(0, 1), EpHostOps.BeforeRoute);
+        Assert.Equal(new HostOps(0, 1), EpHostOps.AfterRoute);
+        Assert.Equal(new HostOps(0, 1), EpHostOps.AfterOutput);
+    }
+
+    [Fact]
+    public void HostOpsAreFreeWithoutHostParams()
+    {
+        var ops = new HostOps(6, 1);
+        Assert.Equal(0, ops.Us(null));
+        Assert.Equal(6 * 4.5 + 1 * 3, ops.Us(new HostParams(4.5, 3, 1, 10)), 1e-12);
+        Assert.Equal(new HostOps(7, 3), ops + new HostOps(1, 2));
+    }
+}

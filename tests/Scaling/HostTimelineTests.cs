@@ -1,0 +1,69 @@
+using MoeRuntime.Runtime.Scaling;
+
+namespace MoeRuntime.Tests.Scaling;
+
+/// <summary>The host/device timeline of an EP forward, on hand-worked two-rank cases.</summary>
+public sealed class HostTimelineTests
+{
+    // Two ranks, both with tokens and rows: route 10 us on the device and 30 us to enqueue; experts 100 us and 40 us;
+    // output 10 us and 3 us; all-to-alls 20 us each, 5 us of host per rank to issue; no timer marks.
+    private static readonly RankWork[] TwoRanks =
+    [
+        new(true, true, RouteUs: 10, ExpertsUs: 100, OutputUs: 10, RouteHostUs: 30, ExpertsHostUs: 40, OutputHostUs: 3),
+        new(true, true, RouteUs: 10, ExpertsUs: 100, OutputUs: 10, RouteHostUs: 30, ExpertsHostUs: 40, OutputHostUs: 3),
+    ];
+
+    [Fact]
+    public void OneThreadStartsRankOneAfterRankZeroIsEnqueuedAndRankZerosCombineWaitsForIt()
+    {
+        var (critical, timed) = HostTimeline.Run(TwoRanks, 20, 20, 5, 0, HostThreads.OneForAllRanks);
+        // route: rank 0 enqueues 0..30 (device 10: the host is the floor), rank 1 30..60; the host waits until 60.
+        // dispatch: launches issued at 65 and 70, done at 90. experts: rank 0 90..190; rank 1 is enqueued from 110 on
+        // (after rank 0's 40 us), 110..210. combine: both launched by 160, rank 1 ready at 210, done at 230, so rank 0's
+        // combine reads 230 - 190 = 40 (the transfer and 20 us of waiting for rank 1's late start). output 230..240.
+        Assert.Equal(new PhaseTimes(60, 30, 120, 20, 10), critical);
+        Assert.Equal(new PhaseTimes(30, 30, 100, 40, 10), timed);
+        Assert.Equal(240, critical.SumUs);
+    }
+
+    [Fact]
+    public void OneThreadPerRankHasNoCrossRankOffsetButKeepsTheLaunchFloor()
+    {
+        var (critical, timed) = HostTimeline.Run(TwoRanks, 20, 20, 5, 0, HostThreads.OnePerRank);
+        // route: both 0..30 (host floor); dispatch launched at 35, done at 55; experts 55..155 on both; combine 155..175; output 175..185.
+        Assert.Equal(new PhaseTimes(30, 25, 100, 20, 10), critical);
+        Assert.Equal(new PhaseTimes(30, 25, 100, 20, 10), timed);
+    }
+
+    [Fact]
+    public void WithoutHostCostsItIsTheDeviceOnlyModel()
+    {
+        RankWork[] ranks =
+        [
+            new(true, true, RouteUs: 12, ExpertsUs: 300, OutputUs: 9),
+            new(true, true, RouteUs: 15, ExpertsUs: 120, OutputUs: 11),
+            new(false, false, RouteUs: 0, ExpertsUs: 0, OutputUs: 0),
+        ];
+        foreach (var threads in new[] { HostThreads.OneForAllRanks, HostThreads.OnePerRank })
+        {
+            var (critical, timed) = HostTimeline.Run(ranks, 40, 70, 0, 0, threads);
+            // Each phase its slowest rank; the timer's combine adds the wait of the rank that ends its experts first (the
+            // rank without rows counts 0: it waits the whole 300 us).
+            Assert.Equal(new PhaseTimes(15, 40, 300, 70, 11), critical);
+            Assert.Equal(new PhaseTimes(15, 40, 300, 70 + 300, 11), timed);
+        }
+    }
+
+    [Fact]
+    public void TimerMarksCostHostTimeInsideThePhasesTheyBound()
+    {
+        RankWork[] one = [new(true, true, RouteUs: 1, ExpertsUs: 1, OutputUs: 1, RouteHostUs: 10, ExpertsHostUs: 10, OutputHostUs: 10)];
+        var (critical, timed) = HostTimeline.Run(one, 0, 0, 0, 2, HostThreads.OneForAllRanks);
+        // route: begin mark 0..2, launches to 12 (the phase ends there), end mark to 14: the host wait ends at 14.
+        // One GPU: no all-to-all; experts begin after the next begin mark at 16, end at 26, end mark 28; output 30..40.
+        // (The critical combine is the 2 us end mark the host spends before the output phase can begin.)
+        Assert.Equal(new PhaseTimes(10, 0, 10, 0, 10), timed);
+        Assert.Equal(14, critical.RouteUs);
+        Assert.Equal(40, critical.SumUs);
+    }
+}
