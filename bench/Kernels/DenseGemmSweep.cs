@@ -11,7 +11,8 @@ namespace MoeRuntime.Benchmarks.Kernels;
 ///   shared down:    [T, I_shared] x [H, I_shared]^T -> F32
 /// at DeepSeek-V3 (router and shared expert), Qwen3-30B-A3B and Mixtral-8x7B (router) shapes. Each call runs the way the
 /// layer runs it (path "auto": with a split-K workspace, the defaults and environment switches), then on each path that
-/// could take it ("skinny": GroupedGemmSkinny forced on; "skinny-wide": with its wide tiles, 128 of K per stage; and at T = 16 and 128 "skinny-kN" with N = 1, 2, 4, 8 k-tiles of 64 per split
+/// could take it ("skinny": GroupedGemmSkinny forced on; "skinny-wide" / "skinny-narrow": every row tile with 128 / 64 of K
+/// per stage; and at T = 16 and 128 "skinny-kN" with N = 1, 2, 4, 8 k-tiles of 64 per split
 /// instead of its heuristic's; "few-tiles": the split-K mma.sync rule of GroupedGemmFewTiles; "decode64"/"medium64": those
 /// tiles forced, heuristic split; MOE_DENSE_GEMM_PATHS narrows the paths). Floor: weight bytes /
 /// copy bandwidth or flops / 799 TFLOP/s. bench/reference/dense_gemm.py times torch's F.linear at the same shapes.
@@ -30,7 +31,7 @@ internal static class DenseGemmSweep
     ];
 
     private static readonly int[] GpuTokens = [1, 16, 128, 1024];
-    private static readonly string[] Paths = ["auto", "skinny", "skinny-wide", "few-tiles", "decode64", "medium64"];
+    private static readonly string[] Paths = ["auto", "skinny", "skinny-wide", "skinny-narrow", "few-tiles", "decode64", "medium64"];
 
     /// <summary>The skinny kernel's K share per split (k-tiles of 64) tried beside its heuristic, at these token counts.</summary>
     private static readonly int[] SkinnyShares = [1, 2, 4, 8];
@@ -72,7 +73,7 @@ internal static class DenseGemmSweep
             VariantOverride = path is "decode64" or "medium64" ? path : null,
             SkinnyOverride = path == "auto" ? null : path.StartsWith("skinny", StringComparison.Ordinal),
             SkinnyKTilesPerSplitOverride = SkinnyShare(path),
-            SkinnyWideOverride = path == "auto" ? null : path == "skinny-wide",
+            SkinnyWideOverride = WideChoice(path),
         };
         bool graph = tokens <= 128;
         double ms = DeviceTimer.MedianMs(accelerator, s => GroupedGemm.Run(accelerator, x, w, offsets, y, call.N, call.K, options, s),
@@ -94,7 +95,7 @@ internal static class DenseGemmSweep
             return "gemv";
         if ((path == "auto" || skinnyPath) && GroupedGemmSkinny.Takes(DType.BF16, tokens, 1, hasWorkspace: true, forced: skinnyPath ? true : null)
             && GroupedGemmSkinny.PlanFor(accelerator, tokens, call.N, call.K, splitK.PartialCapacity, SkinnyShare(path),
-                path == "auto" ? null : path == "skinny-wide") is { } skinny)
+                WideChoice(path)) is { } skinny)
             return $"skinny{skinny.Tile.Rows}{(skinny.Tile.KSub == 2 ? "w" : "")} {skinny.NTiles} tiles x split {skinny.Splits} "
                 + $"({skinny.KTilesPerSplit * skinny.Tile.KPerStage} of K each)";
         bool fewTiles = heuristic && GroupedGemmFewTiles.Applies(accelerator, DType.BF16, tokens, call.N, 1, call.Fused, hasWorkspace: true,
@@ -119,6 +120,10 @@ internal static class DenseGemmSweep
                 throw new ArgumentException($"MOE_DENSE_GEMM_PATHS='{value}': unknown path '{path}' (known: {string.Join(", ", Paths)}, skinny-kN)");
         return all.Where(wanted.Contains).ToArray();
     }
+
+    /// <summary>"skinny-wide" / "skinny-narrow": those tiles; "skinny-kN": narrow (so N counts 64 of K); others: the default rule.</summary>
+    private static bool? WideChoice(string path) =>
+        path == "skinny-wide" ? true : path == "skinny-narrow" || SkinnyShare(path) is not null ? false : null;
 
     /// <summary>"skinny-kN": N k-tiles per split; other paths: the heuristic's.</summary>
     private static int? SkinnyShare(string path) =>

@@ -26,6 +26,7 @@ public sealed class GroupedGemmSkinnyTests
     [InlineData("off", "Off")]
     [InlineData("0", "Off")]
     [InlineData("wide", "Wide")]
+    [InlineData("narrow", "Narrow")]
     public void EnvironmentValuesParse(string? value, string expected) => Assert.Equal(expected, GroupedGemmSkinny.Parse(value).ToString());
 
     [Fact]

@@ -3,8 +3,9 @@
 # the layer's single-matrix calls (router, shared expert) at T = 2..128.
 #   1. CUDA tests with the kernel on (default): GroupedGemmSkinnyTests (against the F64 reference, reruns bit-identical,
 #      small workspace, graph), GroupedGemmTests, GroupedGemmSplitKTests, GroupedGemmFewTilesTests, MoeLayerSkinnyTests,
-#      MoeLayerFewTilesTests; then the two layer classes with MOE_GROUPED_GEMM_SKINNY=off.
-#   2. `dense_gemm` sweep at T = 16, 128: every path (auto = skinny now; skinny-wide = its 128-of-K-per-stage tiles;
+#      MoeLayerFewTilesTests, MoeLayerTests (shared-expert stream, graphs); then the two layer classes with MOE_GROUPED_GEMM_SKINNY=off.
+#   2. `dense_gemm` sweep at T = 16, 128: every path (auto = skinny now; skinny-wide / skinny-narrow = all its row tiles
+#      with 128 / 64 of K per stage (default: 128 up to 16 rows);
 #      skinny-k1/2/4/8 = K shares of 64/128/256/512 per split),
 #      then auto only with MOE_GROUPED_GEMM_SKINNY=off (the old default).
 #   3. bench/reference/dense_gemm.py: torch F.linear at the same shapes, same GPU.
@@ -23,7 +24,8 @@ summary() { # log
 }
 timeout 150 $T -class MoeRuntime.Tests.Kernels.GroupedGemmSkinnyTests -class MoeRuntime.Tests.Kernels.GroupedGemmTests \
   -class MoeRuntime.Tests.Kernels.GroupedGemmSplitKTests -class MoeRuntime.Tests.Kernels.GroupedGemmFewTilesTests \
-  -class MoeRuntime.Tests.Runtime.MoeLayerSkinnyTests -class MoeRuntime.Tests.Runtime.MoeLayerFewTilesTests > "$out/tests-on.log" 2>&1
+  -class MoeRuntime.Tests.Runtime.MoeLayerSkinnyTests -class MoeRuntime.Tests.Runtime.MoeLayerFewTilesTests \
+  -class MoeRuntime.Tests.Runtime.MoeLayerTests > "$out/tests-on.log" 2>&1
 echo "== tests, skinny on: exit $?"; summary "$out/tests-on.log"
 MOE_GROUPED_GEMM_SKINNY=off timeout 60 $T -class MoeRuntime.Tests.Runtime.MoeLayerSkinnyTests -class MoeRuntime.Tests.Runtime.MoeLayerFewTilesTests > "$out/tests-off.log" 2>&1
 echo "== layer tests, skinny off: exit $?"; summary "$out/tests-off.log"

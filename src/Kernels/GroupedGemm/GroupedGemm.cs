@@ -46,7 +46,7 @@ public sealed record GroupedGemmOptions
     /// <summary>Tests and the sweep: the skinny kernel's k-tiles (a stage's K: 64, wide 128) per split instead of its heuristic's.</summary>
     internal int? SkinnyKTilesPerSplitOverride { get; init; }
 
-    /// <summary>Tests and the sweep: the skinny kernel's wide tiles (128 of K per stage) on or off, over MOE_GROUPED_GEMM_SKINNY=wide.</summary>
+    /// <summary>Tests and the sweep: the skinny kernel's wide tiles (128 of K per stage) or narrow ones (64), over its default rule and MOE_GROUPED_GEMM_SKINNY.</summary>
     internal bool? SkinnyWideOverride { get; init; }
 
     /// <summary>Tests: the 8-row GEMV's tile slots (blocks per column block, each looping over m-tiles), 1 or more.</summary>

@@ -11,21 +11,31 @@ namespace MoeRuntime.Kernels.GroupedGemm;
 /// blocks sized to the device's resident blocks, then a second kernel sums the splits in fixed order (deterministic)
 /// and applies the epilogue. Taken by <see cref="GroupedGemm.Run"/> for bf16/f16 calls with E = 1 and 2..128 rows when
 /// the caller gives a split-K workspace with room for the partials (the layer always does); otherwise the call runs
-/// as before. MOE_GROUPED_GEMM_SKINNY=off turns it off, =wide runs it with 128 of K per pipeline stage (A/B runs).
+/// as before. MOE_GROUPED_GEMM_SKINNY=off turns it off; =wide / =narrow run every row tile with 128 / 64 of K per
+/// pipeline stage instead of the default (<see cref="DefaultWideMaxRows"/>) (A/B runs).
 /// </summary>
 internal static class GroupedGemmSkinny
 {
-    /// <summary>MOE_GROUPED_GEMM_SKINNY: on (default), off, or wide (on, with the wide tiles: 128 of K per stage).</summary>
+    /// <summary>MOE_GROUPED_GEMM_SKINNY: on (default), off, wide or narrow (on, every row tile with 128 / 64 of K per stage).</summary>
     public const string EnvironmentVariable = "MOE_GROUPED_GEMM_SKINNY";
 
-    internal enum Mode { Off, On, Wide }
+    internal enum Mode { Off, On, Wide, Narrow }
 
     private static readonly Mode FromEnvironment = Parse(Environment.GetEnvironmentVariable(EnvironmentVariable));
 
     public static bool Enabled => FromEnvironment != Mode.Off;
 
-    /// <summary>Whether the environment asks for the wide tiles (<see cref="WideTiles"/>).</summary>
-    public static bool WideFromEnvironment => FromEnvironment == Mode.Wide;
+    /// <summary>Whether the environment asks for the wide tiles (<see cref="WideTiles"/>) or the narrow ones; null: the default rule.</summary>
+    public static bool? WideFromEnvironment => FromEnvironment switch { Mode.Wide => true, Mode.Narrow => false, _ => null };
+
+    /// <summary>
+    /// The default rule: the wide tile for calls of at most this many rows (the 16-row tile, where the call streams W and
+    /// is memory-bound), the narrow ones above. Why: the grouped GEMM's 16-row decode tile with the same loads streamed
+    /// Mixtral's T = 16 experts at 90-93% of the copy floor with 256 bytes of each W row per stage against 77-80% with 128
+    /// (H200, 2026-11-30, GroupedGemm.DecodeTile). Not yet measured for this kernel: the sweep's skinny-wide and
+    /// skinny-narrow rows are the A/B.
+    /// </summary>
+    internal const int DefaultWideMaxRows = 16;
 
     internal static Mode Parse(string? value)
     {
@@ -36,7 +46,8 @@ internal static class GroupedGemmSkinny
             "on" or "1" => Mode.On,
             "off" or "0" => Mode.Off,
             "wide" => Mode.Wide,
-            _ => throw new ArgumentException($"{EnvironmentVariable}='{value}': expected on (single-matrix calls of 2..128 rows on the skinny split-K kernel), wide (the same with 128 of K per stage) or off (as before)"),
+            "narrow" => Mode.Narrow,
+            _ => throw new ArgumentException($"{EnvironmentVariable}='{value}': expected on (single-matrix calls of 2..128 rows on the skinny split-K kernel), wide / narrow (the same with 128 / 64 of K per stage for every row tile) or off (as before)"),
         };
     }
 
@@ -135,12 +146,13 @@ internal static class GroupedGemmSkinny
 
     /// <summary>
     /// The launch <see cref="GroupedGemm.Run"/> makes for a call on <paramref name="accelerator"/> (unbounded workspace by
-    /// default: workspace sizing, the sweep's note). <paramref name="wide"/>: the wide tiles (null: the environment's choice).
+    /// default: workspace sizing, the sweep's note). <paramref name="wide"/>: the wide tiles or the narrow ones (null: the
+    /// environment's choice, else the default rule, <see cref="DefaultWideMaxRows"/>).
     /// </summary>
     internal static Launch? PlanFor(Accelerator accelerator, int rows, int n, int k, long partialCapacity = long.MaxValue, int? kTilesPerSplit = null,
                                     bool? wide = null)
     {
-        var tile = TileFor(Math.Clamp(rows, 1, MaxRows), wide ?? WideFromEnvironment, accelerator.Info.MaxSharedMemoryPerBlockOptin);
+        var tile = TileFor(Math.Clamp(rows, 1, MaxRows), wide ?? WideFromEnvironment ?? rows <= DefaultWideMaxRows, accelerator.Info.MaxSharedMemoryPerBlockOptin);
         return Plan(rows, n, k, Slots(accelerator, tile), partialCapacity, kTilesPerSplit, tile);
     }
 
