@@ -33,7 +33,7 @@ echo "== layer tests, skinny off: exit $?"; summary "$out/tests-off.log"
 table() { # log: name | shape | time | of floor | note
   grep -E "^\| [a-z]" "$1" | grep -v "^| name" | awk -F'|' '{gsub(/ +$/, "", $2); gsub(/^ +| +$/, "", $3); printf "%-32s %-20s %9s %8s  %s\n", $2, $3, $4, $8, $9}'
 }
-MOE_SWEEP_TOKENS=16,128 timeout 120 $B sweep dense_gemm --device cuda:0 --json "$out/dense-on.json" > "$out/dense-on.log" 2>&1
+MOE_SWEEP_TOKENS=16,128 timeout 150 $B sweep dense_gemm --device cuda:0 --json "$out/dense-on.json" > "$out/dense-on.log" 2>&1
 echo "== dense_gemm, skinny on (time us, of floor, path): exit $?"; table "$out/dense-on.log"
 MOE_GROUPED_GEMM_SKINNY=off MOE_DENSE_GEMM_PATHS=auto MOE_SWEEP_TOKENS=16,128 timeout 60 $B sweep dense_gemm --device cuda:0 \
   --json "$out/dense-off.json" > "$out/dense-off.log" 2>&1
