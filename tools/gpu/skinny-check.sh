@@ -22,11 +22,12 @@ nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm --format=csv,noheader 2>/dev
 summary() { # log
   grep -E "\[FAIL\]" -A 10 "$1" | head -40; grep -E "Total:" "$1"
 }
-timeout 150 $T -class MoeRuntime.Tests.Kernels.GroupedGemmSkinnyTests -class MoeRuntime.Tests.Kernels.GroupedGemmTests \
-  -class MoeRuntime.Tests.Kernels.GroupedGemmSplitKTests -class MoeRuntime.Tests.Kernels.GroupedGemmFewTilesTests \
-  -class MoeRuntime.Tests.Runtime.MoeLayerSkinnyTests -class MoeRuntime.Tests.Runtime.MoeLayerFewTilesTests \
-  -class MoeRuntime.Tests.Runtime.MoeLayerTests > "$out/tests-on.log" 2>&1
-echo "== tests, skinny on: exit $?"; summary "$out/tests-on.log"
+timeout 120 $T -class MoeRuntime.Tests.Kernels.GroupedGemmSkinnyTests -class MoeRuntime.Tests.Kernels.GroupedGemmTests \
+  -class MoeRuntime.Tests.Kernels.GroupedGemmSplitKTests -class MoeRuntime.Tests.Kernels.GroupedGemmFewTilesTests > "$out/tests-on.log" 2>&1
+echo "== kernel tests, skinny on: exit $?"; summary "$out/tests-on.log"
+timeout 90 $T -class MoeRuntime.Tests.Runtime.MoeLayerSkinnyTests -class MoeRuntime.Tests.Runtime.MoeLayerFewTilesTests \
+  -class MoeRuntime.Tests.Runtime.MoeLayerTests > "$out/tests-layer-on.log" 2>&1
+echo "== layer tests, skinny on: exit $?"; summary "$out/tests-layer-on.log"
 MOE_GROUPED_GEMM_SKINNY=off timeout 60 $T -class MoeRuntime.Tests.Runtime.MoeLayerSkinnyTests -class MoeRuntime.Tests.Runtime.MoeLayerFewTilesTests > "$out/tests-off.log" 2>&1
 echo "== layer tests, skinny off: exit $?"; summary "$out/tests-off.log"
 
