@@ -94,6 +94,7 @@ internal static class DenseGemmSweep
         if (heuristic && GroupedGemmGemv.ChosenFor(DType.BF16, tokens, 1))
             return "gemv";
         if ((path == "auto" || skinnyPath) && GroupedGemmSkinny.Takes(DType.BF16, tokens, 1, hasWorkspace: true, forced: skinnyPath ? true : null)
+            && (skinnyPath || !GroupedGemmSkinny.HopperKeeps(accelerator, DType.BF16, tokens, call.N, call.Fused))
             && GroupedGemmSkinny.PlanFor(accelerator, tokens, call.N, call.K, splitK.PartialCapacity, SkinnyShare(path),
                 WideChoice(path)) is { } skinny)
             return $"skinny{skinny.Tile.Rows}{(skinny.Tile.KSub == 2 ? "w" : "")} {skinny.NTiles} tiles x split {skinny.Splits} "

@@ -244,6 +244,18 @@ public sealed class GroupedGemmSkinnyTests
         return Enumerable.Range(0, shape.Rows * shape.N).All(i => float.IsFinite(values[i]));
     }
 
+    /// <summary>On a Hopper GPU the wgmma kernel keeps calls of 64+ rows with at least 24 of its tiles (DeepSeek-V3's shared down at T=128).</summary>
+    [Fact]
+    public void HopperKeepsCallsWithEnoughTiles()
+    {
+        var gpu = TestDevices.Get("cuda:0");
+        bool hopper = GroupedGemmWgmma.ChosenFor(gpu, DType.BF16, 128, 1);
+        Assert.Equal(hopper, GroupedGemmSkinny.HopperKeeps(gpu, DType.BF16, 128, 7168, fused: false)); // 28 tiles
+        Assert.False(GroupedGemmSkinny.HopperKeeps(gpu, DType.BF16, 128, 4096, fused: true));          // 16 tiles
+        Assert.False(GroupedGemmSkinny.HopperKeeps(gpu, DType.BF16, 128, 256, fused: false));          // 1 tile
+        Assert.False(GroupedGemmSkinny.HopperKeeps(gpu, DType.BF16, 16, 7168, fused: false));          // too few rows for wgmma
+    }
+
     [Theory, MemberData(nameof(CaseNames))]
     public void MatchesTheReference(string name)
     {

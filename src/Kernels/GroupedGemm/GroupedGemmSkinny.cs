@@ -164,8 +164,21 @@ internal static class GroupedGemmSkinny
     internal static string ReduceEntryName(DType output) => $"grouped_gemm_skinny_reduce_{GroupedGemm.Suffix(output)}";
 
     /// <summary>
+    /// Hopper tiles from which the wgmma kernel keeps a call of 64 rows or more: its time is one tile's K loop (~0.55 us per
+    /// 64 of K on one SM) when it has at most an SM per tile, this kernel's grows with the weight bytes and the rows. H200,
+    /// 2026-11-30, 128 rows (wgmma tiles: wgmma / skinny us): DeepSeek-V3 router (1) 68.5 / 17.3, shared gate_up+SiLU (16)
+    /// 71.8 / 43.4, shared down (28) 23.6 / 28.7.
+    /// </summary>
+    internal const int HopperTilesAtLeast = 24;
+
+    /// <summary>Whether the wgmma kernel keeps this call although the skinny kernel could take it (<see cref="HopperTilesAtLeast"/>).</summary>
+    internal static bool HopperKeeps(Accelerator accelerator, DType operands, int rows, int n, bool fused) =>
+        GroupedGemmWgmma.ChosenFor(accelerator, operands, rows, 1) && GroupedGemmFewTiles.WgmmaTiles(rows, n, 1, fused) >= HopperTilesAtLeast;
+
+    /// <summary>
     /// Runs a validated plan on this kernel when it takes the call and the workspace has room; false (nothing launched)
-    /// otherwise. Explicit choices of the other paths win: a forced variant, a forced split count, the few-tile rule forced on.
+    /// otherwise. Explicit choices of the other paths win: a forced variant, a forced split count, the few-tile rule forced on;
+    /// without the switch forced on, so does the wgmma kernel where it has enough tiles (<see cref="HopperKeeps"/>).
     /// </summary>
     internal static bool TryRun(CudaAccelerator accelerator, GroupedGemm.Plan plan, CudaStream stream)
     {
@@ -173,6 +186,8 @@ internal static class GroupedGemmSkinny
             return false;
         var workspace = plan.SplitK;
         if (!Takes(plan.X.DType, plan.Rows, plan.Experts, workspace?.Partials is not null, plan.SkinnyOverride))
+            return false;
+        if (plan.SkinnyOverride != true && HopperKeeps(accelerator, plan.X.DType, plan.Rows, plan.N, plan.Fused))
             return false;
         if (PlanFor(accelerator, plan.Rows, plan.N, plan.K, workspace!.PartialCapacity, plan.SkinnyKTilesPerSplitOverride, plan.SkinnyWideOverride) is not { } launch)
             return false;

@@ -80,6 +80,7 @@ public sealed class GroupedGemmWorkspace : IDisposable
                 continue;
             // A single-matrix call of few rows runs on the skinny kernel (GroupedGemmSkinny): its partials only.
             if (GroupedGemmSkinny.Takes(DType.BF16, shape.Rows, shape.Experts, hasWorkspace: true)
+                && !GroupedGemmSkinny.HopperKeeps(accelerator, DType.BF16, shape.Rows, shape.N, shape.Fused)
                 && GroupedGemmSkinny.PlanFor(accelerator, shape.Rows, shape.N, shape.K) is { } skinny)
             {
                 partials = Math.Max(partials, GroupedGemmSkinny.Launch.PartialFloatsFor(skinny.Splits, shape.Rows, shape.N));
