@@ -15,6 +15,18 @@ MODELS = [("mixtral-8x7b", 4096, 14336, 8, 2), ("qwen3-30b-a3b", 2048, 768, 128,
 TOKENS = [1, 16, 128, 1024, 8192]
 
 
+def wanted_tokens(tokens):
+    """MOE_SWEEP_TOKENS=1,16 keeps those token counts, as our sweeps do (unset: all)."""
+    value = os.environ.get("MOE_SWEEP_TOKENS", "").strip()
+    return not value or str(tokens) in [v.strip() for v in value.split(",")]
+
+
+def wanted_model(name):
+    """MOE_SWEEP_MODELS=deepseek,mixtral keeps models whose name starts with one of the prefixes (unset: all)."""
+    value = os.environ.get("MOE_SWEEP_MODELS", "").strip()
+    return not value or any(name.lower().startswith(v.strip().lower()) for v in value.split(",") if v.strip())
+
+
 def routing_offsets(tokens, top_k, experts, seed):
     generator = torch.Generator().manual_seed(seed)
     # k distinct experts per token: the top-k of uniform random scores is a uniform draw without replacement.
@@ -57,10 +69,10 @@ def main():
     rows_out = []
     print(f"## grouped_gemm torch._grouped_mm on {name}")
     print(f"| {'name':<28} | {'shape':<34} | {'time (us)':>10} | {'GB/s':>8} | {'TFLOP/s':>8} | {'floor (us)':>10} | {'of floor':>8}")
-    for model, h, i, e, k in MODELS:
+    for model, h, i, e, k in [m for m in MODELS if wanted_model(m[0])]:
         gate_up = torch.full((e, 2 * i, h), 0.01, dtype=torch.bfloat16, device=device)
         down = torch.full((e, h, i), -0.02, dtype=torch.bfloat16, device=device)
-        for tokens in TOKENS:
+        for tokens in [t for t in TOKENS if wanted_tokens(t)]:
             rows = tokens * k
             offsets, active = routing_offsets(tokens, k, e, 1234 + tokens)
             offsets = offsets.to(device)

@@ -22,6 +22,18 @@ PRESETS = {
     "deepseek-v3": dict(h=7168, i=2048, e=256, k=8, deepseek=True, shared=2048),
 }
 TOKENS = [1, 16, 128, 1024, 8192]
+
+
+def wanted_tokens(tokens):
+    """MOE_SWEEP_TOKENS=1,16 keeps those token counts, as our sweeps do (unset: all)."""
+    value = os.environ.get("MOE_SWEEP_TOKENS", "").strip()
+    return not value or str(tokens) in [v.strip() for v in value.split(",")]
+
+
+def wanted_model(name):
+    """MOE_SWEEP_MODELS=deepseek,mixtral keeps models whose name starts with one of the prefixes (unset: all)."""
+    value = os.environ.get("MOE_SWEEP_MODELS", "").strip()
+    return not value or any(name.lower().startswith(v.strip().lower()) for v in value.split(",") if v.strip())
 GROUPS, TOPK_GROUPS, SCALE = 8, 4, 2.5
 
 
@@ -117,9 +129,9 @@ def main():
     print(f"# MoE layer PyTorch composite on {name}, bf16; floor = active-weight bytes / {bandwidth / 1e12:.1f} TB/s")
     print(f"{'preset':<14} {'T':>6} {'eager(ms)':>10} {'graph(ms)':>10} {'tokens/s':>12} {'active(MB)':>11} {'floor(ms)':>10} {'ratio':>7}")
     rows = []
-    for preset, p in PRESETS.items():
+    for preset, p in [(n, q) for n, q in PRESETS.items() if wanted_model(n)]:
         w = random_weights(p, device)
-        for tokens in TOKENS:
+        for tokens in [t for t in TOKENS if wanted_tokens(t)]:
             x = torch.empty(tokens, p["h"], dtype=torch.bfloat16, device=device).uniform_(-1, 1)
             eager = median_ms(lambda: forward(x, w, p), graph=False)
             graph = median_ms(lambda: forward(x, w, p), graph=True) if tokens <= 128 else None
