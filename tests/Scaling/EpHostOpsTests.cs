@@ -13,6 +13,7 @@ namespace MoeRuntime.Tests.Scaling;
 /// The launch list of an EP forward (ExpertParallelMoe.Forward, contiguous experts), counted per phase and rank; on two
 /// GPUs, checked against the kernels the forward really launches in each phase.
 /// </summary>
+[Collection("Permute path switches")] // counts Permute's launches, which PermuteTests' path switch changes
 public sealed class EpHostOpsTests
 {
     /// <summary>Kernels this thread launched between each phase's Begin and End, per (phase, rank).</summary>
@@ -75,16 +76,19 @@ public sealed class EpHostOpsTests
     {
         var qwen = LayerPresets.Get("qwen3-30b-a3b");
         var deepseek = LayerPresets.Get("deepseek-v3");
-        // Route: router GEMM, top-k, permute (3 at 64 tokens x 8 of 128 experts).
-        Assert.Equal(new HostOps(5, 0), EpHostOps.Route(qwen, 64));
+        // Route: router GEMM (2 on the skinny split-K kernel at 2..128 rows, 1 on the GEMV at 1), top-k, permute (3 at
+        // 64 tokens x 8 of 128 experts).
+        Assert.Equal(new HostOps(6, 0), EpHostOps.Route(qwen, 64));
+        Assert.Equal(new HostOps(1 + 1 + Permute.Launches(1, 8, 128, gather: true), 0), EpHostOps.Route(qwen, 1));
         Assert.Equal(default, EpHostOps.Route(qwen, 0));
         // Experts: id upload; permute by local expert (3), gate_up, down, un-permute.
         Assert.Equal(new HostOps(6, 1), EpHostOps.Experts(512, 64));
         Assert.Equal(default, EpHostOps.Experts(0, 64));
         // Output: the weighted sum, after the shared expert's gate_up and down where the model has one (and its gate + sigmoid, qwen2_moe).
         Assert.Equal(new HostOps(1, 0), EpHostOps.Output(qwen, 64));
-        Assert.Equal(new HostOps(3, 0), EpHostOps.Output(deepseek, 64));
-        Assert.Equal(new HostOps(5, 0), EpHostOps.Output(deepseek with { HasSharedExpertGate = true }, 64));
+        // DeepSeek-V3 at 64 rows: gate_up+SiLU on the skinny kernel (2; 16 wgmma tiles), down on the wgmma kernel (1; 28 tiles).
+        Assert.Equal(new HostOps(4, 0), EpHostOps.Output(deepseek, 64));
+        Assert.Equal(new HostOps(7, 0), EpHostOps.Output(deepseek with { HasSharedExpertGate = true }, 64));
         Assert.Equal(new HostOps(0, 1), EpHostOps.BeforeRoute);
         Assert.Equal(new HostOps(0, 1), EpHostOps.AfterRoute);
         Assert.Equal(new HostOps(0, 1), EpHostOps.AfterOutput);

@@ -196,6 +196,14 @@ public static class GroupedGemm
             throw new ArgumentException($"SplitKOverride = {splits}: 1 to {GroupedGemmLaunch.MaxSplits}, and above 1 only with a SplitKWorkspace", nameof(options));
     }
 
+    /// <summary>
+    /// Kernel launches of a one-matrix call (E = 1) of <paramref name="rows"/> rows, [<paramref name="outFeatures"/>, K]
+    /// weights, with a split-K workspace that has room, on a Hopper GPU (host-cost models count them): 2 where the skinny
+    /// split-K kernel takes it (2..128 rows, not left to the wgmma kernel), else 1.
+    /// </summary>
+    public static int SingleMatrixLaunches(int rows, int outFeatures, bool fusedSiluAndMul = false) =>
+        GroupedGemmSkinny.LaunchesOnHopper(rows, outFeatures, fusedSiluAndMul);
+
     /// <summary>Blocks of <paramref name="variant"/> the accelerator runs at once (split-K planning).</summary>
     internal static long Slots(Accelerator accelerator, Variant variant) =>
         (long)Math.Max(1, accelerator.Info.MultiprocessorCount) * GroupedGemmLaunch.BlocksPerSm(variant, accelerator.Info.MaxSharedMemoryPerBlockOptin);

@@ -173,7 +173,25 @@ internal static class GroupedGemmSkinny
 
     /// <summary>Whether the wgmma kernel keeps this call although the skinny kernel could take it (<see cref="HopperTilesAtLeast"/>).</summary>
     internal static bool HopperKeeps(Accelerator accelerator, DType operands, int rows, int n, bool fused) =>
-        GroupedGemmWgmma.ChosenFor(accelerator, operands, rows, 1) && GroupedGemmFewTiles.WgmmaTiles(rows, n, 1, fused) >= HopperTilesAtLeast;
+        GroupedGemmWgmma.ChosenFor(accelerator, operands, rows, 1) && HopperKeepsTiles(rows, n, fused);
+
+    /// <summary>The tile part of <see cref="HopperKeeps"/>: 64 rows or more (the wgmma kernel's minimum) and at least <see cref="HopperTilesAtLeast"/> of its tiles (one matrix: ceil(rows / 128) row tiles exactly).</summary>
+    internal static bool HopperKeepsTiles(int rows, int n, bool fused)
+    {
+        if (rows < GroupedGemmWgmma.MinRows)
+            return false;
+        long rowTiles = (rows + (long)GroupedGemmWgmma.TileRows - 1) / GroupedGemmWgmma.TileRows;
+        int outCols = fused ? n / 2 : n;
+        int colsPerTile = fused ? GroupedGemmWgmma.TileCols / 2 : GroupedGemmWgmma.TileCols;
+        return rowTiles * ((outCols + colsPerTile - 1) / colsPerTile) >= HopperTilesAtLeast;
+    }
+
+    /// <summary>
+    /// Kernel launches of a single-matrix call of <paramref name="rows"/> rows given a split-K workspace with room, on a
+    /// Hopper GPU with the switch at its default: 2 on this kernel (partials, then the reduction), else 1.
+    /// </summary>
+    internal static int LaunchesOnHopper(int rows, int n, bool fused) =>
+        Takes(DType.BF16, rows, 1, hasWorkspace: true) && !HopperKeepsTiles(rows, n, fused) ? 2 : 1;
 
     /// <summary>
     /// Runs a validated plan on this kernel when it takes the call and the workspace has room; false (nothing launched)

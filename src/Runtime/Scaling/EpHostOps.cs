@@ -1,3 +1,4 @@
+using MoeRuntime.Kernels.GroupedGemm;
 using MoeRuntime.Kernels.Permute;
 using MoeRuntime.Runtime.Models;
 
@@ -18,14 +19,14 @@ public readonly record struct HostOps(int Launches, int Copies)
 /// issues them (every rank's route, a host wait, the dispatch, every rank's experts, the combine, every rank's output):
 /// <code>
 /// before route   input upload (1 copy)
-/// route          router GEMM (1) + top-k routing (1; its count workspace spares the memset) + permute by global expert
+/// route          router GEMM (1, or 2 on the skinny split-K kernel: GroupedGemm.SingleMatrixLaunches) + top-k routing (1; its count workspace spares the memset) + permute by global expert
 ///                (Permute.Launches(t, k, E, gather): count, offsets+scatter fused or as two, gather = 3 or 4)
 /// after route    expert offsets download (1 copy); then the host waits for every rank (the dispatch sizes)
 /// dispatch       all-to-allv: per rank its op table upload and its launch (HostParams.CollectivePerRankUs)
 /// experts        local id upload (1 copy) + permute by local expert (Permute.Launches(R, 1, E/N, gather) = 3 or 4)
 ///                + gate_up with SiLU (1) + down (1) + un-permute (Combine, 1)      (only on a rank that received rows)
 /// combine        all-to-allv back, as the dispatch
-/// output         shared expert gate_up (1) [+ shared gate GEMM (1) + sigmoid (1), qwen2_moe] + down (1) when the model
+/// output         shared expert gate_up [+ shared gate GEMM + sigmoid (1), qwen2_moe] + down (each GEMM 1 or 2) when the model
 ///                has shared experts, + weighted sum (Combine, 1)
 /// after output   output download (1 copy)
 /// </code>
@@ -40,7 +41,8 @@ public static class EpHostOps
 
     /// <summary>A rank's route phase at <paramref name="tokens"/> tokens (nothing when it has none).</summary>
     public static HostOps Route(ModelConfig c, int tokens) =>
-        tokens <= 0 ? default : new HostOps(2 + Permute.Launches(tokens, c.TopK, c.NumExperts, gather: true), 0);
+        tokens <= 0 ? default
+            : new HostOps(GroupedGemm.SingleMatrixLaunches(tokens, c.NumExperts) + 1 + Permute.Launches(tokens, c.TopK, c.NumExperts, gather: true), 0);
 
     /// <summary>After a rank's route: the download of its expert offsets (the dispatch sizes).</summary>
     public static HostOps AfterRoute => new(0, 1);
@@ -51,7 +53,17 @@ public static class EpHostOps
 
     /// <summary>A rank's output phase (shared experts and the weighted sum; nothing when it has no tokens).</summary>
     public static HostOps Output(ModelConfig c, int tokens) =>
-        tokens <= 0 ? default : new HostOps((c.SharedIntermediateSize > 0 ? 2 + (c.HasSharedExpertGate ? 2 : 0) : 0) + 1, 0);
+        tokens <= 0 ? default : new HostOps(SharedExpertLaunches(c, tokens) + 1, 0);
+
+    /// <summary>The shared experts' launches: gate_up with SiLU, [the sigmoid gate's GEMM and sigmoid,] down; each GEMM 1 or 2 (GroupedGemm.SingleMatrixLaunches).</summary>
+    private static int SharedExpertLaunches(ModelConfig c, int tokens)
+    {
+        if (c.SharedIntermediateSize <= 0)
+            return 0;
+        int h = c.HiddenSize, ish = c.SharedIntermediateSize;
+        int gate = c.HasSharedExpertGate ? GroupedGemm.SingleMatrixLaunches(tokens, 1) + 1 : 0;
+        return GroupedGemm.SingleMatrixLaunches(tokens, 2 * ish, fusedSiluAndMul: true) + gate + GroupedGemm.SingleMatrixLaunches(tokens, h);
+    }
 
     /// <summary>After a rank's output: the download of its output rows.</summary>
     public static HostOps AfterOutput => new(0, 1);
