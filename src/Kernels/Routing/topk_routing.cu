@@ -1109,10 +1109,11 @@ __device__ __forceinline__ void topk_routing_teams(
         const int candidateCount = __shfl_sync(0xffffffffu, offset, 7, 8);
         offset -= count;
         __syncwarp(); // every lane's reads of the staged row are done
+        moe_u64* slot = candidates + offset; // a running pointer: no address arithmetic a candidate
 #pragma unroll
         for (int i = 0; i < 32; i++)
             if (key[i] >= limit)
-                candidates[offset++] = ((moe_u64)key[i] << 32) | (moe_u32)~(unsigned)(group * 32 + i);
+                *slot++ = ((moe_u64)key[i] << 32) | (moe_u32)~(unsigned)(group * 32 + i);
         __syncwarp();
 
         // Places: lane g ranks candidates g and g + 8 of each 16 against all of the team's (the words are distinct).
