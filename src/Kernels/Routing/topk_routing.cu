@@ -913,8 +913,11 @@ __device__ __forceinline__ void topk_routing(
 // ascending) order is the number of candidate words above its own. The candidate at place j < k is choice j. Warp-wide
 // steps serve four tokens at once, and nothing is sorted. Same keys (sigmoid_fast and its redo), group scores, kept
 // groups, tie rule and weights (the same butterfly sum, whose lanes >= 8 only added zeros) as the contiguous path: the
-// same bits. About 460 PTX instructions a token on the hot path (movs left out; 12 candidates, the mean for random logits
-// is 10.5) against about 780 on the two-token path: the 256 keys cost the same (about 250), the selection a third.
+// same bits. The row reaches the team through shared memory: its 8 lanes copy it coalesced (cp.async, one 128-byte
+// line an instruction, not 32 lines of 16 bytes) and read their groups back; the bias is staged sanitised once a block.
+// SASS on the common path (sm_90, F32, one warp trip = 4 tokens, the rank loop's body once): about 1360 instructions
+// (the 32 keys 541 with 64 MUFU, their top two 95, staging 64, candidates 264) against about 1840 before route6
+// (keys 840, top two 190, branchy candidates up to 400).
 // Shape: experts 256, 8 groups, k <= 8, topkGroups <= 4 (<= 128 candidates), 2 * topkGroups >= k; logits
 // and bias 16-byte aligned (TopKRouting.UsesTeamPath checks).
 #define ROUTING_TEAM_WARPS 8
