@@ -45,7 +45,7 @@ public static partial class TopKRouting
     /// <summary>
     /// From this many tokens DeepSeek-V3's shape takes the token-team kernel (topk_routing_teams_*: 8 lanes a token,
     /// 4 tokens a warp, a group a lane, the choices by rank among the few candidates); MOE_ROUTING_TEAMS=0 at start-up
-    /// keeps it off, =N takes it from N tokens. About 1360 SASS instructions a warp trip (4 tokens) on the common path
+    /// keeps it off, =N takes it from N tokens. About 1310 SASS instructions a warp trip (4 tokens) on the common path
     /// (sm_90; about 1840 before route6 staged the rows coalesced and cheapened the keys), but half the warps of the
     /// two-token path, each with a longer chain. Before route6: H200,
     /// 2026-11-30, f32, graphs, same run (teams / two-token): T=1 4.62 / 3.59 us, T=128 6.79 / 4.40, T=1024 7.15 / 6.23,

@@ -915,8 +915,8 @@ __device__ __forceinline__ void topk_routing(
 // groups, tie rule and weights (the same butterfly sum, whose lanes >= 8 only added zeros) as the contiguous path: the
 // same bits. The row reaches the team through shared memory: its 8 lanes copy it coalesced (cp.async, one 128-byte
 // line an instruction, not 32 lines of 16 bytes) and read their groups back; the bias is staged sanitised once a block.
-// SASS on the common path (sm_90, F32, one warp trip = 4 tokens, the rank loop's body once): about 1360 instructions
-// (the 32 keys 541 with 64 MUFU, their top two 95, staging 64, candidates 264) against about 1840 before route6
+// SASS on the common path (sm_90, F32, one warp trip = 4 tokens, the rank loop's body once): about 1310 instructions
+// (the 32 keys 541 with 64 MUFU, their top two 95, staging 64, candidates about 215) against about 1840 before route6
 // (keys 840, top two 190, branchy candidates up to 400).
 // Shape: experts 256, 8 groups, k <= 8, topkGroups <= 4 (<= 128 candidates), 2 * topkGroups >= k; logits
 // and bias 16-byte aligned (TopKRouting.UsesTeamPath checks).
@@ -1113,10 +1113,12 @@ __device__ __forceinline__ void topk_routing_teams(
         offset -= count;
         __syncwarp(); // every lane's reads of the staged row are done
         moe_u64* slot = candidates + offset; // a running pointer: no address arithmetic a candidate
+        unsigned lowestId = ~(unsigned)(group * 32); // ~(group * 32 + i) = lowestId - i
+        asm("" : "+r"(lowestId)); // one register, not rebuilt from `group` for every slot
 #pragma unroll
         for (int i = 0; i < 32; i++)
             if (key[i] >= limit)
-                *slot++ = ((moe_u64)key[i] << 32) | (moe_u32)~(unsigned)(group * 32 + i);
+                *slot++ = ((moe_u64)key[i] << 32) | (lowestId - i);
         __syncwarp();
 
         // Places: lane g ranks candidates g and g + 8 of each 16 against all of the team's (the words are distinct).
