@@ -114,7 +114,7 @@ public static partial class TopKRouting
             if (teams)
             {
                 // Blocks of 8 warps (4 tokens each) when that fills every SM, else of 2 (spread over more SMs); at most
-                // 4 blocks an SM (the entry's launch bounds; its 34 KB of static shared memory is the same for any
+                // 4 blocks an SM (the entry's launch bounds; its 36 KB of static shared memory is the same for any
                 // block size); more tokens than that grid holds add trips.
                 warpsPerBlock = warpTasks >= TeamWarpsPerBlock * sms ? TeamWarpsPerBlock : 2;
                 blocks = (int)Math.Clamp((warpTasks + warpsPerBlock - 1) / warpsPerBlock, 1,

@@ -1215,7 +1215,7 @@ ROUTING_PERSISTENT_ENTRY(topk_routing_contiguous_x2p_bf16_8, bf16, 8)
 ROUTING_PERSISTENT_ENTRY(topk_routing_contiguous_x2p_f16_8, f16, 8)
 
 // Token-team entries (DeepSeek-V3's shape at many tokens; see topk_routing_teams): blocks of ROUTING_TEAM_WARPS warps,
-// 4 blocks an SM (34 KB of shared memory a block): 32 warps an SM, the 64-register bound.
+// 4 blocks an SM (36 KB of shared memory a block): 32 warps an SM, the 64-register bound.
 #define ROUTING_TEAM_ENTRY(NAME, T)                                                                          \
     extern "C" __global__ void __launch_bounds__(32 * ROUTING_TEAM_WARPS, 4) NAME(                             \
         const T* logits, const float* bias, int tokens, int experts, int k, int renormalize, int grouped,     \
