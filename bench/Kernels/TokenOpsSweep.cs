@@ -35,8 +35,12 @@ internal static class TokenOpsSweep
             ("routing deepseek grouped", 256, 8, new TopKRoutingOptions(RoutingKind.DeepSeekGrouped, 8, true, 8, 4, 2.5f)),
         };
         foreach (var (name, experts, topK, grouped) in routings)
-            foreach (int tokens in gpu ? new[] { 1, 128, 1024, 8192 } : new[] { 1, 128, 1024 })
+            foreach (int tokens in gpu ? new[] { 1, 128, 1024, 2048, 4096, 8192 } : new[] { 1, 128, 1024 })
             {
+                // 2048 and 4096 only for DeepSeek's rows (where the token teams cross over), with the teams/old A/B only.
+                bool between = tokens is 2048 or 4096;
+                if (between && grouped is null)
+                    continue;
                 using var logits = accelerator.Upload<float>(Uniform(random, tokens * experts, -4, 4));
                 using var bias = accelerator.Upload<float>(Uniform(random, experts, -0.5f, 0.5f));
                 using var ids = accelerator.Allocate<int>(tokens * topK);
@@ -48,7 +52,7 @@ internal static class TokenOpsSweep
                 double ms = DeviceTimer.MedianMs(accelerator, s => TopKRouting.Run(logits, tokens, experts, options, ids, weights, counts, s, workspace), useGraph: true);
                 double bytes = 4.0 * tokens * experts + 8.0 * tokens * topK + 4.0 * experts;
                 rows.Add(new SweepRow(name, $"T={tokens} E={experts} k={topK} f32", ms, bytes, 0, Floor(bytes), "graph"));
-                if (gpu && grouped is not null && !TopKRouting.SigmoidByDivision)
+                if (gpu && grouped is not null && !between && !TopKRouting.SigmoidByDivision)
                 {
                     // A/B in one session: the grouped scores by the plain division (a branch per expert), the previous build.
                     TopKRouting.SigmoidByDivision = true;
@@ -81,7 +85,7 @@ internal static class TokenOpsSweep
                         TopKRouting.TeamsFrom = savedTeams;
                     }
                 }
-                if (gpu && experts >= 128 && tokens >= 1024)
+                if (gpu && experts >= 128 && tokens >= 1024 && !between)
                 {
                     // A/B in one session: the persistent two-token path off (the one-pass kernel), and on with 1, 2
                     // and 4 pairs a warp at least (1: the one-pass grid staged through shared memory).

@@ -365,7 +365,7 @@ public class TopKRoutingTests
     /// CPU twin's ids and counts and the reference's ids: token counts that are not a multiple of 4 (absent team tokens),
     /// one token, many blocks with several trips a warp, every dtype, k 1 to 8 with 2 to 4 kept groups, no bias, no
     /// renormalising, ties (coarse, two levels: up to all 128 candidates), NaN/Inf logits and rows, scores that underflow
-    /// (the sigmoid's redo), with and without the count workspace.
+    /// (the sigmoid's redo), NaN/Inf/FLT_MAX biases (staged sanitised), with and without the count workspace.
     /// </summary>
     [Theory, MemberData(nameof(TestDevices.Names), MemberType = typeof(TestDevices))]
     public void TeamsMatchTheOldPathBitForBit(string device)
@@ -373,26 +373,28 @@ public class TopKRoutingTests
         var accelerator = TestDevices.Get(device);
         var random = TestData.NewRandom(out int seed);
         const RoutingKind grouped = RoutingKind.DeepSeekGrouped;
-        foreach (var (c, underflow) in new (Case, bool)[]
+        foreach (var (c, underflow, oddBias) in new (Case, bool, bool)[]
                  {
-                     (new Case("teams deepseek f32 T8192", 8192, 256, 8, grouped, DType.F32, true, 8, 4, 2.5f, true), false),
-                     (new Case("teams deepseek f32 odd many trips", 20001, 256, 8, grouped, DType.F32, true, 8, 4, 2.5f, true), false),
-                     (new Case("teams deepseek bf16 T1025", 1025, 256, 8, grouped, DType.BF16, true, 8, 4, 2.5f, true), false),
-                     (new Case("teams deepseek f16 T1027 no-renorm", 1027, 256, 8, grouped, DType.F16, false, 8, 4, 1f, true), false),
-                     (new Case("teams deepseek T1", 1, 256, 8, grouped, DType.F32, true, 8, 4, 2.5f, true), false),
-                     (new Case("teams deepseek T6", 6, 256, 8, grouped, DType.BF16, true, 8, 4, 2.5f, true), false),
-                     (new Case("teams deepseek T131 no bias", 131, 256, 8, grouped, DType.F32, true, 8, 4, 1f), false),
-                     (new Case("teams k1 g8/1", 1500, 256, 1, grouped, DType.F32, true, 8, 1, 2f, true), false),
-                     (new Case("teams k4 g8/2 f16", 1203, 256, 4, grouped, DType.F16, true, 8, 2, 1f, true), false),
-                     (new Case("teams k6 g8/3", 2001, 256, 6, grouped, DType.F32, false, 8, 3, 1.5f, true), false),
-                     (new Case("teams coarse", 3001, 256, 8, grouped, DType.F32, true, 8, 4, 2.5f, true, Coarse: true), false),
-                     (new Case("teams coarse bf16 no bias", 2002, 256, 8, grouped, DType.BF16, true, 8, 4, 2.5f, Coarse: true), false),
-                     (new Case("teams two levels", 2050, 256, 8, grouped, DType.F32, true, 8, 4, 2.5f, TwoLevels: true), false),
-                     (new Case("teams non-finite", 1999, 256, 8, grouped, DType.F32, true, 8, 4, 2.5f, true, NonFinite: true), false),
-                     (new Case("teams non-finite rows", 1031, 256, 8, grouped, DType.F32, true, 8, 4, 2.5f, true, NonFiniteRows: true), false),
-                     (new Case("teams non-finite rows f16 no bias", 1029, 256, 8, grouped, DType.F16, false, 8, 4, 1f, NonFiniteRows: true), false),
-                     (new Case("teams underflow", 4097, 256, 8, grouped, DType.F32, true, 8, 4, 2.5f, true), true),
-                     (new Case("teams underflow bf16 no bias", 1030, 256, 8, grouped, DType.BF16, true, 8, 4, 2.5f), true),
+                     (new Case("teams deepseek f32 T8192", 8192, 256, 8, grouped, DType.F32, true, 8, 4, 2.5f, true), false, false),
+                     (new Case("teams deepseek f32 odd many trips", 20001, 256, 8, grouped, DType.F32, true, 8, 4, 2.5f, true), false, false),
+                     (new Case("teams deepseek bf16 T1025", 1025, 256, 8, grouped, DType.BF16, true, 8, 4, 2.5f, true), false, false),
+                     (new Case("teams deepseek f16 T1027 no-renorm", 1027, 256, 8, grouped, DType.F16, false, 8, 4, 1f, true), false, false),
+                     (new Case("teams deepseek T1", 1, 256, 8, grouped, DType.F32, true, 8, 4, 2.5f, true), false, false),
+                     (new Case("teams deepseek T6", 6, 256, 8, grouped, DType.BF16, true, 8, 4, 2.5f, true), false, false),
+                     (new Case("teams deepseek T131 no bias", 131, 256, 8, grouped, DType.F32, true, 8, 4, 1f), false, false),
+                     (new Case("teams k1 g8/1", 1500, 256, 1, grouped, DType.F32, true, 8, 1, 2f, true), false, false),
+                     (new Case("teams k4 g8/2 f16", 1203, 256, 4, grouped, DType.F16, true, 8, 2, 1f, true), false, false),
+                     (new Case("teams k6 g8/3", 2001, 256, 6, grouped, DType.F32, false, 8, 3, 1.5f, true), false, false),
+                     (new Case("teams coarse", 3001, 256, 8, grouped, DType.F32, true, 8, 4, 2.5f, true, Coarse: true), false, false),
+                     (new Case("teams coarse bf16 no bias", 2002, 256, 8, grouped, DType.BF16, true, 8, 4, 2.5f, Coarse: true), false, false),
+                     (new Case("teams two levels", 2050, 256, 8, grouped, DType.F32, true, 8, 4, 2.5f, TwoLevels: true), false, false),
+                     (new Case("teams non-finite", 1999, 256, 8, grouped, DType.F32, true, 8, 4, 2.5f, true, NonFinite: true), false, false),
+                     (new Case("teams non-finite rows", 1031, 256, 8, grouped, DType.F32, true, 8, 4, 2.5f, true, NonFiniteRows: true), false, false),
+                     (new Case("teams non-finite rows f16 no bias", 1029, 256, 8, grouped, DType.F16, false, 8, 4, 1f, NonFiniteRows: true), false, false),
+                     (new Case("teams underflow", 4097, 256, 8, grouped, DType.F32, true, 8, 4, 2.5f, true), true, false),
+                     (new Case("teams underflow bf16 no bias", 1030, 256, 8, grouped, DType.BF16, true, 8, 4, 2.5f), true, false),
+                     (new Case("teams non-finite bias", 2003, 256, 8, grouped, DType.F32, true, 8, 4, 2.5f, true), false, true),
+                     (new Case("teams non-finite bias and logits bf16", 1033, 256, 8, grouped, DType.BF16, true, 8, 4, 2.5f, true, NonFinite: true), true, true),
                  })
         {
             var logits = TestData.Uniform(random, c.Tokens * c.Experts, -4f, 4f);
@@ -400,6 +402,10 @@ public class TopKRoutingTests
                 logits = logits.Select(x => random.Next(4) == 0 ? -80f - 15f * random.NextSingle() : x).ToArray();
             logits = Shape(random, c, TokenOpsData.RoundTo(c.DType, logits));
             var bias = c.Bias ? TestData.Uniform(random, c.Experts, -0.5f, 0.5f) : null;
+            if (oddBias && bias is not null) // the teams stage the bias sanitised: NaN, +-inf and +-FLT_MAX biases (FLT_MAX and +inf both in group 3)
+                foreach (var (expert, value) in new[] { (5, float.NaN), (40, float.PositiveInfinity), (77, float.NegativeInfinity),
+                             (100, float.MaxValue), (101, float.PositiveInfinity), (140, -float.MaxValue), (200, float.NaN), (255, float.NaN) })
+                    bias[expert] = value;
             string what = $"{c.Name} on {device}, seed {seed}";
             (int[] Ids, float[] Weights, int[] Counts) old;
             int savedTeams = TopKRouting.TeamsFrom;

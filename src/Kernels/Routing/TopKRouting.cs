@@ -45,8 +45,9 @@ public static partial class TopKRouting
     /// <summary>
     /// From this many tokens DeepSeek-V3's shape takes the token-team kernel (topk_routing_teams_*: 8 lanes a token,
     /// 4 tokens a warp, a group a lane, the choices by rank among the few candidates); MOE_ROUTING_TEAMS=0 at start-up
-    /// keeps it off, =N takes it from N tokens. About 460 PTX instructions a token on the hot path (movs left out; 12
-    /// candidates) against about 780 on the two-token path, but half the warps, each with a longer chain. H200,
+    /// keeps it off, =N takes it from N tokens. About 1310 SASS instructions a warp trip (4 tokens) on the common path
+    /// (sm_90; about 1840 before route6 staged the rows coalesced and cheapened the keys), but half the warps of the
+    /// two-token path, each with a longer chain. Before route6: H200,
     /// 2026-11-30, f32, graphs, same run (teams / two-token): T=1 4.62 / 3.59 us, T=128 6.79 / 4.40, T=1024 7.15 / 6.23,
     /// T=8192 11.06 / 14.61. So from 4096 tokens (not measured between 1024 and 8192).
     /// </summary>
@@ -113,7 +114,7 @@ public static partial class TopKRouting
             if (teams)
             {
                 // Blocks of 8 warps (4 tokens each) when that fills every SM, else of 2 (spread over more SMs); at most
-                // 4 blocks an SM (the entry's launch bounds; its 34 KB of static shared memory is the same for any
+                // 4 blocks an SM (the entry's launch bounds; its 36 KB of static shared memory is the same for any
                 // block size); more tokens than that grid holds add trips.
                 warpsPerBlock = warpTasks >= TeamWarpsPerBlock * sms ? TeamWarpsPerBlock : 2;
                 blocks = (int)Math.Clamp((warpTasks + warpsPerBlock - 1) / warpsPerBlock, 1,

@@ -913,41 +913,104 @@ __device__ __forceinline__ void topk_routing(
 // ascending) order is the number of candidate words above its own. The candidate at place j < k is choice j. Warp-wide
 // steps serve four tokens at once, and nothing is sorted. Same keys (sigmoid_fast and its redo), group scores, kept
 // groups, tie rule and weights (the same butterfly sum, whose lanes >= 8 only added zeros) as the contiguous path: the
-// same bits. About 460 PTX instructions a token on the hot path (movs left out; 12 candidates, the mean for random logits
-// is 10.5) against about 780 on the two-token path: the 256 keys cost the same (about 250), the selection a third.
+// same bits. The row reaches the team through shared memory: its 8 lanes copy it coalesced (cp.async, one 128-byte
+// line an instruction, not 32 lines of 16 bytes) and read their groups back; the bias is staged sanitised once a block.
+// SASS on the common path (sm_90, F32, one warp trip = 4 tokens, the rank loop's body once): about 1310 instructions
+// (the 32 keys 541 with 64 MUFU, their top two 95, staging 64, candidates about 215) against about 1840 before route6
+// (keys 840, top two 190, branchy candidates up to 400).
 // Shape: experts 256, 8 groups, k <= 8, topkGroups <= 4 (<= 128 candidates), 2 * topkGroups >= k; logits
 // and bias 16-byte aligned (TopKRouting.UsesTeamPath checks).
 #define ROUTING_TEAM_WARPS 8
 #define ROUTING_TEAM_CANDIDATES 128
-// A team's shared words: the candidates, its k picks (8 ints = 4 words), one word of padding so that the four teams
-// of a warp start on different banks (133 words = 266 banks apart: 0, 10, 20, 30).
-#define ROUTING_TEAM_WORDS (ROUTING_TEAM_CANDIDATES + 4 + 1)
+// A team's shared words: the candidates, its k picks (8 ints = 4 words), two words of padding so that every team starts
+// 16-byte aligned (the row is staged there first) and the four teams of a warp start on different banks (134 words =
+// 268 banks apart: 0, 12, 24, 4).
+#define ROUTING_TEAM_WORDS (ROUTING_TEAM_CANDIDATES + 4 + 2)
 
-// The lane's 32 bias values (zeros when there is none) are read 4 at a time while the keys are built.
+// Where 16-byte chunk c of a staged row (1 KB in F32: chunks 0-63; 512 B in BF16/F16: 0-31) or of the staged bias lives:
+// chunk c ^ ((c / 8) % 8), a permutation inside every 8 chunks (128 bytes, all 32 banks). A team's 8 lanes copy chunks
+// 8v + g (one 128-byte line an instruction: coalesced) and read back chunks g * C + u (C = 8 or 4 chunks a lane),
+// and neither access has two lanes of a team in one bank group: the XOR spreads the lanes' stride of C chunks.
+__device__ __forceinline__ int team_chunk(int c) { return c ^ ((c >> 3) & 7); }
+
+// Order key of score + bias where the bias is sanitised and the score in [+0, 1] (never -0): the sum is finite, never
+// NaN, never -0, so order_key(sanitize(score + bias)) is this (the sum of a score and a sanitised bias equals the sum
+// of the score and the raw bias sanitised: a score <= 1 is below half an ulp of FLT_MAX, so +-inf and NaN biases give
+// +-FLT_MAX either way; -0 needs both terms -0).
+__device__ __forceinline__ moe_u32 team_key(float sum)
+{
+    const moe_u32 bits = __float_as_uint(sum);
+    return bits ^ ((moe_u32)((int)bits >> 31) | 0x80000000u);
+}
+
+// The lane's 32 logits (group `group` of the row staged at `stage`, see team_chunk).
 template <typename T>
-__device__ __forceinline__ void team_keys(const T (&logit)[32], const float* __restrict__ bias, int group, moe_u32 (&key)[32], bool& exact)
+__device__ __forceinline__ void team_logits(unsigned stage, int group, T (&logit)[32])
+{
+    constexpr int chunks = 32 * (int)sizeof(T) / 16;
+#pragma unroll
+    for (int u = 0; u < chunks; u++)
+    {
+        const uint4 chunk = load16_shared(stage + team_chunk(group * chunks + u) * 16);
+        const moe_u32 word[4] = {chunk.x, chunk.y, chunk.z, chunk.w};
+#pragma unroll
+        for (int w = 0; w < 4; w++)
+        {
+            if constexpr (sizeof(T) == 4)
+                logit[4 * u + w] = __uint_as_float(word[w]);
+            else
+            {
+                logit[8 * u + 2 * w].bits = (moe_u16)(word[w] & 0xffffu); // little-endian: the lower half first
+                logit[8 * u + 2 * w + 1].bits = (moe_u16)(word[w] >> 16);
+            }
+        }
+    }
+}
+
+// The lane's 32 keys from its logits and the sanitised bias staged at `biasStage` (see team_chunk). `exact`: every fast
+// sigmoid was the division's bits. The logit is not sanitised first: a NaN or -inf logit makes 1 + exp(-x) NaN or inf
+// (not exact: redone), +inf makes it 1 or NaN (1 is sigmoid(FLT_MAX)'s bits), and a finite one is its own sanitised value.
+template <typename T, bool FAST>
+__device__ __forceinline__ void team_keys(const T (&logit)[32], unsigned biasStage, int group, moe_u32 (&key)[32], bool& exact)
 {
     exact = true;
 #pragma unroll
     for (int v = 0; v < 8; v++)
     {
-        float4 b = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-        if (bias != nullptr)
-            b = reinterpret_cast<const float4*>(bias + group * 32)[v];
-        const float laneBias[4] = {b.x, b.y, b.z, b.w};
+        const uint4 b = load16_shared(biasStage + team_chunk(group * 8 + v) * 16);
+        const float laneBias[4] = {__uint_as_float(b.x), __uint_as_float(b.y), __uint_as_float(b.z), __uint_as_float(b.w)};
 #pragma unroll
         for (int i = 0; i < 4; i++)
         {
-            const float x = sanitize(to_float(logit[4 * v + i]));
-#ifdef ROUTING_SIGMOID_DIVISION
-            key[4 * v + i] = order_key(sanitize(sigmoid(x) + laneBias[i]));
-#else
-            bool slotExact = true;
-            const float score = sigmoid_fast(x, slotExact);
-            exact = exact && slotExact;
-            key[4 * v + i] = order_key(sanitize(score + laneBias[i]));
-#endif
+            if constexpr (FAST)
+            {
+                bool slotExact = true;
+                const float score = sigmoid_fast(to_float(logit[4 * v + i]), slotExact);
+                exact = exact && slotExact;
+                key[4 * v + i] = team_key(score + laneBias[i]);
+            }
+            else
+            {
+                key[4 * v + i] = team_key(sigmoid(sanitize(to_float(logit[4 * v + i]))) + laneBias[i]);
+            }
         }
+    }
+}
+
+// The group's two largest keys (a repeated largest counts twice): the top two of every 4 keys, merged into the running
+// two (a chain of 8 merges, not of 32 steps).
+__device__ __forceinline__ void team_top_two(const moe_u32 (&key)[32], moe_u32& top, moe_u32& second)
+{
+    top = 0;
+    second = 0;
+#pragma unroll
+    for (int v = 0; v < 8; v++)
+    {
+        const moe_u32 hi0 = max(key[4 * v], key[4 * v + 1]), lo0 = min(key[4 * v], key[4 * v + 1]);
+        const moe_u32 hi1 = max(key[4 * v + 2], key[4 * v + 3]), lo1 = min(key[4 * v + 2], key[4 * v + 3]);
+        const moe_u32 blockTop = max(hi0, hi1), blockSecond = max(min(hi0, hi1), max(lo0, lo1));
+        second = max(max(second, blockSecond), min(top, blockTop));
+        top = max(top, blockTop);
     }
 }
 
@@ -958,8 +1021,10 @@ __device__ __forceinline__ void topk_routing_teams(
     int* __restrict__ workspace)
 {
     constexpr int experts = 256;
+    constexpr int chunks = 32 * (int)sizeof(T) / 16; // 16-byte chunks of a lane's group
     __shared__ int histogram[experts];
-    __shared__ moe_u64 teamWords[ROUTING_TEAM_WARPS * 4][ROUTING_TEAM_WORDS];
+    __shared__ __align__(16) float biasStage[experts]; // sanitised, chunks placed by team_chunk; zeros without a bias
+    __shared__ __align__(16) moe_u64 teamWords[ROUTING_TEAM_WARPS * 4][ROUTING_TEAM_WORDS];
     const int warp = threadIdx.x / 32;
     const int lane = threadIdx.x % 32;
     const int team = lane / 8;
@@ -967,8 +1032,13 @@ __device__ __forceinline__ void topk_routing_teams(
     const int warps = blockDim.x / 32;
     moe_u64* candidates = teamWords[warp * 4 + team];
     int* picks = reinterpret_cast<int*>(candidates + ROUTING_TEAM_CANDIDATES);
+    const unsigned stage = (unsigned)__cvta_generic_to_shared(candidates); // the row, before the candidates
+    const unsigned biasAt = (unsigned)__cvta_generic_to_shared(biasStage);
     for (int e = threadIdx.x; e < experts; e += blockDim.x)
+    {
         histogram[e] = 0;
+        biasStage[team_chunk(e / 4) * 4 + e % 4] = bias != nullptr ? sanitize(bias[e]) : 0.0f;
+    }
     __syncthreads();
 
     // Warps stride over groups of four tokens (every lane of a warp takes the same trips: the shuffles span the warp).
@@ -978,14 +1048,24 @@ __device__ __forceinline__ void topk_routing_teams(
         const int token = first + team;
         const bool present = token < tokens;
         const T* row = logits + (long long)(present ? token : first) * experts; // an absent token routes a real row, unstored
+        // The row into the team's words, coalesced (lane g copies chunks 8v + g), then the lane's group out of them.
+        __syncwarp(); // the previous trip's reads of `candidates` and `picks` are done
+#pragma unroll
+        for (int v = 0; v < chunks; v++) // the row is 8 * chunks chunks
+            copy16_async(stage + team_chunk(8 * v + group) * 16, reinterpret_cast<const uint4*>(row) + 8 * v + group);
+        copy_async_commit();
+        copy_async_wait<0>();
+        __syncwarp();
         moe_u32 key[32];
         {
             T logit[32];
-            load_contiguous<T, 32>(row, group, logit);
+            team_logits<T>(stage, group, logit);
             bool exact;
-            team_keys<T>(logit, bias, group, key, exact);
-#ifndef ROUTING_SIGMOID_DIVISION
-            if (!exact) // rare (a score below 2^-126): the lane's keys again with the division, from the row read again
+#ifdef ROUTING_SIGMOID_DIVISION
+            team_keys<T, false>(logit, biasAt, group, key, exact);
+#else
+            team_keys<T, true>(logit, biasAt, group, key, exact);
+            if (!exact) // rare (a score below 2^-126, a non-finite logit): the lane's keys again with the division
             {
                 const T* again = row;
                 asm volatile("" : "+l"(again)); // a fresh read: the first one's registers are not kept for this
@@ -993,20 +1073,14 @@ __device__ __forceinline__ void topk_routing_teams(
                 const float* biasAgain = bias;
 #pragma unroll
                 for (int i = 0; i < 32; i++)
-                    key[i] = order_key(sanitize(sigmoid(sanitize(to_float(logit[i]))) +
-                                                (biasAgain != nullptr ? biasAgain[group * 32 + i] : 0.0f)));
+                    key[i] = team_key(sigmoid(sanitize(to_float(logit[i]))) +
+                                      (biasAgain != nullptr ? sanitize(biasAgain[group * 32 + i]) : 0.0f));
             }
 #endif
         }
-
-        // The group's two largest keys (a repeated largest counts twice) and its score, summed as the twin sums.
-        moe_u32 top = 0, second = 0;
-#pragma unroll
-        for (int i = 0; i < 32; i++)
-        {
-            second = max(second, min(top, key[i]));
-            top = max(top, key[i]);
-        }
+        moe_u32 top, second;
+        team_top_two(key, top, second);
+        // The group's score from its two largest keys, summed as the twin sums.
         const moe_u32 groupKey = order_key(order_value(top) + order_value(second));
         // Kept: fewer than topkGroups groups ahead (score descending, id ascending).
         int ahead = 0;
@@ -1037,11 +1111,14 @@ __device__ __forceinline__ void topk_routing_teams(
         }
         const int candidateCount = __shfl_sync(0xffffffffu, offset, 7, 8);
         offset -= count;
-        __syncwarp(); // the previous trip's reads of `candidates` and `picks` are done
+        __syncwarp(); // every lane's reads of the staged row are done
+        moe_u64* slot = candidates + offset; // a running pointer: no address arithmetic a candidate
+        unsigned lowestId = ~(unsigned)(group * 32); // ~(group * 32 + i) = lowestId - i
+        asm("" : "+r"(lowestId)); // one register, not rebuilt from `group` for every slot
 #pragma unroll
         for (int i = 0; i < 32; i++)
             if (key[i] >= limit)
-                candidates[offset++] = ((moe_u64)key[i] << 32) | (moe_u32)~(unsigned)(group * 32 + i);
+                *slot++ = ((moe_u64)key[i] << 32) | (lowestId - i);
         __syncwarp();
 
         // Places: lane g ranks candidates g and g + 8 of each 16 against all of the team's (the words are distinct).
@@ -1138,7 +1215,7 @@ ROUTING_PERSISTENT_ENTRY(topk_routing_contiguous_x2p_bf16_8, bf16, 8)
 ROUTING_PERSISTENT_ENTRY(topk_routing_contiguous_x2p_f16_8, f16, 8)
 
 // Token-team entries (DeepSeek-V3's shape at many tokens; see topk_routing_teams): blocks of ROUTING_TEAM_WARPS warps,
-// 4 blocks an SM (34 KB of shared memory a block): 32 warps an SM, the 64-register bound.
+// 4 blocks an SM (36 KB of shared memory a block): 32 warps an SM, the 64-register bound.
 #define ROUTING_TEAM_ENTRY(NAME, T)                                                                          \
     extern "C" __global__ void __launch_bounds__(32 * ROUTING_TEAM_WARPS, 4) NAME(                             \
         const T* logits, const float* bias, int tokens, int experts, int k, int renormalize, int grouped,     \
