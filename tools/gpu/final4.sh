@@ -22,10 +22,10 @@ suite)
 sweeps)
   [ -f tools/gpu/route6-check.sh ] && { bash tools/gpu/route6-check.sh 2>&1 | tail -30; echo "== route6 done (${SECONDS}s)"; }
   export MOE_SWEEP_TOKENS=1,16,128
-  (cd bench/reference && PYTHONUNBUFFERED=1 OUT="$out" timeout 90 python3 grouped_gemm.py > "$out/ref-grouped_gemm.log" 2>&1); echo "== ref grouped_gemm: exit $? (${SECONDS}s)"
-  step 100 sweep-grouped_gemm $B sweep grouped_gemm --device cuda:0 --json "$out/sweep-grouped_gemm.json"
-  (cd bench/reference && PYTHONUNBUFFERED=1 OUT="$out" timeout 100 python3 moe_layer.py > "$out/ref-moe_layer.log" 2>&1); echo "== ref moe_layer: exit $? (${SECONDS}s)"
-  step 150 sweep-moe_layer $B sweep moe_layer --device cuda:0 --json "$out/sweep-moe_layer.json"
+  (cd bench/reference && PYTHONUNBUFFERED=1 OUT="$out" timeout 70 python3 grouped_gemm.py > "$out/ref-grouped_gemm.log" 2>&1); echo "== ref grouped_gemm: exit $? (${SECONDS}s)"
+  step 80 sweep-grouped_gemm $B sweep grouped_gemm --device cuda:0 --json "$out/sweep-grouped_gemm.json"
+  (cd bench/reference && PYTHONUNBUFFERED=1 OUT="$out" timeout 80 python3 moe_layer.py > "$out/ref-moe_layer.log" 2>&1); echo "== ref moe_layer: exit $? (${SECONDS}s)"
+  step 120 sweep-moe_layer $B sweep moe_layer --device cuda:0 --json "$out/sweep-moe_layer.json"
   grep -hE "T=(1|16|128) " "$out"/sweep-*.log | sed -E 's/ +/ /g' | cut -c1-150 | head -40
   tail -12 "$out/ref-moe_layer.log"
   ;;
