@@ -51,6 +51,42 @@ public class TopKRoutingSigmoidBitsTests
         AllPathsMatchTheTwin(accelerator, device, c, logits, bias);
     }
 
+    /// <summary>
+    /// The contiguous paths' keys use the branch-free reciprocal (rcp.approx and one Newton step), the weights and the
+    /// twin the division; where 1 + exp(-x) has an all-ones significand (bf16 x = 2^-23 gives 2 - 2^-23) one Newton step
+    /// from an approximation an ulp low lands on a midpoint, the hard case. Each key is made visible: expert a gets
+    /// logit x, expert b a saturated logit (score exactly 1) and the bias sigmoid(x) - 1 (exact for x >= 0), so the twin
+    /// ties them (the lower id first) and a key an ulp off on any path orders them the other way round, in one of the
+    /// two arrangements (a, b) = (0, 1) and (1, 0). 1024 equal rows (two tokens a warp from 1024); every other expert low.
+    /// </summary>
+    [Theory, MemberData(nameof(TestDevices.Names), MemberType = typeof(TestDevices))]
+    public void HardReciprocalKeysTieAsOnTheTwin(string device)
+    {
+        var accelerator = TestDevices.Get(device);
+        var hard = new List<float>();
+        for (int bits = 0; bits < 0x7F80; bits++) // every finite bf16 x >= 0
+        {
+            float x = (float)BFloat16.FromBits((ushort)bits);
+            if ((BitConverter.SingleToInt32Bits(1f + TopKRouting.RoutingExp(-x)) & 0x7FFFFF) == 0x7FFFFF)
+                hard.Add(x);
+        }
+        Assert.Contains(MathF.ScaleB(1f, -23), hard);
+        foreach (float x in hard.Concat([0f, 1f, 2.078125f, 3.6875f]))
+            foreach (var (a, b) in new[] { (0, 1), (1, 0) })
+            {
+                var c = new TopKRoutingTests.Case($"key of x = {x:R} against its exact tie, experts ({a}, {b})", 1024, 256, 8,
+                    RoutingKind.DeepSeekGrouped, DType.BF16, false, 8, 4, 1f, true);
+                var row = Enumerable.Repeat(-8f, 256).ToArray();
+                row[a] = x;
+                row[b] = 64f;
+                var bias = new float[256];
+                bias[b] = TopKRouting.Sigmoid(x) - 1f;
+                Assert.Equal(TopKRouting.Sigmoid(x), TopKRouting.Sigmoid(64f) + bias[b]); // the tie, on the twin
+                var logits = Enumerable.Range(0, c.Tokens).SelectMany(_ => row).ToArray();
+                AllPathsMatchTheTwin(accelerator, device, c, logits, bias);
+            }
+    }
+
     /// <summary>RoutingExp against exp in double for every bf16 value and a float sweep; its ends and NaN.</summary>
     [Fact]
     public void RoutingExpIsExpWithinTwoUlp()
