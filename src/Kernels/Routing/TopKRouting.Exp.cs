@@ -24,7 +24,7 @@ public static partial class TopKRouting
         p = MathF.FusedMultiplyAdd(p, f, 1f);
         p = MathF.FusedMultiplyAdd(p, f, 1f);
         int n = float.IsNaN(a) ? 0 : (int)j;
-        int half = n / 2;
+        int half = n >> 1; // floor: both halves in [-75, 64]
         return p * BitConverter.Int32BitsToSingle((half + 127) << 23) * BitConverter.Int32BitsToSingle((n - half + 127) << 23);
     }
 }

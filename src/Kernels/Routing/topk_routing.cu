@@ -97,7 +97,7 @@ __device__ __forceinline__ float routing_exp(float a)
     p = fmaf(p, f, 1.0f);
     p = fmaf(p, f, 1.0f);
     const int n = a == a ? (int)j : 0;
-    const int half = n / 2;
+    const int half = n >> 1; // floor: both halves in [-75, 64]
     return __fmul_rn(__fmul_rn(p, __int_as_float((half + 127) << 23)), __int_as_float((n - half + 127) << 23));
 }
 
