@@ -11,7 +11,7 @@
 //
 // Variants (runtime flag `grouped`):
 //   softmax:  key = logit; weight = softmax(logits)[expert], renormalised over the k when asked.
-//   grouped (DeepSeek-V3/R1): score = sigmoid(logit), key = score + bias; experts in groupCount
+//   grouped (DeepSeek-V3/R1): score = sigmoid(logit) (its exp is routing_exp: the CPU twin's bits), key = score + bias; experts in groupCount
 //             equal groups, a group's score is the sum of its two largest keys; the topkGroups best
 //             groups are kept and the k best keys inside them chosen; weight = score (unbiased),
 //             divided by (sum of the k scores + 1e-20) when renormalising.
