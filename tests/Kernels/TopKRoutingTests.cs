@@ -635,7 +635,7 @@ public class TopKRoutingTests
         Assert.Equal("expertCounts", Assert.ThrowsAny<ArgumentException>(() => TopKRouting.Run(logits, 4, 8, TopKRoutingOptions.Softmax(2), ids, weights, shortCounts)).ParamName);
     }
 
-    private static (int[] Ids, float[] Weights, int[] Counts) Route(Accelerator accelerator, Case c, float[] logits, float[]? bias,
+    internal static (int[] Ids, float[] Weights, int[] Counts) Route(Accelerator accelerator, Case c, float[] logits, float[]? bias,
         MemoryBuffer<int>? workspace = null)
     {
         // Offset: the logits start that many elements into the buffer (a view that is not 16-byte aligned).
@@ -667,7 +667,7 @@ public class TopKRoutingTests
     private static float Sanitize(float x) => float.IsNaN(x) ? -float.MaxValue : Math.Clamp(x, -float.MaxValue, float.MaxValue);
 
     /// <summary>The routing written the slow, obvious way: sort by (key descending, id ascending), weights in double.</summary>
-    private static (int[] Ids, float[] Weights) Reference(float[] logits, Case c, float[]? bias)
+    internal static (int[] Ids, float[] Weights) Reference(float[] logits, Case c, float[]? bias)
     {
         int e = c.Experts, k = c.TopK;
         var ids = new int[c.Tokens * k];
@@ -691,8 +691,9 @@ public class TopKRoutingTests
             }
             else
             {
-                // Keys in F32 as the kernel computes them, so that exact ties stay ties.
-                var keys = Enumerable.Range(0, e).Select(i => Sanitize(1f / (1f + MathF.Exp(-x[i])) + (bias?[i] ?? 0f))).ToArray();
+                // Keys in F32 as the kernel computes them (its exp: MathF.Exp differs in the last bit now and then, which
+                // can swap nearly tied keys), so that exact ties stay ties.
+                var keys = Enumerable.Range(0, e).Select(i => Sanitize(1f / (1f + TopKRouting.RoutingExp(-x[i])) + (bias?[i] ?? 0f))).ToArray();
                 int size = e / c.Groups;
                 var groupScore = Enumerable.Range(0, c.Groups)
                     .Select(g => keys.Skip(g * size).Take(size).OrderByDescending(v => v).Take(2).Sum()).ToArray();

@@ -28,7 +28,8 @@ public static partial class TopKRouting
     /// <summary>NaN -> -MaxValue, +-inf -> +-MaxValue (the kernel's sanitize).</summary>
     internal static float Sanitize(float x) => float.IsNaN(x) ? -float.MaxValue : Math.Clamp(x, -float.MaxValue, float.MaxValue);
 
-    internal static float Sigmoid(float x) => 1f / (1f + MathF.Exp(-x));
+    /// <summary>The kernel's sigmoid: 1 / (1 + exp(-x)) with <see cref="RoutingExp"/>, so keys match to the bit.</summary>
+    internal static float Sigmoid(float x) => 1f / (1f + RoutingExp(-x));
 
     /// <summary>One worker's arrays: a token's logits, selection keys and candidate flags, and the group arrays.</summary>
     private sealed class Scratch(int experts, int groups)

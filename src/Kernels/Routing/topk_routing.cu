@@ -11,7 +11,7 @@
 //
 // Variants (runtime flag `grouped`):
 //   softmax:  key = logit; weight = softmax(logits)[expert], renormalised over the k when asked.
-//   grouped (DeepSeek-V3/R1): score = sigmoid(logit), key = score + bias; experts in groupCount
+//   grouped (DeepSeek-V3/R1): score = sigmoid(logit) (its exp is routing_exp: the CPU twin's bits), key = score + bias; experts in groupCount
 //             equal groups, a group's score is the sum of its two largest keys; the topkGroups best
 //             groups are kept and the k best keys inside them chosen; weight = score (unbiased),
 //             divided by (sum of the k scores + 1e-20) when renormalising.
@@ -76,7 +76,32 @@ __device__ __forceinline__ float sanitize(float x)
     return fminf(fmaxf(x, -float_max), float_max);
 }
 
-__device__ __forceinline__ float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
+// exp(a) from IEEE operations alone (explicit fma, mul and add in one fixed order), so that the CPU twin's RoutingExp
+// (TopKRouting.Exp.cs) gives the same bits: CUDA's expf is not correctly rounded (up to 2 ulp) and the host's expf is
+// another function, and one ulp in exp(-x) can move 1 + exp(-x) across a rounding boundary, a key by an ulp, and swap
+// two nearly tied choices. a = j ln2 + f (j = rint(a log2e), ln2 in two parts), exp(f) by its Taylor polynomial to
+// degree 7 (|f| <= 0.35: within 1e-7 relative), times 2^j in two exact power-of-two steps. a is clamped to [-104, 89]
+// (exp of the ends is 0 after the scaling, and +inf), NaN stays NaN.
+__device__ __forceinline__ float routing_exp(float a)
+{
+    a = a < -104.0f ? -104.0f : (a > 89.0f ? 89.0f : a);
+    const float j = __fsub_rn(fmaf(a, 1.44269502f, 12582912.0f), 12582912.0f);
+    float f = fmaf(j, -0.693145752f, a);
+    f = fmaf(j, -1.42860677e-6f, f);
+    float p = 1.98412701e-4f;
+    p = fmaf(p, f, 1.38888892e-3f);
+    p = fmaf(p, f, 8.33333377e-3f);
+    p = fmaf(p, f, 4.16666679e-2f);
+    p = fmaf(p, f, 1.66666672e-1f);
+    p = fmaf(p, f, 0.5f);
+    p = fmaf(p, f, 1.0f);
+    p = fmaf(p, f, 1.0f);
+    const int n = a == a ? (int)j : 0;
+    const int half = n >> 1; // floor: both halves in [-75, 64]
+    return __fmul_rn(__fmul_rn(p, __int_as_float((half + 127) << 23)), __int_as_float((n - half + 127) << 23));
+}
+
+__device__ __forceinline__ float sigmoid(float x) { return 1.0f / __fadd_rn(1.0f, routing_exp(-x)); }
 
 // The contiguous path's scores without a branch per expert. The compiler's 1.0f / y puts a branch (and a call to its
 // slow path) around every division, which serialises a lane's P sigmoids; here every reciprocal takes the compiler's
@@ -93,7 +118,7 @@ __device__ __forceinline__ float reciprocal_fast(float y)
 // Whether sigmoid_fast(x) is sigmoid(x) to the bit: 1 + exp(-x) below 2^126.
 __device__ __forceinline__ float sigmoid_fast(float x, bool& exact)
 {
-    const float y = 1.0f + expf(-x);
+    const float y = __fadd_rn(1.0f, routing_exp(-x));
     exact = y < 0x1p126f;
     return reciprocal_fast(y);
 }
