@@ -16,6 +16,8 @@ import os
 import torch
 import torch.nn.functional as F
 
+from grouped_gemm import wanted_model, wanted_tokens
+
 PRESETS = {
     "mixtral-8x7b": dict(h=4096, i=14336, e=8, k=2, deepseek=False, shared=0),
     "qwen3-30b-a3b": dict(h=2048, i=768, e=128, k=8, deepseek=False, shared=0),
@@ -23,18 +25,6 @@ PRESETS = {
 }
 TOKENS = [1, 16, 128, 1024, 8192]
 
-
-def wanted_tokens(tokens):
-    """MOE_SWEEP_TOKENS=1,16 keeps those token counts, as our sweeps do (unset: all)."""
-    value = os.environ.get("MOE_SWEEP_TOKENS", "").strip()
-    return not value or str(tokens) in [v.strip() for v in value.split(",")]
-
-
-def wanted_model(name):
-    """MOE_SWEEP_MODELS=deepseek,mixtral keeps models whose name starts with one of the prefixes (unset: all)."""
-    value = os.environ.get("MOE_SWEEP_MODELS", "").strip()
-    return not value or any(name.lower().startswith(v.strip().lower()) for v in value.split(",") if v.strip())
-GROUPS, TOPK_GROUPS, SCALE = 8, 4, 2.5
 
 
 def random_weights(p, device):
