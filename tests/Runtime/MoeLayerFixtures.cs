@@ -48,6 +48,28 @@ public static class MoeLayerFixtures
     };
 
     /// <summary>One forward of <see cref="MoeLayer"/> on <paramref name="accelerator"/>, output poisoned first.</summary>
+    /// <summary>
+    /// The bf16 layer of <paramref name="family"/> (<paramref name="experts"/> experts, H = 64) on <paramref name="device"/> at each
+    /// of <paramref name="tokenCounts"/> against the plain reference; <paramref name="setting"/> names the switch under test in a failure.
+    /// </summary>
+    public static void CheckAgainstReference(string device, string family, int experts, int[] tokenCounts, string setting)
+    {
+        var accelerator = Infrastructure.TestDevices.Get(device);
+        var random = Infrastructure.TestData.NewRandom(out int seed);
+        using var folder = new TempFolder();
+        var (_, layer) = Write(folder.Path, family, experts, seed);
+        var weights = MoeLayerWeights.Load(folder.Path, layer, DType.BF16);
+        var reference = new MoeRuntime.Runtime.Reference.MoeBlockReference(weights);
+        foreach (int tokens in tokenCounts)
+        {
+            var hidden = RoundTo(Infrastructure.TestData.Uniform(random, tokens * 64), DType.BF16);
+            var expected = reference.Forward(hidden);
+            var actual = RunSingle(accelerator, weights, hidden, tokens);
+            Infrastructure.Compare.Close(expected, Infrastructure.Compare.ToDouble(actual), Infrastructure.Compare.ToleranceFor(DType.BF16),
+                $"{family} bf16, T={tokens}, on {device}, {setting}, seed {seed}");
+        }
+    }
+
     public static float[] RunSingle(Accelerator accelerator, MoeLayerWeights weights, float[] hidden, int tokens)
     {
         using var device = DeviceMoeWeights.Upload(accelerator, weights);

@@ -34,6 +34,8 @@ public sealed class SharedExpertStream : IDisposable
     /// <summary>A stream, its two events and split-K scratch for the shared-expert GEMMs at <paramref name="tokens"/>; null where it does not apply (CPU, no shared experts).</summary>
     public static SharedExpertStream? For(DeviceMoeWeights weights, int tokens)
     {
+        ArgumentNullException.ThrowIfNull(weights);
+        ArgumentOutOfRangeException.ThrowIfNegative(tokens);
         var a = weights.Accelerator;
         if (a.Kind != AcceleratorKind.Cuda || weights.SharedGateUp is null)
             return null;
@@ -59,6 +61,7 @@ public sealed class SharedExpertStream : IDisposable
     /// <summary>The shared experts' GEMMs at <paramref name="tokens"/> tokens (gate_up with SiLU-and-mul, the sigmoid gate, down).</summary>
     public static GroupedGemmShape[] GemmShapes(DeviceMoeWeights weights, int tokens)
     {
+        ArgumentNullException.ThrowIfNull(weights);
         int h = weights.Config.HiddenSize, ish = weights.SharedIntermediate;
         return [new(tokens, 2 * ish, h, 1, Fused: true), new(tokens, h, ish, 1), new(tokens, 1, h, 1)];
     }
