@@ -75,6 +75,8 @@ internal static unsafe partial class CudaDriver
     [LibraryImport(Library)] public static partial CudaResult cuFuncGetAttribute(out int value, CudaFunctionAttribute attribute, nint function);
     [LibraryImport(Library)] public static partial CudaResult cuLaunchKernel(nint function, uint gridX, uint gridY, uint gridZ, uint blockX, uint blockY, uint blockZ,
         uint sharedMemBytes, nint stream, void** kernelParams, void** extra);
+    /// <summary>cuLaunchKernel with launch attributes (CUDA 12.0+): programmatic dependent launch.</summary>
+    [LibraryImport(Library)] public static partial CudaResult cuLaunchKernelEx(CudaLaunchConfig* config, nint function, void** kernelParams, void** extra);
     /// <summary>Builds a TMA descriptor (CUtensorMap, 128 bytes) for a tiled region; needs no context (CUDA 12.0+ drivers).</summary>
     [LibraryImport(Library)] public static partial CudaResult cuTensorMapEncodeTiled(void* tensorMap, int dataType, uint rank, ulong globalAddress,
         ulong* globalDim, ulong* globalStrides, uint* boxDim, uint* elementStrides, int interleave, int swizzle, int l2Promotion, int oobFill);

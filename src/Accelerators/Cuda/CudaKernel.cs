@@ -10,14 +10,31 @@ public sealed class CudaKernel
     private readonly nint _function;
     private int _dynamicSharedLimit = 48 * 1024;
 
-    internal CudaKernel(CudaAccelerator accelerator, string name, nint function)
+    internal CudaKernel(CudaAccelerator accelerator, string name, nint function, bool waitsForPriorGrid)
     {
         _accelerator = accelerator;
         Name = name;
         _function = function;
+        WaitsForPriorGrid = waitsForPriorGrid;
     }
 
     public string Name { get; }
+
+    /// <summary>
+    /// The kernel's source is marked <c>// dependent-launch</c>: every entry calls <c>moe_wait_prior_grid()</c> before it
+    /// touches memory, so it may be launched to overlap the previous kernel of its stream (see <see cref="DependentLaunchEnabled"/>).
+    /// </summary>
+    public bool WaitsForPriorGrid { get; }
+
+    /// <summary>
+    /// Programmatic dependent launch for kernels that wait for the prior grid, on devices of compute capability 9.0 and
+    /// up: the next kernel's launch and block start-up overlap the previous kernel's tail instead of following its end.
+    /// On by default; MOE_PDL=0 (or false here) launches every kernel plainly, for A/B measurements.
+    /// </summary>
+    public static bool DependentLaunchEnabled { get; set; } = Environment.GetEnvironmentVariable("MOE_PDL") != "0";
+
+    /// <summary>Whether a launch of this kernel now carries the programmatic-serialization attribute.</summary>
+    public bool LaunchesDependent => WaitsForPriorGrid && DependentLaunchEnabled && _accelerator.Info.ComputeMajor >= 9;
 
     [ThreadStatic]
     private static long t_launches;
@@ -81,9 +98,23 @@ public sealed class CudaKernel
             values[i] = args[i].Bits;
             pointers[i] = &values[i];
         }
-        var result = CudaDriver.cuLaunchKernel(_function, grid.X, grid.Y, grid.Z, block.X, block.Y, block.Z,
-            (uint)dynamicSharedBytes, stream.Handle, pointers, null);
-        CudaCheck.ThrowIfFailed(result, $"cuLaunchKernel({Name}, grid {grid}, block {block}, {dynamicSharedBytes} B shared)");
+        CudaResult result;
+        if (LaunchesDependent)
+        {
+            var attribute = new CudaLaunchAttribute { Id = CudaLaunchAttribute.ProgrammaticStreamSerialization, Value = 1 };
+            var config = new CudaLaunchConfig
+            {
+                GridX = grid.X, GridY = grid.Y, GridZ = grid.Z, BlockX = block.X, BlockY = block.Y, BlockZ = block.Z,
+                SharedMemBytes = (uint)dynamicSharedBytes, Stream = stream.Handle, Attributes = &attribute, AttributeCount = 1,
+            };
+            result = CudaDriver.cuLaunchKernelEx(&config, _function, pointers, null);
+        }
+        else
+        {
+            result = CudaDriver.cuLaunchKernel(_function, grid.X, grid.Y, grid.Z, block.X, block.Y, block.Z,
+                (uint)dynamicSharedBytes, stream.Handle, pointers, null);
+        }
+        CudaCheck.ThrowIfFailed(result, $"cuLaunchKernel{(LaunchesDependent ? "Ex (dependent launch)" : "")}({Name}, grid {grid}, block {block}, {dynamicSharedBytes} B shared)");
         t_launches++;
     }
 

@@ -7,12 +7,14 @@ internal sealed class CudaModule : IDisposable
 {
     private readonly CudaAccelerator _accelerator;
     private readonly ConcurrentDictionary<string, CudaKernel> _kernels = new();
+    private readonly bool _waitsForPriorGrid;
     private nint _module;
 
-    public unsafe CudaModule(CudaAccelerator accelerator, string sourceName, byte[] image)
+    public unsafe CudaModule(CudaAccelerator accelerator, string sourceName, byte[] image, bool waitsForPriorGrid)
     {
         _accelerator = accelerator;
         SourceName = sourceName;
+        _waitsForPriorGrid = waitsForPriorGrid;
         fixed (byte* p = image)
             CudaCheck.ThrowIfFailed(CudaDriver.cuModuleLoadData(out _module, p), $"cuModuleLoadData({sourceName})");
     }
@@ -27,7 +29,7 @@ internal sealed class CudaModule : IDisposable
         if (result == CudaResult.NotFound)
             throw new AcceleratorException($"kernel '{name}' not found in {SourceName} (is it extern \"C\" __global__?)");
         CudaCheck.ThrowIfFailed(result, $"cuModuleGetFunction({SourceName}, {name})");
-        return new CudaKernel(_accelerator, name, function);
+        return new CudaKernel(_accelerator, name, function, _waitsForPriorGrid);
     });
 
     public void Dispose()

@@ -51,3 +51,17 @@ __device__ __forceinline__ float warp_max(float v)
 }
 
 __device__ __forceinline__ int ceil_div(int a, int b) { return (a + b - 1) / b; }
+
+// Programmatic dependent launch (sm_90+). A kernel launched with the attribute (CudaKernel.Launch, for sources marked
+// "// dependent-launch") may start while the kernel before it in the stream is still running: its launch, block
+// scheduling and prologue hide behind that kernel's tail. Every entry of such a source calls this first, before it
+// reads or writes global memory: the wait returns once the previous grid has completed and its writes are visible.
+// The trigger then lets the next kernel launch as soon as every block of this one has passed its wait. Launched
+// without the attribute (other devices, MOE_PDL=0) both instructions return at once.
+__device__ __forceinline__ void moe_wait_prior_grid()
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}

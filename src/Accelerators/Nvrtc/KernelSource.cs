@@ -21,12 +21,22 @@ public sealed class KernelSource
         Headers = headers ?? new Dictionary<string, string>();
         ContentHash = Hash(text, Headers);
         RequiredArchitecture = ParseRequirement(text);
+        WaitsForPriorGrid = HeaderLines(text).Any(line => line.StartsWith(DependentLaunchMarker, StringComparison.Ordinal));
     }
+
+    /// <summary>
+    /// The header line (see HeaderLines) that marks a source whose every entry calls <c>moe_wait_prior_grid()</c> first:
+    /// its kernels may be launched to overlap the kernel before them (programmatic dependent launch).
+    /// </summary>
+    public const string DependentLaunchMarker = "// dependent-launch";
 
     public string Name { get; }
     public string Text { get; }
     public IReadOnlyDictionary<string, string> Headers { get; }
     public string ContentHash { get; }
+
+    /// <summary>The source is marked <see cref="DependentLaunchMarker"/>.</summary>
+    public bool WaitsForPriorGrid { get; }
 
     /// <summary>An architecture the source needs beyond the device's plain one (e.g. <c>sm_90a</c>), or null.</summary>
     public string? RequiredArchitecture { get; }
@@ -66,11 +76,14 @@ public sealed class KernelSource
         return Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(sb.ToString())))[..32];
     }
 
+    // The leading block of comments, blank lines and preprocessor lines, where a source declares what it needs.
+    private static IEnumerable<string> HeaderLines(string text) =>
+        text.Split('\n').Select(line => line.Trim()).TakeWhile(line => line.Length == 0 || line.StartsWith("//", StringComparison.Ordinal) || line.StartsWith('#'));
+
     private static string? ParseRequirement(string text)
     {
-        foreach (var line in text.Split('\n').Take(40))
+        foreach (var trimmed in HeaderLines(text))
         {
-            var trimmed = line.Trim();
             const string marker = "// requires:";
             if (trimmed.StartsWith(marker, StringComparison.Ordinal))
                 return trimmed[marker.Length..].Trim();

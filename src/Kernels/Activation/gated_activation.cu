@@ -9,6 +9,7 @@
 // Variants: {silu,gelu_tanh,gelu_erf}_mul_{f32,bf16,f16}_{vec,scalar}; vec moves 16 bytes per load
 // (intermediate % (16 / sizeof(T)) == 0 and 16-byte aligned bases, checked by GatedActivation.cs).
 // Launch: grid = rows, block = ACT_THREADS; threads stride over the packs of the row.
+// dependent-launch: every entry calls moe_wait_prior_grid() first (moe_common.cuh), so it may overlap the kernel before it.
 #include "moe_common.cuh"
 
 #define ACT_THREADS 256
@@ -54,6 +55,7 @@ __device__ __forceinline__ void gated_activation(const T* __restrict__ gateUp, i
 #define ACT_ENTRY(NAME, T, VEC, KIND)                                                                       \
     extern "C" __global__ void __launch_bounds__(ACT_THREADS) NAME(const T* gateUp, int intermediate, T* output) \
     {                                                                                                       \
+        moe_wait_prior_grid();                                                                              \
         gated_activation<T, VEC, KIND>(gateUp, intermediate, output);                                       \
     }
 

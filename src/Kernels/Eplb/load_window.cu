@@ -6,6 +6,7 @@
 // a barrier, so every thread reads the same row. The cursor lives on the device, so the launch can sit in a
 // CUDA graph that is replayed every forward.
 // Launch: exactly one block of WINDOW_THREADS threads (block-stride loop over experts), any E.
+// dependent-launch: every entry calls moe_wait_prior_grid() first (moe_common.cuh), so it may overlap the kernel before it.
 #include "moe_common.cuh"
 
 #define WINDOW_THREADS 256
@@ -14,6 +15,7 @@ extern "C" __global__ void __launch_bounds__(WINDOW_THREADS) load_window_push(
     const int* __restrict__ counts, int* __restrict__ window, long long* __restrict__ sums,
     long long* __restrict__ state, int experts, int windowForwards)
 {
+    moe_wait_prior_grid();
     const long long recorded = state[0];
     const int row = (int)(recorded % windowForwards);
     int* slot = window + (long long)row * experts;

@@ -13,6 +13,7 @@
 //     pairs: each thread tests ROUTE_ITEMS consecutive pairs, a block-wide exclusive scan gives ranks;
 //   blocks [rankedBlocks, grid): grid-stride map of every pair whose expert has one replica (or a bad id).
 // The two roles write disjoint elements. pairs < 2^30.
+// dependent-launch: every entry calls moe_wait_prior_grid() first (moe_common.cuh), so it may overlap the kernel before it.
 #include "moe_common.cuh"
 
 #define ROUTE_THREADS 512
@@ -25,6 +26,7 @@ extern "C" __global__ void __launch_bounds__(ROUTE_THREADS) replica_route(
     const int* __restrict__ replicated, int rankedBlocks,
     int* __restrict__ physicalIds)
 {
+    moe_wait_prior_grid();
     if ((int)blockIdx.x < rankedBlocks)
     {
         // Uniform per block: every thread returns or none does, so the barriers below are safe.

@@ -37,6 +37,7 @@
 //   Grid (mTiles * nTiles, splits). Split-K: partials hold splits * gridDim.x * BM * BN floats, counters
 //   gridDim.x ints that are zero at launch (and are zero again when the kernel ends); one launch at a time per workspace.
 // Also here: grouped_gemm_f32, the plain FMA reference path for all-F32 data (32x32 tiles, 256 threads).
+// dependent-launch: every entry calls moe_wait_prior_grid() first (moe_common.cuh), so it may overlap the kernel before it.
 #include "moe_common.cuh"
 #include "expert_tiles.cuh"
 #include "mma_tiles.cuh"
@@ -286,6 +287,7 @@ __device__ __forceinline__ void grouped_gemm_tc(const TIn* __restrict__ x, const
         const float* __restrict__ rowScale, TOUT* __restrict__ y, int rows, int n, int k, int experts, int fused,          \
         int mTiles, float* partials, int* counters, int kTilesPerSplit)                                                   \
     {                                                                                                                     \
+        moe_wait_prior_grid();                                                                                            \
         grouped_gemm_tc<TIN, TOUT, BM, BN, WM, WN, ST, BK>(x, w, expertOffsets, rowScale, y, rows, n, k, experts, fused,  \
                                                        mTiles, partials, counters, kTilesPerSplit);                       \
     }
@@ -313,6 +315,7 @@ extern "C" __global__ void __launch_bounds__(256) grouped_gemm_f32(
     const float* __restrict__ x, const float* __restrict__ w, const int* __restrict__ expertOffsets,
     const float* __restrict__ rowScale, float* __restrict__ y, int rows, int n, int k, int experts, int fused)
 {
+    moe_wait_prior_grid();
     __shared__ float tileX[32][33];
     __shared__ float tileW[32][33]; // [tile row (logical W row)][k]
     int expert, rowBegin, rowEnd;

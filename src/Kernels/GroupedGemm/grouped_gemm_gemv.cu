@@ -22,6 +22,7 @@
 // Launch: block GV_WARPS * 32 threads, grid slots * ceil(outCols / columns per block) (4 rows: slots = an upper bound on
 //   the m-tiles; 8 rows: any slots >= 1, the host's choice); kSplit divides GV_WARPS. K % 8 == 0, x and w 16-byte
 //   aligned (checked on the host).
+// dependent-launch: every entry calls moe_wait_prior_grid() first (moe_common.cuh), so it may overlap the kernel before it.
 #include "moe_common.cuh"
 #include "expert_tiles.cuh"
 
@@ -233,6 +234,7 @@ __device__ __forceinline__ void grouped_gemv(const TIn* __restrict__ x, const TI
         const TIN* __restrict__ x, const TIN* __restrict__ w, const int* __restrict__ expertOffsets,                        \
         const float* __restrict__ rowScale, TOUT* __restrict__ y, int rows, int n, int k, int experts, int fused, int kSplit) \
     {                                                                                                                        \
+        moe_wait_prior_grid();                                                                                                \
         grouped_gemv<ROWS, TILE_LOOP, TIN, TOUT>(x, w, expertOffsets, rowScale, y, rows, n, k, experts, fused, kSplit);       \
     }
 

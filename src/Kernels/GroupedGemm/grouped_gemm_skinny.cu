@@ -24,6 +24,7 @@
 //   partials hold splits * rows * N floats. Tails in rows, N and K are zero-filled on load and masked on store.
 //   Dynamic shared memory of the first kernel: STAGES * (MT + 128) * 64 * KSUB * 2 bytes (the wide 128-row tile's
 //   192 KB needs sm_90's opt-in limit; the host falls back to the narrow tile where it does not fit).
+// dependent-launch: every entry calls moe_wait_prior_grid() first (moe_common.cuh), so it may overlap the kernel before it.
 #include "moe_common.cuh"
 #include "mma_tiles.cuh"
 
@@ -264,6 +265,7 @@ __device__ __forceinline__ void skinny_reduce(const float* __restrict__ partials
         const TIN* __restrict__ x, const TIN* __restrict__ w, const int* __restrict__ offsets, float* __restrict__ partials,  \
         int rows, int n, int k, int kTilesPerSplit)                                                                           \
     {                                                                                                                         \
+        moe_wait_prior_grid();                                                                                               \
         skinny_partial<TIN, MT, WARPS_M, STAGES, KSUB>(x, w, offsets, partials, rows, n, k, kTilesPerSplit);                 \
     }
 
@@ -285,6 +287,7 @@ SK_PARTIALS(f16, f16)
         const float* __restrict__ partials, const int* __restrict__ offsets, const float* __restrict__ rowScale,            \
         TOUT* __restrict__ y, int rows, int n, int fused, int splits)                                                       \
     {                                                                                                                        \
+        moe_wait_prior_grid();                                                                                               \
         skinny_reduce<TOUT>(partials, offsets, rowScale, y, rows, n, fused, splits);                                         \
     }
 

@@ -37,6 +37,7 @@
 //   step of wgmma without the pipeline), to tell a layout or descriptor error from a pipeline error.
 // GW_HANG_TRAP (a compile option, on by default from the launcher): a barrier wait longer than 4 s traps (the launch
 //   fails) instead of hanging the device.
+// dependent-launch: every entry calls moe_wait_prior_grid() first (moe_common.cuh), so it may overlap the kernel before it.
 #include "moe_common.cuh"
 #include "expert_tiles.cuh"
 
@@ -620,6 +621,7 @@ __device__ __forceinline__ void grouped_gemm_wgmma(const TmaDescriptor* mapX, co
         const int* __restrict__ expertOffsets, const float* __restrict__ rowScale, TOUT* __restrict__ y, int rows, int n,     \
         int k, int experts, int fused)                                                                                       \
     {                                                                                                                        \
+        moe_wait_prior_grid();                                                                                              \
         grouped_gemm_wgmma<TIN, TOUT>(&mapX, &mapW, expertOffsets, rowScale, y, rows, n, k, experts, fused);                \
     }
 
@@ -638,6 +640,7 @@ GW_ENTRY(f16_bf16, f16, bf16)
 extern "C" __global__ void __launch_bounds__(128) grouped_gemm_wgmma_debug_tma(const __grid_constant__ TmaDescriptor map, int c0, int c1,
                                                                               moe_u16* __restrict__ out)
 {
+    moe_wait_prior_grid();
     __shared__ __align__(8) moe_u64 bar;
     const moe_u32 rawBase = gw_smem(gwShared);
     const moe_u32 base = (rawBase + 1023u) & ~1023u;
@@ -712,5 +715,6 @@ __device__ __forceinline__ void gw_debug_mma(const TmaDescriptor* mapX, const Tm
 extern "C" __global__ void __launch_bounds__(128) grouped_gemm_wgmma_debug_mma_bf16(const __grid_constant__ TmaDescriptor mapX,
     const __grid_constant__ TmaDescriptor mapW, int row, int wRow, int expert, float* __restrict__ out)
 {
+    moe_wait_prior_grid();
     gw_debug_mma<bf16>(&mapX, &mapW, row, wRow, expert, out);
 }

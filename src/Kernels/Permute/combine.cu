@@ -13,6 +13,7 @@
 // Launch: grid = (tokens, chunks), block = COMBINE_THREADS; the chunks' threads stride together over the packs of a
 // row. With few tokens (a decode step: DeepSeek-V3 T = 128 is 128 rows of 28 KB F32 per slot) one block per token
 // leaves each thread a long serial walk over its row; chunks > 1 spread a row over several blocks (Combine.cs picks).
+// dependent-launch: every entry calls moe_wait_prior_grid() first (moe_common.cuh), so it may overlap the kernel before it.
 #include "moe_common.cuh"
 
 #define COMBINE_THREADS 128
@@ -73,6 +74,7 @@ __device__ __forceinline__ void combine(const T* __restrict__ expertOutput, long
     extern "C" __global__ void __launch_bounds__(COMBINE_THREADS) NAME(const T* expertOutput, long long expertRows, \
         const int* rowOfSlot, const float* weights, int topK, int hidden, const T* residual, T* output)      \
     {                                                                                                        \
+        moe_wait_prior_grid();                                                                              \
         combine<T, VEC>(expertOutput, expertRows, rowOfSlot, weights, topK, hidden, residual, output);      \
     }
 

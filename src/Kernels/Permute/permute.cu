@@ -26,6 +26,7 @@
 // The scatter's same-expert lane masks come from ten ballots (lanes_with_same_expert); -DPERMUTE_MATCH_INSTRUCTION
 // (MOE_PERMUTE_MATCH=instruction) builds __match_any_sync instead, for A/B.
 // Constraints (checked by Permute.cs): experts <= 512, rowCapacity < 2^31.
+// dependent-launch: every entry calls moe_wait_prior_grid() first (moe_common.cuh), so it may overlap the kernel before it.
 #include "moe_common.cuh"
 
 #define PERMUTE_WARPS 4
@@ -72,6 +73,7 @@ __device__ __forceinline__ void load_chunk(const int* __restrict__ ids, long lon
 extern "C" __global__ void __launch_bounds__(32 * PERMUTE_WARPS) permute_count_chunks(
     const int* __restrict__ ids, long long slots, int experts, int chunks, int* __restrict__ chunkCounts)
 {
+    moe_wait_prior_grid();
     __shared__ int counters[PERMUTE_WARPS][PERMUTE_MAX_EXPERTS];
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const int chunk = blockIdx.x * PERMUTE_WARPS + warp;
@@ -97,6 +99,7 @@ extern "C" __global__ void __launch_bounds__(512) permute_offsets(
     int* __restrict__ chunkCounts, int chunks, int experts, int blockSize,
     int* __restrict__ expertCounts, int* __restrict__ expertOffsets, int* __restrict__ tokenOfRow, int rowCapacity)
 {
+    moe_wait_prior_grid();
     __shared__ int warpTotals[16];
     __shared__ int totalRows;
     const int e = threadIdx.x, lane = threadIdx.x % 32, warp = threadIdx.x / 32;
@@ -209,6 +212,7 @@ extern "C" __global__ void __launch_bounds__(32 * PERMUTE_WARPS) permute_scatter
     const int* __restrict__ chunkBases, const int* __restrict__ expertOffsets,
     int* __restrict__ rowOfSlot, int* __restrict__ tokenOfRow)
 {
+    moe_wait_prior_grid();
     __shared__ int cursors[PERMUTE_WARPS][PERMUTE_MAX_EXPERTS];
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const int chunk = blockIdx.x * PERMUTE_WARPS + warp;
@@ -233,6 +237,7 @@ extern "C" __global__ void __launch_bounds__(32 * PERMUTE_WARPS) permute_offsets
     const int* __restrict__ chunkCounts, int* __restrict__ expertCounts, int* __restrict__ expertOffsets,
     int* __restrict__ rowOfSlot, int* __restrict__ tokenOfRow, int rowCapacity)
 {
+    moe_wait_prior_grid();
     __shared__ int cursors[PERMUTE_WARPS][PERMUTE_MAX_EXPERTS]; // this block's chunk bases, then + segment starts
     __shared__ int totals[PERMUTE_MAX_EXPERTS];                 // slots of each expert, then its segment start
     __shared__ int warpSums[PERMUTE_WARPS];
@@ -355,6 +360,7 @@ __device__ __forceinline__ void gather_rows(const Unit* __restrict__ hidden, con
     extern "C" __global__ void __launch_bounds__(GATHER_THREADS) NAME(const UNIT* hidden, const int* tokenOfRow, \
         const int* expertOffsets, int experts, long long rowUnits, UNIT* gathered)                       \
     {                                                                                                     \
+        moe_wait_prior_grid();                                                                           \
         gather_rows<UNIT>(hidden, tokenOfRow, expertOffsets, experts, rowUnits, gathered);               \
     }
 

@@ -57,6 +57,7 @@
 // grid at about 32 warps per SM so that few blocks add histograms); no dynamic shared memory. Constraints (checked by
 // TopKRouting.cs): experts <= 512, 1 <= k <= min(16, experts), groupCount <= 32, experts % groupCount == 0,
 // experts / groupCount >= 2, topkGroups * groupSize >= k.
+// dependent-launch: every entry calls moe_wait_prior_grid() first (moe_common.cuh), so it may overlap the kernel before it.
 #include "moe_common.cuh"
 
 #define ROUTING_WARPS 16
@@ -1202,6 +1203,7 @@ __device__ __forceinline__ void topk_routing_teams(
         const T* logits, const float* bias, int tokens, int experts, int k, int renormalize, int grouped,     \
         int groupCount, int topkGroups, float scale, int* ids, float* weights, int* expertCounts, int* workspace) \
     {                                                                                                        \
+        moe_wait_prior_grid();                                                                                 \
         topk_routing<T, PER_LANE, CONTIGUOUS, TOKENS_PER_WARP>(logits, bias, tokens, experts, k, renormalize,  \
             grouped, groupCount, topkGroups, scale, ids, weights, expertCounts, workspace);                   \
     }
@@ -1213,6 +1215,7 @@ __device__ __forceinline__ void topk_routing_teams(
         const T* logits, const float* bias, int tokens, int experts, int k, int renormalize, int grouped,     \
         int groupCount, int topkGroups, float scale, int* ids, float* weights, int* expertCounts, int* workspace) \
     {                                                                                                        \
+        moe_wait_prior_grid();                                                                                 \
         topk_routing<T, PER_LANE, true, 2, true>(logits, bias, tokens, experts, k, renormalize, grouped,       \
             groupCount, topkGroups, scale, ids, weights, expertCounts, workspace);                            \
     }
@@ -1246,6 +1249,7 @@ ROUTING_PERSISTENT_ENTRY(topk_routing_contiguous_x2p_f16_8, f16, 8)
         const T* logits, const float* bias, int tokens, int experts, int k, int renormalize, int grouped,     \
         int groupCount, int topkGroups, float scale, int* ids, float* weights, int* expertCounts, int* workspace) \
     {                                                                                                        \
+        moe_wait_prior_grid();                                                                                \
         topk_routing_teams<T>(logits, bias, tokens, k, renormalize, topkGroups, scale, ids, weights,          \
             expertCounts, workspace);                                                                         \
     }

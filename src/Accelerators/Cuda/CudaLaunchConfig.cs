@@ -1,0 +1,24 @@
+using System.Runtime.InteropServices;
+
+namespace MoeRuntime.Accelerators.Cuda;
+
+/// <summary>CUlaunchConfig (cuda.h): a launch's shape, stream and attribute list, for <c>cuLaunchKernelEx</c>.</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal unsafe struct CudaLaunchConfig
+{
+    public uint GridX, GridY, GridZ, BlockX, BlockY, BlockZ, SharedMemBytes;
+    public nint Stream;
+    public CudaLaunchAttribute* Attributes;
+    public uint AttributeCount;
+}
+
+/// <summary>CUlaunchAttribute: a 4-byte id, 4 bytes of padding, a 64-byte value union (only its first word used here).</summary>
+[StructLayout(LayoutKind.Explicit, Size = 72)]
+internal struct CudaLaunchAttribute
+{
+    /// <summary>CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION.</summary>
+    public const int ProgrammaticStreamSerialization = 6;
+
+    [FieldOffset(0)] public int Id;
+    [FieldOffset(8)] public int Value;
+}

@@ -1,0 +1,98 @@
+using System.Text.RegularExpressions;
+using MoeRuntime.Accelerators;
+using MoeRuntime.Accelerators.Cuda;
+using MoeRuntime.Accelerators.Nvrtc;
+using MoeRuntime.Tests.Infrastructure;
+
+namespace MoeRuntime.Tests.Accelerators;
+
+/// <summary>
+/// Programmatic dependent launch: sources marked <c>// dependent-launch</c> wait for the prior grid in every entry,
+/// and on a Hopper GPU their kernels really start before the previous kernel ends (the negative control shows it).
+/// </summary>
+[Collection("Dependent launch switch")]
+public partial class DependentLaunchTests
+{
+    private static readonly KernelSource TestSource = KernelSource.FromResource(typeof(DependentLaunchTests).Assembly, "dependent_launch.cu");
+
+    public static TheoryData<string> KernelSources()
+    {
+        var data = new TheoryData<string>();
+        foreach (var source in KernelSource.AllIn(typeof(MoeRuntime.Kernels.GroupedGemm.GroupedGemm).Assembly))
+            data.Add(source.Name);
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(KernelSources))]
+    public void EveryEntryOfAMarkedSourceWaitsForThePriorGridFirst(string name)
+    {
+        var source = KernelSource.FromResource(typeof(MoeRuntime.Kernels.GroupedGemm.GroupedGemm).Assembly, name);
+        Assert.True(source.WaitsForPriorGrid, $"{name} is not marked '{KernelSource.DependentLaunchMarker}'");
+        string text = source.Text.Replace("\\\n", "\n");
+        var entries = GlobalFunction().Matches(text);
+        Assert.NotEmpty(entries);
+        foreach (Match entry in entries)
+        {
+            int body = text.IndexOf('{', entry.Index);
+            string first = text[(body + 1)..].TrimStart();
+            Assert.True(first.StartsWith("moe_wait_prior_grid();", StringComparison.Ordinal),
+                $"{name}: the entry at '{text.Substring(entry.Index, Math.Min(120, text.Length - entry.Index)).Split('\n')[0]}' does not call moe_wait_prior_grid() first");
+        }
+    }
+
+    [Fact]
+    public void TheMarkerIsReadFromTheHeaderOnly()
+    {
+        Assert.True(new KernelSource("a.cu", "// a.cu: x\n// dependent-launch: yes\n#include \"moe_common.cuh\"\n").WaitsForPriorGrid);
+        Assert.False(new KernelSource("b.cu", "// b.cu: x\n#include \"moe_common.cuh\"\n").WaitsForPriorGrid);
+        Assert.False(new KernelSource("c.cu", "// c.cu\nint x;\n// dependent-launch\n").WaitsForPriorGrid);
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void AWaitingKernelSeesThePriorKernelsWritesAndOneThatDoesNotWaitRunsEarly(bool captured)
+    {
+        var gpu = (CudaAccelerator)TestDevices.Get("cuda:0");
+        var fill = gpu.LoadKernel(TestSource, "slow_fill");
+        if (!fill.LaunchesDependent)
+            Assert.Skip($"dependent launch is off here ({gpu.Info.Architecture}, MOE_PDL={Environment.GetEnvironmentVariable("MOE_PDL") ?? "unset"})");
+        const int n = 4096, value = 12345;
+        using var data = gpu.Allocate<int>(n);
+        using var waited = gpu.Allocate<int>(n);
+        using var early = gpu.Allocate<int>(n);
+        using var stream = (CudaStream)gpu.CreateStream();
+
+        void Enqueue(MemoryBuffer target, string copyKernel)
+        {
+            fill.Launch(stream, 4, 256, 0, data, n, value, 200_000L);
+            gpu.LoadKernel(TestSource, copyKernel).Launch(stream, 4, 256, 0, data, target, n);
+        }
+
+        foreach (var (target, kernel) in new[] { (waited, "copy_after_wait"), (early, "copy_without_wait") })
+        {
+            TestData.Poison(data);
+            TestData.Poison(target);
+            if (captured)
+            {
+                stream.BeginCapture();
+                Enqueue(target, kernel);
+                using var graph = stream.EndCapture();
+                graph.Launch(stream);
+                stream.Synchronize();
+            }
+            else
+            {
+                Enqueue(target, kernel);
+                stream.Synchronize();
+            }
+        }
+        Assert.All(waited.ToArray(), v => Assert.Equal(value, v));
+        int stale = early.ToArray().Count(v => v != value);
+        Assert.True(stale > 0, "copy_without_wait saw every value slow_fill wrote 200 us later: the dependent launch did not overlap");
+    }
+
+    [GeneratedRegex(@"__global__\s")]
+    private static partial Regex GlobalFunction();
+}
