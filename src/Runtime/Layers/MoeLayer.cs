@@ -66,7 +66,8 @@ public sealed class MoeLayer
             side.SharedReady.Record(side.Stream);
         }
         RouteAndPermute(hidden, workspace, stream);
-        RunExperts(workspace.Gathered, workspace.ExpertOffsets, workspace.Activation, workspace.ExpertOutput, stream, workspace.SplitK);
+        RunExperts(Weights.GateUp, Weights.Down, workspace.Gathered, workspace.ExpertOffsets, workspace.Activation, workspace.ExpertOutput, stream,
+                   workspace.SplitK, workspace.GateUpOutput);
         if (side is not null)
             main.Wait(side.SharedReady);
         else
@@ -111,13 +112,21 @@ public sealed class MoeLayer
     /// <summary>
     /// As above with other expert weights of this layer's shapes, <paramref name="gateUp"/> [n, 2Ih, H] and
     /// <paramref name="down"/> [n, H, Ih] (e.g. the expert slots of an EPLB placement); offsets [n + 1].
+    /// With <paramref name="gateUpOutput"/> [R, 2Ih] the gate_up GEMM writes gate | up there and SiLU-and-mul runs as its
+    /// own kernel (<see cref="FusedSiluRule"/>); without it, in the GEMM's epilogue.
     /// </summary>
     public void RunExperts(MemoryBuffer gateUp, MemoryBuffer down, MemoryBuffer rows, MemoryBuffer<int> expertOffsets, MemoryBuffer activation, MemoryBuffer<float> expertOutput, AcceleratorStream? stream,
-                           GroupedGemmWorkspace? splitK = null)
+                           GroupedGemmWorkspace? splitK = null, MemoryBuffer? gateUpOutput = null)
     {
         int h = Config.HiddenSize, ih = Weights.Intermediate;
         Begin(MoeLayerPhase.ExpertsGateUp, stream);
-        GroupedGemm.Run(Accelerator, rows, gateUp, expertOffsets, activation, 2 * ih, h, FusedSilu with { SplitKWorkspace = splitK }, stream);
+        if (gateUpOutput is null)
+            GroupedGemm.Run(Accelerator, rows, gateUp, expertOffsets, activation, 2 * ih, h, FusedSilu with { SplitKWorkspace = splitK }, stream);
+        else
+        {
+            GroupedGemm.Run(Accelerator, rows, gateUp, expertOffsets, gateUpOutput, 2 * ih, h, Plain with { SplitKWorkspace = splitK }, stream);
+            GatedActivation.Run(GatedActivationKind.Silu, gateUpOutput, checked((int)(gateUpOutput.Length / (2L * ih))), ih, activation, stream);
+        }
         End(MoeLayerPhase.ExpertsGateUp, stream);
         Begin(MoeLayerPhase.ExpertsDown, stream);
         GroupedGemm.Run(Accelerator, activation, down, expertOffsets, expertOutput, h, ih, Plain with { SplitKWorkspace = splitK }, stream);

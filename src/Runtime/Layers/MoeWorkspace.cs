@@ -19,7 +19,8 @@ public sealed class MoeWorkspace : IDisposable
 
     /// <param name="sharedExpertStream">Run the shared experts on a second stream (<see cref="SharedExpertStream"/>): null = the
     /// default (MOE_LAYER_SHARED_STREAM), false = on the forward's stream. Only on CUDA and for layers with shared experts.</param>
-    public MoeWorkspace(DeviceMoeWeights weights, int tokens, bool? sharedExpertStream = null)
+    /// <param name="fusedSilu">SiLU-and-mul in the gate_up GEMM's epilogue (true) or as its own kernel (false); null = <see cref="FusedSiluRule"/>.</param>
+    public MoeWorkspace(DeviceMoeWeights weights, int tokens, bool? sharedExpertStream = null, bool? fusedSilu = null)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(tokens);
         var a = weights.Accelerator;
@@ -43,6 +44,9 @@ public sealed class MoeWorkspace : IDisposable
             PermuteWorkspace = Own(a.Allocate<int>(Math.Max(1, Permute.WorkspaceElements(tokens, k, e))));
             Gathered = Own(a.Allocate(weights.DType, slots * h));
             Activation = Own(a.Allocate(weights.DType, slots * weights.Intermediate));
+            bool fused = fusedSilu ?? FusedSiluRule.Fuses(tokens);
+            if (!fused)
+                GateUpOutput = Own(a.Allocate(weights.DType, slots * 2 * weights.Intermediate));
             ExpertOutput = Own(a.Allocate<float>(slots * h));
             if (weights.SharedGateUp is not null)
             {
@@ -51,7 +55,7 @@ public sealed class MoeWorkspace : IDisposable
                 if (weights.SharedGate is not null)
                     SharedGateScale = Own(a.Allocate<float>(tokens));
             }
-            SplitK = GroupedGemmWorkspace.For(a, GemmShapes(weights, tokens));
+            SplitK = GroupedGemmWorkspace.For(a, GemmShapes(weights, tokens, fused));
             if (sharedExpertStream ?? SharedExpertStream.EnabledByDefault)
                 SharedStream = SharedExpertStream.For(weights, tokens);
         }
@@ -63,7 +67,7 @@ public sealed class MoeWorkspace : IDisposable
     }
 
     /// <summary>The grouped GEMMs of a forward at <paramref name="tokens"/> tokens (what the split-K workspace is sized for).</summary>
-    public static GroupedGemmShape[] GemmShapes(DeviceMoeWeights weights, int tokens)
+    public static GroupedGemmShape[] GemmShapes(DeviceMoeWeights weights, int tokens, bool? fusedSilu = null)
     {
         ArgumentNullException.ThrowIfNull(weights);
         var c = weights.Config;
@@ -72,7 +76,7 @@ public sealed class MoeWorkspace : IDisposable
         var gemms = new List<GroupedGemmShape>
         {
             new(tokens, e, h, 1),                // router
-            new(slots, 2 * ih, h, e, Fused: true), // experts gate_up + SiLU-and-mul
+            new(slots, 2 * ih, h, e, Fused: fusedSilu ?? FusedSiluRule.Fuses(tokens)), // experts gate_up (+ SiLU-and-mul when fused)
             new(slots, h, ih, e),                // experts down
         };
         if (weights.SharedGateUp is not null)
@@ -122,6 +126,8 @@ public sealed class MoeWorkspace : IDisposable
         PermuteWorkspace = whole.PermuteWorkspace.Slice(0, Math.Max(1, Permute.WorkspaceElements(tokens, _topK, _experts)));
         Gathered = BufferPrefix.Of(whole.Gathered, slots * _hidden);
         Activation = BufferPrefix.Of(whole.Activation, slots * _intermediate);
+        if (whole.GateUpOutput is not null)
+            GateUpOutput = BufferPrefix.Of(whole.GateUpOutput, slots * 2 * _intermediate);
         ExpertOutput = whole.ExpertOutput.Slice(0, slots * _hidden);
         if (whole.SharedActivation is not null)
         {
@@ -148,6 +154,9 @@ public sealed class MoeWorkspace : IDisposable
     public MemoryBuffer<int> PermuteWorkspace { get; } = null!;
     public MemoryBuffer Gathered { get; } = null!;
     public MemoryBuffer Activation { get; } = null!;
+
+    /// <summary>The routed experts' gate | up [T*k, 2I] when SiLU-and-mul runs as its own kernel (<see cref="FusedSiluRule"/>), else null.</summary>
+    public MemoryBuffer? GateUpOutput { get; }
     public MemoryBuffer<float> ExpertOutput { get; } = null!;
     public MemoryBuffer? SharedActivation { get; }
     public MemoryBuffer<float>? SharedOutput { get; }

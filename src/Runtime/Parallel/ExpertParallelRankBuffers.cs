@@ -61,7 +61,7 @@ internal sealed class ExpertParallelRankBuffers : IDisposable
         int h = _weights.Config.HiddenSize, k = _weights.Config.TopK;
         if (_whole is null || !_whole.Fits(tokens) || !SlotPathFits(tokens))
             Grow(tokens);
-        var required = GroupedGemmWorkspace.Required(a, MoeWorkspace.GemmShapes(_weights, tokens));
+        var required = GroupedGemmWorkspace.Required(a, MoeWorkspace.GemmShapes(_weights, tokens, fusedSilu: true));
         if (_splitK is null || !_splitK.Holds(required))
         {
             long partials = Math.Max(required.PartialFloats, _splitK?.PartialCapacity ?? 0), counters = Math.Max(required.Counters, _splitK?.CounterCapacity ?? 0);
