@@ -41,6 +41,19 @@ public sealed class MoeLayerSeparateSiluTests
     }
 
     [Fact]
+    public void TheRuleSeparatesOnlyFewRowsPerExpertOnTheTensorCoreTiles()
+    {
+        Assert.True(FusedSiluRule.Fuses(TestDevices.Context.Cpu, DType.BF16, 32, 8), "CPU: always fused");
+        var gpu = TestDevices.Get("cuda:0");
+        Assert.True(FusedSiluRule.Fuses(gpu, DType.F32, 32, 8), "F32: fused");
+        Assert.False(FusedSiluRule.Fuses(gpu, DType.BF16, 32, 8), "Mixtral T=16: 4 rows an expert, mma.sync tile");
+        Assert.True(FusedSiluRule.Fuses(gpu, DType.BF16, 256, 8), "Mixtral T=128: 32 rows an expert");
+        Assert.True(FusedSiluRule.Fuses(gpu, DType.BF16, 8, 128), "Qwen3 T=1: the GEMV");
+        Assert.False(FusedSiluRule.Fuses(gpu, DType.BF16, 1024, 128), "Qwen3 T=128: 8 rows an expert");
+        Assert.True(FusedSiluRule.Fuses(gpu, DType.BF16, 8192, 128), "Qwen3 T=1024: 64 rows an expert");
+    }
+
+    [Fact]
     public void TheSwitchAcceptsOnAndOffOnly()
     {
         Assert.True(FusedSiluRule.Parse("on"));

@@ -33,6 +33,14 @@ public sealed class CudaKernel
     /// </summary>
     public static bool DependentLaunchEnabled { get; set; } = Environment.GetEnvironmentVariable("MOE_PDL") != "0";
 
+    /// <summary>
+    /// MOE_PDL_SKIP=a.cu,b.cu: sources whose kernels launch plainly although marked, for A/B runs of one kernel family.
+    /// </summary>
+    internal static bool SkippedByEnvironment(string sourceName) => SkippedSources.Contains(sourceName);
+
+    private static readonly HashSet<string> SkippedSources =
+        [.. (Environment.GetEnvironmentVariable("MOE_PDL_SKIP") ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)];
+
     /// <summary>Whether a launch of this kernel now carries the programmatic-serialization attribute.</summary>
     public bool LaunchesDependent => WaitsForPriorGrid && DependentLaunchEnabled && _accelerator.Info.ComputeMajor >= 9;
 

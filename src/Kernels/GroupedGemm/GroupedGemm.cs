@@ -68,6 +68,10 @@ public sealed record GroupedGemmOptions
 /// </summary>
 public static class GroupedGemm
 {
+    /// <summary>Whether a call of <paramref name="rows"/> rows over <paramref name="experts"/> experts runs the decode GEMV (CUDA, bf16/f16).</summary>
+    public static bool RunsGemv(Accelerator accelerator, DType operands, int rows, int experts) =>
+        accelerator.Kind == AcceleratorKind.Cuda && GroupedGemmGemv.ChosenFor(operands, rows, experts);
+
     private static readonly KernelSource Source = KernelSource.FromResource(typeof(GroupedGemm).Assembly, "grouped_gemm.cu");
 
     /// <summary>Runs the grouped GEMM. <paramref name="outFeatures"/> is N (W's rows per expert), <paramref name="inFeatures"/> K.</summary>

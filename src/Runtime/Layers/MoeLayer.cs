@@ -13,7 +13,7 @@ namespace MoeRuntime.Runtime.Layers;
 /// hidden [T, H] --router GEMM--> logits [T, E] F32 --TopKRouting--> ids, weights [T, k], counts [E]
 ///   --Permute--> expertOffsets [E + 1], rowOfSlot [T*k], gathered rows [T*k, H] in expert order
 ///   --[dispatch: expert parallelism, see ExpertParallelMoe]
-///   --GroupedGemm gate_up with fused SiLU-and-mul--> activation [T*k, I]
+///   --GroupedGemm gate_up with SiLU-and-mul (fused, or its own kernel: FusedSiluRule)--> activation [T*k, I]
 ///   --GroupedGemm down (F32 out)--> expertOutput [T*k, H]
 ///   --[combine: expert parallelism]
 ///   --Combine (weighted sum over the k choices, + shared experts as the residual)--> output [T, H] F32

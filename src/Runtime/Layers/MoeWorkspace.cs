@@ -44,7 +44,7 @@ public sealed class MoeWorkspace : IDisposable
             PermuteWorkspace = Own(a.Allocate<int>(Math.Max(1, Permute.WorkspaceElements(tokens, k, e))));
             Gathered = Own(a.Allocate(weights.DType, slots * h));
             Activation = Own(a.Allocate(weights.DType, slots * weights.Intermediate));
-            bool fused = fusedSilu ?? FusedSiluRule.Fuses(tokens);
+            bool fused = fusedSilu ?? FusedSiluRule.Fuses(weights, tokens);
             if (!fused)
                 GateUpOutput = Own(a.Allocate(weights.DType, slots * 2 * weights.Intermediate));
             ExpertOutput = Own(a.Allocate<float>(slots * h));
@@ -76,7 +76,7 @@ public sealed class MoeWorkspace : IDisposable
         var gemms = new List<GroupedGemmShape>
         {
             new(tokens, e, h, 1),                // router
-            new(slots, 2 * ih, h, e, Fused: fusedSilu ?? FusedSiluRule.Fuses(tokens)), // experts gate_up (+ SiLU-and-mul when fused)
+            new(slots, 2 * ih, h, e, Fused: fusedSilu ?? FusedSiluRule.Fuses(weights, tokens)), // experts gate_up (+ SiLU-and-mul when fused)
             new(slots, h, ih, e),                // experts down
         };
         if (weights.SharedGateUp is not null)
