@@ -55,6 +55,7 @@ public static partial class Calibration
         var movement = new List<(double, double)>();
         var links = new Dictionary<string, List<(double, double)>>();
         var host = new Dictionary<string, List<(double, double)>>(); // "launch", "copy", "event", "collective": (count per call, us per call)
+        var linkRanks = new Dictionary<string, int>(); // link rows timed on the host around synchronous calls of our all-to-allv: their ranks
         var sources = new Dictionary<string, List<string>>();
         void Source(string part, string text)
         {
@@ -84,6 +85,8 @@ public static partial class Calibration
                 {
                     string algo = r!["Algorithm"]!.GetValue<string>();
                     Add(links, $"alltoall {algo}", (r["PeerBytesPerRank"]!.GetValue<double>(), r["TimeUs"]!.GetValue<double>()));
+                    if (algo == "ours" && LinkHost.HostClocked(r["Timing"]?.GetValue<string>()))
+                        linkRanks[$"alltoall {algo}"] = r["Ranks"]?.GetValue<int>() ?? root["ranks"]?.GetValue<int>() ?? 0;
                 }
                 Source("link", label);
                 continue;
@@ -176,37 +179,6 @@ public static partial class Calibration
             move = CurveFit.FitLinear(movement);
             result["movement"] = $"{string.Join(", ", sources["movement"])}: {movement.Count} points, rms error {Rms(move, movement):P1}";
         }
-        if (links.Count > 0)
-        {
-            // Prefer all-to-all measurements over the AllReduce stand-in, then the fastest algorithm.
-            var usable = links.Where(l => l.Value.Count >= 2).ToList();
-            var candidates = usable.Any(l => l.Key.StartsWith("alltoall", StringComparison.Ordinal)) ? usable.Where(l => l.Key.StartsWith("alltoall", StringComparison.Ordinal)).ToList() : usable;
-            if (linkAlgorithm is not null)
-            {
-                candidates = candidates.Where(l => l.Key.EndsWith(" " + linkAlgorithm, StringComparison.OrdinalIgnoreCase)).ToList();
-                if (candidates.Count == 0)
-                    throw new InvalidDataException($"--link-algo {linkAlgorithm}: no all-to-all rows of that algorithm in the given files (have: {string.Join(", ", usable.Select(l => l.Key))})");
-            }
-            var fits = new List<(string Key, LinearCost Fit, List<(double, double)> Value)>();
-            foreach (var l in candidates)
-            {
-                try
-                {
-                    fits.Add((l.Key, CurveFit.FitLinear(l.Value), l.Value));
-                }
-                catch (ArgumentException e)
-                {
-                    // e.g. a CPU run whose times do not grow with the bytes: not a link to fit.
-                    result[$"link ({l.Key})"] = "not fitted: " + e.Message.Split(" (Parameter", StringSplitOptions.None)[0];
-                }
-            }
-            if (fits.Count > 0)
-            {
-                var best = fits.OrderByDescending(f => f.Fit.GBs).First();
-                link = best.Fit;
-                result["link"] = $"{string.Join(", ", sources["link"])}: {best.Key}, {best.Value.Count} points, rms error {Rms(link, best.Value):P1}; calibration link taken as H200 NVLink ({LinkPreset.H200NvlinkGBs} GB/s per direction nominal)";
-            }
-        }
         HostParams? hostFit = fallback?.Host;
         if (host.ContainsKey("launch"))
         {
@@ -235,6 +207,48 @@ public static partial class Calibration
             result["host"] = fallback?.Host is null
                 ? "not measured (no host_launch sweep given): no host enqueue term, every phase is its device time"
                 : $"from {fallbackName}: {fallback.Sources.GetValueOrDefault("host", "?")}";
+        }
+        if (links.Count > 0)
+        {
+            // Prefer all-to-all measurements over the AllReduce stand-in, then the fastest algorithm.
+            var usable = links.Where(l => l.Value.Count >= 2).ToList();
+            var candidates = usable.Any(l => l.Key.StartsWith("alltoall", StringComparison.Ordinal)) ? usable.Where(l => l.Key.StartsWith("alltoall", StringComparison.Ordinal)).ToList() : usable;
+            if (linkAlgorithm is not null)
+            {
+                candidates = candidates.Where(l => l.Key.EndsWith(" " + linkAlgorithm, StringComparison.OrdinalIgnoreCase)).ToList();
+                if (candidates.Count == 0)
+                    throw new InvalidDataException($"--link-algo {linkAlgorithm}: no all-to-all rows of that algorithm in the given files (have: {string.Join(", ", usable.Select(l => l.Key))})");
+            }
+            var fits = new List<(string Key, LinearCost Fit, List<(double, double)> Value)>();
+            string deviceOnly = "";
+            if (hostFit is { CollectivePerRankUs: > 0 } && linkRanks.Count > 0)
+            {
+                // Each point of our all-to-all bench is one synchronous call: the host issues every rank's share, then the
+                // device runs. With a host term the model adds the issuing itself, so the link keeps the device part only.
+                candidates = candidates.Select(l => linkRanks.TryGetValue(l.Key, out int ranks)
+                    ? new KeyValuePair<string, List<(double, double)>>(l.Key, LinkHost.DeviceOnly(l.Value, ranks, hostFit.CollectivePerRankUs))
+                    : l).ToList();
+                deviceOnly = string.Create(CultureInfo.InvariantCulture,
+                    $"; device part only: each host-clocked call less its ranks x {hostFit.CollectivePerRankUs:F2} us of host enqueue (the host term adds that)");
+            }
+            foreach (var l in candidates)
+            {
+                try
+                {
+                    fits.Add((l.Key, CurveFit.FitLinear(l.Value), l.Value));
+                }
+                catch (ArgumentException e)
+                {
+                    // e.g. a CPU run whose times do not grow with the bytes: not a link to fit.
+                    result[$"link ({l.Key})"] = "not fitted: " + e.Message.Split(" (Parameter", StringSplitOptions.None)[0];
+                }
+            }
+            if (fits.Count > 0)
+            {
+                var best = fits.OrderByDescending(f => f.Fit.GBs).First();
+                link = best.Fit;
+                result["link"] = $"{string.Join(", ", sources["link"])}: {best.Key}, {best.Value.Count} points, rms error {Rms(link, best.Value):P1}{(linkRanks.ContainsKey(best.Key) ? deviceOnly : "")}; calibration link taken as H200 NVLink ({LinkPreset.H200NvlinkGBs} GB/s per direction nominal)";
+            }
         }
         string Missing(string part)
         {
