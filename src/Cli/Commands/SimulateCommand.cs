@@ -95,6 +95,9 @@ internal static class SimulateCommand
         output.WriteLine($"# fitted from {string.Join(", ", s.Calibrate.Select(Path.GetFileName))}");
         output.WriteLine(Invariant($"gemm:     launch {fitted.Gemm.LaunchUs:F1} us, weights {fitted.Gemm.WeightGBs:F0} GB/s, matrix {fitted.Gemm.MatrixTflops:F0} TFLOP/s"));
         output.WriteLine(Invariant($"link:     {fitted.Link.LatencyUs:F1} us + bytes / {fitted.Link.GBs:F0} GB/s (per rank, bytes to peers)"));
+        output.WriteLine(fitted.LinkF32 is { } f32
+            ? Invariant($"link f32: {f32.LatencyUs:F1} us + bytes / {f32.GBs:F0} GB/s (the combine's F32 rows)")
+            : "link f32: not measured (the combine's F32 rows at the link's rate)");
         output.WriteLine(Invariant($"routing:  {fitted.Routing.LatencyUs:F1} us + bytes / {fitted.Routing.GBs:F0} GB/s"));
         output.WriteLine(Invariant($"movement: {fitted.Movement.LatencyUs:F1} us + bytes / {fitted.Movement.GBs:F0} GB/s"));
         output.WriteLine(HostLine(fitted.Host));

@@ -84,9 +84,10 @@ public static partial class Calibration
                 foreach (var r in rows)
                 {
                     string algo = r!["Algorithm"]!.GetValue<string>();
-                    Add(links, $"alltoall {algo}", (r["PeerBytesPerRank"]!.GetValue<double>(), r["TimeUs"]!.GetValue<double>()));
+                    string key = $"alltoall {algo}" + (r["DType"]?.GetValue<string>() == "f32" ? F32Suffix : "");
+                    Add(links, key, (r["PeerBytesPerRank"]!.GetValue<double>(), r["TimeUs"]!.GetValue<double>()));
                     if (algo == "ours" && LinkHost.HostClocked(r["Timing"]?.GetValue<string>()))
-                        linkRanks[$"alltoall {algo}"] = r["Ranks"]?.GetValue<int>() ?? root["ranks"]?.GetValue<int>() ?? 0;
+                        linkRanks[key] = r["Ranks"]?.GetValue<int>() ?? root["ranks"]?.GetValue<int>() ?? 0;
                 }
                 Source("link", label);
                 continue;
@@ -155,7 +156,7 @@ public static partial class Calibration
         var result = new Dictionary<string, string>();
         GemmParams? g = null;
         var byShape = new Dictionary<string, GemmParams>();
-        LinearCost? link = null, route = null, move = null;
+        LinearCost? link = null, linkF32 = null, route = null, move = null;
         if (gemm.Count >= 3)
         {
             g = CurveFit.FitGemm(gemm);
@@ -211,7 +212,9 @@ public static partial class Calibration
         if (links.Count > 0)
         {
             // Prefer all-to-all measurements over the AllReduce stand-in, then the fastest algorithm.
-            var usable = links.Where(l => l.Value.Count >= 2).ToList();
+            // F32 rows fit the combine's link (LinkF32) only; the link itself comes from the other rows when there are any.
+            var all = links.Where(l => l.Value.Count >= 2).ToList();
+            var usable = all.Any(l => !l.Key.EndsWith(F32Suffix, StringComparison.Ordinal)) ? all.Where(l => !l.Key.EndsWith(F32Suffix, StringComparison.Ordinal)).ToList() : all;
             var candidates = usable.Any(l => l.Key.StartsWith("alltoall", StringComparison.Ordinal)) ? usable.Where(l => l.Key.StartsWith("alltoall", StringComparison.Ordinal)).ToList() : usable;
             if (linkAlgorithm is not null)
             {
@@ -220,14 +223,14 @@ public static partial class Calibration
                     throw new InvalidDataException($"--link-algo {linkAlgorithm}: no all-to-all rows of that algorithm in the given files (have: {string.Join(", ", usable.Select(l => l.Key))})");
             }
             var fits = new List<(string Key, LinearCost Fit, List<(double, double)> Value)>();
+            List<(double, double)> DevicePart(string key, List<(double, double)> points) =>
+                hostFit is { CollectivePerRankUs: > 0 } && linkRanks.TryGetValue(key, out int ranks) ? LinkHost.DeviceOnly(points, ranks, hostFit.CollectivePerRankUs) : points;
             string deviceOnly = "";
             if (hostFit is { CollectivePerRankUs: > 0 } && linkRanks.Count > 0)
             {
                 // Each point of our all-to-all bench is one synchronous call: the host issues every rank's share, then the
                 // device runs. With a host term the model adds the issuing itself, so the link keeps the device part only.
-                candidates = candidates.Select(l => linkRanks.TryGetValue(l.Key, out int ranks)
-                    ? new KeyValuePair<string, List<(double, double)>>(l.Key, LinkHost.DeviceOnly(l.Value, ranks, hostFit.CollectivePerRankUs))
-                    : l).ToList();
+                candidates = candidates.Select(l => new KeyValuePair<string, List<(double, double)>>(l.Key, DevicePart(l.Key, l.Value))).ToList();
                 deviceOnly = string.Create(CultureInfo.InvariantCulture,
                     $"; device part only: each host-clocked call less its ranks x {hostFit.CollectivePerRankUs:F2} us of host enqueue (the host term adds that)");
             }
@@ -248,6 +251,15 @@ public static partial class Calibration
                 var best = fits.OrderByDescending(f => f.Fit.GBs).First();
                 link = best.Fit;
                 result["link"] = $"{string.Join(", ", sources["link"])}: {best.Key}, {best.Value.Count} points, rms error {Rms(link, best.Value):P1}{(linkRanks.ContainsKey(best.Key) ? deviceOnly : "")}; calibration link taken as H200 NVLink ({LinkPreset.H200NvlinkGBs} GB/s per direction nominal)";
+                string f32Key = best.Key + F32Suffix;
+                if (!best.Key.EndsWith(F32Suffix, StringComparison.Ordinal) && links.TryGetValue(f32Key, out var f32Points) && f32Points.Count >= 2)
+                {
+                    var points = DevicePart(f32Key, f32Points);
+                    linkF32 = CurveFit.FitLinear(points);
+                    result["link f32"] = $"{f32Key}, {points.Count} points, rms error {Rms(linkF32, points):P1}{(linkRanks.ContainsKey(f32Key) ? deviceOnly : "")} (the combine's F32 rows)";
+                }
+                else
+                    result["link f32"] = $"not measured (no F32 rows of {best.Key}): F32 rows at the link's rate";
             }
         }
         string Missing(string part)
@@ -264,6 +276,7 @@ public static partial class Calibration
             Gemm = g ?? fallback!.Gemm,
             GemmByShape = g is not null ? byShape : new Dictionary<string, GemmParams>(fallback!.GemmByShape),
             Link = link ?? fallback!.Link,
+            LinkF32 = link is not null ? linkF32 : fallback!.LinkF32,
             Routing = route ?? fallback!.Routing,
             Movement = move ?? fallback!.Movement,
             LinkNominalGBs = link is not null ? LinkPreset.H200NvlinkGBs : fallback!.LinkNominalGBs,
@@ -300,6 +313,9 @@ public static partial class Calibration
     public static double ExpertBytes(ModelConfig c) => 3.0 * c.HiddenSize * c.MoeIntermediateSize * 2;
 
     private static readonly string[] HostParts = ["launch", "copy", "event", "collective"];
+
+    /// <summary>Marks the all-to-all rows of F32 payloads (the combine's) in the link keys: "alltoall ours f32".</summary>
+    private const string F32Suffix = " f32";
 
     /// <summary>
     /// Which host part a host_launch row measures and how many of it one call issues: "ranks=R" an all-to-allv over R ranks

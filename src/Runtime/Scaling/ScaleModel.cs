@@ -150,7 +150,7 @@ public static class ScaleModel
             combinePeer = Math.Max(combinePeer, peerShare * Math.Max(t * k, rows) * h * 4);
         }
         double dispatch = n > 1 ? link.AllToAllUs(p, n, dispatchPeer) : 0;
-        double combine = n > 1 ? link.AllToAllUs(p, n, combinePeer) : 0;
+        double combine = n > 1 ? link.AllToAllUs(p, n, combinePeer, f32: true) : 0;
         double collectiveHost = host?.CollectivePerRankUs ?? 0, eventUs = schedule.PhaseTimerMarks ? host?.EventUs ?? 0 : 0;
         var threads = schedule.Threads;
         var (critical, timed) = HostTimeline.Run(work, dispatch, combine, collectiveHost, eventUs, threads);

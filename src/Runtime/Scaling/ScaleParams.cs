@@ -35,6 +35,16 @@ public sealed record ScaleParams
     public required GemmParams Gemm { get; init; }
     public required LinearCost Link { get; init; }
     public required LinearCost Routing { get; init; }
+
+    /// <summary>
+    /// All-to-allv of F32 rows (the combine's payload: ExpertParallelMoe returns expert rows in F32), fitted from the F32 rows
+    /// of <c>moe bench alltoall --dtype f32</c> of the same algorithm as <see cref="Link"/>; null (files before it, or no F32
+    /// run): F32 bytes move at <see cref="Link"/>'s rate, which is measured on bf16 rows.
+    /// </summary>
+    public LinearCost? LinkF32 { get; init; }
+
+    /// <summary>The link fit for rows of F32 (<paramref name="f32"/>) or of the compute dtype.</summary>
+    public LinearCost LinkFor(bool f32) => f32 ? LinkF32 ?? Link : Link;
     public required LinearCost Movement { get; init; }
 
     /// <summary>
