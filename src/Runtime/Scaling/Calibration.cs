@@ -255,8 +255,15 @@ public static partial class Calibration
                 if (!best.Key.EndsWith(F32Suffix, StringComparison.Ordinal) && links.TryGetValue(f32Key, out var f32Points) && f32Points.Count >= 2)
                 {
                     var points = DevicePart(f32Key, f32Points);
-                    linkF32 = CurveFit.FitLinear(points);
-                    result["link f32"] = $"{f32Key}, {points.Count} points, rms error {Rms(linkF32, points):P1}{(linkRanks.ContainsKey(f32Key) ? deviceOnly : "")} (the combine's F32 rows)";
+                    try
+                    {
+                        linkF32 = CurveFit.FitLinear(points);
+                        result["link f32"] = $"{f32Key}, {points.Count} points, rms error {Rms(linkF32, points):P1}{(linkRanks.ContainsKey(f32Key) ? deviceOnly : "")} (the combine's F32 rows)";
+                    }
+                    catch (ArgumentException e)
+                    {
+                        result["link f32"] = "not fitted: " + e.Message.Split(" (Parameter", StringSplitOptions.None)[0] + "; F32 rows at the link's rate";
+                    }
                 }
                 else
                     result["link f32"] = $"not measured (no F32 rows of {best.Key}): F32 rows at the link's rate";
