@@ -10,6 +10,9 @@ internal sealed record EpLayerRow(string Preset, int Ranks, int Tokens, double T
 {
     public double PhaseSumUs => PhaseUs.Values.Sum();
 
+    /// <summary>[rank][held expert]: rows each held expert received (the last forward; the routing is the same every sample).</summary>
+    public long[][] RowsPerHeldExpert { get; init; } = [];
+
     /// <summary>Each rank's phases on one clock (median over the samples): what the slowest-rank sums above hide.</summary>
     public List<EpRankPhase> PerRank { get; init; } = [];
 }
@@ -155,7 +158,7 @@ internal sealed class EpLayerBench(IReadOnlyList<Accelerator> ranks, int warmup,
             layer.PhaseTimer = null;
             yield return new EpLayerRow(preset, ranks.Count, tokens, Median(totals), phases.ToDictionary(p => p.Key.ToString(), p => Median(p.Value)),
                 layer.LastTokensPerRank.Select(t => (double)t).ToArray(), layer.LastRowsPerRank.Select(r => (double)r).ToArray(),
-                layer.LastActiveExpertsPerRank.Select(a => (double)a).ToArray()) { PerRank = MedianPerRank(perRank) };
+                layer.LastActiveExpertsPerRank.Select(a => (double)a).ToArray()) { PerRank = MedianPerRank(perRank), RowsPerHeldExpert = layer.LastRowsPerHeldExpert };
         }
     }
 

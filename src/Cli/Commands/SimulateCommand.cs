@@ -179,8 +179,12 @@ internal static class SimulateCommand
         foreach (var row in root["rows"]!.AsArray())
         {
             double[] D(string name) => row![name]!.AsArray().Select(v => v!.GetValue<double>()).ToArray();
+            // Runs that recorded each held expert's rows give the GEMMs' real row tiles; older ones the even-spread estimate.
+            var tiled = row!["RowsPerHeldExpert"]?.AsArray() is { Count: > 0 } held
+                ? held.Select(rank => rank!.AsArray().Sum(x => Calibration.TiledRows(x!.GetValue<double>(), 1))).ToArray()
+                : null;
             var predicted = ScaleModel.Predict(p, config, LinkPreset.H200Nvlink, D("TokensPerRank"), D("RowsPerRank"), D("ActiveExpertsPerRank"),
-                schedule: HostSchedule.InProcessBench);
+                tiled, schedule: HostSchedule.InProcessBench);
             var m = row!["PhaseUs"]!;
             double[] measured = [m["RouteAndPermute"]!.GetValue<double>(), m["Dispatch"]!.GetValue<double>(), m["Experts"]!.GetValue<double>(), m["Combine"]!.GetValue<double>(), m["SharedAndUnpermute"]!.GetValue<double>()];
             var t = predicted.Timed!;
