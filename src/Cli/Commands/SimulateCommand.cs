@@ -203,7 +203,7 @@ internal static class SimulateCommand
     /// <summary>"host:     launch .. us, copy .. us, event .. us, all-to-allv .. us per rank", or that there is none.</summary>
     internal static string HostLine(HostParams? h) => h is null
         ? "host:     none (no host_launch sweep in these params: term = 0)"
-        : Invariant($"host:     launch {h.LaunchUs:F2} us, copy {h.CopyUs:F2} us, event {h.EventUs:F2} us, all-to-allv {h.CollectivePerRankUs:F2} us per rank (host enqueue)");
+        : Invariant($"host:     launch {h.LaunchUs:F2} us{(h.GemmCallUs is { } g ? Invariant($", GEMM call {g:F2} us") : "")}, copy {h.CopyUs:F2} us, event {h.EventUs:F2} us, all-to-allv {h.CollectivePerRankUs:F2} us per rank (host enqueue)");
 
     internal static int DefaultMoeLayers(string model) => model.Trim().ToLowerInvariant() switch
     {

@@ -117,7 +117,9 @@ public static partial class Calibration
                 double bytes = gbps * 1e9 * us * 1e-6;
                 if (name.StartsWith("host ", StringComparison.Ordinal) && HostPart(shape) is { } hostPart && us > 0)
                 {
-                    Add(host, hostPart.Part, (hostPart.Count, us));
+                    // A grouped GEMM call (router, gate_up, down) is its own part: one call each, planning included.
+                    bool gemmCall = hostPart.Part == "launch" && name.Contains("gemm", StringComparison.Ordinal);
+                    Add(host, gemmCall ? "gemm" : hostPart.Part, (gemmCall ? 1 : hostPart.Count, us));
                     Source("host", label);
                 }
                 else if (name.StartsWith("routing", StringComparison.Ordinal) && bytes > 0)
@@ -181,7 +183,7 @@ public static partial class Calibration
             result["movement"] = $"{string.Join(", ", sources["movement"])}: {movement.Count} points, rms error {Rms(move, movement):P1}";
         }
         HostParams? hostFit = fallback?.Host;
-        if (host.ContainsKey("launch"))
+        if (host.ContainsKey("launch") || host.ContainsKey("gemm"))
         {
             var fitted = new Dictionary<string, double>();
             var notes = new List<string>();
@@ -200,7 +202,14 @@ public static partial class Calibration
                     notes.Add(old is null ? $"{part} not measured (0)" : $"{part} from {fallbackName}");
                 }
             }
-            hostFit = new HostParams(fitted["launch"], fitted["copy"], fitted["event"], fitted["collective"]);
+            double? gemmCall = null;
+            if (host.TryGetValue("gemm", out var gemmPoints))
+            {
+                double cost = CurveFit.FitPerUnit(gemmPoints);
+                gemmCall = cost;
+                notes.Add(string.Create(CultureInfo.InvariantCulture, $"gemm call {cost:F2} us ({gemmPoints.Count} rows, rms error {CurveFit.RmsRelativeError(gemmPoints.Select(x => (cost * x.Item1, x.Item2))):P1})"));
+            }
+            hostFit = new HostParams(fitted["launch"], fitted["copy"], fitted["event"], fitted["collective"]) { GemmCallUs = gemmCall };
             result["host"] = $"{string.Join(", ", sources["host"])}: {string.Join("; ", notes)}";
         }
         else
