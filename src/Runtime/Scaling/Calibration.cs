@@ -33,6 +33,10 @@ public static partial class Calibration
     [GeneratedRegex(@"E=(\d+) m=(\d+) rows=(\d+) active=(\d+)")]
     private static partial Regex EpShape();
 
+    /// <summary>A dense_gemm sweep row's shape: "T=128 N=256 K=7168".</summary>
+    [GeneratedRegex(@"^T=(\d+) N=(\d+) K=(\d+)$")]
+    private static partial Regex DenseShape();
+
     /// <summary>A host_launch sweep row's count of one kind of host operation per call: "launches=3", "copies=1", "events=1", "ranks=2".</summary>
     [GeneratedRegex(@"(launches|copies|events|ranks)=(\d+)")]
     private static partial Regex HostCount();
@@ -53,6 +57,7 @@ public static partial class Calibration
         var routing = new List<(double, double)>();
         var deepseekRouting = new List<(double, double)>();
         var movement = new List<(double, double)>();
+        var dense = new Dictionary<string, List<(double, double)>>(); // DenseGemmCurve.Key: (rows, us) of the layer's own path
         var links = new Dictionary<string, List<(double, double)>>();
         var host = new Dictionary<string, List<(double, double)>>(); // "launch", "copy", "event", "collective": (count per call, us per call)
         var linkRanks = new Dictionary<string, int>(); // link rows timed on the host around synchronous calls of our all-to-allv: their ranks
@@ -121,6 +126,15 @@ public static partial class Calibration
                     bool gemmCall = hostPart.Part == "launch" && name.Contains("gemm", StringComparison.Ordinal);
                     Add(host, gemmCall ? "gemm" : hostPart.Part, (gemmCall ? 1 : hostPart.Count, us));
                     Source("host", label);
+                }
+                else if ((name.EndsWith(" router", StringComparison.Ordinal) || name.EndsWith(" shared gate_up+silu", StringComparison.Ordinal)
+                          || name.EndsWith(" shared down", StringComparison.Ordinal)) && DenseShape().Match(shape) is { Success: true } d
+                         && (r["Note"]?.GetValue<string>() ?? "auto").StartsWith("auto", StringComparison.Ordinal))
+                {
+                    // dense_gemm: only the "auto" path, the one the layer takes.
+                    Add(dense, DenseGemmCurve.Key((int)Number(d.Groups[2].Value), (int)Number(d.Groups[3].Value), name.EndsWith("+silu", StringComparison.Ordinal)),
+                        (Number(d.Groups[1].Value), us));
+                    Source("dense", label);
                 }
                 else if (name.StartsWith("routing", StringComparison.Ordinal) && bytes > 0)
                 {
@@ -284,6 +298,11 @@ public static partial class Calibration
                 throw new InvalidDataException($"no file measures the {part} part of the model (and no fallback params were given)");
             return $"from {fallbackName}: {fallback.Sources.GetValueOrDefault(part, "?")}";
         }
+        var denseCurves = dense.ToDictionary(x => x.Key, x => DenseGemmCurve.From(x.Value));
+        result["dense"] = denseCurves.Count > 0
+            ? $"{string.Join(", ", sources["dense"])}: {string.Join("; ", denseCurves.Select(c => $"{c.Key} at {string.Join("/", c.Value.Rows)} rows"))}"
+            : fallback?.DenseGemm is { Count: > 0 } ? $"from {fallbackName}: {fallback.Sources.GetValueOrDefault("dense", "?")}"
+            : "not measured (no dense_gemm sweep): router and shared-expert calls by the grouped fit";
         foreach (var part in new[] { "gemm", "link", "routing", "movement" })
             if (!result.ContainsKey(part))
                 result[part] = Missing(part);
@@ -293,6 +312,7 @@ public static partial class Calibration
             GemmByShape = g is not null ? byShape : new Dictionary<string, GemmParams>(fallback!.GemmByShape),
             Link = link ?? fallback!.Link,
             LinkF32 = link is not null ? linkF32 : fallback!.LinkF32,
+            DenseGemm = denseCurves.Count > 0 ? denseCurves : new Dictionary<string, DenseGemmCurve>(fallback?.DenseGemm ?? new()),
             Routing = route ?? fallback!.Routing,
             Movement = move ?? fallback!.Movement,
             LinkNominalGBs = link is not null ? LinkPreset.H200NvlinkGBs : fallback!.LinkNominalGBs,

@@ -132,8 +132,13 @@ public static class ScaleModel
             double route = 0, output = 0, rankExperts = 0; // a GPU without tokens (rows) skips those phases
             if (t > 0)
             {
-                route = p.Gemm.Us(e * h * 2, 2 * t * e * h) + p.Routing.Us(4 * t * e + 8 * t * k + 4 * e) + p.Movement.Us(t * k * h * 2 * 2);
-                double sharedUs = shared > 0 ? sharedGemm.Us(3 * h * shared * 2, 2 * t * 3 * h * shared) : 0;
+                // Router and shared expert: single-matrix calls, from their measured curve when the params have one.
+                double router = p.DenseGemmUs(c.NumExperts, c.HiddenSize, false, t) ?? p.Gemm.Us(e * h * 2, 2 * t * e * h);
+                route = router + p.Routing.Us(4 * t * e + 8 * t * k + 4 * e) + p.Movement.Us(t * k * h * 2 * 2);
+                double sharedUs = shared <= 0 ? 0
+                    : p.DenseGemmUs(2 * c.SharedIntermediateSize, c.HiddenSize, true, t) is { } gateUp && p.DenseGemmUs(c.HiddenSize, c.SharedIntermediateSize, false, t) is { } downUs
+                        ? gateUp + downUs
+                        : sharedGemm.Us(3 * h * shared * 2, 2 * t * 3 * h * shared);
                 output = sharedUs + p.Movement.Us(t * k * h * 4 + t * h * 4 * 2);
             }
             if (rows > 0)

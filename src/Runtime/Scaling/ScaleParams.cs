@@ -54,6 +54,16 @@ public sealed record ScaleParams
     /// </summary>
     public Dictionary<string, GemmParams> GemmByShape { get; init; } = new();
 
+    /// <summary>
+    /// Single-matrix GEMM calls (router, shared expert) measured by the <c>dense_gemm</c> sweep, keyed by
+    /// <see cref="DenseGemmCurve.Key"/>; a call shape not listed is priced by the grouped fit, as before.
+    /// </summary>
+    public Dictionary<string, DenseGemmCurve> DenseGemm { get; init; } = new();
+
+    /// <summary>Microseconds of a single-matrix call [rows, K] x [N, K]^T from its measured curve, or null when not measured.</summary>
+    public double? DenseGemmUs(int n, int k, bool fused, double rows) =>
+        rows > 0 && DenseGemm.TryGetValue(DenseGemmCurve.Key(n, k, fused), out var curve) ? curve.At(rows) : null;
+
     /// <summary>The key of an expert shape in <see cref="GemmByShape"/>.</summary>
     public static string ShapeKey(int hidden, int intermediate) => $"H={hidden} I={intermediate}";
 
