@@ -12,11 +12,20 @@ public sealed class DenseGemmCurveTests
     [InlineData(16, 9)]
     [InlineData(64, 38.5)]    // half way from 16 to 256 in log(rows): (9 + 68) / 2
     [InlineData(256, 68)]
-    [InlineData(1024, 68)]    // past the last: the last (tiles side by side on more SMs)
+    [InlineData(1024, 68)]    // past the last, without a fit: held
     public void InterpolatesInLogRowsAndHoldsTheEndsOutsideThem(double rows, double us)
     {
         var curve = DenseGemmCurve.From([(256, 68), (1, 5), (16, 9), (16, 100), (16, 8)]); // 16 rows: median of 9, 100, 8
         Assert.Equal(us, curve.At(rows), 1e-9);
+    }
+
+    [Fact]
+    public void PastTheLastPointItGrowsAsTheGroupedFitDoes()
+    {
+        var curve = DenseGemmCurve.From([(16, 9), (256, 68)]);
+        // A fit of 10 us + 0.1 us a row: 35.6 at 256 rows, 112.4 at 1024, so 68 x 112.4 / 35.6.
+        Assert.Equal(68 * (10 + 0.1 * 1024) / (10 + 0.1 * 256), curve.At(1024, rows => 10 + 0.1 * rows), 1e-9);
+        Assert.Equal(9, curve.At(4, rows => 10 + 0.1 * rows), 1e-9); // below the first: held
     }
 
     private const string DenseSweep = """

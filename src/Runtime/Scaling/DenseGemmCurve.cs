@@ -6,16 +6,19 @@ namespace MoeRuntime.Runtime.Scaling;
 /// with T (GEMV at 1 row, the skinny split-K kernel at 2..128, wgmma above; a 64-row call on wgmma is one 128-row tile
 /// on one SM), which the grouped fit (launch + max(weights / BW, flops / rate)) does not follow: DeepSeek-V3's router at
 /// 128 rows took 68.5 us on wgmma where that fit says 23. Between two measured row counts the time is interpolated linearly
-/// in log(rows) (a tile kernel's time is flat in rows, then steps); outside the measured rows it is the nearest end's
-/// time: the calls' tiles run side by side on separate SMs until they fill the GPU (DeepSeek-V3's router at 2048 rows is
-/// 16 tiles of 132 SMs), so twice the sweep's last 1024 rows cost about what 1024 do, not twice.
+/// in log(rows) (a tile kernel's time is flat in rows, then steps); below the first it is the first; above the last (the
+/// sweep stops at 1024 rows, an EP rank of T=4096 has 2048) it is the last scaled by how the grouped fit's cost of the
+/// call grows from there (<paramref name="fit"/> in <see cref="At"/>): flat for a weight-bound router, about in
+/// proportion to the rows for a compute-bound shared expert.
 /// </summary>
 public sealed record DenseGemmCurve(double[] Rows, double[] Us)
 {
     /// <summary>The key of a call shape in <see cref="ScaleParams.DenseGemm"/>: N (out features), K, fused SiLU-and-mul.</summary>
     public static string Key(int n, int k, bool fused) => $"N={n} K={k}{(fused ? " silu" : "")}";
 
-    public double At(double rows)
+    /// <param name="rows">rows of the call</param>
+    /// <param name="fit">the grouped fit's time of this call at a row count (for the growth past the last point); null: held flat</param>
+    public double At(double rows, Func<double, double>? fit = null)
     {
         if (Rows.Length == 0 || Rows.Length != Us.Length)
             throw new InvalidOperationException("a dense GEMM curve needs as many times as row counts, at least one");
@@ -23,7 +26,7 @@ public sealed record DenseGemmCurve(double[] Rows, double[] Us)
             return Us[0];
         int last = Rows.Length - 1;
         if (rows >= Rows[last])
-            return Us[last];
+            return fit is null ? Us[last] : Us[last] * fit(rows) / fit(Rows[last]);
         int i = 1;
         while (Rows[i] < rows)
             i++;

@@ -133,10 +133,14 @@ public static class ScaleModel
             if (t > 0)
             {
                 // Router and shared expert: single-matrix calls, from their measured curve when the params have one.
-                double router = p.DenseGemmUs(c.NumExperts, c.HiddenSize, false, t) ?? p.Gemm.Us(e * h * 2, 2 * t * e * h);
+                double RouterFit(double rows) => p.Gemm.Us(e * h * 2, 2 * rows * e * h);
+                double router = p.DenseGemmUs(c.NumExperts, c.HiddenSize, false, t, RouterFit) ?? RouterFit(t);
                 route = router + p.Routing.Us(4 * t * e + 8 * t * k + 4 * e) + p.Movement.Us(t * k * h * 2 * 2);
+                double GateUpFit(double rows) => sharedGemm.Us(2 * h * shared * 2, 2 * rows * 2 * h * shared);
+                double DownFit(double rows) => sharedGemm.Us(h * shared * 2, 2 * rows * h * shared);
                 double sharedUs = shared <= 0 ? 0
-                    : p.DenseGemmUs(2 * c.SharedIntermediateSize, c.HiddenSize, true, t) is { } gateUp && p.DenseGemmUs(c.HiddenSize, c.SharedIntermediateSize, false, t) is { } downUs
+                    : p.DenseGemmUs(2 * c.SharedIntermediateSize, c.HiddenSize, true, t, GateUpFit) is { } gateUp
+                      && p.DenseGemmUs(c.HiddenSize, c.SharedIntermediateSize, false, t, DownFit) is { } downUs
                         ? gateUp + downUs
                         : sharedGemm.Us(3 * h * shared * 2, 2 * t * 3 * h * shared);
                 output = sharedUs + p.Movement.Us(t * k * h * 4 + t * h * 4 * 2);

@@ -61,8 +61,9 @@ public sealed record ScaleParams
     public Dictionary<string, DenseGemmCurve> DenseGemm { get; init; } = new();
 
     /// <summary>Microseconds of a single-matrix call [rows, K] x [N, K]^T from its measured curve, or null when not measured.</summary>
-    public double? DenseGemmUs(int n, int k, bool fused, double rows) =>
-        rows > 0 && DenseGemm.TryGetValue(DenseGemmCurve.Key(n, k, fused), out var curve) ? curve.At(rows) : null;
+    /// Past the curve's last row count it grows as <paramref name="fit"/> (the grouped fit's time of the call) does.
+    public double? DenseGemmUs(int n, int k, bool fused, double rows, Func<double, double>? fit = null) =>
+        rows > 0 && DenseGemm.TryGetValue(DenseGemmCurve.Key(n, k, fused), out var curve) ? curve.At(rows, fit) : null;
 
     /// <summary>The key of an expert shape in <see cref="GemmByShape"/>.</summary>
     public static string ShapeKey(int hidden, int intermediate) => $"H={hidden} I={intermediate}";
