@@ -62,4 +62,9 @@ for p in "$out/h200-ours-params-scale11-gpu.json" $S/h200-ours-params-scale11.js
 done
 echo "== summary (|error| mean, max; EP run, params)"
 for f in "$out"/validate-*.log; do [ -s "$f" ] && echo "$(basename "$f" .log): $(grep -oE "mean [0-9.]+ %, max [0-9.]+ %" "$f")"; done
+if [ "$SECONDS" -lt 195 ]; then # the EP layer's CUDA tests (host-side changes only: per-expert rows, the bench's marks), time allowing
+  step 40 tests bash .gpu/run.sh dotnet .gpu/app/MoeRuntime.Tests/MoeRuntime.Tests.dll -class MoeRuntime.Tests.Scaling.EpHostOpsTests \
+    -class MoeRuntime.Tests.Runtime.ExpertParallelReuseTests
+  grep -E "Total:|FAIL" "$out/tests.log" | head -5
+else echo "== tests: skipped (time)"; fi
 echo "== done in ${SECONDS}s"
