@@ -68,6 +68,36 @@ public sealed class ScaleBenchCommandTests
             Assert.Equal(tokens, row["TokensPerRank"]!.AsArray().Sum(t => t!.GetValue<double>()));
             Assert.Equal(tokens * 4, row["RowsPerRank"]!.AsArray().Sum(t => t!.GetValue<double>()));
             Assert.All(row["ActiveExpertsPerRank"]!.AsArray(), a => Assert.InRange(a!.GetValue<double>(), 0, 8));
+            // Each held expert's rows: they add up to the rank's rows, and the experts with rows are the hit ones.
+            var held = row["RowsPerHeldExpert"]!.AsArray();
+            Assert.Equal(2, held.Count);
+            for (int r = 0; r < 2; r++)
+            {
+                var experts = held[r]!.AsArray().Select(x => x!.GetValue<long>()).ToArray();
+                Assert.Equal(8, experts.Length); // tiny: 16 experts over 2 ranks
+                Assert.Equal(row["RowsPerRank"]![r]!.GetValue<double>(), experts.Sum());
+                Assert.Equal(row["ActiveExpertsPerRank"]![r]!.GetValue<double>(), experts.Count(x => x > 0));
+            }
+            // Per rank, on one clock: every phase a rank ran, its marks in order on the device and on the host.
+            var perRank = row["PerRank"]!.AsArray();
+            for (int r = 0; r < 2; r++)
+            {
+                var marks = perRank.Where(x => x!["Rank"]!.GetValue<int>() == r).ToList();
+                var expected = new List<string> { "RouteAndPermute", "Dispatch", "Experts", "Combine", "SharedAndUnpermute" };
+                if (row["TokensPerRank"]![r]!.GetValue<double>() == 0)
+                    expected.Remove("SharedAndUnpermute"); // the route's marks are issued on every rank, an empty phase on one without tokens
+                if (row["RowsPerRank"]![r]!.GetValue<double>() == 0)
+                    expected.Remove("Experts");
+                Assert.Equal(expected, marks.Select(x => x!["Phase"]!.GetValue<string>()));
+                double last = 0;
+                foreach (var x in marks)
+                {
+                    double begin = x!["HostBeginUs"]!.GetValue<double>(), end = x["HostEndUs"]!.GetValue<double>();
+                    Assert.True(begin >= last && end >= begin, $"rank {r} {x["Phase"]}: host marks {begin}-{end} after {last}");
+                    Assert.True(x["DeviceEndUs"]!.GetValue<double>() >= x["DeviceBeginUs"]!.GetValue<double>());
+                    last = end;
+                }
+            }
         }
         var output = new StringWriter();
         Assert.Equal(0, SimulateCommand.Run(new SimulateCommand.Settings { Validate = json }, output, new StringWriter()));

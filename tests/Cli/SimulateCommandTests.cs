@@ -132,6 +132,34 @@ public sealed class SimulateCommandTests
         Assert.Equal(predicted.ExpertSkewUs.ToString("F1", System.Globalization.CultureInfo.InvariantCulture), fields[6]);
         Assert.Contains($"200/{predicted.TimedCombineUs:F0}", row);
     }
+
+    [Fact]
+    public void ValidateCountsEachHeldExpertsTilesWhenTheRunRecordedThem()
+    {
+        // Qwen3 EP2, 16384 rows a rank on 64 experts: evenly spread that is 256 rows, two tiles each. Recorded: rank 0's
+        // experts hold 200 and 312 rows in turn (2 and 3 tiles: 160 tiles), rank 1's 256 each (128 tiles).
+        var rank0 = Enumerable.Range(0, 64).Select(i => i % 2 == 0 ? 200L : 312L).ToArray();
+        var rank1 = Enumerable.Repeat(256L, 64).ToArray();
+        using var folder = new TempFolder();
+        string bench = folder.File("ep.json"), recorded = folder.File("ep-held.json");
+        string Row(string extra) => "{\"kind\":\"ep_layer\",\"preset\":\"qwen3-30b-a3b\",\"device\":\"x\",\"ranks\":2,\"rows\":[{\"Tokens\":4096,"
+            + "\"PhaseUs\":{\"RouteAndPermute\":70,\"Dispatch\":250,\"Experts\":500,\"Combine\":560,\"SharedAndUnpermute\":45},"
+            + "\"TokensPerRank\":[2048,2048],\"RowsPerRank\":[16384,16384],\"ActiveExpertsPerRank\":[64,64]" + extra + "}]}";
+        File.WriteAllText(bench, Row(""));
+        File.WriteAllText(recorded, Row($",\"RowsPerHeldExpert\":[[{string.Join(",", rank0)}],[{string.Join(",", rank1)}]]"));
+        var p = DefaultScaleParams.Load();
+        var c = MoeRuntime.Runtime.Models.LayerPresets.Get("qwen3-30b-a3b");
+        var even = ScaleModel.Predict(p, c, LinkPreset.H200Nvlink, [2048, 2048], [16384, 16384], [64, 64], schedule: HostSchedule.InProcessBench);
+        var tiles = ScaleModel.Predict(p, c, LinkPreset.H200Nvlink, [2048, 2048], [16384, 16384], [64, 64], [160 * 128.0, 128 * 128.0], schedule: HostSchedule.InProcessBench);
+        Assert.True(tiles.TimedPhaseSumUs > even.TimedPhaseSumUs);
+        foreach (var (file, expected) in new[] { (bench, even), (recorded, tiles) })
+        {
+            var output = new StringWriter();
+            Assert.Equal(0, SimulateCommand.Run(new SimulateCommand.Settings { Validate = file }, output, new StringWriter()));
+            string row = output.ToString().Split('\n').Single(l => l.TrimStart().StartsWith("4096 ", StringComparison.Ordinal));
+            Assert.Equal(expected.TimedPhaseSumUs.ToString("F1", System.Globalization.CultureInfo.InvariantCulture), row.Split(' ', StringSplitOptions.RemoveEmptyEntries)[2]);
+        }
+    }
     [Fact]
     public void OutputsNameTheHostTermOrItsAbsence()
     {

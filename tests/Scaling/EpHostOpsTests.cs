@@ -78,17 +78,17 @@ public sealed class EpHostOpsTests
         var deepseek = LayerPresets.Get("deepseek-v3");
         // Route: router GEMM (2 on the skinny split-K kernel at 2..128 rows, 1 on the GEMV at 1), top-k, permute (3 at
         // 64 tokens x 8 of 128 experts).
-        Assert.Equal(new HostOps(6, 0), EpHostOps.Route(qwen, 64));
-        Assert.Equal(new HostOps(1 + 1 + Permute.Launches(1, 8, 128, gather: true), 0), EpHostOps.Route(qwen, 1));
+        Assert.Equal(new HostOps(6, 0, GemmCalls: 1), EpHostOps.Route(qwen, 64));
+        Assert.Equal(new HostOps(1 + 1 + Permute.Launches(1, 8, 128, gather: true), 0, GemmCalls: 1), EpHostOps.Route(qwen, 1));
         Assert.Equal(default, EpHostOps.Route(qwen, 0));
         // Experts: id upload; permute by local expert (3), gate_up, down, un-permute.
-        Assert.Equal(new HostOps(6, 1), EpHostOps.Experts(512, 64));
+        Assert.Equal(new HostOps(6, 1, GemmCalls: 2), EpHostOps.Experts(512, 64));
         Assert.Equal(default, EpHostOps.Experts(0, 64));
         // Output: the weighted sum, after the shared expert's gate_up and down where the model has one (and its gate + sigmoid, qwen2_moe).
         Assert.Equal(new HostOps(1, 0), EpHostOps.Output(qwen, 64));
         // DeepSeek-V3 at 64 rows: gate_up+SiLU on the skinny kernel (2; 16 wgmma tiles), down on the wgmma kernel (1; 28 tiles).
-        Assert.Equal(new HostOps(4, 0), EpHostOps.Output(deepseek, 64));
-        Assert.Equal(new HostOps(7, 0), EpHostOps.Output(deepseek with { HasSharedExpertGate = true }, 64));
+        Assert.Equal(new HostOps(4, 0, GemmCalls: 2), EpHostOps.Output(deepseek, 64));
+        Assert.Equal(new HostOps(7, 0, GemmCalls: 3), EpHostOps.Output(deepseek with { HasSharedExpertGate = true }, 64));
         Assert.Equal(new HostOps(0, 1), EpHostOps.BeforeRoute);
         Assert.Equal(new HostOps(0, 1), EpHostOps.AfterRoute);
         Assert.Equal(new HostOps(0, 1), EpHostOps.AfterOutput);
@@ -101,5 +101,17 @@ public sealed class EpHostOpsTests
         Assert.Equal(0, ops.Us(null));
         Assert.Equal(6 * 4.5 + 1 * 3, ops.Us(new HostParams(4.5, 3, 1, 10)), 1e-12);
         Assert.Equal(new HostOps(7, 3), ops + new HostOps(1, 2));
+    }
+
+    [Fact]
+    public void AGemmCallIsPricedAtItsOwnCostAndItsSecondLaunchAsALaunch()
+    {
+        var host = new HostParams(LaunchUs: 6, CopyUs: 2, EventUs: 1, CollectivePerRankUs: 20) { GemmCallUs = 14 };
+        // Qwen3 route at 64 tokens: router GEMM on the skinny kernel (a call of 2 launches), top-k, permute (3).
+        Assert.Equal(14 + 5 * 6, EpHostOps.Route(LayerPresets.Get("qwen3-30b-a3b"), 64).Us(host), 1e-9);
+        // Experts: 2 GEMM calls, 4 other launches, 1 copy.
+        Assert.Equal(2 * 14 + 4 * 6 + 2, EpHostOps.Experts(512, 64).Us(host), 1e-9);
+        // Files without the GEMM part price a GEMM call as a launch, as before.
+        Assert.Equal(6 * 6 + 2, EpHostOps.Experts(512, 64).Us(host with { GemmCallUs = null }), 1e-9);
     }
 }

@@ -28,9 +28,11 @@ public sealed class HostCalibrationTests
         var fallback = DefaultScaleParams.Load();
         var p = Calibration.Fit([path], fallback, "default");
         Assert.NotNull(p.Host);
-        // Launch: per launch 6, 5, 4 us; the relative least-squares cost is sum(x/t) / sum(x^2/t^2).
-        double[] perLaunch = [6, 5, 4];
+        // Launch: per launch 5 (permute), 4 us (combine); the relative least-squares cost is sum(x/t) / sum(x^2/t^2). The
+        // router GEMM's row is a GEMM call of its own (6 us), not a launch.
+        double[] perLaunch = [5, 4];
         Assert.Equal(perLaunch.Sum(c => 1 / c) / perLaunch.Sum(c => 1 / (c * c)), p.Host!.LaunchUs, 1e-9);
+        Assert.Equal(6, p.Host.GemmCallUs!.Value, 1e-9);
         double[] perCopy = [3, 5];
         Assert.Equal(perCopy.Sum(c => 1 / c) / perCopy.Sum(c => 1 / (c * c)), p.Host.CopyUs, 1e-9);
         Assert.Equal(1.5, p.Host.EventUs, 1e-9);

@@ -19,20 +19,22 @@ public sealed class HostTimelineTests
         var (critical, timed) = HostTimeline.Run(TwoRanks, 20, 20, 5, 0, HostThreads.OneForAllRanks);
         // route: rank 0 enqueues 0..30 (device 10: the host is the floor), rank 1 30..60; the host waits until 60.
         // dispatch: launches issued at 65 and 70, done at 90. experts: rank 0 90..190; rank 1 is enqueued from 110 on
-        // (after rank 0's 40 us), 110..210. combine: both launched by 160, rank 1 ready at 210, done at 230, so rank 0's
-        // combine reads 230 - 190 = 40 (the transfer and 20 us of waiting for rank 1's late start). output 230..240.
-        Assert.Equal(new PhaseTimes(60, 30, 120, 20, 10), critical);
-        Assert.Equal(new PhaseTimes(30, 30, 100, 40, 10), timed);
-        Assert.Equal(240, critical.SumUs);
+        // (after rank 0's 40 us), 110..210. combine: each rank's share is issued once its stream is idle (the op table
+        // upload synchronises it): rank 0's at 190 + 5, rank 1's at 210 + 5, done at 235, so rank 0's combine reads
+        // 235 - 190 = 45 (20 us waiting for rank 1's late start, 5 us issuing after it, the transfer). output 235..245.
+        Assert.Equal(new PhaseTimes(60, 30, 120, 25, 10), critical);
+        Assert.Equal(new PhaseTimes(30, 30, 100, 45, 10), timed);
+        Assert.Equal(245, critical.SumUs);
     }
 
     [Fact]
     public void OneThreadPerRankHasNoCrossRankOffsetButKeepsTheLaunchFloor()
     {
         var (critical, timed) = HostTimeline.Run(TwoRanks, 20, 20, 5, 0, HostThreads.OnePerRank);
-        // route: both 0..30 (host floor); dispatch launched at 35, done at 55; experts 55..155 on both; combine 155..175; output 175..185.
-        Assert.Equal(new PhaseTimes(30, 25, 100, 20, 10), critical);
-        Assert.Equal(new PhaseTimes(30, 25, 100, 20, 10), timed);
+        // route: both 0..30 (host floor); dispatch launched at 35, done at 55; experts 55..155 on both; the combine is
+        // issued once each stream is idle, 155 + 5, done at 180; output 180..190.
+        Assert.Equal(new PhaseTimes(30, 25, 100, 25, 10), critical);
+        Assert.Equal(new PhaseTimes(30, 25, 100, 25, 10), timed);
     }
 
     [Fact]
@@ -65,5 +67,20 @@ public sealed class HostTimelineTests
         Assert.Equal(new PhaseTimes(10, 0, 10, 0, 10), timed);
         Assert.Equal(14, critical.RouteUs);
         Assert.Equal(40, critical.SumUs);
+    }
+
+    [Fact]
+    public void AnAllToAllIsIssuedRankByRankOnlyOnceThatRanksStreamIsIdle()
+    {
+        // Experts 100 us on both devices and 30 us to enqueue, 20 us of host per rank to issue an all-to-all, transfers
+        // 0 (dispatch) and 5 (combine), no route costs. experts: rank 0 40..140 (host 40..70), rank 1 70..170 (host 70..100).
+        // combine: rank 0's share waits for its stream (140) then 20 us, rank 1's for 170 then 20: launched at 190, done at 195.
+        // Rank 0 reads 195 - 140 = 55: the 30 us lag of rank 1, the 20 us issued after it, the 5 us transfer. Issuing
+        // without the wait (the host free to go on) would read 35.
+        RankWork[] ranks = [new(true, true, 0, 100, 0, ExpertsHostUs: 30), new(true, true, 0, 100, 0, ExpertsHostUs: 30)];
+        var (critical, timed) = HostTimeline.Run(ranks, 0, 5, 20, 0, HostThreads.OneForAllRanks);
+        Assert.Equal(55, timed.CombineUs, 1e-9);
+        Assert.Equal(25, critical.CombineUs, 1e-9);
+        Assert.Equal(40, critical.DispatchUs, 1e-9); // idle streams: 20 + 20 of issuing, no transfer
     }
 }

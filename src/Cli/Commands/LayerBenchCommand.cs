@@ -93,6 +93,8 @@ internal static class LayerBenchCommand
                     var p = row.PhaseUs;
                     output.WriteLine(string.Create(CultureInfo.InvariantCulture,
                         $"{row.Tokens,6} {row.TotalUs,10:F1} {row.PhaseSumUs,11:F1} {p["RouteAndPermute"],9:F1} {p["Dispatch"],9:F1} {p["Experts"],9:F1} {p["Combine"],9:F1} {p["SharedAndUnpermute"],9:F1} {string.Join("/", row.RowsPerRank),20}"));
+                    foreach (var line in PerRankLines(row))
+                        output.WriteLine(line);
                 }
                 if (jsonPath is not null)
                     File.WriteAllText(jsonPath, JsonSerializer.Serialize(new { kind = "ep_layer", preset = presetName, device = ranks[0].Info.Name, ranks = n, dtype = DTypes.Name(dtype), date = DateTime.UtcNow.ToString("yyyy-MM-dd"), rows },
@@ -105,6 +107,19 @@ internal static class LayerBenchCommand
             errors.WriteLine($"moe bench layer: {RunCommand.Describe(e)}");
             return 2;
         }
+    }
+
+    /// <summary>
+    /// "  rank 0 device: route 2-58 dispatch ... | host: route 1-40 ..." per rank: each phase's marks in us from the forward's
+    /// start, on the device (one clock for all ranks, from an origin event on each idle stream) and on the host thread.
+    /// </summary>
+    internal static IEnumerable<string> PerRankLines(EpLayerRow row)
+    {
+        string Short(string phase) => phase switch { "RouteAndPermute" => "route", "SharedAndUnpermute" => "output", _ => phase.ToLowerInvariant() };
+        foreach (var rank in row.PerRank.GroupBy(x => x.Rank).OrderBy(g => g.Key))
+            yield return string.Create(CultureInfo.InvariantCulture,
+                $"  rank {rank.Key} device: {string.Join(" ", rank.Select(x => $"{Short(x.Phase)} {x.DeviceBeginUs:F0}-{x.DeviceEndUs:F0}"))}"
+                + $" | host: {string.Join(" ", rank.Select(x => $"{Short(x.Phase)} {x.HostBeginUs:F0}-{x.HostEndUs:F0}"))}");
     }
 
     private static readonly string LayerRowHeader =

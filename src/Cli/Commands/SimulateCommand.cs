@@ -95,6 +95,9 @@ internal static class SimulateCommand
         output.WriteLine($"# fitted from {string.Join(", ", s.Calibrate.Select(Path.GetFileName))}");
         output.WriteLine(Invariant($"gemm:     launch {fitted.Gemm.LaunchUs:F1} us, weights {fitted.Gemm.WeightGBs:F0} GB/s, matrix {fitted.Gemm.MatrixTflops:F0} TFLOP/s"));
         output.WriteLine(Invariant($"link:     {fitted.Link.LatencyUs:F1} us + bytes / {fitted.Link.GBs:F0} GB/s (per rank, bytes to peers)"));
+        output.WriteLine(fitted.LinkF32 is { } f32
+            ? Invariant($"link f32: {f32.LatencyUs:F1} us + bytes / {f32.GBs:F0} GB/s (the combine's F32 rows)")
+            : "link f32: not measured (the combine's F32 rows at the link's rate)");
         output.WriteLine(Invariant($"routing:  {fitted.Routing.LatencyUs:F1} us + bytes / {fitted.Routing.GBs:F0} GB/s"));
         output.WriteLine(Invariant($"movement: {fitted.Movement.LatencyUs:F1} us + bytes / {fitted.Movement.GBs:F0} GB/s"));
         output.WriteLine(HostLine(fitted.Host));
@@ -176,8 +179,12 @@ internal static class SimulateCommand
         foreach (var row in root["rows"]!.AsArray())
         {
             double[] D(string name) => row![name]!.AsArray().Select(v => v!.GetValue<double>()).ToArray();
+            // Runs that recorded each held expert's rows give the GEMMs' real row tiles; older ones the even-spread estimate.
+            var tiled = row!["RowsPerHeldExpert"]?.AsArray() is { Count: > 0 } held
+                ? held.Select(rank => rank!.AsArray().Sum(x => Calibration.TiledRows(x!.GetValue<double>(), 1))).ToArray()
+                : null;
             var predicted = ScaleModel.Predict(p, config, LinkPreset.H200Nvlink, D("TokensPerRank"), D("RowsPerRank"), D("ActiveExpertsPerRank"),
-                schedule: HostSchedule.InProcessBench);
+                tiled, schedule: HostSchedule.InProcessBench);
             var m = row!["PhaseUs"]!;
             double[] measured = [m["RouteAndPermute"]!.GetValue<double>(), m["Dispatch"]!.GetValue<double>(), m["Experts"]!.GetValue<double>(), m["Combine"]!.GetValue<double>(), m["SharedAndUnpermute"]!.GetValue<double>()];
             var t = predicted.Timed!;
@@ -196,7 +203,7 @@ internal static class SimulateCommand
     /// <summary>"host:     launch .. us, copy .. us, event .. us, all-to-allv .. us per rank", or that there is none.</summary>
     internal static string HostLine(HostParams? h) => h is null
         ? "host:     none (no host_launch sweep in these params: term = 0)"
-        : Invariant($"host:     launch {h.LaunchUs:F2} us, copy {h.CopyUs:F2} us, event {h.EventUs:F2} us, all-to-allv {h.CollectivePerRankUs:F2} us per rank (host enqueue)");
+        : Invariant($"host:     launch {h.LaunchUs:F2} us{(h.GemmCallUs is { } g ? Invariant($", GEMM call {g:F2} us") : "")}, copy {h.CopyUs:F2} us, event {h.EventUs:F2} us, all-to-allv {h.CollectivePerRankUs:F2} us per rank (host enqueue)");
 
     internal static int DefaultMoeLayers(string model) => model.Trim().ToLowerInvariant() switch
     {

@@ -153,6 +153,7 @@ public sealed partial class ExpertParallelMoe
         var (sendRows, received) = SendAndReceivedRows(rowsPerSlot);
         LastTokensPerRank = share;
         LastRowsPerRank = received;
+        LastRowsPerHeldExpert = HeldRows(rowsPerSlot, s);
         var receiveRows = new MemoryBuffer[n];
         var gatheredViews = new MemoryBuffer[n];
         for (int d = 0; d < n; d++)

@@ -119,6 +119,22 @@ public sealed partial class ExpertParallelMoe : IDisposable
     /// <summary>Held experts each rank ran rows through in the last forward (the experts the routing hit there).</summary>
     public int[] LastActiveExpertsPerRank { get; private set; } = [];
 
+    /// <summary>
+    /// Rows each rank's held experts (slots, with EPLB) received in the last forward, [rank][local expert]: what its grouped
+    /// GEMMs tiled (a benchmark records it so a cost model can count each expert's row tiles rather than estimate them).
+    /// </summary>
+    public long[][] LastRowsPerHeldExpert { get; private set; } = [];
+
+    /// <summary>[rank][local group]: rows of the groups (experts or slots) rank d holds, [d*perRank, (d+1)*perRank), from every source.</summary>
+    private static long[][] HeldRows(long[,] rowsPerGroup, int perRank) =>
+        Enumerable.Range(0, rowsPerGroup.GetLength(1) / perRank).Select(d => Enumerable.Range(0, perRank).Select(local =>
+        {
+            long sum = 0;
+            for (int r = 0; r < rowsPerGroup.GetLength(0); r++)
+                sum += rowsPerGroup[r, d * perRank + local];
+            return sum;
+        }).ToArray()).ToArray();
+
     private ExpertParallelRankBuffers[]? _buffers;
     private AcceleratorStream[]? _streams;
 
@@ -228,6 +244,7 @@ public sealed partial class ExpertParallelMoe : IDisposable
         var (sendRows, received) = SendAndReceivedRows(rowsPerExpert);
         LastTokensPerRank = share;
         LastRowsPerRank = received;
+        LastRowsPerHeldExpert = HeldRows(rowsPerExpert, eh);
         LastActiveExpertsPerRank = Enumerable.Range(0, n).Select(d => Enumerable.Range(d * eh, eh)
             .Count(g => Enumerable.Range(0, n).Any(r => rowsPerExpert[r, g] > 0))).ToArray();
         var receiveRows = new MemoryBuffer[n];

@@ -33,6 +33,10 @@ public static partial class Calibration
     [GeneratedRegex(@"E=(\d+) m=(\d+) rows=(\d+) active=(\d+)")]
     private static partial Regex EpShape();
 
+    /// <summary>A dense_gemm sweep row's shape: "T=128 N=256 K=7168".</summary>
+    [GeneratedRegex(@"^T=(\d+) N=(\d+) K=(\d+)$")]
+    private static partial Regex DenseShape();
+
     /// <summary>A host_launch sweep row's count of one kind of host operation per call: "launches=3", "copies=1", "events=1", "ranks=2".</summary>
     [GeneratedRegex(@"(launches|copies|events|ranks)=(\d+)")]
     private static partial Regex HostCount();
@@ -53,8 +57,10 @@ public static partial class Calibration
         var routing = new List<(double, double)>();
         var deepseekRouting = new List<(double, double)>();
         var movement = new List<(double, double)>();
+        var dense = new Dictionary<string, List<(double, double)>>(); // DenseGemmCurve.Key: (rows, us) of the layer's own path
         var links = new Dictionary<string, List<(double, double)>>();
         var host = new Dictionary<string, List<(double, double)>>(); // "launch", "copy", "event", "collective": (count per call, us per call)
+        var linkRanks = new Dictionary<string, int>(); // link rows timed on the host around synchronous calls of our all-to-allv: their ranks
         var sources = new Dictionary<string, List<string>>();
         void Source(string part, string text)
         {
@@ -83,7 +89,10 @@ public static partial class Calibration
                 foreach (var r in rows)
                 {
                     string algo = r!["Algorithm"]!.GetValue<string>();
-                    Add(links, $"alltoall {algo}", (r["PeerBytesPerRank"]!.GetValue<double>(), r["TimeUs"]!.GetValue<double>()));
+                    string key = $"alltoall {algo}" + (r["DType"]?.GetValue<string>() == "f32" ? F32Suffix : "");
+                    Add(links, key, (r["PeerBytesPerRank"]!.GetValue<double>(), r["TimeUs"]!.GetValue<double>()));
+                    if (algo == "ours" && LinkHost.HostClocked(r["Timing"]?.GetValue<string>()))
+                        linkRanks[key] = r["Ranks"]?.GetValue<int>() ?? root["ranks"]?.GetValue<int>() ?? 0;
                 }
                 Source("link", label);
                 continue;
@@ -113,8 +122,19 @@ public static partial class Calibration
                 double bytes = gbps * 1e9 * us * 1e-6;
                 if (name.StartsWith("host ", StringComparison.Ordinal) && HostPart(shape) is { } hostPart && us > 0)
                 {
-                    Add(host, hostPart.Part, (hostPart.Count, us));
+                    // A grouped GEMM call (router, gate_up, down) is its own part: one call each, planning included.
+                    bool gemmCall = hostPart.Part == "launch" && name.Contains("gemm", StringComparison.Ordinal);
+                    Add(host, gemmCall ? "gemm" : hostPart.Part, (gemmCall ? 1 : hostPart.Count, us));
                     Source("host", label);
+                }
+                else if ((name.EndsWith(" router", StringComparison.Ordinal) || name.EndsWith(" shared gate_up+silu", StringComparison.Ordinal)
+                          || name.EndsWith(" shared down", StringComparison.Ordinal)) && DenseShape().Match(shape) is { Success: true } d
+                         && (r["Note"]?.GetValue<string>() ?? "auto").StartsWith("auto", StringComparison.Ordinal))
+                {
+                    // dense_gemm: only the "auto" path, the one the layer takes.
+                    Add(dense, DenseGemmCurve.Key((int)Number(d.Groups[2].Value), (int)Number(d.Groups[3].Value), name.EndsWith("+silu", StringComparison.Ordinal)),
+                        (Number(d.Groups[1].Value), us));
+                    Source("dense", label);
                 }
                 else if (name.StartsWith("routing", StringComparison.Ordinal) && bytes > 0)
                 {
@@ -152,7 +172,7 @@ public static partial class Calibration
         var result = new Dictionary<string, string>();
         GemmParams? g = null;
         var byShape = new Dictionary<string, GemmParams>();
-        LinearCost? link = null, route = null, move = null;
+        LinearCost? link = null, linkF32 = null, route = null, move = null;
         if (gemm.Count >= 3)
         {
             g = CurveFit.FitGemm(gemm);
@@ -176,39 +196,8 @@ public static partial class Calibration
             move = CurveFit.FitLinear(movement);
             result["movement"] = $"{string.Join(", ", sources["movement"])}: {movement.Count} points, rms error {Rms(move, movement):P1}";
         }
-        if (links.Count > 0)
-        {
-            // Prefer all-to-all measurements over the AllReduce stand-in, then the fastest algorithm.
-            var usable = links.Where(l => l.Value.Count >= 2).ToList();
-            var candidates = usable.Any(l => l.Key.StartsWith("alltoall", StringComparison.Ordinal)) ? usable.Where(l => l.Key.StartsWith("alltoall", StringComparison.Ordinal)).ToList() : usable;
-            if (linkAlgorithm is not null)
-            {
-                candidates = candidates.Where(l => l.Key.EndsWith(" " + linkAlgorithm, StringComparison.OrdinalIgnoreCase)).ToList();
-                if (candidates.Count == 0)
-                    throw new InvalidDataException($"--link-algo {linkAlgorithm}: no all-to-all rows of that algorithm in the given files (have: {string.Join(", ", usable.Select(l => l.Key))})");
-            }
-            var fits = new List<(string Key, LinearCost Fit, List<(double, double)> Value)>();
-            foreach (var l in candidates)
-            {
-                try
-                {
-                    fits.Add((l.Key, CurveFit.FitLinear(l.Value), l.Value));
-                }
-                catch (ArgumentException e)
-                {
-                    // e.g. a CPU run whose times do not grow with the bytes: not a link to fit.
-                    result[$"link ({l.Key})"] = "not fitted: " + e.Message.Split(" (Parameter", StringSplitOptions.None)[0];
-                }
-            }
-            if (fits.Count > 0)
-            {
-                var best = fits.OrderByDescending(f => f.Fit.GBs).First();
-                link = best.Fit;
-                result["link"] = $"{string.Join(", ", sources["link"])}: {best.Key}, {best.Value.Count} points, rms error {Rms(link, best.Value):P1}; calibration link taken as H200 NVLink ({LinkPreset.H200NvlinkGBs} GB/s per direction nominal)";
-            }
-        }
         HostParams? hostFit = fallback?.Host;
-        if (host.ContainsKey("launch"))
+        if (host.ContainsKey("launch") || host.ContainsKey("gemm"))
         {
             var fitted = new Dictionary<string, double>();
             var notes = new List<string>();
@@ -227,7 +216,14 @@ public static partial class Calibration
                     notes.Add(old is null ? $"{part} not measured (0)" : $"{part} from {fallbackName}");
                 }
             }
-            hostFit = new HostParams(fitted["launch"], fitted["copy"], fitted["event"], fitted["collective"]);
+            double? gemmCall = null;
+            if (host.TryGetValue("gemm", out var gemmPoints))
+            {
+                double cost = CurveFit.FitPerUnit(gemmPoints);
+                gemmCall = cost;
+                notes.Add(string.Create(CultureInfo.InvariantCulture, $"gemm call {cost:F2} us ({gemmPoints.Count} rows, rms error {CurveFit.RmsRelativeError(gemmPoints.Select(x => (cost * x.Item1, x.Item2))):P1})"));
+            }
+            hostFit = new HostParams(fitted["launch"], fitted["copy"], fitted["event"], fitted["collective"]) { GemmCallUs = gemmCall };
             result["host"] = $"{string.Join(", ", sources["host"])}: {string.Join("; ", notes)}";
         }
         else
@@ -236,12 +232,77 @@ public static partial class Calibration
                 ? "not measured (no host_launch sweep given): no host enqueue term, every phase is its device time"
                 : $"from {fallbackName}: {fallback.Sources.GetValueOrDefault("host", "?")}";
         }
+        if (links.Count > 0)
+        {
+            // Prefer all-to-all measurements over the AllReduce stand-in, then the fastest algorithm.
+            // F32 rows fit the combine's link (LinkF32) only; the link itself comes from the other rows when there are any.
+            var all = links.Where(l => l.Value.Count >= 2).ToList();
+            var usable = all.Any(l => !l.Key.EndsWith(F32Suffix, StringComparison.Ordinal)) ? all.Where(l => !l.Key.EndsWith(F32Suffix, StringComparison.Ordinal)).ToList() : all;
+            var candidates = usable.Any(l => l.Key.StartsWith("alltoall", StringComparison.Ordinal)) ? usable.Where(l => l.Key.StartsWith("alltoall", StringComparison.Ordinal)).ToList() : usable;
+            if (linkAlgorithm is not null)
+            {
+                candidates = candidates.Where(l => l.Key.EndsWith(" " + linkAlgorithm, StringComparison.OrdinalIgnoreCase)).ToList();
+                if (candidates.Count == 0)
+                    throw new InvalidDataException($"--link-algo {linkAlgorithm}: no all-to-all rows of that algorithm in the given files (have: {string.Join(", ", usable.Select(l => l.Key))})");
+            }
+            var fits = new List<(string Key, LinearCost Fit, List<(double, double)> Value)>();
+            List<(double, double)> DevicePart(string key, List<(double, double)> points) =>
+                hostFit is { CollectivePerRankUs: > 0 } && linkRanks.TryGetValue(key, out int ranks) ? LinkHost.DeviceOnly(points, ranks, hostFit.CollectivePerRankUs) : points;
+            string deviceOnly = "";
+            if (hostFit is { CollectivePerRankUs: > 0 } && linkRanks.Count > 0)
+            {
+                // Each point of our all-to-all bench is one synchronous call: the host issues every rank's share, then the
+                // device runs. With a host term the model adds the issuing itself, so the link keeps the device part only.
+                candidates = candidates.Select(l => new KeyValuePair<string, List<(double, double)>>(l.Key, DevicePart(l.Key, l.Value))).ToList();
+                deviceOnly = string.Create(CultureInfo.InvariantCulture,
+                    $"; device part only: each host-clocked call less its ranks x {hostFit.CollectivePerRankUs:F2} us of host enqueue (the host term adds that)");
+            }
+            foreach (var l in candidates)
+            {
+                try
+                {
+                    fits.Add((l.Key, CurveFit.FitLinear(l.Value), l.Value));
+                }
+                catch (ArgumentException e)
+                {
+                    // e.g. a CPU run whose times do not grow with the bytes: not a link to fit.
+                    result[$"link ({l.Key})"] = "not fitted: " + e.Message.Split(" (Parameter", StringSplitOptions.None)[0];
+                }
+            }
+            if (fits.Count > 0)
+            {
+                var best = fits.OrderByDescending(f => f.Fit.GBs).First();
+                link = best.Fit;
+                result["link"] = $"{string.Join(", ", sources["link"])}: {best.Key}, {best.Value.Count} points, rms error {Rms(link, best.Value):P1}{(linkRanks.ContainsKey(best.Key) ? deviceOnly : "")}; calibration link taken as H200 NVLink ({LinkPreset.H200NvlinkGBs} GB/s per direction nominal)";
+                string f32Key = best.Key + F32Suffix;
+                if (!best.Key.EndsWith(F32Suffix, StringComparison.Ordinal) && links.TryGetValue(f32Key, out var f32Points) && f32Points.Count >= 2)
+                {
+                    var points = DevicePart(f32Key, f32Points);
+                    try
+                    {
+                        linkF32 = CurveFit.FitLinear(points);
+                        result["link f32"] = $"{f32Key}, {points.Count} points, rms error {Rms(linkF32, points):P1}{(linkRanks.ContainsKey(f32Key) ? deviceOnly : "")} (the combine's F32 rows)";
+                    }
+                    catch (ArgumentException e)
+                    {
+                        result["link f32"] = "not fitted: " + e.Message.Split(" (Parameter", StringSplitOptions.None)[0] + "; F32 rows at the link's rate";
+                    }
+                }
+                else
+                    result["link f32"] = $"not measured (no F32 rows of {best.Key}): F32 rows at the link's rate";
+            }
+        }
         string Missing(string part)
         {
             if (fallback is null)
                 throw new InvalidDataException($"no file measures the {part} part of the model (and no fallback params were given)");
             return $"from {fallbackName}: {fallback.Sources.GetValueOrDefault(part, "?")}";
         }
+        var denseCurves = dense.ToDictionary(x => x.Key, x => DenseGemmCurve.From(x.Value));
+        result["dense"] = denseCurves.Count > 0
+            ? $"{string.Join(", ", sources["dense"])}: {string.Join("; ", denseCurves.Select(c => $"{c.Key} at {string.Join("/", c.Value.Rows)} rows"))}"
+            : fallback?.DenseGemm is { Count: > 0 } ? $"from {fallbackName}: {fallback.Sources.GetValueOrDefault("dense", "?")}"
+            : "not measured (no dense_gemm sweep): router and shared-expert calls by the grouped fit";
         foreach (var part in new[] { "gemm", "link", "routing", "movement" })
             if (!result.ContainsKey(part))
                 result[part] = Missing(part);
@@ -250,6 +311,8 @@ public static partial class Calibration
             Gemm = g ?? fallback!.Gemm,
             GemmByShape = g is not null ? byShape : new Dictionary<string, GemmParams>(fallback!.GemmByShape),
             Link = link ?? fallback!.Link,
+            LinkF32 = link is not null ? linkF32 : fallback!.LinkF32,
+            DenseGemm = denseCurves.Count > 0 ? denseCurves : new Dictionary<string, DenseGemmCurve>(fallback?.DenseGemm ?? new()),
             Routing = route ?? fallback!.Routing,
             Movement = move ?? fallback!.Movement,
             LinkNominalGBs = link is not null ? LinkPreset.H200NvlinkGBs : fallback!.LinkNominalGBs,
@@ -286,6 +349,9 @@ public static partial class Calibration
     public static double ExpertBytes(ModelConfig c) => 3.0 * c.HiddenSize * c.MoeIntermediateSize * 2;
 
     private static readonly string[] HostParts = ["launch", "copy", "event", "collective"];
+
+    /// <summary>Marks the all-to-all rows of F32 payloads (the combine's) in the link keys: "alltoall ours f32".</summary>
+    private const string F32Suffix = " f32";
 
     /// <summary>
     /// Which host part a host_launch row measures and how many of it one call issues: "ranks=R" an all-to-allv over R ranks

@@ -4,13 +4,20 @@ using MoeRuntime.Runtime.Models;
 
 namespace MoeRuntime.Runtime.Scaling;
 
-/// <summary>Kernel launches and asynchronous host-stage copies one host thread issues for a stretch of work.</summary>
-public readonly record struct HostOps(int Launches, int Copies)
+/// <summary>
+/// Kernel launches and asynchronous host-stage copies one host thread issues for a stretch of work; <see cref="GemmCalls"/>
+/// of the launches are grouped GEMM calls (each GroupedGemm.Run: its first launch, which carries the call's planning).
+/// </summary>
+public readonly record struct HostOps(int Launches, int Copies, int GemmCalls = 0)
 {
-    /// <summary>Host microseconds to issue them (0 without host parameters).</summary>
-    public double Us(HostParams? p) => p is null ? 0 : Launches * p.LaunchUs + Copies * p.CopyUs;
+    /// <summary>
+    /// Host microseconds to issue them (0 without host parameters): a GEMM call at <see cref="HostParams.GemmCallUs"/> (when
+    /// measured, else a launch), every other launch (a split GEMM's second included) at <see cref="HostParams.LaunchUs"/>.
+    /// </summary>
+    public double Us(HostParams? p) => p is null ? 0
+        : (Launches - GemmCalls) * p.LaunchUs + GemmCalls * (p.GemmCallUs ?? p.LaunchUs) + Copies * p.CopyUs;
 
-    public static HostOps operator +(HostOps a, HostOps b) => new(a.Launches + b.Launches, a.Copies + b.Copies);
+    public static HostOps operator +(HostOps a, HostOps b) => new(a.Launches + b.Launches, a.Copies + b.Copies, a.GemmCalls + b.GemmCalls);
 }
 
 /// <summary>
@@ -42,18 +49,21 @@ public static class EpHostOps
     /// <summary>A rank's route phase at <paramref name="tokens"/> tokens (nothing when it has none).</summary>
     public static HostOps Route(ModelConfig c, int tokens) =>
         tokens <= 0 ? default
-            : new HostOps(GroupedGemm.SingleMatrixLaunches(tokens, c.NumExperts) + 1 + Permute.Launches(tokens, c.TopK, c.NumExperts, gather: true), 0);
+            : new HostOps(GroupedGemm.SingleMatrixLaunches(tokens, c.NumExperts) + 1 + Permute.Launches(tokens, c.TopK, c.NumExperts, gather: true), 0, GemmCalls: 1);
 
     /// <summary>After a rank's route: the download of its expert offsets (the dispatch sizes).</summary>
     public static HostOps AfterRoute => new(0, 1);
 
     /// <summary>A rank's experts phase on <paramref name="rows"/> received rows over its <paramref name="heldExperts"/> (nothing without rows).</summary>
     public static HostOps Experts(int rows, int heldExperts) =>
-        rows <= 0 ? default : new HostOps(Permute.Launches(rows, 1, heldExperts, gather: true) + 3, 1);
+        rows <= 0 ? default : new HostOps(Permute.Launches(rows, 1, heldExperts, gather: true) + 3, 1, GemmCalls: 2);
 
     /// <summary>A rank's output phase (shared experts and the weighted sum; nothing when it has no tokens).</summary>
     public static HostOps Output(ModelConfig c, int tokens) =>
-        tokens <= 0 ? default : new HostOps(SharedExpertLaunches(c, tokens) + 1, 0);
+        tokens <= 0 ? default : new HostOps(SharedExpertLaunches(c, tokens) + 1, 0, SharedExpertGemmCalls(c));
+
+    /// <summary>The shared experts' GEMM calls: gate_up, [the sigmoid gate's,] down (none without shared experts).</summary>
+    private static int SharedExpertGemmCalls(ModelConfig c) => c.SharedIntermediateSize <= 0 ? 0 : c.HasSharedExpertGate ? 3 : 2;
 
     /// <summary>The shared experts' launches: gate_up with SiLU, [the sigmoid gate's GEMM and sigmoid,] down; each GEMM 1 or 2 (GroupedGemm.SingleMatrixLaunches).</summary>
     private static int SharedExpertLaunches(ModelConfig c, int tokens)

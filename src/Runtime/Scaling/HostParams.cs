@@ -5,7 +5,8 @@ namespace MoeRuntime.Runtime.Scaling;
 /// <c>host_launch</c> sweep (bench/Runtime/HostLaunchSweep.cs), which times the enqueue on the host with a stopwatch:
 /// <list type="bullet">
 /// <item><see cref="LaunchUs"/>: one kernel launch through the runtime's ops (validation, planning, cuLaunchKernel),
-///   fitted over the ops the EP forward calls (routing, permute, grouped GEMM, combine, sigmoid) per launch they issue.</item>
+///   fitted over the ops the EP forward calls (routing, permute, combine, sigmoid; grouped GEMM too in files without
+///   <see cref="GemmCallUs"/>) per launch they issue.</item>
 /// <item><see cref="CopyUs"/>: one asynchronous copy through a page-locked host stage (the id upload, the offsets and
 ///   output downloads).</item>
 /// <item><see cref="EventUs"/>: one event record (a per-phase timer's mark).</item>
@@ -15,4 +16,12 @@ namespace MoeRuntime.Runtime.Scaling;
 /// max(device time, host enqueue time) per phase, and with one host thread for all ranks rank r starts after ranks
 /// 0..r-1 are enqueued (<see cref="HostTimeline"/>).
 /// </summary>
-public sealed record HostParams(double LaunchUs, double CopyUs, double EventUs, double CollectivePerRankUs);
+public sealed record HostParams(double LaunchUs, double CopyUs, double EventUs, double CollectivePerRankUs)
+{
+    /// <summary>
+    /// One grouped GEMM call (GroupedGemm.Run: validation, the kernel and split choice, the launch), fitted from the sweep's
+    /// GEMM rows apart from the other launches (its planning costs about twice a plain launch: 13.5-14.9 against 5.5-7.7 us
+    /// on H200); null in files before it: a GEMM call costs <see cref="LaunchUs"/>, and LaunchUs is fitted over every launch.
+    /// </summary>
+    public double? GemmCallUs { get; init; }
+}

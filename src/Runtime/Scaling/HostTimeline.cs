@@ -48,7 +48,9 @@ public sealed record RankWork(bool HasTokens, bool HasRows, double RouteUs, doub
 /// a phase of rank r   begins on the device at max(device_r, host) (its stream is idle until the host gets there), the
 ///                     host then spends its enqueue time, and the phase ends at max(begin + device time, host): an eager
 ///                     phase cannot end before its last launch is issued (the floor max(device, host enqueue))
-/// an all-to-all       starts when every rank's launch is issued and its previous work is done, ends transfer later
+/// an all-to-all       the host issues rank r's share only once rank r's stream is idle (the op table upload synchronises
+///                     it: CudaCollectiveBackend.Run), so it starts when every rank's share is issued after its previous
+///                     work, and ends transfer later
 /// host wait           after the route: host = max(host, every device)
 /// </code>
 /// With <see cref="HostThreads.OneForAllRanks"/> the host clock is shared, so rank 1's experts start after rank 0's are
@@ -103,7 +105,8 @@ public static class HostTimeline
             double start = 0;
             for (int r = 0; r < n; r++)
             {
-                Clock(r) += collectiveHostUsPerRank;
+                // Rank r's op table upload synchronises its stream: the host waits for rank r's earlier work first.
+                Clock(r) = Math.Max(Clock(r), device[r]) + collectiveHostUsPerRank;
                 start = Math.Max(start, Math.Max(device[r], Clock(r)));
             }
             double finish = start + transferUs;

@@ -37,15 +37,17 @@ public sealed record LinkPreset(string Name, double NominalGBs, double LatencySc
     /// Inside a node of <see cref="NodeGpus"/>: fitted latency + bytes / (fitted bandwidth * nominal / calibration nominal).
     /// Across nodes, the intra- and inter-node shares go in parallel and the slower sets the time.
     /// </summary>
-    public double AllToAllUs(ScaleParams p, int ranks, double peerBytes)
+    /// <paramref name="f32"/>: the rows are F32 (the combine): priced with <see cref="ScaleParams.LinkF32"/> when measured.
+    public double AllToAllUs(ScaleParams p, int ranks, double peerBytes, bool f32 = false)
     {
-        double efficiency = p.Link.GBs / p.LinkNominalGBs;
+        var fit = p.LinkFor(f32);
+        double efficiency = fit.GBs / p.LinkNominalGBs;
         double intraGBs = efficiency * NominalGBs;
         if (ranks <= NodeGpus || ranks <= 1)
-            return p.Link.LatencyUs * LatencyScale + peerBytes / (intraGBs * 1e9) * 1e6;
+            return fit.LatencyUs * LatencyScale + peerBytes / (intraGBs * 1e9) * 1e6;
         double interShare = (double)(ranks - NodeGpus) / (ranks - 1);
         double intraUs = (1 - interShare) * peerBytes / (intraGBs * 1e9) * 1e6;
         double interUs = interShare * peerBytes / (efficiency * InterNodeGBs * 1e9) * 1e6;
-        return p.Link.LatencyUs * InterNodeLatencyScale + Math.Max(intraUs, interUs);
+        return fit.LatencyUs * InterNodeLatencyScale + Math.Max(intraUs, interUs);
     }
 }

@@ -132,8 +132,17 @@ public static class ScaleModel
             double route = 0, output = 0, rankExperts = 0; // a GPU without tokens (rows) skips those phases
             if (t > 0)
             {
-                route = p.Gemm.Us(e * h * 2, 2 * t * e * h) + p.Routing.Us(4 * t * e + 8 * t * k + 4 * e) + p.Movement.Us(t * k * h * 2 * 2);
-                double sharedUs = shared > 0 ? sharedGemm.Us(3 * h * shared * 2, 2 * t * 3 * h * shared) : 0;
+                // Router and shared expert: single-matrix calls, from their measured curve when the params have one.
+                double RouterFit(double rows) => p.Gemm.Us(e * h * 2, 2 * rows * e * h);
+                double router = p.DenseGemmUs(c.NumExperts, c.HiddenSize, false, t, RouterFit) ?? RouterFit(t);
+                route = router + p.Routing.Us(4 * t * e + 8 * t * k + 4 * e) + p.Movement.Us(t * k * h * 2 * 2);
+                double GateUpFit(double rows) => sharedGemm.Us(2 * h * shared * 2, 2 * rows * 2 * h * shared);
+                double DownFit(double rows) => sharedGemm.Us(h * shared * 2, 2 * rows * h * shared);
+                double sharedUs = shared <= 0 ? 0
+                    : p.DenseGemmUs(2 * c.SharedIntermediateSize, c.HiddenSize, true, t, GateUpFit) is { } gateUp
+                      && p.DenseGemmUs(c.HiddenSize, c.SharedIntermediateSize, false, t, DownFit) is { } downUs
+                        ? gateUp + downUs
+                        : sharedGemm.Us(3 * h * shared * 2, 2 * t * 3 * h * shared);
                 output = sharedUs + p.Movement.Us(t * k * h * 4 + t * h * 4 * 2);
             }
             if (rows > 0)
@@ -150,7 +159,7 @@ public static class ScaleModel
             combinePeer = Math.Max(combinePeer, peerShare * Math.Max(t * k, rows) * h * 4);
         }
         double dispatch = n > 1 ? link.AllToAllUs(p, n, dispatchPeer) : 0;
-        double combine = n > 1 ? link.AllToAllUs(p, n, combinePeer) : 0;
+        double combine = n > 1 ? link.AllToAllUs(p, n, combinePeer, f32: true) : 0;
         double collectiveHost = host?.CollectivePerRankUs ?? 0, eventUs = schedule.PhaseTimerMarks ? host?.EventUs ?? 0 : 0;
         var threads = schedule.Threads;
         var (critical, timed) = HostTimeline.Run(work, dispatch, combine, collectiveHost, eventUs, threads);

@@ -35,6 +35,16 @@ public sealed record ScaleParams
     public required GemmParams Gemm { get; init; }
     public required LinearCost Link { get; init; }
     public required LinearCost Routing { get; init; }
+
+    /// <summary>
+    /// All-to-allv of F32 rows (the combine's payload: ExpertParallelMoe returns expert rows in F32), fitted from the F32 rows
+    /// of <c>moe bench alltoall --dtype f32</c> of the same algorithm as <see cref="Link"/>; null (files before it, or no F32
+    /// run): F32 bytes move at <see cref="Link"/>'s rate, which is measured on bf16 rows.
+    /// </summary>
+    public LinearCost? LinkF32 { get; init; }
+
+    /// <summary>The link fit for rows of F32 (<paramref name="f32"/>) or of the compute dtype.</summary>
+    public LinearCost LinkFor(bool f32) => f32 ? LinkF32 ?? Link : Link;
     public required LinearCost Movement { get; init; }
 
     /// <summary>
@@ -43,6 +53,17 @@ public sealed record ScaleParams
     /// all shapes averages away. A shape not listed uses <see cref="Gemm"/>.
     /// </summary>
     public Dictionary<string, GemmParams> GemmByShape { get; init; } = new();
+
+    /// <summary>
+    /// Single-matrix GEMM calls (router, shared expert) measured by the <c>dense_gemm</c> sweep, keyed by
+    /// <see cref="DenseGemmCurve.Key"/>; a call shape not listed is priced by the grouped fit, as before.
+    /// </summary>
+    public Dictionary<string, DenseGemmCurve> DenseGemm { get; init; } = new();
+
+    /// <summary>Microseconds of a single-matrix call [rows, K] x [N, K]^T from its measured curve, or null when not measured.</summary>
+    /// Past the curve's last row count it grows as <paramref name="fit"/> (the grouped fit's time of the call) does.
+    public double? DenseGemmUs(int n, int k, bool fused, double rows, Func<double, double>? fit = null) =>
+        rows > 0 && DenseGemm.TryGetValue(DenseGemmCurve.Key(n, k, fused), out var curve) ? curve.At(rows, fit) : null;
 
     /// <summary>The key of an expert shape in <see cref="GemmByShape"/>.</summary>
     public static string ShapeKey(int hidden, int intermediate) => $"H={hidden} I={intermediate}";
