@@ -105,21 +105,76 @@ public class PermuteTests
             Assert.True(Permute.UsesFusedPlacement((c.Tokens * (long)c.TopK + 511) / 512, c.Experts), c.Name);
             var ids = RandomIds(random, c, droppedSpread: 3);
             var hidden = TokenOpsData.RoundTo(c.DType, TestData.Uniform(random, c.Tokens * c.Hidden));
-            var fused = RunPermute(accelerator, c, ids, hidden);
-            Result three;
-            Permute.ForceThreeKernels = true;
+            Result fused, three;
+            Permute.ForceSeparateKernels = true; // "paths no tokens" would take the one-kernel path
             try
             {
+                fused = RunPermute(accelerator, c, ids, hidden);
+                Permute.ForceThreeKernels = true;
                 three = RunPermute(accelerator, c, ids, hidden);
             }
             finally
             {
                 Permute.ForceThreeKernels = false;
+                Permute.ForceSeparateKernels = false;
             }
             string what = $"{c.Name} on {device}, seed {seed}";
             AssertSame(three, fused, $"fused against three kernels, {what}");
             AssertSame(Reference(c, ids, hidden), fused, $"fused against the reference, {what}");
         }
+    }
+
+    /// <summary>
+    /// The one-kernel path (one chunk of slots, at most 2048 rows: every block orders the slots itself) gives what the
+    /// separate kernels give, at decode shapes, at the limits (512 slots; 2048 rows) and with padding and dropped ids.
+    /// </summary>
+    [Theory, MemberData(nameof(TestDevices.Names), MemberType = typeof(TestDevices))]
+    public void TheOneKernelAndSeparatePathsAgree(string device)
+    {
+        var accelerator = TestDevices.Get(device);
+        var random = TestData.NewRandom(out int seed);
+        foreach (var c in new[]
+                 {
+                     new Case("one T1 E128 k8 (Qwen3 decode)", 1, 8, 128, 40, 1, DType.BF16),
+                     new Case("one T16 E8 k2 (Mixtral decode) odd H", 16, 2, 8, 33, 1, DType.F16),
+                     new Case("one T64 E256 k8: 512 slots", 64, 8, 256, 16, 1, DType.BF16, "one"),
+                     new Case("one E512 k4 pad 4: 2048 rows", 128, 4, 512, 8, 4, DType.F32, "half"),
+                     new Case("one dropped pad 3", 50, 4, 64, 6, 3, DType.F32, "dropped"),
+                     new Case("one no tokens pad 8", 0, 2, 16, 4, 8, DType.BF16),
+                 })
+        {
+            long slots = (long)c.Tokens * c.TopK;
+            Assert.True(Permute.UsesOneKernel(slots, Permute.RowCapacity(c.Tokens, c.TopK, c.Experts, c.BlockSize)), c.Name);
+            var ids = RandomIds(random, c, droppedSpread: 3);
+            var hidden = TokenOpsData.RoundTo(c.DType, TestData.Uniform(random, c.Tokens * c.Hidden));
+            var one = RunPermute(accelerator, c, ids, hidden);
+            Result separate;
+            Permute.ForceSeparateKernels = true;
+            try
+            {
+                separate = RunPermute(accelerator, c, ids, hidden);
+            }
+            finally
+            {
+                Permute.ForceSeparateKernels = false;
+            }
+            string what = $"{c.Name} on {device}, seed {seed}";
+            AssertSame(separate, one, $"one kernel against separate kernels, {what}");
+            AssertSame(Reference(c, ids, hidden), one, $"one kernel against the reference, {what}");
+        }
+    }
+
+    [Fact]
+    public void TheOneKernelPathIsTakenForOneChunkAndFewRowsOnly()
+    {
+        Assert.True(Permute.UsesOneKernel(8, 8));       // Qwen3 / DeepSeek-V3 T=1
+        Assert.True(Permute.UsesOneKernel(512, 512));   // T=64 k=8
+        Assert.False(Permute.UsesOneKernel(513, 513));  // two chunks
+        Assert.True(Permute.UsesOneKernel(512, 2048));  // padded to the table's size
+        Assert.False(Permute.UsesOneKernel(512, 2049));
+        Assert.True(Permute.UsesOneKernel(0, 0));
+        Assert.Equal(1, Permute.Launches(1, 8, 128, gather: true));
+        Assert.Equal(3, Permute.Launches(128, 8, 128, gather: true)); // 1024 slots: counts, offsets+scatter, gather
     }
 
     /// <summary>

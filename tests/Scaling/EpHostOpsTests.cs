@@ -62,12 +62,15 @@ public sealed class EpHostOpsTests
     }
 
     [Theory]
-    // T*k slots in chunks of 512; offsets and scatter fuse while chunks * ceil(E / 128) <= 128.
-    [InlineData(64, 8, 128, true, 3)]     // 1 chunk: count, offsets+scatter, gather
-    [InlineData(512, 1, 64, false, 2)]    // no gather
+    // T*k slots in chunks of 512; one chunk (and at most 2048 rows) is one kernel; else offsets and scatter fuse while
+    // chunks * ceil(E / 128) <= 128.
+    [InlineData(64, 8, 128, true, 1)]     // 1 chunk: the one-kernel path
+    [InlineData(512, 1, 64, false, 1)]    // 1 chunk, no gather
+    [InlineData(128, 8, 128, true, 3)]    // 2 chunks: count, offsets+scatter, gather
+    [InlineData(1024, 1, 64, false, 2)]   // 2 chunks, no gather
     [InlineData(8192, 8, 128, true, 3)]   // 128 chunks x 1: still fused
     [InlineData(8192, 8, 256, true, 4)]   // 128 chunks x 2: offsets and scatter apart
-    [InlineData(0, 8, 128, true, 1)]      // nothing to count or gather: the (one-block) offsets kernel only
+    [InlineData(0, 8, 128, true, 1)]      // nothing to count or gather: the one-kernel path's single block
     public void PermuteLaunchesFollowItsPathChoice(int tokens, int topK, int experts, bool gather, int launches) =>
         Assert.Equal(launches, Permute.Launches(tokens, topK, experts, gather));
 
@@ -76,13 +79,15 @@ public sealed class EpHostOpsTests
     {
         var qwen = LayerPresets.Get("qwen3-30b-a3b");
         var deepseek = LayerPresets.Get("deepseek-v3");
-        // Route: router GEMM (2 on the skinny split-K kernel at 2..128 rows, 1 on the GEMV at 1), top-k, permute (3 at
-        // 64 tokens x 8 of 128 experts).
-        Assert.Equal(new HostOps(6, 0, GemmCalls: 1), EpHostOps.Route(qwen, 64));
+        // Route: router GEMM (2 on the skinny split-K kernel at 2..128 rows, 1 on the GEMV at 1), top-k, permute (1 at
+        // 64 tokens x 8 of 128 experts: one chunk; 3 at 128 tokens).
+        Assert.Equal(new HostOps(4, 0, GemmCalls: 1), EpHostOps.Route(qwen, 64));
+        Assert.Equal(new HostOps(6, 0, GemmCalls: 1), EpHostOps.Route(qwen, 128));
         Assert.Equal(new HostOps(1 + 1 + Permute.Launches(1, 8, 128, gather: true), 0, GemmCalls: 1), EpHostOps.Route(qwen, 1));
         Assert.Equal(default, EpHostOps.Route(qwen, 0));
-        // Experts: id upload; permute by local expert (3), gate_up, down, un-permute.
-        Assert.Equal(new HostOps(6, 1, GemmCalls: 2), EpHostOps.Experts(512, 64));
+        // Experts: id upload; permute by local expert (1 at 512 rows, 3 at 1024), gate_up, down, un-permute.
+        Assert.Equal(new HostOps(4, 1, GemmCalls: 2), EpHostOps.Experts(512, 64));
+        Assert.Equal(new HostOps(6, 1, GemmCalls: 2), EpHostOps.Experts(1024, 64));
         Assert.Equal(default, EpHostOps.Experts(0, 64));
         // Output: the weighted sum, after the shared expert's gate_up and down where the model has one (and its gate + sigmoid, qwen2_moe).
         Assert.Equal(new HostOps(1, 0), EpHostOps.Output(qwen, 64));
@@ -107,11 +112,11 @@ public sealed class EpHostOpsTests
     public void AGemmCallIsPricedAtItsOwnCostAndItsSecondLaunchAsALaunch()
     {
         var host = new HostParams(LaunchUs: 6, CopyUs: 2, EventUs: 1, CollectivePerRankUs: 20) { GemmCallUs = 14 };
-        // Qwen3 route at 64 tokens: router GEMM on the skinny kernel (a call of 2 launches), top-k, permute (3).
-        Assert.Equal(14 + 5 * 6, EpHostOps.Route(LayerPresets.Get("qwen3-30b-a3b"), 64).Us(host), 1e-9);
-        // Experts: 2 GEMM calls, 4 other launches, 1 copy.
-        Assert.Equal(2 * 14 + 4 * 6 + 2, EpHostOps.Experts(512, 64).Us(host), 1e-9);
+        // Qwen3 route at 128 tokens: router GEMM on the skinny kernel (a call of 2 launches), top-k, permute (3).
+        Assert.Equal(14 + 5 * 6, EpHostOps.Route(LayerPresets.Get("qwen3-30b-a3b"), 128).Us(host), 1e-9);
+        // Experts at 1024 rows: 2 GEMM calls, 4 other launches, 1 copy.
+        Assert.Equal(2 * 14 + 4 * 6 + 2, EpHostOps.Experts(1024, 64).Us(host), 1e-9);
         // Files without the GEMM part price a GEMM call as a launch, as before.
-        Assert.Equal(6 * 6 + 2, EpHostOps.Experts(512, 64).Us(host with { GemmCallUs = null }), 1e-9);
+        Assert.Equal(6 * 6 + 2, EpHostOps.Experts(1024, 64).Us(host with { GemmCallUs = null }), 1e-9);
     }
 }

@@ -95,6 +95,13 @@ public static partial class Permute
             return;
         }
 
+        if (UsesOneKernel(slots, capacity))
+        {
+            RunOneKernel(cuda, (CudaStream)s, ids, slots, topK, experts, blockSize, expertCounts, expertOffsets, rowOfSlot, tokenOfRow,
+                (int)capacity, hidden, hiddenSize, gathered);
+            return;
+        }
+
         var ownedWorkspace = workspace is null ? accelerator.Allocate<int>(Math.Max(1, chunks * experts)) : null;
         try
         {
@@ -135,6 +142,39 @@ public static partial class Permute
 
     private static long ChunkCount(long slots) => (slots + Chunk - 1) / Chunk;
 
+    // permute_one_kernel_u*: every block orders the one chunk itself, block 0 writes the indices, block b gathers rows b,
+    // b + grid, ...; one block when nothing is gathered.
+    private static void RunOneKernel(CudaAccelerator cuda, CudaStream stream, MemoryBuffer<int> ids, long slots, int topK, int experts, int blockSize,
+        MemoryBuffer<int> expertCounts, MemoryBuffer<int> expertOffsets, MemoryBuffer<int> rowOfSlot, MemoryBuffer<int> tokenOfRow, int capacity,
+        MemoryBuffer? hidden, int hiddenSize, MemoryBuffer? gathered)
+    {
+        bool gather = hidden is not null && gathered is not null && capacity > 0;
+        long rowBytes = gather ? (long)hiddenSize * hidden!.ElementSize : 0;
+        int unit = gather ? WidestUnit(rowBytes, hidden!.Pointer, gathered!.Pointer) : 16;
+        string entry = unit switch { 16 => "permute_one_kernel_u128", 4 => "permute_one_kernel_u32", _ => "permute_one_kernel_u16" };
+        cuda.LoadKernel(Source.Value, entry, KernelOptions).Launch(stream, gather ? capacity : 1, GatherThreads, 0,
+            ids, slots, topK, experts, blockSize, expertCounts, expertOffsets, rowOfSlot, tokenOfRow, capacity,
+            gather ? hidden : null, gather ? rowBytes / unit : 0L, gather ? gathered : null);
+    }
+
+    /// <summary>Rows of the one-kernel path's shared token table (PERMUTE_ONE_KERNEL_ROWS in permute.cu).</summary>
+    internal const int OneKernelMaxRows = 2048;
+
+    /// <summary>
+    /// Keeps the one-kernel path off (MOE_PERMUTE_PATH=two at start-up, or three; tests and A/B benchmarks set it directly):
+    /// chunk counts, offsets and scatter, gather as separate kernels at every size.
+    /// </summary>
+    internal static bool ForceSeparateKernels { get; set; } =
+        Environment.GetEnvironmentVariable("MOE_PERMUTE_PATH") is { } path
+        && (path.Equals("two", StringComparison.OrdinalIgnoreCase) || path.Equals("three", StringComparison.OrdinalIgnoreCase));
+
+    /// <summary>
+    /// Whether the whole permute runs as one kernel (permute_one_kernel): one chunk of slots (at most 512: decode, e.g.
+    /// T &lt;= 64 at k = 8) and at most <see cref="OneKernelMaxRows"/> rows, unless a path switch keeps it off.
+    /// </summary>
+    internal static bool UsesOneKernel(long slots, long capacity) =>
+        !ForceSeparateKernels && !ForceThreeKernels && ChunkCount(slots) <= 1 && capacity <= OneKernelMaxRows;
+
     /// <summary>
     /// Chunk counts a thread of permute_offsets_scatter may read: every block of it reads all chunks x E counts, a
     /// thread ceil(E / 128) experts over all chunks, so past this the separate one-block offsets kernel (one launch
@@ -162,12 +202,14 @@ public static partial class Permute
 
     /// <summary>
     /// Kernel launches one CUDA <see cref="Run"/> issues for this shape (what the host pays per call; the scale model's host
-    /// enqueue term counts them): the chunk counts, then offsets and scatter as one kernel or two, then the gather of the
-    /// rows when <paramref name="gather"/> and any row exists. 0 slots: nothing runs on the device (empty grids are skipped).
+    /// enqueue term counts them): one for the one-kernel path; else the chunk counts, then offsets and scatter as one kernel
+    /// or two, then the gather of the rows when <paramref name="gather"/> and any row exists. 0 slots: nothing runs on the device (empty grids are skipped).
     /// </summary>
     public static int Launches(int tokens, int topK, int experts, bool gather, int blockSize = 1)
     {
         long slots = (long)tokens * topK;
+        if (UsesOneKernel(slots, RowCapacity(tokens, topK, experts, blockSize)))
+            return 1;
         if (slots <= 0)
             return gather && RowCapacity(tokens, topK, experts, blockSize) > 0 ? 2 : 1;
         long chunks = ChunkCount(slots);

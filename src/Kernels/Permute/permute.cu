@@ -23,6 +23,8 @@
 //   gather_rows_u{128,32,16}  grid rowCapacity, block GATHER_THREADS: byte copy of rows in units of
 //                         16, 4 or 2 bytes (the caller picks the widest unit dividing the row and the
 //                         base addresses)
+//   or, for one chunk of slots and at most PERMUTE_ONE_KERNEL_ROWS rows (decode), all of it in one kernel:
+//   permute_one_kernel_u{128,32,16}  grid max(1, rowCapacity) (1 without a gather), block 32 * PERMUTE_WARPS
 // The scatter's same-expert lane masks come from ten ballots (lanes_with_same_expert); -DPERMUTE_MATCH_INSTRUCTION
 // (MOE_PERMUTE_MATCH=instruction) builds __match_any_sync instead, for A/B.
 // Constraints (checked by Permute.cs): experts <= 512, rowCapacity < 2^31.
@@ -36,6 +38,7 @@
 #define PERMUTE_MAX_EXPERTS 512
 #define GATHER_THREADS 128
 #define GATHER_UNROLL 4
+#define PERMUTE_ONE_KERNEL_ROWS 2048 // rows of the one-kernel path's shared token table (Permute.OneKernelMaxRows)
 
 __device__ __forceinline__ int valid_expert(const int* ids, long long slot, long long slots, int experts)
 {
@@ -227,6 +230,36 @@ extern "C" __global__ void __launch_bounds__(32 * PERMUTE_WARPS) permute_scatter
     scatter_chunk(expertOf, cursor, chunk, lane, slots, topK, rowOfSlot, tokenOfRow);
 }
 
+// Segment starts by a block: starts[e] = sum over experts below e of their counts padded to blockSize (an exclusive
+// scan, each thread over a run of consecutive experts, then over the warps); returns the rows in use. counts and starts
+// are shared memory; starts is visible to the whole block on return. warpSums: PERMUTE_WARPS ints of shared memory.
+__device__ __forceinline__ int segment_starts(const int* counts, int* starts, int experts, int blockSize, int* warpSums)
+{
+    const int thread = threadIdx.x, warp = thread / 32, lane = thread % 32;
+    const int perThread = (experts + blockDim.x - 1) / blockDim.x;
+    const int begin = min(thread * perThread, experts), end = min(begin + perThread, experts);
+    int local = 0;
+    for (int e = begin; e < end; e++)
+        local += (counts[e] + blockSize - 1) / blockSize * blockSize;
+    const int inclusive = warp_inclusive_sum(local, lane);
+    if (lane == 31)
+        warpSums[warp] = inclusive;
+    __syncthreads();
+    int start = inclusive - local, totalRows = 0;
+    for (int w = 0; w < PERMUTE_WARPS; w++)
+    {
+        start += w < warp ? warpSums[w] : 0;
+        totalRows += warpSums[w];
+    }
+    for (int e = begin; e < end; e++)
+    {
+        starts[e] = start;
+        start += (counts[e] + blockSize - 1) / blockSize * blockSize;
+    }
+    __syncthreads();
+    return totalRows;
+}
+
 // permute_offsets and permute_scatter in one kernel (one graph node fewer), for few chunks: every block reads all the
 // chunk counts (left unchanged, so the workspace never needs zeroing) and works out the expert totals, the padded
 // segment starts and the bases of its own chunks itself; block 0 writes expertCounts and expertOffsets. Each thread
@@ -239,7 +272,8 @@ extern "C" __global__ void __launch_bounds__(32 * PERMUTE_WARPS) permute_offsets
 {
     moe_wait_prior_grid();
     __shared__ int cursors[PERMUTE_WARPS][PERMUTE_MAX_EXPERTS]; // this block's chunk bases, then + segment starts
-    __shared__ int totals[PERMUTE_MAX_EXPERTS];                 // slots of each expert, then its segment start
+    __shared__ int totals[PERMUTE_MAX_EXPERTS];                 // slots of each expert
+    __shared__ int starts[PERMUTE_MAX_EXPERTS];                 // its segment start
     __shared__ int warpSums[PERMUTE_WARPS];
     const int thread = threadIdx.x, warp = thread / 32, lane = thread % 32;
     const int firstChunk = blockIdx.x * PERMUTE_WARPS, chunk = firstChunk + warp;
@@ -269,25 +303,10 @@ extern "C" __global__ void __launch_bounds__(32 * PERMUTE_WARPS) permute_offsets
     }
     __syncthreads();
 
-    // Exclusive scan of padded counts over experts: each thread a run of consecutive experts, then over threads.
-    const int perThread = (experts + blockDim.x - 1) / blockDim.x;
-    const int begin = min(thread * perThread, experts), end = min(begin + perThread, experts);
-    int local = 0;
-    for (int e = begin; e < end; e++)
-        local += (totals[e] + blockSize - 1) / blockSize * blockSize;
-    const int inclusive = warp_inclusive_sum(local, lane);
-    if (lane == 31)
-        warpSums[warp] = inclusive;
-    __syncthreads();
-    int start = inclusive - local, totalRows = 0;
-    for (int w = 0; w < PERMUTE_WARPS; w++)
+    const int totalRows = segment_starts(totals, starts, experts, blockSize, warpSums);
+    for (int e = thread; e < experts; e += blockDim.x)
     {
-        start += w < warp ? warpSums[w] : 0;
-        totalRows += warpSums[w];
-    }
-    for (int e = begin; e < end; e++)
-    {
-        const int count = totals[e], padded = (count + blockSize - 1) / blockSize * blockSize;
+        const int count = totals[e], start = starts[e], padded = (count + blockSize - 1) / blockSize * blockSize;
         if (blockIdx.x == 0)
         {
             expertCounts[e] = count;
@@ -296,37 +315,25 @@ extern "C" __global__ void __launch_bounds__(32 * PERMUTE_WARPS) permute_offsets
         if (e % gridDim.x == blockIdx.x)
             for (int r = start + count; r < start + padded; r++)
                 tokenOfRow[r] = -1; // padding rows of this expert's segment
-        totals[e] = start; // only this thread reads its run, before this write
-        start += padded;
     }
     if (blockIdx.x == 0 && thread == 0)
         expertOffsets[experts] = totalRows;
     for (long long r = totalRows + (long long)blockIdx.x * blockDim.x + thread; r < rowCapacity; r += (long long)gridDim.x * blockDim.x)
         tokenOfRow[r] = -1; // rows past the end
-    __syncthreads();
 
     if (chunk >= chunks)
         return;
     int* cursor = cursors[warp];
     for (int e = lane; e < experts; e += 32)
-        cursor[e] += totals[e];
+        cursor[e] += starts[e];
     __syncwarp();
     scatter_chunk(expertOf, cursor, chunk, lane, slots, topK, rowOfSlot, tokenOfRow);
 }
 
-// Row r of gathered = row tokenOfRow[r] of hidden (zeros for -1); rows >= expertOffsets[experts] untouched.
+// Row `token` of hidden into destination (zeros for -1), GATHER_UNROLL loads in flight per thread before the stores.
 template <typename Unit>
-__device__ __forceinline__ void gather_rows(const Unit* __restrict__ hidden, const int* __restrict__ tokenOfRow,
-    const int* __restrict__ expertOffsets, int experts, long long rowUnits, Unit* __restrict__ gathered)
+__device__ __forceinline__ void copy_row(const Unit* __restrict__ hidden, int token, long long rowUnits, Unit* __restrict__ destination)
 {
-    // Both index loads issued together (one memory latency before the row's loads, not two); the grid is rowCapacity
-    // blocks, so tokenOfRow[row] is in bounds even for a row past the end.
-    const int row = blockIdx.x;
-    const int rowsInUse = expertOffsets[experts];
-    const int token = tokenOfRow[row];
-    if (row >= rowsInUse)
-        return;
-    Unit* destination = gathered + (long long)row * rowUnits;
     if (token < 0)
     {
         const Unit zero{};
@@ -335,7 +342,7 @@ __device__ __forceinline__ void gather_rows(const Unit* __restrict__ hidden, con
         return;
     }
     const Unit* source = hidden + (long long)token * rowUnits;
-    // GATHER_UNROLL loads in flight per thread before the stores: a row is a few KB, one pass or two.
+    // A row is a few KB: one pass or two.
     for (long long base = threadIdx.x; base < rowUnits; base += GATHER_UNROLL * blockDim.x)
     {
         Unit staged[GATHER_UNROLL];
@@ -356,6 +363,21 @@ __device__ __forceinline__ void gather_rows(const Unit* __restrict__ hidden, con
     }
 }
 
+// Row r of gathered = row tokenOfRow[r] of hidden (zeros for -1); rows >= expertOffsets[experts] untouched.
+template <typename Unit>
+__device__ __forceinline__ void gather_rows(const Unit* __restrict__ hidden, const int* __restrict__ tokenOfRow,
+    const int* __restrict__ expertOffsets, int experts, long long rowUnits, Unit* __restrict__ gathered)
+{
+    // Both index loads issued together (one memory latency before the row's loads, not two); the grid is rowCapacity
+    // blocks, so tokenOfRow[row] is in bounds even for a row past the end.
+    const int row = blockIdx.x;
+    const int rowsInUse = expertOffsets[experts];
+    const int token = tokenOfRow[row];
+    if (row >= rowsInUse)
+        return;
+    copy_row(hidden, token, rowUnits, gathered + (long long)row * rowUnits);
+}
+
 #define GATHER_ENTRY(NAME, UNIT)                                                                          \
     extern "C" __global__ void __launch_bounds__(GATHER_THREADS) NAME(const UNIT* hidden, const int* tokenOfRow, \
         const int* expertOffsets, int experts, long long rowUnits, UNIT* gathered)                       \
@@ -367,3 +389,98 @@ __device__ __forceinline__ void gather_rows(const Unit* __restrict__ hidden, con
 GATHER_ENTRY(gather_rows_u128, uint4)
 GATHER_ENTRY(gather_rows_u32, unsigned int)
 GATHER_ENTRY(gather_rows_u16, unsigned short)
+
+// The whole permute for one chunk of slots (slots <= PERMUTE_CHUNK) and rowCapacity <= PERMUTE_ONE_KERNEL_ROWS, as one
+// kernel (three graph nodes become one at decode sizes). Every block works the order out itself from the ids, the same
+// steps as above: counts by shared-memory atomics, segment starts, then warp 0 places the slots round by round (stable)
+// into a shared token-of-row table; block 0 writes expertCounts, expertOffsets, rowOfSlot and tokenOfRow; then block b
+// copies rows b, b + grid, ... (hidden null: no gather). Block 32 * PERMUTE_WARPS = GATHER_THREADS threads.
+template <typename Unit>
+__device__ __forceinline__ void permute_one_kernel(const int* __restrict__ ids, long long slots, int topK, int experts, int blockSize,
+    int* __restrict__ expertCounts, int* __restrict__ expertOffsets, int* __restrict__ rowOfSlot, int* __restrict__ tokenOfRow,
+    int rowCapacity, const Unit* __restrict__ hidden, long long rowUnits, Unit* __restrict__ gathered)
+{
+    __shared__ int counts[PERMUTE_MAX_EXPERTS];
+    __shared__ int starts[PERMUTE_MAX_EXPERTS]; // segment starts, then warp 0's cursors
+    __shared__ int rowToken[PERMUTE_ONE_KERNEL_ROWS];
+    __shared__ int warpSums[PERMUTE_WARPS];
+    const int thread = threadIdx.x, warp = thread / 32, lane = thread % 32;
+    const bool writer = blockIdx.x == 0;
+    int expertOf[PERMUTE_ROUNDS];
+    if (warp == 0)
+        load_chunk(ids, slots, experts, 0, lane, expertOf);
+    for (int e = thread; e < experts; e += blockDim.x)
+        counts[e] = 0;
+    for (int r = thread; r < rowCapacity; r += blockDim.x)
+        rowToken[r] = -1; // padding rows and rows past the end stay -1
+    __syncthreads();
+    for (int slot = thread; slot < slots; slot += blockDim.x)
+    {
+        const int e = valid_expert(ids, slot, slots, experts);
+        if (e >= 0)
+            atomicAdd(&counts[e], 1);
+    }
+    __syncthreads();
+    const int totalRows = segment_starts(counts, starts, experts, blockSize, warpSums);
+    if (writer)
+    {
+        for (int e = thread; e < experts; e += blockDim.x)
+        {
+            expertCounts[e] = counts[e];
+            expertOffsets[e] = starts[e];
+        }
+        if (thread == 0)
+            expertOffsets[experts] = totalRows;
+    }
+    __syncthreads(); // every start read before warp 0 moves them on as cursors
+    if (warp == 0)
+    {
+        const unsigned lowerLanes = (1u << lane) - 1u;
+#pragma unroll
+        for (int round = 0; round < PERMUTE_ROUNDS; round++)
+        {
+            if (round * 32 >= slots)
+                break;
+            const int slot = round * 32 + lane;
+            const int expert = expertOf[round];
+            const unsigned same = lanes_with_same_expert(expert);
+            if (expert >= 0)
+            {
+                const int row = starts[expert] + __popc(same & lowerLanes);
+                rowToken[row] = slot / topK;
+                if (writer)
+                    rowOfSlot[slot] = row;
+            }
+            else if (writer && slot < slots)
+            {
+                rowOfSlot[slot] = -1; // dropped: id outside [0, experts)
+            }
+            __syncwarp(); // every lane has read its cursor before the leader moves it
+            if (expert >= 0 && lane == __ffs(same) - 1)
+                starts[expert] += __popc(same);
+            __syncwarp();
+        }
+    }
+    __syncthreads();
+    if (writer)
+        for (int r = thread; r < rowCapacity; r += blockDim.x)
+            tokenOfRow[r] = rowToken[r];
+    if (hidden == nullptr)
+        return;
+    for (int row = blockIdx.x; row < totalRows; row += gridDim.x)
+        copy_row(hidden, rowToken[row], rowUnits, gathered + (long long)row * rowUnits);
+}
+
+#define ONE_KERNEL_ENTRY(NAME, UNIT)                                                                                       \
+    extern "C" __global__ void __launch_bounds__(32 * PERMUTE_WARPS) NAME(const int* ids, long long slots, int topK,      \
+        int experts, int blockSize, int* expertCounts, int* expertOffsets, int* rowOfSlot, int* tokenOfRow,               \
+        int rowCapacity, const UNIT* hidden, long long rowUnits, UNIT* gathered)                                          \
+    {                                                                                                                      \
+        moe_wait_prior_grid();                                                                                            \
+        permute_one_kernel<UNIT>(ids, slots, topK, experts, blockSize, expertCounts, expertOffsets, rowOfSlot, tokenOfRow, \
+                                 rowCapacity, hidden, rowUnits, gathered);                                                 \
+    }
+
+ONE_KERNEL_ENTRY(permute_one_kernel_u128, uint4)
+ONE_KERNEL_ENTRY(permute_one_kernel_u32, unsigned int)
+ONE_KERNEL_ENTRY(permute_one_kernel_u16, unsigned short)

@@ -27,10 +27,10 @@ public readonly record struct HostOps(int Launches, int Copies, int GemmCalls = 
 /// <code>
 /// before route   input upload (1 copy)
 /// route          router GEMM (1, or 2 on the skinny split-K kernel: GroupedGemm.SingleMatrixLaunches) + top-k routing (1; its count workspace spares the memset) + permute by global expert
-///                (Permute.Launches(t, k, E, gather): count, offsets+scatter fused or as two, gather = 3 or 4)
+///                (Permute.Launches(t, k, E, gather): one kernel at one chunk of slots, else count, offsets+scatter fused or as two, gather = 3 or 4)
 /// after route    expert offsets download (1 copy); then the host waits for every rank (the dispatch sizes)
 /// dispatch       all-to-allv: per rank its op table upload and its launch (HostParams.CollectivePerRankUs)
-/// experts        local id upload (1 copy) + permute by local expert (Permute.Launches(R, 1, E/N, gather) = 3 or 4)
+/// experts        local id upload (1 copy) + permute by local expert (Permute.Launches(R, 1, E/N, gather) = 1, 3 or 4)
 ///                + gate_up with SiLU (1) + down (1) + un-permute (Combine, 1)      (only on a rank that received rows)
 /// combine        all-to-allv back, as the dispatch
 /// output         shared expert gate_up [+ shared gate GEMM + sigmoid (1), qwen2_moe] + down (each GEMM 1 or 2) when the model
