@@ -89,78 +89,62 @@ public class PermuteTests
 
     /// <summary>The fused offsets+scatter kernel and the three-kernel path give the same outputs on shapes the fused one takes.</summary>
     [Theory, MemberData(nameof(TestDevices.Names), MemberType = typeof(TestDevices))]
-    public void TheFusedAndThreeKernelIndexPathsAgree(string device)
-    {
-        var accelerator = TestDevices.Get(device);
-        var random = TestData.NewRandom(out int seed);
-        foreach (var c in new[]
-                 {
-                     new Case("paths T8192 k2 E256", 8192, 2, 256, 2, 1, DType.BF16),
-                     new Case("paths E512 k16 32 chunks pad 128", 1024, 16, 512, 2, 128, DType.F32, "half"),
-                     new Case("paths E8 k2 128 chunks dropped pad 7", 32768, 2, 8, 2, 7, DType.F32, "dropped"),
-                     new Case("paths 5 chunks E96 k6 pad 2", 400, 6, 96, 3, 2, DType.F16, "one"),
-                     new Case("paths no tokens pad 8", 0, 2, 16, 2, 8, DType.F32),
-                 })
-        {
-            Assert.True(Permute.UsesFusedPlacement((c.Tokens * (long)c.TopK + 511) / 512, c.Experts), c.Name);
-            var ids = RandomIds(random, c, droppedSpread: 3);
-            var hidden = TokenOpsData.RoundTo(c.DType, TestData.Uniform(random, c.Tokens * c.Hidden));
-            Result fused, three;
-            Permute.ForceSeparateKernels = true; // "paths no tokens" would take the one-kernel path
-            try
-            {
-                fused = RunPermute(accelerator, c, ids, hidden);
-                Permute.ForceThreeKernels = true;
-                three = RunPermute(accelerator, c, ids, hidden);
-            }
-            finally
-            {
-                Permute.ForceThreeKernels = false;
-                Permute.ForceSeparateKernels = false;
-            }
-            string what = $"{c.Name} on {device}, seed {seed}";
-            AssertSame(three, fused, $"fused against three kernels, {what}");
-            AssertSame(Reference(c, ids, hidden), fused, $"fused against the reference, {what}");
-        }
-    }
+    public void TheFusedAndThreeKernelIndexPathsAgree(string device) =>
+        AssertPathsAgree(device, "fused", "three kernels",
+            c => Permute.UsesFusedPlacement((c.Tokens * (long)c.TopK + 511) / 512, c.Experts),
+            on => Permute.ForceThreeKernels = on,
+            keepOneKernelOff: true, // "paths no tokens" would take the one-kernel path
+            new Case("paths T8192 k2 E256", 8192, 2, 256, 2, 1, DType.BF16),
+            new Case("paths E512 k16 32 chunks pad 128", 1024, 16, 512, 2, 128, DType.F32, "half"),
+            new Case("paths E8 k2 128 chunks dropped pad 7", 32768, 2, 8, 2, 7, DType.F32, "dropped"),
+            new Case("paths 5 chunks E96 k6 pad 2", 400, 6, 96, 3, 2, DType.F16, "one"),
+            new Case("paths no tokens pad 8", 0, 2, 16, 2, 8, DType.F32));
 
     /// <summary>
     /// The one-kernel path (one chunk of slots, at most 2048 rows: every block orders the slots itself) gives what the
     /// separate kernels give, at decode shapes, at the limits (512 slots; 2048 rows) and with padding and dropped ids.
     /// </summary>
     [Theory, MemberData(nameof(TestDevices.Names), MemberType = typeof(TestDevices))]
-    public void TheOneKernelAndSeparatePathsAgree(string device)
+    public void TheOneKernelAndSeparatePathsAgree(string device) =>
+        AssertPathsAgree(device, "one kernel", "separate kernels",
+            c => Permute.UsesOneKernel((long)c.Tokens * c.TopK, Permute.RowCapacity(c.Tokens, c.TopK, c.Experts, c.BlockSize)),
+            on => Permute.ForceSeparateKernels = on,
+            keepOneKernelOff: false,
+            new Case("one T1 E128 k8 (Qwen3 decode)", 1, 8, 128, 40, 1, DType.BF16),
+            new Case("one T16 E8 k2 (Mixtral decode) odd H", 16, 2, 8, 33, 1, DType.F16),
+            new Case("one T64 E256 k8: 512 slots", 64, 8, 256, 16, 1, DType.BF16, "one"),
+            new Case("one E512 k4 pad 4: 2048 rows", 128, 4, 512, 8, 4, DType.F32, "half"),
+            new Case("one dropped pad 3", 50, 4, 64, 6, 3, DType.F32, "dropped"),
+            new Case("one no tokens pad 8", 0, 2, 16, 4, 8, DType.BF16));
+
+    // For each case (which the default path must take): the default path and the other one (the switch on) give the
+    // same outputs, and the default path those of the reference.
+    private static void AssertPathsAgree(string device, string name, string otherName, Func<Case, bool> takesDefault,
+                                         Action<bool> otherPath, bool keepOneKernelOff, params Case[] cases)
     {
         var accelerator = TestDevices.Get(device);
         var random = TestData.NewRandom(out int seed);
-        foreach (var c in new[]
-                 {
-                     new Case("one T1 E128 k8 (Qwen3 decode)", 1, 8, 128, 40, 1, DType.BF16),
-                     new Case("one T16 E8 k2 (Mixtral decode) odd H", 16, 2, 8, 33, 1, DType.F16),
-                     new Case("one T64 E256 k8: 512 slots", 64, 8, 256, 16, 1, DType.BF16, "one"),
-                     new Case("one E512 k4 pad 4: 2048 rows", 128, 4, 512, 8, 4, DType.F32, "half"),
-                     new Case("one dropped pad 3", 50, 4, 64, 6, 3, DType.F32, "dropped"),
-                     new Case("one no tokens pad 8", 0, 2, 16, 4, 8, DType.BF16),
-                 })
+        foreach (var c in cases)
         {
-            long slots = (long)c.Tokens * c.TopK;
-            Assert.True(Permute.UsesOneKernel(slots, Permute.RowCapacity(c.Tokens, c.TopK, c.Experts, c.BlockSize)), c.Name);
+            Assert.True(takesDefault(c), $"{c.Name} does not take the {name} path");
             var ids = RandomIds(random, c, droppedSpread: 3);
             var hidden = TokenOpsData.RoundTo(c.DType, TestData.Uniform(random, c.Tokens * c.Hidden));
-            var one = RunPermute(accelerator, c, ids, hidden);
-            Result separate;
-            Permute.ForceSeparateKernels = true;
+            Result chosen, other;
+            Permute.ForceSeparateKernels = keepOneKernelOff;
             try
             {
-                separate = RunPermute(accelerator, c, ids, hidden);
+                chosen = RunPermute(accelerator, c, ids, hidden);
+                otherPath(true);
+                other = RunPermute(accelerator, c, ids, hidden);
             }
             finally
             {
+                otherPath(false);
                 Permute.ForceSeparateKernels = false;
             }
             string what = $"{c.Name} on {device}, seed {seed}";
-            AssertSame(separate, one, $"one kernel against separate kernels, {what}");
-            AssertSame(Reference(c, ids, hidden), one, $"one kernel against the reference, {what}");
+            AssertSame(other, chosen, $"{name} against {otherName}, {what}");
+            AssertSame(Reference(c, ids, hidden), chosen, $"{name} against the reference, {what}");
         }
     }
 

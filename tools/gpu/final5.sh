@@ -2,7 +2,8 @@
 # GPU machine, 2 x H200, after tools/gpu/pack.sh: the fifth session's closing runs, each under 10 minutes.
 #   bash tools/gpu/final5.sh checks   tools/gpu/twoshot6-check.sh (two-shot over LL), tools/gpu/scale11-check.sh (scale model)
 #   bash tools/gpu/final5.sh suite    the whole suite with CUDA (tools/gpu/check-suite.sh), then, time allowing, the layer
-#                                     sweep at T = 1, 16, 128 (defaults, MOE_PDL=0, MOE_PDL_SKIP=grouped_gemm_wgmma.cu)
+#                                     sweep at T = 1, 16, 128 (defaults, MOE_PDL=0, MOE_PERMUTE_PATH=two: the permute
+#                                     without its one-kernel path, MOE_PDL_SKIP=grouped_gemm_wgmma.cu)
 #                                     and PyTorch's layer beside it
 # Logs in $OUT/final5-<part>.tgz (the helper scripts' own tarballs beside it); summaries on stdout.
 set -uo pipefail
@@ -30,6 +31,7 @@ suite)
   }
   layer default MOE_PDL=1
   layer pdl0 MOE_PDL=0
+  layer permute2 MOE_PERMUTE_PATH=two
   layer skipwgmma MOE_PDL_SKIP=grouped_gemm_wgmma.cu
   if [ $((575 - SECONDS)) -gt 70 ]; then
     (cd bench/reference && PYTHONUNBUFFERED=1 OUT="$out" MOE_SWEEP_TOKENS=1,16,128 timeout $((575 - SECONDS)) python3 moe_layer.py > "$out/ref-moe_layer.log" 2>&1)
