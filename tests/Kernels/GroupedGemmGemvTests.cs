@@ -215,6 +215,15 @@ public class GroupedGemmGemvTests
     }
 
     [Fact]
+    public void TheUnrollSwitchTakesOneTwoOrFour()
+    {
+        Assert.Null(GroupedGemmGemv.ParseUnroll(null));
+        Assert.Equal(["-DGV_UNROLL=4"], GroupedGemmGemv.ParseUnroll(" 4"));
+        Assert.Equal(["-DGV_UNROLL=1"], GroupedGemmGemv.ParseUnroll("1"));
+        Assert.Contains("MOE_GROUPED_GEMM_GEMV_UNROLL", Assert.Throws<ArgumentException>(() => GroupedGemmGemv.ParseUnroll("3")).Message);
+    }
+
+    [Fact]
     public void BlocksCoverEveryColumnOfEveryPossibleTile()
     {
         // 8 rows over 256 experts: at most 8 m-tiles; plain N = 4096 in blocks of 4 W rows x 8 groups = 32 columns.

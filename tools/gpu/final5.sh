@@ -29,6 +29,16 @@ suite)
     echo "== layer $tag: exit $? (${SECONDS}s)"
     grep -E "^\| .* layer " "$out/layer-$tag.log" | awk -F'|' '{split($3,s," "); printf "  %-14s %-6s %9s us %6s | %s\n", $2, s[1], $4, $8, $9}' | sed -E 's/ layer +/ /'
   }
+  # The GEMV with 4 segments of each W row in flight (a compile option): its tests, then the T = 1 rows beside the default (2).
+  MOE_GROUPED_GEMM_GEMV_UNROLL=4 timeout 60 bash .gpu/run.sh dotnet .gpu/app/MoeRuntime.Tests/MoeRuntime.Tests.dll \
+    -class MoeRuntime.Tests.Kernels.GroupedGemmGemvTests > "$out/gemv-unroll4-tests.log" 2>&1 < /dev/null
+  echo "== GEMV tests with MOE_GROUPED_GEMM_GEMV_UNROLL=4: exit $? (${SECONDS}s)"
+  grep -E "\[FAIL\]" -A 6 "$out/gemv-unroll4-tests.log" | head -20; grep -E "Total:" "$out/gemv-unroll4-tests.log"
+  for u in 2 4; do
+    MOE_GROUPED_GEMM_GEMV_UNROLL=$u MOE_SWEEP_TOKENS=1 timeout 40 $B sweep grouped_gemm --device cuda:0 > "$out/gemm-unroll$u.log" 2>&1
+    echo "== grouped_gemm T=1, GEMV unroll $u: exit $? (${SECONDS}s)"
+    grep -E "T=1 " "$out/gemm-unroll$u.log" | awk -F'|' '{printf "  %-28s %9s us %6s\n", $2, $4, $8}'
+  done
   layer default MOE_PDL=1
   layer pdl0 MOE_PDL=0
   layer permute2 MOE_PERMUTE_PATH=two

@@ -137,6 +137,19 @@ public static class GroupedGemmGemv
 
     internal const int WavesOfBlocks = 4;
 
+    /// <summary>
+    /// MOE_GROUPED_GEMM_GEMV_UNROLL=1|2|4: 512-byte segments of each W row a warp has in flight (GV_UNROLL; the kernel's
+    /// default 2 when unset), for A/B runs of how many memory round trips a warp's rows take.
+    /// </summary>
+    internal static string[]? UnrollOptions { get; } = ParseUnroll(Environment.GetEnvironmentVariable("MOE_GROUPED_GEMM_GEMV_UNROLL"));
+
+    internal static string[]? ParseUnroll(string? value) => value?.Trim() switch
+    {
+        null or "" => null,
+        "1" or "2" or "4" => [$"-DGV_UNROLL={value.Trim()}"],
+        _ => throw new ArgumentException($"MOE_GROUPED_GEMM_GEMV_UNROLL='{value}': expected 1, 2 or 4 segments in flight"),
+    };
+
     internal static string EntryName(DType operands, DType output, int tileRows = TileRows) =>
         $"grouped_gemm_{(tileRows == WideTileRows ? "gemv8" : "gemv")}_{GroupedGemm.Suffix(operands)}_{GroupedGemm.Suffix(output)}";
 
@@ -154,7 +167,7 @@ public static class GroupedGemmGemv
             plan.GemvTileSlotsOverride);
         if (blocks > int.MaxValue)
             throw new ArgumentException($"{plan.Rows} rows x {plan.OutCols} columns need {blocks} blocks; at most {int.MaxValue} per call (split the call)", "x");
-        var kernel = accelerator.LoadKernel(Source, EntryName(plan.X.DType, plan.Y.DType, tileRows));
+        var kernel = accelerator.LoadKernel(Source, EntryName(plan.X.DType, plan.Y.DType, tileRows), UnrollOptions);
         kernel.Launch(stream, new Dim3((uint)blocks, 1, 1), new Dim3(Warps * 32, 1, 1), 0,
             plan.X, plan.W, plan.ExpertOffsets, plan.RowScale, plan.Y, plan.Rows, plan.N, plan.K, plan.Experts, plan.Fused ? 1 : 0, kSplit);
     }

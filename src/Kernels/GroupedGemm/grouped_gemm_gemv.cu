@@ -28,7 +28,9 @@
 
 #define GV_WARPS 8
 #define GV_WROWS 4   // W rows per warp group
-#define GV_UNROLL 2  // 512-byte segments per W row in flight per warp
+#ifndef GV_UNROLL
+#define GV_UNROLL 2  // 512-byte segments per W row in flight per warp (MOE_GROUPED_GEMM_GEMV_UNROLL: a compile option for A/B)
+#endif
 
 // 8 elements of a 16-byte chunk to F32.
 __device__ __forceinline__ void unpack8(const bf16*, uint4 v, float* f)
