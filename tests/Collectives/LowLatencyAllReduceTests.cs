@@ -129,13 +129,15 @@ public class LowLatencyAllReduceTests
         Assert.Contains($"MOE_LL_TWOSHOT_MAX_BYTES='{value}'", error.Message);
     }
 
-    /// <summary>MOE_LL_FENCE: system (the default), acqrel, warp or none, any case; the kernel's LL_FENCE is the enum's value.</summary>
+    /// <summary>MOE_LL_FENCE: system (the default), acqrel, warp, none, lazy or sleep, any case; the kernel's LL_FENCE is the enum's value.</summary>
     [Theory]
     [InlineData(null, 0)]
     [InlineData("system", 0)]
     [InlineData("AcqRel", 1)]
     [InlineData("warp", 2)]
     [InlineData("none", 3)]
+    [InlineData("Lazy", 4)]
+    [InlineData("sleep", 5)]
     public void TheFenceParses(string? value, int llFence) => Assert.Equal(llFence, (int)LowLatencyLayout.ParseFence(value));
 
     [Fact]
@@ -161,6 +163,7 @@ public class LowLatencyAllReduceTests
     [InlineData("system", "membar.sys")]
     [InlineData("acqrel", "fence.acq_rel.sys")]
     [InlineData("warp", "bar.warp.sync")]
+    [InlineData("lazy", "%clock64")]
     public void EveryFenceBuilds(string name, string instruction)
     {
         var fence = LowLatencyLayout.ParseFence(name);
@@ -212,7 +215,7 @@ public class LowLatencyAllReduceTests
     [InlineData(true, 2, 2, 2L << 20, 20, 20)]              // capped by residency
     [InlineData(true, 8, 4, 8192, 264, 1)]
     public void TheGridGrowsWithTheWorkAndIsCapped(bool twoShot, int ranks, int elementSize, long count, int resident, int expected) =>
-        Assert.Equal(expected, LowLatencyLayout.Grid(twoShot, ranks, count, elementSize, resident, LowLatencyLayout.DefaultMaxBlocks));
+        Assert.Equal(expected, LowLatencyLayout.Grid(twoShot, ranks, count, elementSize, resident, LowLatencyLayout.DefaultMaxBlocks, LowLatencyLayout.DefaultUnitsPerThread));
 
     /// <summary>The host's constants are the kernel's (read from the source: they cannot drift apart).</summary>
     [Fact]

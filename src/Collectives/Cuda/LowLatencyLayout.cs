@@ -14,6 +14,10 @@ internal enum LowLatencyFence
     Warp = 2,
     /// <summary>LL_FENCE 3: no fence (the build that lost lines on 2 x H200), for A/B.</summary>
     None = 3,
+    /// <summary>LL_FENCE 4: no fence at the turn; a two-shot wait that polled in vain for a while (LL_LAZY_CYCLES) fences once.</summary>
+    Lazy = 4,
+    /// <summary>LL_FENCE 5: no fence; two-shot waits sleep (__nanosleep) between polls so the stores get out.</summary>
+    Sleep = 5,
 }
 
 /// <summary>
@@ -67,19 +71,21 @@ internal static class LowLatencyLayout
     }
 
     /// <summary>
-    /// The fence a two-shot thread issues where it turns from storing to peers to polling (ll_allreduce.cu's
-    /// LL_FENCE): MOE_LL_FENCE=system (default), acqrel, warp or none, for A/B runs. Read when a communicator is created.
+    /// MOE_LL_FENCE's text as the fence a two-shot thread issues where it turns from storing to peers to polling
+    /// (ll_allreduce.cu's LL_FENCE): system (default), acqrel, warp, none, lazy or sleep, for A/B runs
+    /// (<see cref="LowLatencyKernelOptions.FromEnvironment"/> reads it when a communicator is created).
     /// </summary>
-    public static LowLatencyFence FenceFromEnvironment() => ParseFence(Environment.GetEnvironmentVariable("MOE_LL_FENCE"));
-
     internal static LowLatencyFence ParseFence(string? value) => value?.Trim().ToLowerInvariant() switch
     {
         null or "" or "system" => LowLatencyFence.System,
         "acqrel" => LowLatencyFence.AcqRel,
         "warp" => LowLatencyFence.Warp,
         "none" => LowLatencyFence.None,
+        "lazy" => LowLatencyFence.Lazy,
+        "sleep" => LowLatencyFence.Sleep,
         _ => throw new ArgumentException($"MOE_LL_FENCE='{value}': expected system (the default: fence.sc.sys per thread), "
-            + "acqrel (fence.acq_rel.sys per thread), warp (__syncwarp, then one lane's fence.sc.sys) or none (no fence: lost lines, for A/B)"),
+            + "acqrel (fence.acq_rel.sys per thread), warp (__syncwarp, then one lane's fence.sc.sys), none (no fence: lost lines, for A/B), "
+            + "lazy (a fence only in a two-shot wait that polled in vain for MOE_LL_LAZY_CYCLES) or sleep (no fence, __nanosleep between polls)"),
     };
 
     public const int UnitPayloadBytes = 8;
@@ -114,7 +120,7 @@ internal static class LowLatencyLayout
     /// <summary>Whether CUDA calls take LL at all: MOE_LL=0 turns it off (the schedule path, for A/B timing).</summary>
     public static bool Enabled { get; } = Environment.GetEnvironmentVariable("MOE_LL") != "0";
     /// <summary>Units per thread the grid aims at before it adds blocks (small: latency, not bandwidth, decides here).</summary>
-    private const int UnitsPerThread = 2;
+    public const int DefaultUnitsPerThread = 2;
 
     /// <summary>Units of a tensor of <paramref name="count"/> elements of <paramref name="elementSize"/> bytes.</summary>
     public static long Units(long count, int elementSize)
@@ -258,17 +264,18 @@ internal static class LowLatencyLayout
     }
 
     /// <summary>
-    /// Blocks for a call: one thread per <see cref="UnitsPerThread"/> units of the longest range a thread walks (the
-    /// tensor for one-shot, the longest chunk for two-shot), 1 to <see cref="MaxBlocks"/>, at most <paramref name="resident"/>
-    /// (every block must be resident: block b waits for block b of every peer). The same on every rank.
+    /// Blocks for a call: one thread per <paramref name="unitsPerThread"/> units (<see cref="DefaultUnitsPerThread"/>;
+    /// two-shot's from MOE_LL_UNITS_PER_THREAD) of the longest range a thread walks (the tensor for one-shot, the longest
+    /// chunk for two-shot), 1 to <see cref="MaxBlocks"/>, at most <paramref name="resident"/> (every block must be
+    /// resident: block b waits for block b of every peer). The same on every rank.
     /// </summary>
     public static int Grid(bool twoShot, int ranks, long count, int elementSize, int resident) =>
-        Grid(twoShot, ranks, count, elementSize, resident, MaxBlocks);
+        Grid(twoShot, ranks, count, elementSize, resident, MaxBlocks, DefaultUnitsPerThread);
 
-    public static int Grid(bool twoShot, int ranks, long count, int elementSize, int resident, int maxBlocks)
+    public static int Grid(bool twoShot, int ranks, long count, int elementSize, int resident, int maxBlocks, int unitsPerThread)
     {
         long work = twoShot ? MaxChunkUnits(count, ranks, elementSize) : Units(count, elementSize);
-        long blocks = (work + (long)BlockThreads * UnitsPerThread - 1) / ((long)BlockThreads * UnitsPerThread);
+        long blocks = (work + (long)BlockThreads * unitsPerThread - 1) / ((long)BlockThreads * unitsPerThread);
         return (int)Math.Clamp(blocks, 1, Math.Max(1, Math.Min(maxBlocks, resident)));
     }
 }

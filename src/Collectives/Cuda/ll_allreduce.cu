@@ -11,10 +11,17 @@
 // written, on both ranks. The step-0 lines had arrived only after the waits that needed them gave up, as if a thread's
 // stores stayed behind its polling loads. With the fence, 12 of 12 runs passed (2026-11-30, third session). One-shot
 // stores and then polls the same way and never failed in any run; why it does not need the fence is not understood.
+// The fence only keeps the call live (a line's flag, not the fence, says its payload is this call's), and it costs a
+// round trip: fence.sc.sys waits until the thread's stores to the peer are acknowledged, about twice the one-way time
+// the peer's lines need to arrive, and two-shot fences twice (8.3 us against 5.9 unfenced at 1 KB, 2 x H200). Two
+// variants keep a thread from spinning forever on stores held back without paying that on every call: lazy (LL_FENCE
+// 4) fences only in a wait that has polled LL_LAZY_CYCLES SM cycles (plus a share per unit of the call) in vain, and
+// sleep (5) fences never and backs off __nanosleep between polls so the loads leave room for the stores.
 //
 // Epoch: control[LL_EPOCH] (this rank's memory) holds the last call's epoch; a call uses the next one (0 skipped:
-// zeroed lines never look fresh) and the block that finishes last stores it back, so CUDA-graph replays work with
-// nothing from the host. Every rank makes the same calls, so epochs agree across ranks. The flag is 32 bits: a
+// zeroed lines never look fresh) and the block that finishes last stores it back (a grid of one block stores it
+// straight away, LL_SINGLE_BLOCK_TAIL: its thread 0 read the old epoch itself, so no fence and no counter), so
+// CUDA-graph replays work with nothing from the host. Every rank makes the same calls, so epochs agree across ranks. The flag is 32 bits: a
 // line could only pass for fresh if its place went unwritten for exactly 2^32 LL calls (hours of back-to-back calls).
 //
 // Receive region of a rank (registered once, zeroed): [parity 2][sender ranks][slotUnits] units of 2 lines (16 B),
@@ -68,8 +75,25 @@ struct LlPeers
 //   2 warp: the lanes that got here meet at bar.warp.sync (which orders their memory accesses among them), one lane
 //     issues fence.sc.sys, and they meet again before polling: one fence per warp instead of one per thread.
 //   3 none: no fence, the build that lost lines on 2 x H200 (to reproduce it).
+//   4 lazy: no fence here; a two-shot wait that has polled for LL_LAZY_CYCLES SM cycles, plus LL_LAZY_CYCLES_PER_KUNIT
+//     per 1024 units of the call (a larger call's lines take longer to come), issues fence.sc.sys once, then polls on.
+//   5 sleep: no fence; a two-shot wait sleeps LL_SLEEP_NS (__nanosleep) after each poll that found its line stale.
+// One-shot waits are the same under every LL_FENCE.
 #ifndef LL_FENCE
 #define LL_FENCE 0
+#endif
+#ifndef LL_LAZY_CYCLES
+#define LL_LAZY_CYCLES 4096
+#endif
+#ifndef LL_LAZY_CYCLES_PER_KUNIT
+#define LL_LAZY_CYCLES_PER_KUNIT 64
+#endif
+#ifndef LL_SLEEP_NS
+#define LL_SLEEP_NS 64
+#endif
+// 1: a grid of one block publishes the epoch without the fence and the finished-block counter (see the header).
+#ifndef LL_SINGLE_BLOCK_TAIL
+#define LL_SINGLE_BLOCK_TAIL 1
 #endif
 __device__ __forceinline__ void ll_fence_stores()
 {
@@ -114,8 +138,13 @@ __device__ __forceinline__ bool ll_fresh(moe_u64 lo, moe_u64 hi, moe_u32 flag)
 __device__ __forceinline__ moe_u64 ll_payload(moe_u64 lo, moe_u64 hi) { return (lo & 0xffffffffull) | (hi << 32); }
 
 // Polls a unit until it carries flag; false when the deadline passes first (lo and hi: the lines last seen).
-__device__ __forceinline__ bool ll_wait(const moe_u64* line, moe_u32 flag, moe_u64 deadline, moe_u64& lo, moe_u64& hi)
+// lazyCycles: a two-shot wait's polling before its lazy fence (LL_FENCE 4); -1 for one-shot (no fence, no sleep).
+__device__ __forceinline__ bool ll_wait(const moe_u64* line, moe_u32 flag, moe_u64 deadline, long long lazyCycles, moe_u64& lo, moe_u64& hi)
 {
+#if LL_FENCE == 4
+    long long started = clock64();
+    bool fenced = lazyCycles < 0;
+#endif
     for (;;)
     {
         ll_load(line, lo, hi);
@@ -123,6 +152,16 @@ __device__ __forceinline__ bool ll_wait(const moe_u64* line, moe_u32 flag, moe_u
             return true;
         if (ll_timer_ns() > deadline)
             return false;
+#if LL_FENCE == 4
+        if (!fenced && clock64() - started > lazyCycles)
+        {
+            __threadfence_system();
+            fenced = true;
+        }
+#elif LL_FENCE == 5
+        if (lazyCycles >= 0)
+            __nanosleep(LL_SLEEP_NS);
+#endif
     }
 }
 
@@ -211,6 +250,7 @@ struct LlCall
     moe_u32 flag;
     int parity, rank, ranks;
     moe_u64 deadline;
+    long long lazyCycles;   // ll_wait's: two-shot's polling before a lazy fence (and its switch for sleep); -1: one-shot
 };
 
 // Unit `unit` of rank `receiver`'s slot [sender] of this call's parity (16 bytes: two lines).
@@ -241,7 +281,7 @@ __device__ void ll_report(const LlCall& c, int step, int sender, long long unit,
 __device__ __forceinline__ bool ll_receive(const LlCall& c, int step, int sender, long long unit, moe_u64& payload)
 {
     moe_u64 lo, hi;
-    if (!ll_wait(slot_unit(c, c.rank, sender, unit), c.flag, c.deadline, lo, hi))
+    if (!ll_wait(slot_unit(c, c.rank, sender, unit), c.flag, c.deadline, c.lazyCycles, lo, hi))
     {
         ll_report(c, step, sender, unit, lo, hi);
         return false;
@@ -370,6 +410,7 @@ __device__ void ll_allreduce(const T* input, T* output, long long count, int gra
     long long first = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     long long stride = (long long)gridDim.x * blockDim.x;
     long long units = (count + E - 1) / E;
+    c.lazyCycles = twoShot ? LL_LAZY_CYCLES + units * LL_LAZY_CYCLES_PER_KUNIT / 1024 : -1;
     if (!twoShot)
     {
         for (long long u = first; u < units; u += stride)
@@ -424,12 +465,20 @@ __device__ void ll_allreduce(const T* input, T* output, long long count, int gra
             __threadfence_system();
             errorRecord[0] = 1;
         }
-        // The last block to finish publishes the epoch (every block has read the old one by then).
-        __threadfence();
-        if (atomicAdd(control + LL_DONE, 1u) == gridDim.x - 1)
+        if (LL_SINGLE_BLOCK_TAIL && gridDim.x == 1)
         {
-            control[LL_DONE] = 0;
+            // The only block: this thread read the old epoch above, so its store cannot overtake that read.
             control[LL_EPOCH] = epoch;
+        }
+        else
+        {
+            // The last block to finish publishes the epoch (every block has read the old one by then).
+            __threadfence();
+            if (atomicAdd(control + LL_DONE, 1u) == gridDim.x - 1)
+            {
+                control[LL_DONE] = 0;
+                control[LL_EPOCH] = epoch;
+            }
         }
     }
 }
