@@ -20,8 +20,8 @@ public sealed record CommunicatorOptions
     public long? TwoShotLowLatencyMaxBytes { get; init; }
 
     /// <summary>
-    /// CUDA: the LL kernel's A/B switches (fence, lazy-fence cycles, single-block tail, two-shot units per thread).
-    /// Null: from MOE_LL_FENCE, MOE_LL_LAZY_CYCLES, MOE_LL_SINGLE_BLOCK_TAIL and MOE_LL_UNITS_PER_THREAD. Tests set it
+    /// CUDA: the LL kernel's A/B switches (fence, lazy-fence cycles, epoch tail, two-shot units per thread).
+    /// Null: from MOE_LL_FENCE, MOE_LL_LAZY_CYCLES, MOE_LL_TAIL and MOE_LL_UNITS_PER_THREAD. Tests set it
     /// to run every variant in one process.
     /// </summary>
     internal Cuda.LowLatencyKernelOptions? LowLatencyKernel { get; init; }

@@ -231,6 +231,11 @@ public class LowLatencyAllReduceTests
         Assert.Equal(LowLatencyLayout.BlockThreads, Define("LL_BLOCK_THREADS"));
         Assert.Equal(LowLatencyLayout.Unroll, Define("LL_UNROLL"));
         Assert.Equal(LowLatencyLayout.ControlWords, Define("LL_CONTROL_WORDS"));
+        Assert.Equal(LowLatencyLayout.BlockEpochsWord, Define("LL_BLOCK_EPOCHS"));
+        Assert.Equal(LowLatencyLayout.EpochWordsForBlocks, Define("LL_MAX_BLOCKS"));
+        Assert.Equal(CudaCollectiveBackend.MaxBlocks, LowLatencyLayout.EpochWordsForBlocks);   // the largest LL grid has a word per block
+        Assert.True(LowLatencyLayout.MaxBlocks <= LowLatencyLayout.EpochWordsForBlocks);
+        Assert.Equal(LowLatencyLayout.ControlWords, LowLatencyLayout.BlockEpochsWord + LowLatencyLayout.EpochWordsForBlocks);
         Assert.Equal(LowLatencyLayout.EpochWord, Define("LL_EPOCH"));
         Assert.Equal(LowLatencyLayout.FailedStepWord, Define("LL_FAILED_STEP"));
         Assert.Equal(LowLatencyLayout.ReportWord, Define("LL_REPORT"));

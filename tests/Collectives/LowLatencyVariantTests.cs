@@ -12,7 +12,7 @@ namespace MoeRuntime.Tests.Collectives;
 
 /// <summary>
 /// The LL kernel's A/B variants (<see cref="LowLatencyKernelOptions"/>: MOE_LL_FENCE, MOE_LL_LAZY_CYCLES,
-/// MOE_LL_SINGLE_BLOCK_TAIL, MOE_LL_UNITS_PER_THREAD): their parsing and builds without a GPU, and on CUDA each variant
+/// MOE_LL_TAIL, MOE_LL_UNITS_PER_THREAD): their parsing and builds without a GPU, and on CUDA each variant
 /// through the LL matrix (every dtype, awkward and multi-block sizes, in and out of place, poisoned outputs, two rounds
 /// so both parities and many epochs), CUDA-graph replays and first calls of fresh communicators, every result exact.
 /// The variants are set per communicator (<see cref="CommunicatorOptions.LowLatencyKernel"/>), so one run covers them all.
@@ -20,18 +20,19 @@ namespace MoeRuntime.Tests.Collectives;
 public class LowLatencyVariantTests
 {
     /// <summary>
-    /// The variants the GPU runs: the kernel before this change (system fence, counter tail), the default, the other
-    /// fences, lazy with a zero budget (a fence at the first stale poll), and the two-shot grids of 1 and 8 units a thread.
+    /// The variants the GPU runs: the kernel before this change (system fence, counter tail), each tail, the default
+    /// (system fence, per-block epochs), the other fences, lazy with a zero budget (a fence at the first stale poll), and
+    /// two-shot grids of 1 and 8 units a thread.
     /// </summary>
     private static readonly string[] VariantNames =
     [
-        "fence=system tail=0", "fence=system", "fence=acqrel", "fence=warp", "fence=lazy", "fence=lazy cycles=0",
-        "fence=lazy upt=1", "fence=sleep", "fence=system upt=8",
+        "fence=system tail=counter", "fence=system tail=single", "fence=system", "fence=acqrel", "fence=warp", "fence=lazy",
+        "fence=lazy cycles=0", "fence=lazy upt=1 tail=counter", "fence=sleep", "fence=system upt=8",
     ];
 
     public static TheoryData<string> Variants => new(VariantNames);
 
-    /// <summary>A variant's name as the options it stands for: "fence=lazy cycles=0 tail=0 upt=1", each part optional.</summary>
+    /// <summary>A variant's name as the options it stands for: "fence=lazy cycles=0 tail=counter upt=1", each part optional.</summary>
     internal static LowLatencyKernelOptions Variant(string name)
     {
         var parts = name.Split(' ', StringSplitOptions.RemoveEmptyEntries).Select(p => p.Split('=')).ToDictionary(p => p[0], p => p[1]);
@@ -43,24 +44,25 @@ public class LowLatencyVariantTests
     // ---- without a GPU ----
 
     [Fact]
-    public void TheDefaultsAreTheSystemFenceAndTheSingleBlockTail()
+    public void TheDefaultsAreTheSystemFenceAndPerBlockEpochs()
     {
         var options = LowLatencyKernelOptions.Parse(null, null, " ", null);
         Assert.Equal(LowLatencyKernelOptions.Default, options);
         Assert.Equal(LowLatencyFence.System, options.Fence);
         Assert.Equal(LowLatencyKernelOptions.DefaultLazyCycles, options.LazyCycles);
-        Assert.True(options.SingleBlockTail);
+        Assert.Equal(LowLatencyTail.Blocks, options.Tail);
         Assert.Equal(LowLatencyLayout.DefaultUnitsPerThread, options.TwoShotUnitsPerThread);
-        Assert.Equal(["-DLL_FENCE=0", "-DLL_LAZY_CYCLES=4096", "-DLL_SINGLE_BLOCK_TAIL=1"], options.CompileOptions());
+        Assert.Equal(["-DLL_FENCE=0", "-DLL_LAZY_CYCLES=4096", "-DLL_TAIL=2"], options.CompileOptions());
     }
 
     [Fact]
     public void EverySwitchParses()
     {
-        var options = LowLatencyKernelOptions.Parse("lazy", "100", "0", "8");
-        Assert.Equal(new LowLatencyKernelOptions(LowLatencyFence.Lazy, 100, false, 8), options);
-        Assert.Equal(["-DLL_FENCE=4", "-DLL_LAZY_CYCLES=100", "-DLL_SINGLE_BLOCK_TAIL=0"], options.CompileOptions());
-        Assert.Equal("fence=lazy lazy=100 tail=0 upt=8", options.ToString());
+        var options = LowLatencyKernelOptions.Parse("lazy", "100", "Counter", "8");
+        Assert.Equal(new LowLatencyKernelOptions(LowLatencyFence.Lazy, 100, LowLatencyTail.Counter, 8), options);
+        Assert.Equal(["-DLL_FENCE=4", "-DLL_LAZY_CYCLES=100", "-DLL_TAIL=0"], options.CompileOptions());
+        Assert.Equal("fence=lazy lazy=100 tail=counter upt=8", options.ToString());
+        Assert.Equal(LowLatencyTail.Single, Variant("tail=single").Tail);
         Assert.Equal(LowLatencyFence.Sleep, Variant("fence=sleep").Fence);
     }
 
@@ -68,7 +70,8 @@ public class LowLatencyVariantTests
     [InlineData("MOE_LL_LAZY_CYCLES", "-1")]
     [InlineData("MOE_LL_LAZY_CYCLES", "2us")]
     [InlineData("MOE_LL_LAZY_CYCLES", "16777217")]
-    [InlineData("MOE_LL_SINGLE_BLOCK_TAIL", "yes")]
+    [InlineData("MOE_LL_TAIL", "1")]
+    [InlineData("MOE_LL_TAIL", "block")]
     [InlineData("MOE_LL_UNITS_PER_THREAD", "0")]
     [InlineData("MOE_LL_UNITS_PER_THREAD", "65")]
     [InlineData("MOE_LL_FENCE", "lazyish")]
@@ -76,7 +79,7 @@ public class LowLatencyVariantTests
     {
         var error = Assert.Throws<ArgumentException>(() => LowLatencyKernelOptions.Parse(
             name == "MOE_LL_FENCE" ? value : null, name == "MOE_LL_LAZY_CYCLES" ? value : null,
-            name == "MOE_LL_SINGLE_BLOCK_TAIL" ? value : null, name == "MOE_LL_UNITS_PER_THREAD" ? value : null));
+            name == "MOE_LL_TAIL" ? value : null, name == "MOE_LL_UNITS_PER_THREAD" ? value : null));
         Assert.Contains($"{name}='{value}'", error.Message);
     }
 
@@ -95,8 +98,8 @@ public class LowLatencyVariantTests
 
     /// <summary>
     /// Every variant builds (NVRTC, no GPU, sm_90): lazy fences only inside its wait (a clock read there, and
-    /// more system fences than none), sleep never (as many system fences as none) but sleeps, and the single-block tail
-    /// changes the code (the path without the fence and counter is compiled in).
+    /// more system fences than none), sleep never (as many system fences as none) but sleeps, and each tail builds code
+    /// of its own (the per-block tail has no atomic add: no finished-block counter).
     /// </summary>
     [Theory, MemberData(nameof(Variants))]
     public void EveryVariantBuilds(string variant)
@@ -123,7 +126,10 @@ public class LowLatencyVariantTests
                 break;
         }
         Assert.DoesNotContain("nanosleep", none);
-        Assert.NotEqual(ptx, Ptx(options with { SingleBlockTail = !options.SingleBlockTail }));
+        foreach (var tail in Enum.GetValues<LowLatencyTail>())
+            if (tail != options.Tail)
+                Assert.NotEqual(ptx, Ptx(options with { Tail = tail }));
+        Assert.Equal(options.Tail != LowLatencyTail.Blocks, ptx.Contains("atom.global.add.u32") || ptx.Contains("atom.add.u32") || Regex.IsMatch(ptx, @"atom(\.\w+)*\.add\.u32"));
     }
 
     /// <summary>PTX of a variant for sm_90, compiled once per distinct defines (the variants share their "none" and tail twins).</summary>

@@ -7,8 +7,9 @@
 #   3. moe bench allreduce, bf16, CUDA-graph timed, once per variant (the variants are environment switches);
 #   4. tests, run 2: the LL and variant classes again (the lost-line bug of the unfenced kernel was intermittent).
 # Variants (environment): fence = MOE_LL_FENCE (system: fence.sc.sys before every poll loop, the default; lazy: a fence
-# only in a wait that polled ~2 us in vain; sleep: no fence, __nanosleep between polls); tail = MOE_LL_SINGLE_BLOCK_TAIL
-# (1, new default: a one-block grid skips the end-of-call fence + atomic counter; 0: the previous kernel's counter);
+# only in a wait that polled ~2 us in vain; sleep: no fence, __nanosleep between polls); tail = MOE_LL_TAIL (blocks,
+# the new default: an epoch word per block, no end-of-call fence or atomic; counter: the previous kernel's fence +
+# atomic count of finished blocks; "ctr" below is exactly the previous kernel);
 # upt = MOE_LL_UNITS_PER_THREAD (two-shot units per thread before the grid adds blocks; 2 by default); cyc =
 # MOE_LL_LAZY_CYCLES (lazy's budget, 4096 SM cycles by default). Every two-shot variant row runs with
 # MOE_LL_TWOSHOT_MAX_BYTES=1M (LL up to 1 MB); "default" keeps the 32 KB threshold (schedule path above it).
@@ -57,18 +58,18 @@ tests sleep 40 MOE_LL_FENCE=sleep -class $LL
 
 L1M=MOE_LL_TWOSHOT_MAX_BYTES=1M
 bench default twoshot,oneshot,nccl 4M
-bench sys-tail0 twoshot,oneshot 1M $L1M MOE_LL_FENCE=system MOE_LL_SINGLE_BLOCK_TAIL=0
+bench ctr twoshot,oneshot 1M $L1M MOE_LL_FENCE=system MOE_LL_TAIL=counter
 bench sys twoshot 1M $L1M MOE_LL_FENCE=system
 bench lazy twoshot 1M $L1M MOE_LL_FENCE=lazy
-bench lazy-upt1 twoshot 1M $L1M MOE_LL_FENCE=lazy MOE_LL_UNITS_PER_THREAD=1
-bench lazy-cyc16k twoshot 1M $L1M MOE_LL_FENCE=lazy MOE_LL_LAZY_CYCLES=16384
+bench lazyU1 twoshot 1M $L1M MOE_LL_FENCE=lazy MOE_LL_UNITS_PER_THREAD=1
+bench lazyC16k twoshot 1M $L1M MOE_LL_FENCE=lazy MOE_LL_LAZY_CYCLES=16384
 bench sleep twoshot 1M $L1M MOE_LL_FENCE=sleep
-bench sys-upt1 twoshot 1M $L1M MOE_LL_FENCE=system MOE_LL_UNITS_PER_THREAD=1
+bench sysU1 twoshot 1M $L1M MOE_LL_FENCE=system MOE_LL_UNITS_PER_THREAD=1
 
 # Table 1: us per call, a column per run:algorithm (L: ran on LL; WRONGn: n wrong elements). Table 2: each two-shot
 # column over the default run's NCCL (target <= 0.70).
 files=()
-for label in default sys-tail0 sys lazy lazy-upt1 lazy-cyc16k sleep sys-upt1; do [ -s "$out/bench-$label.csv" ] && files+=("$out/bench-$label.csv"); done
+for label in default ctr sys lazy lazyU1 lazyC16k sleep sysU1; do [ -s "$out/bench-$label.csv" ] && files+=("$out/bench-$label.csv"); done
 if [ ${#files[@]} -gt 0 ]; then
   awk -F, '
     function human(b) { return b >= 1048576 ? b / 1048576 "M" : b / 1024 "K" }
@@ -83,20 +84,20 @@ if [ ${#files[@]} -gt 0 ]; then
     }
     END {
       print "== us per call (L: on LL), bf16, 2 GPUs; targets: two-shot <= 0.70x NCCL (last session: ~5.6 us at 1K, ~6.4 at 32K, ~11.2 at 1M)"
-      printf "%5s", "size"; for (c = 1; c <= nc; c++) printf " %13s", cols[c]; print ""
+      printf "%5s", "size"; for (c = 1; c <= nc; c++) printf " %11s", cols[c]; print ""
       for (s = 1; s <= ns; s++) {
         printf "%5s", human(sizes[s])
-        for (c = 1; c <= nc; c++) printf " %13s", ((sizes[s], cols[c]) in cell) ? cell[sizes[s], cols[c]] : "-"
+        for (c = 1; c <= nc; c++) printf " %11s", ((sizes[s], cols[c]) in cell) ? cell[sizes[s], cols[c]] : "-"
         print ""
       }
       print "== two-shot time / NCCL time (same run as default:nccl); * = meets 0.70"
-      printf "%5s", "size"; for (c = 1; c <= nc; c++) if (cols[c] ~ /:2s$/) printf " %13s", cols[c]; print ""
+      printf "%5s", "size"; for (c = 1; c <= nc; c++) if (cols[c] ~ /:2s$/) printf " %11s", cols[c]; print ""
       for (s = 1; s <= ns; s++) {
         if (!(sizes[s] in nccl)) continue
         printf "%5s", human(sizes[s])
         for (c = 1; c <= nc; c++) if (cols[c] ~ /:2s$/) {
-          if ((sizes[s], cols[c]) in t) { r = t[sizes[s], cols[c]] / nccl[sizes[s]]; printf " %12.2f%s", r, r <= 0.70 ? "*" : " " }
-          else printf " %13s", "-"
+          if ((sizes[s], cols[c]) in t) { r = t[sizes[s], cols[c]] / nccl[sizes[s]]; printf " %10.2f%s", r, r <= 0.70 ? "*" : " " }
+          else printf " %11s", "-"
         }
         print ""
       }

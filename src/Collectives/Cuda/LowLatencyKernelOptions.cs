@@ -9,12 +9,12 @@ namespace MoeRuntime.Collectives.Cuda;
 /// </summary>
 /// <param name="Fence">LL_FENCE: the two-shot fence (MOE_LL_FENCE; system by default).</param>
 /// <param name="LazyCycles">LL_LAZY_CYCLES: under <see cref="LowLatencyFence.Lazy"/>, SM cycles a two-shot wait polls before it fences (MOE_LL_LAZY_CYCLES).</param>
-/// <param name="SingleBlockTail">LL_SINGLE_BLOCK_TAIL: a one-block grid publishes its epoch without the fence and counter (MOE_LL_SINGLE_BLOCK_TAIL=0 turns it off).</param>
+/// <param name="Tail">LL_TAIL: where the epoch is kept and how a call publishes it (MOE_LL_TAIL=counter|single|blocks; blocks by default).</param>
 /// <param name="TwoShotUnitsPerThread">Units per thread a two-shot grid aims at before it adds blocks (MOE_LL_UNITS_PER_THREAD; one-shot keeps 2).</param>
 internal sealed record LowLatencyKernelOptions(
     LowLatencyFence Fence = LowLatencyFence.System,
     int LazyCycles = LowLatencyKernelOptions.DefaultLazyCycles,
-    bool SingleBlockTail = true,
+    LowLatencyTail Tail = LowLatencyTail.Blocks,
     int TwoShotUnitsPerThread = LowLatencyLayout.DefaultUnitsPerThread)
 {
     /// <summary>About 2 us at an H200's 1.98 GHz: longer than a line's one-way trip (~1.2 us), so a healthy call never fences.</summary>
@@ -27,18 +27,20 @@ internal sealed record LowLatencyKernelOptions(
     public static LowLatencyKernelOptions FromEnvironment() => Parse(
         Environment.GetEnvironmentVariable("MOE_LL_FENCE"),
         Environment.GetEnvironmentVariable("MOE_LL_LAZY_CYCLES"),
-        Environment.GetEnvironmentVariable("MOE_LL_SINGLE_BLOCK_TAIL"),
+        Environment.GetEnvironmentVariable("MOE_LL_TAIL"),
         Environment.GetEnvironmentVariable("MOE_LL_UNITS_PER_THREAD"));
 
     /// <summary>The switches from their environment variables' text (null or blank: the default); bad text is refused by name.</summary>
-    internal static LowLatencyKernelOptions Parse(string? fence, string? lazyCycles, string? singleBlockTail, string? unitsPerThread) => new(
+    internal static LowLatencyKernelOptions Parse(string? fence, string? lazyCycles, string? tail, string? unitsPerThread) => new(
         LowLatencyLayout.ParseFence(fence),
         Number("MOE_LL_LAZY_CYCLES", lazyCycles, DefaultLazyCycles, 0, MaxLazyCycles),
-        singleBlockTail?.Trim() switch
+        tail?.Trim().ToLowerInvariant() switch
         {
-            null or "" or "1" => true,
-            "0" => false,
-            _ => throw new ArgumentException($"MOE_LL_SINGLE_BLOCK_TAIL='{singleBlockTail}': expected 1 (the default) or 0 (the finished-block counter for every grid)"),
+            null or "" or "blocks" => LowLatencyTail.Blocks,
+            "single" => LowLatencyTail.Single,
+            "counter" => LowLatencyTail.Counter,
+            _ => throw new ArgumentException($"MOE_LL_TAIL='{tail}': expected blocks (the default: an epoch word per block, no fence or atomic), "
+                + "single (the counter, but a one-block grid stores its epoch straight away) or counter (one word, fence + atomic count of finished blocks)"),
         },
         Number("MOE_LL_UNITS_PER_THREAD", unitsPerThread, LowLatencyLayout.DefaultUnitsPerThread, 1, MaxUnitsPerThread));
 
@@ -53,9 +55,9 @@ internal sealed record LowLatencyKernelOptions(
 
     /// <summary>The NVRTC defines that build this variant of ll_allreduce.cu (part of the kernel cache's key).</summary>
     public string[] CompileOptions() =>
-        [$"-DLL_FENCE={(int)Fence}", $"-DLL_LAZY_CYCLES={LazyCycles}", $"-DLL_SINGLE_BLOCK_TAIL={(SingleBlockTail ? 1 : 0)}"];
+        [$"-DLL_FENCE={(int)Fence}", $"-DLL_LAZY_CYCLES={LazyCycles}", $"-DLL_TAIL={(int)Tail}"];
 
-    /// <summary>A short name for logs and test output, e.g. "fence=lazy lazy=4096 tail=1 upt=2".</summary>
+    /// <summary>A short name for logs and test output, e.g. "fence=lazy lazy=4096 tail=blocks upt=2".</summary>
     public override string ToString() =>
-        $"fence={Fence.ToString().ToLowerInvariant()} lazy={LazyCycles} tail={(SingleBlockTail ? 1 : 0)} upt={TwoShotUnitsPerThread}";
+        $"fence={Fence.ToString().ToLowerInvariant()} lazy={LazyCycles} tail={Tail.ToString().ToLowerInvariant()} upt={TwoShotUnitsPerThread}";
 }

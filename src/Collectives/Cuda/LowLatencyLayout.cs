@@ -20,6 +20,17 @@ internal enum LowLatencyFence
     Sleep = 5,
 }
 
+/// <summary>Where the LL kernel keeps its epoch and how a call publishes the next one (MOE_LL_TAIL; ll_allreduce.cu's LL_TAIL).</summary>
+internal enum LowLatencyTail
+{
+    /// <summary>LL_TAIL 0: one epoch word; the last block to finish (fence, atomic counter) stores the new epoch. The kernel before 2026-11-30's fifth session.</summary>
+    Counter = 0,
+    /// <summary>LL_TAIL 1: the counter, except that a one-block grid stores the epoch straight away.</summary>
+    Single = 1,
+    /// <summary>LL_TAIL 2 (default): a word per block; block b reads word b and stores the new epoch to the words b mod grid: no fence, no atomic.</summary>
+    Blocks = 2,
+}
+
 /// <summary>
 /// Host arithmetic of the low-latency (LL) AllReduce transport (ll_allreduce.cu): which calls take it, how big each
 /// rank's receive region is, and the grid. Pure, so it is tested without a GPU.
@@ -93,7 +104,10 @@ internal static class LowLatencyLayout
     /// <summary>LL_BLOCK_THREADS, LL_UNROLL, LL_CONTROL_WORDS and LL_MAX_RANKS in ll_allreduce.cu.</summary>
     public const int BlockThreads = 512;
     public const int Unroll = 4;
-    public const int ControlWords = 16;
+    public const int ControlWords = 280;
+    /// <summary>LL_BLOCK_EPOCHS and LL_MAX_BLOCKS: the per-block epoch words of LL_TAIL 2, one per block of the largest grid.</summary>
+    public const int BlockEpochsWord = 16;
+    public const int EpochWordsForBlocks = 264;
     /// <summary>LL_EPOCH, LL_FAILED_STEP, LL_REPORT and LL_REPORT_WORDS: control words of ll_allreduce.cu.</summary>
     public const int EpochWord = 0;
     public const int FailedStepWord = 2;

@@ -18,10 +18,16 @@
 // 4) fences only in a wait that has polled LL_LAZY_CYCLES SM cycles (plus a share per unit of the call) in vain, and
 // sleep (5) fences never and backs off __nanosleep between polls so the loads leave room for the stores.
 //
-// Epoch: control[LL_EPOCH] (this rank's memory) holds the last call's epoch; a call uses the next one (0 skipped:
-// zeroed lines never look fresh) and the block that finishes last stores it back (a grid of one block stores it
-// straight away, LL_SINGLE_BLOCK_TAIL: its thread 0 read the old epoch itself, so no fence and no counter), so
-// CUDA-graph replays work with nothing from the host. Every rank makes the same calls, so epochs agree across ranks. The flag is 32 bits: a
+// Epoch: the rank's control words (its own memory) hold the last call's epoch; a call uses the next one (0 skipped:
+// zeroed lines never look fresh) and stores it back at its end, so CUDA-graph replays work with nothing from the host.
+// Where it is kept (LL_TAIL, MOE_LL_TAIL): 0 counter: one word, control[LL_EPOCH]; every block reads it, and the
+// block that finishes last (a device-scope fence, then an atomic count of finished blocks) stores the new epoch. 1
+// single: the same, but a grid of one block stores it straight away (its thread 0 read the old one itself). 2 blocks
+// (default): one word per block of the largest grid, control[LL_BLOCK_EPOCHS + w], all equal between calls; block b
+// reads word b only and at its end stores the new epoch to the words w = b (mod grid), which no other block of the call
+// reads: each word is read and then written by one block, so no fence and no atomic, and after the call every word
+// holds the new epoch (the words mod grid cover all of them). Block 0 also stores it to control[LL_EPOCH] for the
+// host's failure report. Every rank makes the same calls, so epochs agree across ranks. The flag is 32 bits: a
 // line could only pass for fresh if its place went unwritten for exactly 2^32 LL calls (hours of back-to-back calls).
 //
 // Receive region of a rank (registered once, zeroed): [parity 2][sender ranks][slotUnits] units of 2 lines (16 B),
@@ -59,7 +65,10 @@
 // A timed-out wait's report: claimed (1), step, block, thread, sender, slot unit, parity, flag expected, flags found.
 #define LL_REPORT 4
 #define LL_REPORT_WORDS 10
-#define LL_CONTROL_WORDS 16
+// The per-block epoch words of LL_TAIL 2: one per block of the largest grid (CudaCollectiveBackend.MaxBlocks).
+#define LL_BLOCK_EPOCHS 16
+#define LL_MAX_BLOCKS 264
+#define LL_CONTROL_WORDS 280
 
 // Every rank's receive region (the same table on every rank).
 struct LlPeers
@@ -91,9 +100,9 @@ struct LlPeers
 #ifndef LL_SLEEP_NS
 #define LL_SLEEP_NS 64
 #endif
-// 1: a grid of one block publishes the epoch without the fence and the finished-block counter (see the header).
-#ifndef LL_SINGLE_BLOCK_TAIL
-#define LL_SINGLE_BLOCK_TAIL 1
+// Where the epoch is kept and how the call's end publishes it: 0 counter, 1 single, 2 blocks (the header).
+#ifndef LL_TAIL
+#define LL_TAIL 2
 #endif
 __device__ __forceinline__ void ll_fence_stores()
 {
@@ -393,7 +402,7 @@ __device__ void ll_allreduce(const T* input, T* output, long long count, int gra
     __shared__ int failedStep;
     if (threadIdx.x == 0)
     {
-        moe_u32 next = *(volatile moe_u32*)(control + LL_EPOCH) + 1;
+        moe_u32 next = *(volatile moe_u32*)(control + (LL_TAIL == 2 ? LL_BLOCK_EPOCHS + blockIdx.x : LL_EPOCH)) + 1;
         epoch = next == 0 ? 2 : next;   // parity keeps alternating; 0 is what zeroed lines hold
         failedStep = 0x7fffffff;
     }
@@ -453,6 +462,13 @@ __device__ void ll_allreduce(const T* input, T* output, long long count, int gra
         }
     }
     __syncthreads();
+#if LL_TAIL == 2
+    // The words w = blockIdx.x (mod grid): thread 0 read word blockIdx.x before the first __syncthreads, no other block reads them.
+    for (int w = blockIdx.x + threadIdx.x * gridDim.x; w < LL_MAX_BLOCKS; w += gridDim.x * blockDim.x)
+        control[LL_BLOCK_EPOCHS + w] = epoch;
+    if (blockIdx.x == 0 && threadIdx.x == 0)
+        control[LL_EPOCH] = epoch;
+#endif
     if (threadIdx.x == 0)
     {
         if (failedStep != 0x7fffffff)
@@ -465,21 +481,23 @@ __device__ void ll_allreduce(const T* input, T* output, long long count, int gra
             __threadfence_system();
             errorRecord[0] = 1;
         }
-        if (LL_SINGLE_BLOCK_TAIL && gridDim.x == 1)
+#if LL_TAIL == 1
+        if (gridDim.x == 1)
         {
             // The only block: this thread read the old epoch above, so its store cannot overtake that read.
             control[LL_EPOCH] = epoch;
+            return;
         }
-        else
+#endif
+#if LL_TAIL != 2
+        // The last block to finish publishes the epoch (every block has read the old one by then).
+        __threadfence();
+        if (atomicAdd(control + LL_DONE, 1u) == gridDim.x - 1)
         {
-            // The last block to finish publishes the epoch (every block has read the old one by then).
-            __threadfence();
-            if (atomicAdd(control + LL_DONE, 1u) == gridDim.x - 1)
-            {
-                control[LL_DONE] = 0;
-                control[LL_EPOCH] = epoch;
-            }
+            control[LL_DONE] = 0;
+            control[LL_EPOCH] = epoch;
         }
+#endif
     }
 }
 
