@@ -85,7 +85,8 @@ struct LlPeers
 //     issues fence.sc.sys, and they meet again before polling: one fence per warp instead of one per thread.
 //   3 none: no fence, the build that lost lines on 2 x H200 (to reproduce it).
 //   4 lazy: no fence here; a two-shot wait that has polled for LL_LAZY_CYCLES SM cycles, plus LL_LAZY_CYCLES_PER_KUNIT
-//     per 1024 units of the call (a larger call's lines take longer to come), issues fence.sc.sys once, then polls on.
+//     per 1024 units of the call (a larger call's lines take longer to come), issues fence.sc.sys, then polls on (and
+//     fences again after each further such stretch).
 //   5 sleep: no fence; a two-shot wait sleeps LL_SLEEP_NS (__nanosleep) after each poll that found its line stale.
 // One-shot waits are the same under every LL_FENCE.
 #ifndef LL_FENCE
@@ -152,7 +153,7 @@ __device__ __forceinline__ bool ll_wait(const moe_u64* line, moe_u32 flag, moe_u
 {
 #if LL_FENCE == 4
     long long started = clock64();
-    bool fenced = lazyCycles < 0;
+    const bool oneShot = lazyCycles < 0;   // never fences
 #endif
     for (;;)
     {
@@ -162,10 +163,11 @@ __device__ __forceinline__ bool ll_wait(const moe_u64* line, moe_u32 flag, moe_u
         if (ll_timer_ns() > deadline)
             return false;
 #if LL_FENCE == 4
-        if (!fenced && clock64() - started > lazyCycles)
+        if (!oneShot && clock64() - started > lazyCycles)
         {
+            // Out with this thread's stores; again after as long if the line still has not come.
             __threadfence_system();
-            fenced = true;
+            started = clock64();
         }
 #elif LL_FENCE == 5
         if (lazyCycles >= 0)
@@ -302,15 +304,27 @@ __device__ __forceinline__ bool ll_receive(const LlCall& c, int step, int sender
 // Units [begin, end) of this thread (first, first + stride, ...), LL_UNROLL at a time: the sum in rank order of
 // every rank's unit (this rank's from its input, each peer's from slot [peer] at unit - begin of this rank's
 // region), rounded once; stored to the output and, when push, to every peer's slot [self] at pushAt + unit - begin.
-// False when a wait timed out.
+// This rank's units are loaded before any wait (a rank past 0 would otherwise load them only after the peers' lines
+// came, one more global load on its critical path), and fenceFirst puts the two-shot fence after those loads are
+// issued (and once, after the loop, for a thread with no units here). False when a wait timed out.
 template <typename T>
 __device__ bool sum_units(const LlCall& c, const T* input, T* output, long long count, long long begin, long long end,
-                          long long first, long long stride, bool push, long long pushAt)
+                          long long first, long long stride, bool push, long long pushAt, bool fenceFirst)
 {
     const int E = 8 / (int)sizeof(T);
+    bool fenced = !fenceFirst;
     for (long long u0 = begin + first; u0 < end; u0 += stride * LL_UNROLL)
     {
         float sum[LL_UNROLL][E];
+        moe_u64 own[LL_UNROLL];
+#pragma unroll
+        for (int k = 0; k < LL_UNROLL; k++)
+            own[k] = u0 + k * stride < end ? load_unit(input, count, u0 + k * stride) : 0;
+        if (!fenced)
+        {
+            ll_fence_stores();
+            fenced = true;
+        }
         for (int p = 0; p < c.ranks; p++)
         {
             moe_u64 w[LL_UNROLL];
@@ -318,7 +332,7 @@ __device__ bool sum_units(const LlCall& c, const T* input, T* output, long long 
             {
 #pragma unroll
                 for (int k = 0; k < LL_UNROLL; k++)
-                    w[k] = u0 + k * stride < end ? load_unit(input, count, u0 + k * stride) : 0;
+                    w[k] = own[k];
             }
             else
             {
@@ -360,6 +374,8 @@ __device__ bool sum_units(const LlCall& c, const T* input, T* output, long long 
         if (push)
             ll_fence_stores();
     }
+    if (!fenced)
+        ll_fence_stores();
     return true;
 }
 
@@ -429,7 +445,7 @@ __device__ void ll_allreduce(const T* input, T* output, long long count, int gra
                 if (q != rank)
                     ll_store(slot_unit(c, q, rank, u), w, c.flag);
         }
-        if (!sum_units(c, input, output, count, 0, units, first, stride, false, 0))
+        if (!sum_units(c, input, output, count, 0, units, first, stride, false, 0, false))
             atomicMin(&failedStep, 0);
     }
     else
@@ -444,10 +460,10 @@ __device__ void ll_allreduce(const T* input, T* output, long long count, int gra
             for (long long u = begin + first; u < end; u += stride)
                 ll_store(slot_unit(c, q, rank, u - begin), load_unit(input, count, u), c.flag);
         }
-        ll_fence_stores();
+        // The fence after the step-0 stores is sum_units' (fenceFirst), once this thread's own units are loading.
         long long begin, end;
         chunk_units(count, grain, ranks, rank, E, begin, end);
-        bool ok = sum_units(c, input, output, count, begin, end, first, stride, true, slotUnits / 2);
+        bool ok = sum_units(c, input, output, count, begin, end, first, stride, true, slotUnits / 2, true);
         if (!ok)
             atomicMin(&failedStep, 0);
         // Step 1: every other chunk, from its owner.
