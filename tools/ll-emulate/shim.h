@@ -27,3 +27,5 @@ inline moe_u32 atomicAdd(moe_u32* p, moe_u32 v){ return std::atomic_ref<moe_u32>
 inline moe_u32 atomicCAS(moe_u32* p, moe_u32 c, moe_u32 v){ std::atomic_ref<moe_u32>(*p).compare_exchange_strong(c,v); return c; }
 inline void __threadfence(){ std::atomic_thread_fence(std::memory_order_seq_cst);} 
 inline void __threadfence_system(){ std::atomic_thread_fence(std::memory_order_seq_cst);} 
+inline long long clock64(){ return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+inline void __nanosleep(unsigned){ std::this_thread::yield(); }
