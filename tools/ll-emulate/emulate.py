@@ -32,11 +32,7 @@ replace_function('__device__ __forceinline__ void ll_load(', '''inline void ll_l
     hi = __atomic_load_n(line + 1, __ATOMIC_RELAXED);
 }
 ''')
-source = source.replace('__shared__ moe_u32 epoch;', 'moe_u32& epoch = g_block->epoch;')
-source = source.replace('__shared__ int failedStep;', 'int& failedStep = g_block->failedStep;')
-epoch_read = '*(volatile moe_u32*)(control + (LL_TAIL == 2 ? LL_BLOCK_EPOCHS + blockIdx.x : LL_EPOCH))'
-assert epoch_read in source, 'the kernel reads its epoch some other way now: update emulate.py'
-source = source.replace(epoch_read, '__atomic_load_n(control + (LL_TAIL == 2 ? LL_BLOCK_EPOCHS + blockIdx.x : LL_EPOCH), __ATOMIC_SEQ_CST)')
+assert '__ldcg(control' in source, 'the kernel reads its epoch some other way now: update emulate.py and shim.h'
 source = source[:source.index('#define LL_ENTRY')]
 source = source.replace('template <typename T>\n__device__ bool', 'template <typename T>\nbool')
 source = source.replace('template <typename T>\n__device__ void', 'template <typename T>\nvoid')

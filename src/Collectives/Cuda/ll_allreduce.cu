@@ -11,9 +11,9 @@
 // written, on both ranks. The step-0 lines had arrived only after the waits that needed them gave up, as if a thread's
 // stores stayed behind its polling loads. With the fence, 12 of 12 runs passed (2026-11-30, third session). One-shot
 // stores and then polls the same way and never failed in any run; why it does not need the fence is not understood.
-// The fence only keeps the call live (a line's flag, not the fence, says its payload is this call's), and it costs a
-// round trip: fence.sc.sys waits until the thread's stores to the peer are acknowledged, about twice the one-way time
-// the peer's lines need to arrive, and two-shot fences twice (8.3 us against 5.9 unfenced at 1 KB, 2 x H200). Two
+// The fence only keeps the call live (a line's flag, not the fence, says its payload is this call's), and it costs:
+// 8.3 us against 5.9 unfenced at 1 KB (2 x H200), presumably a round trip each time (fence.sc.sys waits until the
+// thread's stores to the peer are acknowledged, about twice the one-way time the peer's lines need), twice a call. Two
 // variants keep a thread from spinning forever on stores held back without paying that on every call: lazy (LL_FENCE
 // 4) fences only in a wait that has polled LL_LAZY_CYCLES SM cycles (plus a share per unit of the call) in vain, and
 // sleep (5) fences never and backs off __nanosleep between polls so the loads leave room for the stores.
@@ -414,15 +414,14 @@ __device__ void ll_allreduce(const T* input, T* output, long long count, int gra
                              int twoShot)
 {
     const int E = 8 / (int)sizeof(T);
-    __shared__ moe_u32 epoch;
-    __shared__ int failedStep;
-    if (threadIdx.x == 0)
-    {
-        moe_u32 next = *(volatile moe_u32*)(control + (LL_TAIL == 2 ? LL_BLOCK_EPOCHS + blockIdx.x : LL_EPOCH)) + 1;
-        epoch = next == 0 ? 2 : next;   // parity keeps alternating; 0 is what zeroed lines hold
-        failedStep = 0x7fffffff;
-    }
-    __syncthreads();
+    // Every thread reads the epoch itself, with no barrier before its first stores: that read and the thread's first
+    // input loads are in flight together (the call's first L2 round trips, once, not one after the other). A plain
+    // L2 load (ld.global.cg), not a volatile one, so the compiler may issue the input loads beside it; the previous
+    // call's kernel wrote the word, and kernels on one stream are ordered. No thread stores the word before the final
+    // barrier, after every thread of the block has read it.
+    moe_u32 next = __ldcg(control + (LL_TAIL == 2 ? LL_BLOCK_EPOCHS + blockIdx.x : LL_EPOCH)) + 1;
+    const moe_u32 epoch = next == 0 ? 2 : next;   // parity keeps alternating; 0 is what zeroed lines hold
+    int failed = 0x7fffffff;   // the step at which this thread's wait timed out
     LlCall c;
     c.peers = peers;
     c.control = control;
@@ -446,7 +445,7 @@ __device__ void ll_allreduce(const T* input, T* output, long long count, int gra
                     ll_store(slot_unit(c, q, rank, u), w, c.flag);
         }
         if (!sum_units(c, input, output, count, 0, units, first, stride, false, 0, false))
-            atomicMin(&failedStep, 0);
+            failed = 0;
     }
     else
     {
@@ -465,7 +464,7 @@ __device__ void ll_allreduce(const T* input, T* output, long long count, int gra
         chunk_units(count, grain, ranks, rank, E, begin, end);
         bool ok = sum_units(c, input, output, count, begin, end, first, stride, true, slotUnits / 2, true);
         if (!ok)
-            atomicMin(&failedStep, 0);
+            failed = 0;
         // Step 1: every other chunk, from its owner.
         for (int p = 0; p < ranks && ok; p++)
         {
@@ -474,12 +473,15 @@ __device__ void ll_allreduce(const T* input, T* output, long long count, int gra
             chunk_units(count, grain, ranks, p, E, begin, end);
             ok = copy_units(c, output, count, p, begin, end, slotUnits / 2, first, stride);
             if (!ok)
-                atomicMin(&failedStep, 1);
+                failed = 1;
         }
     }
-    __syncthreads();
+    // The block's smallest failed step (steps are 0 and 1); these barriers are also the one before the tail.
+    bool failedAtStep0 = __syncthreads_or(failed == 0);
+    bool failedAtStep1 = __syncthreads_or(failed == 1);
+    int failedStep = failedAtStep0 ? 0 : failedAtStep1 ? 1 : 0x7fffffff;
 #if LL_TAIL == 2
-    // The words w = blockIdx.x (mod grid): thread 0 read word blockIdx.x before the first __syncthreads, no other block reads them.
+    // The words w = blockIdx.x (mod grid): every thread of this block read word blockIdx.x before the barriers above; no other block reads them.
     for (int w = blockIdx.x + threadIdx.x * gridDim.x; w < LL_MAX_BLOCKS; w += gridDim.x * blockDim.x)
         control[LL_BLOCK_EPOCHS + w] = epoch;
     if (blockIdx.x == 0 && threadIdx.x == 0)
@@ -500,7 +502,7 @@ __device__ void ll_allreduce(const T* input, T* output, long long count, int gra
 #if LL_TAIL == 1
         if (gridDim.x == 1)
         {
-            // The only block: this thread read the old epoch above, so its store cannot overtake that read.
+            // The only block: its threads read the old epoch before the barriers above, so this store cannot overtake those reads.
             control[LL_EPOCH] = epoch;
             return;
         }
