@@ -11,5 +11,6 @@ for shape in "1 1" "7 1" "1000 1" "4099 2" "10007 3"; do
   for two in 1 0; do echo "count/grid $shape two-shot $two: $(timeout 120 "$work/emu" $shape $slot 2 $two | paste -sd' ')"; done
 done
 echo "grids 1,3,2 in turn, 6 calls, two-shot 10007: $(timeout 240 "$work/emu" 10007 1,3,2 $slot 6 1 | paste -sd' ')"
+for n in 3 4; do for two in 1 0; do echo "$n ranks, grids 1,2 in turn, 4 calls of 4099, two-shot $two: $(EMU_RANKS=$n timeout 240 "$work/emu" 4099 1,2 $slot 4 $two | paste -sd' ')"; done; done
 echo "rank 1 absent, two-shot 1000: $(timeout 60 "$work/emu" 1000 1 $slot 1 1 1)"
 rm -rf "$work"

@@ -414,13 +414,23 @@ __device__ void ll_allreduce(const T* input, T* output, long long count, int gra
                              int twoShot)
 {
     const int E = 8 / (int)sizeof(T);
-    // Every thread reads the epoch itself, with no barrier before its first stores: that read and the thread's first
-    // input loads are in flight together (the call's first L2 round trips, once, not one after the other). A plain
-    // L2 load (ld.global.cg), not a volatile one, so the compiler may issue the input loads beside it; the previous
-    // call's kernel wrote the word, and kernels on one stream are ordered. No thread stores the word before the final
-    // barrier, after every thread of the block has read it.
-    moe_u32 next = __ldcg(control + (LL_TAIL == 2 ? LL_BLOCK_EPOCHS + blockIdx.x : LL_EPOCH)) + 1;
-    const moe_u32 epoch = next == 0 ? 2 : next;   // parity keeps alternating; 0 is what zeroed lines hold
+    // Every thread reads the epoch itself, with no barrier before its first stores, and loads its first step-0 unit
+    // before it uses the epoch: the two loads are in flight together (the call's first L2 round trips, once, not one
+    // after the other). A plain L2 load (ld.global.cg), not a volatile one, so the compiler may issue the input load
+    // beside it; the previous call's kernel wrote the word, and kernels on one stream are ordered. No thread stores
+    // the word before the final barrier, after every thread of the block has read it.
+    const moe_u32 epochWord = __ldcg(control + (LL_TAIL == 2 ? LL_BLOCK_EPOCHS + blockIdx.x : LL_EPOCH));
+    long long first = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    long long stride = (long long)gridDim.x * blockDim.x;
+    long long units = (count + E - 1) / E;
+    // Step 0's first store: one-shot, unit `first` to every peer; two-shot, unit `first` of the first peer's chunk.
+    int firstPeer = twoShot ? (rank == 0 ? 1 : 0) : -1;
+    long long firstBegin = 0, firstEnd = units;
+    if (twoShot && ranks > 1)
+        chunk_units(count, grain, ranks, firstPeer, E, firstBegin, firstEnd);
+    bool hasFirst = (!twoShot || ranks > 1) && firstBegin + first < firstEnd;
+    moe_u64 firstPayload = hasFirst ? load_unit(input, count, firstBegin + first) : 0;
+    const moe_u32 epoch = epochWord + 1 == 0 ? 2 : epochWord + 1;   // parity keeps alternating; 0 is what zeroed lines hold
     int failed = 0x7fffffff;   // the step at which this thread's wait timed out
     LlCall c;
     c.peers = peers;
@@ -431,15 +441,12 @@ __device__ void ll_allreduce(const T* input, T* output, long long count, int gra
     c.rank = rank;
     c.ranks = ranks;
     c.deadline = ll_timer_ns() + (moe_u64)timeoutNs;
-    long long first = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    long long stride = (long long)gridDim.x * blockDim.x;
-    long long units = (count + E - 1) / E;
     c.lazyCycles = twoShot ? LL_LAZY_CYCLES + units * LL_LAZY_CYCLES_PER_KUNIT / 1024 : -1;
     if (!twoShot)
     {
         for (long long u = first; u < units; u += stride)
         {
-            moe_u64 w = load_unit(input, count, u);
+            moe_u64 w = u == first ? firstPayload : load_unit(input, count, u);
             for (int q = 0; q < ranks; q++)
                 if (q != rank)
                     ll_store(slot_unit(c, q, rank, u), w, c.flag);
@@ -457,7 +464,7 @@ __device__ void ll_allreduce(const T* input, T* output, long long count, int gra
             long long begin, end;
             chunk_units(count, grain, ranks, q, E, begin, end);
             for (long long u = begin + first; u < end; u += stride)
-                ll_store(slot_unit(c, q, rank, u - begin), load_unit(input, count, u), c.flag);
+                ll_store(slot_unit(c, q, rank, u - begin), q == firstPeer && u == begin + first ? firstPayload : load_unit(input, count, u), c.flag);
         }
         // The fence after the step-0 stores is sum_units' (fenceFirst), once this thread's own units are loading.
         long long begin, end;
