@@ -27,7 +27,8 @@
 // reads word b only and at its end stores the new epoch to the words w = b (mod grid), which no other block of the call
 // reads: each word is read and then written by one block, so no fence and no atomic, and after the call every word
 // holds the new epoch (the words mod grid cover all of them). Block 0 also stores it to control[LL_EPOCH] for the
-// host's failure report. Every rank makes the same calls, so epochs agree across ranks. The flag is 32 bits: a
+// host's failure report. The epoch read trusts that the previous kernel on the stream has ended: this source must never
+// be marked for programmatic dependent launch. Every rank makes the same calls, so epochs agree across ranks. The flag is 32 bits: a
 // line could only pass for fresh if its place went unwritten for exactly 2^32 LL calls (hours of back-to-back calls).
 //
 // Receive region of a rank (registered once, zeroed): [parity 2][sender ranks][slotUnits] units of 2 lines (16 B),
