@@ -245,11 +245,31 @@ __device__ __forceinline__ moe_u64 pack_unit(const float* sum)
     return w;
 }
 
-// Elements [start(c), end(c)) of chunk c, as units.
+// x / d for a non-negative x: by a constant divisor (a multiply and a shift) for the rank counts and the grain the
+// kernel sees (1..8), a 64-bit division (a subroutine of dozens of instructions) otherwise. A thread's first step-0
+// store waits for its chunk's bounds.
+__device__ __forceinline__ unsigned long long div_small(unsigned long long x, int d)
+{
+    switch (d)
+    {
+    case 1: return x;
+    case 2: return x / 2;
+    case 3: return x / 3;
+    case 4: return x / 4;
+    case 5: return x / 5;
+    case 6: return x / 6;
+    case 7: return x / 7;
+    case 8: return x / 8;
+    default: return x / (unsigned long long)d;
+    }
+}
+
+// Elements [start(c), end(c)) of chunk c, as units (start(c) = floor(count * c / ranks / grain) * grain).
 __device__ __forceinline__ void chunk_units(long long count, int grain, int ranks, int c, int E, long long& first, long long& end)
 {
-    long long start = count * c / ranks / grain * grain;
-    long long stop = c + 1 >= ranks ? count : count * (c + 1) / ranks / grain * grain;
+    unsigned long long n = (unsigned long long)count;
+    long long start = (long long)(div_small(div_small(n * c, ranks), grain) * grain);
+    long long stop = c + 1 >= ranks ? count : (long long)(div_small(div_small(n * (c + 1), ranks), grain) * grain);
     first = start / E;
     end = (stop + E - 1) / E;
 }
