@@ -138,6 +138,7 @@ public class LowLatencyAllReduceTests
     [InlineData("none", 3)]
     [InlineData("Lazy", 4)]
     [InlineData("sleep", 5)]
+    [InlineData("step0", 6)]
     public void TheFenceParses(string? value, int llFence) => Assert.Equal(llFence, (int)LowLatencyLayout.ParseFence(value));
 
     [Fact]

@@ -27,7 +27,8 @@ public class LowLatencyVariantTests
     private static readonly string[] VariantNames =
     [
         "fence=system tail=counter", "fence=system tail=single", "fence=system", "fence=acqrel", "fence=warp", "fence=lazy",
-        "fence=lazy cycles=0", "fence=lazy upt=1 tail=counter", "fence=sleep", "fence=system upt=8",
+        "fence=lazy cycles=0", "fence=lazy upt=1 tail=counter", "fence=sleep", "fence=system upt=8", "fence=step0",
+        "fence=step0 cycles=0",
     ];
 
     public static TheoryData<string> Variants => new(VariantNames);
@@ -114,6 +115,13 @@ public class LowLatencyVariantTests
             case LowLatencyFence.Lazy:
                 Assert.Contains("%clock64", ptx);
                 Assert.True(SystemFences(ptx) > SystemFences(none), $"lazy: {SystemFences(ptx)} system fences, none: {SystemFences(none)}");
+                break;
+            case LowLatencyFence.Step0:
+                // A fence after the step-0 stores and the lazy one in the wait, but not system's after the pushes.
+                string lazy = Ptx(options with { Fence = LowLatencyFence.Lazy }), system = Ptx(options with { Fence = LowLatencyFence.System });
+                Assert.Contains("%clock64", ptx);
+                Assert.True(SystemFences(ptx) > SystemFences(lazy), $"step0: {SystemFences(ptx)} system fences, lazy: {SystemFences(lazy)}");
+                Assert.True(SystemFences(system) > SystemFences(none), $"system: {SystemFences(system)}, none: {SystemFences(none)}");
                 break;
             case LowLatencyFence.Sleep:
                 Assert.Contains("nanosleep", ptx);

@@ -5,10 +5,11 @@
 #      replays, fresh communicators' first calls) + AllReduceTests, the defaults;
 #   2. moe bench allreduce, bf16, CUDA-graph timed, once per variant (the variants are environment switches), and two
 #      tables: us per call, and two-shot time over NCCL's (target <= 0.70);
-#   3. the LL class alone under MOE_LL_FENCE=lazy and under MOE_LL_FENCE=sleep (the whole LL matrix on each);
+#   3. the LL class alone under MOE_LL_FENCE=lazy, =sleep and =step0 (the whole LL matrix on each);
 #   4. tests, run 2: the LL and variant classes again (the lost-line bug of the unfenced kernel was intermittent).
 # Variants (environment): fence = MOE_LL_FENCE (system: fence.sc.sys before every poll loop, the default; lazy: a fence
-# only in a wait that polled ~2 us in vain; sleep: no fence, __nanosleep between polls); tail = MOE_LL_TAIL (blocks,
+# only in a wait that polled ~2 us in vain; sleep: no fence, __nanosleep between polls; step0: system's fence after
+# the step-0 stores only, lazy after the step-1 pushes); tail = MOE_LL_TAIL (blocks,
 # the new default: an epoch word per block, no end-of-call fence or atomic; counter: the previous kernel's fence +
 # atomic count of finished blocks; "ctr" below is exactly the previous kernel);
 # upt = MOE_LL_UNITS_PER_THREAD (two-shot units per thread before the grid adds blocks; 2 by default); cyc =
@@ -57,7 +58,8 @@ echo "   every run has this branch's kernel start (no start barrier, own units l
 echo "   default = 32K two-shot threshold (schedule path above), fence system, tail blocks; the rest run two-shot on LL to 1M:"
 echo "   ctr = fence system + MOE_LL_TAIL=counter (the previous kernel's end-of-call fence + atomic counter); sys = fence system,"
 echo "   tail blocks; lazy = MOE_LL_FENCE=lazy (fence only after ~2 us of vain polling); lazyU1 = lazy + MOE_LL_UNITS_PER_THREAD=1;"
-echo "   lazyC16k = lazy + MOE_LL_LAZY_CYCLES=16384; sleep = MOE_LL_FENCE=sleep (no fence, __nanosleep between polls); sysU1 = system + 1 unit/thread"
+echo "   lazyC16k = lazy + MOE_LL_LAZY_CYCLES=16384; sleep = MOE_LL_FENCE=sleep (no fence, __nanosleep between polls);"
+echo "   step0 = MOE_LL_FENCE=step0 (system fence after step-0 stores only, lazy after the pushes); sysU1 = system + 1 unit/thread"
 echo "   last session, same kernel family (fence system, counter): two-shot 8.28 us at 1K, 10.29 at 32K; NCCL 8.07, 9.15, 16.06 at 1M"
 tests run1 100 -class $LL -class $V -class $AR
 L1M=MOE_LL_TWOSHOT_MAX_BYTES=1M
@@ -68,12 +70,13 @@ bench lazy twoshot 1M $L1M MOE_LL_FENCE=lazy
 bench lazyU1 twoshot 1M $L1M MOE_LL_FENCE=lazy MOE_LL_UNITS_PER_THREAD=1
 bench lazyC16k twoshot 1M $L1M MOE_LL_FENCE=lazy MOE_LL_LAZY_CYCLES=16384
 bench sleep twoshot 1M $L1M MOE_LL_FENCE=sleep
+bench step0 twoshot 1M $L1M MOE_LL_FENCE=step0
 bench sysU1 twoshot 1M $L1M MOE_LL_FENCE=system MOE_LL_UNITS_PER_THREAD=1
 
 # Table 1: us per call, a column per run:algorithm (L: ran on LL; WRONGn: n wrong elements). Table 2: each two-shot
 # column over the default run's NCCL (target <= 0.70).
 files=()
-for label in default ctr sys lazy lazyU1 lazyC16k sleep sysU1; do [ -s "$out/bench-$label.csv" ] && files+=("$out/bench-$label.csv"); done
+for label in default ctr sys lazy lazyU1 lazyC16k sleep step0 sysU1; do [ -s "$out/bench-$label.csv" ] && files+=("$out/bench-$label.csv"); done
 if [ ${#files[@]} -gt 0 ]; then
   awk -F, '
     function human(b) { return b >= 1048576 ? b / 1048576 "M" : b / 1024 "K" }
@@ -109,8 +112,9 @@ if [ ${#files[@]} -gt 0 ]; then
 fi
 grep -hE "rror|xception" "$out"/bench-*.log | cut -c1-300 | head -6
 
-echo "== tests again (the unfenced kernel's lost lines were intermittent): the LL class under lazy and sleep, then LL + variants"
+echo "== tests again (the unfenced kernel's lost lines were intermittent): the LL class under lazy, sleep, step0, then LL + variants"
 tests lazy 30 MOE_LL_FENCE=lazy -class $LL
 tests sleep 30 MOE_LL_FENCE=sleep -class $LL
+tests step0 30 MOE_LL_FENCE=step0 -class $LL
 tests run2 60 -class $LL -class $V
 echo "== done in ${SECONDS}s; logs in \$OUT/twoshot6.tgz"

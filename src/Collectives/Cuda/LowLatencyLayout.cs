@@ -18,6 +18,8 @@ internal enum LowLatencyFence
     Lazy = 4,
     /// <summary>LL_FENCE 5: no fence; two-shot waits sleep (__nanosleep) between polls so the stores get out.</summary>
     Sleep = 5,
+    /// <summary>LL_FENCE 6: system's fence after the step-0 stores only; step-1 waits fence lazily (as <see cref="Lazy"/>).</summary>
+    Step0 = 6,
 }
 
 /// <summary>Where the LL kernel keeps its epoch and how a call publishes the next one (MOE_LL_TAIL; ll_allreduce.cu's LL_TAIL).</summary>
@@ -83,7 +85,7 @@ internal static class LowLatencyLayout
 
     /// <summary>
     /// MOE_LL_FENCE's text as the fence a two-shot thread issues where it turns from storing to peers to polling
-    /// (ll_allreduce.cu's LL_FENCE): system (default), acqrel, warp, none, lazy or sleep, for A/B runs
+    /// (ll_allreduce.cu's LL_FENCE): system (default), acqrel, warp, none, lazy, sleep or step0, for A/B runs
     /// (<see cref="LowLatencyKernelOptions.FromEnvironment"/> reads it when a communicator is created).
     /// </summary>
     internal static LowLatencyFence ParseFence(string? value) => value?.Trim().ToLowerInvariant() switch
@@ -94,9 +96,11 @@ internal static class LowLatencyLayout
         "none" => LowLatencyFence.None,
         "lazy" => LowLatencyFence.Lazy,
         "sleep" => LowLatencyFence.Sleep,
+        "step0" => LowLatencyFence.Step0,
         _ => throw new ArgumentException($"MOE_LL_FENCE='{value}': expected system (the default: fence.sc.sys per thread), "
             + "acqrel (fence.acq_rel.sys per thread), warp (__syncwarp, then one lane's fence.sc.sys), none (no fence: lost lines, for A/B), "
-            + "lazy (a fence only in a two-shot wait that polled in vain for MOE_LL_LAZY_CYCLES) or sleep (no fence, __nanosleep between polls)"),
+            + "lazy (a fence only in a two-shot wait that polled in vain for MOE_LL_LAZY_CYCLES), sleep (no fence, __nanosleep between polls) "
+            + "or step0 (system's fence after the step-0 stores only, lazy after the pushes)"),
     };
 
     public const int UnitPayloadBytes = 8;

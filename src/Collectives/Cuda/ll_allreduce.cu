@@ -89,6 +89,8 @@ struct LlPeers
 //     per 1024 units of the call (a larger call's lines take longer to come), issues fence.sc.sys, then polls on (and
 //     fences again after each further such stretch).
 //   5 sleep: no fence; a two-shot wait sleeps LL_SLEEP_NS (__nanosleep) after each poll that found its line stale.
+//   6 step0: system's fence after the step-0 stores (where the lost lines were), none after the step-1 pushes; step-1
+//     waits are lazy's (a fence only after LL_LAZY_CYCLES of vain polling). Half of system's fences.
 // One-shot waits are the same under every LL_FENCE.
 #ifndef LL_FENCE
 #define LL_FENCE 0
@@ -106,9 +108,13 @@ struct LlPeers
 #ifndef LL_TAIL
 #define LL_TAIL 2
 #endif
-__device__ __forceinline__ void ll_fence_stores()
+// push: the fence after the step-1 pushes (step0 skips it; the others fence the same at both turns).
+__device__ __forceinline__ void ll_fence_stores(bool push = false)
 {
-#if LL_FENCE == 0
+#if LL_FENCE == 6
+    if (!push)
+        __threadfence_system();
+#elif LL_FENCE == 0
     __threadfence_system();
 #elif LL_FENCE == 1
     asm volatile("fence.acq_rel.sys;" ::: "memory");
@@ -149,10 +155,10 @@ __device__ __forceinline__ bool ll_fresh(moe_u64 lo, moe_u64 hi, moe_u32 flag)
 __device__ __forceinline__ moe_u64 ll_payload(moe_u64 lo, moe_u64 hi) { return (lo & 0xffffffffull) | (hi << 32); }
 
 // Polls a unit until it carries flag; false when the deadline passes first (lo and hi: the lines last seen).
-// lazyCycles: a two-shot wait's polling before its lazy fence (LL_FENCE 4); -1 for one-shot (no fence, no sleep).
+// lazyCycles: a two-shot wait's polling before its lazy fence (LL_FENCE 4 and 6); -1 for one-shot (no fence, no sleep).
 __device__ __forceinline__ bool ll_wait(const moe_u64* line, moe_u32 flag, moe_u64 deadline, long long lazyCycles, moe_u64& lo, moe_u64& hi)
 {
-#if LL_FENCE == 4
+#if LL_FENCE == 4 || LL_FENCE == 6
     long long started = clock64();
     const bool oneShot = lazyCycles < 0;   // never fences
 #endif
@@ -163,7 +169,7 @@ __device__ __forceinline__ bool ll_wait(const moe_u64* line, moe_u32 flag, moe_u
             return true;
         if (ll_timer_ns() > deadline)
             return false;
-#if LL_FENCE == 4
+#if LL_FENCE == 4 || LL_FENCE == 6
         if (!oneShot && clock64() - started > lazyCycles)
         {
             // Out with this thread's stores; again after as long if the line still has not come.
@@ -393,7 +399,7 @@ __device__ bool sum_units(const LlCall& c, const T* input, T* output, long long 
                         ll_store(slot_unit(c, q, c.rank, pushAt + u - begin), rounded, c.flag);
         }
         if (push)
-            ll_fence_stores();
+            ll_fence_stores(true);
     }
     if (!fenced)
         ll_fence_stores();
