@@ -59,7 +59,7 @@ echo "   default = 32K two-shot threshold (schedule path above), fence system, t
 echo "   ctr = fence system + MOE_LL_TAIL=counter (the previous kernel's end-of-call fence + atomic counter); sys = fence system,"
 echo "   tail blocks; lazy = MOE_LL_FENCE=lazy (fence only after ~2 us of vain polling); lazyU1 = lazy + MOE_LL_UNITS_PER_THREAD=1;"
 echo "   lazyC16k = lazy + MOE_LL_LAZY_CYCLES=16384; sleep = MOE_LL_FENCE=sleep (no fence, __nanosleep between polls);"
-echo "   step0 = MOE_LL_FENCE=step0 (system fence after step-0 stores only, lazy after the pushes); sysU1 = system + 1 unit/thread"
+echo "   step0 = MOE_LL_FENCE=step0 (system fence after step-0 stores only, lazy after the pushes)"
 echo "   last session, same kernel family (fence system, counter): two-shot 8.28 us at 1K, 10.29 at 32K; NCCL 8.07, 9.15, 16.06 at 1M"
 tests run1 100 -class $LL -class $V -class $AR
 L1M=MOE_LL_TWOSHOT_MAX_BYTES=1M
@@ -71,12 +71,11 @@ bench lazyU1 twoshot 1M $L1M MOE_LL_FENCE=lazy MOE_LL_UNITS_PER_THREAD=1
 bench lazyC16k twoshot 1M $L1M MOE_LL_FENCE=lazy MOE_LL_LAZY_CYCLES=16384
 bench sleep twoshot 1M $L1M MOE_LL_FENCE=sleep
 bench step0 twoshot 1M $L1M MOE_LL_FENCE=step0
-bench sysU1 twoshot 1M $L1M MOE_LL_FENCE=system MOE_LL_UNITS_PER_THREAD=1
 
 # Table 1: us per call, a column per run:algorithm (L: ran on LL; WRONGn: n wrong elements). Table 2: each two-shot
 # column over the default run's NCCL (target <= 0.70).
 files=()
-for label in default ctr sys lazy lazyU1 lazyC16k sleep step0 sysU1; do [ -s "$out/bench-$label.csv" ] && files+=("$out/bench-$label.csv"); done
+for label in default ctr sys lazy lazyU1 lazyC16k sleep step0; do [ -s "$out/bench-$label.csv" ] && files+=("$out/bench-$label.csv"); done
 if [ ${#files[@]} -gt 0 ]; then
   awk -F, '
     function human(b) { return b >= 1048576 ? b / 1048576 "M" : b / 1024 "K" }
