@@ -11,7 +11,7 @@
 # only in a wait that polled ~2 us in vain; sleep: no fence, __nanosleep between polls; step0: system's fence after
 # the step-0 stores only, lazy after the step-1 pushes); tail = MOE_LL_TAIL (blocks,
 # the new default: an epoch word per block, no end-of-call fence or atomic; counter: the previous kernel's fence +
-# atomic count of finished blocks; "ctr" below is exactly the previous kernel);
+# atomic count of finished blocks; "ctr" below is the previous kernel's end, with this branch's start and load order);
 # upt = MOE_LL_UNITS_PER_THREAD (two-shot units per thread before the grid adds blocks; 2 by default); cyc =
 # MOE_LL_LAZY_CYCLES (lazy's budget, 4096 SM cycles by default). Every two-shot variant row runs with
 # MOE_LL_TWOSHOT_MAX_BYTES=1M (LL up to 1 MB); "default" keeps the 32 KB threshold (schedule path above it).
