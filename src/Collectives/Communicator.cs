@@ -56,7 +56,8 @@ public sealed class Communicator : IDisposable
             fixedOps += ops.Max(o => o.Length);
         _backend = accelerators[0].Kind == AcceleratorKind.Cuda
             ? new CudaCollectiveBackend(accelerators.Cast<CudaAccelerator>().ToList(), options.CapacityBytes, options.Timeout, fixedOps,
-                options.TwoShotLowLatencyMaxBytes ?? LowLatencyLayout.TwoShotMaxBytesFromEnvironment(), LowLatencyLayout.FenceFromEnvironment())
+                options.TwoShotLowLatencyMaxBytes ?? LowLatencyLayout.TwoShotMaxBytesFromEnvironment(),
+                options.LowLatencyKernel ?? LowLatencyKernelOptions.FromEnvironment())
             : new CpuCollectiveBackend(accelerators, options.CapacityBytes, options.Timeout);
         try
         {

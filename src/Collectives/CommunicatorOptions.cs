@@ -18,4 +18,11 @@ public sealed record CommunicatorOptions
     /// Tests and A/B sweeps set it to keep larger two-shot calls on the low-latency transport.
     /// </summary>
     public long? TwoShotLowLatencyMaxBytes { get; init; }
+
+    /// <summary>
+    /// CUDA: the LL kernel's A/B switches (fence, lazy-fence cycles, epoch tail, two-shot units per thread).
+    /// Null: from MOE_LL_FENCE, MOE_LL_LAZY_CYCLES, MOE_LL_TAIL and MOE_LL_UNITS_PER_THREAD. Tests set it
+    /// to run every variant in one process.
+    /// </summary>
+    internal Cuda.LowLatencyKernelOptions? LowLatencyKernel { get; init; }
 }

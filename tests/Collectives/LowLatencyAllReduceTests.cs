@@ -129,13 +129,16 @@ public class LowLatencyAllReduceTests
         Assert.Contains($"MOE_LL_TWOSHOT_MAX_BYTES='{value}'", error.Message);
     }
 
-    /// <summary>MOE_LL_FENCE: system (the default), acqrel, warp or none, any case; the kernel's LL_FENCE is the enum's value.</summary>
+    /// <summary>MOE_LL_FENCE: system (the default), acqrel, warp, none, lazy or sleep, any case; the kernel's LL_FENCE is the enum's value.</summary>
     [Theory]
     [InlineData(null, 0)]
     [InlineData("system", 0)]
     [InlineData("AcqRel", 1)]
     [InlineData("warp", 2)]
     [InlineData("none", 3)]
+    [InlineData("Lazy", 4)]
+    [InlineData("sleep", 5)]
+    [InlineData("step0", 6)]
     public void TheFenceParses(string? value, int llFence) => Assert.Equal(llFence, (int)LowLatencyLayout.ParseFence(value));
 
     [Fact]
@@ -161,6 +164,7 @@ public class LowLatencyAllReduceTests
     [InlineData("system", "membar.sys")]
     [InlineData("acqrel", "fence.acq_rel.sys")]
     [InlineData("warp", "bar.warp.sync")]
+    [InlineData("lazy", "%clock64")]
     public void EveryFenceBuilds(string name, string instruction)
     {
         var fence = LowLatencyLayout.ParseFence(name);
@@ -212,7 +216,7 @@ public class LowLatencyAllReduceTests
     [InlineData(true, 2, 2, 2L << 20, 20, 20)]              // capped by residency
     [InlineData(true, 8, 4, 8192, 264, 1)]
     public void TheGridGrowsWithTheWorkAndIsCapped(bool twoShot, int ranks, int elementSize, long count, int resident, int expected) =>
-        Assert.Equal(expected, LowLatencyLayout.Grid(twoShot, ranks, count, elementSize, resident, LowLatencyLayout.DefaultMaxBlocks));
+        Assert.Equal(expected, LowLatencyLayout.Grid(twoShot, ranks, count, elementSize, resident, LowLatencyLayout.DefaultMaxBlocks, LowLatencyLayout.DefaultUnitsPerThread));
 
     /// <summary>The host's constants are the kernel's (read from the source: they cannot drift apart).</summary>
     [Fact]
@@ -228,6 +232,11 @@ public class LowLatencyAllReduceTests
         Assert.Equal(LowLatencyLayout.BlockThreads, Define("LL_BLOCK_THREADS"));
         Assert.Equal(LowLatencyLayout.Unroll, Define("LL_UNROLL"));
         Assert.Equal(LowLatencyLayout.ControlWords, Define("LL_CONTROL_WORDS"));
+        Assert.Equal(LowLatencyLayout.BlockEpochsWord, Define("LL_BLOCK_EPOCHS"));
+        Assert.Equal(LowLatencyLayout.EpochWordsForBlocks, Define("LL_MAX_BLOCKS"));
+        Assert.Equal(CudaCollectiveBackend.MaxBlocks, LowLatencyLayout.EpochWordsForBlocks);   // the largest LL grid has a word per block
+        Assert.True(LowLatencyLayout.MaxBlocks <= LowLatencyLayout.EpochWordsForBlocks);
+        Assert.Equal(LowLatencyLayout.ControlWords, LowLatencyLayout.BlockEpochsWord + LowLatencyLayout.EpochWordsForBlocks);
         Assert.Equal(LowLatencyLayout.EpochWord, Define("LL_EPOCH"));
         Assert.Equal(LowLatencyLayout.FailedStepWord, Define("LL_FAILED_STEP"));
         Assert.Equal(LowLatencyLayout.ReportWord, Define("LL_REPORT"));

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""CPU emulation of ll_allreduce.cu (f32, 2 ranks): every GPU thread an OS thread, LL lines as relaxed 64-bit atomics,
+"""CPU emulation of ll_allreduce.cu (f32, 2 ranks or EMU_RANKS): every GPU thread an OS thread, LL lines as relaxed 64-bit atomics,
 the kernel's own source otherwise. Checks the kernel's logic (chunks, slots, thread mapping, epochs, reports) without a
 GPU, not the hardware's memory model. Usage: emulate.py SOURCE.cu OUT.cpp, then g++ -std=c++20 -O1 -pthread OUT.cpp.
-Run: ./emu COUNT GRID SLOT_UNITS [CALLS [TWO_SHOT [ABSENT_RANK]]]; prints each call's errors, wrong elements, epochs
+Run: ./emu COUNT GRID[,GRID...] SLOT_UNITS [CALLS [TWO_SHOT [ABSENT_RANK]]]; prints each call's errors, wrong elements, epochs
 and rank 0's report words."""
 import sys
 
@@ -32,22 +32,24 @@ replace_function('__device__ __forceinline__ void ll_load(', '''inline void ll_l
     hi = __atomic_load_n(line + 1, __ATOMIC_RELAXED);
 }
 ''')
-source = source.replace('__shared__ moe_u32 epoch;', 'moe_u32& epoch = g_block->epoch;')
-source = source.replace('__shared__ int failedStep;', 'int& failedStep = g_block->failedStep;')
-source = source.replace('*(volatile moe_u32*)(control + LL_EPOCH)', '__atomic_load_n(control + LL_EPOCH, __ATOMIC_SEQ_CST)')
+assert '__ldcg(control' in source, 'the kernel reads its epoch some other way now: update emulate.py and shim.h'
 source = source[:source.index('#define LL_ENTRY')]
 source = source.replace('template <typename T>\n__device__ bool', 'template <typename T>\nbool')
 source = source.replace('template <typename T>\n__device__ void', 'template <typename T>\nvoid')
 source += r'''
 #include <cstdio>
+#include <array>
 #include <cstdlib>
 int main(int argc, char** argv)
 {
     long long count = atoll(argv[1]);
-    int grid = atoi(argv[2]);
+    // GRID: one grid for every call, or a comma list used call by call in turn (grids that change between calls).
+    std::vector<int> grids;
+    for (char* g = argv[2]; *g; g += *g == ',')
+        grids.push_back((int)strtol(g, &g, 10));
     long long slotUnits = atoll(argv[3]);
     int calls = argc > 4 ? atoi(argv[4]) : 1, twoShot = argc > 5 ? atoi(argv[5]) : 1, absent = argc > 6 ? atoi(argv[6]) : -1;
-    const int ranks = 2, threads = 512;
+    const int ranks = getenv("EMU_RANKS") ? atoi(getenv("EMU_RANKS")) : 2, threads = 512;
     std::vector<std::vector<moe_u64>> regions(ranks, std::vector<moe_u64>(2 * ranks * slotUnits * 2, 0));
     LlPeers peers;
     for (int r = 0; r < ranks; r++)
@@ -59,9 +61,10 @@ int main(int argc, char** argv)
     std::vector<std::vector<moe_u32>> control(ranks, std::vector<moe_u32>(LL_CONTROL_WORDS, 0));
     for (auto& c : control)
         c[LL_FAILED_STEP] = 0x7fffffff;
-    int err[ranks][4] = {};
+    std::vector<std::array<int, 4>> errs(ranks, std::array<int, 4>{});
     for (int call = 0; call < calls; call++)
     {
+        int grid = grids[call % grids.size()];
         std::vector<std::thread> pool;
         std::vector<Block> blocks(ranks * grid);
         std::vector<std::barrier<>*> barriers;
@@ -73,7 +76,7 @@ int main(int argc, char** argv)
                     pool.emplace_back([&, r, b, t] {
                         threadIdx = {(unsigned)t}; blockIdx = {(unsigned)b}; gridDim = {(unsigned)grid}; blockDim = {(unsigned)threads};
                         g_block = &blocks[r * grid + b];
-                        ll_allreduce<float>(in[r].data(), out[r].data(), count, 8, r, ranks, &peers, slotUnits, control[r].data(), err[r],
+                        ll_allreduce<float>(in[r].data(), out[r].data(), count, 8, r, ranks, &peers, slotUnits, control[r].data(), errs[r].data(),
                                             absent >= 0 ? 300000000LL : 5000000000LL, 0, twoShot);
                     });
         for (auto& x : pool)
@@ -83,10 +86,32 @@ int main(int argc, char** argv)
         long long wrong = 0;
         for (int r = 0; r < ranks; r++)
             for (long long i = 0; i < count; i++)
-                wrong += out[r][i] != in[0][i] + in[1][i];
-        printf("call %d: errors r0 %d step %d, r1 %d step %d; wrong %lld; epochs %u %u; rank 0 report", call, err[0][0], err[0][1], err[1][0],
-               err[1][1], wrong, control[0][LL_EPOCH], control[1][LL_EPOCH]);
-        for (int w = 4; w < LL_CONTROL_WORDS; w++)
+            {
+                float sum = in[0][i];
+                for (int q = 1; q < ranks; q++)
+                    sum += in[q][i];
+                wrong += out[r][i] != sum;
+            }
+        // LL_TAIL 2: every per-block word must hold the call's epoch after it, on both ranks (unequal: -1).
+        std::vector<long long> blockEpochs(ranks);
+        for (int r = 0; r < ranks; r++)
+        {
+            blockEpochs[r] = control[r][LL_BLOCK_EPOCHS];
+            for (int w = 1; w < LL_MAX_BLOCKS; w++)
+                if (control[r][LL_BLOCK_EPOCHS + w] != control[r][LL_BLOCK_EPOCHS])
+                    blockEpochs[r] = -1;
+        }
+        printf("call %d: errors", call);
+        for (int r = 0; r < ranks; r++)
+            printf(" r%d %d step %d%s", r, errs[r][0], errs[r][1], r + 1 < ranks ? "," : ";");
+        printf(" wrong %lld; epochs", wrong);
+        for (int r = 0; r < ranks; r++)
+            printf(" %u", control[r][LL_EPOCH]);
+        printf("; block words");
+        for (int r = 0; r < ranks; r++)
+            printf(" %lld", blockEpochs[r]);
+        printf("; rank 0 report");
+        for (int w = LL_REPORT; w < LL_REPORT + LL_REPORT_WORDS; w++)
             printf(" %u", control[0][w]);
         printf("\n");
     }

@@ -48,7 +48,7 @@ internal sealed class CudaCollectiveBackend : CollectiveBackend
     private KernelSource? _source;
 
     public CudaCollectiveBackend(IReadOnlyList<CudaAccelerator> ranks, long capacityBytes, TimeSpan timeout, int fixedScheduleOps,
-                                 long twoShotLowLatencyMaxBytes = LowLatencyLayout.DefaultTwoShotMaxBytes, LowLatencyFence fence = LowLatencyFence.System)
+                                 long twoShotLowLatencyMaxBytes = LowLatencyLayout.DefaultTwoShotMaxBytes, LowLatencyKernelOptions? lowLatencyKernel = null)
     {
         _ranks = ranks.ToArray();
         _timeout = timeout;
@@ -76,7 +76,7 @@ internal sealed class CudaCollectiveBackend : CollectiveBackend
                 _ops[r] = Own(_ranks[r].Allocate<byte>(_dynamicOffsetBytes + (long)DynamicOpCapacity * OpBytes));
                 _errors[r] = Own(new MappedErrorRecord(_ranks[r]));
             }
-            _lowLatency = Own(new LowLatencyTransport(_ranks, capacityBytes, twoShotLowLatencyMaxBytes, fence));
+            _lowLatency = Own(new LowLatencyTransport(_ranks, capacityBytes, twoShotLowLatencyMaxBytes, lowLatencyKernel ?? LowLatencyKernelOptions.Default));
             // Layout of struct PeerTable: staging[8], partial[8], control[8].
             var table = new long[3 * MaxRanks];
             for (int r = 0; r < n; r++)

@@ -14,6 +14,23 @@ internal enum LowLatencyFence
     Warp = 2,
     /// <summary>LL_FENCE 3: no fence (the build that lost lines on 2 x H200), for A/B.</summary>
     None = 3,
+    /// <summary>LL_FENCE 4: no fence at the turn; a two-shot wait that polled in vain for a while (LL_LAZY_CYCLES) fences once.</summary>
+    Lazy = 4,
+    /// <summary>LL_FENCE 5: no fence; two-shot waits sleep (__nanosleep) between polls so the stores get out.</summary>
+    Sleep = 5,
+    /// <summary>LL_FENCE 6: system's fence after the step-0 stores only; step-1 waits fence lazily (as <see cref="Lazy"/>).</summary>
+    Step0 = 6,
+}
+
+/// <summary>Where the LL kernel keeps its epoch and how a call publishes the next one (MOE_LL_TAIL; ll_allreduce.cu's LL_TAIL).</summary>
+internal enum LowLatencyTail
+{
+    /// <summary>LL_TAIL 0: one epoch word; the last block to finish (fence, atomic counter) stores the new epoch. The kernel before 2026-11-30's fifth session.</summary>
+    Counter = 0,
+    /// <summary>LL_TAIL 1: the counter, except that a one-block grid stores the epoch straight away.</summary>
+    Single = 1,
+    /// <summary>LL_TAIL 2 (default): a word per block; block b reads word b and stores the new epoch to the words b mod grid: no fence, no atomic.</summary>
+    Blocks = 2,
 }
 
 /// <summary>
@@ -67,19 +84,23 @@ internal static class LowLatencyLayout
     }
 
     /// <summary>
-    /// The fence a two-shot thread issues where it turns from storing to peers to polling (ll_allreduce.cu's
-    /// LL_FENCE): MOE_LL_FENCE=system (default), acqrel, warp or none, for A/B runs. Read when a communicator is created.
+    /// MOE_LL_FENCE's text as the fence a two-shot thread issues where it turns from storing to peers to polling
+    /// (ll_allreduce.cu's LL_FENCE): system (default), acqrel, warp, none, lazy, sleep or step0, for A/B runs
+    /// (<see cref="LowLatencyKernelOptions.FromEnvironment"/> reads it when a communicator is created).
     /// </summary>
-    public static LowLatencyFence FenceFromEnvironment() => ParseFence(Environment.GetEnvironmentVariable("MOE_LL_FENCE"));
-
     internal static LowLatencyFence ParseFence(string? value) => value?.Trim().ToLowerInvariant() switch
     {
         null or "" or "system" => LowLatencyFence.System,
         "acqrel" => LowLatencyFence.AcqRel,
         "warp" => LowLatencyFence.Warp,
         "none" => LowLatencyFence.None,
+        "lazy" => LowLatencyFence.Lazy,
+        "sleep" => LowLatencyFence.Sleep,
+        "step0" => LowLatencyFence.Step0,
         _ => throw new ArgumentException($"MOE_LL_FENCE='{value}': expected system (the default: fence.sc.sys per thread), "
-            + "acqrel (fence.acq_rel.sys per thread), warp (__syncwarp, then one lane's fence.sc.sys) or none (no fence: lost lines, for A/B)"),
+            + "acqrel (fence.acq_rel.sys per thread), warp (__syncwarp, then one lane's fence.sc.sys), none (no fence: lost lines, for A/B), "
+            + "lazy (a fence only in a two-shot wait that polled in vain for MOE_LL_LAZY_CYCLES), sleep (no fence, __nanosleep between polls) "
+            + "or step0 (system's fence after the step-0 stores only, lazy after the pushes)"),
     };
 
     public const int UnitPayloadBytes = 8;
@@ -87,7 +108,10 @@ internal static class LowLatencyLayout
     /// <summary>LL_BLOCK_THREADS, LL_UNROLL, LL_CONTROL_WORDS and LL_MAX_RANKS in ll_allreduce.cu.</summary>
     public const int BlockThreads = 512;
     public const int Unroll = 4;
-    public const int ControlWords = 16;
+    public const int ControlWords = 280;
+    /// <summary>LL_BLOCK_EPOCHS and LL_MAX_BLOCKS: the per-block epoch words of LL_TAIL 2, one per block of the largest grid.</summary>
+    public const int BlockEpochsWord = 16;
+    public const int EpochWordsForBlocks = 264;
     /// <summary>LL_EPOCH, LL_FAILED_STEP, LL_REPORT and LL_REPORT_WORDS: control words of ll_allreduce.cu.</summary>
     public const int EpochWord = 0;
     public const int FailedStepWord = 2;
@@ -114,7 +138,7 @@ internal static class LowLatencyLayout
     /// <summary>Whether CUDA calls take LL at all: MOE_LL=0 turns it off (the schedule path, for A/B timing).</summary>
     public static bool Enabled { get; } = Environment.GetEnvironmentVariable("MOE_LL") != "0";
     /// <summary>Units per thread the grid aims at before it adds blocks (small: latency, not bandwidth, decides here).</summary>
-    private const int UnitsPerThread = 2;
+    public const int DefaultUnitsPerThread = 2;
 
     /// <summary>Units of a tensor of <paramref name="count"/> elements of <paramref name="elementSize"/> bytes.</summary>
     public static long Units(long count, int elementSize)
@@ -258,17 +282,18 @@ internal static class LowLatencyLayout
     }
 
     /// <summary>
-    /// Blocks for a call: one thread per <see cref="UnitsPerThread"/> units of the longest range a thread walks (the
-    /// tensor for one-shot, the longest chunk for two-shot), 1 to <see cref="MaxBlocks"/>, at most <paramref name="resident"/>
-    /// (every block must be resident: block b waits for block b of every peer). The same on every rank.
+    /// Blocks for a call: one thread per <paramref name="unitsPerThread"/> units (<see cref="DefaultUnitsPerThread"/>;
+    /// two-shot's from MOE_LL_UNITS_PER_THREAD) of the longest range a thread walks (the tensor for one-shot, the longest
+    /// chunk for two-shot), 1 to <see cref="MaxBlocks"/>, at most <paramref name="resident"/> (every block must be
+    /// resident: block b waits for block b of every peer). The same on every rank.
     /// </summary>
     public static int Grid(bool twoShot, int ranks, long count, int elementSize, int resident) =>
-        Grid(twoShot, ranks, count, elementSize, resident, MaxBlocks);
+        Grid(twoShot, ranks, count, elementSize, resident, MaxBlocks, DefaultUnitsPerThread);
 
-    public static int Grid(bool twoShot, int ranks, long count, int elementSize, int resident, int maxBlocks)
+    public static int Grid(bool twoShot, int ranks, long count, int elementSize, int resident, int maxBlocks, int unitsPerThread)
     {
         long work = twoShot ? MaxChunkUnits(count, ranks, elementSize) : Units(count, elementSize);
-        long blocks = (work + (long)BlockThreads * UnitsPerThread - 1) / ((long)BlockThreads * UnitsPerThread);
+        long blocks = (work + (long)BlockThreads * unitsPerThread - 1) / ((long)BlockThreads * unitsPerThread);
         return (int)Math.Clamp(blocks, 1, Math.Max(1, Math.Min(maxBlocks, resident)));
     }
 }

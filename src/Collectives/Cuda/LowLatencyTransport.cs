@@ -21,16 +21,18 @@ internal sealed class LowLatencyTransport : IDisposable
     private readonly List<IDisposable> _owned = new();
     private readonly Dictionary<(int Rank, string Entry), CudaKernel> _kernels = new();
     private readonly Dictionary<string, int> _residentBlocks = new();
-    private readonly string[] _fenceOptions;
+    private readonly LowLatencyKernelOptions _options;
+    private readonly string[] _compileOptions;
     private KernelSource? _source;
     private (bool TwoShot, long Count, int ElementSize)? _lastCall;
 
-    public LowLatencyTransport(CudaAccelerator[] ranks, long capacityBytes, long twoShotMaxBytes, LowLatencyFence fence)
+    public LowLatencyTransport(CudaAccelerator[] ranks, long capacityBytes, long twoShotMaxBytes, LowLatencyKernelOptions options)
     {
         _ranks = ranks;
         int n = ranks.Length;
         TwoShotMaxBytes = twoShotMaxBytes;
-        _fenceOptions = [$"-DLL_FENCE={(int)fence}"];
+        _options = options;
+        _compileOptions = options.CompileOptions();
         SlotUnits = LowLatencyLayout.SlotUnits(n, capacityBytes, twoShotMaxBytes);
         _receive = new MemoryBuffer<byte>[n];
         _control = new MemoryBuffer<uint>[n];
@@ -64,6 +66,9 @@ internal sealed class LowLatencyTransport : IDisposable
     /// <summary>Units of one sender's slot in every rank's receive region.</summary>
     public long SlotUnits { get; }
 
+    /// <summary>The kernel's A/B switches this transport was built with.</summary>
+    public LowLatencyKernelOptions Options => _options;
+
     /// <summary>The largest two-shot call this transport takes (the communicator's threshold; the slots are sized for it).</summary>
     public long TwoShotMaxBytes { get; }
 
@@ -87,7 +92,8 @@ internal sealed class LowLatencyTransport : IDisposable
         };
         int n = _ranks.Length;
         _lastCall = (twoShot, call.Count, DTypes.SizeOf(call.DType));
-        int blocks = LowLatencyLayout.Grid(twoShot, n, call.Count, DTypes.SizeOf(call.DType), ResidentBlocks(entry));
+        int blocks = LowLatencyLayout.Grid(twoShot, n, call.Count, DTypes.SizeOf(call.DType), ResidentBlocks(entry), LowLatencyLayout.MaxBlocks,
+            twoShot ? _options.TwoShotUnitsPerThread : LowLatencyLayout.DefaultUnitsPerThread);
         for (int r = 0; r < n; r++)
         {
             if (call.RankThatNeverArrives == r)
@@ -170,7 +176,7 @@ internal sealed class LowLatencyTransport : IDisposable
         if (!_kernels.TryGetValue((rank, entry), out var kernel))
         {
             _source ??= KernelSource.FromResource(typeof(LowLatencyTransport).Assembly, "ll_allreduce.cu");
-            kernel = _ranks[rank].LoadKernel(_source, entry, _fenceOptions);
+            kernel = _ranks[rank].LoadKernel(_source, entry, _compileOptions);
             _kernels[(rank, entry)] = kernel;
         }
         return kernel;

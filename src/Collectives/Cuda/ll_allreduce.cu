@@ -11,10 +11,24 @@
 // written, on both ranks. The step-0 lines had arrived only after the waits that needed them gave up, as if a thread's
 // stores stayed behind its polling loads. With the fence, 12 of 12 runs passed (2026-11-30, third session). One-shot
 // stores and then polls the same way and never failed in any run; why it does not need the fence is not understood.
+// The fence only keeps the call live (a line's flag, not the fence, says its payload is this call's), and it costs:
+// 8.3 us against 5.9 unfenced at 1 KB (2 x H200), presumably a round trip each time (fence.sc.sys waits until the
+// thread's stores to the peer are acknowledged, about twice the one-way time the peer's lines need), twice a call. Two
+// variants keep a thread from spinning forever on stores held back without paying that on every call: lazy (LL_FENCE
+// 4) fences only in a wait that has polled LL_LAZY_CYCLES SM cycles (plus a share per unit of the call) in vain, and
+// sleep (5) fences never and backs off __nanosleep between polls so the loads leave room for the stores.
 //
-// Epoch: control[LL_EPOCH] (this rank's memory) holds the last call's epoch; a call uses the next one (0 skipped:
-// zeroed lines never look fresh) and the block that finishes last stores it back, so CUDA-graph replays work with
-// nothing from the host. Every rank makes the same calls, so epochs agree across ranks. The flag is 32 bits: a
+// Epoch: the rank's control words (its own memory) hold the last call's epoch; a call uses the next one (0 skipped:
+// zeroed lines never look fresh) and stores it back at its end, so CUDA-graph replays work with nothing from the host.
+// Where it is kept (LL_TAIL, MOE_LL_TAIL): 0 counter: one word, control[LL_EPOCH]; every block reads it, and the
+// block that finishes last (a device-scope fence, then an atomic count of finished blocks) stores the new epoch. 1
+// single: the same, but a grid of one block stores it straight away (its thread 0 read the old one itself). 2 blocks
+// (default): one word per block of the largest grid, control[LL_BLOCK_EPOCHS + w], all equal between calls; block b
+// reads word b only and at its end stores the new epoch to the words w = b (mod grid), which no other block of the call
+// reads: each word is read and then written by one block, so no fence and no atomic, and after the call every word
+// holds the new epoch (the words mod grid cover all of them). Block 0 also stores it to control[LL_EPOCH] for the
+// host's failure report. The epoch read trusts that the previous kernel on the stream has ended: this source must never
+// be marked for programmatic dependent launch. Every rank makes the same calls, so epochs agree across ranks. The flag is 32 bits: a
 // line could only pass for fresh if its place went unwritten for exactly 2^32 LL calls (hours of back-to-back calls).
 //
 // Receive region of a rank (registered once, zeroed): [parity 2][sender ranks][slotUnits] units of 2 lines (16 B),
@@ -52,7 +66,10 @@
 // A timed-out wait's report: claimed (1), step, block, thread, sender, slot unit, parity, flag expected, flags found.
 #define LL_REPORT 4
 #define LL_REPORT_WORDS 10
-#define LL_CONTROL_WORDS 16
+// The per-block epoch words of LL_TAIL 2: one per block of the largest grid (CudaCollectiveBackend.MaxBlocks).
+#define LL_BLOCK_EPOCHS 16
+#define LL_MAX_BLOCKS 264
+#define LL_CONTROL_WORDS 280
 
 // Every rank's receive region (the same table on every rank).
 struct LlPeers
@@ -68,12 +85,36 @@ struct LlPeers
 //   2 warp: the lanes that got here meet at bar.warp.sync (which orders their memory accesses among them), one lane
 //     issues fence.sc.sys, and they meet again before polling: one fence per warp instead of one per thread.
 //   3 none: no fence, the build that lost lines on 2 x H200 (to reproduce it).
+//   4 lazy: no fence here; a two-shot wait that has polled for LL_LAZY_CYCLES SM cycles, plus LL_LAZY_CYCLES_PER_KUNIT
+//     per 1024 units of the call (a larger call's lines take longer to come), issues fence.sc.sys, then polls on (and
+//     fences again after each further such stretch).
+//   5 sleep: no fence; a two-shot wait sleeps LL_SLEEP_NS (__nanosleep) after each poll that found its line stale.
+//   6 step0: system's fence after the step-0 stores (where the lost lines were), none after the step-1 pushes; step-1
+//     waits are lazy's (a fence only after LL_LAZY_CYCLES of vain polling). Half of system's fences.
+// One-shot waits are the same under every LL_FENCE.
 #ifndef LL_FENCE
 #define LL_FENCE 0
 #endif
-__device__ __forceinline__ void ll_fence_stores()
+#ifndef LL_LAZY_CYCLES
+#define LL_LAZY_CYCLES 4096
+#endif
+#ifndef LL_LAZY_CYCLES_PER_KUNIT
+#define LL_LAZY_CYCLES_PER_KUNIT 64
+#endif
+#ifndef LL_SLEEP_NS
+#define LL_SLEEP_NS 64
+#endif
+// Where the epoch is kept and how the call's end publishes it: 0 counter, 1 single, 2 blocks (the header).
+#ifndef LL_TAIL
+#define LL_TAIL 2
+#endif
+// push: the fence after the step-1 pushes (step0 skips it; the others fence the same at both turns).
+__device__ __forceinline__ void ll_fence_stores(bool push = false)
 {
-#if LL_FENCE == 0
+#if LL_FENCE == 6
+    if (!push)
+        __threadfence_system();
+#elif LL_FENCE == 0
     __threadfence_system();
 #elif LL_FENCE == 1
     asm volatile("fence.acq_rel.sys;" ::: "memory");
@@ -114,8 +155,13 @@ __device__ __forceinline__ bool ll_fresh(moe_u64 lo, moe_u64 hi, moe_u32 flag)
 __device__ __forceinline__ moe_u64 ll_payload(moe_u64 lo, moe_u64 hi) { return (lo & 0xffffffffull) | (hi << 32); }
 
 // Polls a unit until it carries flag; false when the deadline passes first (lo and hi: the lines last seen).
-__device__ __forceinline__ bool ll_wait(const moe_u64* line, moe_u32 flag, moe_u64 deadline, moe_u64& lo, moe_u64& hi)
+// lazyCycles: a two-shot wait's polling before its lazy fence (LL_FENCE 4 and 6); -1 for one-shot (no fence, no sleep).
+__device__ __forceinline__ bool ll_wait(const moe_u64* line, moe_u32 flag, moe_u64 deadline, long long lazyCycles, moe_u64& lo, moe_u64& hi)
 {
+#if LL_FENCE == 4 || LL_FENCE == 6
+    long long started = clock64();
+    const bool oneShot = lazyCycles < 0;   // never fences
+#endif
     for (;;)
     {
         ll_load(line, lo, hi);
@@ -123,6 +169,17 @@ __device__ __forceinline__ bool ll_wait(const moe_u64* line, moe_u32 flag, moe_u
             return true;
         if (ll_timer_ns() > deadline)
             return false;
+#if LL_FENCE == 4 || LL_FENCE == 6
+        if (!oneShot && clock64() - started > lazyCycles)
+        {
+            // Out with this thread's stores; again after as long if the line still has not come.
+            __threadfence_system();
+            started = clock64();
+        }
+#elif LL_FENCE == 5
+        if (lazyCycles >= 0)
+            __nanosleep(LL_SLEEP_NS);
+#endif
     }
 }
 
@@ -194,11 +251,31 @@ __device__ __forceinline__ moe_u64 pack_unit(const float* sum)
     return w;
 }
 
-// Elements [start(c), end(c)) of chunk c, as units.
+// x / d for a non-negative x: by a constant divisor (a multiply and a shift) for the rank counts and the grain the
+// kernel sees (1..8), a 64-bit division (a subroutine of dozens of instructions) otherwise. A thread's first step-0
+// store waits for its chunk's bounds.
+__device__ __forceinline__ unsigned long long div_small(unsigned long long x, int d)
+{
+    switch (d)
+    {
+    case 1: return x;
+    case 2: return x / 2;
+    case 3: return x / 3;
+    case 4: return x / 4;
+    case 5: return x / 5;
+    case 6: return x / 6;
+    case 7: return x / 7;
+    case 8: return x / 8;
+    default: return x / (unsigned long long)d;
+    }
+}
+
+// Elements [start(c), end(c)) of chunk c, as units (start(c) = floor(count * c / ranks / grain) * grain).
 __device__ __forceinline__ void chunk_units(long long count, int grain, int ranks, int c, int E, long long& first, long long& end)
 {
-    long long start = count * c / ranks / grain * grain;
-    long long stop = c + 1 >= ranks ? count : count * (c + 1) / ranks / grain * grain;
+    unsigned long long n = (unsigned long long)count;
+    long long start = (long long)(div_small(div_small(n * c, ranks), grain) * grain);
+    long long stop = c + 1 >= ranks ? count : (long long)(div_small(div_small(n * (c + 1), ranks), grain) * grain);
     first = start / E;
     end = (stop + E - 1) / E;
 }
@@ -211,6 +288,7 @@ struct LlCall
     moe_u32 flag;
     int parity, rank, ranks;
     moe_u64 deadline;
+    long long lazyCycles;   // ll_wait's: two-shot's polling before a lazy fence (and its switch for sleep); -1: one-shot
 };
 
 // Unit `unit` of rank `receiver`'s slot [sender] of this call's parity (16 bytes: two lines).
@@ -241,7 +319,7 @@ __device__ void ll_report(const LlCall& c, int step, int sender, long long unit,
 __device__ __forceinline__ bool ll_receive(const LlCall& c, int step, int sender, long long unit, moe_u64& payload)
 {
     moe_u64 lo, hi;
-    if (!ll_wait(slot_unit(c, c.rank, sender, unit), c.flag, c.deadline, lo, hi))
+    if (!ll_wait(slot_unit(c, c.rank, sender, unit), c.flag, c.deadline, c.lazyCycles, lo, hi))
     {
         ll_report(c, step, sender, unit, lo, hi);
         return false;
@@ -253,15 +331,27 @@ __device__ __forceinline__ bool ll_receive(const LlCall& c, int step, int sender
 // Units [begin, end) of this thread (first, first + stride, ...), LL_UNROLL at a time: the sum in rank order of
 // every rank's unit (this rank's from its input, each peer's from slot [peer] at unit - begin of this rank's
 // region), rounded once; stored to the output and, when push, to every peer's slot [self] at pushAt + unit - begin.
-// False when a wait timed out.
+// This rank's units are loaded before any wait (a rank past 0 would otherwise load them only after the peers' lines
+// came, one more global load on its critical path), and fenceFirst puts the two-shot fence after those loads are
+// issued (and once, after the loop, for a thread with no units here). False when a wait timed out.
 template <typename T>
 __device__ bool sum_units(const LlCall& c, const T* input, T* output, long long count, long long begin, long long end,
-                          long long first, long long stride, bool push, long long pushAt)
+                          long long first, long long stride, bool push, long long pushAt, bool fenceFirst)
 {
     const int E = 8 / (int)sizeof(T);
+    bool fenced = !fenceFirst;
     for (long long u0 = begin + first; u0 < end; u0 += stride * LL_UNROLL)
     {
         float sum[LL_UNROLL][E];
+        moe_u64 own[LL_UNROLL];
+#pragma unroll
+        for (int k = 0; k < LL_UNROLL; k++)
+            own[k] = u0 + k * stride < end ? load_unit(input, count, u0 + k * stride) : 0;
+        if (!fenced)
+        {
+            ll_fence_stores();
+            fenced = true;
+        }
         for (int p = 0; p < c.ranks; p++)
         {
             moe_u64 w[LL_UNROLL];
@@ -269,7 +359,7 @@ __device__ bool sum_units(const LlCall& c, const T* input, T* output, long long 
             {
 #pragma unroll
                 for (int k = 0; k < LL_UNROLL; k++)
-                    w[k] = u0 + k * stride < end ? load_unit(input, count, u0 + k * stride) : 0;
+                    w[k] = own[k];
             }
             else
             {
@@ -309,8 +399,10 @@ __device__ bool sum_units(const LlCall& c, const T* input, T* output, long long 
                         ll_store(slot_unit(c, q, c.rank, pushAt + u - begin), rounded, c.flag);
         }
         if (push)
-            ll_fence_stores();
+            ll_fence_stores(true);
     }
+    if (!fenced)
+        ll_fence_stores();
     return true;
 }
 
@@ -349,15 +441,24 @@ __device__ void ll_allreduce(const T* input, T* output, long long count, int gra
                              int twoShot)
 {
     const int E = 8 / (int)sizeof(T);
-    __shared__ moe_u32 epoch;
-    __shared__ int failedStep;
-    if (threadIdx.x == 0)
-    {
-        moe_u32 next = *(volatile moe_u32*)(control + LL_EPOCH) + 1;
-        epoch = next == 0 ? 2 : next;   // parity keeps alternating; 0 is what zeroed lines hold
-        failedStep = 0x7fffffff;
-    }
-    __syncthreads();
+    // Every thread reads the epoch itself, with no barrier before its first stores, and loads its first step-0 unit
+    // before it uses the epoch: the two loads are in flight together (the call's first L2 round trips, once, not one
+    // after the other). A plain L2 load (ld.global.cg), not a volatile one, so the compiler may issue the input load
+    // beside it; the previous call's kernel wrote the word, and kernels on one stream are ordered. No thread stores
+    // the word before the final barrier, after every thread of the block has read it.
+    const moe_u32 epochWord = __ldcg(control + (LL_TAIL == 2 ? LL_BLOCK_EPOCHS + blockIdx.x : LL_EPOCH));
+    long long first = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    long long stride = (long long)gridDim.x * blockDim.x;
+    long long units = (count + E - 1) / E;
+    // Step 0's first store: one-shot, unit `first` to every peer; two-shot, unit `first` of the first peer's chunk.
+    int firstPeer = twoShot ? (rank == 0 ? 1 : 0) : -1;
+    long long firstBegin = 0, firstEnd = units;
+    if (twoShot && ranks > 1)
+        chunk_units(count, grain, ranks, firstPeer, E, firstBegin, firstEnd);
+    bool hasFirst = (!twoShot || ranks > 1) && firstBegin + first < firstEnd;
+    moe_u64 firstPayload = hasFirst ? load_unit(input, count, firstBegin + first) : 0;
+    const moe_u32 epoch = epochWord + 1 == 0 ? 2 : epochWord + 1;   // parity keeps alternating; 0 is what zeroed lines hold
+    int failed = 0x7fffffff;   // the step at which this thread's wait timed out
     LlCall c;
     c.peers = peers;
     c.control = control;
@@ -367,20 +468,18 @@ __device__ void ll_allreduce(const T* input, T* output, long long count, int gra
     c.rank = rank;
     c.ranks = ranks;
     c.deadline = ll_timer_ns() + (moe_u64)timeoutNs;
-    long long first = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    long long stride = (long long)gridDim.x * blockDim.x;
-    long long units = (count + E - 1) / E;
+    c.lazyCycles = twoShot ? LL_LAZY_CYCLES + units * LL_LAZY_CYCLES_PER_KUNIT / 1024 : -1;
     if (!twoShot)
     {
         for (long long u = first; u < units; u += stride)
         {
-            moe_u64 w = load_unit(input, count, u);
+            moe_u64 w = u == first ? firstPayload : load_unit(input, count, u);
             for (int q = 0; q < ranks; q++)
                 if (q != rank)
                     ll_store(slot_unit(c, q, rank, u), w, c.flag);
         }
-        if (!sum_units(c, input, output, count, 0, units, first, stride, false, 0))
-            atomicMin(&failedStep, 0);
+        if (!sum_units(c, input, output, count, 0, units, first, stride, false, 0, false))
+            failed = 0;
     }
     else
     {
@@ -392,14 +491,14 @@ __device__ void ll_allreduce(const T* input, T* output, long long count, int gra
             long long begin, end;
             chunk_units(count, grain, ranks, q, E, begin, end);
             for (long long u = begin + first; u < end; u += stride)
-                ll_store(slot_unit(c, q, rank, u - begin), load_unit(input, count, u), c.flag);
+                ll_store(slot_unit(c, q, rank, u - begin), q == firstPeer && u == begin + first ? firstPayload : load_unit(input, count, u), c.flag);
         }
-        ll_fence_stores();
+        // The fence after the step-0 stores is sum_units' (fenceFirst), once this thread's own units are loading.
         long long begin, end;
         chunk_units(count, grain, ranks, rank, E, begin, end);
-        bool ok = sum_units(c, input, output, count, begin, end, first, stride, true, slotUnits / 2);
+        bool ok = sum_units(c, input, output, count, begin, end, first, stride, true, slotUnits / 2, true);
         if (!ok)
-            atomicMin(&failedStep, 0);
+            failed = 0;
         // Step 1: every other chunk, from its owner.
         for (int p = 0; p < ranks && ok; p++)
         {
@@ -408,10 +507,20 @@ __device__ void ll_allreduce(const T* input, T* output, long long count, int gra
             chunk_units(count, grain, ranks, p, E, begin, end);
             ok = copy_units(c, output, count, p, begin, end, slotUnits / 2, first, stride);
             if (!ok)
-                atomicMin(&failedStep, 1);
+                failed = 1;
         }
     }
-    __syncthreads();
+    // The block's smallest failed step (steps are 0 and 1); these barriers are also the one before the tail.
+    bool failedAtStep0 = __syncthreads_or(failed == 0);
+    bool failedAtStep1 = __syncthreads_or(failed == 1);
+    int failedStep = failedAtStep0 ? 0 : failedAtStep1 ? 1 : 0x7fffffff;
+#if LL_TAIL == 2
+    // The words w = blockIdx.x (mod grid): every thread of this block read word blockIdx.x before the barriers above; no other block reads them.
+    for (int w = blockIdx.x + threadIdx.x * gridDim.x; w < LL_MAX_BLOCKS; w += gridDim.x * blockDim.x)
+        control[LL_BLOCK_EPOCHS + w] = epoch;
+    if (blockIdx.x == 0 && threadIdx.x == 0)
+        control[LL_EPOCH] = epoch;
+#endif
     if (threadIdx.x == 0)
     {
         if (failedStep != 0x7fffffff)
@@ -424,6 +533,15 @@ __device__ void ll_allreduce(const T* input, T* output, long long count, int gra
             __threadfence_system();
             errorRecord[0] = 1;
         }
+#if LL_TAIL == 1
+        if (gridDim.x == 1)
+        {
+            // The only block: its threads read the old epoch before the barriers above, so this store cannot overtake those reads.
+            control[LL_EPOCH] = epoch;
+            return;
+        }
+#endif
+#if LL_TAIL != 2
         // The last block to finish publishes the epoch (every block has read the old one by then).
         __threadfence();
         if (atomicAdd(control + LL_DONE, 1u) == gridDim.x - 1)
@@ -431,6 +549,7 @@ __device__ void ll_allreduce(const T* input, T* output, long long count, int gra
             control[LL_DONE] = 0;
             control[LL_EPOCH] = epoch;
         }
+#endif
     }
 }
 

@@ -1,0 +1,63 @@
+using System.Globalization;
+
+namespace MoeRuntime.Collectives.Cuda;
+
+/// <summary>
+/// The A/B switches of the LL AllReduce kernel (ll_allreduce.cu) and of its two-shot grid, fixed when a communicator
+/// is created: from the environment (<see cref="FromEnvironment"/>) unless the communicator's options carry them
+/// (tests run every variant in one process that way).
+/// </summary>
+/// <param name="Fence">LL_FENCE: the two-shot fence (MOE_LL_FENCE; system by default).</param>
+/// <param name="LazyCycles">LL_LAZY_CYCLES: under <see cref="LowLatencyFence.Lazy"/>, SM cycles a two-shot wait polls before it fences (MOE_LL_LAZY_CYCLES).</param>
+/// <param name="Tail">LL_TAIL: where the epoch is kept and how a call publishes it (MOE_LL_TAIL=counter|single|blocks; blocks by default).</param>
+/// <param name="TwoShotUnitsPerThread">Units per thread a two-shot grid aims at before it adds blocks (MOE_LL_UNITS_PER_THREAD; one-shot keeps 2).</param>
+internal sealed record LowLatencyKernelOptions(
+    LowLatencyFence Fence = LowLatencyFence.System,
+    int LazyCycles = LowLatencyKernelOptions.DefaultLazyCycles,
+    LowLatencyTail Tail = LowLatencyTail.Blocks,
+    int TwoShotUnitsPerThread = LowLatencyLayout.DefaultUnitsPerThread)
+{
+    /// <summary>About 2 us at an H200's 1.98 GHz: longer than a line's one-way trip (~1.2 us), so a healthy call never fences.</summary>
+    public const int DefaultLazyCycles = 4096;
+    public const int MaxLazyCycles = 1 << 24;
+    public const int MaxUnitsPerThread = 64;
+
+    public static LowLatencyKernelOptions Default { get; } = new();
+
+    public static LowLatencyKernelOptions FromEnvironment() => Parse(
+        Environment.GetEnvironmentVariable("MOE_LL_FENCE"),
+        Environment.GetEnvironmentVariable("MOE_LL_LAZY_CYCLES"),
+        Environment.GetEnvironmentVariable("MOE_LL_TAIL"),
+        Environment.GetEnvironmentVariable("MOE_LL_UNITS_PER_THREAD"));
+
+    /// <summary>The switches from their environment variables' text (null or blank: the default); bad text is refused by name.</summary>
+    internal static LowLatencyKernelOptions Parse(string? fence, string? lazyCycles, string? tail, string? unitsPerThread) => new(
+        LowLatencyLayout.ParseFence(fence),
+        Number("MOE_LL_LAZY_CYCLES", lazyCycles, DefaultLazyCycles, 0, MaxLazyCycles),
+        tail?.Trim().ToLowerInvariant() switch
+        {
+            null or "" or "blocks" => LowLatencyTail.Blocks,
+            "single" => LowLatencyTail.Single,
+            "counter" => LowLatencyTail.Counter,
+            _ => throw new ArgumentException($"MOE_LL_TAIL='{tail}': expected blocks (the default: an epoch word per block, no fence or atomic), "
+                + "single (the counter, but a one-block grid stores its epoch straight away) or counter (one word, fence + atomic count of finished blocks)"),
+        },
+        Number("MOE_LL_UNITS_PER_THREAD", unitsPerThread, LowLatencyLayout.DefaultUnitsPerThread, 1, MaxUnitsPerThread));
+
+    private static int Number(string name, string? text, int fallback, int min, int max)
+    {
+        if (string.IsNullOrWhiteSpace(text))
+            return fallback;
+        if (int.TryParse(text.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out int value) && value >= min && value <= max)
+            return value;
+        throw new ArgumentException($"{name}='{text}': expected a whole number from {min} to {max}");
+    }
+
+    /// <summary>The NVRTC defines that build this variant of ll_allreduce.cu (part of the kernel cache's key).</summary>
+    public string[] CompileOptions() =>
+        [$"-DLL_FENCE={(int)Fence}", $"-DLL_LAZY_CYCLES={LazyCycles}", $"-DLL_TAIL={(int)Tail}"];
+
+    /// <summary>A short name for logs and test output, e.g. "fence=lazy lazy=4096 tail=blocks upt=2".</summary>
+    public override string ToString() =>
+        $"fence={Fence.ToString().ToLowerInvariant()} lazy={LazyCycles} tail={Tail.ToString().ToLowerInvariant()} upt={TwoShotUnitsPerThread}";
+}

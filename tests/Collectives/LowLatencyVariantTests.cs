@@ -1,0 +1,312 @@
+using System.Text.RegularExpressions;
+using MoeRuntime.Accelerators;
+using MoeRuntime.Accelerators.Cuda;
+using MoeRuntime.Accelerators.Nvrtc;
+using MoeRuntime.Collectives;
+using MoeRuntime.Collectives.AllReduce;
+using MoeRuntime.Collectives.Cuda;
+using MoeRuntime.Tests.Infrastructure;
+using static MoeRuntime.Tests.Collectives.CollectiveTestData;
+
+namespace MoeRuntime.Tests.Collectives;
+
+/// <summary>
+/// The LL kernel's A/B variants (<see cref="LowLatencyKernelOptions"/>: MOE_LL_FENCE, MOE_LL_LAZY_CYCLES,
+/// MOE_LL_TAIL, MOE_LL_UNITS_PER_THREAD): their parsing and builds without a GPU, and on CUDA each variant
+/// through the LL matrix (every dtype, awkward and multi-block sizes, in and out of place, poisoned outputs, two rounds
+/// so both parities and many epochs), CUDA-graph replays and first calls of fresh communicators, every result exact.
+/// The variants are set per communicator (<see cref="CommunicatorOptions.LowLatencyKernel"/>), so one run covers them all.
+/// </summary>
+public class LowLatencyVariantTests
+{
+    /// <summary>
+    /// The variants the GPU runs: the kernel before this change (system fence, counter tail), each tail, the default
+    /// (system fence, per-block epochs), the other fences, lazy with a zero budget (a fence at the first stale poll), and
+    /// two-shot grids of 1 and 8 units a thread.
+    /// </summary>
+    private static readonly string[] VariantNames =
+    [
+        "fence=system tail=counter", "fence=system tail=single", "fence=system", "fence=acqrel", "fence=warp", "fence=lazy",
+        "fence=lazy cycles=0", "fence=lazy upt=1 tail=counter", "fence=sleep", "fence=system upt=8", "fence=step0",
+        "fence=step0 cycles=0",
+    ];
+
+    public static TheoryData<string> Variants => new(VariantNames);
+
+    /// <summary>A variant's name as the options it stands for: "fence=lazy cycles=0 tail=counter upt=1", each part optional.</summary>
+    internal static LowLatencyKernelOptions Variant(string name)
+    {
+        var parts = name.Split(' ', StringSplitOptions.RemoveEmptyEntries).Select(p => p.Split('=')).ToDictionary(p => p[0], p => p[1]);
+        string? Part(string key) => parts.TryGetValue(key, out var v) ? v : null;
+        Assert.All(parts.Keys, k => Assert.Contains(k, new[] { "fence", "cycles", "tail", "upt" }));
+        return LowLatencyKernelOptions.Parse(Part("fence"), Part("cycles"), Part("tail"), Part("upt"));
+    }
+
+    // ---- without a GPU ----
+
+    [Fact]
+    public void TheDefaultsAreTheSystemFenceAndPerBlockEpochs()
+    {
+        var options = LowLatencyKernelOptions.Parse(null, null, " ", null);
+        Assert.Equal(LowLatencyKernelOptions.Default, options);
+        Assert.Equal(LowLatencyFence.System, options.Fence);
+        Assert.Equal(LowLatencyKernelOptions.DefaultLazyCycles, options.LazyCycles);
+        Assert.Equal(LowLatencyTail.Blocks, options.Tail);
+        Assert.Equal(LowLatencyLayout.DefaultUnitsPerThread, options.TwoShotUnitsPerThread);
+        Assert.Equal(["-DLL_FENCE=0", "-DLL_LAZY_CYCLES=4096", "-DLL_TAIL=2"], options.CompileOptions());
+    }
+
+    [Fact]
+    public void EverySwitchParses()
+    {
+        var options = LowLatencyKernelOptions.Parse("lazy", "100", "Counter", "8");
+        Assert.Equal(new LowLatencyKernelOptions(LowLatencyFence.Lazy, 100, LowLatencyTail.Counter, 8), options);
+        Assert.Equal(["-DLL_FENCE=4", "-DLL_LAZY_CYCLES=100", "-DLL_TAIL=0"], options.CompileOptions());
+        Assert.Equal("fence=lazy lazy=100 tail=counter upt=8", options.ToString());
+        Assert.Equal(LowLatencyTail.Single, Variant("tail=single").Tail);
+        Assert.Equal(LowLatencyFence.Sleep, Variant("fence=sleep").Fence);
+    }
+
+    [Theory]
+    [InlineData("MOE_LL_LAZY_CYCLES", "-1")]
+    [InlineData("MOE_LL_LAZY_CYCLES", "2us")]
+    [InlineData("MOE_LL_LAZY_CYCLES", "16777217")]
+    [InlineData("MOE_LL_TAIL", "1")]
+    [InlineData("MOE_LL_TAIL", "block")]
+    [InlineData("MOE_LL_UNITS_PER_THREAD", "0")]
+    [InlineData("MOE_LL_UNITS_PER_THREAD", "65")]
+    [InlineData("MOE_LL_FENCE", "lazyish")]
+    public void ABadSwitchIsRefusedByName(string name, string value)
+    {
+        var error = Assert.Throws<ArgumentException>(() => LowLatencyKernelOptions.Parse(
+            name == "MOE_LL_FENCE" ? value : null, name == "MOE_LL_LAZY_CYCLES" ? value : null,
+            name == "MOE_LL_TAIL" ? value : null, name == "MOE_LL_UNITS_PER_THREAD" ? value : null));
+        Assert.Contains($"{name}='{value}'", error.Message);
+    }
+
+    /// <summary>A two-shot grid of 1 unit a thread has twice the blocks of the default's, 8 a quarter, capped as before.</summary>
+    [Theory]
+    [InlineData(2L << 10, 1, 1)]        // 2K bf16 elements: chunks of 256 units, one block whatever the share
+    [InlineData(16L << 10, 2, 2)]       // 32 KB of bf16: 2048-unit chunks, 2 blocks at 2 units a thread
+    [InlineData(16L << 10, 1, 4)]
+    [InlineData(16L << 10, 8, 1)]
+    [InlineData(512L << 10, 1, 128)]    // 1 MB: 64 blocks at 2 units a thread, 128 at 1 unit (past the cap of 64)
+    public void UnitsPerThreadSetTheTwoShotGrid(long count, int unitsPerThread, int blocksBeforeTheCap)
+    {
+        int expected = Math.Min(blocksBeforeTheCap, LowLatencyLayout.DefaultMaxBlocks);
+        Assert.Equal(expected, LowLatencyLayout.Grid(true, 2, count, 2, 264, LowLatencyLayout.DefaultMaxBlocks, unitsPerThread));
+    }
+
+    /// <summary>
+    /// Every variant builds (NVRTC, no GPU, sm_90): lazy fences only inside its wait (a clock read there, and
+    /// more system fences than none), sleep never (as many system fences as none) but sleeps, and each tail builds code
+    /// of its own (the per-block tail has no atomic add: no finished-block counter).
+    /// </summary>
+    [Theory, MemberData(nameof(Variants))]
+    public void EveryVariantBuilds(string variant)
+    {
+        MoeRuntime.Tests.Accelerators.NvrtcTests.RequireNvrtc();
+        var options = Variant(variant);
+        static int SystemFences(string ptx) => Regex.Matches(ptx, @"membar\.sys|fence\.(sc|acq_rel)\.sys").Count;
+        string ptx = Ptx(options);
+        string none = Ptx(options with { Fence = LowLatencyFence.None });
+        switch (options.Fence)
+        {
+            case LowLatencyFence.Lazy:
+                Assert.Contains("%clock64", ptx);
+                Assert.True(SystemFences(ptx) > SystemFences(none), $"lazy: {SystemFences(ptx)} system fences, none: {SystemFences(none)}");
+                break;
+            case LowLatencyFence.Step0:
+                // A fence after the step-0 stores and the lazy one in the wait, but not system's after the pushes.
+                string lazy = Ptx(options with { Fence = LowLatencyFence.Lazy }), system = Ptx(options with { Fence = LowLatencyFence.System });
+                Assert.Contains("%clock64", ptx);
+                Assert.True(SystemFences(ptx) > SystemFences(lazy), $"step0: {SystemFences(ptx)} system fences, lazy: {SystemFences(lazy)}");
+                Assert.True(SystemFences(system) > SystemFences(none), $"system: {SystemFences(system)}, none: {SystemFences(none)}");
+                break;
+            case LowLatencyFence.Sleep:
+                Assert.Contains("nanosleep", ptx);
+                Assert.Equal(SystemFences(none), SystemFences(ptx));
+                break;
+            case LowLatencyFence.None:
+                break;
+            default:
+                Assert.True(SystemFences(ptx) >= SystemFences(none));
+                break;
+        }
+        Assert.DoesNotContain("nanosleep", none);
+        foreach (var tail in Enum.GetValues<LowLatencyTail>())
+            if (tail != options.Tail)
+                Assert.NotEqual(ptx, Ptx(options with { Tail = tail }));
+        Assert.Equal(options.Tail != LowLatencyTail.Blocks, ptx.Contains("atom.global.add.u32") || ptx.Contains("atom.add.u32") || Regex.IsMatch(ptx, @"atom(\.\w+)*\.add\.u32"));
+    }
+
+    /// <summary>PTX of a variant for sm_90, compiled once per distinct defines (the variants share their "none" and tail twins).</summary>
+    private static string Ptx(LowLatencyKernelOptions options) => PtxCache.GetOrAdd(string.Join(" ", options.CompileOptions()), _ =>
+        NvrtcCompiler.CompileToPtx(KernelSource.FromResource(typeof(Communicator).Assembly, "ll_allreduce.cu"),
+            NvrtcCompiler.DefaultOptions("sm_90", options.CompileOptions())));
+
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, string> PtxCache = new();
+
+    // ---- CUDA ----
+
+    private const long LargeTwoShot = 1L << 20;
+
+    /// <summary>A 5 s timeout (a lost line fails fast) and two-shot on LL up to 1 MB (multi-block two-shot grids on LL).</summary>
+    private static CommunicatorOptions OptionsFor(string variant) =>
+        Options(TimeSpan.FromSeconds(5)) with { TwoShotLowLatencyMaxBytes = LargeTwoShot, LowLatencyKernel = Variant(variant) };
+
+    private static void RequireTwoShotLowLatency()
+    {
+        if (!LowLatencyLayout.Enabled || !LowLatencyLayout.TwoShotEnabled)
+            Assert.Skip("LL or two-shot over LL is turned off (MOE_LL=0 or MOE_LL_TWOSHOT=0)");
+    }
+
+    public static TheoryData<int, string> RanksAndVariants()
+    {
+        var data = new TheoryData<int, string>();
+        foreach (int ranks in new[] { 2, 4 })
+            foreach (var variant in VariantNames)
+                data.Add(ranks, variant);
+        return data;
+    }
+
+    /// <summary>
+    /// One communicator per variant, two rounds of two-shot and one-shot calls over every dtype and the LL tests' sizes
+    /// (1 block to 49, alternating in and out of place, outputs poisoned): each call exact against the host's sum and on LL.
+    /// </summary>
+    [Theory, MemberData(nameof(RanksAndVariants))]
+    public void EachVariantSumsExactly(int ranks, string variant)
+    {
+        RequireTwoShotLowLatency();
+        var group = TestDevices.GetGroup("cuda", ranks);
+        TestData.NewRandom(out int seed);
+        using var communicator = Communicator.Create(group, OptionsFor(variant));
+        string[] sizes = ["1", "7", "N-1", "1000", "4099", "65537", "200003"];
+        int call = 0;
+        for (int round = 0; round < 2; round++)
+            foreach (var algorithm in new[] { AllReduceAlgorithm.TwoShot, AllReduceAlgorithm.OneShot })
+                foreach (var dtype in AllDTypes)
+                    foreach (var sizeName in sizes)
+                    {
+                        long count = Size(sizeName, ranks);
+                        bool inPlace = call++ % 2 == 1;
+                        var inputs = Enumerable.Range(0, ranks).Select(r => Verifiable(seed + call, r, count)).ToArray();
+                        var expected = SumOf(inputs, count);
+                        var input = Enumerable.Range(0, ranks).Select(r => Upload(group[r], dtype, inputs[r])).ToList();
+                        var output = inPlace ? input : Enumerable.Range(0, ranks).Select(r => Poisoned(group[r], dtype, count)).ToList();
+                        try
+                        {
+                            communicator.AllReduce(input, output, algorithm);
+                            Assert.True(communicator.LastAllReduceLowLatency, $"{variant}: {algorithm} x{count} {DTypes.Name(dtype)} did not take LL");
+                            for (int r = 0; r < ranks; r++)
+                                Compare.Exact<float>(expected, Download(output[r]),
+                                    $"{variant}: round {round} {algorithm} {DTypes.Name(dtype)} x{count} rank {r} of {ranks} (seed {seed}, in place {inPlace})");
+                        }
+                        finally
+                        {
+                            DisposeAll(input.Concat(output));
+                        }
+                    }
+    }
+
+    /// <summary>
+    /// Two-shot calls of a one-block and a multi-block size captured on each rank's stream and replayed four times with
+    /// fresh inputs and poisoned outputs: the epoch advances on the device (under every tail), each replay exact.
+    /// </summary>
+    [Theory, MemberData(nameof(Variants))]
+    public void EachVariantReplaysInAGraph(string variant)
+    {
+        RequireTwoShotLowLatency();
+        const int ranks = 2;
+        var group = TestDevices.GetGroup("cuda", ranks);
+        using var communicator = Communicator.Create(group, OptionsFor(variant));
+        TestData.NewRandom(out int seed);
+        long[] counts = [777, 100_003];
+        var inputs = counts.Select(c => Enumerable.Range(0, ranks).Select(r => Upload(group[r], DType.BF16, Verifiable(seed, r, c))).ToList()).ToArray();
+        var outputs = counts.Select(c => Enumerable.Range(0, ranks).Select(r => Poisoned(group[r], DType.BF16, c)).ToList()).ToArray();
+        var streams = group.Select(a => (CudaStream)a.CreateStream()).ToList();
+        var graphs = new List<CudaGraph>();
+        try
+        {
+            communicator.AllReduce(inputs[0], outputs[0], AllReduceAlgorithm.TwoShot, streams);   // warm-up: kernels loaded
+            communicator.Synchronize();
+            foreach (var stream in streams)
+                stream.BeginCapture();
+            for (int s = 0; s < counts.Length; s++)
+            {
+                communicator.AllReduce(inputs[s], outputs[s], AllReduceAlgorithm.TwoShot, streams);
+                Assert.True(communicator.LastAllReduceLowLatency);
+            }
+            foreach (var stream in streams)
+                graphs.Add(stream.EndCapture());
+            for (int replay = 0; replay < 4; replay++)
+            {
+                var expected = new float[counts.Length][];
+                for (int s = 0; s < counts.Length; s++)
+                {
+                    var data = Enumerable.Range(0, ranks).Select(r => Verifiable(seed + 1 + replay * 7 + s, r, counts[s])).ToArray();
+                    expected[s] = SumOf(data, counts[s]);
+                    for (int r = 0; r < ranks; r++)
+                    {
+                        using var fresh = Upload(group[r], DType.BF16, data[r]);
+                        inputs[s][r].CopyFrom(fresh);
+                        TestData.Poison(outputs[s][r]);
+                        group[r].Synchronize();
+                    }
+                }
+                for (int r = 0; r < ranks; r++)
+                    graphs[r].Launch(streams[r]);
+                communicator.Synchronize();
+                foreach (var stream in streams)
+                    stream.Synchronize();
+                for (int s = 0; s < counts.Length; s++)
+                    for (int r = 0; r < ranks; r++)
+                        Compare.Exact<float>(expected[s], Download(outputs[s][r]), $"{variant}: replay {replay}, x{counts[s]}, rank {r} (seed {seed})");
+            }
+        }
+        finally
+        {
+            graphs.ForEach(g => g.Dispose());
+            streams.ForEach(s => s.Dispose());
+            DisposeAll(inputs.SelectMany(b => b).Concat(outputs.SelectMany(b => b)));
+        }
+    }
+
+    /// <summary>The first two-shot call of 10 fresh communicators per variant (where the unfenced kernel lost lines), f32 1000 and 4099: exact.</summary>
+    [Theory, MemberData(nameof(Variants))]
+    public void EachVariantsFirstCallsAreExact(string variant)
+    {
+        RequireTwoShotLowLatency();
+        const int ranks = 2;
+        var group = TestDevices.GetGroup("cuda", ranks);
+        TestData.NewRandom(out int seed);
+        for (int round = 0; round < 10; round++)
+        {
+            long count = round % 2 == 0 ? 1000 : 4099;
+            var inputs = Enumerable.Range(0, ranks).Select(r => Verifiable(seed + round, r, count)).ToArray();
+            var expected = SumOf(inputs, count);
+            using var communicator = Communicator.Create(group, OptionsFor(variant));
+            var buffers = Enumerable.Range(0, ranks).Select(r => Upload(group[r], DType.F32, inputs[r])).ToList();
+            try
+            {
+                communicator.AllReduce(buffers, buffers, AllReduceAlgorithm.TwoShot);
+                Assert.True(communicator.LastAllReduceLowLatency);
+                for (int r = 0; r < ranks; r++)
+                    Compare.Exact<float>(expected, Download(buffers[r]), $"{variant}: round {round} x{count} rank {r} (seed {seed})");
+            }
+            finally
+            {
+                DisposeAll(buffers);
+            }
+        }
+    }
+
+    private static float[] SumOf(float[][] inputs, long count)
+    {
+        var sum = new float[count];
+        for (long i = 0; i < count; i++)
+            for (int r = 0; r < inputs.Length; r++)
+                sum[i] += inputs[r][i];
+        return sum;
+    }
+}
