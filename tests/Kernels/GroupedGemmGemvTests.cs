@@ -218,8 +218,8 @@ public class GroupedGemmGemvTests
     public void TheUnrollSwitchTakesOneTwoOrFour()
     {
         Assert.Null(GroupedGemmGemv.ParseUnroll(null));
-        Assert.Equal(["-DGV_UNROLL=4"], GroupedGemmGemv.ParseUnroll(" 4"));
-        Assert.Equal(["-DGV_UNROLL=1"], GroupedGemmGemv.ParseUnroll("1"));
+        Assert.Equal(["-DGV_UNROLL=4"], GroupedGemmGemv.ParseUnroll(" 4")!);
+        Assert.Equal(["-DGV_UNROLL=1"], GroupedGemmGemv.ParseUnroll("1")!);
         Assert.Contains("MOE_GROUPED_GEMM_GEMV_UNROLL", Assert.Throws<ArgumentException>(() => GroupedGemmGemv.ParseUnroll("3")).Message);
     }
 
