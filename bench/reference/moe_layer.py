@@ -24,6 +24,7 @@ PRESETS = {
     "deepseek-v3": dict(h=7168, i=2048, e=256, k=8, deepseek=True, shared=2048),
 }
 TOKENS = [1, 16, 128, 1024, 8192]
+GROUPS, TOPK_GROUPS, SCALE = 8, 4, 2.5  # DeepSeek-V3 routing: n_group, topk_group, routed_scaling_factor
 
 
 

@@ -11,6 +11,8 @@ namespace MoeRuntime.Tests.Kernels;
 /// ("persistent deepseek bf16 odd") had token 6655's experts 94 and 230 one ulp apart in key (1 + exp(-2.078125) lies
 /// 0.1 ulp below a rounding midpoint), and CUDA's expf, one ulp high, swapped them against the twin.
 /// </summary>
+// TopKRouting's path thresholds are process-wide: the classes that set them share one collection (run one at a time).
+[Collection("Routing path switches")]
 public class TopKRoutingSigmoidBitsTests
 {
     private static readonly string[] Paths =

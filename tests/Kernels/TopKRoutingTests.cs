@@ -9,6 +9,8 @@ namespace MoeRuntime.Tests.Kernels;
 /// softmax and sigmoid weights in double); the CUDA kernel also against the CPU twin. Ids and counts must
 /// match exactly; weights within F32 tolerance (F32 math on both sides; only summation order differs).
 /// </summary>
+// TopKRouting's path thresholds are process-wide: the classes that set them share one collection (run one at a time).
+[Collection("Routing path switches")]
 public class TopKRoutingTests
 {
     public sealed record Case(string Name, int Tokens, int Experts, int TopK, RoutingKind Kind, DType DType,

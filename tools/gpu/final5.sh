@@ -3,12 +3,12 @@
 #   bash tools/gpu/final5.sh suite    the whole suite with CUDA (tools/gpu/check-suite.sh), then the layer sweep at
 #                                     T = 1, 16, 128 (defaults; MOE_PDL=0; MOE_PERMUTE_PATH=two: the permute without its
 #                                     one-kernel path) and PyTorch's layer beside it
-#   bash tools/gpu/final5.sh checks   tools/gpu/twoshot6-check.sh (two-shot over LL), tools/gpu/scale11-check.sh (scale
-#                                     model), then, time allowing, the GEMV with 4 W segments in flight (its tests, T=1 rows)
+#   bash tools/gpu/final5.sh checks   tools/gpu/twoshot6-check.sh (two-shot over LL), tools/gpu/scale11-check.sh (scale model)
+#   bash tools/gpu/final5.sh final    (one H200) routing classes, our layer and PyTorch's, the GEMV unroll A/B
 # Logs in $OUT/final5-<part>.tgz (the helper scripts' own tarballs beside it); summaries on stdout.
 set -uo pipefail
 export NCCL_NVLS_ENABLE=0
-part=${1:?suite or checks}
+part=${1:?suite, checks or final}
 out=/tmp/moe-final5-$part; mkdir -p "$out"
 trap 'tar czf "$OUT/final5-$part.tgz" -C "$out" .' EXIT
 trap 'exit 143' TERM
@@ -36,17 +36,24 @@ suite)
   ;;
 checks)
   timeout 250 bash tools/gpu/twoshot6-check.sh 2>&1 | tail -75; echo "== twoshot6 done (${SECONDS}s)"
-  timeout $((560 - SECONDS)) bash tools/gpu/scale11-check.sh 2>&1 | tail -70; echo "== scale11 done (${SECONDS}s)"
-  if [ $((585 - SECONDS)) -gt 60 ]; then
-    MOE_GROUPED_GEMM_GEMV_UNROLL=4 timeout 40 $T -class MoeRuntime.Tests.Kernels.GroupedGemmGemvTests > "$out/gemv-unroll4-tests.log" 2>&1 < /dev/null
-    echo "== GEMV tests with MOE_GROUPED_GEMM_GEMV_UNROLL=4: exit $? (${SECONDS}s)"
-    grep -E "\[FAIL\]" -A 6 "$out/gemv-unroll4-tests.log" | head -20; grep -E "Total:" "$out/gemv-unroll4-tests.log"
-    for u in 2 4; do
-      [ $((585 - SECONDS)) -gt 12 ] || break
-      MOE_GROUPED_GEMM_GEMV_UNROLL=$u MOE_SWEEP_TOKENS=1 timeout $((585 - SECONDS)) $B sweep grouped_gemm --device cuda:0 > "$out/gemm-unroll$u.log" 2>&1
-      echo "== grouped_gemm T=1, GEMV unroll $u: exit $? (${SECONDS}s)"
-      grep -E "T=1 " "$out/gemm-unroll$u.log" | awk -F'|' '{printf "  %-28s %9s us %6s\n", $2, $4, $8}'
-    done
-  else echo "== GEMV unroll A/B: skipped (time)"; fi
+  timeout $((575 - SECONDS)) bash tools/gpu/scale11-check.sh 2>&1 | tail -70; echo "== scale11 done (${SECONDS}s)"
+  ;;
+final) # one H200: the routing classes (their path switches now in one collection), our layer and PyTorch's in the same
+       # run, then the GEMV with 4 W segments in flight (its tests and the T=1 rows beside the default 2)
+  timeout 120 $T -class MoeRuntime.Tests.Kernels.TopKRoutingTests -class MoeRuntime.Tests.Kernels.TopKRoutingSigmoidBitsTests > "$out/routing-tests.log" 2>&1
+  echo "== routing tests: exit $? (${SECONDS}s)"; grep -E "\[FAIL\]" -A 6 "$out/routing-tests.log" | head -20; grep -E "Total:" "$out/routing-tests.log"
+  MOE_SWEEP_TOKENS=1,16,128 timeout 60 $B sweep moe_layer --device cuda:0 --json "$out/layer-default.json" > "$out/layer-default.log" 2>&1
+  echo "== layer: exit $? (${SECONDS}s)"
+  grep -E "^\| .* layer " "$out/layer-default.log" | awk -F'|' '{split($3,s," "); printf "  %-14s %-6s %9s us %6s | %s\n", $2, s[1], $4, $8, $9}' | sed -E 's/ layer +/ /'
+  (cd bench/reference && PYTHONUNBUFFERED=1 OUT="$out" MOE_SWEEP_TOKENS=1,16,128 timeout 120 python3 moe_layer.py > "$out/ref-moe_layer.log" 2>&1)
+  echo "== torch moe_layer: exit $? (${SECONDS}s)"; tail -12 "$out/ref-moe_layer.log"
+  MOE_GROUPED_GEMM_GEMV_UNROLL=4 timeout 60 $T -class MoeRuntime.Tests.Kernels.GroupedGemmGemvTests > "$out/gemv-unroll4-tests.log" 2>&1
+  echo "== GEMV tests with MOE_GROUPED_GEMM_GEMV_UNROLL=4: exit $? (${SECONDS}s)"
+  grep -E "\[FAIL\]" -A 6 "$out/gemv-unroll4-tests.log" | head -20; grep -E "Total:" "$out/gemv-unroll4-tests.log"
+  for u in 2 4 2 4; do
+    MOE_GROUPED_GEMM_GEMV_UNROLL=$u MOE_SWEEP_TOKENS=1 timeout 40 $B sweep grouped_gemm --device cuda:0 > "$out/gemm-unroll$u-$SECONDS.log" 2>&1
+    echo "== grouped_gemm T=1, GEMV unroll $u: exit $? (${SECONDS}s)"
+    grep -hE "T=1 " "$out"/gemm-unroll$u-*.log | tail -9 | awk -F'|' '{printf "  %-28s %9s us %6s\n", $2, $4, $8}'
+  done
   ;;
 esac
