@@ -51,9 +51,10 @@ final) # one H200: the routing classes (their path switches now in one collectio
   echo "== GEMV tests with MOE_GROUPED_GEMM_GEMV_UNROLL=4: exit $? (${SECONDS}s)"
   grep -E "\[FAIL\]" -A 6 "$out/gemv-unroll4-tests.log" | head -20; grep -E "Total:" "$out/gemv-unroll4-tests.log"
   for u in 2 4 2 4; do
-    MOE_GROUPED_GEMM_GEMV_UNROLL=$u MOE_SWEEP_TOKENS=1 timeout 40 $B sweep grouped_gemm --device cuda:0 > "$out/gemm-unroll$u-$SECONDS.log" 2>&1
+    log="$out/gemm-unroll$u-at$SECONDS.log"
+    MOE_GROUPED_GEMM_GEMV_UNROLL=$u MOE_SWEEP_TOKENS=1 timeout 40 $B sweep grouped_gemm --device cuda:0 > "$log" 2>&1
     echo "== grouped_gemm T=1, GEMV unroll $u: exit $? (${SECONDS}s)"
-    grep -hE "T=1 " "$out"/gemm-unroll$u-*.log | tail -9 | awk -F'|' '{printf "  %-28s %9s us %6s\n", $2, $4, $8}'
+    grep -E "T=1 " "$log" | awk -F'|' '{printf "  %-28s %9s us %6s\n", $2, $4, $8}'
   done
   ;;
 esac
