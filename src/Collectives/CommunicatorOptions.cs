@@ -14,7 +14,7 @@ public sealed record CommunicatorOptions
 
     /// <summary>
     /// CUDA: the largest two-shot AllReduce, in bytes, that runs on the low-latency transport instead of the step
-    /// schedule (0: none). Null: MOE_LL_TWOSHOT_MAX_BYTES when set, else 32 KB, the measured crossover on 2 x H200.
+    /// schedule (0: none). Null: MOE_LL_TWOSHOT_MAX_BYTES when set, else 1 MB (LowLatencyLayout.DefaultTwoShotMaxBytes, measured on 2 x H200).
     /// Tests and A/B sweeps set it to keep larger two-shot calls on the low-latency transport.
     /// </summary>
     public long? TwoShotLowLatencyMaxBytes { get; init; }

@@ -26,17 +26,17 @@ public class LowLatencyAllReduceTests
     // ---- host arithmetic (no GPU) ----
 
     private const long Default = LowLatencyLayout.DefaultTwoShotMaxBytes;
-    /// <summary>The two-shot threshold of the LL tests' communicators: every size they use runs on LL (multi-block two-shot included).</summary>
+    /// <summary>The two-shot threshold of the LL tests' communicators: every size they use runs on LL (multi-block two-shot included; the default since the lazy fence).</summary>
     private const long LargeTwoShot = 1L << 20;
 
     [Theory]
     [InlineData(AllReduceAlgorithm.OneShot, 2, 4, 1L << 18, Default, true)]          // 1 MB of f32: the one-shot limit
     [InlineData(AllReduceAlgorithm.OneShot, 2, 4, (1L << 18) + 1, Default, false)]
     [InlineData(AllReduceAlgorithm.OneShot, 8, 2, 1L << 19, 0, true)]                // the two-shot threshold leaves one-shot alone
-    [InlineData(AllReduceAlgorithm.TwoShot, 2, 2, 1L << 14, Default, true)]          // 32 KB of bf16: the default two-shot limit
-    [InlineData(AllReduceAlgorithm.TwoShot, 2, 2, (1L << 14) + 1, Default, false)]   // the schedule path (it wins from 64 KB)
-    [InlineData(AllReduceAlgorithm.TwoShot, 4, 4, 1L << 13, Default, true)]
-    [InlineData(AllReduceAlgorithm.TwoShot, 4, 4, (1L << 13) + 1, Default, false)]
+    [InlineData(AllReduceAlgorithm.TwoShot, 4, 4, 1L << 18, Default, true)]           // 1 MB of f32: the default two-shot limit
+    [InlineData(AllReduceAlgorithm.TwoShot, 4, 4, (1L << 18) + 1, Default, false)]   // the schedule path
+    [InlineData(AllReduceAlgorithm.TwoShot, 2, 2, 1L << 14, 32L << 10, true)]        // the old 32 KB threshold, as an option
+    [InlineData(AllReduceAlgorithm.TwoShot, 2, 2, (1L << 14) + 1, 32L << 10, false)]
     [InlineData(AllReduceAlgorithm.TwoShot, 2, 2, 1L << 19, LargeTwoShot, true)]     // 1 MB of bf16 under a raised threshold
     [InlineData(AllReduceAlgorithm.TwoShot, 2, 2, (1L << 19) + 1, LargeTwoShot, false)]
     [InlineData(AllReduceAlgorithm.TwoShot, 8, 4, 1L << 18, LargeTwoShot, true)]
@@ -53,8 +53,8 @@ public class LowLatencyAllReduceTests
 
     /// <summary>Every call below the thresholds fits the slots sized at creation, for every rank count, dtype and two-shot threshold.</summary>
     [Theory]
+    [InlineData(32L << 10)]
     [InlineData(Default)]
-    [InlineData(LargeTwoShot)]
     [InlineData(4L << 20)]
     public void TheSlotsHoldEveryTensorBelowTheThresholds(long twoShotMaxBytes)
     {
@@ -94,14 +94,16 @@ public class LowLatencyAllReduceTests
         Assert.True(LowLatencyLayout.Takes(AllReduceAlgorithm.TwoShot, 2, 2048, 2, small));
         Assert.False(LowLatencyLayout.Takes(AllReduceAlgorithm.OneShot, 2, 1L << 16, 2, small));
         Assert.Equal(2L * 4 * LowLatencyLayout.SlotUnits(4, 1L << 30) * 16, LowLatencyLayout.ReceiveBytes(4, 1L << 30));
-        // The defaults (64 MB capacity): two parities of 2 slots of 1 MB / 8 units (one-shot's tensor), 16 bytes each: 8 MB per rank.
-        for (int ranks = 1; ranks <= LowLatencyLayout.MaxRanks; ranks++)
+        // The defaults (64 MB capacity): two parities of N slots of 1 MB / 8 units (one-shot's tensor), 16 bytes each, from
+        // 3 ranks; on 2 the default two-shot threshold (1 MB: two chunks of 512 KB and a grain) adds a few units a slot.
+        for (int ranks = 3; ranks <= LowLatencyLayout.MaxRanks; ranks++)
             Assert.Equal(2L * ranks * (LowLatencyLayout.OneShotMaxBytes / 8) * 16, LowLatencyLayout.ReceiveBytes(ranks, 64L << 20));
+        Assert.InRange(LowLatencyLayout.ReceiveBytes(2, 64L << 20), 8L << 20, (8L << 20) + 4096);
         Assert.InRange(LowLatencyLayout.ReceiveBytes(2, 64L << 20, LargeTwoShot), 8L << 20, (8L << 20) + 4096);
         Assert.InRange(LowLatencyLayout.ReceiveBytes(2, 64L << 20, 4L << 20), 32L << 20, (32L << 20) + 4096);
     }
 
-    /// <summary>MOE_LL_TWOSHOT_MAX_BYTES: bytes with an optional K or M, 0 to 16 MB; unset: 32 KB; anything else is refused by name.</summary>
+    /// <summary>MOE_LL_TWOSHOT_MAX_BYTES: bytes with an optional K or M, 0 to 16 MB; unset: 1 MB; anything else is refused by name.</summary>
     [Theory]
     [InlineData(null, Default)]
     [InlineData("", Default)]
@@ -129,9 +131,9 @@ public class LowLatencyAllReduceTests
         Assert.Contains($"MOE_LL_TWOSHOT_MAX_BYTES='{value}'", error.Message);
     }
 
-    /// <summary>MOE_LL_FENCE: system (the default), acqrel, warp, none, lazy or sleep, any case; the kernel's LL_FENCE is the enum's value.</summary>
+    /// <summary>MOE_LL_FENCE: lazy (the default), system, acqrel, warp, none, sleep or step0, any case; the kernel's LL_FENCE is the enum's value.</summary>
     [Theory]
-    [InlineData(null, 0)]
+    [InlineData(null, 4)]
     [InlineData("system", 0)]
     [InlineData("AcqRel", 1)]
     [InlineData("warp", 2)]

@@ -45,15 +45,16 @@ public class LowLatencyVariantTests
     // ---- without a GPU ----
 
     [Fact]
-    public void TheDefaultsAreTheSystemFenceAndPerBlockEpochs()
+    public void TheDefaultsAreTheLazyFenceOneUnitAThreadAndPerBlockEpochs()
     {
         var options = LowLatencyKernelOptions.Parse(null, null, " ", null);
         Assert.Equal(LowLatencyKernelOptions.Default, options);
-        Assert.Equal(LowLatencyFence.System, options.Fence);
+        Assert.Equal(LowLatencyFence.Lazy, options.Fence);
         Assert.Equal(LowLatencyKernelOptions.DefaultLazyCycles, options.LazyCycles);
         Assert.Equal(LowLatencyTail.Blocks, options.Tail);
-        Assert.Equal(LowLatencyLayout.DefaultUnitsPerThread, options.TwoShotUnitsPerThread);
-        Assert.Equal(["-DLL_FENCE=0", "-DLL_LAZY_CYCLES=4096", "-DLL_TAIL=2"], options.CompileOptions());
+        Assert.Equal(1, options.TwoShotUnitsPerThread);
+        Assert.Equal(["-DLL_FENCE=4", "-DLL_LAZY_CYCLES=4096", "-DLL_TAIL=2"], options.CompileOptions());
+        Assert.Equal(LowLatencyFence.System, LowLatencyKernelOptions.Parse("system", null, null, null).Fence);
     }
 
     [Fact]

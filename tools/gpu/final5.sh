@@ -4,7 +4,8 @@
 #                                     T = 1, 16, 128 (defaults; MOE_PDL=0; MOE_PERMUTE_PATH=two: the permute without its
 #                                     one-kernel path) and PyTorch's layer beside it
 #   bash tools/gpu/final5.sh checks   tools/gpu/twoshot6-check.sh (two-shot over LL), tools/gpu/scale11-check.sh (scale model)
-#   bash tools/gpu/final5.sh final    (one H200) routing classes, our layer and PyTorch's, the GEMV unroll A/B
+#   bash tools/gpu/final5.sh final    routing classes, LL/AllReduce classes and bench (new LL defaults), our layer and
+#                                     PyTorch's, the GEMV unroll A/B
 # Logs in $OUT/final5-<part>.tgz (the helper scripts' own tarballs beside it); summaries on stdout.
 set -uo pipefail
 export NCCL_NVLS_ENABLE=0
@@ -38,10 +39,18 @@ checks)
   timeout 250 bash tools/gpu/twoshot6-check.sh 2>&1 | tail -75; echo "== twoshot6 done (${SECONDS}s)"
   timeout $((575 - SECONDS)) bash tools/gpu/scale11-check.sh 2>&1 | tail -70; echo "== scale11 done (${SECONDS}s)"
   ;;
-final) # one H200: the routing classes (their path switches now in one collection), our layer and PyTorch's in the same
-       # run, then the GEMV with 4 W segments in flight (its tests and the T=1 rows beside the default 2)
+final) # 2 GPUs: the routing classes (their path switches now in one collection), the LL and AllReduce classes with the
+       # new LL defaults (lazy fence, one unit a thread, two-shot on LL up to 1 MB) and the AllReduce bench beside NCCL, our
+       # layer and PyTorch's in the same run, then the GEMV with 4 W segments in flight (its tests, T=1 rows beside 2)
   timeout 120 $T -class MoeRuntime.Tests.Kernels.TopKRoutingTests -class MoeRuntime.Tests.Kernels.TopKRoutingSigmoidBitsTests > "$out/routing-tests.log" 2>&1
   echo "== routing tests: exit $? (${SECONDS}s)"; grep -E "\[FAIL\]" -A 6 "$out/routing-tests.log" | head -20; grep -E "Total:" "$out/routing-tests.log"
+  timeout 120 $T -class MoeRuntime.Tests.Collectives.LowLatencyAllReduceTests -class MoeRuntime.Tests.Collectives.LowLatencyVariantTests \
+    -class MoeRuntime.Tests.Collectives.AllReduceTests > "$out/ll-tests.log" 2>&1
+  echo "== LL and AllReduce tests: exit $? (${SECONDS}s)"; grep -E "\[FAIL\]" -A 6 "$out/ll-tests.log" | head -20; grep -E "Total:" "$out/ll-tests.log"
+  timeout 60 bash .gpu/run.sh dotnet .gpu/app/MoeRuntime.Cli/moe.dll bench allreduce --devices cuda:0,cuda:1 --algo twoshot,oneshot,nccl \
+    --dtype bf16 --min 1K --max 4M --timing graph --csv "$out/allreduce.csv" > "$out/allreduce.log" 2>&1
+  echo "== allreduce bench (bytes=us [picked]): exit $? (${SECONDS}s)"
+  grep -E "^# [A-Za-z]|^ +[0-9]" "$out/allreduce.log" | awk '/^#/{printf "\n%s:", $2; next} {printf " %s=%s[%s]", $1, $4, $8} END{print ""}'
   MOE_SWEEP_TOKENS=1,16,128 timeout 60 $B sweep moe_layer --device cuda:0 --json "$out/layer-default.json" > "$out/layer-default.log" 2>&1
   echo "== layer: exit $? (${SECONDS}s)"
   grep -E "^\| .* layer " "$out/layer-default.log" | awk -F'|' '{split($3,s," "); printf "  %-14s %-6s %9s us %6s | %s\n", $2, s[1], $4, $8, $9}' | sed -E 's/ layer +/ /'

@@ -7,16 +7,26 @@ namespace MoeRuntime.Collectives.Cuda;
 /// is created: from the environment (<see cref="FromEnvironment"/>) unless the communicator's options carry them
 /// (tests run every variant in one process that way).
 /// </summary>
-/// <param name="Fence">LL_FENCE: the two-shot fence (MOE_LL_FENCE; system by default).</param>
+/// <param name="Fence">LL_FENCE: the two-shot fence (MOE_LL_FENCE; <see cref="DefaultFence"/>, lazy, by default).</param>
 /// <param name="LazyCycles">LL_LAZY_CYCLES: under <see cref="LowLatencyFence.Lazy"/>, SM cycles a two-shot wait polls before it fences (MOE_LL_LAZY_CYCLES).</param>
 /// <param name="Tail">LL_TAIL: where the epoch is kept and how a call publishes it (MOE_LL_TAIL=counter|single|blocks; blocks by default).</param>
-/// <param name="TwoShotUnitsPerThread">Units per thread a two-shot grid aims at before it adds blocks (MOE_LL_UNITS_PER_THREAD; one-shot keeps 2).</param>
+/// <param name="TwoShotUnitsPerThread">Units per thread a two-shot grid aims at before it adds blocks (MOE_LL_UNITS_PER_THREAD; 1 by default; one-shot keeps 2).</param>
 internal sealed record LowLatencyKernelOptions(
-    LowLatencyFence Fence = LowLatencyFence.System,
+    LowLatencyFence Fence = LowLatencyKernelOptions.DefaultFence,
     int LazyCycles = LowLatencyKernelOptions.DefaultLazyCycles,
     LowLatencyTail Tail = LowLatencyTail.Blocks,
-    int TwoShotUnitsPerThread = LowLatencyLayout.DefaultUnitsPerThread)
+    int TwoShotUnitsPerThread = LowLatencyKernelOptions.DefaultTwoShotUnitsPerThread)
 {
+    /// <summary>
+    /// 2 x H200, bf16, graph-timed, NCCL in the same run (fifth session, tools/gpu/twoshot6-check.sh): two-shot over LL
+    /// 7.97 / 9.98 us at 1 / 32 KB with the system fence, 6.57 / 8.42 lazy, 6.53 / 7.66 lazy with one unit a thread
+    /// (1 MB: 12.20); the LL test class passed under lazy, sleep and step0 and twice more with every variant.
+    /// </summary>
+    public const LowLatencyFence DefaultFence = LowLatencyFence.Lazy;
+
+    /// <summary>One unit (16 bytes) a thread: more threads, shorter poll chains (7.66 against 8.42 us at 32 KB).</summary>
+    public const int DefaultTwoShotUnitsPerThread = 1;
+
     /// <summary>About 2 us at an H200's 1.98 GHz: longer than a line's one-way trip (~1.2 us), so a healthy call never fences.</summary>
     public const int DefaultLazyCycles = 4096;
     public const int MaxLazyCycles = 1 << 24;
@@ -42,7 +52,7 @@ internal sealed record LowLatencyKernelOptions(
             _ => throw new ArgumentException($"MOE_LL_TAIL='{tail}': expected blocks (the default: an epoch word per block, no fence or atomic), "
                 + "single (the counter, but a one-block grid stores its epoch straight away) or counter (one word, fence + atomic count of finished blocks)"),
         },
-        Number("MOE_LL_UNITS_PER_THREAD", unitsPerThread, LowLatencyLayout.DefaultUnitsPerThread, 1, MaxUnitsPerThread));
+        Number("MOE_LL_UNITS_PER_THREAD", unitsPerThread, DefaultTwoShotUnitsPerThread, 1, MaxUnitsPerThread));
 
     private static int Number(string name, string? text, int fallback, int min, int max)
     {

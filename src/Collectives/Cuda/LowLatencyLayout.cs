@@ -54,10 +54,11 @@ internal static class LowLatencyLayout
     /// <see cref="CommunicatorOptions.TwoShotLowLatencyMaxBytes"/>, else MOE_LL_TWOSHOT_MAX_BYTES, else this). 2 x H200,
     /// bf16, graph-timed, one run (third session, 2026-11-30): two-shot over LL, fenced, 8.44 us at 1 KB, 10.45 at 32 KB,
     /// 10.74 at 64 KB, 12.86 at 512 KB, 15.60 at 1 MB; the schedule path 9.87, 10.44, 10.41, 12.39, 13.75. LL wins
-    /// below 32 KB and loses from 64 KB (the fence costs about 2.5 us), so the crossover is 32 KB. Before the fence LL
-    /// won up to 1 MB (5.9 to 11.2 us), the old threshold.
+    /// below 32 KB and loses from 64 KB (the fence costs about 2.5 us), so the crossover was 32 KB. With the lazy fence
+    /// and one unit a thread (fifth session, same setup, NCCL in the same run: tools/gpu/twoshot6-check.sh) LL two-shot is
+    /// 6.53 us at 1 KB, 7.66 at 32 KB, 12.20 at 1 MB against the schedule path's 13.87 at 1 MB: LL up to 1 MB again.
     /// </summary>
-    public const long DefaultTwoShotMaxBytes = 32L << 10;
+    public const long DefaultTwoShotMaxBytes = 1L << 20;
     /// <summary>The largest threshold MOE_LL_TWOSHOT_MAX_BYTES takes (the receive regions grow with it past 1 MB).</summary>
     public const long TwoShotMaxBytesLimit = 16L << 20;
 
@@ -90,16 +91,17 @@ internal static class LowLatencyLayout
     /// </summary>
     internal static LowLatencyFence ParseFence(string? value) => value?.Trim().ToLowerInvariant() switch
     {
-        null or "" or "system" => LowLatencyFence.System,
+        null or "" => LowLatencyKernelOptions.DefaultFence,
+        "system" => LowLatencyFence.System,
         "acqrel" => LowLatencyFence.AcqRel,
         "warp" => LowLatencyFence.Warp,
         "none" => LowLatencyFence.None,
         "lazy" => LowLatencyFence.Lazy,
         "sleep" => LowLatencyFence.Sleep,
         "step0" => LowLatencyFence.Step0,
-        _ => throw new ArgumentException($"MOE_LL_FENCE='{value}': expected system (the default: fence.sc.sys per thread), "
+        _ => throw new ArgumentException($"MOE_LL_FENCE='{value}': expected lazy (the default: a fence only in a two-shot wait that polled in vain for MOE_LL_LAZY_CYCLES), system (fence.sc.sys per thread), "
             + "acqrel (fence.acq_rel.sys per thread), warp (__syncwarp, then one lane's fence.sc.sys), none (no fence: lost lines, for A/B), "
-            + "lazy (a fence only in a two-shot wait that polled in vain for MOE_LL_LAZY_CYCLES), sleep (no fence, __nanosleep between polls) "
+            + "sleep (no fence, __nanosleep between polls) "
             + "or step0 (system's fence after the step-0 stores only, lazy after the pushes)"),
     };
 
@@ -166,7 +168,7 @@ internal static class LowLatencyLayout
     /// bytes / N + one grain of f32, 32 bytes, so bytes / 8N + 5 units bound it), for tensors up to the thresholds and
     /// to <paramref name="capacityBytes"/> (the largest tensor the communicator takes). Even, so a half is whole units.
     /// One-shot's 1 MB sets the size for every two-shot threshold up to about 1 MB (2 chunks of 1 MB / N fit in 1 MB),
-    /// so the 32 KB default does not shrink the regions; a larger threshold (A/B runs) grows them.
+    /// so the 1 MB default grows the regions by a few units only; a larger threshold (A/B runs) grows them more.
     /// </summary>
     public static long SlotUnits(int ranks, long capacityBytes, long twoShotMaxBytes = DefaultTwoShotMaxBytes)
     {
