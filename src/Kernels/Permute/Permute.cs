@@ -203,7 +203,7 @@ public static partial class Permute
     /// <summary>
     /// Kernel launches one CUDA <see cref="Run"/> issues for this shape (what the host pays per call; the scale model's host
     /// enqueue term counts them): one for the one-kernel path; else the chunk counts, then offsets and scatter as one kernel
-    /// or two, then the gather of the rows when <paramref name="gather"/> and any row exists. 0 slots: nothing runs on the device (empty grids are skipped).
+    /// or two, then the gather of the rows when <paramref name="gather"/> and any row exists (empty grids are skipped).
     /// </summary>
     public static int Launches(int tokens, int topK, int experts, bool gather, int blockSize = 1)
     {
