@@ -1,4 +1,5 @@
 using MoeRuntime.Accelerators;
+using MoeRuntime.Accelerators.Cuda;
 using MoeRuntime.Collectives;
 using MoeRuntime.Tests.Infrastructure;
 
@@ -64,6 +65,52 @@ internal static class CollectiveTestData
         CapacityBytes = 8L << 20,
         Timeout = timeout ?? TimeSpan.FromSeconds(20),
     };
+
+    /// <summary>The element-wise sum of the ranks' inputs (exact in F32 for verifiable data).</summary>
+    public static float[] SumOf(float[][] inputs, long count)
+    {
+        var sum = new float[count];
+        for (long i = 0; i < count; i++)
+            for (int r = 0; r < inputs.Length; r++)
+                sum[i] += inputs[r][i];
+        return sum;
+    }
+
+    /// <summary>
+    /// Replays each rank's captured graph <paramref name="replays"/> times, every time with fresh verifiable inputs written
+    /// into the captured input buffers (call s: <paramref name="inputs"/>[s][rank], <paramref name="counts"/>[s] elements,
+    /// BF16) and poisoned outputs, and checks every output exactly against the sum of that replay's inputs.
+    /// </summary>
+    public static void ReplayWithFreshInputs(Communicator communicator, IReadOnlyList<Accelerator> group, IReadOnlyList<CudaGraph> graphs,
+        IReadOnlyList<CudaStream> streams, IReadOnlyList<MemoryBuffer>[] inputs, IReadOnlyList<MemoryBuffer>[] outputs, long[] counts,
+        int seed, int replays, string what)
+    {
+        int ranks = group.Count;
+        for (int replay = 0; replay < replays; replay++)
+        {
+            var expected = new float[counts.Length][];
+            for (int s = 0; s < counts.Length; s++)
+            {
+                var data = Enumerable.Range(0, ranks).Select(r => Verifiable(seed + 1 + replay * 7 + s, r, counts[s])).ToArray();
+                expected[s] = SumOf(data, counts[s]);
+                for (int r = 0; r < ranks; r++)
+                {
+                    using var fresh = Upload(group[r], DType.BF16, data[r]);
+                    inputs[s][r].CopyFrom(fresh);
+                    TestData.Poison(outputs[s][r]);
+                    group[r].Synchronize();
+                }
+            }
+            for (int r = 0; r < ranks; r++)
+                graphs[r].Launch(streams[r]);
+            communicator.Synchronize();
+            foreach (var stream in streams)
+                stream.Synchronize();
+            for (int s = 0; s < counts.Length; s++)
+                for (int r = 0; r < ranks; r++)
+                    Compare.Exact<float>(expected[s], Download(outputs[s][r]), $"{what}: replay {replay}, x{counts[s]}, rank {r} of {ranks} (seed {seed})");
+        }
+    }
 
     public static void DisposeAll(IEnumerable<MemoryBuffer> buffers)
     {

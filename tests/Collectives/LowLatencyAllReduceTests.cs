@@ -612,30 +612,7 @@ public class LowLatencyAllReduceTests
                 }
             foreach (var stream in streams)
                 graphs.Add(stream.EndCapture());
-            for (int replay = 0; replay < 5; replay++)
-            {
-                var expected = new float[counts.Length][];
-                for (int s = 0; s < counts.Length; s++)
-                {
-                    var data = Enumerable.Range(0, ranks).Select(r => Verifiable(seed + 1 + replay * 7 + s, r, counts[s])).ToArray();
-                    expected[s] = SumOf(data, counts[s]);
-                    for (int r = 0; r < ranks; r++)
-                    {
-                        using var fresh = Upload(group[r], DType.BF16, data[r]);
-                        inputs[s][r].CopyFrom(fresh);
-                        TestData.Poison(outputs[s][r]);
-                        group[r].Synchronize();
-                    }
-                }
-                for (int r = 0; r < ranks; r++)
-                    graphs[r].Launch(streams[r]);
-                communicator.Synchronize();
-                foreach (var stream in streams)
-                    stream.Synchronize();
-                for (int s = 0; s < counts.Length; s++)
-                    for (int r = 0; r < ranks; r++)
-                        Compare.Exact<float>(expected[s], Download(outputs[s][r]), $"replay {replay}, x{counts[s]}, rank {r} of {ranks} (seed {seed})");
-            }
+            ReplayWithFreshInputs(communicator, group, graphs, streams, inputs, outputs, counts, seed, replays: 5, "graph");
         }
         finally
         {
@@ -708,14 +685,6 @@ public class LowLatencyAllReduceTests
     /// <summary>The 5 s timeout with the process's two-shot threshold (32 KB unless MOE_LL_TWOSHOT_MAX_BYTES says otherwise).</summary>
     private static CommunicatorOptions FailFastDefault() => Options(TimeSpan.FromSeconds(5));
 
-    private static float[] SumOf(float[][] inputs, long count)
-    {
-        var sum = new float[count];
-        for (long i = 0; i < count; i++)
-            for (int r = 0; r < inputs.Length; r++)
-                sum[i] += inputs[r][i];
-        return sum;
-    }
 
     private static MemoryBuffer Slice(MemoryBuffer buffer, long offset, long length) => buffer switch
     {

@@ -28,7 +28,7 @@ public static class FusedSiluRule
 
     /// <summary>The rule without the environment: a gate_up call of <paramref name="rows"/> rows over <paramref name="experts"/> experts.</summary>
     public static bool Fuses(Accelerator accelerator, DType dtype, long rows, int experts) =>
-        accelerator.Kind != AcceleratorKind.Cuda || dtype == DType.F32 || rows > (long)SeparateMaxRowsPerExpert * experts
+        (accelerator ?? throw new ArgumentNullException(nameof(accelerator))).Kind != AcceleratorKind.Cuda || dtype == DType.F32 || rows > (long)SeparateMaxRowsPerExpert * experts
         || GroupedGemm.RunsGemv(accelerator, dtype, (int)rows, experts);
 
     internal static bool? Parse(string? value) => value?.Trim().ToLowerInvariant() switch
