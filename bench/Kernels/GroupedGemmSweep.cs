@@ -17,6 +17,8 @@ namespace MoeRuntime.Benchmarks.Kernels;
 /// Split-K: every call gets a workspace (GroupedGemmWorkspace.For the three calls), so the op splits K where it
 /// would in a layer; the note gives the splits ("split N"). MOE_GROUPED_GEMM_SPLITK=1 turns split-K off, =N forces N
 /// splits, for A/B runs. MOE_SWEEP_TOKENS / MOE_SWEEP_MODELS narrow the rows (<see cref="SweepFilter"/>).
+/// Rows marked "(cold)": where one call's active weights are near the L2's size (Qwen3 at T=1), the graph's calls cycle
+/// over expert sets (<see cref="ColdExpertSets"/>) so each reads its weights from DRAM.
 /// </summary>
 internal static class GroupedGemmSweep
 {
@@ -105,6 +107,34 @@ internal static class GroupedGemmSweep
             }
             rows.Add(Measure(accelerator, $"{model.Name} down*w", shape, rowCount, h, i, active, bandwidth, graph, Note(h, i, false),
                 s => GroupedGemm.Run(accelerator, inner, down, offsetsBuffer, downOut, h, i, scaled, s)));
+
+            // Cold rows where the active weights are near the L2's size: each call of the replay on other experts.
+            if (graph && accelerator.Kind == AcceleratorKind.Cuda)
+            {
+                void Cold(string call, int n, int k, bool isFused, Func<MemoryBuffer<int>, Action<AcceleratorStream>> enqueueWith)
+                {
+                    var sets = ColdExpertSets.For(offsets, e, (double)active * n * k * 2);
+                    if (sets.Count < 2)
+                        return;
+                    var buffers = sets.Select(o => accelerator.Upload<int>(o)).ToList();
+                    try
+                    {
+                        var enqueues = buffers.Select(enqueueWith).ToList();
+                        int next = 0;
+                        string note = $"{Note(n, k, isFused)}, cold: {sets.Count} expert sets, {ColdExpertSets.DistinctActive(sets, e)} experts";
+                        rows.Add(Measure(accelerator, $"{model.Name} {call} (cold)", shape, rowCount, n, k, active, bandwidth, graph, note,
+                            s => enqueues[next++ % enqueues.Count](s)));
+                    }
+                    finally
+                    {
+                        foreach (var buffer in buffers)
+                            buffer.Dispose();
+                    }
+                }
+                Cold("gate_up", 2 * i, h, false, o => s => GroupedGemm.Run(accelerator, hidden, gateUp, o, gateUpOut, 2 * i, h, plain, s));
+                Cold("gate_up+silu", 2 * i, h, true, o => s => GroupedGemm.Run(accelerator, hidden, gateUp, o, fusedOut, 2 * i, h, fused, s));
+                Cold("down*w", h, i, false, o => s => GroupedGemm.Run(accelerator, inner, down, o, downOut, h, i, scaled, s));
+            }
         }
     }
 

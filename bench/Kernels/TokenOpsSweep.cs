@@ -109,6 +109,9 @@ internal static class TokenOpsSweep
                     }
                 }
             }
+        // What any one-kernel call costs as a graph node here: the routing rows at small T sit just above it.
+        if (GraphNodeFloor.Measure(accelerator, threads: 256) is { } nodeFloor)
+            rows.Add(nodeFloor);
         if (routingOnly)
             return rows;
 
