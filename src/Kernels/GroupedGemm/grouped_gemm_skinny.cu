@@ -141,13 +141,14 @@ __device__ __forceinline__ void block_epilogue(const float* src, long long srcRo
 }
 
 // ---- The GEMM ----
+// partials and counters carry no __restrict__: other blocks write them, and the last block reads them back after a fence.
 
 // MT: rows per block (the call's rows, padded); WARPS_M warps along the rows, SK_WARPS / WARPS_M along the columns.
 // KSUB: 64-wide K sub-tiles per pipeline stage (1: 128 bytes of each row per stage; 2, the "wide" tiles: 256 bytes, half
 // the stages and barriers per K). A stage is [KSUB][rows][64] in shared memory, each sub-tile swizzled on its own.
 template <typename TIn, int MT, int WARPS_M, int STAGES, int KSUB>
 __device__ __forceinline__ void skinny_gemm(const TIn* __restrict__ x, const TIn* __restrict__ w, const int* __restrict__ offsets,
-                                            float* __restrict__ partials, int* __restrict__ counters, const float* __restrict__ rowScale,
+                                            float* partials, int* counters, const float* __restrict__ rowScale,
                                             void* y, int outType, int rows, int n, int k, int kTilesPerSplit, int fused, int fold)
 {
     constexpr int WARPS_N = SK_WARPS / WARPS_M;
@@ -403,8 +404,8 @@ __device__ __forceinline__ void skinny_reduce(const float* __restrict__ partials
 // The wide tiles (KSUB 2, entry suffix "w"): 3 stages of 256 bytes per row (108 KB for 16 rows .. 192 KB for 128).
 #define SK_PARTIAL(MT, WARPS_M, STAGES, KSUB, NAME, SUFFIX, TIN)                                                              \
     extern "C" __global__ void __launch_bounds__(SK_WARPS * 32, 2) NAME##_##SUFFIX(                                          \
-        const TIN* __restrict__ x, const TIN* __restrict__ w, const int* __restrict__ offsets, float* __restrict__ partials,  \
-        int* __restrict__ counters, const float* __restrict__ rowScale, void* y, int outType, int rows, int n, int k,       \
+        const TIN* __restrict__ x, const TIN* __restrict__ w, const int* __restrict__ offsets, float* partials,               \
+        int* counters, const float* __restrict__ rowScale, void* y, int outType, int rows, int n, int k,                     \
         int kTilesPerSplit, int fused, int fold)                                                                              \
     {                                                                                                                         \
         moe_wait_prior_grid();                                                                                               \
