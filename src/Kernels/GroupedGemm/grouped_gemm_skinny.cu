@@ -85,24 +85,26 @@ __device__ __forceinline__ typename ReduceLoad<VEC>::type load_sum(const float* 
 }
 
 // VEC consecutive outputs: splits 0, 1, ..., splits-1 summed in that order from 0.0f (gate at p + s * splitStride, up
-// upOffset floats further when fused), then the epilogue: silu(gate) * up * scale, or gate * scale.
-template <int VEC, bool SHARED>
-__device__ __forceinline__ void sum_splits(const float* p, long long splitStride, int upOffset, int splits, int fused, float scale, float (&out)[VEC])
+// upOffset floats further when FUSED), then the epilogue: silu(gate) * up * scale, or gate * scale. UNROLL only sets how
+// many splits' loads are in flight at once (the folded reduction, on the critical path, takes 8); the operations and
+// their order are the same for every UNROLL.
+template <int VEC, bool SHARED, bool FUSED, int UNROLL>
+__device__ __forceinline__ void sum_splits(const float* p, long long splitStride, int upOffset, int splits, float scale, float (&out)[VEC])
 {
     float gate[VEC], up[VEC];
 #pragma unroll
     for (int v = 0; v < VEC; v++)
         gate[v] = up[v] = 0.0f;
-#pragma unroll 4
+#pragma unroll UNROLL
     for (int s = 0; s < splits; s++)
     {
         add_to(gate, load_sum<VEC, SHARED>(p + s * splitStride));
-        if (fused)
+        if (FUSED)
             add_to(up, load_sum<VEC, SHARED>(p + s * splitStride + upOffset));
     }
 #pragma unroll
     for (int v = 0; v < VEC; v++)
-        out[v] = fused ? silu(gate[v]) * up[v] * scale : gate[v] * scale;
+        out[v] = FUSED ? silu(gate[v]) * up[v] * scale : gate[v] * scale;
 }
 
 // y's dtype chosen at run time in the partial kernel (one entry per tile and input dtype serves every output dtype).
@@ -123,10 +125,10 @@ __device__ __forceinline__ void store_out(void* y, int outType, long long index,
 
 // The epilogue of one column block by all its threads: output columns outBegin .. outBegin + outWidth - 1 of local rows
 // 0 .. m-1, whose sums lie at src + r * srcRowStride + c (c = column - outBegin; up, split s as in sum_splits).
-template <int VEC, bool SHARED>
+template <int VEC, bool SHARED, bool FUSED, int UNROLL>
 __device__ __forceinline__ void block_epilogue(const float* src, long long srcRowStride, long long splitStride, int upOffset, int splits,
                                                const float* __restrict__ rowScale, void* y, int outType, int rowBegin, int m,
-                                               int outCols, int outBegin, int outWidth, int fused)
+                                               int outCols, int outBegin, int outWidth)
 {
     const int groups = outWidth / VEC; // VEC divides outWidth
     for (int i = threadIdx.x; i < m * groups; i += blockDim.x)
@@ -135,9 +137,29 @@ __device__ __forceinline__ void block_epilogue(const float* src, long long srcRo
         const int row = rowBegin + r;
         const float scale = rowScale != nullptr ? rowScale[row] : 1.0f;
         float v[VEC];
-        sum_splits<VEC, SHARED>(src + r * srcRowStride + c, splitStride, upOffset, splits, fused, scale, v);
+        sum_splits<VEC, SHARED, FUSED, UNROLL>(src + r * srcRowStride + c, splitStride, upOffset, splits, scale, v);
         store_out<VEC>(y, outType, (long long)row * outCols + outBegin + c, v);
     }
+}
+
+// block_epilogue with VEC (4 where the output columns are a multiple of 4) and FUSED chosen at run time. Fused, half
+// the splits at once (two loads a split): the same loads in flight, and registers the GEMM's occupancy can afford.
+template <bool SHARED, int UNROLL>
+__device__ __forceinline__ void block_epilogue_any(const float* src, long long srcRowStride, long long splitStride, int upOffset, int splits,
+                                                   const float* __restrict__ rowScale, void* y, int outType, int rowBegin, int m,
+                                                   int outCols, int outBegin, int outWidth, int fused)
+{
+    if (outCols % 4 == 0) // then outBegin, outWidth, N, I and the staging rows keep float4s aligned
+    {
+        if (fused)
+            block_epilogue<4, SHARED, true, (UNROLL + 1) / 2>(src, srcRowStride, splitStride, upOffset, splits, rowScale, y, outType, rowBegin, m, outCols, outBegin, outWidth);
+        else
+            block_epilogue<4, SHARED, false, UNROLL>(src, srcRowStride, splitStride, upOffset, splits, rowScale, y, outType, rowBegin, m, outCols, outBegin, outWidth);
+    }
+    else if (fused)
+        block_epilogue<1, SHARED, true, (UNROLL + 1) / 2>(src, srcRowStride, splitStride, upOffset, splits, rowScale, y, outType, rowBegin, m, outCols, outBegin, outWidth);
+    else
+        block_epilogue<1, SHARED, false, UNROLL>(src, srcRowStride, splitStride, upOffset, splits, rowScale, y, outType, rowBegin, m, outCols, outBegin, outWidth);
 }
 
 // ---- The GEMM ----
@@ -279,7 +301,6 @@ __device__ __forceinline__ void skinny_gemm(const TIn* __restrict__ x, const TIn
     const int outCols = fused ? n / 2 : n;
     const int outBegin = fused ? colBlock * (SK_BN / 2) : colBlock * SK_BN;
     const int outWidth = min(fused ? SK_BN / 2 : SK_BN, outCols - outBegin);
-    const bool vec4 = outCols % 4 == 0; // then outBegin, outWidth, N, I and the staging rows keep float4s aligned
 
     // Accumulator c0,c1 = local row (lane/4), tile columns 2*(lane%4) + {0,1}; c2,c3 = row + 8. Rows past m are not
     // stored (no reduction reads them).
@@ -305,10 +326,7 @@ __device__ __forceinline__ void skinny_gemm(const TIn* __restrict__ x, const TIn
                 }
             }
         __syncthreads();
-        if (vec4)
-            block_epilogue<4, true>(staged, SK_STAGED, 0, SK_BN / 2, 1, rowScale, y, outType, rowBegin, m, outCols, outBegin, outWidth, fused);
-        else
-            block_epilogue<1, true>(staged, SK_STAGED, 0, SK_BN / 2, 1, rowScale, y, outType, rowBegin, m, outCols, outBegin, outWidth, fused);
+        block_epilogue_any<true, 1>(staged, SK_STAGED, 0, SK_BN / 2, 1, rowScale, y, outType, rowBegin, m, outCols, outBegin, outWidth, fused);
         return;
     }
 
@@ -356,19 +374,16 @@ __device__ __forceinline__ void skinny_gemm(const TIn* __restrict__ x, const TIn
         return;
     __threadfence(); // order the reads below after the other splits' counted writes
     const long long splitStride = (long long)rows * n;
-    if (vec4)
-        block_epilogue<4, false>(partials + outBegin, n, splitStride, outCols, splits, rowScale, y, outType, rowBegin, m, outCols, outBegin, outWidth, fused);
-    else
-        block_epilogue<1, false>(partials + outBegin, n, splitStride, outCols, splits, rowScale, y, outType, rowBegin, m, outCols, outBegin, outWidth, fused);
+    block_epilogue_any<false, 8>(partials + outBegin, n, splitStride, outCols, splits, rowScale, y, outType, rowBegin, m, outCols, outBegin, outWidth, fused);
     if (tid == 0)
         counters[colBlock] = 0; // every split of this column block has arrived: nobody else touches the counter this launch
 }
 
 // The separate reduction (fold = 0): VEC consecutive output columns per thread and step of a grid-stride loop (4: one
 // float4 per split and operand, when the output columns and N are multiples of 4, so every float4 is aligned).
-template <int VEC, typename TOut>
+template <int VEC, bool FUSED, typename TOut>
 __device__ __forceinline__ void skinny_reduce_vec(const float* __restrict__ partials, const float* __restrict__ rowScale, TOut* __restrict__ y,
-                                                  int rowBegin, int m, int rows, int n, int outCols, int fused, int splits)
+                                                  int rowBegin, int m, int rows, int n, int outCols, int splits)
 {
     const int groups = outCols / VEC; // VEC divides outCols
     const long long total = (long long)m * groups;
@@ -379,7 +394,7 @@ __device__ __forceinline__ void skinny_reduce_vec(const float* __restrict__ part
         const int row = rowBegin + r;
         const float scale = rowScale != nullptr ? rowScale[row] : 1.0f;
         float v[VEC];
-        sum_splits<VEC, false>(partials + (long long)r * n + c, splitStride, outCols, splits, fused, scale, v);
+        sum_splits<VEC, false, FUSED, 4>(partials + (long long)r * n + c, splitStride, outCols, splits, scale, v);
         TOut* out = y + (long long)row * outCols + c;
 #pragma unroll
         for (int q = 0; q < VEC; q++)
@@ -394,16 +409,27 @@ __device__ __forceinline__ void skinny_reduce(const float* __restrict__ partials
     int rowBegin, rowEnd;
     call_rows(offsets, rows, rowBegin, rowEnd);
     const int outCols = fused ? n / 2 : n;
+    const int m = rowEnd - rowBegin;
     if (outCols % 4 == 0) // then N (= outCols or 2 outCols) is a multiple of 4 too
-        skinny_reduce_vec<4>(partials, rowScale, y, rowBegin, rowEnd - rowBegin, rows, n, outCols, fused, splits);
+    {
+        if (fused)
+            skinny_reduce_vec<4, true>(partials, rowScale, y, rowBegin, m, rows, n, outCols, splits);
+        else
+            skinny_reduce_vec<4, false>(partials, rowScale, y, rowBegin, m, rows, n, outCols, splits);
+    }
+    else if (fused)
+        skinny_reduce_vec<1, true>(partials, rowScale, y, rowBegin, m, rows, n, outCols, splits);
     else
-        skinny_reduce_vec<1>(partials, rowScale, y, rowBegin, rowEnd - rowBegin, rows, n, outCols, fused, splits);
+        skinny_reduce_vec<1, false>(partials, rowScale, y, rowBegin, m, rows, n, outCols, splits);
 }
 
 // MT 16: one warp row of 16 x 16 warp tiles; 32: 2 x 4 warps of 16 x 32; 64: 32 x 32; 128: 64 x 32 (3 stages: 96 KB).
 // The wide tiles (KSUB 2, entry suffix "w"): 3 stages of 256 bytes per row (108 KB for 16 rows .. 192 KB for 128).
+// Blocks per SM in the launch bounds: what sm_90's shared memory holds (GroupedGemmSkinny.BlocksPerSm, which the host's
+// split count assumes), at least 2: 3 for the narrow 16-row tile (72 KB), so its registers stay at 80 or fewer.
+#define SK_MIN_BLOCKS(MT, KSUB) ((MT) == 16 && (KSUB) == 1 ? 3 : 2)
 #define SK_PARTIAL(MT, WARPS_M, STAGES, KSUB, NAME, SUFFIX, TIN)                                                              \
-    extern "C" __global__ void __launch_bounds__(SK_WARPS * 32, 2) NAME##_##SUFFIX(                                          \
+    extern "C" __global__ void __launch_bounds__(SK_WARPS * 32, SK_MIN_BLOCKS(MT, KSUB)) NAME##_##SUFFIX(                    \
         const TIN* __restrict__ x, const TIN* __restrict__ w, const int* __restrict__ offsets, float* partials,               \
         int* counters, const float* __restrict__ rowScale, void* y, int outType, int rows, int n, int k,                     \
         int kTilesPerSplit, int fused, int fold)                                                                              \
