@@ -14,7 +14,8 @@ namespace MoeRuntime.Benchmarks.Kernels;
 /// could take it ("skinny": GroupedGemmSkinny forced on; "skinny-wide" / "skinny-narrow": every row tile with 128 / 64 of K
 /// per stage; and at T = 16 and 128 "skinny-kN" with N = 1, 2, 4, 8 k-tiles of 64 per split
 /// instead of its heuristic's; "few-tiles": the split-K mma.sync rule of GroupedGemmFewTiles; "decode64"/"medium64": those
-/// tiles forced, heuristic split; MOE_DENSE_GEMM_PATHS narrows the paths). Floor: weight bytes /
+/// tiles forced, heuristic split; MOE_DENSE_GEMM_PATHS narrows the paths). The skinny rows note whether the reduction
+/// was folded into the kernel or ran as a second one (MOE_SKINNY_REDUCE). Floor: weight bytes /
 /// copy bandwidth or flops / 799 TFLOP/s. bench/reference/dense_gemm.py times torch's F.linear at the same shapes.
 /// </summary>
 internal static class DenseGemmSweep
@@ -98,7 +99,8 @@ internal static class DenseGemmSweep
             && GroupedGemmSkinny.PlanFor(accelerator, tokens, call.N, call.K, splitK.PartialCapacity, SkinnyShare(path),
                 WideChoice(path)) is { } skinny)
             return $"skinny{skinny.Tile.Rows}{(skinny.Tile.KSub == 2 ? "w" : "")} {skinny.NTiles} tiles x split {skinny.Splits} "
-                + $"({skinny.KTilesPerSplit * skinny.Tile.KPerStage} of K each)";
+                + $"({skinny.KTilesPerSplit * skinny.Tile.KPerStage} of K each, "
+                + $"{(GroupedGemmSkinny.Folds(GroupedGemmSkinny.ReduceFromEnvironment, skinny, splitK.CounterCapacity) ? "folded" : "reduce kernel")})";
         bool fewTiles = heuristic && GroupedGemmFewTiles.Applies(accelerator, DType.BF16, tokens, call.N, 1, call.Fused, hasWorkspace: true,
             forced: path == "few-tiles" ? true : null);
         if (heuristic && !fewTiles && GroupedGemmWgmma.ChosenFor(accelerator, DType.BF16, tokens, 1))

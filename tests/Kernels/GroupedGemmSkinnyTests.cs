@@ -8,14 +8,19 @@ namespace MoeRuntime.Tests.Kernels;
 /// <summary>
 /// The skinny kernel (<see cref="GroupedGemmSkinny"/>: one matrix, 2..128 rows, split-K with a fixed-order reduction).
 /// CPU: which calls it takes and how it splits them on an H100/H200 (132 SMs, 227 KB of shared memory per block), and
-/// that the host's tile table matches the kernel source. CUDA: calls against the F64 reference of the rounded operands
-/// (tolerances as in <see cref="GroupedGemmTests"/>: bf16 operands 1e-2, f16 2e-3, bf16 output 1e-2), outputs and the
-/// workspace poisoned, rows outside [offsets[0], offsets[1]) untouched, two runs bit-identical, a workspace too small for
-/// the heuristic's splits (fewer splits) or for any (the old path), and a CUDA graph that follows the offsets.
+/// that the host's tile table matches the kernel source. CUDA, with the reduction MOE_SKINNY_REDUCE picks (folded into
+/// the GEMM kernel by default; <see cref="GroupedGemmSkinnyFoldTests"/> runs both ways on purpose): calls against the F64
+/// reference of the rounded operands (tolerances as in <see cref="GroupedGemmTests"/>: bf16 operands 1e-2, f16 2e-3, bf16
+/// output 1e-2), outputs and the workspace poisoned, rows outside [offsets[0], offsets[1]) untouched, two runs
+/// bit-identical, a workspace too small for the heuristic's splits (fewer splits) or for any (the old path), and a CUDA
+/// graph that follows the offsets.
 /// </summary>
 public sealed class GroupedGemmSkinnyTests
 {
     private const int Sms = 132, SharedOptin = 227 * 1024;
+
+    /// <summary>Arrival counters of the CUDA tests' workspaces: room for the folded reduction's counter per column block.</summary>
+    internal const int Counters = 1 << 10;
 
     [Theory]
     [InlineData(null, "On")]
@@ -147,13 +152,13 @@ public sealed class GroupedGemmSkinnyTests
     // ---- CUDA ----
 
     /// <summary>A call: rows before, in and after [offsets[0], offsets[1]); N, K; fused; operand and output dtypes; row scale.</summary>
-    public sealed record Case(string Name, int Leading, int Rows, int Trailing, int N, int K, bool Fused, DType Operands, DType Output, bool Scaled)
+    internal sealed record Case(string Name, int Leading, int Rows, int Trailing, int N, int K, bool Fused, DType Operands, DType Output, bool Scaled)
     {
         public int AllRows => Leading + Rows + Trailing;
         public int OutCols => Fused ? N / 2 : N;
     }
 
-    private static readonly Case[] Cases =
+    internal static readonly Case[] Cases =
     [
         new("2 rows, N=1 (shared gate), K=2048 -> f32", 0, 2, 0, 1, 2048, false, DType.BF16, DType.F32, false),
         new("5 rows in [3, 8) of 11, N=8 (router), K=4096 -> f32", 3, 5, 3, 8, 4096, false, DType.BF16, DType.F32, false),
@@ -172,7 +177,7 @@ public sealed class GroupedGemmSkinnyTests
 
     public static TheoryData<string> CaseNames() => new(Cases.Select(c => c.Name));
 
-    private sealed class Inputs : IDisposable
+    internal sealed class Inputs : IDisposable
     {
         public required Case Shape { get; init; }
         public required int Seed { get; init; }
@@ -192,7 +197,7 @@ public sealed class GroupedGemmSkinnyTests
         }
     }
 
-    private static Inputs Prepare(Accelerator gpu, Case shape)
+    internal static Inputs Prepare(Accelerator gpu, Case shape)
     {
         var random = TestData.NewRandom(out int seed);
         int[] offsets = [shape.Leading, shape.Leading + shape.Rows];
@@ -211,9 +216,14 @@ public sealed class GroupedGemmSkinnyTests
         };
     }
 
-    /// <summary>One run into a poisoned output; the workspace's partials poisoned too, so a skipped kernel shows.</summary>
-    private static double[] Run(Accelerator gpu, Inputs inputs, GroupedGemmWorkspace workspace, bool? skinny = true, int? share = null, bool wide = false)
+    /// <summary>
+    /// One run into a poisoned output; the workspace's partials poisoned too, so a skipped kernel shows. <paramref name="reduce"/>:
+    /// the reduction forced (null: MOE_SKINNY_REDUCE's). <see cref="GroupedGemmSkinny.LastRunOnThisThread"/> says what ran.
+    /// </summary>
+    internal static double[] Run(Accelerator gpu, Inputs inputs, GroupedGemmWorkspace workspace, bool? skinny = true, int? share = null, bool? wide = false,
+                                 GroupedGemmSkinny.Reduce? reduce = null)
     {
+        GroupedGemmSkinny.LastRunOnThisThread = null;
         var shape = inputs.Shape;
         using var y = gpu.Allocate(shape.Output, (long)shape.AllRows * shape.OutCols);
         TestData.Poison(y);
@@ -222,12 +232,12 @@ public sealed class GroupedGemmSkinnyTests
         GroupedGemm.Run(gpu, inputs.X, inputs.W, inputs.Offsets, y, shape.N, shape.K, new GroupedGemmOptions
         {
             FusedSiluAndMul = shape.Fused, RowScale = inputs.Scale, SplitKWorkspace = workspace, SkinnyOverride = skinny,
-            SkinnyKTilesPerSplitOverride = share, SkinnyWideOverride = wide,
+            SkinnyKTilesPerSplitOverride = share, SkinnyWideOverride = wide, SkinnyReduceOverride = reduce,
         });
         return GroupedGemmTests.ToDoubles(y);
     }
 
-    private static void Check(Inputs inputs, double[] actual, string what)
+    internal static void Check(Inputs inputs, double[] actual, string what)
     {
         var shape = inputs.Shape;
         int begin = shape.Leading * shape.OutCols, end = (shape.Leading + shape.Rows) * shape.OutCols;
@@ -238,10 +248,33 @@ public sealed class GroupedGemmSkinnyTests
     }
 
     /// <summary>Whether the skinny kernel wrote split 0's partials (the workspace was poisoned before the run).</summary>
-    private static bool PartialsWritten(GroupedGemmWorkspace workspace, Case shape)
+    internal static bool PartialsWritten(GroupedGemmWorkspace workspace, Case shape)
     {
         var values = workspace.Partials!.ToArray();
         return Enumerable.Range(0, shape.Rows * shape.N).All(i => float.IsFinite(values[i]));
+    }
+
+    /// <summary>Whether any partial of the call's rows was written (a folded single split writes none).</summary>
+    internal static bool AnyPartialWritten(GroupedGemmWorkspace workspace, Case shape)
+    {
+        var values = workspace.Partials!.ToArray();
+        return Enumerable.Range(0, shape.Rows * shape.N).Any(i => !float.IsNaN(values[i]));
+    }
+
+    /// <summary>
+    /// The skinny kernel ran this thread's last call (<see cref="GroupedGemmSkinny.LastRunOnThisThread"/>), and its partials
+    /// show it: written by the two-kernel path and by a folded launch of several splits, untouched by a folded single split.
+    /// </summary>
+    internal static GroupedGemmSkinny.Launch RanSkinny(GroupedGemmWorkspace workspace, Case shape, string what)
+    {
+        var last = GroupedGemmSkinny.LastRunOnThisThread;
+        Assert.True(last is not null, $"{what}: the skinny kernel did not run");
+        var (launch, folded) = last.Value;
+        if (folded && launch.Splits == 1)
+            Assert.False(AnyPartialWritten(workspace, shape), $"{what}: a folded single split wrote partials");
+        else
+            Assert.True(PartialsWritten(workspace, shape), $"{what}: the skinny kernel did not write its partials");
+        return launch;
     }
 
     /// <summary>On a Hopper GPU the wgmma kernel keeps calls of 64+ rows with at least 24 of its tiles (DeepSeek-V3's shared down at T=128).</summary>
@@ -262,13 +295,13 @@ public sealed class GroupedGemmSkinnyTests
         var gpu = TestDevices.Get("cuda:0");
         var shape = Cases.Single(c => c.Name == name);
         using var inputs = Prepare(gpu, shape);
-        using var workspace = GroupedGemmWorkspace.WithCapacity(gpu, 16L << 20, 0);
+        using var workspace = GroupedGemmWorkspace.WithCapacity(gpu, 16L << 20, Counters);
         foreach (bool wide in new[] { false, true })
         {
             var launch = GroupedGemmSkinny.PlanFor(gpu, shape.AllRows, shape.N, shape.K, workspace.PartialCapacity, wide: wide);
             string what = $"{name}: {launch} seed={inputs.Seed}";
             var first = Run(gpu, inputs, workspace, wide: wide);
-            Assert.True(PartialsWritten(workspace, shape), $"{what}: the skinny kernel did not run");
+            RanSkinny(workspace, shape, what);
             Check(inputs, first, what);
             // A second run on the same inputs gives the same bits: the splits are summed in a fixed order.
             var second = Run(gpu, inputs, workspace, wide: wide);
@@ -289,7 +322,7 @@ public sealed class GroupedGemmSkinnyTests
         var gpu = TestDevices.Get("cuda:0");
         var shape = Cases.Single(c => c.Name.StartsWith("127 rows", StringComparison.Ordinal));
         using var inputs = Prepare(gpu, shape);
-        using var workspace = GroupedGemmWorkspace.WithCapacity(gpu, 16L << 20, 0);
+        using var workspace = GroupedGemmWorkspace.WithCapacity(gpu, 16L << 20, Counters);
         Check(inputs, Run(gpu, inputs, workspace, share: share, wide: wide), $"share={share} wide={wide} seed={inputs.Seed}");
     }
 
@@ -301,11 +334,11 @@ public sealed class GroupedGemmSkinnyTests
         var shape = Cases.Single(c => c.Name.StartsWith("64 rows", StringComparison.Ordinal));
         using var inputs = Prepare(gpu, shape);
         long oneSplit = (long)shape.AllRows * shape.N;
-        using (var three = GroupedGemmWorkspace.WithCapacity(gpu, 3 * oneSplit, 0))
+        using (var three = GroupedGemmWorkspace.WithCapacity(gpu, 3 * oneSplit, Counters))
         {
             Assert.Equal(3, GroupedGemmSkinny.PlanFor(gpu, shape.AllRows, shape.N, shape.K, three.PartialCapacity, wide: false)!.Value.Splits);
             Check(inputs, Run(gpu, inputs, three), $"3 splits seed={inputs.Seed}");
-            Assert.True(PartialsWritten(three, shape), "3 splits: the skinny kernel did not run");
+            Assert.Equal(3, RanSkinny(three, shape, "3 splits").Splits);
         }
         using var tooSmall = GroupedGemmWorkspace.WithCapacity(gpu, oneSplit - 1, 16);
         Assert.Null(GroupedGemmSkinny.PlanFor(gpu, shape.AllRows, shape.N, shape.K, tooSmall.PartialCapacity, wide: false));
@@ -319,9 +352,10 @@ public sealed class GroupedGemmSkinnyTests
         var gpu = TestDevices.Get("cuda:0");
         var shape = Cases.Single(c => c.Name.StartsWith("128 rows, N=256", StringComparison.Ordinal));
         using var inputs = Prepare(gpu, shape);
-        using var workspace = GroupedGemmWorkspace.WithCapacity(gpu, 16L << 20, 0);
+        using var workspace = GroupedGemmWorkspace.WithCapacity(gpu, 16L << 20, Counters);
         Check(inputs, Run(gpu, inputs, workspace, skinny: false), $"skinny off seed={inputs.Seed}");
         Assert.False(PartialsWritten(workspace, shape), "skinny off: the partials were written");
+        Assert.Null(GroupedGemmSkinny.LastRunOnThisThread);
     }
 
     /// <summary>Captured once in a CUDA graph, the call follows the offsets in device memory: other sub-ranges, all rows, none.</summary>
@@ -337,10 +371,12 @@ public sealed class GroupedGemmSkinnyTests
         using var w = GroupedGemmTests.Upload(gpu, wValues, DType.BF16);
         using var offsets = gpu.Upload<int>(new[] { 0, rows });
         using var y = gpu.Allocate<float>(rows * n);
-        using var workspace = GroupedGemmWorkspace.WithCapacity(gpu, 16L << 20, 0);
+        using var workspace = GroupedGemmWorkspace.WithCapacity(gpu, 16L << 20, Counters);
         using var stream = (MoeRuntime.Accelerators.Cuda.CudaStream)gpu.CreateStream();
         var options = new GroupedGemmOptions { ValidateOffsets = false, SplitKWorkspace = workspace, SkinnyOverride = true };
         GroupedGemm.Run(gpu, x, w, offsets, y, n, k, options, stream); // loads the kernels outside the capture
+        var (launch, folded) = GroupedGemmSkinny.LastRunOnThisThread!.Value;
+        Assert.True(launch.Splits > 1, $"{launch}: the graph should hold a split call");
         stream.BeginCapture();
         GroupedGemm.Run(gpu, x, w, offsets, y, n, k, options, stream);
         using var graph = stream.EndCapture();
@@ -359,6 +395,8 @@ public sealed class GroupedGemmSkinnyTests
             for (int i = 0; i < actual.Length; i++)
                 if (i < begin || i >= end)
                     Assert.True(double.IsNaN(actual[i]), $"{what}: element {i} outside the rows was written");
+            // The folded reduction leaves its counters at zero for the next replay (no memset node in the graph).
+            Assert.True(!folded || workspace.Counters!.ToArray().All(c => c == 0), $"{what}: counters not back to zero after the replay");
         }
     }
 }

@@ -1,5 +1,6 @@
 using MoeRuntime.Accelerators;
 using MoeRuntime.Accelerators.Cuda;
+using MoeRuntime.Kernels.GroupedGemm;
 using MoeRuntime.Kernels.Permute;
 using MoeRuntime.Runtime.Models;
 using MoeRuntime.Runtime.Parallel;
@@ -26,6 +27,13 @@ public sealed class EpHostOpsTests
 
         public void End(ExpertParallelPhase phase, int rank) => Launches[(phase, rank)] = CudaKernel.LaunchesOnThisThread - _begin[(phase, rank)];
     }
+
+    /// <summary>
+    /// Launches of a single-matrix GEMM call on the skinny split-K kernel: one with its reduction folded in (the default),
+    /// two with MOE_SKINNY_REDUCE=kernel (GroupedGemm.SingleMatrixLaunches).
+    /// </summary>
+    private static int SkinnyCallLaunches =>
+        GroupedGemmSkinny.Enabled && GroupedGemmSkinny.ReduceFromEnvironment == GroupedGemmSkinny.Reduce.Kernel ? 2 : 1;
 
     [Theory]
     [InlineData("qwen3_moe", 33)]
@@ -79,10 +87,11 @@ public sealed class EpHostOpsTests
     {
         var qwen = LayerPresets.Get("qwen3-30b-a3b");
         var deepseek = LayerPresets.Get("deepseek-v3");
-        // Route: router GEMM (2 on the skinny split-K kernel at 2..128 rows, 1 on the GEMV at 1), top-k, permute (1 at
-        // 64 tokens x 8 of 128 experts: one chunk; 3 at 128 tokens).
-        Assert.Equal(new HostOps(4, 0, GemmCalls: 1), EpHostOps.Route(qwen, 64));
-        Assert.Equal(new HostOps(6, 0, GemmCalls: 1), EpHostOps.Route(qwen, 128));
+        int skinny = SkinnyCallLaunches;
+        // Route: router GEMM (the skinny kernel at 2..128 rows, 1 on the GEMV at 1), top-k, permute (1 at 64 tokens x 8 of
+        // 128 experts: one chunk; 3 at 128 tokens).
+        Assert.Equal(new HostOps(skinny + 2, 0, GemmCalls: 1), EpHostOps.Route(qwen, 64));
+        Assert.Equal(new HostOps(skinny + 4, 0, GemmCalls: 1), EpHostOps.Route(qwen, 128));
         Assert.Equal(new HostOps(1 + 1 + Permute.Launches(1, 8, 128, gather: true), 0, GemmCalls: 1), EpHostOps.Route(qwen, 1));
         Assert.Equal(default, EpHostOps.Route(qwen, 0));
         // Experts: id upload; permute by local expert (1 at 512 rows, 3 at 1024), gate_up, down, un-permute.
@@ -91,9 +100,9 @@ public sealed class EpHostOpsTests
         Assert.Equal(default, EpHostOps.Experts(0, 64));
         // Output: the weighted sum, after the shared expert's gate_up and down where the model has one (and its gate + sigmoid, qwen2_moe).
         Assert.Equal(new HostOps(1, 0), EpHostOps.Output(qwen, 64));
-        // DeepSeek-V3 at 64 rows: gate_up+SiLU on the skinny kernel (2; 16 wgmma tiles), down on the wgmma kernel (1; 28 tiles).
-        Assert.Equal(new HostOps(4, 0, GemmCalls: 2), EpHostOps.Output(deepseek, 64));
-        Assert.Equal(new HostOps(7, 0, GemmCalls: 3), EpHostOps.Output(deepseek with { HasSharedExpertGate = true }, 64));
+        // DeepSeek-V3 at 64 rows: gate_up+SiLU on the skinny kernel (16 wgmma tiles), down on the wgmma kernel (1; 28 tiles).
+        Assert.Equal(new HostOps(skinny + 2, 0, GemmCalls: 2), EpHostOps.Output(deepseek, 64));
+        Assert.Equal(new HostOps(2 * skinny + 3, 0, GemmCalls: 3), EpHostOps.Output(deepseek with { HasSharedExpertGate = true }, 64));
         Assert.Equal(new HostOps(0, 1), EpHostOps.BeforeRoute);
         Assert.Equal(new HostOps(0, 1), EpHostOps.AfterRoute);
         Assert.Equal(new HostOps(0, 1), EpHostOps.AfterOutput);
@@ -112,8 +121,10 @@ public sealed class EpHostOpsTests
     public void AGemmCallIsPricedAtItsOwnCostAndItsSecondLaunchAsALaunch()
     {
         var host = new HostParams(LaunchUs: 6, CopyUs: 2, EventUs: 1, CollectivePerRankUs: 20) { GemmCallUs = 14 };
-        // Qwen3 route at 128 tokens: router GEMM on the skinny kernel (a call of 2 launches), top-k, permute (3).
-        Assert.Equal(14 + 5 * 6, EpHostOps.Route(LayerPresets.Get("qwen3-30b-a3b"), 128).Us(host), 1e-9);
+        // Qwen3 route at 128 tokens: router GEMM on the skinny kernel (a call of 1 launch, or 2 with MOE_SKINNY_REDUCE=kernel),
+        // top-k, permute (3).
+        int skinny = SkinnyCallLaunches;
+        Assert.Equal(14 + (skinny + 3) * 6, EpHostOps.Route(LayerPresets.Get("qwen3-30b-a3b"), 128).Us(host), 1e-9);
         // Experts at 1024 rows: 2 GEMM calls, 4 other launches, 1 copy.
         Assert.Equal(2 * 14 + 4 * 6 + 2, EpHostOps.Experts(1024, 64).Us(host), 1e-9);
         // Files without the GEMM part price a GEMM call as a launch, as before.

@@ -49,6 +49,9 @@ public sealed record GroupedGemmOptions
     /// <summary>Tests and the sweep: the skinny kernel's wide tiles (128 of K per stage) or narrow ones (64), over its default rule and MOE_GROUPED_GEMM_SKINNY.</summary>
     internal bool? SkinnyWideOverride { get; init; }
 
+    /// <summary>Tests and the sweep: the skinny kernel's split sums folded into its one kernel or reduced by a second, over MOE_SKINNY_REDUCE.</summary>
+    internal GroupedGemmSkinny.Reduce? SkinnyReduceOverride { get; init; }
+
     /// <summary>Tests: the 8-row GEMV's tile slots (blocks per column block, each looping over m-tiles), 1 or more.</summary>
     internal int? GemvTileSlotsOverride { get; init; }
 }
@@ -100,6 +103,7 @@ public static class GroupedGemm
         public bool? SkinnyOverride { get; init; }
         public int? SkinnyKTilesPerSplitOverride { get; init; }
         public bool? SkinnyWideOverride { get; init; }
+        public GroupedGemmSkinny.Reduce? SkinnyReduceOverride { get; init; }
 
         public int OutCols => Fused ? N / 2 : N;
     }
@@ -181,6 +185,7 @@ public static class GroupedGemm
             FewTilesOverride = options.FewTilesOverride,
             SkinnyOverride = options.SkinnyOverride,
             SkinnyWideOverride = options.SkinnyWideOverride,
+            SkinnyReduceOverride = options.SkinnyReduceOverride,
             SkinnyKTilesPerSplitOverride = options.SkinnyKTilesPerSplitOverride is { } share and < 1
                 ? throw new ArgumentException($"SkinnyKTilesPerSplitOverride = {share}: at least 1", nameof(options)) : options.SkinnyKTilesPerSplitOverride,
             GemvTileSlotsOverride = options.GemvTileSlotsOverride is { } slots and < 1
@@ -202,8 +207,8 @@ public static class GroupedGemm
 
     /// <summary>
     /// Kernel launches of a one-matrix call (E = 1) of <paramref name="rows"/> rows, [<paramref name="outFeatures"/>, K]
-    /// weights, with a split-K workspace that has room, on a Hopper GPU (host-cost models count them): 2 where the skinny
-    /// split-K kernel takes it (2..128 rows, not left to the wgmma kernel), else 1.
+    /// weights, with a split-K workspace that has room, on a Hopper GPU (host-cost models count them): 1, or 2 where the
+    /// skinny split-K kernel takes it (2..128 rows, not left to the wgmma kernel) with MOE_SKINNY_REDUCE=kernel.
     /// </summary>
     public static int SingleMatrixLaunches(int rows, int outFeatures, bool fusedSiluAndMul = false) =>
         GroupedGemmSkinny.LaunchesOnHopper(rows, outFeatures, fusedSiluAndMul);

@@ -8,11 +8,14 @@ namespace MoeRuntime.Kernels.GroupedGemm;
 /// Single-matrix calls with few rows (<c>grouped_gemm_skinny.cu</c>): the MoE layer's dense GEMMs (router, shared expert
 /// gate_up with SiLU-and-mul, down, the Qwen2-MoE shared gate) at T = 2..128. One expert, so every block holds all the
 /// call's rows (padded to 16, 32, 64 or 128) and 128 columns of W over a short K range: a grid of (N / 128) x splits
-/// blocks sized to the device's resident blocks, then a second kernel sums the splits in fixed order (deterministic)
-/// and applies the epilogue. Taken by <see cref="GroupedGemm.Run"/> for bf16/f16 calls with E = 1 and 2..128 rows when
-/// the caller gives a split-K workspace with room for the partials (the layer always does); otherwise the call runs
-/// as before. MOE_GROUPED_GEMM_SKINNY=off turns it off; =wide / =narrow run every row tile with 128 / 64 of K per
-/// pipeline stage instead of the default (<see cref="DefaultWideMaxRows"/>) (A/B runs).
+/// blocks sized to the device's resident blocks. The splits are summed in fixed order (deterministic) with the epilogue
+/// by the last block of each column block to arrive (one kernel, a counter per column block in the workspace), or with
+/// MOE_SKINNY_REDUCE=kernel by a second kernel (A/B; bit-identical); one split writes y directly. Taken by
+/// <see cref="GroupedGemm.Run"/> for bf16/f16 calls with E = 1 and 2..128 rows when the caller gives a split-K workspace
+/// with room for the partials (the layer always does); otherwise the call runs as before. A workspace without room for
+/// the counters (<see cref="Launch.Counters"/>) gets the two kernels. MOE_GROUPED_GEMM_SKINNY=off turns it off;
+/// =wide / =narrow run every row tile with 128 / 64 of K per pipeline stage instead of the default
+/// (<see cref="DefaultWideMaxRows"/>) (A/B runs).
 /// </summary>
 internal static class GroupedGemmSkinny
 {
@@ -24,6 +27,27 @@ internal static class GroupedGemmSkinny
     private static readonly Mode FromEnvironment = Parse(Environment.GetEnvironmentVariable(EnvironmentVariable));
 
     public static bool Enabled => FromEnvironment != Mode.Off;
+
+    /// <summary>MOE_SKINNY_REDUCE: fold (default: the last block of each column block sums the splits) or kernel (a second kernel does).</summary>
+    public const string ReduceEnvironmentVariable = "MOE_SKINNY_REDUCE";
+
+    /// <summary>Where the split sums and the epilogue run: in the GEMM kernel's last-arriving block, or in a kernel of their own.</summary>
+    internal enum Reduce { Fold, Kernel }
+
+    /// <summary>The reduction MOE_SKINNY_REDUCE asks for (default <see cref="Reduce.Fold"/>).</summary>
+    internal static Reduce ReduceFromEnvironment { get; } = ParseReduce(Environment.GetEnvironmentVariable(ReduceEnvironmentVariable));
+
+    internal static Reduce ParseReduce(string? value)
+    {
+        if (string.IsNullOrWhiteSpace(value))
+            return Reduce.Fold;
+        return value.Trim().ToLowerInvariant() switch
+        {
+            "fold" => Reduce.Fold,
+            "kernel" => Reduce.Kernel,
+            _ => throw new ArgumentException($"{ReduceEnvironmentVariable}='{value}': expected fold (the skinny kernel's last block of each column block sums the splits: one launch a call, the default) or kernel (a second kernel sums them: two launches)"),
+        };
+    }
 
     /// <summary>Whether the environment asks for the wide tiles (<see cref="WideTiles"/>) or the narrow ones; null: the default rule.</summary>
     public static bool? WideFromEnvironment => FromEnvironment switch { Mode.Wide => true, Mode.Narrow => false, _ => null };
@@ -96,7 +120,16 @@ internal static class GroupedGemmSkinny
     {
         public long Blocks => (long)NTiles * Splits;
         public static long PartialFloatsFor(int splits, int rows, int n) => (long)splits * rows * n;
+
+        /// <summary>Arrival counters the folded reduction needs: one per column block with several splits, none with one.</summary>
+        public int Counters => Splits > 1 ? NTiles : 0;
     }
+
+    /// <summary>
+    /// Whether a launch folds its reduction into the GEMM kernel: asked for (<paramref name="mode"/>) and, with several
+    /// splits, the workspace holds a counter per column block; else the second kernel reduces (same bits).
+    /// </summary>
+    internal static bool Folds(Reduce mode, Launch launch, long counterCapacity) => mode == Reduce.Fold && counterCapacity >= launch.Counters;
 
     /// <summary>
     /// Whether <see cref="GroupedGemm.Run"/> considers this kernel for a call: switched on (<paramref name="forced"/>, else
@@ -188,11 +221,12 @@ internal static class GroupedGemmSkinny
     }
 
     /// <summary>
-    /// Kernel launches of a single-matrix call of <paramref name="rows"/> rows given a split-K workspace with room, on a
-    /// Hopper GPU with the switch at its default: 2 on this kernel (partials, then the reduction), else 1.
+    /// Kernel launches of a single-matrix call of <paramref name="rows"/> rows given a split-K workspace with room (partials
+    /// and counters, <see cref="GroupedGemmWorkspace.For"/>), on a Hopper GPU with the switches from the environment (or
+    /// <paramref name="reduce"/>): 2 on this kernel with MOE_SKINNY_REDUCE=kernel (partials, then the reduction), else 1.
     /// </summary>
-    internal static int LaunchesOnHopper(int rows, int n, bool fused) =>
-        Takes(DType.BF16, rows, 1, hasWorkspace: true) && !HopperKeepsTiles(rows, n, fused) ? 2 : 1;
+    internal static int LaunchesOnHopper(int rows, int n, bool fused, Reduce? reduce = null) =>
+        (reduce ?? ReduceFromEnvironment) == Reduce.Kernel && Takes(DType.BF16, rows, 1, hasWorkspace: true) && !HopperKeepsTiles(rows, n, fused) ? 2 : 1;
 
     /// <summary>
     /// Runs a validated plan on this kernel when it takes the call and the workspace has room; false (nothing launched)
@@ -211,16 +245,39 @@ internal static class GroupedGemmSkinny
         if (PlanFor(accelerator, plan.Rows, plan.N, plan.K, workspace!.PartialCapacity, plan.SkinnyKTilesPerSplitOverride, plan.SkinnyWideOverride) is not { } launch)
             return false;
         var partial = accelerator.LoadKernel(Source, PartialEntryName(launch.Tile, plan.X.DType));
-        var reduce = accelerator.LoadKernel(Source, ReduceEntryName(plan.Y.DType));
+        bool fold = Folds(plan.SkinnyReduceOverride ?? ReduceFromEnvironment, launch, workspace.CounterCapacity);
+        t_lastRun = (launch, fold);
         partial.Launch(stream, new Dim3((uint)launch.NTiles, (uint)launch.Splits, 1), new Dim3(Threads, 1, 1), launch.Tile.SharedBytes,
-            plan.X, plan.W, plan.ExpertOffsets, workspace.Partials, plan.Rows, plan.N, plan.K, launch.KTilesPerSplit);
+            plan.X, plan.W, plan.ExpertOffsets, workspace.Partials, fold && launch.Splits > 1 ? workspace.Counters : null, plan.RowScale, plan.Y,
+            OutType(plan.Y.DType), plan.Rows, plan.N, plan.K, launch.KTilesPerSplit, plan.Fused ? 1 : 0, fold ? 1 : 0);
+        if (fold)
+            return true;
         // The reduction: a thread per 4 output columns (per column where they are not a multiple of 4), at most 8 blocks of
         // 256 per SM (a grid-stride loop covers the rest).
+        var reduce = accelerator.LoadKernel(Source, ReduceEntryName(plan.Y.DType));
         long work = (long)plan.Rows * (plan.OutCols % 4 == 0 ? plan.OutCols / 4 : plan.OutCols);
         long blocks = Math.Clamp((work + ReduceThreads - 1) / ReduceThreads, 1, 8L * Math.Max(1, accelerator.Info.MultiprocessorCount));
         reduce.Launch(stream, new Dim3((uint)blocks, 1, 1), new Dim3(ReduceThreads, 1, 1), 0,
             workspace.Partials, plan.ExpertOffsets, plan.RowScale, plan.Y, plan.Rows, plan.N, plan.Fused ? 1 : 0, launch.Splits);
         return true;
+    }
+
+    /// <summary>The partial kernel's outType: y's dtype (0 f32, 1 bf16, 2 f16), for the folded epilogue.</summary>
+    internal static int OutType(DType output) => output switch
+    {
+        DType.F32 => 0,
+        DType.BF16 => 1,
+        DType.F16 => 2,
+        _ => throw new ArgumentOutOfRangeException(nameof(output)),
+    };
+
+    [ThreadStatic] private static (Launch Launch, bool Folded)? t_lastRun;
+
+    /// <summary>Tests: the launch this thread's last skinny call made and whether it folded its reduction (null before any).</summary>
+    internal static (Launch Launch, bool Folded)? LastRunOnThisThread
+    {
+        get => t_lastRun;
+        set => t_lastRun = value;
     }
 
     private const int ReduceThreads = 256;

@@ -7,7 +7,8 @@ public readonly record struct GroupedGemmShape(int Rows, int N, int K, int Exper
 
 /// <summary>
 /// Device scratch for split-K (<see cref="GroupedGemmOptions.SplitKWorkspace"/>): F32 partial tiles and one arrival
-/// counter per output tile (the skinny kernel, <see cref="GroupedGemmSkinny"/>, uses the partials only). The counters
+/// counter per output tile (the skinny kernel, <see cref="GroupedGemmSkinny"/>: its partials, and for its folded reduction
+/// a counter per column block). The counters
 /// start at zero and every launch leaves them at zero, so one workspace serves any number of calls, also inside a CUDA
 /// graph, as long as no two calls that use it run at the same time (calls on one stream never do). Without a workspace, or with one too small for a call, the call does not split
 /// (or splits less). On the CPU a workspace holds nothing. Create it outside a CUDA graph capture (it synchronises).
@@ -19,7 +20,7 @@ public sealed class GroupedGemmWorkspace : IDisposable
         Accelerator = accelerator;
         if (accelerator.Kind == AcceleratorKind.Cpu)
             return;
-        // Either part may be empty: the skinny kernel (GroupedGemmSkinny) needs partials only.
+        // Either part may be empty: the skinny kernel (GroupedGemmSkinny) with MOE_SKINNY_REDUCE=kernel needs partials only.
         if (partialFloats > 0)
             Partials = accelerator.Allocate<float>(partialFloats);
         try
@@ -78,12 +79,14 @@ public sealed class GroupedGemmWorkspace : IDisposable
         {
             if (shape.Rows <= 0 || shape.N <= 0 || shape.K <= 0 || shape.Experts <= 0)
                 continue;
-            // A single-matrix call of few rows runs on the skinny kernel (GroupedGemmSkinny): its partials only.
+            // A single-matrix call of few rows runs on the skinny kernel (GroupedGemmSkinny): its partials, and a counter per
+            // column block for its folded reduction (sized whichever MOE_SKINNY_REDUCE says: a few ints).
             if (GroupedGemmSkinny.Takes(DType.BF16, shape.Rows, shape.Experts, hasWorkspace: true)
                 && !GroupedGemmSkinny.HopperKeeps(accelerator, DType.BF16, shape.Rows, shape.N, shape.Fused)
                 && GroupedGemmSkinny.PlanFor(accelerator, shape.Rows, shape.N, shape.K) is { } skinny)
             {
                 partials = Math.Max(partials, GroupedGemmSkinny.Launch.PartialFloatsFor(skinny.Splits, shape.Rows, shape.N));
+                counters = Math.Max(counters, skinny.Counters);
                 continue;
             }
             // A few-tile call (GroupedGemmFewTiles) splits the mma.sync tile that replaces the Hopper kernel.

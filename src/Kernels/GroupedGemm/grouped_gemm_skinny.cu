@@ -6,24 +6,33 @@
 //                           (read on the device, clamped to [0, rows]: graph-capturable, never out of bounds)
 //   w:          [N, K]      same dtype as x (a Linear's [out, in])
 //   offsets:    [2] int     (the grouped GEMM's expertOffsets with one expert)
-//   partials:   [splits, rows, N] float   workspace: split s's F32 sums of local row r (r = row - rowBegin), column c
+//   partials:   [splits, rows, N] float   workspace: split s's F32 sums of local row r (r = row - rowBegin), W row c
+//   counters:   [N / 128 rounded up] int  workspace, folded reduction only: zero at launch, zero again at the end
 //   rowScale:   [rows] float  optional (null): y[row, :] *= rowScale[row]
-//   y:          [rows, N] or, fused, [rows, N/2]   f32, bf16 or f16; rows outside [rowBegin, rowEnd) are not written
-// Two kernels, one after the other on a stream:
-//   grouped_gemm_skinny{MT}[w]_{in}: grid (ceil(N / 128), splits), 256 threads. Block (c, s) multiplies the call's rows
-//     (at most MT: 16, 32, 64 or 128, chosen by the host from the row bound) by W rows 128c .. 128c+127 over k-tiles
-//     s*kTilesPerSplit .. (s+1)*kTilesPerSplit-1 (a k-tile is a pipeline stage: 64 of K, or 128 for the wide "w"
-//     tiles) and stores the F32 sums to partials[s]. cp.async multi-stage pipeline, swizzled shared tiles, ldmatrix,
-//     mma.sync m16n8k16 with F32 accumulation (mma_tiles.cuh). Every block writes its whole partial (zeros for an
-//     empty K range), so the reduction never reads stale data.
-//   grouped_gemm_skinny_reduce_{out}: a thread per 4 output columns (per column where they are not a multiple of 4),
-//     grid-stride: sums splits 0, 1, ..., splits-1 in that order (bit-identical run to run; no atomics), then the
-//     epilogue: plain, or fused SiLU-and-mul (W stacks gate rows 0..I-1 over up rows I..2I-1, N = 2I:
-//     y[r, j] = silu(gate_j) * up_j, gate_j = column j, up_j = column I + j), times the row scale, in y's dtype.
-// Launch constraints (checked on the host): rows <= MT; K % 8 == 0 (16-byte row chunks); x and w 16-byte aligned;
-//   partials hold splits * rows * N floats. Tails in rows, N and K are zero-filled on load and masked on store.
-//   Dynamic shared memory of the first kernel: STAGES * (MT + 128) * 64 * KSUB * 2 bytes (the wide 128-row tile's
-//   192 KB needs sm_90's opt-in limit; the host falls back to the narrow tile where it does not fit).
+//   y:          [rows, N] or, fused, [rows, N/2]   f32, bf16 or f16 (outType 0, 1, 2); rows outside [rowBegin, rowEnd) are not written
+// Column block c (blockIdx.x) holds 128 W rows: plain, W rows 128c .. 128c+127 (output columns the same); fused SiLU-and-mul
+//   (W stacks gate rows 0..I-1 over up rows I..2I-1, N = 2I), gate rows 64c .. 64c+63 over up rows I+64c .. I+64c+63, so
+//   the block holds both operands of output columns 64c .. 64c+63: y[r, j] = silu(gate_j) * up_j. Either way ceil(N / 128) blocks.
+// grouped_gemm_skinny{MT}[w]_{in}: grid (ceil(N / 128), splits), 256 threads. Block (c, s) multiplies the call's rows (at
+//   most MT: 16, 32, 64 or 128, chosen by the host from the row bound) by its 128 W rows over k-tiles s*kTilesPerSplit ..
+//   (s+1)*kTilesPerSplit-1 (a k-tile is a pipeline stage: 64 of K, or 128 for the wide "w" tiles). cp.async multi-stage
+//   pipeline, swizzled shared tiles, ldmatrix, mma.sync m16n8k16 with F32 accumulation (mma_tiles.cuh). Then, by fold:
+//   fold = 0 (MOE_SKINNY_REDUCE=kernel): it stores its F32 sums to partials[s] (zeros for an empty K range, so the reduction
+//     never reads stale data), and grouped_gemm_skinny_reduce_{out} runs after it (below).
+//   fold = 1 (the default), one split: no partials; the block stages its sums in its idle shared memory and writes y itself.
+//   fold = 1, several splits: it stores partials[s], __threadfence(), and counts itself in counters[c] (atomicAdd); the
+//     block that arrives last (splits - 1 before it) sums all splits' partials of its column block with all its threads,
+//     applies the epilogue, and sets counters[c] back to 0, so the next launch and CUDA graph replays need no memset.
+// grouped_gemm_skinny_reduce_{out}: a thread per 4 output columns (per column where they are not a multiple of 4),
+//   grid-stride: the same split sums and epilogue as the folded reduction.
+// Every reduction sums splits 0, 1, ..., splits-1 in that order, from 0.0f, through one function (sum_splits), then the
+//   epilogue (plain, or fused SiLU-and-mul, times the row scale, in y's dtype): the two paths give the same bits, and
+//   every run gives the same bits whichever block arrives last.
+// Launch constraints (checked on the host): rows <= MT; K % 8 == 0 (16-byte row chunks); x and w 16-byte aligned; N even
+//   when fused; partials hold splits * rows * N floats; folded with several splits, counters hold ceil(N / 128) ints
+//   that are zero at launch; one launch at a time per workspace. Tails in rows, N and K are zero-filled on load and masked
+//   on store. Dynamic shared memory of the first kernel: STAGES * (MT + 128) * 64 * KSUB * 2 bytes (the wide 128-row
+//   tile's 192 KB needs sm_90's opt-in limit; the host falls back to the narrow tile where it does not fit).
 // dependent-launch: every entry calls moe_wait_prior_grid() first (moe_common.cuh), so it may overlap the kernel before it.
 #include "moe_common.cuh"
 #include "mma_tiles.cuh"
@@ -31,6 +40,7 @@
 #define SK_BN 128   // W rows (raw output columns) per block
 #define SK_BK 64    // K per sub-tile (128 contiguous bytes of each row); a stage holds KSUB sub-tiles
 #define SK_WARPS 8
+#define SK_STAGED (SK_BN + 4) // floats per row of the single-split staging tile (16-byte aligned rows)
 
 __device__ __forceinline__ void call_rows(const int* __restrict__ offsets, int rows, int& rowBegin, int& rowEnd)
 {
@@ -38,12 +48,130 @@ __device__ __forceinline__ void call_rows(const int* __restrict__ offsets, int r
     rowEnd = min(max(offsets[1], rowBegin), rows);
 }
 
+// The W row that tile row r (0..127) of column block c holds, or -1 past the weights: plain, 128c + r; fused, gate rows
+// 64c .. 64c+63 (r < 64) over up rows I + 64c .. (r >= 64), both valid while 64c + r % 64 < I.
+__device__ __forceinline__ int tile_w_row(int colBlock, int r, int n, int fused)
+{
+    if (!fused)
+    {
+        const int row = colBlock * SK_BN + r;
+        return row < n ? row : -1;
+    }
+    const int half = n >> 1, j = colBlock * (SK_BN / 2) + (r & (SK_BN / 2 - 1));
+    return j >= half ? -1 : r < SK_BN / 2 ? j : half + j;
+}
+
+// ---- The split sums and the epilogue, shared by every path so their float operations are the same ----
+
+template <int VEC> struct ReduceLoad { typedef float type; };
+template <> struct ReduceLoad<4> { typedef float4 type; };
+__device__ __forceinline__ void add_to(float (&acc)[1], float v) { acc[0] += v; }
+__device__ __forceinline__ void add_to(float (&acc)[4], float4 v)
+{
+    acc[0] += v.x;
+    acc[1] += v.y;
+    acc[2] += v.z;
+    acc[3] += v.w;
+}
+
+// SHARED: the sums come from shared memory (one split staged by the block) rather than the global partials (L2 loads).
+template <int VEC, bool SHARED>
+__device__ __forceinline__ typename ReduceLoad<VEC>::type load_sum(const float* p)
+{
+    typedef typename ReduceLoad<VEC>::type Load;
+    if (SHARED)
+        return *reinterpret_cast<const Load*>(p);
+    return __ldcg(reinterpret_cast<const Load*>(p));
+}
+
+// VEC consecutive outputs: splits 0, 1, ..., splits-1 summed in that order from 0.0f (gate at p + s * splitStride, up
+// upOffset floats further when FUSED), then the epilogue: silu(gate) * up * scale, or gate * scale. UNROLL only sets how
+// many splits' loads are in flight at once (the folded reduction, on the critical path, takes 8); the operations and
+// their order are the same for every UNROLL.
+template <int VEC, bool SHARED, bool FUSED, int UNROLL>
+__device__ __forceinline__ void sum_splits(const float* p, long long splitStride, int upOffset, int splits, float scale, float (&out)[VEC])
+{
+    float gate[VEC], up[VEC];
+#pragma unroll
+    for (int v = 0; v < VEC; v++)
+        gate[v] = up[v] = 0.0f;
+#pragma unroll UNROLL
+    for (int s = 0; s < splits; s++)
+    {
+        add_to(gate, load_sum<VEC, SHARED>(p + s * splitStride));
+        if (FUSED)
+            add_to(up, load_sum<VEC, SHARED>(p + s * splitStride + upOffset));
+    }
+#pragma unroll
+    for (int v = 0; v < VEC; v++)
+        out[v] = FUSED ? silu(gate[v]) * up[v] * scale : gate[v] * scale;
+}
+
+// y's dtype chosen at run time in the partial kernel (one entry per tile and input dtype serves every output dtype).
+template <int VEC>
+__device__ __forceinline__ void store_out(void* y, int outType, long long index, const float (&v)[VEC])
+{
+#pragma unroll
+    for (int i = 0; i < VEC; i++)
+    {
+        if (outType == 0)
+            static_cast<float*>(y)[index + i] = v[i];
+        else if (outType == 1)
+            static_cast<bf16*>(y)[index + i] = from_float<bf16>(v[i]);
+        else
+            static_cast<f16*>(y)[index + i] = from_float<f16>(v[i]);
+    }
+}
+
+// The epilogue of one column block by all its threads: output columns outBegin .. outBegin + outWidth - 1 of local rows
+// 0 .. m-1, whose sums lie at src + r * srcRowStride + c (c = column - outBegin; up, split s as in sum_splits).
+template <int VEC, bool SHARED, bool FUSED, int UNROLL>
+__device__ __forceinline__ void block_epilogue(const float* src, long long srcRowStride, long long splitStride, int upOffset, int splits,
+                                               const float* __restrict__ rowScale, void* y, int outType, int rowBegin, int m,
+                                               int outCols, int outBegin, int outWidth)
+{
+    const int groups = outWidth / VEC; // VEC divides outWidth
+    for (int i = threadIdx.x; i < m * groups; i += blockDim.x)
+    {
+        const int r = i / groups, c = (i % groups) * VEC;
+        const int row = rowBegin + r;
+        const float scale = rowScale != nullptr ? rowScale[row] : 1.0f;
+        float v[VEC];
+        sum_splits<VEC, SHARED, FUSED, UNROLL>(src + r * srcRowStride + c, splitStride, upOffset, splits, scale, v);
+        store_out<VEC>(y, outType, (long long)row * outCols + outBegin + c, v);
+    }
+}
+
+// block_epilogue with VEC (4 where the output columns are a multiple of 4) and FUSED chosen at run time. Fused, half
+// the splits at once (two loads a split): the same loads in flight, and registers the GEMM's occupancy can afford.
+template <bool SHARED, int UNROLL>
+__device__ __forceinline__ void block_epilogue_any(const float* src, long long srcRowStride, long long splitStride, int upOffset, int splits,
+                                                   const float* __restrict__ rowScale, void* y, int outType, int rowBegin, int m,
+                                                   int outCols, int outBegin, int outWidth, int fused)
+{
+    if (outCols % 4 == 0) // then outBegin, outWidth, N, I and the staging rows keep float4s aligned
+    {
+        if (fused)
+            block_epilogue<4, SHARED, true, (UNROLL + 1) / 2>(src, srcRowStride, splitStride, upOffset, splits, rowScale, y, outType, rowBegin, m, outCols, outBegin, outWidth);
+        else
+            block_epilogue<4, SHARED, false, UNROLL>(src, srcRowStride, splitStride, upOffset, splits, rowScale, y, outType, rowBegin, m, outCols, outBegin, outWidth);
+    }
+    else if (fused)
+        block_epilogue<1, SHARED, true, (UNROLL + 1) / 2>(src, srcRowStride, splitStride, upOffset, splits, rowScale, y, outType, rowBegin, m, outCols, outBegin, outWidth);
+    else
+        block_epilogue<1, SHARED, false, UNROLL>(src, srcRowStride, splitStride, upOffset, splits, rowScale, y, outType, rowBegin, m, outCols, outBegin, outWidth);
+}
+
+// ---- The GEMM ----
+// partials and counters carry no __restrict__: other blocks write them, and the last block reads them back after a fence.
+
 // MT: rows per block (the call's rows, padded); WARPS_M warps along the rows, SK_WARPS / WARPS_M along the columns.
 // KSUB: 64-wide K sub-tiles per pipeline stage (1: 128 bytes of each row per stage; 2, the "wide" tiles: 256 bytes, half
 // the stages and barriers per K). A stage is [KSUB][rows][64] in shared memory, each sub-tile swizzled on its own.
 template <typename TIn, int MT, int WARPS_M, int STAGES, int KSUB>
-__device__ __forceinline__ void skinny_partial(const TIn* __restrict__ x, const TIn* __restrict__ w, const int* __restrict__ offsets,
-                                               float* __restrict__ partials, int rows, int n, int k, int kTilesPerSplit)
+__device__ __forceinline__ void skinny_gemm(const TIn* __restrict__ x, const TIn* __restrict__ w, const int* __restrict__ offsets,
+                                            float* partials, int* counters, const float* __restrict__ rowScale,
+                                            void* y, int outType, int rows, int n, int k, int kTilesPerSplit, int fused, int fold)
 {
     constexpr int WARPS_N = SK_WARPS / WARPS_M;
     constexpr int THREADS = SK_WARPS * 32;
@@ -54,6 +182,7 @@ __device__ __forceinline__ void skinny_partial(const TIn* __restrict__ x, const 
     constexpr int CHUNKS = SK_BK / 8;   // 16-byte chunks per row of a sub-tile
     constexpr int KT = SK_BK * KSUB;     // K per stage
     static_assert(MI >= 1 && NI >= 2 && NI % 2 == 0, "warp tile must be a multiple of 16x16");
+    static_assert(MT * SK_STAGED * 4 <= STAGES * (MT + SK_BN) * KT * 2, "the single-split staging tile fits the pipeline's shared memory");
 
     extern __shared__ __align__(128) unsigned char sharedBytes[];
     TIn* sharedA = reinterpret_cast<TIn*>(sharedBytes); // [STAGES][KSUB][MT][SK_BK]
@@ -63,9 +192,9 @@ __device__ __forceinline__ void skinny_partial(const TIn* __restrict__ x, const 
     call_rows(offsets, rows, rowBegin, rowEnd);
     const int m = min(rowEnd - rowBegin, MT); // the host guarantees rows <= MT
     if (m <= 0)
-        return;
+        return; // every block of the launch returns here (same offsets): no counter is touched
 
-    const int colBegin = blockIdx.x * SK_BN;
+    const int colBlock = blockIdx.x;
     const int kTilesAll = ceil_div(k, KT);
     const int kTileBegin = (int)blockIdx.y * kTilesPerSplit;
     const int kTiles = max(min(kTilesAll, kTileBegin + kTilesPerSplit) - kTileBegin, 0);
@@ -94,8 +223,8 @@ __device__ __forceinline__ void skinny_partial(const TIn* __restrict__ x, const 
         {
             int r = i / (CHUNKS * KSUB), c = i % (CHUNKS * KSUB);
             int kk = kBase + c * 8;
-            int wRow = colBegin + r;
-            bool valid = wRow < n && kk < k;
+            int wRow = tile_w_row(colBlock, r, n, fused);
+            bool valid = wRow >= 0 && kk < k;
             const TIn* src = valid ? w + (long long)wRow * k + kk : w;
             cp_async_16<true>(b + (c / CHUNKS) * SK_BN * SK_BK + swizzled<SK_BK>(r, c % CHUNKS), src, valid);
         }
@@ -166,10 +295,42 @@ __device__ __forceinline__ void skinny_partial(const TIn* __restrict__ x, const 
                         Mma<TIn>::run(acc[mi][ni], aFrag[mi], bFrag[ni]);
         }
     }
-    cp_async_wait<0>(); // no copy may still target shared memory when the block exits
+    cp_async_wait<0>(); // no copy may still target shared memory when the block exits or reuses it
 
-    // Store: accumulator c0,c1 = local row (lane/4), columns 2*(lane%4) + {0,1}; c2,c3 = row + 8. Rows past m are not
-    // stored (the reduction reads only rows < m). Pairs as one 8-byte store where N is even (then col is even: aligned).
+    const int splits = gridDim.y;
+    const int outCols = fused ? n / 2 : n;
+    const int outBegin = fused ? colBlock * (SK_BN / 2) : colBlock * SK_BN;
+    const int outWidth = min(fused ? SK_BN / 2 : SK_BN, outCols - outBegin);
+
+    // Accumulator c0,c1 = local row (lane/4), tile columns 2*(lane%4) + {0,1}; c2,c3 = row + 8. Rows past m are not
+    // stored (no reduction reads them).
+    if (fold && splits == 1)
+    {
+        // One split: the sums are final. Staged in the idle shared memory as [m][SK_STAGED] by tile column, then the
+        // block's epilogue reads gate (and up, 64 columns on) from there.
+        __syncthreads(); // every warp is done with the pipeline's tiles
+        float* staged = reinterpret_cast<float*>(sharedBytes);
+#pragma unroll
+        for (int mi = 0; mi < MI; mi++)
+#pragma unroll
+            for (int half = 0; half < 2; half++)
+            {
+                int r = warpRow + mi * 16 + (lane >> 2) + half * 8;
+                if (r >= m)
+                    continue;
+#pragma unroll
+                for (int ni = 0; ni < NI; ni++)
+                {
+                    int tileCol = warpCol + ni * 8 + (lane & 3) * 2;
+                    *reinterpret_cast<float2*>(staged + r * SK_STAGED + tileCol) = make_float2(acc[mi][ni][half * 2], acc[mi][ni][half * 2 + 1]);
+                }
+            }
+        __syncthreads();
+        block_epilogue_any<true, 1>(staged, SK_STAGED, 0, SK_BN / 2, 1, rowScale, y, outType, rowBegin, m, outCols, outBegin, outWidth, fused);
+        return;
+    }
+
+    // partials[s][r][W row]: pairs as one 8-byte store where both W rows follow each other at an even index.
     float* part = partials + (long long)blockIdx.y * rows * n;
 #pragma unroll
     for (int mi = 0; mi < MI; mi++)
@@ -183,65 +344,61 @@ __device__ __forceinline__ void skinny_partial(const TIn* __restrict__ x, const 
 #pragma unroll
             for (int ni = 0; ni < NI; ni++)
             {
-                int col = colBegin + warpCol + ni * 8 + (lane & 3) * 2;
+                int tileCol = warpCol + ni * 8 + (lane & 3) * 2;
+                int w0 = tile_w_row(colBlock, tileCol, n, fused), w1 = tile_w_row(colBlock, tileCol + 1, n, fused);
                 float v0 = acc[mi][ni][half * 2], v1 = acc[mi][ni][half * 2 + 1];
-                if (col + 1 < n && (n & 1) == 0)
+                if (w0 >= 0 && w1 == w0 + 1 && (w0 & 1) == 0 && (n & 1) == 0)
                 {
-                    __stcg(reinterpret_cast<float2*>(pRow + col), make_float2(v0, v1));
+                    __stcg(reinterpret_cast<float2*>(pRow + w0), make_float2(v0, v1));
                 }
                 else
                 {
-                    if (col < n)
-                        __stcg(pRow + col, v0);
-                    if (col + 1 < n)
-                        __stcg(pRow + col + 1, v1);
+                    if (w0 >= 0)
+                        __stcg(pRow + w0, v0);
+                    if (w1 >= 0)
+                        __stcg(pRow + w1, v1);
                 }
             }
         }
+    if (!fold)
+        return; // grouped_gemm_skinny_reduce_{out} follows
+
+    // Several splits, folded: the last block of this column block to arrive sums every split's partials.
+    __threadfence(); // this thread's partials are visible device-wide before the block is counted
+    __syncthreads(); // every thread of the block has written and fenced, and none reads the shared tiles any more
+    volatile int* arrivedLast = reinterpret_cast<volatile int*>(sharedBytes);
+    if (tid == 0)
+        *arrivedLast = atomicAdd(counters + colBlock, 1) == splits - 1;
+    __syncthreads();
+    if (!*arrivedLast)
+        return;
+    __threadfence(); // order the reads below after the other splits' counted writes
+    const long long splitStride = (long long)rows * n;
+    block_epilogue_any<false, 8>(partials + outBegin, n, splitStride, outCols, splits, rowScale, y, outType, rowBegin, m, outCols, outBegin, outWidth, fused);
+    if (tid == 0)
+        counters[colBlock] = 0; // every split of this column block has arrived: nobody else touches the counter this launch
 }
 
-// The split sums in fixed order and the epilogue. VEC consecutive output columns per thread and step of a grid-stride
-// loop (4: one float4 per split and operand, when the output columns and N are multiples of 4, so every float4 is aligned).
-template <int VEC> struct ReduceLoad { typedef float type; };
-template <> struct ReduceLoad<4> { typedef float4 type; };
-__device__ __forceinline__ void add_to(float (&acc)[1], float v) { acc[0] += v; }
-__device__ __forceinline__ void add_to(float (&acc)[4], float4 v)
-{
-    acc[0] += v.x;
-    acc[1] += v.y;
-    acc[2] += v.z;
-    acc[3] += v.w;
-}
-
-template <int VEC, typename TOut>
+// The separate reduction (fold = 0): VEC consecutive output columns per thread and step of a grid-stride loop (4: one
+// float4 per split and operand, when the output columns and N are multiples of 4, so every float4 is aligned).
+template <int VEC, bool FUSED, typename TOut>
 __device__ __forceinline__ void skinny_reduce_vec(const float* __restrict__ partials, const float* __restrict__ rowScale, TOut* __restrict__ y,
-                                                  int rowBegin, int m, int rows, int n, int outCols, int fused, int splits)
+                                                  int rowBegin, int m, int rows, int n, int outCols, int splits)
 {
-    typedef typename ReduceLoad<VEC>::type Load;
     const int groups = outCols / VEC; // VEC divides outCols
     const long long total = (long long)m * groups;
     const long long splitStride = (long long)rows * n;
     for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (long long)gridDim.x * blockDim.x)
     {
         const int r = (int)(i / groups), c = (int)(i % groups) * VEC;
-        const float* p = partials + (long long)r * n + c;
-        float gate[VEC], up[VEC];
-#pragma unroll
-        for (int v = 0; v < VEC; v++)
-            gate[v] = up[v] = 0.0f;
-#pragma unroll 4
-        for (int s = 0; s < splits; s++)
-        {
-            add_to(gate, __ldcg(reinterpret_cast<const Load*>(p + s * splitStride)));
-            if (fused)
-                add_to(up, __ldcg(reinterpret_cast<const Load*>(p + s * splitStride + outCols)));
-        }
         const int row = rowBegin + r;
         const float scale = rowScale != nullptr ? rowScale[row] : 1.0f;
+        float v[VEC];
+        sum_splits<VEC, false, FUSED, 4>(partials + (long long)r * n + c, splitStride, outCols, splits, scale, v);
         TOut* out = y + (long long)row * outCols + c;
 #pragma unroll
-        for (int v = 0; v < VEC; v++)
-            out[v] = from_float<TOut>(fused ? silu(gate[v]) * up[v] * scale : gate[v] * scale);
+        for (int q = 0; q < VEC; q++)
+            out[q] = from_float<TOut>(v[q]);
     }
 }
 
@@ -252,21 +409,34 @@ __device__ __forceinline__ void skinny_reduce(const float* __restrict__ partials
     int rowBegin, rowEnd;
     call_rows(offsets, rows, rowBegin, rowEnd);
     const int outCols = fused ? n / 2 : n;
+    const int m = rowEnd - rowBegin;
     if (outCols % 4 == 0) // then N (= outCols or 2 outCols) is a multiple of 4 too
-        skinny_reduce_vec<4>(partials, rowScale, y, rowBegin, rowEnd - rowBegin, rows, n, outCols, fused, splits);
+    {
+        if (fused)
+            skinny_reduce_vec<4, true>(partials, rowScale, y, rowBegin, m, rows, n, outCols, splits);
+        else
+            skinny_reduce_vec<4, false>(partials, rowScale, y, rowBegin, m, rows, n, outCols, splits);
+    }
+    else if (fused)
+        skinny_reduce_vec<1, true>(partials, rowScale, y, rowBegin, m, rows, n, outCols, splits);
     else
-        skinny_reduce_vec<1>(partials, rowScale, y, rowBegin, rowEnd - rowBegin, rows, n, outCols, fused, splits);
+        skinny_reduce_vec<1, false>(partials, rowScale, y, rowBegin, m, rows, n, outCols, splits);
 }
 
 // MT 16: one warp row of 16 x 16 warp tiles; 32: 2 x 4 warps of 16 x 32; 64: 32 x 32; 128: 64 x 32 (3 stages: 96 KB).
 // The wide tiles (KSUB 2, entry suffix "w"): 3 stages of 256 bytes per row (108 KB for 16 rows .. 192 KB for 128).
+// Blocks per SM in the launch bounds: what sm_90's shared memory holds (GroupedGemmSkinny.BlocksPerSm, which the host's
+// split count assumes), at least 2: 3 for the narrow 16-row tile (72 KB), so its registers stay at 80 or fewer.
+#define SK_MIN_BLOCKS(MT, KSUB) ((MT) == 16 && (KSUB) == 1 ? 3 : 2)
 #define SK_PARTIAL(MT, WARPS_M, STAGES, KSUB, NAME, SUFFIX, TIN)                                                              \
-    extern "C" __global__ void __launch_bounds__(SK_WARPS * 32, 2) NAME##_##SUFFIX(                                          \
-        const TIN* __restrict__ x, const TIN* __restrict__ w, const int* __restrict__ offsets, float* __restrict__ partials,  \
-        int rows, int n, int k, int kTilesPerSplit)                                                                           \
+    extern "C" __global__ void __launch_bounds__(SK_WARPS * 32, SK_MIN_BLOCKS(MT, KSUB)) NAME##_##SUFFIX(                    \
+        const TIN* __restrict__ x, const TIN* __restrict__ w, const int* __restrict__ offsets, float* partials,               \
+        int* counters, const float* __restrict__ rowScale, void* y, int outType, int rows, int n, int k,                     \
+        int kTilesPerSplit, int fused, int fold)                                                                              \
     {                                                                                                                         \
         moe_wait_prior_grid();                                                                                               \
-        skinny_partial<TIN, MT, WARPS_M, STAGES, KSUB>(x, w, offsets, partials, rows, n, k, kTilesPerSplit);                 \
+        skinny_gemm<TIN, MT, WARPS_M, STAGES, KSUB>(x, w, offsets, partials, counters, rowScale, y, outType, rows, n, k,    \
+                                                    kTilesPerSplit, fused, fold);                                             \
     }
 
 #define SK_PARTIALS(SUFFIX, TIN)                                       \

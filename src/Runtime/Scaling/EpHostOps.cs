@@ -26,14 +26,14 @@ public readonly record struct HostOps(int Launches, int Copies, int GemmCalls = 
 /// issues them (every rank's route, a host wait, the dispatch, every rank's experts, the combine, every rank's output):
 /// <code>
 /// before route   input upload (1 copy)
-/// route          router GEMM (1, or 2 on the skinny split-K kernel: GroupedGemm.SingleMatrixLaunches) + top-k routing (1; its count workspace spares the memset) + permute by global expert
+/// route          router GEMM (1; 2 on the skinny split-K kernel with MOE_SKINNY_REDUCE=kernel: GroupedGemm.SingleMatrixLaunches) + top-k routing (1; its count workspace spares the memset) + permute by global expert
 ///                (Permute.Launches(t, k, E, gather): one kernel at one chunk of slots, else count, offsets+scatter fused or as two, gather = 3 or 4)
 /// after route    expert offsets download (1 copy); then the host waits for every rank (the dispatch sizes)
 /// dispatch       all-to-allv: per rank its op table upload and its launch (HostParams.CollectivePerRankUs)
 /// experts        local id upload (1 copy) + permute by local expert (Permute.Launches(R, 1, E/N, gather) = 1, 3 or 4)
 ///                + gate_up with SiLU (1) + down (1) + un-permute (Combine, 1)      (only on a rank that received rows)
 /// combine        all-to-allv back, as the dispatch
-/// output         shared expert gate_up [+ shared gate GEMM + sigmoid (1), qwen2_moe] + down (each GEMM 1 or 2) when the model
+/// output         shared expert gate_up [+ shared gate GEMM + sigmoid (1), qwen2_moe] + down (each GEMM 1, or 2 as above) when the model
 ///                has shared experts, + weighted sum (Combine, 1)
 /// after output   output download (1 copy)
 /// </code>
@@ -65,7 +65,7 @@ public static class EpHostOps
     /// <summary>The shared experts' GEMM calls: gate_up, [the sigmoid gate's,] down (none without shared experts).</summary>
     private static int SharedExpertGemmCalls(ModelConfig c) => c.SharedIntermediateSize <= 0 ? 0 : c.HasSharedExpertGate ? 3 : 2;
 
-    /// <summary>The shared experts' launches: gate_up with SiLU, [the sigmoid gate's GEMM and sigmoid,] down; each GEMM 1 or 2 (GroupedGemm.SingleMatrixLaunches).</summary>
+    /// <summary>The shared experts' launches: gate_up with SiLU, [the sigmoid gate's GEMM and sigmoid,] down; each GEMM 1 (2 with MOE_SKINNY_REDUCE=kernel: GroupedGemm.SingleMatrixLaunches).</summary>
     private static int SharedExpertLaunches(ModelConfig c, int tokens)
     {
         if (c.SharedIntermediateSize <= 0)
