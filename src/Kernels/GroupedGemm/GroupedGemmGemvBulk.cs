@@ -54,18 +54,26 @@ public static class GroupedGemmGemvBulk
     public static bool Supports(Accelerator accelerator, DType operands, out string reason)
     {
         ArgumentNullException.ThrowIfNull(accelerator);
-        if (accelerator.Kind != AcceleratorKind.Cuda)
-            reason = $"{accelerator.Name} is not a CUDA device";
-        else if (accelerator.Info.ComputeMajor < 9)
-            reason = $"{accelerator.Name} is compute capability {accelerator.Info.ComputeCapability}; bulk copies (cp.async.bulk) need 9.0 or later";
+        return Supports(accelerator.Name, accelerator.Kind, accelerator.Info, operands, out reason);
+    }
+
+    internal static bool Supports(string name, AcceleratorKind kind, DeviceInfo info, DType operands, out string reason)
+    {
+        if (kind != AcceleratorKind.Cuda)
+            reason = $"{name} is not a CUDA device";
+        else if (info.ComputeMajor < 9)
+            reason = $"{name} is compute capability {info.ComputeCapability}; bulk copies (cp.async.bulk) need 9.0 or later";
         else if (operands is not (DType.BF16 or DType.F16))
             reason = $"{DTypes.Name(operands)} operands; the GEMV takes bf16 or f16";
-        else if (accelerator.Info.MaxSharedMemoryPerBlockOptin < SharedBytes + StaticSharedBytes)
-            reason = $"{accelerator.Name} allows {accelerator.Info.MaxSharedMemoryPerBlockOptin} bytes of shared memory per block; the kernel needs {SharedBytes + StaticSharedBytes}";
+        else if (info.MaxSharedMemoryPerBlockOptin < SharedBytes + StaticSharedBytes)
+            reason = $"{name} allows {info.MaxSharedMemoryPerBlockOptin} bytes of shared memory per block; the kernel needs {SharedBytes + StaticSharedBytes}";
         else
             reason = "";
         return reason.Length == 0;
     }
+
+    /// <summary>The message of a forced run that <see cref="Supports(Accelerator, DType, out string)"/> refuses.</summary>
+    internal static string CannotRunMessage(string reason) => $"variant '{VariantName}' cannot run here: {reason}";
 
     /// <summary>
     /// Whether the heuristic runs this kernel instead of the 4-row GEMV: the switch on, the 4-row GEMV the pick
@@ -75,9 +83,12 @@ public static class GroupedGemmGemvBulk
         ChosenFor(accelerator, operands, rows, experts, k, fused, SwitchFromEnvironment(), GroupedGemmGemv.MaxRowsFromEnvironment());
 
     internal static bool ChosenFor(Accelerator accelerator, DType operands, int rows, int experts, int k, bool fused, bool switchOn, int maxRows) =>
-        switchOn && GroupedGemmGemv.ChosenFor(operands, rows, experts, maxRows)
-        && GroupedGemmGemv.TileRowsFor(rows, experts, maxRows) == GroupedGemmGemv.TileRows
-        && FitsK(k, fused) && Supports(accelerator, operands, out _);
+        ChosenFor(Supports(accelerator, operands, out _), operands, rows, experts, k, fused, switchOn, maxRows);
+
+    /// <summary>The rule itself, for a device that does or does not <paramref name="supported"/> the kernel.</summary>
+    internal static bool ChosenFor(bool supported, DType operands, int rows, int experts, int k, bool fused, bool switchOn, int maxRows) =>
+        supported && switchOn && GroupedGemmGemv.ChosenFor(operands, rows, experts, maxRows)
+        && GroupedGemmGemv.TileRowsFor(rows, experts, maxRows) == GroupedGemmGemv.TileRows && FitsK(k, fused);
 
     /// <summary>The heuristic's default: off until an H200 measurement shows the kernel ahead of the 4-row GEMV.</summary>
     internal const bool DefaultOn = false;
@@ -119,7 +130,7 @@ public static class GroupedGemmGemvBulk
     internal static void Run(CudaAccelerator accelerator, GroupedGemm.Plan plan, CudaStream stream)
     {
         if (!Supports(accelerator, plan.X.DType, out string reason))
-            throw new ArgumentException($"variant '{VariantName}' cannot run here: {reason}", "options");
+            throw new ArgumentException(CannotRunMessage(reason), "options");
         if (!FitsK(plan.K, plan.Fused))
             throw new ArgumentException($"variant '{VariantName}' takes K <= {MaxK(plan.Fused)}{(plan.Fused ? " fused (a gate and an up row per stage)" : "")}; K = {plan.K}", "inFeatures");
         if (plan.GemvTileSlotsOverride is not null)
