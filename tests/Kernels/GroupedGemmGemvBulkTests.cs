@@ -129,14 +129,17 @@ public class GroupedGemmGemvBulkTests
     public void ForcingItBeforeComputeCapabilityNineIsAClearError()
     {
         var ampere = new DeviceInfo("A100", 8, 0, 108, 80L << 30, 40L << 20, 163 * 1024, null);
-        Assert.False(GroupedGemmGemvBulk.Supports("cuda:0", AcceleratorKind.Cuda, ampere, DType.BF16, out string reason));
+        Assert.False(GroupedGemmGemvBulk.Supports("cuda:0", AcceleratorKind.Cuda, ampere, DType.BF16, nvrtcMajor: 13, out string reason));
         string message = GroupedGemmGemvBulk.CannotRunMessage(reason);
         Assert.Contains("gemvbulk", message);
         Assert.Contains("compute capability 8.0", message);
         var hopper = ampere with { Name = "H200", ComputeMajor = 9, MaxSharedMemoryPerBlockOptin = 227 * 1024 };
-        Assert.True(GroupedGemmGemvBulk.Supports("cuda:0", AcceleratorKind.Cuda, hopper, DType.BF16, out _));
-        Assert.False(GroupedGemmGemvBulk.Supports("cuda:0", AcceleratorKind.Cuda, hopper, DType.F32, out _));
-        Assert.False(GroupedGemmGemvBulk.Supports("cpu", AcceleratorKind.Cpu, hopper, DType.BF16, out _));
+        Assert.True(GroupedGemmGemvBulk.Supports("cuda:0", AcceleratorKind.Cuda, hopper, DType.BF16, nvrtcMajor: 13, out _));
+        Assert.False(GroupedGemmGemvBulk.Supports("cuda:0", AcceleratorKind.Cuda, hopper, DType.F32, nvrtcMajor: 13, out _));
+        Assert.False(GroupedGemmGemvBulk.Supports("cpu", AcceleratorKind.Cpu, hopper, DType.BF16, nvrtcMajor: 13, out _));
+        // NVRTC 11 builds only the trapping body: refused, with the reason.
+        Assert.False(GroupedGemmGemvBulk.Supports("cuda:0", AcceleratorKind.Cuda, hopper, DType.BF16, nvrtcMajor: 11, out string old));
+        Assert.Contains("NVRTC 11", old);
         // On a real device before 9.0, a forced run fails with that message.
         var gpu = TestDevices.Get("cuda:0");
         if (gpu.Info.ComputeMajor >= 9)

@@ -54,15 +54,19 @@ public static class GroupedGemmGemvBulk
     public static bool Supports(Accelerator accelerator, DType operands, out string reason)
     {
         ArgumentNullException.ThrowIfNull(accelerator);
-        return Supports(accelerator.Name, accelerator.Kind, accelerator.Info, operands, out reason);
+        return Supports(accelerator.Name, accelerator.Kind, accelerator.Info, operands,
+            accelerator.Kind == AcceleratorKind.Cuda ? NvrtcCompiler.Version.Major : 0, out reason);
     }
 
-    internal static bool Supports(string name, AcceleratorKind kind, DeviceInfo info, DType operands, out string reason)
+    /// <param name="nvrtcMajor">NVRTC's major version: 12 or later assembles bulk copies (PTX ISA 8.0); the kernel built by 11 traps.</param>
+    internal static bool Supports(string name, AcceleratorKind kind, DeviceInfo info, DType operands, int nvrtcMajor, out string reason)
     {
         if (kind != AcceleratorKind.Cuda)
             reason = $"{name} is not a CUDA device";
         else if (info.ComputeMajor < 9)
             reason = $"{name} is compute capability {info.ComputeCapability}; bulk copies (cp.async.bulk) need 9.0 or later";
+        else if (nvrtcMajor < 12)
+            reason = $"NVRTC {nvrtcMajor} cannot assemble bulk copies (PTX ISA 8.0); it needs NVRTC 12 or later";
         else if (operands is not (DType.BF16 or DType.F16))
             reason = $"{DTypes.Name(operands)} operands; the GEMV takes bf16 or f16";
         else if (info.MaxSharedMemoryPerBlockOptin < SharedBytes + StaticSharedBytes)

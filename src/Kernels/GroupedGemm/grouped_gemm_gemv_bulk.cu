@@ -50,7 +50,9 @@ __device__ __forceinline__ moe_u32 gb_smem(const void* p) { return (moe_u32)__cv
 
 __device__ __forceinline__ float gb_silu(float v) { return v / (1.0f + __expf(-v)); }
 
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+// The bulk copies and expect_tx are PTX ISA 8.0 (CUDA 12): NVRTC 11 builds the trapping body below (the host refuses
+// the variant there, GroupedGemmGemvBulk.Supports), except for the register probe.
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900 && (__CUDACC_VER_MAJOR__ >= 12 || defined(GB_PTX78_PROBE))
 
 __device__ __forceinline__ void gb_bar_init(moe_u32 bar, moe_u32 count)
 {
@@ -265,7 +267,7 @@ __device__ __forceinline__ void grouped_gemv_bulk(const TIn* __restrict__ x, con
 
 #else
 
-// Bulk copies need sm_90; the host refuses older devices, and this body keeps the source compiling for them.
+// Bulk copies need sm_90 and NVRTC 12+; the host refuses the variant elsewhere, and this body keeps the source compiling.
 template <typename TIn, typename TOut>
 __device__ __forceinline__ void grouped_gemv_bulk(const TIn*, const TIn*, const int*, const float*, TOut*, int, int, int, int, int, int)
 {
