@@ -12,6 +12,7 @@ namespace MoeRuntime.Tests.Kernels;
 /// rows that fills a 32 KB stage, at most 64 rows): the cases put N on and off chunk boundaries (K = 8 and 24: 64-row
 /// chunks; K = 768: 21 rows; K = 2048: 8 rows, 4 fused columns; K = 7168: 2 rows, 1 fused column), experts with 5 and 9
 /// rows (several m-tiles), empty experts and rows outside every expert, K at the stage limit (16384 plain, 8192 fused),
+/// more m-tiles than the producer maps up front (256),
 /// and the Qwen3-30B-A3B and DeepSeek-V3 T = 1 shapes with N cut down. The CUDA cases skip without a GPU (and on a GPU
 /// before compute capability 9.0 they check the refusal); the rule and switch checks run everywhere.
 /// </summary>
@@ -30,6 +31,8 @@ public class GroupedGemmGemvBulkTests
         new("K = 2048: 8-row chunks, N tail", [1, 5, 0, 1], 44, 2048),
         new("K at the stage limit (16384: one row a stage)", [1, 0, 5], 5, 16384),
         new("K = 8200: one row a stage (two would not fit)", [2, 1], 7, 8192 + 8),
+        new("300 one-row experts: m-tiles past the producer's 256-entry map", Enumerable.Repeat(1, 300).ToArray(), 20, 16),
+        new("an expert of 1030 rows: 258 m-tiles, the last ones searched", [2, 1030, 0, 5], 9, 24, LeadingRows: 1),
     ];
 
     public static TheoryData<int, string, string> Cases()

@@ -26,11 +26,11 @@ public static class GroupedGemmGemvBulk
     internal const int ConsumerWarps = 8;
     internal const int Threads = (ConsumerWarps + 1) * 32;
 
-    /// <summary>Dynamic shared memory of a block (the stages; barriers, stage headers and partial sums are static, about 2 KB).</summary>
+    /// <summary>Dynamic shared memory of a block (the stages; barriers, stage headers, partial sums and the m-tile map are static, about 5 KB).</summary>
     internal const int SharedBytes = Stages * StageBytes;
 
-    /// <summary>Static shared memory of a block, rounded up: 2 x 8 barriers' bytes, 4 headers, 2 x 64 x 4 partial sums.</summary>
-    internal const int StaticSharedBytes = 2 * Stages * 8 + Stages * 16 + 2 * MaxStageRows * 4 * 4;
+    /// <summary>Static shared memory of a block: 2 x 4 barriers, 4 stage headers, 2 x 64 x 4 partial sums, the 256-entry m-tile map.</summary>
+    internal const int StaticSharedBytes = 2 * Stages * 8 + Stages * 16 + 2 * MaxStageRows * 4 * 4 + 256 * 12;
 
     /// <summary>
     /// The largest K (2-byte elements) the kernel takes: a W row must fit a stage, and fused calls put a gate and an up

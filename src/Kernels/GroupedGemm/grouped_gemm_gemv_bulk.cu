@@ -10,7 +10,8 @@
 //   items b, b + gridDim.x, ... . A chunk is one stage: plain, R = min(GB_STAGE_BYTES / rowBytes, GB_MAX_STAGE_ROWS)
 //   consecutive W rows (output columns); fused, R/2 gate rows then the matching R/2 up rows (two copies, one stage).
 //   K limit: a row (plain) or a gate and an up row (fused) must fit a stage: K <= 16384 plain, 8192 fused (bf16/f16).
-// Block: warp GB_WARPS is the producer (lane 0 issues the copies; the whole warp finds each item's expert), warps
+// Block: warp GB_WARPS is the producer (lane 0 issues the copies; the whole warp maps m-tiles to experts once, the
+//   first GB_TILE_TABLE of them in shared memory, searching later ones per item with find_expert_tile), warps
 //   0..GB_WARPS-1 consume. Stage s: `full` (the producer's arrive.expect_tx + the copies' bytes) and `empty` (one arrive
 //   per consumer warp once it has read the stage). A stage's header (rows, columns, X rows) travels with it; xRows = 0
 //   marks the end of the block's items.
@@ -30,12 +31,11 @@
 #define GB_WARPS 8               // consumer warps
 #define GB_THREADS ((GB_WARPS + 1) * 32)
 #define GB_TILE_ROWS 4           // X rows per m-tile
-#ifndef GB_STAGES
 #define GB_STAGES 4
-#endif
 #define GB_STAGE_BYTES 32768
 #define GB_MAX_STAGE_ROWS 64     // short rows: at most this many per stage (bounds the partial sums)
 #define GB_MAX_PARTS (GB_MAX_STAGE_ROWS > 2 * GB_WARPS ? GB_MAX_STAGE_ROWS : 2 * GB_WARPS)
+#define GB_TILE_TABLE 256        // m-tiles the producer maps once per block; later ones are searched item by item
 
 // A stage's work, written by the producer before its arrive.
 struct GbStage
@@ -111,14 +111,44 @@ __device__ __forceinline__ int gb_stage_rows(int k, int fused)
 
 extern __shared__ __align__(128) unsigned char gbStages[];
 
+// The producer warp's map of m-tiles to (expert, first row, end row), the first GB_TILE_TABLE of them, in one pass over
+// the experts (a warp-wide scan, as find_expert_tile does per tile); returns the total m-tiles.
+__device__ __forceinline__ int gb_map_tiles(const int* __restrict__ expertOffsets, int experts, int rows, int3* table)
+{
+    const int lane = threadIdx.x & 31;
+    int base = 0;
+    for (int chunk = 0; chunk < experts; chunk += 32)
+    {
+        const int e = chunk + lane;
+        int begin = 0, end = 0;
+        if (e < experts)
+            expert_rows(expertOffsets, rows, e, begin, end);
+        const int tiles = ceil_div(end - begin, GB_TILE_ROWS);
+        int inclusive = tiles;
+#pragma unroll
+        for (int d = 1; d < 32; d <<= 1)
+        {
+            const int up = __shfl_up_sync(0xffffffffu, inclusive, d);
+            if (lane >= d)
+                inclusive += up;
+        }
+        for (int t = 0; t < tiles && base + inclusive - tiles + t < GB_TILE_TABLE; t++)
+            table[base + inclusive - tiles + t] = make_int3(e, begin + t * GB_TILE_ROWS, min(begin + (t + 1) * GB_TILE_ROWS, end));
+        base += __shfl_sync(0xffffffffu, inclusive, 31);
+    }
+    __syncwarp();
+    return base;
+}
+
 template <typename TIn>
 __device__ __forceinline__ void gb_produce(const TIn* __restrict__ w, const int* __restrict__ expertOffsets, int rows, int n, int k,
-                                           int experts, int fused, int colsPerChunk, GbStage* info, moe_u32 fullBase, moe_u32 emptyBase)
+                                           int experts, int fused, int colsPerChunk, GbStage* info, moe_u32 fullBase, moe_u32 emptyBase,
+                                           int3* tileTable)
 {
     const int lane = threadIdx.x & 31;
     const int outCols = fused ? n / 2 : n;
     const int chunks = ceil_div(outCols, colsPerChunk);
-    const long long items = (long long)total_expert_tiles(expertOffsets, experts, rows, GB_TILE_ROWS) * chunks;
+    const long long items = (long long)gb_map_tiles(expertOffsets, experts, rows, tileTable) * chunks;
     const long long rowBytes = (long long)k * 2;
     int it = 0;
     for (long long item = blockIdx.x;; item += gridDim.x, it++)
@@ -127,7 +157,16 @@ __device__ __forceinline__ void gb_produce(const TIn* __restrict__ w, const int*
         gb_bar_wait(emptyBase + 8 * s, ((it / GB_STAGES) & 1) ^ 1);
         int expert = -1, rowBegin = 0, rowEnd = 0;
         if (item < items)
-            find_expert_tile(expertOffsets, experts, rows, GB_TILE_ROWS, (int)(item / chunks), expert, rowBegin, rowEnd);
+        {
+            const int mTile = (int)(item / chunks);
+            if (mTile < GB_TILE_TABLE)
+            {
+                const int3 tile = tileTable[mTile];
+                expert = tile.x, rowBegin = tile.y, rowEnd = tile.z;
+            }
+            else
+                find_expert_tile(expertOffsets, experts, rows, GB_TILE_ROWS, mTile, expert, rowBegin, rowEnd);
+        }
         if (lane == 0)
         {
             const moe_u32 full = fullBase + 8 * s;
@@ -242,6 +281,7 @@ __device__ __forceinline__ void grouped_gemv_bulk(const TIn* __restrict__ x, con
     __shared__ __align__(8) moe_u64 fullBars[GB_STAGES], emptyBars[GB_STAGES];
     __shared__ GbStage info[GB_STAGES];
     __shared__ float partial[2][GB_MAX_PARTS][GB_TILE_ROWS];
+    __shared__ int3 tileTable[GB_TILE_TABLE];
     const moe_u32 fullBase = gb_smem(fullBars), emptyBase = gb_smem(emptyBars);
     const int stageRows = gb_stage_rows(k, fused);
     if (stageRows == 0)
@@ -260,7 +300,7 @@ __device__ __forceinline__ void grouped_gemv_bulk(const TIn* __restrict__ x, con
     }
     __syncthreads();
     if (threadIdx.x >= GB_WARPS * 32)
-        gb_produce(w, expertOffsets, rows, n, k, experts, fused, fused ? stageRows / 2 : stageRows, info, fullBase, emptyBase);
+        gb_produce(w, expertOffsets, rows, n, k, experts, fused, fused ? stageRows / 2 : stageRows, info, fullBase, emptyBase, tileTable);
     else
         gb_consume(x, rowScale, y, n, k, fused, kSplit, stageRows, info, fullBase, emptyBase, partial);
 }
