@@ -24,7 +24,7 @@ public sealed record GroupedGemmOptions
     /// </summary>
     public bool ValidateOffsets { get; init; } = true;
 
-    /// <summary>Tests and benchmarks: force a tile shape ("decode", "medium", "prefill", ..., "wgmma", "gemv", "gemv4", "gemv8") instead of the heuristic.</summary>
+    /// <summary>Tests and benchmarks: force a tile shape ("decode", "medium", "prefill", ..., "wgmma", "gemv", "gemv4", "gemv8", "gemvbulk") instead of the heuristic.</summary>
     internal string? VariantOverride { get; init; }
 
     /// <summary>
@@ -175,8 +175,8 @@ public static class GroupedGemm
             CheckOffsets(offsets, rows);
         }
         if (options.VariantOverride is { } forced && x.DType != DType.F32 && forced != GroupedGemmWgmma.VariantName && !GroupedGemmGemv.IsVariantName(forced)
-            && !Variants.Any(v => v.Name == forced))
-            throw new ArgumentException($"unknown variant '{forced}'; known: {string.Join(", ", Variants.Select(v => v.Name))}, {GroupedGemmWgmma.VariantName}, {GroupedGemmGemv.VariantName}, {GroupedGemmGemv.Variant4Name}, {GroupedGemmGemv.Variant8Name}", nameof(options));
+            && forced != GroupedGemmGemvBulk.VariantName && !Variants.Any(v => v.Name == forced))
+            throw new ArgumentException($"unknown variant '{forced}'; known: {string.Join(", ", Variants.Select(v => v.Name))}, {GroupedGemmWgmma.VariantName}, {GroupedGemmGemv.VariantName}, {GroupedGemmGemv.Variant4Name}, {GroupedGemmGemv.Variant8Name}, {GroupedGemmGemvBulk.VariantName}", nameof(options));
         CheckSplitK(accelerator, options);
         return new Plan(x, weights, expertOffsets, y, options.RowScale, (int)rows, outFeatures, inFeatures, (int)experts, options.FusedSiluAndMul, options.VariantOverride)
         {
@@ -291,6 +291,13 @@ public static class GroupedGemm
 
     private static void RunCuda(CudaAccelerator accelerator, Plan plan, CudaStream stream)
     {
+        // The bulk-copy decode GEMV (GroupedGemmGemvBulk.cs): forced, or, switched on, where the heuristic takes the 4-row GEMV and K fits.
+        if (plan.X.DType != DType.F32 && (plan.VariantOverride == GroupedGemmGemvBulk.VariantName ||
+                                          (plan.VariantOverride is null && GroupedGemmGemvBulk.ChosenFor(accelerator, plan.X.DType, plan.Rows, plan.Experts, plan.K, plan.Fused))))
+        {
+            GroupedGemmGemvBulk.Run(accelerator, plan, stream);
+            return;
+        }
         // The decode GEMV (GroupedGemmGemv.cs): forced, or the heuristic's pick for a row or a few per expert.
         if (plan.X.DType != DType.F32 && (GroupedGemmGemv.IsVariantName(plan.VariantOverride) ||
                                           (plan.VariantOverride is null && GroupedGemmGemv.ChosenFor(plan.X.DType, plan.Rows, plan.Experts))))

@@ -68,9 +68,14 @@ public static class GroupedGemmWgmma
     /// </summary>
     internal const int MinRows = 64;
 
-    /// <summary>The kernel the heuristic runs for a call: "gemv", "wgmma" or the mma.sync tile's name (benchmark notes).</summary>
+    /// <summary>
+    /// The kernel the heuristic runs for a call: "gemvbulk", "gemv", "wgmma" or the mma.sync tile's name (benchmark notes).
+    /// Without K it names "gemvbulk" as if K fit (every preset's does: K &lt;= 8192 fused, 16384 plain).
+    /// </summary>
     internal static string ChoiceName(Accelerator accelerator, DType operands, int rows, int experts) =>
-        accelerator.Kind == AcceleratorKind.Cuda && GroupedGemmGemv.ChosenFor(operands, rows, experts) ? GroupedGemmGemv.VariantName
+        accelerator.Kind == AcceleratorKind.Cuda && GroupedGemmGemvBulk.ChosenFor(accelerator, operands, rows, experts, k: 8, fused: false)
+            ? GroupedGemmGemvBulk.VariantName
+        : accelerator.Kind == AcceleratorKind.Cuda && GroupedGemmGemv.ChosenFor(operands, rows, experts) ? GroupedGemmGemv.VariantName
         : ChosenFor(accelerator, operands, rows, experts) ? VariantName : GroupedGemm.ChooseVariant(operands, rows, experts).Name;
 
     internal static string EntryName(DType operands, DType output) => $"grouped_gemm_wgmma_{GroupedGemm.Suffix(operands)}_{GroupedGemm.Suffix(output)}";

@@ -25,38 +25,13 @@
 // dependent-launch: every entry calls moe_wait_prior_grid() first (moe_common.cuh), so it may overlap the kernel before it.
 #include "moe_common.cuh"
 #include "expert_tiles.cuh"
+#include "unpack8.cuh"
 
 #define GV_WARPS 8
 #define GV_WROWS 4   // W rows per warp group
 #ifndef GV_UNROLL
 #define GV_UNROLL 2  // 512-byte segments per W row in flight per warp (MOE_GROUPED_GEMM_GEMV_UNROLL: a compile option for A/B)
 #endif
-
-// 8 elements of a 16-byte chunk to F32.
-__device__ __forceinline__ void unpack8(const bf16*, uint4 v, float* f)
-{
-    const moe_u32 words[4] = {v.x, v.y, v.z, v.w};
-#pragma unroll
-    for (int i = 0; i < 4; i++)
-    {
-        f[2 * i] = __uint_as_float(words[i] << 16);
-        f[2 * i + 1] = __uint_as_float(words[i] & 0xffff0000u);
-    }
-}
-
-__device__ __forceinline__ void unpack8(const f16*, uint4 v, float* f)
-{
-    const moe_u32 words[4] = {v.x, v.y, v.z, v.w};
-#pragma unroll
-    for (int i = 0; i < 4; i++)
-    {
-        f16 lo, hi;
-        lo.bits = (moe_u16)(words[i] & 0xffffu);
-        hi.bits = (moe_u16)(words[i] >> 16);
-        f[2 * i] = to_float(lo);
-        f[2 * i + 1] = to_float(hi);
-    }
-}
 
 // W is read once: stream it past L1.
 __device__ __forceinline__ uint4 load_stream(const void* p)
