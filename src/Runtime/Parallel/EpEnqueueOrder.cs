@@ -1,0 +1,29 @@
+namespace MoeRuntime.Runtime.Parallel;
+
+/// <summary>
+/// How the one host thread of an <see cref="ExpertParallelMoe"/> forward enqueues the ranks' experts (the phase between the
+/// dispatch and the combine). Each rank's stream runs its own work in the same order either way, so outputs are the same bits.
+/// </summary>
+public enum EpEnqueueOrder
+{
+    /// <summary>
+    /// Step by step across ranks (rank 0's permute, rank 1's permute, rank 0's gate_up, rank 1's gate_up, ...): rank r's
+    /// experts start one step's enqueue after rank r - 1's, not its whole phase's (the default).
+    /// </summary>
+    Interleaved,
+    /// <summary>Rank after rank: rank r's experts start once ranks 0..r-1 have enqueued all theirs (the order before).</summary>
+    Ranked,
+}
+
+/// <summary>The process default of <see cref="EpEnqueueOrder"/>: MOE_EP_ENQUEUE=interleaved|ranked (interleaved when unset).</summary>
+public static class EpEnqueue
+{
+    public static EpEnqueueOrder Default { get; } = Parse(Environment.GetEnvironmentVariable("MOE_EP_ENQUEUE"));
+
+    internal static EpEnqueueOrder Parse(string? value) => value?.Trim().ToLowerInvariant() switch
+    {
+        null or "" or "interleaved" => EpEnqueueOrder.Interleaved,
+        "ranked" => EpEnqueueOrder.Ranked,
+        _ => throw new ArgumentException($"MOE_EP_ENQUEUE='{value}': expected interleaved or ranked"),
+    };
+}
