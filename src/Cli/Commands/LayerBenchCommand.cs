@@ -84,7 +84,7 @@ internal static class LayerBenchCommand
             using (layer)
             {
                 var bench = new EpLayerBench(ranks, warmup, samples);
-                output.WriteLine($"# EP MoE layer {presetName} over {n} x {ranks[0].Info.Name}, {DTypes.Name(dtype)}; phases: device events, slowest rank, median; wall: host clock of the forward");
+                output.WriteLine($"# EP MoE layer {presetName} over {n} x {ranks[0].Info.Name}, {DTypes.Name(dtype)}, experts enqueued {EpEnqueue.Name(layer.EnqueueOrder)} (MOE_EP_ENQUEUE); phases: device events, slowest rank, median; wall: host clock of the forward");
                 output.WriteLine($"{"T",6} {"wall(us)",10} {"phases(us)",11} {"route",9} {"dispatch",9} {"experts",9} {"combine",9} {"output",9} {"rows/rank",20}");
                 var rows = new List<EpLayerRow>();
                 foreach (var row in bench.Run(presetName, layer, tokenCounts))
@@ -97,7 +97,7 @@ internal static class LayerBenchCommand
                         output.WriteLine(line);
                 }
                 if (jsonPath is not null)
-                    File.WriteAllText(jsonPath, JsonSerializer.Serialize(new { kind = "ep_layer", preset = presetName, device = ranks[0].Info.Name, ranks = n, dtype = DTypes.Name(dtype), date = DateTime.UtcNow.ToString("yyyy-MM-dd"), rows },
+                    File.WriteAllText(jsonPath, JsonSerializer.Serialize(new { kind = "ep_layer", preset = presetName, device = ranks[0].Info.Name, ranks = n, dtype = DTypes.Name(dtype), enqueue = EpEnqueue.Name(layer.EnqueueOrder), date = DateTime.UtcNow.ToString("yyyy-MM-dd"), rows },
                         new JsonSerializerOptions { WriteIndented = true }));
             }
             return 0;

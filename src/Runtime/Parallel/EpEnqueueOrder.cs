@@ -15,15 +15,19 @@ public enum EpEnqueueOrder
     Ranked,
 }
 
-/// <summary>The process default of <see cref="EpEnqueueOrder"/>: MOE_EP_ENQUEUE=interleaved|ranked (interleaved when unset).</summary>
+/// <summary>The process default of <see cref="EpEnqueueOrder"/>: MOE_EP_ENQUEUE=interleaved|ranked (interleaved when unset); the EP bench's JSON names it.</summary>
 public static class EpEnqueue
 {
     public static EpEnqueueOrder Default { get; } = Parse(Environment.GetEnvironmentVariable("MOE_EP_ENQUEUE"));
 
-    internal static EpEnqueueOrder Parse(string? value) => value?.Trim().ToLowerInvariant() switch
+    /// <summary>"interleaved" or "ranked" (any case; null or empty: interleaved).</summary>
+    public static EpEnqueueOrder Parse(string? value) => value?.Trim().ToLowerInvariant() switch
     {
         null or "" or "interleaved" => EpEnqueueOrder.Interleaved,
         "ranked" => EpEnqueueOrder.Ranked,
         _ => throw new ArgumentException($"MOE_EP_ENQUEUE='{value}': expected interleaved or ranked"),
     };
+
+    /// <summary>The name <see cref="Parse"/> reads back.</summary>
+    public static string Name(EpEnqueueOrder order) => order.ToString().ToLowerInvariant();
 }
