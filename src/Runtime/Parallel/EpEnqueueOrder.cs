@@ -18,7 +18,10 @@ public enum EpEnqueueOrder
 /// <summary>The process default of <see cref="EpEnqueueOrder"/>: MOE_EP_ENQUEUE=interleaved|ranked (interleaved when unset); the EP bench's JSON names it.</summary>
 public static class EpEnqueue
 {
-    public static EpEnqueueOrder Default { get; } = Parse(Environment.GetEnvironmentVariable("MOE_EP_ENQUEUE"));
+    private static EpEnqueueOrder? s_default;
+
+    /// <summary>Read once; a bad value throws an ArgumentException naming it (not a type initializer's wrapper) at each read.</summary>
+    public static EpEnqueueOrder Default => s_default ??= Parse(Environment.GetEnvironmentVariable("MOE_EP_ENQUEUE"));
 
     /// <summary>"interleaved" or "ranked" (any case; null or empty: interleaved).</summary>
     public static EpEnqueueOrder Parse(string? value) => value?.Trim().ToLowerInvariant() switch
