@@ -87,7 +87,13 @@ internal static class LayerBenchCommand
                 weights.ForEach(w => w.Dispose());
                 throw;
             }
-            using (layer)
+            using var disposeLayer = layer;
+            if (orders.Count > 1) // an A/B of orders: both timed after the same warm-up of the host code
+                foreach (var order in orders)
+                {
+                    layer.EnqueueOrder = order;
+                    new EpLayerBench(ranks, warmup, samples).Warm(layer, tokenCounts);
+                }
             foreach (var (order, index) in orders.Select((o, i) => (o, i)))
             {
                 layer.EnqueueOrder = order;
