@@ -88,9 +88,12 @@ public sealed class ReceivedRowsWorkspace : IDisposable
     /// </summary>
     public void Run(MoeLayer layer, MemoryBuffer gateUp, MemoryBuffer down, int rows)
     {
-        foreach (var step in Enum.GetValues<ReceivedRowsStep>())
+        foreach (var step in Steps)
             RunStep(step, layer, gateUp, down, rows);
     }
+
+    /// <summary>Every <see cref="ReceivedRowsStep"/>, in the order a rank's stream must run them.</summary>
+    public static IReadOnlyList<ReceivedRowsStep> Steps { get; } = Enum.GetValues<ReceivedRowsStep>();
 
     /// <summary>
     /// One step of <see cref="Run"/>. The steps must be enqueued in order, all with the same arguments; between two steps

@@ -26,7 +26,7 @@ public sealed partial class ExpertParallelMoe
     private void RunExpertsOnRanks(long[] received, long[,] rowsPerGroup, int perRank, Func<int, (MemoryBuffer GateUp, MemoryBuffer Down)> weightsOf, bool timed)
     {
         var ranks = Enumerable.Range(0, Ranks).Where(d => received[d] > 0).ToArray();
-        var steps = Enum.GetValues<ReceivedRowsStep>();
+        var steps = ReceivedRowsWorkspace.Steps;
         void Step(int d, ReceivedRowsStep step)
         {
             int rows = checked((int)received[d]);
