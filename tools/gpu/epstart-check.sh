@@ -25,7 +25,7 @@ step() { # seconds, label, command...
   timeout "$s" "$@" > "$out/$label.log" 2>&1; echo "== $label: exit $? (${SECONDS}s so far)"
 }
 left() { [ $((230 - SECONDS)) -gt "$1" ]; } # enough of the 230 s budget left for a step of $1 s?
-cap() { echo $(( $1 < 232 - SECONDS ? $1 : 232 - SECONDS )); } # a step's timeout, at most what the budget has left
+cap() { local c=$(( $1 < 232 - SECONDS ? $1 : 232 - SECONDS )); echo $(( c > 1 ? c : 1 )); } # a step's timeout: at most what the budget has left (never 0: no limit)
 
 # 1. Tests (the kernels they compile are cached for the benches).
 step 200 tests $T -class MoeRuntime.Tests.Runtime.ExpertParallelEnqueueOrderTests -class MoeRuntime.Tests.Runtime.ExpertParallelReuseTests \
@@ -67,7 +67,7 @@ for p in qwen3 deepseek; do
   for f in "$OUT/h200x2-ep-$p-2026-11-30-s6.json" "$OUT/h200x2-ep-$p-2026-11-30-s6-ranked.json"; do
     [ -s "$f" ] || continue
     log="$out/validate-$(basename "$f" .json).log"
-    timeout 30 $M simulate --validate "$f" --params "$P" > "$log" 2>&1
+    timeout 15 $M simulate --validate "$f" --params "$P" > "$log" 2>&1
     echo "== validate $(basename "$f") (exit $?): T=128 experts per rank"
     awk '$1 == "128" {print "  " $0; getline; print "  " $0}' "$log" | cut -c1-230
   done
