@@ -46,6 +46,32 @@ public sealed class ScaleBenchCommandTests
     }
 
     [Fact]
+    public void ExpertParallelLayerBenchRunsBothEnqueueOrdersOnOneLayer()
+    {
+        using var folder = new TempFolder();
+        string json = folder.File("ep-s6.json");
+        var errors = new StringWriter();
+        var output = new StringWriter();
+        int code = LayerBenchCommand.RunExpertParallel("tiny", "1,33", "cpu:0,cpu:1", "bf16", warmup: 1, samples: 2, json, output, errors, "interleaved,ranked");
+        Assert.True(code == 0, errors.ToString());
+        var first = JsonNode.Parse(File.ReadAllText(json))!;
+        var second = JsonNode.Parse(File.ReadAllText(folder.File("ep-s6-ranked.json")))!;
+        Assert.Equal("interleaved", first["enqueue"]!.GetValue<string>());
+        Assert.Equal("ranked", second["enqueue"]!.GetValue<string>());
+        foreach (var root in new[] { first, second })
+            Assert.Equal([1, 33], root["rows"]!.AsArray().Select(r => r!["Tokens"]!.GetValue<int>()));
+        Assert.Contains("experts enqueued interleaved", output.ToString());
+        Assert.Contains("experts enqueued ranked", output.ToString());
+
+        errors = new StringWriter();
+        Assert.Equal(2, LayerBenchCommand.RunExpertParallel("tiny", "1", "cpu:0,cpu:1", "bf16", 1, 2, null, new StringWriter(), errors, "ranked,sideways"));
+        Assert.Contains("--enqueue ranked,sideways", errors.ToString());
+        errors = new StringWriter();
+        Assert.Equal(2, LayerBenchCommand.RunExpertParallel("tiny", "1", "cpu:0,cpu:1", "bf16", 1, 2, null, new StringWriter(), errors, "ranked,ranked"));
+        Assert.Contains("named twice", errors.ToString());
+    }
+
+    [Fact]
     public void ExpertParallelLayerBenchTimesEveryPhaseAndValidates()
     {
         using var folder = new TempFolder();

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Text.Json.Nodes;
 using MoeRuntime.Cli.Commands;
+using MoeRuntime.Runtime.Parallel;
 using MoeRuntime.Runtime.Scaling;
 using MoeRuntime.Tests.Runtime;
 
@@ -197,11 +198,57 @@ public sealed class SimulateCommandTests
         text = output.ToString();
         Assert.Contains("# host enqueue: one thread for all ranks", text);
         var p = ScaleParams.Load(saved);
+        // A run without "enqueue" is from before the switch: its experts were enqueued rank after rank.
+        Assert.Contains("experts ranked", text);
         var predicted = ScaleModel.Predict(p, MoeRuntime.Runtime.Models.LayerPresets.Get("qwen3-30b-a3b"), LinkPreset.H200Nvlink, [64, 64], [512, 512], [64, 64],
-            schedule: HostSchedule.InProcessBench);
+            schedule: HostSchedule.InProcessBench with { Order = EpEnqueueOrder.Ranked });
         var fields = text.Split('\n').Single(l => l.TrimStart().StartsWith("128 ", StringComparison.Ordinal)).Split(' ', StringSplitOptions.RemoveEmptyEntries);
         Assert.Equal(predicted.TimedPhaseSumUs.ToString("F1", System.Globalization.CultureInfo.InvariantCulture), fields[2]);
         Assert.Equal(predicted.HostUs.ToString("F1", System.Globalization.CultureInfo.InvariantCulture), fields[7]);
         Assert.True(predicted.HostUs > 0);
+
+        // A run that names its order is validated in it: interleaved starts both ranks' experts together, so the timer's wait shrinks.
+        File.WriteAllText(bench, File.ReadAllText(bench).Replace("\"ranks\":2,", "\"ranks\":2,\"enqueue\":\"interleaved\","));
+        output = new StringWriter();
+        Assert.Equal(0, SimulateCommand.Run(new SimulateCommand.Settings { Params = saved, Validate = bench }, output, new StringWriter()));
+        text = output.ToString();
+        Assert.Contains("experts interleaved", text);
+        var interleaved = ScaleModel.Predict(p, MoeRuntime.Runtime.Models.LayerPresets.Get("qwen3-30b-a3b"), LinkPreset.H200Nvlink, [64, 64], [512, 512], [64, 64],
+            schedule: HostSchedule.InProcessBench with { Order = EpEnqueueOrder.Interleaved });
+        fields = text.Split('\n').Single(l => l.TrimStart().StartsWith("128 ", StringComparison.Ordinal)).Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(interleaved.TimedPhaseSumUs.ToString("F1", System.Globalization.CultureInfo.InvariantCulture), fields[2]);
+        Assert.True(interleaved.ExpertSkewUs < predicted.ExpertSkewUs, $"wait interleaved {interleaved.ExpertSkewUs}, ranked {predicted.ExpertSkewUs}");
+    }
+
+    /// <summary>Validation prints each row's experts per rank, measured and predicted, when the run recorded per-rank marks.</summary>
+    [Fact]
+    public void ValidationPrintsTheExpertsStartOfEveryRank()
+    {
+        using var folder = new TempFolder();
+        string bench = folder.File("ep.json");
+        File.WriteAllText(bench, """
+            {"kind":"ep_layer","preset":"qwen3-30b-a3b","device":"test GPU","ranks":2,"enqueue":"interleaved","rows":[
+              {"Tokens":128,"PhaseUs":{"RouteAndPermute":85,"Dispatch":73,"Experts":244,"Combine":128,"SharedAndUnpermute":10},
+               "TokensPerRank":[64,64],"RowsPerRank":[512,512],"ActiveExpertsPerRank":[64,64],
+               "PerRank":[{"Phase":"Experts","Rank":0,"DeviceBeginUs":917,"DeviceEndUs":1210,"HostBeginUs":908,"HostEndUs":1062},
+                          {"Phase":"Experts","Rank":1,"DeviceBeginUs":1059,"DeviceEndUs":1301,"HostBeginUs":1063,"HostEndUs":1159}]}]}
+            """);
+        var output = new StringWriter();
+        Assert.Equal(0, SimulateCommand.Run(new SimulateCommand.Settings { Validate = bench }, output, new StringWriter()));
+        string line = output.ToString().Split('\n').Single(l => l.Contains("experts per rank", StringComparison.Ordinal));
+        Assert.Contains("measured 917-1210 1059-1301 (last rank starts +142), predicted ", line);
+    }
+
+    [Fact]
+    public void ValidationRejectsAnUnknownEnqueueOrder()
+    {
+        using var folder = new TempFolder();
+        string bench = folder.File("ep.json");
+        File.WriteAllText(bench, """
+            {"kind":"ep_layer","preset":"qwen3-30b-a3b","device":"test GPU","ranks":2,"enqueue":"sideways","rows":[]}
+            """);
+        var errors = new StringWriter();
+        Assert.NotEqual(0, SimulateCommand.Run(new SimulateCommand.Settings { Validate = bench }, new StringWriter(), errors));
+        Assert.Contains("sideways", errors.ToString());
     }
 }

@@ -22,10 +22,21 @@ public sealed class EpHostOpsTests
     {
         private readonly Dictionary<(ExpertParallelPhase, int), long> _begin = new();
         public Dictionary<(ExpertParallelPhase Phase, int Rank), long> Launches { get; } = new();
+        /// <summary>Launches between the first Begin and the last End of a phase over all ranks.</summary>
+        public Dictionary<ExpertParallelPhase, long> Window { get; } = new();
+        private readonly Dictionary<ExpertParallelPhase, long> _first = new();
 
-        public void Begin(ExpertParallelPhase phase, int rank) => _begin[(phase, rank)] = CudaKernel.LaunchesOnThisThread;
+        public void Begin(ExpertParallelPhase phase, int rank)
+        {
+            _begin[(phase, rank)] = CudaKernel.LaunchesOnThisThread;
+            _first.TryAdd(phase, CudaKernel.LaunchesOnThisThread);
+        }
 
-        public void End(ExpertParallelPhase phase, int rank) => Launches[(phase, rank)] = CudaKernel.LaunchesOnThisThread - _begin[(phase, rank)];
+        public void End(ExpertParallelPhase phase, int rank)
+        {
+            Launches[(phase, rank)] = CudaKernel.LaunchesOnThisThread - _begin[(phase, rank)];
+            Window[phase] = CudaKernel.LaunchesOnThisThread - _first[phase];
+        }
     }
 
     /// <summary>
@@ -46,12 +57,20 @@ public sealed class EpHostOpsTests
         using var folder = new TempFolder();
         var (_, layerIndex) = MoeLayerFixtures.Write(folder.Path, family, 12, seed);
         var weights = MoeLayerWeights.Load(folder.Path, layerIndex, DType.BF16);
-        using var layer = new ExpertParallelMoe(group, weights);
+        // Ranked: each rank's experts marks bracket only its own launches (interleaved, rank 0's bracket holds rank 1's steps).
+        using var layer = new ExpertParallelMoe(group, weights) { EnqueueOrder = EpEnqueueOrder.Ranked };
         var hidden = TestData.Uniform(random, tokens * weights.Config.HiddenSize);
         layer.Forward(hidden, tokens); // first forward: buffers and kernels
         var counter = new LaunchCounter();
         layer.PhaseTimer = counter;
         layer.Forward(hidden, tokens);
+        // Interleaved: the same launches, all ranks' experts inside the phase's window.
+        var interleaved = new LaunchCounter();
+        layer.PhaseTimer = interleaved;
+        layer.EnqueueOrder = EpEnqueueOrder.Interleaved;
+        layer.Forward(hidden, tokens);
+        Assert.Equal(Enumerable.Range(0, 2).Sum(r => (long)EpHostOps.Experts((int)layer.LastRowsPerRank[r], layer.ExpertsPerRank).Launches),
+            interleaved.Window[ExpertParallelPhase.Experts]);
         var c = weights.Config;
         string what = $"{family} T={tokens} seed {seed}";
         for (int r = 0; r < 2; r++)
@@ -98,6 +117,10 @@ public sealed class EpHostOpsTests
         Assert.Equal(new HostOps(4, 1, GemmCalls: 2), EpHostOps.Experts(512, 64));
         Assert.Equal(new HostOps(6, 1, GemmCalls: 2), EpHostOps.Experts(1024, 64));
         Assert.Equal(default, EpHostOps.Experts(0, 64));
+        // Its steps, as an interleaved forward issues them across ranks: upload + permute, gate_up, down, un-permute.
+        Assert.Equal([new HostOps(3, 1), new HostOps(1, 0, GemmCalls: 1), new HostOps(1, 0, GemmCalls: 1), new HostOps(1, 0)], EpHostOps.ExpertSteps(1024, 64));
+        Assert.Equal(Enum.GetValues<MoeRuntime.Runtime.Layers.ReceivedRowsStep>().Length, EpHostOps.ExpertSteps(512, 64).Length);
+        Assert.Empty(EpHostOps.ExpertSteps(0, 64));
         // Output: the weighted sum, after the shared expert's gate_up and down where the model has one (and its gate + sigmoid, qwen2_moe).
         Assert.Equal(new HostOps(1, 0), EpHostOps.Output(qwen, 64));
         // DeepSeek-V3 at 64 rows: gate_up+SiLU on the skinny kernel (16 wgmma tiles), down on the wgmma kernel (1; 28 tiles).

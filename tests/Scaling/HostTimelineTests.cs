@@ -1,3 +1,4 @@
+using MoeRuntime.Runtime.Parallel;
 using MoeRuntime.Runtime.Scaling;
 
 namespace MoeRuntime.Tests.Scaling;
@@ -82,5 +83,77 @@ public sealed class HostTimelineTests
         Assert.Equal(55, timed.CombineUs, 1e-9);
         Assert.Equal(25, critical.CombineUs, 1e-9);
         Assert.Equal(40, critical.DispatchUs, 1e-9); // idle streams: 20 + 20 of issuing, no transfer
+    }
+
+    // TwoRanks with the experts' 40 us of host time in four 10 us steps (permute, gate_up, down, un-permute).
+    private static readonly RankWork[] TwoRanksInSteps = TwoRanks.Select(w => w with { ExpertsHostStepsUs = [10, 10, 10, 10] }).ToArray();
+
+    [Fact]
+    public void RankedStepsAreTheWholePhaseRankAfterRank()
+    {
+        // Rank after rank, four steps of 10 are one phase of 40: the first test's figures, rank 1's experts 20 us late.
+        var timeline = HostTimeline.Run(TwoRanksInSteps, 20, 20, 5, 0, HostThreads.OneForAllRanks, EpEnqueueOrder.Ranked);
+        Assert.Equal(new PhaseTimes(60, 30, 120, 25, 10), timeline.Critical);
+        Assert.Equal(new PhaseTimes(30, 30, 100, 45, 10), timeline.Timed);
+        Assert.Equal([90, 110], timeline.ExpertsBeginUs);
+        Assert.Equal([190, 210], timeline.ExpertsEndUs);
+    }
+
+    [Fact]
+    public void InterleavedStepsStartTheRanksTogetherAndTheCombineWaitsForNoOne()
+    {
+        var timeline = HostTimeline.Run(TwoRanksInSteps, 20, 20, 5, 0, HostThreads.OneForAllRanks, EpEnqueueOrder.Interleaved);
+        // Route and dispatch as before: devices idle at 90, host at 70. Experts, step by step: rank 0's permute issued
+        // 70..80, rank 1's 80..90: both begin at 90 (the dispatch's end); the host issues the rest by 150, both end at
+        // 190. Combine: rank 0's share once its stream is idle, 190 + 5, rank 1's 195 + 5: done at 220, read as 30 on
+        // both (no wait for a late rank; 5 us issuing after it). Output: the host, free at 200, has issued both ranks'
+        // 3 us by 206: both 220..230.
+        Assert.Equal([90, 90], timeline.ExpertsBeginUs);
+        Assert.Equal([190, 190], timeline.ExpertsEndUs);
+        Assert.Equal(new PhaseTimes(60, 30, 100, 30, 10), timeline.Critical);
+        Assert.Equal(new PhaseTimes(30, 30, 100, 30, 10), timeline.Timed);
+        Assert.Equal(230, timeline.Critical.SumUs); // 15 us less than ranked (245)
+    }
+
+    [Fact]
+    public void InterleavedHostBoundStepsEndTheLastRankWhenRankedDoesButStretchRankZero()
+    {
+        // Experts of 5 us on the device, 40 us to enqueue: the host sets every end. Ranked: rank 0 90..110, rank 1 110..150.
+        // Interleaved: both begin at 90; rank 0's last step is issued at 140, rank 1's at 150.
+        var hostBound = TwoRanksInSteps.Select(w => w with { ExpertsUs = 5 }).ToArray();
+        var ranked = HostTimeline.Run(hostBound, 20, 20, 5, 0, HostThreads.OneForAllRanks, EpEnqueueOrder.Ranked);
+        var interleaved = HostTimeline.Run(hostBound, 20, 20, 5, 0, HostThreads.OneForAllRanks, EpEnqueueOrder.Interleaved);
+        Assert.Equal([110, 150], ranked.ExpertsEndUs);
+        Assert.Equal([140, 150], interleaved.ExpertsEndUs);
+        Assert.Equal(40, ranked.Timed.ExpertsUs);       // rank 1: 110..150
+        Assert.Equal(60, interleaved.Timed.ExpertsUs);  // rank 1: 90..150
+        Assert.Equal(ranked.Critical.SumUs, interleaved.Critical.SumUs);
+    }
+
+    [Fact]
+    public void OneThreadPerRankIsTheSameInEitherOrder()
+    {
+        var ranked = HostTimeline.Run(TwoRanksInSteps, 20, 20, 5, 0, HostThreads.OnePerRank, EpEnqueueOrder.Ranked);
+        var interleaved = HostTimeline.Run(TwoRanksInSteps, 20, 20, 5, 0, HostThreads.OnePerRank, EpEnqueueOrder.Interleaved);
+        Assert.Equal(ranked.Critical, interleaved.Critical);
+        Assert.Equal(ranked.Timed, interleaved.Timed);
+        Assert.Equal(new PhaseTimes(30, 25, 100, 25, 10), interleaved.Critical); // the per-rank test's figures
+    }
+
+    [Fact]
+    public void ARankWithoutRowsHasNoExpertsMarksAndTheOthersStillInterleave()
+    {
+        RankWork[] ranks =
+        [
+            new(true, false, RouteUs: 10, ExpertsUs: 0, OutputUs: 10),
+            new(true, true, RouteUs: 10, ExpertsUs: 100, OutputUs: 10, ExpertsHostStepsUs: [10, 10, 10, 10]),
+            new(true, true, RouteUs: 10, ExpertsUs: 100, OutputUs: 10, ExpertsHostStepsUs: [10, 10, 10, 10]),
+        ];
+        var timeline = HostTimeline.Run(ranks, 20, 20, 0, 0, HostThreads.OneForAllRanks, EpEnqueueOrder.Interleaved);
+        // Route 0..10 on every device, host free at 0 (no host costs): the dispatch ends at 30. Experts: rank 1's permute
+        // issued 10..20, rank 2's 20..30: both begin at 30 (the host is ahead of the devices), end at 130.
+        Assert.True(double.IsNaN(timeline.ExpertsBeginUs[0]));
+        Assert.Equal([30, 30], timeline.ExpertsBeginUs[1..]);
+        Assert.Equal([130, 130], timeline.ExpertsEndUs[1..]);
     }
 }

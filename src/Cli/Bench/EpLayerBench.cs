@@ -125,6 +125,25 @@ internal sealed class EventPhaseTimer : IExpertParallelPhaseTimer, IDisposable
 /// </summary>
 internal sealed class EpLayerBench(IReadOnlyList<Accelerator> ranks, int warmup, int samples)
 {
+    /// <summary>
+    /// Untimed forwards (the warm-up count) at every token count: before an A/B of enqueue orders, so that neither order
+    /// is timed on code .NET's tiered JIT has not yet optimised (the host enqueue is what the orders differ in).
+    /// </summary>
+    public void Warm(ExpertParallelMoe layer, IEnumerable<int> tokenCounts)
+    {
+        int h = layer.Config.HiddenSize;
+        foreach (int tokens in tokenCounts)
+        {
+            var random = new Random(tokens); // the inputs Run times
+            var hidden = new float[(long)tokens * h];
+            for (long i = 0; i < hidden.Length; i++)
+                hidden[i] = 2 * random.NextSingle() - 1;
+            var output = new float[hidden.Length];
+            for (int i = 0; i < warmup; i++)
+                layer.Forward(hidden, tokens, output);
+        }
+    }
+
     public IEnumerable<EpLayerRow> Run(string preset, ExpertParallelMoe layer, IEnumerable<int> tokenCounts)
     {
         using var timer = new EventPhaseTimer(ranks);

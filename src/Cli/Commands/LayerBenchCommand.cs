@@ -28,7 +28,12 @@ internal static class LayerBenchCommand
         var parallel = new Option<string>("--parallel") { Description = "none (one device) or ep (expert parallel over --devices, per-phase timing)", DefaultValueFactory = _ => "none" };
         var devices = new Option<string?>("--devices") { Description = "with --parallel ep: the ranks, e.g. cuda:0,cuda:1 or cpu:0,cpu:1" };
         var phases = new Option<bool>("--phases") { Description = "one device: device time of each phase of eager forwards (events between phases, median)" };
-        var command = new Command("layer", "one MoE layer at Mixtral, Qwen3 or DeepSeek-V3 shapes with random weights") { preset, tokens, device, dtype, warmup, samples, json, parallel, devices, phases };
+        var enqueue = new Option<string?>("--enqueue")
+        {
+            Description = "with --parallel ep: how the experts phase is enqueued, interleaved or ranked, or both (interleaved,ranked: one run on the same weights; "
+                + "--json F.json is the first order's, F-<order>.json each other's); default MOE_EP_ENQUEUE",
+        };
+        var command = new Command("layer", "one MoE layer at Mixtral, Qwen3 or DeepSeek-V3 shapes with random weights") { preset, tokens, device, dtype, warmup, samples, json, parallel, devices, phases, enqueue };
         command.SetAction(parse => parse.GetValue(parallel)!.Trim().ToLowerInvariant() switch
         {
             "none" when parse.GetValue(phases) => RunPhases(parse.GetValue(preset)!, parse.GetValue(tokens)!, parse.GetValue(device)!, parse.GetValue(dtype)!,
@@ -36,7 +41,7 @@ internal static class LayerBenchCommand
             "none" => Run(parse.GetValue(preset)!, parse.GetValue(tokens)!, parse.GetValue(device)!, parse.GetValue(dtype)!,
                 parse.GetValue(warmup), parse.GetValue(samples), parse.GetValue(json), Console.Out, Console.Error),
             "ep" => RunExpertParallel(parse.GetValue(preset)!, parse.GetValue(tokens)!, parse.GetValue(devices) ?? "cuda:0,cuda:1", parse.GetValue(dtype)!,
-                parse.GetValue(warmup), parse.GetValue(samples), parse.GetValue(json), Console.Out, Console.Error),
+                parse.GetValue(warmup), parse.GetValue(samples), parse.GetValue(json), Console.Out, Console.Error, parse.GetValue(enqueue)),
             var other => Fail($"--parallel {other}: none or ep"),
         });
         return command;
@@ -53,11 +58,12 @@ internal static class LayerBenchCommand
     /// E/N random experts), per-phase times per token count; the JSON (kind "ep_layer") is what <c>moe simulate --validate</c> reads.
     /// </summary>
     internal static int RunExpertParallel(string presetName, string tokenList, string deviceList, string dtypeName, int warmup, int samples, string? jsonPath,
-                                          TextWriter output, TextWriter errors)
+                                          TextWriter output, TextWriter errors, string? enqueueList = null)
     {
         try
         {
             var (config, dtype, tokenCounts) = ParseArguments(presetName, dtypeName, tokenList, warmup, samples);
+            var orders = ParseOrders(enqueueList);
             using var context = new AcceleratorContext();
             var ranks = deviceList.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(context.Get).ToList();
             int n = ranks.Count;
@@ -81,10 +87,18 @@ internal static class LayerBenchCommand
                 weights.ForEach(w => w.Dispose());
                 throw;
             }
-            using (layer)
+            using var disposeLayer = layer;
+            if (orders.Count > 1) // an A/B of orders: both timed after the same warm-up of the host code
+                foreach (var order in orders)
+                {
+                    layer.EnqueueOrder = order;
+                    new EpLayerBench(ranks, warmup, samples).Warm(layer, tokenCounts);
+                }
+            foreach (var (order, index) in orders.Select((o, i) => (o, i)))
             {
+                layer.EnqueueOrder = order;
                 var bench = new EpLayerBench(ranks, warmup, samples);
-                output.WriteLine($"# EP MoE layer {presetName} over {n} x {ranks[0].Info.Name}, {DTypes.Name(dtype)}; phases: device events, slowest rank, median; wall: host clock of the forward");
+                output.WriteLine($"# EP MoE layer {presetName} over {n} x {ranks[0].Info.Name}, {DTypes.Name(dtype)}, experts enqueued {EpEnqueue.Name(layer.EnqueueOrder)} (MOE_EP_ENQUEUE); phases: device events, slowest rank, median; wall: host clock of the forward");
                 output.WriteLine($"{"T",6} {"wall(us)",10} {"phases(us)",11} {"route",9} {"dispatch",9} {"experts",9} {"combine",9} {"output",9} {"rows/rank",20}");
                 var rows = new List<EpLayerRow>();
                 foreach (var row in bench.Run(presetName, layer, tokenCounts))
@@ -97,7 +111,7 @@ internal static class LayerBenchCommand
                         output.WriteLine(line);
                 }
                 if (jsonPath is not null)
-                    File.WriteAllText(jsonPath, JsonSerializer.Serialize(new { kind = "ep_layer", preset = presetName, device = ranks[0].Info.Name, ranks = n, dtype = DTypes.Name(dtype), date = DateTime.UtcNow.ToString("yyyy-MM-dd"), rows },
+                    File.WriteAllText(index == 0 ? jsonPath : OrderPath(jsonPath, order), JsonSerializer.Serialize(new { kind = "ep_layer", preset = presetName, device = ranks[0].Info.Name, ranks = n, dtype = DTypes.Name(dtype), enqueue = EpEnqueue.Name(layer.EnqueueOrder), date = DateTime.UtcNow.ToString("yyyy-MM-dd"), rows },
                         new JsonSerializerOptions { WriteIndented = true }));
             }
             return 0;
@@ -108,6 +122,22 @@ internal static class LayerBenchCommand
             return 2;
         }
     }
+
+    /// <summary>--enqueue: one order or several, comma-separated, each once (null or empty: the process default).</summary>
+    internal static IReadOnlyList<EpEnqueueOrder> ParseOrders(string? list)
+    {
+        if (string.IsNullOrWhiteSpace(list))
+            return [EpEnqueue.Default];
+        var names = list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        if (names.Any(name => name.ToLowerInvariant() is not ("interleaved" or "ranked")))
+            throw new ArgumentException($"--enqueue {list}: interleaved, ranked, or both comma-separated");
+        var orders = names.Select(EpEnqueue.Parse).ToList();
+        return orders.Distinct().Count() == orders.Count ? orders : throw new ArgumentException($"--enqueue {list}: an order named twice");
+    }
+
+    /// <summary>The JSON of a further order: "F.json" -> "F-ranked.json".</summary>
+    internal static string OrderPath(string jsonPath, EpEnqueueOrder order) =>
+        Path.Combine(Path.GetDirectoryName(jsonPath) ?? "", $"{Path.GetFileNameWithoutExtension(jsonPath)}-{EpEnqueue.Name(order)}{Path.GetExtension(jsonPath)}");
 
     /// <summary>
     /// "  rank 0 device: route 2-58 dispatch ... | host: route 1-40 ..." per rank: each phase's marks in us from the forward's

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using MoeRuntime.Runtime.Models;
+using MoeRuntime.Runtime.Parallel;
 using MoeRuntime.Runtime.Scaling;
 
 namespace MoeRuntime.Cli.Commands;
@@ -168,12 +169,14 @@ internal static class SimulateCommand
         string preset = root["preset"]!.GetValue<string>();
         var config = LayerPresets.Get(preset);
         int ranks = root["ranks"]!.GetValue<int>();
+        // Runs name the order their experts were enqueued in; runs before the switch (no "enqueue") were ranked.
+        var order = root["enqueue"]?.GetValue<string>() is { } name ? EpEnqueue.Parse(name) : EpEnqueueOrder.Ranked;
         string gemm = p.GemmByShape.ContainsKey(ScaleParams.ShapeKey(config.HiddenSize, config.MoeIntermediateSize))
             ? $"expert GEMM fit of its own shape ({ScaleParams.ShapeKey(config.HiddenSize, config.MoeIntermediateSize)})" : "expert GEMM: the overall fit";
         output.WriteLine($"# validate {Path.GetFileName(path)}: {preset} over {ranks} x {root["device"]}, link h200-nvlink as fitted, {gemm}");
         output.WriteLine(p.Host is null
             ? "# host enqueue: none in these params (term = 0; each phase is its device time)"
-            : "# host enqueue: one thread for all ranks (the in-process EP layer bench: rank r's phases start after ranks 0..r-1 are enqueued; its event marks and host input/output copies counted), " + HostLine(p.Host)["host:".Length..].TrimStart());
+            : $"# host enqueue: one thread for all ranks (the in-process EP layer bench: rank r's phases start after ranks 0..r-1 are enqueued, experts {EpEnqueue.Name(order)}; its event marks and host input/output copies counted), " + HostLine(p.Host)["host:".Length..].TrimStart());
         output.WriteLine($"{"T",6} {"measured(us)",13} {"predicted(us)",14} {"error",8} {"layer(us)",10} {"wait(us)",9} {"host(us)",9}   per phase measured/predicted (us): route, dispatch, experts, combine (+ wait), output");
         var errorsList = new List<double>();
         foreach (var row in root["rows"]!.AsArray())
@@ -184,7 +187,7 @@ internal static class SimulateCommand
                 ? held.Select(rank => rank!.AsArray().Sum(x => Calibration.TiledRows(x!.GetValue<double>(), 1))).ToArray()
                 : null;
             var predicted = ScaleModel.Predict(p, config, LinkPreset.H200Nvlink, D("TokensPerRank"), D("RowsPerRank"), D("ActiveExpertsPerRank"),
-                tiled, schedule: HostSchedule.InProcessBench);
+                tiled, schedule: HostSchedule.InProcessBench with { Order = order });
             var m = row!["PhaseUs"]!;
             double[] measured = [m["RouteAndPermute"]!.GetValue<double>(), m["Dispatch"]!.GetValue<double>(), m["Experts"]!.GetValue<double>(), m["Combine"]!.GetValue<double>(), m["SharedAndUnpermute"]!.GetValue<double>()];
             var t = predicted.Timed!;
@@ -193,11 +196,35 @@ internal static class SimulateCommand
             errorsList.Add(Math.Abs(error));
             output.WriteLine(Invariant($"{row["Tokens"]!.GetValue<int>(),6} {total,13:F1} {predicted.TimedPhaseSumUs,14:F1} {error,8:P1} {predicted.TotalUs,10:F1} {predicted.ExpertSkewUs,9:F1} {predicted.HostUs,9:F1}   ")
                 + string.Join(", ", measured.Zip(pred, (a, b) => Invariant($"{a:F0}/{b:F0}"))));
+            if (ExpertsLine(row, predicted) is { } line)
+                output.WriteLine(line);
         }
         if (errorsList.Count == 0)
             throw new InvalidDataException($"{path}: no rows");
         output.WriteLine(Invariant($"# |error| mean {errorsList.Average():P1}, max {errorsList.Max():P1} over {errorsList.Count} points (measured = sum of the event-timed phases, slowest rank each; predicted = the same sum of the model's timed phases: layer + wait, with the host term when the params have one)"));
         return 0;
+    }
+
+    /// <summary>
+    /// "       experts per rank, device us from the forward's start: measured 917-1210 1059-1301 (rank 1 starts +142), predicted
+    /// ..." for a row with per-rank marks: whether the host timeline starts the ranks' experts as far apart as the run did.
+    /// </summary>
+    private static string? ExpertsLine(JsonNode row, LayerBreakdown predicted)
+    {
+        if (row["PerRank"]?.AsArray() is not { Count: > 0 } marks || predicted.ExpertsBeginUs is not { } begin || predicted.ExpertsEndUs is not { } end)
+            return null;
+        var measured = marks.Where(m => m!["Phase"]!.GetValue<string>() == "Experts")
+            .ToDictionary(m => m!["Rank"]!.GetValue<int>(), m => (Begin: m!["DeviceBeginUs"]!.GetValue<double>(), End: m!["DeviceEndUs"]!.GetValue<double>()));
+        if (measured.Count == 0)
+            return null;
+        static string Lag(IReadOnlyList<double> begins) =>
+            begins.Count > 1 && begins.All(double.IsFinite) ? Invariant($" (last rank starts {begins.Max() - begins.Min():+0;-0})") : "";
+        var measuredBegins = Enumerable.Range(0, begin.Count).Select(r => measured.TryGetValue(r, out var m) ? m.Begin : double.NaN).ToList();
+        string Spans(Func<int, (double Begin, double End)> span) =>
+            string.Join(" ", Enumerable.Range(0, begin.Count).Select(r => span(r) is var (b, e) && double.IsFinite(b) ? Invariant($"{b:F0}-{e:F0}") : "-"));
+        return "       experts per rank, device us from the forward's start: measured "
+            + Spans(r => measured.TryGetValue(r, out var m) ? m : (double.NaN, double.NaN)) + Lag(measuredBegins)
+            + ", predicted " + Spans(r => (begin[r], end[r])) + Lag(begin);
     }
 
     /// <summary>"host:     launch .. us, copy .. us, event .. us, all-to-allv .. us per rank", or that there is none.</summary>

@@ -118,6 +118,18 @@ public sealed class MoeLayer
     public void RunExperts(MemoryBuffer gateUp, MemoryBuffer down, MemoryBuffer rows, MemoryBuffer<int> expertOffsets, MemoryBuffer activation, MemoryBuffer<float> expertOutput, AcceleratorStream? stream,
                            GroupedGemmWorkspace? splitK = null, MemoryBuffer? gateUpOutput = null)
     {
+        RunExpertsGateUp(gateUp, rows, expertOffsets, activation, stream, splitK, gateUpOutput);
+        RunExpertsDown(down, activation, expertOffsets, expertOutput, stream, splitK);
+    }
+
+    /// <summary>
+    /// The first half of <see cref="RunExperts(MemoryBuffer, MemoryBuffer, MemoryBuffer, MemoryBuffer{int}, MemoryBuffer, MemoryBuffer{float}, AcceleratorStream?, GroupedGemmWorkspace?, MemoryBuffer?)"/>:
+    /// gate_up and SiLU-and-mul into <paramref name="activation"/> [R, Ih] (an expert-parallel forward enqueues it for every
+    /// rank before any rank's down, so the ranks start together).
+    /// </summary>
+    public void RunExpertsGateUp(MemoryBuffer gateUp, MemoryBuffer rows, MemoryBuffer<int> expertOffsets, MemoryBuffer activation, AcceleratorStream? stream,
+                                 GroupedGemmWorkspace? splitK = null, MemoryBuffer? gateUpOutput = null)
+    {
         int h = Config.HiddenSize, ih = Weights.Intermediate;
         Begin(MoeLayerPhase.ExpertsGateUp, stream);
         if (gateUpOutput is null)
@@ -128,6 +140,13 @@ public sealed class MoeLayer
             GatedActivation.Run(GatedActivationKind.Silu, gateUpOutput, checked((int)(gateUpOutput.Length / (2L * ih))), ih, activation, stream);
         }
         End(MoeLayerPhase.ExpertsGateUp, stream);
+    }
+
+    /// <summary>The second half: down from <paramref name="activation"/> [R, Ih] into <paramref name="expertOutput"/> [R, H] F32.</summary>
+    public void RunExpertsDown(MemoryBuffer down, MemoryBuffer activation, MemoryBuffer<int> expertOffsets, MemoryBuffer<float> expertOutput, AcceleratorStream? stream,
+                               GroupedGemmWorkspace? splitK = null)
+    {
+        int h = Config.HiddenSize, ih = Weights.Intermediate;
         Begin(MoeLayerPhase.ExpertsDown, stream);
         GroupedGemm.Run(Accelerator, activation, down, expertOffsets, expertOutput, h, ih, Plain with { SplitKWorkspace = splitK }, stream);
         End(MoeLayerPhase.ExpertsDown, stream);

@@ -4,6 +4,19 @@ using MoeRuntime.Kernels.Permute;
 
 namespace MoeRuntime.Runtime.Layers;
 
+/// <summary>The steps of <see cref="ReceivedRowsWorkspace.Run"/>, in the order each rank's stream runs them.</summary>
+public enum ReceivedRowsStep
+{
+    /// <summary>Local expert ids up to the device, then the received rows sorted by local expert (1, 3 or 4 launches).</summary>
+    PermuteByLocalExpert,
+    /// <summary>Grouped GEMM gate_up with SiLU-and-mul in its epilogue.</summary>
+    GateUp,
+    /// <summary>Grouped GEMM down into F32 rows.</summary>
+    Down,
+    /// <summary>The rows back in received order (Combine with weight 1).</summary>
+    Unpermute,
+}
+
 /// <summary>
 /// One expert-parallel rank's buffers for the rows other ranks send it, kept across forwards and grown on demand:
 /// <code>
@@ -25,6 +38,7 @@ public sealed class ReceivedRowsWorkspace : IDisposable
     private MemoryBuffer<float> _returned = null!, _expertOut = null!, _ones = null!;
     private MemoryBuffer<int> _ids = null!, _counts = null!, _offsets = null!, _rowOfSlot = null!, _tokenOfRow = null!, _permute = null!;
     private GroupedGemmWorkspace? _splitK;
+    private GroupedGemmWorkspace? _stepSplitK; // the gate_up step's scratch, for the down step (sized once per Run, as before the split)
 
     /// <param name="weights">the rank's layer weights (shapes and dtype)</param>
     /// <param name="experts">experts (or EPLB slots) the rank holds: the local ids run over [0, experts)</param>
@@ -70,23 +84,53 @@ public sealed class ReceivedRowsWorkspace : IDisposable
     /// <summary>
     /// Runs the rank's experts <paramref name="gateUp"/> [n, 2Ih, H] and <paramref name="down"/> [n, H, Ih] on the
     /// <paramref name="rows"/> received rows (local ids from <see cref="LocalIds"/>) into <see cref="Returned"/>, all
-    /// enqueued on the accelerator's default stream.
+    /// enqueued on the accelerator's default stream: every <see cref="ReceivedRowsStep"/> in order.
     /// </summary>
     public void Run(MoeLayer layer, MemoryBuffer gateUp, MemoryBuffer down, int rows)
+    {
+        foreach (var step in Steps)
+            RunStep(step, layer, gateUp, down, rows);
+    }
+
+    /// <summary>Every <see cref="ReceivedRowsStep"/>, in the order a rank's stream must run them.</summary>
+    public static IReadOnlyList<ReceivedRowsStep> Steps { get; } = Enum.GetValues<ReceivedRowsStep>();
+
+    /// <summary>
+    /// One step of <see cref="Run"/>. The steps must be enqueued in order, all with the same arguments; between two steps
+    /// of this rank the host may enqueue other ranks' work (each rank's stream keeps its own order, so the results are the
+    /// same bits as <see cref="Run"/>).
+    /// </summary>
+    public void RunStep(ReceivedRowsStep step, MoeLayer layer, MemoryBuffer gateUp, MemoryBuffer down, int rows)
     {
         ArgumentNullException.ThrowIfNull(layer);
         if (rows < 1 || rows > CapacityRows)
             throw new ArgumentOutOfRangeException(nameof(rows), $"{rows} rows; the workspace holds {CapacityRows} (Reserve first)");
-        var ids = _ids.Slice(0, rows);
-        _idsStage.Upload(ids);
         var rowOfSlot = _rowOfSlot.Slice(0, rows);
         var sorted = BufferPrefix.Of(_sorted, (long)rows * _hidden);
-        Permute.Run(ids, rows, 1, _experts, 1, _counts, _offsets, rowOfSlot, _tokenOfRow.Slice(0, rows), Received(rows), _hidden, sorted,
-            _permute.Slice(0, Math.Max(1, Permute.WorkspaceElements(rows, 1, _experts))));
-        var splitK = SplitKFor(rows);
-        layer.RunExperts(gateUp, down, sorted, _offsets, BufferPrefix.Of(_activation, (long)rows * _intermediate),
-            _expertOut.Slice(0, (long)rows * _hidden), null, splitK);
-        Combine.Run(_expertOut.Slice(0, (long)rows * _hidden), rowOfSlot, _ones.Slice(0, rows), rows, 1, _hidden, Returned(rows));
+        var activation = BufferPrefix.Of(_activation, (long)rows * _intermediate);
+        var expertOut = _expertOut.Slice(0, (long)rows * _hidden);
+        switch (step)
+        {
+            case ReceivedRowsStep.PermuteByLocalExpert:
+                var ids = _ids.Slice(0, rows);
+                _idsStage.Upload(ids);
+                Permute.Run(ids, rows, 1, _experts, 1, _counts, _offsets, rowOfSlot, _tokenOfRow.Slice(0, rows), Received(rows), _hidden, sorted,
+                    _permute.Slice(0, Math.Max(1, Permute.WorkspaceElements(rows, 1, _experts))));
+                break;
+            case ReceivedRowsStep.GateUp:
+                _stepSplitK = SplitKFor(rows);
+                layer.RunExpertsGateUp(gateUp, sorted, _offsets, activation, null, _stepSplitK);
+                break;
+            case ReceivedRowsStep.Down:
+                layer.RunExpertsDown(down, activation, _offsets, expertOut, null, _stepSplitK ?? SplitKFor(rows));
+                _stepSplitK = null;
+                break;
+            case ReceivedRowsStep.Unpermute:
+                Combine.Run(expertOut, rowOfSlot, _ones.Slice(0, rows), rows, 1, _hidden, Returned(rows));
+                break;
+            default:
+                throw new ArgumentOutOfRangeException(nameof(step), step, "not a step of the received rows' experts");
+        }
     }
 
     /// <summary>The split-K scratch for this row count's GEMMs, grown (to the larger of old and new) when it falls short.</summary>

@@ -166,16 +166,8 @@ public sealed partial class ExpertParallelMoe
         // 3. Dispatch: rank d receives [source rank][its slot] rows.
         _communicator.AllToAllV(gatheredViews, Scale(sendRows, h), receiveRows, Streams);
         // 4. Each rank: sort received rows by local slot, run the slot weights, put rows back in received order.
-        var returned = new MemoryBuffer[n];
-        for (int d = 0; d < n; d++)
-        {
-            int rows = checked((int)received[d]);
-            returned[d] = Buffers(d).Received.Returned(rows);
-            if (rows == 0)
-                continue;
-            var store = slots.Store(d);
-            RunReceivedRows(d, rows, rowsPerSlot, s, store.GateUp, store.Down);
-        }
+        RunExpertsOnRanks(received, rowsPerSlot, s, d => (slots.Store(d).GateUp, slots.Store(d).Down), timed: false);
+        var returned = Enumerable.Range(0, n).Select(d => (MemoryBuffer)Buffers(d).Received.Returned(checked((int)received[d]))).ToArray();
         // 5. Combine back: rank r gets its rows in its own slot order (the order of its gathered rows).
         _communicator.AllToAllV(returned, Scale(Transpose(sendRows), h), views.Select(v => (MemoryBuffer)v.Workspace.ExpertOutput).ToArray(), Streams);
         // 6. Each rank: weighted sum over its tokens' k choices, plus its shared experts; then the rows back to the host.

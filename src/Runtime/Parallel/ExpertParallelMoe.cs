@@ -180,24 +180,6 @@ public sealed partial class ExpertParallelMoe : IDisposable
         return (sizes.SendRows, Enumerable.Range(0, sizes.Ranks).Select(sizes.ReceivedRows).ToArray());
     }
 
-    /// <summary>
-    /// Rank <paramref name="d"/>'s experts on the <paramref name="rows"/> rows it received (in its received-rows
-    /// workspace), laid out as [source rank][local expert] blocks of <paramref name="rowsPerLocal"/>[r, d * perRank + local]
-    /// rows: sorted by local expert, run through <paramref name="gateUp"/> and <paramref name="down"/> ([perRank, ...]),
-    /// written back in received order as F32 (the workspace's Returned rows).
-    /// </summary>
-    private void RunReceivedRows(int d, int rows, long[,] rowsPerLocal, int perRank, MemoryBuffer gateUp, MemoryBuffer down)
-    {
-        var received = Buffers(d).Received;
-        var localIds = received.LocalIds(rows);
-        int at = 0, sources = rowsPerLocal.GetLength(0);
-        for (int r = 0; r < sources; r++)
-            for (int local = 0; local < perRank; local++)
-                for (long c = rowsPerLocal[r, d * perRank + local]; c > 0; c--)
-                    localIds[at++] = local;
-        received.Run(_layers[d], gateUp, down, rows);
-    }
-
     /// <summary>First token of rank r's share: tokens are split as evenly as possible, in order.</summary>
     public static int TokenStart(int tokens, int ranks, int rank) => (int)((long)tokens * rank / ranks);
 
@@ -260,18 +242,10 @@ public sealed partial class ExpertParallelMoe : IDisposable
         Mark(ExpertParallelPhase.Dispatch, begin: true);
         _communicator.AllToAllV(gatheredViews, Scale(sendRows, h), receiveRows, Streams);
         Mark(ExpertParallelPhase.Dispatch, begin: false);
-        // 4. Each rank: sort the received rows by local expert, run its experts, put the rows back in received order.
-        var returned = new MemoryBuffer[n];
-        for (int d = 0; d < n; d++)
-        {
-            int rows = checked((int)received[d]);
-            returned[d] = Buffers(d).Received.Returned(rows);
-            if (rows == 0)
-                continue;
-            PhaseTimer?.Begin(ExpertParallelPhase.Experts, d);
-            RunReceivedRows(d, rows, rowsPerExpert, eh, _weights[d].GateUp, _weights[d].Down);
-            PhaseTimer?.End(ExpertParallelPhase.Experts, d);
-        }
+        // 4. Each rank: sort the received rows by local expert, run its experts, put the rows back in received order
+        //    (ExpertParallelMoe.Experts.cs: enqueued step by step across ranks, so the ranks start together).
+        RunExpertsOnRanks(received, rowsPerExpert, eh, d => (_weights[d].GateUp, _weights[d].Down), timed: true);
+        var returned = Enumerable.Range(0, n).Select(d => (MemoryBuffer)Buffers(d).Received.Returned(checked((int)received[d]))).ToArray();
         // 5. Combine back: rank r gets its rows in its own expert order (the order of its gathered rows).
         Mark(ExpertParallelPhase.Combine, begin: true);
         _communicator.AllToAllV(returned, Scale(Transpose(sendRows), h), views.Select(v => (MemoryBuffer)v.Workspace.ExpertOutput).ToArray(), Streams);

@@ -18,7 +18,9 @@ public enum ExpertParallelPhase
 /// <summary>
 /// Hook told, from the host thread that enqueues the work, where each phase starts and ends on each rank
 /// (work is enqueued on the rank's default stream; collectives are marked on every rank). A benchmark records
-/// device events here; nothing else changes.
+/// device events here; nothing else changes. With the interleaved experts enqueue (<see cref="EpEnqueueOrder"/>) the
+/// ranks' experts marks nest (every Begin, then every End): a rank's device events still bracket only its own stream's work,
+/// but the host time between its marks includes the other ranks' steps.
 /// </summary>
 public interface IExpertParallelPhaseTimer
 {

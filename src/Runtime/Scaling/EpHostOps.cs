@@ -31,7 +31,8 @@ public readonly record struct HostOps(int Launches, int Copies, int GemmCalls = 
 /// after route    expert offsets download (1 copy); then the host waits for every rank (the dispatch sizes)
 /// dispatch       all-to-allv: per rank its op table upload and its launch (HostParams.CollectivePerRankUs)
 /// experts        local id upload (1 copy) + permute by local expert (Permute.Launches(R, 1, E/N, gather) = 1, 3 or 4)
-///                + gate_up with SiLU (1) + down (1) + un-permute (Combine, 1)      (only on a rank that received rows)
+///                + gate_up with SiLU (1) + down (1) + un-permute (Combine, 1)      (only on a rank that received rows;
+///                four steps, issued step by step across ranks by default: ExpertSteps, ExpertParallelMoe.EnqueueOrder)
 /// combine        all-to-allv back, as the dispatch
 /// output         shared expert gate_up [+ shared gate GEMM + sigmoid (1), qwen2_moe] + down (each GEMM 1, or 2 as above) when the model
 ///                has shared experts, + weighted sum (Combine, 1)
@@ -55,8 +56,16 @@ public static class EpHostOps
     public static HostOps AfterRoute => new(0, 1);
 
     /// <summary>A rank's experts phase on <paramref name="rows"/> received rows over its <paramref name="heldExperts"/> (nothing without rows).</summary>
-    public static HostOps Experts(int rows, int heldExperts) =>
-        rows <= 0 ? default : new HostOps(Permute.Launches(rows, 1, heldExperts, gather: true) + 3, 1, GemmCalls: 2);
+    public static HostOps Experts(int rows, int heldExperts) => ExpertSteps(rows, heldExperts).Aggregate(default(HostOps), (a, b) => a + b);
+
+    /// <summary>
+    /// The experts phase step by step, as ReceivedRowsWorkspace.RunStep issues it (Runtime.Layers.ReceivedRowsStep order):
+    /// local id upload + permute by local expert, gate_up with SiLU (one GEMM call), down (one GEMM call), un-permute (Combine);
+    /// an interleaved forward issues each step for every rank before the next step. Empty without rows.
+    /// </summary>
+    public static HostOps[] ExpertSteps(int rows, int heldExperts) =>
+        rows <= 0 ? []
+            : [new HostOps(Permute.Launches(rows, 1, heldExperts, gather: true), 1), new HostOps(1, 0, GemmCalls: 1), new HostOps(1, 0, GemmCalls: 1), new HostOps(1, 0)];
 
     /// <summary>A rank's output phase (shared experts and the weighted sum; nothing when it has no tokens).</summary>
     public static HostOps Output(ModelConfig c, int tokens) =>

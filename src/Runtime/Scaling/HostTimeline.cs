@@ -1,3 +1,5 @@
+using MoeRuntime.Runtime.Parallel;
+
 namespace MoeRuntime.Runtime.Scaling;
 
 /// <summary>Who issues the ranks' work: one host thread for every rank (the in-process ExpertParallelMoe), or one per rank (one process per GPU).</summary>
@@ -16,6 +18,12 @@ public enum HostThreads
 /// </summary>
 public sealed record HostSchedule(HostThreads Threads, bool PhaseTimerMarks, bool HostArrays)
 {
+    /// <summary>
+    /// How one thread for all ranks enqueues the experts phase (ExpertParallelMoe.EnqueueOrder; the runtime's default is
+    /// interleaved, runs before it were ranked). No effect with <see cref="HostThreads.OnePerRank"/>.
+    /// </summary>
+    public EpEnqueueOrder Order { get; init; } = EpEnqueueOrder.Interleaved;
+
     /// <summary>`moe bench layer --parallel ep`: ExpertParallelMoe in one process, one thread for all ranks, event marks at every phase, host arrays in and out.</summary>
     public static readonly HostSchedule InProcessBench = new(HostThreads.OneForAllRanks, PhaseTimerMarks: true, HostArrays: true);
 
@@ -34,16 +42,32 @@ public sealed record PhaseTimes(double RouteUs, double DispatchUs, double Expert
 
 /// <summary>
 /// One rank's work in an EP layer forward: device time of its own phases (the all-to-alls are shared) and host time to
-/// enqueue them (<see cref="EpHostOps"/> priced by <see cref="HostParams"/>).
+/// enqueue them (<see cref="EpHostOps"/> priced by <see cref="HostParams"/>). <see cref="ExpertsHostStepsUs"/>: the experts
+/// phase's host time step by step (EpHostOps.ExpertSteps: permute, gate_up, down, un-permute), which an interleaved enqueue
+/// issues across ranks step by step; null: one step of <see cref="ExpertsHostUs"/>.
 /// </summary>
 public sealed record RankWork(bool HasTokens, bool HasRows, double RouteUs, double ExpertsUs, double OutputUs,
                               double BeforeRouteHostUs = 0, double RouteHostUs = 0, double AfterRouteHostUs = 0,
-                              double ExpertsHostUs = 0, double OutputHostUs = 0, double AfterOutputHostUs = 0);
+                              double ExpertsHostUs = 0, double OutputHostUs = 0, double AfterOutputHostUs = 0,
+                              IReadOnlyList<double>? ExpertsHostStepsUs = null)
+{
+    /// <summary>The experts phase's host time per enqueue step (one step when not given by steps).</summary>
+    public IReadOnlyList<double> ExpertsHostSteps => ExpertsHostStepsUs is { Count: > 0 } steps ? steps : [ExpertsHostUs];
+}
+
+/// <summary>
+/// What <see cref="HostTimeline.Run"/> plays out: the critical and timed phases, and when each rank's experts begin and
+/// end on its device (us from the forward's start; NaN for a rank without rows), what the EP bench's per-rank marks read.
+/// </summary>
+public sealed record Timeline(PhaseTimes Critical, PhaseTimes Timed, double[] ExpertsBeginUs, double[] ExpertsEndUs)
+{
+    public void Deconstruct(out PhaseTimes critical, out PhaseTimes timed) => (critical, timed) = (Critical, Timed);
+}
 
 /// <summary>
 /// Plays an EP layer forward on a host clock and one device clock per rank, in the order the forward issues its work
 /// (ExpertParallelMoe.Forward: every rank's route, a host wait for the dispatch sizes, the dispatch, every rank's
-/// experts, the combine, every rank's output):
+/// experts (interleaved: step by step across ranks; ranked: rank after rank), the combine, every rank's output):
 /// <code>
 /// a phase of rank r   begins on the device at max(device_r, host) (its stream is idle until the host gets there), the
 ///                     host then spends its enqueue time, and the phase ends at max(begin + device time, host): an eager
@@ -52,9 +76,12 @@ public sealed record RankWork(bool HasTokens, bool HasRows, double RouteUs, doub
 ///                     it: CudaCollectiveBackend.Run), so it starts when every rank's share is issued after its previous
 ///                     work, and ends transfer later
 /// host wait           after the route: host = max(host, every device)
+/// experts of rank d   begin at max(device_d, host when its first step is issued), end at max(begin + device time, host
+///                     when its last step is issued); the steps of all ranks are issued in the enqueue order
 /// </code>
-/// With <see cref="HostThreads.OneForAllRanks"/> the host clock is shared, so rank 1's experts start after rank 0's are
-/// enqueued and rank 0's combine waits for them; with <see cref="HostThreads.OnePerRank"/> each rank has its own clock.
+/// With <see cref="HostThreads.OneForAllRanks"/> the host clock is shared: ranked, rank 1's experts start after rank 0's
+/// whole phase is enqueued and rank 0's combine waits for them; interleaved, one step (rank 0's permute) after rank 0's.
+/// With <see cref="HostThreads.OnePerRank"/> each rank has its own clock.
 /// A per-phase timer's marks cost <c>eventUs</c> each on the host (0 without a timer). With no host costs this gives the
 /// device-only model exactly: the critical path is the sum of each phase's slowest rank, and the timer's combine adds
 /// the wait of the rank whose experts end first (slowest minus fastest experts).
@@ -68,8 +95,8 @@ public static class HostTimeline
     /// from the previous boundary to the slowest rank's end; output: to the last rank's end); sums to the layer time.
     /// Timed: what a per-rank phase timer reads, each phase on its slowest rank (begin mark to end mark on the device).
     /// </summary>
-    public static (PhaseTimes Critical, PhaseTimes Timed) Run(IReadOnlyList<RankWork> ranks, double dispatchUs, double combineUs,
-                                                                double collectiveHostUsPerRank, double eventUs, HostThreads threads)
+    public static Timeline Run(IReadOnlyList<RankWork> ranks, double dispatchUs, double combineUs,
+                               double collectiveHostUsPerRank, double eventUs, HostThreads threads, EpEnqueueOrder order = EpEnqueueOrder.Interleaved)
     {
         ArgumentNullException.ThrowIfNull(ranks);
         int n = ranks.Count;
@@ -130,9 +157,26 @@ public static class HostTimeline
         double routed = Math.Max(host.Max(), device.Max()); // the host waits for every rank's dispatch sizes
         Array.Fill(host, routed);
         double dispatched = AllToAll(1, dispatchUs);
-        for (int d = 0; d < n; d++)
-            if (ranks[d].HasRows)
-                Phase(2, d, ranks[d].ExpertsUs, ranks[d].ExpertsHostUs);
+        var expertsBegin = Enumerable.Repeat(double.NaN, n).ToArray();
+        var expertsEnd = Enumerable.Repeat(double.NaN, n).ToArray();
+        foreach (var (d, step) in ExpertSteps(ranks, order))
+        {
+            var steps = ranks[d].ExpertsHostSteps;
+            ref double h = ref Clock(d);
+            if (step == 0)
+            {
+                h += eventUs;
+                expertsBegin[d] = Math.Max(device[d], h);
+            }
+            h += steps[step];
+            if (step == steps.Count - 1)
+            {
+                expertsEnd[d] = Math.Max(expertsBegin[d] + ranks[d].ExpertsUs, h);
+                h += eventUs;
+                device[d] = expertsEnd[d];
+                timed[2] = Math.Max(timed[2], expertsEnd[d] - expertsBegin[d]);
+            }
+        }
         double expertsDone = Math.Max(device.Max(), dispatched);
         double combined = AllToAll(3, combineUs);
         for (int r = 0; r < n; r++)
@@ -144,6 +188,16 @@ public static class HostTimeline
         }
         double end = Math.Max(device.Max(), combined);
         var critical = new PhaseTimes(routed, dispatched - routed, expertsDone - dispatched, combined - expertsDone, end - combined);
-        return (critical, new PhaseTimes(timed[0], timed[1], timed[2], timed[3], timed[4]));
+        return new Timeline(critical, new PhaseTimes(timed[0], timed[1], timed[2], timed[3], timed[4]), expertsBegin, expertsEnd);
+    }
+
+    /// <summary>(rank, step) of every rank with rows in the order the host issues them: step by step across ranks, or rank after rank.</summary>
+    private static IEnumerable<(int Rank, int Step)> ExpertSteps(IReadOnlyList<RankWork> ranks, EpEnqueueOrder order)
+    {
+        var withRows = Enumerable.Range(0, ranks.Count).Where(d => ranks[d].HasRows).ToList();
+        if (order == EpEnqueueOrder.Ranked)
+            return withRows.SelectMany(d => Enumerable.Range(0, ranks[d].ExpertsHostSteps.Count).Select(s => (d, s)));
+        int most = withRows.Select(d => ranks[d].ExpertsHostSteps.Count).DefaultIfEmpty(0).Max();
+        return Enumerable.Range(0, most).SelectMany(s => withRows.Where(d => s < ranks[d].ExpertsHostSteps.Count).Select(d => (d, s)));
     }
 }

@@ -38,6 +38,13 @@ public sealed record LayerBreakdown(double RouteUs, double DispatchUs, double Ex
     /// <summary>What a per-GPU phase timer reads, each phase on its slowest GPU (null: derived from the critical path and the wait).</summary>
     public PhaseTimes? Timed { get; init; }
 
+    /// <summary>
+    /// When each GPU's experts begin and end on its device, us from the layer's start (NaN: no rows; null when averaged
+    /// over steps): what the EP bench's per-rank marks read, to check the host timeline's enqueue order against them.
+    /// </summary>
+    public IReadOnlyList<double>? ExpertsBeginUs { get; init; }
+    public IReadOnlyList<double>? ExpertsEndUs { get; init; }
+
     /// <summary>What a per-GPU phase timer reads as the sum of each phase's slowest GPU.</summary>
     public double TimedPhaseSumUs => Timed?.SumUs ?? TotalUs + ExpertSkewUs;
 
@@ -92,7 +99,8 @@ public sealed record SimulationOptions
 ///            experts end first, the wait for the slowest GPU's experts (ExpertSkewUs: counted by validation, not in the layer)
 /// output   = shared experts GEMM + weighted sum over the k choices
 /// host     = (params with a Host part) each phase floored by its host enqueue time, ranks started in the order their
-///            host thread(s) issue them (HostTimeline; simulate: one thread per GPU, validation: one for all ranks)
+///            host thread(s) issue them (HostTimeline; simulate: one thread per GPU, validation: one for all ranks, the
+///            experts phase in the run's enqueue order)
 /// </code>
 /// The loads come from sampled routing: each of the B*N tokens of the group picks expert e with probability k*p_e
 /// (p Zipf-skewed or uniform), experts placed contiguously or by <see cref="EplbPlanner"/>.
@@ -154,7 +162,8 @@ public static class ScaleModel
             int tokens = (int)Math.Round(t), received = (int)Math.Round(rows);
             work[r] = new RankWork(t > 0, rows > 0, route, rankExperts, output,
                 EpHostOps.BeforeRoute.Us(hostArrays), EpHostOps.Route(c, tokens).Us(host), EpHostOps.AfterRoute.Us(host),
-                EpHostOps.Experts(received, heldExperts).Us(host), EpHostOps.Output(c, tokens).Us(host), EpHostOps.AfterOutput.Us(hostArrays));
+                EpHostOps.Experts(received, heldExperts).Us(host), EpHostOps.Output(c, tokens).Us(host), EpHostOps.AfterOutput.Us(hostArrays),
+                EpHostOps.ExpertSteps(received, heldExperts).Select(step => step.Us(host)).ToArray());
             dispatchPeer = Math.Max(dispatchPeer, peerShare * Math.Max(t * k, rows) * h * 2);
             combinePeer = Math.Max(combinePeer, peerShare * Math.Max(t * k, rows) * h * 4);
         }
@@ -162,7 +171,8 @@ public static class ScaleModel
         double combine = n > 1 ? link.AllToAllUs(p, n, combinePeer, f32: true) : 0;
         double collectiveHost = host?.CollectivePerRankUs ?? 0, eventUs = schedule.PhaseTimerMarks ? host?.EventUs ?? 0 : 0;
         var threads = schedule.Threads;
-        var (critical, timed) = HostTimeline.Run(work, dispatch, combine, collectiveHost, eventUs, threads);
+        var timeline = HostTimeline.Run(work, dispatch, combine, collectiveHost, eventUs, threads, schedule.Order);
+        var (critical, timed) = timeline;
         double deviceOnly = host is null ? critical.SumUs
             : HostTimeline.Run(work.Select(w => new RankWork(w.HasTokens, w.HasRows, w.RouteUs, w.ExpertsUs, w.OutputUs)).ToList(), dispatch, combine, 0, 0, threads).Critical.SumUs;
         return new LayerBreakdown(critical.RouteUs, critical.DispatchUs, critical.ExpertsUs, critical.CombineUs, critical.OutputUs, weights)
@@ -170,6 +180,8 @@ public static class ScaleModel
             ExpertSkewUs = n > 1 ? Math.Max(0, timed.CombineUs - critical.CombineUs) : 0,
             HostUs = critical.SumUs - deviceOnly,
             Timed = timed,
+            ExpertsBeginUs = timeline.ExpertsBeginUs,
+            ExpertsEndUs = timeline.ExpertsEndUs,
         };
     }
 
