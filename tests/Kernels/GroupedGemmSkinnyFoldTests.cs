@@ -17,8 +17,8 @@ namespace MoeRuntime.Tests.Kernels;
 public sealed class GroupedGemmSkinnyFoldTests
 {
     [Theory]
-    [InlineData(null, "Fold")]
-    [InlineData("", "Fold")]
+    [InlineData(null, "Kernel")]
+    [InlineData("", "Kernel")]
     [InlineData(" fold ", "Fold")]
     [InlineData("FOLD", "Fold")]
     [InlineData("kernel", "Kernel")]

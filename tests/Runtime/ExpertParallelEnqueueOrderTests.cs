@@ -73,8 +73,8 @@ public sealed class ExpertParallelEnqueueOrderTests
     }
 
     [Theory]
-    [InlineData(null, EpEnqueueOrder.Interleaved)]
-    [InlineData("", EpEnqueueOrder.Interleaved)]
+    [InlineData(null, EpEnqueueOrder.Ranked)]
+    [InlineData("", EpEnqueueOrder.Ranked)]
     [InlineData("interleaved", EpEnqueueOrder.Interleaved)]
     [InlineData(" Ranked ", EpEnqueueOrder.Ranked)]
     public void ParsesTheSwitch(string? value, EpEnqueueOrder expected) => Assert.Equal(expected, EpEnqueue.Parse(value));
