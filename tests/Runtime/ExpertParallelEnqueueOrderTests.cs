@@ -7,8 +7,8 @@ using MoeRuntime.Tests.Infrastructure;
 namespace MoeRuntime.Tests.Runtime;
 
 /// <summary>
-/// The expert-parallel layer enqueues its experts phase step by step across ranks (interleaved, the default) or rank after
-/// rank (ranked, the order before; MOE_EP_ENQUEUE). Each rank's stream runs the same kernels on the same data in the same
+/// The expert-parallel layer enqueues its experts phase step by step across ranks (interleaved) or rank after rank (ranked,
+/// the default; MOE_EP_ENQUEUE). Each rank's stream runs the same kernels on the same data in the same
 /// order either way, so the two orders give the same bits, on CPU and CUDA alike; and the phase timer sees the order asked for.
 /// </summary>
 public sealed class ExpertParallelEnqueueOrderTests
