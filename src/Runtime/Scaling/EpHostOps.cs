@@ -39,7 +39,9 @@ public readonly record struct HostOps(int Launches, int Copies, int GemmCalls = 
 /// after output   output download (1 copy)
 /// </code>
 /// Not counted: host work that is not an enqueue (the input's F32 to bf16 conversion before the route, the per-row fill
-/// of the local expert ids before the experts' upload, the dispatch-size arithmetic while the devices are idle anyway).
+/// of the local expert ids before the experts' upload, the dispatch-size arithmetic while the devices are idle anyway);
+/// the id fill, and whatever else the layer's route and experts phase cost beyond these ops, are priced when the params
+/// time those phases whole (<see cref="RouteUs"/>, <see cref="ExpertStepsUs"/>: HostParams.RoutePhase, ExpertsPhase).
 /// The EPLB slot path (ForwardOverSlots) issues a few more launches (replica routing, slot counts), not counted here.
 /// </summary>
 public static class EpHostOps
