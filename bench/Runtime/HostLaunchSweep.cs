@@ -23,6 +23,8 @@ namespace MoeRuntime.Benchmarks.Runtime;
 /// host upload / download       one asynchronous copy through a page-locked HostStage ("copies=1")
 /// host event record            one event record, a phase timer's mark ("events=1")
 /// host alltoallv               one all-to-allv call over this device alone ("ranks=1": its op table upload and launch)
+/// host route / experts phase   one rank's whole phase as the layer issues it ("T=t phase=route", "R=r phase=experts";
+///                              HostPhaseRows: single calls on an idle stream, at a rank's tokens and rows of the EP bench)
 /// </code>
 /// <c>moe simulate --calibrate</c> fits the scale model's host part (<c>ScaleParams.Host</c>) from these rows. Not the EP
 /// layer itself, so validating against EP layer runs stays independent. On the CPU (kernels run when enqueued) the rows
@@ -123,6 +125,7 @@ internal static class HostLaunchSweep
         {
             Console.WriteLine($"host alltoallv: skipped ({ex.Message})");
         }
+        rows.AddRange(HostPhaseRows.Run(accelerator)); // whole phases as the EP layer issues them
         return rows;
     }
 

@@ -41,6 +41,10 @@ public static partial class Calibration
     [GeneratedRegex(@"(launches|copies|events|ranks)=(\d+)")]
     private static partial Regex HostCount();
 
+    /// <summary>A host_launch sweep row timing a whole phase of one rank: "T=64 phase=route" (tokens), "R=512 phase=experts" (rows).</summary>
+    [GeneratedRegex(@"^(?:T|R)=(\d+) phase=(route|experts)$")]
+    private static partial Regex HostPhaseShape();
+
     /// <param name="linkAlgorithm">Fit the link from this all-to-all algorithm's rows only ("ours", "nccl"); null: the fastest.</param>
     public static ScaleParams Fit(IEnumerable<string> paths, ScaleParams? fallback, string fallbackName = "fallback", string? linkAlgorithm = null)
     {
@@ -60,6 +64,7 @@ public static partial class Calibration
         var dense = new Dictionary<string, List<(double, double)>>(); // DenseGemmCurve.Key: (rows, us) of the layer's own path
         var links = new Dictionary<string, List<(double, double)>>();
         var host = new Dictionary<string, List<(double, double)>>(); // "launch", "copy", "event", "collective": (count per call, us per call)
+        var hostPhases = new Dictionary<string, List<(double, double)>>(); // "route", "experts": (tokens or rows, us per call)
         var linkRanks = new Dictionary<string, int>(); // link rows timed on the host around synchronous calls of our all-to-allv: their ranks
         var sources = new Dictionary<string, List<string>>();
         void Source(string part, string text)
@@ -120,7 +125,13 @@ public static partial class Calibration
                 double us = r["Ms"]!.GetValue<double>() * 1e3;
                 double gbps = r["GBps"]?.GetValue<double>() ?? 0;
                 double bytes = gbps * 1e9 * us * 1e-6;
-                if (name.StartsWith("host ", StringComparison.Ordinal) && HostPart(shape) is { } hostPart && us > 0)
+                if (name.StartsWith("host ", StringComparison.Ordinal) && HostPhaseShape().Match(shape) is { Success: true } phaseRow && us > 0)
+                {
+                    // A whole phase timed as the layer issues it: its own fit per phase (fixed + per token or row).
+                    Add(hostPhases, phaseRow.Groups[2].Value, (Number(phaseRow.Groups[1].Value), us));
+                    Source("host", label);
+                }
+                else if (name.StartsWith("host ", StringComparison.Ordinal) && HostPart(shape) is { } hostPart && us > 0)
                 {
                     // A grouped GEMM call (router, gate_up, down) is its own part: one call each, planning included.
                     bool gemmCall = hostPart.Part == "launch" && name.Contains("gemm", StringComparison.Ordinal);
@@ -223,7 +234,10 @@ public static partial class Calibration
                 gemmCall = cost;
                 notes.Add(string.Create(CultureInfo.InvariantCulture, $"gemm call {cost:F2} us ({gemmPoints.Count} rows, rms error {CurveFit.RmsRelativeError(gemmPoints.Select(x => (cost * x.Item1, x.Item2))):P1})"));
             }
-            hostFit = new HostParams(fitted["launch"], fitted["copy"], fitted["event"], fitted["collective"]) { GemmCallUs = gemmCall };
+            var routePhase = FitPhase(hostPhases, "route", "token", notes);
+            var expertsPhase = FitPhase(hostPhases, "experts", "row", notes);
+            hostFit = new HostParams(fitted["launch"], fitted["copy"], fitted["event"], fitted["collective"])
+                { GemmCallUs = gemmCall, RoutePhase = routePhase, ExpertsPhase = expertsPhase };
             result["host"] = $"{string.Join(", ", sources["host"])}: {string.Join("; ", notes)}";
         }
         else
@@ -366,6 +380,17 @@ public static partial class Calibration
         if (nonZero.Count != 1)
             return null;
         return (nonZero[0].Key switch { "launches" => "launch", "copies" => "copy", _ => "event" }, nonZero[0].Value);
+    }
+
+    /// <summary>The phase's whole-phase host cost when the sweep timed it (null: priced op by op, as in files before it), with a note.</summary>
+    private static HostPhaseCost? FitPhase(Dictionary<string, List<(double, double)>> phases, string phase, string unit, List<string> notes)
+    {
+        if (!phases.TryGetValue(phase, out var points))
+            return null;
+        var cost = HostPhaseCost.Fit(points);
+        double rms = CurveFit.RmsRelativeError(points.Select(x => (cost.Us(x.Item1), x.Item2)));
+        notes.Add(string.Create(CultureInfo.InvariantCulture, $"{phase} phase {cost.FixedUs:F1} us + {cost.PerUnitUs:F3} us per {unit} ({points.Count} rows, rms error {rms:P1})"));
+        return cost;
     }
 
     private static double HostPartOf(HostParams h, string part) => part switch

@@ -39,7 +39,9 @@ public readonly record struct HostOps(int Launches, int Copies, int GemmCalls = 
 /// after output   output download (1 copy)
 /// </code>
 /// Not counted: host work that is not an enqueue (the input's F32 to bf16 conversion before the route, the per-row fill
-/// of the local expert ids before the experts' upload, the dispatch-size arithmetic while the devices are idle anyway).
+/// of the local expert ids before the experts' upload, the dispatch-size arithmetic while the devices are idle anyway);
+/// the id fill, and whatever else the layer's route and experts phase cost beyond these ops, are priced when the params
+/// time those phases whole (<see cref="RouteUs"/>, <see cref="ExpertStepsUs"/>: HostParams.RoutePhase, ExpertsPhase).
 /// The EPLB slot path (ForwardOverSlots) issues a few more launches (replica routing, slot counts), not counted here.
 /// </summary>
 public static class EpHostOps
@@ -66,6 +68,27 @@ public static class EpHostOps
     public static HostOps[] ExpertSteps(int rows, int heldExperts) =>
         rows <= 0 ? []
             : [new HostOps(Permute.Launches(rows, 1, heldExperts, gather: true), 1), new HostOps(1, 0, GemmCalls: 1), new HostOps(1, 0, GemmCalls: 1), new HostOps(1, 0)];
+
+    /// <summary>
+    /// Host microseconds of a rank's route: the sweep's whole-phase measurement when the params have one
+    /// (<see cref="HostParams.RoutePhase"/>), else its ops priced one by one.
+    /// </summary>
+    public static double RouteUs(HostParams? p, ModelConfig c, int tokens) =>
+        tokens <= 0 ? 0 : p?.RoutePhase is { } phase ? phase.Us(tokens) : Route(c, tokens).Us(p);
+
+    /// <summary>
+    /// Host microseconds of a rank's experts phase per enqueue step (<see cref="ExpertSteps"/>): the ops priced one by one,
+    /// or, with a whole-phase measurement (<see cref="HostParams.ExpertsPhase"/>), that total shared over the steps in
+    /// proportion to their op-by-op prices (evenly when those are 0), so an interleaved enqueue still issues it step by step.
+    /// </summary>
+    public static double[] ExpertStepsUs(HostParams? p, int rows, int heldExperts)
+    {
+        var steps = ExpertSteps(rows, heldExperts).Select(step => step.Us(p)).ToArray();
+        if (steps.Length == 0 || p?.ExpertsPhase is not { } phase)
+            return steps;
+        double total = phase.Us(rows), priced = steps.Sum();
+        return steps.Select(us => priced > 0 ? total * us / priced : total / steps.Length).ToArray();
+    }
 
     /// <summary>A rank's output phase (shared experts and the weighted sum; nothing when it has no tokens).</summary>
     public static HostOps Output(ModelConfig c, int tokens) =>

@@ -24,4 +24,16 @@ public sealed record HostParams(double LaunchUs, double CopyUs, double EventUs, 
     /// on H200); null in files before it: a GEMM call costs <see cref="LaunchUs"/>, and LaunchUs is fitted over every launch.
     /// </summary>
     public double? GemmCallUs { get; init; }
+
+    /// <summary>
+    /// A rank's route (router GEMM, top-k, permute) timed whole on the host per token count (the host_launch sweep's
+    /// "phase=route" rows); null in files before it: the route is priced op by op (<see cref="EpHostOps.Route"/>).
+    /// </summary>
+    public HostPhaseCost? RoutePhase { get; init; }
+
+    /// <summary>
+    /// A rank's experts phase (local id fill and upload, permute, gate_up, down, un-permute) timed whole on the host per
+    /// received rows ("phase=experts" rows); null in files before it: priced op by op (<see cref="EpHostOps.Experts"/>).
+    /// </summary>
+    public HostPhaseCost? ExpertsPhase { get; init; }
 }

@@ -160,10 +160,10 @@ public static class ScaleModel
                 weights = Math.Max(weights, active * expertBytes / (expertGemm.WeightGBs * 1e9) * 1e6);
             }
             int tokens = (int)Math.Round(t), received = (int)Math.Round(rows);
+            var expertSteps = EpHostOps.ExpertStepsUs(host, received, heldExperts);
             work[r] = new RankWork(t > 0, rows > 0, route, rankExperts, output,
-                EpHostOps.BeforeRoute.Us(hostArrays), EpHostOps.Route(c, tokens).Us(host), EpHostOps.AfterRoute.Us(host),
-                EpHostOps.Experts(received, heldExperts).Us(host), EpHostOps.Output(c, tokens).Us(host), EpHostOps.AfterOutput.Us(hostArrays),
-                EpHostOps.ExpertSteps(received, heldExperts).Select(step => step.Us(host)).ToArray());
+                EpHostOps.BeforeRoute.Us(hostArrays), EpHostOps.RouteUs(host, c, tokens), EpHostOps.AfterRoute.Us(host),
+                expertSteps.Sum(), EpHostOps.Output(c, tokens).Us(host), EpHostOps.AfterOutput.Us(hostArrays), expertSteps);
             dispatchPeer = Math.Max(dispatchPeer, peerShare * Math.Max(t * k, rows) * h * 2);
             combinePeer = Math.Max(combinePeer, peerShare * Math.Max(t * k, rows) * h * 4);
         }
