@@ -174,5 +174,9 @@ public static class GroupedGemmGemvBulk
             config.CompileOptions(BlocksPerSmFor(config, accelerator.Info.MaxSharedMemoryPerBlockOptin)));
         kernel.Launch(stream, new Dim3((uint)blocks, 1, 1), new Dim3(Threads, 1, 1), SharedBytes,
             plan.X, plan.W, plan.ExpertOffsets, plan.RowScale, plan.Y, plan.Rows, plan.N, plan.K, plan.Experts, plan.Fused ? 1 : 0, ConsumerWarps);
+        // A diagnostic grid of several blocks per SM is one wave only if they are resident together (registers too).
+        if (config.BlocksPerSm is > 1 and var wanted && kernel.MaxActiveBlocksPerSm(Threads, config.SharedBytes) < wanted)
+            throw new InvalidOperationException($"MOE_GROUPED_GEMM_GEMV_BULK_BLOCKS_PER_SM={wanted}: {kernel.Name} ({config}) fits "
+                + $"{kernel.MaxActiveBlocksPerSm(Threads, config.SharedBytes)} blocks per SM ({kernel.Registers} registers per thread)");
     }
 }
