@@ -10,7 +10,8 @@ namespace MoeRuntime.Kernels.GroupedGemm;
 /// chunk into shared memory with 1D bulk copies, <see cref="Stages"/> stages of <see cref="StageBytes"/> in flight per
 /// block. The 4-row kernel gives each block a fixed 4 W rows and two dependent DRAM round trips, so small calls (Qwen3
 /// at T = 1: 12 and 6 us of weights) are latency bound at 51-66% of the copy floor. Off by default
-/// (<see cref="SwitchFromEnvironment"/>); forceable as <see cref="VariantName"/>.
+/// (<see cref="SwitchFromEnvironment"/>); forceable as <see cref="VariantName"/>. Its ring, grid and diagnostic modes
+/// are compile-time knobs (<see cref="GroupedGemmGemvBulkConfig"/>, MOE_GROUPED_GEMM_GEMV_BULK_*), default as shipped.
 /// </summary>
 public static class GroupedGemmGemvBulk
 {
