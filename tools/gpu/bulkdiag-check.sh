@@ -46,7 +46,8 @@ sweep() { # label, then env assignments (the knobs without the prefix; BULK=0|1 
   local envs=(MOE_SWEEP_TOKENS=1 MOE_SWEEP_MODELS=qwen3,deepseek MOE_GROUPED_GEMM_GEMV_BULK=1)
   for a in "$@"; do if [[ $a == BULK=* ]]; then envs+=("MOE_GROUPED_GEMM_GEMV_BULK=${a#BULK=}"); else envs+=("$P$a"); fi; done
   echo "$label" > "$out/$file.label"
-  env "${envs[@]}" timeout 40 $B sweep grouped_gemm --device cuda:0 --json "$out/$file.json" > "$out/$file.log" 2>&1
+  local limit=$((budget - SECONDS)); (( limit > 40 )) && limit=40
+  env "${envs[@]}" timeout "$limit" $B sweep grouped_gemm --device cuda:0 --json "$out/$file.json" > "$out/$file.log" 2>&1
   echo "== $file $label ($*): exit $? (${SECONDS}s)"
   rows "$out/$file.log"
 }
