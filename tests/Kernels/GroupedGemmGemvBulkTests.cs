@@ -16,7 +16,7 @@ namespace MoeRuntime.Tests.Kernels;
 /// and the Qwen3-30B-A3B and DeepSeek-V3 T = 1 shapes with N cut down. The CUDA cases skip without a GPU (and on a GPU
 /// before compute capability 9.0 they check the refusal); the rule and switch checks run everywhere.
 /// </summary>
-public class GroupedGemmGemvBulkTests
+public partial class GroupedGemmGemvBulkTests
 {
     private const string Bulk = GroupedGemmGemvBulk.VariantName;
 

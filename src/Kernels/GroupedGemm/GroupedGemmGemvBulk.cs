@@ -10,27 +10,39 @@ namespace MoeRuntime.Kernels.GroupedGemm;
 /// chunk into shared memory with 1D bulk copies, <see cref="Stages"/> stages of <see cref="StageBytes"/> in flight per
 /// block. The 4-row kernel gives each block a fixed 4 W rows and two dependent DRAM round trips, so small calls (Qwen3
 /// at T = 1: 12 and 6 us of weights) are latency bound at 51-66% of the copy floor. Off by default
-/// (<see cref="SwitchFromEnvironment"/>); forceable as <see cref="VariantName"/>.
+/// (<see cref="SwitchFromEnvironment"/>); forceable as <see cref="VariantName"/>. Its ring, grid and diagnostic modes
+/// are compile-time knobs (<see cref="GroupedGemmGemvBulkConfig"/>, MOE_GROUPED_GEMM_GEMV_BULK_*), default as shipped.
 /// </summary>
 public static class GroupedGemmGemvBulk
 {
     /// <summary>The name that forces this kernel (<see cref="GroupedGemmOptions"/>' variant override).</summary>
     public const string VariantName = "gemvbulk";
 
-    private static readonly KernelSource Source = KernelSource.FromResource(typeof(GroupedGemmGemvBulk).Assembly, "grouped_gemm_gemv_bulk.cu");
+    internal static readonly KernelSource Source = KernelSource.FromResource(typeof(GroupedGemmGemvBulk).Assembly, "grouped_gemm_gemv_bulk.cu");
 
-    // Must match grouped_gemm_gemv_bulk.cu: GB_STAGES, GB_STAGE_BYTES, GB_MAX_STAGE_ROWS, GB_THREADS.
-    internal const int Stages = 4;
-    internal const int StageBytes = 32768;
+    // Must match grouped_gemm_gemv_bulk.cu: GB_MAX_STAGE_ROWS, GB_THREADS (GB_STAGES and GB_STAGE_BYTES: the configuration's).
     internal const int MaxStageRows = 64;
     internal const int ConsumerWarps = 8;
     internal const int Threads = (ConsumerWarps + 1) * 32;
 
-    /// <summary>Dynamic shared memory of a block (the stages; barriers, stage headers, partial sums and the m-tile map are static, about 5 KB).</summary>
-    internal const int SharedBytes = Stages * StageBytes;
+    /// <summary>The kernel's compile-time knobs: the environment's (MOE_GROUPED_GEMM_GEMV_BULK_*), read once, or a test's override.</summary>
+    internal static GroupedGemmGemvBulkConfig Config => ConfigOverride ?? EnvironmentConfig.Value;
 
-    /// <summary>Static shared memory of a block: 2 x 4 barriers, 4 stage headers, 2 x 64 x 4 partial sums, the 256-entry m-tile map.</summary>
-    internal const int StaticSharedBytes = 2 * Stages * 8 + Stages * 16 + 2 * MaxStageRows * 4 * 4 + 256 * 12;
+    private static readonly Lazy<GroupedGemmGemvBulkConfig> EnvironmentConfig = new(GroupedGemmGemvBulkConfig.FromEnvironment);
+
+    /// <summary>Tests: build and launch with these knobs instead of the environment's (reset to null afterwards).</summary>
+    internal static GroupedGemmGemvBulkConfig? ConfigOverride { get; set; }
+
+    /// <summary>Stages per block and bytes per stage (4 x 32 KB by default).</summary>
+    internal static int Stages => Config.Stages;
+
+    internal static int StageBytes => Config.StageBytes;
+
+    /// <summary>Dynamic shared memory of a block (the stages; barriers, stage headers, partial sums and the m-tile map are static, about 5 KB).</summary>
+    internal static int SharedBytes => Config.SharedBytes;
+
+    /// <summary>Static shared memory of a block (an upper bound, <see cref="GroupedGemmGemvBulkConfig.StaticSharedBytes"/>).</summary>
+    internal static int StaticSharedBytes => Config.StaticSharedBytes;
 
     /// <summary>
     /// The largest K (2-byte elements) the kernel takes: a W row must fit a stage, and fused calls put a gate and an up
@@ -116,15 +128,32 @@ public static class GroupedGemmGemvBulk
     {
         long items = (long)GroupedGemmLaunch.MTilesBound(rows, experts, GroupedGemmGemv.TileRows)
                      * ((outCols + ColumnsPerChunk(k, fused) - 1) / ColumnsPerChunk(k, fused));
-        return (int)Math.Clamp(items, 1, (long)Math.Max(1, multiprocessors) * BlocksPerSm(maxSharedPerBlockOptin));
+        return (int)Math.Clamp(items, 1, (long)Math.Max(1, multiprocessors) * BlocksPerSmFor(Config, maxSharedPerBlockOptin));
     }
 
     /// <summary>Blocks one SM holds by shared memory (the per-block opt-in limit plus the 1 KB the driver reserves per block).</summary>
-    internal static int BlocksPerSm(int maxSharedPerBlockOptin)
+    internal static int BlocksPerSm(int maxSharedPerBlockOptin) => BlocksPerSmByShared(maxSharedPerBlockOptin, Config);
+
+    internal static int BlocksPerSmByShared(int maxSharedPerBlockOptin, GroupedGemmGemvBulkConfig config)
     {
         const int reserved = 1024;
         long perSm = Math.Max(maxSharedPerBlockOptin, 48 * 1024) + reserved;
-        return (int)Math.Clamp(perSm / (SharedBytes + StaticSharedBytes + reserved), 1, 2048 / Threads);
+        return (int)Math.Clamp(perSm / (config.SharedBytes + config.StaticSharedBytes + reserved), 1, 2048 / Threads);
+    }
+
+    /// <summary>
+    /// Blocks per SM of a launch: the configuration's request where shared memory holds that many (an error naming the
+    /// variable where it does not), else as many as shared memory allows.
+    /// </summary>
+    internal static int BlocksPerSmFor(GroupedGemmGemvBulkConfig config, int maxSharedPerBlockOptin)
+    {
+        int fits = BlocksPerSmByShared(maxSharedPerBlockOptin, config);
+        if (config.BlocksPerSm is not { } wanted)
+            return fits;
+        if (wanted > fits)
+            throw new ArgumentException($"MOE_GROUPED_GEMM_GEMV_BULK_BLOCKS_PER_SM={wanted}: blocks of {config.SharedBytes + config.StaticSharedBytes} bytes of shared memory "
+                + $"({config}) fit {fits} per SM here ({maxSharedPerBlockOptin} bytes per block at most); use fewer or smaller stages");
+        return wanted;
     }
 
     internal static string EntryName(DType operands, DType output) =>
@@ -141,8 +170,14 @@ public static class GroupedGemmGemvBulk
             throw new ArgumentException($"a tile slot count is for the 8-row GEMV ('{GroupedGemmGemv.Variant8Name}'), not '{VariantName}'", "options");
         int blocks = BlocksFor(plan.Rows, plan.Experts, plan.OutCols, plan.K, plan.Fused, accelerator.Info.MultiprocessorCount,
             accelerator.Info.MaxSharedMemoryPerBlockOptin);
-        var kernel = accelerator.LoadKernel(Source, EntryName(plan.X.DType, plan.Y.DType));
+        var config = Config;
+        var kernel = accelerator.LoadKernel(Source, EntryName(plan.X.DType, plan.Y.DType),
+            config.CompileOptions(BlocksPerSmFor(config, accelerator.Info.MaxSharedMemoryPerBlockOptin)));
         kernel.Launch(stream, new Dim3((uint)blocks, 1, 1), new Dim3(Threads, 1, 1), SharedBytes,
             plan.X, plan.W, plan.ExpertOffsets, plan.RowScale, plan.Y, plan.Rows, plan.N, plan.K, plan.Experts, plan.Fused ? 1 : 0, ConsumerWarps);
+        // A diagnostic grid of several blocks per SM is one wave only if they are resident together (registers too).
+        if (config.BlocksPerSm is > 1 and var wanted && kernel.MaxActiveBlocksPerSm(Threads, config.SharedBytes) < wanted)
+            throw new InvalidOperationException($"MOE_GROUPED_GEMM_GEMV_BULK_BLOCKS_PER_SM={wanted}: {kernel.Name} ({config}) fits "
+                + $"{kernel.MaxActiveBlocksPerSm(Threads, config.SharedBytes)} blocks per SM ({kernel.Registers} registers per thread)");
     }
 }

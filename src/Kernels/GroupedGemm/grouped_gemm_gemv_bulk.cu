@@ -23,6 +23,15 @@
 //   and from the reads of the stage two before.
 // Launch: GB_THREADS threads, GB_STAGES * GB_STAGE_BYTES bytes of dynamic shared memory, any grid (the host: SMs x
 //   blocks per SM, fewer when there are fewer items). K % 8 == 0, x and w 16-byte aligned (checked on the host).
+// Diagnostic knobs (issue 9, GroupedGemmGemvBulkConfig sets them with -D; the defaults are the shipped kernel):
+//   GB_STAGES, GB_STAGE_BYTES, GB_MIN_BLOCKS (the launch bound's blocks per SM);
+//   GB_MODE 0 full, 1 copy-only (consumers release each stage as it lands: no arithmetic, no output), 2 no-epilogue-sync
+//   (no consumer barrier per stage: each warp posts its partials on the stage's `ready` barrier and releases the stage;
+//   warp it % GB_WARPS waits `ready`, sums the partials in part order and only then releases the stage, so a stage's
+//   partial buffer is not rewritten before its epilogue has read it);
+//   GB_SPLIT_BYTES (> 0: each contiguous range copied in pieces of this size, all on the stage's barrier), GB_COPY_LANES
+//   (producer lanes that issue the pieces, round robin; without a split the range is cut into this many pieces),
+//   GB_L2_EVICT_FIRST (the copies carry an L2 evict-first cache hint).
 // dependent-launch: every entry calls moe_wait_prior_grid() first (moe_common.cuh), so it may overlap the kernel before it.
 #include "moe_common.cuh"
 #include "expert_tiles.cuh"
@@ -31,11 +40,31 @@
 #define GB_WARPS 8               // consumer warps
 #define GB_THREADS ((GB_WARPS + 1) * 32)
 #define GB_TILE_ROWS 4           // X rows per m-tile
+#ifndef GB_STAGES
 #define GB_STAGES 4
+#endif
+#ifndef GB_STAGE_BYTES
 #define GB_STAGE_BYTES 32768
+#endif
+#ifndef GB_MIN_BLOCKS
+#define GB_MIN_BLOCKS 1
+#endif
+#ifndef GB_MODE
+#define GB_MODE 0
+#endif
+#ifndef GB_SPLIT_BYTES
+#define GB_SPLIT_BYTES 0
+#endif
+#ifndef GB_COPY_LANES
+#define GB_COPY_LANES 1
+#endif
+#ifndef GB_L2_EVICT_FIRST
+#define GB_L2_EVICT_FIRST 0
+#endif
 #define GB_MAX_STAGE_ROWS 64     // short rows: at most this many per stage (bounds the partial sums)
 #define GB_MAX_PARTS (GB_MAX_STAGE_ROWS > 2 * GB_WARPS ? GB_MAX_STAGE_ROWS : 2 * GB_WARPS)
 #define GB_TILE_TABLE 256        // m-tiles the producer maps once per block; later ones are searched item by item
+#define GB_PARTIAL_BUFFERS (GB_MODE == 2 ? GB_STAGES : 2) // no-epilogue-sync: one per stage, else double-buffered
 
 // A stage's work, written by the producer before its arrive.
 struct GbStage
@@ -88,15 +117,51 @@ __device__ __forceinline__ void gb_bar_wait(moe_u32 bar, moe_u32 parity)
                      : "memory");
 }
 
-// `bytes` (a multiple of 16) from global `src` (16-byte aligned) to shared `dst`, completing on `bar`.
-__device__ __forceinline__ void gb_bulk_copy(moe_u32 dst, const void* src, moe_u32 bytes, moe_u32 bar)
+// `bytes` (a multiple of 16) from global `src` (16-byte aligned) to shared `dst`, completing on `bar`; `policy`: an L2
+// cache policy (createpolicy), used where GB_L2_EVICT_FIRST.
+__device__ __forceinline__ void gb_bulk_copy(moe_u32 dst, const void* src, moe_u32 bytes, moe_u32 bar, moe_u64 policy)
 {
 #ifdef GB_PTX78_PROBE
-    asm volatile("st.shared.u32 [%0], %1;" ::"r"(dst), "r"((moe_u32)(size_t)src + bytes + bar) : "memory");
+    asm volatile("st.shared.u32 [%0], %1;" ::"r"(dst), "r"((moe_u32)(size_t)src + bytes + bar + (moe_u32)policy) : "memory");
+#elif GB_L2_EVICT_FIRST
+    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes.L2::cache_hint [%0], [%1], %2, [%3], %4;"
+                 ::"r"(dst), "l"(src), "r"(bytes), "r"(bar), "l"(policy) : "memory");
 #else
+    (void)policy;
     asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];"
                  ::"r"(dst), "l"(src), "r"(bytes), "r"(bar) : "memory");
 #endif
+}
+
+// The L2 policy of the copies: evict-first where GB_L2_EVICT_FIRST (W is read once per call), else unused.
+__device__ __forceinline__ moe_u64 gb_l2_policy()
+{
+    moe_u64 policy = 0;
+#if GB_L2_EVICT_FIRST && !defined(GB_PTX78_PROBE)
+    asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(policy));
+#endif
+    return policy;
+}
+
+// One contiguous range of a stage, `bytes` from `src` to shared `dst`, issued by the calling lane's share of its pieces:
+// piece p (GB_SPLIT_BYTES each, or the range cut into GB_COPY_LANES) goes to lane (firstPiece + p) % GB_COPY_LANES.
+// Returns the pieces the range took (the next range's firstPiece offset). Default: lane 0 issues one copy.
+__device__ __forceinline__ int gb_copy_range(moe_u32 dst, const unsigned char* src, moe_u32 bytes, moe_u32 bar, moe_u64 policy, int lane,
+                                             int firstPiece)
+{
+#if GB_SPLIT_BYTES > 0
+    const moe_u32 piece = GB_SPLIT_BYTES;
+#else
+    const moe_u32 piece = GB_COPY_LANES == 1 ? bytes : (bytes / GB_COPY_LANES + 15u) / 16u * 16u;
+#endif
+    const int pieces = piece == 0 ? 0 : (int)((bytes + piece - 1) / piece);
+    for (int p = 0; p < pieces; p++)
+        if ((firstPiece + p) % GB_COPY_LANES == lane)
+        {
+            const moe_u32 offset = (moe_u32)p * piece;
+            gb_bulk_copy(dst + offset, src + offset, min(piece, bytes - offset), bar, policy);
+        }
+    return pieces;
 }
 
 // Consumer warps only (the producer warp never joins it).
@@ -150,6 +215,7 @@ __device__ __forceinline__ void gb_produce(const TIn* __restrict__ w, const int*
     const int chunks = ceil_div(outCols, colsPerChunk);
     const long long items = (long long)gb_map_tiles(expertOffsets, experts, rows, tileTable) * chunks;
     const long long rowBytes = (long long)k * 2;
+    const moe_u64 policy = gb_l2_policy();
     int it = 0;
     for (long long item = blockIdx.x;; item += gridDim.x, it++)
     {
@@ -167,9 +233,12 @@ __device__ __forceinline__ void gb_produce(const TIn* __restrict__ w, const int*
             else
                 find_expert_tile(expertOffsets, experts, rows, GB_TILE_ROWS, mTile, expert, rowBegin, rowEnd);
         }
+        const moe_u32 full = fullBase + 8 * s;
+        const int col0 = (int)(item % chunks) * colsPerChunk;
+        const int cols = min(colsPerChunk, outCols - col0);
+        const moe_u32 bytes = (moe_u32)(cols * rowBytes);
         if (lane == 0)
         {
-            const moe_u32 full = fullBase + 8 * s;
             if (expert < 0)
             {
                 info[s] = GbStage{0, 0, 0, 0};
@@ -177,17 +246,20 @@ __device__ __forceinline__ void gb_produce(const TIn* __restrict__ w, const int*
             }
             else
             {
-                const int col0 = (int)(item % chunks) * colsPerChunk;
-                const int cols = min(colsPerChunk, outCols - col0);
-                const moe_u32 dst = gb_smem(gbStages + s * GB_STAGE_BYTES);
-                const unsigned char* wExpert = reinterpret_cast<const unsigned char*>(w) + (long long)expert * n * rowBytes;
-                const moe_u32 bytes = (moe_u32)(cols * rowBytes);
                 info[s] = GbStage{rowBegin, rowEnd - rowBegin, col0, cols};
                 gb_bar_arrive_expect_tx(full, fused ? 2 * bytes : bytes);
-                gb_bulk_copy(dst, wExpert + col0 * rowBytes, bytes, full);
-                if (fused)
-                    gb_bulk_copy(dst + bytes, wExpert + (outCols + (long long)col0) * rowBytes, bytes, full);
             }
+        }
+#if GB_COPY_LANES > 1
+        __syncwarp(); // the expect_tx before any lane's copy can complete
+#endif
+        if (expert >= 0 && lane < GB_COPY_LANES)
+        {
+            const moe_u32 dst = gb_smem(gbStages + s * GB_STAGE_BYTES);
+            const unsigned char* wExpert = reinterpret_cast<const unsigned char*>(w) + (long long)expert * n * rowBytes;
+            const int pieces = gb_copy_range(dst, wExpert + col0 * rowBytes, bytes, full, policy, lane, 0);
+            if (fused)
+                gb_copy_range(dst + bytes, wExpert + (outCols + (long long)col0) * rowBytes, bytes, full, policy, lane, pieces);
         }
         __syncwarp();
         if (expert < 0)
@@ -195,10 +267,34 @@ __device__ __forceinline__ void gb_produce(const TIn* __restrict__ w, const int*
     }
 }
 
+// Output element i of a stage (column i / GB_TILE_ROWS, X row i % GB_TILE_ROWS): its ks partial sums in part order,
+// SiLU-and-mul where fused, the row scale.
+template <typename TOut>
+__device__ __forceinline__ void gb_store_output(int i, const GbStage& stage, int ks, int fused, int outCols, const float* __restrict__ rowScale,
+                                                TOut* __restrict__ y, const float (&partial)[GB_MAX_PARTS][GB_TILE_ROWS])
+{
+    const int col = i / GB_TILE_ROWS, r = i % GB_TILE_ROWS;
+    if (r >= stage.xRows)
+        return;
+    float sum = 0.0f;
+    for (int p = 0; p < ks; p++)
+        sum += partial[col * ks + p][r];
+    if (fused)
+    {
+        float up = 0.0f;
+        for (int p = 0; p < ks; p++)
+            up += partial[(stage.cols + col) * ks + p][r];
+        sum = gb_silu(sum) * up;
+    }
+    const int xRow = stage.rowBegin + r;
+    const float scale = rowScale != nullptr ? rowScale[xRow] : 1.0f;
+    y[(long long)xRow * outCols + stage.col0 + col] = from_float<TOut>(sum * scale);
+}
+
 template <typename TIn, typename TOut>
 __device__ __forceinline__ void gb_consume(const TIn* __restrict__ x, const float* __restrict__ rowScale, TOut* __restrict__ y, int n, int k,
                                            int fused, int kSplit, int stageRows, const GbStage* info, moe_u32 fullBase, moe_u32 emptyBase,
-                                           float (&partial)[2][GB_MAX_PARTS][GB_TILE_ROWS])
+                                           moe_u32 readyBase, float (&partial)[GB_PARTIAL_BUFFERS][GB_MAX_PARTS][GB_TILE_ROWS])
 {
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int outCols = fused ? n / 2 : n;
@@ -209,11 +305,18 @@ __device__ __forceinline__ void gb_consume(const TIn* __restrict__ x, const floa
         ks *= 2;
     for (int it = 0;; it++)
     {
-        const int s = it % GB_STAGES, buffer = it & 1;
+        const int s = it % GB_STAGES, buffer = GB_MODE == 2 ? s : it & 1;
         gb_bar_wait(fullBase + 8 * s, (it / GB_STAGES) & 1);
         const GbStage stage = info[s];
         if (stage.xRows == 0)
             return;
+#if GB_MODE == 1
+        // copy-only: release the stage as soon as it has landed.
+        __syncwarp();
+        if (lane == 0)
+            gb_bar_arrive(emptyBase + 8 * s);
+        continue;
+#endif
         const int wRows = fused ? 2 * stage.cols : stage.cols;
         const TIn* stageW = reinterpret_cast<const TIn*>(gbStages + s * GB_STAGE_BYTES);
         for (int vw = warp; vw < wRows * ks; vw += GB_WARPS)
@@ -246,30 +349,33 @@ __device__ __forceinline__ void gb_consume(const TIn* __restrict__ x, const floa
                     partial[buffer][vw][r] = v;
             }
         }
+#if GB_MODE == 2
+        // no-epilogue-sync: post the partials; warp it % GB_WARPS sums them once all are posted and releases the stage
+        // last (the stage's partial buffer is rewritten only after the producer refills the stage).
+        __syncwarp();
+        if (lane == 0)
+            gb_bar_arrive(readyBase + 8 * s);
+        if (warp != it % GB_WARPS)
+        {
+            if (lane == 0)
+                gb_bar_arrive(emptyBase + 8 * s);
+            continue;
+        }
+        gb_bar_wait(readyBase + 8 * s, (it / GB_STAGES) & 1);
+        for (int i = lane; i < stage.cols * GB_TILE_ROWS; i += 32)
+            gb_store_output(i, stage, ks, fused, outCols, rowScale, y, partial[buffer]);
+        __syncwarp();
+        if (lane == 0)
+            gb_bar_arrive(emptyBase + 8 * s);
+#else
         // The stage is read: the producer may refill it while this one's epilogue runs.
         __syncwarp();
         if (lane == 0)
             gb_bar_arrive(emptyBase + 8 * s);
         gb_consumer_sync();
         for (int i = threadIdx.x; i < stage.cols * GB_TILE_ROWS; i += GB_WARPS * 32)
-        {
-            const int col = i / GB_TILE_ROWS, r = i % GB_TILE_ROWS;
-            if (r >= stage.xRows)
-                continue;
-            float sum = 0.0f;
-            for (int p = 0; p < ks; p++)
-                sum += partial[buffer][col * ks + p][r];
-            if (fused)
-            {
-                float up = 0.0f;
-                for (int p = 0; p < ks; p++)
-                    up += partial[buffer][(stage.cols + col) * ks + p][r];
-                sum = gb_silu(sum) * up;
-            }
-            const int xRow = stage.rowBegin + r;
-            const float scale = rowScale != nullptr ? rowScale[xRow] : 1.0f;
-            y[(long long)xRow * outCols + stage.col0 + col] = from_float<TOut>(sum * scale);
-        }
+            gb_store_output(i, stage, ks, fused, outCols, rowScale, y, partial[buffer]);
+#endif
     }
 }
 
@@ -279,8 +385,14 @@ __device__ __forceinline__ void grouped_gemv_bulk(const TIn* __restrict__ x, con
                                                   int experts, int fused, int kSplit)
 {
     __shared__ __align__(8) moe_u64 fullBars[GB_STAGES], emptyBars[GB_STAGES];
+#if GB_MODE == 2
+    __shared__ __align__(8) moe_u64 readyBars[GB_STAGES];
+    const moe_u32 readyBase = gb_smem(readyBars);
+#else
+    const moe_u32 readyBase = 0;
+#endif
     __shared__ GbStage info[GB_STAGES];
-    __shared__ float partial[2][GB_MAX_PARTS][GB_TILE_ROWS];
+    __shared__ float partial[GB_PARTIAL_BUFFERS][GB_MAX_PARTS][GB_TILE_ROWS];
     __shared__ int3 tileTable[GB_TILE_TABLE];
     const moe_u32 fullBase = gb_smem(fullBars), emptyBase = gb_smem(emptyBars);
     const int stageRows = gb_stage_rows(k, fused);
@@ -292,6 +404,9 @@ __device__ __forceinline__ void grouped_gemv_bulk(const TIn* __restrict__ x, con
         {
             gb_bar_init(fullBase + 8 * s, 1);         // the producer's arrive (+ the copies' bytes)
             gb_bar_init(emptyBase + 8 * s, GB_WARPS); // one arrive per consumer warp
+#if GB_MODE == 2
+            gb_bar_init(readyBase + 8 * s, GB_WARPS); // one arrive per consumer warp once its partials are written
+#endif
         }
 #ifndef GB_PTX78_PROBE
         asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
@@ -302,7 +417,7 @@ __device__ __forceinline__ void grouped_gemv_bulk(const TIn* __restrict__ x, con
     if (threadIdx.x >= GB_WARPS * 32)
         gb_produce(w, expertOffsets, rows, n, k, experts, fused, fused ? stageRows / 2 : stageRows, info, fullBase, emptyBase, tileTable);
     else
-        gb_consume(x, rowScale, y, n, k, fused, kSplit, stageRows, info, fullBase, emptyBase, partial);
+        gb_consume(x, rowScale, y, n, k, fused, kSplit, stageRows, info, fullBase, emptyBase, readyBase, partial);
 }
 
 #else
@@ -317,7 +432,7 @@ __device__ __forceinline__ void grouped_gemv_bulk(const TIn*, const TIn*, const 
 #endif
 
 #define GB_ENTRY(SUFFIX, TIN, TOUT)                                                                                          \
-    extern "C" __global__ void __launch_bounds__(GB_THREADS, 1) grouped_gemm_gemv_bulk_##SUFFIX(                           \
+    extern "C" __global__ void __launch_bounds__(GB_THREADS, GB_MIN_BLOCKS) grouped_gemm_gemv_bulk_##SUFFIX(                           \
         const TIN* __restrict__ x, const TIN* __restrict__ w, const int* __restrict__ expertOffsets,                        \
         const float* __restrict__ rowScale, TOUT* __restrict__ y, int rows, int n, int k, int experts, int fused, int kSplit) \
     {                                                                                                                        \
