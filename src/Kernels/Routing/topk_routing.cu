@@ -1257,3 +1257,176 @@ ROUTING_PERSISTENT_ENTRY(topk_routing_contiguous_x2p_f16_8, f16, 8)
 ROUTING_TEAM_ENTRY(topk_routing_teams_f32, float)
 ROUTING_TEAM_ENTRY(topk_routing_teams_bf16, bf16)
 ROUTING_TEAM_ENTRY(topk_routing_teams_f16, f16)
+
+// ---- A token per thread (topk_routing_thread_*: softmax routing over few experts, e.g. Mixtral's E=8) ----
+// Each thread routes one token with its row in registers: no shuffles, and every lane busy (the strided path keeps
+// E of 32 lanes busy and chains warp reductions per token). SLOTS (4, 8 or 16) >= experts; slots >= experts hold key 0
+// (removed) and exp 0. The same values as the strided path's route_token, to the bit:
+// - keys order_key(sanitize(x)); the row max is the largest key, exps expf(value - max) (its expression);
+// - its warp_sum butterfly (xor 16, 8, 4, 2, 1) over lanes where lane e holds expert e's exp, lanes >= experts 0:
+//   every lane ends with the same bits (a + b = b + a), those of lane 0, whose steps are sum_tree below over 32 values;
+//   the values at 16 and above are zeros, so the xor-16 step adds +0 to each (x + 0 = x for x >= 0, exps are) and the
+//   tree over SLOTS values with zeros beyond `experts` is the same; the renormalising sum is the same tree over the k
+//   chosen weights in choice order (lane j held choice j, lanes >= k 0);
+// - choices: k rounds of argmax over keys, strict > in increasing expert order (the lowest id among equal keys, as
+//   warp max then warp min of the holders' ids), the chosen key then 0.
+// Counts: per expert a ballot over the warp's tokens and one shared atomic (lane e for expert e), then write_counts.
+// Why few experts only: a thread holds ~3 * SLOTS values and pays k * SLOTS compare-selects; at E = 32 and up the
+// contiguous warp layouts hold 1-8 experts a lane instead, and 17 to 31 experts would need 32 slots a thread.
+#define ROUTING_THREAD_BLOCK 128
+
+// The butterfly's sum as lane 0 forms it, over the first 2 * HALF values: pairs (i, i + HALF), then their pairs, ...
+// (a template step a level, so that every index is a constant and the values stay in registers).
+template <int HALF, int N>
+__device__ __forceinline__ float sum_tree(float (&v)[N])
+{
+    if constexpr (HALF == 0)
+        return v[0];
+    else
+    {
+#pragma unroll
+        for (int i = 0; i < HALF; i++)
+            v[i] = v[i] + v[i + HALF];
+        return sum_tree<HALF / 2, N>(v);
+    }
+}
+
+template <typename T, int SLOTS>
+__device__ __forceinline__ void topk_routing_thread(
+    const T* __restrict__ logits, int tokens, int experts, int k, int renormalize, float scale,
+    int* __restrict__ ids, float* __restrict__ weights, int* __restrict__ expertCounts, int* __restrict__ workspace)
+{
+    __shared__ int histogram[SLOTS];
+    const int lane = threadIdx.x % 32;
+    if (threadIdx.x < SLOTS)
+        histogram[threadIdx.x] = 0;
+    __syncthreads();
+
+    // Whole rows as one to four vector loads when a row is exactly SLOTS elements and the logits are aligned to
+    // min(row bytes, 16) (load_contiguous's loads); element loads otherwise. Either way the same values.
+    constexpr int rowBytes = SLOTS * (int)sizeof(T);
+    const bool vectorRows = experts == SLOTS && (reinterpret_cast<unsigned long long>(logits) % (rowBytes < 16 ? rowBytes : 16)) == 0;
+    // Warps stride over groups of 32 tokens (the whole warp takes every trip: the ballots span it).
+    const int stride = gridDim.x * blockDim.x;
+    for (int first = blockIdx.x * blockDim.x + (threadIdx.x - lane); first < tokens; first += stride)
+    {
+        const int token = first + lane;
+        const bool present = token < tokens;
+        unsigned chosenMask = 0; // bit e: expert e chosen for this thread's token
+        if (present)
+        {
+            const T* row = logits + (long long)token * experts;
+            T logit[SLOTS];
+            if (vectorRows)
+                load_contiguous<T, SLOTS>(row, 0, logit);
+            else
+            {
+#pragma unroll
+                for (int e = 0; e < SLOTS; e++)
+                    if (e < experts)
+                        logit[e] = row[e];
+            }
+            moe_u32 key[SLOTS];
+            moe_u32 maxKey = 0;
+#pragma unroll
+            for (int e = 0; e < SLOTS; e++)
+            {
+                key[e] = e < experts ? order_key(sanitize(to_float(logit[e]))) : 0u;
+                maxKey = max(maxKey, key[e]);
+            }
+            const float rowMax = order_value(maxKey);
+            float expOf[SLOTS];
+#pragma unroll
+            for (int e = 0; e < SLOTS; e++)
+                expOf[e] = e < experts ? expf(order_value(key[e]) - rowMax) : 0.0f;
+            float expSum = 1.0f; // renormalising: the denominator cancels (route_token does not form it either)
+            if (!renormalize)
+            {
+                float partial[SLOTS];
+#pragma unroll
+                for (int e = 0; e < SLOTS; e++)
+                    partial[e] = expOf[e];
+                expSum = sum_tree<SLOTS / 2, SLOTS>(partial);
+            }
+
+            // k rounds: choice j's expert (stored now) and weight (into weight[j] by a select per slot: the array stays
+            // in registers while the rounds are a loop).
+            int* tokenIds = ids + (long long)token * k;
+            float weight[SLOTS];
+#pragma unroll
+            for (int j = 0; j < SLOTS; j++)
+                weight[j] = 0.0f;
+#pragma unroll 1
+            for (int j = 0; j < k; j++)
+            {
+                moe_u32 best = 0;
+                int bestExpert = 0;
+                float bestExp = 0.0f;
+#pragma unroll
+                for (int e = 0; e < SLOTS; e++)
+                    if (key[e] > best)
+                    {
+                        best = key[e];
+                        bestExpert = e;
+                        bestExp = expOf[e];
+                    }
+#pragma unroll
+                for (int e = 0; e < SLOTS; e++)
+                    if (e == bestExpert)
+                        key[e] = 0;
+                tokenIds[j] = bestExpert;
+                chosenMask |= 1u << bestExpert;
+                const float w = bestExp / expSum;
+#pragma unroll
+                for (int p = 0; p < SLOTS; p++)
+                    if (p == j)
+                        weight[p] = w;
+            }
+            if (renormalize)
+            {
+                float partial[SLOTS];
+#pragma unroll
+                for (int j = 0; j < SLOTS; j++)
+                    partial[j] = weight[j];
+                const float total = sum_tree<SLOTS / 2, SLOTS>(partial);
+#pragma unroll
+                for (int j = 0; j < SLOTS; j++)
+                    weight[j] = weight[j] / total;
+            }
+#pragma unroll
+            for (int j = 0; j < SLOTS; j++)
+                if (j < k)
+                    weights[(long long)token * k + j] = weight[j] * scale;
+        }
+        // The warp's tokens per expert: one ballot an expert, lane e adds expert e's.
+#pragma unroll
+        for (int e = 0; e < SLOTS; e++)
+        {
+            const int count = __popc(__ballot_sync(0xffffffffu, (chosenMask >> e) & 1u));
+            if (lane == e && count != 0)
+                atomicAdd(&histogram[e], count);
+        }
+    }
+    __syncthreads();
+    write_counts(histogram, experts, expertCounts, workspace);
+}
+
+// Blocks of ROUTING_THREAD_BLOCK threads (fewer for fewer tokens), at least 4 an SM by the bound (128 registers).
+#define ROUTING_THREAD_ENTRY(SUFFIX, T, SLOTS)                                                                 \
+    extern "C" __global__ void __launch_bounds__(ROUTING_THREAD_BLOCK, 4) topk_routing_thread_##SUFFIX##_##SLOTS( \
+        const T* logits, const float* bias, int tokens, int experts, int k, int renormalize, int grouped,     \
+        int groupCount, int topkGroups, float scale, int* ids, float* weights, int* expertCounts, int* workspace) \
+    {                                                                                                        \
+        moe_wait_prior_grid();                                                                                \
+        topk_routing_thread<T, SLOTS>(logits, tokens, experts, k, renormalize, scale, ids, weights,           \
+            expertCounts, workspace);                                                                         \
+    }
+
+#define ROUTING_THREAD_ENTRIES(SUFFIX, T) \
+    ROUTING_THREAD_ENTRY(SUFFIX, T, 4)    \
+    ROUTING_THREAD_ENTRY(SUFFIX, T, 8)    \
+    ROUTING_THREAD_ENTRY(SUFFIX, T, 16)
+
+ROUTING_THREAD_ENTRIES(f32, float)
+ROUTING_THREAD_ENTRIES(bf16, bf16)
+ROUTING_THREAD_ENTRIES(f16, f16)
