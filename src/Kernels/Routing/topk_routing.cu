@@ -1,5 +1,5 @@
-// topk_routing.cu: fused top-k routing, one warp per token (or two: see _x2 below), tokens-per-expert counts in the
-// same launch.
+// topk_routing.cu: fused top-k routing, one warp per token (or two: see _x2 below; a team of 8 lanes; or, for softmax
+// over at most 16 experts, one thread), tokens-per-expert counts in the same launch.
 //
 //   logits:       [tokens, experts]  F32, BF16 or F16 (upcast to F32; all routing math in F32)
 //   bias:         [experts] F32, DeepSeek correction bias (grouped mode only; may be null)
@@ -26,7 +26,9 @@
 // (32, 64, 128, 256; not 512, whose 16 sorted entries per lane spill under the 64-register bound), the logits are
 // 16-byte aligned and (grouped) groupCount is a power of two, so that a group is whole adjacent lanes. Most work is
 // lane-local; see "The contiguous layout" below.
-// Strided (every other shape, e.g. E=8, E=96, 3 or 6 groups; and on request, MOE_ROUTING_LAYOUT=strided): expert
+// A token per thread (softmax, experts <= 16, e.g. Mixtral's E=8; unless MOE_ROUTING_THREAD_PER_TOKEN=0 or the strided
+// layout is forced): a thread holds its token's row; the strided path's results to the bit (see topk_routing_thread).
+// Strided (every other shape, e.g. E=96, grouped E=16, 3 or 6 groups; and on request, MOE_ROUTING_LAYOUT=strided): expert
 // e = i * 32 + lane lives in slot i of lane (e % 32), as an order key (the float's bits mapped so that unsigned order
 // is float order; 0 = removed, below every finite key). One argmax round is
 // a warp max of the keys, then a warp min of the ids holding that max (redux.sync on sm_80+), so ties go
@@ -53,6 +55,9 @@
 // topk_routing_teams_{f32,bf16,f16} (DeepSeek-V3's shape at many tokens: 8 lanes a token, a group of 32 experts a lane,
 // four tokens a warp, the choices by rank among the few candidates; bit-identical results; see topk_routing_teams;
 // blocks of up to ROUTING_TEAM_WARPS warps).
+// topk_routing_thread_{f32,bf16,f16}_{4,8,16} (softmax, experts <= the suffix: a thread a token, its row's logits, keys
+// and exps in registers, vector loads where rows are whole and aligned; blocks of 32 to ROUTING_THREAD_BLOCK threads,
+// a whole number of warps, any grid >= 1; bit-identical results; see topk_routing_thread).
 // Launch: block = 32 * w threads, w <= ROUTING_WARPS, any grid >= 1 (warps stride over tokens; the op caps the
 // grid at about 32 warps per SM so that few blocks add histograms); no dynamic shared memory. Constraints (checked by
 // TopKRouting.cs): experts <= 512, 1 <= k <= min(16, experts), groupCount <= 32, experts % groupCount == 0,
