@@ -1268,16 +1268,17 @@ ROUTING_TEAM_ENTRY(topk_routing_teams_f16, f16)
 // E of 32 lanes busy and chains warp reductions per token). SLOTS (4, 8 or 16) >= experts; slots >= experts hold key 0
 // (removed) and exp 0. The same values as the strided path's route_token, to the bit:
 // - keys order_key(sanitize(x)); the row max is the largest key, exps expf(value - max) (its expression);
-// - its warp_sum butterfly (xor 16, 8, 4, 2, 1) over lanes where lane e holds expert e's exp, lanes >= experts 0:
-//   every lane ends with the same bits (a + b = b + a), those of lane 0, whose steps are sum_tree below over 32 values;
-//   the values at 16 and above are zeros, so the xor-16 step adds +0 to each (x + 0 = x for x >= 0, exps are) and the
-//   tree over SLOTS values with zeros beyond `experts` is the same; the renormalising sum is the same tree over the k
-//   chosen weights in choice order (lane j held choice j, lanes >= k 0);
+// - sums as its warp_sum butterfly forms them (xor 16, 8, 4, 2, 1; lane e holds expert e's exp, lanes >= experts 0):
+//   every lane ends with the same bits (a + b = b + a), so take lane 0's: sum_tree over 32 values; those from 16 on are
+//   zeros, and x + 0 = x for the exps (>= 0, never NaN), so the xor-16 step changes nothing (nor, for SLOTS < 16, the
+//   steps that pair slots >= SLOTS) and the tree over SLOTS values, zeros from `experts` on, is the same sum; the renormalising sum is that tree over the k chosen weights in
+//   choice order (lane j held choice j, lanes >= k 0);
 // - choices: k rounds of argmax over keys, strict > in increasing expert order (the lowest id among equal keys, as
 //   warp max then warp min of the holders' ids), the chosen key then 0.
 // Counts: per expert a ballot over the warp's tokens and one shared atomic (lane e for expert e), then write_counts.
-// Why few experts only: a thread holds ~3 * SLOTS values and pays k * SLOTS compare-selects; at E = 32 and up the
-// contiguous warp layouts hold 1-8 experts a lane instead, and 17 to 31 experts would need 32 slots a thread.
+// Why few experts only: a thread holds ~3 * SLOTS values (sm_90: 46 / 56 / 87 registers for 4 / 8 / 16 slots, no
+// spills) and pays k * SLOTS compare-selects a token; 17 to 31 experts would need 32 slots (~130 values, k up to 16 rounds
+// of 32), and from E = 32 the contiguous warp layouts hold 1-8 experts a lane with every lane busy.
 #define ROUTING_THREAD_BLOCK 128
 
 // The butterfly's sum as lane 0 forms it, over the first 2 * HALF values: pairs (i, i + HALF), then their pairs, ...
