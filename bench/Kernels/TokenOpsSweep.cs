@@ -52,6 +52,22 @@ internal static class TokenOpsSweep
                 double ms = DeviceTimer.MedianMs(accelerator, s => TopKRouting.Run(logits, tokens, experts, options, ids, weights, counts, s, workspace), useGraph: true);
                 double bytes = 4.0 * tokens * experts + 8.0 * tokens * topK + 4.0 * experts;
                 rows.Add(new SweepRow(name, $"T={tokens} E={experts} k={topK} f32", ms, bytes, 0, Floor(bytes), "graph"));
+                if (gpu && grouped is null && experts <= TopKRouting.ThreadPerTokenMaxExperts && TopKRouting.ThreadPerTokenFrom <= tokens)
+                {
+                    // A/B in one session: the strided warp-per-token kernel that the token-per-thread kernel replaced
+                    // (bit-identical results).
+                    int savedThread = TopKRouting.ThreadPerTokenFrom;
+                    TopKRouting.ThreadPerTokenFrom = int.MaxValue;
+                    try
+                    {
+                        double warpMs = DeviceTimer.MedianMs(accelerator, s => TopKRouting.Run(logits, tokens, experts, options, ids, weights, counts, s, workspace), useGraph: true);
+                        rows.Add(new SweepRow(name + " warp", $"T={tokens} E={experts} k={topK} f32", warpMs, bytes, 0, Floor(bytes), "graph"));
+                    }
+                    finally
+                    {
+                        TopKRouting.ThreadPerTokenFrom = savedThread;
+                    }
+                }
                 if (gpu && grouped is not null && !between && !TopKRouting.SigmoidByDivision)
                 {
                     // A/B in one session: the grouped scores by the plain division (a branch per expert), the previous build.

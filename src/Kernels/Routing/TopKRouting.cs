@@ -97,6 +97,11 @@ public static partial class TopKRouting
             while (perLane * 32 < experts)
                 perLane *= 2; // expert slots per lane: 1, 2, 4, 8 or 16
             bool contiguous = UsesContiguousLayout(logits, experts, perLane, options);
+            if (UsesThreadPath(experts, options, tokens))
+            {
+                RunThreadPerToken(cuda, (CudaStream)s, logits, tokens, experts, options, ids, weights, expertCounts, workspace);
+                return;
+            }
             bool teams = UsesTeamPath(contiguous, experts, options, tokens);
             bool persistent = !teams && UsesPersistentPath(contiguous, perLane, logits.ElementSize, tokens);
             int tokensPerWarp = teams ? 4 : persistent ? 2 : TokensPerWarp(contiguous, tokens);
@@ -146,6 +151,62 @@ public static partial class TopKRouting
             RunCpu(logits, tokens, experts, options, ids.AsSpan(), weights.AsSpan(), expertCounts.AsSpan()[..experts]);
         }
     }
+
+    /// <summary>
+    /// The token-per-thread kernel (topk_routing_thread_{dtype}_{4,8,16}: a thread's slots are the smallest of 4, 8, 16
+    /// that holds the experts). Few tokens: one block of whole warps covering them (its histogram is the counts, written
+    /// directly); more: blocks of <see cref="ThreadBlock"/> threads, one token a thread, so that T = 8192 spreads over
+    /// 64 SMs; beyond the grid cap threads stride over tokens.
+    /// </summary>
+    private static void RunThreadPerToken(CudaAccelerator cuda, CudaStream s, MemoryBuffer logits, int tokens, int experts,
+        TopKRoutingOptions options, MemoryBuffer<int> ids, MemoryBuffer<float> weights, MemoryBuffer<int> expertCounts,
+        MemoryBuffer<int>? workspace)
+    {
+        int slots = experts <= 4 ? 4 : experts <= 8 ? 8 : 16;
+        var kernel = cuda.LoadKernel(Source.Value, $"topk_routing_thread_{HostRows.Suffix(logits.DType)}_{slots}");
+        int sms = Math.Max(cuda.Info.MultiprocessorCount, 1);
+        int threads = (int)Math.Min(ThreadBlock, ((long)tokens + 31) / 32 * 32);
+        int blocks = (int)Math.Clamp(((long)tokens + threads - 1) / threads, 1,
+            Math.Min((long)sms * ThreadBlocksPerSm, MaxWorkspaceBlocks));
+        var countWorkspace = blocks > 1 && tokens < MaxWorkspaceTokens ? workspace : null;
+        if (blocks > 1 && countWorkspace is null)
+            expertCounts.Slice(0, experts).Clear(s); // the kernel adds into them (one block writes them)
+        kernel.Launch(s, blocks, threads, 0,
+            logits, options.CorrectionBias, tokens, experts, options.TopK, options.Renormalize ? 1 : 0, 0, 1, 1, options.RoutedScalingFactor,
+            ids, weights, expertCounts, countWorkspace);
+    }
+
+    private const int ThreadBlock = 128;       // ROUTING_THREAD_BLOCK in topk_routing.cu
+    private const int ThreadBlocksPerSm = 16;  // the grid cap of the token-per-thread kernel (2048 threads an SM)
+
+    /// <summary>The most experts the token-per-thread kernel takes (its largest entry's slots).</summary>
+    internal const int ThreadPerTokenMaxExperts = 16;
+
+    /// <summary>
+    /// Tokens from which softmax routing over at most <see cref="ThreadPerTokenMaxExperts"/> experts takes the
+    /// token-per-thread kernel (MOE_ROUTING_THREAD_PER_TOKEN at start-up: unset, from 1 token; 0, never (the strided
+    /// warp-per-token kernel); N > 0, from N tokens; anything else is an error; tests and A/B benchmarks set it directly,
+    /// int.MaxValue for never). Bit-identical ids, weights and counts either way.
+    /// </summary>
+    internal static int ThreadPerTokenFrom { get; set; } =
+        ThreadPerTokenFromEnvironment(Environment.GetEnvironmentVariable("MOE_ROUTING_THREAD_PER_TOKEN"));
+
+    internal static int ThreadPerTokenFromEnvironment(string? value) =>
+        value is null ? 1
+        : int.TryParse(value, out int from) && from >= 0 ? (from == 0 ? int.MaxValue : from)
+        : throw new ArgumentException(
+            $"MOE_ROUTING_THREAD_PER_TOKEN must be 0 (never) or a positive token count (from that many tokens), not '{value}'",
+            "MOE_ROUTING_THREAD_PER_TOKEN");
+
+    /// <summary>
+    /// The token-per-thread kernel: softmax routing, at most <see cref="ThreadPerTokenMaxExperts"/> experts (a thread
+    /// holds its row's logits, keys and exps in registers and makes k passes over them; more experts are the warp
+    /// layouts' job: from 32 the contiguous one, where a lane holds 1-8 experts), from <see cref="ThreadPerTokenFrom"/>
+    /// tokens, and not with the strided layout forced.
+    /// </summary>
+    internal static bool UsesThreadPath(int experts, TopKRoutingOptions options, int tokens) =>
+        !ForceStridedLayout && options.Kind == RoutingKind.Softmax && experts <= ThreadPerTokenMaxExperts &&
+        tokens >= ThreadPerTokenFrom && tokens > 0;
 
     private static readonly ConditionalWeakTable<CudaKernel, StrongBox<int>> ResidentBlocks = new();
 

@@ -1,5 +1,5 @@
-// topk_routing.cu: fused top-k routing, one warp per token (or two: see _x2 below), tokens-per-expert counts in the
-// same launch.
+// topk_routing.cu: fused top-k routing, one warp per token (or two: see _x2 below; a team of 8 lanes; or, for softmax
+// over at most 16 experts, one thread), tokens-per-expert counts in the same launch.
 //
 //   logits:       [tokens, experts]  F32, BF16 or F16 (upcast to F32; all routing math in F32)
 //   bias:         [experts] F32, DeepSeek correction bias (grouped mode only; may be null)
@@ -26,7 +26,9 @@
 // (32, 64, 128, 256; not 512, whose 16 sorted entries per lane spill under the 64-register bound), the logits are
 // 16-byte aligned and (grouped) groupCount is a power of two, so that a group is whole adjacent lanes. Most work is
 // lane-local; see "The contiguous layout" below.
-// Strided (every other shape, e.g. E=8, E=96, 3 or 6 groups; and on request, MOE_ROUTING_LAYOUT=strided): expert
+// A token per thread (softmax, experts <= 16, e.g. Mixtral's E=8; unless MOE_ROUTING_THREAD_PER_TOKEN=0 or the strided
+// layout is forced): a thread holds its token's row; the strided path's results to the bit (see topk_routing_thread).
+// Strided (every other shape, e.g. E=96, grouped E=16, 3 or 6 groups; and on request, MOE_ROUTING_LAYOUT=strided): expert
 // e = i * 32 + lane lives in slot i of lane (e % 32), as an order key (the float's bits mapped so that unsigned order
 // is float order; 0 = removed, below every finite key). One argmax round is
 // a warp max of the keys, then a warp min of the ids holding that max (redux.sync on sm_80+), so ties go
@@ -53,6 +55,9 @@
 // topk_routing_teams_{f32,bf16,f16} (DeepSeek-V3's shape at many tokens: 8 lanes a token, a group of 32 experts a lane,
 // four tokens a warp, the choices by rank among the few candidates; bit-identical results; see topk_routing_teams;
 // blocks of up to ROUTING_TEAM_WARPS warps).
+// topk_routing_thread_{f32,bf16,f16}_{4,8,16} (softmax, experts <= the suffix: a thread a token, its row's logits, keys
+// and exps in registers, vector loads where rows are whole and aligned; blocks of 32 to ROUTING_THREAD_BLOCK threads,
+// a whole number of warps, any grid >= 1; bit-identical results; see topk_routing_thread).
 // Launch: block = 32 * w threads, w <= ROUTING_WARPS, any grid >= 1 (warps stride over tokens; the op caps the
 // grid at about 32 warps per SM so that few blocks add histograms); no dynamic shared memory. Constraints (checked by
 // TopKRouting.cs): experts <= 512, 1 <= k <= min(16, experts), groupCount <= 32, experts % groupCount == 0,
@@ -1257,3 +1262,177 @@ ROUTING_PERSISTENT_ENTRY(topk_routing_contiguous_x2p_f16_8, f16, 8)
 ROUTING_TEAM_ENTRY(topk_routing_teams_f32, float)
 ROUTING_TEAM_ENTRY(topk_routing_teams_bf16, bf16)
 ROUTING_TEAM_ENTRY(topk_routing_teams_f16, f16)
+
+// ---- A token per thread (topk_routing_thread_*: softmax routing over few experts, e.g. Mixtral's E=8) ----
+// Each thread routes one token with its row in registers: no shuffles, and every lane busy (the strided path keeps
+// E of 32 lanes busy and chains warp reductions per token). SLOTS (4, 8 or 16) >= experts; slots >= experts hold key 0
+// (removed) and exp 0. The same values as the strided path's route_token, to the bit:
+// - keys order_key(sanitize(x)); the row max is the largest key, exps expf(value - max) (its expression);
+// - sums as its warp_sum butterfly forms them (xor 16, 8, 4, 2, 1; lane e holds expert e's exp, lanes >= experts 0):
+//   every lane ends with the same bits (a + b = b + a), so take lane 0's: sum_tree over 32 values; those from 16 on are
+//   zeros, and x + 0 = x for the exps (>= 0, never NaN), so the xor-16 step changes nothing (nor, for SLOTS < 16, the
+//   steps that pair slots >= SLOTS) and the tree over SLOTS values, zeros from `experts` on, is the same sum; the renormalising sum is that tree over the k chosen weights in
+//   choice order (lane j held choice j, lanes >= k 0);
+// - choices: k rounds of argmax over keys, strict > in increasing expert order (the lowest id among equal keys, as
+//   warp max then warp min of the holders' ids), the chosen key then 0.
+// Counts: per expert a ballot over the warp's tokens and one shared atomic (lane e for expert e), then write_counts.
+// Why few experts only: a thread holds ~3 * SLOTS values (sm_90: 46 / 56 / 87 registers for 4 / 8 / 16 slots, no
+// spills) and pays k * SLOTS compare-selects a token; 17 to 31 experts would need 32 slots (~130 values, k up to 16 rounds
+// of 32), and from E = 32 the contiguous warp layouts hold 1-8 experts a lane with every lane busy.
+#define ROUTING_THREAD_BLOCK 128
+
+// The butterfly's sum as lane 0 forms it, over the first 2 * HALF values: pairs (i, i + HALF), then their pairs, ...
+// (a template step a level, so that every index is a constant and the values stay in registers).
+template <int HALF, int N>
+__device__ __forceinline__ float sum_tree(float (&v)[N])
+{
+    if constexpr (HALF == 0)
+        return v[0];
+    else
+    {
+#pragma unroll
+        for (int i = 0; i < HALF; i++)
+            v[i] = v[i] + v[i + HALF];
+        return sum_tree<HALF / 2, N>(v);
+    }
+}
+
+template <typename T, int SLOTS>
+__device__ __forceinline__ void topk_routing_thread(
+    const T* __restrict__ logits, int tokens, int experts, int k, int renormalize, float scale,
+    int* __restrict__ ids, float* __restrict__ weights, int* __restrict__ expertCounts, int* __restrict__ workspace)
+{
+    __shared__ int histogram[SLOTS];
+    const int lane = threadIdx.x % 32;
+    if (threadIdx.x < SLOTS)
+        histogram[threadIdx.x] = 0;
+    __syncthreads();
+
+    // Whole rows as one to four vector loads when a row is exactly SLOTS elements and the logits are aligned to
+    // min(row bytes, 16) (load_contiguous's loads); element loads otherwise. Either way the same values.
+    constexpr int rowBytes = SLOTS * (int)sizeof(T);
+    const bool vectorRows = experts == SLOTS && (reinterpret_cast<unsigned long long>(logits) % (rowBytes < 16 ? rowBytes : 16)) == 0;
+    // Warps stride over groups of 32 tokens (the whole warp takes every trip: the ballots span it).
+    const int stride = gridDim.x * blockDim.x;
+    for (int first = blockIdx.x * blockDim.x + (threadIdx.x - lane); first < tokens; first += stride)
+    {
+        const int token = first + lane;
+        const bool present = token < tokens;
+        unsigned chosenMask = 0; // bit e: expert e chosen for this thread's token
+        if (present)
+        {
+            const T* row = logits + (long long)token * experts;
+            T logit[SLOTS];
+            if (vectorRows)
+                load_contiguous<T, SLOTS>(row, 0, logit);
+            else
+            {
+#pragma unroll
+                for (int e = 0; e < SLOTS; e++)
+                    if (e < experts)
+                        logit[e] = row[e];
+            }
+            moe_u32 key[SLOTS];
+            moe_u32 maxKey = 0;
+#pragma unroll
+            for (int e = 0; e < SLOTS; e++)
+            {
+                key[e] = e < experts ? order_key(sanitize(to_float(logit[e]))) : 0u;
+                maxKey = max(maxKey, key[e]);
+            }
+            const float rowMax = order_value(maxKey);
+            float expOf[SLOTS];
+#pragma unroll
+            for (int e = 0; e < SLOTS; e++)
+                expOf[e] = e < experts ? expf(order_value(key[e]) - rowMax) : 0.0f;
+            float expSum = 1.0f; // renormalising: the denominator cancels (route_token does not form it either)
+            if (!renormalize)
+            {
+                float partial[SLOTS];
+#pragma unroll
+                for (int e = 0; e < SLOTS; e++)
+                    partial[e] = expOf[e];
+                expSum = sum_tree<SLOTS / 2, SLOTS>(partial);
+            }
+
+            // k rounds: choice j's expert (stored now) and weight (into weight[j] by a select per slot: the array stays
+            // in registers while the rounds are a loop).
+            int* tokenIds = ids + (long long)token * k;
+            float weight[SLOTS];
+#pragma unroll
+            for (int j = 0; j < SLOTS; j++)
+                weight[j] = 0.0f;
+#pragma unroll 1
+            for (int j = 0; j < k; j++)
+            {
+                moe_u32 best = 0;
+                int bestExpert = 0;
+                float bestExp = 0.0f;
+#pragma unroll
+                for (int e = 0; e < SLOTS; e++)
+                    if (key[e] > best)
+                    {
+                        best = key[e];
+                        bestExpert = e;
+                        bestExp = expOf[e];
+                    }
+#pragma unroll
+                for (int e = 0; e < SLOTS; e++)
+                    if (e == bestExpert)
+                        key[e] = 0;
+                tokenIds[j] = bestExpert;
+                chosenMask |= 1u << bestExpert;
+                const float w = bestExp / expSum;
+#pragma unroll
+                for (int p = 0; p < SLOTS; p++)
+                    if (p == j)
+                        weight[p] = w;
+            }
+            if (renormalize)
+            {
+                float partial[SLOTS];
+#pragma unroll
+                for (int j = 0; j < SLOTS; j++)
+                    partial[j] = weight[j];
+                const float total = sum_tree<SLOTS / 2, SLOTS>(partial);
+#pragma unroll
+                for (int j = 0; j < SLOTS; j++)
+                    weight[j] = weight[j] / total;
+            }
+#pragma unroll
+            for (int j = 0; j < SLOTS; j++)
+                if (j < k)
+                    weights[(long long)token * k + j] = weight[j] * scale;
+        }
+        // The warp's tokens per expert: one ballot an expert, lane e adds expert e's.
+#pragma unroll
+        for (int e = 0; e < SLOTS; e++)
+        {
+            const int count = __popc(__ballot_sync(0xffffffffu, (chosenMask >> e) & 1u));
+            if (lane == e && count != 0)
+                atomicAdd(&histogram[e], count);
+        }
+    }
+    __syncthreads();
+    write_counts(histogram, experts, expertCounts, workspace);
+}
+
+// Blocks of ROUTING_THREAD_BLOCK threads (fewer for fewer tokens), at least 4 an SM by the bound (128 registers).
+#define ROUTING_THREAD_ENTRY(SUFFIX, T, SLOTS)                                                                 \
+    extern "C" __global__ void __launch_bounds__(ROUTING_THREAD_BLOCK, 4) topk_routing_thread_##SUFFIX##_##SLOTS( \
+        const T* logits, const float* bias, int tokens, int experts, int k, int renormalize, int grouped,     \
+        int groupCount, int topkGroups, float scale, int* ids, float* weights, int* expertCounts, int* workspace) \
+    {                                                                                                        \
+        moe_wait_prior_grid();                                                                                \
+        topk_routing_thread<T, SLOTS>(logits, tokens, experts, k, renormalize, scale, ids, weights,           \
+            expertCounts, workspace);                                                                         \
+    }
+
+#define ROUTING_THREAD_ENTRIES(SUFFIX, T) \
+    ROUTING_THREAD_ENTRY(SUFFIX, T, 4)    \
+    ROUTING_THREAD_ENTRY(SUFFIX, T, 8)    \
+    ROUTING_THREAD_ENTRY(SUFFIX, T, 16)
+
+ROUTING_THREAD_ENTRIES(f32, float)
+ROUTING_THREAD_ENTRIES(bf16, bf16)
+ROUTING_THREAD_ENTRIES(f16, f16)
