@@ -149,7 +149,7 @@ public class TopKRoutingThreadPerTokenTests
             Assert.False(TopKRouting.UsesThreadPath(8, softmax, 99));
             Assert.True(TopKRouting.UsesThreadPath(8, softmax, 100));
 
-            Assert.Equal(1, TopKRouting.ThreadPerTokenFromEnvironment(null));
+            Assert.Equal(TopKRouting.DefaultThreadPerTokenFrom, TopKRouting.ThreadPerTokenFromEnvironment(null));
             Assert.Equal(int.MaxValue, TopKRouting.ThreadPerTokenFromEnvironment("0"));
             Assert.Equal(64, TopKRouting.ThreadPerTokenFromEnvironment("64"));
             foreach (string bad in new[] { "off", "-1", "", "1.5" })

@@ -184,15 +184,23 @@ public static partial class TopKRouting
 
     /// <summary>
     /// Tokens from which softmax routing over at most <see cref="ThreadPerTokenMaxExperts"/> experts takes the
-    /// token-per-thread kernel (MOE_ROUTING_THREAD_PER_TOKEN at start-up: unset, from 1 token; 0, never (the strided
-    /// warp-per-token kernel); N > 0, from N tokens; anything else is an error; tests and A/B benchmarks set it directly,
-    /// int.MaxValue for never). Bit-identical ids, weights and counts either way.
+    /// token-per-thread kernel (MOE_ROUTING_THREAD_PER_TOKEN at start-up: unset, from <see cref="DefaultThreadPerTokenFrom"/>;
+    /// 0, never (the strided warp-per-token kernel); N > 0, from N tokens; anything else is an error; tests and A/B
+    /// benchmarks set it directly, int.MaxValue for never). Bit-identical ids, weights and counts either way.
     /// </summary>
     internal static int ThreadPerTokenFrom { get; set; } =
         ThreadPerTokenFromEnvironment(Environment.GetEnvironmentVariable("MOE_ROUTING_THREAD_PER_TOKEN"));
 
+    /// <summary>
+    /// 8192 tokens. H200, 2026-11-30 (`route8-check.sh`, E=8 k=2 f32, graph replays, two runs each): token per thread
+    /// 3.25 / 3.54 / 3.86 / 3.92 us at T = 1 / 128 / 1024 / 8192 against the warp-per-token kernel's 1.91 / 2.36 / 2.52 /
+    /// 5.00. A thread's serial chain (the exps, the sums, k passes) costs more than a warp's shuffles at small T; the
+    /// warp kernel grows with T. Their lines cross near 5000 tokens (unmeasured); from 8192 is where the gain was seen.
+    /// </summary>
+    internal const int DefaultThreadPerTokenFrom = 8192;
+
     internal static int ThreadPerTokenFromEnvironment(string? value) =>
-        value is null ? 1
+        value is null ? DefaultThreadPerTokenFrom
         : int.TryParse(value, out int from) && from >= 0 ? (from == 0 ? int.MaxValue : from)
         : throw new ArgumentException(
             $"MOE_ROUTING_THREAD_PER_TOKEN must be 0 (never) or a positive token count (from that many tokens), not '{value}'",

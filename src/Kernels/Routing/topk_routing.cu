@@ -26,8 +26,8 @@
 // (32, 64, 128, 256; not 512, whose 16 sorted entries per lane spill under the 64-register bound), the logits are
 // 16-byte aligned and (grouped) groupCount is a power of two, so that a group is whole adjacent lanes. Most work is
 // lane-local; see "The contiguous layout" below.
-// A token per thread (softmax, experts <= 16, e.g. Mixtral's E=8; unless MOE_ROUTING_THREAD_PER_TOKEN=0 or the strided
-// layout is forced): a thread holds its token's row; the strided path's results to the bit (see topk_routing_thread).
+// A token per thread (softmax, experts <= 16, e.g. Mixtral's E=8, from 8192 tokens by default, MOE_ROUTING_THREAD_PER_TOKEN;
+// not when the strided layout is forced): a thread holds its token's row; the strided path's results to the bit (see topk_routing_thread).
 // Strided (every other shape, e.g. E=96, grouped E=16, 3 or 6 groups; and on request, MOE_ROUTING_LAYOUT=strided): expert
 // e = i * 32 + lane lives in slot i of lane (e % 32), as an order key (the float's bits mapped so that unsigned order
 // is float order; 0 = removed, below every finite key). One argmax round is
