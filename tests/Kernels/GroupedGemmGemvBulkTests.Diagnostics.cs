@@ -34,8 +34,14 @@ public partial class GroupedGemmGemvBulkTests
         "COPY_LANES=4",
         "L2_HINT=evict-first",
         "MODE=no-epilogue-sync STAGES=4 STAGE_KB=16 BLOCKS_PER_SM=2",
-        "MODE=no-epilogue-sync STAGES=8 STAGE_KB=8 BLOCKS_PER_SM=2 SPLIT_KB=4 COPY_LANES=4",
-        // tools/gpu/bulkfix-check.sh: X in shared memory, contiguous items, deeper unroll (issue 9's consumers).
+        "MODE=no-epilogue-sync STAGES=8 STAGE_KB=8 BLOCKS_PER_SM=2 SPLIT_KB=4 COPY_LANES=4");
+
+    /// <summary>
+    /// The consumer-side settings of tools/gpu/bulkfix-check.sh (issue 9: the ring keeps up, the consumers do not): X in
+    /// shared memory, contiguous items per block, a deeper unroll, alone and together (a theory of its own, so that the
+    /// script runs just these).
+    /// </summary>
+    public static readonly TheoryData<string> ConsumerSettings = new(
         "X_KB=16",
         "ORDER=contiguous",
         "X_KB=16 ORDER=contiguous",
@@ -54,7 +60,12 @@ public partial class GroupedGemmGemvBulkTests
     }
 
     [Theory, MemberData(nameof(MeasuredSettings))]
-    public void EveryMeasuredSettingMatchesTheReference(string assignments)
+    public void EveryMeasuredSettingMatchesTheReference(string assignments) => MatchesTheReference(assignments);
+
+    [Theory, MemberData(nameof(ConsumerSettings))]
+    public void EveryConsumerSettingMatchesTheReference(string assignments) => MatchesTheReference(assignments);
+
+    private static void MatchesTheReference(string assignments)
     {
         var gpu = SupportedGpu();
         var config = Setting(assignments);
@@ -73,6 +84,8 @@ public partial class GroupedGemmGemvBulkTests
             RunCase(gpu, new Case($"{config}: K at the plain limit ({plainK}), N tail", [1, 0, 5], 5, plainK, LeadingRows: 1), DType.BF16, DType.BF16,
                 fused: false, rowScale: false, Bulk);
             RunCase(gpu, new Case($"{config}: K at the fused limit ({fusedK})", [1, 0, 5], 2 * 3, fusedK), DType.BF16, DType.F32, fused: true, rowScale: true, Bulk);
+            RunCase(gpu, new Case($"{config}: full and partial m-tiles, K = 1024", [4, 7, 0, 3, 9], 2 * 72, 1024), DType.BF16, DType.BF16,
+                fused: true, rowScale: true, Bulk);
             RunCase(gpu, new Case($"{config}: 300 one-row experts", Enumerable.Repeat(1, 300).ToArray(), 20, 16), DType.F16, DType.F16, fused: false, rowScale: false, Bulk);
             if (GroupedGemmGemvBulk.FitsK(7168, fused: true))
                 RunCase(gpu, new Case($"{config}: DeepSeek-V3 T=1 gate_up fused, K = 7168", OneRowIn(8, of: 256), 2 * 6, 7168), DType.BF16, DType.BF16,
@@ -109,7 +122,12 @@ public partial class GroupedGemmGemvBulkTests
     }
 
     [Theory, MemberData(nameof(MeasuredSettings))]
-    public void EveryMeasuredSettingCompiles(string assignments)
+    public void EveryMeasuredSettingCompiles(string assignments) => Compiles(assignments);
+
+    [Theory, MemberData(nameof(ConsumerSettings))]
+    public void EveryConsumerSettingCompiles(string assignments) => Compiles(assignments);
+
+    private static void Compiles(string assignments)
     {
         // NVRTC 11.8 (CI) builds the real body only with the PTX 7.8 stand-ins of the register probe; NVRTC 12+ as on the GPU.
         var config = Setting(assignments);
