@@ -283,8 +283,9 @@ __device__ __forceinline__ void gb_produce(const TIn* __restrict__ x, const TIn*
                 gb_copy_range(dst + bytes, wExpert + (outCols + (long long)col0) * rowBytes, bytes, full, policy, lane, pieces);
         }
 #if GB_X_BYTES > 0
-        // The m-tile's X rows (contiguous: rows are sorted by expert), one copy by the last lane, on the same barrier.
-        if (expert >= 0 && lane == 31)
+        // The m-tile's X rows (contiguous: rows are sorted by expert), one copy on the same barrier, by lane 0 (after its
+        // expect_tx, whatever GB_COPY_LANES).
+        if (expert >= 0 && lane == 0)
             gb_bulk_copy(gb_smem(gbStages + s * GB_SLOT_BYTES + GB_STAGE_BYTES), reinterpret_cast<const unsigned char*>(x) + rowBegin * rowBytes,
                          (moe_u32)((rowEnd - rowBegin) * rowBytes), full, policy);
 #else
