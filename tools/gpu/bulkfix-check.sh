@@ -6,7 +6,7 @@
 #   2. The grouped GEMM sweep at T=1 for qwen3, deepseek, mixtral with MOE_GROUPED_GEMM_GEMV_BULK=1 and the knobs
 #      (MOE_GROUPED_GEMM_GEMV_BULK_*), most informative first; one BULK=0 reference (the 4-row GEMV). No grouped GEMM
 #      sweep starts after 105 s.
-#   3. In the time left: the layer sweep (moe_layer, T=1, three presets) with the setting of least qwen3 time (gate_up +
+#   3. In the time left: the layer sweep (moe_layer, T=1; qwen3, then deepseek, one preset a run) with the setting of least qwen3 time (gate_up +
 #      gu+silu + down) among the bulk settings that took all three qwen3 calls, and with the switch off; their rows
 #      (name | us | of floor | note).
 # Prints per grouped GEMM sweep its exit status, then a table: setting -> us/% of floor per call; "~" marks a
@@ -84,18 +84,18 @@ for f in "$out"/s[0-9][0-9].log; do
   if [[ -n $q ]] && { [[ -z $bestSum ]] || awk -v a="$q" -v b="$bestSum" 'BEGIN {exit !(a < b)}'; }; then best=$knobs bestSum=$q found=1; fi
 done
 
-layer() { # label, share of the time left (1: all, 2: half), then env assignments
-  local label=$1 share=$2; shift 2
-  local limit=$(((budget - SECONDS) / share))
-  if (( limit < 15 )); then echo "== $label: skipped (${SECONDS}s)"; return; fi
-  env MOE_SWEEP_TOKENS=1 "$@" timeout "$limit" $B sweep moe_layer --device cuda:0 --json "$out/$label.json" > "$out/$label.log" 2>&1
-  echo "== $label ($*): exit $? (${SECONDS}s)"
-  grep -E "^\| .* T=1 " "$out/$label.log" | awk -F'|' '{gsub(/ +$/, "", $2); gsub(/^ +/, "", $2); printf "  %-30s %9s us %6s | %s\n", $2, $4, $8, $9}'
+layer() { # label, preset, then env assignments (one preset per run: a sweep cut short by its timeout prints nothing)
+  local label=$1 model=$2; shift 2
+  local limit=$((budget - SECONDS)); (( limit > 30 )) && limit=30
+  if (( limit < 12 )); then echo "== $label $model: skipped (${SECONDS}s)"; return; fi
+  env MOE_SWEEP_TOKENS=1 MOE_SWEEP_MODELS=$model "$@" timeout "$limit" $B sweep moe_layer --device cuda:0 --json "$out/$label-$model.json" > "$out/$label-$model.log" 2>&1
+  echo "== $label $model ($*): exit $? (${SECONDS}s)"
+  grep -E "^\| .* T=1 " "$out/$label-$model.log" | awk -F'|' '{gsub(/ +$/, "", $2); gsub(/^ +/, "", $2); printf "  %-30s %9s us %6s | %s\n", $2, $4, $8, $9}'
 }
-if (( found )); then
-  envs=(MOE_GROUPED_GEMM_GEMV_BULK=1); for a in $best; do envs+=("$P$a"); done
-  echo "== best qwen3 setting: '${best:-shipped}' (${bestSum} us over gate_up, gu+silu, down)"
-  layer layer-best 2 "${envs[@]}"
-fi
-layer layer-bulk0 1 MOE_GROUPED_GEMM_GEMV_BULK=0
+bestEnv=(MOE_GROUPED_GEMM_GEMV_BULK=1); for a in $best; do bestEnv+=("$P$a"); done
+(( found )) && echo "== best qwen3 setting: '${best:-shipped}' (${bestSum} us over gate_up, gu+silu, down)"
+for model in qwen3 deepseek; do
+  (( found )) && layer layer-best "$model" "${bestEnv[@]}"
+  layer layer-bulk0 "$model" MOE_GROUPED_GEMM_GEMV_BULK=0
+done
 echo "== done (${SECONDS}s)"
