@@ -36,6 +36,23 @@ public partial class GroupedGemmGemvBulkTests
         "MODE=no-epilogue-sync STAGES=4 STAGE_KB=16 BLOCKS_PER_SM=2",
         "MODE=no-epilogue-sync STAGES=8 STAGE_KB=8 BLOCKS_PER_SM=2 SPLIT_KB=4 COPY_LANES=4");
 
+    /// <summary>
+    /// The consumer-side settings of tools/gpu/bulkfix-check.sh (issue 9: the ring keeps up, the consumers do not): X in
+    /// shared memory, contiguous items per block, a deeper unroll, alone and together (a theory of its own, so that the
+    /// script runs just these).
+    /// </summary>
+    public static readonly TheoryData<string> ConsumerSettings = new(
+        "X_KB=16",
+        "ORDER=contiguous",
+        "X_KB=16 ORDER=contiguous",
+        "X_KB=16 ORDER=contiguous STAGES=2 BLOCKS_PER_SM=1",
+        "X_KB=16 ORDER=contiguous STAGES=2 BLOCKS_PER_SM=2",
+        "X_KB=56 ORDER=contiguous STAGES=2 BLOCKS_PER_SM=1",
+        "X_KB=16 ORDER=contiguous UNROLL=8",
+        "ORDER=contiguous UNROLL=8",
+        "ORDER=contiguous STAGES=2 BLOCKS_PER_SM=2",
+        "X_KB=16 UNROLL=4 MODE=no-epilogue-sync");
+
     private static GroupedGemmGemvBulkConfig Setting(string assignments)
     {
         var values = assignments.Split(' ', StringSplitOptions.RemoveEmptyEntries).Select(a => a.Split('=')).ToDictionary(a => a[0], a => a[1]);
@@ -43,7 +60,12 @@ public partial class GroupedGemmGemvBulkTests
     }
 
     [Theory, MemberData(nameof(MeasuredSettings))]
-    public void EveryMeasuredSettingMatchesTheReference(string assignments)
+    public void EveryMeasuredSettingMatchesTheReference(string assignments) => MatchesTheReference(assignments);
+
+    [Theory, MemberData(nameof(ConsumerSettings))]
+    public void EveryConsumerSettingMatchesTheReference(string assignments) => MatchesTheReference(assignments);
+
+    private static void MatchesTheReference(string assignments)
     {
         var gpu = SupportedGpu();
         var config = Setting(assignments);
@@ -52,7 +74,7 @@ public partial class GroupedGemmGemvBulkTests
         GroupedGemmGemvBulk.ConfigOverride = config;
         try
         {
-            int plainK = config.StageBytes / 2, fusedK = config.StageBytes / 4;
+            int plainK = GroupedGemmGemvBulk.MaxK(fused: false), fusedK = GroupedGemmGemvBulk.MaxK(fused: true);
             var counts = OneRowIn(8, of: 128);
             RunCase(gpu, new Case($"{config}: Qwen3 T=1 gate_up fused, K = 2048", counts, 2 * 40, 2048), DType.BF16, DType.BF16, fused: true, rowScale: false, Bulk);
             RunCase(gpu, new Case($"{config}: Qwen3 T=1 down*w, K = 768", counts, 96, 768), DType.F16, DType.F32, fused: false, rowScale: true, Bulk);
@@ -62,8 +84,10 @@ public partial class GroupedGemmGemvBulkTests
             RunCase(gpu, new Case($"{config}: K at the plain limit ({plainK}), N tail", [1, 0, 5], 5, plainK, LeadingRows: 1), DType.BF16, DType.BF16,
                 fused: false, rowScale: false, Bulk);
             RunCase(gpu, new Case($"{config}: K at the fused limit ({fusedK})", [1, 0, 5], 2 * 3, fusedK), DType.BF16, DType.F32, fused: true, rowScale: true, Bulk);
+            RunCase(gpu, new Case($"{config}: full and partial m-tiles, K = 1024", [4, 7, 0, 3, 9], 2 * 72, 1024), DType.BF16, DType.BF16,
+                fused: true, rowScale: true, Bulk);
             RunCase(gpu, new Case($"{config}: 300 one-row experts", Enumerable.Repeat(1, 300).ToArray(), 20, 16), DType.F16, DType.F16, fused: false, rowScale: false, Bulk);
-            if (config.StageBytes >= 2 * 2 * 7168)
+            if (GroupedGemmGemvBulk.FitsK(7168, fused: true))
                 RunCase(gpu, new Case($"{config}: DeepSeek-V3 T=1 gate_up fused, K = 7168", OneRowIn(8, of: 256), 2 * 6, 7168), DType.BF16, DType.BF16,
                     fused: true, rowScale: false, Bulk);
         }
@@ -98,7 +122,12 @@ public partial class GroupedGemmGemvBulkTests
     }
 
     [Theory, MemberData(nameof(MeasuredSettings))]
-    public void EveryMeasuredSettingCompiles(string assignments)
+    public void EveryMeasuredSettingCompiles(string assignments) => Compiles(assignments);
+
+    [Theory, MemberData(nameof(ConsumerSettings))]
+    public void EveryConsumerSettingCompiles(string assignments) => Compiles(assignments);
+
+    private static void Compiles(string assignments)
     {
         // NVRTC 11.8 (CI) builds the real body only with the PTX 7.8 stand-ins of the register probe; NVRTC 12+ as on the GPU.
         var config = Setting(assignments);
@@ -122,19 +151,23 @@ public partial class GroupedGemmGemvBulkTests
         var config = Setting("STAGES=8 STAGE_KB=16 BLOCKS_PER_SM=2 MODE=no-epilogue-sync SPLIT_KB=4 COPY_LANES=8 L2_HINT=evict-first");
         Assert.Equal(new GroupedGemmGemvBulkConfig(8, 16384, 2, "no-epilogue-sync", 4096, 8, true), config);
         Assert.Equal(["-DGB_STAGES=8", "-DGB_STAGE_BYTES=16384", "-DGB_MIN_BLOCKS=2", "-DGB_MODE=2", "-DGB_SPLIT_BYTES=4096", "-DGB_COPY_LANES=8",
-            "-DGB_L2_EVICT_FIRST=1"], config.CompileOptions(2)!);
+            "-DGB_L2_EVICT_FIRST=1", "-DGB_X_BYTES=0", "-DGB_CONTIGUOUS=0", "-DGB_UNROLL=2"], config.CompileOptions(2)!);
         Assert.Equal("8x16KB 2/SM no-epilogue-sync split 4KB 8 lanes evict-first", config.ToString());
         foreach (var (bad, variable) in new[]
                  {
                      ("STAGES=3", "STAGES"), ("STAGES=four", "STAGES"), ("STAGE_KB=64", "STAGE_KB"), ("STAGE_KB=-8", "STAGE_KB"),
                      ("BLOCKS_PER_SM=3", "BLOCKS_PER_SM"), ("MODE=copy", "MODE"), ("SPLIT_KB=3", "SPLIT_KB"), ("COPY_LANES=3", "COPY_LANES"),
-                     ("L2_HINT=evict_first", "L2_HINT"),
+                     ("L2_HINT=evict_first", "L2_HINT"), ("X_KB=8", "X_KB"), ("ORDER=blocked", "ORDER"), ("UNROLL=3", "UNROLL"),
                  })
         {
             var error = Assert.Throws<ArgumentException>(() => Setting(bad));
             Assert.Contains("MOE_GROUPED_GEMM_GEMV_BULK_" + variable, error.Message);
         }
         Assert.Equal(8192, Setting("STAGE_KB=8 SPLIT_KB=8").SplitBytes); // a piece may be the whole stage
+        var staged = Setting("X_KB=16 ORDER=contiguous UNROLL=8 STAGES=2");
+        Assert.Equal(new GroupedGemmGemvBulkConfig(2, 32768, null, "full", 0, 1, false, 16384, true, 8), staged);
+        Assert.Equal(2 * (32768 + 16384), staged.SharedBytes);
+        Assert.Equal("2x32KB full X 16KB contiguous unroll 8", staged.ToString());
     }
 
     [Fact]
@@ -161,5 +194,18 @@ public partial class GroupedGemmGemvBulkTests
         Assert.Equal(2, GroupedGemmGemvBulk.BlocksPerSmFor(Setting("STAGE_KB=16 BLOCKS_PER_SM=2"), h200));
         Assert.Equal(1, GroupedGemmGemvBulk.BlocksPerSmFor(Setting("STAGES=2 BLOCKS_PER_SM=1"), h200));
         Assert.Equal(1, GroupedGemmGemvBulk.BlocksPerSmFor(GroupedGemmGemvBulkConfig.Default, h200));
+        // X in shared memory: 2 x (32 + 16) KB fits twice; the X area bounds K (16 KB: 4 rows of 2048).
+        Assert.Equal(2, GroupedGemmGemvBulk.BlocksPerSmFor(Setting("X_KB=16 STAGES=2 BLOCKS_PER_SM=2"), h200));
+        GroupedGemmGemvBulk.ConfigOverride = Setting("X_KB=16");
+        try
+        {
+            Assert.Equal(2048, GroupedGemmGemvBulk.MaxK(fused: false));
+            Assert.Equal(2048, GroupedGemmGemvBulk.MaxK(fused: true));
+            Assert.False(GroupedGemmGemvBulk.FitsK(4096, fused: true)); // Mixtral gate_up keeps the 4-row GEMV
+        }
+        finally
+        {
+            GroupedGemmGemvBulk.ConfigOverride = null;
+        }
     }
 }

@@ -46,9 +46,10 @@ public static class GroupedGemmGemvBulk
 
     /// <summary>
     /// The largest K (2-byte elements) the kernel takes: a W row must fit a stage, and fused calls put a gate and an up
-    /// row in one: 16384 plain, 8192 fused. Larger K keeps the 4-row GEMV.
+    /// row in one: 16384 plain, 8192 fused; X in shared memory (MOE_GROUPED_GEMM_GEMV_BULK_X_KB) lowers it to its area's.
+    /// Larger K keeps the 4-row GEMV.
     /// </summary>
-    internal static int MaxK(bool fused) => fused ? StageBytes / 4 : StageBytes / 2;
+    internal static int MaxK(bool fused) => Math.Min(fused ? StageBytes / 4 : StageBytes / 2, Config.MaxKForX);
 
     internal static bool FitsK(int k, bool fused) => k <= MaxK(fused);
 

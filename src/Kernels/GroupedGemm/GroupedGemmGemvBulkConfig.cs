@@ -16,9 +16,16 @@ namespace MoeRuntime.Kernels.GroupedGemm;
 /// <item>MOE_GROUPED_GEMM_GEMV_BULK_COPY_LANES=1|2|4|8|16|32 (GB_COPY_LANES): producer lanes that issue the pieces (without a
 ///   split, the range is cut into this many pieces).</item>
 /// <item>MOE_GROUPED_GEMM_GEMV_BULK_L2_HINT=none|evict-first (GB_L2_EVICT_FIRST): the copies' .L2::cache_hint.</item>
+/// <item>MOE_GROUPED_GEMM_GEMV_BULK_X_KB=0|16|32|56|64 (GB_X_BYTES): X staged in shared memory, an area of this size per stage
+///   that the producer fills with the item's X rows (0: consumers load X from global memory); lowers the K limit to
+///   X_KB * 1024 / 8 (4 rows of 2 bytes): 16 takes Qwen3 (K 2048), 56 DeepSeek-V3 (7168).</item>
+/// <item>MOE_GROUPED_GEMM_GEMV_BULK_ORDER=strided|contiguous (GB_CONTIGUOUS): block b's items b, b + G, ... or a contiguous
+///   range (consecutive items share the m-tile).</item>
+/// <item>MOE_GROUPED_GEMM_GEMV_BULK_UNROLL=2|4|8 (GB_UNROLL): the consumer loop's unroll (loads in flight per lane).</item>
 /// </list>
 /// </summary>
-internal sealed record GroupedGemmGemvBulkConfig(int Stages, int StageBytes, int? BlocksPerSm, string Mode, int SplitBytes, int CopyLanes, bool L2EvictFirst)
+internal sealed record GroupedGemmGemvBulkConfig(int Stages, int StageBytes, int? BlocksPerSm, string Mode, int SplitBytes, int CopyLanes, bool L2EvictFirst,
+    int XBytes = 0, bool Contiguous = false, int Unroll = 2)
 {
     public const string FullMode = "full";
     public const string CopyOnlyMode = "copy-only";
@@ -55,9 +62,17 @@ internal sealed record GroupedGemmGemvBulkConfig(int Stages, int StageBytes, int
             "evict-first" => true,
             var bad => throw new ArgumentException($"{Prefix}L2_HINT='{bad}': expected none or evict-first"),
         };
+        int xKb = Choice(variable, "X_KB", 0, [0, 16, 32, 56, 64], "KB of X rows per stage in shared memory (0: X from global memory)");
+        bool contiguous = (variable("ORDER")?.Trim() ?? "") switch
+        {
+            "" or "strided" => false,
+            "contiguous" => true,
+            var bad => throw new ArgumentException($"{Prefix}ORDER='{bad}': expected strided or contiguous"),
+        };
+        int unroll = Choice(variable, "UNROLL", d.Unroll, [2, 4, 8], "the consumer loop's unroll");
         if (splitKb * 1024 > stageKb * 1024)
             throw new ArgumentException($"{Prefix}SPLIT_KB={splitKb} is more than a stage ({stageKb} KB)");
-        return new GroupedGemmGemvBulkConfig(stages, stageKb * 1024, blocks, mode, splitKb * 1024, lanes, evictFirst);
+        return new GroupedGemmGemvBulkConfig(stages, stageKb * 1024, blocks, mode, splitKb * 1024, lanes, evictFirst, xKb * 1024, contiguous, unroll);
     }
 
     private static int Choice(Func<string, string?> variable, string name, int fallback, int[] allowed, string meaning)
@@ -78,11 +93,15 @@ internal sealed record GroupedGemmGemvBulkConfig(int Stages, int StageBytes, int
             return null;
         int mode = Mode switch { CopyOnlyMode => 1, NoEpilogueSyncMode => 2, _ => 0 };
         return [$"-DGB_STAGES={Stages}", $"-DGB_STAGE_BYTES={StageBytes}", $"-DGB_MIN_BLOCKS={blocksPerSm}", $"-DGB_MODE={mode}",
-            $"-DGB_SPLIT_BYTES={SplitBytes}", $"-DGB_COPY_LANES={CopyLanes}", $"-DGB_L2_EVICT_FIRST={(L2EvictFirst ? 1 : 0)}"];
+            $"-DGB_SPLIT_BYTES={SplitBytes}", $"-DGB_COPY_LANES={CopyLanes}", $"-DGB_L2_EVICT_FIRST={(L2EvictFirst ? 1 : 0)}",
+            $"-DGB_X_BYTES={XBytes}", $"-DGB_CONTIGUOUS={(Contiguous ? 1 : 0)}", $"-DGB_UNROLL={Unroll}"];
     }
 
-    /// <summary>Dynamic shared memory of a block: the stages.</summary>
-    public int SharedBytes => Stages * StageBytes;
+    /// <summary>Dynamic shared memory of a block: the stages (each its W area and, X in shared memory, its X area).</summary>
+    public int SharedBytes => Stages * (StageBytes + XBytes);
+
+    /// <summary>The largest K the X area takes (4 rows of 2-byte elements); int.MaxValue where X comes from global memory.</summary>
+    public int MaxKForX => XBytes > 0 ? XBytes / 8 : int.MaxValue;
 
     /// <summary>
     /// Static shared memory of a block (an upper bound): full, empty (and, no-epilogue-sync, ready) barriers, stage headers,
@@ -93,5 +112,6 @@ internal sealed record GroupedGemmGemvBulkConfig(int Stages, int StageBytes, int
     /// <summary>A short label for notes and logs, e.g. "4x32KB full".</summary>
     public override string ToString() =>
         $"{Stages}x{StageBytes / 1024}KB{(BlocksPerSm is { } b ? $" {b}/SM" : "")} {Mode}{(SplitBytes > 0 ? $" split {SplitBytes / 1024}KB" : "")}"
-        + $"{(CopyLanes > 1 ? $" {CopyLanes} lanes" : "")}{(L2EvictFirst ? " evict-first" : "")}";
+        + $"{(CopyLanes > 1 ? $" {CopyLanes} lanes" : "")}{(L2EvictFirst ? " evict-first" : "")}{(XBytes > 0 ? $" X {XBytes / 1024}KB" : "")}"
+        + $"{(Contiguous ? " contiguous" : "")}{(Unroll != 2 ? $" unroll {Unroll}" : "")}";
 }

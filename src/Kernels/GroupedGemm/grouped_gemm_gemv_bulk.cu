@@ -21,7 +21,7 @@
 //   Reduction in a fixed order (bit-identical run to run): the epilogue adds a row's ks partial sums in part order.
 //   Partial sums are double-buffered, so one consumer barrier per stage separates a stage's writes from its epilogue
 //   and from the reads of the stage two before.
-// Launch: GB_THREADS threads, GB_STAGES * GB_STAGE_BYTES bytes of dynamic shared memory, any grid (the host: SMs x
+// Launch: GB_THREADS threads, GB_STAGES * GB_SLOT_BYTES bytes of dynamic shared memory, any grid (the host: SMs x
 //   blocks per SM, fewer when there are fewer items). K % 8 == 0, x and w 16-byte aligned (checked on the host).
 // Diagnostic knobs (issue 9, GroupedGemmGemvBulkConfig sets them with -D; the defaults are the shipped kernel):
 //   GB_STAGES, GB_STAGE_BYTES, GB_MIN_BLOCKS (the launch bound's blocks per SM);
@@ -32,6 +32,12 @@
 //   GB_SPLIT_BYTES (> 0: each contiguous range copied in pieces of this size, all on the stage's barrier), GB_COPY_LANES
 //   (producer lanes that issue the pieces, round robin; without a split the range is cut into this many pieces),
 //   GB_L2_EVICT_FIRST (the copies carry an L2 evict-first cache hint).
+// Consumer-side knobs (issue 9: the ring streams at 83-103% of the floor alone, the consumers fall behind it):
+//   GB_X_BYTES (> 0: X staged in shared memory: each stage slot is the W area then an X area of this many bytes; the
+//   producer bulk-copies the item's X rows, contiguous in x, with the W chunk on the same `full` barrier, so the consumer
+//   loop makes no global load; K limit GB_X_BYTES / (GB_TILE_ROWS * 2) as well);
+//   GB_CONTIGUOUS (1: block b takes items [b * items / G, (b + 1) * items / G), so consecutive items share the m-tile);
+//   GB_UNROLL (the consumer loop's unroll over a lane's 16-byte chunks: more W and X loads in flight).
 // dependent-launch: every entry calls moe_wait_prior_grid() first (moe_common.cuh), so it may overlap the kernel before it.
 #include "moe_common.cuh"
 #include "expert_tiles.cuh"
@@ -61,6 +67,16 @@
 #ifndef GB_L2_EVICT_FIRST
 #define GB_L2_EVICT_FIRST 0
 #endif
+#ifndef GB_X_BYTES
+#define GB_X_BYTES 0
+#endif
+#ifndef GB_CONTIGUOUS
+#define GB_CONTIGUOUS 0
+#endif
+#ifndef GB_UNROLL
+#define GB_UNROLL 2
+#endif
+#define GB_SLOT_BYTES (GB_STAGE_BYTES + GB_X_BYTES) // a stage's shared memory: its W chunk, then (GB_X_BYTES > 0) its X rows
 #define GB_MAX_STAGE_ROWS 64     // short rows: at most this many per stage (bounds the partial sums)
 #define GB_MAX_PARTS (GB_MAX_STAGE_ROWS > 2 * GB_WARPS ? GB_MAX_STAGE_ROWS : 2 * GB_WARPS)
 #define GB_TILE_TABLE 256        // m-tiles the producer maps once per block; later ones are searched item by item
@@ -206,7 +222,7 @@ __device__ __forceinline__ int gb_map_tiles(const int* __restrict__ expertOffset
 }
 
 template <typename TIn>
-__device__ __forceinline__ void gb_produce(const TIn* __restrict__ w, const int* __restrict__ expertOffsets, int rows, int n, int k,
+__device__ __forceinline__ void gb_produce(const TIn* __restrict__ x, const TIn* __restrict__ w, const int* __restrict__ expertOffsets, int rows, int n, int k,
                                            int experts, int fused, int colsPerChunk, GbStage* info, moe_u32 fullBase, moe_u32 emptyBase,
                                            int3* tileTable)
 {
@@ -216,13 +232,18 @@ __device__ __forceinline__ void gb_produce(const TIn* __restrict__ w, const int*
     const long long items = (long long)gb_map_tiles(expertOffsets, experts, rows, tileTable) * chunks;
     const long long rowBytes = (long long)k * 2;
     const moe_u64 policy = gb_l2_policy();
+#if GB_CONTIGUOUS
+    const long long itemBegin = items * blockIdx.x / gridDim.x, itemEnd = items * (blockIdx.x + 1) / gridDim.x, itemStep = 1;
+#else
+    const long long itemBegin = blockIdx.x, itemEnd = items, itemStep = gridDim.x;
+#endif
     int it = 0;
-    for (long long item = blockIdx.x;; item += gridDim.x, it++)
+    for (long long item = itemBegin;; item += itemStep, it++)
     {
         const int s = it % GB_STAGES;
         gb_bar_wait(emptyBase + 8 * s, ((it / GB_STAGES) & 1) ^ 1);
         int expert = -1, rowBegin = 0, rowEnd = 0;
-        if (item < items)
+        if (item < itemEnd)
         {
             const int mTile = (int)(item / chunks);
             if (mTile < GB_TILE_TABLE)
@@ -247,7 +268,7 @@ __device__ __forceinline__ void gb_produce(const TIn* __restrict__ w, const int*
             else
             {
                 info[s] = GbStage{rowBegin, rowEnd - rowBegin, col0, cols};
-                gb_bar_arrive_expect_tx(full, fused ? 2 * bytes : bytes);
+                gb_bar_arrive_expect_tx(full, (fused ? 2 * bytes : bytes) + (GB_X_BYTES > 0 ? (moe_u32)((rowEnd - rowBegin) * rowBytes) : 0u));
             }
         }
 #if GB_COPY_LANES > 1
@@ -255,12 +276,21 @@ __device__ __forceinline__ void gb_produce(const TIn* __restrict__ w, const int*
 #endif
         if (expert >= 0 && lane < GB_COPY_LANES)
         {
-            const moe_u32 dst = gb_smem(gbStages + s * GB_STAGE_BYTES);
+            const moe_u32 dst = gb_smem(gbStages + s * GB_SLOT_BYTES);
             const unsigned char* wExpert = reinterpret_cast<const unsigned char*>(w) + (long long)expert * n * rowBytes;
             const int pieces = gb_copy_range(dst, wExpert + col0 * rowBytes, bytes, full, policy, lane, 0);
             if (fused)
                 gb_copy_range(dst + bytes, wExpert + (outCols + (long long)col0) * rowBytes, bytes, full, policy, lane, pieces);
         }
+#if GB_X_BYTES > 0
+        // The m-tile's X rows (contiguous: rows are sorted by expert), one copy on the same barrier, by lane 0 (after its
+        // expect_tx, whatever GB_COPY_LANES).
+        if (expert >= 0 && lane == 0)
+            gb_bulk_copy(gb_smem(gbStages + s * GB_SLOT_BYTES + GB_STAGE_BYTES), reinterpret_cast<const unsigned char*>(x) + rowBegin * rowBytes,
+                         (moe_u32)((rowEnd - rowBegin) * rowBytes), full, policy);
+#else
+        (void)x;
+#endif
         __syncwarp();
         if (expert < 0)
             return;
@@ -318,13 +348,18 @@ __device__ __forceinline__ void gb_consume(const TIn* __restrict__ x, const floa
         continue;
 #endif
         const int wRows = fused ? 2 * stage.cols : stage.cols;
-        const TIn* stageW = reinterpret_cast<const TIn*>(gbStages + s * GB_STAGE_BYTES);
+        const TIn* stageW = reinterpret_cast<const TIn*>(gbStages + s * GB_SLOT_BYTES);
+#if GB_X_BYTES > 0
+        const uint4* stageX = reinterpret_cast<const uint4*>(gbStages + s * GB_SLOT_BYTES + GB_STAGE_BYTES);
+#else
+        const uint4* stageX = reinterpret_cast<const uint4*>(x + (long long)stage.rowBegin * k);
+#endif
         for (int vw = warp; vw < wRows * ks; vw += GB_WARPS)
         {
             const int row = vw / ks, part = vw % ks;
             const uint4* wRow = reinterpret_cast<const uint4*>(stageW + (long long)row * k);
             float acc[GB_TILE_ROWS] = {0.0f, 0.0f, 0.0f, 0.0f};
-#pragma unroll 2
+#pragma unroll GB_UNROLL
             for (int c = part * 32 + lane; c < chunksPerRow; c += 32 * ks)
             {
                 float wf[8];
@@ -335,7 +370,11 @@ __device__ __forceinline__ void gb_consume(const TIn* __restrict__ x, const floa
                     if (r >= stage.xRows)
                         break;
                     float xf[8];
-                    unpack8((const TIn*)nullptr, __ldg(reinterpret_cast<const uint4*>(x + (long long)(stage.rowBegin + r) * k) + c), xf);
+#if GB_X_BYTES > 0
+                    unpack8((const TIn*)nullptr, stageX[r * chunksPerRow + c], xf);
+#else
+                    unpack8((const TIn*)nullptr, __ldg(stageX + (long long)r * chunksPerRow + c), xf);
+#endif
 #pragma unroll
                     for (int e = 0; e < 8; e++)
                         acc[r] = fmaf(wf[e], xf[e], acc[r]);
@@ -396,7 +435,7 @@ __device__ __forceinline__ void grouped_gemv_bulk(const TIn* __restrict__ x, con
     __shared__ int3 tileTable[GB_TILE_TABLE];
     const moe_u32 fullBase = gb_smem(fullBars), emptyBase = gb_smem(emptyBars);
     const int stageRows = gb_stage_rows(k, fused);
-    if (stageRows == 0)
+    if (stageRows == 0 || (GB_X_BYTES > 0 && GB_TILE_ROWS * k * 2 > GB_X_BYTES))
         __trap(); // K past the limit: the host never launches it
     if (threadIdx.x == 0)
     {
@@ -415,7 +454,7 @@ __device__ __forceinline__ void grouped_gemv_bulk(const TIn* __restrict__ x, con
     }
     __syncthreads();
     if (threadIdx.x >= GB_WARPS * 32)
-        gb_produce(w, expertOffsets, rows, n, k, experts, fused, fused ? stageRows / 2 : stageRows, info, fullBase, emptyBase, tileTable);
+        gb_produce(x, w, expertOffsets, rows, n, k, experts, fused, fused ? stageRows / 2 : stageRows, info, fullBase, emptyBase, tileTable);
     else
         gb_consume(x, rowScale, y, n, k, fused, kSplit, stageRows, info, fullBase, emptyBase, readyBase, partial);
 }
