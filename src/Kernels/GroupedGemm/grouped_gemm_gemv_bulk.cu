@@ -42,6 +42,7 @@
 #include "moe_common.cuh"
 #include "expert_tiles.cuh"
 #include "unpack8.cuh"
+#include "mbarrier.cuh"
 
 #define GB_WARPS 8               // consumer warps
 #define GB_THREADS ((GB_WARPS + 1) * 32)
@@ -91,46 +92,21 @@ struct GbStage
     int cols;      // output columns of the stage (plain: its rows; fused: half its rows)
 };
 
-__device__ __forceinline__ moe_u32 gb_smem(const void* p) { return (moe_u32)__cvta_generic_to_shared(p); }
-
 __device__ __forceinline__ float gb_silu(float v) { return v / (1.0f + __expf(-v)); }
 
 // The bulk copies and expect_tx are PTX ISA 8.0 (CUDA 12): NVRTC 11 builds the trapping body below (the host refuses
 // the variant there, GroupedGemmGemvBulk.Supports), except for the register probe.
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900 && (__CUDACC_VER_MAJOR__ >= 12 || defined(GB_PTX78_PROBE))
 
-__device__ __forceinline__ void gb_bar_init(moe_u32 bar, moe_u32 count)
-{
-    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(bar), "r"(count) : "memory");
-}
-
 // GB_PTX78_PROBE: PTX ISA 7.8 stand-ins for the sm_90 instructions NVRTC 11.8's ptxas does not know, only so that
 // tools/nvrtc-resources.py can count registers without a CUDA 12 toolkit; never a kernel to run.
 __device__ __forceinline__ void gb_bar_arrive_expect_tx(moe_u32 bar, moe_u32 bytes)
 {
 #ifdef GB_PTX78_PROBE
-    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(bar + bytes) : "memory");
+    mbar_arrive(bar + bytes);
 #else
-    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(bar), "r"(bytes) : "memory");
+    mbar_arrive_expect_tx(bar, bytes);
 #endif
-}
-
-__device__ __forceinline__ void gb_bar_arrive(moe_u32 bar)
-{
-    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(bar) : "memory");
-}
-
-// Returns once the phase of parity `parity` has completed (a fresh barrier counts its parity-1 phase as complete).
-__device__ __forceinline__ void gb_bar_wait(moe_u32 bar, moe_u32 parity)
-{
-    moe_u32 done = 0;
-    while (!done)
-        asm volatile("{\n\t.reg .pred p;\n\t"
-                     "mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n\t"
-                     "selp.u32 %0, 1, 0, p;\n\t}"
-                     : "=r"(done)
-                     : "r"(bar), "r"(parity)
-                     : "memory");
 }
 
 // `bytes` (a multiple of 16) from global `src` (16-byte aligned) to shared `dst`, completing on `bar`; `policy`: an L2
@@ -241,7 +217,7 @@ __device__ __forceinline__ void gb_produce(const TIn* __restrict__ x, const TIn*
     for (long long item = itemBegin;; item += itemStep, it++)
     {
         const int s = it % GB_STAGES;
-        gb_bar_wait(emptyBase + 8 * s, ((it / GB_STAGES) & 1) ^ 1);
+        mbar_wait(emptyBase + 8 * s, ((it / GB_STAGES) & 1) ^ 1);
         int expert = -1, rowBegin = 0, rowEnd = 0;
         if (item < itemEnd)
         {
@@ -263,7 +239,7 @@ __device__ __forceinline__ void gb_produce(const TIn* __restrict__ x, const TIn*
             if (expert < 0)
             {
                 info[s] = GbStage{0, 0, 0, 0};
-                gb_bar_arrive(full);
+                mbar_arrive(full);
             }
             else
             {
@@ -276,7 +252,7 @@ __device__ __forceinline__ void gb_produce(const TIn* __restrict__ x, const TIn*
 #endif
         if (expert >= 0 && lane < GB_COPY_LANES)
         {
-            const moe_u32 dst = gb_smem(gbStages + s * GB_SLOT_BYTES);
+            const moe_u32 dst = shared_addr(gbStages + s * GB_SLOT_BYTES);
             const unsigned char* wExpert = reinterpret_cast<const unsigned char*>(w) + (long long)expert * n * rowBytes;
             const int pieces = gb_copy_range(dst, wExpert + col0 * rowBytes, bytes, full, policy, lane, 0);
             if (fused)
@@ -286,7 +262,7 @@ __device__ __forceinline__ void gb_produce(const TIn* __restrict__ x, const TIn*
         // The m-tile's X rows (contiguous: rows are sorted by expert), one copy on the same barrier, by lane 0 (after its
         // expect_tx, whatever GB_COPY_LANES).
         if (expert >= 0 && lane == 0)
-            gb_bulk_copy(gb_smem(gbStages + s * GB_SLOT_BYTES + GB_STAGE_BYTES), reinterpret_cast<const unsigned char*>(x) + rowBegin * rowBytes,
+            gb_bulk_copy(shared_addr(gbStages + s * GB_SLOT_BYTES + GB_STAGE_BYTES), reinterpret_cast<const unsigned char*>(x) + rowBegin * rowBytes,
                          (moe_u32)((rowEnd - rowBegin) * rowBytes), full, policy);
 #else
         (void)x;
@@ -336,7 +312,7 @@ __device__ __forceinline__ void gb_consume(const TIn* __restrict__ x, const floa
     for (int it = 0;; it++)
     {
         const int s = it % GB_STAGES, buffer = GB_MODE == 2 ? s : it & 1;
-        gb_bar_wait(fullBase + 8 * s, (it / GB_STAGES) & 1);
+        mbar_wait(fullBase + 8 * s, (it / GB_STAGES) & 1);
         const GbStage stage = info[s];
         if (stage.xRows == 0)
             return;
@@ -344,7 +320,7 @@ __device__ __forceinline__ void gb_consume(const TIn* __restrict__ x, const floa
         // copy-only: release the stage as soon as it has landed.
         __syncwarp();
         if (lane == 0)
-            gb_bar_arrive(emptyBase + 8 * s);
+            mbar_arrive(emptyBase + 8 * s);
         continue;
 #endif
         const int wRows = fused ? 2 * stage.cols : stage.cols;
@@ -393,24 +369,24 @@ __device__ __forceinline__ void gb_consume(const TIn* __restrict__ x, const floa
         // last (the stage's partial buffer is rewritten only after the producer refills the stage).
         __syncwarp();
         if (lane == 0)
-            gb_bar_arrive(readyBase + 8 * s);
+            mbar_arrive(readyBase + 8 * s);
         if (warp != it % GB_WARPS)
         {
             if (lane == 0)
-                gb_bar_arrive(emptyBase + 8 * s);
+                mbar_arrive(emptyBase + 8 * s);
             continue;
         }
-        gb_bar_wait(readyBase + 8 * s, (it / GB_STAGES) & 1);
+        mbar_wait(readyBase + 8 * s, (it / GB_STAGES) & 1);
         for (int i = lane; i < stage.cols * GB_TILE_ROWS; i += 32)
             gb_store_output(i, stage, ks, fused, outCols, rowScale, y, partial[buffer]);
         __syncwarp();
         if (lane == 0)
-            gb_bar_arrive(emptyBase + 8 * s);
+            mbar_arrive(emptyBase + 8 * s);
 #else
         // The stage is read: the producer may refill it while this one's epilogue runs.
         __syncwarp();
         if (lane == 0)
-            gb_bar_arrive(emptyBase + 8 * s);
+            mbar_arrive(emptyBase + 8 * s);
         gb_consumer_sync();
         for (int i = threadIdx.x; i < stage.cols * GB_TILE_ROWS; i += GB_WARPS * 32)
             gb_store_output(i, stage, ks, fused, outCols, rowScale, y, partial[buffer]);
@@ -426,14 +402,14 @@ __device__ __forceinline__ void grouped_gemv_bulk(const TIn* __restrict__ x, con
     __shared__ __align__(8) moe_u64 fullBars[GB_STAGES], emptyBars[GB_STAGES];
 #if GB_MODE == 2
     __shared__ __align__(8) moe_u64 readyBars[GB_STAGES];
-    const moe_u32 readyBase = gb_smem(readyBars);
+    const moe_u32 readyBase = shared_addr(readyBars);
 #else
     const moe_u32 readyBase = 0;
 #endif
     __shared__ GbStage info[GB_STAGES];
     __shared__ float partial[GB_PARTIAL_BUFFERS][GB_MAX_PARTS][GB_TILE_ROWS];
     __shared__ int3 tileTable[GB_TILE_TABLE];
-    const moe_u32 fullBase = gb_smem(fullBars), emptyBase = gb_smem(emptyBars);
+    const moe_u32 fullBase = shared_addr(fullBars), emptyBase = shared_addr(emptyBars);
     const int stageRows = gb_stage_rows(k, fused);
     if (stageRows == 0 || (GB_X_BYTES > 0 && GB_TILE_ROWS * k * 2 > GB_X_BYTES))
         __trap(); // K past the limit: the host never launches it
@@ -441,10 +417,10 @@ __device__ __forceinline__ void grouped_gemv_bulk(const TIn* __restrict__ x, con
     {
         for (int s = 0; s < GB_STAGES; s++)
         {
-            gb_bar_init(fullBase + 8 * s, 1);         // the producer's arrive (+ the copies' bytes)
-            gb_bar_init(emptyBase + 8 * s, GB_WARPS); // one arrive per consumer warp
+            mbar_init(fullBase + 8 * s, 1);         // the producer's arrive (+ the copies' bytes)
+            mbar_init(emptyBase + 8 * s, GB_WARPS); // one arrive per consumer warp
 #if GB_MODE == 2
-            gb_bar_init(readyBase + 8 * s, GB_WARPS); // one arrive per consumer warp once its partials are written
+            mbar_init(readyBase + 8 * s, GB_WARPS); // one arrive per consumer warp once its partials are written
 #endif
         }
 #ifndef GB_PTX78_PROBE

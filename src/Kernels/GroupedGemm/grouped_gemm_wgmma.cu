@@ -40,6 +40,7 @@
 // dependent-launch: every entry calls moe_wait_prior_grid() first (moe_common.cuh), so it may overlap the kernel before it.
 #include "moe_common.cuh"
 #include "expert_tiles.cuh"
+#include "mbarrier.cuh"
 
 #define GW_BM 128
 #define GW_BN 256
@@ -76,38 +77,6 @@ struct GwTile
     int nTile;
 };
 
-__device__ __forceinline__ moe_u32 gw_smem(const void* p) { return (moe_u32)__cvta_generic_to_shared(p); }
-
-// ---- mbarrier ----
-
-__device__ __forceinline__ void gw_bar_init(moe_u32 bar, moe_u32 count)
-{
-    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(bar), "r"(count) : "memory");
-}
-
-__device__ __forceinline__ void gw_bar_arrive_expect_tx(moe_u32 bar, moe_u32 bytes)
-{
-    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(bar), "r"(bytes) : "memory");
-}
-
-__device__ __forceinline__ void gw_bar_arrive(moe_u32 bar)
-{
-    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(bar) : "memory");
-}
-
-// True once the phase with parity `parity` has completed (a fresh barrier counts its parity-1 phase as complete).
-__device__ __forceinline__ bool gw_bar_try_wait(moe_u32 bar, moe_u32 parity)
-{
-    moe_u32 done;
-    asm volatile("{\n\t.reg .pred p;\n\t"
-                 "mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n\t"
-                 "selp.u32 %0, 1, 0, p;\n\t}"
-                 : "=r"(done)
-                 : "r"(bar), "r"(parity)
-                 : "memory");
-    return done != 0;
-}
-
 __device__ __forceinline__ moe_u64 gw_globaltimer_ns()
 {
     moe_u64 t;
@@ -120,17 +89,15 @@ __device__ __forceinline__ void gw_bar_wait(moe_u32 bar, moe_u32 parity)
 #ifdef GW_HANG_TRAP
     // No wait of a correct pipeline lasts more than microseconds; 4 seconds means a bug (wrong parity, missing
     // arrive, a TMA that never lands): trap, so the launch fails instead of hanging the device.
-    if (gw_bar_try_wait(bar, parity))
+    if (mbar_try_wait(bar, parity))
         return;
     const moe_u64 start = gw_globaltimer_ns();
     unsigned int polls = 0;
-    while (!gw_bar_try_wait(bar, parity))
+    while (!mbar_try_wait(bar, parity))
         if ((++polls & 1023u) == 0 && gw_globaltimer_ns() - start > 4000000000ull)
             __trap();
 #else
-    while (!gw_bar_try_wait(bar, parity))
-    {
-    }
+    mbar_wait(bar, parity);
 #endif
 }
 
@@ -466,21 +433,21 @@ __device__ __forceinline__ void grouped_gemm_wgmma(const TmaDescriptor* mapX, co
                                                    int rows, int n, int k, int experts, int fused)
 {
     // The swizzle pattern and the descriptors assume 1024-byte aligned tiles.
-    const moe_u32 rawBase = gw_smem(gwShared);
+    const moe_u32 rawBase = shared_addr(gwShared);
     const moe_u32 tilesBase = (rawBase + 1023u) & ~1023u;
     unsigned char* epilogueBuffers = gwShared + (tilesBase - rawBase) + GW_STAGES * GW_STAGE_BYTES;
     unsigned char* tail = epilogueBuffers + GW_CONSUMER_WARPS * GW_EPI_WARP_BYTES;
     moe_u64* fullBars = reinterpret_cast<moe_u64*>(tail);
     moe_u64* emptyBars = fullBars + GW_STAGES;
     GwTile* stageTiles = reinterpret_cast<GwTile*>(emptyBars + GW_STAGES);
-    const moe_u32 fullBase = gw_smem(fullBars), emptyBase = gw_smem(emptyBars);
+    const moe_u32 fullBase = shared_addr(fullBars), emptyBase = shared_addr(emptyBars);
 
     if (threadIdx.x == 0)
     {
         for (int s = 0; s < GW_STAGES; s++)
         {
-            gw_bar_init(fullBase + 8 * s, 1);                  // the producer's arrive.expect_tx (+ the TMA bytes)
-            gw_bar_init(emptyBase + 8 * s, GW_CONSUMER_WARPS); // one arrive per consumer warp
+            mbar_init(fullBase + 8 * s, 1);                  // the producer's arrive.expect_tx (+ the TMA bytes)
+            mbar_init(emptyBase + 8 * s, GW_CONSUMER_WARPS); // one arrive per consumer warp
         }
         asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
         asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
@@ -533,7 +500,7 @@ __device__ __forceinline__ void grouped_gemm_wgmma(const TmaDescriptor* mapX, co
                     if (ks == 0)
                         stageTiles[stage] = GwTile{expert, rowBegin, rowEnd, nTile};
                     const moe_u32 full = fullBase + 8 * stage;
-                    gw_bar_arrive_expect_tx(full, GW_STAGE_BYTES);
+                    mbar_arrive_expect_tx(full, GW_STAGE_BYTES);
                     const moe_u32 a = tilesBase + stage * GW_STAGE_BYTES;
                     const moe_u32 b = a + GW_A_BYTES;
                     gw_tma_load_2d(a, mapX, full, ks * GW_BK, rowBegin);
@@ -553,7 +520,7 @@ __device__ __forceinline__ void grouped_gemm_wgmma(const TmaDescriptor* mapX, co
             // The stop record: a stage with no copies, completed by the plain arrive.
             gw_bar_wait(emptyBase + 8 * stage, phase ^ 1);
             stageTiles[stage] = GwTile{-1, 0, 0, 0};
-            gw_bar_arrive(fullBase + 8 * stage);
+            mbar_arrive(fullBase + 8 * stage);
         }
         return;
     }
@@ -591,7 +558,7 @@ __device__ __forceinline__ void grouped_gemm_wgmma(const TmaDescriptor* mapX, co
             gw_wgmma_wait<1>(); // the previous K step's group is done: its stage can be refilled
             gw_fence_accumulators(acc);
             if (previous >= 0 && lane == 0)
-                gw_bar_arrive(emptyBase + 8 * previous);
+                mbar_arrive(emptyBase + 8 * previous);
             previous = stage;
             if (++stage == GW_STAGES)
             {
@@ -602,7 +569,7 @@ __device__ __forceinline__ void grouped_gemm_wgmma(const TmaDescriptor* mapX, co
         gw_wgmma_wait<0>();
         gw_fence_accumulators(acc);
         if (lane == 0)
-            gw_bar_arrive(emptyBase + 8 * previous);
+            mbar_arrive(emptyBase + 8 * previous);
 
         // Epilogue: rows of this expert only; columns below N (or I when fused). A warp's 16 rows are its own.
         const GwWarpTile warpTile{tile.rowBegin + half * 64 + warp * 16, tile.rowEnd, tile.nTile * colsPerTile, outCols};
@@ -642,20 +609,20 @@ extern "C" __global__ void __launch_bounds__(128) grouped_gemm_wgmma_debug_tma(c
 {
     moe_wait_prior_grid();
     __shared__ __align__(8) moe_u64 bar;
-    const moe_u32 rawBase = gw_smem(gwShared);
+    const moe_u32 rawBase = shared_addr(gwShared);
     const moe_u32 base = (rawBase + 1023u) & ~1023u;
     const moe_u16* tile = reinterpret_cast<const moe_u16*>(gwShared + (base - rawBase));
-    const moe_u32 barAddr = gw_smem(&bar);
+    const moe_u32 barAddr = shared_addr(&bar);
     if (threadIdx.x == 0)
     {
-        gw_bar_init(barAddr, 1);
+        mbar_init(barAddr, 1);
         asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
         asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
     }
     __syncthreads();
     if (threadIdx.x == 0)
     {
-        gw_bar_arrive_expect_tx(barAddr, GW_A_BYTES);
+        mbar_arrive_expect_tx(barAddr, GW_A_BYTES);
         gw_tma_load_2d(base, &map, barAddr, c0, c1);
     }
     gw_bar_wait(barAddr, 0);
@@ -671,20 +638,20 @@ template <typename TIn>
 __device__ __forceinline__ void gw_debug_mma(const TmaDescriptor* mapX, const TmaDescriptor* mapW, int row, int wRow, int expert, float* __restrict__ out)
 {
     __shared__ __align__(8) moe_u64 bar;
-    const moe_u32 rawBase = gw_smem(gwShared);
+    const moe_u32 rawBase = shared_addr(gwShared);
     const moe_u32 a = (rawBase + 1023u) & ~1023u;
     const moe_u32 b = a + GW_A_BYTES;
-    const moe_u32 barAddr = gw_smem(&bar);
+    const moe_u32 barAddr = shared_addr(&bar);
     if (threadIdx.x == 0)
     {
-        gw_bar_init(barAddr, 1);
+        mbar_init(barAddr, 1);
         asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
         asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
     }
     __syncthreads();
     if (threadIdx.x == 0)
     {
-        gw_bar_arrive_expect_tx(barAddr, GW_STAGE_BYTES);
+        mbar_arrive_expect_tx(barAddr, GW_STAGE_BYTES);
         gw_tma_load_2d(a, mapX, barAddr, 0, row);
         gw_tma_load_3d(b, mapW, barAddr, 0, wRow, expert);
         gw_tma_load_3d(b + GW_B_BYTES / 2, mapW, barAddr, 0, wRow + GW_BN / 2, expert);
