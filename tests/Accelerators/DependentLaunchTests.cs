@@ -1,3 +1,4 @@
+using System.Reflection;
 using System.Text.RegularExpressions;
 using MoeRuntime.Accelerators;
 using MoeRuntime.Accelerators.Cuda;
@@ -15,19 +16,26 @@ public partial class DependentLaunchTests
 {
     private static readonly KernelSource TestSource = KernelSource.FromResource(typeof(DependentLaunchTests).Assembly, "dependent_launch.cu");
 
+    private static readonly Assembly KernelsAssembly = typeof(MoeRuntime.Kernels.GroupedGemm.GroupedGemm).Assembly;
+    private static readonly Assembly CollectivesAssembly = typeof(MoeRuntime.Collectives.Communicator).Assembly;
+
+    /// <summary>Every source of the kernels, and the LL AllReduce (collective_ops.cu, the schedule path, is not marked: its kernels launch the plain way).</summary>
     public static TheoryData<string> KernelSources()
     {
         var data = new TheoryData<string>();
-        foreach (var source in KernelSource.AllIn(typeof(MoeRuntime.Kernels.GroupedGemm.GroupedGemm).Assembly))
+        foreach (var source in KernelSource.AllIn(KernelsAssembly))
             data.Add(source.Name);
+        data.Add(LowLatencySource);
         return data;
     }
+
+    private const string LowLatencySource = "ll_allreduce.cu";
 
     [Theory]
     [MemberData(nameof(KernelSources))]
     public void EveryEntryOfAMarkedSourceWaitsForThePriorGridFirst(string name)
     {
-        var source = KernelSource.FromResource(typeof(MoeRuntime.Kernels.GroupedGemm.GroupedGemm).Assembly, name);
+        var source = KernelSource.FromResource(name == LowLatencySource ? CollectivesAssembly : KernelsAssembly, name);
         Assert.True(source.WaitsForPriorGrid, $"{name} is not marked '{KernelSource.DependentLaunchMarker}'");
         string text = source.Text.Replace("\\\n", "\n");
         var entries = GlobalFunction().Matches(text);

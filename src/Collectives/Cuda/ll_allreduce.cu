@@ -27,8 +27,10 @@
 // reads word b only and at its end stores the new epoch to the words w = b (mod grid), which no other block of the call
 // reads: each word is read and then written by one block, so no fence and no atomic, and after the call every word
 // holds the new epoch (the words mod grid cover all of them). Block 0 also stores it to control[LL_EPOCH] for the
-// host's failure report. The epoch read trusts that the previous kernel on the stream has ended: this source must never
-// be marked for programmatic dependent launch. Every rank makes the same calls, so epochs agree across ranks. The flag is 32 bits: a
+// host's failure report. The epoch read needs the previous kernel on the stream to have ended: every entry calls
+// moe_wait_prior_grid() first, which returns only once the prior grid has completed and its writes are visible, so the
+// kernel may be a programmatic dependent launch (its blocks are placed while the kernel before it runs, and the
+// wait is all that is left on the call's path). Every rank makes the same calls, so epochs agree across ranks. The flag is 32 bits: a
 // line could only pass for fresh if its place went unwritten for exactly 2^32 LL calls (hours of back-to-back calls).
 //
 // Receive region of a rank (registered once, zeroed): [parity 2][sender ranks][slotUnits] units of 2 lines (16 B),
@@ -54,6 +56,7 @@
 // sender, the flag expected and the two flags found), which the host adds to the timeout's message.
 //
 // Variants ll_allreduce_f32 / _bf16 / _f16. Launch: block LL_BLOCK_THREADS, grid <= every block resident.
+// dependent-launch: every entry calls moe_wait_prior_grid() first (moe_common.cuh), so it may overlap the kernel before it.
 #include "moe_common.cuh"
 
 #define LL_MAX_RANKS 8
@@ -558,6 +561,7 @@ __device__ void ll_allreduce(const T* input, T* output, long long count, int gra
         int grain, int rank, int ranks, const LlPeers* peers, long long slotUnits, moe_u32* control, int* errorRecord,   \
         long long timeoutNs, int collective, int twoShot)                                                               \
     {                                                                                                                    \
+        moe_wait_prior_grid();                                                                                           \
         ll_allreduce<T>((const T*)input, (T*)output, count, grain, rank, ranks, peers, slotUnits, control, errorRecord,  \
                         timeoutNs, collective, twoShot);                                                                 \
     }
