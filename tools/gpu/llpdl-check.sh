@@ -4,8 +4,9 @@
 #   1. tests with dependent launch on (the default): LowLatencyAllReduceTests, LowLatencyVariantTests, AllReduceTests,
 #      DependentLaunchTests;
 #   2. moe bench allreduce, bf16, CUDA-graph timed, 1K..4M, twoshot/oneshot/nccl: MOE_PDL=1 (on), MOE_PDL=0 (off), twice
-#      alternating (on, off, on, off), and a table: us per call per run, two-shot and one-shot over NCCL of the same run.
-# Logs and CSVs in $OUT/llpdl.tgz. About 3.5 minutes. LLPDL_BUDGET (s) bounds it.
+#      alternating (on, off, on, off), then two-shot with MOE_LL_LAZY_CYCLES=1024 and 2048 (on), and a table: us per call
+#      per run, two-shot and one-shot over NCCL of the same run.
+# Logs and CSVs in $OUT/llpdl.tgz. About 4.5 minutes. LLPDL_BUDGET (s) bounds it.
 set -uo pipefail
 export NCCL_NVLS_ENABLE=0
 out=/tmp/moe-llpdl; rm -rf "$out"; mkdir -p "$out"
@@ -13,7 +14,7 @@ trap 'tar czf "$OUT/llpdl.tgz" -C "$out" .' EXIT
 trap 'exit 143' TERM
 T="bash .gpu/run.sh dotnet .gpu/app/MoeRuntime.Tests/MoeRuntime.Tests.dll"
 M="bash .gpu/run.sh dotnet .gpu/app/MoeRuntime.Cli/moe.dll"
-budget=${LLPDL_BUDGET:-230}
+budget=${LLPDL_BUDGET:-290}
 left() { echo $((budget - SECONDS)); }
 totals() { grep -oE "Total: [0-9]+, Errors: [0-9]+, Failed: [0-9]+, Skipped: [0-9]+" "$1" | tail -1; }
 
@@ -23,17 +24,21 @@ timeout 110 $T -class MoeRuntime.Tests.Collectives.LowLatencyAllReduceTests -cla
 echo "tests (dependent launch on): exit $?, $(totals "$out/tests.log") (${SECONDS}s)"
 grep -E "\[FAIL\]" -A 4 "$out/tests.log" | cut -c1-300 | head -16
 
-bench() { # label, MOE_PDL value
-  [ "$(left)" -gt 15 ] || { echo "bench $1: skipped (time)"; return; }
+bench() { # label, MOE_PDL value, algorithms, largest size, more environment
+  local label=$1 pdl=$2 algos=${3:-twoshot,oneshot,nccl} max=${4:-4M}; shift 4 2>/dev/null || shift $#
+  [ "$(left)" -gt 15 ] || { echo "bench $label: skipped (time)"; return; }
   local limit=$(( $(left) < 45 ? $(left) : 45 ))
-  MOE_PDL=$2 timeout $limit $M bench allreduce --devices cuda:0,cuda:1 --algo twoshot,oneshot,nccl --dtype bf16 --min 1K --max 4M \
-    --timing graph --csv "$out/bench-$1.csv" > "$out/bench-$1.log" 2>&1
-  echo "bench $1 (MOE_PDL=$2): exit $? (${SECONDS}s)"
+  env MOE_PDL=$pdl "$@" timeout $limit $M bench allreduce --devices cuda:0,cuda:1 --algo "$algos" --dtype bf16 --min 1K --max "$max" \
+    --timing graph --csv "$out/bench-$label.csv" > "$out/bench-$label.log" 2>&1
+  echo "bench $label (MOE_PDL=$pdl $*): exit $? (${SECONDS}s)"
 }
 bench on1 1; bench off1 0; bench on2 1; bench off2 0
+# The lazy fence's budget (4096 SM cycles by default) shorter, dependent launch on: if a two-shot hop waits on it, these are faster.
+bench lazy1k 1 twoshot,nccl 1M MOE_LL_LAZY_CYCLES=1024
+bench lazy2k 1 twoshot,nccl 1M MOE_LL_LAZY_CYCLES=2048
 
 files=()
-for label in on1 off1 on2 off2; do [ -s "$out/bench-$label.csv" ] && files+=("$out/bench-$label.csv"); done
+for label in on1 off1 on2 off2 lazy1k lazy2k; do [ -s "$out/bench-$label.csv" ] && files+=("$out/bench-$label.csv"); done
 if [ ${#files[@]} -gt 0 ]; then
   awk -F, '
     function human(b) { return b >= 1048576 ? b / 1048576 "M" : b / 1024 "K" }
