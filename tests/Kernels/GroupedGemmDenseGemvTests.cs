@@ -177,7 +177,7 @@ public sealed class GroupedGemmDenseGemvTests
         var gpu = TestDevices.Get("cuda:0");
         var shape = new Case("16 rows, N=128, K=2048 -> f32", 0, 16, 0, 128, 2048, false, DType.BF16, DType.F32, false);
         using var inputs = Prepare(gpu, shape);
-        using var workspace = GroupedGemmWorkspace.WithCapacity(gpu, 16L << 20, Counters);
+        using var workspace = GroupedGemmWorkspace.WithCapacity(gpu, 1L << 20, Counters);
         GroupedGemmDenseGemv.LastRunOnThisThread = null;
         var actual = RunOnce(gpu, inputs, workspace, denseGemv: false);
         Assert.Null(GroupedGemmDenseGemv.LastRunOnThisThread);
@@ -192,7 +192,7 @@ public sealed class GroupedGemmDenseGemvTests
         var gpu = TestDevices.Get("cuda:0");
         var shape = new Case("8 rows, N=256, K=7168 -> f32", 0, 8, 0, 256, 7168, false, DType.BF16, DType.F32, false);
         using var inputs = Prepare(gpu, shape);
-        using var workspace = GroupedGemmWorkspace.WithCapacity(gpu, 16L << 20, Counters);
+        using var workspace = GroupedGemmWorkspace.WithCapacity(gpu, 1L << 20, Counters);
         GroupedGemmDenseGemv.LastRunOnThisThread = null;
         var actual = RunOnce(gpu, inputs, workspace, denseGemv: null);
         string what = $"MOE_DENSE_GEMV {(GroupedGemmDenseGemv.Enabled ? "on" : "off")} seed={inputs.Seed}";
@@ -215,7 +215,7 @@ public sealed class GroupedGemmDenseGemvTests
         using var w = GroupedGemmTests.Upload(gpu, wValues, DType.BF16);
         using var offsets = gpu.Upload<int>(new[] { 0, rows });
         using var y = gpu.Allocate<float>(rows * n);
-        using var workspace = GroupedGemmWorkspace.WithCapacity(gpu, 16L << 20, Counters);
+        using var workspace = GroupedGemmWorkspace.WithCapacity(gpu, 1L << 20, Counters);
         using var stream = (CudaStream)gpu.CreateStream();
         var options = new GroupedGemmOptions { ValidateOffsets = false, SplitKWorkspace = workspace, DenseGemvOverride = true };
         GroupedGemmDenseGemv.LastRunOnThisThread = null;
@@ -250,7 +250,7 @@ public sealed class GroupedGemmDenseGemvTests
     {
         var gpu = TestDevices.Get("cuda:0");
         using var inputs = Prepare(gpu, shape);
-        using var workspace = GroupedGemmWorkspace.WithCapacity(gpu, 16L << 20, Counters);
+        using var workspace = GroupedGemmWorkspace.WithCapacity(gpu, 1L << 20, Counters);
         var plan = GroupedGemmDenseGemv.PlanFor(shape.AllRows, shape.OutCols, shape.K, shape.Fused);
         string what = $"{shape.Name}: {plan} seed={inputs.Seed}";
         GroupedGemmDenseGemv.LastRunOnThisThread = null;
