@@ -16,7 +16,7 @@ namespace MoeRuntime.Tests.Kernels;
 /// 512-byte segment, rows before and after the call's), bf16 and f16, F32 / bf16 / f16 output, against the F64 reference
 /// of the rounded operands with the tolerances of <see cref="GroupedGemmSkinnyTests"/> (Compare.ToleranceFor), outputs and
 /// the workspace poisoned (the skinny kernel must not have run), two runs bit-identical; row scale with fused SiLU-and-mul;
-/// the switch off (the skinny kernel again); a CUDA graph replayed over other offsets.
+/// the switch off (the skinny kernel again); one launch a call; a CUDA graph replayed over other offsets.
 /// </summary>
 public sealed class GroupedGemmDenseGemvTests
 {
@@ -221,6 +221,10 @@ public sealed class GroupedGemmDenseGemvTests
         GroupedGemmDenseGemv.LastRunOnThisThread = null;
         GroupedGemm.Run(gpu, x, w, offsets, y, n, k, options, stream); // loads the kernel outside the capture
         Assert.Equal(GroupedGemmDenseGemv.PlanFor(rows, n, k, fused: false), GroupedGemmDenseGemv.LastRunOnThisThread);
+        // One launch a call, as GroupedGemm.SingleMatrixLaunches tells the host models.
+        long before = CudaKernel.LaunchesOnThisThread;
+        GroupedGemm.Run(gpu, x, w, offsets, y, n, k, options, stream);
+        Assert.Equal(1L, CudaKernel.LaunchesOnThisThread - before);
         stream.BeginCapture();
         GroupedGemm.Run(gpu, x, w, offsets, y, n, k, options, stream);
         using var graph = stream.EndCapture();
