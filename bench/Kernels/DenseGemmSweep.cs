@@ -12,8 +12,8 @@ namespace MoeRuntime.Benchmarks.Kernels;
 /// at DeepSeek-V3 (router and shared expert), Qwen3-30B-A3B and Mixtral-8x7B (router) shapes. Each call runs the way the
 /// layer runs it (path "auto": with a split-K workspace, the defaults and environment switches), then on each path that
 /// could take it ("gemv": the decode GEMV's small-call rule, GroupedGemmDenseGemv, forced on where it can take the call:
-/// 1..16 rows, W up to 8 MiB, i.e. the routers; "skinny": GroupedGemmSkinny forced on; "skinny-wide" / "skinny-narrow": every row tile with 128 / 64 of K
-/// per stage; and at T = 16 and 128 "skinny-kN" with N = 1, 2, 4, 8 k-tiles of 64 per split
+/// 1..16 rows, W up to 8 MiB, i.e. the routers, which run at 1, 2, 4, 8, 16, 128, 1024 tokens; "skinny": GroupedGemmSkinny
+/// forced on; "skinny-wide" / "skinny-narrow": every row tile with 128 / 64 of K per stage; and at T = 16 and 128 "skinny-kN" with N = 1, 2, 4, 8 k-tiles of 64 per split
 /// instead of its heuristic's; "few-tiles": the split-K mma.sync rule of GroupedGemmFewTiles; "decode64"/"medium64": those
 /// tiles forced, heuristic split; MOE_DENSE_GEMM_PATHS narrows the paths). The skinny rows note whether the reduction
 /// was folded into the kernel or ran as a second one (MOE_SKINNY_REDUCE). Floor: weight bytes /
