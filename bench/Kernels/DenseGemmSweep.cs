@@ -11,8 +11,9 @@ namespace MoeRuntime.Benchmarks.Kernels;
 ///   shared down:    [T, I_shared] x [H, I_shared]^T -> F32
 /// at DeepSeek-V3 (router and shared expert), Qwen3-30B-A3B and Mixtral-8x7B (router) shapes. Each call runs the way the
 /// layer runs it (path "auto": with a split-K workspace, the defaults and environment switches), then on each path that
-/// could take it ("skinny": GroupedGemmSkinny forced on; "skinny-wide" / "skinny-narrow": every row tile with 128 / 64 of K
-/// per stage; and at T = 16 and 128 "skinny-kN" with N = 1, 2, 4, 8 k-tiles of 64 per split
+/// could take it ("gemv": the decode GEMV's small-call rule, GroupedGemmDenseGemv, forced on where it can take the call:
+/// 1..16 rows, W up to 8 MiB, i.e. the routers, which run at 1, 2, 4, 8, 16, 128, 1024 tokens; "skinny": GroupedGemmSkinny
+/// forced on; "skinny-wide" / "skinny-narrow": every row tile with 128 / 64 of K per stage; and at T = 16 and 128 "skinny-kN" with N = 1, 2, 4, 8 k-tiles of 64 per split
 /// instead of its heuristic's; "few-tiles": the split-K mma.sync rule of GroupedGemmFewTiles; "decode64"/"medium64": those
 /// tiles forced, heuristic split; MOE_DENSE_GEMM_PATHS narrows the paths). The skinny rows note whether the reduction
 /// was folded into the kernel or ran as a second one (MOE_SKINNY_REDUCE). Floor: weight bytes /
@@ -32,7 +33,11 @@ internal static class DenseGemmSweep
     ];
 
     private static readonly int[] GpuTokens = [1, 16, 128, 1024];
-    private static readonly string[] Paths = ["auto", "skinny", "skinny-wide", "skinny-narrow", "few-tiles", "decode64", "medium64"];
+
+    /// <summary>The routers also at 2, 4 and 8 tokens: the GEMV's small-call rule changes tile (4 / 8 rows) and passes there.</summary>
+    private static readonly int[] RouterTokens = [1, 2, 4, 8, 16, 128, 1024];
+
+    private static readonly string[] Paths = ["auto", "gemv", "skinny", "skinny-wide", "skinny-narrow", "few-tiles", "decode64", "medium64"];
 
     /// <summary>The skinny kernel's K share per split (k-tiles of 64) tried beside its heuristic, at these token counts.</summary>
     private static readonly int[] SkinnyShares = [1, 2, 4, 8];
@@ -46,9 +51,10 @@ internal static class DenseGemmSweep
         double bandwidth = accelerator.Info.Name.Contains("H200", StringComparison.Ordinal) ? 4.2e12 : 3.0e12;
         var rows = new List<SweepRow>();
         foreach (var call in SweepFilter.Models(GpuCalls, c => c.Name))
-            foreach (int tokens in SweepFilter.Tokens(GpuTokens))
+            foreach (int tokens in SweepFilter.Tokens(call.Name.EndsWith("router", StringComparison.Ordinal) ? RouterTokens : GpuTokens))
             {
-                var paths = Paths.Concat(SkinnyShareTokens.Contains(tokens) ? SkinnyShares.Select(share => $"skinny-k{share}") : []);
+                var paths = Paths.Concat(SkinnyShareTokens.Contains(tokens) ? SkinnyShares.Select(share => $"skinny-k{share}") : [])
+                    .Where(path => path != "gemv" || GroupedGemmDenseGemv.Takes(DType.BF16, tokens, 1, call.N, call.K, forced: true));
                 foreach (string path in PathFilter(paths.ToArray(), Environment.GetEnvironmentVariable("MOE_DENSE_GEMM_PATHS")))
                     rows.Add(Measure(accelerator, call, tokens, path, bandwidth));
             }
@@ -71,6 +77,7 @@ internal static class DenseGemmSweep
             FusedSiluAndMul = call.Fused,
             SplitKWorkspace = splitK,
             FewTilesOverride = path == "few-tiles" ? true : path == "auto" ? null : false,
+            DenseGemvOverride = path == "gemv" ? true : path == "auto" ? null : false,
             VariantOverride = path is "decode64" or "medium64" ? path : null,
             SkinnyOverride = path == "auto" ? null : path.StartsWith("skinny", StringComparison.Ordinal),
             SkinnyKTilesPerSplitOverride = SkinnyShare(path),
@@ -90,6 +97,8 @@ internal static class DenseGemmSweep
     /// <summary>What the op ran for a path: the tile and its split count (the planning GroupedGemm.Run does).</summary>
     private static string PathNote(Accelerator accelerator, Call call, int tokens, string path, GroupedGemmWorkspace splitK)
     {
+        if (path == "gemv" || (path == "auto" && GroupedGemmDenseGemv.Takes(DType.BF16, tokens, 1, call.N, call.K)))
+            return GroupedGemmDenseGemv.PlanFor(tokens, call.Fused ? call.N / 2 : call.N, call.K, call.Fused).ToString();
         bool skinnyPath = path.StartsWith("skinny", StringComparison.Ordinal);
         bool heuristic = path is "auto" or "few-tiles" || skinnyPath;
         if (heuristic && GroupedGemmGemv.ChosenFor(DType.BF16, tokens, 1))
@@ -112,7 +121,7 @@ internal static class DenseGemmSweep
         return $"{variant.Name} {launch.Tiles} tiles x split {launch.Splits}";
     }
 
-    /// <summary>MOE_DENSE_GEMM_PATHS="auto,skinny" keeps those paths (A/B runs that need only the default's row); unset: all.</summary>
+    /// <summary>MOE_DENSE_GEMM_PATHS="auto,gemv,skinny" keeps those paths (A/B runs that need only the default's row); unset: all.</summary>
     private static string[] PathFilter(string[] all, string? value)
     {
         if (string.IsNullOrWhiteSpace(value))

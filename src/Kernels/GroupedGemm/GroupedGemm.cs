@@ -52,6 +52,9 @@ public sealed record GroupedGemmOptions
     /// <summary>Tests and the sweep: the skinny kernel's split sums folded into its one kernel or reduced by a second, over MOE_SKINNY_REDUCE.</summary>
     internal GroupedGemmSkinny.Reduce? SkinnyReduceOverride { get; init; }
 
+    /// <summary>Tests and the sweep: small single-matrix calls on the GEMV (<see cref="GroupedGemmDenseGemv"/>) on or off, over MOE_DENSE_GEMV and the other paths' overrides.</summary>
+    internal bool? DenseGemvOverride { get; init; }
+
     /// <summary>Tests: the 8-row GEMV's tile slots (blocks per column block, each looping over m-tiles), 1 or more.</summary>
     internal int? GemvTileSlotsOverride { get; init; }
 }
@@ -71,7 +74,11 @@ public sealed record GroupedGemmOptions
 /// </summary>
 public static class GroupedGemm
 {
-    /// <summary>Whether a call of <paramref name="rows"/> rows over <paramref name="experts"/> experts runs the decode GEMV (CUDA, bf16/f16).</summary>
+    /// <summary>
+    /// Whether a grouped call of <paramref name="rows"/> rows over <paramref name="experts"/> experts runs the decode GEMV
+    /// (CUDA, bf16/f16) by the grouped rule. Single-matrix calls of up to 16 rows with a small W also run it
+    /// (<see cref="GroupedGemmDenseGemv"/>, which needs N and K); callers of this ask about the routed experts' calls.
+    /// </summary>
     public static bool RunsGemv(Accelerator accelerator, DType operands, int rows, int experts) =>
         accelerator.Kind == AcceleratorKind.Cuda && GroupedGemmGemv.ChosenFor(operands, rows, experts);
 
@@ -104,6 +111,7 @@ public static class GroupedGemm
         public int? SkinnyKTilesPerSplitOverride { get; init; }
         public bool? SkinnyWideOverride { get; init; }
         public GroupedGemmSkinny.Reduce? SkinnyReduceOverride { get; init; }
+        public bool? DenseGemvOverride { get; init; }
 
         public int OutCols => Fused ? N / 2 : N;
     }
@@ -186,6 +194,7 @@ public static class GroupedGemm
             SkinnyOverride = options.SkinnyOverride,
             SkinnyWideOverride = options.SkinnyWideOverride,
             SkinnyReduceOverride = options.SkinnyReduceOverride,
+            DenseGemvOverride = options.DenseGemvOverride,
             SkinnyKTilesPerSplitOverride = options.SkinnyKTilesPerSplitOverride is { } share and < 1
                 ? throw new ArgumentException($"SkinnyKTilesPerSplitOverride = {share}: at least 1", nameof(options)) : options.SkinnyKTilesPerSplitOverride,
             GemvTileSlotsOverride = options.GemvTileSlotsOverride is { } slots and < 1
@@ -206,12 +215,13 @@ public static class GroupedGemm
     }
 
     /// <summary>
-    /// Kernel launches of a one-matrix call (E = 1) of <paramref name="rows"/> rows, [<paramref name="outFeatures"/>, K]
-    /// weights, with a split-K workspace that has room, on a Hopper GPU (host-cost models count them): 1, or 2 where the
-    /// skinny split-K kernel takes it (2..128 rows, not left to the wgmma kernel) with MOE_SKINNY_REDUCE=kernel.
+    /// Kernel launches of a one-matrix call (E = 1) of <paramref name="rows"/> rows, bf16 [<paramref name="outFeatures"/>,
+    /// <paramref name="inFeatures"/>] weights, with a split-K workspace that has room, on a Hopper GPU (host-cost models
+    /// count them): 1, or 2 where the skinny split-K kernel takes it (2..128 rows, not left to the wgmma kernel nor to the
+    /// GEMV's small-call rule, <see cref="GroupedGemmDenseGemv"/>) with MOE_SKINNY_REDUCE=kernel.
     /// </summary>
-    public static int SingleMatrixLaunches(int rows, int outFeatures, bool fusedSiluAndMul = false) =>
-        GroupedGemmSkinny.LaunchesOnHopper(rows, outFeatures, fusedSiluAndMul);
+    public static int SingleMatrixLaunches(int rows, int outFeatures, int inFeatures, bool fusedSiluAndMul = false) =>
+        GroupedGemmSkinny.LaunchesOnHopper(rows, outFeatures, inFeatures, fusedSiluAndMul);
 
     /// <summary>Blocks of <paramref name="variant"/> the accelerator runs at once (split-K planning).</summary>
     internal static long Slots(Accelerator accelerator, Variant variant) =>
@@ -291,6 +301,13 @@ public static class GroupedGemm
 
     private static void RunCuda(CudaAccelerator accelerator, Plan plan, CudaStream stream)
     {
+        // One matrix, 1..16 rows, W within 8 MiB (the routers; GroupedGemmDenseGemv.cs): the decode GEMV with a short K
+        // share per warp, unless switched off or another path is forced. Ahead of the bulk GEMV's switch, which is for grouped calls.
+        if (plan.X.DType != DType.F32 && GroupedGemmDenseGemv.TakesPlan(plan))
+        {
+            GroupedGemmDenseGemv.Run(accelerator, plan, stream);
+            return;
+        }
         // The bulk-copy decode GEMV (GroupedGemmGemvBulk.cs): forced, or, switched on, where the heuristic takes the 4-row GEMV and K fits.
         if (plan.X.DType != DType.F32 && (plan.VariantOverride == GroupedGemmGemvBulk.VariantName ||
                                           (plan.VariantOverride is null && GroupedGemmGemvBulk.ChosenFor(accelerator, plan.X.DType, plan.Rows, plan.Experts, plan.K, plan.Fused))))

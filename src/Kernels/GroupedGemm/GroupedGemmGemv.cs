@@ -165,6 +165,15 @@ public static class GroupedGemmGemv
             throw new ArgumentException($"a tile slot count is for the 8-row GEMV ('{Variant8Name}'), not the {tileRows}-row one", "options");
         long blocks = BlocksFor(plan.Rows, plan.Experts, plan.OutCols, plan.Fused, kSplit, tileRows, accelerator.Info.MultiprocessorCount,
             plan.GemvTileSlotsOverride);
+        Launch(accelerator, plan, stream, tileRows, kSplit, blocks);
+    }
+
+    /// <summary>
+    /// The launch itself: <paramref name="blocks"/> = tile slots x column blocks of <paramref name="kSplit"/>; the caller
+    /// picked the tile, the split and enough slots for the m-tiles (this rule or <see cref="GroupedGemmDenseGemv"/>).
+    /// </summary>
+    internal static void Launch(CudaAccelerator accelerator, GroupedGemm.Plan plan, CudaStream stream, int tileRows, int kSplit, long blocks)
+    {
         if (blocks > int.MaxValue)
             throw new ArgumentException($"{plan.Rows} rows x {plan.OutCols} columns need {blocks} blocks; at most {int.MaxValue} per call (split the call)", "x");
         var kernel = accelerator.LoadKernel(Source, EntryName(plan.X.DType, plan.Y.DType, tileRows), UnrollOptions);

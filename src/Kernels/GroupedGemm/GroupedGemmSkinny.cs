@@ -226,12 +226,15 @@ internal static class GroupedGemmSkinny
     }
 
     /// <summary>
-    /// Kernel launches of a single-matrix call of <paramref name="rows"/> rows given a split-K workspace with room (partials
-    /// and counters, <see cref="GroupedGemmWorkspace.For"/>), on a Hopper GPU with the switches from the environment (or
-    /// <paramref name="reduce"/>): 2 on this kernel with MOE_SKINNY_REDUCE=kernel (partials, then the reduction), else 1.
+    /// Kernel launches of a single-matrix call of <paramref name="rows"/> rows, bf16 [<paramref name="n"/>, <paramref name="k"/>]
+    /// weights, given a split-K workspace with room (partials and counters, <see cref="GroupedGemmWorkspace.For"/>), on a
+    /// Hopper GPU with the switches from the environment (or <paramref name="reduce"/>, <paramref name="denseGemv"/>): 2 on
+    /// this kernel with MOE_SKINNY_REDUCE=kernel (partials, then the reduction), else 1 (the GEMV's small-call rule,
+    /// <see cref="GroupedGemmDenseGemv"/>, takes the call first: one launch).
     /// </summary>
-    internal static int LaunchesOnHopper(int rows, int n, bool fused, Reduce? reduce = null) =>
-        (reduce ?? ReduceFromEnvironment) == Reduce.Kernel && Takes(DType.BF16, rows, 1, hasWorkspace: true) && !HopperKeepsTiles(rows, n, fused) ? 2 : 1;
+    internal static int LaunchesOnHopper(int rows, int n, int k, bool fused, Reduce? reduce = null, bool? denseGemv = null) =>
+        (reduce ?? ReduceFromEnvironment) == Reduce.Kernel && Takes(DType.BF16, rows, 1, hasWorkspace: true) && !HopperKeepsTiles(rows, n, fused)
+        && !GroupedGemmDenseGemv.Takes(DType.BF16, rows, 1, n, k, denseGemv) ? 2 : 1;
 
     /// <summary>
     /// Runs a validated plan on this kernel when it takes the call and the workspace has room; false (nothing launched)

@@ -26,7 +26,7 @@ public readonly record struct HostOps(int Launches, int Copies, int GemmCalls = 
 /// issues them (every rank's route, a host wait, the dispatch, every rank's experts, the combine, every rank's output):
 /// <code>
 /// before route   input upload (1 copy)
-/// route          router GEMM (1; 2 on the skinny split-K kernel with MOE_SKINNY_REDUCE=kernel: GroupedGemm.SingleMatrixLaunches) + top-k routing (1; its count workspace spares the memset) + permute by global expert
+/// route          router GEMM (1; 2 on the skinny split-K kernel with MOE_SKINNY_REDUCE=kernel, 1 on the GEMV at up to 16 tokens: GroupedGemm.SingleMatrixLaunches) + top-k routing (1; its count workspace spares the memset) + permute by global expert
 ///                (Permute.Launches(t, k, E, gather): one kernel at one chunk of slots, else count, offsets+scatter fused or as two, gather = 3 or 4)
 /// after route    expert offsets download (1 copy); then the host waits for every rank (the dispatch sizes)
 /// dispatch       all-to-allv: per rank its op table upload and its launch (HostParams.CollectivePerRankUs)
@@ -52,7 +52,7 @@ public static class EpHostOps
     /// <summary>A rank's route phase at <paramref name="tokens"/> tokens (nothing when it has none).</summary>
     public static HostOps Route(ModelConfig c, int tokens) =>
         tokens <= 0 ? default
-            : new HostOps(GroupedGemm.SingleMatrixLaunches(tokens, c.NumExperts) + 1 + Permute.Launches(tokens, c.TopK, c.NumExperts, gather: true), 0, GemmCalls: 1);
+            : new HostOps(GroupedGemm.SingleMatrixLaunches(tokens, c.NumExperts, c.HiddenSize) + 1 + Permute.Launches(tokens, c.TopK, c.NumExperts, gather: true), 0, GemmCalls: 1);
 
     /// <summary>After a rank's route: the download of its expert offsets (the dispatch sizes).</summary>
     public static HostOps AfterRoute => new(0, 1);
@@ -103,8 +103,8 @@ public static class EpHostOps
         if (c.SharedIntermediateSize <= 0)
             return 0;
         int h = c.HiddenSize, ish = c.SharedIntermediateSize;
-        int gate = c.HasSharedExpertGate ? GroupedGemm.SingleMatrixLaunches(tokens, 1) + 1 : 0;
-        return GroupedGemm.SingleMatrixLaunches(tokens, 2 * ish, fusedSiluAndMul: true) + gate + GroupedGemm.SingleMatrixLaunches(tokens, h);
+        int gate = c.HasSharedExpertGate ? GroupedGemm.SingleMatrixLaunches(tokens, 1, h) + 1 : 0;
+        return GroupedGemm.SingleMatrixLaunches(tokens, 2 * ish, h, fusedSiluAndMul: true) + gate + GroupedGemm.SingleMatrixLaunches(tokens, h, ish);
     }
 
     /// <summary>After a rank's output: the download of its output rows.</summary>
