@@ -53,6 +53,22 @@ public sealed class GroupedGemmDenseGemvTests
     public void TakesSmallSingleMatrixCalls(DType operands, int rows, int experts, int n, int k, bool takes) =>
         Assert.Equal(takes, GroupedGemmDenseGemv.Takes(operands, rows, experts, n, k, forced: true));
 
+    /// <summary>The heuristic (the environment's switch on): the 4-row tile's rows and W up to 1 MiB, what won in the layer on the H200.</summary>
+    [Theory]
+    [InlineData(1, 128, 2048, true)]     // Qwen3 router, T = 1
+    [InlineData(4, 128, 2048, true)]
+    [InlineData(5, 128, 2048, false)]    // the 8-row tile: the skinny kernel was faster
+    [InlineData(16, 128, 2048, false)]
+    [InlineData(2, 8, 4096, true)]       // Mixtral router
+    [InlineData(1, 256, 7168, false)]    // DeepSeek-V3 router (3.7 MB): its layer was slower
+    [InlineData(1, 256, 2048, true)]     // W exactly 1 MiB
+    [InlineData(1, 256, 2056, false)]    // W just over
+    public void TheHeuristicTakesFewRowsAndSmallWeights(int rows, int n, int k, bool takes)
+    {
+        Assert.SkipUnless(GroupedGemmDenseGemv.Enabled, $"{GroupedGemmDenseGemv.EnvironmentVariable}=off");
+        Assert.Equal(takes, GroupedGemmDenseGemv.Takes(DType.BF16, rows, 1, n, k));
+    }
+
     [Fact]
     public void SwitchedOffTakesNothing() => Assert.False(GroupedGemmDenseGemv.Takes(DType.BF16, 16, 1, 128, 2048, forced: false));
 
@@ -113,7 +129,8 @@ public sealed class GroupedGemmDenseGemvTests
         using var offsets = cpu.Upload<int>(new[] { 0, 16 });
         using var y = cpu.Allocate<float>(16 * 32);
         var plan = new GroupedGemm.Plan(x, w, offsets, y, null, 16, 32, 64, 1, false, null);
-        Assert.Equal(GroupedGemmDenseGemv.Enabled, GroupedGemmDenseGemv.TakesPlan(plan));
+        Assert.Equal(GroupedGemmDenseGemv.Enabled, GroupedGemmDenseGemv.TakesPlan(plan with { Rows = 4 }));
+        Assert.False(GroupedGemmDenseGemv.TakesPlan(plan));   // 16 rows: past the heuristic's 4
         Assert.True(GroupedGemmDenseGemv.TakesPlan(plan with { DenseGemvOverride = true, SkinnyOverride = true }));
         Assert.False(GroupedGemmDenseGemv.TakesPlan(plan with { DenseGemvOverride = false }));
         Assert.False(GroupedGemmDenseGemv.TakesPlan(plan with { SkinnyOverride = true }));

@@ -132,8 +132,9 @@ public sealed class EpHostOpsTests
     }
 
     /// <summary>
-    /// At up to 16 tokens the router is one launch on the GEMV (GroupedGemmDenseGemv: W within 8 MiB), whatever the
-    /// reduction; DeepSeek-V3's shared gate_up and down (over 8 MiB) keep the skinny count, its sigmoid gate (N = 1) does not.
+    /// At up to 4 tokens a router of at most 1 MiB is one launch on the GEMV (GroupedGemmDenseGemv's heuristic), whatever
+    /// the reduction; at 16 tokens, and DeepSeek-V3's 3.7 MB router, keep the skinny count; so do its shared gate_up and
+    /// down; its sigmoid gate (N = 1) is one launch at 4 tokens.
     /// </summary>
     [Fact]
     public void SmallCallsOnTheGemvAreOneLaunch()
@@ -142,10 +143,11 @@ public sealed class EpHostOpsTests
         var qwen = LayerPresets.Get("qwen3-30b-a3b");
         var deepseek = LayerPresets.Get("deepseek-v3");
         int skinny = SkinnyCallLaunches;
-        Assert.Equal(new HostOps(1 + 1 + Permute.Launches(16, 8, 128, gather: true), 0, GemmCalls: 1), EpHostOps.Route(qwen, 16));
-        Assert.Equal(new HostOps(1 + 1 + Permute.Launches(2, 8, 256, gather: true), 0, GemmCalls: 1), EpHostOps.Route(deepseek, 2));
-        Assert.Equal(new HostOps(2 * skinny + 1, 0, GemmCalls: 2), EpHostOps.Output(deepseek, 16));
-        Assert.Equal(new HostOps(2 * skinny + 1 + 2, 0, GemmCalls: 3), EpHostOps.Output(deepseek with { HasSharedExpertGate = true }, 16));
+        Assert.Equal(new HostOps(1 + 1 + Permute.Launches(4, 8, 128, gather: true), 0, GemmCalls: 1), EpHostOps.Route(qwen, 4));
+        Assert.Equal(new HostOps(skinny + 1 + Permute.Launches(16, 8, 128, gather: true), 0, GemmCalls: 1), EpHostOps.Route(qwen, 16));
+        Assert.Equal(new HostOps(skinny + 1 + Permute.Launches(2, 8, 256, gather: true), 0, GemmCalls: 1), EpHostOps.Route(deepseek, 2));
+        Assert.Equal(new HostOps(2 * skinny + 1, 0, GemmCalls: 2), EpHostOps.Output(deepseek, 4));
+        Assert.Equal(new HostOps(2 * skinny + 1 + 2, 0, GemmCalls: 3), EpHostOps.Output(deepseek with { HasSharedExpertGate = true }, 4));
     }
 
     [Fact]

@@ -20,16 +20,35 @@ namespace MoeRuntime.Kernels.GroupedGemm;
 /// </code>
 /// MOE_DENSE_GEMV=on (default) | off (the old paths exactly); <see cref="GroupedGemmOptions"/>' DenseGemvOverride for tests
 /// and the sweep. Grouped calls (E &gt; 1) keep <see cref="GroupedGemmGemv.ChosenFor(DType, int, int)"/>.
+/// What the heuristic takes is narrower than what the kernel can do (<see cref="HeuristicMaxRows"/>,
+/// <see cref="HeuristicMaxWeightBytes"/>), from the H200 run that measured both (`densegemv-check.sh`, 2026-11-30, us,
+/// dense_gemm GEMV / the old path; layer on / off, two rounds):
+/// <code>
+///   router             T=1          T=2          T=8           T=16          layer T=1            layer T=16
+///   Qwen3 (0.5 MB)     3.19 / 5.03  3.70 / 5.65  7.32 / 5.81   7.46 / 5.99   41.1 / 43.4          237.4 / 234.0
+///   Mixtral (64 KB)    3.41 / 5.07  4.04 / 5.61  9.07 / 5.68   9.14 / 6.15   191.9 / 193.5        845.3 / 841.3
+///   DeepSeek (3.7 MB)  4.20 / 7.30  5.41 / 7.06  12.86 / 7.16  12.75 / 7.32  228.4 / 224.0        1796 / 1794
+/// </code>
+/// The 8-row tile loses to the skinny kernel from 8 rows (X's 8 rows re-read per W segment), so the heuristic stops at the
+/// 4-row tile; DeepSeek-V3's router is faster alone but its layer at T = 1 was 4 us slower with it (its 64-block grid
+/// beside the shared expert's kernels on the second stream, presumably; not measured apart), so the heuristic keeps W
+/// to 1 MiB.
 /// </summary>
 internal static class GroupedGemmDenseGemv
 {
     public const string EnvironmentVariable = "MOE_DENSE_GEMV";
 
-    /// <summary>Rows the rule takes: 1 to 16 (at most two passes of the 8-row tile).</summary>
+    /// <summary>Rows the path takes when forced: 1 to 16 (at most two passes of the 8-row tile).</summary>
     internal const int MaxRows = 16;
 
-    /// <summary>The largest W (N x K x 2 bytes) the rule takes: the second pass and the X rows' re-reads hit L2 (50 MB on an H200).</summary>
+    /// <summary>The largest W (N x K x 2 bytes) the path takes when forced: the second pass and the X rows' re-reads hit L2 (50 MB on an H200).</summary>
     internal const long MaxWeightBytes = 8L << 20;
+
+    /// <summary>Rows the heuristic gives it: the 4-row tile's (the 8-row tile lost to the skinny kernel; see the class comment).</summary>
+    internal const int HeuristicMaxRows = GroupedGemmGemv.TileRows;
+
+    /// <summary>The largest W the heuristic gives it: 1 MiB (Qwen3's and Mixtral's routers; not DeepSeek-V3's 3.7 MB, see the class comment).</summary>
+    internal const long HeuristicMaxWeightBytes = 1L << 20;
 
     /// <summary>The K share per warp <see cref="GroupedGemmGemv.KSplitFor"/> aims at: kSplit 8 (the most) for K &gt;= 2048.</summary>
     internal const int WarpK = 256;
@@ -52,12 +71,18 @@ internal static class GroupedGemmDenseGemv
     }
 
     /// <summary>
-    /// The rule: switched on (<paramref name="forced"/>, else the environment), bf16/f16 operands, one expert, 1..<see cref="MaxRows"/>
-    /// rows, N x K x 2 bytes of W at most <see cref="MaxWeightBytes"/>.
+    /// The rule: bf16/f16 operands and one expert; forced on (<paramref name="forced"/> true), 1..<see cref="MaxRows"/> rows
+    /// and W (N x K x 2 bytes) up to <see cref="MaxWeightBytes"/>; by the heuristic (null: the environment's switch),
+    /// 1..<see cref="HeuristicMaxRows"/> rows and W up to <see cref="HeuristicMaxWeightBytes"/>.
     /// </summary>
-    internal static bool Takes(DType operands, int rows, int experts, int n, int k, bool? forced = null) =>
-        (forced ?? Enabled) && operands is DType.BF16 or DType.F16 && experts == 1 && rows is >= 1 and <= MaxRows
-        && (long)n * k * 2 <= MaxWeightBytes;
+    internal static bool Takes(DType operands, int rows, int experts, int n, int k, bool? forced = null)
+    {
+        if (!(forced ?? Enabled) || operands is not (DType.BF16 or DType.F16) || experts != 1)
+            return false;
+        bool heuristic = forced is null;
+        return rows >= 1 && rows <= (heuristic ? HeuristicMaxRows : MaxRows)
+            && (long)n * k * 2 <= (heuristic ? HeuristicMaxWeightBytes : MaxWeightBytes);
+    }
 
     /// <summary>
     /// Whether <see cref="GroupedGemm.Run"/> runs a validated plan here: the override when given, else the rule with the
