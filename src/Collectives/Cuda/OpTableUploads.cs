@@ -55,6 +55,8 @@ internal sealed class OpTableUploads : IDisposable
             throw new ArgumentException($"{ops.Length} op bytes for {destination.Describe()}", nameof(ops));
         if (ops.Length > _slots[0].Length)
             throw new ArgumentException($"{ops.Length} op bytes; a slot holds {_slots[0].Length}", nameof(ops));
+        if (ops.IsEmpty)
+            return; // as the synchronous copy: nothing to move
         int slot = _next;
         _next = (_next + 1) % Slots;
         _copied[slot]?.Synchronize(); // the copy that last read this slot has run (normally long since)
