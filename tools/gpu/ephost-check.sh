@@ -2,7 +2,8 @@
 # GPU machine, 2 x H200 (nvidia-h200-x2), after `bash tools/gpu/pack.sh`, under 4 minutes: where the EP forward's host
 # time goes (issue 10, branch ephost).
 #   1. the EP test classes with CUDA (forward, kept buffers, enqueue orders, EPLB slots, the launch list per phase), the
-#      asynchronous op table uploads (OpTableUploadsTests: 13 back-to-back all-to-allvs), the bf16 input conversion
+#      asynchronous op table uploads (OpTableUploadsTests: 13 back-to-back all-to-allvs), the bf16 input conversion, the
+#      kernel lookup of LoadKernel (KernelLaunchTests)
 #   2. (run between the two presets of 3) bench sweep host_launch on cuda:0 with the two-device rows (context switch, launch alternating devices, route phase
 #      of two ranks in turn, each beside its one-device control); JSON in $OUT/h200-host_launch-ephost.json
 #   3. moe bench layer --parallel ep, Qwen3-30B-A3B T = 1,16,128,1024 and DeepSeek-V3 T = 1,128, each twice: op tables
@@ -30,7 +31,7 @@ EP_TESTS="-class MoeRuntime.Tests.Runtime.ExpertParallelReuseTests -class MoeRun
 
 # 1. Tests (the kernels they compile are cached for the benches).
 step 80 tests $T $EP_TESTS -class MoeRuntime.Tests.Scaling.EpHostOpsTests -class MoeRuntime.Tests.Collectives.OpTableUploadsTests \
-  -class MoeRuntime.Tests.Runtime.HostInputStageTests
+  -class MoeRuntime.Tests.Runtime.HostInputStageTests -class MoeRuntime.Tests.Accelerators.KernelLaunchTests
 grep -E "\[FAIL\]" -A 8 "$out/tests.log" | head -30; grep -E "Total:" "$out/tests.log"
 
 # 3. The EP layer, op tables uploaded synchronously and asynchronously.
