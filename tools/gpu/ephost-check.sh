@@ -30,7 +30,7 @@ cap() { local c=$(( $1 < 232 - SECONDS ? $1 : 232 - SECONDS )); echo $(( c > 1 ?
 EP_TESTS="-class MoeRuntime.Tests.Runtime.ExpertParallelReuseTests -class MoeRuntime.Tests.Runtime.ExpertParallelEnqueueOrderTests -class MoeRuntime.Tests.Eplb.ExpertParallelEplbTests"
 
 # 1. Tests (the kernels they compile are cached for the benches).
-step 80 tests $T $EP_TESTS -class MoeRuntime.Tests.Scaling.EpHostOpsTests -class MoeRuntime.Tests.Collectives.OpTableUploadsTests \
+step 70 tests $T $EP_TESTS -class MoeRuntime.Tests.Scaling.EpHostOpsTests -class MoeRuntime.Tests.Collectives.OpTableUploadsTests \
   -class MoeRuntime.Tests.Runtime.HostInputStageTests -class MoeRuntime.Tests.Accelerators.KernelLaunchTests
 grep -E "\[FAIL\]" -A 8 "$out/tests.log" | head -30; grep -E "Total:" "$out/tests.log"
 
@@ -58,18 +58,18 @@ ep() { # preset, short name, tokens, seconds, sync|async
   perrank "$out/ep-$2-$5.log"
 }
 for u in sync async; do
-  if left 35; then ep qwen3-30b-a3b qwen3 1,16,128,1024 "$(cap 45)" $u; else echo "== qwen3 $u: skipped (time)"; fi
+  if left 35; then ep qwen3-30b-a3b qwen3 1,16,128,1024 "$(cap 40)" $u; else echo "== qwen3 $u: skipped (time)"; fi
 done
 # 3b. The host sweep with the two-device rows (between the Qwen3 and the DeepSeek-V3 A/B).
 if left 40; then
-  step "$(cap 60)" host_launch $B sweep host_launch --device cuda:0 --json "$OUT/h200-host_launch-ephost.json"
+  step "$(cap 50)" host_launch $B sweep host_launch --device cuda:0 --json "$OUT/h200-host_launch-ephost.json"
   echo "== sweep rows (host us per call)"
   grep -E "^\| host " "$out/host_launch.log" | awk -F'|' '{printf "  %-36s %-32s %s\n", $2, $3, $4}'
   grep -E "skipped" "$out/host_launch.log"
 else echo "== host_launch: skipped (time)"; fi
 
 for u in sync async; do
-  if left 40; then ep deepseek-v3 deepseek 1,128 "$(cap 50)" $u; else echo "== deepseek $u: skipped (time)"; fi
+  if left 30; then ep deepseek-v3 deepseek 1,128 "$(cap 45)" $u; else echo "== deepseek $u: skipped (time)"; fi
 done
 echo "== A/B (T: phase sum sync / async us, wall sync / async us)"
 for p in qwen3 deepseek; do
