@@ -4,7 +4,8 @@
 #   1. the EP test classes with CUDA (forward, kept buffers, enqueue orders, EPLB slots, the launch list per phase), the
 #      asynchronous op table uploads (OpTableUploadsTests: 13 back-to-back all-to-allvs), the bf16 input conversion, the
 #      kernel lookup of LoadKernel (KernelLaunchTests)
-#   2. (run between the two presets of 3) bench sweep host_launch on cuda:0 with the two-device rows (context switch, launch alternating devices, route phase
+#   2. (run between the two presets of 3) bench sweep host_launch on cuda:0 with the new rows: route / experts phase on a
+#      busy stream, after a copy, after the input upload; two devices (context switch, launch alternating devices, route phase
 #      of two ranks in turn, each beside its one-device control); JSON in $OUT/h200-host_launch-ephost.json
 #   3. moe bench layer --parallel ep, Qwen3-30B-A3B T = 1,16,128,1024 and DeepSeek-V3 T = 1,128, each twice: op tables
 #      uploaded synchronously (the default) and MOE_COLLECTIVE_OPS_UPLOAD=async; JSON in $OUT (h200x2-ep-<preset>-ephost-
