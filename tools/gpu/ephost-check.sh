@@ -4,14 +4,15 @@
 #   1. the EP test classes with CUDA (forward, kept buffers, enqueue orders, EPLB slots, the launch list per phase), the
 #      asynchronous op table uploads (OpTableUploadsTests: 13 back-to-back all-to-allvs), the bf16 input conversion, the
 #      kernel lookup of LoadKernel (KernelLaunchTests)
-#   2. (run between the two presets of 3) bench sweep host_launch on cuda:0 with the new rows: route / experts phase on a
+#   2. (run after DeepSeek-V3's sync run in 3) bench sweep host_launch on cuda:0 with the new rows: route / experts phase on a
 #      busy stream, after a copy, after the input upload; two devices (context switch, launch alternating devices, route phase
 #      of two ranks in turn, each beside its one-device control); JSON in $OUT/h200-host_launch-ephost.json
 #   3. moe bench layer --parallel ep, Qwen3-30B-A3B T = 1,16,128,1024 and DeepSeek-V3 T = 1,128, each twice: op tables
 #      uploaded synchronously (the default) and MOE_COLLECTIVE_OPS_UPLOAD=async; JSON in $OUT (h200x2-ep-<preset>-ephost-
 #      <sync|async>.json); a table per rank and phase of device span / host enqueue span (us)
 #   4. time allowing: the EP tests again with MOE_COLLECTIVE_OPS_UPLOAD=async (same bits expected)
-# Logs in $OUT/ephost.tgz. Look at: "== sweep two-device rows" (alternating minus one-device = the switch's cost),
+# Logs in $OUT/ephost.tgz. Look at: "== sweep rows" (alternating devices minus one device = the switch's cost; busy
+# stream / after copy / after upload against the idle-stream "host route phase" and "host experts phase" rows),
 # "== per rank" (host span against device span per phase), "== A/B" (phase sum and wall, sync against async uploads).
 set -uo pipefail
 export NCCL_NVLS_ENABLE=0
@@ -61,17 +62,16 @@ ep() { # preset, short name, tokens, seconds, sync|async
 for u in sync async; do
   if left 35; then ep qwen3-30b-a3b qwen3 1,16,128,1024 "$(cap 40)" $u; else echo "== qwen3 $u: skipped (time)"; fi
 done
-# 3b. The host sweep with the two-device rows (between the Qwen3 and the DeepSeek-V3 A/B).
+if left 30; then ep deepseek-v3 deepseek 1,128 "$(cap 45)" sync; else echo "== deepseek sync: skipped (time)"; fi
+# 3b. The host sweep with the two-device rows (before DeepSeek-V3's async run).
 if left 40; then
-  step "$(cap 50)" host_launch $B sweep host_launch --device cuda:0 --json "$OUT/h200-host_launch-ephost.json"
+  step "$(cap 60)" host_launch $B sweep host_launch --device cuda:0 --json "$OUT/h200-host_launch-ephost.json"
   echo "== sweep rows (host us per call)"
   grep -E "^\| host " "$out/host_launch.log" | awk -F'|' '{printf "  %-36s %-32s %s\n", $2, $3, $4}'
   grep -E "skipped" "$out/host_launch.log"
 else echo "== host_launch: skipped (time)"; fi
 
-for u in sync async; do
-  if left 30; then ep deepseek-v3 deepseek 1,128 "$(cap 45)" $u; else echo "== deepseek $u: skipped (time)"; fi
-done
+if left 30; then ep deepseek-v3 deepseek 1,128 "$(cap 45)" async; else echo "== deepseek async: skipped (time)"; fi
 echo "== A/B (T: phase sum sync / async us, wall sync / async us)"
 for p in qwen3 deepseek; do
   [ -s "$out/ep-$p-sync.log" ] && [ -s "$out/ep-$p-async.log" ] || continue
