@@ -65,10 +65,20 @@ internal sealed class OpTableUploads : IDisposable
         (_copied[slot] ??= _rank.CreateEvent()).Record(stream);
     }
 
+    /// <summary>Waits for the slots' last copies (pinned memory must not be freed under a copy), then frees; never throws.</summary>
     public void Dispose()
     {
         foreach (var e in _copied)
+        {
+            try
+            {
+                e?.Synchronize();
+            }
+            catch (Exception) // a failed device: nothing left to wait for
+            {
+            }
             e?.Dispose();
+        }
         foreach (var s in _slots)
             s?.Dispose();
     }
