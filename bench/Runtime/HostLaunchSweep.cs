@@ -25,6 +25,9 @@ namespace MoeRuntime.Benchmarks.Runtime;
 /// host alltoallv               one all-to-allv call over this device alone ("ranks=1": its op table upload and launch)
 /// host route / experts phase   one rank's whole phase as the layer issues it ("T=t phase=route", "R=r phase=experts";
 ///                              HostPhaseRows: single calls on an idle stream, at a rank's tokens and rows of the EP bench)
+/// host route phase, after ...  the route right after its input upload (HostUploadRows; not fitted by --calibrate)
+/// host ... devices=2           one thread driving two GPUs in turn against one (HostSwitchRows: context switch, launch,
+///                              route phase; 2 CUDA devices, else skipped; not fitted by --calibrate)
 /// </code>
 /// <c>moe simulate --calibrate</c> fits the scale model's host part (<c>ScaleParams.Host</c>) from these rows. Not the EP
 /// layer itself, so validating against EP layer runs stays independent. On the CPU (kernels run when enqueued) the rows
@@ -126,6 +129,8 @@ internal static class HostLaunchSweep
             Console.WriteLine($"host alltoallv: skipped ({ex.Message})");
         }
         rows.AddRange(HostPhaseRows.Run(accelerator)); // whole phases as the EP layer issues them
+        rows.AddRange(HostUploadRows.Run(accelerator)); // the route right after its input upload, as the EP forward issues it
+        rows.AddRange(HostSwitchRows.Run(accelerator)); // one thread driving two devices in turn (2 GPUs; skipped otherwise)
         return rows;
     }
 

@@ -58,7 +58,7 @@ internal static class HostPhaseRows
             received.Reserve(r, r);
             rows.Add(Row("host experts phase", $"R={r} phase=experts", () =>
             {
-                var localIds = received.LocalIds(r); // filled row by row, as ExpertParallelMoe.FillLocalIds does
+                var localIds = received.LocalIds(r); // filled row by row, as ExpertParallelMoe.FillLocalIds did before the seventh session (kept: comparable rows)
                 for (int row = 0; row < r; row++)
                     localIds[row] = (int)((long)row * held / r);
                 received.Run(layer, weights.GateUp, weights.Down, r);

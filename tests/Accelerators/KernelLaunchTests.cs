@@ -46,6 +46,31 @@ public class KernelLaunchTests
         Compare.Exact<BFloat16>(expected, output.ToArray(), "bf16 doubling");
     }
 
+    /// <summary>
+    /// LoadKernel's lookup (no module key built per launch): one kernel per (source, entry, options by content); a caller's
+    /// options list changed afterwards is a new key, not the stored one; and the kernel under other options still runs.
+    /// </summary>
+    [Fact]
+    public void LoadKernelGivesOneKernelPerSourceEntryAndOptions()
+    {
+        var gpu = (CudaAccelerator)TestDevices.Get("cuda:0");
+        var plain = gpu.LoadKernel(ScaledAdd, "scaled_add_f32");
+        Assert.Same(plain, gpu.LoadKernel(ScaledAdd, "scaled_add_f32"));
+        Assert.NotSame(plain, gpu.LoadKernel(ScaledAdd, "double_bf16"));
+        var options = new List<string> { "-DMOE_TEST_OPTION=1" };
+        var withOption = gpu.LoadKernel(ScaledAdd, "scaled_add_f32", options);
+        Assert.NotSame(plain, withOption);
+        Assert.Same(withOption, gpu.LoadKernel(ScaledAdd, "scaled_add_f32", ["-DMOE_TEST_OPTION=1"]));
+        options[0] = "-DMOE_TEST_OPTION=2";
+        var changed = gpu.LoadKernel(ScaledAdd, "scaled_add_f32", options);
+        Assert.NotSame(withOption, changed);
+        Assert.Same(withOption, gpu.LoadKernel(ScaledAdd, "scaled_add_f32", ["-DMOE_TEST_OPTION=1"]));
+        using var x = gpu.Upload<float>([1f, 2f, 3f]);
+        using var y = gpu.Upload<float>([10f, 20f, 30f]);
+        changed.Launch((CudaStream)gpu.DefaultStream, 1, 256, 0, x, y, 2f, 3L);
+        Compare.Exact<float>([12f, 24f, 36f], y.ToArray(), "scaled_add under other options");
+    }
+
     [Fact]
     public void LaunchesRejectBuffersOfOtherDevicesAndOversizedBlocks()
     {

@@ -17,7 +17,7 @@ namespace MoeRuntime.Tests.Runtime;
 /// </summary>
 public sealed class ExpertParallelReuseTests
 {
-    private static readonly int[] Schedule = [33, 70, 5, 1, 0, 2, 33];
+    private static readonly int[] Schedule = [33, 70, 5, 5, 1, 0, 2, 33]; // 5 twice: the kept router offsets not set again
 
     public static TheoryData<string, int, string, string, string> Cases() => new()
     {
@@ -54,6 +54,15 @@ public sealed class ExpertParallelReuseTests
                 Compare.Close(expected, actual, 1e-6, what);
             Assert.Equal(fresh.LastRowsPerRank, reused.LastRowsPerRank);
             Assert.Equal(tokens, reused.LastTokensPerRank.Sum());
+            // The dispatch statistics: each rank's held experts' rows add up to what it received, and (contiguous experts)
+            // the active count is the held experts with rows.
+            Assert.Equal(fresh.LastRowsPerHeldExpert, reused.LastRowsPerHeldExpert);
+            for (int d = 0; d < ranks; d++)
+            {
+                Assert.Equal(reused.LastRowsPerRank[d], reused.LastRowsPerHeldExpert[d].Sum());
+                if (eplb == "none")
+                    Assert.Equal(reused.LastRowsPerHeldExpert[d].Count(rows => rows > 0), reused.LastActiveExpertsPerRank[d]);
+            }
         }
     }
 

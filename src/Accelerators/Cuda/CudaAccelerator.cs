@@ -14,6 +14,7 @@ public sealed class CudaAccelerator : Accelerator
     [ThreadStatic] private static nint t_currentContext;
 
     private readonly ConcurrentDictionary<string, CudaModule> _modules = new();
+    private readonly ConcurrentDictionary<LoadedKernelKey, CudaKernel> _loadedKernels = new();
     private readonly CudaStream _defaultStream;
     private readonly ConcurrentDictionary<int, bool> _peerEnabled = new();
     private nint _context;
@@ -106,7 +107,19 @@ public sealed class CudaAccelerator : Accelerator
     public CudaKernel LoadKernel(KernelSource source, string entry, IReadOnlyList<string>? extraOptions = null)
     {
         ArgumentNullException.ThrowIfNull(source);
+        ArgumentNullException.ThrowIfNull(entry);
         Bind();
+        var key = new LoadedKernelKey(source, entry, extraOptions);
+        if (_loadedKernels.TryGetValue(key, out var loaded))
+            return loaded;
+        var kernel = LoadKernelUncached(source, entry, extraOptions);
+        _loadedKernels.TryAdd(key.Stored(), kernel);
+        return kernel;
+    }
+
+    /// <summary>The module (compiled or from the cache) and its kernel, looked up by the module key (first call per kernel).</summary>
+    private CudaKernel LoadKernelUncached(KernelSource source, string entry, IReadOnlyList<string>? extraOptions)
+    {
         var options = NvrtcCompiler.DefaultOptions(Info.Architecture, extraOptions);
         string key = source.Name + "\n" + string.Join(' ', options) + "\n" + source.ContentHash;
         var module = _modules.GetOrAdd(key, _ =>
@@ -194,6 +207,7 @@ public sealed class CudaAccelerator : Accelerator
 
     protected override void DisposeCore()
     {
+        _loadedKernels.Clear();
         _modules.Clear();
         if (_context != 0)
         {

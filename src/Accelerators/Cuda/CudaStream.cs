@@ -40,7 +40,11 @@ public sealed class CudaStream : AcceleratorStream
         Accelerator.Bind();
         const int threadLocalMode = 1; // CU_STREAM_CAPTURE_MODE_THREAD_LOCAL
         CudaCheck.ThrowIfFailed(CudaDriver.cuStreamBeginCapture(Handle, threadLocalMode));
+        IsCapturing = true;
     }
+
+    /// <summary>Between <see cref="BeginCapture"/> and <see cref="EndCapture"/> (work that reads host memory when it runs must not be captured).</summary>
+    public bool IsCapturing { get; private set; }
 
     /// <summary>
     /// Ends a capture and returns the graph. It is instantiated at its first launch (or by
@@ -50,6 +54,7 @@ public sealed class CudaStream : AcceleratorStream
     public CudaGraph EndCapture()
     {
         Accelerator.Bind();
+        IsCapturing = false; // ended, or invalidated: either way no longer capturing
         CudaCheck.ThrowIfFailed(CudaDriver.cuStreamEndCapture(Handle, out nint graph));
         return Accelerator.Track(new CudaGraph(Accelerator, graph));
     }

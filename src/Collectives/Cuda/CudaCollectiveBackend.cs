@@ -39,6 +39,7 @@ internal sealed class CudaCollectiveBackend : CollectiveBackend
     private readonly MemoryBuffer<uint>[] _control;
     private readonly MemoryBuffer<long>[] _peerTable;
     private readonly MemoryBuffer<byte>[] _ops;
+    private readonly OpTableUploads?[] _opUploads;
     private readonly MappedErrorRecord[] _errors;
     private readonly Dictionary<string, (long OffsetBytes, int[] Counts)> _schedules = new();
     private readonly long _dynamicOffsetBytes;
@@ -58,6 +59,7 @@ internal sealed class CudaCollectiveBackend : CollectiveBackend
         _control = new MemoryBuffer<uint>[n];
         _peerTable = new MemoryBuffer<long>[n];
         _ops = new MemoryBuffer<byte>[n];
+        _opUploads = new OpTableUploads?[n];
         _errors = new MappedErrorRecord[n];
         _dynamicOffsetBytes = (long)fixedScheduleOps * OpBytes;
         try
@@ -74,6 +76,8 @@ internal sealed class CudaCollectiveBackend : CollectiveBackend
                 _control[r].Clear();
                 _peerTable[r] = Own(_ranks[r].Allocate<long>(3 * MaxRanks));
                 _ops[r] = Own(_ranks[r].Allocate<byte>(_dynamicOffsetBytes + (long)DynamicOpCapacity * OpBytes));
+                if (OpTableUploads.Enabled)
+                    _opUploads[r] = Own(new OpTableUploads(_ranks[r], DynamicOpCapacity * OpBytes));
                 _errors[r] = Own(new MappedErrorRecord(_ranks[r]));
             }
             _lowLatency = Own(new LowLatencyTransport(_ranks, capacityBytes, twoShotLowLatencyMaxBytes, lowLatencyKernel ?? LowLatencyKernelOptions.Default));
@@ -136,8 +140,13 @@ internal sealed class CudaCollectiveBackend : CollectiveBackend
             {
                 if (call.OpsPerRank[r].Length > DynamicOpCapacity)
                     throw new ArgumentException($"{call.Kind}: rank {r} needs {call.OpsPerRank[r].Length} ops; at most {DynamicOpCapacity}");
-                // Stream-ordered: an earlier call on this stream has finished reading these ops.
-                _ops[r].CopyFrom(MemoryMarshal.AsBytes(call.OpsPerRank[r].AsSpan()), _dynamicOffsetBytes, call.Streams[r]);
+                // Stream-ordered: an earlier call on this stream has finished reading these ops. Asynchronously when switched
+                // on (OpTableUploads: the host does not wait for the stream's earlier work), except under a graph capture.
+                var ops = MemoryMarshal.AsBytes(call.OpsPerRank[r].AsSpan());
+                if (_opUploads[r] is { } uploads && call.Streams[r] is CudaStream { IsCapturing: false } stream)
+                    uploads.Upload(ops, _ops[r].Slice(_dynamicOffsetBytes, ops.Length), stream);
+                else
+                    _ops[r].CopyFrom(ops, _dynamicOffsetBytes, call.Streams[r]);
                 opOffsets[r] = _dynamicOffsetBytes;
                 opCounts[r] = call.OpsPerRank[r].Length;
             }

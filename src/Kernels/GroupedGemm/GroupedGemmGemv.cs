@@ -69,7 +69,9 @@ public static class GroupedGemmGemv
     /// 4-row kernel only, chosen when rows &lt;= experts; 8: the 8-row tile and the wider rule of
     /// <see cref="ChosenFor(DType, int, int)"/>.
     /// </summary>
-    internal static int MaxRowsFromEnvironment() => ParseMaxRows(Environment.GetEnvironmentVariable("MOE_GROUPED_GEMM_GEMV_MAX_ROWS"));
+    internal static int MaxRowsFromEnvironment() => MaxRows.Value;
+
+    private static readonly EnvironmentSetting<int> MaxRows = new("MOE_GROUPED_GEMM_GEMV_MAX_ROWS", ParseMaxRows);
 
     internal static int ParseMaxRows(string? value)
     {
@@ -95,9 +97,12 @@ public static class GroupedGemmGemv
     internal const int DefaultWarpK = 2048;
 
     /// <summary>MOE_GROUPED_GEMM_GEMV_WARP_K: the K share per warp that <see cref="KSplitFor"/> aims at, for A/B runs (256 to 65536).</summary>
-    internal static int WarpKFromEnvironment()
+    internal static int WarpKFromEnvironment() => WarpK.Value;
+
+    private static readonly EnvironmentSetting<int> WarpK = new("MOE_GROUPED_GEMM_GEMV_WARP_K", ParseWarpK);
+
+    internal static int ParseWarpK(string? value)
     {
-        string? value = Environment.GetEnvironmentVariable("MOE_GROUPED_GEMM_GEMV_WARP_K");
         if (string.IsNullOrWhiteSpace(value))
             return DefaultWarpK;
         return int.TryParse(value, out int warpK) && warpK is >= 256 and <= 65536 ? warpK

@@ -111,7 +111,9 @@ public static class GroupedGemmGemvBulk
     internal const bool DefaultOn = false;
 
     /// <summary>MOE_GROUPED_GEMM_GEMV_BULK=0|1: whether the heuristic takes this kernel where it would take the 4-row GEMV (and K fits).</summary>
-    internal static bool SwitchFromEnvironment() => ParseSwitch(Environment.GetEnvironmentVariable("MOE_GROUPED_GEMM_GEMV_BULK"));
+    internal static bool SwitchFromEnvironment() => Switch.Value;
+
+    private static readonly EnvironmentSetting<bool> Switch = new("MOE_GROUPED_GEMM_GEMV_BULK", ParseSwitch);
 
     internal static bool ParseSwitch(string? value) => value?.Trim() switch
     {

@@ -142,7 +142,9 @@ internal readonly record struct GroupedGemmLaunch(GroupedGemm.Variant Variant, i
     }
 
     /// <summary>MOE_GROUPED_GEMM_SPLITK: unset or empty = heuristic; 1 = never split; N (2..8) = always N splits.</summary>
-    public static int? SplitsFromEnvironment() => ParseSplits(Environment.GetEnvironmentVariable("MOE_GROUPED_GEMM_SPLITK"));
+    public static int? SplitsFromEnvironment() => SplitsSetting.Value;
+
+    private static readonly EnvironmentSetting<int?> SplitsSetting = new("MOE_GROUPED_GEMM_SPLITK", ParseSplits);
 
     internal static int? ParseSplits(string? value)
     {

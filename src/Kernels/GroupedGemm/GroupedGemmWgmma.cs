@@ -107,7 +107,9 @@ public static class GroupedGemmWgmma
     internal static string? EpilogueOverride { get; set; }
 
     /// <summary>MOE_GROUPED_GEMM_WGMMA_EPILOGUE=direct|smem: how the output tile is stored, for A/B runs.</summary>
-    internal static string? EpilogueFromEnvironment() => ParseEpilogue(Environment.GetEnvironmentVariable("MOE_GROUPED_GEMM_WGMMA_EPILOGUE"));
+    internal static string? EpilogueFromEnvironment() => Epilogue.Value;
+
+    private static readonly EnvironmentSetting<string?> Epilogue = new("MOE_GROUPED_GEMM_WGMMA_EPILOGUE", ParseEpilogue);
 
     internal static string? ParseEpilogue(string? value)
     {
@@ -126,7 +128,9 @@ public static class GroupedGemmWgmma
     /// MOE_GROUPED_GEMM_WGMMA_GROUP_M: m-tiles per group of the work order (default 8), for A/B runs of L2 reuse:
     /// the blocks running at once share the W tiles of a group's experts and the X rows of its m-tiles.
     /// </summary>
-    internal static int? GroupMFromEnvironment() => ParseGroupM(Environment.GetEnvironmentVariable("MOE_GROUPED_GEMM_WGMMA_GROUP_M"));
+    internal static int? GroupMFromEnvironment() => GroupM.Value;
+
+    private static readonly EnvironmentSetting<int?> GroupM = new("MOE_GROUPED_GEMM_WGMMA_GROUP_M", ParseGroupM);
 
     internal static int? ParseGroupM(string? value)
     {

@@ -65,10 +65,21 @@ public sealed class HostInputStage(Accelerator accelerator) : IDisposable
         }
     }
 
-    /// <summary>bf16 rounding (<see cref="BFloat16.FloatToBits"/>) without a call per element: the hot path of a bf16 layer's input.</summary>
+    /// <summary>
+    /// bf16 rounding (<see cref="BFloat16.FloatToBits"/>) without a call per element: the hot path of a bf16 layer's input.
+    /// One chunk (up to 64K values: a decode batch) converts on the calling thread, as Convert does: a parallel loop of one
+    /// iteration only adds its scheduling to the forward's host path.
+    /// </summary>
     private static unsafe void ToBFloat16(ReadOnlySpan<float> source, Span<BFloat16> destination)
     {
         int length = source.Length;
+        if (length <= ParallelChunk)
+        {
+            var bits = System.Runtime.InteropServices.MemoryMarshal.Cast<BFloat16, ushort>(destination);
+            for (int i = 0; i < length; i++)
+                bits[i] = BFloat16.FloatToBits(source[i]);
+            return;
+        }
         fixed (float* s = source)
         fixed (BFloat16* d = destination)
         {

@@ -92,18 +92,24 @@ public sealed class MoeWorkspace : IDisposable
     /// <summary>
     /// A workspace for <paramref name="tokens"/> (<see cref="Fits"/>) whose buffers are views of the first elements of this
     /// one's, so it allocates nothing; it is valid while this one lives, and only one view is used at a time.
-    /// <paramref name="routerOffsets"/> (2 ints, the caller's) is set to [0, tokens] on <paramref name="stream"/>;
-    /// <paramref name="splitK"/> (the caller's, sized for <see cref="GemmShapes"/> at these tokens) serves its GEMMs.
+    /// <paramref name="routerOffsets"/> (2 ints, the caller's) is set to [0, tokens] on <paramref name="stream"/>, unless
+    /// <paramref name="routerOffsetsHoldTokens"/> says the caller's last Prefix set them to these tokens already (two host
+    /// enqueues fewer a forward for a caller that keeps the buffer); <paramref name="splitK"/> (the caller's, sized for
+    /// <see cref="GemmShapes"/> at these tokens) serves its GEMMs.
     /// </summary>
-    public MoeWorkspace Prefix(int tokens, MemoryBuffer<int> routerOffsets, GroupedGemmWorkspace? splitK, AcceleratorStream? stream = null)
+    public MoeWorkspace Prefix(int tokens, MemoryBuffer<int> routerOffsets, GroupedGemmWorkspace? splitK, AcceleratorStream? stream = null,
+                               bool routerOffsetsHoldTokens = false)
     {
         ArgumentNullException.ThrowIfNull(routerOffsets);
         if (!Fits(tokens))
             throw new ArgumentOutOfRangeException(nameof(tokens), $"a workspace of {Tokens} tokens cannot serve {tokens}");
         if (routerOffsets.Length != 2)
             throw new ArgumentException($"router offsets are [0, T]: 2 ints; got {routerOffsets.Describe()}", nameof(routerOffsets));
-        routerOffsets.Slice(0, 1).Fill(0, stream);
-        routerOffsets.Slice(1, 1).Fill(tokens, stream);
+        if (!routerOffsetsHoldTokens)
+        {
+            routerOffsets.Slice(0, 1).Fill(0, stream);
+            routerOffsets.Slice(1, 1).Fill(tokens, stream);
+        }
         return new MoeWorkspace(this, tokens, routerOffsets, splitK);
     }
 

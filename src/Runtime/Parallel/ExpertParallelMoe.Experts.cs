@@ -65,7 +65,11 @@ public sealed partial class ExpertParallelMoe
         int at = 0, sources = rowsPerGroup.GetLength(0);
         for (int r = 0; r < sources; r++)
             for (int local = 0; local < perRank; local++)
-                for (long c = rowsPerGroup[r, d * perRank + local]; c > 0; c--)
-                    localIds[at++] = local;
+            {
+                // One vectorised fill per block, not a store per row: on the host's critical path before rank d's permute.
+                int count = checked((int)rowsPerGroup[r, d * perRank + local]);
+                localIds.Slice(at, count).Fill(local);
+                at += count;
+            }
     }
 }

@@ -125,15 +125,34 @@ public sealed partial class ExpertParallelMoe : IDisposable
     /// </summary>
     public long[][] LastRowsPerHeldExpert { get; private set; } = [];
 
-    /// <summary>[rank][local group]: rows of the groups (experts or slots) rank d holds, [d*perRank, (d+1)*perRank), from every source.</summary>
-    private static long[][] HeldRows(long[,] rowsPerGroup, int perRank) =>
-        Enumerable.Range(0, rowsPerGroup.GetLength(1) / perRank).Select(d => Enumerable.Range(0, perRank).Select(local =>
+    /// <summary>
+    /// [rank][local group]: rows of the groups (experts or slots) rank d holds, [d*perRank, (d+1)*perRank), from every
+    /// source. Plain loops: this runs between the host's wait for the dispatch sizes and the dispatch, with the GPUs idle.
+    /// </summary>
+    private static long[][] HeldRows(long[,] rowsPerGroup, int perRank)
+    {
+        int sources = rowsPerGroup.GetLength(0), holders = rowsPerGroup.GetLength(1) / perRank;
+        var held = new long[holders][];
+        for (int d = 0; d < holders; d++)
         {
-            long sum = 0;
-            for (int r = 0; r < rowsPerGroup.GetLength(0); r++)
-                sum += rowsPerGroup[r, d * perRank + local];
-            return sum;
-        }).ToArray()).ToArray();
+            held[d] = new long[perRank];
+            for (int local = 0; local < perRank; local++)
+                for (int r = 0; r < sources; r++)
+                    held[d][local] += rowsPerGroup[r, d * perRank + local];
+        }
+        return held;
+    }
+
+    /// <summary>Per rank, the held groups that received any row (rows are never negative: a group with rows from any source).</summary>
+    private static int[] ActiveGroups(long[][] heldRows)
+    {
+        var active = new int[heldRows.Length];
+        for (int d = 0; d < heldRows.Length; d++)
+            foreach (long rows in heldRows[d])
+                if (rows > 0)
+                    active[d]++;
+        return active;
+    }
 
     private ExpertParallelRankBuffers[]? _buffers;
     private AcceleratorStream[]? _streams;
@@ -227,8 +246,7 @@ public sealed partial class ExpertParallelMoe : IDisposable
         LastTokensPerRank = share;
         LastRowsPerRank = received;
         LastRowsPerHeldExpert = HeldRows(rowsPerExpert, eh);
-        LastActiveExpertsPerRank = Enumerable.Range(0, n).Select(d => Enumerable.Range(d * eh, eh)
-            .Count(g => Enumerable.Range(0, n).Any(r => rowsPerExpert[r, g] > 0))).ToArray();
+        LastActiveExpertsPerRank = ActiveGroups(LastRowsPerHeldExpert);
         var receiveRows = new MemoryBuffer[n];
         var gatheredViews = new MemoryBuffer[n];
         for (int d = 0; d < n; d++)

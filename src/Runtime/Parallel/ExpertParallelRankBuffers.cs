@@ -21,6 +21,7 @@ internal sealed class ExpertParallelRankBuffers : IDisposable
     private MemoryBuffer? _input;
     private MemoryBuffer<float>? _output;
     private MemoryBuffer<int>? _physical, _slotPermute;
+    private int _routerOffsetsTokens = -1; // the T that RouterOffsets = [0, T] was last set to (stream-ordered before any later use)
 
     /// <param name="weights">the rank's weights</param>
     /// <param name="heldExperts">experts (or slots) the rank runs received rows through</param>
@@ -69,7 +70,8 @@ internal sealed class ExpertParallelRankBuffers : IDisposable
             _splitK = null;
             _splitK = GroupedGemmWorkspace.WithCapacities(a, partials, counters);
         }
-        var workspace = _whole!.Prefix(tokens, RouterOffsets, _splitK);
+        var workspace = _whole!.Prefix(tokens, RouterOffsets, _splitK, routerOffsetsHoldTokens: tokens == _routerOffsetsTokens);
+        _routerOffsetsTokens = tokens;
         long cells = (long)tokens * h;
         return (workspace, BufferPrefix.Of(_input!, cells), _output!.Slice(0, cells));
     }
