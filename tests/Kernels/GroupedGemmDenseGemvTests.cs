@@ -202,19 +202,26 @@ public sealed class GroupedGemmDenseGemvTests
         Check(inputs, actual, $"dense GEMV off seed={inputs.Seed}");
     }
 
-    /// <summary>Without the override the environment decides (MOE_DENSE_GEMV, default on): the GEMV, or the skinny kernel.</summary>
-    [Fact]
-    public void TheEnvironmentPicksThePath()
+    /// <summary>
+    /// Without the override the environment decides (MOE_DENSE_GEMV, default on) within the heuristic's limits: Qwen3's
+    /// router at 4 rows on the GEMV; 8 rows, or DeepSeek-V3's 3.7 MB router, on the skinny kernel either way.
+    /// </summary>
+    [Theory]
+    [InlineData(4, 128, 2048, true)]
+    [InlineData(8, 128, 2048, false)]
+    [InlineData(2, 256, 7168, false)]
+    public void TheEnvironmentPicksThePath(int rows, int n, int k, bool takenWhenOn)
     {
         var gpu = TestDevices.Get("cuda:0");
-        var shape = new Case("8 rows, N=256, K=7168 -> f32", 0, 8, 0, 256, 7168, false, DType.BF16, DType.F32, false);
+        var shape = new Case($"{rows} rows, N={n}, K={k} -> f32", 0, rows, 0, n, k, false, DType.BF16, DType.F32, false);
         using var inputs = Prepare(gpu, shape);
         using var workspace = GroupedGemmWorkspace.WithCapacity(gpu, 1L << 20, Counters);
         GroupedGemmDenseGemv.LastRunOnThisThread = null;
         var actual = RunOnce(gpu, inputs, workspace, denseGemv: null);
         string what = $"MOE_DENSE_GEMV {(GroupedGemmDenseGemv.Enabled ? "on" : "off")} seed={inputs.Seed}";
-        Assert.Equal(GroupedGemmDenseGemv.Enabled, GroupedGemmDenseGemv.LastRunOnThisThread is not null);
-        if (!GroupedGemmDenseGemv.Enabled && GroupedGemmSkinny.Enabled)
+        bool gemv = GroupedGemmDenseGemv.Enabled && takenWhenOn;
+        Assert.Equal(gemv, GroupedGemmDenseGemv.LastRunOnThisThread is not null);
+        if (!gemv && GroupedGemmSkinny.Enabled)
             RanSkinny(workspace, shape, what);
         Check(inputs, actual, what);
     }
