@@ -41,8 +41,11 @@ public static partial class Calibration
     [GeneratedRegex(@"(launches|copies|events|ranks)=(\d+)")]
     private static partial Regex HostCount();
 
-    /// <summary>A host_launch sweep row timing a whole phase of one rank: "T=64 phase=route" (tokens), "R=512 phase=experts" (rows).</summary>
-    [GeneratedRegex(@"^(?:T|R)=(\d+) phase=(route|experts)$")]
+    /// <summary>
+    /// A host_launch sweep row timing a whole phase of one rank: "T=64 phase=route" (tokens), "R=512 phase=experts" (rows), on
+    /// an idle stream or right after what "after=" names ("after=upload": the rank's input upload; "after=kernel": a running kernel).
+    /// </summary>
+    [GeneratedRegex(@"^(?:T|R)=(\d+) phase=(route|experts)(?: after=(\w+))?$")]
     private static partial Regex HostPhaseShape();
 
     /// <param name="linkAlgorithm">Fit the link from this all-to-all algorithm's rows only ("ours", "nccl"); null: the fastest.</param>
@@ -64,7 +67,7 @@ public static partial class Calibration
         var dense = new Dictionary<string, List<(double, double)>>(); // DenseGemmCurve.Key: (rows, us) of the layer's own path
         var links = new Dictionary<string, List<(double, double)>>();
         var host = new Dictionary<string, List<(double, double)>>(); // "launch", "copy", "event", "collective": (count per call, us per call)
-        var hostPhases = new Dictionary<string, List<(double, double)>>(); // "route", "experts": (tokens or rows, us per call)
+        var hostPhases = new Dictionary<string, List<(double, double)>>(); // "route", "experts", "route after=upload", ...: (tokens or rows, us per call)
         var linkRanks = new Dictionary<string, int>(); // link rows timed on the host around synchronous calls of our all-to-allv: their ranks
         var sources = new Dictionary<string, List<string>>();
         void Source(string part, string text)
@@ -127,8 +130,9 @@ public static partial class Calibration
                 double bytes = gbps * 1e9 * us * 1e-6;
                 if (name.StartsWith("host ", StringComparison.Ordinal) && HostPhaseShape().Match(shape) is { Success: true } phaseRow && us > 0)
                 {
-                    // A whole phase timed as the layer issues it: its own fit per phase (fixed + per token or row).
-                    Add(hostPhases, phaseRow.Groups[2].Value, (Number(phaseRow.Groups[1].Value), us));
+                    // A whole phase timed as the layer issues it: its own fit per phase and what preceded it (fixed + per token or row).
+                    string after = phaseRow.Groups[3].Success ? " after=" + phaseRow.Groups[3].Value : "";
+                    Add(hostPhases, phaseRow.Groups[2].Value + after, (Number(phaseRow.Groups[1].Value), us));
                     Source("host", label);
                 }
                 else if (name.StartsWith("host ", StringComparison.Ordinal) && HostPart(shape) is { } hostPart && us > 0)
@@ -236,8 +240,11 @@ public static partial class Calibration
             }
             var routePhase = FitPhase(hostPhases, "route", "token", notes);
             var expertsPhase = FitPhase(hostPhases, "experts", "row", notes);
+            // As the EP forward issues them: the route behind the rank's input upload, the experts behind the dispatch's kernel.
+            var routeAfterUpload = FitPhase(hostPhases, "route after=upload", "token", notes);
+            var expertsBusy = FitPhase(hostPhases, "experts after=kernel", "row", notes);
             hostFit = new HostParams(fitted["launch"], fitted["copy"], fitted["event"], fitted["collective"])
-                { GemmCallUs = gemmCall, RoutePhase = routePhase, ExpertsPhase = expertsPhase };
+                { GemmCallUs = gemmCall, RoutePhase = routePhase, ExpertsPhase = expertsPhase, RoutePhaseAfterUpload = routeAfterUpload, ExpertsPhaseBusy = expertsBusy };
             result["host"] = $"{string.Join(", ", sources["host"])}: {string.Join("; ", notes)}";
         }
         else

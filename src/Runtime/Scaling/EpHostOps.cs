@@ -70,21 +70,25 @@ public static class EpHostOps
             : [new HostOps(Permute.Launches(rows, 1, heldExperts, gather: true), 1), new HostOps(1, 0, GemmCalls: 1), new HostOps(1, 0, GemmCalls: 1), new HostOps(1, 0)];
 
     /// <summary>
-    /// Host microseconds of a rank's route: the sweep's whole-phase measurement when the params have one
-    /// (<see cref="HostParams.RoutePhase"/>), else its ops priced one by one.
+    /// Host microseconds of a rank's route: the sweep's whole-phase measurement when the params have one, issued as the
+    /// layer issues it (<paramref name="afterUpload"/>: right after the rank's input upload, <see cref="HostParams.RoutePhaseAfterUpload"/>
+    /// when measured) or on an idle stream (<see cref="HostParams.RoutePhase"/>), else its ops priced one by one.
     /// </summary>
-    public static double RouteUs(HostParams? p, ModelConfig c, int tokens) =>
-        tokens <= 0 ? 0 : p?.RoutePhase is { } phase ? phase.Us(tokens) : Route(c, tokens).Us(p);
+    public static double RouteUs(HostParams? p, ModelConfig c, int tokens, bool afterUpload = false) =>
+        tokens <= 0 ? 0
+            : ((afterUpload ? p?.RoutePhaseAfterUpload : null) ?? p?.RoutePhase) is { } phase ? phase.Us(tokens) : Route(c, tokens).Us(p);
 
     /// <summary>
     /// Host microseconds of a rank's experts phase per enqueue step (<see cref="ExpertSteps"/>): the ops priced one by one,
-    /// or, with a whole-phase measurement (<see cref="HostParams.ExpertsPhase"/>), that total shared over the steps in
-    /// proportion to their op-by-op prices (evenly when those are 0), so an interleaved enqueue still issues it step by step.
+    /// or, with a whole-phase measurement, that total shared over the steps in proportion to their op-by-op prices (evenly
+    /// when those are 0), so an interleaved enqueue still issues it step by step. The measurement behind a running kernel
+    /// (<see cref="HostParams.ExpertsPhaseBusy"/>) when there is one, since the phase always follows the dispatch's kernel on
+    /// its stream, else the idle-stream one (<see cref="HostParams.ExpertsPhase"/>).
     /// </summary>
     public static double[] ExpertStepsUs(HostParams? p, int rows, int heldExperts)
     {
         var steps = ExpertSteps(rows, heldExperts).Select(step => step.Us(p)).ToArray();
-        if (steps.Length == 0 || p?.ExpertsPhase is not { } phase)
+        if (steps.Length == 0 || (p?.ExpertsPhaseBusy ?? p?.ExpertsPhase) is not { } phase)
             return steps;
         double total = phase.Us(rows), priced = steps.Sum();
         return steps.Select(us => priced > 0 ? total * us / priced : total / steps.Length).ToArray();

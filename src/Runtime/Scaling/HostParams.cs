@@ -36,4 +36,19 @@ public sealed record HostParams(double LaunchUs, double CopyUs, double EventUs, 
     /// received rows ("phase=experts" rows); null in files before it: priced op by op (<see cref="EpHostOps.Experts"/>).
     /// </summary>
     public HostPhaseCost? ExpertsPhase { get; init; }
+
+    /// <summary>
+    /// A rank's route timed right after its input upload (HostInputStage.Upload: the conversion and a copy still in flight),
+    /// as the EP forward with host arrays issues it (the host_launch sweep's "phase=route after=upload" rows); null in files
+    /// before it: <see cref="RoutePhase"/> (an idle stream) or op by op. Used only where the layer uploads its input
+    /// (<see cref="HostSchedule.HostArrays"/>); hidden states already on the device take the idle row.
+    /// </summary>
+    public HostPhaseCost? RoutePhaseAfterUpload { get; init; }
+
+    /// <summary>
+    /// A rank's experts phase timed behind a kernel still running on its stream, as every EP forward issues it (the experts
+    /// follow the dispatch's kernel): the sweep's "phase=experts after=kernel" rows; null in files before it:
+    /// <see cref="ExpertsPhase"/> (an idle stream) or op by op.
+    /// </summary>
+    public HostPhaseCost? ExpertsPhaseBusy { get; init; }
 }

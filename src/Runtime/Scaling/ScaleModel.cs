@@ -162,7 +162,7 @@ public static class ScaleModel
             int tokens = (int)Math.Round(t), received = (int)Math.Round(rows);
             var expertSteps = EpHostOps.ExpertStepsUs(host, received, heldExperts);
             work[r] = new RankWork(t > 0, rows > 0, route, rankExperts, output,
-                EpHostOps.BeforeRoute.Us(hostArrays), EpHostOps.RouteUs(host, c, tokens), EpHostOps.AfterRoute.Us(host),
+                EpHostOps.BeforeRoute.Us(hostArrays), EpHostOps.RouteUs(host, c, tokens, afterUpload: schedule.HostArrays), EpHostOps.AfterRoute.Us(host),
                 expertSteps.Sum(), EpHostOps.Output(c, tokens).Us(host), EpHostOps.AfterOutput.Us(hostArrays), expertSteps);
             dispatchPeer = Math.Max(dispatchPeer, peerShare * Math.Max(t * k, rows) * h * 2);
             combinePeer = Math.Max(combinePeer, peerShare * Math.Max(t * k, rows) * h * 4);
