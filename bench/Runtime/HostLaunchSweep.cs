@@ -25,7 +25,8 @@ namespace MoeRuntime.Benchmarks.Runtime;
 /// host alltoallv               one all-to-allv call over this device alone ("ranks=1": its op table upload and launch)
 /// host route / experts phase   one rank's whole phase as the layer issues it ("T=t phase=route", "R=r phase=experts";
 ///                              HostPhaseRows: single calls on an idle stream, at a rank's tokens and rows of the EP bench)
-/// host route phase, after ...  the route right after its input upload (HostUploadRows; not fitted by --calibrate)
+/// host route phase, after ...  the route right after what "after=" names, the experts phase behind a kernel (HostUploadRows;
+///                              --calibrate fits "after=upload" routes and "after=kernel" experts phases, as the EP forward issues them)
 /// host ... devices=2           one thread driving two GPUs in turn against one (HostSwitchRows: context switch, launch,
 ///                              route phase; 2 CUDA devices, else skipped; not fitted by --calibrate)
 /// </code>

@@ -21,8 +21,9 @@ namespace MoeRuntime.Benchmarks.Runtime;
 /// </code>
 /// Against "host route phase" "T=t phase=route" and "host experts phase" "R=r phase=experts" (HostPhaseRows, an idle
 /// stream): the per-op rows (16 calls back to back, so a busy stream) cost about twice the idle whole-phase rows, so the
-/// stream's state is a candidate in itself. One rank of Qwen3-30B-A3B over 2 ranks; the shapes are not fitted by
-/// <c>moe simulate --calibrate</c> (its phase regex is anchored on "phase=route" / "phase=experts").
+/// stream's state is a candidate in itself. One rank of Qwen3-30B-A3B over 2 ranks. <c>moe simulate --calibrate</c> fits
+/// the "after=upload" route rows and the "after=kernel" experts rows (HostParams.RoutePhaseAfterUpload, ExpertsPhaseBusy:
+/// how the EP forward issues those phases); the route after a copy or a kernel alone is for comparison, not fitted.
 /// </summary>
 internal static class HostUploadRows
 {

@@ -19,8 +19,9 @@ namespace MoeRuntime.Runtime.Scaling;
 ///   its whole message to its peer: 2(N-1)/N * bytes); NCCL rows when present.</item>
 /// <item>sweep JSON of <c>bench -- sweep host_launch --json</c>: rows named "host ..." whose shape counts what one call issues
 ///   ("launches=3", "copies=1", "events=1", or "ranks=2" for an all-to-allv) and whose time is host microseconds per call:
-///   <see cref="ScaleParams.Host"/>, each part a per-unit cost through the origin. Without such rows the fallback's host part is
-///   kept (none in files older than it: no host term).</item>
+///   <see cref="ScaleParams.Host"/>, each part a per-unit cost through the origin; rows "T=t phase=route" / "R=r phase=experts"
+///   (whole phases, with "after=upload" / "after=kernel" when issued behind the input upload / a running kernel) fit fixed + per
+///   token (row) each. Without such rows the fallback's host part is kept (none in files older than it: no host term).</item>
 /// </list>
 /// Expert-GEMM rows of several model shapes also give one fit per shape (<see cref="ScaleParams.GemmByShape"/>).
 /// Parts no file measures are taken from <paramref name="fallback"/> and say so in <see cref="ScaleParams.Sources"/>.
