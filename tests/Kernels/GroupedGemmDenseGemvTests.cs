@@ -57,7 +57,7 @@ public sealed class GroupedGemmDenseGemvTests
     [Theory]
     [InlineData(1, 128, 2048, true)]     // Qwen3 router, T = 1
     [InlineData(4, 128, 2048, true)]
-    [InlineData(5, 128, 2048, false)]    // the 8-row tile: the skinny kernel was faster
+    [InlineData(5, 128, 2048, false)]    // past one 4-row m-tile (MOE_DENSE_GEMV_MAX_ROWS unset)
     [InlineData(16, 128, 2048, false)]
     [InlineData(2, 8, 4096, true)]       // Mixtral router
     [InlineData(1, 256, 7168, false)]    // DeepSeek-V3 router (3.7 MB): its layer was slower
@@ -69,35 +69,49 @@ public sealed class GroupedGemmDenseGemvTests
         Assert.Equal(takes, GroupedGemmDenseGemv.Takes(DType.BF16, rows, 1, n, k));
     }
 
+    [Theory]
+    [InlineData(null, 4)]
+    [InlineData(" ", 4)]
+    [InlineData("16", 16)]
+    [InlineData("1", 1)]
+    public void MaxRowsParse(string? value, int rows) => Assert.Equal(rows, GroupedGemmDenseGemv.ParseMaxRows(value));
+
+    [Theory]
+    [InlineData("0")]
+    [InlineData("17")]
+    [InlineData("four")]
+    public void BadMaxRowsAreRejected(string value) =>
+        Assert.Contains(GroupedGemmDenseGemv.MaxRowsVariable, Assert.Throws<ArgumentException>(() => GroupedGemmDenseGemv.ParseMaxRows(value)).Message);
+
     [Fact]
     public void SwitchedOffTakesNothing() => Assert.False(GroupedGemmDenseGemv.Takes(DType.BF16, 16, 1, 128, 2048, forced: false));
 
     /// <summary>
     /// The grids of the routers (see <see cref="GroupedGemmDenseGemv"/>): kSplit 8 from K = 2048, so 4 columns a block;
-    /// 4-row tiles up to 4 rows, 8-row tiles above, one slot per m-tile of one expert. Short K: no split.
+    /// 4-row tiles, one slot per m-tile of one expert. Short K: no split.
     /// </summary>
     [Theory]
     [InlineData(1, 128, 2048, 4, 8, 1, 32)]
     [InlineData(2, 128, 2048, 4, 8, 1, 32)]
-    [InlineData(8, 128, 2048, 8, 8, 1, 32)]
-    [InlineData(16, 128, 2048, 8, 8, 2, 64)]
+    [InlineData(8, 128, 2048, 4, 8, 2, 64)]
+    [InlineData(16, 128, 2048, 4, 8, 4, 128)]
     [InlineData(1, 8, 4096, 4, 8, 1, 2)]
     [InlineData(2, 8, 4096, 4, 8, 1, 2)]
-    [InlineData(8, 8, 4096, 8, 8, 1, 2)]
-    [InlineData(16, 8, 4096, 8, 8, 2, 4)]
+    [InlineData(8, 8, 4096, 4, 8, 2, 4)]
+    [InlineData(16, 8, 4096, 4, 8, 4, 8)]
     [InlineData(1, 256, 7168, 4, 8, 1, 64)]
     [InlineData(2, 256, 7168, 4, 8, 1, 64)]
-    [InlineData(8, 256, 7168, 8, 8, 1, 64)]
-    [InlineData(16, 256, 7168, 8, 8, 2, 128)]
-    [InlineData(5, 33, 8, 8, 1, 1, 2)]      // K = 8: one warp a row, 32 columns a block
-    [InlineData(9, 33, 24, 8, 1, 2, 4)]
+    [InlineData(8, 256, 7168, 4, 8, 2, 128)]
+    [InlineData(16, 256, 7168, 4, 8, 4, 256)]
+    [InlineData(5, 33, 8, 4, 1, 2, 4)]      // K = 8: one warp a row, 32 columns a block
+    [InlineData(9, 33, 24, 4, 1, 3, 6)]
     [InlineData(4, 33, 512, 4, 2, 1, 3)]    // K = 512: 2 warps a row, 16 columns a block
     public void PlanGivesTheRoutersTheirGrids(int rows, int n, int k, int tileRows, int kSplit, int slots, long blocks) =>
         Assert.Equal(new GroupedGemmDenseGemv.Launch(tileRows, kSplit, slots, blocks), GroupedGemmDenseGemv.PlanFor(rows, n, k, fused: false));
 
     [Fact]
     public void FusedCallsCountTwoColumnsPerWarpGroup() =>
-        Assert.Equal(new GroupedGemmDenseGemv.Launch(8, 8, 2, 34), GroupedGemmDenseGemv.PlanFor(13, 33, 2048, fused: true)); // 33 columns, 2 a block: 17 x 2 slots
+        Assert.Equal(new GroupedGemmDenseGemv.Launch(4, 8, 4, 68), GroupedGemmDenseGemv.PlanFor(13, 33, 2048, fused: true)); // 33 columns, 2 a block: 17 x 4 slots
 
     /// <summary>
     /// Launches the host models count (<see cref="GroupedGemmSkinny.LaunchesOnHopper"/>): with the reduce kernel, a router

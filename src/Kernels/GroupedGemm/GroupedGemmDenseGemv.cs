@@ -7,16 +7,16 @@ namespace MoeRuntime.Kernels.GroupedGemm;
 /// Small single-matrix calls on the decode GEMV kernel (<see cref="GroupedGemmGemv"/>, <c>grouped_gemm_gemv.cu</c>): the
 /// MoE layer's router GEMM ([T, H] x [E_routed, H]^T) at T = 1..16, which the skinny split-K kernel runs as two kernels
 /// (H200, 2026-11-30: 6.2 / 7.0 / 9.3 us for Qwen3 / Mixtral / DeepSeek-V3 at T = 16, against weight floors of
-/// 0.12 / 0.02 / 0.87 us). The GEMV is one launch and streams W once per m-tile: 4-row tiles up to 4 rows, the 8-row tile
-/// above (two passes at 9..16 rows, run side by side so the second reads W from L2). So W must fit L2 comfortably
-/// (<see cref="MaxWeightBytes"/>): the three routers do; DeepSeek-V3's shared expert (58.7 / 29.4 MB) keeps its path.
+/// 0.12 / 0.02 / 0.87 us). The GEMV is one launch and streams W once per 4-row m-tile; at 5..16 rows its 2-4 m-tiles run
+/// side by side, so all but the first read W from L2. So W must fit L2 comfortably (<see cref="MaxWeightBytes"/>): the
+/// three routers do; DeepSeek-V3's shared expert (58.7 / 29.4 MB) keeps its path.
 /// Its K share per warp is short (<see cref="WarpK"/>: 8 warps on each W row from K = 2048 on) so the few W rows spread
 /// over as many blocks as the kernel allows (4 columns a block at kSplit 8). Grids on an H200 (kSplit 8 for all three):
 /// <code>
-///   rows:                       1    2    8   16   (tile 4, 4, 8, 8; tile slots 1, 1, 1, 2)
-///   Qwen3 router  N=128 K=2048  32   32   32   64 blocks
-///   Mixtral       N=8   K=4096   2    2    2    4
-///   DeepSeek-V3   N=256 K=7168  64   64   64  128
+///   rows:                       1    2    8   16   (tile slots 1, 1, 2, 4)
+///   Qwen3 router  N=128 K=2048  32   32   64  128 blocks
+///   Mixtral       N=8   K=4096   2    2    4    8
+///   DeepSeek-V3   N=256 K=7168  64   64  128  256
 /// </code>
 /// MOE_DENSE_GEMV=on (default) | off (the old paths exactly); <see cref="GroupedGemmOptions"/>' DenseGemvOverride for tests
 /// and the sweep. Grouped calls (E &gt; 1) keep <see cref="GroupedGemmGemv.ChosenFor(DType, int, int)"/>.
@@ -29,8 +29,9 @@ namespace MoeRuntime.Kernels.GroupedGemm;
 ///   Mixtral (64 KB)    3.41 / 5.07  4.04 / 5.61  9.07 / 5.68   9.14 / 6.15   191.9 / 193.5        845.3 / 841.3
 ///   DeepSeek (3.7 MB)  4.20 / 7.30  5.41 / 7.06  12.86 / 7.16  12.75 / 7.32  228.4 / 224.0        1796 / 1794
 /// </code>
-/// The 8-row tile loses to the skinny kernel from 8 rows (X's 8 rows re-read per W segment), so the heuristic stops at the
-/// 4-row tile; DeepSeek-V3's router is faster alone but its layer at T = 1 was 4 us slower with it (its 64-block grid
+/// (T = 8 and 16 there ran the 8-row tile, since replaced by 4-row m-tiles side by side.) The 8-row tile lost to the
+/// skinny kernel from 8 rows, so the heuristic stops at one 4-row m-tile unless MOE_DENSE_GEMV_MAX_ROWS says otherwise;
+/// DeepSeek-V3's router is faster alone but its layer at T = 1 was 4 us slower with it (its 64-block grid
 /// beside the shared expert's kernels on the second stream, presumably; not measured apart), so the heuristic keeps W
 /// to 1 MiB.
 /// </summary>
@@ -38,14 +39,30 @@ internal static class GroupedGemmDenseGemv
 {
     public const string EnvironmentVariable = "MOE_DENSE_GEMV";
 
-    /// <summary>Rows the path takes when forced: 1 to 16 (at most two passes of the 8-row tile).</summary>
+    /// <summary>Rows the path takes when forced: 1 to 16 (at most four 4-row m-tiles, side by side).</summary>
     internal const int MaxRows = 16;
 
     /// <summary>The largest W (N x K x 2 bytes) the path takes when forced: the second pass and the X rows' re-reads hit L2 (50 MB on an H200).</summary>
     internal const long MaxWeightBytes = 8L << 20;
 
-    /// <summary>Rows the heuristic gives it: the 4-row tile's (the 8-row tile lost to the skinny kernel; see the class comment).</summary>
-    internal const int HeuristicMaxRows = GroupedGemmGemv.TileRows;
+    /// <summary>
+    /// Rows the heuristic gives it: one 4-row m-tile by default (<see cref="DefaultHeuristicMaxRows"/>);
+    /// MOE_DENSE_GEMV_MAX_ROWS=1..16 for A/B runs.
+    /// </summary>
+    internal static int HeuristicMaxRows { get; } = ParseMaxRows(Environment.GetEnvironmentVariable(MaxRowsVariable));
+
+    /// <summary>One 4-row m-tile: what won in the layer (the class comment); more rows are an A/B switch.</summary>
+    internal const int DefaultHeuristicMaxRows = GroupedGemmGemv.TileRows;
+
+    public const string MaxRowsVariable = "MOE_DENSE_GEMV_MAX_ROWS";
+
+    internal static int ParseMaxRows(string? value)
+    {
+        if (string.IsNullOrWhiteSpace(value))
+            return DefaultHeuristicMaxRows;
+        return int.TryParse(value.Trim(), out int rows) && rows is >= 1 and <= MaxRows ? rows
+            : throw new ArgumentException($"{MaxRowsVariable}='{value}': expected 1 to {MaxRows} rows (the most a single-matrix call may have to run on the GEMV by default; {DefaultHeuristicMaxRows} when unset)");
+    }
 
     /// <summary>The largest W the heuristic gives it: 1 MiB (Qwen3's and Mixtral's routers; not DeepSeek-V3's 3.7 MB, see the class comment).</summary>
     internal const long HeuristicMaxWeightBytes = 1L << 20;
@@ -107,13 +124,15 @@ internal static class GroupedGemmDenseGemv
     }
 
     /// <summary>
-    /// The launch for a call of one matrix: 4-row tiles up to 4 rows, else 8; tile slots = the m-tiles of one expert's
-    /// rows, ceil(rows / tile) (1 or 2; the grouped bound adds one per expert for partial tiles, which one expert never needs);
-    /// kSplit from <see cref="WarpK"/>.
+    /// The launch for a call of one matrix: 4-row tiles (the 8-row tile re-reads its 8 X rows for every W segment and lost
+    /// to the skinny kernel at 8 and 16 rows: the class comment), one block per m-tile and column block, tile slots = the
+    /// m-tiles of one expert's rows, ceil(rows / 4) (1 to 4; the grouped bound adds one per expert for partial tiles, which
+    /// one expert never needs), so the passes over W run side by side and all but the first read it from L2; kSplit from
+    /// <see cref="WarpK"/>.
     /// </summary>
     internal static Launch PlanFor(int rows, int outCols, int k, bool fused)
     {
-        int tileRows = rows <= GroupedGemmGemv.TileRows ? GroupedGemmGemv.TileRows : GroupedGemmGemv.WideTileRows;
+        int tileRows = GroupedGemmGemv.TileRows;
         int kSplit = GroupedGemmGemv.KSplitFor(k, WarpK);
         int slots = Math.Max(1, (rows + tileRows - 1) / tileRows);
         return new Launch(tileRows, kSplit, slots, slots * GroupedGemmGemv.ColumnBlocks(outCols, fused, kSplit));
