@@ -29,8 +29,9 @@ namespace MoeRuntime.Kernels.GroupedGemm;
 ///   Mixtral (64 KB)    3.41 / 5.07  4.04 / 5.61  9.07 / 5.68   9.14 / 6.15   191.9 / 193.5        845.3 / 841.3
 ///   DeepSeek (3.7 MB)  4.20 / 7.30  5.41 / 7.06  12.86 / 7.16  12.75 / 7.32  228.4 / 224.0        1796 / 1794
 /// </code>
-/// (T = 8 and 16 there ran the 8-row tile, since replaced by 4-row m-tiles side by side.) The 8-row tile lost to the
-/// skinny kernel from 8 rows, so the heuristic stops at one 4-row m-tile unless MOE_DENSE_GEMV_MAX_ROWS says otherwise;
+/// (T = 8 and 16 there ran the 8-row tile, since replaced by 4-row m-tiles side by side: `densegemv4-check.sh`, Qwen3's
+/// router at T = 16 4.79 us against the skinny kernel's 5.95, but the layer at T = 16 with MOE_DENSE_GEMV_MAX_ROWS=16 slower,
+/// Qwen3 237.7 against 232.5 / 232.9 us, Mixtral 835.4 against 833.0 / 833.9.) So the heuristic stops at one 4-row m-tile;
 /// DeepSeek-V3's router is faster alone but its layer at T = 1 was 4 us slower with it (its 64-block grid
 /// beside the shared expert's kernels on the second stream, presumably; not measured apart), so the heuristic keeps W
 /// to 1 MiB.
