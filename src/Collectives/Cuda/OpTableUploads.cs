@@ -39,7 +39,15 @@ internal sealed class OpTableUploads : IDisposable
     /// MOE_COLLECTIVE_OPS_UPLOAD=async: op tables go up through these slots; unset or "sync": the synchronous copy (the
     /// default until measured in the EP layer, tools/gpu/ephost-check.sh).
     /// </summary>
-    public static bool Enabled { get; set; } = Parse(Environment.GetEnvironmentVariable("MOE_COLLECTIVE_OPS_UPLOAD"));
+    public static bool Enabled
+    {
+        // Read on first use (a communicator's creation), not in the type's initializer: a bad value is then the
+        // ArgumentException that names it, not a TypeInitializationException.
+        get => s_enabled ??= Parse(Environment.GetEnvironmentVariable("MOE_COLLECTIVE_OPS_UPLOAD"));
+        set => s_enabled = value;
+    }
+
+    private static bool? s_enabled;
 
     internal static bool Parse(string? value) => value?.Trim().ToLowerInvariant() switch
     {

@@ -76,7 +76,7 @@ public static class GroupedGemm
 {
     /// <summary>
     /// Whether a grouped call of <paramref name="rows"/> rows over <paramref name="experts"/> experts runs the decode GEMV
-    /// (CUDA, bf16/f16) by the grouped rule. Single-matrix calls of up to 16 rows with a small W also run it
+    /// (CUDA, bf16/f16) by the grouped rule. Single-matrix calls of a few rows with a small W also run it
     /// (<see cref="GroupedGemmDenseGemv"/>, which needs N and K); callers of this ask about the routed experts' calls.
     /// </summary>
     public static bool RunsGemv(Accelerator accelerator, DType operands, int rows, int experts) =>
@@ -301,7 +301,7 @@ public static class GroupedGemm
 
     private static void RunCuda(CudaAccelerator accelerator, Plan plan, CudaStream stream)
     {
-        // One matrix, 1..16 rows, W within 8 MiB (the routers; GroupedGemmDenseGemv.cs): the decode GEMV with a short K
+        // One matrix, a few rows, a small W (the routers at T <= 4; GroupedGemmDenseGemv.cs): the decode GEMV with a short K
         // share per warp, unless switched off or another path is forced. Ahead of the bulk GEMV's switch, which is for grouped calls.
         if (plan.X.DType != DType.F32 && GroupedGemmDenseGemv.TakesPlan(plan))
         {

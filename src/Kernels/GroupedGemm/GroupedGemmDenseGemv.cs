@@ -50,7 +50,9 @@ internal static class GroupedGemmDenseGemv
     /// Rows the heuristic gives it: one 4-row m-tile by default (<see cref="DefaultHeuristicMaxRows"/>);
     /// MOE_DENSE_GEMV_MAX_ROWS=1..16 for A/B runs.
     /// </summary>
-    internal static int HeuristicMaxRows { get; } = ParseMaxRows(Environment.GetEnvironmentVariable(MaxRowsVariable));
+    internal static int HeuristicMaxRows => MaxRowsSetting.Value;
+
+    private static readonly EnvironmentSetting<int> MaxRowsSetting = new(MaxRowsVariable, ParseMaxRows);
 
     /// <summary>One 4-row m-tile: what won in the layer (the class comment); more rows are an A/B switch.</summary>
     internal const int DefaultHeuristicMaxRows = GroupedGemmGemv.TileRows;
@@ -71,10 +73,11 @@ internal static class GroupedGemmDenseGemv
     /// <summary>The K share per warp <see cref="GroupedGemmGemv.KSplitFor"/> aims at: kSplit 8 (the most) for K &gt;= 2048.</summary>
     internal const int WarpK = 256;
 
-    private static readonly bool FromEnvironment = Parse(Environment.GetEnvironmentVariable(EnvironmentVariable));
+    // Read on first use, not in the type's initializer: a bad value is then the ArgumentException that names it, not a TypeInitializationException.
+    private static readonly EnvironmentSetting<bool> Switch = new(EnvironmentVariable, Parse);
 
     /// <summary>Whether MOE_DENSE_GEMV leaves the rule on.</summary>
-    public static bool Enabled => FromEnvironment;
+    public static bool Enabled => Switch.Value;
 
     internal static bool Parse(string? value)
     {

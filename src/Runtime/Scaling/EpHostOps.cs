@@ -26,7 +26,7 @@ public readonly record struct HostOps(int Launches, int Copies, int GemmCalls = 
 /// issues them (every rank's route, a host wait, the dispatch, every rank's experts, the combine, every rank's output):
 /// <code>
 /// before route   input upload (1 copy)
-/// route          router GEMM (1; 2 on the skinny split-K kernel with MOE_SKINNY_REDUCE=kernel, 1 on the GEMV at up to 16 tokens: GroupedGemm.SingleMatrixLaunches) + top-k routing (1; its count workspace spares the memset) + permute by global expert
+/// route          router GEMM (1; 2 on the skinny split-K kernel with MOE_SKINNY_REDUCE=kernel, 1 on the GEMV at up to 4 tokens with W within 1 MiB: GroupedGemm.SingleMatrixLaunches) + top-k routing (1; its count workspace spares the memset) + permute by global expert
 ///                (Permute.Launches(t, k, E, gather): one kernel at one chunk of slots, else count, offsets+scatter fused or as two, gather = 3 or 4)
 /// after route    expert offsets download (1 copy); then the host waits for every rank (the dispatch sizes)
 /// dispatch       all-to-allv: per rank its op table upload and its launch (HostParams.CollectivePerRankUs)
