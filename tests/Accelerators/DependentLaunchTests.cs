@@ -106,6 +106,72 @@ public partial class DependentLaunchTests
         }
     }
 
+    [Theory]
+    [InlineData(null, false)]
+    [InlineData("", false)]
+    [InlineData("late", false)]
+    [InlineData(" Early ", true)]
+    public void TheTriggerSwitchReadsLateOrEarly(string? value, bool early) => Assert.Equal(early, CudaKernel.ParseTrigger(value));
+
+    [Fact]
+    public void ABadTriggerValueNamesTheVariable()
+    {
+        var error = Assert.Throws<ArgumentException>(() => CudaKernel.ParseTrigger("soon"));
+        Assert.Contains("MOE_PDL_TRIGGER", error.Message);
+        Assert.Contains("soon", error.Message);
+    }
+
+    /// <summary>The early trigger puts launch_dependents before the wait in the compiled PTX; the default, after it.</summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void TheTriggerOptionOrdersTheTwoInstructions(bool early)
+    {
+        NvrtcTests.RequireNvrtc();
+        string[] extra = early ? [CudaKernel.EarlyTriggerOption] : [];
+        string ptx = NvrtcCompiler.CompileToPtx(TestSource, NvrtcCompiler.DefaultOptions("sm_90", extra));
+        int entry = ptx.IndexOf(".entry copy_after_wait", StringComparison.Ordinal);
+        Assert.True(entry >= 0, "copy_after_wait not in the PTX");
+        int wait = ptx.IndexOf("griddepcontrol.wait", entry, StringComparison.Ordinal);
+        int trigger = ptx.IndexOf("griddepcontrol.launch_dependents", entry, StringComparison.Ordinal);
+        Assert.True(wait > entry && trigger > entry, "both instructions in the entry");
+        Assert.Equal(early, trigger < wait);
+    }
+
+    /// <summary>
+    /// Three kernels in a row, the last two waiting (under either trigger: run with MOE_PDL_TRIGGER=early too): each sees
+    /// the writes of the one before it, captured in a graph, replayed twice, also when the first is slow.
+    /// </summary>
+    [Fact]
+    public void AChainOfWaitingKernelsSeesEachPredecessorsWritesInAGraph()
+    {
+        var gpu = (CudaAccelerator)TestDevices.Get("cuda:0");
+        var fill = gpu.LoadKernel(TestSource, "slow_fill");
+        if (!fill.LaunchesDependent)
+            Assert.Skip($"dependent launch is off here ({gpu.Info.Architecture}, MOE_PDL={Environment.GetEnvironmentVariable("MOE_PDL") ?? "unset"})");
+        var copy = gpu.LoadKernel(TestSource, "copy_after_wait");
+        const int n = 4096;
+        using var data = gpu.Allocate<int>(n);
+        using var middle = gpu.Allocate<int>(n);
+        using var last = gpu.Allocate<int>(n);
+        using var stream = (CudaStream)gpu.CreateStream();
+        for (int replay = 0; replay < 2; replay++)
+        {
+            int value = 777 + replay;
+            TestData.Poison(middle);
+            TestData.Poison(last);
+            stream.BeginCapture();
+            fill.Launch(stream, 4, 256, 0, data, n, value, 100_000L);
+            copy.Launch(stream, 4, 256, 0, data, middle, n);
+            copy.Launch(stream, 4, 256, 0, middle, last, n);
+            using var graph = stream.EndCapture();
+            graph.Launch(stream);
+            stream.Synchronize();
+            Assert.All(middle.ToArray(), v => Assert.Equal(value, v));
+            Assert.All(last.ToArray(), v => Assert.Equal(value, v));
+        }
+    }
+
     [GeneratedRegex(@"__global__\s")]
     private static partial Regex GlobalFunction();
 }

@@ -120,6 +120,8 @@ public sealed class CudaAccelerator : Accelerator
     /// <summary>The module (compiled or from the cache) and its kernel, looked up by the module key (first call per kernel).</summary>
     private CudaKernel LoadKernelUncached(KernelSource source, string entry, IReadOnlyList<string>? extraOptions)
     {
+        if (source.WaitsForPriorGrid && CudaKernel.TriggerBeforeWait)
+            extraOptions = [.. extraOptions ?? [], CudaKernel.EarlyTriggerOption];
         var options = NvrtcCompiler.DefaultOptions(Info.Architecture, extraOptions);
         string key = source.Name + "\n" + string.Join(' ', options) + "\n" + source.ContentHash;
         var module = _modules.GetOrAdd(key, _ =>

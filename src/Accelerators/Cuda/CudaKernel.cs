@@ -34,6 +34,26 @@ public sealed class CudaKernel
     public static bool DependentLaunchEnabled { get; set; } = Environment.GetEnvironmentVariable("MOE_PDL") != "0";
 
     /// <summary>
+    /// Where a dependent-launch kernel lets the next one launch: false (MOE_PDL_TRIGGER unset or <c>late</c>), after its
+    /// wait for the prior grid; true (<c>early</c>), before it (<c>-DMOE_PDL_EARLY_TRIGGER</c> for sources marked
+    /// <c>// dependent-launch</c>; see moe_common.cuh). Read once, on the first kernel compiled; a bad value is an
+    /// ArgumentException naming the variable.
+    /// </summary>
+    public static bool TriggerBeforeWait => s_triggerBeforeWait ??= ParseTrigger(Environment.GetEnvironmentVariable("MOE_PDL_TRIGGER"));
+
+    private static bool? s_triggerBeforeWait;
+
+    internal static bool ParseTrigger(string? value) => value?.Trim().ToLowerInvariant() switch
+    {
+        null or "" or "late" => false,
+        "early" => true,
+        _ => throw new ArgumentException($"MOE_PDL_TRIGGER='{value}': expected 'late' (trigger after the wait) or 'early' (before it)", "MOE_PDL_TRIGGER"),
+    };
+
+    /// <summary>The compile option <see cref="TriggerBeforeWait"/> adds to dependent-launch sources.</summary>
+    internal const string EarlyTriggerOption = "-DMOE_PDL_EARLY_TRIGGER";
+
+    /// <summary>
     /// MOE_PDL_SKIP=a.cu,b.cu: sources whose kernels launch plainly although marked, for A/B runs of one kernel family.
     /// </summary>
     internal static bool SkippedByEnvironment(string sourceName) => SkippedSources.Contains(sourceName);

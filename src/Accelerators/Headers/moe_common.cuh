@@ -58,10 +58,18 @@ __device__ __forceinline__ int ceil_div(int a, int b) { return (a + b - 1) / b; 
 // reads or writes global memory: the wait returns once the previous grid has completed and its writes are visible.
 // The trigger then lets the next kernel launch as soon as every block of this one has passed its wait. Launched
 // without the attribute (other devices, MOE_PDL=0) both instructions return at once.
+// MOE_PDL_EARLY_TRIGGER (MOE_PDL_TRIGGER=early, CudaKernel.TriggerBeforeWait): the trigger comes first, so the next
+// kernel may launch while this one still waits for its own predecessor; a chain of short kernels then pays its
+// launches in parallel with the work instead of one after another. The wait still orders every memory access.
 __device__ __forceinline__ void moe_wait_prior_grid()
 {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+#if defined(MOE_PDL_EARLY_TRIGGER)
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#else
     asm volatile("griddepcontrol.wait;" ::: "memory");
     asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
 #endif
 }
