@@ -3,6 +3,10 @@ would write instead of our kernels, on the same shapes, timed the same way (medi
 runs after warm-up; routing replayed from a CUDA graph because launch overhead dominates it).
 
     python3 bench/reference/token_ops.py            # prints the table; writes $OUT/token_ops-torch.json if OUT is set
+    TOKEN_OPS_ROUTING_ONLY=1 python3 bench/reference/token_ops.py   # the routing rows alone
+
+Routing rows come four ways: the chain alone and with the tokens-per-expert counts our op also returns ("+counts"),
+each replayed from a graph and launched eagerly (what a PyTorch user runs by default).
 """
 import json
 import os
@@ -87,8 +91,18 @@ def main():
                 fn = lambda: deepseek_grouped(logits, bias, k, 8, 4, 2.5)
             else:
                 fn = lambda: softmax_topk(logits, k)
+            ones = torch.ones(tokens * k, device=DEVICE, dtype=torch.int32)
+            # Our op also returns the tokens per expert; the chain that gives all of it adds them up (scatter_add_:
+            # torch.bincount reads its maximum back to the host, which a graph cannot capture).
+            with_counts = lambda: with_expert_counts(fn, experts, ones)
             nbytes = 4 * tokens * experts + 8 * tokens * k + 4 * experts
-            add(op, f"T={tokens} E={experts} k={k} f32", median_us(fn, graph=True), nbytes, "graph")
+            shape = f"T={tokens} E={experts} k={k} f32"
+            add(op, shape, median_us(fn, graph=True), nbytes, "graph")
+            add(op + " +counts", shape, median_us(with_counts, graph=True), nbytes, "graph")
+            add(op, shape, median_us(fn), nbytes, "eager")
+            add(op + " +counts", shape, median_us(with_counts), nbytes, "eager")
+    if os.environ.get("TOKEN_OPS_ROUTING_ONLY") == "1":
+        return finish(name, rows)
 
     tokens, experts = 8192, 256
     for hidden in (4096, 7168):
@@ -123,6 +137,16 @@ def main():
         fn = lambda: torch.nn.functional.silu(gate_up[:, :inter]) * gate_up[:, inter:]
         add("silu_and_mul", f"M={m} I={inter} bf16", median_us(fn, inner=5), 2 * 3 * m * inter, label)
 
+    finish(name, rows)
+
+
+def with_expert_counts(route, experts, ones):
+    ids, weights = route()
+    counts = torch.zeros(experts, device=DEVICE, dtype=torch.int32).scatter_add_(0, ids.reshape(-1), ones)
+    return ids, weights, counts
+
+
+def finish(name, rows):
     print(f"## token_ops (PyTorch {torch.__version__}) on {name}")
     print(f"| {'name':<34} | {'shape':<26} | {'time (us)':>10} | {'GB/s':>8} | {'floor (us)':>10} | note")
     for r in rows:

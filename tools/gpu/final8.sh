@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# GPU machine, after tools/gpu/pack.sh: the eighth session's closing runs.
+#   bash tools/gpu/final8.sh suite   2 x H200: the whole suite with CUDA (tools/gpu/check-suite.sh)
+#   bash tools/gpu/final8.sh bench   GPU 0: `sweep routing` and PyTorch's routing chains (graph and eager, with and
+#                                    without the counts), then our layer sweep at T = 1, 16, 128, PyTorch's layer, ours again
+# Logs in $OUT/final8-<part>.tgz; summaries on stdout.
+set -uo pipefail
+export NCCL_NVLS_ENABLE=0
+part=${1:?suite or bench}
+out=/tmp/moe-final8-$part; mkdir -p "$out"
+trap 'tar czf "$OUT/final8-$part.tgz" -C "$out" .' EXIT
+trap 'exit 143' TERM
+B="bash .gpu/run.sh dotnet .gpu/app/MoeRuntime.Benchmarks/MoeRuntime.Benchmarks.dll"
+SECONDS=0
+bash .gpu/run.sh true
+rows() { grep -E "^\| .* layer " "$1" | awk -F'|' '{split($3,s," "); printf "  %-14s %-6s %9s us %6s | %s\n", $2, s[1], $4, $8, $9}' | sed -E 's/ layer +/ /'; }
+case $part in
+suite)
+  WG_DEBUG_S=60 WG_S=110 SUITE_S=330 OUT="$out" bash tools/gpu/check-suite.sh 2>&1 | grep -vE "^== wgmma-debug" | tail -45
+  echo "== suite done (${SECONDS}s)"
+  ;;
+bench)
+  timeout 90 $B sweep routing --device cuda:0 --json "$out/routing.json" > "$out/routing.log" 2>&1
+  echo "== sweep routing: exit $? (${SECONDS}s)"
+  grep -E "^\| (graph node floor|routing softmax +\||routing deepseek grouped +\|)" "$out/routing.log" | grep -v -E "T=(2048|4096) " |
+    awk -F'|' '{printf "  %-28s %-24s %8s us\n", $2, $3, $4}' | sed 's/  */ /g'
+  (cd bench/reference && PYTHONUNBUFFERED=1 OUT="$out" TOKEN_OPS_ROUTING_ONLY=1 timeout 90 python3 token_ops.py > "$out/ref-routing.log" 2>&1)
+  echo "== torch routing chains: exit $? (${SECONDS}s)"
+  grep -E "^\| routing" "$out/ref-routing.log" | awk -F'|' '{printf "  %-28s %-24s %8s us %s\n", $2, $3, $4, $7}' | sed 's/  */ /g'
+  MOE_SWEEP_TOKENS=1,16,128 timeout 150 $B sweep moe_layer --device cuda:0 --json "$out/layer-1.json" > "$out/layer-1.log" 2>&1
+  echo "== layer run 1: exit $? (${SECONDS}s)"; rows "$out/layer-1.log"
+  (cd bench/reference && PYTHONUNBUFFERED=1 OUT="$out" MOE_SWEEP_TOKENS=1,16,128 timeout 150 python3 moe_layer.py > "$out/ref-moe_layer.log" 2>&1)
+  echo "== torch moe_layer: exit $? (${SECONDS}s)"; tail -11 "$out/ref-moe_layer.log"
+  left=$((590 - SECONDS))
+  if [ "$left" -gt 70 ]; then
+    MOE_SWEEP_TOKENS=1,16,128 timeout "$left" $B sweep moe_layer --device cuda:0 --json "$out/layer-2.json" > "$out/layer-2.log" 2>&1
+    echo "== layer run 2: exit $? (${SECONDS}s)"; rows "$out/layer-2.log"
+  else
+    echo "== layer run 2: skipped (${SECONDS}s used)"
+  fi
+  ;;
+esac
