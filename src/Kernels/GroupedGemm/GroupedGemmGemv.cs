@@ -181,7 +181,7 @@ public static class GroupedGemmGemv
     {
         if (blocks > int.MaxValue)
             throw new ArgumentException($"{plan.Rows} rows x {plan.OutCols} columns need {blocks} blocks; at most {int.MaxValue} per call (split the call)", "x");
-        var kernel = accelerator.LoadKernel(Source, EntryName(plan.X.DType, plan.Y.DType, tileRows), UnrollOptions);
+        var kernel = accelerator.LoadKernel(Source, EntryName(plan.X.DType, plan.Y.DType, tileRows), ExpertTilesWalk.With(UnrollOptions));
         kernel.Launch(stream, new Dim3((uint)blocks, 1, 1), new Dim3(Warps * 32, 1, 1), 0,
             plan.X, plan.W, plan.ExpertOffsets, plan.RowScale, plan.Y, plan.Rows, plan.N, plan.K, plan.Experts, plan.Fused ? 1 : 0, kSplit);
     }
