@@ -19,6 +19,8 @@ namespace MoeRuntime.Benchmarks.Kernels;
 /// splits, for A/B runs. MOE_SWEEP_TOKENS / MOE_SWEEP_MODELS narrow the rows (<see cref="SweepFilter"/>).
 /// Rows marked "(cold)": where one call's active weights are near the L2's size (Qwen3 at T=1), the graph's calls cycle
 /// over expert sets (<see cref="ColdExpertSets"/>) so each reads its weights from DRAM.
+/// Rows "read floor": the same active experts' gate_up and down weights read with plain 16-byte loads, replayed the same
+/// way (<see cref="ReadFloor"/>), hot and, beside the cold rows, cold: the practical floor of a read of that size.
 /// </summary>
 internal static class GroupedGemmSweep
 {
@@ -107,11 +109,17 @@ internal static class GroupedGemmSweep
             }
             rows.Add(Measure(accelerator, $"{model.Name} down*w", shape, rowCount, h, i, active, bandwidth, graph, Note(h, i, false),
                 s => GroupedGemm.Run(accelerator, inner, down, offsetsBuffer, downOut, h, i, scaled, s)));
+            // The read floor of each weight tensor's active experts (ReadFloor), for the graph-replayed rows.
+            if (graph)
+            {
+                AddIfAny(ReadFloor.Measure(accelerator, $"{model.Name} gate_up read floor", shape, gateUp, [offsets], 2L * i * h, bandwidth, "16-byte loads"));
+                AddIfAny(ReadFloor.Measure(accelerator, $"{model.Name} down read floor", shape, down, [offsets], (long)h * i, bandwidth, "16-byte loads"));
+            }
 
             // Cold rows where the active weights are near the L2's size: each call of the replay on other experts.
             if (graph && accelerator.Kind == AcceleratorKind.Cuda)
             {
-                void Cold(string call, int n, int k, bool isFused, Func<MemoryBuffer<int>, Action<AcceleratorStream>> enqueueWith)
+                void Cold(string call, int n, int k, bool isFused, Func<MemoryBuffer<int>, Action<AcceleratorStream>> enqueueWith, MemoryBuffer<BFloat16>? readFloorOf = null)
                 {
                     var sets = ColdExpertSets.For(offsets, e, (double)active * n * k * 2);
                     if (sets.Count < 2)
@@ -124,6 +132,9 @@ internal static class GroupedGemmSweep
                         string note = $"{Note(n, k, isFused)}, cold: {sets.Count} expert sets, {ColdExpertSets.DistinctActive(sets, e)} experts";
                         rows.Add(Measure(accelerator, $"{model.Name} {call} (cold)", shape, rowCount, n, k, active, bandwidth, graph, note,
                             s => enqueues[next++ % enqueues.Count](s)));
+                        if (readFloorOf is not null)
+                            AddIfAny(ReadFloor.Measure(accelerator, $"{model.Name} {call} read floor (cold)", shape, readFloorOf, sets, (long)n * k, bandwidth,
+                                $"16-byte loads, cold: {sets.Count} expert sets"));
                     }
                     finally
                     {
@@ -131,10 +142,15 @@ internal static class GroupedGemmSweep
                             buffer.Dispose();
                     }
                 }
-                Cold("gate_up", 2 * i, h, false, o => s => GroupedGemm.Run(accelerator, hidden, gateUp, o, gateUpOut, 2 * i, h, plain, s));
+                Cold("gate_up", 2 * i, h, false, o => s => GroupedGemm.Run(accelerator, hidden, gateUp, o, gateUpOut, 2 * i, h, plain, s), gateUp);
                 Cold("gate_up+silu", 2 * i, h, true, o => s => GroupedGemm.Run(accelerator, hidden, gateUp, o, fusedOut, 2 * i, h, fused, s));
-                Cold("down*w", h, i, false, o => s => GroupedGemm.Run(accelerator, inner, down, o, downOut, h, i, scaled, s));
+                Cold("down*w", h, i, false, o => s => GroupedGemm.Run(accelerator, inner, down, o, downOut, h, i, scaled, s), down);
             }
+        }
+        void AddIfAny(SweepRow? row)
+        {
+            if (row is not null)
+                rows.Add(row);
         }
     }
 
