@@ -44,6 +44,7 @@ internal static class GroupedGemmSweep
         double bandwidth = accelerator.Info.Name.Contains("H200", StringComparison.Ordinal) ? 4.2e12 : 3.0e12;
         var rows = new List<SweepRow>();
         var tokens = SweepFilter.Tokens(cpu ? CpuTokens : GpuTokens);
+        using var trace = GemvTrace.Attach(accelerator);
         foreach (var model in SweepFilter.Models(cpu ? CpuModels : GpuModels, m => m.Name))
             RunModel(accelerator, model, tokens, bandwidth, rows);
         if (cpu)
@@ -96,6 +97,13 @@ internal static class GroupedGemmSweep
             SweepRow FusedGateUp() => Measure(accelerator, $"{model.Name} gate_up+silu", shape, rowCount, 2 * i, h, active, bandwidth, graph, Note(2 * i, h, true),
                 s => GroupedGemm.Run(accelerator, hidden, gateUp, offsetsBuffer, fusedOut, 2 * i, h, fused, s));
             // MOE_SWEEP_FUSED_FIRST=1 measures the fused gate_up before the plain one (does the order move the numbers?).
+            bool gemv = tile.StartsWith("tile gemv", StringComparison.Ordinal);
+            // MOE_GROUPED_GEMM_GEMV_TRACE=1: each GEMV row's call once more, traced (GemvTrace).
+            void Trace(string call, Action<AcceleratorStream> enqueue)
+            {
+                if (gemv)
+                    GemvTrace.Print(accelerator, $"{model.Name} {call} {shape}", enqueue);
+            }
             if (Environment.GetEnvironmentVariable("MOE_SWEEP_FUSED_FIRST") == "1")
             {
                 var fusedRow = FusedGateUp();
@@ -109,6 +117,9 @@ internal static class GroupedGemmSweep
             }
             rows.Add(Measure(accelerator, $"{model.Name} down*w", shape, rowCount, h, i, active, bandwidth, graph, Note(h, i, false),
                 s => GroupedGemm.Run(accelerator, inner, down, offsetsBuffer, downOut, h, i, scaled, s)));
+            Trace("gate_up", s => GroupedGemm.Run(accelerator, hidden, gateUp, offsetsBuffer, gateUpOut, 2 * i, h, plain, s));
+            Trace("gate_up+silu", s => GroupedGemm.Run(accelerator, hidden, gateUp, offsetsBuffer, fusedOut, 2 * i, h, fused, s));
+            Trace("down*w", s => GroupedGemm.Run(accelerator, inner, down, offsetsBuffer, downOut, h, i, scaled, s));
             // The read floor of each weight tensor's active experts (ReadFloor), for the graph-replayed rows.
             if (graph)
             {
