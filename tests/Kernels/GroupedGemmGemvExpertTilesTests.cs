@@ -1,4 +1,5 @@
 using MoeRuntime.Accelerators;
+using MoeRuntime.Accelerators.Nvrtc;
 using MoeRuntime.Kernels.GroupedGemm;
 using MoeRuntime.Tests.Infrastructure;
 using static MoeRuntime.Tests.Kernels.GroupedGemmTests;
@@ -31,6 +32,28 @@ public class GroupedGemmGemvExpertTilesTests
         RunCase(gpu, new Case($"E={experts}, {pattern}", counts, 12, 24, LeadingRows: 1, TrailingRows: 2), DType.BF16, DType.F32,
             fused: false, rowScale: true, tile);
     }
+
+    [Theory]
+    [InlineData("-DEXPERT_TILES_SERIAL_WALK")] // MOE_EXPERT_TILES_WALK=serial, the A/B build
+    [InlineData("-DGV_TRACE")]                 // MOE_GROUPED_GEMM_GEMV_TRACE=1
+    public void TheGemvsSwitchBuildsCompile(string define)
+    {
+        MoeRuntime.Tests.Accelerators.NvrtcTests.RequireNvrtc();
+        var source = KernelSource.FromResource(typeof(GroupedGemmGemv).Assembly, "grouped_gemm_gemv.cu");
+        foreach (string architecture in new[] { "sm_80", "sm_90" })
+            Assert.Contains(".entry grouped_gemm_gemv_bf16_bf16", NvrtcCompiler.CompileToPtx(source, NvrtcCompiler.DefaultOptions(architecture, [define])));
+    }
+
+    [Theory]
+    [InlineData(null, false)]
+    [InlineData("", false)]
+    [InlineData("parallel", false)]
+    [InlineData(" serial ", true)]
+    public void TheWalkSwitchParses(string? value, bool serial) => Assert.Equal(serial, ExpertTilesWalk.ParseSerial(value));
+
+    [Fact]
+    public void ABadWalkNamesTheVariable() =>
+        Assert.Contains("MOE_EXPERT_TILES_WALK", Assert.Throws<ArgumentException>(() => ExpertTilesWalk.ParseSerial("chunked")).Message);
 
     private static Accelerator Gpu() => TestDevices.Get("cuda:0");
 
