@@ -43,13 +43,21 @@ internal static class GemvTrace
             Console.WriteLine($"  span to the last block's end: {(ends.Max() - origin) / 1e3:F2} us");
     }
 
-    /// <summary>The buffer the traced build writes to (when the trace is on); dispose it after the sweep.</summary>
-    public static MemoryBuffer<ulong>? Attach(Accelerator accelerator)
+    /// <summary>Gives the traced build a buffer (when the trace is on) until the result is disposed.</summary>
+    public static IDisposable? Attach(Accelerator accelerator)
     {
         if (!GroupedGemmGemv.TraceRequested || accelerator.Kind != AcceleratorKind.Cuda)
             return null;
-        var buffer = accelerator.Allocate<ulong>(BufferBlocks * GroupedGemmGemv.TraceStamps);
-        GroupedGemmGemv.TraceBuffer = buffer;
-        return buffer;
+        GroupedGemmGemv.TraceBuffer = accelerator.Allocate<ulong>(BufferBlocks * GroupedGemmGemv.TraceStamps);
+        return new Detach();
+    }
+
+    private sealed class Detach : IDisposable
+    {
+        public void Dispose()
+        {
+            GroupedGemmGemv.TraceBuffer?.Dispose();
+            GroupedGemmGemv.TraceBuffer = null;
+        }
     }
 }
