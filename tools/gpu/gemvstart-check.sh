@@ -6,7 +6,7 @@
 #      DeepSeek-V3, whose E = 128 / 256 the walk changes; Mixtral's E = 8 is one chunk either way).
 #   3. The GEMV trace (MOE_GROUPED_GEMM_GEMV_TRACE=1) of Qwen3 T=1, new walk and old.
 # Stdout: test totals and failures, a table old/new/read floor us per row, the trace summaries. Logs in
-# $OUT/gemvstart.tgz. Timeouts add to 6.5 minutes; expected about 3.5 (the sweeps dominate).
+# $OUT/gemvstart.tgz. Expected about 3.5 minutes; the timeouts add to 5.8 (a sweep prints its table only at its end).
 set -uo pipefail
 out=/tmp/moe-gemvstart; mkdir -p "$out"
 trap 'tar czf "$OUT/gemvstart.tgz" -C "$out" .' EXIT
@@ -15,12 +15,12 @@ T="bash .gpu/run.sh dotnet .gpu/app/MoeRuntime.Tests/MoeRuntime.Tests.dll"
 B="bash .gpu/run.sh dotnet .gpu/app/MoeRuntime.Benchmarks/MoeRuntime.Benchmarks.dll"
 K=MoeRuntime.Tests.Kernels
 nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm --format=csv,noheader 2>/dev/null | head -1
-timeout 120 $T -class $K.GroupedGemmGemvTests -class $K.GroupedGemmGemvExpertTilesTests -class $K.GroupedGemmDenseGemvTests \
+timeout 100 $T -class $K.GroupedGemmGemvTests -class $K.GroupedGemmGemvExpertTilesTests -class $K.GroupedGemmDenseGemvTests \
   -class $K.GroupedGemmTests -class $K.GroupedGemmWgmmaTests -class $K.GroupedGemmGemvBulkTests -class $K.GroupedGemmSkinnyTests \
   > "$out/tests.log" 2>&1
 echo "== tests, new walk: exit $?"
 grep -E "\[FAIL\]" -A 8 "$out/tests.log" | head -40; grep -E "Total:" "$out/tests.log"
-MOE_EXPERT_TILES_WALK=serial timeout 40 $T -class $K.GroupedGemmGemvExpertTilesTests > "$out/tests-serial.log" 2>&1
+MOE_EXPERT_TILES_WALK=serial timeout 30 $T -class $K.GroupedGemmGemvExpertTilesTests > "$out/tests-serial.log" 2>&1
 echo "== tile map tests, old walk: exit $?"
 grep -E "\[FAIL\]" -A 8 "$out/tests-serial.log" | head -20; grep -E "Total:" "$out/tests-serial.log"
 
@@ -30,7 +30,7 @@ sweep() { # label, timeout, env...
   env "$@" timeout "$limit" $B sweep grouped_gemm --device cuda:0 --json "$out/$label.json" > "$out/$label.log" 2>&1
   echo "== sweep $label ($*): exit $?"
 }
-sweep new 100 MOE_SWEEP_TOKENS=1,16
+sweep new 110 MOE_SWEEP_TOKENS=1,16
 sweep old 60 MOE_SWEEP_TOKENS=1,16 MOE_SWEEP_MODELS=qwen3,deepseek MOE_EXPERT_TILES_WALK=serial
 # name | T | old us | new us | read floor us (the same experts' W, 16-byte loads) | read floor GB/s | new tile note
 awk -F'|' '
@@ -56,7 +56,7 @@ echo "(old: MOE_EXPERT_TILES_WALK=serial; floor: the read floor row, the same ex
 
 trace() { # label, env...
   local label=$1; shift
-  env "$@" MOE_GROUPED_GEMM_GEMV_TRACE=1 MOE_SWEEP_TOKENS=1 MOE_SWEEP_MODELS=qwen3 timeout 30 $B sweep grouped_gemm --device cuda:0 \
+  env "$@" MOE_GROUPED_GEMM_GEMV_TRACE=1 MOE_SWEEP_TOKENS=1 MOE_SWEEP_MODELS=qwen3 timeout 25 $B sweep grouped_gemm --device cuda:0 \
     > "$out/trace-$label.log" 2>&1
   echo "== GEMV trace, $label walk: exit $?"
   grep -E "^gemv trace|^  " "$out/trace-$label.log" | head -30
