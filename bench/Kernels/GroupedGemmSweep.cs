@@ -19,6 +19,8 @@ namespace MoeRuntime.Benchmarks.Kernels;
 /// splits, for A/B runs. MOE_SWEEP_TOKENS / MOE_SWEEP_MODELS narrow the rows (<see cref="SweepFilter"/>).
 /// Rows marked "(cold)": where one call's active weights are near the L2's size (Qwen3 at T=1), the graph's calls cycle
 /// over expert sets (<see cref="ColdExpertSets"/>) so each reads its weights from DRAM.
+/// Rows "read floor": the same active experts' gate_up and down weights read with plain 16-byte loads, replayed the same
+/// way (<see cref="ReadFloor"/>), hot and, beside the cold rows, cold: the practical floor of a read of that size.
 /// </summary>
 internal static class GroupedGemmSweep
 {
@@ -42,6 +44,7 @@ internal static class GroupedGemmSweep
         double bandwidth = accelerator.Info.Name.Contains("H200", StringComparison.Ordinal) ? 4.2e12 : 3.0e12;
         var rows = new List<SweepRow>();
         var tokens = SweepFilter.Tokens(cpu ? CpuTokens : GpuTokens);
+        using var trace = GemvTrace.Attach(accelerator);
         foreach (var model in SweepFilter.Models(cpu ? CpuModels : GpuModels, m => m.Name))
             RunModel(accelerator, model, tokens, bandwidth, rows);
         if (cpu)
@@ -94,6 +97,13 @@ internal static class GroupedGemmSweep
             SweepRow FusedGateUp() => Measure(accelerator, $"{model.Name} gate_up+silu", shape, rowCount, 2 * i, h, active, bandwidth, graph, Note(2 * i, h, true),
                 s => GroupedGemm.Run(accelerator, hidden, gateUp, offsetsBuffer, fusedOut, 2 * i, h, fused, s));
             // MOE_SWEEP_FUSED_FIRST=1 measures the fused gate_up before the plain one (does the order move the numbers?).
+            bool gemv = tile.StartsWith("tile gemv", StringComparison.Ordinal);
+            // MOE_GROUPED_GEMM_GEMV_TRACE=1: each GEMV row's call once more, traced (GemvTrace).
+            void Trace(string call, Action<AcceleratorStream> enqueue)
+            {
+                if (gemv)
+                    GemvTrace.Print(accelerator, $"{model.Name} {call} {shape}", enqueue);
+            }
             if (Environment.GetEnvironmentVariable("MOE_SWEEP_FUSED_FIRST") == "1")
             {
                 var fusedRow = FusedGateUp();
@@ -107,11 +117,20 @@ internal static class GroupedGemmSweep
             }
             rows.Add(Measure(accelerator, $"{model.Name} down*w", shape, rowCount, h, i, active, bandwidth, graph, Note(h, i, false),
                 s => GroupedGemm.Run(accelerator, inner, down, offsetsBuffer, downOut, h, i, scaled, s)));
+            Trace("gate_up", s => GroupedGemm.Run(accelerator, hidden, gateUp, offsetsBuffer, gateUpOut, 2 * i, h, plain, s));
+            Trace("gate_up+silu", s => GroupedGemm.Run(accelerator, hidden, gateUp, offsetsBuffer, fusedOut, 2 * i, h, fused, s));
+            Trace("down*w", s => GroupedGemm.Run(accelerator, inner, down, offsetsBuffer, downOut, h, i, scaled, s));
+            // The read floor of each weight tensor's active experts (ReadFloor), for the graph-replayed rows.
+            if (graph)
+            {
+                AddIfAny(ReadFloor.Measure(accelerator, $"{model.Name} gate_up read floor", shape, gateUp, [offsets], 2L * i * h, bandwidth, "16-byte loads"));
+                AddIfAny(ReadFloor.Measure(accelerator, $"{model.Name} down read floor", shape, down, [offsets], (long)h * i, bandwidth, "16-byte loads"));
+            }
 
             // Cold rows where the active weights are near the L2's size: each call of the replay on other experts.
             if (graph && accelerator.Kind == AcceleratorKind.Cuda)
             {
-                void Cold(string call, int n, int k, bool isFused, Func<MemoryBuffer<int>, Action<AcceleratorStream>> enqueueWith)
+                void Cold(string call, int n, int k, bool isFused, Func<MemoryBuffer<int>, Action<AcceleratorStream>> enqueueWith, MemoryBuffer<BFloat16>? readFloorOf = null)
                 {
                     var sets = ColdExpertSets.For(offsets, e, (double)active * n * k * 2);
                     if (sets.Count < 2)
@@ -124,6 +143,9 @@ internal static class GroupedGemmSweep
                         string note = $"{Note(n, k, isFused)}, cold: {sets.Count} expert sets, {ColdExpertSets.DistinctActive(sets, e)} experts";
                         rows.Add(Measure(accelerator, $"{model.Name} {call} (cold)", shape, rowCount, n, k, active, bandwidth, graph, note,
                             s => enqueues[next++ % enqueues.Count](s)));
+                        if (readFloorOf is not null)
+                            AddIfAny(ReadFloor.Measure(accelerator, $"{model.Name} {call} read floor (cold)", shape, readFloorOf, sets, (long)n * k, bandwidth,
+                                $"16-byte loads, cold: {sets.Count} expert sets"));
                     }
                     finally
                     {
@@ -131,10 +153,15 @@ internal static class GroupedGemmSweep
                             buffer.Dispose();
                     }
                 }
-                Cold("gate_up", 2 * i, h, false, o => s => GroupedGemm.Run(accelerator, hidden, gateUp, o, gateUpOut, 2 * i, h, plain, s));
+                Cold("gate_up", 2 * i, h, false, o => s => GroupedGemm.Run(accelerator, hidden, gateUp, o, gateUpOut, 2 * i, h, plain, s), gateUp);
                 Cold("gate_up+silu", 2 * i, h, true, o => s => GroupedGemm.Run(accelerator, hidden, gateUp, o, fusedOut, 2 * i, h, fused, s));
-                Cold("down*w", h, i, false, o => s => GroupedGemm.Run(accelerator, inner, down, o, downOut, h, i, scaled, s));
+                Cold("down*w", h, i, false, o => s => GroupedGemm.Run(accelerator, inner, down, o, downOut, h, i, scaled, s), down);
             }
+        }
+        void AddIfAny(SweepRow? row)
+        {
+            if (row is not null)
+                rows.Add(row);
         }
     }
 

@@ -181,8 +181,46 @@ public static class GroupedGemmGemv
     {
         if (blocks > int.MaxValue)
             throw new ArgumentException($"{plan.Rows} rows x {plan.OutCols} columns need {blocks} blocks; at most {int.MaxValue} per call (split the call)", "x");
-        var kernel = accelerator.LoadKernel(Source, EntryName(plan.X.DType, plan.Y.DType, tileRows), UnrollOptions);
+        if (TraceRequested)
+        {
+            LaunchTraced(accelerator, plan, stream, tileRows, kSplit, blocks);
+            return;
+        }
+        var kernel = accelerator.LoadKernel(Source, EntryName(plan.X.DType, plan.Y.DType, tileRows), ExpertTilesWalk.With(UnrollOptions));
         kernel.Launch(stream, new Dim3((uint)blocks, 1, 1), new Dim3(Warps * 32, 1, 1), 0,
             plan.X, plan.W, plan.ExpertOffsets, plan.RowScale, plan.Y, plan.Rows, plan.N, plan.K, plan.Experts, plan.Fused ? 1 : 0, kSplit);
+    }
+
+    /// <summary>
+    /// MOE_GROUPED_GEMM_GEMV_TRACE=1: every launch is the -DGV_TRACE build, which writes <see cref="TraceStamps"/>
+    /// %globaltimer stamps per block into <see cref="TraceBuffer"/> (a diagnostic: the bench sets the buffer).
+    /// </summary>
+    internal static bool TraceRequested => TraceSetting.Value;
+
+    private static readonly EnvironmentSetting<bool> TraceSetting = new("MOE_GROUPED_GEMM_GEMV_TRACE", value => value?.Trim() switch
+    {
+        null or "" or "0" => false,
+        "1" => true,
+        _ => throw new ArgumentException($"MOE_GROUPED_GEMM_GEMV_TRACE='{value}': expected 1 (the traced build) or 0"),
+    });
+
+    /// <summary>Stamps per block of the traced build (GV_TRACE_STAMPS): entry, after the wait, tile found, first W loads arrived, loop end, after the write.</summary>
+    internal const int TraceStamps = 6;
+
+    /// <summary>Where the traced build writes: [blocks, <see cref="TraceStamps"/>] u64; the last launch's blocks.</summary>
+    internal static MemoryBuffer<ulong>? TraceBuffer { get; set; }
+
+    /// <summary>Blocks of the last traced launch.</summary>
+    internal static long TracedBlocks { get; private set; }
+
+    private static void LaunchTraced(CudaAccelerator accelerator, GroupedGemm.Plan plan, CudaStream stream, int tileRows, int kSplit, long blocks)
+    {
+        var trace = TraceBuffer ?? throw new InvalidOperationException("MOE_GROUPED_GEMM_GEMV_TRACE=1 needs GroupedGemmGemv.TraceBuffer (a bench sets it)");
+        if (trace.Length < blocks * TraceStamps)
+            throw new InvalidOperationException($"the GEMV trace buffer holds {trace.Length / TraceStamps} blocks; this launch has {blocks}");
+        var kernel = accelerator.LoadKernel(Source, EntryName(plan.X.DType, plan.Y.DType, tileRows), [.. ExpertTilesWalk.With(UnrollOptions) ?? [], "-DGV_TRACE"]);
+        kernel.Launch(stream, new Dim3((uint)blocks, 1, 1), new Dim3(Warps * 32, 1, 1), 0,
+            plan.X, plan.W, plan.ExpertOffsets, plan.RowScale, plan.Y, plan.Rows, plan.N, plan.K, plan.Experts, plan.Fused ? 1 : 0, kSplit, trace);
+        TracedBlocks = blocks;
     }
 }

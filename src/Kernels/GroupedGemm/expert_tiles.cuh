@@ -28,9 +28,9 @@ __device__ __forceinline__ int total_expert_tiles(const int* __restrict__ expert
     return total;
 }
 
-// Expert and row range of global m-tile `tile` (a warp-wide prefix scan over the experts, 32 at a time). Every
-// lane of the calling warp gets the same answer; expert = -1 when `tile` is past the last tile.
-__device__ __forceinline__ void find_expert_tile(const int* __restrict__ expertOffsets, int experts, int rows, int tileRows, int tile,
+// The walk of find_expert_tile for any E: a warp-wide prefix scan over the experts, 32 at a time, each chunk a
+// dependent round trip of loads and a 5-step scan (E = 128: 4 in a row before the first W load).
+__device__ __forceinline__ void find_expert_tile_serial(const int* __restrict__ expertOffsets, int experts, int rows, int tileRows, int tile,
                                                  int& expert, int& rowBegin, int& rowEnd)
 {
     const int lane = threadIdx.x & 31;
@@ -69,4 +69,88 @@ __device__ __forceinline__ void find_expert_tile(const int* __restrict__ expertO
         }
         base += __shfl_sync(0xffffffffu, inclusive, 31);
     }
+}
+
+// Most experts find_expert_tile reads in one round trip: EXPERT_TILES_PER_LANE contiguous experts per lane.
+#define EXPERT_TILES_PER_LANE 16
+
+// Expert and row range of global m-tile `tile`. Every lane of the calling warp gets the same answer; expert = -1 when
+// `tile` is past the last tile. E <= 512: lane l owns experts [l * per, (l + 1) * per), per = ceil(E / 32), and loads
+// their per + 1 offsets at once (one round trip, not one per 32 experts); it sums their tiles, one 5-step warp scan
+// gives each lane the tiles before its experts, and the lane holding `tile` finds the expert among its own in
+// registers. Same answer as the serial walk (the first expert with tiles whose range holds `tile`), which larger E
+// and -DEXPERT_TILES_SERIAL_WALK (MOE_EXPERT_TILES_WALK=serial, for A/B) take.
+// Used by the GEMV (grouped_gemm_gemv.cu: 103 -> 109 registers, no spills, 2 blocks per SM either way, ptxas 11.8
+// sm_90); the other kernels call find_expert_tile_serial (see their call sites).
+// Example: E = 128, tileRows 4, offsets 0 at experts 0..99, then experts 100..107 one row each: lane 25 (experts
+// 100..103) sums 4 tiles, lane 26 (104..107) 4, the scan gives lane 26 exclusive 4, so tile 5 is expert 105, row 5.
+__device__ __forceinline__ void find_expert_tile(const int* __restrict__ expertOffsets, int experts, int rows, int tileRows, int tile,
+                                                 int& expert, int& rowBegin, int& rowEnd)
+{
+#ifndef EXPERT_TILES_SERIAL_WALK
+    if (experts <= 32 * EXPERT_TILES_PER_LANE)
+    {
+        const int lane = threadIdx.x & 31;
+        const int per = ceil_div(experts, 32);
+        const int first = lane * per;                    // this lane's first expert
+        const int count = max(0, min(per, experts - first)); // its experts (0 past the last)
+        // Every load issued before any is used: offsets[first .. first + count].
+        int offset[EXPERT_TILES_PER_LANE + 1];
+#pragma unroll
+        for (int j = 0; j <= EXPERT_TILES_PER_LANE; j++)
+            offset[j] = j <= count && count > 0 ? expertOffsets[first + j] : 0;
+        int tiles = 0;
+#pragma unroll
+        for (int j = 0; j < EXPERT_TILES_PER_LANE; j++)
+            if (j < count)
+            {
+                int begin = min(max(offset[j], 0), rows);
+                int end = min(max(offset[j + 1], begin), rows);
+                tiles += ceil_div(end - begin, tileRows);
+            }
+        int inclusive = tiles;
+#pragma unroll
+        for (int d = 1; d < 32; d <<= 1)
+        {
+            int up = __shfl_up_sync(0xffffffffu, inclusive, d);
+            if (lane >= d)
+                inclusive += up;
+        }
+        const int exclusive = inclusive - tiles;
+        const unsigned found = __ballot_sync(0xffffffffu, tiles > 0 && tile >= exclusive && tile < inclusive);
+        int mine = -1, myBegin = 0, myEnd = 0;
+        if (tiles > 0 && tile >= exclusive && tile < inclusive)
+        {
+            int before = exclusive; // tiles of the experts before expert first + j
+#pragma unroll
+            for (int j = 0; j < EXPERT_TILES_PER_LANE; j++)
+                if (j < count && mine < 0)
+                {
+                    int begin = min(max(offset[j], 0), rows);
+                    int end = min(max(offset[j + 1], begin), rows);
+                    int t = ceil_div(end - begin, tileRows);
+                    if (tile < before + t)
+                    {
+                        mine = first + j;
+                        myBegin = begin + (tile - before) * tileRows;
+                        myEnd = min(myBegin + tileRows, end);
+                    }
+                    before += t;
+                }
+        }
+        if (found == 0)
+        {
+            expert = -1;
+            rowBegin = 0;
+            rowEnd = 0;
+            return;
+        }
+        const int owner = __ffs(found) - 1;
+        expert = __shfl_sync(0xffffffffu, mine, owner);
+        rowBegin = __shfl_sync(0xffffffffu, myBegin, owner);
+        rowEnd = __shfl_sync(0xffffffffu, myEnd, owner);
+        return;
+    }
+#endif
+    find_expert_tile_serial(expertOffsets, experts, rows, tileRows, tile, expert, rowBegin, rowEnd);
 }

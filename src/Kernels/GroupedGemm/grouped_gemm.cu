@@ -75,7 +75,9 @@ __device__ __forceinline__ void grouped_gemm_tc(const TIn* __restrict__ x, const
     const int nTile = inGroup / groupRows;
 
     int expert, rowBegin, rowEnd;
-    find_expert_tile(expertOffsets, experts, rows, BM, mTile, expert, rowBegin, rowEnd);
+    // The serial walk: the one-round-trip find_expert_tile took the decode tiles from 56-61 registers to 71-117 and
+    // decode64 to 8 bytes of spills (ptxas 11.8, sm_90).
+    find_expert_tile_serial(expertOffsets, experts, rows, BM, mTile, expert, rowBegin, rowEnd);
     if (expert < 0)
         return; // the whole block agrees: every warp computed the same answer
 
@@ -319,7 +321,7 @@ extern "C" __global__ void __launch_bounds__(256) grouped_gemm_f32(
     __shared__ float tileX[32][33];
     __shared__ float tileW[32][33]; // [tile row (logical W row)][k]
     int expert, rowBegin, rowEnd;
-    find_expert_tile(expertOffsets, experts, rows, 32, blockIdx.y, expert, rowBegin, rowEnd);
+    find_expert_tile_serial(expertOffsets, experts, rows, 32, blockIdx.y, expert, rowBegin, rowEnd);
     if (expert < 0)
         return;
     const int outCols = fused ? n / 2 : n;

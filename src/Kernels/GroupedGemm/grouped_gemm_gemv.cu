@@ -23,9 +23,33 @@
 //   the m-tiles; 8 rows: any slots >= 1, the host's choice); kSplit divides GV_WARPS. K % 8 == 0, x and w 16-byte
 //   aligned (checked on the host).
 // dependent-launch: every entry calls moe_wait_prior_grid() first (moe_common.cuh), so it may overlap the kernel before it.
+// GV_TRACE (MOE_GROUPED_GEMM_GEMV_TRACE=1, a diagnostic build): every entry takes a last argument
+//   trace: [blocks, GV_TRACE_STAMPS] u64, and thread 0 of each block writes %globaltimer (ns) at: entry (before the
+//   wait), after the wait, tile found, first W loads arrived, loop end, after its write (8 rows: the last tile's).
+//   Blocks past the last m-tile write only the first three, the third as 0. Without it the code is the same as before.
 #include "moe_common.cuh"
 #include "expert_tiles.cuh"
 #include "unpack8.cuh"
+
+#ifdef GV_TRACE
+#define GV_TRACE_STAMPS 6
+#define GV_TRACE_PARAM , unsigned long long* __restrict__ gvTrace
+#define GV_TRACE_ARG , gvTrace
+#define GV_STAMP(slot) gv_stamp(gvTrace, slot)
+__device__ __forceinline__ void gv_stamp(unsigned long long* trace, int slot)
+{
+    if (threadIdx.x == 0)
+    {
+        unsigned long long now;
+        asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now));
+        trace[blockIdx.x * GV_TRACE_STAMPS + slot] = now;
+    }
+}
+#else
+#define GV_TRACE_PARAM
+#define GV_TRACE_ARG
+#define GV_STAMP(slot)
+#endif
 
 #define GV_WARPS 8
 #define GV_WROWS 4   // W rows per warp group
@@ -83,7 +107,7 @@ template <int ROWS, typename TIn, typename TOut>
 __device__ __forceinline__ bool gemv_tile(const TIn* __restrict__ x, const TIn* __restrict__ w, const int* __restrict__ expertOffsets,
                                           const float* __restrict__ rowScale, TOut* __restrict__ y, int rows, int n, int k,
                                           int experts, int fused, int kSplit, int mTile, int columnBlock,
-                                          float (&partial)[GV_WARPS][GV_WROWS][ROWS])
+                                          float (&partial)[GV_WARPS][GV_WROWS][ROWS] GV_TRACE_PARAM)
 {
     const int outCols = fused ? n / 2 : n;
     const int colsPerGroup = fused ? GV_WROWS / 2 : GV_WROWS;
@@ -91,8 +115,17 @@ __device__ __forceinline__ bool gemv_tile(const TIn* __restrict__ x, const TIn* 
 
     int expert, rowBegin, rowEnd;
     find_expert_tile(expertOffsets, experts, rows, ROWS, mTile, expert, rowBegin, rowEnd);
+#ifdef GV_TRACE
+    if (expert < 0 && threadIdx.x == 0)
+        gvTrace[blockIdx.x * GV_TRACE_STAMPS + 2] = 0;
+#endif
     if (expert < 0)
         return false;
+    GV_STAMP(2);
+#ifdef GV_TRACE
+    bool firstLoads = true;
+    __shared__ volatile unsigned gvSink; // the first W loads stored, so the stamp after it waits for them
+#endif
     const int xRows = rowEnd - rowBegin; // 1 .. ROWS
 
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -137,6 +170,15 @@ __device__ __forceinline__ bool gemv_tile(const TIn* __restrict__ x, const TIn* 
             const int c = base + u * stride;
             if (c >= chunks)
                 break;
+#ifdef GV_TRACE
+            if (firstLoads && threadIdx.x == 0)
+            {
+                gvSink = wv[0][0].x ^ wv[GV_UNROLL - 1][GV_WROWS - 1].w;
+                __threadfence_block();
+                GV_STAMP(3);
+            }
+            firstLoads = false;
+#endif
             float wf[GV_WROWS][8];
 #pragma unroll
             for (int q = 0; q < GV_WROWS; q++)
@@ -156,6 +198,7 @@ __device__ __forceinline__ bool gemv_tile(const TIn* __restrict__ x, const TIn* 
             }
         }
     }
+    GV_STAMP(4);
 
 #pragma unroll
     for (int q = 0; q < GV_WROWS; q++)
@@ -169,6 +212,7 @@ __device__ __forceinline__ bool gemv_tile(const TIn* __restrict__ x, const TIn* 
     __syncthreads();
     if (part == 0 && lane < ROWS && lane < xRows)
         gemv_write<ROWS>(fused != 0, outCols, col0, lane, rowBegin, rowScale, y, partial, warp, kSplit);
+    GV_STAMP(5);
     return true;
 }
 
@@ -183,7 +227,7 @@ __device__ __forceinline__ bool gemv_tile(const TIn* __restrict__ x, const TIn* 
 template <int ROWS, bool TILE_LOOP, typename TIn, typename TOut>
 __device__ __forceinline__ void grouped_gemv(const TIn* __restrict__ x, const TIn* __restrict__ w, const int* __restrict__ expertOffsets,
                                              const float* __restrict__ rowScale, TOut* __restrict__ y, int rows, int n, int k,
-                                             int experts, int fused, int kSplit)
+                                             int experts, int fused, int kSplit GV_TRACE_PARAM)
 {
     __shared__ float partial[GV_WARPS][GV_WROWS][ROWS];
     const int outCols = fused ? n / 2 : n;
@@ -192,14 +236,14 @@ __device__ __forceinline__ void grouped_gemv(const TIn* __restrict__ x, const TI
     if (!TILE_LOOP)
     {
         gemv_tile<ROWS>(x, w, expertOffsets, rowScale, y, rows, n, k, experts, fused, kSplit,
-                        (int)(blockIdx.x / columnBlocks), (int)(blockIdx.x % columnBlocks), partial);
+                        (int)(blockIdx.x / columnBlocks), (int)(blockIdx.x % columnBlocks), partial GV_TRACE_ARG);
         return;
     }
     const int tileSlots = (int)(gridDim.x / columnBlocks);
     const int columnBlock = (int)(blockIdx.x / tileSlots);
     for (int mTile = (int)(blockIdx.x % tileSlots);; mTile += tileSlots)
     {
-        if (!gemv_tile<ROWS>(x, w, expertOffsets, rowScale, y, rows, n, k, experts, fused, kSplit, mTile, columnBlock, partial))
+        if (!gemv_tile<ROWS>(x, w, expertOffsets, rowScale, y, rows, n, k, experts, fused, kSplit, mTile, columnBlock, partial GV_TRACE_ARG))
             return;
         __syncthreads(); // the writers' reads of partial before the next tile's writes
     }
@@ -209,10 +253,14 @@ __device__ __forceinline__ void grouped_gemv(const TIn* __restrict__ x, const TI
 #define GV_ENTRY(NAME, ROWS, TILE_LOOP, BOUNDS, SUFFIX, TIN, TOUT)                                                          \
     extern "C" __global__ void BOUNDS NAME##_##SUFFIX(                                                                       \
         const TIN* __restrict__ x, const TIN* __restrict__ w, const int* __restrict__ expertOffsets,                        \
-        const float* __restrict__ rowScale, TOUT* __restrict__ y, int rows, int n, int k, int experts, int fused, int kSplit) \
+        const float* __restrict__ rowScale, TOUT* __restrict__ y, int rows, int n, int k, int experts, int fused, int kSplit \
+        GV_TRACE_PARAM)                                                                                                      \
     {                                                                                                                        \
+        GV_STAMP(0);                                                                                                          \
         moe_wait_prior_grid();                                                                                                \
-        grouped_gemv<ROWS, TILE_LOOP, TIN, TOUT>(x, w, expertOffsets, rowScale, y, rows, n, k, experts, fused, kSplit);       \
+        GV_STAMP(1);                                                                                                          \
+        grouped_gemv<ROWS, TILE_LOOP, TIN, TOUT>(x, w, expertOffsets, rowScale, y, rows, n, k, experts, fused, kSplit          \
+                                                 GV_TRACE_ARG);                                                               \
     }
 
 #define GV_ENTRIES(SUFFIX, TIN, TOUT)                                   \

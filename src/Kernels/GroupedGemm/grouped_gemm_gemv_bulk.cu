@@ -228,7 +228,8 @@ __device__ __forceinline__ void gb_produce(const TIn* __restrict__ x, const TIn*
                 expert = tile.x, rowBegin = tile.y, rowEnd = tile.z;
             }
             else
-                find_expert_tile(expertOffsets, experts, rows, GB_TILE_ROWS, mTile, expert, rowBegin, rowEnd);
+                // The serial walk: only tiles past the shared table come here (registers unchecked: NVRTC 11.8 builds a stub).
+                find_expert_tile_serial(expertOffsets, experts, rows, GB_TILE_ROWS, mTile, expert, rowBegin, rowEnd);
         }
         const moe_u32 full = fullBase + 8 * s;
         const int col0 = (int)(item % chunks) * colsPerChunk;

@@ -486,7 +486,9 @@ __device__ __forceinline__ void grouped_gemm_wgmma(const TmaDescriptor* mapX, co
             const int mTile = firstM + local % groupM;
             const int nTile = local / groupM;
             int expert, rowBegin, rowEnd;
-            find_expert_tile(expertOffsets, experts, rows, GW_BM, mTile, expert, rowBegin, rowEnd);
+            // The serial walk: this kernel's registers under the one-round-trip find_expert_tile are unchecked (NVRTC
+            // 11.8 cannot build sm_90a), and at 64+ rows the walk is a small share of a tile.
+            find_expert_tile_serial(expertOffsets, experts, rows, GW_BM, mTile, expert, rowBegin, rowEnd);
             if (expert < 0)
                 break; // cannot happen with consistent offsets; stop cleanly if it does
             if (lane == 0)

@@ -1,0 +1,63 @@
+using MoeRuntime.Accelerators;
+using MoeRuntime.Kernels.GroupedGemm;
+
+namespace MoeRuntime.Benchmarks.Kernels;
+
+/// <summary>
+/// MOE_GROUPED_GEMM_GEMV_TRACE=1 in <c>sweep grouped_gemm</c>: after a GEMV row, one more call of it (the traced build,
+/// eager, after the row's replays) and, relative to the earliest block entry, the min / median / max over blocks of
+/// each %globaltimer stamp of <c>grouped_gemm_gemv.cu</c> and the span to the last block's end. Where the call's time
+/// goes: waiting, finding the tile, the first W round trip, streaming, the write.
+/// </summary>
+internal static class GemvTrace
+{
+    private static readonly string[] StampNames = ["entry", "after wait", "tile found", "first W arrived", "loop end", "after write"];
+    private const long BufferBlocks = 1 << 19;
+
+    /// <summary>Prints the trace of one call of <paramref name="enqueue"/> (a GEMV call) when the trace is on.</summary>
+    public static void Print(Accelerator accelerator, string label, Action<AcceleratorStream> enqueue)
+    {
+        if (!GroupedGemmGemv.TraceRequested || accelerator.Kind != AcceleratorKind.Cuda)
+            return;
+        var buffer = GroupedGemmGemv.TraceBuffer ?? throw new InvalidOperationException("GemvTrace.Attach first");
+        var stream = accelerator.DefaultStream;
+        buffer.Clear(stream);
+        enqueue(stream);
+        var stamps = buffer.ToArray(stream);
+        long blocks = GroupedGemmGemv.TracedBlocks;
+        const int s = GroupedGemmGemv.TraceStamps;
+        var withTile = Enumerable.Range(0, (int)blocks).Where(b => stamps[b * s + 2] != 0).ToList();
+        ulong origin = Enumerable.Range(0, (int)blocks).Select(b => stamps[b * s]).Where(t => t != 0).DefaultIfEmpty(0UL).Min();
+        Console.WriteLine($"gemv trace {label}: {blocks} blocks, {withTile.Count} with a tile; us from the earliest entry (globaltimer)");
+        Console.WriteLine($"  {"stamp",-16} {"min",8} {"median",8} {"max",8}");
+        for (int stamp = 0; stamp < s; stamp++)
+        {
+            var over = stamp < 2 ? Enumerable.Range(0, (int)blocks) : withTile;
+            var us = over.Select(b => stamps[b * s + stamp]).Where(t => t != 0).Select(t => (t - origin) / 1e3).Order().ToList();
+            if (us.Count == 0)
+                continue;
+            Console.WriteLine($"  {StampNames[stamp],-16} {us[0],8:F2} {us[us.Count / 2],8:F2} {us[^1],8:F2}");
+        }
+        var ends = withTile.Select(b => stamps[b * s + s - 1]).Where(t => t != 0).ToList();
+        if (ends.Count > 0)
+            Console.WriteLine($"  span to the last block's end: {(ends.Max() - origin) / 1e3:F2} us");
+    }
+
+    /// <summary>Gives the traced build a buffer (when the trace is on) until the result is disposed.</summary>
+    public static IDisposable? Attach(Accelerator accelerator)
+    {
+        if (!GroupedGemmGemv.TraceRequested || accelerator.Kind != AcceleratorKind.Cuda)
+            return null;
+        GroupedGemmGemv.TraceBuffer = accelerator.Allocate<ulong>(BufferBlocks * GroupedGemmGemv.TraceStamps);
+        return new Detach();
+    }
+
+    private sealed class Detach : IDisposable
+    {
+        public void Dispose()
+        {
+            GroupedGemmGemv.TraceBuffer?.Dispose();
+            GroupedGemmGemv.TraceBuffer = null;
+        }
+    }
+}

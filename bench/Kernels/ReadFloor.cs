@@ -1,0 +1,58 @@
+using MoeRuntime.Accelerators;
+using MoeRuntime.Accelerators.Cuda;
+using MoeRuntime.Accelerators.Nvrtc;
+using MoeRuntime.Benchmarks.Infrastructure;
+
+namespace MoeRuntime.Benchmarks.Kernels;
+
+/// <summary>
+/// The "read floor" rows of <c>sweep grouped_gemm</c> (<c>read_floor.cu</c>): the time to read exactly the active
+/// experts' W of a call (the same experts, from the same offsets) with plain 16-byte loads, replayed like the call (a
+/// graph of the same number of calls, same timer): the practical floor of a read of that size here, beside the
+/// bandwidth-based floor of the table.
+/// </summary>
+internal static class ReadFloor
+{
+    private static readonly KernelSource Source = KernelSource.FromResource(typeof(ReadFloor).Assembly, "read_floor.cu");
+    private const int Threads = 256;
+    private const int BlocksPerSm = 4; // 1024 threads an SM, 4 x 16 bytes in flight each
+
+    /// <summary>
+    /// The row for <paramref name="offsetSets"/> (one set: every call reads its experts; several: calls cycle over them,
+    /// as the cold rows do), or null off CUDA. <paramref name="expertElements"/>: N x K of one expert (bf16).
+    /// </summary>
+    public static SweepRow? Measure(Accelerator accelerator, string name, string shape, MemoryBuffer<BFloat16> w, IReadOnlyList<int[]> offsetSets,
+                                    long expertElements, double bandwidth, string note)
+    {
+        if (accelerator is not CudaAccelerator cuda || expertElements * 2 % 16 != 0)
+            return null;
+        var expertSets = offsetSets.Select(ActiveExperts).ToList();
+        int active = expertSets[0].Length;
+        if (active == 0 || expertSets.Any(s => s.Length != active))
+            return null;
+        long expertChunks = expertElements * 2 / 16;
+        var buffers = expertSets.Select(s => accelerator.Upload<int>(s)).ToList();
+        try
+        {
+            using var sink = accelerator.Allocate<uint>(1);
+            var kernel = cuda.LoadKernel(Source, "read_floor");
+            int sms = accelerator.Info.MultiprocessorCount;
+            long perExpert = Math.Max(1, Math.Min((BlocksPerSm * (long)sms + active - 1) / active, (expertChunks + Threads - 1) / Threads));
+            int next = 0;
+            double ms = DeviceTimer.MedianMs(accelerator, s => kernel.Launch((CudaStream)s, new Dim3((uint)perExpert, (uint)active, 1), new Dim3(Threads, 1, 1), 0,
+                w, buffers[next++ % buffers.Count], expertChunks, 0, sink), warmup: 3, samples: 20, inner: 20, useGraph: true);
+            double bytes = (double)active * expertElements * 2;
+            return new SweepRow(name, shape, ms, bytes, 0, bytes / bandwidth * 1e3,
+                $"{note}, {perExpert}x{active} blocks, graph{(kernel.LaunchesDependent ? ", dependent launch" : "")}");
+        }
+        finally
+        {
+            foreach (var buffer in buffers)
+                buffer.Dispose();
+        }
+    }
+
+    /// <summary>The experts with rows, in order.</summary>
+    internal static int[] ActiveExperts(int[] offsets) =>
+        Enumerable.Range(0, offsets.Length - 1).Where(e => offsets[e + 1] > offsets[e]).ToArray();
+}
