@@ -2,7 +2,8 @@
 # GPU machine, after tools/gpu/pack.sh: the eighth session's closing runs.
 #   bash tools/gpu/final8.sh suite   2 x H200: the whole suite with CUDA (tools/gpu/check-suite.sh)
 #   bash tools/gpu/final8.sh bench   GPU 0: `sweep routing` and PyTorch's routing chains (graph and eager, with and
-#                                    without the counts), then our layer sweep at T = 1, 16, 128, PyTorch's layer, ours again
+#                                    without the counts), then our layer sweep at T = 1, 16, 128, PyTorch's layer, ours at T = 1 with the
+#                                    GEMV's old tile walk (MOE_EXPERT_TILES_WALK=serial) and the new
 # Logs in $OUT/final8-<part>.tgz; summaries on stdout.
 set -uo pipefail
 export NCCL_NVLS_ENABLE=0
@@ -31,12 +32,12 @@ bench)
   echo "== layer run 1: exit $? (${SECONDS}s)"; rows "$out/layer-1.log"
   (cd bench/reference && PYTHONUNBUFFERED=1 OUT="$out" MOE_SWEEP_TOKENS=1,16,128 timeout 150 python3 moe_layer.py > "$out/ref-moe_layer.log" 2>&1)
   echo "== torch moe_layer: exit $? (${SECONDS}s)"; tail -11 "$out/ref-moe_layer.log"
-  left=$((590 - SECONDS))
-  if [ "$left" -gt 70 ]; then
-    MOE_SWEEP_TOKENS=1,16,128 timeout "$left" $B sweep moe_layer --device cuda:0 --json "$out/layer-2.json" > "$out/layer-2.log" 2>&1
-    echo "== layer run 2: exit $? (${SECONDS}s)"; rows "$out/layer-2.log"
-  else
-    echo "== layer run 2: skipped (${SECONDS}s used)"
-  fi
+  # The GEMV's tile search A/B in the layer (T = 1: where the GEMV runs), old walk then new, each as long as time allows.
+  for walk in serial parallel; do
+    left=$((590 - SECONDS))
+    if [ "$left" -lt 60 ]; then echo "== layer T=1, walk $walk: skipped (${SECONDS}s used)"; continue; fi
+    MOE_EXPERT_TILES_WALK=$walk MOE_SWEEP_TOKENS=1 timeout "$left" $B sweep moe_layer --device cuda:0 --json "$out/layer-t1-$walk.json" > "$out/layer-t1-$walk.log" 2>&1
+    echo "== layer T=1, walk $walk: exit $? (${SECONDS}s)"; rows "$out/layer-t1-$walk.log"
+  done
   ;;
 esac

@@ -204,8 +204,8 @@ public static class GroupedGemmGemv
         _ => throw new ArgumentException($"MOE_GROUPED_GEMM_GEMV_TRACE='{value}': expected 1 (the traced build) or 0"),
     });
 
-    /// <summary>Stamps per block of the traced build (GV_TRACE_STAMPS): entry, after the wait, tile found, first W loads arrived, loop end, after the write.</summary>
-    internal const int TraceStamps = 6;
+    /// <summary>Stamps per block of the traced build (GV_TRACE_STAMPS): after the wait, tile found, first W loads arrived, loop end, after the write.</summary>
+    internal const int TraceStamps = 5;
 
     /// <summary>Where the traced build writes: [blocks, <see cref="TraceStamps"/>] u64; the last launch's blocks.</summary>
     internal static MemoryBuffer<ulong>? TraceBuffer { get; set; }

@@ -24,15 +24,15 @@
 //   aligned (checked on the host).
 // dependent-launch: every entry calls moe_wait_prior_grid() first (moe_common.cuh), so it may overlap the kernel before it.
 // GV_TRACE (MOE_GROUPED_GEMM_GEMV_TRACE=1, a diagnostic build): every entry takes a last argument
-//   trace: [blocks, GV_TRACE_STAMPS] u64, and thread 0 of each block writes %globaltimer (ns) at: entry (before the
-//   wait), after the wait, tile found, first W loads arrived, loop end, after its write (8 rows: the last tile's).
-//   Blocks past the last m-tile write only the first three, the third as 0. Without it the code is the same as before.
+//   trace: [blocks, GV_TRACE_STAMPS] u64, and thread 0 of each block writes %globaltimer (ns) at: after the wait
+//   (nothing comes before it: the entry's first statement is the wait), tile found, first W loads arrived, loop end,
+//   after its write (8 rows: the last tile's). Blocks past the last m-tile write only the first two, the second as 0. Without it the code is the same as before.
 #include "moe_common.cuh"
 #include "expert_tiles.cuh"
 #include "unpack8.cuh"
 
 #ifdef GV_TRACE
-#define GV_TRACE_STAMPS 6
+#define GV_TRACE_STAMPS 5
 #define GV_TRACE_PARAM , unsigned long long* __restrict__ gvTrace
 #define GV_TRACE_ARG , gvTrace
 #define GV_STAMP(slot) gv_stamp(gvTrace, slot)
@@ -117,11 +117,11 @@ __device__ __forceinline__ bool gemv_tile(const TIn* __restrict__ x, const TIn* 
     find_expert_tile(expertOffsets, experts, rows, ROWS, mTile, expert, rowBegin, rowEnd);
 #ifdef GV_TRACE
     if (expert < 0 && threadIdx.x == 0)
-        gvTrace[blockIdx.x * GV_TRACE_STAMPS + 2] = 0;
+        gvTrace[blockIdx.x * GV_TRACE_STAMPS + 1] = 0;
 #endif
     if (expert < 0)
         return false;
-    GV_STAMP(2);
+    GV_STAMP(1);
 #ifdef GV_TRACE
     bool firstLoads = true;
     __shared__ volatile unsigned gvSink; // the first W loads stored, so the stamp after it waits for them
@@ -175,7 +175,7 @@ __device__ __forceinline__ bool gemv_tile(const TIn* __restrict__ x, const TIn* 
             {
                 gvSink = wv[0][0].x ^ wv[GV_UNROLL - 1][GV_WROWS - 1].w;
                 __threadfence_block();
-                GV_STAMP(3);
+                GV_STAMP(2);
             }
             firstLoads = false;
 #endif
@@ -198,7 +198,7 @@ __device__ __forceinline__ bool gemv_tile(const TIn* __restrict__ x, const TIn* 
             }
         }
     }
-    GV_STAMP(4);
+    GV_STAMP(3);
 
 #pragma unroll
     for (int q = 0; q < GV_WROWS; q++)
@@ -212,7 +212,7 @@ __device__ __forceinline__ bool gemv_tile(const TIn* __restrict__ x, const TIn* 
     __syncthreads();
     if (part == 0 && lane < ROWS && lane < xRows)
         gemv_write<ROWS>(fused != 0, outCols, col0, lane, rowBegin, rowScale, y, partial, warp, kSplit);
-    GV_STAMP(5);
+    GV_STAMP(4);
     return true;
 }
 
@@ -256,9 +256,8 @@ __device__ __forceinline__ void grouped_gemv(const TIn* __restrict__ x, const TI
         const float* __restrict__ rowScale, TOUT* __restrict__ y, int rows, int n, int k, int experts, int fused, int kSplit \
         GV_TRACE_PARAM)                                                                                                      \
     {                                                                                                                        \
-        GV_STAMP(0);                                                                                                          \
         moe_wait_prior_grid();                                                                                                \
-        GV_STAMP(1);                                                                                                          \
+        GV_STAMP(0);                                                                                                          \
         grouped_gemv<ROWS, TILE_LOOP, TIN, TOUT>(x, w, expertOffsets, rowScale, y, rows, n, k, experts, fused, kSplit          \
                                                  GV_TRACE_ARG);                                                               \
     }
