@@ -27,7 +27,7 @@ internal static class GemvTrace
         long blocks = GroupedGemmGemv.TracedBlocks;
         const int s = GroupedGemmGemv.TraceStamps;
         var withTile = Enumerable.Range(0, (int)blocks).Where(b => stamps[b * s + 1] != 0).ToList();
-        ulong origin = Enumerable.Range(0, (int)blocks).Select(b => stamps[b * s]).Where(t => t != 0).DefaultIfEmpty(0UL).Min();
+        long origin = Enumerable.Range(0, (int)blocks).Select(b => stamps[b * s]).Where(t => t != 0).DefaultIfEmpty(0L).Min();
         Console.WriteLine($"gemv trace {label}: {blocks} blocks, {withTile.Count} with a tile; us from the earliest block past its wait (globaltimer)");
         Console.WriteLine($"  {"stamp",-16} {"min",8} {"median",8} {"max",8}");
         for (int stamp = 0; stamp < s; stamp++)
@@ -48,7 +48,7 @@ internal static class GemvTrace
     {
         if (!GroupedGemmGemv.TraceRequested || accelerator.Kind != AcceleratorKind.Cuda)
             return null;
-        GroupedGemmGemv.TraceBuffer = accelerator.Allocate<ulong>(BufferBlocks * GroupedGemmGemv.TraceStamps);
+        GroupedGemmGemv.TraceBuffer = accelerator.Allocate<long>(BufferBlocks * GroupedGemmGemv.TraceStamps);
         return new Detach();
     }
 

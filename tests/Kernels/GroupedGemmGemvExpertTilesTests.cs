@@ -7,8 +7,9 @@ using static MoeRuntime.Tests.Kernels.GroupedGemmTests;
 namespace MoeRuntime.Tests.Kernels;
 
 /// <summary>
-/// The tile map of many experts (<c>expert_tiles.cuh</c>'s find_expert_tile, which the GEMV uses): with E = 128, 256 and
-/// 512 each lane reads E / 32 experts' offsets at once, so the cases put rows in the last experts, on the first and last
+/// The tile map of many experts (<c>expert_tiles.cuh</c>'s find_expert_tile, which the GEMV uses; run them with
+/// MOE_EXPERT_TILES_WALK=parallel too): with E = 128, 256 and 512 the parallel walk has each lane read E / 32 experts'
+/// offsets at once and the serial one walks 4 to 16 chunks, so the cases put rows in the last experts, on the first and last
 /// expert of a lane, several m-tiles in one expert, and long runs of empty experts between; E = 130 leaves lanes with no
 /// experts and E = 513 takes the serial walk. A wrong expert or row range shows as wrong or unwritten (poisoned) rows.
 /// </summary>
@@ -34,7 +35,8 @@ public class GroupedGemmGemvExpertTilesTests
     }
 
     [Theory]
-    [InlineData("-DEXPERT_TILES_SERIAL_WALK")] // MOE_EXPERT_TILES_WALK=serial, the A/B build
+    [InlineData("-DEXPERT_TILES_PARALLEL_WALK")] // MOE_EXPERT_TILES_WALK=parallel, the A/B build
+    [InlineData("-DGV_MIN_BLOCKS=3")]            // MOE_GROUPED_GEMM_GEMV_MIN_BLOCKS=3
     [InlineData("-DGV_TRACE")]                 // MOE_GROUPED_GEMM_GEMV_TRACE=1
     public void TheGemvsSwitchBuildsCompile(string define)
     {
@@ -47,13 +49,24 @@ public class GroupedGemmGemvExpertTilesTests
     [Theory]
     [InlineData(null, false)]
     [InlineData("", false)]
-    [InlineData("parallel", false)]
-    [InlineData(" serial ", true)]
-    public void TheWalkSwitchParses(string? value, bool serial) => Assert.Equal(serial, ExpertTilesWalk.ParseSerial(value));
+    [InlineData("serial", false)]
+    [InlineData(" parallel ", true)]
+    public void TheWalkSwitchParses(string? value, bool parallel) => Assert.Equal(parallel, ExpertTilesWalk.ParseParallel(value));
+
+    [Theory]
+    [InlineData(null, 1)]
+    [InlineData("3", 3)]
+    public void TheMinBlocksSwitchParses(string? value, int blocks) => Assert.Equal(blocks, GroupedGemmGemv.ParseMinBlocks(value));
+
+    [Theory]
+    [InlineData("0")]
+    [InlineData("five")]
+    public void ABadMinBlocksValueNamesTheVariable(string value) =>
+        Assert.Contains("MOE_GROUPED_GEMM_GEMV_MIN_BLOCKS", Assert.Throws<ArgumentException>(() => GroupedGemmGemv.ParseMinBlocks(value)).Message);
 
     [Fact]
     public void ABadWalkNamesTheVariable() =>
-        Assert.Contains("MOE_EXPERT_TILES_WALK", Assert.Throws<ArgumentException>(() => ExpertTilesWalk.ParseSerial("chunked")).Message);
+        Assert.Contains("MOE_EXPERT_TILES_WALK", Assert.Throws<ArgumentException>(() => ExpertTilesWalk.ParseParallel("chunked")).Message);
 
     private static Accelerator Gpu() => TestDevices.Get("cuda:0");
 

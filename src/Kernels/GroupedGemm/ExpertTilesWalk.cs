@@ -1,27 +1,27 @@
 namespace MoeRuntime.Kernels.GroupedGemm;
 
 /// <summary>
-/// MOE_EXPERT_TILES_WALK=serial|parallel: how the GEMV (<c>grouped_gemm_gemv.cu</c>) finds an m-tile's expert (<c>expert_tiles.cuh</c>),
-/// for A/B runs. parallel (default): every offset a lane needs in one round trip (E &lt;= 512); serial: the walk over 32
-/// experts at a time, one dependent round trip each, compiled in with -DEXPERT_TILES_SERIAL_WALK.
+/// MOE_EXPERT_TILES_WALK=serial|parallel: how the GEMV (<c>grouped_gemm_gemv.cu</c>) finds an m-tile's expert
+/// (<c>expert_tiles.cuh</c>), for A/B runs. serial (default): the walk over 32 experts at a time, one dependent round trip
+/// each; parallel: every offset a lane needs in one round trip (E &lt;= 512), compiled in with -DEXPERT_TILES_PARALLEL_WALK.
+/// The parallel walk was slower on the H200 (eighth session; numbers in expert_tiles.cuh and docs/PERFORMANCE.md).
 /// </summary>
 internal static class ExpertTilesWalk
 {
     public const string Serial = "serial", Parallel = "parallel";
 
-    private static readonly EnvironmentSetting<bool> SerialSetting = new("MOE_EXPERT_TILES_WALK", ParseSerial);
+    /// <summary>The compile option of the parallel walk.</summary>
+    public const string ParallelOption = "-DEXPERT_TILES_PARALLEL_WALK";
 
-    /// <summary>Whether the kernels are compiled with the serial walk.</summary>
-    public static bool IsSerial => SerialSetting.Value;
+    private static readonly EnvironmentSetting<bool> ParallelSetting = new("MOE_EXPERT_TILES_WALK", ParseParallel);
 
-    internal static bool ParseSerial(string? value) => value?.Trim() switch
+    /// <summary>Whether the GEMV is compiled with the parallel walk.</summary>
+    public static bool IsParallel => ParallelSetting.Value;
+
+    internal static bool ParseParallel(string? value) => value?.Trim() switch
     {
-        null or "" or Parallel => false,
-        Serial => true,
-        _ => throw new ArgumentException($"MOE_EXPERT_TILES_WALK='{value}': expected {Parallel} (one round trip of offsets, the default) or {Serial}"),
+        null or "" or Serial => false,
+        Parallel => true,
+        _ => throw new ArgumentException($"MOE_EXPERT_TILES_WALK='{value}': expected {Serial} (32 experts a round trip, the default) or {Parallel}"),
     };
-
-    /// <summary><paramref name="options"/> plus the walk's define when the serial walk is asked for.</summary>
-    public static IReadOnlyList<string>? With(IReadOnlyList<string>? options) =>
-        !IsSerial ? options : [.. options ?? [], "-DEXPERT_TILES_SERIAL_WALK"];
 }

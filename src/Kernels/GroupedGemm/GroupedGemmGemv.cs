@@ -148,6 +148,39 @@ public static class GroupedGemmGemv
     /// </summary>
     internal static string[]? UnrollOptions { get; } = ParseUnroll(Environment.GetEnvironmentVariable("MOE_GROUPED_GEMM_GEMV_UNROLL"));
 
+    /// <summary>
+    /// MOE_GROUPED_GEMM_GEMV_MIN_BLOCKS=1..4 (GV_MIN_BLOCKS, default 1): blocks of the 4-row entry an SM must hold, a cap on
+    /// its registers (NVRTC 11.8, sm_90: unset 103 registers, 2 blocks an SM; 3 -> 80 with 56 bytes spilled; 4 -> 64 with
+    /// 272 bytes), for A/B runs of one wave against the spills.
+    /// </summary>
+    internal static int MinBlocks => MinBlocksSetting.Value;
+
+    private static readonly EnvironmentSetting<int> MinBlocksSetting = new("MOE_GROUPED_GEMM_GEMV_MIN_BLOCKS", ParseMinBlocks);
+
+    internal static int ParseMinBlocks(string? value) =>
+        string.IsNullOrWhiteSpace(value) ? 1
+        : int.TryParse(value, out int blocks) && blocks is >= 1 and <= 4 ? blocks
+        : throw new ArgumentException($"MOE_GROUPED_GEMM_GEMV_MIN_BLOCKS='{value}': expected 1 to 4 blocks an SM");
+
+    /// <summary>The compile options of the A/B switches (null when all are at their defaults), built once.</summary>
+    private static string[]? CompileOptions => s_compileOptions ??= BuildCompileOptions();
+
+    private static string[]? s_compileOptions;
+
+    private static string[] BuildCompileOptions()
+    {
+        var options = new List<string>(UnrollOptions ?? []);
+        if (ExpertTilesWalk.IsParallel)
+            options.Add(ExpertTilesWalk.ParallelOption);
+        if (MinBlocks != 1)
+            options.Add($"-DGV_MIN_BLOCKS={MinBlocks}");
+        return [.. options];
+    }
+
+    private static string[] TracedCompileOptions => s_tracedCompileOptions ??= [.. CompileOptions ?? [], "-DGV_TRACE"];
+
+    private static string[]? s_tracedCompileOptions;
+
     internal static string[]? ParseUnroll(string? value) => value?.Trim() switch
     {
         null or "" => null,
@@ -186,7 +219,7 @@ public static class GroupedGemmGemv
             LaunchTraced(accelerator, plan, stream, tileRows, kSplit, blocks);
             return;
         }
-        var kernel = accelerator.LoadKernel(Source, EntryName(plan.X.DType, plan.Y.DType, tileRows), ExpertTilesWalk.With(UnrollOptions));
+        var kernel = accelerator.LoadKernel(Source, EntryName(plan.X.DType, plan.Y.DType, tileRows), CompileOptions);
         kernel.Launch(stream, new Dim3((uint)blocks, 1, 1), new Dim3(Warps * 32, 1, 1), 0,
             plan.X, plan.W, plan.ExpertOffsets, plan.RowScale, plan.Y, plan.Rows, plan.N, plan.K, plan.Experts, plan.Fused ? 1 : 0, kSplit);
     }
@@ -208,7 +241,7 @@ public static class GroupedGemmGemv
     internal const int TraceStamps = 5;
 
     /// <summary>Where the traced build writes: [blocks, <see cref="TraceStamps"/>] u64; the last launch's blocks.</summary>
-    internal static MemoryBuffer<ulong>? TraceBuffer { get; set; }
+    internal static MemoryBuffer<long>? TraceBuffer { get; set; }
 
     /// <summary>Blocks of the last traced launch.</summary>
     internal static long TracedBlocks { get; private set; }
@@ -218,7 +251,7 @@ public static class GroupedGemmGemv
         var trace = TraceBuffer ?? throw new InvalidOperationException("MOE_GROUPED_GEMM_GEMV_TRACE=1 needs GroupedGemmGemv.TraceBuffer (a bench sets it)");
         if (trace.Length < blocks * TraceStamps)
             throw new InvalidOperationException($"the GEMV trace buffer holds {trace.Length / TraceStamps} blocks; this launch has {blocks}");
-        var kernel = accelerator.LoadKernel(Source, EntryName(plan.X.DType, plan.Y.DType, tileRows), [.. ExpertTilesWalk.With(UnrollOptions) ?? [], "-DGV_TRACE"]);
+        var kernel = accelerator.LoadKernel(Source, EntryName(plan.X.DType, plan.Y.DType, tileRows), TracedCompileOptions);
         kernel.Launch(stream, new Dim3((uint)blocks, 1, 1), new Dim3(Warps * 32, 1, 1), 0,
             plan.X, plan.W, plan.ExpertOffsets, plan.RowScale, plan.Y, plan.Rows, plan.N, plan.K, plan.Experts, plan.Fused ? 1 : 0, kSplit, trace);
         TracedBlocks = blocks;

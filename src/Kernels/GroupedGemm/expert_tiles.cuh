@@ -78,16 +78,18 @@ __device__ __forceinline__ void find_expert_tile_serial(const int* __restrict__ 
 // `tile` is past the last tile. E <= 512: lane l owns experts [l * per, (l + 1) * per), per = ceil(E / 32), and loads
 // their per + 1 offsets at once (one round trip, not one per 32 experts); it sums their tiles, one 5-step warp scan
 // gives each lane the tiles before its experts, and the lane holding `tile` finds the expert among its own in
-// registers. Same answer as the serial walk (the first expert with tiles whose range holds `tile`), which larger E
-// and -DEXPERT_TILES_SERIAL_WALK (MOE_EXPERT_TILES_WALK=serial, for A/B) take.
-// Used by the GEMV (grouped_gemm_gemv.cu: 103 -> 109 registers, no spills, 2 blocks per SM either way, ptxas 11.8
-// sm_90); the other kernels call find_expert_tile_serial (see their call sites).
+// registers. Same answer as the serial walk (the first expert with tiles whose range holds `tile`).
+// Only with -DEXPERT_TILES_PARALLEL_WALK (MOE_EXPERT_TILES_WALK=parallel, for A/B; otherwise, and above 512 experts,
+// the serial walk): it lost on the H200 (2026-11-30, eighth session, same run): Qwen3 T=1 down 11.40 -> 12.02 us,
+// gate_up 17.84 -> 18.65, DeepSeek-V3 T=1 gate_up 121.0 -> 125.4; the layer at T=1 Qwen3 40.8 -> 44.1, Mixtral 192.0
+// -> 204.4, DeepSeek-V3 223.4 -> 230.9 (the GEMV's registers 106 -> 109 at NVRTC 11.8 sm_90; the walk's round trips
+// were not what its blocks wait on). Only the GEMV takes it; the other kernels call find_expert_tile_serial.
 // Example: E = 128, tileRows 4, offsets 0 at experts 0..99, then experts 100..107 one row each: lane 25 (experts
 // 100..103) sums 4 tiles, lane 26 (104..107) 4, the scan gives lane 26 exclusive 4, so tile 5 is expert 105, row 5.
 __device__ __forceinline__ void find_expert_tile(const int* __restrict__ expertOffsets, int experts, int rows, int tileRows, int tile,
                                                  int& expert, int& rowBegin, int& rowEnd)
 {
-#ifndef EXPERT_TILES_SERIAL_WALK
+#ifdef EXPERT_TILES_PARALLEL_WALK
     if (experts <= 32 * EXPERT_TILES_PER_LANE)
     {
         const int lane = threadIdx.x & 31;

@@ -262,8 +262,16 @@ __device__ __forceinline__ void grouped_gemv(const TIn* __restrict__ x, const TI
                                                  GV_TRACE_ARG);                                                               \
     }
 
+// GV_MIN_BLOCKS (MOE_GROUPED_GEMM_GEMV_MIN_BLOCKS, for A/B): blocks of the 4-row entry an SM must hold, which caps its
+// registers; unset, no minimum (103 registers from NVRTC 11.8 at sm_90, 2 blocks an SM; an explicit 1 gives 106).
+#ifdef GV_MIN_BLOCKS
+#define GV_BOUNDS4 __launch_bounds__(GV_WARPS * 32, GV_MIN_BLOCKS)
+#else
+#define GV_BOUNDS4 __launch_bounds__(GV_WARPS * 32)
+#endif
+
 #define GV_ENTRIES(SUFFIX, TIN, TOUT)                                   \
-    GV_ENTRY(grouped_gemm_gemv, 4, false, __launch_bounds__(GV_WARPS * 32), SUFFIX, TIN, TOUT)     \
+    GV_ENTRY(grouped_gemm_gemv, 4, false, GV_BOUNDS4, SUFFIX, TIN, TOUT)     \
     GV_ENTRY(grouped_gemm_gemv8, 8, true, __launch_bounds__(GV_WARPS * 32, 2), SUFFIX, TIN, TOUT)
 
 GV_ENTRIES(bf16_bf16, bf16, bf16)
