@@ -37,6 +37,8 @@ public class GroupedGemmGemvExpertTilesTests
     [Theory]
     [InlineData("-DEXPERT_TILES_PARALLEL_WALK")] // MOE_EXPERT_TILES_WALK=parallel, the A/B build
     [InlineData("-DGV_MIN_BLOCKS=3")]            // MOE_GROUPED_GEMM_GEMV_MIN_BLOCKS=3
+    [InlineData("-DGV_WROWS=8")]                 // MOE_GROUPED_GEMM_GEMV_WROWS=8
+    [InlineData("-DGV_BLOCK_TILE_SEARCH")]       // MOE_GROUPED_GEMM_GEMV_TILE_SEARCH=block
     [InlineData("-DGV_TRACE")]                 // MOE_GROUPED_GEMM_GEMV_TRACE=1
     public void TheGemvsSwitchBuildsCompile(string define)
     {
@@ -52,6 +54,18 @@ public class GroupedGemmGemvExpertTilesTests
     [InlineData("serial", false)]
     [InlineData(" parallel ", true)]
     public void TheWalkSwitchParses(string? value, bool parallel) => Assert.Equal(parallel, ExpertTilesWalk.ParseParallel(value));
+
+    [Theory]
+    [InlineData(null, 4, false)]
+    [InlineData("8", 8, false)]
+    [InlineData("4", 4, true)]
+    public void TheWRowsAndTileSearchSwitchesParse(string? wrows, int expected, bool block)
+    {
+        Assert.Equal(expected, GroupedGemmGemv.ParseWRows(wrows));
+        Assert.Equal(block, GroupedGemmGemv.ParseTileSearch(block ? "block" : "warp"));
+        Assert.Contains("MOE_GROUPED_GEMM_GEMV_WROWS", Assert.Throws<ArgumentException>(() => GroupedGemmGemv.ParseWRows("6")).Message);
+        Assert.Contains("MOE_GROUPED_GEMM_GEMV_TILE_SEARCH", Assert.Throws<ArgumentException>(() => GroupedGemmGemv.ParseTileSearch("grid")).Message);
+    }
 
     [Theory]
     [InlineData(null, 1)]

@@ -29,7 +29,33 @@ public static class GroupedGemmGemv
     internal const int TileRows = 4;
     internal const int WideTileRows = 8;
     internal const int Warps = 8;
-    internal const int WRowsPerGroup = 4;
+    internal static int WRowsPerGroup => WRowsSetting.Value;
+
+    /// <summary>
+    /// MOE_GROUPED_GEMM_GEMV_WROWS=4|8 (GV_WROWS, default 4): W rows a warp group streams, for A/B runs: 8 halves the
+    /// blocks of a call (Qwen3-30B-A3B T=1: down 512 -> 256, gate_up 384 -> 192), so that it fits one wave of 2 blocks an SM.
+    /// </summary>
+    private static readonly EnvironmentSetting<int> WRowsSetting = new("MOE_GROUPED_GEMM_GEMV_WROWS", ParseWRows);
+
+    internal static int ParseWRows(string? value) =>
+        string.IsNullOrWhiteSpace(value) ? 4
+        : int.TryParse(value, out int wrows) && wrows is 4 or 8 ? wrows
+        : throw new ArgumentException($"MOE_GROUPED_GEMM_GEMV_WROWS='{value}': expected 4 or 8 W rows a warp group");
+
+    /// <summary>
+    /// MOE_GROUPED_GEMM_GEMV_TILE_SEARCH=warp|block (default warp): whether every warp searches its block's m-tile or one
+    /// warp does and the block reads its answer from shared memory (GV_BLOCK_TILE_SEARCH), for A/B runs.
+    /// </summary>
+    internal static bool BlockTileSearch => TileSearchSetting.Value;
+
+    private static readonly EnvironmentSetting<bool> TileSearchSetting = new("MOE_GROUPED_GEMM_GEMV_TILE_SEARCH", ParseTileSearch);
+
+    internal static bool ParseTileSearch(string? value) => value?.Trim() switch
+    {
+        null or "" or "warp" => false,
+        "block" => true,
+        _ => throw new ArgumentException($"MOE_GROUPED_GEMM_GEMV_TILE_SEARCH='{value}': expected warp (every warp searches) or block (one warp)"),
+    };
 
     /// <summary>
     /// Whether the heuristic runs this kernel: bf16/f16 operands, fewer rows than the wgmma kernel's minimum (64), and
@@ -174,6 +200,10 @@ public static class GroupedGemmGemv
             options.Add(ExpertTilesWalk.ParallelOption);
         if (MinBlocks != 1)
             options.Add($"-DGV_MIN_BLOCKS={MinBlocks}");
+        if (WRowsPerGroup != 4)
+            options.Add($"-DGV_WROWS={WRowsPerGroup}");
+        if (BlockTileSearch)
+            options.Add("-DGV_BLOCK_TILE_SEARCH");
         return [.. options];
     }
 

@@ -52,7 +52,9 @@ __device__ __forceinline__ void gv_stamp(unsigned long long* trace, int slot)
 #endif
 
 #define GV_WARPS 8
-#define GV_WROWS 4   // W rows per warp group
+#ifndef GV_WROWS
+#define GV_WROWS 4   // W rows per warp group (MOE_GROUPED_GEMM_GEMV_WROWS=8 builds 8 for A/B: half the blocks)
+#endif
 #ifndef GV_UNROLL
 #define GV_UNROLL 2  // 512-byte segments per W row in flight per warp (MOE_GROUPED_GEMM_GEMV_UNROLL: a compile option for A/B)
 #endif
@@ -70,7 +72,8 @@ __device__ __forceinline__ uint4 load_stream(const void* p)
 __device__ __forceinline__ float gv_silu(float v) { return v / (1.0f + __expf(-v)); }
 
 // The epilogue of a tile: lane r of a group's first warp adds the group's kSplit partial sums (in warp order) for
-// output row rowBegin + r and writes its columns (plain: col0..col0+3; fused: silu(gate) * up of col0, col0 + 1).
+// output row rowBegin + r and writes its columns (plain: col0 .. col0 + GV_WROWS - 1; fused: silu(gate) * up of
+// col0 .. col0 + GV_WROWS / 2 - 1).
 template <int ROWS, typename TOut>
 __device__ __forceinline__ void gemv_write(bool fused, int outCols, int col0, int r, int rowBegin, const float* __restrict__ rowScale,
                                            TOut* __restrict__ y, const float (&partial)[GV_WARPS][GV_WROWS][ROWS], int warp, int kSplit)
@@ -88,9 +91,9 @@ __device__ __forceinline__ void gemv_write(bool fused, int outCols, int col0, in
     if (fused)
     {
 #pragma unroll
-        for (int j = 0; j < 2; j++)
+        for (int j = 0; j < GV_WROWS / 2; j++)
             if (col0 + j < outCols)
-                yRow[col0 + j] = from_float<TOut>(gv_silu(sum[j]) * sum[2 + j] * scale);
+                yRow[col0 + j] = from_float<TOut>(gv_silu(sum[j]) * sum[GV_WROWS / 2 + j] * scale);
     }
     else
     {
@@ -114,7 +117,27 @@ __device__ __forceinline__ bool gemv_tile(const TIn* __restrict__ x, const TIn* 
     const int colsPerBlock = colsPerGroup * (GV_WARPS / kSplit);
 
     int expert, rowBegin, rowEnd;
+#ifdef GV_BLOCK_TILE_SEARCH
+    // One warp searches and the block reads its answer (MOE_GROUPED_GEMM_GEMV_TILE_SEARCH=block, for A/B): every warp of
+    // every block reads the same offsets, so the search's L2 requests fall on a few lines; this sends 1 in GV_WARPS.
+    __shared__ int tileOfBlock[3];
+    if (threadIdx.x < 32)
+    {
+        find_expert_tile(expertOffsets, experts, rows, ROWS, mTile, expert, rowBegin, rowEnd);
+        if (threadIdx.x == 0)
+        {
+            tileOfBlock[0] = expert;
+            tileOfBlock[1] = rowBegin;
+            tileOfBlock[2] = rowEnd;
+        }
+    }
+    __syncthreads();
+    expert = tileOfBlock[0];
+    rowBegin = tileOfBlock[1];
+    rowEnd = tileOfBlock[2];
+#else
     find_expert_tile(expertOffsets, experts, rows, ROWS, mTile, expert, rowBegin, rowEnd);
+#endif
 #ifdef GV_TRACE
     if (expert < 0 && threadIdx.x == 0)
         gvTrace[blockIdx.x * GV_TRACE_STAMPS + 1] = 0;
@@ -132,14 +155,15 @@ __device__ __forceinline__ bool gemv_tile(const TIn* __restrict__ x, const TIn* 
     const int group = warp / kSplit, part = warp % kSplit;
     const int col0 = columnBlock * colsPerBlock + group * colsPerGroup;
 
-    // The group's W rows: plain, columns col0 .. col0 + 3; fused, gate and up rows of columns col0 and col0 + 1.
+    // The group's W rows: plain, columns col0 .. col0 + GV_WROWS - 1; fused, the gate rows of columns col0 ..
+    // col0 + GV_WROWS / 2 - 1, then their up rows.
     const TIn* wRow[GV_WROWS];
     bool live[GV_WROWS];
 #pragma unroll
     for (int q = 0; q < GV_WROWS; q++)
     {
-        int col = fused ? col0 + (q & 1) : col0 + q;
-        int row = fused ? (q < 2 ? col : outCols + col) : col;
+        int col = fused ? col0 + q % (GV_WROWS / 2) : col0 + q;
+        int row = fused ? (q < GV_WROWS / 2 ? col : outCols + col) : col;
         live[q] = col < outCols;
         wRow[q] = w + ((long long)expert * n + (live[q] ? row : 0)) * k;
     }
