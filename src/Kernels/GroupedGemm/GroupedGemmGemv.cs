@@ -170,14 +170,18 @@ public static class GroupedGemmGemv
 
     /// <summary>
     /// MOE_GROUPED_GEMM_GEMV_UNROLL=1|2|4: 512-byte segments of each W row a warp has in flight (GV_UNROLL; the kernel's
-    /// default 2 when unset), for A/B runs of how many memory round trips a warp's rows take.
+    /// default 1 when unset, 2 before the eighth session), for A/B runs of how many memory round trips a warp's rows take
+    /// against how many blocks an SM holds. Read on first use; a bad value is the ArgumentException naming it.
     /// </summary>
-    internal static string[]? UnrollOptions { get; } = ParseUnroll(Environment.GetEnvironmentVariable("MOE_GROUPED_GEMM_GEMV_UNROLL"));
+    internal static string[]? UnrollOptions => UnrollSetting.Value;
+
+    private static readonly EnvironmentSetting<string[]?> UnrollSetting = new("MOE_GROUPED_GEMM_GEMV_UNROLL", ParseUnroll);
 
     /// <summary>
     /// MOE_GROUPED_GEMM_GEMV_MIN_BLOCKS=1..4 (GV_MIN_BLOCKS, default 1): blocks of the 4-row entry an SM must hold, a cap on
-    /// its registers (NVRTC 11.8, sm_90: unset 103 registers, 2 blocks an SM; 3 -> 80 with 56 bytes spilled; 4 -> 64 with
-    /// 272 bytes), for A/B runs of one wave against the spills.
+    /// its registers, for A/B runs of one wave against the spills (NVRTC 11.8, sm_90, with the 2 segments in flight of the
+    /// seventh session: unset 103 registers, 2 blocks an SM; 3 -> 80 with 56 bytes spilled; 4 -> 64 with 272 bytes; with
+    /// today's 1 segment: unset 80 registers, 3 blocks an SM).
     /// </summary>
     internal static int MinBlocks => MinBlocksSetting.Value;
 

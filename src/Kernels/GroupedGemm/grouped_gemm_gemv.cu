@@ -56,7 +56,11 @@ __device__ __forceinline__ void gv_stamp(unsigned long long* trace, int slot)
 #define GV_WROWS 4   // W rows per warp group (MOE_GROUPED_GEMM_GEMV_WROWS=8 builds 8 for A/B: half the blocks)
 #endif
 #ifndef GV_UNROLL
-#define GV_UNROLL 2  // 512-byte segments per W row in flight per warp (MOE_GROUPED_GEMM_GEMV_UNROLL: a compile option for A/B)
+// 512-byte segments per W row in flight per warp (MOE_GROUPED_GEMM_GEMV_UNROLL=1|2|4 for A/B). 1 since the eighth session:
+// 80 registers against 2's 103 (NVRTC 11.8, sm_90), so 3 blocks an SM instead of 2, more warps each with fewer loads in
+// flight; H200, same run: the layer at T=1 Qwen3-30B-A3B 40.85 -> 38.44 us, Mixtral-8x7B 191.5 -> 188.9, DeepSeek-V3
+// 223.6 -> 223.3 (docs/PERFORMANCE.md).
+#define GV_UNROLL 1
 #endif
 
 // W is read once: stream it past L1.
