@@ -150,7 +150,9 @@ public class AllReduceTests
                 {
                     using var fresh = Upload(group[r], DType.BF16, data[r]);
                     inputs[r].CopyFrom(fresh);
-                    group[r].Synchronize();   // the copy ran on the default stream; the graphs run on others
+                    // The copy ran on the default stream; the graphs run on others. Not the whole context: another test
+                    // may be capturing a graph on this device, and a context synchronize would break its capture.
+                    group[r].DefaultStream.Synchronize();
                 }
                 var expected = new float[count];
                 for (long i = 0; i < count; i++)

@@ -98,7 +98,9 @@ internal static class CollectiveTestData
                     using var fresh = Upload(group[r], DType.BF16, data[r]);
                     inputs[s][r].CopyFrom(fresh);
                     TestData.Poison(outputs[s][r]);
-                    group[r].Synchronize();
+                    // Copy and poison ran on the default stream. Not the whole context: another test may be capturing
+                    // a graph on this device, and a context synchronize (cuCtxSynchronize) would break its capture.
+                    group[r].DefaultStream.Synchronize();
                 }
             }
             for (int r = 0; r < ranks; r++)
