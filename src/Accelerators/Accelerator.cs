@@ -124,6 +124,10 @@ public abstract class Accelerator : IDisposable
 
     internal void Untrack(IDisposable child) => _children.TryRemove(child, out _);
 
+    /// <summary>The live streams this accelerator created (<see cref="CreateStream"/>), at the moment of the call.</summary>
+    protected IEnumerable<AcceleratorStream> TrackedStreams() =>
+        _children.Keys.OfType<AcceleratorStream>().Where(stream => !stream.IsDisposed);
+
     protected void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(_disposed, this);
 
     public override string ToString() => $"{Name} ({Info.Name})";

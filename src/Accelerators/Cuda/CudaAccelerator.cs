@@ -158,10 +158,32 @@ public sealed class CudaAccelerator : Accelerator
     protected override AcceleratorStream CreateStreamCore() => new CudaStream(this);
     protected override AcceleratorEvent CreateEventCore() => new CudaEvent(this);
 
+    /// <summary>
+    /// A context synchronize, except while a stream of this accelerator is being captured into a graph (by any thread):
+    /// then cuCtxSynchronize is refused and breaks that capture, so every other stream is synchronised in turn instead (a
+    /// capturing stream runs nothing). Seen in the suite: one test's Synchronize during another test's capture failed both.
+    /// </summary>
     protected override void SynchronizeCore()
     {
         Bind();
-        CudaCheck.ThrowIfFailed(CudaDriver.cuCtxSynchronize());
+        var streams = TrackedStreams().Cast<CudaStream>().Append(_defaultStream).ToList();
+        if (!streams.Any(stream => stream.IsCapturing))
+        {
+            CudaCheck.ThrowIfFailed(CudaDriver.cuCtxSynchronize());
+            return;
+        }
+        foreach (var stream in streams)
+        {
+            try
+            {
+                if (!stream.IsCapturing)
+                    stream.Synchronize();
+            }
+            catch (ObjectDisposedException)
+            {
+                // disposed by its owner meanwhile: nothing of it left to wait for
+            }
+        }
     }
 
     protected internal override void CopyCore(MemoryBuffer source, long sourceOffsetBytes, MemoryBuffer destination, long destinationOffsetBytes, long bytes, AcceleratorStream stream)

@@ -40,11 +40,13 @@ public sealed class CudaStream : AcceleratorStream
         Accelerator.Bind();
         const int threadLocalMode = 1; // CU_STREAM_CAPTURE_MODE_THREAD_LOCAL
         CudaCheck.ThrowIfFailed(CudaDriver.cuStreamBeginCapture(Handle, threadLocalMode));
-        IsCapturing = true;
+        _capturing = true;
     }
 
     /// <summary>Between <see cref="BeginCapture"/> and <see cref="EndCapture"/> (work that reads host memory when it runs must not be captured).</summary>
-    public bool IsCapturing { get; private set; }
+    public bool IsCapturing => _capturing;
+
+    private volatile bool _capturing; // read by other threads' Accelerator.Synchronize
 
     /// <summary>
     /// Ends a capture and returns the graph. It is instantiated at its first launch (or by
@@ -54,7 +56,7 @@ public sealed class CudaStream : AcceleratorStream
     public CudaGraph EndCapture()
     {
         Accelerator.Bind();
-        IsCapturing = false; // ended, or invalidated: either way no longer capturing
+        _capturing = false; // ended, or invalidated: either way no longer capturing
         CudaCheck.ThrowIfFailed(CudaDriver.cuStreamEndCapture(Handle, out nint graph));
         return Accelerator.Track(new CudaGraph(Accelerator, graph));
     }

@@ -1,0 +1,62 @@
+using MoeRuntime.Accelerators.Cuda;
+using MoeRuntime.Accelerators.Nvrtc;
+using MoeRuntime.Tests.Infrastructure;
+
+namespace MoeRuntime.Tests.Accelerators;
+
+/// <summary>
+/// Accelerator.Synchronize from one thread while another thread captures a graph on the same GPU: it must wait for the
+/// streams that run work and leave the capture intact (a context synchronize is refused then and breaks the capture; the
+/// closing suite of 2026-11-30 failed two tests that way).
+/// </summary>
+public class ConcurrentCaptureTests
+{
+    private static readonly KernelSource TestSource = KernelSource.FromResource(typeof(ConcurrentCaptureTests).Assembly, "dependent_launch.cu");
+
+    [Fact]
+    public void SynchronizeDuringAnotherThreadsCaptureWaitsForTheRunningStreamsAndKeepsTheCapture()
+    {
+        var gpu = (CudaAccelerator)TestDevices.Get("cuda:0");
+        var fill = gpu.LoadKernel(TestSource, "slow_fill");
+        const int n = 4096, captured = 31, running = 47;
+        using var capturedData = gpu.Allocate<int>(n);
+        using var runningData = gpu.Allocate<int>(n);
+        TestData.Poison(capturedData);
+        TestData.Poison(runningData);
+        gpu.Synchronize();
+        using var capturing = (CudaStream)gpu.CreateStream();
+        using var busy = (CudaStream)gpu.CreateStream();
+
+        capturing.BeginCapture();
+        fill.Launch(capturing, 4, 256, 0, capturedData, n, captured, 1_000L); // recorded, not run
+        fill.Launch(busy, 4, 256, 0, runningData, n, running, 200_000L);      // runs for 200 us
+        SynchronizeOnAnotherThread(gpu); // mid-capture; this thread must end the capture it began (thread-local mode)
+        Assert.True(busy.IsIdle(), "Synchronize returned before the running stream's kernel ended");
+        Assert.All(runningData.ToArray(busy), v => Assert.Equal(running, v));
+
+        using var graph = capturing.EndCapture(); // still valid: the capture was not broken
+        graph.Launch(capturing);
+        capturing.Synchronize();
+        Assert.All(capturedData.ToArray(capturing), v => Assert.Equal(captured, v));
+    }
+
+    private static void SynchronizeOnAnotherThread(CudaAccelerator gpu)
+    {
+        Exception? failure = null;
+        var thread = new Thread(() =>
+        {
+            try
+            {
+                gpu.Synchronize();
+            }
+            catch (Exception e)
+            {
+                failure = e;
+            }
+        });
+        thread.Start();
+        thread.Join();
+        if (failure is not null)
+            throw new Xunit.Sdk.XunitException($"Synchronize on another thread during a capture threw: {failure}");
+    }
+}
