@@ -57,6 +57,15 @@ public sealed record GroupedGemmOptions
 
     /// <summary>Tests: the 8-row GEMV's tile slots (blocks per column block, each looping over m-tiles), 1 or more.</summary>
     internal int? GemvTileSlotsOverride { get; init; }
+
+    /// <summary>
+    /// Optional: the m-tile map of ExpertOffsets at 4 rows a tile (Permute writes it: Permute.TileMapElements, at least
+    /// 3 x GroupedGemmLaunch.MTilesBound(rows, E, 4) elements). The 4-row decode GEMV then reads each block's tile there
+    /// with one load instead of searching the offsets; every other kernel ignores it. It must be the map of these offsets
+    /// (within [0, rows]): the GEMV trusts it as it trusts the offsets (clamped, never out of bounds, but wrong tiles give
+    /// wrong rows).
+    /// </summary>
+    public MemoryBuffer<int>? TileMap { get; init; }
 }
 
 /// <summary>
@@ -112,6 +121,7 @@ public static class GroupedGemm
         public bool? SkinnyWideOverride { get; init; }
         public GroupedGemmSkinny.Reduce? SkinnyReduceOverride { get; init; }
         public bool? DenseGemvOverride { get; init; }
+        public MemoryBuffer<int>? TileMap { get; init; }
 
         public int OutCols => Fused ? N / 2 : N;
     }
@@ -186,6 +196,7 @@ public static class GroupedGemm
             && forced != GroupedGemmGemvBulk.VariantName && !Variants.Any(v => v.Name == forced))
             throw new ArgumentException($"unknown variant '{forced}'; known: {string.Join(", ", Variants.Select(v => v.Name))}, {GroupedGemmWgmma.VariantName}, {GroupedGemmGemv.VariantName}, {GroupedGemmGemv.Variant4Name}, {GroupedGemmGemv.Variant8Name}, {GroupedGemmGemvBulk.VariantName}", nameof(options));
         CheckSplitK(accelerator, options);
+        CheckTileMap(accelerator, options.TileMap, (int)rows, (int)experts);
         return new Plan(x, weights, expertOffsets, y, options.RowScale, (int)rows, outFeatures, inFeatures, (int)experts, options.FusedSiluAndMul, options.VariantOverride)
         {
             SplitK = options.SplitKWorkspace,
@@ -195,11 +206,24 @@ public static class GroupedGemm
             SkinnyWideOverride = options.SkinnyWideOverride,
             SkinnyReduceOverride = options.SkinnyReduceOverride,
             DenseGemvOverride = options.DenseGemvOverride,
+            TileMap = options.TileMap,
             SkinnyKTilesPerSplitOverride = options.SkinnyKTilesPerSplitOverride is { } share and < 1
                 ? throw new ArgumentException($"SkinnyKTilesPerSplitOverride = {share}: at least 1", nameof(options)) : options.SkinnyKTilesPerSplitOverride,
             GemvTileSlotsOverride = options.GemvTileSlotsOverride is { } slots and < 1
                 ? throw new ArgumentException($"GemvTileSlotsOverride = {slots}: at least 1", nameof(options)) : options.GemvTileSlotsOverride,
         };
+    }
+
+    private static void CheckTileMap(Accelerator accelerator, MemoryBuffer<int>? tileMap, int rows, int experts)
+    {
+        if (tileMap is null)
+            return;
+        tileMap.ThrowIfDisposed();
+        if (!ReferenceEquals(tileMap.Accelerator, accelerator))
+            throw new ArgumentException($"options.TileMap belongs to {tileMap.Accelerator.Name}; it must belong to {accelerator.Name}", "options.TileMap");
+        long needed = 3L * GroupedGemmLaunch.MTilesBound(rows, experts, GroupedGemmGemv.TileRows);
+        if (tileMap.Length < needed)
+            throw new ArgumentException($"options.TileMap ({tileMap.Describe()}) holds {tileMap.Length} elements; the m-tile map of {rows} rows over {experts} experts at {GroupedGemmGemv.TileRows} rows a tile needs {needed} (3 x MTilesBound)", "options.TileMap");
     }
 
     private static void CheckSplitK(Accelerator accelerator, GroupedGemmOptions options)

@@ -237,26 +237,45 @@ public static class GroupedGemmGemv
             throw new ArgumentException($"a tile slot count is for the 8-row GEMV ('{Variant8Name}'), not the {tileRows}-row one", "options");
         long blocks = BlocksFor(plan.Rows, plan.Experts, plan.OutCols, plan.Fused, kSplit, tileRows, accelerator.Info.MultiprocessorCount,
             plan.GemvTileSlotsOverride);
-        Launch(accelerator, plan, stream, tileRows, kSplit, blocks);
+        Launch(accelerator, plan, stream, tileRows, kSplit, blocks, tileRows == TileRows ? plan.TileMap : null);
     }
 
     /// <summary>
     /// The launch itself: <paramref name="blocks"/> = tile slots x column blocks of <paramref name="kSplit"/>; the caller
     /// picked the tile, the split and enough slots for the m-tiles (this rule or <see cref="GroupedGemmDenseGemv"/>).
     /// </summary>
-    internal static void Launch(CudaAccelerator accelerator, GroupedGemm.Plan plan, CudaStream stream, int tileRows, int kSplit, long blocks)
+    /// With <paramref name="tileMap"/> (4-row tiles only: the map of plan.ExpertOffsets, checked by GroupedGemm) the
+    /// -DGV_TILE_MAP build reads each block's tile from it instead of searching the offsets.
+    internal static void Launch(CudaAccelerator accelerator, GroupedGemm.Plan plan, CudaStream stream, int tileRows, int kSplit, long blocks,
+                                MemoryBuffer<int>? tileMap = null)
     {
         if (blocks > int.MaxValue)
             throw new ArgumentException($"{plan.Rows} rows x {plan.OutCols} columns need {blocks} blocks; at most {int.MaxValue} per call (split the call)", "x");
+        if (tileMap is not null && tileRows != TileRows)
+            throw new ArgumentException($"the m-tile map is of {TileRows}-row tiles; this launch has {tileRows}", "options.TileMap");
         if (TraceRequested)
         {
-            LaunchTraced(accelerator, plan, stream, tileRows, kSplit, blocks);
+            LaunchTraced(accelerator, plan, stream, tileRows, kSplit, blocks, tileMap);
+            return;
+        }
+        if (tileMap is not null)
+        {
+            accelerator.LoadKernel(Source, EntryName(plan.X.DType, plan.Y.DType, tileRows), TileMapCompileOptions).Launch(stream,
+                new Dim3((uint)blocks, 1, 1), new Dim3(Warps * 32, 1, 1), 0,
+                plan.X, plan.W, plan.ExpertOffsets, plan.RowScale, plan.Y, plan.Rows, plan.N, plan.K, plan.Experts, plan.Fused ? 1 : 0, kSplit, tileMap);
             return;
         }
         var kernel = accelerator.LoadKernel(Source, EntryName(plan.X.DType, plan.Y.DType, tileRows), CompileOptions);
         kernel.Launch(stream, new Dim3((uint)blocks, 1, 1), new Dim3(Warps * 32, 1, 1), 0,
             plan.X, plan.W, plan.ExpertOffsets, plan.RowScale, plan.Y, plan.Rows, plan.N, plan.K, plan.Experts, plan.Fused ? 1 : 0, kSplit);
     }
+
+    /// <summary>The build that reads the m-tile map (GV_TILE_MAP): the entries take the map after kSplit.</summary>
+    private static string[] TileMapCompileOptions => s_tileMapCompileOptions ??= [.. CompileOptions ?? [], TileMapOption];
+
+    private static string[]? s_tileMapCompileOptions;
+
+    internal const string TileMapOption = "-DGV_TILE_MAP";
 
     /// <summary>
     /// MOE_GROUPED_GEMM_GEMV_TRACE=1: every launch is the -DGV_TRACE build, which writes <see cref="TraceStamps"/>
@@ -280,14 +299,25 @@ public static class GroupedGemmGemv
     /// <summary>Blocks of the last traced launch.</summary>
     internal static long TracedBlocks { get; private set; }
 
-    private static void LaunchTraced(CudaAccelerator accelerator, GroupedGemm.Plan plan, CudaStream stream, int tileRows, int kSplit, long blocks)
+    private static void LaunchTraced(CudaAccelerator accelerator, GroupedGemm.Plan plan, CudaStream stream, int tileRows, int kSplit, long blocks,
+                                     MemoryBuffer<int>? tileMap)
     {
         var trace = TraceBuffer ?? throw new InvalidOperationException("MOE_GROUPED_GEMM_GEMV_TRACE=1 needs GroupedGemmGemv.TraceBuffer (a bench sets it)");
         if (trace.Length < blocks * TraceStamps)
             throw new InvalidOperationException($"the GEMV trace buffer holds {trace.Length / TraceStamps} blocks; this launch has {blocks}");
-        var kernel = accelerator.LoadKernel(Source, EntryName(plan.X.DType, plan.Y.DType, tileRows), TracedCompileOptions);
-        kernel.Launch(stream, new Dim3((uint)blocks, 1, 1), new Dim3(Warps * 32, 1, 1), 0,
-            plan.X, plan.W, plan.ExpertOffsets, plan.RowScale, plan.Y, plan.Rows, plan.N, plan.K, plan.Experts, plan.Fused ? 1 : 0, kSplit, trace);
+        string entry = EntryName(plan.X.DType, plan.Y.DType, tileRows);
+        var grid = new Dim3((uint)blocks, 1, 1);
+        var block = new Dim3(Warps * 32, 1, 1);
+        if (tileMap is not null)
+            accelerator.LoadKernel(Source, entry, TracedTileMapCompileOptions).Launch(stream, grid, block, 0,
+                plan.X, plan.W, plan.ExpertOffsets, plan.RowScale, plan.Y, plan.Rows, plan.N, plan.K, plan.Experts, plan.Fused ? 1 : 0, kSplit, tileMap, trace);
+        else
+            accelerator.LoadKernel(Source, entry, TracedCompileOptions).Launch(stream, grid, block, 0,
+                plan.X, plan.W, plan.ExpertOffsets, plan.RowScale, plan.Y, plan.Rows, plan.N, plan.K, plan.Experts, plan.Fused ? 1 : 0, kSplit, trace);
         TracedBlocks = blocks;
     }
+
+    private static string[] TracedTileMapCompileOptions => s_tracedTileMapCompileOptions ??= [.. TracedCompileOptions, TileMapOption];
+
+    private static string[]? s_tracedTileMapCompileOptions;
 }

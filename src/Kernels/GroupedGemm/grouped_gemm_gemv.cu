@@ -51,6 +51,18 @@ __device__ __forceinline__ void gv_stamp(unsigned long long* trace, int slot)
 #define GV_STAMP(slot)
 #endif
 
+// GV_TILE_MAP (GroupedGemmOptions.TileMap; MOE_GEMV_TILE_MAP=on in the layer): every entry takes, before the trace, a
+//   tileMap: [m-tiles, 3] I32 (expert, rowBegin, rowEnd) of 4-row tiles (Permute.TileMap.cs), and the 4-row variant
+//   reads its tile there with one load instead of searching expertOffsets (find_expert_tile: E / 32 dependent round
+//   trips). The 8-row variant ignores it. Without it the code is the same as before.
+#ifdef GV_TILE_MAP
+#define GV_MAP_PARAM , const int* __restrict__ gvTileMap
+#define GV_MAP_ARG , gvTileMap
+#else
+#define GV_MAP_PARAM
+#define GV_MAP_ARG
+#endif
+
 #define GV_WARPS 8
 #ifndef GV_WROWS
 #define GV_WROWS 4   // W rows per warp group (MOE_GROUPED_GEMM_GEMV_WROWS=8 builds 8 for A/B: half the blocks)
@@ -108,19 +120,11 @@ __device__ __forceinline__ void gemv_write(bool fused, int outCols, int col0, in
     }
 }
 
-// One m-tile times one column block; false past the last m-tile (every warp finds the same tile, so the whole block
-// agrees). A caller that runs another tile synchronises first: the writers still read `partial`.
-template <int ROWS, typename TIn, typename TOut>
-__device__ __forceinline__ bool gemv_tile(const TIn* __restrict__ x, const TIn* __restrict__ w, const int* __restrict__ expertOffsets,
-                                          const float* __restrict__ rowScale, TOut* __restrict__ y, int rows, int n, int k,
-                                          int experts, int fused, int kSplit, int mTile, int columnBlock,
-                                          float (&partial)[GV_WARPS][GV_WROWS][ROWS] GV_TRACE_PARAM)
+// Expert and rows of m-tile mTile by the search over the offsets (every lane of every warp gets the same answer).
+template <int ROWS>
+__device__ __forceinline__ void gv_find_tile(const int* __restrict__ expertOffsets, int rows, int experts, int mTile,
+                                             int& expert, int& rowBegin, int& rowEnd)
 {
-    const int outCols = fused ? n / 2 : n;
-    const int colsPerGroup = fused ? GV_WROWS / 2 : GV_WROWS;
-    const int colsPerBlock = colsPerGroup * (GV_WARPS / kSplit);
-
-    int expert, rowBegin, rowEnd;
 #ifdef GV_BLOCK_TILE_SEARCH
     // One warp searches and the block reads its answer (MOE_GROUPED_GEMM_GEMV_TILE_SEARCH=block, for A/B): every warp of
     // every block reads the same offsets, so the search's L2 requests fall on a few lines; this sends 1 in GV_WARPS.
@@ -142,6 +146,48 @@ __device__ __forceinline__ bool gemv_tile(const TIn* __restrict__ x, const TIn* 
 #else
     find_expert_tile(expertOffsets, experts, rows, ROWS, mTile, expert, rowBegin, rowEnd);
 #endif
+}
+
+#ifdef GV_TILE_MAP
+// Expert and rows of m-tile mTile from the map (the host checked it holds every m-tile of the grid). Clamped as the
+// search clamps the offsets, so a bad map cannot make the kernel read or write out of bounds: rows within [0, rows]
+// and at most ROWS of them, an expert outside [0, experts) or no rows is "past the last tile".
+template <int ROWS>
+__device__ __forceinline__ void gv_read_tile_map(const int* __restrict__ tileMap, int rows, int experts, int mTile,
+                                                 int& expert, int& rowBegin, int& rowEnd)
+{
+    const int* entry = tileMap + 3 * (long long)mTile;
+    expert = __ldg(entry);
+    rowBegin = min(max(__ldg(entry + 1), 0), rows);
+    rowEnd = min(max(__ldg(entry + 2), rowBegin), min(rowBegin + ROWS, rows));
+    if (expert < 0 || expert >= experts || rowEnd == rowBegin)
+    {
+        expert = -1;
+        rowBegin = 0;
+        rowEnd = 0;
+    }
+}
+#endif
+
+// One m-tile times one column block; false past the last m-tile (every warp finds the same tile, so the whole block
+// agrees). A caller that runs another tile synchronises first: the writers still read `partial`.
+template <int ROWS, typename TIn, typename TOut>
+__device__ __forceinline__ bool gemv_tile(const TIn* __restrict__ x, const TIn* __restrict__ w, const int* __restrict__ expertOffsets,
+                                          const float* __restrict__ rowScale, TOut* __restrict__ y, int rows, int n, int k,
+                                          int experts, int fused, int kSplit, int mTile, int columnBlock,
+                                          float (&partial)[GV_WARPS][GV_WROWS][ROWS] GV_MAP_PARAM GV_TRACE_PARAM)
+{
+    const int outCols = fused ? n / 2 : n;
+    const int colsPerGroup = fused ? GV_WROWS / 2 : GV_WROWS;
+    const int colsPerBlock = colsPerGroup * (GV_WARPS / kSplit);
+
+    int expert, rowBegin, rowEnd;
+#ifdef GV_TILE_MAP
+    if (ROWS == 4)
+        gv_read_tile_map<ROWS>(gvTileMap, rows, experts, mTile, expert, rowBegin, rowEnd);
+    else
+#endif
+        gv_find_tile<ROWS>(expertOffsets, rows, experts, mTile, expert, rowBegin, rowEnd);
 #ifdef GV_TRACE
     if (expert < 0 && threadIdx.x == 0)
         gvTrace[blockIdx.x * GV_TRACE_STAMPS + 1] = 0;
@@ -255,7 +301,7 @@ __device__ __forceinline__ bool gemv_tile(const TIn* __restrict__ x, const TIn* 
 template <int ROWS, bool TILE_LOOP, typename TIn, typename TOut>
 __device__ __forceinline__ void grouped_gemv(const TIn* __restrict__ x, const TIn* __restrict__ w, const int* __restrict__ expertOffsets,
                                              const float* __restrict__ rowScale, TOut* __restrict__ y, int rows, int n, int k,
-                                             int experts, int fused, int kSplit GV_TRACE_PARAM)
+                                             int experts, int fused, int kSplit GV_MAP_PARAM GV_TRACE_PARAM)
 {
     __shared__ float partial[GV_WARPS][GV_WROWS][ROWS];
     const int outCols = fused ? n / 2 : n;
@@ -264,14 +310,14 @@ __device__ __forceinline__ void grouped_gemv(const TIn* __restrict__ x, const TI
     if (!TILE_LOOP)
     {
         gemv_tile<ROWS>(x, w, expertOffsets, rowScale, y, rows, n, k, experts, fused, kSplit,
-                        (int)(blockIdx.x / columnBlocks), (int)(blockIdx.x % columnBlocks), partial GV_TRACE_ARG);
+                        (int)(blockIdx.x / columnBlocks), (int)(blockIdx.x % columnBlocks), partial GV_MAP_ARG GV_TRACE_ARG);
         return;
     }
     const int tileSlots = (int)(gridDim.x / columnBlocks);
     const int columnBlock = (int)(blockIdx.x / tileSlots);
     for (int mTile = (int)(blockIdx.x % tileSlots);; mTile += tileSlots)
     {
-        if (!gemv_tile<ROWS>(x, w, expertOffsets, rowScale, y, rows, n, k, experts, fused, kSplit, mTile, columnBlock, partial GV_TRACE_ARG))
+        if (!gemv_tile<ROWS>(x, w, expertOffsets, rowScale, y, rows, n, k, experts, fused, kSplit, mTile, columnBlock, partial GV_MAP_ARG GV_TRACE_ARG))
             return;
         __syncthreads(); // the writers' reads of partial before the next tile's writes
     }
@@ -282,12 +328,12 @@ __device__ __forceinline__ void grouped_gemv(const TIn* __restrict__ x, const TI
     extern "C" __global__ void BOUNDS NAME##_##SUFFIX(                                                                       \
         const TIN* __restrict__ x, const TIN* __restrict__ w, const int* __restrict__ expertOffsets,                        \
         const float* __restrict__ rowScale, TOUT* __restrict__ y, int rows, int n, int k, int experts, int fused, int kSplit \
-        GV_TRACE_PARAM)                                                                                                      \
+        GV_MAP_PARAM GV_TRACE_PARAM)                                                                                         \
     {                                                                                                                        \
         moe_wait_prior_grid();                                                                                                \
         GV_STAMP(0);                                                                                                          \
         grouped_gemv<ROWS, TILE_LOOP, TIN, TOUT>(x, w, expertOffsets, rowScale, y, rows, n, k, experts, fused, kSplit          \
-                                                 GV_TRACE_ARG);                                                               \
+                                                 GV_MAP_ARG GV_TRACE_ARG);                                                    \
     }
 
 // GV_MIN_BLOCKS (MOE_GROUPED_GEMM_GEMV_MIN_BLOCKS, for A/B): blocks of the 4-row entry an SM must hold, which caps its

@@ -1,6 +1,7 @@
 using MoeRuntime.Accelerators;
 using MoeRuntime.Accelerators.Cuda;
 using MoeRuntime.Accelerators.Nvrtc;
+using MoeRuntime.Kernels.GroupedGemm;
 
 namespace MoeRuntime.Kernels.Permute;
 
@@ -42,11 +43,14 @@ public static partial class Permute
     /// [tokens, hiddenSize] is given, gathers its rows into <paramref name="gathered"/> (same dtype).
     /// Without a <paramref name="workspace"/> (<see cref="WorkspaceElements"/>) the CUDA path allocates one
     /// and waits for the stream before freeing it; pass one to stay asynchronous (and graph-capturable).
+    /// With a <paramref name="tileMap"/> it also writes the m-tile map of the offsets at <paramref name="tileRows"/> rows a
+    /// tile (<see cref="TileMapElements"/>; the grouped GEMV reads its tile from it instead of searching the offsets).
     /// </summary>
     public static void Run(MemoryBuffer<int> ids, int tokens, int topK, int experts, int blockSize,
         MemoryBuffer<int> expertCounts, MemoryBuffer<int> expertOffsets, MemoryBuffer<int> rowOfSlot, MemoryBuffer<int> tokenOfRow,
         MemoryBuffer? hidden = null, int hiddenSize = 0, MemoryBuffer? gathered = null,
-        MemoryBuffer<int>? workspace = null, AcceleratorStream? stream = null)
+        MemoryBuffer<int>? workspace = null, AcceleratorStream? stream = null,
+        MemoryBuffer<int>? tileMap = null, int tileRows = DefaultTileRows)
     {
         ArgumentNullException.ThrowIfNull(ids);
         var accelerator = ids.Accelerator;
@@ -82,6 +86,7 @@ public static partial class Permute
         long chunks = ChunkCount(slots);
         if (workspace is not null)
             HostRows.Check(workspace, accelerator, chunks * experts, nameof(workspace));
+        int mapTiles = tileMap is null ? 0 : CheckTileMap(tileMap, accelerator, (int)capacity, experts, tileRows);
         var s = stream ?? accelerator.DefaultStream;
         if (!ReferenceEquals(s.Accelerator, accelerator))
             throw new ArgumentException($"stream of {s.Accelerator.Name} used with ids on {accelerator.Name}", nameof(stream));
@@ -90,6 +95,8 @@ public static partial class Permute
         {
             RunCpu(ids.AsSpan()[..(int)slots], topK, experts, blockSize, (int)capacity, expertCounts.AsSpan(), expertOffsets.AsSpan(),
                 rowOfSlot.AsSpan(), tokenOfRow.AsSpan());
+            if (tileMap is not null)
+                WriteTileMapCpu(expertOffsets.AsSpan()[..(experts + 1)], tileRows, tileMap.AsSpan()[..(3 * mapTiles)]);
             if (hidden is not null && gathered is not null)
                 GatherCpu(hidden, hiddenSize, tokenOfRow, expertOffsets.AsSpan()[experts], gathered);
             return;
@@ -98,7 +105,7 @@ public static partial class Permute
         if (UsesOneKernel(slots, capacity))
         {
             RunOneKernel(cuda, (CudaStream)s, ids, slots, topK, experts, blockSize, expertCounts, expertOffsets, rowOfSlot, tokenOfRow,
-                (int)capacity, hidden, hiddenSize, gathered);
+                (int)capacity, hidden, hiddenSize, gathered, tileMap, tileRows, mapTiles);
             return;
         }
 
@@ -123,6 +130,9 @@ public static partial class Permute
                 cuda.LoadKernel(Source.Value, "permute_scatter", KernelOptions).Launch(cudaStream, chunkBlocks, 32 * WarpsPerBlock, 0,
                     ids, slots, topK, experts, (int)chunks, chunkCounts, expertOffsets, rowOfSlot, tokenOfRow);
             }
+            if (tileMap is not null)
+                cuda.LoadKernel(Source.Value, "permute_tile_map", KernelOptions).Launch(cudaStream, 1, 32 * WarpsPerBlock, 0,
+                    expertOffsets, experts, tileRows, tileMap, mapTiles);
             if (hidden is not null && gathered is not null && capacity > 0)
             {
                 long rowBytes = (long)hiddenSize * hidden.ElementSize;
@@ -146,7 +156,7 @@ public static partial class Permute
     // b + grid, ...; one block when nothing is gathered.
     private static void RunOneKernel(CudaAccelerator cuda, CudaStream stream, MemoryBuffer<int> ids, long slots, int topK, int experts, int blockSize,
         MemoryBuffer<int> expertCounts, MemoryBuffer<int> expertOffsets, MemoryBuffer<int> rowOfSlot, MemoryBuffer<int> tokenOfRow, int capacity,
-        MemoryBuffer? hidden, int hiddenSize, MemoryBuffer? gathered)
+        MemoryBuffer? hidden, int hiddenSize, MemoryBuffer? gathered, MemoryBuffer<int>? tileMap, int tileRows, int mapTiles)
     {
         bool gather = hidden is not null && gathered is not null && capacity > 0;
         long rowBytes = gather ? (long)hiddenSize * hidden!.ElementSize : 0;
@@ -154,7 +164,7 @@ public static partial class Permute
         string entry = unit switch { 16 => "permute_one_kernel_u128", 4 => "permute_one_kernel_u32", _ => "permute_one_kernel_u16" };
         cuda.LoadKernel(Source.Value, entry, KernelOptions).Launch(stream, gather ? capacity : 1, GatherThreads, 0,
             ids, slots, topK, experts, blockSize, expertCounts, expertOffsets, rowOfSlot, tokenOfRow, capacity,
-            gather ? hidden : null, gather ? rowBytes / unit : 0L, gather ? gathered : null);
+            gather ? hidden : null, gather ? rowBytes / unit : 0L, gather ? gathered : null, tileMap, tileRows, mapTiles);
     }
 
     /// <summary>Rows of the one-kernel path's shared token table (PERMUTE_ONE_KERNEL_ROWS in permute.cu).</summary>
@@ -205,15 +215,17 @@ public static partial class Permute
     /// enqueue term counts them): one for the one-kernel path; else the chunk counts, then offsets and scatter as one kernel
     /// or two, then the gather of the rows when <paramref name="gather"/> and any row exists (empty grids are skipped).
     /// </summary>
-    public static int Launches(int tokens, int topK, int experts, bool gather, int blockSize = 1)
+    /// With <paramref name="tileMap"/>, the separate-kernel paths launch the map's kernel too (the one-kernel path writes it itself).
+    public static int Launches(int tokens, int topK, int experts, bool gather, int blockSize = 1, bool tileMap = false)
     {
         long slots = (long)tokens * topK;
         if (UsesOneKernel(slots, RowCapacity(tokens, topK, experts, blockSize)))
             return 1;
+        int map = tileMap ? 1 : 0;
         if (slots <= 0)
-            return gather && RowCapacity(tokens, topK, experts, blockSize) > 0 ? 2 : 1;
+            return (gather && RowCapacity(tokens, topK, experts, blockSize) > 0 ? 2 : 1) + map;
         long chunks = ChunkCount(slots);
-        return 1 + (UsesFusedPlacement(chunks, experts) ? 1 : 2) + (gather && RowCapacity(tokens, topK, experts, blockSize) > 0 ? 1 : 0);
+        return 1 + (UsesFusedPlacement(chunks, experts) ? 1 : 2) + map + (gather && RowCapacity(tokens, topK, experts, blockSize) > 0 ? 1 : 0);
     }
 
     /// <summary>Whether the offsets and the scatter run as one kernel (permute_offsets_scatter) for this shape.</summary>

@@ -25,6 +25,9 @@
 //                         base addresses)
 //   or, for one chunk of slots and at most PERMUTE_ONE_KERNEL_ROWS rows (decode), all of it in one kernel:
 //   permute_one_kernel_u{128,32,16}  grid max(1, rowCapacity) (1 without a gather), block 32 * PERMUTE_WARPS
+// On request, the m-tile map of the offsets (tileMap: [mapTiles, 3] I32 (expert, rowBegin, rowEnd), Permute.TileMap.cs):
+//   block 0 of permute_one_kernel writes it; on the separate-kernel paths permute_tile_map (grid 1, same block) after
+//   the offsets.
 // The scatter's same-expert lane masks come from ten ballots (lanes_with_same_expert); -DPERMUTE_MATCH_INSTRUCTION
 // (MOE_PERMUTE_MATCH=instruction) builds __match_any_sync instead, for A/B.
 // Constraints (checked by Permute.cs): experts <= 512, rowCapacity < 2^31.
@@ -260,6 +263,63 @@ __device__ __forceinline__ int segment_starts(const int* counts, int* starts, in
     return totalRows;
 }
 
+// The m-tile map (Permute.TileMap.cs) from the segment starts, by the whole block: tiles per expert
+// ceil(rows_e / tileRows), an exclusive scan over the experts (each thread a run of consecutive experts, then over the
+// warps, as segment_starts), then each thread writes its experts' tiles and a share of the (-1, 0, 0) entries past the
+// last. starts: segment e's rows are [starts[e], starts[e + 1]), [starts[E - 1], totalRows) for the last. warpSums:
+// PERMUTE_WARPS ints of shared memory. At most mapTiles tiles are written (the host sizes the map to the bound).
+__device__ __forceinline__ void write_tile_map(const int* starts, int totalRows, int experts, int tileRows, int* warpSums,
+                                               int* __restrict__ tileMap, int mapTiles)
+{
+    const int thread = threadIdx.x, warp = thread / 32, lane = thread % 32;
+    const int perThread = (experts + blockDim.x - 1) / blockDim.x;
+    const int begin = min(thread * perThread, experts), end = min(begin + perThread, experts);
+    int local = 0;
+    for (int e = begin; e < end; e++)
+        local += ceil_div((e + 1 < experts ? starts[e + 1] : totalRows) - starts[e], tileRows);
+    const int inclusive = warp_inclusive_sum(local, lane);
+    if (lane == 31)
+        warpSums[warp] = inclusive;
+    __syncthreads();
+    int tile = inclusive - local, totalTiles = 0;
+    for (int w = 0; w < PERMUTE_WARPS; w++)
+    {
+        tile += w < warp ? warpSums[w] : 0;
+        totalTiles += warpSums[w];
+    }
+    for (int e = begin; e < end; e++)
+    {
+        const int segmentEnd = e + 1 < experts ? starts[e + 1] : totalRows;
+        for (int row = starts[e]; row < segmentEnd && tile < mapTiles; row += tileRows, tile++)
+        {
+            tileMap[3 * tile] = e;
+            tileMap[3 * tile + 1] = row;
+            tileMap[3 * tile + 2] = min(row + tileRows, segmentEnd);
+        }
+    }
+    for (int t = totalTiles + thread; t < mapTiles; t += blockDim.x)
+    {
+        tileMap[3 * t] = -1;
+        tileMap[3 * t + 1] = 0;
+        tileMap[3 * t + 2] = 0;
+    }
+}
+
+// The m-tile map of offsets already written (the separate-kernel paths; permute_one_kernel writes it itself).
+// Grid 1, block 32 * PERMUTE_WARPS.
+extern "C" __global__ void __launch_bounds__(32 * PERMUTE_WARPS) permute_tile_map(
+    const int* __restrict__ expertOffsets, int experts, int tileRows, int* __restrict__ tileMap, int mapTiles)
+{
+    moe_wait_prior_grid();
+    __shared__ int starts[PERMUTE_MAX_EXPERTS];
+    __shared__ int warpSums[PERMUTE_WARPS];
+    for (int e = threadIdx.x; e < experts; e += blockDim.x)
+        starts[e] = expertOffsets[e];
+    const int totalRows = expertOffsets[experts];
+    __syncthreads();
+    write_tile_map(starts, totalRows, experts, tileRows, warpSums, tileMap, mapTiles);
+}
+
 // permute_offsets and permute_scatter in one kernel (one graph node fewer), for few chunks: every block reads all the
 // chunk counts (left unchanged, so the workspace never needs zeroing) and works out the expert totals, the padded
 // segment starts and the bases of its own chunks itself; block 0 writes expertCounts and expertOffsets. Each thread
@@ -394,11 +454,13 @@ GATHER_ENTRY(gather_rows_u16, unsigned short)
 // kernel (three graph nodes become one at decode sizes). Every block works the order out itself from the ids, the same
 // steps as above: counts by shared-memory atomics, segment starts, then warp 0 places the slots round by round (stable)
 // into a shared token-of-row table; block 0 writes expertCounts, expertOffsets, rowOfSlot and tokenOfRow; then block b
-// copies rows b, b + grid, ... (hidden null: no gather). Block 32 * PERMUTE_WARPS = GATHER_THREADS threads.
+// copies rows b, b + grid, ... (hidden null: no gather); with a tileMap (else null), block 0 writes the m-tile map
+// (write_tile_map) too. Block 32 * PERMUTE_WARPS = GATHER_THREADS threads.
 template <typename Unit>
 __device__ __forceinline__ void permute_one_kernel(const int* __restrict__ ids, long long slots, int topK, int experts, int blockSize,
     int* __restrict__ expertCounts, int* __restrict__ expertOffsets, int* __restrict__ rowOfSlot, int* __restrict__ tokenOfRow,
-    int rowCapacity, const Unit* __restrict__ hidden, long long rowUnits, Unit* __restrict__ gathered)
+    int rowCapacity, const Unit* __restrict__ hidden, long long rowUnits, Unit* __restrict__ gathered,
+    int* __restrict__ tileMap, int tileRows, int mapTiles)
 {
     __shared__ int counts[PERMUTE_MAX_EXPERTS];
     __shared__ int starts[PERMUTE_MAX_EXPERTS]; // segment starts, then warp 0's cursors
@@ -431,6 +493,8 @@ __device__ __forceinline__ void permute_one_kernel(const int* __restrict__ ids, 
         }
         if (thread == 0)
             expertOffsets[experts] = totalRows;
+        if (tileMap != nullptr) // the same for the whole block, so its syncs are safe
+            write_tile_map(starts, totalRows, experts, tileRows, warpSums, tileMap, mapTiles);
     }
     __syncthreads(); // every start read before warp 0 moves them on as cursors
     if (warp == 0)
@@ -474,11 +538,11 @@ __device__ __forceinline__ void permute_one_kernel(const int* __restrict__ ids, 
 #define ONE_KERNEL_ENTRY(NAME, UNIT)                                                                                       \
     extern "C" __global__ void __launch_bounds__(32 * PERMUTE_WARPS) NAME(const int* ids, long long slots, int topK,      \
         int experts, int blockSize, int* expertCounts, int* expertOffsets, int* rowOfSlot, int* tokenOfRow,               \
-        int rowCapacity, const UNIT* hidden, long long rowUnits, UNIT* gathered)                                          \
+        int rowCapacity, const UNIT* hidden, long long rowUnits, UNIT* gathered, int* tileMap, int tileRows, int mapTiles) \
     {                                                                                                                      \
         moe_wait_prior_grid();                                                                                            \
         permute_one_kernel<UNIT>(ids, slots, topK, experts, blockSize, expertCounts, expertOffsets, rowOfSlot, tokenOfRow, \
-                                 rowCapacity, hidden, rowUnits, gathered);                                                 \
+                                 rowCapacity, hidden, rowUnits, gathered, tileMap, tileRows, mapTiles);                    \
     }
 
 ONE_KERNEL_ENTRY(permute_one_kernel_u128, uint4)
