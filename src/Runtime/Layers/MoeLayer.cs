@@ -67,7 +67,7 @@ public sealed class MoeLayer
         }
         RouteAndPermute(hidden, workspace, stream);
         RunExperts(Weights.GateUp, Weights.Down, workspace.Gathered, workspace.ExpertOffsets, workspace.Activation, workspace.ExpertOutput, stream,
-                   workspace.SplitK, workspace.GateUpOutput);
+                   workspace.SplitK, workspace.GateUpOutput, GemvTileMap(workspace));
         if (side is not null)
             main.Wait(side.SharedReady);
         else
@@ -84,9 +84,16 @@ public sealed class MoeLayer
         Route(hidden, ws, stream);
         Begin(MoeLayerPhase.Permute, stream);
         Permute.Run(ws.Ids, t, k, e, 1, ws.PermutedCounts, ws.ExpertOffsets, ws.RowOfSlot, ws.TokenOfRow,
-            hidden, h, ws.Gathered, ws.PermuteWorkspace, stream);
+            hidden, h, ws.Gathered, ws.PermuteWorkspace, stream, GemvTileMap(ws));
         End(MoeLayerPhase.Permute, stream);
     }
+
+    /// <summary>
+    /// The workspace's m-tile map when the routed experts' GEMMs (T*k rows over E experts) run the decode GEMV, which reads
+    /// it; else null (Permute then writes none).
+    /// </summary>
+    private MemoryBuffer<int>? GemvTileMap(MoeWorkspace ws) =>
+        ws.TileMap is { } map && GroupedGemm.RunsGemv(Accelerator, Weights.DType, ws.Tokens * Config.TopK, Config.NumExperts) ? map : null;
 
     /// <summary>Router GEMM and top-k routing only: fills the workspace's logits, ids, weights and routed counts.</summary>
     public void Route(MemoryBuffer hidden, MoeWorkspace ws, AcceleratorStream? stream)
@@ -115,28 +122,30 @@ public sealed class MoeLayer
     /// With <paramref name="gateUpOutput"/> [R, 2Ih] the gate_up GEMM writes gate | up there and SiLU-and-mul runs as its
     /// own kernel (<see cref="FusedSiluRule"/>); without it, in the GEMM's epilogue.
     /// </summary>
+    /// With <paramref name="tileMap"/> (the m-tile map of these offsets, Permute.TileMapElements) the decode GEMVs read their
+    /// tiles from it (GroupedGemmOptions.TileMap).
     public void RunExperts(MemoryBuffer gateUp, MemoryBuffer down, MemoryBuffer rows, MemoryBuffer<int> expertOffsets, MemoryBuffer activation, MemoryBuffer<float> expertOutput, AcceleratorStream? stream,
-                           GroupedGemmWorkspace? splitK = null, MemoryBuffer? gateUpOutput = null)
+                           GroupedGemmWorkspace? splitK = null, MemoryBuffer? gateUpOutput = null, MemoryBuffer<int>? tileMap = null)
     {
-        RunExpertsGateUp(gateUp, rows, expertOffsets, activation, stream, splitK, gateUpOutput);
-        RunExpertsDown(down, activation, expertOffsets, expertOutput, stream, splitK);
+        RunExpertsGateUp(gateUp, rows, expertOffsets, activation, stream, splitK, gateUpOutput, tileMap);
+        RunExpertsDown(down, activation, expertOffsets, expertOutput, stream, splitK, tileMap);
     }
 
     /// <summary>
-    /// The first half of <see cref="RunExperts(MemoryBuffer, MemoryBuffer, MemoryBuffer, MemoryBuffer{int}, MemoryBuffer, MemoryBuffer{float}, AcceleratorStream?, GroupedGemmWorkspace?, MemoryBuffer?)"/>:
+    /// The first half of <see cref="RunExperts(MemoryBuffer, MemoryBuffer, MemoryBuffer, MemoryBuffer{int}, MemoryBuffer, MemoryBuffer{float}, AcceleratorStream?, GroupedGemmWorkspace?, MemoryBuffer?, MemoryBuffer{int}?)"/>:
     /// gate_up and SiLU-and-mul into <paramref name="activation"/> [R, Ih] (an expert-parallel forward enqueues it for every
     /// rank before any rank's down, so the ranks start together).
     /// </summary>
     public void RunExpertsGateUp(MemoryBuffer gateUp, MemoryBuffer rows, MemoryBuffer<int> expertOffsets, MemoryBuffer activation, AcceleratorStream? stream,
-                                 GroupedGemmWorkspace? splitK = null, MemoryBuffer? gateUpOutput = null)
+                                 GroupedGemmWorkspace? splitK = null, MemoryBuffer? gateUpOutput = null, MemoryBuffer<int>? tileMap = null)
     {
         int h = Config.HiddenSize, ih = Weights.Intermediate;
         Begin(MoeLayerPhase.ExpertsGateUp, stream);
         if (gateUpOutput is null)
-            GroupedGemm.Run(Accelerator, rows, gateUp, expertOffsets, activation, 2 * ih, h, FusedSilu with { SplitKWorkspace = splitK }, stream);
+            GroupedGemm.Run(Accelerator, rows, gateUp, expertOffsets, activation, 2 * ih, h, FusedSilu with { SplitKWorkspace = splitK, TileMap = tileMap }, stream);
         else
         {
-            GroupedGemm.Run(Accelerator, rows, gateUp, expertOffsets, gateUpOutput, 2 * ih, h, Plain with { SplitKWorkspace = splitK }, stream);
+            GroupedGemm.Run(Accelerator, rows, gateUp, expertOffsets, gateUpOutput, 2 * ih, h, Plain with { SplitKWorkspace = splitK, TileMap = tileMap }, stream);
             GatedActivation.Run(GatedActivationKind.Silu, gateUpOutput, checked((int)(gateUpOutput.Length / (2L * ih))), ih, activation, stream);
         }
         End(MoeLayerPhase.ExpertsGateUp, stream);
@@ -144,11 +153,11 @@ public sealed class MoeLayer
 
     /// <summary>The second half: down from <paramref name="activation"/> [R, Ih] into <paramref name="expertOutput"/> [R, H] F32.</summary>
     public void RunExpertsDown(MemoryBuffer down, MemoryBuffer activation, MemoryBuffer<int> expertOffsets, MemoryBuffer<float> expertOutput, AcceleratorStream? stream,
-                               GroupedGemmWorkspace? splitK = null)
+                               GroupedGemmWorkspace? splitK = null, MemoryBuffer<int>? tileMap = null)
     {
         int h = Config.HiddenSize, ih = Weights.Intermediate;
         Begin(MoeLayerPhase.ExpertsDown, stream);
-        GroupedGemm.Run(Accelerator, activation, down, expertOffsets, expertOutput, h, ih, Plain with { SplitKWorkspace = splitK }, stream);
+        GroupedGemm.Run(Accelerator, activation, down, expertOffsets, expertOutput, h, ih, Plain with { SplitKWorkspace = splitK, TileMap = tileMap }, stream);
         End(MoeLayerPhase.ExpertsDown, stream);
     }
 

@@ -20,7 +20,9 @@ public sealed class MoeWorkspace : IDisposable
     /// <param name="sharedExpertStream">Run the shared experts on a second stream (<see cref="SharedExpertStream"/>): null = the
     /// default (MOE_LAYER_SHARED_STREAM), false = on the forward's stream. Only on CUDA and for layers with shared experts.</param>
     /// <param name="fusedSilu">SiLU-and-mul in the gate_up GEMM's epilogue (true) or as its own kernel (false); null = <see cref="FusedSiluRule"/>.</param>
-    public MoeWorkspace(DeviceMoeWeights weights, int tokens, bool? sharedExpertStream = null, bool? fusedSilu = null)
+    /// <param name="gemvTileMap">Allocate the m-tile map (<see cref="TileMap"/>) the routed experts' decode GEMVs read their tiles
+    /// from: null = the default (MOE_GEMV_TILE_MAP, <see cref="GemvTileMapSwitch"/>). Only on CUDA.</param>
+    public MoeWorkspace(DeviceMoeWeights weights, int tokens, bool? sharedExpertStream = null, bool? fusedSilu = null, bool? gemvTileMap = null)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(tokens);
         var a = weights.Accelerator;
@@ -42,6 +44,8 @@ public sealed class MoeWorkspace : IDisposable
             RowOfSlot = Own(a.Allocate<int>(slots));
             TokenOfRow = Own(a.Allocate<int>(slots));
             PermuteWorkspace = Own(a.Allocate<int>(Math.Max(1, Permute.WorkspaceElements(tokens, k, e))));
+            if (a.Kind == AcceleratorKind.Cuda && (gemvTileMap ?? GemvTileMapSwitch.EnabledByDefault))
+                TileMap = Own(a.Allocate<int>(Math.Max(3, Permute.TileMapElements(checked((int)slots), e))));
             Gathered = Own(a.Allocate(weights.DType, slots * h));
             Activation = Own(a.Allocate(weights.DType, slots * weights.Intermediate));
             bool fused = fusedSilu ?? FusedSiluRule.Fuses(weights, tokens);
@@ -130,6 +134,7 @@ public sealed class MoeWorkspace : IDisposable
         RowOfSlot = whole.RowOfSlot.Slice(0, slots);
         TokenOfRow = whole.TokenOfRow.Slice(0, slots);
         PermuteWorkspace = whole.PermuteWorkspace.Slice(0, Math.Max(1, Permute.WorkspaceElements(tokens, _topK, _experts)));
+        TileMap = whole.TileMap?.Slice(0, Math.Max(3, Permute.TileMapElements((int)slots, _experts)));
         Gathered = BufferPrefix.Of(whole.Gathered, slots * _hidden);
         Activation = BufferPrefix.Of(whole.Activation, slots * _intermediate);
         if (whole.GateUpOutput is not null)
@@ -158,6 +163,12 @@ public sealed class MoeWorkspace : IDisposable
     public MemoryBuffer<int> RowOfSlot { get; } = null!;
     public MemoryBuffer<int> TokenOfRow { get; } = null!;
     public MemoryBuffer<int> PermuteWorkspace { get; } = null!;
+
+    /// <summary>
+    /// The m-tile map of <see cref="ExpertOffsets"/> at 4 rows a tile (Permute writes it, the routed experts' decode GEMVs
+    /// read it: GroupedGemmOptions.TileMap), or null: the switch is off or the accelerator is not CUDA.
+    /// </summary>
+    public MemoryBuffer<int>? TileMap { get; }
     public MemoryBuffer Gathered { get; } = null!;
     public MemoryBuffer Activation { get; } = null!;
 
