@@ -52,7 +52,8 @@ public static class MoeLayerFixtures
     /// The bf16 layer of <paramref name="family"/> (<paramref name="experts"/> experts, H = 64) on <paramref name="device"/> at each
     /// of <paramref name="tokenCounts"/> against the plain reference; <paramref name="setting"/> names the switch under test in a failure.
     /// </summary>
-    public static void CheckAgainstReference(string device, string family, int experts, int[] tokenCounts, string setting, bool? fusedSilu = null)
+    public static void CheckAgainstReference(string device, string family, int experts, int[] tokenCounts, string setting, bool? fusedSilu = null,
+                                             bool? gemvTileMap = null)
     {
         var accelerator = Infrastructure.TestDevices.Get(device);
         var random = Infrastructure.TestData.NewRandom(out int seed);
@@ -64,17 +65,18 @@ public static class MoeLayerFixtures
         {
             var hidden = RoundTo(Infrastructure.TestData.Uniform(random, tokens * 64), DType.BF16);
             var expected = reference.Forward(hidden);
-            var actual = RunSingle(accelerator, weights, hidden, tokens, fusedSilu);
+            var actual = RunSingle(accelerator, weights, hidden, tokens, fusedSilu, gemvTileMap);
             Infrastructure.Compare.Close(expected, Infrastructure.Compare.ToDouble(actual), Infrastructure.Compare.ToleranceFor(DType.BF16),
                 $"{family} bf16, T={tokens}, on {device}, {setting}, seed {seed}");
         }
     }
 
-    public static float[] RunSingle(Accelerator accelerator, MoeLayerWeights weights, float[] hidden, int tokens, bool? fusedSilu = null)
+    public static float[] RunSingle(Accelerator accelerator, MoeLayerWeights weights, float[] hidden, int tokens, bool? fusedSilu = null,
+                                    bool? gemvTileMap = null)
     {
         using var device = DeviceMoeWeights.Upload(accelerator, weights);
         var layer = new MoeLayer(device);
-        using var workspace = new MoeWorkspace(device, tokens, fusedSilu: fusedSilu);
+        using var workspace = new MoeWorkspace(device, tokens, fusedSilu: fusedSilu, gemvTileMap: gemvTileMap);
         using var input = DeviceMoeWeights.UploadFloats(accelerator, hidden, weights.DType);
         using var output = accelerator.Allocate<float>((long)tokens * weights.Config.HiddenSize);
         Infrastructure.TestData.Poison(output);
