@@ -1,6 +1,7 @@
 using MoeRuntime.Accelerators;
 using MoeRuntime.Benchmarks.Infrastructure;
 using MoeRuntime.Kernels.GroupedGemm;
+using MoeRuntime.Kernels.Permute;
 
 namespace MoeRuntime.Benchmarks.Kernels;
 
@@ -88,14 +89,23 @@ internal static class GroupedGemmSweep
             // The GEMV's note says its X rows per W pass (4 or 8, MOE_GROUPED_GEMM_GEMV_MAX_ROWS).
             if (accelerator.Kind == AcceleratorKind.Cuda && GroupedGemmGemv.IsVariantName(tile["tile ".Length..]))
                 tile = $"tile gemv x{GroupedGemmGemv.TileRowsFor(rowCount, e, GroupedGemmGemv.MaxRowsFromEnvironment(), forced)}";
+            // MOE_GEMV_TILE_MAP=on: the 4-row GEMV of these offsets reads its m-tiles from their map (as the layer's would);
+            // the cold rows below, on other offsets, search.
+            using var tileMap = accelerator.Kind == AcceleratorKind.Cuda && tile == $"tile gemv x{GroupedGemmGemv.TileRows}" && GemvTileMapSwitch.EnabledByDefault
+                ? UploadTileMap(accelerator, offsets, rowCount) : null;
+            if (tileMap is not null)
+                tile += ", tile map";
+            var hotPlain = plain with { TileMap = tileMap };
+            var hotFused = fused with { TileMap = tileMap };
+            var hotScaled = scaled with { TileMap = tileMap };
             string Note(int n, int k, bool isFused) => accelerator.Kind == AcceleratorKind.Cpu || tile == "tile " + GroupedGemmWgmma.VariantName
                 || tile.StartsWith("tile gemv", StringComparison.Ordinal)
                 ? tile : $"{tile}, split {SplitsOf(accelerator, forced, rowCount, n, k, e, isFused, splitK)}";
 
             SweepRow PlainGateUp() => Measure(accelerator, $"{model.Name} gate_up", shape, rowCount, 2 * i, h, active, bandwidth, graph, Note(2 * i, h, false),
-                s => GroupedGemm.Run(accelerator, hidden, gateUp, offsetsBuffer, gateUpOut, 2 * i, h, plain, s));
+                s => GroupedGemm.Run(accelerator, hidden, gateUp, offsetsBuffer, gateUpOut, 2 * i, h, hotPlain, s));
             SweepRow FusedGateUp() => Measure(accelerator, $"{model.Name} gate_up+silu", shape, rowCount, 2 * i, h, active, bandwidth, graph, Note(2 * i, h, true),
-                s => GroupedGemm.Run(accelerator, hidden, gateUp, offsetsBuffer, fusedOut, 2 * i, h, fused, s));
+                s => GroupedGemm.Run(accelerator, hidden, gateUp, offsetsBuffer, fusedOut, 2 * i, h, hotFused, s));
             // MOE_SWEEP_FUSED_FIRST=1 measures the fused gate_up before the plain one (does the order move the numbers?).
             bool gemv = tile.StartsWith("tile gemv", StringComparison.Ordinal);
             // MOE_GROUPED_GEMM_GEMV_TRACE=1: each GEMV row's call once more, traced (GemvTrace).
@@ -116,10 +126,10 @@ internal static class GroupedGemmSweep
                 rows.Add(FusedGateUp());
             }
             rows.Add(Measure(accelerator, $"{model.Name} down*w", shape, rowCount, h, i, active, bandwidth, graph, Note(h, i, false),
-                s => GroupedGemm.Run(accelerator, inner, down, offsetsBuffer, downOut, h, i, scaled, s)));
-            Trace("gate_up", s => GroupedGemm.Run(accelerator, hidden, gateUp, offsetsBuffer, gateUpOut, 2 * i, h, plain, s));
-            Trace("gate_up+silu", s => GroupedGemm.Run(accelerator, hidden, gateUp, offsetsBuffer, fusedOut, 2 * i, h, fused, s));
-            Trace("down*w", s => GroupedGemm.Run(accelerator, inner, down, offsetsBuffer, downOut, h, i, scaled, s));
+                s => GroupedGemm.Run(accelerator, inner, down, offsetsBuffer, downOut, h, i, hotScaled, s)));
+            Trace("gate_up", s => GroupedGemm.Run(accelerator, hidden, gateUp, offsetsBuffer, gateUpOut, 2 * i, h, hotPlain, s));
+            Trace("gate_up+silu", s => GroupedGemm.Run(accelerator, hidden, gateUp, offsetsBuffer, fusedOut, 2 * i, h, hotFused, s));
+            Trace("down*w", s => GroupedGemm.Run(accelerator, inner, down, offsetsBuffer, downOut, h, i, hotScaled, s));
             // The read floor of each weight tensor's active experts (ReadFloor), for the graph-replayed rows.
             if (graph)
             {
@@ -163,6 +173,14 @@ internal static class GroupedGemmSweep
             if (row is not null)
                 rows.Add(row);
         }
+    }
+
+    /// <summary>The m-tile map of <paramref name="offsets"/> (Permute's CPU twin writes it), on the device.</summary>
+    private static MemoryBuffer<int> UploadTileMap(Accelerator accelerator, int[] offsets, int rowCount)
+    {
+        var map = new int[Permute.TileMapElements(rowCount, offsets.Length - 1)];
+        Permute.WriteTileMapCpu(offsets, Permute.DefaultTileRows, map);
+        return accelerator.Upload<int>(map);
     }
 
     /// <summary>The split count the op picks for a call (the same planning as GroupedGemm.Run).</summary>
