@@ -211,9 +211,15 @@ public static class GroupedGemmGemv
         return [.. options];
     }
 
-    private static string[] TracedCompileOptions => s_tracedCompileOptions ??= [.. CompileOptions ?? [], "-DGV_TRACE"];
+    /// <summary>
+    /// The build of a launch: the switches' options, plus -DGV_TRACE when traced and <see cref="TileMapOption"/> when it
+    /// reads an m-tile map; each of the four built once.
+    /// </summary>
+    private static string[] BuildOptions(bool traced, bool tileMap) =>
+        s_builds[(traced ? 2 : 0) + (tileMap ? 1 : 0)] ??=
+            [.. CompileOptions ?? [], .. traced ? (string[])["-DGV_TRACE"] : [], .. tileMap ? (string[])[TileMapOption] : []];
 
-    private static string[]? s_tracedCompileOptions;
+    private static readonly string[]?[] s_builds = new string[]?[4];
 
     internal static string[]? ParseUnroll(string? value) => value?.Trim() switch
     {
@@ -253,28 +259,22 @@ public static class GroupedGemmGemv
             throw new ArgumentException($"{plan.Rows} rows x {plan.OutCols} columns need {blocks} blocks; at most {int.MaxValue} per call (split the call)", "x");
         if (tileMap is not null && tileRows != TileRows)
             throw new ArgumentException($"the m-tile map is of {TileRows}-row tiles; this launch has {tileRows}", "options.TileMap");
-        if (TraceRequested)
-        {
-            LaunchTraced(accelerator, plan, stream, tileRows, kSplit, blocks, tileMap);
-            return;
-        }
+        var trace = TraceRequested ? TraceBufferFor(blocks) : null;
+        var kernel = accelerator.LoadKernel(Source, EntryName(plan.X.DType, plan.Y.DType, tileRows), BuildOptions(trace is not null, tileMap is not null));
+        // The entries' parameters: the plan's, then the map (GV_TILE_MAP builds), then the trace (GV_TRACE builds).
+        Span<KernelArg> args = [plan.X, plan.W, plan.ExpertOffsets, plan.RowScale, plan.Y, plan.Rows, plan.N, plan.K, plan.Experts,
+            plan.Fused ? 1 : 0, kSplit, default, default];
+        int count = 11;
         if (tileMap is not null)
-        {
-            accelerator.LoadKernel(Source, EntryName(plan.X.DType, plan.Y.DType, tileRows), TileMapCompileOptions).Launch(stream,
-                new Dim3((uint)blocks, 1, 1), new Dim3(Warps * 32, 1, 1), 0,
-                plan.X, plan.W, plan.ExpertOffsets, plan.RowScale, plan.Y, plan.Rows, plan.N, plan.K, plan.Experts, plan.Fused ? 1 : 0, kSplit, tileMap);
-            return;
-        }
-        var kernel = accelerator.LoadKernel(Source, EntryName(plan.X.DType, plan.Y.DType, tileRows), CompileOptions);
-        kernel.Launch(stream, new Dim3((uint)blocks, 1, 1), new Dim3(Warps * 32, 1, 1), 0,
-            plan.X, plan.W, plan.ExpertOffsets, plan.RowScale, plan.Y, plan.Rows, plan.N, plan.K, plan.Experts, plan.Fused ? 1 : 0, kSplit);
+            args[count++] = tileMap;
+        if (trace is not null)
+            args[count++] = trace;
+        kernel.Launch(stream, new Dim3((uint)blocks, 1, 1), new Dim3(Warps * 32, 1, 1), 0, args[..count]);
+        if (trace is not null)
+            TracedBlocks = blocks;
     }
 
     /// <summary>The build that reads the m-tile map (GV_TILE_MAP): the entries take the map after kSplit.</summary>
-    private static string[] TileMapCompileOptions => s_tileMapCompileOptions ??= [.. CompileOptions ?? [], TileMapOption];
-
-    private static string[]? s_tileMapCompileOptions;
-
     internal const string TileMapOption = "-DGV_TILE_MAP";
 
     /// <summary>
@@ -299,25 +299,12 @@ public static class GroupedGemmGemv
     /// <summary>Blocks of the last traced launch.</summary>
     internal static long TracedBlocks { get; private set; }
 
-    private static void LaunchTraced(CudaAccelerator accelerator, GroupedGemm.Plan plan, CudaStream stream, int tileRows, int kSplit, long blocks,
-                                     MemoryBuffer<int>? tileMap)
+    /// <summary>The trace buffer, checked to hold <paramref name="blocks"/> blocks' stamps.</summary>
+    private static MemoryBuffer<long> TraceBufferFor(long blocks)
     {
         var trace = TraceBuffer ?? throw new InvalidOperationException("MOE_GROUPED_GEMM_GEMV_TRACE=1 needs GroupedGemmGemv.TraceBuffer (a bench sets it)");
         if (trace.Length < blocks * TraceStamps)
             throw new InvalidOperationException($"the GEMV trace buffer holds {trace.Length / TraceStamps} blocks; this launch has {blocks}");
-        string entry = EntryName(plan.X.DType, plan.Y.DType, tileRows);
-        var grid = new Dim3((uint)blocks, 1, 1);
-        var block = new Dim3(Warps * 32, 1, 1);
-        if (tileMap is not null)
-            accelerator.LoadKernel(Source, entry, TracedTileMapCompileOptions).Launch(stream, grid, block, 0,
-                plan.X, plan.W, plan.ExpertOffsets, plan.RowScale, plan.Y, plan.Rows, plan.N, plan.K, plan.Experts, plan.Fused ? 1 : 0, kSplit, tileMap, trace);
-        else
-            accelerator.LoadKernel(Source, entry, TracedCompileOptions).Launch(stream, grid, block, 0,
-                plan.X, plan.W, plan.ExpertOffsets, plan.RowScale, plan.Y, plan.Rows, plan.N, plan.K, plan.Experts, plan.Fused ? 1 : 0, kSplit, trace);
-        TracedBlocks = blocks;
+        return trace;
     }
-
-    private static string[] TracedTileMapCompileOptions => s_tracedTileMapCompileOptions ??= [.. TracedCompileOptions, TileMapOption];
-
-    private static string[]? s_tracedTileMapCompileOptions;
 }
