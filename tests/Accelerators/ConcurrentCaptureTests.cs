@@ -30,9 +30,15 @@ public class ConcurrentCaptureTests
         capturing.BeginCapture();
         fill.Launch(capturing, 4, 256, 0, capturedData, n, captured, 1_000L); // recorded, not run
         fill.Launch(busy, 4, 256, 0, runningData, n, running, 200_000L);      // runs for 200 us
-        SynchronizeOnAnotherThread(gpu); // mid-capture; this thread must end the capture it began (thread-local mode)
-        Assert.True(busy.IsIdle(), "Synchronize returned before the running stream's kernel ended");
-        Assert.All(runningData.ToArray(busy), v => Assert.Equal(running, v));
+        // Mid-capture, on another thread: this one must end the capture it began, and (thread-local mode) may not query
+        // or read other streams until then, so the other thread also looks at the running stream.
+        var (idleAfterSynchronize, runningValues) = OnAnotherThread(() =>
+        {
+            gpu.Synchronize();
+            return (busy.IsIdle(), runningData.ToArray(busy));
+        });
+        Assert.True(idleAfterSynchronize, "Synchronize returned before the running stream's kernel ended");
+        Assert.All(runningValues, v => Assert.Equal(running, v));
 
         using var graph = capturing.EndCapture(); // still valid: the capture was not broken
         graph.Launch(capturing);
@@ -40,14 +46,15 @@ public class ConcurrentCaptureTests
         Assert.All(capturedData.ToArray(capturing), v => Assert.Equal(captured, v));
     }
 
-    private static void SynchronizeOnAnotherThread(CudaAccelerator gpu)
+    private static T OnAnotherThread<T>(Func<T> work)
     {
         Exception? failure = null;
+        T result = default!;
         var thread = new Thread(() =>
         {
             try
             {
-                gpu.Synchronize();
+                result = work();
             }
             catch (Exception e)
             {
@@ -58,5 +65,6 @@ public class ConcurrentCaptureTests
         thread.Join();
         if (failure is not null)
             throw new Xunit.Sdk.XunitException($"Synchronize on another thread during a capture threw: {failure}");
+        return result;
     }
 }
