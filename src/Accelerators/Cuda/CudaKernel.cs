@@ -79,13 +79,24 @@ public sealed class CudaKernel
     public int LocalBytesPerThread => Attribute(CudaFunctionAttribute.LocalSizeBytes);
     public int StaticSharedBytes => Attribute(CudaFunctionAttribute.SharedSizeBytes);
 
-    /// <summary>Blocks of <paramref name="blockSize"/> threads that fit on one SM at once.</summary>
+    /// <summary>
+    /// Blocks of <paramref name="blockSize"/> threads that fit on one SM at once. The last answer is kept (it depends only
+    /// on the function and the arguments), so launch rules may ask at every call.
+    /// </summary>
     public int MaxActiveBlocksPerSm(int blockSize, int dynamicSharedBytes = 0)
     {
+        var last = _lastOccupancy;
+        if (last is not null && last.BlockSize == blockSize && last.DynamicSharedBytes == dynamicSharedBytes)
+            return last.Blocks;
         _accelerator.Bind();
         CudaCheck.ThrowIfFailed(CudaDriver.cuOccupancyMaxActiveBlocksPerMultiprocessor(out int blocks, _function, blockSize, (nuint)dynamicSharedBytes));
+        _lastOccupancy = new Occupancy(blockSize, dynamicSharedBytes, blocks);
         return blocks;
     }
+
+    private sealed record Occupancy(int BlockSize, int DynamicSharedBytes, int Blocks);
+
+    private volatile Occupancy? _lastOccupancy; // one immutable record: readers on other threads see all of it or none
 
     public unsafe void Launch(CudaStream stream, Dim3 grid, Dim3 block, int dynamicSharedBytes, params ReadOnlySpan<KernelArg> args)
     {

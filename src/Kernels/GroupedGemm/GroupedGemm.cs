@@ -58,6 +58,9 @@ public sealed record GroupedGemmOptions
     /// <summary>Tests: the 8-row GEMV's tile slots (blocks per column block, each looping over m-tiles), 1 or more.</summary>
     internal int? GemvTileSlotsOverride { get; init; }
 
+    /// <summary>Tests and the sweep: the 4-row GEMV's W rows a warp group (4, 8, or 0: chosen per call), over MOE_GROUPED_GEMM_GEMV_WROWS.</summary>
+    internal int? GemvWRowsOverride { get; init; }
+
     /// <summary>
     /// Optional: the m-tile map of ExpertOffsets at 4 rows a tile (Permute writes it: Permute.TileMapElements, at least
     /// 3 x GroupedGemmLaunch.MTilesBound(rows, E, 4) elements). The 4-row decode GEMV then reads each block's tile there
@@ -115,6 +118,7 @@ public static class GroupedGemm
         public GroupedGemmWorkspace? SplitK { get; init; }
         public int? SplitKOverride { get; init; }
         public int? GemvTileSlotsOverride { get; init; }
+        public int? GemvWRowsOverride { get; init; }
         public bool? FewTilesOverride { get; init; }
         public bool? SkinnyOverride { get; init; }
         public int? SkinnyKTilesPerSplitOverride { get; init; }
@@ -211,6 +215,8 @@ public static class GroupedGemm
                 ? throw new ArgumentException($"SkinnyKTilesPerSplitOverride = {share}: at least 1", nameof(options)) : options.SkinnyKTilesPerSplitOverride,
             GemvTileSlotsOverride = options.GemvTileSlotsOverride is { } slots and < 1
                 ? throw new ArgumentException($"GemvTileSlotsOverride = {slots}: at least 1", nameof(options)) : options.GemvTileSlotsOverride,
+            GemvWRowsOverride = options.GemvWRowsOverride is { } wRows and not (GroupedGemmGemv.AutoWRows or 4 or 8)
+                ? throw new ArgumentException($"GemvWRowsOverride = {wRows}: 4 or 8 W rows a warp group, or 0 (chosen per call)", nameof(options)) : options.GemvWRowsOverride,
         };
     }
 

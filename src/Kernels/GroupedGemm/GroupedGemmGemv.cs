@@ -29,18 +29,38 @@ public static class GroupedGemmGemv
     internal const int TileRows = 4;
     internal const int WideTileRows = 8;
     internal const int Warps = 8;
-    internal static int WRowsPerGroup => WRowsSetting.Value;
 
     /// <summary>
-    /// MOE_GROUPED_GEMM_GEMV_WROWS=4|8 (GV_WROWS, default 4): W rows a warp group streams, for A/B runs: 8 halves the
-    /// blocks of a call (Qwen3-30B-A3B T=1: down 512 -> 256, gate_up 384 -> 192), so that it fits one wave of 2 blocks an SM.
+    /// MOE_GROUPED_GEMM_GEMV_WROWS=4|8|auto (GV_WROWS, default 4): W rows a warp group streams. 8 halves the blocks of a
+    /// call (Qwen3-30B-A3B T=1: down 512 -> 256, gate_up 384 -> 192) at 2 blocks an SM instead of 3; auto picks per
+    /// 4-row-tile call (<see cref="WRowsFor"/>). The dense GEMV and the 8-row tile take 4 under auto.
     /// </summary>
-    private static readonly EnvironmentSetting<int> WRowsSetting = new("MOE_GROUPED_GEMM_GEMV_WROWS", ParseWRows);
+    internal static int WRowsSetting => WRowsSettingValue.Value;
 
-    internal static int ParseWRows(string? value) =>
-        string.IsNullOrWhiteSpace(value) ? 4
-        : int.TryParse(value, out int wrows) && wrows is 4 or 8 ? wrows
-        : throw new ArgumentException($"MOE_GROUPED_GEMM_GEMV_WROWS='{value}': expected 4 or 8 W rows a warp group");
+    private static readonly EnvironmentSetting<int> WRowsSettingValue = new("MOE_GROUPED_GEMM_GEMV_WROWS", ParseWRows);
+
+    /// <summary><see cref="WRowsSetting"/>'s value for auto.</summary>
+    internal const int AutoWRows = 0;
+
+    /// <summary>The W rows of launches that do not choose per call (auto counts as 4).</summary>
+    internal static int FixedWRows => WRowsSetting == AutoWRows ? 4 : WRowsSetting;
+
+    internal static int ParseWRows(string? value) => value?.Trim() switch
+    {
+        null or "" or "4" => 4,
+        "8" => 8,
+        "auto" => AutoWRows,
+        _ => throw new ArgumentException($"MOE_GROUPED_GEMM_GEMV_WROWS='{value}': expected 4 or 8 W rows a warp group, or auto (chosen per call)"),
+    };
+
+    /// <summary>
+    /// The W rows of a 4-row-tile call under auto: 8 when the 4-row grid needs more than one wave and the 8-row grid fits
+    /// in one (each wave pays the block's start again: the wait, finding the tile, the first W bytes' round trip, about
+    /// 3 us at Qwen3-30B-A3B T=1, where down's 512 blocks against 396 places ran two waves, 11.45 us, and 8 rows' 256 in
+    /// one, 9.73); else 4 (8 rows' fewer blocks an SM lost wherever both were several waves: DeepSeek-V3 down 65.2 -> 70.2 us).
+    /// </summary>
+    internal static int WRowsFor(long blocks4, long places4, long blocks8, long places8) =>
+        blocks4 > places4 && blocks8 <= places8 ? 8 : 4;
 
     /// <summary>
     /// MOE_GROUPED_GEMM_GEMV_TILE_SEARCH=warp|block (default warp): whether every warp searches its block's m-tile or one
@@ -140,12 +160,18 @@ public static class GroupedGemmGemv
     /// blocks; the kernel derives the slot count from the grid.
     /// </summary>
     internal static long BlocksFor(int rows, int experts, int outCols, bool fused, int kSplit, int tileRows = TileRows, int multiprocessors = 0,
-                                   int? tileSlots = null) =>
-        (long)(tileSlots ?? TileSlotsFor(rows, experts, tileRows, ColumnBlocks(outCols, fused, kSplit), multiprocessors)) * ColumnBlocks(outCols, fused, kSplit);
-
-    internal static long ColumnBlocks(int outCols, bool fused, int kSplit)
+                                   int? tileSlots = null, int wRows = 0)
     {
-        int colsPerBlock = (fused ? WRowsPerGroup / 2 : WRowsPerGroup) * (Warps / kSplit);
+        long columnBlocks = ColumnBlocks(outCols, fused, kSplit, wRows);
+        return (tileSlots ?? TileSlotsFor(rows, experts, tileRows, columnBlocks, multiprocessors)) * columnBlocks;
+    }
+
+    /// <summary>Column blocks of a launch whose warp groups stream <paramref name="wRows"/> W rows (0: <see cref="FixedWRows"/>).</summary>
+    internal static long ColumnBlocks(int outCols, bool fused, int kSplit, int wRows = 0)
+    {
+        if (wRows == 0)
+            wRows = FixedWRows;
+        int colsPerBlock = (fused ? wRows / 2 : wRows) * (Warps / kSplit);
         return (outCols + colsPerBlock - 1) / colsPerBlock;
     }
 
@@ -204,22 +230,21 @@ public static class GroupedGemmGemv
             options.Add(ExpertTilesWalk.ParallelOption);
         if (MinBlocks != 1)
             options.Add($"-DGV_MIN_BLOCKS={MinBlocks}");
-        if (WRowsPerGroup != 4)
-            options.Add($"-DGV_WROWS={WRowsPerGroup}");
         if (BlockTileSearch)
             options.Add("-DGV_BLOCK_TILE_SEARCH");
         return [.. options];
     }
 
     /// <summary>
-    /// The build of a launch: the switches' options, plus -DGV_TRACE when traced and <see cref="TileMapOption"/> when it
-    /// reads an m-tile map; each of the four built once.
+    /// The build of a launch: the switches' options, plus -DGV_WROWS=8 for 8 W rows, -DGV_TRACE when traced and
+    /// <see cref="TileMapOption"/> when it reads an m-tile map; each of the eight built once.
     /// </summary>
-    private static string[] BuildOptions(bool traced, bool tileMap) =>
-        s_builds[(traced ? 2 : 0) + (tileMap ? 1 : 0)] ??=
-            [.. CompileOptions ?? [], .. traced ? (string[])["-DGV_TRACE"] : [], .. tileMap ? (string[])[TileMapOption] : []];
+    private static string[] BuildOptions(int wRows, bool traced, bool tileMap) =>
+        s_builds[(wRows == 8 ? 4 : 0) + (traced ? 2 : 0) + (tileMap ? 1 : 0)] ??=
+            [.. CompileOptions ?? [], .. wRows == 8 ? (string[])["-DGV_WROWS=8"] : [], .. traced ? (string[])["-DGV_TRACE"] : [],
+             .. tileMap ? (string[])[TileMapOption] : []];
 
-    private static readonly string[]?[] s_builds = new string[]?[4];
+    private static readonly string[]?[] s_builds = new string[]?[8];
 
     internal static string[]? ParseUnroll(string? value) => value?.Trim() switch
     {
@@ -241,10 +266,31 @@ public static class GroupedGemmGemv
         int tileRows = TileRowsFor(plan.Rows, plan.Experts, MaxRowsFromEnvironment(), plan.VariantOverride);
         if (plan.GemvTileSlotsOverride is not null && tileRows != WideTileRows)
             throw new ArgumentException($"a tile slot count is for the 8-row GEMV ('{Variant8Name}'), not the {tileRows}-row one", "options");
-        long blocks = BlocksFor(plan.Rows, plan.Experts, plan.OutCols, plan.Fused, kSplit, tileRows, accelerator.Info.MultiprocessorCount,
-            plan.GemvTileSlotsOverride);
-        Launch(accelerator, plan, stream, tileRows, kSplit, blocks, tileRows == TileRows ? plan.TileMap : null);
+        int multiprocessors = accelerator.Info.MultiprocessorCount;
+        var tileMap = tileRows == TileRows ? plan.TileMap : null;
+        int wRowsRule = plan.GemvWRowsOverride ?? WRowsSetting;
+        int wRows = wRowsRule == AutoWRows ? 4 : wRowsRule;
+        long blocks = BlocksFor(plan.Rows, plan.Experts, plan.OutCols, plan.Fused, kSplit, tileRows, multiprocessors, plan.GemvTileSlotsOverride, wRows);
+        if (wRowsRule == AutoWRows && tileRows == TileRows)
+        {
+            long blocks8 = BlocksFor(plan.Rows, plan.Experts, plan.OutCols, plan.Fused, kSplit, tileRows, multiprocessors, wRows: 8);
+            long places4 = (long)Kernel(accelerator, plan, tileRows, 4, tileMap is not null).MaxActiveBlocksPerSm(Warps * 32) * multiprocessors;
+            // The 8-row build is compiled only for a call it could take.
+            if (blocks > places4 && WRowsFor(blocks, places4, blocks8,
+                    (long)Kernel(accelerator, plan, tileRows, 8, tileMap is not null).MaxActiveBlocksPerSm(Warps * 32) * multiprocessors) == 8)
+                (wRows, blocks) = (8, blocks8);
+        }
+        t_lastWRows = wRows;
+        Launch(accelerator, plan, stream, tileRows, kSplit, blocks, tileMap, wRows);
     }
+
+    /// <summary>Tests: the W rows of this thread's last <see cref="Run"/> (0 before any).</summary>
+    internal static int LastRunWRows => t_lastWRows;
+
+    [ThreadStatic] private static int t_lastWRows;
+
+    private static CudaKernel Kernel(CudaAccelerator accelerator, GroupedGemm.Plan plan, int tileRows, int wRows, bool tileMap, bool traced = false) =>
+        accelerator.LoadKernel(Source, EntryName(plan.X.DType, plan.Y.DType, tileRows), BuildOptions(wRows, traced, tileMap));
 
     /// <summary>
     /// The launch itself: <paramref name="blocks"/> = tile slots x column blocks of <paramref name="kSplit"/>; the caller
@@ -253,14 +299,16 @@ public static class GroupedGemmGemv
     /// With <paramref name="tileMap"/> (4-row tiles only: the map of plan.ExpertOffsets, checked by GroupedGemm) the
     /// -DGV_TILE_MAP build reads each block's tile from it instead of searching the offsets.
     internal static void Launch(CudaAccelerator accelerator, GroupedGemm.Plan plan, CudaStream stream, int tileRows, int kSplit, long blocks,
-                                MemoryBuffer<int>? tileMap = null)
+                                MemoryBuffer<int>? tileMap = null, int wRows = 0)
     {
+        if (wRows == 0)
+            wRows = FixedWRows;
         if (blocks > int.MaxValue)
             throw new ArgumentException($"{plan.Rows} rows x {plan.OutCols} columns need {blocks} blocks; at most {int.MaxValue} per call (split the call)", "x");
         if (tileMap is not null && tileRows != TileRows)
             throw new ArgumentException($"the m-tile map is of {TileRows}-row tiles; this launch has {tileRows}", "options.TileMap");
         var trace = TraceRequested ? TraceBufferFor(blocks) : null;
-        var kernel = accelerator.LoadKernel(Source, EntryName(plan.X.DType, plan.Y.DType, tileRows), BuildOptions(trace is not null, tileMap is not null));
+        var kernel = Kernel(accelerator, plan, tileRows, wRows, tileMap is not null, trace is not null);
         // The entries' parameters: the plan's, then the map (GV_TILE_MAP builds), then the trace (GV_TRACE builds).
         Span<KernelArg> args = [plan.X, plan.W, plan.ExpertOffsets, plan.RowScale, plan.Y, plan.Rows, plan.N, plan.K, plan.Experts,
             plan.Fused ? 1 : 0, kSplit, default, default];

@@ -66,7 +66,7 @@ __device__ __forceinline__ void gv_stamp(unsigned long long* trace, int slot)
 
 #define GV_WARPS 8
 #ifndef GV_WROWS
-#define GV_WROWS 4   // W rows per warp group (MOE_GROUPED_GEMM_GEMV_WROWS=8 builds 8 for A/B: half the blocks)
+#define GV_WROWS 4   // W rows per warp group (8: half the blocks; MOE_GROUPED_GEMM_GEMV_WROWS=8|auto, GroupedGemmGemv.WRowsFor)
 #endif
 #ifndef GV_UNROLL
 // 512-byte segments per W row in flight per warp (MOE_GROUPED_GEMM_GEMV_UNROLL=1|2|4 for A/B). 1 since the eighth session:
@@ -254,6 +254,35 @@ __device__ __forceinline__ bool gemv_tile(const TIn* __restrict__ x, const TIn* 
             }
             firstLoads = false;
 #endif
+#if GV_WROWS > 4
+            // 8 W rows: the tile's X chunks first (L1 hits), then one W row at a time against them, so 8 W floats are
+            // live instead of 64: the 4-row entry takes 127 registers (2 blocks an SM) instead of 155 (1). Each
+            // accumulator sums the same products in the same order as below, so both builds give the same bits.
+            float xf[ROWS][8];
+#pragma unroll
+            for (int r = 0; r < ROWS; r++)
+            {
+                const uint4 xv = r < xRows ? __ldg(reinterpret_cast<const uint4*>(x + (long long)(rowBegin + r) * k) + c) : make_uint4(0, 0, 0, 0);
+                unpack8((const TIn*)nullptr, xv, xf[r]);
+            }
+#pragma unroll
+            for (int q = 0; q < GV_WROWS; q++)
+            {
+                float wf[8];
+                unpack8((const TIn*)nullptr, wv[u][q], wf);
+#pragma unroll
+                for (int r = 0; r < ROWS; r++)
+                {
+                    if (r >= xRows)
+                        break;
+#pragma unroll
+                    for (int e = 0; e < 8; e++)
+                        acc[q][r] = fmaf(wf[e], xf[r][e], acc[q][r]);
+                }
+            }
+#else
+            // 4 W rows (the default): every W row unpacked, then one X row at a time (80 registers; the order above costs
+            // 12 bytes of spills here).
             float wf[GV_WROWS][8];
 #pragma unroll
             for (int q = 0; q < GV_WROWS; q++)
@@ -271,6 +300,7 @@ __device__ __forceinline__ bool gemv_tile(const TIn* __restrict__ x, const TIn* 
                     for (int e = 0; e < 8; e++)
                         acc[q][r] = fmaf(wf[q][e], xf[e], acc[q][r]);
             }
+#endif
         }
     }
     GV_STAMP(3);

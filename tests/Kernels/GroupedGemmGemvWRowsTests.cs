@@ -1,0 +1,97 @@
+using MoeRuntime.Accelerators;
+using MoeRuntime.Kernels.GroupedGemm;
+using MoeRuntime.Kernels.Permute;
+using MoeRuntime.Tests.Infrastructure;
+using static MoeRuntime.Tests.Kernels.GroupedGemmTests;
+
+namespace MoeRuntime.Tests.Kernels;
+
+/// <summary>
+/// The 4-row GEMV's W rows a warp group chosen per call (MOE_GROUPED_GEMM_GEMV_WROWS=auto, GroupedGemmOptions'
+/// GemvWRowsOverride = 0): 8 only where the 4-row grid needs two waves and the 8-row grid fits in one. Both builds sum each
+/// output column in the same order (the same lanes, chunks and K split), so the choice must not change a bit of the output.
+/// </summary>
+public class GroupedGemmGemvWRowsTests
+{
+    [Theory]
+    [InlineData(512, 396, 256, 264, 8)]  // Qwen3-30B-A3B down at T=1 on an H200: two waves become one
+    [InlineData(384, 396, 192, 264, 4)]  // its gate_up: already one wave
+    [InlineData(1792, 396, 896, 264, 4)] // DeepSeek-V3 down: several waves either way
+    [InlineData(600, 396, 300, 264, 4)]  // two waves, and 8 rows would still be two
+    public void EightRowsOnlyWhereTheyTurnSeveralWavesIntoOne(long blocks4, long places4, long blocks8, long places8, int expected) =>
+        Assert.Equal(expected, GroupedGemmGemv.WRowsFor(blocks4, places4, blocks8, places8));
+
+    [Theory]
+    [InlineData(null, 4)]
+    [InlineData(" 8 ", 8)]
+    [InlineData("auto", GroupedGemmGemv.AutoWRows)]
+    public void TheSwitchTakesFourEightOrAuto(string? value, int expected) => Assert.Equal(expected, GroupedGemmGemv.ParseWRows(value));
+
+    [Fact]
+    public void AnOverrideOtherThanFourEightOrAutoIsRejected()
+    {
+        var cpu = TestDevices.Get("cpu");
+        using var x = cpu.Allocate<BFloat16>(2 * 8);
+        using var w = cpu.Allocate<BFloat16>(8 * 8);
+        using var offsets = cpu.Upload<int>(new[] { 0, 2 });
+        using var y = cpu.Allocate<BFloat16>(2 * 8);
+        var error = Assert.Throws<ArgumentException>(() => GroupedGemm.Run(cpu, x, w, offsets, y, 8, 8, new GroupedGemmOptions { GemvWRowsOverride = 6 }));
+        Assert.Contains("GemvWRowsOverride", error.Message);
+    }
+
+    /// <summary>
+    /// Qwen3-30B-A3B's down at T = 1 (8 rows, one in each of 8 of 128 experts, N = 2048, K = 768): 512 blocks of 4 W rows,
+    /// two waves at 3 blocks an SM on 132 SMs; auto takes 8 rows (256 blocks) and gives the 4-row build's bits. Gate_up
+    /// fused (N = 2 x 768, K = 2048) has 384 blocks, one wave: auto keeps 4.
+    /// </summary>
+    [Theory]
+    [InlineData(false, 2048, 768, false)]
+    [InlineData(false, 2048, 768, true)]
+    [InlineData(true, 2 * 768, 2048, false)]
+    public void AutoPicksByWavesAndGivesTheSameBits(bool fused, int n, int k, bool withMap)
+    {
+        var gpu = TestDevices.Get("cuda:0");
+        var random = TestData.NewRandom(out int seed);
+        var counts = new int[128];
+        foreach (int e in Enumerable.Range(0, 128).OrderBy(_ => random.Next()).Take(8))
+            counts[e] = 1;
+        var shape = new Case("Qwen3 T=1", counts, n, k, TrailingRows: 1);
+        var (four, _) = Run(gpu, shape, fused, 4, withMap, seed);
+        Assert.Equal(4, GroupedGemmGemv.LastRunWRows);
+        var (auto, covered) = Run(gpu, shape, fused, GroupedGemmGemv.AutoWRows, withMap, seed);
+        int sms = gpu.Info.MultiprocessorCount;
+        if (sms == 132) // the waves above are an H100's / H200's; elsewhere only the bits are checked
+            Assert.True((fused ? 4 : 8) == GroupedGemmGemv.LastRunWRows, $"fused={fused}: auto took {GroupedGemmGemv.LastRunWRows} W rows on {gpu.Info.Name} ({sms} SMs)");
+        string what = $"fused={fused} map={withMap}, {GroupedGemmGemv.LastRunWRows} W rows, seed {seed}";
+        for (int i = 0; i < four.Length; i++)
+            Assert.True(four[i] == auto[i], $"{what}: element {i}: 4 rows {four[i]:X4}, auto {auto[i]:X4}");
+        for (int i = 0; i < covered; i++)
+            Assert.True(auto[i] != 0x7FC0, $"{what}: element {i} of an expert's rows was not written");
+    }
+
+    // bf16 in and out, the 4-row GEMV, poisoned output; the output's bits and how many leading elements the experts' rows cover.
+    private static (ushort[] Bits, int Covered) Run(Accelerator gpu, Case shape, bool fused, int wRows, bool withMap, int seed)
+    {
+        var random = new Random(seed); // the same inputs for every run
+        int experts = shape.Counts.Length, covered = shape.Counts.Sum(), rows = covered + shape.TrailingRows;
+        int outCols = fused ? shape.N / 2 : shape.N;
+        var offsets = new int[experts + 1];
+        for (int e = 0; e < experts; e++)
+            offsets[e + 1] = offsets[e] + shape.Counts[e];
+        using var x = Upload(gpu, Rounded(TestData.Uniform(random, rows * shape.K), DType.BF16), DType.BF16);
+        using var w = Upload(gpu, Rounded(TestData.Uniform(random, experts * shape.N * shape.K), DType.BF16), DType.BF16);
+        using var scales = gpu.Upload<float>(TestData.Uniform(random, rows, 0.1f, 1.5f));
+        using var offsetsBuffer = gpu.Upload<int>(offsets);
+        var map = new int[(int)Permute.TileMapElements(rows, experts)];
+        Permute.WriteTileMapCpu(offsets, Permute.DefaultTileRows, map);
+        using var mapBuffer = withMap ? gpu.Upload<int>(map) : null;
+        using var y = gpu.Allocate<BFloat16>((long)rows * outCols);
+        TestData.Poison(y);
+        GroupedGemm.Run(gpu, x, w, offsetsBuffer, y, shape.N, shape.K, new GroupedGemmOptions
+        {
+            FusedSiluAndMul = fused, RowScale = scales, VariantOverride = GroupedGemmGemv.Variant4Name, TileMap = mapBuffer, GemvWRowsOverride = wRows,
+        });
+        gpu.Synchronize();
+        return (y.ToArray().Select(v => v.Bits).ToArray(), covered * outCols);
+    }
+}
