@@ -27,7 +27,7 @@ def main():
     names = sorted(paths)
     texts = [open(paths[f], "rb").read() for f in names]
     nvrtc = None
-    for library in ("libnvrtc.so", "libnvrtc.so.12", "libnvrtc.so.11.2"):
+    for library in ("libnvrtc.so", "libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so.11.2"):
         try:
             nvrtc = ctypes.CDLL(library)
             break
