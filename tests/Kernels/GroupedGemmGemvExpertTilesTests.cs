@@ -56,7 +56,7 @@ public class GroupedGemmGemvExpertTilesTests
     public void TheWalkSwitchParses(string? value, bool parallel) => Assert.Equal(parallel, ExpertTilesWalk.ParseParallel(value));
 
     [Theory]
-    [InlineData(null, 4, false)]
+    [InlineData(null, GroupedGemmGemv.AutoWRows, false)]
     [InlineData("8", 8, false)]
     [InlineData("4", 4, true)]
     public void TheWRowsAndTileSearchSwitchesParse(string? wrows, int expected, bool block)

@@ -138,8 +138,8 @@ public class PermuteTileMapTests
     }
 
     [Theory]
-    [InlineData(null, false)]
-    [InlineData("", false)]
+    [InlineData(null, true)]
+    [InlineData("", true)]
     [InlineData("off", false)]
     [InlineData(" ON ", true)]
     public void TheSwitchParses(string? value, bool on) => Assert.Equal(on, GemvTileMapSwitch.Parse(value));
