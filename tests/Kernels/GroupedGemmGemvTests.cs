@@ -176,6 +176,51 @@ public class GroupedGemmGemvTests
     public void ASmallerShareSplitsShorterRows(int k, int warpK, int split) => Assert.Equal(split, GroupedGemmGemv.KSplitFor(k, warpK));
 
     [Theory]
+    [InlineData(128, 128, true)]   // Qwen3-30B-A3B T=16
+    [InlineData(256, 256, true)]   // DeepSeek-V3 T=32
+    [InlineData(129, 128, false)]  // more rows than experts: the tensor-core tiles
+    [InlineData(1024, 256, false)] // DeepSeek-V3 T=128
+    [InlineData(8, 256, true)]
+    [InlineData(63, 16, false)]    // under 64 rows but 4 an expert: the 4-row GEMV's rule is rows <= experts
+    public void TheExpertsRuleAlsoTakesCallsOfNoMoreRowsThanExperts(int rows, int experts, bool chosen)
+    {
+        Assert.Equal(chosen, GroupedGemmGemv.ChosenFor(DType.BF16, rows, experts, maxRows: 4, rowsUpToExperts: true));
+        Assert.False(GroupedGemmGemv.ChosenFor(DType.F32, rows, experts, maxRows: 4, rowsUpToExperts: true));
+        Assert.Equal(chosen && rows < 64, GroupedGemmGemv.ChosenFor(DType.BF16, rows, experts, maxRows: 4, rowsUpToExperts: false));
+    }
+
+    [Theory]
+    [InlineData(null, false)]
+    [InlineData(" small ", false)]
+    [InlineData("experts", true)]
+    public void TheRuleSwitchParses(string? value, bool rowsUpToExperts) => Assert.Equal(rowsUpToExperts, GroupedGemmGemv.ParseRule(value));
+
+    [Fact]
+    public void ABadRuleValueNamesTheVariable() =>
+        Assert.Contains("MOE_GROUPED_GEMM_GEMV_RULE", Assert.Throws<ArgumentException>(() => GroupedGemmGemv.ParseRule("all")).Message);
+
+    /// <summary>
+    /// The 4-row GEMV where the experts rule takes it: 128 rows over 128 experts drawn as top-8 routing of 16 tokens gives
+    /// (empty experts, experts of 1-3 rows), plus one expert of 9 rows (three m-tiles: three passes over its W).
+    /// </summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void TheFourRowGemvTakesSixteenTokensOverManyExperts(bool fused)
+    {
+        var gpu = Gpu();
+        var random = TestData.NewRandom(out int seed);
+        var counts = new int[128];
+        for (int t = 0; t < 15; t++)
+            foreach (int e in Enumerable.Range(0, 127).OrderBy(_ => random.Next()).Take(8))
+                counts[e]++;
+        counts[127] = 9;
+        Assert.Equal(129, counts.Sum());
+        var shape = fused ? new Case($"T=16 fused, seed {seed}", counts, 2 * 40, 136) : new Case($"T=16 down, seed {seed}", counts, 72, 264, TrailingRows: 2);
+        RunCase(gpu, shape, DType.BF16, DType.BF16, fused, rowScale: !fused, GroupedGemmGemv.Variant4Name);
+    }
+
+    [Theory]
     [InlineData(1, 256, true)]
     [InlineData(8, 256, true)]
     [InlineData(2, 8, true)]

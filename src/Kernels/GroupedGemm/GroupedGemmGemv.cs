@@ -88,11 +88,30 @@ public static class GroupedGemmGemv
     /// at a mean of 8 (Mixtral T = 32) many experts would need two passes and the CUDA cores would do 8 FMAs per W
     /// element, near their issue rate, where the 16-row tensor-core tile reads W once with arithmetic to spare.
     /// </summary>
-    internal static bool ChosenFor(DType operands, int rows, int experts) => ChosenFor(operands, rows, experts, MaxRowsFromEnvironment());
+    internal static bool ChosenFor(DType operands, int rows, int experts) =>
+        ChosenFor(operands, rows, experts, MaxRowsFromEnvironment(), RowsUpToExpertsFromEnvironment());
 
-    internal static bool ChosenFor(DType operands, int rows, int experts, int maxRows) =>
-        operands is DType.BF16 or DType.F16 && rows < GroupedGemmWgmma.MinRows
+    internal static bool ChosenFor(DType operands, int rows, int experts, int maxRows, bool rowsUpToExperts = false) =>
+        operands is DType.BF16 or DType.F16
+        && (rows < GroupedGemmWgmma.MinRows || (rowsUpToExperts && rows <= experts))
         && (rows <= experts || (maxRows >= WideTileRows && rows <= 4L * experts));
+
+    /// <summary>
+    /// MOE_GROUPED_GEMM_GEMV_RULE=small|experts (default small), for A/B runs: small, the GEMV takes calls under the wgmma
+    /// kernel's 64 rows (above); experts, also any call with no more rows than experts (about one row per active expert:
+    /// Qwen3-30B-A3B at T = 16, 128 rows over 128 experts; DeepSeek-V3 at T = 16 and 32), where the wgmma tile carries
+    /// 128 rows for an expert's one or two and its 128 x 256 tiles leave the last of ~4 waves partly empty.
+    /// </summary>
+    internal static bool RowsUpToExpertsFromEnvironment() => RuleSetting.Value;
+
+    private static readonly EnvironmentSetting<bool> RuleSetting = new("MOE_GROUPED_GEMM_GEMV_RULE", ParseRule);
+
+    internal static bool ParseRule(string? value) => value?.Trim() switch
+    {
+        null or "" or "small" => false,
+        "experts" => true,
+        _ => throw new ArgumentException($"MOE_GROUPED_GEMM_GEMV_RULE='{value}': expected small (under 64 rows) or experts (also any call of no more rows than experts)"),
+    };
 
     /// <summary>
     /// X rows per W pass (m-tile rows) for a call: 4 when rows &lt;= experts (the T = 1 kernel as it was) or when
