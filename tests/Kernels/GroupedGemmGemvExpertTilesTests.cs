@@ -40,6 +40,7 @@ public class GroupedGemmGemvExpertTilesTests
     [InlineData("-DGV_WROWS=8")]                 // MOE_GROUPED_GEMM_GEMV_WROWS=8
     [InlineData("-DGV_BLOCK_TILE_SEARCH")]       // MOE_GROUPED_GEMM_GEMV_TILE_SEARCH=block
     [InlineData("-DGV_TRACE")]                 // MOE_GROUPED_GEMM_GEMV_TRACE=1
+    [InlineData("-DGV_TILE_INNER")]            // MOE_GROUPED_GEMM_GEMV_ORDER=tile
     public void TheGemvsSwitchBuildsCompile(string define)
     {
         MoeRuntime.Tests.Accelerators.NvrtcTests.RequireNvrtc();

@@ -184,20 +184,38 @@ public class GroupedGemmGemvTests
     [InlineData(63, 16, false)]    // under 64 rows but 4 an expert: the 4-row GEMV's rule is rows <= experts
     public void TheExpertsRuleAlsoTakesCallsOfNoMoreRowsThanExperts(int rows, int experts, bool chosen)
     {
-        Assert.Equal(chosen, GroupedGemmGemv.ChosenFor(DType.BF16, rows, experts, maxRows: 4, rowsUpToExperts: true));
-        Assert.False(GroupedGemmGemv.ChosenFor(DType.F32, rows, experts, maxRows: 4, rowsUpToExperts: true));
-        Assert.Equal(chosen && rows < 64, GroupedGemmGemv.ChosenFor(DType.BF16, rows, experts, maxRows: 4, rowsUpToExperts: false));
+        Assert.Equal(chosen, GroupedGemmGemv.ChosenFor(DType.BF16, rows, experts, maxRows: 4, GroupedGemmGemv.Rule.Experts));
+        Assert.False(GroupedGemmGemv.ChosenFor(DType.F32, rows, experts, maxRows: 4, GroupedGemmGemv.Rule.Experts));
+        Assert.Equal(chosen && rows < 64, GroupedGemmGemv.ChosenFor(DType.BF16, rows, experts, maxRows: 4, GroupedGemmGemv.Rule.Small));
     }
 
     [Theory]
-    [InlineData(null, false)]
-    [InlineData(" small ", false)]
-    [InlineData("experts", true)]
-    public void TheRuleSwitchParses(string? value, bool rowsUpToExperts) => Assert.Equal(rowsUpToExperts, GroupedGemmGemv.ParseRule(value));
+    [InlineData(32, 8, true)]      // Mixtral-8x7B T=16
+    [InlineData(1024, 256, true)]  // DeepSeek-V3 T=128: 4 rows an expert
+    [InlineData(33, 8, false)]
+    [InlineData(1024, 128, false)] // Qwen3-30B-A3B T=128: 8 rows an expert
+    public void TheWideRuleTakesUpToFourRowsAnExpert(int rows, int experts, bool chosen)
+    {
+        Assert.Equal(chosen, GroupedGemmGemv.ChosenFor(DType.BF16, rows, experts, maxRows: 4, GroupedGemmGemv.Rule.Wide));
+        Assert.False(GroupedGemmGemv.ChosenFor(DType.BF16, rows, experts, maxRows: 4, GroupedGemmGemv.Rule.Experts));
+        Assert.Equal(4, GroupedGemmGemv.TileRowsFor(rows, experts, maxRows: 4));
+    }
+
+    [Theory]
+    [InlineData(null, "Experts")]
+    [InlineData(" small ", "Small")]
+    [InlineData("experts", "Experts")]
+    [InlineData("wide", "Wide")]
+    public void TheRuleSwitchParses(string? value, string rule) => Assert.Equal(rule, GroupedGemmGemv.ParseRule(value).ToString());
 
     [Fact]
-    public void ABadRuleValueNamesTheVariable() =>
+    public void BadRuleAndOrderValuesNameTheirVariables()
+    {
         Assert.Contains("MOE_GROUPED_GEMM_GEMV_RULE", Assert.Throws<ArgumentException>(() => GroupedGemmGemv.ParseRule("all")).Message);
+        Assert.Contains("MOE_GROUPED_GEMM_GEMV_ORDER", Assert.Throws<ArgumentException>(() => GroupedGemmGemv.ParseOrder("row")).Message);
+        Assert.True(GroupedGemmGemv.ParseOrder("tile"));
+        Assert.False(GroupedGemmGemv.ParseOrder(null));
+    }
 
     /// <summary>
     /// The 4-row GEMV where the experts rule takes it: 128 rows over 128 experts drawn as top-8 routing of 16 tokens gives

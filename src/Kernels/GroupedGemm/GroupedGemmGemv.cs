@@ -89,28 +89,60 @@ public static class GroupedGemmGemv
     /// element, near their issue rate, where the 16-row tensor-core tile reads W once with arithmetic to spare.
     /// </summary>
     internal static bool ChosenFor(DType operands, int rows, int experts) =>
-        ChosenFor(operands, rows, experts, MaxRowsFromEnvironment(), RowsUpToExpertsFromEnvironment());
+        ChosenFor(operands, rows, experts, MaxRowsFromEnvironment(), RuleFromEnvironment());
 
-    internal static bool ChosenFor(DType operands, int rows, int experts, int maxRows, bool rowsUpToExperts = false) =>
+    internal static bool ChosenFor(DType operands, int rows, int experts, int maxRows, Rule rule = Rule.Small) =>
         operands is DType.BF16 or DType.F16
-        && (rows < GroupedGemmWgmma.MinRows || (rowsUpToExperts && rows <= experts))
-        && (rows <= experts || (maxRows >= WideTileRows && rows <= 4L * experts));
+        && ((rows < GroupedGemmWgmma.MinRows && (rows <= experts || (maxRows >= WideTileRows && rows <= 4L * experts)))
+            || (rule >= Rule.Experts && rows <= experts)
+            || (rule == Rule.Wide && rows <= 4L * experts));
+
+    /// <summary>Which calls of 64 rows or more the GEMV takes as well (MOE_GROUPED_GEMM_GEMV_RULE).</summary>
+    internal enum Rule
+    {
+        /// <summary>None: the GEMV takes calls under the wgmma kernel's 64 rows only.</summary>
+        Small,
+
+        /// <summary>
+        /// Also any call of no more rows than experts (about one row per active expert: Qwen3-30B-A3B at T = 16, 128 rows
+        /// over 128 experts; DeepSeek-V3 at T = 16 and 32), where the wgmma tile carries 128 rows for an expert's one or two
+        /// and its 128 x 256 tiles leave the last of ~4 waves partly empty. 2 x H200, 2026-11-30, the layer at T = 16, two
+        /// runs each against Small: Qwen3-30B-A3B 232.4 / 231.8 -> 216.9 / 217.2 us, DeepSeek-V3 1757.1 / 1755.4 -> 1654.6
+        /// / 1661.3 (docs/PERFORMANCE.md).
+        /// </summary>
+        Experts,
+
+        /// <summary>For A/B runs: also any call of at most 4 rows an expert on average, on 4-row tiles (Mixtral-8x7B at T = 16: 32 rows over 8 experts; an expert of more rows streams its W once per 4).</summary>
+        Wide,
+    }
+
+    /// <summary>MOE_GROUPED_GEMM_GEMV_RULE=small|experts|wide (default experts): <see cref="Rule"/>. Read once; a bad value is the ArgumentException naming it.</summary>
+    internal static Rule RuleFromEnvironment() => RuleSetting.Value;
+
+    private static readonly EnvironmentSetting<Rule> RuleSetting = new("MOE_GROUPED_GEMM_GEMV_RULE", ParseRule);
+
+    internal static Rule ParseRule(string? value) => value?.Trim() switch
+    {
+        "small" => Rule.Small,
+        null or "" or "experts" => Rule.Experts,
+        "wide" => Rule.Wide,
+        _ => throw new ArgumentException($"MOE_GROUPED_GEMM_GEMV_RULE='{value}': expected small (under 64 rows), experts (also any call of no more rows than experts) or wide (also up to 4 rows an expert)"),
+    };
 
     /// <summary>
-    /// MOE_GROUPED_GEMM_GEMV_RULE=small|experts (default small), for A/B runs: small, the GEMV takes calls under the wgmma
-    /// kernel's 64 rows (above); experts, also any call with no more rows than experts (about one row per active expert:
-    /// Qwen3-30B-A3B at T = 16, 128 rows over 128 experts; DeepSeek-V3 at T = 16 and 32), where the wgmma tile carries
-    /// 128 rows for an expert's one or two and its 128 x 256 tiles leave the last of ~4 waves partly empty.
+    /// MOE_GROUPED_GEMM_GEMV_ORDER=column|tile (default column), for A/B runs: the 4-row entry's block order. column: block
+    /// b = mTile x columnBlocks + columnBlock (an m-tile's column blocks side by side); tile (-DGV_TILE_INNER): b = columnBlock
+    /// x mTiles + mTile, so an expert's m-tiles run side by side and its later passes over the same W rows read L2, not DRAM.
     /// </summary>
-    internal static bool RowsUpToExpertsFromEnvironment() => RuleSetting.Value;
+    internal static bool TileInnerOrder => OrderSetting.Value;
 
-    private static readonly EnvironmentSetting<bool> RuleSetting = new("MOE_GROUPED_GEMM_GEMV_RULE", ParseRule);
+    private static readonly EnvironmentSetting<bool> OrderSetting = new("MOE_GROUPED_GEMM_GEMV_ORDER", ParseOrder);
 
-    internal static bool ParseRule(string? value) => value?.Trim() switch
+    internal static bool ParseOrder(string? value) => value?.Trim() switch
     {
-        null or "" or "small" => false,
-        "experts" => true,
-        _ => throw new ArgumentException($"MOE_GROUPED_GEMM_GEMV_RULE='{value}': expected small (under 64 rows) or experts (also any call of no more rows than experts)"),
+        null or "" or "column" => false,
+        "tile" => true,
+        _ => throw new ArgumentException($"MOE_GROUPED_GEMM_GEMV_ORDER='{value}': expected column or tile"),
     };
 
     /// <summary>
@@ -253,6 +285,8 @@ public static class GroupedGemmGemv
             options.Add($"-DGV_MIN_BLOCKS={MinBlocks}");
         if (BlockTileSearch)
             options.Add("-DGV_BLOCK_TILE_SEARCH");
+        if (TileInnerOrder)
+            options.Add("-DGV_TILE_INNER");
         return [.. options];
     }
 

@@ -340,8 +340,14 @@ __device__ __forceinline__ void grouped_gemv(const TIn* __restrict__ x, const TI
     const int columnBlocks = ceil_div(outCols, colsPerBlock);
     if (!TILE_LOOP)
     {
-        gemv_tile<ROWS>(x, w, expertOffsets, rowScale, y, rows, n, k, experts, fused, kSplit,
-                        (int)(blockIdx.x / columnBlocks), (int)(blockIdx.x % columnBlocks), partial GV_MAP_ARG GV_TRACE_ARG);
+#ifdef GV_TILE_INNER
+        // An expert's m-tiles side by side (MOE_GROUPED_GEMM_GEMV_ORDER=tile): its later passes over a W row read L2.
+        const int mTiles = (int)(gridDim.x / columnBlocks);
+        const int mTile = (int)(blockIdx.x % mTiles), columnBlock = (int)(blockIdx.x / mTiles);
+#else
+        const int mTile = (int)(blockIdx.x / columnBlocks), columnBlock = (int)(blockIdx.x % columnBlocks);
+#endif
+        gemv_tile<ROWS>(x, w, expertOffsets, rowScale, y, rows, n, k, experts, fused, kSplit, mTile, columnBlock, partial GV_MAP_ARG GV_TRACE_ARG);
         return;
     }
     const int tileSlots = (int)(gridDim.x / columnBlocks);
