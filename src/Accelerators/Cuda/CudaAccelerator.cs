@@ -156,6 +156,9 @@ public sealed class CudaAccelerator : Accelerator
     }
 
     protected override AcceleratorStream CreateStreamCore() => new CudaStream(this);
+
+    /// <summary>Held by <see cref="SynchronizeCore"/>'s checks and waits and by <see cref="CudaStream.BeginCapture"/>.</summary>
+    internal object CaptureGate { get; } = new();
     protected override AcceleratorEvent CreateEventCore() => new CudaEvent(this);
 
     /// <summary>
@@ -163,21 +166,27 @@ public sealed class CudaAccelerator : Accelerator
     /// then cuCtxSynchronize is refused and breaks that capture, so every other stream is synchronised in turn instead (a
     /// capturing stream runs nothing). Seen in the suite: one test's Synchronize during another test's capture failed both.
     /// </summary>
+    /// The check and the wait hold <see cref="CaptureGate"/>, which BeginCapture takes too: a capture cannot begin between
+    /// them (seen in the suite: a test's capture begun while another thread's context synchronize was still waiting broke).
     protected override void SynchronizeCore()
     {
         Bind();
         var streams = TrackedStreams().Cast<CudaStream>().Append(_defaultStream).ToList();
-        if (!streams.Any(stream => stream.IsCapturing))
+        lock (CaptureGate)
         {
-            CudaCheck.ThrowIfFailed(CudaDriver.cuCtxSynchronize());
-            return;
+            if (!streams.Any(stream => stream.IsCapturing))
+            {
+                CudaCheck.ThrowIfFailed(CudaDriver.cuCtxSynchronize());
+                return;
+            }
         }
         foreach (var stream in streams)
         {
             try
             {
-                if (!stream.IsCapturing)
-                    stream.Synchronize();
+                lock (CaptureGate)
+                    if (!stream.IsCapturing)
+                        stream.Synchronize();
             }
             catch (ObjectDisposedException)
             {

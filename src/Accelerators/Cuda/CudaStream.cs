@@ -39,8 +39,13 @@ public sealed class CudaStream : AcceleratorStream
     {
         Accelerator.Bind();
         const int threadLocalMode = 1; // CU_STREAM_CAPTURE_MODE_THREAD_LOCAL
-        CudaCheck.ThrowIfFailed(CudaDriver.cuStreamBeginCapture(Handle, threadLocalMode));
-        _capturing = true;
+        // Under the accelerator's capture gate: a context synchronize of another thread either ends before this capture
+        // begins or sees it (CudaAccelerator.SynchronizeCore); one still waiting when the capture began would break it.
+        lock (Accelerator.CaptureGate)
+        {
+            CudaCheck.ThrowIfFailed(CudaDriver.cuStreamBeginCapture(Handle, threadLocalMode));
+            _capturing = true;
+        }
     }
 
     /// <summary>Between <see cref="BeginCapture"/> and <see cref="EndCapture"/> (work that reads host memory when it runs must not be captured).</summary>
@@ -56,8 +61,15 @@ public sealed class CudaStream : AcceleratorStream
     public CudaGraph EndCapture()
     {
         Accelerator.Bind();
-        _capturing = false; // ended, or invalidated: either way no longer capturing
-        CudaCheck.ThrowIfFailed(CudaDriver.cuStreamEndCapture(Handle, out nint graph));
+        nint graph;
+        try
+        {
+            CudaCheck.ThrowIfFailed(CudaDriver.cuStreamEndCapture(Handle, out graph));
+        }
+        finally
+        {
+            _capturing = false; // ended, or invalidated: either way no longer capturing (cleared after the end, not before)
+        }
         return Accelerator.Track(new CudaGraph(Accelerator, graph));
     }
 
