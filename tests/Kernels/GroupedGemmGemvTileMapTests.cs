@@ -68,12 +68,14 @@ public class GroupedGemmGemvTileMapTests
         }
     }
 
-    private const ushort PoisonBits = 0x7FC0; // TestData.Poison's bf16 NaN
+    internal const ushort PoisonBits = 0x7FC0; // TestData.Poison's bf16 NaN
 
-    // bf16 in, bf16 out; returns the output's bits and how many leading elements the experts' rows cover.
-    private static (ushort[] Bits, int Covered) Run(Accelerator gpu, Case shape, bool fused, bool rowScale, string variant, bool withMap, int seed)
+    // bf16 in, bf16 out, from a poisoned output; returns the output's bits and how many leading elements the experts' rows
+    // cover. The GEMV's W rows tests use it too (wRows: GroupedGemmOptions.GemvWRowsOverride).
+    internal static (ushort[] Bits, int Covered) Run(Accelerator gpu, Case shape, bool fused, bool rowScale, string variant, bool withMap, int seed,
+                                                     int? wRows = null)
     {
-        var random = new Random(seed); // the same inputs for both runs
+        var random = new Random(seed); // the same inputs for every run
         int experts = shape.Counts.Length, covered = shape.Counts.Sum(), rows = covered + shape.TrailingRows;
         int outCols = fused ? shape.N / 2 : shape.N;
         var offsets = new int[experts + 1];
@@ -89,8 +91,10 @@ public class GroupedGemmGemvTileMapTests
         using var mapBuffer = withMap ? gpu.Upload<int>(map) : null;
         using var y = gpu.Allocate<BFloat16>((long)rows * outCols);
         TestData.Poison(y);
-        GroupedGemm.Run(gpu, x, w, offsetsBuffer, y, shape.N, shape.K,
-            new GroupedGemmOptions { FusedSiluAndMul = fused, RowScale = scaleBuffer, VariantOverride = variant, TileMap = mapBuffer });
+        GroupedGemm.Run(gpu, x, w, offsetsBuffer, y, shape.N, shape.K, new GroupedGemmOptions
+        {
+            FusedSiluAndMul = fused, RowScale = scaleBuffer, VariantOverride = variant, TileMap = mapBuffer, GemvWRowsOverride = wRows,
+        });
         gpu.Synchronize();
         return (y.ToArray().Select(v => v.Bits).ToArray(), covered * outCols);
     }

@@ -1,6 +1,5 @@
 using MoeRuntime.Accelerators;
 using MoeRuntime.Kernels.GroupedGemm;
-using MoeRuntime.Kernels.Permute;
 using MoeRuntime.Tests.Infrastructure;
 using static MoeRuntime.Tests.Kernels.GroupedGemmTests;
 
@@ -69,32 +68,9 @@ public class GroupedGemmGemvWRowsTests
         for (int i = 0; i < four.Length; i++)
             Assert.True(four[i] == auto[i], $"{what}: element {i}: 4 rows {four[i]:X4}, auto {auto[i]:X4}");
         for (int i = 0; i < covered; i++)
-            Assert.True(auto[i] != 0x7FC0, $"{what}: element {i} of an expert's rows was not written");
+            Assert.True(auto[i] != GroupedGemmGemvTileMapTests.PoisonBits, $"{what}: element {i} of an expert's rows was not written");
     }
 
-    // bf16 in and out, the 4-row GEMV, poisoned output; the output's bits and how many leading elements the experts' rows cover.
-    private static (ushort[] Bits, int Covered) Run(Accelerator gpu, Case shape, bool fused, int wRows, bool withMap, int seed)
-    {
-        var random = new Random(seed); // the same inputs for every run
-        int experts = shape.Counts.Length, covered = shape.Counts.Sum(), rows = covered + shape.TrailingRows;
-        int outCols = fused ? shape.N / 2 : shape.N;
-        var offsets = new int[experts + 1];
-        for (int e = 0; e < experts; e++)
-            offsets[e + 1] = offsets[e] + shape.Counts[e];
-        using var x = Upload(gpu, Rounded(TestData.Uniform(random, rows * shape.K), DType.BF16), DType.BF16);
-        using var w = Upload(gpu, Rounded(TestData.Uniform(random, experts * shape.N * shape.K), DType.BF16), DType.BF16);
-        using var scales = gpu.Upload<float>(TestData.Uniform(random, rows, 0.1f, 1.5f));
-        using var offsetsBuffer = gpu.Upload<int>(offsets);
-        var map = new int[(int)Permute.TileMapElements(rows, experts)];
-        Permute.WriteTileMapCpu(offsets, Permute.DefaultTileRows, map);
-        using var mapBuffer = withMap ? gpu.Upload<int>(map) : null;
-        using var y = gpu.Allocate<BFloat16>((long)rows * outCols);
-        TestData.Poison(y);
-        GroupedGemm.Run(gpu, x, w, offsetsBuffer, y, shape.N, shape.K, new GroupedGemmOptions
-        {
-            FusedSiluAndMul = fused, RowScale = scales, VariantOverride = GroupedGemmGemv.Variant4Name, TileMap = mapBuffer, GemvWRowsOverride = wRows,
-        });
-        gpu.Synchronize();
-        return (y.ToArray().Select(v => v.Bits).ToArray(), covered * outCols);
-    }
+    private static (ushort[] Bits, int Covered) Run(Accelerator gpu, Case shape, bool fused, int wRows, bool withMap, int seed) =>
+        GroupedGemmGemvTileMapTests.Run(gpu, shape, fused, rowScale: true, GroupedGemmGemv.Variant4Name, withMap, seed, wRows);
 }
