@@ -27,18 +27,11 @@ for o in "" "-DGV_WROWS=8" "-DGV_TILE_MAP" "-DGV_WROWS=8 -DGV_TILE_MAP"; do
     --filter "grouped_gemm_gemv_(bf16_bf16|f16_f16)" $o 2>&1 | tail -2
 done
 
-rows() { grep -E "^\| [a-z]" "$1" | grep -v "^| name" | grep -v "(cold)" | awk -F'|' '{gsub(/^ +| +$/, "", $2); split($3, s, " ");
-  gsub(/ /, "", $4); printf "%s %s\t%s\n", $2, s[1], $4}' | LC_ALL=C sort; }
-jn() { LC_ALL=C join -t $'\t' -a 1 -e - -o auto "$@"; }
-declare -A envs=([base]="" [auto]="MOE_GROUPED_GEMM_GEMV_WROWS=auto" [map]="MOE_GEMV_TILE_MAP=on"
-  [automap]="MOE_GROUPED_GEMM_GEMV_WROWS=auto MOE_GEMV_TILE_MAP=on" [walk]="MOE_EXPERT_TILES_WALK=parallel")
-table() { # kind (layer|gemm), labels...
-  local kind=$1; shift; local first=1 acc="$out/$kind.acc"
-  for v in "$@"; do
-    if [ $first = 1 ]; then rows "$out/$kind-$v.log" > "$acc"; first=0; else rows "$out/$kind-$v.log" | jn "$acc" - > "$acc.n"; mv "$acc.n" "$acc"; fi
-  done
-  echo "$kind T=1 (us): row | $*"; tr '\t' '|' < "$acc"
-}
+source tools/gpu/ab-table.sh
+# Each variant spelled out in full (the defaults changed after this run: map on, W rows auto, as automap).
+declare -A envs=([base]="MOE_GROUPED_GEMM_GEMV_WROWS=4 MOE_GEMV_TILE_MAP=off" [auto]="MOE_GROUPED_GEMM_GEMV_WROWS=auto MOE_GEMV_TILE_MAP=off"
+  [map]="MOE_GROUPED_GEMM_GEMV_WROWS=4 MOE_GEMV_TILE_MAP=on" [automap]="MOE_GROUPED_GEMM_GEMV_WROWS=auto MOE_GEMV_TILE_MAP=on"
+  [walk]="MOE_EXPERT_TILES_WALK=parallel MOE_GROUPED_GEMM_GEMV_WROWS=4 MOE_GEMV_TILE_MAP=off")
 layer_order=(base auto map automap walk base2 auto2 map2 automap2 walk2 base3)
 for v in "${layer_order[@]}"; do
   left=$((560 - SECONDS)); (( left < 40 )) && { echo "== layer $v skipped (${SECONDS}s)"; continue; }
@@ -47,14 +40,14 @@ for v in "${layer_order[@]}"; do
   echo "== layer $v (${envs[${v%[23]}]:-defaults}): exit $? (${SECONDS}s)"
 done
 done_layers=(); for v in "${layer_order[@]}"; do [ -s "$out/layer-$v.log" ] && done_layers+=("$v"); done
-table layer "${done_layers[@]}"
+ab_table "$out" layer "${done_layers[@]}"
 
 for v in base auto map; do
   left=$((560 - SECONDS)); (( left < 40 )) && { echo "== gemm $v skipped"; continue; }
   env ${envs[$v]} MOE_SWEEP_TOKENS=1 timeout 45 $B sweep grouped_gemm --device cuda:0 --json "$out/gemm-$v.json" > "$out/gemm-$v.log" 2>&1
   echo "== gemm $v: exit $? (${SECONDS}s)"
 done
-table gemm base auto map | head -60
+ab_table "$out" gemm base auto map | head -60
 
 for v in base auto; do
   (( SECONDS > 540 )) && { echo "== trace $v skipped"; continue; }

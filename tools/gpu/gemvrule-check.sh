@@ -24,24 +24,14 @@ bash .gpu/run.sh true
  echo "exit $?" >> "$out/tests-layer-experts.log") &
 tests=$!
 
-rows() { grep -E "^\| [a-z]" "$1" | grep -v "^| name" | grep -v "(cold)" | awk -F'|' '{gsub(/^ +| +$/, "", $2); split($3, s, " ");
-  gsub(/ /, "", $4); printf "%s %s\t%s\n", $2, s[1], $4}' | LC_ALL=C sort; }
-jn() { LC_ALL=C join -t $'\t' -a 1 -e - -o auto "$@"; }
-table() { # kind, labels...
-  local kind=$1; shift; local first=1 acc="$out/$kind.acc"
-  for v in "$@"; do
-    [ -s "$out/$kind-$v.log" ] || continue
-    if [ $first = 1 ]; then rows "$out/$kind-$v.log" > "$acc"; first=0; else rows "$out/$kind-$v.log" | jn "$acc" - > "$acc.n"; mv "$acc.n" "$acc"; fi
-  done
-  echo "$kind T=16 (us): row | $*"; tr '\t' '|' < "$acc"
-}
+source tools/gpu/ab-table.sh
 export MOE_SWEEP_TOKENS=16 MOE_SWEEP_MODELS=qwen3,deepseek
 for v in heuristic gemv4; do
-  if [ $v = gemv4 ]; then env=MOE_GROUPED_GEMM_VARIANT=gemv4; else env=; fi
+  if [ $v = gemv4 ]; then env=MOE_GROUPED_GEMM_VARIANT=gemv4; else env=MOE_GROUPED_GEMM_GEMV_RULE=small; fi  # small: the wgmma kernel
   env $env timeout 120 $B sweep grouped_gemm --device cuda:0 --json "$out/gemm-$v.json" > "$out/gemm-$v.log" 2>&1
   echo "== gemm $v: exit $? (${SECONDS}s)"
 done
-table gemm heuristic gemv4 | grep -vE "read floor"
+ab_table "$out" gemm heuristic gemv4 | grep -vE "read floor"
 
 for v in small experts small2 experts2 small3; do
   left=$((560 - SECONDS)); (( left < 30 )) && { echo "== layer $v skipped (${SECONDS}s)"; continue; }
@@ -49,7 +39,7 @@ for v in small experts small2 experts2 small3; do
   MOE_GROUPED_GEMM_GEMV_RULE=${v%[23]} timeout "$limit" $B sweep moe_layer --device cuda:0 --json "$out/layer-$v.json" > "$out/layer-$v.log" 2>&1
   echo "== layer $v: exit $? (${SECONDS}s)"
 done
-table layer small experts small2 experts2 small3
+ab_table "$out" layer small experts small2 experts2 small3
 
 wait $tests
 for f in tests-gemv tests-layer-experts; do

@@ -29,18 +29,7 @@ bash .gpu/run.sh true
  echo "exit $?" >> "$out/tests-layer-wide.log") &
 tests=$!
 
-rows() { grep -E "^\| [a-z]" "$1" | grep -v "^| name" | grep -v "(cold)" | awk -F'|' '{gsub(/^ +| +$/, "", $2); split($3, s, " ");
-  gsub(/ /, "", $4); printf "%s %s\t%s\n", $2, s[1], $4}' | LC_ALL=C sort; }
-jn() { LC_ALL=C join -t $'\t' -a 1 -e - -o auto "$@"; }
-table() { # kind, labels...
-  local kind=$1; shift; local first=1 acc="$out/$kind.acc" shown=()
-  for v in "$@"; do
-    [ -s "$out/$kind-$v.log" ] || continue
-    shown+=("$v")
-    if [ $first = 1 ]; then rows "$out/$kind-$v.log" > "$acc"; first=0; else rows "$out/$kind-$v.log" | jn "$acc" - > "$acc.n"; mv "$acc.n" "$acc"; fi
-  done
-  echo "$kind (us): row | ${shown[*]}"; tr '\t' '|' < "$acc"
-}
+source tools/gpu/ab-table.sh
 declare -A envs=([base]="" [heuristic]="" [gemv4col]="MOE_GROUPED_GEMM_VARIANT=gemv4" [gemv4tile]="MOE_GROUPED_GEMM_VARIANT=gemv4 MOE_GROUPED_GEMM_GEMV_ORDER=tile"
   [widetile]="MOE_GROUPED_GEMM_GEMV_RULE=wide MOE_GROUPED_GEMM_GEMV_ORDER=tile" [widecol]="MOE_GROUPED_GEMM_GEMV_RULE=wide"
   [tile]="MOE_GROUPED_GEMM_GEMV_ORDER=tile")
@@ -51,7 +40,7 @@ for v in heuristic gemv4col gemv4tile; do
   done
   cat "$out/gemm-$v-mixtral.log" "$out/gemm-$v-deepseek.log" > "$out/gemm-$v.log"
 done
-table gemm heuristic gemv4col gemv4tile | grep -vE "read floor"
+ab_table "$out" gemm heuristic gemv4col gemv4tile | grep -vE "read floor"
 
 export MOE_SWEEP_TOKENS=1,16,128
 timeout 150 $B sweep moe_layer --device cuda:0 --json "$out/layer-base.json" > "$out/layer-base.log" 2>&1
@@ -65,7 +54,7 @@ for v in "${order[@]}"; do
   env ${envs[${v%[23]}]} timeout "$left" $B sweep moe_layer --device cuda:0 --json "$out/layer-$v.json" > "$out/layer-$v.log" 2>&1
   echo "== layer $v (${envs[${v%[23]}]:-defaults}): exit $? (${SECONDS}s)"
 done
-table layer base "${order[@]}"
+ab_table "$out" layer base "${order[@]}"
 
 wait $tests
 for f in tests-gemv-tile tests-layer-wide; do
