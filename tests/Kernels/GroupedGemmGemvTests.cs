@@ -127,8 +127,8 @@ public class GroupedGemmGemvTests
             foreach (int e in Enumerable.Range(0, 8).OrderBy(_ => random.Next()).Take(2))
                 counts[e]++;
         // The 8-row tile is off by default (slower than the mma.sync tile on the H200); with it allowed, the rule takes it.
-        Assert.False(GroupedGemmGemv.ChosenFor(DType.BF16, 32, 8, GroupedGemmGemv.DefaultMaxRows));
-        Assert.True(GroupedGemmGemv.ChosenFor(DType.BF16, 32, 8, GroupedGemmGemv.WideTileRows));
+        Assert.False(GroupedGemmGemv.ChosenFor(DType.BF16, 32, 8, GroupedGemmGemv.DefaultMaxRows, GroupedGemmGemv.Rule.Experts));
+        Assert.True(GroupedGemmGemv.ChosenFor(DType.BF16, 32, 8, GroupedGemmGemv.WideTileRows, GroupedGemmGemv.Rule.Experts));
         Assert.Equal(8, GroupedGemmGemv.TileRowsFor(32, 8, GroupedGemmGemv.WideTileRows));
         RunCase(gpu, new Case("T=16 fused, top-2 of 8", counts, 2 * 40, 64), DType.BF16, DType.BF16, fused: true, rowScale: false, variant: GroupedGemmGemv.Variant8Name);
         RunCase(gpu, new Case("T=16 down, top-2 of 8", counts, 48, 136), DType.BF16, DType.BF16, fused: false, rowScale: true, variant: GroupedGemmGemv.Variant8Name);
@@ -249,10 +249,11 @@ public class GroupedGemmGemvTests
     [InlineData(128, 128, false)]
     public void TheHeuristicTakesTheGemvForAFewRowsPerExpert(int rows, int experts, bool chosen)
     {
-        Assert.Equal(chosen, GroupedGemmGemv.ChosenFor(DType.BF16, rows, experts, GroupedGemmGemv.WideTileRows));
-        Assert.False(GroupedGemmGemv.ChosenFor(DType.F32, rows, experts, GroupedGemmGemv.WideTileRows));
+        // The rule under 64 rows (MOE_GROUPED_GEMM_GEMV_RULE=small; the experts rule's wider calls are tested above).
+        Assert.Equal(chosen, GroupedGemmGemv.ChosenFor(DType.BF16, rows, experts, GroupedGemmGemv.WideTileRows, GroupedGemmGemv.Rule.Small));
+        Assert.False(GroupedGemmGemv.ChosenFor(DType.F32, rows, experts, GroupedGemmGemv.WideTileRows, GroupedGemmGemv.Rule.Small));
         // MOE_GROUPED_GEMM_GEMV_MAX_ROWS=4: the rule before the 8-row tile, no more rows than experts.
-        Assert.Equal(rows <= experts && rows < 64, GroupedGemmGemv.ChosenFor(DType.BF16, rows, experts, maxRows: 4));
+        Assert.Equal(rows <= experts && rows < 64, GroupedGemmGemv.ChosenFor(DType.BF16, rows, experts, maxRows: 4, GroupedGemmGemv.Rule.Small));
     }
 
     [Theory]

@@ -71,6 +71,31 @@ public class GroupedGemmGemvWRowsTests
             Assert.True(auto[i] != GroupedGemmGemvTileMapTests.PoisonBits, $"{what}: element {i} of an expert's rows was not written");
     }
 
+    /// <summary>
+    /// The 8-W-row build forced (GemvWRowsOverride = 8) against the 4-row one with 1 to 4 X rows a tile (0 to 9 rows an
+    /// expert: partial and several m-tiles), plain with a row scale and fused, with and without the map: the same bits.
+    /// Its inner loop loads a tile's X chunks first and then multiplies one W row at a time; this covers X rows past the
+    /// first, which the auto cases above (one row an expert) do not.
+    /// </summary>
+    [Theory]
+    [InlineData(false, false)]
+    [InlineData(false, true)]
+    [InlineData(true, false)]
+    public void EightWRowsGiveTheFourRowBuildsBitsWithSeveralRowsAnExpert(bool fused, bool withMap)
+    {
+        var gpu = TestDevices.Get("cuda:0");
+        var random = TestData.NewRandom(out int seed);
+        var counts = Enumerable.Range(0, 24).Select(_ => random.Next(3) == 0 ? 0 : random.Next(1, 10)).ToArray();
+        var shape = new Case($"E=24, 0-9 rows an expert, seed {seed}", counts, fused ? 2 * 72 : 136, 264, TrailingRows: 2);
+        var (four, covered) = Run(gpu, shape, fused, 4, withMap, seed);
+        var (eight, _) = Run(gpu, shape, fused, 8, withMap, seed);
+        Assert.Equal(8, GroupedGemmGemv.LastRunWRows);
+        for (int i = 0; i < four.Length; i++)
+            Assert.True(four[i] == eight[i], $"{shape.Name} fused={fused} map={withMap}: element {i}: 4 W rows {four[i]:X4}, 8 {eight[i]:X4}");
+        for (int i = 0; i < covered; i++)
+            Assert.True(eight[i] != GroupedGemmGemvTileMapTests.PoisonBits, $"{shape.Name}: element {i} of an expert's rows was not written");
+    }
+
     private static (ushort[] Bits, int Covered) Run(Accelerator gpu, Case shape, bool fused, int wRows, bool withMap, int seed) =>
         GroupedGemmGemvTileMapTests.Run(gpu, shape, fused, rowScale: true, GroupedGemmGemv.Variant4Name, withMap, seed, wRows);
 }

@@ -156,18 +156,18 @@ public sealed class CudaAccelerator : Accelerator
     }
 
     protected override AcceleratorStream CreateStreamCore() => new CudaStream(this);
+    protected override AcceleratorEvent CreateEventCore() => new CudaEvent(this);
 
     /// <summary>Held by <see cref="SynchronizeCore"/>'s checks and waits and by <see cref="CudaStream.BeginCapture"/>.</summary>
     internal object CaptureGate { get; } = new();
-    protected override AcceleratorEvent CreateEventCore() => new CudaEvent(this);
 
     /// <summary>
     /// A context synchronize, except while a stream of this accelerator is being captured into a graph (by any thread):
     /// then cuCtxSynchronize is refused and breaks that capture, so every other stream is synchronised in turn instead (a
     /// capturing stream runs nothing). Seen in the suite: one test's Synchronize during another test's capture failed both.
+    /// The check and the wait hold <see cref="CaptureGate"/>, which BeginCapture takes too, so no capture can begin between
+    /// them or while the wait runs.
     /// </summary>
-    /// The check and the wait hold <see cref="CaptureGate"/>, which BeginCapture takes too: a capture cannot begin between
-    /// them (seen in the suite: a test's capture begun while another thread's context synchronize was still waiting broke).
     protected override void SynchronizeCore()
     {
         Bind();

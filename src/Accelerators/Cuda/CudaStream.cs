@@ -39,8 +39,8 @@ public sealed class CudaStream : AcceleratorStream
     {
         Accelerator.Bind();
         const int threadLocalMode = 1; // CU_STREAM_CAPTURE_MODE_THREAD_LOCAL
-        // Under the accelerator's capture gate: a context synchronize of another thread either ends before this capture
-        // begins or sees it (CudaAccelerator.SynchronizeCore); one still waiting when the capture began would break it.
+        // Under the accelerator's capture gate: another thread's context synchronize either ends before this capture begins
+        // or sees it and waits stream by stream instead (CudaAccelerator.SynchronizeCore).
         lock (Accelerator.CaptureGate)
         {
             CudaCheck.ThrowIfFailed(CudaDriver.cuStreamBeginCapture(Handle, threadLocalMode));

@@ -43,6 +43,20 @@ __device__ __forceinline__ float warp_sum(float v)
     return v;
 }
 
+// Sum of v over lanes 0..lane (a full warp's inclusive scan).
+__device__ __forceinline__ int warp_inclusive_sum(int v)
+{
+    const int lane = threadIdx.x & 31;
+#pragma unroll
+    for (int d = 1; d < 32; d <<= 1)
+    {
+        int up = __shfl_up_sync(0xffffffffu, v, d);
+        if (lane >= d)
+            v += up;
+    }
+    return v;
+}
+
 __device__ __forceinline__ float warp_max(float v)
 {
     for (int offset = 16; offset > 0; offset >>= 1)

@@ -80,7 +80,8 @@ public static class GroupedGemmGemv
     };
 
     /// <summary>
-    /// Whether the heuristic runs this kernel: bf16/f16 operands, fewer rows than the wgmma kernel's minimum (64), and
+    /// Whether the heuristic runs this kernel: bf16/f16 operands, and by <see cref="Rule"/> (default
+    /// <see cref="Rule.Experts"/>) any call of no more rows than experts; under 64 rows (the wgmma kernel's minimum), also
     /// either no more rows than experts (about one row per active expert: every token's k experts are distinct, so T = 1
     /// always qualifies; 4-row tiles) or, with the 8-row tile allowed (<see cref="MaxRowsFromEnvironment"/>), at most 4
     /// rows per expert on average (Mixtral T = 16: 32 rows over 8 experts). Why 4: with top-k routing an expert's count is
@@ -91,7 +92,7 @@ public static class GroupedGemmGemv
     internal static bool ChosenFor(DType operands, int rows, int experts) =>
         ChosenFor(operands, rows, experts, MaxRowsFromEnvironment(), RuleFromEnvironment());
 
-    internal static bool ChosenFor(DType operands, int rows, int experts, int maxRows, Rule rule = Rule.Small) =>
+    internal static bool ChosenFor(DType operands, int rows, int experts, int maxRows, Rule rule) =>
         operands is DType.BF16 or DType.F16
         && ((rows < GroupedGemmWgmma.MinRows && (rows <= experts || (maxRows >= WideTileRows && rows <= 4L * experts)))
             || (rule >= Rule.Experts && rows <= experts)
@@ -324,19 +325,24 @@ public static class GroupedGemmGemv
         int multiprocessors = accelerator.Info.MultiprocessorCount;
         var tileMap = tileRows == TileRows ? plan.TileMap : null;
         int wRowsRule = plan.GemvWRowsOverride ?? WRowsSetting;
-        int wRows = wRowsRule == AutoWRows ? 4 : wRowsRule;
+        int wRows = wRowsRule != AutoWRows ? wRowsRule
+            : tileRows == TileRows ? WRowsUnderAuto(accelerator, plan, kSplit, tileMap is not null)
+            : 4;
         long blocks = BlocksFor(plan.Rows, plan.Experts, plan.OutCols, plan.Fused, kSplit, tileRows, multiprocessors, plan.GemvTileSlotsOverride, wRows);
-        if (wRowsRule == AutoWRows && tileRows == TileRows)
-        {
-            long blocks8 = BlocksFor(plan.Rows, plan.Experts, plan.OutCols, plan.Fused, kSplit, tileRows, multiprocessors, wRows: 8);
-            long places4 = (long)Kernel(accelerator, plan, tileRows, 4, tileMap is not null).MaxActiveBlocksPerSm(Warps * 32) * multiprocessors;
-            // The 8-row build is compiled only for a call it could take.
-            if (blocks > places4 && WRowsFor(blocks, places4, blocks8,
-                    (long)Kernel(accelerator, plan, tileRows, 8, tileMap is not null).MaxActiveBlocksPerSm(Warps * 32) * multiprocessors) == 8)
-                (wRows, blocks) = (8, blocks8);
-        }
         t_lastWRows = wRows;
         Launch(accelerator, plan, stream, tileRows, kSplit, blocks, tileMap, wRows);
+    }
+
+    /// <summary><see cref="WRowsFor"/> for a 4-row-tile call, with the places of the two builds from their occupancy.</summary>
+    private static int WRowsUnderAuto(CudaAccelerator accelerator, GroupedGemm.Plan plan, int kSplit, bool tileMap)
+    {
+        int multiprocessors = accelerator.Info.MultiprocessorCount;
+        long Blocks(int wRows) => BlocksFor(plan.Rows, plan.Experts, plan.OutCols, plan.Fused, kSplit, TileRows, multiprocessors, wRows: wRows);
+        long Places(int wRows) => (long)Kernel(accelerator, plan, TileRows, wRows, tileMap).MaxActiveBlocksPerSm(Warps * 32) * multiprocessors;
+        long blocks4 = Blocks(4), places4 = Places(4);
+        if (blocks4 <= places4)
+            return 4; // one wave already; the 8-row build is compiled only for a call it could take
+        return WRowsFor(blocks4, places4, Blocks(8), Places(8));
     }
 
     /// <summary>Tests: the W rows of this thread's last <see cref="Run"/> (0 before any).</summary>

@@ -104,7 +104,8 @@ public static class GroupedGemmGemvBulk
 
     /// <summary>The rule itself, for a device that does or does not <paramref name="supported"/> the kernel.</summary>
     internal static bool ChosenFor(bool supported, DType operands, int rows, int experts, int k, bool fused, bool switchOn, int maxRows) =>
-        supported && switchOn && GroupedGemmGemv.ChosenFor(operands, rows, experts, maxRows)
+        // Rule.Small: this kernel was built and measured for calls under 64 rows only.
+        supported && switchOn && GroupedGemmGemv.ChosenFor(operands, rows, experts, maxRows, GroupedGemmGemv.Rule.Small)
         && GroupedGemmGemv.TileRowsFor(rows, experts, maxRows) == GroupedGemmGemv.TileRows && FitsK(k, fused);
 
     /// <summary>The heuristic's default: off until an H200 measurement shows the kernel ahead of the 4-row GEMV.</summary>

@@ -45,14 +45,7 @@ __device__ __forceinline__ void find_expert_tile_serial(const int* __restrict__ 
         if (e < experts)
             expert_rows(expertOffsets, rows, e, begin, end);
         int tiles = ceil_div(end - begin, tileRows);
-        int inclusive = tiles;
-#pragma unroll
-        for (int d = 1; d < 32; d <<= 1)
-        {
-            int up = __shfl_up_sync(0xffffffffu, inclusive, d);
-            if (lane >= d)
-                inclusive += up;
-        }
+        int inclusive = warp_inclusive_sum(tiles);
         int exclusive = inclusive - tiles;
         bool mine = tiles > 0 && tile >= base + exclusive && tile < base + inclusive;
         unsigned found = __ballot_sync(0xffffffffu, mine);
@@ -110,14 +103,7 @@ __device__ __forceinline__ void find_expert_tile(const int* __restrict__ expertO
                 int end = min(max(offset[j + 1], begin), rows);
                 tiles += ceil_div(end - begin, tileRows);
             }
-        int inclusive = tiles;
-#pragma unroll
-        for (int d = 1; d < 32; d <<= 1)
-        {
-            int up = __shfl_up_sync(0xffffffffu, inclusive, d);
-            if (lane >= d)
-                inclusive += up;
-        }
+        int inclusive = warp_inclusive_sum(tiles);
         const int exclusive = inclusive - tiles;
         const unsigned found = __ballot_sync(0xffffffffu, tiles > 0 && tile >= exclusive && tile < inclusive);
         int mine = -1, myBegin = 0, myEnd = 0;
