@@ -2,7 +2,9 @@
 """Registers, stack and spills of every entry of a kernel source, as NVRTC's ptxas reports them (no GPU, no CUDA
 toolkit: only libnvrtc), plus any .local use in the PTX (a per-thread array that could not stay in registers).
 
-  python3 tools/nvrtc-resources.py src/Kernels/Routing/topk_routing.cu [sm_90] [--filter contiguous] [-DNAME ...]
+  python3 tools/nvrtc-resources.py src/Kernels/Routing/topk_routing.cu [sm_90] [--filter contiguous] [--ptx OUT.ptx] [-DNAME ...]
+
+--ptx writes the PTX (a refactor that should not change the code: compare the files of before and after).
 
 Compiles with the runtime's default options (NvrtcCompiler.DefaultOptions) and the headers of src/Accelerators/Headers and the source's folder,
 adds -Xptxas=-v, and prints one line per entry: registers, stack frame, spill stores/loads, PTX .local mentions.
@@ -19,6 +21,11 @@ def main():
     if "--filter" in args:
         i = args.index("--filter")
         pattern = args[i + 1]
+        del args[i:i + 2]
+    ptx_path = None
+    if "--ptx" in args:
+        i = args.index("--ptx")
+        ptx_path = args[i + 1]
         del args[i:i + 2]
     headers_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src", "Accelerators", "Headers")
     # The runtime embeds every .cuh of the kernel assemblies: the shared headers and those beside the source.
@@ -52,6 +59,8 @@ def main():
     ptx = ctypes.create_string_buffer(size.value)
     nvrtc.nvrtcGetPTX(program, ptx)
     ptx = ptx.value.decode()
+    if ptx_path:
+        open(ptx_path, "w").write(ptx)
     local = {}
     for body in re.split(r"\.entry\s+", ptx)[1:]:
         local[body.split("(")[0].strip()] = len(re.findall(r"\.local\b", body))

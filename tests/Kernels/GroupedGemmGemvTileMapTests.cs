@@ -71,9 +71,9 @@ public class GroupedGemmGemvTileMapTests
     internal const ushort PoisonBits = 0x7FC0; // TestData.Poison's bf16 NaN
 
     // bf16 in, bf16 out, from a poisoned output; returns the output's bits and how many leading elements the experts' rows
-    // cover. The GEMV's W rows tests use it too (wRows: GroupedGemmOptions.GemvWRowsOverride).
+    // cover. The GEMV's W rows and prefetch tests use it too (wRows: GroupedGemmOptions.GemvWRowsOverride; prefetch: PrefetchBeforeWait).
     internal static (ushort[] Bits, int Covered) Run(Accelerator gpu, Case shape, bool fused, bool rowScale, string variant, bool withMap, int seed,
-                                                     int? wRows = null)
+                                                     int? wRows = null, bool prefetch = false)
     {
         var random = new Random(seed); // the same inputs for every run
         int experts = shape.Counts.Length, covered = shape.Counts.Sum(), rows = covered + shape.TrailingRows;
@@ -94,6 +94,7 @@ public class GroupedGemmGemvTileMapTests
         GroupedGemm.Run(gpu, x, w, offsetsBuffer, y, shape.N, shape.K, new GroupedGemmOptions
         {
             FusedSiluAndMul = fused, RowScale = scaleBuffer, VariantOverride = variant, TileMap = mapBuffer, GemvWRowsOverride = wRows,
+            PrefetchBeforeWait = prefetch,
         });
         gpu.Synchronize();
         return (y.ToArray().Select(v => v.Bits).ToArray(), covered * outCols);

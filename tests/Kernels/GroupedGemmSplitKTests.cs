@@ -55,6 +55,29 @@ public class GroupedGemmSplitKTests
     public void RowTilesAreBoundedByRowsAndExperts(int rows, int experts, int tileRows, int expected) =>
         Assert.Equal(expected, GroupedGemmLaunch.MTilesBound(rows, experts, tileRows));
 
+    [Theory]
+    [InlineData(32, 8, 16, 8)]     // Mixtral T=16: every expert a tile (the bound says 10)
+    [InlineData(2, 8, 16, 2)]      // Mixtral T=1
+    [InlineData(128, 1, 64, 2)]    // one expert: exactly ceil(rows / BM)
+    [InlineData(128, 256, 16, 128)] // DeepSeek-V3 T=16: at most one tile per row
+    [InlineData(1024, 8, 16, 64)]  // rows fill more tiles than there are experts
+    public void ExpectedRowTilesAreWhatRoutingMostLikelyFills(int rows, int experts, int tileRows, int expected)
+    {
+        Assert.Equal(expected, GroupedGemmLaunch.MTilesExpected(rows, experts, tileRows));
+        Assert.True(expected <= GroupedGemmLaunch.MTilesBound(rows, experts, tileRows));
+    }
+
+    [Theory]
+    [InlineData(null, "Expected")]
+    [InlineData("expected", "Expected")]
+    [InlineData(" Bound ", "Bound")]
+    public void SplitTilesSwitchParses(string? value, string expected) =>
+        Assert.Equal(expected, GroupedGemmLaunch.ParseSplitTiles(value).ToString());
+
+    [Fact]
+    public void SplitTilesSwitchRejectsOtherValuesNamingTheVariable() =>
+        Assert.Contains("MOE_GROUPED_GEMM_SPLIT_TILES", Assert.Throws<ArgumentException>(() => GroupedGemmLaunch.ParseSplitTiles("all")).Message);
+
     /// <summary>The decode shapes of issue 9 split; shapes that already fill the device do not.</summary>
     [Theory]
     [InlineData("mixtral down T=1", 2, 4096, 14336, 8, false, 3)]
@@ -65,6 +88,8 @@ public class GroupedGemmSplitKTests
     [InlineData("mixtral gate_up T=1 (896 tiles: over 2 waves already)", 2, 28672, 4096, 8, true, 1)]
     [InlineData("deepseek down T=128", 1024, 7168, 2048, 256, false, 1)]
     [InlineData("qwen3 down T=1 (K = 768: too short to split)", 8, 2048, 768, 128, false, 1)]
+    [InlineData("mixtral down T=16 (8 experts of ~4 rows: 512 tiles, 1.3 waves unsplit)", 32, 4096, 14336, 8, false, 3)]
+    [InlineData("mixtral gate_up T=16 (3584 tiles: 9 waves already)", 32, 28672, 4096, 8, false, 1)]
     public void PlannerSplitsTheDecodeShapes(string name, int rows, int n, int k, int experts, bool fused, int expected)
     {
         var launch = PlanH100(rows, n, k, experts, fused);

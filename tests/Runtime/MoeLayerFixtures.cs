@@ -53,7 +53,7 @@ public static class MoeLayerFixtures
     /// of <paramref name="tokenCounts"/> against the plain reference; <paramref name="setting"/> names the switch under test in a failure.
     /// </summary>
     public static void CheckAgainstReference(string device, string family, int experts, int[] tokenCounts, string setting, bool? fusedSilu = null,
-                                             bool? gemvTileMap = null)
+                                             bool? gemvTileMap = null, bool? gemvPrefetch = null)
     {
         var accelerator = Infrastructure.TestDevices.Get(device);
         var random = Infrastructure.TestData.NewRandom(out int seed);
@@ -65,18 +65,18 @@ public static class MoeLayerFixtures
         {
             var hidden = RoundTo(Infrastructure.TestData.Uniform(random, tokens * 64), DType.BF16);
             var expected = reference.Forward(hidden);
-            var actual = RunSingle(accelerator, weights, hidden, tokens, fusedSilu, gemvTileMap);
+            var actual = RunSingle(accelerator, weights, hidden, tokens, fusedSilu, gemvTileMap, gemvPrefetch);
             Infrastructure.Compare.Close(expected, Infrastructure.Compare.ToDouble(actual), Infrastructure.Compare.ToleranceFor(DType.BF16),
                 $"{family} bf16, T={tokens}, on {device}, {setting}, seed {seed}");
         }
     }
 
     public static float[] RunSingle(Accelerator accelerator, MoeLayerWeights weights, float[] hidden, int tokens, bool? fusedSilu = null,
-                                    bool? gemvTileMap = null)
+                                    bool? gemvTileMap = null, bool? gemvPrefetch = null)
     {
         using var device = DeviceMoeWeights.Upload(accelerator, weights);
         var layer = new MoeLayer(device);
-        using var workspace = new MoeWorkspace(device, tokens, fusedSilu: fusedSilu, gemvTileMap: gemvTileMap);
+        using var workspace = new MoeWorkspace(device, tokens, fusedSilu: fusedSilu, gemvTileMap: gemvTileMap, gemvPrefetch: gemvPrefetch);
         using var input = DeviceMoeWeights.UploadFloats(accelerator, hidden, weights.DType);
         using var output = accelerator.Allocate<float>((long)tokens * weights.Config.HiddenSize);
         Infrastructure.TestData.Poison(output);

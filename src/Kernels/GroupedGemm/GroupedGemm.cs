@@ -69,6 +69,14 @@ public sealed record GroupedGemmOptions
     /// wrong rows).
     /// </summary>
     public MemoryBuffer<int>? TileMap { get; init; }
+
+    /// <summary>
+    /// A hint for the 4-row decode GEMV, which needs <see cref="TileMap"/>: the map was complete before the kernel just
+    /// before this call began (the MoE layer's down call: Permute wrote it before gate_up), so each block reads its tile and
+    /// asks L2 for the first segments of its W rows before it waits for that kernel (GemvPrefetchSwitch.Segments of them).
+    /// Results are the same either way: the tile is read again after the wait. Other kernels ignore it.
+    /// </summary>
+    public bool PrefetchBeforeWait { get; init; }
 }
 
 /// <summary>
@@ -126,6 +134,7 @@ public static class GroupedGemm
         public GroupedGemmSkinny.Reduce? SkinnyReduceOverride { get; init; }
         public bool? DenseGemvOverride { get; init; }
         public MemoryBuffer<int>? TileMap { get; init; }
+        public bool PrefetchBeforeWait { get; init; }
 
         public int OutCols => Fused ? N / 2 : N;
     }
@@ -211,6 +220,9 @@ public static class GroupedGemm
             SkinnyReduceOverride = options.SkinnyReduceOverride,
             DenseGemvOverride = options.DenseGemvOverride,
             TileMap = options.TileMap,
+            PrefetchBeforeWait = options.PrefetchBeforeWait && options.TileMap is null
+                ? throw new ArgumentException("options.PrefetchBeforeWait needs options.TileMap: the GEMV reads its tile there before the wait", nameof(options))
+                : options.PrefetchBeforeWait,
             SkinnyKTilesPerSplitOverride = options.SkinnyKTilesPerSplitOverride is { } share and < 1
                 ? throw new ArgumentException($"SkinnyKTilesPerSplitOverride = {share}: at least 1", nameof(options)) : options.SkinnyKTilesPerSplitOverride,
             GemvTileSlotsOverride = options.GemvTileSlotsOverride is { } slots and < 1

@@ -295,12 +295,13 @@ public static class GroupedGemmGemv
     /// The build of a launch: the switches' options, plus -DGV_WROWS=8 for 8 W rows, -DGV_TRACE when traced and
     /// <see cref="TileMapOption"/> when it reads an m-tile map; each of the eight built once.
     /// </summary>
-    private static string[] BuildOptions(int wRows, bool traced, bool tileMap) =>
-        s_builds[(wRows == 8 ? 4 : 0) + (traced ? 2 : 0) + (tileMap ? 1 : 0)] ??=
+    /// With <paramref name="prefetch"/> (a map's build only) also -DGV_PREFETCH_W=S, S = GemvPrefetchSwitch.Segments.
+    private static string[] BuildOptions(int wRows, bool traced, bool tileMap, bool prefetch = false) =>
+        s_builds[(prefetch && tileMap ? 8 : 0) + (wRows == 8 ? 4 : 0) + (traced ? 2 : 0) + (tileMap ? 1 : 0)] ??=
             [.. CompileOptions ?? [], .. wRows == 8 ? (string[])["-DGV_WROWS=8"] : [], .. traced ? (string[])["-DGV_TRACE"] : [],
-             .. tileMap ? (string[])[TileMapOption] : []];
+             .. tileMap ? (string[])[TileMapOption] : [], .. prefetch && tileMap ? (string[])[$"-DGV_PREFETCH_W={GemvPrefetchSwitch.Segments}"] : []];
 
-    private static readonly string[]?[] s_builds = new string[]?[8];
+    private static readonly string[]?[] s_builds = new string[]?[16];
 
     internal static string[]? ParseUnroll(string? value) => value?.Trim() switch
     {
@@ -351,7 +352,7 @@ public static class GroupedGemmGemv
     [ThreadStatic] private static int t_lastWRows;
 
     private static CudaKernel Kernel(CudaAccelerator accelerator, GroupedGemm.Plan plan, int tileRows, int wRows, bool tileMap, bool traced = false) =>
-        accelerator.LoadKernel(Source, EntryName(plan.X.DType, plan.Y.DType, tileRows), BuildOptions(wRows, traced, tileMap));
+        accelerator.LoadKernel(Source, EntryName(plan.X.DType, plan.Y.DType, tileRows), BuildOptions(wRows, traced, tileMap, plan.PrefetchBeforeWait));
 
     /// <summary>
     /// The launch itself: <paramref name="blocks"/> = tile slots x column blocks of <paramref name="kSplit"/>; the caller

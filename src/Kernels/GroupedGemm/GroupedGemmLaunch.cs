@@ -50,6 +50,15 @@ internal readonly record struct GroupedGemmLaunch(GroupedGemm.Variant Variant, i
     public static int MTilesBound(int rows, int experts, int tileRows) =>
         (int)Math.Min(rows, (rows + (long)tileRows - 1) / tileRows + Math.Min(experts, rows));
 
+    /// <summary>
+    /// Row tiles the routing most likely fills, for the wave model (the grid keeps <see cref="MTilesBound"/>): every
+    /// expert that can have a row has one tile, or the rows fill ceil(rows / BM), whichever is more. Exact for one expert,
+    /// and for experts of at most BM rows each when all are active (Mixtral T=16: 32 rows over 8 experts, 8 tiles, where the
+    /// bound says 10). The bound's extra tiles are blocks that exit at once; counted as work they hid a thin last wave.
+    /// </summary>
+    public static int MTilesExpected(int rows, int experts, int tileRows) =>
+        (int)Math.Min(MTilesBound(rows, experts, tileRows), Math.Max((rows + (long)tileRows - 1) / tileRows, Math.Min(experts, rows)));
+
     public static int NTilesFor(GroupedGemm.Variant variant, int n, bool fused)
     {
         int outCols = fused ? n / 2 : n;
@@ -73,7 +82,7 @@ internal readonly record struct GroupedGemmLaunch(GroupedGemm.Variant Variant, i
         if (!SplitKVariants.TryGetValue(variant.Name, out var splitK))
             return new GroupedGemmLaunch(variant, mTiles, nTiles, 0, 1, 0);
         int kTiles = (k + splitK.Bk - 1) / splitK.Bk;
-        long items = (long)mTiles * nTiles;
+        long items = (long)(SplitTilesSetting.Value == SplitTiles.Expected ? MTilesExpected(rows, experts, variant.TileRows) : mTiles) * nTiles;
         int wanted = forcedSplits is { } forced ? Math.Clamp(forced, 1, MaxSplits)
             : splitK.Auto || autoSplit ? ChooseSplits(items, kTiles, k / MinKPerSplit, slots) : 1;
         for (int splits = Math.Min(wanted, kTiles); splits > 1; splits--)
@@ -140,6 +149,23 @@ internal readonly record struct GroupedGemmLaunch(GroupedGemm.Variant Variant, i
         long byThreads = 2048 / Math.Max(32, variant.Threads);
         return (int)Math.Clamp(Math.Min(bySharedMemory, byThreads), 1, 32);
     }
+
+    /// <summary>The row tiles the split-K wave model counts: the expected ones (default) or the grid's bound (the model before, for A/B).</summary>
+    internal enum SplitTiles { Expected, Bound }
+
+    /// <summary>
+    /// MOE_GROUPED_GEMM_SPLIT_TILES=expected|bound (default expected): what <see cref="ChooseSplits"/> counts as the call's
+    /// row tiles. Bound is the model of the sessions before (it kept Mixtral T=16's down at one split: 640 counted items,
+    /// 512 real ones, 1.3 waves of 396 places).
+    /// </summary>
+    private static readonly EnvironmentSetting<SplitTiles> SplitTilesSetting = new("MOE_GROUPED_GEMM_SPLIT_TILES", ParseSplitTiles);
+
+    internal static SplitTiles ParseSplitTiles(string? value) => value?.Trim().ToLowerInvariant() switch
+    {
+        null or "" or "expected" => SplitTiles.Expected,
+        "bound" => SplitTiles.Bound,
+        _ => throw new ArgumentException($"MOE_GROUPED_GEMM_SPLIT_TILES='{value}': expected 'expected' (the row tiles routing most likely fills) or 'bound'"),
+    };
 
     /// <summary>MOE_GROUPED_GEMM_SPLITK: unset or empty = heuristic; 1 = never split; N (2..8) = always N splits.</summary>
     public static int? SplitsFromEnvironment() => SplitsSetting.Value;

@@ -121,6 +121,37 @@ __device__ __forceinline__ void gemv_write(bool fused, int outCols, int col0, in
     }
 }
 
+// The W rows of a warp group whose first output column is col0: plain, columns col0 .. col0 + GV_WROWS - 1; fused, the
+// gate rows of columns col0 .. col0 + GV_WROWS / 2 - 1, then their up rows. A row past outCols is not live (its pointer
+// is the expert's first row, never read).
+template <typename TIn>
+__device__ __forceinline__ void gv_w_rows(const TIn* __restrict__ w, int expert, int n, int k, int fused, int outCols, int col0,
+                                          const TIn* (&wRow)[GV_WROWS], bool (&live)[GV_WROWS])
+{
+#pragma unroll
+    for (int q = 0; q < GV_WROWS; q++)
+    {
+        int col = fused ? col0 + q % (GV_WROWS / 2) : col0 + q;
+        int row = fused ? (q < GV_WROWS / 2 ? col : outCols + col) : col;
+        live[q] = col < outCols;
+        wRow[q] = w + ((long long)expert * n + (live[q] ? row : 0)) * k;
+    }
+}
+
+// The m-tile and column block of this block in the one-tile-a-block order (4 rows).
+__device__ __forceinline__ void gv_block_tile(int columnBlocks, int& mTile, int& columnBlock)
+{
+#ifdef GV_TILE_INNER
+    // An expert's m-tiles side by side (MOE_GROUPED_GEMM_GEMV_ORDER=tile): its later passes over a W row read L2.
+    const int mTiles = (int)(gridDim.x / columnBlocks);
+    mTile = (int)(blockIdx.x % mTiles);
+    columnBlock = (int)(blockIdx.x / mTiles);
+#else
+    mTile = (int)(blockIdx.x / columnBlocks);
+    columnBlock = (int)(blockIdx.x % columnBlocks);
+#endif
+}
+
 // Expert and rows of m-tile mTile by the search over the offsets (every lane of every warp gets the same answer).
 template <int ROWS>
 __device__ __forceinline__ void gv_find_tile(const int* __restrict__ expertOffsets, int rows, int experts, int mTile,
@@ -206,18 +237,9 @@ __device__ __forceinline__ bool gemv_tile(const TIn* __restrict__ x, const TIn* 
     const int group = warp / kSplit, part = warp % kSplit;
     const int col0 = columnBlock * colsPerBlock + group * colsPerGroup;
 
-    // The group's W rows: plain, columns col0 .. col0 + GV_WROWS - 1; fused, the gate rows of columns col0 ..
-    // col0 + GV_WROWS / 2 - 1, then their up rows.
     const TIn* wRow[GV_WROWS];
     bool live[GV_WROWS];
-#pragma unroll
-    for (int q = 0; q < GV_WROWS; q++)
-    {
-        int col = fused ? col0 + q % (GV_WROWS / 2) : col0 + q;
-        int row = fused ? (q < GV_WROWS / 2 ? col : outCols + col) : col;
-        live[q] = col < outCols;
-        wRow[q] = w + ((long long)expert * n + (live[q] ? row : 0)) * k;
-    }
+    gv_w_rows(w, expert, n, k, fused, outCols, col0, wRow, live);
 
     float acc[GV_WROWS][ROWS];
 #pragma unroll
@@ -340,13 +362,8 @@ __device__ __forceinline__ void grouped_gemv(const TIn* __restrict__ x, const TI
     const int columnBlocks = ceil_div(outCols, colsPerBlock);
     if (!TILE_LOOP)
     {
-#ifdef GV_TILE_INNER
-        // An expert's m-tiles side by side (MOE_GROUPED_GEMM_GEMV_ORDER=tile): its later passes over a W row read L2.
-        const int mTiles = (int)(gridDim.x / columnBlocks);
-        const int mTile = (int)(blockIdx.x % mTiles), columnBlock = (int)(blockIdx.x / mTiles);
-#else
-        const int mTile = (int)(blockIdx.x / columnBlocks), columnBlock = (int)(blockIdx.x % columnBlocks);
-#endif
+        int mTile, columnBlock;
+        gv_block_tile(columnBlocks, mTile, columnBlock);
         gemv_tile<ROWS>(x, w, expertOffsets, rowScale, y, rows, n, k, experts, fused, kSplit, mTile, columnBlock, partial GV_MAP_ARG GV_TRACE_ARG);
         return;
     }
@@ -360,6 +377,49 @@ __device__ __forceinline__ void grouped_gemv(const TIn* __restrict__ x, const TI
     }
 }
 
+#ifdef GV_PREFETCH_W
+#ifndef GV_TILE_MAP
+#error "GV_PREFETCH_W reads the block's tile from the m-tile map: build with GV_TILE_MAP"
+#endif
+// GV_PREFETCH_W=S (GroupedGemmOptions.PrefetchBeforeWait; MOE_GEMV_PREFETCH in the layer's down call, whose map Permute
+// wrote two kernels back): before waiting for the kernel before it, a 4-row block reads its tile from the map and asks L2
+// for the first S 512-byte segments of each W row its warps will stream, one prefetch per 128-byte line. Under dependent
+// launch the block may be placed while that kernel's last blocks still run, so these bytes come while DRAM would idle.
+// Only a hint: the read goes past L1 (ld.cg: no stale line for the load after the wait), an expert outside [0, E) or a
+// map not yet written prefetches nothing or other in-bounds rows, and the tile is read again after the wait.
+template <typename TIn>
+__device__ __forceinline__ void gv_prefetch_w(const TIn* __restrict__ w, const int* __restrict__ tileMap, int n, int k, int experts,
+                                              int fused, int kSplit)
+{
+    const int outCols = fused ? n / 2 : n;
+    const int colsPerGroup = fused ? GV_WROWS / 2 : GV_WROWS;
+    const int colsPerBlock = colsPerGroup * (GV_WARPS / kSplit);
+    int mTile, columnBlock;
+    gv_block_tile(ceil_div(outCols, colsPerBlock), mTile, columnBlock);
+    int expert;
+    asm volatile("ld.global.cg.s32 %0, [%1];" : "=r"(expert) : "l"(tileMap + 3LL * mTile));
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    if (expert < 0 || expert >= experts || (lane & 7) != 0)
+        return;
+    const int group = warp / kSplit, part = warp % kSplit;
+    const TIn* wRow[GV_WROWS];
+    bool live[GV_WROWS];
+    gv_w_rows(w, expert, n, k, fused, outCols, columnBlock * colsPerBlock + group * colsPerGroup, wRow, live);
+    const int chunks = k / 8, stride = 32 * kSplit;
+    int segment = 0;
+    for (int c = part * 32 + lane; c < chunks && segment < GV_PREFETCH_W; c += stride, segment++)
+#pragma unroll
+        for (int q = 0; q < GV_WROWS; q++)
+            if (live[q])
+                asm volatile("prefetch.global.L2 [%0];" ::"l"(wRow[q] + 8 * c));
+}
+#define GV_PREFETCH(ROWS, TILE_LOOP, TIN)                                              \
+    if (ROWS == 4 && !TILE_LOOP)                                                       \
+        gv_prefetch_w<TIN>(w, gvTileMap, n, k, experts, fused, kSplit);
+#else
+#define GV_PREFETCH(ROWS, TILE_LOOP, TIN)
+#endif
+
 // 4 rows: the launch bounds as before (the T = 1 kernel, unchanged); 8 rows: at most 128 registers, 2 blocks per SM.
 #define GV_ENTRY(NAME, ROWS, TILE_LOOP, BOUNDS, SUFFIX, TIN, TOUT)                                                          \
     extern "C" __global__ void BOUNDS NAME##_##SUFFIX(                                                                       \
@@ -367,6 +427,7 @@ __device__ __forceinline__ void grouped_gemv(const TIn* __restrict__ x, const TI
         const float* __restrict__ rowScale, TOUT* __restrict__ y, int rows, int n, int k, int experts, int fused, int kSplit \
         GV_MAP_PARAM GV_TRACE_PARAM)                                                                                         \
     {                                                                                                                        \
+        GV_PREFETCH(ROWS, TILE_LOOP, TIN)                                                                                    \
         moe_wait_prior_grid();                                                                                                \
         GV_STAMP(0);                                                                                                          \
         grouped_gemv<ROWS, TILE_LOOP, TIN, TOUT>(x, w, expertOffsets, rowScale, y, rows, n, k, experts, fused, kSplit          \

@@ -67,7 +67,7 @@ public sealed class MoeLayer
         }
         RouteAndPermute(hidden, workspace, stream);
         RunExperts(Weights.GateUp, Weights.Down, workspace.Gathered, workspace.ExpertOffsets, workspace.Activation, workspace.ExpertOutput, stream,
-                   workspace.SplitK, workspace.GateUpOutput, GemvTileMap(workspace));
+                   workspace.SplitK, workspace.GateUpOutput, GemvTileMap(workspace), workspace.GemvPrefetch);
         if (side is not null)
             main.Wait(side.SharedReady);
         else
@@ -123,16 +123,17 @@ public sealed class MoeLayer
     /// own kernel (<see cref="FusedSiluRule"/>); without it, in the GEMM's epilogue.
     /// </summary>
     /// With <paramref name="tileMap"/> (the m-tile map of these offsets, Permute.TileMapElements) the decode GEMVs read their
-    /// tiles from it (GroupedGemmOptions.TileMap).
+    /// tiles from it (GroupedGemmOptions.TileMap), and with <paramref name="prefetchDown"/> the down GEMV prefetches its W
+    /// rows before it waits for gate_up (GroupedGemmOptions.PrefetchBeforeWait: the map was written before gate_up).
     public void RunExperts(MemoryBuffer gateUp, MemoryBuffer down, MemoryBuffer rows, MemoryBuffer<int> expertOffsets, MemoryBuffer activation, MemoryBuffer<float> expertOutput, AcceleratorStream? stream,
-                           GroupedGemmWorkspace? splitK = null, MemoryBuffer? gateUpOutput = null, MemoryBuffer<int>? tileMap = null)
+                           GroupedGemmWorkspace? splitK = null, MemoryBuffer? gateUpOutput = null, MemoryBuffer<int>? tileMap = null, bool prefetchDown = false)
     {
         RunExpertsGateUp(gateUp, rows, expertOffsets, activation, stream, splitK, gateUpOutput, tileMap);
-        RunExpertsDown(down, activation, expertOffsets, expertOutput, stream, splitK, tileMap);
+        RunExpertsDown(down, activation, expertOffsets, expertOutput, stream, splitK, tileMap, prefetchDown && tileMap is not null);
     }
 
     /// <summary>
-    /// The first half of <see cref="RunExperts(MemoryBuffer, MemoryBuffer, MemoryBuffer, MemoryBuffer{int}, MemoryBuffer, MemoryBuffer{float}, AcceleratorStream?, GroupedGemmWorkspace?, MemoryBuffer?, MemoryBuffer{int}?)"/>:
+    /// The first half of <see cref="RunExperts(MemoryBuffer, MemoryBuffer, MemoryBuffer, MemoryBuffer{int}, MemoryBuffer, MemoryBuffer{float}, AcceleratorStream?, GroupedGemmWorkspace?, MemoryBuffer?, MemoryBuffer{int}?, bool)"/>:
     /// gate_up and SiLU-and-mul into <paramref name="activation"/> [R, Ih] (an expert-parallel forward enqueues it for every
     /// rank before any rank's down, so the ranks start together).
     /// </summary>
@@ -151,13 +152,18 @@ public sealed class MoeLayer
         End(MoeLayerPhase.ExpertsGateUp, stream);
     }
 
-    /// <summary>The second half: down from <paramref name="activation"/> [R, Ih] into <paramref name="expertOutput"/> [R, H] F32.</summary>
+    /// <summary>
+    /// The second half: down from <paramref name="activation"/> [R, Ih] into <paramref name="expertOutput"/> [R, H] F32. With
+    /// <paramref name="prefetch"/> (needs <paramref name="tileMap"/>, written before the kernel before this call) the decode
+    /// GEMV prefetches its W rows before it waits for that kernel.
+    /// </summary>
     public void RunExpertsDown(MemoryBuffer down, MemoryBuffer activation, MemoryBuffer<int> expertOffsets, MemoryBuffer<float> expertOutput, AcceleratorStream? stream,
-                               GroupedGemmWorkspace? splitK = null, MemoryBuffer<int>? tileMap = null)
+                               GroupedGemmWorkspace? splitK = null, MemoryBuffer<int>? tileMap = null, bool prefetch = false)
     {
         int h = Config.HiddenSize, ih = Weights.Intermediate;
         Begin(MoeLayerPhase.ExpertsDown, stream);
-        GroupedGemm.Run(Accelerator, activation, down, expertOffsets, expertOutput, h, ih, Plain with { SplitKWorkspace = splitK, TileMap = tileMap }, stream);
+        GroupedGemm.Run(Accelerator, activation, down, expertOffsets, expertOutput, h, ih,
+            Plain with { SplitKWorkspace = splitK, TileMap = tileMap, PrefetchBeforeWait = prefetch }, stream);
         End(MoeLayerPhase.ExpertsDown, stream);
     }
 

@@ -22,7 +22,10 @@ public sealed class MoeWorkspace : IDisposable
     /// <param name="fusedSilu">SiLU-and-mul in the gate_up GEMM's epilogue (true) or as its own kernel (false); null = <see cref="FusedSiluRule"/>.</param>
     /// <param name="gemvTileMap">Allocate the m-tile map (<see cref="TileMap"/>) the routed experts' decode GEMVs read their tiles
     /// from: null = the default (MOE_GEMV_TILE_MAP, <see cref="GemvTileMapSwitch"/>). Only on CUDA.</param>
-    public MoeWorkspace(DeviceMoeWeights weights, int tokens, bool? sharedExpertStream = null, bool? fusedSilu = null, bool? gemvTileMap = null)
+    /// <param name="gemvPrefetch">The down call's decode GEMV prefetches W before waiting for gate_up (<see cref="GemvPrefetch"/>):
+    /// null = the default (MOE_GEMV_PREFETCH, <see cref="GemvPrefetchSwitch"/>). Only with the tile map.</param>
+    public MoeWorkspace(DeviceMoeWeights weights, int tokens, bool? sharedExpertStream = null, bool? fusedSilu = null, bool? gemvTileMap = null,
+                        bool? gemvPrefetch = null)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(tokens);
         var a = weights.Accelerator;
@@ -46,6 +49,7 @@ public sealed class MoeWorkspace : IDisposable
             PermuteWorkspace = Own(a.Allocate<int>(Math.Max(1, Permute.WorkspaceElements(tokens, k, e))));
             if (a.Kind == AcceleratorKind.Cuda && (gemvTileMap ?? GemvTileMapSwitch.EnabledByDefault))
                 TileMap = Own(a.Allocate<int>(Math.Max(3, Permute.TileMapElements(checked((int)slots), e))));
+            GemvPrefetch = TileMap is not null && (gemvPrefetch ?? GemvPrefetchSwitch.EnabledByDefault);
             Gathered = Own(a.Allocate(weights.DType, slots * h));
             Activation = Own(a.Allocate(weights.DType, slots * weights.Intermediate));
             bool fused = fusedSilu ?? FusedSiluRule.Fuses(weights, tokens);
@@ -135,6 +139,7 @@ public sealed class MoeWorkspace : IDisposable
         TokenOfRow = whole.TokenOfRow.Slice(0, slots);
         PermuteWorkspace = whole.PermuteWorkspace.Slice(0, Math.Max(1, Permute.WorkspaceElements(tokens, _topK, _experts)));
         TileMap = whole.TileMap?.Slice(0, Math.Max(3, Permute.TileMapElements((int)slots, _experts)));
+        GemvPrefetch = whole.GemvPrefetch;
         Gathered = BufferPrefix.Of(whole.Gathered, slots * _hidden);
         Activation = BufferPrefix.Of(whole.Activation, slots * _intermediate);
         if (whole.GateUpOutput is not null)
@@ -169,6 +174,12 @@ public sealed class MoeWorkspace : IDisposable
     /// read it: GroupedGemmOptions.TileMap), or null: the switch is off or the accelerator is not CUDA.
     /// </summary>
     public MemoryBuffer<int>? TileMap { get; }
+
+    /// <summary>
+    /// Whether the routed experts' down GEMV, reading <see cref="TileMap"/>, prefetches its W rows into L2 before it waits
+    /// for the gate_up kernel (GroupedGemmOptions.PrefetchBeforeWait): the map is Permute's, two kernels back.
+    /// </summary>
+    public bool GemvPrefetch { get; }
     public MemoryBuffer Gathered { get; } = null!;
     public MemoryBuffer Activation { get; } = null!;
 
