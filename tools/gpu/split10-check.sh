@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # GPU machine, 2 x H200, after tools/gpu/pack.sh: the tenth session's first call (issues 5 and 9).
-#   GPU 1, in the background: the GEMV prefetch classes (kernel and layer), the GEMV W rows class (the 8-W-row build with
+#   GPU 1 in the background (on one GPU: after the rest): the GEMV prefetch classes (kernel and layer), the GEMV W rows class (the 8-W-row build with
 #   several X rows, not yet run on a GPU), the split-K class.
 #   GPU 0: the layer at T = 1, 16, alternating: base (split tiles expected, prefetch off), split tiles bound (the model
 #   before), prefetch on (2 segments), prefetch 8 segments, base again; Mixtral-8x7B T=16 phases; `sweep grouped_gemm` at
@@ -20,11 +20,15 @@ SECONDS=0
 bash .gpu/run.sh true
 nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm --format=csv,noheader 2>/dev/null | head -2
 
-(export CUDA_VISIBLE_DEVICES=1
- timeout 240 $T -class $K.GroupedGemmGemvPrefetchTests -class $R.MoeLayerGemvPrefetchTests -class $K.GroupedGemmGemvWRowsTests \
+gpus=$(nvidia-smi -L 2>/dev/null | wc -l)
+run_tests() {
+ left=$((585 - SECONDS)); (( left > 240 )) && left=240
+ timeout $left $T -class $K.GroupedGemmGemvPrefetchTests -class $R.MoeLayerGemvPrefetchTests -class $K.GroupedGemmGemvWRowsTests \
    -class $K.GroupedGemmSplitKTests > "$out/tests.log" 2>&1
- echo "exit $?" >> "$out/tests.log") &
-tests=$!
+ echo "exit $?" >> "$out/tests.log"
+}
+tests=
+if (( gpus > 1 )); then (CUDA_VISIBLE_DEVICES=1 run_tests) & tests=$!; fi
 
 source tools/gpu/ab-table.sh
 declare -A envs=([base]="" [bound]="MOE_GROUPED_GEMM_SPLIT_TILES=bound" [pf2]="MOE_GEMV_PREFETCH=on" [pf8]="MOE_GEMV_PREFETCH=8")
@@ -53,7 +57,7 @@ export MOE_SWEEP_TOKENS=1,16
 (cd bench/reference && PYTHONUNBUFFERED=1 OUT="$out" timeout 90 python3 moe_layer.py > "$out/ref-moe_layer.log" 2>&1)
 echo "== torch moe_layer: exit $? (${SECONDS}s)"; tail -8 "$out/ref-moe_layer.log"
 
-wait $tests
-echo "== tests (GPU 1): $(tail -1 "$out/tests.log")"
+if [ -n "$tests" ]; then wait $tests; else run_tests; fi
+echo "== tests (GPU $(( gpus > 1 ? 1 : 0 ))): $(tail -1 "$out/tests.log")"
 grep -E "\[FAIL\]" -A 8 "$out/tests.log" | head -30; grep -E "Total:" "$out/tests.log" | tail -1
 echo "== done in ${SECONDS}s"
