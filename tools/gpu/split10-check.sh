@@ -33,9 +33,9 @@ if (( gpus > 1 )); then (CUDA_VISIBLE_DEVICES=1 run_tests) & tests=$!; fi
 source tools/gpu/ab-table.sh
 declare -A envs=([base]="" [bound]="MOE_GROUPED_GEMM_SPLIT_TILES=bound" [pf2]="MOE_GEMV_PREFETCH=on" [pf8]="MOE_GEMV_PREFETCH=8")
 export MOE_SWEEP_TOKENS=1,16
-order=(base bound pf2 pf8 base2 bound2 pf22 pf82 base3)
+order=(base bound pf2 pf8 base.2 bound.2 pf2.2 pf8.2 base.3)
 for v in "${order[@]}"; do
-  key=${v%2}; key=${key%3}; [ "$v" = pf22 ] && key=pf2; [ "$v" = pf82 ] && key=pf8
+  key=${v%.*}
   env ${envs[$key]} timeout 150 $B sweep moe_layer --device cuda:0 --json "$out/layer-$v.json" > "$out/layer-$v.log" 2>&1
   echo "== layer $v (${envs[$key]:-defaults}): exit $? (${SECONDS}s)"
 done
