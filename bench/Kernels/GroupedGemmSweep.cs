@@ -98,7 +98,10 @@ internal static class GroupedGemmSweep
             var hotPlain = plain with { TileMap = tileMap };
             var hotFused = fused with { TileMap = tileMap };
             var hotScaled = scaled with { TileMap = tileMap };
-            string Note(int n, int k, bool isFused) => accelerator.Kind == AcceleratorKind.Cpu || tile == "tile " + GroupedGemmWgmma.VariantName
+            string Note(int n, int k, bool isFused) =>
+                forced is null && tile.StartsWith("tile gemv", StringComparison.Ordinal) && GroupedGemmGemv.LeavesShortK(rowCount, k, GroupedGemmGemv.ExpertsRuleMinK)
+                ? $"tile {GroupedGemmWgmma.VariantName} (K under MOE_GROUPED_GEMM_GEMV_EXPERTS_MIN_K)"
+                : accelerator.Kind == AcceleratorKind.Cpu || tile == "tile " + GroupedGemmWgmma.VariantName
                 || tile.StartsWith("tile gemv", StringComparison.Ordinal)
                 ? tile : $"{tile}, split {SplitsOf(accelerator, forced, rowCount, n, k, e, isFused, splitK)}";
 

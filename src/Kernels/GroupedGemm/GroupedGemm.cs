@@ -359,7 +359,7 @@ public static class GroupedGemm
         }
         // The decode GEMV (GroupedGemmGemv.cs): forced, or the heuristic's pick for a row or a few per expert.
         if (plan.X.DType != DType.F32 && (GroupedGemmGemv.IsVariantName(plan.VariantOverride) ||
-                                          (plan.VariantOverride is null && GroupedGemmGemv.ChosenFor(plan.X.DType, plan.Rows, plan.Experts))))
+                                          (plan.VariantOverride is null && GroupedGemmGemv.ChosenFor(plan.X.DType, plan.Rows, plan.Experts, plan.K))))
         {
             GroupedGemmGemv.Run(accelerator, plan, stream);
             return;

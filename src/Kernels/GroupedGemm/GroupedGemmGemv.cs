@@ -98,6 +98,34 @@ public static class GroupedGemmGemv
             || (rule >= Rule.Experts && rows <= experts)
             || (rule == Rule.Wide && rows <= 4L * experts));
 
+    /// <summary>
+    /// <see cref="ChosenFor(DType, int, int)"/> for a call of inner dimension <paramref name="k"/>: a call of 64 rows or more
+    /// (one the wgmma kernel could take, added by the Experts or Wide rule) with K under <see cref="ExpertsRuleMinK"/> is left
+    /// to the wgmma kernel. Why K: a GEMV block's fixed costs (its tile, the first W bytes' round trip, the reduction and the
+    /// write) are paid once per pass over a W row, and a short row (Qwen3-30B-A3B's down, K = 768: 1.5 KB) leaves little
+    /// streaming to hide them behind, while the wgmma kernel's persistent blocks pipeline their tiles' loads.
+    /// </summary>
+    internal static bool ChosenFor(DType operands, int rows, int experts, int k) =>
+        ChosenFor(operands, rows, experts) && !LeavesShortK(rows, k, ExpertsRuleMinK);
+
+    /// <summary>Whether the K rule sends a call of these rows and K to the wgmma kernel (<paramref name="minK"/> 0: never).</summary>
+    internal static bool LeavesShortK(int rows, int k, int minK) => rows >= GroupedGemmWgmma.MinRows && k < minK;
+
+    /// <summary>
+    /// MOE_GROUPED_GEMM_GEMV_EXPERTS_MIN_K (default 0: any K): the least K a call of 64 rows or more must have for the GEMV
+    /// to take it (<see cref="ChosenFor(DType, int, int, int)"/>). Read once; a bad value is the ArgumentException naming it.
+    /// </summary>
+    internal static int ExpertsRuleMinK => ExpertsMinKSetting.Value;
+
+    private static readonly EnvironmentSetting<int> ExpertsMinKSetting = new("MOE_GROUPED_GEMM_GEMV_EXPERTS_MIN_K", ParseExpertsMinK);
+
+    internal static int ParseExpertsMinK(string? value) => value?.Trim() switch
+    {
+        null or "" => 0,
+        var s when int.TryParse(s, out int k) && k >= 0 => k,
+        _ => throw new ArgumentException($"MOE_GROUPED_GEMM_GEMV_EXPERTS_MIN_K='{value}': expected a K (0 or more; 0 = any K)"),
+    };
+
     /// <summary>Which calls of 64 rows or more the GEMV takes as well (MOE_GROUPED_GEMM_GEMV_RULE).</summary>
     internal enum Rule
     {
@@ -371,12 +399,17 @@ public static class GroupedGemmGemv
             throw new ArgumentException($"the m-tile map is of {TileRows}-row tiles; this launch has {tileRows}", "options.TileMap");
         var trace = TraceRequested ? TraceBufferFor(blocks) : null;
         var kernel = Kernel(accelerator, plan, tileRows, wRows, tileMap is not null, trace is not null);
-        // The entries' parameters: the plan's, then the map (GV_TILE_MAP builds), then the trace (GV_TRACE builds).
+        // The entries' parameters: the plan's, then the map (GV_TILE_MAP builds), the first wave's blocks (GV_PREFETCH_W
+        // builds: only those prefetch), then the trace (GV_TRACE builds).
         Span<KernelArg> args = [plan.X, plan.W, plan.ExpertOffsets, plan.RowScale, plan.Y, plan.Rows, plan.N, plan.K, plan.Experts,
-            plan.Fused ? 1 : 0, kSplit, default, default];
+            plan.Fused ? 1 : 0, kSplit, default, default, default];
         int count = 11;
         if (tileMap is not null)
+        {
             args[count++] = tileMap;
+            if (plan.PrefetchBeforeWait)
+                args[count++] = kernel.MaxActiveBlocksPerSm(Warps * 32) * accelerator.Info.MultiprocessorCount;
+        }
         if (trace is not null)
             args[count++] = trace;
         kernel.Launch(stream, new Dim3((uint)blocks, 1, 1), new Dim3(Warps * 32, 1, 1), 0, args[..count]);

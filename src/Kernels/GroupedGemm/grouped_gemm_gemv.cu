@@ -382,15 +382,21 @@ __device__ __forceinline__ void grouped_gemv(const TIn* __restrict__ x, const TI
 #error "GV_PREFETCH_W reads the block's tile from the m-tile map: build with GV_TILE_MAP"
 #endif
 // GV_PREFETCH_W=S (GroupedGemmOptions.PrefetchBeforeWait; MOE_GEMV_PREFETCH in the layer's down call, whose map Permute
-// wrote two kernels back): before waiting for the kernel before it, a 4-row block reads its tile from the map and asks L2
-// for the first S 512-byte segments of each W row its warps will stream, one prefetch per 128-byte line. Under dependent
-// launch the block may be placed while that kernel's last blocks still run, so these bytes come while DRAM would idle.
-// Only a hint: the read goes past L1 (ld.cg: no stale line for the load after the wait), an expert outside [0, E) or a
-// map not yet written prefetches nothing or other in-bounds rows, and the tile is read again after the wait.
+// wrote two kernels back): before waiting for the kernel before it, a 4-row block of the first wave (blockIdx.x below
+// gvPrefetchBlocks, the blocks the device holds at once: the host's occupancy) reads its tile from the map and asks L2 for
+// the first S 512-byte segments of each W row its warps will stream, one prefetch per 128-byte line. Under dependent
+// launch those blocks may be placed while that kernel's last blocks still run, so these bytes come while DRAM would idle;
+// a later block starts after the wait is long satisfied, and the map's round trip would only delay it (2 x H200: every
+// block prefetching cost DeepSeek-V3's layer at T=16 4%). Only a hint: the read goes past L1 (ld.cg: no stale line for
+// the load after the wait), an expert outside [0, E) or a map not yet written prefetches nothing or other in-bounds rows,
+// and the tile is read again after the wait.
+#define GV_PREFETCH_PARAM , int gvPrefetchBlocks
 template <typename TIn>
 __device__ __forceinline__ void gv_prefetch_w(const TIn* __restrict__ w, const int* __restrict__ tileMap, int n, int k, int experts,
-                                              int fused, int kSplit)
+                                              int fused, int kSplit, int prefetchBlocks)
 {
+    if ((int)blockIdx.x >= prefetchBlocks)
+        return;
     const int outCols = fused ? n / 2 : n;
     const int colsPerGroup = fused ? GV_WROWS / 2 : GV_WROWS;
     const int colsPerBlock = colsPerGroup * (GV_WARPS / kSplit);
@@ -415,8 +421,9 @@ __device__ __forceinline__ void gv_prefetch_w(const TIn* __restrict__ w, const i
 }
 #define GV_PREFETCH(ROWS, TILE_LOOP, TIN)                                              \
     if (ROWS == 4 && !TILE_LOOP)                                                       \
-        gv_prefetch_w<TIN>(w, gvTileMap, n, k, experts, fused, kSplit);
+        gv_prefetch_w<TIN>(w, gvTileMap, n, k, experts, fused, kSplit, gvPrefetchBlocks);
 #else
+#define GV_PREFETCH_PARAM
 #define GV_PREFETCH(ROWS, TILE_LOOP, TIN)
 #endif
 
@@ -425,7 +432,7 @@ __device__ __forceinline__ void gv_prefetch_w(const TIn* __restrict__ w, const i
     extern "C" __global__ void BOUNDS NAME##_##SUFFIX(                                                                       \
         const TIN* __restrict__ x, const TIN* __restrict__ w, const int* __restrict__ expertOffsets,                        \
         const float* __restrict__ rowScale, TOUT* __restrict__ y, int rows, int n, int k, int experts, int fused, int kSplit \
-        GV_MAP_PARAM GV_TRACE_PARAM)                                                                                         \
+        GV_MAP_PARAM GV_PREFETCH_PARAM GV_TRACE_PARAM)                                                                       \
     {                                                                                                                        \
         GV_PREFETCH(ROWS, TILE_LOOP, TIN)                                                                                    \
         moe_wait_prior_grid();                                                                                                \
