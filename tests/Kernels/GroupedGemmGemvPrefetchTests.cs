@@ -8,7 +8,7 @@ namespace MoeRuntime.Tests.Kernels;
 
 /// <summary>
 /// The 4-row decode GEMV's prefetch before its wait (GroupedGemmOptions.PrefetchBeforeWait, the -DGV_PREFETCH_W build):
-/// a hint, so the output must be the build without it bit for bit, from a poisoned output, at one row an expert and
+/// a hint, taken by a grid of one wave, so the output must be the build without it bit for bit, from a poisoned output, at one row an expert and
 /// several, plain with a row scale and fused, 4 and 8 W rows, K of 1 to several prefetched segments. The option needs the
 /// map; the build without the map does not compile.
 /// </summary>
@@ -37,11 +37,36 @@ public class GroupedGemmGemvPrefetchTests
         var (prefetched, _) = GroupedGemmGemvTileMapTests.Run(gpu, shape, fused, rowScale: !fused, GroupedGemmGemv.Variant4Name, withMap: true, seed, wRows,
             prefetch: true);
         Assert.Equal(wRows, GroupedGemmGemv.LastRunWRows);
+        Assert.True(GroupedGemmGemv.LastRunPrefetched, $"{shape.Name}: a grid this small is one wave; the prefetch build should have run");
         string what = $"{shape.Name} fused={fused} {wRows} W rows, seed {seed}";
         for (int i = 0; i < plain.Length; i++)
             Assert.True(plain[i] == prefetched[i], $"{what}: element {i}: without prefetch {plain[i]:X4}, with {prefetched[i]:X4}");
         for (int i = 0; i < covered; i++)
             Assert.True(prefetched[i] != GroupedGemmGemvTileMapTests.PoisonBits, $"{what}: element {i} of an expert's rows was not written");
+    }
+
+    /// <summary>
+    /// Only a grid of one wave prefetches: Qwen3-30B-A3B's down at T=1 (8 rows over 128 experts, N = 2048, K = 768: 256
+    /// blocks of 8 W rows, one wave on 132 SMs) does, a call of 1792 blocks (N = 7168) does not; both give their bits.
+    /// </summary>
+    [Theory]
+    [InlineData(2048, true)]
+    [InlineData(7168, false)]
+    public void OnlyAGridOfOneWavePrefetches(int n, bool oneWave)
+    {
+        var gpu = TestDevices.Get("cuda:0");
+        var random = TestData.NewRandom(out int seed);
+        var counts = new int[128];
+        foreach (int e in Enumerable.Range(0, 128).OrderBy(_ => random.Next()).Take(8))
+            counts[e] = 1;
+        var shape = new Case($"8 rows over 128 experts, N={n}", counts, n, 768);
+        var (plain, _) = GroupedGemmGemvTileMapTests.Run(gpu, shape, false, rowScale: true, GroupedGemmGemv.Variant4Name, withMap: true, seed, GroupedGemmGemv.AutoWRows);
+        var (prefetched, _) = GroupedGemmGemvTileMapTests.Run(gpu, shape, false, rowScale: true, GroupedGemmGemv.Variant4Name, withMap: true, seed,
+            GroupedGemmGemv.AutoWRows, prefetch: true);
+        if (gpu.Info.MultiprocessorCount == 132)
+            Assert.True(oneWave == GroupedGemmGemv.LastRunPrefetched, $"{shape.Name}: prefetched {GroupedGemmGemv.LastRunPrefetched} with {GroupedGemmGemv.LastRunWRows} W rows on {gpu.Info.Name}");
+        for (int i = 0; i < plain.Length; i++)
+            Assert.True(plain[i] == prefetched[i], $"{shape.Name}, seed {seed}: element {i}: without prefetch {plain[i]:X4}, with {prefetched[i]:X4}");
     }
 
     [Theory, MemberData(nameof(TestDevices.Names), MemberType = typeof(TestDevices))]
@@ -58,7 +83,7 @@ public class GroupedGemmGemvPrefetchTests
     }
 
     [Theory]
-    [InlineData(null, 0)]
+    [InlineData(null, GemvPrefetchSwitch.DefaultSegments)]
     [InlineData("off", 0)]
     [InlineData("on", GemvPrefetchSwitch.DefaultSegments)]
     [InlineData(" 4 ", 4)]

@@ -4,7 +4,7 @@ namespace MoeRuntime.Tests.Kernels;
 
 /// <summary>
 /// MOE_GROUPED_GEMM_GEMV_EXPERTS_MIN_K: a call of 64 rows or more (one the wgmma kernel could take) with a K under the
-/// minimum is left to the wgmma kernel; calls under 64 rows stay on the GEMV whatever their K, and 0 leaves every K.
+/// minimum (1024 unset) is left to the wgmma kernel; calls under 64 rows stay on the GEMV whatever their K, and 0 leaves every K.
 /// </summary>
 public class GroupedGemmGemvShortKTests
 {
@@ -19,8 +19,8 @@ public class GroupedGemmGemvShortKTests
         Assert.Equal(leaves, GroupedGemmGemv.LeavesShortK(rows, k, minK));
 
     [Theory]
-    [InlineData(null, 0)]
-    [InlineData("", 0)]
+    [InlineData(null, GroupedGemmGemv.DefaultExpertsRuleMinK)]
+    [InlineData("", GroupedGemmGemv.DefaultExpertsRuleMinK)]
     [InlineData(" 1024 ", 1024)]
     [InlineData("0", 0)]
     public void TheSwitchTakesAK(string? value, int expected) => Assert.Equal(expected, GroupedGemmGemv.ParseExpertsMinK(value));

@@ -112,18 +112,23 @@ public static class GroupedGemmGemv
     internal static bool LeavesShortK(int rows, int k, int minK) => rows >= GroupedGemmWgmma.MinRows && k < minK;
 
     /// <summary>
-    /// MOE_GROUPED_GEMM_GEMV_EXPERTS_MIN_K (default 0: any K): the least K a call of 64 rows or more must have for the GEMV
-    /// to take it (<see cref="ChosenFor(DType, int, int, int)"/>). Read once; a bad value is the ArgumentException naming it.
+    /// MOE_GROUPED_GEMM_GEMV_EXPERTS_MIN_K (default <see cref="DefaultExpertsRuleMinK"/>; 0: any K): the least K a call of 64
+    /// rows or more must have for the GEMV to take it (<see cref="ChosenFor(DType, int, int, int)"/>). One H200, 2026-11-30,
+    /// Qwen3-30B-A3B's down at T=16 (128 rows, K = 768): 77.3 us on the GEMV, 71.6 on wgmma; the layer at T=16, two runs each,
+    /// 216.7 / 217.5 -> 214.9 / 215.6 (docs/PERFORMANCE.md). Read once; a bad value is the ArgumentException naming it.
     /// </summary>
     internal static int ExpertsRuleMinK => ExpertsMinKSetting.Value;
 
     private static readonly EnvironmentSetting<int> ExpertsMinKSetting = new("MOE_GROUPED_GEMM_GEMV_EXPERTS_MIN_K", ParseExpertsMinK);
 
+    /// <summary>The minimum K without the variable: every preset's K but Qwen3-30B-A3B's down (768) is 2048 or more.</summary>
+    internal const int DefaultExpertsRuleMinK = 1024;
+
     internal static int ParseExpertsMinK(string? value) => value?.Trim() switch
     {
-        null or "" => 0,
+        null or "" => DefaultExpertsRuleMinK,
         var s when int.TryParse(s, out int k) && k >= 0 => k,
-        _ => throw new ArgumentException($"MOE_GROUPED_GEMM_GEMV_EXPERTS_MIN_K='{value}': expected a K (0 or more; 0 = any K)"),
+        _ => throw new ArgumentException($"MOE_GROUPED_GEMM_GEMV_EXPERTS_MIN_K='{value}': expected a K (0 or more; 0 = any K; unset = {DefaultExpertsRuleMinK})"),
     };
 
     /// <summary>Which calls of 64 rows or more the GEMV takes as well (MOE_GROUPED_GEMM_GEMV_RULE).</summary>
@@ -358,16 +363,32 @@ public static class GroupedGemmGemv
             : tileRows == TileRows ? WRowsUnderAuto(accelerator, plan, kSplit, tileMap is not null)
             : 4;
         long blocks = BlocksFor(plan.Rows, plan.Experts, plan.OutCols, plan.Fused, kSplit, tileRows, multiprocessors, plan.GemvTileSlotsOverride, wRows);
+        // The prefetch before the wait only for a grid of one wave: then every block may start during the kernel before and
+        // the whole call's W heads come early; with several waves only the first wave's do, and they may be gone from L2 by
+        // the time they are read (2 x H200: DeepSeek-V3's layer at T=16 no faster with it, Qwen3-30B-A3B's at T=1 1.8 us faster).
+        if (plan.PrefetchBeforeWait && (tileMap is null || blocks > Places(accelerator, plan, tileRows, wRows, tileMap is not null)))
+            plan = plan with { PrefetchBeforeWait = false };
         t_lastWRows = wRows;
+        t_lastPrefetched = plan.PrefetchBeforeWait;
         Launch(accelerator, plan, stream, tileRows, kSplit, blocks, tileMap, wRows);
     }
+
+    /// <summary>Blocks of the build the device holds at once (its occupancy; the prefetch build's registers are the same).</summary>
+    private static long Places(CudaAccelerator accelerator, GroupedGemm.Plan plan, int tileRows, int wRows, bool tileMap) =>
+        (long)Kernel(accelerator, plan with { PrefetchBeforeWait = false }, tileRows, wRows, tileMap).MaxActiveBlocksPerSm(Warps * 32)
+        * accelerator.Info.MultiprocessorCount;
+
+    /// <summary>Tests: whether this thread's last <see cref="Run"/> launched the prefetch build.</summary>
+    internal static bool LastRunPrefetched => t_lastPrefetched;
+
+    [ThreadStatic] private static bool t_lastPrefetched;
 
     /// <summary><see cref="WRowsFor"/> for a 4-row-tile call, with the places of the two builds from their occupancy.</summary>
     private static int WRowsUnderAuto(CudaAccelerator accelerator, GroupedGemm.Plan plan, int kSplit, bool tileMap)
     {
         int multiprocessors = accelerator.Info.MultiprocessorCount;
         long Blocks(int wRows) => BlocksFor(plan.Rows, plan.Experts, plan.OutCols, plan.Fused, kSplit, TileRows, multiprocessors, wRows: wRows);
-        long Places(int wRows) => (long)Kernel(accelerator, plan, TileRows, wRows, tileMap).MaxActiveBlocksPerSm(Warps * 32) * multiprocessors;
+        long Places(int wRows) => GroupedGemmGemv.Places(accelerator, plan, TileRows, wRows, tileMap);
         long blocks4 = Blocks(4), places4 = Places(4);
         if (blocks4 <= places4)
             return 4; // one wave already; the 8-row build is compiled only for a call it could take
