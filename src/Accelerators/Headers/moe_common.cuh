@@ -70,6 +70,8 @@ __device__ __forceinline__ int ceil_div(int a, int b) { return (a + b - 1) / b; 
 // "// dependent-launch") may start while the kernel before it in the stream is still running: its launch, block
 // scheduling and prologue hide behind that kernel's tail. Every entry of such a source calls this first, before it
 // reads or writes global memory: the wait returns once the previous grid has completed and its writes are visible.
+// The one exception is a hint macro named *_BEFORE_WAIT (e.g. GV_PREFETCH_BEFORE_WAIT in grouped_gemm_gemv.cu): it may
+// read, past L1, data that was complete before the previous grid began, and ask for prefetches; no result depends on it.
 // The trigger then lets the next kernel launch as soon as every block of this one has passed its wait. Launched
 // without the attribute (other devices, MOE_PDL=0) both instructions return at once.
 // MOE_PDL_EARLY_TRIGGER (MOE_PDL_TRIGGER=early, CudaKernel.TriggerBeforeWait): the trigger comes first, so the next

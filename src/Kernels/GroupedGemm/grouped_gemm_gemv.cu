@@ -22,7 +22,8 @@
 // Launch: block GV_WARPS * 32 threads, grid slots * ceil(outCols / columns per block) (4 rows: slots = an upper bound on
 //   the m-tiles; 8 rows: any slots >= 1, the host's choice); kSplit divides GV_WARPS. K % 8 == 0, x and w 16-byte
 //   aligned (checked on the host).
-// dependent-launch: every entry calls moe_wait_prior_grid() first (moe_common.cuh), so it may overlap the kernel before it.
+// dependent-launch: every entry calls moe_wait_prior_grid() first (moe_common.cuh), so it may overlap the kernel before it;
+//   the prefetch build runs its hint (GV_PREFETCH_BEFORE_WAIT, below) before it.
 // GV_TRACE (MOE_GROUPED_GEMM_GEMV_TRACE=1, a diagnostic build): every entry takes a last argument
 //   trace: [blocks, GV_TRACE_STAMPS] u64, and thread 0 of each block writes %globaltimer (ns) at: after the wait
 //   (nothing comes before it: the entry's first statement is the wait), tile found, first W loads arrived, loop end,
@@ -419,12 +420,12 @@ __device__ __forceinline__ void gv_prefetch_w(const TIn* __restrict__ w, const i
             if (live[q])
                 asm volatile("prefetch.global.L2 [%0];" ::"l"(wRow[q] + 8 * c));
 }
-#define GV_PREFETCH(ROWS, TILE_LOOP, TIN)                                              \
-    if (ROWS == 4 && !TILE_LOOP)                                                       \
+#define GV_PREFETCH_BEFORE_WAIT(ROWS, TILE_LOOP, TIN) \
+    if (ROWS == 4 && !TILE_LOOP)                      \
         gv_prefetch_w<TIN>(w, gvTileMap, n, k, experts, fused, kSplit, gvPrefetchBlocks);
 #else
 #define GV_PREFETCH_PARAM
-#define GV_PREFETCH(ROWS, TILE_LOOP, TIN)
+#define GV_PREFETCH_BEFORE_WAIT(ROWS, TILE_LOOP, TIN)
 #endif
 
 // 4 rows: the launch bounds as before (the T = 1 kernel, unchanged); 8 rows: at most 128 registers, 2 blocks per SM.
@@ -434,7 +435,7 @@ __device__ __forceinline__ void gv_prefetch_w(const TIn* __restrict__ w, const i
         const float* __restrict__ rowScale, TOUT* __restrict__ y, int rows, int n, int k, int experts, int fused, int kSplit \
         GV_MAP_PARAM GV_PREFETCH_PARAM GV_TRACE_PARAM)                                                                       \
     {                                                                                                                        \
-        GV_PREFETCH(ROWS, TILE_LOOP, TIN)                                                                                    \
+        GV_PREFETCH_BEFORE_WAIT(ROWS, TILE_LOOP, TIN)                                                                        \
         moe_wait_prior_grid();                                                                                                \
         GV_STAMP(0);                                                                                                          \
         grouped_gemv<ROWS, TILE_LOOP, TIN, TOUT>(x, w, expertOffsets, rowScale, y, rows, n, k, experts, fused, kSplit          \
