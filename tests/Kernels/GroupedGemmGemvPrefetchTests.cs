@@ -25,13 +25,7 @@ public class GroupedGemmGemvPrefetchTests
     {
         var gpu = TestDevices.Get("cuda:0");
         var random = TestData.NewRandom(out int seed);
-        var counts = new int[experts];
-        if (rows == "one row")
-            foreach (int e in Enumerable.Range(0, experts).OrderBy(_ => random.Next()).Take(8))
-                counts[e] = 1;
-        else
-            for (int e = 0; e < experts; e++)
-                counts[e] = random.Next(3) == 0 ? 0 : random.Next(1, 10);
+        var counts = GroupedGemmGemvTileMapTests.RowCounts(random, experts, rows);
         var shape = new Case($"E={experts} {rows} K={k}", counts, fused ? 2 * 40 : 72, k, TrailingRows: 2);
         var (plain, covered) = GroupedGemmGemvTileMapTests.Run(gpu, shape, fused, rowScale: !fused, GroupedGemmGemv.Variant4Name, withMap: true, seed, wRows);
         var (prefetched, _) = GroupedGemmGemvTileMapTests.Run(gpu, shape, fused, rowScale: !fused, GroupedGemmGemv.Variant4Name, withMap: true, seed, wRows,
@@ -56,9 +50,7 @@ public class GroupedGemmGemvPrefetchTests
     {
         var gpu = TestDevices.Get("cuda:0");
         var random = TestData.NewRandom(out int seed);
-        var counts = new int[128];
-        foreach (int e in Enumerable.Range(0, 128).OrderBy(_ => random.Next()).Take(8))
-            counts[e] = 1;
+        var counts = GroupedGemmGemvTileMapTests.RowCounts(random, 128, "one row");
         var shape = new Case($"8 rows over 128 experts, N={n}", counts, n, 768);
         var (plain, _) = GroupedGemmGemvTileMapTests.Run(gpu, shape, false, rowScale: true, GroupedGemmGemv.Variant4Name, withMap: true, seed, GroupedGemmGemv.AutoWRows);
         var (prefetched, _) = GroupedGemmGemvTileMapTests.Run(gpu, shape, false, rowScale: true, GroupedGemmGemv.Variant4Name, withMap: true, seed,

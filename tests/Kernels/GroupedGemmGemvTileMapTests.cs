@@ -32,13 +32,7 @@ public class GroupedGemmGemvTileMapTests
     {
         var gpu = TestDevices.Get("cuda:0");
         var random = TestData.NewRandom(out int seed);
-        var counts = new int[experts];
-        if (rows == "one row") // T = 1: top-8 (all of them for E = 8)
-            foreach (int e in Enumerable.Range(0, experts).OrderBy(_ => random.Next()).Take(8))
-                counts[e] = 1;
-        else // 0 to 9 rows an expert: empty experts, partial and several m-tiles
-            for (int e = 0; e < experts; e++)
-                counts[e] = random.Next(3) == 0 ? 0 : random.Next(1, 10);
+        var counts = RowCounts(random, experts, rows);
         var shape = new Case($"E={experts} {rows}", counts, fused ? 2 * 40 : 72, 264, TrailingRows: 3);
         foreach (string variant in new[] { GroupedGemmGemv.Variant4Name, GroupedGemmGemv.Variant8Name })
         {
@@ -66,6 +60,22 @@ public class GroupedGemmGemvTileMapTests
             Assert.Contains(".entry grouped_gemm_gemv_bf16_bf16", ptx);
             Assert.Contains(".entry grouped_gemm_gemv8_bf16_bf16", ptx);
         }
+    }
+
+    /// <summary>
+    /// Rows an expert: "one row" is T = 1's top-8 (one row in each of 8 random experts, all of them for E = 8); "several
+    /// rows", 0 to 9 an expert (empty experts, partial and several m-tiles).
+    /// </summary>
+    internal static int[] RowCounts(Random random, int experts, string rows)
+    {
+        var counts = new int[experts];
+        if (rows == "one row")
+            foreach (int e in Enumerable.Range(0, experts).OrderBy(_ => random.Next()).Take(8))
+                counts[e] = 1;
+        else
+            for (int e = 0; e < experts; e++)
+                counts[e] = random.Next(3) == 0 ? 0 : random.Next(1, 10);
+        return counts;
     }
 
     internal const ushort PoisonBits = 0x7FC0; // TestData.Poison's bf16 NaN

@@ -52,9 +52,7 @@ public class GroupedGemmGemvWRowsTests
     {
         var gpu = TestDevices.Get("cuda:0");
         var random = TestData.NewRandom(out int seed);
-        var counts = new int[128];
-        foreach (int e in Enumerable.Range(0, 128).OrderBy(_ => random.Next()).Take(8))
-            counts[e] = 1;
+        var counts = GroupedGemmGemvTileMapTests.RowCounts(random, 128, "one row");
         var shape = new Case("Qwen3 T=1", counts, n, k); // 8 rows: trailing rows would raise the bound on m-tiles, hence the grid
         Assert.Equal(fused ? 384 : 512, GroupedGemmGemv.BlocksFor(8, 128, fused ? n / 2 : n, fused, GroupedGemmGemv.KSplitFor(k), wRows: 4));
         Assert.Equal(fused ? 192 : 256, GroupedGemmGemv.BlocksFor(8, 128, fused ? n / 2 : n, fused, GroupedGemmGemv.KSplitFor(k), wRows: 8));
@@ -85,7 +83,7 @@ public class GroupedGemmGemvWRowsTests
     {
         var gpu = TestDevices.Get("cuda:0");
         var random = TestData.NewRandom(out int seed);
-        var counts = Enumerable.Range(0, 24).Select(_ => random.Next(3) == 0 ? 0 : random.Next(1, 10)).ToArray();
+        var counts = GroupedGemmGemvTileMapTests.RowCounts(random, 24, "several rows");
         var shape = new Case($"E=24, 0-9 rows an expert, seed {seed}", counts, fused ? 2 * 72 : 136, 264, TrailingRows: 2);
         var (four, covered) = Run(gpu, shape, fused, 4, withMap, seed);
         var (eight, _) = Run(gpu, shape, fused, 8, withMap, seed);

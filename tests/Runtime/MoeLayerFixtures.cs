@@ -1,4 +1,5 @@
 using MoeRuntime.Accelerators;
+using MoeRuntime.Kernels.GroupedGemm;
 using MoeRuntime.Runtime.Layers;
 using MoeRuntime.Runtime.Models;
 
@@ -68,6 +69,30 @@ public static class MoeLayerFixtures
             var actual = RunSingle(accelerator, weights, hidden, tokens, fusedSilu, gemvTileMap, gemvPrefetch);
             Infrastructure.Compare.Close(expected, Infrastructure.Compare.ToDouble(actual), Infrastructure.Compare.ToleranceFor(DType.BF16),
                 $"{family} bf16, T={tokens}, on {device}, {setting}, seed {seed}");
+        }
+    }
+
+    /// <summary>
+    /// The bf16 layer of <paramref name="family"/> on cuda:0 at T = 1 and 3 (decode: both expert GEMMs on the GEMV) gives the
+    /// same bits with a workspace switch off and on (<paramref name="run"/>(weights, hidden, tokens, on)), and no NaN.
+    /// </summary>
+    public static void AssertSameBitsOnAndOff(string family, int experts, string what, Func<MoeLayerWeights, float[], int, bool, float[]> run)
+    {
+        var gpu = Infrastructure.TestDevices.Get("cuda:0");
+        var random = Infrastructure.TestData.NewRandom(out int seed);
+        using var folder = new TempFolder();
+        var (config, layer) = Write(folder.Path, family, experts, seed);
+        var weights = MoeLayerWeights.Load(folder.Path, layer, DType.BF16);
+        foreach (int tokens in new[] { 1, 3 })
+        {
+            Assert.True(GroupedGemm.RunsGemv(gpu, DType.BF16, tokens * config.TopK, experts), $"{family} E={experts} T={tokens}: not the GEMV");
+            var hidden = RoundTo(Infrastructure.TestData.Uniform(random, tokens * config.HiddenSize), DType.BF16);
+            var off = run(weights, hidden, tokens, false);
+            var on = run(weights, hidden, tokens, true);
+            for (int i = 0; i < off.Length; i++)
+                Assert.True(BitConverter.SingleToInt32Bits(off[i]) == BitConverter.SingleToInt32Bits(on[i]),
+                    $"{family} E={experts} T={tokens} seed {seed}: element {i}: without {what} {off[i]}, with it {on[i]}");
+            Assert.DoesNotContain(on, float.IsNaN);
         }
     }
 

@@ -24,25 +24,9 @@ public sealed class MoeLayerGemvTileMapTests
     }
 
     [Theory, MemberData(nameof(Cases))]
-    public void TheLayerGivesTheSameOutputWithTheMapAndWithout(string family, int experts)
-    {
-        var gpu = TestDevices.Get("cuda:0");
-        var random = TestData.NewRandom(out int seed);
-        using var folder = new TempFolder();
-        var (config, layer) = MoeLayerFixtures.Write(folder.Path, family, experts, seed);
-        var weights = MoeLayerWeights.Load(folder.Path, layer, DType.BF16);
-        foreach (int tokens in new[] { 1, 3 })
-        {
-            Assert.True(GroupedGemm.RunsGemv(gpu, DType.BF16, tokens * config.TopK, experts), $"{family} E={experts} T={tokens}: not the GEMV");
-            var hidden = MoeLayerFixtures.RoundTo(TestData.Uniform(random, tokens * config.HiddenSize), DType.BF16);
-            var off = MoeLayerFixtures.RunSingle(gpu, weights, hidden, tokens, gemvTileMap: false);
-            var on = MoeLayerFixtures.RunSingle(gpu, weights, hidden, tokens, gemvTileMap: true);
-            for (int i = 0; i < off.Length; i++)
-                Assert.True(BitConverter.SingleToInt32Bits(off[i]) == BitConverter.SingleToInt32Bits(on[i]),
-                    $"{family} E={experts} T={tokens} seed {seed}: element {i}: without the map {off[i]}, with it {on[i]}");
-            Assert.DoesNotContain(on, float.IsNaN);
-        }
-    }
+    public void TheLayerGivesTheSameOutputWithTheMapAndWithout(string family, int experts) =>
+        MoeLayerFixtures.AssertSameBitsOnAndOff(family, experts, "the map",
+            (weights, hidden, tokens, on) => MoeLayerFixtures.RunSingle(TestDevices.Get("cuda:0"), weights, hidden, tokens, gemvTileMap: on));
 
     [Theory]
     [InlineData("qwen3_moe")]
