@@ -4,9 +4,9 @@ namespace MoeRuntime.Kernels.GroupedGemm;
 /// MOE_GEMV_PREFETCH=off|on|S (default on): whether the MoE layer's down call asks its decode GEMV to prefetch W into L2
 /// before it waits for the gate_up kernel (GroupedGemmOptions.PrefetchBeforeWait; the GEMV does it for a grid of one wave),
 /// and how many 512-byte segments of each W row a warp asks for (S, 1..64; on = <see cref="DefaultSegments"/>). One H200,
-/// 2026-11-30, the layer at T=1, two runs each: Qwen3-30B-A3B 36.26 / 36.40 -> 34.62 / 34.53 us with 2 segments (34.58 /
-/// 34.52 with 4), Mixtral-8x7B 184.3 / 185.3 -> 184.1 / 184.2 (docs/PERFORMANCE.md). Read once, on first use; a bad value
-/// is the ArgumentException naming it.
+/// 2026-11-30, the layer at T=1, two runs each: Qwen3-30B-A3B (its down is one wave) 36.26 / 36.40 -> 34.62 / 34.53 us with
+/// 2 segments (34.58 / 34.52 with 4); the presets' other downs are several waves and do not prefetch (docs/PERFORMANCE.md).
+/// Read once, on first use; a bad value is the ArgumentException naming it.
 /// </summary>
 public static class GemvPrefetchSwitch
 {

@@ -73,8 +73,9 @@ public sealed record GroupedGemmOptions
     /// <summary>
     /// A hint for the 4-row decode GEMV, which needs <see cref="TileMap"/>: the map was complete before the kernel just
     /// before this call began (the MoE layer's down call: Permute wrote it before gate_up), so each block reads its tile and
-    /// asks L2 for the first segments of its W rows before it waits for that kernel (GemvPrefetchSwitch.Segments of them).
-    /// Results are the same either way: the tile is read again after the wait. Other kernels ignore it.
+    /// asks L2 for the first segments of its W rows before it waits for that kernel (GemvPrefetchSwitch.Segments of them),
+    /// when the call's grid is one wave (with more, the GEMV leaves it out). Results are the same either way: the tile is
+    /// read again after the wait. Other kernels ignore it.
     /// </summary>
     public bool PrefetchBeforeWait { get; init; }
 }

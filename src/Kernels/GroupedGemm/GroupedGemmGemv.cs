@@ -326,7 +326,7 @@ public static class GroupedGemmGemv
 
     /// <summary>
     /// The build of a launch: the switches' options, plus -DGV_WROWS=8 for 8 W rows, -DGV_TRACE when traced and
-    /// <see cref="TileMapOption"/> when it reads an m-tile map; each of the eight built once.
+    /// <see cref="TileMapOption"/> when it reads an m-tile map; each of the sixteen built once.
     /// </summary>
     /// With <paramref name="prefetch"/> (a map's build only) also -DGV_PREFETCH_W=S, S = GemvPrefetchSwitch.Segments.
     private static string[] BuildOptions(int wRows, bool traced, bool tileMap, bool prefetch = false) =>
@@ -365,7 +365,7 @@ public static class GroupedGemmGemv
         long blocks = BlocksFor(plan.Rows, plan.Experts, plan.OutCols, plan.Fused, kSplit, tileRows, multiprocessors, plan.GemvTileSlotsOverride, wRows);
         // The prefetch before the wait only for a grid of one wave: then every block may start during the kernel before and
         // the whole call's W heads come early; with several waves only the first wave's do, and they may be gone from L2 by
-        // the time they are read (2 x H200: DeepSeek-V3's layer at T=16 no faster with it, Qwen3-30B-A3B's at T=1 1.8 us faster).
+        // the time they are read (one H200: DeepSeek-V3's layer at T=16 no faster with it, Qwen3-30B-A3B's at T=1 1.8 us faster).
         if (plan.PrefetchBeforeWait && (tileMap is null || blocks > Places(accelerator, plan, tileRows, wRows, tileMap is not null)))
             plan = plan with { PrefetchBeforeWait = false };
         t_lastWRows = wRows;
