@@ -2,6 +2,8 @@
 # GPU machine, after tools/gpu/pack.sh: the device report, the Hopper-only kernel's debug tests and its
 # tests in their own processes (a trapped kernel poisons its CUDA context), then the whole suite without
 # them. Logs and the CTRF report go to $OUT/suite.tgz; a summary goes to stdout.
+# Time: on one H200 the suite took 52 s on a machine that had run it before, but over 212 s (stopped) as the first run on a
+# fresh machine after the layer sweeps (2026-11-30; likely NVRTC compiling the tests' own builds): give SUITE_S 300 or more there.
 set -uo pipefail
 export NCCL_NVLS_ENABLE=0
 out=/tmp/moe-suite; mkdir -p "$out"
