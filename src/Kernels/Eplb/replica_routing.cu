@@ -52,14 +52,7 @@ extern "C" __global__ void __launch_bounds__(ROUTE_THREADS) replica_route(
                     mine |= 1u << j;
             }
             const int own = __popc(mine);
-            int inclusive = own;
-#pragma unroll
-            for (int d = 1; d < 32; d <<= 1)
-            {
-                const int up = __shfl_up_sync(0xffffffffu, inclusive, d);
-                if (lane >= d)
-                    inclusive += up;
-            }
+            const int inclusive = warp_inclusive_sum(own);
             if (lane == 31)
                 warpOffsets[warp] = inclusive;
             __syncthreads();

@@ -181,14 +181,7 @@ __device__ __forceinline__ int gb_map_tiles(const int* __restrict__ expertOffset
         if (e < experts)
             expert_rows(expertOffsets, rows, e, begin, end);
         const int tiles = ceil_div(end - begin, GB_TILE_ROWS);
-        int inclusive = tiles;
-#pragma unroll
-        for (int d = 1; d < 32; d <<= 1)
-        {
-            const int up = __shfl_up_sync(0xffffffffu, inclusive, d);
-            if (lane >= d)
-                inclusive += up;
-        }
+        const int inclusive = warp_inclusive_sum(tiles);
         for (int t = 0; t < tiles && base + inclusive - tiles + t < GB_TILE_TABLE; t++)
             table[base + inclusive - tiles + t] = make_int3(e, begin + t * GB_TILE_ROWS, min(begin + (t + 1) * GB_TILE_ROWS, end));
         base += __shfl_sync(0xffffffffu, inclusive, 31);
