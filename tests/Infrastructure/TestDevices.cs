@@ -22,6 +22,16 @@ public static class TestDevices
     /// <summary>Theory data: one row per accelerator kind a test must run on.</summary>
     public static TheoryData<string> Names => new() { "cpu", "cuda:0" };
 
+    /// <summary>Theory data: every item of <paramref name="items"/> on every accelerator of <see cref="Names"/>.</summary>
+    public static TheoryData<string, T> Each<T>(IEnumerable<T> items)
+    {
+        var data = new TheoryData<string, T>();
+        foreach (var device in Names)
+            foreach (var item in items)
+                data.Add(device.Data, item);
+        return data;
+    }
+
     /// <summary>The accelerator <paramref name="name"/>, or a dynamic skip saying why it is absent.</summary>
     public static Accelerator Get(string name)
     {

@@ -34,11 +34,7 @@ public class CombineTests
             new Case("T5 k4 f32 H1000 residual dropped (last chunk partial)", 5, 4, 1000, DType.F32, Residual: true, Dropped: true),
             new Case("T2 k2 f16 H4104 (513 packs)", 2, 2, 4104, DType.F16, Residual: true),
         };
-        var data = new TheoryData<string, Case>();
-        foreach (var device in TestDevices.Names)
-            foreach (var c in cases)
-                data.Add(device, c);
-        return data;
+        return TestDevices.Each(cases);
     }
 
     [Theory, MemberData(nameof(Cases))]

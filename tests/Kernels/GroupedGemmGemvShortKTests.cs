@@ -1,3 +1,4 @@
+using MoeRuntime.Accelerators;
 using MoeRuntime.Kernels.GroupedGemm;
 
 namespace MoeRuntime.Tests.Kernels;
@@ -17,6 +18,19 @@ public class GroupedGemmGemvShortKTests
     [InlineData(128, 768, 0, false)]     // no minimum
     public void OnlyCallsTheWgmmaKernelCouldTakeAreLeftToIt(int rows, int k, int minK, bool leaves) =>
         Assert.Equal(leaves, GroupedGemmGemv.LeavesShortK(rows, k, minK));
+
+    /// <summary>The rule the grouped GEMM dispatches by (GroupedGemm.RunCuda), with the variable unset (K 1024 or more).</summary>
+    [Theory]
+    [InlineData(128, 128, 768, false)]  // Qwen3-30B-A3B's down at T=16: to wgmma
+    [InlineData(128, 128, 2048, true)]  // its gate_up: the GEMV
+    [InlineData(8, 128, 768, true)]     // its down at T=1: the GEMV (under 64 rows)
+    [InlineData(128, 256, 2048, true)]  // DeepSeek-V3's down at T=16
+    public void TheDispatchRuleWeighsK(int rows, int experts, int k, bool gemv)
+    {
+        Assert.SkipWhen(Environment.GetEnvironmentVariable("MOE_GROUPED_GEMM_GEMV_EXPERTS_MIN_K") is { Length: > 0 }
+            || Environment.GetEnvironmentVariable("MOE_GROUPED_GEMM_GEMV_RULE") is { Length: > 0 }, "the GEMV's rule variables are set");
+        Assert.Equal(gemv, GroupedGemmGemv.ChosenFor(DType.BF16, rows, experts, k));
+    }
 
     [Theory]
     [InlineData(null, GroupedGemmGemv.DefaultExpertsRuleMinK)]

@@ -50,11 +50,7 @@ public class PermuteTests
             new Case("E64 k2 T64K 256 chunks pad 32 (three kernels)", 65536, 2, 64, 1, 32, DType.BF16),
             new Case("E512 k4 1 chunk partial, pad 3 (fused)", 100, 4, 512, 4, 3, DType.F32),
         };
-        var data = new TheoryData<string, Case>();
-        foreach (var device in TestDevices.Names)
-            foreach (var c in cases)
-                data.Add(device, c);
-        return data;
+        return TestDevices.Each(cases);
     }
 
     /// <summary>

@@ -44,11 +44,7 @@ public class PermuteTileMapTests
             new Case("separate kernels: 33 chunks E512 k16 pad 4 (three kernels)", 1056, 16, 512, 4),
             new Case("separate kernels: 3 chunks E256 k8 pad 16, upper half empty", 200, 8, 256, 16, "half"),
         };
-        var data = new TheoryData<string, Case>();
-        foreach (var device in TestDevices.Names)
-            foreach (var c in cases)
-                data.Add(device, c);
-        return data;
+        return TestDevices.Each(cases);
     }
 
     /// <summary>Every path's map equals the reference built from its offsets; the other outputs are those of a run without a map.</summary>

@@ -92,11 +92,7 @@ public class TopKRoutingTests
             new Case("x2 non-finite rows deepseek E256 k8 g8/4 no-renorm", 1027, 256, 8, RoutingKind.DeepSeekGrouped, DType.F32, false, 8, 4, 2.5f, true, NonFiniteRows: true),
             new Case("x2 non-finite rows softmax E128 k8 no-renorm", 1029, 128, 8, RoutingKind.Softmax, DType.F32, Renormalize: false, NonFiniteRows: true),
         };
-        var data = new TheoryData<string, Case>();
-        foreach (var device in TestDevices.Names)
-            foreach (var c in cases)
-                data.Add(device, c);
-        return data;
+        return TestDevices.Each(cases);
     }
 
     [Theory, MemberData(nameof(Cases))]

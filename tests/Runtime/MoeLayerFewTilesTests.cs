@@ -16,12 +16,5 @@ public sealed class MoeLayerFewTilesTests
         MoeLayerFixtures.CheckAgainstReference(device, family, family is "qwen3_moe" or "deepseek_v3" ? 16 : 8, [128, 200],
             $"few-tile rule {(GroupedGemmFewTiles.Enabled ? "on" : "off")}");
 
-    public static TheoryData<string, string> Cases()
-    {
-        var data = new TheoryData<string, string>();
-        foreach (var device in TestDevices.Names)
-            foreach (var family in MoeLayerFixtures.Families)
-                data.Add(device.Data, family);
-        return data;
-    }
+    public static TheoryData<string, string> Cases() => TestDevices.Each(MoeLayerFixtures.Families);
 }

@@ -18,7 +18,14 @@ public sealed class MoeLayerGemvPrefetchTests
     [InlineData("mixtral", 16)]
     public void TheLayerGivesTheSameOutputWithThePrefetchAndWithout(string family, int experts) =>
         MoeLayerFixtures.AssertSameBitsOnAndOff(family, experts, "the prefetch",
-            (weights, hidden, tokens, on) => MoeLayerFixtures.RunSingle(TestDevices.Get("cuda:0"), weights, hidden, tokens, gemvTileMap: true, gemvPrefetch: on));
+            (weights, hidden, tokens, on) =>
+            {
+                var output = MoeLayerFixtures.RunSingle(TestDevices.Get("cuda:0"), weights, hidden, tokens, gemvTileMap: true, gemvPrefetch: on);
+                // The forward's last grouped GEMV call is the routed down (the routers and shared experts take the dense
+                // GEMV's own launch): its grid here is one wave, so it prefetches exactly when the workspace asks.
+                Assert.True(on == GroupedGemmGemv.LastRunPrefetched, $"{family} T={tokens}: the down call prefetched {GroupedGemmGemv.LastRunPrefetched}, asked {on}");
+                return output;
+            });
 
     [Fact]
     public void TheLayerWithThePrefetchMatchesTheReference() =>

@@ -16,14 +16,7 @@ public sealed class MoeLayerSeparateSiluTests
     public void LayerWithSeparateSiluMatchesTheReference(string device, string family) =>
         MoeLayerFixtures.CheckAgainstReference(device, family, 16, [1, 5, 33, 128], "SiLU-and-mul as its own kernel", fusedSilu: false);
 
-    public static TheoryData<string, string> Cases()
-    {
-        var data = new TheoryData<string, string>();
-        foreach (var device in TestDevices.Names)
-            foreach (var family in MoeLayerFixtures.Families)
-                data.Add(device.Data, family);
-        return data;
-    }
+    public static TheoryData<string, string> Cases() => TestDevices.Each(MoeLayerFixtures.Families);
 
     [Fact]
     public void OnlyTheSeparateWorkspaceHoldsGateAndUp()

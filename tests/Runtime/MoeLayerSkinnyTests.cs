@@ -16,12 +16,5 @@ public sealed class MoeLayerSkinnyTests
     public void LayerAtFewTokensMatchesTheReference(string device, string family) =>
         MoeLayerFixtures.CheckAgainstReference(device, family, 16, [2, 17, 128], $"skinny kernel {(GroupedGemmSkinny.Enabled ? "on" : "off")}, reduce {GroupedGemmSkinny.ReduceFromEnvironment}");
 
-    public static TheoryData<string, string> Cases()
-    {
-        var data = new TheoryData<string, string>();
-        foreach (var device in TestDevices.Names)
-            foreach (var family in new[] { "deepseek_v3", "qwen2_moe", "mixtral" })
-                data.Add(device.Data, family);
-        return data;
-    }
+    public static TheoryData<string, string> Cases() => TestDevices.Each(new[] { "deepseek_v3", "qwen2_moe", "mixtral" });
 }

@@ -375,8 +375,10 @@ public static class GroupedGemmGemv
 
     /// <summary>Blocks of the build the device holds at once (its occupancy; the prefetch build's registers are the same).</summary>
     private static long Places(CudaAccelerator accelerator, GroupedGemm.Plan plan, int tileRows, int wRows, bool tileMap) =>
-        (long)Kernel(accelerator, plan with { PrefetchBeforeWait = false }, tileRows, wRows, tileMap).MaxActiveBlocksPerSm(Warps * 32)
-        * accelerator.Info.MultiprocessorCount;
+        PlacesOf(accelerator, Kernel(accelerator, plan with { PrefetchBeforeWait = false }, tileRows, wRows, tileMap));
+
+    private static int PlacesOf(CudaAccelerator accelerator, CudaKernel kernel) =>
+        kernel.MaxActiveBlocksPerSm(Warps * 32) * accelerator.Info.MultiprocessorCount;
 
     /// <summary>Tests: whether this thread's last <see cref="Run"/> launched the prefetch build.</summary>
     internal static bool LastRunPrefetched => t_lastPrefetched;
@@ -429,7 +431,7 @@ public static class GroupedGemmGemv
         {
             args[count++] = tileMap;
             if (plan.PrefetchBeforeWait)
-                args[count++] = kernel.MaxActiveBlocksPerSm(Warps * 32) * accelerator.Info.MultiprocessorCount;
+                args[count++] = PlacesOf(accelerator, kernel);
         }
         if (trace is not null)
             args[count++] = trace;

@@ -55,9 +55,10 @@ internal readonly record struct GroupedGemmLaunch(GroupedGemm.Variant Variant, i
     /// expert that can have a row has one tile, or the rows fill ceil(rows / BM), whichever is more. Exact for one expert,
     /// and for experts of at most BM rows each when all are active (Mixtral T=16: 32 rows over 8 experts, 8 tiles, where the
     /// bound says 10). The bound's extra tiles are blocks that exit at once; counted as work they hid a thin last wave.
+    /// Never above the bound: each term is at most rows and at most the bound's sum.
     /// </summary>
     public static int MTilesExpected(int rows, int experts, int tileRows) =>
-        (int)Math.Min(MTilesBound(rows, experts, tileRows), Math.Max((rows + (long)tileRows - 1) / tileRows, Math.Min(experts, rows)));
+        (int)Math.Max((rows + (long)tileRows - 1) / tileRows, Math.Min(experts, rows));
 
     public static int NTilesFor(GroupedGemm.Variant variant, int n, bool fused)
     {
