@@ -28,6 +28,7 @@ internal static class BenchCommand
         bench.Subcommands.Add(LayerBenchCommand.Create());
         bench.Subcommands.Add(EplbBenchCommand.Create());
         bench.Subcommands.Add(AllToAllBenchCommand.Create());
+        bench.Subcommands.Add(LinkBenchCommand.Create());
         return bench;
     }
 
