@@ -82,113 +82,15 @@ internal sealed class AllReduceBench(IReadOnlyList<Accelerator> ranks, DType dty
             return (Median(times), "stopwatch");
         }
         var streams = ranks.Select(a => (CudaStream)a.CreateStream()).ToList();
-        var graphs = new List<CudaGraph>();
         try
         {
-            for (int i = 0; i < warmup; i++)
-                communicator.AllReduce(inputs, outputs, algorithm, streams);
-            communicator.Synchronize();
-            string timing = "eager";
-            if (mode == AllReduceTiming.Graph)
-            {
-                timing = "cuda-graph";
-                if (!TryCapture(communicator, algorithm, inputs, outputs, streams, graphs))
-                    timing = "eager";
-            }
-            void RunInner()
-            {
-                if (graphs.Count == streams.Count)
-                {
-                    for (int r = 0; r < streams.Count; r++)
-                        graphs[r].Launch(streams[r]);
-                }
-                else
-                {
-                    for (int i = 0; i < inner; i++)
-                        communicator.AllReduce(inputs, outputs, algorithm, streams);
-                }
-            }
-            // One untimed replay: the graphs' first launch uploads them.
-            RunInner();
-            communicator.Synchronize();
-            foreach (var stream in streams)
-                stream.Synchronize();
-            // Every rank starts after rank 0's start event and rank 0's end event follows every rank's last call,
-            // so the interval covers all ranks' work, not only rank 0's.
-            var starts = ranks.Select(a => a.CreateEvent()).ToList();
-            var ends = ranks.Select(a => a.CreateEvent()).ToList();
-            try
-            {
-                var times = new List<double>();
-                for (int s = 0; s < samples; s++)
-                {
-                    starts[0].Record(streams[0]);
-                    for (int r = 1; r < streams.Count; r++)
-                        streams[r].Wait(starts[0]);
-                    RunInner();
-                    for (int r = 1; r < streams.Count; r++)
-                    {
-                        ends[r].Record(streams[r]);
-                        streams[0].Wait(ends[r]);
-                    }
-                    ends[0].Record(streams[0]);
-                    communicator.Synchronize();
-                    foreach (var stream in streams)
-                        stream.Synchronize();
-                    times.Add(ends[0].ElapsedMillisecondsSince(starts[0]) / inner);
-                }
-                return (Median(times), timing);
-            }
-            finally
-            {
-                starts.ForEach(e => e.Dispose());
-                ends.ForEach(e => e.Dispose());
-            }
+            return new MultiRankTimer(streams, m => log($"{algorithm}: {m}")).Median(
+                () => communicator.AllReduce(inputs, outputs, algorithm, streams), communicator.Synchronize,
+                graph: mode == AllReduceTiming.Graph, warmup, samples, inner);
         }
         finally
         {
-            graphs.ForEach(g => g.Dispose());
             streams.ForEach(s => s.Dispose());
-        }
-    }
-
-    /// <summary>
-    /// Captures <c>inner</c> AllReduces on each rank's stream into one graph per rank (our kernels keep their flag
-    /// epochs in device memory, NCCL's calls are capturable), instantiated; false, with the graphs dropped and a
-    /// warning logged, when the driver refuses.
-    /// </summary>
-    private bool TryCapture(Communicator communicator, AllReduceAlgorithm algorithm, List<MemoryBuffer> inputs, List<MemoryBuffer> outputs,
-                            List<CudaStream> streams, List<CudaGraph> graphs)
-    {
-        var capturing = new List<CudaStream>();
-        try
-        {
-            foreach (var s in streams)
-            {
-                s.BeginCapture();
-                capturing.Add(s);
-            }
-            for (int i = 0; i < inner; i++)
-                communicator.AllReduce(inputs, outputs, algorithm, streams);
-            foreach (var s in streams)
-            {
-                capturing.Remove(s);
-                graphs.Add(s.EndCapture());
-            }
-            foreach (var g in graphs)
-                g.Instantiate();
-            return true;
-        }
-        catch (Exception e) when (e is AcceleratorException or InvalidOperationException)
-        {
-            log($"{algorithm}: graph capture failed ({e.Message}); timing eager launches");
-            foreach (var s in capturing)
-            {
-                try { s.EndCapture().Dispose(); } catch (AcceleratorException) { }
-            }
-            graphs.ForEach(g => g.Dispose());
-            graphs.Clear();
-            return false;
         }
     }
 

@@ -126,15 +126,24 @@ internal static class BenchCommand
     internal static List<AllReduceAlgorithm> ParseAlgorithms(string text) => text.Trim().ToLowerInvariant() switch
     {
         "all" => [AllReduceAlgorithm.Ring, AllReduceAlgorithm.TwoShot, AllReduceAlgorithm.OneShot, AllReduceAlgorithm.Nccl, AllReduceAlgorithm.Auto],
-        _ => text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(a => a.ToLowerInvariant() switch
-        {
-            "ring" => AllReduceAlgorithm.Ring,
-            "twoshot" => AllReduceAlgorithm.TwoShot,
-            "oneshot" => AllReduceAlgorithm.OneShot,
-            "nccl" => AllReduceAlgorithm.Nccl,
-            "auto" => AllReduceAlgorithm.Auto,
-            _ => throw new ArgumentException($"--algo {a}: ring, twoshot, oneshot, nccl, auto or all"),
-        }).ToList(),
+        _ => text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(a => ParseAlgorithm(a, "--algo")).ToList(),
+    };
+
+    /// <summary>Exactly one algorithm (not a list, not "all"), as <c>--allreduce</c> takes it; <paramref name="option"/> names the option in errors.</summary>
+    internal static AllReduceAlgorithm ParseOneAlgorithm(string text, string option) =>
+        text.Contains(',') || text.Trim().Equals("all", StringComparison.OrdinalIgnoreCase)
+            ? throw new ArgumentException($"{option} {text}: name one of ring, twoshot, oneshot, nccl, auto")
+            : ParseAlgorithm(text, option);
+
+    /// <summary>One algorithm by name; <paramref name="option"/> names the option in the error.</summary>
+    internal static AllReduceAlgorithm ParseAlgorithm(string name, string option) => name.Trim().ToLowerInvariant() switch
+    {
+        "ring" => AllReduceAlgorithm.Ring,
+        "twoshot" => AllReduceAlgorithm.TwoShot,
+        "oneshot" => AllReduceAlgorithm.OneShot,
+        "nccl" => AllReduceAlgorithm.Nccl,
+        "auto" => AllReduceAlgorithm.Auto,
+        _ => throw new ArgumentException($"{option} {name}: ring, twoshot, oneshot, nccl, auto{(option == "--algo" ? " or all" : "")}"),
     };
 
     internal static AllReduceTiming ParseTiming(string text) => text.Trim().ToLowerInvariant() switch

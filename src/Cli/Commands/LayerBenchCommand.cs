@@ -25,15 +25,20 @@ internal static class LayerBenchCommand
         var warmup = new Option<int>("--warmup") { DefaultValueFactory = _ => 3 };
         var samples = new Option<int>("--samples") { Description = "timed forwards per row (the median is reported)", DefaultValueFactory = _ => 20 };
         var json = new Option<string?>("--json") { Description = "write the rows as JSON" };
-        var parallel = new Option<string>("--parallel") { Description = "none (one device) or ep (expert parallel over --devices, per-phase timing)", DefaultValueFactory = _ => "none" };
-        var devices = new Option<string?>("--devices") { Description = "with --parallel ep: the ranks, e.g. cuda:0,cuda:1 or cpu:0,cpu:1" };
+        var parallel = new Option<string>("--parallel")
+        {
+            Description = "none (one device), tp (tensor parallel over --devices: each rank a 1/N slice of every expert, then an AllReduce) or ep (expert parallel over --devices, per-phase timing)",
+            DefaultValueFactory = _ => "none",
+        };
+        var devices = new Option<string?>("--devices") { Description = "with --parallel tp or ep: the ranks, e.g. cuda:0,cuda:1 or cpu:0,cpu:1" };
+        var allreduce = new Option<string>("--allreduce") { Description = "with --parallel tp: ring, twoshot, oneshot, nccl or auto", DefaultValueFactory = _ => "auto" };
         var phases = new Option<bool>("--phases") { Description = "one device: device time of each phase of eager forwards (events between phases, median)" };
         var enqueue = new Option<string?>("--enqueue")
         {
             Description = "with --parallel ep: how the experts phase is enqueued, interleaved or ranked, or both (interleaved,ranked: one run on the same weights; "
                 + "--json F.json is the first order's, F-<order>.json each other's); default MOE_EP_ENQUEUE",
         };
-        var command = new Command("layer", "one MoE layer at Mixtral, Qwen3 or DeepSeek-V3 shapes with random weights") { preset, tokens, device, dtype, warmup, samples, json, parallel, devices, phases, enqueue };
+        var command = new Command("layer", "one MoE layer at Mixtral, Qwen3 or DeepSeek-V3 shapes with random weights") { preset, tokens, device, dtype, warmup, samples, json, parallel, devices, phases, enqueue, allreduce };
         command.SetAction(parse => parse.GetValue(parallel)!.Trim().ToLowerInvariant() switch
         {
             "none" when parse.GetValue(phases) => RunPhases(parse.GetValue(preset)!, parse.GetValue(tokens)!, parse.GetValue(device)!, parse.GetValue(dtype)!,
@@ -42,7 +47,9 @@ internal static class LayerBenchCommand
                 parse.GetValue(warmup), parse.GetValue(samples), parse.GetValue(json), Console.Out, Console.Error),
             "ep" => RunExpertParallel(parse.GetValue(preset)!, parse.GetValue(tokens)!, parse.GetValue(devices) ?? "cuda:0,cuda:1", parse.GetValue(dtype)!,
                 parse.GetValue(warmup), parse.GetValue(samples), parse.GetValue(json), Console.Out, Console.Error, parse.GetValue(enqueue)),
-            var other => Fail($"--parallel {other}: none or ep"),
+            "tp" => RunTensorParallel(parse.GetValue(preset)!, parse.GetValue(tokens)!, parse.GetValue(devices) ?? "cuda:0,cuda:1", parse.GetValue(dtype)!,
+                parse.GetValue(allreduce)!, parse.GetValue(warmup), parse.GetValue(samples), parse.GetValue(json), Console.Out, Console.Error),
+            var other => Fail($"--parallel {other}: none, tp or ep"),
         });
         return command;
     }
@@ -113,6 +120,58 @@ internal static class LayerBenchCommand
                 if (jsonPath is not null)
                     File.WriteAllText(index == 0 ? jsonPath : OrderPath(jsonPath, order), JsonSerializer.Serialize(new { kind = "ep_layer", preset = presetName, device = ranks[0].Info.Name, ranks = n, dtype = DTypes.Name(dtype), enqueue = EpEnqueue.Name(layer.EnqueueOrder), date = DateTime.UtcNow.ToString("yyyy-MM-dd"), rows },
                         new JsonSerializerOptions { WriteIndented = true }));
+            }
+            return 0;
+        }
+        catch (Exception e) when (RunCommand.IsUserError(e))
+        {
+            errors.WriteLine($"moe bench layer: {RunCommand.Describe(e)}");
+            return 2;
+        }
+    }
+
+    /// <summary>
+    /// <c>--parallel tp</c>: the tensor-parallel layer over the ranks of <paramref name="deviceList"/> (<see cref="TpLayerBench"/>),
+    /// the whole forward timed per token count: every rank's slice and the AllReduce (JSON kind "tp_layer").
+    /// </summary>
+    internal static int RunTensorParallel(string presetName, string tokenList, string deviceList, string dtypeName, string allReduceName, int warmup, int samples,
+                                          string? jsonPath, TextWriter output, TextWriter errors)
+    {
+        try
+        {
+            var (config, dtype, tokenCounts) = ParseArguments(presetName, dtypeName, tokenList, warmup, samples);
+            var algorithm = BenchCommand.ParseOneAlgorithm(allReduceName, "--allreduce");
+            using var context = new AcceleratorContext();
+            var ranks = deviceList.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(context.Get).ToList();
+            int n = ranks.Count;
+            var slice = TpLayerBench.Slice(config, n);
+            errors.WriteLine($"moe bench layer: generating {presetName} random weights ({DTypes.Name(dtype)}), a 1/{n} slice (I {slice.MoeIntermediateSize}) on each of {string.Join(", ", ranks.Select(r => r.Name))}...");
+            // The AllReduce of the largest T's [T, H] F32 partials.
+            long capacity = ((long)tokenCounts.Max() * config.HiddenSize * sizeof(float) + 15) / 16 * 16;
+            using var communicator = Communicator.Create(ranks, new CommunicatorOptions { CapacityBytes = Math.Max(capacity, 1L << 20) });
+            var weights = new List<DeviceMoeWeights>();
+            try
+            {
+                foreach (var rank in ranks)
+                    weights.Add(DeviceMoeWeights.CreateRandom(rank, slice, dtype, seed: 2026));
+                var bench = new TpLayerBench(ranks, communicator, algorithm, warmup, samples, m => errors.WriteLine($"moe bench layer: {m}"));
+                output.WriteLine($"# TP MoE layer {presetName} over {n} x {ranks[0].Info.Name}, {DTypes.Name(dtype)}, AllReduce {allReduceName} of [T, H] F32; "
+                    + $"time: the whole forward, every rank; floor = one rank's active-weight bytes / {LayerBench.CopyBandwidth(ranks[0]) / 1e12:F1} TB/s");
+                output.WriteLine($"{"preset",-14} {"T",6} {"eager(ms)",10} {"graph(ms)",10} {"allreduce",14} {"AR bytes",10} {"rank(MB)",9} {"floor(ms)",10} {"ratio",7}");
+                var rows = new List<TpLayerRow>();
+                foreach (var row in bench.Run(presetName, weights, tokenCounts))
+                {
+                    rows.Add(row);
+                    output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                        $"{row.Preset,-14} {row.Tokens,6} {row.EagerMs,10:F3} {(row.GraphMs is { } g ? g.ToString("F3", CultureInfo.InvariantCulture) : "-"),10} {row.AllReduce,14} {row.AllReduceBytes,10} {row.RankWeightBytes / 1e6,9:F1} {row.RankFloorMs,10:F3} {row.FloorRatio,7:F2}"));
+                }
+                if (jsonPath is not null)
+                    File.WriteAllText(jsonPath, JsonSerializer.Serialize(new { kind = "tp_layer", preset = presetName, device = ranks[0].Info.Name, ranks = n, dtype = DTypes.Name(dtype), allreduce = allReduceName, date = DateTime.UtcNow.ToString("yyyy-MM-dd"), rows },
+                        new JsonSerializerOptions { WriteIndented = true }));
+            }
+            finally
+            {
+                weights.ForEach(w => w.Dispose());
             }
             return 0;
         }

@@ -188,9 +188,7 @@ internal static class RunCommand
 
     private static (LayerMode Mode, AllReduceAlgorithm Algorithm) ParseMode(RunArguments a, LaunchEnvironment launch)
     {
-        var algorithms = BenchCommand.ParseAlgorithms(a.AllReduce);
-        if (algorithms.Count != 1)
-            throw new ArgumentException($"--allreduce {a.AllReduce}: name one of ring, twoshot, oneshot, nccl, auto");
+        AllReduceAlgorithm[] algorithms = [BenchCommand.ParseOneAlgorithm(a.AllReduce, "--allreduce")];
         if (launch.IsDistributed)
             return ParseRankMode(a, launch, algorithms[0]);
         if (a.Parallel is null)
