@@ -41,6 +41,7 @@ internal sealed class TpLayerBench(IReadOnlyList<Accelerator> ranks, Communicato
         var config = weights[0].Config;
         var dtype = weights[0].DType;
         int n = ranks.Count;
+        var clock = System.Diagnostics.Stopwatch.StartNew();
         foreach (int tokens in tokenCounts)
         {
             var workspaces = new List<MoeWorkspace>();
@@ -67,11 +68,14 @@ internal sealed class TpLayerBench(IReadOnlyList<Accelerator> ranks, Communicato
                         communicator.AllReduce(partials, partials, algorithm, cuda ? streams : null);
                 }
                 var timer = new MultiRankTimer(streams, log);
+                // Progress on stderr: a forward that never ends (a kernel or a peer) shows where it stopped.
+                log($"T={tokens}: eager forwards ({clock.Elapsed.TotalSeconds:F1} s)");
                 double eager = cuda ? timer.Median(Forward, communicator.Synchronize, graph: false, warmup, samples, inner: 1).Ms : StopwatchMedian(Forward);
                 double? graph = null;
                 string timing = cuda ? "eager" : "stopwatch";
                 if (cuda && tokens <= 128)
                 {
+                    log($"T={tokens}: graph replays ({clock.Elapsed.TotalSeconds:F1} s)");
                     (double ms, timing) = timer.Median(Forward, communicator.Synchronize, graph: true, warmup, samples, inner: 1);
                     graph = timing == "cuda-graph" ? ms : null;
                 }

@@ -54,16 +54,16 @@ public static class LinkLatencyProbe
         from.EnablePeerAccess(to);
         to.EnablePeerAccess(from);
         var ranks = new[] { from, to };
-        var slots = new MemoryBuffer<ulong>?[2];
-        var results = new MemoryBuffer<ulong>?[2];
+        var slots = new MemoryBuffer<long>?[2];
+        var results = new MemoryBuffer<long>?[2];
         var streams = new CudaStream?[2];
         try
         {
             for (int r = 0; r < 2; r++)
             {
-                slots[r] = ranks[r].Allocate<ulong>(2L * units);
+                slots[r] = ranks[r].Allocate<long>(2L * units);
                 slots[r]!.Clear();   // flag 0: no round's
-                results[r] = ranks[r].Allocate<ulong>(2);
+                results[r] = ranks[r].Allocate<long>(2);
                 results[r]!.Clear();
                 streams[r] = (CudaStream)ranks[r].CreateStream();
                 ranks[r].Synchronize();   // both slots zeroed before either kernel stores into them
