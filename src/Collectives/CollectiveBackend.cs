@@ -43,5 +43,8 @@ internal abstract class CollectiveBackend : IDisposable
     /// <summary>Waits (with the timeout as deadline) for the calls enqueued without waiting.</summary>
     public abstract void Synchronize(CollectiveKind lastKind, IReadOnlyList<AcceleratorStream> streams);
 
+    /// <summary>The low-latency transport's trace of its last call, a line per rank (a traced CUDA build only; else none).</summary>
+    public virtual IReadOnlyList<string> DescribeLowLatencyTrace() => [];
+
     public abstract void Dispose();
 }

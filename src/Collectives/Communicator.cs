@@ -235,6 +235,13 @@ public sealed class Communicator : IDisposable
         RunSchedule(CollectiveKind.AllToAllV, null, perRankSend, perRankReceive, 0, ResolveStreams(streams), ops);
     }
 
+    /// <summary>
+    /// Diagnostics: with MOE_LL_TRACE=1 (a traced build of the low-latency AllReduce), where the last low-latency call's
+    /// time went on each rank, a line per rank (stamps from the kernel's start, the gap from the call before, polls per
+    /// wait); empty otherwise. Waits for the ranks' work.
+    /// </summary>
+    public IReadOnlyList<string> DescribeLowLatencyTrace() => _backend.DescribeLowLatencyTrace();
+
     /// <summary>Waits for the calls enqueued on explicit streams; throws <see cref="CollectiveTimeoutException"/> if a rank gave up.</summary>
     public void Synchronize()
     {

@@ -238,7 +238,11 @@ public class LowLatencyAllReduceTests
         Assert.Equal(LowLatencyLayout.EpochWordsForBlocks, Define("LL_MAX_BLOCKS"));
         Assert.Equal(CudaCollectiveBackend.MaxBlocks, LowLatencyLayout.EpochWordsForBlocks);   // the largest LL grid has a word per block
         Assert.True(LowLatencyLayout.MaxBlocks <= LowLatencyLayout.EpochWordsForBlocks);
-        Assert.Equal(LowLatencyLayout.ControlWords, LowLatencyLayout.BlockEpochsWord + LowLatencyLayout.EpochWordsForBlocks);
+        Assert.Equal(LowLatencyLayout.TraceWord, Define("LL_TRACE_WORD"));
+        Assert.Equal(LowLatencyLayout.TraceStamps, Define("LL_TRACE_STAMPS"));
+        Assert.Equal(LowLatencyLayout.TraceWord, LowLatencyLayout.BlockEpochsWord + LowLatencyLayout.EpochWordsForBlocks);
+        Assert.Equal(LowLatencyLayout.ControlWords, LowLatencyLayout.TraceWord + 2 * LowLatencyLayout.TraceStamps);
+        Assert.Equal(Enum.GetValues<LowLatencyTrace.Stamp>().Length, Regex.Matches(source[source.IndexOf("enum LlTraceStamp", StringComparison.Ordinal)..source.IndexOf("};", source.IndexOf("enum LlTraceStamp", StringComparison.Ordinal), StringComparison.Ordinal)], @"\bLL_T_[A-Z0-9_]+,").Count);
         Assert.Equal(LowLatencyLayout.EpochWord, Define("LL_EPOCH"));
         Assert.Equal(LowLatencyLayout.FailedStepWord, Define("LL_FAILED_STEP"));
         Assert.Equal(LowLatencyLayout.ReportWord, Define("LL_REPORT"));

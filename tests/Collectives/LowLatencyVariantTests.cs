@@ -28,7 +28,7 @@ public class LowLatencyVariantTests
     [
         "fence=system tail=counter", "fence=system tail=single", "fence=system", "fence=acqrel", "fence=warp", "fence=lazy",
         "fence=lazy cycles=0", "fence=lazy upt=1 tail=counter", "fence=sleep", "fence=system upt=8", "fence=step0",
-        "fence=step0 cycles=0",
+        "fence=step0 cycles=0", "fence=lazy trace=1",
     ];
 
     public static TheoryData<string> Variants => new(VariantNames);
@@ -38,8 +38,8 @@ public class LowLatencyVariantTests
     {
         var parts = name.Split(' ', StringSplitOptions.RemoveEmptyEntries).Select(p => p.Split('=')).ToDictionary(p => p[0], p => p[1]);
         string? Part(string key) => parts.TryGetValue(key, out var v) ? v : null;
-        Assert.All(parts.Keys, k => Assert.Contains(k, new[] { "fence", "cycles", "tail", "upt" }));
-        return LowLatencyKernelOptions.Parse(Part("fence"), Part("cycles"), Part("tail"), Part("upt"));
+        Assert.All(parts.Keys, k => Assert.Contains(k, new[] { "fence", "cycles", "tail", "upt", "trace" }));
+        return LowLatencyKernelOptions.Parse(Part("fence"), Part("cycles"), Part("tail"), Part("upt"), Part("trace"));
     }
 
     // ---- without a GPU ----
@@ -66,6 +66,21 @@ public class LowLatencyVariantTests
         Assert.Equal("fence=lazy lazy=100 tail=counter upt=8", options.ToString());
         Assert.Equal(LowLatencyTail.Single, Variant("tail=single").Tail);
         Assert.Equal(LowLatencyFence.Sleep, Variant("fence=sleep").Fence);
+        var traced = LowLatencyKernelOptions.Parse(null, null, null, null, "1");
+        Assert.True(traced.Trace);
+        Assert.Equal(["-DLL_FENCE=4", "-DLL_LAZY_CYCLES=4096", "-DLL_TAIL=2", "-DLL_TRACE=1"], traced.CompileOptions());
+        Assert.EndsWith(" trace", traced.ToString());
+        Assert.False(LowLatencyKernelOptions.Parse(null, null, null, null, "0").Trace);
+    }
+
+    /// <summary>The traced build stores %globaltimer stamps and the default build has none of its code (a global timer read only in the waits' deadline).</summary>
+    [Fact]
+    public void OnlyTheTracedBuildStamps()
+    {
+        MoeRuntime.Tests.Accelerators.NvrtcTests.RequireNvrtc();
+        static int TimerReads(string ptx) => Regex.Matches(ptx, "%globaltimer").Count;
+        string plain = Ptx(LowLatencyKernelOptions.Default), traced = Ptx(LowLatencyKernelOptions.Default with { Trace = true });
+        Assert.True(TimerReads(traced) > TimerReads(plain) + 3 * 5, $"traced {TimerReads(traced)} timer reads, plain {TimerReads(plain)}");
     }
 
     [Theory]
@@ -77,11 +92,13 @@ public class LowLatencyVariantTests
     [InlineData("MOE_LL_UNITS_PER_THREAD", "0")]
     [InlineData("MOE_LL_UNITS_PER_THREAD", "65")]
     [InlineData("MOE_LL_FENCE", "lazyish")]
+    [InlineData("MOE_LL_TRACE", "2")]
+    [InlineData("MOE_LL_TRACE", "yes")]
     public void ABadSwitchIsRefusedByName(string name, string value)
     {
         var error = Assert.Throws<ArgumentException>(() => LowLatencyKernelOptions.Parse(
             name == "MOE_LL_FENCE" ? value : null, name == "MOE_LL_LAZY_CYCLES" ? value : null,
-            name == "MOE_LL_TAIL" ? value : null, name == "MOE_LL_UNITS_PER_THREAD" ? value : null));
+            name == "MOE_LL_TAIL" ? value : null, name == "MOE_LL_UNITS_PER_THREAD" ? value : null, name == "MOE_LL_TRACE" ? value : null));
         Assert.Contains($"{name}='{value}'", error.Message);
     }
 

@@ -99,6 +99,9 @@ internal static class BenchCommand
                     rows.Add(row);
                     Console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
                         $"{row.Bytes,10} {row.Count,12} {row.DType,5} {row.TimeUs,10:F2} {row.AlgorithmGBs,12:F2} {row.BusGBs,12:F2} {row.WrongElements,8} {row.Picked,12} {row.Timing,10}"));
+                    if (row.Picked.EndsWith("(ll)", StringComparison.Ordinal))
+                        foreach (var line in communicator.DescribeLowLatencyTrace())
+                            Console.Out.WriteLine($"#   ll trace, last call: {line}");
                 }
             }
             if (parse.GetValue(csv) is { } csvPath)

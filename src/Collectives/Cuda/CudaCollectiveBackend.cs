@@ -103,6 +103,9 @@ internal sealed class CudaCollectiveBackend : CollectiveBackend
         }
     }
 
+    public override IReadOnlyList<string> DescribeLowLatencyTrace() =>
+        _lowLatency.Options.Trace ? _lowLatency.ReadTrace().Select(t => t.Describe()).ToList() : [];
+
     public override long StagingBytes => _staging[0].Length;
     public override long PartialElements => _partial[0].Length;
 

@@ -11,11 +11,13 @@ namespace MoeRuntime.Collectives.Cuda;
 /// <param name="LazyCycles">LL_LAZY_CYCLES: under <see cref="LowLatencyFence.Lazy"/>, SM cycles a two-shot wait polls before it fences (MOE_LL_LAZY_CYCLES).</param>
 /// <param name="Tail">LL_TAIL: where the epoch is kept and how a call publishes it (MOE_LL_TAIL=counter|single|blocks; blocks by default).</param>
 /// <param name="TwoShotUnitsPerThread">Units per thread a two-shot grid aims at before it adds blocks (MOE_LL_UNITS_PER_THREAD; 1 by default; one-shot keeps 2).</param>
+/// <param name="Trace">LL_TRACE: the build that stamps each call's steps (<see cref="LowLatencyTrace"/>; MOE_LL_TRACE=1; off by default).</param>
 internal sealed record LowLatencyKernelOptions(
     LowLatencyFence Fence = LowLatencyKernelOptions.DefaultFence,
     int LazyCycles = LowLatencyKernelOptions.DefaultLazyCycles,
     LowLatencyTail Tail = LowLatencyTail.Blocks,
-    int TwoShotUnitsPerThread = LowLatencyKernelOptions.DefaultTwoShotUnitsPerThread)
+    int TwoShotUnitsPerThread = LowLatencyKernelOptions.DefaultTwoShotUnitsPerThread,
+    bool Trace = false)
 {
     /// <summary>
     /// 2 x H200, bf16, graph-timed, NCCL in the same run (fifth session, tools/gpu/twoshot6-check.sh): two-shot over LL
@@ -38,10 +40,11 @@ internal sealed record LowLatencyKernelOptions(
         Environment.GetEnvironmentVariable("MOE_LL_FENCE"),
         Environment.GetEnvironmentVariable("MOE_LL_LAZY_CYCLES"),
         Environment.GetEnvironmentVariable("MOE_LL_TAIL"),
-        Environment.GetEnvironmentVariable("MOE_LL_UNITS_PER_THREAD"));
+        Environment.GetEnvironmentVariable("MOE_LL_UNITS_PER_THREAD"),
+        Environment.GetEnvironmentVariable("MOE_LL_TRACE"));
 
     /// <summary>The switches from their environment variables' text (null or blank: the default); bad text is refused by name.</summary>
-    internal static LowLatencyKernelOptions Parse(string? fence, string? lazyCycles, string? tail, string? unitsPerThread) => new(
+    internal static LowLatencyKernelOptions Parse(string? fence, string? lazyCycles, string? tail, string? unitsPerThread, string? trace = null) => new(
         LowLatencyLayout.ParseFence(fence),
         Number("MOE_LL_LAZY_CYCLES", lazyCycles, DefaultLazyCycles, 0, MaxLazyCycles),
         tail?.Trim().ToLowerInvariant() switch
@@ -52,7 +55,8 @@ internal sealed record LowLatencyKernelOptions(
             _ => throw new ArgumentException($"MOE_LL_TAIL='{tail}': expected blocks (the default: an epoch word per block, no fence or atomic), "
                 + "single (the counter, but a one-block grid stores its epoch straight away) or counter (one word, fence + atomic count of finished blocks)"),
         },
-        Number("MOE_LL_UNITS_PER_THREAD", unitsPerThread, DefaultTwoShotUnitsPerThread, 1, MaxUnitsPerThread));
+        Number("MOE_LL_UNITS_PER_THREAD", unitsPerThread, DefaultTwoShotUnitsPerThread, 1, MaxUnitsPerThread),
+        Number("MOE_LL_TRACE", trace, 0, 0, 1) == 1);
 
     private static int Number(string name, string? text, int fallback, int min, int max)
     {
@@ -64,10 +68,11 @@ internal sealed record LowLatencyKernelOptions(
     }
 
     /// <summary>The NVRTC defines that build this variant of ll_allreduce.cu (part of the kernel cache's key).</summary>
-    public string[] CompileOptions() =>
-        [$"-DLL_FENCE={(int)Fence}", $"-DLL_LAZY_CYCLES={LazyCycles}", $"-DLL_TAIL={(int)Tail}"];
+    public string[] CompileOptions() => Trace
+        ? [$"-DLL_FENCE={(int)Fence}", $"-DLL_LAZY_CYCLES={LazyCycles}", $"-DLL_TAIL={(int)Tail}", "-DLL_TRACE=1"]
+        : [$"-DLL_FENCE={(int)Fence}", $"-DLL_LAZY_CYCLES={LazyCycles}", $"-DLL_TAIL={(int)Tail}"];
 
     /// <summary>A short name for logs and test output, e.g. "fence=lazy lazy=4096 tail=blocks upt=2".</summary>
     public override string ToString() =>
-        $"fence={Fence.ToString().ToLowerInvariant()} lazy={LazyCycles} tail={Tail.ToString().ToLowerInvariant()} upt={TwoShotUnitsPerThread}";
+        $"fence={Fence.ToString().ToLowerInvariant()} lazy={LazyCycles} tail={Tail.ToString().ToLowerInvariant()} upt={TwoShotUnitsPerThread}{(Trace ? " trace" : "")}";
 }

@@ -110,10 +110,13 @@ internal static class LowLatencyLayout
     /// <summary>LL_BLOCK_THREADS, LL_UNROLL, LL_CONTROL_WORDS and LL_MAX_RANKS in ll_allreduce.cu.</summary>
     public const int BlockThreads = 512;
     public const int Unroll = 4;
-    public const int ControlWords = 280;
+    public const int ControlWords = 312;
     /// <summary>LL_BLOCK_EPOCHS and LL_MAX_BLOCKS: the per-block epoch words of LL_TAIL 2, one per block of the largest grid.</summary>
     public const int BlockEpochsWord = 16;
     public const int EpochWordsForBlocks = 264;
+    /// <summary>LL_TRACE_WORD and LL_TRACE_STAMPS: the trace of an LL_TRACE build, u64 stamps after the epoch words (<see cref="LowLatencyTrace"/>).</summary>
+    public const int TraceWord = 280;
+    public const int TraceStamps = 16;
     /// <summary>LL_EPOCH, LL_FAILED_STEP, LL_REPORT and LL_REPORT_WORDS: control words of ll_allreduce.cu.</summary>
     public const int EpochWord = 0;
     public const int FailedStepWord = 2;

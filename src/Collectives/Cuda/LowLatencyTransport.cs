@@ -171,6 +171,18 @@ internal sealed class LowLatencyTransport : IDisposable
         }
     }
 
+    /// <summary>The stamps the last call left on every rank (an LL_TRACE build's; all zero otherwise). Waits for the ranks' work first.</summary>
+    public IReadOnlyList<LowLatencyTrace> ReadTrace()
+    {
+        var traces = new List<LowLatencyTrace>();
+        for (int r = 0; r < _ranks.Length; r++)
+        {
+            _ranks[r].Synchronize();
+            traces.Add(LowLatencyTrace.FromControl(r, _control[r].ToArray()));
+        }
+        return traces;
+    }
+
     private CudaKernel KernelFor(int rank, string entry)
     {
         if (!_kernels.TryGetValue((rank, entry), out var kernel))

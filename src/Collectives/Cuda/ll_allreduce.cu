@@ -72,7 +72,10 @@
 // The per-block epoch words of LL_TAIL 2: one per block of the largest grid (CudaCollectiveBackend.MaxBlocks).
 #define LL_BLOCK_EPOCHS 16
 #define LL_MAX_BLOCKS 264
-#define LL_CONTROL_WORDS 280
+// The trace (LL_TRACE builds): LL_TRACE_STAMPS u64 words after the epoch words, written by block 0's thread 0.
+#define LL_TRACE_WORD 280
+#define LL_TRACE_STAMPS 16
+#define LL_CONTROL_WORDS 312
 
 // Every rank's receive region (the same table on every rank).
 struct LlPeers
@@ -107,6 +110,37 @@ struct LlPeers
 #ifndef LL_SLEEP_NS
 #define LL_SLEEP_NS 64
 #endif
+// LL_TRACE 1 (LowLatencyKernelOptions.Trace; off by default, for the benchmark's trace of where a call's time goes):
+// block 0's thread 0 stores %globaltimer stamps of the call's steps to the trace words (LlTraceStamp), and its polls
+// per wait; the host reads the last call's (LowLatencyTransport.ReadTrace). Thread 0 takes part in every step of a
+// call of at most one unit a thread per chunk (its unit 0 of each range).
+#ifndef LL_TRACE
+#define LL_TRACE 0
+#endif
+enum LlTraceStamp
+{
+    LL_T_ENTRY,          // the kernel's start, before its wait for the prior grid
+    LL_T_WAITED,         // past moe_wait_prior_grid
+    LL_T_STORED,         // step 0's stores to the peers issued (so the epoch and the first input unit had come)
+    LL_T_RECEIVED,       // the first peer's step-0 unit seen (one-shot: its line; two-shot: a piece of this rank's chunk)
+    LL_T_PUSHED,         // two-shot: the reduced unit pushed to the peers (one-shot: the output stored)
+    LL_T_GATHERED,       // two-shot: the other chunk's unit seen and stored (step 1)
+    LL_T_END,            // past the final barriers and the epoch words
+    LL_T_PREVIOUS_END,   // the previous call's LL_T_END (copied at LL_T_WAITED): the gap between calls
+    LL_T_POLLS0,         // polls of the step-0 wait (0: the line was there at the first look)
+    LL_T_POLLS1,         // polls of the step-1 wait
+};
+#if LL_TRACE
+#define LL_STAMP(control, i) do { if (blockIdx.x == 0 && threadIdx.x == 0) ((moe_u64*)((control) + LL_TRACE_WORD))[i] = ll_timer_ns(); } while (0)
+#define LL_TRACE_SET(control, i, v) do { if (blockIdx.x == 0 && threadIdx.x == 0) ((moe_u64*)((control) + LL_TRACE_WORD))[i] = (v); } while (0)
+// The entry's stamp, before the wait (a *_BEFORE_WAIT hint: it stores only to this call's trace word, which no kernel before reads).
+#define LL_TRACE_BEFORE_WAIT(control) LL_STAMP((moe_u32*)(control), LL_T_ENTRY);
+#else
+#define LL_TRACE_BEFORE_WAIT(control)
+#define LL_STAMP(control, i) do { } while (0)
+#define LL_TRACE_SET(control, i, v) do { } while (0)
+#endif
+
 // Where the epoch is kept and how the call's end publishes it: 0 counter, 1 single, 2 blocks (the header).
 #ifndef LL_TAIL
 #define LL_TAIL 2
@@ -159,7 +193,8 @@ __device__ __forceinline__ moe_u64 ll_payload(moe_u64 lo, moe_u64 hi) { return (
 
 // Polls a unit until it carries flag; false when the deadline passes first (lo and hi: the lines last seen).
 // lazyCycles: a two-shot wait's polling before its lazy fence (LL_FENCE 4 and 6); -1 for one-shot (no fence, no sleep).
-__device__ __forceinline__ bool ll_wait(const moe_u64* line, moe_u32 flag, moe_u64 deadline, long long lazyCycles, moe_u64& lo, moe_u64& hi)
+__device__ __forceinline__ bool ll_wait(const moe_u64* line, moe_u32 flag, moe_u64 deadline, long long lazyCycles, moe_u64& lo, moe_u64& hi,
+                                        long long& polls)
 {
 #if LL_FENCE == 4 || LL_FENCE == 6
     long long started = clock64();
@@ -168,6 +203,7 @@ __device__ __forceinline__ bool ll_wait(const moe_u64* line, moe_u32 flag, moe_u
     for (;;)
     {
         ll_load(line, lo, hi);
+        polls++;
         if (ll_fresh(lo, hi, flag))
             return true;
         if (ll_timer_ns() > deadline)
@@ -322,7 +358,10 @@ __device__ void ll_report(const LlCall& c, int step, int sender, long long unit,
 __device__ __forceinline__ bool ll_receive(const LlCall& c, int step, int sender, long long unit, moe_u64& payload)
 {
     moe_u64 lo, hi;
-    if (!ll_wait(slot_unit(c, c.rank, sender, unit), c.flag, c.deadline, c.lazyCycles, lo, hi))
+    long long polls = 0;
+    bool ok = ll_wait(slot_unit(c, c.rank, sender, unit), c.flag, c.deadline, c.lazyCycles, lo, hi, polls);
+    LL_TRACE_SET(c.control, step == 0 ? LL_T_POLLS0 : LL_T_POLLS1, polls);
+    if (!ok)
     {
         ll_report(c, step, sender, unit, lo, hi);
         return false;
@@ -383,6 +422,7 @@ __device__ bool sum_units(const LlCall& c, const T* input, T* output, long long 
                     else if (!ll_receive(c, 0, p, u0 + k * stride - begin, w[k]))
                         return false;
                 }
+                LL_STAMP(c.control, LL_T_RECEIVED);
             }
 #pragma unroll
             for (int k = 0; k < LL_UNROLL; k++)
@@ -401,6 +441,7 @@ __device__ bool sum_units(const LlCall& c, const T* input, T* output, long long 
                     if (q != c.rank)
                         ll_store(slot_unit(c, q, c.rank, pushAt + u - begin), rounded, c.flag);
         }
+        LL_STAMP(c.control, LL_T_PUSHED);
         if (push)
             ll_fence_stores(true);
     }
@@ -434,6 +475,7 @@ __device__ bool copy_units(const LlCall& c, T* output, long long count, int send
                 return false;
             store_unit(output, count, u, w);
         }
+        LL_STAMP(c.control, LL_T_GATHERED);
     }
     return true;
 }
@@ -481,6 +523,7 @@ __device__ void ll_allreduce(const T* input, T* output, long long count, int gra
                 if (q != rank)
                     ll_store(slot_unit(c, q, rank, u), w, c.flag);
         }
+        LL_STAMP(control, LL_T_STORED);
         if (!sum_units(c, input, output, count, 0, units, first, stride, false, 0, false))
             failed = 0;
     }
@@ -496,6 +539,7 @@ __device__ void ll_allreduce(const T* input, T* output, long long count, int gra
             for (long long u = begin + first; u < end; u += stride)
                 ll_store(slot_unit(c, q, rank, u - begin), q == firstPeer && u == begin + first ? firstPayload : load_unit(input, count, u), c.flag);
         }
+        LL_STAMP(control, LL_T_STORED);
         // The fence after the step-0 stores is sum_units' (fenceFirst), once this thread's own units are loading.
         long long begin, end;
         chunk_units(count, grain, ranks, rank, E, begin, end);
@@ -524,6 +568,7 @@ __device__ void ll_allreduce(const T* input, T* output, long long count, int gra
     if (blockIdx.x == 0 && threadIdx.x == 0)
         control[LL_EPOCH] = epoch;
 #endif
+    LL_STAMP(control, LL_T_END);
     if (threadIdx.x == 0)
     {
         if (failedStep != 0x7fffffff)
@@ -561,7 +606,10 @@ __device__ void ll_allreduce(const T* input, T* output, long long count, int gra
         int grain, int rank, int ranks, const LlPeers* peers, long long slotUnits, moe_u32* control, int* errorRecord,   \
         long long timeoutNs, int collective, int twoShot)                                                               \
     {                                                                                                                    \
+        LL_TRACE_BEFORE_WAIT(control)                                                                                    \
         moe_wait_prior_grid();                                                                                           \
+        LL_TRACE_SET((moe_u32*)control, LL_T_PREVIOUS_END, ((moe_u64*)((moe_u32*)control + LL_TRACE_WORD))[LL_T_END]);   \
+        LL_STAMP((moe_u32*)control, LL_T_WAITED);                                                                        \
         ll_allreduce<T>((const T*)input, (T*)output, count, grain, rank, ranks, peers, slotUnits, control, errorRecord,  \
                         timeoutNs, collective, twoShot);                                                                 \
     }
