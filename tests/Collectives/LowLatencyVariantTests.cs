@@ -28,7 +28,7 @@ public class LowLatencyVariantTests
     [
         "fence=system tail=counter", "fence=system tail=single", "fence=system", "fence=acqrel", "fence=warp", "fence=lazy",
         "fence=lazy cycles=0", "fence=lazy upt=1 tail=counter", "fence=sleep", "fence=system upt=8", "fence=step0",
-        "fence=step0 cycles=0", "fence=lazy trace=1",
+        "fence=step0 cycles=0", "fence=lazy trace=1", "fence=lazy unroll=1", "fence=lazy unroll=2 nc=1",
     ];
 
     public static TheoryData<string> Variants => new(VariantNames);
@@ -38,8 +38,8 @@ public class LowLatencyVariantTests
     {
         var parts = name.Split(' ', StringSplitOptions.RemoveEmptyEntries).Select(p => p.Split('=')).ToDictionary(p => p[0], p => p[1]);
         string? Part(string key) => parts.TryGetValue(key, out var v) ? v : null;
-        Assert.All(parts.Keys, k => Assert.Contains(k, new[] { "fence", "cycles", "tail", "upt", "trace" }));
-        return LowLatencyKernelOptions.Parse(Part("fence"), Part("cycles"), Part("tail"), Part("upt"), Part("trace"));
+        Assert.All(parts.Keys, k => Assert.Contains(k, new[] { "fence", "cycles", "tail", "upt", "trace", "unroll", "nc" }));
+        return LowLatencyKernelOptions.Parse(Part("fence"), Part("cycles"), Part("tail"), Part("upt"), Part("trace"), Part("unroll"), Part("nc"));
     }
 
     // ---- without a GPU ----
@@ -71,6 +71,21 @@ public class LowLatencyVariantTests
         Assert.Equal(["-DLL_FENCE=4", "-DLL_LAZY_CYCLES=4096", "-DLL_TAIL=2", "-DLL_TRACE=1"], traced.CompileOptions());
         Assert.EndsWith(" trace", traced.ToString());
         Assert.False(LowLatencyKernelOptions.Parse(null, null, null, null, "0").Trace);
+        var small = LowLatencyKernelOptions.Parse(null, null, null, null, null, "1", "1");
+        Assert.Equal((1, true), (small.Unroll, small.NcPeers));
+        Assert.Equal(["-DLL_FENCE=4", "-DLL_LAZY_CYCLES=4096", "-DLL_TAIL=2", "-DLL_UNROLL=1", "-DLL_NC_PEERS=1"], small.CompileOptions());
+        Assert.Equal(4, LowLatencyKernelOptions.Parse(null, null, null, null, null, "4", "0").Unroll);
+    }
+
+    /// <summary>Unroll 1 is less code than the default 4, and the nc-peers build reads the region table through the read-only cache.</summary>
+    [Fact]
+    public void UnrollAndNcPeersChangeTheCode()
+    {
+        MoeRuntime.Tests.Accelerators.NvrtcTests.RequireNvrtc();
+        string four = Ptx(LowLatencyKernelOptions.Default), one = Ptx(LowLatencyKernelOptions.Default with { Unroll = 1 });
+        Assert.True(one.Length < four.Length * 3 / 4, $"unroll 1: {one.Length} PTX characters, unroll 4: {four.Length}");
+        Assert.DoesNotContain("ld.global.nc.u64", four);
+        Assert.Contains("ld.global.nc.u64", Ptx(LowLatencyKernelOptions.Default with { NcPeers = true }));
     }
 
     /// <summary>The traced build stores %globaltimer stamps and the default build has none of its code (a global timer read only in the waits' deadline).</summary>
@@ -94,11 +109,14 @@ public class LowLatencyVariantTests
     [InlineData("MOE_LL_FENCE", "lazyish")]
     [InlineData("MOE_LL_TRACE", "2")]
     [InlineData("MOE_LL_TRACE", "yes")]
+    [InlineData("MOE_LL_UNROLL", "3")]
+    [InlineData("MOE_LL_UNROLL", "8")]
+    [InlineData("MOE_LL_NC_PEERS", "2")]
     public void ABadSwitchIsRefusedByName(string name, string value)
     {
-        var error = Assert.Throws<ArgumentException>(() => LowLatencyKernelOptions.Parse(
-            name == "MOE_LL_FENCE" ? value : null, name == "MOE_LL_LAZY_CYCLES" ? value : null,
-            name == "MOE_LL_TAIL" ? value : null, name == "MOE_LL_UNITS_PER_THREAD" ? value : null, name == "MOE_LL_TRACE" ? value : null));
+        string? For(string n) => name == n ? value : null;
+        var error = Assert.Throws<ArgumentException>(() => LowLatencyKernelOptions.Parse(For("MOE_LL_FENCE"), For("MOE_LL_LAZY_CYCLES"),
+            For("MOE_LL_TAIL"), For("MOE_LL_UNITS_PER_THREAD"), For("MOE_LL_TRACE"), For("MOE_LL_UNROLL"), For("MOE_LL_NC_PEERS")));
         Assert.Contains($"{name}='{value}'", error.Message);
     }
 

@@ -12,12 +12,16 @@ namespace MoeRuntime.Collectives.Cuda;
 /// <param name="Tail">LL_TAIL: where the epoch is kept and how a call publishes it (MOE_LL_TAIL=counter|single|blocks; blocks by default).</param>
 /// <param name="TwoShotUnitsPerThread">Units per thread a two-shot grid aims at before it adds blocks (MOE_LL_UNITS_PER_THREAD; 1 by default; one-shot keeps 2).</param>
 /// <param name="Trace">LL_TRACE: the build that stamps each call's steps (<see cref="LowLatencyTrace"/>; MOE_LL_TRACE=1; off by default).</param>
+/// <param name="Unroll">LL_UNROLL: units a thread's loops keep in flight (MOE_LL_UNROLL: 1, 2 or 4; 4 by default).</param>
+/// <param name="NcPeers">LL_NC_PEERS: the receive regions' addresses read through the read-only cache (MOE_LL_NC_PEERS=1).</param>
 internal sealed record LowLatencyKernelOptions(
     LowLatencyFence Fence = LowLatencyKernelOptions.DefaultFence,
     int LazyCycles = LowLatencyKernelOptions.DefaultLazyCycles,
     LowLatencyTail Tail = LowLatencyTail.Blocks,
     int TwoShotUnitsPerThread = LowLatencyKernelOptions.DefaultTwoShotUnitsPerThread,
-    bool Trace = false)
+    bool Trace = false,
+    int Unroll = LowLatencyKernelOptions.DefaultUnroll,
+    bool NcPeers = false)
 {
     /// <summary>
     /// 2 x H200, bf16, graph-timed, NCCL in the same run (fifth session, tools/gpu/twoshot6-check.sh): two-shot over LL
@@ -33,6 +37,7 @@ internal sealed record LowLatencyKernelOptions(
     public const int DefaultLazyCycles = 4096;
     public const int MaxLazyCycles = 1 << 24;
     public const int MaxUnitsPerThread = 64;
+    public const int DefaultUnroll = 4;
 
     public static LowLatencyKernelOptions Default { get; } = new();
 
@@ -41,10 +46,13 @@ internal sealed record LowLatencyKernelOptions(
         Environment.GetEnvironmentVariable("MOE_LL_LAZY_CYCLES"),
         Environment.GetEnvironmentVariable("MOE_LL_TAIL"),
         Environment.GetEnvironmentVariable("MOE_LL_UNITS_PER_THREAD"),
-        Environment.GetEnvironmentVariable("MOE_LL_TRACE"));
+        Environment.GetEnvironmentVariable("MOE_LL_TRACE"),
+        Environment.GetEnvironmentVariable("MOE_LL_UNROLL"),
+        Environment.GetEnvironmentVariable("MOE_LL_NC_PEERS"));
 
     /// <summary>The switches from their environment variables' text (null or blank: the default); bad text is refused by name.</summary>
-    internal static LowLatencyKernelOptions Parse(string? fence, string? lazyCycles, string? tail, string? unitsPerThread, string? trace = null) => new(
+    internal static LowLatencyKernelOptions Parse(string? fence, string? lazyCycles, string? tail, string? unitsPerThread, string? trace = null,
+                                                  string? unroll = null, string? ncPeers = null) => new(
         LowLatencyLayout.ParseFence(fence),
         Number("MOE_LL_LAZY_CYCLES", lazyCycles, DefaultLazyCycles, 0, MaxLazyCycles),
         tail?.Trim().ToLowerInvariant() switch
@@ -56,7 +64,9 @@ internal sealed record LowLatencyKernelOptions(
                 + "single (the counter, but a one-block grid stores its epoch straight away) or counter (one word, fence + atomic count of finished blocks)"),
         },
         Number("MOE_LL_UNITS_PER_THREAD", unitsPerThread, DefaultTwoShotUnitsPerThread, 1, MaxUnitsPerThread),
-        Number("MOE_LL_TRACE", trace, 0, 0, 1) == 1);
+        Number("MOE_LL_TRACE", trace, 0, 0, 1) == 1,
+        Number("MOE_LL_UNROLL", unroll, DefaultUnroll, 1, 4) is var u && u != 3 ? u : throw new ArgumentException($"MOE_LL_UNROLL='{unroll}': expected 1, 2 or 4"),
+        Number("MOE_LL_NC_PEERS", ncPeers, 0, 0, 1) == 1);
 
     private static int Number(string name, string? text, int fallback, int min, int max)
     {
@@ -67,12 +77,19 @@ internal sealed record LowLatencyKernelOptions(
         throw new ArgumentException($"{name}='{text}': expected a whole number from {min} to {max}");
     }
 
-    /// <summary>The NVRTC defines that build this variant of ll_allreduce.cu (part of the kernel cache's key).</summary>
-    public string[] CompileOptions() => Trace
-        ? [$"-DLL_FENCE={(int)Fence}", $"-DLL_LAZY_CYCLES={LazyCycles}", $"-DLL_TAIL={(int)Tail}", "-DLL_TRACE=1"]
-        : [$"-DLL_FENCE={(int)Fence}", $"-DLL_LAZY_CYCLES={LazyCycles}", $"-DLL_TAIL={(int)Tail}"];
+    /// <summary>
+    /// The NVRTC defines that build this variant of ll_allreduce.cu (part of the kernel cache's key). Trace, unroll and
+    /// nc-peers add nothing at their defaults, so the default build's key stays what it was.
+    /// </summary>
+    public string[] CompileOptions() =>
+    [
+        $"-DLL_FENCE={(int)Fence}", $"-DLL_LAZY_CYCLES={LazyCycles}", $"-DLL_TAIL={(int)Tail}",
+        .. Trace ? ["-DLL_TRACE=1"] : Array.Empty<string>(),
+        .. Unroll != DefaultUnroll ? [$"-DLL_UNROLL={Unroll}"] : Array.Empty<string>(),
+        .. NcPeers ? ["-DLL_NC_PEERS=1"] : Array.Empty<string>(),
+    ];
 
     /// <summary>A short name for logs and test output, e.g. "fence=lazy lazy=4096 tail=blocks upt=2".</summary>
     public override string ToString() =>
-        $"fence={Fence.ToString().ToLowerInvariant()} lazy={LazyCycles} tail={Tail.ToString().ToLowerInvariant()} upt={TwoShotUnitsPerThread}{(Trace ? " trace" : "")}";
+        $"fence={Fence.ToString().ToLowerInvariant()} lazy={LazyCycles} tail={Tail.ToString().ToLowerInvariant()} upt={TwoShotUnitsPerThread}{(Trace ? " trace" : "")}{(Unroll != DefaultUnroll ? $" unroll={Unroll}" : "")}{(NcPeers ? " nc-peers" : "")}";
 }

@@ -61,7 +61,16 @@
 
 #define LL_MAX_RANKS 8
 #define LL_BLOCK_THREADS 512
+// Units a thread has in flight in one trip of its loops (LowLatencyKernelOptions.Unroll, MOE_LL_UNROLL: 1, 2 or 4). A
+// thread of the default grids has one unit a range up to 512 KB, so more only adds code on the call's path there.
+#ifndef LL_UNROLL
 #define LL_UNROLL 4
+#endif
+// LL_NC_PEERS 1 (MOE_LL_NC_PEERS=1): the receive regions' addresses through the read-only cache (ld.global.nc); they are
+// registered once and never written while kernels run.
+#ifndef LL_NC_PEERS
+#define LL_NC_PEERS 0
+#endif
 // Control words (u32) per rank: the last epoch, the finished-block count, the smallest failed step (INT_MAX: none).
 #define LL_EPOCH 0
 #define LL_DONE 1
@@ -333,7 +342,11 @@ struct LlCall
 // Unit `unit` of rank `receiver`'s slot [sender] of this call's parity (16 bytes: two lines).
 __device__ __forceinline__ moe_u64* slot_unit(const LlCall& c, int receiver, int sender, long long unit)
 {
+#if LL_NC_PEERS
+    moe_u64* region = (moe_u64*)__ldg(&c.peers->receive[receiver]);
+#else
     moe_u64* region = (moe_u64*)c.peers->receive[receiver];
+#endif
     return region + 2 * (((long long)c.parity * c.ranks + sender) * c.slotUnits + unit);
 }
 
