@@ -43,6 +43,9 @@ internal abstract class CollectiveBackend : IDisposable
     /// <summary>Waits (with the timeout as deadline) for the calls enqueued without waiting.</summary>
     public abstract void Synchronize(CollectiveKind lastKind, IReadOnlyList<AcceleratorStream> streams);
 
+    /// <summary>The unroll of the low-latency build the last low-latency call ran (0: none ran, or no such transport).</summary>
+    public virtual int LastLowLatencyUnroll => 0;
+
     /// <summary>The low-latency transport's trace of its last call, a line per rank (a traced CUDA build only; else none).</summary>
     public virtual IReadOnlyList<string> DescribeLowLatencyTrace() => [];
 

@@ -242,6 +242,9 @@ public sealed class Communicator : IDisposable
     /// </summary>
     public IReadOnlyList<string> DescribeLowLatencyTrace() => _backend.DescribeLowLatencyTrace();
 
+    /// <summary>The unroll of the low-latency build the last low-latency AllReduce ran (1 for small calls; 0 when none ran).</summary>
+    internal int LastLowLatencyUnroll => _backend.LastLowLatencyUnroll;
+
     /// <summary>Waits for the calls enqueued on explicit streams; throws <see cref="CollectiveTimeoutException"/> if a rank gave up.</summary>
     public void Synchronize()
     {

@@ -28,7 +28,7 @@ public class LowLatencyVariantTests
     [
         "fence=system tail=counter", "fence=system tail=single", "fence=system", "fence=acqrel", "fence=warp", "fence=lazy",
         "fence=lazy cycles=0", "fence=lazy upt=1 tail=counter", "fence=sleep", "fence=system upt=8", "fence=step0",
-        "fence=step0 cycles=0", "fence=lazy trace=1", "fence=lazy unroll=1", "fence=lazy unroll=2 nc=1",
+        "fence=step0 cycles=0", "fence=lazy trace=1", "fence=lazy small=0", "fence=lazy unroll=1", "fence=lazy unroll=2 nc=1",
     ];
 
     public static TheoryData<string> Variants => new(VariantNames);
@@ -38,8 +38,8 @@ public class LowLatencyVariantTests
     {
         var parts = name.Split(' ', StringSplitOptions.RemoveEmptyEntries).Select(p => p.Split('=')).ToDictionary(p => p[0], p => p[1]);
         string? Part(string key) => parts.TryGetValue(key, out var v) ? v : null;
-        Assert.All(parts.Keys, k => Assert.Contains(k, new[] { "fence", "cycles", "tail", "upt", "trace", "unroll", "nc" }));
-        return LowLatencyKernelOptions.Parse(Part("fence"), Part("cycles"), Part("tail"), Part("upt"), Part("trace"), Part("unroll"), Part("nc"));
+        Assert.All(parts.Keys, k => Assert.Contains(k, new[] { "fence", "cycles", "tail", "upt", "trace", "unroll", "nc", "small" }));
+        return LowLatencyKernelOptions.Parse(Part("fence"), Part("cycles"), Part("tail"), Part("upt"), Part("trace"), Part("unroll"), Part("nc"), Part("small"));
     }
 
     // ---- without a GPU ----
@@ -75,7 +75,19 @@ public class LowLatencyVariantTests
         Assert.Equal((1, true), (small.Unroll, small.NcPeers));
         Assert.Equal(["-DLL_FENCE=4", "-DLL_LAZY_CYCLES=4096", "-DLL_TAIL=2", "-DLL_UNROLL=1", "-DLL_NC_PEERS=1"], small.CompileOptions());
         Assert.Equal(4, LowLatencyKernelOptions.Parse(null, null, null, null, null, "4", "0").Unroll);
+        Assert.Equal(0, LowLatencyKernelOptions.Parse(null, null, null, null, null, null, null, "0").SmallCallMaxBytes);
+        Assert.Equal(1L << 20, LowLatencyKernelOptions.Parse(null, null, null, null, null, null, null, " 1048576 ").SmallCallMaxBytes);
     }
+
+    /// <summary>Calls up to 256 KB run the unroll-1 build, larger ones the configured unroll; 0 keeps every call on it.</summary>
+    [Theory]
+    [InlineData(1, LowLatencyKernelOptions.DefaultSmallCallMaxBytes, 1)]
+    [InlineData(256L << 10, LowLatencyKernelOptions.DefaultSmallCallMaxBytes, 1)]
+    [InlineData((256L << 10) + 2, LowLatencyKernelOptions.DefaultSmallCallMaxBytes, 4)]
+    [InlineData(1L << 20, LowLatencyKernelOptions.DefaultSmallCallMaxBytes, 4)]
+    [InlineData(1024, 0, 4)]
+    public void SmallCallsRunTheUnrollOneBuild(long bytes, long smallMaxBytes, int expected) =>
+        Assert.Equal(expected, (LowLatencyKernelOptions.Default with { SmallCallMaxBytes = smallMaxBytes }).UnrollFor(bytes));
 
     /// <summary>Unroll 1 is less code than the default 4, and the nc-peers build reads the region table through the read-only cache.</summary>
     [Fact]
@@ -112,11 +124,14 @@ public class LowLatencyVariantTests
     [InlineData("MOE_LL_UNROLL", "3")]
     [InlineData("MOE_LL_UNROLL", "8")]
     [InlineData("MOE_LL_NC_PEERS", "2")]
+    [InlineData("MOE_LL_SMALL_MAX_BYTES", "-1")]
+    [InlineData("MOE_LL_SMALL_MAX_BYTES", "256K")]
     public void ABadSwitchIsRefusedByName(string name, string value)
     {
         string? For(string n) => name == n ? value : null;
         var error = Assert.Throws<ArgumentException>(() => LowLatencyKernelOptions.Parse(For("MOE_LL_FENCE"), For("MOE_LL_LAZY_CYCLES"),
-            For("MOE_LL_TAIL"), For("MOE_LL_UNITS_PER_THREAD"), For("MOE_LL_TRACE"), For("MOE_LL_UNROLL"), For("MOE_LL_NC_PEERS")));
+            For("MOE_LL_TAIL"), For("MOE_LL_UNITS_PER_THREAD"), For("MOE_LL_TRACE"), For("MOE_LL_UNROLL"), For("MOE_LL_NC_PEERS"),
+            For("MOE_LL_SMALL_MAX_BYTES")));
         Assert.Contains($"{name}='{value}'", error.Message);
     }
 
@@ -243,6 +258,35 @@ public class LowLatencyVariantTests
                             DisposeAll(input.Concat(output));
                         }
                     }
+    }
+
+    /// <summary>On two GPUs a 1 KB call runs the unroll-1 build and a 1 MB one the configured unroll, each exact.</summary>
+    [Theory]
+    [InlineData(AllReduceAlgorithm.TwoShot)]
+    [InlineData(AllReduceAlgorithm.OneShot)]
+    public void TheCallsSizePicksTheBuild(AllReduceAlgorithm algorithm)
+    {
+        RequireTwoShotLowLatency();
+        var group = TestDevices.GetGroup("cuda", 2);
+        using var communicator = Communicator.Create(group, OptionsFor("fence=lazy"));
+        foreach (var (count, unroll) in new[] { (512L, 1), (512L << 10, LowLatencyKernelOptions.DefaultUnroll), (1000L, 1) })
+        {
+            var inputs = Enumerable.Range(0, 2).Select(r => Verifiable(11, r, count)).ToArray();
+            var expected = SumOf(inputs, count);
+            var buffers = Enumerable.Range(0, 2).Select(r => Upload(group[r], DType.BF16, inputs[r])).ToList();
+            try
+            {
+                communicator.AllReduce(buffers, buffers, algorithm);
+                Assert.True(communicator.LastAllReduceLowLatency);
+                Assert.Equal(unroll, communicator.LastLowLatencyUnroll);
+                foreach (var b in buffers)
+                    Assert.Equal(expected, Download(b));
+            }
+            finally
+            {
+                DisposeAll(buffers);
+            }
+        }
     }
 
     /// <summary>

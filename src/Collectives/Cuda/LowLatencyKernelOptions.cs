@@ -12,8 +12,9 @@ namespace MoeRuntime.Collectives.Cuda;
 /// <param name="Tail">LL_TAIL: where the epoch is kept and how a call publishes it (MOE_LL_TAIL=counter|single|blocks; blocks by default).</param>
 /// <param name="TwoShotUnitsPerThread">Units per thread a two-shot grid aims at before it adds blocks (MOE_LL_UNITS_PER_THREAD; 1 by default; one-shot keeps 2).</param>
 /// <param name="Trace">LL_TRACE: the build that stamps each call's steps (<see cref="LowLatencyTrace"/>; MOE_LL_TRACE=1; off by default).</param>
-/// <param name="Unroll">LL_UNROLL: units a thread's loops keep in flight (MOE_LL_UNROLL: 1, 2 or 4; 4 by default).</param>
+/// <param name="Unroll">LL_UNROLL: units a thread's loops keep in flight in calls above <paramref name="SmallCallMaxBytes"/> (MOE_LL_UNROLL: 1, 2 or 4; 4 by default).</param>
 /// <param name="NcPeers">LL_NC_PEERS: the receive regions' addresses read through the read-only cache (MOE_LL_NC_PEERS=1).</param>
+/// <param name="SmallCallMaxBytes">Calls of at most this many bytes run the unroll-1 build (<see cref="UnrollFor"/>; MOE_LL_SMALL_MAX_BYTES, 0: never).</param>
 internal sealed record LowLatencyKernelOptions(
     LowLatencyFence Fence = LowLatencyKernelOptions.DefaultFence,
     int LazyCycles = LowLatencyKernelOptions.DefaultLazyCycles,
@@ -21,7 +22,8 @@ internal sealed record LowLatencyKernelOptions(
     int TwoShotUnitsPerThread = LowLatencyKernelOptions.DefaultTwoShotUnitsPerThread,
     bool Trace = false,
     int Unroll = LowLatencyKernelOptions.DefaultUnroll,
-    bool NcPeers = false)
+    bool NcPeers = false,
+    long SmallCallMaxBytes = LowLatencyKernelOptions.DefaultSmallCallMaxBytes)
 {
     /// <summary>
     /// 2 x H200, bf16, graph-timed, NCCL in the same run (fifth session, tools/gpu/twoshot6-check.sh): two-shot over LL
@@ -39,6 +41,16 @@ internal sealed record LowLatencyKernelOptions(
     public const int MaxUnitsPerThread = 64;
     public const int DefaultUnroll = 4;
 
+    /// <summary>
+    /// 2 x H200, bf16, graph-timed, NCCL in the same run (eleventh session, tools/gpu/x2-11d.sh, two runs each): the unroll-1
+    /// build took two-shot from 6.1-6.3 to 5.2-5.3 us at 1 KB and 7.3-7.45 to 6.6 at 256 KB, one-shot 3.4-3.5 to 3.2 and 5.6-5.7
+    /// to 5.1, but lost at 1 MB (two-shot 11.7-11.9 against 12.4-12.55, one-shot 10.75-10.9 against 11.0-11.15).
+    /// The trace put the difference in the code between a call's wait and its first store and between a line's arrival
+    /// and the push: unroll 1 is 50 registers and far less code on that path than unroll 4's 122.
+    /// </summary>
+    public const long DefaultSmallCallMaxBytes = 256L << 10;
+    public const long MaxSmallCallMaxBytes = 1L << 30;
+
     public static LowLatencyKernelOptions Default { get; } = new();
 
     public static LowLatencyKernelOptions FromEnvironment() => Parse(
@@ -48,11 +60,12 @@ internal sealed record LowLatencyKernelOptions(
         Environment.GetEnvironmentVariable("MOE_LL_UNITS_PER_THREAD"),
         Environment.GetEnvironmentVariable("MOE_LL_TRACE"),
         Environment.GetEnvironmentVariable("MOE_LL_UNROLL"),
-        Environment.GetEnvironmentVariable("MOE_LL_NC_PEERS"));
+        Environment.GetEnvironmentVariable("MOE_LL_NC_PEERS"),
+        Environment.GetEnvironmentVariable("MOE_LL_SMALL_MAX_BYTES"));
 
     /// <summary>The switches from their environment variables' text (null or blank: the default); bad text is refused by name.</summary>
     internal static LowLatencyKernelOptions Parse(string? fence, string? lazyCycles, string? tail, string? unitsPerThread, string? trace = null,
-                                                  string? unroll = null, string? ncPeers = null) => new(
+                                                  string? unroll = null, string? ncPeers = null, string? smallMaxBytes = null) => new(
         LowLatencyLayout.ParseFence(fence),
         Number("MOE_LL_LAZY_CYCLES", lazyCycles, DefaultLazyCycles, 0, MaxLazyCycles),
         tail?.Trim().ToLowerInvariant() switch
@@ -66,7 +79,13 @@ internal sealed record LowLatencyKernelOptions(
         Number("MOE_LL_UNITS_PER_THREAD", unitsPerThread, DefaultTwoShotUnitsPerThread, 1, MaxUnitsPerThread),
         Number("MOE_LL_TRACE", trace, 0, 0, 1) == 1,
         Number("MOE_LL_UNROLL", unroll, DefaultUnroll, 1, 4) is var u && u != 3 ? u : throw new ArgumentException($"MOE_LL_UNROLL='{unroll}': expected 1, 2 or 4"),
-        Number("MOE_LL_NC_PEERS", ncPeers, 0, 0, 1) == 1);
+        Number("MOE_LL_NC_PEERS", ncPeers, 0, 0, 1) == 1,
+        string.IsNullOrWhiteSpace(smallMaxBytes) ? DefaultSmallCallMaxBytes
+            : long.TryParse(smallMaxBytes.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out long small) && small <= MaxSmallCallMaxBytes ? small
+            : throw new ArgumentException($"MOE_LL_SMALL_MAX_BYTES='{smallMaxBytes}': expected bytes from 0 (never) to {MaxSmallCallMaxBytes}"));
+
+    /// <summary>The unroll of the build a call of <paramref name="bytes"/> runs: 1 up to <see cref="SmallCallMaxBytes"/>, else <see cref="Unroll"/>.</summary>
+    public int UnrollFor(long bytes) => bytes <= SmallCallMaxBytes ? 1 : Unroll;
 
     private static int Number(string name, string? text, int fallback, int min, int max)
     {
@@ -91,5 +110,5 @@ internal sealed record LowLatencyKernelOptions(
 
     /// <summary>A short name for logs and test output, e.g. "fence=lazy lazy=4096 tail=blocks upt=2".</summary>
     public override string ToString() =>
-        $"fence={Fence.ToString().ToLowerInvariant()} lazy={LazyCycles} tail={Tail.ToString().ToLowerInvariant()} upt={TwoShotUnitsPerThread}{(Trace ? " trace" : "")}{(Unroll != DefaultUnroll ? $" unroll={Unroll}" : "")}{(NcPeers ? " nc-peers" : "")}";
+        $"fence={Fence.ToString().ToLowerInvariant()} lazy={LazyCycles} tail={Tail.ToString().ToLowerInvariant()} upt={TwoShotUnitsPerThread}{(Trace ? " trace" : "")}{(Unroll != DefaultUnroll ? $" unroll={Unroll}" : "")}{(NcPeers ? " nc-peers" : "")}{(SmallCallMaxBytes != DefaultSmallCallMaxBytes ? $" small={SmallCallMaxBytes}" : "")}";
 }

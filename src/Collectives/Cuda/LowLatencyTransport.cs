@@ -19,10 +19,9 @@ internal sealed class LowLatencyTransport : IDisposable
     private readonly MemoryBuffer<uint>[] _control;
     private readonly MemoryBuffer<long>[] _peers;
     private readonly List<IDisposable> _owned = new();
-    private readonly Dictionary<(int Rank, string Entry), CudaKernel> _kernels = new();
+    private readonly Dictionary<(int Rank, string Entry, int Unroll), CudaKernel> _kernels = new();
     private readonly Dictionary<string, int> _residentBlocks = new();
     private readonly LowLatencyKernelOptions _options;
-    private readonly string[] _compileOptions;
     private KernelSource? _source;
     private (bool TwoShot, long Count, int ElementSize)? _lastCall;
 
@@ -32,7 +31,6 @@ internal sealed class LowLatencyTransport : IDisposable
         int n = ranks.Length;
         TwoShotMaxBytes = twoShotMaxBytes;
         _options = options;
-        _compileOptions = options.CompileOptions();
         SlotUnits = LowLatencyLayout.SlotUnits(n, capacityBytes, twoShotMaxBytes);
         _receive = new MemoryBuffer<byte>[n];
         _control = new MemoryBuffer<uint>[n];
@@ -92,13 +90,15 @@ internal sealed class LowLatencyTransport : IDisposable
         };
         int n = _ranks.Length;
         _lastCall = (twoShot, call.Count, DTypes.SizeOf(call.DType));
+        int unroll = _options.UnrollFor(call.Count * DTypes.SizeOf(call.DType));
+        LastUnroll = unroll;
         int blocks = LowLatencyLayout.Grid(twoShot, n, call.Count, DTypes.SizeOf(call.DType), ResidentBlocks(entry), LowLatencyLayout.MaxBlocks,
             twoShot ? _options.TwoShotUnitsPerThread : LowLatencyLayout.DefaultUnitsPerThread);
         for (int r = 0; r < n; r++)
         {
             if (call.RankThatNeverArrives == r)
                 continue;
-            KernelFor(r, entry).Launch((CudaStream)call.Streams[r], new Dim3((uint)blocks), new Dim3(LowLatencyLayout.BlockThreads), 0,
+            KernelFor(r, entry, unroll).Launch((CudaStream)call.Streams[r], new Dim3((uint)blocks), new Dim3(LowLatencyLayout.BlockThreads), 0,
                 call.Inputs[r].Pointer, call.Outputs[r].Pointer, call.Count, call.Grain, r, n, _peers[r], SlotUnits, _control[r],
                 errors[r].DevicePointer, timeoutNs, (int)call.Kind, twoShot ? 1 : 0);
         }
@@ -183,25 +183,32 @@ internal sealed class LowLatencyTransport : IDisposable
         return traces;
     }
 
-    private CudaKernel KernelFor(int rank, string entry)
+    /// <summary>The unroll of the build the last call ran (<see cref="LowLatencyKernelOptions.UnrollFor"/>).</summary>
+    public int LastUnroll { get; private set; }
+
+    /// <summary>The kernel of <paramref name="entry"/> in the build of <paramref name="unroll"/> (the options' switches otherwise), loaded once per rank.</summary>
+    private CudaKernel KernelFor(int rank, string entry, int unroll)
     {
-        if (!_kernels.TryGetValue((rank, entry), out var kernel))
+        if (!_kernels.TryGetValue((rank, entry, unroll), out var kernel))
         {
             _source ??= KernelSource.FromResource(typeof(LowLatencyTransport).Assembly, "ll_allreduce.cu");
-            kernel = _ranks[rank].LoadKernel(_source, entry, _compileOptions);
-            _kernels[(rank, entry)] = kernel;
+            kernel = _ranks[rank].LoadKernel(_source, entry, (_options with { Unroll = unroll }).CompileOptions());
+            _kernels[(rank, entry, unroll)] = kernel;
         }
         return kernel;
     }
 
-    /// <summary>The most blocks of <paramref name="entry"/> every rank keeps resident at once (SMs x occupancy).</summary>
+    /// <summary>
+    /// The most blocks of <paramref name="entry"/> every rank keeps resident at once (SMs x occupancy), from the configured
+    /// build: the unroll-1 build of small calls uses fewer registers, so it keeps at least as many.
+    /// </summary>
     private int ResidentBlocks(string entry)
     {
         if (!_residentBlocks.TryGetValue(entry, out int blocks))
         {
             blocks = LowLatencyLayout.MaxBlocks;
             for (int r = 0; r < _ranks.Length; r++)
-                blocks = Math.Min(blocks, _ranks[r].Info.MultiprocessorCount * Math.Max(1, KernelFor(r, entry).MaxActiveBlocksPerSm(LowLatencyLayout.BlockThreads)));
+                blocks = Math.Min(blocks, _ranks[r].Info.MultiprocessorCount * Math.Max(1, KernelFor(r, entry, _options.Unroll).MaxActiveBlocksPerSm(LowLatencyLayout.BlockThreads)));
             _residentBlocks[entry] = blocks;
         }
         return blocks;
