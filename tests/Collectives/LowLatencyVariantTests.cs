@@ -28,7 +28,7 @@ public class LowLatencyVariantTests
     [
         "fence=system tail=counter", "fence=system tail=single", "fence=system", "fence=acqrel", "fence=warp", "fence=lazy",
         "fence=lazy cycles=0", "fence=lazy upt=1 tail=counter", "fence=sleep", "fence=system upt=8", "fence=step0",
-        "fence=step0 cycles=0", "fence=lazy trace=1", "fence=lazy small=0", "fence=lazy unroll=1", "fence=lazy unroll=2 nc=1",
+        "fence=step0 cycles=0", "fence=lazy trace=1", "fence=lazy small=0", "fence=lazy unroll=1", "fence=lazy unroll=2 nc=1", "fence=lazy split=1", "fence=lazy split=1 small=0",
     ];
 
     public static TheoryData<string> Variants => new(VariantNames);
@@ -38,8 +38,8 @@ public class LowLatencyVariantTests
     {
         var parts = name.Split(' ', StringSplitOptions.RemoveEmptyEntries).Select(p => p.Split('=')).ToDictionary(p => p[0], p => p[1]);
         string? Part(string key) => parts.TryGetValue(key, out var v) ? v : null;
-        Assert.All(parts.Keys, k => Assert.Contains(k, new[] { "fence", "cycles", "tail", "upt", "trace", "unroll", "nc", "small" }));
-        return LowLatencyKernelOptions.Parse(Part("fence"), Part("cycles"), Part("tail"), Part("upt"), Part("trace"), Part("unroll"), Part("nc"), Part("small"));
+        Assert.All(parts.Keys, k => Assert.Contains(k, new[] { "fence", "cycles", "tail", "upt", "trace", "unroll", "nc", "small", "split" }));
+        return LowLatencyKernelOptions.Parse(Part("fence"), Part("cycles"), Part("tail"), Part("upt"), Part("trace"), Part("unroll"), Part("nc"), Part("small"), Part("split"));
     }
 
     // ---- without a GPU ----
@@ -79,11 +79,24 @@ public class LowLatencyVariantTests
         Assert.Equal(1L << 20, LowLatencyKernelOptions.Parse(null, null, null, null, null, null, null, " 1048576 ").SmallCallMaxBytes);
     }
 
-    /// <summary>Calls up to 256 KB run the unroll-1 build, larger ones the configured unroll; 0 keeps every call on it.</summary>
+    [Fact]
+    public void SplitEntriesNameThePathsKernel()
+    {
+        var split = LowLatencyKernelOptions.Parse(null, null, null, null, split: "1");
+        Assert.Equal("ll_allreduce_bf16_two", split.EntryFor("ll_allreduce_bf16", twoShot: true));
+        Assert.Equal("ll_allreduce_f32_one", split.EntryFor("ll_allreduce_f32", twoShot: false));
+        Assert.Equal("ll_allreduce_f16", LowLatencyKernelOptions.Default.EntryFor("ll_allreduce_f16", twoShot: true));
+        string source = KernelSource.FromResource(typeof(Communicator).Assembly, "ll_allreduce.cu").Text;
+        foreach (var dtype in new[] { "f32", "bf16", "f16" })
+            foreach (var suffix in new[] { "", "_one", "_two" })
+                Assert.Matches($@"LL_ENTRY\(ll_allreduce_{dtype}{suffix}, ", source);
+    }
+
+    /// <summary>Calls up to 512 KB run the unroll-1 build, larger ones the configured unroll; 0 keeps every call on it.</summary>
     [Theory]
     [InlineData(1, LowLatencyKernelOptions.DefaultSmallCallMaxBytes, 1)]
-    [InlineData(256L << 10, LowLatencyKernelOptions.DefaultSmallCallMaxBytes, 1)]
-    [InlineData((256L << 10) + 2, LowLatencyKernelOptions.DefaultSmallCallMaxBytes, 4)]
+    [InlineData(512L << 10, LowLatencyKernelOptions.DefaultSmallCallMaxBytes, 1)]
+    [InlineData((512L << 10) + 2, LowLatencyKernelOptions.DefaultSmallCallMaxBytes, 4)]
     [InlineData(1L << 20, LowLatencyKernelOptions.DefaultSmallCallMaxBytes, 4)]
     [InlineData(1024, 0, 4)]
     public void SmallCallsRunTheUnrollOneBuild(long bytes, long smallMaxBytes, int expected) =>
@@ -126,12 +139,13 @@ public class LowLatencyVariantTests
     [InlineData("MOE_LL_NC_PEERS", "2")]
     [InlineData("MOE_LL_SMALL_MAX_BYTES", "-1")]
     [InlineData("MOE_LL_SMALL_MAX_BYTES", "256K")]
+    [InlineData("MOE_LL_SPLIT", "yes")]
     public void ABadSwitchIsRefusedByName(string name, string value)
     {
         string? For(string n) => name == n ? value : null;
         var error = Assert.Throws<ArgumentException>(() => LowLatencyKernelOptions.Parse(For("MOE_LL_FENCE"), For("MOE_LL_LAZY_CYCLES"),
             For("MOE_LL_TAIL"), For("MOE_LL_UNITS_PER_THREAD"), For("MOE_LL_TRACE"), For("MOE_LL_UNROLL"), For("MOE_LL_NC_PEERS"),
-            For("MOE_LL_SMALL_MAX_BYTES")));
+            For("MOE_LL_SMALL_MAX_BYTES"), For("MOE_LL_SPLIT")));
         Assert.Contains($"{name}='{value}'", error.Message);
     }
 
@@ -260,7 +274,7 @@ public class LowLatencyVariantTests
                     }
     }
 
-    /// <summary>On two GPUs a 1 KB call runs the unroll-1 build and a 1 MB one the configured unroll, each exact.</summary>
+    /// <summary>On two GPUs 1 KB and 512 KB calls run the unroll-1 build and a 1 MB one the configured unroll, each exact.</summary>
     [Theory]
     [InlineData(AllReduceAlgorithm.TwoShot)]
     [InlineData(AllReduceAlgorithm.OneShot)]
@@ -269,7 +283,7 @@ public class LowLatencyVariantTests
         RequireTwoShotLowLatency();
         var group = TestDevices.GetGroup("cuda", 2);
         using var communicator = Communicator.Create(group, OptionsFor("fence=lazy"));
-        foreach (var (count, unroll) in new[] { (512L, 1), (512L << 10, LowLatencyKernelOptions.DefaultUnroll), (1000L, 1) })
+        foreach (var (count, unroll) in new[] { (512L, 1), (512L << 10, LowLatencyKernelOptions.DefaultUnroll), (1000L, 1), (256L << 10, 1) })
         {
             var inputs = Enumerable.Range(0, 2).Select(r => Verifiable(11, r, count)).ToArray();
             var expected = SumOf(inputs, count);

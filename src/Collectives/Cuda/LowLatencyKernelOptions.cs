@@ -14,6 +14,7 @@ namespace MoeRuntime.Collectives.Cuda;
 /// <param name="Trace">LL_TRACE: the build that stamps each call's steps (<see cref="LowLatencyTrace"/>; MOE_LL_TRACE=1; off by default).</param>
 /// <param name="Unroll">LL_UNROLL: units a thread's loops keep in flight in calls above <paramref name="SmallCallMaxBytes"/> (MOE_LL_UNROLL: 1, 2 or 4; 4 by default).</param>
 /// <param name="NcPeers">LL_NC_PEERS: the receive regions' addresses read through the read-only cache (MOE_LL_NC_PEERS=1).</param>
+/// <param name="SplitEntries">One-shot and two-shot calls launch the _one and _two entries, each with only its path's code (MOE_LL_SPLIT=1).</param>
 /// <param name="SmallCallMaxBytes">Calls of at most this many bytes run the unroll-1 build (<see cref="UnrollFor"/>; MOE_LL_SMALL_MAX_BYTES, 0: never).</param>
 internal sealed record LowLatencyKernelOptions(
     LowLatencyFence Fence = LowLatencyKernelOptions.DefaultFence,
@@ -23,7 +24,8 @@ internal sealed record LowLatencyKernelOptions(
     bool Trace = false,
     int Unroll = LowLatencyKernelOptions.DefaultUnroll,
     bool NcPeers = false,
-    long SmallCallMaxBytes = LowLatencyKernelOptions.DefaultSmallCallMaxBytes)
+    long SmallCallMaxBytes = LowLatencyKernelOptions.DefaultSmallCallMaxBytes,
+    bool SplitEntries = false)
 {
     /// <summary>
     /// 2 x H200, bf16, graph-timed, NCCL in the same run (fifth session, tools/gpu/twoshot6-check.sh): two-shot over LL
@@ -46,9 +48,10 @@ internal sealed record LowLatencyKernelOptions(
     /// build took two-shot from 6.1-6.3 to 5.2-5.3 us at 1 KB and 7.3-7.45 to 6.6 at 256 KB, one-shot 3.4-3.5 to 3.2 and 5.6-5.7
     /// to 5.1, but lost at 1 MB (two-shot 11.7-11.9 against 12.4-12.55, one-shot 10.75-10.9 against 11.0-11.15).
     /// The trace put the difference in the code between a call's wait and its first store and between a line's arrival
-    /// and the push: unroll 1 is 50 registers and far less code on that path than unroll 4's 122.
+    /// and the push: unroll 1 is 50 registers and far less code on that path than unroll 4's 122. At 512 KB (x2-11e.sh,
+    /// two runs each) unroll 1 took two-shot 8.04-8.05 -> 7.79 us and one-shot 7.16-7.19 -> 7.25-7.27, so the line is there.
     /// </summary>
-    public const long DefaultSmallCallMaxBytes = 256L << 10;
+    public const long DefaultSmallCallMaxBytes = 512L << 10;
     public const long MaxSmallCallMaxBytes = 1L << 30;
 
     public static LowLatencyKernelOptions Default { get; } = new();
@@ -61,11 +64,13 @@ internal sealed record LowLatencyKernelOptions(
         Environment.GetEnvironmentVariable("MOE_LL_TRACE"),
         Environment.GetEnvironmentVariable("MOE_LL_UNROLL"),
         Environment.GetEnvironmentVariable("MOE_LL_NC_PEERS"),
-        Environment.GetEnvironmentVariable("MOE_LL_SMALL_MAX_BYTES"));
+        Environment.GetEnvironmentVariable("MOE_LL_SMALL_MAX_BYTES"),
+        Environment.GetEnvironmentVariable("MOE_LL_SPLIT"));
 
     /// <summary>The switches from their environment variables' text (null or blank: the default); bad text is refused by name.</summary>
     internal static LowLatencyKernelOptions Parse(string? fence, string? lazyCycles, string? tail, string? unitsPerThread, string? trace = null,
-                                                  string? unroll = null, string? ncPeers = null, string? smallMaxBytes = null) => new(
+                                                  string? unroll = null, string? ncPeers = null, string? smallMaxBytes = null,
+                                                  string? split = null) => new(
         LowLatencyLayout.ParseFence(fence),
         Number("MOE_LL_LAZY_CYCLES", lazyCycles, DefaultLazyCycles, 0, MaxLazyCycles),
         tail?.Trim().ToLowerInvariant() switch
@@ -82,7 +87,11 @@ internal sealed record LowLatencyKernelOptions(
         Number("MOE_LL_NC_PEERS", ncPeers, 0, 0, 1) == 1,
         string.IsNullOrWhiteSpace(smallMaxBytes) ? DefaultSmallCallMaxBytes
             : long.TryParse(smallMaxBytes.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out long small) && small <= MaxSmallCallMaxBytes ? small
-            : throw new ArgumentException($"MOE_LL_SMALL_MAX_BYTES='{smallMaxBytes}': expected bytes from 0 (never) to {MaxSmallCallMaxBytes}"));
+            : throw new ArgumentException($"MOE_LL_SMALL_MAX_BYTES='{smallMaxBytes}': expected bytes from 0 (never) to {MaxSmallCallMaxBytes}"),
+        Number("MOE_LL_SPLIT", split, 0, 0, 1) == 1);
+
+    /// <summary>The kernel a call of <paramref name="dtypeEntry"/> (ll_allreduce_bf16, ...) launches: with _one or _two appended when the entries are split.</summary>
+    public string EntryFor(string dtypeEntry, bool twoShot) => SplitEntries ? dtypeEntry + (twoShot ? "_two" : "_one") : dtypeEntry;
 
     /// <summary>The unroll of the build a call of <paramref name="bytes"/> runs: 1 up to <see cref="SmallCallMaxBytes"/>, else <see cref="Unroll"/>.</summary>
     public int UnrollFor(long bytes) => bytes <= SmallCallMaxBytes ? 1 : Unroll;
@@ -110,5 +119,5 @@ internal sealed record LowLatencyKernelOptions(
 
     /// <summary>A short name for logs and test output, e.g. "fence=lazy lazy=4096 tail=blocks upt=2".</summary>
     public override string ToString() =>
-        $"fence={Fence.ToString().ToLowerInvariant()} lazy={LazyCycles} tail={Tail.ToString().ToLowerInvariant()} upt={TwoShotUnitsPerThread}{(Trace ? " trace" : "")}{(Unroll != DefaultUnroll ? $" unroll={Unroll}" : "")}{(NcPeers ? " nc-peers" : "")}{(SmallCallMaxBytes != DefaultSmallCallMaxBytes ? $" small={SmallCallMaxBytes}" : "")}";
+        $"fence={Fence.ToString().ToLowerInvariant()} lazy={LazyCycles} tail={Tail.ToString().ToLowerInvariant()} upt={TwoShotUnitsPerThread}{(Trace ? " trace" : "")}{(Unroll != DefaultUnroll ? $" unroll={Unroll}" : "")}{(NcPeers ? " nc-peers" : "")}{(SmallCallMaxBytes != DefaultSmallCallMaxBytes ? $" small={SmallCallMaxBytes}" : "")}{(SplitEntries ? " split" : "")}";
 }

@@ -81,13 +81,13 @@ internal sealed class LowLatencyTransport : IDisposable
     {
         if (call.Count == 0)
             return;
-        string entry = call.DType switch
+        string entry = _options.EntryFor(call.DType switch
         {
             DType.F32 => "ll_allreduce_f32",
             DType.BF16 => "ll_allreduce_bf16",
             DType.F16 => "ll_allreduce_f16",
             _ => throw new NotSupportedException($"{call.Kind} of {call.DType}"),
-        };
+        }, twoShot);
         int n = _ranks.Length;
         _lastCall = (twoShot, call.Count, DTypes.SizeOf(call.DType));
         int unroll = _options.UnrollFor(call.Count * DTypes.SizeOf(call.DType));

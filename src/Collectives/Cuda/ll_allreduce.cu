@@ -55,7 +55,8 @@
 // The first wait of a rank to time out also leaves what it saw in the control words from LL_REPORT (the unit, its
 // sender, the flag expected and the two flags found), which the host adds to the timeout's message.
 //
-// Variants ll_allreduce_f32 / _bf16 / _f16. Launch: block LL_BLOCK_THREADS, grid <= every block resident.
+// Variants ll_allreduce_f32 / _bf16 / _f16 (one-shot or two-shot by the twoShot argument), and each with _one or _two
+// appended (that path's code only; the argument must agree). Launch: block LL_BLOCK_THREADS, grid <= every block resident.
 // dependent-launch: every entry calls moe_wait_prior_grid() first (moe_common.cuh), so it may overlap the kernel before it.
 #include "moe_common.cuh"
 
@@ -493,11 +494,14 @@ __device__ bool copy_units(const LlCall& c, T* output, long long count, int send
     return true;
 }
 
-template <typename T>
+// MODE: -1 one-shot or two-shot by the twoShot argument (one kernel holds both paths); 0 one-shot, 1 two-shot only (the
+// _one and _two entries: only one path's code, LowLatencyKernelOptions.SplitEntries).
+template <typename T, int MODE>
 __device__ void ll_allreduce(const T* input, T* output, long long count, int grain, int rank, int ranks, const LlPeers* peers,
                              long long slotUnits, moe_u32* control, volatile int* errorRecord, long long timeoutNs, int collective,
-                             int twoShot)
+                             int twoShotArgument)
 {
+    const bool twoShot = MODE < 0 ? twoShotArgument != 0 : MODE == 1;
     const int E = 8 / (int)sizeof(T);
     // Every thread reads the epoch itself, with no barrier before its first stores, and loads its first step-0 unit
     // before it uses the epoch: the two loads are in flight together (the call's first L2 round trips, once, not one
@@ -614,7 +618,7 @@ __device__ void ll_allreduce(const T* input, T* output, long long count, int gra
     }
 }
 
-#define LL_ENTRY(NAME, T)                                                                                              \
+#define LL_ENTRY(NAME, T, MODE)                                                                                        \
     extern "C" __global__ void __launch_bounds__(LL_BLOCK_THREADS) NAME(const void* input, void* output, long long count, \
         int grain, int rank, int ranks, const LlPeers* peers, long long slotUnits, moe_u32* control, int* errorRecord,   \
         long long timeoutNs, int collective, int twoShot)                                                               \
@@ -623,10 +627,17 @@ __device__ void ll_allreduce(const T* input, T* output, long long count, int gra
         moe_wait_prior_grid();                                                                                           \
         LL_TRACE_SET((moe_u32*)control, LL_T_PREVIOUS_END, ((moe_u64*)((moe_u32*)control + LL_TRACE_WORD))[LL_T_END]);   \
         LL_STAMP((moe_u32*)control, LL_T_WAITED);                                                                        \
-        ll_allreduce<T>((const T*)input, (T*)output, count, grain, rank, ranks, peers, slotUnits, control, errorRecord,  \
-                        timeoutNs, collective, twoShot);                                                                 \
+        ll_allreduce<T, MODE>((const T*)input, (T*)output, count, grain, rank, ranks, peers, slotUnits, control,         \
+                              errorRecord,                                                                               \
+                              timeoutNs, collective, twoShot);                                                           \
     }
 
-LL_ENTRY(ll_allreduce_f32, float)
-LL_ENTRY(ll_allreduce_bf16, bf16)
-LL_ENTRY(ll_allreduce_f16, f16)
+LL_ENTRY(ll_allreduce_f32, float, -1)
+LL_ENTRY(ll_allreduce_bf16, bf16, -1)
+LL_ENTRY(ll_allreduce_f16, f16, -1)
+LL_ENTRY(ll_allreduce_f32_one, float, 0)
+LL_ENTRY(ll_allreduce_bf16_one, bf16, 0)
+LL_ENTRY(ll_allreduce_f16_one, f16, 0)
+LL_ENTRY(ll_allreduce_f32_two, float, 1)
+LL_ENTRY(ll_allreduce_bf16_two, bf16, 1)
+LL_ENTRY(ll_allreduce_f16_two, f16, 1)
