@@ -28,7 +28,7 @@ public class LowLatencyVariantTests
     [
         "fence=system tail=counter", "fence=system tail=single", "fence=system", "fence=acqrel", "fence=warp", "fence=lazy",
         "fence=lazy cycles=0", "fence=lazy upt=1 tail=counter", "fence=sleep", "fence=system upt=8", "fence=step0",
-        "fence=step0 cycles=0", "fence=lazy trace=1", "fence=lazy small=0", "fence=lazy unroll=1", "fence=lazy unroll=2 nc=1", "fence=lazy split=1", "fence=lazy split=1 small=0",
+        "fence=step0 cycles=0", "fence=lazy trace=1", "fence=lazy small=0", "fence=lazy unroll=1", "fence=lazy unroll=2 nc=1", "fence=lazy split=0", "fence=lazy split=0 small=0",
     ];
 
     public static TheoryData<string> Variants => new(VariantNames);
@@ -82,10 +82,13 @@ public class LowLatencyVariantTests
     [Fact]
     public void SplitEntriesNameThePathsKernel()
     {
-        var split = LowLatencyKernelOptions.Parse(null, null, null, null, split: "1");
+        var split = LowLatencyKernelOptions.Default;
+        Assert.True(split.SplitEntries);
         Assert.Equal("ll_allreduce_bf16_two", split.EntryFor("ll_allreduce_bf16", twoShot: true));
         Assert.Equal("ll_allreduce_f32_one", split.EntryFor("ll_allreduce_f32", twoShot: false));
-        Assert.Equal("ll_allreduce_f16", LowLatencyKernelOptions.Default.EntryFor("ll_allreduce_f16", twoShot: true));
+        var combined = LowLatencyKernelOptions.Parse(null, null, null, null, split: "0");
+        Assert.Equal("ll_allreduce_f16", combined.EntryFor("ll_allreduce_f16", twoShot: true));
+        Assert.EndsWith(" combined", combined.ToString());
         string source = KernelSource.FromResource(typeof(Communicator).Assembly, "ll_allreduce.cu").Text;
         foreach (var dtype in new[] { "f32", "bf16", "f16" })
             foreach (var suffix in new[] { "", "_one", "_two" })

@@ -14,7 +14,9 @@ namespace MoeRuntime.Collectives.Cuda;
 /// <param name="Trace">LL_TRACE: the build that stamps each call's steps (<see cref="LowLatencyTrace"/>; MOE_LL_TRACE=1; off by default).</param>
 /// <param name="Unroll">LL_UNROLL: units a thread's loops keep in flight in calls above <paramref name="SmallCallMaxBytes"/> (MOE_LL_UNROLL: 1, 2 or 4; 4 by default).</param>
 /// <param name="NcPeers">LL_NC_PEERS: the receive regions' addresses read through the read-only cache (MOE_LL_NC_PEERS=1).</param>
-/// <param name="SplitEntries">One-shot and two-shot calls launch the _one and _two entries, each with only its path's code (MOE_LL_SPLIT=1).</param>
+/// <param name="SplitEntries">One-shot and two-shot calls launch the _one and _two entries, each with only its path's code (MOE_LL_SPLIT;
+/// on by default: 2 x H200, x2-11f.sh, three runs each, two-shot at 1 MB 11.53-11.61 -> 11.32-11.47 us, one-shot at 256 KB
+/// 5.14-5.19 -> 4.95-5.02, the other sizes within 0.1 us; MOE_LL_SPLIT=0 launches the one kernel holding both).</param>
 /// <param name="SmallCallMaxBytes">Calls of at most this many bytes run the unroll-1 build (<see cref="UnrollFor"/>; MOE_LL_SMALL_MAX_BYTES, 0: never).</param>
 internal sealed record LowLatencyKernelOptions(
     LowLatencyFence Fence = LowLatencyKernelOptions.DefaultFence,
@@ -25,7 +27,7 @@ internal sealed record LowLatencyKernelOptions(
     int Unroll = LowLatencyKernelOptions.DefaultUnroll,
     bool NcPeers = false,
     long SmallCallMaxBytes = LowLatencyKernelOptions.DefaultSmallCallMaxBytes,
-    bool SplitEntries = false)
+    bool SplitEntries = true)
 {
     /// <summary>
     /// 2 x H200, bf16, graph-timed, NCCL in the same run (fifth session, tools/gpu/twoshot6-check.sh): two-shot over LL
@@ -88,7 +90,7 @@ internal sealed record LowLatencyKernelOptions(
         string.IsNullOrWhiteSpace(smallMaxBytes) ? DefaultSmallCallMaxBytes
             : long.TryParse(smallMaxBytes.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out long small) && small <= MaxSmallCallMaxBytes ? small
             : throw new ArgumentException($"MOE_LL_SMALL_MAX_BYTES='{smallMaxBytes}': expected bytes from 0 (never) to {MaxSmallCallMaxBytes}"),
-        Number("MOE_LL_SPLIT", split, 0, 0, 1) == 1);
+        Number("MOE_LL_SPLIT", split, 1, 0, 1) == 1);
 
     /// <summary>The kernel a call of <paramref name="dtypeEntry"/> (ll_allreduce_bf16, ...) launches: with _one or _two appended when the entries are split.</summary>
     public string EntryFor(string dtypeEntry, bool twoShot) => SplitEntries ? dtypeEntry + (twoShot ? "_two" : "_one") : dtypeEntry;
@@ -119,5 +121,5 @@ internal sealed record LowLatencyKernelOptions(
 
     /// <summary>A short name for logs and test output, e.g. "fence=lazy lazy=4096 tail=blocks upt=2".</summary>
     public override string ToString() =>
-        $"fence={Fence.ToString().ToLowerInvariant()} lazy={LazyCycles} tail={Tail.ToString().ToLowerInvariant()} upt={TwoShotUnitsPerThread}{(Trace ? " trace" : "")}{(Unroll != DefaultUnroll ? $" unroll={Unroll}" : "")}{(NcPeers ? " nc-peers" : "")}{(SmallCallMaxBytes != DefaultSmallCallMaxBytes ? $" small={SmallCallMaxBytes}" : "")}{(SplitEntries ? " split" : "")}";
+        $"fence={Fence.ToString().ToLowerInvariant()} lazy={LazyCycles} tail={Tail.ToString().ToLowerInvariant()} upt={TwoShotUnitsPerThread}{(Trace ? " trace" : "")}{(Unroll != DefaultUnroll ? $" unroll={Unroll}" : "")}{(NcPeers ? " nc-peers" : "")}{(SmallCallMaxBytes != DefaultSmallCallMaxBytes ? $" small={SmallCallMaxBytes}" : "")}{(SplitEntries ? "" : " combined")}";
 }
