@@ -143,10 +143,26 @@ enum LlTraceStamp
 #if LL_TRACE
 #define LL_STAMP(control, i) do { if (blockIdx.x == 0 && threadIdx.x == 0) ((moe_u64*)((control) + LL_TRACE_WORD))[i] = ll_timer_ns(); } while (0)
 #define LL_TRACE_SET(control, i, v) do { if (blockIdx.x == 0 && threadIdx.x == 0) ((moe_u64*)((control) + LL_TRACE_WORD))[i] = (v); } while (0)
+// Past the wait: the previous call's end kept, this call's later stamps cleared (a one-shot call leaves no step-1 stamp,
+// and a two-shot one's must not show), the wait's end stamped.
+#define LL_TRACE_START(control)                                                                                        \
+    do                                                                                                                 \
+    {                                                                                                                  \
+        if (blockIdx.x == 0 && threadIdx.x == 0)                                                                       \
+        {                                                                                                              \
+            moe_u64* trace = (moe_u64*)((control) + LL_TRACE_WORD);                                                    \
+            trace[LL_T_PREVIOUS_END] = trace[LL_T_END];                                                                \
+            for (int i = LL_T_STORED; i < LL_TRACE_STAMPS; i++)                                                        \
+                if (i != LL_T_PREVIOUS_END)                                                                            \
+                    trace[i] = 0;                                                                                      \
+            trace[LL_T_WAITED] = ll_timer_ns();                                                                        \
+        }                                                                                                              \
+    } while (0)
 // The entry's stamp, before the wait (a *_BEFORE_WAIT hint: it stores only to this call's trace word, which no kernel before reads).
 #define LL_TRACE_BEFORE_WAIT(control) LL_STAMP((moe_u32*)(control), LL_T_ENTRY);
 #else
 #define LL_TRACE_BEFORE_WAIT(control)
+#define LL_TRACE_START(control) do { } while (0)
 #define LL_STAMP(control, i) do { } while (0)
 #define LL_TRACE_SET(control, i, v) do { } while (0)
 #endif
@@ -625,8 +641,7 @@ __device__ void ll_allreduce(const T* input, T* output, long long count, int gra
     {                                                                                                                    \
         LL_TRACE_BEFORE_WAIT(control)                                                                                    \
         moe_wait_prior_grid();                                                                                           \
-        LL_TRACE_SET((moe_u32*)control, LL_T_PREVIOUS_END, ((moe_u64*)((moe_u32*)control + LL_TRACE_WORD))[LL_T_END]);   \
-        LL_STAMP((moe_u32*)control, LL_T_WAITED);                                                                        \
+        LL_TRACE_START((moe_u32*)control);                                                                               \
         ll_allreduce<T, MODE>((const T*)input, (T*)output, count, grain, rank, ranks, peers, slotUnits, control,         \
                               errorRecord,                                                                               \
                               timeoutNs, collective, twoShot);                                                           \
