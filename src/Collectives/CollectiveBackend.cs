@@ -46,6 +46,9 @@ internal abstract class CollectiveBackend : IDisposable
     /// <summary>The unroll of the low-latency build the last low-latency call ran (0: none ran, or no such transport).</summary>
     public virtual int LastLowLatencyUnroll => 0;
 
+    /// <summary>The grid (blocks per rank) of the last low-latency call (0: none ran).</summary>
+    public virtual int LastLowLatencyBlocks => 0;
+
     /// <summary>The low-latency transport's trace of its last call, a line per rank (a traced CUDA build only; else none).</summary>
     public virtual IReadOnlyList<string> DescribeLowLatencyTrace() => [];
 

@@ -245,6 +245,9 @@ public sealed class Communicator : IDisposable
     /// <summary>The unroll of the low-latency build the last low-latency AllReduce ran (1 for small calls; 0 when none ran).</summary>
     internal int LastLowLatencyUnroll => _backend.LastLowLatencyUnroll;
 
+    /// <summary>The grid (blocks per rank) of the last low-latency AllReduce (0 when none ran).</summary>
+    internal int LastLowLatencyBlocks => _backend.LastLowLatencyBlocks;
+
     /// <summary>Waits for the calls enqueued on explicit streams; throws <see cref="CollectiveTimeoutException"/> if a rank gave up.</summary>
     public void Synchronize()
     {

@@ -95,15 +95,34 @@ public class LowLatencyVariantTests
                 Assert.Matches($@"LL_ENTRY\(ll_allreduce_{dtype}{suffix}, ", source);
     }
 
-    /// <summary>Calls up to 512 KB run the unroll-1 build, larger ones the configured unroll; 0 keeps every call on it.</summary>
+    /// <summary>
+    /// Two-shot calls up to 512 KB and one-shot ones up to 1 MB (its whole LL range) run the unroll-1 build, larger ones the
+    /// configured unroll; 0 keeps every call of that kind on it.
+    /// </summary>
     [Theory]
-    [InlineData(1, LowLatencyKernelOptions.DefaultSmallCallMaxBytes, 1)]
-    [InlineData(512L << 10, LowLatencyKernelOptions.DefaultSmallCallMaxBytes, 1)]
-    [InlineData((512L << 10) + 2, LowLatencyKernelOptions.DefaultSmallCallMaxBytes, 4)]
-    [InlineData(1L << 20, LowLatencyKernelOptions.DefaultSmallCallMaxBytes, 4)]
-    [InlineData(1024, 0, 4)]
-    public void SmallCallsRunTheUnrollOneBuild(long bytes, long smallMaxBytes, int expected) =>
-        Assert.Equal(expected, (LowLatencyKernelOptions.Default with { SmallCallMaxBytes = smallMaxBytes }).UnrollFor(bytes));
+    [InlineData(true, 1, LowLatencyKernelOptions.DefaultSmallCallMaxBytes, 1)]
+    [InlineData(true, 512L << 10, LowLatencyKernelOptions.DefaultSmallCallMaxBytes, 1)]
+    [InlineData(true, (512L << 10) + 2, LowLatencyKernelOptions.DefaultSmallCallMaxBytes, 4)]
+    [InlineData(true, 1L << 20, LowLatencyKernelOptions.DefaultSmallCallMaxBytes, 4)]
+    [InlineData(true, 1024, 0, 4)]
+    [InlineData(false, 1L << 20, LowLatencyKernelOptions.DefaultOneShotSmallCallMaxBytes, 1)]
+    [InlineData(false, (1L << 20) + 4, LowLatencyKernelOptions.DefaultOneShotSmallCallMaxBytes, 4)]
+    [InlineData(false, 1024, 0, 4)]
+    public void SmallCallsRunTheUnrollOneBuild(bool twoShot, long bytes, long smallMaxBytes, int expected)
+    {
+        var options = twoShot ? LowLatencyKernelOptions.Default with { SmallCallMaxBytes = smallMaxBytes }
+                              : LowLatencyKernelOptions.Default with { OneShotSmallCallMaxBytes = smallMaxBytes };
+        Assert.Equal(expected, options.UnrollFor(bytes, twoShot));
+    }
+
+    /// <summary>One-shot grids are capped at 128 blocks (1 MB of bf16 at 2 units a thread fills them), two-shot's at 64.</summary>
+    [Fact]
+    public void OneShotGridsGoToTwiceTheBlocks()
+    {
+        Assert.Equal(128, LowLatencyLayout.Grid(false, 2, 512L << 10, 2, 264, LowLatencyKernelOptions.DefaultOneShotMaxBlocks, LowLatencyLayout.DefaultUnitsPerThread));
+        Assert.Equal(64, LowLatencyLayout.Grid(true, 2, 512L << 10, 2, 264, LowLatencyLayout.DefaultMaxBlocks, 1));
+        Assert.Equal(40, LowLatencyKernelOptions.Parse(null, null, null, null, oneShotMaxBlocks: "40").OneShotMaxBlocks);
+    }
 
     /// <summary>Unroll 1 is less code than the default 4, and the nc-peers build reads the region table through the read-only cache.</summary>
     [Fact]
@@ -143,12 +162,15 @@ public class LowLatencyVariantTests
     [InlineData("MOE_LL_SMALL_MAX_BYTES", "-1")]
     [InlineData("MOE_LL_SMALL_MAX_BYTES", "256K")]
     [InlineData("MOE_LL_SPLIT", "yes")]
+    [InlineData("MOE_LL_ONESHOT_SMALL_MAX_BYTES", "1M")]
+    [InlineData("MOE_LL_ONESHOT_MAX_BLOCKS", "0")]
+    [InlineData("MOE_LL_ONESHOT_MAX_BLOCKS", "265")]
     public void ABadSwitchIsRefusedByName(string name, string value)
     {
         string? For(string n) => name == n ? value : null;
         var error = Assert.Throws<ArgumentException>(() => LowLatencyKernelOptions.Parse(For("MOE_LL_FENCE"), For("MOE_LL_LAZY_CYCLES"),
             For("MOE_LL_TAIL"), For("MOE_LL_UNITS_PER_THREAD"), For("MOE_LL_TRACE"), For("MOE_LL_UNROLL"), For("MOE_LL_NC_PEERS"),
-            For("MOE_LL_SMALL_MAX_BYTES"), For("MOE_LL_SPLIT")));
+            For("MOE_LL_SMALL_MAX_BYTES"), For("MOE_LL_SPLIT"), For("MOE_LL_ONESHOT_SMALL_MAX_BYTES"), For("MOE_LL_ONESHOT_MAX_BLOCKS")));
         Assert.Contains($"{name}='{value}'", error.Message);
     }
 
@@ -277,7 +299,7 @@ public class LowLatencyVariantTests
                     }
     }
 
-    /// <summary>On two GPUs 1 KB and 512 KB calls run the unroll-1 build and a 1 MB one the configured unroll, each exact.</summary>
+    /// <summary>On two GPUs each size runs the build and grid the rules give it (<see cref="LowLatencyKernelOptions.UnrollFor"/>, the grid caps), each exact.</summary>
     [Theory]
     [InlineData(AllReduceAlgorithm.TwoShot)]
     [InlineData(AllReduceAlgorithm.OneShot)]
@@ -286,7 +308,10 @@ public class LowLatencyVariantTests
         RequireTwoShotLowLatency();
         var group = TestDevices.GetGroup("cuda", 2);
         using var communicator = Communicator.Create(group, OptionsFor("fence=lazy"));
-        foreach (var (count, unroll) in new[] { (512L, 1), (512L << 10, LowLatencyKernelOptions.DefaultUnroll), (1000L, 1), (256L << 10, 1) })
+        bool twoShot = algorithm == AllReduceAlgorithm.TwoShot;
+        // 1 KB, 1 MB (two-shot: unroll 4 and 64 blocks; one-shot: unroll 1 and 128 blocks), 2000 bytes, 512 KB.
+        foreach (var (count, unroll, blocks) in new[] { (512L, 1, 1), (512L << 10, twoShot ? LowLatencyKernelOptions.DefaultUnroll : 1, twoShot ? 64 : 128),
+                                                        (1000L, 1, 1), (256L << 10, 1, 64) })
         {
             var inputs = Enumerable.Range(0, 2).Select(r => Verifiable(11, r, count)).ToArray();
             var expected = SumOf(inputs, count);
@@ -296,6 +321,7 @@ public class LowLatencyVariantTests
                 communicator.AllReduce(buffers, buffers, algorithm);
                 Assert.True(communicator.LastAllReduceLowLatency);
                 Assert.Equal(unroll, communicator.LastLowLatencyUnroll);
+                Assert.Equal(blocks, communicator.LastLowLatencyBlocks);
                 foreach (var b in buffers)
                     Assert.Equal(expected, Download(b));
             }

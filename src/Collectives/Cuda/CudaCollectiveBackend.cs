@@ -105,6 +105,8 @@ internal sealed class CudaCollectiveBackend : CollectiveBackend
 
     public override int LastLowLatencyUnroll => _lowLatency.LastUnroll;
 
+    public override int LastLowLatencyBlocks => _lowLatency.LastBlocks;
+
     public override IReadOnlyList<string> DescribeLowLatencyTrace() =>
         _lowLatency.Options.Trace ? _lowLatency.ReadTrace().Select(t => t.Describe()).ToList() : [];
 

@@ -17,7 +17,9 @@ namespace MoeRuntime.Collectives.Cuda;
 /// <param name="SplitEntries">One-shot and two-shot calls launch the _one and _two entries, each with only its path's code (MOE_LL_SPLIT;
 /// on by default: 2 x H200, x2-11f.sh, three runs each, two-shot at 1 MB 11.53-11.61 -> 11.32-11.47 us, one-shot at 256 KB
 /// 5.14-5.19 -> 4.95-5.02, the other sizes within 0.1 us; MOE_LL_SPLIT=0 launches the one kernel holding both).</param>
-/// <param name="SmallCallMaxBytes">Calls of at most this many bytes run the unroll-1 build (<see cref="UnrollFor"/>; MOE_LL_SMALL_MAX_BYTES, 0: never).</param>
+/// <param name="SmallCallMaxBytes">Two-shot calls of at most this many bytes run the unroll-1 build (<see cref="UnrollFor"/>; MOE_LL_SMALL_MAX_BYTES, 0: never).</param>
+/// <param name="OneShotSmallCallMaxBytes">One-shot calls of at most this many bytes run the unroll-1 build (MOE_LL_ONESHOT_SMALL_MAX_BYTES, 0: never).</param>
+/// <param name="OneShotMaxBlocks">The largest one-shot grid (MOE_LL_ONESHOT_MAX_BLOCKS, 1-264; two-shot's is LowLatencyLayout.MaxBlocks).</param>
 internal sealed record LowLatencyKernelOptions(
     LowLatencyFence Fence = LowLatencyKernelOptions.DefaultFence,
     int LazyCycles = LowLatencyKernelOptions.DefaultLazyCycles,
@@ -27,7 +29,9 @@ internal sealed record LowLatencyKernelOptions(
     int Unroll = LowLatencyKernelOptions.DefaultUnroll,
     bool NcPeers = false,
     long SmallCallMaxBytes = LowLatencyKernelOptions.DefaultSmallCallMaxBytes,
-    bool SplitEntries = true)
+    bool SplitEntries = true,
+    long OneShotSmallCallMaxBytes = LowLatencyKernelOptions.DefaultOneShotSmallCallMaxBytes,
+    int OneShotMaxBlocks = LowLatencyKernelOptions.DefaultOneShotMaxBlocks)
 {
     /// <summary>
     /// 2 x H200, bf16, graph-timed, NCCL in the same run (fifth session, tools/gpu/twoshot6-check.sh): two-shot over LL
@@ -56,6 +60,15 @@ internal sealed record LowLatencyKernelOptions(
     public const long DefaultSmallCallMaxBytes = 512L << 10;
     public const long MaxSmallCallMaxBytes = 1L << 30;
 
+    /// <summary>
+    /// One-shot at 1 MB (2 x H200, x2-11h.sh, two runs each, alternating): 10.27-10.30 us with 64 blocks and unroll 4, 9.52-9.53
+    /// with 128 blocks, 9.86-9.87 with unroll 1, 9.37-9.38 with both; at 512 KB all four within 0.1 us. Two-shot at 1 MB lost
+    /// with either (11.34-11.41 against 12.76-12.81, 12.08, 11.92-11.93), so these are one-shot's own: unroll 1 over its
+    /// whole LL range (1 MB) and a cap of 128 blocks.
+    /// </summary>
+    public const long DefaultOneShotSmallCallMaxBytes = 1L << 20;
+    public const int DefaultOneShotMaxBlocks = 128;
+
     public static LowLatencyKernelOptions Default { get; } = new();
 
     public static LowLatencyKernelOptions FromEnvironment() => Parse(
@@ -67,12 +80,14 @@ internal sealed record LowLatencyKernelOptions(
         Environment.GetEnvironmentVariable("MOE_LL_UNROLL"),
         Environment.GetEnvironmentVariable("MOE_LL_NC_PEERS"),
         Environment.GetEnvironmentVariable("MOE_LL_SMALL_MAX_BYTES"),
-        Environment.GetEnvironmentVariable("MOE_LL_SPLIT"));
+        Environment.GetEnvironmentVariable("MOE_LL_SPLIT"),
+        Environment.GetEnvironmentVariable("MOE_LL_ONESHOT_SMALL_MAX_BYTES"),
+        Environment.GetEnvironmentVariable("MOE_LL_ONESHOT_MAX_BLOCKS"));
 
     /// <summary>The switches from their environment variables' text (null or blank: the default); bad text is refused by name.</summary>
     internal static LowLatencyKernelOptions Parse(string? fence, string? lazyCycles, string? tail, string? unitsPerThread, string? trace = null,
                                                   string? unroll = null, string? ncPeers = null, string? smallMaxBytes = null,
-                                                  string? split = null) => new(
+                                                  string? split = null, string? oneShotSmallMaxBytes = null, string? oneShotMaxBlocks = null) => new(
         LowLatencyLayout.ParseFence(fence),
         Number("MOE_LL_LAZY_CYCLES", lazyCycles, DefaultLazyCycles, 0, MaxLazyCycles),
         tail?.Trim().ToLowerInvariant() switch
@@ -87,16 +102,24 @@ internal sealed record LowLatencyKernelOptions(
         Number("MOE_LL_TRACE", trace, 0, 0, 1) == 1,
         Number("MOE_LL_UNROLL", unroll, DefaultUnroll, 1, 4) is var u && u != 3 ? u : throw new ArgumentException($"MOE_LL_UNROLL='{unroll}': expected 1, 2 or 4"),
         Number("MOE_LL_NC_PEERS", ncPeers, 0, 0, 1) == 1,
-        string.IsNullOrWhiteSpace(smallMaxBytes) ? DefaultSmallCallMaxBytes
-            : long.TryParse(smallMaxBytes.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out long small) && small <= MaxSmallCallMaxBytes ? small
-            : throw new ArgumentException($"MOE_LL_SMALL_MAX_BYTES='{smallMaxBytes}': expected bytes from 0 (never) to {MaxSmallCallMaxBytes}"),
-        Number("MOE_LL_SPLIT", split, 1, 0, 1) == 1);
+        Bytes("MOE_LL_SMALL_MAX_BYTES", smallMaxBytes, DefaultSmallCallMaxBytes),
+        Number("MOE_LL_SPLIT", split, 1, 0, 1) == 1,
+        Bytes("MOE_LL_ONESHOT_SMALL_MAX_BYTES", oneShotSmallMaxBytes, DefaultOneShotSmallCallMaxBytes),
+        Number("MOE_LL_ONESHOT_MAX_BLOCKS", oneShotMaxBlocks, DefaultOneShotMaxBlocks, 1, LowLatencyLayout.EpochWordsForBlocks));
+
+    private static long Bytes(string name, string? text, long fallback) =>
+        string.IsNullOrWhiteSpace(text) ? fallback
+            : long.TryParse(text.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out long bytes) && bytes <= MaxSmallCallMaxBytes ? bytes
+            : throw new ArgumentException($"{name}='{text}': expected bytes from 0 (never) to {MaxSmallCallMaxBytes}");
 
     /// <summary>The kernel a call of <paramref name="dtypeEntry"/> (ll_allreduce_bf16, ...) launches: with _one or _two appended when the entries are split.</summary>
     public string EntryFor(string dtypeEntry, bool twoShot) => SplitEntries ? dtypeEntry + (twoShot ? "_two" : "_one") : dtypeEntry;
 
-    /// <summary>The unroll of the build a call of <paramref name="bytes"/> runs: 1 up to <see cref="SmallCallMaxBytes"/>, else <see cref="Unroll"/>.</summary>
-    public int UnrollFor(long bytes) => bytes <= SmallCallMaxBytes ? 1 : Unroll;
+    /// <summary>
+    /// The unroll of the build a call of <paramref name="bytes"/> runs: 1 up to <see cref="SmallCallMaxBytes"/> (two-shot) or
+    /// <see cref="OneShotSmallCallMaxBytes"/> (one-shot), else <see cref="Unroll"/>.
+    /// </summary>
+    public int UnrollFor(long bytes, bool twoShot) => bytes <= (twoShot ? SmallCallMaxBytes : OneShotSmallCallMaxBytes) ? 1 : Unroll;
 
     private static int Number(string name, string? text, int fallback, int min, int max)
     {
@@ -121,5 +144,5 @@ internal sealed record LowLatencyKernelOptions(
 
     /// <summary>A short name for logs and test output, e.g. "fence=lazy lazy=4096 tail=blocks upt=2".</summary>
     public override string ToString() =>
-        $"fence={Fence.ToString().ToLowerInvariant()} lazy={LazyCycles} tail={Tail.ToString().ToLowerInvariant()} upt={TwoShotUnitsPerThread}{(Trace ? " trace" : "")}{(Unroll != DefaultUnroll ? $" unroll={Unroll}" : "")}{(NcPeers ? " nc-peers" : "")}{(SmallCallMaxBytes != DefaultSmallCallMaxBytes ? $" small={SmallCallMaxBytes}" : "")}{(SplitEntries ? "" : " combined")}";
+        $"fence={Fence.ToString().ToLowerInvariant()} lazy={LazyCycles} tail={Tail.ToString().ToLowerInvariant()} upt={TwoShotUnitsPerThread}{(Trace ? " trace" : "")}{(Unroll != DefaultUnroll ? $" unroll={Unroll}" : "")}{(NcPeers ? " nc-peers" : "")}{(SmallCallMaxBytes != DefaultSmallCallMaxBytes ? $" small={SmallCallMaxBytes}" : "")}{(SplitEntries ? "" : " combined")}{(OneShotSmallCallMaxBytes != DefaultOneShotSmallCallMaxBytes ? $" one-shot-small={OneShotSmallCallMaxBytes}" : "")}{(OneShotMaxBlocks != DefaultOneShotMaxBlocks ? $" one-shot-blocks={OneShotMaxBlocks}" : "")}";
 }

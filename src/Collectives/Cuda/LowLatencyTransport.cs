@@ -90,10 +90,12 @@ internal sealed class LowLatencyTransport : IDisposable
         }, twoShot);
         int n = _ranks.Length;
         _lastCall = (twoShot, call.Count, DTypes.SizeOf(call.DType));
-        int unroll = _options.UnrollFor(call.Count * DTypes.SizeOf(call.DType));
+        int unroll = _options.UnrollFor(call.Count * DTypes.SizeOf(call.DType), twoShot);
         LastUnroll = unroll;
-        int blocks = LowLatencyLayout.Grid(twoShot, n, call.Count, DTypes.SizeOf(call.DType), ResidentBlocks(entry), LowLatencyLayout.MaxBlocks,
+        int blocks = LowLatencyLayout.Grid(twoShot, n, call.Count, DTypes.SizeOf(call.DType), ResidentBlocks(entry),
+            twoShot ? LowLatencyLayout.MaxBlocks : _options.OneShotMaxBlocks,
             twoShot ? _options.TwoShotUnitsPerThread : LowLatencyLayout.DefaultUnitsPerThread);
+        LastBlocks = blocks;
         for (int r = 0; r < n; r++)
         {
             if (call.RankThatNeverArrives == r)
@@ -185,6 +187,9 @@ internal sealed class LowLatencyTransport : IDisposable
 
     /// <summary>The unroll of the build the last call ran (<see cref="LowLatencyKernelOptions.UnrollFor"/>).</summary>
     public int LastUnroll { get; private set; }
+
+    /// <summary>The last call's grid (blocks per rank).</summary>
+    public int LastBlocks { get; private set; }
 
     /// <summary>The kernel of <paramref name="entry"/> in the build of <paramref name="unroll"/> (the options' switches otherwise), loaded once per rank.</summary>
     private CudaKernel KernelFor(int rank, string entry, int unroll)
