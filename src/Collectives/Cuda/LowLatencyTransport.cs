@@ -211,7 +211,8 @@ internal sealed class LowLatencyTransport : IDisposable
     {
         if (!_residentBlocks.TryGetValue(entry, out int blocks))
         {
-            blocks = LowLatencyLayout.MaxBlocks;
+            // From the kernel's own limit (a per-block epoch word each), not a grid cap: one-shot and two-shot cap their grids apart.
+            blocks = LowLatencyLayout.EpochWordsForBlocks;
             for (int r = 0; r < _ranks.Length; r++)
                 blocks = Math.Min(blocks, _ranks[r].Info.MultiprocessorCount * Math.Max(1, KernelFor(r, entry, _options.Unroll).MaxActiveBlocksPerSm(LowLatencyLayout.BlockThreads)));
             _residentBlocks[entry] = blocks;
