@@ -115,11 +115,12 @@ public class LowLatencyVariantTests
         Assert.Equal(expected, options.UnrollFor(bytes, twoShot));
     }
 
-    /// <summary>One-shot grids are capped at 128 blocks (1 MB of bf16 at 2 units a thread fills them), two-shot's at 64.</summary>
+    /// <summary>One-shot grids have a cap of their own (64 by default, as two-shot's; 1 MB of bf16 at 2 units a thread fills 128).</summary>
     [Fact]
-    public void OneShotGridsGoToTwiceTheBlocks()
+    public void OneShotGridsHaveTheirOwnCap()
     {
-        Assert.Equal(128, LowLatencyLayout.Grid(false, 2, 512L << 10, 2, 264, LowLatencyKernelOptions.DefaultOneShotMaxBlocks, LowLatencyLayout.DefaultUnitsPerThread));
+        Assert.Equal(64, LowLatencyLayout.Grid(false, 2, 512L << 10, 2, 264, LowLatencyKernelOptions.DefaultOneShotMaxBlocks, LowLatencyLayout.DefaultUnitsPerThread));
+        Assert.Equal(128, LowLatencyLayout.Grid(false, 2, 512L << 10, 2, 264, 128, LowLatencyLayout.DefaultUnitsPerThread));
         Assert.Equal(64, LowLatencyLayout.Grid(true, 2, 512L << 10, 2, 264, LowLatencyLayout.DefaultMaxBlocks, 1));
         Assert.Equal(40, LowLatencyKernelOptions.Parse(null, null, null, null, oneShotMaxBlocks: "40").OneShotMaxBlocks);
     }
@@ -309,8 +310,8 @@ public class LowLatencyVariantTests
         var group = TestDevices.GetGroup("cuda", 2);
         using var communicator = Communicator.Create(group, OptionsFor("fence=lazy"));
         bool twoShot = algorithm == AllReduceAlgorithm.TwoShot;
-        // 1 KB, 1 MB (two-shot: unroll 4 and 64 blocks; one-shot: unroll 1 and 128 blocks), 2000 bytes, 512 KB.
-        foreach (var (count, unroll, blocks) in new[] { (512L, 1, 1), (512L << 10, twoShot ? LowLatencyKernelOptions.DefaultUnroll : 1, twoShot ? 64 : 128),
+        // 1 KB, 1 MB (two-shot: unroll 4; one-shot: unroll 1; 64 blocks each), 2000 bytes, 512 KB.
+        foreach (var (count, unroll, blocks) in new[] { (512L, 1, 1), (512L << 10, twoShot ? LowLatencyKernelOptions.DefaultUnroll : 1, 64),
                                                         (1000L, 1, 1), (256L << 10, 1, 64) })
         {
             var inputs = Enumerable.Range(0, 2).Select(r => Verifiable(11, r, count)).ToArray();
