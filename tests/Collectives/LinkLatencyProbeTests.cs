@@ -21,25 +21,18 @@ public class LinkLatencyProbeTests
     public void RejectsBadArguments(int units, int rounds, int warm, string parameter) =>
         Assert.Equal(parameter, Assert.Throws<ArgumentOutOfRangeException>(() => LinkLatencyProbe.Validate(units, rounds, warm)).ParamName);
 
+    /// <summary>Devices and unit counts are checked before any device work, so these run without a GPU.</summary>
     [Theory]
-    [InlineData("cpu:0,cpu:1", "two different CUDA devices")]
-    [InlineData("cuda:0", "two different CUDA devices")]
-    [InlineData("cuda:0,cuda:0", "two different CUDA devices")]
-    public void TheCommandNamesWhatIsWrongWithTheDevices(string devices, string expected)
+    [InlineData("cpu:0,cpu:1", "1", "two different CUDA devices")]
+    [InlineData("cuda:0", "1", "two different CUDA devices")]
+    [InlineData("cuda:0,cuda:0", "1", "two different CUDA devices")]
+    [InlineData("cuda:0,cuda:1", "1,x", "'x' is not a count")]
+    [InlineData("cuda:0,cuda:1", ",", "at least one")]
+    [InlineData("cuda:0,cuda:1", "2048", "units per hop")]
+    public void TheCommandNamesWhatIsWrong(string devices, string units, string expected)
     {
         var errors = new StringWriter();
-        Assert.Equal(2, LinkBenchCommand.Run(devices, "1", 10, 0, null, TextWriter.Null, errors));
-        Assert.Contains(expected, errors.ToString());
-    }
-
-    [Theory]
-    [InlineData("1,x", "'x' is not a count")]
-    [InlineData(",", "at least one")]
-    [InlineData("2048", "units per hop")]
-    public void TheCommandNamesWhatIsWrongWithTheUnits(string units, string expected)
-    {
-        var errors = new StringWriter();
-        Assert.Equal(2, LinkBenchCommand.Run("cuda:0,cuda:1", units, 10, 0, null, TextWriter.Null, errors));
+        Assert.Equal(2, LinkBenchCommand.Run(devices, units, 10, 0, null, TextWriter.Null, errors));
         Assert.Contains(expected, errors.ToString());
     }
 

@@ -20,21 +20,6 @@ for v in "${order[@]}"; do
     --json "$out/ar-$v.json" > "$out/ar-$v.log" 2>&1
   echo "== $v (${envs[$key]}): exit $? (${SECONDS}s)"
 done
-python3 - "$out" "${order[@]}" <<'PY'
-import json, sys, os
-out, order = sys.argv[1], sys.argv[2:]
-rows = {}
-for v in order:
-    p = os.path.join(out, f"ar-{v}.json")
-    if not os.path.exists(p): continue
-    for r in json.load(open(p))["rows"]:
-        rows[(v, r["Algorithm"], r["Bytes"])] = r["TimeUs"]
-sizes = sorted({k[2] for k in rows})
-for algo in ["TwoShot", "OneShot", "Nccl"]:
-    vs = [v for v in order if any(k[0] == v and k[1] == algo for k in rows)]
-    print(f"{algo:8} " + " ".join(f"{v:>9}" for v in vs))
-    for s in sizes:
-        print(f"{s:8} " + " ".join(f"{rows.get((v, algo, s), float('nan')):9.2f}" for v in vs))
-PY
+python3 tools/gpu/ar-ab-table.py "$out" "${order[@]}"
 grep -E "^ +1024 |ll trace" "$out/ar-u1trace.log" | head -6
 echo "== done (${SECONDS}s)"

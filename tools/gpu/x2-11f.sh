@@ -19,22 +19,7 @@ for v in "${order[@]}"; do
     --json "$out/ar-$v.json" > "$out/ar-$v.log" 2>&1
   echo "== $v (${envs[$key]}): exit $? (${SECONDS}s)"
 done
-python3 - "$out" "${order[@]}" <<'PY'
-import json, sys, os
-out, order = sys.argv[1], sys.argv[2:]
-rows = {}
-for v in order:
-    p = os.path.join(out, f"ar-{v}.json")
-    if not os.path.exists(p): continue
-    for r in json.load(open(p))["rows"]:
-        rows[(v, r["Algorithm"], r["Bytes"])] = r["TimeUs"]
-sizes = sorted({k[2] for k in rows})
-for algo in ["TwoShot", "OneShot", "Nccl"]:
-    vs = [v for v in order if any(k[0] == v and k[1] == algo for k in rows)]
-    print(f"{algo:8} " + " ".join(f"{v:>10}" for v in vs))
-    for s in sizes:
-        print(f"{s:8} " + " ".join(f"{rows.get((v, algo, s), float('nan')):10.2f}" for v in vs))
-PY
+python3 tools/gpu/ar-ab-table.py "$out" "${order[@]}"
 grep -E "^ +1024 |ll trace" "$out/ar-splittrace.log" | head -6
 timeout 240 $T -class MoeRuntime.Tests.Collectives.LowLatencyTraceTests -class MoeRuntime.Tests.Collectives.LowLatencyVariantTests \
   -class MoeRuntime.Tests.Collectives.LowLatencyAllReduceTests > "$out/tests.log" 2>&1
