@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using MoeRuntime.Accelerators;
 using MoeRuntime.Accelerators.Cuda;
 using MoeRuntime.Collectives;
@@ -69,17 +68,7 @@ internal sealed class AllReduceBench(IReadOnlyList<Accelerator> ranks, DType dty
     {
         if (ranks[0] is not CudaAccelerator)
         {
-            for (int i = 0; i < warmup; i++)
-                communicator.AllReduce(inputs, outputs, algorithm);
-            var times = new List<double>();
-            for (int s = 0; s < samples; s++)
-            {
-                var clock = Stopwatch.StartNew();
-                for (int i = 0; i < inner; i++)
-                    communicator.AllReduce(inputs, outputs, algorithm);
-                times.Add(clock.Elapsed.TotalMilliseconds / inner);
-            }
-            return (Median(times), "stopwatch");
+            return (MultiRankTimer.HostMedian(() => communicator.AllReduce(inputs, outputs, algorithm), communicator.Synchronize, warmup, samples, inner), "stopwatch");
         }
         var streams = ranks.Select(a => (CudaStream)a.CreateStream()).ToList();
         try
@@ -135,11 +124,5 @@ internal sealed class AllReduceBench(IReadOnlyList<Accelerator> ranks, DType dty
                     wrong++;
         }
         return wrong;
-    }
-
-    private static double Median(List<double> values)
-    {
-        values.Sort();
-        return values.Count % 2 == 1 ? values[values.Count / 2] : (values[values.Count / 2 - 1] + values[values.Count / 2]) / 2;
     }
 }

@@ -175,7 +175,7 @@ internal sealed class EpLayerBench(IReadOnlyList<Accelerator> ranks, int warmup,
                 perRank.Add(timer.ReadRanks());
             }
             layer.PhaseTimer = null;
-            yield return new EpLayerRow(preset, ranks.Count, tokens, Median(totals), phases.ToDictionary(p => p.Key.ToString(), p => Median(p.Value)),
+            yield return new EpLayerRow(preset, ranks.Count, tokens, BenchMedian.Of(totals), phases.ToDictionary(p => p.Key.ToString(), p => BenchMedian.Of(p.Value)),
                 layer.LastTokensPerRank.Select(t => (double)t).ToArray(), layer.LastRowsPerRank.Select(r => (double)r).ToArray(),
                 layer.LastActiveExpertsPerRank.Select(a => (double)a).ToArray()) { PerRank = MedianPerRank(perRank), RowsPerHeldExpert = layer.LastRowsPerHeldExpert };
         }
@@ -184,12 +184,6 @@ internal sealed class EpLayerBench(IReadOnlyList<Accelerator> ranks, int warmup,
     /// <summary>Per (phase, rank), the median of each mark over the samples that recorded it.</summary>
     private static List<EpRankPhase> MedianPerRank(List<List<EpRankPhase>> samples) =>
         samples.SelectMany(x => x).GroupBy(x => (x.Phase, x.Rank)).Select(g => new EpRankPhase(g.Key.Phase, g.Key.Rank,
-            Median(g.Select(x => x.DeviceBeginUs).ToList()), Median(g.Select(x => x.DeviceEndUs).ToList()),
-            Median(g.Select(x => x.HostBeginUs).ToList()), Median(g.Select(x => x.HostEndUs).ToList()))).ToList();
-
-    private static double Median(List<double> values)
-    {
-        values.Sort();
-        return values.Count % 2 == 1 ? values[values.Count / 2] : (values[values.Count / 2 - 1] + values[values.Count / 2]) / 2;
-    }
+            BenchMedian.Of(g.Select(x => x.DeviceBeginUs).ToList()), BenchMedian.Of(g.Select(x => x.DeviceEndUs).ToList()),
+            BenchMedian.Of(g.Select(x => x.HostBeginUs).ToList()), BenchMedian.Of(g.Select(x => x.HostEndUs).ToList()))).ToList();
 }

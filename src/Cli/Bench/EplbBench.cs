@@ -137,22 +137,16 @@ internal sealed class EplbBench(IReadOnlyList<Accelerator> devices, EplbBenchSet
             foreach (var e in starts.Concat(ends))
                 e.Dispose();
         }
-        double median = Median(steps);
+        double median = BenchMedian.Of(steps);
         var migrationMs = slots.MigrationMilliseconds.Skip(timingsBefore).ToList();
         return new EplbBenchRow(
             mode.ToString().ToLowerInvariant(), balances.Average(), balances.Max(), median, median > 0 ? t / (median / 1e3) : 0,
             noneStepMs is { } baseline && median > 0 ? baseline / median : 1.0,
             slots.Migrations - migrationsBefore, slots.SlotCopies - copiesBefore, migrationMs.Count == 0 ? 0 : migrationMs.Average(),
-            copying.Count == 0 ? null : Median(copying.ToArray()), other.Count == 0 ? 0 : Median(other.ToArray()), slots.Current.ToString(),
+            copying.Count == 0 ? null : BenchMedian.Of(copying.ToArray()), other.Count == 0 ? 0 : BenchMedian.Of(other.ToArray()), slots.Current.ToString(),
             migrationsBefore);
     }
 
     internal static double Balance(long[] rowsPerDevice) =>
         rowsPerDevice.Length == 0 || rowsPerDevice.Sum() == 0 ? 1.0 : rowsPerDevice.Max() / rowsPerDevice.Average();
-
-    private static double Median(double[] values)
-    {
-        var sorted = values.Order().ToArray();
-        return sorted.Length == 0 ? 0 : sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
-    }
 }

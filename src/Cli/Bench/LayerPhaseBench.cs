@@ -68,7 +68,7 @@ internal sealed class LayerPhaseBench(Accelerator accelerator, DType dtype, int 
                 }
                 int active = workspace.RoutedCounts.ToArray().Count(c => c > 0);
                 double floorUs = LayerPresets.ActiveWeightBytes(config, (double)active, dtype) / LayerBench.CopyBandwidth(accelerator) * 1e6;
-                yield return new LayerPhaseRow(preset, tokens, Median(totals), Median(sums), phases.ToDictionary(p => p.Key.ToString(), p => Median(p.Value)), active, floorUs);
+                yield return new LayerPhaseRow(preset, tokens, BenchMedian.Of(totals), BenchMedian.Of(sums), phases.ToDictionary(p => p.Key.ToString(), p => BenchMedian.Of(p.Value)), active, floorUs);
             }
         }
         finally
@@ -76,11 +76,5 @@ internal sealed class LayerPhaseBench(Accelerator accelerator, DType dtype, int 
             if (!ReferenceEquals(stream, accelerator.DefaultStream))
                 stream.Dispose();
         }
-    }
-
-    private static double Median(List<double> values)
-    {
-        values.Sort();
-        return values.Count % 2 == 1 ? values[values.Count / 2] : (values[values.Count / 2 - 1] + values[values.Count / 2]) / 2;
     }
 }

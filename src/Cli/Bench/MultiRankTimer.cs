@@ -60,8 +60,7 @@ internal sealed class MultiRankTimer(IReadOnlyList<CudaStream> streams, Action<s
                     SynchronizeAll(synchronize);
                     times.Add(ends[0].ElapsedMillisecondsSince(starts[0]) / inner);
                 }
-                times.Sort();
-                return (times.Count % 2 == 1 ? times[times.Count / 2] : (times[times.Count / 2 - 1] + times[times.Count / 2]) / 2, timing);
+                return (BenchMedian.Of(times), timing);
             }
             finally
             {
@@ -73,6 +72,27 @@ internal sealed class MultiRankTimer(IReadOnlyList<CudaStream> streams, Action<s
         {
             graphs.ForEach(g => g.Dispose());
         }
+    }
+
+    /// <summary>
+    /// Ranks without streams to time (CPU accelerators): the median by the host's clock of <paramref name="inner"/> calls
+    /// and a <paramref name="wait"/> for every rank, per call.
+    /// </summary>
+    public static double HostMedian(Action enqueue, Action wait, int warmup, int samples, int inner)
+    {
+        for (int i = 0; i < warmup; i++)
+            enqueue();
+        wait();
+        var times = new List<double>();
+        for (int s = 0; s < samples; s++)
+        {
+            long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
+            for (int i = 0; i < inner; i++)
+                enqueue();
+            wait();
+            times.Add(System.Diagnostics.Stopwatch.GetElapsedTime(t0).TotalMilliseconds / inner);
+        }
+        return BenchMedian.Of(times);
     }
 
     private void SynchronizeAll(Action synchronize)

@@ -67,10 +67,16 @@ internal sealed class TpLayerBench(IReadOnlyList<Accelerator> ranks, Communicato
                     if (n > 1)
                         communicator.AllReduce(partials, partials, algorithm, cuda ? streams : null);
                 }
+                void WaitForRanks()
+                {
+                    communicator.Synchronize();
+                    foreach (var rank in ranks)
+                        rank.Synchronize();
+                }
                 var timer = new MultiRankTimer(streams, log);
                 // Progress on stderr: a forward that never ends (a kernel or a peer) shows where it stopped.
                 log($"T={tokens}: eager forwards ({clock.Elapsed.TotalSeconds:F1} s)");
-                double eager = cuda ? timer.Median(Forward, communicator.Synchronize, graph: false, warmup, samples, inner: 1).Ms : StopwatchMedian(Forward);
+                double eager = cuda ? timer.Median(Forward, communicator.Synchronize, graph: false, warmup, samples, inner: 1).Ms : MultiRankTimer.HostMedian(Forward, WaitForRanks, warmup, samples, inner: 1);
                 double? graph = null;
                 string timing = cuda ? "eager" : "stopwatch";
                 if (cuda && tokens <= 128)
@@ -95,29 +101,5 @@ internal sealed class TpLayerBench(IReadOnlyList<Accelerator> ranks, Communicato
                 partials.ForEach(b => b.Dispose());
             }
         }
-    }
-
-    /// <summary>CPU ranks: median ms of a forward and a wait for every rank, by the host clock.</summary>
-    private double StopwatchMedian(Action forward)
-    {
-        void Wait()
-        {
-            communicator.Synchronize();
-            foreach (var rank in ranks)
-                rank.Synchronize();
-        }
-        for (int i = 0; i < warmup; i++)
-            forward();
-        Wait();
-        var times = new double[samples];
-        for (int s = 0; s < samples; s++)
-        {
-            long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
-            forward();
-            Wait();
-            times[s] = System.Diagnostics.Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
-        }
-        Array.Sort(times);
-        return times[samples / 2];
     }
 }

@@ -20,7 +20,8 @@ internal sealed class LowLatencyTransport : IDisposable
     private readonly MemoryBuffer<long>[] _peers;
     private readonly List<IDisposable> _owned = new();
     private readonly Dictionary<(int Rank, string Entry, int Unroll), CudaKernel> _kernels = new();
-    private readonly Dictionary<string, int> _residentBlocks = new();
+    private readonly Dictionary<(string Entry, int Unroll), int> _residentBlocks = new();
+    private readonly Dictionary<(DType DType, bool TwoShot), string> _entries = new();
     private readonly LowLatencyKernelOptions _options;
     private KernelSource? _source;
     private (bool TwoShot, long Count, int ElementSize)? _lastCall;
@@ -81,18 +82,22 @@ internal sealed class LowLatencyTransport : IDisposable
     {
         if (call.Count == 0)
             return;
-        string entry = _options.EntryFor(call.DType switch
+        if (!_entries.TryGetValue((call.DType, twoShot), out var entry))
         {
-            DType.F32 => "ll_allreduce_f32",
-            DType.BF16 => "ll_allreduce_bf16",
-            DType.F16 => "ll_allreduce_f16",
-            _ => throw new NotSupportedException($"{call.Kind} of {call.DType}"),
-        }, twoShot);
+            entry = _options.EntryFor(call.DType switch
+            {
+                DType.F32 => "ll_allreduce_f32",
+                DType.BF16 => "ll_allreduce_bf16",
+                DType.F16 => "ll_allreduce_f16",
+                _ => throw new NotSupportedException($"{call.Kind} of {call.DType}"),
+            }, twoShot);
+            _entries[(call.DType, twoShot)] = entry;   // named once: no string built on a call's path
+        }
         int n = _ranks.Length;
         _lastCall = (twoShot, call.Count, DTypes.SizeOf(call.DType));
         int unroll = _options.UnrollFor(call.Count * DTypes.SizeOf(call.DType), twoShot);
         LastUnroll = unroll;
-        int blocks = LowLatencyLayout.Grid(twoShot, n, call.Count, DTypes.SizeOf(call.DType), ResidentBlocks(entry),
+        int blocks = LowLatencyLayout.Grid(twoShot, n, call.Count, DTypes.SizeOf(call.DType), ResidentBlocks(entry, unroll),
             twoShot ? LowLatencyLayout.MaxBlocks : _options.OneShotMaxBlocks,
             twoShot ? _options.TwoShotUnitsPerThread : LowLatencyLayout.DefaultUnitsPerThread);
         LastBlocks = blocks;
@@ -203,19 +208,16 @@ internal sealed class LowLatencyTransport : IDisposable
         return kernel;
     }
 
-    /// <summary>
-    /// The most blocks of <paramref name="entry"/> every rank keeps resident at once (SMs x occupancy), from the configured
-    /// build: the unroll-1 build of small calls uses fewer registers, so it keeps at least as many.
-    /// </summary>
-    private int ResidentBlocks(string entry)
+    /// <summary>The most blocks of <paramref name="entry"/>'s build of <paramref name="unroll"/> every rank keeps resident at once (SMs x occupancy).</summary>
+    private int ResidentBlocks(string entry, int unroll)
     {
-        if (!_residentBlocks.TryGetValue(entry, out int blocks))
+        if (!_residentBlocks.TryGetValue((entry, unroll), out int blocks))
         {
             // From the kernel's own limit (a per-block epoch word each), not a grid cap: one-shot and two-shot cap their grids apart.
             blocks = LowLatencyLayout.EpochWordsForBlocks;
             for (int r = 0; r < _ranks.Length; r++)
-                blocks = Math.Min(blocks, _ranks[r].Info.MultiprocessorCount * Math.Max(1, KernelFor(r, entry, _options.Unroll).MaxActiveBlocksPerSm(LowLatencyLayout.BlockThreads)));
-            _residentBlocks[entry] = blocks;
+                blocks = Math.Min(blocks, _ranks[r].Info.MultiprocessorCount * Math.Max(1, KernelFor(r, entry, unroll).MaxActiveBlocksPerSm(LowLatencyLayout.BlockThreads)));
+            _residentBlocks[(entry, unroll)] = blocks;
         }
         return blocks;
     }
