@@ -49,6 +49,9 @@ internal abstract class CollectiveBackend : IDisposable
     /// <summary>The grid (blocks per rank) of the last low-latency call (0: none ran).</summary>
     public virtual int LastLowLatencyBlocks => 0;
 
+    /// <summary>Threads a block of the last low-latency call (0: none ran).</summary>
+    public virtual int LastLowLatencyThreads => 0;
+
     /// <summary>The low-latency transport's trace of its last call, a line per rank (a traced CUDA build only; else none).</summary>
     public virtual IReadOnlyList<string> DescribeLowLatencyTrace() => [];
 

@@ -248,6 +248,9 @@ public sealed class Communicator : IDisposable
     /// <summary>The grid (blocks per rank) of the last low-latency AllReduce (0 when none ran).</summary>
     internal int LastLowLatencyBlocks => _backend.LastLowLatencyBlocks;
 
+    /// <summary>Threads a block of the last low-latency AllReduce (0 when none ran).</summary>
+    internal int LastLowLatencyThreads => _backend.LastLowLatencyThreads;
+
     /// <summary>Waits for the calls enqueued on explicit streams; throws <see cref="CollectiveTimeoutException"/> if a rank gave up.</summary>
     public void Synchronize()
     {

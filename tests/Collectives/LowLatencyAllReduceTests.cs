@@ -211,14 +211,35 @@ public class LowLatencyAllReduceTests
     }
 
     [Theory]
-    [InlineData(false, 2, 2, 1, 264, 1)]
-    [InlineData(false, 2, 2, 4096, 264, 1)]                 // 1024 units: one block of 512 threads, 2 units each
-    [InlineData(false, 2, 2, 4100, 264, 2)]
-    [InlineData(true, 2, 2, 2L << 20, 264, 64)]             // 4 MB: capped
-    [InlineData(true, 2, 2, 2L << 20, 20, 20)]              // capped by residency
-    [InlineData(true, 8, 4, 8192, 264, 1)]
-    public void TheGridGrowsWithTheWorkAndIsCapped(bool twoShot, int ranks, int elementSize, long count, int resident, int expected) =>
-        Assert.Equal(expected, LowLatencyLayout.Grid(twoShot, ranks, count, elementSize, resident, LowLatencyLayout.DefaultMaxBlocks, LowLatencyLayout.DefaultUnitsPerThread));
+    [InlineData(false, 2, 2, 1, 264, 1, 32)]                // one unit: one warp
+    [InlineData(false, 2, 2, 4096, 264, 2, 256)]            // 1024 units, 2 a thread: two blocks of 256
+    [InlineData(false, 2, 2, 4100, 264, 3, 192)]            // 1025 units: 513 threads over 3 blocks, 171 each, whole warps
+    [InlineData(true, 2, 2, 2L << 20, 264, 64, 512)]        // 4 MB: past the cap in blocks of 256, so blocks of 512, capped
+    [InlineData(true, 2, 2, 2L << 20, 20, 20, 512)]         // capped by residency
+    [InlineData(true, 8, 4, 8192, 264, 1, 256)]
+    public void TheGridGrowsWithTheWorkAndIsCapped(bool twoShot, int ranks, int elementSize, long count, int resident, int blocks, int threads) =>
+        Assert.Equal(new LowLatencyGrid(blocks, threads), LowLatencyLayout.Grid(twoShot, ranks, count, elementSize, resident,
+            LowLatencyLayout.DefaultMaxBlocks, LowLatencyLayout.DefaultUnitsPerThread, LowLatencyKernelOptions.DefaultBlockThreads));
+
+    /// <summary>
+    /// Blocks of at most the configured threads while the grid stays under its cap (8 KB of bf16 two-shot: one block of 512
+    /// before, two of 256 now, four of 128), every thread of the grid with work but for the last warp's spare lanes.
+    /// </summary>
+    [Theory]
+    [InlineData(4096, 512, 1, 512)]
+    [InlineData(4096, 256, 2, 256)]
+    [InlineData(4096, 128, 4, 128)]
+    [InlineData(4096, 32, 16, 32)]
+    [InlineData(64 << 10, 256, 32, 256)]        // 128 KB: 8192 units a chunk, 32 blocks of 256
+    [InlineData(128 << 10, 256, 64, 256)]       // 256 KB: 16384 units a chunk, 64 blocks of 256: the cap, reached exactly
+    [InlineData((128 << 10) + 8, 256, 33, 512)] // chunks of 65536 and 65544 elements: 16386 units, past it: blocks of 512
+    [InlineData(1000, 256, 1, 128)]             // chunks of 496 and 504 elements: 126 units, one block of 4 warps
+    public void TheGridSpreadsOverSmallBlocksUnderItsCap(long count, int blockThreads, int blocks, int threads)
+    {
+        var grid = LowLatencyLayout.Grid(true, 2, count, 2, 264, LowLatencyLayout.DefaultMaxBlocks, 1, blockThreads);
+        Assert.Equal(new LowLatencyGrid(blocks, threads), grid);
+        Assert.True((long)grid.Blocks * grid.Threads >= LowLatencyLayout.MaxChunkUnits(count, 2, 2), "every unit has a thread");
+    }
 
     /// <summary>The host's constants are the kernel's (read from the source: they cannot drift apart).</summary>
     [Fact]

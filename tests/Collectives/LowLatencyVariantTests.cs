@@ -29,6 +29,7 @@ public class LowLatencyVariantTests
         "fence=system tail=counter", "fence=system tail=single", "fence=system", "fence=acqrel", "fence=warp", "fence=lazy",
         "fence=lazy cycles=0", "fence=lazy upt=1 tail=counter", "fence=sleep", "fence=system upt=8", "fence=step0",
         "fence=step0 cycles=0", "fence=lazy trace=1", "fence=lazy small=0", "fence=lazy unroll=1", "fence=lazy unroll=2 nc=1", "fence=lazy split=0", "fence=lazy split=0 small=0",
+        "fence=lazy bt=512", "fence=lazy bt=32", "fence=lazy bt=128 unroll=1",
     ];
 
     public static TheoryData<string> Variants => new(VariantNames);
@@ -38,8 +39,9 @@ public class LowLatencyVariantTests
     {
         var parts = name.Split(' ', StringSplitOptions.RemoveEmptyEntries).Select(p => p.Split('=')).ToDictionary(p => p[0], p => p[1]);
         string? Part(string key) => parts.TryGetValue(key, out var v) ? v : null;
-        Assert.All(parts.Keys, k => Assert.Contains(k, new[] { "fence", "cycles", "tail", "upt", "trace", "unroll", "nc", "small", "split" }));
-        return LowLatencyKernelOptions.Parse(Part("fence"), Part("cycles"), Part("tail"), Part("upt"), Part("trace"), Part("unroll"), Part("nc"), Part("small"), Part("split"));
+        Assert.All(parts.Keys, k => Assert.Contains(k, new[] { "fence", "cycles", "tail", "upt", "trace", "unroll", "nc", "small", "split", "bt" }));
+        return LowLatencyKernelOptions.Parse(Part("fence"), Part("cycles"), Part("tail"), Part("upt"), Part("trace"), Part("unroll"), Part("nc"), Part("small"), Part("split"),
+            blockThreads: Part("bt"));
     }
 
     // ---- without a GPU ----
@@ -119,10 +121,15 @@ public class LowLatencyVariantTests
     [Fact]
     public void OneShotGridsHaveTheirOwnCap()
     {
-        Assert.Equal(64, LowLatencyLayout.Grid(false, 2, 512L << 10, 2, 264, LowLatencyKernelOptions.DefaultOneShotMaxBlocks, LowLatencyLayout.DefaultUnitsPerThread));
-        Assert.Equal(128, LowLatencyLayout.Grid(false, 2, 512L << 10, 2, 264, 128, LowLatencyLayout.DefaultUnitsPerThread));
-        Assert.Equal(64, LowLatencyLayout.Grid(true, 2, 512L << 10, 2, 264, LowLatencyLayout.DefaultMaxBlocks, 1));
+        Assert.Equal(64, LowLatencyLayout.Grid(false, 2, 512L << 10, 2, 264, LowLatencyKernelOptions.DefaultOneShotMaxBlocks, LowLatencyLayout.DefaultUnitsPerThread, 256).Blocks);
+        Assert.Equal(128, LowLatencyLayout.Grid(false, 2, 512L << 10, 2, 264, 128, LowLatencyLayout.DefaultUnitsPerThread, 256).Blocks);
+        Assert.Equal(64, LowLatencyLayout.Grid(true, 2, 512L << 10, 2, 264, LowLatencyLayout.DefaultMaxBlocks, 1, 256).Blocks);
         Assert.Equal(40, LowLatencyKernelOptions.Parse(null, null, null, null, oneShotMaxBlocks: "40").OneShotMaxBlocks);
+        Assert.Equal(LowLatencyKernelOptions.DefaultBlockThreads, LowLatencyKernelOptions.Default.BlockThreads);
+        var wide = LowLatencyKernelOptions.Parse(null, null, null, null, blockThreads: "512");
+        Assert.Equal(512, wide.BlockThreads);
+        Assert.EndsWith(" block-threads=512", wide.ToString());
+        Assert.Equal(LowLatencyKernelOptions.Default.CompileOptions(), wide.CompileOptions());   // a launch shape, not a build
     }
 
     /// <summary>Unroll 1 is less code than the default 4, and the nc-peers build reads the region table through the read-only cache.</summary>
@@ -166,12 +173,16 @@ public class LowLatencyVariantTests
     [InlineData("MOE_LL_ONESHOT_SMALL_MAX_BYTES", "1M")]
     [InlineData("MOE_LL_ONESHOT_MAX_BLOCKS", "0")]
     [InlineData("MOE_LL_ONESHOT_MAX_BLOCKS", "265")]
+    [InlineData("MOE_LL_BLOCK_THREADS", "0")]
+    [InlineData("MOE_LL_BLOCK_THREADS", "48")]
+    [InlineData("MOE_LL_BLOCK_THREADS", "1024")]
     public void ABadSwitchIsRefusedByName(string name, string value)
     {
         string? For(string n) => name == n ? value : null;
         var error = Assert.Throws<ArgumentException>(() => LowLatencyKernelOptions.Parse(For("MOE_LL_FENCE"), For("MOE_LL_LAZY_CYCLES"),
             For("MOE_LL_TAIL"), For("MOE_LL_UNITS_PER_THREAD"), For("MOE_LL_TRACE"), For("MOE_LL_UNROLL"), For("MOE_LL_NC_PEERS"),
-            For("MOE_LL_SMALL_MAX_BYTES"), For("MOE_LL_SPLIT"), For("MOE_LL_ONESHOT_SMALL_MAX_BYTES"), For("MOE_LL_ONESHOT_MAX_BLOCKS")));
+            For("MOE_LL_SMALL_MAX_BYTES"), For("MOE_LL_SPLIT"), For("MOE_LL_ONESHOT_SMALL_MAX_BYTES"), For("MOE_LL_ONESHOT_MAX_BLOCKS"),
+            For("MOE_LL_BLOCK_THREADS")));
         Assert.Contains($"{name}='{value}'", error.Message);
     }
 
@@ -185,7 +196,7 @@ public class LowLatencyVariantTests
     public void UnitsPerThreadSetTheTwoShotGrid(long count, int unitsPerThread, int blocksBeforeTheCap)
     {
         int expected = Math.Min(blocksBeforeTheCap, LowLatencyLayout.DefaultMaxBlocks);
-        Assert.Equal(expected, LowLatencyLayout.Grid(true, 2, count, 2, 264, LowLatencyLayout.DefaultMaxBlocks, unitsPerThread));
+        Assert.Equal(expected, LowLatencyLayout.Grid(true, 2, count, 2, 264, LowLatencyLayout.DefaultMaxBlocks, unitsPerThread, LowLatencyLayout.BlockThreads).Blocks);
     }
 
     /// <summary>
@@ -310,9 +321,10 @@ public class LowLatencyVariantTests
         var group = TestDevices.GetGroup("cuda", 2);
         using var communicator = Communicator.Create(group, OptionsFor("fence=lazy"));
         bool twoShot = algorithm == AllReduceAlgorithm.TwoShot;
-        // 1 KB, 1 MB (two-shot: unroll 4; one-shot: unroll 1; 64 blocks each), 2000 bytes, 512 KB.
-        foreach (var (count, unroll, blocks) in new[] { (512L, 1, 1), (512L << 10, twoShot ? LowLatencyKernelOptions.DefaultUnroll : 1, 64),
-                                                        (1000L, 1, 1), (256L << 10, 1, 64) })
+        // 1 KB (two-shot: 64 units a chunk; one-shot: 128 units, 2 a thread), 1 MB (two-shot: unroll 4; one-shot: unroll 1; both
+        // past the cap in blocks of 256), 2000 bytes (126 and 250 units), 8 KB (512 units a chunk; 1024 units), 512 KB.
+        foreach (var (count, unroll, blocks, threads) in new[] { (512L, 1, 1, 64), (512L << 10, twoShot ? LowLatencyKernelOptions.DefaultUnroll : 1, 64, 512),
+                                                                 (1000L, 1, 1, 128), (4096L, 1, 2, 256), (256L << 10, 1, 64, 512) })
         {
             var inputs = Enumerable.Range(0, 2).Select(r => Verifiable(11, r, count)).ToArray();
             var expected = SumOf(inputs, count);
@@ -322,7 +334,7 @@ public class LowLatencyVariantTests
                 communicator.AllReduce(buffers, buffers, algorithm);
                 Assert.True(communicator.LastAllReduceLowLatency);
                 Assert.Equal(unroll, communicator.LastLowLatencyUnroll);
-                Assert.Equal(blocks, communicator.LastLowLatencyBlocks);
+                Assert.Equal((blocks, threads), (communicator.LastLowLatencyBlocks, communicator.LastLowLatencyThreads));
                 foreach (var b in buffers)
                     Assert.Equal(expected, Download(b));
             }

@@ -105,7 +105,9 @@ internal sealed class CudaCollectiveBackend : CollectiveBackend
 
     public override int LastLowLatencyUnroll => _lowLatency.LastUnroll;
 
-    public override int LastLowLatencyBlocks => _lowLatency.LastBlocks;
+    public override int LastLowLatencyBlocks => _lowLatency.LastGrid.Blocks;
+
+    public override int LastLowLatencyThreads => _lowLatency.LastGrid.Threads;
 
     public override IReadOnlyList<string> DescribeLowLatencyTrace() =>
         _lowLatency.Options.Trace ? _lowLatency.ReadTrace().Select(t => t.Describe()).ToList() : [];

@@ -20,6 +20,7 @@ namespace MoeRuntime.Collectives.Cuda;
 /// <param name="SmallCallMaxBytes">Two-shot calls of at most this many bytes run the unroll-1 build (<see cref="UnrollFor"/>; MOE_LL_SMALL_MAX_BYTES, 0: never).</param>
 /// <param name="OneShotSmallCallMaxBytes">One-shot calls of at most this many bytes run the unroll-1 build (MOE_LL_ONESHOT_SMALL_MAX_BYTES, 0: never).</param>
 /// <param name="OneShotMaxBlocks">The largest one-shot grid (MOE_LL_ONESHOT_MAX_BLOCKS, 1-264; two-shot's is LowLatencyLayout.MaxBlocks).</param>
+/// <param name="BlockThreads">Threads a block of a grid under its cap (MOE_LL_BLOCK_THREADS, 32-512 by 32; LowLatencyLayout.Grid).</param>
 internal sealed record LowLatencyKernelOptions(
     LowLatencyFence Fence = LowLatencyKernelOptions.DefaultFence,
     int LazyCycles = LowLatencyKernelOptions.DefaultLazyCycles,
@@ -31,7 +32,8 @@ internal sealed record LowLatencyKernelOptions(
     long SmallCallMaxBytes = LowLatencyKernelOptions.DefaultSmallCallMaxBytes,
     bool SplitEntries = true,
     long OneShotSmallCallMaxBytes = LowLatencyKernelOptions.DefaultOneShotSmallCallMaxBytes,
-    int OneShotMaxBlocks = LowLatencyKernelOptions.DefaultOneShotMaxBlocks)
+    int OneShotMaxBlocks = LowLatencyKernelOptions.DefaultOneShotMaxBlocks,
+    int BlockThreads = LowLatencyKernelOptions.DefaultBlockThreads)
 {
     /// <summary>
     /// 2 x H200, bf16, graph-timed, NCCL in the same run (fifth session, tools/gpu/twoshot6-check.sh): two-shot over LL
@@ -72,6 +74,14 @@ internal sealed record LowLatencyKernelOptions(
     public const long DefaultOneShotSmallCallMaxBytes = 1L << 20;
     public const int DefaultOneShotMaxBlocks = 64;
 
+    /// <summary>
+    /// Closing table of the eleventh session (2 x H200, bf16): a call's time stayed flat while its one block grew from 64 to
+    /// 256 busy threads (two-shot 5.16 -> 5.31 us, 1 to 4 KB), rose 0.5 us at 512 (8 KB: 5.81; one-shot 3.41 -> 4.12), and
+    /// stayed there as blocks of 512 were added (16-128 KB: 5.77-5.96): what a block's SM pushes and polls costs, not the
+    /// number of SMs. So grids under their cap spread over blocks of at most 256 threads.
+    /// </summary>
+    public const int DefaultBlockThreads = 256;
+
     public static LowLatencyKernelOptions Default { get; } = new();
 
     public static LowLatencyKernelOptions FromEnvironment() => Parse(
@@ -85,12 +95,14 @@ internal sealed record LowLatencyKernelOptions(
         Environment.GetEnvironmentVariable("MOE_LL_SMALL_MAX_BYTES"),
         Environment.GetEnvironmentVariable("MOE_LL_SPLIT"),
         Environment.GetEnvironmentVariable("MOE_LL_ONESHOT_SMALL_MAX_BYTES"),
-        Environment.GetEnvironmentVariable("MOE_LL_ONESHOT_MAX_BLOCKS"));
+        Environment.GetEnvironmentVariable("MOE_LL_ONESHOT_MAX_BLOCKS"),
+        Environment.GetEnvironmentVariable("MOE_LL_BLOCK_THREADS"));
 
     /// <summary>The switches from their environment variables' text (null or blank: the default); bad text is refused by name.</summary>
     internal static LowLatencyKernelOptions Parse(string? fence, string? lazyCycles, string? tail, string? unitsPerThread, string? trace = null,
                                                   string? unroll = null, string? ncPeers = null, string? smallMaxBytes = null,
-                                                  string? split = null, string? oneShotSmallMaxBytes = null, string? oneShotMaxBlocks = null) => new(
+                                                  string? split = null, string? oneShotSmallMaxBytes = null, string? oneShotMaxBlocks = null,
+                                                  string? blockThreads = null) => new(
         LowLatencyLayout.ParseFence(fence),
         Number("MOE_LL_LAZY_CYCLES", lazyCycles, DefaultLazyCycles, 0, MaxLazyCycles),
         tail?.Trim().ToLowerInvariant() switch
@@ -108,7 +120,9 @@ internal sealed record LowLatencyKernelOptions(
         Bytes("MOE_LL_SMALL_MAX_BYTES", smallMaxBytes, DefaultSmallCallMaxBytes),
         Number("MOE_LL_SPLIT", split, 1, 0, 1) == 1,
         Bytes("MOE_LL_ONESHOT_SMALL_MAX_BYTES", oneShotSmallMaxBytes, DefaultOneShotSmallCallMaxBytes),
-        Number("MOE_LL_ONESHOT_MAX_BLOCKS", oneShotMaxBlocks, DefaultOneShotMaxBlocks, 1, LowLatencyLayout.EpochWordsForBlocks));
+        Number("MOE_LL_ONESHOT_MAX_BLOCKS", oneShotMaxBlocks, DefaultOneShotMaxBlocks, 1, LowLatencyLayout.EpochWordsForBlocks),
+        Number("MOE_LL_BLOCK_THREADS", blockThreads, DefaultBlockThreads, 32, LowLatencyLayout.BlockThreads) is var t && t % 32 == 0 ? t
+            : throw new ArgumentException($"MOE_LL_BLOCK_THREADS='{blockThreads}': expected a multiple of 32 from 32 to {LowLatencyLayout.BlockThreads}"));
 
     private static long Bytes(string name, string? text, long fallback) =>
         string.IsNullOrWhiteSpace(text) ? fallback
@@ -147,5 +161,5 @@ internal sealed record LowLatencyKernelOptions(
 
     /// <summary>A short name for logs and test output, e.g. "fence=lazy lazy=4096 tail=blocks upt=2".</summary>
     public override string ToString() =>
-        $"fence={Fence.ToString().ToLowerInvariant()} lazy={LazyCycles} tail={Tail.ToString().ToLowerInvariant()} upt={TwoShotUnitsPerThread}{(Trace ? " trace" : "")}{(Unroll != DefaultUnroll ? $" unroll={Unroll}" : "")}{(NcPeers ? " nc-peers" : "")}{(SmallCallMaxBytes != DefaultSmallCallMaxBytes ? $" small={SmallCallMaxBytes}" : "")}{(SplitEntries ? "" : " combined")}{(OneShotSmallCallMaxBytes != DefaultOneShotSmallCallMaxBytes ? $" one-shot-small={OneShotSmallCallMaxBytes}" : "")}{(OneShotMaxBlocks != DefaultOneShotMaxBlocks ? $" one-shot-blocks={OneShotMaxBlocks}" : "")}";
+        $"fence={Fence.ToString().ToLowerInvariant()} lazy={LazyCycles} tail={Tail.ToString().ToLowerInvariant()} upt={TwoShotUnitsPerThread}{(Trace ? " trace" : "")}{(Unroll != DefaultUnroll ? $" unroll={Unroll}" : "")}{(NcPeers ? " nc-peers" : "")}{(SmallCallMaxBytes != DefaultSmallCallMaxBytes ? $" small={SmallCallMaxBytes}" : "")}{(SplitEntries ? "" : " combined")}{(OneShotSmallCallMaxBytes != DefaultOneShotSmallCallMaxBytes ? $" one-shot-small={OneShotSmallCallMaxBytes}" : "")}{(OneShotMaxBlocks != DefaultOneShotMaxBlocks ? $" one-shot-blocks={OneShotMaxBlocks}" : "")}{(BlockThreads != DefaultBlockThreads ? $" block-threads={BlockThreads}" : "")}";
 }

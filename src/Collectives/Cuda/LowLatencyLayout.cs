@@ -287,18 +287,29 @@ internal static class LowLatencyLayout
     }
 
     /// <summary>
-    /// Blocks for a call: one thread per <paramref name="unitsPerThread"/> units (<see cref="DefaultUnitsPerThread"/>;
+    /// The launch shape of a call: blocks of <paramref name="smallBlockThreads"/> threads (a multiple of 32, at most
+    /// <see cref="BlockThreads"/>), one thread per <paramref name="unitsPerThread"/> units (<see cref="DefaultUnitsPerThread"/>;
     /// two-shot's from MOE_LL_UNITS_PER_THREAD) of the longest range a thread walks (the tensor for one-shot, the longest
-    /// chunk for two-shot), 1 to <see cref="MaxBlocks"/>, at most <paramref name="resident"/> (every block must be
-    /// resident: block b waits for block b of every peer). The same on every rank.
+    /// chunk for two-shot), the units spread evenly over the blocks and each block trimmed to the warps its share needs;
+    /// where that would pass the cap (<paramref name="maxBlocks"/>, at most <paramref name="resident"/>: every block must
+    /// be resident, block b waits for block b of every peer), blocks of <see cref="BlockThreads"/>, capped. The same on every rank.
     /// </summary>
-    public static int Grid(bool twoShot, int ranks, long count, int elementSize, int resident) =>
-        Grid(twoShot, ranks, count, elementSize, resident, MaxBlocks, DefaultUnitsPerThread);
-
-    public static int Grid(bool twoShot, int ranks, long count, int elementSize, int resident, int maxBlocks, int unitsPerThread)
+    public static LowLatencyGrid Grid(bool twoShot, int ranks, long count, int elementSize, int resident, int maxBlocks, int unitsPerThread,
+                                      int smallBlockThreads)
     {
         long work = twoShot ? MaxChunkUnits(count, ranks, elementSize) : Units(count, elementSize);
-        long blocks = (work + (long)BlockThreads * unitsPerThread - 1) / ((long)BlockThreads * unitsPerThread);
-        return (int)Math.Clamp(blocks, 1, Math.Max(1, Math.Min(maxBlocks, resident)));
+        long threadsNeeded = Math.Max(1, (work + unitsPerThread - 1) / unitsPerThread);
+        int cap = Math.Max(1, Math.Min(maxBlocks, resident));
+        long blocks = (threadsNeeded + smallBlockThreads - 1) / smallBlockThreads;
+        if (blocks <= cap)
+        {
+            long share = (threadsNeeded + blocks - 1) / blocks;
+            return new((int)blocks, (int)Math.Min(smallBlockThreads, (share + 31) / 32 * 32));
+        }
+        blocks = (threadsNeeded + BlockThreads - 1) / BlockThreads;
+        return new((int)Math.Clamp(blocks, 1, cap), BlockThreads);
     }
 }
+
+/// <summary>A call's launch shape: blocks per rank, threads a block.</summary>
+internal readonly record struct LowLatencyGrid(int Blocks, int Threads);

@@ -97,15 +97,15 @@ internal sealed class LowLatencyTransport : IDisposable
         _lastCall = (twoShot, call.Count, DTypes.SizeOf(call.DType));
         int unroll = _options.UnrollFor(call.Count * DTypes.SizeOf(call.DType), twoShot);
         LastUnroll = unroll;
-        int blocks = LowLatencyLayout.Grid(twoShot, n, call.Count, DTypes.SizeOf(call.DType), ResidentBlocks(entry, unroll),
+        var grid = LowLatencyLayout.Grid(twoShot, n, call.Count, DTypes.SizeOf(call.DType), ResidentBlocks(entry, unroll),
             twoShot ? LowLatencyLayout.MaxBlocks : _options.OneShotMaxBlocks,
-            twoShot ? _options.TwoShotUnitsPerThread : LowLatencyLayout.DefaultUnitsPerThread);
-        LastBlocks = blocks;
+            twoShot ? _options.TwoShotUnitsPerThread : LowLatencyLayout.DefaultUnitsPerThread, _options.BlockThreads);
+        LastGrid = grid;
         for (int r = 0; r < n; r++)
         {
             if (call.RankThatNeverArrives == r)
                 continue;
-            KernelFor(r, entry, unroll).Launch((CudaStream)call.Streams[r], new Dim3((uint)blocks), new Dim3(LowLatencyLayout.BlockThreads), 0,
+            KernelFor(r, entry, unroll).Launch((CudaStream)call.Streams[r], new Dim3((uint)grid.Blocks), new Dim3((uint)grid.Threads), 0,
                 call.Inputs[r].Pointer, call.Outputs[r].Pointer, call.Count, call.Grain, r, n, _peers[r], SlotUnits, _control[r],
                 errors[r].DevicePointer, timeoutNs, (int)call.Kind, twoShot ? 1 : 0);
         }
@@ -193,8 +193,8 @@ internal sealed class LowLatencyTransport : IDisposable
     /// <summary>The unroll of the build the last call ran (<see cref="LowLatencyKernelOptions.UnrollFor"/>).</summary>
     public int LastUnroll { get; private set; }
 
-    /// <summary>The last call's grid (blocks per rank).</summary>
-    public int LastBlocks { get; private set; }
+    /// <summary>The last call's launch shape (blocks per rank, threads a block).</summary>
+    public LowLatencyGrid LastGrid { get; private set; }
 
     /// <summary>The kernel of <paramref name="entry"/> in the build of <paramref name="unroll"/> (the options' switches otherwise), loaded once per rank.</summary>
     private CudaKernel KernelFor(int rank, string entry, int unroll)
