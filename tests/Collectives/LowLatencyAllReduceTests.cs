@@ -212,8 +212,9 @@ public class LowLatencyAllReduceTests
 
     [Theory]
     [InlineData(false, 2, 2, 1, 264, 1, 32)]                // one unit: one warp
+    [InlineData(false, 2, 2, 512, 264, 1, 128)]             // 1 KB: 128 units, 2 a thread would be 64 threads: one block, a thread a unit
     [InlineData(false, 2, 2, 4096, 264, 2, 256)]            // 1024 units, 2 a thread: two blocks of 256
-    [InlineData(false, 2, 2, 4100, 264, 3, 192)]            // 1025 units: 513 threads over 3 blocks, 171 each, whole warps
+    [InlineData(false, 2, 2, 4100, 264, 3, 256)]            // 1025 units: 513 threads at 2 units, 3 blocks; 342 units each, capped at 256
     [InlineData(true, 2, 2, 2L << 20, 264, 64, 512)]        // 4 MB: past the cap in blocks of 256, so blocks of 512, capped
     [InlineData(true, 2, 2, 2L << 20, 20, 20, 512)]         // capped by residency
     [InlineData(true, 8, 4, 8192, 264, 1, 256)]

@@ -29,7 +29,7 @@ public class LowLatencyVariantTests
         "fence=system tail=counter", "fence=system tail=single", "fence=system", "fence=acqrel", "fence=warp", "fence=lazy",
         "fence=lazy cycles=0", "fence=lazy upt=1 tail=counter", "fence=sleep", "fence=system upt=8", "fence=step0",
         "fence=step0 cycles=0", "fence=lazy trace=1", "fence=lazy small=0", "fence=lazy unroll=1", "fence=lazy unroll=2 nc=1", "fence=lazy split=0", "fence=lazy split=0 small=0",
-        "fence=lazy bt=512", "fence=lazy bt=32", "fence=lazy bt=128 unroll=1",
+        "fence=lazy bt=512", "fence=lazy bt=32", "fence=lazy bt=128 unroll=1", "fence=lazy oupt=1",
     ];
 
     public static TheoryData<string> Variants => new(VariantNames);
@@ -39,9 +39,9 @@ public class LowLatencyVariantTests
     {
         var parts = name.Split(' ', StringSplitOptions.RemoveEmptyEntries).Select(p => p.Split('=')).ToDictionary(p => p[0], p => p[1]);
         string? Part(string key) => parts.TryGetValue(key, out var v) ? v : null;
-        Assert.All(parts.Keys, k => Assert.Contains(k, new[] { "fence", "cycles", "tail", "upt", "trace", "unroll", "nc", "small", "split", "bt" }));
+        Assert.All(parts.Keys, k => Assert.Contains(k, new[] { "fence", "cycles", "tail", "upt", "trace", "unroll", "nc", "small", "split", "bt", "oupt" }));
         return LowLatencyKernelOptions.Parse(Part("fence"), Part("cycles"), Part("tail"), Part("upt"), Part("trace"), Part("unroll"), Part("nc"), Part("small"), Part("split"),
-            blockThreads: Part("bt"));
+            blockThreads: Part("bt"), oneShotUnitsPerThread: Part("oupt"));
     }
 
     // ---- without a GPU ----
@@ -130,6 +130,9 @@ public class LowLatencyVariantTests
         Assert.Equal(512, wide.BlockThreads);
         Assert.EndsWith(" block-threads=512", wide.ToString());
         Assert.Equal(LowLatencyKernelOptions.Default.CompileOptions(), wide.CompileOptions());   // a launch shape, not a build
+        var oneUnit = LowLatencyKernelOptions.Parse(null, null, null, null, oneShotUnitsPerThread: "1");
+        Assert.Equal((1, 2), (oneUnit.OneShotUnitsPerThread, LowLatencyKernelOptions.Default.OneShotUnitsPerThread));
+        Assert.EndsWith(" one-shot-upt=1", oneUnit.ToString());
     }
 
     /// <summary>Unroll 1 is less code than the default 4, and the nc-peers build reads the region table through the read-only cache.</summary>
@@ -176,13 +179,14 @@ public class LowLatencyVariantTests
     [InlineData("MOE_LL_BLOCK_THREADS", "0")]
     [InlineData("MOE_LL_BLOCK_THREADS", "48")]
     [InlineData("MOE_LL_BLOCK_THREADS", "1024")]
+    [InlineData("MOE_LL_ONESHOT_UNITS_PER_THREAD", "0")]
     public void ABadSwitchIsRefusedByName(string name, string value)
     {
         string? For(string n) => name == n ? value : null;
         var error = Assert.Throws<ArgumentException>(() => LowLatencyKernelOptions.Parse(For("MOE_LL_FENCE"), For("MOE_LL_LAZY_CYCLES"),
             For("MOE_LL_TAIL"), For("MOE_LL_UNITS_PER_THREAD"), For("MOE_LL_TRACE"), For("MOE_LL_UNROLL"), For("MOE_LL_NC_PEERS"),
             For("MOE_LL_SMALL_MAX_BYTES"), For("MOE_LL_SPLIT"), For("MOE_LL_ONESHOT_SMALL_MAX_BYTES"), For("MOE_LL_ONESHOT_MAX_BLOCKS"),
-            For("MOE_LL_BLOCK_THREADS")));
+            For("MOE_LL_BLOCK_THREADS"), For("MOE_LL_ONESHOT_UNITS_PER_THREAD")));
         Assert.Contains($"{name}='{value}'", error.Message);
     }
 
@@ -321,10 +325,11 @@ public class LowLatencyVariantTests
         var group = TestDevices.GetGroup("cuda", 2);
         using var communicator = Communicator.Create(group, OptionsFor("fence=lazy"));
         bool twoShot = algorithm == AllReduceAlgorithm.TwoShot;
-        // 1 KB (two-shot: 64 units a chunk; one-shot: 128 units, 2 a thread), 1 MB (two-shot: unroll 4; one-shot: unroll 1; both
-        // past the cap in blocks of 256), 2000 bytes (126 and 250 units), 8 KB (512 units a chunk; 1024 units), 512 KB.
-        foreach (var (count, unroll, blocks, threads) in new[] { (512L, 1, 1, 64), (512L << 10, twoShot ? LowLatencyKernelOptions.DefaultUnroll : 1, 64, 512),
-                                                                 (1000L, 1, 1, 128), (4096L, 1, 2, 256), (256L << 10, 1, 64, 512) })
+        // 1 KB (two-shot: 64 units a chunk; one-shot: 128 units, a thread each), 1 MB (two-shot: unroll 4; one-shot: unroll 1;
+        // both past the cap in blocks of 256), 2000 bytes (126 and 250 units), 8 KB (512 units a chunk; 1024 units, 2 a
+        // thread over 2 blocks), 512 KB.
+        foreach (var (count, unroll, blocks, threads) in new[] { (512L, 1, 1, twoShot ? 64 : 128), (512L << 10, twoShot ? LowLatencyKernelOptions.DefaultUnroll : 1, 64, 512),
+                                                                 (1000L, 1, 1, twoShot ? 128 : 256), (4096L, 1, 2, 256), (256L << 10, 1, 64, 512) })
         {
             var inputs = Enumerable.Range(0, 2).Select(r => Verifiable(11, r, count)).ToArray();
             var expected = SumOf(inputs, count);

@@ -21,6 +21,7 @@ namespace MoeRuntime.Collectives.Cuda;
 /// <param name="OneShotSmallCallMaxBytes">One-shot calls of at most this many bytes run the unroll-1 build (MOE_LL_ONESHOT_SMALL_MAX_BYTES, 0: never).</param>
 /// <param name="OneShotMaxBlocks">The largest one-shot grid (MOE_LL_ONESHOT_MAX_BLOCKS, 1-264; two-shot's is LowLatencyLayout.MaxBlocks).</param>
 /// <param name="BlockThreads">Threads a block of a grid under its cap (MOE_LL_BLOCK_THREADS, 32-512 by 32; LowLatencyLayout.Grid).</param>
+/// <param name="OneShotUnitsPerThread">Units per thread a one-shot grid aims at before it adds blocks (MOE_LL_ONESHOT_UNITS_PER_THREAD; 2 by default).</param>
 internal sealed record LowLatencyKernelOptions(
     LowLatencyFence Fence = LowLatencyKernelOptions.DefaultFence,
     int LazyCycles = LowLatencyKernelOptions.DefaultLazyCycles,
@@ -33,7 +34,8 @@ internal sealed record LowLatencyKernelOptions(
     bool SplitEntries = true,
     long OneShotSmallCallMaxBytes = LowLatencyKernelOptions.DefaultOneShotSmallCallMaxBytes,
     int OneShotMaxBlocks = LowLatencyKernelOptions.DefaultOneShotMaxBlocks,
-    int BlockThreads = LowLatencyKernelOptions.DefaultBlockThreads)
+    int BlockThreads = LowLatencyKernelOptions.DefaultBlockThreads,
+    int OneShotUnitsPerThread = LowLatencyLayout.DefaultUnitsPerThread)
 {
     /// <summary>
     /// 2 x H200, bf16, graph-timed, NCCL in the same run (fifth session, tools/gpu/twoshot6-check.sh): two-shot over LL
@@ -96,13 +98,14 @@ internal sealed record LowLatencyKernelOptions(
         Environment.GetEnvironmentVariable("MOE_LL_SPLIT"),
         Environment.GetEnvironmentVariable("MOE_LL_ONESHOT_SMALL_MAX_BYTES"),
         Environment.GetEnvironmentVariable("MOE_LL_ONESHOT_MAX_BLOCKS"),
-        Environment.GetEnvironmentVariable("MOE_LL_BLOCK_THREADS"));
+        Environment.GetEnvironmentVariable("MOE_LL_BLOCK_THREADS"),
+        Environment.GetEnvironmentVariable("MOE_LL_ONESHOT_UNITS_PER_THREAD"));
 
     /// <summary>The switches from their environment variables' text (null or blank: the default); bad text is refused by name.</summary>
     internal static LowLatencyKernelOptions Parse(string? fence, string? lazyCycles, string? tail, string? unitsPerThread, string? trace = null,
                                                   string? unroll = null, string? ncPeers = null, string? smallMaxBytes = null,
                                                   string? split = null, string? oneShotSmallMaxBytes = null, string? oneShotMaxBlocks = null,
-                                                  string? blockThreads = null) => new(
+                                                  string? blockThreads = null, string? oneShotUnitsPerThread = null) => new(
         LowLatencyLayout.ParseFence(fence),
         Number("MOE_LL_LAZY_CYCLES", lazyCycles, DefaultLazyCycles, 0, MaxLazyCycles),
         tail?.Trim().ToLowerInvariant() switch
@@ -122,7 +125,8 @@ internal sealed record LowLatencyKernelOptions(
         Bytes("MOE_LL_ONESHOT_SMALL_MAX_BYTES", oneShotSmallMaxBytes, DefaultOneShotSmallCallMaxBytes),
         Number("MOE_LL_ONESHOT_MAX_BLOCKS", oneShotMaxBlocks, DefaultOneShotMaxBlocks, 1, LowLatencyLayout.EpochWordsForBlocks),
         Number("MOE_LL_BLOCK_THREADS", blockThreads, DefaultBlockThreads, 32, LowLatencyLayout.BlockThreads) is var t && t % 32 == 0 ? t
-            : throw new ArgumentException($"MOE_LL_BLOCK_THREADS='{blockThreads}': expected a multiple of 32 from 32 to {LowLatencyLayout.BlockThreads}"));
+            : throw new ArgumentException($"MOE_LL_BLOCK_THREADS='{blockThreads}': expected a multiple of 32 from 32 to {LowLatencyLayout.BlockThreads}"),
+        Number("MOE_LL_ONESHOT_UNITS_PER_THREAD", oneShotUnitsPerThread, LowLatencyLayout.DefaultUnitsPerThread, 1, MaxUnitsPerThread));
 
     private static long Bytes(string name, string? text, long fallback) =>
         string.IsNullOrWhiteSpace(text) ? fallback
@@ -161,5 +165,5 @@ internal sealed record LowLatencyKernelOptions(
 
     /// <summary>A short name for logs and test output, e.g. "fence=lazy lazy=4096 tail=blocks upt=2".</summary>
     public override string ToString() =>
-        $"fence={Fence.ToString().ToLowerInvariant()} lazy={LazyCycles} tail={Tail.ToString().ToLowerInvariant()} upt={TwoShotUnitsPerThread}{(Trace ? " trace" : "")}{(Unroll != DefaultUnroll ? $" unroll={Unroll}" : "")}{(NcPeers ? " nc-peers" : "")}{(SmallCallMaxBytes != DefaultSmallCallMaxBytes ? $" small={SmallCallMaxBytes}" : "")}{(SplitEntries ? "" : " combined")}{(OneShotSmallCallMaxBytes != DefaultOneShotSmallCallMaxBytes ? $" one-shot-small={OneShotSmallCallMaxBytes}" : "")}{(OneShotMaxBlocks != DefaultOneShotMaxBlocks ? $" one-shot-blocks={OneShotMaxBlocks}" : "")}{(BlockThreads != DefaultBlockThreads ? $" block-threads={BlockThreads}" : "")}";
+        $"fence={Fence.ToString().ToLowerInvariant()} lazy={LazyCycles} tail={Tail.ToString().ToLowerInvariant()} upt={TwoShotUnitsPerThread}{(Trace ? " trace" : "")}{(Unroll != DefaultUnroll ? $" unroll={Unroll}" : "")}{(NcPeers ? " nc-peers" : "")}{(SmallCallMaxBytes != DefaultSmallCallMaxBytes ? $" small={SmallCallMaxBytes}" : "")}{(SplitEntries ? "" : " combined")}{(OneShotSmallCallMaxBytes != DefaultOneShotSmallCallMaxBytes ? $" one-shot-small={OneShotSmallCallMaxBytes}" : "")}{(OneShotMaxBlocks != DefaultOneShotMaxBlocks ? $" one-shot-blocks={OneShotMaxBlocks}" : "")}{(BlockThreads != DefaultBlockThreads ? $" block-threads={BlockThreads}" : "")}{(OneShotUnitsPerThread != LowLatencyLayout.DefaultUnitsPerThread ? $" one-shot-upt={OneShotUnitsPerThread}" : "")}";
 }

@@ -290,7 +290,9 @@ internal static class LowLatencyLayout
     /// The launch shape of a call: blocks of <paramref name="smallBlockThreads"/> threads (a multiple of 32, at most
     /// <see cref="BlockThreads"/>), one thread per <paramref name="unitsPerThread"/> units (<see cref="DefaultUnitsPerThread"/>;
     /// two-shot's from MOE_LL_UNITS_PER_THREAD) of the longest range a thread walks (the tensor for one-shot, the longest
-    /// chunk for two-shot), the units spread evenly over the blocks and each block trimmed to the warps its share needs;
+    /// chunk for two-shot), the units spread evenly over the blocks and each block trimmed to the warps that give its
+    /// share one unit a thread (the units a thread decide the blocks, not the threads of a block: a thread's second unit
+    /// waits after its first, one-shot at 1 KB 3.1 us with a thread a unit against 3.6 with two);
     /// where that would pass the cap (<paramref name="maxBlocks"/>, at most <paramref name="resident"/>: every block must
     /// be resident, block b waits for block b of every peer), blocks of <see cref="BlockThreads"/>, capped. The same on every rank.
     /// </summary>
@@ -303,7 +305,7 @@ internal static class LowLatencyLayout
         long blocks = (threadsNeeded + smallBlockThreads - 1) / smallBlockThreads;
         if (blocks <= cap)
         {
-            long share = (threadsNeeded + blocks - 1) / blocks;
+            long share = (work + blocks - 1) / blocks;
             return new((int)blocks, (int)Math.Min(smallBlockThreads, (share + 31) / 32 * 32));
         }
         blocks = (threadsNeeded + BlockThreads - 1) / BlockThreads;

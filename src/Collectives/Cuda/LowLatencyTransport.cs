@@ -99,7 +99,7 @@ internal sealed class LowLatencyTransport : IDisposable
         LastUnroll = unroll;
         var grid = LowLatencyLayout.Grid(twoShot, n, call.Count, DTypes.SizeOf(call.DType), ResidentBlocks(entry, unroll),
             twoShot ? LowLatencyLayout.MaxBlocks : _options.OneShotMaxBlocks,
-            twoShot ? _options.TwoShotUnitsPerThread : LowLatencyLayout.DefaultUnitsPerThread, _options.BlockThreads);
+            twoShot ? _options.TwoShotUnitsPerThread : _options.OneShotUnitsPerThread, _options.BlockThreads);
         LastGrid = grid;
         for (int r = 0; r < n; r++)
         {
