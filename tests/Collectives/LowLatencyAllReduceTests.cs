@@ -211,16 +211,18 @@ public class LowLatencyAllReduceTests
     }
 
     [Theory]
-    [InlineData(false, 2, 2, 1, 264, 1, 32)]                // one unit: one warp
-    [InlineData(false, 2, 2, 512, 264, 1, 128)]             // 1 KB: 128 units, 2 a thread would be 64 threads: one block, a thread a unit
-    [InlineData(false, 2, 2, 4096, 264, 2, 256)]            // 1024 units, 2 a thread: two blocks of 256
-    [InlineData(false, 2, 2, 4100, 264, 3, 256)]            // 1025 units: 513 threads at 2 units, 3 blocks; 342 units each, capped at 256
-    [InlineData(true, 2, 2, 2L << 20, 264, 64, 512)]        // 4 MB: past the cap in blocks of 256, so blocks of 512, capped
-    [InlineData(true, 2, 2, 2L << 20, 20, 20, 512)]         // capped by residency
-    [InlineData(true, 8, 4, 8192, 264, 1, 256)]
-    public void TheGridGrowsWithTheWorkAndIsCapped(bool twoShot, int ranks, int elementSize, long count, int resident, int blocks, int threads) =>
+    [InlineData(false, 2, 2, 1, 264, 1, 1, 32)]              // one unit: one warp
+    [InlineData(false, 2, 2, 512, 264, 1, 1, 128)]           // 1 KB: 128 units, a thread each
+    [InlineData(false, 2, 2, 4096, 264, 1, 4, 256)]          // 1024 units: four blocks of 256
+    [InlineData(false, 2, 2, 4096, 264, 2, 2, 256)]          // 2 a thread: two blocks, still a thread a unit of the share up to 256
+    [InlineData(false, 2, 2, 4100, 264, 1, 5, 224)]          // 1025 units over 5 blocks: 205 each, whole warps
+    [InlineData(true, 2, 2, 2L << 20, 264, 1, 64, 512)]      // 4 MB: past the cap in blocks of 256, so blocks of 512, capped
+    [InlineData(true, 2, 2, 2L << 20, 20, 1, 20, 512)]       // capped by residency
+    [InlineData(true, 8, 4, 8192, 264, 1, 2, 256)]           // f32 over 8 ranks: 512-unit chunks
+    public void TheGridGrowsWithTheWorkAndIsCapped(bool twoShot, int ranks, int elementSize, long count, int resident, int unitsPerThread,
+                                                   int blocks, int threads) =>
         Assert.Equal(new LowLatencyGrid(blocks, threads), LowLatencyLayout.Grid(twoShot, ranks, count, elementSize, resident,
-            LowLatencyLayout.DefaultMaxBlocks, LowLatencyLayout.DefaultUnitsPerThread, LowLatencyKernelOptions.DefaultBlockThreads));
+            LowLatencyLayout.DefaultMaxBlocks, unitsPerThread, LowLatencyKernelOptions.DefaultBlockThreads));
 
     /// <summary>
     /// Blocks of at most the configured threads while the grid stays under its cap (8 KB of bf16 two-shot: one block of 512

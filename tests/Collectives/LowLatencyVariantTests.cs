@@ -29,7 +29,7 @@ public class LowLatencyVariantTests
         "fence=system tail=counter", "fence=system tail=single", "fence=system", "fence=acqrel", "fence=warp", "fence=lazy",
         "fence=lazy cycles=0", "fence=lazy upt=1 tail=counter", "fence=sleep", "fence=system upt=8", "fence=step0",
         "fence=step0 cycles=0", "fence=lazy trace=1", "fence=lazy small=0", "fence=lazy unroll=1", "fence=lazy unroll=2 nc=1", "fence=lazy split=0", "fence=lazy split=0 small=0",
-        "fence=lazy bt=512", "fence=lazy bt=32", "fence=lazy bt=128 unroll=1", "fence=lazy oupt=1",
+        "fence=lazy bt=512", "fence=lazy bt=32", "fence=lazy bt=128 unroll=1", "fence=lazy oupt=2",
     ];
 
     public static TheoryData<string> Variants => new(VariantNames);
@@ -117,12 +117,12 @@ public class LowLatencyVariantTests
         Assert.Equal(expected, options.UnrollFor(bytes, twoShot));
     }
 
-    /// <summary>One-shot grids have a cap of their own (64 by default, as two-shot's; 1 MB of bf16 at 2 units a thread fills 128).</summary>
+    /// <summary>One-shot grids have a cap of their own (64 by default, as two-shot's; 1 MB of bf16, a unit a thread, would fill 256 blocks of 512).</summary>
     [Fact]
     public void OneShotGridsHaveTheirOwnCap()
     {
-        Assert.Equal(64, LowLatencyLayout.Grid(false, 2, 512L << 10, 2, 264, LowLatencyKernelOptions.DefaultOneShotMaxBlocks, LowLatencyLayout.DefaultUnitsPerThread, 256).Blocks);
-        Assert.Equal(128, LowLatencyLayout.Grid(false, 2, 512L << 10, 2, 264, 128, LowLatencyLayout.DefaultUnitsPerThread, 256).Blocks);
+        Assert.Equal(64, LowLatencyLayout.Grid(false, 2, 512L << 10, 2, 264, LowLatencyKernelOptions.DefaultOneShotMaxBlocks, LowLatencyKernelOptions.DefaultOneShotUnitsPerThread, 256).Blocks);
+        Assert.Equal(128, LowLatencyLayout.Grid(false, 2, 512L << 10, 2, 264, 128, LowLatencyKernelOptions.DefaultOneShotUnitsPerThread, 256).Blocks);
         Assert.Equal(64, LowLatencyLayout.Grid(true, 2, 512L << 10, 2, 264, LowLatencyLayout.DefaultMaxBlocks, 1, 256).Blocks);
         Assert.Equal(40, LowLatencyKernelOptions.Parse(null, null, null, null, oneShotMaxBlocks: "40").OneShotMaxBlocks);
         Assert.Equal(LowLatencyKernelOptions.DefaultBlockThreads, LowLatencyKernelOptions.Default.BlockThreads);
@@ -130,9 +130,9 @@ public class LowLatencyVariantTests
         Assert.Equal(512, wide.BlockThreads);
         Assert.EndsWith(" block-threads=512", wide.ToString());
         Assert.Equal(LowLatencyKernelOptions.Default.CompileOptions(), wide.CompileOptions());   // a launch shape, not a build
-        var oneUnit = LowLatencyKernelOptions.Parse(null, null, null, null, oneShotUnitsPerThread: "1");
-        Assert.Equal((1, 2), (oneUnit.OneShotUnitsPerThread, LowLatencyKernelOptions.Default.OneShotUnitsPerThread));
-        Assert.EndsWith(" one-shot-upt=1", oneUnit.ToString());
+        var twoUnits = LowLatencyKernelOptions.Parse(null, null, null, null, oneShotUnitsPerThread: "2");
+        Assert.Equal((1, 2), (LowLatencyKernelOptions.Default.OneShotUnitsPerThread, twoUnits.OneShotUnitsPerThread));
+        Assert.EndsWith(" one-shot-upt=2", twoUnits.ToString());
     }
 
     /// <summary>Unroll 1 is less code than the default 4, and the nc-peers build reads the region table through the read-only cache.</summary>
@@ -326,10 +326,9 @@ public class LowLatencyVariantTests
         using var communicator = Communicator.Create(group, OptionsFor("fence=lazy"));
         bool twoShot = algorithm == AllReduceAlgorithm.TwoShot;
         // 1 KB (two-shot: 64 units a chunk; one-shot: 128 units, a thread each), 1 MB (two-shot: unroll 4; one-shot: unroll 1;
-        // both past the cap in blocks of 256), 2000 bytes (126 and 250 units), 8 KB (512 units a chunk; 1024 units, 2 a
-        // thread over 2 blocks), 512 KB.
+        // both past the cap in blocks of 256), 2000 bytes (126 and 250 units), 8 KB (512 units a chunk; 1024 units), 512 KB.
         foreach (var (count, unroll, blocks, threads) in new[] { (512L, 1, 1, twoShot ? 64 : 128), (512L << 10, twoShot ? LowLatencyKernelOptions.DefaultUnroll : 1, 64, 512),
-                                                                 (1000L, 1, 1, twoShot ? 128 : 256), (4096L, 1, 2, 256), (256L << 10, 1, 64, 512) })
+                                                                 (1000L, 1, 1, twoShot ? 128 : 256), (4096L, 1, twoShot ? 2 : 4, 256), (256L << 10, 1, 64, 512) })
         {
             var inputs = Enumerable.Range(0, 2).Select(r => Verifiable(11, r, count)).ToArray();
             var expected = SumOf(inputs, count);

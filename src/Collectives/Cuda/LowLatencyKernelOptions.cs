@@ -10,7 +10,7 @@ namespace MoeRuntime.Collectives.Cuda;
 /// <param name="Fence">LL_FENCE: the two-shot fence (MOE_LL_FENCE; <see cref="DefaultFence"/>, lazy, by default).</param>
 /// <param name="LazyCycles">LL_LAZY_CYCLES: under <see cref="LowLatencyFence.Lazy"/>, SM cycles a two-shot wait polls before it fences (MOE_LL_LAZY_CYCLES).</param>
 /// <param name="Tail">LL_TAIL: where the epoch is kept and how a call publishes it (MOE_LL_TAIL=counter|single|blocks; blocks by default).</param>
-/// <param name="TwoShotUnitsPerThread">Units per thread a two-shot grid aims at before it adds blocks (MOE_LL_UNITS_PER_THREAD; 1 by default; one-shot keeps 2).</param>
+/// <param name="TwoShotUnitsPerThread">Units per thread a two-shot grid aims at before it adds blocks (MOE_LL_UNITS_PER_THREAD; 1 by default).</param>
 /// <param name="Trace">LL_TRACE: the build that stamps each call's steps (<see cref="LowLatencyTrace"/>; MOE_LL_TRACE=1; off by default).</param>
 /// <param name="Unroll">LL_UNROLL: units a thread's loops keep in flight in calls above <paramref name="SmallCallMaxBytes"/> (MOE_LL_UNROLL: 1, 2 or 4; 4 by default).</param>
 /// <param name="NcPeers">LL_NC_PEERS: the receive regions' addresses read through the read-only cache (MOE_LL_NC_PEERS=1).</param>
@@ -21,7 +21,7 @@ namespace MoeRuntime.Collectives.Cuda;
 /// <param name="OneShotSmallCallMaxBytes">One-shot calls of at most this many bytes run the unroll-1 build (MOE_LL_ONESHOT_SMALL_MAX_BYTES, 0: never).</param>
 /// <param name="OneShotMaxBlocks">The largest one-shot grid (MOE_LL_ONESHOT_MAX_BLOCKS, 1-264; two-shot's is LowLatencyLayout.MaxBlocks).</param>
 /// <param name="BlockThreads">Threads a block of a grid under its cap (MOE_LL_BLOCK_THREADS, 32-512 by 32; LowLatencyLayout.Grid).</param>
-/// <param name="OneShotUnitsPerThread">Units per thread a one-shot grid aims at before it adds blocks (MOE_LL_ONESHOT_UNITS_PER_THREAD; 2 by default).</param>
+/// <param name="OneShotUnitsPerThread">Units per thread a one-shot grid aims at before it adds blocks (MOE_LL_ONESHOT_UNITS_PER_THREAD; 1 by default).</param>
 internal sealed record LowLatencyKernelOptions(
     LowLatencyFence Fence = LowLatencyKernelOptions.DefaultFence,
     int LazyCycles = LowLatencyKernelOptions.DefaultLazyCycles,
@@ -35,7 +35,7 @@ internal sealed record LowLatencyKernelOptions(
     long OneShotSmallCallMaxBytes = LowLatencyKernelOptions.DefaultOneShotSmallCallMaxBytes,
     int OneShotMaxBlocks = LowLatencyKernelOptions.DefaultOneShotMaxBlocks,
     int BlockThreads = LowLatencyKernelOptions.DefaultBlockThreads,
-    int OneShotUnitsPerThread = LowLatencyLayout.DefaultUnitsPerThread)
+    int OneShotUnitsPerThread = LowLatencyKernelOptions.DefaultOneShotUnitsPerThread)
 {
     /// <summary>
     /// 2 x H200, bf16, graph-timed, NCCL in the same run (fifth session, tools/gpu/twoshot6-check.sh): two-shot over LL
@@ -84,6 +84,13 @@ internal sealed record LowLatencyKernelOptions(
     /// </summary>
     public const int DefaultBlockThreads = 256;
 
+    /// <summary>
+    /// One unit a thread for one-shot too (2 x H200, bf16, x2-12e.sh, three runs each, alternating): one-shot 3.64-3.80 ->
+    /// 3.17-3.32 us at 4-8 KB, 3.98-4.13 -> 3.55-3.63 at 64 KB, 5.00-5.13 -> 4.76-4.85 at 256 KB, 1 KB and 512 KB-1 MB within
+    /// 0.1 us. Two were the default while a block was always 512 threads, where a unit a thread only set the blocks.
+    /// </summary>
+    public const int DefaultOneShotUnitsPerThread = 1;
+
     public static LowLatencyKernelOptions Default { get; } = new();
 
     public static LowLatencyKernelOptions FromEnvironment() => Parse(
@@ -126,7 +133,7 @@ internal sealed record LowLatencyKernelOptions(
         Number("MOE_LL_ONESHOT_MAX_BLOCKS", oneShotMaxBlocks, DefaultOneShotMaxBlocks, 1, LowLatencyLayout.EpochWordsForBlocks),
         Number("MOE_LL_BLOCK_THREADS", blockThreads, DefaultBlockThreads, 32, LowLatencyLayout.BlockThreads) is var t && t % 32 == 0 ? t
             : throw new ArgumentException($"MOE_LL_BLOCK_THREADS='{blockThreads}': expected a multiple of 32 from 32 to {LowLatencyLayout.BlockThreads}"),
-        Number("MOE_LL_ONESHOT_UNITS_PER_THREAD", oneShotUnitsPerThread, LowLatencyLayout.DefaultUnitsPerThread, 1, MaxUnitsPerThread));
+        Number("MOE_LL_ONESHOT_UNITS_PER_THREAD", oneShotUnitsPerThread, LowLatencyKernelOptions.DefaultOneShotUnitsPerThread, 1, MaxUnitsPerThread));
 
     private static long Bytes(string name, string? text, long fallback) =>
         string.IsNullOrWhiteSpace(text) ? fallback
@@ -165,5 +172,5 @@ internal sealed record LowLatencyKernelOptions(
 
     /// <summary>A short name for logs and test output, e.g. "fence=lazy lazy=4096 tail=blocks upt=2".</summary>
     public override string ToString() =>
-        $"fence={Fence.ToString().ToLowerInvariant()} lazy={LazyCycles} tail={Tail.ToString().ToLowerInvariant()} upt={TwoShotUnitsPerThread}{(Trace ? " trace" : "")}{(Unroll != DefaultUnroll ? $" unroll={Unroll}" : "")}{(NcPeers ? " nc-peers" : "")}{(SmallCallMaxBytes != DefaultSmallCallMaxBytes ? $" small={SmallCallMaxBytes}" : "")}{(SplitEntries ? "" : " combined")}{(OneShotSmallCallMaxBytes != DefaultOneShotSmallCallMaxBytes ? $" one-shot-small={OneShotSmallCallMaxBytes}" : "")}{(OneShotMaxBlocks != DefaultOneShotMaxBlocks ? $" one-shot-blocks={OneShotMaxBlocks}" : "")}{(BlockThreads != DefaultBlockThreads ? $" block-threads={BlockThreads}" : "")}{(OneShotUnitsPerThread != LowLatencyLayout.DefaultUnitsPerThread ? $" one-shot-upt={OneShotUnitsPerThread}" : "")}";
+        $"fence={Fence.ToString().ToLowerInvariant()} lazy={LazyCycles} tail={Tail.ToString().ToLowerInvariant()} upt={TwoShotUnitsPerThread}{(Trace ? " trace" : "")}{(Unroll != DefaultUnroll ? $" unroll={Unroll}" : "")}{(NcPeers ? " nc-peers" : "")}{(SmallCallMaxBytes != DefaultSmallCallMaxBytes ? $" small={SmallCallMaxBytes}" : "")}{(SplitEntries ? "" : " combined")}{(OneShotSmallCallMaxBytes != DefaultOneShotSmallCallMaxBytes ? $" one-shot-small={OneShotSmallCallMaxBytes}" : "")}{(OneShotMaxBlocks != DefaultOneShotMaxBlocks ? $" one-shot-blocks={OneShotMaxBlocks}" : "")}{(BlockThreads != DefaultBlockThreads ? $" block-threads={BlockThreads}" : "")}{(OneShotUnitsPerThread != LowLatencyKernelOptions.DefaultOneShotUnitsPerThread ? $" one-shot-upt={OneShotUnitsPerThread}" : "")}";
 }

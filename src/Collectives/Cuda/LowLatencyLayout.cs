@@ -142,9 +142,6 @@ internal static class LowLatencyLayout
 
     /// <summary>Whether CUDA calls take LL at all: MOE_LL=0 turns it off (the schedule path, for A/B timing).</summary>
     public static bool Enabled { get; } = Environment.GetEnvironmentVariable("MOE_LL") != "0";
-    /// <summary>Units per thread the grid aims at before it adds blocks (small: latency, not bandwidth, decides here).</summary>
-    public const int DefaultUnitsPerThread = 2;
-
     /// <summary>Units of a tensor of <paramref name="count"/> elements of <paramref name="elementSize"/> bytes.</summary>
     public static long Units(long count, int elementSize)
     {
@@ -288,8 +285,8 @@ internal static class LowLatencyLayout
 
     /// <summary>
     /// The launch shape of a call: blocks of <paramref name="smallBlockThreads"/> threads (a multiple of 32, at most
-    /// <see cref="BlockThreads"/>), one thread per <paramref name="unitsPerThread"/> units (<see cref="DefaultUnitsPerThread"/>;
-    /// two-shot's from MOE_LL_UNITS_PER_THREAD) of the longest range a thread walks (the tensor for one-shot, the longest
+    /// <see cref="BlockThreads"/>), one thread per <paramref name="unitsPerThread"/> units (LowLatencyKernelOptions: MOE_LL_UNITS_PER_THREAD
+    /// for two-shot, MOE_LL_ONESHOT_UNITS_PER_THREAD for one-shot, 1 each by default) of the longest range a thread walks (the tensor for one-shot, the longest
     /// chunk for two-shot), the units spread evenly over the blocks and each block trimmed to the warps that give its
     /// share one unit a thread (the units a thread decide the blocks, not the threads of a block: a thread's second unit
     /// waits after its first, one-shot at 1 KB 3.1 us with a thread a unit against 3.6 with two);
