@@ -46,6 +46,9 @@ internal abstract class CollectiveBackend : IDisposable
     /// <summary>The unroll of the low-latency build the last low-latency call ran (0: none ran, or no such transport).</summary>
     public virtual int LastLowLatencyUnroll => 0;
 
+    /// <summary>Whether the last low-latency call ran the 128-byte-line build.</summary>
+    public virtual bool LastLowLatencyLines128 => false;
+
     /// <summary>The grid (blocks per rank) of the last low-latency call (0: none ran).</summary>
     public virtual int LastLowLatencyBlocks => 0;
 

@@ -245,6 +245,9 @@ public sealed class Communicator : IDisposable
     /// <summary>The unroll of the low-latency build the last low-latency AllReduce ran (1 for small calls; 0 when none ran).</summary>
     internal int LastLowLatencyUnroll => _backend.LastLowLatencyUnroll;
 
+    /// <summary>Whether the last low-latency AllReduce ran the 128-byte-line build (<see cref="Cuda.LowLatencyKernelOptions.Line128MinBytes"/>).</summary>
+    internal bool LastLowLatencyLines128 => _backend.LastLowLatencyLines128;
+
     /// <summary>The grid (blocks per rank) of the last low-latency AllReduce (0 when none ran).</summary>
     internal int LastLowLatencyBlocks => _backend.LastLowLatencyBlocks;
 

@@ -29,7 +29,7 @@ public class LowLatencyVariantTests
         "fence=system tail=counter", "fence=system tail=single", "fence=system", "fence=acqrel", "fence=warp", "fence=lazy",
         "fence=lazy cycles=0", "fence=lazy upt=1 tail=counter", "fence=sleep", "fence=system upt=8", "fence=step0",
         "fence=step0 cycles=0", "fence=lazy trace=1", "fence=lazy small=0", "fence=lazy unroll=1", "fence=lazy unroll=2 nc=1", "fence=lazy split=0", "fence=lazy split=0 small=0",
-        "fence=lazy bt=512", "fence=lazy bt=32", "fence=lazy bt=128 unroll=1", "fence=lazy oupt=2",
+        "fence=lazy bt=512", "fence=lazy bt=32", "fence=lazy bt=128 unroll=1", "fence=lazy oupt=2", "fence=lazy ll128=1",
     ];
 
     public static TheoryData<string> Variants => new(VariantNames);
@@ -39,9 +39,9 @@ public class LowLatencyVariantTests
     {
         var parts = name.Split(' ', StringSplitOptions.RemoveEmptyEntries).Select(p => p.Split('=')).ToDictionary(p => p[0], p => p[1]);
         string? Part(string key) => parts.TryGetValue(key, out var v) ? v : null;
-        Assert.All(parts.Keys, k => Assert.Contains(k, new[] { "fence", "cycles", "tail", "upt", "trace", "unroll", "nc", "small", "split", "bt", "oupt" }));
+        Assert.All(parts.Keys, k => Assert.Contains(k, new[] { "fence", "cycles", "tail", "upt", "trace", "unroll", "nc", "small", "split", "bt", "oupt", "ll128" }));
         return LowLatencyKernelOptions.Parse(Part("fence"), Part("cycles"), Part("tail"), Part("upt"), Part("trace"), Part("unroll"), Part("nc"), Part("small"), Part("split"),
-            blockThreads: Part("bt"), oneShotUnitsPerThread: Part("oupt"));
+            blockThreads: Part("bt"), oneShotUnitsPerThread: Part("oupt"), line128MinBytes: Part("ll128"));
     }
 
     // ---- without a GPU ----
@@ -304,6 +304,7 @@ public class LowLatencyVariantTests
                         {
                             communicator.AllReduce(input, output, algorithm);
                             Assert.True(communicator.LastAllReduceLowLatency, $"{variant}: {algorithm} x{count} {DTypes.Name(dtype)} did not take LL");
+                            Assert.Equal(Variant(variant).Line128MinBytes > 0, communicator.LastLowLatencyLines128);
                             for (int r = 0; r < ranks; r++)
                                 Compare.Exact<float>(expected, Download(output[r]),
                                     $"{variant}: round {round} {algorithm} {DTypes.Name(dtype)} x{count} rank {r} of {ranks} (seed {seed}, in place {inPlace})");

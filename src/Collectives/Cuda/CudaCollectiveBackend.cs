@@ -103,7 +103,9 @@ internal sealed class CudaCollectiveBackend : CollectiveBackend
         }
     }
 
-    public override int LastLowLatencyUnroll => _lowLatency.LastUnroll;
+    public override int LastLowLatencyUnroll => _lowLatency.LastBuild.Unroll;
+
+    public override bool LastLowLatencyLines128 => _lowLatency.LastBuild.Lines128;
 
     public override int LastLowLatencyBlocks => _lowLatency.LastGrid.Blocks;
 

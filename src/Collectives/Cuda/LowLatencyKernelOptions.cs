@@ -21,6 +21,7 @@ namespace MoeRuntime.Collectives.Cuda;
 /// <param name="OneShotSmallCallMaxBytes">One-shot calls of at most this many bytes run the unroll-1 build (MOE_LL_ONESHOT_SMALL_MAX_BYTES, 0: never).</param>
 /// <param name="OneShotMaxBlocks">The largest one-shot grid (MOE_LL_ONESHOT_MAX_BLOCKS, 1-264; two-shot's is LowLatencyLayout.MaxBlocks).</param>
 /// <param name="BlockThreads">Threads a block of a grid under its cap (MOE_LL_BLOCK_THREADS, 32-512 by 32; LowLatencyLayout.Grid).</param>
+/// <param name="Line128MinBytes">Calls of at least this many bytes run the 128-byte-line build (LL_LINE128, ll_allreduce.cu; MOE_LL128_MIN_BYTES; 0, the default: never).</param>
 /// <param name="OneShotUnitsPerThread">Units per thread a one-shot grid aims at before it adds blocks (MOE_LL_ONESHOT_UNITS_PER_THREAD; 1 by default).</param>
 internal sealed record LowLatencyKernelOptions(
     LowLatencyFence Fence = LowLatencyKernelOptions.DefaultFence,
@@ -35,7 +36,8 @@ internal sealed record LowLatencyKernelOptions(
     long OneShotSmallCallMaxBytes = LowLatencyKernelOptions.DefaultOneShotSmallCallMaxBytes,
     int OneShotMaxBlocks = LowLatencyKernelOptions.DefaultOneShotMaxBlocks,
     int BlockThreads = LowLatencyKernelOptions.DefaultBlockThreads,
-    int OneShotUnitsPerThread = LowLatencyKernelOptions.DefaultOneShotUnitsPerThread)
+    int OneShotUnitsPerThread = LowLatencyKernelOptions.DefaultOneShotUnitsPerThread,
+    long Line128MinBytes = 0)
 {
     /// <summary>
     /// 2 x H200, bf16, graph-timed, NCCL in the same run (fifth session, tools/gpu/twoshot6-check.sh): two-shot over LL
@@ -106,13 +108,15 @@ internal sealed record LowLatencyKernelOptions(
         Environment.GetEnvironmentVariable("MOE_LL_ONESHOT_SMALL_MAX_BYTES"),
         Environment.GetEnvironmentVariable("MOE_LL_ONESHOT_MAX_BLOCKS"),
         Environment.GetEnvironmentVariable("MOE_LL_BLOCK_THREADS"),
-        Environment.GetEnvironmentVariable("MOE_LL_ONESHOT_UNITS_PER_THREAD"));
+        Environment.GetEnvironmentVariable("MOE_LL_ONESHOT_UNITS_PER_THREAD"),
+        Environment.GetEnvironmentVariable("MOE_LL128_MIN_BYTES"));
 
     /// <summary>The switches from their environment variables' text (null or blank: the default); bad text is refused by name.</summary>
     internal static LowLatencyKernelOptions Parse(string? fence, string? lazyCycles, string? tail, string? unitsPerThread, string? trace = null,
                                                   string? unroll = null, string? ncPeers = null, string? smallMaxBytes = null,
                                                   string? split = null, string? oneShotSmallMaxBytes = null, string? oneShotMaxBlocks = null,
-                                                  string? blockThreads = null, string? oneShotUnitsPerThread = null) => new(
+                                                  string? blockThreads = null, string? oneShotUnitsPerThread = null,
+                                                  string? line128MinBytes = null) => new(
         LowLatencyLayout.ParseFence(fence),
         Number("MOE_LL_LAZY_CYCLES", lazyCycles, DefaultLazyCycles, 0, MaxLazyCycles),
         tail?.Trim().ToLowerInvariant() switch
@@ -133,7 +137,8 @@ internal sealed record LowLatencyKernelOptions(
         Number("MOE_LL_ONESHOT_MAX_BLOCKS", oneShotMaxBlocks, DefaultOneShotMaxBlocks, 1, LowLatencyLayout.EpochWordsForBlocks),
         Number("MOE_LL_BLOCK_THREADS", blockThreads, DefaultBlockThreads, 32, LowLatencyLayout.BlockThreads) is var t && t % 32 == 0 ? t
             : throw new ArgumentException($"MOE_LL_BLOCK_THREADS='{blockThreads}': expected a multiple of 32 from 32 to {LowLatencyLayout.BlockThreads}"),
-        Number("MOE_LL_ONESHOT_UNITS_PER_THREAD", oneShotUnitsPerThread, LowLatencyKernelOptions.DefaultOneShotUnitsPerThread, 1, MaxUnitsPerThread));
+        Number("MOE_LL_ONESHOT_UNITS_PER_THREAD", oneShotUnitsPerThread, LowLatencyKernelOptions.DefaultOneShotUnitsPerThread, 1, MaxUnitsPerThread),
+        Bytes("MOE_LL128_MIN_BYTES", line128MinBytes, 0));
 
     private static long Bytes(string name, string? text, long fallback) =>
         string.IsNullOrWhiteSpace(text) ? fallback
@@ -148,6 +153,17 @@ internal sealed record LowLatencyKernelOptions(
     /// <see cref="OneShotSmallCallMaxBytes"/> (one-shot), else <see cref="Unroll"/>.
     /// </summary>
     public int UnrollFor(long bytes, bool twoShot) => bytes <= (twoShot ? SmallCallMaxBytes : OneShotSmallCallMaxBytes) ? 1 : Unroll;
+
+    /// <summary>
+    /// The build a call of <paramref name="bytes"/> runs: 128-byte lines from <see cref="Line128MinBytes"/> on (when on;
+    /// the transport falls back to <see cref="UnrollFor"/>'s build for a call its line slots cannot hold), else the unroll's.
+    /// </summary>
+    public LowLatencyBuild BuildFor(long bytes, bool twoShot) =>
+        Line128MinBytes > 0 && bytes >= Line128MinBytes ? LowLatencyBuild.Line128 : new(UnrollFor(bytes, twoShot), false);
+
+    /// <summary>The NVRTC defines of <paramref name="build"/> of this variant (<see cref="CompileOptions()"/> with its unroll, and LL_LINE128).</summary>
+    public string[] CompileOptions(LowLatencyBuild build) =>
+        [.. (this with { Unroll = build.Unroll }).CompileOptions(), .. build.Lines128 ? ["-DLL_LINE128=1"] : Array.Empty<string>()];
 
     private static int Number(string name, string? text, int fallback, int min, int max)
     {
@@ -172,5 +188,11 @@ internal sealed record LowLatencyKernelOptions(
 
     /// <summary>A short name for logs and test output, e.g. "fence=lazy lazy=4096 tail=blocks upt=2".</summary>
     public override string ToString() =>
-        $"fence={Fence.ToString().ToLowerInvariant()} lazy={LazyCycles} tail={Tail.ToString().ToLowerInvariant()} upt={TwoShotUnitsPerThread}{(Trace ? " trace" : "")}{(Unroll != DefaultUnroll ? $" unroll={Unroll}" : "")}{(NcPeers ? " nc-peers" : "")}{(SmallCallMaxBytes != DefaultSmallCallMaxBytes ? $" small={SmallCallMaxBytes}" : "")}{(SplitEntries ? "" : " combined")}{(OneShotSmallCallMaxBytes != DefaultOneShotSmallCallMaxBytes ? $" one-shot-small={OneShotSmallCallMaxBytes}" : "")}{(OneShotMaxBlocks != DefaultOneShotMaxBlocks ? $" one-shot-blocks={OneShotMaxBlocks}" : "")}{(BlockThreads != DefaultBlockThreads ? $" block-threads={BlockThreads}" : "")}{(OneShotUnitsPerThread != LowLatencyKernelOptions.DefaultOneShotUnitsPerThread ? $" one-shot-upt={OneShotUnitsPerThread}" : "")}";
+        $"fence={Fence.ToString().ToLowerInvariant()} lazy={LazyCycles} tail={Tail.ToString().ToLowerInvariant()} upt={TwoShotUnitsPerThread}{(Trace ? " trace" : "")}{(Unroll != DefaultUnroll ? $" unroll={Unroll}" : "")}{(NcPeers ? " nc-peers" : "")}{(SmallCallMaxBytes != DefaultSmallCallMaxBytes ? $" small={SmallCallMaxBytes}" : "")}{(SplitEntries ? "" : " combined")}{(OneShotSmallCallMaxBytes != DefaultOneShotSmallCallMaxBytes ? $" one-shot-small={OneShotSmallCallMaxBytes}" : "")}{(OneShotMaxBlocks != DefaultOneShotMaxBlocks ? $" one-shot-blocks={OneShotMaxBlocks}" : "")}{(BlockThreads != DefaultBlockThreads ? $" block-threads={BlockThreads}" : "")}{(OneShotUnitsPerThread != LowLatencyKernelOptions.DefaultOneShotUnitsPerThread ? $" one-shot-upt={OneShotUnitsPerThread}" : "")}{(Line128MinBytes > 0 ? $" ll128-from={Line128MinBytes}" : "")}";
+}
+
+/// <summary>A build of ll_allreduce.cu a call runs: its unroll (LL_UNROLL), or the 128-byte lines (LL_LINE128; unroll 1, which that code ignores).</summary>
+internal readonly record struct LowLatencyBuild(int Unroll, bool Lines128)
+{
+    public static LowLatencyBuild Line128 { get; } = new(1, true);
 }

@@ -107,6 +107,10 @@ internal static class LowLatencyLayout
 
     public const int UnitPayloadBytes = 8;
     public const int UnitLineBytes = 16;
+    /// <summary>LL128_UNITS: payload units of a 128-byte line (the 16th u64 is its flag); a line is LinePieces lanes' 16 bytes.</summary>
+    public const int Line128Units = 15;
+    public const int Line128Bytes = 128;
+    public const int LinePieces = 8;
     /// <summary>LL_BLOCK_THREADS, LL_UNROLL, LL_CONTROL_WORDS and LL_MAX_RANKS in ll_allreduce.cu.</summary>
     public const int BlockThreads = 512;
     public const int Unroll = 4;
@@ -177,6 +181,32 @@ internal static class LowLatencyLayout
         long units = Math.Max(oneShot, 2 * twoShotChunk);
         return (units + 1) / 2 * 2;
     }
+
+    /// <summary>
+    /// Lines of one sender's slot in the 128-byte-line region, which has the bytes of the 8-byte-line one
+    /// (<see cref="ReceiveBytes"/>): even, so a two-shot half is whole lines.
+    /// </summary>
+    public static long SlotLines128(long slotUnits) => slotUnits * UnitLineBytes / Line128Bytes / 2 * 2;
+
+    /// <summary>Lines of the longest range a 128-byte-line call moves: the tensor (one-shot) or the longest chunk (two-shot).</summary>
+    public static long MaxLines128(bool twoShot, int ranks, long count, int elementSize)
+    {
+        if (!twoShot)
+            return (Units(count, elementSize) + Line128Units - 1) / Line128Units;
+        int perUnit = UnitPayloadBytes / elementSize;
+        long longest = 0;
+        for (int c = 0; c < ranks; c++)
+        {
+            long start = Chunks.Start(count, ranks, c, Chunks.AllReduceGrain);
+            long end = Chunks.Start(count, ranks, c + 1, Chunks.AllReduceGrain);
+            longest = Math.Max(longest, ((end + perUnit - 1) / perUnit - start / perUnit + Line128Units - 1) / Line128Units);
+        }
+        return longest;
+    }
+
+    /// <summary>Whether a call fits the 128-byte-line slots of <paramref name="slotLines"/> (two-shot: a chunk in each half).</summary>
+    public static bool FitsLines128(bool twoShot, int ranks, long count, int elementSize, long slotLines) =>
+        MaxLines128(twoShot, ranks, count, elementSize) <= (twoShot ? slotLines / 2 : slotLines);
 
     /// <summary>A rank's control words when its transport is created: epoch 0, no block done, no failed step, no report.</summary>
     public static uint[] InitialControl()
@@ -294,9 +324,18 @@ internal static class LowLatencyLayout
     /// be resident, block b waits for block b of every peer), blocks of <see cref="BlockThreads"/>, capped. The same on every rank.
     /// </summary>
     public static LowLatencyGrid Grid(bool twoShot, int ranks, long count, int elementSize, int resident, int maxBlocks, int unitsPerThread,
-                                      int smallBlockThreads)
+                                      int smallBlockThreads) =>
+        GridFor(twoShot ? MaxChunkUnits(count, ranks, elementSize) : Units(count, elementSize), resident, maxBlocks, unitsPerThread, smallBlockThreads);
+
+    /// <summary>
+    /// The launch shape of a 128-byte-line call: a thread per 16 bytes of the longest range's lines (8 a line), spread as
+    /// <see cref="Grid"/> spreads units.
+    /// </summary>
+    public static LowLatencyGrid Line128Grid(bool twoShot, int ranks, long count, int elementSize, int resident, int maxBlocks, int smallBlockThreads) =>
+        GridFor(LinePieces * MaxLines128(twoShot, ranks, count, elementSize), resident, maxBlocks, 1, smallBlockThreads);
+
+    private static LowLatencyGrid GridFor(long work, int resident, int maxBlocks, int unitsPerThread, int smallBlockThreads)
     {
-        long work = twoShot ? MaxChunkUnits(count, ranks, elementSize) : Units(count, elementSize);
         long threadsNeeded = Math.Max(1, (work + unitsPerThread - 1) / unitsPerThread);
         int cap = Math.Max(1, Math.Min(maxBlocks, resident));
         long blocks = (threadsNeeded + smallBlockThreads - 1) / smallBlockThreads;

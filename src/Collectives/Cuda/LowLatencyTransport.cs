@@ -18,13 +18,17 @@ internal sealed class LowLatencyTransport : IDisposable
     private readonly MemoryBuffer<byte>[] _receive;
     private readonly MemoryBuffer<uint>[] _control;
     private readonly MemoryBuffer<long>[] _peers;
+    // The 128-byte-line build's own receive regions and table (allocated only when that build is on): no call of one build
+    // reads lines the other wrote.
+    private readonly MemoryBuffer<byte>[]? _receive128;
+    private readonly MemoryBuffer<long>[]? _peers128;
     private readonly List<IDisposable> _owned = new();
-    private readonly Dictionary<(int Rank, string Entry, int Unroll), CudaKernel> _kernels = new();
-    private readonly Dictionary<(string Entry, int Unroll), int> _residentBlocks = new();
+    private readonly Dictionary<(int Rank, string Entry, LowLatencyBuild Build), CudaKernel> _kernels = new();
+    private readonly Dictionary<(string Entry, LowLatencyBuild Build), int> _residentBlocks = new();
     private readonly Dictionary<(DType DType, bool TwoShot), string> _entries = new();
     private readonly LowLatencyKernelOptions _options;
     private KernelSource? _source;
-    private (bool TwoShot, long Count, int ElementSize)? _lastCall;
+    private (bool TwoShot, long Count, int ElementSize, bool Lines128)? _lastCall;
 
     public LowLatencyTransport(CudaAccelerator[] ranks, long capacityBytes, long twoShotMaxBytes, LowLatencyKernelOptions options)
     {
@@ -36,6 +40,11 @@ internal sealed class LowLatencyTransport : IDisposable
         _receive = new MemoryBuffer<byte>[n];
         _control = new MemoryBuffer<uint>[n];
         _peers = new MemoryBuffer<long>[n];
+        if (options.Line128MinBytes > 0)
+        {
+            _receive128 = new MemoryBuffer<byte>[n];
+            _peers128 = new MemoryBuffer<long>[n];
+        }
         try
         {
             for (int r = 0; r < n; r++)
@@ -45,15 +54,18 @@ internal sealed class LowLatencyTransport : IDisposable
                 _control[r] = Own(ranks[r].Allocate<uint>(LowLatencyLayout.ControlWords));
                 _control[r].CopyFrom(LowLatencyLayout.InitialControl());
                 _peers[r] = Own(ranks[r].Allocate<long>(LowLatencyLayout.MaxRanks));
+                if (_receive128 is not null && _peers128 is not null)
+                {
+                    _receive128[r] = Own(ranks[r].Allocate<byte>(LowLatencyLayout.ReceiveBytes(n, capacityBytes, twoShotMaxBytes)));
+                    _receive128[r].Clear();
+                    _peers128[r] = Own(ranks[r].Allocate<long>(LowLatencyLayout.MaxRanks));
+                }
             }
-            var table = new long[LowLatencyLayout.MaxRanks];
+            PublishTable(_receive, _peers);
+            if (_receive128 is not null && _peers128 is not null)
+                PublishTable(_receive128, _peers128);
             for (int r = 0; r < n; r++)
-                table[r] = (long)_receive[r].Pointer;
-            for (int r = 0; r < n; r++)
-            {
-                _peers[r].CopyFrom(table);
                 ranks[r].Synchronize();   // zeroed regions in place before any rank's stream launches a call
-            }
         }
         catch
         {
@@ -62,8 +74,21 @@ internal sealed class LowLatencyTransport : IDisposable
         }
     }
 
+    /// <summary>Every rank's copy of the table of every rank's region.</summary>
+    private static void PublishTable(MemoryBuffer<byte>[] regions, MemoryBuffer<long>[] tables)
+    {
+        var table = new long[LowLatencyLayout.MaxRanks];
+        for (int r = 0; r < regions.Length; r++)
+            table[r] = (long)regions[r].Pointer;
+        foreach (var t in tables)
+            t.CopyFrom(table);
+    }
+
     /// <summary>Units of one sender's slot in every rank's receive region.</summary>
     public long SlotUnits { get; }
+
+    /// <summary>Lines of one sender's slot in the 128-byte-line regions (same bytes as the 8-byte-line ones).</summary>
+    private long SlotLines128 => LowLatencyLayout.SlotLines128(SlotUnits);
 
     /// <summary>The kernel's A/B switches this transport was built with.</summary>
     public LowLatencyKernelOptions Options => _options;
@@ -93,20 +118,27 @@ internal sealed class LowLatencyTransport : IDisposable
             }, twoShot);
             _entries[(call.DType, twoShot)] = entry;   // named once: no string built on a call's path
         }
-        int n = _ranks.Length;
-        _lastCall = (twoShot, call.Count, DTypes.SizeOf(call.DType));
-        int unroll = _options.UnrollFor(call.Count * DTypes.SizeOf(call.DType), twoShot);
-        LastUnroll = unroll;
-        var grid = LowLatencyLayout.Grid(twoShot, n, call.Count, DTypes.SizeOf(call.DType), ResidentBlocks(entry, unroll),
-            twoShot ? LowLatencyLayout.MaxBlocks : _options.OneShotMaxBlocks,
-            twoShot ? _options.TwoShotUnitsPerThread : _options.OneShotUnitsPerThread, _options.BlockThreads);
+        int n = _ranks.Length, size = DTypes.SizeOf(call.DType);
+        long bytes = call.Count * size;
+        var build = _options.BuildFor(bytes, twoShot);
+        if (build.Lines128 && (_peers128 is null || !LowLatencyLayout.FitsLines128(twoShot, n, call.Count, size, SlotLines128)))
+            build = new(_options.UnrollFor(bytes, twoShot), false);
+        _lastCall = (twoShot, call.Count, size, build.Lines128);
+        LastBuild = build;
+        int maxBlocks = twoShot ? LowLatencyLayout.MaxBlocks : _options.OneShotMaxBlocks;
+        var grid = build.Lines128
+            ? LowLatencyLayout.Line128Grid(twoShot, n, call.Count, size, ResidentBlocks(entry, build), maxBlocks, _options.BlockThreads)
+            : LowLatencyLayout.Grid(twoShot, n, call.Count, size, ResidentBlocks(entry, build), maxBlocks,
+                twoShot ? _options.TwoShotUnitsPerThread : _options.OneShotUnitsPerThread, _options.BlockThreads);
         LastGrid = grid;
+        var peers = build.Lines128 ? _peers128! : _peers;
+        long slot = build.Lines128 ? SlotLines128 : SlotUnits;
         for (int r = 0; r < n; r++)
         {
             if (call.RankThatNeverArrives == r)
                 continue;
-            KernelFor(r, entry, unroll).Launch((CudaStream)call.Streams[r], new Dim3((uint)grid.Blocks), new Dim3((uint)grid.Threads), 0,
-                call.Inputs[r].Pointer, call.Outputs[r].Pointer, call.Count, call.Grain, r, n, _peers[r], SlotUnits, _control[r],
+            KernelFor(r, entry, build).Launch((CudaStream)call.Streams[r], new Dim3((uint)grid.Blocks), new Dim3((uint)grid.Threads), 0,
+                call.Inputs[r].Pointer, call.Outputs[r].Pointer, call.Count, call.Grain, r, n, peers[r], slot, _control[r],
                 errors[r].DevicePointer, timeoutNs, (int)call.Kind, twoShot ? 1 : 0);
         }
     }
@@ -125,7 +157,8 @@ internal sealed class LowLatencyTransport : IDisposable
             var words = _control[r].ToArray();
             epochs[r] = words[LowLatencyLayout.EpochWord];
             (uint, uint)? now = null;
-            if (words[LowLatencyLayout.ReportWord] == 1)
+            bool lines128 = _lastCall is { Lines128: true };
+            if (words[LowLatencyLayout.ReportWord] == 1 && !lines128)   // a 128-byte-line report already holds the line's flag
             {
                 var report = words.AsSpan(LowLatencyLayout.ReportWord, LowLatencyLayout.ReportWords);
                 long offset = LowLatencyLayout.UnitOffsetBytes(n, SlotUnits, (int)report[6], (int)report[4], report[5]);
@@ -140,7 +173,8 @@ internal sealed class LowLatencyTransport : IDisposable
             {
                 reports.Add(text);
                 // The report's parity and expected flag (words 6 and 7) name the call's lines.
-                reports.AddRange(DescribeFilledLines(r, (int)words[LowLatencyLayout.ReportWord + 6], words[LowLatencyLayout.ReportWord + 7]));
+                if (!lines128)
+                    reports.AddRange(DescribeFilledLines(r, (int)words[LowLatencyLayout.ReportWord + 6], words[LowLatencyLayout.ReportWord + 7]));
             }
         }
         return reports.Count == 0 ? null : $"LL: {string.Join("; ", reports)}; published epochs by rank: {string.Join(", ", epochs)}";
@@ -190,34 +224,34 @@ internal sealed class LowLatencyTransport : IDisposable
         return traces;
     }
 
-    /// <summary>The unroll of the build the last call ran (<see cref="LowLatencyKernelOptions.UnrollFor"/>).</summary>
-    public int LastUnroll { get; private set; }
+    /// <summary>The build the last call ran (<see cref="LowLatencyKernelOptions.BuildFor"/>).</summary>
+    public LowLatencyBuild LastBuild { get; private set; }
 
     /// <summary>The last call's launch shape (blocks per rank, threads a block).</summary>
     public LowLatencyGrid LastGrid { get; private set; }
 
-    /// <summary>The kernel of <paramref name="entry"/> in the build of <paramref name="unroll"/> (the options' switches otherwise), loaded once per rank.</summary>
-    private CudaKernel KernelFor(int rank, string entry, int unroll)
+    /// <summary>The kernel of <paramref name="entry"/> in <paramref name="build"/> (the options' switches otherwise), loaded once per rank.</summary>
+    private CudaKernel KernelFor(int rank, string entry, LowLatencyBuild build)
     {
-        if (!_kernels.TryGetValue((rank, entry, unroll), out var kernel))
+        if (!_kernels.TryGetValue((rank, entry, build), out var kernel))
         {
             _source ??= KernelSource.FromResource(typeof(LowLatencyTransport).Assembly, "ll_allreduce.cu");
-            kernel = _ranks[rank].LoadKernel(_source, entry, (_options with { Unroll = unroll }).CompileOptions());
-            _kernels[(rank, entry, unroll)] = kernel;
+            kernel = _ranks[rank].LoadKernel(_source, entry, _options.CompileOptions(build));
+            _kernels[(rank, entry, build)] = kernel;
         }
         return kernel;
     }
 
-    /// <summary>The most blocks of <paramref name="entry"/>'s build of <paramref name="unroll"/> every rank keeps resident at once (SMs x occupancy).</summary>
-    private int ResidentBlocks(string entry, int unroll)
+    /// <summary>The most blocks of <paramref name="entry"/>'s <paramref name="build"/> every rank keeps resident at once (SMs x occupancy).</summary>
+    private int ResidentBlocks(string entry, LowLatencyBuild build)
     {
-        if (!_residentBlocks.TryGetValue((entry, unroll), out int blocks))
+        if (!_residentBlocks.TryGetValue((entry, build), out int blocks))
         {
             // From the kernel's own limit (a per-block epoch word each), not a grid cap: one-shot and two-shot cap their grids apart.
             blocks = LowLatencyLayout.EpochWordsForBlocks;
             for (int r = 0; r < _ranks.Length; r++)
-                blocks = Math.Min(blocks, _ranks[r].Info.MultiprocessorCount * Math.Max(1, KernelFor(r, entry, unroll).MaxActiveBlocksPerSm(LowLatencyLayout.BlockThreads)));
-            _residentBlocks[(entry, unroll)] = blocks;
+                blocks = Math.Min(blocks, _ranks[r].Info.MultiprocessorCount * Math.Max(1, KernelFor(r, entry, build).MaxActiveBlocksPerSm(LowLatencyLayout.BlockThreads)));
+            _residentBlocks[(entry, build)] = blocks;
         }
         return blocks;
     }

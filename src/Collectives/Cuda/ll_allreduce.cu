@@ -356,6 +356,22 @@ struct LlCall
     long long lazyCycles;   // ll_wait's: two-shot's polling before a lazy fence (and its switch for sleep); -1: one-shot
 };
 
+__device__ __forceinline__ LlCall ll_call(const LlPeers* peers, moe_u32* control, long long slotUnits, moe_u32 epoch, int rank, int ranks,
+                                         long long timeoutNs, long long lazyCycles)
+{
+    LlCall c;
+    c.peers = peers;
+    c.control = control;
+    c.slotUnits = slotUnits;
+    c.flag = epoch;
+    c.parity = (int)(epoch & 1);
+    c.rank = rank;
+    c.ranks = ranks;
+    c.deadline = ll_timer_ns() + (moe_u64)timeoutNs;
+    c.lazyCycles = lazyCycles;
+    return c;
+}
+
 // Unit `unit` of rank `receiver`'s slot [sender] of this call's parity (16 bytes: two lines).
 __device__ __forceinline__ moe_u64* slot_unit(const LlCall& c, int receiver, int sender, long long unit)
 {
@@ -510,6 +526,183 @@ __device__ bool copy_units(const LlCall& c, T* output, long long count, int send
     return true;
 }
 
+#ifndef LL_LINE128
+#define LL_LINE128 0
+#endif
+#if LL_LINE128
+// ---- 128-byte lines (LL_LINE128 1: LowLatencyKernelOptions.Line128MinBytes, MOE_LL128_MIN_BYTES) ----
+// A line is 128 bytes, 16 u64: 15 payload units and the flag (the epoch) last. Eight lanes of a warp move a line, lane j
+// its bytes [16 j, 16 j + 16) in one st.volatile.v2.u64 (lanes 0-6: units 2j and 2j + 1; lane 7: unit 14 and the flag), all
+// eight in one warp instruction; the reader's eight lanes load it the same way and take the line when lane 7 sees the
+// flag. Unlike the 8-byte lines above, nothing in the PTX memory model makes those 128 bytes arrive together: this relies,
+// as NCCL's LL128 protocol does over NVLink, on a warp's aligned 128-byte store reaching the peer's memory as one write
+// and a warp's aligned 128-byte load reading one. What it buys is the link's bytes: 120 payload bytes in 128 against 8 in
+// 16. It runs in its own receive region (the host's second one), so no 8-byte-line call reads payload bytes as flags.
+// Waits are lazy-fenced whatever LL_FENCE (a fence after LL_LAZY_CYCLES of vain polling, two-shot only).
+#define LL128_UNITS 15
+
+// Line `line` of rank `receiver`'s slot [sender] of this call's parity (c.slotUnits holds lines a slot here).
+__device__ __forceinline__ moe_u64* slot_line(const LlCall& c, int receiver, int sender, long long line)
+{
+    moe_u64* region = (moe_u64*)c.peers->receive[receiver];
+    return region + 16 * (((long long)c.parity * c.ranks + sender) * c.slotUnits + line);
+}
+
+// Stores this lane's 16 bytes of a line: units a and b, or a and the flag for lane 7 (every lane of the warp converged
+// first, so a line's eight stores are one instruction).
+__device__ __forceinline__ void ll128_store(moe_u64* line, moe_u64 a, moe_u64 b, moe_u32 flag)
+{
+    const int piece = threadIdx.x & 7;
+    asm volatile("st.volatile.global.v2.u64 [%0], {%1, %2};" ::"l"(line + 2 * piece), "l"(a), "l"(piece == 7 ? (moe_u64)flag : b)
+                 : "memory");
+}
+
+// Waits, with every lane of the warp, for line `line` of this rank's slot [sender] (active: this lane's group has a line
+// there; the others count as arrived) and leaves this lane's 16 bytes in a, b. False, for the whole warp, when the
+// deadline passed first (the first lane of a missing line reports it).
+__device__ __forceinline__ bool ll128_wait(const LlCall& c, int step, int sender, long long line, bool active, moe_u64& a, moe_u64& b)
+{
+    const int lane = threadIdx.x & 31;
+    const moe_u64* at = active ? slot_line(c, c.rank, sender, line) + 2 * (lane & 7) : nullptr;
+    bool arrived = !active;
+    long long started = clock64();
+    long long polls = 0;
+    a = b = 0;
+    for (;;)
+    {
+        __syncwarp();
+        if (!arrived)
+            ll_load(at, a, b);
+        polls++;
+        bool lineFresh = __shfl_sync(0xffffffffu, (lane & 7) != 7 || b == (moe_u64)c.flag, lane | 7);
+        arrived = arrived || lineFresh;
+        if (__all_sync(0xffffffffu, arrived))
+        {
+            LL_TRACE_SET(c.control, step == 0 ? LL_T_POLLS0 : LL_T_POLLS1, polls);
+            return true;
+        }
+        if (__any_sync(0xffffffffu, ll_timer_ns() > c.deadline))
+        {
+            if (!arrived && (lane & 7) == 7)
+                ll_report(c, step, sender, line, b << 32, b << 32);
+            return false;
+        }
+        if (c.lazyCycles >= 0 && clock64() - started > c.lazyCycles)
+        {
+            __threadfence_system();   // out with this thread's stores (the header's lost lines); again after as long
+            started = clock64();
+        }
+    }
+}
+
+// This lane's place in lines of a range of units [begin, end): the warp's trips cover lines (warp + t * warps) * 4 +
+// group, a group of eight lanes a line, lane j of it units 2j and 2j + 1 of the line (lane 7: unit 14).
+struct Ll128Lane
+{
+    long long warp, warps;
+    int group, piece;
+};
+
+__device__ __forceinline__ Ll128Lane ll128_lane()
+{
+    Ll128Lane l;
+    l.warp = ((long long)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+    l.warps = ((long long)gridDim.x * blockDim.x) >> 5;
+    l.group = (threadIdx.x & 31) >> 3;
+    l.piece = threadIdx.x & 7;
+    return l;
+}
+
+// Units [begin, end) of the input stored as lines to every peer's slot [self] at line `at` on (one-shot: the tensor;
+// two-shot: one peer's chunk, to that peer only when only >= 0).
+template <typename T>
+__device__ void ll128_send(const LlCall& c, const T* input, long long count, long long begin, long long end, int only)
+{
+    const Ll128Lane l = ll128_lane();
+    long long lines = (end - begin + LL128_UNITS - 1) / LL128_UNITS;
+    for (long long base = l.warp * 4; base < lines; base += l.warps * 4)
+    {
+        long long line = base + l.group;
+        long long u = begin + line * LL128_UNITS + 2 * l.piece;
+        bool active = line < lines;
+        moe_u64 a = active && u < end ? load_unit(input, count, u) : 0;
+        moe_u64 b = active && l.piece < 7 && u + 1 < end ? load_unit(input, count, u + 1) : 0;
+        __syncwarp();
+        if (active)
+            for (int q = 0; q < c.ranks; q++)
+                if (q != c.rank && (only < 0 || q == only))
+                    ll128_store(slot_line(c, q, c.rank, line), a, b, c.flag);
+    }
+}
+
+// Units [begin, end): the sum in rank order of every rank's unit (this rank's from its input, each peer's from its
+// lines in slot [peer]), rounded once, stored to the output and, when push, as lines to every peer's slot [self] from
+// line pushAt. False when a wait timed out.
+template <typename T>
+__device__ bool ll128_sum(const LlCall& c, const T* input, T* output, long long count, long long begin, long long end, bool push,
+                          long long pushAt)
+{
+    const int E = 8 / (int)sizeof(T);
+    const Ll128Lane l = ll128_lane();
+    long long lines = (end - begin + LL128_UNITS - 1) / LL128_UNITS;
+    for (long long base = l.warp * 4; base < lines; base += l.warps * 4)
+    {
+        long long line = base + l.group;
+        long long u = begin + line * LL128_UNITS + 2 * l.piece;
+        bool active = line < lines, hasA = active && u < end, hasB = active && l.piece < 7 && u + 1 < end;
+        moe_u64 ownA = hasA ? load_unit(input, count, u) : 0, ownB = hasB ? load_unit(input, count, u + 1) : 0;
+        float sumA[E], sumB[E];
+        for (int p = 0; p < c.ranks; p++)
+        {
+            moe_u64 a = ownA, b = ownB;
+            if (p != c.rank && !ll128_wait(c, 0, p, line, active, a, b))
+                return false;
+            add_unit<T>(a, sumA, p == 0);
+            add_unit<T>(hasB ? b : 0, sumB, p == 0);
+        }
+        LL_STAMP(c.control, LL_T_RECEIVED);
+        moe_u64 a = pack_unit<T>(sumA), b = pack_unit<T>(sumB);
+        if (hasA)
+            store_unit(output, count, u, a);
+        if (hasB)
+            store_unit(output, count, u + 1, b);
+        if (push)
+        {
+            __syncwarp();
+            if (active)
+                for (int q = 0; q < c.ranks; q++)
+                    if (q != c.rank)
+                        ll128_store(slot_line(c, q, c.rank, pushAt + line), a, b, c.flag);
+        }
+        LL_STAMP(c.control, LL_T_PUSHED);
+    }
+    return true;
+}
+
+// Units [begin, end) copied from this rank's slot [sender] lines from `from` into its output.
+template <typename T>
+__device__ bool ll128_copy(const LlCall& c, T* output, long long count, int sender, long long begin, long long end, long long from)
+{
+    const Ll128Lane l = ll128_lane();
+    long long lines = (end - begin + LL128_UNITS - 1) / LL128_UNITS;
+    for (long long base = l.warp * 4; base < lines; base += l.warps * 4)
+    {
+        long long line = base + l.group;
+        long long u = begin + line * LL128_UNITS + 2 * l.piece;
+        bool active = line < lines;
+        moe_u64 a, b;
+        if (!ll128_wait(c, 1, sender, from + line, active, a, b))
+            return false;
+        if (active && u < end)
+            store_unit(output, count, u, a);
+        if (active && l.piece < 7 && u + 1 < end)
+            store_unit(output, count, u + 1, b);
+        LL_STAMP(c.control, LL_T_GATHERED);
+    }
+    return true;
+}
+#endif
+
 // MODE: -1 one-shot or two-shot by the twoShot argument (one kernel holds both paths); 0 one-shot, 1 two-shot only (the
 // _one and _two entries: only one path's code, LowLatencyKernelOptions.SplitEntries).
 template <typename T, int MODE>
@@ -525,6 +718,45 @@ __device__ void ll_allreduce(const T* input, T* output, long long count, int gra
     // beside it; the previous call's kernel wrote the word, and kernels on one stream are ordered. No thread stores
     // the word before the final barrier, after every thread of the block has read it.
     const moe_u32 epochWord = __ldcg(control + (LL_TAIL == 2 ? LL_BLOCK_EPOCHS + blockIdx.x : LL_EPOCH));
+#if LL_LINE128
+    long long units = (count + E - 1) / E;
+    const moe_u32 epoch = epochWord + 1 == 0 ? 2 : epochWord + 1;   // parity keeps alternating; 0 is what zeroed lines hold
+    int failed = 0x7fffffff;   // the step at which this thread's wait timed out
+    const LlCall c = ll_call(peers, control, slotUnits, epoch, rank, ranks, timeoutNs,
+                             twoShot ? LL_LAZY_CYCLES + units * LL_LAZY_CYCLES_PER_KUNIT / 1024 : -1);
+    if (!twoShot)
+    {
+        ll128_send(c, input, count, 0, units, -1);
+        LL_STAMP(control, LL_T_STORED);
+        if (!ll128_sum(c, input, output, count, 0, units, false, 0))
+            failed = 0;
+    }
+    else
+    {
+        // Step 0: chunk q of the input to rank q; this rank's chunk summed, stored and pushed; step 1: the other chunks.
+        long long begin, end;
+        for (int q = 0; q < ranks; q++)
+            if (q != rank)
+            {
+                chunk_units(count, grain, ranks, q, E, begin, end);
+                ll128_send(c, input, count, begin, end, q);
+            }
+        LL_STAMP(control, LL_T_STORED);
+        chunk_units(count, grain, ranks, rank, E, begin, end);
+        bool ok = ll128_sum(c, input, output, count, begin, end, true, slotUnits / 2);
+        if (!ok)
+            failed = 0;
+        for (int p = 0; p < ranks && ok; p++)
+        {
+            if (p == rank)
+                continue;
+            chunk_units(count, grain, ranks, p, E, begin, end);
+            ok = ll128_copy(c, output, count, p, begin, end, slotUnits / 2);
+            if (!ok)
+                failed = 1;
+        }
+    }
+#else
     long long first = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     long long stride = (long long)gridDim.x * blockDim.x;
     long long units = (count + E - 1) / E;
@@ -537,16 +769,8 @@ __device__ void ll_allreduce(const T* input, T* output, long long count, int gra
     moe_u64 firstPayload = hasFirst ? load_unit(input, count, firstBegin + first) : 0;
     const moe_u32 epoch = epochWord + 1 == 0 ? 2 : epochWord + 1;   // parity keeps alternating; 0 is what zeroed lines hold
     int failed = 0x7fffffff;   // the step at which this thread's wait timed out
-    LlCall c;
-    c.peers = peers;
-    c.control = control;
-    c.slotUnits = slotUnits;
-    c.flag = epoch;
-    c.parity = (int)(epoch & 1);
-    c.rank = rank;
-    c.ranks = ranks;
-    c.deadline = ll_timer_ns() + (moe_u64)timeoutNs;
-    c.lazyCycles = twoShot ? LL_LAZY_CYCLES + units * LL_LAZY_CYCLES_PER_KUNIT / 1024 : -1;
+    const LlCall c = ll_call(peers, control, slotUnits, epoch, rank, ranks, timeoutNs,
+                             twoShot ? LL_LAZY_CYCLES + units * LL_LAZY_CYCLES_PER_KUNIT / 1024 : -1);
     if (!twoShot)
     {
         for (long long u = first; u < units; u += stride)
@@ -590,6 +814,7 @@ __device__ void ll_allreduce(const T* input, T* output, long long count, int gra
                 failed = 1;
         }
     }
+#endif
     // The block's smallest failed step (steps are 0 and 1); these barriers are also the one before the tail.
     bool failedAtStep0 = __syncthreads_or(failed == 0);
     bool failedAtStep1 = __syncthreads_or(failed == 1);
