@@ -23,8 +23,8 @@ public class LowLatencyLine128Tests
     [Fact]
     public void TheSwitchPicksTheBuildBySize()
     {
-        Assert.Equal(0, LowLatencyKernelOptions.Default.Line128MinBytes);   // off by default
-        Assert.False(LowLatencyKernelOptions.Default.BuildFor(64L << 20, twoShot: true).Lines128);
+        Assert.Equal(256L << 10, LowLatencyKernelOptions.Default.Line128MinBytes);
+        Assert.False(LowLatencyKernelOptions.Parse(null, null, null, null, line128MinBytes: "0").BuildFor(64L << 20, twoShot: true).Lines128);   // 0: never
         var options = LowLatencyKernelOptions.Parse(null, null, null, null, line128MinBytes: "262144");
         Assert.Equal(LowLatencyBuild.Line128, options.BuildFor(256L << 10, twoShot: false));
         Assert.Equal(new LowLatencyBuild(1, false), options.BuildFor((256L << 10) - 2, twoShot: true));      // unroll 1 below 512 KB
@@ -32,7 +32,8 @@ public class LowLatencyLine128Tests
         Assert.Contains("-DLL_LINE128=1", options.CompileOptions(LowLatencyBuild.Line128));
         Assert.DoesNotContain("-DLL_LINE128=1", options.CompileOptions(new LowLatencyBuild(1, false)));
         Assert.Equal(LowLatencyKernelOptions.Default.CompileOptions(), LowLatencyKernelOptions.Default.CompileOptions(new LowLatencyBuild(LowLatencyKernelOptions.DefaultUnroll, false)));
-        Assert.EndsWith(" ll128-from=262144", options.ToString());
+        Assert.Equal(LowLatencyKernelOptions.Default, options);
+        Assert.EndsWith(" ll128-from=1024", (options with { Line128MinBytes = 1024 }).ToString());
         var error = Assert.Throws<ArgumentException>(() => LowLatencyKernelOptions.Parse(null, null, null, null, line128MinBytes: "1M"));
         Assert.Contains("MOE_LL128_MIN_BYTES='1M'", error.Message);
     }

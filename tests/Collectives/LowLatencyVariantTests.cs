@@ -304,7 +304,8 @@ public class LowLatencyVariantTests
                         {
                             communicator.AllReduce(input, output, algorithm);
                             Assert.True(communicator.LastAllReduceLowLatency, $"{variant}: {algorithm} x{count} {DTypes.Name(dtype)} did not take LL");
-                            Assert.Equal(Variant(variant).Line128MinBytes > 0, communicator.LastLowLatencyLines128);
+                            Assert.Equal(Variant(variant).BuildFor(count * DTypes.SizeOf(dtype), algorithm == AllReduceAlgorithm.TwoShot).Lines128,
+                                communicator.LastLowLatencyLines128);
                             for (int r = 0; r < ranks; r++)
                                 Compare.Exact<float>(expected, Download(output[r]),
                                     $"{variant}: round {round} {algorithm} {DTypes.Name(dtype)} x{count} rank {r} of {ranks} (seed {seed}, in place {inPlace})");
@@ -326,10 +327,13 @@ public class LowLatencyVariantTests
         var group = TestDevices.GetGroup("cuda", 2);
         using var communicator = Communicator.Create(group, OptionsFor("fence=lazy"));
         bool twoShot = algorithm == AllReduceAlgorithm.TwoShot;
-        // 1 KB (two-shot: 64 units a chunk; one-shot: 128 units, a thread each), 1 MB (two-shot: unroll 4; one-shot: unroll 1;
-        // both past the cap in blocks of 256), 2000 bytes (126 and 250 units), 8 KB (512 units a chunk; 1024 units), 512 KB.
-        foreach (var (count, unroll, blocks, threads) in new[] { (512L, 1, 1, twoShot ? 64 : 128), (512L << 10, twoShot ? LowLatencyKernelOptions.DefaultUnroll : 1, 64, 512),
-                                                                 (1000L, 1, 1, twoShot ? 128 : 256), (4096L, 1, twoShot ? 2 : 4, 256), (256L << 10, 1, 64, 512) })
+        // 1 KB (two-shot: 64 units a chunk; one-shot: 128 units, a thread each), 2000 bytes (126 and 250 units), 8 KB (512 units
+        // a chunk; 1024 units), 128 KB (8192 units a chunk: 32 blocks of 256; 16384 units: 64); from 256 KB the 128-byte lines:
+        // 1 MB (two-shot 4370 lines a chunk, one-shot 8739: 8 threads a line, past the cap in blocks of 256), 512 KB (2185 and
+        // 4370 lines).
+        foreach (var (count, lines, blocks, threads) in new[] { (512L, false, 1, twoShot ? 64 : 128), (1000L, false, 1, twoShot ? 128 : 256),
+                                                                (4096L, false, twoShot ? 2 : 4, 256), (64L << 10, false, twoShot ? 32 : 64, 256),
+                                                                (512L << 10, true, 64, 512), (256L << 10, true, twoShot ? 35 : 64, 512) })
         {
             var inputs = Enumerable.Range(0, 2).Select(r => Verifiable(11, r, count)).ToArray();
             var expected = SumOf(inputs, count);
@@ -338,7 +342,7 @@ public class LowLatencyVariantTests
             {
                 communicator.AllReduce(buffers, buffers, algorithm);
                 Assert.True(communicator.LastAllReduceLowLatency);
-                Assert.Equal(unroll, communicator.LastLowLatencyUnroll);
+                Assert.Equal((lines, 1), (communicator.LastLowLatencyLines128, communicator.LastLowLatencyUnroll));
                 Assert.Equal((blocks, threads), (communicator.LastLowLatencyBlocks, communicator.LastLowLatencyThreads));
                 foreach (var b in buffers)
                     Assert.Equal(expected, Download(b));

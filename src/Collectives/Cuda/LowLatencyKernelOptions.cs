@@ -21,7 +21,7 @@ namespace MoeRuntime.Collectives.Cuda;
 /// <param name="OneShotSmallCallMaxBytes">One-shot calls of at most this many bytes run the unroll-1 build (MOE_LL_ONESHOT_SMALL_MAX_BYTES, 0: never).</param>
 /// <param name="OneShotMaxBlocks">The largest one-shot grid (MOE_LL_ONESHOT_MAX_BLOCKS, 1-264; two-shot's is LowLatencyLayout.MaxBlocks).</param>
 /// <param name="BlockThreads">Threads a block of a grid under its cap (MOE_LL_BLOCK_THREADS, 32-512 by 32; LowLatencyLayout.Grid).</param>
-/// <param name="Line128MinBytes">Calls of at least this many bytes run the 128-byte-line build (LL_LINE128, ll_allreduce.cu; MOE_LL128_MIN_BYTES; 0, the default: never).</param>
+/// <param name="Line128MinBytes">Calls of at least this many bytes run the 128-byte-line build (LL_LINE128, ll_allreduce.cu; MOE_LL128_MIN_BYTES; <see cref="DefaultLine128MinBytes"/>; 0: never).</param>
 /// <param name="OneShotUnitsPerThread">Units per thread a one-shot grid aims at before it adds blocks (MOE_LL_ONESHOT_UNITS_PER_THREAD; 1 by default).</param>
 internal sealed record LowLatencyKernelOptions(
     LowLatencyFence Fence = LowLatencyKernelOptions.DefaultFence,
@@ -37,7 +37,7 @@ internal sealed record LowLatencyKernelOptions(
     int OneShotMaxBlocks = LowLatencyKernelOptions.DefaultOneShotMaxBlocks,
     int BlockThreads = LowLatencyKernelOptions.DefaultBlockThreads,
     int OneShotUnitsPerThread = LowLatencyKernelOptions.DefaultOneShotUnitsPerThread,
-    long Line128MinBytes = 0)
+    long Line128MinBytes = LowLatencyKernelOptions.DefaultLine128MinBytes)
 {
     /// <summary>
     /// 2 x H200, bf16, graph-timed, NCCL in the same run (fifth session, tools/gpu/twoshot6-check.sh): two-shot over LL
@@ -93,6 +93,14 @@ internal sealed record LowLatencyKernelOptions(
     /// </summary>
     public const int DefaultOneShotUnitsPerThread = 1;
 
+    /// <summary>
+    /// 2 x H200, bf16, graph-timed, x2-12f.sh (two runs each, alternating, NCCL in the same run), 8-byte lines against
+    /// 128-byte lines from 128 KB: two-shot 11.34 -> 9.15 us at 1 MB (NCCL 15.72-16.10), 7.46-7.54 -> 7.00-7.02 at 512 KB,
+    /// 6.26-6.31 -> 6.26-6.27 at 256 KB, 5.67-5.74 -> 6.24-6.25 at 128 KB; one-shot 9.98 -> 8.23-8.31, 6.56-6.59 -> 5.98-5.99,
+    /// 4.76-4.77 -> 4.50-4.51, 3.92-3.93 -> 4.01. Lines from 256 KB.
+    /// </summary>
+    public const long DefaultLine128MinBytes = 256L << 10;
+
     public static LowLatencyKernelOptions Default { get; } = new();
 
     public static LowLatencyKernelOptions FromEnvironment() => Parse(
@@ -138,7 +146,7 @@ internal sealed record LowLatencyKernelOptions(
         Number("MOE_LL_BLOCK_THREADS", blockThreads, DefaultBlockThreads, 32, LowLatencyLayout.BlockThreads) is var t && t % 32 == 0 ? t
             : throw new ArgumentException($"MOE_LL_BLOCK_THREADS='{blockThreads}': expected a multiple of 32 from 32 to {LowLatencyLayout.BlockThreads}"),
         Number("MOE_LL_ONESHOT_UNITS_PER_THREAD", oneShotUnitsPerThread, LowLatencyKernelOptions.DefaultOneShotUnitsPerThread, 1, MaxUnitsPerThread),
-        Bytes("MOE_LL128_MIN_BYTES", line128MinBytes, 0));
+        Bytes("MOE_LL128_MIN_BYTES", line128MinBytes, DefaultLine128MinBytes));
 
     private static long Bytes(string name, string? text, long fallback) =>
         string.IsNullOrWhiteSpace(text) ? fallback
@@ -188,7 +196,7 @@ internal sealed record LowLatencyKernelOptions(
 
     /// <summary>A short name for logs and test output, e.g. "fence=lazy lazy=4096 tail=blocks upt=2".</summary>
     public override string ToString() =>
-        $"fence={Fence.ToString().ToLowerInvariant()} lazy={LazyCycles} tail={Tail.ToString().ToLowerInvariant()} upt={TwoShotUnitsPerThread}{(Trace ? " trace" : "")}{(Unroll != DefaultUnroll ? $" unroll={Unroll}" : "")}{(NcPeers ? " nc-peers" : "")}{(SmallCallMaxBytes != DefaultSmallCallMaxBytes ? $" small={SmallCallMaxBytes}" : "")}{(SplitEntries ? "" : " combined")}{(OneShotSmallCallMaxBytes != DefaultOneShotSmallCallMaxBytes ? $" one-shot-small={OneShotSmallCallMaxBytes}" : "")}{(OneShotMaxBlocks != DefaultOneShotMaxBlocks ? $" one-shot-blocks={OneShotMaxBlocks}" : "")}{(BlockThreads != DefaultBlockThreads ? $" block-threads={BlockThreads}" : "")}{(OneShotUnitsPerThread != LowLatencyKernelOptions.DefaultOneShotUnitsPerThread ? $" one-shot-upt={OneShotUnitsPerThread}" : "")}{(Line128MinBytes > 0 ? $" ll128-from={Line128MinBytes}" : "")}";
+        $"fence={Fence.ToString().ToLowerInvariant()} lazy={LazyCycles} tail={Tail.ToString().ToLowerInvariant()} upt={TwoShotUnitsPerThread}{(Trace ? " trace" : "")}{(Unroll != DefaultUnroll ? $" unroll={Unroll}" : "")}{(NcPeers ? " nc-peers" : "")}{(SmallCallMaxBytes != DefaultSmallCallMaxBytes ? $" small={SmallCallMaxBytes}" : "")}{(SplitEntries ? "" : " combined")}{(OneShotSmallCallMaxBytes != DefaultOneShotSmallCallMaxBytes ? $" one-shot-small={OneShotSmallCallMaxBytes}" : "")}{(OneShotMaxBlocks != DefaultOneShotMaxBlocks ? $" one-shot-blocks={OneShotMaxBlocks}" : "")}{(BlockThreads != DefaultBlockThreads ? $" block-threads={BlockThreads}" : "")}{(OneShotUnitsPerThread != LowLatencyKernelOptions.DefaultOneShotUnitsPerThread ? $" one-shot-upt={OneShotUnitsPerThread}" : "")}{(Line128MinBytes != DefaultLine128MinBytes ? $" ll128-from={Line128MinBytes}" : "")}";
 }
 
 /// <summary>A build of ll_allreduce.cu a call runs: its unroll (LL_UNROLL), or the 128-byte lines (LL_LINE128; unroll 1, which that code ignores).</summary>
