@@ -659,7 +659,12 @@ public class LowLatencyAllReduceTests
         RequireLowLatency(algorithm);
         var group = TestDevices.GetGroup("cuda", 2);
         var timeout = TimeSpan.FromMilliseconds(400);
-        using var communicator = Communicator.Create(group, Options(timeout) with { TwoShotLowLatencyMaxBytes = LargeTwoShot });
+        // 400 KB: the 8-byte-line build's report and scan (128-byte lines from 256 KB have their own test, LowLatencyLine128Tests).
+        using var communicator = Communicator.Create(group, Options(timeout) with
+        {
+            TwoShotLowLatencyMaxBytes = LargeTwoShot,
+            LowLatencyKernel = LowLatencyKernelOptions.Default with { Line128MinBytes = 0 },
+        });
         var buffers = group.Select(a => (MemoryBuffer)a.Allocate<float>(100_000)).ToList();
         try
         {
