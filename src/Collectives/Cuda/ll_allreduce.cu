@@ -5,6 +5,8 @@
 // receiving rank's memory (posted NVLink writes). Each u64 element of a vector access is single-copy atomic, so
 // a line's payload and flag arrive together: a reader that sees this call's flag sees this call's payload. No
 // barrier: the receiver polls its OWN memory (ld.volatile.v2.u64) until both flags equal the epoch.
+// The LL_LINE128 build moves 128-byte lines instead (15 payload units and a flag each, eight lanes a line; its section
+// below), in a receive region of its own: the host runs it for calls from LowLatencyKernelOptions.Line128MinBytes.
 // Two-shot fences (ll_fence_stores; LL_FENCE picks which fence) where a thread turns from storing to polling. Without
 // it, on 2 x H200 (2026-11-30) a quarter to over half of the runs of the LL tests timed out: the scan of the receive
 // regions after the kernels ended found every step-0 line there, but a fifth to two thirds of the step-1 lines never
