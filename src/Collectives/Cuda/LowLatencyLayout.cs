@@ -153,19 +153,18 @@ internal static class LowLatencyLayout
         return (count + perUnit - 1) / perUnit;
     }
 
-    /// <summary>Units of the longest two-shot chunk (the kernel's chunk_units: [start / E, ceil(end / E))).</summary>
-    public static long MaxChunkUnits(long count, int ranks, int elementSize)
+    /// <summary>Units of two-shot chunk <paramref name="chunk"/> (the kernel's chunk_units: [start / E, ceil(end / E))).</summary>
+    public static long ChunkUnits(long count, int ranks, int chunk, int elementSize)
     {
         int perUnit = UnitPayloadBytes / elementSize;
-        long longest = 0;
-        for (int c = 0; c < ranks; c++)
-        {
-            long start = Chunks.Start(count, ranks, c, Chunks.AllReduceGrain);
-            long end = Chunks.Start(count, ranks, c + 1, Chunks.AllReduceGrain);
-            longest = Math.Max(longest, (end + perUnit - 1) / perUnit - start / perUnit);
-        }
-        return longest;
+        long start = Chunks.Start(count, ranks, chunk, Chunks.AllReduceGrain);
+        long end = Chunks.Start(count, ranks, chunk + 1, Chunks.AllReduceGrain);
+        return (end + perUnit - 1) / perUnit - start / perUnit;
     }
+
+    /// <summary>Units of the longest two-shot chunk.</summary>
+    public static long MaxChunkUnits(long count, int ranks, int elementSize) =>
+        Enumerable.Range(0, ranks).Max(c => ChunkUnits(count, ranks, c, elementSize));
 
     /// <summary>
     /// Units of one sender's slot: a whole one-shot tensor, or two two-shot chunks (a chunk is shorter than
@@ -191,17 +190,8 @@ internal static class LowLatencyLayout
     /// <summary>Lines of the longest range a 128-byte-line call moves: the tensor (one-shot) or the longest chunk (two-shot).</summary>
     public static long MaxLines128(bool twoShot, int ranks, long count, int elementSize)
     {
-        if (!twoShot)
-            return (Units(count, elementSize) + Line128Units - 1) / Line128Units;
-        int perUnit = UnitPayloadBytes / elementSize;
-        long longest = 0;
-        for (int c = 0; c < ranks; c++)
-        {
-            long start = Chunks.Start(count, ranks, c, Chunks.AllReduceGrain);
-            long end = Chunks.Start(count, ranks, c + 1, Chunks.AllReduceGrain);
-            longest = Math.Max(longest, ((end + perUnit - 1) / perUnit - start / perUnit + Line128Units - 1) / Line128Units);
-        }
-        return longest;
+        long units = twoShot ? MaxChunkUnits(count, ranks, elementSize) : Units(count, elementSize);
+        return (units + Line128Units - 1) / Line128Units;
     }
 
     /// <summary>Whether a call fits the 128-byte-line slots of <paramref name="slotLines"/> (two-shot: a chunk in each half).</summary>
@@ -248,15 +238,8 @@ internal static class LowLatencyLayout
             yield return (0, 0, Units(count, elementSize));
             yield break;
         }
-        long ChunkUnits(int c)
-        {
-            int perUnit = UnitPayloadBytes / elementSize;
-            long start = Chunks.Start(count, ranks, c, Chunks.AllReduceGrain);
-            long end = Chunks.Start(count, ranks, c + 1, Chunks.AllReduceGrain);
-            return (end + perUnit - 1) / perUnit - start / perUnit;
-        }
-        yield return (0, 0, ChunkUnits(receiver));
-        yield return (1, slotUnits / 2, slotUnits / 2 + ChunkUnits(sender));
+        yield return (0, 0, ChunkUnits(count, ranks, receiver, elementSize));
+        yield return (1, slotUnits / 2, slotUnits / 2 + ChunkUnits(count, ranks, sender, elementSize));
     }
 
     /// <summary>
