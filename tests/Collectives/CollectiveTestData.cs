@@ -119,4 +119,58 @@ internal static class CollectiveTestData
         foreach (var buffer in buffers.Distinct())
             buffer.Dispose();
     }
+
+    public static MemoryBuffer Slice(MemoryBuffer buffer, long offset, long length) => buffer switch
+    {
+        MemoryBuffer<float> f => f.Slice(offset, length),
+        MemoryBuffer<BFloat16> b => b.Slice(offset, length),
+        MemoryBuffer<Half> h => h.Slice(offset, length),
+        _ => throw new ArgumentOutOfRangeException(nameof(buffer)),
+    };
+
+    /// <summary>
+    /// An AllReduce on 2 GPUs of operands that start 1-3 elements into an allocation (not 8-byte aligned; output and input
+    /// differently), the output followed by a guard: exact sums, and not one element written outside the output.
+    /// <paramref name="ranOn"/> checks the communicator took the path meant.
+    /// </summary>
+    public static void AssertMisalignedOperandsSumExactly(CommunicatorOptions options, MoeRuntime.Collectives.AllReduce.AllReduceAlgorithm algorithm, DType dtype,
+                                                          int inputShift, int outputShift, Func<Communicator, bool> ranOn)
+    {
+        const int Guard = 5, ranks = 2;
+        const long count = 10_007;
+        var group = TestDevices.GetGroup("cuda", ranks);
+        TestData.NewRandom(out int seed);
+        var inputs = Enumerable.Range(0, ranks).Select(r => Verifiable(seed, r, count)).ToArray();
+        var expected = SumOf(inputs, count);
+        using var communicator = Communicator.Create(group, options);
+        var owners = new List<MemoryBuffer>();
+        try
+        {
+            var input = new List<MemoryBuffer>();
+            var output = new List<MemoryBuffer>();
+            for (int r = 0; r < ranks; r++)
+            {
+                var shifted = new float[count + inputShift];
+                inputs[r].CopyTo(shifted, inputShift);
+                owners.Add(Upload(group[r], dtype, shifted));
+                owners.Add(Poisoned(group[r], dtype, count + outputShift + Guard));
+                input.Add(Slice(owners[^2], inputShift, count));
+                output.Add(Slice(owners[^1], outputShift, count));
+            }
+            var poison = Bits(owners[1])[0];
+            communicator.AllReduce(input, output, algorithm);
+            Assert.True(ranOn(communicator), $"misaligned {algorithm} {DTypes.Name(dtype)}: not on the path meant");
+            for (int r = 0; r < ranks; r++)
+            {
+                Compare.Exact<float>(expected, Download(output[r]), $"misaligned {algorithm} {DTypes.Name(dtype)} rank {r} (seed {seed}, shifts {inputShift}/{outputShift})");
+                // Nothing written before or after the output operand.
+                var around = Bits(owners[2 * r + 1]);
+                Assert.All(around[..outputShift].Concat(around[^Guard..]), bits => Assert.Equal(poison, bits));
+            }
+        }
+        finally
+        {
+            DisposeAll(owners);
+        }
+    }
 }

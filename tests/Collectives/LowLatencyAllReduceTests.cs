@@ -420,45 +420,7 @@ public class LowLatencyAllReduceTests
     public void MisalignedOperands(AllReduceAlgorithm algorithm, DType dtype, int inputShift, int outputShift)
     {
         RequireLowLatency(algorithm);
-        const int Guard = 5;
-        const int ranks = 2;
-        const long count = 10_007;
-        var group = TestDevices.GetGroup("cuda", ranks);
-        TestData.NewRandom(out int seed);
-        var inputs = Enumerable.Range(0, ranks).Select(r => Verifiable(seed, r, count)).ToArray();
-        var expected = SumOf(inputs, count);
-        using var communicator = Communicator.Create(group, FailFast());
-        var owners = new List<MemoryBuffer>();
-        try
-        {
-            var input = new List<MemoryBuffer>();
-            var output = new List<MemoryBuffer>();
-            for (int r = 0; r < ranks; r++)
-            {
-                var shifted = new float[count + inputShift];
-                inputs[r].CopyTo(shifted, inputShift);
-                var inputOwner = Upload(group[r], dtype, shifted);
-                var outputOwner = Poisoned(group[r], dtype, count + outputShift + Guard);
-                owners.Add(inputOwner);
-                owners.Add(outputOwner);
-                input.Add(Slice(inputOwner, inputShift, count));
-                output.Add(Slice(outputOwner, outputShift, count));
-            }
-            var poison = Bits(owners[1])[0];
-            communicator.AllReduce(input, output, algorithm);
-            Assert.True(communicator.LastAllReduceLowLatency);
-            for (int r = 0; r < ranks; r++)
-            {
-                Compare.Exact<float>(expected, Download(output[r]), $"misaligned {algorithm} {DTypes.Name(dtype)} rank {r} (seed {seed}, shifts {inputShift}/{outputShift})");
-                // Nothing written before or after the output operand.
-                var around = Bits(owners[2 * r + 1]);
-                Assert.All(around[..outputShift].Concat(around[^Guard..]), bits => Assert.Equal(poison, bits));
-            }
-        }
-        finally
-        {
-            DisposeAll(owners);
-        }
+        AssertMisalignedOperandsSumExactly(FailFast(), algorithm, dtype, inputShift, outputShift, c => c.LastAllReduceLowLatency);
     }
 
     /// <summary>
@@ -719,13 +681,6 @@ public class LowLatencyAllReduceTests
     private static CommunicatorOptions FailFastDefault() => Options(TimeSpan.FromSeconds(5));
 
 
-    private static MemoryBuffer Slice(MemoryBuffer buffer, long offset, long length) => buffer switch
-    {
-        MemoryBuffer<float> f => f.Slice(offset, length),
-        MemoryBuffer<BFloat16> b => b.Slice(offset, length),
-        MemoryBuffer<Half> h => h.Slice(offset, length),
-        _ => throw new ArgumentOutOfRangeException(nameof(buffer)),
-    };
 
     private static float[] Rounded(DType dtype, float[] values) => values.Select(v => Round(dtype, v)).ToArray();
 

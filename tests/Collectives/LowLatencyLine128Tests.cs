@@ -148,44 +148,8 @@ public class LowLatencyLine128Tests
     [InlineData(AllReduceAlgorithm.OneShot, DType.BF16, 1, 3)]
     [InlineData(AllReduceAlgorithm.TwoShot, DType.F16, 2, 1)]
     [InlineData(AllReduceAlgorithm.TwoShot, DType.F32, 0, 1)]
-    public void MisalignedOperandsOnLines(AllReduceAlgorithm algorithm, DType dtype, int inputShift, int outputShift)
-    {
-        const int Guard = 5, ranks = 2;
-        const long count = 10_007;
-        var group = TestDevices.GetGroup("cuda", ranks);
-        TestData.NewRandom(out int seed);
-        var inputs = Enumerable.Range(0, ranks).Select(r => Verifiable(seed, r, count)).ToArray();
-        var expected = SumOf(inputs, count);
-        using var communicator = Communicator.Create(group, LineOptions());
-        var owners = new List<MemoryBuffer>();
-        try
-        {
-            var input = new List<MemoryBuffer>();
-            var output = new List<MemoryBuffer>();
-            for (int r = 0; r < ranks; r++)
-            {
-                var shifted = new float[count + inputShift];
-                inputs[r].CopyTo(shifted, inputShift);
-                owners.Add(Upload(group[r], dtype, shifted));
-                owners.Add(Poisoned(group[r], dtype, count + outputShift + Guard));
-                input.Add(Slice(owners[^2], inputShift, count));
-                output.Add(Slice(owners[^1], outputShift, count));
-            }
-            var poison = Bits(owners[1])[0];
-            communicator.AllReduce(input, output, algorithm);
-            Assert.True(communicator.LastLowLatencyLines128);
-            for (int r = 0; r < ranks; r++)
-            {
-                Compare.Exact<float>(expected, Download(output[r]), $"lines, misaligned {algorithm} {DTypes.Name(dtype)} rank {r} (seed {seed})");
-                var around = Bits(owners[2 * r + 1]);
-                Assert.All(around[..outputShift].Concat(around[^Guard..]), bits => Assert.Equal(poison, bits));
-            }
-        }
-        finally
-        {
-            DisposeAll(owners);
-        }
-    }
+    public void MisalignedOperandsOnLines(AllReduceAlgorithm algorithm, DType dtype, int inputShift, int outputShift) =>
+        AssertMisalignedOperandsSumExactly(LineOptions(), algorithm, dtype, inputShift, outputShift, c => c.LastLowLatencyLines128);
 
     /// <summary>A rank that never launches: the other gives up at the device deadline, step 0 and its line named, no hang.</summary>
     [Theory]
@@ -218,12 +182,4 @@ public class LowLatencyLine128Tests
             DisposeAll(buffers);
         }
     }
-
-    private static MemoryBuffer Slice(MemoryBuffer buffer, long offset, long length) => buffer switch
-    {
-        MemoryBuffer<float> f => f.Slice(offset, length),
-        MemoryBuffer<BFloat16> b => b.Slice(offset, length),
-        MemoryBuffer<Half> h => h.Slice(offset, length),
-        _ => throw new ArgumentOutOfRangeException(nameof(buffer)),
-    };
 }
