@@ -162,9 +162,14 @@ internal static class LowLatencyLayout
         return (end + perUnit - 1) / perUnit - start / perUnit;
     }
 
-    /// <summary>Units of the longest two-shot chunk.</summary>
-    public static long MaxChunkUnits(long count, int ranks, int elementSize) =>
-        Enumerable.Range(0, ranks).Max(c => ChunkUnits(count, ranks, c, elementSize));
+    /// <summary>Units of the longest two-shot chunk (a loop, not LINQ: every LL call's grid asks).</summary>
+    public static long MaxChunkUnits(long count, int ranks, int elementSize)
+    {
+        long longest = 0;
+        for (int c = 0; c < ranks; c++)
+            longest = Math.Max(longest, ChunkUnits(count, ranks, c, elementSize));
+        return longest;
+    }
 
     /// <summary>
     /// Units of one sender's slot: a whole one-shot tensor, or two two-shot chunks (a chunk is shorter than

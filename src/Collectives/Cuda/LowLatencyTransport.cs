@@ -28,7 +28,7 @@ internal sealed class LowLatencyTransport : IDisposable
     private readonly Dictionary<(DType DType, bool TwoShot), string> _entries = new();
     private readonly LowLatencyKernelOptions _options;
     private KernelSource? _source;
-    private (bool TwoShot, long Count, int ElementSize, bool Lines128)? _lastCall;
+    private (bool TwoShot, long Count, int ElementSize)? _lastCall;
 
     public LowLatencyTransport(CudaAccelerator[] ranks, long capacityBytes, long twoShotMaxBytes, LowLatencyKernelOptions options)
     {
@@ -123,7 +123,7 @@ internal sealed class LowLatencyTransport : IDisposable
         var build = _options.BuildFor(bytes, twoShot);
         if (build.Lines128 && (_peers128 is null || !LowLatencyLayout.FitsLines128(twoShot, n, call.Count, size, SlotLines128)))
             build = new(_options.UnrollFor(bytes, twoShot), false);
-        _lastCall = (twoShot, call.Count, size, build.Lines128);
+        _lastCall = (twoShot, call.Count, size);
         LastBuild = build;
         int maxBlocks = twoShot ? LowLatencyLayout.MaxBlocks : _options.OneShotMaxBlocks;
         var grid = build.Lines128
@@ -157,7 +157,7 @@ internal sealed class LowLatencyTransport : IDisposable
             var words = _control[r].ToArray();
             epochs[r] = words[LowLatencyLayout.EpochWord];
             (uint, uint)? now = null;
-            bool lines128 = _lastCall is { Lines128: true };
+            bool lines128 = LastBuild.Lines128;
             if (words[LowLatencyLayout.ReportWord] == 1 && !lines128)   // a 128-byte-line report already holds the line's flag
             {
                 var report = words.AsSpan(LowLatencyLayout.ReportWord, LowLatencyLayout.ReportWords);
