@@ -31,6 +31,7 @@
 #include "moe_common.cuh"
 #include "expert_tiles.cuh"
 #include "unpack8.cuh"
+#include "gemv_math.cuh"
 
 #ifdef GV_TRACE
 #define GV_TRACE_STAMPS 5
@@ -77,17 +78,6 @@ __device__ __forceinline__ void gv_stamp(unsigned long long* trace, int slot)
 #define GV_UNROLL 1
 #endif
 
-// W is read once: stream it past L1.
-__device__ __forceinline__ uint4 load_stream(const void* p)
-{
-    uint4 v;
-    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
-                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-                 : "l"(p));
-    return v;
-}
-
-__device__ __forceinline__ float gv_silu(float v) { return v / (1.0f + __expf(-v)); }
 
 // The epilogue of a tile: lane r of a group's first warp adds the group's kSplit partial sums (in warp order) for
 // output row rowBegin + r and writes its columns (plain: col0 .. col0 + GV_WROWS - 1; fused: silu(gate) * up of
