@@ -1,7 +1,8 @@
-// routing_token.cuh: one token's top-k routing by one warp (route_token) and the helpers it stands on: the selection
-// keys' order, the exp and sigmoid whose bits the CPU twin reproduces, NaN/inf sanitising. topk_routing.cu builds its
-// kernels from it, and the fused decode layer (moe_decode.cu) routes its few tokens with the same code, so both choose
-// the same experts with the same weights from the same logits.
+// routing_token.cuh: a token's top-k routing by one warp, in both layouts of topk_routing.cu (strided: route_token;
+// contiguous: route_tokens_contiguous), and the helpers they stand on: the selection keys' order, the exp and sigmoid
+// whose bits the CPU twin reproduces, NaN/inf sanitising. topk_routing.cu builds its kernels from it, and the fused
+// decode layer (moe_decode.cu) routes its few tokens with the same code, so both choose the same experts with the same
+// weights from the same logits.
 #pragma once
 #include "moe_common.cuh"
 
@@ -296,3 +297,321 @@ __device__ __forceinline__ void route_token(
     }
 }
 
+// ---- The contiguous layout (the fast path) ----
+// Lane l holds experts [l * P, (l + 1) * P) (experts == 32 * P exactly), loaded as 16-byte vectors. A group of
+// groupSize experts then lives in groupSize / P = 32 / groupCount adjacent lanes (groupCount a power of two), so most
+// work is lane-local: a lane's top 2, then log2(lanes per group) xor-shuffles for the group's top 2; the kept groups
+// in one step; each lane sorts its candidates (key descending, id ascending) and a pick round is one warp max of the
+// lanes' heads plus a ballot: among equal heads the lowest lane holds the lowest id (lanes own ascending id ranges),
+// and the winning lane advances its head. Exact: the same experts and tie rule as the strided path and the CPU twin.
+// At many tokens one token's chain of ~600 dependent instructions leaves the SM latency-bound, so the _x2 entries route
+// two tokens per warp with the chains interleaved. Both fit 64 registers (32 warps an SM) because nothing per expert
+// outlives the picks' lists: the grouped weight re-reads the chosen logit, the softmax denominator is summed before
+// the sort, and (x2) the bias is re-read each trip.
+
+// Selection entry: order key in the high word (0 = not a candidate), ~expert in the low word, so that unsigned
+// order is (key descending, then id ascending).
+__device__ __forceinline__ void compare_exchange(moe_u64& a, moe_u64& b) // a gets the larger
+{
+    const moe_u64 larger = a > b ? a : b;
+    b = a > b ? b : a;
+    a = larger;
+}
+
+// Batcher's odd-even merge sort network on N (a power of two, <= 16) entries: 5 compare-exchanges for N = 4, 19 for 8.
+// Built at compile time and applied one comparator per template step, so every index is a constant and the array
+// stays in registers (a plain unrolled loop nest left it in local memory).
+template <int N>
+struct SortNetwork
+{
+    int count;
+    int first[64];
+    int second[64];
+    __device__ constexpr SortNetwork() : count(0), first(), second()
+    {
+        for (int p = 1; p < N; p *= 2)
+            for (int width = p; width >= 1; width /= 2)
+                for (int j = width % p; j + width < N; j += 2 * width)
+                    for (int i = 0; i < width && i + j + width < N; i++)
+                        if ((i + j) / (2 * p) == (i + j + width) / (2 * p))
+                        {
+                            first[count] = i + j;
+                            second[count] = i + j + width;
+                            count++;
+                        }
+    }
+};
+
+template <int N, int C>
+__device__ __forceinline__ void sort_steps(moe_u64 (&v)[N])
+{
+    constexpr SortNetwork<N> network{};
+    if constexpr (C < network.count)
+    {
+        constexpr int a = network.first[C];
+        constexpr int b = network.second[C];
+        compare_exchange(v[a], v[b]);
+        sort_steps<N, C + 1>(v);
+    }
+}
+
+// Largest first.
+template <int N>
+__device__ __forceinline__ void sort_descending(moe_u64 (&v)[N]) { sort_steps<N, 0>(v); }
+
+// Lane's P logits of a token row (experts lane * P ...), as 16-byte vectors (one 8-, 4- or 2-byte load when a lane's
+// share is smaller); `row` is 16-byte aligned (TopKRouting.cs checks the buffer; rows are 32 * P elements). The
+// words are unpacked by value (no byte-wise view of `logit`, which would push it to local memory).
+template <typename T, int P>
+__device__ __forceinline__ void load_contiguous(const T* __restrict__ row, int lane, T (&logit)[P])
+{
+    constexpr int bytes = P * (int)sizeof(T);
+    const T* mine = row + lane * P;
+    if constexpr (bytes < 4)
+    {
+        logit[0] = mine[0]; // one 2-byte element (P = 1, BF16/F16)
+    }
+    else
+    {
+        constexpr int wordCount = bytes / 4;
+        moe_u32 word[wordCount];
+        if constexpr (bytes >= 16)
+        {
+#pragma unroll
+            for (int v = 0; v < bytes / 16; v++)
+            {
+                const uint4 chunk = reinterpret_cast<const uint4*>(mine)[v];
+                word[4 * v] = chunk.x;
+                word[4 * v + 1] = chunk.y;
+                word[4 * v + 2] = chunk.z;
+                word[4 * v + 3] = chunk.w;
+            }
+        }
+        else if constexpr (bytes == 8)
+        {
+            const uint2 chunk = *reinterpret_cast<const uint2*>(mine);
+            word[0] = chunk.x;
+            word[1] = chunk.y;
+        }
+        else
+        {
+            word[0] = *reinterpret_cast<const moe_u32*>(mine);
+        }
+#pragma unroll
+        for (int i = 0; i < P; i++)
+        {
+            if constexpr (sizeof(T) == 4)
+                logit[i] = __uint_as_float(word[i]);
+            else
+                logit[i].bits = (moe_u16)(word[i / 2] >> (16 * (i % 2))); // little-endian: the lower half first
+        }
+    }
+}
+
+// Routes NT tokens (1 or 2) with the whole warp, contiguous layout (`logit[t]`: the lane's P logits of token t; `bias`:
+// the lane's P bias values, zeros when there is none). For each token t, lane j < k returns the j-th choice in
+// expert[t] and its weight (before scaling), lanes >= k weight 0: the contract of route_token.
+// With NT = 2 the two tokens' dependency chains (shuffles, redux.sync, ballots) are interleaved stage by stage and
+// pick round by pick round, so one chain's latency hides behind the other's; each token's arithmetic is exactly the
+// one-token sequence (same operations, same order), so results are bit-identical.
+// `row[t]`: token t's logits row (any valid row for an absent token), read again by lanes < k for their chosen
+// expert's grouped weight, so that no per-expert value stays in registers through the picks.
+template <typename T, int P, int NT>
+__device__ __forceinline__ void route_tokens_contiguous(
+    const T (&logit)[NT][P], const T* const (&row)[NT], const float (&bias)[P], int k, int renormalize, int grouped,
+    int groupCount, int topkGroups, int lane, int (&expert)[NT], float (&weight)[NT])
+{
+    moe_u32 key[NT][P];
+    bool exact = true; // every fast sigmoid of the lane was the division's (see reciprocal_fast)
+#pragma unroll
+    for (int t = 0; t < NT; t++)
+#pragma unroll
+        for (int i = 0; i < P; i++)
+        {
+            const float x = sanitize(to_float(logit[t][i]));
+#ifdef ROUTING_SIGMOID_DIVISION
+            key[t][i] = order_key(grouped ? sanitize(sigmoid(x) + bias[i]) : x);
+#else
+            bool slotExact = true;
+            const float score = grouped ? sigmoid_fast(x, slotExact) : 0.0f;
+            exact = exact && slotExact;
+            key[t][i] = order_key(grouped ? sanitize(score + bias[i]) : x);
+#endif
+        }
+#ifndef ROUTING_SIGMOID_DIVISION
+    if (!exact) // rare (a score below 2^-126): the lane's keys again with the division (lane-local, no warp step)
+    {
+#pragma unroll
+        for (int t = 0; t < NT; t++)
+#pragma unroll
+            for (int i = 0; i < P; i++)
+                key[t][i] = order_key(sanitize(sigmoid(sanitize(to_float(logit[t][i]))) + bias[i]));
+    }
+#endif
+
+    // Softmax: the row max is the first pick's key (the largest of all). Without renormalisation the denominator
+    // (summed in slot order) is needed too: the max and the sum are taken here, while the logits are still in
+    // registers; with renormalisation the denominator cancels and the first pick gives the max.
+    float rowMax[NT], expSum[NT];
+#pragma unroll
+    for (int t = 0; t < NT; t++)
+    {
+        rowMax[t] = 0.0f;
+        expSum[t] = 1.0f;
+    }
+    if (!grouped && !renormalize)
+    {
+#pragma unroll
+        for (int t = 0; t < NT; t++)
+        {
+            moe_u32 laneMax = 0;
+#pragma unroll
+            for (int i = 0; i < P; i++)
+                laneMax = max(laneMax, key[t][i]);
+            rowMax[t] = order_value(warp_max_u32(laneMax));
+        }
+#pragma unroll
+        for (int t = 0; t < NT; t++)
+        {
+            float partial = 0.0f;
+#pragma unroll
+            for (int i = 0; i < P; i++)
+                partial += expf(sanitize(to_float(logit[t][i])) - rowMax[t]);
+            expSum[t] = warp_sum(partial);
+        }
+    }
+
+    if (grouped && groupCount > 1)
+    {
+        // The group's two largest keys (a repeated largest counts twice): the lane's, then merged over the group's
+        // lanes. Every key of a real expert is above 0, and a group has >= 2 experts, so `second` ends real.
+        moe_u32 first[NT], second[NT];
+#pragma unroll
+        for (int t = 0; t < NT; t++)
+        {
+            first[t] = 0;
+            second[t] = 0;
+#pragma unroll
+            for (int i = 0; i < P; i++)
+            {
+                second[t] = max(second[t], min(first[t], key[t][i]));
+                first[t] = max(first[t], key[t][i]);
+            }
+        }
+        const int lanesPerGroup = 32 / groupCount;
+        for (int offset = 1; offset < lanesPerGroup; offset *= 2)
+        {
+#pragma unroll
+            for (int t = 0; t < NT; t++)
+            {
+                moe_u32 otherFirst = __shfl_xor_sync(0xffffffffu, first[t], offset);
+                moe_u32 otherSecond = __shfl_xor_sync(0xffffffffu, second[t], offset);
+                second[t] = max(min(first[t], otherFirst), max(second[t], otherSecond));
+                first[t] = max(first[t], otherFirst);
+            }
+        }
+        moe_u32 groupKey[NT];
+#pragma unroll
+        for (int t = 0; t < NT; t++)
+            groupKey[t] = order_key(order_value(first[t]) + order_value(second[t])); // summed as the twin sums
+        // Kept: fewer than topkGroups groups ahead (score descending, id ascending); the shuffles are independent.
+        const int group = lane / lanesPerGroup;
+        int ahead[NT];
+#pragma unroll
+        for (int t = 0; t < NT; t++)
+            ahead[t] = 0;
+        for (int j = 0; j < groupCount; j++)
+        {
+#pragma unroll
+            for (int t = 0; t < NT; t++)
+            {
+                moe_u32 other = __shfl_sync(0xffffffffu, groupKey[t], j * lanesPerGroup);
+                ahead[t] += (other > groupKey[t] || (other == groupKey[t] && j < group)) ? 1 : 0;
+            }
+        }
+#pragma unroll
+        for (int t = 0; t < NT; t++)
+            if (ahead[t] >= topkGroups)
+            {
+#pragma unroll
+                for (int i = 0; i < P; i++)
+                    key[t][i] = 0;
+            }
+    }
+
+    moe_u64 list[NT][P];
+#pragma unroll
+    for (int t = 0; t < NT; t++)
+    {
+#pragma unroll
+        for (int i = 0; i < P; i++)
+            list[t][i] = ((moe_u64)key[t][i] << 32) | (moe_u32)~(unsigned)(lane * P + i);
+        sort_descending<P>(list[t]);
+    }
+
+    // k rounds: the warp max of the heads (always a real key: there are >= k candidates), the lowest lane holding
+    // it wins; lane j keeps round j's expert and key.
+    moe_u32 chosenKey[NT];
+#pragma unroll
+    for (int t = 0; t < NT; t++)
+    {
+        expert[t] = 0;
+        chosenKey[t] = 0;
+    }
+    for (int j = 0; j < k; j++)
+    {
+        moe_u32 head[NT], top[NT];
+        int winner[NT];
+#pragma unroll
+        for (int t = 0; t < NT; t++)
+        {
+            head[t] = (moe_u32)(list[t][0] >> 32);
+            top[t] = warp_max_u32(head[t]);
+        }
+#pragma unroll
+        for (int t = 0; t < NT; t++)
+            winner[t] = __ffs(__ballot_sync(0xffffffffu, head[t] == top[t])) - 1;
+#pragma unroll
+        for (int t = 0; t < NT; t++)
+        {
+            const int id = (int)~__shfl_sync(0xffffffffu, (moe_u32)list[t][0], winner[t]);
+            if (j == 0 && renormalize)
+                rowMax[t] = order_value(top[t]); // the same value as the warp max taken above without renormalising
+            if (lane == j)
+            {
+                expert[t] = id;
+                chosenKey[t] = top[t];
+            }
+            if (lane == winner[t])
+            {
+#pragma unroll
+                for (int i = 0; i + 1 < P; i++)
+                    list[t][i] = list[t][i + 1];
+                list[t][P - 1] = 0;
+            }
+        }
+    }
+
+#pragma unroll
+    for (int t = 0; t < NT; t++)
+    {
+        weight[t] = 0.0f;
+        if (lane < k)
+        {
+            if (grouped) // the chosen expert's unbiased score, from its logit read again (an L1/L2 hit)
+                weight[t] = sigmoid(sanitize(to_float(row[t][expert[t]])));
+            else
+                weight[t] = expf(order_value(chosenKey[t]) - rowMax[t]) / expSum[t];
+        }
+    }
+    if (renormalize)
+    {
+        float total[NT];
+#pragma unroll
+        for (int t = 0; t < NT; t++)
+            total[t] = warp_sum(weight[t]);
+#pragma unroll
+        for (int t = 0; t < NT; t++)
+            weight[t] = grouped ? weight[t] / (total[t] + 1e-20f) : weight[t] / total[t];
+    }
+}
