@@ -28,9 +28,11 @@ def main():
         ptx_path = args[i + 1]
         del args[i:i + 2]
     headers_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src", "Accelerators", "Headers")
-    # The runtime embeds every .cuh of the kernel assemblies: the shared headers and those beside the source.
-    paths = {f: os.path.join(d, f) for d in (headers_dir, os.path.dirname(os.path.abspath(source)))
-             for f in os.listdir(d) if f.endswith(".cuh")}
+    # The runtime embeds every .cuh of the kernel assemblies: the shared headers, every kernel folder's, those beside the source.
+    kernels_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src", "Kernels")
+    folders = [headers_dir] + [os.path.join(kernels_dir, d) for d in sorted(os.listdir(kernels_dir))
+                               if os.path.isdir(os.path.join(kernels_dir, d))] + [os.path.dirname(os.path.abspath(source))]
+    paths = {f: os.path.join(d, f) for d in folders for f in os.listdir(d) if f.endswith(".cuh")}
     names = sorted(paths)
     texts = [open(paths[f], "rb").read() for f in names]
     nvrtc = None

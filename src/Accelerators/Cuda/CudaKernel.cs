@@ -98,7 +98,17 @@ public sealed class CudaKernel
 
     private volatile Occupancy? _lastOccupancy; // one immutable record: readers on other threads see all of it or none
 
-    public unsafe void Launch(CudaStream stream, Dim3 grid, Dim3 block, int dynamicSharedBytes, params ReadOnlySpan<KernelArg> args)
+    public void Launch(CudaStream stream, Dim3 grid, Dim3 block, int dynamicSharedBytes, params ReadOnlySpan<KernelArg> args) =>
+        LaunchCore(stream, grid, block, dynamicSharedBytes, cooperative: false, args);
+
+    /// <summary>
+    /// A cooperative launch (CU_LAUNCH_ATTRIBUTE_COOPERATIVE): every block of the grid is resident at once, or the launch
+    /// fails, so blocks may wait for each other (grid-wide barriers). The grid must fit the device's resident blocks.
+    /// </summary>
+    public void LaunchCooperative(CudaStream stream, Dim3 grid, Dim3 block, int dynamicSharedBytes, params ReadOnlySpan<KernelArg> args) =>
+        LaunchCore(stream, grid, block, dynamicSharedBytes, cooperative: true, args);
+
+    private unsafe void LaunchCore(CudaStream stream, Dim3 grid, Dim3 block, int dynamicSharedBytes, bool cooperative, ReadOnlySpan<KernelArg> args)
     {
         ArgumentNullException.ThrowIfNull(stream);
         if (!ReferenceEquals(stream.Accelerator, _accelerator))
@@ -138,13 +148,18 @@ public sealed class CudaKernel
             pointers[i] = &values[i];
         }
         CudaResult result;
-        if (LaunchesDependent)
+        if (LaunchesDependent || cooperative)
         {
-            var attribute = new CudaLaunchAttribute { Id = CudaLaunchAttribute.ProgrammaticStreamSerialization, Value = 1 };
+            var attributes = stackalloc CudaLaunchAttribute[2];
+            uint attributeCount = 0;
+            if (LaunchesDependent)
+                attributes[attributeCount++] = new CudaLaunchAttribute { Id = CudaLaunchAttribute.ProgrammaticStreamSerialization, Value = 1 };
+            if (cooperative)
+                attributes[attributeCount++] = new CudaLaunchAttribute { Id = CudaLaunchAttribute.Cooperative, Value = 1 };
             var config = new CudaLaunchConfig
             {
                 GridX = grid.X, GridY = grid.Y, GridZ = grid.Z, BlockX = block.X, BlockY = block.Y, BlockZ = block.Z,
-                SharedMemBytes = (uint)dynamicSharedBytes, Stream = stream.Handle, Attributes = &attribute, AttributeCount = 1,
+                SharedMemBytes = (uint)dynamicSharedBytes, Stream = stream.Handle, Attributes = attributes, AttributeCount = attributeCount,
             };
             result = CudaDriver.cuLaunchKernelEx(&config, _function, pointers, null);
         }
@@ -153,7 +168,14 @@ public sealed class CudaKernel
             result = CudaDriver.cuLaunchKernel(_function, grid.X, grid.Y, grid.Z, block.X, block.Y, block.Z,
                 (uint)dynamicSharedBytes, stream.Handle, pointers, null);
         }
-        CudaCheck.ThrowIfFailed(result, $"cuLaunchKernel{(LaunchesDependent ? "Ex (dependent launch)" : "")}({Name}, grid {grid}, block {block}, {dynamicSharedBytes} B shared)");
+        string kind = (LaunchesDependent, cooperative) switch
+        {
+            (true, true) => "Ex (dependent, cooperative launch)",
+            (true, false) => "Ex (dependent launch)",
+            (false, true) => "Ex (cooperative launch)",
+            _ => "",
+        };
+        CudaCheck.ThrowIfFailed(result, $"cuLaunchKernel{kind}({Name}, grid {grid}, block {block}, {dynamicSharedBytes} B shared)");
         t_launches++;
     }
 

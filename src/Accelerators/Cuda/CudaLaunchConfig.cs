@@ -19,6 +19,9 @@ internal struct CudaLaunchAttribute
     /// <summary>CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION.</summary>
     public const int ProgrammaticStreamSerialization = 6;
 
+    /// <summary>CU_LAUNCH_ATTRIBUTE_COOPERATIVE: all blocks resident at once (grid-wide barriers).</summary>
+    public const int Cooperative = 2;
+
     [FieldOffset(0)] public int Id;
     [FieldOffset(8)] public int Value;
 }

@@ -308,7 +308,7 @@ public static partial class TopKRouting
         !ForceStridedLayout && experts == 32 * perLane && perLane <= 8 && logits.Pointer % 16 == 0 &&
         (options.Kind != RoutingKind.DeepSeekGrouped || int.IsPow2(options.GroupCount));
 
-    private static void Validate(MemoryBuffer logits, int tokens, int experts, TopKRoutingOptions options,
+    internal static void Validate(MemoryBuffer logits, int tokens, int experts, TopKRoutingOptions options,
         MemoryBuffer<int> ids, MemoryBuffer<float> weights, MemoryBuffer<int> expertCounts)
     {
         var accelerator = logits.Accelerator;

@@ -1,5 +1,6 @@
 using MoeRuntime.Accelerators;
 using MoeRuntime.Kernels.Activation;
+using MoeRuntime.Kernels.Decode;
 using MoeRuntime.Kernels.GroupedGemm;
 using MoeRuntime.Kernels.Permute;
 using MoeRuntime.Kernels.Routing;
@@ -53,6 +54,11 @@ public sealed class MoeLayer
         CheckActivations(hidden, output, workspace);
         if (workspace.Tokens == 0)
             return;
+        if (RunsFusedDecode(workspace))
+        {
+            ForwardFusedDecode(hidden, output, workspace, stream);
+            return;
+        }
         // The shared experts on their own stream when the workspace has one (not under a phase timer: phases are
         // timed one after another on one stream).
         var side = PhaseTimer is null ? workspace.SharedStream : null;
@@ -75,6 +81,38 @@ public sealed class MoeLayer
         Begin(MoeLayerPhase.Combine, stream);
         Combine.Run(workspace.ExpertOutput, workspace.RowOfSlot, workspace.RoutingWeights, workspace.Tokens, Config.TopK, Config.HiddenSize, output, residual, stream);
         End(MoeLayerPhase.Combine, stream);
+    }
+
+    /// <summary>
+    /// Whether a forward with <paramref name="ws"/> runs the routed experts as the one-launch decode kernel (<see cref="MoeDecode"/>):
+    /// the workspace allows its token count, no phase timer is listening (it times the six kernels), this layer holds every expert,
+    /// the chain it stands for fuses SiLU-and-mul into gate_up, and the kernel takes the shapes.
+    /// </summary>
+    public bool RunsFusedDecode(MoeWorkspace ws) =>
+        ws.DecodeBarrier is not null && ws.Tokens <= ws.FusedDecodeMaxTokens && PhaseTimer is null
+        && Weights.ExpertCount == Config.NumExperts && FusedSiluRule.Fuses(Weights, ws.Tokens)
+        && MoeDecode.Unsupported(Weights.DType, ws.Tokens, Config.NumExperts, Config.TopK, Config.HiddenSize, Weights.Intermediate) is null;
+
+    /// <summary>
+    /// The forward as one decode kernel plus the shared experts: on their own stream they run beside nothing now (the kernel
+    /// adds their output in its last phase, so it waits for them), else first on the forward's stream.
+    /// </summary>
+    private void ForwardFusedDecode(MemoryBuffer hidden, MemoryBuffer<float> output, MoeWorkspace ws, AcceleratorStream? stream)
+    {
+        var main = stream ?? Accelerator.DefaultStream;
+        MemoryBuffer<float>? residual;
+        if (ws.SharedStream is { } side && Weights.SharedGateUp is not null)
+        {
+            side.InputReady.Record(main);
+            side.Stream.Wait(side.InputReady);
+            residual = RunSharedExperts(hidden, ws, side.Stream, side.SplitK);
+            side.SharedReady.Record(side.Stream);
+            main.Wait(side.SharedReady);
+        }
+        else
+            residual = RunSharedExperts(hidden, ws, stream);
+        MoeDecode.Run(hidden, Weights.RouterGate, Weights.GateUp, Weights.Down, ws.Tokens, Config.HiddenSize, Weights.Intermediate, Config.NumExperts,
+            Routing, ws.Logits, ws.Ids, ws.RoutingWeights, ws.RoutedCounts, ws.Activation, output, ws.DecodeBarrier!, residual, stream);
     }
 
     /// <summary>Router GEMM, top-k routing and permute: fills the workspace's ids, weights, counts, offsets and gathered rows.</summary>

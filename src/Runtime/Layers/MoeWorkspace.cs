@@ -1,4 +1,5 @@
 using MoeRuntime.Accelerators;
+using MoeRuntime.Kernels.Decode;
 using MoeRuntime.Kernels.GroupedGemm;
 using MoeRuntime.Kernels.Permute;
 using MoeRuntime.Kernels.Routing;
@@ -24,8 +25,10 @@ public sealed class MoeWorkspace : IDisposable
     /// from: null = the default (MOE_GEMV_TILE_MAP, <see cref="GemvTileMapSwitch"/>). Only on CUDA.</param>
     /// <param name="gemvPrefetch">The down call's decode GEMV prefetches W before waiting for gate_up (<see cref="GemvPrefetch"/>):
     /// null = the default (MOE_GEMV_PREFETCH, <see cref="GemvPrefetchSwitch"/>). Only with the tile map.</param>
+    /// <param name="fusedDecodeMaxTokens">Forwards of at most this many tokens run the routed experts as the one-launch decode kernel
+    /// (<see cref="MoeDecode"/>; 0 = never): null = the default (MOE_DECODE_FUSED, <see cref="MoeDecodeSwitch"/>), on CUDA only.</param>
     public MoeWorkspace(DeviceMoeWeights weights, int tokens, bool? sharedExpertStream = null, bool? fusedSilu = null, bool? gemvTileMap = null,
-                        bool? gemvPrefetch = null)
+                        bool? gemvPrefetch = null, int? fusedDecodeMaxTokens = null)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(tokens);
         var a = weights.Accelerator;
@@ -64,6 +67,9 @@ public sealed class MoeWorkspace : IDisposable
                     SharedGateScale = Own(a.Allocate<float>(tokens));
             }
             SplitK = GroupedGemmWorkspace.For(a, GemmShapes(weights, tokens, fused));
+            FusedDecodeMaxTokens = Math.Clamp(fusedDecodeMaxTokens ?? (a.Kind == AcceleratorKind.Cuda ? MoeDecodeSwitch.MaxTokens : 0), 0, MoeDecode.MaxTokens);
+            if (FusedDecodeMaxTokens > 0)
+                DecodeBarrier = Own(a.Upload<int>([0])); // the kernel leaves it zero
             if (sharedExpertStream ?? SharedExpertStream.EnabledByDefault)
                 SharedStream = SharedExpertStream.For(weights, tokens);
         }
@@ -154,6 +160,8 @@ public sealed class MoeWorkspace : IDisposable
         }
         SplitK = splitK;
         SharedStream = whole.SharedStream;
+        FusedDecodeMaxTokens = whole.FusedDecodeMaxTokens;
+        DecodeBarrier = whole.DecodeBarrier;
     }
 
     public int Tokens { get; }
@@ -192,6 +200,12 @@ public sealed class MoeWorkspace : IDisposable
 
     /// <summary>Split-K scratch of the layer's grouped GEMMs (one at a time, all on the forward's stream).</summary>
     public GroupedGemmWorkspace? SplitK { get; }
+
+    /// <summary>Forwards of at most this many tokens may run the one-launch decode kernel (<see cref="MoeDecode"/>); 0 = never.</summary>
+    public int FusedDecodeMaxTokens { get; }
+
+    /// <summary>The decode kernel's grid barrier word (one int, zero between launches); null when <see cref="FusedDecodeMaxTokens"/> is 0.</summary>
+    public MemoryBuffer<int>? DecodeBarrier { get; }
 
     /// <summary>The shared experts' own stream, events and split-K scratch; null: they run on the forward's stream.</summary>
     public SharedExpertStream? SharedStream { get; }

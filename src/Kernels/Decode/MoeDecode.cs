@@ -1,0 +1,158 @@
+using MoeRuntime.Accelerators;
+using MoeRuntime.Accelerators.Cuda;
+using MoeRuntime.Accelerators.Nvrtc;
+using MoeRuntime.Kernels.GroupedGemm;
+using MoeRuntime.Kernels.Routing;
+
+namespace MoeRuntime.Kernels.Decode;
+
+/// <summary>
+/// The routed half of an MoE layer for a few tokens in one launch (moe_decode.cu): router logits, top-k routing,
+/// gate_up with SiLU-and-mul, down, and the weighted combine (plus an optional residual, the shared experts' output).
+/// On CUDA it gives the bits of the op chain it replaces (GroupedGemm's dense GEMV router, TopKRouting, the decode
+/// GEMV's gate_up and down, Combine) for the same kSplit rules; the CPU twin runs the same steps as plain loops.
+/// Example (Qwen3-30B-A3B, T = 1): one kernel instead of six; its time is the two weight streams (75 MB) and two grid
+/// barriers, instead of six kernels' starts and waits.
+/// </summary>
+public static class MoeDecode
+{
+    /// <summary>Tokens a launch routes (MD_MAX_TOKENS: a warp each).</summary>
+    public const int MaxTokens = 8;
+
+    /// <summary>Choices per token (MD_MAX_K).</summary>
+    public const int MaxTopK = 16;
+
+    /// <summary>Experts (16 slots a lane of the routing warp).</summary>
+    public const int MaxExperts = 512;
+
+    private const int Warps = 8;       // MD_WARPS
+    private const int MaxQuads = 8;    // MD_MAX_QUADS
+
+    /// <summary>The down rows' bytes the blocks prefetch into L2 at most, before the down phase (a share of the 50-60 MB L2).</summary>
+    internal const long PrefetchBudgetBytes = 32L << 20;
+
+    private static readonly Lazy<KernelSource> Source = new(() => KernelSource.FromResource(typeof(MoeDecode).Assembly, "moe_decode.cu"));
+
+    /// <summary>Why a layer of these shapes cannot run here (a sentence), or null when it can.</summary>
+    public static string? Unsupported(DType dtype, int tokens, int experts, int topK, int hidden, int intermediate) =>
+        dtype is not (DType.BF16 or DType.F16) ? $"{DTypes.Name(dtype)} (bf16 or f16 only)"
+        : tokens is < 1 or > MaxTokens ? $"{tokens} tokens (1..{MaxTokens})"
+        : experts is < 1 or > MaxExperts ? $"{experts} experts (1..{MaxExperts})"
+        : topK < 1 || topK > MaxTopK || topK > experts ? $"top-{topK} of {experts} experts (k 1..{MaxTopK})"
+        : hidden < 8 || hidden % 8 != 0 ? $"hidden size {hidden} (a multiple of 8)"
+        : intermediate < 8 || intermediate % 8 != 0 ? $"intermediate size {intermediate} (a multiple of 8)"
+        : null;
+
+    /// <summary>
+    /// <paramref name="output"/> [T, H] F32 = residual + sum over the k choices of weight x down(silu(gate . x) * (up . x)).
+    /// Writes <paramref name="logits"/> [T, E], <paramref name="ids"/> and <paramref name="weights"/> [T, k],
+    /// <paramref name="counts"/> [E] as the router GEMM and TopKRouting do; <paramref name="activation"/> [T * k, I] is
+    /// scratch (slot order). <paramref name="barrier"/>: one int, zero, left zero (CUDA only; the CPU ignores it).
+    /// </summary>
+    public static void Run(MemoryBuffer hidden, MemoryBuffer router, MemoryBuffer gateUp, MemoryBuffer down, int tokens, int hiddenSize,
+        int intermediate, int experts, TopKRoutingOptions routing, MemoryBuffer<float> logits, MemoryBuffer<int> ids, MemoryBuffer<float> weights,
+        MemoryBuffer<int> counts, MemoryBuffer activation, MemoryBuffer<float> output, MemoryBuffer<int> barrier, MemoryBuffer<float>? residual = null,
+        AcceleratorStream? stream = null)
+    {
+        ArgumentNullException.ThrowIfNull(hidden);
+        ArgumentNullException.ThrowIfNull(routing);
+        var accelerator = hidden.Accelerator;
+        int k = routing.TopK;
+        if (Unsupported(hidden.DType, tokens, experts, k, hiddenSize, intermediate) is { } why)
+            throw new ArgumentException($"the fused decode layer does not take {why}", nameof(hidden));
+        long slots = (long)tokens * k;
+        HostRows.Check(hidden, accelerator, (long)tokens * hiddenSize, nameof(hidden));
+        HostRows.Check(router, accelerator, (long)experts * hiddenSize, nameof(router));
+        HostRows.Check(gateUp, accelerator, (long)experts * 2 * intermediate * hiddenSize, nameof(gateUp));
+        HostRows.Check(down, accelerator, (long)experts * hiddenSize * intermediate, nameof(down));
+        foreach (var (buffer, name) in new[] { (router, nameof(router)), (gateUp, nameof(gateUp)), (down, nameof(down)), (activation, nameof(activation)) })
+            HostRows.CheckDType(buffer, hidden.DType, name);
+        TopKRouting.Validate(logits, tokens, experts, routing, ids, weights, counts);
+        HostRows.Check(activation, accelerator, slots * intermediate, nameof(activation));
+        HostRows.Check(output, accelerator, (long)tokens * hiddenSize, nameof(output));
+        HostRows.Check(barrier, accelerator, 1, nameof(barrier));
+        if (residual is not null)
+            HostRows.Check(residual, accelerator, (long)tokens * hiddenSize, nameof(residual));
+        var s = stream ?? accelerator.DefaultStream;
+        if (!ReferenceEquals(s.Accelerator, accelerator))
+            throw new ArgumentException($"stream of {s.Accelerator.Name} used with hidden on {accelerator.Name}", nameof(stream));
+
+        if (accelerator is CudaAccelerator cuda)
+        {
+            foreach (var (buffer, name) in new[] { (hidden, nameof(hidden)), (router, nameof(router)), (gateUp, nameof(gateUp)), (down, nameof(down)), (activation, nameof(activation)) })
+                if (buffer.Pointer % 16 != 0)
+                    throw new ArgumentException($"{name} must be 16-byte aligned (the kernel reads 16-byte chunks of its rows)", name);
+            Launch(cuda, (CudaStream)s, hidden, router, gateUp, down, residual, tokens, hiddenSize, intermediate, experts, routing, logits, ids, weights,
+                counts, activation, output, barrier);
+        }
+        else
+        {
+            s.Synchronize();
+            MoeDecodeCpu.Run(hidden, router, gateUp, down, residual, tokens, hiddenSize, intermediate, experts, routing, logits, ids, weights, counts,
+                activation, output);
+        }
+    }
+
+    /// <summary>The kernel's splits and shapes for a call: what the op chain it stands for would use.</summary>
+    internal readonly record struct Plan(int RouterSplit, int GateUpSplit, int DownSplit, int DownQuads, int PrefetchLines, int PerLane, bool Contiguous)
+    {
+        public string[] BuildOptions => [$"-DMD_PER_LANE={PerLane}", $"-DMD_CONTIGUOUS={(Contiguous ? 1 : 0)}"];
+    }
+
+    internal static Plan PlanFor(MemoryBuffer logits, int tokens, int hiddenSize, int intermediate, int experts, TopKRoutingOptions routing, int? prefetchLines = null)
+    {
+        // The router takes the dense GEMV's split, gate_up and down the grouped GEMV's (GroupedGemmDenseGemv, GroupedGemmGemv).
+        int routerSplit = GroupedGemmGemv.KSplitFor(hiddenSize, GroupedGemmDenseGemv.WarpK);
+        int warpK = GroupedGemmGemv.WarpKFromEnvironment();
+        int gateUpSplit = GroupedGemmGemv.KSplitFor(hiddenSize, warpK);
+        int downSplit = GroupedGemmGemv.KSplitFor(intermediate, warpK);
+        int downQuads = Math.Clamp(Warps / downSplit / routing.TopK, 1, MaxQuads);
+        int perLane = 1;
+        while (perLane * 32 < experts)
+            perLane *= 2;
+        bool contiguous = TopKRouting.UsesContiguousLayout(logits, experts, perLane, routing);
+        return new Plan(routerSplit, gateUpSplit, downSplit, downQuads, prefetchLines ?? PrefetchLinesFor(tokens, routing.TopK, hiddenSize, intermediate),
+            perLane, contiguous);
+    }
+
+    /// <summary>
+    /// 128-byte lines of each down row (bf16/f16: 2 bytes an element) to prefetch: the chosen experts' whole rows, or as many
+    /// of each as <see cref="PrefetchBudgetBytes"/> holds; 0 under MOE_DECODE_PREFETCH=off.
+    /// </summary>
+    internal static int PrefetchLinesFor(int tokens, int topK, int hiddenSize, int intermediate)
+    {
+        if (!MoeDecodeSwitch.Prefetch)
+            return 0;
+        long rows = (long)tokens * topK * hiddenSize;
+        int rowLines = (intermediate * 2 + 127) / 128;
+        return (int)Math.Clamp(PrefetchBudgetBytes / (rows * 128), 0, rowLines);
+    }
+
+    /// <summary>Tests: the plan of this thread's last CUDA launch.</summary>
+    internal static Plan? LastPlan => t_lastPlan;
+
+    [ThreadStatic] private static Plan? t_lastPlan;
+
+    private static void Launch(CudaAccelerator cuda, CudaStream stream, MemoryBuffer hidden, MemoryBuffer router, MemoryBuffer gateUp, MemoryBuffer down,
+        MemoryBuffer<float>? residual, int tokens, int hiddenSize, int intermediate, int experts, TopKRoutingOptions routing, MemoryBuffer<float> logits,
+        MemoryBuffer<int> ids, MemoryBuffer<float> weights, MemoryBuffer<int> counts, MemoryBuffer activation, MemoryBuffer<float> output, MemoryBuffer<int> barrier)
+    {
+        var plan = PlanFor(logits, tokens, hiddenSize, intermediate, experts, routing);
+        t_lastPlan = plan;
+        var kernel = cuda.LoadKernel(Source.Value, $"moe_decode_{HostRows.Suffix(hidden.DType)}", plan.BuildOptions);
+        // Every block resident (the barriers wait for all of them), and no more blocks than the largest phase has items.
+        int resident = kernel.MaxActiveBlocksPerSm(Warps * 32) * cuda.Info.MultiprocessorCount;
+        if (resident < 1)
+            throw new InvalidOperationException($"moe_decode: the device holds no block of {Warps * 32} threads of it");
+        long gateUpItems = ((long)tokens * routing.TopK * ((intermediate + 1) / 2) + Warps / plan.GateUpSplit - 1) / (Warps / plan.GateUpSplit);
+        long downItems = (long)tokens * ((hiddenSize + 4 * plan.DownQuads - 1) / (4 * plan.DownQuads));
+        long routerItems = ((long)experts + Warps / plan.RouterSplit - 1) / (Warps / plan.RouterSplit);
+        int blocks = (int)Math.Clamp(Math.Max(Math.Max(gateUpItems, downItems), routerItems), 1, resident);
+        bool grouped = routing.Kind == RoutingKind.DeepSeekGrouped;
+        kernel.LaunchCooperative(stream, new Dim3((uint)blocks, 1, 1), new Dim3(Warps * 32, 1, 1), 0,
+            hidden, router, grouped ? routing.CorrectionBias : null, gateUp, down, residual, logits, ids, weights, counts, activation, output, barrier,
+            tokens, hiddenSize, intermediate, experts, routing.TopK, routing.Renormalize ? 1 : 0, grouped ? 1 : 0,
+            grouped ? routing.GroupCount : 1, grouped ? routing.TopKGroups : 1, routing.RoutedScalingFactor,
+            plan.RouterSplit, plan.GateUpSplit, plan.DownSplit, plan.DownQuads, plan.PrefetchLines);
+    }
+}
