@@ -9,6 +9,16 @@ internal static class SweepFilter
 {
     public static int[] Tokens(int[] all) => Tokens(all, Environment.GetEnvironmentVariable("MOE_SWEEP_TOKENS"));
 
+    /// <summary>MOE_SWEEP_TOKENS's counts as listed, any positive count (a sweep that runs any T: the layer); unset: <paramref name="defaults"/>.</summary>
+    public static int[] TokensAsListed(int[] defaults)
+    {
+        string? value = Environment.GetEnvironmentVariable("MOE_SWEEP_TOKENS");
+        return string.IsNullOrWhiteSpace(value) ? defaults : Tokens(ListedTokens(value), value);
+    }
+
+    private static int[] ListedTokens(string value) =>
+        [.. value.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).Select(t => int.TryParse(t, out int n) ? n : 0).Where(n => n > 0).Distinct()];
+
     internal static int[] Tokens(int[] all, string? value)
     {
         if (string.IsNullOrWhiteSpace(value))

@@ -12,7 +12,8 @@ namespace MoeRuntime.Benchmarks.Runtime;
 /// Floor: active-weight bytes (router + distinct experts the routing hit + shared) / copy bandwidth, or the expert
 /// FLOPs (2 * 3 * H * I per token and choice, + shared) / 799 TFLOP/s, whichever is larger.
 /// Compare with bench/reference/moe_layer.py (the PyTorch composite, same presets and T).
-/// On the CPU: the tiny preset at T = 1, 16. On a GPU, MOE_SWEEP_MODELS / MOE_SWEEP_TOKENS narrow the rows (<see cref="SweepFilter"/>).
+/// On the CPU: the tiny preset at T = 1, 16. On a GPU, MOE_SWEEP_MODELS narrows the rows and MOE_SWEEP_TOKENS lists the token counts
+/// (any, e.g. 1,2,4,8 for decode batches; <see cref="SweepFilter"/>).
 /// </summary>
 internal static class MoeLayerSweep
 {
@@ -31,7 +32,7 @@ internal static class MoeLayerSweep
             var config = LayerPresets.Get(preset);
             using var weights = DeviceMoeWeights.CreateRandom(accelerator, config, DType.BF16, seed: 2026);
             var layer = new MoeLayer(weights);
-            foreach (int tokens in cpu ? CpuTokens : SweepFilter.Tokens(GpuTokens))
+            foreach (int tokens in cpu ? CpuTokens : SweepFilter.TokensAsListed(GpuTokens))
             {
                 int h = config.HiddenSize;
                 using var workspace = new MoeWorkspace(weights, tokens);

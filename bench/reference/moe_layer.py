@@ -16,7 +16,7 @@ import os
 import torch
 import torch.nn.functional as F
 
-from grouped_gemm import wanted_model, wanted_tokens
+from grouped_gemm import wanted_model
 
 PRESETS = {
     "mixtral-8x7b": dict(h=4096, i=14336, e=8, k=2, deepseek=False, shared=0),
@@ -24,6 +24,12 @@ PRESETS = {
     "deepseek-v3": dict(h=7168, i=2048, e=256, k=8, deepseek=True, shared=2048),
 }
 TOKENS = [1, 16, 128, 1024, 8192]
+
+
+def listed_tokens():
+    """MOE_SWEEP_TOKENS's counts as listed (any T, as the C# layer sweep takes them); unset: TOKENS."""
+    value = os.environ.get("MOE_SWEEP_TOKENS", "").strip()
+    return [int(v) for v in value.split(",") if v.strip()] if value else TOKENS
 GROUPS, TOPK_GROUPS, SCALE = 8, 4, 2.5  # DeepSeek-V3 routing: n_group, topk_group, routed_scaling_factor
 
 
@@ -122,7 +128,7 @@ def main():
     rows = []
     for preset, p in [(n, q) for n, q in PRESETS.items() if wanted_model(n)]:
         w = random_weights(p, device)
-        for tokens in [t for t in TOKENS if wanted_tokens(t)]:
+        for tokens in listed_tokens():
             x = torch.empty(tokens, p["h"], dtype=torch.bfloat16, device=device).uniform_(-1, 1)
             eager = median_ms(lambda: forward(x, w, p), graph=False)
             graph = median_ms(lambda: forward(x, w, p), graph=True) if tokens <= 128 else None
