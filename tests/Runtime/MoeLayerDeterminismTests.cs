@@ -38,7 +38,8 @@ public sealed class MoeLayerDeterminismTests
                     {
                         var (stage, bits) = first[i];
                         int at = FirstDifference(bits, again[i].Bits);
-                        Assert.True(at < 0, $"{family} E={experts} T={tokens} prefetch={prefetch} seed {seed}, repeat {repeat}: stage '{stage}' " +
+                        if (at >= 0)
+                            Assert.Fail($"{family} E={experts} T={tokens} prefetch={prefetch} seed {seed}, repeat {repeat}: stage '{stage}' " +
                             $"differs first at word {at} ({Hex(bits, at)} then {Hex(again[i].Bits, at)})");
                     }
                 }
@@ -66,7 +67,8 @@ public sealed class MoeLayerDeterminismTests
                 for (int i = 0; i < off.Count; i++)
                 {
                     int at = FirstDifference(off[i].Bits, on[i].Bits);
-                    Assert.True(at < 0, $"qwen3_moe T={tokens} seed {seed}: stage '{off[i].Stage}' differs first at word {at} " +
+                    if (at >= 0)
+                        Assert.Fail($"qwen3_moe T={tokens} seed {seed}: stage '{off[i].Stage}' differs first at word {at} " +
                         $"({Hex(off[i].Bits, at)} without the prefetch, {Hex(on[i].Bits, at)} with it)");
                 }
             }
