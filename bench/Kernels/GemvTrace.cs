@@ -1,4 +1,5 @@
 using MoeRuntime.Accelerators;
+using MoeRuntime.Benchmarks.Infrastructure;
 using MoeRuntime.Kernels.GroupedGemm;
 
 namespace MoeRuntime.Benchmarks.Kernels;
@@ -27,20 +28,8 @@ internal static class GemvTrace
         long blocks = GroupedGemmGemv.TracedBlocks;
         const int s = GroupedGemmGemv.TraceStamps;
         var withTile = Enumerable.Range(0, (int)blocks).Where(b => stamps[b * s + 1] != 0).ToList();
-        long origin = Enumerable.Range(0, (int)blocks).Select(b => stamps[b * s]).Where(t => t != 0).DefaultIfEmpty(0L).Min();
-        Console.WriteLine($"gemv trace {label}: {blocks} blocks, {withTile.Count} with a tile; us from the earliest block past its wait (globaltimer)");
-        Console.WriteLine($"  {"stamp",-16} {"min",8} {"median",8} {"max",8}");
-        for (int stamp = 0; stamp < s; stamp++)
-        {
-            var over = stamp < 1 ? Enumerable.Range(0, (int)blocks) : withTile;
-            var us = over.Select(b => stamps[b * s + stamp]).Where(t => t != 0).Select(t => (t - origin) / 1e3).Order().ToList();
-            if (us.Count == 0)
-                continue;
-            Console.WriteLine($"  {StampNames[stamp],-16} {us[0],8:F2} {us[us.Count / 2],8:F2} {us[^1],8:F2}");
-        }
-        var ends = withTile.Select(b => stamps[b * s + s - 1]).Where(t => t != 0).ToList();
-        if (ends.Count > 0)
-            Console.WriteLine($"  span to the last block's end: {(ends.Max() - origin) / 1e3:F2} us");
+        StampTable.Print($"gemv trace {label}: {blocks} blocks, {withTile.Count} with a tile; us from the earliest block past its wait (globaltimer)",
+            stamps, (int)blocks, StampNames, withTile);
     }
 
     /// <summary>Gives the traced build a buffer (when the trace is on) until the result is disposed.</summary>

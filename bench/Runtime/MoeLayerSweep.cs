@@ -60,6 +60,8 @@ internal static class MoeLayerSweep
                 long bytes = LayerPresets.ActiveWeightBytes(config, (double)active, DType.BF16);
                 double flops = 2.0 * 3 * h * ((double)tokens * config.TopK * config.MoeIntermediateSize + (double)tokens * config.SharedIntermediateSize);
                 double floorMs = Math.Max(bytes / bandwidth, flops / DenseBf16Flops) * 1e3;
+                if (layer.RunsFusedDecode(workspace))
+                    DecodeTrace.Print(accelerator, $"{preset} T={tokens}", Forward); // MOE_DECODE_TRACE=1 only
                 rows.Add(new SweepRow($"{preset} layer", $"T={tokens} H={h} I={config.MoeIntermediateSize} E={config.NumExperts} k={config.TopK} active={active}",
                     ms, bytes, flops, floorMs, timing));
             }

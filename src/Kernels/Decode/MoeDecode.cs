@@ -96,8 +96,25 @@ public static class MoeDecode
     /// <summary>The kernel's splits and shapes for a call: what the op chain it stands for would use.</summary>
     internal readonly record struct Plan(int RouterSplit, int GateUpSplit, int DownSplit, int DownQuads, int PrefetchLines, int PerLane, bool Contiguous)
     {
-        public string[] BuildOptions => [$"-DMD_PER_LANE={PerLane}", $"-DMD_CONTIGUOUS={(Contiguous ? 1 : 0)}"];
+        public string[] BuildOptions(bool traced) =>
+            traced ? [$"-DMD_PER_LANE={PerLane}", $"-DMD_CONTIGUOUS={(Contiguous ? 1 : 0)}", "-DMD_TRACE"]
+                   : [$"-DMD_PER_LANE={PerLane}", $"-DMD_CONTIGUOUS={(Contiguous ? 1 : 0)}"];
     }
+
+    /// <summary>
+    /// MOE_DECODE_TRACE=1: launches take the -DMD_TRACE build, which writes <see cref="TraceStamps"/> %globaltimer stamps a
+    /// block into <see cref="TraceBuffer"/> (a diagnostic: where a launch's time goes; set the buffer first).
+    /// </summary>
+    public static bool TraceRequested { get; } = Environment.GetEnvironmentVariable("MOE_DECODE_TRACE") == "1";
+
+    /// <summary>Stamps a block of the traced build (MD_TRACE_STAMPS): after the wait, router, barrier 1, routing, gate_up, prefetch, barrier 2, down.</summary>
+    public const int TraceStamps = 8;
+
+    /// <summary>Where traced launches write: [blocks, <see cref="TraceStamps"/>] (at least that long), or null: no trace.</summary>
+    public static MemoryBuffer<long>? TraceBuffer { get; set; }
+
+    /// <summary>Blocks of the last traced launch.</summary>
+    public static int TracedBlocks { get; private set; }
 
     internal static Plan PlanFor(MemoryBuffer logits, int tokens, int hiddenSize, int intermediate, int experts, TopKRoutingOptions routing, int? prefetchLines = null)
     {
@@ -139,9 +156,13 @@ public static class MoeDecode
     {
         var plan = PlanFor(logits, tokens, hiddenSize, intermediate, experts, routing);
         t_lastPlan = plan;
-        var kernel = cuda.LoadKernel(Source.Value, $"moe_decode_{HostRows.Suffix(hidden.DType)}", plan.BuildOptions);
+        var trace = TraceRequested ? TraceBuffer : null;
+        var kernel = cuda.LoadKernel(Source.Value, $"moe_decode_{HostRows.Suffix(hidden.DType)}", plan.BuildOptions(trace is not null));
         // Every block resident (the barriers wait for all of them), and no more blocks than the largest phase has items.
-        int resident = kernel.MaxActiveBlocksPerSm(Warps * 32) * cuda.Info.MultiprocessorCount;
+        int perSm = kernel.MaxActiveBlocksPerSm(Warps * 32);
+        if (MoeDecodeSwitch.BlocksPerSm > 0)
+            perSm = Math.Min(perSm, MoeDecodeSwitch.BlocksPerSm);
+        int resident = perSm * cuda.Info.MultiprocessorCount;
         if (resident < 1)
             throw new InvalidOperationException($"moe_decode: the device holds no block of {Warps * 32} threads of it");
         long gateUpItems = ((long)tokens * routing.TopK * ((intermediate + 1) / 2) + Warps / plan.GateUpSplit - 1) / (Warps / plan.GateUpSplit);
@@ -149,10 +170,14 @@ public static class MoeDecode
         long routerItems = ((long)experts + Warps / plan.RouterSplit - 1) / (Warps / plan.RouterSplit);
         int blocks = (int)Math.Clamp(Math.Max(Math.Max(gateUpItems, downItems), routerItems), 1, resident);
         bool grouped = routing.Kind == RoutingKind.DeepSeekGrouped;
-        kernel.LaunchCooperative(stream, new Dim3((uint)blocks, 1, 1), new Dim3(Warps * 32, 1, 1), 0,
-            hidden, router, grouped ? routing.CorrectionBias : null, gateUp, down, residual, logits, ids, weights, counts, activation, output, barrier,
+        if (trace is not null && trace.Length < (long)blocks * TraceStamps)
+            throw new InvalidOperationException($"MoeDecode.TraceBuffer holds {trace.Length} stamps; {blocks} blocks need {(long)blocks * TraceStamps}");
+        Span<KernelArg> args = [hidden, router, grouped ? routing.CorrectionBias : null, gateUp, down, residual, logits, ids, weights, counts, activation, output, barrier,
             tokens, hiddenSize, intermediate, experts, routing.TopK, routing.Renormalize ? 1 : 0, grouped ? 1 : 0,
             grouped ? routing.GroupCount : 1, grouped ? routing.TopKGroups : 1, routing.RoutedScalingFactor,
-            plan.RouterSplit, plan.GateUpSplit, plan.DownSplit, plan.DownQuads, plan.PrefetchLines);
+            plan.RouterSplit, plan.GateUpSplit, plan.DownSplit, plan.DownQuads, plan.PrefetchLines, trace];
+        kernel.LaunchCooperative(stream, new Dim3((uint)blocks, 1, 1), new Dim3(Warps * 32, 1, 1), 0, trace is null ? args[..^1] : args);
+        if (trace is not null)
+            TracedBlocks = blocks;
     }
 }

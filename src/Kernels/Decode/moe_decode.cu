@@ -29,6 +29,9 @@
 // Launch: MD_WARPS * 32 threads, cooperative (every block resident: the barriers wait for all), grid <= the blocks the
 // device holds at once. H % 8 == 0, I % 8 == 0, 16-byte aligned rows (checked on the host).
 // Build options: -DMD_PER_LANE=P (expert slots per lane of the routing: 1..16, 32 * P >= E) and -DMD_CONTIGUOUS=0|1.
+// MD_TRACE (MOE_DECODE_TRACE=1, a diagnostic build): the entry takes a last argument trace: [blocks, MD_TRACE_STAMPS]
+//   u64, and thread 0 of each block writes %globaltimer (ns) after: the wait, the router phase, barrier 1, the routing,
+//   gate_up, the prefetch requests, barrier 2, the down phase. Without it the code is the same as before.
 // dependent-launch: the entry calls moe_wait_prior_grid() first (moe_common.cuh).
 #include "moe_common.cuh"
 #include "unpack8.cuh"
@@ -47,6 +50,26 @@
 #define MD_CONTIGUOUS 1
 #endif
 #define MD_MAX_EXPERTS (32 * MD_PER_LANE)
+
+#ifdef MD_TRACE
+#define MD_TRACE_STAMPS 8
+#define MD_TRACE_PARAM , unsigned long long* __restrict__ mdTrace
+#define MD_TRACE_ARG , mdTrace
+#define MD_STAMP(slot) md_stamp(mdTrace, slot)
+__device__ __forceinline__ void md_stamp(unsigned long long* trace, int slot)
+{
+    if (threadIdx.x == 0)
+    {
+        unsigned long long now;
+        asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now));
+        trace[blockIdx.x * MD_TRACE_STAMPS + slot] = now;
+    }
+}
+#else
+#define MD_TRACE_PARAM
+#define MD_TRACE_ARG
+#define MD_STAMP(slot)
+#endif
 
 // A 16-byte chunk this launch wrote (logits, activation), from L2: another SM wrote it, after this SM's L1 was filled.
 __device__ __forceinline__ uint4 load_written(const void* p)
@@ -153,7 +176,7 @@ __device__ __forceinline__ void moe_decode(
     const TIn* __restrict__ down, const float* __restrict__ residual, float* logits, int* __restrict__ ids,
     float* __restrict__ weights, int* __restrict__ counts, TIn* act, float* __restrict__ out, unsigned* barrier,
     int tokens, int hidden, int inter, int experts, int k, int renormalize, int grouped, int groupCount, int topkGroups,
-    float scale, int routerSplit, int gateUpSplit, int downSplit, int downQuads, int prefetchLines)
+    float scale, int routerSplit, int gateUpSplit, int downSplit, int downQuads, int prefetchLines MD_TRACE_PARAM)
 {
     __shared__ float partial[MD_WARPS][MD_WROWS][MD_MAX_TOKENS];
     __shared__ __align__(16) float stagedLogits[MD_MAX_TOKENS][MD_MAX_EXPERTS];
@@ -165,6 +188,7 @@ __device__ __forceinline__ void moe_decode(
     __shared__ float slotSums[MD_MAX_K][4 * MD_MAX_QUADS];
 
     moe_wait_prior_grid();
+    MD_STAMP(0);
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int slots = tokens * k;
 
@@ -186,7 +210,9 @@ __device__ __forceinline__ void moe_decode(
             __syncthreads(); // partial is rewritten by the next item
         }
     }
+    MD_STAMP(1);
     grid_barrier(barrier, gridDim.x);
+    MD_STAMP(2);
 
     // ---- 2. Routing, in every block: stage the logits, warp t routes token t ----
     for (int i = threadIdx.x; i < tokens * experts; i += blockDim.x)
@@ -236,6 +262,7 @@ __device__ __forceinline__ void moe_decode(
                 n += slotExpert[s] == e ? 1 : 0;
             counts[e] = n;
         }
+    MD_STAMP(3);
 
     // ---- 3. gate_up and SiLU-and-mul: unit u = slot u / pairs, activation columns 2 (u % pairs) and + 1 ----
     {
@@ -276,6 +303,7 @@ __device__ __forceinline__ void moe_decode(
         }
     }
 
+    MD_STAMP(4);
     // The down rows this block streams in phase 4, into L2 while the other blocks finish gate_up.
     const int columns = 4 * downQuads;
     const int itemsPerToken = (hidden + columns - 1) / columns;
@@ -299,7 +327,9 @@ __device__ __forceinline__ void moe_decode(
             }
         }
     }
+    MD_STAMP(5);
     grid_barrier(barrier, 2 * gridDim.x);
+    MD_STAMP(6);
 
     // ---- 4. down and combine: item = token t, columns c0 .. c0 + C - 1; pair p = slot j (p / quads), quad p % quads ----
     {
@@ -348,6 +378,7 @@ __device__ __forceinline__ void moe_decode(
         }
     }
 
+    MD_STAMP(7);
     // A third arrival: the block that completes it resets the counter (every block has left both barriers by then).
     if (threadIdx.x == 0)
     {
@@ -362,11 +393,11 @@ __device__ __forceinline__ void moe_decode(
         const TIN* x, const TIN* router, const float* bias, const TIN* gateUp, const TIN* down, const float* residual,          \
         float* logits, int* ids, float* weights, int* counts, TIN* act, float* out, unsigned* barrier, int tokens, int hidden,  \
         int inter, int experts, int k, int renormalize, int grouped, int groupCount, int topkGroups, float scale,              \
-        int routerSplit, int gateUpSplit, int downSplit, int downQuads, int prefetchLines)                                      \
+        int routerSplit, int gateUpSplit, int downSplit, int downQuads, int prefetchLines MD_TRACE_PARAM)                       \
     {                                                                                                                           \
         moe_decode<TIN>(x, router, bias, gateUp, down, residual, logits, ids, weights, counts, act, out, barrier, tokens,      \
                         hidden, inter, experts, k, renormalize, grouped, groupCount, topkGroups, scale, routerSplit,            \
-                        gateUpSplit, downSplit, downQuads, prefetchLines);                                                      \
+                        gateUpSplit, downSplit, downQuads, prefetchLines MD_TRACE_ARG);                                         \
     }
 
 MD_ENTRY(moe_decode_bf16, bf16)

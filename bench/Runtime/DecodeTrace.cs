@@ -1,0 +1,39 @@
+using MoeRuntime.Accelerators;
+using MoeRuntime.Benchmarks.Infrastructure;
+using MoeRuntime.Kernels.Decode;
+
+namespace MoeRuntime.Benchmarks.Runtime;
+
+/// <summary>
+/// MOE_DECODE_TRACE=1 in <c>sweep moe_layer</c>: after a row whose forward runs the fused decode kernel, one more eager
+/// forward with its traced build, and the min / median / max over blocks of each phase's %globaltimer stamp from the
+/// earliest block past its wait: where the launch's time goes (router, barriers, routing, gate_up, down).
+/// </summary>
+internal static class DecodeTrace
+{
+    private static readonly string[] StampNames = ["after wait", "router done", "after barrier 1", "routed", "gate_up done", "prefetch asked", "after barrier 2", "down done"];
+    private const int BufferBlocks = 1 << 14;
+
+    /// <summary>Prints the trace of one <paramref name="forward"/> (a layer forward that runs the fused kernel) when the trace is on.</summary>
+    public static void Print(Accelerator accelerator, string label, Action<AcceleratorStream> forward)
+    {
+        if (!MoeDecode.TraceRequested || accelerator.Kind != AcceleratorKind.Cuda)
+            return;
+        using var buffer = accelerator.Allocate<long>((long)BufferBlocks * MoeDecode.TraceStamps);
+        MoeDecode.TraceBuffer = buffer;
+        try
+        {
+            var stream = accelerator.DefaultStream;
+            buffer.Clear(stream);
+            forward(stream);
+            var stamps = buffer.ToArray(stream);
+            int blocks = MoeDecode.TracedBlocks;
+            StampTable.Print($"decode trace {label}: {blocks} blocks; us from the earliest block past its wait (globaltimer)",
+                stamps, blocks, StampNames, Enumerable.Range(0, blocks).ToList());
+        }
+        finally
+        {
+            MoeDecode.TraceBuffer = null;
+        }
+    }
+}
