@@ -1,0 +1,131 @@
+using MoeRuntime.Accelerators;
+using MoeRuntime.Kernels.Decode;
+using MoeRuntime.Kernels.Routing;
+using MoeRuntime.Tests.Infrastructure;
+
+namespace MoeRuntime.Tests.Kernels;
+
+/// <summary>
+/// The fused decode op's host side: what it refuses (with the argument named), the splits it takes from the chain it
+/// stands for, the down rows it prefetches, its switches. Its results are checked through the layer (MoeLayerFusedDecodeTests).
+/// </summary>
+public sealed class MoeDecodeTests
+{
+    [Theory]
+    [InlineData(DType.F32, 1, 128, 8, 2048, 768, "f32")]
+    [InlineData(DType.BF16, 9, 128, 8, 2048, 768, "9 tokens")]
+    [InlineData(DType.BF16, 0, 128, 8, 2048, 768, "0 tokens")]
+    [InlineData(DType.BF16, 1, 513, 8, 2048, 768, "513 experts")]
+    [InlineData(DType.BF16, 1, 128, 17, 2048, 768, "top-17")]
+    [InlineData(DType.BF16, 1, 4, 8, 2048, 768, "top-8 of 4")]
+    [InlineData(DType.BF16, 1, 128, 8, 2044, 768, "hidden size 2044")]
+    [InlineData(DType.F16, 1, 128, 8, 2048, 100, "intermediate size 100")]
+    public void UnsupportedShapesAreNamed(DType dtype, int tokens, int experts, int k, int hidden, int inter, string named)
+    {
+        var why = MoeDecode.Unsupported(dtype, tokens, experts, k, hidden, inter);
+        Assert.NotNull(why);
+        Assert.Contains(named, why);
+    }
+
+    [Fact]
+    public void RealShapesAreSupported()
+    {
+        Assert.Null(MoeDecode.Unsupported(DType.BF16, 1, 128, 8, 2048, 768));   // Qwen3-30B-A3B
+        Assert.Null(MoeDecode.Unsupported(DType.BF16, 8, 256, 8, 7168, 2048));  // DeepSeek-V3
+        Assert.Null(MoeDecode.Unsupported(DType.F16, 4, 8, 2, 4096, 14336));    // Mixtral-8x7B
+    }
+
+    [Theory, MemberData(nameof(TestDevices.Names), MemberType = typeof(TestDevices))]
+    public void RunRefusesBadCallsBeforeAnyLaunch(string deviceName)
+    {
+        var a = TestDevices.Get(deviceName);
+        const int T = 1, H = 64, I = 96, E = 16, K = 4;
+        using var hidden = a.Allocate(DType.BF16, T * H);
+        using var router = a.Allocate(DType.BF16, E * H);
+        using var gateUp = a.Allocate(DType.BF16, E * 2 * I * H);
+        using var down = a.Allocate(DType.BF16, E * H * I);
+        using var downF16 = a.Allocate(DType.F16, E * H * I);
+        using var logits = a.Allocate<float>(T * E);
+        using var ids = a.Allocate<int>(T * K);
+        using var weights = a.Allocate<float>(T * K);
+        using var counts = a.Allocate<int>(E);
+        using var act = a.Allocate(DType.BF16, T * K * I);
+        using var output = a.Allocate<float>(T * H);
+        using var shortOutput = a.Allocate<float>(T * H - 1);
+        using var barrier = a.Allocate<int>(1);
+        var routing = TopKRoutingOptions.Softmax(K);
+        var e1 = Assert.Throws<ArgumentException>(() => MoeDecode.Run(hidden, router, gateUp, downF16, T, H, I, E, routing, logits, ids, weights, counts, act, output, barrier));
+        Assert.Contains("down", e1.Message);
+        var e2 = Assert.ThrowsAny<ArgumentException>(() => MoeDecode.Run(hidden, router, gateUp, down, T, H, I, E, routing, logits, ids, weights, counts, act, shortOutput, barrier));
+        Assert.Contains("output", e2.Message);
+        var e3 = Assert.ThrowsAny<ArgumentException>(() => MoeDecode.Run(hidden, router, gateUp, down, T, H, I, E, TopKRoutingOptions.Softmax(E + 1), logits, ids, weights, counts, act, output, barrier));
+        Assert.Contains("top-17", e3.Message);
+        var e4 = Assert.ThrowsAny<ArgumentException>(() => MoeDecode.Run(hidden, router, gateUp, down, T, H, I, E,
+            TopKRoutingOptions.DeepSeek(K, 3, 1, 1f, null), logits, ids, weights, counts, act, output, barrier));
+        Assert.Contains("GroupCount", e4.Message);
+    }
+
+    [Fact]
+    public void ThePlanTakesTheChainsSplits()
+    {
+        var cpu = TestDevices.Get("cpu");
+        using var logits = cpu.Allocate<float>(256);
+        // Qwen3-30B-A3B: the dense router GEMV splits K = 2048 eight ways, the grouped GEMV's gate_up and down not at all.
+        var qwen = MoeDecode.PlanFor(logits, 1, 2048, 768, 128, TopKRoutingOptions.Softmax(8, renormalize: false));
+        Assert.Equal((8, 1, 1, 1, 4, true), (qwen.RouterSplit, qwen.GateUpSplit, qwen.DownSplit, qwen.DownQuads, qwen.PerLane, qwen.Contiguous));
+        // DeepSeek-V3: K = 7168 gives gate_up two warps a row; 256 experts are 8 a lane, contiguous (8 groups: a power of two).
+        var deepSeek = MoeDecode.PlanFor(logits, 1, 7168, 2048, 256, TopKRoutingOptions.DeepSeek(8, 8, 4, 2.5f, null));
+        Assert.Equal((8, 2, 1, 1, 8, true), (deepSeek.RouterSplit, deepSeek.GateUpSplit, deepSeek.DownSplit, deepSeek.DownQuads, deepSeek.PerLane, deepSeek.Contiguous));
+        // Mixtral-8x7B: K = 14336 splits down four ways (two groups: a slot each); 8 experts take the strided routing.
+        var mixtral = MoeDecode.PlanFor(logits, 1, 4096, 14336, 8, TopKRoutingOptions.Softmax(2));
+        Assert.Equal((4, 1, 1, false), (mixtral.DownSplit, mixtral.DownQuads, mixtral.PerLane, mixtral.Contiguous));
+        // Top-2 with a short down row: eight groups, four 4-column groups a down item.
+        Assert.Equal(4, MoeDecode.PlanFor(logits, 1, 64, 96, 16, TopKRoutingOptions.Softmax(2)).DownQuads);
+    }
+
+    [Fact]
+    public void TheDownPrefetchTakesWholeRowsUnderItsBudget()
+    {
+        Assert.Equal(12, MoeDecode.PrefetchLinesFor(1, 8, 2048, 768));     // Qwen3 T=1: 25 MB, every line of the 1.5 KB rows
+        Assert.Equal(4, MoeDecode.PrefetchLinesFor(1, 8, 7168, 2048));     // DeepSeek-V3: 32 MB / (57344 rows x 128 B)
+        Assert.Equal(0, MoeDecode.PrefetchLinesFor(8, 8, 7168, 2048));     // no whole line fits the budget
+    }
+
+    [Fact]
+    public void TheSwitchesParse()
+    {
+        Assert.Equal(0, MoeDecodeSwitch.Parse("off"));
+        Assert.Equal(MoeDecodeSwitch.DefaultMaxTokens, MoeDecodeSwitch.Parse("on"));
+        Assert.Equal(4, MoeDecodeSwitch.Parse(" 4 "));
+        Assert.Contains("MOE_DECODE_FUSED", Assert.Throws<ArgumentException>(() => MoeDecodeSwitch.Parse("9")).Message);
+        Assert.Throws<ArgumentException>(() => MoeDecodeSwitch.Parse("fast"));
+        Assert.Equal(DecodePrefetch.Late, MoeDecodeSwitch.ParsePrefetch(null));
+        Assert.Equal(DecodePrefetch.Late, MoeDecodeSwitch.ParsePrefetch("on"));
+        Assert.Equal(DecodePrefetch.Early, MoeDecodeSwitch.ParsePrefetch("Early"));
+        Assert.Equal(DecodePrefetch.Off, MoeDecodeSwitch.ParsePrefetch("off"));
+        Assert.Contains("MOE_DECODE_PREFETCH", Assert.Throws<ArgumentException>(() => MoeDecodeSwitch.ParsePrefetch("2")).Message);
+        Assert.Equal(0, MoeDecodeSwitch.ParseBlocksPerSm(null));
+        Assert.Equal(2, MoeDecodeSwitch.ParseBlocksPerSm("2"));
+        Assert.Contains("MOE_DECODE_BLOCKS_PER_SM", Assert.Throws<ArgumentException>(() => MoeDecodeSwitch.ParseBlocksPerSm("0")).Message);
+        Assert.Equal(1, MoeDecodeSwitch.ParseUnroll(null));
+        Assert.Equal(4, MoeDecodeSwitch.ParseUnroll("4"));
+        Assert.Contains("MOE_DECODE_UNROLL", Assert.Throws<ArgumentException>(() => MoeDecodeSwitch.ParseUnroll("3")).Message);
+    }
+
+    /// <summary>Every build the host can ask for compiles (CI's NVRTC: the default build alone is in NvrtcTests).</summary>
+    [Theory]
+    [InlineData(1, false, 1, false, false)]
+    [InlineData(2, true, 1, false, false)]
+    [InlineData(4, true, 2, true, false)]
+    [InlineData(8, true, 4, false, true)]
+    [InlineData(16, false, 2, true, true)]
+    public void EveryBuildCompiles(int perLane, bool contiguous, int unroll, bool early, bool traced)
+    {
+        MoeRuntime.Tests.Accelerators.NvrtcTests.RequireNvrtc();
+        var plan = new MoeDecode.Plan(8, 1, 1, 1, 12, perLane, contiguous, unroll, early);
+        var source = MoeRuntime.Accelerators.Nvrtc.KernelSource.FromResource(typeof(MoeDecode).Assembly, "moe_decode.cu");
+        string ptx = MoeRuntime.Accelerators.Nvrtc.NvrtcCompiler.CompileToPtx(source, MoeRuntime.Accelerators.Nvrtc.NvrtcCompiler.DefaultOptions("sm_90", plan.BuildOptions(traced)));
+        Assert.Contains(".entry moe_decode_bf16", ptx);
+        Assert.Contains(".entry moe_decode_f16", ptx);
+    }
+}

@@ -94,11 +94,14 @@ public static class MoeDecode
     }
 
     /// <summary>The kernel's splits and shapes for a call: what the op chain it stands for would use.</summary>
-    internal readonly record struct Plan(int RouterSplit, int GateUpSplit, int DownSplit, int DownQuads, int PrefetchLines, int PerLane, bool Contiguous)
+    internal readonly record struct Plan(int RouterSplit, int GateUpSplit, int DownSplit, int DownQuads, int PrefetchLines, int PerLane, bool Contiguous,
+                                         int Unroll = 1, bool EarlyPrefetch = false)
     {
         public string[] BuildOptions(bool traced) =>
-            traced ? [$"-DMD_PER_LANE={PerLane}", $"-DMD_CONTIGUOUS={(Contiguous ? 1 : 0)}", "-DMD_TRACE"]
-                   : [$"-DMD_PER_LANE={PerLane}", $"-DMD_CONTIGUOUS={(Contiguous ? 1 : 0)}"];
+        [
+            $"-DMD_PER_LANE={PerLane}", $"-DMD_CONTIGUOUS={(Contiguous ? 1 : 0)}", $"-DMD_UNROLL={Unroll}",
+            .. EarlyPrefetch ? (string[])["-DMD_EARLY_PREFETCH"] : [], .. traced ? (string[])["-DMD_TRACE"] : [],
+        ];
     }
 
     /// <summary>
@@ -129,7 +132,7 @@ public static class MoeDecode
             perLane *= 2;
         bool contiguous = TopKRouting.UsesContiguousLayout(logits, experts, perLane, routing);
         return new Plan(routerSplit, gateUpSplit, downSplit, downQuads, prefetchLines ?? PrefetchLinesFor(tokens, routing.TopK, hiddenSize, intermediate),
-            perLane, contiguous);
+            perLane, contiguous, MoeDecodeSwitch.Unroll, MoeDecodeSwitch.Prefetch == DecodePrefetch.Early);
     }
 
     /// <summary>
@@ -138,7 +141,7 @@ public static class MoeDecode
     /// </summary>
     internal static int PrefetchLinesFor(int tokens, int topK, int hiddenSize, int intermediate)
     {
-        if (!MoeDecodeSwitch.Prefetch)
+        if (MoeDecodeSwitch.Prefetch == DecodePrefetch.Off)
             return 0;
         long rows = (long)tokens * topK * hiddenSize;
         int rowLines = (intermediate * 2 + 127) / 128;

@@ -3,15 +3,17 @@ namespace MoeRuntime.Kernels.Decode;
 /// <summary>
 /// MOE_DECODE_FUSED=off|on|N: the largest token count at which the MoE layer runs its routed experts as the one-launch
 /// decode kernel (<see cref="MoeDecode"/>) instead of the six-kernel chain; on = <see cref="DefaultMaxTokens"/>, N = 1..8,
-/// off = never. MOE_DECODE_PREFETCH=on|off (default on): whether its blocks ask L2 for their down rows before the down
-/// phase. MOE_DECODE_BLOCKS_PER_SM=1..8 (unset: as many as the SM holds) caps the grid, for A/B runs. Read once, on first
-/// use; a bad value is the ArgumentException naming it.
+/// off = never. MOE_DECODE_PREFETCH=late|early|off (default late; on = late): when its blocks ask L2 for their down rows,
+/// after gate_up or right after the routing (with cache priorities that keep them), or never. MOE_DECODE_UNROLL=1|2|4
+/// (default 1): 16-byte chunks of each gate_up W row a lane loads at once. MOE_DECODE_BLOCKS_PER_SM=1..8 (unset: as many as
+/// the SM holds) caps the grid, for A/B runs. Read once, on first use; a bad value is the ArgumentException naming it.
 /// </summary>
 public static class MoeDecodeSwitch
 {
     public const string VariableName = "MOE_DECODE_FUSED";
     public const string PrefetchVariableName = "MOE_DECODE_PREFETCH";
     public const string BlocksPerSmVariableName = "MOE_DECODE_BLOCKS_PER_SM";
+    public const string UnrollVariableName = "MOE_DECODE_UNROLL";
 
     /// <summary>Tokens up to which "on" fuses.</summary>
     public const int DefaultMaxTokens = 1;
@@ -22,15 +24,19 @@ public static class MoeDecodeSwitch
     /// <summary>Tokens up to which the layer fuses (0: never).</summary>
     public static int MaxTokens => Setting.Value;
 
-    /// <summary>Whether the kernel prefetches its down rows (true when unset).</summary>
-    public static bool Prefetch => PrefetchSetting.Value;
+    /// <summary>When the kernel prefetches its down rows (late when unset).</summary>
+    public static DecodePrefetch Prefetch => PrefetchSetting.Value;
+
+    /// <summary>Chunks of each gate_up W row a lane loads at once.</summary>
+    public static int Unroll => UnrollSetting.Value;
 
     /// <summary>Blocks an SM the grid may hold at most (0: what the occupancy allows).</summary>
     public static int BlocksPerSm => BlocksSetting.Value;
 
     private static readonly EnvironmentSetting<int> Setting = new(VariableName, Parse);
     private static readonly EnvironmentSetting<int> BlocksSetting = new(BlocksPerSmVariableName, ParseBlocksPerSm);
-    private static readonly EnvironmentSetting<bool> PrefetchSetting = new(PrefetchVariableName, ParsePrefetch);
+    private static readonly EnvironmentSetting<DecodePrefetch> PrefetchSetting = new(PrefetchVariableName, ParsePrefetch);
+    private static readonly EnvironmentSetting<int> UnrollSetting = new(UnrollVariableName, ParseUnroll);
 
     internal static int Parse(string? value) => value?.Trim().ToLowerInvariant() switch
     {
@@ -41,11 +47,19 @@ public static class MoeDecodeSwitch
         _ => throw new ArgumentException($"{VariableName}='{value}': expected off, on ({DefaultMaxTokens} token) or a token count 1..{MoeDecode.MaxTokens}"),
     };
 
-    internal static bool ParsePrefetch(string? value) => value?.Trim().ToLowerInvariant() switch
+    internal static DecodePrefetch ParsePrefetch(string? value) => value?.Trim().ToLowerInvariant() switch
     {
-        "off" => false,
-        null or "" or "on" => true,
-        _ => throw new ArgumentException($"{PrefetchVariableName}='{value}': expected on (blocks prefetch their down rows into L2) or off"),
+        "off" => DecodePrefetch.Off,
+        null or "" or "on" or "late" => DecodePrefetch.Late,
+        "early" => DecodePrefetch.Early,
+        _ => throw new ArgumentException($"{PrefetchVariableName}='{value}': expected late (the down rows asked of L2 after gate_up), early (before it) or off"),
+    };
+
+    internal static int ParseUnroll(string? value) => value?.Trim() switch
+    {
+        null or "" => 1,
+        "1" or "2" or "4" => int.Parse(value.Trim()),
+        _ => throw new ArgumentException($"{UnrollVariableName}='{value}': expected 1, 2 or 4 chunks of a gate_up W row in flight a lane"),
     };
 
     internal static int ParseBlocksPerSm(string? value) => value?.Trim() switch
@@ -54,4 +68,17 @@ public static class MoeDecodeSwitch
         var s when int.TryParse(s, out int n) && n is >= 1 and <= 8 => n,
         _ => throw new ArgumentException($"{BlocksPerSmVariableName}='{value}': expected 1..8 blocks an SM, or unset (the occupancy)"),
     };
+}
+
+/// <summary>When the fused decode kernel asks L2 for the down rows it will stream.</summary>
+public enum DecodePrefetch
+{
+    /// <summary>Never.</summary>
+    Off,
+
+    /// <summary>After the block's gate_up items, before barrier 2.</summary>
+    Late,
+
+    /// <summary>Right after the routing, as evict_last, with gate_up's loads evict_first.</summary>
+    Early,
 }

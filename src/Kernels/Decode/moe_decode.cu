@@ -17,7 +17,8 @@
 //   2. routing: warp t routes token t from the logits staged in shared memory (route_token or route_tokens_contiguous:
 //      the layout TopKRouting picks, MD_CONTIGUOUS), so every block holds every token's ids and weights;
 //   3. gate_up: an item is G units of 4 W rows (gate and up of two activation columns of one slot); then each block
-//      asks L2 for the down rows it will stream in phase 4 (prefetchLines 128-byte lines of each; 0 = none);
+//      asks L2 for the down rows it will stream in phase 4 (prefetchLines 128-byte lines of each; 0 = none), or, built
+//      with MD_EARLY_PREFETCH, asks before gate_up, right after the routing;
 //   barrier;
 //   4. down and combine: an item is one token's C output columns; its warp groups take (slot, 4 columns) pairs, and
 //      the sums of the k slots are added per column in slot order, as Combine adds them.
@@ -28,7 +29,8 @@
 // the same experts, weights, activation and output come out as from the six kernels, to the bit.
 // Launch: MD_WARPS * 32 threads, cooperative (every block resident: the barriers wait for all), grid <= the blocks the
 // device holds at once. H % 8 == 0, I % 8 == 0, 16-byte aligned rows (checked on the host).
-// Build options: -DMD_PER_LANE=P (expert slots per lane of the routing: 1..16, 32 * P >= E) and -DMD_CONTIGUOUS=0|1.
+// Build options: -DMD_PER_LANE=P (expert slots per lane of the routing: 1..16, 32 * P >= E), -DMD_CONTIGUOUS=0|1,
+// -DMD_UNROLL=1|2|4 (chunks of a W row a lane loads at once), -DMD_EARLY_PREFETCH (the down rows' prefetch timing).
 // MD_TRACE (MOE_DECODE_TRACE=1, a diagnostic build): the entry takes a last argument trace: [blocks, MD_TRACE_STAMPS]
 //   u64, and thread 0 of each block writes %globaltimer (ns) after: the wait, the router phase, barrier 1, the routing,
 //   gate_up, the prefetch requests, barrier 2, the down phase. Without it the code is the same as before.
@@ -103,42 +105,127 @@ __device__ __forceinline__ void grid_barrier(unsigned* counter, unsigned target)
     __syncthreads();
 }
 
+// W loads of the expert phases. MD_EARLY_PREFETCH (MOE_DECODE_PREFETCH=early): the down rows were asked for with
+// evict_last right after the routing, so gate_up's stream goes in as evict_first and leaves them in L2. The hints are
+// PTX ISA 7.4 (CUDA 11.4); older NVRTC builds plain loads and prefetches (the same results: only cache priorities).
+#if defined(MD_EARLY_PREFETCH) && (__CUDACC_VER_MAJOR__ > 11 || (__CUDACC_VER_MAJOR__ == 11 && __CUDACC_VER_MINOR__ >= 4))
+#define MD_CACHE_HINTS 1
+#else
+#define MD_CACHE_HINTS 0
+#endif
+
+struct StreamPolicy
+{
+    moe_u64 bits;
+};
+
+__device__ __forceinline__ StreamPolicy stream_policy()
+{
+    StreamPolicy policy{0};
+#if MD_CACHE_HINTS
+    asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(policy.bits));
+#endif
+    return policy;
+}
+
+__device__ __forceinline__ uint4 load_w(const void* p, StreamPolicy policy)
+{
+#if MD_CACHE_HINTS
+    uint4 v;
+    asm volatile("ld.global.nc.L1::no_allocate.L2::cache_hint.v4.u32 {%0, %1, %2, %3}, [%4], %5;"
+                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+                 : "l"(p), "l"(policy.bits));
+    return v;
+#else
+    return load_stream(p);
+#endif
+}
+
+__device__ __forceinline__ void prefetch_kept(const void* p)
+{
+#if MD_CACHE_HINTS
+    asm volatile("prefetch.global.L2::evict_last [%0];" ::"l"(p));
+#else
+    asm volatile("prefetch.global.L2 [%0];" ::"l"(p));
+#endif
+}
+
+#ifndef MD_UNROLL
+#define MD_UNROLL 1 // 16-byte chunks of each gate_up W row a lane has in flight (MOE_DECODE_UNROLL=1|2|4)
+#endif
+
 // Lane sums of NW W rows against NX X rows over K (k / 8 chunks), the GEMV's order: chunks part * 32 + lane, then
-// + 32 * split; fmaf over the chunk's 8 elements in order. X rows come through the read-only path (the layer's input)
-// or from L2 (X_WRITTEN: rows this launch wrote). A W row that is not live is not read (its sums stay 0).
-template <typename TIn, int NW, int NX, bool X_WRITTEN>
+// + 32 * split; fmaf over the chunk's 8 elements in order. UNROLL chunks of each row are loaded before any is summed
+// (the same order of sums, more bytes in flight: gate_up takes MD_UNROLL, the short router and down phases 1). X rows come through the read-only path (the layer's input) or from L2
+// (X_WRITTEN: rows this launch wrote). A W row that is not live is not read (its sums stay 0).
+template <typename TIn, int NW, int NX, bool X_WRITTEN, int UNROLL = 1>
 __device__ __forceinline__ void lane_dots(const TIn* const (&w)[NW], const bool (&live)[NW], const TIn* x, long long xStride, int nx,
-                                          int k, int part, int split, int lane, float (&acc)[NW][NX])
+                                          int k, int part, int split, int lane, StreamPolicy policy, float (&acc)[NW][NX])
 {
 #pragma unroll
     for (int q = 0; q < NW; q++)
 #pragma unroll
         for (int r = 0; r < NX; r++)
             acc[q][r] = 0.0f;
-    const int chunks = k / 8;
-    for (int c = part * 32 + lane; c < chunks; c += 32 * split)
+    const int chunks = k / 8, stride = 32 * split;
+    for (int base = part * 32 + lane; base < chunks; base += stride * UNROLL)
     {
-        uint4 wv[NW];
+        uint4 wv[UNROLL][NW];
 #pragma unroll
-        for (int q = 0; q < NW; q++)
-            wv[q] = live[q] ? load_stream(w[q] + 8 * c) : make_uint4(0, 0, 0, 0);
-        float wf[NW][8];
-#pragma unroll
-        for (int q = 0; q < NW; q++)
-            unpack8((const TIn*)nullptr, wv[q], wf[q]);
-#pragma unroll
-        for (int r = 0; r < NX; r++)
+        for (int u = 0; u < UNROLL; u++)
         {
-            if (r >= nx)
-                break;
-            const TIn* xr = x + r * xStride + 8 * c;
-            float xf[8];
-            unpack8((const TIn*)nullptr, X_WRITTEN ? load_written(xr) : __ldg(reinterpret_cast<const uint4*>(xr)), xf);
+            const int c = base + u * stride;
 #pragma unroll
             for (int q = 0; q < NW; q++)
+                wv[u][q] = live[q] && c < chunks ? load_w(w[q] + 8 * c, policy) : make_uint4(0, 0, 0, 0);
+        }
 #pragma unroll
-                for (int e = 0; e < 8; e++)
-                    acc[q][r] = fmaf(wf[q][e], xf[e], acc[q][r]);
+        for (int u = 0; u < UNROLL; u++)
+        {
+            const int c = base + u * stride;
+            if (c >= chunks)
+                break;
+            float wf[NW][8];
+#pragma unroll
+            for (int q = 0; q < NW; q++)
+                unpack8((const TIn*)nullptr, wv[u][q], wf[q]);
+#pragma unroll
+            for (int r = 0; r < NX; r++)
+            {
+                if (r >= nx)
+                    break;
+                const TIn* xr = x + r * xStride + 8 * c;
+                float xf[8];
+                unpack8((const TIn*)nullptr, X_WRITTEN ? load_written(xr) : __ldg(reinterpret_cast<const uint4*>(xr)), xf);
+#pragma unroll
+                for (int q = 0; q < NW; q++)
+#pragma unroll
+                    for (int e = 0; e < 8; e++)
+                        acc[q][r] = fmaf(wf[q][e], xf[e], acc[q][r]);
+            }
+        }
+    }
+}
+
+// The down rows a block streams in phase 4 (its items: blockIdx.x, + gridDim.x, ...), `lines` 128-byte lines of each,
+// asked of L2.
+template <typename TIn>
+__device__ __forceinline__ void prefetch_down(const TIn* __restrict__ down, const int* slotExpert, int tokens, int k, int hidden, int inter,
+                                              int columns, int lines)
+{
+    const int itemsPerToken = (hidden + columns - 1) / columns;
+    const int rowLines = (inter * (int)sizeof(TIn) + 127) / 128;
+    lines = min(lines, rowLines);
+    for (int item = blockIdx.x; item < tokens * itemsPerToken; item += gridDim.x)
+    {
+        const int t = item / itemsPerToken, c0 = (item % itemsPerToken) * columns;
+        const int rows = k * columns;
+        for (int i = threadIdx.x; i < rows * lines; i += blockDim.x)
+        {
+            const int r = i / lines, line = i % lines;
+            const int col = c0 + r % columns;
+            if (col < hidden)
+                prefetch_kept(reinterpret_cast<const char*>(down + ((long long)slotExpert[t * k + r / columns] * hidden + col) * inter) + 128 * line);
         }
     }
 }
@@ -202,7 +289,7 @@ __device__ __forceinline__ void moe_decode(
             const TIn* w[1] = {router + (long long)(e < experts ? e : 0) * hidden};
             const bool live[1] = {e < experts};
             float acc[1][MD_MAX_TOKENS];
-            lane_dots<TIn, 1, MD_MAX_TOKENS, false>(w, live, x, hidden, tokens, hidden, part, split, lane, acc);
+            lane_dots<TIn, 1, MD_MAX_TOKENS, false>(w, live, x, hidden, tokens, hidden, part, split, lane, StreamPolicy{0}, acc);
             float sum[1];
             group_sums<1, MD_MAX_TOKENS>(acc, tokens, partial, warp, part, split, lane, sum);
             if (part == 0 && lane < tokens && e < experts)
@@ -262,6 +349,13 @@ __device__ __forceinline__ void moe_decode(
                 n += slotExpert[s] == e ? 1 : 0;
             counts[e] = n;
         }
+    const int columns = 4 * downQuads;
+    const int itemsPerToken = (hidden + columns - 1) / columns;
+#ifdef MD_EARLY_PREFETCH
+    // The down rows now, while gate_up streams (they are needed only after barrier 2; gate_up's loads evict first).
+    if (prefetchLines > 0)
+        prefetch_down<TIn>(down, slotExpert, tokens, k, hidden, inter, columns, prefetchLines);
+#endif
     MD_STAMP(3);
 
     // ---- 3. gate_up and SiLU-and-mul: unit u = slot u / pairs, activation columns 2 (u % pairs) and + 1 ----
@@ -269,6 +363,7 @@ __device__ __forceinline__ void moe_decode(
         const int split = gateUpSplit, groups = MD_WARPS / split;
         const int group = warp / split, part = warp % split;
         const int pairs = (inter + 1) / 2;
+        const StreamPolicy policy = stream_policy();
         const long long units = (long long)slots * pairs;
         for (long long item = blockIdx.x; item * groups < units; item += gridDim.x)
         {
@@ -288,7 +383,7 @@ __device__ __forceinline__ void moe_decode(
                 w[q] = expertRows + (long long)((q < 2 ? 0 : inter) + (live[q] ? col : 0)) * hidden;
             }
             float acc[MD_WROWS][1];
-            lane_dots<TIn, MD_WROWS, 1, false>(w, live, x + (long long)(slot / k) * hidden, hidden, 1, hidden, part, split, lane, acc);
+            lane_dots<TIn, MD_WROWS, 1, false, MD_UNROLL>(w, live, x + (long long)(slot / k) * hidden, hidden, 1, hidden, part, split, lane, policy, acc);
             float sum[MD_WROWS];
             group_sums<MD_WROWS, 1>(acc, 1, partial, warp, part, split, lane, sum);
             if (real && part == 0 && lane == 0)
@@ -304,29 +399,11 @@ __device__ __forceinline__ void moe_decode(
     }
 
     MD_STAMP(4);
+#ifndef MD_EARLY_PREFETCH
     // The down rows this block streams in phase 4, into L2 while the other blocks finish gate_up.
-    const int columns = 4 * downQuads;
-    const int itemsPerToken = (hidden + columns - 1) / columns;
     if (prefetchLines > 0)
-    {
-        const int rowLines = (inter * (int)sizeof(TIn) + 127) / 128;
-        const int lines = min(prefetchLines, rowLines);
-        for (int item = blockIdx.x; item < tokens * itemsPerToken; item += gridDim.x)
-        {
-            const int t = item / itemsPerToken, c0 = (item % itemsPerToken) * columns;
-            const int rows = k * columns;
-            for (int i = threadIdx.x; i < rows * lines; i += blockDim.x)
-            {
-                const int r = i / lines, line = i % lines;
-                const int col = c0 + r % columns;
-                if (col < hidden)
-                {
-                    const char* p = reinterpret_cast<const char*>(down + ((long long)slotExpert[t * k + r / columns] * hidden + col) * inter) + 128 * line;
-                    asm volatile("prefetch.global.L2 [%0];" ::"l"(p));
-                }
-            }
-        }
-    }
+        prefetch_down<TIn>(down, slotExpert, tokens, k, hidden, inter, columns, prefetchLines);
+#endif
     MD_STAMP(5);
     grid_barrier(barrier, 2 * gridDim.x);
     MD_STAMP(6);
@@ -356,7 +433,7 @@ __device__ __forceinline__ void moe_decode(
                     w[q] = expertRows + (long long)(live[q] ? col : 0) * inter;
                 }
                 float acc[MD_WROWS][1];
-                lane_dots<TIn, MD_WROWS, 1, true>(w, live, act + (long long)slot * inter, inter, 1, inter, part, split, lane, acc);
+                lane_dots<TIn, MD_WROWS, 1, true>(w, live, act + (long long)slot * inter, inter, 1, inter, part, split, lane, StreamPolicy{0}, acc);
                 float sum[MD_WROWS];
                 group_sums<MD_WROWS, 1>(acc, 1, partial, warp, part, split, lane, sum);
                 if (real && part == 0 && lane == 0)
