@@ -12,6 +12,8 @@ namespace MoeRuntime.Benchmarks.Runtime;
 /// Floor: active-weight bytes (router + distinct experts the routing hit + shared) / copy bandwidth, or the expert
 /// FLOPs (2 * 3 * H * I per token and choice, + shared) / 799 TFLOP/s, whichever is larger.
 /// Compare with bench/reference/moe_layer.py (the PyTorch composite, same presets and T).
+/// MOE_SWEEP_LAYERS=N (1..16) times forwards that cycle through N layers of different weights (a model's decode: each
+/// layer's weights come from DRAM, not from the L2 the previous forward of the same layer left them in).
 /// On the CPU: the tiny preset at T = 1, 16. On a GPU, MOE_SWEEP_MODELS narrows the rows and MOE_SWEEP_TOKENS lists the token counts
 /// (any, e.g. 1,2,4,8 for decode batches; <see cref="SweepFilter"/>).
 /// </summary>
@@ -22,6 +24,21 @@ internal static class MoeLayerSweep
     private static readonly int[] CpuTokens = [1, 16];
     private const double DenseBf16Flops = 799e12;
 
+    /// <summary>MOE_SWEEP_LAYERS: layers of different weights the forwards cycle through (1 when unset).</summary>
+    private static int LayerCount => int.TryParse(Environment.GetEnvironmentVariable("MOE_SWEEP_LAYERS"), out int n) && n is >= 1 and <= 16 ? n
+        : string.IsNullOrWhiteSpace(Environment.GetEnvironmentVariable("MOE_SWEEP_LAYERS")) ? 1
+        : throw new ArgumentException($"MOE_SWEEP_LAYERS='{Environment.GetEnvironmentVariable("MOE_SWEEP_LAYERS")}': expected 1 to 16 layers");
+
+    /// <summary>Disposes a list's items at the end of a using block.</summary>
+    private sealed class Releaser(IEnumerable<IDisposable> items) : IDisposable
+    {
+        public void Dispose()
+        {
+            foreach (var item in items)
+                item.Dispose();
+        }
+    }
+
     public static IReadOnlyList<SweepRow> Run(Accelerator accelerator)
     {
         bool cpu = accelerator.Kind == AcceleratorKind.Cpu;
@@ -30,12 +47,22 @@ internal static class MoeLayerSweep
         foreach (var preset in cpu ? ["tiny"] : SweepFilter.Models(GpuPresets, p => p))
         {
             var config = LayerPresets.Get(preset);
-            using var weights = DeviceMoeWeights.CreateRandom(accelerator, config, DType.BF16, seed: 2026);
-            var layer = new MoeLayer(weights);
+            // MOE_SWEEP_LAYERS=N: N layers of different random weights, forwards cycling through them (as a model's decode
+            // steps through its layers: no layer's weights are still in L2 when its turn comes again).
+            int layerCount = cpu ? 1 : LayerCount;
+            var allWeights = new List<DeviceMoeWeights>();
+            using var release = new Releaser(allWeights);
+            for (int l = 0; l < layerCount; l++)
+                allWeights.Add(DeviceMoeWeights.CreateRandom(accelerator, config, DType.BF16, seed: 2026 + l));
+            var weights = allWeights[0];
+            var layers = allWeights.Select(w => new MoeLayer(w)).ToArray();
+            var layer = layers[0];
             foreach (int tokens in cpu ? CpuTokens : SweepFilter.TokensAsListed(GpuTokens))
             {
                 int h = config.HiddenSize;
-                using var workspace = new MoeWorkspace(weights, tokens);
+                var workspaces = allWeights.Select(w => new MoeWorkspace(w, tokens)).ToArray();
+                using var releaseWorkspaces = new Releaser(workspaces);
+                var workspace = workspaces[0];
                 var random = new Random(tokens);
                 var values = new float[tokens * h];
                 for (int i = 0; i < values.Length; i++)
@@ -46,7 +73,13 @@ internal static class MoeLayerSweep
                 // PyTorch reference times its eager forward); the faster is the row's time (which one, and the other, in the
                 // note): on an H200 the graph was not always the faster (DeepSeek-V3 T=128).
                 bool both = !cpu && tokens <= 128;
-                void Forward(AcceleratorStream stream) => layer.Forward(hidden, output, workspace, stream);
+                int next = 0;
+                void Forward(AcceleratorStream stream)
+                {
+                    int l = next;
+                    next = (next + 1) % layers.Length;
+                    layers[l].Forward(hidden, output, workspaces[l], stream);
+                }
                 double ms = DeviceTimer.MedianMs(accelerator, Forward, warmup: 3, samples: cpu ? 5 : 20, inner: both ? 10 : 1, useGraph: both);
                 string timing = both ? "cuda graph" : "eager";
                 if (both)
@@ -62,6 +95,8 @@ internal static class MoeLayerSweep
                 double floorMs = Math.Max(bytes / bandwidth, flops / DenseBf16Flops) * 1e3;
                 if (layer.RunsFusedDecode(workspace))
                     DecodeTrace.Print(accelerator, $"{preset} T={tokens}", Forward); // MOE_DECODE_TRACE=1 only
+                if (layers.Length > 1)
+                    timing += $", {layers.Length} layers cycled";
                 rows.Add(new SweepRow($"{preset} layer", $"T={tokens} H={h} I={config.MoeIntermediateSize} E={config.NumExperts} k={config.TopK} active={active}",
                     ms, bytes, flops, floorMs, timing));
             }

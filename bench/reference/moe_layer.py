@@ -127,11 +127,15 @@ def main():
     print(f"{'preset':<14} {'T':>6} {'eager(ms)':>10} {'graph(ms)':>10} {'tokens/s':>12} {'active(MB)':>11} {'floor(ms)':>10} {'ratio':>7}")
     rows = []
     for preset, p in [(n, q) for n, q in PRESETS.items() if wanted_model(n)]:
-        w = random_weights(p, device)
+        # MOE_SWEEP_LAYERS=N: N layers of different weights, each timed step a forward of every one (time / N), as the
+        # C# sweep cycles through them: no layer's weights are still in L2 when its turn comes again.
+        layers = [random_weights(p, device) for _ in range(int(os.environ.get("MOE_SWEEP_LAYERS", "1") or 1))]
+        w = layers[0]
         for tokens in listed_tokens():
             x = torch.empty(tokens, p["h"], dtype=torch.bfloat16, device=device).uniform_(-1, 1)
-            eager = median_ms(lambda: forward(x, w, p), graph=False)
-            graph = median_ms(lambda: forward(x, w, p), graph=True) if tokens <= 128 else None
+            step = lambda: [forward(x, each, p) for each in layers]
+            eager = median_ms(step, graph=False) / len(layers)
+            graph = median_ms(step, graph=True) / len(layers) if tokens <= 128 else None
             best = min(eager, graph) if graph is not None else eager
             active = int(route(x, w, p)[0].unique().numel())
             nbytes = active_weight_bytes(p, active)
@@ -141,7 +145,7 @@ def main():
                   f"{nbytes / 1e6:>11.1f} {floor_ms:>10.3f} {best / floor_ms:>7.2f}")
             rows.append(dict(preset=preset, tokens=tokens, eager_ms=eager, graph_ms=graph, tokens_per_s=tokens / (best * 1e-3),
                              active_experts=active, active_weight_bytes=nbytes, floor_ms=floor_ms, ratio=best / floor_ms))
-        del w
+        del w, layers
         torch.cuda.empty_cache()
     if os.environ.get("OUT"):
         with open(os.path.join(os.environ["OUT"], "moe_layer-torch.json"), "w") as f:
