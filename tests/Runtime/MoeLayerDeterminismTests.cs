@@ -90,7 +90,7 @@ public sealed class MoeLayerDeterminismTests
     {
         var accelerator = device.Accelerator;
         var layer = new MoeLayer(device);
-        using var workspace = new MoeWorkspace(device, tokens, gemvTileMap: true, gemvPrefetch: prefetch);
+        using var workspace = new MoeWorkspace(device, tokens, gemvTileMap: true, gemvPrefetch: prefetch, fusedDecodeMaxTokens: 0); // the chain's stages
         using var input = DeviceMoeWeights.UploadFloats(accelerator, hidden, device.DType);
         using var output = accelerator.Allocate<float>((long)tokens * device.Config.HiddenSize);
         TestData.Poison(output);

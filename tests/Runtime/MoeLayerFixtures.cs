@@ -48,7 +48,6 @@ public static class MoeLayerFixtures
         _ => throw new ArgumentOutOfRangeException(nameof(dtype)),
     };
 
-    /// <summary>One forward of <see cref="MoeLayer"/> on <paramref name="accelerator"/>, output poisoned first.</summary>
     /// <summary>
     /// The bf16 layer of <paramref name="family"/> (<paramref name="experts"/> experts, H = 64) on <paramref name="device"/> at each
     /// of <paramref name="tokenCounts"/> against the plain reference; <paramref name="setting"/> names the switch under test in a failure.
@@ -96,12 +95,17 @@ public static class MoeLayerFixtures
         }
     }
 
+    /// <summary>
+    /// One forward of the six-kernel chain (the fused decode kernel off, so the chain's switches are what runs; its own tests
+    /// are MoeLayerFusedDecodeTests), output poisoned first. <paramref name="fusedDecodeMaxTokens"/>: null = the default.
+    /// </summary>
     public static float[] RunSingle(Accelerator accelerator, MoeLayerWeights weights, float[] hidden, int tokens, bool? fusedSilu = null,
-                                    bool? gemvTileMap = null, bool? gemvPrefetch = null)
+                                    bool? gemvTileMap = null, bool? gemvPrefetch = null, int? fusedDecodeMaxTokens = 0)
     {
         using var device = DeviceMoeWeights.Upload(accelerator, weights);
         var layer = new MoeLayer(device);
-        using var workspace = new MoeWorkspace(device, tokens, fusedSilu: fusedSilu, gemvTileMap: gemvTileMap, gemvPrefetch: gemvPrefetch);
+        using var workspace = new MoeWorkspace(device, tokens, fusedSilu: fusedSilu, gemvTileMap: gemvTileMap, gemvPrefetch: gemvPrefetch,
+            fusedDecodeMaxTokens: fusedDecodeMaxTokens);
         using var input = DeviceMoeWeights.UploadFloats(accelerator, hidden, weights.DType);
         using var output = accelerator.Allocate<float>((long)tokens * weights.Config.HiddenSize);
         Infrastructure.TestData.Poison(output);

@@ -2,8 +2,8 @@ namespace MoeRuntime.Kernels.Decode;
 
 /// <summary>
 /// MOE_DECODE_FUSED=off|on|N: the largest token count at which the MoE layer runs its routed experts as the one-launch
-/// decode kernel (<see cref="MoeDecode"/>) instead of the six-kernel chain; on = <see cref="DefaultMaxTokens"/>, N = 1..8,
-/// off = never. MOE_DECODE_PREFETCH=late|early|off (default late; on = late): when its blocks ask L2 for their down rows,
+/// decode kernel (<see cref="MoeDecode"/>) instead of the six-kernel chain; on or unset = <see cref="DefaultMaxTokens"/>,
+/// N = 1..8, off = never. MOE_DECODE_PREFETCH=late|early|off (default late; on = late): when its blocks ask L2 for their down rows,
 /// after gate_up or right after the routing (with cache priorities that keep them), or never. MOE_DECODE_UNROLL=1|2|4
 /// (default 1): 16-byte chunks of each gate_up W row a lane loads at once. MOE_DECODE_BLOCKS_PER_SM=1..8 (unset: as many as
 /// the SM holds) caps the grid, for A/B runs. Read once, on first use; a bad value is the ArgumentException naming it.
@@ -18,8 +18,12 @@ public static class MoeDecodeSwitch
     /// <summary>Tokens up to which "on" fuses.</summary>
     public const int DefaultMaxTokens = 1;
 
-    /// <summary>The default when the variable is unset: off until the GPU run decides.</summary>
-    private const int UnsetMaxTokens = 0;
+    /// <summary>
+    /// The default when the variable is unset: one token. One H200, 2026-12-01, forwards cycling through 4 layers of
+    /// different weights (docs/PERFORMANCE.md): T = 1 Qwen3-30B-A3B 34.49 -> 30.29 / 30.33 us, Mixtral-8x7B 187.2 -> 180.4 /
+    /// 181.1, DeepSeek-V3 213.8 -> 208.0 / 208.1; at T = 2 only Qwen3 gained (57.5 -> 50.0), Mixtral and DeepSeek-V3 lost.
+    /// </summary>
+    private const int UnsetMaxTokens = DefaultMaxTokens;
 
     /// <summary>Tokens up to which the layer fuses (0: never).</summary>
     public static int MaxTokens => Setting.Value;
