@@ -14,7 +14,7 @@ SECONDS=0
 bash .gpu/run.sh true
 MOE_SWEEP_LAYERS=4 MOE_SWEEP_TOKENS=1 timeout 70 $B sweep moe_layer --device cuda:0 > "$out/layer4-defaults.log" 2>&1
 echo "== layer x4 defaults: exit $? (${SECONDS}s)"; grep -E "^\| [a-z]" "$out/layer4-defaults.log" | grep -v "^| name"
-left=$((400 - SECONDS))
+left=$((330 - SECONDS))
 timeout $left $T -namespace MoeRuntime.Tests.Runtime -namespace MoeRuntime.Tests.Cli -class MoeRuntime.Tests.Kernels.MoeDecodeTests \
   -xml "$out/tests.xml" > "$out/tests.log" 2>&1
 echo "== tests (Runtime, Cli, MoeDecodeTests): exit $? (${SECONDS}s)"
