@@ -34,7 +34,7 @@
 // MD_TRACE (MOE_DECODE_TRACE=1, a diagnostic build): the entry takes a last argument trace: [blocks, MD_TRACE_STAMPS]
 //   u64, and thread 0 of each block writes %globaltimer (ns) after: the wait, the router phase, barrier 1, the routing,
 //   gate_up, the prefetch requests, barrier 2, the down phase. Without it the code is the same as before.
-// dependent-launch: the entry calls moe_wait_prior_grid() first (moe_common.cuh).
+// dependent-launch: every entry calls moe_wait_prior_grid() first (moe_common.cuh).
 #include "moe_common.cuh"
 #include "unpack8.cuh"
 #include "gemv_math.cuh"
@@ -274,8 +274,7 @@ __device__ __forceinline__ void moe_decode(
     __shared__ float slotWeight[MD_MAX_TOKENS * MD_MAX_K];
     __shared__ float slotSums[MD_MAX_K][4 * MD_MAX_QUADS];
 
-    moe_wait_prior_grid();
-    MD_STAMP(0);
+    MD_STAMP(0); // the entry waited for the prior grid
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int slots = tokens * k;
 
@@ -472,6 +471,7 @@ __device__ __forceinline__ void moe_decode(
         int inter, int experts, int k, int renormalize, int grouped, int groupCount, int topkGroups, float scale,              \
         int routerSplit, int gateUpSplit, int downSplit, int downQuads, int prefetchLines MD_TRACE_PARAM)                       \
     {                                                                                                                           \
+        moe_wait_prior_grid();                                                                                                  \
         moe_decode<TIN>(x, router, bias, gateUp, down, residual, logits, ids, weights, counts, act, out, barrier, tokens,      \
                         hidden, inter, experts, k, renormalize, grouped, groupCount, topkGroups, scale, routerSplit,            \
                         gateUpSplit, downSplit, downQuads, prefetchLines MD_TRACE_ARG);                                         \
