@@ -53,7 +53,7 @@ internal sealed class TpLayerBench(IReadOnlyList<Accelerator> ranks, Communicato
             {
                 for (int r = 0; r < n; r++)
                 {
-                    workspaces.Add(new MoeWorkspace(weights[r], tokens));
+                    workspaces.Add(new MoeWorkspace(weights[r], tokens, fusedDecodeMaxTokens: MoeWorkspace.TensorParallelFusedDecodeMaxTokens));
                     hidden.Add(ranks[r].Allocate(dtype, (long)tokens * config.HiddenSize));
                     partials.Add(ranks[r].Allocate<float>((long)tokens * config.HiddenSize));
                     LayerBench.FillRandom(ranks[r], dtype, hidden[r], tokens);   // the same tokens on every rank

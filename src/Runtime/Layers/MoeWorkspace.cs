@@ -204,6 +204,13 @@ public sealed class MoeWorkspace : IDisposable
     /// <summary>Forwards of at most this many tokens may run the one-launch decode kernel (<see cref="MoeDecode"/>); 0 = never.</summary>
     public int FusedDecodeMaxTokens { get; }
 
+    /// <summary>
+    /// The fused decode kernel's token limit for tensor-parallel ranks: 0, they run the six-kernel chain. The kernel takes
+    /// their sliced intermediate size, but it has been measured (2026-12-01) on one GPU only; TP at T = 1 on two GPUs is
+    /// for a session that has them.
+    /// </summary>
+    public const int TensorParallelFusedDecodeMaxTokens = 0;
+
     /// <summary>The decode kernel's grid barrier word (one int, zero between launches); null when <see cref="FusedDecodeMaxTokens"/> is 0.</summary>
     public MemoryBuffer<int>? DecodeBarrier { get; }
 

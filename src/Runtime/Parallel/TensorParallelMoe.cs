@@ -72,7 +72,7 @@ public sealed class TensorParallelMoe : IDisposable
                 var a = _weights[r].Accelerator;
                 inputs[r] = DeviceMoeWeights.UploadFloats(a, host, _weights[r].DType);
                 outputs[r] = a.Allocate<float>(result.Length);
-                workspaces[r] = new MoeWorkspace(_weights[r], tokens);
+                workspaces[r] = new MoeWorkspace(_weights[r], tokens, fusedDecodeMaxTokens: MoeWorkspace.TensorParallelFusedDecodeMaxTokens);
             }
             for (int r = 0; r < Ranks; r++)
                 _layers[r].Forward(inputs[r], outputs[r], workspaces[r]);
