@@ -10,27 +10,26 @@ internal static class SweepFilter
     public static int[] Tokens(int[] all) => Tokens(all, Environment.GetEnvironmentVariable("MOE_SWEEP_TOKENS"));
 
     /// <summary>MOE_SWEEP_TOKENS's counts as listed, any positive count (a sweep that runs any T: the layer); unset: <paramref name="defaults"/>.</summary>
-    public static int[] TokensAsListed(int[] defaults)
-    {
-        string? value = Environment.GetEnvironmentVariable("MOE_SWEEP_TOKENS");
-        return string.IsNullOrWhiteSpace(value) ? defaults : Tokens(ListedTokens(value), value);
-    }
+    public static int[] TokensAsListed(int[] defaults) => TokensAsListed(defaults, Environment.GetEnvironmentVariable("MOE_SWEEP_TOKENS"));
 
-    private static int[] ListedTokens(string value) =>
-        [.. value.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).Select(t => int.TryParse(t, out int n) ? n : 0).Where(n => n > 0).Distinct()];
+    internal static int[] TokensAsListed(int[] defaults, string? value) =>
+        string.IsNullOrWhiteSpace(value) ? defaults : [.. Listed(value).Distinct()];
 
     internal static int[] Tokens(int[] all, string? value)
     {
         if (string.IsNullOrWhiteSpace(value))
             return all;
-        var wanted = value.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)
-            .Select(t => int.TryParse(t, out int n) && n > 0 ? n
-                : throw new ArgumentException($"MOE_SWEEP_TOKENS='{value}': '{t}' is not a positive token count"))
-            .ToArray();
+        var wanted = Listed(value);
         var kept = all.Where(wanted.Contains).ToArray();
         return kept.Length > 0 ? kept
             : throw new ArgumentException($"MOE_SWEEP_TOKENS='{value}' keeps none of this sweep's token counts ({string.Join(", ", all)})");
     }
+
+    /// <summary>The counts of a MOE_SWEEP_TOKENS value; a part that is not a positive count is the ArgumentException naming it.</summary>
+    private static int[] Listed(string value) =>
+        [.. value.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)
+            .Select(t => int.TryParse(t, out int n) && n > 0 ? n
+                : throw new ArgumentException($"MOE_SWEEP_TOKENS='{value}': '{t}' is not a positive token count"))];
 
     public static T[] Models<T>(T[] all, Func<T, string> name) => Models(all, name, Environment.GetEnvironmentVariable("MOE_SWEEP_MODELS"));
 

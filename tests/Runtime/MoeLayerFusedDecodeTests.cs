@@ -141,6 +141,14 @@ public sealed class MoeLayerFusedDecodeTests
         }
         using (var nine = new MoeWorkspace(device, 9, fusedDecodeMaxTokens: MoeDecode.MaxTokens))
             Assert.False(layer.RunsFusedDecode(nine)); // past the kernel's 8 tokens
+        Assert.Equal("fusedDecodeMaxTokens", Assert.Throws<ArgumentOutOfRangeException>(() => new MoeWorkspace(device, 1, fusedDecodeMaxTokens: 9)).ParamName);
+        Assert.Equal("fusedDecodeMaxTokens", Assert.Throws<ArgumentOutOfRangeException>(() => new MoeWorkspace(device, 1, fusedDecodeMaxTokens: -1)).ParamName);
+        using (var f32 = DeviceMoeWeights.Upload(accelerator, MoeLayerWeights.Load(folder.Path, layerIndex, DType.F32)))
+        using (var asked = new MoeWorkspace(f32, 1, fusedDecodeMaxTokens: 1))
+        {
+            Assert.Equal(0, asked.FusedDecodeMaxTokens); // the kernel takes bf16 and f16 only
+            Assert.False(new MoeLayer(f32).RunsFusedDecode(asked));
+        }
         using (var timed = new MoeWorkspace(device, 1, fusedDecodeMaxTokens: 1))
         {
             layer.PhaseTimer = new NullPhaseTimer();

@@ -168,14 +168,18 @@ public sealed class CudaKernel
             result = CudaDriver.cuLaunchKernel(_function, grid.X, grid.Y, grid.Z, block.X, block.Y, block.Z,
                 (uint)dynamicSharedBytes, stream.Handle, pointers, null);
         }
-        string kind = (LaunchesDependent, cooperative) switch
+        if (result != CudaResult.Success)
         {
-            (true, true) => "Ex (dependent, cooperative launch)",
-            (true, false) => "Ex (dependent launch)",
-            (false, true) => "Ex (cooperative launch)",
-            _ => "",
-        };
-        CudaCheck.ThrowIfFailed(result, $"cuLaunchKernel{kind}({Name}, grid {grid}, block {block}, {dynamicSharedBytes} B shared)");
+            // The call's text only on failure: a launch builds no string.
+            string kind = (LaunchesDependent, cooperative) switch
+            {
+                (true, true) => "Ex (dependent, cooperative launch)",
+                (true, false) => "Ex (dependent launch)",
+                (false, true) => "Ex (cooperative launch)",
+                _ => "",
+            };
+            throw CudaCheck.Failure(result, $"cuLaunchKernel{kind}({Name}, grid {grid}, block {block}, {dynamicSharedBytes} B shared)");
+        }
         t_launches++;
     }
 

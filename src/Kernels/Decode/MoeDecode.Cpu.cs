@@ -56,10 +56,9 @@ internal static class MoeDecodeCpu
         var result = new float[tokens * hiddenSize];
         if (residual is not null)
             HostRows.Read(residual, 0, result);
-        Parallel.For(0, tokens * hiddenSize, i =>
+        Parallel.For(0, tokens * hiddenSize, () => new float[intermediate], (i, _, w) =>
         {
             int t = i / hiddenSize, c = i % hiddenSize;
-            var w = new float[intermediate];
             float total = result[i];
             for (int j = 0; j < k; j++)
             {
@@ -68,7 +67,8 @@ internal static class MoeDecodeCpu
                 total += scale[s] * TensorPrimitives.Dot(act.AsSpan(s * intermediate, intermediate), w);
             }
             result[i] = total;
-        });
+            return w;
+        }, _ => { });
         HostRows.Write(result, output, 0);
     }
 }

@@ -65,8 +65,10 @@ public static class MoeDecode
         HostRows.Check(router, accelerator, (long)experts * hiddenSize, nameof(router));
         HostRows.Check(gateUp, accelerator, (long)experts * 2 * intermediate * hiddenSize, nameof(gateUp));
         HostRows.Check(down, accelerator, (long)experts * hiddenSize * intermediate, nameof(down));
-        foreach (var (buffer, name) in new[] { (router, nameof(router)), (gateUp, nameof(gateUp)), (down, nameof(down)), (activation, nameof(activation)) })
-            HostRows.CheckDType(buffer, hidden.DType, name);
+        HostRows.CheckDType(router, hidden.DType, nameof(router));
+        HostRows.CheckDType(gateUp, hidden.DType, nameof(gateUp));
+        HostRows.CheckDType(down, hidden.DType, nameof(down));
+        HostRows.CheckDType(activation, hidden.DType, nameof(activation));
         TopKRouting.Validate(logits, tokens, experts, routing, ids, weights, counts);
         HostRows.Check(activation, accelerator, slots * intermediate, nameof(activation));
         HostRows.Check(output, accelerator, (long)tokens * hiddenSize, nameof(output));
@@ -79,9 +81,11 @@ public static class MoeDecode
 
         if (accelerator is CudaAccelerator cuda)
         {
-            foreach (var (buffer, name) in new[] { (hidden, nameof(hidden)), (router, nameof(router)), (gateUp, nameof(gateUp)), (down, nameof(down)), (activation, nameof(activation)) })
-                if (buffer.Pointer % 16 != 0)
-                    throw new ArgumentException($"{name} must be 16-byte aligned (the kernel reads 16-byte chunks of its rows)", name);
+            CheckAligned(hidden, nameof(hidden));
+            CheckAligned(router, nameof(router));
+            CheckAligned(gateUp, nameof(gateUp));
+            CheckAligned(down, nameof(down));
+            CheckAligned(activation, nameof(activation));
             Launch(cuda, (CudaStream)s, hidden, router, gateUp, down, residual, tokens, hiddenSize, intermediate, experts, routing, logits, ids, weights,
                 counts, activation, output, barrier);
         }
@@ -93,15 +97,25 @@ public static class MoeDecode
         }
     }
 
+    private static void CheckAligned(MemoryBuffer buffer, string name)
+    {
+        if (buffer.Pointer % 16 != 0)
+            throw new ArgumentException($"{name} must be 16-byte aligned (the kernel reads 16-byte chunks of its rows)", name);
+    }
+
     /// <summary>The kernel's splits and shapes for a call: what the op chain it stands for would use.</summary>
     internal readonly record struct Plan(int RouterSplit, int GateUpSplit, int DownSplit, int DownQuads, int PrefetchLines, int PerLane, bool Contiguous,
                                          int Unroll = 1, bool EarlyPrefetch = false)
     {
+        /// <summary>The build's compile options, made once per build (a launch looks them up: no strings on the call path).</summary>
         public string[] BuildOptions(bool traced) =>
-        [
-            $"-DMD_PER_LANE={PerLane}", $"-DMD_CONTIGUOUS={(Contiguous ? 1 : 0)}", $"-DMD_UNROLL={Unroll}",
-            .. EarlyPrefetch ? (string[])["-DMD_EARLY_PREFETCH"] : [], .. traced ? (string[])["-DMD_TRACE"] : [],
-        ];
+            s_buildOptions.GetOrAdd((PerLane, Contiguous, Unroll, EarlyPrefetch, traced), b =>
+            [
+                $"-DMD_PER_LANE={b.PerLane}", $"-DMD_CONTIGUOUS={(b.Contiguous ? 1 : 0)}", $"-DMD_UNROLL={b.Unroll}",
+                .. b.Early ? (string[])["-DMD_EARLY_PREFETCH"] : [], .. b.Traced ? (string[])["-DMD_TRACE"] : [],
+            ]);
+
+        private static readonly System.Collections.Concurrent.ConcurrentDictionary<(int PerLane, bool Contiguous, int Unroll, bool Early, bool Traced), string[]> s_buildOptions = new();
     }
 
     /// <summary>

@@ -86,13 +86,12 @@ public sealed class MoeLayer
     /// <summary>
     /// Whether a forward with <paramref name="ws"/> runs the routed experts as the one-launch decode kernel (<see cref="MoeDecode"/>):
     /// the workspace allows its token count, no phase timer is listening (it times the six kernels), this layer holds every expert,
-    /// the chain it stands for fuses SiLU-and-mul into gate_up (the workspace has no separate gate_up output), and the kernel
-    /// takes the shapes.
+    /// and the chain it stands for fuses SiLU-and-mul into gate_up (the workspace has no separate gate_up output). The
+    /// workspace's limit is 0 where the kernel does not take the layer's shapes.
     /// </summary>
     public bool RunsFusedDecode(MoeWorkspace ws) =>
-        ws.DecodeBarrier is not null && ws.Tokens <= ws.FusedDecodeMaxTokens && PhaseTimer is null
-        && Weights.ExpertCount == Config.NumExperts && ws.GateUpOutput is null
-        && MoeDecode.Unsupported(Weights.DType, ws.Tokens, Config.NumExperts, Config.TopK, Config.HiddenSize, Weights.Intermediate) is null;
+        ws.DecodeBarrier is not null && ws.Tokens >= 1 && ws.Tokens <= ws.FusedDecodeMaxTokens && PhaseTimer is null
+        && Weights.ExpertCount == Config.NumExperts && ws.GateUpOutput is null;
 
     /// <summary>
     /// The forward as one decode kernel plus the shared experts: on their own stream they run beside nothing now (the kernel

@@ -26,7 +26,8 @@ public sealed class MoeWorkspace : IDisposable
     /// <param name="gemvPrefetch">The down call's decode GEMV prefetches W before waiting for gate_up (<see cref="GemvPrefetch"/>):
     /// null = the default (MOE_GEMV_PREFETCH, <see cref="GemvPrefetchSwitch"/>). Only with the tile map.</param>
     /// <param name="fusedDecodeMaxTokens">Forwards of at most this many tokens run the routed experts as the one-launch decode kernel
-    /// (<see cref="MoeDecode"/>; 0 = never): null = the default (MOE_DECODE_FUSED, <see cref="MoeDecodeSwitch"/>), on CUDA only.</param>
+    /// (<see cref="MoeDecode"/>; 0 = never, at most <see cref="MoeDecode.MaxTokens"/>): null = the default (MOE_DECODE_FUSED,
+    /// <see cref="MoeDecodeSwitch"/>), on CUDA only; 0 whatever is asked where the kernel does not take the layer's shapes.</param>
     public MoeWorkspace(DeviceMoeWeights weights, int tokens, bool? sharedExpertStream = null, bool? fusedSilu = null, bool? gemvTileMap = null,
                         bool? gemvPrefetch = null, int? fusedDecodeMaxTokens = null)
     {
@@ -67,7 +68,11 @@ public sealed class MoeWorkspace : IDisposable
                     SharedGateScale = Own(a.Allocate<float>(tokens));
             }
             SplitK = GroupedGemmWorkspace.For(a, GemmShapes(weights, tokens, fused));
-            FusedDecodeMaxTokens = Math.Clamp(fusedDecodeMaxTokens ?? (a.Kind == AcceleratorKind.Cuda ? MoeDecodeSwitch.MaxTokens : 0), 0, MoeDecode.MaxTokens);
+            if (fusedDecodeMaxTokens is < 0 or > MoeDecode.MaxTokens)
+                throw new ArgumentOutOfRangeException(nameof(fusedDecodeMaxTokens), fusedDecodeMaxTokens, $"the fused decode kernel takes 0 (never) to {MoeDecode.MaxTokens} tokens");
+            // 0 where the kernel does not take the layer's shapes (dtype, experts, top-k, sizes): decided here, once, not per forward.
+            bool takesShapes = MoeDecode.Unsupported(weights.DType, 1, e, k, h, weights.Intermediate) is null;
+            FusedDecodeMaxTokens = takesShapes ? fusedDecodeMaxTokens ?? (a.Kind == AcceleratorKind.Cuda ? MoeDecodeSwitch.MaxTokens : 0) : 0;
             if (FusedDecodeMaxTokens > 0)
                 DecodeBarrier = Own(a.Upload<int>([0])); // the kernel leaves it zero
             if (sharedExpertStream ?? SharedExpertStream.EnabledByDefault)
