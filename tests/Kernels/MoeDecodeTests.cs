@@ -110,19 +110,42 @@ public sealed class MoeDecodeTests
         Assert.Equal(1, MoeDecodeSwitch.ParseUnroll(null));
         Assert.Equal(4, MoeDecodeSwitch.ParseUnroll("4"));
         Assert.Contains("MOE_DECODE_UNROLL", Assert.Throws<ArgumentException>(() => MoeDecodeSwitch.ParseUnroll("3")).Message);
+        Assert.Equal(DecodeStage.Early, MoeDecodeSwitch.ParseStage(null));
+        Assert.Equal(DecodeStage.Late, MoeDecodeSwitch.ParseStage("Late"));
+        Assert.Equal(DecodeStage.Off, MoeDecodeSwitch.ParseStage("off"));
+        Assert.Contains("MOE_DECODE_STAGE", Assert.Throws<ArgumentException>(() => MoeDecodeSwitch.ParseStage("smem")).Message);
+        Assert.False(MoeDecodeSwitch.ParseBlockedUnits(null));
+        Assert.True(MoeDecodeSwitch.ParseBlockedUnits("blocked"));
+        Assert.Contains("MOE_DECODE_UNITS", Assert.Throws<ArgumentException>(() => MoeDecodeSwitch.ParseBlockedUnits("1")).Message);
+    }
+
+    [Fact]
+    public void TheDownStageHoldsOneItemsRows()
+    {
+        var cpu = TestDevices.Get("cpu");
+        using var logits = cpu.Allocate<float>(256);
+        // Qwen3-30B-A3B T=1: 8 slots x 4 columns of 768 bf16, 48 KB: the budget (4 blocks an SM beside the kernel's own 5 KB).
+        var qwen = MoeDecode.PlanFor(logits, 1, 2048, 768, 128, TopKRoutingOptions.Softmax(8, renormalize: false));
+        Assert.Equal(48 * 1024, qwen.StageBytesFor(8, 768, 2));
+        Assert.True(qwen.StageBytesFor(8, 768, 2) <= MoeDecode.MaxStageBytes);
+        // DeepSeek-V3's rows are 4 KB: 128 KB a block, past the budget (its launches read down from global memory).
+        var deepSeek = MoeDecode.PlanFor(logits, 1, 7168, 2048, 256, TopKRoutingOptions.DeepSeek(8, 8, 4, 2.5f, null));
+        Assert.True(deepSeek.StageBytesFor(8, 2048, 2) > MoeDecode.MaxStageBytes);
+        // Top-2 with a short down row: four 4-column groups, 2 x 16 rows of 96 elements.
+        Assert.Equal(2 * 16 * 96 * 2, MoeDecode.PlanFor(logits, 1, 64, 96, 16, TopKRoutingOptions.Softmax(2)).StageBytesFor(2, 96, 2));
     }
 
     /// <summary>Every build the host can ask for compiles (CI's NVRTC: the default build alone is in NvrtcTests).</summary>
     [Theory]
-    [InlineData(1, false, 1, false, false)]
-    [InlineData(2, true, 1, false, false)]
-    [InlineData(4, true, 2, true, false)]
-    [InlineData(8, true, 4, false, true)]
-    [InlineData(16, false, 2, true, true)]
-    public void EveryBuildCompiles(int perLane, bool contiguous, int unroll, bool early, bool traced)
+    [InlineData(1, false, 1, false, false, false)]
+    [InlineData(2, true, 1, false, false, true)]
+    [InlineData(4, true, 2, true, false, false)]
+    [InlineData(8, true, 4, false, true, true)]
+    [InlineData(16, false, 2, true, true, false)]
+    public void EveryBuildCompiles(int perLane, bool contiguous, int unroll, bool early, bool traced, bool blocked)
     {
         MoeRuntime.Tests.Accelerators.NvrtcTests.RequireNvrtc();
-        var plan = new MoeDecode.Plan(8, 1, 1, 1, 12, perLane, contiguous, unroll, early);
+        var plan = new MoeDecode.Plan(8, 1, 1, 1, 12, perLane, contiguous, unroll, early, BlockedUnits: blocked);
         var source = MoeRuntime.Accelerators.Nvrtc.KernelSource.FromResource(typeof(MoeDecode).Assembly, "moe_decode.cu");
         string ptx = MoeRuntime.Accelerators.Nvrtc.NvrtcCompiler.CompileToPtx(source, MoeRuntime.Accelerators.Nvrtc.NvrtcCompiler.DefaultOptions("sm_90", plan.BuildOptions(traced)));
         Assert.Contains(".entry moe_decode_bf16", ptx);

@@ -80,23 +80,21 @@ public sealed class CudaKernel
     public int StaticSharedBytes => Attribute(CudaFunctionAttribute.SharedSizeBytes);
 
     /// <summary>
-    /// Blocks of <paramref name="blockSize"/> threads that fit on one SM at once. The last answer is kept (it depends only
-    /// on the function and the arguments), so launch rules may ask at every call.
+    /// Blocks of <paramref name="blockSize"/> threads that fit on one SM at once. Answers are kept (they depend only on
+    /// the function and the arguments), so launch rules may ask at every call.
     /// </summary>
     public int MaxActiveBlocksPerSm(int blockSize, int dynamicSharedBytes = 0)
     {
-        var last = _lastOccupancy;
-        if (last is not null && last.BlockSize == blockSize && last.DynamicSharedBytes == dynamicSharedBytes)
-            return last.Blocks;
+        if (_occupancy.TryGetValue((blockSize, dynamicSharedBytes), out int known))
+            return known;
         _accelerator.Bind();
+        AllowDynamicShared(dynamicSharedBytes); // past 48 KB the function must opt in, or the answer is 0
         CudaCheck.ThrowIfFailed(CudaDriver.cuOccupancyMaxActiveBlocksPerMultiprocessor(out int blocks, _function, blockSize, (nuint)dynamicSharedBytes));
-        _lastOccupancy = new Occupancy(blockSize, dynamicSharedBytes, blocks);
+        _occupancy[(blockSize, dynamicSharedBytes)] = blocks;
         return blocks;
     }
 
-    private sealed record Occupancy(int BlockSize, int DynamicSharedBytes, int Blocks);
-
-    private volatile Occupancy? _lastOccupancy; // one immutable record: readers on other threads see all of it or none
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<(int BlockSize, int DynamicSharedBytes), int> _occupancy = new();
 
     public void Launch(CudaStream stream, Dim3 grid, Dim3 block, int dynamicSharedBytes, params ReadOnlySpan<KernelArg> args) =>
         LaunchCore(stream, grid, block, dynamicSharedBytes, cooperative: false, args);
@@ -108,6 +106,18 @@ public sealed class CudaKernel
     public void LaunchCooperative(CudaStream stream, Dim3 grid, Dim3 block, int dynamicSharedBytes, params ReadOnlySpan<KernelArg> args) =>
         LaunchCore(stream, grid, block, dynamicSharedBytes, cooperative: true, args);
 
+    /// <summary>Raises the function's dynamic shared memory limit to <paramref name="bytes"/> where it is lower (the context is bound).</summary>
+    private void AllowDynamicShared(int bytes)
+    {
+        if (bytes <= _dynamicSharedLimit)
+            return;
+        int optin = _accelerator.Info.MaxSharedMemoryPerBlockOptin;
+        if (bytes > optin)
+            throw new ArgumentOutOfRangeException("dynamicSharedBytes", $"{Name}: {bytes} bytes of shared memory; the device allows {optin}");
+        CudaCheck.ThrowIfFailed(CudaDriver.cuFuncSetAttribute(_function, CudaFunctionAttribute.MaxDynamicSharedSizeBytes, bytes), $"cuFuncSetAttribute({Name}, MaxDynamicSharedSizeBytes)");
+        _dynamicSharedLimit = bytes;
+    }
+
     private unsafe void LaunchCore(CudaStream stream, Dim3 grid, Dim3 block, int dynamicSharedBytes, bool cooperative, ReadOnlySpan<KernelArg> args)
     {
         ArgumentNullException.ThrowIfNull(stream);
@@ -118,14 +128,7 @@ public sealed class CudaKernel
         if (block.Volume is <= 0 or > 1024)
             throw new ArgumentOutOfRangeException(nameof(block), $"{Name}: block of {block.Volume} threads (1..1024)");
         _accelerator.Bind();
-        if (dynamicSharedBytes > _dynamicSharedLimit)
-        {
-            int optin = _accelerator.Info.MaxSharedMemoryPerBlockOptin;
-            if (dynamicSharedBytes > optin)
-                throw new ArgumentOutOfRangeException(nameof(dynamicSharedBytes), $"{Name}: {dynamicSharedBytes} bytes of shared memory; the device allows {optin}");
-            CudaCheck.ThrowIfFailed(CudaDriver.cuFuncSetAttribute(_function, CudaFunctionAttribute.MaxDynamicSharedSizeBytes, dynamicSharedBytes), $"cuFuncSetAttribute({Name}, MaxDynamicSharedSizeBytes)");
-            _dynamicSharedLimit = dynamicSharedBytes;
-        }
+        AllowDynamicShared(dynamicSharedBytes);
         int count = args.Length;
         ulong* values = stackalloc ulong[Math.Max(count, 1)];
         void** pointers = stackalloc void*[Math.Max(count, 1)];

@@ -6,7 +6,10 @@ namespace MoeRuntime.Kernels.Decode;
 /// N = 1..8, off = never. MOE_DECODE_PREFETCH=late|early|off (default late; on = late): when its blocks ask L2 for their down rows,
 /// after gate_up or right after the routing (with cache priorities that keep them), or never. MOE_DECODE_UNROLL=1|2|4
 /// (default 1): 16-byte chunks of each gate_up W row a lane loads at once. MOE_DECODE_BLOCKS_PER_SM=1..8 (unset: as many as
-/// the SM holds) caps the grid, for A/B runs. Read once, on first use; a bad value is the ArgumentException naming it.
+/// the SM holds) caps the grid, for A/B runs. MOE_DECODE_STAGE=early|late|off (default early): when a block copies the W
+/// rows of its down item into shared memory, where they fit (<see cref="DecodeStage"/>); off leaves them to the L2
+/// prefetch. MOE_DECODE_UNITS=interleaved|blocked (default interleaved): how gate_up's units are dealt to the blocks.
+/// Read once, on first use; a bad value is the ArgumentException naming it.
 /// </summary>
 public static class MoeDecodeSwitch
 {
@@ -14,6 +17,8 @@ public static class MoeDecodeSwitch
     public const string PrefetchVariableName = "MOE_DECODE_PREFETCH";
     public const string BlocksPerSmVariableName = "MOE_DECODE_BLOCKS_PER_SM";
     public const string UnrollVariableName = "MOE_DECODE_UNROLL";
+    public const string StageVariableName = "MOE_DECODE_STAGE";
+    public const string UnitsVariableName = "MOE_DECODE_UNITS";
 
     /// <summary>Tokens up to which "on" fuses.</summary>
     public const int DefaultMaxTokens = 1;
@@ -34,6 +39,12 @@ public static class MoeDecodeSwitch
     /// <summary>Chunks of each gate_up W row a lane loads at once.</summary>
     public static int Unroll => UnrollSetting.Value;
 
+    /// <summary>When a block copies its down item's W rows into shared memory (early when unset).</summary>
+    public static DecodeStage Stage => StageSetting.Value;
+
+    /// <summary>Gate_up's units in blocks of a block's warp groups (the first build's order), not dealt in turn.</summary>
+    public static bool BlockedUnits => UnitsSetting.Value;
+
     /// <summary>Blocks an SM the grid may hold at most (0: what the occupancy allows).</summary>
     public static int BlocksPerSm => BlocksSetting.Value;
 
@@ -41,6 +52,23 @@ public static class MoeDecodeSwitch
     private static readonly EnvironmentSetting<int> BlocksSetting = new(BlocksPerSmVariableName, ParseBlocksPerSm);
     private static readonly EnvironmentSetting<DecodePrefetch> PrefetchSetting = new(PrefetchVariableName, ParsePrefetch);
     private static readonly EnvironmentSetting<int> UnrollSetting = new(UnrollVariableName, ParseUnroll);
+    private static readonly EnvironmentSetting<DecodeStage> StageSetting = new(StageVariableName, ParseStage);
+    private static readonly EnvironmentSetting<bool> UnitsSetting = new(UnitsVariableName, ParseBlockedUnits);
+
+    internal static DecodeStage ParseStage(string? value) => value?.Trim().ToLowerInvariant() switch
+    {
+        null or "" or "on" or "early" => DecodeStage.Early,
+        "late" => DecodeStage.Late,
+        "off" => DecodeStage.Off,
+        _ => throw new ArgumentException($"{StageVariableName}='{value}': expected early (the down rows copied on chip right after the routing), late (after gate_up) or off"),
+    };
+
+    internal static bool ParseBlockedUnits(string? value) => value?.Trim().ToLowerInvariant() switch
+    {
+        null or "" or "interleaved" => false,
+        "blocked" => true,
+        _ => throw new ArgumentException($"{UnitsVariableName}='{value}': expected interleaved (gate_up's units dealt to the blocks in turn) or blocked"),
+    };
 
     internal static int Parse(string? value) => value?.Trim().ToLowerInvariant() switch
     {
@@ -85,4 +113,17 @@ public enum DecodePrefetch
 
     /// <summary>Right after the routing, as evict_last, with gate_up's loads evict_first.</summary>
     Early,
+}
+
+/// <summary>When the fused decode kernel copies the W rows of a block's down item into shared memory (where they fit).</summary>
+public enum DecodeStage
+{
+    /// <summary>Never: phase 4 reads them from global memory (after the L2 prefetch).</summary>
+    Off,
+
+    /// <summary>Right after the routing: they stream beside gate_up's rows.</summary>
+    Early,
+
+    /// <summary>After the block's gate_up units, before barrier 2.</summary>
+    Late,
 }

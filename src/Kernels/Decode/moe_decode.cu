@@ -16,9 +16,11 @@
 //   barrier;
 //   2. routing: warp t routes token t from the logits staged in shared memory (route_token or route_tokens_contiguous:
 //      the layout TopKRouting picks, MD_CONTIGUOUS), so every block holds every token's ids and weights;
-//   3. gate_up: an item is G units of 4 W rows (gate and up of two activation columns of one slot); then each block
-//      asks L2 for the down rows it will stream in phase 4 (prefetchLines 128-byte lines of each; 0 = none), or, built
-//      with MD_EARLY_PREFETCH, asks before gate_up, right after the routing;
+//   3. gate_up: a unit is 4 W rows (gate and up of two activation columns of one slot), a warp group's; units are dealt
+//      to the blocks in turn. Then each block asks L2 for the down rows it will stream in phase 4 (prefetchLines
+//      128-byte lines of each; 0 = none), or, built with MD_EARLY_PREFETCH, asks before gate_up, right after the routing.
+//      Or (downStage 1: right after the routing; 2: after gate_up) it copies the W rows of its first down item into
+//      shared memory (dynamic, sized by the host), so phase 4 reads them on chip;
 //   barrier;
 //   4. down and combine: an item is one token's C output columns; its warp groups take (slot, 4 columns) pairs, and
 //      the sums of the k slots are added per column in slot order, as Combine adds them.
@@ -30,7 +32,8 @@
 // Launch: MD_WARPS * 32 threads, cooperative (every block resident: the barriers wait for all), grid <= the blocks the
 // device holds at once. H % 8 == 0, I % 8 == 0, 16-byte aligned rows (checked on the host).
 // Build options: -DMD_PER_LANE=P (expert slots per lane of the routing: 1..16, 32 * P >= E), -DMD_CONTIGUOUS=0|1,
-// -DMD_UNROLL=1|2|4 (chunks of a W row a lane loads at once), -DMD_EARLY_PREFETCH (the down rows' prefetch timing).
+// -DMD_UNROLL=1|2|4 (chunks of a W row a lane loads at once), -DMD_EARLY_PREFETCH (the down rows' prefetch timing),
+// -DMD_BLOCKED_UNITS (gate_up's units in blocks of G a block, the first build's order: for A/B).
 // MD_TRACE (MOE_DECODE_TRACE=1, a diagnostic build): the entry takes a last argument trace: [blocks, MD_TRACE_STAMPS]
 //   u64, and thread 0 of each block writes %globaltimer (ns) after: the wait, the router phase, barrier 1, the routing,
 //   gate_up, the prefetch requests, barrier 2, the down phase. Without it the code is the same as before.
@@ -150,6 +153,36 @@ __device__ __forceinline__ void prefetch_kept(const void* p)
 #endif
 }
 
+// The down stage (MOE_DECODE_STAGE): the W rows of the block's first down item (phase 4), copied into shared memory
+// while the weights stream, so that phase 4 reads them on chip after barrier 2. Each lane copies the 16-byte chunks it
+// will sum itself (lane_dots' order), so its own wait is all the ordering it needs. cp.async on sm_80 and later.
+__device__ __forceinline__ void copy_16_async(void* shared, const void* global)
+{
+#if __CUDA_ARCH__ >= 800
+    const unsigned address = (unsigned)__cvta_generic_to_shared(shared);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(address), "l"(global) : "memory");
+#else
+    *reinterpret_cast<uint4*>(shared) = __ldg(reinterpret_cast<const uint4*>(global));
+#endif
+}
+
+__device__ __forceinline__ void wait_copies()
+{
+#if __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.wait_all;" ::: "memory");
+#endif
+}
+
+__device__ __forceinline__ uint4 load_shared(const void* p)
+{
+    uint4 v;
+    asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];"
+                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+                 : "r"((unsigned)__cvta_generic_to_shared(p))
+                 : "memory");
+    return v;
+}
+
 #ifndef MD_UNROLL
 #define MD_UNROLL 1 // 16-byte chunks of each gate_up W row a lane has in flight (MOE_DECODE_UNROLL=1|2|4)
 #endif
@@ -157,8 +190,9 @@ __device__ __forceinline__ void prefetch_kept(const void* p)
 // Lane sums of NW W rows against NX X rows over K (k / 8 chunks), the GEMV's order: chunks part * 32 + lane, then
 // + 32 * split; fmaf over the chunk's 8 elements in order. UNROLL chunks of each row are loaded before any is summed
 // (the same order of sums, more bytes in flight: gate_up takes MD_UNROLL, the short router and down phases 1). X rows come through the read-only path (the layer's input) or from L2
-// (X_WRITTEN: rows this launch wrote). A W row that is not live is not read (its sums stay 0).
-template <typename TIn, int NW, int NX, bool X_WRITTEN, int UNROLL = 1>
+// (X_WRITTEN: rows this launch wrote). W rows are in global memory, or (W_SHARED) the block's staged down rows, where
+// the lane finds the chunks it copied itself (stage_down). A W row that is not live is not read (its sums stay 0).
+template <typename TIn, int NW, int NX, bool X_WRITTEN, int UNROLL = 1, bool W_SHARED = false>
 __device__ __forceinline__ void lane_dots(const TIn* const (&w)[NW], const bool (&live)[NW], const TIn* x, long long xStride, int nx,
                                           int k, int part, int split, int lane, StreamPolicy policy, float (&acc)[NW][NX])
 {
@@ -177,7 +211,9 @@ __device__ __forceinline__ void lane_dots(const TIn* const (&w)[NW], const bool 
             const int c = base + u * stride;
 #pragma unroll
             for (int q = 0; q < NW; q++)
-                wv[u][q] = live[q] && c < chunks ? load_w(w[q] + 8 * c, policy) : make_uint4(0, 0, 0, 0);
+                wv[u][q] = !(live[q] && c < chunks) ? make_uint4(0, 0, 0, 0)
+                           : W_SHARED                  ? load_shared(w[q] + 8 * c)
+                                                       : load_w(w[q] + 8 * c, policy);
         }
 #pragma unroll
         for (int u = 0; u < UNROLL; u++)
@@ -230,13 +266,60 @@ __device__ __forceinline__ void prefetch_down(const TIn* __restrict__ down, cons
     }
 }
 
+// Shared row of (pair, q) in the stage: pair p of the item (round * groups + group) holds rows 4p .. 4p + 3.
+template <typename TIn>
+__device__ __forceinline__ void stage_down(TIn* stage, const TIn* __restrict__ down, const int* slotExpert, int tokens, int k, int hidden,
+                                           int inter, int downQuads, int split, int warp, int lane)
+{
+    const int columns = 4 * downQuads, itemsPerToken = (hidden + columns - 1) / columns;
+    const int item = blockIdx.x;
+    if (item >= tokens * itemsPerToken)
+        return;
+    const int t = item / itemsPerToken, c0 = (item % itemsPerToken) * columns;
+    const int groups = MD_WARPS / split, group = warp / split, part = warp % split;
+    const int pairs = k * downQuads, chunks = inter / 8;
+    for (int pair = group; pair < pairs; pair += groups)
+    {
+        const int j = pair / downQuads, quad = pair % downQuads;
+        const TIn* expertRows = down + (long long)slotExpert[t * k + j] * hidden * inter;
+#pragma unroll
+        for (int q = 0; q < MD_WROWS; q++)
+        {
+            const int col = c0 + 4 * quad + q;
+            if (col >= hidden)
+                continue;
+            const TIn* src = expertRows + (long long)col * inter;
+            TIn* dst = stage + (long long)(pair * MD_WROWS + q) * inter;
+            for (int c = part * 32 + lane; c < chunks; c += 32 * split)
+                copy_16_async(dst + 8 * c, src + 8 * c);
+        }
+    }
+}
+
 // The group's sums after lane_dots: each warp's butterfly into partial[warp], a block barrier, then lane r of the group's
 // first warp holds part-ordered totals (0 + part 0 + part 1 + ..., as the GEMV's epilogue adds them) in `sum`.
-// Every warp of the block calls it (it synchronises the block).
+// With split > 1 every warp of the block calls it (it synchronises the block); with split 1 it is warp-local.
 template <int NW, int NX>
 __device__ __forceinline__ void group_sums(const float (&acc)[NW][NX], int nx, float (&partial)[MD_WARPS][MD_WROWS][MD_MAX_TOKENS],
                                            int warp, int part, int split, int lane, float (&sum)[NW])
 {
+    if (split == 1) // a group is one warp: its butterfly is the total, with no shared memory and no block barrier
+    {
+#pragma unroll
+        for (int q = 0; q < NW; q++)
+        {
+            float mine = 0.0f;
+#pragma unroll
+            for (int r = 0; r < NX; r++)
+            {
+                const float v = r < nx ? warp_sum(acc[q][r]) : 0.0f;
+                if (lane == r)
+                    mine = v;
+            }
+            sum[q] = 0.0f + mine; // as below: 0 + part 0 (a -0 total becomes +0 there too)
+        }
+        return;
+    }
 #pragma unroll
     for (int q = 0; q < NW; q++)
 #pragma unroll
@@ -263,16 +346,29 @@ __device__ __forceinline__ void moe_decode(
     const TIn* __restrict__ down, const float* __restrict__ residual, float* logits, int* __restrict__ ids,
     float* __restrict__ weights, int* __restrict__ counts, TIn* act, float* __restrict__ out, unsigned* barrier,
     int tokens, int hidden, int inter, int experts, int k, int renormalize, int grouped, int groupCount, int topkGroups,
-    float scale, int routerSplit, int gateUpSplit, int downSplit, int downQuads, int prefetchLines MD_TRACE_PARAM)
+    float scale, int routerSplit, int gateUpSplit, int downSplit, int downQuads, int prefetchLines, int downStage MD_TRACE_PARAM)
 {
-    __shared__ float partial[MD_WARPS][MD_WROWS][MD_MAX_TOKENS];
-    __shared__ __align__(16) float stagedLogits[MD_MAX_TOKENS][MD_MAX_EXPERTS];
+    extern __shared__ __align__(16) unsigned char mdDynamic[]; // the down stage (downStage != 0): the host sized it
+    TIn* stage = reinterpret_cast<TIn*>(mdDynamic);
+    // The routing's logits and the expert phases' sums are never live together (barrier 1 and the routing's block barrier
+    // part them), so they share their bytes: the down stage's 48 KB a block still leaves 4 blocks an SM.
+    __shared__ __align__(16) union
+    {
+        float stagedLogits[MD_MAX_TOKENS][MD_MAX_EXPERTS];
+        struct
+        {
+            float partial[MD_WARPS][MD_WROWS][MD_MAX_TOKENS];
+            float slotSums[MD_MAX_K][4 * MD_MAX_QUADS];
+        } sums;
+    } scratch;
+    auto& stagedLogits = scratch.stagedLogits;
+    auto& partial = scratch.sums.partial;
+    auto& slotSums = scratch.sums.slotSums;
 #if !MD_CONTIGUOUS
     __shared__ float fallbackKeys[MD_MAX_TOKENS][MD_MAX_EXPERTS];
 #endif
     __shared__ int slotExpert[MD_MAX_TOKENS * MD_MAX_K];
     __shared__ float slotWeight[MD_MAX_TOKENS * MD_MAX_K];
-    __shared__ float slotSums[MD_MAX_K][4 * MD_MAX_QUADS];
 
     MD_STAMP(0); // the entry waited for the prior grid
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -293,7 +389,8 @@ __device__ __forceinline__ void moe_decode(
             group_sums<1, MD_MAX_TOKENS>(acc, tokens, partial, warp, part, split, lane, sum);
             if (part == 0 && lane < tokens && e < experts)
                 logits[(long long)lane * experts + e] = sum[0];
-            __syncthreads(); // partial is rewritten by the next item
+            if (split > 1)
+                __syncthreads(); // partial is rewritten by the next item
         }
     }
     MD_STAMP(1);
@@ -355,18 +452,31 @@ __device__ __forceinline__ void moe_decode(
     if (prefetchLines > 0)
         prefetch_down<TIn>(down, slotExpert, tokens, k, hidden, inter, columns, prefetchLines);
 #endif
+    if (downStage == 1) // early: the down rows stream with gate_up's, and are on chip when barrier 2 passes
+        stage_down<TIn>(stage, down, slotExpert, tokens, k, hidden, inter, downQuads, downSplit, warp, lane);
     MD_STAMP(3);
 
     // ---- 3. gate_up and SiLU-and-mul: unit u = slot u / pairs, activation columns 2 (u % pairs) and + 1 ----
+    // Units are dealt to the blocks in turn (unit u to block u % grid, its group (u / grid) % groups), so every block and
+    // SM streams the same bytes to within one unit; MD_BLOCKED_UNITS (MOE_DECODE_UNITS=blocked) gives block b units
+    // b * groups .. + groups - 1 as before, which left a quarter of Qwen3-30B-A3B's blocks idle at T = 1.
     {
         const int split = gateUpSplit, groups = MD_WARPS / split;
         const int group = warp / split, part = warp % split;
         const int pairs = (inter + 1) / 2;
         const StreamPolicy policy = stream_policy();
         const long long units = (long long)slots * pairs;
-        for (long long item = blockIdx.x; item * groups < units; item += gridDim.x)
+        for (long long step = 0;; step++)
         {
-            const long long unit = item * groups + group;
+#ifdef MD_BLOCKED_UNITS
+            const long long lead = (blockIdx.x + step * gridDim.x) * groups; // the block's first unit of the step
+            const long long unit = lead + group;
+#else
+            const long long lead = step * groups * gridDim.x + blockIdx.x;
+            const long long unit = lead + (long long)group * gridDim.x;
+#endif
+            if (lead >= units)
+                break;
             const bool real = unit < units;
             const int slot = real ? (int)(unit / pairs) : 0;
             const int col0 = real ? 2 * (int)(unit % pairs) : 0;
@@ -393,7 +503,8 @@ __device__ __forceinline__ void moe_decode(
                     if (col0 + j < inter)
                         row[col0 + j] = from_float<TIn>(gv_silu(sum[j]) * sum[2 + j]);
             }
-            __syncthreads();
+            if (split > 1)
+                __syncthreads();
         }
     }
 
@@ -403,9 +514,13 @@ __device__ __forceinline__ void moe_decode(
     if (prefetchLines > 0)
         prefetch_down<TIn>(down, slotExpert, tokens, k, hidden, inter, columns, prefetchLines);
 #endif
+    if (downStage == 2) // late: the down rows stream while the other blocks finish gate_up and the barrier
+        stage_down<TIn>(stage, down, slotExpert, tokens, k, hidden, inter, downQuads, downSplit, warp, lane);
     MD_STAMP(5);
     grid_barrier(barrier, 2 * gridDim.x);
     MD_STAMP(6);
+    if (downStage != 0)
+        wait_copies();
 
     // ---- 4. down and combine: item = token t, columns c0 .. c0 + C - 1; pair p = slot j (p / quads), quad p % quads ----
     {
@@ -422,6 +537,7 @@ __device__ __forceinline__ void moe_decode(
                 const int j = real ? pair / downQuads : 0, quad = real ? pair % downQuads : 0;
                 const int slot = t * k + j;
                 const TIn* expertRows = down + (long long)slotExpert[slot] * hidden * inter;
+                const bool staged = downStage != 0 && item == (int)blockIdx.x; // stage_down copied this item's rows
                 const TIn* w[MD_WROWS];
                 bool live[MD_WROWS];
 #pragma unroll
@@ -429,18 +545,25 @@ __device__ __forceinline__ void moe_decode(
                 {
                     const int col = c0 + 4 * quad + q;
                     live[q] = real && col < hidden;
-                    w[q] = expertRows + (long long)(live[q] ? col : 0) * inter;
+                    w[q] = staged ? stage + (long long)(pair * MD_WROWS + q) * inter : expertRows + (long long)(live[q] ? col : 0) * inter;
                 }
                 float acc[MD_WROWS][1];
-                lane_dots<TIn, MD_WROWS, 1, true>(w, live, act + (long long)slot * inter, inter, 1, inter, part, split, lane, StreamPolicy{0}, acc);
+                const TIn* xRow = act + (long long)slot * inter;
+                if (staged)
+                    lane_dots<TIn, MD_WROWS, 1, true, 1, true>(w, live, xRow, inter, 1, inter, part, split, lane, StreamPolicy{0}, acc);
+                else
+                    lane_dots<TIn, MD_WROWS, 1, true>(w, live, xRow, inter, 1, inter, part, split, lane, StreamPolicy{0}, acc);
                 float sum[MD_WROWS];
                 group_sums<MD_WROWS, 1>(acc, 1, partial, warp, part, split, lane, sum);
                 if (real && part == 0 && lane == 0)
 #pragma unroll
                     for (int q = 0; q < MD_WROWS; q++)
                         slotSums[j][4 * quad + q] = sum[q];
-                __syncthreads();
+                if (split > 1)
+                    __syncthreads(); // partial is rewritten by the next round
             }
+            if (split == 1)
+                __syncthreads(); // slotSums complete
             // Combine's order: the residual (or 0), then + weight * sum for slots 0 .. k - 1.
             if (threadIdx.x < columns && c0 + threadIdx.x < hidden)
             {
@@ -469,12 +592,12 @@ __device__ __forceinline__ void moe_decode(
         const TIN* x, const TIN* router, const float* bias, const TIN* gateUp, const TIN* down, const float* residual,          \
         float* logits, int* ids, float* weights, int* counts, TIN* act, float* out, unsigned* barrier, int tokens, int hidden,  \
         int inter, int experts, int k, int renormalize, int grouped, int groupCount, int topkGroups, float scale,              \
-        int routerSplit, int gateUpSplit, int downSplit, int downQuads, int prefetchLines MD_TRACE_PARAM)                       \
+        int routerSplit, int gateUpSplit, int downSplit, int downQuads, int prefetchLines, int downStage MD_TRACE_PARAM)        \
     {                                                                                                                           \
         moe_wait_prior_grid();                                                                                                  \
         moe_decode<TIN>(x, router, bias, gateUp, down, residual, logits, ids, weights, counts, act, out, barrier, tokens,      \
                         hidden, inter, experts, k, renormalize, grouped, groupCount, topkGroups, scale, routerSplit,            \
-                        gateUpSplit, downSplit, downQuads, prefetchLines MD_TRACE_ARG);                                         \
+                        gateUpSplit, downSplit, downQuads, prefetchLines, downStage MD_TRACE_ARG);                              \
     }
 
 MD_ENTRY(moe_decode_bf16, bf16)
