@@ -71,6 +71,29 @@ public class KernelLaunchTests
         Compare.Exact<float>([12f, 24f, 36f], y.ToArray(), "scaled_add under other options");
     }
 
+    /// <summary>
+    /// 8 KB static + 44 KB dynamic shared memory: past the 48 KB a function gets without opting in, though the dynamic
+    /// part alone is under it. The occupancy query and the launch both opt in first (the fused decode's down stage needs it).
+    /// </summary>
+    [Fact]
+    public void StaticAndDynamicSharedMemoryPastFortyEightKilobytesLaunch()
+    {
+        var gpu = (CudaAccelerator)TestDevices.Get("cuda:0");
+        const int N = 11 * 1024; // 44 KB of floats
+        var values = TestData.Uniform(TestData.NewRandom(out int seed), N);
+        using var input = gpu.Upload<float>(values);
+        using var output = gpu.Allocate<float>(N);
+        TestData.Poison(output);
+        var kernel = gpu.LoadKernel(ScaledAdd, "reverse_through_shared_f32");
+        Assert.Equal(8 * 1024, kernel.StaticSharedBytes);
+        Assert.True(kernel.MaxActiveBlocksPerSm(256, N * sizeof(float)) >= 1, "the occupancy of 8 KB static + 44 KB dynamic");
+        kernel.Launch((CudaStream)gpu.DefaultStream, 1, 256, N * sizeof(float), input, output, N);
+        var expected = new float[N];
+        for (int i = 0; i < N; i++)
+            expected[i] = values[N - 1 - i] + i % 2048;
+        Compare.Exact<float>(expected, output.ToArray(), $"through 52 KB of shared memory, seed {seed}");
+    }
+
     [Fact]
     public void LaunchesRejectBuffersOfOtherDevicesAndOversizedBlocks()
     {

@@ -52,7 +52,8 @@ public sealed class MoeDecodeTests
         using var act = a.Allocate(DType.BF16, T * K * I);
         using var output = a.Allocate<float>(T * H);
         using var shortOutput = a.Allocate<float>(T * H - 1);
-        using var barrier = a.Allocate<int>(1);
+        using var barrier = a.Allocate<int>(MoeDecode.BarrierInts);
+        using var shortBarrier = a.Allocate<int>(1);
         var routing = TopKRoutingOptions.Softmax(K);
         var e1 = Assert.Throws<ArgumentException>(() => MoeDecode.Run(hidden, router, gateUp, downF16, T, H, I, E, routing, logits, ids, weights, counts, act, output, barrier));
         Assert.Contains("down", e1.Message);
@@ -63,6 +64,8 @@ public sealed class MoeDecodeTests
         var e4 = Assert.ThrowsAny<ArgumentException>(() => MoeDecode.Run(hidden, router, gateUp, down, T, H, I, E,
             TopKRoutingOptions.DeepSeek(K, 3, 1, 1f, null), logits, ids, weights, counts, act, output, barrier));
         Assert.Contains("GroupCount", e4.Message);
+        var e5 = Assert.ThrowsAny<ArgumentException>(() => MoeDecode.Run(hidden, router, gateUp, down, T, H, I, E, routing, logits, ids, weights, counts, act, output, shortBarrier));
+        Assert.Contains("barrier", e5.Message);
     }
 
     [Fact]
@@ -114,9 +117,16 @@ public sealed class MoeDecodeTests
         Assert.Equal(DecodeStage.Late, MoeDecodeSwitch.ParseStage("Late"));
         Assert.Equal(DecodeStage.Off, MoeDecodeSwitch.ParseStage("off"));
         Assert.Contains("MOE_DECODE_STAGE", Assert.Throws<ArgumentException>(() => MoeDecodeSwitch.ParseStage("smem")).Message);
-        Assert.False(MoeDecodeSwitch.ParseBlockedUnits(null));
-        Assert.True(MoeDecodeSwitch.ParseBlockedUnits("blocked"));
-        Assert.Contains("MOE_DECODE_UNITS", Assert.Throws<ArgumentException>(() => MoeDecodeSwitch.ParseBlockedUnits("1")).Message);
+        Assert.Equal(DecodeUnits.Blocked, MoeDecodeSwitch.ParseUnits(null));
+        Assert.Equal(DecodeUnits.Spread, MoeDecodeSwitch.ParseUnits("Spread"));
+        Assert.Equal(DecodeUnits.Interleaved, MoeDecodeSwitch.ParseUnits("interleaved"));
+        Assert.Contains("MOE_DECODE_UNITS", Assert.Throws<ArgumentException>(() => MoeDecodeSwitch.ParseUnits("1")).Message);
+        Assert.False(MoeDecodeSwitch.ParseReleaseWord(null));
+        Assert.True(MoeDecodeSwitch.ParseReleaseWord("release"));
+        Assert.Contains("MOE_DECODE_BARRIER", Assert.Throws<ArgumentException>(() => MoeDecodeSwitch.ParseReleaseWord("flag")).Message);
+        Assert.Equal(0, MoeDecodeSwitch.ParsePollNs(null));
+        Assert.Equal(100, MoeDecodeSwitch.ParsePollNs("100"));
+        Assert.Contains("MOE_DECODE_POLL_NS", Assert.Throws<ArgumentException>(() => MoeDecodeSwitch.ParsePollNs("-1")).Message);
     }
 
     [Fact]
@@ -137,15 +147,15 @@ public sealed class MoeDecodeTests
 
     /// <summary>Every build the host can ask for compiles (CI's NVRTC: the default build alone is in NvrtcTests).</summary>
     [Theory]
-    [InlineData(1, false, 1, false, false, false)]
-    [InlineData(2, true, 1, false, false, true)]
-    [InlineData(4, true, 2, true, false, false)]
-    [InlineData(8, true, 4, false, true, true)]
-    [InlineData(16, false, 2, true, true, false)]
-    public void EveryBuildCompiles(int perLane, bool contiguous, int unroll, bool early, bool traced, bool blocked)
+    [InlineData(1, false, 1, false, false, DecodeUnits.Blocked, false, 0)]
+    [InlineData(2, true, 1, false, false, DecodeUnits.Spread, true, 0)]
+    [InlineData(4, true, 2, true, false, DecodeUnits.Interleaved, false, 100)]
+    [InlineData(8, true, 4, false, true, DecodeUnits.Spread, true, 50)]
+    [InlineData(16, false, 2, true, true, DecodeUnits.Blocked, false, 0)]
+    public void EveryBuildCompiles(int perLane, bool contiguous, int unroll, bool early, bool traced, DecodeUnits units, bool release, int pollNs)
     {
         MoeRuntime.Tests.Accelerators.NvrtcTests.RequireNvrtc();
-        var plan = new MoeDecode.Plan(8, 1, 1, 1, 12, perLane, contiguous, unroll, early, BlockedUnits: blocked);
+        var plan = new MoeDecode.Plan(8, 1, 1, 1, 12, perLane, contiguous, unroll, early, Units: units, ReleaseWord: release, PollNs: pollNs);
         var source = MoeRuntime.Accelerators.Nvrtc.KernelSource.FromResource(typeof(MoeDecode).Assembly, "moe_decode.cu");
         string ptx = MoeRuntime.Accelerators.Nvrtc.NvrtcCompiler.CompileToPtx(source, MoeRuntime.Accelerators.Nvrtc.NvrtcCompiler.DefaultOptions("sm_90", plan.BuildOptions(traced)));
         Assert.Contains(".entry moe_decode_bf16", ptx);

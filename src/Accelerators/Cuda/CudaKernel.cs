@@ -8,7 +8,7 @@ public sealed class CudaKernel
 {
     private readonly CudaAccelerator _accelerator;
     private readonly nint _function;
-    private int _dynamicSharedLimit = 48 * 1024;
+    private int _dynamicSharedLimit = -1; // the function's MaxDynamicSharedSizeBytes (48 KB less its static bytes), read on first need
 
     internal CudaKernel(CudaAccelerator accelerator, string name, nint function, bool waitsForPriorGrid)
     {
@@ -109,11 +109,15 @@ public sealed class CudaKernel
     /// <summary>Raises the function's dynamic shared memory limit to <paramref name="bytes"/> where it is lower (the context is bound).</summary>
     private void AllowDynamicShared(int bytes)
     {
+        if (bytes <= 0)
+            return;
+        if (_dynamicSharedLimit < 0)
+            _dynamicSharedLimit = Attribute(CudaFunctionAttribute.MaxDynamicSharedSizeBytes);
         if (bytes <= _dynamicSharedLimit)
             return;
-        int optin = _accelerator.Info.MaxSharedMemoryPerBlockOptin;
-        if (bytes > optin)
-            throw new ArgumentOutOfRangeException("dynamicSharedBytes", $"{Name}: {bytes} bytes of shared memory; the device allows {optin}");
+        int optin = _accelerator.Info.MaxSharedMemoryPerBlockOptin, fixedBytes = StaticSharedBytes;
+        if (fixedBytes + bytes > optin)
+            throw new ArgumentOutOfRangeException("dynamicSharedBytes", $"{Name}: {bytes} bytes of dynamic shared memory beside {fixedBytes} static; the device allows {optin} a block");
         CudaCheck.ThrowIfFailed(CudaDriver.cuFuncSetAttribute(_function, CudaFunctionAttribute.MaxDynamicSharedSizeBytes, bytes), $"cuFuncSetAttribute({Name}, MaxDynamicSharedSizeBytes)");
         _dynamicSharedLimit = bytes;
     }

@@ -22,6 +22,9 @@ public static class MoeDecode
     /// <summary>Choices per token (MD_MAX_K).</summary>
     public const int MaxTopK = 16;
 
+    /// <summary>Ints of the grid barrier's buffer: the arrival counter and, 128 bytes on, the release word.</summary>
+    public const int BarrierInts = 64;
+
     /// <summary>Experts (16 slots a lane of the routing warp).</summary>
     public const int MaxExperts = 512;
 
@@ -53,7 +56,7 @@ public static class MoeDecode
     /// <paramref name="output"/> [T, H] F32 = residual + sum over the k choices of weight x down(silu(gate . x) * (up . x)).
     /// Writes <paramref name="logits"/> [T, E], <paramref name="ids"/> and <paramref name="weights"/> [T, k],
     /// <paramref name="counts"/> [E] as the router GEMM and TopKRouting do; <paramref name="activation"/> [T * k, I] is
-    /// scratch (slot order). <paramref name="barrier"/>: one int, zero, left zero (CUDA only; the CPU ignores it).
+    /// scratch (slot order). <paramref name="barrier"/>: <see cref="BarrierInts"/> ints, zero, left zero (CUDA only; the CPU ignores it).
     /// </summary>
     public static void Run(MemoryBuffer hidden, MemoryBuffer router, MemoryBuffer gateUp, MemoryBuffer down, int tokens, int hiddenSize,
         int intermediate, int experts, TopKRoutingOptions routing, MemoryBuffer<float> logits, MemoryBuffer<int> ids, MemoryBuffer<float> weights,
@@ -78,7 +81,7 @@ public static class MoeDecode
         TopKRouting.Validate(logits, tokens, experts, routing, ids, weights, counts);
         HostRows.Check(activation, accelerator, slots * intermediate, nameof(activation));
         HostRows.Check(output, accelerator, (long)tokens * hiddenSize, nameof(output));
-        HostRows.Check(barrier, accelerator, 1, nameof(barrier));
+        HostRows.Check(barrier, accelerator, BarrierInts, nameof(barrier));
         if (residual is not null)
             HostRows.Check(residual, accelerator, (long)tokens * hiddenSize, nameof(residual));
         var s = stream ?? accelerator.DefaultStream;
@@ -115,22 +118,22 @@ public static class MoeDecode
     /// asked; <see cref="StageBytes"/> is the down stage a launch took (0: none; it needs the device's occupancy).
     /// </summary>
     internal readonly record struct Plan(int RouterSplit, int GateUpSplit, int DownSplit, int DownQuads, int PrefetchLines, int PerLane, bool Contiguous,
-                                         int Unroll = 1, bool EarlyPrefetch = false, DecodeStage Stage = DecodeStage.Off, bool BlockedUnits = false,
-                                         int StageBytes = 0)
+                                         int Unroll = 1, bool EarlyPrefetch = false, DecodeStage Stage = DecodeStage.Off, DecodeUnits Units = DecodeUnits.Blocked,
+                                         int StageBytes = 0, bool ReleaseWord = false, int PollNs = 0)
     {
         /// <summary>The build's compile options, made once per build (a launch looks them up: no strings on the call path).</summary>
         public string[] BuildOptions(bool traced) =>
-            s_buildOptions.GetOrAdd((PerLane, Contiguous, Unroll, EarlyPrefetch, BlockedUnits, traced), b =>
+            s_buildOptions.GetOrAdd((PerLane, Contiguous, Unroll, EarlyPrefetch, Units, ReleaseWord, PollNs, traced), b =>
             [
                 $"-DMD_PER_LANE={b.PerLane}", $"-DMD_CONTIGUOUS={(b.Contiguous ? 1 : 0)}", $"-DMD_UNROLL={b.Unroll}",
-                .. b.Early ? (string[])["-DMD_EARLY_PREFETCH"] : [], .. b.Blocked ? (string[])["-DMD_BLOCKED_UNITS"] : [],
+                .. b.Early ? (string[])["-DMD_EARLY_PREFETCH"] : [], $"-DMD_UNITS={(int)b.Units}", $"-DMD_BARRIER={(b.Release ? 1 : 0)}", $"-DMD_POLL_NS={b.PollNs}",
                 .. b.Traced ? (string[])["-DMD_TRACE"] : [],
             ]);
 
         /// <summary>Bytes of shared memory the W rows of one down item take: k x (4 x quads) rows of I elements.</summary>
         public int StageBytesFor(int topK, int intermediate, int elementBytes) => topK * DownQuads * 4 * intermediate * elementBytes;
 
-        private static readonly System.Collections.Concurrent.ConcurrentDictionary<(int PerLane, bool Contiguous, int Unroll, bool Early, bool Blocked, bool Traced), string[]> s_buildOptions = new();
+        private static readonly System.Collections.Concurrent.ConcurrentDictionary<(int PerLane, bool Contiguous, int Unroll, bool Early, DecodeUnits Units, bool Release, int PollNs, bool Traced), string[]> s_buildOptions = new();
     }
 
     /// <summary>
@@ -139,14 +142,17 @@ public static class MoeDecode
     /// </summary>
     public static bool TraceRequested { get; } = Environment.GetEnvironmentVariable("MOE_DECODE_TRACE") == "1";
 
-    /// <summary>Stamps a block of the traced build (MD_TRACE_STAMPS): after the wait, router, barrier 1, routing, gate_up, prefetch, barrier 2, down.</summary>
-    public const int TraceStamps = 8;
+    /// <summary>Stamps a block of the traced build (MD_TRACE_STAMPS): after the wait, router, barrier 1, routing, gate_up, prefetch, barrier 2, the stage's wait, down.</summary>
+    public const int TraceStamps = 9;
 
     /// <summary>Where traced launches write: [blocks, <see cref="TraceStamps"/>] (at least that long), or null: no trace.</summary>
     public static MemoryBuffer<long>? TraceBuffer { get; set; }
 
     /// <summary>Blocks of the last traced launch.</summary>
     public static int TracedBlocks { get; private set; }
+
+    /// <summary>Shared memory a block of the last traced launch took for its down stage (0: none).</summary>
+    public static int TracedStageBytes { get; private set; }
 
     internal static Plan PlanFor(MemoryBuffer logits, int tokens, int hiddenSize, int intermediate, int experts, TopKRoutingOptions routing, int? prefetchLines = null)
     {
@@ -161,7 +167,7 @@ public static class MoeDecode
             perLane *= 2;
         bool contiguous = TopKRouting.UsesContiguousLayout(logits, experts, perLane, routing);
         return new Plan(routerSplit, gateUpSplit, downSplit, downQuads, prefetchLines ?? PrefetchLinesFor(tokens, routing.TopK, hiddenSize, intermediate),
-            perLane, contiguous, MoeDecodeSwitch.Unroll, MoeDecodeSwitch.Prefetch == DecodePrefetch.Early, MoeDecodeSwitch.Stage, MoeDecodeSwitch.BlockedUnits);
+            perLane, contiguous, MoeDecodeSwitch.Unroll, MoeDecodeSwitch.Prefetch == DecodePrefetch.Early, MoeDecodeSwitch.Stage, MoeDecodeSwitch.Units, ReleaseWord: MoeDecodeSwitch.ReleaseWord, PollNs: MoeDecodeSwitch.PollNs);
     }
 
     /// <summary>
@@ -217,6 +223,6 @@ public static class MoeDecode
             plan.RouterSplit, plan.GateUpSplit, plan.DownSplit, plan.DownQuads, plan.PrefetchLines, downStage, trace];
         kernel.LaunchCooperative(stream, new Dim3((uint)blocks, 1, 1), new Dim3(Warps * 32, 1, 1), stageBytes, trace is null ? args[..^1] : args);
         if (trace is not null)
-            TracedBlocks = blocks;
+            (TracedBlocks, TracedStageBytes) = (blocks, stageBytes);
     }
 }

@@ -8,8 +8,9 @@ namespace MoeRuntime.Kernels.Decode;
 /// (default 1): 16-byte chunks of each gate_up W row a lane loads at once. MOE_DECODE_BLOCKS_PER_SM=1..8 (unset: as many as
 /// the SM holds) caps the grid, for A/B runs. MOE_DECODE_STAGE=early|late|off (default early): when a block copies the W
 /// rows of its down item into shared memory, where they fit (<see cref="DecodeStage"/>); off leaves them to the L2
-/// prefetch. MOE_DECODE_UNITS=interleaved|blocked (default interleaved): how gate_up's units are dealt to the blocks.
-/// Read once, on first use; a bad value is the ArgumentException naming it.
+/// prefetch. MOE_DECODE_UNITS=blocked|spread|interleaved (default blocked): which block takes which of gate_up's units (<see cref="DecodeUnits"/>).
+/// MOE_DECODE_BARRIER=counter|release (default counter): the grid barrier's blocks poll the arrival counter, or a release
+/// word the last arrival sets; MOE_DECODE_POLL_NS=0..2000 (default 0): a pause between polls. Read once, on first use; a bad value is the ArgumentException naming it.
 /// </summary>
 public static class MoeDecodeSwitch
 {
@@ -19,6 +20,8 @@ public static class MoeDecodeSwitch
     public const string UnrollVariableName = "MOE_DECODE_UNROLL";
     public const string StageVariableName = "MOE_DECODE_STAGE";
     public const string UnitsVariableName = "MOE_DECODE_UNITS";
+    public const string BarrierVariableName = "MOE_DECODE_BARRIER";
+    public const string PollVariableName = "MOE_DECODE_POLL_NS";
 
     /// <summary>Tokens up to which "on" fuses.</summary>
     public const int DefaultMaxTokens = 1;
@@ -42,8 +45,14 @@ public static class MoeDecodeSwitch
     /// <summary>When a block copies its down item's W rows into shared memory (early when unset).</summary>
     public static DecodeStage Stage => StageSetting.Value;
 
-    /// <summary>Gate_up's units in blocks of a block's warp groups (the first build's order), not dealt in turn.</summary>
-    public static bool BlockedUnits => UnitsSetting.Value;
+    /// <summary>Which block takes which of gate_up's units.</summary>
+    public static DecodeUnits Units => UnitsSetting.Value;
+
+    /// <summary>The grid barrier's waiters poll a release word the last arrival sets, not the arrival counter.</summary>
+    public static bool ReleaseWord => BarrierSetting.Value;
+
+    /// <summary>Nanoseconds between a waiter's polls (0: none).</summary>
+    public static int PollNs => PollSetting.Value;
 
     /// <summary>Blocks an SM the grid may hold at most (0: what the occupancy allows).</summary>
     public static int BlocksPerSm => BlocksSetting.Value;
@@ -53,7 +62,23 @@ public static class MoeDecodeSwitch
     private static readonly EnvironmentSetting<DecodePrefetch> PrefetchSetting = new(PrefetchVariableName, ParsePrefetch);
     private static readonly EnvironmentSetting<int> UnrollSetting = new(UnrollVariableName, ParseUnroll);
     private static readonly EnvironmentSetting<DecodeStage> StageSetting = new(StageVariableName, ParseStage);
-    private static readonly EnvironmentSetting<bool> UnitsSetting = new(UnitsVariableName, ParseBlockedUnits);
+    private static readonly EnvironmentSetting<DecodeUnits> UnitsSetting = new(UnitsVariableName, ParseUnits);
+    private static readonly EnvironmentSetting<bool> BarrierSetting = new(BarrierVariableName, ParseReleaseWord);
+    private static readonly EnvironmentSetting<int> PollSetting = new(PollVariableName, ParsePollNs);
+
+    internal static bool ParseReleaseWord(string? value) => value?.Trim().ToLowerInvariant() switch
+    {
+        null or "" or "counter" => false,
+        "release" => true,
+        _ => throw new ArgumentException($"{BarrierVariableName}='{value}': expected counter (the waiters poll the arrival counter) or release (a word the last arrival sets)"),
+    };
+
+    internal static int ParsePollNs(string? value) => value?.Trim() switch
+    {
+        null or "" => 0,
+        var s when int.TryParse(s, out int n) && n is >= 0 and <= 2000 => n,
+        _ => throw new ArgumentException($"{PollVariableName}='{value}': expected 0..2000 nanoseconds between a grid barrier's polls"),
+    };
 
     internal static DecodeStage ParseStage(string? value) => value?.Trim().ToLowerInvariant() switch
     {
@@ -63,11 +88,12 @@ public static class MoeDecodeSwitch
         _ => throw new ArgumentException($"{StageVariableName}='{value}': expected early (the down rows copied on chip right after the routing), late (after gate_up) or off"),
     };
 
-    internal static bool ParseBlockedUnits(string? value) => value?.Trim().ToLowerInvariant() switch
+    internal static DecodeUnits ParseUnits(string? value) => value?.Trim().ToLowerInvariant() switch
     {
-        null or "" or "interleaved" => false,
-        "blocked" => true,
-        _ => throw new ArgumentException($"{UnitsVariableName}='{value}': expected interleaved (gate_up's units dealt to the blocks in turn) or blocked"),
+        null or "" or "blocked" => DecodeUnits.Blocked,
+        "spread" => DecodeUnits.Spread,
+        "interleaved" => DecodeUnits.Interleaved,
+        _ => throw new ArgumentException($"{UnitsVariableName}='{value}': expected blocked, spread or interleaved (which block takes which of gate_up's units)"),
     };
 
     internal static int Parse(string? value) => value?.Trim().ToLowerInvariant() switch
@@ -126,4 +152,17 @@ public enum DecodeStage
 
     /// <summary>After the block's gate_up units, before barrier 2.</summary>
     Late,
+}
+
+/// <summary>Which block of the fused decode kernel takes which of gate_up's units (4 W rows a warp group), MD_UNITS.</summary>
+public enum DecodeUnits
+{
+    /// <summary>Block b units b x G .. b x G + G - 1 (G warp groups a block), then the same a grid further.</summary>
+    Blocked = 0,
+
+    /// <summary>Block b the contiguous range [b x units / grid, (b + 1) x units / grid): the same count a block, within one.</summary>
+    Spread = 1,
+
+    /// <summary>Unit u to block u mod grid: balanced, but a block's warps read rows of many experts at once.</summary>
+    Interleaved = 2,
 }

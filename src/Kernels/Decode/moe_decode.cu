@@ -10,14 +10,15 @@
 //   ids, weights: [T, k]    written by block 0, as TopKRouting writes them; counts [E] I32 too (tokens per expert)
 //   act:      [T * k, I]    scratch (slot order: row t * k + j is token t's j-th choice), the activation in the dtype
 //   out:      [T, H] F32    out[t] = residual[t] + sum_j weights[t, j] * down_{ids[t, j]}(act[t * k + j])
-//   barrier:  one U32, zero before the launch; the launch leaves it zero (zero it once, when it is allocated)
+//   barrier:  64 U32 (the arrival counter, and a release word 128 bytes on), zero before the launch; the launch leaves
+//             them zero (zero them once, when they are allocated)
 // Phases (blocks stride over the items of each; every block routes every token itself, so phase 2 needs no barrier):
 //   1. router: an item is G = MD_WARPS / routerSplit router rows, a warp group each, every token's row against it;
 //   barrier;
 //   2. routing: warp t routes token t from the logits staged in shared memory (route_token or route_tokens_contiguous:
 //      the layout TopKRouting picks, MD_CONTIGUOUS), so every block holds every token's ids and weights;
-//   3. gate_up: a unit is 4 W rows (gate and up of two activation columns of one slot), a warp group's; units are dealt
-//      to the blocks in turn. Then each block asks L2 for the down rows it will stream in phase 4 (prefetchLines
+//   3. gate_up: a unit is 4 W rows (gate and up of two activation columns of one slot), a warp group's (MD_UNITS says
+//      which block takes which). Then each block asks L2 for the down rows it will stream in phase 4 (prefetchLines
 //      128-byte lines of each; 0 = none), or, built with MD_EARLY_PREFETCH, asks before gate_up, right after the routing.
 //      Or (downStage 1: right after the routing; 2: after gate_up) it copies the W rows of its first down item into
 //      shared memory (dynamic, sized by the host), so phase 4 reads them on chip;
@@ -33,10 +34,11 @@
 // device holds at once. H % 8 == 0, I % 8 == 0, 16-byte aligned rows (checked on the host).
 // Build options: -DMD_PER_LANE=P (expert slots per lane of the routing: 1..16, 32 * P >= E), -DMD_CONTIGUOUS=0|1,
 // -DMD_UNROLL=1|2|4 (chunks of a W row a lane loads at once), -DMD_EARLY_PREFETCH (the down rows' prefetch timing),
-// -DMD_BLOCKED_UNITS (gate_up's units in blocks of G a block, the first build's order: for A/B).
+// -DMD_UNITS=0|1|2 (how gate_up's units are given to the blocks: see phase 3), -DMD_BARRIER=0|1 and -DMD_POLL_NS=N
+// (grid_barrier's waiting).
 // MD_TRACE (MOE_DECODE_TRACE=1, a diagnostic build): the entry takes a last argument trace: [blocks, MD_TRACE_STAMPS]
 //   u64, and thread 0 of each block writes %globaltimer (ns) after: the wait, the router phase, barrier 1, the routing,
-//   gate_up, the prefetch requests, barrier 2, the down phase. Without it the code is the same as before.
+//   gate_up, the prefetch requests (or the late stage's copies), barrier 2, the stage's wait, the down phase. Without it the code is the same as before.
 // dependent-launch: every entry calls moe_wait_prior_grid() first (moe_common.cuh).
 #include "moe_common.cuh"
 #include "unpack8.cuh"
@@ -55,9 +57,13 @@
 #define MD_CONTIGUOUS 1
 #endif
 #define MD_MAX_EXPERTS (32 * MD_PER_LANE)
+#define MD_MIN_BLOCKS 4 // blocks an SM: 64 registers a thread at most, so the grid holds 4 x 132 blocks on an H100/H200
+#ifndef MD_UNITS
+#define MD_UNITS 0 // gate_up's units to blocks: 0 blocked, 1 spread, 2 dealt in turn (phase 3)
+#endif
 
 #ifdef MD_TRACE
-#define MD_TRACE_STAMPS 8
+#define MD_TRACE_STAMPS 9
 #define MD_TRACE_PARAM , unsigned long long* __restrict__ mdTrace
 #define MD_TRACE_ARG , mdTrace
 #define MD_STAMP(slot) md_stamp(mdTrace, slot)
@@ -91,18 +97,46 @@ __device__ __forceinline__ float load_written_f32(const float* p)
     return v;
 }
 
-// Every block arrives, then waits until `target` arrivals (gridDim.x times the barriers passed so far) are in.
-__device__ __forceinline__ void grid_barrier(unsigned* counter, unsigned target)
+#ifndef MD_BARRIER
+#define MD_BARRIER 0 // 0: every block polls the arrival counter; 1: the last arrival raises a release word a line away
+#endif
+#ifndef MD_POLL_NS
+#define MD_POLL_NS 0 // a pause between polls (ns): fewer requests at the word's L2 slice while the last blocks arrive
+#endif
+#define MD_RELEASE_OFFSET 32 // the release word: 128 bytes past the counter (MoeDecode.BarrierInts = 64)
+
+__device__ __forceinline__ void poll_until(const unsigned* word, unsigned target)
+{
+    unsigned seen;
+    for (;;)
+    {
+        asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(seen) : "l"(word) : "memory");
+        if (seen >= target)
+            break;
+#if MD_POLL_NS > 0
+        __nanosleep(MD_POLL_NS);
+#endif
+    }
+}
+
+// Every block arrives, then waits until `target` arrivals (gridDim.x times the barriers passed so far) are in: by
+// polling the counter (MD_BARRIER 0), or the release word, which the last arrival sets to `generation` (1, 2).
+__device__ __forceinline__ void grid_barrier(unsigned* counter, unsigned target, unsigned generation)
 {
     __syncthreads();
     if (threadIdx.x == 0)
     {
         __threadfence(); // this block's writes before its arrival
+#if MD_BARRIER == 1
+        unsigned* release = counter + MD_RELEASE_OFFSET;
+        if (atomicAdd(counter, 1u) == target - 1) // the last: every other arrival, and the writes fenced before it, are in
+            asm volatile("st.release.gpu.global.u32 [%0], %1;" ::"l"(release), "r"(generation) : "memory");
+        else
+            poll_until(release, generation);
+#else
         atomicAdd(counter, 1u);
-        unsigned seen;
-        do
-            asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(seen) : "l"(counter) : "memory");
-        while (seen < target);
+        poll_until(counter, target);
+#endif
         __threadfence();
     }
     __syncthreads();
@@ -394,7 +428,7 @@ __device__ __forceinline__ void moe_decode(
         }
     }
     MD_STAMP(1);
-    grid_barrier(barrier, gridDim.x);
+    grid_barrier(barrier, gridDim.x, 1);
     MD_STAMP(2);
 
     // ---- 2. Routing, in every block: stage the logits, warp t routes token t ----
@@ -457,27 +491,36 @@ __device__ __forceinline__ void moe_decode(
     MD_STAMP(3);
 
     // ---- 3. gate_up and SiLU-and-mul: unit u = slot u / pairs, activation columns 2 (u % pairs) and + 1 ----
-    // Units are dealt to the blocks in turn (unit u to block u % grid, its group (u / grid) % groups), so every block and
-    // SM streams the same bytes to within one unit; MD_BLOCKED_UNITS (MOE_DECODE_UNITS=blocked) gives block b units
-    // b * groups .. + groups - 1 as before, which left a quarter of Qwen3-30B-A3B's blocks idle at T = 1.
+    // Which block takes which units (MD_UNITS, MOE_DECODE_UNITS): 0 blocked, block b units b * groups .. + groups - 1,
+    // then + grid * groups (at T = 1 Qwen3-30B-A3B's 3072 units fill 384 of 512 blocks); 1 spread, block b the
+    // contiguous range [b * units / grid, (b + 1) * units / grid) (6 each); 2 dealt in turn, unit u to block u % grid
+    // (balanced too, but a block's warps then read rows of up to 8 experts at once).
     {
         const int split = gateUpSplit, groups = MD_WARPS / split;
         const int group = warp / split, part = warp % split;
         const int pairs = (inter + 1) / 2;
         const StreamPolicy policy = stream_policy();
         const long long units = (long long)slots * pairs;
+#if MD_UNITS == 1
+        const long long end = (blockIdx.x + 1) * units / gridDim.x;
+#else
+        const long long end = units;
+#endif
         for (long long step = 0;; step++)
         {
-#ifdef MD_BLOCKED_UNITS
+#if MD_UNITS == 0
             const long long lead = (blockIdx.x + step * gridDim.x) * groups; // the block's first unit of the step
+            const long long unit = lead + group;
+#elif MD_UNITS == 1
+            const long long lead = blockIdx.x * units / gridDim.x + step * groups;
             const long long unit = lead + group;
 #else
             const long long lead = step * groups * gridDim.x + blockIdx.x;
             const long long unit = lead + (long long)group * gridDim.x;
 #endif
-            if (lead >= units)
+            if (lead >= end)
                 break;
-            const bool real = unit < units;
+            const bool real = unit < end;
             const int slot = real ? (int)(unit / pairs) : 0;
             const int col0 = real ? 2 * (int)(unit % pairs) : 0;
             const TIn* expertRows = gateUp + (long long)slotExpert[slot] * 2 * inter * hidden;
@@ -517,10 +560,11 @@ __device__ __forceinline__ void moe_decode(
     if (downStage == 2) // late: the down rows stream while the other blocks finish gate_up and the barrier
         stage_down<TIn>(stage, down, slotExpert, tokens, k, hidden, inter, downQuads, downSplit, warp, lane);
     MD_STAMP(5);
-    grid_barrier(barrier, 2 * gridDim.x);
+    grid_barrier(barrier, 2 * gridDim.x, 2);
     MD_STAMP(6);
     if (downStage != 0)
         wait_copies();
+    MD_STAMP(7);
 
     // ---- 4. down and combine: item = token t, columns c0 .. c0 + C - 1; pair p = slot j (p / quads), quad p % quads ----
     {
@@ -577,18 +621,23 @@ __device__ __forceinline__ void moe_decode(
         }
     }
 
-    MD_STAMP(7);
-    // A third arrival: the block that completes it resets the counter (every block has left both barriers by then).
+    MD_STAMP(8);
+    // A third arrival: the block that completes it resets the words (every block has left both barriers by then).
     if (threadIdx.x == 0)
     {
         const unsigned before = atomicAdd(barrier, 1u);
         if (before == 3 * gridDim.x - 1)
+        {
+#if MD_BARRIER == 1
+            atomicExch(barrier + MD_RELEASE_OFFSET, 0u);
+#endif
             atomicExch(barrier, 0u);
+        }
     }
 }
 
 #define MD_ENTRY(NAME, TIN)                                                                                                     \
-    extern "C" __global__ void __launch_bounds__(MD_WARPS * 32) NAME(                                                           \
+    extern "C" __global__ void __launch_bounds__(MD_WARPS * 32, MD_MIN_BLOCKS) NAME(                                            \
         const TIN* x, const TIN* router, const float* bias, const TIN* gateUp, const TIN* down, const float* residual,          \
         float* logits, int* ids, float* weights, int* counts, TIN* act, float* out, unsigned* barrier, int tokens, int hidden,  \
         int inter, int experts, int k, int renormalize, int grouped, int groupCount, int topkGroups, float scale,              \
