@@ -113,7 +113,8 @@ public sealed class MoeDecodeTests
         Assert.Equal(1, MoeDecodeSwitch.ParseUnroll(null));
         Assert.Equal(4, MoeDecodeSwitch.ParseUnroll("4"));
         Assert.Contains("MOE_DECODE_UNROLL", Assert.Throws<ArgumentException>(() => MoeDecodeSwitch.ParseUnroll("3")).Message);
-        Assert.Equal(DecodeStage.Early, MoeDecodeSwitch.ParseStage(null));
+        Assert.Equal(DecodeStage.Off, MoeDecodeSwitch.ParseStage(null));
+        Assert.Equal(DecodeStage.Early, MoeDecodeSwitch.ParseStage("early"));
         Assert.Equal(DecodeStage.Late, MoeDecodeSwitch.ParseStage("Late"));
         Assert.Equal(DecodeStage.Off, MoeDecodeSwitch.ParseStage("off"));
         Assert.Contains("MOE_DECODE_STAGE", Assert.Throws<ArgumentException>(() => MoeDecodeSwitch.ParseStage("smem")).Message);
@@ -127,6 +128,9 @@ public sealed class MoeDecodeTests
         Assert.Equal(0, MoeDecodeSwitch.ParsePollNs(null));
         Assert.Equal(100, MoeDecodeSwitch.ParsePollNs("100"));
         Assert.Contains("MOE_DECODE_POLL_NS", Assert.Throws<ArgumentException>(() => MoeDecodeSwitch.ParsePollNs("-1")).Message);
+        Assert.False(MoeDecodeSwitch.ParseWrittenThroughL1(null));
+        Assert.True(MoeDecodeSwitch.ParseWrittenThroughL1("L1"));
+        Assert.Contains("MOE_DECODE_WRITTEN", Assert.Throws<ArgumentException>(() => MoeDecodeSwitch.ParseWrittenThroughL1("ca")).Message);
     }
 
     [Fact]
@@ -147,15 +151,16 @@ public sealed class MoeDecodeTests
 
     /// <summary>Every build the host can ask for compiles (CI's NVRTC: the default build alone is in NvrtcTests).</summary>
     [Theory]
-    [InlineData(1, false, 1, false, false, DecodeUnits.Blocked, false, 0)]
-    [InlineData(2, true, 1, false, false, DecodeUnits.Spread, true, 0)]
-    [InlineData(4, true, 2, true, false, DecodeUnits.Interleaved, false, 100)]
-    [InlineData(8, true, 4, false, true, DecodeUnits.Spread, true, 50)]
-    [InlineData(16, false, 2, true, true, DecodeUnits.Blocked, false, 0)]
-    public void EveryBuildCompiles(int perLane, bool contiguous, int unroll, bool early, bool traced, DecodeUnits units, bool release, int pollNs)
+    [InlineData(1, false, 1, false, false, DecodeUnits.Blocked, false, 0, true)]
+    [InlineData(2, true, 1, false, false, DecodeUnits.Spread, true, 0, false)]
+    [InlineData(4, true, 2, true, false, DecodeUnits.Interleaved, false, 100, true)]
+    [InlineData(8, true, 4, false, true, DecodeUnits.Spread, true, 50, false)]
+    [InlineData(16, false, 2, true, true, DecodeUnits.Blocked, false, 0, true)]
+    public void EveryBuildCompiles(int perLane, bool contiguous, int unroll, bool early, bool traced, DecodeUnits units, bool release, int pollNs,
+        bool l1)
     {
         MoeRuntime.Tests.Accelerators.NvrtcTests.RequireNvrtc();
-        var plan = new MoeDecode.Plan(8, 1, 1, 1, 12, perLane, contiguous, unroll, early, Units: units, ReleaseWord: release, PollNs: pollNs);
+        var plan = new MoeDecode.Plan(8, 1, 1, 1, 12, perLane, contiguous, unroll, early, Units: units, ReleaseWord: release, PollNs: pollNs, WrittenThroughL1: l1);
         var source = MoeRuntime.Accelerators.Nvrtc.KernelSource.FromResource(typeof(MoeDecode).Assembly, "moe_decode.cu");
         string ptx = MoeRuntime.Accelerators.Nvrtc.NvrtcCompiler.CompileToPtx(source, MoeRuntime.Accelerators.Nvrtc.NvrtcCompiler.DefaultOptions("sm_90", plan.BuildOptions(traced)));
         Assert.Contains(".entry moe_decode_bf16", ptx);

@@ -6,11 +6,12 @@ namespace MoeRuntime.Kernels.Decode;
 /// N = 1..8, off = never. MOE_DECODE_PREFETCH=late|early|off (default late; on = late): when its blocks ask L2 for their down rows,
 /// after gate_up or right after the routing (with cache priorities that keep them), or never. MOE_DECODE_UNROLL=1|2|4
 /// (default 1): 16-byte chunks of each gate_up W row a lane loads at once. MOE_DECODE_BLOCKS_PER_SM=1..8 (unset: as many as
-/// the SM holds) caps the grid, for A/B runs. MOE_DECODE_STAGE=early|late|off (default early): when a block copies the W
-/// rows of its down item into shared memory, where they fit (<see cref="DecodeStage"/>); off leaves them to the L2
-/// prefetch. MOE_DECODE_UNITS=blocked|spread|interleaved (default blocked): which block takes which of gate_up's units (<see cref="DecodeUnits"/>).
+/// the SM holds) caps the grid, for A/B runs. MOE_DECODE_STAGE=off|early|late (default off): whether and when a block copies
+/// the W rows of its down item into shared memory, where they fit (<see cref="DecodeStage"/>); off leaves them to the
+/// L2 prefetch. MOE_DECODE_UNITS=blocked|spread|interleaved (default blocked): which block takes which of gate_up's units (<see cref="DecodeUnits"/>).
 /// MOE_DECODE_BARRIER=counter|release (default counter): the grid barrier's blocks poll the arrival counter, or a release
-/// word the last arrival sets; MOE_DECODE_POLL_NS=0..2000 (default 0): a pause between polls. Read once, on first use; a bad value is the ArgumentException naming it.
+/// word the last arrival sets; MOE_DECODE_POLL_NS=0..2000 (default 0): a pause between polls. MOE_DECODE_WRITTEN=l2|l1
+/// (default l2): the launch's own logits and activation read back from L2, or through L1. Read once, on first use; a bad value is the ArgumentException naming it.
 /// </summary>
 public static class MoeDecodeSwitch
 {
@@ -22,6 +23,7 @@ public static class MoeDecodeSwitch
     public const string UnitsVariableName = "MOE_DECODE_UNITS";
     public const string BarrierVariableName = "MOE_DECODE_BARRIER";
     public const string PollVariableName = "MOE_DECODE_POLL_NS";
+    public const string WrittenVariableName = "MOE_DECODE_WRITTEN";
 
     /// <summary>Tokens up to which "on" fuses.</summary>
     public const int DefaultMaxTokens = 1;
@@ -42,7 +44,7 @@ public static class MoeDecodeSwitch
     /// <summary>Chunks of each gate_up W row a lane loads at once.</summary>
     public static int Unroll => UnrollSetting.Value;
 
-    /// <summary>When a block copies its down item's W rows into shared memory (early when unset).</summary>
+    /// <summary>Whether and when a block copies its down item's W rows into shared memory (off when unset).</summary>
     public static DecodeStage Stage => StageSetting.Value;
 
     /// <summary>Which block takes which of gate_up's units.</summary>
@@ -53,6 +55,9 @@ public static class MoeDecodeSwitch
 
     /// <summary>Nanoseconds between a waiter's polls (0: none).</summary>
     public static int PollNs => PollSetting.Value;
+
+    /// <summary>The launch's own logits and activation are read back through L1 (one L2 request a line an SM), not from L2.</summary>
+    public static bool WrittenThroughL1 => WrittenSetting.Value;
 
     /// <summary>Blocks an SM the grid may hold at most (0: what the occupancy allows).</summary>
     public static int BlocksPerSm => BlocksSetting.Value;
@@ -65,6 +70,14 @@ public static class MoeDecodeSwitch
     private static readonly EnvironmentSetting<DecodeUnits> UnitsSetting = new(UnitsVariableName, ParseUnits);
     private static readonly EnvironmentSetting<bool> BarrierSetting = new(BarrierVariableName, ParseReleaseWord);
     private static readonly EnvironmentSetting<int> PollSetting = new(PollVariableName, ParsePollNs);
+    private static readonly EnvironmentSetting<bool> WrittenSetting = new(WrittenVariableName, ParseWrittenThroughL1);
+
+    internal static bool ParseWrittenThroughL1(string? value) => value?.Trim().ToLowerInvariant() switch
+    {
+        null or "" or "l2" => false,
+        "l1" => true,
+        _ => throw new ArgumentException($"{WrittenVariableName}='{value}': expected l2 (the launch's own logits and activation read from L2) or l1 (through L1)"),
+    };
 
     internal static bool ParseReleaseWord(string? value) => value?.Trim().ToLowerInvariant() switch
     {
@@ -82,9 +95,9 @@ public static class MoeDecodeSwitch
 
     internal static DecodeStage ParseStage(string? value) => value?.Trim().ToLowerInvariant() switch
     {
-        null or "" or "on" or "early" => DecodeStage.Early,
+        null or "" or "off" => DecodeStage.Off,
+        "on" or "early" => DecodeStage.Early,
         "late" => DecodeStage.Late,
-        "off" => DecodeStage.Off,
         _ => throw new ArgumentException($"{StageVariableName}='{value}': expected early (the down rows copied on chip right after the routing), late (after gate_up) or off"),
     };
 

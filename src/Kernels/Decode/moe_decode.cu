@@ -35,7 +35,7 @@
 // Build options: -DMD_PER_LANE=P (expert slots per lane of the routing: 1..16, 32 * P >= E), -DMD_CONTIGUOUS=0|1,
 // -DMD_UNROLL=1|2|4 (chunks of a W row a lane loads at once), -DMD_EARLY_PREFETCH (the down rows' prefetch timing),
 // -DMD_UNITS=0|1|2 (how gate_up's units are given to the blocks: see phase 3), -DMD_BARRIER=0|1 and -DMD_POLL_NS=N
-// (grid_barrier's waiting).
+// (grid_barrier's waiting), -DMD_WRITTEN_L1=0|1 (how the launch's own logits and activation are read back).
 // MD_TRACE (MOE_DECODE_TRACE=1, a diagnostic build): the entry takes a last argument trace: [blocks, MD_TRACE_STAMPS]
 //   u64, and thread 0 of each block writes %globaltimer (ns) after: the wait, the router phase, barrier 1, the routing,
 //   gate_up, the prefetch requests (or the late stage's copies), barrier 2, the stage's wait, the down phase. Without it the code is the same as before.
@@ -82,18 +82,30 @@ __device__ __forceinline__ void md_stamp(unsigned long long* trace, int slot)
 #define MD_STAMP(slot)
 #endif
 
-// A 16-byte chunk this launch wrote (logits, activation), from L2: another SM wrote it, after this SM's L1 was filled.
+// A 16-byte chunk this launch wrote (logits, activation): another SM wrote it. From L2 (.cg), or (MD_WRITTEN_L1,
+// MOE_DECODE_WRITTEN=l1) through this SM's L1 (.ca), so the SM's 4 blocks ask L2 for each line once: every block reads
+// every slot's activation row (and every logit), and 512 blocks asking for the same few lines queue at their L2
+// slices. No SM reads these lines before the barrier that publishes them, so an L1 holds no older copy (and L1 holds
+// nothing of an earlier launch: it is invalidated between dependent grids).
+#ifndef MD_WRITTEN_L1
+#define MD_WRITTEN_L1 0
+#endif
+#if MD_WRITTEN_L1
+#define MD_WRITTEN_OP "ca"
+#else
+#define MD_WRITTEN_OP "cg"
+#endif
 __device__ __forceinline__ uint4 load_written(const void* p)
 {
     uint4 v;
-    asm volatile("ld.global.cg.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p) : "memory");
+    asm volatile("ld.global." MD_WRITTEN_OP ".v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p) : "memory");
     return v;
 }
 
 __device__ __forceinline__ float load_written_f32(const float* p)
 {
     float v;
-    asm volatile("ld.global.cg.f32 %0, [%1];" : "=f"(v) : "l"(p) : "memory");
+    asm volatile("ld.global." MD_WRITTEN_OP ".f32 %0, [%1];" : "=f"(v) : "l"(p) : "memory");
     return v;
 }
 
