@@ -131,6 +131,9 @@ public sealed class MoeDecodeTests
         Assert.False(MoeDecodeSwitch.ParseWrittenThroughL1(null));
         Assert.True(MoeDecodeSwitch.ParseWrittenThroughL1("L1"));
         Assert.Contains("MOE_DECODE_WRITTEN", Assert.Throws<ArgumentException>(() => MoeDecodeSwitch.ParseWrittenThroughL1("ca")).Message);
+        Assert.Equal(0, MoeDecodeSwitch.ParseRowWise(null));
+        Assert.Equal(2, MoeDecodeSwitch.ParseRowWise("2"));
+        Assert.Contains("MOE_DECODE_ROWWISE", Assert.Throws<ArgumentException>(() => MoeDecodeSwitch.ParseRowWise("3")).Message);
     }
 
     [Fact]
@@ -151,16 +154,16 @@ public sealed class MoeDecodeTests
 
     /// <summary>Every build the host can ask for compiles (CI's NVRTC: the default build alone is in NvrtcTests).</summary>
     [Theory]
-    [InlineData(1, false, 1, false, false, DecodeUnits.Blocked, false, 0, true)]
-    [InlineData(2, true, 1, false, false, DecodeUnits.Spread, true, 0, false)]
-    [InlineData(4, true, 2, true, false, DecodeUnits.Interleaved, false, 100, true)]
-    [InlineData(8, true, 4, false, true, DecodeUnits.Spread, true, 50, false)]
-    [InlineData(16, false, 2, true, true, DecodeUnits.Blocked, false, 0, true)]
+    [InlineData(1, false, 1, false, false, DecodeUnits.Blocked, false, 0, true, 0)]
+    [InlineData(2, true, 1, false, false, DecodeUnits.Spread, true, 0, false, 1)]
+    [InlineData(4, true, 2, true, false, DecodeUnits.Interleaved, false, 100, true, 2)]
+    [InlineData(8, true, 4, false, true, DecodeUnits.Spread, true, 50, false, 1)]
+    [InlineData(16, false, 2, true, true, DecodeUnits.Blocked, false, 0, true, 2)]
     public void EveryBuildCompiles(int perLane, bool contiguous, int unroll, bool early, bool traced, DecodeUnits units, bool release, int pollNs,
-        bool l1)
+        bool l1, int rowWise)
     {
         MoeRuntime.Tests.Accelerators.NvrtcTests.RequireNvrtc();
-        var plan = new MoeDecode.Plan(8, 1, 1, 1, 12, perLane, contiguous, unroll, early, Units: units, ReleaseWord: release, PollNs: pollNs, WrittenThroughL1: l1);
+        var plan = new MoeDecode.Plan(8, 1, 1, 1, 12, perLane, contiguous, unroll, early, Units: units, ReleaseWord: release, PollNs: pollNs, WrittenThroughL1: l1, RowWise: rowWise);
         var source = MoeRuntime.Accelerators.Nvrtc.KernelSource.FromResource(typeof(MoeDecode).Assembly, "moe_decode.cu");
         string ptx = MoeRuntime.Accelerators.Nvrtc.NvrtcCompiler.CompileToPtx(source, MoeRuntime.Accelerators.Nvrtc.NvrtcCompiler.DefaultOptions("sm_90", plan.BuildOptions(traced)));
         Assert.Contains(".entry moe_decode_bf16", ptx);

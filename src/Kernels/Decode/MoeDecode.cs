@@ -119,22 +119,22 @@ public static class MoeDecode
     /// </summary>
     internal readonly record struct Plan(int RouterSplit, int GateUpSplit, int DownSplit, int DownQuads, int PrefetchLines, int PerLane, bool Contiguous,
                                          int Unroll = 1, bool EarlyPrefetch = false, DecodeStage Stage = DecodeStage.Off, DecodeUnits Units = DecodeUnits.Blocked,
-                                         int StageBytes = 0, bool ReleaseWord = false, int PollNs = 0, bool WrittenThroughL1 = false)
+                                         int StageBytes = 0, bool ReleaseWord = false, int PollNs = 0, bool WrittenThroughL1 = false, int RowWise = 0)
     {
         /// <summary>The build's compile options, made once per build (a launch looks them up: no strings on the call path).</summary>
         public string[] BuildOptions(bool traced) =>
-            s_buildOptions.GetOrAdd((PerLane, Contiguous, Unroll, EarlyPrefetch, Units, ReleaseWord, PollNs, WrittenThroughL1, traced), b =>
+            s_buildOptions.GetOrAdd((PerLane, Contiguous, Unroll, EarlyPrefetch, Units, ReleaseWord, PollNs, WrittenThroughL1, RowWise, traced), b =>
             [
                 $"-DMD_PER_LANE={b.PerLane}", $"-DMD_CONTIGUOUS={(b.Contiguous ? 1 : 0)}", $"-DMD_UNROLL={b.Unroll}",
                 .. b.Early ? (string[])["-DMD_EARLY_PREFETCH"] : [], $"-DMD_UNITS={(int)b.Units}", $"-DMD_BARRIER={(b.Release ? 1 : 0)}", $"-DMD_POLL_NS={b.PollNs}",
-                $"-DMD_WRITTEN_L1={(b.L1 ? 1 : 0)}",
+                $"-DMD_WRITTEN_L1={(b.L1 ? 1 : 0)}", $"-DMD_ROWWISE={b.RowWise}",
                 .. b.Traced ? (string[])["-DMD_TRACE"] : [],
             ]);
 
         /// <summary>Bytes of shared memory the W rows of one down item take: k x (4 x quads) rows of I elements.</summary>
         public int StageBytesFor(int topK, int intermediate, int elementBytes) => topK * DownQuads * 4 * intermediate * elementBytes;
 
-        private static readonly System.Collections.Concurrent.ConcurrentDictionary<(int PerLane, bool Contiguous, int Unroll, bool Early, DecodeUnits Units, bool Release, int PollNs, bool L1, bool Traced), string[]> s_buildOptions = new();
+        private static readonly System.Collections.Concurrent.ConcurrentDictionary<(int PerLane, bool Contiguous, int Unroll, bool Early, DecodeUnits Units, bool Release, int PollNs, bool L1, int RowWise, bool Traced), string[]> s_buildOptions = new();
     }
 
     /// <summary>
@@ -169,7 +169,7 @@ public static class MoeDecode
         bool contiguous = TopKRouting.UsesContiguousLayout(logits, experts, perLane, routing);
         return new Plan(routerSplit, gateUpSplit, downSplit, downQuads, prefetchLines ?? PrefetchLinesFor(tokens, routing.TopK, hiddenSize, intermediate),
             perLane, contiguous, MoeDecodeSwitch.Unroll, MoeDecodeSwitch.Prefetch == DecodePrefetch.Early, MoeDecodeSwitch.Stage, MoeDecodeSwitch.Units, ReleaseWord: MoeDecodeSwitch.ReleaseWord, PollNs: MoeDecodeSwitch.PollNs,
-            WrittenThroughL1: MoeDecodeSwitch.WrittenThroughL1);
+            WrittenThroughL1: MoeDecodeSwitch.WrittenThroughL1, RowWise: MoeDecodeSwitch.RowWise);
     }
 
     /// <summary>

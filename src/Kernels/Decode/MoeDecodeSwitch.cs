@@ -11,7 +11,8 @@ namespace MoeRuntime.Kernels.Decode;
 /// L2 prefetch. MOE_DECODE_UNITS=blocked|spread|interleaved (default blocked): which block takes which of gate_up's units (<see cref="DecodeUnits"/>).
 /// MOE_DECODE_BARRIER=counter|release (default counter): the grid barrier's blocks poll the arrival counter, or a release
 /// word the last arrival sets; MOE_DECODE_POLL_NS=0..2000 (default 0): a pause between polls. MOE_DECODE_WRITTEN=l2|l1
-/// (default l2): the launch's own logits and activation read back from L2, or through L1. Read once, on first use; a bad value is the ArgumentException naming it.
+/// (default l2): the launch's own logits and activation read back from L2, or through L1. MOE_DECODE_ROWWISE=0|1|2
+/// (default 0): lanes stream W a row at a time (4 x unroll chunks of it) in gate_up (1), and in down (2). Read once, on first use; a bad value is the ArgumentException naming it.
 /// </summary>
 public static class MoeDecodeSwitch
 {
@@ -24,6 +25,7 @@ public static class MoeDecodeSwitch
     public const string BarrierVariableName = "MOE_DECODE_BARRIER";
     public const string PollVariableName = "MOE_DECODE_POLL_NS";
     public const string WrittenVariableName = "MOE_DECODE_WRITTEN";
+    public const string RowWiseVariableName = "MOE_DECODE_ROWWISE";
 
     /// <summary>Tokens up to which "on" fuses.</summary>
     public const int DefaultMaxTokens = 1;
@@ -59,6 +61,9 @@ public static class MoeDecodeSwitch
     /// <summary>The launch's own logits and activation are read back through L1 (one L2 request a line an SM), not from L2.</summary>
     public static bool WrittenThroughL1 => WrittenSetting.Value;
 
+    /// <summary>Phases whose lanes stream W a row at a time: 0 none, 1 gate_up, 2 gate_up and down.</summary>
+    public static int RowWise => RowWiseSetting.Value;
+
     /// <summary>Blocks an SM the grid may hold at most (0: what the occupancy allows).</summary>
     public static int BlocksPerSm => BlocksSetting.Value;
 
@@ -71,6 +76,14 @@ public static class MoeDecodeSwitch
     private static readonly EnvironmentSetting<bool> BarrierSetting = new(BarrierVariableName, ParseReleaseWord);
     private static readonly EnvironmentSetting<int> PollSetting = new(PollVariableName, ParsePollNs);
     private static readonly EnvironmentSetting<bool> WrittenSetting = new(WrittenVariableName, ParseWrittenThroughL1);
+    private static readonly EnvironmentSetting<int> RowWiseSetting = new(RowWiseVariableName, ParseRowWise);
+
+    internal static int ParseRowWise(string? value) => value?.Trim() switch
+    {
+        null or "" => 0,
+        "0" or "1" or "2" => int.Parse(value.Trim()),
+        _ => throw new ArgumentException($"{RowWiseVariableName}='{value}': expected 0, 1 (gate_up streams W a row at a time) or 2 (down too)"),
+    };
 
     internal static bool ParseWrittenThroughL1(string? value) => value?.Trim().ToLowerInvariant() switch
     {

@@ -35,7 +35,7 @@
 // Build options: -DMD_PER_LANE=P (expert slots per lane of the routing: 1..16, 32 * P >= E), -DMD_CONTIGUOUS=0|1,
 // -DMD_UNROLL=1|2|4 (chunks of a W row a lane loads at once), -DMD_EARLY_PREFETCH (the down rows' prefetch timing),
 // -DMD_UNITS=0|1|2 (how gate_up's units are given to the blocks: see phase 3), -DMD_BARRIER=0|1 and -DMD_POLL_NS=N
-// (grid_barrier's waiting), -DMD_WRITTEN_L1=0|1 (how the launch's own logits and activation are read back).
+// (grid_barrier's waiting), -DMD_ROWWISE=0|1|2 (lanes stream a W row at a time: gate_up; and down), -DMD_WRITTEN_L1=0|1 (how the launch's own logits and activation are read back).
 // MD_TRACE (MOE_DECODE_TRACE=1, a diagnostic build): the entry takes a last argument trace: [blocks, MD_TRACE_STAMPS]
 //   u64, and thread 0 of each block writes %globaltimer (ns) after: the wait, the router phase, barrier 1, the routing,
 //   gate_up, the prefetch requests (or the late stage's copies), barrier 2, the stage's wait, the down phase. Without it the code is the same as before.
@@ -284,6 +284,51 @@ __device__ __forceinline__ void lane_dots(const TIn* const (&w)[NW], const bool 
 #pragma unroll
                     for (int e = 0; e < 8; e++)
                         acc[q][r] = fmaf(wf[q][e], xf[e], acc[q][r]);
+            }
+        }
+    }
+}
+
+#ifndef MD_ROWWISE
+#define MD_ROWWISE 0 // 1: gate_up's lanes stream one W row at a time (lane_dots_rowwise); 2: down's too
+#endif
+
+// lane_dots for one X row, a W row at a time: a lane loads CH chunks of row q (c, c + 32 * split, ...: 2 KB of the row
+// a warp at once, contiguous when split is 1) before it sums them, then the next chunks, then the next row. Each row's
+// sum takes its chunks in the same order as lane_dots, so the bits are the same; only the addresses in flight differ
+// (one row's, not 512 bytes of each of NW rows). X's chunk is read once a row (L1 hits after the first).
+template <typename TIn, int NW, bool X_WRITTEN, int CH>
+__device__ __forceinline__ void lane_dots_rowwise(const TIn* const (&w)[NW], const bool (&live)[NW], const TIn* x, int k, int part, int split,
+                                                  int lane, StreamPolicy policy, float (&acc)[NW][1])
+{
+    const int chunks = k / 8, stride = 32 * split;
+#pragma unroll
+    for (int q = 0; q < NW; q++)
+    {
+        acc[q][0] = 0.0f;
+        if (!live[q])
+            continue;
+        for (int base = part * 32 + lane; base < chunks; base += stride * CH)
+        {
+            uint4 wv[CH];
+#pragma unroll
+            for (int u = 0; u < CH; u++)
+            {
+                const int c = base + u * stride;
+                wv[u] = c < chunks ? load_w(w[q] + 8 * c, policy) : make_uint4(0, 0, 0, 0);
+            }
+#pragma unroll
+            for (int u = 0; u < CH; u++)
+            {
+                const int c = base + u * stride;
+                if (c >= chunks)
+                    break;
+                float wf[8], xf[8];
+                unpack8((const TIn*)nullptr, wv[u], wf);
+                unpack8((const TIn*)nullptr, X_WRITTEN ? load_written(x + 8 * c) : __ldg(reinterpret_cast<const uint4*>(x + 8 * c)), xf);
+#pragma unroll
+                for (int e = 0; e < 8; e++)
+                    acc[q][0] = fmaf(wf[e], xf[e], acc[q][0]);
             }
         }
     }
@@ -547,7 +592,11 @@ __device__ __forceinline__ void moe_decode(
                 w[q] = expertRows + (long long)((q < 2 ? 0 : inter) + (live[q] ? col : 0)) * hidden;
             }
             float acc[MD_WROWS][1];
+#if MD_ROWWISE >= 1
+            lane_dots_rowwise<TIn, MD_WROWS, false, 4 * MD_UNROLL>(w, live, x + (long long)(slot / k) * hidden, hidden, part, split, lane, policy, acc);
+#else
             lane_dots<TIn, MD_WROWS, 1, false, MD_UNROLL>(w, live, x + (long long)(slot / k) * hidden, hidden, 1, hidden, part, split, lane, policy, acc);
+#endif
             float sum[MD_WROWS];
             group_sums<MD_WROWS, 1>(acc, 1, partial, warp, part, split, lane, sum);
             if (real && part == 0 && lane == 0)
@@ -608,7 +657,11 @@ __device__ __forceinline__ void moe_decode(
                 if (staged)
                     lane_dots<TIn, MD_WROWS, 1, true, 1, true>(w, live, xRow, inter, 1, inter, part, split, lane, StreamPolicy{0}, acc);
                 else
+#if MD_ROWWISE >= 2
+                    lane_dots_rowwise<TIn, MD_WROWS, true, 4>(w, live, xRow, inter, part, split, lane, StreamPolicy{0}, acc);
+#else
                     lane_dots<TIn, MD_WROWS, 1, true>(w, live, xRow, inter, 1, inter, part, split, lane, StreamPolicy{0}, acc);
+#endif
                 float sum[MD_WROWS];
                 group_sums<MD_WROWS, 1>(acc, 1, partial, warp, part, split, lane, sum);
                 if (real && part == 0 && lane == 0)
