@@ -11,7 +11,7 @@ namespace MoeRuntime.Benchmarks.Runtime;
 /// </summary>
 internal static class DecodeTrace
 {
-    private static readonly string[] StampNames = ["after wait", "router done", "after barrier 1", "routed", "gate_up done", "prefetch asked", "after barrier 2", "down rows waited", "down done"];
+    private static readonly string[] StampNames = ["after wait", "router done", "after barrier 1", "routed", "gate_up done", "prefetch asked", "after barrier 2", "down done"];
     private const int BufferBlocks = 1 << 14;
 
     /// <summary>Prints the trace of one <paramref name="forward"/> (a layer forward that runs the fused kernel) when the trace is on.</summary>
@@ -28,8 +28,7 @@ internal static class DecodeTrace
             forward(stream);
             var stamps = buffer.ToArray(stream);
             int blocks = MoeDecode.TracedBlocks;
-            string stage = MoeDecode.TracedStageBytes > 0 ? $"a down stage of {MoeDecode.TracedStageBytes / 1024.0:0.#} KB a block" : "no down stage";
-            StampTable.Print($"decode trace {label}: {blocks} blocks, {stage}; us from the earliest block past its wait (globaltimer)",
+            StampTable.Print($"decode trace {label}: {blocks} blocks; us from the earliest block past its wait (globaltimer)",
                 stamps, blocks, StampNames, Enumerable.Range(0, blocks).ToList());
         }
         finally

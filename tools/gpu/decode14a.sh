@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # GPU machine, one H200, after tools/gpu/pack.sh: the fourteenth session's first call (issues 5 and 9).
+# Its MOE_DECODE_STAGE / _UNITS / _BARRIER / _POLL_NS / _WRITTEN / _ROWWISE variants were removed after the runs (all lost:
+# docs/PERFORMANCE.md, fourteenth session); unknown variables are ignored, so it now times the default kernel under each name.
 #   1. Tests: the fused decode classes and the layer's determinism with the defaults (down stage early, units dealt in
 #      turn), then the bits test again under MOE_DECODE_STAGE=off, =late and MOE_DECODE_UNITS=blocked.
 #   2. Qwen3-30B-A3B T=1 phase trace (defaults, then stage off).

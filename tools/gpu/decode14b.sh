@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # GPU machine, one H200, after tools/gpu/pack.sh: the fourteenth session's second call (issues 5 and 9).
+# Its MOE_DECODE_STAGE / _UNITS / _BARRIER / _POLL_NS / _WRITTEN / _ROWWISE variants were removed after the runs (all lost:
+# docs/PERFORMANCE.md, fourteenth session); unknown variables are ignored, so it now times the default kernel under each name.
 #   1. Tests: launches past 48 KB of shared memory, the fused decode classes with the defaults, then the bits tests
 #      under the other unit orders, stages and barriers.
 #   2. Qwen3-30B-A3B T=1 phase traces.

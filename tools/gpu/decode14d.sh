@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # GPU machine, one H200, after tools/gpu/pack.sh: the fourteenth session's fourth call (issues 5 and 9).
+# Its MOE_DECODE_STAGE / _UNITS / _BARRIER / _POLL_NS / _WRITTEN / _ROWWISE variants were removed after the runs (all lost:
+# docs/PERFORMANCE.md, fourteenth session); unknown variables are ignored, so it now times the default kernel under each name.
 #   1. Tests: the fused decode bits with lanes streaming W a row at a time (MOE_DECODE_ROWWISE=1, 2; 1 with unroll 2).
 #   2. Qwen3-30B-A3B T=1 phase trace, rowwise 2.
 #   3. `sweep moe_layer` Qwen3 T=1, 4 layers cycled: old (defaults), r1, r2, r1u2; twice. Then every preset: r2 / old.

@@ -22,9 +22,6 @@ public static class MoeDecode
     /// <summary>Choices per token (MD_MAX_K).</summary>
     public const int MaxTopK = 16;
 
-    /// <summary>Ints of the grid barrier's buffer: the arrival counter and, 128 bytes on, the release word.</summary>
-    public const int BarrierInts = 64;
-
     /// <summary>Experts (16 slots a lane of the routing warp).</summary>
     public const int MaxExperts = 512;
 
@@ -33,12 +30,6 @@ public static class MoeDecode
 
     /// <summary>The down rows' bytes the blocks prefetch into L2 at most, before the down phase (a share of the 50-60 MB L2).</summary>
     internal const long PrefetchBudgetBytes = 32L << 20;
-
-    /// <summary>
-    /// The down stage's shared memory a block at most (MOE_DECODE_STAGE): Qwen3-30B-A3B's T = 1 item, 8 slots x 4 rows of
-    /// 1.5 KB, with 4 blocks an SM (the kernel's own 5 KB beside it).
-    /// </summary>
-    internal const int MaxStageBytes = 48 * 1024;
 
     private static readonly Lazy<KernelSource> Source = new(() => KernelSource.FromResource(typeof(MoeDecode).Assembly, "moe_decode.cu"));
 
@@ -56,7 +47,7 @@ public static class MoeDecode
     /// <paramref name="output"/> [T, H] F32 = residual + sum over the k choices of weight x down(silu(gate . x) * (up . x)).
     /// Writes <paramref name="logits"/> [T, E], <paramref name="ids"/> and <paramref name="weights"/> [T, k],
     /// <paramref name="counts"/> [E] as the router GEMM and TopKRouting do; <paramref name="activation"/> [T * k, I] is
-    /// scratch (slot order). <paramref name="barrier"/>: <see cref="BarrierInts"/> ints, zero, left zero (CUDA only; the CPU ignores it).
+    /// scratch (slot order). <paramref name="barrier"/>: one int, zero, left zero (CUDA only; the CPU ignores it).
     /// </summary>
     public static void Run(MemoryBuffer hidden, MemoryBuffer router, MemoryBuffer gateUp, MemoryBuffer down, int tokens, int hiddenSize,
         int intermediate, int experts, TopKRoutingOptions routing, MemoryBuffer<float> logits, MemoryBuffer<int> ids, MemoryBuffer<float> weights,
@@ -81,7 +72,7 @@ public static class MoeDecode
         TopKRouting.Validate(logits, tokens, experts, routing, ids, weights, counts);
         HostRows.Check(activation, accelerator, slots * intermediate, nameof(activation));
         HostRows.Check(output, accelerator, (long)tokens * hiddenSize, nameof(output));
-        HostRows.Check(barrier, accelerator, BarrierInts, nameof(barrier));
+        HostRows.Check(barrier, accelerator, 1, nameof(barrier));
         if (residual is not null)
             HostRows.Check(residual, accelerator, (long)tokens * hiddenSize, nameof(residual));
         var s = stream ?? accelerator.DefaultStream;
@@ -113,28 +104,18 @@ public static class MoeDecode
     }
 
     /// <summary>The kernel's splits and shapes for a call: what the op chain it stands for would use.</summary>
-    /// <summary>
-    /// The kernel's splits and shapes for a call: what the op chain it stands for would use. <see cref="Stage"/> is what was
-    /// asked; <see cref="StageBytes"/> is the down stage a launch took (0: none; it needs the device's occupancy).
-    /// </summary>
     internal readonly record struct Plan(int RouterSplit, int GateUpSplit, int DownSplit, int DownQuads, int PrefetchLines, int PerLane, bool Contiguous,
-                                         int Unroll = 1, bool EarlyPrefetch = false, DecodeStage Stage = DecodeStage.Off, DecodeUnits Units = DecodeUnits.Blocked,
-                                         int StageBytes = 0, bool ReleaseWord = false, int PollNs = 0, bool WrittenThroughL1 = false, int RowWise = 0)
+                                         int Unroll = 1, bool EarlyPrefetch = false)
     {
         /// <summary>The build's compile options, made once per build (a launch looks them up: no strings on the call path).</summary>
         public string[] BuildOptions(bool traced) =>
-            s_buildOptions.GetOrAdd((PerLane, Contiguous, Unroll, EarlyPrefetch, Units, ReleaseWord, PollNs, WrittenThroughL1, RowWise, traced), b =>
+            s_buildOptions.GetOrAdd((PerLane, Contiguous, Unroll, EarlyPrefetch, traced), b =>
             [
                 $"-DMD_PER_LANE={b.PerLane}", $"-DMD_CONTIGUOUS={(b.Contiguous ? 1 : 0)}", $"-DMD_UNROLL={b.Unroll}",
-                .. b.Early ? (string[])["-DMD_EARLY_PREFETCH"] : [], $"-DMD_UNITS={(int)b.Units}", $"-DMD_BARRIER={(b.Release ? 1 : 0)}", $"-DMD_POLL_NS={b.PollNs}",
-                $"-DMD_WRITTEN_L1={(b.L1 ? 1 : 0)}", $"-DMD_ROWWISE={b.RowWise}",
-                .. b.Traced ? (string[])["-DMD_TRACE"] : [],
+                .. b.Early ? (string[])["-DMD_EARLY_PREFETCH"] : [], .. b.Traced ? (string[])["-DMD_TRACE"] : [],
             ]);
 
-        /// <summary>Bytes of shared memory the W rows of one down item take: k x (4 x quads) rows of I elements.</summary>
-        public int StageBytesFor(int topK, int intermediate, int elementBytes) => topK * DownQuads * 4 * intermediate * elementBytes;
-
-        private static readonly System.Collections.Concurrent.ConcurrentDictionary<(int PerLane, bool Contiguous, int Unroll, bool Early, DecodeUnits Units, bool Release, int PollNs, bool L1, int RowWise, bool Traced), string[]> s_buildOptions = new();
+        private static readonly System.Collections.Concurrent.ConcurrentDictionary<(int PerLane, bool Contiguous, int Unroll, bool Early, bool Traced), string[]> s_buildOptions = new();
     }
 
     /// <summary>
@@ -143,17 +124,14 @@ public static class MoeDecode
     /// </summary>
     public static bool TraceRequested { get; } = Environment.GetEnvironmentVariable("MOE_DECODE_TRACE") == "1";
 
-    /// <summary>Stamps a block of the traced build (MD_TRACE_STAMPS): after the wait, router, barrier 1, routing, gate_up, prefetch, barrier 2, the stage's wait, down.</summary>
-    public const int TraceStamps = 9;
+    /// <summary>Stamps a block of the traced build (MD_TRACE_STAMPS): after the wait, router, barrier 1, routing, gate_up, prefetch, barrier 2, down.</summary>
+    public const int TraceStamps = 8;
 
     /// <summary>Where traced launches write: [blocks, <see cref="TraceStamps"/>] (at least that long), or null: no trace.</summary>
     public static MemoryBuffer<long>? TraceBuffer { get; set; }
 
     /// <summary>Blocks of the last traced launch.</summary>
     public static int TracedBlocks { get; private set; }
-
-    /// <summary>Shared memory a block of the last traced launch took for its down stage (0: none).</summary>
-    public static int TracedStageBytes { get; private set; }
 
     internal static Plan PlanFor(MemoryBuffer logits, int tokens, int hiddenSize, int intermediate, int experts, TopKRoutingOptions routing, int? prefetchLines = null)
     {
@@ -168,8 +146,7 @@ public static class MoeDecode
             perLane *= 2;
         bool contiguous = TopKRouting.UsesContiguousLayout(logits, experts, perLane, routing);
         return new Plan(routerSplit, gateUpSplit, downSplit, downQuads, prefetchLines ?? PrefetchLinesFor(tokens, routing.TopK, hiddenSize, intermediate),
-            perLane, contiguous, MoeDecodeSwitch.Unroll, MoeDecodeSwitch.Prefetch == DecodePrefetch.Early, MoeDecodeSwitch.Stage, MoeDecodeSwitch.Units, ReleaseWord: MoeDecodeSwitch.ReleaseWord, PollNs: MoeDecodeSwitch.PollNs,
-            WrittenThroughL1: MoeDecodeSwitch.WrittenThroughL1, RowWise: MoeDecodeSwitch.RowWise);
+            perLane, contiguous, MoeDecodeSwitch.Unroll, MoeDecodeSwitch.Prefetch == DecodePrefetch.Early);
     }
 
     /// <summary>
@@ -195,6 +172,7 @@ public static class MoeDecode
         MemoryBuffer<int> ids, MemoryBuffer<float> weights, MemoryBuffer<int> counts, MemoryBuffer activation, MemoryBuffer<float> output, MemoryBuffer<int> barrier)
     {
         var plan = PlanFor(logits, tokens, hiddenSize, intermediate, experts, routing);
+        t_lastPlan = plan;
         var trace = TraceRequested ? TraceBuffer : null;
         var kernel = cuda.LoadKernel(Source.Value, $"moe_decode_{HostRows.Suffix(hidden.DType)}", plan.BuildOptions(trace is not null));
         // Every block resident (the barriers wait for all of them), and no more blocks than the largest phase has items.
@@ -208,23 +186,15 @@ public static class MoeDecode
         long downItems = (long)tokens * ((hiddenSize + 4 * plan.DownQuads - 1) / (4 * plan.DownQuads));
         long routerItems = ((long)experts + Warps / plan.RouterSplit - 1) / (Warps / plan.RouterSplit);
         int blocks = (int)Math.Clamp(Math.Max(Math.Max(gateUpItems, downItems), routerItems), 1, resident);
-        // The down stage: where every block has at most one down item, and its rows fit with the grid still resident.
-        int stageBytes = plan.Stage == DecodeStage.Off ? 0 : plan.StageBytesFor(routing.TopK, intermediate, DTypes.SizeOf(hidden.DType));
-        if (stageBytes > 0 && (stageBytes > MaxStageBytes || downItems > blocks
-                               || (long)kernel.MaxActiveBlocksPerSm(Warps * 32, stageBytes) * cuda.Info.MultiprocessorCount < blocks))
-            stageBytes = 0;
-        plan = plan with { StageBytes = stageBytes, PrefetchLines = stageBytes > 0 ? 0 : plan.PrefetchLines };
-        t_lastPlan = plan;
-        int downStage = stageBytes == 0 ? 0 : plan.Stage == DecodeStage.Early ? 1 : 2;
         bool grouped = routing.Kind == RoutingKind.DeepSeekGrouped;
         if (trace is not null && trace.Length < (long)blocks * TraceStamps)
             throw new InvalidOperationException($"MoeDecode.TraceBuffer holds {trace.Length} stamps; {blocks} blocks need {(long)blocks * TraceStamps}");
         Span<KernelArg> args = [hidden, router, grouped ? routing.CorrectionBias : null, gateUp, down, residual, logits, ids, weights, counts, activation, output, barrier,
             tokens, hiddenSize, intermediate, experts, routing.TopK, routing.Renormalize ? 1 : 0, grouped ? 1 : 0,
             grouped ? routing.GroupCount : 1, grouped ? routing.TopKGroups : 1, routing.RoutedScalingFactor,
-            plan.RouterSplit, plan.GateUpSplit, plan.DownSplit, plan.DownQuads, plan.PrefetchLines, downStage, trace];
-        kernel.LaunchCooperative(stream, new Dim3((uint)blocks, 1, 1), new Dim3(Warps * 32, 1, 1), stageBytes, trace is null ? args[..^1] : args);
+            plan.RouterSplit, plan.GateUpSplit, plan.DownSplit, plan.DownQuads, plan.PrefetchLines, trace];
+        kernel.LaunchCooperative(stream, new Dim3((uint)blocks, 1, 1), new Dim3(Warps * 32, 1, 1), 0, trace is null ? args[..^1] : args);
         if (trace is not null)
-            (TracedBlocks, TracedStageBytes) = (blocks, stageBytes);
+            TracedBlocks = blocks;
     }
 }

@@ -10,18 +10,15 @@
 //   ids, weights: [T, k]    written by block 0, as TopKRouting writes them; counts [E] I32 too (tokens per expert)
 //   act:      [T * k, I]    scratch (slot order: row t * k + j is token t's j-th choice), the activation in the dtype
 //   out:      [T, H] F32    out[t] = residual[t] + sum_j weights[t, j] * down_{ids[t, j]}(act[t * k + j])
-//   barrier:  64 U32 (the arrival counter, and a release word 128 bytes on), zero before the launch; the launch leaves
-//             them zero (zero them once, when they are allocated)
+//   barrier:  one U32, zero before the launch; the launch leaves it zero (zero it once, when it is allocated)
 // Phases (blocks stride over the items of each; every block routes every token itself, so phase 2 needs no barrier):
 //   1. router: an item is G = MD_WARPS / routerSplit router rows, a warp group each, every token's row against it;
 //   barrier;
 //   2. routing: warp t routes token t from the logits staged in shared memory (route_token or route_tokens_contiguous:
 //      the layout TopKRouting picks, MD_CONTIGUOUS), so every block holds every token's ids and weights;
-//   3. gate_up: a unit is 4 W rows (gate and up of two activation columns of one slot), a warp group's (MD_UNITS says
-//      which block takes which). Then each block asks L2 for the down rows it will stream in phase 4 (prefetchLines
-//      128-byte lines of each; 0 = none), or, built with MD_EARLY_PREFETCH, asks before gate_up, right after the routing.
-//      Or (downStage 1: right after the routing; 2: after gate_up) it copies the W rows of its first down item into
-//      shared memory (dynamic, sized by the host), so phase 4 reads them on chip;
+//   3. gate_up: an item is G units of 4 W rows (gate and up of two activation columns of one slot); then each block
+//      asks L2 for the down rows it will stream in phase 4 (prefetchLines 128-byte lines of each; 0 = none), or, built
+//      with MD_EARLY_PREFETCH, asks before gate_up, right after the routing;
 //   barrier;
 //   4. down and combine: an item is one token's C output columns; its warp groups take (slot, 4 columns) pairs, and
 //      the sums of the k slots are added per column in slot order, as Combine adds them.
@@ -33,12 +30,10 @@
 // Launch: MD_WARPS * 32 threads, cooperative (every block resident: the barriers wait for all), grid <= the blocks the
 // device holds at once. H % 8 == 0, I % 8 == 0, 16-byte aligned rows (checked on the host).
 // Build options: -DMD_PER_LANE=P (expert slots per lane of the routing: 1..16, 32 * P >= E), -DMD_CONTIGUOUS=0|1,
-// -DMD_UNROLL=1|2|4 (chunks of a W row a lane loads at once), -DMD_EARLY_PREFETCH (the down rows' prefetch timing),
-// -DMD_UNITS=0|1|2 (how gate_up's units are given to the blocks: see phase 3), -DMD_BARRIER=0|1 and -DMD_POLL_NS=N
-// (grid_barrier's waiting), -DMD_ROWWISE=0|1|2 (lanes stream a W row at a time: gate_up; and down), -DMD_WRITTEN_L1=0|1 (how the launch's own logits and activation are read back).
+// -DMD_UNROLL=1|2|4 (chunks of a W row a lane loads at once), -DMD_EARLY_PREFETCH (the down rows' prefetch timing).
 // MD_TRACE (MOE_DECODE_TRACE=1, a diagnostic build): the entry takes a last argument trace: [blocks, MD_TRACE_STAMPS]
 //   u64, and thread 0 of each block writes %globaltimer (ns) after: the wait, the router phase, barrier 1, the routing,
-//   gate_up, the prefetch requests (or the late stage's copies), barrier 2, the stage's wait, the down phase. Without it the code is the same as before.
+//   gate_up, the prefetch requests, barrier 2, the down phase. Without it the code is the same as before.
 // dependent-launch: every entry calls moe_wait_prior_grid() first (moe_common.cuh).
 #include "moe_common.cuh"
 #include "unpack8.cuh"
@@ -58,12 +53,9 @@
 #endif
 #define MD_MAX_EXPERTS (32 * MD_PER_LANE)
 #define MD_MIN_BLOCKS 4 // blocks an SM: 64 registers a thread at most, so the grid holds 4 x 132 blocks on an H100/H200
-#ifndef MD_UNITS
-#define MD_UNITS 0 // gate_up's units to blocks: 0 blocked, 1 spread, 2 dealt in turn (phase 3)
-#endif
 
 #ifdef MD_TRACE
-#define MD_TRACE_STAMPS 9
+#define MD_TRACE_STAMPS 8
 #define MD_TRACE_PARAM , unsigned long long* __restrict__ mdTrace
 #define MD_TRACE_ARG , mdTrace
 #define MD_STAMP(slot) md_stamp(mdTrace, slot)
@@ -82,73 +74,33 @@ __device__ __forceinline__ void md_stamp(unsigned long long* trace, int slot)
 #define MD_STAMP(slot)
 #endif
 
-// A 16-byte chunk this launch wrote (logits, activation): another SM wrote it. From L2 (.cg), or (MD_WRITTEN_L1,
-// MOE_DECODE_WRITTEN=l1) through this SM's L1 (.ca), so the SM's 4 blocks ask L2 for each line once: every block reads
-// every slot's activation row (and every logit), and 512 blocks asking for the same few lines queue at their L2
-// slices. No SM reads these lines before the barrier that publishes them, so an L1 holds no older copy (and L1 holds
-// nothing of an earlier launch: it is invalidated between dependent grids).
-#ifndef MD_WRITTEN_L1
-#define MD_WRITTEN_L1 0
-#endif
-#if MD_WRITTEN_L1
-#define MD_WRITTEN_OP "ca"
-#else
-#define MD_WRITTEN_OP "cg"
-#endif
+// A 16-byte chunk this launch wrote (logits, activation), from L2: another SM wrote it, after this SM's L1 was filled.
 __device__ __forceinline__ uint4 load_written(const void* p)
 {
     uint4 v;
-    asm volatile("ld.global." MD_WRITTEN_OP ".v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p) : "memory");
+    asm volatile("ld.global.cg.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p) : "memory");
     return v;
 }
 
 __device__ __forceinline__ float load_written_f32(const float* p)
 {
     float v;
-    asm volatile("ld.global." MD_WRITTEN_OP ".f32 %0, [%1];" : "=f"(v) : "l"(p) : "memory");
+    asm volatile("ld.global.cg.f32 %0, [%1];" : "=f"(v) : "l"(p) : "memory");
     return v;
 }
 
-#ifndef MD_BARRIER
-#define MD_BARRIER 0 // 0: every block polls the arrival counter; 1: the last arrival raises a release word a line away
-#endif
-#ifndef MD_POLL_NS
-#define MD_POLL_NS 0 // a pause between polls (ns): fewer requests at the word's L2 slice while the last blocks arrive
-#endif
-#define MD_RELEASE_OFFSET 32 // the release word: 128 bytes past the counter (MoeDecode.BarrierInts = 64)
-
-__device__ __forceinline__ void poll_until(const unsigned* word, unsigned target)
-{
-    unsigned seen;
-    for (;;)
-    {
-        asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(seen) : "l"(word) : "memory");
-        if (seen >= target)
-            break;
-#if MD_POLL_NS > 0
-        __nanosleep(MD_POLL_NS);
-#endif
-    }
-}
-
-// Every block arrives, then waits until `target` arrivals (gridDim.x times the barriers passed so far) are in: by
-// polling the counter (MD_BARRIER 0), or the release word, which the last arrival sets to `generation` (1, 2).
-__device__ __forceinline__ void grid_barrier(unsigned* counter, unsigned target, unsigned generation)
+// Every block arrives, then waits until `target` arrivals (gridDim.x times the barriers passed so far) are in.
+__device__ __forceinline__ void grid_barrier(unsigned* counter, unsigned target)
 {
     __syncthreads();
     if (threadIdx.x == 0)
     {
         __threadfence(); // this block's writes before its arrival
-#if MD_BARRIER == 1
-        unsigned* release = counter + MD_RELEASE_OFFSET;
-        if (atomicAdd(counter, 1u) == target - 1) // the last: every other arrival, and the writes fenced before it, are in
-            asm volatile("st.release.gpu.global.u32 [%0], %1;" ::"l"(release), "r"(generation) : "memory");
-        else
-            poll_until(release, generation);
-#else
         atomicAdd(counter, 1u);
-        poll_until(counter, target);
-#endif
+        unsigned seen;
+        do
+            asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(seen) : "l"(counter) : "memory");
+        while (seen < target);
         __threadfence();
     }
     __syncthreads();
@@ -199,36 +151,6 @@ __device__ __forceinline__ void prefetch_kept(const void* p)
 #endif
 }
 
-// The down stage (MOE_DECODE_STAGE): the W rows of the block's first down item (phase 4), copied into shared memory
-// while the weights stream, so that phase 4 reads them on chip after barrier 2. Each lane copies the 16-byte chunks it
-// will sum itself (lane_dots' order), so its own wait is all the ordering it needs. cp.async on sm_80 and later.
-__device__ __forceinline__ void copy_16_async(void* shared, const void* global)
-{
-#if __CUDA_ARCH__ >= 800
-    const unsigned address = (unsigned)__cvta_generic_to_shared(shared);
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(address), "l"(global) : "memory");
-#else
-    *reinterpret_cast<uint4*>(shared) = __ldg(reinterpret_cast<const uint4*>(global));
-#endif
-}
-
-__device__ __forceinline__ void wait_copies()
-{
-#if __CUDA_ARCH__ >= 800
-    asm volatile("cp.async.wait_all;" ::: "memory");
-#endif
-}
-
-__device__ __forceinline__ uint4 load_shared(const void* p)
-{
-    uint4 v;
-    asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];"
-                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-                 : "r"((unsigned)__cvta_generic_to_shared(p))
-                 : "memory");
-    return v;
-}
-
 #ifndef MD_UNROLL
 #define MD_UNROLL 1 // 16-byte chunks of each gate_up W row a lane has in flight (MOE_DECODE_UNROLL=1|2|4)
 #endif
@@ -236,9 +158,8 @@ __device__ __forceinline__ uint4 load_shared(const void* p)
 // Lane sums of NW W rows against NX X rows over K (k / 8 chunks), the GEMV's order: chunks part * 32 + lane, then
 // + 32 * split; fmaf over the chunk's 8 elements in order. UNROLL chunks of each row are loaded before any is summed
 // (the same order of sums, more bytes in flight: gate_up takes MD_UNROLL, the short router and down phases 1). X rows come through the read-only path (the layer's input) or from L2
-// (X_WRITTEN: rows this launch wrote). W rows are in global memory, or (W_SHARED) the block's staged down rows, where
-// the lane finds the chunks it copied itself (stage_down). A W row that is not live is not read (its sums stay 0).
-template <typename TIn, int NW, int NX, bool X_WRITTEN, int UNROLL = 1, bool W_SHARED = false>
+// (X_WRITTEN: rows this launch wrote). A W row that is not live is not read (its sums stay 0).
+template <typename TIn, int NW, int NX, bool X_WRITTEN, int UNROLL = 1>
 __device__ __forceinline__ void lane_dots(const TIn* const (&w)[NW], const bool (&live)[NW], const TIn* x, long long xStride, int nx,
                                           int k, int part, int split, int lane, StreamPolicy policy, float (&acc)[NW][NX])
 {
@@ -257,9 +178,7 @@ __device__ __forceinline__ void lane_dots(const TIn* const (&w)[NW], const bool 
             const int c = base + u * stride;
 #pragma unroll
             for (int q = 0; q < NW; q++)
-                wv[u][q] = !(live[q] && c < chunks) ? make_uint4(0, 0, 0, 0)
-                           : W_SHARED                  ? load_shared(w[q] + 8 * c)
-                                                       : load_w(w[q] + 8 * c, policy);
+                wv[u][q] = live[q] && c < chunks ? load_w(w[q] + 8 * c, policy) : make_uint4(0, 0, 0, 0);
         }
 #pragma unroll
         for (int u = 0; u < UNROLL; u++)
@@ -289,51 +208,6 @@ __device__ __forceinline__ void lane_dots(const TIn* const (&w)[NW], const bool 
     }
 }
 
-#ifndef MD_ROWWISE
-#define MD_ROWWISE 0 // 1: gate_up's lanes stream one W row at a time (lane_dots_rowwise); 2: down's too
-#endif
-
-// lane_dots for one X row, a W row at a time: a lane loads CH chunks of row q (c, c + 32 * split, ...: 2 KB of the row
-// a warp at once, contiguous when split is 1) before it sums them, then the next chunks, then the next row. Each row's
-// sum takes its chunks in the same order as lane_dots, so the bits are the same; only the addresses in flight differ
-// (one row's, not 512 bytes of each of NW rows). X's chunk is read once a row (L1 hits after the first).
-template <typename TIn, int NW, bool X_WRITTEN, int CH>
-__device__ __forceinline__ void lane_dots_rowwise(const TIn* const (&w)[NW], const bool (&live)[NW], const TIn* x, int k, int part, int split,
-                                                  int lane, StreamPolicy policy, float (&acc)[NW][1])
-{
-    const int chunks = k / 8, stride = 32 * split;
-#pragma unroll
-    for (int q = 0; q < NW; q++)
-    {
-        acc[q][0] = 0.0f;
-        if (!live[q])
-            continue;
-        for (int base = part * 32 + lane; base < chunks; base += stride * CH)
-        {
-            uint4 wv[CH];
-#pragma unroll
-            for (int u = 0; u < CH; u++)
-            {
-                const int c = base + u * stride;
-                wv[u] = c < chunks ? load_w(w[q] + 8 * c, policy) : make_uint4(0, 0, 0, 0);
-            }
-#pragma unroll
-            for (int u = 0; u < CH; u++)
-            {
-                const int c = base + u * stride;
-                if (c >= chunks)
-                    break;
-                float wf[8], xf[8];
-                unpack8((const TIn*)nullptr, wv[u], wf);
-                unpack8((const TIn*)nullptr, X_WRITTEN ? load_written(x + 8 * c) : __ldg(reinterpret_cast<const uint4*>(x + 8 * c)), xf);
-#pragma unroll
-                for (int e = 0; e < 8; e++)
-                    acc[q][0] = fmaf(wf[e], xf[e], acc[q][0]);
-            }
-        }
-    }
-}
-
 // The down rows a block streams in phase 4 (its items: blockIdx.x, + gridDim.x, ...), `lines` 128-byte lines of each,
 // asked of L2.
 template <typename TIn>
@@ -353,36 +227,6 @@ __device__ __forceinline__ void prefetch_down(const TIn* __restrict__ down, cons
             const int col = c0 + r % columns;
             if (col < hidden)
                 prefetch_kept(reinterpret_cast<const char*>(down + ((long long)slotExpert[t * k + r / columns] * hidden + col) * inter) + 128 * line);
-        }
-    }
-}
-
-// Shared row of (pair, q) in the stage: pair p of the item (round * groups + group) holds rows 4p .. 4p + 3.
-template <typename TIn>
-__device__ __forceinline__ void stage_down(TIn* stage, const TIn* __restrict__ down, const int* slotExpert, int tokens, int k, int hidden,
-                                           int inter, int downQuads, int split, int warp, int lane)
-{
-    const int columns = 4 * downQuads, itemsPerToken = (hidden + columns - 1) / columns;
-    const int item = blockIdx.x;
-    if (item >= tokens * itemsPerToken)
-        return;
-    const int t = item / itemsPerToken, c0 = (item % itemsPerToken) * columns;
-    const int groups = MD_WARPS / split, group = warp / split, part = warp % split;
-    const int pairs = k * downQuads, chunks = inter / 8;
-    for (int pair = group; pair < pairs; pair += groups)
-    {
-        const int j = pair / downQuads, quad = pair % downQuads;
-        const TIn* expertRows = down + (long long)slotExpert[t * k + j] * hidden * inter;
-#pragma unroll
-        for (int q = 0; q < MD_WROWS; q++)
-        {
-            const int col = c0 + 4 * quad + q;
-            if (col >= hidden)
-                continue;
-            const TIn* src = expertRows + (long long)col * inter;
-            TIn* dst = stage + (long long)(pair * MD_WROWS + q) * inter;
-            for (int c = part * 32 + lane; c < chunks; c += 32 * split)
-                copy_16_async(dst + 8 * c, src + 8 * c);
         }
     }
 }
@@ -437,12 +281,10 @@ __device__ __forceinline__ void moe_decode(
     const TIn* __restrict__ down, const float* __restrict__ residual, float* logits, int* __restrict__ ids,
     float* __restrict__ weights, int* __restrict__ counts, TIn* act, float* __restrict__ out, unsigned* barrier,
     int tokens, int hidden, int inter, int experts, int k, int renormalize, int grouped, int groupCount, int topkGroups,
-    float scale, int routerSplit, int gateUpSplit, int downSplit, int downQuads, int prefetchLines, int downStage MD_TRACE_PARAM)
+    float scale, int routerSplit, int gateUpSplit, int downSplit, int downQuads, int prefetchLines MD_TRACE_PARAM)
 {
-    extern __shared__ __align__(16) unsigned char mdDynamic[]; // the down stage (downStage != 0): the host sized it
-    TIn* stage = reinterpret_cast<TIn*>(mdDynamic);
     // The routing's logits and the expert phases' sums are never live together (barrier 1 and the routing's block barrier
-    // part them), so they share their bytes: the down stage's 48 KB a block still leaves 4 blocks an SM.
+    // part them), so they share their bytes.
     __shared__ __align__(16) union
     {
         float stagedLogits[MD_MAX_TOKENS][MD_MAX_EXPERTS];
@@ -485,7 +327,7 @@ __device__ __forceinline__ void moe_decode(
         }
     }
     MD_STAMP(1);
-    grid_barrier(barrier, gridDim.x, 1);
+    grid_barrier(barrier, gridDim.x);
     MD_STAMP(2);
 
     // ---- 2. Routing, in every block: stage the logits, warp t routes token t ----
@@ -543,41 +385,19 @@ __device__ __forceinline__ void moe_decode(
     if (prefetchLines > 0)
         prefetch_down<TIn>(down, slotExpert, tokens, k, hidden, inter, columns, prefetchLines);
 #endif
-    if (downStage == 1) // early: the down rows stream with gate_up's, and are on chip when barrier 2 passes
-        stage_down<TIn>(stage, down, slotExpert, tokens, k, hidden, inter, downQuads, downSplit, warp, lane);
     MD_STAMP(3);
 
     // ---- 3. gate_up and SiLU-and-mul: unit u = slot u / pairs, activation columns 2 (u % pairs) and + 1 ----
-    // Which block takes which units (MD_UNITS, MOE_DECODE_UNITS): 0 blocked, block b units b * groups .. + groups - 1,
-    // then + grid * groups (at T = 1 Qwen3-30B-A3B's 3072 units fill 384 of 512 blocks); 1 spread, block b the
-    // contiguous range [b * units / grid, (b + 1) * units / grid) (6 each); 2 dealt in turn, unit u to block u % grid
-    // (balanced too, but a block's warps then read rows of up to 8 experts at once).
     {
         const int split = gateUpSplit, groups = MD_WARPS / split;
         const int group = warp / split, part = warp % split;
         const int pairs = (inter + 1) / 2;
         const StreamPolicy policy = stream_policy();
         const long long units = (long long)slots * pairs;
-#if MD_UNITS == 1
-        const long long end = (blockIdx.x + 1) * units / gridDim.x;
-#else
-        const long long end = units;
-#endif
-        for (long long step = 0;; step++)
+        for (long long item = blockIdx.x; item * groups < units; item += gridDim.x)
         {
-#if MD_UNITS == 0
-            const long long lead = (blockIdx.x + step * gridDim.x) * groups; // the block's first unit of the step
-            const long long unit = lead + group;
-#elif MD_UNITS == 1
-            const long long lead = blockIdx.x * units / gridDim.x + step * groups;
-            const long long unit = lead + group;
-#else
-            const long long lead = step * groups * gridDim.x + blockIdx.x;
-            const long long unit = lead + (long long)group * gridDim.x;
-#endif
-            if (lead >= end)
-                break;
-            const bool real = unit < end;
+            const long long unit = item * groups + group;
+            const bool real = unit < units;
             const int slot = real ? (int)(unit / pairs) : 0;
             const int col0 = real ? 2 * (int)(unit % pairs) : 0;
             const TIn* expertRows = gateUp + (long long)slotExpert[slot] * 2 * inter * hidden;
@@ -592,11 +412,7 @@ __device__ __forceinline__ void moe_decode(
                 w[q] = expertRows + (long long)((q < 2 ? 0 : inter) + (live[q] ? col : 0)) * hidden;
             }
             float acc[MD_WROWS][1];
-#if MD_ROWWISE >= 1
-            lane_dots_rowwise<TIn, MD_WROWS, false, 4 * MD_UNROLL>(w, live, x + (long long)(slot / k) * hidden, hidden, part, split, lane, policy, acc);
-#else
             lane_dots<TIn, MD_WROWS, 1, false, MD_UNROLL>(w, live, x + (long long)(slot / k) * hidden, hidden, 1, hidden, part, split, lane, policy, acc);
-#endif
             float sum[MD_WROWS];
             group_sums<MD_WROWS, 1>(acc, 1, partial, warp, part, split, lane, sum);
             if (real && part == 0 && lane == 0)
@@ -608,7 +424,7 @@ __device__ __forceinline__ void moe_decode(
                         row[col0 + j] = from_float<TIn>(gv_silu(sum[j]) * sum[2 + j]);
             }
             if (split > 1)
-                __syncthreads();
+                __syncthreads(); // partial is rewritten by the next item
         }
     }
 
@@ -618,14 +434,9 @@ __device__ __forceinline__ void moe_decode(
     if (prefetchLines > 0)
         prefetch_down<TIn>(down, slotExpert, tokens, k, hidden, inter, columns, prefetchLines);
 #endif
-    if (downStage == 2) // late: the down rows stream while the other blocks finish gate_up and the barrier
-        stage_down<TIn>(stage, down, slotExpert, tokens, k, hidden, inter, downQuads, downSplit, warp, lane);
     MD_STAMP(5);
-    grid_barrier(barrier, 2 * gridDim.x, 2);
+    grid_barrier(barrier, 2 * gridDim.x);
     MD_STAMP(6);
-    if (downStage != 0)
-        wait_copies();
-    MD_STAMP(7);
 
     // ---- 4. down and combine: item = token t, columns c0 .. c0 + C - 1; pair p = slot j (p / quads), quad p % quads ----
     {
@@ -642,7 +453,6 @@ __device__ __forceinline__ void moe_decode(
                 const int j = real ? pair / downQuads : 0, quad = real ? pair % downQuads : 0;
                 const int slot = t * k + j;
                 const TIn* expertRows = down + (long long)slotExpert[slot] * hidden * inter;
-                const bool staged = downStage != 0 && item == (int)blockIdx.x; // stage_down copied this item's rows
                 const TIn* w[MD_WROWS];
                 bool live[MD_WROWS];
 #pragma unroll
@@ -650,18 +460,10 @@ __device__ __forceinline__ void moe_decode(
                 {
                     const int col = c0 + 4 * quad + q;
                     live[q] = real && col < hidden;
-                    w[q] = staged ? stage + (long long)(pair * MD_WROWS + q) * inter : expertRows + (long long)(live[q] ? col : 0) * inter;
+                    w[q] = expertRows + (long long)(live[q] ? col : 0) * inter;
                 }
                 float acc[MD_WROWS][1];
-                const TIn* xRow = act + (long long)slot * inter;
-                if (staged)
-                    lane_dots<TIn, MD_WROWS, 1, true, 1, true>(w, live, xRow, inter, 1, inter, part, split, lane, StreamPolicy{0}, acc);
-                else
-#if MD_ROWWISE >= 2
-                    lane_dots_rowwise<TIn, MD_WROWS, true, 4>(w, live, xRow, inter, part, split, lane, StreamPolicy{0}, acc);
-#else
-                    lane_dots<TIn, MD_WROWS, 1, true>(w, live, xRow, inter, 1, inter, part, split, lane, StreamPolicy{0}, acc);
-#endif
+                lane_dots<TIn, MD_WROWS, 1, true>(w, live, act + (long long)slot * inter, inter, 1, inter, part, split, lane, StreamPolicy{0}, acc);
                 float sum[MD_WROWS];
                 group_sums<MD_WROWS, 1>(acc, 1, partial, warp, part, split, lane, sum);
                 if (real && part == 0 && lane == 0)
@@ -686,18 +488,13 @@ __device__ __forceinline__ void moe_decode(
         }
     }
 
-    MD_STAMP(8);
-    // A third arrival: the block that completes it resets the words (every block has left both barriers by then).
+    MD_STAMP(7);
+    // A third arrival: the block that completes it resets the counter (every block has left both barriers by then).
     if (threadIdx.x == 0)
     {
         const unsigned before = atomicAdd(barrier, 1u);
         if (before == 3 * gridDim.x - 1)
-        {
-#if MD_BARRIER == 1
-            atomicExch(barrier + MD_RELEASE_OFFSET, 0u);
-#endif
             atomicExch(barrier, 0u);
-        }
     }
 }
 
@@ -706,12 +503,12 @@ __device__ __forceinline__ void moe_decode(
         const TIN* x, const TIN* router, const float* bias, const TIN* gateUp, const TIN* down, const float* residual,          \
         float* logits, int* ids, float* weights, int* counts, TIN* act, float* out, unsigned* barrier, int tokens, int hidden,  \
         int inter, int experts, int k, int renormalize, int grouped, int groupCount, int topkGroups, float scale,              \
-        int routerSplit, int gateUpSplit, int downSplit, int downQuads, int prefetchLines, int downStage MD_TRACE_PARAM)        \
+        int routerSplit, int gateUpSplit, int downSplit, int downQuads, int prefetchLines MD_TRACE_PARAM)                       \
     {                                                                                                                           \
         moe_wait_prior_grid();                                                                                                  \
         moe_decode<TIN>(x, router, bias, gateUp, down, residual, logits, ids, weights, counts, act, out, barrier, tokens,      \
                         hidden, inter, experts, k, renormalize, grouped, groupCount, topkGroups, scale, routerSplit,            \
-                        gateUpSplit, downSplit, downQuads, prefetchLines, downStage MD_TRACE_ARG);                              \
+                        gateUpSplit, downSplit, downQuads, prefetchLines MD_TRACE_ARG);                                         \
     }
 
 MD_ENTRY(moe_decode_bf16, bf16)

@@ -74,7 +74,7 @@ public sealed class MoeWorkspace : IDisposable
             bool takesShapes = MoeDecode.Unsupported(weights.DType, 1, e, k, h, weights.Intermediate) is null;
             FusedDecodeMaxTokens = takesShapes ? fusedDecodeMaxTokens ?? (a.Kind == AcceleratorKind.Cuda ? MoeDecodeSwitch.MaxTokens : 0) : 0;
             if (FusedDecodeMaxTokens > 0)
-                DecodeBarrier = Own(a.Upload<int>(new int[MoeRuntime.Kernels.Decode.MoeDecode.BarrierInts])); // the kernel leaves it zero
+                DecodeBarrier = Own(a.Upload<int>([0])); // the kernel leaves it zero
             if (sharedExpertStream ?? SharedExpertStream.EnabledByDefault)
                 SharedStream = SharedExpertStream.For(weights, tokens);
         }
@@ -216,7 +216,7 @@ public sealed class MoeWorkspace : IDisposable
     /// </summary>
     public const int TensorParallelFusedDecodeMaxTokens = 0;
 
-    /// <summary>The decode kernel's grid barrier words (<see cref="MoeRuntime.Kernels.Decode.MoeDecode.BarrierInts"/> ints, zero between launches); null when <see cref="FusedDecodeMaxTokens"/> is 0.</summary>
+    /// <summary>The decode kernel's grid barrier word (one int, zero between launches); null when <see cref="FusedDecodeMaxTokens"/> is 0.</summary>
     public MemoryBuffer<int>? DecodeBarrier { get; }
 
     /// <summary>The shared experts' own stream, events and split-K scratch; null: they run on the forward's stream.</summary>
