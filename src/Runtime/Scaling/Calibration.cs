@@ -22,6 +22,10 @@ namespace MoeRuntime.Runtime.Scaling;
 ///   <see cref="ScaleParams.Host"/>, each part a per-unit cost through the origin; rows "T=t phase=route" / "R=r phase=experts"
 ///   (whole phases, with "after=upload" / "after=kernel" when issued behind the input upload / a running kernel) fit fixed + per
 ///   token (row) each. Without such rows the fallback's host part is kept (none in files older than it: no host term).</item>
+/// <item><c>moe bench layer --parallel ep --json</c> (kind "ep_layer") with per-rank host marks: the route after upload and the
+///   busy experts phase from the layer's own enqueue (<see cref="LayerHostMarks"/>), in place of the sweep's rows for those
+///   two; the other host parts still come from the sweep (or the fallback), and <c>Sources["host by parameter"]</c> says which
+///   source gave each. A run without host marks is refused.</item>
 /// </list>
 /// Expert-GEMM rows of several model shapes also give one fit per shape (<see cref="ScaleParams.GemmByShape"/>).
 /// Parts no file measures are taken from <paramref name="fallback"/> and say so in <see cref="ScaleParams.Sources"/>.
@@ -69,6 +73,7 @@ public static partial class Calibration
         var links = new Dictionary<string, List<(double, double)>>();
         var host = new Dictionary<string, List<(double, double)>>(); // "launch", "copy", "event", "collective": (count per call, us per call)
         var hostPhases = new Dictionary<string, List<(double, double)>>(); // "route", "experts", "route after=upload", ...: (tokens or rows, us per call)
+        var layerMarks = new List<LayerHostMarks.Marks>(); // ep_layer files: the route's and experts' enqueue in the layer itself
         var linkRanks = new Dictionary<string, int>(); // link rows timed on the host around synchronous calls of our all-to-allv: their ranks
         var sources = new Dictionary<string, List<string>>();
         void Source(string part, string text)
@@ -107,7 +112,10 @@ public static partial class Calibration
                 continue;
             }
             if (kind == "ep_layer")
-                throw new InvalidDataException($"{path}: an EP layer bench is for --validate, not --calibrate");
+            {
+                layerMarks.Add(LayerHostMarks.Read(root, path));
+                continue;
+            }
             if (rows.Count > 0 && rows[0]?["BusGBs"] is not null)
             {
                 int ranks = root["ranks"]!.GetValue<int>();
@@ -213,8 +221,10 @@ public static partial class Calibration
             result["movement"] = $"{string.Join(", ", sources["movement"])}: {movement.Count} points, rms error {Rms(move, movement):P1}";
         }
         HostParams? hostFit = fallback?.Host;
+        var hostSource = new Dictionary<string, string>(); // each host parameter: where its value came from
         if (host.ContainsKey("launch") || host.ContainsKey("gemm"))
         {
+            string sweep = $"host_launch sweep ({string.Join(", ", sources["host"])})";
             var fitted = new Dictionary<string, double>();
             var notes = new List<string>();
             foreach (var part in HostParts)
@@ -231,6 +241,7 @@ public static partial class Calibration
                     fitted[part] = old ?? 0;
                     notes.Add(old is null ? $"{part} not measured (0)" : $"{part} from {fallbackName}");
                 }
+                hostSource[HostParameter(part)] = host.ContainsKey(part) ? sweep : fallback?.Host is null ? "not measured (0)" : $"from {fallbackName}";
             }
             double? gemmCall = null;
             if (host.TryGetValue("gemm", out var gemmPoints))
@@ -247,12 +258,33 @@ public static partial class Calibration
             hostFit = new HostParams(fitted["launch"], fitted["copy"], fitted["event"], fitted["collective"])
                 { GemmCallUs = gemmCall, RoutePhase = routePhase, ExpertsPhase = expertsPhase, RoutePhaseAfterUpload = routeAfterUpload, ExpertsPhaseBusy = expertsBusy };
             result["host"] = $"{string.Join(", ", sources["host"])}: {string.Join("; ", notes)}";
+            hostSource[nameof(HostParams.GemmCallUs)] = gemmCall is null ? "not measured (a launch's cost)" : sweep;
+            foreach (var (name, cost) in PhaseParameters(hostFit))
+                hostSource[name] = cost is null ? "not measured (priced op by op)" : sweep;
         }
         else
         {
+            foreach (var part in HostParts)
+                hostSource[HostParameter(part)] = $"from {fallbackName}";
+            hostSource[nameof(HostParams.GemmCallUs)] = hostFit?.GemmCallUs is null ? "not measured (a launch's cost)" : $"from {fallbackName}";
+            foreach (var (name, cost) in PhaseParameters(hostFit))
+                hostSource[name] = cost is null ? "not measured (priced op by op)" : $"from {fallbackName}";
             result["host"] = fallback?.Host is null
                 ? "not measured (no host_launch sweep given): no host enqueue term, every phase is its device time"
                 : $"from {fallbackName}: {fallback.Sources.GetValueOrDefault("host", "?")}";
+        }
+        if (layerMarks.Count > 0)
+        {
+            // The layer's own marks price the phases they cover; every other host part needs a sweep or a fallback to come from.
+            if (hostFit is null)
+                throw new InvalidDataException("the EP layer's host marks price the route and experts phases only: the other host parts (launch, copy, event, "
+                    + "all-to-allv) need a host_launch sweep among the files or fallback params with a host part");
+            hostFit = LayerHostMarks.Fit(layerMarks, hostFit, out var fromMarks, out string marksNote);
+            result["host marks"] = marksNote;
+            foreach (var name in fromMarks)
+                hostSource[name] = $"the EP layer's host marks ({string.Join(", ", layerMarks.Select(f => f.File))})";
+            // Written only with layer marks, so params fitted without them keep the Sources they had.
+            result["host by parameter"] = string.Join("; ", hostSource.Select(x => $"{x.Key}: {x.Value}"));
         }
         if (links.Count > 0)
         {
@@ -400,6 +432,22 @@ public static partial class Calibration
         notes.Add(string.Create(CultureInfo.InvariantCulture, $"{phase} phase {cost.FixedUs:F1} us + {cost.PerUnitUs:F3} us per {unit} ({points.Count} rows, rms error {rms:P1})"));
         return cost;
     }
+
+    /// <summary>The <see cref="HostParams"/> member a host part ("launch", "copy", "event", "collective") fits.</summary>
+    private static string HostParameter(string part) => part switch
+    {
+        "launch" => nameof(HostParams.LaunchUs),
+        "copy" => nameof(HostParams.CopyUs),
+        "event" => nameof(HostParams.EventUs),
+        _ => nameof(HostParams.CollectivePerRankUs),
+    };
+
+    /// <summary>The whole-phase host costs by member name (null when not measured).</summary>
+    private static (string Name, HostPhaseCost? Cost)[] PhaseParameters(HostParams? h) =>
+    [
+        (nameof(HostParams.RoutePhase), h?.RoutePhase), (nameof(HostParams.ExpertsPhase), h?.ExpertsPhase),
+        (nameof(HostParams.RoutePhaseAfterUpload), h?.RoutePhaseAfterUpload), (nameof(HostParams.ExpertsPhaseBusy), h?.ExpertsPhaseBusy),
+    ];
 
     private static double HostPartOf(HostParams h, string part) => part switch
     {

@@ -41,14 +41,16 @@ public sealed record HostParams(double LaunchUs, double CopyUs, double EventUs, 
     /// A rank's route timed right after its input upload (HostInputStage.Upload: the conversion and a copy still in flight),
     /// as the EP forward with host arrays issues it (the host_launch sweep's "phase=route after=upload" rows); null in files
     /// before it: <see cref="RoutePhase"/> (an idle stream) or op by op. Used only where the layer uploads its input
-    /// (<see cref="HostSchedule.HostArrays"/>); hidden states already on the device take the idle row.
+    /// (<see cref="HostSchedule.HostArrays"/>); hidden states already on the device take the idle row. Calibrated from the EP
+    /// layer's own host marks instead when an ep_layer run is among the files (<see cref="LayerHostMarks"/>).
     /// </summary>
     public HostPhaseCost? RoutePhaseAfterUpload { get; init; }
 
     /// <summary>
     /// A rank's experts phase timed behind a kernel still running on its stream, as every EP forward issues it (the experts
-    /// follow the dispatch's kernel): the sweep's "phase=experts after=kernel" rows; null in files before it:
-    /// <see cref="ExpertsPhase"/> (an idle stream) or op by op.
+    /// follow the dispatch's kernel): the sweep's "phase=experts after=kernel" rows, or the EP layer's own host marks when an
+    /// ep_layer run is among the files (<see cref="LayerHostMarks"/>); null in files before it: <see cref="ExpertsPhase"/> (an
+    /// idle stream) or op by op.
     /// </summary>
     public HostPhaseCost? ExpertsPhaseBusy { get; init; }
 }
