@@ -110,9 +110,6 @@ public sealed class MoeDecodeTests
         Assert.Equal(1, MoeDecodeSwitch.ParseUnroll(null));
         Assert.Equal(4, MoeDecodeSwitch.ParseUnroll("4"));
         Assert.Contains("MOE_DECODE_UNROLL", Assert.Throws<ArgumentException>(() => MoeDecodeSwitch.ParseUnroll("3")).Message);
-        Assert.False(MoeDecodeSwitch.ParseIdlePrefetch(null));
-        Assert.True(MoeDecodeSwitch.ParseIdlePrefetch("ON"));
-        Assert.Contains("MOE_DECODE_IDLE_PREFETCH", Assert.Throws<ArgumentException>(() => MoeDecodeSwitch.ParseIdlePrefetch("1")).Message);
     }
 
     /// <summary>Every build the host can ask for compiles (CI's NVRTC: the default build alone is in NvrtcTests).</summary>

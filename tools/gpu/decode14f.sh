@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # GPU machine, one H200, after tools/gpu/pack.sh: the fourteenth session's last call (issue 5).
+# Its MOE_DECODE_IDLE_PREFETCH switch (commit 16524e3) was removed after the run (it lost: docs/PERFORMANCE.md, fourteenth session).
 #   1. The fused bits tests with MOE_DECODE_IDLE_PREFETCH=on (the blocks without a gate_up unit prefetch every down row).
 #   2. `sweep moe_layer` Qwen3 T=1, 4 layers cycled: off / on, three times; a trace with it on.
 # Stdout: test totals and failures, trace, table (us). Logs in $OUT/decode14f.tgz.

@@ -192,7 +192,7 @@ public static class MoeDecode
         Span<KernelArg> args = [hidden, router, grouped ? routing.CorrectionBias : null, gateUp, down, residual, logits, ids, weights, counts, activation, output, barrier,
             tokens, hiddenSize, intermediate, experts, routing.TopK, routing.Renormalize ? 1 : 0, grouped ? 1 : 0,
             grouped ? routing.GroupCount : 1, grouped ? routing.TopKGroups : 1, routing.RoutedScalingFactor,
-            plan.RouterSplit, plan.GateUpSplit, plan.DownSplit, plan.DownQuads, plan.PrefetchLines, MoeDecodeSwitch.IdlePrefetch ? 1 : 0, trace];
+            plan.RouterSplit, plan.GateUpSplit, plan.DownSplit, plan.DownQuads, plan.PrefetchLines, trace];
         kernel.LaunchCooperative(stream, new Dim3((uint)blocks, 1, 1), new Dim3(Warps * 32, 1, 1), 0, trace is null ? args[..^1] : args);
         if (trace is not null)
             TracedBlocks = blocks;

@@ -6,8 +6,7 @@ namespace MoeRuntime.Kernels.Decode;
 /// N = 1..8, off = never. MOE_DECODE_PREFETCH=late|early|off (default late; on = late): when its blocks ask L2 for their down rows,
 /// after gate_up or right after the routing (with cache priorities that keep them), or never. MOE_DECODE_UNROLL=1|2|4
 /// (default 1): 16-byte chunks of each gate_up W row a lane loads at once. MOE_DECODE_BLOCKS_PER_SM=1..8 (unset: as many as
-/// the SM holds) caps the grid, for A/B runs. MOE_DECODE_IDLE_PREFETCH=off|on (default off): the blocks without a gate_up unit
-/// ask L2 for every block's down rows right after the routing. Read once, on first use; a bad value is the ArgumentException naming it.
+/// the SM holds) caps the grid, for A/B runs. Read once, on first use; a bad value is the ArgumentException naming it.
 /// </summary>
 public static class MoeDecodeSwitch
 {
@@ -15,7 +14,6 @@ public static class MoeDecodeSwitch
     public const string PrefetchVariableName = "MOE_DECODE_PREFETCH";
     public const string BlocksPerSmVariableName = "MOE_DECODE_BLOCKS_PER_SM";
     public const string UnrollVariableName = "MOE_DECODE_UNROLL";
-    public const string IdlePrefetchVariableName = "MOE_DECODE_IDLE_PREFETCH";
 
     /// <summary>Tokens up to which "on" fuses.</summary>
     public const int DefaultMaxTokens = 1;
@@ -36,9 +34,6 @@ public static class MoeDecodeSwitch
     /// <summary>Chunks of each gate_up W row a lane loads at once.</summary>
     public static int Unroll => UnrollSetting.Value;
 
-    /// <summary>The blocks without a gate_up unit prefetch every block's down rows right after the routing.</summary>
-    public static bool IdlePrefetch => IdlePrefetchSetting.Value;
-
     /// <summary>Blocks an SM the grid may hold at most (0: what the occupancy allows).</summary>
     public static int BlocksPerSm => BlocksSetting.Value;
 
@@ -46,14 +41,6 @@ public static class MoeDecodeSwitch
     private static readonly EnvironmentSetting<int> BlocksSetting = new(BlocksPerSmVariableName, ParseBlocksPerSm);
     private static readonly EnvironmentSetting<DecodePrefetch> PrefetchSetting = new(PrefetchVariableName, ParsePrefetch);
     private static readonly EnvironmentSetting<int> UnrollSetting = new(UnrollVariableName, ParseUnroll);
-    private static readonly EnvironmentSetting<bool> IdlePrefetchSetting = new(IdlePrefetchVariableName, ParseIdlePrefetch);
-
-    internal static bool ParseIdlePrefetch(string? value) => value?.Trim().ToLowerInvariant() switch
-    {
-        null or "" or "off" => false,
-        "on" => true,
-        _ => throw new ArgumentException($"{IdlePrefetchVariableName}='{value}': expected on (the blocks without a gate_up unit prefetch every down row) or off"),
-    };
 
     internal static int Parse(string? value) => value?.Trim().ToLowerInvariant() switch
     {

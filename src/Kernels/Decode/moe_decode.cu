@@ -18,8 +18,7 @@
 //      the layout TopKRouting picks, MD_CONTIGUOUS), so every block holds every token's ids and weights;
 //   3. gate_up: an item is G units of 4 W rows (gate and up of two activation columns of one slot); then each block
 //      asks L2 for the down rows it will stream in phase 4 (prefetchLines 128-byte lines of each; 0 = none), or, built
-//      with MD_EARLY_PREFETCH, asks before gate_up, right after the routing; with idlePrefetch, the blocks that have
-//      no gate_up unit ask for every block's down rows right after the routing;
+//      with MD_EARLY_PREFETCH, asks before gate_up, right after the routing;
 //   barrier;
 //   4. down and combine: an item is one token's C output columns; its warp groups take (slot, 4 columns) pairs, and
 //      the sums of the k slots are added per column in slot order, as Combine adds them.
@@ -232,25 +231,6 @@ __device__ __forceinline__ void prefetch_down(const TIn* __restrict__ down, cons
     }
 }
 
-// Blocks that phase 3 leaves without a unit (block b's first unit, b * G, is past the last: Qwen3-30B-A3B's 128 of 512 at
-// T = 1) ask L2 for every block's down rows, a share each, while the others stream gate_up (MOE_DECODE_IDLE_PREFETCH).
-template <typename TIn>
-__device__ __forceinline__ void prefetch_down_idle(const TIn* __restrict__ down, const int* slotExpert, int slots, int hidden, int inter,
-                                                   long long units, int groups, int lines)
-{
-    const long long firstIdle = (units + groups - 1) / groups;
-    if (blockIdx.x < firstIdle)
-        return;
-    const int rowLines = min(lines, (inter * (int)sizeof(TIn) + 127) / 128);
-    const long long idleThreads = (gridDim.x - firstIdle) * blockDim.x, total = (long long)slots * hidden * rowLines;
-    for (long long i = (blockIdx.x - firstIdle) * blockDim.x + threadIdx.x; i < total; i += idleThreads)
-    {
-        const long long row = i / rowLines;
-        const int line = (int)(i % rowLines), slot = (int)(row / hidden), col = (int)(row % hidden);
-        prefetch_kept(reinterpret_cast<const char*>(down + ((long long)slotExpert[slot] * hidden + col) * inter) + 128 * line);
-    }
-}
-
 // The group's sums after lane_dots: each warp's butterfly into partial[warp], a block barrier, then lane r of the group's
 // first warp holds part-ordered totals (0 + part 0 + part 1 + ..., as the GEMV's epilogue adds them) in `sum`.
 // With split > 1 every warp of the block calls it (it synchronises the block); with split 1 it is warp-local.
@@ -301,7 +281,7 @@ __device__ __forceinline__ void moe_decode(
     const TIn* __restrict__ down, const float* __restrict__ residual, float* logits, int* __restrict__ ids,
     float* __restrict__ weights, int* __restrict__ counts, TIn* act, float* __restrict__ out, unsigned* barrier,
     int tokens, int hidden, int inter, int experts, int k, int renormalize, int grouped, int groupCount, int topkGroups,
-    float scale, int routerSplit, int gateUpSplit, int downSplit, int downQuads, int prefetchLines, int idlePrefetch MD_TRACE_PARAM)
+    float scale, int routerSplit, int gateUpSplit, int downSplit, int downQuads, int prefetchLines MD_TRACE_PARAM)
 {
     // The routing's logits and the expert phases' sums are never live together (barrier 1 and the routing's block barrier
     // part them), so they share their bytes.
@@ -405,8 +385,6 @@ __device__ __forceinline__ void moe_decode(
     if (prefetchLines > 0)
         prefetch_down<TIn>(down, slotExpert, tokens, k, hidden, inter, columns, prefetchLines);
 #endif
-    if (idlePrefetch && prefetchLines > 0)
-        prefetch_down_idle<TIn>(down, slotExpert, slots, hidden, inter, (long long)slots * ((inter + 1) / 2), MD_WARPS / gateUpSplit, prefetchLines);
     MD_STAMP(3);
 
     // ---- 3. gate_up and SiLU-and-mul: unit u = slot u / pairs, activation columns 2 (u % pairs) and + 1 ----
@@ -525,12 +503,12 @@ __device__ __forceinline__ void moe_decode(
         const TIN* x, const TIN* router, const float* bias, const TIN* gateUp, const TIN* down, const float* residual,          \
         float* logits, int* ids, float* weights, int* counts, TIN* act, float* out, unsigned* barrier, int tokens, int hidden,  \
         int inter, int experts, int k, int renormalize, int grouped, int groupCount, int topkGroups, float scale,              \
-        int routerSplit, int gateUpSplit, int downSplit, int downQuads, int prefetchLines, int idlePrefetch MD_TRACE_PARAM)     \
+        int routerSplit, int gateUpSplit, int downSplit, int downQuads, int prefetchLines MD_TRACE_PARAM)                       \
     {                                                                                                                           \
         moe_wait_prior_grid();                                                                                                  \
         moe_decode<TIN>(x, router, bias, gateUp, down, residual, logits, ids, weights, counts, act, out, barrier, tokens,      \
                         hidden, inter, experts, k, renormalize, grouped, groupCount, topkGroups, scale, routerSplit,            \
-                        gateUpSplit, downSplit, downQuads, prefetchLines, idlePrefetch MD_TRACE_ARG);                           \
+                        gateUpSplit, downSplit, downQuads, prefetchLines MD_TRACE_ARG);                                         \
     }
 
 MD_ENTRY(moe_decode_bf16, bf16)
