@@ -2,12 +2,27 @@
 // Needs no CUDA toolkit header (NVRTC compiles it alone, from NVRTC 11.8 up):
 //   bf16 and f16 as 2-byte structs with round-to-nearest-even conversions through PTX cvt (sm_80+),
 //   to_float / from_float overloads so one template body serves F32, BF16 and F16 data,
-//   warp reductions.
+//   warp reductions, the %globaltimer clock and a trace's block stamp.
 #pragma once
 
 typedef unsigned short moe_u16;
 typedef unsigned int moe_u32;
 typedef unsigned long long moe_u64;
+
+// The GPU's nanosecond clock (%globaltimer): traces' stamps and the collectives' timeouts.
+__device__ __forceinline__ moe_u64 globaltimer_ns()
+{
+    moe_u64 t;
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+    return t;
+}
+
+// A phase trace's stamp: thread 0 of the block writes the clock to trace[block * stamps + slot] (diagnostic builds).
+__device__ __forceinline__ void block_stamp(moe_u64* trace, int stamps, int slot)
+{
+    if (threadIdx.x == 0)
+        trace[blockIdx.x * stamps + slot] = globaltimer_ns();
+}
 
 struct __align__(2) bf16 { moe_u16 bits; };
 struct __align__(2) f16 { moe_u16 bits; };

@@ -62,13 +62,6 @@ struct PeerTable
     moe_u64 control[MAX_RANKS];   // flags then epochs
 };
 
-__device__ __forceinline__ moe_u64 global_timer_ns()
-{
-    moe_u64 t;
-    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
-    return t;
-}
-
 __device__ __forceinline__ void store_release_sys(moe_u32* p, moe_u32 v)
 {
     asm volatile("st.release.sys.global.u32 [%0], %1;" :: "l"(p), "r"(v) : "memory");
@@ -254,10 +247,10 @@ __device__ __forceinline__ bool block_barrier(const PeerTable* peers, int rank, 
         // st.release.sys is cumulative: the block's stores before __syncthreads are visible to whoever acquires v.
         store_release_sys(peerControl + blockIdx.x * MAX_RANKS + rank, value);
         const moe_u32* ownSlot = (const moe_u32*)peers->control[rank] + blockIdx.x * MAX_RANKS + t;
-        moe_u64 start = global_timer_ns();
+        moe_u64 start = globaltimer_ns();
         while ((int)(load_acquire_sys(ownSlot) - value) < 0)
         {
-            if ((long long)(global_timer_ns() - start) > timeoutNs)
+            if ((long long)(globaltimer_ns() - start) > timeoutNs)
             {
                 errorRecord[1] = step;
                 errorRecord[2] = rank;

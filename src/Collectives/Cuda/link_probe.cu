@@ -15,13 +15,6 @@
 // Launch: one block of `units` threads (1..1024) per rank.
 #include "moe_common.cuh"
 
-__device__ __forceinline__ moe_u64 probe_timer_ns()
-{
-    moe_u64 t;
-    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
-    return t;
-}
-
 __device__ __forceinline__ void probe_store(moe_u64* unit, moe_u32 flag)
 {
     moe_u64 line = ((moe_u64)flag << 32) | flag;   // payload and flag both carry the round
@@ -37,7 +30,7 @@ __device__ __forceinline__ bool probe_wait(const moe_u64* unit, moe_u32 flag, mo
         asm volatile("ld.volatile.global.v2.u64 {%0, %1}, [%2];" : "=l"(lo), "=l"(hi) : "l"(unit) : "memory");
         if ((moe_u32)(lo >> 32) == flag && (moe_u32)(hi >> 32) == flag)
             return true;
-        if (probe_timer_ns() > deadline)
+        if (globaltimer_ns() > deadline)
             return false;
     }
 }
@@ -47,13 +40,13 @@ extern "C" __global__ void link_pingpong(moe_u64* mine, moe_u64* peer, int rank,
                                          moe_u64* result)
 {
     const int t = threadIdx.x;
-    const moe_u64 deadline = probe_timer_ns() + (moe_u64)timeoutNs;
+    const moe_u64 deadline = globaltimer_ns() + (moe_u64)timeoutNs;
     moe_u64 started = 0;
     bool ok = true;
     for (int i = 1; i <= rounds && ok; i++)
     {
         if (rank == 0 && t == 0 && i == warmRounds + 1)
-            started = probe_timer_ns();
+            started = globaltimer_ns();
         const moe_u32 flag = (moe_u32)i;
         if (rank == 0)
         {
@@ -70,5 +63,5 @@ extern "C" __global__ void link_pingpong(moe_u64* mine, moe_u64* peer, int rank,
     if (!ok)
         result[1] = 1;
     if (rank == 0 && t == 0 && ok)
-        result[0] = probe_timer_ns() - started;
+        result[0] = globaltimer_ns() - started;
 }

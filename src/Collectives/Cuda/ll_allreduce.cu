@@ -143,7 +143,7 @@ enum LlTraceStamp
     LL_T_POLLS1,         // polls of the step-1 wait
 };
 #if LL_TRACE
-#define LL_STAMP(control, i) do { if (blockIdx.x == 0 && threadIdx.x == 0) ((moe_u64*)((control) + LL_TRACE_WORD))[i] = ll_timer_ns(); } while (0)
+#define LL_STAMP(control, i) do { if (blockIdx.x == 0 && threadIdx.x == 0) ((moe_u64*)((control) + LL_TRACE_WORD))[i] = globaltimer_ns(); } while (0)
 #define LL_TRACE_SET(control, i, v) do { if (blockIdx.x == 0 && threadIdx.x == 0) ((moe_u64*)((control) + LL_TRACE_WORD))[i] = (v); } while (0)
 // Past the wait: the previous call's end kept, this call's later stamps cleared (a one-shot call leaves no step-1 stamp,
 // and a two-shot one's must not show), the wait's end stamped.
@@ -157,7 +157,7 @@ enum LlTraceStamp
             for (int i = LL_T_STORED; i < LL_TRACE_STAMPS; i++)                                                        \
                 if (i != LL_T_PREVIOUS_END)                                                                            \
                     trace[i] = 0;                                                                                      \
-            trace[LL_T_WAITED] = ll_timer_ns();                                                                        \
+            trace[LL_T_WAITED] = globaltimer_ns();                                                                        \
         }                                                                                                              \
     } while (0)
 // The entry's stamp, before the wait (a *_BEFORE_WAIT hint: it stores only to this call's trace word, which no kernel before reads).
@@ -191,13 +191,6 @@ __device__ __forceinline__ void ll_fence_stores(bool push = false)
         __threadfence_system();
     __syncwarp(lanes);
 #endif
-}
-
-__device__ __forceinline__ moe_u64 ll_timer_ns()
-{
-    moe_u64 t;
-    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
-    return t;
 }
 
 __device__ __forceinline__ void ll_store(moe_u64* line, moe_u64 payload, moe_u32 flag)
@@ -234,7 +227,7 @@ __device__ __forceinline__ bool ll_wait(const moe_u64* line, moe_u32 flag, moe_u
         polls++;
         if (ll_fresh(lo, hi, flag))
             return true;
-        if (ll_timer_ns() > deadline)
+        if (globaltimer_ns() > deadline)
             return false;
 #if LL_FENCE == 4 || LL_FENCE == 6
         if (!oneShot && clock64() - started > lazyCycles)
@@ -369,7 +362,7 @@ __device__ __forceinline__ LlCall ll_call(const LlPeers* peers, moe_u32* control
     c.parity = (int)(epoch & 1);
     c.rank = rank;
     c.ranks = ranks;
-    c.deadline = ll_timer_ns() + (moe_u64)timeoutNs;
+    c.deadline = globaltimer_ns() + (moe_u64)timeoutNs;
     c.lazyCycles = lazyCycles;
     return c;
 }
@@ -583,7 +576,7 @@ __device__ __forceinline__ bool ll128_wait(const LlCall& c, int step, int sender
             LL_TRACE_SET(c.control, step == 0 ? LL_T_POLLS0 : LL_T_POLLS1, polls);
             return true;
         }
-        if (__any_sync(0xffffffffu, ll_timer_ns() > c.deadline))
+        if (__any_sync(0xffffffffu, globaltimer_ns() > c.deadline))
         {
             if (!arrived && (lane & 7) == 7)
                 ll_report(c, step, sender, line, b << 32, b << 32);

@@ -58,16 +58,7 @@
 #define MD_TRACE_STAMPS 8
 #define MD_TRACE_PARAM , unsigned long long* __restrict__ mdTrace
 #define MD_TRACE_ARG , mdTrace
-#define MD_STAMP(slot) md_stamp(mdTrace, slot)
-__device__ __forceinline__ void md_stamp(unsigned long long* trace, int slot)
-{
-    if (threadIdx.x == 0)
-    {
-        unsigned long long now;
-        asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now));
-        trace[blockIdx.x * MD_TRACE_STAMPS + slot] = now;
-    }
-}
+#define MD_STAMP(slot) block_stamp(mdTrace, MD_TRACE_STAMPS, slot)
 #else
 #define MD_TRACE_PARAM
 #define MD_TRACE_ARG

@@ -37,16 +37,7 @@
 #define GV_TRACE_STAMPS 5
 #define GV_TRACE_PARAM , unsigned long long* __restrict__ gvTrace
 #define GV_TRACE_ARG , gvTrace
-#define GV_STAMP(slot) gv_stamp(gvTrace, slot)
-__device__ __forceinline__ void gv_stamp(unsigned long long* trace, int slot)
-{
-    if (threadIdx.x == 0)
-    {
-        unsigned long long now;
-        asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now));
-        trace[blockIdx.x * GV_TRACE_STAMPS + slot] = now;
-    }
-}
+#define GV_STAMP(slot) block_stamp(gvTrace, GV_TRACE_STAMPS, slot)
 #else
 #define GV_TRACE_PARAM
 #define GV_TRACE_ARG
