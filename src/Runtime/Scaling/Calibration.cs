@@ -58,6 +58,7 @@ public static partial class Calibration
     {
         var gemm = new List<(double, double, double)>();
         var gemmByShape = new Dictionary<string, List<(double, double, double)>>();
+        var gemvByShape = new Dictionary<string, List<(double, double, double)>>(); // the decode GEMV's calls (TakesGemv), per shape
         void AddGemm(ModelConfig model, (double WeightBytes, double Flops, double Us) point)
         {
             gemm.Add(point);
@@ -174,7 +175,11 @@ public static partial class Calibration
                          && Preset(name[..^" ep experts".Length]) is { } epModel)
                 {
                     double rowsTotal = Number(ep.Groups[3].Value), active = Number(ep.Groups[4].Value);
-                    AddGemm(epModel, (active * ExpertBytes(epModel), ExpertFlops(epModel, rowsTotal, active), us));
+                    var point = (active * ExpertBytes(epModel), ExpertFlops(epModel, rowsTotal, active), us);
+                    AddGemm(epModel, point);
+                    string shapeKey = ScaleParams.ShapeKey(epModel.HiddenSize, epModel.MoeIntermediateSize);
+                    if (TakesGemv(rowsTotal, active) && !gemvByShape.TryAdd(shapeKey, [point]))
+                        gemvByShape[shapeKey].Add(point);
                     Source("gemm", label);
                 }
                 else if ((name.EndsWith(" gate_up+silu", StringComparison.Ordinal) || name.EndsWith(" down*w", StringComparison.Ordinal))
@@ -208,6 +213,13 @@ public static partial class Calibration
                 byShape[key] = CurveFit.FitGemm(points);
                 result[$"gemm {key}"] = $"{points.Count} points, rms error {GemmRms(byShape[key], points):P1} (overall fit on these: {GemmRms(fitted, points):P1})";
             }
+        }
+        var gemvFits = new Dictionary<string, GemmParams>();
+        foreach (var (key, points) in gemvByShape.Where(s => s.Value.Count >= 3))
+        {
+            gemvFits[key] = CurveFit.FitGemm(points);
+            result[$"gemv {key}"] = $"{points.Count} points (under {GemvMaxRows} rows, no more rows than experts), rms error {GemmRms(gemvFits[key], points):P1}"
+                + (byShape.TryGetValue(key, out var shapeFit) ? $" (the shape's fit on these: {GemmRms(shapeFit, points):P1})" : "");
         }
         var routingPoints = deepseekRouting.Count >= 2 ? deepseekRouting : routing;
         if (routingPoints.Count >= 2)
@@ -364,6 +376,7 @@ public static partial class Calibration
         {
             Gemm = g ?? fallback!.Gemm,
             GemmByShape = g is not null ? byShape : new Dictionary<string, GemmParams>(fallback!.GemmByShape),
+            GemvByShape = g is not null ? gemvFits : new Dictionary<string, GemmParams>(fallback!.GemvByShape),
             Link = link ?? fallback!.Link,
             LinkF32 = link is not null ? linkF32 : fallback!.LinkF32,
             DenseGemm = denseCurves.Count > 0 ? denseCurves : new Dictionary<string, DenseGemmCurve>(fallback?.DenseGemm ?? new()),
@@ -395,6 +408,15 @@ public static partial class Calibration
             return 0;
         return active * Math.Ceiling(rows / active / GemmTileRows - 1e-9) * GemmTileRows;
     }
+
+    /// <summary>
+    /// Rows under which a grouped call with no more rows than experts goes to the decode GEMV in the runtime
+    /// (GroupedGemmGemv.ChosenFor: under the wgmma kernel's 64-row minimum, GroupedGemmWgmma.MinRows, whatever K).
+    /// </summary>
+    public const int GemvMaxRows = 64;
+
+    /// <summary>Whether the runtime runs an expert call of <paramref name="rows"/> rows over <paramref name="experts"/> experts on the decode GEMV.</summary>
+    public static bool TakesGemv(double rows, double experts) => rows > 0 && rows < GemvMaxRows && rows <= experts;
 
     /// <summary>Flops of the expert GEMMs (gate_up [2I, H] and down [H, I]) on tiled rows: 2 * tiled rows * 3 * H * I.</summary>
     public static double ExpertFlops(ModelConfig c, double rows, double active) => 2 * TiledRows(rows, active) * 3.0 * c.HiddenSize * c.MoeIntermediateSize;

@@ -44,12 +44,14 @@ public sealed record PhaseTimes(double RouteUs, double DispatchUs, double Expert
 /// One rank's work in an EP layer forward: device time of its own phases (the all-to-alls are shared) and host time to
 /// enqueue them (<see cref="EpHostOps"/> priced by <see cref="HostParams"/>). <see cref="ExpertsHostStepsUs"/>: the experts
 /// phase's host time step by step (EpHostOps.ExpertSteps: permute, gate_up, down, un-permute), which an interleaved enqueue
-/// issues across ranks step by step; null: one step of <see cref="ExpertsHostUs"/>.
+/// issues across ranks step by step; null: one step of <see cref="ExpertsHostUs"/>. <see cref="ExpertsDeviceStepsUs"/>: the
+/// phase's device time in the same steps (<see cref="ExpertDeviceSteps"/>; they sum to <see cref="ExpertsUs"/>), each run
+/// once its host step is issued; null (or a different count of steps): the whole phase may run from its first step on.
 /// </summary>
 public sealed record RankWork(bool HasTokens, bool HasRows, double RouteUs, double ExpertsUs, double OutputUs,
                               double BeforeRouteHostUs = 0, double RouteHostUs = 0, double AfterRouteHostUs = 0,
                               double ExpertsHostUs = 0, double OutputHostUs = 0, double AfterOutputHostUs = 0,
-                              IReadOnlyList<double>? ExpertsHostStepsUs = null)
+                              IReadOnlyList<double>? ExpertsHostStepsUs = null, IReadOnlyList<double>? ExpertsDeviceStepsUs = null)
 {
     /// <summary>The experts phase's host time per enqueue step (one step when not given by steps).</summary>
     public IReadOnlyList<double> ExpertsHostSteps => ExpertsHostStepsUs is { Count: > 0 } steps ? steps : [ExpertsHostUs];
@@ -77,7 +79,9 @@ public sealed record Timeline(PhaseTimes Critical, PhaseTimes Timed, double[] Ex
 ///                     work, and ends transfer later
 /// host wait           after the route: host = max(host, every device)
 /// experts of rank d   begin at max(device_d, host when its first step is issued), end at max(begin + device time, host
-///                     when its last step is issued); the steps of all ranks are issued in the enqueue order
+///                     when its last step is issued); the steps of all ranks are issued in the enqueue order. With device
+///                     time per step, step s runs from max(step s-1's end, host when step s is issued): the GEMMs wait
+///                     for the host to have planned and issued them, even where the GPU is otherwise free
 /// </code>
 /// With <see cref="HostThreads.OneForAllRanks"/> the host clock is shared: ranked, rank 1's experts start after rank 0's
 /// whole phase is enqueued and rank 0's combine waits for them; interleaved, one step (rank 0's permute) after rank 0's.
@@ -159,19 +163,23 @@ public static class HostTimeline
         double dispatched = AllToAll(1, dispatchUs);
         var expertsBegin = Enumerable.Repeat(double.NaN, n).ToArray();
         var expertsEnd = Enumerable.Repeat(double.NaN, n).ToArray();
+        var stepsDone = new double[n]; // with device steps: when rank d's issued steps are done on its device
         foreach (var (d, step) in ExpertSteps(ranks, order))
         {
             var steps = ranks[d].ExpertsHostSteps;
+            var deviceSteps = ranks[d].ExpertsDeviceStepsUs is { } ds && ds.Count == steps.Count ? ds : null;
             ref double h = ref Clock(d);
             if (step == 0)
             {
                 h += eventUs;
-                expertsBegin[d] = Math.Max(device[d], h);
+                expertsBegin[d] = stepsDone[d] = Math.Max(device[d], h);
             }
             h += steps[step];
+            if (deviceSteps is not null)
+                stepsDone[d] = Math.Max(stepsDone[d], h) + deviceSteps[step]; // its kernels start once issued and the stream is free
             if (step == steps.Count - 1)
             {
-                expertsEnd[d] = Math.Max(expertsBegin[d] + ranks[d].ExpertsUs, h);
+                expertsEnd[d] = deviceSteps is not null ? stepsDone[d] : Math.Max(expertsBegin[d] + ranks[d].ExpertsUs, h);
                 h += eventUs;
                 device[d] = expertsEnd[d];
                 timed[2] = Math.Max(timed[2], expertsEnd[d] - expertsBegin[d]);

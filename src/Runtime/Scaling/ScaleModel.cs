@@ -100,7 +100,7 @@ public sealed record SimulationOptions
 /// output   = shared experts GEMM + weighted sum over the k choices
 /// host     = (params with a Host part) each phase floored by its host enqueue time, ranks started in the order their
 ///            host thread(s) issue them (HostTimeline; simulate: one thread per GPU, validation: one for all ranks, the
-///            experts phase in the run's enqueue order)
+///            experts phase in the run's enqueue order; its steps' kernels, ExpertDeviceSteps, each run once issued)
 /// </code>
 /// The loads come from sampled routing: each of the B*N tokens of the group picks expert e with probability k*p_e
 /// (p Zipf-skewed or uniform), experts placed contiguously or by <see cref="EplbPlanner"/>.
@@ -125,7 +125,6 @@ public static class ScaleModel
             throw new ArgumentException($"per-rank lists differ in length: tokens {n}, rows {rowsPerRank.Count}, active {activePerRank.Count}, tiled rows {tiledRowsPerRank?.Count}");
         double h = c.HiddenSize, e = c.NumExperts, k = c.TopK, shared = c.SharedIntermediateSize;
         double expertBytes = Calibration.ExpertBytes(c);
-        var expertGemm = p.GemmFor(c.HiddenSize, c.MoeIntermediateSize);
         var sharedGemm = p.GemmFor(c.HiddenSize, c.SharedIntermediateSize);
         var host = p.Host;
         schedule ??= HostSchedule.ProcessPerGpu;
@@ -138,6 +137,7 @@ public static class ScaleModel
         {
             double t = tokensPerRank[r], rows = rowsPerRank[r], active = activePerRank[r];
             double route = 0, output = 0, rankExperts = 0; // a GPU without tokens (rows) skips those phases
+            double[]? expertsDevice = null;
             if (t > 0)
             {
                 // Router and shared expert: single-matrix calls, from their measured curve when the params have one.
@@ -156,14 +156,17 @@ public static class ScaleModel
             if (rows > 0)
             {
                 double tiled = tiledRowsPerRank?[r] ?? Calibration.TiledRows(rows, active);
-                rankExperts = p.Movement.Us(rows * h * 2 * 2) + expertGemm.Us(active * expertBytes, 2 * tiled * 3.0 * h * c.MoeIntermediateSize) + p.Movement.Us(rows * h * 4 * 2);
+                var expertGemm = p.ExpertGemmFor(c.HiddenSize, c.MoeIntermediateSize, rows, heldExperts); // the GEMV's fit where the runtime takes it
+                expertsDevice = ExpertDeviceSteps.Us(expertGemm, active * expertBytes, 2 * tiled * 3.0 * h * c.MoeIntermediateSize,
+                    p.Movement.Us(rows * h * 2 * 2), p.Movement.Us(rows * h * 4 * 2));
+                rankExperts = expertsDevice.Sum();
                 weights = Math.Max(weights, active * expertBytes / (expertGemm.WeightGBs * 1e9) * 1e6);
             }
             int tokens = (int)Math.Round(t), received = (int)Math.Round(rows);
             var expertSteps = EpHostOps.ExpertStepsUs(host, received, heldExperts);
             work[r] = new RankWork(t > 0, rows > 0, route, rankExperts, output,
                 EpHostOps.BeforeRoute.Us(hostArrays), EpHostOps.RouteUs(host, c, tokens, afterUpload: schedule.HostArrays), EpHostOps.AfterRoute.Us(host),
-                expertSteps.Sum(), EpHostOps.Output(c, tokens).Us(host), EpHostOps.AfterOutput.Us(hostArrays), expertSteps);
+                expertSteps.Sum(), EpHostOps.Output(c, tokens).Us(host), EpHostOps.AfterOutput.Us(hostArrays), expertSteps, expertsDevice);
             dispatchPeer = Math.Max(dispatchPeer, peerShare * Math.Max(t * k, rows) * h * 2);
             combinePeer = Math.Max(combinePeer, peerShare * Math.Max(t * k, rows) * h * 4);
         }

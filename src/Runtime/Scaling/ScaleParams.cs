@@ -55,6 +55,22 @@ public sealed record ScaleParams
     public Dictionary<string, GemmParams> GemmByShape { get; init; } = new();
 
     /// <summary>
+    /// Expert-GEMM fits of the decode GEMV's calls, keyed by <see cref="ShapeKey"/>: from the sweep rows of that shape with
+    /// fewer than <see cref="Calibration.GemvMaxRows"/> rows and no more rows than experts, the calls the runtime gives the
+    /// GEMV. Its cost has a small fixed part (no 128-row tile to compute whole), which one fit over the tile kernels'
+    /// points prices like theirs. A shape not listed (files before it) uses <see cref="GemmFor"/> for these calls too.
+    /// </summary>
+    public Dictionary<string, GemmParams> GemvByShape { get; init; } = new();
+
+    /// <summary>
+    /// The expert-GEMM fit for a call of <paramref name="rows"/> rows over <paramref name="heldExperts"/> experts: the GEMV's
+    /// when the runtime would run the GEMV (<see cref="Calibration.TakesGemv"/>) and the params have one for the shape, else
+    /// <see cref="GemmFor"/>.
+    /// </summary>
+    public GemmParams ExpertGemmFor(int hidden, int intermediate, double rows, double heldExperts) =>
+        Calibration.TakesGemv(rows, heldExperts) && GemvByShape.TryGetValue(ShapeKey(hidden, intermediate), out var gemv) ? gemv : GemmFor(hidden, intermediate);
+
+    /// <summary>
     /// Single-matrix GEMM calls (router, shared expert) measured by the <c>dense_gemm</c> sweep, keyed by
     /// <see cref="DenseGemmCurve.Key"/>; a call shape not listed is priced by the grouped fit, as before.
     /// </summary>
