@@ -33,9 +33,7 @@ public sealed class LayerHostMarksTests
     /// An ep_layer run whose marks span two event records plus <see cref="Route"/> / <see cref="Experts"/>; rank 0 of the first
     /// row has no tokens and a 3 us route mark (what the bench records), which the fit must skip as the model prices it 0.
     /// </summary>
-    /// <param name="firstUs">added to the experts span of the rank the host issues first (<paramref name="rank1First"/>: rank 1's
-    /// begin mark is the row's earliest)</param>
-    private static string LayerRun(string enqueue = "ranked", bool marks = true, double firstUs = 0, bool rank1First = false)
+    private static string LayerRun(string enqueue = "ranked", bool marks = true)
     {
         (int Tokens, int[] PerRank, int[] Rows)[] rows = [(1, [0, 1], [3, 5]), (16, [8, 8], [74, 54]), (128, [64, 64], [512, 512]), (1024, [512, 512], [4043, 4149])];
         string Mark(string phase, int rank, double begin, double spanUs) => string.Create(CultureInfo.InvariantCulture,
@@ -47,8 +45,7 @@ public sealed class LayerHostMarksTests
             {
                 double route = r.PerRank[rank] > 0 ? 2 * EventUs + Route.Us(r.PerRank[rank]) : 3;
                 perRank.Add(Mark("RouteAndPermute", rank, 10 + 100 * rank, route));
-                bool first = rank == (rank1First ? 1 : 0);
-                perRank.Add(Mark("Experts", rank, first ? 500 : 700, 2 * EventUs + Experts.Us(r.Rows[rank]) + (first ? firstUs : 0)));
+                perRank.Add(Mark("Experts", rank, 500 + 200 * rank, 2 * EventUs + Experts.Us(r.Rows[rank])));
                 perRank.Add(Mark("Dispatch", rank, 300, 999)); // the collectives' spans hold host waits: not a phase enqueue
             }
             return $"{{\"Tokens\":{r.Tokens},\"PhaseUs\":{{\"RouteAndPermute\":50,\"Dispatch\":60,\"Experts\":200,\"Combine\":100,\"SharedAndUnpermute\":10}},"
@@ -80,28 +77,10 @@ public sealed class LayerHostMarksTests
         Assert.Equal(Experts.PerUnitUs, p.Host.ExpertsPhaseBusy.PerUnitUs, 1e-9);
         // The sweep alone prices them otherwise (15 us + 3/63 a token, 24 us + 6/3584 a row); every other part is the sweep's.
         Assert.Equal(3 / 63.0, alone.RoutePhaseAfterUpload!.PerUnitUs, 1e-9);
-        // Both ranks' experts cost alike here: the first-issued rank's term is fitted, and 0.
-        Assert.Equal(0, p.Host.ExpertsFirstIssuedUs!.Value, 1e-6);
-        Assert.Equal(alone, p.Host with { RoutePhaseAfterUpload = alone.RoutePhaseAfterUpload, ExpertsPhaseBusy = alone.ExpertsPhaseBusy, ExpertsFirstIssuedUs = null });
+        Assert.Equal(alone, p.Host with { RoutePhaseAfterUpload = alone.RoutePhaseAfterUpload, ExpertsPhaseBusy = alone.ExpertsPhaseBusy });
         Assert.Equal(EventUs, p.Host.EventUs, 1e-9);
         Assert.Contains("7 rank marks", p.Sources["host marks"]); // 8 route marks less rank 0's without tokens
         Assert.Contains("8 rank marks", p.Sources["host marks"]);
-        Assert.Equal(p.Host, ScaleParams.FromJson(p.ToJson()).Host); // saved and loaded
-    }
-
-    [Theory]
-    [InlineData(false)]
-    [InlineData(true)]
-    public void TheRankIssuedFirstGetsItsOwnTermWhicheverRankItIs(bool rank1First)
-    {
-        // 12 us more on the first-issued rank's experts at every point: the phase's own line stays exact, the term is 12.
-        using var folder = new TempFolder();
-        var (sweep, ep) = Write(folder, LayerRun(firstUs: 12, rank1First: rank1First));
-        var p = Calibration.Fit([sweep, ep], DefaultScaleParams.Load(), "default");
-        Assert.Equal(12, p.Host!.ExpertsFirstIssuedUs!.Value, 1e-6);
-        Assert.Equal(Experts.FixedUs, p.Host.ExpertsPhaseBusy!.FixedUs, 1e-6);
-        Assert.Equal(Experts.PerUnitUs, p.Host.ExpertsPhaseBusy.PerUnitUs, 1e-9);
-        Assert.Contains("+ 12.0 us on the first-issued rank (4 of them)", p.Sources["host marks"]);
         Assert.Equal(p.Host, ScaleParams.FromJson(p.ToJson()).Host); // saved and loaded
     }
 
@@ -114,7 +93,6 @@ public sealed class LayerHostMarksTests
         var p = Calibration.Fit([sweep, ep], DefaultScaleParams.Load(), "default");
         Assert.Equal(Route.PerUnitUs, p.Host!.RoutePhaseAfterUpload!.PerUnitUs, 1e-9);
         Assert.Equal(alone.ExpertsPhaseBusy, p.Host.ExpertsPhaseBusy);
-        Assert.Null(p.Host.ExpertsFirstIssuedUs);
         Assert.Contains("ep.json: experts not used (enqueued interleaved", p.Sources["host marks"]);
         Assert.Contains("ExpertsPhaseBusy: host_launch sweep", p.Sources["host by parameter"]);
     }
@@ -163,8 +141,7 @@ public sealed class LayerHostMarksTests
         Assert.Equal("not measured (priced op by op)", bySource["ExpertsPhase"]);
         Assert.Equal("the EP layer's host marks (ep.json)", bySource["RoutePhaseAfterUpload"]);
         Assert.Equal("the EP layer's host marks (ep.json)", bySource["ExpertsPhaseBusy"]);
-        Assert.Equal("the EP layer's host marks (ep.json)", bySource["ExpertsFirstIssuedUs"]);
-        Assert.Equal(10, bySource.Count);
+        Assert.Equal(9, bySource.Count);
 
         // Without a layer run the Sources are what they were before it: no per-parameter line, no marks.
         var p = Calibration.Fit([sweep], DefaultScaleParams.Load(), "default");

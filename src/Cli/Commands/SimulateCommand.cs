@@ -230,7 +230,7 @@ internal static class SimulateCommand
     /// <summary>"host:     launch .. us, copy .. us, event .. us, all-to-allv .. us per rank", or that there is none.</summary>
     internal static string HostLine(HostParams? h) => h is null
         ? "host:     none (no host_launch sweep in these params: term = 0)"
-        : Invariant($"host:     launch {h.LaunchUs:F2} us{(h.GemmCallUs is { } g ? Invariant($", GEMM call {g:F2} us") : "")}, copy {h.CopyUs:F2} us, event {h.EventUs:F2} us, all-to-allv {h.CollectivePerRankUs:F2} us per rank{PhaseLine("route", "token", h.RoutePhase)}{PhaseLine("route after upload", "token", h.RoutePhaseAfterUpload)}{PhaseLine("experts", "row", h.ExpertsPhase)}{PhaseLine("experts busy", "row", h.ExpertsPhaseBusy)}{(h.ExpertsFirstIssuedUs is { } first ? Invariant($" + {first:F1} us on the first-issued rank") : "")} (host enqueue)");
+        : Invariant($"host:     launch {h.LaunchUs:F2} us{(h.GemmCallUs is { } g ? Invariant($", GEMM call {g:F2} us") : "")}, copy {h.CopyUs:F2} us, event {h.EventUs:F2} us, all-to-allv {h.CollectivePerRankUs:F2} us per rank{PhaseLine("route", "token", h.RoutePhase)}{PhaseLine("route after upload", "token", h.RoutePhaseAfterUpload)}{PhaseLine("experts", "row", h.ExpertsPhase)}{PhaseLine("experts busy", "row", h.ExpertsPhaseBusy)} (host enqueue)");
 
     /// <summary>", route phase 20.0 us + 0.100 us per token" when the params time that phase whole; "" when they price it op by op.</summary>
     private static string PhaseLine(string phase, string unit, HostPhaseCost? cost) =>

@@ -273,7 +273,6 @@ public static partial class Calibration
             hostSource[nameof(HostParams.GemmCallUs)] = gemmCall is null ? "not measured (a launch's cost)" : sweep;
             foreach (var (name, cost) in PhaseParameters(hostFit))
                 hostSource[name] = cost is null ? "not measured (priced op by op)" : sweep;
-            hostSource[nameof(HostParams.ExpertsFirstIssuedUs)] = NoFirstIssuedTerm;
         }
         else
         {
@@ -282,7 +281,6 @@ public static partial class Calibration
             hostSource[nameof(HostParams.GemmCallUs)] = hostFit?.GemmCallUs is null ? "not measured (a launch's cost)" : $"from {fallbackName}";
             foreach (var (name, cost) in PhaseParameters(hostFit))
                 hostSource[name] = cost is null ? "not measured (priced op by op)" : $"from {fallbackName}";
-            hostSource[nameof(HostParams.ExpertsFirstIssuedUs)] = hostFit?.ExpertsFirstIssuedUs is null ? NoFirstIssuedTerm : $"from {fallbackName}";
             result["host"] = fallback?.Host is null
                 ? "not measured (no host_launch sweep given): no host enqueue term, every phase is its device time"
                 : $"from {fallbackName}: {fallback.Sources.GetValueOrDefault("host", "?")}";
@@ -456,8 +454,6 @@ public static partial class Calibration
         notes.Add(string.Create(CultureInfo.InvariantCulture, $"{phase} phase {cost.FixedUs:F1} us + {cost.PerUnitUs:F3} us per {unit} ({points.Count} rows, rms error {rms:P1})"));
         return cost;
     }
-
-    private const string NoFirstIssuedTerm = "not measured (every rank alike)";
 
     /// <summary>The <see cref="HostParams"/> member a host part ("launch", "copy", "event", "collective") fits.</summary>
     private static string HostParameter(string part) => part switch

@@ -83,15 +83,14 @@ public static class EpHostOps
     /// or, with a whole-phase measurement, that total shared over the steps in proportion to their op-by-op prices (evenly
     /// when those are 0), so an interleaved enqueue still issues it step by step. The measurement behind a running kernel
     /// (<see cref="HostParams.ExpertsPhaseBusy"/>) when there is one, since the phase always follows the dispatch's kernel on
-    /// its stream, else the idle-stream one (<see cref="HostParams.ExpertsPhase"/>). <paramref name="firstIssued"/>: the rank one
-    /// host thread issues first, which also pays <see cref="HostParams.ExpertsFirstIssuedUs"/> (when fitted) with the phase.
+    /// its stream, else the idle-stream one (<see cref="HostParams.ExpertsPhase"/>).
     /// </summary>
-    public static double[] ExpertStepsUs(HostParams? p, int rows, int heldExperts, bool firstIssued = false)
+    public static double[] ExpertStepsUs(HostParams? p, int rows, int heldExperts)
     {
         var steps = ExpertSteps(rows, heldExperts).Select(step => step.Us(p)).ToArray();
         if (steps.Length == 0 || (p?.ExpertsPhaseBusy ?? p?.ExpertsPhase) is not { } phase)
             return steps;
-        double total = phase.Us(rows) + (firstIssued ? p?.ExpertsFirstIssuedUs ?? 0 : 0), priced = steps.Sum();
+        double total = phase.Us(rows), priced = steps.Sum();
         return steps.Select(us => priced > 0 ? total * us / priced : total / steps.Length).ToArray();
     }
 

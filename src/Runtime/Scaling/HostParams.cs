@@ -53,12 +53,4 @@ public sealed record HostParams(double LaunchUs, double CopyUs, double EventUs, 
     /// idle stream) or op by op.
     /// </summary>
     public HostPhaseCost? ExpertsPhaseBusy { get; init; }
-
-    /// <summary>
-    /// Host microseconds the experts phase costs beyond <see cref="ExpertsPhaseBusy"/> on the rank one host thread issues
-    /// first (rank 0 in ExpertParallelMoe's ranked order, straight after the dispatch), fitted with it from the EP layer's
-    /// marks (<see cref="FirstIssuedRankCost"/>); null in files before it or fitted without such marks: every rank alike.
-    /// Used only with <see cref="HostThreads.OneForAllRanks"/> and a whole-phase experts cost.
-    /// </summary>
-    public double? ExpertsFirstIssuedUs { get; init; }
 }

@@ -20,16 +20,11 @@ namespace MoeRuntime.Runtime.Scaling;
 /// </code>
 /// Skipped: a rank without tokens (route) or rows (experts), which the model prices 0; and the experts of a run enqueued
 /// interleaved, whose per-rank spans also hold the other ranks' steps (only a ranked run's span is one rank's phase).
-/// The experts' marks also say which rank the host issued first (the earliest HostBeginUs of the row's ranks with rows):
-/// with marks of both kinds the fit gives that rank a term of its own (<see cref="FirstIssuedRankCost"/>,
-/// <see cref="HostParams.ExpertsFirstIssuedUs"/>).
 /// </summary>
 public static class LayerHostMarks
 {
-    /// <summary>
-    /// One file's marks: (tokens, span us) of every rank's route, (rows, span us, issued first in its row) of every rank's experts.
-    /// </summary>
-    public sealed record Marks(string File, List<(double Units, double SpanUs)> Route, List<(double Units, double SpanUs, bool First)> Experts, string? Skipped);
+    /// <summary>One file's marks: (tokens, span us) of every rank's route, (rows, span us) of every rank's experts.</summary>
+    public sealed record Marks(string File, List<(double Units, double SpanUs)> Route, List<(double Units, double SpanUs)> Experts, string? Skipped);
 
     /// <summary>The marks of one ep_layer file; throws when it has none (runs before the per-rank marks, or a CPU run without them).</summary>
     public static Marks Read(JsonNode root, string path)
@@ -38,7 +33,7 @@ public static class LayerHostMarks
         string file = Path.GetFileName(path);
         bool ranked = root["enqueue"]?.GetValue<string>() is not { } order || EpEnqueue.Parse(order) == EpEnqueueOrder.Ranked;
         var route = new List<(double, double)>();
-        var experts = new List<(double, double, bool)>();
+        var experts = new List<(double, double)>();
         int marks = 0;
         foreach (var row in root["rows"]?.AsArray() ?? [])
         {
@@ -47,9 +42,6 @@ public static class LayerHostMarks
             if (row!["PerRank"]?.AsArray() is not { Count: > 0 } perRank)
                 continue;
             double[] tokens = Values("TokensPerRank"), rows = Values("RowsPerRank");
-            // The rank whose experts the host issued first in this row (its begin mark is the row's earliest).
-            int? first = perRank.Where(m => m!["Phase"]?.GetValue<string>() == "Experts" && m["HostBeginUs"] is not null && rows[m["Rank"]!.GetValue<int>()] > 0)
-                .OrderBy(m => m!["HostBeginUs"]!.GetValue<double>()).Select(m => (int?)m!["Rank"]!.GetValue<int>()).FirstOrDefault();
             foreach (var mark in perRank)
             {
                 if (mark!["HostBeginUs"] is not { } begin || mark["HostEndUs"] is not { } end)
@@ -63,7 +55,7 @@ public static class LayerHostMarks
                         route.Add((tokens[rank], span));
                         break;
                     case "Experts" when rows[rank] > 0 && ranked:
-                        experts.Add((rows[rank], span, rank == first));
+                        experts.Add((rows[rank], span));
                         break;
                 }
             }
@@ -76,9 +68,8 @@ public static class LayerHostMarks
 
     /// <summary>
     /// <paramref name="host"/> with the route after upload and the busy experts phase fitted from <paramref name="files"/>' marks
-    /// (each phase only when some file has a point of it; otherwise it stays as given), and the first-issued rank's experts
-    /// term when the marks hold that rank and a later one; <paramref name="fitted"/> names the parameters replaced,
-    /// <paramref name="note"/> says what was fitted from which files.
+    /// (each phase only when some file has a point of it; otherwise it stays as given); <paramref name="fitted"/> names the
+    /// parameters replaced, <paramref name="note"/> says what was fitted from which files.
     /// </summary>
     public static HostParams Fit(IReadOnlyList<Marks> files, HostParams host, out List<string> fitted, out string note)
     {
@@ -86,51 +77,26 @@ public static class LayerHostMarks
         ArgumentNullException.ThrowIfNull(host);
         var notes = new List<string>();
         fitted = [];
-        // Each mark's two event records are the model's to add: the phase's enqueue is what is left (kept > 0 for the fit).
-        double Enqueue(double spanUs) => Math.Max(spanUs - 2 * host.EventUs, 0.01);
-        string Counted(int points) => string.Create(CultureInfo.InvariantCulture, $"{points} rank marks less 2 x {host.EventUs:F2} us of event records");
-
-        var routePoints = files.SelectMany(f => f.Route).Select(p => (p.Units, Us: Enqueue(p.SpanUs))).ToList();
-        HostPhaseCost? route = null;
-        if (routePoints.Count == 0)
-            notes.Add($"{nameof(HostParams.RoutePhaseAfterUpload)}: no marks (kept as given)");
-        else
+        HostPhaseCost? Phase(string name, string unit, Func<Marks, List<(double Units, double SpanUs)>> of, List<string> names)
         {
-            route = HostPhaseCost.Fit(routePoints);
-            fitted.Add(nameof(HostParams.RoutePhaseAfterUpload));
-            notes.Add(string.Create(CultureInfo.InvariantCulture, $"{nameof(HostParams.RoutePhaseAfterUpload)} {route.FixedUs:F1} us + {route.PerUnitUs:F3} us per token "
-                + $"({Counted(routePoints.Count)}, rms error {CurveFit.RmsRelativeError(routePoints.Select(p => (route.Us(p.Units), p.Us))):P1})"));
-        }
-
-        var expertPoints = files.SelectMany(f => f.Experts).Select(p => (p.Units, Us: Enqueue(p.SpanUs), p.First)).ToList();
-        HostPhaseCost? experts = null;
-        double? firstUs = null;
-        if (expertPoints.Count == 0)
-            notes.Add($"{nameof(HostParams.ExpertsPhaseBusy)}: no marks (kept as given)");
-        else
-        {
-            bool both = expertPoints.Any(p => p.First) && !expertPoints.All(p => p.First);
-            var cost = both ? FirstIssuedRankCost.Fit(expertPoints) : new FirstIssuedRankCost(HostPhaseCost.Fit(expertPoints.Select(p => (p.Units, p.Us)).ToList()), 0);
-            experts = cost.Phase;
-            fitted.Add(nameof(HostParams.ExpertsPhaseBusy));
-            if (both)
+            // Each mark's two event records are the model's to add: the phase's enqueue is what is left (kept > 0 for the fit).
+            var points = files.SelectMany(of).Select(p => (p.Units, Us: Math.Max(p.SpanUs - 2 * host.EventUs, 0.01))).ToList();
+            if (points.Count == 0)
             {
-                firstUs = cost.FirstUs;
-                fitted.Add(nameof(HostParams.ExpertsFirstIssuedUs));
+                notes.Add($"{name}: no marks (kept as given)");
+                return null;
             }
-            double rms = CurveFit.RmsRelativeError(expertPoints.Select(p => (cost.Us(p.Units, p.First), p.Us)));
-            string first = both ? string.Create(CultureInfo.InvariantCulture, $" + {cost.FirstUs:F1} us on the first-issued rank ({expertPoints.Count(p => p.First)} of them)")
-                : " (no first-issued rank term: the marks do not hold both a first and a later rank)";
-            notes.Add(string.Create(CultureInfo.InvariantCulture, $"{nameof(HostParams.ExpertsPhaseBusy)} {experts.FixedUs:F1} us + {experts.PerUnitUs:F3} us per row{first} "
-                + $"({Counted(expertPoints.Count)}, rms error {rms:P1})"));
+            var cost = HostPhaseCost.Fit(points);
+            double rms = CurveFit.RmsRelativeError(points.Select(p => (cost.Us(p.Units), p.Us)));
+            names.Add(name);
+            notes.Add(string.Create(CultureInfo.InvariantCulture,
+                $"{name} {cost.FixedUs:F1} us + {cost.PerUnitUs:F3} us per {unit} ({points.Count} rank marks less 2 x {host.EventUs:F2} us of event records, rms error {rms:P1})"));
+            return cost;
         }
+        var route = Phase(nameof(HostParams.RoutePhaseAfterUpload), "token", f => f.Route, fitted);
+        var experts = Phase(nameof(HostParams.ExpertsPhaseBusy), "row", f => f.Experts, fitted);
         notes.AddRange(files.Select(f => f.Skipped).OfType<string>());
         note = $"{string.Join(", ", files.Select(f => f.File))}: {string.Join("; ", notes)}";
-        return host with
-        {
-            RoutePhaseAfterUpload = route ?? host.RoutePhaseAfterUpload,
-            ExpertsPhaseBusy = experts ?? host.ExpertsPhaseBusy,
-            ExpertsFirstIssuedUs = experts is null ? host.ExpertsFirstIssuedUs : firstUs, // a refitted phase drops an older term
-        };
+        return host with { RoutePhaseAfterUpload = route ?? host.RoutePhaseAfterUpload, ExpertsPhaseBusy = experts ?? host.ExpertsPhaseBusy };
     }
 }

@@ -163,9 +163,7 @@ public static class ScaleModel
                 weights = Math.Max(weights, active * expertBytes / (expertGemm.WeightGBs * 1e9) * 1e6);
             }
             int tokens = (int)Math.Round(t), received = (int)Math.Round(rows);
-            // One thread for all ranks issues the lowest rank with rows first (either order): its phase carries the first-issued term.
-            bool firstIssued = schedule.Threads == HostThreads.OneForAllRanks && rows > 0 && Enumerable.Range(0, r).All(q => rowsPerRank[q] <= 0);
-            var expertSteps = EpHostOps.ExpertStepsUs(host, received, heldExperts, firstIssued);
+            var expertSteps = EpHostOps.ExpertStepsUs(host, received, heldExperts);
             work[r] = new RankWork(t > 0, rows > 0, route, rankExperts, output,
                 EpHostOps.BeforeRoute.Us(hostArrays), EpHostOps.RouteUs(host, c, tokens, afterUpload: schedule.HostArrays), EpHostOps.AfterRoute.Us(host),
                 expertSteps.Sum(), EpHostOps.Output(c, tokens).Us(host), EpHostOps.AfterOutput.Us(hostArrays), expertSteps, expertsDevice);
