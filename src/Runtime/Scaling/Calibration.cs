@@ -59,13 +59,17 @@ public static partial class Calibration
         var gemm = new List<(double, double, double)>();
         var gemmByShape = new Dictionary<string, List<(double, double, double)>>();
         var gemvByShape = new Dictionary<string, List<(double, double, double)>>(); // the decode GEMV's calls (TakesGemv), per shape
+        static void AddByShape(Dictionary<string, List<(double, double, double)>> byShape, ModelConfig model, (double, double, double) point)
+        {
+            string key = ScaleParams.ShapeKey(model.HiddenSize, model.MoeIntermediateSize);
+            if (!byShape.TryGetValue(key, out var list))
+                byShape[key] = list = new List<(double, double, double)>();
+            list.Add(point);
+        }
         void AddGemm(ModelConfig model, (double WeightBytes, double Flops, double Us) point)
         {
             gemm.Add(point);
-            string key = ScaleParams.ShapeKey(model.HiddenSize, model.MoeIntermediateSize);
-            if (!gemmByShape.TryGetValue(key, out var list))
-                gemmByShape[key] = list = new List<(double, double, double)>();
-            list.Add(point);
+            AddByShape(gemmByShape, model, point);
         }
         var routing = new List<(double, double)>();
         var deepseekRouting = new List<(double, double)>();
@@ -177,9 +181,8 @@ public static partial class Calibration
                     double rowsTotal = Number(ep.Groups[3].Value), active = Number(ep.Groups[4].Value);
                     var point = (active * ExpertBytes(epModel), ExpertFlops(epModel, rowsTotal, active), us);
                     AddGemm(epModel, point);
-                    string shapeKey = ScaleParams.ShapeKey(epModel.HiddenSize, epModel.MoeIntermediateSize);
-                    if (TakesGemv(rowsTotal, active) && !gemvByShape.TryAdd(shapeKey, [point]))
-                        gemvByShape[shapeKey].Add(point);
+                    if (TakesGemv(rowsTotal, active))
+                        AddByShape(gemvByShape, epModel, point);
                     Source("gemm", label);
                 }
                 else if ((name.EndsWith(" gate_up+silu", StringComparison.Ordinal) || name.EndsWith(" down*w", StringComparison.Ordinal))
