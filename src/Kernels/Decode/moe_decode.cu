@@ -80,14 +80,17 @@ __device__ __forceinline__ float load_written_f32(const float* p)
     return v;
 }
 
-// Every block arrives, then waits until `target` arrivals (gridDim.x times the barriers passed so far) are in.
-__device__ __forceinline__ void grid_barrier(unsigned* counter, unsigned target)
+// A block arrives (when `arrive`: it wrote what the next phase reads), then waits until `target` arrivals are in.
+__device__ __forceinline__ void grid_barrier(unsigned* counter, unsigned target, bool arrive = true)
 {
     __syncthreads();
     if (threadIdx.x == 0)
     {
-        __threadfence(); // this block's writes before its arrival
-        atomicAdd(counter, 1u);
+        if (arrive)
+        {
+            __threadfence(); // this block's writes before its arrival
+            atomicAdd(counter, 1u);
+        }
         unsigned seen;
         do
             asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(seen) : "l"(counter) : "memory");
@@ -139,6 +142,31 @@ __device__ __forceinline__ void prefetch_kept(const void* p)
     asm volatile("prefetch.global.L2::evict_last [%0];" ::"l"(p));
 #else
     asm volatile("prefetch.global.L2 [%0];" ::"l"(p));
+#endif
+}
+
+// MD_ROW_PREFETCH=1: a gate_up unit's 4 W rows asked of L2 whole by the bulk copy engine (sm_90) as the unit starts, so
+// more bytes are in flight than a lane's registers hold; 2: each lane asks for its own chunks with prefetch.global.L2.
+// MD_DOWN_BULK: the down rows' L2 prefetch as one bulk request a row. Without the bulk engine (NVRTC < 12 or < sm_90)
+// both fall back to per-lane prefetches.
+#ifndef MD_ROW_PREFETCH
+#define MD_ROW_PREFETCH 0
+#endif
+#if __CUDA_ARCH__ >= 900 && __CUDACC_VER_MAJOR__ >= 12
+#define MD_HAS_BULK 1
+#else
+#define MD_HAS_BULK 0
+#if MD_ROW_PREFETCH == 1
+#undef MD_ROW_PREFETCH
+#define MD_ROW_PREFETCH 2
+#endif
+#undef MD_DOWN_BULK
+#endif
+
+__device__ __forceinline__ void prefetch_row_bulk(const void* p, unsigned bytes)
+{
+#if MD_HAS_BULK
+    asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(p), "r"(bytes) : "memory");
 #endif
 }
 
@@ -212,6 +240,17 @@ __device__ __forceinline__ void prefetch_down(const TIn* __restrict__ down, cons
     {
         const int t = item / itemsPerToken, c0 = (item % itemsPerToken) * columns;
         const int rows = k * columns;
+#ifdef MD_DOWN_BULK
+        // A row's lines in one bulk request.
+        for (int r = threadIdx.x; r < rows; r += blockDim.x)
+        {
+            const int col = c0 + r % columns;
+            if (col < hidden)
+                prefetch_row_bulk(down + ((long long)slotExpert[t * k + r / columns] * hidden + col) * inter,
+                                  (unsigned)min(128 * lines, inter * (int)sizeof(TIn)));
+        }
+        continue;
+#endif
         for (int i = threadIdx.x; i < rows * lines; i += blockDim.x)
         {
             const int r = i / lines, line = i % lines;
@@ -318,7 +357,15 @@ __device__ __forceinline__ void moe_decode(
         }
     }
     MD_STAMP(1);
+#ifdef MD_WRITER_BARRIER
+    // Only the blocks that wrote logits arrive; the others wait for them.
+    const unsigned routerBlocks = min(gridDim.x, (unsigned)((experts + MD_WARPS / routerSplit - 1) / (MD_WARPS / routerSplit)));
+    const unsigned gateUpBlocks = min(gridDim.x, (unsigned)(((long long)tokens * k * ((inter + 1) / 2) + MD_WARPS / gateUpSplit - 1) / (MD_WARPS / gateUpSplit)));
+    grid_barrier(barrier, routerBlocks, blockIdx.x < routerBlocks);
+#else
+    const unsigned routerBlocks = gridDim.x, gateUpBlocks = gridDim.x;
     grid_barrier(barrier, gridDim.x);
+#endif
     MD_STAMP(2);
 
     // ---- 2. Routing, in every block: stage the logits, warp t routes token t ----
@@ -402,6 +449,16 @@ __device__ __forceinline__ void moe_decode(
                 live[q] = real && col < inter;
                 w[q] = expertRows + (long long)((q < 2 ? 0 : inter) + (live[q] ? col : 0)) * hidden;
             }
+#if MD_ROW_PREFETCH == 1
+            if (part == 0 && lane < MD_WROWS && real && col0 + (lane & 1) < inter)
+                prefetch_row_bulk(expertRows + (long long)((lane < 2 ? 0 : inter) + col0 + (lane & 1)) * hidden, (unsigned)hidden * sizeof(TIn));
+#elif MD_ROW_PREFETCH == 2
+            for (int c = part * 32 + lane; c < hidden / 8; c += 32 * split)
+#pragma unroll
+                for (int q = 0; q < MD_WROWS; q++)
+                    if (live[q])
+                        asm volatile("prefetch.global.L2 [%0];" ::"l"(w[q] + 8 * c));
+#endif
             float acc[MD_WROWS][1];
             lane_dots<TIn, MD_WROWS, 1, false, MD_UNROLL>(w, live, x + (long long)(slot / k) * hidden, hidden, 1, hidden, part, split, lane, policy, acc);
             float sum[MD_WROWS];
@@ -426,7 +483,7 @@ __device__ __forceinline__ void moe_decode(
         prefetch_down<TIn>(down, slotExpert, tokens, k, hidden, inter, columns, prefetchLines);
 #endif
     MD_STAMP(5);
-    grid_barrier(barrier, 2 * gridDim.x);
+    grid_barrier(barrier, routerBlocks + gateUpBlocks, blockIdx.x < gateUpBlocks);
     MD_STAMP(6);
 
     // ---- 4. down and combine: item = token t, columns c0 .. c0 + C - 1; pair p = slot j (p / quads), quad p % quads ----
@@ -484,7 +541,7 @@ __device__ __forceinline__ void moe_decode(
     if (threadIdx.x == 0)
     {
         const unsigned before = atomicAdd(barrier, 1u);
-        if (before == 3 * gridDim.x - 1)
+        if (before == routerBlocks + gateUpBlocks + gridDim.x - 1)
             atomicExch(barrier, 0u);
     }
 }
