@@ -49,6 +49,10 @@ public static class MoeDecodeSwitch
             "lanes" => "-DMD_ROW_PREFETCH=2",
             "writers" => "-DMD_WRITER_BARRIER",
             "downbulk" => "-DMD_DOWN_BULK",
+            "ef" => "-DMD_EVICT_FIRST",
+            "du2" => "-DMD_DOWN_UNROLL=2",
+            "du3" => "-DMD_DOWN_UNROLL=3",
+            "stage" => "-DMD_STAMP2_AFTER_STAGING",
             _ => throw new ArgumentException($"MOE_DECODE_VARIANT='{value}': expected bulk, lanes, writers or downbulk, joined by +"),
         }).ToArray();
 

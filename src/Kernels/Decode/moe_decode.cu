@@ -103,7 +103,7 @@ __device__ __forceinline__ void grid_barrier(unsigned* counter, unsigned target,
 // W loads of the expert phases. MD_EARLY_PREFETCH (MOE_DECODE_PREFETCH=early): the down rows were asked for with
 // evict_last right after the routing, so gate_up's stream goes in as evict_first and leaves them in L2. The hints are
 // PTX ISA 7.4 (CUDA 11.4); older NVRTC builds plain loads and prefetches (the same results: only cache priorities).
-#if defined(MD_EARLY_PREFETCH) && (__CUDACC_VER_MAJOR__ > 11 || (__CUDACC_VER_MAJOR__ == 11 && __CUDACC_VER_MINOR__ >= 4))
+#if (defined(MD_EARLY_PREFETCH) || defined(MD_EVICT_FIRST)) && (__CUDACC_VER_MAJOR__ > 11 || (__CUDACC_VER_MAJOR__ == 11 && __CUDACC_VER_MINOR__ >= 4))
 #define MD_CACHE_HINTS 1
 #else
 #define MD_CACHE_HINTS 0
@@ -169,6 +169,17 @@ __device__ __forceinline__ void prefetch_row_bulk(const void* p, unsigned bytes)
     asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(p), "r"(bytes) : "memory");
 #endif
 }
+
+// MD_EVICT_FIRST: every W load (router, gate_up, down) evict_first, the late down prefetch evict_last, so the weight
+// stream does not push the kernel's code, logits and activation out of L2.
+#ifdef MD_EVICT_FIRST
+#define MD_W_POLICY stream_policy()
+#else
+#define MD_W_POLICY StreamPolicy{0}
+#endif
+#ifndef MD_DOWN_UNROLL
+#define MD_DOWN_UNROLL 1
+#endif
 
 #ifndef MD_UNROLL
 #define MD_UNROLL 1 // 16-byte chunks of each gate_up W row a lane has in flight (MOE_DECODE_UNROLL=1|2|4)
@@ -347,7 +358,7 @@ __device__ __forceinline__ void moe_decode(
             const TIn* w[1] = {router + (long long)(e < experts ? e : 0) * hidden};
             const bool live[1] = {e < experts};
             float acc[1][MD_MAX_TOKENS];
-            lane_dots<TIn, 1, MD_MAX_TOKENS, false>(w, live, x, hidden, tokens, hidden, part, split, lane, StreamPolicy{0}, acc);
+            lane_dots<TIn, 1, MD_MAX_TOKENS, false>(w, live, x, hidden, tokens, hidden, part, split, lane, MD_W_POLICY, acc);
             float sum[1];
             group_sums<1, MD_MAX_TOKENS>(acc, tokens, partial, warp, part, split, lane, sum);
             if (part == 0 && lane < tokens && e < experts)
@@ -366,12 +377,17 @@ __device__ __forceinline__ void moe_decode(
     const unsigned routerBlocks = gridDim.x, gateUpBlocks = gridDim.x;
     grid_barrier(barrier, gridDim.x);
 #endif
+#ifndef MD_STAMP2_AFTER_STAGING
     MD_STAMP(2);
+#endif
 
     // ---- 2. Routing, in every block: stage the logits, warp t routes token t ----
     for (int i = threadIdx.x; i < tokens * experts; i += blockDim.x)
         stagedLogits[i / experts][i % experts] = load_written_f32(logits + i);
     __syncthreads();
+#ifdef MD_STAMP2_AFTER_STAGING
+    MD_STAMP(2); // diagnostic: the "after barrier 1" stamp moved past the logits' staging
+#endif
     if (warp < tokens)
     {
         int expert;
@@ -511,7 +527,7 @@ __device__ __forceinline__ void moe_decode(
                     w[q] = expertRows + (long long)(live[q] ? col : 0) * inter;
                 }
                 float acc[MD_WROWS][1];
-                lane_dots<TIn, MD_WROWS, 1, true>(w, live, act + (long long)slot * inter, inter, 1, inter, part, split, lane, StreamPolicy{0}, acc);
+                lane_dots<TIn, MD_WROWS, 1, true, MD_DOWN_UNROLL>(w, live, act + (long long)slot * inter, inter, 1, inter, part, split, lane, MD_W_POLICY, acc);
                 float sum[MD_WROWS];
                 group_sums<MD_WROWS, 1>(acc, 1, partial, warp, part, split, lane, sum);
                 if (real && part == 0 && lane == 0)
