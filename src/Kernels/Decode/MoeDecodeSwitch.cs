@@ -53,6 +53,8 @@ public static class MoeDecodeSwitch
             "du2" => "-DMD_DOWN_UNROLL=2",
             "du3" => "-DMD_DOWN_UNROLL=3",
             "stage" => "-DMD_STAMP2_AFTER_STAGING",
+            "rank" => "-DMD_RANK_ROUTING",
+            "arrive" => "-DMD_ARRIVE_FIRST",
             _ => throw new ArgumentException($"MOE_DECODE_VARIANT='{value}': expected bulk, lanes, writers or downbulk, joined by +"),
         }).ToArray();
 

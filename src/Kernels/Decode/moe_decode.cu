@@ -80,17 +80,22 @@ __device__ __forceinline__ float load_written_f32(const float* p)
     return v;
 }
 
-// A block arrives (when `arrive`: it wrote what the next phase reads), then waits until `target` arrivals are in.
-__device__ __forceinline__ void grid_barrier(unsigned* counter, unsigned target, bool arrive = true)
+// A grid barrier in two halves: a block arrives (when `arrive`: it wrote what the next phase reads; its writes are
+// fenced first), may issue work that needs no ordering (L2 prefetches), then waits until `target` arrivals are in.
+__device__ __forceinline__ void grid_arrive(unsigned* counter, bool arrive)
 {
     __syncthreads();
+    if (threadIdx.x == 0 && arrive)
+    {
+        __threadfence(); // this block's writes before its arrival
+        atomicAdd(counter, 1u);
+    }
+}
+
+__device__ __forceinline__ void grid_wait(unsigned* counter, unsigned target)
+{
     if (threadIdx.x == 0)
     {
-        if (arrive)
-        {
-            __threadfence(); // this block's writes before its arrival
-            atomicAdd(counter, 1u);
-        }
         unsigned seen;
         do
             asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(seen) : "l"(counter) : "memory");
@@ -98,6 +103,12 @@ __device__ __forceinline__ void grid_barrier(unsigned* counter, unsigned target,
         __threadfence();
     }
     __syncthreads();
+}
+
+__device__ __forceinline__ void grid_barrier(unsigned* counter, unsigned target, bool arrive = true)
+{
+    grid_arrive(counter, arrive);
+    grid_wait(counter, target);
 }
 
 // W loads of the expert phases. MD_EARLY_PREFETCH (MOE_DECODE_PREFETCH=early): the down rows were asked for with
@@ -316,6 +327,49 @@ __device__ __forceinline__ void group_sums(const float (&acc)[NW][NX], int nx, f
     }
 }
 
+// Softmax routing with renormalised weights for tokens * experts <= the block's threads (MD_RANK_ROUTING): thread
+// (t, e) counts the experts ahead of e in token t's order (key descending, then id ascending: route_token's order), so
+// every choice is known after one pass over the row instead of k dependent warp rounds. The weights are route_token's
+// operations in the same order (lane j holds choice j; the division by its denominator 1 is left out: x / 1 is x).
+__device__ __forceinline__ void rank_route(const float (&staged)[MD_MAX_TOKENS][MD_MAX_EXPERTS], moe_u64* packed, moe_u32* chosenKey,
+                                           int tokens, int experts, int k, int warp, int lane, int* slotExpert, float* slotWeight,
+                                           float scale)
+{
+    const int i = threadIdx.x;
+    const bool mine = i < tokens * experts;
+    const int t = mine ? i / experts : 0, e = mine ? i % experts : 0;
+    moe_u64 me = 0;
+    if (mine)
+    {
+        me = ((moe_u64)order_key(sanitize(staged[t][e])) << 32) | (moe_u32)~(unsigned)e;
+        packed[i] = me;
+    }
+    __syncthreads();
+    if (mine)
+    {
+        const moe_u64* row = packed + t * experts;
+        int ahead = 0;
+#pragma unroll 8
+        for (int j = 0; j < experts; j++)
+            ahead += row[j] > me ? 1 : 0;
+        if (ahead < k)
+        {
+            slotExpert[t * k + ahead] = e;
+            chosenKey[t * k + ahead] = (moe_u32)(me >> 32);
+        }
+    }
+    __syncthreads();
+    if (warp < tokens)
+    {
+        float weight = 0.0f;
+        if (lane < k)
+            weight = expf(order_value(chosenKey[warp * k + lane]) - order_value(chosenKey[warp * k]));
+        const float total = warp_sum(weight);
+        if (lane < k)
+            slotWeight[warp * k + lane] = weight / total * scale;
+    }
+}
+
 template <typename TIn>
 __device__ __forceinline__ void moe_decode(
     const TIn* __restrict__ x, const TIn* __restrict__ router, const float* __restrict__ bias, const TIn* __restrict__ gateUp,
@@ -387,6 +441,22 @@ __device__ __forceinline__ void moe_decode(
     __syncthreads();
 #ifdef MD_STAMP2_AFTER_STAGING
     MD_STAMP(2); // diagnostic: the "after barrier 1" stamp moved past the logits' staging
+#endif
+#ifdef MD_RANK_ROUTING
+    const bool byRank = !grouped && renormalize && tokens * experts <= MD_WARPS * 32;
+    if (byRank)
+    {
+        __shared__ __align__(16) moe_u64 rankPacked[MD_WARPS * 32];
+        __shared__ moe_u32 rankChosenKey[MD_MAX_TOKENS * MD_MAX_K];
+        rank_route(stagedLogits, rankPacked, rankChosenKey, tokens, experts, k, warp, lane, slotExpert, slotWeight, scale);
+        __syncthreads();
+        if (blockIdx.x == 0 && warp < tokens && lane < k)
+        {
+            ids[warp * k + lane] = slotExpert[warp * k + lane];
+            weights[warp * k + lane] = slotWeight[warp * k + lane];
+        }
+    }
+    else
 #endif
     if (warp < tokens)
     {
@@ -493,13 +563,21 @@ __device__ __forceinline__ void moe_decode(
     }
 
     MD_STAMP(4);
+#ifdef MD_ARRIVE_FIRST
+    // Arrive before the prefetches, so the arrival's fence waits only for the activation's writes.
+    grid_arrive(barrier, blockIdx.x < gateUpBlocks);
+#endif
 #ifndef MD_EARLY_PREFETCH
     // The down rows this block streams in phase 4, into L2 while the other blocks finish gate_up.
     if (prefetchLines > 0)
         prefetch_down<TIn>(down, slotExpert, tokens, k, hidden, inter, columns, prefetchLines);
 #endif
     MD_STAMP(5);
+#ifdef MD_ARRIVE_FIRST
+    grid_wait(barrier, routerBlocks + gateUpBlocks);
+#else
     grid_barrier(barrier, routerBlocks + gateUpBlocks, blockIdx.x < gateUpBlocks);
+#endif
     MD_STAMP(6);
 
     // ---- 4. down and combine: item = token t, columns c0 .. c0 + C - 1; pair p = slot j (p / quads), quad p % quads ----
