@@ -37,27 +37,6 @@ public static class MoeDecodeSwitch
     /// <summary>Blocks an SM the grid may hold at most (0: what the occupancy allows).</summary>
     public static int BlocksPerSm => BlocksSetting.Value;
 
-    /// <summary>A/B only (MOE_DECODE_VARIANT=bulk|lanes|writers|downbulk, joined by +): the build's extra defines.</summary>
-    internal static string[] VariantDefines => VariantSetting.Value;
-
-    private static readonly EnvironmentSetting<string[]> VariantSetting = new("MOE_DECODE_VARIANT", ParseVariant);
-
-    internal static string[] ParseVariant(string? value) =>
-        (value ?? "").Split('+', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(v => v switch
-        {
-            "bulk" => "-DMD_ROW_PREFETCH=1",
-            "lanes" => "-DMD_ROW_PREFETCH=2",
-            "writers" => "-DMD_WRITER_BARRIER",
-            "downbulk" => "-DMD_DOWN_BULK",
-            "ef" => "-DMD_EVICT_FIRST",
-            "du2" => "-DMD_DOWN_UNROLL=2",
-            "du3" => "-DMD_DOWN_UNROLL=3",
-            "stage" => "-DMD_STAMP2_AFTER_STAGING",
-            "rank" => "-DMD_RANK_ROUTING",
-            "arrive" => "-DMD_ARRIVE_FIRST",
-            _ => throw new ArgumentException($"MOE_DECODE_VARIANT='{value}': expected bulk, lanes, writers or downbulk, joined by +"),
-        }).ToArray();
-
     private static readonly EnvironmentSetting<int> Setting = new(VariableName, Parse);
     private static readonly EnvironmentSetting<int> BlocksSetting = new(BlocksPerSmVariableName, ParseBlocksPerSm);
     private static readonly EnvironmentSetting<DecodePrefetch> PrefetchSetting = new(PrefetchVariableName, ParsePrefetch);

@@ -17,9 +17,9 @@
 //   2. routing: warp t routes token t from the logits staged in shared memory (route_token or route_tokens_contiguous:
 //      the layout TopKRouting picks, MD_CONTIGUOUS), so every block holds every token's ids and weights;
 //   3. gate_up: an item is G units of 4 W rows (gate and up of two activation columns of one slot); then each block
-//      asks L2 for the down rows it will stream in phase 4 (prefetchLines 128-byte lines of each; 0 = none), or, built
-//      with MD_EARLY_PREFETCH, asks before gate_up, right after the routing;
-//   barrier;
+//      arrives at barrier 2 and asks L2 for the down rows it will stream in phase 4 (prefetchLines 128-byte lines of
+//      each; 0 = none), or, built with MD_EARLY_PREFETCH, asks before gate_up, right after the routing;
+//   barrier (the wait);
 //   4. down and combine: an item is one token's C output columns; its warp groups take (slot, 4 columns) pairs, and
 //      the sums of the k slots are added per column in slot order, as Combine adds them.
 // The GEMV's bits: every dot product is the decode GEMV's (grouped_gemm_gemv.cu, 4-row build) for the same kSplit:
@@ -80,12 +80,13 @@ __device__ __forceinline__ float load_written_f32(const float* p)
     return v;
 }
 
-// A grid barrier in two halves: a block arrives (when `arrive`: it wrote what the next phase reads; its writes are
-// fenced first), may issue work that needs no ordering (L2 prefetches), then waits until `target` arrivals are in.
-__device__ __forceinline__ void grid_arrive(unsigned* counter, bool arrive)
+// A grid barrier in two halves: the block arrives (its writes fenced first), may then issue work that the barrier need
+// not order (barrier 2: the down rows' L2 prefetches, which the arrival's fence would otherwise wait for), then waits
+// until `target` arrivals (gridDim.x times the barriers passed so far) are in.
+__device__ __forceinline__ void grid_arrive(unsigned* counter)
 {
     __syncthreads();
-    if (threadIdx.x == 0 && arrive)
+    if (threadIdx.x == 0)
     {
         __threadfence(); // this block's writes before its arrival
         atomicAdd(counter, 1u);
@@ -105,16 +106,10 @@ __device__ __forceinline__ void grid_wait(unsigned* counter, unsigned target)
     __syncthreads();
 }
 
-__device__ __forceinline__ void grid_barrier(unsigned* counter, unsigned target, bool arrive = true)
-{
-    grid_arrive(counter, arrive);
-    grid_wait(counter, target);
-}
-
 // W loads of the expert phases. MD_EARLY_PREFETCH (MOE_DECODE_PREFETCH=early): the down rows were asked for with
 // evict_last right after the routing, so gate_up's stream goes in as evict_first and leaves them in L2. The hints are
 // PTX ISA 7.4 (CUDA 11.4); older NVRTC builds plain loads and prefetches (the same results: only cache priorities).
-#if (defined(MD_EARLY_PREFETCH) || defined(MD_EVICT_FIRST)) && (__CUDACC_VER_MAJOR__ > 11 || (__CUDACC_VER_MAJOR__ == 11 && __CUDACC_VER_MINOR__ >= 4))
+#if defined(MD_EARLY_PREFETCH) && (__CUDACC_VER_MAJOR__ > 11 || (__CUDACC_VER_MAJOR__ == 11 && __CUDACC_VER_MINOR__ >= 4))
 #define MD_CACHE_HINTS 1
 #else
 #define MD_CACHE_HINTS 0
@@ -155,42 +150,6 @@ __device__ __forceinline__ void prefetch_kept(const void* p)
     asm volatile("prefetch.global.L2 [%0];" ::"l"(p));
 #endif
 }
-
-// MD_ROW_PREFETCH=1: a gate_up unit's 4 W rows asked of L2 whole by the bulk copy engine (sm_90) as the unit starts, so
-// more bytes are in flight than a lane's registers hold; 2: each lane asks for its own chunks with prefetch.global.L2.
-// MD_DOWN_BULK: the down rows' L2 prefetch as one bulk request a row. Without the bulk engine (NVRTC < 12 or < sm_90)
-// both fall back to per-lane prefetches.
-#ifndef MD_ROW_PREFETCH
-#define MD_ROW_PREFETCH 0
-#endif
-#if __CUDA_ARCH__ >= 900 && __CUDACC_VER_MAJOR__ >= 12
-#define MD_HAS_BULK 1
-#else
-#define MD_HAS_BULK 0
-#if MD_ROW_PREFETCH == 1
-#undef MD_ROW_PREFETCH
-#define MD_ROW_PREFETCH 2
-#endif
-#undef MD_DOWN_BULK
-#endif
-
-__device__ __forceinline__ void prefetch_row_bulk(const void* p, unsigned bytes)
-{
-#if MD_HAS_BULK
-    asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(p), "r"(bytes) : "memory");
-#endif
-}
-
-// MD_EVICT_FIRST: every W load (router, gate_up, down) evict_first, the late down prefetch evict_last, so the weight
-// stream does not push the kernel's code, logits and activation out of L2.
-#ifdef MD_EVICT_FIRST
-#define MD_W_POLICY stream_policy()
-#else
-#define MD_W_POLICY StreamPolicy{0}
-#endif
-#ifndef MD_DOWN_UNROLL
-#define MD_DOWN_UNROLL 1
-#endif
 
 #ifndef MD_UNROLL
 #define MD_UNROLL 1 // 16-byte chunks of each gate_up W row a lane has in flight (MOE_DECODE_UNROLL=1|2|4)
@@ -262,17 +221,6 @@ __device__ __forceinline__ void prefetch_down(const TIn* __restrict__ down, cons
     {
         const int t = item / itemsPerToken, c0 = (item % itemsPerToken) * columns;
         const int rows = k * columns;
-#ifdef MD_DOWN_BULK
-        // A row's lines in one bulk request.
-        for (int r = threadIdx.x; r < rows; r += blockDim.x)
-        {
-            const int col = c0 + r % columns;
-            if (col < hidden)
-                prefetch_row_bulk(down + ((long long)slotExpert[t * k + r / columns] * hidden + col) * inter,
-                                  (unsigned)min(128 * lines, inter * (int)sizeof(TIn)));
-        }
-        continue;
-#endif
         for (int i = threadIdx.x; i < rows * lines; i += blockDim.x)
         {
             const int r = i / lines, line = i % lines;
@@ -327,49 +275,6 @@ __device__ __forceinline__ void group_sums(const float (&acc)[NW][NX], int nx, f
     }
 }
 
-// Softmax routing with renormalised weights for tokens * experts <= the block's threads (MD_RANK_ROUTING): thread
-// (t, e) counts the experts ahead of e in token t's order (key descending, then id ascending: route_token's order), so
-// every choice is known after one pass over the row instead of k dependent warp rounds. The weights are route_token's
-// operations in the same order (lane j holds choice j; the division by its denominator 1 is left out: x / 1 is x).
-__device__ __forceinline__ void rank_route(const float (&staged)[MD_MAX_TOKENS][MD_MAX_EXPERTS], moe_u64* packed, moe_u32* chosenKey,
-                                           int tokens, int experts, int k, int warp, int lane, int* slotExpert, float* slotWeight,
-                                           float scale)
-{
-    const int i = threadIdx.x;
-    const bool mine = i < tokens * experts;
-    const int t = mine ? i / experts : 0, e = mine ? i % experts : 0;
-    moe_u64 me = 0;
-    if (mine)
-    {
-        me = ((moe_u64)order_key(sanitize(staged[t][e])) << 32) | (moe_u32)~(unsigned)e;
-        packed[i] = me;
-    }
-    __syncthreads();
-    if (mine)
-    {
-        const moe_u64* row = packed + t * experts;
-        int ahead = 0;
-#pragma unroll 8
-        for (int j = 0; j < experts; j++)
-            ahead += row[j] > me ? 1 : 0;
-        if (ahead < k)
-        {
-            slotExpert[t * k + ahead] = e;
-            chosenKey[t * k + ahead] = (moe_u32)(me >> 32);
-        }
-    }
-    __syncthreads();
-    if (warp < tokens)
-    {
-        float weight = 0.0f;
-        if (lane < k)
-            weight = expf(order_value(chosenKey[warp * k + lane]) - order_value(chosenKey[warp * k]));
-        const float total = warp_sum(weight);
-        if (lane < k)
-            slotWeight[warp * k + lane] = weight / total * scale;
-    }
-}
-
 template <typename TIn>
 __device__ __forceinline__ void moe_decode(
     const TIn* __restrict__ x, const TIn* __restrict__ router, const float* __restrict__ bias, const TIn* __restrict__ gateUp,
@@ -412,7 +317,7 @@ __device__ __forceinline__ void moe_decode(
             const TIn* w[1] = {router + (long long)(e < experts ? e : 0) * hidden};
             const bool live[1] = {e < experts};
             float acc[1][MD_MAX_TOKENS];
-            lane_dots<TIn, 1, MD_MAX_TOKENS, false>(w, live, x, hidden, tokens, hidden, part, split, lane, MD_W_POLICY, acc);
+            lane_dots<TIn, 1, MD_MAX_TOKENS, false>(w, live, x, hidden, tokens, hidden, part, split, lane, StreamPolicy{0}, acc);
             float sum[1];
             group_sums<1, MD_MAX_TOKENS>(acc, tokens, partial, warp, part, split, lane, sum);
             if (part == 0 && lane < tokens && e < experts)
@@ -422,42 +327,14 @@ __device__ __forceinline__ void moe_decode(
         }
     }
     MD_STAMP(1);
-#ifdef MD_WRITER_BARRIER
-    // Only the blocks that wrote logits arrive; the others wait for them.
-    const unsigned routerBlocks = min(gridDim.x, (unsigned)((experts + MD_WARPS / routerSplit - 1) / (MD_WARPS / routerSplit)));
-    const unsigned gateUpBlocks = min(gridDim.x, (unsigned)(((long long)tokens * k * ((inter + 1) / 2) + MD_WARPS / gateUpSplit - 1) / (MD_WARPS / gateUpSplit)));
-    grid_barrier(barrier, routerBlocks, blockIdx.x < routerBlocks);
-#else
-    const unsigned routerBlocks = gridDim.x, gateUpBlocks = gridDim.x;
-    grid_barrier(barrier, gridDim.x);
-#endif
-#ifndef MD_STAMP2_AFTER_STAGING
+    grid_arrive(barrier);
+    grid_wait(barrier, gridDim.x);
     MD_STAMP(2);
-#endif
 
     // ---- 2. Routing, in every block: stage the logits, warp t routes token t ----
     for (int i = threadIdx.x; i < tokens * experts; i += blockDim.x)
         stagedLogits[i / experts][i % experts] = load_written_f32(logits + i);
     __syncthreads();
-#ifdef MD_STAMP2_AFTER_STAGING
-    MD_STAMP(2); // diagnostic: the "after barrier 1" stamp moved past the logits' staging
-#endif
-#ifdef MD_RANK_ROUTING
-    const bool byRank = !grouped && renormalize && tokens * experts <= MD_WARPS * 32;
-    if (byRank)
-    {
-        __shared__ __align__(16) moe_u64 rankPacked[MD_WARPS * 32];
-        __shared__ moe_u32 rankChosenKey[MD_MAX_TOKENS * MD_MAX_K];
-        rank_route(stagedLogits, rankPacked, rankChosenKey, tokens, experts, k, warp, lane, slotExpert, slotWeight, scale);
-        __syncthreads();
-        if (blockIdx.x == 0 && warp < tokens && lane < k)
-        {
-            ids[warp * k + lane] = slotExpert[warp * k + lane];
-            weights[warp * k + lane] = slotWeight[warp * k + lane];
-        }
-    }
-    else
-#endif
     if (warp < tokens)
     {
         int expert;
@@ -535,16 +412,6 @@ __device__ __forceinline__ void moe_decode(
                 live[q] = real && col < inter;
                 w[q] = expertRows + (long long)((q < 2 ? 0 : inter) + (live[q] ? col : 0)) * hidden;
             }
-#if MD_ROW_PREFETCH == 1
-            if (part == 0 && lane < MD_WROWS && real && col0 + (lane & 1) < inter)
-                prefetch_row_bulk(expertRows + (long long)((lane < 2 ? 0 : inter) + col0 + (lane & 1)) * hidden, (unsigned)hidden * sizeof(TIn));
-#elif MD_ROW_PREFETCH == 2
-            for (int c = part * 32 + lane; c < hidden / 8; c += 32 * split)
-#pragma unroll
-                for (int q = 0; q < MD_WROWS; q++)
-                    if (live[q])
-                        asm volatile("prefetch.global.L2 [%0];" ::"l"(w[q] + 8 * c));
-#endif
             float acc[MD_WROWS][1];
             lane_dots<TIn, MD_WROWS, 1, false, MD_UNROLL>(w, live, x + (long long)(slot / k) * hidden, hidden, 1, hidden, part, split, lane, policy, acc);
             float sum[MD_WROWS];
@@ -563,21 +430,14 @@ __device__ __forceinline__ void moe_decode(
     }
 
     MD_STAMP(4);
-#ifdef MD_ARRIVE_FIRST
-    // Arrive before the prefetches, so the arrival's fence waits only for the activation's writes.
-    grid_arrive(barrier, blockIdx.x < gateUpBlocks);
-#endif
+    grid_arrive(barrier); // before the prefetches: the arrival's fence then waits for the activation's writes alone
 #ifndef MD_EARLY_PREFETCH
     // The down rows this block streams in phase 4, into L2 while the other blocks finish gate_up.
     if (prefetchLines > 0)
         prefetch_down<TIn>(down, slotExpert, tokens, k, hidden, inter, columns, prefetchLines);
 #endif
     MD_STAMP(5);
-#ifdef MD_ARRIVE_FIRST
-    grid_wait(barrier, routerBlocks + gateUpBlocks);
-#else
-    grid_barrier(barrier, routerBlocks + gateUpBlocks, blockIdx.x < gateUpBlocks);
-#endif
+    grid_wait(barrier, 2 * gridDim.x);
     MD_STAMP(6);
 
     // ---- 4. down and combine: item = token t, columns c0 .. c0 + C - 1; pair p = slot j (p / quads), quad p % quads ----
@@ -605,7 +465,7 @@ __device__ __forceinline__ void moe_decode(
                     w[q] = expertRows + (long long)(live[q] ? col : 0) * inter;
                 }
                 float acc[MD_WROWS][1];
-                lane_dots<TIn, MD_WROWS, 1, true, MD_DOWN_UNROLL>(w, live, act + (long long)slot * inter, inter, 1, inter, part, split, lane, MD_W_POLICY, acc);
+                lane_dots<TIn, MD_WROWS, 1, true>(w, live, act + (long long)slot * inter, inter, 1, inter, part, split, lane, StreamPolicy{0}, acc);
                 float sum[MD_WROWS];
                 group_sums<MD_WROWS, 1>(acc, 1, partial, warp, part, split, lane, sum);
                 if (real && part == 0 && lane == 0)
@@ -635,7 +495,7 @@ __device__ __forceinline__ void moe_decode(
     if (threadIdx.x == 0)
     {
         const unsigned before = atomicAdd(barrier, 1u);
-        if (before == routerBlocks + gateUpBlocks + gridDim.x - 1)
+        if (before == 3 * gridDim.x - 1)
             atomicExch(barrier, 0u);
     }
 }
