@@ -117,7 +117,8 @@ public static class MoeDecode
                 {
                     "w0" => "-DMD_ROUTE_WARMUP",
                     "twice" => "-DMD_ROUTE_TWICE",
-                    _ => throw new ArgumentException($"MOE_DECODE_VARIANT='{v}': expected w0 or twice"),
+                    "merge" => "-DROUTING_MERGE_SELECT",
+                    _ => throw new ArgumentException($"MOE_DECODE_VARIANT='{v}': expected w0, twice or merge"),
                 }),
             ]);
 
