@@ -113,13 +113,6 @@ public static class MoeDecode
             [
                 $"-DMD_PER_LANE={b.PerLane}", $"-DMD_CONTIGUOUS={(b.Contiguous ? 1 : 0)}", $"-DMD_UNROLL={b.Unroll}",
                 .. b.Early ? (string[])["-DMD_EARLY_PREFETCH"] : [], .. b.Traced ? (string[])["-DMD_TRACE"] : [],
-                .. (Environment.GetEnvironmentVariable("MOE_DECODE_VARIANT") ?? "").Split('+', StringSplitOptions.RemoveEmptyEntries).Select(v => v switch
-                {
-                    "w0" => "-DMD_ROUTE_WARMUP",
-                    "twice" => "-DMD_ROUTE_TWICE",
-                    "merge" => "-DROUTING_MERGE_SELECT",
-                    _ => throw new ArgumentException($"MOE_DECODE_VARIANT='{v}': expected w0, twice or merge"),
-                }),
             ]);
 
         private static readonly System.Collections.Concurrent.ConcurrentDictionary<(int PerLane, bool Contiguous, int Unroll, bool Early, bool Traced), string[]> s_buildOptions = new();

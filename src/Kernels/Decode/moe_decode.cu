@@ -275,50 +275,6 @@ __device__ __forceinline__ void group_sums(const float (&acc)[NW][NX], int nx, f
     }
 }
 
-// Lane j < k's choice of a token routed by one warp (the routing TopKRouting runs) from its staged logits row.
-struct RouteChoice
-{
-    int expert;
-    float weight;
-};
-
-#if defined(MD_ROUTE_WARMUP) || defined(MD_ROUTE_TWICE)
-#define MD_ROUTE_INLINE __noinline__ // one copy of the code, run twice
-#else
-#define MD_ROUTE_INLINE __forceinline__
-#endif
-
-__device__ MD_ROUTE_INLINE RouteChoice route_warp_token(const float* staged,
-#if !MD_CONTIGUOUS
-                                                        float* fallbackKeys,
-#endif
-                                                        const float* __restrict__ bias, int experts, int k, int renormalize,
-                                                        int grouped, int groupCount, int topkGroups, int lane)
-{
-    RouteChoice choice;
-#if MD_CONTIGUOUS
-    float logit[1][MD_PER_LANE];
-    load_contiguous<float, MD_PER_LANE>(staged, lane, logit[0]);
-    float laneBias[MD_PER_LANE];
-#pragma unroll
-    for (int i = 0; i < MD_PER_LANE; i++)
-        laneBias[i] = grouped && bias != nullptr ? bias[lane * MD_PER_LANE + i] : 0.0f;
-    const float* rows[1] = {staged};
-    int chosen[1];
-    float chosenWeight[1];
-    route_tokens_contiguous<float, MD_PER_LANE, 1>(logit, rows, laneBias, k, renormalize, grouped, groupCount, topkGroups,
-                                                  lane, chosen, chosenWeight);
-    choice.expert = chosen[0];
-    choice.weight = chosenWeight[0];
-#else
-    float logit[MD_PER_LANE];
-    load_row<float, MD_PER_LANE>(staged, experts, lane, logit);
-    route_token<float, MD_PER_LANE>(logit, bias, experts, k, renormalize, grouped, groupCount, topkGroups, fallbackKeys, lane,
-                                    choice.expert, choice.weight);
-#endif
-    return choice;
-}
-
 template <typename TIn>
 __device__ __forceinline__ void moe_decode(
     const TIn* __restrict__ x, const TIn* __restrict__ router, const float* __restrict__ bias, const TIn* __restrict__ gateUp,
@@ -372,59 +328,42 @@ __device__ __forceinline__ void moe_decode(
     }
     MD_STAMP(1);
     grid_arrive(barrier);
-#if !defined(MD_ROUTE_WARMUP) && !defined(MD_ROUTE_TWICE)
     grid_wait(barrier, gridDim.x);
     MD_STAMP(2);
-#endif
 
     // ---- 2. Routing, in every block: stage the logits, warp t routes token t ----
-#if defined(MD_ROUTE_WARMUP) || defined(MD_ROUTE_TWICE)
-    // MD_ROUTE_WARMUP: pass 0 routes zeros while the block waits at barrier 1 (one copy of the code: the loop is not
-    // unrolled), so the real pass finds the routing's instructions and parameters cached. MD_ROUTE_TWICE (diagnostic):
-    // both passes after the wait, on the real logits, stamp 2 between them.
-#pragma unroll 1
-    for (int pass = 0; pass < 2; pass++)
-    {
-#ifdef MD_ROUTE_WARMUP
-    if (pass == 1)
-    {
-        grid_wait(barrier, gridDim.x);
-        MD_STAMP(2);
-        for (int i = threadIdx.x; i < tokens * experts; i += blockDim.x)
-            stagedLogits[i / experts][i % experts] = load_written_f32(logits + i);
-    }
-    else
-        for (int i = threadIdx.x; i < tokens * experts; i += blockDim.x)
-            stagedLogits[i / experts][i % experts] = 0.0f;
-#else
-    if (pass == 0)
-        grid_wait(barrier, gridDim.x);
-    else
-        MD_STAMP(2);
     for (int i = threadIdx.x; i < tokens * experts; i += blockDim.x)
         stagedLogits[i / experts][i % experts] = load_written_f32(logits + i);
-#endif
-#else
-    {
-        const int pass = 1;
-    for (int i = threadIdx.x; i < tokens * experts; i += blockDim.x)
-        stagedLogits[i / experts][i % experts] = load_written_f32(logits + i);
-#endif
     __syncthreads();
     if (warp < tokens)
     {
-        const RouteChoice choice = route_warp_token(stagedLogits[warp],
-#if !MD_CONTIGUOUS
-                                                    fallbackKeys[warp],
+        int expert;
+        float weight;
+#if MD_CONTIGUOUS
+        float logit[1][MD_PER_LANE];
+        load_contiguous<float, MD_PER_LANE>(stagedLogits[warp], lane, logit[0]);
+        float laneBias[MD_PER_LANE];
+#pragma unroll
+        for (int i = 0; i < MD_PER_LANE; i++)
+            laneBias[i] = grouped && bias != nullptr ? bias[lane * MD_PER_LANE + i] : 0.0f;
+        const float* rows[1] = {stagedLogits[warp]};
+        int chosen[1];
+        float chosenWeight[1];
+        route_tokens_contiguous<float, MD_PER_LANE, 1>(logit, rows, laneBias, k, renormalize, grouped, groupCount, topkGroups,
+                                                      lane, chosen, chosenWeight);
+        expert = chosen[0];
+        weight = chosenWeight[0];
+#else
+        float logit[MD_PER_LANE];
+        load_row<float, MD_PER_LANE>(stagedLogits[warp], experts, lane, logit);
+        route_token<float, MD_PER_LANE>(logit, bias, experts, k, renormalize, grouped, groupCount, topkGroups,
+                                        fallbackKeys[warp], lane, expert, weight);
 #endif
-                                                    bias, experts, k, renormalize, grouped, groupCount, topkGroups, lane);
-        const int expert = choice.expert;
-        const float weight = choice.weight;
         if (lane < k)
         {
             slotExpert[warp * k + lane] = expert;
             slotWeight[warp * k + lane] = weight * scale;
-            if (blockIdx.x == 0 && pass == 1)
+            if (blockIdx.x == 0)
             {
                 ids[warp * k + lane] = expert;
                 weights[warp * k + lane] = weight * scale;
@@ -432,7 +371,6 @@ __device__ __forceinline__ void moe_decode(
         }
     }
     __syncthreads();
-    }
     if (blockIdx.x == 0)
         for (int e = threadIdx.x; e < experts; e += blockDim.x)
         {

@@ -115,7 +115,7 @@ public static partial class TopKRouting
                 Math.Min((long)sms * (WarpsPerSm / warpsPerBlock), MaxWorkspaceBlocks));
             string layout = !contiguous ? "" : persistent ? "contiguous_x2p_" : tokensPerWarp == 2 ? "contiguous_x2_" : "contiguous_";
             string name = teams ? $"topk_routing_teams_{HostRows.Suffix(logits.DType)}" : $"topk_routing_{layout}{HostRows.Suffix(logits.DType)}_{perLane}";
-            var kernel = cuda.LoadKernel(Source.Value, name, SigmoidByDivision ? SigmoidByDivisionOptions : MergeSelect ? MergeSelectOptions : null);
+            var kernel = cuda.LoadKernel(Source.Value, name, SigmoidByDivision ? SigmoidByDivisionOptions : null);
             if (teams)
             {
                 // About two blocks an SM, of 2 to 8 warps (4 tokens each): every block stages the bias and adds its
@@ -246,11 +246,6 @@ public static partial class TopKRouting
         string.Equals(Environment.GetEnvironmentVariable("MOE_ROUTING_SIGMOID"), "division", StringComparison.OrdinalIgnoreCase);
 
     private static readonly string[] SigmoidByDivisionOptions = ["-DROUTING_SIGMOID_DIVISION"];
-
-    /// <summary>A/B (MOE_ROUTING_SELECT=merge): the warp paths pick k &lt;= 8 by a butterfly of sorted lists (ROUTING_MERGE_SELECT).</summary>
-    internal static bool MergeSelect { get; } = Environment.GetEnvironmentVariable("MOE_ROUTING_SELECT") == "merge";
-
-    private static readonly string[] MergeSelectOptions = ["-DROUTING_MERGE_SELECT"];
 
     /// <summary>
     /// Tokens from which the persistent two-token path is used (unset or MOE_ROUTING_PERSISTENT=0 at start-up: never; 1:

@@ -359,52 +359,6 @@ __device__ __forceinline__ void sort_steps(moe_u64 (&v)[N])
 template <int N>
 __device__ __forceinline__ void sort_descending(moe_u64 (&v)[N]) { sort_steps<N, 0>(v); }
 
-// ROUTING_MERGE_SELECT: the k <= 8 choices of a warp's token by a butterfly of sorted 8-lists instead of k rounds of warp
-// max: each lane sorts its P candidates (packed key << 32 | ~id: larger is chosen first, ties to the lower id), then
-// at each of 5 levels trades its list with lane ^ offset and keeps the top 8 of both (Batcher's merge: the larger of
-// a[i] and b[7 - i] is a bitonic sequence holding them, then 3 half-cleaner stages). Every lane ends with the same
-// ordered top 8, the order the rounds pick in, in about 5 shuffle latencies instead of 3k.
-__device__ __forceinline__ void merge_top8(moe_u64 (&a)[8], const moe_u64 (&b)[8])
-{
-#pragma unroll
-    for (int i = 0; i < 8; i++)
-        a[i] = a[i] > b[7 - i] ? a[i] : b[7 - i];
-#pragma unroll
-    for (int i = 0; i < 4; i++)
-        compare_exchange(a[i], a[i + 4]);
-#pragma unroll
-    for (int i = 0; i < 8; i += 4)
-    {
-        compare_exchange(a[i], a[i + 2]);
-        compare_exchange(a[i + 1], a[i + 3]);
-    }
-#pragma unroll
-    for (int i = 0; i < 8; i += 2)
-        compare_exchange(a[i], a[i + 1]);
-}
-
-// The warp's top 8 of every lane's sorted candidates `mine` (P of them; missing entries count as 0, below every real one).
-template <int P>
-__device__ __forceinline__ void warp_top8(const moe_u64 (&mine)[P], moe_u64 (&top)[8])
-{
-#pragma unroll
-    for (int i = 0; i < 8; i++)
-        top[i] = i < P ? mine[i] : 0;
-#pragma unroll
-    for (int offset = 1; offset < 32; offset *= 2)
-    {
-        moe_u64 other[8];
-#pragma unroll
-        for (int i = 0; i < 8; i++)
-        {
-            const moe_u32 lo = __shfl_xor_sync(0xffffffffu, (moe_u32)top[i], offset);
-            const moe_u32 hi = __shfl_xor_sync(0xffffffffu, (moe_u32)(top[i] >> 32), offset);
-            other[i] = ((moe_u64)hi << 32) | lo;
-        }
-        merge_top8(top, other);
-    }
-}
-
 // Lane's P logits of a token row (experts lane * P ...), as 16-byte vectors (one 8-, 4- or 2-byte load when a lane's
 // share is smaller); `row` is 16-byte aligned (TopKRouting.cs checks the buffer; rows are 32 * P elements). The
 // words are unpacked by value (no byte-wise view of `logit`, which would push it to local memory).
@@ -604,29 +558,6 @@ __device__ __forceinline__ void route_tokens_contiguous(
         expert[t] = 0;
         chosenKey[t] = 0;
     }
-#ifdef ROUTING_MERGE_SELECT
-    if (P <= 8 && k <= 8) // (a lane's 16 candidates and two 8-lists would pass the decode kernel's register cap)
-    {
-#pragma unroll
-        for (int t = 0; t < NT; t++)
-        {
-            moe_u64 top[8];
-            warp_top8<P>(list[t], top);
-            if (renormalize)
-                rowMax[t] = order_value((moe_u32)(top[0] >> 32)); // the largest key, as the first round gives it
-            moe_u64 picked = 0; // lane j < k: the j-th choice (a select chain: no indexing of registers by lane)
-#pragma unroll
-            for (int j = 0; j < 8; j++)
-                picked = lane == j ? top[j] : picked;
-            if (lane < k)
-            {
-                expert[t] = (int)~(moe_u32)picked;
-                chosenKey[t] = (moe_u32)(picked >> 32);
-            }
-        }
-    }
-    else
-#endif
     for (int j = 0; j < k; j++)
     {
         moe_u32 head[NT], top[NT];
