@@ -500,29 +500,6 @@ __device__ __forceinline__ void moe_decode(
     }
 }
 
-// MD_ROUTER_PREFETCH: before its wait for the previous grid, a block asks L2 for the router rows it will read in phase
-// 1 (a *_BEFORE_WAIT hint, moe_common.cuh: the weights were complete before the previous grid began, and an L2 prefetch
-// fills no L1, so nothing read after the wait can be stale). The blocks that become resident while the kernel before
-// this one drains thus overlap the router's cold DRAM reads with that kernel's tail.
-#ifdef MD_ROUTER_PREFETCH
-template <typename TIn>
-__device__ __forceinline__ void prefetch_router_rows(const TIn* __restrict__ router, int experts, int hidden, int routerSplit)
-{
-    const int groups = MD_WARPS / routerSplit;
-    const int lines = (hidden * (int)sizeof(TIn) + 127) / 128;
-    for (int item = blockIdx.x; item * groups < experts; item += gridDim.x)
-        for (int i = threadIdx.x; i < groups * lines; i += blockDim.x)
-        {
-            const int e = item * groups + i / lines;
-            if (e < experts)
-                asm volatile("prefetch.global.L2 [%0];" ::"l"(reinterpret_cast<const char*>(router + (long long)e * hidden) + 128 * (i % lines)));
-        }
-}
-#define MD_PREFETCH_BEFORE_WAIT(TIN) prefetch_router_rows<TIN>(router, experts, hidden, routerSplit);
-#else
-#define MD_PREFETCH_BEFORE_WAIT(TIN)
-#endif
-
 #define MD_ENTRY(NAME, TIN)                                                                                                     \
     extern "C" __global__ void __launch_bounds__(MD_WARPS * 32, MD_MIN_BLOCKS) NAME(                                            \
         const TIN* x, const TIN* router, const float* bias, const TIN* gateUp, const TIN* down, const float* residual,          \
@@ -530,7 +507,6 @@ __device__ __forceinline__ void prefetch_router_rows(const TIn* __restrict__ rou
         int inter, int experts, int k, int renormalize, int grouped, int groupCount, int topkGroups, float scale,              \
         int routerSplit, int gateUpSplit, int downSplit, int downQuads, int prefetchLines MD_TRACE_PARAM)                       \
     {                                                                                                                           \
-        MD_PREFETCH_BEFORE_WAIT(TIN)                                                                                            \
         moe_wait_prior_grid();                                                                                                  \
         moe_decode<TIN>(x, router, bias, gateUp, down, residual, logits, ids, weights, counts, act, out, barrier, tokens,      \
                         hidden, inter, experts, k, renormalize, grouped, groupCount, topkGroups, scale, routerSplit,            \
