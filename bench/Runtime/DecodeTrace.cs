@@ -38,6 +38,14 @@ internal static class DecodeTrace
                     string code = i == 1 ? "the build's first launch, code cold" : "code warm";
                     StampTable.Print($"decode trace {label}: {blocks} blocks, forward {i} of {Forwards} ({code}); us from the earliest block past its wait (globaltimer)",
                         stamps, blocks, StampNames, Enumerable.Range(0, blocks).ToList());
+                    if (i == Forwards) // the medians above mix blocks with and without work in a phase: each kind alone
+                    {
+                        var (router, gateUp) = MoeDecode.TracedWorkingBlocks;
+                        StampTable.Print($"  the same, the {router} blocks with a router item", stamps, blocks, StampNames, Enumerable.Range(0, router).ToList());
+                        StampTable.Print($"  the same, the {gateUp} blocks with a gate_up item", stamps, blocks, StampNames, Enumerable.Range(0, gateUp).ToList());
+                        if (gateUp < blocks)
+                            StampTable.Print($"  the same, the {blocks - gateUp} blocks without one", stamps, blocks, StampNames, Enumerable.Range(gateUp, blocks - gateUp).ToList());
+                    }
                 }
             }
         }

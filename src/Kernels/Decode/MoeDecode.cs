@@ -133,6 +133,9 @@ public static class MoeDecode
     /// <summary>Blocks of the last traced launch.</summary>
     public static int TracedBlocks { get; private set; }
 
+    /// <summary>Of those, the blocks with a router item (blocks 0 ..), and the blocks with a gate_up item (blocks 0 ..).</summary>
+    public static (int Router, int GateUp) TracedWorkingBlocks { get; private set; }
+
     internal static Plan PlanFor(MemoryBuffer logits, int tokens, int hiddenSize, int intermediate, int experts, TopKRoutingOptions routing, int? prefetchLines = null)
     {
         // The router takes the dense GEMV's split, gate_up and down the grouped GEMV's (GroupedGemmDenseGemv, GroupedGemmGemv).
@@ -195,6 +198,9 @@ public static class MoeDecode
             plan.RouterSplit, plan.GateUpSplit, plan.DownSplit, plan.DownQuads, plan.PrefetchLines, trace];
         kernel.LaunchCooperative(stream, new Dim3((uint)blocks, 1, 1), new Dim3(Warps * 32, 1, 1), 0, trace is null ? args[..^1] : args);
         if (trace is not null)
+        {
             TracedBlocks = blocks;
+            TracedWorkingBlocks = ((int)Math.Min(blocks, routerItems), (int)Math.Min(blocks, gateUpItems));
+        }
     }
 }
