@@ -113,7 +113,6 @@ public static class MoeDecode
             [
                 $"-DMD_PER_LANE={b.PerLane}", $"-DMD_CONTIGUOUS={(b.Contiguous ? 1 : 0)}", $"-DMD_UNROLL={b.Unroll}",
                 .. b.Early ? (string[])["-DMD_EARLY_PREFETCH"] : [], .. b.Traced ? (string[])["-DMD_TRACE"] : [],
-                .. Environment.GetEnvironmentVariable("MOE_DECODE_IDLE_PREFETCH") is { Length: > 0 } idle ? (string[])[$"-DMD_IDLE_PREFETCH={int.Parse(idle)}"] : [],
             ]);
 
         private static readonly System.Collections.Concurrent.ConcurrentDictionary<(int PerLane, bool Contiguous, int Unroll, bool Early, bool Traced), string[]> s_buildOptions = new();

@@ -432,22 +432,6 @@ __device__ __forceinline__ void moe_decode(
     MD_STAMP(4);
     grid_arrive(barrier); // before the prefetches: the arrival's fence then waits for the activation's writes alone
 #ifndef MD_EARLY_PREFETCH
-#ifdef MD_IDLE_PREFETCH
-    // A/B: a block that had no gate_up item (it got here first) asks for its down rows only once MD_IDLE_PREFETCH
-    // eighths of the gate_up blocks have arrived (0: never), so they do not sit in L2 through gate_up's stream.
-    {
-        const long long gateUpUnits = (long long)slots * ((inter + 1) / 2);
-        const unsigned groupsUp = MD_WARPS / gateUpSplit;
-        const unsigned gateUpBlocks = (unsigned)min((long long)gridDim.x, (gateUpUnits + groupsUp - 1) / groupsUp);
-        if (blockIdx.x >= gateUpBlocks)
-        {
-            if (MD_IDLE_PREFETCH == 0)
-                prefetchLines = 0;
-            else
-                grid_wait(barrier, gridDim.x + (gridDim.x - gateUpBlocks) + gateUpBlocks * MD_IDLE_PREFETCH / 8);
-        }
-    }
-#endif
     // The down rows this block streams in phase 4, into L2 while the other blocks finish gate_up.
     if (prefetchLines > 0)
         prefetch_down<TIn>(down, slotExpert, tokens, k, hidden, inter, columns, prefetchLines);
