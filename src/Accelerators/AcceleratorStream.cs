@@ -1,14 +1,9 @@
 namespace MoeRuntime.Accelerators;
 
 /// <summary>An ordered queue of work on one accelerator. The CPU runs work as it is enqueued.</summary>
-public abstract class AcceleratorStream : IDisposable
+public abstract class AcceleratorStream : AcceleratorChild
 {
-    private bool _disposed;
-
-    protected AcceleratorStream(Accelerator accelerator) => Accelerator = accelerator;
-
-    public Accelerator Accelerator { get; }
-    public bool IsDisposed => _disposed;
+    protected AcceleratorStream(Accelerator accelerator) : base(accelerator) { }
 
     /// <summary>Blocks until all work enqueued so far has finished.</summary>
     public void Synchronize()
@@ -27,33 +22,12 @@ public abstract class AcceleratorStream : IDisposable
 
     protected abstract void SynchronizeCore();
     protected abstract void WaitCore(AcceleratorEvent evt);
-    protected abstract void DisposeCore();
-
-    public void ThrowIfDisposed()
-    {
-        ObjectDisposedException.ThrowIf(_disposed, this);
-        ObjectDisposedException.ThrowIf(Accelerator.IsDisposed, Accelerator);
-    }
-
-    public void Dispose()
-    {
-        if (_disposed)
-            return;
-        _disposed = true;
-        Accelerator.Untrack(this);
-        DisposeCore();
-        GC.SuppressFinalize(this);
-    }
 }
 
 /// <summary>A point in a stream's work: record it, wait on it, time between two of them.</summary>
-public abstract class AcceleratorEvent : IDisposable
+public abstract class AcceleratorEvent : AcceleratorChild
 {
-    private bool _disposed;
-
-    protected AcceleratorEvent(Accelerator accelerator) => Accelerator = accelerator;
-
-    public Accelerator Accelerator { get; }
+    protected AcceleratorEvent(Accelerator accelerator) : base(accelerator) { }
 
     public void Record(AcceleratorStream? stream = null)
     {
@@ -83,21 +57,4 @@ public abstract class AcceleratorEvent : IDisposable
     protected abstract void RecordCore(AcceleratorStream stream);
     protected abstract void SynchronizeCore();
     protected abstract float ElapsedCore(AcceleratorEvent start);
-    protected abstract void DisposeCore();
-
-    protected void ThrowIfDisposed()
-    {
-        ObjectDisposedException.ThrowIf(_disposed, this);
-        ObjectDisposedException.ThrowIf(Accelerator.IsDisposed, Accelerator);
-    }
-
-    public void Dispose()
-    {
-        if (_disposed)
-            return;
-        _disposed = true;
-        Accelerator.Untrack(this);
-        DisposeCore();
-        GC.SuppressFinalize(this);
-    }
 }
