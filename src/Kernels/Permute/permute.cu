@@ -233,6 +233,24 @@ extern "C" __global__ void __launch_bounds__(32 * PERMUTE_WARPS) permute_scatter
     scatter_chunk(expertOf, cursor, chunk, lane, slots, topK, rowOfSlot, tokenOfRow);
 }
 
+// The block's exclusive scan of one value a thread, in thread order, and the block's total; warpSums: PERMUTE_WARPS ints
+// of shared memory. Synchronises the block.
+__device__ __forceinline__ int block_exclusive_sum(int local, int warp, int lane, int* warpSums, int& total)
+{
+    const int inclusive = warp_inclusive_sum(local, lane);
+    if (lane == 31)
+        warpSums[warp] = inclusive;
+    __syncthreads();
+    int before = inclusive - local;
+    total = 0;
+    for (int w = 0; w < PERMUTE_WARPS; w++)
+    {
+        before += w < warp ? warpSums[w] : 0;
+        total += warpSums[w];
+    }
+    return before;
+}
+
 // Segment starts by a block: starts[e] = sum over experts below e of their counts padded to blockSize (an exclusive
 // scan, each thread over a run of consecutive experts, then over the warps); returns the rows in use. counts and starts
 // are shared memory; starts is visible to the whole block on return. warpSums: PERMUTE_WARPS ints of shared memory.
@@ -244,16 +262,8 @@ __device__ __forceinline__ int segment_starts(const int* counts, int* starts, in
     int local = 0;
     for (int e = begin; e < end; e++)
         local += (counts[e] + blockSize - 1) / blockSize * blockSize;
-    const int inclusive = warp_inclusive_sum(local, lane);
-    if (lane == 31)
-        warpSums[warp] = inclusive;
-    __syncthreads();
-    int start = inclusive - local, totalRows = 0;
-    for (int w = 0; w < PERMUTE_WARPS; w++)
-    {
-        start += w < warp ? warpSums[w] : 0;
-        totalRows += warpSums[w];
-    }
+    int totalRows;
+    int start = block_exclusive_sum(local, warp, lane, warpSums, totalRows);
     for (int e = begin; e < end; e++)
     {
         starts[e] = start;
@@ -277,16 +287,8 @@ __device__ __forceinline__ void write_tile_map(const int* starts, int totalRows,
     int local = 0;
     for (int e = begin; e < end; e++)
         local += ceil_div((e + 1 < experts ? starts[e + 1] : totalRows) - starts[e], tileRows);
-    const int inclusive = warp_inclusive_sum(local, lane);
-    if (lane == 31)
-        warpSums[warp] = inclusive;
-    __syncthreads();
-    int tile = inclusive - local, totalTiles = 0;
-    for (int w = 0; w < PERMUTE_WARPS; w++)
-    {
-        tile += w < warp ? warpSums[w] : 0;
-        totalTiles += warpSums[w];
-    }
+    int totalTiles;
+    int tile = block_exclusive_sum(local, warp, lane, warpSums, totalTiles);
     for (int e = begin; e < end; e++)
     {
         const int segmentEnd = e + 1 < experts ? starts[e + 1] : totalRows;
