@@ -77,13 +77,6 @@ struct GwTile
     int nTile;
 };
 
-__device__ __forceinline__ moe_u64 gw_globaltimer_ns()
-{
-    moe_u64 t;
-    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
-    return t;
-}
-
 __device__ __forceinline__ void gw_bar_wait(moe_u32 bar, moe_u32 parity)
 {
 #ifdef GW_HANG_TRAP
@@ -91,10 +84,10 @@ __device__ __forceinline__ void gw_bar_wait(moe_u32 bar, moe_u32 parity)
     // arrive, a TMA that never lands): trap, so the launch fails instead of hanging the device.
     if (mbar_try_wait(bar, parity))
         return;
-    const moe_u64 start = gw_globaltimer_ns();
+    const moe_u64 start = globaltimer_ns();
     unsigned int polls = 0;
     while (!mbar_try_wait(bar, parity))
-        if ((++polls & 1023u) == 0 && gw_globaltimer_ns() - start > 4000000000ull)
+        if ((++polls & 1023u) == 0 && globaltimer_ns() - start > 4000000000ull)
             __trap();
 #else
     mbar_wait(bar, parity);

@@ -237,6 +237,12 @@ public static partial class Calibration
         }
         HostParams? hostFit = fallback?.Host;
         var hostSource = new Dictionary<string, string>(); // each host parameter: where its value came from
+        void NoteCallAndPhaseSources(string source) // the GEMM call's and the whole-phase parameters of hostFit: measured there, or not
+        {
+            hostSource[nameof(HostParams.GemmCallUs)] = hostFit?.GemmCallUs is null ? "not measured (a launch's cost)" : source;
+            foreach (var (name, cost) in PhaseParameters(hostFit))
+                hostSource[name] = cost is null ? "not measured (priced op by op)" : source;
+        }
         if (host.ContainsKey("launch") || host.ContainsKey("gemm"))
         {
             string sweep = $"host_launch sweep ({string.Join(", ", sources["host"])})";
@@ -273,17 +279,13 @@ public static partial class Calibration
             hostFit = new HostParams(fitted["launch"], fitted["copy"], fitted["event"], fitted["collective"])
                 { GemmCallUs = gemmCall, RoutePhase = routePhase, ExpertsPhase = expertsPhase, RoutePhaseAfterUpload = routeAfterUpload, ExpertsPhaseBusy = expertsBusy };
             result["host"] = $"{string.Join(", ", sources["host"])}: {string.Join("; ", notes)}";
-            hostSource[nameof(HostParams.GemmCallUs)] = gemmCall is null ? "not measured (a launch's cost)" : sweep;
-            foreach (var (name, cost) in PhaseParameters(hostFit))
-                hostSource[name] = cost is null ? "not measured (priced op by op)" : sweep;
+            NoteCallAndPhaseSources(sweep);
         }
         else
         {
             foreach (var part in HostParts)
                 hostSource[HostParameter(part)] = $"from {fallbackName}";
-            hostSource[nameof(HostParams.GemmCallUs)] = hostFit?.GemmCallUs is null ? "not measured (a launch's cost)" : $"from {fallbackName}";
-            foreach (var (name, cost) in PhaseParameters(hostFit))
-                hostSource[name] = cost is null ? "not measured (priced op by op)" : $"from {fallbackName}";
+            NoteCallAndPhaseSources($"from {fallbackName}");
             result["host"] = fallback?.Host is null
                 ? "not measured (no host_launch sweep given): no host enqueue term, every phase is its device time"
                 : $"from {fallbackName}: {fallback.Sources.GetValueOrDefault("host", "?")}";
