@@ -120,11 +120,15 @@ public class BufferTests
         var accelerator = TestDevices.CreatePrivate(device);
         var forgotten = accelerator.Allocate<float>(1000);
         var stream = accelerator.CreateStream();
+        var evt = accelerator.CreateEvent();
         Assert.Equal(4000, accelerator.AllocatedBytes);
         accelerator.Dispose();
         Assert.True(forgotten.IsDisposed);
+        Assert.True(stream.IsDisposed);
+        Assert.True(evt.IsDisposed);
         Assert.Equal(0, accelerator.AllocatedBytes);
         Assert.Throws<ObjectDisposedException>(() => stream.Synchronize());
+        Assert.Throws<ObjectDisposedException>(() => evt.Record());
         Assert.Throws<ObjectDisposedException>(() => accelerator.Allocate<float>(1));
     }
 

@@ -53,10 +53,16 @@ public class StreamEventTests
         var accelerator = TestDevices.Get(device);
         var stream = accelerator.CreateStream();
         var evt = accelerator.CreateEvent();
+        Assert.False(stream.IsDisposed);
+        Assert.False(evt.IsDisposed);
         stream.Dispose();
         evt.Dispose();
+        Assert.True(stream.IsDisposed);
+        Assert.True(evt.IsDisposed);
         Assert.Throws<ObjectDisposedException>(() => stream.Synchronize());
         Assert.Throws<ObjectDisposedException>(() => evt.Record());
+        stream.Dispose(); // twice is harmless
+        evt.Dispose();
         using var unrecordedStart = accelerator.CreateEvent();
         using var unrecordedEnd = accelerator.CreateEvent();
         // Timing events that were never recorded is an error on every backend, never a number.
