@@ -4,6 +4,7 @@ using MoeRuntime.Cli.Bench;
 using MoeRuntime.Cli.Commands;
 using MoeRuntime.Collectives;
 using MoeRuntime.Collectives.AllReduce;
+using MoeRuntime.Kernels.Decode;
 using MoeRuntime.Runtime.Layers;
 using MoeRuntime.Tests.Infrastructure;
 
@@ -40,6 +41,7 @@ public sealed class TpLayerBenchTests
             Assert.Equal(devices.Split(',').Length, root["ranks"]!.GetValue<int>());
             var rows = root["rows"]!.AsArray();
             Assert.Equal([1, 5, 33], rows.Select(r => r!["Tokens"]!.GetValue<int>()));
+            Assert.All(rows, r => Assert.Equal("chain", r!["Decode"]!.GetValue<string>()));   // CPU ranks fuse only when asked
             Assert.All(rows, r => Assert.True(r!["EagerMs"]!.GetValue<double>() > 0));
             Assert.All(rows, r => Assert.Equal(picked, r!["AllReduce"]!.GetValue<string>()));
             Assert.Equal([1L * 64 * 4, 5L * 64 * 4, 33L * 64 * 4], rows.Select(r => r!["AllReduceBytes"]!.GetValue<long>()));
@@ -48,6 +50,44 @@ public sealed class TpLayerBenchTests
         finally
         {
             File.Delete(json);
+        }
+    }
+
+    /// <summary>--layers 3: the forwards cycle through three layers; one rank is the single device in the same harness.</summary>
+    [Theory]
+    [InlineData("cpu:0")]
+    [InlineData("cpu:0,cpu:1")]
+    public void CycledLayersAreNamedInTheTableAndTheJson(string devices)
+    {
+        string json = Path.Combine(Path.GetTempPath(), $"tp-bench-{Guid.NewGuid():N}.json");
+        try
+        {
+            var output = new StringWriter();
+            var errors = new StringWriter();
+            int code = LayerBenchCommand.RunTensorParallel("tiny", "1,2", devices, "bf16", "auto", warmup: 1, samples: 2, json, output, errors, layerCount: 3);
+            Assert.True(code == 0, errors.ToString());
+            Assert.Contains("3 layers cycled", output.ToString());
+            var root = JsonNode.Parse(File.ReadAllText(json))!;
+            Assert.Equal(3, root["layers"]!.GetValue<int>());
+            var rows = root["rows"]!.AsArray();
+            Assert.All(rows, r => Assert.Equal(3, r!["Layers"]!.GetValue<int>()));
+            Assert.All(rows, r => Assert.True(r!["EagerMs"]!.GetValue<double>() > 0));
+            Assert.All(rows, r => Assert.Equal(devices.Contains(',') ? "OneShot" : "-", r!["AllReduce"]!.GetValue<string>()));
+        }
+        finally
+        {
+            File.Delete(json);
+        }
+    }
+
+    [Fact]
+    public void LayersOutsideOneToSixteenExitWithCode2()
+    {
+        foreach (int layers in new[] { 0, LayerBenchCommand.MaxLayers + 1 })
+        {
+            var errors = new StringWriter();
+            Assert.Equal(2, LayerBenchCommand.RunTensorParallel("tiny", "1", "cpu:0,cpu:1", "bf16", "auto", 1, 1, null, new StringWriter(), errors, layers));
+            Assert.Contains($"--layers {layers}: 1 to {LayerBenchCommand.MaxLayers}", errors.ToString());
         }
     }
 
@@ -69,19 +109,25 @@ public sealed class TpLayerBenchTests
         var ranks = TestDevices.GetGroup("cuda", 2);
         var slice = TpLayerBench.Slice(LayerBench.Preset("tiny"), 2);
         using var communicator = Communicator.Create(ranks);
-        var weights = ranks.Select(r => DeviceMoeWeights.CreateRandom(r, slice, DType.BF16, seed: 7)).ToList();
+        // Two layers of different weights, cycled: each graph holds a forward of both.
+        var weights = new[] { 7, 8 }.Select(seed => ranks.Select(r => DeviceMoeWeights.CreateRandom(r, slice, DType.BF16, seed)).ToList()).ToList();
         try
         {
             var rows = new TpLayerBench(ranks, communicator, AllReduceAlgorithm.OneShot, warmup: 1, samples: 3, _ => { }).Run("tiny", weights, [1, 16, 200]).ToList();
+            Assert.All(rows, r => Assert.Equal(2, r.Layers));
             Assert.All(rows, r => Assert.True(r.EagerMs > 0));
             Assert.All(rows.Take(2), r => Assert.Equal("cuda-graph", r.Timing));
             Assert.All(rows.Take(2), r => Assert.True(r.GraphMs > 0));
             Assert.Null(rows[2].GraphMs);   // T > 128: eager only
             Assert.All(rows, r => Assert.StartsWith("OneShot", r.AllReduce));
+            bool fuses = MoeDecodeSwitch.TensorParallelMaxTokens >= 1
+                && MoeDecode.Unsupported(DType.BF16, 1, slice.NumExperts, slice.TopK, slice.HiddenSize, slice.MoeIntermediateSize) is null;
+            Assert.Equal(fuses ? "fused" : "chain", rows[0].Decode);
+            Assert.All(rows.Skip(1), r => Assert.Equal("chain", r.Decode));   // T > MoeDecode.MaxTokens
         }
         finally
         {
-            weights.ForEach(w => w.Dispose());
+            weights.ForEach(l => l.ForEach(w => w.Dispose()));
         }
     }
 }

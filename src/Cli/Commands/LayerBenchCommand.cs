@@ -38,7 +38,12 @@ internal static class LayerBenchCommand
             Description = "with --parallel ep: how the experts phase is enqueued, interleaved or ranked, or both (interleaved,ranked: one run on the same weights; "
                 + "--json F.json is the first order's, F-<order>.json each other's); default MOE_EP_ENQUEUE",
         };
-        var command = new Command("layer", "one MoE layer at Mixtral, Qwen3 or DeepSeek-V3 shapes with random weights") { preset, tokens, device, dtype, warmup, samples, json, parallel, devices, phases, enqueue, allreduce };
+        var layers = new Option<int>("--layers")
+        {
+            Description = "with --parallel tp: layers of different random weights the forwards cycle through, so none is still in L2 from its last forward (a model's decode)",
+            DefaultValueFactory = _ => 1,
+        };
+        var command = new Command("layer", "one MoE layer at Mixtral, Qwen3 or DeepSeek-V3 shapes with random weights") { preset, tokens, device, dtype, warmup, samples, json, parallel, devices, phases, enqueue, allreduce, layers };
         command.SetAction(parse => parse.GetValue(parallel)!.Trim().ToLowerInvariant() switch
         {
             "none" when parse.GetValue(phases) => RunPhases(parse.GetValue(preset)!, parse.GetValue(tokens)!, parse.GetValue(device)!, parse.GetValue(dtype)!,
@@ -48,7 +53,7 @@ internal static class LayerBenchCommand
             "ep" => RunExpertParallel(parse.GetValue(preset)!, parse.GetValue(tokens)!, parse.GetValue(devices) ?? "cuda:0,cuda:1", parse.GetValue(dtype)!,
                 parse.GetValue(warmup), parse.GetValue(samples), parse.GetValue(json), Console.Out, Console.Error, parse.GetValue(enqueue)),
             "tp" => RunTensorParallel(parse.GetValue(preset)!, parse.GetValue(tokens)!, parse.GetValue(devices) ?? "cuda:0,cuda:1", parse.GetValue(dtype)!,
-                parse.GetValue(allreduce)!, parse.GetValue(warmup), parse.GetValue(samples), parse.GetValue(json), Console.Out, Console.Error),
+                parse.GetValue(allreduce)!, parse.GetValue(warmup), parse.GetValue(samples), parse.GetValue(json), Console.Out, Console.Error, parse.GetValue(layers)),
             var other => Fail($"--parallel {other}: none, tp or ep"),
         });
         return command;
@@ -134,44 +139,51 @@ internal static class LayerBenchCommand
     /// <c>--parallel tp</c>: the tensor-parallel layer over the ranks of <paramref name="deviceList"/> (<see cref="TpLayerBench"/>),
     /// the whole forward timed per token count: every rank's slice and the AllReduce (JSON kind "tp_layer").
     /// </summary>
+    /// <param name="layerCount">Layers of different random weights the forwards cycle through (<c>--layers</c>, 1..16).</param>
     internal static int RunTensorParallel(string presetName, string tokenList, string deviceList, string dtypeName, string allReduceName, int warmup, int samples,
-                                          string? jsonPath, TextWriter output, TextWriter errors)
+                                          string? jsonPath, TextWriter output, TextWriter errors, int layerCount = 1)
     {
         try
         {
             var (config, dtype, tokenCounts) = ParseArguments(presetName, dtypeName, tokenList, warmup, samples);
+            if (layerCount is < 1 or > MaxLayers)
+                throw new ArgumentException($"--layers {layerCount}: 1 to {MaxLayers} layers");
             var algorithm = BenchCommand.ParseOneAlgorithm(allReduceName, "--allreduce");
             using var context = new AcceleratorContext();
             var ranks = deviceList.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(context.Get).ToList();
             int n = ranks.Count;
             var slice = TpLayerBench.Slice(config, n);
-            errors.WriteLine($"moe bench layer: generating {presetName} random weights ({DTypes.Name(dtype)}), a 1/{n} slice (I {slice.MoeIntermediateSize}) on each of {string.Join(", ", ranks.Select(r => r.Name))}...");
+            errors.WriteLine($"moe bench layer: generating {presetName} random weights ({DTypes.Name(dtype)}) of {layerCount} layer(s), a 1/{n} slice (I {slice.MoeIntermediateSize}) on each of {string.Join(", ", ranks.Select(r => r.Name))}...");
             // The AllReduce of the largest T's [T, H] F32 partials.
             long capacity = ((long)tokenCounts.Max() * config.HiddenSize * sizeof(float) + 15) / 16 * 16;
             using var communicator = Communicator.Create(ranks, new CommunicatorOptions { CapacityBytes = Math.Max(capacity, 1L << 20) });
-            var weights = new List<DeviceMoeWeights>();
+            var weights = new List<List<DeviceMoeWeights>>();
             try
             {
-                foreach (var rank in ranks)
-                    weights.Add(DeviceMoeWeights.CreateRandom(rank, slice, dtype, seed: 2026));
+                for (int l = 0; l < layerCount; l++)
+                {
+                    weights.Add([]);
+                    foreach (var rank in ranks)
+                        weights[l].Add(DeviceMoeWeights.CreateRandom(rank, slice, dtype, seed: 2026 + l));
+                }
                 var bench = new TpLayerBench(ranks, communicator, algorithm, warmup, samples, m => errors.WriteLine($"moe bench layer: {m}"));
                 output.WriteLine($"# TP MoE layer {presetName} over {n} x {ranks[0].Info.Name}, {DTypes.Name(dtype)}, AllReduce {allReduceName} of [T, H] F32; "
-                    + $"time: the whole forward, every rank; floor = one rank's active-weight bytes / {LayerBench.CopyBandwidth(ranks[0]) / 1e12:F1} TB/s");
-                output.WriteLine($"{"preset",-14} {"T",6} {"eager(ms)",10} {"graph(ms)",10} {"allreduce",14} {"AR bytes",10} {"rank(MB)",9} {"floor(ms)",10} {"ratio",7}");
+                    + $"time: the whole forward, every rank{(layerCount > 1 ? $", {layerCount} layers cycled" : "")}; floor = one rank's active-weight bytes / {LayerBench.CopyBandwidth(ranks[0]) / 1e12:F1} TB/s");
+                output.WriteLine($"{"preset",-14} {"T",6} {"decode",6} {"eager(ms)",10} {"graph(ms)",10} {"allreduce",14} {"AR bytes",10} {"rank(MB)",9} {"floor(ms)",10} {"ratio",7}");
                 var rows = new List<TpLayerRow>();
                 foreach (var row in bench.Run(presetName, weights, tokenCounts))
                 {
                     rows.Add(row);
                     output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                        $"{row.Preset,-14} {row.Tokens,6} {row.EagerMs,10:F3} {(row.GraphMs is { } g ? g.ToString("F3", CultureInfo.InvariantCulture) : "-"),10} {row.AllReduce,14} {row.AllReduceBytes,10} {row.RankWeightBytes / 1e6,9:F1} {row.RankFloorMs,10:F3} {row.FloorRatio,7:F2}"));
+                        $"{row.Preset,-14} {row.Tokens,6} {row.Decode,6} {row.EagerMs,10:F3} {(row.GraphMs is { } g ? g.ToString("F3", CultureInfo.InvariantCulture) : "-"),10} {row.AllReduce,14} {row.AllReduceBytes,10} {row.RankWeightBytes / 1e6,9:F1} {row.RankFloorMs,10:F3} {row.FloorRatio,7:F2}"));
                 }
                 if (jsonPath is not null)
-                    File.WriteAllText(jsonPath, JsonSerializer.Serialize(new { kind = "tp_layer", preset = presetName, device = ranks[0].Info.Name, ranks = n, dtype = DTypes.Name(dtype), allreduce = allReduceName, date = DateTime.UtcNow.ToString("yyyy-MM-dd"), rows },
+                    File.WriteAllText(jsonPath, JsonSerializer.Serialize(new { kind = "tp_layer", preset = presetName, device = ranks[0].Info.Name, ranks = n, dtype = DTypes.Name(dtype), allreduce = allReduceName, layers = layerCount, date = DateTime.UtcNow.ToString("yyyy-MM-dd"), rows },
                         new JsonSerializerOptions { WriteIndented = true }));
             }
             finally
             {
-                weights.ForEach(w => w.Dispose());
+                weights.ForEach(l => l.ForEach(w => w.Dispose()));
             }
             return 0;
         }
@@ -181,6 +193,9 @@ internal static class LayerBenchCommand
             return 2;
         }
     }
+
+    /// <summary>The most layers <c>--layers</c> cycles through.</summary>
+    internal const int MaxLayers = 16;
 
     /// <summary>--enqueue: one order or several, comma-separated, each once (null or empty: the process default).</summary>
     internal static IReadOnlyList<EpEnqueueOrder> ParseOrders(string? list)

@@ -6,11 +6,14 @@ namespace MoeRuntime.Kernels.Decode;
 /// N = 1..8, off = never. MOE_DECODE_PREFETCH=late|early|off (default late; on = late): when its blocks ask L2 for their down rows,
 /// after gate_up or right after the routing (with cache priorities that keep them), or never. MOE_DECODE_UNROLL=1|2|4
 /// (default 1): 16-byte chunks of each gate_up W row a lane loads at once. MOE_DECODE_BLOCKS_PER_SM=1..8 (unset: as many as
-/// the SM holds) caps the grid, for A/B runs. Read once, on first use; a bad value is the ArgumentException naming it.
+/// the SM holds) caps the grid, for A/B runs. MOE_DECODE_FUSED_TP=off|on|N: the same limit for a tensor-parallel rank's
+/// layer (its slice of every expert), whose partial output an AllReduce sums after the kernel. Read once, on first use; a bad
+/// value is the ArgumentException naming it.
 /// </summary>
 public static class MoeDecodeSwitch
 {
     public const string VariableName = "MOE_DECODE_FUSED";
+    public const string TensorParallelVariableName = "MOE_DECODE_FUSED_TP";
     public const string PrefetchVariableName = "MOE_DECODE_PREFETCH";
     public const string BlocksPerSmVariableName = "MOE_DECODE_BLOCKS_PER_SM";
     public const string UnrollVariableName = "MOE_DECODE_UNROLL";
@@ -25,8 +28,17 @@ public static class MoeDecodeSwitch
     /// </summary>
     private const int UnsetMaxTokens = DefaultMaxTokens;
 
+    /// <summary>
+    /// The default for tensor-parallel ranks when MOE_DECODE_FUSED_TP is unset: 0, the chain, until two GPUs have measured
+    /// the kernel on a rank's slice beside the chain.
+    /// </summary>
+    private const int UnsetTensorParallelMaxTokens = 0;
+
     /// <summary>Tokens up to which the layer fuses (0: never).</summary>
     public static int MaxTokens => Setting.Value;
+
+    /// <summary>Tokens up to which a tensor-parallel rank's layer fuses (0: never).</summary>
+    public static int TensorParallelMaxTokens => TensorParallelSetting.Value;
 
     /// <summary>When the kernel prefetches its down rows (late when unset).</summary>
     public static DecodePrefetch Prefetch => PrefetchSetting.Value;
@@ -38,17 +50,22 @@ public static class MoeDecodeSwitch
     public static int BlocksPerSm => BlocksSetting.Value;
 
     private static readonly EnvironmentSetting<int> Setting = new(VariableName, Parse);
+    private static readonly EnvironmentSetting<int> TensorParallelSetting = new(TensorParallelVariableName, ParseTensorParallel);
     private static readonly EnvironmentSetting<int> BlocksSetting = new(BlocksPerSmVariableName, ParseBlocksPerSm);
     private static readonly EnvironmentSetting<DecodePrefetch> PrefetchSetting = new(PrefetchVariableName, ParsePrefetch);
     private static readonly EnvironmentSetting<int> UnrollSetting = new(UnrollVariableName, ParseUnroll);
 
-    internal static int Parse(string? value) => value?.Trim().ToLowerInvariant() switch
+    internal static int Parse(string? value) => ParseMaxTokens(VariableName, UnsetMaxTokens, value);
+
+    internal static int ParseTensorParallel(string? value) => ParseMaxTokens(TensorParallelVariableName, UnsetTensorParallelMaxTokens, value);
+
+    private static int ParseMaxTokens(string name, int unset, string? value) => value?.Trim().ToLowerInvariant() switch
     {
-        null or "" => UnsetMaxTokens,
+        null or "" => unset,
         "off" => 0,
         "on" => DefaultMaxTokens,
         var s when int.TryParse(s, out int n) && n is >= 1 and <= MoeDecode.MaxTokens => n,
-        _ => throw new ArgumentException($"{VariableName}='{value}': expected off, on ({DefaultMaxTokens} token) or a token count 1..{MoeDecode.MaxTokens}"),
+        _ => throw new ArgumentException($"{name}='{value}': expected off, on ({DefaultMaxTokens} token) or a token count 1..{MoeDecode.MaxTokens}"),
     };
 
     internal static DecodePrefetch ParsePrefetch(string? value) => value?.Trim().ToLowerInvariant() switch

@@ -45,7 +45,7 @@ public sealed class RankTensorParallelMoe : IDisposable
         var a = _weights.Accelerator;
         using var input = DeviceMoeWeights.UploadFloats(a, hidden, _weights.DType);
         using var output = a.Allocate<float>(result.Length);
-        using var workspace = new MoeWorkspace(_weights, tokens, fusedDecodeMaxTokens: MoeWorkspace.TensorParallelFusedDecodeMaxTokens);
+        using var workspace = new MoeWorkspace(_weights, tokens, tensorParallelRank: true);
         _layer.Forward(input, output, workspace);
         if (_group.Size > 1)
             _group.AllReduce(output, output);

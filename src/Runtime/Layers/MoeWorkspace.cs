@@ -28,8 +28,10 @@ public sealed class MoeWorkspace : IDisposable
     /// <param name="fusedDecodeMaxTokens">Forwards of at most this many tokens run the routed experts as the one-launch decode kernel
     /// (<see cref="MoeDecode"/>; 0 = never, at most <see cref="MoeDecode.MaxTokens"/>): null = the default (MOE_DECODE_FUSED,
     /// <see cref="MoeDecodeSwitch"/>), on CUDA only; 0 whatever is asked where the kernel does not take the layer's shapes.</param>
+    /// <param name="tensorParallelRank">The layer is one tensor-parallel rank's slice: the default limit is then
+    /// MOE_DECODE_FUSED_TP's (<see cref="MoeDecodeSwitch.TensorParallelMaxTokens"/>) instead of MOE_DECODE_FUSED's.</param>
     public MoeWorkspace(DeviceMoeWeights weights, int tokens, bool? sharedExpertStream = null, bool? fusedSilu = null, bool? gemvTileMap = null,
-                        bool? gemvPrefetch = null, int? fusedDecodeMaxTokens = null)
+                        bool? gemvPrefetch = null, int? fusedDecodeMaxTokens = null, bool tensorParallelRank = false)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(tokens);
         var a = weights.Accelerator;
@@ -72,7 +74,8 @@ public sealed class MoeWorkspace : IDisposable
                 throw new ArgumentOutOfRangeException(nameof(fusedDecodeMaxTokens), fusedDecodeMaxTokens, $"the fused decode kernel takes 0 (never) to {MoeDecode.MaxTokens} tokens");
             // 0 where the kernel does not take the layer's shapes (dtype, experts, top-k, sizes): decided here, once, not per forward.
             bool takesShapes = MoeDecode.Unsupported(weights.DType, 1, e, k, h, weights.Intermediate) is null;
-            FusedDecodeMaxTokens = takesShapes ? fusedDecodeMaxTokens ?? (a.Kind == AcceleratorKind.Cuda ? MoeDecodeSwitch.MaxTokens : 0) : 0;
+            int byDefault = a.Kind != AcceleratorKind.Cuda ? 0 : tensorParallelRank ? MoeDecodeSwitch.TensorParallelMaxTokens : MoeDecodeSwitch.MaxTokens;
+            FusedDecodeMaxTokens = takesShapes ? fusedDecodeMaxTokens ?? byDefault : 0;
             if (FusedDecodeMaxTokens > 0)
                 DecodeBarrier = Own(a.Upload<int>([0])); // the kernel leaves it zero
             if (sharedExpertStream ?? SharedExpertStream.EnabledByDefault)
@@ -208,13 +211,6 @@ public sealed class MoeWorkspace : IDisposable
 
     /// <summary>Forwards of at most this many tokens may run the one-launch decode kernel (<see cref="MoeDecode"/>); 0 = never.</summary>
     public int FusedDecodeMaxTokens { get; }
-
-    /// <summary>
-    /// The fused decode kernel's token limit for tensor-parallel ranks: 0, they run the six-kernel chain. The kernel takes
-    /// their sliced intermediate size, but it has been measured (2026-12-01) on one GPU only; TP at T = 1 on two GPUs is
-    /// for a session that has them.
-    /// </summary>
-    public const int TensorParallelFusedDecodeMaxTokens = 0;
 
     /// <summary>The decode kernel's grid barrier word (one int, zero between launches); null when <see cref="FusedDecodeMaxTokens"/> is 0.</summary>
     public MemoryBuffer<int>? DecodeBarrier { get; }

@@ -20,14 +20,19 @@ public sealed class TensorParallelMoe : IDisposable
     private readonly MoeLayer[] _layers;
     private readonly Communicator _communicator;
     private readonly bool _ownsCommunicator;
+    private readonly int? _fusedDecodeMaxTokens;
 
-    public TensorParallelMoe(IReadOnlyList<Accelerator> ranks, MoeLayerWeights weights, AllReduceAlgorithm algorithm = AllReduceAlgorithm.Auto, Communicator? communicator = null)
+    /// <param name="fusedDecodeMaxTokens">Forwards of at most this many tokens run each rank's slice as the one-launch decode
+    /// kernel before the AllReduce: null = the default (MOE_DECODE_FUSED_TP on CUDA, never on CPU accelerators), 0 = never.</param>
+    public TensorParallelMoe(IReadOnlyList<Accelerator> ranks, MoeLayerWeights weights, AllReduceAlgorithm algorithm = AllReduceAlgorithm.Auto,
+                             Communicator? communicator = null, int? fusedDecodeMaxTokens = null)
     {
         ArgumentNullException.ThrowIfNull(ranks);
         ArgumentNullException.ThrowIfNull(weights);
         if (ranks.Count < 1)
             throw new ArgumentException("tensor parallelism needs at least one accelerator", nameof(ranks));
         Algorithm = algorithm;
+        _fusedDecodeMaxTokens = fusedDecodeMaxTokens;
         _weights = new DeviceMoeWeights[ranks.Count];
         try
         {
@@ -52,6 +57,9 @@ public sealed class TensorParallelMoe : IDisposable
     /// <summary>The algorithm the last forward's AllReduce ran (what auto picked).</summary>
     public AllReduceAlgorithm LastAlgorithm => _communicator.LastAllReduceAlgorithm;
 
+    /// <summary>Whether the last forward ran the ranks' slices as the one-launch decode kernel (else the six-kernel chain).</summary>
+    public bool LastForwardFused { get; private set; }
+
     /// <summary>Runs the block on host hidden states [T, H]; returns [T, H] F32 (identical on every rank; rank 0's copy).</summary>
     public float[] Forward(ReadOnlySpan<float> hidden, int tokens)
     {
@@ -72,8 +80,9 @@ public sealed class TensorParallelMoe : IDisposable
                 var a = _weights[r].Accelerator;
                 inputs[r] = DeviceMoeWeights.UploadFloats(a, host, _weights[r].DType);
                 outputs[r] = a.Allocate<float>(result.Length);
-                workspaces[r] = new MoeWorkspace(_weights[r], tokens, fusedDecodeMaxTokens: MoeWorkspace.TensorParallelFusedDecodeMaxTokens);
+                workspaces[r] = new MoeWorkspace(_weights[r], tokens, fusedDecodeMaxTokens: _fusedDecodeMaxTokens, tensorParallelRank: true);
             }
+            LastForwardFused = _layers[0].RunsFusedDecode(workspaces[0]);
             for (int r = 0; r < Ranks; r++)
                 _layers[r].Forward(inputs[r], outputs[r], workspaces[r]);
             if (Ranks > 1)
