@@ -14,6 +14,8 @@ namespace MoeRuntime.Benchmarks.Runtime;
 /// Compare with bench/reference/moe_layer.py (the PyTorch composite, same presets and T).
 /// MOE_SWEEP_LAYERS=N (1..16) times forwards that cycle through N layers of different weights (a model's decode: each
 /// layer's weights come from DRAM, not from the L2 the previous forward of the same layer left them in).
+/// MOE_SWEEP_SLICE=N (1..8) runs one tensor-parallel rank's slice of N (I / N of every routed and shared expert, its
+/// workspace a TP rank's: MOE_DECODE_FUSED_TP): the rank's kernels, and their trace, without the AllReduce.
 /// On the CPU: the tiny preset at T = 1, 16. On a GPU, MOE_SWEEP_MODELS narrows the rows and MOE_SWEEP_TOKENS lists the token counts
 /// (any, e.g. 1,2,4,8 for decode batches; <see cref="SweepFilter"/>).
 /// </summary>
@@ -28,6 +30,11 @@ internal static class MoeLayerSweep
     private static int LayerCount => int.TryParse(Environment.GetEnvironmentVariable("MOE_SWEEP_LAYERS"), out int n) && n is >= 1 and <= 16 ? n
         : string.IsNullOrWhiteSpace(Environment.GetEnvironmentVariable("MOE_SWEEP_LAYERS")) ? 1
         : throw new ArgumentException($"MOE_SWEEP_LAYERS='{Environment.GetEnvironmentVariable("MOE_SWEEP_LAYERS")}': expected 1 to 16 layers");
+
+    /// <summary>MOE_SWEEP_SLICE: the tensor-parallel ranks whose one slice the sweep runs (1 when unset: the whole layer).</summary>
+    private static int SliceCount => int.TryParse(Environment.GetEnvironmentVariable("MOE_SWEEP_SLICE"), out int n) && n is >= 1 and <= 8 ? n
+        : string.IsNullOrWhiteSpace(Environment.GetEnvironmentVariable("MOE_SWEEP_SLICE")) ? 1
+        : throw new ArgumentException($"MOE_SWEEP_SLICE='{Environment.GetEnvironmentVariable("MOE_SWEEP_SLICE")}': expected 1 to 8 ranks");
 
     /// <summary>Disposes a list's items at the end of a using block.</summary>
     private sealed class Releaser(IEnumerable<IDisposable> items) : IDisposable
@@ -47,6 +54,10 @@ internal static class MoeLayerSweep
         foreach (var preset in cpu ? ["tiny"] : SweepFilter.Models(GpuPresets, p => p))
         {
             var config = LayerPresets.Get(preset);
+            int slice = cpu ? 1 : SliceCount;
+            if (config.MoeIntermediateSize % slice != 0 || config.SharedIntermediateSize % slice != 0)
+                throw new ArgumentException($"MOE_SWEEP_SLICE={slice}: {preset}'s intermediate sizes do not split evenly");
+            config = config with { MoeIntermediateSize = config.MoeIntermediateSize / slice, SharedIntermediateSize = config.SharedIntermediateSize / slice };
             // MOE_SWEEP_LAYERS=N: N layers of different random weights, forwards cycling through them (as a model's decode
             // steps through its layers: no layer's weights are still in L2 when its turn comes again).
             int layerCount = cpu ? 1 : LayerCount;
@@ -60,7 +71,7 @@ internal static class MoeLayerSweep
             foreach (int tokens in cpu ? CpuTokens : SweepFilter.TokensAsListed(GpuTokens))
             {
                 int h = config.HiddenSize;
-                var workspaces = allWeights.Select(w => new MoeWorkspace(w, tokens)).ToArray();
+                var workspaces = allWeights.Select(w => new MoeWorkspace(w, tokens, tensorParallelRank: slice > 1)).ToArray();
                 using var releaseWorkspaces = new Releaser(workspaces);
                 var workspace = workspaces[0];
                 var random = new Random(tokens);
@@ -97,6 +108,8 @@ internal static class MoeLayerSweep
                     DecodeTrace.Print(accelerator, $"{preset} T={tokens}", Forward); // MOE_DECODE_TRACE=1 only
                 if (layers.Length > 1)
                     timing += $", {layers.Length} layers cycled";
+                if (slice > 1)
+                    timing += $", one TP rank's slice of {slice}";
                 rows.Add(new SweepRow($"{preset} layer", $"T={tokens} H={h} I={config.MoeIntermediateSize} E={config.NumExperts} k={config.TopK} active={active}",
                     ms, bytes, flops, floorMs, timing));
             }

@@ -29,10 +29,12 @@ public static class MoeDecodeSwitch
     private const int UnsetMaxTokens = DefaultMaxTokens;
 
     /// <summary>
-    /// The default for tensor-parallel ranks when MOE_DECODE_FUSED_TP is unset: 0, the chain, until two GPUs have measured
-    /// the kernel on a rank's slice beside the chain.
+    /// The default for tensor-parallel ranks when MOE_DECODE_FUSED_TP is unset: one token. 2 x H200, 2026-12-01, T = 1, the
+    /// whole TP forward (both ranks and the AllReduce) graph-replayed, 4 layers cycled, two runs each, us, the ranks' chain
+    /// against the fused kernel: Qwen3-30B-A3B 35 / 36 -> 29 / 29, Mixtral-8x7B 112 / 112 -> 108 / 107, DeepSeek-V3 132 / 131
+    /// -> 127 / 127 (docs/PERFORMANCE.md, sixteenth session).
     /// </summary>
-    private const int UnsetTensorParallelMaxTokens = 0;
+    private const int UnsetTensorParallelMaxTokens = DefaultMaxTokens;
 
     /// <summary>Tokens up to which the layer fuses (0: never).</summary>
     public static int MaxTokens => Setting.Value;
