@@ -84,6 +84,25 @@ public sealed class MoeDecodeTests
     }
 
     [Fact]
+    public void GateUpRaisesItsSplitOnlyWhereMostOfTheGridWouldIdle()
+    {
+        var cpu = TestDevices.Get("cpu");
+        using var logits = cpu.Allocate<float>(256);
+        var qwen = TopKRoutingOptions.Softmax(8, renormalize: false);
+        // A TP rank's slice of Qwen3 (I = 384): 192 items of 8 units for 528 blocks -> split 2, 384 items.
+        Assert.Equal(2, MoeDecode.PlanFor(logits, 1, 2048, 384, 128, qwen, residentBlocks: 528).GateUpSplit);
+        // The whole layer: 384 items, more than half the grid: the chain's split.
+        Assert.Equal(1, MoeDecode.PlanFor(logits, 1, 2048, 768, 128, qwen, residentBlocks: 528).GateUpSplit);
+        // Grid not known: the chain's split.
+        Assert.Equal(1, MoeDecode.PlanFor(logits, 1, 2048, 384, 128, qwen).GateUpSplit);
+        // A short H (the layer tests' 64) never splits: a warp's share would fall under MinRaisedWarpK.
+        Assert.Equal(1, MoeDecode.PlanFor(logits, 1, 64, 96, 16, TopKRoutingOptions.Softmax(2), residentBlocks: 528).GateUpSplit);
+        // Raised step by step up to the warps: 8 units, 1 item at split 8 still leaves the grid idle.
+        Assert.Equal(MoeDecode.Warps, MoeDecode.GateUpSplitFor(1, 65536, 16, 1, 528));
+        Assert.Equal(4, MoeDecode.GateUpSplitFor(1, 2048, 16, 1, 528));   // 2048 / 8 < 512: stops at 4
+    }
+
+    [Fact]
     public void TheDownPrefetchTakesWholeRowsUnderItsBudget()
     {
         Assert.Equal(12, MoeDecode.PrefetchLinesFor(1, 8, 2048, 768));     // Qwen3 T=1: 25 MB, every line of the 1.5 KB rows
@@ -107,6 +126,9 @@ public sealed class MoeDecodeTests
         Assert.Equal(0, MoeDecodeSwitch.ParseBlocksPerSm(null));
         Assert.Equal(2, MoeDecodeSwitch.ParseBlocksPerSm("2"));
         Assert.Contains("MOE_DECODE_BLOCKS_PER_SM", Assert.Throws<ArgumentException>(() => MoeDecodeSwitch.ParseBlocksPerSm("0")).Message);
+        Assert.True(MoeDecodeSwitch.ParseGateUpSplit(null));
+        Assert.False(MoeDecodeSwitch.ParseGateUpSplit("Chain"));
+        Assert.Contains("MOE_DECODE_GATE_UP_SPLIT", Assert.Throws<ArgumentException>(() => MoeDecodeSwitch.ParseGateUpSplit("2")).Message);
         Assert.Equal(1, MoeDecodeSwitch.ParseUnroll(null));
         Assert.Equal(4, MoeDecodeSwitch.ParseUnroll("4"));
         Assert.Contains("MOE_DECODE_UNROLL", Assert.Throws<ArgumentException>(() => MoeDecodeSwitch.ParseUnroll("3")).Message);

@@ -25,7 +25,7 @@ public static class MoeDecode
     /// <summary>Experts (16 slots a lane of the routing warp).</summary>
     public const int MaxExperts = 512;
 
-    private const int Warps = 8;       // MD_WARPS
+    internal const int Warps = 8;      // MD_WARPS
     private const int MaxQuads = 8;    // MD_MAX_QUADS
 
     /// <summary>The down rows' bytes the blocks prefetch into L2 at most, before the down phase (a share of the 50-60 MB L2).</summary>
@@ -136,12 +136,15 @@ public static class MoeDecode
     /// <summary>Of those, the blocks with a router item (blocks 0 ..), and the blocks with a gate_up item (blocks 0 ..).</summary>
     public static (int Router, int GateUp) TracedWorkingBlocks { get; private set; }
 
-    internal static Plan PlanFor(MemoryBuffer logits, int tokens, int hiddenSize, int intermediate, int experts, TopKRoutingOptions routing, int? prefetchLines = null)
+    /// <param name="residentBlocks">The blocks of the grid the device holds at once (0: not known, gate_up keeps the chain's split).</param>
+    internal static Plan PlanFor(MemoryBuffer logits, int tokens, int hiddenSize, int intermediate, int experts, TopKRoutingOptions routing, int? prefetchLines = null,
+                                 int residentBlocks = 0)
     {
-        // The router takes the dense GEMV's split, gate_up and down the grouped GEMV's (GroupedGemmDenseGemv, GroupedGemmGemv).
+        // The router takes the dense GEMV's split, gate_up and down the grouped GEMV's (GroupedGemmDenseGemv, GroupedGemmGemv),
+        // gate_up's raised where its items would leave most of the grid idle (GateUpSplitFor).
         int routerSplit = GroupedGemmGemv.KSplitFor(hiddenSize, GroupedGemmDenseGemv.WarpK);
         int warpK = GroupedGemmGemv.WarpKFromEnvironment();
-        int gateUpSplit = GroupedGemmGemv.KSplitFor(hiddenSize, warpK);
+        int gateUpSplit = GateUpSplitFor(tokens * routing.TopK, hiddenSize, intermediate, GroupedGemmGemv.KSplitFor(hiddenSize, warpK), residentBlocks);
         int downSplit = GroupedGemmGemv.KSplitFor(intermediate, warpK);
         int downQuads = Math.Clamp(Warps / downSplit / routing.TopK, 1, MaxQuads);
         int perLane = 1;
@@ -151,6 +154,27 @@ public static class MoeDecode
         return new Plan(routerSplit, gateUpSplit, downSplit, downQuads, prefetchLines ?? PrefetchLinesFor(tokens, routing.TopK, hiddenSize, intermediate),
             perLane, contiguous, MoeDecodeSwitch.Unroll, MoeDecodeSwitch.Prefetch == DecodePrefetch.Early);
     }
+
+    /// <summary>
+    /// Gate_up's split (warps a dot product): the chain's GEMV split, doubled while the phase would have items for at most
+    /// half of <paramref name="residentBlocks"/> and each warp's share of H stays at least <see cref="MinRaisedWarpK"/>. Only
+    /// a short gate_up has so few items: a tensor-parallel rank's slice of Qwen3-30B-A3B (I = 384, 8 slots) has 192 items for
+    /// 512 blocks at split 1 and 384 at 2. 2 x H200, 2026-12-01, the slice alone on one GPU, 4 layers cycled: 22.0 / 22.1 ->
+    /// 20.2 us; the whole layer (384 items) lost at split 2 (29.3 -> 31.2 us) and keeps 1. Where the split is raised the
+    /// kernel's sums are not the chain's bits (its GEMV keeps the lower split); they agree within rounding.
+    /// </summary>
+    internal static int GateUpSplitFor(int slots, int hiddenSize, int intermediate, int chainSplit, int residentBlocks)
+    {
+        long units = (long)slots * ((intermediate + 1) / 2);
+        long ItemsAt(int split) => (units + Warps / split - 1) / (Warps / split);
+        int splitNow = chainSplit;
+        while (splitNow < Warps && 2 * ItemsAt(splitNow) <= residentBlocks && hiddenSize / (2 * splitNow) >= MinRaisedWarpK)
+            splitNow *= 2;
+        return splitNow;
+    }
+
+    /// <summary>The least elements of H a warp's share may hold when <see cref="GateUpSplitFor"/> raises the split.</summary>
+    internal const int MinRaisedWarpK = 512;
 
     /// <summary>
     /// 128-byte lines of each down row (bf16/f16: 2 bytes an element) to prefetch: the chosen experts' whole rows, or as many
@@ -174,10 +198,10 @@ public static class MoeDecode
         MemoryBuffer<float>? residual, int tokens, int hiddenSize, int intermediate, int experts, TopKRoutingOptions routing, MemoryBuffer<float> logits,
         MemoryBuffer<int> ids, MemoryBuffer<float> weights, MemoryBuffer<int> counts, MemoryBuffer activation, MemoryBuffer<float> output, MemoryBuffer<int> barrier)
     {
-        var plan = PlanFor(logits, tokens, hiddenSize, intermediate, experts, routing);
-        t_lastPlan = plan;
+        // The build depends on the routing's layout only, so the grid's size is known before the splits are chosen.
+        var layout = PlanFor(logits, tokens, hiddenSize, intermediate, experts, routing);
         var trace = TraceRequested ? TraceBuffer : null;
-        var kernel = cuda.LoadKernel(Source.Value, $"moe_decode_{HostRows.Suffix(hidden.DType)}", plan.BuildOptions(trace is not null));
+        var kernel = cuda.LoadKernel(Source.Value, $"moe_decode_{HostRows.Suffix(hidden.DType)}", layout.BuildOptions(trace is not null));
         // Every block resident (the barriers wait for all of them), and no more blocks than the largest phase has items.
         int perSm = kernel.MaxActiveBlocksPerSm(Warps * 32);
         if (MoeDecodeSwitch.BlocksPerSm > 0)
@@ -185,6 +209,10 @@ public static class MoeDecode
         int resident = perSm * cuda.Info.MultiprocessorCount;
         if (resident < 1)
             throw new InvalidOperationException($"moe_decode: the device holds no block of {Warps * 32} threads of it");
+        var plan = MoeDecodeSwitch.RaiseGateUpSplit
+            ? layout with { GateUpSplit = GateUpSplitFor(tokens * routing.TopK, hiddenSize, intermediate, layout.GateUpSplit, resident) }
+            : layout;
+        t_lastPlan = plan;
         long gateUpItems = ((long)tokens * routing.TopK * ((intermediate + 1) / 2) + Warps / plan.GateUpSplit - 1) / (Warps / plan.GateUpSplit);
         long downItems = (long)tokens * ((hiddenSize + 4 * plan.DownQuads - 1) / (4 * plan.DownQuads));
         long routerItems = ((long)experts + Warps / plan.RouterSplit - 1) / (Warps / plan.RouterSplit);

@@ -7,7 +7,9 @@ namespace MoeRuntime.Kernels.Decode;
 /// after gate_up or right after the routing (with cache priorities that keep them), or never. MOE_DECODE_UNROLL=1|2|4
 /// (default 1): 16-byte chunks of each gate_up W row a lane loads at once. MOE_DECODE_BLOCKS_PER_SM=1..8 (unset: as many as
 /// the SM holds) caps the grid, for A/B runs. MOE_DECODE_FUSED_TP=off|on|N: the same limit for a tensor-parallel rank's
-/// layer (its slice of every expert), whose partial output an AllReduce sums after the kernel. Read once, on first use; a bad
+/// layer (its slice of every expert), whose partial output an AllReduce sums after the kernel. MOE_DECODE_GATE_UP_SPLIT=auto|chain
+/// (default auto): gate_up's split raised where its items would leave most of the grid idle (<see cref="MoeDecode.GateUpSplitFor"/>),
+/// or always the chain's. Read once, on first use; a bad
 /// value is the ArgumentException naming it.
 /// </summary>
 public static class MoeDecodeSwitch
@@ -17,6 +19,7 @@ public static class MoeDecodeSwitch
     public const string PrefetchVariableName = "MOE_DECODE_PREFETCH";
     public const string BlocksPerSmVariableName = "MOE_DECODE_BLOCKS_PER_SM";
     public const string UnrollVariableName = "MOE_DECODE_UNROLL";
+    public const string GateUpSplitVariableName = "MOE_DECODE_GATE_UP_SPLIT";
 
     /// <summary>Tokens up to which "on" fuses.</summary>
     public const int DefaultMaxTokens = 1;
@@ -48,6 +51,9 @@ public static class MoeDecodeSwitch
     /// <summary>Chunks of each gate_up W row a lane loads at once.</summary>
     public static int Unroll => UnrollSetting.Value;
 
+    /// <summary>Whether gate_up may raise its split above the chain's (auto, the default) or keeps it (chain).</summary>
+    public static bool RaiseGateUpSplit => GateUpSplitSetting.Value;
+
     /// <summary>Blocks an SM the grid may hold at most (0: what the occupancy allows).</summary>
     public static int BlocksPerSm => BlocksSetting.Value;
 
@@ -56,6 +62,7 @@ public static class MoeDecodeSwitch
     private static readonly EnvironmentSetting<int> BlocksSetting = new(BlocksPerSmVariableName, ParseBlocksPerSm);
     private static readonly EnvironmentSetting<DecodePrefetch> PrefetchSetting = new(PrefetchVariableName, ParsePrefetch);
     private static readonly EnvironmentSetting<int> UnrollSetting = new(UnrollVariableName, ParseUnroll);
+    private static readonly EnvironmentSetting<bool> GateUpSplitSetting = new(GateUpSplitVariableName, ParseGateUpSplit);
 
     internal static int Parse(string? value) => ParseMaxTokens(VariableName, UnsetMaxTokens, value);
 
@@ -83,6 +90,13 @@ public static class MoeDecodeSwitch
         null or "" => 1,
         "1" or "2" or "4" => int.Parse(value.Trim()),
         _ => throw new ArgumentException($"{UnrollVariableName}='{value}': expected 1, 2 or 4 chunks of a gate_up W row in flight a lane"),
+    };
+
+    internal static bool ParseGateUpSplit(string? value) => value?.Trim().ToLowerInvariant() switch
+    {
+        null or "" or "auto" => true,
+        "chain" => false,
+        _ => throw new ArgumentException($"{GateUpSplitVariableName}='{value}': expected auto (raised where the grid would idle) or chain (the chain's GEMV split)"),
     };
 
     internal static int ParseBlocksPerSm(string? value) => value?.Trim() switch
