@@ -9,7 +9,7 @@ namespace MoeRuntime.Tests.Kernels;
 /// <summary>
 /// The fused decode kernel on CUDA against its CPU twin, on fresh random inputs with poisoned outputs, at shapes where its
 /// dot products split over warps (the layer tests' H = 64 never does): gate_up raised to split 2 (a TP rank's slice of
-/// Qwen3-30B-A3B), the chain's split 2 of K = 4096 (Mixtral's H), down split 2 (I = 4096), and two tokens. The router is
+/// Qwen3-30B-A3B) and to 8, the chain's split 2 of K = 4096 (Mixtral's H), down split 2 (I = 4096), and two tokens. The router is
 /// built so the top-k is unambiguous (logits 0.25 apart), so the ids must be the same; logits, weights and outputs within
 /// the bf16 bound (the twin's sums run in another order, and the activation is rounded to bf16 on both).
 /// </summary>
@@ -17,7 +17,8 @@ public sealed class MoeDecodeTwinTests
 {
     [Theory]
     [InlineData(1, 2048, 384, 128, 8, 2)]   // Qwen3 slice: 192 gate_up items at split 1 -> raised to 2
-    [InlineData(1, 4096, 512, 16, 2, 2)]    // gate_up at the chain's split 2 (K = 4096)
+    [InlineData(1, 4096, 2048, 4, 2, 2)]    // gate_up at the chain's split 2 (K = 4096; 512 items, not raised)
+    [InlineData(1, 4096, 512, 16, 2, 8)]    // the same K with 128 items at split 2: raised to 8 (a warp's share 512)
     [InlineData(2, 1024, 4096, 8, 2, 1)]    // down at split 2 (K = I = 4096), two tokens
     public void CudaMatchesTheCpuTwin(int tokens, int hidden, int inter, int experts, int k, int expectedGateUpSplit)
     {
