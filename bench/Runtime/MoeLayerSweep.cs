@@ -27,14 +27,19 @@ internal static class MoeLayerSweep
     private const double DenseBf16Flops = 799e12;
 
     /// <summary>MOE_SWEEP_LAYERS: layers of different weights the forwards cycle through (1 when unset).</summary>
-    private static int LayerCount => int.TryParse(Environment.GetEnvironmentVariable("MOE_SWEEP_LAYERS"), out int n) && n is >= 1 and <= 16 ? n
-        : string.IsNullOrWhiteSpace(Environment.GetEnvironmentVariable("MOE_SWEEP_LAYERS")) ? 1
-        : throw new ArgumentException($"MOE_SWEEP_LAYERS='{Environment.GetEnvironmentVariable("MOE_SWEEP_LAYERS")}': expected 1 to 16 layers");
+    private static int LayerCount => CountFromEnvironment("MOE_SWEEP_LAYERS", 16, "layers");
 
     /// <summary>MOE_SWEEP_SLICE: the tensor-parallel ranks whose one slice the sweep runs (1 when unset: the whole layer).</summary>
-    private static int SliceCount => int.TryParse(Environment.GetEnvironmentVariable("MOE_SWEEP_SLICE"), out int n) && n is >= 1 and <= 8 ? n
-        : string.IsNullOrWhiteSpace(Environment.GetEnvironmentVariable("MOE_SWEEP_SLICE")) ? 1
-        : throw new ArgumentException($"MOE_SWEEP_SLICE='{Environment.GetEnvironmentVariable("MOE_SWEEP_SLICE")}': expected 1 to 8 ranks");
+    private static int SliceCount => CountFromEnvironment("MOE_SWEEP_SLICE", 8, "ranks");
+
+    /// <summary>A count 1..<paramref name="max"/> from the variable <paramref name="name"/>; 1 when unset; else the error naming it.</summary>
+    private static int CountFromEnvironment(string name, int max, string what)
+    {
+        string? value = Environment.GetEnvironmentVariable(name);
+        return string.IsNullOrWhiteSpace(value) ? 1
+            : int.TryParse(value, out int n) && n >= 1 && n <= max ? n
+            : throw new ArgumentException($"{name}='{value}': expected 1 to {max} {what}");
+    }
 
     /// <summary>Disposes a list's items at the end of a using block.</summary>
     private sealed class Releaser(IEnumerable<IDisposable> items) : IDisposable
