@@ -175,7 +175,7 @@ internal static class LayerBenchCommand
                 {
                     rows.Add(row);
                     output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                        $"{row.Preset,-14} {row.Tokens,6} {row.Decode,6} {row.EagerMs,10:F3} {(row.GraphMs is { } g ? g.ToString("F3", CultureInfo.InvariantCulture) : "-"),10} {row.AllReduce,14} {row.AllReduceBytes,10} {row.RankWeightBytes / 1e6,9:F1} {row.RankFloorMs,10:F3} {row.FloorRatio,7:F2}"));
+                        $"{row.Preset,-14} {row.Tokens,6} {row.Decode,6} {row.EagerMs,10:F4} {(row.GraphMs is { } g ? g.ToString("F4", CultureInfo.InvariantCulture) : "-"),10} {row.AllReduce,14} {row.AllReduceBytes,10} {row.RankWeightBytes / 1e6,9:F1} {row.RankFloorMs,10:F4} {row.FloorRatio,7:F2}"));
                 }
                 if (jsonPath is not null)
                     File.WriteAllText(jsonPath, JsonSerializer.Serialize(new { kind = "tp_layer", preset = presetName, device = ranks[0].Info.Name, ranks = n, dtype = DTypes.Name(dtype), allreduce = allReduceName, layers = layerCount, date = DateTime.UtcNow.ToString("yyyy-MM-dd"), rows },
@@ -230,7 +230,7 @@ internal static class LayerBenchCommand
         $"{"preset",-14} {"T",6} {"eager(ms)",10} {"graph(ms)",10} {"tokens/s",12} {"active(MB)",11} {"floor(ms)",10} {"ratio",7}  note";
 
     private static string FormatLayerRow(LayerBenchRow row) => string.Create(CultureInfo.InvariantCulture,
-        $"{row.Preset,-14} {row.Tokens,6} {row.EagerMs,10:F3} {(row.GraphMs is { } g ? g.ToString("F3", CultureInfo.InvariantCulture) : "-"),10} {row.TokensPerSecond,12:F0} {row.ActiveWeightBytes / 1e6,11:F1} {row.FloorMs,10:F3} {row.FloorRatio,7:F2}  {row.Note}");
+        $"{row.Preset,-14} {row.Tokens,6} {row.EagerMs,10:F4} {(row.GraphMs is { } g ? g.ToString("F4", CultureInfo.InvariantCulture) : "-"),10} {row.TokensPerSecond,12:F0} {row.ActiveWeightBytes / 1e6,11:F1} {row.FloorMs,10:F4} {row.FloorRatio,7:F2}  {row.Note}");
 
     /// <summary>
     /// <c>--phases</c>: eager forwards on one device with an event at each phase boundary; per token count, the median
