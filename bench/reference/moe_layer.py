@@ -140,9 +140,9 @@ def main():
             active = int(route(x, w, p)[0].unique().numel())
             nbytes = active_weight_bytes(p, active)
             floor_ms = nbytes / bandwidth * 1e3
-            graph_text = f"{graph:.3f}" if graph is not None else "-"
-            print(f"{preset:<14} {tokens:>6} {eager:>10.3f} {graph_text:>10} {tokens / (best * 1e-3):>12.0f} "
-                  f"{nbytes / 1e6:>11.1f} {floor_ms:>10.3f} {best / floor_ms:>7.2f}")
+            graph_text = f"{graph:.4f}" if graph is not None else "-"
+            print(f"{preset:<14} {tokens:>6} {eager:>10.4f} {graph_text:>10} {tokens / (best * 1e-3):>12.0f} "
+                  f"{nbytes / 1e6:>11.1f} {floor_ms:>10.4f} {best / floor_ms:>7.2f}")
             rows.append(dict(preset=preset, tokens=tokens, eager_ms=eager, graph_ms=graph, tokens_per_s=tokens / (best * 1e-3),
                              active_experts=active, active_weight_bytes=nbytes, floor_ms=floor_ms, ratio=best / floor_ms))
         del w, layers
