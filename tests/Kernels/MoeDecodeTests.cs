@@ -89,8 +89,9 @@ public sealed class MoeDecodeTests
         var cpu = TestDevices.Get("cpu");
         using var logits = cpu.Allocate<float>(256);
         var qwen = TopKRoutingOptions.Softmax(8, renormalize: false);
-        // A TP rank's slice of Qwen3 (I = 384): 192 items of 8 units for 528 blocks -> split 2, 384 items.
-        Assert.Equal(2, MoeDecode.PlanFor(logits, 1, 2048, 384, 128, qwen, residentBlocks: 528).GateUpSplit);
+        // A TP rank's slice of Qwen3 (I = 384): 192 items of 8 units for 528 blocks -> split 2, 384 items (1 under
+        // MOE_DECODE_GATE_UP_SPLIT=chain).
+        Assert.Equal(MoeDecodeSwitch.RaiseGateUpSplit ? 2 : 1, MoeDecode.PlanFor(logits, 1, 2048, 384, 128, qwen, residentBlocks: 528).GateUpSplit);
         // The whole layer: 384 items, more than half the grid: the chain's split.
         Assert.Equal(1, MoeDecode.PlanFor(logits, 1, 2048, 768, 128, qwen, residentBlocks: 528).GateUpSplit);
         // Grid not known: the chain's split.

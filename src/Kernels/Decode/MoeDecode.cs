@@ -144,7 +144,7 @@ public static class MoeDecode
         // gate_up's raised where its items would leave most of the grid idle (GateUpSplitFor).
         int routerSplit = GroupedGemmGemv.KSplitFor(hiddenSize, GroupedGemmDenseGemv.WarpK);
         int warpK = GroupedGemmGemv.WarpKFromEnvironment();
-        int gateUpSplit = GateUpSplitFor(tokens * routing.TopK, hiddenSize, intermediate, GroupedGemmGemv.KSplitFor(hiddenSize, warpK), residentBlocks);
+        int gateUpSplit = SwitchedGateUpSplit(tokens * routing.TopK, hiddenSize, intermediate, GroupedGemmGemv.KSplitFor(hiddenSize, warpK), residentBlocks);
         int downSplit = GroupedGemmGemv.KSplitFor(intermediate, warpK);
         int downQuads = Math.Clamp(Warps / downSplit / routing.TopK, 1, MaxQuads);
         int perLane = 1;
@@ -172,6 +172,10 @@ public static class MoeDecode
             splitNow *= 2;
         return splitNow;
     }
+
+    /// <summary><see cref="GateUpSplitFor"/> under MOE_DECODE_GATE_UP_SPLIT=auto (the default); the chain's split under chain.</summary>
+    private static int SwitchedGateUpSplit(int slots, int hiddenSize, int intermediate, int chainSplit, int residentBlocks) =>
+        MoeDecodeSwitch.RaiseGateUpSplit ? GateUpSplitFor(slots, hiddenSize, intermediate, chainSplit, residentBlocks) : chainSplit;
 
     /// <summary>The least elements of H a warp's share may hold when <see cref="GateUpSplitFor"/> raises the split.</summary>
     internal const int MinRaisedWarpK = 512;
@@ -209,9 +213,7 @@ public static class MoeDecode
         int resident = perSm * cuda.Info.MultiprocessorCount;
         if (resident < 1)
             throw new InvalidOperationException($"moe_decode: the device holds no block of {Warps * 32} threads of it");
-        var plan = MoeDecodeSwitch.RaiseGateUpSplit
-            ? layout with { GateUpSplit = GateUpSplitFor(tokens * routing.TopK, hiddenSize, intermediate, layout.GateUpSplit, resident) }
-            : layout;
+        var plan = layout with { GateUpSplit = SwitchedGateUpSplit(tokens * routing.TopK, hiddenSize, intermediate, layout.GateUpSplit, resident) };
         t_lastPlan = plan;
         long gateUpItems = ((long)tokens * routing.TopK * ((intermediate + 1) / 2) + Warps / plan.GateUpSplit - 1) / (Warps / plan.GateUpSplit);
         long downItems = (long)tokens * ((hiddenSize + 4 * plan.DownQuads - 1) / (4 * plan.DownQuads));
