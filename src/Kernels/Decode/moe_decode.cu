@@ -26,7 +26,9 @@
 // lane l of group part p sums chunks p * 32 + l, + 32 * split, ... with fmaf over the 8 elements in order, then a
 // butterfly (warp_sum), then the parts in order from 0. The router's split is the dense GEMV's, gate_up's and down's
 // the grouped GEMV's (the host passes them), and SiLU-and-mul is the GEMV's fused epilogue, so with the same logits
-// the same experts, weights, activation and output come out as from the six kernels, to the bit.
+// the same experts, weights, activation and output come out as from the six kernels, to the bit. Except where the host
+// raises gate_up's split because its items would leave most of the grid idle (MoeDecode.GateUpSplitFor: a tensor-parallel
+// rank's slice of Qwen3-30B-A3B): its sums are then the GEMV's order at that split, not the chain's.
 // Launch: MD_WARPS * 32 threads, cooperative (every block resident: the barriers wait for all), grid <= the blocks the
 // device holds at once. H % 8 == 0, I % 8 == 0, 16-byte aligned rows (checked on the host).
 // Build options: -DMD_PER_LANE=P (expert slots per lane of the routing: 1..16, 32 * P >= E), -DMD_CONTIGUOUS=0|1,
