@@ -58,6 +58,20 @@ public sealed class TensorParallelFusedDecodeTests
         }
     }
 
+    [Theory]
+    [InlineData(-1)]
+    [InlineData(MoeDecode.MaxTokens + 1)]
+    public void ALimitOutsideTheKernelsRangeIsRefusedWhenBuilt(int limit)
+    {
+        var group = TestDevices.GetGroup("cpu", 2);
+        using var folder = new TempFolder();
+        var (_, layer) = MoeLayerFixtures.Write(folder.Path, "mixtral", 16, seed: 1);
+        var weights = MoeLayerWeights.Load(folder.Path, layer, DType.BF16);
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => new TensorParallelMoe(group, weights, fusedDecodeMaxTokens: limit));
+        Assert.Equal("fusedDecodeMaxTokens", e.ParamName);
+        Assert.Contains($"0 (never) to {MoeDecode.MaxTokens} tokens", e.Message);
+    }
+
     [Fact]
     public void TheTensorParallelSwitchParses()
     {

@@ -70,8 +70,7 @@ public sealed class MoeWorkspace : IDisposable
                     SharedGateScale = Own(a.Allocate<float>(tokens));
             }
             SplitK = GroupedGemmWorkspace.For(a, GemmShapes(weights, tokens, fused));
-            if (fusedDecodeMaxTokens is < 0 or > MoeDecode.MaxTokens)
-                throw new ArgumentOutOfRangeException(nameof(fusedDecodeMaxTokens), fusedDecodeMaxTokens, $"the fused decode kernel takes 0 (never) to {MoeDecode.MaxTokens} tokens");
+            CheckFusedDecodeMaxTokens(fusedDecodeMaxTokens);
             // 0 where the kernel does not take the layer's shapes (dtype, experts, top-k, sizes): decided here, once, not per forward.
             bool takesShapes = MoeDecode.Unsupported(weights.DType, 1, e, k, h, weights.Intermediate) is null;
             int byDefault = a.Kind != AcceleratorKind.Cuda ? 0 : tensorParallelRank ? MoeDecodeSwitch.TensorParallelMaxTokens : MoeDecodeSwitch.MaxTokens;
@@ -208,6 +207,13 @@ public sealed class MoeWorkspace : IDisposable
 
     /// <summary>Split-K scratch of the layer's grouped GEMMs (one at a time, all on the forward's stream).</summary>
     public GroupedGemmWorkspace? SplitK { get; }
+
+    /// <summary>A fused decode limit outside 0..<see cref="MoeDecode.MaxTokens"/> (null: the default) is the error naming the parameter.</summary>
+    public static void CheckFusedDecodeMaxTokens(int? fusedDecodeMaxTokens)
+    {
+        if (fusedDecodeMaxTokens is < 0 or > MoeDecode.MaxTokens)
+            throw new ArgumentOutOfRangeException(nameof(fusedDecodeMaxTokens), fusedDecodeMaxTokens, $"the fused decode kernel takes 0 (never) to {MoeDecode.MaxTokens} tokens");
+    }
 
     /// <summary>Forwards of at most this many tokens may run the one-launch decode kernel (<see cref="MoeDecode"/>); 0 = never.</summary>
     public int FusedDecodeMaxTokens { get; }

@@ -31,6 +31,7 @@ public sealed class TensorParallelMoe : IDisposable
         ArgumentNullException.ThrowIfNull(weights);
         if (ranks.Count < 1)
             throw new ArgumentException("tensor parallelism needs at least one accelerator", nameof(ranks));
+        MoeWorkspace.CheckFusedDecodeMaxTokens(fusedDecodeMaxTokens);   // before any weight reaches a device
         Algorithm = algorithm;
         _fusedDecodeMaxTokens = fusedDecodeMaxTokens;
         _weights = new DeviceMoeWeights[ranks.Count];
