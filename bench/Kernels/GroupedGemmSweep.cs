@@ -81,17 +81,20 @@ internal static class GroupedGemmSweep
             string? forced = Environment.GetEnvironmentVariable("MOE_GROUPED_GEMM_VARIANT") is { Length: > 0 } name ? name : null;
             using var splitK = GroupedGemmWorkspace.For(accelerator, new GroupedGemmShape(rowCount, 2 * i, h, e, Fused: false),
                 new GroupedGemmShape(rowCount, 2 * i, h, e, Fused: true), new GroupedGemmShape(rowCount, h, i, e));
-            var plain = new GroupedGemmOptions { ValidateOffsets = false, VariantOverride = forced, SplitKWorkspace = splitK };
+            // A token's experts are distinct, so no expert has more rows than tokens (the layer passes the same bound).
+            var plain = new GroupedGemmOptions { ValidateOffsets = false, VariantOverride = forced, SplitKWorkspace = splitK, MaxRowsPerExpert = tokens };
             var fused = plain with { FusedSiluAndMul = true };
             var scaled = plain with { RowScale = scales };
             string tile = "tile " + (forced ?? GroupedGemmWgmma.ChoiceName(accelerator, DType.BF16, rowCount, e));
             // The wgmma kernel does not split K; the mma.sync tiles do where the plan says so.
-            // The GEMV's note says its X rows per W pass (4 or 8, MOE_GROUPED_GEMM_GEMV_MAX_ROWS).
+            // The GEMV's note says its X rows per W pass (1, 4 or 8: MaxRowsPerExpert, MOE_GROUPED_GEMM_GEMV_MAX_ROWS).
+            int gemvRows = GroupedGemmGemv.TileRowsFor(rowCount, e, GroupedGemmGemv.MaxRowsFromEnvironment(), forced, tokens);
             if (accelerator.Kind == AcceleratorKind.Cuda && GroupedGemmGemv.IsVariantName(tile["tile ".Length..]))
-                tile = $"tile gemv x{GroupedGemmGemv.TileRowsFor(rowCount, e, GroupedGemmGemv.MaxRowsFromEnvironment(), forced)}";
+                tile = $"tile gemv x{gemvRows}";
             // MOE_GEMV_TILE_MAP=on: the 4-row GEMV of these offsets reads its m-tiles from their map (as the layer's would);
             // the cold rows below, on other offsets, search.
-            using var tileMap = accelerator.Kind == AcceleratorKind.Cuda && tile == $"tile gemv x{GroupedGemmGemv.TileRows}" && GemvTileMapSwitch.EnabledByDefault
+            using var tileMap = accelerator.Kind == AcceleratorKind.Cuda && tile.StartsWith("tile gemv", StringComparison.Ordinal)
+                && GroupedGemmGemv.GridTileRows(gemvRows) == GroupedGemmGemv.TileRows && GemvTileMapSwitch.EnabledByDefault
                 ? UploadTileMap(accelerator, offsets, rowCount) : null;
             if (tileMap is not null)
                 tile += ", tile map";

@@ -8,8 +8,9 @@ namespace MoeRuntime.Tests.Kernels;
 
 /// <summary>
 /// The decode GEMV kernel (<see cref="GroupedGemmGemv"/>) forced on awkward shapes against the F64 reference, with the
-/// bounds and poisoned outputs of <see cref="GroupedGemmTests"/>, with each of its tiles: m-tiles of 4 rows (gemv4) and
-/// of 8 (gemv8, whose m-tiles of one expert are neighbours in the launch order). Its warp groups take 4 W rows (2 fused
+/// bounds and poisoned outputs of <see cref="GroupedGemmTests"/>, with each of its tiles: m-tiles of 4 rows (gemv4), of 8
+/// (gemv8, whose m-tiles of one expert are neighbours in the launch order) and the 1-row entry (gemv1: the 4-row tiles,
+/// a pass a row, so every shape of more than one row an expert is its several passes). Its warp groups take 4 W rows (2 fused
 /// columns), and long K splits over 2, 4 or 8 warps: the cases sit on and around those sizes, and experts with 5..8
 /// rows (one 8-row pass), more than 8 (several passes), all rows in one expert, and empty experts between.
 /// The CUDA cases skip without a GPU; the host-side planning checks run everywhere.
@@ -34,7 +35,7 @@ public class GroupedGemmGemvTests
         new("8 and 10 rows, K split over 8 warps with a tail", [8, 10], 12, 16384 + 264 * 8 + 8),
     ];
 
-    private static readonly string[] Tiles = [GroupedGemmGemv.Variant4Name, GroupedGemmGemv.Variant8Name];
+    private static readonly string[] Tiles = [GroupedGemmGemv.Variant1Name, GroupedGemmGemv.Variant4Name, GroupedGemmGemv.Variant8Name];
 
     public static TheoryData<int, string, string, string> Cases()
     {
@@ -52,6 +53,7 @@ public class GroupedGemmGemvTests
 
     [Theory]
     [InlineData("gemv")]
+    [InlineData("gemv1")]
     [InlineData("gemv4")]
     [InlineData("gemv8")]
     public void GemvRowScaleAndFusedSiluAndMul(string variant)
@@ -135,6 +137,7 @@ public class GroupedGemmGemvTests
     }
 
     [Theory]
+    [InlineData("gemv1")]
     [InlineData("gemv4")]
     [InlineData("gemv8")]
     public void GemvIsDeterministic(string variant)

@@ -59,6 +59,7 @@ public class GroupedGemmGemvTileMapTests
             string ptx = NvrtcCompiler.CompileToPtx(source, NvrtcCompiler.DefaultOptions(architecture, defines));
             Assert.Contains(".entry grouped_gemm_gemv_bf16_bf16", ptx);
             Assert.Contains(".entry grouped_gemm_gemv8_bf16_bf16", ptx);
+            Assert.Contains(".entry grouped_gemm_gemv1_bf16_bf16", ptx);
         }
     }
 
@@ -81,9 +82,10 @@ public class GroupedGemmGemvTileMapTests
     internal const ushort PoisonBits = 0x7FC0; // TestData.Poison's bf16 NaN
 
     // bf16 in, bf16 out, from a poisoned output; returns the output's bits and how many leading elements the experts' rows
-    // cover. The GEMV's W rows and prefetch tests use it too (wRows: GroupedGemmOptions.GemvWRowsOverride; prefetch: PrefetchBeforeWait).
-    internal static (ushort[] Bits, int Covered) Run(Accelerator gpu, Case shape, bool fused, bool rowScale, string variant, bool withMap, int seed,
-                                                     int? wRows = null, bool prefetch = false)
+    // cover. The GEMV's W rows, prefetch and 1-row tests use it too (wRows: GroupedGemmOptions.GemvWRowsOverride; prefetch:
+    // PrefetchBeforeWait; maxRowsPerExpert: MaxRowsPerExpert, with variant null for the heuristic's pick).
+    internal static (ushort[] Bits, int Covered) Run(Accelerator gpu, Case shape, bool fused, bool rowScale, string? variant, bool withMap, int seed,
+                                                     int? wRows = null, bool prefetch = false, int? maxRowsPerExpert = null)
     {
         var random = new Random(seed); // the same inputs for every run
         int experts = shape.Counts.Length, covered = shape.Counts.Sum(), rows = covered + shape.TrailingRows;
@@ -104,7 +106,7 @@ public class GroupedGemmGemvTileMapTests
         GroupedGemm.Run(gpu, x, w, offsetsBuffer, y, shape.N, shape.K, new GroupedGemmOptions
         {
             FusedSiluAndMul = fused, RowScale = scaleBuffer, VariantOverride = variant, TileMap = mapBuffer, GemvWRowsOverride = wRows,
-            PrefetchBeforeWait = prefetch,
+            PrefetchBeforeWait = prefetch, MaxRowsPerExpert = maxRowsPerExpert,
         });
         gpu.Synchronize();
         return (y.ToArray().Select(v => v.Bits).ToArray(), covered * outCols);

@@ -24,7 +24,7 @@ public sealed record GroupedGemmOptions
     /// </summary>
     public bool ValidateOffsets { get; init; } = true;
 
-    /// <summary>Tests and benchmarks: force a tile shape ("decode", "medium", "prefill", ..., "wgmma", "gemv", "gemv4", "gemv8", "gemvbulk") instead of the heuristic.</summary>
+    /// <summary>Tests and benchmarks: force a tile shape ("decode", "medium", "prefill", ..., "wgmma", "gemv", "gemv1", "gemv4", "gemv8", "gemvbulk") instead of the heuristic.</summary>
     internal string? VariantOverride { get; init; }
 
     /// <summary>
@@ -78,6 +78,14 @@ public sealed record GroupedGemmOptions
     /// read again after the wait. Other kernels ignore it.
     /// </summary>
     public bool PrefetchBeforeWait { get; init; }
+
+    /// <summary>
+    /// Optional: a bound on any one expert's rows that the caller knows (the MoE layer's token count: a token's k experts
+    /// are distinct, so no expert has more rows than there are tokens). At 1 the decode GEMV runs its 1-row entry, which
+    /// keeps one row's sums a lane and so more of W in flight; a bound that is wrong costs time, never correctness (an
+    /// expert's extra rows are further passes over its W). Other kernels ignore it. At least 1.
+    /// </summary>
+    public int? MaxRowsPerExpert { get; init; }
 }
 
 /// <summary>
@@ -128,6 +136,7 @@ public static class GroupedGemm
         public int? SplitKOverride { get; init; }
         public int? GemvTileSlotsOverride { get; init; }
         public int? GemvWRowsOverride { get; init; }
+        public int? MaxRowsPerExpert { get; init; }
         public bool? FewTilesOverride { get; init; }
         public bool? SkinnyOverride { get; init; }
         public int? SkinnyKTilesPerSplitOverride { get; init; }
@@ -208,7 +217,7 @@ public static class GroupedGemm
         }
         if (options.VariantOverride is { } forced && x.DType != DType.F32 && forced != GroupedGemmWgmma.VariantName && !GroupedGemmGemv.IsVariantName(forced)
             && forced != GroupedGemmGemvBulk.VariantName && !Variants.Any(v => v.Name == forced))
-            throw new ArgumentException($"unknown variant '{forced}'; known: {string.Join(", ", Variants.Select(v => v.Name))}, {GroupedGemmWgmma.VariantName}, {GroupedGemmGemv.VariantName}, {GroupedGemmGemv.Variant4Name}, {GroupedGemmGemv.Variant8Name}, {GroupedGemmGemvBulk.VariantName}", nameof(options));
+            throw new ArgumentException($"unknown variant '{forced}'; known: {string.Join(", ", Variants.Select(v => v.Name))}, {GroupedGemmWgmma.VariantName}, {GroupedGemmGemv.VariantName}, {GroupedGemmGemv.Variant1Name}, {GroupedGemmGemv.Variant4Name}, {GroupedGemmGemv.Variant8Name}, {GroupedGemmGemvBulk.VariantName}", nameof(options));
         CheckSplitK(accelerator, options);
         CheckTileMap(accelerator, options.TileMap, (int)rows, (int)experts);
         return new Plan(x, weights, expertOffsets, y, options.RowScale, (int)rows, outFeatures, inFeatures, (int)experts, options.FusedSiluAndMul, options.VariantOverride)
@@ -228,6 +237,8 @@ public static class GroupedGemm
                 ? throw new ArgumentException($"SkinnyKTilesPerSplitOverride = {share}: at least 1", nameof(options)) : options.SkinnyKTilesPerSplitOverride,
             GemvTileSlotsOverride = options.GemvTileSlotsOverride is { } slots and < 1
                 ? throw new ArgumentException($"GemvTileSlotsOverride = {slots}: at least 1", nameof(options)) : options.GemvTileSlotsOverride,
+            MaxRowsPerExpert = options.MaxRowsPerExpert is { } bound and < 1
+                ? throw new ArgumentException($"MaxRowsPerExpert = {bound}: at least 1 (a bound on any expert's rows)", nameof(options)) : options.MaxRowsPerExpert,
             GemvWRowsOverride = options.GemvWRowsOverride is { } wRows and not (GroupedGemmGemv.AutoWRows or 4 or 8)
                 ? throw new ArgumentException($"GemvWRowsOverride = {wRows}: 4 or 8 W rows a warp group, or 0 (chosen per call)", nameof(options)) : options.GemvWRowsOverride,
         };

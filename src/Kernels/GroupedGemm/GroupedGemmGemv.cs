@@ -17,16 +17,22 @@ public static class GroupedGemmGemv
     /// <summary>The name that forces this kernel (<see cref="GroupedGemmOptions"/>' variant override, the sweep's variable); the tile rows follow <see cref="TileRowsFor"/>.</summary>
     public const string VariantName = "gemv";
 
-    /// <summary>Names that force this kernel with a given tile (tests, A/B): 4 or 8 X rows per W pass.</summary>
-    public const string Variant4Name = "gemv4", Variant8Name = "gemv8";
+    /// <summary>Names that force this kernel with a given tile (tests, A/B): 1 (the 1-row entry), 4 or 8 X rows per W pass.</summary>
+    public const string Variant1Name = "gemv1", Variant4Name = "gemv4", Variant8Name = "gemv8";
 
     /// <summary>Whether <paramref name="name"/> forces this kernel.</summary>
-    internal static bool IsVariantName(string? name) => name is VariantName or Variant4Name or Variant8Name;
+    internal static bool IsVariantName(string? name) => name is VariantName or Variant1Name or Variant4Name or Variant8Name;
 
     private static readonly KernelSource Source = KernelSource.FromResource(typeof(GroupedGemmGemv).Assembly, "grouped_gemm_gemv.cu");
 
-    // Must match grouped_gemm_gemv.cu: the ROWS of its two entries, GV_WARPS, GV_WROWS.
+    // Must match grouped_gemm_gemv.cu: the ROWS of its entries, GV_WARPS, GV_WROWS.
     internal const int TileRows = 4;
+
+    /// <summary>
+    /// The 1-row entry's rows a pass: it takes the 4-row entry's blocks, tiles and map, and runs each tile's rows one pass
+    /// at a time (<see cref="TileRowsFor"/> picks it where the caller bounds every expert's rows at 1).
+    /// </summary>
+    internal const int SingleTileRows = 1;
     internal const int WideTileRows = 8;
     internal const int Warps = 8;
 
@@ -181,14 +187,37 @@ public static class GroupedGemmGemv
 
     /// <summary>
     /// X rows per W pass (m-tile rows) for a call: 4 when rows &lt;= experts (the T = 1 kernel as it was) or when
-    /// <paramref name="maxRows"/> is 4, else 8. A forced <see cref="Variant4Name"/> / <see cref="Variant8Name"/> wins.
+    /// <paramref name="maxRows"/> is 4, else 8; and 1 instead of 4 where the caller bounds every expert's rows at 1
+    /// (<paramref name="maxRowsPerExpert"/>: GroupedGemmOptions.MaxRowsPerExpert) and <see cref="SingleRowEnabled"/>. A forced
+    /// <see cref="Variant1Name"/> / <see cref="Variant4Name"/> / <see cref="Variant8Name"/> wins.
     /// </summary>
-    internal static int TileRowsFor(int rows, int experts, int maxRows, string? forced = null) => forced switch
+    internal static int TileRowsFor(int rows, int experts, int maxRows, string? forced = null, int? maxRowsPerExpert = null) => forced switch
     {
+        Variant1Name => SingleTileRows,
         Variant4Name => TileRows,
         Variant8Name => WideTileRows,
-        _ => rows <= experts || maxRows < WideTileRows ? TileRows : WideTileRows,
+        _ when rows > experts && maxRows >= WideTileRows => WideTileRows,
+        _ => maxRowsPerExpert <= 1 && SingleRowEnabled ? SingleTileRows : TileRows,
     };
+
+    /// <summary>
+    /// MOE_GROUPED_GEMM_GEMV_SINGLE=on|off (default on): whether calls bounded at one row an expert run the 1-row entry
+    /// (<see cref="TileRowsFor"/>), for A/B runs against the 4-row entry. Read once; a bad value is the ArgumentException
+    /// naming it.
+    /// </summary>
+    internal static bool SingleRowEnabled => SingleRowSetting.Value;
+
+    private static readonly EnvironmentSetting<bool> SingleRowSetting = new("MOE_GROUPED_GEMM_GEMV_SINGLE", ParseSingleRow);
+
+    internal static bool ParseSingleRow(string? value) => value?.Trim() switch
+    {
+        null or "" or "on" => true,
+        "off" => false,
+        _ => throw new ArgumentException($"MOE_GROUPED_GEMM_GEMV_SINGLE='{value}': expected on (the 1-row entry where every expert has at most one row) or off"),
+    };
+
+    /// <summary>The tiles a launch's blocks take: the 1-row entry takes the 4-row entry's.</summary>
+    internal static int GridTileRows(int tileRows) => tileRows == SingleTileRows ? TileRows : tileRows;
 
     /// <summary>
     /// 4: the 8-row tile is off by default. H200, 2026-11-30: Mixtral-8x7B at T = 16 (32 rows, 6 active experts) ran at
@@ -271,7 +300,7 @@ public static class GroupedGemmGemv
     /// </summary>
     internal static int TileSlotsFor(int rows, int experts, int tileRows, long columnBlocks, int multiprocessors)
     {
-        int bound = GroupedGemmLaunch.MTilesBound(rows, experts, tileRows);
+        int bound = GroupedGemmLaunch.MTilesBound(rows, experts, GridTileRows(tileRows));
         if (tileRows != WideTileRows)
             return bound;
         long forWaves = (WavesOfBlocks * 2L * Math.Max(1, multiprocessors) + columnBlocks - 1) / Math.Max(1, columnBlocks);
@@ -312,7 +341,7 @@ public static class GroupedGemmGemv
 
     private static string[] BuildCompileOptions()
     {
-        var options = new List<string>(UnrollOptions ?? []);
+        var options = new List<string>([.. UnrollOptions ?? [], .. SingleUnrollOptions ?? []]);
         if (ExpertTilesWalk.IsParallel)
             options.Add(ExpertTilesWalk.ParallelOption);
         if (MinBlocks != 1)
@@ -343,8 +372,23 @@ public static class GroupedGemmGemv
         _ => throw new ArgumentException($"MOE_GROUPED_GEMM_GEMV_UNROLL='{value}': expected 1, 2 or 4 segments in flight"),
     };
 
+    /// <summary>
+    /// MOE_GROUPED_GEMM_GEMV1_UNROLL=1|2|3|4: the 1-row entry's 512-byte segments of each W row in flight a warp (GV1_UNROLL;
+    /// the kernel's default when unset), for A/B runs. Read on first use; a bad value is the ArgumentException naming it.
+    /// </summary>
+    internal static string[]? SingleUnrollOptions => SingleUnrollSetting.Value;
+
+    private static readonly EnvironmentSetting<string[]?> SingleUnrollSetting = new("MOE_GROUPED_GEMM_GEMV1_UNROLL", ParseSingleUnroll);
+
+    internal static string[]? ParseSingleUnroll(string? value) => value?.Trim() switch
+    {
+        null or "" => null,
+        "1" or "2" or "3" or "4" => [$"-DGV1_UNROLL={value.Trim()}"],
+        _ => throw new ArgumentException($"MOE_GROUPED_GEMM_GEMV1_UNROLL='{value}': expected 1 to 4 segments in flight"),
+    };
+
     internal static string EntryName(DType operands, DType output, int tileRows = TileRows) =>
-        $"grouped_gemm_{(tileRows == WideTileRows ? "gemv8" : "gemv")}_{GroupedGemm.Suffix(operands)}_{GroupedGemm.Suffix(output)}";
+        $"grouped_gemm_{tileRows switch { WideTileRows => "gemv8", SingleTileRows => "gemv1", _ => "gemv" }}_{GroupedGemm.Suffix(operands)}_{GroupedGemm.Suffix(output)}";
 
 
     /// <summary>Launches the kernel for a validated plan (<see cref="GroupedGemm"/> checked shapes, dtypes, alignment).</summary>
@@ -353,12 +397,13 @@ public static class GroupedGemmGemv
         if (plan.X.DType is not (DType.BF16 or DType.F16))
             throw new ArgumentException($"variant '{plan.VariantOverride ?? VariantName}' takes bf16 or f16 operands, not {DTypes.Name(plan.X.DType)}", "options");
         int kSplit = KSplitFor(plan.K, WarpKFromEnvironment());
-        int tileRows = TileRowsFor(plan.Rows, plan.Experts, MaxRowsFromEnvironment(), plan.VariantOverride);
+        int tileRows = TileRowsFor(plan.Rows, plan.Experts, MaxRowsFromEnvironment(), plan.VariantOverride, plan.MaxRowsPerExpert);
         if (plan.GemvTileSlotsOverride is not null && tileRows != WideTileRows)
             throw new ArgumentException($"a tile slot count is for the 8-row GEMV ('{Variant8Name}'), not the {tileRows}-row one", "options");
         int multiprocessors = accelerator.Info.MultiprocessorCount;
-        var tileMap = tileRows == TileRows ? plan.TileMap : null;
+        var tileMap = GridTileRows(tileRows) == TileRows ? plan.TileMap : null;
         int wRowsRule = plan.GemvWRowsOverride ?? WRowsSetting;
+        // The 1-row entry keeps 4 W rows under auto: its 64 registers hold 8 rows' loads only by spilling.
         int wRows = wRowsRule != AutoWRows ? wRowsRule
             : tileRows == TileRows ? WRowsUnderAuto(accelerator, plan, kSplit, tileMap is not null)
             : 4;
@@ -369,6 +414,7 @@ public static class GroupedGemmGemv
         if (plan.PrefetchBeforeWait && (tileMap is null || blocks > Places(accelerator, plan, tileRows, wRows, tileMap is not null)))
             plan = plan with { PrefetchBeforeWait = false };
         t_lastWRows = wRows;
+        t_lastTileRows = tileRows;
         t_lastPrefetched = plan.PrefetchBeforeWait;
         Launch(accelerator, plan, stream, tileRows, kSplit, blocks, tileMap, wRows);
     }
@@ -402,6 +448,11 @@ public static class GroupedGemmGemv
 
     [ThreadStatic] private static int t_lastWRows;
 
+    /// <summary>Tests: the X rows a pass of this thread's last <see cref="Run"/> (1, 4 or 8; 0 before any).</summary>
+    internal static int LastRunTileRows => t_lastTileRows;
+
+    [ThreadStatic] private static int t_lastTileRows;
+
     private static CudaKernel Kernel(CudaAccelerator accelerator, GroupedGemm.Plan plan, int tileRows, int wRows, bool tileMap, bool traced = false) =>
         accelerator.LoadKernel(Source, EntryName(plan.X.DType, plan.Y.DType, tileRows), BuildOptions(wRows, traced, tileMap, plan.PrefetchBeforeWait));
 
@@ -418,7 +469,7 @@ public static class GroupedGemmGemv
             wRows = FixedWRows;
         if (blocks > int.MaxValue)
             throw new ArgumentException($"{plan.Rows} rows x {plan.OutCols} columns need {blocks} blocks; at most {int.MaxValue} per call (split the call)", "x");
-        if (tileMap is not null && tileRows != TileRows)
+        if (tileMap is not null && GridTileRows(tileRows) != TileRows)
             throw new ArgumentException($"the m-tile map is of {TileRows}-row tiles; this launch has {tileRows}", "options.TileMap");
         var trace = TraceRequested ? TraceBufferFor(blocks) : null;
         var kernel = Kernel(accelerator, plan, tileRows, wRows, tileMap is not null, trace is not null);

@@ -183,19 +183,12 @@ __device__ __forceinline__ void gv_read_tile_map(const int* __restrict__ tileMap
 }
 #endif
 
-// One m-tile times one column block; false past the last m-tile (every warp finds the same tile, so the whole block
-// agrees). A caller that runs another tile synchronises first: the writers still read `partial`.
-template <int ROWS, typename TIn, typename TOut>
-__device__ __forceinline__ bool gemv_tile(const TIn* __restrict__ x, const TIn* __restrict__ w, const int* __restrict__ expertOffsets,
-                                          const float* __restrict__ rowScale, TOut* __restrict__ y, int rows, int n, int k,
-                                          int experts, int fused, int kSplit, int mTile, int columnBlock,
-                                          float (&partial)[GV_WARPS][GV_WROWS][ROWS] GV_MAP_PARAM GV_TRACE_PARAM)
+// Expert and rows of m-tile mTile of ROWS-row tiles (the map holds 4-row tiles; the search takes any ROWS); expert -1
+// past the last m-tile (every warp finds the same tile, so the whole block agrees). Stamps "tile found".
+template <int ROWS>
+__device__ __forceinline__ void gv_tile_of(const int* __restrict__ expertOffsets, int rows, int experts, int mTile,
+                                           int& expert, int& rowBegin, int& rowEnd GV_MAP_PARAM GV_TRACE_PARAM)
 {
-    const int outCols = fused ? n / 2 : n;
-    const int colsPerGroup = fused ? GV_WROWS / 2 : GV_WROWS;
-    const int colsPerBlock = colsPerGroup * (GV_WARPS / kSplit);
-
-    int expert, rowBegin, rowEnd;
 #ifdef GV_TILE_MAP
     if (ROWS == 4)
         gv_read_tile_map<ROWS>(gvTileMap, rows, experts, mTile, expert, rowBegin, rowEnd);
@@ -206,9 +199,22 @@ __device__ __forceinline__ bool gemv_tile(const TIn* __restrict__ x, const TIn* 
     if (expert < 0 && threadIdx.x == 0)
         gvTrace[blockIdx.x * GV_TRACE_STAMPS + 1] = 0;
 #endif
-    if (expert < 0)
-        return false;
-    GV_STAMP(1);
+    if (expert >= 0)
+        GV_STAMP(1);
+}
+
+// One pass of the block's warp groups over their W rows of `expert` (column block columnBlock) against X rows
+// rowBegin .. rowEnd - 1 (1 .. ROWS of them), written to y. UNROLL: 512-byte segments of each W row a warp has in flight.
+// A caller that runs another pass synchronises first: the writers still read `partial`.
+template <int ROWS, int UNROLL, typename TIn, typename TOut>
+__device__ __forceinline__ void gemv_pass(const TIn* __restrict__ x, const TIn* __restrict__ w, const float* __restrict__ rowScale,
+                                          TOut* __restrict__ y, int n, int k, int fused, int kSplit, int columnBlock,
+                                          int expert, int rowBegin, int rowEnd,
+                                          float (&partial)[GV_WARPS][GV_WROWS][ROWS] GV_TRACE_PARAM)
+{
+    const int outCols = fused ? n / 2 : n;
+    const int colsPerGroup = fused ? GV_WROWS / 2 : GV_WROWS;
+    const int colsPerBlock = colsPerGroup * (GV_WARPS / kSplit);
 #ifdef GV_TRACE
     bool firstLoads = true;
     __shared__ volatile unsigned gvSink; // the first W loads stored, so the stamp after it waits for them
@@ -232,11 +238,11 @@ __device__ __forceinline__ bool gemv_tile(const TIn* __restrict__ x, const TIn* 
 
     const int chunks = k / 8; // 16-byte chunks per row
     const int stride = 32 * kSplit;
-    for (int base = part * 32 + lane; base < chunks; base += stride * GV_UNROLL)
+    for (int base = part * 32 + lane; base < chunks; base += stride * UNROLL)
     {
-        uint4 wv[GV_UNROLL][GV_WROWS];
+        uint4 wv[UNROLL][GV_WROWS];
 #pragma unroll
-        for (int u = 0; u < GV_UNROLL; u++)
+        for (int u = 0; u < UNROLL; u++)
         {
             const int c = base + u * stride;
 #pragma unroll
@@ -244,7 +250,7 @@ __device__ __forceinline__ bool gemv_tile(const TIn* __restrict__ x, const TIn* 
                 wv[u][q] = live[q] && c < chunks ? load_stream(wRow[q] + 8 * c) : make_uint4(0, 0, 0, 0);
         }
 #pragma unroll
-        for (int u = 0; u < GV_UNROLL; u++)
+        for (int u = 0; u < UNROLL; u++)
         {
             const int c = base + u * stride;
             if (c >= chunks)
@@ -252,59 +258,63 @@ __device__ __forceinline__ bool gemv_tile(const TIn* __restrict__ x, const TIn* 
 #ifdef GV_TRACE
             if (firstLoads && threadIdx.x == 0)
             {
-                gvSink = wv[0][0].x ^ wv[GV_UNROLL - 1][GV_WROWS - 1].w;
+                gvSink = wv[0][0].x ^ wv[UNROLL - 1][GV_WROWS - 1].w;
                 __threadfence_block();
                 GV_STAMP(2);
             }
             firstLoads = false;
 #endif
-#if GV_WROWS > 4
-            // 8 W rows: the tile's X chunks first (L1 hits), then one W row at a time against them, so 8 W floats are
-            // live instead of 64: the 4-row entry takes 127 registers (2 blocks an SM) instead of 155 (1). Each
-            // accumulator sums the same products in the same order as below, so both builds give the same bits.
-            float xf[ROWS][8];
-#pragma unroll
-            for (int r = 0; r < ROWS; r++)
+            if (GV_WROWS > 4 || ROWS == 1)
             {
-                const uint4 xv = r < xRows ? __ldg(reinterpret_cast<const uint4*>(x + (long long)(rowBegin + r) * k) + c) : make_uint4(0, 0, 0, 0);
-                unpack8((const TIn*)nullptr, xv, xf[r]);
+                // 8 W rows: the tile's X chunks first (L1 hits), then one W row at a time against them, so 8 W floats are
+                // live instead of 64: the 4-row entry takes 127 registers (2 blocks an SM) instead of 155 (1); the 1-row entry
+                // keeps under its 64. Each accumulator sums the same products in the same order as below, so every build
+                // gives the same bits.
+                float xf[ROWS][8];
+#pragma unroll
+                for (int r = 0; r < ROWS; r++)
+                {
+                    const uint4 xv = r < xRows ? __ldg(reinterpret_cast<const uint4*>(x + (long long)(rowBegin + r) * k) + c) : make_uint4(0, 0, 0, 0);
+                    unpack8((const TIn*)nullptr, xv, xf[r]);
+                }
+#pragma unroll
+                for (int q = 0; q < GV_WROWS; q++)
+                {
+                    float wf[8];
+                    unpack8((const TIn*)nullptr, wv[u][q], wf);
+#pragma unroll
+                    for (int r = 0; r < ROWS; r++)
+                    {
+                        if (r >= xRows)
+                            break;
+#pragma unroll
+                        for (int e = 0; e < 8; e++)
+                            acc[q][r] = fmaf(wf[e], xf[r][e], acc[q][r]);
+                    }
+                }
             }
-#pragma unroll
-            for (int q = 0; q < GV_WROWS; q++)
+            else
             {
-                float wf[8];
-                unpack8((const TIn*)nullptr, wv[u][q], wf);
+                // 4 W rows (the default): every W row unpacked, then one X row at a time (80 registers; the order above costs
+                // 12 bytes of spills here).
+                float wf[GV_WROWS][8];
+#pragma unroll
+                for (int q = 0; q < GV_WROWS; q++)
+                    unpack8((const TIn*)nullptr, wv[u][q], wf[q]);
 #pragma unroll
                 for (int r = 0; r < ROWS; r++)
                 {
                     if (r >= xRows)
                         break;
+                    float xf[8];
+                    unpack8((const TIn*)nullptr, __ldg(reinterpret_cast<const uint4*>(x + (long long)(rowBegin + r) * k) + c), xf);
 #pragma unroll
-                    for (int e = 0; e < 8; e++)
-                        acc[q][r] = fmaf(wf[e], xf[r][e], acc[q][r]);
+                    for (int q = 0; q < GV_WROWS; q++)
+#pragma unroll
+                        for (int e = 0; e < 8; e++)
+                            acc[q][r] = fmaf(wf[q][e], xf[e], acc[q][r]);
                 }
             }
-#else
-            // 4 W rows (the default): every W row unpacked, then one X row at a time (80 registers; the order above costs
-            // 12 bytes of spills here).
-            float wf[GV_WROWS][8];
-#pragma unroll
-            for (int q = 0; q < GV_WROWS; q++)
-                unpack8((const TIn*)nullptr, wv[u][q], wf[q]);
-#pragma unroll
-            for (int r = 0; r < ROWS; r++)
-            {
-                if (r >= xRows)
-                    break;
-                float xf[8];
-                unpack8((const TIn*)nullptr, __ldg(reinterpret_cast<const uint4*>(x + (long long)(rowBegin + r) * k) + c), xf);
-#pragma unroll
-                for (int q = 0; q < GV_WROWS; q++)
-#pragma unroll
-                    for (int e = 0; e < 8; e++)
-                        acc[q][r] = fmaf(wf[q][e], xf[e], acc[q][r]);
-            }
-#endif
         }
     }
     GV_STAMP(3);
@@ -322,6 +332,21 @@ __device__ __forceinline__ bool gemv_tile(const TIn* __restrict__ x, const TIn* 
     if (part == 0 && lane < ROWS && lane < xRows)
         gemv_write<ROWS>(fused != 0, outCols, col0, lane, rowBegin, rowScale, y, partial, warp, kSplit);
     GV_STAMP(4);
+}
+
+// One m-tile times one column block; false past the last m-tile. A caller that runs another tile synchronises first:
+// the writers still read `partial`.
+template <int ROWS, typename TIn, typename TOut>
+__device__ __forceinline__ bool gemv_tile(const TIn* __restrict__ x, const TIn* __restrict__ w, const int* __restrict__ expertOffsets,
+                                          const float* __restrict__ rowScale, TOut* __restrict__ y, int rows, int n, int k,
+                                          int experts, int fused, int kSplit, int mTile, int columnBlock,
+                                          float (&partial)[GV_WARPS][GV_WROWS][ROWS] GV_MAP_PARAM GV_TRACE_PARAM)
+{
+    int expert, rowBegin, rowEnd;
+    gv_tile_of<ROWS>(expertOffsets, rows, experts, mTile, expert, rowBegin, rowEnd GV_MAP_ARG GV_TRACE_ARG);
+    if (expert < 0)
+        return false;
+    gemv_pass<ROWS, GV_UNROLL>(x, w, rowScale, y, n, k, fused, kSplit, columnBlock, expert, rowBegin, rowEnd, partial GV_TRACE_ARG);
     return true;
 }
 
@@ -356,6 +381,37 @@ __device__ __forceinline__ void grouped_gemv(const TIn* __restrict__ x, const TI
         if (!gemv_tile<ROWS>(x, w, expertOffsets, rowScale, y, rows, n, k, experts, fused, kSplit, mTile, columnBlock, partial GV_MAP_ARG GV_TRACE_ARG))
             return;
         __syncthreads(); // the writers' reads of partial before the next tile's writes
+    }
+}
+
+#ifndef GV1_UNROLL
+#define GV1_UNROLL 2 // the 1-row entry's segments in flight (MOE_GROUPED_GEMM_GEMV1_UNROLL=1|2|3|4, for A/B)
+#endif
+
+// The 1-row entry (grouped_gemm_gemv1_*): the 4-row entry's blocks and tiles (its grid, its map), each tile's rows one
+// pass at a time, so a lane keeps the accumulators of one X row, not four: under 64 registers, 4 blocks an SM and
+// GV1_UNROLL segments in flight where the 4-row entry holds 3 and 1. For calls whose experts have one row each (T = 1:
+// a token's experts are distinct); an expert of 2..4 rows is still right, its W read once per row (the later passes
+// from L2). Its sums are the 4-row entry's bits: the same products in the same order, whatever the unroll.
+template <typename TIn, typename TOut>
+__device__ __forceinline__ void grouped_gemv_single(const TIn* __restrict__ x, const TIn* __restrict__ w, const int* __restrict__ expertOffsets,
+                                                    const float* __restrict__ rowScale, TOut* __restrict__ y, int rows, int n, int k,
+                                                    int experts, int fused, int kSplit GV_MAP_PARAM GV_TRACE_PARAM)
+{
+    __shared__ float partial[GV_WARPS][GV_WROWS][1];
+    const int outCols = fused ? n / 2 : n;
+    const int colsPerBlock = (fused ? GV_WROWS / 2 : GV_WROWS) * (GV_WARPS / kSplit);
+    int mTile, columnBlock;
+    gv_block_tile(ceil_div(outCols, colsPerBlock), mTile, columnBlock);
+    int expert, rowBegin, rowEnd;
+    gv_tile_of<4>(expertOffsets, rows, experts, mTile, expert, rowBegin, rowEnd GV_MAP_ARG GV_TRACE_ARG);
+    if (expert < 0)
+        return;
+    for (int row = rowBegin; row < rowEnd; row++)
+    {
+        if (row > rowBegin)
+            __syncthreads(); // the writers' reads of partial before the next pass's writes
+        gemv_pass<1, GV1_UNROLL>(x, w, rowScale, y, n, k, fused, kSplit, columnBlock, expert, row, row + 1, partial GV_TRACE_ARG);
     }
 }
 
@@ -402,7 +458,7 @@ __device__ __forceinline__ void gv_prefetch_w(const TIn* __restrict__ w, const i
                 asm volatile("prefetch.global.L2 [%0];" ::"l"(wRow[q] + 8 * c));
 }
 #define GV_PREFETCH_BEFORE_WAIT(ROWS, TILE_LOOP, TIN) \
-    if (ROWS == 4 && !TILE_LOOP)                      \
+    if ((ROWS == 4 || ROWS == 1) && !TILE_LOOP)       \
         gv_prefetch_w<TIN>(w, gvTileMap, n, k, experts, fused, kSplit, gvPrefetchBlocks);
 #else
 #define GV_PREFETCH_PARAM
@@ -431,9 +487,23 @@ __device__ __forceinline__ void gv_prefetch_w(const TIn* __restrict__ w, const i
 #define GV_BOUNDS4 __launch_bounds__(GV_WARPS * 32)
 #endif
 
+// The 1-row entry: 4 blocks an SM (64 registers), the 4-row entry's tiles and map (so its prefetch too).
+#define GV_ENTRY1(SUFFIX, TIN, TOUT)                                                                                     \
+    extern "C" __global__ void __launch_bounds__(GV_WARPS * 32, 4) grouped_gemm_gemv1_##SUFFIX(                          \
+        const TIN* __restrict__ x, const TIN* __restrict__ w, const int* __restrict__ expertOffsets,                        \
+        const float* __restrict__ rowScale, TOUT* __restrict__ y, int rows, int n, int k, int experts, int fused, int kSplit \
+        GV_MAP_PARAM GV_PREFETCH_PARAM GV_TRACE_PARAM)                                                                       \
+    {                                                                                                                        \
+        GV_PREFETCH_BEFORE_WAIT(1, false, TIN)                                                                               \
+        moe_wait_prior_grid();                                                                                                \
+        GV_STAMP(0);                                                                                                          \
+        grouped_gemv_single<TIN, TOUT>(x, w, expertOffsets, rowScale, y, rows, n, k, experts, fused, kSplit GV_MAP_ARG GV_TRACE_ARG); \
+    }
+
 #define GV_ENTRIES(SUFFIX, TIN, TOUT)                                   \
     GV_ENTRY(grouped_gemm_gemv, 4, false, GV_BOUNDS4, SUFFIX, TIN, TOUT)     \
-    GV_ENTRY(grouped_gemm_gemv8, 8, true, __launch_bounds__(GV_WARPS * 32, 2), SUFFIX, TIN, TOUT)
+    GV_ENTRY(grouped_gemm_gemv8, 8, true, __launch_bounds__(GV_WARPS * 32, 2), SUFFIX, TIN, TOUT) \
+    GV_ENTRY1(SUFFIX, TIN, TOUT)
 
 GV_ENTRIES(bf16_bf16, bf16, bf16)
 GV_ENTRIES(bf16_f32, bf16, float)

@@ -73,7 +73,7 @@ public sealed class MoeLayer
         }
         RouteAndPermute(hidden, workspace, stream);
         RunExperts(Weights.GateUp, Weights.Down, workspace.Gathered, workspace.ExpertOffsets, workspace.Activation, workspace.ExpertOutput, stream,
-                   workspace.SplitK, workspace.GateUpOutput, GemvTileMap(workspace), workspace.GemvPrefetch);
+                   workspace.SplitK, workspace.GateUpOutput, GemvTileMap(workspace), workspace.GemvPrefetch, maxRowsPerExpert: workspace.Tokens);
         if (side is not null)
             main.Wait(side.SharedReady);
         else
@@ -163,28 +163,32 @@ public sealed class MoeLayer
     /// With <paramref name="tileMap"/> (the m-tile map of these offsets, Permute.TileMapElements) the decode GEMVs read their
     /// tiles from it (GroupedGemmOptions.TileMap), and with <paramref name="prefetchDown"/> the down GEMV prefetches its W
     /// rows before it waits for gate_up (GroupedGemmOptions.PrefetchBeforeWait: the map was written before gate_up).
+    /// <paramref name="maxRowsPerExpert"/>: a bound on any expert's rows (the tokens: a token's experts are distinct), for
+    /// the decode GEMV (GroupedGemmOptions.MaxRowsPerExpert).
     public void RunExperts(MemoryBuffer gateUp, MemoryBuffer down, MemoryBuffer rows, MemoryBuffer<int> expertOffsets, MemoryBuffer activation, MemoryBuffer<float> expertOutput, AcceleratorStream? stream,
-                           GroupedGemmWorkspace? splitK = null, MemoryBuffer? gateUpOutput = null, MemoryBuffer<int>? tileMap = null, bool prefetchDown = false)
+                           GroupedGemmWorkspace? splitK = null, MemoryBuffer? gateUpOutput = null, MemoryBuffer<int>? tileMap = null, bool prefetchDown = false,
+                           int? maxRowsPerExpert = null)
     {
-        RunExpertsGateUp(gateUp, rows, expertOffsets, activation, stream, splitK, gateUpOutput, tileMap);
-        RunExpertsDown(down, activation, expertOffsets, expertOutput, stream, splitK, tileMap, prefetchDown && tileMap is not null);
+        RunExpertsGateUp(gateUp, rows, expertOffsets, activation, stream, splitK, gateUpOutput, tileMap, maxRowsPerExpert);
+        RunExpertsDown(down, activation, expertOffsets, expertOutput, stream, splitK, tileMap, prefetchDown && tileMap is not null, maxRowsPerExpert);
     }
 
     /// <summary>
-    /// The first half of <see cref="RunExperts(MemoryBuffer, MemoryBuffer, MemoryBuffer, MemoryBuffer{int}, MemoryBuffer, MemoryBuffer{float}, AcceleratorStream?, GroupedGemmWorkspace?, MemoryBuffer?, MemoryBuffer{int}?, bool)"/>:
+    /// The first half of <see cref="RunExperts(MemoryBuffer, MemoryBuffer, MemoryBuffer, MemoryBuffer{int}, MemoryBuffer, MemoryBuffer{float}, AcceleratorStream?, GroupedGemmWorkspace?, MemoryBuffer?, MemoryBuffer{int}?, bool, int?)"/>:
     /// gate_up and SiLU-and-mul into <paramref name="activation"/> [R, Ih] (an expert-parallel forward enqueues it for every
     /// rank before any rank's down, so the ranks start together).
     /// </summary>
     public void RunExpertsGateUp(MemoryBuffer gateUp, MemoryBuffer rows, MemoryBuffer<int> expertOffsets, MemoryBuffer activation, AcceleratorStream? stream,
-                                 GroupedGemmWorkspace? splitK = null, MemoryBuffer? gateUpOutput = null, MemoryBuffer<int>? tileMap = null)
+                                 GroupedGemmWorkspace? splitK = null, MemoryBuffer? gateUpOutput = null, MemoryBuffer<int>? tileMap = null, int? maxRowsPerExpert = null)
     {
         int h = Config.HiddenSize, ih = Weights.Intermediate;
         Begin(MoeLayerPhase.ExpertsGateUp, stream);
+        var options = Plain with { SplitKWorkspace = splitK, TileMap = tileMap, MaxRowsPerExpert = maxRowsPerExpert };
         if (gateUpOutput is null)
-            GroupedGemm.Run(Accelerator, rows, gateUp, expertOffsets, activation, 2 * ih, h, FusedSilu with { SplitKWorkspace = splitK, TileMap = tileMap }, stream);
+            GroupedGemm.Run(Accelerator, rows, gateUp, expertOffsets, activation, 2 * ih, h, options with { FusedSiluAndMul = true }, stream);
         else
         {
-            GroupedGemm.Run(Accelerator, rows, gateUp, expertOffsets, gateUpOutput, 2 * ih, h, Plain with { SplitKWorkspace = splitK, TileMap = tileMap }, stream);
+            GroupedGemm.Run(Accelerator, rows, gateUp, expertOffsets, gateUpOutput, 2 * ih, h, options, stream);
             GatedActivation.Run(GatedActivationKind.Silu, gateUpOutput, checked((int)(gateUpOutput.Length / (2L * ih))), ih, activation, stream);
         }
         End(MoeLayerPhase.ExpertsGateUp, stream);
@@ -196,12 +200,12 @@ public sealed class MoeLayer
     /// GEMV prefetches its W rows before it waits for that kernel.
     /// </summary>
     public void RunExpertsDown(MemoryBuffer down, MemoryBuffer activation, MemoryBuffer<int> expertOffsets, MemoryBuffer<float> expertOutput, AcceleratorStream? stream,
-                               GroupedGemmWorkspace? splitK = null, MemoryBuffer<int>? tileMap = null, bool prefetch = false)
+                               GroupedGemmWorkspace? splitK = null, MemoryBuffer<int>? tileMap = null, bool prefetch = false, int? maxRowsPerExpert = null)
     {
         int h = Config.HiddenSize, ih = Weights.Intermediate;
         Begin(MoeLayerPhase.ExpertsDown, stream);
         GroupedGemm.Run(Accelerator, activation, down, expertOffsets, expertOutput, h, ih,
-            Plain with { SplitKWorkspace = splitK, TileMap = tileMap, PrefetchBeforeWait = prefetch }, stream);
+            Plain with { SplitKWorkspace = splitK, TileMap = tileMap, PrefetchBeforeWait = prefetch, MaxRowsPerExpert = maxRowsPerExpert }, stream);
         End(MoeLayerPhase.ExpertsDown, stream);
     }
 
