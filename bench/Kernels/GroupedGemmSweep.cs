@@ -133,6 +133,13 @@ internal static class GroupedGemmSweep
             }
             rows.Add(Measure(accelerator, $"{model.Name} down*w", shape, rowCount, h, i, active, bandwidth, graph, Note(h, i, false),
                 s => GroupedGemm.Run(accelerator, inner, down, offsetsBuffer, downOut, h, i, hotScaled, s)));
+            // As the layer calls down where the GEMV reads the map (MoeLayer.RunExpertsDown): its blocks read their tiles and
+            // ask L2 for their first W segments before waiting for the kernel before (here the previous call; in the layer,
+            // gate_up), which the map allows because it was written before that kernel began.
+            if (graph && tileMap is not null)
+                rows.Add(Measure(accelerator, $"{model.Name} down*w prefetched", shape, rowCount, h, i, active, bandwidth, graph,
+                    Note(h, i, false) + ", prefetch before wait",
+                    s => GroupedGemm.Run(accelerator, inner, down, offsetsBuffer, downOut, h, i, hotScaled with { PrefetchBeforeWait = true }, s)));
             Trace("gate_up", s => GroupedGemm.Run(accelerator, hidden, gateUp, offsetsBuffer, gateUpOut, 2 * i, h, hotPlain, s));
             Trace("gate_up+silu", s => GroupedGemm.Run(accelerator, hidden, gateUp, offsetsBuffer, fusedOut, 2 * i, h, hotFused, s));
             Trace("down*w", s => GroupedGemm.Run(accelerator, inner, down, offsetsBuffer, downOut, h, i, hotScaled, s));

@@ -385,14 +385,18 @@ __device__ __forceinline__ void grouped_gemv(const TIn* __restrict__ x, const TI
 }
 
 #ifndef GV1_UNROLL
-#define GV1_UNROLL 2 // the 1-row entry's segments in flight (MOE_GROUPED_GEMM_GEMV1_UNROLL=1|2|3|4, for A/B)
+// The 1-row entry's segments in flight (MOE_GROUPED_GEMM_GEMV1_UNROLL=1|2|3|4, for A/B). 1: 62 registers (NVRTC 11.2, sm_90),
+// where 2 spills 16 bytes and 3 spills 72. One H200, T = 1 alone (`gemv17a.sh`), 1 / 2 / 3, us: Qwen3-30B-A3B down 7.44 /
+// 7.69 / 9.30, Mixtral-8x7B gate_up 110.1 / 110.7, DeepSeek-V3 down 58.1 / 58.5.
+#define GV1_UNROLL 1
 #endif
 
 // The 1-row entry (grouped_gemm_gemv1_*): the 4-row entry's blocks and tiles (its grid, its map), each tile's rows one
-// pass at a time, so a lane keeps the accumulators of one X row, not four: under 64 registers, 4 blocks an SM and
-// GV1_UNROLL segments in flight where the 4-row entry holds 3 and 1. For calls whose experts have one row each (T = 1:
-// a token's experts are distinct); an expert of 2..4 rows is still right, its W read once per row (the later passes
-// from L2). Its sums are the 4-row entry's bits: the same products in the same order, whatever the unroll.
+// pass at a time, so a lane keeps the accumulators of one X row, not four: under 64 registers, so 4 blocks an SM where
+// the 4-row entry holds 3 (Qwen3-30B-A3B's down at T = 1, 512 blocks: one wave, not two). For calls whose experts have
+// one row each (T = 1: a token's experts are distinct); an expert of 2..4 rows is still right, its W read once per row
+// (the later passes from L2). Its sums are the 4-row entry's bits: the same products in the same order, whatever the
+// unroll.
 template <typename TIn, typename TOut>
 __device__ __forceinline__ void grouped_gemv_single(const TIn* __restrict__ x, const TIn* __restrict__ w, const int* __restrict__ expertOffsets,
                                                     const float* __restrict__ rowScale, TOut* __restrict__ y, int rows, int n, int k,
