@@ -53,38 +53,36 @@ public class GroupedGemmGemvSingleRowTests
     }
 
     /// <summary>
-    /// The heuristic's pick follows the bound and the waves: Qwen3-30B-A3B's down at T = 1 (8 rows over 128 experts, N = 2048,
-    /// K = 768: 512 blocks of the 4-row entry, two waves of 3 blocks an SM on an H100 or H200's 132 SMs) at a bound of 1 row an
-    /// expert takes the 1-row entry (elsewhere the test forces it), at 2 the 4-row one, with the same bits; its gate_up (N = 2
-    /// x 768, fused: 384 blocks) fits one wave of the 4-row entry there, so it keeps it.
+    /// The heuristic's pick follows the bound: Qwen3-30B-A3B's down and gate_up at T = 1 (8 rows over 128 experts) at a bound
+    /// of 1 row an expert take the 1-row entry, at 2 the 4-row one, with the same bits. On an H100 or H200 (132 SMs, 4 blocks
+    /// of the 1-row entry an SM) gate_up's 384 blocks are spread to 3 an SM (dynamic shared memory it does not use), down's
+    /// 512 fill 4.
     /// </summary>
-    [Fact]
-    public void TheBoundOfOneRowAnExpertPicksTheOneRowEntryWhereTheFourRowGridIsSeveralWaves()
+    [Theory]
+    [InlineData(false, 2048, 768)]
+    [InlineData(true, 2 * 768, 2048)]
+    public void TheBoundOfOneRowAnExpertPicksTheOneRowEntryAndSpreadsAOneWaveGrid(bool fused, int n, int k)
     {
         var gpu = TestDevices.Get("cuda:0");
         var random = TestData.NewRandom(out int seed);
-        var counts = GroupedGemmGemvTileMapTests.RowCounts(random, 128, "one row");
-        var down = new Case("T=1 down, 8 of 128 experts", counts, 2048, 768);
-        bool h100OrH200 = gpu.Info.MultiprocessorCount == 132;
-        var (one, covered) = GroupedGemmGemvTileMapTests.Run(gpu, down, false, rowScale: true, variant: h100OrH200 ? null : GroupedGemmGemv.Variant1Name,
-            withMap: true, seed, maxRowsPerExpert: 1);
+        var shape = new Case($"T=1, 8 of 128 experts, fused={fused}", GroupedGemmGemvTileMapTests.RowCounts(random, 128, "one row"), n, k);
+        var (one, covered) = GroupedGemmGemvTileMapTests.Run(gpu, shape, fused, rowScale: !fused, variant: null, withMap: true, seed, maxRowsPerExpert: 1);
         Assert.Equal(GroupedGemmGemv.SingleTileRows, GroupedGemmGemv.LastRunTileRows);
-        var (four, _) = GroupedGemmGemvTileMapTests.Run(gpu, down, false, rowScale: true, variant: null, withMap: true, seed, maxRowsPerExpert: 2);
+        if (gpu.Info.MultiprocessorCount == 132)
+            Assert.True(fused == GroupedGemmGemv.LastRunSharedBytes > 0, $"{shape.Name}: {GroupedGemmGemv.LastRunSharedBytes} bytes of dynamic shared memory");
+        var (four, _) = GroupedGemmGemvTileMapTests.Run(gpu, shape, fused, rowScale: !fused, variant: null, withMap: true, seed, maxRowsPerExpert: 2);
         Assert.Equal(GroupedGemmGemv.TileRows, GroupedGemmGemv.LastRunTileRows);
-        Same(four, one, covered, $"{down.Name}, seed {seed}");
-        if (h100OrH200)
-        {
-            GroupedGemmGemvTileMapTests.Run(gpu, new Case("T=1 gate_up", counts, 2 * 768, 2048), true, rowScale: false, variant: null, withMap: true, seed, maxRowsPerExpert: 1);
-            Assert.Equal(GroupedGemmGemv.TileRows, GroupedGemmGemv.LastRunTileRows);
-        }
+        Same(four, one, covered, $"{shape.Name}, seed {seed}");
     }
 
     [Theory]
-    [InlineData(512, 396, true)]   // Qwen3-30B-A3B down at T = 1 on an H200: two waves of the 4-row entry
-    [InlineData(384, 396, false)]  // its gate_up: one wave
-    [InlineData(397, 396, true)]
-    public void UnderAutoTheOneRowEntryTakesCallsOfSeveralWaves(long blocks4, long places4, bool single) =>
-        Assert.Equal(single, GroupedGemmGemv.SingleRowPays(blocks4, places4));
+    [InlineData(384, 132, 4, 3)]   // Qwen3-30B-A3B gate_up at T = 1 on an H200: one wave, spread to 3 an SM
+    [InlineData(512, 132, 4, 4)]   // its down: one wave at 4
+    [InlineData(529, 132, 4, 4)]   // past one wave: the occupancy
+    [InlineData(100, 132, 4, 1)]
+    [InlineData(0, 132, 4, 1)]
+    public void AOneWaveGridIsSpreadOverEverySm(long blocks, int multiprocessors, int occupancy, int perSm) =>
+        Assert.Equal(perSm, GroupedGemmGemv.SpreadBlocksPerSm(blocks, multiprocessors, occupancy));
 
     [Theory]
     [InlineData(8, 256, null, null, 4)]  // no bound: the 4-row entry
@@ -108,14 +106,16 @@ public class GroupedGemmGemvSingleRowTests
     [Fact]
     public void ItsSwitchesParseAndNameThemselves()
     {
-        Assert.Equal(GroupedGemmGemv.SingleRow.Auto, GroupedGemmGemv.ParseSingleRow(null));
-        Assert.Equal(GroupedGemmGemv.SingleRow.Auto, GroupedGemmGemv.ParseSingleRow(" auto"));
-        Assert.Equal(GroupedGemmGemv.SingleRow.Always, GroupedGemmGemv.ParseSingleRow("always"));
-        Assert.Equal(GroupedGemmGemv.SingleRow.Off, GroupedGemmGemv.ParseSingleRow("off"));
-        Assert.Contains("MOE_GROUPED_GEMM_GEMV_SINGLE", Assert.Throws<ArgumentException>(() => GroupedGemmGemv.ParseSingleRow("on")).Message);
-        Assert.Equal(0, GroupedGemmGemv.ParseSingleBlocksCap(null));
+        Assert.True(GroupedGemmGemv.ParseSingleRow(null));
+        Assert.True(GroupedGemmGemv.ParseSingleRow(" on"));
+        Assert.False(GroupedGemmGemv.ParseSingleRow("off"));
+        Assert.Contains("MOE_GROUPED_GEMM_GEMV_SINGLE", Assert.Throws<ArgumentException>(() => GroupedGemmGemv.ParseSingleRow("1")).Message);
+        Assert.Equal(GroupedGemmGemv.SpreadCap, GroupedGemmGemv.ParseSingleBlocksCap(null));
+        Assert.Equal(GroupedGemmGemv.SpreadCap, GroupedGemmGemv.ParseSingleBlocksCap("spread"));
+        Assert.Equal(GroupedGemmGemv.NoCap, GroupedGemmGemv.ParseSingleBlocksCap("none"));
         Assert.Equal(3, GroupedGemmGemv.ParseSingleBlocksCap("3"));
         Assert.Contains("MOE_GROUPED_GEMM_GEMV1_BLOCKS", Assert.Throws<ArgumentException>(() => GroupedGemmGemv.ParseSingleBlocksCap("5")).Message);
+        Assert.Throws<ArgumentException>(() => GroupedGemmGemv.ParseSingleBlocksCap("0"));
         Assert.Null(GroupedGemmGemv.ParseSingleUnroll(""));
         Assert.Equal(["-DGV1_UNROLL=3"], GroupedGemmGemv.ParseSingleUnroll("3")!);
         Assert.Contains("MOE_GROUPED_GEMM_GEMV1_UNROLL", Assert.Throws<ArgumentException>(() => GroupedGemmGemv.ParseSingleUnroll("8")).Message);

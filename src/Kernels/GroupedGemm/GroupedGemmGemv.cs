@@ -188,9 +188,8 @@ public static class GroupedGemmGemv
     /// <summary>
     /// X rows per W pass (m-tile rows) for a call: 4 when rows &lt;= experts (the T = 1 kernel as it was) or when
     /// <paramref name="maxRows"/> is 4, else 8; and 1 instead of 4 where the caller bounds every expert's rows at 1
-    /// (<paramref name="maxRowsPerExpert"/>: GroupedGemmOptions.MaxRowsPerExpert) unless <see cref="SingleRowSetting"/> is off
-    /// (under auto the launch may still take 4: <see cref="SingleRowPays"/>). A forced <see cref="Variant1Name"/> /
-    /// <see cref="Variant4Name"/> / <see cref="Variant8Name"/> wins.
+    /// (<paramref name="maxRowsPerExpert"/>: GroupedGemmOptions.MaxRowsPerExpert) and <see cref="SingleRowEnabled"/>. A forced
+    /// <see cref="Variant1Name"/> / <see cref="Variant4Name"/> / <see cref="Variant8Name"/> wins.
     /// </summary>
     internal static int TileRowsFor(int rows, int experts, int maxRows, string? forced = null, int? maxRowsPerExpert = null) => forced switch
     {
@@ -198,46 +197,37 @@ public static class GroupedGemmGemv
         Variant4Name => TileRows,
         Variant8Name => WideTileRows,
         _ when rows > experts && maxRows >= WideTileRows => WideTileRows,
-        _ => maxRowsPerExpert <= 1 && SingleRowSetting != SingleRow.Off ? SingleTileRows : TileRows,
-    };
-
-    /// <summary>Where calls bounded at one row an expert run the 1-row entry (MOE_GROUPED_GEMM_GEMV_SINGLE).</summary>
-    internal enum SingleRow
-    {
-        /// <summary>Never: the 4-row entry, as before.</summary>
-        Off,
-
-        /// <summary>Where the 4-row grid is more than one wave (<see cref="SingleRowPays"/>).</summary>
-        Auto,
-
-        /// <summary>Always, for A/B runs.</summary>
-        Always,
-    }
-
-    /// <summary>
-    /// MOE_GROUPED_GEMM_GEMV_SINGLE=auto|always|off (default auto): <see cref="SingleRow"/>. Read once; a bad value is the
-    /// ArgumentException naming it.
-    /// </summary>
-    internal static SingleRow SingleRowSetting => SingleRowValue.Value;
-
-    private static readonly EnvironmentSetting<SingleRow> SingleRowValue = new("MOE_GROUPED_GEMM_GEMV_SINGLE", ParseSingleRow);
-
-    internal static SingleRow ParseSingleRow(string? value) => value?.Trim() switch
-    {
-        null or "" or "auto" => SingleRow.Auto,
-        "always" => SingleRow.Always,
-        "off" => SingleRow.Off,
-        _ => throw new ArgumentException($"MOE_GROUPED_GEMM_GEMV_SINGLE='{value}': expected auto (the 1-row entry where the 4-row grid is more than one wave), always or off"),
+        _ => maxRowsPerExpert <= 1 && SingleRowEnabled ? SingleTileRows : TileRows,
     };
 
     /// <summary>
-    /// Under auto, whether a call bounded at one row an expert runs the 1-row entry: where the 4-row entry's grid needs more
-    /// than one wave (<paramref name="blocks4"/> over its <paramref name="places4"/>). One H200, 2026-12-01, T = 1 alone
-    /// (`gemv17a.sh`), 4-row against 1-row, us: Qwen3-30B-A3B down (512 blocks, 396 places) 9.92 / 9.59 -> 7.44 / 7.49;
-    /// Mixtral-8x7B gate_up 116.6 -> 110.1, down 60.2 -> 56.4; DeepSeek-V3 gate_up 116.8 -> 109.6, down 61.4 -> 58.1; but
-    /// Qwen3's gate_up, 384 blocks in one wave either way, 14.77 / 14.84 -> 16.18 / 16.17.
+    /// MOE_GROUPED_GEMM_GEMV_SINGLE=on|off (default on): whether calls bounded at one row an expert run the 1-row entry
+    /// (<see cref="TileRowsFor"/>), for A/B runs against the 4-row entry. One H200, 2026-12-01, T = 1 alone, the 4-row entry
+    /// against the 1-row one (a one-wave grid spread, <see cref="SpreadBlocksPerSm"/>), us (`gemv17a.sh`, `gemv17b.sh`):
+    /// Qwen3-30B-A3B down 9.92 / 9.59 -> 7.44 / 7.49 (512 blocks: two waves of 3 an SM, one of 4), gate_up 14.78 / 14.74 ->
+    /// 14.51 / 14.35; Mixtral-8x7B gate_up 116.6 -> 110.1, down 60.2 -> 56.4; DeepSeek-V3 gate_up 116.8 -> 109.6, down 61.4 ->
+    /// 58.1. Read once; a bad value is the ArgumentException naming it.
     /// </summary>
-    internal static bool SingleRowPays(long blocks4, long places4) => blocks4 > places4;
+    internal static bool SingleRowEnabled => SingleRowSetting.Value;
+
+    private static readonly EnvironmentSetting<bool> SingleRowSetting = new("MOE_GROUPED_GEMM_GEMV_SINGLE", ParseSingleRow);
+
+    internal static bool ParseSingleRow(string? value) => value?.Trim() switch
+    {
+        null or "" or "on" => true,
+        "off" => false,
+        _ => throw new ArgumentException($"MOE_GROUPED_GEMM_GEMV_SINGLE='{value}': expected on (the 1-row entry where every expert has at most one row) or off"),
+    };
+
+    /// <summary>
+    /// The blocks an SM of a 1-row launch of <paramref name="blocks"/> blocks on <paramref name="multiprocessors"/> SMs that
+    /// hold <paramref name="occupancy"/> each: a grid of one wave spread evenly (ceil(blocks / SMs)), else the occupancy.
+    /// Why: Qwen3-30B-A3B's gate_up at T = 1 (384 blocks) took 16.24 / 16.25 us at 4 blocks an SM, where the scheduler
+    /// may fill some SMs and leave others idle, and 14.51 / 14.35 held to 3 (one H200, `gemv17b.sh`; the 4-row entry, 3 an SM
+    /// by its registers, 14.78 / 14.74).
+    /// </summary>
+    internal static int SpreadBlocksPerSm(long blocks, int multiprocessors, int occupancy) =>
+        blocks <= (long)multiprocessors * occupancy ? (int)Math.Max(1, (blocks + multiprocessors - 1) / multiprocessors) : occupancy;
 
     /// <summary>The tiles a launch's blocks take: the 1-row entry takes the 4-row entry's.</summary>
     internal static int GridTileRows(int tileRows) => tileRows == SingleTileRows ? TileRows : tileRows;
@@ -411,29 +401,46 @@ public static class GroupedGemmGemv
     };
 
     /// <summary>
-    /// MOE_GROUPED_GEMM_GEMV1_BLOCKS=1..4 (0 or unset: none), for A/B runs: the 1-row entry's blocks an SM capped by asking
-    /// for dynamic shared memory it does not use (is a one-wave grid slower at 4 blocks an SM than at 3?).
+    /// MOE_GROUPED_GEMM_GEMV1_BLOCKS=spread|none|1..4 (default spread: <see cref="SpreadBlocksPerSm"/>), for A/B runs: the
+    /// 1-row entry's blocks an SM, held there by asking for dynamic shared memory it does not use. Returned as
+    /// <see cref="SpreadCap"/>, <see cref="NoCap"/> or the count.
     /// </summary>
     internal static int SingleBlocksCap => SingleBlocksCapSetting.Value;
 
+    internal const int SpreadCap = -1, NoCap = 0;
+
     private static readonly EnvironmentSetting<int> SingleBlocksCapSetting = new("MOE_GROUPED_GEMM_GEMV1_BLOCKS", ParseSingleBlocksCap);
 
-    internal static int ParseSingleBlocksCap(string? value) =>
-        string.IsNullOrWhiteSpace(value) ? 0
-        : int.TryParse(value, out int blocks) && blocks is >= 0 and <= 4 ? blocks
-        : throw new ArgumentException($"MOE_GROUPED_GEMM_GEMV1_BLOCKS='{value}': expected 0 (no cap) to 4 blocks an SM");
-
-    /// <summary>The dynamic shared memory of a launch: none, or the least that holds the 1-row entry to <see cref="SingleBlocksCap"/> an SM.</summary>
-    private static int DynamicSharedBytes(CudaAccelerator accelerator, CudaKernel kernel, int tileRows)
+    internal static int ParseSingleBlocksCap(string? value) => value?.Trim() switch
     {
-        int cap = tileRows == SingleTileRows ? SingleBlocksCap : 0;
-        if (cap == 0 || kernel.MaxActiveBlocksPerSm(Warps * 32) <= cap)
+        null or "" or "spread" => SpreadCap,
+        "none" => NoCap,
+        var v when int.TryParse(v, out int blocks) && blocks is >= 1 and <= 4 => blocks,
+        _ => throw new ArgumentException($"MOE_GROUPED_GEMM_GEMV1_BLOCKS='{value}': expected spread (a one-wave grid over every SM), none or 1 to 4 blocks an SM"),
+    };
+
+    /// <summary>
+    /// The dynamic shared memory of a launch of <paramref name="blocks"/> blocks: none, or for the 1-row entry the least
+    /// that holds it to its blocks an SM (<see cref="SingleBlocksCap"/>) where that is under its occupancy.
+    /// </summary>
+    private static int DynamicSharedBytes(CudaAccelerator accelerator, CudaKernel kernel, int tileRows, long blocks)
+    {
+        if (tileRows != SingleTileRows || SingleBlocksCap == NoCap)
             return 0;
-        for (int bytes = 1024; bytes <= accelerator.Info.MaxSharedMemoryPerBlockOptin - kernel.StaticSharedBytes; bytes += 1024)
-            if (kernel.MaxActiveBlocksPerSm(Warps * 32, bytes) <= cap)
-                return bytes;
-        return 0;
+        int occupancy = kernel.MaxActiveBlocksPerSm(Warps * 32);
+        int cap = SingleBlocksCap == SpreadCap ? SpreadBlocksPerSm(blocks, accelerator.Info.MultiprocessorCount, occupancy) : SingleBlocksCap;
+        if (cap >= occupancy)
+            return 0;
+        return s_capBytes.GetOrAdd((kernel, cap), key =>
+        {
+            for (int bytes = 1024; bytes <= accelerator.Info.MaxSharedMemoryPerBlockOptin - key.Kernel.StaticSharedBytes; bytes += 1024)
+                if (key.Kernel.MaxActiveBlocksPerSm(Warps * 32, bytes) <= key.Cap)
+                    return bytes;
+            return 0;
+        });
     }
+
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<(CudaKernel Kernel, int Cap), int> s_capBytes = new();
 
     internal static string EntryName(DType operands, DType output, int tileRows = TileRows) =>
         $"grouped_gemm_{tileRows switch { WideTileRows => "gemv8", SingleTileRows => "gemv1", _ => "gemv" }}_{GroupedGemm.Suffix(operands)}_{GroupedGemm.Suffix(output)}";
@@ -446,10 +453,6 @@ public static class GroupedGemmGemv
             throw new ArgumentException($"variant '{plan.VariantOverride ?? VariantName}' takes bf16 or f16 operands, not {DTypes.Name(plan.X.DType)}", "options");
         int kSplit = KSplitFor(plan.K, WarpKFromEnvironment());
         int tileRows = TileRowsFor(plan.Rows, plan.Experts, MaxRowsFromEnvironment(), plan.VariantOverride, plan.MaxRowsPerExpert);
-        if (tileRows == SingleTileRows && plan.VariantOverride is null && SingleRowSetting == SingleRow.Auto
-            && !SingleRowPays(BlocksFor(plan.Rows, plan.Experts, plan.OutCols, plan.Fused, kSplit, TileRows, wRows: 4),
-                              Places(accelerator, plan, TileRows, 4, plan.TileMap is not null)))
-            tileRows = TileRows;
         if (plan.GemvTileSlotsOverride is not null && tileRows != WideTileRows)
             throw new ArgumentException($"a tile slot count is for the 8-row GEMV ('{Variant8Name}'), not the {tileRows}-row one", "options");
         int multiprocessors = accelerator.Info.MultiprocessorCount;
@@ -463,7 +466,7 @@ public static class GroupedGemmGemv
         // The prefetch before the wait only for a grid of one wave: then every block may start during the kernel before and
         // the whole call's W heads come early; with several waves only the first wave's do, and they may be gone from L2 by
         // the time they are read (one H200: DeepSeek-V3's layer at T=16 no faster with it, Qwen3-30B-A3B's at T=1 1.8 us faster).
-        if (plan.PrefetchBeforeWait && (tileMap is null || blocks > Places(accelerator, plan, tileRows, wRows, tileMap is not null)))
+        if (plan.PrefetchBeforeWait && (tileMap is null || blocks > Places(accelerator, plan, tileRows, wRows, tileMap is not null, blocks)))
             plan = plan with { PrefetchBeforeWait = false };
         t_lastWRows = wRows;
         t_lastTileRows = tileRows;
@@ -472,11 +475,12 @@ public static class GroupedGemmGemv
     }
 
     /// <summary>Blocks of the build the device holds at once (its occupancy; the prefetch build's registers are the same).</summary>
-    private static long Places(CudaAccelerator accelerator, GroupedGemm.Plan plan, int tileRows, int wRows, bool tileMap) =>
-        PlacesOf(accelerator, Kernel(accelerator, plan with { PrefetchBeforeWait = false }, tileRows, wRows, tileMap), tileRows);
+    /// A 1-row launch counts its blocks an SM as it will launch (<paramref name="blocks"/>: its grid; <see cref="DynamicSharedBytes"/>).
+    private static long Places(CudaAccelerator accelerator, GroupedGemm.Plan plan, int tileRows, int wRows, bool tileMap, long blocks = 0) =>
+        PlacesOf(accelerator, Kernel(accelerator, plan with { PrefetchBeforeWait = false }, tileRows, wRows, tileMap), tileRows, blocks);
 
-    private static int PlacesOf(CudaAccelerator accelerator, CudaKernel kernel, int tileRows) =>
-        kernel.MaxActiveBlocksPerSm(Warps * 32, DynamicSharedBytes(accelerator, kernel, tileRows)) * accelerator.Info.MultiprocessorCount;
+    private static int PlacesOf(CudaAccelerator accelerator, CudaKernel kernel, int tileRows, long blocks) =>
+        kernel.MaxActiveBlocksPerSm(Warps * 32, DynamicSharedBytes(accelerator, kernel, tileRows, blocks)) * accelerator.Info.MultiprocessorCount;
 
     /// <summary>Tests: whether this thread's last <see cref="Run"/> launched the prefetch build.</summary>
     internal static bool LastRunPrefetched => t_lastPrefetched;
@@ -504,6 +508,11 @@ public static class GroupedGemmGemv
     internal static int LastRunTileRows => t_lastTileRows;
 
     [ThreadStatic] private static int t_lastTileRows;
+
+    /// <summary>Tests: the dynamic shared memory of this thread's last launch (non-zero: the 1-row entry held to fewer blocks an SM).</summary>
+    internal static int LastRunSharedBytes => t_lastSharedBytes;
+
+    [ThreadStatic] private static int t_lastSharedBytes;
 
     private static CudaKernel Kernel(CudaAccelerator accelerator, GroupedGemm.Plan plan, int tileRows, int wRows, bool tileMap, bool traced = false) =>
         accelerator.LoadKernel(Source, EntryName(plan.X.DType, plan.Y.DType, tileRows), BuildOptions(wRows, traced, tileMap, plan.PrefetchBeforeWait));
@@ -534,11 +543,13 @@ public static class GroupedGemmGemv
         {
             args[count++] = tileMap;
             if (plan.PrefetchBeforeWait)
-                args[count++] = PlacesOf(accelerator, kernel, tileRows);
+                args[count++] = PlacesOf(accelerator, kernel, tileRows, blocks);
         }
         if (trace is not null)
             args[count++] = trace;
-        kernel.Launch(stream, new Dim3((uint)blocks, 1, 1), new Dim3(Warps * 32, 1, 1), DynamicSharedBytes(accelerator, kernel, tileRows), args[..count]);
+        int sharedBytes = DynamicSharedBytes(accelerator, kernel, tileRows, blocks);
+        t_lastSharedBytes = sharedBytes;
+        kernel.Launch(stream, new Dim3((uint)blocks, 1, 1), new Dim3(Warps * 32, 1, 1), sharedBytes, args[..count]);
         if (trace is not null)
             TracedBlocks = blocks;
     }
