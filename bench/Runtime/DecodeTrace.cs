@@ -17,6 +17,18 @@ internal static class DecodeTrace
     private const int BufferBlocks = 1 << 14;
     private const int Forwards = 8; // two rounds of a 4-layer cycle: the traced one is a cold layer with warm code
 
+    /// <summary>
+    /// Which SMs hold <paramref name="blocks"/> (the trace's last value a block, %smid): how many SMs, and how many of them
+    /// hold 1, 2, ... of these blocks. Phase work on blocks 0 .. n - 1 is spread only as far as the hardware put those blocks.
+    /// </summary>
+    private static void PrintSms(string what, long[] stamps, IEnumerable<int> blocks)
+    {
+        const int stride = MoeDecode.TraceStamps;
+        var perSm = blocks.GroupBy(b => stamps[b * stride + stride - 1]).Select(g => g.Count()).ToList();
+        string spread = string.Join(", ", perSm.GroupBy(c => c).OrderBy(g => g.Key).Select(g => $"{g.Count()} SMs x {g.Key}"));
+        Console.WriteLine($"  SMs of {what}: {perSm.Count} ({spread})");
+    }
+
     /// <summary>Prints the trace of one <paramref name="forward"/> (a layer forward that runs the fused kernel) when the trace is on.</summary>
     public static void Print(Accelerator accelerator, string label, Action<AcceleratorStream> forward)
     {
@@ -36,15 +48,20 @@ internal static class DecodeTrace
                     var stamps = buffer.ToArray(stream);
                     int blocks = MoeDecode.TracedBlocks;
                     string code = i == 1 ? "the build's first launch, code cold" : "code warm";
+                    const int stride = MoeDecode.TraceStamps;
                     StampTable.Print($"decode trace {label}: {blocks} blocks, forward {i} of {Forwards} ({code}); us from the earliest block past its wait (globaltimer)",
-                        stamps, blocks, StampNames, Enumerable.Range(0, blocks).ToList());
+                        stamps, blocks, StampNames, Enumerable.Range(0, blocks).ToList(), stride);
                     if (i == Forwards) // the medians above mix blocks with and without work in a phase: each kind alone
                     {
                         var (router, gateUp) = MoeDecode.TracedWorkingBlocks;
-                        StampTable.Print($"  the same, the {router} blocks with a router item", stamps, blocks, StampNames, Enumerable.Range(0, router).ToList());
-                        StampTable.Print($"  the same, the {gateUp} blocks with a gate_up item", stamps, blocks, StampNames, Enumerable.Range(0, gateUp).ToList());
+                        StampTable.Print($"  the same, the {router} blocks with a router item", stamps, blocks, StampNames, Enumerable.Range(0, router).ToList(), stride);
+                        StampTable.Print($"  the same, the {gateUp} blocks with a gate_up item", stamps, blocks, StampNames, Enumerable.Range(0, gateUp).ToList(), stride);
                         if (gateUp < blocks)
-                            StampTable.Print($"  the same, the {blocks - gateUp} blocks without one", stamps, blocks, StampNames, Enumerable.Range(gateUp, blocks - gateUp).ToList());
+                            StampTable.Print($"  the same, the {blocks - gateUp} blocks without one", stamps, blocks, StampNames, Enumerable.Range(gateUp, blocks - gateUp).ToList(), stride);
+                        PrintSms("every block", stamps, Enumerable.Range(0, blocks));
+                        Console.WriteLine($"  SM of blocks 0 ..: {string.Join(" ", Enumerable.Range(0, Math.Min(blocks, 40)).Select(b => stamps[b * stride + stride - 1]))}");
+                        PrintSms($"the {router} router blocks", stamps, Enumerable.Range(0, router));
+                        PrintSms($"the {gateUp} gate_up blocks", stamps, Enumerable.Range(0, gateUp));
                     }
                 }
             }

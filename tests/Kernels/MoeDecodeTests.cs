@@ -103,6 +103,16 @@ public sealed class MoeDecodeTests
         Assert.Equal(4, MoeDecode.GateUpSplitFor(1, 2048, 16, 1, 528));   // 2048 / 8 < 512: stops at 4
     }
 
+    /// <summary>The trace's values a block (8 stamps and the SM) are the kernel's MD_TRACE_STAMPS, read from the source.</summary>
+    [Fact]
+    public void TheTraceStrideIsTheKernels()
+    {
+        string source = MoeRuntime.Accelerators.Nvrtc.KernelSource.FromResource(typeof(MoeDecode).Assembly, "moe_decode.cu").Text;
+        var match = System.Text.RegularExpressions.Regex.Match(source, @"^#define MD_TRACE_STAMPS (\d+)\b", System.Text.RegularExpressions.RegexOptions.Multiline);
+        Assert.True(match.Success, "moe_decode.cu has no '#define MD_TRACE_STAMPS <number>'");
+        Assert.Equal(MoeDecode.TraceStamps, int.Parse(match.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture));
+    }
+
     [Fact]
     public void TheDownPrefetchTakesWholeRowsUnderItsBudget()
     {

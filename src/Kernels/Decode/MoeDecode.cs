@@ -124,8 +124,11 @@ public static class MoeDecode
     /// </summary>
     public static bool TraceRequested { get; } = Environment.GetEnvironmentVariable("MOE_DECODE_TRACE") == "1";
 
-    /// <summary>Stamps a block of the traced build (MD_TRACE_STAMPS): after the wait, router, barrier 1, routing, gate_up, prefetch, barrier 2, down.</summary>
-    public const int TraceStamps = 8;
+    /// <summary>
+    /// Values a block of the traced build writes (MD_TRACE_STAMPS): the times after the wait, router, barrier 1, routing,
+    /// gate_up, prefetch, barrier 2, down; then the block's SM (%smid).
+    /// </summary>
+    public const int TraceStamps = 9;
 
     /// <summary>Where traced launches write: [blocks, <see cref="TraceStamps"/>] (at least that long), or null: no trace.</summary>
     public static MemoryBuffer<long>? TraceBuffer { get; set; }

@@ -35,7 +35,8 @@
 // -DMD_UNROLL=1|2|4 (chunks of a W row a lane loads at once), -DMD_EARLY_PREFETCH (the down rows' prefetch timing).
 // MD_TRACE (MOE_DECODE_TRACE=1, a diagnostic build): the entry takes a last argument trace: [blocks, MD_TRACE_STAMPS]
 //   u64, and thread 0 of each block writes %globaltimer (ns) after: the wait, the router phase, barrier 1, the routing,
-//   gate_up, the prefetch requests, barrier 2, the down phase. Without it the code is the same as before.
+//   gate_up, the prefetch requests, barrier 2, the down phase; and last the SM the block runs on (%smid, not a time:
+//   which SMs hold the blocks of each phase's work). Without it the code is the same as before.
 // dependent-launch: every entry calls moe_wait_prior_grid() first (moe_common.cuh).
 #include "moe_common.cuh"
 #include "unpack8.cuh"
@@ -57,7 +58,7 @@
 #define MD_MIN_BLOCKS 4 // blocks an SM: 64 registers a thread at most, so the grid holds 4 x 132 blocks on an H100/H200
 
 #ifdef MD_TRACE
-#define MD_TRACE_STAMPS 8
+#define MD_TRACE_STAMPS 9 // 8 times, then %smid
 #define MD_TRACE_PARAM , unsigned long long* __restrict__ mdTrace
 #define MD_TRACE_ARG , mdTrace
 #define MD_STAMP(slot) block_stamp(mdTrace, MD_TRACE_STAMPS, slot)
@@ -306,6 +307,14 @@ __device__ __forceinline__ void moe_decode(
     __shared__ float slotWeight[MD_MAX_TOKENS * MD_MAX_K];
 
     MD_STAMP(0); // the entry waited for the prior grid
+#ifdef MD_TRACE
+    if (threadIdx.x == 0)
+    {
+        unsigned sm;
+        asm volatile("mov.u32 %0, %%smid;" : "=r"(sm));
+        mdTrace[blockIdx.x * MD_TRACE_STAMPS + MD_TRACE_STAMPS - 1] = sm;
+    }
+#endif
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int slots = tokens * k;
 
