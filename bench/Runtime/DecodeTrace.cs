@@ -18,22 +18,16 @@ internal static class DecodeTrace
     private const int Forwards = 8; // two rounds of a 4-layer cycle: the traced one is a cold layer with warm code
 
     /// <summary>
-    /// Which SMs hold <paramref name="blocks"/> (the low half of the trace's last value a block, %smid): how many SMs, and
-    /// how many of them hold 1, 2, ... of these blocks. By block index, phase work on blocks 0 .. n - 1 is spread only as far
-    /// as the hardware put those blocks.
+    /// Which SMs hold <paramref name="blocks"/> (the trace's last value a block, %smid): how many SMs, and how many of them
+    /// hold 1, 2, ... of these blocks. Phase work on blocks 0 .. n - 1 is spread only as far as the hardware put those blocks.
     /// </summary>
     private static void PrintSms(string what, long[] stamps, IEnumerable<int> blocks)
     {
-        var perSm = blocks.GroupBy(b => SmOf(stamps, b)).Select(g => g.Count()).ToList();
+        const int stride = MoeDecode.TraceStamps;
+        var perSm = blocks.GroupBy(b => stamps[b * stride + stride - 1]).Select(g => g.Count()).ToList();
         string spread = string.Join(", ", perSm.GroupBy(c => c).OrderBy(g => g.Key).Select(g => $"{g.Count()} SMs x {g.Key}"));
         Console.WriteLine($"  SMs of {what}: {perSm.Count} ({spread})");
     }
-
-    /// <summary>A block's SM: the low half of its last value.</summary>
-    private static long SmOf(long[] stamps, int block) => stamps[block * MoeDecode.TraceStamps + MoeDecode.TraceStamps - 1] & 0xFFFFFFFF;
-
-    /// <summary>A block's index in the gate_up and down phases: the high half of its last value.</summary>
-    private static long PhaseIndex(long[] stamps, int block) => (long)((ulong)stamps[block * MoeDecode.TraceStamps + MoeDecode.TraceStamps - 1] >> 32);
 
     /// <summary>Prints the trace of one <paramref name="forward"/> (a layer forward that runs the fused kernel) when the trace is on.</summary>
     public static void Print(Accelerator accelerator, string label, Action<AcceleratorStream> forward)
@@ -61,15 +55,13 @@ internal static class DecodeTrace
                     {
                         var (router, gateUp) = MoeDecode.TracedWorkingBlocks;
                         StampTable.Print($"  the same, the {router} blocks with a router item", stamps, blocks, StampNames, Enumerable.Range(0, router).ToList(), stride);
-                        var withGateUp = Enumerable.Range(0, blocks).Where(b => PhaseIndex(stamps, b) < gateUp).ToList();
-                        var without = Enumerable.Range(0, blocks).Where(b => PhaseIndex(stamps, b) >= gateUp).ToList();
-                        StampTable.Print($"  the same, the {withGateUp.Count} blocks with a gate_up item", stamps, blocks, StampNames, withGateUp, stride);
-                        if (without.Count > 0)
-                            StampTable.Print($"  the same, the {without.Count} blocks without one", stamps, blocks, StampNames, without, stride);
+                        StampTable.Print($"  the same, the {gateUp} blocks with a gate_up item", stamps, blocks, StampNames, Enumerable.Range(0, gateUp).ToList(), stride);
+                        if (gateUp < blocks)
+                            StampTable.Print($"  the same, the {blocks - gateUp} blocks without one", stamps, blocks, StampNames, Enumerable.Range(gateUp, blocks - gateUp).ToList(), stride);
                         PrintSms("every block", stamps, Enumerable.Range(0, blocks));
-                        Console.WriteLine($"  SM of blocks 0 ..: {string.Join(" ", Enumerable.Range(0, Math.Min(blocks, 40)).Select(b => SmOf(stamps, b)))}");
+                        Console.WriteLine($"  SM of blocks 0 ..: {string.Join(" ", Enumerable.Range(0, Math.Min(blocks, 40)).Select(b => stamps[b * stride + stride - 1]))}");
                         PrintSms($"the {router} router blocks", stamps, Enumerable.Range(0, router));
-                        PrintSms($"the {withGateUp.Count} gate_up blocks", stamps, withGateUp);
+                        PrintSms($"the {gateUp} gate_up blocks", stamps, Enumerable.Range(0, gateUp));
                     }
                 }
             }

@@ -47,8 +47,7 @@ public static class MoeDecode
     /// <paramref name="output"/> [T, H] F32 = residual + sum over the k choices of weight x down(silu(gate . x) * (up . x)).
     /// Writes <paramref name="logits"/> [T, E], <paramref name="ids"/> and <paramref name="weights"/> [T, k],
     /// <paramref name="counts"/> [E] as the router GEMM and TopKRouting do; <paramref name="activation"/> [T * k, I] is
-    /// scratch (slot order). <paramref name="barrier"/>: <see cref="BarrierElements"/> ints, zero, left zero (the grid
-    /// barrier's count and the spread's counts; CUDA only, the CPU ignores it).
+    /// scratch (slot order). <paramref name="barrier"/>: one int, zero, left zero (CUDA only; the CPU ignores it).
     /// </summary>
     public static void Run(MemoryBuffer hidden, MemoryBuffer router, MemoryBuffer gateUp, MemoryBuffer down, int tokens, int hiddenSize,
         int intermediate, int experts, TopKRoutingOptions routing, MemoryBuffer<float> logits, MemoryBuffer<int> ids, MemoryBuffer<float> weights,
@@ -73,7 +72,7 @@ public static class MoeDecode
         TopKRouting.Validate(logits, tokens, experts, routing, ids, weights, counts);
         HostRows.Check(activation, accelerator, slots * intermediate, nameof(activation));
         HostRows.Check(output, accelerator, (long)tokens * hiddenSize, nameof(output));
-        HostRows.Check(barrier, accelerator, BarrierElements, nameof(barrier));
+        HostRows.Check(barrier, accelerator, 1, nameof(barrier));
         if (residual is not null)
             HostRows.Check(residual, accelerator, (long)tokens * hiddenSize, nameof(residual));
         var s = stream ?? accelerator.DefaultStream;
@@ -97,19 +96,6 @@ public static class MoeDecode
                 activation, output);
         }
     }
-
-    /// <summary>
-    /// Ints of the kernel's barrier scratch (MD_BARRIER_WORDS): the grid barrier's count, the spread's veto, and a count
-    /// for each of 1024 SM ids. One H200, 2026-12-01 (`decode17d.sh`): the scheduler put blocks 0-31 on SMs 124-131, 4
-    /// each, so by block index 8 SMs took 4 router rows and 4 gate_up items while others took 1 and 2.
-    /// </summary>
-    public const int BarrierElements = 2 + 1024;
-
-    /// <summary>
-    /// Tests: the SM count this thread's launches pass the kernel (0: deal by block index; a count other than the device's
-    /// makes the blocks past it veto the spread), over MOE_DECODE_SPREAD; null: the switch.
-    /// </summary>
-    [ThreadStatic] internal static int? SpreadSmsOverride;
 
     private static void CheckAligned(MemoryBuffer buffer, string name)
     {
@@ -140,7 +126,7 @@ public static class MoeDecode
 
     /// <summary>
     /// Values a block of the traced build writes (MD_TRACE_STAMPS): the times after the wait, router, barrier 1, routing,
-    /// gate_up, prefetch, barrier 2, down; then its SM (%smid) with its gate_up / down index in the high 32 bits.
+    /// gate_up, prefetch, barrier 2, down; then the block's SM (%smid).
     /// </summary>
     public const int TraceStamps = 9;
 
@@ -150,10 +136,7 @@ public static class MoeDecode
     /// <summary>Blocks of the last traced launch.</summary>
     public static int TracedBlocks { get; private set; }
 
-    /// <summary>
-    /// Of those, how many have a router item (blocks 0 ..) and how many a gate_up item (the blocks whose phase index, the
-    /// trace's last value's high half, is under it: the block index, or under the spread its rank x SMs + SM id).
-    /// </summary>
+    /// <summary>Of those, the blocks with a router item (blocks 0 ..), and the blocks with a gate_up item (blocks 0 ..).</summary>
     public static (int Router, int GateUp) TracedWorkingBlocks { get; private set; }
 
     /// <param name="residentBlocks">The blocks of the grid the device holds at once (0: not known, gate_up keeps the chain's split).</param>
@@ -238,17 +221,14 @@ public static class MoeDecode
         long gateUpItems = ((long)tokens * routing.TopK * ((intermediate + 1) / 2) + Warps / plan.GateUpSplit - 1) / (Warps / plan.GateUpSplit);
         long downItems = (long)tokens * ((hiddenSize + 4 * plan.DownQuads - 1) / (4 * plan.DownQuads));
         long routerItems = ((long)experts + Warps / plan.RouterSplit - 1) / (Warps / plan.RouterSplit);
-        // Dealt by SM, every block the device holds: each SM holds its share, so rank x SMs + SM id covers the grid once.
-        int spreadSms = SpreadSmsOverride ?? (MoeDecodeSwitch.Spread ? cuda.Info.MultiprocessorCount : 0);
-        bool spread = spreadSms > 0;
-        int blocks = spread ? resident : (int)Math.Clamp(Math.Max(Math.Max(gateUpItems, downItems), routerItems), 1, resident);
+        int blocks = (int)Math.Clamp(Math.Max(Math.Max(gateUpItems, downItems), routerItems), 1, resident);
         bool grouped = routing.Kind == RoutingKind.DeepSeekGrouped;
         if (trace is not null && trace.Length < (long)blocks * TraceStamps)
             throw new InvalidOperationException($"MoeDecode.TraceBuffer holds {trace.Length} stamps; {blocks} blocks need {(long)blocks * TraceStamps}");
         Span<KernelArg> args = [hidden, router, grouped ? routing.CorrectionBias : null, gateUp, down, residual, logits, ids, weights, counts, activation, output, barrier,
             tokens, hiddenSize, intermediate, experts, routing.TopK, routing.Renormalize ? 1 : 0, grouped ? 1 : 0,
             grouped ? routing.GroupCount : 1, grouped ? routing.TopKGroups : 1, routing.RoutedScalingFactor,
-            plan.RouterSplit, plan.GateUpSplit, plan.DownSplit, plan.DownQuads, plan.PrefetchLines, spreadSms, trace];
+            plan.RouterSplit, plan.GateUpSplit, plan.DownSplit, plan.DownQuads, plan.PrefetchLines, trace];
         kernel.LaunchCooperative(stream, new Dim3((uint)blocks, 1, 1), new Dim3(Warps * 32, 1, 1), 0, trace is null ? args[..^1] : args);
         if (trace is not null)
         {

@@ -9,8 +9,7 @@ namespace MoeRuntime.Kernels.Decode;
 /// the SM holds) caps the grid, for A/B runs. MOE_DECODE_FUSED_TP=off|on|N: the same limit for a tensor-parallel rank's
 /// layer (its slice of every expert), whose partial output an AllReduce sums after the kernel. MOE_DECODE_GATE_UP_SPLIT=auto|chain
 /// (default auto): gate_up's split raised where its items would leave most of the grid idle (<see cref="MoeDecode.GateUpSplitFor"/>),
-/// or always the chain's. MOE_DECODE_SPREAD=on|off (default on): the gate_up and down items dealt by SM rather than by block
-/// index (<see cref="MoeDecode.BarrierElements"/>). Read once, on first use; a bad
+/// or always the chain's. Read once, on first use; a bad
 /// value is the ArgumentException naming it.
 /// </summary>
 public static class MoeDecodeSwitch
@@ -21,7 +20,6 @@ public static class MoeDecodeSwitch
     public const string BlocksPerSmVariableName = "MOE_DECODE_BLOCKS_PER_SM";
     public const string UnrollVariableName = "MOE_DECODE_UNROLL";
     public const string GateUpSplitVariableName = "MOE_DECODE_GATE_UP_SPLIT";
-    public const string SpreadVariableName = "MOE_DECODE_SPREAD";
 
     /// <summary>Tokens up to which "on" fuses.</summary>
     public const int DefaultMaxTokens = 1;
@@ -56,9 +54,6 @@ public static class MoeDecodeSwitch
     /// <summary>Whether gate_up may raise its split above the chain's (auto, the default) or keeps it (chain).</summary>
     public static bool RaiseGateUpSplit => GateUpSplitSetting.Value;
 
-    /// <summary>Whether the kernel deals its gate_up and down items by SM (on, the default) or by block index (off).</summary>
-    public static bool Spread => SpreadSetting.Value;
-
     /// <summary>Blocks an SM the grid may hold at most (0: what the occupancy allows).</summary>
     public static int BlocksPerSm => BlocksSetting.Value;
 
@@ -68,14 +63,6 @@ public static class MoeDecodeSwitch
     private static readonly EnvironmentSetting<DecodePrefetch> PrefetchSetting = new(PrefetchVariableName, ParsePrefetch);
     private static readonly EnvironmentSetting<int> UnrollSetting = new(UnrollVariableName, ParseUnroll);
     private static readonly EnvironmentSetting<bool> GateUpSplitSetting = new(GateUpSplitVariableName, ParseGateUpSplit);
-    private static readonly EnvironmentSetting<bool> SpreadSetting = new(SpreadVariableName, ParseSpread);
-
-    internal static bool ParseSpread(string? value) => value?.Trim().ToLowerInvariant() switch
-    {
-        null or "" or "on" => true,
-        "off" => false,
-        _ => throw new ArgumentException($"{SpreadVariableName}='{value}': expected on (items dealt by SM) or off (by block index)"),
-    };
 
     internal static int Parse(string? value) => ParseMaxTokens(VariableName, UnsetMaxTokens, value);
 

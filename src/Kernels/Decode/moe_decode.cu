@@ -10,8 +10,7 @@
 //   ids, weights: [T, k]    written by block 0, as TopKRouting writes them; counts [E] I32 too (tokens per expert)
 //   act:      [T * k, I]    scratch (slot order: row t * k + j is token t's j-th choice), the activation in the dtype
 //   out:      [T, H] F32    out[t] = residual[t] + sum_j weights[t, j] * down_{ids[t, j]}(act[t * k + j])
-//   barrier:  MD_BARRIER_WORDS U32, zero before the launch; the launch leaves them zero (zero them once, when allocated):
-//             [0] the grid barrier's count, [1] the spread's veto, [2 + s] blocks counted on SM s (spreadSms > 0)
+//   barrier:  one U32, zero before the launch; the launch leaves it zero (zero it once, when it is allocated)
 // Phases (blocks stride over the items of each; every block routes every token itself, so phase 2 needs no barrier):
 //   1. router: an item is G = MD_WARPS / routerSplit router rows, a warp group each, every token's row against it;
 //   barrier;
@@ -32,20 +31,12 @@
 // rank's slice of Qwen3-30B-A3B): its sums are then the GEMV's order at that split, not the chain's.
 // Launch: MD_WARPS * 32 threads, cooperative (every block resident: the barriers wait for all), grid <= the blocks the
 // device holds at once. H % 8 == 0, I % 8 == 0, 16-byte aligned rows (checked on the host).
-// Spread (spreadSms = the device's SMs, 0 = off; the host then launches every block the device holds): the gate_up and
-// down items are dealt by SM, not by block index. Each block counts itself on its SM (%smid) before barrier 1, and after
-// it takes index rank * spreadSms + smid, so item i goes to rank i / SMs on SM i % SMs and no SM gets more than its share
-// (the scheduler puts blocks 0-31 on 8 SMs, 4 each, so by block index the first items pile up there). Any block whose
-// index would fall outside the grid (an SM id past spreadSms, an SM holding more than its share) vetoes it before
-// barrier 1, and then every block keeps its block index: distinct indices inside the grid are a permutation of it. The
-// router phase, before any count, keeps the block index. Which block takes an item changes no sum.
 // Build options: -DMD_PER_LANE=P (expert slots per lane of the routing: 1..16, 32 * P >= E), -DMD_CONTIGUOUS=0|1,
 // -DMD_UNROLL=1|2|4 (chunks of a W row a lane loads at once), -DMD_EARLY_PREFETCH (the down rows' prefetch timing).
 // MD_TRACE (MOE_DECODE_TRACE=1, a diagnostic build): the entry takes a last argument trace: [blocks, MD_TRACE_STAMPS]
 //   u64, and thread 0 of each block writes %globaltimer (ns) after: the wait, the router phase, barrier 1, the routing,
-//   gate_up, the prefetch requests, barrier 2, the down phase; and last, not a time, the SM the block runs on (%smid) in
-//   the low half and its index in the gate_up and down phases in the high half (which SMs hold each phase's work).
-//   Without it the code is the same as before.
+//   gate_up, the prefetch requests, barrier 2, the down phase; and last the SM the block runs on (%smid, not a time:
+//   which SMs hold the blocks of each phase's work). Without it the code is the same as before.
 // dependent-launch: every entry calls moe_wait_prior_grid() first (moe_common.cuh).
 #include "moe_common.cuh"
 #include "unpack8.cuh"
@@ -65,11 +56,9 @@
 #endif
 #define MD_MAX_EXPERTS (32 * MD_PER_LANE)
 #define MD_MIN_BLOCKS 4 // blocks an SM: 64 registers a thread at most, so the grid holds 4 x 132 blocks on an H100/H200
-#define MD_SM_SLOTS 1024 // SM ids the spread counts (an id past it vetoes the spread)
-#define MD_BARRIER_WORDS (2 + MD_SM_SLOTS)
 
 #ifdef MD_TRACE
-#define MD_TRACE_STAMPS 9 // 8 times, then %smid | the phases' block index << 32
+#define MD_TRACE_STAMPS 9 // 8 times, then %smid
 #define MD_TRACE_PARAM , unsigned long long* __restrict__ mdTrace
 #define MD_TRACE_ARG , mdTrace
 #define MD_STAMP(slot) block_stamp(mdTrace, MD_TRACE_STAMPS, slot)
@@ -84,13 +73,6 @@ __device__ __forceinline__ uint4 load_written(const void* p)
 {
     uint4 v;
     asm volatile("ld.global.cg.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p) : "memory");
-    return v;
-}
-
-__device__ __forceinline__ unsigned load_written_u32(const unsigned* p)
-{
-    unsigned v;
-    asm volatile("ld.global.cg.u32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
     return v;
 }
 
@@ -229,16 +211,16 @@ __device__ __forceinline__ void lane_dots(const TIn* const (&w)[NW], const bool 
     }
 }
 
-// The down rows a block streams in phase 4 (its items: its index, + gridDim.x, ...), `lines` 128-byte lines of each,
+// The down rows a block streams in phase 4 (its items: blockIdx.x, + gridDim.x, ...), `lines` 128-byte lines of each,
 // asked of L2.
 template <typename TIn>
 __device__ __forceinline__ void prefetch_down(const TIn* __restrict__ down, const int* slotExpert, int tokens, int k, int hidden, int inter,
-                                              int columns, int lines, int index)
+                                              int columns, int lines)
 {
     const int itemsPerToken = (hidden + columns - 1) / columns;
     const int rowLines = (inter * (int)sizeof(TIn) + 127) / 128;
     lines = min(lines, rowLines);
-    for (int item = index; item < tokens * itemsPerToken; item += gridDim.x)
+    for (int item = blockIdx.x; item < tokens * itemsPerToken; item += gridDim.x)
     {
         const int t = item / itemsPerToken, c0 = (item % itemsPerToken) * columns;
         const int rows = k * columns;
@@ -302,7 +284,7 @@ __device__ __forceinline__ void moe_decode(
     const TIn* __restrict__ down, const float* __restrict__ residual, float* logits, int* __restrict__ ids,
     float* __restrict__ weights, int* __restrict__ counts, TIn* act, float* __restrict__ out, unsigned* barrier,
     int tokens, int hidden, int inter, int experts, int k, int renormalize, int grouped, int groupCount, int topkGroups,
-    float scale, int routerSplit, int gateUpSplit, int downSplit, int downQuads, int prefetchLines, int spreadSms MD_TRACE_PARAM)
+    float scale, int routerSplit, int gateUpSplit, int downSplit, int downQuads, int prefetchLines MD_TRACE_PARAM)
 {
     // The routing's logits and the expert phases' sums are never live together (barrier 1 and the routing's block barrier
     // part them), so they share their bytes.
@@ -323,17 +305,16 @@ __device__ __forceinline__ void moe_decode(
 #endif
     __shared__ int slotExpert[MD_MAX_TOKENS * MD_MAX_K];
     __shared__ float slotWeight[MD_MAX_TOKENS * MD_MAX_K];
-    __shared__ int blockIndex; // the gate_up and down phases' index of this block (spread or blockIdx.x)
 
     MD_STAMP(0); // the entry waited for the prior grid
-    // The spread's count of this block on its SM: asked now, its answer needed only after the router phase.
-    unsigned sm = 0, smRank = 0;
-    if (spreadSms > 0 && threadIdx.x == 0)
+#ifdef MD_TRACE
+    if (threadIdx.x == 0)
     {
+        unsigned sm;
         asm volatile("mov.u32 %0, %%smid;" : "=r"(sm));
-        if (sm < MD_SM_SLOTS)
-            smRank = atomicAdd(barrier + 2 + sm, 1u);
+        mdTrace[blockIdx.x * MD_TRACE_STAMPS + MD_TRACE_STAMPS - 1] = sm;
     }
+#endif
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int slots = tokens * k;
 
@@ -357,13 +338,8 @@ __device__ __forceinline__ void moe_decode(
         }
     }
     MD_STAMP(1);
-    if (spreadSms > 0 && threadIdx.x == 0 && (sm >= (unsigned)spreadSms || sm >= MD_SM_SLOTS
-                                              || (unsigned long long)smRank * spreadSms + sm >= gridDim.x))
-        atomicExch(barrier + 1, 1u); // this block's index would leave the grid: every block keeps its block index
     grid_arrive(barrier);
     grid_wait(barrier, gridDim.x);
-    if (threadIdx.x == 0)
-        blockIndex = spreadSms > 0 && load_written_u32(barrier + 1) == 0 ? (int)(smRank * spreadSms + sm) : (int)blockIdx.x;
     MD_STAMP(2);
 
     // ---- 2. Routing, in every block: stage the logits, warp t routes token t ----
@@ -416,19 +392,10 @@ __device__ __forceinline__ void moe_decode(
         }
     const int columns = 4 * downQuads;
     const int itemsPerToken = (hidden + columns - 1) / columns;
-    const int index = blockIndex; // written before the routing's block barriers
-#ifdef MD_TRACE
-    if (threadIdx.x == 0)
-    {
-        unsigned smOfBlock;
-        asm volatile("mov.u32 %0, %%smid;" : "=r"(smOfBlock));
-        mdTrace[blockIdx.x * MD_TRACE_STAMPS + MD_TRACE_STAMPS - 1] = smOfBlock | ((unsigned long long)index << 32);
-    }
-#endif
 #ifdef MD_EARLY_PREFETCH
     // The down rows now, while gate_up streams (they are needed only after barrier 2; gate_up's loads evict first).
     if (prefetchLines > 0)
-        prefetch_down<TIn>(down, slotExpert, tokens, k, hidden, inter, columns, prefetchLines, index);
+        prefetch_down<TIn>(down, slotExpert, tokens, k, hidden, inter, columns, prefetchLines);
 #endif
     MD_STAMP(3);
 
@@ -439,7 +406,7 @@ __device__ __forceinline__ void moe_decode(
         const int pairs = (inter + 1) / 2;
         const StreamPolicy policy = stream_policy();
         const long long units = (long long)slots * pairs;
-        for (long long item = index; item * groups < units; item += gridDim.x)
+        for (long long item = blockIdx.x; item * groups < units; item += gridDim.x)
         {
             const long long unit = item * groups + group;
             const bool real = unit < units;
@@ -478,7 +445,7 @@ __device__ __forceinline__ void moe_decode(
 #ifndef MD_EARLY_PREFETCH
     // The down rows this block streams in phase 4, into L2 while the other blocks finish gate_up.
     if (prefetchLines > 0)
-        prefetch_down<TIn>(down, slotExpert, tokens, k, hidden, inter, columns, prefetchLines, index);
+        prefetch_down<TIn>(down, slotExpert, tokens, k, hidden, inter, columns, prefetchLines);
 #endif
     MD_STAMP(5);
     grid_wait(barrier, 2 * gridDim.x);
@@ -489,7 +456,7 @@ __device__ __forceinline__ void moe_decode(
         const int split = downSplit, groups = MD_WARPS / split;
         const int group = warp / split, part = warp % split;
         const int pairs = k * downQuads;
-        for (int item = index; item < tokens * itemsPerToken; item += gridDim.x)
+        for (int item = blockIdx.x; item < tokens * itemsPerToken; item += gridDim.x)
         {
             const int t = item / itemsPerToken, c0 = (item % itemsPerToken) * columns;
             for (int round = 0; round * groups < pairs; round++)
@@ -535,18 +502,12 @@ __device__ __forceinline__ void moe_decode(
     }
 
     MD_STAMP(7);
-    // A third arrival: the block that completes it resets the counter and the spread's veto (every block has left both
-    // barriers by then). Each SM's first block resets its count: every block counted itself before barrier 1.
+    // A third arrival: the block that completes it resets the counter (every block has left both barriers by then).
     if (threadIdx.x == 0)
     {
-        if (spreadSms > 0 && smRank == 0 && sm < MD_SM_SLOTS)
-            atomicExch(barrier + 2 + sm, 0u);
         const unsigned before = atomicAdd(barrier, 1u);
         if (before == 3 * gridDim.x - 1)
-        {
-            atomicExch(barrier + 1, 0u);
             atomicExch(barrier, 0u);
-        }
     }
 }
 
@@ -555,12 +516,12 @@ __device__ __forceinline__ void moe_decode(
         const TIN* x, const TIN* router, const float* bias, const TIN* gateUp, const TIN* down, const float* residual,          \
         float* logits, int* ids, float* weights, int* counts, TIN* act, float* out, unsigned* barrier, int tokens, int hidden,  \
         int inter, int experts, int k, int renormalize, int grouped, int groupCount, int topkGroups, float scale,              \
-        int routerSplit, int gateUpSplit, int downSplit, int downQuads, int prefetchLines, int spreadSms MD_TRACE_PARAM)        \
+        int routerSplit, int gateUpSplit, int downSplit, int downQuads, int prefetchLines MD_TRACE_PARAM)                       \
     {                                                                                                                           \
         moe_wait_prior_grid();                                                                                                  \
         moe_decode<TIN>(x, router, bias, gateUp, down, residual, logits, ids, weights, counts, act, out, barrier, tokens,      \
                         hidden, inter, experts, k, renormalize, grouped, groupCount, topkGroups, scale, routerSplit,            \
-                        gateUpSplit, downSplit, downQuads, prefetchLines, spreadSms MD_TRACE_ARG);                              \
+                        gateUpSplit, downSplit, downQuads, prefetchLines MD_TRACE_ARG);                                         \
     }
 
 MD_ENTRY(moe_decode_bf16, bf16)

@@ -76,7 +76,7 @@ public sealed class MoeWorkspace : IDisposable
             int byDefault = a.Kind != AcceleratorKind.Cuda ? 0 : tensorParallelRank ? MoeDecodeSwitch.TensorParallelMaxTokens : MoeDecodeSwitch.MaxTokens;
             FusedDecodeMaxTokens = takesShapes ? fusedDecodeMaxTokens ?? byDefault : 0;
             if (FusedDecodeMaxTokens > 0)
-                DecodeBarrier = Own(a.Upload<int>(new int[MoeDecode.BarrierElements])); // the kernel leaves it zero
+                DecodeBarrier = Own(a.Upload<int>([0])); // the kernel leaves it zero
             if (sharedExpertStream ?? SharedExpertStream.EnabledByDefault)
                 SharedStream = SharedExpertStream.For(weights, tokens);
         }
@@ -218,7 +218,7 @@ public sealed class MoeWorkspace : IDisposable
     /// <summary>Forwards of at most this many tokens may run the one-launch decode kernel (<see cref="MoeDecode"/>); 0 = never.</summary>
     public int FusedDecodeMaxTokens { get; }
 
-    /// <summary>The decode kernel's barrier scratch (<see cref="MoeDecode.BarrierElements"/> ints, zero between launches); null when <see cref="FusedDecodeMaxTokens"/> is 0.</summary>
+    /// <summary>The decode kernel's grid barrier word (one int, zero between launches); null when <see cref="FusedDecodeMaxTokens"/> is 0.</summary>
     public MemoryBuffer<int>? DecodeBarrier { get; }
 
     /// <summary>The shared experts' own stream, events and split-K scratch; null: they run on the forward's stream.</summary>
