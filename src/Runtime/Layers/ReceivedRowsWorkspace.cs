@@ -39,6 +39,8 @@ public sealed class ReceivedRowsWorkspace : IDisposable
     private MemoryBuffer<int> _ids = null!, _counts = null!, _offsets = null!, _rowOfSlot = null!, _tokenOfRow = null!, _permute = null!;
     private GroupedGemmWorkspace? _splitK;
     private GroupedGemmWorkspace? _stepSplitK; // the gate_up step's scratch, for the down step (sized once per Run, as before the split)
+    private int _stepMaxRows; // the most rows a local expert received (the permute step counts them for the GEMMs)
+    private int[] _expertRows = [];
 
     /// <param name="weights">the rank's layer weights (shapes and dtype)</param>
     /// <param name="experts">experts (or EPLB slots) the rank holds: the local ids run over [0, experts)</param>
@@ -92,6 +94,25 @@ public sealed class ReceivedRowsWorkspace : IDisposable
             RunStep(step, layer, gateUp, down, rows);
     }
 
+    /// <summary>
+    /// The most rows any local expert of <paramref name="experts"/> has among <paramref name="localIds"/> (at least 1): the
+    /// bound the GEMMs take (GroupedGemmOptions.MaxRowsPerExpert; 1 runs the decode GEMV's 1-row entry, as at T = 1, where a
+    /// rank receives at most one row an expert). Ids outside the range are not counted (Permute refuses them).
+    /// <paramref name="counts"/> is scratch, grown to <paramref name="experts"/>.
+    /// </summary>
+    internal static int MaxRowsPerExpert(ReadOnlySpan<int> localIds, int experts, ref int[] counts)
+    {
+        if (counts.Length < experts)
+            counts = new int[experts];
+        var perExpert = counts.AsSpan(0, experts);
+        perExpert.Clear();
+        int most = 1;
+        foreach (int id in localIds)
+            if ((uint)id < (uint)experts)
+                most = Math.Max(most, ++perExpert[id]);
+        return most;
+    }
+
     /// <summary>Every <see cref="ReceivedRowsStep"/>, in the order a rank's stream must run them.</summary>
     public static IReadOnlyList<ReceivedRowsStep> Steps { get; } = Enum.GetValues<ReceivedRowsStep>();
 
@@ -113,16 +134,17 @@ public sealed class ReceivedRowsWorkspace : IDisposable
         {
             case ReceivedRowsStep.PermuteByLocalExpert:
                 var ids = _ids.Slice(0, rows);
+                _stepMaxRows = MaxRowsPerExpert(_idsStage.Reserve(rows), _experts, ref _expertRows);
                 _idsStage.Upload(ids);
                 Permute.Run(ids, rows, 1, _experts, 1, _counts, _offsets, rowOfSlot, _tokenOfRow.Slice(0, rows), Received(rows), _hidden, sorted,
                     _permute.Slice(0, Math.Max(1, Permute.WorkspaceElements(rows, 1, _experts))));
                 break;
             case ReceivedRowsStep.GateUp:
                 _stepSplitK = SplitKFor(rows);
-                layer.RunExpertsGateUp(gateUp, sorted, _offsets, activation, null, _stepSplitK);
+                layer.RunExpertsGateUp(gateUp, sorted, _offsets, activation, null, _stepSplitK, maxRowsPerExpert: _stepMaxRows);
                 break;
             case ReceivedRowsStep.Down:
-                layer.RunExpertsDown(down, activation, _offsets, expertOut, null, _stepSplitK ?? SplitKFor(rows));
+                layer.RunExpertsDown(down, activation, _offsets, expertOut, null, _stepSplitK ?? SplitKFor(rows), maxRowsPerExpert: _stepMaxRows);
                 _stepSplitK = null;
                 break;
             case ReceivedRowsStep.Unpermute:
