@@ -120,7 +120,7 @@ public sealed class TpLayerBenchTests
             Assert.All(rows.Take(2), r => Assert.True(r.GraphMs > 0));
             Assert.Null(rows[2].GraphMs);   // T > 128: eager only
             Assert.All(rows, r => Assert.StartsWith("OneShot", r.AllReduce));
-            bool fuses = MoeDecodeSwitch.TensorParallelMaxTokens >= 1
+            bool fuses = MoeDecodeSwitch.MaxTokensFor(MoeDecodeSwitch.ActiveBytes(slice.TopK, slice.HiddenSize, slice.MoeIntermediateSize, DType.BF16), tensorParallelRank: true) >= 1
                 && MoeDecode.Unsupported(DType.BF16, 1, slice.NumExperts, slice.TopK, slice.HiddenSize, slice.MoeIntermediateSize) is null;
             Assert.Equal(fuses ? "fused" : "chain", rows[0].Decode);
             Assert.All(rows.Skip(1), r => Assert.Equal("chain", r.Decode));   // T > MoeDecode.MaxTokens

@@ -121,9 +121,28 @@ public sealed class MoeDecodeTests
         Assert.Equal(0, MoeDecode.PrefetchLinesFor(8, 8, 7168, 2048));     // no whole line fits the budget
     }
 
+    /// <summary>
+    /// Unset, the layer fuses one token where its routed experts for it weigh at most 512 MB: Qwen3-30B-A3B (75.5 MB) and every
+    /// preset's 2-GPU tensor-parallel slice do, Mixtral-8x7B and DeepSeek-V3 whole (705 MB) run the chain; a set variable wins.
+    /// </summary>
+    [Theory]
+    [InlineData(8, 2048, 768, null, 1)]      // Qwen3-30B-A3B
+    [InlineData(8, 2048, 384, null, 1)]      // its TP slice of 2
+    [InlineData(2, 4096, 14336, null, 0)]    // Mixtral-8x7B
+    [InlineData(2, 4096, 7168, null, 1)]     // its TP slice of 2
+    [InlineData(8, 7168, 2048, null, 0)]     // DeepSeek-V3
+    [InlineData(8, 7168, 1024, null, 1)]     // its TP slice of 2
+    [InlineData(2, 4096, 14336, 1, 1)]       // MOE_DECODE_FUSED=on
+    [InlineData(8, 2048, 768, 0, 0)]         // MOE_DECODE_FUSED=off
+    [InlineData(8, 2048, 768, 4, 4)]
+    public void UnsetTheLayerFusesOneTokenUnderTheSizeRule(int topK, int hidden, int intermediate, int? setting, int maxTokens) =>
+        Assert.Equal(maxTokens, MoeDecodeSwitch.MaxTokensFor(MoeDecodeSwitch.ActiveBytes(topK, hidden, intermediate, DType.BF16), setting));
+
     [Fact]
     public void TheSwitchesParse()
     {
+        Assert.Null(MoeDecodeSwitch.Parse(null));
+        Assert.Null(MoeDecodeSwitch.Parse(" "));
         Assert.Equal(0, MoeDecodeSwitch.Parse("off"));
         Assert.Equal(MoeDecodeSwitch.DefaultMaxTokens, MoeDecodeSwitch.Parse("on"));
         Assert.Equal(4, MoeDecodeSwitch.Parse(" 4 "));

@@ -75,6 +75,7 @@ public sealed class TensorParallelFusedDecodeTests
     [Fact]
     public void TheTensorParallelSwitchParses()
     {
+        Assert.Null(MoeDecodeSwitch.ParseTensorParallel(null));
         Assert.Equal(0, MoeDecodeSwitch.ParseTensorParallel("off"));
         Assert.Equal(MoeDecodeSwitch.DefaultMaxTokens, MoeDecodeSwitch.ParseTensorParallel("on"));
         Assert.Equal(2, MoeDecodeSwitch.ParseTensorParallel("2"));

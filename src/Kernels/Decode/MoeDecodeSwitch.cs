@@ -1,10 +1,13 @@
+using MoeRuntime.Accelerators;
+
 namespace MoeRuntime.Kernels.Decode;
 
 /// <summary>
 /// MOE_DECODE_FUSED=off|on|N: the largest token count at which the MoE layer runs its routed experts as the one-launch
-/// decode kernel (<see cref="MoeDecode"/>) instead of the six-kernel chain; on or unset = <see cref="DefaultMaxTokens"/>,
-/// N = 1..8, off = never. MOE_DECODE_PREFETCH=late|early|off (default late; on = late): when its blocks ask L2 for their down rows,
-/// after gate_up or right after the routing (with cache priorities that keep them), or never. MOE_DECODE_UNROLL=1|2|4
+/// decode kernel (<see cref="MoeDecode"/>) instead of the six-kernel chain; on = <see cref="DefaultMaxTokens"/>, N = 1..8,
+/// off = never; unset, <see cref="DefaultMaxTokens"/> for a layer whose routed experts for one token weigh at most
+/// <see cref="AutoMaxActiveBytes"/>, else never (<see cref="MaxTokensFor"/>). MOE_DECODE_PREFETCH=late|early|off (default
+/// late; on = late): when its blocks ask L2 for their down rows, after gate_up or right after the routing (with cache priorities that keep them), or never. MOE_DECODE_UNROLL=1|2|4
 /// (default 1): 16-byte chunks of each gate_up W row a lane loads at once. MOE_DECODE_BLOCKS_PER_SM=1..8 (unset: as many as
 /// the SM holds) caps the grid, for A/B runs. MOE_DECODE_FUSED_TP=off|on|N: the same limit for a tensor-parallel rank's
 /// layer (its slice of every expert), whose partial output an AllReduce sums after the kernel. MOE_DECODE_GATE_UP_SPLIT=auto|chain
@@ -25,25 +28,31 @@ public static class MoeDecodeSwitch
     public const int DefaultMaxTokens = 1;
 
     /// <summary>
-    /// The default when the variable is unset: one token. One H200, 2026-12-01, forwards cycling through 4 layers of
-    /// different weights (docs/PERFORMANCE.md): T = 1 Qwen3-30B-A3B 34.49 -> 30.29 / 30.33 us, Mixtral-8x7B 187.2 -> 180.4 /
-    /// 181.1, DeepSeek-V3 213.8 -> 208.0 / 208.1; at T = 2 only Qwen3 gained (57.5 -> 50.0), Mixtral and DeepSeek-V3 lost.
+    /// Unset, the layer fuses one token where its routed experts' weights for that token (k experts' gate, up and down) are at
+    /// most this many bytes. One H200, 2026-12-01, T = 1, 4 layers cycled, fused against the chain (whose GEMVs take the
+    /// 1-row entry since then), two runs each, us (docs/PERFORMANCE.md, seventeenth session): Qwen3-30B-A3B (75.5 MB) 29.58 /
+    /// 29.44 against 34.02 / 33.79; Mixtral-8x7B (705 MB) 180.08 / 180.31 against 178.00 / 178.32; DeepSeek-V3 (705 MB of
+    /// routed experts) 207.95 / 207.40 against 203.26 / 202.40. A line through the gaps crosses near 500 MB. A tensor-parallel rank
+    /// counts its slice: Qwen3 38 MB, Mixtral and DeepSeek-V3 352 MB on 2 GPUs, where the fused kernel won in the sixteenth session
+    /// (2 x H200, against the chain of the time, before the 1-row entry: Mixtral 112 -> 108 us, DeepSeek-V3 132 -> 127).
     /// </summary>
-    private const int UnsetMaxTokens = DefaultMaxTokens;
+    public const long AutoMaxActiveBytes = 512L << 20;
 
     /// <summary>
-    /// The default for tensor-parallel ranks when MOE_DECODE_FUSED_TP is unset: one token. 2 x H200, 2026-12-01, T = 1, the
-    /// whole TP forward (both ranks and the AllReduce) graph-replayed, 4 layers cycled, two runs each, us, the ranks' chain
-    /// against the fused kernel: Qwen3-30B-A3B 35 / 36 -> 29 / 29, Mixtral-8x7B 112 / 112 -> 108 / 107, DeepSeek-V3 132 / 131
-    /// -> 127 / 127 (docs/PERFORMANCE.md, sixteenth session).
+    /// Tokens up to which a layer (or, with <paramref name="tensorParallelRank"/>, a rank's slice) whose routed experts for one
+    /// token weigh <paramref name="activeBytes"/> fuses (0: never): MOE_DECODE_FUSED's (or MOE_DECODE_FUSED_TP's) value when
+    /// set, else the size rule (<see cref="AutoMaxActiveBytes"/>).
     /// </summary>
-    private const int UnsetTensorParallelMaxTokens = DefaultMaxTokens;
+    public static int MaxTokensFor(long activeBytes, bool tensorParallelRank = false) =>
+        MaxTokensFor(activeBytes, tensorParallelRank ? TensorParallelSetting.Value : Setting.Value);
 
-    /// <summary>Tokens up to which the layer fuses (0: never).</summary>
-    public static int MaxTokens => Setting.Value;
+    /// <summary>The rule with the variable's value given (null: unset).</summary>
+    internal static int MaxTokensFor(long activeBytes, int? setting) =>
+        setting ?? (activeBytes <= AutoMaxActiveBytes ? DefaultMaxTokens : 0);
 
-    /// <summary>Tokens up to which a tensor-parallel rank's layer fuses (0: never).</summary>
-    public static int TensorParallelMaxTokens => TensorParallelSetting.Value;
+    /// <summary>The bytes of one token's routed experts: k experts' gate and up [2I, H] and down [H, I] rows.</summary>
+    public static long ActiveBytes(int topK, int hiddenSize, int intermediate, DType dtype) =>
+        (long)topK * 3 * hiddenSize * intermediate * DTypes.SizeOf(dtype);
 
     /// <summary>When the kernel prefetches its down rows (late when unset).</summary>
     public static DecodePrefetch Prefetch => PrefetchSetting.Value;
@@ -57,20 +66,21 @@ public static class MoeDecodeSwitch
     /// <summary>Blocks an SM the grid may hold at most (0: what the occupancy allows).</summary>
     public static int BlocksPerSm => BlocksSetting.Value;
 
-    private static readonly EnvironmentSetting<int> Setting = new(VariableName, Parse);
-    private static readonly EnvironmentSetting<int> TensorParallelSetting = new(TensorParallelVariableName, ParseTensorParallel);
+    private static readonly EnvironmentSetting<int?> Setting = new(VariableName, Parse);
+    private static readonly EnvironmentSetting<int?> TensorParallelSetting = new(TensorParallelVariableName, ParseTensorParallel);
     private static readonly EnvironmentSetting<int> BlocksSetting = new(BlocksPerSmVariableName, ParseBlocksPerSm);
     private static readonly EnvironmentSetting<DecodePrefetch> PrefetchSetting = new(PrefetchVariableName, ParsePrefetch);
     private static readonly EnvironmentSetting<int> UnrollSetting = new(UnrollVariableName, ParseUnroll);
     private static readonly EnvironmentSetting<bool> GateUpSplitSetting = new(GateUpSplitVariableName, ParseGateUpSplit);
 
-    internal static int Parse(string? value) => ParseMaxTokens(VariableName, UnsetMaxTokens, value);
+    /// <summary>The variable's limit, or null when unset (then <see cref="MaxTokensFor"/> applies the size rule).</summary>
+    internal static int? Parse(string? value) => ParseMaxTokens(VariableName, value);
 
-    internal static int ParseTensorParallel(string? value) => ParseMaxTokens(TensorParallelVariableName, UnsetTensorParallelMaxTokens, value);
+    internal static int? ParseTensorParallel(string? value) => ParseMaxTokens(TensorParallelVariableName, value);
 
-    private static int ParseMaxTokens(string name, int unset, string? value) => value?.Trim().ToLowerInvariant() switch
+    private static int? ParseMaxTokens(string name, string? value) => value?.Trim().ToLowerInvariant() switch
     {
-        null or "" => unset,
+        null or "" => null,
         "off" => 0,
         "on" => DefaultMaxTokens,
         var s when int.TryParse(s, out int n) && n is >= 1 and <= MoeDecode.MaxTokens => n,

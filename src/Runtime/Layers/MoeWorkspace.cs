@@ -26,10 +26,11 @@ public sealed class MoeWorkspace : IDisposable
     /// <param name="gemvPrefetch">The down call's decode GEMV prefetches W before waiting for gate_up (<see cref="GemvPrefetch"/>):
     /// null = the default (MOE_GEMV_PREFETCH, <see cref="GemvPrefetchSwitch"/>). Only with the tile map.</param>
     /// <param name="fusedDecodeMaxTokens">Forwards of at most this many tokens run the routed experts as the one-launch decode kernel
-    /// (<see cref="MoeDecode"/>; 0 = never, at most <see cref="MoeDecode.MaxTokens"/>): null = the default (MOE_DECODE_FUSED,
-    /// <see cref="MoeDecodeSwitch"/>), on CUDA only; 0 whatever is asked where the kernel does not take the layer's shapes.</param>
+    /// (<see cref="MoeDecode"/>; 0 = never, at most <see cref="MoeDecode.MaxTokens"/>): null = the default (MOE_DECODE_FUSED, or
+    /// by the layer's size: <see cref="MoeDecodeSwitch.MaxTokensFor"/>), on CUDA only; 0 whatever is asked where the kernel
+    /// does not take the layer's shapes.</param>
     /// <param name="tensorParallelRank">The layer is one tensor-parallel rank's slice: the default limit is then
-    /// MOE_DECODE_FUSED_TP's (<see cref="MoeDecodeSwitch.TensorParallelMaxTokens"/>) instead of MOE_DECODE_FUSED's.</param>
+    /// MOE_DECODE_FUSED_TP's (or the size rule on the slice) instead of MOE_DECODE_FUSED's.</param>
     public MoeWorkspace(DeviceMoeWeights weights, int tokens, bool? sharedExpertStream = null, bool? fusedSilu = null, bool? gemvTileMap = null,
                         bool? gemvPrefetch = null, int? fusedDecodeMaxTokens = null, bool tensorParallelRank = false)
     {
@@ -73,7 +74,8 @@ public sealed class MoeWorkspace : IDisposable
             CheckFusedDecodeMaxTokens(fusedDecodeMaxTokens);
             // 0 where the kernel does not take the layer's shapes (dtype, experts, top-k, sizes): decided here, once, not per forward.
             bool takesShapes = MoeDecode.Unsupported(weights.DType, 1, e, k, h, weights.Intermediate) is null;
-            int byDefault = a.Kind != AcceleratorKind.Cuda ? 0 : tensorParallelRank ? MoeDecodeSwitch.TensorParallelMaxTokens : MoeDecodeSwitch.MaxTokens;
+            int byDefault = a.Kind != AcceleratorKind.Cuda ? 0
+                : MoeDecodeSwitch.MaxTokensFor(MoeDecodeSwitch.ActiveBytes(k, h, weights.Intermediate, weights.DType), tensorParallelRank);
             FusedDecodeMaxTokens = takesShapes ? fusedDecodeMaxTokens ?? byDefault : 0;
             if (FusedDecodeMaxTokens > 0)
                 DecodeBarrier = Own(a.Upload<int>([0])); // the kernel leaves it zero
