@@ -8,8 +8,10 @@
 //   rowScale:      [rows]      optional (null): each output row times it (routing weights)
 //   y:             [rows, N]   or, fused, [rows, N/2] (y[r, j] = silu(x[r] . Wg[j]) * (x[r] . Wu[j]), W = [gate; up])
 // Variants (entry names): grouped_gemm_gemv_* multiply up to 4 X rows per W pass (m-tiles of 4 rows), grouped_gemm_gemv8_*
-//   up to 8 (m-tiles of 8 rows: an expert with 5..8 rows streams its W once). An expert with more rows than the tile
-//   has several m-tiles, each a pass over its W (any count is correct: all 32 rows in one expert are 4 passes).
+//   up to 8 (m-tiles of 8 rows: an expert with 5..8 rows streams its W once), grouped_gemm_gemv1_* one (the 4-row
+//   entry's tiles, a pass a row: for calls whose experts have one row each, at 4 blocks an SM; grouped_gemv_single).
+//   An expert with more rows than the tile has several m-tiles, each a pass over its W (any count is correct: all 32
+//   rows in one expert are 4 passes).
 // Work: m-tiles of ROWS rows per expert x column blocks. 4 rows: blockIdx.x = mTile * columnBlocks + columnBlock, blocks
 //   past the real m-tiles exit at once. 8 rows: blockIdx.x = columnBlock * tileSlots + slot, slot s runs m-tiles s,
 //   s + tileSlots, ... (see grouped_gemv). A block has GV_WARPS warps in groups of kSplit: the warps of a group share
