@@ -23,11 +23,13 @@ internal static class DecodeTrace
     /// </summary>
     private static void PrintSms(string what, long[] stamps, IEnumerable<int> blocks)
     {
-        const int stride = MoeDecode.TraceStamps;
-        var perSm = blocks.GroupBy(b => stamps[b * stride + stride - 1]).Select(g => g.Count()).ToList();
+        var perSm = blocks.GroupBy(b => SmOf(stamps, b)).Select(g => g.Count()).ToList();
         string spread = string.Join(", ", perSm.GroupBy(c => c).OrderBy(g => g.Key).Select(g => $"{g.Count()} SMs x {g.Key}"));
         Console.WriteLine($"  SMs of {what}: {perSm.Count} ({spread})");
     }
+
+    /// <summary>A block's SM: the last value it wrote (not a time).</summary>
+    private static long SmOf(long[] stamps, int block) => stamps[block * MoeDecode.TraceStamps + MoeDecode.TraceStamps - 1];
 
     /// <summary>Prints the trace of one <paramref name="forward"/> (a layer forward that runs the fused kernel) when the trace is on.</summary>
     public static void Print(Accelerator accelerator, string label, Action<AcceleratorStream> forward)
@@ -59,7 +61,7 @@ internal static class DecodeTrace
                         if (gateUp < blocks)
                             StampTable.Print($"  the same, the {blocks - gateUp} blocks without one", stamps, blocks, StampNames, Enumerable.Range(gateUp, blocks - gateUp).ToList(), stride);
                         PrintSms("every block", stamps, Enumerable.Range(0, blocks));
-                        Console.WriteLine($"  SM of blocks 0 ..: {string.Join(" ", Enumerable.Range(0, Math.Min(blocks, 40)).Select(b => stamps[b * stride + stride - 1]))}");
+                        Console.WriteLine($"  SM of blocks 0 ..: {string.Join(" ", Enumerable.Range(0, Math.Min(blocks, 40)).Select(b => SmOf(stamps, b)))}");
                         PrintSms($"the {router} router blocks", stamps, Enumerable.Range(0, router));
                         PrintSms($"the {gateUp} gate_up blocks", stamps, Enumerable.Range(0, gateUp));
                     }

@@ -110,9 +110,10 @@ internal static class MoeLayerSweep
                 double flops = 2.0 * 3 * h * ((double)tokens * config.TopK * config.MoeIntermediateSize + (double)tokens * config.SharedIntermediateSize);
                 double floorMs = Math.Max(bytes / bandwidth, flops / DenseBf16Flops) * 1e3;
                 if (layer.RunsFusedDecode(workspace))
+                {
                     DecodeTrace.Print(accelerator, $"{preset} T={tokens}", Forward); // MOE_DECODE_TRACE=1 only
-                if (layer.RunsFusedDecode(workspace))
                     timing += ", fused decode kernel";
+                }
                 if (layers.Length > 1)
                     timing += $", {layers.Length} layers cycled";
                 if (slice > 1)

@@ -7,7 +7,8 @@ namespace MoeRuntime.Kernels.Decode;
 /// decode kernel (<see cref="MoeDecode"/>) instead of the six-kernel chain; on = <see cref="DefaultMaxTokens"/>, N = 1..8,
 /// off = never; unset, <see cref="DefaultMaxTokens"/> for a layer whose routed experts for one token weigh at most
 /// <see cref="AutoMaxActiveBytes"/>, else never (<see cref="MaxTokensFor"/>). MOE_DECODE_PREFETCH=late|early|off (default
-/// late; on = late): when its blocks ask L2 for their down rows, after gate_up or right after the routing (with cache priorities that keep them), or never. MOE_DECODE_UNROLL=1|2|4
+/// late; on = late): when its blocks ask L2 for their down rows, after gate_up or right after the routing (with cache
+/// priorities that keep them), or never. MOE_DECODE_UNROLL=1|2|4
 /// (default 1): 16-byte chunks of each gate_up W row a lane loads at once. MOE_DECODE_BLOCKS_PER_SM=1..8 (unset: as many as
 /// the SM holds) caps the grid, for A/B runs. MOE_DECODE_FUSED_TP=off|on|N: the same limit for a tensor-parallel rank's
 /// layer (its slice of every expert), whose partial output an AllReduce sums after the kernel. MOE_DECODE_GATE_UP_SPLIT=auto|chain
@@ -32,9 +33,10 @@ public static class MoeDecodeSwitch
     /// most this many bytes. One H200, 2026-12-01, T = 1, 4 layers cycled, fused against the chain (whose GEMVs take the
     /// 1-row entry since then), two runs each, us (docs/PERFORMANCE.md, seventeenth session): Qwen3-30B-A3B (75.5 MB) 29.58 /
     /// 29.44 against 34.02 / 33.79; Mixtral-8x7B (705 MB) 180.08 / 180.31 against 178.00 / 178.32; DeepSeek-V3 (705 MB of
-    /// routed experts) 207.95 / 207.40 against 203.26 / 202.40. A line through the gaps crosses near 500 MB. A tensor-parallel rank
-    /// counts its slice: Qwen3 38 MB, Mixtral and DeepSeek-V3 352 MB on 2 GPUs, where the fused kernel won in the sixteenth session
-    /// (2 x H200, against the chain of the time, before the 1-row entry: Mixtral 112 -> 108 us, DeepSeek-V3 132 -> 127).
+    /// routed experts) 207.95 / 207.40 against 203.26 / 202.40. A line through the gaps crosses near 500 MB. A
+    /// tensor-parallel rank counts its slice: Qwen3 38 MB, Mixtral and DeepSeek-V3 352 MB on 2 GPUs, where the fused kernel
+    /// won in the sixteenth session (2 x H200, against the chain of the time, before the 1-row entry: Mixtral 112 -> 108 us,
+    /// DeepSeek-V3 132 -> 127).
     /// </summary>
     public const long AutoMaxActiveBytes = 512L << 20;
 

@@ -476,7 +476,7 @@ public static class GroupedGemmGemv
 
     /// <summary>Blocks of the build the device holds at once (its occupancy; the prefetch build's registers are the same).</summary>
     /// A 1-row launch counts its blocks an SM as it will launch (<paramref name="blocks"/>: its grid; <see cref="DynamicSharedBytes"/>).
-    private static long Places(CudaAccelerator accelerator, GroupedGemm.Plan plan, int tileRows, int wRows, bool tileMap, long blocks = 0) =>
+    private static long Places(CudaAccelerator accelerator, GroupedGemm.Plan plan, int tileRows, int wRows, bool tileMap, long blocks) =>
         PlacesOf(accelerator, Kernel(accelerator, plan with { PrefetchBeforeWait = false }, tileRows, wRows, tileMap), tileRows, blocks);
 
     private static int PlacesOf(CudaAccelerator accelerator, CudaKernel kernel, int tileRows, long blocks) =>
@@ -492,7 +492,7 @@ public static class GroupedGemmGemv
     {
         int multiprocessors = accelerator.Info.MultiprocessorCount;
         long Blocks(int wRows) => BlocksFor(plan.Rows, plan.Experts, plan.OutCols, plan.Fused, kSplit, TileRows, multiprocessors, wRows: wRows);
-        long Places(int wRows) => GroupedGemmGemv.Places(accelerator, plan, TileRows, wRows, tileMap);
+        long Places(int wRows) => GroupedGemmGemv.Places(accelerator, plan, TileRows, wRows, tileMap, Blocks(wRows));
         long blocks4 = Blocks(4), places4 = Places(4);
         if (blocks4 <= places4)
             return 4; // one wave already; the 8-row build is compiled only for a call it could take
