@@ -139,6 +139,15 @@ public sealed class MoeDecodeTests
         Assert.Equal(maxTokens, MoeDecodeSwitch.MaxTokensFor(MoeDecodeSwitch.ActiveBytes(topK, hidden, intermediate, DType.BF16), setting));
 
     [Fact]
+    public void ActiveBytesRefusesAnEmptyShapeNamingIt()
+    {
+        Assert.Equal(8L * 3 * 2048 * 768 * 2, MoeDecodeSwitch.ActiveBytes(8, 2048, 768, DType.BF16));
+        Assert.Equal("topK", Assert.Throws<ArgumentOutOfRangeException>(() => MoeDecodeSwitch.ActiveBytes(0, 2048, 768, DType.BF16)).ParamName);
+        Assert.Equal("hiddenSize", Assert.Throws<ArgumentOutOfRangeException>(() => MoeDecodeSwitch.ActiveBytes(8, -1, 768, DType.BF16)).ParamName);
+        Assert.Equal("intermediate", Assert.Throws<ArgumentOutOfRangeException>(() => MoeDecodeSwitch.ActiveBytes(8, 2048, 0, DType.BF16)).ParamName);
+    }
+
+    [Fact]
     public void TheSwitchesParse()
     {
         Assert.Null(MoeDecodeSwitch.Parse(null));

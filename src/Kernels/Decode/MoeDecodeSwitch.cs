@@ -53,8 +53,13 @@ public static class MoeDecodeSwitch
         setting ?? (activeBytes <= AutoMaxActiveBytes ? DefaultMaxTokens : 0);
 
     /// <summary>The bytes of one token's routed experts: k experts' gate and up [2I, H] and down [H, I] rows.</summary>
-    public static long ActiveBytes(int topK, int hiddenSize, int intermediate, DType dtype) =>
-        (long)topK * 3 * hiddenSize * intermediate * DTypes.SizeOf(dtype);
+    public static long ActiveBytes(int topK, int hiddenSize, int intermediate, DType dtype)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(topK, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(hiddenSize, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(intermediate, 1);
+        return (long)topK * 3 * hiddenSize * intermediate * DTypes.SizeOf(dtype);
+    }
 
     /// <summary>When the kernel prefetches its down rows (late when unset).</summary>
     public static DecodePrefetch Prefetch => PrefetchSetting.Value;
