@@ -11,7 +11,7 @@ namespace MoeRuntime.Tests.Accelerators;
 /// Programmatic dependent launch: sources marked <c>// dependent-launch</c> wait for the prior grid in every entry,
 /// and on a Hopper GPU their kernels really start before the previous kernel ends (the negative control shows it).
 /// </summary>
-[Collection("Dependent launch switch")]
+[Collection(ProcessSwitches.Name)]
 public partial class DependentLaunchTests
 {
     private static readonly KernelSource TestSource = KernelSource.FromResource(typeof(DependentLaunchTests).Assembly, "dependent_launch.cu");

@@ -7,6 +7,7 @@ using static MoeRuntime.Tests.Collectives.CollectiveTestData;
 namespace MoeRuntime.Tests.Collectives;
 
 /// <summary>The asynchronous op table uploads of the CUDA all-to-allv (MOE_COLLECTIVE_OPS_UPLOAD=async).</summary>
+[Collection(ProcessSwitches.Name)]
 public sealed class OpTableUploadsTests
 {
     [Theory]

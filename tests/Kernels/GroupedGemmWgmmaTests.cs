@@ -108,7 +108,6 @@ public class GroupedGemmWgmmaTests
         Compare.Exact<float>(y1.ToArray(), y2.ToArray(), $"two runs of the wgmma kernel, seed={seed}");
     }
 
-    /// <summary>Captured in a CUDA graph, the kernel follows the offsets in device memory between replays.</summary>
     /// <summary>The work order's group size only reorders tiles: every group size gives the default's exact output.</summary>
     [Theory]
     [InlineData(1)]
@@ -255,6 +254,7 @@ public class GroupedGemmWgmmaTests
     public void BadGroupSizeEnvironmentValuesAreRejected(string value) =>
         Assert.Contains("MOE_GROUPED_GEMM_WGMMA_GROUP_M", Assert.Throws<ArgumentException>(() => GroupedGemmWgmma.ParseGroupM(value)).Message);
 
+    /// <summary>Captured in a CUDA graph, the kernel follows the offsets in device memory between replays.</summary>
     [Fact]
     public void WgmmaInACudaGraphFollowsTheOffsetsOnTheDevice()
     {

@@ -11,8 +11,8 @@ namespace MoeRuntime.Tests.Kernels;
 /// Permute on every accelerator against a reference written as "for each expert, its slots in order";
 /// the CUDA kernels also against the CPU twin. Everything is exact here: indices and copied rows.
 /// </summary>
-// Permute.ForceThreeKernels is process-wide: classes that set it or count on it share one collection (run one at a time).
-[Collection("Permute path switches")]
+// Permute.ForceThreeKernels is process-wide: a class that sets it runs alone (ProcessSwitches).
+[Collection(ProcessSwitches.Name)]
 public class PermuteTests
 {
     public sealed record Case(string Name, int Tokens, int TopK, int Experts, int Hidden, int BlockSize, DType DType, string Skew = "uniform")

@@ -11,8 +11,8 @@ namespace MoeRuntime.Tests.Kernels;
 /// find_expert_tile does (the first expert whose tiles hold it), on every accelerator; on CUDA every path (one kernel,
 /// separate kernels fused and three) against the CPU twin too. The map starts poisoned, so an entry left unwritten fails.
 /// </summary>
-// Permute.ForceSeparateKernels and ForceThreeKernels are process-wide: the same collection as PermuteTests.
-[Collection("Permute path switches")]
+// Permute.ForceSeparateKernels and ForceThreeKernels are process-wide: a class that sets them runs alone (ProcessSwitches).
+[Collection(ProcessSwitches.Name)]
 public class PermuteTileMapTests
 {
     public sealed record Case(string Name, int Tokens, int TopK, int Experts, int BlockSize, string Skew = "uniform", int ExtraTiles = 0)

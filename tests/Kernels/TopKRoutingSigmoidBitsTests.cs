@@ -12,7 +12,7 @@ namespace MoeRuntime.Tests.Kernels;
 /// 0.1 ulp below a rounding midpoint), and CUDA's expf, one ulp high, swapped them against the twin.
 /// </summary>
 // TopKRouting's path thresholds are process-wide: the classes that set them share one collection (run one at a time).
-[Collection("Routing path switches")]
+[Collection(ProcessSwitches.Name)]
 public class TopKRoutingSigmoidBitsTests
 {
     private static readonly string[] Paths =

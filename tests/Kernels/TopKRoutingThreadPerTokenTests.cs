@@ -11,7 +11,7 @@ namespace MoeRuntime.Tests.Kernels;
 /// twin and the reference: every E of 2, 3, 4, 8, 16 with every k from 1 to E, each logit dtype, renormalising on and
 /// off, T from 1 to 8192, rows with ties, NaN / +-inf and all-equal rows; with and without the count workspace.
 /// </summary>
-[Collection("Routing path switches")]
+[Collection(ProcessSwitches.Name)]
 public class TopKRoutingThreadPerTokenTests
 {
     private static readonly int[] TokenCounts = [1, 2, 31, 32, 33, 1000, 8192];

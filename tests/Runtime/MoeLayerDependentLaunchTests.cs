@@ -11,7 +11,7 @@ namespace MoeRuntime.Tests.Runtime;
 /// Hopper) give bit for bit what plain launches give: eagerly, replayed from a CUDA graph, with the shared experts on
 /// their own stream. A kernel that read its input before the previous kernel finished would differ here.
 /// </summary>
-[Collection("Dependent launch switch")]
+[Collection(ProcessSwitches.Name)]
 public class MoeLayerDependentLaunchTests
 {
     [Theory]

@@ -14,7 +14,6 @@ namespace MoeRuntime.Tests.Scaling;
 /// The launch list of an EP forward (ExpertParallelMoe.Forward, contiguous experts), counted per phase and rank; on two
 /// GPUs, checked against the kernels the forward really launches in each phase.
 /// </summary>
-[Collection("Permute path switches")] // counts Permute's launches, which PermuteTests' path switch changes
 public sealed class EpHostOpsTests
 {
     /// <summary>Kernels this thread launched between each phase's Begin and End, per (phase, rank).</summary>

@@ -225,7 +225,8 @@ public static partial class TopKRouting
 
     /// <summary>
     /// Forces the strided layout for every shape (MOE_ROUTING_LAYOUT=strided at start-up; tests and A/B benchmarks set
-    /// it directly). Both layouts give the same ids, weights and counts.
+    /// it directly). Both layouts give the same ids and counts, and the same weight bits except softmax without
+    /// renormalising, whose denominator each layout sums in its own order (1-2 ulp apart).
     /// </summary>
     internal static bool ForceStridedLayout { get; set; } =
         string.Equals(Environment.GetEnvironmentVariable("MOE_ROUTING_LAYOUT"), "strided", StringComparison.OrdinalIgnoreCase);

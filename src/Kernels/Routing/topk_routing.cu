@@ -21,7 +21,8 @@
 // Ties break to the lower expert (and group) id. Non-finite logits: NaN counts as -FLT_MAX and
 // +-inf as +-FLT_MAX, so every key is finite, ids stay in range and all k ids of a token are distinct.
 //
-// Two layouts, the same results:
+// Two layouts, the same results (the weights of softmax without renormalising excepted: each layout sums the denominator
+// in its own order, 1-2 ulp apart):
 // Contiguous (the fast path): lane l holds experts [l * P, (l + 1) * P), P = experts / 32; used when experts is 32 * P
 // (32, 64, 128, 256; not 512, whose 16 sorted entries per lane spill under the 64-register bound), the logits are
 // 16-byte aligned and (grouped) groupCount is a power of two, so that a group is whole adjacent lanes. Most work is

@@ -1,0 +1,121 @@
+using System.Reflection;
+using System.Reflection.Emit;
+
+namespace MoeRuntime.Tests.Infrastructure;
+
+/// <summary>
+/// Every test that sets a process-wide switch runs alone (<see cref="ProcessSwitches"/>). The switches are found in the
+/// test assembly's IL, not listed by hand: a call from any method (lambdas, local functions and iterators included: they
+/// count for the class that holds them) to a static property setter of a MoeRuntime type. Setters that store only
+/// [ThreadStatic] fields (a thread's own diagnostics) are not process-wide.
+/// </summary>
+public sealed class ProcessSwitchesTests
+{
+    /// <summary>Switches another class may see set without harm, and why (each reason names the test that shows it).</summary>
+    private static readonly Dictionary<string, string> Harmless = new()
+    {
+        ["GroupedGemmWgmma.GroupMOverride"] = "the tile order only: the same bits (GroupedGemmWgmmaTests.WgmmaGroupSizeDoesNotChangeTheResult)",
+        ["GroupedGemmWgmma.EpilogueOverride"] = "both epilogues give the same bits (GroupedGemmWgmmaTests.BothEpiloguesGiveTheSameBits)",
+        ["GroupedGemmGemvBulk.ConfigOverride"] = "read only by the bulk GEMV, an experiment off by default that only GroupedGemmGemvBulkTests runs",
+    };
+
+    [Fact]
+    public void EveryTestThatSetsAProcessWideSwitchRunsAlone()
+    {
+        var found = SwitchesSetByTests();
+        // The scan itself works: it sees the switch whose flip made the layer tests fail.
+        Assert.Contains(("TopKRoutingTests", "TopKRouting.ForceStridedLayout"), found);
+        var outside = found.Where(f => !Harmless.ContainsKey(f.Switch) && !RunsAlone(f.Class)).ToList();
+        Assert.True(outside.Count == 0,
+            "these test classes set a process-wide switch but run beside other classes; put them in [Collection(ProcessSwitches.Name)]: " +
+            string.Join(", ", outside.Select(f => $"{f.Class} sets {f.Switch}")));
+    }
+
+    [Fact]
+    public void ThreadStaticSettersAreNotSwitches()
+    {
+        var setter = typeof(MoeRuntime.Kernels.GroupedGemm.GroupedGemmDenseGemv)
+            .GetProperty("LastRunOnThisThread", BindingFlags.NonPublic | BindingFlags.Static)!.SetMethod!;
+        Assert.False(IsProcessWideSetter(setter));
+        var forced = typeof(MoeRuntime.Kernels.Routing.TopKRouting)
+            .GetProperty("ForceStridedLayout", BindingFlags.NonPublic | BindingFlags.Static)!.SetMethod!;
+        Assert.True(IsProcessWideSetter(forced));
+    }
+
+    private static bool RunsAlone(string className)
+    {
+        var type = typeof(ProcessSwitchesTests).Assembly.GetTypes().Single(t => t.Name == className && !t.IsNested);
+        return type.GetCustomAttribute<CollectionAttribute>() is { } collection
+            && collection.Name == ProcessSwitches.Name;
+    }
+
+    /// <summary>(test class, "Type.Property") for every static MoeRuntime property setter the test assembly calls.</summary>
+    private static HashSet<(string Class, string Switch)> SwitchesSetByTests()
+    {
+        const BindingFlags all = BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.Static | BindingFlags.Instance | BindingFlags.DeclaredOnly;
+        var found = new HashSet<(string, string)>();
+        foreach (var type in typeof(ProcessSwitchesTests).Assembly.GetTypes())
+            foreach (var method in type.GetMethods(all).Cast<MethodBase>().Concat(type.GetConstructors(all)))
+                foreach (var target in Named<MethodBase>(method, t => method.Module.ResolveMethod(t, TypeArguments(method), MethodArguments(method))))
+                    if (target is MethodInfo setter && IsProcessWideSetter(setter))
+                        found.Add((Outermost(type).Name, $"{setter.DeclaringType!.Name}.{setter.Name["set_".Length..]}"));
+        return found;
+    }
+
+    private static bool IsProcessWideSetter(MethodInfo method) =>
+        method.IsStatic && method.IsSpecialName && method.Name.StartsWith("set_", StringComparison.Ordinal)
+        && method.DeclaringType is { } type && type.Assembly != typeof(ProcessSwitchesTests).Assembly
+        && type.Assembly.GetName().Name!.StartsWith("MoeRuntime", StringComparison.Ordinal)
+        && !Named<FieldInfo>(method, t => method.Module.ResolveField(t)).All(f => f.IsDefined(typeof(ThreadStaticAttribute)));
+
+    private static Type Outermost(Type type) => type.DeclaringType is { } outer ? Outermost(outer) : type;
+
+    private static Type[]? TypeArguments(MethodBase method) =>
+        method.DeclaringType is { IsGenericType: true } type ? type.GetGenericArguments() : null;
+
+    private static Type[]? MethodArguments(MethodBase method) =>
+        method.IsGenericMethod ? method.GetGenericArguments() : null;
+
+    private static readonly Dictionary<short, OpCode> OpCodesByValue = typeof(OpCodes)
+        .GetFields(BindingFlags.Public | BindingFlags.Static).Select(f => (OpCode)f.GetValue(null)!).ToDictionary(o => o.Value);
+
+    /// <summary>
+    /// The members of kind <typeparamref name="T"/> that <paramref name="method"/>'s IL names (a method: call, callvirt,
+    /// newobj, ldftn; a field: ldsfld, stsfld, ...), walked instruction by instruction so that operand bytes are never read
+    /// as opcodes; tokens that do not resolve to a <typeparamref name="T"/> are skipped.
+    /// </summary>
+    private static List<T> Named<T>(MethodBase method, Func<int, MemberInfo?> resolve) where T : MemberInfo
+    {
+        var members = new List<T>();
+        var il = method.GetMethodBody()?.GetILAsByteArray();
+        var operand = typeof(T) == typeof(FieldInfo) ? OperandType.InlineField : OperandType.InlineMethod;
+        for (int at = 0; il is not null && at < il.Length;)
+        {
+            bool twoBytes = il[at] == 0xFE;
+            var code = OpCodesByValue[twoBytes ? unchecked((short)(0xFE00 | il[at + 1])) : il[at]];
+            at += twoBytes ? 2 : 1;
+            if (code.OperandType == operand)
+            {
+                try
+                {
+                    if (resolve(BitConverter.ToInt32(il, at)) is T member)
+                        members.Add(member);
+                }
+                catch (ArgumentException)
+                {
+                    // a token of another kind (a field where a method was looked for) or of a generic context not known here
+                }
+            }
+            at += code.OperandType switch
+            {
+                OperandType.InlineNone => 0,
+                OperandType.ShortInlineBrTarget or OperandType.ShortInlineI or OperandType.ShortInlineVar => 1,
+                OperandType.InlineVar => 2,
+                OperandType.InlineI8 or OperandType.InlineR => 8,
+                OperandType.InlineSwitch => 4 + 4 * BitConverter.ToInt32(il, at),
+                _ => 4,
+            };
+        }
+        return members;
+    }
+}
