@@ -58,6 +58,54 @@ public partial class DependentLaunchTests
         Assert.False(new KernelSource("c.cu", "// c.cu\nint x;\n// dependent-launch\n").WaitsForPriorGrid);
     }
 
+    [Fact]
+    public void ThePlainLaunchMarkerIsReadFromTheHeaderOnly()
+    {
+        var plain = new KernelSource("a.cu", "// a.cu: x\n// dependent-launch: yes\n// plain-launch: measured\n#include \"moe_common.cuh\"\n");
+        Assert.True(plain.WaitsForPriorGrid && plain.LaunchesPlainly);
+        Assert.False(new KernelSource("b.cu", "// b.cu: x\n// dependent-launch: yes\n#include \"moe_common.cuh\"\n").LaunchesPlainly);
+        Assert.False(new KernelSource("c.cu", "// c.cu\n// dependent-launch\nint x;\n// plain-launch\n").LaunchesPlainly);
+        Assert.False(CudaKernel.MayOverlapPriorGrid(plain));
+        Assert.False(CudaKernel.MayOverlapPriorGrid(new KernelSource("d.cu", "// d.cu: x\n// plain-launch: unmarked otherwise\n")));
+    }
+
+    /// <summary>
+    /// The wgmma grouped GEMM waits for the prior grid like every kernel source, but is launched plainly (its header says why);
+    /// the other marked sources overlap.
+    /// </summary>
+    [Fact]
+    public void TheWgmmaGroupedGemmLaunchesPlainlyAndTheOthersOverlap()
+    {
+        if (Environment.GetEnvironmentVariable("MOE_PDL_SKIP") is not null || Environment.GetEnvironmentVariable("MOE_PDL_OVERLAP") is not null)
+            Assert.Skip("MOE_PDL_SKIP or MOE_PDL_OVERLAP is set: this checks the defaults");
+        var wgmma = KernelSource.FromResource(KernelsAssembly, "grouped_gemm_wgmma.cu");
+        Assert.True(wgmma.WaitsForPriorGrid && wgmma.LaunchesPlainly);
+        Assert.False(CudaKernel.MayOverlapPriorGrid(wgmma));
+        var plain = KernelSource.AllIn(KernelsAssembly).Concat(KernelSource.AllIn(CollectivesAssembly)).Where(s => s.LaunchesPlainly).Select(s => s.Name);
+        Assert.Equal(["grouped_gemm_wgmma.cu"], plain);
+        Assert.True(CudaKernel.MayOverlapPriorGrid(KernelSource.FromResource(KernelsAssembly, "topk_routing.cu")));
+    }
+
+    /// <summary>On a GPU a kernel of a plain-launch source launches without the overlap attribute, and still runs.</summary>
+    [Fact]
+    public void APlainLaunchSourcesKernelLaunchesWithoutTheAttribute()
+    {
+        var gpu = (CudaAccelerator)TestDevices.Get("cuda:0");
+        if (!gpu.LoadKernel(TestSource, "slow_fill").LaunchesDependent)
+            Assert.Skip($"dependent launch is off here ({gpu.Info.Architecture}, MOE_PDL={Environment.GetEnvironmentVariable("MOE_PDL") ?? "unset"})");
+        const string body = "extern \"C\" __global__ void fill_seven(int* data, int n) { for (int i = threadIdx.x; i < n; i += blockDim.x) data[i] = 7; }\n";
+        var overlapped = gpu.LoadKernel(new KernelSource("overlap_probe.cu", "// overlap_probe.cu\n// dependent-launch: test\n" + body), "fill_seven");
+        var plain = gpu.LoadKernel(new KernelSource("plain_probe.cu", "// plain_probe.cu\n// dependent-launch: test\n// plain-launch: test\n" + body), "fill_seven");
+        Assert.True(overlapped.LaunchesDependent);
+        Assert.False(plain.LaunchesDependent);
+        using var data = gpu.Allocate<int>(300);
+        TestData.Poison(data);
+        using var stream = (CudaStream)gpu.CreateStream();
+        plain.Launch(stream, 1, 128, 0, data, 300);
+        stream.Synchronize();
+        Assert.All(data.ToArray(), v => Assert.Equal(7, v));
+    }
+
     [Theory]
     [InlineData(false)]
     [InlineData(true)]

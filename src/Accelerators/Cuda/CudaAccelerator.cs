@@ -127,7 +127,7 @@ public sealed class CudaAccelerator : Accelerator
         var module = _modules.GetOrAdd(key, _ =>
         {
             byte[] image = NvrtcCompiler.Shared.Compile(source, options, Info.Architecture);
-            return Track(new CudaModule(this, source.Name, image, source.WaitsForPriorGrid && !CudaKernel.SkippedByEnvironment(source.Name)));
+            return Track(new CudaModule(this, source.Name, image, CudaKernel.MayOverlapPriorGrid(source)));
         });
         return module.GetKernel(entry);
     }

@@ -1,3 +1,5 @@
+using MoeRuntime.Accelerators.Nvrtc;
+
 namespace MoeRuntime.Accelerators.Cuda;
 
 /// <summary>
@@ -54,12 +56,19 @@ public sealed class CudaKernel
     internal const string EarlyTriggerOption = "-DMOE_PDL_EARLY_TRIGGER";
 
     /// <summary>
-    /// MOE_PDL_SKIP=a.cu,b.cu: sources whose kernels launch plainly although marked, for A/B runs of one kernel family.
+    /// Whether the kernels of <paramref name="source"/> may be launched to overlap the kernel before them: it is marked
+    /// <c>// dependent-launch</c>, and either not <c>// plain-launch</c> and not named in MOE_PDL_SKIP (sources launched
+    /// plainly although marked, for A/B runs of one kernel family), or <c>// plain-launch</c> and named in MOE_PDL_OVERLAP
+    /// (overlapped although their header says plainly, for the A/B that decides it).
     /// </summary>
-    internal static bool SkippedByEnvironment(string sourceName) => SkippedSources.Contains(sourceName);
+    internal static bool MayOverlapPriorGrid(KernelSource source) =>
+        source.WaitsForPriorGrid && (source.LaunchesPlainly ? OverlappedSources.Contains(source.Name) : !SkippedSources.Contains(source.Name));
 
-    private static readonly HashSet<string> SkippedSources =
-        [.. (Environment.GetEnvironmentVariable("MOE_PDL_SKIP") ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)];
+    private static readonly HashSet<string> SkippedSources = SourceNames("MOE_PDL_SKIP");
+    private static readonly HashSet<string> OverlappedSources = SourceNames("MOE_PDL_OVERLAP");
+
+    private static HashSet<string> SourceNames(string variable) =>
+        [.. (Environment.GetEnvironmentVariable(variable) ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)];
 
     /// <summary>Whether a launch of this kernel now carries the programmatic-serialization attribute.</summary>
     public bool LaunchesDependent => WaitsForPriorGrid && DependentLaunchEnabled && _accelerator.Info.ComputeMajor >= 9;

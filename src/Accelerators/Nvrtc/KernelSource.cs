@@ -22,6 +22,7 @@ public sealed class KernelSource
         ContentHash = Hash(text, Headers);
         RequiredArchitecture = ParseRequirement(text);
         WaitsForPriorGrid = HeaderLines(text).Any(line => line.StartsWith(DependentLaunchMarker, StringComparison.Ordinal));
+        LaunchesPlainly = HeaderLines(text).Any(line => line.StartsWith(PlainLaunchMarker, StringComparison.Ordinal));
     }
 
     /// <summary>
@@ -35,8 +36,18 @@ public sealed class KernelSource
     public IReadOnlyDictionary<string, string> Headers { get; }
     public string ContentHash { get; }
 
+    /// <summary>
+    /// The header line of a source whose kernels are launched plainly although they wait for the prior grid (marked
+    /// <see cref="DependentLaunchMarker"/> too): overlapping the kernel before them was measured to cost more than it saves
+    /// (the line says where). MOE_PDL_OVERLAP names such sources to overlap anyway, for A/B runs.
+    /// </summary>
+    public const string PlainLaunchMarker = "// plain-launch";
+
     /// <summary>The source is marked <see cref="DependentLaunchMarker"/>.</summary>
     public bool WaitsForPriorGrid { get; }
+
+    /// <summary>The source is marked <see cref="PlainLaunchMarker"/>.</summary>
+    public bool LaunchesPlainly { get; }
 
     /// <summary>An architecture the source needs beyond the device's plain one (e.g. <c>sm_90a</c>), or null.</summary>
     public string? RequiredArchitecture { get; }

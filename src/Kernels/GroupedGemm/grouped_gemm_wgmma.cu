@@ -38,6 +38,10 @@
 // GW_HANG_TRAP (a compile option, on by default from the launcher): a barrier wait longer than 4 s traps (the launch
 //   fails) instead of hanging the device.
 // dependent-launch: every entry calls moe_wait_prior_grid() first (moe_common.cuh), so it may overlap the kernel before it.
+// plain-launch: yet it is launched after the kernel before it ends (KernelSource.PlainLaunchMarker). Overlapped, the layer
+//   took 16.4-17.2 ms at DeepSeek-V3 T = 8192 against 14.9-15.2 plainly (one H200, 2026-12-01, eighteenth session; plainly,
+//   Mixtral-8x7B T = 128 and 1024 were 1-2% faster, Qwen3-30B-A3B T = 128 2% slower). Why overlapping costs the persistent
+//   grid that much was not measured. MOE_PDL_OVERLAP=grouped_gemm_wgmma.cu overlaps it again, for A/B runs.
 #include "moe_common.cuh"
 #include "expert_tiles.cuh"
 #include "mbarrier.cuh"
