@@ -39,9 +39,10 @@
 //   fails) instead of hanging the device.
 // dependent-launch: every entry calls moe_wait_prior_grid() first (moe_common.cuh), so it may overlap the kernel before it.
 // plain-launch: yet it is launched after the kernel before it ends (KernelSource.PlainLaunchMarker). Overlapped, the layer
-//   took 16.4-17.2 ms at DeepSeek-V3 T = 8192 against 14.9-15.2 plainly (one H200, 2026-12-01, eighteenth session; plainly,
-//   Mixtral-8x7B T = 128 and 1024 were 1-2% faster, Qwen3-30B-A3B T = 128 2% slower). Why overlapping costs the persistent
-//   grid that much was not measured. MOE_PDL_OVERLAP=grouped_gemm_wgmma.cu overlaps it again, for A/B runs.
+//   took 16.2-17.2 ms at DeepSeek-V3 T = 8192 against 15.1-15.2 plainly (one H200, eighteenth session, `pdl18b.sh`; plainly,
+//   Mixtral-8x7B T = 8192 was 1-4% faster and T = 128 1% faster, Qwen3-30B-A3B T = 128 2% slower, T = 16 and 1024 within
+//   noise). Why overlapping costs the persistent grid that much was not measured. MOE_PDL_OVERLAP=grouped_gemm_wgmma.cu
+//   overlaps it again, for A/B runs.
 #include "moe_common.cuh"
 #include "expert_tiles.cuh"
 #include "mbarrier.cuh"
