@@ -49,24 +49,57 @@ public sealed class ProcessSwitchesTests
             && collection.Name == ProcessSwitches.Name;
     }
 
-    /// <summary>(test class, "Type.Property") for every static MoeRuntime property setter the test assembly calls.</summary>
+    /// <summary>
+    /// (test class, "Type.Member") for every static MoeRuntime property setter the test assembly calls and every static
+    /// MoeRuntime field it stores to.
+    /// </summary>
     private static HashSet<(string Class, string Switch)> SwitchesSetByTests()
     {
         const BindingFlags all = BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.Static | BindingFlags.Instance | BindingFlags.DeclaredOnly;
         var found = new HashSet<(string, string)>();
         foreach (var type in typeof(ProcessSwitchesTests).Assembly.GetTypes())
             foreach (var method in type.GetMethods(all).Cast<MethodBase>().Concat(type.GetConstructors(all)))
-                foreach (var target in Named<MethodBase>(method, t => method.Module.ResolveMethod(t, TypeArguments(method), MethodArguments(method))))
-                    if (target is MethodInfo setter && IsProcessWideSetter(setter))
+                foreach (var (code, token) in Operands(method))
+                {
+                    if (code.OperandType == OperandType.InlineMethod && Resolve(() => method.Module.ResolveMethod(token, TypeArguments(method), MethodArguments(method)))
+                        is MethodInfo setter && IsProcessWideSetter(setter))
                         found.Add((Outermost(type).Name, $"{setter.DeclaringType!.Name}.{setter.Name["set_".Length..]}"));
+                    if (code == OpCodes.Stsfld && Resolve(() => method.Module.ResolveField(token, TypeArguments(method), MethodArguments(method)))
+                        is { } field && IsMoeRuntimeMember(field) && !field.IsDefined(typeof(ThreadStaticAttribute)))
+                        found.Add((Outermost(type).Name, $"{field.DeclaringType!.Name}.{field.Name}"));
+                }
         return found;
     }
 
-    private static bool IsProcessWideSetter(MethodInfo method) =>
-        method.IsStatic && method.IsSpecialName && method.Name.StartsWith("set_", StringComparison.Ordinal)
-        && method.DeclaringType is { } type && type.Assembly != typeof(ProcessSwitchesTests).Assembly
-        && type.Assembly.GetName().Name!.StartsWith("MoeRuntime", StringComparison.Ordinal)
-        && !Named<FieldInfo>(method, t => method.Module.ResolveField(t)).All(f => f.IsDefined(typeof(ThreadStaticAttribute)));
+    /// <summary>
+    /// A static property setter of a MoeRuntime type, unless all it stores are [ThreadStatic] fields (a setter that stores
+    /// none, e.g. one that calls a method, counts: what it changes is not known here).
+    /// </summary>
+    private static bool IsProcessWideSetter(MethodInfo method)
+    {
+        if (!method.IsStatic || !method.IsSpecialName || !method.Name.StartsWith("set_", StringComparison.Ordinal) || !IsMoeRuntimeMember(method))
+            return false;
+        var stored = Operands(method).Where(o => o.Code == OpCodes.Stsfld)
+            .Select(o => Resolve(() => method.Module.ResolveField(o.Token))).OfType<FieldInfo>().ToList();
+        return stored.Count == 0 || !stored.All(f => f.IsDefined(typeof(ThreadStaticAttribute)));
+    }
+
+    private static bool IsMoeRuntimeMember(MemberInfo member) =>
+        member.DeclaringType is { } type && type.Assembly != typeof(ProcessSwitchesTests).Assembly
+        && type.Assembly.GetName().Name!.StartsWith("MoeRuntime", StringComparison.Ordinal);
+
+    /// <summary>The member a token names, or null where it names another kind or a generic context not known here.</summary>
+    private static MemberInfo? Resolve(Func<MemberInfo?> resolve)
+    {
+        try
+        {
+            return resolve();
+        }
+        catch (ArgumentException)
+        {
+            return null;
+        }
+    }
 
     private static Type Outermost(Type type) => type.DeclaringType is { } outer ? Outermost(outer) : type;
 
@@ -80,32 +113,20 @@ public sealed class ProcessSwitchesTests
         .GetFields(BindingFlags.Public | BindingFlags.Static).Select(f => (OpCode)f.GetValue(null)!).ToDictionary(o => o.Value);
 
     /// <summary>
-    /// The members of kind <typeparamref name="T"/> that <paramref name="method"/>'s IL names (a method: call, callvirt,
-    /// newobj, ldftn; a field: ldsfld, stsfld, ...), walked instruction by instruction so that operand bytes are never read
-    /// as opcodes; tokens that do not resolve to a <typeparamref name="T"/> are skipped.
+    /// The method's instructions that name a member (a method: call, callvirt, newobj, ldftn; a field: ldsfld, stsfld, ...)
+    /// with the member's token, walked instruction by instruction so that operand bytes are never read as opcodes.
     /// </summary>
-    private static List<T> Named<T>(MethodBase method, Func<int, MemberInfo?> resolve) where T : MemberInfo
+    private static List<(OpCode Code, int Token)> Operands(MethodBase method)
     {
-        var members = new List<T>();
+        var operands = new List<(OpCode, int)>();
         var il = method.GetMethodBody()?.GetILAsByteArray();
-        var operand = typeof(T) == typeof(FieldInfo) ? OperandType.InlineField : OperandType.InlineMethod;
         for (int at = 0; il is not null && at < il.Length;)
         {
             bool twoBytes = il[at] == 0xFE;
             var code = OpCodesByValue[twoBytes ? unchecked((short)(0xFE00 | il[at + 1])) : il[at]];
             at += twoBytes ? 2 : 1;
-            if (code.OperandType == operand)
-            {
-                try
-                {
-                    if (resolve(BitConverter.ToInt32(il, at)) is T member)
-                        members.Add(member);
-                }
-                catch (ArgumentException)
-                {
-                    // a token of another kind (a field where a method was looked for) or of a generic context not known here
-                }
-            }
+            if (code.OperandType is OperandType.InlineMethod or OperandType.InlineField)
+                operands.Add((code, BitConverter.ToInt32(il, at)));
             at += code.OperandType switch
             {
                 OperandType.InlineNone => 0,
@@ -116,6 +137,6 @@ public sealed class ProcessSwitchesTests
                 _ => 4,
             };
         }
-        return members;
+        return operands;
     }
 }
