@@ -6,8 +6,8 @@ namespace MoeRuntime.Tests.Infrastructure;
 /// <summary>
 /// Every test that sets a process-wide switch runs alone (<see cref="ProcessSwitches"/>). The switches are found in the
 /// test assembly's IL, not listed by hand: a call from any method (lambdas, local functions and iterators included: they
-/// count for the class that holds them) to a static property setter of a MoeRuntime type. Setters that store only
-/// [ThreadStatic] fields (a thread's own diagnostics) are not process-wide.
+/// count for the class that holds them) to a static property setter of a MoeRuntime type, or a store to one of its static
+/// fields. Setters and fields that are [ThreadStatic] (a thread's own diagnostics) are not process-wide.
 /// </summary>
 public sealed class ProcessSwitchesTests
 {
