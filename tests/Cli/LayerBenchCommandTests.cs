@@ -31,6 +31,63 @@ public sealed class LayerBenchCommandTests
         }
     }
 
+    /// <summary>--layers N: the header says the layers are cycled, the JSON says how many, a row per token count.</summary>
+    [Fact]
+    public void SeveralLayersAreCycledAndNamed()
+    {
+        string json = Path.Combine(Path.GetTempPath(), $"layer-bench-{Guid.NewGuid():N}.json");
+        try
+        {
+            var output = new StringWriter();
+            var errors = new StringWriter();
+            int code = LayerBenchCommand.Run("tiny", "1,9", "cpu", "bf16", warmup: 1, samples: 2, json, output, errors, layerCount: 3);
+            Assert.True(code == 0, errors.ToString());
+            Assert.Contains("3 layers cycled", output.ToString());
+            var document = JsonNode.Parse(File.ReadAllText(json))!;
+            Assert.Equal(3, document["layers"]!.GetValue<int>());
+            Assert.Equal([1, 9], document["rows"]!.AsArray().Select(r => r!["Tokens"]!.GetValue<int>()));
+        }
+        finally
+        {
+            File.Delete(json);
+        }
+    }
+
+    /// <summary>
+    /// A cycled step runs every layer: the floor of two layers cycled is the mean of each one's floor alone (a layer left out
+    /// would add the floor of a routing that hit no expert).
+    /// </summary>
+    [Fact]
+    public void TheFloorOfCycledLayersIsTheirMean()
+    {
+        var accelerator = TestDevices.Get("cpu");
+        var config = LayerBench.Preset("tiny");
+        using var first = DeviceMoeWeights.CreateRandom(accelerator, config, DType.BF16, seed: 2026);
+        using var second = DeviceMoeWeights.CreateRandom(accelerator, config, DType.BF16, seed: 2027);
+        var bench = new LayerBench(accelerator, DType.BF16, warmup: 1, samples: 1);
+        long alone0 = bench.Run("tiny", first, [7]).Single().ActiveWeightBytes;
+        long alone1 = bench.Run("tiny", second, [7]).Single().ActiveWeightBytes;
+        var both = bench.Run("tiny", [first, second], [7]).Single();
+        Assert.Equal((long)((alone0 + alone1) / 2.0), both.ActiveWeightBytes);
+        Assert.Contains("2 layers cycled", both.Note);
+    }
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(17)]
+    public void ALayerCountOutside1To16IsRefused(int layers)
+    {
+        foreach (bool phases in new[] { false, true })
+        {
+            var errors = new StringWriter();
+            int code = phases
+                ? LayerBenchCommand.RunPhases("tiny", "1", "cpu", "bf16", 1, 1, null, new StringWriter(), errors, layers)
+                : LayerBenchCommand.Run("tiny", "1", "cpu", "bf16", 1, 1, null, new StringWriter(), errors, layers);
+            Assert.Equal(2, code);
+            Assert.Contains($"--layers {layers}: 1 to 16 layers", errors.ToString());
+        }
+    }
+
     [Theory]
     [InlineData("mixtral-7b", "preset 'mixtral-7b'")]
     [InlineData("tiny", "--tokens: '0'")]

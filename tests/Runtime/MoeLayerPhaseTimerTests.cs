@@ -61,6 +61,26 @@ public sealed class MoeLayerPhaseTimerTests
         }
     }
 
+    /// <summary>Three layers cycled: every layer ran (its routing counted experts), and the row's active experts are their mean.</summary>
+    [Fact]
+    public void PhaseBenchCyclesThroughEveryLayer()
+    {
+        var accelerator = TestDevices.Get("cpu");
+        var config = LayerBench.Preset("tiny");
+        var weights = Enumerable.Range(0, 3).Select(l => DeviceMoeWeights.CreateRandom(accelerator, config, DType.BF16, seed: 2026 + l)).ToList();
+        try
+        {
+            var row = new LayerPhaseBench(accelerator, DType.BF16, warmup: 0, samples: 3).Run("tiny", weights, [9]).Single();
+            Assert.Equal(3, row.ActivePerLayer.Length);
+            Assert.All(row.ActivePerLayer, a => Assert.True(a > 0, $"a layer's routing counted no expert: {string.Join(", ", row.ActivePerLayer)}"));
+            Assert.Equal((int)Math.Round(row.ActivePerLayer.Average()), row.ActiveExperts);
+        }
+        finally
+        {
+            weights.ForEach(w => w.Dispose());
+        }
+    }
+
     [Fact]
     public void PhasesCommandPrintsARowPerTokenCount()
     {

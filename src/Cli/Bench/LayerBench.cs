@@ -28,42 +28,60 @@ internal sealed class LayerBench(Accelerator accelerator, DType dtype, int warmu
 
     public static long ActiveWeightBytes(ModelConfig c, int tokens, DType dtype) => LayerPresets.ActiveWeightBytes(c, tokens, dtype);
 
-    public IEnumerable<LayerBenchRow> Run(string preset, DeviceMoeWeights weights, IEnumerable<int> tokenCounts)
+    public IEnumerable<LayerBenchRow> Run(string preset, DeviceMoeWeights weights, IEnumerable<int> tokenCounts) =>
+        Run(preset, [weights], tokenCounts);
+
+    /// <summary>
+    /// As above with several layers of the same shapes (<c>--layers</c>): a timed step is a forward of each in turn (a graph
+    /// of them all), its time divided by their count, so each layer's weights come back to L2 from DRAM as in a model's decode.
+    /// </summary>
+    public IEnumerable<LayerBenchRow> Run(string preset, IReadOnlyList<DeviceMoeWeights> layerWeights, IEnumerable<int> tokenCounts)
     {
-        var layer = new MoeLayer(weights);
-        var config = weights.Config;
+        var layers = layerWeights.Select(w => new MoeLayer(w)).ToArray();
+        var config = layerWeights[0].Config;
         foreach (int tokens in tokenCounts)
         {
-            using var workspace = new MoeWorkspace(weights, tokens);
-            using var hidden = accelerator.Allocate(dtype, (long)tokens * config.HiddenSize);
-            using var output = accelerator.Allocate<float>((long)tokens * config.HiddenSize);
-            FillRandom(accelerator, dtype, hidden, tokens);
-            void Forward(AcceleratorStream stream) => layer.Forward(hidden, output, workspace, stream);
-            double eager = Median(Forward, useGraph: false);
-            double? graph = null;
-            string note = "";
-            if (accelerator is CudaAccelerator && tokens <= 128)
+            var workspaces = layerWeights.Select(w => new MoeWorkspace(w, tokens)).ToArray();
+            try
             {
-                try
+                using var hidden = accelerator.Allocate(dtype, (long)tokens * config.HiddenSize);
+                using var output = accelerator.Allocate<float>((long)tokens * config.HiddenSize);
+                FillRandom(accelerator, dtype, hidden, tokens);
+                void Forward(AcceleratorStream stream)
                 {
-                    graph = Median(Forward, useGraph: true);
+                    for (int l = 0; l < layers.Length; l++)
+                        layers[l].Forward(hidden, output, workspaces[l], stream);
                 }
-                catch (Exception e) when (e is CudaException or InvalidOperationException)
+                double eager = Median(Forward, useGraph: false) / layers.Length;
+                double? graph = null;
+                string note = layers.Length > 1 ? $"{layers.Length} layers cycled" : "";
+                if (accelerator is CudaAccelerator && tokens <= 128)
                 {
-                    note = "graph capture failed: " + e.Message.Split('\n')[0];
+                    try
+                    {
+                        graph = Median(Forward, useGraph: true) / layers.Length;
+                    }
+                    catch (Exception e) when (e is CudaException or InvalidOperationException)
+                    {
+                        note = (note.Length > 0 ? note + "; " : "") + "graph capture failed: " + e.Message.Split('\n')[0];
+                    }
                 }
+                double best = Math.Min(eager, graph ?? double.MaxValue);
+                // The floor counts the experts this routing really hit (random routers are not uniform), averaged over the layers.
+                long bytes = (long)workspaces.Average(w => LayerPresets.ActiveWeightBytes(config, (double)w.RoutedCounts.ToArray().Count(c => c > 0), dtype));
+                double floorMs = bytes / CopyBandwidth(accelerator) * 1e3;
+                yield return new LayerBenchRow(preset, accelerator.Info.Name, DTypes.Name(dtype), tokens, eager, graph,
+                    best > 0 ? tokens / (best / 1e3) : 0, bytes, floorMs, best / floorMs, note);
             }
-            double best = Math.Min(eager, graph ?? double.MaxValue);
-            // The floor counts the experts this routing really hit (random routers are not uniform).
-            int active = workspace.RoutedCounts.ToArray().Count(c => c > 0);
-            long bytes = LayerPresets.ActiveWeightBytes(config, (double)active, dtype);
-            double floorMs = bytes / CopyBandwidth(accelerator) * 1e3;
-            yield return new LayerBenchRow(preset, accelerator.Info.Name, DTypes.Name(dtype), tokens, eager, graph,
-                best > 0 ? tokens / (best / 1e3) : 0, bytes, floorMs, best / floorMs, note);
+            finally
+            {
+                foreach (var workspace in workspaces)
+                    workspace.Dispose();
+            }
         }
     }
 
-    /// <summary>Median ms of one forward: CUDA events around each (or one graph replay); a stopwatch on the CPU.</summary>
+    /// <summary>Median ms of one call of <paramref name="forward"/>: CUDA events around each (or one graph replay); a stopwatch on the CPU.</summary>
     private double Median(Action<AcceleratorStream> forward, bool useGraph)
     {
         var times = new double[samples];

@@ -11,9 +11,11 @@ namespace MoeRuntime.Cli.Bench;
 /// </summary>
 /// <remarks>
 /// <see cref="PhaseSumUs"/> is the median of each forward's sum of phases (not the sum of the medians): a forward's
-/// phases lie inside its total, so this median is never above <see cref="TotalUs"/>.
+/// phases lie inside its total, so this median is never above <see cref="TotalUs"/>. With several layers cycled,
+/// <see cref="ActiveExperts"/> and <see cref="FloorUs"/> are their mean; <see cref="ActivePerLayer"/> has each.
 /// </remarks>
-internal sealed record LayerPhaseRow(string Preset, int Tokens, double TotalUs, double PhaseSumUs, Dictionary<string, double> PhaseUs, int ActiveExperts, double FloorUs);
+internal sealed record LayerPhaseRow(string Preset, int Tokens, double TotalUs, double PhaseSumUs, Dictionary<string, double> PhaseUs, int ActiveExperts, double FloorUs,
+    int[] ActivePerLayer);
 
 /// <summary>
 /// <c>moe bench layer --phases</c>: eager forwards of one <see cref="MoeLayer"/> with a device event at each phase
@@ -22,10 +24,18 @@ internal sealed record LayerPhaseRow(string Preset, int Tokens, double TotalUs, 
 /// </summary>
 internal sealed class LayerPhaseBench(Accelerator accelerator, DType dtype, int warmup, int samples)
 {
-    public IEnumerable<LayerPhaseRow> Run(string preset, DeviceMoeWeights weights, IEnumerable<int> tokenCounts)
+    public IEnumerable<LayerPhaseRow> Run(string preset, DeviceMoeWeights weights, IEnumerable<int> tokenCounts) =>
+        Run(preset, [weights], tokenCounts);
+
+    /// <summary>
+    /// As above with several layers of the same shapes (<c>--layers</c>): sample s is a forward of layer s mod their count,
+    /// so each layer's weights come back to L2 from DRAM as in a model's decode. The row's active experts and floor are the
+    /// layers' mean.
+    /// </summary>
+    public IEnumerable<LayerPhaseRow> Run(string preset, IReadOnlyList<DeviceMoeWeights> layerWeights, IEnumerable<int> tokenCounts)
     {
-        var layer = new MoeLayer(weights);
-        var config = weights.Config;
+        var layers = layerWeights.Select(w => new MoeLayer(w)).ToArray();
+        var config = layerWeights[0].Config;
         using var timer = new LayerPhaseTimer(accelerator);
         using var start = accelerator.CreateEvent();
         using var end = accelerator.CreateEvent();
@@ -34,41 +44,51 @@ internal sealed class LayerPhaseBench(Accelerator accelerator, DType dtype, int 
         {
             foreach (int tokens in tokenCounts)
             {
-                using var workspace = new MoeWorkspace(weights, tokens);
-                using var hidden = accelerator.Allocate(dtype, (long)tokens * config.HiddenSize);
-                using var output = accelerator.Allocate<float>((long)tokens * config.HiddenSize);
-                LayerBench.FillRandom(accelerator, dtype, hidden, tokens);
-                layer.PhaseTimer = null;
-                for (int i = 0; i < warmup; i++)
-                    layer.Forward(hidden, output, workspace, stream);
-                stream.Synchronize();
-                layer.PhaseTimer = timer;
-                var phases = Enum.GetValues<MoeLayerPhase>().ToDictionary(p => p, _ => new List<double>());
-                var totals = new List<double>();
-                var sums = new List<double>();
+                var workspaces = layerWeights.Select(w => new MoeWorkspace(w, tokens)).ToArray();
                 try
                 {
+                    using var hidden = accelerator.Allocate(dtype, (long)tokens * config.HiddenSize);
+                    using var output = accelerator.Allocate<float>((long)tokens * config.HiddenSize);
+                    LayerBench.FillRandom(accelerator, dtype, hidden, tokens);
+                    for (int i = 0; i < warmup; i++)
+                        for (int l = 0; l < layers.Length; l++)
+                            layers[l].Forward(hidden, output, workspaces[l], stream);
+                    stream.Synchronize();
+                    var phases = Enum.GetValues<MoeLayerPhase>().ToDictionary(p => p, _ => new List<double>());
+                    var totals = new List<double>();
+                    var sums = new List<double>();
                     for (int s = 0; s < samples; s++)
                     {
-                        timer.Reset();
-                        start.Record(stream);
-                        layer.Forward(hidden, output, workspace, stream);
-                        end.Record(stream);
-                        end.Synchronize();
+                        var layer = layers[s % layers.Length];
+                        layer.PhaseTimer = timer;
+                        try
+                        {
+                            timer.Reset();
+                            start.Record(stream);
+                            layer.Forward(hidden, output, workspaces[s % layers.Length], stream);
+                            end.Record(stream);
+                            end.Synchronize();
+                        }
+                        finally
+                        {
+                            layer.PhaseTimer = null;
+                        }
                         totals.Add(end.ElapsedMillisecondsSince(start) * 1e3);
                         var read = timer.Read();
                         foreach (var (phase, us) in read)
                             phases[phase].Add(us);
                         sums.Add(read.Values.Sum());
                     }
+                    var active = workspaces.Select(w => w.RoutedCounts.ToArray().Count(c => c > 0)).ToArray();
+                    double floorUs = active.Average(a => LayerPresets.ActiveWeightBytes(config, (double)a, dtype)) / LayerBench.CopyBandwidth(accelerator) * 1e6;
+                    yield return new LayerPhaseRow(preset, tokens, BenchMedian.Of(totals), BenchMedian.Of(sums),
+                        phases.ToDictionary(p => p.Key.ToString(), p => BenchMedian.Of(p.Value)), (int)Math.Round(active.Average()), floorUs, active);
                 }
                 finally
                 {
-                    layer.PhaseTimer = null;
+                    foreach (var workspace in workspaces)
+                        workspace.Dispose();
                 }
-                int active = workspace.RoutedCounts.ToArray().Count(c => c > 0);
-                double floorUs = LayerPresets.ActiveWeightBytes(config, (double)active, dtype) / LayerBench.CopyBandwidth(accelerator) * 1e6;
-                yield return new LayerPhaseRow(preset, tokens, BenchMedian.Of(totals), BenchMedian.Of(sums), phases.ToDictionary(p => p.Key.ToString(), p => BenchMedian.Of(p.Value)), active, floorUs);
             }
         }
         finally

@@ -40,16 +40,16 @@ internal static class LayerBenchCommand
         };
         var layers = new Option<int>("--layers")
         {
-            Description = "with --parallel tp: layers of different random weights the forwards cycle through, so none is still in L2 from its last forward (a model's decode)",
+            Description = "one device or --parallel tp: layers of different random weights the forwards cycle through, so none is still in L2 from its last forward (a model's decode)",
             DefaultValueFactory = _ => 1,
         };
         var command = new Command("layer", "one MoE layer at Mixtral, Qwen3 or DeepSeek-V3 shapes with random weights") { preset, tokens, device, dtype, warmup, samples, json, parallel, devices, phases, enqueue, allreduce, layers };
         command.SetAction(parse => parse.GetValue(parallel)!.Trim().ToLowerInvariant() switch
         {
             "none" when parse.GetValue(phases) => RunPhases(parse.GetValue(preset)!, parse.GetValue(tokens)!, parse.GetValue(device)!, parse.GetValue(dtype)!,
-                parse.GetValue(warmup), parse.GetValue(samples), parse.GetValue(json), Console.Out, Console.Error),
+                parse.GetValue(warmup), parse.GetValue(samples), parse.GetValue(json), Console.Out, Console.Error, parse.GetValue(layers)),
             "none" => Run(parse.GetValue(preset)!, parse.GetValue(tokens)!, parse.GetValue(device)!, parse.GetValue(dtype)!,
-                parse.GetValue(warmup), parse.GetValue(samples), parse.GetValue(json), Console.Out, Console.Error),
+                parse.GetValue(warmup), parse.GetValue(samples), parse.GetValue(json), Console.Out, Console.Error, parse.GetValue(layers)),
             "ep" => RunExpertParallel(parse.GetValue(preset)!, parse.GetValue(tokens)!, parse.GetValue(devices) ?? "cuda:0,cuda:1", parse.GetValue(dtype)!,
                 parse.GetValue(warmup), parse.GetValue(samples), parse.GetValue(json), Console.Out, Console.Error, parse.GetValue(enqueue)),
             "tp" => RunTensorParallel(parse.GetValue(preset)!, parse.GetValue(tokens)!, parse.GetValue(devices) ?? "cuda:0,cuda:1", parse.GetValue(dtype)!,
@@ -146,8 +146,7 @@ internal static class LayerBenchCommand
         try
         {
             var (config, dtype, tokenCounts) = ParseArguments(presetName, dtypeName, tokenList, warmup, samples);
-            if (layerCount is < 1 or > MaxLayers)
-                throw new ArgumentException($"--layers {layerCount}: 1 to {MaxLayers} layers");
+            CheckLayerCount(layerCount);
             var algorithm = BenchCommand.ParseOneAlgorithm(allReduceName, "--allreduce");
             using var context = new AcceleratorContext();
             var ranks = deviceList.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(context.Get).ToList();
@@ -237,22 +236,24 @@ internal static class LayerBenchCommand
     /// of each phase, of the whole forward, and the gap (whole minus the phases: launch gaps between them); then the
     /// plain rows (eager and CUDA graph, no timer) on the same weights, so one run shows both.
     /// </summary>
+    /// <param name="layerCount">Layers of different random weights the forwards cycle through (<c>--layers</c>, 1..16).</param>
     internal static int RunPhases(string presetName, string tokenList, string deviceName, string dtypeName, int warmup, int samples, string? jsonPath,
-                                  TextWriter output, TextWriter errors)
+                                  TextWriter output, TextWriter errors, int layerCount = 1)
     {
         try
         {
             var (config, dtype, tokenCounts) = ParseArguments(presetName, dtypeName, tokenList, warmup, samples);
+            CheckLayerCount(layerCount);
             using var context = new AcceleratorContext();
             var accelerator = context.Get(deviceName);
-            errors.WriteLine($"moe bench layer: generating {presetName} random weights ({DTypes.Name(dtype)}) on {accelerator.Name}...");
-            using var weights = DeviceMoeWeights.CreateRandom(accelerator, config, dtype, seed: 2026);
+            using var weights = CreateLayers(accelerator, presetName, config, dtype, layerCount, errors);
             var bench = new LayerPhaseBench(accelerator, dtype, warmup, samples);
             var names = Enum.GetNames<MoeLayerPhase>();
-            output.WriteLine($"# MoE layer phases {presetName} on {accelerator.Name} ({accelerator.Info.Name}), {DTypes.Name(dtype)}; eager, device events, median of {samples} (us)");
+            output.WriteLine($"# MoE layer phases {presetName} on {accelerator.Name} ({accelerator.Info.Name}), {DTypes.Name(dtype)}; eager, device events, median of {samples} (us)"
+                + (layerCount > 1 ? $"; {layerCount} layers cycled, a sample a forward of the next" : ""));
             output.WriteLine($"{"preset",-14} {"T",5} {"active",6} {"floor",8} {"total",8} {"sum",8} {"gaps",7} " + string.Join(" ", names.Select(n => $"{n,13}")));
             var rows = new List<LayerPhaseRow>();
-            foreach (var row in bench.Run(presetName, weights, tokenCounts))
+            foreach (var row in bench.Run(presetName, weights.Items, tokenCounts))
             {
                 rows.Add(row);
                 output.WriteLine(string.Create(CultureInfo.InvariantCulture,
@@ -261,13 +262,13 @@ internal static class LayerBenchCommand
             }
             output.WriteLine(LayerRowHeader);
             var plain = new List<LayerBenchRow>();
-            foreach (var row in new LayerBench(accelerator, dtype, warmup, samples).Run(presetName, weights, tokenCounts))
+            foreach (var row in new LayerBench(accelerator, dtype, warmup, samples).Run(presetName, weights.Items, tokenCounts))
             {
                 plain.Add(row);
                 output.WriteLine(FormatLayerRow(row));
             }
             if (jsonPath is not null)
-                File.WriteAllText(jsonPath, JsonSerializer.Serialize(new { kind = "layer_phases", preset = presetName, device = accelerator.Info.Name, dtype = DTypes.Name(dtype), rows, layer = plain },
+                File.WriteAllText(jsonPath, JsonSerializer.Serialize(new { kind = "layer_phases", preset = presetName, device = accelerator.Info.Name, dtype = DTypes.Name(dtype), layers = layerCount, rows, layer = plain },
                     new JsonSerializerOptions { WriteIndented = true }));
             return 0;
         }
@@ -275,6 +276,38 @@ internal static class LayerBenchCommand
         {
             errors.WriteLine($"moe bench layer: {RunCommand.Describe(e)}");
             return 2;
+        }
+    }
+
+    private static void CheckLayerCount(int layerCount)
+    {
+        if (layerCount is < 1 or > MaxLayers)
+            throw new ArgumentException($"--layers {layerCount}: 1 to {MaxLayers} layers");
+    }
+
+    /// <summary>Disposes the layers' weights together (one using for a list).</summary>
+    private sealed class LayerWeights(List<DeviceMoeWeights> items) : IDisposable
+    {
+        public List<DeviceMoeWeights> Items { get; } = items;
+
+        public void Dispose() => Items.ForEach(w => w.Dispose());
+    }
+
+    /// <summary><paramref name="count"/> layers of random weights on one device, seeds 2026, 2027, ... (the first is the one-layer bench's).</summary>
+    private static LayerWeights CreateLayers(Accelerator accelerator, string presetName, ModelConfig config, DType dtype, int count, TextWriter errors)
+    {
+        errors.WriteLine($"moe bench layer: generating {presetName} random weights ({DTypes.Name(dtype)}){(count > 1 ? $" of {count} layers" : "")} on {accelerator.Name}...");
+        var items = new List<DeviceMoeWeights>();
+        try
+        {
+            for (int l = 0; l < count; l++)
+                items.Add(DeviceMoeWeights.CreateRandom(accelerator, config, dtype, seed: 2026 + l));
+            return new LayerWeights(items);
+        }
+        catch
+        {
+            items.ForEach(w => w.Dispose());
+            throw;
         }
     }
 
@@ -297,27 +330,30 @@ internal static class LayerBenchCommand
         return tokenCounts.Count > 0 ? tokenCounts : throw new ArgumentException("--tokens names no token counts");
     }
 
-    internal static int Run(string presetName, string tokenList, string deviceName, string dtypeName, int warmup, int samples, string? jsonPath, TextWriter output, TextWriter errors)
+    /// <param name="layerCount">Layers of different random weights the forwards cycle through (<c>--layers</c>, 1..16).</param>
+    internal static int Run(string presetName, string tokenList, string deviceName, string dtypeName, int warmup, int samples, string? jsonPath, TextWriter output, TextWriter errors,
+                            int layerCount = 1)
     {
         try
         {
             var (config, dtype, tokenCounts) = ParseArguments(presetName, dtypeName, tokenList, warmup, samples);
+            CheckLayerCount(layerCount);
             using var context = new AcceleratorContext();
             var accelerator = context.Get(deviceName);
-            errors.WriteLine($"moe bench layer: generating {presetName} random weights ({DTypes.Name(dtype)}) on {accelerator.Name}...");
-            using var weights = DeviceMoeWeights.CreateRandom(accelerator, config, dtype, seed: 2026);
+            using var weights = CreateLayers(accelerator, presetName, config, dtype, layerCount, errors);
             var bench = new LayerBench(accelerator, dtype, warmup, samples);
-            output.WriteLine($"# MoE layer {presetName} on {accelerator.Name} ({accelerator.Info.Name}), {DTypes.Name(dtype)}, weights {weights.Bytes / 1e9:F2} GB;"
-                + $" floor = active-weight bytes / {LayerBench.CopyBandwidth(accelerator) / 1e12:F1} TB/s");
+            output.WriteLine($"# MoE layer {presetName} on {accelerator.Name} ({accelerator.Info.Name}), {DTypes.Name(dtype)}, weights {weights.Items[0].Bytes / 1e9:F2} GB"
+                + (layerCount > 1 ? $" a layer, {layerCount} layers cycled (a step a forward of each, its time / {layerCount})" : "")
+                + $"; floor = active-weight bytes / {LayerBench.CopyBandwidth(accelerator) / 1e12:F1} TB/s");
             output.WriteLine(LayerRowHeader);
             var rows = new List<LayerBenchRow>();
-            foreach (var row in bench.Run(presetName, weights, tokenCounts))
+            foreach (var row in bench.Run(presetName, weights.Items, tokenCounts))
             {
                 rows.Add(row);
                 output.WriteLine(FormatLayerRow(row));
             }
             if (jsonPath is not null)
-                File.WriteAllText(jsonPath, JsonSerializer.Serialize(new { preset = presetName, device = accelerator.Info.Name, dtype = DTypes.Name(dtype), rows },
+                File.WriteAllText(jsonPath, JsonSerializer.Serialize(new { preset = presetName, device = accelerator.Info.Name, dtype = DTypes.Name(dtype), layers = layerCount, rows },
                     new JsonSerializerOptions { WriteIndented = true }));
             return 0;
         }
