@@ -23,8 +23,9 @@ public sealed class CudaKernel
     public string Name { get; }
 
     /// <summary>
-    /// The kernel's source is marked <c>// dependent-launch</c>: every entry calls <c>moe_wait_prior_grid()</c> before it
-    /// touches memory, so it may be launched to overlap the previous kernel of its stream (see <see cref="DependentLaunchEnabled"/>).
+    /// The kernel may be launched to overlap the previous kernel of its stream (see <see cref="DependentLaunchEnabled"/>): its
+    /// source is marked <c>// dependent-launch</c> (every entry calls <c>moe_wait_prior_grid()</c> before it touches memory)
+    /// and is not launched plainly by its header or the environment (<see cref="MayOverlapPriorGrid"/>).
     /// </summary>
     public bool WaitsForPriorGrid { get; }
 
