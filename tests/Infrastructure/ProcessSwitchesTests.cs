@@ -24,11 +24,11 @@ public sealed class ProcessSwitchesTests
     {
         var found = SwitchesSetByTests();
         // The scan itself works: it sees the switch whose flip made the layer tests fail.
-        Assert.Contains(("TopKRoutingTests", "TopKRouting.ForceStridedLayout"), found);
+        Assert.Contains((typeof(MoeRuntime.Tests.Kernels.TopKRoutingTests), "TopKRouting.ForceStridedLayout"), found);
         var outside = found.Where(f => !Harmless.ContainsKey(f.Switch) && !RunsAlone(f.Class)).ToList();
         Assert.True(outside.Count == 0,
             "these test classes set a process-wide switch but run beside other classes; put them in [Collection(ProcessSwitches.Name)]: " +
-            string.Join(", ", outside.Select(f => $"{f.Class} sets {f.Switch}")));
+            string.Join(", ", outside.Select(f => $"{f.Class.Name} sets {f.Switch}")));
     }
 
     [Fact]
@@ -42,31 +42,27 @@ public sealed class ProcessSwitchesTests
         Assert.True(IsProcessWideSetter(forced));
     }
 
-    private static bool RunsAlone(string className)
-    {
-        var type = typeof(ProcessSwitchesTests).Assembly.GetTypes().Single(t => t.Name == className && !t.IsNested);
-        return type.GetCustomAttribute<CollectionAttribute>() is { } collection
-            && collection.Name == ProcessSwitches.Name;
-    }
+    private static bool RunsAlone(Type testClass) =>
+        testClass.GetCustomAttribute<CollectionAttribute>() is { } collection && collection.Name == ProcessSwitches.Name;
 
     /// <summary>
     /// (test class, "Type.Member") for every static MoeRuntime property setter the test assembly calls and every static
     /// MoeRuntime field it stores to.
     /// </summary>
-    private static HashSet<(string Class, string Switch)> SwitchesSetByTests()
+    private static HashSet<(Type Class, string Switch)> SwitchesSetByTests()
     {
         const BindingFlags all = BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.Static | BindingFlags.Instance | BindingFlags.DeclaredOnly;
-        var found = new HashSet<(string, string)>();
+        var found = new HashSet<(Type, string)>();
         foreach (var type in typeof(ProcessSwitchesTests).Assembly.GetTypes())
             foreach (var method in type.GetMethods(all).Cast<MethodBase>().Concat(type.GetConstructors(all)))
                 foreach (var (code, token) in Operands(method))
                 {
                     if (code.OperandType == OperandType.InlineMethod && Resolve(() => method.Module.ResolveMethod(token, TypeArguments(method), MethodArguments(method)))
                         is MethodInfo setter && IsProcessWideSetter(setter))
-                        found.Add((Outermost(type).Name, $"{setter.DeclaringType!.Name}.{setter.Name["set_".Length..]}"));
+                        found.Add((Outermost(type), $"{setter.DeclaringType!.Name}.{setter.Name["set_".Length..]}"));
                     if (code == OpCodes.Stsfld && Resolve(() => method.Module.ResolveField(token, TypeArguments(method), MethodArguments(method)))
                         is { } field && IsMoeRuntimeMember(field) && !field.IsDefined(typeof(ThreadStaticAttribute)))
-                        found.Add((Outermost(type).Name, $"{field.DeclaringType!.Name}.{field.Name}"));
+                        found.Add((Outermost(type), $"{field.DeclaringType!.Name}.{field.Name}"));
                 }
         return found;
     }
