@@ -29,6 +29,7 @@ public class GroupedGemmWgmmaTests
         new("long K", [150, 40], 264, 1032),
         new("many small experts", [2, 1, 0, 0, 3, 1, 0, 2, 7, 0, 1, 1], 200, 136),
         new("big and empty experts", [0, 520, 0, 0, 131, 0], 392, 256, TrailingRows: 7),
+        new("small tiles around the 16-row boxes", [16, 17, 63, 64, 65, 1, 0, 33, 15], 136, 200, LeadingRows: 1, TrailingRows: 2),
     ];
 
     public static TheoryData<int, string, string> Cases()
@@ -239,6 +240,69 @@ public class GroupedGemmWgmmaTests
     [Fact]
     public void BadEpilogueEnvironmentValuesAreRejected() =>
         Assert.Contains("MOE_GROUPED_GEMM_WGMMA_EPILOGUE", Assert.Throws<ArgumentException>(() => GroupedGemmWgmma.ParseEpilogue("tma")).Message);
+
+    // Small tiles (MOE_GROUPED_GEMM_WGMMA_SMALL_TILES): experts whose tiles hold 1-64 rows, whose 16-row boxes end on,
+    // just past and just before a box, one whose last tile is small, and a last expert whose boxes run past x's end.
+    private static readonly int[] SmallTileCounts = [1, 16, 17, 31, 48, 64, 65, 0, 7, 128 + 20, 5];
+
+    /// <summary>Small tiles leave unloaded X rows and idle warpgroups only where no row is stored: the same bits as off.</summary>
+    [Theory]
+    [InlineData(false, false)]
+    [InlineData(true, true)]
+    [InlineData(false, true)]
+    public void SmallTilesGiveTheSameBits(bool fused, bool rowScale)
+    {
+        var gpu = Hopper(DType.BF16);
+        var random = TestData.NewRandom(out int seed);
+        const int n = 2 * 264, k = 200;
+        var offsets = new int[SmallTileCounts.Length + 1];
+        offsets[0] = 3;
+        for (int e = 0; e < SmallTileCounts.Length; e++)
+            offsets[e + 1] = offsets[e] + SmallTileCounts[e];
+        int rows = offsets[^1], outCols = fused ? n / 2 : n; // no trailing rows: the last expert's boxes leave x
+        var x = TestData.ToBf16(TestData.Uniform(random, rows * k));
+        var w = TestData.ToBf16(TestData.Uniform(random, SmallTileCounts.Length * n * k));
+        var scales = TestData.Uniform(random, rows, 0.1f, 1.5f);
+        BFloat16[] Run(bool smallTiles)
+        {
+            GroupedGemmWgmma.SmallTilesOverride = smallTiles;
+            try
+            {
+                using var xs = gpu.Upload<BFloat16>(x);
+                using var ws = gpu.Upload<BFloat16>(w);
+                using var offs = gpu.Upload<int>(offsets);
+                using var scale = gpu.Upload<float>(scales);
+                using var y = gpu.Allocate<BFloat16>(rows * outCols);
+                TestData.Poison(y);
+                GroupedGemm.Run(gpu, xs, ws, offs, y, n, k, new GroupedGemmOptions
+                {
+                    VariantOverride = GroupedGemmWgmma.VariantName, FusedSiluAndMul = fused, RowScale = rowScale ? scale : null,
+                });
+                return y.ToArray();
+            }
+            finally
+            {
+                GroupedGemmWgmma.SmallTilesOverride = null;
+            }
+        }
+        var off = Run(false);
+        var on = Run(true);
+        // Rows before the first expert stay poisoned in both; every expert row is written.
+        Assert.All(off.Take(offsets[0] * outCols), v => Assert.True(float.IsNaN(v)));
+        Assert.DoesNotContain(off.Skip(offsets[0] * outCols), v => float.IsNaN(v));
+        Compare.Exact<BFloat16>(off, on, $"small tiles off against on, fused={fused} scaled={rowScale} seed={seed}");
+    }
+
+    [Theory]
+    [InlineData(null, true)]
+    [InlineData(" ", true)]
+    [InlineData("on", true)]
+    [InlineData("off", false)]
+    public void SmallTilesEnvironmentValuesParse(string? value, bool expected) => Assert.Equal(expected, GroupedGemmWgmma.ParseSmallTiles(value));
+
+    [Fact]
+    public void BadSmallTilesEnvironmentValuesAreRejected() =>
+        Assert.Contains("MOE_GROUPED_GEMM_WGMMA_SMALL_TILES", Assert.Throws<ArgumentException>(() => GroupedGemmWgmma.ParseSmallTiles("1")).Message);
 
     [Theory]
     [InlineData(null, null)]

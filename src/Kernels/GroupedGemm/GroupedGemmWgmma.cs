@@ -91,6 +91,7 @@ public static class GroupedGemmWgmma
             options.Add($"-DGW_GROUP_M={groupM}");
         string epilogue = EpilogueOverride ?? EpilogueFromEnvironment() ?? DefaultEpilogue;
         options.Add($"-DGW_EPILOGUE_SMEM={(epilogue == SmemEpilogue ? 1 : 0)}");
+        options.Add($"-DGW_SMALL_TILES={((SmallTilesOverride ?? SmallTilesFromEnvironment()) ? 1 : 0)}");
         return accelerator.LoadKernel(Source, entry, options);
     }
 
@@ -120,6 +121,29 @@ public static class GroupedGemmWgmma
             throw new ArgumentException($"MOE_GROUPED_GEMM_WGMMA_EPILOGUE='{value}': expected {SmemEpilogue} or {DirectEpilogue}");
         return name;
     }
+
+    /// <summary>Tests: compile with small tiles on or off instead of the environment's or the default.</summary>
+    internal static bool? SmallTilesOverride { get; set; }
+
+    /// <summary>
+    /// MOE_GROUPED_GEMM_WGMMA_SMALL_TILES=on|off (default on), for A/B runs: whether a tile of at most 64 rows of its
+    /// expert loads only its rows' X (16-row boxes) and leaves the consumer warpgroup without rows idle
+    /// (grouped_gemm_wgmma.cu, "Small tiles"). The output's bits are the same either way. Read once; a bad value is the
+    /// ArgumentException naming it.
+    /// </summary>
+    internal static bool SmallTilesFromEnvironment() => SmallTiles.Value;
+
+    private static readonly EnvironmentSetting<bool> SmallTiles = new("MOE_GROUPED_GEMM_WGMMA_SMALL_TILES", ParseSmallTiles);
+
+    internal static bool ParseSmallTiles(string? value) => value?.Trim() switch
+    {
+        null or "" or "on" => true,
+        "off" => false,
+        _ => throw new ArgumentException($"MOE_GROUPED_GEMM_WGMMA_SMALL_TILES='{value}': expected on (tiles of at most 64 rows load their rows only) or off"),
+    };
+
+    /// <summary>Rows of the second X map's box: a small tile's X is loaded this many rows at a time.</summary>
+    internal const int SmallTileBoxRows = 16;
 
     /// <summary>Tests: compile with this many m-tiles per work group instead of the environment's or the default.</summary>
     internal static int? GroupMOverride { get; set; }
@@ -152,6 +176,7 @@ public static class GroupedGemmWgmma
         // by 128 rows; out-of-bounds parts (K tail, rows past x's end, W rows past N) load as zeros.
         long rowBytes = (long)plan.K * 2;
         var mapX = CudaTensorMap.EncodeTiled(plan.X, [plan.K, plan.Rows], [rowBytes], [TileK, TileRows], TensorMapSwizzle.Bytes128);
+        var mapXRows = CudaTensorMap.EncodeTiled(plan.X, [plan.K, plan.Rows], [rowBytes], [TileK, SmallTileBoxRows], TensorMapSwizzle.Bytes128);
         var mapW = CudaTensorMap.EncodeTiled(plan.W, [plan.K, plan.N, plan.Experts], [rowBytes, rowBytes * plan.N], [TileK, TileCols / 2, 1],
             TensorMapSwizzle.Bytes128);
         // Upper bound on the work: each expert adds at most one partial m-tile.
@@ -163,6 +188,6 @@ public static class GroupedGemmWgmma
         int grid = (int)Math.Min(accelerator.Info.MultiprocessorCount, mTiles * nTiles);
         var kernel = LoadKernel(accelerator, EntryName(plan.X.DType, plan.Y.DType));
         kernel.Launch(stream, new Dim3((uint)grid, 1, 1), new Dim3(Threads, 1, 1), SharedBytes,
-            mapX, mapW, plan.ExpertOffsets, plan.RowScale, plan.Y, plan.Rows, plan.N, plan.K, plan.Experts, plan.Fused ? 1 : 0);
+            mapX, mapXRows, mapW, plan.ExpertOffsets, plan.RowScale, plan.Y, plan.Rows, plan.N, plan.K, plan.Experts, plan.Fused ? 1 : 0);
     }
 }

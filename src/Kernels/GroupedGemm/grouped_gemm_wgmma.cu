@@ -1,6 +1,7 @@
 // requires: sm_90a
 // grouped_gemm_wgmma.cu: Y[rows of e] = X[rows of e] * W[e]^T for every expert e, on Hopper's warpgroup MMA (sm_90a).
 //   mapX:          TMA descriptor of x [rows, K] bf16 or f16 (dims {K, rows}, box {64, 128}, 128-byte swizzle)
+//   mapXRows:      the same x with box {64, 16}: the X rows of a tile of at most 64 rows, 16 at a time (GW_SMALL_TILES)
 //   mapW:          TMA descriptor of w [E, N, K] same dtype (dims {K, N, E}, box {64, 128, 1}, 128-byte swizzle)
 //   expertOffsets: [E + 1] int   rows of expert e are expertOffsets[e] .. expertOffsets[e+1]-1 (read on the device)
 //   rowScale:      [rows] float  optional (null): each output row is multiplied by it (routing weights)
@@ -22,6 +23,12 @@
 //     16 accumulator rows in chunks of 16 rows x 128 bytes in a 2 KB buffer of its own, then stores them as 16-byte
 //     vectors, 8 lanes a row (128-byte row segments); 0, straight from the accumulators (4- or 8-byte stores).
 //     Both mask rows outside the expert and columns past N.
+// Small tiles (GW_SMALL_TILES, set by the launcher; MOE_GROUPED_GEMM_WGMMA_SMALL_TILES=off for A/B runs): a tile of at
+//   most 64 rows of its expert (decode and T = 128: DeepSeek-V3 has ~7 rows an expert) loads only its rows' X, in
+//   boxes of 16 rows (mapXRows) instead of the 128-row box that reads into the next experts' rows, and the consumer
+//   warpgroup whose 64 rows hold none of the expert's issues no wgmma (it still waits and releases each stage). The
+//   rows left unloaded hold stale shared memory; a row of D depends only on its row of A, and those rows are never
+//   stored, so the output's bits are the same either way.
 // Shared layout: the stages, then the epilogue's 8 warp buffers (16 KB, only the consumers' own: never a stage the
 //   producer may be refilling), then the barriers and tile records. Stages (TMA's 128-byte swizzle, which the descriptors name): a tile of R rows of 64 elements is R rows of
 //   128 bytes; 16-byte chunk c of row r sits at chunk c ^ (r % 8). Every tile starts on a 1024-byte boundary, so
@@ -56,6 +63,11 @@
 #define GW_GROUP_M 8   // a compile option for A/B runs (MOE_GROUPED_GEMM_WGMMA_GROUP_M)
 #endif
 #define GW_A_BYTES (GW_BM * GW_BK * 2)
+#define GW_XS_ROWS 16                         // rows of mapXRows's box
+#define GW_XS_BYTES (GW_XS_ROWS * GW_BK * 2)  // 2 KB: two 1024-byte swizzle spans, so the pattern is the 128-row box's
+#ifndef GW_SMALL_TILES
+#define GW_SMALL_TILES 1 // the launcher always sets it (GroupedGemmWgmma.SmallTiles)
+#endif
 #define GW_B_BYTES (GW_BN * GW_BK * 2)
 #define GW_STAGE_BYTES (GW_A_BYTES + GW_B_BYTES)
 #define GW_CONSUMER_WARPS 8
@@ -426,7 +438,8 @@ __device__ __forceinline__ void gw_epilogue_smem(const float* acc, const GwWarpT
 extern __shared__ __align__(1024) unsigned char gwShared[];
 
 template <typename TIn, typename TOut>
-__device__ __forceinline__ void grouped_gemm_wgmma(const TmaDescriptor* mapX, const TmaDescriptor* mapW, const int* __restrict__ expertOffsets,
+__device__ __forceinline__ void grouped_gemm_wgmma(const TmaDescriptor* mapX, const TmaDescriptor* mapXRows, const TmaDescriptor* mapW,
+                                                   const int* __restrict__ expertOffsets,
                                                    const float* __restrict__ rowScale, TOut* __restrict__ y,
                                                    int rows, int n, int k, int experts, int fused)
 {
@@ -468,6 +481,7 @@ __device__ __forceinline__ void grouped_gemm_wgmma(const TmaDescriptor* mapX, co
         if (lane == 0)
         {
             gw_tma_prefetch(mapX);
+            gw_tma_prefetch(mapXRows);
             gw_tma_prefetch(mapW);
         }
         const int mTilesTotal = total_expert_tiles(expertOffsets, experts, rows, GW_BM);
@@ -494,16 +508,23 @@ __device__ __forceinline__ void grouped_gemm_wgmma(const TmaDescriptor* mapX, co
                 // W rows of the two 128-row boxes: gate and up halves when fused, else two halves of 256 columns.
                 const int firstRow = fused ? nTile * (GW_BN / 2) : nTile * GW_BN;
                 const int secondRow = fused ? n / 2 + nTile * (GW_BN / 2) : nTile * GW_BN + GW_BN / 2;
+                // X boxes of 16 rows for a tile of at most 64 rows (0: the one 128-row box).
+                const int xBoxes = GW_SMALL_TILES && rowEnd - rowBegin <= GW_BM / 2 ? ceil_div(rowEnd - rowBegin, GW_XS_ROWS) : 0;
+                const moe_u32 xBytes = xBoxes == 0 ? GW_A_BYTES : xBoxes * GW_XS_BYTES;
                 for (int ks = 0; ks < kSteps; ks++)
                 {
                     gw_bar_wait(emptyBase + 8 * stage, phase ^ 1);
                     if (ks == 0)
                         stageTiles[stage] = GwTile{expert, rowBegin, rowEnd, nTile};
                     const moe_u32 full = fullBase + 8 * stage;
-                    mbar_arrive_expect_tx(full, GW_STAGE_BYTES);
+                    mbar_arrive_expect_tx(full, xBytes + GW_B_BYTES);
                     const moe_u32 a = tilesBase + stage * GW_STAGE_BYTES;
                     const moe_u32 b = a + GW_A_BYTES;
-                    gw_tma_load_2d(a, mapX, full, ks * GW_BK, rowBegin);
+                    if (xBoxes == 0)
+                        gw_tma_load_2d(a, mapX, full, ks * GW_BK, rowBegin);
+                    else
+                        for (int box = 0; box < xBoxes; box++)
+                            gw_tma_load_2d(a + box * GW_XS_BYTES, mapXRows, full, ks * GW_BK, rowBegin + box * GW_XS_ROWS);
                     gw_tma_load_3d(b, mapW, full, ks * GW_BK, firstRow, expert);
                     gw_tma_load_3d(b + GW_B_BYTES / 2, mapW, full, ks * GW_BK, secondRow, expert);
                     if (++stage == GW_STAGES)
@@ -542,6 +563,8 @@ __device__ __forceinline__ void grouped_gemm_wgmma(const TmaDescriptor* mapX, co
         const GwTile tile = stageTiles[stage];
         if (tile.expert < 0)
             break;
+        // No row of the expert in this warpgroup's 64: no wgmma (small tiles); the stages are waited for and released all the same.
+        const bool idle = GW_SMALL_TILES && tile.rowBegin + half * 64 >= tile.rowEnd;
         int previous = -1;
         for (int ks = 0; ks < kSteps; ks++)
         {
@@ -549,12 +572,15 @@ __device__ __forceinline__ void grouped_gemm_wgmma(const TmaDescriptor* mapX, co
                 gw_bar_wait(fullBase + 8 * stage, phase);
             const moe_u32 a = tilesBase + stage * GW_STAGE_BYTES + half * (64 * GW_BK * 2);
             const moe_u32 b = tilesBase + stage * GW_STAGE_BYTES + GW_A_BYTES;
-            gw_fence_accumulators(acc);
-            gw_wgmma_fence();
+            if (!idle)
+            {
+                gw_fence_accumulators(acc);
+                gw_wgmma_fence();
 #pragma unroll
-            for (int kk = 0; kk < GW_BK / 16; kk++)
-                gw_wgmma_m64n256k16<TIn>(acc, gw_descriptor(a + 32 * kk), gw_descriptor(b + 32 * kk), (ks > 0 || kk > 0) ? 1 : 0);
-            gw_wgmma_commit();
+                for (int kk = 0; kk < GW_BK / 16; kk++)
+                    gw_wgmma_m64n256k16<TIn>(acc, gw_descriptor(a + 32 * kk), gw_descriptor(b + 32 * kk), (ks > 0 || kk > 0) ? 1 : 0);
+                gw_wgmma_commit();
+            }
             gw_wgmma_wait<1>(); // the previous K step's group is done: its stage can be refilled
             gw_fence_accumulators(acc);
             if (previous >= 0 && lane == 0)
@@ -583,13 +609,13 @@ __device__ __forceinline__ void grouped_gemm_wgmma(const TmaDescriptor* mapX, co
 }
 
 #define GW_ENTRY(SUFFIX, TIN, TOUT)                                                                                          \
-    extern "C" __global__ void __launch_bounds__(GW_THREADS, 1) grouped_gemm_wgmma_##SUFFIX(                               \
-        const __grid_constant__ TmaDescriptor mapX, const __grid_constant__ TmaDescriptor mapW,                              \
-        const int* __restrict__ expertOffsets, const float* __restrict__ rowScale, TOUT* __restrict__ y, int rows, int n,     \
-        int k, int experts, int fused)                                                                                       \
+    extern "C" __global__ void __launch_bounds__(GW_THREADS, 1) grouped_gemm_wgmma_##SUFFIX(                                 \
+        const __grid_constant__ TmaDescriptor mapX, const __grid_constant__ TmaDescriptor mapXRows,                          \
+        const __grid_constant__ TmaDescriptor mapW, const int* __restrict__ expertOffsets, const float* __restrict__ rowScale, \
+        TOUT* __restrict__ y, int rows, int n, int k, int experts, int fused)                                                \
     {                                                                                                                        \
-        moe_wait_prior_grid();                                                                                              \
-        grouped_gemm_wgmma<TIN, TOUT>(&mapX, &mapW, expertOffsets, rowScale, y, rows, n, k, experts, fused);                \
+        moe_wait_prior_grid();                                                                                               \
+        grouped_gemm_wgmma<TIN, TOUT>(&mapX, &mapXRows, &mapW, expertOffsets, rowScale, y, rows, n, k, experts, fused);      \
     }
 
 GW_ENTRY(bf16_bf16, bf16, bf16)
