@@ -245,13 +245,16 @@ public class GroupedGemmWgmmaTests
     // just past and just before a box, one whose last tile is small, and a last expert whose boxes run past x's end.
     private static readonly int[] SmallTileCounts = [1, 16, 17, 31, 48, 64, 65, 0, 7, 128 + 20, 5];
 
-    /// <summary>Small tiles leave unloaded X rows and idle warpgroups only where no row is stored: the same bits as off.</summary>
+    /// <summary>Small tiles leave unloaded X rows and idle warpgroups only where no row is stored: every mode gives off's bits.</summary>
     [Theory]
-    [InlineData(false, false)]
-    [InlineData(true, true)]
-    [InlineData(false, true)]
-    public void SmallTilesGiveTheSameBits(bool fused, bool rowScale)
+    [InlineData(false, false, "on")]
+    [InlineData(true, true, "on")]
+    [InlineData(false, true, "on")]
+    [InlineData(false, false, "boxes")]
+    [InlineData(true, true, "idle")]
+    public void SmallTilesGiveTheSameBits(bool fused, bool rowScale, string modeName)
     {
+        var mode = GroupedGemmWgmma.ParseSmallTiles(modeName);
         var gpu = Hopper(DType.BF16);
         var random = TestData.NewRandom(out int seed);
         const int n = 2 * 264, k = 200;
@@ -263,7 +266,7 @@ public class GroupedGemmWgmmaTests
         var x = TestData.ToBf16(TestData.Uniform(random, rows * k));
         var w = TestData.ToBf16(TestData.Uniform(random, SmallTileCounts.Length * n * k));
         var scales = TestData.Uniform(random, rows, 0.1f, 1.5f);
-        BFloat16[] Run(bool smallTiles)
+        BFloat16[] Run(GroupedGemmWgmma.SmallTileMode smallTiles)
         {
             GroupedGemmWgmma.SmallTilesOverride = smallTiles;
             try
@@ -285,20 +288,23 @@ public class GroupedGemmWgmmaTests
                 GroupedGemmWgmma.SmallTilesOverride = null;
             }
         }
-        var off = Run(false);
-        var on = Run(true);
+        var off = Run(GroupedGemmWgmma.SmallTileMode.Off);
+        var on = Run(mode);
         // Rows before the first expert stay poisoned in both; every expert row is written.
         Assert.All(off.Take(offsets[0] * outCols), v => Assert.True(float.IsNaN(v)));
         Assert.DoesNotContain(off.Skip(offsets[0] * outCols), v => float.IsNaN(v));
-        Compare.Exact<BFloat16>(off, on, $"small tiles off against on, fused={fused} scaled={rowScale} seed={seed}");
+        Compare.Exact<BFloat16>(off, on, $"small tiles off against {mode}, fused={fused} scaled={rowScale} seed={seed}");
     }
 
     [Theory]
-    [InlineData(null, true)]
-    [InlineData(" ", true)]
-    [InlineData("on", true)]
-    [InlineData("off", false)]
-    public void SmallTilesEnvironmentValuesParse(string? value, bool expected) => Assert.Equal(expected, GroupedGemmWgmma.ParseSmallTiles(value));
+    [InlineData(null, "On")]
+    [InlineData(" ", "On")]
+    [InlineData("on", "On")]
+    [InlineData("off", "Off")]
+    [InlineData("boxes", "Boxes")]
+    [InlineData("idle", "Idle")]
+    public void SmallTilesEnvironmentValuesParse(string? value, string expected) =>
+        Assert.Equal(Enum.Parse<GroupedGemmWgmma.SmallTileMode>(expected), GroupedGemmWgmma.ParseSmallTiles(value));
 
     [Fact]
     public void BadSmallTilesEnvironmentValuesAreRejected() =>

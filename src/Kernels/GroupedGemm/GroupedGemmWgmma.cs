@@ -91,7 +91,7 @@ public static class GroupedGemmWgmma
             options.Add($"-DGW_GROUP_M={groupM}");
         string epilogue = EpilogueOverride ?? EpilogueFromEnvironment() ?? DefaultEpilogue;
         options.Add($"-DGW_EPILOGUE_SMEM={(epilogue == SmemEpilogue ? 1 : 0)}");
-        options.Add($"-DGW_SMALL_TILES={((SmallTilesOverride ?? SmallTilesFromEnvironment()) ? 1 : 0)}");
+        options.Add($"-DGW_SMALL_TILES={(int)(SmallTilesOverride ?? SmallTilesFromEnvironment())}");
         return accelerator.LoadKernel(Source, entry, options);
     }
 
@@ -122,24 +122,41 @@ public static class GroupedGemmWgmma
         return name;
     }
 
-    /// <summary>Tests: compile with small tiles on or off instead of the environment's or the default.</summary>
-    internal static bool? SmallTilesOverride { get; set; }
+    /// <summary>What the kernel does for a tile of at most 64 rows of its expert (grouped_gemm_wgmma.cu, "Small tiles"; the GW_SMALL_TILES mask).</summary>
+    [Flags]
+    internal enum SmallTileMode
+    {
+        /// <summary>As for any tile: the 128-row X box, both consumer warpgroups multiply.</summary>
+        Off = 0,
+
+        /// <summary>X loaded in 16-row boxes, the expert's rows only.</summary>
+        Boxes = 1,
+
+        /// <summary>The consumer warpgroup whose 64 rows hold none of the expert's issues no wgmma.</summary>
+        Idle = 2,
+
+        /// <summary>Both (the default).</summary>
+        On = Boxes | Idle,
+    }
+
+    /// <summary>Tests: compile with this small-tile mode instead of the environment's or the default.</summary>
+    internal static SmallTileMode? SmallTilesOverride { get; set; }
 
     /// <summary>
-    /// MOE_GROUPED_GEMM_WGMMA_SMALL_TILES=on|off (default on), for A/B runs: whether a tile of at most 64 rows of its
-    /// expert loads only its rows' X (16-row boxes) and leaves the consumer warpgroup without rows idle
-    /// (grouped_gemm_wgmma.cu, "Small tiles"). The output's bits are the same either way. Read once; a bad value is the
-    /// ArgumentException naming it.
+    /// MOE_GROUPED_GEMM_WGMMA_SMALL_TILES=on|off|boxes|idle (default on), for A/B runs: <see cref="SmallTileMode"/>. The
+    /// output's bits are the same in every mode. Read once; a bad value is the ArgumentException naming it.
     /// </summary>
-    internal static bool SmallTilesFromEnvironment() => SmallTiles.Value;
+    internal static SmallTileMode SmallTilesFromEnvironment() => SmallTiles.Value;
 
-    private static readonly EnvironmentSetting<bool> SmallTiles = new("MOE_GROUPED_GEMM_WGMMA_SMALL_TILES", ParseSmallTiles);
+    private static readonly EnvironmentSetting<SmallTileMode> SmallTiles = new("MOE_GROUPED_GEMM_WGMMA_SMALL_TILES", ParseSmallTiles);
 
-    internal static bool ParseSmallTiles(string? value) => value?.Trim() switch
+    internal static SmallTileMode ParseSmallTiles(string? value) => value?.Trim() switch
     {
-        null or "" or "on" => true,
-        "off" => false,
-        _ => throw new ArgumentException($"MOE_GROUPED_GEMM_WGMMA_SMALL_TILES='{value}': expected on (tiles of at most 64 rows load their rows only) or off"),
+        null or "" or "on" => SmallTileMode.On,
+        "off" => SmallTileMode.Off,
+        "boxes" => SmallTileMode.Boxes,
+        "idle" => SmallTileMode.Idle,
+        _ => throw new ArgumentException($"MOE_GROUPED_GEMM_WGMMA_SMALL_TILES='{value}': expected on, off, boxes (a tile of at most 64 rows loads its rows' X only) or idle (its warpgroup without rows issues no wgmma)"),
     };
 
     /// <summary>Rows of the second X map's box: a small tile's X is loaded this many rows at a time.</summary>

@@ -28,7 +28,8 @@
 //   boxes of 16 rows (mapXRows) instead of the 128-row box that reads into the next experts' rows, and the consumer
 //   warpgroup whose 64 rows hold none of the expert's issues no wgmma (it still waits and releases each stage). The
 //   rows left unloaded hold stale shared memory; a row of D depends only on its row of A, and those rows are never
-//   stored, so the output's bits are the same either way.
+//   stored, so the output's bits are the same either way. GW_SMALL_TILES is a mask for A/B runs: 1 the X boxes, 2 the
+//   idle warpgroup, 3 both.
 // Shared layout: the stages, then the epilogue's 8 warp buffers (16 KB, only the consumers' own: never a stage the
 //   producer may be refilling), then the barriers and tile records. Stages (TMA's 128-byte swizzle, which the descriptors name): a tile of R rows of 64 elements is R rows of
 //   128 bytes; 16-byte chunk c of row r sits at chunk c ^ (r % 8). Every tile starts on a 1024-byte boundary, so
@@ -66,7 +67,7 @@
 #define GW_XS_ROWS 16                         // rows of mapXRows's box
 #define GW_XS_BYTES (GW_XS_ROWS * GW_BK * 2)  // 2 KB: two 1024-byte swizzle spans, so the pattern is the 128-row box's
 #ifndef GW_SMALL_TILES
-#define GW_SMALL_TILES 1 // the launcher always sets it (GroupedGemmWgmma.SmallTiles)
+#define GW_SMALL_TILES 3 // the launcher always sets it (GroupedGemmWgmma.SmallTilesMode)
 #endif
 #define GW_B_BYTES (GW_BN * GW_BK * 2)
 #define GW_STAGE_BYTES (GW_A_BYTES + GW_B_BYTES)
@@ -509,7 +510,7 @@ __device__ __forceinline__ void grouped_gemm_wgmma(const TmaDescriptor* mapX, co
                 const int firstRow = fused ? nTile * (GW_BN / 2) : nTile * GW_BN;
                 const int secondRow = fused ? n / 2 + nTile * (GW_BN / 2) : nTile * GW_BN + GW_BN / 2;
                 // X boxes of 16 rows for a tile of at most 64 rows (0: the one 128-row box).
-                const int xBoxes = GW_SMALL_TILES && rowEnd - rowBegin <= GW_BM / 2 ? ceil_div(rowEnd - rowBegin, GW_XS_ROWS) : 0;
+                const int xBoxes = (GW_SMALL_TILES & 1) && rowEnd - rowBegin <= GW_BM / 2 ? ceil_div(rowEnd - rowBegin, GW_XS_ROWS) : 0;
                 const moe_u32 xBytes = xBoxes == 0 ? GW_A_BYTES : xBoxes * GW_XS_BYTES;
                 for (int ks = 0; ks < kSteps; ks++)
                 {
@@ -564,7 +565,7 @@ __device__ __forceinline__ void grouped_gemm_wgmma(const TmaDescriptor* mapX, co
         if (tile.expert < 0)
             break;
         // No row of the expert in this warpgroup's 64: no wgmma (small tiles); the stages are waited for and released all the same.
-        const bool idle = GW_SMALL_TILES && tile.rowBegin + half * 64 >= tile.rowEnd;
+        const bool idle = (GW_SMALL_TILES & 2) && tile.rowBegin + half * 64 >= tile.rowEnd;
         int previous = -1;
         for (int ks = 0; ks < kSteps; ks++)
         {
