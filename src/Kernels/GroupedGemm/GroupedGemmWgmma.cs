@@ -28,7 +28,7 @@ public static class GroupedGemmWgmma
     /// <summary>Compile with GW_HANG_TRAP: a barrier wait longer than 4 s traps (a launch error) instead of hanging the device.</summary>
     internal static bool TrapOnHang { get; set; } = true;
 
-    private static readonly KernelSource Source = KernelSource.FromResource(typeof(GroupedGemmWgmma).Assembly, "grouped_gemm_wgmma.cu");
+    internal static readonly KernelSource Source = KernelSource.FromResource(typeof(GroupedGemmWgmma).Assembly, "grouped_gemm_wgmma.cu");
 
     // Must match grouped_gemm_wgmma.cu: GW_BM, GW_BN, GW_BK, GW_STAGES, GW_THREADS, GW_EPI_WARP_BYTES, GW_SHARED_BYTES.
     internal const int TileRows = 128;
@@ -82,7 +82,10 @@ public static class GroupedGemmWgmma
 
 
     /// <summary>An entry of grouped_gemm_wgmma.cu (the debug entries too), compiled with the launcher's options.</summary>
-    internal static CudaKernel LoadKernel(CudaAccelerator accelerator, string entry)
+    internal static CudaKernel LoadKernel(CudaAccelerator accelerator, string entry) => accelerator.LoadKernel(Source, entry, CompileOptions());
+
+    /// <summary>The launcher's compile options: the overrides' or the environment's, else the defaults.</summary>
+    internal static List<string> CompileOptions()
     {
         var options = new List<string>();
         if (TrapOnHang)
@@ -92,7 +95,7 @@ public static class GroupedGemmWgmma
         string epilogue = EpilogueOverride ?? EpilogueFromEnvironment() ?? DefaultEpilogue;
         options.Add($"-DGW_EPILOGUE_SMEM={(epilogue == SmemEpilogue ? 1 : 0)}");
         options.Add($"-DGW_SMALL_TILES={(int)(SmallTilesOverride ?? SmallTilesFromEnvironment())}");
-        return accelerator.LoadKernel(Source, entry, options);
+        return options;
     }
 
     /// <summary>The epilogue that stages each warp's rows in shared memory and stores 16-byte vectors, 128 bytes a row.</summary>

@@ -564,8 +564,26 @@ __device__ __forceinline__ void grouped_gemm_wgmma(const TmaDescriptor* mapX, co
         const GwTile tile = stageTiles[stage];
         if (tile.expert < 0)
             break;
-        // No row of the expert in this warpgroup's 64: no wgmma (small tiles); the stages are waited for and released all the same.
-        const bool idle = (GW_SMALL_TILES & 2) && tile.rowBegin + half * 64 >= tile.rowEnd;
+        if ((GW_SMALL_TILES & 2) && tile.rowBegin + half * 64 >= tile.rowEnd)
+        {
+            // No row of the expert in this warpgroup's 64 (small tiles): each stage is waited for and released, no wgmma.
+            // A loop of its own, so that no wgmma is issued under a branch of the K loop: with the branch there, Mixtral-8x7B
+            // T = 1024 gate_up took 978 us against 757 (nineteenth session, docs/PERFORMANCE.md).
+            for (int ks = 0; ks < kSteps; ks++)
+            {
+                if (ks > 0)
+                    gw_bar_wait(fullBase + 8 * stage, phase);
+                __syncwarp();
+                if (lane == 0)
+                    mbar_arrive(emptyBase + 8 * stage);
+                if (++stage == GW_STAGES)
+                {
+                    stage = 0;
+                    phase ^= 1;
+                }
+            }
+            continue;
+        }
         int previous = -1;
         for (int ks = 0; ks < kSteps; ks++)
         {
@@ -573,15 +591,12 @@ __device__ __forceinline__ void grouped_gemm_wgmma(const TmaDescriptor* mapX, co
                 gw_bar_wait(fullBase + 8 * stage, phase);
             const moe_u32 a = tilesBase + stage * GW_STAGE_BYTES + half * (64 * GW_BK * 2);
             const moe_u32 b = tilesBase + stage * GW_STAGE_BYTES + GW_A_BYTES;
-            if (!idle)
-            {
-                gw_fence_accumulators(acc);
-                gw_wgmma_fence();
+            gw_fence_accumulators(acc);
+            gw_wgmma_fence();
 #pragma unroll
-                for (int kk = 0; kk < GW_BK / 16; kk++)
-                    gw_wgmma_m64n256k16<TIn>(acc, gw_descriptor(a + 32 * kk), gw_descriptor(b + 32 * kk), (ks > 0 || kk > 0) ? 1 : 0);
-                gw_wgmma_commit();
-            }
+            for (int kk = 0; kk < GW_BK / 16; kk++)
+                gw_wgmma_m64n256k16<TIn>(acc, gw_descriptor(a + 32 * kk), gw_descriptor(b + 32 * kk), (ks > 0 || kk > 0) ? 1 : 0);
+            gw_wgmma_commit();
             gw_wgmma_wait<1>(); // the previous K step's group is done: its stage can be refilled
             gw_fence_accumulators(acc);
             if (previous >= 0 && lane == 0)
