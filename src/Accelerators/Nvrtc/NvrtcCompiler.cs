@@ -92,18 +92,7 @@ public sealed class NvrtcCompiler
     public static string CompileToPtx(KernelSource source, IReadOnlyList<string> options) =>
         Encoding.UTF8.GetString(CompileUncached(source, options, wantCubin: false)).TrimEnd('\0');
 
-    /// <summary>
-    /// Compiles to a CUBIN without the cache and returns the compile's log: NVRTC's and ptxas's warnings of a compile that
-    /// succeeded (a kernel whose wgmma instructions ptxas serialized says so there). Empty when there were none.
-    /// </summary>
-    public static string CompileLog(KernelSource source, IReadOnlyList<string> options)
-    {
-        string log = "";
-        CompileUncached(source, options, wantCubin: true, program => log = ProgramLog(program));
-        return log;
-    }
-
-    private static unsafe byte[] CompileUncached(KernelSource source, IReadOnlyList<string> options, bool wantCubin, Action<nint>? compiled = null)
+    private static unsafe byte[] CompileUncached(KernelSource source, IReadOnlyList<string> options, bool wantCubin)
     {
         var handles = new List<GCHandle>();
         byte* Pin(string s)
@@ -129,7 +118,6 @@ public sealed class NvrtcCompiler
             for (int i = 0; i < options.Count; i++)
                 opts[i] = Pin(options[i]);
             CheckCompile(NvrtcApi.nvrtcCompileProgram(program, options.Count, opts), "nvrtcCompileProgram", source, options, program);
-            compiled?.Invoke(program);
             nuint size;
             byte[] image;
             if (wantCubin)
@@ -161,16 +149,15 @@ public sealed class NvrtcCompiler
     {
         if (result == 0)
             return;
-        throw new NvrtcException(call, result, ErrorText(result), source.Name, options, ProgramLog(program), source.Text);
-    }
-
-    private static unsafe string ProgramLog(nint program)
-    {
-        if (program == 0 || NvrtcApi.nvrtcGetProgramLogSize(program, out nuint size) != 0 || size <= 1)
-            return "";
-        var bytes = new byte[(int)size];
-        fixed (byte* p = bytes)
-            return NvrtcApi.nvrtcGetProgramLog(program, p) == 0 ? Encoding.UTF8.GetString(bytes).TrimEnd('\0') : "";
+        string log = "";
+        if (program != 0 && NvrtcApi.nvrtcGetProgramLogSize(program, out nuint size) == 0 && size > 1)
+        {
+            var bytes = new byte[(int)size];
+            fixed (byte* p = bytes)
+                if (NvrtcApi.nvrtcGetProgramLog(program, p) == 0)
+                    log = Encoding.UTF8.GetString(bytes).TrimEnd('\0');
+        }
+        throw new NvrtcException(call, result, ErrorText(result), source.Name, options, log, source.Text);
     }
 
     private static void Check(int result, string call)

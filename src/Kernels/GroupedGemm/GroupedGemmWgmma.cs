@@ -28,7 +28,7 @@ public static class GroupedGemmWgmma
     /// <summary>Compile with GW_HANG_TRAP: a barrier wait longer than 4 s traps (a launch error) instead of hanging the device.</summary>
     internal static bool TrapOnHang { get; set; } = true;
 
-    internal static readonly KernelSource Source = KernelSource.FromResource(typeof(GroupedGemmWgmma).Assembly, "grouped_gemm_wgmma.cu");
+    private static readonly KernelSource Source = KernelSource.FromResource(typeof(GroupedGemmWgmma).Assembly, "grouped_gemm_wgmma.cu");
 
     // Must match grouped_gemm_wgmma.cu: GW_BM, GW_BN, GW_BK, GW_STAGES, GW_THREADS, GW_EPI_WARP_BYTES, GW_SHARED_BYTES.
     internal const int TileRows = 128;

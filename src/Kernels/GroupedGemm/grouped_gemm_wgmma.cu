@@ -28,8 +28,9 @@
 //   boxes of 16 rows (mapXRows) instead of the 128-row box that reads into the next experts' rows, and the consumer
 //   warpgroup whose 64 rows hold none of the expert's issues no wgmma (it still waits and releases each stage). The
 //   rows left unloaded hold stale shared memory; a row of D depends only on its row of A, and those rows are never
-//   stored, so the output's bits are the same either way. GW_SMALL_TILES is a mask for A/B runs: 1 the X boxes, 2 the
-//   idle warpgroup, 3 both.
+//   stored, so the output's bits are the same either way. The two consumers meet at a small tile's end (named barrier
+//   1): run ahead, the idle one would keep the ring's stages from being refilled early. GW_SMALL_TILES is a mask for A/B
+//   runs: 1 the X boxes, 2 the idle warpgroup, 3 both.
 // Shared layout: the stages, then the epilogue's 8 warp buffers (16 KB, only the consumers' own: never a stage the
 //   producer may be refilling), then the barriers and tile records. Stages (TMA's 128-byte swizzle, which the descriptors name): a tile of R rows of 64 elements is R rows of
 //   128 bytes; 16-byte chunk c of row r sits at chunk c ^ (r % 8). Every tile starts on a 1024-byte boundary, so
@@ -435,6 +436,12 @@ __device__ __forceinline__ void gw_epilogue_smem(const float* acc, const GwWarpT
 
 // ---- the kernel ----
 
+// The two consumer warpgroups (256 threads) wait for each other: named barrier 1 (0 is __syncthreads'). After a small
+// tile the idle warpgroup would otherwise run up to GW_STAGES K steps ahead into the next tile, where each stage it
+// wants is refilled only when the other releases it: its prefetch depth gone, every K step waits a TMA round trip
+// (DeepSeek-V3 T = 8192 gate_up 9.7 ms against 6.0 without small tiles; nineteenth session, docs/PERFORMANCE.md).
+__device__ __forceinline__ void gw_consumers_meet() { asm volatile("bar.sync 1, 256;" ::: "memory"); }
+
 // Dynamic shared memory of every entry (tiles are placed from its first 1024-byte boundary on).
 extern __shared__ __align__(1024) unsigned char gwShared[];
 
@@ -564,11 +571,11 @@ __device__ __forceinline__ void grouped_gemm_wgmma(const TmaDescriptor* mapX, co
         const GwTile tile = stageTiles[stage];
         if (tile.expert < 0)
             break;
-        if ((GW_SMALL_TILES & 2) && tile.rowBegin + half * 64 >= tile.rowEnd)
+        // A tile of at most 64 rows leaves warpgroup 2 idle (small tiles); both consumers meet at its end (below).
+        const bool smallTile = (GW_SMALL_TILES & 2) && tile.rowEnd - tile.rowBegin <= 64;
+        if (smallTile && half == 1)
         {
-            // No row of the expert in this warpgroup's 64 (small tiles): each stage is waited for and released, no wgmma.
-            // A loop of its own, so that no wgmma is issued under a branch of the K loop: with the branch there, Mixtral-8x7B
-            // T = 1024 gate_up took 978 us against 757 (nineteenth session, docs/PERFORMANCE.md).
+            // Each stage is waited for and released, no wgmma.
             for (int ks = 0; ks < kSteps; ks++)
             {
                 if (ks > 0)
@@ -582,6 +589,7 @@ __device__ __forceinline__ void grouped_gemm_wgmma(const TmaDescriptor* mapX, co
                     phase ^= 1;
                 }
             }
+            gw_consumers_meet();
             continue;
         }
         int previous = -1;
@@ -612,6 +620,8 @@ __device__ __forceinline__ void grouped_gemm_wgmma(const TmaDescriptor* mapX, co
         gw_fence_accumulators(acc);
         if (lane == 0)
             mbar_arrive(emptyBase + 8 * previous);
+        if (smallTile)
+            gw_consumers_meet();
 
         // Epilogue: rows of this expert only; columns below N (or I when fused). A warp's 16 rows are its own.
         const GwWarpTile warpTile{tile.rowBegin + half * 64 + warp * 16, tile.rowEnd, tile.nTile * colsPerTile, outCols};
