@@ -254,7 +254,7 @@ public class GroupedGemmWgmmaTests
     [InlineData(true, true, "idle")]
     public void SmallTilesGiveTheSameBits(bool fused, bool rowScale, string modeName)
     {
-        var mode = GroupedGemmWgmma.ParseSmallTiles(modeName);
+        var mode = GroupedGemmWgmma.ParseSmallTiles(modeName)!.Value;
         var gpu = Hopper(DType.BF16);
         var random = TestData.NewRandom(out int seed);
         const int n = 2 * 264, k = 200;
@@ -297,14 +297,27 @@ public class GroupedGemmWgmmaTests
     }
 
     [Theory]
-    [InlineData(null, "On")]
-    [InlineData(" ", "On")]
+    [InlineData(null, null)]
+    [InlineData(" ", null)]
+    [InlineData("auto", null)]
     [InlineData("on", "On")]
     [InlineData("off", "Off")]
     [InlineData("boxes", "Boxes")]
     [InlineData("idle", "Idle")]
-    public void SmallTilesEnvironmentValuesParse(string? value, string expected) =>
-        Assert.Equal(Enum.Parse<GroupedGemmWgmma.SmallTileMode>(expected), GroupedGemmWgmma.ParseSmallTiles(value));
+    public void SmallTilesEnvironmentValuesParse(string? value, string? expected) =>
+        Assert.Equal(expected is null ? null : Enum.Parse<GroupedGemmWgmma.SmallTileMode>(expected), GroupedGemmWgmma.ParseSmallTiles(value));
+
+    /// <summary>The idle warpgroup where most tiles are small (up to 64 rows an expert on average), X boxes alone elsewhere.</summary>
+    [Theory]
+    [InlineData(1024, 256, "On")]     // DeepSeek-V3 T = 128
+    [InlineData(8192, 256, "On")]     // DeepSeek-V3 T = 1024
+    [InlineData(16384, 256, "On")]    // 64 rows an expert: the bound
+    [InlineData(16385, 256, "Boxes")]
+    [InlineData(256, 8, "On")]        // Mixtral-8x7B T = 128
+    [InlineData(2048, 8, "Boxes")]    // Mixtral-8x7B T = 1024
+    [InlineData(65536, 256, "Boxes")] // DeepSeek-V3 T = 8192
+    public void SmallTilesRuleByRowsAnExpert(int rows, int experts, string expected) =>
+        Assert.Equal(Enum.Parse<GroupedGemmWgmma.SmallTileMode>(expected), GroupedGemmWgmma.SmallTilesFor(rows, experts));
 
     [Fact]
     public void BadSmallTilesEnvironmentValuesAreRejected() =>

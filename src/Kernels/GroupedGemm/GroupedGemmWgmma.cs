@@ -81,11 +81,15 @@ public static class GroupedGemmWgmma
     internal static string EntryName(DType operands, DType output) => $"grouped_gemm_wgmma_{GroupedGemm.Suffix(operands)}_{GroupedGemm.Suffix(output)}";
 
 
-    /// <summary>An entry of grouped_gemm_wgmma.cu (the debug entries too), compiled with the launcher's options.</summary>
-    internal static CudaKernel LoadKernel(CudaAccelerator accelerator, string entry) => accelerator.LoadKernel(Source, entry, CompileOptions());
+    /// <summary>
+    /// An entry of grouped_gemm_wgmma.cu (the debug entries too), compiled with the launcher's options and
+    /// <paramref name="smallTiles"/> (without it: the override's, the environment's, else <see cref="SmallTileMode.On"/>).
+    /// </summary>
+    internal static CudaKernel LoadKernel(CudaAccelerator accelerator, string entry, SmallTileMode? smallTiles = null) =>
+        accelerator.LoadKernel(Source, entry, CompileOptions(smallTiles ?? SmallTilesOverride ?? SmallTilesFromEnvironment() ?? SmallTileMode.On));
 
     /// <summary>The launcher's compile options: the overrides' or the environment's, else the defaults.</summary>
-    internal static List<string> CompileOptions()
+    private static List<string> CompileOptions(SmallTileMode smallTiles)
     {
         var options = new List<string>();
         if (TrapOnHang)
@@ -94,7 +98,7 @@ public static class GroupedGemmWgmma
             options.Add($"-DGW_GROUP_M={groupM}");
         string epilogue = EpilogueOverride ?? EpilogueFromEnvironment() ?? DefaultEpilogue;
         options.Add($"-DGW_EPILOGUE_SMEM={(epilogue == SmemEpilogue ? 1 : 0)}");
-        options.Add($"-DGW_SMALL_TILES={(int)(SmallTilesOverride ?? SmallTilesFromEnvironment())}");
+        options.Add($"-DGW_SMALL_TILES={(int)smallTiles}");
         return options;
     }
 
@@ -138,28 +142,46 @@ public static class GroupedGemmWgmma
         /// <summary>The consumer warpgroup whose 64 rows hold none of the expert's issues no wgmma.</summary>
         Idle = 2,
 
-        /// <summary>Both (the default).</summary>
+        /// <summary>Both.</summary>
         On = Boxes | Idle,
     }
 
-    /// <summary>Tests: compile with this small-tile mode instead of the environment's or the default.</summary>
+    /// <summary>
+    /// The mode for a call of <paramref name="rows"/> rows over <paramref name="experts"/> experts: <see cref="SmallTileMode.On"/>
+    /// up to <see cref="IdleMaxRowsPerExpert"/> rows an expert on average, where most tiles are small, else
+    /// <see cref="SmallTileMode.Boxes"/>. One H200, 2026-12-01 (docs/PERFORMANCE.md, nineteenth session), off / on / boxes:
+    /// the layer with 4 layers cycled, DeepSeek-V3 T = 128 3.50-3.64 / 3.23-3.29 ms (boxes not measured there), T = 1024
+    /// 5.51-5.73 / 5.21-5.25; Mixtral-8x7B T = 128 0.746-0.765 / 0.729-0.752; but where tiles are mostly full the idle
+    /// warpgroup loses: gate_up alone, Mixtral-8x7B T = 1024 (256 rows an expert) 767-777 / 933-978 / 749 us, DeepSeek-V3
+    /// T = 8192 6.03 / 9.59-9.72 / 6.00 ms (the layer 14.6-14.8 / 16.5-17.2 ms off / on). Why it loses there is not known:
+    /// the consumers meeting at each small tile's end did not change it, and ptxas's log reports no serialized wgmma.
+    /// </summary>
+    internal static SmallTileMode SmallTilesFor(int rows, int experts) =>
+        (long)rows <= (long)IdleMaxRowsPerExpert * experts ? SmallTileMode.On : SmallTileMode.Boxes;
+
+    /// <summary>Rows an expert, on average, up to which a call runs the idle warpgroup (<see cref="SmallTilesFor"/>).</summary>
+    internal const int IdleMaxRowsPerExpert = 64;
+
+    /// <summary>Tests: compile with this small-tile mode instead of the environment's or <see cref="SmallTilesFor"/>'s.</summary>
     internal static SmallTileMode? SmallTilesOverride { get; set; }
 
     /// <summary>
-    /// MOE_GROUPED_GEMM_WGMMA_SMALL_TILES=on|off|boxes|idle (default on), for A/B runs: <see cref="SmallTileMode"/>. The
-    /// output's bits are the same in every mode. Read once; a bad value is the ArgumentException naming it.
+    /// MOE_GROUPED_GEMM_WGMMA_SMALL_TILES=auto|on|off|boxes|idle (default auto: <see cref="SmallTilesFor"/>), for A/B runs:
+    /// <see cref="SmallTileMode"/>; null for auto. The output's bits are the same in every mode. Read once; a bad value is
+    /// the ArgumentException naming it.
     /// </summary>
-    internal static SmallTileMode SmallTilesFromEnvironment() => SmallTiles.Value;
+    internal static SmallTileMode? SmallTilesFromEnvironment() => SmallTiles.Value;
 
-    private static readonly EnvironmentSetting<SmallTileMode> SmallTiles = new("MOE_GROUPED_GEMM_WGMMA_SMALL_TILES", ParseSmallTiles);
+    private static readonly EnvironmentSetting<SmallTileMode?> SmallTiles = new("MOE_GROUPED_GEMM_WGMMA_SMALL_TILES", ParseSmallTiles);
 
-    internal static SmallTileMode ParseSmallTiles(string? value) => value?.Trim() switch
+    internal static SmallTileMode? ParseSmallTiles(string? value) => value?.Trim() switch
     {
-        null or "" or "on" => SmallTileMode.On,
+        null or "" or "auto" => null,
+        "on" => SmallTileMode.On,
         "off" => SmallTileMode.Off,
         "boxes" => SmallTileMode.Boxes,
         "idle" => SmallTileMode.Idle,
-        _ => throw new ArgumentException($"MOE_GROUPED_GEMM_WGMMA_SMALL_TILES='{value}': expected on, off, boxes (a tile of at most 64 rows loads its rows' X only) or idle (its warpgroup without rows issues no wgmma)"),
+        _ => throw new ArgumentException($"MOE_GROUPED_GEMM_WGMMA_SMALL_TILES='{value}': expected auto, on, off, boxes (a tile of at most 64 rows loads its rows' X only) or idle (its warpgroup without rows issues no wgmma)"),
     };
 
     /// <summary>Rows of the second X map's box: a small tile's X is loaded this many rows at a time.</summary>
@@ -206,7 +228,8 @@ public static class GroupedGemmWgmma
         if (mTiles * nTiles > int.MaxValue)
             throw new ArgumentException($"{plan.Rows} rows x {plan.OutCols} columns need {mTiles * nTiles} tiles; at most {int.MaxValue} per call (split the call)", "x");
         int grid = (int)Math.Min(accelerator.Info.MultiprocessorCount, mTiles * nTiles);
-        var kernel = LoadKernel(accelerator, EntryName(plan.X.DType, plan.Y.DType));
+        var smallTiles = SmallTilesOverride ?? SmallTilesFromEnvironment() ?? SmallTilesFor(plan.Rows, plan.Experts);
+        var kernel = LoadKernel(accelerator, EntryName(plan.X.DType, plan.Y.DType), smallTiles);
         kernel.Launch(stream, new Dim3((uint)grid, 1, 1), new Dim3(Threads, 1, 1), SharedBytes,
             mapX, mapXRows, mapW, plan.ExpertOffsets, plan.RowScale, plan.Y, plan.Rows, plan.N, plan.K, plan.Experts, plan.Fused ? 1 : 0);
     }

@@ -23,14 +23,15 @@
 //     16 accumulator rows in chunks of 16 rows x 128 bytes in a 2 KB buffer of its own, then stores them as 16-byte
 //     vectors, 8 lanes a row (128-byte row segments); 0, straight from the accumulators (4- or 8-byte stores).
 //     Both mask rows outside the expert and columns past N.
-// Small tiles (GW_SMALL_TILES, set by the launcher; MOE_GROUPED_GEMM_WGMMA_SMALL_TILES=off for A/B runs): a tile of at
+// Small tiles (GW_SMALL_TILES, set by the launcher; MOE_GROUPED_GEMM_WGMMA_SMALL_TILES for A/B runs): a tile of at
 //   most 64 rows of its expert (decode and T = 128: DeepSeek-V3 has ~7 rows an expert) loads only its rows' X, in
 //   boxes of 16 rows (mapXRows) instead of the 128-row box that reads into the next experts' rows, and the consumer
 //   warpgroup whose 64 rows hold none of the expert's issues no wgmma (it still waits and releases each stage). The
 //   rows left unloaded hold stale shared memory; a row of D depends only on its row of A, and those rows are never
-//   stored, so the output's bits are the same either way. The two consumers meet at a small tile's end (named barrier
-//   1): run ahead, the idle one would keep the ring's stages from being refilled early. GW_SMALL_TILES is a mask for A/B
-//   runs: 1 the X boxes, 2 the idle warpgroup, 3 both.
+//   stored, so the output's bits are the same either way. GW_SMALL_TILES is a mask: 1 the X boxes, 2 the idle
+//   warpgroup, 3 both. The launcher compiles both 1 and 3 and picks per call (GroupedGemmWgmma.SmallTilesFor): the idle
+//   warpgroup made the calls whose tiles are mostly full much slower (DeepSeek-V3 T = 8192 gate_up 9.6 ms against 6.0;
+//   nineteenth session, docs/PERFORMANCE.md), for a reason not found.
 // Shared layout: the stages, then the epilogue's 8 warp buffers (16 KB, only the consumers' own: never a stage the
 //   producer may be refilling), then the barriers and tile records. Stages (TMA's 128-byte swizzle, which the descriptors name): a tile of R rows of 64 elements is R rows of
 //   128 bytes; 16-byte chunk c of row r sits at chunk c ^ (r % 8). Every tile starts on a 1024-byte boundary, so
@@ -68,7 +69,7 @@
 #define GW_XS_ROWS 16                         // rows of mapXRows's box
 #define GW_XS_BYTES (GW_XS_ROWS * GW_BK * 2)  // 2 KB: two 1024-byte swizzle spans, so the pattern is the 128-row box's
 #ifndef GW_SMALL_TILES
-#define GW_SMALL_TILES 3 // the launcher always sets it (GroupedGemmWgmma.SmallTilesMode)
+#define GW_SMALL_TILES 3 // the launcher always sets it (GroupedGemmWgmma.SmallTilesFor)
 #endif
 #define GW_B_BYTES (GW_BN * GW_BK * 2)
 #define GW_STAGE_BYTES (GW_A_BYTES + GW_B_BYTES)
@@ -436,12 +437,6 @@ __device__ __forceinline__ void gw_epilogue_smem(const float* acc, const GwWarpT
 
 // ---- the kernel ----
 
-// The two consumer warpgroups (256 threads) wait for each other: named barrier 1 (0 is __syncthreads'). After a small
-// tile the idle warpgroup would otherwise run up to GW_STAGES K steps ahead into the next tile, where each stage it
-// wants is refilled only when the other releases it: its prefetch depth gone, every K step waits a TMA round trip
-// (DeepSeek-V3 T = 8192 gate_up 9.7 ms against 6.0 without small tiles; nineteenth session, docs/PERFORMANCE.md).
-__device__ __forceinline__ void gw_consumers_meet() { asm volatile("bar.sync 1, 256;" ::: "memory"); }
-
 // Dynamic shared memory of every entry (tiles are placed from its first 1024-byte boundary on).
 extern __shared__ __align__(1024) unsigned char gwShared[];
 
@@ -571,11 +566,9 @@ __device__ __forceinline__ void grouped_gemm_wgmma(const TmaDescriptor* mapX, co
         const GwTile tile = stageTiles[stage];
         if (tile.expert < 0)
             break;
-        // A tile of at most 64 rows leaves warpgroup 2 idle (small tiles); both consumers meet at its end (below).
-        const bool smallTile = (GW_SMALL_TILES & 2) && tile.rowEnd - tile.rowBegin <= 64;
-        if (smallTile && half == 1)
+        if ((GW_SMALL_TILES & 2) && half == 1 && tile.rowEnd - tile.rowBegin <= 64)
         {
-            // Each stage is waited for and released, no wgmma.
+            // A small tile: no row of the expert in this warpgroup's 64. Each stage is waited for and released, no wgmma.
             for (int ks = 0; ks < kSteps; ks++)
             {
                 if (ks > 0)
@@ -589,7 +582,6 @@ __device__ __forceinline__ void grouped_gemm_wgmma(const TmaDescriptor* mapX, co
                     phase ^= 1;
                 }
             }
-            gw_consumers_meet();
             continue;
         }
         int previous = -1;
@@ -620,8 +612,6 @@ __device__ __forceinline__ void grouped_gemm_wgmma(const TmaDescriptor* mapX, co
         gw_fence_accumulators(acc);
         if (lane == 0)
             mbar_arrive(emptyBase + 8 * previous);
-        if (smallTile)
-            gw_consumers_meet();
 
         // Epilogue: rows of this expert only; columns below N (or I when fused). A warp's 16 rows are its own.
         const GwWarpTile warpTile{tile.rowBegin + half * 64 + warp * 16, tile.rowEnd, tile.nTile * colsPerTile, outCols};

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# GPU machine, one H200, after tools/gpu/pack.sh: the closing check of the wgmma kernel's small tiles (nineteenth session):
+# the idle warpgroup in its own K loop without the consumers' barrier, picked per call (up to 64 rows an expert), X boxes
+# elsewhere. The wgmma tests; then the layer with the default (auto) and off: DeepSeek-V3 T = 128, 1024 with 4 layers
+# cycled, T = 8192; Mixtral-8x7B T = 128, 1024 cycled. Logs in $OUT/small19e.tgz.
+set -uo pipefail
+out=/tmp/moe-small19e; mkdir -p "$out"
+trap 'tar czf "$OUT/small19e.tgz" -C "$out" .' EXIT
+trap 'exit 143' TERM
+T="bash .gpu/run.sh dotnet .gpu/app/MoeRuntime.Tests/MoeRuntime.Tests.dll"
+M="bash .gpu/run.sh dotnet .gpu/app/MoeRuntime.Cli/moe.dll"
+SECONDS=0
+timeout 90 $T -class MoeRuntime.Tests.Kernels.GroupedGemmWgmmaTests > "$out/wgmma.log" 2>&1
+echo "== wgmma tests: exit $? (${SECONDS}s)"; grep -E "\[FAIL\]" -A 8 "$out/wgmma.log" | head -30; grep -E "Total:" "$out/wgmma.log" | tail -1
+grep -q "Failed: 0," "$out/wgmma.log" || { echo "wgmma tests did not pass: no benchmarks"; exit 1; }
+lay() { MOE_GROUPED_GEMM_WGMMA_SMALL_TILES=$1 timeout $2 $M bench layer "${@:4}" > "$out/$3-$1.log" 2>&1
+        echo "== $3 small tiles $1: exit $? (${SECONDS}s)"; grep -E "^(deepseek|mixtral|qwen3)" "$out/$3-$1.log"; }
+lay auto 50 ds-cycled --preset deepseek-v3 --tokens 128,1024 --layers 4
+lay auto 25 ds8k --preset deepseek-v3 --tokens 8192
+lay auto 20 mixtral --preset mixtral-8x7b --tokens 128,1024 --layers 4
+(( SECONDS < 125 )) && lay off 45 ds-cycled --preset deepseek-v3 --tokens 128,1024 --layers 4
+echo "== done in ${SECONDS}s"
