@@ -2,7 +2,8 @@
 # GPU machine, one H200, after tools/gpu/pack.sh: the closing check of the wgmma kernel's small tiles (nineteenth session):
 # the idle warpgroup in its own K loop without the consumers' barrier, picked per call (up to 64 rows an expert), X boxes
 # elsewhere. The wgmma tests; then the layer with the default (auto) and off: DeepSeek-V3 T = 128, 1024 with 4 layers
-# cycled, T = 8192; Mixtral-8x7B T = 128, 1024 cycled. Logs in $OUT/small19e.tgz.
+# cycled, T = 8192; Mixtral-8x7B T = 128, 1024 cycled. Logs in $OUT/small19e.tgz. Not run yet (the session's device time
+# ran out).
 set -uo pipefail
 out=/tmp/moe-small19e; mkdir -p "$out"
 trap 'tar czf "$OUT/small19e.tgz" -C "$out" .' EXIT
