@@ -152,8 +152,8 @@ public static class GroupedGemmWgmma
     /// <see cref="SmallTileMode.Boxes"/>. One H200, 2026-12-01 (docs/PERFORMANCE.md, nineteenth session), off / on / boxes:
     /// the layer with 4 layers cycled, DeepSeek-V3 T = 128 3.50-3.64 / 3.23-3.29 ms (boxes not measured there), T = 1024
     /// 5.51-5.73 / 5.21-5.25; Mixtral-8x7B T = 128 0.746-0.765 / 0.729-0.752; but where tiles are mostly full the idle
-    /// warpgroup loses: gate_up alone, Mixtral-8x7B T = 1024 (256 rows an expert) 767-777 / 933-978 / 749 us, DeepSeek-V3
-    /// T = 8192 6.03 / 9.59-9.72 / 6.00 ms (the layer 14.6-14.8 / 16.5-17.2 ms off / on). Why it loses there is not known:
+    /// warpgroup loses: gate_up alone, Mixtral-8x7B T = 1024 (256 rows an expert) 757-777 / 933-978 / 749 us, DeepSeek-V3
+    /// T = 8192 6.00-6.03 / 9.59-9.72 / 6.00 ms (the layer 14.6-14.8 / 16.5-17.2 ms off / on). Why it loses there is not known:
     /// the consumers meeting at each small tile's end did not change it, and ptxas's log reports no serialized wgmma.
     /// </summary>
     internal static SmallTileMode SmallTilesFor(int rows, int experts) =>
