@@ -10,6 +10,8 @@ namespace MoeRuntime.Benchmarks.Kernels;
 ///   gate_up: [T*k, H] x [E, 2I, H] -> [T*k, 2I]; gate_up+silu: the same with the fused SiLU-and-mul epilogue -> [T*k, I]
 ///   down:    [T*k, I] x [E, H, I] -> [T*k, H], rows scaled by routing weights in the epilogue
 /// Routing: each token picks k distinct experts uniformly at random (fixed seed), rows sorted by expert.
+/// MOE_SWEEP_ROUTING=balanced instead gives every expert T*k / E rows, the first (T*k) % E experts one more: A/B runs that
+/// need known tile shapes (256 rows an expert, whole 128-row tiles, at Mixtral-8x7B T = 1024 and DeepSeek-V3 T = 8192).
 /// Floor: the larger of active-expert weight bytes / copy bandwidth and 2*rows*N*K / 799 TFLOP/s.
 /// Weights are allocated once per model and reused across T (DeepSeek-V3 gate_up alone is 15 GB).
 /// On the CPU: smaller shapes, and an F32 row to compare with OpenBLAS sgemm.
@@ -64,7 +66,7 @@ internal static class GroupedGemmSweep
         foreach (int tokens in tokenCounts)
         {
             int rowCount = tokens * model.TopK;
-            var offsets = RoutingOffsets(tokens, model.TopK, e, seed: 1234 + tokens);
+            var offsets = Balanced ? BalancedOffsets(tokens * model.TopK, e) : RoutingOffsets(tokens, model.TopK, e, seed: 1234 + tokens);
             int active = 0;
             for (int x = 0; x < e; x++)
                 active += offsets[x + 1] > offsets[x] ? 1 : 0;
@@ -229,6 +231,23 @@ internal static class GroupedGemmSweep
         using var y = accelerator.Allocate<float>((long)rowCount * n);
         double ms = DeviceTimer.MedianMs(accelerator, s => GroupedGemm.Run(accelerator, x, w, offsets, y, n, k, null, s), warmup: 1, samples: 5, inner: 1);
         return new SweepRow("f32 dense (cpu)", $"{rowCount}x{n}x{k} E=1", ms, 4.0 * (rowCount * k + n * k + rowCount * n), 2.0 * rowCount * n * k, 0, "vs OpenBLAS sgemm");
+    }
+
+    /// <summary>MOE_SWEEP_ROUTING: uniform (default) or balanced; another value is the ArgumentException naming it.</summary>
+    private static bool Balanced => Environment.GetEnvironmentVariable("MOE_SWEEP_ROUTING")?.Trim() switch
+    {
+        null or "" or "uniform" => false,
+        "balanced" => true,
+        var value => throw new ArgumentException($"MOE_SWEEP_ROUTING='{value}': expected uniform (each token draws its experts) or balanced (rows / E an expert)"),
+    };
+
+    /// <summary>The [E + 1] offsets of <paramref name="rows"/> rows dealt evenly: rows / E an expert, the first rows % E one more.</summary>
+    internal static int[] BalancedOffsets(int rows, int experts)
+    {
+        var offsets = new int[experts + 1];
+        for (int x = 0; x < experts; x++)
+            offsets[x + 1] = offsets[x] + rows / experts + (x < rows % experts ? 1 : 0);
+        return offsets;
     }
 
     /// <summary>Each token draws k distinct experts uniformly; returns the [E + 1] offsets of rows sorted by expert.</summary>

@@ -2,8 +2,8 @@
 # GPU machine, one H200, after tools/gpu/pack.sh: the closing check of the wgmma kernel's small tiles (nineteenth session):
 # the idle warpgroup in its own K loop without the consumers' barrier, picked per call (up to 64 rows an expert), X boxes
 # elsewhere. The wgmma tests; then the layer with the default (auto) and off: DeepSeek-V3 T = 128, 1024 with 4 layers
-# cycled, T = 8192; Mixtral-8x7B T = 128, 1024 cycled. Logs in $OUT/small19e.tgz. Not run yet (the session's device time
-# ran out).
+# cycled, T = 8192; Mixtral-8x7B T = 128, 1024 cycled; then the isolated sweep with balanced routing (whole tiles only),
+# off / on / boxes. Logs in $OUT/small19e.tgz. Not run yet (the session's device time ran out).
 set -uo pipefail
 out=/tmp/moe-small19e; mkdir -p "$out"
 trap 'tar czf "$OUT/small19e.tgz" -C "$out" .' EXIT
@@ -20,4 +20,14 @@ lay auto 50 ds-cycled --preset deepseek-v3 --tokens 128,1024 --layers 4
 lay auto 25 ds8k --preset deepseek-v3 --tokens 8192
 lay auto 20 mixtral --preset mixtral-8x7b --tokens 128,1024 --layers 4
 (( SECONDS < 125 )) && lay off 45 ds-cycled --preset deepseek-v3 --tokens 128,1024 --layers 4
+# Why the idle warpgroup loses where tiles are full: balanced routing (256 rows an expert, whole 128-row tiles, so no tile
+# takes the idle path) at Mixtral-8x7B T = 1024 and DeepSeek-V3 T = 8192, off / on / boxes. If "on" is slower here too,
+# the cause is the code generation of the full tiles, not the small ones.
+B="bash .gpu/run.sh dotnet .gpu/app/MoeRuntime.Benchmarks/MoeRuntime.Benchmarks.dll"
+for v in off on boxes; do
+  MOE_GROUPED_GEMM_WGMMA_SMALL_TILES=$v MOE_SWEEP_ROUTING=balanced MOE_SWEEP_MODELS=mixtral,deepseek MOE_SWEEP_TOKENS=1024,8192 \
+    timeout 60 $B sweep grouped_gemm --device cuda:0 --json "$out/balanced-$v.json" > "$out/balanced-$v.log" 2>&1
+  echo "== balanced routing, small tiles $v: exit $? (${SECONDS}s)"
+  grep -E "^\| [a-z].*(gate_up|down)" "$out/balanced-$v.log" | grep -v "read floor" | cut -c1-150
+done
 echo "== done in ${SECONDS}s"
