@@ -11,8 +11,12 @@ trap 'exit 143' TERM
 T="bash .gpu/run.sh dotnet .gpu/app/MoeRuntime.Tests/MoeRuntime.Tests.dll"
 M="bash .gpu/run.sh dotnet .gpu/app/MoeRuntime.Cli/moe.dll"
 SECONDS=0
+# ptxas with -v on the kernel with and without the idle warpgroup (GW_SMALL_TILES 3 and 1): does it serialize the wgmma?
+python3 tools/gpu/ptxas_log.py -v src/Kernels/GroupedGemm/grouped_gemm_wgmma.cu -DGW_SMALL_TILES=3 -DGW_EPILOGUE_SMEM=1 \
+  src/Kernels/GroupedGemm/grouped_gemm_wgmma.cu -DGW_SMALL_TILES=1 -DGW_EPILOGUE_SMEM=1 > "$out/ptxas.log" 2>&1 &
 timeout 90 $T -class MoeRuntime.Tests.Kernels.GroupedGemmWgmmaTests > "$out/wgmma.log" 2>&1
 echo "== wgmma tests: exit $? (${SECONDS}s)"; grep -E "\[FAIL\]" -A 8 "$out/wgmma.log" | head -30; grep -E "Total:" "$out/wgmma.log" | tail -1
+wait; echo "== ptxas -v (${SECONDS}s)"; cut -c1-240 "$out/ptxas.log" | head -40
 grep -q "Failed: 0," "$out/wgmma.log" || { echo "wgmma tests did not pass: no benchmarks"; exit 1; }
 lay() { MOE_GROUPED_GEMM_WGMMA_SMALL_TILES=$1 timeout $2 $M bench layer "${@:4}" > "$out/$3-$1.log" 2>&1
         echo "== $3 small tiles $1: exit $? (${SECONDS}s)"; grep -E "^(deepseek|mixtral|qwen3)" "$out/$3-$1.log"; }
