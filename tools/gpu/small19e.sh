@@ -3,7 +3,7 @@
 # the idle warpgroup in its own K loop without the consumers' barrier, picked per call (up to 64 rows an expert), X boxes
 # elsewhere. The wgmma tests; then the layer with the default (auto) and off: DeepSeek-V3 T = 128, 1024 with 4 layers
 # cycled, T = 8192; Mixtral-8x7B T = 128, 1024 cycled; then the isolated sweep with balanced routing (whole tiles only),
-# off / on / boxes. Logs in $OUT/small19e.tgz. Not run yet (the session's device time ran out).
+# off / on / boxes; DeepSeek-V3 T = 128's phases with 1 and 4 layers. Logs in $OUT/small19e.tgz. Not run yet (the session's device time ran out).
 set -uo pipefail
 out=/tmp/moe-small19e; mkdir -p "$out"
 trap 'tar czf "$OUT/small19e.tgz" -C "$out" .' EXIT
@@ -24,6 +24,11 @@ lay auto 50 ds-cycled --preset deepseek-v3 --tokens 128,1024 --layers 4
 lay auto 25 ds8k --preset deepseek-v3 --tokens 8192
 lay auto 20 mixtral --preset mixtral-8x7b --tokens 128,1024 --layers 4
 (( SECONDS < 125 )) && lay off 45 ds-cycled --preset deepseek-v3 --tokens 128,1024 --layers 4
+# The router GEMM phase at DeepSeek-V3 T = 128 took 60 us with 4 layers cycled (12.4 us alone in the sixth session):
+# phases with one layer and with 4 cycled, side by side.
+lay auto 40 ds-phases-1 --preset deepseek-v3 --tokens 128 --phases
+lay auto 50 ds-phases-4 --preset deepseek-v3 --tokens 128 --layers 4 --phases
+grep -hE "^(preset|deepseek)" "$out"/ds-phases-*-auto.log
 # Why the idle warpgroup loses where tiles are full: balanced routing (256 rows an expert, whole 128-row tiles, so no tile
 # takes the idle path) at Mixtral-8x7B T = 1024 and DeepSeek-V3 T = 8192, off / on / boxes. If "on" is slower here too,
 # the cause is the code generation of the full tiles, not the small ones.
