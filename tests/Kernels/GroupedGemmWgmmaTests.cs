@@ -207,17 +207,7 @@ public class GroupedGemmWgmmaTests
             GroupedGemmWgmma.EpilogueOverride = epilogue;
             try
             {
-                using var xs = gpu.Upload<BFloat16>(x);
-                using var ws = gpu.Upload<BFloat16>(w);
-                using var offs = gpu.Upload<int>(offsets);
-                using var scale = gpu.Upload<float>(scales);
-                using var y = gpu.Allocate<BFloat16>(rows * outCols);
-                TestData.Poison(y);
-                GroupedGemm.Run(gpu, xs, ws, offs, y, n, k, new GroupedGemmOptions
-                {
-                    VariantOverride = GroupedGemmWgmma.VariantName, FusedSiluAndMul = fused, RowScale = rowScale ? scale : null,
-                });
-                return y.ToArray();
+                return RunBf16(gpu, x, w, offsets, rowScale ? scales : null, rows * outCols, n, k, fused);
             }
             finally
             {
@@ -271,17 +261,7 @@ public class GroupedGemmWgmmaTests
             GroupedGemmWgmma.SmallTilesOverride = smallTiles;
             try
             {
-                using var xs = gpu.Upload<BFloat16>(x);
-                using var ws = gpu.Upload<BFloat16>(w);
-                using var offs = gpu.Upload<int>(offsets);
-                using var scale = gpu.Upload<float>(scales);
-                using var y = gpu.Allocate<BFloat16>(rows * outCols);
-                TestData.Poison(y);
-                GroupedGemm.Run(gpu, xs, ws, offs, y, n, k, new GroupedGemmOptions
-                {
-                    VariantOverride = GroupedGemmWgmma.VariantName, FusedSiluAndMul = fused, RowScale = rowScale ? scale : null,
-                });
-                return y.ToArray();
+                return RunBf16(gpu, x, w, offsets, rowScale ? scales : null, rows * outCols, n, k, fused);
             }
             finally
             {
@@ -517,6 +497,23 @@ public class GroupedGemmWgmmaTests
     }
 
     /// <summary>The CUDA device when it is compute capability 9.0; otherwise the test is skipped with the reason.</summary>
+    /// <summary>One wgmma call on bf16 data into a poisoned bf16 output of <paramref name="outputLength"/> values, read back.</summary>
+    private static BFloat16[] RunBf16(Accelerator gpu, BFloat16[] x, BFloat16[] w, int[] offsets, float[]? rowScales, int outputLength,
+                                      int n, int k, bool fused)
+    {
+        using var xs = gpu.Upload<BFloat16>(x);
+        using var ws = gpu.Upload<BFloat16>(w);
+        using var offs = gpu.Upload<int>(offsets);
+        using var scale = rowScales is null ? null : gpu.Upload<float>(rowScales);
+        using var y = gpu.Allocate<BFloat16>(outputLength);
+        TestData.Poison(y);
+        GroupedGemm.Run(gpu, xs, ws, offs, y, n, k, new GroupedGemmOptions
+        {
+            VariantOverride = GroupedGemmWgmma.VariantName, FusedSiluAndMul = fused, RowScale = scale,
+        });
+        return y.ToArray();
+    }
+
     private static Accelerator Hopper(DType operands)
     {
         var gpu = TestDevices.Get("cuda:0");

@@ -82,11 +82,11 @@ public static class GroupedGemmWgmma
 
 
     /// <summary>
-    /// An entry of grouped_gemm_wgmma.cu (the debug entries too), compiled with the launcher's options and
-    /// <paramref name="smallTiles"/> (without it: the override's, the environment's, else <see cref="SmallTileMode.On"/>).
+    /// An entry of grouped_gemm_wgmma.cu, compiled with the launcher's options and <paramref name="smallTiles"/> (the debug
+    /// entries, which the mode does not touch, take the default).
     /// </summary>
-    internal static CudaKernel LoadKernel(CudaAccelerator accelerator, string entry, SmallTileMode? smallTiles = null) =>
-        accelerator.LoadKernel(Source, entry, CompileOptions(smallTiles ?? SmallTilesOverride ?? SmallTilesFromEnvironment() ?? SmallTileMode.On));
+    internal static CudaKernel LoadKernel(CudaAccelerator accelerator, string entry, SmallTileMode smallTiles = SmallTileMode.On) =>
+        accelerator.LoadKernel(Source, entry, CompileOptions(smallTiles));
 
     /// <summary>The launcher's compile options: the overrides' or the environment's, else the defaults.</summary>
     private static List<string> CompileOptions(SmallTileMode smallTiles)
