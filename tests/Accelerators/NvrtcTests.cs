@@ -13,6 +13,7 @@ public class NvrtcTests
         Assembly.Load("MoeRuntime.Kernels"),
         Assembly.Load("MoeRuntime.Collectives"),
         Assembly.Load("MoeRuntime.Runtime"),
+        Assembly.Load("moe"),
         typeof(NvrtcTests).Assembly,
     }.Distinct();
 

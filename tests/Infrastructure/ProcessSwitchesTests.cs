@@ -17,6 +17,7 @@ public sealed class ProcessSwitchesTests
         ["GroupedGemmWgmma.GroupMOverride"] = "the tile order only: the same bits (GroupedGemmWgmmaTests.WgmmaGroupSizeDoesNotChangeTheResult)",
         ["GroupedGemmWgmma.EpilogueOverride"] = "both epilogues give the same bits (GroupedGemmWgmmaTests.BothEpiloguesGiveTheSameBits)",
         ["GroupedGemmWgmma.SmallTilesOverride"] = "small tiles on and off give the same bits (GroupedGemmWgmmaTests.SmallTilesGiveTheSameBits)",
+        ["GroupedGemmWgmma.ScheduleOverride"] = "both schedules give the same bits (GroupedGemmWgmmaTests.BothSchedulesGiveTheSameBits)",
         ["GroupedGemmGemvBulk.ConfigOverride"] = "read only by the bulk GEMV, an experiment off by default that only GroupedGemmGemvBulkTests runs",
     };
 

@@ -220,6 +220,74 @@ public class GroupedGemmWgmmaTests
         Compare.Exact<BFloat16>(direct, staged, $"direct against smem epilogue, fused={fused} scaled={rowScale} seed={seed}");
     }
 
+    /// <summary>
+    /// The dynamic schedule (tiles claimed from the workspace's tickets) gives the static order's bits, call after call on
+    /// one workspace: a launch that left its tickets above zero would hand the next one no work (its rows stay NaN).
+    /// </summary>
+    [Theory]
+    [InlineData(false, false, "on")]
+    [InlineData(true, true, "on")]
+    [InlineData(false, true, "boxes")]
+    public void BothSchedulesGiveTheSameBits(bool fused, bool rowScale, string smallTiles)
+    {
+        var gpu = Hopper(DType.BF16);
+        var random = TestData.NewRandom(out int seed);
+        const int n = 2 * 264, k = 200;
+        var offsets = new int[SmallTileCounts.Length + 1];
+        offsets[0] = 3;
+        for (int e = 0; e < SmallTileCounts.Length; e++)
+            offsets[e + 1] = offsets[e] + SmallTileCounts[e];
+        int rows = offsets[^1], outCols = fused ? n / 2 : n;
+        var x = TestData.ToBf16(TestData.Uniform(random, rows * k));
+        var w = TestData.ToBf16(TestData.Uniform(random, SmallTileCounts.Length * n * k));
+        var scales = TestData.Uniform(random, rows, 0.1f, 1.5f);
+        using var workspace = GroupedGemmWorkspace.WithCapacity(gpu, 0, 0);
+        BFloat16[] Run(GroupedGemmWgmma.Schedule schedule)
+        {
+            GroupedGemmWgmma.ScheduleOverride = schedule;
+            GroupedGemmWgmma.SmallTilesOverride = GroupedGemmWgmma.ParseSmallTiles(smallTiles);
+            try
+            {
+                Assert.Equal(schedule, GroupedGemmWgmma.ScheduleFor(workspace));
+                return RunBf16(gpu, x, w, offsets, rowScale ? scales : null, rows * outCols, n, k, fused, workspace);
+            }
+            finally
+            {
+                GroupedGemmWgmma.ScheduleOverride = null;
+                GroupedGemmWgmma.SmallTilesOverride = null;
+            }
+        }
+        var expected = Run(GroupedGemmWgmma.Schedule.Static);
+        Assert.DoesNotContain(expected.Skip(offsets[0] * outCols), v => float.IsNaN(v));
+        for (int call = 0; call < 3; call++)
+        {
+            Compare.Exact<BFloat16>(expected, Run(GroupedGemmWgmma.Schedule.Dynamic),
+                $"dynamic schedule, call {call} on one workspace, fused={fused} scaled={rowScale} small tiles {smallTiles} seed={seed}");
+            Assert.Equal(new int[GroupedGemmWorkspace.TicketInts], workspace.Tickets!.ToArray());
+        }
+    }
+
+    [Fact]
+    public void ScheduleIsStaticWithoutTickets()
+    {
+        Assert.Equal(GroupedGemmWgmma.Schedule.Static, GroupedGemmWgmma.ScheduleFor(null));
+        using var cpuWorkspace = GroupedGemmWorkspace.WithCapacity(TestDevices.Get("cpu"), 0, 0);
+        Assert.Null(cpuWorkspace.Tickets);
+        Assert.Equal(GroupedGemmWgmma.Schedule.Static, GroupedGemmWgmma.ScheduleFor(cpuWorkspace));
+    }
+
+    [Theory]
+    [InlineData(null, null)]
+    [InlineData("", null)]
+    [InlineData("dynamic", "Dynamic")]
+    [InlineData(" Static ", "Static")]
+    public void ScheduleEnvironmentValuesParse(string? value, string? expected) =>
+        Assert.Equal(expected is null ? null : Enum.Parse<GroupedGemmWgmma.Schedule>(expected), GroupedGemmWgmma.ParseSchedule(value));
+
+    [Fact]
+    public void BadScheduleEnvironmentValuesAreRejected() =>
+        Assert.Contains("MOE_GROUPED_GEMM_WGMMA_SCHEDULE", Assert.Throws<ArgumentException>(() => GroupedGemmWgmma.ParseSchedule("1")).Message);
+
     [Theory]
     [InlineData(null, null)]
     [InlineData(" ", null)]
@@ -331,7 +399,9 @@ public class GroupedGemmWgmmaTests
         using var offsets = gpu.Upload<int>(new[] { 0, 10, 10, 250, 300 });
         using var y = gpu.Allocate<float>(rows * n);
         using var stream = (MoeRuntime.Accelerators.Cuda.CudaStream)gpu.CreateStream();
-        var options = new GroupedGemmOptions { ValidateOffsets = false, VariantOverride = GroupedGemmWgmma.VariantName };
+        // With a workspace the graph's launch claims tiles from its tickets: each replay must find them zeroed by the last.
+        using var workspace = GroupedGemmWorkspace.WithCapacity(gpu, 0, 0);
+        var options = new GroupedGemmOptions { ValidateOffsets = false, VariantOverride = GroupedGemmWgmma.VariantName, SplitKWorkspace = workspace };
         GroupedGemm.Run(gpu, x, w, offsets, y, n, k, options, stream);
         stream.BeginCapture();
         GroupedGemm.Run(gpu, x, w, offsets, y, n, k, options, stream);
@@ -499,7 +569,7 @@ public class GroupedGemmWgmmaTests
     /// <summary>The CUDA device when it is compute capability 9.0; otherwise the test is skipped with the reason.</summary>
     /// <summary>One wgmma call on bf16 data into a poisoned bf16 output of <paramref name="outputLength"/> values, read back.</summary>
     private static BFloat16[] RunBf16(Accelerator gpu, BFloat16[] x, BFloat16[] w, int[] offsets, float[]? rowScales, int outputLength,
-                                      int n, int k, bool fused)
+                                      int n, int k, bool fused, GroupedGemmWorkspace? workspace = null)
     {
         using var xs = gpu.Upload<BFloat16>(x);
         using var ws = gpu.Upload<BFloat16>(w);
@@ -509,7 +579,7 @@ public class GroupedGemmWgmmaTests
         TestData.Poison(y);
         GroupedGemm.Run(gpu, xs, ws, offs, y, n, k, new GroupedGemmOptions
         {
-            VariantOverride = GroupedGemmWgmma.VariantName, FusedSiluAndMul = fused, RowScale = scale,
+            VariantOverride = GroupedGemmWgmma.VariantName, FusedSiluAndMul = fused, RowScale = scale, SplitKWorkspace = workspace,
         });
         return y.ToArray();
     }

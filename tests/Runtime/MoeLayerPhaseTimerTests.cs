@@ -58,6 +58,7 @@ public sealed class MoeLayerPhaseTimerTests
             // Each forward's phases lie inside its total; the gaps between them are host work only (argument checks).
             Assert.InRange(row.PhaseSumUs, 0.5 * row.TotalUs, row.TotalUs);
             Assert.True(row.ActiveExperts > 0 && row.FloorUs > 0);
+            Assert.True(row.EnqueueUs > 0, $"T={row.Tokens}: enqueue {row.EnqueueUs} us");
         }
     }
 

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using MoeRuntime.Accelerators;
 using MoeRuntime.Accelerators.Cuda;
 using MoeRuntime.Runtime.Layers;
@@ -10,20 +11,27 @@ namespace MoeRuntime.Cli.Bench;
 /// of the whole forward (events around it), and the experts the routing hit.
 /// </summary>
 /// <remarks>
+/// <see cref="EnqueueUs"/>: the host's median time to enqueue a forward. Below <see cref="LayerPhaseBench.DelayUs"/> the
+/// phases are device time only.
 /// <see cref="PhaseSumUs"/> is the median of each forward's sum of phases (not the sum of the medians): a forward's
 /// phases lie inside its total, so this median is never above <see cref="TotalUs"/>. With several layers cycled,
 /// <see cref="ActiveExperts"/> and <see cref="FloorUs"/> are their mean; <see cref="ActivePerLayer"/> has each.
 /// </remarks>
 internal sealed record LayerPhaseRow(string Preset, int Tokens, double TotalUs, double PhaseSumUs, Dictionary<string, double> PhaseUs, int ActiveExperts, double FloorUs,
-    int[] ActivePerLayer);
+    int[] ActivePerLayer, double EnqueueUs);
 
 /// <summary>
 /// <c>moe bench layer --phases</c>: eager forwards of one <see cref="MoeLayer"/> with a device event at each phase
-/// boundary (<see cref="LayerPhaseTimer"/>), median per phase over the samples. Eager, not a graph: a phase's time
-/// includes launch gaps the host leaves inside it, and total minus the phases' sum is the gaps between them.
+/// boundary (<see cref="LayerPhaseTimer"/>), median per phase over the samples. Eager, not a graph. Each sampled forward
+/// is enqueued behind a <see cref="DelayUs"/> spin (<see cref="DeviceDelay"/>), so the GPU finds the whole forward queued:
+/// without it, the sample's synchronisation left the GPU idle, and the first phases timed the host's launches (DeepSeek-V3's
+/// router GEMM at T = 128 read 30-60 us, twentieth session). Total minus the phases' sum is the gaps between them.
 /// </summary>
 internal sealed class LayerPhaseBench(Accelerator accelerator, DType dtype, int warmup, int samples)
 {
+    /// <summary>The spin before each sampled forward: well above an eager forward's enqueue time (<see cref="LayerPhaseRow.EnqueueUs"/>).</summary>
+    internal const double DelayUs = 2000;
+
     public IEnumerable<LayerPhaseRow> Run(string preset, DeviceMoeWeights weights, IEnumerable<int> tokenCounts) =>
         Run(preset, [weights], tokenCounts);
 
@@ -57,6 +65,7 @@ internal sealed class LayerPhaseBench(Accelerator accelerator, DType dtype, int 
                     var phases = Enum.GetValues<MoeLayerPhase>().ToDictionary(p => p, _ => new List<double>());
                     var totals = new List<double>();
                     var sums = new List<double>();
+                    var enqueues = new List<double>();
                     for (int s = 0; s < samples; s++)
                     {
                         var layer = layers[s % layers.Length];
@@ -64,9 +73,12 @@ internal sealed class LayerPhaseBench(Accelerator accelerator, DType dtype, int 
                         try
                         {
                             timer.Reset();
+                            DeviceDelay.Enqueue(accelerator, stream, DelayUs);
+                            long enqueueStart = Stopwatch.GetTimestamp();
                             start.Record(stream);
                             layer.Forward(hidden, output, workspaces[s % layers.Length], stream);
                             end.Record(stream);
+                            enqueues.Add(Stopwatch.GetElapsedTime(enqueueStart).TotalMicroseconds);
                             end.Synchronize();
                         }
                         finally
@@ -82,7 +94,8 @@ internal sealed class LayerPhaseBench(Accelerator accelerator, DType dtype, int 
                     var active = workspaces.Select(w => w.RoutedCounts.ToArray().Count(c => c > 0)).ToArray();
                     double floorUs = active.Average(a => LayerPresets.ActiveWeightBytes(config, (double)a, dtype)) / LayerBench.CopyBandwidth(accelerator) * 1e6;
                     yield return new LayerPhaseRow(preset, tokens, BenchMedian.Of(totals), BenchMedian.Of(sums),
-                        phases.ToDictionary(p => p.Key.ToString(), p => BenchMedian.Of(p.Value)), (int)Math.Round(active.Average()), floorUs, active);
+                        phases.ToDictionary(p => p.Key.ToString(), p => BenchMedian.Of(p.Value)), (int)Math.Round(active.Average()), floorUs, active,
+                        BenchMedian.Of(enqueues));
                 }
                 finally
                 {

@@ -249,15 +249,15 @@ internal static class LayerBenchCommand
             using var weights = CreateLayers(accelerator, presetName, config, dtype, layerCount, errors);
             var bench = new LayerPhaseBench(accelerator, dtype, warmup, samples);
             var names = Enum.GetNames<MoeLayerPhase>();
-            output.WriteLine($"# MoE layer phases {presetName} on {accelerator.Name} ({accelerator.Info.Name}), {DTypes.Name(dtype)}; eager, device events, median of {samples} (us)"
+            output.WriteLine($"# MoE layer phases {presetName} on {accelerator.Name} ({accelerator.Info.Name}), {DTypes.Name(dtype)}; eager behind a {LayerPhaseBench.DelayUs:F0} us device spin, device events, median of {samples} (us; enqueue: the host's time to enqueue a forward)"
                 + (layerCount > 1 ? $"; {layerCount} layers cycled, a sample a forward of the next" : ""));
-            output.WriteLine($"{"preset",-14} {"T",5} {"active",6} {"floor",8} {"total",8} {"sum",8} {"gaps",7} " + string.Join(" ", names.Select(n => $"{n,13}")));
+            output.WriteLine($"{"preset",-14} {"T",5} {"active",6} {"floor",8} {"total",8} {"sum",8} {"gaps",7} {"enqueue",8} " + string.Join(" ", names.Select(n => $"{n,13}")));
             var rows = new List<LayerPhaseRow>();
             foreach (var row in bench.Run(presetName, weights.Items, tokenCounts))
             {
                 rows.Add(row);
                 output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"{row.Preset,-14} {row.Tokens,5} {row.ActiveExperts,6} {row.FloorUs,8:F1} {row.TotalUs,8:F1} {row.PhaseSumUs,8:F1} {row.TotalUs - row.PhaseSumUs,7:F1} ")
+                    $"{row.Preset,-14} {row.Tokens,5} {row.ActiveExperts,6} {row.FloorUs,8:F1} {row.TotalUs,8:F1} {row.PhaseSumUs,8:F1} {row.TotalUs - row.PhaseSumUs,7:F1} {row.EnqueueUs,8:F1} ")
                     + string.Join(" ", names.Select(n => row.PhaseUs[n].ToString("F1", CultureInfo.InvariantCulture).PadLeft(13))));
             }
             output.WriteLine(LayerRowHeader);

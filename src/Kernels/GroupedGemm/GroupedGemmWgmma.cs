@@ -184,6 +184,46 @@ public static class GroupedGemmWgmma
         _ => throw new ArgumentException($"MOE_GROUPED_GEMM_WGMMA_SMALL_TILES='{value}': expected auto, on, off, boxes (a tile of at most 64 rows loads its rows' X only) or idle (its warpgroup without rows issues no wgmma)"),
     };
 
+    /// <summary>How the persistent blocks walk the work items (grouped_gemm_wgmma.cu, "tickets").</summary>
+    internal enum Schedule
+    {
+        /// <summary>Block b takes items b, b + grid, ...: no device state, the blocks drift apart where tiles differ in cost.</summary>
+        Static,
+
+        /// <summary>Each block claims its next item from the workspace's tickets (<see cref="GroupedGemmWorkspace.Tickets"/>).</summary>
+        Dynamic,
+    }
+
+    /// <summary>
+    /// The schedule of a call: dynamic when it has a workspace (the tickets live there) unless switched to static, else
+    /// static. Why dynamic: see <see cref="DefaultSchedule"/>.
+    /// </summary>
+    internal static Schedule ScheduleFor(GroupedGemmWorkspace? workspace) =>
+        workspace?.Tickets is null ? Schedule.Static : ScheduleOverride ?? ScheduleFromEnvironment() ?? DefaultSchedule;
+
+    /// <summary>
+    /// The schedule where a workspace allows either. Dynamic: a small tile's idle warpgroup (up to 64 rows of its expert) makes it
+    /// cheaper than a full one, so under the static order the blocks drift apart and no longer share the W tiles of a work group
+    /// in L2 (the hypothesis of the twentieth session; docs/PERFORMANCE.md has the A/B).
+    /// </summary>
+    internal const Schedule DefaultSchedule = Schedule.Dynamic;
+
+    /// <summary>Tests: this schedule instead of the environment's or the default (calls without a workspace stay static).</summary>
+    internal static Schedule? ScheduleOverride { get; set; }
+
+    /// <summary>MOE_GROUPED_GEMM_WGMMA_SCHEDULE=dynamic|static, for A/B runs; null when unset. The output's bits are the same either way.</summary>
+    internal static Schedule? ScheduleFromEnvironment() => ScheduleSetting.Value;
+
+    private static readonly EnvironmentSetting<Schedule?> ScheduleSetting = new("MOE_GROUPED_GEMM_WGMMA_SCHEDULE", ParseSchedule);
+
+    internal static Schedule? ParseSchedule(string? value) => value?.Trim().ToLowerInvariant() switch
+    {
+        null or "" => null,
+        "dynamic" => Schedule.Dynamic,
+        "static" => Schedule.Static,
+        _ => throw new ArgumentException($"MOE_GROUPED_GEMM_WGMMA_SCHEDULE='{value}': expected dynamic (blocks claim work items from a counter in the workspace) or static (block b takes items b, b + grid, ...)"),
+    };
+
     /// <summary>Rows of the second X map's box: a small tile's X is loaded this many rows at a time.</summary>
     internal const int SmallTileBoxRows = 16;
 
@@ -230,7 +270,8 @@ public static class GroupedGemmWgmma
         int grid = (int)Math.Min(accelerator.Info.MultiprocessorCount, mTiles * nTiles);
         var smallTiles = SmallTilesOverride ?? SmallTilesFromEnvironment() ?? SmallTilesFor(plan.Rows, plan.Experts);
         var kernel = LoadKernel(accelerator, EntryName(plan.X.DType, plan.Y.DType), smallTiles);
+        var tickets = ScheduleFor(plan.SplitK) == Schedule.Dynamic ? plan.SplitK!.Tickets : null;
         kernel.Launch(stream, new Dim3((uint)grid, 1, 1), new Dim3(Threads, 1, 1), SharedBytes,
-            mapX, mapXRows, mapW, plan.ExpertOffsets, plan.RowScale, plan.Y, plan.Rows, plan.N, plan.K, plan.Experts, plan.Fused ? 1 : 0);
+            mapX, mapXRows, mapW, plan.ExpertOffsets, plan.RowScale, plan.Y, tickets, plan.Rows, plan.N, plan.K, plan.Experts, plan.Fused ? 1 : 0);
     }
 }

@@ -8,8 +8,8 @@ public readonly record struct GroupedGemmShape(int Rows, int N, int K, int Exper
 /// <summary>
 /// Device scratch for split-K (<see cref="GroupedGemmOptions.SplitKWorkspace"/>): F32 partial tiles and one arrival
 /// counter per output tile (the skinny kernel, <see cref="GroupedGemmSkinny"/>: its partials, and for its folded reduction
-/// a counter per column block). The counters
-/// start at zero and every launch leaves them at zero, so one workspace serves any number of calls, also inside a CUDA
+/// a counter per column block), and on a GPU the wgmma kernel's tile tickets (<see cref="Tickets"/>). The counters and
+/// tickets start at zero and every launch leaves them at zero, so one workspace serves any number of calls, also inside a CUDA
 /// graph, as long as no two calls that use it run at the same time (calls on one stream never do). Without a workspace, or with one too small for a call, the call does not split
 /// (or splits less). On the CPU a workspace holds nothing. Create it outside a CUDA graph capture (it synchronises).
 /// </summary>
@@ -29,15 +29,21 @@ public sealed class GroupedGemmWorkspace : IDisposable
             {
                 Counters = accelerator.Allocate<int>(counters);
                 Counters.Clear();
-                accelerator.Synchronize(); // streams are non-blocking: the zeroes must land before a launch on any stream
             }
+            Tickets = accelerator.Allocate<int>(TicketInts);
+            Tickets.Clear();
+            accelerator.Synchronize(); // streams are non-blocking: the zeroes must land before a launch on any stream
         }
         catch
         {
             Partials?.Dispose();
+            Counters?.Dispose();
             throw;
         }
     }
+
+    /// <summary>Ints of <see cref="Tickets"/>: the next work item, and the blocks done claiming.</summary>
+    internal const int TicketInts = 2;
 
     public Accelerator Accelerator { get; }
 
@@ -47,11 +53,17 @@ public sealed class GroupedGemmWorkspace : IDisposable
     /// <summary>[capacity] I32 arrival counters, zero between launches; null when the workspace is empty.</summary>
     internal MemoryBuffer<int>? Counters { get; }
 
+    /// <summary>
+    /// [2] I32 on a GPU, null on the CPU: the wgmma kernel's work-item counter and its count of blocks done claiming
+    /// (grouped_gemm_wgmma.cu, "tickets"), zero between launches.
+    /// </summary>
+    internal MemoryBuffer<int>? Tickets { get; }
+
     public long PartialCapacity => Partials?.Length ?? 0;
     public long CounterCapacity => Counters?.Length ?? 0;
 
     /// <summary>Bytes of device memory the workspace holds.</summary>
-    public long Bytes => (Partials?.LengthBytes ?? 0) + (Counters?.LengthBytes ?? 0);
+    public long Bytes => (Partials?.LengthBytes ?? 0) + (Counters?.LengthBytes ?? 0) + (Tickets?.LengthBytes ?? 0);
 
     /// <summary>
     /// A workspace big enough for each of <paramref name="shapes"/> with the split count the op would choose on this
@@ -119,11 +131,13 @@ public sealed class GroupedGemmWorkspace : IDisposable
     {
         Partials?.ThrowIfDisposed();
         Counters?.ThrowIfDisposed();
+        Tickets?.ThrowIfDisposed();
     }
 
     public void Dispose()
     {
         Partials?.Dispose();
         Counters?.Dispose();
+        Tickets?.Dispose();
     }
 }

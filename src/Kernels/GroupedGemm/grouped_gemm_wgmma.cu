@@ -40,6 +40,11 @@
 // Work: global m-tiles over the experts (expert e owns ceil(count_e / 128), tile m of e starts at row
 //   offsets[e] + 128 m, so its TMA box reads into the next expert's rows: they are loaded, never stored) times
 //   column tiles, visited in groups of GW_GROUP_M m-tiles so that the blocks running at once share W tiles in L2.
+//   tickets: [2] int, zero between launches, or null. With them each block's producer claims its next item from
+//   tickets[0] (an atomic add), so the blocks working at once stay on neighbouring items whatever their tiles cost
+//   (small tiles, a block that started late behind the kernel before); the last block out zeroes the pair. Null: the
+//   static order, block b taking items b, b + grid, b + 2 grid, ... Either order gives the same bits (a tile is
+//   computed the same wherever it runs). Calls that share a pair must not run at the same time.
 // K tails (K % 64 != 0), N tails and rows past x's end are zero-filled by TMA (the maps' dims are exact).
 // Launch: grid = min(SMs, tile upper bound), block 384, dynamic shared GW_SHARED_BYTES; K % 8 == 0 (TMA strides are
 //   multiples of 16 bytes), x and w 16-byte aligned. Compile for sm_90a only (the first line says so).
@@ -437,6 +442,28 @@ __device__ __forceinline__ void gw_epilogue_smem(const float* acc, const GwWarpT
 
 // ---- the kernel ----
 
+// ---- the work order ----
+
+// With tickets (a zeroed pair of ints in the call's workspace), lane 0 claims the next work item from tickets[0];
+// the value matters only in lane 0. Without, no claim: the static order.
+__device__ __forceinline__ int gw_claim(int* tickets, int lane)
+{
+    return tickets != nullptr && lane == 0 ? atomicAdd(tickets, 1) : 0;
+}
+
+// Lane 0 of each block's producer, after its last claim (one past the work): the last block to get here zeroes the
+// pair, so the next launch on the workspace starts from item 0. Every block's claims are done by then: each claim
+// returned before its block counted itself out.
+__device__ __forceinline__ void gw_release_tickets(int* tickets)
+{
+    __threadfence();
+    if (atomicAdd(tickets + 1, 1) == (int)gridDim.x - 1)
+    {
+        atomicExch(tickets, 0);
+        atomicExch(tickets + 1, 0);
+    }
+}
+
 // Dynamic shared memory of every entry (tiles are placed from its first 1024-byte boundary on).
 extern __shared__ __align__(1024) unsigned char gwShared[];
 
@@ -444,7 +471,7 @@ template <typename TIn, typename TOut>
 __device__ __forceinline__ void grouped_gemm_wgmma(const TmaDescriptor* mapX, const TmaDescriptor* mapXRows, const TmaDescriptor* mapW,
                                                    const int* __restrict__ expertOffsets,
                                                    const float* __restrict__ rowScale, TOut* __restrict__ y,
-                                                   int rows, int n, int k, int experts, int fused)
+                                                   int* __restrict__ tickets, int rows, int n, int k, int experts, int fused)
 {
     // The swizzle pattern and the descriptors assume 1024-byte aligned tiles.
     const moe_u32 rawBase = shared_addr(gwShared);
@@ -491,8 +518,12 @@ __device__ __forceinline__ void grouped_gemm_wgmma(const TmaDescriptor* mapX, co
         const int work = mTilesTotal * nTiles;
         int stage = 0;
         moe_u32 phase = 0;
-        for (int t = blockIdx.x; t < work; t += gridDim.x)
+        int claim = gw_claim(tickets, lane);
+        int t = tickets != nullptr ? __shfl_sync(0xffffffffu, claim, 0) : blockIdx.x;
+        while (t < work)
         {
+            // The next item is claimed before this one's copies, so the claim's round trip hides behind them.
+            claim = gw_claim(tickets, lane);
             // Groups of GW_GROUP_M m-tiles: consecutive work items walk down the m-tiles of one column tile first.
             const int group = t / (GW_GROUP_M * nTiles);
             const int firstM = group * GW_GROUP_M;
@@ -538,7 +569,10 @@ __device__ __forceinline__ void grouped_gemm_wgmma(const TmaDescriptor* mapX, co
                 }
             }
             __syncwarp();
+            t = tickets != nullptr ? __shfl_sync(0xffffffffu, claim, 0) : t + gridDim.x;
         }
+        if (tickets != nullptr && lane == 0)
+            gw_release_tickets(tickets);
         if (lane == 0)
         {
             // The stop record: a stage with no copies, completed by the plain arrive.
@@ -628,10 +662,10 @@ __device__ __forceinline__ void grouped_gemm_wgmma(const TmaDescriptor* mapX, co
     extern "C" __global__ void __launch_bounds__(GW_THREADS, 1) grouped_gemm_wgmma_##SUFFIX(                                 \
         const __grid_constant__ TmaDescriptor mapX, const __grid_constant__ TmaDescriptor mapXRows,                          \
         const __grid_constant__ TmaDescriptor mapW, const int* __restrict__ expertOffsets, const float* __restrict__ rowScale, \
-        TOUT* __restrict__ y, int rows, int n, int k, int experts, int fused)                                                \
+        TOUT* __restrict__ y, int* __restrict__ tickets, int rows, int n, int k, int experts, int fused)                      \
     {                                                                                                                        \
         moe_wait_prior_grid();                                                                                               \
-        grouped_gemm_wgmma<TIN, TOUT>(&mapX, &mapXRows, &mapW, expertOffsets, rowScale, y, rows, n, k, experts, fused);      \
+        grouped_gemm_wgmma<TIN, TOUT>(&mapX, &mapXRows, &mapW, expertOffsets, rowScale, y, tickets, rows, n, k, experts, fused); \
     }
 
 GW_ENTRY(bf16_bf16, bf16, bf16)
