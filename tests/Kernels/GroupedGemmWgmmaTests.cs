@@ -301,6 +301,8 @@ public class GroupedGemmWgmmaTests
 
     // Small tiles (MOE_GROUPED_GEMM_WGMMA_SMALL_TILES): experts whose tiles hold 1-64 rows, whose 16-row boxes end on,
     // just past and just before a box, one whose last tile is small, and a last expert whose boxes run past x's end.
+    // Experts of at most 64 rows (one tile: X boxes and the idle warpgroup), 65 rows (one tile, both warpgroups), and
+    // 128 + 20 (a partial last tile with siblings: X boxes only).
     private static readonly int[] SmallTileCounts = [1, 16, 17, 31, 48, 64, 65, 0, 7, 128 + 20, 5];
 
     /// <summary>Small tiles leave unloaded X rows and idle warpgroups only where no row is stored: every mode gives off's bits.</summary>
@@ -354,18 +356,6 @@ public class GroupedGemmWgmmaTests
     [InlineData("idle", "Idle")]
     public void SmallTilesEnvironmentValuesParse(string? value, string? expected) =>
         Assert.Equal(expected is null ? null : Enum.Parse<GroupedGemmWgmma.SmallTileMode>(expected), GroupedGemmWgmma.ParseSmallTiles(value));
-
-    /// <summary>The idle warpgroup where most tiles are small (up to 64 rows an expert on average), X boxes alone elsewhere.</summary>
-    [Theory]
-    [InlineData(1024, 256, "On")]     // DeepSeek-V3 T = 128
-    [InlineData(8192, 256, "On")]     // DeepSeek-V3 T = 1024
-    [InlineData(16384, 256, "On")]    // 64 rows an expert: the bound
-    [InlineData(16385, 256, "Boxes")]
-    [InlineData(256, 8, "On")]        // Mixtral-8x7B T = 128
-    [InlineData(2048, 8, "Boxes")]    // Mixtral-8x7B T = 1024
-    [InlineData(65536, 256, "Boxes")] // DeepSeek-V3 T = 8192
-    public void SmallTilesRuleByRowsAnExpert(int rows, int experts, string expected) =>
-        Assert.Equal(Enum.Parse<GroupedGemmWgmma.SmallTileMode>(expected), GroupedGemmWgmma.SmallTilesFor(rows, experts));
 
     [Fact]
     public void BadSmallTilesEnvironmentValuesAreRejected() =>

@@ -147,26 +147,17 @@ public static class GroupedGemmWgmma
     }
 
     /// <summary>
-    /// The mode for a call of <paramref name="rows"/> rows over <paramref name="experts"/> experts: <see cref="SmallTileMode.On"/>
-    /// up to <see cref="IdleMaxRowsPerExpert"/> rows an expert on average, where most tiles are small, else
-    /// <see cref="SmallTileMode.Boxes"/>. One H200, 2026-12-01 (docs/PERFORMANCE.md, nineteenth session), off / on / boxes:
-    /// the layer with 4 layers cycled, DeepSeek-V3 T = 128 3.50-3.64 / 3.23-3.29 ms (boxes not measured there), T = 1024
-    /// 5.51-5.73 / 5.21-5.25; Mixtral-8x7B T = 128 0.746-0.765 / 0.729-0.752; but where tiles are mostly full the idle
-    /// warpgroup loses: gate_up alone, Mixtral-8x7B T = 1024 (256 rows an expert) 757-777 / 933-978 / 749 us, DeepSeek-V3
-    /// T = 8192 6.00-6.03 / 9.59-9.72 / 6.00 ms (the layer 14.6-14.8 / 16.5-17.2 ms off / on). Why it loses there is not known:
-    /// the consumers meeting at each small tile's end did not change it, and ptxas's log reports no serialized wgmma.
+    /// The mode without an override or MOE_GROUPED_GEMM_WGMMA_SMALL_TILES: both parts; the kernel idles a warpgroup only on an
+    /// expert's only tile (grouped_gemm_wgmma.cu, "Small tiles"). Before that rule (nineteenth session) the host ran the idle
+    /// warpgroup only up to 64 rows an expert on average: on every small tile, it lost where experts had several tiles.
     /// </summary>
-    internal static SmallTileMode SmallTilesFor(int rows, int experts) =>
-        (long)rows <= (long)IdleMaxRowsPerExpert * experts ? SmallTileMode.On : SmallTileMode.Boxes;
+    internal const SmallTileMode DefaultSmallTiles = SmallTileMode.On;
 
-    /// <summary>Rows an expert, on average, up to which a call runs the idle warpgroup (<see cref="SmallTilesFor"/>).</summary>
-    internal const int IdleMaxRowsPerExpert = 64;
-
-    /// <summary>Tests: compile with this small-tile mode instead of the environment's or <see cref="SmallTilesFor"/>'s.</summary>
+    /// <summary>Tests: compile with this small-tile mode instead of the environment's or the default.</summary>
     internal static SmallTileMode? SmallTilesOverride { get; set; }
 
     /// <summary>
-    /// MOE_GROUPED_GEMM_WGMMA_SMALL_TILES=auto|on|off|boxes|idle (default auto: <see cref="SmallTilesFor"/>), for A/B runs:
+    /// MOE_GROUPED_GEMM_WGMMA_SMALL_TILES=auto|on|off|boxes|idle (default auto: <see cref="DefaultSmallTiles"/>), for A/B runs:
     /// <see cref="SmallTileMode"/>; null for auto. The output's bits are the same in every mode. Read once; a bad value is
     /// the ArgumentException naming it.
     /// </summary>
@@ -268,7 +259,7 @@ public static class GroupedGemmWgmma
         if (mTiles * nTiles > int.MaxValue)
             throw new ArgumentException($"{plan.Rows} rows x {plan.OutCols} columns need {mTiles * nTiles} tiles; at most {int.MaxValue} per call (split the call)", "x");
         int grid = (int)Math.Min(accelerator.Info.MultiprocessorCount, mTiles * nTiles);
-        var smallTiles = SmallTilesOverride ?? SmallTilesFromEnvironment() ?? SmallTilesFor(plan.Rows, plan.Experts);
+        var smallTiles = SmallTilesOverride ?? SmallTilesFromEnvironment() ?? DefaultSmallTiles;
         var kernel = LoadKernel(accelerator, EntryName(plan.X.DType, plan.Y.DType), smallTiles);
         var tickets = ScheduleFor(plan.SplitK) == Schedule.Dynamic ? plan.SplitK!.Tickets : null;
         kernel.Launch(stream, new Dim3((uint)grid, 1, 1), new Dim3(Threads, 1, 1), SharedBytes,

@@ -26,12 +26,13 @@
 // Small tiles (GW_SMALL_TILES, set by the launcher; MOE_GROUPED_GEMM_WGMMA_SMALL_TILES for A/B runs): a tile of at
 //   most 64 rows of its expert (decode and T = 128: DeepSeek-V3 has ~7 rows an expert) loads only its rows' X, in
 //   boxes of 16 rows (mapXRows) instead of the 128-row box that reads into the next experts' rows, and the consumer
-//   warpgroup whose 64 rows hold none of the expert's issues no wgmma (it still waits and releases each stage). The
-//   rows left unloaded hold stale shared memory; a row of D depends only on its row of A, and those rows are never
-//   stored, so the output's bits are the same either way. GW_SMALL_TILES is a mask: 1 the X boxes, 2 the idle
-//   warpgroup, 3 both. The launcher compiles both 1 and 3 and picks per call (GroupedGemmWgmma.SmallTilesFor): the idle
-//   warpgroup made the calls whose tiles are mostly full much slower (DeepSeek-V3 T = 8192 gate_up 9.6 ms against 6.0;
-//   nineteenth session, docs/PERFORMANCE.md), for a reason not found.
+//   warpgroup whose 64 rows hold none of the expert's issues no wgmma (it still waits and releases each stage) when the
+//   tile is its expert's only one. The rows left unloaded hold stale shared memory; a row of D depends only on its row
+//   of A, and those rows are never stored, so the output's bits are the same either way. GW_SMALL_TILES is a mask: 1
+//   the X boxes, 2 the idle warpgroup, 3 both (the default). Why only an expert's only tile: the last, partial m-tile of
+//   a larger expert shares each W tile in L2 with its siblings, which the order runs at the same time; idle, it ran
+//   through K twice as fast as they did and each W tile came from DRAM twice (twentieth session: DeepSeek-V3 T = 8192
+//   gate_up 9.4 ms against 6.0 with the X boxes alone, 7.5 with the dynamic order; docs/PERFORMANCE.md).
 // Shared layout: the stages, then the epilogue's 8 warp buffers (16 KB, only the consumers' own: never a stage the
 //   producer may be refilling), then the barriers and tile records. Stages (TMA's 128-byte swizzle, which the descriptors name): a tile of R rows of 64 elements is R rows of
 //   128 bytes; 16-byte chunk c of row r sits at chunk c ^ (r % 8). Every tile starts on a 1024-byte boundary, so
@@ -74,7 +75,7 @@
 #define GW_XS_ROWS 16                         // rows of mapXRows's box
 #define GW_XS_BYTES (GW_XS_ROWS * GW_BK * 2)  // 2 KB: two 1024-byte swizzle spans, so the pattern is the 128-row box's
 #ifndef GW_SMALL_TILES
-#define GW_SMALL_TILES 3 // the launcher always sets it (GroupedGemmWgmma.SmallTilesFor)
+#define GW_SMALL_TILES 3 // the launcher always sets it (GroupedGemmWgmma.DefaultSmallTiles)
 #endif
 #define GW_B_BYTES (GW_BN * GW_BK * 2)
 #define GW_STAGE_BYTES (GW_A_BYTES + GW_B_BYTES)
@@ -93,13 +94,15 @@ struct __align__(64) TmaDescriptor
     moe_u64 opaque[16];
 };
 
-// What a stage holds: the tile its K step belongs to. expert = -1: no more work.
+// What a stage holds: the tile its K step belongs to. expert = -1: no more work. only: the tile holds all of its expert's
+// rows (the expert's one m-tile).
 struct GwTile
 {
     int expert;
     int rowBegin;
     int rowEnd;
     int nTile;
+    int only;
 };
 
 __device__ __forceinline__ void gw_bar_wait(moe_u32 bar, moe_u32 parity)
@@ -545,11 +548,14 @@ __device__ __forceinline__ void grouped_gemm_wgmma(const TmaDescriptor* mapX, co
                 // X boxes of 16 rows for a tile of at most 64 rows (0: the one 128-row box).
                 const int xBoxes = (GW_SMALL_TILES & 1) && rowEnd - rowBegin <= GW_BM / 2 ? ceil_div(rowEnd - rowBegin, GW_XS_ROWS) : 0;
                 const moe_u32 xBytes = xBoxes == 0 ? GW_A_BYTES : xBoxes * GW_XS_BYTES;
+                int expertBegin, expertEnd;
+                expert_rows(expertOffsets, rows, expert, expertBegin, expertEnd);
+                const int only = rowBegin == expertBegin && rowEnd == expertEnd ? 1 : 0;
                 for (int ks = 0; ks < kSteps; ks++)
                 {
                     gw_bar_wait(emptyBase + 8 * stage, phase ^ 1);
                     if (ks == 0)
-                        stageTiles[stage] = GwTile{expert, rowBegin, rowEnd, nTile};
+                        stageTiles[stage] = GwTile{expert, rowBegin, rowEnd, nTile, only};
                     const moe_u32 full = fullBase + 8 * stage;
                     mbar_arrive_expect_tx(full, xBytes + GW_B_BYTES);
                     const moe_u32 a = tilesBase + stage * GW_STAGE_BYTES;
@@ -577,7 +583,7 @@ __device__ __forceinline__ void grouped_gemm_wgmma(const TmaDescriptor* mapX, co
         {
             // The stop record: a stage with no copies, completed by the plain arrive.
             gw_bar_wait(emptyBase + 8 * stage, phase ^ 1);
-            stageTiles[stage] = GwTile{-1, 0, 0, 0};
+            stageTiles[stage] = GwTile{-1, 0, 0, 0, 0};
             mbar_arrive(fullBase + 8 * stage);
         }
         return;
@@ -600,9 +606,9 @@ __device__ __forceinline__ void grouped_gemm_wgmma(const TmaDescriptor* mapX, co
         const GwTile tile = stageTiles[stage];
         if (tile.expert < 0)
             break;
-        if ((GW_SMALL_TILES & 2) && half == 1 && tile.rowEnd - tile.rowBegin <= 64)
+        if ((GW_SMALL_TILES & 2) && half == 1 && tile.only && tile.rowEnd - tile.rowBegin <= 64)
         {
-            // A small tile: no row of the expert in this warpgroup's 64. Each stage is waited for and released, no wgmma.
+            // An expert of at most 64 rows: none in this warpgroup's 64. Each stage is waited for and released, no wgmma.
             for (int ks = 0; ks < kSteps; ks++)
             {
                 if (ks > 0)
