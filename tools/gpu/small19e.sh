@@ -3,7 +3,7 @@
 # the idle warpgroup in its own K loop without the consumers' barrier, picked per call (up to 64 rows an expert), X boxes
 # elsewhere. The wgmma tests; then the layer with the default (auto) and off: DeepSeek-V3 T = 128, 1024 with 4 layers
 # cycled, T = 8192; Mixtral-8x7B T = 128, 1024 cycled; then the isolated sweep with balanced routing (whole tiles only),
-# off / on / boxes; DeepSeek-V3 T = 128's phases with 1 and 4 layers. Logs in $OUT/small19e.tgz. Not run yet (the session's device time ran out).
+# off / on / boxes; DeepSeek-V3 T = 128's phases with 1 and 4 layers. Logs in $OUT/small19e.tgz. Ran in the twentieth session (docs/PERFORMANCE.md).
 set -uo pipefail
 out=/tmp/moe-small19e; mkdir -p "$out"
 trap 'tar czf "$OUT/small19e.tgz" -C "$out" .' EXIT
