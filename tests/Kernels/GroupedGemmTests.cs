@@ -290,6 +290,34 @@ public class GroupedGemmTests
                 Assert.True(double.IsNaN(actual[i]), $"{what}: element {i} outside every expert was written ({actual[i]})");
     }
 
+    /// <summary>The CPU twin (parallel over experts and tiles) gives the same bits run after run, as the CUDA kernels must.</summary>
+    [Fact]
+    public void TheCpuGivesTheSameBitsRunAfterRun() =>
+        AssertRepeatsGiveTheSameBits(TestDevices.Get("cpu"), [0, 3, 3, 70, 71], 40, 136, new GroupedGemmOptions(), repeats: 2);
+
+    /// <summary>
+    /// One bf16 call on random data over <paramref name="offsets"/> (rows = offsets[E]), then <paramref name="repeats"/>
+    /// more on the same inputs, each bit for bit the first's output: a race (a buffer reused too early) shows as a difference.
+    /// </summary>
+    internal static void AssertRepeatsGiveTheSameBits(Accelerator gpu, int[] offsets, int n, int k, GroupedGemmOptions options, int repeats = 5)
+    {
+        var random = TestData.NewRandom(out int seed);
+        int rows = offsets[^1], experts = offsets.Length - 1;
+        using var x = gpu.Upload<BFloat16>(TestData.ToBf16(TestData.Uniform(random, rows * k)));
+        using var w = gpu.Upload<BFloat16>(TestData.ToBf16(TestData.Uniform(random, experts * n * k)));
+        using var o = gpu.Upload<int>(offsets);
+        using var y = gpu.Allocate<float>(rows * n);
+        GroupedGemm.Run(gpu, x, w, o, y, n, k, options);
+        var first = y.ToArray();
+        Assert.Contains(first, v => v != 0);
+        for (int run = 0; run < repeats; run++)
+        {
+            TestData.Poison(y);
+            GroupedGemm.Run(gpu, x, w, o, y, n, k, options);
+            Compare.Exact<float>(first, y.ToArray(), $"{options.VariantOverride ?? "auto"}: run {run + 1} against the first, seed={seed}");
+        }
+    }
+
     internal static float[] Rounded(float[] values, DType dtype) => dtype switch
     {
         DType.BF16 => values.Select(v => (float)(BFloat16)v).ToArray(),

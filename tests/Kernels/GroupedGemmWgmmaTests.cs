@@ -92,22 +92,8 @@ public class GroupedGemmWgmmaTests
 
     /// <summary>Same inputs twice, bit for bit: a race (a stage reused too early) shows as a difference.</summary>
     [Fact]
-    public void WgmmaIsDeterministic()
-    {
-        var gpu = Hopper(DType.BF16);
-        var random = TestData.NewRandom(out int seed);
-        const int n = 520, k = 328, experts = 3;
-        int[] offsets = [0, 400, 401, 950];
-        using var x = gpu.Upload<BFloat16>(TestData.ToBf16(TestData.Uniform(random, offsets[^1] * k)));
-        using var w = gpu.Upload<BFloat16>(TestData.ToBf16(TestData.Uniform(random, experts * n * k)));
-        using var o = gpu.Upload<int>(offsets);
-        using var y1 = gpu.Allocate<float>(offsets[^1] * n);
-        using var y2 = gpu.Allocate<float>(offsets[^1] * n);
-        var options = new GroupedGemmOptions { VariantOverride = GroupedGemmWgmma.VariantName };
-        GroupedGemm.Run(gpu, x, w, o, y1, n, k, options);
-        GroupedGemm.Run(gpu, x, w, o, y2, n, k, options);
-        Compare.Exact<float>(y1.ToArray(), y2.ToArray(), $"two runs of the wgmma kernel, seed={seed}");
-    }
+    public void WgmmaIsDeterministic() =>
+        AssertRepeatsGiveTheSameBits(Hopper(DType.BF16), [0, 400, 401, 950], 520, 328, new GroupedGemmOptions { VariantOverride = GroupedGemmWgmma.VariantName }, repeats: 2);
 
     /// <summary>The work order's group size only reorders tiles: every group size gives the default's exact output.</summary>
     [Theory]
@@ -220,6 +206,34 @@ public class GroupedGemmWgmmaTests
         Compare.Exact<BFloat16>(direct, staged, $"direct against smem epilogue, fused={fused} scaled={rowScale} seed={seed}");
     }
 
+    // Small tiles (MOE_GROUPED_GEMM_WGMMA_SMALL_TILES): experts of 1-64 rows (one tile: X boxes and the idle warpgroup)
+    // whose 16-row boxes end on, just past and just before a box; 65 rows (one tile, both warpgroups); 128 + 20 (a partial
+    // last tile with siblings: X boxes only); and a last expert whose boxes run past x's end.
+    private static readonly int[] SmallTileCounts = [1, 16, 17, 31, 48, 64, 65, 0, 7, 128 + 20, 5];
+
+    /// <summary>Random bf16 data over <see cref="SmallTileCounts"/>: 3 rows before the first expert, none after the last.</summary>
+    private sealed record SmallTileData(BFloat16[] X, BFloat16[] W, int[] Offsets, float[] Scales, bool Fused)
+    {
+        public const int N = 2 * 264, K = 200;
+        public int Rows => Offsets[^1];
+        public int OutCols => Fused ? N / 2 : N;
+
+        public static SmallTileData Random(Random random, bool fused)
+        {
+            var offsets = new int[SmallTileCounts.Length + 1];
+            offsets[0] = 3;
+            for (int e = 0; e < SmallTileCounts.Length; e++)
+                offsets[e + 1] = offsets[e] + SmallTileCounts[e];
+            int rows = offsets[^1];
+            return new SmallTileData(TestData.ToBf16(TestData.Uniform(random, rows * K)), TestData.ToBf16(TestData.Uniform(random, SmallTileCounts.Length * N * K)),
+                offsets, TestData.Uniform(random, rows, 0.1f, 1.5f), fused);
+        }
+
+        /// <summary>One wgmma call into a poisoned output, with the settings the caller has made.</summary>
+        public BFloat16[] Run(Accelerator gpu, bool rowScale, GroupedGemmWorkspace? workspace = null) =>
+            RunBf16(gpu, X, W, Offsets, rowScale ? Scales : null, Rows * OutCols, N, K, Fused, workspace);
+    }
+
     /// <summary>
     /// The dynamic schedule (tiles claimed from the workspace's tickets) gives the static order's bits, call after call on
     /// one workspace: a launch that left its tickets above zero would hand the next one no work (its rows stay NaN).
@@ -231,16 +245,7 @@ public class GroupedGemmWgmmaTests
     public void BothSchedulesGiveTheSameBits(bool fused, bool rowScale, string smallTiles)
     {
         var gpu = Hopper(DType.BF16);
-        var random = TestData.NewRandom(out int seed);
-        const int n = 2 * 264, k = 200;
-        var offsets = new int[SmallTileCounts.Length + 1];
-        offsets[0] = 3;
-        for (int e = 0; e < SmallTileCounts.Length; e++)
-            offsets[e + 1] = offsets[e] + SmallTileCounts[e];
-        int rows = offsets[^1], outCols = fused ? n / 2 : n;
-        var x = TestData.ToBf16(TestData.Uniform(random, rows * k));
-        var w = TestData.ToBf16(TestData.Uniform(random, SmallTileCounts.Length * n * k));
-        var scales = TestData.Uniform(random, rows, 0.1f, 1.5f);
+        var data = SmallTileData.Random(TestData.NewRandom(out int seed), fused);
         using var workspace = GroupedGemmWorkspace.WithCapacity(gpu, 0, 0);
         BFloat16[] Run(GroupedGemmWgmma.Schedule schedule)
         {
@@ -249,7 +254,7 @@ public class GroupedGemmWgmmaTests
             try
             {
                 Assert.Equal(schedule, GroupedGemmWgmma.ScheduleFor(workspace));
-                return RunBf16(gpu, x, w, offsets, rowScale ? scales : null, rows * outCols, n, k, fused, workspace);
+                return data.Run(gpu, rowScale, workspace);
             }
             finally
             {
@@ -258,7 +263,7 @@ public class GroupedGemmWgmmaTests
             }
         }
         var expected = Run(GroupedGemmWgmma.Schedule.Static);
-        Assert.DoesNotContain(expected.Skip(offsets[0] * outCols), v => float.IsNaN(v));
+        Assert.DoesNotContain(expected.Skip(data.Offsets[0] * data.OutCols), v => float.IsNaN(v));
         for (int call = 0; call < 3; call++)
         {
             Compare.Exact<BFloat16>(expected, Run(GroupedGemmWgmma.Schedule.Dynamic),
@@ -299,12 +304,6 @@ public class GroupedGemmWgmmaTests
     public void BadEpilogueEnvironmentValuesAreRejected() =>
         Assert.Contains("MOE_GROUPED_GEMM_WGMMA_EPILOGUE", Assert.Throws<ArgumentException>(() => GroupedGemmWgmma.ParseEpilogue("tma")).Message);
 
-    // Small tiles (MOE_GROUPED_GEMM_WGMMA_SMALL_TILES): experts whose tiles hold 1-64 rows, whose 16-row boxes end on,
-    // just past and just before a box, one whose last tile is small, and a last expert whose boxes run past x's end.
-    // Experts of at most 64 rows (one tile: X boxes and the idle warpgroup), 65 rows (one tile, both warpgroups), and
-    // 128 + 20 (a partial last tile with siblings: X boxes only).
-    private static readonly int[] SmallTileCounts = [1, 16, 17, 31, 48, 64, 65, 0, 7, 128 + 20, 5];
-
     /// <summary>Small tiles leave unloaded X rows and idle warpgroups only where no row is stored: every mode gives off's bits.</summary>
     [Theory]
     [InlineData(false, false, "on")]
@@ -316,22 +315,13 @@ public class GroupedGemmWgmmaTests
     {
         var mode = GroupedGemmWgmma.ParseSmallTiles(modeName)!.Value;
         var gpu = Hopper(DType.BF16);
-        var random = TestData.NewRandom(out int seed);
-        const int n = 2 * 264, k = 200;
-        var offsets = new int[SmallTileCounts.Length + 1];
-        offsets[0] = 3;
-        for (int e = 0; e < SmallTileCounts.Length; e++)
-            offsets[e + 1] = offsets[e] + SmallTileCounts[e];
-        int rows = offsets[^1], outCols = fused ? n / 2 : n; // no trailing rows: the last expert's boxes leave x
-        var x = TestData.ToBf16(TestData.Uniform(random, rows * k));
-        var w = TestData.ToBf16(TestData.Uniform(random, SmallTileCounts.Length * n * k));
-        var scales = TestData.Uniform(random, rows, 0.1f, 1.5f);
+        var data = SmallTileData.Random(TestData.NewRandom(out int seed), fused);
         BFloat16[] Run(GroupedGemmWgmma.SmallTileMode smallTiles)
         {
             GroupedGemmWgmma.SmallTilesOverride = smallTiles;
             try
             {
-                return RunBf16(gpu, x, w, offsets, rowScale ? scales : null, rows * outCols, n, k, fused);
+                return data.Run(gpu, rowScale);
             }
             finally
             {
@@ -341,8 +331,8 @@ public class GroupedGemmWgmmaTests
         var off = Run(GroupedGemmWgmma.SmallTileMode.Off);
         var on = Run(mode);
         // Rows before the first expert stay poisoned in both; every expert row is written.
-        Assert.All(off.Take(offsets[0] * outCols), v => Assert.True(float.IsNaN(v)));
-        Assert.DoesNotContain(off.Skip(offsets[0] * outCols), v => float.IsNaN(v));
+        Assert.All(off.Take(data.Offsets[0] * data.OutCols), v => Assert.True(float.IsNaN(v)));
+        Assert.DoesNotContain(off.Skip(data.Offsets[0] * data.OutCols), v => float.IsNaN(v));
         Compare.Exact<BFloat16>(off, on, $"small tiles off against {mode}, fused={fused} scaled={rowScale} seed={seed}");
     }
 
