@@ -272,6 +272,69 @@ public class GroupedGemmWgmmaTests
         }
     }
 
+    /// <summary>
+    /// The experiments of the twentieth session (not yet run on a GPU there): the tile table in shared memory and the claim
+    /// made K steps early give the default build's bits, above and below the table's 512 experts, under both schedules.
+    /// </summary>
+    [Theory]
+    [InlineData(7, true, 0, "static")]
+    [InlineData(300, true, 0, "static")]
+    [InlineData(300, true, 0, "dynamic")]
+    [InlineData(600, true, 0, "dynamic")] // past the table: the serial walk
+    [InlineData(300, false, 3, "dynamic")]
+    [InlineData(300, true, 8, "dynamic")] // more steps ahead than a tile has: the first step
+    public void TileTableAndClaimAheadGiveTheSameBits(int experts, bool tileTable, int claimAhead, string schedule)
+    {
+        var gpu = Hopper(DType.BF16);
+        var random = TestData.NewRandom(out int seed);
+        const int n = 264, k = 200;
+        var offsets = new int[experts + 1];
+        for (int e = 0; e < experts; e++)
+            offsets[e + 1] = offsets[e] + (e == 0 ? 130 : random.Next(4) switch { 0 => 0, 1 => 1, 2 => random.Next(2, 70), _ => random.Next(100, 300) });
+        int rows = offsets[^1];
+        var x = TestData.ToBf16(TestData.Uniform(random, rows * k));
+        var w = TestData.ToBf16(TestData.Uniform(random, experts * n * k));
+        using var workspace = GroupedGemmWorkspace.WithCapacity(gpu, 0, 0);
+        var expected = RunBf16(gpu, x, w, offsets, null, rows * n, n, k, fused: false, workspace);
+        GroupedGemmWgmma.TileTableOverride = tileTable;
+        GroupedGemmWgmma.ClaimAheadOverride = claimAhead;
+        GroupedGemmWgmma.ScheduleOverride = GroupedGemmWgmma.ParseSchedule(schedule);
+        try
+        {
+            Compare.Exact<BFloat16>(expected, RunBf16(gpu, x, w, offsets, null, rows * n, n, k, fused: false, workspace),
+                $"E={experts} table={tileTable} claim ahead {claimAhead} {schedule}, seed={seed}");
+        }
+        finally
+        {
+            GroupedGemmWgmma.TileTableOverride = null;
+            GroupedGemmWgmma.ClaimAheadOverride = null;
+            GroupedGemmWgmma.ScheduleOverride = null;
+        }
+        Assert.DoesNotContain(expected, v => float.IsNaN(v));
+    }
+
+    [Theory]
+    [InlineData(null, false)]
+    [InlineData("0", false)]
+    [InlineData(" 1 ", true)]
+    public void TileTableEnvironmentValuesParse(string? value, bool expected) => Assert.Equal(expected, GroupedGemmWgmma.ParseTileTable(value));
+
+    [Theory]
+    [InlineData(null, null)]
+    [InlineData("0", 0)]
+    [InlineData("4", 4)]
+    public void ClaimAheadEnvironmentValuesParse(string? value, int? expected) => Assert.Equal(expected, GroupedGemmWgmma.ParseClaimAhead(value));
+
+    [Theory]
+    [InlineData("MOE_GROUPED_GEMM_WGMMA_TILE_TABLE", "yes")]
+    [InlineData("MOE_GROUPED_GEMM_WGMMA_CLAIM_AHEAD", "9")]
+    [InlineData("MOE_GROUPED_GEMM_WGMMA_CLAIM_AHEAD", "-1")]
+    public void BadExperimentValuesAreRejected(string variable, string value)
+    {
+        Action parse = variable.EndsWith("TABLE", StringComparison.Ordinal) ? () => GroupedGemmWgmma.ParseTileTable(value) : () => GroupedGemmWgmma.ParseClaimAhead(value);
+        Assert.Contains(variable, Assert.Throws<ArgumentException>(parse).Message);
+    }
+
     [Fact]
     public void ScheduleIsStaticWithoutTickets()
     {
@@ -505,7 +568,11 @@ public class GroupedGemmWgmmaTests
         Assert.Equal(8, Define("GW_CONSUMER_WARPS"));
         Assert.Equal(128, Define("GW_EPI_ROW_BYTES"));
         Assert.Contains("#define GW_EPI_WARP_BYTES (16 * (GW_EPI_ROW_BYTES + 32))", text);
-        Assert.Contains("#define GW_SHARED_BYTES (GW_STAGES * GW_STAGE_BYTES + GW_CONSUMER_WARPS * GW_EPI_WARP_BYTES + 1024 + 256)", text);
+        Assert.Contains("#define GW_SHARED_BYTES (GW_STAGES * GW_STAGE_BYTES + GW_CONSUMER_WARPS * GW_EPI_WARP_BYTES + 1024 + 256 + GW_TILE_TABLE * GW_TABLE_BYTES)", text);
+        Assert.Equal(GroupedGemmWgmma.TableExperts, Define("GW_TABLE_EXPERTS"));
+        Assert.Contains("#define GW_TABLE_BYTES ((3 * GW_TABLE_EXPERTS + 1) * 4 + 124)", text);
+        Assert.Equal(GroupedGemmWgmma.SharedBytes + GroupedGemmWgmma.TableBytes, GroupedGemmWgmma.SharedBytesFor(tileTable: true));
+        Assert.True(GroupedGemmWgmma.SharedBytesFor(tileTable: true) <= 227 * 1024, "the table must fit Hopper's 227 KB too");
         Assert.Equal(16 * (128 + 32), GroupedGemmWgmma.EpilogueBytesPerWarp);
         Assert.Equal(GroupedGemmWgmma.Stages * (GroupedGemmWgmma.TileRows + GroupedGemmWgmma.TileCols) * GroupedGemmWgmma.TileK * 2
             + 8 * GroupedGemmWgmma.EpilogueBytesPerWarp + 1024 + 256, GroupedGemmWgmma.SharedBytes);

@@ -39,6 +39,13 @@ public static class GroupedGemmWgmma
     internal const int EpilogueBytesPerWarp = 16 * (128 + 32);
     internal const int SharedBytes = Stages * (TileRows + TileCols) * TileK * 2 + 8 * EpilogueBytesPerWarp + 1024 + 256;
 
+    /// <summary>GW_TABLE_EXPERTS and GW_TABLE_BYTES: the tile table's experts and its bytes after <see cref="SharedBytes"/>.</summary>
+    internal const int TableExperts = 512;
+    internal const int TableBytes = (3 * TableExperts + 1) * 4 + 124;
+
+    /// <summary>Dynamic shared memory of a launch, with or without the tile table (<see cref="TileTableFromEnvironment"/>).</summary>
+    internal static int SharedBytesFor(bool tileTable) => SharedBytes + (tileTable ? TableBytes : 0);
+
     /// <summary>Whether the kernel can run on <paramref name="accelerator"/> for <paramref name="operands"/>; otherwise why not.</summary>
     public static bool Supports(Accelerator accelerator, DType operands, out string reason)
     {
@@ -99,7 +106,50 @@ public static class GroupedGemmWgmma
         string epilogue = EpilogueOverride ?? EpilogueFromEnvironment() ?? DefaultEpilogue;
         options.Add($"-DGW_EPILOGUE_SMEM={(epilogue == SmemEpilogue ? 1 : 0)}");
         options.Add($"-DGW_SMALL_TILES={(int)smallTiles}");
+        if (TileTableOverride ?? TileTableFromEnvironment())
+            options.Add("-DGW_TILE_TABLE=1");
+        if ((ClaimAheadOverride ?? ClaimAheadFromEnvironment()) is { } ahead and > 0)
+            options.Add($"-DGW_CLAIM_AHEAD={ahead}");
         return options;
+    }
+
+    /// <summary>Tests: build with the tile table (or without) instead of the environment's choice.</summary>
+    internal static bool? TileTableOverride { get; set; }
+
+    /// <summary>
+    /// MOE_GROUPED_GEMM_WGMMA_TILE_TABLE=1: the producer finds each tile in a table it builds in shared memory once per block
+    /// (grouped_gemm_wgmma.cu, "the tile table") instead of walking the offsets for every tile; default 0. An experiment for
+    /// A/B runs (twentieth session): not yet run on a GPU.
+    /// </summary>
+    internal static bool TileTableFromEnvironment() => TileTable.Value;
+
+    private static readonly EnvironmentSetting<bool> TileTable = new("MOE_GROUPED_GEMM_WGMMA_TILE_TABLE", ParseTileTable);
+
+    internal static bool ParseTileTable(string? value) => value?.Trim() switch
+    {
+        null or "" or "0" => false,
+        "1" => true,
+        _ => throw new ArgumentException($"MOE_GROUPED_GEMM_WGMMA_TILE_TABLE='{value}': expected 0 (walk the offsets for each tile) or 1 (a table in shared memory)"),
+    };
+
+    /// <summary>Tests: claim this many K steps before a tile's last instead of the environment's choice.</summary>
+    internal static int? ClaimAheadOverride { get; set; }
+
+    /// <summary>
+    /// MOE_GROUPED_GEMM_WGMMA_CLAIM_AHEAD=N (0..8, default 0): the dynamic schedule claims a block's next item N K steps
+    /// before its tile's last, for A/B runs (twentieth session: not yet run on a GPU).
+    /// </summary>
+    internal static int? ClaimAheadFromEnvironment() => ClaimAhead.Value;
+
+    private static readonly EnvironmentSetting<int?> ClaimAhead = new("MOE_GROUPED_GEMM_WGMMA_CLAIM_AHEAD", ParseClaimAhead);
+
+    internal static int? ParseClaimAhead(string? value)
+    {
+        if (string.IsNullOrWhiteSpace(value))
+            return null;
+        if (!int.TryParse(value, out int ahead) || ahead < 0 || ahead > 8)
+            throw new ArgumentException($"MOE_GROUPED_GEMM_WGMMA_CLAIM_AHEAD='{value}': expected 0 to 8 K steps before a tile's last");
+        return ahead;
     }
 
     /// <summary>The epilogue that stages each warp's rows in shared memory and stores 16-byte vectors, 128 bytes a row.</summary>
@@ -264,7 +314,7 @@ public static class GroupedGemmWgmma
         var smallTiles = SmallTilesOverride ?? SmallTilesFromEnvironment() ?? DefaultSmallTiles;
         var kernel = LoadKernel(accelerator, EntryName(plan.X.DType, plan.Y.DType), smallTiles);
         var tickets = ScheduleFor(plan.SplitK) == Schedule.Dynamic ? plan.SplitK!.Tickets : null;
-        kernel.Launch(stream, new Dim3((uint)grid, 1, 1), new Dim3(Threads, 1, 1), SharedBytes,
+        kernel.Launch(stream, new Dim3((uint)grid, 1, 1), new Dim3(Threads, 1, 1), SharedBytesFor(TileTableOverride ?? TileTableFromEnvironment()),
             mapX, mapXRows, mapW, plan.ExpertOffsets, plan.RowScale, plan.Y, tickets, plan.Rows, plan.N, plan.K, plan.Experts, plan.Fused ? 1 : 0);
     }
 }

@@ -87,8 +87,17 @@
 #endif
 #define GW_EPI_ROW_BYTES 128                          // one staged chunk: 16 rows x 128 bytes a warp
 #define GW_EPI_WARP_BYTES (16 * (GW_EPI_ROW_BYTES + 32)) // rows padded to 160 bytes at most (gw_epi_pitch)
-// Tiles, the epilogue buffers, 1024 bytes of alignment slack, then the barriers and the stages' tile records.
-#define GW_SHARED_BYTES (GW_STAGES * GW_STAGE_BYTES + GW_CONSUMER_WARPS * GW_EPI_WARP_BYTES + 1024 + 256)
+#ifndef GW_TILE_TABLE
+#define GW_TILE_TABLE 0 // MOE_GROUPED_GEMM_WGMMA_TILE_TABLE, for A/B runs: 1 finds each tile in a table in shared memory
+#endif
+#ifndef GW_CLAIM_AHEAD
+#define GW_CLAIM_AHEAD 0 // MOE_GROUPED_GEMM_WGMMA_CLAIM_AHEAD, for A/B runs: the dynamic claim this many K steps before the last
+#endif
+#define GW_TABLE_EXPERTS 512                                  // the most experts the table holds (more: the serial walk)
+#define GW_TABLE_BYTES ((3 * GW_TABLE_EXPERTS + 1) * 4 + 124) // tileStart [513], rowBegin [512], rowEnd [512], padded to 128
+// Tiles, the epilogue buffers, 1024 bytes of alignment slack, then the barriers and the stages' tile records, then the
+// tile table (GW_TILE_TABLE).
+#define GW_SHARED_BYTES (GW_STAGES * GW_STAGE_BYTES + GW_CONSUMER_WARPS * GW_EPI_WARP_BYTES + 1024 + 256 + GW_TILE_TABLE * GW_TABLE_BYTES)
 
 // A CUtensorMap: 128 opaque bytes, 64-byte aligned, passed by value as a __grid_constant__ parameter.
 struct __align__(64) TmaDescriptor
@@ -469,6 +478,62 @@ __device__ __forceinline__ void gw_release_tickets(int* tickets)
     }
 }
 
+// ---- the tile table (GW_TILE_TABLE) ----
+// The serial walk (find_expert_tile_serial) is a dependent round trip to the offsets per 32 experts, for every tile: at
+// E = 256 eight of them between a tile's last K step and the next tile's first copy. The table is built once per block:
+// tileStart[e] the m-tiles before expert e (tileStart[E] the total), rowBegin[e] / rowEnd[e] its rows, clamped as
+// expert_rows does. A tile is then a binary search in shared memory.
+
+// Every lane of the producer's warp: fills the table for experts <= GW_TABLE_EXPERTS; returns the total m-tiles.
+__device__ __forceinline__ int gw_build_tile_table(const int* __restrict__ expertOffsets, int experts, int rows, int* table)
+{
+    int* tileStart = table;
+    int* rowBegin = table + GW_TABLE_EXPERTS + 1;
+    int* rowEnd = rowBegin + GW_TABLE_EXPERTS;
+    const int lane = threadIdx.x & 31;
+    int base = 0;
+    for (int chunk = 0; chunk < experts; chunk += 32)
+    {
+        const int e = chunk + lane;
+        int begin = 0, end = 0;
+        if (e < experts)
+            expert_rows(expertOffsets, rows, e, begin, end);
+        const int tiles = ceil_div(end - begin, GW_BM);
+        const int inclusive = warp_inclusive_sum(tiles);
+        if (e < experts)
+        {
+            tileStart[e] = base + inclusive - tiles;
+            rowBegin[e] = begin;
+            rowEnd[e] = end;
+        }
+        base += __shfl_sync(0xffffffffu, inclusive, 31);
+    }
+    if (lane == 0)
+        tileStart[experts] = base;
+    __syncwarp();
+    return base;
+}
+
+// Global m-tile `tile` (below the total): the expert whose tiles hold it is the last e with tileStart[e] <= tile (an empty
+// expert's start equals the next one's, so it is never the last). Same answer as the serial walk.
+__device__ __forceinline__ void gw_find_tile_in_table(const int* table, int experts, int tile, int& expert, int& rowBegin, int& rowEnd)
+{
+    const int* tileStart = table;
+    int lo = 0, hi = experts - 1;
+    while (lo < hi)
+    {
+        const int mid = (lo + hi + 1) / 2;
+        if (tileStart[mid] <= tile)
+            lo = mid;
+        else
+            hi = mid - 1;
+    }
+    expert = lo;
+    const int begin = table[GW_TABLE_EXPERTS + 1 + lo], end = table[2 * GW_TABLE_EXPERTS + 1 + lo];
+    rowBegin = begin + (tile - tileStart[lo]) * GW_BM;
+    rowEnd = min(rowBegin + GW_BM, end);
+}
+
 // Dynamic shared memory of every entry (tiles are placed from its first 1024-byte boundary on).
 extern __shared__ __align__(1024) unsigned char gwShared[];
 
@@ -486,6 +551,7 @@ __device__ __forceinline__ void grouped_gemm_wgmma(const TmaDescriptor* mapX, co
     moe_u64* fullBars = reinterpret_cast<moe_u64*>(tail);
     moe_u64* emptyBars = fullBars + GW_STAGES;
     GwTile* stageTiles = reinterpret_cast<GwTile*>(emptyBars + GW_STAGES);
+    int* tileTable = reinterpret_cast<int*>(tail + 256); // GW_TILE_TABLE: GW_TABLE_BYTES there
     const moe_u32 fullBase = shared_addr(fullBars), emptyBase = shared_addr(emptyBars);
 
     if (threadIdx.x == 0)
@@ -519,7 +585,9 @@ __device__ __forceinline__ void grouped_gemm_wgmma(const TmaDescriptor* mapX, co
             gw_tma_prefetch(mapXRows);
             gw_tma_prefetch(mapW);
         }
-        const int mTilesTotal = total_expert_tiles(expertOffsets, experts, rows, GW_BM);
+        const bool table = GW_TILE_TABLE && experts <= GW_TABLE_EXPERTS;
+        const int mTilesTotal = table ? gw_build_tile_table(expertOffsets, experts, rows, tileTable)
+                                      : total_expert_tiles(expertOffsets, experts, rows, GW_BM);
         const int work = mTilesTotal * nTiles;
         int stage = 0;
         moe_u32 phase = 0;
@@ -537,7 +605,10 @@ __device__ __forceinline__ void grouped_gemm_wgmma(const TmaDescriptor* mapX, co
             int expert, rowBegin, rowEnd;
             // The serial walk: this kernel's registers under the one-round-trip find_expert_tile are unchecked (NVRTC
             // 11.8 cannot build sm_90a), and at 64+ rows the walk is a small share of a tile.
-            find_expert_tile_serial(expertOffsets, experts, rows, GW_BM, mTile, expert, rowBegin, rowEnd);
+            if (table)
+                gw_find_tile_in_table(tileTable, experts, mTile, expert, rowBegin, rowEnd);
+            else
+                find_expert_tile_serial(expertOffsets, experts, rows, GW_BM, mTile, expert, rowBegin, rowEnd);
             if (expert < 0)
                 break; // cannot happen with consistent offsets; stop cleanly if it does
             if (lane == 0)
@@ -549,14 +620,20 @@ __device__ __forceinline__ void grouped_gemm_wgmma(const TmaDescriptor* mapX, co
                 const int xBoxes = (GW_SMALL_TILES & 1) && rowEnd - rowBegin <= GW_BM / 2 ? ceil_div(rowEnd - rowBegin, GW_XS_ROWS) : 0;
                 const moe_u32 xBytes = xBoxes == 0 ? GW_A_BYTES : xBoxes * GW_XS_BYTES;
                 int expertBegin, expertEnd;
-                expert_rows(expertOffsets, rows, expert, expertBegin, expertEnd);
+                if (table)
+                {
+                    expertBegin = tileTable[GW_TABLE_EXPERTS + 1 + expert];
+                    expertEnd = tileTable[2 * GW_TABLE_EXPERTS + 1 + expert];
+                }
+                else
+                    expert_rows(expertOffsets, rows, expert, expertBegin, expertEnd);
                 const int only = rowBegin == expertBegin && rowEnd == expertEnd ? 1 : 0;
                 for (int ks = 0; ks < kSteps; ks++)
                 {
                     // The next item is claimed at the last K step, as the block is about to be free: claimed at a tile's
                     // start, an item waited a whole tile while the siblings claimed beside it ran (twentieth session:
                     // DeepSeek-V3 T = 8192 gate_up 7.1 ms against 6.0 static). The wait for the stage hides the round trip.
-                    if (ks == kSteps - 1)
+                    if (ks == max(kSteps - 1 - GW_CLAIM_AHEAD, 0))
                         claim = gw_claim(tickets, lane);
                     gw_bar_wait(emptyBase + 8 * stage, phase ^ 1);
                     if (ks == 0)
