@@ -6,8 +6,11 @@ namespace MoeRuntime.Kernels.GroupedGemm;
 /// </summary>
 public static partial class GroupedGemmWgmma
 {
-    /// <summary>The launcher's compile options: the overrides' or the environment's, else the defaults.</summary>
-    private static List<string> CompileOptions(SmallTileMode smallTiles)
+    /// <summary>
+    /// The launcher's compile options: <paramref name="smallTiles"/> and <paramref name="tileTable"/> as the launch resolved
+    /// them, the others the overrides' or the environment's, else the defaults.
+    /// </summary>
+    private static List<string> CompileOptions(SmallTileMode smallTiles, bool tileTable)
     {
         var options = new List<string>();
         if (TrapOnHang)
@@ -17,7 +20,7 @@ public static partial class GroupedGemmWgmma
         string epilogue = EpilogueOverride ?? EpilogueFromEnvironment() ?? DefaultEpilogue;
         options.Add($"-DGW_EPILOGUE_SMEM={(epilogue == SmemEpilogue ? 1 : 0)}");
         options.Add($"-DGW_SMALL_TILES={(int)smallTiles}");
-        if (TileTableOverride ?? TileTableFromEnvironment())
+        if (tileTable)
             options.Add("-DGW_TILE_TABLE=1");
         if ((ClaimAheadOverride ?? ClaimAheadFromEnvironment()) is { } ahead and > 0)
             options.Add($"-DGW_CLAIM_AHEAD={ahead}");

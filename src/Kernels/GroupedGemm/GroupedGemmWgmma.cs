@@ -88,11 +88,12 @@ public static partial class GroupedGemmWgmma
     internal static string EntryName(DType operands, DType output) => $"grouped_gemm_wgmma_{GroupedGemm.Suffix(operands)}_{GroupedGemm.Suffix(output)}";
 
     /// <summary>
-    /// An entry of grouped_gemm_wgmma.cu, compiled with the launcher's options and <paramref name="smallTiles"/> (the debug
-    /// entries, which the mode does not touch, take the default).
+    /// An entry of grouped_gemm_wgmma.cu, compiled with the launcher's options, <paramref name="smallTiles"/> and
+    /// <paramref name="tileTable"/> as <see cref="Run"/> resolved them once (a launch's shared bytes follow the same
+    /// choice); the debug entries, which neither touches, take the defaults.
     /// </summary>
-    internal static CudaKernel LoadKernel(CudaAccelerator accelerator, string entry, SmallTileMode smallTiles = SmallTileMode.On) =>
-        accelerator.LoadKernel(Source, entry, CompileOptions(smallTiles));
+    internal static CudaKernel LoadKernel(CudaAccelerator accelerator, string entry, SmallTileMode smallTiles = SmallTileMode.On, bool tileTable = false) =>
+        accelerator.LoadKernel(Source, entry, CompileOptions(smallTiles, tileTable));
 
     /// <summary>Launches the kernel for a validated plan (<see cref="GroupedGemm"/> checked shapes, dtypes, alignment).</summary>
     internal static void Run(CudaAccelerator accelerator, GroupedGemm.Plan plan, CudaStream stream)
@@ -116,9 +117,10 @@ public static partial class GroupedGemmWgmma
             throw new ArgumentException($"{plan.Rows} rows x {plan.OutCols} columns need {mTiles * nTiles} tiles; at most {int.MaxValue} per call (split the call)", "x");
         int grid = (int)Math.Min(accelerator.Info.MultiprocessorCount, mTiles * nTiles);
         var smallTiles = SmallTilesOverride ?? SmallTilesFromEnvironment() ?? DefaultSmallTiles;
-        var kernel = LoadKernel(accelerator, EntryName(plan.X.DType, plan.Y.DType), smallTiles);
+        bool tileTable = TileTableOverride ?? TileTableFromEnvironment();
+        var kernel = LoadKernel(accelerator, EntryName(plan.X.DType, plan.Y.DType), smallTiles, tileTable);
         var tickets = ScheduleFor(plan.SplitK) == Schedule.Dynamic ? plan.SplitK!.Tickets : null;
-        kernel.Launch(stream, new Dim3((uint)grid, 1, 1), new Dim3(Threads, 1, 1), SharedBytesFor(TileTableOverride ?? TileTableFromEnvironment()),
+        kernel.Launch(stream, new Dim3((uint)grid, 1, 1), new Dim3(Threads, 1, 1), SharedBytesFor(tileTable),
             mapX, mapXRows, mapW, plan.ExpertOffsets, plan.RowScale, plan.Y, tickets, plan.Rows, plan.N, plan.K, plan.Experts, plan.Fused ? 1 : 0);
     }
 }
