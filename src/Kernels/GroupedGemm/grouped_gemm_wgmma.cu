@@ -630,9 +630,10 @@ __device__ __forceinline__ void grouped_gemm_wgmma(const TmaDescriptor* mapX, co
                 const int only = rowBegin == expertBegin && rowEnd == expertEnd ? 1 : 0;
                 for (int ks = 0; ks < kSteps; ks++)
                 {
-                    // The next item is claimed at the last K step, as the block is about to be free: claimed at a tile's
-                    // start, an item waited a whole tile while the siblings claimed beside it ran (twentieth session:
-                    // DeepSeek-V3 T = 8192 gate_up 7.1 ms against 6.0 static). The wait for the stage hides the round trip.
+                    // The next item is claimed at the last K step (GW_CLAIM_AHEAD steps before it in A/B runs), as the block
+                    // is about to be free: claimed at a tile's start, an item waited a whole tile while the siblings claimed
+                    // beside it ran (twentieth session: DeepSeek-V3 T = 8192 gate_up 7.1 ms against 6.0 static). The wait
+                    // for the stage hides the round trip.
                     if (ks == max(kSteps - 1 - GW_CLAIM_AHEAD, 0))
                         claim = gw_claim(tickets, lane);
                     gw_bar_wait(emptyBase + 8 * stage, phase ^ 1);
