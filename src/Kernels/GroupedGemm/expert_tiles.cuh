@@ -12,6 +12,29 @@ __device__ __forceinline__ void expert_rows(const int* __restrict__ expertOffset
     end = min(max(expertOffsets[e + 1], begin), rows);
 }
 
+// One pass over the experts, 32 at a time with a warp-wide scan: visit(e, begin, end, firstTile) runs in lane e % 32 for
+// each expert e, with its rows (clamped as expert_rows does) and the m-tiles of the experts before it. Every lane gets
+// the total m-tiles. For kernels that map their tiles once per block (the wgmma kernel's table, the bulk GEMV's map).
+template <typename Visit>
+__device__ __forceinline__ int scan_expert_tiles(const int* __restrict__ expertOffsets, int experts, int rows, int tileRows, Visit visit)
+{
+    const int lane = threadIdx.x & 31;
+    int base = 0;
+    for (int chunk = 0; chunk < experts; chunk += 32)
+    {
+        const int e = chunk + lane;
+        int begin = 0, end = 0;
+        if (e < experts)
+            expert_rows(expertOffsets, rows, e, begin, end);
+        const int tiles = ceil_div(end - begin, tileRows);
+        const int inclusive = warp_inclusive_sum(tiles);
+        if (e < experts)
+            visit(e, begin, end, base + inclusive - tiles);
+        base += __shfl_sync(0xffffffffu, inclusive, 31);
+    }
+    return base;
+}
+
 // Total m-tiles over all experts; every lane of the calling warp gets it.
 __device__ __forceinline__ int total_expert_tiles(const int* __restrict__ expertOffsets, int experts, int rows, int tileRows)
 {

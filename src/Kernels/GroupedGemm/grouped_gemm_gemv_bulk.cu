@@ -172,22 +172,13 @@ extern __shared__ __align__(128) unsigned char gbStages[];
 // the experts (a warp-wide scan, as find_expert_tile does per tile); returns the total m-tiles.
 __device__ __forceinline__ int gb_map_tiles(const int* __restrict__ expertOffsets, int experts, int rows, int3* table)
 {
-    const int lane = threadIdx.x & 31;
-    int base = 0;
-    for (int chunk = 0; chunk < experts; chunk += 32)
-    {
-        const int e = chunk + lane;
-        int begin = 0, end = 0;
-        if (e < experts)
-            expert_rows(expertOffsets, rows, e, begin, end);
+    const int total = scan_expert_tiles(expertOffsets, experts, rows, GB_TILE_ROWS, [&](int e, int begin, int end, int firstTile) {
         const int tiles = ceil_div(end - begin, GB_TILE_ROWS);
-        const int inclusive = warp_inclusive_sum(tiles);
-        for (int t = 0; t < tiles && base + inclusive - tiles + t < GB_TILE_TABLE; t++)
-            table[base + inclusive - tiles + t] = make_int3(e, begin + t * GB_TILE_ROWS, min(begin + (t + 1) * GB_TILE_ROWS, end));
-        base += __shfl_sync(0xffffffffu, inclusive, 31);
-    }
+        for (int t = 0; t < tiles && firstTile + t < GB_TILE_TABLE; t++)
+            table[firstTile + t] = make_int3(e, begin + t * GB_TILE_ROWS, min(begin + (t + 1) * GB_TILE_ROWS, end));
+    });
     __syncwarp();
-    return base;
+    return total;
 }
 
 template <typename TIn>

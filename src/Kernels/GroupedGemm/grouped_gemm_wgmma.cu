@@ -490,28 +490,15 @@ __device__ __forceinline__ int gw_build_tile_table(const int* __restrict__ exper
     int* tileStart = table;
     int* rowBegin = table + GW_TABLE_EXPERTS + 1;
     int* rowEnd = rowBegin + GW_TABLE_EXPERTS;
-    const int lane = threadIdx.x & 31;
-    int base = 0;
-    for (int chunk = 0; chunk < experts; chunk += 32)
-    {
-        const int e = chunk + lane;
-        int begin = 0, end = 0;
-        if (e < experts)
-            expert_rows(expertOffsets, rows, e, begin, end);
-        const int tiles = ceil_div(end - begin, GW_BM);
-        const int inclusive = warp_inclusive_sum(tiles);
-        if (e < experts)
-        {
-            tileStart[e] = base + inclusive - tiles;
-            rowBegin[e] = begin;
-            rowEnd[e] = end;
-        }
-        base += __shfl_sync(0xffffffffu, inclusive, 31);
-    }
-    if (lane == 0)
-        tileStart[experts] = base;
+    const int total = scan_expert_tiles(expertOffsets, experts, rows, GW_BM, [&](int e, int begin, int end, int firstTile) {
+        tileStart[e] = firstTile;
+        rowBegin[e] = begin;
+        rowEnd[e] = end;
+    });
+    if ((threadIdx.x & 31) == 0)
+        tileStart[experts] = total;
     __syncwarp();
-    return base;
+    return total;
 }
 
 // Global m-tile `tile` (below the total): the expert whose tiles hold it is the last e with tileStart[e] <= tile (an empty
