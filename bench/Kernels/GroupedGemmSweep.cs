@@ -48,6 +48,7 @@ internal static class GroupedGemmSweep
         var rows = new List<SweepRow>();
         var tokens = SweepFilter.Tokens(cpu ? CpuTokens : GpuTokens);
         using var trace = GemvTrace.Attach(accelerator);
+        using var wgmmaTrace = WgmmaTrace.Attach(accelerator);
         foreach (var model in SweepFilter.Models(cpu ? CpuModels : GpuModels, m => m.Name))
             RunModel(accelerator, model, tokens, bandwidth, rows);
         if (cpu)
@@ -116,11 +117,14 @@ internal static class GroupedGemmSweep
                 s => GroupedGemm.Run(accelerator, hidden, gateUp, offsetsBuffer, fusedOut, 2 * i, h, hotFused, s));
             // MOE_SWEEP_FUSED_FIRST=1 measures the fused gate_up before the plain one (does the order move the numbers?).
             bool gemv = tile.StartsWith("tile gemv", StringComparison.Ordinal);
-            // MOE_GROUPED_GEMM_GEMV_TRACE=1: each GEMV row's call once more, traced (GemvTrace).
+            // MOE_GROUPED_GEMM_GEMV_TRACE=1 / MOE_GROUPED_GEMM_WGMMA_TRACE=1: each GEMV or wgmma row's call once more, traced
+            // (GemvTrace, WgmmaTrace).
             void Trace(string call, Action<AcceleratorStream> enqueue)
             {
                 if (gemv)
                     GemvTrace.Print(accelerator, $"{model.Name} {call} {shape}", enqueue);
+                else if (forced is null && tile == "tile " + GroupedGemmWgmma.VariantName)
+                    WgmmaTrace.Write(accelerator, $"{model.Name} {call} T={tokens}", enqueue);
             }
             if (Environment.GetEnvironmentVariable("MOE_SWEEP_FUSED_FIRST") == "1")
             {

@@ -17,9 +17,8 @@ public sealed class ProcessSwitchesTests
         ["GroupedGemmWgmma.GroupMOverride"] = "the tile order only: the same bits (GroupedGemmWgmmaTests.WgmmaGroupSizeDoesNotChangeTheResult)",
         ["GroupedGemmWgmma.EpilogueOverride"] = "both epilogues give the same bits (GroupedGemmWgmmaTests.BothEpiloguesGiveTheSameBits)",
         ["GroupedGemmWgmma.SmallTilesOverride"] = "small tiles on and off give the same bits (GroupedGemmWgmmaTests.SmallTilesGiveTheSameBits)",
+        ["GroupedGemmWgmma.ProducerRegistersOverride"] = "the register split only: the same bits (GroupedGemmWgmmaTests.TheProducersRegistersChangeNoBit)",
         ["GroupedGemmWgmma.ScheduleOverride"] = "both schedules give the same bits (GroupedGemmWgmmaTests.BothSchedulesGiveTheSameBits)",
-        ["GroupedGemmWgmma.TileTableOverride"] = "the same bits with and without (GroupedGemmWgmmaTests.TileTableAndClaimAheadGiveTheSameBits)",
-        ["GroupedGemmWgmma.ClaimAheadOverride"] = "the same bits at any claim step (GroupedGemmWgmmaTests.TileTableAndClaimAheadGiveTheSameBits)",
         ["GroupedGemmGemvBulk.ConfigOverride"] = "read only by the bulk GEMV, an experiment off by default that only GroupedGemmGemvBulkTests runs",
     };
 

@@ -209,10 +209,10 @@ public class GroupedGemmWgmmaTests
     // Small tiles (MOE_GROUPED_GEMM_WGMMA_SMALL_TILES): experts of 1-64 rows (one tile: X boxes and the idle warpgroup)
     // whose 16-row boxes end on, just past and just before a box; 65 rows (one tile, both warpgroups); 128 + 20 (a partial
     // last tile with siblings: X boxes only); and a last expert whose boxes run past x's end.
-    private static readonly int[] SmallTileCounts = [1, 16, 17, 31, 48, 64, 65, 0, 7, 128 + 20, 5];
+    internal static readonly int[] SmallTileCounts = [1, 16, 17, 31, 48, 64, 65, 0, 7, 128 + 20, 5];
 
     /// <summary>Random bf16 data over <see cref="SmallTileCounts"/>: 3 rows before the first expert, none after the last.</summary>
-    private sealed record SmallTileData(BFloat16[] X, BFloat16[] W, int[] Offsets, float[] Scales, bool Fused)
+    internal sealed record SmallTileData(BFloat16[] X, BFloat16[] W, int[] Offsets, float[] Scales, bool Fused)
     {
         public const int N = 2 * 264, K = 200;
         public int Rows => Offsets[^1];
@@ -272,68 +272,39 @@ public class GroupedGemmWgmmaTests
         }
     }
 
-    /// <summary>
-    /// The experiments of the twentieth session (not yet run on a GPU there): the tile table in shared memory and the claim
-    /// made K steps early give the default build's bits, above and below the table's 512 experts, under both schedules.
-    /// </summary>
+    /// <summary>The register split between the producer and the consumers (an A/B build) changes no bit.</summary>
     [Theory]
-    [InlineData(7, true, 0, "static")]
-    [InlineData(300, true, 0, "static")]
-    [InlineData(300, true, 0, "dynamic")]
-    [InlineData(600, true, 0, "dynamic")] // past the table: the serial walk
-    [InlineData(300, false, 3, "dynamic")]
-    [InlineData(300, true, 8, "dynamic")] // more steps ahead than a tile has: the first step
-    public void TileTableAndClaimAheadGiveTheSameBits(int experts, bool tileTable, int claimAhead, string schedule)
+    [InlineData(false, 56)]
+    [InlineData(true, 56)]
+    [InlineData(false, 24)]
+    public void TheProducersRegistersChangeNoBit(bool fused, int producer)
     {
         var gpu = Hopper(DType.BF16);
-        var random = TestData.NewRandom(out int seed);
-        const int n = 264, k = 200;
-        var offsets = new int[experts + 1];
-        for (int e = 0; e < experts; e++)
-            offsets[e + 1] = offsets[e] + (e == 0 ? 130 : random.Next(4) switch { 0 => 0, 1 => 1, 2 => random.Next(2, 70), _ => random.Next(100, 300) });
-        int rows = offsets[^1];
-        var x = TestData.ToBf16(TestData.Uniform(random, rows * k));
-        var w = TestData.ToBf16(TestData.Uniform(random, experts * n * k));
+        var data = SmallTileData.Random(TestData.NewRandom(out int seed), fused);
         using var workspace = GroupedGemmWorkspace.WithCapacity(gpu, 0, 0);
-        var expected = RunBf16(gpu, x, w, offsets, null, rows * n, n, k, fused: false, workspace);
-        GroupedGemmWgmma.TileTableOverride = tileTable;
-        GroupedGemmWgmma.ClaimAheadOverride = claimAhead;
-        GroupedGemmWgmma.ScheduleOverride = GroupedGemmWgmma.ParseSchedule(schedule);
+        var expected = data.Run(gpu, rowScale: true, workspace);
+        GroupedGemmWgmma.ProducerRegistersOverride = producer;
         try
         {
-            Compare.Exact<BFloat16>(expected, RunBf16(gpu, x, w, offsets, null, rows * n, n, k, fused: false, workspace),
-                $"E={experts} table={tileTable} claim ahead {claimAhead} {schedule}, seed={seed}");
+            Compare.Exact<BFloat16>(expected, data.Run(gpu, rowScale: true, workspace), $"producer {producer} registers, fused={fused} seed={seed}");
         }
         finally
         {
-            GroupedGemmWgmma.TileTableOverride = null;
-            GroupedGemmWgmma.ClaimAheadOverride = null;
-            GroupedGemmWgmma.ScheduleOverride = null;
+            GroupedGemmWgmma.ProducerRegistersOverride = null;
         }
-        Assert.DoesNotContain(expected, v => float.IsNaN(v));
     }
-
-    [Theory]
-    [InlineData(null, false)]
-    [InlineData("0", false)]
-    [InlineData(" 1 ", true)]
-    public void TileTableEnvironmentValuesParse(string? value, bool expected) => Assert.Equal(expected, GroupedGemmWgmma.ParseTileTable(value));
 
     [Theory]
     [InlineData(null, null)]
-    [InlineData("0", 0)]
-    [InlineData("4", 4)]
-    public void ClaimAheadEnvironmentValuesParse(string? value, int? expected) => Assert.Equal(expected, GroupedGemmWgmma.ParseClaimAhead(value));
+    [InlineData("56", 56)]
+    public void TheProducerRegistersSwitchParses(string? value, int? expected) => Assert.Equal(expected, GroupedGemmWgmma.ParseProducerRegisters(value));
 
     [Theory]
-    [InlineData("MOE_GROUPED_GEMM_WGMMA_TILE_TABLE", "yes")]
-    [InlineData("MOE_GROUPED_GEMM_WGMMA_CLAIM_AHEAD", "9")]
-    [InlineData("MOE_GROUPED_GEMM_WGMMA_CLAIM_AHEAD", "-1")]
-    public void BadExperimentValuesAreRejected(string variable, string value)
-    {
-        Action parse = variable.EndsWith("TABLE", StringComparison.Ordinal) ? () => GroupedGemmWgmma.ParseTileTable(value) : () => GroupedGemmWgmma.ParseClaimAhead(value);
-        Assert.Contains(variable, Assert.Throws<ArgumentException>(parse).Message);
-    }
+    [InlineData("44")]
+    [InlineData("16")]
+    [InlineData("many")]
+    public void ABadProducerRegistersValueNamesTheVariable(string value) =>
+        Assert.Contains("MOE_GROUPED_GEMM_WGMMA_PRODUCER_REGS", Assert.Throws<ArgumentException>(() => GroupedGemmWgmma.ParseProducerRegisters(value)).Message);
 
     [Fact]
     public void ScheduleIsStaticWithoutTickets()
@@ -568,11 +539,7 @@ public class GroupedGemmWgmmaTests
         Assert.Equal(8, Define("GW_CONSUMER_WARPS"));
         Assert.Equal(128, Define("GW_EPI_ROW_BYTES"));
         Assert.Contains("#define GW_EPI_WARP_BYTES (16 * (GW_EPI_ROW_BYTES + 32))", text);
-        Assert.Contains("#define GW_SHARED_BYTES (GW_STAGES * GW_STAGE_BYTES + GW_CONSUMER_WARPS * GW_EPI_WARP_BYTES + 1024 + 256 + GW_TILE_TABLE * GW_TABLE_BYTES)", text);
-        Assert.Equal(GroupedGemmWgmma.TableExperts, Define("GW_TABLE_EXPERTS"));
-        Assert.Contains("#define GW_TABLE_BYTES ((3 * GW_TABLE_EXPERTS + 1) * 4 + 124)", text);
-        Assert.Equal(GroupedGemmWgmma.SharedBytes + GroupedGemmWgmma.TableBytes, GroupedGemmWgmma.SharedBytesFor(tileTable: true));
-        Assert.True(GroupedGemmWgmma.SharedBytesFor(tileTable: true) <= 227 * 1024, "the table must fit Hopper's 227 KB too");
+        Assert.Contains("#define GW_SHARED_BYTES (GW_STAGES * GW_STAGE_BYTES + GW_CONSUMER_WARPS * GW_EPI_WARP_BYTES + 1024 + 256)", text);
         Assert.Equal(16 * (128 + 32), GroupedGemmWgmma.EpilogueBytesPerWarp);
         Assert.Equal(GroupedGemmWgmma.Stages * (GroupedGemmWgmma.TileRows + GroupedGemmWgmma.TileCols) * GroupedGemmWgmma.TileK * 2
             + 8 * GroupedGemmWgmma.EpilogueBytesPerWarp + 1024 + 256, GroupedGemmWgmma.SharedBytes);
@@ -613,7 +580,6 @@ public class GroupedGemmWgmmaTests
         Assert.Contains("multiple of 8", error.Message);
     }
 
-    /// <summary>The CUDA device when it is compute capability 9.0; otherwise the test is skipped with the reason.</summary>
     /// <summary>One wgmma call on bf16 data into a poisoned bf16 output of <paramref name="outputLength"/> values, read back.</summary>
     private static BFloat16[] RunBf16(Accelerator gpu, BFloat16[] x, BFloat16[] w, int[] offsets, float[]? rowScales, int outputLength,
                                       int n, int k, bool fused, GroupedGemmWorkspace? workspace = null)
@@ -631,7 +597,8 @@ public class GroupedGemmWgmmaTests
         return y.ToArray();
     }
 
-    private static Accelerator Hopper(DType operands)
+    /// <summary>The CUDA device when it is compute capability 9.0; otherwise the test is skipped with the reason.</summary>
+    internal static Accelerator Hopper(DType operands)
     {
         var gpu = TestDevices.Get("cuda:0");
         if (!GroupedGemmWgmma.Supports(gpu, operands, out string reason))

@@ -24,12 +24,10 @@ sweep() { MOE_GROUPED_GEMM_WGMMA_SCHEDULE=$1 MOE_GROUPED_GEMM_WGMMA_TILE_TABLE=$
             timeout 60 $B sweep grouped_gemm --device cuda:0 --json "$out/sweep-$1-t$2-a$3-$4.json" > "$out/sweep-$1-t$2-a$3-$4.log" 2>&1
           echo "== sweep, schedule $1, table $2, claim ahead $3 ($4): exit $? (${SECONDS}s)"
           grep -E "^\| [a-z].*(gate_up |down)" "$out/sweep-$1-t$2-a$3-$4.log" | grep -v "read floor" | cut -c1-120; }
-for r in 1 2; do
-  sweep static 0 0 $r; sweep dynamic 0 0 $r; sweep static 1 0 $r; sweep dynamic 1 0 $r; sweep dynamic 1 4 $r; sweep dynamic 0 4 $r
-done
+left() { [ $SECONDS -lt $1 ] || { echo "== skipped past ${SECONDS}s: $2"; false; }; }
+sweep static 0 0 1; sweep dynamic 0 0 1; sweep static 1 0 1; sweep dynamic 1 0 1; sweep dynamic 1 4 1; sweep dynamic 0 4 1
+left 330 "second sweeps" && { sweep dynamic 0 0 2; sweep dynamic 1 0 2; sweep dynamic 1 4 2; }
 lay() { MOE_GROUPED_GEMM_WGMMA_SCHEDULE=$1 MOE_GROUPED_GEMM_WGMMA_TILE_TABLE=$2 timeout $3 $M bench layer "${@:5}" > "$out/$4-$1-t$2.log" 2>&1
         echo "== $4 schedule $1 table $2: exit $? (${SECONDS}s)"; grep -hE "^(deepseek|mixtral|qwen3)" "$out/$4-$1-t$2.log"; }
-lay dynamic 0 60 ds8k --preset deepseek-v3 --tokens 8192   # makes the weights: not compared
-for v in "dynamic 0" "dynamic 1" "static 0" "static 1"; do lay $v 40 ds8k --preset deepseek-v3 --tokens 8192; done
-for v in "dynamic 0" "dynamic 1"; do lay $v 90 ds-4 --preset deepseek-v3 --tokens 128,1024 --layers 4; done
+for v in "dynamic 1" "dynamic 0"; do left 500 "layer $v" && lay $v 48 ds8k --preset deepseek-v3 --tokens 8192; done
 echo "== done in ${SECONDS}s"

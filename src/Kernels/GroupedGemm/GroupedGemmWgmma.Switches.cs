@@ -1,3 +1,5 @@
+using MoeRuntime.Accelerators;
+
 namespace MoeRuntime.Kernels.GroupedGemm;
 
 /// <summary>
@@ -7,10 +9,10 @@ namespace MoeRuntime.Kernels.GroupedGemm;
 public static partial class GroupedGemmWgmma
 {
     /// <summary>
-    /// The launcher's compile options: <paramref name="smallTiles"/> and <paramref name="tileTable"/> as the launch resolved
-    /// them, the others the overrides' or the environment's, else the defaults.
+    /// The launcher's compile options: <paramref name="smallTiles"/> as the launch resolved it, the others the overrides'
+    /// or the environment's, else the defaults.
     /// </summary>
-    private static List<string> CompileOptions(SmallTileMode smallTiles, bool tileTable)
+    private static List<string> CompileOptions(SmallTileMode smallTiles)
     {
         var options = new List<string>();
         if (TrapOnHang)
@@ -20,50 +22,58 @@ public static partial class GroupedGemmWgmma
         string epilogue = EpilogueOverride ?? EpilogueFromEnvironment() ?? DefaultEpilogue;
         options.Add($"-DGW_EPILOGUE_SMEM={(epilogue == SmemEpilogue ? 1 : 0)}");
         options.Add($"-DGW_SMALL_TILES={(int)smallTiles}");
-        if (tileTable)
-            options.Add("-DGW_TILE_TABLE=1");
-        if ((ClaimAheadOverride ?? ClaimAheadFromEnvironment()) is { } ahead and > 0)
-            options.Add($"-DGW_CLAIM_AHEAD={ahead}");
+        if (TraceRequested)
+            options.Add("-DGW_TRACE");
+        if ((ProducerRegistersOverride ?? ProducerRegistersFromEnvironment()) is { } producer)
+            options.Add($"-DGW_PRODUCER_REGS={producer}");
         return options;
     }
 
-    /// <summary>Tests: build with the tile table (or without) instead of the environment's choice.</summary>
-    internal static bool? TileTableOverride { get; set; }
-
     /// <summary>
-    /// MOE_GROUPED_GEMM_WGMMA_TILE_TABLE=1: the producer finds each tile in a table it builds in shared memory once per block
-    /// (grouped_gemm_wgmma.cu, "the tile table") instead of walking the offsets for every tile; default 0. An experiment for
-    /// A/B runs (twentieth session): not yet run on a GPU.
+    /// MOE_GROUPED_GEMM_WGMMA_TRACE=1: every launch is the -DGW_TRACE build, which writes <see cref="TraceValues"/> values
+    /// per work item into <see cref="TraceBuffer"/> (grouped_gemm_wgmma.cu, GW_TRACE; a diagnostic: the bench sets the buffer).
     /// </summary>
-    internal static bool TileTableFromEnvironment() => TileTable.Value;
+    internal static bool TraceRequested => TraceOverride ?? TraceSetting.Value;
 
-    private static readonly EnvironmentSetting<bool> TileTable = new("MOE_GROUPED_GEMM_WGMMA_TILE_TABLE", ParseTileTable);
+    /// <summary>Tests: the traced build (or not) instead of the environment's choice.</summary>
+    internal static bool? TraceOverride { get; set; }
 
-    internal static bool ParseTileTable(string? value) => value?.Trim() switch
+    private static readonly EnvironmentSetting<bool> TraceSetting = new("MOE_GROUPED_GEMM_WGMMA_TRACE", ParseTrace);
+
+    internal static bool ParseTrace(string? value) => value?.Trim() switch
     {
         null or "" or "0" => false,
         "1" => true,
-        _ => throw new ArgumentException($"MOE_GROUPED_GEMM_WGMMA_TILE_TABLE='{value}': expected 0 (walk the offsets for each tile) or 1 (a table in shared memory)"),
+        _ => throw new ArgumentException($"MOE_GROUPED_GEMM_WGMMA_TRACE='{value}': expected 1 (the traced build) or 0"),
     };
 
-    /// <summary>Tests: claim this many K steps before a tile's last instead of the environment's choice.</summary>
-    internal static int? ClaimAheadOverride { get; set; }
+    /// <summary>Values per work item of the traced build (GW_TRACE_VALUES): four stamps, where it ran, what it was.</summary>
+    internal const int TraceValues = 6;
+
+    /// <summary>Where the traced build writes: [work items, <see cref="TraceValues"/>] u64, zeroed by the bench.</summary>
+    internal static MemoryBuffer<long>? TraceBuffer { get; set; }
+
+    /// <summary>The last traced launch's bound on its work items (entries past the real count stay zero) and its column tiles.</summary>
+    internal static (long Items, int ColumnTiles) TracedWork { get; private set; }
+
+    /// <summary>Tests: the producer's registers (GW_PRODUCER_REGS) instead of the environment's or the kernel's 40.</summary>
+    internal static int? ProducerRegistersOverride { get; set; }
 
     /// <summary>
-    /// MOE_GROUPED_GEMM_WGMMA_CLAIM_AHEAD=N (0..8, default 0): the dynamic schedule claims a block's next item N K steps
-    /// before its tile's last, for A/B runs (twentieth session: not yet run on a GPU).
+    /// MOE_GROUPED_GEMM_WGMMA_PRODUCER_REGS=24..64 (a multiple of 8; default the kernel's 40), for A/B runs: the producer
+    /// warpgroup's registers after setmaxnreg; the consumers get the rest (3 x 168 - producer) / 2, to a multiple of 8.
     /// </summary>
-    internal static int? ClaimAheadFromEnvironment() => ClaimAhead.Value;
+    internal static int? ProducerRegistersFromEnvironment() => ProducerRegisters.Value;
 
-    private static readonly EnvironmentSetting<int?> ClaimAhead = new("MOE_GROUPED_GEMM_WGMMA_CLAIM_AHEAD", ParseClaimAhead);
+    private static readonly EnvironmentSetting<int?> ProducerRegisters = new("MOE_GROUPED_GEMM_WGMMA_PRODUCER_REGS", ParseProducerRegisters);
 
-    internal static int? ParseClaimAhead(string? value)
+    internal static int? ParseProducerRegisters(string? value)
     {
         if (string.IsNullOrWhiteSpace(value))
             return null;
-        if (!int.TryParse(value, out int ahead) || ahead < 0 || ahead > 8)
-            throw new ArgumentException($"MOE_GROUPED_GEMM_WGMMA_CLAIM_AHEAD='{value}': expected 0 to 8 K steps before a tile's last");
-        return ahead;
+        if (!int.TryParse(value, out int count) || count < 24 || count > 64 || count % 8 != 0)
+            throw new ArgumentException($"MOE_GROUPED_GEMM_WGMMA_PRODUCER_REGS='{value}': expected a multiple of 8 from 24 to 64 registers");
+        return count;
     }
 
     /// <summary>The epilogue that stages each warp's rows in shared memory and stores 16-byte vectors, 128 bytes a row.</summary>

@@ -39,13 +39,6 @@ public static partial class GroupedGemmWgmma
     internal const int EpilogueBytesPerWarp = 16 * (128 + 32);
     internal const int SharedBytes = Stages * (TileRows + TileCols) * TileK * 2 + 8 * EpilogueBytesPerWarp + 1024 + 256;
 
-    /// <summary>GW_TABLE_EXPERTS and GW_TABLE_BYTES: the tile table's experts and its bytes after <see cref="SharedBytes"/>.</summary>
-    internal const int TableExperts = 512;
-    internal const int TableBytes = (3 * TableExperts + 1) * 4 + 124;
-
-    /// <summary>Dynamic shared memory of a launch, with or without the tile table (<see cref="TileTableFromEnvironment"/>).</summary>
-    internal static int SharedBytesFor(bool tileTable) => SharedBytes + (tileTable ? TableBytes : 0);
-
     /// <summary>Whether the kernel can run on <paramref name="accelerator"/> for <paramref name="operands"/>; otherwise why not.</summary>
     public static bool Supports(Accelerator accelerator, DType operands, out string reason)
     {
@@ -88,12 +81,11 @@ public static partial class GroupedGemmWgmma
     internal static string EntryName(DType operands, DType output) => $"grouped_gemm_wgmma_{GroupedGemm.Suffix(operands)}_{GroupedGemm.Suffix(output)}";
 
     /// <summary>
-    /// An entry of grouped_gemm_wgmma.cu, compiled with the launcher's options, <paramref name="smallTiles"/> and
-    /// <paramref name="tileTable"/> as <see cref="Run"/> resolved them once (a launch's shared bytes follow the same
-    /// choice); the debug entries, which neither touches, take the defaults.
+    /// An entry of grouped_gemm_wgmma.cu, compiled with the launcher's options and <paramref name="smallTiles"/> as
+    /// <see cref="Run"/> resolved it; the debug entries, which it does not touch, take the default.
     /// </summary>
-    internal static CudaKernel LoadKernel(CudaAccelerator accelerator, string entry, SmallTileMode smallTiles = SmallTileMode.On, bool tileTable = false) =>
-        accelerator.LoadKernel(Source, entry, CompileOptions(smallTiles, tileTable));
+    internal static CudaKernel LoadKernel(CudaAccelerator accelerator, string entry, SmallTileMode smallTiles = SmallTileMode.On) =>
+        accelerator.LoadKernel(Source, entry, CompileOptions(smallTiles));
 
     /// <summary>Launches the kernel for a validated plan (<see cref="GroupedGemm"/> checked shapes, dtypes, alignment).</summary>
     internal static void Run(CudaAccelerator accelerator, GroupedGemm.Plan plan, CudaStream stream)
@@ -117,10 +109,19 @@ public static partial class GroupedGemmWgmma
             throw new ArgumentException($"{plan.Rows} rows x {plan.OutCols} columns need {mTiles * nTiles} tiles; at most {int.MaxValue} per call (split the call)", "x");
         int grid = (int)Math.Min(accelerator.Info.MultiprocessorCount, mTiles * nTiles);
         var smallTiles = SmallTilesOverride ?? SmallTilesFromEnvironment() ?? DefaultSmallTiles;
-        bool tileTable = TileTableOverride ?? TileTableFromEnvironment();
-        var kernel = LoadKernel(accelerator, EntryName(plan.X.DType, plan.Y.DType), smallTiles, tileTable);
+        var kernel = LoadKernel(accelerator, EntryName(plan.X.DType, plan.Y.DType), smallTiles);
         var tickets = ScheduleFor(plan.SplitK) == Schedule.Dynamic ? plan.SplitK!.Tickets : null;
-        kernel.Launch(stream, new Dim3((uint)grid, 1, 1), new Dim3(Threads, 1, 1), SharedBytesFor(tileTable),
-            mapX, mapXRows, mapW, plan.ExpertOffsets, plan.RowScale, plan.Y, tickets, plan.Rows, plan.N, plan.K, plan.Experts, plan.Fused ? 1 : 0);
+        Span<KernelArg> args = [mapX, mapXRows, mapW, plan.ExpertOffsets, plan.RowScale, plan.Y, tickets, plan.Rows, plan.N, plan.K,
+            plan.Experts, plan.Fused ? 1 : 0, default];
+        int count = args.Length - 1;
+        if (TraceRequested)
+        {
+            var trace = TraceBuffer ?? throw new InvalidOperationException("MOE_GROUPED_GEMM_WGMMA_TRACE=1 needs GroupedGemmWgmma.TraceBuffer (a bench sets it)");
+            if (trace.Length < mTiles * nTiles * TraceValues)
+                throw new InvalidOperationException($"the wgmma trace buffer holds {trace.Length / TraceValues} work items; this launch has up to {mTiles * nTiles}");
+            args[count++] = trace;
+            TracedWork = (mTiles * nTiles, (int)nTiles);
+        }
+        kernel.Launch(stream, new Dim3((uint)grid, 1, 1), new Dim3(Threads, 1, 1), SharedBytes, args[..count]);
     }
 }

@@ -10,12 +10,12 @@
 //
 // Tile: 128 rows x 256 columns of W (fused SiLU-and-mul: 128 gate + 128 up rows, 128 output columns), BK = 64.
 // Block: 3 warpgroups (384 threads, one block per SM, persistent over the work):
-//   warpgroup 0, the producer (setmaxnreg.dec to 40 registers): its warp 0 walks the tiles, lane 0 issues the
+//   warpgroup 0, the producer (setmaxnreg.dec to GW_PRODUCER_REGS, 40 registers): its warp 0 walks the tiles, lane 0 issues the
 //     TMA copies of each K step into a 4-stage ring of shared buffers (48 KB a stage: X 128x64, W 256x64),
 //     completing on the stage's `full` mbarrier (expect_tx of the whole box, out-of-bounds parts zero-filled);
 //     it waits on the stage's `empty` mbarrier before refilling it. Each stage also carries the tile it belongs to
 //     (expert, rows, column tile); after the last tile a stage with expert = -1 tells the consumers to stop.
-//   warpgroups 1 and 2, the consumers (setmaxnreg.inc to 232): rows 0-63 and 64-127 of the tile, each
+//   warpgroups 1 and 2, the consumers (setmaxnreg.inc to GW_CONSUMER_REGS, 232): rows 0-63 and 64-127 of the tile, each
 //     4 x wgmma.mma_async.m64n256k16 (F32 accumulators, 128 registers a thread) per K step, both operands from
 //     shared memory through matrix descriptors; one wgmma group in flight, so a stage is released (one arrive
 //     per warp on `empty`: 8 arrivals) once the next K step's group is issued.
@@ -53,6 +53,10 @@
 //   multiples of 16 bytes), x and w 16-byte aligned. Compile for sm_90a only (the first line says so).
 // Also here, for tests: grouped_gemm_wgmma_debug_tma (one TMA box, raw) and grouped_gemm_wgmma_debug_mma_bf16 (one K
 //   step of wgmma without the pipeline), to tell a layout or descriptor error from a pipeline error.
+// GW_TRACE (MOE_GROUPED_GEMM_WGMMA_TRACE=1, a diagnostic build): every entry takes a last argument trace:
+//   [work items, GW_TRACE_VALUES] u64. For each item it ran: %globaltimer (ns) when the producer issued its first copy,
+//   when the first consumer warpgroup was past its first stage, after its last wgmma and after its epilogue; then
+//   %smid << 32 | block, and expert << 40 | rows of the tile << 20 | column tile. Where the two schedules' time goes.
 // GW_HANG_TRAP (a compile option, on by default from the launcher): a barrier wait longer than 4 s traps (the launch
 //   fails) instead of hanging the device.
 // dependent-launch: every entry calls moe_wait_prior_grid() first (moe_common.cuh), so it may overlap the kernel before it.
@@ -70,6 +74,12 @@
 #define GW_BK 64
 #define GW_STAGES 4
 #define GW_THREADS 384
+// Registers a thread after setmaxnreg (multiples of 8): the launch gives each of the 384 threads 168, and the producer's
+// warpgroup hands what it gives up to the two consumer warpgroups: producer + 2 consumers <= 3 x 168.
+#ifndef GW_PRODUCER_REGS
+#define GW_PRODUCER_REGS 40 // a compile option for A/B runs (MOE_GROUPED_GEMM_WGMMA_PRODUCER_REGS)
+#endif
+#define GW_CONSUMER_REGS (((3 * 168 - GW_PRODUCER_REGS) / 2) & ~7)
 #ifndef GW_GROUP_M
 #define GW_GROUP_M 8   // a compile option for A/B runs (MOE_GROUPED_GEMM_WGMMA_GROUP_M)
 #endif
@@ -87,17 +97,16 @@
 #endif
 #define GW_EPI_ROW_BYTES 128                          // one staged chunk: 16 rows x 128 bytes a warp
 #define GW_EPI_WARP_BYTES (16 * (GW_EPI_ROW_BYTES + 32)) // rows padded to 160 bytes at most (gw_epi_pitch)
-#ifndef GW_TILE_TABLE
-#define GW_TILE_TABLE 0 // MOE_GROUPED_GEMM_WGMMA_TILE_TABLE, for A/B runs: 1 finds each tile in a table in shared memory
+#ifdef GW_TRACE
+#define GW_TRACE_VALUES 6
+#define GW_TRACE_PARAM , unsigned long long* __restrict__ gwTrace
+#define GW_TRACE_ARG , gwTrace
+#else
+#define GW_TRACE_PARAM
+#define GW_TRACE_ARG
 #endif
-#ifndef GW_CLAIM_AHEAD
-#define GW_CLAIM_AHEAD 0 // MOE_GROUPED_GEMM_WGMMA_CLAIM_AHEAD, for A/B runs: the dynamic claim this many K steps before the last
-#endif
-#define GW_TABLE_EXPERTS 512                                  // the most experts the table holds (more: the serial walk)
-#define GW_TABLE_BYTES ((3 * GW_TABLE_EXPERTS + 1) * 4 + 124) // tileStart [513], rowBegin [512], rowEnd [512], padded to 128
-// Tiles, the epilogue buffers, 1024 bytes of alignment slack, then the barriers and the stages' tile records, then the
-// tile table (GW_TILE_TABLE).
-#define GW_SHARED_BYTES (GW_STAGES * GW_STAGE_BYTES + GW_CONSUMER_WARPS * GW_EPI_WARP_BYTES + 1024 + 256 + GW_TILE_TABLE * GW_TABLE_BYTES)
+// Tiles, the epilogue buffers, 1024 bytes of alignment slack, then the barriers and the stages' tile records.
+#define GW_SHARED_BYTES (GW_STAGES * GW_STAGE_BYTES + GW_CONSUMER_WARPS * GW_EPI_WARP_BYTES + 1024 + 256)
 
 // A CUtensorMap: 128 opaque bytes, 64-byte aligned, passed by value as a __grid_constant__ parameter.
 struct __align__(64) TmaDescriptor
@@ -114,6 +123,9 @@ struct GwTile
     int rowEnd;
     int nTile;
     int only;
+#ifdef GW_TRACE
+    int item;
+#endif
 };
 
 __device__ __forceinline__ void gw_bar_wait(moe_u32 bar, moe_u32 parity)
@@ -478,49 +490,6 @@ __device__ __forceinline__ void gw_release_tickets(int* tickets)
     }
 }
 
-// ---- the tile table (GW_TILE_TABLE) ----
-// The serial walk (find_expert_tile_serial) is a dependent round trip to the offsets per 32 experts, for every tile: at
-// E = 256 eight of them between a tile's last K step and the next tile's first copy. The table is built once per block:
-// tileStart[e] the m-tiles before expert e (tileStart[E] the total), rowBegin[e] / rowEnd[e] its rows, clamped as
-// expert_rows does. A tile is then a binary search in shared memory.
-
-// Every lane of the producer's warp: fills the table for experts <= GW_TABLE_EXPERTS; returns the total m-tiles.
-__device__ __forceinline__ int gw_build_tile_table(const int* __restrict__ expertOffsets, int experts, int rows, int* table)
-{
-    int* tileStart = table;
-    int* rowBegin = table + GW_TABLE_EXPERTS + 1;
-    int* rowEnd = rowBegin + GW_TABLE_EXPERTS;
-    const int total = scan_expert_tiles(expertOffsets, experts, rows, GW_BM, [&](int e, int begin, int end, int firstTile) {
-        tileStart[e] = firstTile;
-        rowBegin[e] = begin;
-        rowEnd[e] = end;
-    });
-    if ((threadIdx.x & 31) == 0)
-        tileStart[experts] = total;
-    __syncwarp();
-    return total;
-}
-
-// Global m-tile `tile` (below the total): the expert whose tiles hold it is the last e with tileStart[e] <= tile (an empty
-// expert's start equals the next one's, so it is never the last). Same answer as the serial walk.
-__device__ __forceinline__ void gw_find_tile_in_table(const int* table, int experts, int tile, int& expert, int& rowBegin, int& rowEnd)
-{
-    const int* tileStart = table;
-    int lo = 0, hi = experts - 1;
-    while (lo < hi)
-    {
-        const int mid = (lo + hi + 1) / 2;
-        if (tileStart[mid] <= tile)
-            lo = mid;
-        else
-            hi = mid - 1;
-    }
-    expert = lo;
-    const int begin = table[GW_TABLE_EXPERTS + 1 + lo], end = table[2 * GW_TABLE_EXPERTS + 1 + lo];
-    rowBegin = begin + (tile - tileStart[lo]) * GW_BM;
-    rowEnd = min(rowBegin + GW_BM, end);
-}
-
 // Dynamic shared memory of every entry (tiles are placed from its first 1024-byte boundary on).
 extern __shared__ __align__(1024) unsigned char gwShared[];
 
@@ -528,7 +497,7 @@ template <typename TIn, typename TOut>
 __device__ __forceinline__ void grouped_gemm_wgmma(const TmaDescriptor* mapX, const TmaDescriptor* mapXRows, const TmaDescriptor* mapW,
                                                    const int* __restrict__ expertOffsets,
                                                    const float* __restrict__ rowScale, TOut* __restrict__ y,
-                                                   int* __restrict__ tickets, int rows, int n, int k, int experts, int fused)
+                                                   int* __restrict__ tickets, int rows, int n, int k, int experts, int fused GW_TRACE_PARAM)
 {
     // The swizzle pattern and the descriptors assume 1024-byte aligned tiles.
     const moe_u32 rawBase = shared_addr(gwShared);
@@ -538,7 +507,6 @@ __device__ __forceinline__ void grouped_gemm_wgmma(const TmaDescriptor* mapX, co
     moe_u64* fullBars = reinterpret_cast<moe_u64*>(tail);
     moe_u64* emptyBars = fullBars + GW_STAGES;
     GwTile* stageTiles = reinterpret_cast<GwTile*>(emptyBars + GW_STAGES);
-    int* tileTable = reinterpret_cast<int*>(tail + 256); // GW_TILE_TABLE: GW_TABLE_BYTES there
     const moe_u32 fullBase = shared_addr(fullBars), emptyBase = shared_addr(emptyBars);
 
     if (threadIdx.x == 0)
@@ -562,7 +530,7 @@ __device__ __forceinline__ void grouped_gemm_wgmma(const TmaDescriptor* mapX, co
     if (warpgroup == 0)
     {
         // ---- producer ----
-        gw_setmaxnreg_dec<40>();
+        gw_setmaxnreg_dec<GW_PRODUCER_REGS>();
         if (threadIdx.x >= 32)
             return;
         const int lane = threadIdx.x;
@@ -572,9 +540,7 @@ __device__ __forceinline__ void grouped_gemm_wgmma(const TmaDescriptor* mapX, co
             gw_tma_prefetch(mapXRows);
             gw_tma_prefetch(mapW);
         }
-        const bool table = GW_TILE_TABLE && experts <= GW_TABLE_EXPERTS;
-        const int mTilesTotal = table ? gw_build_tile_table(expertOffsets, experts, rows, tileTable)
-                                      : total_expert_tiles(expertOffsets, experts, rows, GW_BM);
+        const int mTilesTotal = total_expert_tiles(expertOffsets, experts, rows, GW_BM);
         const int work = mTilesTotal * nTiles;
         int stage = 0;
         moe_u32 phase = 0;
@@ -592,10 +558,7 @@ __device__ __forceinline__ void grouped_gemm_wgmma(const TmaDescriptor* mapX, co
             int expert, rowBegin, rowEnd;
             // The serial walk: this kernel's registers under the one-round-trip find_expert_tile are unchecked (NVRTC
             // 11.8 cannot build sm_90a), and at 64+ rows the walk is a small share of a tile.
-            if (table)
-                gw_find_tile_in_table(tileTable, experts, mTile, expert, rowBegin, rowEnd);
-            else
-                find_expert_tile_serial(expertOffsets, experts, rows, GW_BM, mTile, expert, rowBegin, rowEnd);
+            find_expert_tile_serial(expertOffsets, experts, rows, GW_BM, mTile, expert, rowBegin, rowEnd);
             if (expert < 0)
                 break; // cannot happen with consistent offsets; stop cleanly if it does
             if (lane == 0)
@@ -607,25 +570,29 @@ __device__ __forceinline__ void grouped_gemm_wgmma(const TmaDescriptor* mapX, co
                 const int xBoxes = (GW_SMALL_TILES & 1) && rowEnd - rowBegin <= GW_BM / 2 ? ceil_div(rowEnd - rowBegin, GW_XS_ROWS) : 0;
                 const moe_u32 xBytes = xBoxes == 0 ? GW_A_BYTES : xBoxes * GW_XS_BYTES;
                 int expertBegin, expertEnd;
-                if (table)
-                {
-                    expertBegin = tileTable[GW_TABLE_EXPERTS + 1 + expert];
-                    expertEnd = tileTable[2 * GW_TABLE_EXPERTS + 1 + expert];
-                }
-                else
-                    expert_rows(expertOffsets, rows, expert, expertBegin, expertEnd);
+                expert_rows(expertOffsets, rows, expert, expertBegin, expertEnd);
                 const int only = rowBegin == expertBegin && rowEnd == expertEnd ? 1 : 0;
                 for (int ks = 0; ks < kSteps; ks++)
                 {
-                    // The next item is claimed at the last K step (GW_CLAIM_AHEAD steps before it in A/B runs), as the block
-                    // is about to be free: claimed at a tile's start, an item waited a whole tile while the siblings claimed
-                    // beside it ran (twentieth session: DeepSeek-V3 T = 8192 gate_up 7.1 ms against 6.0 static). The wait
-                    // for the stage hides the round trip.
-                    if (ks == max(kSteps - 1 - GW_CLAIM_AHEAD, 0))
+                    // The next item is claimed at the last K step, as the block is about to be free: claimed at a tile's
+                    // start, an item waited a whole tile while the siblings claimed beside it ran (twentieth session:
+                    // DeepSeek-V3 T = 8192 gate_up 7.1 ms against 6.0 static). The wait for the stage hides the round trip:
+                    // claiming 4 steps earlier, or finding tiles in a table in shared memory instead of walking the offsets,
+                    // changed nothing (twenty-first session).
+                    if (ks == kSteps - 1)
                         claim = gw_claim(tickets, lane);
                     gw_bar_wait(emptyBase + 8 * stage, phase ^ 1);
                     if (ks == 0)
+                    {
+#ifdef GW_TRACE
+                        stageTiles[stage] = GwTile{expert, rowBegin, rowEnd, nTile, only, t};
+                        gwTrace[(long long)t * GW_TRACE_VALUES] = globaltimer_ns();
+                        gwTrace[(long long)t * GW_TRACE_VALUES + 5] =
+                            (moe_u64)expert << 40 | (moe_u64)(rowEnd - rowBegin) << 20 | (moe_u64)nTile;
+#else
                         stageTiles[stage] = GwTile{expert, rowBegin, rowEnd, nTile, only};
+#endif
+                    }
                     const moe_u32 full = fullBase + 8 * stage;
                     mbar_arrive_expect_tx(full, xBytes + GW_B_BYTES);
                     const moe_u32 a = tilesBase + stage * GW_STAGE_BYTES;
@@ -653,14 +620,14 @@ __device__ __forceinline__ void grouped_gemm_wgmma(const TmaDescriptor* mapX, co
         {
             // The stop record: a stage with no copies, completed by the plain arrive.
             gw_bar_wait(emptyBase + 8 * stage, phase ^ 1);
-            stageTiles[stage] = GwTile{-1, 0, 0, 0, 0};
+            stageTiles[stage] = GwTile{-1};
             mbar_arrive(fullBase + 8 * stage);
         }
         return;
     }
 
     // ---- consumers ----
-    gw_setmaxnreg_inc<232>();
+    gw_setmaxnreg_inc<GW_CONSUMER_REGS>();
     const int half = warpgroup - 1;             // rows 64 * half .. 64 * half + 63 of the tile
     const int tid = threadIdx.x & 127;
     const int warp = tid >> 5, lane = tid & 31;
@@ -676,6 +643,18 @@ __device__ __forceinline__ void grouped_gemm_wgmma(const TmaDescriptor* mapX, co
         const GwTile tile = stageTiles[stage];
         if (tile.expert < 0)
             break;
+#ifdef GW_TRACE
+        // Thread 0 of the first consumer warpgroup: its rows 0-63 always hold rows of the tile.
+        const bool stamps = half == 0 && tid == 0;
+        unsigned long long* itemTrace = gwTrace + (long long)tile.item * GW_TRACE_VALUES;
+        if (stamps)
+        {
+            moe_u32 smid;
+            asm volatile("mov.u32 %0, %%smid;" : "=r"(smid));
+            itemTrace[1] = globaltimer_ns();
+            itemTrace[4] = (moe_u64)smid << 32 | blockIdx.x;
+        }
+#endif
         if ((GW_SMALL_TILES & 2) && half == 1 && tile.only && tile.rowEnd - tile.rowBegin <= 64)
         {
             // An expert of at most 64 rows: none in this warpgroup's 64. Each stage is waited for and released, no wgmma.
@@ -722,6 +701,10 @@ __device__ __forceinline__ void grouped_gemm_wgmma(const TmaDescriptor* mapX, co
         gw_fence_accumulators(acc);
         if (lane == 0)
             mbar_arrive(emptyBase + 8 * previous);
+#ifdef GW_TRACE
+        if (stamps)
+            itemTrace[2] = globaltimer_ns();
+#endif
 
         // Epilogue: rows of this expert only; columns below N (or I when fused). A warp's 16 rows are its own.
         const GwWarpTile warpTile{tile.rowBegin + half * 64 + warp * 16, tile.rowEnd, tile.nTile * colsPerTile, outCols};
@@ -731,6 +714,10 @@ __device__ __forceinline__ void grouped_gemm_wgmma(const TmaDescriptor* mapX, co
             gw_epilogue_smem<TOut>(acc, warpTile, rowScale, y, fused, lane, epilogueBuffers + (4 * half + warp) * GW_EPI_WARP_BYTES);
         else
             gw_epilogue_direct<TOut>(acc, warpTile, rowScale, y, fused, lane);
+#ifdef GW_TRACE
+        if (stamps)
+            itemTrace[3] = globaltimer_ns();
+#endif
     }
 }
 
@@ -738,10 +725,11 @@ __device__ __forceinline__ void grouped_gemm_wgmma(const TmaDescriptor* mapX, co
     extern "C" __global__ void __launch_bounds__(GW_THREADS, 1) grouped_gemm_wgmma_##SUFFIX(                                 \
         const __grid_constant__ TmaDescriptor mapX, const __grid_constant__ TmaDescriptor mapXRows,                          \
         const __grid_constant__ TmaDescriptor mapW, const int* __restrict__ expertOffsets, const float* __restrict__ rowScale, \
-        TOUT* __restrict__ y, int* __restrict__ tickets, int rows, int n, int k, int experts, int fused)                      \
+        TOUT* __restrict__ y, int* __restrict__ tickets, int rows, int n, int k, int experts, int fused GW_TRACE_PARAM)       \
     {                                                                                                                        \
         moe_wait_prior_grid();                                                                                               \
-        grouped_gemm_wgmma<TIN, TOUT>(&mapX, &mapXRows, &mapW, expertOffsets, rowScale, y, tickets, rows, n, k, experts, fused); \
+        grouped_gemm_wgmma<TIN, TOUT>(&mapX, &mapXRows, &mapW, expertOffsets, rowScale, y, tickets, rows, n, k, experts,     \
+                                      fused GW_TRACE_ARG);                                                                   \
     }
 
 GW_ENTRY(bf16_bf16, bf16, bf16)

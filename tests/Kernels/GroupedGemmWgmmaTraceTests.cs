@@ -1,0 +1,114 @@
+using MoeRuntime.Accelerators;
+using MoeRuntime.Accelerators.Nvrtc;
+using MoeRuntime.Kernels.GroupedGemm;
+using MoeRuntime.Tests.Infrastructure;
+using static MoeRuntime.Tests.Kernels.GroupedGemmWgmmaTests;
+using TestData = MoeRuntime.Tests.Infrastructure.TestData;
+
+namespace MoeRuntime.Tests.Kernels;
+
+/// <summary>
+/// The wgmma kernel's traced build (MOE_GROUPED_GEMM_WGMMA_TRACE=1, a diagnostic the benchmarks read): the same bits as
+/// the plain build, and one record for every work item, in order in time, naming the expert, rows and column tile the
+/// work order gives that item. The trace switch changes the kernel's parameters, so these tests run alone.
+/// </summary>
+[Collection(ProcessSwitches.Name)]
+public sealed class GroupedGemmWgmmaTraceTests
+{
+    [Theory]
+    [InlineData(false, "static")]
+    [InlineData(true, "static")]
+    [InlineData(false, "dynamic")]
+    [InlineData(true, "dynamic")]
+    public void TheTraceRecordsEveryItemAndChangesNoBit(bool fused, string schedule)
+    {
+        var gpu = Hopper(DType.BF16);
+        var data = SmallTileData.Random(TestData.NewRandom(out int seed), fused);
+        using var workspace = GroupedGemmWorkspace.WithCapacity(gpu, 0, 0);
+        GroupedGemmWgmma.ScheduleOverride = GroupedGemmWgmma.ParseSchedule(schedule);
+        GroupedGemmWgmma.GroupMOverride = GroupM;
+        try
+        {
+            var expected = data.Run(gpu, rowScale: true, workspace);
+            using var trace = gpu.Allocate<long>(4096 * GroupedGemmWgmma.TraceValues);
+            trace.Clear(gpu.DefaultStream);
+            GroupedGemmWgmma.TraceOverride = true;
+            GroupedGemmWgmma.TraceBuffer = trace;
+            BFloat16[] traced;
+            try
+            {
+                traced = data.Run(gpu, rowScale: true, workspace);
+            }
+            finally
+            {
+                GroupedGemmWgmma.TraceOverride = null;
+                GroupedGemmWgmma.TraceBuffer = null;
+            }
+            Compare.Exact<BFloat16>(expected, traced, $"traced build, fused={fused} {schedule}, seed={seed}");
+            AssertEveryItemTraced(trace.ToArray(), data, fused, schedule, gpu.Info.MultiprocessorCount);
+        }
+        finally
+        {
+            GroupedGemmWgmma.ScheduleOverride = null;
+            GroupedGemmWgmma.GroupMOverride = null;
+        }
+    }
+
+    [Theory]
+    [InlineData(null, false)]
+    [InlineData("0", false)]
+    [InlineData(" 1 ", true)]
+    public void TheTraceSwitchParses(string? value, bool traced) => Assert.Equal(traced, GroupedGemmWgmma.ParseTrace(value));
+
+    [Fact]
+    public void ABadTraceValueNamesTheVariable() =>
+        Assert.Contains("MOE_GROUPED_GEMM_WGMMA_TRACE", Assert.Throws<ArgumentException>(() => GroupedGemmWgmma.ParseTrace("yes")).Message);
+
+    /// <summary>The traced build takes one parameter more, the trace, after the plain build's last (PTX for compute_90: NVRTC 11.8 cannot assemble sm_90a).</summary>
+    [Fact]
+    public void TheTracedEntriesTakeTheTraceLast()
+    {
+        MoeRuntime.Tests.Accelerators.NvrtcTests.RequireNvrtc();
+        var source = KernelSource.FromResource(typeof(GroupedGemm).Assembly, "grouped_gemm_wgmma.cu");
+        string Ptx(params string[] defines) => NvrtcCompiler.CompileToPtx(source, NvrtcCompiler.DefaultOptions("compute_90", defines));
+        const string lastPlain = "grouped_gemm_wgmma_bf16_bf16_param_11", trace = "grouped_gemm_wgmma_bf16_bf16_param_12";
+        string plain = Ptx(), traced = Ptx("-DGW_TRACE");
+        Assert.Contains(lastPlain, plain);
+        Assert.DoesNotContain(trace, plain);
+        Assert.Contains(".param .u64 " + trace, traced);
+    }
+
+    private const int GroupM = 8;
+
+    /// <summary>The work order of grouped_gemm_wgmma.cu on the host: item t's m-tile and column tile.</summary>
+    private static (int MTile, int NTile) ItemTile(int t, int mTiles, int nTiles)
+    {
+        int group = t / (GroupM * nTiles), firstM = group * GroupM, groupM = Math.Min(mTiles - firstM, GroupM);
+        int local = t - group * GroupM * nTiles;
+        return (firstM + local % groupM, local / groupM);
+    }
+
+    private static void AssertEveryItemTraced(long[] values, SmallTileData data, bool fused, string schedule, int blocks)
+    {
+        // Each expert's m-tiles in order: (expert, rows of the tile).
+        var tiles = new List<(int Expert, int Rows)>();
+        for (int e = 0; e + 1 < data.Offsets.Length; e++)
+            for (int begin = data.Offsets[e]; begin < data.Offsets[e + 1]; begin += GroupedGemmWgmma.TileRows)
+                tiles.Add((e, Math.Min(GroupedGemmWgmma.TileRows, data.Offsets[e + 1] - begin)));
+        int colsPerTile = fused ? GroupedGemmWgmma.TileCols / 2 : GroupedGemmWgmma.TileCols;
+        int nTiles = (data.OutCols + colsPerTile - 1) / colsPerTile, work = tiles.Count * nTiles;
+        const int v = GroupedGemmWgmma.TraceValues;
+        Assert.True(values.Length >= (work + 1) * v);
+        for (int t = 0; t < work; t++)
+        {
+            string at = $"item {t} of {work} ({schedule}, fused={fused})";
+            long issued = values[t * v], start = values[t * v + 1], loopEnd = values[t * v + 2], end = values[t * v + 3];
+            Assert.True(issued > 0 && issued <= start && start <= loopEnd && loopEnd <= end, $"{at}: stamps {issued} {start} {loopEnd} {end}");
+            var (mTile, nTile) = ItemTile(t, tiles.Count, nTiles);
+            long what = values[t * v + 5];
+            Assert.Equal((tiles[mTile].Expert, tiles[mTile].Rows, nTile), ((int)(what >> 40), (int)((what >> 20) & 0xfffff), (int)(what & 0xfffff)));
+            Assert.InRange(values[t * v + 4] & 0xffffffffL, 0, blocks - 1);
+        }
+        Assert.All(values.Skip(work * v), value => Assert.Equal(0, value)); // no record past the work
+    }
+}
