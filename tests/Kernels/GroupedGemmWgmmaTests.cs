@@ -274,8 +274,8 @@ public class GroupedGemmWgmmaTests
 
     /// <summary>The register split between the producer and the consumers (an A/B build) changes no bit.</summary>
     [Theory]
-    [InlineData(false, 56)]
-    [InlineData(true, 56)]
+    [InlineData(false, 40)]
+    [InlineData(true, 40)]
     [InlineData(false, 24)]
     public void TheProducersRegistersChangeNoBit(bool fused, int producer)
     {
@@ -293,6 +293,37 @@ public class GroupedGemmWgmmaTests
             GroupedGemmWgmma.ProducerRegistersOverride = null;
         }
     }
+
+    /// <summary>Which block runs which items of the static order (an A/B build) changes no bit, and leaves no item out.</summary>
+    [Theory]
+    [InlineData(false, "pairs")]
+    [InlineData(true, "scramble")]
+    public void TheStaticSlotsChangeNoBit(bool fused, string slots)
+    {
+        var gpu = Hopper(DType.BF16);
+        var data = SmallTileData.Random(TestData.NewRandom(out int seed), fused);
+        var expected = data.Run(gpu, rowScale: true);
+        GroupedGemmWgmma.StaticSlotsOverride = GroupedGemmWgmma.ParseStaticSlots(slots);
+        try
+        {
+            Compare.Exact<BFloat16>(expected, data.Run(gpu, rowScale: true), $"static slots {slots}, fused={fused} seed={seed}");
+        }
+        finally
+        {
+            GroupedGemmWgmma.StaticSlotsOverride = null;
+        }
+    }
+
+    [Theory]
+    [InlineData(null, null)]
+    [InlineData(" Pairs", "Pairs")]
+    [InlineData("scramble", "Scramble")]
+    public void TheStaticSlotsSwitchParses(string? value, string? expected) =>
+        Assert.Equal(expected, GroupedGemmWgmma.ParseStaticSlots(value)?.ToString());
+
+    [Fact]
+    public void ABadStaticSlotsValueNamesTheVariable() =>
+        Assert.Contains("MOE_GROUPED_GEMM_WGMMA_STATIC_SLOTS", Assert.Throws<ArgumentException>(() => GroupedGemmWgmma.ParseStaticSlots("random")).Message);
 
     [Theory]
     [InlineData(null, null)]

@@ -24,6 +24,8 @@ public static partial class GroupedGemmWgmma
         options.Add($"-DGW_SMALL_TILES={(int)smallTiles}");
         if (TraceRequested)
             options.Add("-DGW_TRACE");
+        if ((StaticSlotsOverride ?? StaticSlotsFromEnvironment()) is { } slots and not StaticSlots.Identity)
+            options.Add($"-DGW_STATIC_SLOTS={(int)slots}");
         if ((ProducerRegistersOverride ?? ProducerRegistersFromEnvironment()) is { } producer)
             options.Add($"-DGW_PRODUCER_REGS={producer}");
         return options;
@@ -56,12 +58,44 @@ public static partial class GroupedGemmWgmma
     /// <summary>The last traced launch's bound on its work items (entries past the real count stay zero) and its column tiles.</summary>
     internal static (long Items, int ColumnTiles) TracedWork { get; private set; }
 
-    /// <summary>Tests: the producer's registers (GW_PRODUCER_REGS) instead of the environment's or the kernel's 40.</summary>
+    /// <summary>Which block runs which items in the static order (grouped_gemm_wgmma.cu, gw_static_first), for A/B runs.</summary>
+    internal enum StaticSlots
+    {
+        /// <summary>Block b takes items b, b + grid, ... (the blocks 2j and 2j + 1 share a TPC, so do items 2j and 2j + 1).</summary>
+        Identity = 0,
+
+        /// <summary>Pairs of blocks scrambled as pairs: items 2j and 2j + 1 still share a TPC.</summary>
+        Pairs = 1,
+
+        /// <summary>Every block scrambled: neighbouring items land on unrelated SMs, as the dynamic claims put them.</summary>
+        Scramble = 2,
+    }
+
+    /// <summary>Tests: this block-to-item map of the static order instead of the environment's.</summary>
+    internal static StaticSlots? StaticSlotsOverride { get; set; }
+
+    /// <summary>MOE_GROUPED_GEMM_WGMMA_STATIC_SLOTS=identity|pairs|scramble (default identity), for A/B runs: <see cref="StaticSlots"/>.</summary>
+    internal static StaticSlots? StaticSlotsFromEnvironment() => StaticSlotsSetting.Value;
+
+    private static readonly EnvironmentSetting<StaticSlots?> StaticSlotsSetting = new("MOE_GROUPED_GEMM_WGMMA_STATIC_SLOTS", ParseStaticSlots);
+
+    internal static StaticSlots? ParseStaticSlots(string? value) => value?.Trim().ToLowerInvariant() switch
+    {
+        null or "" => null,
+        "identity" => StaticSlots.Identity,
+        "pairs" => StaticSlots.Pairs,
+        "scramble" => StaticSlots.Scramble,
+        _ => throw new ArgumentException($"MOE_GROUPED_GEMM_WGMMA_STATIC_SLOTS='{value}': expected identity, pairs (pairs of blocks scrambled as pairs) or scramble (every block)"),
+    };
+
+    /// <summary>Tests: the producer's registers (GW_PRODUCER_REGS) instead of the environment's or the kernel's 56.</summary>
     internal static int? ProducerRegistersOverride { get; set; }
 
     /// <summary>
-    /// MOE_GROUPED_GEMM_WGMMA_PRODUCER_REGS=24..64 (a multiple of 8; default the kernel's 40), for A/B runs: the producer
-    /// warpgroup's registers after setmaxnreg; the consumers get the rest (3 x 168 - producer) / 2, to a multiple of 8.
+    /// MOE_GROUPED_GEMM_WGMMA_PRODUCER_REGS=24..64 (a multiple of 8; default the kernel's 56), for A/B runs: the producer
+    /// warpgroup's registers after setmaxnreg; the consumers get the rest (3 x 168 - producer) / 2, to a multiple of 8. One
+    /// H200, 2026-12-01 (twenty-first session): at 40 (consumers 232) ptxas spilled 16 bytes in the producer, at 56
+    /// (consumers 224) nothing, and 56 was 0-2% faster on every call of the sweep.
     /// </summary>
     internal static int? ProducerRegistersFromEnvironment() => ProducerRegisters.Value;
 

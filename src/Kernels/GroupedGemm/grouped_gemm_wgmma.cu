@@ -10,12 +10,12 @@
 //
 // Tile: 128 rows x 256 columns of W (fused SiLU-and-mul: 128 gate + 128 up rows, 128 output columns), BK = 64.
 // Block: 3 warpgroups (384 threads, one block per SM, persistent over the work):
-//   warpgroup 0, the producer (setmaxnreg.dec to GW_PRODUCER_REGS, 40 registers): its warp 0 walks the tiles, lane 0 issues the
+//   warpgroup 0, the producer (setmaxnreg.dec to GW_PRODUCER_REGS, 56 registers): its warp 0 walks the tiles, lane 0 issues the
 //     TMA copies of each K step into a 4-stage ring of shared buffers (48 KB a stage: X 128x64, W 256x64),
 //     completing on the stage's `full` mbarrier (expect_tx of the whole box, out-of-bounds parts zero-filled);
 //     it waits on the stage's `empty` mbarrier before refilling it. Each stage also carries the tile it belongs to
 //     (expert, rows, column tile); after the last tile a stage with expert = -1 tells the consumers to stop.
-//   warpgroups 1 and 2, the consumers (setmaxnreg.inc to GW_CONSUMER_REGS, 232): rows 0-63 and 64-127 of the tile, each
+//   warpgroups 1 and 2, the consumers (setmaxnreg.inc to GW_CONSUMER_REGS, 224): rows 0-63 and 64-127 of the tile, each
 //     4 x wgmma.mma_async.m64n256k16 (F32 accumulators, 128 registers a thread) per K step, both operands from
 //     shared memory through matrix descriptors; one wgmma group in flight, so a stage is released (one arrive
 //     per warp on `empty`: 8 arrivals) once the next K step's group is issued.
@@ -77,7 +77,7 @@
 // Registers a thread after setmaxnreg (multiples of 8): the launch gives each of the 384 threads 168, and the producer's
 // warpgroup hands what it gives up to the two consumer warpgroups: producer + 2 consumers <= 3 x 168.
 #ifndef GW_PRODUCER_REGS
-#define GW_PRODUCER_REGS 40 // a compile option for A/B runs (MOE_GROUPED_GEMM_WGMMA_PRODUCER_REGS)
+#define GW_PRODUCER_REGS 56 // A/B: MOE_GROUPED_GEMM_WGMMA_PRODUCER_REGS. At 40 the producer spilled 16 bytes (twenty-first session)
 #endif
 #define GW_CONSUMER_REGS (((3 * 168 - GW_PRODUCER_REGS) / 2) & ~7)
 #ifndef GW_GROUP_M
@@ -470,6 +470,22 @@ __device__ __forceinline__ void gw_epilogue_smem(const float* acc, const GwWarpT
 
 // ---- the work order ----
 
+#ifndef GW_STATIC_SLOTS
+#define GW_STATIC_SLOTS 0 // MOE_GROUPED_GEMM_WGMMA_STATIC_SLOTS, for A/B runs: 1 pairs of blocks scrambled, 2 every block
+#endif
+
+// The static order's first item of block b (then + grid each time): b. For A/B runs of where the items run (the blocks
+// 2j and 2j + 1 share a TPC): pairs of blocks moved as pairs (GW_STATIC_SLOTS 1), or every block on its own (2); a
+// permutation of the blocks either way (37 is prime; without it dividing the count, multiplying by it permutes).
+__device__ __forceinline__ int gw_static_first(int b, int grid)
+{
+    if (GW_STATIC_SLOTS == 1 && grid % 2 == 0 && (grid / 2) % 37 != 0)
+        return 2 * ((b / 2) * 37 % (grid / 2)) + (b & 1);
+    if (GW_STATIC_SLOTS == 2 && grid % 37 != 0)
+        return b * 37 % grid;
+    return b;
+}
+
 // With tickets (a zeroed pair of ints in the call's workspace), lane 0 claims the next work item from tickets[0];
 // the value matters only in lane 0. Without, no claim: the static order.
 __device__ __forceinline__ int gw_claim(int* tickets, int lane)
@@ -545,7 +561,7 @@ __device__ __forceinline__ void grouped_gemm_wgmma(const TmaDescriptor* mapX, co
         int stage = 0;
         moe_u32 phase = 0;
         int claim = gw_claim(tickets, lane);
-        int t = tickets != nullptr ? __shfl_sync(0xffffffffu, claim, 0) : blockIdx.x;
+        int t = tickets != nullptr ? __shfl_sync(0xffffffffu, claim, 0) : gw_static_first(blockIdx.x, gridDim.x);
         while (t < work)
         {
             // Groups of GW_GROUP_M m-tiles: consecutive work items walk down the m-tiles of one column tile first.
