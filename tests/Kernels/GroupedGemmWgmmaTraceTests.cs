@@ -54,6 +54,73 @@ public sealed class GroupedGemmWgmmaTraceTests
         }
     }
 
+    /// <summary>
+    /// The steal order where blocks start late (the odd ones, 200 us: GW_LATE_ODD_BLOCKS), as blocks do whose SMs another
+    /// kernel holds: the early blocks take the late ones' items, every item runs once, the bits are the static order's, and
+    /// the tickets are zero again after each call. Under the static order with the same late blocks every item runs on its
+    /// own block, so the check would see a schedule that never steals.
+    /// </summary>
+    [Theory]
+    [InlineData("steal")]
+    [InlineData("static")]
+    [InlineData("dynamic")]
+    public void LateBlocksLoseTheirItemsToTheOthersWhenTheyMaySteal(string schedule)
+    {
+        var gpu = Hopper(DType.BF16);
+        var random = TestData.NewRandom(out int seed);
+        // 30 m-tiles x 8 column tiles: 240 items for 132 SMs, so most blocks own two and a late block has items to lose.
+        int[] counts = [300, 0, 1, 700, 64, 65, 900, 5, 130, 128, 255, 450];
+        var offsets = new int[counts.Length + 1];
+        for (int e = 0; e < counts.Length; e++)
+            offsets[e + 1] = offsets[e] + counts[e];
+        const int n = 2048, k = 128;
+        int rows = offsets[^1];
+        var x = TestData.ToBf16(TestData.Uniform(random, rows * k));
+        var w = TestData.ToBf16(TestData.Uniform(random, counts.Length * n * k));
+        var expected = RunBf16(gpu, x, w, offsets, null, rows * n, n, k, fused: false);
+        using var workspace = GroupedGemmWorkspace.WithCapacity(gpu, 0, 0);
+        using var trace = gpu.Allocate<long>(4096 * GroupedGemmWgmma.TraceValues);
+        GroupedGemmWgmma.ScheduleOverride = GroupedGemmWgmma.ParseSchedule(schedule);
+        GroupedGemmWgmma.LateOddBlocksNsOverride = 200_000;
+        GroupedGemmWgmma.TraceOverride = true;
+        GroupedGemmWgmma.TraceBuffer = trace;
+        try
+        {
+            for (int call = 0; call < 2; call++)
+            {
+                trace.Clear(gpu.DefaultStream);
+                Compare.Exact<BFloat16>(expected, RunBf16(gpu, x, w, offsets, null, rows * n, n, k, fused: false, workspace),
+                    $"{schedule} with late odd blocks, call {call}, seed={seed}");
+                Assert.Equal(new int[GroupedGemmWorkspace.TicketInts], workspace.Tickets!.ToArray());
+                var values = trace.ToArray();
+                const int v = GroupedGemmWgmma.TraceValues;
+                int work = 0;
+                while (values[work * v] != 0)
+                    work++;
+                int grid = gpu.Info.MultiprocessorCount; // the launcher's: its bound on the items is above the SMs
+                Assert.True(work > grid, $"{work} items for {grid} blocks: no block owns two");
+                Assert.All(values.Skip(work * v), value => Assert.Equal(0, value));
+                int onOtherBlocks = Enumerable.Range(0, work).Count(t => (values[t * v + 4] & 0xffffffffL) != t % grid);
+                int onLateBlocks = Enumerable.Range(0, work).Count(t => (values[t * v + 4] & 1) == 1);
+                if (schedule == "static")
+                    Assert.Equal(0, onOtherBlocks);
+                if (schedule == "steal")
+                {
+                    // The odd blocks own half the items; 200 us late, they find theirs taken but for the few in flight.
+                    Assert.True(onOtherBlocks > work / 4, $"{onOtherBlocks} of {work} items ran on a block that does not own them");
+                    Assert.True(onLateBlocks < work / 4, $"{onLateBlocks} of {work} items ran on the late blocks");
+                }
+            }
+        }
+        finally
+        {
+            GroupedGemmWgmma.ScheduleOverride = null;
+            GroupedGemmWgmma.LateOddBlocksNsOverride = null;
+            GroupedGemmWgmma.TraceOverride = null;
+            GroupedGemmWgmma.TraceBuffer = null;
+        }
+    }
+
     [Theory]
     [InlineData(null, false)]
     [InlineData("0", false)]
@@ -71,7 +138,7 @@ public sealed class GroupedGemmWgmmaTraceTests
         MoeRuntime.Tests.Accelerators.NvrtcTests.RequireNvrtc();
         var source = KernelSource.FromResource(typeof(GroupedGemm).Assembly, "grouped_gemm_wgmma.cu");
         string Ptx(params string[] defines) => NvrtcCompiler.CompileToPtx(source, NvrtcCompiler.DefaultOptions("compute_90", defines));
-        const string lastPlain = "grouped_gemm_wgmma_bf16_bf16_param_11", trace = "grouped_gemm_wgmma_bf16_bf16_param_12";
+        const string lastPlain = "grouped_gemm_wgmma_bf16_bf16_param_12", trace = "grouped_gemm_wgmma_bf16_bf16_param_13";
         string plain = Ptx(), traced = Ptx("-DGW_TRACE");
         Assert.Contains(lastPlain, plain);
         Assert.DoesNotContain(trace, plain);

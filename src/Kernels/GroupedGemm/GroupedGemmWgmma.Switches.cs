@@ -24,8 +24,8 @@ public static partial class GroupedGemmWgmma
         options.Add($"-DGW_SMALL_TILES={(int)smallTiles}");
         if (TraceRequested)
             options.Add("-DGW_TRACE");
-        if ((StaticSlotsOverride ?? StaticSlotsFromEnvironment()) is { } slots and not StaticSlots.Identity)
-            options.Add($"-DGW_STATIC_SLOTS={(int)slots}");
+        if (LateOddBlocksNsOverride is { } late)
+            options.Add($"-DGW_LATE_ODD_BLOCKS={late}");
         if ((ProducerRegistersOverride ?? ProducerRegistersFromEnvironment()) is { } producer)
             options.Add($"-DGW_PRODUCER_REGS={producer}");
         return options;
@@ -58,35 +58,8 @@ public static partial class GroupedGemmWgmma
     /// <summary>The last traced launch's bound on its work items (entries past the real count stay zero) and its column tiles.</summary>
     internal static (long Items, int ColumnTiles) TracedWork { get; private set; }
 
-    /// <summary>Which block runs which items in the static order (grouped_gemm_wgmma.cu, gw_static_first), for A/B runs.</summary>
-    internal enum StaticSlots
-    {
-        /// <summary>Block b takes items b, b + grid, ... (the blocks 2j and 2j + 1 share a TPC, so do items 2j and 2j + 1).</summary>
-        Identity = 0,
-
-        /// <summary>Pairs of blocks scrambled as pairs: items 2j and 2j + 1 still share a TPC.</summary>
-        Pairs = 1,
-
-        /// <summary>Every block scrambled: neighbouring items land on unrelated SMs, as the dynamic claims put them.</summary>
-        Scramble = 2,
-    }
-
-    /// <summary>Tests: this block-to-item map of the static order instead of the environment's.</summary>
-    internal static StaticSlots? StaticSlotsOverride { get; set; }
-
-    /// <summary>MOE_GROUPED_GEMM_WGMMA_STATIC_SLOTS=identity|pairs|scramble (default identity), for A/B runs: <see cref="StaticSlots"/>.</summary>
-    internal static StaticSlots? StaticSlotsFromEnvironment() => StaticSlotsSetting.Value;
-
-    private static readonly EnvironmentSetting<StaticSlots?> StaticSlotsSetting = new("MOE_GROUPED_GEMM_WGMMA_STATIC_SLOTS", ParseStaticSlots);
-
-    internal static StaticSlots? ParseStaticSlots(string? value) => value?.Trim().ToLowerInvariant() switch
-    {
-        null or "" => null,
-        "identity" => StaticSlots.Identity,
-        "pairs" => StaticSlots.Pairs,
-        "scramble" => StaticSlots.Scramble,
-        _ => throw new ArgumentException($"MOE_GROUPED_GEMM_WGMMA_STATIC_SLOTS='{value}': expected identity, pairs (pairs of blocks scrambled as pairs) or scramble (every block)"),
-    };
+    /// <summary>Tests only: the odd blocks start this many ns late (GW_LATE_ODD_BLOCKS), so the steal order has work to steal.</summary>
+    internal static int? LateOddBlocksNsOverride { get; set; }
 
     /// <summary>Tests: the producer's registers (GW_PRODUCER_REGS) instead of the environment's or the kernel's 56.</summary>
     internal static int? ProducerRegistersOverride { get; set; }
@@ -191,7 +164,24 @@ public static partial class GroupedGemmWgmma
 
         /// <summary>Each block claims its next item from the workspace's tickets (<see cref="GroupedGemmWorkspace.Tickets"/>).</summary>
         Dynamic,
+
+        /// <summary>
+        /// The static order's items as a deque per block in the tickets: a block takes its own from the front, then the
+        /// back item of the block with the most left. Needs a grid of at most <see cref="StealBlocks"/> blocks.
+        /// </summary>
+        Steal,
     }
+
+    /// <summary>GW_STEAL_BLOCKS: the most blocks the steal order keeps deques for; a larger grid takes the dynamic order.</summary>
+    internal const int StealBlocks = 256;
+
+    /// <summary>The kernel's order argument (GW_ORDER_*) for a launch of <paramref name="grid"/> blocks.</summary>
+    internal static int OrderArgument(Schedule schedule, int grid) => schedule switch
+    {
+        Schedule.Static => 0,
+        Schedule.Steal when grid <= StealBlocks => 2,
+        _ => 1,
+    };
 
     /// <summary>
     /// The schedule of a call: dynamic when it has a workspace (the tickets live there) unless switched to static, else
@@ -212,7 +202,7 @@ public static partial class GroupedGemmWgmma
     /// <summary>Tests: this schedule instead of the environment's or the default (calls without a workspace stay static).</summary>
     internal static Schedule? ScheduleOverride { get; set; }
 
-    /// <summary>MOE_GROUPED_GEMM_WGMMA_SCHEDULE=dynamic|static, for A/B runs; null when unset. The output's bits are the same either way.</summary>
+    /// <summary>MOE_GROUPED_GEMM_WGMMA_SCHEDULE=dynamic|static|steal, for A/B runs; null when unset. The output's bits are the same either way.</summary>
     internal static Schedule? ScheduleFromEnvironment() => ScheduleSetting.Value;
 
     private static readonly EnvironmentSetting<Schedule?> ScheduleSetting = new("MOE_GROUPED_GEMM_WGMMA_SCHEDULE", ParseSchedule);
@@ -222,7 +212,8 @@ public static partial class GroupedGemmWgmma
         null or "" => null,
         "dynamic" => Schedule.Dynamic,
         "static" => Schedule.Static,
-        _ => throw new ArgumentException($"MOE_GROUPED_GEMM_WGMMA_SCHEDULE='{value}': expected dynamic (blocks claim work items from a counter in the workspace) or static (block b takes items b, b + grid, ...)"),
+        "steal" => Schedule.Steal,
+        _ => throw new ArgumentException($"MOE_GROUPED_GEMM_WGMMA_SCHEDULE='{value}': expected dynamic (blocks claim work items from a counter in the workspace), static (block b takes items b, b + grid, ...) or steal (the static order, then blocks take the last items of those with the most left)"),
     };
 
     /// <summary>Rows of the second X map's box: a small tile's X is loaded this many rows at a time.</summary>
