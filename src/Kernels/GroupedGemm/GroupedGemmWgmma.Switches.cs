@@ -58,7 +58,7 @@ public static partial class GroupedGemmWgmma
     /// <summary>The last traced launch's bound on its work items (entries past the real count stay zero) and its column tiles.</summary>
     internal static (long Items, int ColumnTiles) TracedWork { get; private set; }
 
-    /// <summary>Tests only: the odd blocks start this many ns late (GW_LATE_ODD_BLOCKS), so the steal order has work to steal.</summary>
+    /// <summary>Tests only: the odd blocks start this many ns late (GW_LATE_ODD_BLOCKS), as blocks do whose SMs another kernel holds.</summary>
     internal static int? LateOddBlocksNsOverride { get; set; }
 
     /// <summary>Tests: the producer's registers (GW_PRODUCER_REGS) instead of the environment's or the kernel's 56.</summary>
@@ -164,24 +164,7 @@ public static partial class GroupedGemmWgmma
 
         /// <summary>Each block claims its next item from the workspace's tickets (<see cref="GroupedGemmWorkspace.Tickets"/>).</summary>
         Dynamic,
-
-        /// <summary>
-        /// The static order's items as a deque per block in the tickets: a block takes its own from the front, then the
-        /// back item of the block with the most left. Needs a grid of at most <see cref="StealBlocks"/> blocks.
-        /// </summary>
-        Steal,
     }
-
-    /// <summary>GW_STEAL_BLOCKS: the most blocks the steal order keeps deques for; a larger grid takes the dynamic order.</summary>
-    internal const int StealBlocks = 256;
-
-    /// <summary>The kernel's order argument (GW_ORDER_*) for a launch of <paramref name="grid"/> blocks.</summary>
-    internal static int OrderArgument(Schedule schedule, int grid) => schedule switch
-    {
-        Schedule.Static => 0,
-        Schedule.Steal when grid <= StealBlocks => 2,
-        _ => 1,
-    };
 
     /// <summary>
     /// The schedule of a call: dynamic when it has a workspace (the tickets live there) unless switched to static, else
@@ -202,7 +185,7 @@ public static partial class GroupedGemmWgmma
     /// <summary>Tests: this schedule instead of the environment's or the default (calls without a workspace stay static).</summary>
     internal static Schedule? ScheduleOverride { get; set; }
 
-    /// <summary>MOE_GROUPED_GEMM_WGMMA_SCHEDULE=dynamic|static|steal, for A/B runs; null when unset. The output's bits are the same either way.</summary>
+    /// <summary>MOE_GROUPED_GEMM_WGMMA_SCHEDULE=dynamic|static, for A/B runs; null when unset. The output's bits are the same either way.</summary>
     internal static Schedule? ScheduleFromEnvironment() => ScheduleSetting.Value;
 
     private static readonly EnvironmentSetting<Schedule?> ScheduleSetting = new("MOE_GROUPED_GEMM_WGMMA_SCHEDULE", ParseSchedule);
@@ -212,8 +195,7 @@ public static partial class GroupedGemmWgmma
         null or "" => null,
         "dynamic" => Schedule.Dynamic,
         "static" => Schedule.Static,
-        "steal" => Schedule.Steal,
-        _ => throw new ArgumentException($"MOE_GROUPED_GEMM_WGMMA_SCHEDULE='{value}': expected dynamic (blocks claim work items from a counter in the workspace), static (block b takes items b, b + grid, ...) or steal (the static order, then blocks take the last items of those with the most left)"),
+        _ => throw new ArgumentException($"MOE_GROUPED_GEMM_WGMMA_SCHEDULE='{value}': expected dynamic (blocks claim work items from a counter in the workspace) or static (block b takes items b, b + grid, ...)"),
     };
 
     /// <summary>Rows of the second X map's box: a small tile's X is loaded this many rows at a time.</summary>

@@ -110,9 +110,8 @@ public static partial class GroupedGemmWgmma
         int grid = (int)Math.Min(accelerator.Info.MultiprocessorCount, mTiles * nTiles);
         var smallTiles = SmallTilesOverride ?? SmallTilesFromEnvironment() ?? DefaultSmallTiles;
         var kernel = LoadKernel(accelerator, EntryName(plan.X.DType, plan.Y.DType), smallTiles);
-        int order = OrderArgument(ScheduleFor(plan.SplitK), grid);
-        var tickets = order == 0 ? null : plan.SplitK!.Tickets;
-        Span<KernelArg> args = [mapX, mapXRows, mapW, plan.ExpertOffsets, plan.RowScale, plan.Y, order, tickets, plan.Rows, plan.N, plan.K,
+        var tickets = ScheduleFor(plan.SplitK) == Schedule.Dynamic ? plan.SplitK!.Tickets : null;
+        Span<KernelArg> args = [mapX, mapXRows, mapW, plan.ExpertOffsets, plan.RowScale, plan.Y, tickets, plan.Rows, plan.N, plan.K,
             plan.Experts, plan.Fused ? 1 : 0, default];
         int count = args.Length - 1;
         if (TraceRequested)

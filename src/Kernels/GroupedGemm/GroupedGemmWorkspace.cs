@@ -42,11 +42,8 @@ public sealed class GroupedGemmWorkspace : IDisposable
         }
     }
 
-    /// <summary>
-    /// Ints of <see cref="Tickets"/> (GW_TICKET_INTS): the next work item, the blocks done claiming, then a u64 deque word
-    /// per block for the steal order (<see cref="GroupedGemmWgmma.StealBlocks"/>).
-    /// </summary>
-    internal const int TicketInts = 2 + 2 * GroupedGemmWgmma.StealBlocks;
+    /// <summary>Ints of <see cref="Tickets"/>: the next work item, and the blocks done claiming.</summary>
+    internal const int TicketInts = 2;
 
     public Accelerator Accelerator { get; }
 
@@ -57,8 +54,8 @@ public sealed class GroupedGemmWorkspace : IDisposable
     internal MemoryBuffer<int>? Counters { get; }
 
     /// <summary>
-    /// [<see cref="TicketInts"/>] I32 on a GPU, null on the CPU: the wgmma kernel's work-item counter, its count of blocks
-    /// done claiming and the steal order's deques (grouped_gemm_wgmma.cu, "order"), zero between launches.
+    /// [2] I32 on a GPU, null on the CPU: the wgmma kernel's work-item counter and its count of blocks done claiming
+    /// (grouped_gemm_wgmma.cu, "tickets"), zero between launches.
     /// </summary>
     internal MemoryBuffer<int>? Tickets { get; }
 

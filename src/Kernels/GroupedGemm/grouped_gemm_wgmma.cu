@@ -41,19 +41,18 @@
 // Work: global m-tiles over the experts (expert e owns ceil(count_e / 128), tile m of e starts at row
 //   offsets[e] + 128 m, so its TMA box reads into the next expert's rows: they are loaded, never stored) times
 //   column tiles, visited in groups of GW_GROUP_M m-tiles so that the blocks running at once share W tiles in L2.
-//   order, three of them (each block's producer takes its next item at its tile's last K step):
-//   - static (GW_ORDER_STATIC): block b takes items b, b + grid, b + 2 grid, ... Which SM runs an item matters: blocks 2j
-//     and 2j + 1 share a TPC, and neighbouring items (an expert's m-tiles of one column tile) run there. Scrambled over
-//     the blocks, the same items took up to 1.8x as long (twenty-first session, MOE_GROUPED_GEMM_WGMMA_STATIC_SLOTS).
-//   - dynamic (GW_ORDER_DYNAMIC): the next item from a counter in tickets: blocks that start late or run cheap tiles
-//     get the work they can do (in the layer the shared experts run beside this kernel: DeepSeek-V3 T = 8192 took
-//     14.7-15.0 ms against 16.5-17.5 static; twentieth session), but after the first wave the items land on whichever
-//     SMs ask, and whole waves ran slower (Mixtral-8x7B T = 1024 down: 164 us a tile against 137).
-//   - steal (GW_ORDER_STEAL): the static order's items as a deque per block in tickets; a block takes its own from the
-//     front, then the back item of the block with the most left. Where every block starts at once it is the static
-//     order; a block that starts late loses its last items to the others.
-//   tickets: [GW_TICKET_INTS] int, zero between launches, or null (static). Either order gives the same bits (a tile is
-//   computed the same wherever it runs). Calls that share tickets must not run at the same time.
+//   tickets: [2] int, zero between launches, or null. With them each block's producer claims its next item from
+//   tickets[0] (an atomic add) at its tile's last K step, so the blocks working at once stay on neighbouring items
+//   whatever their tiles cost and however late a block starts (in the layer the shared experts run beside this kernel:
+//   DeepSeek-V3 T = 8192 took 14.7-15.0 ms against 16.5-17.5 static; twentieth session). The last block out zeroes the
+//   pair. Null: the static order, block b taking items b, b + grid, b + 2 grid, ... Either order gives the same bits (a
+//   tile is computed the same wherever it runs). Calls that share a pair must not run at the same time.
+//   Where an item runs matters as well as when (twenty-first session, docs/PERFORMANCE.md): the static order puts
+//   neighbouring items (an expert's m-tiles of one column tile, which share W) on neighbouring blocks, 2j and 2j + 1
+//   on one TPC; scrambled over the blocks, the same items took up to 1.8x as long. The dynamic claims scatter items
+//   after the first wave, which cost isolated calls up to 8%. A work-stealing order (static placement, late blocks'
+//   last items taken by the others) tied the static order and lost the DeepSeek-V3 T = 8192 layer's gate_up as it does
+//   (9.8 ms against 7.7 dynamic), so it is not kept.
 // K tails (K % 64 != 0), N tails and rows past x's end are zero-filled by TMA (the maps' dims are exact).
 // Launch: grid = min(SMs, tile upper bound), block 384, dynamic shared GW_SHARED_BYTES; K % 8 == 0 (TMA strides are
 //   multiples of 16 bytes), x and w 16-byte aligned. Compile for sm_90a only (the first line says so).
@@ -476,100 +475,27 @@ __device__ __forceinline__ void gw_epilogue_smem(const float* acc, const GwWarpT
 
 // ---- the work order ----
 
-// order (a launch argument) and tickets: [GW_TICKET_INTS] int in the call's workspace, zero between launches (null for the
-// static order). The last block out zeroes what its order used, so the next launch (or graph replay) starts clean.
-#define GW_ORDER_STATIC 0
-#define GW_ORDER_DYNAMIC 1
-#define GW_ORDER_STEAL 2
-#define GW_STEAL_BLOCKS 256 // the most blocks the steal order holds deques for (the launcher checks the grid)
-#define GW_TICKET_INTS (2 + 2 * GW_STEAL_BLOCKS)
-
-// The dynamic order: lane 0 claims the next work item from tickets[0]; the value matters only in lane 0.
-__device__ __forceinline__ int gw_claim_next(int* tickets, int lane)
+// With tickets (a zeroed pair of ints in the call's workspace), lane 0 claims the next work item from tickets[0];
+// the value matters only in lane 0. Without, no claim: the static order.
+__device__ __forceinline__ int gw_claim(int* tickets, int lane)
 {
-    return lane == 0 ? atomicAdd(tickets, 1) : 0;
+    return tickets != nullptr && lane == 0 ? atomicAdd(tickets, 1) : 0;
 }
 
-// The steal order's deques: block b owns the static order's items b, b + grid, ... (its `count`), and its u64 word counts
-// the items taken from the front (low half: by b itself) and from the back (high half: by other blocks).
-__device__ __forceinline__ unsigned long long* gw_deques(int* tickets)
-{
-    return reinterpret_cast<unsigned long long*>(tickets + 2); // 8-byte aligned: the buffer is, and 2 ints are 8 bytes
-}
-
-__device__ __forceinline__ int gw_owned_items(int b, int grid, int work)
-{
-    return b < work ? (work - 1 - b) / grid + 1 : 0;
-}
-
-// Lane 0: block b's next own item (front of its deque), or -1 when none is left.
-__device__ __forceinline__ int gw_take_own(unsigned long long* deques, int b, int grid, int work)
-{
-    const int count = gw_owned_items(b, grid, work);
-    unsigned long long seen = *reinterpret_cast<volatile unsigned long long*>(deques + b);
-    for (;;)
-    {
-        const int front = (int)(seen & 0xffffffffu), back = (int)(seen >> 32);
-        if (front + back >= count)
-            return -1;
-        const unsigned long long got = atomicCAS(deques + b, seen, seen + 1);
-        if (got == seen)
-            return b + front * grid;
-        seen = got;
-    }
-}
-
-// The whole warp: the back item of the block with the most items left (a block that started late, or whose tiles cost
-// more), or -1 when every deque is empty. A CAS lost to the owner or another thief rescans.
-__device__ __forceinline__ int gw_steal(unsigned long long* deques, int grid, int work, int lane)
-{
-    for (;;)
-    {
-        int bestLeft = 0, bestVictim = 0;
-        unsigned long long bestSeen = 0;
-        for (int v = lane; v < grid; v += 32)
-        {
-            const unsigned long long seen = *reinterpret_cast<volatile unsigned long long*>(deques + v);
-            const int left = gw_owned_items(v, grid, work) - (int)(seen & 0xffffffffu) - (int)(seen >> 32);
-            if (left > bestLeft)
-            {
-                bestLeft = left;
-                bestVictim = v;
-                bestSeen = seen;
-            }
-        }
-        const int mostLeft = __reduce_max_sync(0xffffffffu, bestLeft);
-        if (mostLeft <= 0)
-            return -1;
-        const int source = __ffs(__ballot_sync(0xffffffffu, bestLeft == mostLeft)) - 1;
-        const int victim = __shfl_sync(0xffffffffu, bestVictim, source);
-        const unsigned long long seen = __shfl_sync(0xffffffffu, bestSeen, source);
-        int item = -1;
-        if (lane == 0 && atomicCAS(deques + victim, seen, seen + (1ull << 32)) == seen)
-            item = victim + (gw_owned_items(victim, grid, work) - 1 - (int)(seen >> 32)) * grid;
-        item = __shfl_sync(0xffffffffu, item, 0);
-        if (item >= 0)
-            return item;
-    }
-}
-
-// Lane 0 of each block's producer, after its last claim: the last block to get here zeroes the tickets its order used.
-// Every block's claims are done by then: each returned before its block counted itself out.
-__device__ __forceinline__ void gw_release_tickets(int* tickets, int order)
+// Lane 0 of each block's producer, after its last claim (one past the work): the last block to get here zeroes the
+// pair, so the next launch on the workspace starts from item 0. Every block's claims are done by then: each claim
+// returned before its block counted itself out.
+__device__ __forceinline__ void gw_release_tickets(int* tickets)
 {
     __threadfence();
     if (atomicAdd(tickets + 1, 1) == (int)gridDim.x - 1)
     {
-        tickets[0] = 0;
-        tickets[1] = 0;
-        if (order == GW_ORDER_STEAL)
-            for (int b = 0; b < (int)gridDim.x; b++)
-                gw_deques(tickets)[b] = 0;
+        atomicExch(tickets, 0);
+        atomicExch(tickets + 1, 0);
     }
 }
 
-// GW_LATE_ODD_BLOCKS (tests only): the odd blocks start this many ns late, as blocks do whose SMs another kernel holds,
-// so the steal order's thieves have items to take.
+// GW_LATE_ODD_BLOCKS (tests only): the odd blocks start this many ns late, as blocks do whose SMs another kernel holds.
 #ifdef GW_LATE_ODD_BLOCKS
 #define GW_LATE_START()                                                                                                      \
     if (blockIdx.x % 2 == 1)                                                                                                 \
@@ -585,7 +511,7 @@ template <typename TIn, typename TOut>
 __device__ __forceinline__ void grouped_gemm_wgmma(const TmaDescriptor* mapX, const TmaDescriptor* mapXRows, const TmaDescriptor* mapW,
                                                    const int* __restrict__ expertOffsets,
                                                    const float* __restrict__ rowScale, TOut* __restrict__ y,
-                                                   int order, int* __restrict__ tickets, int rows, int n, int k, int experts, int fused GW_TRACE_PARAM)
+                                                   int* __restrict__ tickets, int rows, int n, int k, int experts, int fused GW_TRACE_PARAM)
 {
     // The swizzle pattern and the descriptors assume 1024-byte aligned tiles.
     const moe_u32 rawBase = shared_addr(gwShared);
@@ -632,14 +558,9 @@ __device__ __forceinline__ void grouped_gemm_wgmma(const TmaDescriptor* mapX, co
         const int work = mTilesTotal * nTiles;
         int stage = 0;
         moe_u32 phase = 0;
-        const int grid = gridDim.x, block = blockIdx.x;
-        unsigned long long* deques = order == GW_ORDER_STEAL ? gw_deques(tickets) : nullptr;
-        int claim = order == GW_ORDER_DYNAMIC ? gw_claim_next(tickets, lane)
-                  : order == GW_ORDER_STEAL && lane == 0 ? gw_take_own(deques, block, grid, work) : block;
-        int t = __shfl_sync(0xffffffffu, claim, 0);
-        if (order == GW_ORDER_STEAL && t < 0)
-            t = gw_steal(deques, grid, work, lane);
-        while (t >= 0 && t < work)
+        int claim = gw_claim(tickets, lane);
+        int t = tickets != nullptr ? __shfl_sync(0xffffffffu, claim, 0) : blockIdx.x;
+        while (t < work)
         {
             // Groups of GW_GROUP_M m-tiles: consecutive work items walk down the m-tiles of one column tile first.
             const int group = t / (GW_GROUP_M * nTiles);
@@ -672,8 +593,8 @@ __device__ __forceinline__ void grouped_gemm_wgmma(const TmaDescriptor* mapX, co
                     // DeepSeek-V3 T = 8192 gate_up 7.1 ms against 6.0 static). The wait for the stage hides the round trip:
                     // claiming 4 steps earlier, or finding tiles in a table in shared memory instead of walking the offsets,
                     // changed nothing (twenty-first session).
-                    if (ks == kSteps - 1 && order != GW_ORDER_STATIC)
-                        claim = order == GW_ORDER_DYNAMIC ? gw_claim_next(tickets, lane) : gw_take_own(deques, block, grid, work);
+                    if (ks == kSteps - 1)
+                        claim = gw_claim(tickets, lane);
                     gw_bar_wait(emptyBase + 8 * stage, phase ^ 1);
                     if (ks == 0)
                     {
@@ -704,12 +625,11 @@ __device__ __forceinline__ void grouped_gemm_wgmma(const TmaDescriptor* mapX, co
                     }
                 }
             }
-            t = order == GW_ORDER_STATIC ? t + grid : __shfl_sync(0xffffffffu, claim, 0);
-            if (order == GW_ORDER_STEAL && t < 0)
-                t = gw_steal(deques, grid, work, lane);
+            __syncwarp();
+            t = tickets != nullptr ? __shfl_sync(0xffffffffu, claim, 0) : t + gridDim.x;
         }
-        if (order != GW_ORDER_STATIC && lane == 0)
-            gw_release_tickets(tickets, order);
+        if (tickets != nullptr && lane == 0)
+            gw_release_tickets(tickets);
         if (lane == 0)
         {
             // The stop record: a stage with no copies, completed by the plain arrive.
@@ -819,13 +739,12 @@ __device__ __forceinline__ void grouped_gemm_wgmma(const TmaDescriptor* mapX, co
     extern "C" __global__ void __launch_bounds__(GW_THREADS, 1) grouped_gemm_wgmma_##SUFFIX(                                 \
         const __grid_constant__ TmaDescriptor mapX, const __grid_constant__ TmaDescriptor mapXRows,                          \
         const __grid_constant__ TmaDescriptor mapW, const int* __restrict__ expertOffsets, const float* __restrict__ rowScale, \
-        TOUT* __restrict__ y, int order, int* __restrict__ tickets, int rows, int n, int k, int experts,                      \
-        int fused GW_TRACE_PARAM)                                                                                            \
+        TOUT* __restrict__ y, int* __restrict__ tickets, int rows, int n, int k, int experts, int fused GW_TRACE_PARAM)       \
     {                                                                                                                        \
         moe_wait_prior_grid();                                                                                               \
         GW_LATE_START();                                                                                                     \
-        grouped_gemm_wgmma<TIN, TOUT>(&mapX, &mapXRows, &mapW, expertOffsets, rowScale, y, order, tickets, rows, n, k,       \
-                                      experts, fused GW_TRACE_ARG);                                                          \
+        grouped_gemm_wgmma<TIN, TOUT>(&mapX, &mapXRows, &mapW, expertOffsets, rowScale, y, tickets, rows, n, k, experts,     \
+                                      fused GW_TRACE_ARG);                                                                   \
     }
 
 GW_ENTRY(bf16_bf16, bf16, bf16)
