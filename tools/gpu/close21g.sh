@@ -18,12 +18,12 @@ echo "== Runtime namespace: exit $? (${SECONDS}s)"; grep -E "\[FAIL\]" -A 12 "$o
 lay() { [ $SECONDS -lt $1 ] || { echo "== skipped $2 past ${SECONDS}s"; return; }
         timeout 60 $M bench layer "${@:3}" > "$out/$2.log" 2>&1
         echo "== $2: exit $? (${SECONDS}s)"; grep -hE "^(preset|deepseek|mixtral|qwen3)" "$out/$2.log"; }
-lay 260 qwen3 --preset qwen3-30b-a3b --tokens 128,1024 --layers 4
-lay 270 mixtral --preset mixtral-8x7b --tokens 128,1024 --layers 4
-lay 280 ds-4 --preset deepseek-v3 --tokens 128,1024 --layers 4
-if [ $SECONDS -lt 330 ]; then
+lay 225 qwen3 --preset qwen3-30b-a3b --tokens 128,1024 --layers 4
+lay 235 mixtral --preset mixtral-8x7b --tokens 128,1024 --layers 4
+lay 245 ds-4 --preset deepseek-v3 --tokens 128,1024 --layers 4
+if [ $SECONDS -lt 280 ]; then
   (cd bench/reference && PYTHONUNBUFFERED=1 OUT="$out/torch" MOE_SWEEP_TOKENS=128,1024 MOE_SWEEP_LAYERS=4 \
-    timeout $((380 - SECONDS)) python3 moe_layer.py > "$out/torch.log" 2>&1)
+    timeout $((315 - SECONDS)) python3 moe_layer.py > "$out/torch.log" 2>&1)
   echo "== torch: exit $? (${SECONDS}s)"; grep -vE "^#" "$out/torch.log" | cut -c1-200 | tail -12
 fi
 echo "== done in ${SECONDS}s"
