@@ -44,6 +44,7 @@ def main():
             print(f"| {label:<32} | {shape:<24} | {ms * 1e3:>10.2f} | {floor_ms * 1e3:>10.2f} | {floor_ms / ms:>8.0%}")
             rows_out.append(dict(name=label, shape=shape, ms=ms, floor_ms=floor_ms))
     if os.environ.get("OUT"):
+        os.makedirs(os.environ["OUT"], exist_ok=True)  # a folder the caller named but did not make
         with open(os.path.join(os.environ["OUT"], "dense_gemm-torch.json"), "w") as f:
             json.dump(dict(device=name, rows=rows_out), f, indent=2)
 

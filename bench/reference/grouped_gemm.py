@@ -93,6 +93,7 @@ def main():
         del gate_up, down
         torch.cuda.empty_cache()
     if os.environ.get("OUT"):
+        os.makedirs(os.environ["OUT"], exist_ok=True)  # a folder the caller named but did not make
         with open(os.path.join(os.environ["OUT"], "grouped_gemm-torch.json"), "w") as f:
             json.dump(dict(device=name, rows=rows_out), f, indent=2)
 

@@ -148,6 +148,7 @@ def main():
         del w, layers
         torch.cuda.empty_cache()
     if os.environ.get("OUT"):
+        os.makedirs(os.environ["OUT"], exist_ok=True)  # a folder the caller named but did not make
         with open(os.path.join(os.environ["OUT"], "moe_layer-torch.json"), "w") as f:
             json.dump(dict(device=name, dtype="bf16", rows=rows), f, indent=2)
 
