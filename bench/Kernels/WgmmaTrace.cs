@@ -27,7 +27,7 @@ internal static class WgmmaTrace
         enqueue(stream);
         var values = buffer.ToArray(stream);
         const int v = GroupedGemmWgmma.TraceValues;
-        var items = Enumerable.Range(0, (int)Math.Min(GroupedGemmWgmma.TracedWork.Items, BufferItems)).Where(t => values[t * v] != 0).ToList();
+        var items = Enumerable.Range(0, (int)Math.Min(GroupedGemmWgmma.TracedItems, BufferItems)).Where(t => values[t * v] != 0).ToList();
         if (items.Count == 0)
         {
             Console.WriteLine($"wgmma trace {label}: no items traced");

@@ -55,8 +55,8 @@ public static partial class GroupedGemmWgmma
     /// <summary>Where the traced build writes: [work items, <see cref="TraceValues"/>] u64, zeroed by the bench.</summary>
     internal static MemoryBuffer<long>? TraceBuffer { get; set; }
 
-    /// <summary>The last traced launch's bound on its work items (entries past the real count stay zero) and its column tiles.</summary>
-    internal static (long Items, int ColumnTiles) TracedWork { get; private set; }
+    /// <summary>The last traced launch's bound on its work items (entries past the real count stay zero).</summary>
+    internal static long TracedItems { get; private set; }
 
     /// <summary>Tests only: the odd blocks start this many ns late (GW_LATE_ODD_BLOCKS), as blocks do whose SMs another kernel holds.</summary>
     internal static int? LateOddBlocksNsOverride { get; set; }

@@ -120,7 +120,7 @@ public static partial class GroupedGemmWgmma
             if (trace.Length < mTiles * nTiles * TraceValues)
                 throw new InvalidOperationException($"the wgmma trace buffer holds {trace.Length / TraceValues} work items; this launch has up to {mTiles * nTiles}");
             args[count++] = trace;
-            TracedWork = (mTiles * nTiles, (int)nTiles);
+            TracedItems = mTiles * nTiles;
         }
         kernel.Launch(stream, new Dim3((uint)grid, 1, 1), new Dim3(Threads, 1, 1), SharedBytes, args[..count]);
     }
