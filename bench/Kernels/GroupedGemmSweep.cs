@@ -67,7 +67,8 @@ internal static class GroupedGemmSweep
         foreach (int tokens in tokenCounts)
         {
             int rowCount = tokens * model.TopK;
-            var offsets = Balanced ? BalancedOffsets(tokens * model.TopK, e) : RoutingOffsets(tokens, model.TopK, e, seed: 1234 + tokens);
+            var fromFile = CountsFromFile(tokens * model.TopK, e);
+            var offsets = fromFile ?? (Balanced ? BalancedOffsets(tokens * model.TopK, e) : RoutingOffsets(tokens, model.TopK, e, seed: 1234 + tokens));
             int active = 0;
             for (int x = 0; x < e; x++)
                 active += offsets[x + 1] > offsets[x] ? 1 : 0;
@@ -80,7 +81,7 @@ internal static class GroupedGemmSweep
             using var fusedOut = accelerator.Allocate<BFloat16>((long)rowCount * i);
             using var downOut = accelerator.Allocate<BFloat16>((long)rowCount * h);
             bool graph = tokens <= 128;
-            string shape = $"T={tokens} rows={rowCount} active={active}";
+            string shape = $"T={tokens} rows={rowCount} active={active}" + (fromFile is null ? "" : " (counts file)");
             string? forced = Environment.GetEnvironmentVariable("MOE_GROUPED_GEMM_VARIANT") is { Length: > 0 } name ? name : null;
             using var splitK = GroupedGemmWorkspace.For(accelerator, new GroupedGemmShape(rowCount, 2 * i, h, e, Fused: false),
                 new GroupedGemmShape(rowCount, 2 * i, h, e, Fused: true), new GroupedGemmShape(rowCount, h, i, e));
@@ -244,6 +245,34 @@ internal static class GroupedGemmSweep
         "balanced" => true,
         var value => throw new ArgumentException($"MOE_SWEEP_ROUTING='{value}': expected uniform (each token draws its experts) or balanced (rows / E an expert)"),
     };
+
+    /// <summary>
+    /// MOE_SWEEP_COUNTS=FILE (written by <c>moe bench layer</c> with MOE_BENCH_LAYER_COUNTS): rows an expert as a real router
+    /// gave them. Used for the calls whose experts and rows it matches (null for the others); a file that cannot be read or
+    /// holds a non-count is the ArgumentException naming the variable.
+    /// </summary>
+    internal static int[]? CountsFromFile(int rows, int experts)
+    {
+        if (Environment.GetEnvironmentVariable("MOE_SWEEP_COUNTS") is not { Length: > 0 } path)
+            return null;
+        int[] counts;
+        try
+        {
+            counts = File.ReadAllText(path).Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries).Select(int.Parse).ToArray();
+        }
+        catch (Exception error) when (error is IOException or UnauthorizedAccessException or FormatException or OverflowException)
+        {
+            throw new ArgumentException($"MOE_SWEEP_COUNTS='{path}': {error.Message}");
+        }
+        if (counts.Any(c => c < 0))
+            throw new ArgumentException($"MOE_SWEEP_COUNTS='{path}': a negative count");
+        if (counts.Length != experts || counts.Sum(c => (long)c) != rows)
+            return null;
+        var offsets = new int[experts + 1];
+        for (int x = 0; x < experts; x++)
+            offsets[x + 1] = offsets[x] + counts[x];
+        return offsets;
+    }
 
     /// <summary>The [E + 1] offsets of <paramref name="rows"/> rows dealt evenly: rows / E an expert, the first rows % E one more.</summary>
     internal static int[] BalancedOffsets(int rows, int experts)
