@@ -43,8 +43,9 @@
 //   column tiles, visited in groups of GW_GROUP_M m-tiles so that the blocks running at once share W tiles in L2.
 //   tickets: [2] int, zero between launches, or null. With them each block's producer claims its next item from
 //   tickets[0] (an atomic add) at its tile's last K step, so the blocks working at once stay on neighbouring items
-//   whatever their tiles cost and however late a block starts (in the layer the shared experts run beside this kernel:
-//   DeepSeek-V3 T = 8192 took 14.7-15.0 ms against 16.5-17.5 static; twentieth session). The last block out zeroes the
+//   whatever their tiles cost and however late a block starts (the DeepSeek-V3 T = 8192 layer took 14.7-15.0 ms against
+//   16.5-17.5 static, twentieth session; on its router's counts the static blocks drifted ~650 items apart and gate_up
+//   took 9.6 ms against 6.7, twenty-first session). The last block out zeroes the
 //   pair. Null: the static order, block b taking items b, b + grid, b + 2 grid, ... Either order gives the same bits (a
 //   tile is computed the same wherever it runs). Calls that share a pair must not run at the same time.
 //   Where an item runs matters as well as when (twenty-first session, docs/PERFORMANCE.md): the static order puts
