@@ -33,20 +33,6 @@ internal static class GemvTrace
     }
 
     /// <summary>Gives the traced build a buffer (when the trace is on) until the result is disposed.</summary>
-    public static IDisposable? Attach(Accelerator accelerator)
-    {
-        if (!GroupedGemmGemv.TraceRequested || accelerator.Kind != AcceleratorKind.Cuda)
-            return null;
-        GroupedGemmGemv.TraceBuffer = accelerator.Allocate<long>(BufferBlocks * GroupedGemmGemv.TraceStamps);
-        return new Detach();
-    }
-
-    private sealed class Detach : IDisposable
-    {
-        public void Dispose()
-        {
-            GroupedGemmGemv.TraceBuffer?.Dispose();
-            GroupedGemmGemv.TraceBuffer = null;
-        }
-    }
+    public static IDisposable? Attach(Accelerator accelerator) =>
+        TraceBufferLease.When(GroupedGemmGemv.TraceRequested, accelerator, BufferBlocks * GroupedGemmGemv.TraceStamps, buffer => GroupedGemmGemv.TraceBuffer = buffer);
 }

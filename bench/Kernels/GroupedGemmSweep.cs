@@ -266,10 +266,14 @@ internal static class GroupedGemmSweep
         }
         if (counts.Any(c => c < 0))
             throw new ArgumentException($"MOE_SWEEP_COUNTS='{path}': a negative count");
-        if (counts.Length != experts || counts.Sum(c => (long)c) != rows)
-            return null;
-        var offsets = new int[experts + 1];
-        for (int x = 0; x < experts; x++)
+        return counts.Length == experts && counts.Sum(c => (long)c) == rows ? OffsetsOf(counts) : null;
+    }
+
+    /// <summary>The [E + 1] offsets of rows sorted by expert, from the rows of each.</summary>
+    private static int[] OffsetsOf(int[] counts)
+    {
+        var offsets = new int[counts.Length + 1];
+        for (int x = 0; x < counts.Length; x++)
             offsets[x + 1] = offsets[x] + counts[x];
         return offsets;
     }
@@ -297,10 +301,7 @@ internal static class GroupedGemmSweep
             foreach (int expert in picked)
                 counts[expert]++;
         }
-        var offsets = new int[experts + 1];
-        for (int x = 0; x < experts; x++)
-            offsets[x + 1] = offsets[x] + counts[x];
-        return offsets;
+        return OffsetsOf(counts);
     }
 
     /// <summary>Activations in [-1, 1): a random block of 64 Ki values repeated (drawing a billion values would take seconds).</summary>

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using MoeRuntime.Accelerators;
+using MoeRuntime.Benchmarks.Infrastructure;
 using MoeRuntime.Kernels.GroupedGemm;
 
 namespace MoeRuntime.Benchmarks.Kernels;
@@ -39,12 +40,9 @@ internal static class WgmmaTrace
         foreach (int t in items)
         {
             long where = values[t * v + 4], what = values[t * v + 5];
-            csv.AppendLine(string.Join(',', t.ToString(CultureInfo.InvariantCulture),
-                Us(values[t * v]).ToString("F3", CultureInfo.InvariantCulture), Us(values[t * v + 1]).ToString("F3", CultureInfo.InvariantCulture),
-                Us(values[t * v + 2]).ToString("F3", CultureInfo.InvariantCulture), Us(values[t * v + 3]).ToString("F3", CultureInfo.InvariantCulture),
-                (where >> 32).ToString(CultureInfo.InvariantCulture), (where & 0xffffffffL).ToString(CultureInfo.InvariantCulture),
-                (what >> 40).ToString(CultureInfo.InvariantCulture), ((what >> 20) & 0xfffffL).ToString(CultureInfo.InvariantCulture),
-                (what & 0xfffffL).ToString(CultureInfo.InvariantCulture)));
+            csv.AppendLine(string.Create(CultureInfo.InvariantCulture,
+                $"{t},{Us(values[t * v]):F3},{Us(values[t * v + 1]):F3},{Us(values[t * v + 2]):F3},{Us(values[t * v + 3]):F3}," +
+                $"{where >> 32},{where & 0xffffffffL},{what >> 40},{(what >> 20) & 0xfffffL},{what & 0xfffffL}"));
         }
         string folder = Environment.GetEnvironmentVariable("MOE_SWEEP_TRACE_DIR") is { Length: > 0 } dir ? dir : ".";
         string name = new string(label.Select(c => char.IsLetterOrDigit(c) || c is '-' or '_' or '=' ? c : '_').ToArray());
@@ -56,20 +54,6 @@ internal static class WgmmaTrace
     }
 
     /// <summary>Gives the traced build a buffer (when the trace is on) until the result is disposed.</summary>
-    public static IDisposable? Attach(Accelerator accelerator)
-    {
-        if (!GroupedGemmWgmma.TraceRequested || accelerator.Kind != AcceleratorKind.Cuda)
-            return null;
-        GroupedGemmWgmma.TraceBuffer = accelerator.Allocate<long>(BufferItems * GroupedGemmWgmma.TraceValues);
-        return new Detach();
-    }
-
-    private sealed class Detach : IDisposable
-    {
-        public void Dispose()
-        {
-            GroupedGemmWgmma.TraceBuffer?.Dispose();
-            GroupedGemmWgmma.TraceBuffer = null;
-        }
-    }
+    public static IDisposable? Attach(Accelerator accelerator) =>
+        TraceBufferLease.When(GroupedGemmWgmma.TraceRequested, accelerator, BufferItems * GroupedGemmWgmma.TraceValues, buffer => GroupedGemmWgmma.TraceBuffer = buffer);
 }

@@ -72,6 +72,38 @@ public sealed class LayerBenchCommandTests
         Assert.Contains("2 layers cycled", both.Note);
     }
 
+    /// <summary>
+    /// With a counts folder the bench writes its router's rows an expert per token count: one count per expert, k rows a
+    /// token in all (what <c>sweep grouped_gemm</c> reads back through MOE_SWEEP_COUNTS). Without one it writes nothing.
+    /// </summary>
+    [Fact]
+    public void TheRoutersCountsAreWrittenWhereAsked()
+    {
+        var accelerator = TestDevices.Get("cpu");
+        var config = LayerBench.Preset("tiny");
+        using var weights = DeviceMoeWeights.CreateRandom(accelerator, config, DType.BF16, seed: 2028);
+        string folder = Path.Combine(Path.GetTempPath(), $"moe-counts-{Guid.NewGuid():N}");
+        try
+        {
+            _ = new LayerBench(accelerator, DType.BF16, warmup: 1, samples: 1) { CountsFolder = folder }.Run("tiny", weights, [3, 11]).ToList();
+            foreach (int tokens in new[] { 3, 11 })
+            {
+                var counts = File.ReadAllText(Path.Combine(folder, $"tiny-T{tokens}-counts.txt")).Split(' ').Select(int.Parse).ToArray();
+                Assert.Equal(config.NumExperts, counts.Length);
+                Assert.All(counts, c => Assert.InRange(c, 0, tokens));
+                Assert.Equal(tokens * config.TopK, counts.Sum());
+            }
+            Directory.Delete(folder, recursive: true);
+            _ = new LayerBench(accelerator, DType.BF16, warmup: 1, samples: 1) { CountsFolder = null }.Run("tiny", weights, [3]).ToList();
+            Assert.False(Directory.Exists(folder));
+        }
+        finally
+        {
+            if (Directory.Exists(folder))
+                Directory.Delete(folder, recursive: true);
+        }
+    }
+
     [Theory]
     [InlineData(0)]
     [InlineData(17)]

@@ -69,7 +69,7 @@ internal sealed class LayerBench(Accelerator accelerator, DType dtype, int warmu
                 double best = Math.Min(eager, graph ?? double.MaxValue);
                 // The floor counts the experts this routing really hit (random routers are not uniform), averaged over the layers.
                 long bytes = (long)workspaces.Average(w => LayerPresets.ActiveWeightBytes(config, (double)w.RoutedCounts.ToArray().Count(c => c > 0), dtype));
-                WriteRoutedCounts(preset, tokens, workspaces[0].RoutedCounts.ToArray());
+                WriteRoutedCounts(preset, tokens, workspaces[0].RoutedCounts);
                 double floorMs = bytes / CopyBandwidth(accelerator) * 1e3;
                 yield return new LayerBenchRow(preset, accelerator.Info.Name, DTypes.Name(dtype), tokens, eager, graph,
                     best > 0 ? tokens / (best / 1e3) : 0, bytes, floorMs, best / floorMs, note);
@@ -155,20 +155,22 @@ internal sealed class LayerBench(Accelerator accelerator, DType dtype, int warmu
         return times[samples / 2];
     }
 
-    /// <summary>Uniform [-1, 1) values seeded by the token count, in <paramref name="dtype"/>.</summary>
     /// <summary>
-    /// MOE_BENCH_LAYER_COUNTS=DIR: the first layer's rows an expert from its router, one line of counts a file
-    /// (DIR/PRESET-T{tokens}-counts.txt), so <c>sweep grouped_gemm</c> can time the expert GEMMs on this routing
-    /// (MOE_SWEEP_COUNTS). Random routers are not uniform: DeepSeek-V3's left 8 of 256 experts empty at T = 8192.
+    /// Where the first layer's rows an expert from its router go, one line of counts a file (FOLDER/PRESET-T{tokens}-counts.txt),
+    /// so <c>sweep grouped_gemm</c> can time the expert GEMMs on this routing (MOE_SWEEP_COUNTS); null: nowhere. Default
+    /// MOE_BENCH_LAYER_COUNTS. Random routers are not uniform: DeepSeek-V3's left 8 of 256 experts empty at T = 8192.
     /// </summary>
-    private static void WriteRoutedCounts(string preset, int tokens, int[] counts)
+    public string? CountsFolder { get; init; } = Environment.GetEnvironmentVariable("MOE_BENCH_LAYER_COUNTS") is { Length: > 0 } folder ? folder : null;
+
+    private void WriteRoutedCounts(string preset, int tokens, MemoryBuffer<int> counts)
     {
-        if (Environment.GetEnvironmentVariable("MOE_BENCH_LAYER_COUNTS") is not { Length: > 0 } folder)
+        if (CountsFolder is null)
             return;
-        Directory.CreateDirectory(folder);
-        File.WriteAllText(Path.Combine(folder, $"{preset}-T{tokens}-counts.txt"), string.Join(' ', counts) + "\n");
+        Directory.CreateDirectory(CountsFolder);
+        File.WriteAllText(Path.Combine(CountsFolder, $"{preset}-T{tokens}-counts.txt"), string.Join(' ', counts.ToArray()) + "\n");
     }
 
+    /// <summary>Uniform [-1, 1) values seeded by the token count, in <paramref name="dtype"/>.</summary>
     internal static void FillRandom(Accelerator accelerator, DType dtype, MemoryBuffer hidden, int tokens)
     {
         var random = new Random(tokens);
