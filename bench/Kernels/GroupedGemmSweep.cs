@@ -112,10 +112,14 @@ internal static class GroupedGemmSweep
                 || tile.StartsWith("tile gemv", StringComparison.Ordinal)
                 ? tile : $"{tile}, split {SplitsOf(accelerator, forced, rowCount, n, k, e, isFused, splitK)}";
 
-            SweepRow PlainGateUp() => Measure(accelerator, $"{model.Name} gate_up", shape, rowCount, 2 * i, h, active, bandwidth, graph, Note(2 * i, h, false),
-                s => GroupedGemm.Run(accelerator, hidden, gateUp, offsetsBuffer, gateUpOut, 2 * i, h, hotPlain, s));
-            SweepRow FusedGateUp() => Measure(accelerator, $"{model.Name} gate_up+silu", shape, rowCount, 2 * i, h, active, bandwidth, graph, Note(2 * i, h, true),
-                s => GroupedGemm.Run(accelerator, hidden, gateUp, offsetsBuffer, fusedOut, 2 * i, h, hotFused, s));
+            // MOE_SWEEP_SCHEDULES: each wgmma row once per work order, the orders alternating over two passes.
+            bool wgmmaRows = tile == "tile " + GroupedGemmWgmma.VariantName;
+            List<SweepRow> EachOrder(Func<string, SweepRow> measure, string name) =>
+                Schedules is { } orders && wgmmaRows && accelerator.Kind == AcceleratorKind.Cuda ? MeasureEachOrder(orders, measure, name) : [measure(name)];
+            List<SweepRow> PlainGateUp() => EachOrder(name => Measure(accelerator, name, shape, rowCount, 2 * i, h, active, bandwidth, graph, Note(2 * i, h, false),
+                s => GroupedGemm.Run(accelerator, hidden, gateUp, offsetsBuffer, gateUpOut, 2 * i, h, hotPlain, s)), $"{model.Name} gate_up");
+            List<SweepRow> FusedGateUp() => EachOrder(name => Measure(accelerator, name, shape, rowCount, 2 * i, h, active, bandwidth, graph, Note(2 * i, h, true),
+                s => GroupedGemm.Run(accelerator, hidden, gateUp, offsetsBuffer, fusedOut, 2 * i, h, hotFused, s)), $"{model.Name} gate_up+silu");
             // MOE_SWEEP_FUSED_FIRST=1 measures the fused gate_up before the plain one (does the order move the numbers?).
             bool gemv = tile.StartsWith("tile gemv", StringComparison.Ordinal);
             // MOE_GROUPED_GEMM_GEMV_TRACE=1 / MOE_GROUPED_GEMM_WGMMA_TRACE=1: each GEMV or wgmma row's call once more, traced
@@ -129,17 +133,17 @@ internal static class GroupedGemmSweep
             }
             if (Environment.GetEnvironmentVariable("MOE_SWEEP_FUSED_FIRST") == "1")
             {
-                var fusedRow = FusedGateUp();
-                rows.Add(PlainGateUp());
-                rows.Add(fusedRow);
+                var fusedRows = FusedGateUp();
+                rows.AddRange(PlainGateUp());
+                rows.AddRange(fusedRows);
             }
             else
             {
-                rows.Add(PlainGateUp());
-                rows.Add(FusedGateUp());
+                rows.AddRange(PlainGateUp());
+                rows.AddRange(FusedGateUp());
             }
-            rows.Add(Measure(accelerator, $"{model.Name} down*w", shape, rowCount, h, i, active, bandwidth, graph, Note(h, i, false),
-                s => GroupedGemm.Run(accelerator, inner, down, offsetsBuffer, downOut, h, i, hotScaled, s)));
+            rows.AddRange(EachOrder(name => Measure(accelerator, name, shape, rowCount, h, i, active, bandwidth, graph, Note(h, i, false),
+                s => GroupedGemm.Run(accelerator, inner, down, offsetsBuffer, downOut, h, i, hotScaled, s)), $"{model.Name} down*w"));
             // As the layer calls down where the GEMV reads the map (MoeLayer.RunExpertsDown): its blocks read their tiles and
             // ask L2 for their first W segments before waiting for the kernel before (here the previous call; in the layer,
             // gate_up), which the map allows because it was written before that kernel began.
@@ -193,6 +197,37 @@ internal static class GroupedGemmSweep
             if (row is not null)
                 rows.Add(row);
         }
+    }
+
+    /// <summary>
+    /// MOE_SWEEP_SCHEDULES=ORDER,ORDER,... (each as MOE_GROUPED_GEMM_WGMMA_SCHEDULE takes it: static, dynamic, gangs:S:C,
+    /// bounded:D): every wgmma row is measured under each, named "row [order]", for A/B runs in one process on the same
+    /// weights. Null when unset.
+    /// </summary>
+    private static readonly GroupedGemmWgmma.Schedule[]? Schedules =
+        Environment.GetEnvironmentVariable("MOE_SWEEP_SCHEDULES") is { Length: > 0 } list
+            ? [.. list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+                .Select(order => GroupedGemmWgmma.ParseSchedule(order) ?? throw new ArgumentException($"MOE_SWEEP_SCHEDULES='{list}': an empty order"))]
+            : null;
+
+    /// <summary>Each order's row, the orders alternating over two passes (so that a drifting clock or heat lands on all).</summary>
+    private static List<SweepRow> MeasureEachOrder(GroupedGemmWgmma.Schedule[] orders, Func<string, SweepRow> measure, string name)
+    {
+        var rows = new List<SweepRow>();
+        for (int pass = 0; pass < 2; pass++)
+            foreach (var order in orders)
+            {
+                GroupedGemmWgmma.ScheduleOverride = order;
+                try
+                {
+                    rows.Add(measure($"{name} [{order}]"));
+                }
+                finally
+                {
+                    GroupedGemmWgmma.ScheduleOverride = null;
+                }
+            }
+        return rows;
     }
 
     /// <summary>The m-tile map of <paramref name="offsets"/> (Permute's CPU twin writes it), on the device.</summary>

@@ -235,9 +235,9 @@ public class GroupedGemmWgmmaTests
     }
 
     /// <summary>
-    /// The dynamic schedule (tiles claimed from the workspace's tickets) gives the static order's bits, call after call on
-    /// one workspace: a launch that left its tickets above zero would hand the next one no work (its rows stay NaN).
-    /// GroupedGemmWgmmaTraceTests makes blocks start late, so that the claims move items between blocks.
+    /// Every order that uses the workspace's tickets (dynamic, gangs, bounded) gives the static order's bits, call after
+    /// call on one workspace: a launch that left its tickets above zero would hand the next one no work (its rows stay
+    /// NaN). GroupedGemmWgmmaTraceTests makes blocks start late, so that the claims move items between blocks.
     /// </summary>
     [Theory]
     [InlineData(false, false, "on")]
@@ -265,12 +265,14 @@ public class GroupedGemmWgmmaTests
         }
         var expected = Run(GroupedGemmWgmma.Schedule.Static);
         Assert.DoesNotContain(expected.Skip(data.Offsets[0] * data.OutCols), v => float.IsNaN(v));
-        for (int call = 0; call < 3; call++)
-        {
-            Compare.Exact<BFloat16>(expected, Run(GroupedGemmWgmma.Schedule.Dynamic),
-                $"dynamic schedule, call {call} on one workspace, fused={fused} scaled={rowScale} small tiles {smallTiles} seed={seed}");
-            Assert.Equal(new int[GroupedGemmWorkspace.TicketInts], workspace.Tickets!.ToArray());
-        }
+        foreach (var schedule in new[] { GroupedGemmWgmma.Schedule.Dynamic, GroupedGemmWgmma.Schedule.Gangs(4, 8),
+                                         GroupedGemmWgmma.Schedule.Gangs(1, 3), GroupedGemmWgmma.Schedule.Bounded(1) })
+            for (int call = 0; call < 3; call++)
+            {
+                Compare.Exact<BFloat16>(expected, Run(schedule),
+                    $"{schedule} schedule, call {call} on one workspace, fused={fused} scaled={rowScale} small tiles {smallTiles} seed={seed}");
+                Assert.Equal(new int[GroupedGemmWorkspace.TicketInts], workspace.Tickets!.ToArray());
+            }
     }
 
     /// <summary>The register split between the producer and the consumers (an A/B build) changes no bit.</summary>
@@ -319,14 +321,35 @@ public class GroupedGemmWgmmaTests
     [Theory]
     [InlineData(null, null)]
     [InlineData("", null)]
-    [InlineData("dynamic", "Dynamic")]
-    [InlineData(" Static ", "Static")]
+    [InlineData("dynamic", "dynamic")]
+    [InlineData(" Static ", "static")]
+    [InlineData("gangs:8:16", "gangs:8:16")]
+    [InlineData("Gangs:1:1", "gangs:1:1")]
+    [InlineData("bounded:2", "bounded:2")]
     public void ScheduleEnvironmentValuesParse(string? value, string? expected) =>
-        Assert.Equal(expected is null ? null : Enum.Parse<GroupedGemmWgmma.Schedule>(expected), GroupedGemmWgmma.ParseSchedule(value));
+        Assert.Equal(expected, GroupedGemmWgmma.ParseSchedule(value)?.ToString());
 
     [Fact]
-    public void BadScheduleEnvironmentValuesAreRejected() =>
-        Assert.Contains("MOE_GROUPED_GEMM_WGMMA_SCHEDULE", Assert.Throws<ArgumentException>(() => GroupedGemmWgmma.ParseSchedule("1")).Message);
+    public void TheOrdersCompileOptionsNameTheirParameters()
+    {
+        Assert.Equal(["-DGW_ORDER_GANGS=8", "-DGW_GANG_CHUNK=16"], GroupedGemmWgmma.Schedule.Gangs(8, 16).CompileOptions);
+        Assert.Equal(["-DGW_ORDER_BOUNDED=3"], GroupedGemmWgmma.Schedule.Bounded(3).CompileOptions);
+        Assert.Empty(GroupedGemmWgmma.Schedule.Dynamic.CompileOptions);
+        Assert.Empty(GroupedGemmWgmma.Schedule.Static.CompileOptions);
+    }
+
+    [Theory]
+    [InlineData("1")]
+    [InlineData("gangs")]
+    [InlineData("gangs:8")]
+    [InlineData("gangs:0:8")]
+    [InlineData("gangs:8:2000")]
+    [InlineData("gangs:a:b")]
+    [InlineData("bounded:0")]
+    [InlineData("bounded:1:2")]
+    [InlineData("static:1")]
+    public void BadScheduleEnvironmentValuesAreRejected(string value) =>
+        Assert.Contains("MOE_GROUPED_GEMM_WGMMA_SCHEDULE", Assert.Throws<ArgumentException>(() => GroupedGemmWgmma.ParseSchedule(value)).Message);
 
     [Theory]
     [InlineData(null, null)]

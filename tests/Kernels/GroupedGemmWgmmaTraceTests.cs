@@ -55,15 +55,21 @@ public sealed class GroupedGemmWgmmaTraceTests
     }
 
     /// <summary>
-    /// The dynamic order where blocks start late (the odd ones, 200 us: GW_LATE_ODD_BLOCKS), as blocks do whose SMs another
-    /// kernel holds: the early blocks claim the items the static order would give the late ones, every item runs once, the
-    /// bits are the static order's, and the tickets are zero again after each call. Under the static order with the same
-    /// late blocks every item runs on its own block, so the check would see a schedule that does not move work.
+    /// The orders where blocks start late (the odd ones, 200 us: GW_LATE_ODD_BLOCKS), as blocks do whose SMs another
+    /// kernel holds. Every item runs once, the bits are the static order's, and the tickets are zero again after each
+    /// call. Dynamic and gangs: the early blocks claim the items the static order would give the late ones; gangs: every
+    /// chunk's items ran on the blocks of one gang. Static and bounded: every item runs on its own block; bounded:1: no
+    /// item of a round starts before every item of the round before has (the early blocks waited for the late ones).
+    /// Under the static order the same check sees even blocks start their second items ~200 us before the late blocks
+    /// start their first.
     /// </summary>
     [Theory]
     [InlineData("dynamic")]
     [InlineData("static")]
-    public void LateBlocksLeaveTheirItemsToTheOthersUnderTheDynamicOrder(string schedule)
+    [InlineData("gangs:4:8")]
+    [InlineData("gangs:2:3")]
+    [InlineData("bounded:1")]
+    public void LateBlocksLeaveTheirItemsToTheOthersUnderTheDynamicOrders(string schedule)
     {
         var gpu = Hopper(DType.BF16);
         var random = TestData.NewRandom(out int seed);
@@ -99,15 +105,32 @@ public sealed class GroupedGemmWgmmaTraceTests
                 int grid = gpu.Info.MultiprocessorCount; // the launcher's: its bound on the items is above the SMs
                 Assert.True(work > grid, $"{work} items for {grid} blocks: no block owns two");
                 Assert.All(values.Skip(work * v), value => Assert.Equal(0, value));
-                int onOtherBlocks = Enumerable.Range(0, work).Count(t => (values[t * v + 4] & 0xffffffffL) != t % grid);
-                int onLateBlocks = Enumerable.Range(0, work).Count(t => (values[t * v + 4] & 1) == 1);
-                if (schedule == "static")
+                long BlockOf(int t) => values[t * v + 4] & 0xffffffffL;
+                int onOtherBlocks = Enumerable.Range(0, work).Count(t => BlockOf(t) != t % grid);
+                int onLateBlocks = Enumerable.Range(0, work).Count(t => (BlockOf(t) & 1) == 1);
+                var order = GroupedGemmWgmma.ParseSchedule(schedule)!.Value;
+                if (order.Kind is GroupedGemmWgmma.ScheduleKind.Static or GroupedGemmWgmma.ScheduleKind.Bounded)
                     Assert.Equal(0, onOtherBlocks);
-                if (schedule == "dynamic")
+                else
                 {
                     // The static order gives the odd blocks half the items; 200 us late, they find all but a few claimed.
                     Assert.True(onOtherBlocks > work / 4, $"{onOtherBlocks} of {work} items ran on a block that does not own them");
                     Assert.True(onLateBlocks < work / 4, $"{onLateBlocks} of {work} items ran on the late blocks");
+                }
+                if (order.Kind == GroupedGemmWgmma.ScheduleKind.Gangs)
+                    for (int chunk = 0; chunk * order.GangChunk < work; chunk++)
+                    {
+                        var gangs = Enumerable.Range(chunk * order.GangChunk, Math.Min(order.GangChunk, work - chunk * order.GangChunk))
+                            .Select(t => BlockOf(t) / order.GangBlocks).Distinct().ToArray();
+                        Assert.True(gangs.Length == 1, $"chunk {chunk} ran on gangs {string.Join(", ", gangs)}");
+                    }
+                if (order.Kind == GroupedGemmWgmma.ScheduleKind.Bounded)
+                {
+                    // Issue stamps (ns); 2 us of slack for the timer's steps and the stamp written just after the count.
+                    long lastFirstRound = Enumerable.Range(0, grid).Max(t => values[t * v]);
+                    long firstSecondRound = Enumerable.Range(grid, work - grid).Min(t => values[t * v]);
+                    Assert.True(firstSecondRound >= lastFirstRound - 2000,
+                        $"an item of the second round was issued {(lastFirstRound - firstSecondRound) / 1000.0:F1} us before the first round's last");
                 }
             }
         }

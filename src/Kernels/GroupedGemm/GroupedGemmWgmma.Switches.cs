@@ -9,12 +9,12 @@ namespace MoeRuntime.Kernels.GroupedGemm;
 public static partial class GroupedGemmWgmma
 {
     /// <summary>
-    /// The launcher's compile options: <paramref name="smallTiles"/> as the launch resolved it, the others the overrides'
-    /// or the environment's, else the defaults.
+    /// The launcher's compile options: <paramref name="smallTiles"/> and <paramref name="schedule"/> as the launch resolved
+    /// them, the others the overrides' or the environment's, else the defaults.
     /// </summary>
-    private static List<string> CompileOptions(SmallTileMode smallTiles)
+    private static List<string> CompileOptions(SmallTileMode smallTiles, Schedule schedule)
     {
-        var options = new List<string>();
+        var options = new List<string>(schedule.CompileOptions);
         if (TrapOnHang)
             options.Add("-DGW_HANG_TRAP");
         if ((GroupMOverride ?? GroupMFromEnvironment()) is { } groupM)
@@ -156,47 +156,99 @@ public static partial class GroupedGemmWgmma
         _ => throw new ArgumentException($"MOE_GROUPED_GEMM_WGMMA_SMALL_TILES='{value}': expected auto, on, off, boxes (a tile of at most 64 rows loads its rows' X only) or idle (its warpgroup without rows issues no wgmma)"),
     };
 
-    /// <summary>How the persistent blocks walk the work items (grouped_gemm_wgmma.cu, "tickets").</summary>
-    internal enum Schedule
+    /// <summary>The kinds of work order (wgmma_order.cuh).</summary>
+    internal enum ScheduleKind
     {
         /// <summary>Block b takes items b, b + grid, ...: no device state, the blocks drift apart where tiles differ in cost.</summary>
         Static,
 
         /// <summary>Each block claims its next item from the workspace's tickets (<see cref="GroupedGemmWorkspace.Tickets"/>).</summary>
         Dynamic,
+
+        /// <summary>Gangs of neighbouring blocks claim chunks of neighbouring items; a gang's blocks claim the chunk's items.</summary>
+        Gangs,
+
+        /// <summary>The static order, no block more than a few rounds of items ahead of the last.</summary>
+        Bounded,
     }
 
     /// <summary>
-    /// The schedule of a call: dynamic when it has a workspace (the tickets live there) unless switched to static, else
+    /// How the persistent blocks walk the work items (wgmma_order.cuh): <see cref="ScheduleKind"/>, with a gang's blocks
+    /// and the items of its chunks (<see cref="ScheduleKind.Gangs"/>) or the rounds a block may run ahead
+    /// (<see cref="ScheduleKind.Bounded"/>). Written as the environment variable takes it: static, dynamic, gangs:S:C,
+    /// bounded:D.
+    /// </summary>
+    internal readonly record struct Schedule(ScheduleKind Kind, int GangBlocks = 0, int GangChunk = 0, int DriftRounds = 0)
+    {
+        public static Schedule Static => new(ScheduleKind.Static);
+
+        public static Schedule Dynamic => new(ScheduleKind.Dynamic);
+
+        public static Schedule Gangs(int blocks, int chunk) => new(ScheduleKind.Gangs, GangBlocks: blocks, GangChunk: chunk);
+
+        public static Schedule Bounded(int rounds) => new(ScheduleKind.Bounded, DriftRounds: rounds);
+
+        /// <summary>The build's options for this order (none for static and dynamic: the tickets argument says which).</summary>
+        public string[] CompileOptions => Kind switch
+        {
+            ScheduleKind.Gangs => [$"-DGW_ORDER_GANGS={GangBlocks}", $"-DGW_GANG_CHUNK={GangChunk}"],
+            ScheduleKind.Bounded => [$"-DGW_ORDER_BOUNDED={DriftRounds}"],
+            _ => [],
+        };
+
+        public override string ToString() => Kind switch
+        {
+            ScheduleKind.Gangs => $"gangs:{GangBlocks}:{GangChunk}",
+            ScheduleKind.Bounded => $"bounded:{DriftRounds}",
+            _ => Kind.ToString().ToLowerInvariant(),
+        };
+    }
+
+    /// <summary>Gangs the tickets have room for (<see cref="GroupedGemmWorkspace.TicketInts"/>): a gang a block at most.</summary>
+    internal const int MaxGangs = 512;
+
+    /// <summary>
+    /// The schedule of a call: dynamic when it has a workspace (the tickets live there) unless switched to another, else
     /// static. Why dynamic: see <see cref="DefaultSchedule"/>.
     /// </summary>
     internal static Schedule ScheduleFor(GroupedGemmWorkspace? workspace) =>
         workspace?.Tickets is null ? Schedule.Static : ScheduleOverride ?? ScheduleFromEnvironment() ?? DefaultSchedule;
 
     /// <summary>
-    /// The schedule where a workspace allows either. Dynamic: in the layer, whose shared experts run beside the routed ones
+    /// The schedule where a workspace allows any. Dynamic: in the layer, whose shared experts run beside the routed ones
     /// on a second stream, a static block that starts late keeps its items. One H200, 2026-12-01 (twentieth session,
     /// docs/PERFORMANCE.md), dynamic / static: the DeepSeek-V3 T = 8192 layer 14.69-14.97 / 16.54-17.52 ms, T = 1024 (4 layers
     /// cycled) 5.14 / 5.27, T = 128 3.26 / 3.29; Mixtral-8x7B equal. The isolated sweep is mixed: DeepSeek-V3 T = 1024
     /// gate_up 2.5% faster, Mixtral-8x7B T = 1024 gate_up 5% and DeepSeek-V3 T = 8192 down 6-9% slower.
     /// </summary>
-    internal const Schedule DefaultSchedule = Schedule.Dynamic;
+    internal static Schedule DefaultSchedule => Schedule.Dynamic;
 
-    /// <summary>Tests: this schedule instead of the environment's or the default (calls without a workspace stay static).</summary>
+    /// <summary>Tests and the sweep: this schedule instead of the environment's or the default (calls without a workspace stay static).</summary>
     internal static Schedule? ScheduleOverride { get; set; }
 
-    /// <summary>MOE_GROUPED_GEMM_WGMMA_SCHEDULE=dynamic|static, for A/B runs; null when unset. The output's bits are the same either way.</summary>
+    /// <summary>MOE_GROUPED_GEMM_WGMMA_SCHEDULE=dynamic|static|gangs:S:C|bounded:D, for A/B runs; null when unset. The output's bits are the same in every order.</summary>
     internal static Schedule? ScheduleFromEnvironment() => ScheduleSetting.Value;
 
     private static readonly EnvironmentSetting<Schedule?> ScheduleSetting = new("MOE_GROUPED_GEMM_WGMMA_SCHEDULE", ParseSchedule);
 
-    internal static Schedule? ParseSchedule(string? value) => value?.Trim().ToLowerInvariant() switch
+    internal static Schedule? ParseSchedule(string? value)
     {
-        null or "" => null,
-        "dynamic" => Schedule.Dynamic,
-        "static" => Schedule.Static,
-        _ => throw new ArgumentException($"MOE_GROUPED_GEMM_WGMMA_SCHEDULE='{value}': expected dynamic (blocks claim work items from a counter in the workspace) or static (block b takes items b, b + grid, ...)"),
-    };
+        string text = value?.Trim().ToLowerInvariant() ?? "";
+        string[] parts = text.Split(':');
+        Schedule? schedule = parts switch
+        {
+            [""] => null,
+            ["dynamic"] => Schedule.Dynamic,
+            ["static"] => Schedule.Static,
+            ["gangs", var blocks, var chunk] when InRange(blocks, 1, 64, out int b) && InRange(chunk, 1, 1024, out int c) => Schedule.Gangs(b, c),
+            ["bounded", var rounds] when InRange(rounds, 1, 64, out int d) => Schedule.Bounded(d),
+            _ => throw new ArgumentException($"MOE_GROUPED_GEMM_WGMMA_SCHEDULE='{value}': expected dynamic (blocks claim work items from a counter in the workspace), static (block b takes items b, b + grid, ...), gangs:S:C (gangs of S = 1..64 neighbouring blocks claim chunks of C = 1..1024 items) or bounded:D (static, no block more than D = 1..64 rounds ahead)"),
+        };
+        return schedule;
+
+        static bool InRange(string text, int min, int max, out int number) =>
+            int.TryParse(text, out number) && number >= min && number <= max;
+    }
 
     /// <summary>Rows of the second X map's box: a small tile's X is loaded this many rows at a time.</summary>
     internal const int SmallTileBoxRows = 16;

@@ -84,8 +84,9 @@ public static partial class GroupedGemmWgmma
     /// An entry of grouped_gemm_wgmma.cu, compiled with the launcher's options and <paramref name="smallTiles"/> as
     /// <see cref="Run"/> resolved it; the debug entries, which it does not touch, take the default.
     /// </summary>
-    internal static CudaKernel LoadKernel(CudaAccelerator accelerator, string entry, SmallTileMode smallTiles = SmallTileMode.On) =>
-        accelerator.LoadKernel(Source, entry, CompileOptions(smallTiles));
+    internal static CudaKernel LoadKernel(CudaAccelerator accelerator, string entry, SmallTileMode smallTiles = SmallTileMode.On,
+                                          Schedule? schedule = null) =>
+        accelerator.LoadKernel(Source, entry, CompileOptions(smallTiles, schedule ?? Schedule.Static));
 
     /// <summary>Launches the kernel for a validated plan (<see cref="GroupedGemm"/> checked shapes, dtypes, alignment).</summary>
     internal static void Run(CudaAccelerator accelerator, GroupedGemm.Plan plan, CudaStream stream)
@@ -109,8 +110,11 @@ public static partial class GroupedGemmWgmma
             throw new ArgumentException($"{plan.Rows} rows x {plan.OutCols} columns need {mTiles * nTiles} tiles; at most {int.MaxValue} per call (split the call)", "x");
         int grid = (int)Math.Min(accelerator.Info.MultiprocessorCount, mTiles * nTiles);
         var smallTiles = SmallTilesOverride ?? SmallTilesFromEnvironment() ?? DefaultSmallTiles;
-        var kernel = LoadKernel(accelerator, EntryName(plan.X.DType, plan.Y.DType), smallTiles);
-        var tickets = ScheduleFor(plan.SplitK) == Schedule.Dynamic ? plan.SplitK!.Tickets : null;
+        var schedule = ScheduleFor(plan.SplitK);
+        if (schedule.Kind == ScheduleKind.Gangs && (grid + schedule.GangBlocks - 1) / schedule.GangBlocks > MaxGangs)
+            throw new InvalidOperationException($"{grid} blocks make more than {MaxGangs} gangs of {schedule.GangBlocks}; the tickets hold {MaxGangs}");
+        var kernel = LoadKernel(accelerator, EntryName(plan.X.DType, plan.Y.DType), smallTiles, schedule);
+        var tickets = schedule.Kind == ScheduleKind.Static ? null : plan.SplitK!.Tickets;
         Span<KernelArg> args = [mapX, mapXRows, mapW, plan.ExpertOffsets, plan.RowScale, plan.Y, tickets, plan.Rows, plan.N, plan.K,
             plan.Experts, plan.Fused ? 1 : 0, default];
         int count = args.Length - 1;

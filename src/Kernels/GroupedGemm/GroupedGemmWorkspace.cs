@@ -42,8 +42,11 @@ public sealed class GroupedGemmWorkspace : IDisposable
         }
     }
 
-    /// <summary>Ints of <see cref="Tickets"/>: the next work item, and the blocks done claiming.</summary>
-    internal const int TicketInts = 2;
+    /// <summary>
+    /// Ints of <see cref="Tickets"/>: the next work item (or chunk, or items started), the blocks done claiming, then a u64
+    /// per gang of the gangs order (wgmma_order.cuh).
+    /// </summary>
+    internal const int TicketInts = 2 + 2 * GroupedGemmWgmma.MaxGangs;
 
     public Accelerator Accelerator { get; }
 
@@ -54,8 +57,8 @@ public sealed class GroupedGemmWorkspace : IDisposable
     internal MemoryBuffer<int>? Counters { get; }
 
     /// <summary>
-    /// [2] I32 on a GPU, null on the CPU: the wgmma kernel's work-item counter and its count of blocks done claiming
-    /// (grouped_gemm_wgmma.cu, "tickets"), zero between launches.
+    /// [<see cref="TicketInts"/>] I32 on a GPU, null on the CPU: the wgmma kernel's work-order state (wgmma_order.cuh), zero
+    /// between launches.
     /// </summary>
     internal MemoryBuffer<int>? Tickets { get; }
 

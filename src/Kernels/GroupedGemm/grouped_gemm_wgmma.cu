@@ -41,13 +41,13 @@
 // Work: global m-tiles over the experts (expert e owns ceil(count_e / 128), tile m of e starts at row
 //   offsets[e] + 128 m, so its TMA box reads into the next expert's rows: they are loaded, never stored) times
 //   column tiles, visited in groups of GW_GROUP_M m-tiles so that the blocks running at once share W tiles in L2.
-//   tickets: [2] int, zero between launches, or null. With them each block's producer claims its next item from
-//   tickets[0] (an atomic add) at its tile's last K step, so the blocks working at once stay on neighbouring items
-//   whatever their tiles cost and however late a block starts (the DeepSeek-V3 T = 8192 layer took 14.7-15.0 ms against
-//   16.5-17.5 static, twentieth session; on its router's counts the static blocks drifted ~650 items apart and gate_up
-//   took 9.6 ms against 6.7, twenty-first session). The last block out zeroes the
-//   pair. Null: the static order, block b taking items b, b + grid, b + 2 grid, ... Either order gives the same bits (a
-//   tile is computed the same wherever it runs). Calls that share a pair must not run at the same time.
+//   tickets: the workspace's ints, zero between launches, or null (the order: wgmma_order.cuh). With them, by default,
+//   each block's producer claims its next item from tickets[0] (an atomic add) at its tile's last K step, so the blocks
+//   working at once stay on neighbouring items whatever their tiles cost and however late a block starts (the
+//   DeepSeek-V3 T = 8192 layer took 14.7-15.0 ms against 16.5-17.5 static, twentieth session; on its router's counts the
+//   static blocks drifted ~650 items apart and gate_up took 9.6 ms against 6.7, twenty-first session). The last block out
+//   zeroes the tickets. Null: the static order, block b taking items b, b + grid, b + 2 grid, ... Every order gives the
+//   same bits (a tile is computed the same wherever it runs). Calls that share tickets must not run at the same time.
 //   Where an item runs matters as well as when (twenty-first session, docs/PERFORMANCE.md): the static order puts
 //   neighbouring items (an expert's m-tiles of one column tile, which share W) on neighbouring blocks, 2j and 2j + 1
 //   on one TPC; scrambled over the blocks, the same items took up to 1.8x as long. The dynamic claims scatter items
@@ -74,6 +74,7 @@
 #include "moe_common.cuh"
 #include "expert_tiles.cuh"
 #include "mbarrier.cuh"
+#include "wgmma_order.cuh"
 
 #define GW_BM 128
 #define GW_BN 256
@@ -476,26 +477,6 @@ __device__ __forceinline__ void gw_epilogue_smem(const float* acc, const GwWarpT
 
 // ---- the work order ----
 
-// With tickets (a zeroed pair of ints in the call's workspace), lane 0 claims the next work item from tickets[0];
-// the value matters only in lane 0. Without, no claim: the static order.
-__device__ __forceinline__ int gw_claim(int* tickets, int lane)
-{
-    return tickets != nullptr && lane == 0 ? atomicAdd(tickets, 1) : 0;
-}
-
-// Lane 0 of each block's producer, after its last claim (one past the work): the last block to get here zeroes the
-// pair, so the next launch on the workspace starts from item 0. Every block's claims are done by then: each claim
-// returned before its block counted itself out.
-__device__ __forceinline__ void gw_release_tickets(int* tickets)
-{
-    __threadfence();
-    if (atomicAdd(tickets + 1, 1) == (int)gridDim.x - 1)
-    {
-        atomicExch(tickets, 0);
-        atomicExch(tickets + 1, 0);
-    }
-}
-
 // GW_LATE_ODD_BLOCKS (tests only): the odd blocks start this many ns late, as blocks do whose SMs another kernel holds.
 #ifdef GW_LATE_ODD_BLOCKS
 #define GW_LATE_START()                                                                                                      \
@@ -559,8 +540,8 @@ __device__ __forceinline__ void grouped_gemm_wgmma(const TmaDescriptor* mapX, co
         const int work = mTilesTotal * nTiles;
         int stage = 0;
         moe_u32 phase = 0;
-        int claim = gw_claim(tickets, lane);
-        int t = tickets != nullptr ? __shfl_sync(0xffffffffu, claim, 0) : blockIdx.x;
+        int claim = gw_first_item(tickets, lane, work);
+        int t = __shfl_sync(0xffffffffu, claim, 0);
         while (t < work)
         {
             // Groups of GW_GROUP_M m-tiles: consecutive work items walk down the m-tiles of one column tile first.
@@ -595,10 +576,11 @@ __device__ __forceinline__ void grouped_gemm_wgmma(const TmaDescriptor* mapX, co
                     // claiming 4 steps earlier, or finding tiles in a table in shared memory instead of walking the offsets,
                     // changed nothing (twenty-first session).
                     if (ks == kSteps - 1)
-                        claim = gw_claim(tickets, lane);
+                        claim = gw_next_item(tickets, lane, work, t);
                     gw_bar_wait(emptyBase + 8 * stage, phase ^ 1);
                     if (ks == 0)
                     {
+                        gw_item_starts(tickets, t);
 #ifdef GW_TRACE
                         stageTiles[stage] = GwTile{expert, rowBegin, rowEnd, nTile, only, t};
                         gwTrace[(long long)t * GW_TRACE_VALUES] = globaltimer_ns();
@@ -627,7 +609,7 @@ __device__ __forceinline__ void grouped_gemm_wgmma(const TmaDescriptor* mapX, co
                 }
             }
             __syncwarp();
-            t = tickets != nullptr ? __shfl_sync(0xffffffffu, claim, 0) : t + gridDim.x;
+            t = __shfl_sync(0xffffffffu, claim, 0);
         }
         if (tickets != nullptr && lane == 0)
             gw_release_tickets(tickets);
