@@ -115,7 +115,7 @@ internal static class GroupedGemmSweep
             // MOE_SWEEP_SCHEDULES: each wgmma row once per work order, the orders alternating over two passes.
             bool wgmmaRows = tile == "tile " + GroupedGemmWgmma.VariantName;
             List<SweepRow> EachOrder(Func<string, SweepRow> measure, string name) =>
-                Schedules is { } orders && wgmmaRows && accelerator.Kind == AcceleratorKind.Cuda ? MeasureEachOrder(orders, measure, name) : [measure(name)];
+                WgmmaOrders.FromEnvironment is { } orders && wgmmaRows && accelerator.Kind == AcceleratorKind.Cuda ? WgmmaOrders.MeasureEach(orders, measure, name) : [measure(name)];
             List<SweepRow> PlainGateUp() => EachOrder(name => Measure(accelerator, name, shape, rowCount, 2 * i, h, active, bandwidth, graph, Note(2 * i, h, false),
                 s => GroupedGemm.Run(accelerator, hidden, gateUp, offsetsBuffer, gateUpOut, 2 * i, h, hotPlain, s)), $"{model.Name} gate_up");
             List<SweepRow> FusedGateUp() => EachOrder(name => Measure(accelerator, name, shape, rowCount, 2 * i, h, active, bandwidth, graph, Note(2 * i, h, true),
@@ -197,37 +197,6 @@ internal static class GroupedGemmSweep
             if (row is not null)
                 rows.Add(row);
         }
-    }
-
-    /// <summary>
-    /// MOE_SWEEP_SCHEDULES=ORDER,ORDER,... (each as MOE_GROUPED_GEMM_WGMMA_SCHEDULE takes it: static, dynamic, gangs:S:C,
-    /// bounded:D): every wgmma row is measured under each, named "row [order]", for A/B runs in one process on the same
-    /// weights. Null when unset.
-    /// </summary>
-    private static readonly GroupedGemmWgmma.Schedule[]? Schedules =
-        Environment.GetEnvironmentVariable("MOE_SWEEP_SCHEDULES") is { Length: > 0 } list
-            ? [.. list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
-                .Select(order => GroupedGemmWgmma.ParseSchedule(order) ?? throw new ArgumentException($"MOE_SWEEP_SCHEDULES='{list}': an empty order"))]
-            : null;
-
-    /// <summary>Each order's row, the orders alternating over two passes (so that a drifting clock or heat lands on all).</summary>
-    private static List<SweepRow> MeasureEachOrder(GroupedGemmWgmma.Schedule[] orders, Func<string, SweepRow> measure, string name)
-    {
-        var rows = new List<SweepRow>();
-        for (int pass = 0; pass < 2; pass++)
-            foreach (var order in orders)
-            {
-                GroupedGemmWgmma.ScheduleOverride = order;
-                try
-                {
-                    rows.Add(measure($"{name} [{order}]"));
-                }
-                finally
-                {
-                    GroupedGemmWgmma.ScheduleOverride = null;
-                }
-            }
-        return rows;
     }
 
     /// <summary>The m-tile map of <paramref name="offsets"/> (Permute's CPU twin writes it), on the device.</summary>

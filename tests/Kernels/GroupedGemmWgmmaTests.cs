@@ -235,7 +235,7 @@ public class GroupedGemmWgmmaTests
     }
 
     /// <summary>
-    /// Every order that uses the workspace's tickets (dynamic, gangs, bounded) gives the static order's bits, call after
+    /// Every order that uses the workspace's tickets (dynamic, bounded, auto) gives the static order's bits, call after
     /// call on one workspace: a launch that left its tickets above zero would hand the next one no work (its rows stay
     /// NaN). GroupedGemmWgmmaTraceTests makes blocks start late, so that the claims move items between blocks.
     /// </summary>
@@ -265,8 +265,8 @@ public class GroupedGemmWgmmaTests
         }
         var expected = Run(GroupedGemmWgmma.Schedule.Static);
         Assert.DoesNotContain(expected.Skip(data.Offsets[0] * data.OutCols), v => float.IsNaN(v));
-        foreach (var schedule in new[] { GroupedGemmWgmma.Schedule.Dynamic, GroupedGemmWgmma.Schedule.Gangs(4, 8),
-                                         GroupedGemmWgmma.Schedule.Gangs(1, 3), GroupedGemmWgmma.Schedule.Bounded(1) })
+        foreach (var schedule in new[] { GroupedGemmWgmma.Schedule.Dynamic, GroupedGemmWgmma.Schedule.Bounded(1),
+                                         GroupedGemmWgmma.Schedule.Bounded(2), GroupedGemmWgmma.Schedule.Auto })
             for (int call = 0; call < 3; call++)
             {
                 Compare.Exact<BFloat16>(expected, Run(schedule),
@@ -309,6 +309,30 @@ public class GroupedGemmWgmmaTests
     public void ABadProducerRegistersValueNamesTheVariable(string value) =>
         Assert.Contains("MOE_GROUPED_GEMM_WGMMA_PRODUCER_REGS", Assert.Throws<ArgumentException>(() => GroupedGemmWgmma.ParseProducerRegisters(value)).Message);
 
+    /// <summary>
+    /// Auto, the default, stays auto on a workspace of its own and is dynamic on one that shares the device with another
+    /// stream's kernels; an order asked for by name is kept either way.
+    /// </summary>
+    [Fact]
+    public void AutoIsDynamicOnAWorkspaceThatSharesTheDevice()
+    {
+        var gpu = Hopper(DType.BF16);
+        using var workspace = GroupedGemmWorkspace.WithCapacity(gpu, 0, 0);
+        Assert.Equal(GroupedGemmWgmma.Schedule.Auto, GroupedGemmWgmma.DefaultSchedule);
+        Assert.Equal(GroupedGemmWgmma.Schedule.Auto, GroupedGemmWgmma.ScheduleFor(workspace));
+        workspace.SharesDevice = true;
+        Assert.Equal(GroupedGemmWgmma.Schedule.Dynamic, GroupedGemmWgmma.ScheduleFor(workspace));
+        GroupedGemmWgmma.ScheduleOverride = GroupedGemmWgmma.Schedule.Bounded(1);
+        try
+        {
+            Assert.Equal(GroupedGemmWgmma.Schedule.Bounded(1), GroupedGemmWgmma.ScheduleFor(workspace));
+        }
+        finally
+        {
+            GroupedGemmWgmma.ScheduleOverride = null;
+        }
+    }
+
     [Fact]
     public void ScheduleIsStaticWithoutTickets()
     {
@@ -323,8 +347,7 @@ public class GroupedGemmWgmmaTests
     [InlineData("", null)]
     [InlineData("dynamic", "dynamic")]
     [InlineData(" Static ", "static")]
-    [InlineData("gangs:8:16", "gangs:8:16")]
-    [InlineData("Gangs:1:1", "gangs:1:1")]
+    [InlineData("Auto", "auto")]
     [InlineData("bounded:2", "bounded:2")]
     public void ScheduleEnvironmentValuesParse(string? value, string? expected) =>
         Assert.Equal(expected, GroupedGemmWgmma.ParseSchedule(value)?.ToString());
@@ -332,19 +355,18 @@ public class GroupedGemmWgmmaTests
     [Fact]
     public void TheOrdersCompileOptionsNameTheirParameters()
     {
-        Assert.Equal(["-DGW_ORDER_GANGS=8", "-DGW_GANG_CHUNK=16"], GroupedGemmWgmma.Schedule.Gangs(8, 16).CompileOptions);
         Assert.Equal(["-DGW_ORDER_BOUNDED=3"], GroupedGemmWgmma.Schedule.Bounded(3).CompileOptions);
+        Assert.Equal(["-DGW_ORDER_BOUNDED=1", "-DGW_ORDER_AUTO"], GroupedGemmWgmma.Schedule.Auto.CompileOptions);
         Assert.Empty(GroupedGemmWgmma.Schedule.Dynamic.CompileOptions);
         Assert.Empty(GroupedGemmWgmma.Schedule.Static.CompileOptions);
     }
 
     [Theory]
     [InlineData("1")]
-    [InlineData("gangs")]
-    [InlineData("gangs:8")]
-    [InlineData("gangs:0:8")]
-    [InlineData("gangs:8:2000")]
-    [InlineData("gangs:a:b")]
+    [InlineData("auto:1")]
+    [InlineData("bounded")]
+    [InlineData("bounded:65")]
+    [InlineData("bounded:a")]
     [InlineData("bounded:0")]
     [InlineData("bounded:1:2")]
     [InlineData("static:1")]

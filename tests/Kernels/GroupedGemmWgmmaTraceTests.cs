@@ -57,24 +57,26 @@ public sealed class GroupedGemmWgmmaTraceTests
     /// <summary>
     /// The orders where blocks start late (the odd ones, 200 us: GW_LATE_ODD_BLOCKS), as blocks do whose SMs another
     /// kernel holds. Every item runs once, the bits are the static order's, and the tickets are zero again after each
-    /// call. Dynamic and gangs: the early blocks claim the items the static order would give the late ones; gangs: every
-    /// chunk's items ran on the blocks of one gang. Static and bounded: every item runs on its own block; bounded:1: no
-    /// item of a round starts before every item of the round before has (the early blocks waited for the late ones).
-    /// Under the static order the same check sees even blocks start their second items ~200 us before the late blocks
-    /// start their first.
+    /// call. Dynamic: the early blocks claim the items the static order would give the late ones. Static and bounded:
+    /// every item runs on its own block; bounded:1 also: no item of the second round starts before every item of the
+    /// first has (the early blocks waited for the late ones; under the static order the even blocks start their second
+    /// items ~200 us before the late blocks start their first). Auto: dynamic where 1 in 16 m-tiles or more is an expert's
+    /// only one (the "mixed" counts: 5 of 30), bounded:1 where none is ("multi").
     /// </summary>
     [Theory]
-    [InlineData("dynamic")]
-    [InlineData("static")]
-    [InlineData("gangs:4:8")]
-    [InlineData("gangs:2:3")]
-    [InlineData("bounded:1")]
-    public void LateBlocksLeaveTheirItemsToTheOthersUnderTheDynamicOrders(string schedule)
+    [InlineData("dynamic", "mixed", "dynamic")]
+    [InlineData("static", "mixed", "static")]
+    [InlineData("bounded:1", "mixed", "bounded:1")]
+    [InlineData("auto", "mixed", "dynamic")]
+    [InlineData("auto", "multi", "bounded:1")]
+    [InlineData("dynamic", "multi", "dynamic")]
+    public void LateBlocksLeaveTheirItemsToTheOthersUnderTheDynamicOrders(string schedule, string countsName, string behaves)
     {
         var gpu = Hopper(DType.BF16);
         var random = TestData.NewRandom(out int seed);
-        // 30 m-tiles x 8 column tiles: 240 items for 132 SMs, so most blocks own two and a late block has items to lose.
-        int[] counts = [300, 0, 1, 700, 64, 65, 900, 5, 130, 128, 255, 450];
+        // mixed: 30 m-tiles x 8 column tiles, 240 items for 132 SMs, so most blocks own two and a late block has items to
+        // lose. multi: 33 m-tiles (264 items), every expert two or more.
+        int[] counts = countsName == "mixed" ? [300, 0, 1, 700, 64, 65, 900, 5, 130, 128, 255, 450] : [300, 0, 700, 900, 130, 255, 450, 1000];
         var offsets = new int[counts.Length + 1];
         for (int e = 0; e < counts.Length; e++)
             offsets[e + 1] = offsets[e] + counts[e];
@@ -95,7 +97,7 @@ public sealed class GroupedGemmWgmmaTraceTests
             {
                 trace.Clear(gpu.DefaultStream);
                 Compare.Exact<BFloat16>(expected, RunBf16(gpu, x, w, offsets, null, rows * n, n, k, fused: false, workspace),
-                    $"{schedule} with late odd blocks, call {call}, seed={seed}");
+                    $"{schedule} on {countsName} counts with late odd blocks, call {call}, seed={seed}");
                 Assert.Equal(new int[GroupedGemmWorkspace.TicketInts], workspace.Tickets!.ToArray());
                 var values = trace.ToArray();
                 const int v = GroupedGemmWgmma.TraceValues;
@@ -103,28 +105,20 @@ public sealed class GroupedGemmWgmmaTraceTests
                 while (values[work * v] != 0)
                     work++;
                 int grid = gpu.Info.MultiprocessorCount; // the launcher's: its bound on the items is above the SMs
-                Assert.True(work > grid, $"{work} items for {grid} blocks: no block owns two");
+                Assert.True(work > grid && work <= 2 * grid, $"{work} items for {grid} blocks: not two rounds");
                 Assert.All(values.Skip(work * v), value => Assert.Equal(0, value));
                 long BlockOf(int t) => values[t * v + 4] & 0xffffffffL;
                 int onOtherBlocks = Enumerable.Range(0, work).Count(t => BlockOf(t) != t % grid);
                 int onLateBlocks = Enumerable.Range(0, work).Count(t => (BlockOf(t) & 1) == 1);
-                var order = GroupedGemmWgmma.ParseSchedule(schedule)!.Value;
-                if (order.Kind is GroupedGemmWgmma.ScheduleKind.Static or GroupedGemmWgmma.ScheduleKind.Bounded)
-                    Assert.Equal(0, onOtherBlocks);
-                else
+                if (behaves == "dynamic")
                 {
                     // The static order gives the odd blocks half the items; 200 us late, they find all but a few claimed.
                     Assert.True(onOtherBlocks > work / 4, $"{onOtherBlocks} of {work} items ran on a block that does not own them");
                     Assert.True(onLateBlocks < work / 4, $"{onLateBlocks} of {work} items ran on the late blocks");
                 }
-                if (order.Kind == GroupedGemmWgmma.ScheduleKind.Gangs)
-                    for (int chunk = 0; chunk * order.GangChunk < work; chunk++)
-                    {
-                        var gangs = Enumerable.Range(chunk * order.GangChunk, Math.Min(order.GangChunk, work - chunk * order.GangChunk))
-                            .Select(t => BlockOf(t) / order.GangBlocks).Distinct().ToArray();
-                        Assert.True(gangs.Length == 1, $"chunk {chunk} ran on gangs {string.Join(", ", gangs)}");
-                    }
-                if (order.Kind == GroupedGemmWgmma.ScheduleKind.Bounded)
+                else
+                    Assert.Equal(0, onOtherBlocks);
+                if (behaves == "bounded:1")
                 {
                     // Issue stamps (ns); 2 us of slack for the timer's steps and the stamp written just after the count.
                     long lastFirstRound = Enumerable.Range(0, grid).Max(t => values[t * v]);

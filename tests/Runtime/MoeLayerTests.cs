@@ -165,6 +165,10 @@ public sealed class MoeLayerTests
         using var twoStreams = new MoeRuntime.Runtime.Layers.MoeWorkspace(device, tokens, sharedExpertStream: true);
         Assert.Null(oneStream.SharedStream);
         Assert.NotNull(twoStreams.SharedStream);
+        // Beside each other, the routed and the shared GEMMs' blocks may start late: the wgmma kernel's auto order is dynamic.
+        Assert.False(oneStream.SplitK!.SharesDevice);
+        Assert.True(twoStreams.SplitK!.SharesDevice);
+        Assert.True(twoStreams.SharedStream!.SplitK.SharesDevice);
         int h = weights.Config.HiddenSize;
         using var input = MoeRuntime.Runtime.Layers.DeviceMoeWeights.UploadFloats(accelerator, TestData.Uniform(random, tokens * h), type);
         using var expected = accelerator.Allocate<float>((long)tokens * h);

@@ -86,21 +86,6 @@ public static class GroupedGemmGemv
     };
 
     /// <summary>
-    /// MOE_GROUPED_GEMM_GEMV_LOAD=plain|l2_256 (default plain), for A/B runs: l2_256 builds the W loads with the
-    /// <c>.L2::256B</c> prefetch size (GV_LOAD_L2_256, gemv_math.cuh). The fused decode kernel keeps its plain loads.
-    /// </summary>
-    internal static bool L2PrefetchLoads => LoadSetting.Value;
-
-    private static readonly EnvironmentSetting<bool> LoadSetting = new("MOE_GROUPED_GEMM_GEMV_LOAD", ParseLoad);
-
-    internal static bool ParseLoad(string? value) => value?.Trim() switch
-    {
-        null or "" or "plain" => false,
-        "l2_256" => true,
-        _ => throw new ArgumentException($"MOE_GROUPED_GEMM_GEMV_LOAD='{value}': expected plain or l2_256 (W loads that ask L2 for 256-byte blocks)"),
-    };
-
-    /// <summary>
     /// Whether the heuristic runs this kernel: bf16/f16 operands, and by <see cref="Rule"/> (default
     /// <see cref="Rule.Experts"/>) any call of no more rows than experts; under 64 rows (the wgmma kernel's minimum), also
     /// either no more rows than experts (about one row per active expert: every token's k experts are distinct, so T = 1
@@ -378,8 +363,6 @@ public static class GroupedGemmGemv
             options.Add("-DGV_BLOCK_TILE_SEARCH");
         if (TileInnerOrder)
             options.Add("-DGV_TILE_INNER");
-        if (L2PrefetchLoads)
-            options.Add("-DGV_LOAD_L2_256");
         return [.. options];
     }
 

@@ -165,90 +165,82 @@ public static partial class GroupedGemmWgmma
         /// <summary>Each block claims its next item from the workspace's tickets (<see cref="GroupedGemmWorkspace.Tickets"/>).</summary>
         Dynamic,
 
-        /// <summary>Gangs of neighbouring blocks claim chunks of neighbouring items; a gang's blocks claim the chunk's items.</summary>
-        Gangs,
-
-        /// <summary>The static order, no block more than a few rounds of items ahead of the last.</summary>
+        /// <summary>The static order, no block more than a few rounds of items ahead of the last (a count in the tickets).</summary>
         Bounded,
+
+        /// <summary>Bounded (one round) where few of the m-tiles are an expert's only one, else dynamic: the kernel reads the offsets and chooses.</summary>
+        Auto,
     }
 
     /// <summary>
-    /// How the persistent blocks walk the work items (wgmma_order.cuh): <see cref="ScheduleKind"/>, with a gang's blocks
-    /// and the items of its chunks (<see cref="ScheduleKind.Gangs"/>) or the rounds a block may run ahead
-    /// (<see cref="ScheduleKind.Bounded"/>). Written as the environment variable takes it: static, dynamic, gangs:S:C,
-    /// bounded:D.
+    /// How the persistent blocks walk the work items (wgmma_order.cuh): <see cref="ScheduleKind"/>, with the rounds a block
+    /// may run ahead (<see cref="ScheduleKind.Bounded"/>, and 1 for <see cref="ScheduleKind.Auto"/>'s bounded choice). Written
+    /// as the environment variable takes it: static, dynamic, bounded:D, auto.
     /// </summary>
-    internal readonly record struct Schedule(ScheduleKind Kind, int GangBlocks = 0, int GangChunk = 0, int DriftRounds = 0)
+    internal readonly record struct Schedule(ScheduleKind Kind, int DriftRounds = 0)
     {
         public static Schedule Static => new(ScheduleKind.Static);
 
         public static Schedule Dynamic => new(ScheduleKind.Dynamic);
 
-        public static Schedule Gangs(int blocks, int chunk) => new(ScheduleKind.Gangs, GangBlocks: blocks, GangChunk: chunk);
+        public static Schedule Auto => new(ScheduleKind.Auto, DriftRounds: 1);
 
         public static Schedule Bounded(int rounds) => new(ScheduleKind.Bounded, DriftRounds: rounds);
 
         /// <summary>The build's options for this order (none for static and dynamic: the tickets argument says which).</summary>
         public string[] CompileOptions => Kind switch
         {
-            ScheduleKind.Gangs => [$"-DGW_ORDER_GANGS={GangBlocks}", $"-DGW_GANG_CHUNK={GangChunk}"],
             ScheduleKind.Bounded => [$"-DGW_ORDER_BOUNDED={DriftRounds}"],
+            ScheduleKind.Auto => [$"-DGW_ORDER_BOUNDED={DriftRounds}", "-DGW_ORDER_AUTO"],
             _ => [],
         };
 
-        public override string ToString() => Kind switch
-        {
-            ScheduleKind.Gangs => $"gangs:{GangBlocks}:{GangChunk}",
-            ScheduleKind.Bounded => $"bounded:{DriftRounds}",
-            _ => Kind.ToString().ToLowerInvariant(),
-        };
+        public override string ToString() => Kind == ScheduleKind.Bounded ? $"bounded:{DriftRounds}" : Kind.ToString().ToLowerInvariant();
     }
 
-    /// <summary>Gangs the tickets have room for (<see cref="GroupedGemmWorkspace.TicketInts"/>): a gang a block at most.</summary>
-    internal const int MaxGangs = 512;
+    /// <summary>
+    /// The schedule of a call: with a workspace (the tickets live there), the override's, the environment's or
+    /// <see cref="DefaultSchedule"/>, where auto is dynamic on a workspace that shares the device
+    /// (<see cref="GroupedGemmWorkspace.SharesDevice"/>); without one, static.
+    /// </summary>
+    internal static Schedule ScheduleFor(GroupedGemmWorkspace? workspace)
+    {
+        if (workspace?.Tickets is null)
+            return Schedule.Static;
+        var schedule = ScheduleOverride ?? ScheduleFromEnvironment() ?? DefaultSchedule;
+        return schedule.Kind == ScheduleKind.Auto && workspace.SharesDevice ? Schedule.Dynamic : schedule;
+    }
 
     /// <summary>
-    /// The schedule of a call: dynamic when it has a workspace (the tickets live there) unless switched to another, else
-    /// static. Why dynamic: see <see cref="DefaultSchedule"/>.
+    /// The schedule where a workspace allows any: auto, the kernel's choice between bounded:1 (where at most 1 in 16 of a
+    /// call's m-tiles is an expert's only one) and dynamic. One H200, 2026-12-01 (twenty-second session, docs/PERFORMANCE.md),
+    /// isolated calls, bounded:1 against dynamic: Mixtral-8x7B T = 1024 gate_up 753 / 814 us, down 412 / 452, balanced
+    /// routing 624 / 705; Qwen3-30B-A3B T = 8192 gate_up 593 / 620; where experts have one m-tile (DeepSeek-V3 T = 1024,
+    /// Qwen3 T = 1024) or the routing mixes such experts with large ones (the DeepSeek-V3 layer's T = 8192 router: gate_up
+    /// 7212 / 6944) dynamic is faster, and auto picks it. On a workspace beside another stream's kernels (the layer's
+    /// shared experts) a bounded block would wait for blocks that start late, so auto is dynamic there: the DeepSeek-V3
+    /// T = 8192 layer took 14.7-15.0 ms dynamic against 16.5-17.5 static (twentieth session).
     /// </summary>
-    internal static Schedule ScheduleFor(GroupedGemmWorkspace? workspace) =>
-        workspace?.Tickets is null ? Schedule.Static : ScheduleOverride ?? ScheduleFromEnvironment() ?? DefaultSchedule;
-
-    /// <summary>
-    /// The schedule where a workspace allows any. Dynamic: in the layer, whose shared experts run beside the routed ones
-    /// on a second stream, a static block that starts late keeps its items. One H200, 2026-12-01 (twentieth session,
-    /// docs/PERFORMANCE.md), dynamic / static: the DeepSeek-V3 T = 8192 layer 14.69-14.97 / 16.54-17.52 ms, T = 1024 (4 layers
-    /// cycled) 5.14 / 5.27, T = 128 3.26 / 3.29; Mixtral-8x7B equal. The isolated sweep is mixed: DeepSeek-V3 T = 1024
-    /// gate_up 2.5% faster, Mixtral-8x7B T = 1024 gate_up 5% and DeepSeek-V3 T = 8192 down 6-9% slower.
-    /// </summary>
-    internal static Schedule DefaultSchedule => Schedule.Dynamic;
+    internal static Schedule DefaultSchedule => Schedule.Auto;
 
     /// <summary>Tests and the sweep: this schedule instead of the environment's or the default (calls without a workspace stay static).</summary>
     internal static Schedule? ScheduleOverride { get; set; }
 
-    /// <summary>MOE_GROUPED_GEMM_WGMMA_SCHEDULE=dynamic|static|gangs:S:C|bounded:D, for A/B runs; null when unset. The output's bits are the same in every order.</summary>
+    /// <summary>MOE_GROUPED_GEMM_WGMMA_SCHEDULE=dynamic|static|bounded:D|auto, for A/B runs; null when unset. The output's bits are the same in every order.</summary>
     internal static Schedule? ScheduleFromEnvironment() => ScheduleSetting.Value;
 
     private static readonly EnvironmentSetting<Schedule?> ScheduleSetting = new("MOE_GROUPED_GEMM_WGMMA_SCHEDULE", ParseSchedule);
 
-    internal static Schedule? ParseSchedule(string? value)
-    {
-        string text = value?.Trim().ToLowerInvariant() ?? "";
-        string[] parts = text.Split(':');
-        Schedule? schedule = parts switch
+    internal static Schedule? ParseSchedule(string? value) =>
+        (value?.Trim().ToLowerInvariant() ?? "").Split(':') switch
         {
             [""] => null,
             ["dynamic"] => Schedule.Dynamic,
             ["static"] => Schedule.Static,
-            ["gangs", var blocks, var chunk] when InRange(blocks, 1, 64, out int b) && InRange(chunk, 1, 1024, out int c) => Schedule.Gangs(b, c),
-            ["bounded", var rounds] when InRange(rounds, 1, 64, out int d) => Schedule.Bounded(d),
-            _ => throw new ArgumentException($"MOE_GROUPED_GEMM_WGMMA_SCHEDULE='{value}': expected dynamic (blocks claim work items from a counter in the workspace), static (block b takes items b, b + grid, ...), gangs:S:C (gangs of S = 1..64 neighbouring blocks claim chunks of C = 1..1024 items) or bounded:D (static, no block more than D = 1..64 rounds ahead)"),
+            ["auto"] => Schedule.Auto,
+            ["bounded", var rounds] when int.TryParse(rounds, out int d) && d is >= 1 and <= 64 => Schedule.Bounded(d),
+            _ => throw new ArgumentException($"MOE_GROUPED_GEMM_WGMMA_SCHEDULE='{value}': expected dynamic (blocks claim work items from a counter in the workspace), static (block b takes items b, b + grid, ...), bounded:D (static, no block more than D = 1..64 rounds ahead) or auto (bounded:1 where few m-tiles are an expert's only one, else dynamic)"),
         };
-        return schedule;
-
-        static bool InRange(string text, int min, int max, out int number) =>
-            int.TryParse(text, out number) && number >= min && number <= max;
-    }
 
     /// <summary>Rows of the second X map's box: a small tile's X is loaded this many rows at a time.</summary>
     internal const int SmallTileBoxRows = 16;

@@ -111,8 +111,6 @@ public static partial class GroupedGemmWgmma
         int grid = (int)Math.Min(accelerator.Info.MultiprocessorCount, mTiles * nTiles);
         var smallTiles = SmallTilesOverride ?? SmallTilesFromEnvironment() ?? DefaultSmallTiles;
         var schedule = ScheduleFor(plan.SplitK);
-        if (schedule.Kind == ScheduleKind.Gangs && (grid + schedule.GangBlocks - 1) / schedule.GangBlocks > MaxGangs)
-            throw new InvalidOperationException($"{grid} blocks make more than {MaxGangs} gangs of {schedule.GangBlocks}; the tickets hold {MaxGangs}");
         var kernel = LoadKernel(accelerator, EntryName(plan.X.DType, plan.Y.DType), smallTiles, schedule);
         var tickets = schedule.Kind == ScheduleKind.Static ? null : plan.SplitK!.Tickets;
         Span<KernelArg> args = [mapX, mapXRows, mapW, plan.ExpertOffsets, plan.RowScale, plan.Y, tickets, plan.Rows, plan.N, plan.K,

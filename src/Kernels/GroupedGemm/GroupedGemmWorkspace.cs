@@ -42,11 +42,8 @@ public sealed class GroupedGemmWorkspace : IDisposable
         }
     }
 
-    /// <summary>
-    /// Ints of <see cref="Tickets"/>: the next work item (or chunk, or items started), the blocks done claiming, then a u64
-    /// per gang of the gangs order (wgmma_order.cuh).
-    /// </summary>
-    internal const int TicketInts = 2 + 2 * GroupedGemmWgmma.MaxGangs;
+    /// <summary>Ints of <see cref="Tickets"/>: the next work item (or, bounded, the items started), and the blocks done asking.</summary>
+    internal const int TicketInts = 2;
 
     public Accelerator Accelerator { get; }
 
@@ -61,6 +58,13 @@ public sealed class GroupedGemmWorkspace : IDisposable
     /// between launches.
     /// </summary>
     internal MemoryBuffer<int>? Tickets { get; }
+
+    /// <summary>
+    /// Whether calls on this workspace may run beside kernels of another stream (an MoE layer's shared experts): then their
+    /// blocks may start late, and the wgmma kernel's auto order claims its items dynamically instead of bounding its blocks'
+    /// drift, which would make the early blocks wait (GroupedGemmWgmma.ScheduleFor). Set by the workspace's owner.
+    /// </summary>
+    public bool SharesDevice { get; set; }
 
     public long PartialCapacity => Partials?.Length ?? 0;
     public long CounterCapacity => Counters?.Length ?? 0;

@@ -3,20 +3,13 @@
 #pragma once
 #include "moe_common.cuh"
 
-// W is read once: stream it past L1. GV_LOAD_L2_256 (MOE_GROUPED_GEMM_GEMV_LOAD=l2_256, an A/B build of the GEMV): each
-// load also asks L2 to fetch the whole 256-byte block around it (a warp's 512-byte segment is two such blocks).
+// W is read once: stream it past L1.
 __device__ __forceinline__ uint4 load_stream(const void* p)
 {
     uint4 v;
-#ifdef GV_LOAD_L2_256
-    asm volatile("ld.global.nc.L1::no_allocate.L2::256B.v4.u32 {%0, %1, %2, %3}, [%4];"
-                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-                 : "l"(p));
-#else
     asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
                  : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
                  : "l"(p));
-#endif
     return v;
 }
 

@@ -41,9 +41,10 @@
 // Work: global m-tiles over the experts (expert e owns ceil(count_e / 128), tile m of e starts at row
 //   offsets[e] + 128 m, so its TMA box reads into the next expert's rows: they are loaded, never stored) times
 //   column tiles, visited in groups of GW_GROUP_M m-tiles so that the blocks running at once share W tiles in L2.
-//   tickets: the workspace's ints, zero between launches, or null (the order: wgmma_order.cuh). With them, by default,
-//   each block's producer claims its next item from tickets[0] (an atomic add) at its tile's last K step, so the blocks
-//   working at once stay on neighbouring items whatever their tiles cost and however late a block starts (the
+//   tickets: the workspace's ints, zero between launches, or null (the orders: wgmma_order.cuh; by default the host asks
+//   for auto, bounded or dynamic by the offsets). Dynamic: each block's producer claims its next item from tickets[0] (an
+//   atomic add) at its tile's last K step, so the blocks working at once stay on neighbouring items whatever their tiles
+//   cost and however late a block starts (the
 //   DeepSeek-V3 T = 8192 layer took 14.7-15.0 ms against 16.5-17.5 static, twentieth session; on its router's counts the
 //   static blocks drifted ~650 items apart and gate_up took 9.6 ms against 6.7, twenty-first session). The last block out
 //   zeroes the tickets. Null: the static order, block b taking items b, b + grid, b + 2 grid, ... Every order gives the
@@ -538,10 +539,12 @@ __device__ __forceinline__ void grouped_gemm_wgmma(const TmaDescriptor* mapX, co
         }
         const int mTilesTotal = total_expert_tiles(expertOffsets, experts, rows, GW_BM);
         const int work = mTilesTotal * nTiles;
+        const bool bounded = gw_bounds_drift(tickets, expertOffsets, experts, rows, GW_BM, mTilesTotal);
+        int* claims = bounded ? nullptr : tickets; // the dynamic order's tickets, else null (static, bounded)
         int stage = 0;
         moe_u32 phase = 0;
-        int claim = gw_first_item(tickets, lane, work);
-        int t = __shfl_sync(0xffffffffu, claim, 0);
+        int claim = gw_claim(claims, lane);
+        int t = claims != nullptr ? __shfl_sync(0xffffffffu, claim, 0) : blockIdx.x;
         while (t < work)
         {
             // Groups of GW_GROUP_M m-tiles: consecutive work items walk down the m-tiles of one column tile first.
@@ -576,11 +579,11 @@ __device__ __forceinline__ void grouped_gemm_wgmma(const TmaDescriptor* mapX, co
                     // claiming 4 steps earlier, or finding tiles in a table in shared memory instead of walking the offsets,
                     // changed nothing (twenty-first session).
                     if (ks == kSteps - 1)
-                        claim = gw_next_item(tickets, lane, work, t);
+                        claim = gw_claim(claims, lane);
                     gw_bar_wait(emptyBase + 8 * stage, phase ^ 1);
                     if (ks == 0)
                     {
-                        gw_item_starts(tickets, t);
+                        gw_item_starts(tickets, bounded, t);
 #ifdef GW_TRACE
                         stageTiles[stage] = GwTile{expert, rowBegin, rowEnd, nTile, only, t};
                         gwTrace[(long long)t * GW_TRACE_VALUES] = globaltimer_ns();
@@ -609,7 +612,7 @@ __device__ __forceinline__ void grouped_gemm_wgmma(const TmaDescriptor* mapX, co
                 }
             }
             __syncwarp();
-            t = __shfl_sync(0xffffffffu, claim, 0);
+            t = claims != nullptr ? __shfl_sync(0xffffffffu, claim, 0) : t + gridDim.x;
         }
         if (tickets != nullptr && lane == 0)
             gw_release_tickets(tickets);

@@ -81,6 +81,8 @@ public sealed class MoeWorkspace : IDisposable
                 DecodeBarrier = Own(a.Upload<int>([0])); // the kernel leaves it zero
             if (sharedExpertStream ?? SharedExpertStream.EnabledByDefault)
                 SharedStream = SharedExpertStream.For(weights, tokens);
+            // The routed GEMMs run beside the shared experts' stream: the wgmma kernel's blocks may start late.
+            SplitK.SharesDevice = SharedStream is not null;
         }
         catch
         {
@@ -169,6 +171,8 @@ public sealed class MoeWorkspace : IDisposable
         }
         SplitK = splitK;
         SharedStream = whole.SharedStream;
+        if (splitK is not null && SharedStream is not null)
+            splitK.SharesDevice = true;
         FusedDecodeMaxTokens = whole.FusedDecodeMaxTokens;
         DecodeBarrier = whole.DecodeBarrier;
     }

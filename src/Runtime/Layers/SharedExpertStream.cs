@@ -46,7 +46,9 @@ public sealed class SharedExpertStream : IDisposable
             stream = a.CreateStream();
             inputReady = a.CreateEvent();
             sharedReady = a.CreateEvent();
+            // Beside the routed path's kernels: the wgmma kernel's blocks may start late (GroupedGemmWorkspace.SharesDevice).
             var splitK = GroupedGemmWorkspace.For(a, GemmShapes(weights, tokens));
+            splitK.SharesDevice = true;
             return new SharedExpertStream(stream, inputReady, sharedReady, splitK);
         }
         catch
