@@ -310,21 +310,22 @@ public class GroupedGemmWgmmaTests
         Assert.Contains("MOE_GROUPED_GEMM_WGMMA_PRODUCER_REGS", Assert.Throws<ArgumentException>(() => GroupedGemmWgmma.ParseProducerRegisters(value)).Message);
 
     /// <summary>
-    /// Auto, the default, stays auto on a workspace of its own and is dynamic on one that shares the device with another
-    /// stream's kernels; an order asked for by name is kept either way.
+    /// Dynamic is the default. Auto stays auto on a workspace of its own and is dynamic on one that shares the device with
+    /// another stream's kernels; an order asked for by name is kept either way.
     /// </summary>
     [Fact]
     public void AutoIsDynamicOnAWorkspaceThatSharesTheDevice()
     {
         var gpu = Hopper(DType.BF16);
         using var workspace = GroupedGemmWorkspace.WithCapacity(gpu, 0, 0);
-        Assert.Equal(GroupedGemmWgmma.Schedule.Auto, GroupedGemmWgmma.DefaultSchedule);
-        Assert.Equal(GroupedGemmWgmma.Schedule.Auto, GroupedGemmWgmma.ScheduleFor(workspace));
-        workspace.SharesDevice = true;
         Assert.Equal(GroupedGemmWgmma.Schedule.Dynamic, GroupedGemmWgmma.ScheduleFor(workspace));
-        GroupedGemmWgmma.ScheduleOverride = GroupedGemmWgmma.Schedule.Bounded(1);
+        GroupedGemmWgmma.ScheduleOverride = GroupedGemmWgmma.Schedule.Auto;
         try
         {
+            Assert.Equal(GroupedGemmWgmma.Schedule.Auto, GroupedGemmWgmma.ScheduleFor(workspace));
+            workspace.SharesDevice = true;
+            Assert.Equal(GroupedGemmWgmma.Schedule.Dynamic, GroupedGemmWgmma.ScheduleFor(workspace));
+            GroupedGemmWgmma.ScheduleOverride = GroupedGemmWgmma.Schedule.Bounded(1);
             Assert.Equal(GroupedGemmWgmma.Schedule.Bounded(1), GroupedGemmWgmma.ScheduleFor(workspace));
         }
         finally

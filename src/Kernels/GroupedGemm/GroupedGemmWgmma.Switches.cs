@@ -201,7 +201,8 @@ public static partial class GroupedGemmWgmma
     /// <summary>
     /// The schedule of a call: with a workspace (the tickets live there), the override's, the environment's or
     /// <see cref="DefaultSchedule"/>, where auto is dynamic on a workspace that shares the device
-    /// (<see cref="GroupedGemmWorkspace.SharesDevice"/>); without one, static.
+    /// (<see cref="GroupedGemmWorkspace.SharesDevice"/>: a bounded block would wait for blocks that start late); without
+    /// one, static.
     /// </summary>
     internal static Schedule ScheduleFor(GroupedGemmWorkspace? workspace)
     {
@@ -212,16 +213,15 @@ public static partial class GroupedGemmWgmma
     }
 
     /// <summary>
-    /// The schedule where a workspace allows any: auto, the kernel's choice between bounded:1 (where at most 1 in 16 of a
-    /// call's m-tiles is an expert's only one) and dynamic. One H200, 2026-12-01 (twenty-second session, docs/PERFORMANCE.md),
-    /// isolated calls, bounded:1 against dynamic: Mixtral-8x7B T = 1024 gate_up 753 / 814 us, down 412 / 452, balanced
-    /// routing 624 / 705; Qwen3-30B-A3B T = 8192 gate_up 593 / 620; where experts have one m-tile (DeepSeek-V3 T = 1024,
-    /// Qwen3 T = 1024) or the routing mixes such experts with large ones (the DeepSeek-V3 layer's T = 8192 router: gate_up
-    /// 7212 / 6944) dynamic is faster, and auto picks it. On a workspace beside another stream's kernels (the layer's
-    /// shared experts) a bounded block would wait for blocks that start late, so auto is dynamic there: the DeepSeek-V3
-    /// T = 8192 layer took 14.7-15.0 ms dynamic against 16.5-17.5 static (twentieth session).
+    /// The schedule where a workspace allows any: dynamic. In the layer, whose shared experts run beside the routed ones on
+    /// a second stream, a static block that starts late keeps its items. One H200, 2026-12-01 (twentieth session,
+    /// docs/PERFORMANCE.md), dynamic / static: the DeepSeek-V3 T = 8192 layer 14.69-14.97 / 16.54-17.52 ms. Auto (twenty-second
+    /// session) was faster on isolated calls whose experts all have several m-tiles (Mixtral-8x7B T = 1024: gate_up+silu 826
+    /// against 872 us, down 427 against 449, random routing, two processes; DeepSeek-V3 T = 8192 gate_up 1-4%) and slower
+    /// on Qwen3-30B-A3B T = 8192 gate_up and down (2%), but not in the Mixtral-8x7B T = 1024 layer: 1515-1717 us against
+    /// 1487-1644 dynamic over six alternating pairs. So dynamic stays; auto and bounded:D remain for A/B runs.
     /// </summary>
-    internal static Schedule DefaultSchedule => Schedule.Auto;
+    internal static Schedule DefaultSchedule => Schedule.Dynamic;
 
     /// <summary>Tests and the sweep: this schedule instead of the environment's or the default (calls without a workspace stay static).</summary>
     internal static Schedule? ScheduleOverride { get; set; }

@@ -41,8 +41,8 @@
 // Work: global m-tiles over the experts (expert e owns ceil(count_e / 128), tile m of e starts at row
 //   offsets[e] + 128 m, so its TMA box reads into the next expert's rows: they are loaded, never stored) times
 //   column tiles, visited in groups of GW_GROUP_M m-tiles so that the blocks running at once share W tiles in L2.
-//   tickets: the workspace's ints, zero between launches, or null (the orders: wgmma_order.cuh; by default the host asks
-//   for auto, bounded or dynamic by the offsets). Dynamic: each block's producer claims its next item from tickets[0] (an
+//   tickets: the workspace's ints, zero between launches, or null (the orders: wgmma_order.cuh; the host asks for dynamic
+//   unless switched to bounded or auto). Dynamic: each block's producer claims its next item from tickets[0] (an
 //   atomic add) at its tile's last K step, so the blocks working at once stay on neighbouring items whatever their tiles
 //   cost and however late a block starts (the
 //   DeepSeek-V3 T = 8192 layer took 14.7-15.0 ms against 16.5-17.5 static, twentieth session; on its router's counts the

@@ -9,7 +9,8 @@
 //     only one, else dynamic; every block reads the same offsets, so all choose alike. Why: the static placement runs an
 //     expert's m-tiles of one column tile, which share W, on neighbouring SMs at the same time, which the dynamic claims
 //     scatter (up to 13% on Mixtral-8x7B T = 1024); but an expert's only tile streams its W alone and costs more than its
-//     neighbours, and a bounded block waits for the round's slowest (twenty-second session, docs/PERFORMANCE.md).
+//     neighbours, and a bounded block waits for the round's slowest (twenty-second session, docs/PERFORMANCE.md). Auto
+//     won isolated calls (Mixtral-8x7B T = 1024 by 3-8%) but not the Mixtral layer, so the host's default is dynamic.
 // tickets[1] counts the blocks done asking; the last zeroes both for the next launch (gw_release_tickets).
 #pragma once
 #include "moe_common.cuh"
