@@ -59,11 +59,9 @@ internal static class GroupedGemmSweep
     private static void RunModel(Accelerator accelerator, Model model, int[] tokenCounts, double bandwidth, List<SweepRow> rows)
     {
         int h = model.Hidden, i = model.Intermediate, e = model.Experts;
-        using var gateUp = accelerator.Allocate<BFloat16>((long)e * 2 * i * h);
-        using var down = accelerator.Allocate<BFloat16>((long)e * h * i);
-        // Values do not change the timing; a device fill avoids moving 15 GB from the host.
-        gateUp.Fill((BFloat16)0.01f);
-        down.Fill((BFloat16)(-0.02f));
+        var (gateUp, down) = RandomWeights ? RandomExpertWeights(accelerator, model) : ConstantWeights(accelerator, model);
+        using var releaseGateUp = gateUp;
+        using var releaseDown = down;
         foreach (int tokens in tokenCounts)
         {
             int rowCount = tokens * model.TopK;
@@ -197,6 +195,36 @@ internal static class GroupedGemmSweep
             if (row is not null)
                 rows.Add(row);
         }
+    }
+
+    /// <summary>
+    /// MOE_SWEEP_WEIGHTS=constant|random (default constant, as bench/reference/grouped_gemm.py's default): random gives the
+    /// experts the layer bench's random values (DeviceMoeWeights, made on the host: slow for DeepSeek-V3). The values do not
+    /// change a memory-bound call, but a compute-bound one draws more power on random operands.
+    /// </summary>
+    private static readonly bool RandomWeights = Environment.GetEnvironmentVariable("MOE_SWEEP_WEIGHTS")?.Trim() switch
+    {
+        null or "" or "constant" => false,
+        "random" => true,
+        var value => throw new ArgumentException($"MOE_SWEEP_WEIGHTS='{value}': expected constant (0.01 and -0.02 everywhere) or random"),
+    };
+
+    /// <summary>gate_up 0.01 and down -0.02 everywhere: a device fill, no 15 GB from the host.</summary>
+    private static (MemoryBuffer<BFloat16> GateUp, MemoryBuffer<BFloat16> Down) ConstantWeights(Accelerator accelerator, Model model)
+    {
+        var gateUp = accelerator.Allocate<BFloat16>((long)model.Experts * 2 * model.Intermediate * model.Hidden);
+        var down = accelerator.Allocate<BFloat16>((long)model.Experts * model.Hidden * model.Intermediate);
+        gateUp.Fill((BFloat16)0.01f);
+        down.Fill((BFloat16)(-0.02f));
+        return (gateUp, down);
+    }
+
+    /// <summary>The layer preset's random experts (seed 2026), as <c>moe bench layer</c> makes them.</summary>
+    private static (MemoryBuffer<BFloat16> GateUp, MemoryBuffer<BFloat16> Down) RandomExpertWeights(Accelerator accelerator, Model model)
+    {
+        var config = MoeRuntime.Runtime.Models.LayerPresets.Get(model.Name);
+        var (gateUp, down) = MoeRuntime.Runtime.Layers.DeviceMoeWeights.RandomExperts(accelerator, config, DType.BF16, 2026, [.. Enumerable.Range(0, model.Experts)]);
+        return ((MemoryBuffer<BFloat16>)gateUp, (MemoryBuffer<BFloat16>)down);
     }
 
     /// <summary>The m-tile map of <paramref name="offsets"/> (Permute's CPU twin writes it), on the device.</summary>

@@ -62,6 +62,10 @@ def median_ms(fn, graph, inner):
     return sorted(times)[len(times) // 2]
 
 
+# MOE_SWEEP_WEIGHTS=random: random expert weights instead of constants (a compute-bound call draws more power on them).
+RANDOM_WEIGHTS = os.environ.get("MOE_SWEEP_WEIGHTS", "constant").strip() == "random"
+
+
 def main():
     device = torch.device("cuda")
     name = torch.cuda.get_device_name()
@@ -72,6 +76,10 @@ def main():
     for model, h, i, e, k in [m for m in MODELS if wanted_model(m[0])]:
         gate_up = torch.full((e, 2 * i, h), 0.01, dtype=torch.bfloat16, device=device)
         down = torch.full((e, h, i), -0.02, dtype=torch.bfloat16, device=device)
+        if RANDOM_WEIGHTS:  # uniform in +-1/sqrt(fan-in), as the layer bench's weights; an expert at a time
+            for j in range(e):
+                gate_up[j].uniform_(-h ** -0.5, h ** -0.5)
+                down[j].uniform_(-i ** -0.5, i ** -0.5)
         for tokens in [t for t in TOKENS if wanted_tokens(t)]:
             rows = tokens * k
             offsets, active = routing_offsets(tokens, k, e, 1234 + tokens)
