@@ -44,10 +44,9 @@
 //   tickets: the workspace's ints, zero between launches, or null (the orders: wgmma_order.cuh; the host asks for dynamic
 //   unless switched to bounded or auto). Dynamic: each block's producer claims its next item from tickets[0] (an
 //   atomic add) at its tile's last K step, so the blocks working at once stay on neighbouring items whatever their tiles
-//   cost and however late a block starts (the
-//   DeepSeek-V3 T = 8192 layer took 14.7-15.0 ms against 16.5-17.5 static, twentieth session; on its router's counts the
-//   static blocks drifted ~650 items apart and gate_up took 9.6 ms against 6.7, twenty-first session). The last block out
-//   zeroes the tickets. Null: the static order, block b taking items b, b + grid, b + 2 grid, ... Every order gives the
+//   cost and however late a block starts (the DeepSeek-V3 T = 8192 layer took 14.7-15.0 ms against 16.5-17.5 static,
+//   twentieth session; on its router's counts the static blocks drifted ~650 items apart and gate_up took 9.6 ms against
+//   6.7, twenty-first session). The last block out zeroes the tickets. Null: the static order, block b taking items b, b + grid, b + 2 grid, ... Every order gives the
 //   same bits (a tile is computed the same wherever it runs). Calls that share tickets must not run at the same time.
 //   Where an item runs matters as well as when (twenty-first session, docs/PERFORMANCE.md): the static order puts
 //   neighbouring items (an expert's m-tiles of one column tile, which share W) on neighbouring blocks, 2j and 2j + 1

@@ -5,6 +5,9 @@
 //   (default) dynamic: tickets[0] counts the items handed out; a block takes the next one as it is about to be free.
 //   GW_ORDER_BOUNDED=D: bounded, the static order, but a block starts its item of round j (item b + j grid) only once
 //     (j - D + 1) grid items have started (tickets[0] counts them): no block runs more than D rounds ahead of the last.
+//     It needs every block of the grid on an SM at some point while the others wait: where fewer SMs are granted than the
+//     device has (an MPS thread limit, a green context), the early blocks would wait for blocks that cannot start until
+//     they exit, and the hang trap (GW_HANG_TRAP) fails the launch after 4 s. An A/B order only, for that and for its speed.
 //   GW_ORDER_AUTO (with GW_ORDER_BOUNDED=D): bounded where at most 1 in GW_ORDER_AUTO_SHARE of the m-tiles is an expert's
 //     only one, else dynamic; every block reads the same offsets, so all choose alike. Why: the static placement runs an
 //     expert's m-tiles of one column tile, which share W, on neighbouring SMs at the same time, which the dynamic claims
