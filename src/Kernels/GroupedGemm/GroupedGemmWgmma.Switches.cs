@@ -218,8 +218,8 @@ public static partial class GroupedGemmWgmma
     /// docs/PERFORMANCE.md), dynamic / static: the DeepSeek-V3 T = 8192 layer 14.69-14.97 / 16.54-17.52 ms. Auto (twenty-second
     /// session) was faster on isolated calls whose experts all have several m-tiles (Mixtral-8x7B T = 1024: gate_up+silu 826
     /// against 872 us, down 427 against 449, random routing, two processes; DeepSeek-V3 T = 8192 gate_up 1-4%) and slower
-    /// on Qwen3-30B-A3B T = 8192 gate_up and down (2%), but not in the Mixtral-8x7B T = 1024 layer: 1515-1717 us against
-    /// 1487-1644 dynamic over six alternating pairs. So dynamic stays; auto and bounded:D remain for A/B runs.
+    /// on Qwen3-30B-A3B T = 8192 gate_up and down (2%), but not in the Mixtral-8x7B T = 1024 layer: 1515-1767 us against
+    /// 1487-1751 dynamic over ten alternating pairs in three calls. So dynamic stays; auto and bounded:D remain for A/B runs.
     /// </summary>
     internal static Schedule DefaultSchedule => Schedule.Dynamic;
 
