@@ -17,9 +17,9 @@ internal static class WgmmaOrders
             : null;
 
     /// <summary>Each order's row, the orders alternating over two passes (so that a drifting clock or heat lands on all).</summary>
-    public static List<SweepRow> MeasureEach(GroupedGemmWgmma.Schedule[] orders, Func<string, SweepRow> measure, string name)
+    public static List<T> MeasureEach<T>(GroupedGemmWgmma.Schedule[] orders, Func<string, T> measure, string name)
     {
-        var rows = new List<SweepRow>();
+        var rows = new List<T>();
         for (int pass = 0; pass < 2; pass++)
             foreach (var order in orders)
             {

@@ -126,7 +126,7 @@ internal static class GroupedGemmSweep
             {
                 if (gemv)
                     GemvTrace.Print(accelerator, $"{model.Name} {call} {shape}", enqueue);
-                else if (forced is null && tile == "tile " + GroupedGemmWgmma.VariantName)
+                else if (forced is null && wgmmaRows)
                     WgmmaTrace.Write(accelerator, $"{model.Name} {call} T={tokens}", enqueue);
             }
             if (Environment.GetEnvironmentVariable("MOE_SWEEP_FUSED_FIRST") == "1")

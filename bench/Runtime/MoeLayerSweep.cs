@@ -96,36 +96,35 @@ internal static class MoeLayerSweep
                     next = (next + 1) % layers.Length;
                     layers[l].Forward(hidden, output, workspaces[l], stream);
                 }
-                SweepRow Measure(string name)
+                (string Name, double Ms, string Timing) Time(string name)
                 {
                     double ms = DeviceTimer.MedianMs(accelerator, Forward, warmup: 3, samples: cpu ? 5 : 20, inner: both ? 10 : 1, useGraph: both);
-                    string timing = both ? "cuda graph" : "eager";
-                    if (both)
-                    {
-                        double eagerMs = DeviceTimer.MedianMs(accelerator, Forward, warmup: 3, samples: 20, inner: 1);
-                        timing = eagerMs < ms ? $"eager (graph {ms:F3} ms)" : $"cuda graph (eager {eagerMs:F3} ms)";
-                        ms = Math.Min(ms, eagerMs);
-                    }
-                    // The floor counts the experts this routing really hit (random routers are not uniform).
-                    int active = workspace.RoutedCounts.ToArray().Count(c => c > 0);
-                    long bytes = LayerPresets.ActiveWeightBytes(config, (double)active, DType.BF16);
-                    double flops = 2.0 * 3 * h * ((double)tokens * config.TopK * config.MoeIntermediateSize + (double)tokens * config.SharedIntermediateSize);
-                    double floorMs = Math.Max(bytes / bandwidth, flops / DenseBf16Flops) * 1e3;
-                    if (layer.RunsFusedDecode(workspace))
-                    {
-                        DecodeTrace.Print(accelerator, $"{preset} T={tokens}", Forward); // MOE_DECODE_TRACE=1 only
-                        timing += ", fused decode kernel";
-                    }
-                    if (layers.Length > 1)
-                        timing += $", {layers.Length} layers cycled";
-                    if (slice > 1)
-                        timing += $", one TP rank's slice of {slice}";
-                    return new SweepRow(name, $"T={tokens} H={h} I={config.MoeIntermediateSize} E={config.NumExperts} k={config.TopK} active={active}",
-                        ms, bytes, flops, floorMs, timing);
+                    if (!both)
+                        return (name, ms, "eager");
+                    double eagerMs = DeviceTimer.MedianMs(accelerator, Forward, warmup: 3, samples: 20, inner: 1);
+                    return (name, Math.Min(ms, eagerMs), eagerMs < ms ? $"eager (graph {ms:F3} ms)" : $"cuda graph (eager {eagerMs:F3} ms)");
                 }
                 // MOE_SWEEP_SCHEDULES: the layer under each wgmma work order, alternating (WgmmaOrders).
-                rows.AddRange(WgmmaOrders.FromEnvironment is { } orders && !cpu
-                    ? WgmmaOrders.MeasureEach(orders, Measure, $"{preset} layer") : [Measure($"{preset} layer")]);
+                var times = WgmmaOrders.FromEnvironment is { } orders && !cpu
+                    ? WgmmaOrders.MeasureEach(orders, Time, $"{preset} layer") : [Time($"{preset} layer")];
+                // The floor counts the experts this routing really hit (random routers are not uniform); every order routes alike.
+                int active = workspace.RoutedCounts.ToArray().Count(c => c > 0);
+                long bytes = LayerPresets.ActiveWeightBytes(config, (double)active, DType.BF16);
+                double flops = 2.0 * 3 * h * ((double)tokens * config.TopK * config.MoeIntermediateSize + (double)tokens * config.SharedIntermediateSize);
+                double floorMs = Math.Max(bytes / bandwidth, flops / DenseBf16Flops) * 1e3;
+                string notes = "";
+                if (layer.RunsFusedDecode(workspace))
+                {
+                    DecodeTrace.Print(accelerator, $"{preset} T={tokens}", Forward); // MOE_DECODE_TRACE=1 only
+                    notes += ", fused decode kernel";
+                }
+                if (layers.Length > 1)
+                    notes += $", {layers.Length} layers cycled";
+                if (slice > 1)
+                    notes += $", one TP rank's slice of {slice}";
+                foreach (var (name, ms, timing) in times)
+                    rows.Add(new SweepRow(name, $"T={tokens} H={h} I={config.MoeIntermediateSize} E={config.NumExperts} k={config.TopK} active={active}",
+                        ms, bytes, flops, floorMs, timing + notes));
             }
         }
         return rows;
