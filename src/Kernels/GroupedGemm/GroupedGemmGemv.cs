@@ -186,6 +186,38 @@ public static class GroupedGemmGemv
     };
 
     /// <summary>
+    /// MOE_GROUPED_GEMM_GEMV_ROTATE=off|on (default off), for A/B runs: on (-DGV_ROTATE), each warp group starts its walk over
+    /// K at its own 512-byte segment (its index in the grid mod the segments) and wraps, so the GPU's warps read every offset
+    /// of their W rows at once instead of the same one. Sums in another order: every entry alike, so they still agree.
+    /// </summary>
+    internal static bool RotatedWalk => RotateSetting.Value;
+
+    private static readonly EnvironmentSetting<bool> RotateSetting = new("MOE_GROUPED_GEMM_GEMV_ROTATE", ParseRotate);
+
+    internal static bool ParseRotate(string? value) => value?.Trim() switch
+    {
+        null or "" or "off" => false,
+        "on" => true,
+        _ => throw new ArgumentException($"MOE_GROUPED_GEMM_GEMV_ROTATE='{value}': expected off or on"),
+    };
+
+    /// <summary>
+    /// MOE_GROUPED_GEMM_GEMV_SPREAD=off|on (default off), for A/B runs: on (-DGV_SPREAD_COLS), a warp group's output columns
+    /// are j x groups + its index instead of side by side, so its W rows lie far apart in memory (Qwen3-30B-A3B's gate_up:
+    /// 1.5 MB) rather than in one 16 KB run. Each column's sum is the same, so the bits are too.
+    /// </summary>
+    internal static bool SpreadColumns => SpreadSetting.Value;
+
+    private static readonly EnvironmentSetting<bool> SpreadSetting = new("MOE_GROUPED_GEMM_GEMV_SPREAD", ParseSpread);
+
+    internal static bool ParseSpread(string? value) => value?.Trim() switch
+    {
+        null or "" or "off" => false,
+        "on" => true,
+        _ => throw new ArgumentException($"MOE_GROUPED_GEMM_GEMV_SPREAD='{value}': expected off or on"),
+    };
+
+    /// <summary>
     /// X rows per W pass (m-tile rows) for a call: 4 when rows &lt;= experts (the T = 1 kernel as it was) or when
     /// <paramref name="maxRows"/> is 4, else 8; and 1 instead of 4 where the caller bounds every expert's rows at 1
     /// (<paramref name="maxRowsPerExpert"/>: GroupedGemmOptions.MaxRowsPerExpert) and <see cref="SingleRowEnabled"/>. A forced
@@ -354,7 +386,7 @@ public static class GroupedGemmGemv
 
     private static string[] BuildCompileOptions()
     {
-        var options = new List<string>([.. UnrollOptions ?? [], .. SingleUnrollOptions ?? []]);
+        var options = new List<string>([.. UnrollOptions ?? [], .. SingleUnrollOptions ?? [], .. SingleMinBlocksOptions ?? [], .. SingleRowWalkOptions ?? []]);
         if (ExpertTilesWalk.IsParallel)
             options.Add(ExpertTilesWalk.ParallelOption);
         if (MinBlocks != 1)
@@ -363,6 +395,10 @@ public static class GroupedGemmGemv
             options.Add("-DGV_BLOCK_TILE_SEARCH");
         if (TileInnerOrder)
             options.Add("-DGV_TILE_INNER");
+        if (RotatedWalk)
+            options.Add("-DGV_ROTATE");
+        if (SpreadColumns)
+            options.Add("-DGV_SPREAD_COLS");
         return [.. options];
     }
 
@@ -398,6 +434,40 @@ public static class GroupedGemmGemv
         null or "" => null,
         "1" or "2" or "3" or "4" => [$"-DGV1_UNROLL={value.Trim()}"],
         _ => throw new ArgumentException($"MOE_GROUPED_GEMM_GEMV1_UNROLL='{value}': expected 1 to 4 segments in flight"),
+    };
+
+    /// <summary>
+    /// MOE_GROUPED_GEMM_GEMV1_MIN_BLOCKS=1..4: the 1-row entry's launch bound in blocks an SM (GV1_MIN_BLOCKS; the kernel's 4
+    /// when unset, 64 registers), for A/B runs where a one-wave grid holds fewer (Qwen3-30B-A3B's gate_up at T = 1: 3 an SM,
+    /// room for 80 registers, so 2 segments in flight without spills). Read on first use; a bad value is the
+    /// ArgumentException naming it.
+    /// </summary>
+    internal static string[]? SingleMinBlocksOptions => SingleMinBlocksSetting.Value;
+
+    private static readonly EnvironmentSetting<string[]?> SingleMinBlocksSetting = new("MOE_GROUPED_GEMM_GEMV1_MIN_BLOCKS", ParseSingleMinBlocks);
+
+    internal static string[]? ParseSingleMinBlocks(string? value) => value?.Trim() switch
+    {
+        null or "" => null,
+        "1" or "2" or "3" or "4" => [$"-DGV1_MIN_BLOCKS={value.Trim()}"],
+        _ => throw new ArgumentException($"MOE_GROUPED_GEMM_GEMV1_MIN_BLOCKS='{value}': expected 1 to 4 blocks an SM"),
+    };
+
+    /// <summary>
+    /// MOE_GROUPED_GEMM_GEMV1_ROW_WALK=1..8: the 1-row entry streams a warp's W rows one after the other, this many 512-byte
+    /// segments of one row in flight (GV1_ROW_WALK), instead of one segment of each of its rows; the same sums in the same
+    /// order. For A/B runs of DRAM locality (2 KB of one row a step at 4). Read on first use; a bad value is the
+    /// ArgumentException naming it.
+    /// </summary>
+    internal static string[]? SingleRowWalkOptions => SingleRowWalkSetting.Value;
+
+    private static readonly EnvironmentSetting<string[]?> SingleRowWalkSetting = new("MOE_GROUPED_GEMM_GEMV1_ROW_WALK", ParseSingleRowWalk);
+
+    internal static string[]? ParseSingleRowWalk(string? value) => value?.Trim() switch
+    {
+        null or "" => null,
+        var v when int.TryParse(v, out int segments) && segments is >= 1 and <= 8 => [$"-DGV1_ROW_WALK={segments}"],
+        _ => throw new ArgumentException($"MOE_GROUPED_GEMM_GEMV1_ROW_WALK='{value}': expected 1 to 8 segments of one W row in flight"),
     };
 
     /// <summary>

@@ -72,6 +72,18 @@
 #endif
 
 
+// Output column j of the warp group whose first column is col0 (groups of colsPerGroup columns). GV_SPREAD_COLS
+// (MOE_GROUPED_GEMM_GEMV_SPREAD=on, for A/B): column j * groups + col0 / colsPerGroup instead of col0 + j, so a group's W
+// rows lie groups rows apart (Qwen3 gate_up: 1.5 MB) instead of side by side; each column's sum is the same.
+__device__ __forceinline__ int gv_column(int col0, int j, int outCols, int colsPerGroup)
+{
+#ifdef GV_SPREAD_COLS
+    return j * ((outCols + colsPerGroup - 1) / colsPerGroup) + col0 / colsPerGroup;
+#else
+    return col0 + j;
+#endif
+}
+
 // The epilogue of a tile: lane r of a group's first warp adds the group's kSplit partial sums (in warp order) for
 // output row rowBegin + r and writes its columns (plain: col0 .. col0 + GV_WROWS - 1; fused: silu(gate) * up of
 // col0 .. col0 + GV_WROWS / 2 - 1).
@@ -93,15 +105,15 @@ __device__ __forceinline__ void gemv_write(bool fused, int outCols, int col0, in
     {
 #pragma unroll
         for (int j = 0; j < GV_WROWS / 2; j++)
-            if (col0 + j < outCols)
-                yRow[col0 + j] = from_float<TOut>(gv_silu(sum[j]) * sum[GV_WROWS / 2 + j] * scale);
+            if (gv_column(col0, j, outCols, GV_WROWS / 2) < outCols)
+                yRow[gv_column(col0, j, outCols, GV_WROWS / 2)] = from_float<TOut>(gv_silu(sum[j]) * sum[GV_WROWS / 2 + j] * scale);
     }
     else
     {
 #pragma unroll
         for (int q = 0; q < GV_WROWS; q++)
-            if (col0 + q < outCols)
-                yRow[col0 + q] = from_float<TOut>(sum[q] * scale);
+            if (gv_column(col0, q, outCols, GV_WROWS) < outCols)
+                yRow[gv_column(col0, q, outCols, GV_WROWS)] = from_float<TOut>(sum[q] * scale);
     }
 }
 
@@ -115,7 +127,7 @@ __device__ __forceinline__ void gv_w_rows(const TIn* __restrict__ w, int expert,
 #pragma unroll
     for (int q = 0; q < GV_WROWS; q++)
     {
-        int col = fused ? col0 + q % (GV_WROWS / 2) : col0 + q;
+        int col = fused ? gv_column(col0, q % (GV_WROWS / 2), outCols, GV_WROWS / 2) : gv_column(col0, q, outCols, GV_WROWS);
         int row = fused ? (q < GV_WROWS / 2 ? col : outCols + col) : col;
         live[q] = col < outCols;
         wRow[q] = w + ((long long)expert * n + (live[q] ? row : 0)) * k;
@@ -205,6 +217,69 @@ __device__ __forceinline__ void gv_tile_of(const int* __restrict__ expertOffsets
         GV_STAMP(1);
 }
 
+#ifdef GV1_ROW_WALK
+// The 1-row entry's walk over W (MOE_GROUPED_GEMM_GEMV1_ROW_WALK=S, for A/B): a warp streams its W rows one after the
+// other, S 512-byte segments of one row in flight (at S = 4, 2 KB of one row a step), where the default walk keeps one
+// segment of each of its GV_WROWS rows in flight (four 512-byte pieces 4 KB apart at K = 2048). Each accumulator sums
+// the same products in the same order, so the bits are the default walk's; a row that is not live is skipped.
+template <int ROWS, typename TIn>
+__device__ __forceinline__ void gv_row_walk(const TIn* __restrict__ x, int rowBegin, int k, int kSplit,
+                                            const TIn* (&wRow)[GV_WROWS], bool (&live)[GV_WROWS],
+                                            float (&acc)[GV_WROWS][ROWS] GV_TRACE_PARAM)
+{
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, part = warp % kSplit;
+    const int chunks = k / 8, stride = 32 * kSplit;
+    const uint4* xRow = reinterpret_cast<const uint4*>(x + (long long)rowBegin * k);
+#ifdef GV_TRACE
+    bool firstLoads = true;
+    __shared__ volatile unsigned gvWalkSink;
+#endif
+#pragma unroll
+    for (int q = 0; q < GV_WROWS; q++)
+    {
+        if (!live[q])
+            continue;
+        for (int base = part * 32 + lane; base < chunks; base += stride * GV1_ROW_WALK)
+        {
+            uint4 wv[GV1_ROW_WALK];
+#pragma unroll
+            for (int u = 0; u < GV1_ROW_WALK; u++)
+            {
+                const int c = base + u * stride;
+                wv[u] = c < chunks ? load_stream(wRow[q] + 8 * c) : make_uint4(0, 0, 0, 0);
+            }
+#ifdef GV_TRACE
+            if (firstLoads && threadIdx.x == 0)
+            {
+                gvWalkSink = wv[0].x ^ wv[GV1_ROW_WALK - 1].w;
+                __threadfence_block();
+                GV_STAMP(2);
+            }
+            firstLoads = false;
+#endif
+#pragma unroll
+            for (int u = 0; u < GV1_ROW_WALK; u++)
+            {
+                const int c = base + u * stride;
+                if (c >= chunks)
+                    break;
+                float wf[8], xf[8];
+                unpack8((const TIn*)nullptr, wv[u], wf);
+                unpack8((const TIn*)nullptr, __ldg(xRow + c), xf);
+#pragma unroll
+                for (int e = 0; e < 8; e++)
+                    acc[q][0] = fmaf(wf[e], xf[e], acc[q][0]);
+            }
+        }
+    }
+}
+#endif
+
+#ifdef GV_ROTATE
+// s mod segments for s < 2 segments.
+__device__ __forceinline__ int gv_wrap(int s, int segments) { return s >= segments ? s - segments : s; }
+#endif
+
 // One pass of the block's warp groups over their W rows of `expert` (column block columnBlock) against X rows
 // rowBegin .. rowEnd - 1 (1 .. ROWS of them), written to y. UNROLL: 512-byte segments of each W row a warp has in flight.
 // A caller that runs another pass synchronises first: the writers still read `partial`.
@@ -240,13 +315,31 @@ __device__ __forceinline__ void gemv_pass(const TIn* __restrict__ x, const TIn* 
 
     const int chunks = k / 8; // 16-byte chunks per row
     const int stride = 32 * kSplit;
+#ifdef GV1_ROW_WALK
+    if (ROWS == 1)
+        gv_row_walk<ROWS, TIn>(x, rowBegin, k, kSplit, wRow, live, acc GV_TRACE_ARG);
+    else
+#endif
+#ifdef GV_ROTATE
+    // GV_ROTATE (MOE_GROUPED_GEMM_GEMV_ROTATE=on, for A/B): a warp group starts its walk at segment (its index in the grid)
+    // mod segments and wraps, so at any moment the GPU's warps read every 512-byte offset of their rows, not the same one.
+    // The sums' order changes with it (every entry alike, so the entries still agree bit for bit).
+    const int segments = (chunks + stride - 1) / stride;
+    const int rotation = (int)((blockIdx.x * (unsigned)(GV_WARPS / kSplit) + group) % (unsigned)segments);
+#define GV_CHUNK(u) (s0 + (u) < segments ? part * 32 + lane + gv_wrap(s0 + (u) + rotation, segments) * stride : chunks)
+#define GV_PAST_CHUNKS continue
+    for (int s0 = 0; s0 < segments; s0 += UNROLL)
+#else
+#define GV_CHUNK(u) (base + (u) * stride)
+#define GV_PAST_CHUNKS break
     for (int base = part * 32 + lane; base < chunks; base += stride * UNROLL)
+#endif
     {
         uint4 wv[UNROLL][GV_WROWS];
 #pragma unroll
         for (int u = 0; u < UNROLL; u++)
         {
-            const int c = base + u * stride;
+            const int c = GV_CHUNK(u);
 #pragma unroll
             for (int q = 0; q < GV_WROWS; q++)
                 wv[u][q] = live[q] && c < chunks ? load_stream(wRow[q] + 8 * c) : make_uint4(0, 0, 0, 0);
@@ -254,9 +347,9 @@ __device__ __forceinline__ void gemv_pass(const TIn* __restrict__ x, const TIn* 
 #pragma unroll
         for (int u = 0; u < UNROLL; u++)
         {
-            const int c = base + u * stride;
+            const int c = GV_CHUNK(u);
             if (c >= chunks)
-                break;
+                GV_PAST_CHUNKS;
 #ifdef GV_TRACE
             if (firstLoads && threadIdx.x == 0)
             {
@@ -319,6 +412,8 @@ __device__ __forceinline__ void gemv_pass(const TIn* __restrict__ x, const TIn* 
             }
         }
     }
+#undef GV_CHUNK
+#undef GV_PAST_CHUNKS
     GV_STAMP(3);
 
 #pragma unroll
@@ -494,8 +589,13 @@ __device__ __forceinline__ void gv_prefetch_w(const TIn* __restrict__ w, const i
 #endif
 
 // The 1-row entry: 4 blocks an SM (64 registers), the 4-row entry's tiles and map (so its prefetch too).
+// GV1_MIN_BLOCKS (MOE_GROUPED_GEMM_GEMV1_MIN_BLOCKS=1..4, for A/B): another bound, so more segments in flight
+// (GV1_UNROLL, GV1_ROW_WALK) fit without spills where the grid is one wave of fewer blocks an SM (Qwen3 gate_up: 3).
+#ifndef GV1_MIN_BLOCKS
+#define GV1_MIN_BLOCKS 4
+#endif
 #define GV_ENTRY1(SUFFIX, TIN, TOUT)                                                                                     \
-    extern "C" __global__ void __launch_bounds__(GV_WARPS * 32, 4) grouped_gemm_gemv1_##SUFFIX(                          \
+    extern "C" __global__ void __launch_bounds__(GV_WARPS * 32, GV1_MIN_BLOCKS) grouped_gemm_gemv1_##SUFFIX(             \
         const TIN* __restrict__ x, const TIN* __restrict__ w, const int* __restrict__ expertOffsets,                        \
         const float* __restrict__ rowScale, TOUT* __restrict__ y, int rows, int n, int k, int experts, int fused, int kSplit \
         GV_MAP_PARAM GV_PREFETCH_PARAM GV_TRACE_PARAM)                                                                       \
