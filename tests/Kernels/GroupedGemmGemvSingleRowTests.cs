@@ -133,6 +133,9 @@ public class GroupedGemmGemvSingleRowTests
         Assert.False(GroupedGemmGemv.ParseSpread(""));
         Assert.True(GroupedGemmGemv.ParseSpread("on"));
         Assert.Contains("MOE_GROUPED_GEMM_GEMV_SPREAD", Assert.Throws<ArgumentException>(() => GroupedGemmGemv.ParseSpread("yes")).Message);
+        Assert.False(GroupedGemmGemv.ParseEvict(null));
+        Assert.True(GroupedGemmGemv.ParseEvict("first"));
+        Assert.Contains("MOE_GROUPED_GEMM_GEMV_EVICT", Assert.Throws<ArgumentException>(() => GroupedGemmGemv.ParseEvict("last")).Message);
     }
 
     [Theory]

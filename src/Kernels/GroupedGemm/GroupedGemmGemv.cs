@@ -218,6 +218,21 @@ public static class GroupedGemmGemv
     };
 
     /// <summary>
+    /// MOE_GROUPED_GEMM_GEMV_EVICT=normal|first (default normal), for A/B runs: first (-DGV_EVICT_FIRST), the W loads carry an
+    /// L2 evict-first policy, so a call's W stream leaves the small data it and its neighbours read (the tile map, X) in L2.
+    /// </summary>
+    internal static bool EvictFirst => EvictSetting.Value;
+
+    private static readonly EnvironmentSetting<bool> EvictSetting = new("MOE_GROUPED_GEMM_GEMV_EVICT", ParseEvict);
+
+    internal static bool ParseEvict(string? value) => value?.Trim() switch
+    {
+        null or "" or "normal" => false,
+        "first" => true,
+        _ => throw new ArgumentException($"MOE_GROUPED_GEMM_GEMV_EVICT='{value}': expected normal or first"),
+    };
+
+    /// <summary>
     /// X rows per W pass (m-tile rows) for a call: 4 when rows &lt;= experts (the T = 1 kernel as it was) or when
     /// <paramref name="maxRows"/> is 4, else 8; and 1 instead of 4 where the caller bounds every expert's rows at 1
     /// (<paramref name="maxRowsPerExpert"/>: GroupedGemmOptions.MaxRowsPerExpert) and <see cref="SingleRowEnabled"/>. A forced
@@ -399,6 +414,8 @@ public static class GroupedGemmGemv
             options.Add("-DGV_ROTATE");
         if (SpreadColumns)
             options.Add("-DGV_SPREAD_COLS");
+        if (EvictFirst)
+            options.Add("-DGV_EVICT_FIRST");
         return [.. options];
     }
 

@@ -320,6 +320,15 @@ __device__ __forceinline__ void gemv_pass(const TIn* __restrict__ x, const TIn* 
         gv_row_walk<ROWS, TIn>(x, rowBegin, k, kSplit, wRow, live, acc GV_TRACE_ARG);
     else
 #endif
+#ifdef GV_EVICT_FIRST
+    // GV_EVICT_FIRST (MOE_GROUPED_GEMM_GEMV_EVICT=first, for A/B): W is read once a call, so its lines go into L2 first in
+    // line for eviction and leave the small data there (the tile map, X, the next kernel's inputs) instead of pushing it
+    // out to DRAM; without it a call after a 50 MB W stream finds its map in DRAM.
+    const unsigned long long wPolicy = l2_evict_first_policy();
+#define GV_LOAD_W(p) load_stream_hinted(p, wPolicy)
+#else
+#define GV_LOAD_W(p) load_stream(p)
+#endif
 #ifdef GV_ROTATE
     // GV_ROTATE (MOE_GROUPED_GEMM_GEMV_ROTATE=on, for A/B): a warp group starts its walk at segment (its index in the grid)
     // mod segments and wraps, so at any moment the GPU's warps read every 512-byte offset of their rows, not the same one.
@@ -342,7 +351,7 @@ __device__ __forceinline__ void gemv_pass(const TIn* __restrict__ x, const TIn* 
             const int c = GV_CHUNK(u);
 #pragma unroll
             for (int q = 0; q < GV_WROWS; q++)
-                wv[u][q] = live[q] && c < chunks ? load_stream(wRow[q] + 8 * c) : make_uint4(0, 0, 0, 0);
+                wv[u][q] = live[q] && c < chunks ? GV_LOAD_W(wRow[q] + 8 * c) : make_uint4(0, 0, 0, 0);
         }
 #pragma unroll
         for (int u = 0; u < UNROLL; u++)
@@ -414,6 +423,7 @@ __device__ __forceinline__ void gemv_pass(const TIn* __restrict__ x, const TIn* 
     }
 #undef GV_CHUNK
 #undef GV_PAST_CHUNKS
+#undef GV_LOAD_W
     GV_STAMP(3);
 
 #pragma unroll
