@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# (The switch this script compares was removed after the run; the build it ran is commit a902307.)
 # GPU machine, one H200, after tools/gpu/pack.sh (twenty-third session, issue 9): trace23c and spread23d showed Qwen3-30B-A3B
 # T = 1 gate_up finding its tile 0.83 us after its wait (median): the map, read after 50 MB of W went through L2, comes from
 # DRAM. MOE_GROUPED_GEMM_GEMV_EVICT=first marks W's lines evict-first. `sweep grouped_gemm` Qwen3 T = 1 alternating, three

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# (The switches this script compares were removed after the run; the build it ran is commit 6be9445.)
 # GPU machine, one H200, after tools/gpu/pack.sh (twenty-third session, issue 9): Qwen3-30B-A3B T = 1 `sweep grouped_gemm`
 # alternating, two runs each: defaults; rot (MOE_GROUPED_GEMM_GEMV_ROTATE=on: each warp group starts its K walk at its own
 # segment); rotu2 (that, with the 1-row entry bound at 3 blocks an SM and 2 segments in flight); tile (the existing

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# (The switches this script compares were removed after the run; the build it ran is commit 6be9445.)
 # GPU machine, one H200, after tools/gpu/pack.sh (twenty-third session, issue 9): trace23c showed Qwen3-30B-A3B T = 1 gate_up's
 # warps ending over ~4.5 us (loop end 10.8 / 13.3 / 15.5 us min / median / max) with the same bytes each. If a warp's
 # 16 KB run of W rows sits on few DRAM channels, spreading its rows apart evens them. `sweep grouped_gemm` Qwen3 T = 1

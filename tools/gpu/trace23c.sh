@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# (The switches this script compares were removed after the run; the build it ran is commit 6be9445.)
 # GPU machine, one H200, after tools/gpu/pack.sh (twenty-third session, issue 9): where Qwen3-30B-A3B T = 1 gate_up's time goes
 # in the 1-row entry as it is, traced (MOE_GROUPED_GEMM_GEMV_TRACE=1: one eager call after each row's replays, every block's
 # %globaltimer stamps), twice; then the two walks that lost in walk23a, traced once each (min3u2: 2 segments in flight

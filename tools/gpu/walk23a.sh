@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# (The switches this script compares were removed after the run; the build it ran is commit 6be9445.)
 # GPU machine, one H200, after tools/gpu/pack.sh (twenty-third session, issue 9): the decode GEMV's 1-row entry at Qwen3-30B-A3B
 # T = 1 under more segments in flight and a row-by-row walk. `sweep grouped_gemm` alternating, two runs each: defaults;
 # min3u2 (launch bound 3 blocks an SM, 2 segments of each row: 80 registers, no spills); row4 (4 segments of one row

@@ -186,51 +186,26 @@ public static class GroupedGemmGemv
     };
 
     /// <summary>
-    /// MOE_GROUPED_GEMM_GEMV_ROTATE=off|on (default off), for A/B runs: on (-DGV_ROTATE), each warp group starts its walk over
-    /// K at its own 512-byte segment (its index in the grid mod the segments) and wraps, so the GPU's warps read every offset
-    /// of their W rows at once instead of the same one. Sums in another order: every entry alike, so they still agree.
+    /// MOE_GROUPED_GEMM_GEMV1_STEAL=off|on (default off), for A/B runs: on (-DGV1_STEAL), the 1-row entry's warps take items of
+    /// 2 W rows from the workspace's tickets once their first is done, so a warp slowed by DRAM takes fewer instead of
+    /// holding the call (grouped_gemm_gemv.cu, gv_single_stolen). Only with a map, K split over 1 warp and a workspace
+    /// (GroupedGemmOptions.SplitKWorkspace); otherwise the static order runs. Same bits.
     /// </summary>
-    internal static bool RotatedWalk => RotateSetting.Value;
+    internal static bool SingleSteal => StealSetting.Value;
 
-    private static readonly EnvironmentSetting<bool> RotateSetting = new("MOE_GROUPED_GEMM_GEMV_ROTATE", ParseRotate);
+    private static readonly EnvironmentSetting<bool> StealSetting = new("MOE_GROUPED_GEMM_GEMV1_STEAL", ParseSteal);
 
-    internal static bool ParseRotate(string? value) => value?.Trim() switch
+    internal static bool ParseSteal(string? value) => value?.Trim() switch
     {
         null or "" or "off" => false,
         "on" => true,
-        _ => throw new ArgumentException($"MOE_GROUPED_GEMM_GEMV_ROTATE='{value}': expected off or on"),
+        _ => throw new ArgumentException($"MOE_GROUPED_GEMM_GEMV1_STEAL='{value}': expected off or on"),
     };
 
-    /// <summary>
-    /// MOE_GROUPED_GEMM_GEMV_SPREAD=off|on (default off), for A/B runs: on (-DGV_SPREAD_COLS), a warp group's output columns
-    /// are j x groups + its index instead of side by side, so its W rows lie far apart in memory (Qwen3-30B-A3B's gate_up:
-    /// 1.5 MB) rather than in one 16 KB run. Each column's sum is the same, so the bits are too.
-    /// </summary>
-    internal static bool SpreadColumns => SpreadSetting.Value;
+    /// <summary>Tests: whether this thread's last <see cref="Run"/> launched the 1-row entry sharing its work (<see cref="SingleSteal"/>).</summary>
+    internal static bool LastRunStolen => t_lastStolen;
 
-    private static readonly EnvironmentSetting<bool> SpreadSetting = new("MOE_GROUPED_GEMM_GEMV_SPREAD", ParseSpread);
-
-    internal static bool ParseSpread(string? value) => value?.Trim() switch
-    {
-        null or "" or "off" => false,
-        "on" => true,
-        _ => throw new ArgumentException($"MOE_GROUPED_GEMM_GEMV_SPREAD='{value}': expected off or on"),
-    };
-
-    /// <summary>
-    /// MOE_GROUPED_GEMM_GEMV_EVICT=normal|first (default normal), for A/B runs: first (-DGV_EVICT_FIRST), the W loads carry an
-    /// L2 evict-first policy, so a call's W stream leaves the small data it and its neighbours read (the tile map, X) in L2.
-    /// </summary>
-    internal static bool EvictFirst => EvictSetting.Value;
-
-    private static readonly EnvironmentSetting<bool> EvictSetting = new("MOE_GROUPED_GEMM_GEMV_EVICT", ParseEvict);
-
-    internal static bool ParseEvict(string? value) => value?.Trim() switch
-    {
-        null or "" or "normal" => false,
-        "first" => true,
-        _ => throw new ArgumentException($"MOE_GROUPED_GEMM_GEMV_EVICT='{value}': expected normal or first"),
-    };
+    [ThreadStatic] private static bool t_lastStolen;
 
     /// <summary>
     /// X rows per W pass (m-tile rows) for a call: 4 when rows &lt;= experts (the T = 1 kernel as it was) or when
@@ -401,7 +376,7 @@ public static class GroupedGemmGemv
 
     private static string[] BuildCompileOptions()
     {
-        var options = new List<string>([.. UnrollOptions ?? [], .. SingleUnrollOptions ?? [], .. SingleMinBlocksOptions ?? [], .. SingleRowWalkOptions ?? []]);
+        var options = new List<string>([.. UnrollOptions ?? [], .. SingleUnrollOptions ?? []]);
         if (ExpertTilesWalk.IsParallel)
             options.Add(ExpertTilesWalk.ParallelOption);
         if (MinBlocks != 1)
@@ -410,12 +385,8 @@ public static class GroupedGemmGemv
             options.Add("-DGV_BLOCK_TILE_SEARCH");
         if (TileInnerOrder)
             options.Add("-DGV_TILE_INNER");
-        if (RotatedWalk)
-            options.Add("-DGV_ROTATE");
-        if (SpreadColumns)
-            options.Add("-DGV_SPREAD_COLS");
-        if (EvictFirst)
-            options.Add("-DGV_EVICT_FIRST");
+        if (SingleSteal)
+            options.Add("-DGV1_STEAL");
         return [.. options];
     }
 
@@ -451,40 +422,6 @@ public static class GroupedGemmGemv
         null or "" => null,
         "1" or "2" or "3" or "4" => [$"-DGV1_UNROLL={value.Trim()}"],
         _ => throw new ArgumentException($"MOE_GROUPED_GEMM_GEMV1_UNROLL='{value}': expected 1 to 4 segments in flight"),
-    };
-
-    /// <summary>
-    /// MOE_GROUPED_GEMM_GEMV1_MIN_BLOCKS=1..4: the 1-row entry's launch bound in blocks an SM (GV1_MIN_BLOCKS; the kernel's 4
-    /// when unset, 64 registers), for A/B runs where a one-wave grid holds fewer (Qwen3-30B-A3B's gate_up at T = 1: 3 an SM,
-    /// room for 80 registers, so 2 segments in flight without spills). Read on first use; a bad value is the
-    /// ArgumentException naming it.
-    /// </summary>
-    internal static string[]? SingleMinBlocksOptions => SingleMinBlocksSetting.Value;
-
-    private static readonly EnvironmentSetting<string[]?> SingleMinBlocksSetting = new("MOE_GROUPED_GEMM_GEMV1_MIN_BLOCKS", ParseSingleMinBlocks);
-
-    internal static string[]? ParseSingleMinBlocks(string? value) => value?.Trim() switch
-    {
-        null or "" => null,
-        "1" or "2" or "3" or "4" => [$"-DGV1_MIN_BLOCKS={value.Trim()}"],
-        _ => throw new ArgumentException($"MOE_GROUPED_GEMM_GEMV1_MIN_BLOCKS='{value}': expected 1 to 4 blocks an SM"),
-    };
-
-    /// <summary>
-    /// MOE_GROUPED_GEMM_GEMV1_ROW_WALK=1..8: the 1-row entry streams a warp's W rows one after the other, this many 512-byte
-    /// segments of one row in flight (GV1_ROW_WALK), instead of one segment of each of its rows; the same sums in the same
-    /// order. For A/B runs of DRAM locality (2 KB of one row a step at 4). Read on first use; a bad value is the
-    /// ArgumentException naming it.
-    /// </summary>
-    internal static string[]? SingleRowWalkOptions => SingleRowWalkSetting.Value;
-
-    private static readonly EnvironmentSetting<string[]?> SingleRowWalkSetting = new("MOE_GROUPED_GEMM_GEMV1_ROW_WALK", ParseSingleRowWalk);
-
-    internal static string[]? ParseSingleRowWalk(string? value) => value?.Trim() switch
-    {
-        null or "" => null,
-        var v when int.TryParse(v, out int segments) && segments is >= 1 and <= 8 => [$"-DGV1_ROW_WALK={segments}"],
-        _ => throw new ArgumentException($"MOE_GROUPED_GEMM_GEMV1_ROW_WALK='{value}': expected 1 to 8 segments of one W row in flight"),
     };
 
     /// <summary>
@@ -622,15 +559,23 @@ public static class GroupedGemmGemv
         var trace = TraceRequested ? TraceBufferFor(blocks) : null;
         var kernel = Kernel(accelerator, plan, tileRows, wRows, tileMap is not null, trace is not null);
         // The entries' parameters: the plan's, then the map (GV_TILE_MAP builds), the first wave's blocks (GV_PREFETCH_W
-        // builds: only those prefetch), then the trace (GV_TRACE builds).
+        // builds: only those prefetch), the tickets (the 1-row entry of GV1_STEAL builds; null: the static order), then the
+        // trace (GV_TRACE builds).
         Span<KernelArg> args = [plan.X, plan.W, plan.ExpertOffsets, plan.RowScale, plan.Y, plan.Rows, plan.N, plan.K, plan.Experts,
-            plan.Fused ? 1 : 0, kSplit, default, default, default];
+            plan.Fused ? 1 : 0, kSplit, default, default, default, default];
         int count = 11;
         if (tileMap is not null)
         {
             args[count++] = tileMap;
             if (plan.PrefetchBeforeWait)
                 args[count++] = PlacesOf(accelerator, kernel, tileRows, blocks);
+        }
+        t_lastStolen = false;
+        if (SingleSteal && tileRows == SingleTileRows)
+        {
+            var tickets = tileMap is not null && kSplit == 1 ? plan.SplitK?.Tickets : null;
+            args[count++] = tickets;
+            t_lastStolen = tickets is not null;
         }
         if (trace is not null)
             args[count++] = trace;

@@ -72,18 +72,6 @@
 #endif
 
 
-// Output column j of the warp group whose first column is col0 (groups of colsPerGroup columns). GV_SPREAD_COLS
-// (MOE_GROUPED_GEMM_GEMV_SPREAD=on, for A/B): column j * groups + col0 / colsPerGroup instead of col0 + j, so a group's W
-// rows lie groups rows apart (Qwen3 gate_up: 1.5 MB) instead of side by side; each column's sum is the same.
-__device__ __forceinline__ int gv_column(int col0, int j, int outCols, int colsPerGroup)
-{
-#ifdef GV_SPREAD_COLS
-    return j * ((outCols + colsPerGroup - 1) / colsPerGroup) + col0 / colsPerGroup;
-#else
-    return col0 + j;
-#endif
-}
-
 // The epilogue of a tile: lane r of a group's first warp adds the group's kSplit partial sums (in warp order) for
 // output row rowBegin + r and writes its columns (plain: col0 .. col0 + GV_WROWS - 1; fused: silu(gate) * up of
 // col0 .. col0 + GV_WROWS / 2 - 1).
@@ -105,15 +93,15 @@ __device__ __forceinline__ void gemv_write(bool fused, int outCols, int col0, in
     {
 #pragma unroll
         for (int j = 0; j < GV_WROWS / 2; j++)
-            if (gv_column(col0, j, outCols, GV_WROWS / 2) < outCols)
-                yRow[gv_column(col0, j, outCols, GV_WROWS / 2)] = from_float<TOut>(gv_silu(sum[j]) * sum[GV_WROWS / 2 + j] * scale);
+            if (col0 + j < outCols)
+                yRow[col0 + j] = from_float<TOut>(gv_silu(sum[j]) * sum[GV_WROWS / 2 + j] * scale);
     }
     else
     {
 #pragma unroll
         for (int q = 0; q < GV_WROWS; q++)
-            if (gv_column(col0, q, outCols, GV_WROWS) < outCols)
-                yRow[gv_column(col0, q, outCols, GV_WROWS)] = from_float<TOut>(sum[q] * scale);
+            if (col0 + q < outCols)
+                yRow[col0 + q] = from_float<TOut>(sum[q] * scale);
     }
 }
 
@@ -127,7 +115,7 @@ __device__ __forceinline__ void gv_w_rows(const TIn* __restrict__ w, int expert,
 #pragma unroll
     for (int q = 0; q < GV_WROWS; q++)
     {
-        int col = fused ? gv_column(col0, q % (GV_WROWS / 2), outCols, GV_WROWS / 2) : gv_column(col0, q, outCols, GV_WROWS);
+        int col = fused ? col0 + q % (GV_WROWS / 2) : col0 + q;
         int row = fused ? (q < GV_WROWS / 2 ? col : outCols + col) : col;
         live[q] = col < outCols;
         wRow[q] = w + ((long long)expert * n + (live[q] ? row : 0)) * k;
@@ -217,69 +205,6 @@ __device__ __forceinline__ void gv_tile_of(const int* __restrict__ expertOffsets
         GV_STAMP(1);
 }
 
-#ifdef GV1_ROW_WALK
-// The 1-row entry's walk over W (MOE_GROUPED_GEMM_GEMV1_ROW_WALK=S, for A/B): a warp streams its W rows one after the
-// other, S 512-byte segments of one row in flight (at S = 4, 2 KB of one row a step), where the default walk keeps one
-// segment of each of its GV_WROWS rows in flight (four 512-byte pieces 4 KB apart at K = 2048). Each accumulator sums
-// the same products in the same order, so the bits are the default walk's; a row that is not live is skipped.
-template <int ROWS, typename TIn>
-__device__ __forceinline__ void gv_row_walk(const TIn* __restrict__ x, int rowBegin, int k, int kSplit,
-                                            const TIn* (&wRow)[GV_WROWS], bool (&live)[GV_WROWS],
-                                            float (&acc)[GV_WROWS][ROWS] GV_TRACE_PARAM)
-{
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, part = warp % kSplit;
-    const int chunks = k / 8, stride = 32 * kSplit;
-    const uint4* xRow = reinterpret_cast<const uint4*>(x + (long long)rowBegin * k);
-#ifdef GV_TRACE
-    bool firstLoads = true;
-    __shared__ volatile unsigned gvWalkSink;
-#endif
-#pragma unroll
-    for (int q = 0; q < GV_WROWS; q++)
-    {
-        if (!live[q])
-            continue;
-        for (int base = part * 32 + lane; base < chunks; base += stride * GV1_ROW_WALK)
-        {
-            uint4 wv[GV1_ROW_WALK];
-#pragma unroll
-            for (int u = 0; u < GV1_ROW_WALK; u++)
-            {
-                const int c = base + u * stride;
-                wv[u] = c < chunks ? load_stream(wRow[q] + 8 * c) : make_uint4(0, 0, 0, 0);
-            }
-#ifdef GV_TRACE
-            if (firstLoads && threadIdx.x == 0)
-            {
-                gvWalkSink = wv[0].x ^ wv[GV1_ROW_WALK - 1].w;
-                __threadfence_block();
-                GV_STAMP(2);
-            }
-            firstLoads = false;
-#endif
-#pragma unroll
-            for (int u = 0; u < GV1_ROW_WALK; u++)
-            {
-                const int c = base + u * stride;
-                if (c >= chunks)
-                    break;
-                float wf[8], xf[8];
-                unpack8((const TIn*)nullptr, wv[u], wf);
-                unpack8((const TIn*)nullptr, __ldg(xRow + c), xf);
-#pragma unroll
-                for (int e = 0; e < 8; e++)
-                    acc[q][0] = fmaf(wf[e], xf[e], acc[q][0]);
-            }
-        }
-    }
-}
-#endif
-
-#ifdef GV_ROTATE
-// s mod segments for s < 2 segments.
-__device__ __forceinline__ int gv_wrap(int s, int segments) { return s >= segments ? s - segments : s; }
-#endif
-
 // One pass of the block's warp groups over their W rows of `expert` (column block columnBlock) against X rows
 // rowBegin .. rowEnd - 1 (1 .. ROWS of them), written to y. UNROLL: 512-byte segments of each W row a warp has in flight.
 // A caller that runs another pass synchronises first: the writers still read `partial`.
@@ -315,50 +240,23 @@ __device__ __forceinline__ void gemv_pass(const TIn* __restrict__ x, const TIn* 
 
     const int chunks = k / 8; // 16-byte chunks per row
     const int stride = 32 * kSplit;
-#ifdef GV1_ROW_WALK
-    if (ROWS == 1)
-        gv_row_walk<ROWS, TIn>(x, rowBegin, k, kSplit, wRow, live, acc GV_TRACE_ARG);
-    else
-#endif
-#ifdef GV_EVICT_FIRST
-    // GV_EVICT_FIRST (MOE_GROUPED_GEMM_GEMV_EVICT=first, for A/B): W is read once a call, so its lines go into L2 first in
-    // line for eviction and leave the small data there (the tile map, X, the next kernel's inputs) instead of pushing it
-    // out to DRAM; without it a call after a 50 MB W stream finds its map in DRAM.
-    const unsigned long long wPolicy = l2_evict_first_policy();
-#define GV_LOAD_W(p) load_stream_hinted(p, wPolicy)
-#else
-#define GV_LOAD_W(p) load_stream(p)
-#endif
-#ifdef GV_ROTATE
-    // GV_ROTATE (MOE_GROUPED_GEMM_GEMV_ROTATE=on, for A/B): a warp group starts its walk at segment (its index in the grid)
-    // mod segments and wraps, so at any moment the GPU's warps read every 512-byte offset of their rows, not the same one.
-    // The sums' order changes with it (every entry alike, so the entries still agree bit for bit).
-    const int segments = (chunks + stride - 1) / stride;
-    const int rotation = (int)((blockIdx.x * (unsigned)(GV_WARPS / kSplit) + group) % (unsigned)segments);
-#define GV_CHUNK(u) (s0 + (u) < segments ? part * 32 + lane + gv_wrap(s0 + (u) + rotation, segments) * stride : chunks)
-#define GV_PAST_CHUNKS continue
-    for (int s0 = 0; s0 < segments; s0 += UNROLL)
-#else
-#define GV_CHUNK(u) (base + (u) * stride)
-#define GV_PAST_CHUNKS break
     for (int base = part * 32 + lane; base < chunks; base += stride * UNROLL)
-#endif
     {
         uint4 wv[UNROLL][GV_WROWS];
 #pragma unroll
         for (int u = 0; u < UNROLL; u++)
         {
-            const int c = GV_CHUNK(u);
+            const int c = base + u * stride;
 #pragma unroll
             for (int q = 0; q < GV_WROWS; q++)
-                wv[u][q] = live[q] && c < chunks ? GV_LOAD_W(wRow[q] + 8 * c) : make_uint4(0, 0, 0, 0);
+                wv[u][q] = live[q] && c < chunks ? load_stream(wRow[q] + 8 * c) : make_uint4(0, 0, 0, 0);
         }
 #pragma unroll
         for (int u = 0; u < UNROLL; u++)
         {
-            const int c = GV_CHUNK(u);
+            const int c = base + u * stride;
             if (c >= chunks)
-                GV_PAST_CHUNKS;
+                break;
 #ifdef GV_TRACE
             if (firstLoads && threadIdx.x == 0)
             {
@@ -421,9 +319,6 @@ __device__ __forceinline__ void gemv_pass(const TIn* __restrict__ x, const TIn* 
             }
         }
     }
-#undef GV_CHUNK
-#undef GV_PAST_CHUNKS
-#undef GV_LOAD_W
     GV_STAMP(3);
 
 #pragma unroll
@@ -498,6 +393,141 @@ __device__ __forceinline__ void grouped_gemv(const TIn* __restrict__ x, const TI
 #define GV1_UNROLL 1
 #endif
 
+#ifdef GV1_STEAL
+// GV1_STEAL (MOE_GROUPED_GEMM_GEMV1_STEAL=on, for A/B): the 1-row entry's warps share the work at run time. A call's warps
+// end over several us though each streams the same bytes (Qwen3-30B-A3B gate_up at T = 1: 10.8 / 13.3 / 15.5 us min /
+// median / max, trace23c), and the call waits for the last. Items are (m-tile, 2 W rows): plain, columns 2i and 2i + 1;
+// fused, column i's gate and up rows; item = mTile * itemsPerTile + i. Warp v of the grid takes item v first, then items
+// warps + t for the tickets t it draws from gvTickets[0], one drawn while it streams the item before. A warp that draws
+// past the last item counts itself done in gvTickets[1]; the last one done sets both back to zero for the next call.
+// Needs kSplit 1 and the map (the host passes gvTickets null otherwise, and the static order runs). Each column is one
+// warp's: its lane sums and the butterfly are the static order's, so are its bits; 2 segments of each row in flight.
+#define GV_STEAL_PARAM , int* __restrict__ gvTickets
+#define GV_STEAL_ARG , gvTickets
+
+// gv_read_tile_map's clamps, on an entry read earlier.
+__device__ __forceinline__ void gv_clamp_tile(int entryExpert, int entryBegin, int entryEnd, int rows, int experts,
+                                              int& expert, int& rowBegin, int& rowEnd)
+{
+    expert = entryExpert;
+    rowBegin = min(max(entryBegin, 0), rows);
+    rowEnd = min(max(entryEnd, rowBegin), min(rowBegin + 4, rows));
+    if (expert < 0 || expert >= experts || rowEnd == rowBegin)
+    {
+        expert = -1;
+        rowBegin = 0;
+        rowEnd = 0;
+    }
+}
+
+template <typename TIn, typename TOut>
+__device__ __forceinline__ void gv_single_stolen(const TIn* __restrict__ x, const TIn* __restrict__ w, const float* __restrict__ rowScale,
+                                                 TOut* __restrict__ y, int rows, int n, int k, int experts, int fused,
+                                                 int* __restrict__ tickets, const int* __restrict__ tileMap)
+{
+    const int outCols = fused ? n / 2 : n;
+    const int columnBlocks = ceil_div(outCols, (fused ? GV_WROWS / 2 : GV_WROWS) * GV_WARPS);
+    const int itemsPerTile = fused ? outCols : ceil_div(outCols, 2);
+    const int items = (int)(gridDim.x / columnBlocks) * itemsPerTile;
+    const int warps = (int)gridDim.x * GV_WARPS;
+    const int lane = threadIdx.x & 31;
+    const int chunks = k / 8;
+    int item = (int)blockIdx.x * GV_WARPS + (threadIdx.x >> 5);
+    // The map entry of `item`, read one item ahead: its round trip overlaps the item before's stream.
+    const int* entry = tileMap + 3 * (long long)(item / itemsPerTile);
+    int entryExpert = item < items ? __ldg(entry) : -1, entryBegin = item < items ? __ldg(entry + 1) : 0,
+        entryEnd = item < items ? __ldg(entry + 2) : 0;
+    while (item < items)
+    {
+        int ticket = 0;
+        if (lane == 0)
+            ticket = atomicAdd(tickets, 1);
+        int expert, rowBegin, rowEnd;
+        gv_clamp_tile(entryExpert, entryBegin, entryEnd, rows, experts, expert, rowBegin, rowEnd);
+        const int i = item % itemsPerTile;
+        const int col0 = fused ? i : 2 * i, col1 = fused ? i : 2 * i + 1;
+        const bool live1 = fused || col1 < outCols;
+        const TIn* w0 = w + ((long long)max(expert, 0) * n + col0) * k;
+        const TIn* w1 = w + ((long long)max(expert, 0) * n + (fused ? outCols + i : live1 ? col1 : col0)) * k;
+        // The next item: the ticket (back by the time this item's first loads are out), then its map entry.
+        bool drawn = false;
+        int next = items;
+        auto draw = [&]() {
+            drawn = true;
+            next = warps + __shfl_sync(0xffffffffu, ticket, 0);
+            if (next < items)
+            {
+                const int* e = tileMap + 3 * (long long)(next / itemsPerTile);
+                entryExpert = __ldg(e);
+                entryBegin = __ldg(e + 1);
+                entryEnd = __ldg(e + 2);
+            }
+        };
+        for (int row = rowBegin; row < rowEnd; row++)
+        {
+            const uint4* xRow = reinterpret_cast<const uint4*>(x + (long long)row * k);
+            float acc0 = 0.0f, acc1 = 0.0f;
+            for (int base = 0; base < chunks; base += 64) // warp-uniform: the draw's shuffle needs every lane
+            {
+                uint4 a[2], b[2];
+#pragma unroll
+                for (int u = 0; u < 2; u++)
+                {
+                    const int c = base + 32 * u + lane;
+                    a[u] = c < chunks ? load_stream(w0 + 8 * c) : make_uint4(0, 0, 0, 0);
+                    b[u] = live1 && c < chunks ? load_stream(w1 + 8 * c) : make_uint4(0, 0, 0, 0);
+                }
+                if (!drawn)
+                    draw();
+#pragma unroll
+                for (int u = 0; u < 2; u++)
+                {
+                    const int c = base + 32 * u + lane;
+                    if (c >= chunks)
+                        break;
+                    float xf[8], wf[8];
+                    unpack8((const TIn*)nullptr, __ldg(xRow + c), xf);
+                    unpack8((const TIn*)nullptr, a[u], wf);
+#pragma unroll
+                    for (int e = 0; e < 8; e++)
+                        acc0 = fmaf(wf[e], xf[e], acc0);
+                    unpack8((const TIn*)nullptr, b[u], wf);
+#pragma unroll
+                    for (int e = 0; e < 8; e++)
+                        acc1 = fmaf(wf[e], xf[e], acc1);
+                }
+            }
+            // As gemv_write adds one warp's partial sum to 0.
+            const float sum0 = 0.0f + warp_sum(acc0), sum1 = 0.0f + warp_sum(acc1);
+            if (lane == 0)
+            {
+                const float scale = rowScale != nullptr ? rowScale[row] : 1.0f;
+                TOut* yRow = y + (long long)row * outCols;
+                if (fused)
+                    yRow[col0] = from_float<TOut>(gv_silu(sum0) * sum1 * scale);
+                else
+                {
+                    yRow[col0] = from_float<TOut>(sum0 * scale);
+                    if (live1)
+                        yRow[col1] = from_float<TOut>(sum1 * scale);
+                }
+            }
+        }
+        if (!drawn)
+            draw(); // an item without rows (past the last m-tile)
+        item = next;
+    }
+    if (lane == 0 && atomicAdd(tickets + 1, 1) == warps - 1)
+    {
+        tickets[0] = 0; // every warp has drawn its last ticket
+        tickets[1] = 0;
+    }
+}
+#else
+#define GV_STEAL_PARAM
+#define GV_STEAL_ARG
+#endif
+
 // The 1-row entry (grouped_gemm_gemv1_*): the 4-row entry's blocks and tiles (its grid, its map), each tile's rows one
 // pass at a time, so a lane keeps the accumulators of one X row, not four: under 64 registers, so 4 blocks an SM where
 // the 4-row entry holds 3 (Qwen3-30B-A3B's down at T = 1, 512 blocks: one wave, not two). For calls whose experts have
@@ -507,8 +537,15 @@ __device__ __forceinline__ void grouped_gemv(const TIn* __restrict__ x, const TI
 template <typename TIn, typename TOut>
 __device__ __forceinline__ void grouped_gemv_single(const TIn* __restrict__ x, const TIn* __restrict__ w, const int* __restrict__ expertOffsets,
                                                     const float* __restrict__ rowScale, TOut* __restrict__ y, int rows, int n, int k,
-                                                    int experts, int fused, int kSplit GV_MAP_PARAM GV_TRACE_PARAM)
+                                                    int experts, int fused, int kSplit GV_MAP_PARAM GV_STEAL_PARAM GV_TRACE_PARAM)
 {
+#if defined(GV1_STEAL) && defined(GV_TILE_MAP)
+    if (gvTickets != nullptr && kSplit == 1)
+    {
+        gv_single_stolen<TIn, TOut>(x, w, rowScale, y, rows, n, k, experts, fused, gvTickets, gvTileMap);
+        return;
+    }
+#endif
     __shared__ float partial[GV_WARPS][GV_WROWS][1];
     const int outCols = fused ? n / 2 : n;
     const int colsPerBlock = (fused ? GV_WROWS / 2 : GV_WROWS) * (GV_WARPS / kSplit);
@@ -599,21 +636,16 @@ __device__ __forceinline__ void gv_prefetch_w(const TIn* __restrict__ w, const i
 #endif
 
 // The 1-row entry: 4 blocks an SM (64 registers), the 4-row entry's tiles and map (so its prefetch too).
-// GV1_MIN_BLOCKS (MOE_GROUPED_GEMM_GEMV1_MIN_BLOCKS=1..4, for A/B): another bound, so more segments in flight
-// (GV1_UNROLL, GV1_ROW_WALK) fit without spills where the grid is one wave of fewer blocks an SM (Qwen3 gate_up: 3).
-#ifndef GV1_MIN_BLOCKS
-#define GV1_MIN_BLOCKS 4
-#endif
 #define GV_ENTRY1(SUFFIX, TIN, TOUT)                                                                                     \
-    extern "C" __global__ void __launch_bounds__(GV_WARPS * 32, GV1_MIN_BLOCKS) grouped_gemm_gemv1_##SUFFIX(             \
+    extern "C" __global__ void __launch_bounds__(GV_WARPS * 32, 4) grouped_gemm_gemv1_##SUFFIX(                          \
         const TIN* __restrict__ x, const TIN* __restrict__ w, const int* __restrict__ expertOffsets,                        \
         const float* __restrict__ rowScale, TOUT* __restrict__ y, int rows, int n, int k, int experts, int fused, int kSplit \
-        GV_MAP_PARAM GV_PREFETCH_PARAM GV_TRACE_PARAM)                                                                       \
+        GV_MAP_PARAM GV_PREFETCH_PARAM GV_STEAL_PARAM GV_TRACE_PARAM)                                                        \
     {                                                                                                                        \
         GV_PREFETCH_BEFORE_WAIT(1, false, TIN)                                                                               \
         moe_wait_prior_grid();                                                                                                \
         GV_STAMP(0);                                                                                                          \
-        grouped_gemv_single<TIN, TOUT>(x, w, expertOffsets, rowScale, y, rows, n, k, experts, fused, kSplit GV_MAP_ARG GV_TRACE_ARG); \
+        grouped_gemv_single<TIN, TOUT>(x, w, expertOffsets, rowScale, y, rows, n, k, experts, fused, kSplit GV_MAP_ARG GV_STEAL_ARG GV_TRACE_ARG); \
     }
 
 #define GV_ENTRIES(SUFFIX, TIN, TOUT)                                   \
