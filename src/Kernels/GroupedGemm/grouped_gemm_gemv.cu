@@ -423,7 +423,7 @@ __device__ __forceinline__ void gv_clamp_tile(int entryExpert, int entryBegin, i
 template <typename TIn, typename TOut>
 __device__ __forceinline__ void gv_single_stolen(const TIn* __restrict__ x, const TIn* __restrict__ w, const float* __restrict__ rowScale,
                                                  TOut* __restrict__ y, int rows, int n, int k, int experts, int fused,
-                                                 int* __restrict__ tickets, const int* __restrict__ tileMap)
+                                                 int* __restrict__ tickets, const int* __restrict__ tileMap GV_TRACE_PARAM)
 {
     const int outCols = fused ? n / 2 : n;
     const int columnBlocks = ceil_div(outCols, (fused ? GV_WROWS / 2 : GV_WROWS) * GV_WARPS);
@@ -444,6 +444,10 @@ __device__ __forceinline__ void gv_single_stolen(const TIn* __restrict__ x, cons
             ticket = atomicAdd(tickets, 1);
         int expert, rowBegin, rowEnd;
         gv_clamp_tile(entryExpert, entryBegin, entryEnd, rows, experts, expert, rowBegin, rowEnd);
+#ifdef GV_TRACE
+        if (expert >= 0 && item < warps)
+            GV_STAMP(1); // warp 0's first item (the trace's stamps here are warp 0's: tile found, loop end, done)
+#endif
         const int i = item % itemsPerTile;
         const int col0 = fused ? i : 2 * i, col1 = fused ? i : 2 * i + 1;
         const bool live1 = fused || col1 < outCols;
@@ -517,11 +521,13 @@ __device__ __forceinline__ void gv_single_stolen(const TIn* __restrict__ x, cons
             draw(); // an item without rows (past the last m-tile)
         item = next;
     }
+    GV_STAMP(3);
     if (lane == 0 && atomicAdd(tickets + 1, 1) == warps - 1)
     {
         tickets[0] = 0; // every warp has drawn its last ticket
         tickets[1] = 0;
     }
+    GV_STAMP(4);
 }
 #else
 #define GV_STEAL_PARAM
@@ -542,7 +548,7 @@ __device__ __forceinline__ void grouped_gemv_single(const TIn* __restrict__ x, c
 #if defined(GV1_STEAL) && defined(GV_TILE_MAP)
     if (gvTickets != nullptr && kSplit == 1)
     {
-        gv_single_stolen<TIn, TOut>(x, w, rowScale, y, rows, n, k, experts, fused, gvTickets, gvTileMap);
+        gv_single_stolen<TIn, TOut>(x, w, rowScale, y, rows, n, k, experts, fused, gvTickets, gvTileMap GV_TRACE_ARG);
         return;
     }
 #endif
