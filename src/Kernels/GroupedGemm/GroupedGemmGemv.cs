@@ -202,6 +202,13 @@ public static class GroupedGemmGemv
         _ => throw new ArgumentException($"MOE_GROUPED_GEMM_GEMV1_STEAL='{value}': expected off or on"),
     };
 
+    /// <summary>
+    /// Warps a block of the 1-row entry when it steals: half the static launch's, so the grid (the same blocks) has half the
+    /// warps, each with about 4 items of 2 W rows and 4 segments of each in flight (the bytes in flight of the static order).
+    /// With 8, every warp's second item would be drawn as it starts its first, before any is ahead of another.
+    /// </summary>
+    internal const int StealWarps = 4;
+
     /// <summary>Tests: whether this thread's last <see cref="Run"/> launched the 1-row entry sharing its work (<see cref="SingleSteal"/>).</summary>
     internal static bool LastRunStolen => t_lastStolen;
 
@@ -445,26 +452,27 @@ public static class GroupedGemmGemv
 
     /// <summary>
     /// The dynamic shared memory of a launch of <paramref name="blocks"/> blocks: none, or for the 1-row entry the least
-    /// that holds it to its blocks an SM (<see cref="SingleBlocksCap"/>) where that is under its occupancy.
+    /// that holds it to its blocks an SM (<see cref="SingleBlocksCap"/>) where that is under its occupancy (blocks of
+    /// <paramref name="threads"/> threads).
     /// </summary>
-    private static int DynamicSharedBytes(CudaAccelerator accelerator, CudaKernel kernel, int tileRows, long blocks)
+    private static int DynamicSharedBytes(CudaAccelerator accelerator, CudaKernel kernel, int tileRows, long blocks, int threads = Warps * 32)
     {
         if (tileRows != SingleTileRows || SingleBlocksCap == NoCap)
             return 0;
-        int occupancy = kernel.MaxActiveBlocksPerSm(Warps * 32);
+        int occupancy = kernel.MaxActiveBlocksPerSm(threads);
         int cap = SingleBlocksCap == SpreadCap ? SpreadBlocksPerSm(blocks, accelerator.Info.MultiprocessorCount, occupancy) : SingleBlocksCap;
         if (cap >= occupancy)
             return 0;
-        return s_capBytes.GetOrAdd((kernel, cap), key =>
+        return s_capBytes.GetOrAdd((kernel, cap, threads), key =>
         {
             for (int bytes = 1024; bytes <= accelerator.Info.MaxSharedMemoryPerBlockOptin - key.Kernel.StaticSharedBytes; bytes += 1024)
-                if (key.Kernel.MaxActiveBlocksPerSm(Warps * 32, bytes) <= key.Cap)
+                if (key.Kernel.MaxActiveBlocksPerSm(key.Threads, bytes) <= key.Cap)
                     return bytes;
             return 0;
         });
     }
 
-    private static readonly System.Collections.Concurrent.ConcurrentDictionary<(CudaKernel Kernel, int Cap), int> s_capBytes = new();
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<(CudaKernel Kernel, int Cap, int Threads), int> s_capBytes = new();
 
     internal static string EntryName(DType operands, DType output, int tileRows = TileRows) =>
         $"grouped_gemm_{tileRows switch { WideTileRows => "gemv8", SingleTileRows => "gemv1", _ => "gemv" }}_{GroupedGemm.Suffix(operands)}_{GroupedGemm.Suffix(output)}";
@@ -570,18 +578,18 @@ public static class GroupedGemmGemv
             if (plan.PrefetchBeforeWait)
                 args[count++] = PlacesOf(accelerator, kernel, tileRows, blocks);
         }
-        t_lastStolen = false;
+        // Stealing: blocks of StealWarps warps (the kernel takes its warp count from the block), so each warp has about 4
+        // items and the later ones go to whoever is ahead; otherwise the tickets are null and the static order runs.
+        var tickets = SingleSteal && tileRows == SingleTileRows && tileMap is not null && kSplit == 1 ? plan.SplitK?.Tickets : null;
         if (SingleSteal && tileRows == SingleTileRows)
-        {
-            var tickets = tileMap is not null && kSplit == 1 ? plan.SplitK?.Tickets : null;
             args[count++] = tickets;
-            t_lastStolen = tickets is not null;
-        }
+        t_lastStolen = tickets is not null;
+        int threads = tickets is not null ? StealWarps * 32 : Warps * 32;
         if (trace is not null)
             args[count++] = trace;
-        int sharedBytes = DynamicSharedBytes(accelerator, kernel, tileRows, blocks);
+        int sharedBytes = DynamicSharedBytes(accelerator, kernel, tileRows, blocks, threads);
         t_lastSharedBytes = sharedBytes;
-        kernel.Launch(stream, new Dim3((uint)blocks, 1, 1), new Dim3(Warps * 32, 1, 1), sharedBytes, args[..count]);
+        kernel.Launch(stream, new Dim3((uint)blocks, 1, 1), new Dim3((uint)threads, 1, 1), sharedBytes, args[..count]);
         if (trace is not null)
             TracedBlocks = blocks;
     }

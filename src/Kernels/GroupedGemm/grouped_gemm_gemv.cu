@@ -400,8 +400,13 @@ __device__ __forceinline__ void grouped_gemv(const TIn* __restrict__ x, const TI
 // fused, column i's gate and up rows; item = mTile * itemsPerTile + i. Warp v of the grid takes item v first, then items
 // warps + t for the tickets t it draws from gvTickets[0], one drawn while it streams the item before. A warp that draws
 // past the last item counts itself done in gvTickets[1]; the last one done sets both back to zero for the next call.
-// Needs kSplit 1 and the map (the host passes gvTickets null otherwise, and the static order runs). Each column is one
-// warp's: its lane sums and the butterfly are the static order's, so are its bits; 2 segments of each row in flight.
+// Needs kSplit 1 and the map (the host passes gvTickets null otherwise, and the static order runs). The host launches the
+// same grid with blocks of 4 warps (GroupedGemmGemv.StealWarps; the kernel reads the count from blockDim), so a warp has
+// about 4 items: with 8 warps a block it would have 2, and every second item would be drawn as its warp starts, before
+// any warp is ahead. Each column is one warp's: its lane sums and the butterfly are the static order's, so are its bits.
+#ifndef GV1_STEAL_SEGMENTS
+#define GV1_STEAL_SEGMENTS 4 // 512-byte segments of each of an item's 2 W rows in flight a warp
+#endif
 #define GV_STEAL_PARAM , int* __restrict__ gvTickets
 #define GV_STEAL_ARG , gvTickets
 
@@ -429,10 +434,11 @@ __device__ __forceinline__ void gv_single_stolen(const TIn* __restrict__ x, cons
     const int columnBlocks = ceil_div(outCols, (fused ? GV_WROWS / 2 : GV_WROWS) * GV_WARPS);
     const int itemsPerTile = fused ? outCols : ceil_div(outCols, 2);
     const int items = (int)(gridDim.x / columnBlocks) * itemsPerTile;
-    const int warps = (int)gridDim.x * GV_WARPS;
+    const int warpsPerBlock = (int)(blockDim.x >> 5);
+    const int warps = (int)gridDim.x * warpsPerBlock;
     const int lane = threadIdx.x & 31;
     const int chunks = k / 8;
-    int item = (int)blockIdx.x * GV_WARPS + (threadIdx.x >> 5);
+    int item = (int)blockIdx.x * warpsPerBlock + (threadIdx.x >> 5);
     // The map entry of `item`, read one item ahead: its round trip overlaps the item before's stream.
     const int* entry = tileMap + 3 * (long long)(item / itemsPerTile);
     int entryExpert = item < items ? __ldg(entry) : -1, entryBegin = item < items ? __ldg(entry + 1) : 0,
@@ -471,11 +477,11 @@ __device__ __forceinline__ void gv_single_stolen(const TIn* __restrict__ x, cons
         {
             const uint4* xRow = reinterpret_cast<const uint4*>(x + (long long)row * k);
             float acc0 = 0.0f, acc1 = 0.0f;
-            for (int base = 0; base < chunks; base += 64) // warp-uniform: the draw's shuffle needs every lane
+            for (int base = 0; base < chunks; base += 32 * GV1_STEAL_SEGMENTS) // warp-uniform: the draw's shuffle needs every lane
             {
-                uint4 a[2], b[2];
+                uint4 a[GV1_STEAL_SEGMENTS], b[GV1_STEAL_SEGMENTS];
 #pragma unroll
-                for (int u = 0; u < 2; u++)
+                for (int u = 0; u < GV1_STEAL_SEGMENTS; u++)
                 {
                     const int c = base + 32 * u + lane;
                     a[u] = c < chunks ? load_stream(w0 + 8 * c) : make_uint4(0, 0, 0, 0);
@@ -484,7 +490,7 @@ __device__ __forceinline__ void gv_single_stolen(const TIn* __restrict__ x, cons
                 if (!drawn)
                     draw();
 #pragma unroll
-                for (int u = 0; u < 2; u++)
+                for (int u = 0; u < GV1_STEAL_SEGMENTS; u++)
                 {
                     const int c = base + 32 * u + lane;
                     if (c >= chunks)
@@ -641,9 +647,15 @@ __device__ __forceinline__ void gv_prefetch_w(const TIn* __restrict__ w, const i
 #define GV_BOUNDS4 __launch_bounds__(GV_WARPS * 32)
 #endif
 
-// The 1-row entry: 4 blocks an SM (64 registers), the 4-row entry's tiles and map (so its prefetch too).
+// The 1-row entry: 4 blocks an SM (64 registers), the 4-row entry's tiles and map (so its prefetch too). The steal build's
+// warps keep 2 x GV1_STEAL_SEGMENTS loads in flight a lane: up to 128 registers (84, NVRTC 11.8, sm_90).
+#ifdef GV1_STEAL
+#define GV1_BOUNDS __launch_bounds__(GV_WARPS * 32, 2)
+#else
+#define GV1_BOUNDS __launch_bounds__(GV_WARPS * 32, 4)
+#endif
 #define GV_ENTRY1(SUFFIX, TIN, TOUT)                                                                                     \
-    extern "C" __global__ void __launch_bounds__(GV_WARPS * 32, 4) grouped_gemm_gemv1_##SUFFIX(                          \
+    extern "C" __global__ void GV1_BOUNDS grouped_gemm_gemv1_##SUFFIX(                                                  \
         const TIN* __restrict__ x, const TIN* __restrict__ w, const int* __restrict__ expertOffsets,                        \
         const float* __restrict__ rowScale, TOUT* __restrict__ y, int rows, int n, int k, int experts, int fused, int kSplit \
         GV_MAP_PARAM GV_PREFETCH_PARAM GV_STEAL_PARAM GV_TRACE_PARAM)                                                        \
