@@ -186,10 +186,10 @@ public static class GroupedGemmGemv
     };
 
     /// <summary>
-    /// MOE_GROUPED_GEMM_GEMV1_STEAL=off|on (default off), for A/B runs: on (-DGV1_STEAL), the 1-row entry's warps take items of
-    /// 2 W rows from the workspace's tickets once their first is done, so a warp slowed by DRAM takes fewer instead of
-    /// holding the call (grouped_gemm_gemv.cu, gv_single_stolen). Only with a map, K split over 1 warp and a workspace
-    /// (GroupedGemmOptions.SplitKWorkspace); otherwise the static order runs. Same bits.
+    /// MOE_GROUPED_GEMM_GEMV1_STEAL=off|on (default off), for A/B runs: on (-DGV1_STEAL), calls of the 1-row entry run the
+    /// stealing entry, whose warps take their later items of 2 W rows from the workspace's tickets, so a warp slowed by DRAM
+    /// takes fewer instead of holding the call (grouped_gemm_gemv.cu, gv_single_stolen). Only with a map, K split over 1
+    /// warp and a workspace (GroupedGemmOptions.SplitKWorkspace); otherwise the 1-row entry runs. Same bits.
     /// </summary>
     internal static bool SingleSteal => StealSetting.Value;
 
@@ -203,9 +203,9 @@ public static class GroupedGemmGemv
     };
 
     /// <summary>
-    /// Warps a block of the 1-row entry when it steals: half the static launch's, so the grid (the same blocks) has half the
-    /// warps, each with about 4 items of 2 W rows and 4 segments of each in flight (the bytes in flight of the static order).
-    /// With 8, every warp's second item would be drawn as it starts its first, before any is ahead of another.
+    /// Warps a block of the stealing entry (GV1_STEAL_WARPS): half the 1-row entry's, so the same grid has half the warps,
+    /// each with about 4 items of 2 W rows and 4 segments of each in flight (the static order's bytes in flight). With 8,
+    /// every warp's second item would be drawn as it starts its first, before any is ahead of another.
     /// </summary>
     internal const int StealWarps = 4;
 
@@ -474,6 +474,10 @@ public static class GroupedGemmGemv
 
     private static readonly System.Collections.Concurrent.ConcurrentDictionary<(CudaKernel Kernel, int Cap, int Threads), int> s_capBytes = new();
 
+    /// <summary>The stealing 1-row entry (GV1_STEAL map builds: <see cref="SingleSteal"/>).</summary>
+    internal static string StealEntryName(DType operands, DType output) =>
+        $"grouped_gemm_gemv1s_{GroupedGemm.Suffix(operands)}_{GroupedGemm.Suffix(output)}";
+
     internal static string EntryName(DType operands, DType output, int tileRows = TileRows) =>
         $"grouped_gemm_{tileRows switch { WideTileRows => "gemv8", SingleTileRows => "gemv1", _ => "gemv" }}_{GroupedGemm.Suffix(operands)}_{GroupedGemm.Suffix(output)}";
 
@@ -565,26 +569,28 @@ public static class GroupedGemmGemv
         if (tileMap is not null && GridTileRows(tileRows) != TileRows)
             throw new ArgumentException($"the m-tile map is of {TileRows}-row tiles; this launch has {tileRows}", "options.TileMap");
         var trace = TraceRequested ? TraceBufferFor(blocks) : null;
-        var kernel = Kernel(accelerator, plan, tileRows, wRows, tileMap is not null, trace is not null);
+        // Stealing (SingleSteal): the 1-row entry's grid runs as the stealing entry, in blocks of StealWarps warps, where it
+        // reads a map, splits K over one warp and has a workspace's tickets; anything else runs the entry it would have.
+        var tickets = SingleSteal && tileRows == SingleTileRows && tileMap is not null && kSplit == 1 ? plan.SplitK?.Tickets : null;
+        t_lastStolen = tickets is not null;
+        var kernel = tickets is not null
+            ? accelerator.LoadKernel(Source, StealEntryName(plan.X.DType, plan.Y.DType), BuildOptions(wRows, trace is not null, tileMap: true, plan.PrefetchBeforeWait))
+            : Kernel(accelerator, plan, tileRows, wRows, tileMap is not null, trace is not null);
+        int threads = tickets is not null ? StealWarps * 32 : Warps * 32;
         // The entries' parameters: the plan's, then the map (GV_TILE_MAP builds), the first wave's blocks (GV_PREFETCH_W
-        // builds: only those prefetch), the tickets (the 1-row entry of GV1_STEAL builds; null: the static order), then the
-        // trace (GV_TRACE builds).
+        // builds: only those prefetch; not the stealing entry), the tickets (the stealing entry), then the trace (GV_TRACE
+        // builds).
         Span<KernelArg> args = [plan.X, plan.W, plan.ExpertOffsets, plan.RowScale, plan.Y, plan.Rows, plan.N, plan.K, plan.Experts,
-            plan.Fused ? 1 : 0, kSplit, default, default, default, default];
+            plan.Fused ? 1 : 0, kSplit, default, default, default];
         int count = 11;
         if (tileMap is not null)
         {
             args[count++] = tileMap;
-            if (plan.PrefetchBeforeWait)
+            if (tickets is not null)
+                args[count++] = tickets;
+            else if (plan.PrefetchBeforeWait)
                 args[count++] = PlacesOf(accelerator, kernel, tileRows, blocks);
         }
-        // Stealing: blocks of StealWarps warps (the kernel takes its warp count from the block), so each warp has about 4
-        // items and the later ones go to whoever is ahead; otherwise the tickets are null and the static order runs.
-        var tickets = SingleSteal && tileRows == SingleTileRows && tileMap is not null && kSplit == 1 ? plan.SplitK?.Tickets : null;
-        if (SingleSteal && tileRows == SingleTileRows)
-            args[count++] = tickets;
-        t_lastStolen = tickets is not null;
-        int threads = tickets is not null ? StealWarps * 32 : Warps * 32;
         if (trace is not null)
             args[count++] = trace;
         int sharedBytes = DynamicSharedBytes(accelerator, kernel, tileRows, blocks, threads);

@@ -393,22 +393,20 @@ __device__ __forceinline__ void grouped_gemv(const TIn* __restrict__ x, const TI
 #define GV1_UNROLL 1
 #endif
 
-#ifdef GV1_STEAL
-// GV1_STEAL (MOE_GROUPED_GEMM_GEMV1_STEAL=on, for A/B): the 1-row entry's warps share the work at run time. A call's warps
-// end over several us though each streams the same bytes (Qwen3-30B-A3B gate_up at T = 1: 10.8 / 13.3 / 15.5 us min /
-// median / max, trace23c), and the call waits for the last. Items are (m-tile, 2 W rows): plain, columns 2i and 2i + 1;
-// fused, column i's gate and up rows; item = mTile * itemsPerTile + i. Warp v of the grid takes item v first, then items
-// warps + t for the tickets t it draws from gvTickets[0], one drawn while it streams the item before. A warp that draws
-// past the last item counts itself done in gvTickets[1]; the last one done sets both back to zero for the next call.
-// Needs kSplit 1 and the map (the host passes gvTickets null otherwise, and the static order runs). The host launches the
-// same grid with blocks of 4 warps (GroupedGemmGemv.StealWarps; the kernel reads the count from blockDim), so a warp has
-// about 4 items: with 8 warps a block it would have 2, and every second item would be drawn as its warp starts, before
-// any warp is ahead. Each column is one warp's: its lane sums and the butterfly are the static order's, so are its bits.
-#ifndef GV1_STEAL_SEGMENTS
+#if defined(GV1_STEAL) && defined(GV_TILE_MAP)
+// GV1_STEAL (MOE_GROUPED_GEMM_GEMV1_STEAL=on, for A/B; map builds; entry grouped_gemm_gemv1s_*): the 1-row entry's warps
+// share the work at run time. A call's warps end over several us though each streams the same bytes (Qwen3-30B-A3B
+// gate_up at T = 1: warp 0 of each block ends at 10.8 / 13.3 / 15.5 us min / median / max, trace23c), and the call waits
+// for the last. Items are (m-tile, 2 W rows): plain, columns 2i and 2i + 1; fused, column i's gate and up rows;
+// item = mTile * itemsPerTile + i. Warp v of the grid takes item v first, then items warps + t for the tickets t it draws
+// from gvTickets[0], each drawn while it streams the item before. A warp that draws past the last item counts itself done
+// in gvTickets[1]; the last one done sets both back to zero for the next call. Needs kSplit 1, the map and the tickets
+// (otherwise the host launches the 1-row entry). The host launches the 1-row entry's grid in blocks of GV1_STEAL_WARPS
+// warps (the kernel reads the count from blockDim), so a warp has about 4 items: with 8 warps a block it would have 2, and
+// every second item would be drawn as its warp starts, before any warp is ahead. Each column is one warp's: its lane sums
+// and the butterfly are the static order's, so are its bits.
+#define GV1_STEAL_WARPS 4    // warps a block (GroupedGemmGemv.StealWarps)
 #define GV1_STEAL_SEGMENTS 4 // 512-byte segments of each of an item's 2 W rows in flight a warp
-#endif
-#define GV_STEAL_PARAM , int* __restrict__ gvTickets
-#define GV_STEAL_ARG , gvTickets
 
 // gv_read_tile_map's clamps, on an entry read earlier.
 __device__ __forceinline__ void gv_clamp_tile(int entryExpert, int entryBegin, int entryEnd, int rows, int experts,
@@ -535,9 +533,6 @@ __device__ __forceinline__ void gv_single_stolen(const TIn* __restrict__ x, cons
     }
     GV_STAMP(4);
 }
-#else
-#define GV_STEAL_PARAM
-#define GV_STEAL_ARG
 #endif
 
 // The 1-row entry (grouped_gemm_gemv1_*): the 4-row entry's blocks and tiles (its grid, its map), each tile's rows one
@@ -549,15 +544,8 @@ __device__ __forceinline__ void gv_single_stolen(const TIn* __restrict__ x, cons
 template <typename TIn, typename TOut>
 __device__ __forceinline__ void grouped_gemv_single(const TIn* __restrict__ x, const TIn* __restrict__ w, const int* __restrict__ expertOffsets,
                                                     const float* __restrict__ rowScale, TOut* __restrict__ y, int rows, int n, int k,
-                                                    int experts, int fused, int kSplit GV_MAP_PARAM GV_STEAL_PARAM GV_TRACE_PARAM)
+                                                    int experts, int fused, int kSplit GV_MAP_PARAM GV_TRACE_PARAM)
 {
-#if defined(GV1_STEAL) && defined(GV_TILE_MAP)
-    if (gvTickets != nullptr && kSplit == 1)
-    {
-        gv_single_stolen<TIn, TOut>(x, w, rowScale, y, rows, n, k, experts, fused, gvTickets, gvTileMap GV_TRACE_ARG);
-        return;
-    }
-#endif
     __shared__ float partial[GV_WARPS][GV_WROWS][1];
     const int outCols = fused ? n / 2 : n;
     const int colsPerBlock = (fused ? GV_WROWS / 2 : GV_WROWS) * (GV_WARPS / kSplit);
@@ -647,29 +635,42 @@ __device__ __forceinline__ void gv_prefetch_w(const TIn* __restrict__ w, const i
 #define GV_BOUNDS4 __launch_bounds__(GV_WARPS * 32)
 #endif
 
-// The 1-row entry: 4 blocks an SM (64 registers), the 4-row entry's tiles and map (so its prefetch too). The steal build's
-// warps keep 2 x GV1_STEAL_SEGMENTS loads in flight a lane: up to 128 registers (84, NVRTC 11.8, sm_90).
-#ifdef GV1_STEAL
-#define GV1_BOUNDS __launch_bounds__(GV_WARPS * 32, 2)
-#else
-#define GV1_BOUNDS __launch_bounds__(GV_WARPS * 32, 4)
-#endif
+// The 1-row entry: 4 blocks an SM (64 registers), the 4-row entry's tiles and map (so its prefetch too).
 #define GV_ENTRY1(SUFFIX, TIN, TOUT)                                                                                     \
-    extern "C" __global__ void GV1_BOUNDS grouped_gemm_gemv1_##SUFFIX(                                                  \
+    extern "C" __global__ void __launch_bounds__(GV_WARPS * 32, 4) grouped_gemm_gemv1_##SUFFIX(                          \
         const TIN* __restrict__ x, const TIN* __restrict__ w, const int* __restrict__ expertOffsets,                        \
         const float* __restrict__ rowScale, TOUT* __restrict__ y, int rows, int n, int k, int experts, int fused, int kSplit \
-        GV_MAP_PARAM GV_PREFETCH_PARAM GV_STEAL_PARAM GV_TRACE_PARAM)                                                        \
+        GV_MAP_PARAM GV_PREFETCH_PARAM GV_TRACE_PARAM)                                                                       \
     {                                                                                                                        \
         GV_PREFETCH_BEFORE_WAIT(1, false, TIN)                                                                               \
         moe_wait_prior_grid();                                                                                                \
         GV_STAMP(0);                                                                                                          \
-        grouped_gemv_single<TIN, TOUT>(x, w, expertOffsets, rowScale, y, rows, n, k, experts, fused, kSplit GV_MAP_ARG GV_STEAL_ARG GV_TRACE_ARG); \
+        grouped_gemv_single<TIN, TOUT>(x, w, expertOffsets, rowScale, y, rows, n, k, experts, fused, kSplit GV_MAP_ARG GV_TRACE_ARG); \
     }
+
+#if defined(GV1_STEAL) && defined(GV_TILE_MAP)
+// The stealing 1-row entry (grouped_gemm_gemv1s_*; GV1_STEAL map builds): the 1-row entry's grid in blocks of
+// GV1_STEAL_WARPS warps, each keeping 2 x GV1_STEAL_SEGMENTS loads in flight a lane (84 registers, NVRTC 11.8, sm_90).
+// kSplit must be 1 (the host's check); it takes the map, then the tickets, then the trace (GV_TRACE builds).
+#define GV_ENTRY1S(SUFFIX, TIN, TOUT)                                                                                    \
+    extern "C" __global__ void __launch_bounds__(GV1_STEAL_WARPS * 32, 4) grouped_gemm_gemv1s_##SUFFIX(                  \
+        const TIN* __restrict__ x, const TIN* __restrict__ w, const int* __restrict__ expertOffsets,                        \
+        const float* __restrict__ rowScale, TOUT* __restrict__ y, int rows, int n, int k, int experts, int fused, int kSplit \
+        GV_MAP_PARAM, int* __restrict__ gvTickets GV_TRACE_PARAM)                                                           \
+    {                                                                                                                        \
+        moe_wait_prior_grid();                                                                                                \
+        GV_STAMP(0);                                                                                                          \
+        gv_single_stolen<TIN, TOUT>(x, w, rowScale, y, rows, n, k, experts, fused, gvTickets, gvTileMap GV_TRACE_ARG);       \
+    }
+#else
+#define GV_ENTRY1S(SUFFIX, TIN, TOUT)
+#endif
 
 #define GV_ENTRIES(SUFFIX, TIN, TOUT)                                   \
     GV_ENTRY(grouped_gemm_gemv, 4, false, GV_BOUNDS4, SUFFIX, TIN, TOUT)     \
     GV_ENTRY(grouped_gemm_gemv8, 8, true, __launch_bounds__(GV_WARPS * 32, 2), SUFFIX, TIN, TOUT) \
-    GV_ENTRY1(SUFFIX, TIN, TOUT)
+    GV_ENTRY1(SUFFIX, TIN, TOUT)                                        \
+    GV_ENTRY1S(SUFFIX, TIN, TOUT)
 
 GV_ENTRIES(bf16_bf16, bf16, bf16)
 GV_ENTRIES(bf16_f32, bf16, float)
