@@ -650,7 +650,7 @@ __device__ __forceinline__ void gv_prefetch_w(const TIn* __restrict__ w, const i
 
 #if defined(GV1_STEAL) && defined(GV_TILE_MAP)
 // The stealing 1-row entry (grouped_gemm_gemv1s_*; GV1_STEAL map builds): the 1-row entry's grid in blocks of
-// GV1_STEAL_WARPS warps, each keeping 2 x GV1_STEAL_SEGMENTS loads in flight a lane (84 registers, NVRTC 11.8, sm_90).
+// GV1_STEAL_WARPS warps, each keeping 2 x GV1_STEAL_SEGMENTS loads in flight a lane (82 registers, NVRTC 11.8, sm_90).
 // kSplit must be 1 (the host's check); it takes the map, then the tickets, then the trace (GV_TRACE builds).
 #define GV_ENTRY1S(SUFFIX, TIN, TOUT)                                                                                    \
     extern "C" __global__ void __launch_bounds__(GV1_STEAL_WARPS * 32, 4) grouped_gemm_gemv1s_##SUFFIX(                  \
