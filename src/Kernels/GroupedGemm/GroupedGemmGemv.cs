@@ -393,7 +393,7 @@ public static class GroupedGemmGemv
         if (TileInnerOrder)
             options.Add("-DGV_TILE_INNER");
         if (SingleSteal)
-            options.Add("-DGV1_STEAL");
+            options.AddRange(["-DGV1_STEAL", $"-DGV1_STEAL_WARPS={StealWarps}"]);
         return [.. options];
     }
 

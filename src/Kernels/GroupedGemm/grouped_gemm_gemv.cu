@@ -168,20 +168,27 @@ __device__ __forceinline__ void gv_find_tile(const int* __restrict__ expertOffse
 // Expert and rows of m-tile mTile from the map (the host checked it holds every m-tile of the grid). Clamped as the
 // search clamps the offsets, so a bad map cannot make the kernel read or write out of bounds: rows within [0, rows]
 // and at most ROWS of them, an expert outside [0, experts) or no rows is "past the last tile".
-template <int ROWS>
-__device__ __forceinline__ void gv_read_tile_map(const int* __restrict__ tileMap, int rows, int experts, int mTile,
-                                                 int& expert, int& rowBegin, int& rowEnd)
+// The tile of a map entry, clamped; field(f) gives the entry's field f (0 expert, 1 rowBegin, 2 rowEnd), read in that order.
+template <int ROWS, typename Field>
+__device__ __forceinline__ void gv_tile_of_entry(Field field, int rows, int experts, int& expert, int& rowBegin, int& rowEnd)
 {
-    const int* entry = tileMap + 3 * (long long)mTile;
-    expert = __ldg(entry);
-    rowBegin = min(max(__ldg(entry + 1), 0), rows);
-    rowEnd = min(max(__ldg(entry + 2), rowBegin), min(rowBegin + ROWS, rows));
+    expert = field(0);
+    rowBegin = min(max(field(1), 0), rows);
+    rowEnd = min(max(field(2), rowBegin), min(rowBegin + ROWS, rows));
     if (expert < 0 || expert >= experts || rowEnd == rowBegin)
     {
         expert = -1;
         rowBegin = 0;
         rowEnd = 0;
     }
+}
+
+template <int ROWS>
+__device__ __forceinline__ void gv_read_tile_map(const int* __restrict__ tileMap, int rows, int experts, int mTile,
+                                                 int& expert, int& rowBegin, int& rowEnd)
+{
+    const int* entry = tileMap + 3 * (long long)mTile;
+    gv_tile_of_entry<ROWS>([&](int f) { return __ldg(entry + f); }, rows, experts, expert, rowBegin, rowEnd);
 }
 #endif
 
@@ -405,23 +412,10 @@ __device__ __forceinline__ void grouped_gemv(const TIn* __restrict__ x, const TI
 // warps (the kernel reads the count from blockDim), so a warp has about 4 items: with 8 warps a block it would have 2, and
 // every second item would be drawn as its warp starts, before any warp is ahead. Each column is one warp's: its lane sums
 // and the butterfly are the static order's, so are its bits.
-#define GV1_STEAL_WARPS 4    // warps a block (GroupedGemmGemv.StealWarps)
+#ifndef GV1_STEAL_WARPS
+#define GV1_STEAL_WARPS 4 // warps a block; the host passes GroupedGemmGemv.StealWarps
+#endif
 #define GV1_STEAL_SEGMENTS 4 // 512-byte segments of each of an item's 2 W rows in flight a warp
-
-// gv_read_tile_map's clamps, on an entry read earlier.
-__device__ __forceinline__ void gv_clamp_tile(int entryExpert, int entryBegin, int entryEnd, int rows, int experts,
-                                              int& expert, int& rowBegin, int& rowEnd)
-{
-    expert = entryExpert;
-    rowBegin = min(max(entryBegin, 0), rows);
-    rowEnd = min(max(entryEnd, rowBegin), min(rowBegin + 4, rows));
-    if (expert < 0 || expert >= experts || rowEnd == rowBegin)
-    {
-        expert = -1;
-        rowBegin = 0;
-        rowEnd = 0;
-    }
-}
 
 template <typename TIn, typename TOut>
 __device__ __forceinline__ void gv_single_stolen(const TIn* __restrict__ x, const TIn* __restrict__ w, const float* __restrict__ rowScale,
@@ -447,7 +441,8 @@ __device__ __forceinline__ void gv_single_stolen(const TIn* __restrict__ x, cons
         if (lane == 0)
             ticket = atomicAdd(tickets, 1);
         int expert, rowBegin, rowEnd;
-        gv_clamp_tile(entryExpert, entryBegin, entryEnd, rows, experts, expert, rowBegin, rowEnd);
+        gv_tile_of_entry<4>([&](int f) { return f == 0 ? entryExpert : f == 1 ? entryBegin : entryEnd; }, rows, experts, expert,
+                            rowBegin, rowEnd);
 #ifdef GV_TRACE
         if (expert >= 0 && item < warps)
             GV_STAMP(1); // warp 0's first item (the trace's stamps here are warp 0's: tile found, loop end, done)
