@@ -53,38 +53,6 @@ public class GroupedGemmGemvSingleRowTests
     }
 
     /// <summary>
-    /// With a workspace, the 1-row entry under MOE_GROUPED_GEMM_GEMV1_STEAL=on lets its warps take their later items from the
-    /// workspace's tickets at run time: still the 4-row entry's bits, call after call on one workspace, whose tickets are zero
-    /// after each call; with an odd column count (an item of one live W row) and tiles of several rows. Off (the default)
-    /// the same calls run the static order, and the bits are checked all the same.
-    /// </summary>
-    [Theory]
-    [InlineData(128, "one row", false, 2048)]
-    [InlineData(128, "one row", true, 2 * 768)]
-    [InlineData(8, "several rows", true, 2 * 40)]
-    [InlineData(256, "several rows", false, 71)]
-    public void WithAWorkspaceTheOneRowEntryGivesTheSameBitsCallAfterCall(int experts, string rows, bool fused, int n)
-    {
-        var gpu = TestDevices.Get("cuda:0");
-        var random = TestData.NewRandom(out int seed);
-        var counts = GroupedGemmGemvTileMapTests.RowCounts(random, experts, rows);
-        foreach (int k in new[] { 264, 2048 + 8 })
-        {
-            var shape = new Case($"E={experts} {rows} N={n} K={k}", counts, n, k, TrailingRows: 2);
-            using var workspace = GroupedGemmWorkspace.For(gpu, new GroupedGemmShape(counts.Sum() + 2, n, k, experts, fused));
-            var (four, covered) = GroupedGemmGemvTileMapTests.Run(gpu, shape, fused, rowScale: !fused, GroupedGemmGemv.Variant4Name, withMap: true, seed);
-            for (int call = 0; call < 3; call++)
-            {
-                var (one, _) = GroupedGemmGemvTileMapTests.Run(gpu, shape, fused, rowScale: !fused, GroupedGemmGemv.Variant1Name, withMap: true, seed,
-                    workspace: workspace);
-                Assert.Equal(GroupedGemmGemv.SingleSteal, GroupedGemmGemv.LastRunStolen);
-                Same(four, one, covered, $"{shape.Name} fused={fused}, call {call}, stolen={GroupedGemmGemv.LastRunStolen}, seed {seed}");
-                Assert.Equal([0, 0], workspace.Tickets!.ToArray());
-            }
-        }
-    }
-
-    /// <summary>
     /// The heuristic's pick follows the bound: Qwen3-30B-A3B's down and gate_up at T = 1 (8 rows over 128 experts) at a bound
     /// of 1 row an expert take the 1-row entry, at 2 the 4-row one, with the same bits. On an H100 or H200 (132 SMs, 4 blocks
     /// of the 1-row entry an SM) gate_up's 384 blocks are spread to 3 an SM (dynamic shared memory it does not use), down's
@@ -151,9 +119,6 @@ public class GroupedGemmGemvSingleRowTests
         Assert.Null(GroupedGemmGemv.ParseSingleUnroll(""));
         Assert.Equal(["-DGV1_UNROLL=3"], GroupedGemmGemv.ParseSingleUnroll("3")!);
         Assert.Contains("MOE_GROUPED_GEMM_GEMV1_UNROLL", Assert.Throws<ArgumentException>(() => GroupedGemmGemv.ParseSingleUnroll("8")).Message);
-        Assert.False(GroupedGemmGemv.ParseSteal(null));
-        Assert.True(GroupedGemmGemv.ParseSteal("on"));
-        Assert.Contains("MOE_GROUPED_GEMM_GEMV1_STEAL", Assert.Throws<ArgumentException>(() => GroupedGemmGemv.ParseSteal("1")).Message);
     }
 
     [Theory]

@@ -85,8 +85,7 @@ public class GroupedGemmGemvTileMapTests
     // cover. The GEMV's W rows, prefetch and 1-row tests use it too (wRows: GroupedGemmOptions.GemvWRowsOverride; prefetch:
     // PrefetchBeforeWait; maxRowsPerExpert: MaxRowsPerExpert, with variant null for the heuristic's pick).
     internal static (ushort[] Bits, int Covered) Run(Accelerator gpu, Case shape, bool fused, bool rowScale, string? variant, bool withMap, int seed,
-                                                     int? wRows = null, bool prefetch = false, int? maxRowsPerExpert = null,
-                                                     GroupedGemmWorkspace? workspace = null)
+                                                     int? wRows = null, bool prefetch = false, int? maxRowsPerExpert = null)
     {
         var random = new Random(seed); // the same inputs for every run
         int experts = shape.Counts.Length, covered = shape.Counts.Sum(), rows = covered + shape.TrailingRows;
@@ -107,7 +106,7 @@ public class GroupedGemmGemvTileMapTests
         GroupedGemm.Run(gpu, x, w, offsetsBuffer, y, shape.N, shape.K, new GroupedGemmOptions
         {
             FusedSiluAndMul = fused, RowScale = scaleBuffer, VariantOverride = variant, TileMap = mapBuffer, GemvWRowsOverride = wRows,
-            PrefetchBeforeWait = prefetch, MaxRowsPerExpert = maxRowsPerExpert, SplitKWorkspace = workspace,
+            PrefetchBeforeWait = prefetch, MaxRowsPerExpert = maxRowsPerExpert,
         });
         gpu.Synchronize();
         return (y.ToArray().Select(v => v.Bits).ToArray(), covered * outCols);

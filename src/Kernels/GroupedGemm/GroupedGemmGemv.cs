@@ -55,10 +55,11 @@ public static class GroupedGemmGemv
 
     internal static int ParseWRows(string? value) => value?.Trim() switch
     {
+        "2" => 2,
         "4" => 4,
         "8" => 8,
         null or "" or "auto" => AutoWRows,
-        _ => throw new ArgumentException($"MOE_GROUPED_GEMM_GEMV_WROWS='{value}': expected 4 or 8 W rows a warp group, or auto (chosen per call)"),
+        _ => throw new ArgumentException($"MOE_GROUPED_GEMM_GEMV_WROWS='{value}': expected 2, 4 or 8 W rows a warp group, or auto (chosen per call)"),
     };
 
     /// <summary>
@@ -186,33 +187,36 @@ public static class GroupedGemmGemv
     };
 
     /// <summary>
-    /// MOE_GROUPED_GEMM_GEMV1_STEAL=off|on (default off), for A/B runs: on (-DGV1_STEAL), calls of the 1-row entry run the
-    /// stealing entry, whose warps take their later items of 2 W rows from the workspace's tickets, so a warp slowed by DRAM
-    /// takes fewer instead of holding the call (grouped_gemm_gemv.cu, gv_single_stolen). Only with a map, K split over 1
-    /// warp and a workspace (GroupedGemmOptions.SplitKWorkspace); otherwise the 1-row entry runs. Same bits.
+    /// MOE_GROUPED_GEMM_GEMV1_BALANCE=off|on (default off), for A/B runs: on (-DGV1_BALANCE), the 1-row entry's warps draw
+    /// their block's 512-byte W segments from a counter in shared memory instead of streaming 4 W rows each, so a warp whose
+    /// loads come back late takes fewer (grouped_gemm_gemv.cu, gemv_pass_balanced). Deterministic, not the 4-row entry's bits.
     /// </summary>
-    internal static bool SingleSteal => StealSetting.Value;
+    internal static bool SingleBalance => BalanceSetting.Value;
 
-    private static readonly EnvironmentSetting<bool> StealSetting = new("MOE_GROUPED_GEMM_GEMV1_STEAL", ParseSteal);
+    private static readonly EnvironmentSetting<bool> BalanceSetting = new("MOE_GROUPED_GEMM_GEMV1_BALANCE", ParseBalance);
 
-    internal static bool ParseSteal(string? value) => value?.Trim() switch
+    internal static bool ParseBalance(string? value) => value?.Trim() switch
     {
         null or "" or "off" => false,
         "on" => true,
-        _ => throw new ArgumentException($"MOE_GROUPED_GEMM_GEMV1_STEAL='{value}': expected off or on"),
+        _ => throw new ArgumentException($"MOE_GROUPED_GEMM_GEMV1_BALANCE='{value}': expected off or on"),
     };
 
     /// <summary>
-    /// Warps a block of the stealing entry (GV1_STEAL_WARPS): half the 1-row entry's, so the same grid has half the warps,
-    /// each with about 4 items of 2 W rows and 4 segments of each in flight (the static order's bytes in flight). With 8,
-    /// every warp's second item would be drawn as it starts its first, before any is ahead of another.
+    /// MOE_GROUPED_GEMM_GEMV_MAP_L2=off|map|map+x (default off), for A/B runs: before its wait, a 4-row or 1-row block of a
+    /// map build asks L2 for its map entry (1), and X's lines too (2) (GV_MAP_L2, grouped_gemm_gemv.cu). A hint: same bits.
     /// </summary>
-    internal const int StealWarps = 4;
+    internal static int MapL2 => MapL2Setting.Value;
 
-    /// <summary>Tests: whether this thread's last <see cref="Run"/> launched the 1-row entry sharing its work (<see cref="SingleSteal"/>).</summary>
-    internal static bool LastRunStolen => t_lastStolen;
+    private static readonly EnvironmentSetting<int> MapL2Setting = new("MOE_GROUPED_GEMM_GEMV_MAP_L2", ParseMapL2);
 
-    [ThreadStatic] private static bool t_lastStolen;
+    internal static int ParseMapL2(string? value) => value?.Trim() switch
+    {
+        null or "" or "off" => 0,
+        "map" => 1,
+        "map+x" => 2,
+        _ => throw new ArgumentException($"MOE_GROUPED_GEMM_GEMV_MAP_L2='{value}': expected off, map or map+x"),
+    };
 
     /// <summary>
     /// X rows per W pass (m-tile rows) for a call: 4 when rows &lt;= experts (the T = 1 kernel as it was) or when
@@ -392,8 +396,10 @@ public static class GroupedGemmGemv
             options.Add("-DGV_BLOCK_TILE_SEARCH");
         if (TileInnerOrder)
             options.Add("-DGV_TILE_INNER");
-        if (SingleSteal)
-            options.AddRange(["-DGV1_STEAL", $"-DGV1_STEAL_WARPS={StealWarps}"]);
+        if (MapL2 > 0)
+            options.Add($"-DGV_MAP_L2={MapL2}");
+        if (SingleBalance)
+            options.Add("-DGV1_BALANCE");
         return [.. options];
     }
 
@@ -403,11 +409,11 @@ public static class GroupedGemmGemv
     /// </summary>
     /// With <paramref name="prefetch"/> (a map's build only) also -DGV_PREFETCH_W=S, S = GemvPrefetchSwitch.Segments.
     private static string[] BuildOptions(int wRows, bool traced, bool tileMap, bool prefetch = false) =>
-        s_builds[(prefetch && tileMap ? 8 : 0) + (wRows == 8 ? 4 : 0) + (traced ? 2 : 0) + (tileMap ? 1 : 0)] ??=
-            [.. CompileOptions ?? [], .. wRows == 8 ? (string[])["-DGV_WROWS=8"] : [], .. traced ? (string[])["-DGV_TRACE"] : [],
+        s_builds[(prefetch && tileMap ? 8 : 0) + (wRows == 8 ? 4 : 0) + (traced ? 2 : 0) + (tileMap ? 1 : 0) + (wRows == 2 ? 16 : 0)] ??=
+            [.. CompileOptions ?? [], .. wRows != 4 ? (string[])[$"-DGV_WROWS={wRows}"] : [], .. traced ? (string[])["-DGV_TRACE"] : [],
              .. tileMap ? (string[])[TileMapOption] : [], .. prefetch && tileMap ? (string[])[$"-DGV_PREFETCH_W={GemvPrefetchSwitch.Segments}"] : []];
 
-    private static readonly string[]?[] s_builds = new string[]?[16];
+    private static readonly string[]?[] s_builds = new string[]?[32];
 
     internal static string[]? ParseUnroll(string? value) => value?.Trim() switch
     {
@@ -452,31 +458,26 @@ public static class GroupedGemmGemv
 
     /// <summary>
     /// The dynamic shared memory of a launch of <paramref name="blocks"/> blocks: none, or for the 1-row entry the least
-    /// that holds it to its blocks an SM (<see cref="SingleBlocksCap"/>) where that is under its occupancy (blocks of
-    /// <paramref name="threads"/> threads).
+    /// that holds it to its blocks an SM (<see cref="SingleBlocksCap"/>) where that is under its occupancy.
     /// </summary>
-    private static int DynamicSharedBytes(CudaAccelerator accelerator, CudaKernel kernel, int tileRows, long blocks, int threads = Warps * 32)
+    private static int DynamicSharedBytes(CudaAccelerator accelerator, CudaKernel kernel, int tileRows, long blocks)
     {
         if (tileRows != SingleTileRows || SingleBlocksCap == NoCap)
             return 0;
-        int occupancy = kernel.MaxActiveBlocksPerSm(threads);
+        int occupancy = kernel.MaxActiveBlocksPerSm(Warps * 32);
         int cap = SingleBlocksCap == SpreadCap ? SpreadBlocksPerSm(blocks, accelerator.Info.MultiprocessorCount, occupancy) : SingleBlocksCap;
         if (cap >= occupancy)
             return 0;
-        return s_capBytes.GetOrAdd((kernel, cap, threads), key =>
+        return s_capBytes.GetOrAdd((kernel, cap), key =>
         {
             for (int bytes = 1024; bytes <= accelerator.Info.MaxSharedMemoryPerBlockOptin - key.Kernel.StaticSharedBytes; bytes += 1024)
-                if (key.Kernel.MaxActiveBlocksPerSm(key.Threads, bytes) <= key.Cap)
+                if (key.Kernel.MaxActiveBlocksPerSm(Warps * 32, bytes) <= key.Cap)
                     return bytes;
             return 0;
         });
     }
 
-    private static readonly System.Collections.Concurrent.ConcurrentDictionary<(CudaKernel Kernel, int Cap, int Threads), int> s_capBytes = new();
-
-    /// <summary>The stealing 1-row entry (GV1_STEAL map builds: <see cref="SingleSteal"/>).</summary>
-    internal static string StealEntryName(DType operands, DType output) =>
-        $"grouped_gemm_gemv1s_{GroupedGemm.Suffix(operands)}_{GroupedGemm.Suffix(output)}";
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<(CudaKernel Kernel, int Cap), int> s_capBytes = new();
 
     internal static string EntryName(DType operands, DType output, int tileRows = TileRows) =>
         $"grouped_gemm_{tileRows switch { WideTileRows => "gemv8", SingleTileRows => "gemv1", _ => "gemv" }}_{GroupedGemm.Suffix(operands)}_{GroupedGemm.Suffix(output)}";
@@ -569,33 +570,23 @@ public static class GroupedGemmGemv
         if (tileMap is not null && GridTileRows(tileRows) != TileRows)
             throw new ArgumentException($"the m-tile map is of {TileRows}-row tiles; this launch has {tileRows}", "options.TileMap");
         var trace = TraceRequested ? TraceBufferFor(blocks) : null;
-        // Stealing (SingleSteal): the 1-row entry's grid runs as the stealing entry, in blocks of StealWarps warps, where it
-        // reads a map, splits K over one warp and has a workspace's tickets; anything else runs the entry it would have.
-        var tickets = SingleSteal && tileRows == SingleTileRows && tileMap is not null && kSplit == 1 ? plan.SplitK?.Tickets : null;
-        t_lastStolen = tickets is not null;
-        var kernel = tickets is not null
-            ? accelerator.LoadKernel(Source, StealEntryName(plan.X.DType, plan.Y.DType), BuildOptions(wRows, trace is not null, tileMap: true, plan.PrefetchBeforeWait))
-            : Kernel(accelerator, plan, tileRows, wRows, tileMap is not null, trace is not null);
-        int threads = tickets is not null ? StealWarps * 32 : Warps * 32;
+        var kernel = Kernel(accelerator, plan, tileRows, wRows, tileMap is not null, trace is not null);
         // The entries' parameters: the plan's, then the map (GV_TILE_MAP builds), the first wave's blocks (GV_PREFETCH_W
-        // builds: only those prefetch; not the stealing entry), the tickets (the stealing entry), then the trace (GV_TRACE
-        // builds).
+        // builds: only those prefetch), then the trace (GV_TRACE builds).
         Span<KernelArg> args = [plan.X, plan.W, plan.ExpertOffsets, plan.RowScale, plan.Y, plan.Rows, plan.N, plan.K, plan.Experts,
             plan.Fused ? 1 : 0, kSplit, default, default, default];
         int count = 11;
         if (tileMap is not null)
         {
             args[count++] = tileMap;
-            if (tickets is not null)
-                args[count++] = tickets;
-            else if (plan.PrefetchBeforeWait)
+            if (plan.PrefetchBeforeWait)
                 args[count++] = PlacesOf(accelerator, kernel, tileRows, blocks);
         }
         if (trace is not null)
             args[count++] = trace;
-        int sharedBytes = DynamicSharedBytes(accelerator, kernel, tileRows, blocks, threads);
+        int sharedBytes = DynamicSharedBytes(accelerator, kernel, tileRows, blocks);
         t_lastSharedBytes = sharedBytes;
-        kernel.Launch(stream, new Dim3((uint)blocks, 1, 1), new Dim3((uint)threads, 1, 1), sharedBytes, args[..count]);
+        kernel.Launch(stream, new Dim3((uint)blocks, 1, 1), new Dim3(Warps * 32, 1, 1), sharedBytes, args[..count]);
         if (trace is not null)
             TracedBlocks = blocks;
     }

@@ -168,27 +168,20 @@ __device__ __forceinline__ void gv_find_tile(const int* __restrict__ expertOffse
 // Expert and rows of m-tile mTile from the map (the host checked it holds every m-tile of the grid). Clamped as the
 // search clamps the offsets, so a bad map cannot make the kernel read or write out of bounds: rows within [0, rows]
 // and at most ROWS of them, an expert outside [0, experts) or no rows is "past the last tile".
-// The tile of a map entry, clamped; field(f) gives the entry's field f (0 expert, 1 rowBegin, 2 rowEnd), read in that order.
-template <int ROWS, typename Field>
-__device__ __forceinline__ void gv_tile_of_entry(Field field, int rows, int experts, int& expert, int& rowBegin, int& rowEnd)
+template <int ROWS>
+__device__ __forceinline__ void gv_read_tile_map(const int* __restrict__ tileMap, int rows, int experts, int mTile,
+                                                 int& expert, int& rowBegin, int& rowEnd)
 {
-    expert = field(0);
-    rowBegin = min(max(field(1), 0), rows);
-    rowEnd = min(max(field(2), rowBegin), min(rowBegin + ROWS, rows));
+    const int* entry = tileMap + 3 * (long long)mTile;
+    expert = __ldg(entry);
+    rowBegin = min(max(__ldg(entry + 1), 0), rows);
+    rowEnd = min(max(__ldg(entry + 2), rowBegin), min(rowBegin + ROWS, rows));
     if (expert < 0 || expert >= experts || rowEnd == rowBegin)
     {
         expert = -1;
         rowBegin = 0;
         rowEnd = 0;
     }
-}
-
-template <int ROWS>
-__device__ __forceinline__ void gv_read_tile_map(const int* __restrict__ tileMap, int rows, int experts, int mTile,
-                                                 int& expert, int& rowBegin, int& rowEnd)
-{
-    const int* entry = tileMap + 3 * (long long)mTile;
-    gv_tile_of_entry<ROWS>([&](int f) { return __ldg(entry + f); }, rows, experts, expert, rowBegin, rowEnd);
 }
 #endif
 
@@ -400,142 +393,109 @@ __device__ __forceinline__ void grouped_gemv(const TIn* __restrict__ x, const TI
 #define GV1_UNROLL 1
 #endif
 
-#if defined(GV1_STEAL) && defined(GV_TILE_MAP)
-// GV1_STEAL (MOE_GROUPED_GEMM_GEMV1_STEAL=on, for A/B; map builds; entry grouped_gemm_gemv1s_*): the 1-row entry's warps
-// share the work at run time. A call's warps end over several us though each streams the same bytes (Qwen3-30B-A3B
-// gate_up at T = 1: warp 0 of each block ends at 10.8 / 13.3 / 15.5 us min / median / max, trace23c), and the call waits
-// for the last. Items are (m-tile, 2 W rows): plain, columns 2i and 2i + 1; fused, column i's gate and up rows;
-// item = mTile * itemsPerTile + i. Warp v of the grid takes item v first, then items warps + t for the tickets t it draws
-// from gvTickets[0], each drawn while it streams the item before. A warp that draws past the last item counts itself done
-// in gvTickets[1]; the last one done sets both back to zero for the next call. Needs kSplit 1, the map and the tickets
-// (otherwise the host launches the 1-row entry). The host launches the 1-row entry's grid in blocks of GV1_STEAL_WARPS
-// warps (the kernel reads the count from blockDim), so a warp has about 4 items: with 8 warps a block it would have 2, and
-// every second item would be drawn as its warp starts, before any warp is ahead. Each column is one warp's: its lane sums
-// and the butterfly are the static order's, so are its bits.
-#ifndef GV1_STEAL_WARPS
-#define GV1_STEAL_WARPS 4 // warps a block; the host passes GroupedGemmGemv.StealWarps
-#endif
-#define GV1_STEAL_SEGMENTS 4 // 512-byte segments of each of an item's 2 W rows in flight a warp
-
-template <typename TIn, typename TOut>
-__device__ __forceinline__ void gv_single_stolen(const TIn* __restrict__ x, const TIn* __restrict__ w, const float* __restrict__ rowScale,
-                                                 TOut* __restrict__ y, int rows, int n, int k, int experts, int fused,
-                                                 int* __restrict__ tickets, const int* __restrict__ tileMap GV_TRACE_PARAM)
-{
-    const int outCols = fused ? n / 2 : n;
-    const int columnBlocks = ceil_div(outCols, (fused ? GV_WROWS / 2 : GV_WROWS) * GV_WARPS);
-    const int itemsPerTile = fused ? outCols : ceil_div(outCols, 2);
-    const int items = (int)(gridDim.x / columnBlocks) * itemsPerTile;
-    const int warpsPerBlock = (int)(blockDim.x >> 5);
-    const int warps = (int)gridDim.x * warpsPerBlock;
-    const int lane = threadIdx.x & 31;
-    const int chunks = k / 8;
-    int item = (int)blockIdx.x * warpsPerBlock + (threadIdx.x >> 5);
-    // The map entry of `item`, read one item ahead: its round trip overlaps the item before's stream.
-    const int* entry = tileMap + 3 * (long long)(item / itemsPerTile);
-    int entryExpert = item < items ? __ldg(entry) : -1, entryBegin = item < items ? __ldg(entry + 1) : 0,
-        entryEnd = item < items ? __ldg(entry + 2) : 0;
-    while (item < items)
-    {
-        int ticket = 0;
-        if (lane == 0)
-            ticket = atomicAdd(tickets, 1);
-        int expert, rowBegin, rowEnd;
-        gv_tile_of_entry<4>([&](int f) { return f == 0 ? entryExpert : f == 1 ? entryBegin : entryEnd; }, rows, experts, expert,
-                            rowBegin, rowEnd);
-#ifdef GV_TRACE
-        if (expert >= 0 && item < warps)
-            GV_STAMP(1); // warp 0's first item (the trace's stamps here are warp 0's: tile found, loop end, done)
-#endif
-        const int i = item % itemsPerTile;
-        const int col0 = fused ? i : 2 * i, col1 = fused ? i : 2 * i + 1;
-        const bool live1 = fused || col1 < outCols;
-        const TIn* w0 = w + ((long long)max(expert, 0) * n + col0) * k;
-        const TIn* w1 = w + ((long long)max(expert, 0) * n + (fused ? outCols + i : live1 ? col1 : col0)) * k;
-        // The next item: the ticket (back by the time this item's first loads are out), then its map entry.
-        bool drawn = false;
-        int next = items;
-        auto draw = [&]() {
-            drawn = true;
-            next = warps + __shfl_sync(0xffffffffu, ticket, 0);
-            if (next < items)
-            {
-                const int* e = tileMap + 3 * (long long)(next / itemsPerTile);
-                entryExpert = __ldg(e);
-                entryBegin = __ldg(e + 1);
-                entryEnd = __ldg(e + 2);
-            }
-        };
-        for (int row = rowBegin; row < rowEnd; row++)
-        {
-            const uint4* xRow = reinterpret_cast<const uint4*>(x + (long long)row * k);
-            float acc0 = 0.0f, acc1 = 0.0f;
-            for (int base = 0; base < chunks; base += 32 * GV1_STEAL_SEGMENTS) // warp-uniform: the draw's shuffle needs every lane
-            {
-                uint4 a[GV1_STEAL_SEGMENTS], b[GV1_STEAL_SEGMENTS];
-#pragma unroll
-                for (int u = 0; u < GV1_STEAL_SEGMENTS; u++)
-                {
-                    const int c = base + 32 * u + lane;
-                    a[u] = c < chunks ? load_stream(w0 + 8 * c) : make_uint4(0, 0, 0, 0);
-                    b[u] = live1 && c < chunks ? load_stream(w1 + 8 * c) : make_uint4(0, 0, 0, 0);
-                }
-                if (!drawn)
-                    draw();
-#pragma unroll
-                for (int u = 0; u < GV1_STEAL_SEGMENTS; u++)
-                {
-                    const int c = base + 32 * u + lane;
-                    if (c >= chunks)
-                        break;
-                    float xf[8], wf[8];
-                    unpack8((const TIn*)nullptr, __ldg(xRow + c), xf);
-                    unpack8((const TIn*)nullptr, a[u], wf);
-#pragma unroll
-                    for (int e = 0; e < 8; e++)
-                        acc0 = fmaf(wf[e], xf[e], acc0);
-                    unpack8((const TIn*)nullptr, b[u], wf);
-#pragma unroll
-                    for (int e = 0; e < 8; e++)
-                        acc1 = fmaf(wf[e], xf[e], acc1);
-                }
-            }
-            // As gemv_write adds one warp's partial sum to 0.
-            const float sum0 = 0.0f + warp_sum(acc0), sum1 = 0.0f + warp_sum(acc1);
-            if (lane == 0)
-            {
-                const float scale = rowScale != nullptr ? rowScale[row] : 1.0f;
-                TOut* yRow = y + (long long)row * outCols;
-                if (fused)
-                    yRow[col0] = from_float<TOut>(gv_silu(sum0) * sum1 * scale);
-                else
-                {
-                    yRow[col0] = from_float<TOut>(sum0 * scale);
-                    if (live1)
-                        yRow[col1] = from_float<TOut>(sum1 * scale);
-                }
-            }
-        }
-        if (!drawn)
-            draw(); // an item without rows (past the last m-tile)
-        item = next;
-    }
-    GV_STAMP(3);
-    if (lane == 0 && atomicAdd(tickets + 1, 1) == warps - 1)
-    {
-        tickets[0] = 0; // every warp has drawn its last ticket
-        tickets[1] = 0;
-    }
-    GV_STAMP(4);
-}
-#endif
-
 // The 1-row entry (grouped_gemm_gemv1_*): the 4-row entry's blocks and tiles (its grid, its map), each tile's rows one
 // pass at a time, so a lane keeps the accumulators of one X row, not four: under 64 registers, so 4 blocks an SM where
 // the 4-row entry holds 3 (Qwen3-30B-A3B's down at T = 1, 512 blocks: one wave, not two). For calls whose experts have
 // one row each (T = 1: a token's experts are distinct); an expert of 2..4 rows is still right, its W read once per row
 // (the later passes from L2). Its sums are the 4-row entry's bits: the same products in the same order, whatever the
 // unroll.
+#ifdef GV1_BALANCE
+// GV1_BALANCE (MOE_GROUPED_GEMM_GEMV1_BALANCE=on, for A/B): the 1-row entry's warps share their block's W at run time.
+// In the static order a block ends with its slowest warp, 1.0-1.4 us after its warp 0 though each streams the same 16 KB
+// (Qwen3-30B-A3B gate_up at T = 1, trace23c). Here a block's W rows (GV_WROWS a warp group, in group order) are cut into
+// 512-byte segments, items i = segment * blockRows + row, and a warp draws GV1_BALANCE_ITEMS of them at a time from a
+// counter in shared memory, so a warp whose loads come back late draws fewer. Each item's products (8 a lane) are summed
+// over the warp into partial[row][segment]; after the block's last item the column's sum runs over its segments in
+// order. Deterministic, but not the static order's bits (those sum a lane's segments first). Rows of more than
+// GV1_BALANCE_SEGMENTS segments take the static pass.
+#define GV1_BALANCE_ITEMS 4
+#define GV1_BALANCE_SEGMENTS 64
+template <typename TIn, typename TOut>
+__device__ __forceinline__ void gemv_pass_balanced(const TIn* __restrict__ x, const TIn* __restrict__ w, const float* __restrict__ rowScale,
+                                                   TOut* __restrict__ y, int n, int k, int fused, int kSplit, int columnBlock,
+                                                   int expert, int row, float (&partial)[GV_WARPS * GV_WROWS][GV1_BALANCE_SEGMENTS],
+                                                   int& counter GV_TRACE_PARAM)
+{
+    const int outCols = fused ? n / 2 : n;
+    const int colsPerGroup = fused ? GV_WROWS / 2 : GV_WROWS;
+    const int groups = GV_WARPS / kSplit;
+    const int colsPerBlock = colsPerGroup * groups;
+    const int blockRows = GV_WROWS * groups;
+    const int chunks = k / 8, segments = (chunks + 31) / 32, items = blockRows * segments;
+    const int lane = threadIdx.x & 31;
+    const uint4* xRow = reinterpret_cast<const uint4*>(x + (long long)row * k);
+#ifdef GV_TRACE
+    bool firstLoads = true;
+    __shared__ volatile unsigned gvSink;
+#endif
+    for (;;)
+    {
+        int base = 0;
+        if (lane == 0)
+            base = atomicAdd(&counter, GV1_BALANCE_ITEMS);
+        base = __shfl_sync(0xffffffffu, base, 0);
+        if (base >= items)
+            break;
+        uint4 wv[GV1_BALANCE_ITEMS];
+#pragma unroll
+        for (int u = 0; u < GV1_BALANCE_ITEMS; u++)
+        {
+            const int item = base + u, r = item % blockRows, c = (item / blockRows) * 32 + lane;
+            const int q = r % GV_WROWS, col = columnBlock * colsPerBlock + (r / GV_WROWS) * colsPerGroup + (fused ? q % (GV_WROWS / 2) : q);
+            const int wRowIndex = fused ? (q < GV_WROWS / 2 ? col : outCols + col) : col;
+            wv[u] = item < items && col < outCols && c < chunks ? load_stream(w + ((long long)expert * n + wRowIndex) * k + 8 * c)
+                                                                 : make_uint4(0, 0, 0, 0);
+        }
+#pragma unroll
+        for (int u = 0; u < GV1_BALANCE_ITEMS; u++)
+        {
+            const int item = base + u;
+            if (item >= items)
+                break;
+#ifdef GV_TRACE
+            if (firstLoads && threadIdx.x == 0)
+            {
+                gvSink = wv[0].x ^ wv[GV1_BALANCE_ITEMS - 1].w;
+                __threadfence_block();
+                GV_STAMP(2);
+            }
+            firstLoads = false;
+#endif
+            const int r = item % blockRows, segment = item / blockRows, c = segment * 32 + lane;
+            float wf[8], xf[8];
+            unpack8((const TIn*)nullptr, wv[u], wf);
+            unpack8((const TIn*)nullptr, c < chunks ? __ldg(xRow + c) : make_uint4(0, 0, 0, 0), xf);
+            float sum = 0.0f;
+#pragma unroll
+            for (int e = 0; e < 8; e++)
+                sum = fmaf(wf[e], xf[e], sum);
+            sum = warp_sum(sum);
+            if (lane == 0)
+                partial[r][segment] = sum;
+        }
+    }
+    GV_STAMP(3);
+    __syncthreads();
+    for (int j = threadIdx.x; j < colsPerBlock; j += blockDim.x)
+    {
+        const int col = columnBlock * colsPerBlock + j;
+        if (col >= outCols)
+            continue;
+        const int r = (j / colsPerGroup) * GV_WROWS + j % colsPerGroup;
+        float a = 0.0f, b = 0.0f;
+        for (int segment = 0; segment < segments; segment++)
+        {
+            a += partial[r][segment];
+            if (fused)
+                b += partial[r + GV_WROWS / 2][segment];
+        }
+        const float scale = rowScale != nullptr ? rowScale[row] : 1.0f;
+        y[(long long)row * outCols + col] = from_float<TOut>(fused ? gv_silu(a) * b * scale : a * scale);
+    }
+    GV_STAMP(4);
+}
+#endif
+
 template <typename TIn, typename TOut>
 __device__ __forceinline__ void grouped_gemv_single(const TIn* __restrict__ x, const TIn* __restrict__ w, const int* __restrict__ expertOffsets,
                                                     const float* __restrict__ rowScale, TOut* __restrict__ y, int rows, int n, int k,
@@ -550,6 +510,22 @@ __device__ __forceinline__ void grouped_gemv_single(const TIn* __restrict__ x, c
     gv_tile_of<4>(expertOffsets, rows, experts, mTile, expert, rowBegin, rowEnd GV_MAP_ARG GV_TRACE_ARG);
     if (expert < 0)
         return;
+#ifdef GV1_BALANCE
+    __shared__ float segmentSums[GV_WARPS * GV_WROWS][GV1_BALANCE_SEGMENTS];
+    __shared__ int counter;
+    if ((k / 8 + 31) / 32 <= GV1_BALANCE_SEGMENTS)
+    {
+        for (int row = rowBegin; row < rowEnd; row++)
+        {
+            if (threadIdx.x == 0)
+                counter = 0;
+            __syncthreads(); // the counter, and the writers' reads of the last pass's sums
+            gemv_pass_balanced<TIn, TOut>(x, w, rowScale, y, n, k, fused, kSplit, columnBlock, expert, row, segmentSums, counter GV_TRACE_ARG);
+            __syncthreads(); // every warp past its last draw before the counter is reset
+        }
+        return;
+    }
+#endif
     for (int row = rowBegin; row < rowEnd; row++)
     {
         if (row > rowBegin)
@@ -608,6 +584,42 @@ __device__ __forceinline__ void gv_prefetch_w(const TIn* __restrict__ w, const i
 #define GV_PREFETCH_BEFORE_WAIT(ROWS, TILE_LOOP, TIN)
 #endif
 
+#if defined(GV_MAP_L2) && defined(GV_TILE_MAP)
+// GV_MAP_L2 (MOE_GROUPED_GEMM_GEMV_MAP_L2=map|map+x, for A/B; map builds): before the wait, thread 0 of a 4-row or 1-row
+// block asks L2 for its map entry (map+x: and warp 0 for a share of X's lines), which its first W load waits on after
+// the wait. A call replayed after another whose W streamed through L2 finds its map there (0.6-0.9 us from the wait to
+// the tile found, Qwen3-30B-A3B gate_up at T = 1, trace23c). Safe whoever writes the map: L2 is where every SM's reads
+// and writes meet, so a line fetched before the prior grid writes it is updated by that write; the reads after the wait
+// are the same loads as without it.
+template <typename TIn>
+__device__ __forceinline__ void gv_prefetch_map_entry(const TIn* __restrict__ x, const int* __restrict__ tileMap, int rows, int n,
+                                                      int k, int fused, int kSplit)
+{
+    if (threadIdx.x >= 32)
+        return;
+#if GV_MAP_L2 > 1
+    const long long xLines = ((long long)rows * k * (long long)sizeof(TIn) + 127) / 128;
+    const long long line = blockIdx.x + (long long)threadIdx.x * gridDim.x;
+    if (line < xLines)
+        asm volatile("prefetch.global.L2 [%0];" ::"l"(reinterpret_cast<const char*>(x) + 128 * line));
+#endif
+    if (threadIdx.x != 0)
+        return;
+    const int outCols = fused ? n / 2 : n;
+    const int colsPerBlock = (fused ? GV_WROWS / 2 : GV_WROWS) * (GV_WARPS / kSplit);
+    int mTile, columnBlock;
+    gv_block_tile(ceil_div(outCols, colsPerBlock), mTile, columnBlock);
+    const int* entry = tileMap + 3LL * mTile;
+    asm volatile("prefetch.global.L2 [%0];" ::"l"(entry));
+    asm volatile("prefetch.global.L2 [%0];" ::"l"(entry + 2)); // an entry may straddle two lines
+}
+#define GV_MAP_L2_BEFORE_WAIT(ROWS, TILE_LOOP, TIN) \
+    if ((ROWS == 4 || ROWS == 1) && !TILE_LOOP)     \
+        gv_prefetch_map_entry<TIN>(x, gvTileMap, rows, n, k, fused, kSplit);
+#else
+#define GV_MAP_L2_BEFORE_WAIT(ROWS, TILE_LOOP, TIN)
+#endif
+
 // 4 rows: the launch bounds as before (the T = 1 kernel, unchanged); 8 rows: at most 128 registers, 2 blocks per SM.
 #define GV_ENTRY(NAME, ROWS, TILE_LOOP, BOUNDS, SUFFIX, TIN, TOUT)                                                          \
     extern "C" __global__ void BOUNDS NAME##_##SUFFIX(                                                                       \
@@ -616,6 +628,7 @@ __device__ __forceinline__ void gv_prefetch_w(const TIn* __restrict__ w, const i
         GV_MAP_PARAM GV_PREFETCH_PARAM GV_TRACE_PARAM)                                                                       \
     {                                                                                                                        \
         GV_PREFETCH_BEFORE_WAIT(ROWS, TILE_LOOP, TIN)                                                                        \
+        GV_MAP_L2_BEFORE_WAIT(ROWS, TILE_LOOP, TIN)                                                                          \
         moe_wait_prior_grid();                                                                                                \
         GV_STAMP(0);                                                                                                          \
         grouped_gemv<ROWS, TILE_LOOP, TIN, TOUT>(x, w, expertOffsets, rowScale, y, rows, n, k, experts, fused, kSplit          \
@@ -638,34 +651,16 @@ __device__ __forceinline__ void gv_prefetch_w(const TIn* __restrict__ w, const i
         GV_MAP_PARAM GV_PREFETCH_PARAM GV_TRACE_PARAM)                                                                       \
     {                                                                                                                        \
         GV_PREFETCH_BEFORE_WAIT(1, false, TIN)                                                                               \
+        GV_MAP_L2_BEFORE_WAIT(1, false, TIN)                                                                                 \
         moe_wait_prior_grid();                                                                                                \
         GV_STAMP(0);                                                                                                          \
         grouped_gemv_single<TIN, TOUT>(x, w, expertOffsets, rowScale, y, rows, n, k, experts, fused, kSplit GV_MAP_ARG GV_TRACE_ARG); \
     }
 
-#if defined(GV1_STEAL) && defined(GV_TILE_MAP)
-// The stealing 1-row entry (grouped_gemm_gemv1s_*; GV1_STEAL map builds): the 1-row entry's grid in blocks of
-// GV1_STEAL_WARPS warps, each keeping 2 x GV1_STEAL_SEGMENTS loads in flight a lane (82 registers, NVRTC 11.8, sm_90).
-// kSplit must be 1 (the host's check); it takes the map, then the tickets, then the trace (GV_TRACE builds).
-#define GV_ENTRY1S(SUFFIX, TIN, TOUT)                                                                                    \
-    extern "C" __global__ void __launch_bounds__(GV1_STEAL_WARPS * 32, 4) grouped_gemm_gemv1s_##SUFFIX(                  \
-        const TIN* __restrict__ x, const TIN* __restrict__ w, const int* __restrict__ expertOffsets,                        \
-        const float* __restrict__ rowScale, TOUT* __restrict__ y, int rows, int n, int k, int experts, int fused, int kSplit \
-        GV_MAP_PARAM, int* __restrict__ gvTickets GV_TRACE_PARAM)                                                           \
-    {                                                                                                                        \
-        moe_wait_prior_grid();                                                                                                \
-        GV_STAMP(0);                                                                                                          \
-        gv_single_stolen<TIN, TOUT>(x, w, rowScale, y, rows, n, k, experts, fused, gvTickets, gvTileMap GV_TRACE_ARG);       \
-    }
-#else
-#define GV_ENTRY1S(SUFFIX, TIN, TOUT)
-#endif
-
 #define GV_ENTRIES(SUFFIX, TIN, TOUT)                                   \
     GV_ENTRY(grouped_gemm_gemv, 4, false, GV_BOUNDS4, SUFFIX, TIN, TOUT)     \
     GV_ENTRY(grouped_gemm_gemv8, 8, true, __launch_bounds__(GV_WARPS * 32, 2), SUFFIX, TIN, TOUT) \
-    GV_ENTRY1(SUFFIX, TIN, TOUT)                                        \
-    GV_ENTRY1S(SUFFIX, TIN, TOUT)
+    GV_ENTRY1(SUFFIX, TIN, TOUT)
 
 GV_ENTRIES(bf16_bf16, bf16, bf16)
 GV_ENTRIES(bf16_f32, bf16, float)
