@@ -204,8 +204,9 @@ public class GroupedGemmGemvTests
         Assert.Equal(1, GroupedGemmGemv.ParseMapL2("map"));
         Assert.Equal(2, GroupedGemmGemv.ParseMapL2("map+x"));
         Assert.Contains("MOE_GROUPED_GEMM_GEMV_MAP_L2", Assert.Throws<ArgumentException>(() => GroupedGemmGemv.ParseMapL2("on")).Message);
-        Assert.True(GroupedGemmGemv.ParseBalance("on"));
-        Assert.False(GroupedGemmGemv.ParseBalance(null));
+        Assert.Equal(4, GroupedGemmGemv.ParseBalance("on"));
+        Assert.Equal(2, GroupedGemmGemv.ParseBalance("2"));
+        Assert.Equal(0, GroupedGemmGemv.ParseBalance(null));
         Assert.Contains("MOE_GROUPED_GEMM_GEMV1_BALANCE", Assert.Throws<ArgumentException>(() => GroupedGemmGemv.ParseBalance("1")).Message);
     }
 

@@ -187,19 +187,21 @@ public static class GroupedGemmGemv
     };
 
     /// <summary>
-    /// MOE_GROUPED_GEMM_GEMV1_BALANCE=off|on (default off), for A/B runs: on (-DGV1_BALANCE), the 1-row entry's warps draw
-    /// their block's 512-byte W segments from a counter in shared memory instead of streaming 4 W rows each, so a warp whose
-    /// loads come back late takes fewer (grouped_gemm_gemv.cu, gemv_pass_balanced). Deterministic, not the 4-row entry's bits.
+    /// MOE_GROUPED_GEMM_GEMV1_BALANCE=off|on|1|2 (default off), for A/B runs: on (-DGV1_BALANCE), the 1-row entry's warps
+    /// draw their block's 512-byte W segments, 4 (on) or 1 or 2 at a time, from a counter in shared memory instead of
+    /// streaming 4 W rows each, two draws in flight, so a warp whose loads come back late takes fewer (grouped_gemm_gemv.cu, gemv_pass_balanced). Deterministic, not the 4-row entry's bits.
     /// </summary>
-    internal static bool SingleBalance => BalanceSetting.Value;
+    internal static int SingleBalance => BalanceSetting.Value;
 
-    private static readonly EnvironmentSetting<bool> BalanceSetting = new("MOE_GROUPED_GEMM_GEMV1_BALANCE", ParseBalance);
+    private static readonly EnvironmentSetting<int> BalanceSetting = new("MOE_GROUPED_GEMM_GEMV1_BALANCE", ParseBalance);
 
-    internal static bool ParseBalance(string? value) => value?.Trim() switch
+    internal static int ParseBalance(string? value) => value?.Trim() switch
     {
-        null or "" or "off" => false,
-        "on" => true,
-        _ => throw new ArgumentException($"MOE_GROUPED_GEMM_GEMV1_BALANCE='{value}': expected off or on"),
+        null or "" or "off" => 0,
+        "on" or "4" => 4,
+        "1" => 1,
+        "2" => 2,
+        _ => throw new ArgumentException($"MOE_GROUPED_GEMM_GEMV1_BALANCE='{value}': expected off, on (4 segments a draw), 1 or 2"),
     };
 
     /// <summary>
@@ -398,8 +400,8 @@ public static class GroupedGemmGemv
             options.Add("-DGV_TILE_INNER");
         if (MapL2 > 0)
             options.Add($"-DGV_MAP_L2={MapL2}");
-        if (SingleBalance)
-            options.Add("-DGV1_BALANCE");
+        if (SingleBalance > 0)
+            options.AddRange(["-DGV1_BALANCE", $"-DGV1_BALANCE_ITEMS={SingleBalance}"]);
         return [.. options];
     }
 

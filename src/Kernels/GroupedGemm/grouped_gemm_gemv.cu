@@ -408,7 +408,9 @@ __device__ __forceinline__ void grouped_gemv(const TIn* __restrict__ x, const TI
 // over the warp into partial[row][segment]; after the block's last item the column's sum runs over its segments in
 // order. Deterministic, but not the static order's bits (those sum a lane's segments first). Rows of more than
 // GV1_BALANCE_SEGMENTS segments take the static pass.
-#define GV1_BALANCE_ITEMS 4
+#ifndef GV1_BALANCE_ITEMS
+#define GV1_BALANCE_ITEMS 4 // items a batch; a warp has two batches in flight
+#endif
 #define GV1_BALANCE_SEGMENTS 64
 template <typename TIn, typename TOut>
 __device__ __forceinline__ void gemv_pass_balanced(const TIn* __restrict__ x, const TIn* __restrict__ w, const float* __restrict__ rowScale,
@@ -428,15 +430,15 @@ __device__ __forceinline__ void gemv_pass_balanced(const TIn* __restrict__ x, co
     bool firstLoads = true;
     __shared__ volatile unsigned gvSink;
 #endif
-    for (;;)
-    {
+    // Draw a batch, ask for its W, and while it comes draw and ask for the next: a batch's butterflies and the draw stay
+    // off the loads' path, so a warp keeps two batches in flight.
+    auto draw = [&]() {
         int base = 0;
         if (lane == 0)
             base = atomicAdd(&counter, GV1_BALANCE_ITEMS);
-        base = __shfl_sync(0xffffffffu, base, 0);
-        if (base >= items)
-            break;
-        uint4 wv[GV1_BALANCE_ITEMS];
+        return __shfl_sync(0xffffffffu, base, 0);
+    };
+    auto ask = [&](int base, uint4 (&wv)[GV1_BALANCE_ITEMS]) {
 #pragma unroll
         for (int u = 0; u < GV1_BALANCE_ITEMS; u++)
         {
@@ -446,6 +448,15 @@ __device__ __forceinline__ void gemv_pass_balanced(const TIn* __restrict__ x, co
             wv[u] = item < items && col < outCols && c < chunks ? load_stream(w + ((long long)expert * n + wRowIndex) * k + 8 * c)
                                                                  : make_uint4(0, 0, 0, 0);
         }
+    };
+    uint4 current[GV1_BALANCE_ITEMS];
+    int base = draw();
+    ask(base, current);
+    while (base < items)
+    {
+        uint4 next[GV1_BALANCE_ITEMS];
+        const int nextBase = draw();
+        ask(nextBase, next);
 #pragma unroll
         for (int u = 0; u < GV1_BALANCE_ITEMS; u++)
         {
@@ -455,7 +466,7 @@ __device__ __forceinline__ void gemv_pass_balanced(const TIn* __restrict__ x, co
 #ifdef GV_TRACE
             if (firstLoads && threadIdx.x == 0)
             {
-                gvSink = wv[0].x ^ wv[GV1_BALANCE_ITEMS - 1].w;
+                gvSink = current[0].x ^ current[GV1_BALANCE_ITEMS - 1].w;
                 __threadfence_block();
                 GV_STAMP(2);
             }
@@ -463,7 +474,7 @@ __device__ __forceinline__ void gemv_pass_balanced(const TIn* __restrict__ x, co
 #endif
             const int r = item % blockRows, segment = item / blockRows, c = segment * 32 + lane;
             float wf[8], xf[8];
-            unpack8((const TIn*)nullptr, wv[u], wf);
+            unpack8((const TIn*)nullptr, current[u], wf);
             unpack8((const TIn*)nullptr, c < chunks ? __ldg(xRow + c) : make_uint4(0, 0, 0, 0), xf);
             float sum = 0.0f;
 #pragma unroll
@@ -473,6 +484,10 @@ __device__ __forceinline__ void gemv_pass_balanced(const TIn* __restrict__ x, co
             if (lane == 0)
                 partial[r][segment] = sum;
         }
+        base = nextBase;
+#pragma unroll
+        for (int u = 0; u < GV1_BALANCE_ITEMS; u++)
+            current[u] = next[u];
     }
     GV_STAMP(3);
     __syncthreads();
