@@ -200,14 +200,6 @@ public class GroupedGemmGemvTests
         Assert.Contains("MOE_GROUPED_GEMM_GEMV_ORDER", Assert.Throws<ArgumentException>(() => GroupedGemmGemv.ParseOrder("row")).Message);
         Assert.True(GroupedGemmGemv.ParseOrder("tile"));
         Assert.False(GroupedGemmGemv.ParseOrder(null));
-        Assert.Equal(0, GroupedGemmGemv.ParseMapL2(null));
-        Assert.Equal(1, GroupedGemmGemv.ParseMapL2("map"));
-        Assert.Equal(2, GroupedGemmGemv.ParseMapL2("map+x"));
-        Assert.Contains("MOE_GROUPED_GEMM_GEMV_MAP_L2", Assert.Throws<ArgumentException>(() => GroupedGemmGemv.ParseMapL2("on")).Message);
-        Assert.Equal(4, GroupedGemmGemv.ParseBalance("on"));
-        Assert.Equal(2, GroupedGemmGemv.ParseBalance("2"));
-        Assert.Equal(0, GroupedGemmGemv.ParseBalance(null));
-        Assert.Contains("MOE_GROUPED_GEMM_GEMV1_BALANCE", Assert.Throws<ArgumentException>(() => GroupedGemmGemv.ParseBalance("1")).Message);
     }
 
     /// <summary>

@@ -22,11 +22,10 @@ public class GroupedGemmGemvWRowsTests
 
     [Theory]
     [InlineData(null, GroupedGemmGemv.AutoWRows)]
-    [InlineData("2", 2)]
     [InlineData("4", 4)]
     [InlineData(" 8 ", 8)]
     [InlineData("auto", GroupedGemmGemv.AutoWRows)]
-    public void TheSwitchTakesTwoFourEightOrAuto(string? value, int expected) => Assert.Equal(expected, GroupedGemmGemv.ParseWRows(value));
+    public void TheSwitchTakesFourEightOrAuto(string? value, int expected) => Assert.Equal(expected, GroupedGemmGemv.ParseWRows(value));
 
     [Fact]
     public void AnOverrideOtherThanFourEightOrAutoIsRejected()

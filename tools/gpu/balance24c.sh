@@ -3,6 +3,7 @@
 # block's 512-byte W segments from a shared-memory counter (MOE_GROUPED_GEMM_GEMV1_BALANCE=on) against the static order,
 # `sweep grouped_gemm` Qwen3-30B-A3B and DeepSeek-V3 at T = 1 alternating, three runs each; one traced run of it; the GEMV
 # classes against the F64 reference under it. Logs in $OUT/balance24c.tgz.
+# Ran on the build of commit 6e6c0f7 (its switches are gone from main since).
 set -uo pipefail
 out=/tmp/moe-balance24c; mkdir -p "$out"
 trap 'tar czf "$OUT/balance24c.tgz" -C "$out" .' EXIT

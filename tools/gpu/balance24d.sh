@@ -3,6 +3,7 @@
 # warp (the next batch asked for before the current one is summed), 1, 2 or 4 segments a draw
 # (MOE_GROUPED_GEMM_GEMV1_BALANCE=1|2|4), against the static order, `sweep grouped_gemm` Qwen3-30B-A3B and DeepSeek-V3
 # at T = 1 alternating; one traced run of 2; the GEMV classes against the F64 reference under 2. Logs in $OUT/balance24d.tgz.
+# Ran on the build of commit badbc33 (its switches are gone from main since).
 set -uo pipefail
 out=/tmp/moe-balance24d; mkdir -p "$out"
 trap 'tar czf "$OUT/balance24d.tgz" -C "$out" .' EXIT

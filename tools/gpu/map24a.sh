@@ -3,6 +3,7 @@
 # their map entry (and X's lines) before the wait (MOE_GROUPED_GEMM_GEMV_MAP_L2=map|map+x) against the defaults,
 # `sweep grouped_gemm` Qwen3-30B-A3B and DeepSeek-V3 at T = 1 alternating, three runs each; one traced run each of
 # defaults and map; then the map-reading GEMV classes under map+x. Logs in $OUT/map24a.tgz.
+# Ran on the build of commit 6e6c0f7 (its switches are gone from main since).
 set -uo pipefail
 out=/tmp/moe-map24a; mkdir -p "$out"
 trap 'tar czf "$OUT/map24a.tgz" -C "$out" .' EXIT

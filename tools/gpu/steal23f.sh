@@ -4,6 +4,7 @@
 # three runs each; one traced run each way; then the 1-row entry's test class under it (the bits against the 4-row entry, call after call on one
 # workspace, tickets zero after each); then the same class and the map-reading GEMV classes on the default build.
 # Logs in $OUT/steal23f.tgz.
+# Ran on the build of commit 39fe28d (its switches are gone from main since).
 set -uo pipefail
 out=/tmp/moe-steal23f; mkdir -p "$out"
 trap 'tar czf "$OUT/steal23f.tgz" -C "$out" .' EXIT

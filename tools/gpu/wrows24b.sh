@@ -4,6 +4,7 @@
 # early) with 1 or 2 segments in flight (MOE_GROUPED_GEMM_GEMV1_UNROLL) against the defaults, `sweep grouped_gemm`
 # Qwen3-30B-A3B and DeepSeek-V3 at T = 1 alternating, three runs each; one traced run of w2u2; the 1-row and map classes
 # under it; then `sweep moe_layer` Qwen3 T = 1 defaults and w2u2 while time is left. Logs in $OUT/wrows24b.tgz.
+# Ran on the build of commit 6e6c0f7 (its switches are gone from main since).
 set -uo pipefail
 out=/tmp/moe-wrows24b; mkdir -p "$out"
 trap 'tar czf "$OUT/wrows24b.tgz" -C "$out" .' EXIT

@@ -55,11 +55,10 @@ public static class GroupedGemmGemv
 
     internal static int ParseWRows(string? value) => value?.Trim() switch
     {
-        "2" => 2,
         "4" => 4,
         "8" => 8,
         null or "" or "auto" => AutoWRows,
-        _ => throw new ArgumentException($"MOE_GROUPED_GEMM_GEMV_WROWS='{value}': expected 2, 4 or 8 W rows a warp group, or auto (chosen per call)"),
+        _ => throw new ArgumentException($"MOE_GROUPED_GEMM_GEMV_WROWS='{value}': expected 4 or 8 W rows a warp group, or auto (chosen per call)"),
     };
 
     /// <summary>
@@ -184,40 +183,6 @@ public static class GroupedGemmGemv
         null or "" or "column" => false,
         "tile" => true,
         _ => throw new ArgumentException($"MOE_GROUPED_GEMM_GEMV_ORDER='{value}': expected column or tile"),
-    };
-
-    /// <summary>
-    /// MOE_GROUPED_GEMM_GEMV1_BALANCE=off|on|1|2 (default off), for A/B runs: on (-DGV1_BALANCE), the 1-row entry's warps
-    /// draw their block's 512-byte W segments, 4 (on) or 1 or 2 at a time, from a counter in shared memory instead of
-    /// streaming 4 W rows each, two draws in flight, so a warp whose loads come back late takes fewer (grouped_gemm_gemv.cu, gemv_pass_balanced). Deterministic, not the 4-row entry's bits.
-    /// </summary>
-    internal static int SingleBalance => BalanceSetting.Value;
-
-    private static readonly EnvironmentSetting<int> BalanceSetting = new("MOE_GROUPED_GEMM_GEMV1_BALANCE", ParseBalance);
-
-    internal static int ParseBalance(string? value) => value?.Trim() switch
-    {
-        null or "" or "off" => 0,
-        "on" or "4" => 4,
-        "1" => 1,
-        "2" => 2,
-        _ => throw new ArgumentException($"MOE_GROUPED_GEMM_GEMV1_BALANCE='{value}': expected off, on (4 segments a draw), 1 or 2"),
-    };
-
-    /// <summary>
-    /// MOE_GROUPED_GEMM_GEMV_MAP_L2=off|map|map+x (default off), for A/B runs: before its wait, a 4-row or 1-row block of a
-    /// map build asks L2 for its map entry (1), and X's lines too (2) (GV_MAP_L2, grouped_gemm_gemv.cu). A hint: same bits.
-    /// </summary>
-    internal static int MapL2 => MapL2Setting.Value;
-
-    private static readonly EnvironmentSetting<int> MapL2Setting = new("MOE_GROUPED_GEMM_GEMV_MAP_L2", ParseMapL2);
-
-    internal static int ParseMapL2(string? value) => value?.Trim() switch
-    {
-        null or "" or "off" => 0,
-        "map" => 1,
-        "map+x" => 2,
-        _ => throw new ArgumentException($"MOE_GROUPED_GEMM_GEMV_MAP_L2='{value}': expected off, map or map+x"),
     };
 
     /// <summary>
@@ -398,10 +363,6 @@ public static class GroupedGemmGemv
             options.Add("-DGV_BLOCK_TILE_SEARCH");
         if (TileInnerOrder)
             options.Add("-DGV_TILE_INNER");
-        if (MapL2 > 0)
-            options.Add($"-DGV_MAP_L2={MapL2}");
-        if (SingleBalance > 0)
-            options.AddRange(["-DGV1_BALANCE", $"-DGV1_BALANCE_ITEMS={SingleBalance}"]);
         return [.. options];
     }
 
@@ -411,11 +372,11 @@ public static class GroupedGemmGemv
     /// </summary>
     /// With <paramref name="prefetch"/> (a map's build only) also -DGV_PREFETCH_W=S, S = GemvPrefetchSwitch.Segments.
     private static string[] BuildOptions(int wRows, bool traced, bool tileMap, bool prefetch = false) =>
-        s_builds[(prefetch && tileMap ? 8 : 0) + (wRows == 8 ? 4 : 0) + (traced ? 2 : 0) + (tileMap ? 1 : 0) + (wRows == 2 ? 16 : 0)] ??=
-            [.. CompileOptions ?? [], .. wRows != 4 ? (string[])[$"-DGV_WROWS={wRows}"] : [], .. traced ? (string[])["-DGV_TRACE"] : [],
+        s_builds[(prefetch && tileMap ? 8 : 0) + (wRows == 8 ? 4 : 0) + (traced ? 2 : 0) + (tileMap ? 1 : 0)] ??=
+            [.. CompileOptions ?? [], .. wRows == 8 ? (string[])["-DGV_WROWS=8"] : [], .. traced ? (string[])["-DGV_TRACE"] : [],
              .. tileMap ? (string[])[TileMapOption] : [], .. prefetch && tileMap ? (string[])[$"-DGV_PREFETCH_W={GemvPrefetchSwitch.Segments}"] : []];
 
-    private static readonly string[]?[] s_builds = new string[]?[32];
+    private static readonly string[]?[] s_builds = new string[]?[16];
 
     internal static string[]? ParseUnroll(string? value) => value?.Trim() switch
     {

@@ -399,118 +399,6 @@ __device__ __forceinline__ void grouped_gemv(const TIn* __restrict__ x, const TI
 // one row each (T = 1: a token's experts are distinct); an expert of 2..4 rows is still right, its W read once per row
 // (the later passes from L2). Its sums are the 4-row entry's bits: the same products in the same order, whatever the
 // unroll.
-#ifdef GV1_BALANCE
-// GV1_BALANCE (MOE_GROUPED_GEMM_GEMV1_BALANCE=on, for A/B): the 1-row entry's warps share their block's W at run time.
-// In the static order a block ends with its slowest warp, 1.0-1.4 us after its warp 0 though each streams the same 16 KB
-// (Qwen3-30B-A3B gate_up at T = 1, trace23c). Here a block's W rows (GV_WROWS a warp group, in group order) are cut into
-// 512-byte segments, items i = segment * blockRows + row, and a warp draws GV1_BALANCE_ITEMS of them at a time from a
-// counter in shared memory, so a warp whose loads come back late draws fewer. Each item's products (8 a lane) are summed
-// over the warp into partial[row][segment]; after the block's last item the column's sum runs over its segments in
-// order. Deterministic, but not the static order's bits (those sum a lane's segments first). Rows of more than
-// GV1_BALANCE_SEGMENTS segments take the static pass.
-#ifndef GV1_BALANCE_ITEMS
-#define GV1_BALANCE_ITEMS 4 // items a batch; a warp has two batches in flight
-#endif
-#define GV1_BALANCE_SEGMENTS 64
-template <typename TIn, typename TOut>
-__device__ __forceinline__ void gemv_pass_balanced(const TIn* __restrict__ x, const TIn* __restrict__ w, const float* __restrict__ rowScale,
-                                                   TOut* __restrict__ y, int n, int k, int fused, int kSplit, int columnBlock,
-                                                   int expert, int row, float (&partial)[GV_WARPS * GV_WROWS][GV1_BALANCE_SEGMENTS],
-                                                   int& counter GV_TRACE_PARAM)
-{
-    const int outCols = fused ? n / 2 : n;
-    const int colsPerGroup = fused ? GV_WROWS / 2 : GV_WROWS;
-    const int groups = GV_WARPS / kSplit;
-    const int colsPerBlock = colsPerGroup * groups;
-    const int blockRows = GV_WROWS * groups;
-    const int chunks = k / 8, segments = (chunks + 31) / 32, items = blockRows * segments;
-    const int lane = threadIdx.x & 31;
-    const uint4* xRow = reinterpret_cast<const uint4*>(x + (long long)row * k);
-#ifdef GV_TRACE
-    bool firstLoads = true;
-    __shared__ volatile unsigned gvSink;
-#endif
-    // Draw a batch, ask for its W, and while it comes draw and ask for the next: a batch's butterflies and the draw stay
-    // off the loads' path, so a warp keeps two batches in flight.
-    auto draw = [&]() {
-        int base = 0;
-        if (lane == 0)
-            base = atomicAdd(&counter, GV1_BALANCE_ITEMS);
-        return __shfl_sync(0xffffffffu, base, 0);
-    };
-    auto ask = [&](int base, uint4 (&wv)[GV1_BALANCE_ITEMS]) {
-#pragma unroll
-        for (int u = 0; u < GV1_BALANCE_ITEMS; u++)
-        {
-            const int item = base + u, r = item % blockRows, c = (item / blockRows) * 32 + lane;
-            const int q = r % GV_WROWS, col = columnBlock * colsPerBlock + (r / GV_WROWS) * colsPerGroup + (fused ? q % (GV_WROWS / 2) : q);
-            const int wRowIndex = fused ? (q < GV_WROWS / 2 ? col : outCols + col) : col;
-            wv[u] = item < items && col < outCols && c < chunks ? load_stream(w + ((long long)expert * n + wRowIndex) * k + 8 * c)
-                                                                 : make_uint4(0, 0, 0, 0);
-        }
-    };
-    uint4 current[GV1_BALANCE_ITEMS];
-    int base = draw();
-    ask(base, current);
-    while (base < items)
-    {
-        uint4 next[GV1_BALANCE_ITEMS];
-        const int nextBase = draw();
-        ask(nextBase, next);
-#pragma unroll
-        for (int u = 0; u < GV1_BALANCE_ITEMS; u++)
-        {
-            const int item = base + u;
-            if (item >= items)
-                break;
-#ifdef GV_TRACE
-            if (firstLoads && threadIdx.x == 0)
-            {
-                gvSink = current[0].x ^ current[GV1_BALANCE_ITEMS - 1].w;
-                __threadfence_block();
-                GV_STAMP(2);
-            }
-            firstLoads = false;
-#endif
-            const int r = item % blockRows, segment = item / blockRows, c = segment * 32 + lane;
-            float wf[8], xf[8];
-            unpack8((const TIn*)nullptr, current[u], wf);
-            unpack8((const TIn*)nullptr, c < chunks ? __ldg(xRow + c) : make_uint4(0, 0, 0, 0), xf);
-            float sum = 0.0f;
-#pragma unroll
-            for (int e = 0; e < 8; e++)
-                sum = fmaf(wf[e], xf[e], sum);
-            sum = warp_sum(sum);
-            if (lane == 0)
-                partial[r][segment] = sum;
-        }
-        base = nextBase;
-#pragma unroll
-        for (int u = 0; u < GV1_BALANCE_ITEMS; u++)
-            current[u] = next[u];
-    }
-    GV_STAMP(3);
-    __syncthreads();
-    for (int j = threadIdx.x; j < colsPerBlock; j += blockDim.x)
-    {
-        const int col = columnBlock * colsPerBlock + j;
-        if (col >= outCols)
-            continue;
-        const int r = (j / colsPerGroup) * GV_WROWS + j % colsPerGroup;
-        float a = 0.0f, b = 0.0f;
-        for (int segment = 0; segment < segments; segment++)
-        {
-            a += partial[r][segment];
-            if (fused)
-                b += partial[r + GV_WROWS / 2][segment];
-        }
-        const float scale = rowScale != nullptr ? rowScale[row] : 1.0f;
-        y[(long long)row * outCols + col] = from_float<TOut>(fused ? gv_silu(a) * b * scale : a * scale);
-    }
-    GV_STAMP(4);
-}
-#endif
-
 template <typename TIn, typename TOut>
 __device__ __forceinline__ void grouped_gemv_single(const TIn* __restrict__ x, const TIn* __restrict__ w, const int* __restrict__ expertOffsets,
                                                     const float* __restrict__ rowScale, TOut* __restrict__ y, int rows, int n, int k,
@@ -525,22 +413,6 @@ __device__ __forceinline__ void grouped_gemv_single(const TIn* __restrict__ x, c
     gv_tile_of<4>(expertOffsets, rows, experts, mTile, expert, rowBegin, rowEnd GV_MAP_ARG GV_TRACE_ARG);
     if (expert < 0)
         return;
-#ifdef GV1_BALANCE
-    __shared__ float segmentSums[GV_WARPS * GV_WROWS][GV1_BALANCE_SEGMENTS];
-    __shared__ int counter;
-    if ((k / 8 + 31) / 32 <= GV1_BALANCE_SEGMENTS)
-    {
-        for (int row = rowBegin; row < rowEnd; row++)
-        {
-            if (threadIdx.x == 0)
-                counter = 0;
-            __syncthreads(); // the counter, and the writers' reads of the last pass's sums
-            gemv_pass_balanced<TIn, TOut>(x, w, rowScale, y, n, k, fused, kSplit, columnBlock, expert, row, segmentSums, counter GV_TRACE_ARG);
-            __syncthreads(); // every warp past its last draw before the counter is reset
-        }
-        return;
-    }
-#endif
     for (int row = rowBegin; row < rowEnd; row++)
     {
         if (row > rowBegin)
@@ -599,42 +471,6 @@ __device__ __forceinline__ void gv_prefetch_w(const TIn* __restrict__ w, const i
 #define GV_PREFETCH_BEFORE_WAIT(ROWS, TILE_LOOP, TIN)
 #endif
 
-#if defined(GV_MAP_L2) && defined(GV_TILE_MAP)
-// GV_MAP_L2 (MOE_GROUPED_GEMM_GEMV_MAP_L2=map|map+x, for A/B; map builds): before the wait, thread 0 of a 4-row or 1-row
-// block asks L2 for its map entry (map+x: and warp 0 for a share of X's lines), which its first W load waits on after
-// the wait. A call replayed after another whose W streamed through L2 finds its map there (0.6-0.9 us from the wait to
-// the tile found, Qwen3-30B-A3B gate_up at T = 1, trace23c). Safe whoever writes the map: L2 is where every SM's reads
-// and writes meet, so a line fetched before the prior grid writes it is updated by that write; the reads after the wait
-// are the same loads as without it.
-template <typename TIn>
-__device__ __forceinline__ void gv_prefetch_map_entry(const TIn* __restrict__ x, const int* __restrict__ tileMap, int rows, int n,
-                                                      int k, int fused, int kSplit)
-{
-    if (threadIdx.x >= 32)
-        return;
-#if GV_MAP_L2 > 1
-    const long long xLines = ((long long)rows * k * (long long)sizeof(TIn) + 127) / 128;
-    const long long line = blockIdx.x + (long long)threadIdx.x * gridDim.x;
-    if (line < xLines)
-        asm volatile("prefetch.global.L2 [%0];" ::"l"(reinterpret_cast<const char*>(x) + 128 * line));
-#endif
-    if (threadIdx.x != 0)
-        return;
-    const int outCols = fused ? n / 2 : n;
-    const int colsPerBlock = (fused ? GV_WROWS / 2 : GV_WROWS) * (GV_WARPS / kSplit);
-    int mTile, columnBlock;
-    gv_block_tile(ceil_div(outCols, colsPerBlock), mTile, columnBlock);
-    const int* entry = tileMap + 3LL * mTile;
-    asm volatile("prefetch.global.L2 [%0];" ::"l"(entry));
-    asm volatile("prefetch.global.L2 [%0];" ::"l"(entry + 2)); // an entry may straddle two lines
-}
-#define GV_MAP_L2_BEFORE_WAIT(ROWS, TILE_LOOP, TIN) \
-    if ((ROWS == 4 || ROWS == 1) && !TILE_LOOP)     \
-        gv_prefetch_map_entry<TIN>(x, gvTileMap, rows, n, k, fused, kSplit);
-#else
-#define GV_MAP_L2_BEFORE_WAIT(ROWS, TILE_LOOP, TIN)
-#endif
-
 // 4 rows: the launch bounds as before (the T = 1 kernel, unchanged); 8 rows: at most 128 registers, 2 blocks per SM.
 #define GV_ENTRY(NAME, ROWS, TILE_LOOP, BOUNDS, SUFFIX, TIN, TOUT)                                                          \
     extern "C" __global__ void BOUNDS NAME##_##SUFFIX(                                                                       \
@@ -643,7 +479,6 @@ __device__ __forceinline__ void gv_prefetch_map_entry(const TIn* __restrict__ x,
         GV_MAP_PARAM GV_PREFETCH_PARAM GV_TRACE_PARAM)                                                                       \
     {                                                                                                                        \
         GV_PREFETCH_BEFORE_WAIT(ROWS, TILE_LOOP, TIN)                                                                        \
-        GV_MAP_L2_BEFORE_WAIT(ROWS, TILE_LOOP, TIN)                                                                          \
         moe_wait_prior_grid();                                                                                                \
         GV_STAMP(0);                                                                                                          \
         grouped_gemv<ROWS, TILE_LOOP, TIN, TOUT>(x, w, expertOffsets, rowScale, y, rows, n, k, experts, fused, kSplit          \
@@ -666,7 +501,6 @@ __device__ __forceinline__ void gv_prefetch_map_entry(const TIn* __restrict__ x,
         GV_MAP_PARAM GV_PREFETCH_PARAM GV_TRACE_PARAM)                                                                       \
     {                                                                                                                        \
         GV_PREFETCH_BEFORE_WAIT(1, false, TIN)                                                                               \
-        GV_MAP_L2_BEFORE_WAIT(1, false, TIN)                                                                                 \
         moe_wait_prior_grid();                                                                                                \
         GV_STAMP(0);                                                                                                          \
         grouped_gemv_single<TIN, TOUT>(x, w, expertOffsets, rowScale, y, rows, n, k, experts, fused, kSplit GV_MAP_ARG GV_TRACE_ARG); \
