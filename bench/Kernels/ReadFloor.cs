@@ -15,7 +15,16 @@ internal static class ReadFloor
 {
     private static readonly KernelSource Source = KernelSource.FromResource(typeof(ReadFloor).Assembly, "read_floor.cu");
     private const int Threads = 256;
-    private const int BlocksPerSm = 4; // 1024 threads an SM, 4 x 16 bytes in flight each
+    private const int DefaultBlocksPerSm = 4; // 1024 threads an SM, 4 x 16 bytes in flight each
+
+    /// <summary>
+    /// MOE_SWEEP_READ_FLOOR_BLOCKS=1..8 (default 4): the read's blocks an SM, to set it beside a GEMV grid of fewer warps
+    /// (the 1-row entry's Qwen3-30B-A3B gate_up holds 3 an SM).
+    /// </summary>
+    private static int BlocksPerSm => Environment.GetEnvironmentVariable("MOE_SWEEP_READ_FLOOR_BLOCKS") is { Length: > 0 } value
+        ? int.TryParse(value, out int blocks) && blocks is >= 1 and <= 8 ? blocks
+          : throw new ArgumentException($"MOE_SWEEP_READ_FLOOR_BLOCKS='{value}': expected 1 to 8 blocks an SM")
+        : DefaultBlocksPerSm;
 
     /// <summary>
     /// The row for <paramref name="offsetSets"/> (one set: every call reads its experts; several: calls cycle over them,

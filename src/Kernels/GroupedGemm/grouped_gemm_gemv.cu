@@ -63,6 +63,17 @@
 #ifndef GV_WROWS
 #define GV_WROWS 4   // W rows per warp group (8: half the blocks; MOE_GROUPED_GEMM_GEMV_WROWS=8|auto, GroupedGemmGemv.WRowsFor)
 #endif
+// GV_DIAG (MOE_GROUPED_GEMM_GEMV_DIAG, a diagnostic build whose output is not the product; issue 9): what of the call's
+//   time over a plain read of the same W (bench/Kernels/read_floor.cu) goes where, in the 1-row and 4-row entries' pass:
+//   1 loads: the W loads as built, folded with XORs into the sums; no X load, no unpack, no FMA;
+//   2 nox: the unpack and FMAs as built against a constant X (no X load);
+//   3 x: the W and X loads, both folded with XORs (no unpack, no FMA);
+//   4 loads, block-contiguous: as 1, but iteration i of a block reads the 16 KB at 16i KB of its 2 regions of W rows
+//     (a warp 2 KB of it, 4 consecutive 512-byte pieces), where the build reads 512 bytes of each of 32 rows 4 KB apart.
+#ifndef GV_DIAG
+#define GV_DIAG 0
+#endif
+
 #ifndef GV_UNROLL
 // 512-byte segments per W row in flight per warp (MOE_GROUPED_GEMM_GEMV_UNROLL=1|2|4 for A/B). 1 since the eighth session:
 // 80 registers against 2's 103 (NVRTC 11.8, sm_90), so 3 blocks an SM instead of 2, more warps each with fewer loads in
@@ -247,9 +258,23 @@ __device__ __forceinline__ void gemv_pass(const TIn* __restrict__ x, const TIn* 
         for (int u = 0; u < UNROLL; u++)
         {
             const int c = base + u * stride;
+#if GV_DIAG == 4
+            // Piece p (512 bytes) of the block: region p / regionPieces (gate rows, then up rows), 512 p bytes into it.
+            const int regionRows = colsPerBlock, regionPieces = regionRows * (chunks / 32);
+            const int iteration = (c - lane) / 32;
+#pragma unroll
+            for (int q = 0; q < GV_WROWS; q++)
+            {
+                const int p = iteration * (GV_WARPS * GV_WROWS) + warp * GV_WROWS + q;
+                const int region = p / regionPieces, within = p % regionPieces;
+                const TIn* regionBase = w + ((long long)expert * n + (fused && region ? outCols : 0) + columnBlock * colsPerBlock) * k;
+                wv[u][q] = region < (fused ? 2 : 1) && c < chunks ? load_stream(regionBase + 256LL * within + 8 * lane) : make_uint4(0, 0, 0, 0);
+            }
+#else
 #pragma unroll
             for (int q = 0; q < GV_WROWS; q++)
                 wv[u][q] = live[q] && c < chunks ? load_stream(wRow[q] + 8 * c) : make_uint4(0, 0, 0, 0);
+#endif
         }
 #pragma unroll
         for (int u = 0; u < UNROLL; u++)
@@ -266,7 +291,21 @@ __device__ __forceinline__ void gemv_pass(const TIn* __restrict__ x, const TIn* 
             }
             firstLoads = false;
 #endif
+#if GV_DIAG == 1 || GV_DIAG == 3 || GV_DIAG == 4
+            {
+                unsigned xBits = 0;
+#if GV_DIAG == 3
+                const uint4 xv = __ldg(reinterpret_cast<const uint4*>(x + (long long)rowBegin * k) + c);
+                xBits = xv.x ^ xv.y ^ xv.z ^ xv.w;
+#endif
+#pragma unroll
+                for (int q = 0; q < GV_WROWS; q++)
+                    acc[q][0] += __uint_as_float((wv[u][q].x ^ wv[u][q].y ^ wv[u][q].z ^ wv[u][q].w ^ xBits) & 0x007fffffu);
+            }
+            if (false)
+#else
             if (GV_WROWS > 4 || ROWS == 1)
+#endif
             {
                 // 8 W rows: the tile's X chunks first (L1 hits), then one W row at a time against them, so 8 W floats are
                 // live instead of 64: the 4-row entry takes 127 registers (2 blocks an SM) instead of 155 (1); the 1-row entry
@@ -276,8 +315,14 @@ __device__ __forceinline__ void gemv_pass(const TIn* __restrict__ x, const TIn* 
 #pragma unroll
                 for (int r = 0; r < ROWS; r++)
                 {
+#if GV_DIAG == 2
+#pragma unroll
+                    for (int e = 0; e < 8; e++)
+                        xf[r][e] = (float)(k + e) * 1.0e-6f;
+#else
                     const uint4 xv = r < xRows ? __ldg(reinterpret_cast<const uint4*>(x + (long long)(rowBegin + r) * k) + c) : make_uint4(0, 0, 0, 0);
                     unpack8((const TIn*)nullptr, xv, xf[r]);
+#endif
                 }
 #pragma unroll
                 for (int q = 0; q < GV_WROWS; q++)
