@@ -86,6 +86,7 @@ public class GroupedGemmGemvExpertTilesTests
     [InlineData("nox", 2)]
     [InlineData("x", 3)]
     [InlineData("loads-block", 4)]
+    [InlineData("loads-grid", 5)]
     public void TheDiagnosticSwitchParses(string? value, int build)
     {
         Assert.Equal(build, GroupedGemmGemv.ParseDiagnostic(value));

@@ -348,7 +348,7 @@ public static class GroupedGemmGemv
         : throw new ArgumentException($"MOE_GROUPED_GEMM_GEMV_MIN_BLOCKS='{value}': expected 1 to 4 blocks an SM");
 
     /// <summary>
-    /// MOE_GROUPED_GEMM_GEMV_DIAG=loads|nox|x|loads-block (GV_DIAG 1..4; unset: the product), a diagnostic build whose output
+    /// MOE_GROUPED_GEMM_GEMV_DIAG=loads|nox|x|loads-block|loads-grid (GV_DIAG 1..5; unset: the product), a diagnostic build whose output
     /// is not the product: which part of the decode GEMV's time over a plain read of the same W is the loads' order, the X
     /// loads or the arithmetic (grouped_gemm_gemv.cu, GV_DIAG). Read on first use; a bad value is the ArgumentException naming it.
     /// </summary>
@@ -363,7 +363,8 @@ public static class GroupedGemmGemv
         "nox" => 2,
         "x" => 3,
         "loads-block" => 4,
-        _ => throw new ArgumentException($"MOE_GROUPED_GEMM_GEMV_DIAG='{value}': expected off, loads, nox, x or loads-block"),
+        "loads-grid" => 5,
+        _ => throw new ArgumentException($"MOE_GROUPED_GEMM_GEMV_DIAG='{value}': expected off, loads, nox, x, loads-block or loads-grid"),
     };
 
     /// <summary>The compile options of the A/B switches (null when all are at their defaults), built once.</summary>

@@ -69,7 +69,10 @@
 //   2 nox: the unpack and FMAs as built against a constant X (no X load);
 //   3 x: the W and X loads, both folded with XORs (no unpack, no FMA);
 //   4 loads, block-contiguous: as 1, but iteration i of a block reads the 16 KB at 16i KB of its 2 regions of W rows
-//     (a warp 2 KB of it, 4 consecutive 512-byte pieces), where the build reads 512 bytes of each of 32 rows 4 KB apart.
+//     (a warp 2 KB of it, 4 consecutive 512-byte pieces), where the build reads 512 bytes of each of 32 rows 4 KB apart;
+//   5 loads, grid-contiguous: as 1, but in the read floor's order: the expert's columnBlocks blocks take rows
+//     columnBlock + columnBlocks m (m = 4 i + q at iteration i), warp p reading the row's segment p, so at iteration i the
+//     blocks of an expert read 4 columnBlocks whole rows, contiguous (Qwen3-30B-A3B gate_up: 768 KB).
 #ifndef GV_DIAG
 #define GV_DIAG 0
 #endif
@@ -270,6 +273,14 @@ __device__ __forceinline__ void gemv_pass(const TIn* __restrict__ x, const TIn* 
                 const TIn* regionBase = w + ((long long)expert * n + (fused && region ? outCols : 0) + columnBlock * colsPerBlock) * k;
                 wv[u][q] = region < (fused ? 2 : 1) && c < chunks ? load_stream(regionBase + 256LL * within + 8 * lane) : make_uint4(0, 0, 0, 0);
             }
+#elif GV_DIAG == 5
+            const int iteration = (c - lane) / 32, columnBlocks = ceil_div(outCols, colsPerBlock), chunk = 32 * warp + lane;
+#pragma unroll
+            for (int q = 0; q < GV_WROWS; q++)
+            {
+                const int r = columnBlock + columnBlocks * (iteration * GV_WROWS + q);
+                wv[u][q] = r < n && chunk < chunks && c < chunks ? load_stream(w + ((long long)expert * n + r) * k + 8 * chunk) : make_uint4(0, 0, 0, 0);
+            }
 #else
 #pragma unroll
             for (int q = 0; q < GV_WROWS; q++)
@@ -291,7 +302,7 @@ __device__ __forceinline__ void gemv_pass(const TIn* __restrict__ x, const TIn* 
             }
             firstLoads = false;
 #endif
-#if GV_DIAG == 1 || GV_DIAG == 3 || GV_DIAG == 4
+#if GV_DIAG == 1 || GV_DIAG == 3 || GV_DIAG == 4 || GV_DIAG == 5
             {
                 unsigned xBits = 0;
 #if GV_DIAG == 3
