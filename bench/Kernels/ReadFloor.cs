@@ -44,12 +44,14 @@ internal static class ReadFloor
         try
         {
             using var sink = accelerator.Allocate<uint>(1);
-            var kernel = cuda.LoadKernel(Source, "read_floor");
+            var kernel = cuda.LoadKernel(Source, "read_floor", Traced ? ["-DREAD_FLOOR_TRACE"] : null);
             int sms = accelerator.Info.MultiprocessorCount;
             long perExpert = Math.Max(1, Math.Min((BlocksPerSm * (long)sms + active - 1) / active, (expertChunks + Threads - 1) / Threads));
             int next = 0;
             double ms = DeviceTimer.MedianMs(accelerator, s => kernel.Launch((CudaStream)s, new Dim3((uint)perExpert, (uint)active, 1), new Dim3(Threads, 1, 1), 0,
                 w, buffers[next++ % buffers.Count], expertChunks, 0, sink), warmup: 3, samples: 20, inner: 20, useGraph: true);
+            if (Traced)
+                PrintTrace(cuda, kernel, name, new Dim3((uint)perExpert, (uint)active, 1), w, buffers[0], expertChunks, sink);
             double bytes = (double)active * expertElements * 2;
             return new SweepRow(name, shape, ms, bytes, 0, bytes / bandwidth * 1e3,
                 $"{note}, {perExpert}x{active} blocks, graph{(kernel.LaunchesDependent ? ", dependent launch" : "")}");
@@ -59,6 +61,24 @@ internal static class ReadFloor
             foreach (var buffer in buffers)
                 buffer.Dispose();
         }
+    }
+
+    /// <summary>MOE_SWEEP_READ_FLOOR_TRACE=1: the traced build (READ_FLOOR_TRACE), and one more eager call's stamps printed.</summary>
+    private static bool Traced => Environment.GetEnvironmentVariable("MOE_SWEEP_READ_FLOOR_TRACE") is "1";
+
+    private static readonly string[] StampNames = ["after wait", "expert found", "first W arrived", "loop end", "block's end"];
+
+    /// <summary>One eager call of the traced build after the row's replays: its stamps as the GEMV trace prints them.</summary>
+    private static void PrintTrace(CudaAccelerator cuda, CudaKernel kernel, string name, Dim3 grid, MemoryBuffer<BFloat16> w, MemoryBuffer<int> experts,
+                                   long expertChunks, MemoryBuffer<uint> sink)
+    {
+        int blocks = (int)(grid.X * grid.Y);
+        using var trace = cuda.Allocate<long>(blocks * StampNames.Length);
+        var stream = cuda.DefaultStream;
+        trace.Clear(stream);
+        kernel.Launch((CudaStream)stream, grid, new Dim3(Threads, 1, 1), 0, w, experts, expertChunks, 0, sink, trace);
+        StampTable.Print($"read floor trace {name}: {blocks} blocks; us from the earliest block past its wait (globaltimer)",
+            trace.ToArray(stream), blocks, StampNames, Enumerable.Range(0, blocks).ToList());
     }
 
     /// <summary>The experts with rows, in order.</summary>

@@ -93,6 +93,16 @@ public class GroupedGemmGemvExpertTilesTests
         Assert.Contains("MOE_GROUPED_GEMM_GEMV_DIAG", Assert.Throws<ArgumentException>(() => GroupedGemmGemv.ParseDiagnostic("all")).Message);
     }
 
+    [Theory]
+    [InlineData(null, false)]
+    [InlineData("off", false)]
+    [InlineData("on", true)]
+    public void TheEarlySwitchParses(string? value, bool early)
+    {
+        Assert.Equal(early, GroupedGemmGemv.ParseEarly(value));
+        Assert.Contains("MOE_GROUPED_GEMM_GEMV_EARLY", Assert.Throws<ArgumentException>(() => GroupedGemmGemv.ParseEarly("1")).Message);
+    }
+
     [Fact]
     public void ABadWalkNamesTheVariable() =>
         Assert.Contains("MOE_EXPERT_TILES_WALK", Assert.Throws<ArgumentException>(() => ExpertTilesWalk.ParseParallel("chunked")).Message);

@@ -367,6 +367,21 @@ public static class GroupedGemmGemv
         _ => throw new ArgumentException($"MOE_GROUPED_GEMM_GEMV_DIAG='{value}': expected off, loads, nox, x, loads-block or loads-grid"),
     };
 
+    /// <summary>
+    /// MOE_GROUPED_GEMM_GEMV_EARLY=off|on (default off), for A/B runs: on (-DGV_EARLY), the 1-row entry reads its arguments
+    /// and places its block before its wait for the kernel before it (grouped_gemm_gemv.cu, GV_EARLY). Same bits.
+    /// </summary>
+    internal static bool Early => EarlySetting.Value;
+
+    private static readonly EnvironmentSetting<bool> EarlySetting = new("MOE_GROUPED_GEMM_GEMV_EARLY", ParseEarly);
+
+    internal static bool ParseEarly(string? value) => value?.Trim() switch
+    {
+        null or "" or "off" => false,
+        "on" => true,
+        _ => throw new ArgumentException($"MOE_GROUPED_GEMM_GEMV_EARLY='{value}': expected off or on"),
+    };
+
     /// <summary>The compile options of the A/B switches (null when all are at their defaults), built once.</summary>
     private static string[]? CompileOptions => s_compileOptions ??= BuildCompileOptions();
 
@@ -383,6 +398,8 @@ public static class GroupedGemmGemv
             options.Add("-DGV_BLOCK_TILE_SEARCH");
         if (TileInnerOrder)
             options.Add("-DGV_TILE_INNER");
+        if (Early)
+            options.Add("-DGV_EARLY");
         if (Diagnostic != 0)
             options.Add($"-DGV_DIAG={Diagnostic}");
         return [.. options];

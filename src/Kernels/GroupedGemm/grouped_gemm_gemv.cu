@@ -455,16 +455,40 @@ __device__ __forceinline__ void grouped_gemv(const TIn* __restrict__ x, const TI
 // one row each (T = 1: a token's experts are distinct); an expert of 2..4 rows is still right, its W read once per row
 // (the later passes from L2). Its sums are the 4-row entry's bits: the same products in the same order, whatever the
 // unroll.
+// GV_EARLY (MOE_GROUPED_GEMM_GEMV_EARLY=on, for A/B): the 1-row entry reads its arguments and places its block (m-tile,
+// column block) before the wait for the kernel before it, so under dependent launch that arithmetic and the reads of the
+// parameter bank happen while the kernel before still runs; nothing it does reads global memory. Same bits.
+#ifdef GV_EARLY
+#define GV_EARLY_PARAM , int mTile, int columnBlock
+#define GV_EARLY_ARG , gvMTile, gvColumnBlock
+#define GV_EARLY_BEFORE_WAIT                                                                                           \
+    int gvMTile, gvColumnBlock;                                                                                        \
+    gv_block_tile(ceil_div(fused ? n / 2 : n, (fused ? GV_WROWS / 2 : GV_WROWS) * (GV_WARPS / kSplit)), gvMTile, gvColumnBlock); \
+    asm volatile("" : "+r"(gvMTile), "+r"(gvColumnBlock) : "l"(x), "l"(w), "l"(expertOffsets), "l"(rowScale), "l"(y), \
+                 "r"(rows), "r"(n), "r"(k), "r"(experts), "r"(fused), "r"(kSplit) GV_EARLY_MAP);
+#ifdef GV_TILE_MAP
+#define GV_EARLY_MAP , "l"(gvTileMap)
+#else
+#define GV_EARLY_MAP
+#endif
+#else
+#define GV_EARLY_PARAM
+#define GV_EARLY_ARG
+#define GV_EARLY_BEFORE_WAIT
+#endif
+
 template <typename TIn, typename TOut>
 __device__ __forceinline__ void grouped_gemv_single(const TIn* __restrict__ x, const TIn* __restrict__ w, const int* __restrict__ expertOffsets,
                                                     const float* __restrict__ rowScale, TOut* __restrict__ y, int rows, int n, int k,
-                                                    int experts, int fused, int kSplit GV_MAP_PARAM GV_TRACE_PARAM)
+                                                    int experts, int fused, int kSplit GV_MAP_PARAM GV_TRACE_PARAM GV_EARLY_PARAM)
 {
     __shared__ float partial[GV_WARPS][GV_WROWS][1];
+#ifndef GV_EARLY
     const int outCols = fused ? n / 2 : n;
     const int colsPerBlock = (fused ? GV_WROWS / 2 : GV_WROWS) * (GV_WARPS / kSplit);
     int mTile, columnBlock;
     gv_block_tile(ceil_div(outCols, colsPerBlock), mTile, columnBlock);
+#endif
     int expert, rowBegin, rowEnd;
     gv_tile_of<4>(expertOffsets, rows, experts, mTile, expert, rowBegin, rowEnd GV_MAP_ARG GV_TRACE_ARG);
     if (expert < 0)
@@ -557,9 +581,10 @@ __device__ __forceinline__ void gv_prefetch_w(const TIn* __restrict__ w, const i
         GV_MAP_PARAM GV_PREFETCH_PARAM GV_TRACE_PARAM)                                                                       \
     {                                                                                                                        \
         GV_PREFETCH_BEFORE_WAIT(1, false, TIN)                                                                               \
+        GV_EARLY_BEFORE_WAIT                                                                                                  \
         moe_wait_prior_grid();                                                                                                \
         GV_STAMP(0);                                                                                                          \
-        grouped_gemv_single<TIN, TOUT>(x, w, expertOffsets, rowScale, y, rows, n, k, experts, fused, kSplit GV_MAP_ARG GV_TRACE_ARG); \
+        grouped_gemv_single<TIN, TOUT>(x, w, expertOffsets, rowScale, y, rows, n, k, experts, fused, kSplit GV_MAP_ARG GV_TRACE_ARG GV_EARLY_ARG); \
     }
 
 #define GV_ENTRIES(SUFFIX, TIN, TOUT)                                   \
