@@ -46,15 +46,32 @@ internal static class ReadFloor
             using var sink = accelerator.Allocate<uint>(1);
             var kernel = cuda.LoadKernel(Source, "read_floor", Traced ? ["-DREAD_FLOOR_TRACE"] : null);
             int sms = accelerator.Info.MultiprocessorCount;
-            long perExpert = Math.Max(1, Math.Min((BlocksPerSm * (long)sms + active - 1) / active, (expertChunks + Threads - 1) / Threads));
+            long perExpert = PerExpert ?? Math.Max(1, Math.Min((BlocksPerSm * (long)sms + active - 1) / active, (expertChunks + Threads - 1) / Threads));
+            var grid = new Dim3((uint)perExpert, (uint)active, 1);
+            int sharedBytes = SharedKb * 1024;
+            using var trace = Traced ? cuda.Allocate<long>(grid.X * grid.Y * StampNames.Length) : null;
             int next = 0;
-            double ms = DeviceTimer.MedianMs(accelerator, s => kernel.Launch((CudaStream)s, new Dim3((uint)perExpert, (uint)active, 1), new Dim3(Threads, 1, 1), 0,
-                w, buffers[next++ % buffers.Count], expertChunks, 0, sink), warmup: 3, samples: 20, inner: 20, useGraph: true);
-            if (Traced)
-                PrintTrace(cuda, kernel, name, new Dim3((uint)perExpert, (uint)active, 1), w, buffers[0], expertChunks, sink);
+            void Launch(AcceleratorStream s, MemoryBuffer<int> experts)
+            {
+                if (trace is null)
+                    kernel.Launch((CudaStream)s, grid, new Dim3(Threads, 1, 1), sharedBytes, w, experts, expertChunks, 0, sink);
+                else
+                    kernel.Launch((CudaStream)s, grid, new Dim3(Threads, 1, 1), sharedBytes, w, experts, expertChunks, 0, sink, trace);
+            }
+            double ms = DeviceTimer.MedianMs(accelerator, s => Launch(s, buffers[next++ % buffers.Count]), warmup: 3, samples: 20, inner: 20, useGraph: true);
+            if (trace is not null)
+            {
+                // One more eager call after the replays: its stamps, as the GEMV trace prints them.
+                var stream = cuda.DefaultStream;
+                trace.Clear(stream);
+                Launch(stream, buffers[0]);
+                int blocks = (int)(grid.X * grid.Y);
+                StampTable.Print($"read floor trace {name}: {blocks} blocks; us from the earliest block past its wait (globaltimer)",
+                    trace.ToArray(stream), blocks, StampNames, Enumerable.Range(0, blocks).ToList());
+            }
             double bytes = (double)active * expertElements * 2;
             return new SweepRow(name, shape, ms, bytes, 0, bytes / bandwidth * 1e3,
-                $"{note}, {perExpert}x{active} blocks, graph{(kernel.LaunchesDependent ? ", dependent launch" : "")}");
+                $"{note}, {perExpert}x{active} blocks{(sharedBytes > 0 ? $", {SharedKb} KB shared" : "")}, graph{(kernel.LaunchesDependent ? ", dependent launch" : "")}");
         }
         finally
         {
@@ -66,20 +83,23 @@ internal static class ReadFloor
     /// <summary>MOE_SWEEP_READ_FLOOR_TRACE=1: the traced build (READ_FLOOR_TRACE), and one more eager call's stamps printed.</summary>
     private static bool Traced => Environment.GetEnvironmentVariable("MOE_SWEEP_READ_FLOOR_TRACE") is "1";
 
-    private static readonly string[] StampNames = ["after wait", "expert found", "first W arrived", "loop end", "block's end"];
+    /// <summary>MOE_SWEEP_READ_FLOOR_PER_EXPERT=1..4096: blocks an expert (default: BlocksPerSm x SMs over the experts).</summary>
+    private static int? PerExpert => Environment.GetEnvironmentVariable("MOE_SWEEP_READ_FLOOR_PER_EXPERT") is { Length: > 0 } value
+        ? int.TryParse(value, out int blocks) && blocks is >= 1 and <= 4096 ? blocks
+          : throw new ArgumentException($"MOE_SWEEP_READ_FLOOR_PER_EXPERT='{value}': expected 1 to 4096 blocks an expert")
+        : null;
 
-    /// <summary>One eager call of the traced build after the row's replays: its stamps as the GEMV trace prints them.</summary>
-    private static void PrintTrace(CudaAccelerator cuda, CudaKernel kernel, string name, Dim3 grid, MemoryBuffer<BFloat16> w, MemoryBuffer<int> experts,
-                                   long expertChunks, MemoryBuffer<uint> sink)
-    {
-        int blocks = (int)(grid.X * grid.Y);
-        using var trace = cuda.Allocate<long>(blocks * StampNames.Length);
-        var stream = cuda.DefaultStream;
-        trace.Clear(stream);
-        kernel.Launch((CudaStream)stream, grid, new Dim3(Threads, 1, 1), 0, w, experts, expertChunks, 0, sink, trace);
-        StampTable.Print($"read floor trace {name}: {blocks} blocks; us from the earliest block past its wait (globaltimer)",
-            trace.ToArray(stream), blocks, StampNames, Enumerable.Range(0, blocks).ToList());
-    }
+    /// <summary>
+    /// MOE_SWEEP_READ_FLOOR_SHARED_KB=0..227: dynamic shared memory a block asks for and does not use, to hold the read to
+    /// as few blocks an SM as the decode GEMV's 1-row entry (whose cap works the same way), so that the next call's blocks
+    /// cannot be placed beside them either.
+    /// </summary>
+    private static int SharedKb => Environment.GetEnvironmentVariable("MOE_SWEEP_READ_FLOOR_SHARED_KB") is { Length: > 0 } value
+        ? int.TryParse(value, out int kb) && kb is >= 0 and <= 227 ? kb
+          : throw new ArgumentException($"MOE_SWEEP_READ_FLOOR_SHARED_KB='{value}': expected 0 to 227 KB")
+        : 0;
+
+    private static readonly string[] StampNames = ["after wait", "expert found", "first W arrived", "loop end", "block's end"];
 
     /// <summary>The experts with rows, in order.</summary>
     internal static int[] ActiveExperts(int[] offsets) =>
