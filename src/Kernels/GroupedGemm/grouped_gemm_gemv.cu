@@ -303,6 +303,7 @@ __device__ __forceinline__ void gemv_pass(const TIn* __restrict__ x, const TIn* 
             firstLoads = false;
 #endif
 #if GV_DIAG == 1 || GV_DIAG == 3 || GV_DIAG == 4 || GV_DIAG == 5
+            if (true)
             {
                 unsigned xBits = 0;
 #if GV_DIAG == 3
@@ -313,7 +314,7 @@ __device__ __forceinline__ void gemv_pass(const TIn* __restrict__ x, const TIn* 
                 for (int q = 0; q < GV_WROWS; q++)
                     acc[q][0] += __uint_as_float((wv[u][q].x ^ wv[u][q].y ^ wv[u][q].z ^ wv[u][q].w ^ xBits) & 0x007fffffu);
             }
-            if (false)
+            else if (GV_WROWS > 4 || ROWS == 1)
 #else
             if (GV_WROWS > 4 || ROWS == 1)
 #endif
