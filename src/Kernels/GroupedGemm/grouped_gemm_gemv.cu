@@ -478,6 +478,88 @@ __device__ __forceinline__ void grouped_gemv(const TIn* __restrict__ x, const TI
 #define GV_EARLY_BEFORE_WAIT
 #endif
 
+#ifdef GV1_GRID
+// GV1_GRID (MOE_GROUPED_GEMM_GEMV1_ORDER=grid; GroupedGemmGemv.GridOrderFor): the 1-row entry's pass in the grid's order
+// of W. The same grid and block columns as the row order (as at kSplit 1: colsPerGroup x GV_WARPS columns a block), but
+// block c of an expert's C column blocks takes the warp groups' column quads c, c + C, c + 2C, ... (quad q: the group of
+// columns that the row order's warp group q streams), one a step, and every warp reads its share of K of each of the
+// quad's GV_WROWS W rows (segments p, p + GV_WARPS, ..., as the row order at kSplit = GV_WARPS). So at step m the blocks of
+// an expert read whole W rows of quads mC .. mC + C - 1, contiguous, where the row order reads 512 bytes of each of all
+// its rows at 4 KB strides (one H200, Qwen3-30B-A3B gate_up at T = 1, the loads alone: 13.73-13.79 us against
+// 14.06-14.11, `diag25e.sh`). Its sums are the row order's at kSplit = GV_WARPS (a lane's chunks in order, the butterfly,
+// the warps' partial sums in warp order): the 4-row entry's bits at that split, not at the call's own.
+template <typename TIn, typename TOut>
+__device__ __forceinline__ void gemv_pass_grid(const TIn* __restrict__ x, const TIn* __restrict__ w, const float* __restrict__ rowScale,
+                                               TOut* __restrict__ y, int n, int k, int fused, int columnBlock, int expert, int row,
+                                               float (&partial)[GV_WARPS][GV_WARPS][GV_WROWS][1] GV_TRACE_PARAM)
+{
+    const int outCols = fused ? n / 2 : n;
+    const int colsPerGroup = fused ? GV_WROWS / 2 : GV_WROWS;
+    const int columnBlocks = ceil_div(outCols, colsPerGroup * GV_WARPS);
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int chunks = k / 8;
+    const uint4* xRow = reinterpret_cast<const uint4*>(x + (long long)row * k);
+#ifdef GV_TRACE
+    bool firstLoads = true;
+    __shared__ volatile unsigned gvSink;
+#endif
+    for (int step = 0; step < GV_WARPS; step++)
+    {
+        const int col0 = (columnBlock + columnBlocks * step) * colsPerGroup;
+        if (col0 >= outCols)
+            break; // every warp of the block stops at the same step
+        const TIn* wRow[GV_WROWS];
+        bool live[GV_WROWS];
+        gv_w_rows(w, expert, n, k, fused, outCols, col0, wRow, live);
+        float acc[GV_WROWS];
+#pragma unroll
+        for (int q = 0; q < GV_WROWS; q++)
+            acc[q] = 0.0f;
+        for (int c = warp * 32 + lane; c < chunks; c += 32 * GV_WARPS)
+        {
+            uint4 wv[GV_WROWS];
+#pragma unroll
+            for (int q = 0; q < GV_WROWS; q++)
+                wv[q] = live[q] ? load_stream(wRow[q] + 8 * c) : make_uint4(0, 0, 0, 0);
+#ifdef GV_TRACE
+            if (firstLoads && threadIdx.x == 0)
+            {
+                gvSink = wv[0].x ^ wv[GV_WROWS - 1].w;
+                __threadfence_block();
+                GV_STAMP(2);
+            }
+            firstLoads = false;
+#endif
+            float xf[8];
+            unpack8((const TIn*)nullptr, __ldg(xRow + c), xf);
+#pragma unroll
+            for (int q = 0; q < GV_WROWS; q++)
+            {
+                float wf[8];
+                unpack8((const TIn*)nullptr, wv[q], wf);
+#pragma unroll
+                for (int e = 0; e < 8; e++)
+                    acc[q] = fmaf(wf[e], xf[e], acc[q]);
+            }
+        }
+#pragma unroll
+        for (int q = 0; q < GV_WROWS; q++)
+        {
+            const float v = warp_sum(acc[q]);
+            if (lane == 0)
+                partial[step][warp][q][0] = v;
+        }
+    }
+    GV_STAMP(3);
+    __syncthreads();
+    // Warp `step` writes step's columns: the sums of the GV_WARPS warps in warp order, as gemv_write at kSplit = GV_WARPS.
+    const int col0 = (columnBlock + columnBlocks * warp) * colsPerGroup;
+    if (lane == 0 && col0 < outCols)
+        gemv_write<1>(fused != 0, outCols, col0, 0, row, rowScale, y, partial[warp], 0, GV_WARPS);
+    GV_STAMP(4);
+}
+#endif
+
 template <typename TIn, typename TOut>
 __device__ __forceinline__ void grouped_gemv_single(const TIn* __restrict__ x, const TIn* __restrict__ w, const int* __restrict__ expertOffsets,
                                                     const float* __restrict__ rowScale, TOut* __restrict__ y, int rows, int n, int k,
@@ -494,12 +576,22 @@ __device__ __forceinline__ void grouped_gemv_single(const TIn* __restrict__ x, c
     gv_tile_of<4>(expertOffsets, rows, experts, mTile, expert, rowBegin, rowEnd GV_MAP_ARG GV_TRACE_ARG);
     if (expert < 0)
         return;
+#ifdef GV1_GRID
+    __shared__ float gridPartial[GV_WARPS][GV_WARPS][GV_WROWS][1];
+    for (int row = rowBegin; row < rowEnd; row++)
+    {
+        if (row > rowBegin)
+            __syncthreads(); // the writers' reads of gridPartial before the next pass's writes
+        gemv_pass_grid<TIn, TOut>(x, w, rowScale, y, n, k, fused, columnBlock, expert, row, gridPartial GV_TRACE_ARG);
+    }
+#else
     for (int row = rowBegin; row < rowEnd; row++)
     {
         if (row > rowBegin)
             __syncthreads(); // the writers' reads of partial before the next pass's writes
         gemv_pass<1, GV1_UNROLL>(x, w, rowScale, y, n, k, fused, kSplit, columnBlock, expert, row, row + 1, partial GV_TRACE_ARG);
     }
+#endif
 }
 
 #ifdef GV_PREFETCH_W
