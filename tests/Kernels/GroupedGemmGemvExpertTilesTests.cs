@@ -79,30 +79,6 @@ public class GroupedGemmGemvExpertTilesTests
     public void ABadMinBlocksValueNamesTheVariable(string value) =>
         Assert.Contains("MOE_GROUPED_GEMM_GEMV_MIN_BLOCKS", Assert.Throws<ArgumentException>(() => GroupedGemmGemv.ParseMinBlocks(value)).Message);
 
-    [Theory]
-    [InlineData(null, 0)]
-    [InlineData("off", 0)]
-    [InlineData("loads", 1)]
-    [InlineData("nox", 2)]
-    [InlineData("x", 3)]
-    [InlineData("loads-block", 4)]
-    [InlineData("loads-grid", 5)]
-    public void TheDiagnosticSwitchParses(string? value, int build)
-    {
-        Assert.Equal(build, GroupedGemmGemv.ParseDiagnostic(value));
-        Assert.Contains("MOE_GROUPED_GEMM_GEMV_DIAG", Assert.Throws<ArgumentException>(() => GroupedGemmGemv.ParseDiagnostic("all")).Message);
-    }
-
-    [Theory]
-    [InlineData(null, false)]
-    [InlineData("off", false)]
-    [InlineData("on", true)]
-    public void TheEarlySwitchParses(string? value, bool early)
-    {
-        Assert.Equal(early, GroupedGemmGemv.ParseEarly(value));
-        Assert.Contains("MOE_GROUPED_GEMM_GEMV_EARLY", Assert.Throws<ArgumentException>(() => GroupedGemmGemv.ParseEarly("1")).Message);
-    }
-
     [Fact]
     public void ABadWalkNamesTheVariable() =>
         Assert.Contains("MOE_EXPERT_TILES_WALK", Assert.Throws<ArgumentException>(() => ExpertTilesWalk.ParseParallel("chunked")).Message);

@@ -30,7 +30,6 @@ public class GroupedGemmGemvSingleRowTests
     public void TheOneRowEntryGivesTheFourRowEntrysBits(int experts, string rows, bool fused, int wRows)
     {
         var gpu = TestDevices.Get("cuda:0");
-        using var rowOrder = RowOrder();
         var random = TestData.NewRandom(out int seed);
         var counts = GroupedGemmGemvTileMapTests.RowCounts(random, experts, rows);
         foreach (int k in new[] { 264, 768, 2048 + 8 })
@@ -65,7 +64,6 @@ public class GroupedGemmGemvSingleRowTests
     public void TheBoundOfOneRowAnExpertPicksTheOneRowEntryAndSpreadsAOneWaveGrid(bool fused, int n, int k)
     {
         var gpu = TestDevices.Get("cuda:0");
-        using var rowOrder = RowOrder();
         var random = TestData.NewRandom(out int seed);
         var shape = new Case($"T=1, 8 of 128 experts, fused={fused}", GroupedGemmGemvTileMapTests.RowCounts(random, 128, "one row"), n, k);
         var (one, covered) = GroupedGemmGemvTileMapTests.Run(gpu, shape, fused, rowScale: !fused, variant: null, withMap: true, seed, maxRowsPerExpert: 1);
@@ -135,21 +133,6 @@ public class GroupedGemmGemvSingleRowTests
         using var y = cpu.Allocate<BFloat16>(2 * 8);
         var error = Assert.Throws<ArgumentException>(() => GroupedGemm.Run(cpu, x, w, offsets, y, 8, 8, new GroupedGemmOptions { MaxRowsPerExpert = bound }));
         Assert.Contains("MaxRowsPerExpert", error.Message);
-    }
-
-    /// <summary>
-    /// The row order on this thread until disposed: its sums are the 4-row entry's at the call's split, which these tests
-    /// compare (the grid order's, at a split of 8 warps, are <see cref="GroupedGemmGemvGridOrderTests"/>').
-    /// </summary>
-    internal static IDisposable RowOrder()
-    {
-        GroupedGemmGemv.GridOrderOverride = false;
-        return new Restore();
-    }
-
-    private sealed class Restore : IDisposable
-    {
-        public void Dispose() => GroupedGemmGemv.GridOrderOverride = null;
     }
 
     private static void Same(ushort[] expected, ushort[] actual, int covered, string what)

@@ -4,6 +4,9 @@
 # diagnostic builds MOE_GROUPED_GEMM_GEMV_DIAG=loads|nox|x|loads-block (grouped_gemm_gemv.cu, GV_DIAG: outputs are not the
 # product), and the defaults with the read floor at 3 blocks an SM (MOE_SWEEP_READ_FLOOR_BLOCKS=3, the 1-row entry's
 # gate_up grid); then one traced call of the defaults and of loads. Logs in $OUT/diag25a.tgz.
+# Ran on the build of commit 19eb016 (its GEMV switches are gone from main since; the read floor knobs stay).
+# Its loads-only builds (loads, x, loads-block, loads-grid) still ran the 4-W-row branch's unpack and FMAs after the
+# fold; diag25e.sh ran the corrected build.
 set -uo pipefail
 out=/tmp/moe-diag25a; mkdir -p "$out"
 trap 'tar czf "$OUT/diag25a.tgz" -C "$out" .' EXIT

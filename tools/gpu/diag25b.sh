@@ -4,6 +4,9 @@
 # (MOE_GROUPED_GEMM_GEMV_DIAG=loads), the loads alone in the read floor's order (loads-grid), and the defaults without
 # the 1-row entry's blocks-an-SM cap (MOE_GROUPED_GEMM_GEMV1_BLOCKS=none); then one traced call of loads-grid.
 # Logs in $OUT/diag25b.tgz.
+# Ran on the build of commit ab2a1fc (its GEMV switches are gone from main since; the read floor knobs stay).
+# Its loads-only builds (loads, x, loads-block, loads-grid) still ran the 4-W-row branch's unpack and FMAs after the
+# fold; diag25e.sh ran the corrected build.
 set -uo pipefail
 out=/tmp/moe-diag25b; mkdir -p "$out"
 trap 'tar czf "$OUT/diag25b.tgz" -C "$out" .' EXIT

@@ -5,6 +5,9 @@
 # same bits), the loads alone in the read floor's order (MOE_GROUPED_GEMM_GEMV_DIAG=loads-grid) and both; then one traced
 # call of the defaults, of early and of the read floor (MOE_SWEEP_READ_FLOOR_TRACE=1); then the GEMV classes under early.
 # Logs in $OUT/diag25c.tgz.
+# Ran on the build of commit 0851938 (its GEMV switches are gone from main since; the read floor knobs stay).
+# Its loads-only builds (loads, x, loads-block, loads-grid) still ran the 4-W-row branch's unpack and FMAs after the
+# fold; diag25e.sh ran the corrected build.
 set -uo pipefail
 out=/tmp/moe-diag25c; mkdir -p "$out"
 trap 'tar czf "$OUT/diag25c.tgz" -C "$out" .' EXIT

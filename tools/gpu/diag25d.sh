@@ -5,6 +5,7 @@
 # read floor in the GEMV's 384 blocks (MOE_SWEEP_READ_FLOOR_PER_EXPERT=48); and that held to 3 blocks an SM by 57 KB of
 # unused shared memory (MOE_SWEEP_READ_FLOOR_SHARED_KB=57, as the 1-row entry is held), so no block of the next call fits
 # beside them. Then one traced call of the read floor (default grid, and the held one). Logs in $OUT/diag25d.tgz.
+# Ran on the build of commit 7763e4c (its GEMV switches are gone from main since; the read floor knobs stay).
 set -uo pipefail
 out=/tmp/moe-diag25d; mkdir -p "$out"
 trap 'tar czf "$OUT/diag25d.tgz" -C "$out" .' EXIT

@@ -4,6 +4,7 @@
 # the 1-row branch); this build folds the loads alone. `sweep grouped_gemm` Qwen3-30B-A3B at T = 1, alternating three
 # times: the defaults, the loads alone (MOE_GROUPED_GEMM_GEMV_DIAG=loads), the loads alone in the read floor's order
 # (loads-grid), and early (MOE_GROUPED_GEMM_GEMV_EARLY=on). Logs in $OUT/diag25e.tgz.
+# Ran on the build of commit e1d2cbc (its GEMV switches are gone from main since; the read floor knobs stay).
 set -uo pipefail
 out=/tmp/moe-diag25e; mkdir -p "$out"
 trap 'tar czf "$OUT/diag25e.tgz" -C "$out" .' EXIT

@@ -4,6 +4,7 @@
 # grouped_gemm` Qwen3-30B-A3B, DeepSeek-V3 and Mixtral-8x7B at T = 1, alternating three times; one traced call of each
 # order (Qwen3); then, under the grid order, the grid order's bits class, the GEMV classes and the fused decode classes.
 # Logs in $OUT/grid25f.tgz.
+# Ran on the build of commit 59fccdd (its GEMV switches are gone from main since; the read floor knobs stay).
 set -uo pipefail
 out=/tmp/moe-grid25f; mkdir -p "$out"
 trap 'tar czf "$OUT/grid25f.tgz" -C "$out" .' EXIT

@@ -347,80 +347,6 @@ public static class GroupedGemmGemv
         : int.TryParse(value, out int blocks) && blocks is >= 1 and <= 4 ? blocks
         : throw new ArgumentException($"MOE_GROUPED_GEMM_GEMV_MIN_BLOCKS='{value}': expected 1 to 4 blocks an SM");
 
-    /// <summary>
-    /// MOE_GROUPED_GEMM_GEMV_DIAG=loads|nox|x|loads-block|loads-grid (GV_DIAG 1..5; unset: the product), a diagnostic build whose output
-    /// is not the product: which part of the decode GEMV's time over a plain read of the same W is the loads' order, the X
-    /// loads or the arithmetic (grouped_gemm_gemv.cu, GV_DIAG). Read on first use; a bad value is the ArgumentException naming it.
-    /// </summary>
-    internal static int Diagnostic => DiagnosticSetting.Value;
-
-    private static readonly EnvironmentSetting<int> DiagnosticSetting = new("MOE_GROUPED_GEMM_GEMV_DIAG", ParseDiagnostic);
-
-    internal static int ParseDiagnostic(string? value) => value?.Trim() switch
-    {
-        null or "" or "off" => 0,
-        "loads" => 1,
-        "nox" => 2,
-        "x" => 3,
-        "loads-block" => 4,
-        "loads-grid" => 5,
-        _ => throw new ArgumentException($"MOE_GROUPED_GEMM_GEMV_DIAG='{value}': expected off, loads, nox, x, loads-block or loads-grid"),
-    };
-
-    /// <summary>
-    /// MOE_GROUPED_GEMM_GEMV_EARLY=off|on (default off), for A/B runs: on (-DGV_EARLY), the 1-row entry reads its arguments
-    /// and places its block before its wait for the kernel before it (grouped_gemm_gemv.cu, GV_EARLY). Same bits.
-    /// </summary>
-    internal static bool Early => EarlySetting.Value;
-
-    private static readonly EnvironmentSetting<bool> EarlySetting = new("MOE_GROUPED_GEMM_GEMV_EARLY", ParseEarly);
-
-    internal static bool ParseEarly(string? value) => value?.Trim() switch
-    {
-        null or "" or "off" => false,
-        "on" => true,
-        _ => throw new ArgumentException($"MOE_GROUPED_GEMM_GEMV_EARLY='{value}': expected off or on"),
-    };
-
-    /// <summary>
-    /// MOE_GROUPED_GEMM_GEMV1_ORDER=rows|grid (default rows), for A/B runs: grid, a 1-row call whose K gives every warp of a
-    /// block a share (<see cref="GridOrderFor"/>) runs the grid-order build (-DGV1_GRID, grouped_gemm_gemv.cu: the blocks of
-    /// an expert read whole W rows side by side, each warp a share of K). Its sums are the 4-row entry's at a split of
-    /// <see cref="Warps"/>. Tests set <see cref="GridOrderOverride"/> instead.
-    /// </summary>
-    internal static bool GridOrderSwitch => GridOrderSetting.Value;
-
-    private static readonly EnvironmentSetting<bool> GridOrderSetting = new("MOE_GROUPED_GEMM_GEMV1_ORDER", ParseGridOrder);
-
-    internal static bool ParseGridOrder(string? value) => value?.Trim() switch
-    {
-        null or "" or "rows" => false,
-        "grid" => true,
-        _ => throw new ArgumentException($"MOE_GROUPED_GEMM_GEMV1_ORDER='{value}': expected rows or grid"),
-    };
-
-    /// <summary>Tests: this thread's choice of the 1-row entry's order (null: <see cref="GridOrderSwitch"/>).</summary>
-    internal static bool? GridOrderOverride { get => t_gridOrderOverride; set => t_gridOrderOverride = value; }
-
-    [ThreadStatic] private static bool? t_gridOrderOverride;
-
-    /// <summary>Tests: this thread's K split for every launch (null: <see cref="KSplitFor"/>), to set the grid order beside the 4-row entry at its split.</summary>
-    internal static int? KSplitOverride { get => t_kSplitOverride; set => t_kSplitOverride = value; }
-
-    [ThreadStatic] private static int? t_kSplitOverride;
-
-    /// <summary>
-    /// Whether a call of <paramref name="tileRows"/>-row tiles and K = <paramref name="k"/> runs in the grid order: a 1-row
-    /// call, the order asked for, and K of at least one 512-byte segment (256 elements) for each of the block's warps.
-    /// </summary>
-    internal static bool GridOrderFor(int tileRows, int k) =>
-        tileRows == SingleTileRows && (GridOrderOverride ?? GridOrderSwitch) && k / 8 >= 32 * Warps;
-
-    /// <summary>Tests: whether this thread's last <see cref="Run"/> launched the grid order.</summary>
-    internal static bool LastRunGridOrder => t_lastGridOrder;
-
-    [ThreadStatic] private static bool t_lastGridOrder;
-
     /// <summary>The compile options of the A/B switches (null when all are at their defaults), built once.</summary>
     private static string[]? CompileOptions => s_compileOptions ??= BuildCompileOptions();
 
@@ -437,25 +363,20 @@ public static class GroupedGemmGemv
             options.Add("-DGV_BLOCK_TILE_SEARCH");
         if (TileInnerOrder)
             options.Add("-DGV_TILE_INNER");
-        if (Early)
-            options.Add("-DGV_EARLY");
-        if (Diagnostic != 0)
-            options.Add($"-DGV_DIAG={Diagnostic}");
         return [.. options];
     }
 
     /// <summary>
-    /// The build of a launch: the switches' options, plus -DGV_WROWS=8 for 8 W rows, -DGV_TRACE when traced,
-    /// <see cref="TileMapOption"/> when it reads an m-tile map and -DGV1_GRID for the grid order; each built once.
+    /// The build of a launch: the switches' options, plus -DGV_WROWS=8 for 8 W rows, -DGV_TRACE when traced and
+    /// <see cref="TileMapOption"/> when it reads an m-tile map; each of the sixteen built once.
     /// </summary>
     /// With <paramref name="prefetch"/> (a map's build only) also -DGV_PREFETCH_W=S, S = GemvPrefetchSwitch.Segments.
-    private static string[] BuildOptions(int wRows, bool traced, bool tileMap, bool prefetch = false, bool gridOrder = false) =>
-        s_builds[(gridOrder ? 16 : 0) + (prefetch && tileMap ? 8 : 0) + (wRows == 8 ? 4 : 0) + (traced ? 2 : 0) + (tileMap ? 1 : 0)] ??=
+    private static string[] BuildOptions(int wRows, bool traced, bool tileMap, bool prefetch = false) =>
+        s_builds[(prefetch && tileMap ? 8 : 0) + (wRows == 8 ? 4 : 0) + (traced ? 2 : 0) + (tileMap ? 1 : 0)] ??=
             [.. CompileOptions ?? [], .. wRows == 8 ? (string[])["-DGV_WROWS=8"] : [], .. traced ? (string[])["-DGV_TRACE"] : [],
-             .. tileMap ? (string[])[TileMapOption] : [], .. prefetch && tileMap ? (string[])[$"-DGV_PREFETCH_W={GemvPrefetchSwitch.Segments}"] : [],
-             .. gridOrder ? (string[])["-DGV1_GRID"] : []];
+             .. tileMap ? (string[])[TileMapOption] : [], .. prefetch && tileMap ? (string[])[$"-DGV_PREFETCH_W={GemvPrefetchSwitch.Segments}"] : []];
 
-    private static readonly string[]?[] s_builds = new string[]?[32];
+    private static readonly string[]?[] s_builds = new string[]?[16];
 
     internal static string[]? ParseUnroll(string? value) => value?.Trim() switch
     {
@@ -530,10 +451,8 @@ public static class GroupedGemmGemv
     {
         if (plan.X.DType is not (DType.BF16 or DType.F16))
             throw new ArgumentException($"variant '{plan.VariantOverride ?? VariantName}' takes bf16 or f16 operands, not {DTypes.Name(plan.X.DType)}", "options");
+        int kSplit = KSplitFor(plan.K, WarpKFromEnvironment());
         int tileRows = TileRowsFor(plan.Rows, plan.Experts, MaxRowsFromEnvironment(), plan.VariantOverride, plan.MaxRowsPerExpert);
-        // The grid order's blocks hold the columns of a split of 1 (its warps split K among them whatever the argument).
-        bool gridOrder = GridOrderFor(tileRows, plan.K);
-        int kSplit = gridOrder ? 1 : KSplitOverride ?? KSplitFor(plan.K, WarpKFromEnvironment());
         if (plan.GemvTileSlotsOverride is not null && tileRows != WideTileRows)
             throw new ArgumentException($"a tile slot count is for the 8-row GEMV ('{Variant8Name}'), not the {tileRows}-row one", "options");
         int multiprocessors = accelerator.Info.MultiprocessorCount;
@@ -547,14 +466,12 @@ public static class GroupedGemmGemv
         // The prefetch before the wait only for a grid of one wave: then every block may start during the kernel before and
         // the whole call's W heads come early; with several waves only the first wave's do, and they may be gone from L2 by
         // the time they are read (one H200: DeepSeek-V3's layer at T=16 no faster with it, Qwen3-30B-A3B's at T=1 1.8 us faster).
-        // (The prefetch asks for the row order's W rows, so the grid order runs without it.)
-        if (plan.PrefetchBeforeWait && (gridOrder || tileMap is null || blocks > Places(accelerator, plan, tileRows, wRows, tileMap is not null, blocks)))
+        if (plan.PrefetchBeforeWait && (tileMap is null || blocks > Places(accelerator, plan, tileRows, wRows, tileMap is not null, blocks)))
             plan = plan with { PrefetchBeforeWait = false };
-        t_lastGridOrder = gridOrder;
         t_lastWRows = wRows;
         t_lastTileRows = tileRows;
         t_lastPrefetched = plan.PrefetchBeforeWait;
-        Launch(accelerator, plan, stream, tileRows, kSplit, blocks, tileMap, wRows, gridOrder);
+        Launch(accelerator, plan, stream, tileRows, kSplit, blocks, tileMap, wRows);
     }
 
     /// <summary>Blocks of the build the device holds at once (its occupancy; the prefetch build's registers are the same).</summary>
@@ -597,9 +514,8 @@ public static class GroupedGemmGemv
 
     [ThreadStatic] private static int t_lastSharedBytes;
 
-    private static CudaKernel Kernel(CudaAccelerator accelerator, GroupedGemm.Plan plan, int tileRows, int wRows, bool tileMap, bool traced = false,
-                                     bool gridOrder = false) =>
-        accelerator.LoadKernel(Source, EntryName(plan.X.DType, plan.Y.DType, tileRows), BuildOptions(wRows, traced, tileMap, plan.PrefetchBeforeWait, gridOrder));
+    private static CudaKernel Kernel(CudaAccelerator accelerator, GroupedGemm.Plan plan, int tileRows, int wRows, bool tileMap, bool traced = false) =>
+        accelerator.LoadKernel(Source, EntryName(plan.X.DType, plan.Y.DType, tileRows), BuildOptions(wRows, traced, tileMap, plan.PrefetchBeforeWait));
 
     /// <summary>
     /// The launch itself: <paramref name="blocks"/> = tile slots x column blocks of <paramref name="kSplit"/>; the caller
@@ -608,7 +524,7 @@ public static class GroupedGemmGemv
     /// With <paramref name="tileMap"/> (4-row tiles only: the map of plan.ExpertOffsets, checked by GroupedGemm) the
     /// -DGV_TILE_MAP build reads each block's tile from it instead of searching the offsets.
     internal static void Launch(CudaAccelerator accelerator, GroupedGemm.Plan plan, CudaStream stream, int tileRows, int kSplit, long blocks,
-                                MemoryBuffer<int>? tileMap = null, int wRows = 0, bool gridOrder = false)
+                                MemoryBuffer<int>? tileMap = null, int wRows = 0)
     {
         if (wRows == 0)
             wRows = FixedWRows;
@@ -617,7 +533,7 @@ public static class GroupedGemmGemv
         if (tileMap is not null && GridTileRows(tileRows) != TileRows)
             throw new ArgumentException($"the m-tile map is of {TileRows}-row tiles; this launch has {tileRows}", "options.TileMap");
         var trace = TraceRequested ? TraceBufferFor(blocks) : null;
-        var kernel = Kernel(accelerator, plan, tileRows, wRows, tileMap is not null, trace is not null, gridOrder);
+        var kernel = Kernel(accelerator, plan, tileRows, wRows, tileMap is not null, trace is not null);
         // The entries' parameters: the plan's, then the map (GV_TILE_MAP builds), the first wave's blocks (GV_PREFETCH_W
         // builds: only those prefetch), then the trace (GV_TRACE builds).
         Span<KernelArg> args = [plan.X, plan.W, plan.ExpertOffsets, plan.RowScale, plan.Y, plan.Rows, plan.N, plan.K, plan.Experts,
