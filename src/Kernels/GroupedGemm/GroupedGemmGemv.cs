@@ -347,43 +347,6 @@ public static class GroupedGemmGemv
         : int.TryParse(value, out int blocks) && blocks is >= 1 and <= 4 ? blocks
         : throw new ArgumentException($"MOE_GROUPED_GEMM_GEMV_MIN_BLOCKS='{value}': expected 1 to 4 blocks an SM");
 
-    /// <summary>
-    /// MOE_GROUPED_GEMM_GEMV_DIAG=loads|nox|x|loads-block|loads-grid (GV_DIAG 1..5; unset: the product), a diagnostic build whose output
-    /// is not the product: which part of the decode GEMV's time over a plain read of the same W is the loads' order, the X
-    /// loads or the arithmetic (grouped_gemm_gemv.cu, GV_DIAG). Read on first use; a bad value is the ArgumentException naming it.
-    /// </summary>
-    internal static int Diagnostic => DiagnosticSetting.Value;
-
-    private static readonly EnvironmentSetting<int> DiagnosticSetting = new("MOE_GROUPED_GEMM_GEMV_DIAG", ParseDiagnostic);
-
-    internal static int ParseDiagnostic(string? value) => value?.Trim() switch
-    {
-        null or "" or "off" => 0,
-        "loads" => 1,
-        "nox" => 2,
-        "x" => 3,
-        "loads-block" => 4,
-        "loads-grid" => 5,
-        "loads-noepi" => 6,
-        "loads-grid-noepi" => 7,
-        _ => throw new ArgumentException($"MOE_GROUPED_GEMM_GEMV_DIAG='{value}': expected off, loads, nox, x, loads-block, loads-grid, loads-noepi or loads-grid-noepi"),
-    };
-
-    /// <summary>
-    /// MOE_GROUPED_GEMM_GEMV_EARLY=off|on (default off), for A/B runs: on (-DGV_EARLY), the 1-row entry reads its arguments
-    /// and places its block before its wait for the kernel before it (grouped_gemm_gemv.cu, GV_EARLY). Same bits.
-    /// </summary>
-    internal static bool Early => EarlySetting.Value;
-
-    private static readonly EnvironmentSetting<bool> EarlySetting = new("MOE_GROUPED_GEMM_GEMV_EARLY", ParseEarly);
-
-    internal static bool ParseEarly(string? value) => value?.Trim() switch
-    {
-        null or "" or "off" => false,
-        "on" => true,
-        _ => throw new ArgumentException($"MOE_GROUPED_GEMM_GEMV_EARLY='{value}': expected off or on"),
-    };
-
     /// <summary>The compile options of the A/B switches (null when all are at their defaults), built once.</summary>
     private static string[]? CompileOptions => s_compileOptions ??= BuildCompileOptions();
 
@@ -400,12 +363,6 @@ public static class GroupedGemmGemv
             options.Add("-DGV_BLOCK_TILE_SEARCH");
         if (TileInnerOrder)
             options.Add("-DGV_TILE_INNER");
-        if (Early)
-            options.Add("-DGV_EARLY");
-        if (Environment.GetEnvironmentVariable("MOE_GROUPED_GEMM_GEMV1_DIRECT") is "on")
-            options.Add("-DGV1_DIRECT");
-        if (Diagnostic != 0)
-            options.Add($"-DGV_DIAG={Diagnostic}");
         return [.. options];
     }
 

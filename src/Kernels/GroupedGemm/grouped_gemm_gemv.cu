@@ -20,7 +20,8 @@
 //   every SM. Lane l reads 16 bytes at chunk 32 s + l of each W row and the same chunk of each X row (L1-cached: every
 //   warp of the block reads the same X rows), accumulating in F32; rows past the tile's real count cost no arithmetic.
 // Reduction, in a fixed order (bit-identical run to run): a butterfly across the lanes, then the group's first warp
-//   adds its kSplit partial sums in warp order.
+//   adds its kSplit partial sums in warp order. The 1-row entry at a split of 1 adds its one partial sum to 0 in the
+//   warp that made it and writes, with no block barrier (gemv_pass): the same additions, so the same bits.
 // Launch: block GV_WARPS * 32 threads, grid slots * ceil(outCols / columns per block) (4 rows: slots = an upper bound on
 //   the m-tiles; 8 rows: any slots >= 1, the host's choice); kSplit divides GV_WARPS. K % 8 == 0, x and w 16-byte
 //   aligned (checked on the host).
@@ -29,7 +30,8 @@
 // GV_TRACE (MOE_GROUPED_GEMM_GEMV_TRACE=1, a diagnostic build): every entry takes a last argument
 //   trace: [blocks, GV_TRACE_STAMPS] u64, and thread 0 of each block writes %globaltimer (ns) at: after the wait
 //   (nothing comes before it: the entry's first statement is the wait), tile found, first W loads arrived, loop end,
-//   after its write (8 rows: the last tile's). Blocks past the last m-tile write only the first two, the second as 0. Without it the code is the same as before.
+//   after its write (8 rows: the last tile's; the 1-row entry at a split of 1: warp 0's own write, not the block's last).
+//   Blocks past the last m-tile write only the first two, the second as 0. Without it the code is the same as before.
 #include "moe_common.cuh"
 #include "expert_tiles.cuh"
 #include "unpack8.cuh"
@@ -63,21 +65,6 @@
 #ifndef GV_WROWS
 #define GV_WROWS 4   // W rows per warp group (8: half the blocks; MOE_GROUPED_GEMM_GEMV_WROWS=8|auto, GroupedGemmGemv.WRowsFor)
 #endif
-// GV_DIAG (MOE_GROUPED_GEMM_GEMV_DIAG, a diagnostic build whose output is not the product; issue 9): what of the call's
-//   time over a plain read of the same W (bench/Kernels/read_floor.cu) goes where, in the 1-row and 4-row entries' pass:
-//   1 loads: the W loads as built, folded with XORs into the sums; no X load, no unpack, no FMA;
-//   2 nox: the unpack and FMAs as built against a constant X (no X load);
-//   3 x: the W and X loads, both folded with XORs (no unpack, no FMA);
-//   4 loads, block-contiguous: as 1, but iteration i of a block reads the 16 KB at 16i KB of its 2 regions of W rows
-//     (a warp 2 KB of it, 4 consecutive 512-byte pieces), where the build reads 512 bytes of each of 32 rows 4 KB apart;
-//   6, 7: as 1 and 5, without the epilogue (no butterfly, no block barrier, no write but an impossible one);
-//   5 loads, grid-contiguous: as 1, but in the read floor's order: the expert's columnBlocks blocks take rows
-//     columnBlock + columnBlocks m (m = 4 i + q at iteration i), warp p reading the row's segment p, so at iteration i the
-//     blocks of an expert read 4 columnBlocks whole rows, contiguous (Qwen3-30B-A3B gate_up: 768 KB).
-#ifndef GV_DIAG
-#define GV_DIAG 0
-#endif
-
 #ifndef GV_UNROLL
 // 512-byte segments per W row in flight per warp (MOE_GROUPED_GEMM_GEMV_UNROLL=1|2|4 for A/B). 1 since the eighth session:
 // 80 registers against 2's 103 (NVRTC 11.8, sm_90), so 3 blocks an SM instead of 2, more warps each with fewer loads in
@@ -262,31 +249,9 @@ __device__ __forceinline__ void gemv_pass(const TIn* __restrict__ x, const TIn* 
         for (int u = 0; u < UNROLL; u++)
         {
             const int c = base + u * stride;
-#if GV_DIAG == 4
-            // Piece p (512 bytes) of the block: region p / regionPieces (gate rows, then up rows), 512 p bytes into it.
-            const int regionRows = colsPerBlock, regionPieces = regionRows * (chunks / 32);
-            const int iteration = (c - lane) / 32;
-#pragma unroll
-            for (int q = 0; q < GV_WROWS; q++)
-            {
-                const int p = iteration * (GV_WARPS * GV_WROWS) + warp * GV_WROWS + q;
-                const int region = p / regionPieces, within = p % regionPieces;
-                const TIn* regionBase = w + ((long long)expert * n + (fused && region ? outCols : 0) + columnBlock * colsPerBlock) * k;
-                wv[u][q] = region < (fused ? 2 : 1) && c < chunks ? load_stream(regionBase + 256LL * within + 8 * lane) : make_uint4(0, 0, 0, 0);
-            }
-#elif GV_DIAG == 5 || GV_DIAG == 7
-            const int iteration = (c - lane) / 32, columnBlocks = ceil_div(outCols, colsPerBlock), chunk = 32 * warp + lane;
-#pragma unroll
-            for (int q = 0; q < GV_WROWS; q++)
-            {
-                const int r = columnBlock + columnBlocks * (iteration * GV_WROWS + q);
-                wv[u][q] = r < n && chunk < chunks && c < chunks ? load_stream(w + ((long long)expert * n + r) * k + 8 * chunk) : make_uint4(0, 0, 0, 0);
-            }
-#else
 #pragma unroll
             for (int q = 0; q < GV_WROWS; q++)
                 wv[u][q] = live[q] && c < chunks ? load_stream(wRow[q] + 8 * c) : make_uint4(0, 0, 0, 0);
-#endif
         }
 #pragma unroll
         for (int u = 0; u < UNROLL; u++)
@@ -303,22 +268,7 @@ __device__ __forceinline__ void gemv_pass(const TIn* __restrict__ x, const TIn* 
             }
             firstLoads = false;
 #endif
-#if GV_DIAG == 1 || GV_DIAG == 3 || GV_DIAG == 4 || GV_DIAG == 5 || GV_DIAG == 6 || GV_DIAG == 7
-            if (true)
-            {
-                unsigned xBits = 0;
-#if GV_DIAG == 3
-                const uint4 xv = __ldg(reinterpret_cast<const uint4*>(x + (long long)rowBegin * k) + c);
-                xBits = xv.x ^ xv.y ^ xv.z ^ xv.w;
-#endif
-#pragma unroll
-                for (int q = 0; q < GV_WROWS; q++)
-                    acc[q][0] += __uint_as_float((wv[u][q].x ^ wv[u][q].y ^ wv[u][q].z ^ wv[u][q].w ^ xBits) & 0x007fffffu);
-            }
-            else if (GV_WROWS > 4 || ROWS == 1)
-#else
             if (GV_WROWS > 4 || ROWS == 1)
-#endif
             {
                 // 8 W rows: the tile's X chunks first (L1 hits), then one W row at a time against them, so 8 W floats are
                 // live instead of 64: the 4-row entry takes 127 registers (2 blocks an SM) instead of 155 (1); the 1-row entry
@@ -328,14 +278,8 @@ __device__ __forceinline__ void gemv_pass(const TIn* __restrict__ x, const TIn* 
 #pragma unroll
                 for (int r = 0; r < ROWS; r++)
                 {
-#if GV_DIAG == 2
-#pragma unroll
-                    for (int e = 0; e < 8; e++)
-                        xf[r][e] = (float)(k + e) * 1.0e-6f;
-#else
                     const uint4 xv = r < xRows ? __ldg(reinterpret_cast<const uint4*>(x + (long long)(rowBegin + r) * k) + c) : make_uint4(0, 0, 0, 0);
                     unpack8((const TIn*)nullptr, xv, xf[r]);
-#endif
                 }
 #pragma unroll
                 for (int q = 0; q < GV_WROWS; q++)
@@ -378,17 +322,12 @@ __device__ __forceinline__ void gemv_pass(const TIn* __restrict__ x, const TIn* 
         }
     }
     GV_STAMP(3);
-#if GV_DIAG == 6 || GV_DIAG == 7
-    // No epilogue: no butterfly, no barrier, no write but an impossible one (the read floor's end).
-    if (__float_as_uint(acc[0][0] + acc[GV_WROWS - 1][0]) == 0x7f7f7f7fu)
-        y[0] = from_float<TOut>(1.0f);
-    return;
-#endif
-#ifdef GV1_DIRECT
     if (ROWS == 1 && kSplit == 1)
     {
-        // A split of 1: the warp's butterfly is the column's whole sum, so its lane 0 writes it (the same additions as
-        // gemv_write: 0 + the one partial sum), with no block barrier and no shared memory.
+        // A split of 1 (the 1-row entry): the warp's butterfly is its columns' whole sums, so its lane 0 writes them with the
+        // additions gemv_write makes (0 + the one partial sum), and no block barrier. One H200, Qwen3-30B-A3B at T = 1,
+        // against the barrier (`diag25g.sh`): gate_up 13.88-13.96 us against 14.21-14.26, down*w 6.99-7.01 against
+        // 7.34-7.40.
         float own[GV_WARPS][GV_WROWS][ROWS];
 #pragma unroll
         for (int q = 0; q < GV_WROWS; q++)
@@ -398,7 +337,6 @@ __device__ __forceinline__ void gemv_pass(const TIn* __restrict__ x, const TIn* 
         GV_STAMP(4);
         return;
     }
-#endif
 
 #pragma unroll
     for (int q = 0; q < GV_WROWS; q++)
@@ -478,42 +416,16 @@ __device__ __forceinline__ void grouped_gemv(const TIn* __restrict__ x, const TI
 // one row each (T = 1: a token's experts are distinct); an expert of 2..4 rows is still right, its W read once per row
 // (the later passes from L2). Its sums are the 4-row entry's bits: the same products in the same order, whatever the
 // unroll.
-// GV1_DIRECT (MOE_GROUPED_GEMM_GEMV1_DIRECT=on, for A/B): at a split of 1 each warp's lane 0 writes its columns after
-// its butterfly, with no block barrier (gemv_pass). Same bits.
-// GV_EARLY (MOE_GROUPED_GEMM_GEMV_EARLY=on, for A/B): the 1-row entry reads its arguments and places its block (m-tile,
-// column block) before the wait for the kernel before it, so under dependent launch that arithmetic and the reads of the
-// parameter bank happen while the kernel before still runs; nothing it does reads global memory. Same bits.
-#ifdef GV_EARLY
-#define GV_EARLY_PARAM , int mTile, int columnBlock
-#define GV_EARLY_ARG , gvMTile, gvColumnBlock
-#define GV_EARLY_BEFORE_WAIT                                                                                           \
-    int gvMTile, gvColumnBlock;                                                                                        \
-    gv_block_tile(ceil_div(fused ? n / 2 : n, (fused ? GV_WROWS / 2 : GV_WROWS) * (GV_WARPS / kSplit)), gvMTile, gvColumnBlock); \
-    asm volatile("" : "+r"(gvMTile), "+r"(gvColumnBlock) : "l"(x), "l"(w), "l"(expertOffsets), "l"(rowScale), "l"(y), \
-                 "r"(rows), "r"(n), "r"(k), "r"(experts), "r"(fused), "r"(kSplit) GV_EARLY_MAP);
-#ifdef GV_TILE_MAP
-#define GV_EARLY_MAP , "l"(gvTileMap)
-#else
-#define GV_EARLY_MAP
-#endif
-#else
-#define GV_EARLY_PARAM
-#define GV_EARLY_ARG
-#define GV_EARLY_BEFORE_WAIT
-#endif
-
 template <typename TIn, typename TOut>
 __device__ __forceinline__ void grouped_gemv_single(const TIn* __restrict__ x, const TIn* __restrict__ w, const int* __restrict__ expertOffsets,
                                                     const float* __restrict__ rowScale, TOut* __restrict__ y, int rows, int n, int k,
-                                                    int experts, int fused, int kSplit GV_MAP_PARAM GV_TRACE_PARAM GV_EARLY_PARAM)
+                                                    int experts, int fused, int kSplit GV_MAP_PARAM GV_TRACE_PARAM)
 {
     __shared__ float partial[GV_WARPS][GV_WROWS][1];
-#ifndef GV_EARLY
     const int outCols = fused ? n / 2 : n;
     const int colsPerBlock = (fused ? GV_WROWS / 2 : GV_WROWS) * (GV_WARPS / kSplit);
     int mTile, columnBlock;
     gv_block_tile(ceil_div(outCols, colsPerBlock), mTile, columnBlock);
-#endif
     int expert, rowBegin, rowEnd;
     gv_tile_of<4>(expertOffsets, rows, experts, mTile, expert, rowBegin, rowEnd GV_MAP_ARG GV_TRACE_ARG);
     if (expert < 0)
@@ -606,10 +518,9 @@ __device__ __forceinline__ void gv_prefetch_w(const TIn* __restrict__ w, const i
         GV_MAP_PARAM GV_PREFETCH_PARAM GV_TRACE_PARAM)                                                                       \
     {                                                                                                                        \
         GV_PREFETCH_BEFORE_WAIT(1, false, TIN)                                                                               \
-        GV_EARLY_BEFORE_WAIT                                                                                                  \
         moe_wait_prior_grid();                                                                                                \
         GV_STAMP(0);                                                                                                          \
-        grouped_gemv_single<TIN, TOUT>(x, w, expertOffsets, rowScale, y, rows, n, k, experts, fused, kSplit GV_MAP_ARG GV_TRACE_ARG GV_EARLY_ARG); \
+        grouped_gemv_single<TIN, TOUT>(x, w, expertOffsets, rowScale, y, rows, n, k, experts, fused, kSplit GV_MAP_ARG GV_TRACE_ARG); \
     }
 
 #define GV_ENTRIES(SUFFIX, TIN, TOUT)                                   \
