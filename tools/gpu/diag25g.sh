@@ -5,6 +5,9 @@
 # same bits); the loads alone without the epilogue, in the GEMV's order and in the read floor's
 # (MOE_GROUPED_GEMM_GEMV_DIAG=loads-noepi|loads-grid-noepi); the loads alone in the read floor's order with it (loads-grid).
 # Then the 1-row, map and prefetch classes under direct. Logs in $OUT/diag25g.tgz.
+# Ran on the build of commit 7fc5425. Its diagnostic builds are gone from main; the direct write is main's default since
+# 400fc06 (same PTX as the build that ran with the switch on). The loads-noepi rows are not a read of all of W: with no
+# epilogue, two of a thread's four loaded rows feed nothing, and ptxas may drop loads whose results are unused.
 set -uo pipefail
 out=/tmp/moe-diag25g; mkdir -p "$out"
 trap 'tar czf "$OUT/diag25g.tgz" -C "$out" .' EXIT
