@@ -65,7 +65,7 @@ public static class Sweeps
         Console.WriteLine($"| {"name",-28} | {"shape",-34} | {"time (us)",10} | {"GB/s",8} | {"TFLOP/s",8} | {"floor (us)",10} | {"of floor",8} | note");
         Console.WriteLine($"|{new string('-', 30)}|{new string('-', 36)}|{new string('-', 12)}|{new string('-', 10)}|{new string('-', 10)}|{new string('-', 12)}|{new string('-', 10)}|-----");
         foreach (var r in rows)
-            Console.WriteLine($"| {r.Name,-28} | {r.Shape,-34} | {r.Ms * 1e3,10:F2} | {r.GBps,8:F0} | {r.Tflops,8:F1} | {r.FloorMs * 1e3,10:F2} | {r.OfFloor,8:P0} | {r.Note}");
+            Console.WriteLine($"| {r.Name,-28} | {r.Shape,-34} | {r.Ms * 1e3,10:F2} | {r.GBps,8:F0} | {r.Tflops,8:F1} | {r.FloorMs * 1e3,10:F2} | {r.OfFloor,8:P1} | {r.Note}");
     }
 
     /// <summary>
