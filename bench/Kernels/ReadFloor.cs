@@ -21,10 +21,7 @@ internal static class ReadFloor
     /// MOE_SWEEP_READ_FLOOR_BLOCKS=1..8 (default 4): the read's blocks an SM, to set it beside a GEMV grid of fewer warps
     /// (the 1-row entry's Qwen3-30B-A3B gate_up holds 3 an SM).
     /// </summary>
-    private static int BlocksPerSm => Environment.GetEnvironmentVariable("MOE_SWEEP_READ_FLOOR_BLOCKS") is { Length: > 0 } value
-        ? int.TryParse(value, out int blocks) && blocks is >= 1 and <= 8 ? blocks
-          : throw new ArgumentException($"MOE_SWEEP_READ_FLOOR_BLOCKS='{value}': expected 1 to 8 blocks an SM")
-        : DefaultBlocksPerSm;
+    private static int BlocksPerSm => Knob("MOE_SWEEP_READ_FLOOR_BLOCKS", 1, 8, "blocks an SM") ?? DefaultBlocksPerSm;
 
     /// <summary>
     /// The row for <paramref name="offsetSets"/> (one set: every call reads its experts; several: calls cycle over them,
@@ -84,20 +81,20 @@ internal static class ReadFloor
     private static bool Traced => Environment.GetEnvironmentVariable("MOE_SWEEP_READ_FLOOR_TRACE") is "1";
 
     /// <summary>MOE_SWEEP_READ_FLOOR_PER_EXPERT=1..4096: blocks an expert (default: BlocksPerSm x SMs over the experts).</summary>
-    private static int? PerExpert => Environment.GetEnvironmentVariable("MOE_SWEEP_READ_FLOOR_PER_EXPERT") is { Length: > 0 } value
-        ? int.TryParse(value, out int blocks) && blocks is >= 1 and <= 4096 ? blocks
-          : throw new ArgumentException($"MOE_SWEEP_READ_FLOOR_PER_EXPERT='{value}': expected 1 to 4096 blocks an expert")
-        : null;
+    private static int? PerExpert => Knob("MOE_SWEEP_READ_FLOOR_PER_EXPERT", 1, 4096, "blocks an expert");
 
     /// <summary>
     /// MOE_SWEEP_READ_FLOOR_SHARED_KB=0..227: dynamic shared memory a block asks for and does not use, to hold the read to
     /// as few blocks an SM as the decode GEMV's 1-row entry (whose cap works the same way), so that the next call's blocks
     /// cannot be placed beside them either.
     /// </summary>
-    private static int SharedKb => Environment.GetEnvironmentVariable("MOE_SWEEP_READ_FLOOR_SHARED_KB") is { Length: > 0 } value
-        ? int.TryParse(value, out int kb) && kb is >= 0 and <= 227 ? kb
-          : throw new ArgumentException($"MOE_SWEEP_READ_FLOOR_SHARED_KB='{value}': expected 0 to 227 KB")
-        : 0;
+    private static int SharedKb => Knob("MOE_SWEEP_READ_FLOOR_SHARED_KB", 0, 227, "KB") ?? 0;
+
+    /// <summary>The integer in environment variable <paramref name="name"/> (null when unset), or an error naming it.</summary>
+    private static int? Knob(string name, int min, int max, string unit) => Environment.GetEnvironmentVariable(name) is { Length: > 0 } value
+        ? int.TryParse(value, out int n) && n >= min && n <= max ? n
+          : throw new ArgumentException($"{name}='{value}': expected {min} to {max} {unit}")
+        : null;
 
     private static readonly string[] StampNames = ["after wait", "expert found", "first W arrived", "loop end", "block's end"];
 
