@@ -446,6 +446,20 @@ public class GroupedGemmWgmmaTests
     public void BadGroupSizeEnvironmentValuesAreRejected(string value) =>
         Assert.Contains("MOE_GROUPED_GEMM_WGMMA_GROUP_M", Assert.Throws<ArgumentException>(() => GroupedGemmWgmma.ParseGroupM(value)).Message);
 
+    [Theory]
+    [InlineData(null, GroupedGemmWgmma.MinRows)]
+    [InlineData(" ", GroupedGemmWgmma.MinRows)]
+    [InlineData("16", 16)]
+    [InlineData("64", 64)]
+    public void MinRowsEnvironmentValuesParse(string? value, int expected) => Assert.Equal(expected, GroupedGemmWgmma.ParseMinRows(value));
+
+    [Theory]
+    [InlineData("0")]
+    [InlineData("65")]
+    [InlineData("few")]
+    public void BadMinRowsEnvironmentValuesAreRejected(string value) =>
+        Assert.Contains("MOE_GROUPED_GEMM_WGMMA_MIN_ROWS", Assert.Throws<ArgumentException>(() => GroupedGemmWgmma.ParseMinRows(value)).Message);
+
     /// <summary>Captured in a CUDA graph, the kernel follows the offsets in device memory between replays.</summary>
     [Fact]
     public void WgmmaInACudaGraphFollowsTheOffsetsOnTheDevice()

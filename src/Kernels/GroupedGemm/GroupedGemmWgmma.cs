@@ -58,7 +58,7 @@ public static partial class GroupedGemmWgmma
 
     /// <summary>The heuristic's choice: on, supported, and at least <see cref="MinRows"/> rows in the call.</summary>
     internal static bool ChosenFor(Accelerator accelerator, DType operands, int rows, int experts) =>
-        ChosenByHeuristic && rows >= MinRows && Supports(accelerator, operands, out _);
+        ChosenByHeuristic && rows >= HeuristicMinRows && Supports(accelerator, operands, out _);
 
     /// <summary>
     /// Below this many rows the mma.sync decode tile with split-K stays: on an H200 (2026-11-30 sweeps) wgmma won
@@ -67,6 +67,25 @@ public static partial class GroupedGemmWgmma
     /// 443 against 424 us with 32 rows).
     /// </summary>
     internal const int MinRows = 64;
+
+    /// <summary>
+    /// The row minimum <see cref="ChosenFor"/> applies: <see cref="MinRows"/>, or MOE_GROUPED_GEMM_WGMMA_MIN_ROWS for A/B runs
+    /// of the calls under it that the GEMV leaves to the mma.sync decode tile (Mixtral-8x7B at T = 8 and 16: 16 and 32 rows
+    /// over 8 experts), since small tiles load only an expert's rows of X. The GEMV's and the skinny kernel's rules keep
+    /// <see cref="MinRows"/>.
+    /// </summary>
+    internal static int HeuristicMinRows => MinRowsSetting.Value;
+
+    private static readonly EnvironmentSetting<int> MinRowsSetting = new("MOE_GROUPED_GEMM_WGMMA_MIN_ROWS", ParseMinRows);
+
+    internal static int ParseMinRows(string? value)
+    {
+        if (string.IsNullOrWhiteSpace(value))
+            return MinRows;
+        if (!int.TryParse(value, out int rows) || rows < 1 || rows > MinRows)
+            throw new ArgumentException($"MOE_GROUPED_GEMM_WGMMA_MIN_ROWS='{value}': expected 1 to {MinRows} rows (the fewest rows of a call the heuristic gives the wgmma kernel)");
+        return rows;
+    }
 
     /// <summary>
     /// The kernel the heuristic runs for a call: "gemvbulk", "gemv", "wgmma" or the mma.sync tile's name (benchmark notes).
