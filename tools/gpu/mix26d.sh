@@ -5,7 +5,7 @@
 # MOE_GROUPED_GEMM_WGMMA_MIN_ROWS=16 gives such calls to the wgmma kernel (small tiles load only an expert's rows of X).
 # The layer at T = 8 and 16 (4 layers cycled), defaults and min 16 alternating three times; one phase run each; the
 # isolated calls at T = 16 (defaults, forced wgmma); PyTorch's layer at T = 8 and 16; then the Runtime namespace and the
-# wgmma class under min 16. Logs in $OUT/mix26d.tgz.
+# wgmma class under min 16. DeepSeek-V3's layer at T = 128 twice between. Logs in $OUT/mix26d.tgz.
 set -uo pipefail
 out=/tmp/moe-mix26d; mkdir -p "$out"
 trap 'tar czf "$OUT/mix26d.tgz" -C "$out" .' EXIT
@@ -19,6 +19,12 @@ for i in 1 2 3; do for v in def min16; do
   env ${envs[$v]} timeout 60 $M bench layer --preset mixtral-8x7b --tokens 8,16 --layers 4 > "$out/layer-$v.$i.log" 2>&1
   echo "== layer $v.$i: exit $? (${SECONDS}s)"; grep -hE "^mixtral" "$out/layer-$v.$i.log"
 done; done
+# final26c.sh timed DeepSeek-V3 T = 128 graph-replayed slower than eager (3.417 against 3.286 ms; 3.19-3.23 graph in the
+# twentieth and twenty-first sessions): twice more.
+for i in 1 2; do
+  timeout 60 $M bench layer --preset deepseek-v3 --tokens 128 --layers 4 > "$out/ds128.$i.log" 2>&1
+  echo "== deepseek-v3 T=128 ($i): exit $? (${SECONDS}s)"; grep -hE "^deepseek" "$out/ds128.$i.log"
+done
 for v in def min16; do
   env ${envs[$v]} timeout 60 $M bench layer --preset mixtral-8x7b --tokens 16 --phases > "$out/phases-$v.log" 2>&1
   echo "== phases $v: exit $? (${SECONDS}s)"; grep -vE "^\s*$" "$out/phases-$v.log" | tail -14
