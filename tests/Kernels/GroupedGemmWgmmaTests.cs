@@ -453,6 +453,21 @@ public class GroupedGemmWgmmaTests
     [InlineData("64", 64)]
     public void MinRowsEnvironmentValuesParse(string? value, int expected) => Assert.Equal(expected, GroupedGemmWgmma.ParseMinRows(value));
 
+    /// <summary>
+    /// The heuristic gives the kernel grouped calls from 12 rows (Mixtral-8x7B at T = 6: 12 rows over 8 experts), where
+    /// the GEMV does not take them first; 10 rows (T = 5) stay on the decode tile.
+    /// </summary>
+    [Fact]
+    public void TheHeuristicTakesCallsFromTwelveRows()
+    {
+        var gpu = Hopper(DType.BF16);
+        Assert.Equal(12, GroupedGemmWgmma.HeuristicMinRows);
+        Assert.True(GroupedGemmWgmma.ChosenFor(gpu, DType.BF16, 12, 8));
+        Assert.True(GroupedGemmWgmma.ChosenFor(gpu, DType.BF16, 32, 8));
+        Assert.False(GroupedGemmWgmma.ChosenFor(gpu, DType.BF16, 10, 8));
+        Assert.False(GroupedGemmGemv.ChosenFor(DType.BF16, 32, 8, GroupedGemmGemv.DefaultMaxRows, GroupedGemmGemv.Rule.Experts));
+    }
+
     [Theory]
     [InlineData("0")]
     [InlineData("65")]

@@ -86,8 +86,16 @@ public static class GroupedGemmGemv
     };
 
     /// <summary>
+    /// Calls under this many rows are the ones <see cref="ChosenFor(DType, int, int, int, Rule)"/> takes by row count alone
+    /// (rows no more than experts, or the 8-row tile's 4 rows an expert); 64 or more need the Experts or Wide rule and K
+    /// (<see cref="LeavesShortK"/>). The wgmma kernel's row minimum was 64 when these rules were measured; it is lower now
+    /// (<see cref="GroupedGemmWgmma.MinRows"/>), and the GEMV is asked first.
+    /// </summary>
+    internal const int SmallCallRows = 64;
+
+    /// <summary>
     /// Whether the heuristic runs this kernel: bf16/f16 operands, and by <see cref="Rule"/> (default
-    /// <see cref="Rule.Experts"/>) any call of no more rows than experts; under 64 rows (the wgmma kernel's minimum), also
+    /// <see cref="Rule.Experts"/>) any call of no more rows than experts; under <see cref="SmallCallRows"/> (64), also
     /// either no more rows than experts (about one row per active expert: every token's k experts are distinct, so T = 1
     /// always qualifies; 4-row tiles) or, with the 8-row tile allowed (<see cref="MaxRowsFromEnvironment"/>), at most 4
     /// rows per expert on average (Mixtral T = 16: 32 rows over 8 experts). Why 4: with top-k routing an expert's count is
@@ -100,7 +108,7 @@ public static class GroupedGemmGemv
 
     internal static bool ChosenFor(DType operands, int rows, int experts, int maxRows, Rule rule) =>
         operands is DType.BF16 or DType.F16
-        && ((rows < GroupedGemmWgmma.MinRows && (rows <= experts || (maxRows >= WideTileRows && rows <= 4L * experts)))
+        && ((rows < SmallCallRows && (rows <= experts || (maxRows >= WideTileRows && rows <= 4L * experts)))
             || (rule >= Rule.Experts && rows <= experts)
             || (rule == Rule.Wide && rows <= 4L * experts));
 
@@ -115,7 +123,7 @@ public static class GroupedGemmGemv
         ChosenFor(operands, rows, experts) && !LeavesShortK(rows, k, ExpertsRuleMinK);
 
     /// <summary>Whether the K rule sends a call of these rows and K to the wgmma kernel (<paramref name="minK"/> 0: never).</summary>
-    internal static bool LeavesShortK(int rows, int k, int minK) => rows >= GroupedGemmWgmma.MinRows && k < minK;
+    internal static bool LeavesShortK(int rows, int k, int minK) => rows >= SmallCallRows && k < minK;
 
     /// <summary>
     /// MOE_GROUPED_GEMM_GEMV_EXPERTS_MIN_K (default <see cref="DefaultExpertsRuleMinK"/>; 0: any K): the least K a call of 64
@@ -140,7 +148,7 @@ public static class GroupedGemmGemv
     /// <summary>Which calls of 64 rows or more the GEMV takes as well (MOE_GROUPED_GEMM_GEMV_RULE).</summary>
     internal enum Rule
     {
-        /// <summary>None: the GEMV takes calls under the wgmma kernel's 64 rows only.</summary>
+        /// <summary>None: the GEMV takes calls under <see cref="SmallCallRows"/> (64) only.</summary>
         Small,
 
         /// <summary>

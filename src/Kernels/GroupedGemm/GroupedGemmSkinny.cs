@@ -214,10 +214,16 @@ internal static class GroupedGemmSkinny
     internal static bool HopperKeeps(Accelerator accelerator, DType operands, int rows, int n, bool fused) =>
         GroupedGemmWgmma.ChosenFor(accelerator, operands, rows, 1) && HopperKeepsTiles(rows, n, fused);
 
-    /// <summary>The tile part of <see cref="HopperKeeps"/>: 64 rows or more (the wgmma kernel's minimum) and at least <see cref="HopperTilesAtLeast"/> of its tiles (one matrix: ceil(rows / 128) row tiles exactly).</summary>
+    /// <summary>
+    /// One-matrix calls under this many rows stay on the skinny kernel whatever their tiles: 64, the wgmma kernel's row
+    /// minimum when <see cref="HopperTilesAtLeast"/> was measured (grouped calls give it fewer rows now).
+    /// </summary>
+    internal const int HopperRowsAtLeast = 64;
+
+    /// <summary>The tile part of <see cref="HopperKeeps"/>: <see cref="HopperRowsAtLeast"/> rows or more and at least <see cref="HopperTilesAtLeast"/> of its tiles (one matrix: ceil(rows / 128) row tiles exactly).</summary>
     internal static bool HopperKeepsTiles(int rows, int n, bool fused)
     {
-        if (rows < GroupedGemmWgmma.MinRows)
+        if (rows < HopperRowsAtLeast)
             return false;
         long rowTiles = (rows + (long)GroupedGemmWgmma.TileRows - 1) / GroupedGemmWgmma.TileRows;
         int outCols = fused ? n / 2 : n;

@@ -56,23 +56,26 @@ public static partial class GroupedGemmWgmma
         return reason.Length == 0;
     }
 
-    /// <summary>The heuristic's choice: on, supported, and at least <see cref="MinRows"/> rows in the call.</summary>
+    /// <summary>The heuristic's choice: on, supported, and at least <see cref="HeuristicMinRows"/> rows in the call.</summary>
     internal static bool ChosenFor(Accelerator accelerator, DType operands, int rows, int experts) =>
         ChosenByHeuristic && rows >= HeuristicMinRows && Supports(accelerator, operands, out _);
 
     /// <summary>
-    /// Below this many rows the mma.sync decode tile with split-K stays: on an H200 (2026-11-30 sweeps) wgmma won
-    /// every call from 128 rows up (Mixtral T=128 gate_up 462 against 713 us, DeepSeek T=16 1488 against 1864 us)
-    /// and lost where K-splitting pays or rows are few per expert (Mixtral T=1 down 134 against 73 us, T=16
-    /// 443 against 424 us with 32 rows).
+    /// Below this many rows the mma.sync decode tile with split-K stays (calls the GEMV did not take first: more rows than
+    /// experts). It was 64 until the twenty-sixth session: on an H200 (2026-11-30) wgmma won every call from 128 rows up
+    /// and lost at Mixtral-8x7B T = 16 (443 against 424 us, 32 rows over 8 experts). Small tiles (nineteenth session) load
+    /// only an expert's rows of X and leave the second warpgroup idle, and on an H200 (2026-12-01, `mix26d.sh`,
+    /// `mix26f.sh`, 4 layers cycled, graph-replayed) the Mixtral-8x7B layer then took, against the decode tile:
+    /// T = 16 (32 rows) 0.697 against 0.769 ms, T = 8 (16 rows) 0.678 against 0.746, T = 7 (14) 0.550 against 0.567,
+    /// T = 6 (12) 0.614 against 0.650, and T = 5 (10 rows) 0.561 against 0.555, a loss. Isolated at T = 16: gate_up 339.9
+    /// against 363.5 us, down 173.4 against 187.3.
     /// </summary>
-    internal const int MinRows = 64;
+    internal const int MinRows = 12;
 
     /// <summary>
-    /// The row minimum <see cref="ChosenFor"/> applies: <see cref="MinRows"/>, or MOE_GROUPED_GEMM_WGMMA_MIN_ROWS for A/B runs
-    /// of the calls under it that the GEMV leaves to the mma.sync decode tile (Mixtral-8x7B at T = 8 and 16: 16 and 32 rows
-    /// over 8 experts), since small tiles load only an expert's rows of X. The GEMV's and the skinny kernel's rules keep
-    /// <see cref="MinRows"/>.
+    /// The row minimum <see cref="ChosenFor"/> applies: <see cref="MinRows"/>, or MOE_GROUPED_GEMM_WGMMA_MIN_ROWS (1-64)
+    /// for A/B runs. The GEMV's rules (<see cref="GroupedGemmGemv.SmallCallRows"/>) and the skinny kernel's
+    /// (<see cref="GroupedGemmSkinny.HopperRowsAtLeast"/>) keep their own bounds.
     /// </summary>
     internal static int HeuristicMinRows => MinRowsSetting.Value;
 
@@ -82,8 +85,8 @@ public static partial class GroupedGemmWgmma
     {
         if (string.IsNullOrWhiteSpace(value))
             return MinRows;
-        if (!int.TryParse(value, out int rows) || rows < 1 || rows > MinRows)
-            throw new ArgumentException($"MOE_GROUPED_GEMM_WGMMA_MIN_ROWS='{value}': expected 1 to {MinRows} rows (the fewest rows of a call the heuristic gives the wgmma kernel)");
+        if (!int.TryParse(value, out int rows) || rows < 1 || rows > GroupedGemmGemv.SmallCallRows)
+            throw new ArgumentException($"MOE_GROUPED_GEMM_WGMMA_MIN_ROWS='{value}': expected 1 to {GroupedGemmGemv.SmallCallRows} rows (the fewest rows of a call the heuristic gives the wgmma kernel; default {MinRows})");
         return rows;
     }
 

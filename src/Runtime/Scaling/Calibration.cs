@@ -416,7 +416,7 @@ public static partial class Calibration
 
     /// <summary>
     /// Rows under which a grouped call with no more rows than experts goes to the decode GEMV in the runtime
-    /// (GroupedGemmGemv.ChosenFor: under the wgmma kernel's 64-row minimum, GroupedGemmWgmma.MinRows, whatever K).
+    /// (GroupedGemmGemv.ChosenFor: under GroupedGemmGemv.SmallCallRows, 64, whatever K).
     /// </summary>
     public const int GemvMaxRows = 64;
 
