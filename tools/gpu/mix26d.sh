@@ -6,6 +6,8 @@
 # The layer at T = 8 and 16 (4 layers cycled), defaults and min 16 alternating three times; one phase run each; the
 # isolated calls at T = 16 (defaults, forced wgmma); PyTorch's layer at T = 8 and 16; then the Runtime namespace and the
 # wgmma class under min 16. DeepSeek-V3's layer at T = 128 twice between. Logs in $OUT/mix26d.tgz.
+# Ran on 18f3131's build. Its test line filters by namespace and class at once and selected no test; mix26f.sh tests16
+# ran them. Since 02c9c0b the default minimum is 12, so `def` here is now MOE_GROUPED_GEMM_WGMMA_MIN_ROWS=64.
 set -uo pipefail
 out=/tmp/moe-mix26d; mkdir -p "$out"
 trap 'tar czf "$OUT/mix26d.tgz" -C "$out" .' EXIT
