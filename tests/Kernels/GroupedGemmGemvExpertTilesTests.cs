@@ -41,7 +41,6 @@ public class GroupedGemmGemvExpertTilesTests
     [InlineData("-DGV_BLOCK_TILE_SEARCH")]       // MOE_GROUPED_GEMM_GEMV_TILE_SEARCH=block
     [InlineData("-DGV_TRACE")]                 // MOE_GROUPED_GEMM_GEMV_TRACE=1
     [InlineData("-DGV_TILE_INNER")]            // MOE_GROUPED_GEMM_GEMV_ORDER=tile
-    [InlineData("-DGV_EARLY_SCALE")]           // MOE_GROUPED_GEMM_GEMV_EARLY_SCALE=on
     public void TheGemvsSwitchBuildsCompile(string define)
     {
         MoeRuntime.Tests.Accelerators.NvrtcTests.RequireNvrtc();
@@ -68,16 +67,6 @@ public class GroupedGemmGemvExpertTilesTests
         Assert.Contains("MOE_GROUPED_GEMM_GEMV_WROWS", Assert.Throws<ArgumentException>(() => GroupedGemmGemv.ParseWRows("6")).Message);
         Assert.Contains("MOE_GROUPED_GEMM_GEMV_TILE_SEARCH", Assert.Throws<ArgumentException>(() => GroupedGemmGemv.ParseTileSearch("grid")).Message);
     }
-
-    [Theory]
-    [InlineData(null, false)]
-    [InlineData("off", false)]
-    [InlineData(" ON ", true)]
-    public void TheEarlyScaleSwitchParses(string? value, bool early) => Assert.Equal(early, GroupedGemmGemv.ParseEarlyScale(value));
-
-    [Fact]
-    public void ABadEarlyScaleValueNamesTheVariable() =>
-        Assert.Contains("MOE_GROUPED_GEMM_GEMV_EARLY_SCALE", Assert.Throws<ArgumentException>(() => GroupedGemmGemv.ParseEarlyScale("early")).Message);
 
     [Theory]
     [InlineData(null, 1)]

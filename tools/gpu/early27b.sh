@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# (The switch this script compares was removed after the run; the build it ran is commit 7f0fbb4.)
 # GPU machine, one H200, after tools/gpu/pack.sh. Twenty-seventh session (issue 9): the decode GEMV reading its row scale
 # before the loop over W (MOE_GROUPED_GEMM_GEMV_EARLY_SCALE=on) against after the sums (the default), `sweep grouped_gemm`
 # at T = 1 for all presets, alternating three times; Qwen3-30B-A3B's traced call under each; then the GEMV and F64

@@ -355,21 +355,6 @@ public static class GroupedGemmGemv
         : int.TryParse(value, out int blocks) && blocks is >= 1 and <= 4 ? blocks
         : throw new ArgumentException($"MOE_GROUPED_GEMM_GEMV_MIN_BLOCKS='{value}': expected 1 to 4 blocks an SM");
 
-    /// <summary>
-    /// MOE_GROUPED_GEMM_GEMV_EARLY_SCALE=on|off (default off), for A/B runs: the GEMV reads the row scale (routing weight) a
-    /// lane writes with before its loop over W (GV_EARLY_SCALE) instead of after the sums. The same product, so the same bits.
-    /// </summary>
-    internal static bool EarlyScale => EarlyScaleSetting.Value;
-
-    private static readonly EnvironmentSetting<bool> EarlyScaleSetting = new("MOE_GROUPED_GEMM_GEMV_EARLY_SCALE", ParseEarlyScale);
-
-    internal static bool ParseEarlyScale(string? value) => value?.Trim().ToLowerInvariant() switch
-    {
-        null or "" or "off" => false,
-        "on" => true,
-        _ => throw new ArgumentException($"MOE_GROUPED_GEMM_GEMV_EARLY_SCALE='{value}': expected on (the row scale read before the loop) or off (after the sums)"),
-    };
-
     /// <summary>The compile options of the A/B switches (null when all are at their defaults), built once.</summary>
     private static string[]? CompileOptions => s_compileOptions ??= BuildCompileOptions();
 
@@ -386,8 +371,6 @@ public static class GroupedGemmGemv
             options.Add("-DGV_BLOCK_TILE_SEARCH");
         if (TileInnerOrder)
             options.Add("-DGV_TILE_INNER");
-        if (EarlyScale)
-            options.Add("-DGV_EARLY_SCALE");
         return [.. options];
     }
 

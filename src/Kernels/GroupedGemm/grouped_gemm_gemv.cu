@@ -77,9 +77,8 @@
 // The epilogue of a tile: lane r of a group's first warp adds the group's kSplit partial sums (in warp order) for
 // output row rowBegin + r and writes its columns (plain: col0 .. col0 + GV_WROWS - 1; fused: silu(gate) * up of
 // col0 .. col0 + GV_WROWS / 2 - 1).
-// earlyScale: the row's scale as gemv_pass read it before its loop (GV_EARLY_SCALE); otherwise unused.
 template <int ROWS, typename TOut>
-__device__ __forceinline__ void gemv_write(bool fused, int outCols, int col0, int r, int rowBegin, const float* __restrict__ rowScale, float earlyScale,
+__device__ __forceinline__ void gemv_write(bool fused, int outCols, int col0, int r, int rowBegin, const float* __restrict__ rowScale,
                                            TOut* __restrict__ y, const float (&partial)[GV_WARPS][GV_WROWS][ROWS], int warp, int kSplit)
 {
     float sum[GV_WROWS];
@@ -90,11 +89,7 @@ __device__ __forceinline__ void gemv_write(bool fused, int outCols, int col0, in
         for (int p = 0; p < kSplit; p++)
             sum[q] += partial[warp + p][q][r];
     }
-#ifdef GV_EARLY_SCALE
-    const float scale = earlyScale;
-#else
     const float scale = rowScale != nullptr ? rowScale[rowBegin + r] : 1.0f;
-#endif
     TOut* yRow = y + (long long)(rowBegin + r) * outCols;
     if (fused)
     {
@@ -245,13 +240,6 @@ __device__ __forceinline__ void gemv_pass(const TIn* __restrict__ x, const TIn* 
         for (int r = 0; r < ROWS; r++)
             acc[q][r] = 0.0f;
 
-#ifdef GV_EARLY_SCALE
-    // The scale of the row this lane writes (gemv_write: lane r writes row rowBegin + r), asked for beside the first W
-    // loads instead of after the sums, where it was one more dependent round trip at the end of every warp.
-    const float earlyScale = rowScale != nullptr && lane < xRows ? rowScale[rowBegin + lane] : 1.0f;
-#else
-    const float earlyScale = 1.0f;
-#endif
     const int chunks = k / 8; // 16-byte chunks per row
     const int stride = 32 * kSplit;
     for (int base = part * 32 + lane; base < chunks; base += stride * UNROLL)
@@ -345,7 +333,7 @@ __device__ __forceinline__ void gemv_pass(const TIn* __restrict__ x, const TIn* 
         for (int q = 0; q < GV_WROWS; q++)
             own[0][q][0] = xRows > 0 ? warp_sum(acc[q][0]) : 0.0f;
         if (lane == 0 && xRows > 0)
-            gemv_write<ROWS>(fused != 0, outCols, col0, 0, rowBegin, rowScale, earlyScale, y, own, 0, 1);
+            gemv_write<ROWS>(fused != 0, outCols, col0, 0, rowBegin, rowScale, y, own, 0, 1);
         GV_STAMP(4);
         return;
     }
@@ -361,7 +349,7 @@ __device__ __forceinline__ void gemv_pass(const TIn* __restrict__ x, const TIn* 
         }
     __syncthreads();
     if (part == 0 && lane < ROWS && lane < xRows)
-        gemv_write<ROWS>(fused != 0, outCols, col0, lane, rowBegin, rowScale, earlyScale, y, partial, warp, kSplit);
+        gemv_write<ROWS>(fused != 0, outCols, col0, lane, rowBegin, rowScale, y, partial, warp, kSplit);
     GV_STAMP(4);
 }
 
