@@ -41,7 +41,6 @@ public class GroupedGemmGemvExpertTilesTests
     [InlineData("-DGV_BLOCK_TILE_SEARCH")]       // MOE_GROUPED_GEMM_GEMV_TILE_SEARCH=block
     [InlineData("-DGV_TRACE")]                 // MOE_GROUPED_GEMM_GEMV_TRACE=1
     [InlineData("-DGV_TILE_INNER")]            // MOE_GROUPED_GEMM_GEMV_ORDER=tile
-    [InlineData("-DGV_WARPS=4")]               // MOE_GROUPED_GEMM_GEMV_WARPS=4
     public void TheGemvsSwitchBuildsCompile(string define)
     {
         MoeRuntime.Tests.Accelerators.NvrtcTests.RequireNvrtc();
@@ -68,16 +67,6 @@ public class GroupedGemmGemvExpertTilesTests
         Assert.Contains("MOE_GROUPED_GEMM_GEMV_WROWS", Assert.Throws<ArgumentException>(() => GroupedGemmGemv.ParseWRows("6")).Message);
         Assert.Contains("MOE_GROUPED_GEMM_GEMV_TILE_SEARCH", Assert.Throws<ArgumentException>(() => GroupedGemmGemv.ParseTileSearch("grid")).Message);
     }
-
-    [Theory]
-    [InlineData(null, 8)]
-    [InlineData("8", 8)]
-    [InlineData(" 4 ", 4)]
-    public void TheWarpsSwitchParses(string? value, int warps) => Assert.Equal(warps, GroupedGemmGemv.ParseWarps(value));
-
-    [Fact]
-    public void ABadWarpsValueNamesTheVariable() =>
-        Assert.Contains("MOE_GROUPED_GEMM_GEMV_WARPS", Assert.Throws<ArgumentException>(() => GroupedGemmGemv.ParseWarps("2")).Message);
 
     [Theory]
     [InlineData(null, 1)]

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# (The switch this script compares was removed after the run; the build it ran is commit 7057987.)
 # GPU machine, one H200, after tools/gpu/pack.sh. Twenty-seventh session (issue 9): the decode GEMV with blocks of 4 warps
 # (MOE_GROUPED_GEMM_GEMV_WARPS=4: twice the blocks an SM at the same registers) against 8 (the default), `sweep
 # grouped_gemm` at T = 1 for all presets, alternating three times; Qwen3-30B-A3B traced under each; the read floor held

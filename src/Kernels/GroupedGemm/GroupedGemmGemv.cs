@@ -34,23 +34,7 @@ public static class GroupedGemmGemv
     /// </summary>
     internal const int SingleTileRows = 1;
     internal const int WideTileRows = 8;
-
-    /// <summary>
-    /// MOE_GROUPED_GEMM_GEMV_WARPS=8|4 (GV_WARPS, default 8): warps a block, for A/B runs. 4 halves a block and doubles the
-    /// blocks an SM at the same registers, so a block's slot frees as its own 4 warps end. The split of K stays under it.
-    /// </summary>
-    internal static int Warps => WarpsSetting.Value;
-
-    internal const int DefaultWarps = 8;
-
-    private static readonly EnvironmentSetting<int> WarpsSetting = new("MOE_GROUPED_GEMM_GEMV_WARPS", ParseWarps);
-
-    internal static int ParseWarps(string? value) => value?.Trim() switch
-    {
-        null or "" or "8" => DefaultWarps,
-        "4" => 4,
-        _ => throw new ArgumentException($"MOE_GROUPED_GEMM_GEMV_WARPS='{value}': expected 8 (the default) or 4 warps a block"),
-    };
+    internal const int Warps = 8;
 
     /// <summary>
     /// MOE_GROUPED_GEMM_GEMV_WROWS=4|8|auto (GV_WROWS, default auto): W rows a warp group streams. 8 halves the blocks of a
@@ -387,8 +371,6 @@ public static class GroupedGemmGemv
             options.Add("-DGV_BLOCK_TILE_SEARCH");
         if (TileInnerOrder)
             options.Add("-DGV_TILE_INNER");
-        if (Warps != DefaultWarps)
-            options.Add($"-DGV_WARPS={Warps}");
         return [.. options];
     }
 
@@ -575,7 +557,7 @@ public static class GroupedGemmGemv
             args[count++] = trace;
         int sharedBytes = DynamicSharedBytes(accelerator, kernel, tileRows, blocks);
         t_lastSharedBytes = sharedBytes;
-        kernel.Launch(stream, new Dim3((uint)blocks, 1, 1), new Dim3((uint)Warps * 32, 1, 1), sharedBytes, args[..count]);
+        kernel.Launch(stream, new Dim3((uint)blocks, 1, 1), new Dim3(Warps * 32, 1, 1), sharedBytes, args[..count]);
         if (trace is not null)
             TracedBlocks = blocks;
     }

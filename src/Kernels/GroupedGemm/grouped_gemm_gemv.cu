@@ -61,11 +61,7 @@
 #define GV_MAP_ARG
 #endif
 
-#ifndef GV_WARPS
-// Warps a block (MOE_GROUPED_GEMM_GEMV_WARPS=4 for A/B: half the block, twice the blocks an SM, so a block's slot frees as
-// its 4 warps end and the next kernel's blocks are placed sooner). The launch bounds below keep each entry's registers.
 #define GV_WARPS 8
-#endif
 #ifndef GV_WROWS
 #define GV_WROWS 4   // W rows per warp group (8: half the blocks; MOE_GROUPED_GEMM_GEMV_WROWS=8|auto, GroupedGemmGemv.WRowsFor)
 #endif
@@ -516,7 +512,7 @@ __device__ __forceinline__ void gv_prefetch_w(const TIn* __restrict__ w, const i
 
 // The 1-row entry: 4 blocks an SM (64 registers), the 4-row entry's tiles and map (so its prefetch too).
 #define GV_ENTRY1(SUFFIX, TIN, TOUT)                                                                                     \
-    extern "C" __global__ void __launch_bounds__(GV_WARPS * 32, 32 / GV_WARPS) grouped_gemm_gemv1_##SUFFIX(              \
+    extern "C" __global__ void __launch_bounds__(GV_WARPS * 32, 4) grouped_gemm_gemv1_##SUFFIX(                          \
         const TIN* __restrict__ x, const TIN* __restrict__ w, const int* __restrict__ expertOffsets,                        \
         const float* __restrict__ rowScale, TOUT* __restrict__ y, int rows, int n, int k, int experts, int fused, int kSplit \
         GV_MAP_PARAM GV_PREFETCH_PARAM GV_TRACE_PARAM)                                                                       \
@@ -529,7 +525,7 @@ __device__ __forceinline__ void gv_prefetch_w(const TIn* __restrict__ w, const i
 
 #define GV_ENTRIES(SUFFIX, TIN, TOUT)                                   \
     GV_ENTRY(grouped_gemm_gemv, 4, false, GV_BOUNDS4, SUFFIX, TIN, TOUT)     \
-    GV_ENTRY(grouped_gemm_gemv8, 8, true, __launch_bounds__(GV_WARPS * 32, 16 / GV_WARPS), SUFFIX, TIN, TOUT) \
+    GV_ENTRY(grouped_gemm_gemv8, 8, true, __launch_bounds__(GV_WARPS * 32, 2), SUFFIX, TIN, TOUT) \
     GV_ENTRY1(SUFFIX, TIN, TOUT)
 
 GV_ENTRIES(bf16_bf16, bf16, bf16)
