@@ -15,8 +15,10 @@ sampled() { local name=$1; shift
   nvidia-smi --query-gpu=timestamp,clocks.sm,power.draw,temperature.gpu --format=csv,noheader -lms 50 > "$out/smi-$name.csv" 2>&1 &
   local smi=$!; "$@" > "$out/$name.log" 2>&1; local rc=$?; kill $smi 2>/dev/null; wait $smi 2>/dev/null
   echo "== $name: exit $rc (${SECONDS}s)"; grep -E "^\| mixtral.*T=8192" "$out/$name.log" | cut -c1-100
-  awk -F', ' '{gsub(/ MHz/,"",$2); gsub(/ W/,"",$3); if ($3+0 > 400) { n++; c+=$2; p+=$3; if (min==""||$2<min) min=$2 } }
-    END { if (n) printf "   samples over 400 W: %d, SM clock mean %.0f MHz (min %d), power mean %.0f W\n", n, c/n, min, p/n }' "$out/smi-$name.csv"; }
+  # Every reading in order (nvidia-smi refreshes them every ~100 ms; power.draw is an average over about a second, so
+  # it lags the kernels: read the clock, not the power, against the rows' times).
+  awk -F', ' '{gsub(/ MHz/,"",$2); gsub(/ W/,"",$3); k=$2"/"int($3); if (k!=last) { printf "%s ", k; last=k } } END { print "" }' \
+    "$out/smi-$name.csv" | fold -w 150 | sed 's/^/   MHz\/W: /'; }
 declare -A envs=([def]="" [g4]="MOE_GROUPED_GEMM_WGMMA_GROUP_M=4" [g16]="MOE_GROUPED_GEMM_WGMMA_GROUP_M=16"
                  [static]="MOE_GROUPED_GEMM_WGMMA_SCHEDULE=static")
 for round in 1 2; do
