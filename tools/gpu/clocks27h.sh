@@ -2,6 +2,8 @@
 # GPU machine, one H200, after tools/gpu/pack.sh (twenty-seventh session, issue 9). Mixtral-8x7B at T = 8192 on random
 # weights, ours and torch._grouped_mm alternating twice, with the SM clock and power sampled every 50 ms by nvidia-smi
 # through each process: is our down*w, 0.84-0.92x torch's in prefill27g, held by the clock? Logs in $OUT/clocks27h.tgz.
+# (Run as written. Its summary line, the mean clock over samples above 400 W, mixes in the idle moments after the
+# previous process: power.draw is an average over about a second. The CSVs in the logs hold every reading.)
 set -uo pipefail
 out=/tmp/moe-clocks27h; mkdir -p "$out"
 trap 'tar czf "$OUT/clocks27h.tgz" -C "$out" .' EXIT
