@@ -3,8 +3,8 @@
 # Mixtral-8x7B's down at T = 8192 on random weights took 0.84-0.92x torch._grouped_mm (prefill27g.sh, clocks27h.sh), and
 # nvidia-smi read lower SM clocks through our rows. Do the existing switches that change the wgmma kernel's L2 reuse
 # move it, and its clock? Each variant in its own process with the clock sampled (as clocks27h.sh), torch between,
-# two rounds: the default (dynamic order, 8 m-tiles a group), MOE_GROUPED_GEMM_WGMMA_GROUP_M=4 and 16, and the static
-# order. Logs in $OUT/down28a.tgz.
+# two rounds: the default (dynamic order, 8 m-tiles a group, the smem epilogue), MOE_GROUPED_GEMM_WGMMA_GROUP_M=4 and
+# 16, the static order, and the direct epilogue. Logs in $OUT/down28a.tgz.
 set -uo pipefail
 out=/tmp/moe-down28a; mkdir -p "$out"
 trap 'tar czf "$OUT/down28a.tgz" -C "$out" .' EXIT
@@ -20,9 +20,9 @@ sampled() { local name=$1; shift
   awk -F', ' '{gsub(/ MHz/,"",$2); gsub(/ W/,"",$3); k=$2"/"int($3); if (k!=last) { printf "%s ", k; last=k } } END { print "" }' \
     "$out/smi-$name.csv" | fold -w 150 | sed 's/^/   MHz\/W: /'; }
 declare -A envs=([def]="" [g4]="MOE_GROUPED_GEMM_WGMMA_GROUP_M=4" [g16]="MOE_GROUPED_GEMM_WGMMA_GROUP_M=16"
-                 [static]="MOE_GROUPED_GEMM_WGMMA_SCHEDULE=static")
+                 [static]="MOE_GROUPED_GEMM_WGMMA_SCHEDULE=static" [direct]="MOE_GROUPED_GEMM_WGMMA_EPILOGUE=direct")
 for round in 1 2; do
-  for v in def g4 g16 static; do
+  for v in def g4 g16 static direct; do
     [ $SECONDS -lt 480 ] || { echo "== stopped at ${SECONDS}s"; break 2; }
     sampled $v.$round env ${envs[$v]} MOE_SWEEP_WEIGHTS=random MOE_SWEEP_MODELS=mixtral MOE_SWEEP_TOKENS=8192 timeout 60 $B sweep grouped_gemm --device cuda:0
   done
