@@ -24,6 +24,8 @@ namespace MoeRuntime.Benchmarks.Kernels;
 /// over expert sets (<see cref="ColdExpertSets"/>) so each reads its weights from DRAM.
 /// Rows "read floor": the same active experts' gate_up and down weights read with plain 16-byte loads, replayed the same
 /// way (<see cref="ReadFloor"/>), hot and, beside the cold rows, cold: the practical floor of a read of that size.
+/// MOE_SWEEP_CLOCKS=1: each row's note also gives the SM clock and the power NVML read through its timing
+/// (<see cref="ClockSampling"/>), for the compute-bound rows that the power limit slows.
 /// </summary>
 internal static class GroupedGemmSweep
 {
@@ -247,9 +249,11 @@ internal static class GroupedGemmSweep
                                     double bandwidth, bool graph, string note, Action<AcceleratorStream> enqueue)
     {
         bool cpu = accelerator.Kind == AcceleratorKind.Cpu;
+        using var clocks = ClockSampling.Start(accelerator);
         double ms = cpu
             ? DeviceTimer.MedianMs(accelerator, enqueue, warmup: 1, samples: 5, inner: 1)
             : DeviceTimer.MedianMs(accelerator, enqueue, warmup: 3, samples: 20, inner: graph ? 20 : 3, useGraph: graph);
+        note += clocks.Stop();
         double weightBytes = (double)active * n * k * 2;
         double bytes = weightBytes + (double)rowCount * k * 2 + (double)rowCount * n * 2;
         double flops = 2.0 * rowCount * n * k;

@@ -15,5 +15,6 @@ internal static class ModuleInit
         NativeLibraryProbe.Register(assembly, Nvrtc.NvrtcApi.Library, "MOE_LIBNVRTC",
             "libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so.11.2", "libnvrtc.so",
             "/usr/local/cuda/lib64/libnvrtc.so", "nvrtc64_120_0.dll");
+        NativeLibraryProbe.Register(assembly, Cuda.NvmlApi.Library, "MOE_LIBNVML", "libnvidia-ml.so.1", "libnvidia-ml.so", "nvml.dll");
     }
 }
