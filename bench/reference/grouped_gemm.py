@@ -4,12 +4,15 @@ gate_up: [T*k, H] x [E, 2I, H]^T and down: [T*k, I] x [E, H, I]^T at Mixtral-8x7
 DeepSeek-V3 shapes, T = 1, 16, 128, 1024, 8192. Each token draws k distinct experts uniformly (fixed seed);
 rows are sorted by expert and `offs` holds the cumulative row ends (int32). Times are medians of
 CUDA-event-timed runs after warm-up, replayed from a CUDA graph for T <= 128.
-Prints a table; writes $OUT/grouped_gemm-torch.json when OUT is set.
+Prints a table; writes $OUT/grouped_gemm-torch.json when OUT is set. MOE_SWEEP_CLOCKS=1 adds each row's SM clock and
+power as NVML read them through its timing (gpu_clocks.py), as our sweep's notes do.
 """
 import json
 import os
 
 import torch
+
+import gpu_clocks
 
 MODELS = [("mixtral-8x7b", 4096, 14336, 8, 2), ("qwen3-30b-a3b", 2048, 768, 128, 8), ("deepseek-v3", 7168, 2048, 256, 8)]
 TOKENS = [1, 16, 128, 1024, 8192]
@@ -71,6 +74,7 @@ def main():
     name = torch.cuda.get_device_name()
     bandwidth = 4.2e12 if "H200" in name else 3.0e12
     rows_out = []
+    sampler = gpu_clocks.ClockSampler() if gpu_clocks.requested() else None
     print(f"## grouped_gemm torch._grouped_mm on {name}")
     print(f"| {'name':<28} | {'shape':<34} | {'time (us)':>10} | {'GB/s':>8} | {'TFLOP/s':>8} | {'floor (us)':>10} | {'of floor':>8}")
     for model, h, i, e, k in [m for m in MODELS if wanted_model(m[0])]:
@@ -90,14 +94,18 @@ def main():
             shape = f"T={tokens} rows={rows} active={active}"
             for label, x, w, n, kk in ((f"{model} gate_up", hidden, gate_up, 2 * i, h), (f"{model} down", inner, down, h, i)):
                 wt = w.transpose(-2, -1)
+                if sampler is not None:
+                    sampler.start(torch.cuda.current_device())
                 ms = median_ms(lambda: torch._grouped_mm(x, wt, offs=offsets), graph, 20 if graph else 3)
+                note = sampler.stop() if sampler is not None else ""
                 weight_bytes = active * n * kk * 2
                 nbytes = weight_bytes + rows * kk * 2 + rows * n * 2
                 flops = 2.0 * rows * n * kk
                 floor_ms = max(weight_bytes / bandwidth, flops / 799e12) * 1e3
                 gbps, tflops = nbytes / (ms * 1e-3) / 1e9, flops / (ms * 1e-3) / 1e12
-                print(f"| {label:<28} | {shape:<34} | {ms * 1e3:>10.2f} | {gbps:>8.0f} | {tflops:>8.1f} | {floor_ms * 1e3:>10.2f} | {floor_ms / ms:>8.0%}")
-                rows_out.append(dict(name=label, shape=shape, ms=ms, gbps=gbps, tflops=tflops, floor_ms=floor_ms))
+                print(f"| {label:<28} | {shape:<34} | {ms * 1e3:>10.2f} | {gbps:>8.0f} | {tflops:>8.1f} | {floor_ms * 1e3:>10.2f} | {floor_ms / ms:>8.0%}"
+                      + (f" | {note}" if note else ""))
+                rows_out.append(dict(name=label, shape=shape, ms=ms, gbps=gbps, tflops=tflops, floor_ms=floor_ms, note=note))
         del gate_up, down
         torch.cuda.empty_cache()
     if os.environ.get("OUT"):

@@ -20,6 +20,7 @@ sampled() { local name=$1; shift
   nvidia-smi --query-gpu=timestamp,clocks.sm,power.draw,temperature.gpu --format=csv,noheader -lms 50 > "$out/smi-$name.csv" 2>&1 &
   local smi=$!; "$@" > "$out/$name.log" 2>&1; local rc=$?; kill $smi 2>/dev/null; wait $smi 2>/dev/null
   echo "== $name: exit $rc (${SECONDS}s)"; grep -E "^\| mixtral.*T=8192" "$out/$name.log" | cut -c1-100
+  grep -E "^\| mixtral.*T=8192" "$out/$name.log" | grep -oE "SM [0-9]+ MHz[^|]*|clock: [^|]*" | sed 's/^/   /'
   # Every reading in order (nvidia-smi refreshes them every ~100 ms; power.draw is an average over about a second, so
   # it lags the kernels: read the clock, not the power, against the rows' times).
   awk -F', ' '{gsub(/ MHz/,"",$2); gsub(/ W/,"",$3); k=$2"/"int($3); if (k!=last) { printf "%s ", k; last=k } } END { print "" }' \
@@ -31,6 +32,6 @@ for round in 1 2; do
     [ $SECONDS -lt 480 ] || { echo "== stopped at ${SECONDS}s"; break 2; }
     sampled $v.$round env ${envs[$v]} MOE_SWEEP_CLOCKS=1 MOE_SWEEP_WEIGHTS=random MOE_SWEEP_MODELS=mixtral MOE_SWEEP_TOKENS=8192 timeout 60 $B sweep grouped_gemm --device cuda:0
   done
-  sampled torch.$round bash -c "cd bench/reference && MOE_SWEEP_WEIGHTS=random MOE_SWEEP_MODELS=mixtral MOE_SWEEP_TOKENS=8192 timeout 40 python3 grouped_gemm.py"
+  sampled torch.$round bash -c "cd bench/reference && MOE_SWEEP_CLOCKS=1 MOE_SWEEP_WEIGHTS=random MOE_SWEEP_MODELS=mixtral MOE_SWEEP_TOKENS=8192 timeout 40 python3 grouped_gemm.py"
 done
 echo "== done in ${SECONDS}s"
