@@ -5,31 +5,47 @@ using MoeRuntime.Accelerators;
 namespace MoeRuntime.Kernels.GroupedGemm;
 
 /// <summary>
-/// The op's CPU path: blocked, vectorised (Vector256 FMA), parallel over (expert, row block, column block) work
-/// items. Each item converts its block of X rows to F32 once (F32 data is used in place) and each 16-row block of
-/// W once, then walks K in chunks that keep the W block in L1, with a register block of dot products (4x4 with
-/// Vector512, 2x4 with Vector256) whose vector accumulators live across K chunks; horizontal sums only at the end. Tested against <see cref="GroupedGemmCpu"/>.
-/// Fused SiLU-and-mul interleaves gate and up rows (logical row 2j = gate j, 2j+1 = up j), as the CUDA kernel does.
+/// The op's CPU path: blocked, vectorised and parallel over (expert, row block, column group) work items, in the
+/// outer-product form of BLAS kernels. For each block of K, an item converts its X rows to F32 (F32 data is used in
+/// place) and packs its W rows into panels of <see cref="PanelCols"/> output columns laid out K-major, so one step of K
+/// is two vector loads of W against one broadcast X value a row. A micro-kernel keeps a tile of
+/// <see cref="MicroRows"/> x <see cref="PanelCols"/> sums in registers across the whole K block (8 x 32 with Vector512,
+/// 6 x 16 with Vector256: 16 or 12 accumulators, all but 3-4 of the vector registers), so it issues one FMA for each
+/// 0.6 loads and stays on the FMA units; the item's F32 sums collect in a tile written once at the end. Each sum adds its
+/// products in K order, the same order on every machine with the same vector width. Tested against
+/// <see cref="GroupedGemmCpu"/>. Fused SiLU-and-mul interleaves gate and up rows (logical row 2j = gate j, 2j+1 = up j),
+/// as the CUDA kernel does.
+/// The loops are compiled fully optimised from their first call (AggressiveOptimization): a layer's first forwards
+/// would otherwise run them as tier-0 code, several times slower, until tiering replaces them.
 /// </summary>
 internal static unsafe class GroupedGemmCpuFast
 {
-    private const int RowBlock = 64;
-    private const int ColGroup = 256;  // logical W rows per work item (X rows are converted once per item)
-    private const int ColBlock = 16;   // logical W rows per inner block: 16 rows x KChunk floats = 16 KB of L1
-    private const int KChunk = 256;
+    private const int RowBlock = 256; // X rows an item: each packed W element serves them all, so packing stays a few per cent
+    private const int ColGroup = 256; // logical W rows (output columns) an item
+    private const int KBlock = 128;   // K a packed block: one panel of 32 columns is 16 KB, in L1 while X rows stream past
+
+    // X rows of a K block are copied with this stride: 576 bytes apart, a micro-kernel's 8 rows fall in different L1 sets.
+    // In place, K = 1024 would put them 4 KB apart, all in one set of an 8-way L1 beside the W panel.
+    private const int XStride = KBlock + 16;
     private static readonly bool Wide = Vector512.IsHardwareAccelerated;
-    private static readonly int Lanes = Wide ? Vector512<float>.Count : Vector256<float>.Count;
+
+    /// <summary>NR: output columns a panel, two vectors.</summary>
+    private static readonly int PanelCols = Wide ? 2 * Vector512<float>.Count : 2 * Vector256<float>.Count;
+
+    /// <summary>MR: X rows a micro-kernel call.</summary>
+    private static readonly int MicroRows = Wide ? 8 : 6;
 
     private readonly record struct WorkItem(int Expert, int RowBegin, int RowEnd, int ColBegin, int ColEnd);
 
-    private sealed class Scratch(int k)
+    private sealed class Scratch
     {
-        public readonly float[] X = new float[RowBlock * k];
-        public readonly float[] W = new float[ColBlock * k];
-        public readonly float[] Acc = new float[RowBlock * ColBlock * Vector512<float>.Count];
-        public readonly float[] Tile = new float[RowBlock * ColBlock];
+        public readonly float[] X = new float[RowBlock * XStride];         // the item's X rows of one K block, as F32
+        public readonly float[] Panels = new float[ColGroup * KBlock];     // panel p at p * PanelCols * KBlock: [k][column]
+        public readonly float[] Row = new float[KBlock];                   // one W row of the K block, converted
+        public readonly float[] Tile = new float[RowBlock * ColGroup];     // the item's F32 sums, stride ColGroup
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Run(GroupedGemm.Plan plan)
     {
         var offsets = plan.ExpertOffsets.AsSpan();
@@ -38,167 +54,207 @@ internal static unsafe class GroupedGemmCpuFast
             for (int r = offsets[e]; r < offsets[e + 1]; r += RowBlock)
                 for (int c = 0; c < plan.N; c += ColGroup)
                     items.Add(new WorkItem(e, r, Math.Min(r + RowBlock, offsets[e + 1]), c, Math.Min(c + ColGroup, plan.N)));
-        Parallel.For(0, items.Count, () => new Scratch(plan.K), (i, _, scratch) =>
+        // One worker a core, each taking the next item as it finishes one (balanced when a core is slowed). A worker
+        // borrows a scratch (about 0.5 MB, large-object heap) from a pool that keeps them from call to call: allocating
+        // them anew each call set off garbage collections that stalled both workers 4 ms at a time (1024 x 1024 x 1024:
+        // 20 ms a call against 11 without).
+        int workers = Math.Min(Environment.ProcessorCount, items.Count);
+        int next = -1;
+        Parallel.For(0, workers, new ParallelOptions { MaxDegreeOfParallelism = workers }, _ =>
         {
-            RunItem(plan, items[i], scratch);
-            return scratch;
-        }, _ => { });
+            var scratch = s_scratches.TryTake(out var pooled) ? pooled : new Scratch();
+            try
+            {
+                for (int i = Interlocked.Increment(ref next); i < items.Count; i = Interlocked.Increment(ref next))
+                    RunItem(plan, items[i], scratch);
+            }
+            finally
+            {
+                s_scratches.Add(scratch);
+            }
+        });
     }
 
+    private static readonly System.Collections.Concurrent.ConcurrentBag<Scratch> s_scratches = [];
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void RunItem(GroupedGemm.Plan plan, WorkItem item, Scratch scratch)
     {
         int k = plan.K;
         int rowCount = item.RowEnd - item.RowBegin;
-        int outCols = plan.OutCols;
-        // An expert's rows are contiguous, and so are W's rows unless gate and up are interleaved: F32 data is used in place.
-        bool xInPlace = plan.X.DType == DType.F32;
-        bool wInPlace = plan.W.DType == DType.F32 && !plan.Fused;
-        if (!xInPlace)
-            for (int r = 0; r < rowCount; r++)
-                ConvertRow(plan.X, (long)(item.RowBegin + r) * k, k, scratch.X.AsSpan(r * k, k));
-        fixed (float* xScratch = scratch.X, wScratch = scratch.W, accs = scratch.Acc)
+        int colCount = item.ColEnd - item.ColBegin;
+        int panels = (colCount + PanelCols - 1) / PanelCols;
+        Array.Clear(scratch.Tile, 0, rowCount * ColGroup);
+        fixed (float* xScratch = scratch.X, packed = scratch.Panels, tile = scratch.Tile)
         {
-            float* xs = xInPlace ? (float*)plan.X.Pointer + (long)item.RowBegin * k : xScratch;
-            for (int colBegin = item.ColBegin; colBegin < item.ColEnd; colBegin += ColBlock)
+            for (int kBegin = 0; kBegin < k; kBegin += KBlock)
             {
-                int colCount = Math.Min(ColBlock, item.ColEnd - colBegin);
-                float* ws = wInPlace ? (float*)plan.W.Pointer + ((long)item.Expert * plan.N + colBegin) * k : wScratch;
-                if (!wInPlace)
-                    for (int c = 0; c < colCount; c++)
-                    {
-                        int logical = colBegin + c;
-                        int wRow = !plan.Fused ? logical : (logical & 1) == 0 ? logical >> 1 : outCols + (logical >> 1);
-                        ConvertRow(plan.W, ((long)item.Expert * plan.N + wRow) * k, k, scratch.W.AsSpan(c * k, k));
-                    }
-                MultiplyBlock(xs, ws, k, rowCount, colCount, accs, scratch.Tile);
-                WriteTile(plan, item.RowBegin, colBegin, scratch.Tile, rowCount, colCount);
-            }
-        }
-    }
-
-    /// <summary>tile[r, c] = x[r, :] . w[c, :] for rowCount rows of x and colCount (at most ColBlock) rows of w.</summary>
-    private static void MultiplyBlock(float* xs, float* ws, int k, int rowCount, int colCount, float* accs, float[] tile)
-    {
-        int lanes = Lanes;
-        int kVector = k - k % lanes;
-        new Span<float>(accs, rowCount * colCount * lanes).Clear();
-        for (int kBegin = 0; kBegin < kVector; kBegin += KChunk)
-        {
-            int kEnd = Math.Min(kBegin + KChunk, kVector);
-            int r = 0;
-            int rowStep = Wide ? 4 : 2;
-            for (; r + rowStep <= rowCount; r += rowStep)
-            {
-                int c = 0;
-                for (; c + 4 <= colCount; c += 4)
+                int kc = Math.Min(KBlock, k - kBegin);
+                for (int r = 0; r < rowCount; r++)
+                    ConvertRow(plan.X, (long)(item.RowBegin + r) * k + kBegin, kc, scratch.X.AsSpan(r * XStride, kc));
+                float* xs = xScratch;
+                const int xStride = XStride;
+                PackPanels(plan, item, kBegin, kc, panels, packed, scratch.Row);
+                for (int p = 0; p < panels; p++)
                 {
-                    if (Wide)
-                        Block4x4(xs + (long)r * k, ws + (long)c * k, k, kBegin, kEnd, accs + (r * colCount + c) * lanes, colCount * lanes);
-                    else
-                        Block2x4(xs + (long)r * k, ws + (long)c * k, k, kBegin, kEnd, accs + (r * colCount + c) * lanes, colCount * lanes);
+                    float* panel = packed + (long)p * PanelCols * KBlock;
+                    float* c = tile + p * PanelCols;
+                    int r = 0;
+                    for (; r + MicroRows <= rowCount; r += MicroRows)
+                    {
+                        if (Wide)
+                            Micro8x32(xs + (long)r * xStride, xStride, panel, kc, c + r * ColGroup, ColGroup);
+                        else
+                            Micro6x16(xs + (long)r * xStride, xStride, panel, kc, c + r * ColGroup, ColGroup);
+                    }
+                    for (; r < rowCount; r++)
+                        MicroRow(xs + (long)r * xStride, panel, kc, c + r * ColGroup);
                 }
-                for (; c < colCount; c++)
-                    for (int rr = r; rr < r + rowStep; rr++)
-                        Block1x1(xs + (long)rr * k, ws + (long)c * k, kBegin, kEnd, accs + (rr * colCount + c) * lanes);
             }
-            for (; r < rowCount; r++)
-                for (int c = 0; c < colCount; c++)
-                    Block1x1(xs + (long)r * k, ws + (long)c * k, kBegin, kEnd, accs + (r * colCount + c) * lanes);
+            WriteTile(plan, item.RowBegin, item.ColBegin, tile, rowCount, colCount);
         }
-        for (int r = 0; r < rowCount; r++)
-            for (int c = 0; c < colCount; c++)
+    }
+
+    /// <summary>
+    /// Packs the item's logical W rows (output columns) for K [kBegin, kBegin + kc) into panels of PanelCols columns,
+    /// each K-major (panel[kk * PanelCols + j] = W[column j, kBegin + kk]); columns past the item's end are zeros.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void PackPanels(GroupedGemm.Plan plan, WorkItem item, int kBegin, int kc, int panels, float* packed, float[] row)
+    {
+        int k = plan.K, outCols = plan.OutCols, nr = PanelCols;
+        int colCount = item.ColEnd - item.ColBegin;
+        bool wInPlace = plan.W.DType == DType.F32;
+        fixed (float* rowBuffer = row)
+        {
+            for (int c = 0; c < panels * nr; c++)
             {
-                float* acc = accs + (r * colCount + c) * lanes;
-                float sum = Wide ? Vector512.Sum(Vector512.Load(acc)) : Vector256.Sum(Vector256.Load(acc));
-                for (int kk = kVector; kk < k; kk++)
-                    sum += xs[(long)r * k + kk] * ws[(long)c * k + kk];
-                tile[r * colCount + c] = sum;
+                float* panel = packed + (long)(c / nr) * nr * KBlock + c % nr;
+                if (c >= colCount)
+                {
+                    for (int kk = 0; kk < kc; kk++)
+                        panel[kk * nr] = 0f;
+                    continue;
+                }
+                int logical = item.ColBegin + c;
+                int wRow = !plan.Fused ? logical : (logical & 1) == 0 ? logical >> 1 : outCols + (logical >> 1);
+                long offset = ((long)item.Expert * plan.N + wRow) * k + kBegin;
+                float* source = rowBuffer;
+                if (wInPlace)
+                    source = (float*)plan.W.Pointer + offset;
+                else
+                    ConvertRow(plan.W, offset, kc, row.AsSpan(0, kc));
+                for (int kk = 0; kk < kc; kk++)
+                    panel[kk * nr] = source[kk];
             }
+        }
     }
 
-    /// <summary>acc[i, j] += x[i, kBegin..kEnd) . w[j, kBegin..kEnd) for 4 rows of x and 4 of w, 512-bit (8 loads per 16 FMAs).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Block4x4(float* x, float* w, int k, int kBegin, int kEnd, float* acc, int accStride)
+    /// <summary>c[i, 0..32) += x[i, 0..kc) * panel for 8 rows of x (row stride xStride): 16 accumulators, 2 loads and 8 broadcasts per 16 FMAs.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Micro8x32(float* x, int xStride, float* panel, int kc, float* c, int cStride)
     {
-        float* acc1 = acc + accStride, acc2 = acc1 + accStride, acc3 = acc2 + accStride;
         const int L = 16;
-        Vector512<float> a00 = Vector512.Load(acc), a01 = Vector512.Load(acc + L), a02 = Vector512.Load(acc + 2 * L), a03 = Vector512.Load(acc + 3 * L);
-        Vector512<float> a10 = Vector512.Load(acc1), a11 = Vector512.Load(acc1 + L), a12 = Vector512.Load(acc1 + 2 * L), a13 = Vector512.Load(acc1 + 3 * L);
-        Vector512<float> a20 = Vector512.Load(acc2), a21 = Vector512.Load(acc2 + L), a22 = Vector512.Load(acc2 + 2 * L), a23 = Vector512.Load(acc2 + 3 * L);
-        Vector512<float> a30 = Vector512.Load(acc3), a31 = Vector512.Load(acc3 + L), a32 = Vector512.Load(acc3 + 2 * L), a33 = Vector512.Load(acc3 + 3 * L);
-        float* x0 = x, x1 = x + k, x2 = x + 2 * k, x3 = x + 3 * k;
-        float* w0 = w, w1 = w + k, w2 = w + 2 * k, w3 = w + 3 * k;
-        for (int kk = kBegin; kk < kEnd; kk += L)
+        float* x0 = x, x1 = x0 + xStride, x2 = x1 + xStride, x3 = x2 + xStride, x4 = x3 + xStride, x5 = x4 + xStride, x6 = x5 + xStride, x7 = x6 + xStride;
+        float* c0 = c, c1 = c0 + cStride, c2 = c1 + cStride, c3 = c2 + cStride, c4 = c3 + cStride, c5 = c4 + cStride, c6 = c5 + cStride, c7 = c6 + cStride;
+        Vector512<float> a00 = Vector512.Load(c0), a01 = Vector512.Load(c0 + L), a10 = Vector512.Load(c1), a11 = Vector512.Load(c1 + L);
+        Vector512<float> a20 = Vector512.Load(c2), a21 = Vector512.Load(c2 + L), a30 = Vector512.Load(c3), a31 = Vector512.Load(c3 + L);
+        Vector512<float> a40 = Vector512.Load(c4), a41 = Vector512.Load(c4 + L), a50 = Vector512.Load(c5), a51 = Vector512.Load(c5 + L);
+        Vector512<float> a60 = Vector512.Load(c6), a61 = Vector512.Load(c6 + L), a70 = Vector512.Load(c7), a71 = Vector512.Load(c7 + L);
+        for (int kk = 0; kk < kc; kk++)
         {
-            var v0 = Vector512.Load(w0 + kk);
-            var v1 = Vector512.Load(w1 + kk);
-            var v2 = Vector512.Load(w2 + kk);
-            var v3 = Vector512.Load(w3 + kk);
-            var u = Vector512.Load(x0 + kk);
-            a00 = Vector512.FusedMultiplyAdd(u, v0, a00); a01 = Vector512.FusedMultiplyAdd(u, v1, a01);
-            a02 = Vector512.FusedMultiplyAdd(u, v2, a02); a03 = Vector512.FusedMultiplyAdd(u, v3, a03);
-            u = Vector512.Load(x1 + kk);
-            a10 = Vector512.FusedMultiplyAdd(u, v0, a10); a11 = Vector512.FusedMultiplyAdd(u, v1, a11);
-            a12 = Vector512.FusedMultiplyAdd(u, v2, a12); a13 = Vector512.FusedMultiplyAdd(u, v3, a13);
-            u = Vector512.Load(x2 + kk);
-            a20 = Vector512.FusedMultiplyAdd(u, v0, a20); a21 = Vector512.FusedMultiplyAdd(u, v1, a21);
-            a22 = Vector512.FusedMultiplyAdd(u, v2, a22); a23 = Vector512.FusedMultiplyAdd(u, v3, a23);
-            u = Vector512.Load(x3 + kk);
-            a30 = Vector512.FusedMultiplyAdd(u, v0, a30); a31 = Vector512.FusedMultiplyAdd(u, v1, a31);
-            a32 = Vector512.FusedMultiplyAdd(u, v2, a32); a33 = Vector512.FusedMultiplyAdd(u, v3, a33);
+            var b0 = Vector512.Load(panel + kk * 2 * L);
+            var b1 = Vector512.Load(panel + kk * 2 * L + L);
+            var u = Vector512.Create(x0[kk]);
+            a00 = Vector512.FusedMultiplyAdd(u, b0, a00); a01 = Vector512.FusedMultiplyAdd(u, b1, a01);
+            u = Vector512.Create(x1[kk]);
+            a10 = Vector512.FusedMultiplyAdd(u, b0, a10); a11 = Vector512.FusedMultiplyAdd(u, b1, a11);
+            u = Vector512.Create(x2[kk]);
+            a20 = Vector512.FusedMultiplyAdd(u, b0, a20); a21 = Vector512.FusedMultiplyAdd(u, b1, a21);
+            u = Vector512.Create(x3[kk]);
+            a30 = Vector512.FusedMultiplyAdd(u, b0, a30); a31 = Vector512.FusedMultiplyAdd(u, b1, a31);
+            u = Vector512.Create(x4[kk]);
+            a40 = Vector512.FusedMultiplyAdd(u, b0, a40); a41 = Vector512.FusedMultiplyAdd(u, b1, a41);
+            u = Vector512.Create(x5[kk]);
+            a50 = Vector512.FusedMultiplyAdd(u, b0, a50); a51 = Vector512.FusedMultiplyAdd(u, b1, a51);
+            u = Vector512.Create(x6[kk]);
+            a60 = Vector512.FusedMultiplyAdd(u, b0, a60); a61 = Vector512.FusedMultiplyAdd(u, b1, a61);
+            u = Vector512.Create(x7[kk]);
+            a70 = Vector512.FusedMultiplyAdd(u, b0, a70); a71 = Vector512.FusedMultiplyAdd(u, b1, a71);
         }
-        a00.Store(acc); a01.Store(acc + L); a02.Store(acc + 2 * L); a03.Store(acc + 3 * L);
-        a10.Store(acc1); a11.Store(acc1 + L); a12.Store(acc1 + 2 * L); a13.Store(acc1 + 3 * L);
-        a20.Store(acc2); a21.Store(acc2 + L); a22.Store(acc2 + 2 * L); a23.Store(acc2 + 3 * L);
-        a30.Store(acc3); a31.Store(acc3 + L); a32.Store(acc3 + 2 * L); a33.Store(acc3 + 3 * L);
+        a00.Store(c0); a01.Store(c0 + L); a10.Store(c1); a11.Store(c1 + L);
+        a20.Store(c2); a21.Store(c2 + L); a30.Store(c3); a31.Store(c3 + L);
+        a40.Store(c4); a41.Store(c4 + L); a50.Store(c5); a51.Store(c5 + L);
+        a60.Store(c6); a61.Store(c6 + L); a70.Store(c7); a71.Store(c7 + L);
     }
 
-    /// <summary>The 256-bit form for machines without AVX-512: 2 rows of x, 4 of w (6 loads per 8 FMAs).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Block2x4(float* x, float* w, int k, int kBegin, int kEnd, float* acc, int accStride)
+    /// <summary>The 256-bit form for machines without AVX-512: 6 rows x 16 columns, 12 accumulators of the 16 registers.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Micro6x16(float* x, int xStride, float* panel, int kc, float* c, int cStride)
     {
-        float* acc1 = acc + accStride;
         const int L = 8;
-        Vector256<float> a00 = Vector256.Load(acc), a01 = Vector256.Load(acc + L), a02 = Vector256.Load(acc + 2 * L), a03 = Vector256.Load(acc + 3 * L);
-        Vector256<float> a10 = Vector256.Load(acc1), a11 = Vector256.Load(acc1 + L), a12 = Vector256.Load(acc1 + 2 * L), a13 = Vector256.Load(acc1 + 3 * L);
-        float* x0 = x, x1 = x + k;
-        float* w0 = w, w1 = w + k, w2 = w + 2 * k, w3 = w + 3 * k;
-        for (int kk = kBegin; kk < kEnd; kk += L)
+        float* x0 = x, x1 = x0 + xStride, x2 = x1 + xStride, x3 = x2 + xStride, x4 = x3 + xStride, x5 = x4 + xStride;
+        float* c0 = c, c1 = c0 + cStride, c2 = c1 + cStride, c3 = c2 + cStride, c4 = c3 + cStride, c5 = c4 + cStride;
+        Vector256<float> a00 = Vector256.Load(c0), a01 = Vector256.Load(c0 + L), a10 = Vector256.Load(c1), a11 = Vector256.Load(c1 + L);
+        Vector256<float> a20 = Vector256.Load(c2), a21 = Vector256.Load(c2 + L), a30 = Vector256.Load(c3), a31 = Vector256.Load(c3 + L);
+        Vector256<float> a40 = Vector256.Load(c4), a41 = Vector256.Load(c4 + L), a50 = Vector256.Load(c5), a51 = Vector256.Load(c5 + L);
+        for (int kk = 0; kk < kc; kk++)
         {
-            var v0 = Vector256.Load(w0 + kk);
-            var v1 = Vector256.Load(w1 + kk);
-            var v2 = Vector256.Load(w2 + kk);
-            var v3 = Vector256.Load(w3 + kk);
-            var u = Vector256.Load(x0 + kk);
-            a00 = Vector256.FusedMultiplyAdd(u, v0, a00); a01 = Vector256.FusedMultiplyAdd(u, v1, a01);
-            a02 = Vector256.FusedMultiplyAdd(u, v2, a02); a03 = Vector256.FusedMultiplyAdd(u, v3, a03);
-            u = Vector256.Load(x1 + kk);
-            a10 = Vector256.FusedMultiplyAdd(u, v0, a10); a11 = Vector256.FusedMultiplyAdd(u, v1, a11);
-            a12 = Vector256.FusedMultiplyAdd(u, v2, a12); a13 = Vector256.FusedMultiplyAdd(u, v3, a13);
+            var b0 = Vector256.Load(panel + kk * 2 * L);
+            var b1 = Vector256.Load(panel + kk * 2 * L + L);
+            var u = Vector256.Create(x0[kk]);
+            a00 = Vector256.FusedMultiplyAdd(u, b0, a00); a01 = Vector256.FusedMultiplyAdd(u, b1, a01);
+            u = Vector256.Create(x1[kk]);
+            a10 = Vector256.FusedMultiplyAdd(u, b0, a10); a11 = Vector256.FusedMultiplyAdd(u, b1, a11);
+            u = Vector256.Create(x2[kk]);
+            a20 = Vector256.FusedMultiplyAdd(u, b0, a20); a21 = Vector256.FusedMultiplyAdd(u, b1, a21);
+            u = Vector256.Create(x3[kk]);
+            a30 = Vector256.FusedMultiplyAdd(u, b0, a30); a31 = Vector256.FusedMultiplyAdd(u, b1, a31);
+            u = Vector256.Create(x4[kk]);
+            a40 = Vector256.FusedMultiplyAdd(u, b0, a40); a41 = Vector256.FusedMultiplyAdd(u, b1, a41);
+            u = Vector256.Create(x5[kk]);
+            a50 = Vector256.FusedMultiplyAdd(u, b0, a50); a51 = Vector256.FusedMultiplyAdd(u, b1, a51);
         }
-        a00.Store(acc); a01.Store(acc + L); a02.Store(acc + 2 * L); a03.Store(acc + 3 * L);
-        a10.Store(acc1); a11.Store(acc1 + L); a12.Store(acc1 + 2 * L); a13.Store(acc1 + 3 * L);
+        a00.Store(c0); a01.Store(c0 + L); a10.Store(c1); a11.Store(c1 + L);
+        a20.Store(c2); a21.Store(c2 + L); a30.Store(c3); a31.Store(c3 + L);
+        a40.Store(c4); a41.Store(c4 + L); a50.Store(c5); a51.Store(c5 + L);
     }
 
-    private static void Block1x1(float* x, float* w, int kBegin, int kEnd, float* acc)
+    /// <summary>One row of x against a panel (the rows past the last whole micro-kernel): c[0..PanelCols) += x[0..kc) * panel.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void MicroRow(float* x, float* panel, int kc, float* c)
     {
         if (Wide)
         {
-            var a = Vector512.Load(acc);
-            for (int kk = kBegin; kk < kEnd; kk += Vector512<float>.Count)
-                a = Vector512.FusedMultiplyAdd(Vector512.Load(x + kk), Vector512.Load(w + kk), a);
-            a.Store(acc);
+            const int L = 16;
+            Vector512<float> a0 = Vector512.Load(c), a1 = Vector512.Load(c + L);
+            for (int kk = 0; kk < kc; kk++)
+            {
+                var u = Vector512.Create(x[kk]);
+                a0 = Vector512.FusedMultiplyAdd(u, Vector512.Load(panel + kk * 2 * L), a0);
+                a1 = Vector512.FusedMultiplyAdd(u, Vector512.Load(panel + kk * 2 * L + L), a1);
+            }
+            a0.Store(c);
+            a1.Store(c + L);
         }
         else
         {
-            var a = Vector256.Load(acc);
-            for (int kk = kBegin; kk < kEnd; kk += Vector256<float>.Count)
-                a = Vector256.FusedMultiplyAdd(Vector256.Load(x + kk), Vector256.Load(w + kk), a);
-            a.Store(acc);
+            const int L = 8;
+            Vector256<float> a0 = Vector256.Load(c), a1 = Vector256.Load(c + L);
+            for (int kk = 0; kk < kc; kk++)
+            {
+                var u = Vector256.Create(x[kk]);
+                a0 = Vector256.FusedMultiplyAdd(u, Vector256.Load(panel + kk * 2 * L), a0);
+                a1 = Vector256.FusedMultiplyAdd(u, Vector256.Load(panel + kk * 2 * L + L), a1);
+            }
+            a0.Store(c);
+            a1.Store(c + L);
         }
     }
 
-    private static void WriteTile(GroupedGemm.Plan plan, int rowBegin, int colBegin, float[] tile, int rowCount, int colCount)
+    /// <summary>Writes the item's sums (tile[r * ColGroup + c]) to y: scaled by the row's scale, or as silu(gate) * up when fused.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void WriteTile(GroupedGemm.Plan plan, int rowBegin, int colBegin, float* tile, int rowCount, int colCount)
     {
         int outCols = plan.OutCols;
         float* scales = plan.RowScale is null ? null : (float*)plan.RowScale.Pointer;
@@ -208,21 +264,22 @@ internal static unsafe class GroupedGemmCpuFast
             float scale = scales is null ? 1f : scales[row];
             if (plan.Fused)
             {
-                // Logical columns come in (gate, up) pairs; ColBegin and ColBlock are even.
+                // Logical columns come in (gate, up) pairs; ColBegin and ColGroup are even.
                 for (int c = 0; c + 1 < colCount; c += 2)
                 {
-                    float gate = tile[r * colCount + c], up = tile[r * colCount + c + 1];
+                    float gate = tile[r * ColGroup + c], up = tile[r * ColGroup + c + 1];
                     Store(plan.Y, (long)row * outCols + ((colBegin + c) >> 1), gate / (1f + MathF.Exp(-gate)) * up * scale);
                 }
             }
             else
             {
                 for (int c = 0; c < colCount; c++)
-                    Store(plan.Y, (long)row * outCols + colBegin + c, tile[r * colCount + c] * scale);
+                    Store(plan.Y, (long)row * outCols + colBegin + c, tile[r * ColGroup + c] * scale);
             }
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void ConvertRow(MemoryBuffer source, long offset, int count, Span<float> destination)
     {
         switch (source.DType)
@@ -257,6 +314,7 @@ internal static unsafe class GroupedGemmCpuFast
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Store(MemoryBuffer y, long index, float value)
     {
         switch (y.DType)
