@@ -10,8 +10,8 @@ namespace MoeRuntime.Kernels.GroupedGemm;
 /// place) and packs its W rows into panels of <see cref="PanelCols"/> output columns laid out K-major, so one step of K
 /// is two vector loads of W against one broadcast X value a row. A micro-kernel keeps a tile of
 /// <see cref="MicroRows"/> x <see cref="PanelCols"/> sums in registers across the whole K block (8 x 32 with Vector512,
-/// 6 x 16 with Vector256: 16 or 12 accumulators, all but 3-4 of the vector registers), so it issues one FMA for each
-/// 0.6 loads and stays on the FMA units; the item's F32 sums collect in a tile written once at the end. Each sum adds its
+/// 6 x 16 with Vector256: 16 of the 32 vector registers, or 12 of the 16), and each FMA costs 0.6 loads, so the loop
+/// is held by the FMA units, not by its loads; the item's F32 sums collect in a tile written once at the end. Each sum adds its
 /// products in K order, the same order on every machine with the same vector width. Tested against
 /// <see cref="GroupedGemmCpu"/>. Fused SiLU-and-mul interleaves gate and up rows (logical row 2j = gate j, 2j+1 = up j),
 /// as the CUDA kernel does.
@@ -55,9 +55,8 @@ internal static unsafe class GroupedGemmCpuFast
                 for (int c = 0; c < plan.N; c += ColGroup)
                     items.Add(new WorkItem(e, r, Math.Min(r + RowBlock, offsets[e + 1]), c, Math.Min(c + ColGroup, plan.N)));
         // One worker a core, each taking the next item as it finishes one (balanced when a core is slowed). A worker
-        // borrows a scratch (about 0.5 MB, large-object heap) from a pool that keeps them from call to call: allocating
-        // them anew each call set off garbage collections that stalled both workers 4 ms at a time (1024 x 1024 x 1024:
-        // 20 ms a call against 11 without).
+        // borrows its scratch (about 0.5 MB, on the large-object heap) from a pool kept from call to call, so a call
+        // allocates none.
         int workers = Math.Min(Environment.ProcessorCount, items.Count);
         int next = -1;
         Parallel.For(0, workers, new ParallelOptions { MaxDegreeOfParallelism = workers }, _ =>
