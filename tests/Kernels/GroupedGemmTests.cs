@@ -214,6 +214,29 @@ public class GroupedGemmTests
         }
     }
 
+    /// <summary>
+    /// The CPU path's 256-bit form (6 x 16 register tiles), which machines without AVX-512 run, forced on this one: every
+    /// shape of <see cref="Shapes"/> against the reference, F32 and BF16, plain and fused with row scales. Other CPU tests
+    /// running meanwhile may take the same form; both forms give the reference's result.
+    /// </summary>
+    [Fact]
+    public void TheCpuPathsNarrowFormMatchesTheReference()
+    {
+        var accelerator = TestDevices.Get("cpu");
+        GroupedGemmCpuFast.ForceNarrow = true;
+        try
+        {
+            foreach (var shape in Shapes)
+                foreach (var dtype in new[] { DType.F32, DType.BF16 })
+                    RunCase(accelerator, shape, dtype, DType.F32, fused: false, rowScale: false, variant: null);
+            RunCase(accelerator, new Case("narrow, fused and scaled", [130, 0, 261], 2 * 150, 200), DType.BF16, DType.F32, fused: true, rowScale: true, variant: null);
+        }
+        finally
+        {
+            GroupedGemmCpuFast.ForceNarrow = false;
+        }
+    }
+
     /// <summary>Property: the fast CPU path equals the plain twin on random F32 shapes (counts, N, K, fused, scale).</summary>
     [Fact]
     public void CpuFastPathMatchesThePlainTwinOnRandomShapes()

@@ -7,9 +7,9 @@ namespace MoeRuntime.Kernels.GroupedGemm;
 /// <summary>
 /// The op's CPU path: blocked, vectorised and parallel over (expert, row block, column group) work items, in the
 /// outer-product form of BLAS kernels. For each block of K, an item converts its X rows to F32 (F32 data is used in
-/// place) and packs its W rows into panels of <see cref="PanelCols"/> output columns laid out K-major, so one step of K
+/// place) and packs its W rows into panels of 32 or 16 output columns (<see cref="PanelColsFor"/>) laid out K-major, so one step of K
 /// is two vector loads of W against one broadcast X value a row. A micro-kernel keeps a tile of
-/// <see cref="MicroRows"/> x <see cref="PanelCols"/> sums in registers across the whole K block (8 x 32 with Vector512,
+/// MR x NR sums in registers across the whole K block (8 x 32 with Vector512,
 /// 6 x 16 with Vector256: 16 of the 32 vector registers, or 12 of the 16), and each FMA costs 0.6 loads, so the loop
 /// is held by the FMA units, not by its loads; the item's F32 sums collect in a tile written once at the end. Each sum adds its
 /// products in K order, the same order on every machine with the same vector width. Tested against
@@ -27,20 +27,29 @@ internal static unsafe class GroupedGemmCpuFast
     // X rows of a K block are copied with this stride: 576 bytes apart, a micro-kernel's 8 rows fall in different L1 sets.
     // In place, K = 1024 would put them 4 KB apart, all in one set of an 8-way L1 beside the W panel.
     private const int XStride = KBlock + 16;
-    private static readonly bool Wide = Vector512.IsHardwareAccelerated;
+    private static readonly bool HardwareWide = Vector512.IsHardwareAccelerated;
+
+    /// <summary>
+    /// Tests: run the 256-bit form on a machine with AVX-512, so that CI, whose machines have it, covers the form that
+    /// machines without it run. Read once per work item; both forms give the reference's result.
+    /// </summary>
+    internal static bool ForceNarrow { get; set; }
+
+    /// <summary>The 512-bit form: 8 x 32 tiles; else 6 x 16 in 256-bit vectors.</summary>
+    private static bool Wide => HardwareWide && !ForceNarrow;
 
     /// <summary>NR: output columns a panel, two vectors.</summary>
-    private static readonly int PanelCols = Wide ? 2 * Vector512<float>.Count : 2 * Vector256<float>.Count;
+    private static int PanelColsFor(bool wide) => wide ? 2 * Vector512<float>.Count : 2 * Vector256<float>.Count;
 
     /// <summary>MR: X rows a micro-kernel call.</summary>
-    private static readonly int MicroRows = Wide ? 8 : 6;
+    private static int MicroRowsFor(bool wide) => wide ? 8 : 6;
 
     private readonly record struct WorkItem(int Expert, int RowBegin, int RowEnd, int ColBegin, int ColEnd);
 
     private sealed class Scratch
     {
         public readonly float[] X = new float[RowBlock * XStride];         // the item's X rows of one K block, as F32
-        public readonly float[] Panels = new float[ColGroup * KBlock];     // panel p at p * PanelCols * KBlock: [k][column]
+        public readonly float[] Panels = new float[ColGroup * KBlock];     // panel p at p * NR * KBlock: [k][column]
         public readonly float[] Row = new float[KBlock];                   // one W row of the K block, converted
         public readonly float[] Tile = new float[RowBlock * ColGroup];     // the item's F32 sums, stride ColGroup
     }
@@ -82,7 +91,9 @@ internal static unsafe class GroupedGemmCpuFast
         int k = plan.K;
         int rowCount = item.RowEnd - item.RowBegin;
         int colCount = item.ColEnd - item.ColBegin;
-        int panels = (colCount + PanelCols - 1) / PanelCols;
+        bool wide = Wide;
+        int nr = PanelColsFor(wide), mr = MicroRowsFor(wide);
+        int panels = (colCount + nr - 1) / nr;
         Array.Clear(scratch.Tile, 0, rowCount * ColGroup);
         fixed (float* xScratch = scratch.X, packed = scratch.Panels, tile = scratch.Tile)
         {
@@ -93,21 +104,21 @@ internal static unsafe class GroupedGemmCpuFast
                     ConvertRow(plan.X, (long)(item.RowBegin + r) * k + kBegin, kc, scratch.X.AsSpan(r * XStride, kc));
                 float* xs = xScratch;
                 const int xStride = XStride;
-                PackPanels(plan, item, kBegin, kc, panels, packed, scratch.Row);
+                PackPanels(plan, item, kBegin, kc, nr, panels, packed, scratch.Row);
                 for (int p = 0; p < panels; p++)
                 {
-                    float* panel = packed + (long)p * PanelCols * KBlock;
-                    float* c = tile + p * PanelCols;
+                    float* panel = packed + (long)p * nr * KBlock;
+                    float* c = tile + p * nr;
                     int r = 0;
-                    for (; r + MicroRows <= rowCount; r += MicroRows)
+                    for (; r + mr <= rowCount; r += mr)
                     {
-                        if (Wide)
+                        if (wide)
                             Micro8x32(xs + (long)r * xStride, xStride, panel, kc, c + r * ColGroup, ColGroup);
                         else
                             Micro6x16(xs + (long)r * xStride, xStride, panel, kc, c + r * ColGroup, ColGroup);
                     }
                     for (; r < rowCount; r++)
-                        MicroRow(xs + (long)r * xStride, panel, kc, c + r * ColGroup);
+                        MicroRow(wide, xs + (long)r * xStride, panel, kc, c + r * ColGroup);
                 }
             }
             WriteTile(plan, item.RowBegin, item.ColBegin, tile, rowCount, colCount);
@@ -115,13 +126,13 @@ internal static unsafe class GroupedGemmCpuFast
     }
 
     /// <summary>
-    /// Packs the item's logical W rows (output columns) for K [kBegin, kBegin + kc) into panels of PanelCols columns,
-    /// each K-major (panel[kk * PanelCols + j] = W[column j, kBegin + kk]); columns past the item's end are zeros.
+    /// Packs the item's logical W rows (output columns) for K [kBegin, kBegin + kc) into panels of <paramref name="nr"/>
+    /// columns, each K-major (panel[kk * nr + j] = W[column j, kBegin + kk]); columns past the item's end are zeros.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void PackPanels(GroupedGemm.Plan plan, WorkItem item, int kBegin, int kc, int panels, float* packed, float[] row)
+    private static void PackPanels(GroupedGemm.Plan plan, WorkItem item, int kBegin, int kc, int nr, int panels, float* packed, float[] row)
     {
-        int k = plan.K, outCols = plan.OutCols, nr = PanelCols;
+        int k = plan.K, outCols = plan.OutCols;
         int colCount = item.ColEnd - item.ColBegin;
         bool wInPlace = plan.W.DType == DType.F32;
         fixed (float* rowBuffer = row)
@@ -219,11 +230,11 @@ internal static unsafe class GroupedGemmCpuFast
         a40.Store(c4); a41.Store(c4 + L); a50.Store(c5); a51.Store(c5 + L);
     }
 
-    /// <summary>One row of x against a panel (the rows past the last whole micro-kernel): c[0..PanelCols) += x[0..kc) * panel.</summary>
+    /// <summary>One row of x against a panel (the rows past the last whole micro-kernel): c[0..NR) += x[0..kc) * panel.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void MicroRow(float* x, float* panel, int kc, float* c)
+    private static void MicroRow(bool wide, float* x, float* panel, int kc, float* c)
     {
-        if (Wide)
+        if (wide)
         {
             const int L = 16;
             Vector512<float> a0 = Vector512.Load(c), a1 = Vector512.Load(c + L);
