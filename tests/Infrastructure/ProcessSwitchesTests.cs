@@ -19,6 +19,7 @@ public sealed class ProcessSwitchesTests
         ["GroupedGemmWgmma.SmallTilesOverride"] = "small tiles on and off give the same bits (GroupedGemmWgmmaTests.SmallTilesGiveTheSameBits)",
         ["GroupedGemmWgmma.ProducerRegistersOverride"] = "the register split only: the same bits (GroupedGemmWgmmaTests.TheProducersRegistersChangeNoBit)",
         ["GroupedGemmWgmma.ScheduleOverride"] = "both schedules give the same bits (GroupedGemmWgmmaTests.BothSchedulesGiveTheSameBits)",
+        ["GroupedGemmCpuFast.ForceNarrow"] = "both CPU forms give the same bits (GroupedGemmTests.TheCpuPathsTwoFormsGiveTheSameBits)",
         ["GroupedGemmGemvBulk.ConfigOverride"] = "read only by the bulk GEMV, an experiment off by default that only GroupedGemmGemvBulkTests runs",
     };
 

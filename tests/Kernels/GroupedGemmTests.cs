@@ -215,25 +215,58 @@ public class GroupedGemmTests
     }
 
     /// <summary>
-    /// The CPU path's 256-bit form (6 x 16 register tiles), which machines without AVX-512 run, forced on this one: every
-    /// shape of <see cref="Shapes"/> against the reference, F32 and BF16, plain and fused with row scales. Other CPU tests
-    /// running meanwhile may take the same form; both forms give the reference's result.
+    /// The CPU path's 256-bit form (6 x 16 register tiles), which machines without AVX-512 run, forced on this one
+    /// (<see cref="GroupedGemmCpuFast.ForceNarrow"/>): on every shape of <see cref="Shapes"/> and a fused, scaled one, it
+    /// gives the 512-bit form's bits (each sum adds its products in K order in both) and the reference's result. Other CPU
+    /// tests running meanwhile may take the narrow form; with the same bits, none can tell.
     /// </summary>
     [Fact]
-    public void TheCpuPathsNarrowFormMatchesTheReference()
+    public void TheCpuPathsTwoFormsGiveTheSameBits()
     {
         var accelerator = TestDevices.Get("cpu");
-        GroupedGemmCpuFast.ForceNarrow = true;
-        try
+        var cases = Shapes.SelectMany(shape => new[] { (shape, DType.F32, false, false), (shape, DType.BF16, false, false) })
+            .Append((new Case("fused and scaled", [130, 0, 261], 2 * 150, 200), DType.BF16, true, true));
+        foreach (var (shape, operands, fused, rowScale) in cases)
         {
-            foreach (var shape in Shapes)
-                foreach (var dtype in new[] { DType.F32, DType.BF16 })
-                    RunCase(accelerator, shape, dtype, DType.F32, fused: false, rowScale: false, variant: null);
-            RunCase(accelerator, new Case("narrow, fused and scaled", [130, 0, 261], 2 * 150, 200), DType.BF16, DType.F32, fused: true, rowScale: true, variant: null);
-        }
-        finally
-        {
-            GroupedGemmCpuFast.ForceNarrow = false;
+            var random = TestData.NewRandom(out int seed);
+            int experts = shape.Counts.Length, rows = shape.LeadingRows + shape.Counts.Sum() + shape.TrailingRows;
+            int outCols = fused ? shape.N / 2 : shape.N;
+            var offsets = new int[experts + 1];
+            offsets[0] = shape.LeadingRows;
+            for (int e = 0; e < experts; e++)
+                offsets[e + 1] = offsets[e] + shape.Counts[e];
+            var xValues = Rounded(TestData.Uniform(random, rows * shape.K), operands);
+            var wValues = Rounded(TestData.Uniform(random, experts * shape.N * shape.K), operands);
+            var scales = rowScale ? TestData.Uniform(random, rows, 0.1f, 1.5f) : [];
+            using var x = Upload(accelerator, xValues, operands);
+            using var w = Upload(accelerator, wValues, operands);
+            using var offsetsBuffer = accelerator.Upload<int>(offsets);
+            using var scaleBuffer = rowScale ? accelerator.Upload<float>(scales) : null;
+            var options = new GroupedGemmOptions { FusedSiluAndMul = fused, RowScale = scaleBuffer };
+            float[] RunForm(bool narrow)
+            {
+                using var y = accelerator.Allocate<float>((long)rows * outCols);
+                GroupedGemmCpuFast.ForceNarrow = narrow;
+                try
+                {
+                    GroupedGemm.Run(accelerator, x, w, offsetsBuffer, y, shape.N, shape.K, options);
+                }
+                finally
+                {
+                    GroupedGemmCpuFast.ForceNarrow = false;
+                }
+                return y.AsSpan().ToArray();
+            }
+            var wide = RunForm(narrow: false);
+            var narrow = RunForm(narrow: true);
+            string what = $"{shape.Name} {DTypes.Name(operands)} fused={fused} scaled={rowScale} seed={seed}";
+            int begin = shape.LeadingRows * outCols, end = (rows - shape.TrailingRows) * outCols;
+            for (int i = begin; i < end; i++)
+                Assert.True(BitConverter.SingleToInt32Bits(wide[i]) == BitConverter.SingleToInt32Bits(narrow[i]),
+                    $"{what}: element {i}, 512-bit {wide[i]:R} against 256-bit {narrow[i]:R}");
+            var expected = GroupedGemmCpu.Reference(xValues, wValues, offsets, scales, shape.N, shape.K, fused);
+            Compare.Close(expected.AsSpan(begin, end - begin), narrow.Select(v => (double)v).ToArray().AsSpan(begin, end - begin),
+                Compare.ToleranceFor(operands, DType.F32), what);
         }
     }
 
