@@ -1,5 +1,6 @@
 using MoeRuntime.Accelerators;
 using MoeRuntime.Accelerators.Cuda;
+using MoeRuntime.Kernels;
 
 namespace MoeRuntime.Benchmarks.Infrastructure;
 
@@ -19,16 +20,16 @@ internal sealed class ClockSampling : IDisposable
         _reason = reason;
     }
 
-    private static readonly bool Requested = Environment.GetEnvironmentVariable("MOE_SWEEP_CLOCKS")?.Trim() switch
+    private static readonly EnvironmentSetting<bool> Requested = new("MOE_SWEEP_CLOCKS", value => value?.Trim() switch
     {
         null or "" or "0" => false,
         "1" => true,
-        var value => throw new ArgumentException($"MOE_SWEEP_CLOCKS='{value}': expected 1 (sample the SM clock and power through each row) or 0"),
-    };
+        _ => throw new ArgumentException($"MOE_SWEEP_CLOCKS='{value}': expected 1 (sample the SM clock and power through each row) or 0"),
+    });
 
     public static ClockSampling Start(Accelerator accelerator)
     {
-        if (!Requested || accelerator is not CudaAccelerator cuda)
+        if (!Requested.Value || accelerator is not CudaAccelerator cuda)
             return new ClockSampling(null, null);
         var sampler = GpuClockSampler.TryStart(cuda, out string? reason);
         return new ClockSampling(sampler, reason);

@@ -228,16 +228,7 @@ public class GroupedGemmTests
             .Append((new Case("fused and scaled", [130, 0, 261], 2 * 150, 200), DType.BF16, true, true));
         foreach (var (shape, operands, fused, rowScale) in cases)
         {
-            var random = TestData.NewRandom(out int seed);
-            int experts = shape.Counts.Length, rows = shape.LeadingRows + shape.Counts.Sum() + shape.TrailingRows;
-            int outCols = fused ? shape.N / 2 : shape.N;
-            var offsets = new int[experts + 1];
-            offsets[0] = shape.LeadingRows;
-            for (int e = 0; e < experts; e++)
-                offsets[e + 1] = offsets[e] + shape.Counts[e];
-            var xValues = Rounded(TestData.Uniform(random, rows * shape.K), operands);
-            var wValues = Rounded(TestData.Uniform(random, experts * shape.N * shape.K), operands);
-            var scales = rowScale ? TestData.Uniform(random, rows, 0.1f, 1.5f) : [];
+            var (seed, rows, outCols, offsets, xValues, wValues, scales) = Inputs.Draw(shape, operands, fused, rowScale);
             using var x = Upload(accelerator, xValues, operands);
             using var w = Upload(accelerator, wValues, operands);
             using var offsetsBuffer = accelerator.Upload<int>(offsets);
@@ -311,21 +302,30 @@ public class GroupedGemmTests
         Assert.Equal(0.0, fused[0]);   // gate 0 -> silu 0
     }
 
+    /// <summary>A case's random inputs, rounded to the operands' dtype: offsets start after the leading rows; scales only when asked.</summary>
+    internal sealed record Inputs(int Seed, int Rows, int OutCols, int[] Offsets, float[] X, float[] W, float[] Scales)
+    {
+        public static Inputs Draw(Case shape, DType operands, bool fused, bool rowScale)
+        {
+            var random = TestData.NewRandom(out int seed);
+            int experts = shape.Counts.Length;
+            int rows = shape.LeadingRows + shape.Counts.Sum() + shape.TrailingRows;
+            var offsets = new int[experts + 1];
+            offsets[0] = shape.LeadingRows;
+            for (int e = 0; e < experts; e++)
+                offsets[e + 1] = offsets[e] + shape.Counts[e];
+            var x = Rounded(TestData.Uniform(random, rows * shape.K), operands);
+            var w = Rounded(TestData.Uniform(random, experts * shape.N * shape.K), operands);
+            var scales = rowScale ? TestData.Uniform(random, rows, 0.1f, 1.5f) : [];
+            return new Inputs(seed, rows, fused ? shape.N / 2 : shape.N, offsets, x, w, scales);
+        }
+    }
+
     internal static void RunCase(Accelerator accelerator, Case shape, DType operands, DType output, bool fused, bool rowScale, string? variant,
                                  int? gemvTileSlots = null)
     {
-        var random = TestData.NewRandom(out int seed);
-        int experts = shape.Counts.Length;
+        var (seed, rows, outCols, offsets, xValues, wValues, scales) = Inputs.Draw(shape, operands, fused, rowScale);
         int covered = shape.Counts.Sum();
-        int rows = shape.LeadingRows + covered + shape.TrailingRows;
-        int outCols = fused ? shape.N / 2 : shape.N;
-        var offsets = new int[experts + 1];
-        offsets[0] = shape.LeadingRows;
-        for (int e = 0; e < experts; e++)
-            offsets[e + 1] = offsets[e] + shape.Counts[e];
-        var xValues = Rounded(TestData.Uniform(random, rows * shape.K), operands);
-        var wValues = Rounded(TestData.Uniform(random, experts * shape.N * shape.K), operands);
-        var scales = rowScale ? TestData.Uniform(random, rows, 0.1f, 1.5f) : [];
 
         using var x = Upload(accelerator, xValues, operands);
         using var w = Upload(accelerator, wValues, operands);

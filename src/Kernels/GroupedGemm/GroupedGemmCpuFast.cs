@@ -102,8 +102,6 @@ internal static unsafe class GroupedGemmCpuFast
                 int kc = Math.Min(KBlock, k - kBegin);
                 for (int r = 0; r < rowCount; r++)
                     ConvertRow(plan.X, (long)(item.RowBegin + r) * k + kBegin, kc, scratch.X.AsSpan(r * XStride, kc));
-                float* xs = xScratch;
-                const int xStride = XStride;
                 PackPanels(plan, item, kBegin, kc, nr, panels, packed, scratch.Row);
                 for (int p = 0; p < panels; p++)
                 {
@@ -113,12 +111,12 @@ internal static unsafe class GroupedGemmCpuFast
                     for (; r + mr <= rowCount; r += mr)
                     {
                         if (wide)
-                            Micro8x32(xs + (long)r * xStride, xStride, panel, kc, c + r * ColGroup, ColGroup);
+                            Micro8x32(xScratch + (long)r * XStride, XStride, panel, kc, c + r * ColGroup, ColGroup);
                         else
-                            Micro6x16(xs + (long)r * xStride, xStride, panel, kc, c + r * ColGroup, ColGroup);
+                            Micro6x16(xScratch + (long)r * XStride, XStride, panel, kc, c + r * ColGroup, ColGroup);
                     }
                     for (; r < rowCount; r++)
-                        MicroRow(wide, xs + (long)r * xStride, panel, kc, c + r * ColGroup);
+                        MicroRow(wide, xScratch + (long)r * XStride, panel, kc, c + r * ColGroup);
                 }
             }
             WriteTile(plan, item.RowBegin, item.ColBegin, tile, rowCount, colCount);
