@@ -18,6 +18,7 @@ public sealed class ProcessSwitchesTests
         ["GroupedGemmWgmma.EpilogueOverride"] = "both epilogues give the same bits (GroupedGemmWgmmaTests.BothEpiloguesGiveTheSameBits)",
         ["GroupedGemmWgmma.SmallTilesOverride"] = "small tiles on and off give the same bits (GroupedGemmWgmmaTests.SmallTilesGiveTheSameBits)",
         ["GroupedGemmWgmma.ProducerRegistersOverride"] = "the register split only: the same bits (GroupedGemmWgmmaTests.TheProducersRegistersChangeNoBit)",
+        ["GroupedGemmWgmma.ClusterOverride"] = "paired and unpaired blocks give the same bits (GroupedGemmWgmmaClusterTests.PairedBlocksGiveTheUnpairedBits)",
         ["GroupedGemmWgmma.ScheduleOverride"] = "both schedules give the same bits (GroupedGemmWgmmaTests.BothSchedulesGiveTheSameBits)",
         ["GroupedGemmCpuFast.ForceNarrow"] = "both CPU forms give the same bits (GroupedGemmTests.TheCpuPathsTwoFormsGiveTheSameBits)",
         ["GroupedGemmGemvBulk.ConfigOverride"] = "read only by the bulk GEMV, an experiment off by default that only GroupedGemmGemvBulkTests runs",

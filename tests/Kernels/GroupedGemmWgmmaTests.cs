@@ -17,7 +17,7 @@ namespace MoeRuntime.Tests.Kernels;
 public class GroupedGemmWgmmaTests
 {
     // Tile 128 x 256 (fused: 128 output columns), BK = 64: the awkward cases sit around those sizes.
-    private static readonly Case[] Shapes =
+    internal static readonly Case[] Shapes =
     [
         new("one expert, one row", [1], 8, 8),
         new("K below one step, N below one box", [3], 24, 40),

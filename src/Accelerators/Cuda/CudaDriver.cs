@@ -81,6 +81,8 @@ internal static unsafe partial class CudaDriver
     [LibraryImport(Library)] public static partial CudaResult cuTensorMapEncodeTiled(void* tensorMap, int dataType, uint rank, ulong globalAddress,
         ulong* globalDim, ulong* globalStrides, uint* boxDim, uint* elementStrides, int interleave, int swizzle, int l2Promotion, int oobFill);
     [LibraryImport(Library)] public static partial CudaResult cuOccupancyMaxActiveBlocksPerMultiprocessor(out int blocks, nint function, int blockSize, nuint dynamicSharedBytes);
+    /// <summary>Clusters of the launch's shape that can run at once on the device (CUDA 12.0+); the function's compile-time cluster size when the config names none.</summary>
+    [LibraryImport(Library)] public static partial CudaResult cuOccupancyMaxActiveClusters(out int clusters, nint function, CudaLaunchConfig* config);
 
     // cuEventElapsedTime became cuEventElapsedTime_v2 in CUDA 12.8; look up whichever the driver has.
     private static readonly delegate* unmanaged<float*, nint, nint, CudaResult> ElapsedTime = FindElapsedTime();

@@ -106,6 +106,37 @@ public sealed class CudaKernel
 
     private readonly System.Collections.Concurrent.ConcurrentDictionary<(int BlockSize, int DynamicSharedBytes), int> _occupancy = new();
 
+    /// <summary>
+    /// For a kernel launched in clusters of <paramref name="clusterSize"/> blocks (compiled with <c>__cluster_dims__</c> of
+    /// that size, or without one): how many clusters of blocks of
+    /// <paramref name="blockSize"/> threads can be resident at once. Clusters need their blocks on SMs of one GPC, so this
+    /// can be less than SMs / cluster size: a persistent grid sized past it would run its last clusters after the others.
+    /// Answers are kept.
+    /// </summary>
+    public unsafe int MaxActiveClusters(int clusterSize, int blockSize, int dynamicSharedBytes)
+    {
+        if (clusterSize < 1)
+            throw new ArgumentOutOfRangeException(nameof(clusterSize), $"{Name}: a cluster of {clusterSize} blocks");
+        if (_clusterOccupancy.TryGetValue((clusterSize, blockSize, dynamicSharedBytes), out int known))
+            return known;
+        _accelerator.Bind();
+        AllowDynamicShared(dynamicSharedBytes);
+        // The grid only has to be a multiple of the cluster size; the answer is the device's, not the grid's. The cluster
+        // attribute must match the compile-time size, so a kernel compiled for another size is an error here.
+        var attribute = new CudaLaunchAttribute { Id = CudaLaunchAttribute.ClusterDimension, Value = clusterSize, ValueY = 1, ValueZ = 1 };
+        var config = new CudaLaunchConfig
+        {
+            GridX = (uint)(clusterSize * _accelerator.Info.MultiprocessorCount), GridY = 1, GridZ = 1,
+            BlockX = (uint)blockSize, BlockY = 1, BlockZ = 1, SharedMemBytes = (uint)dynamicSharedBytes,
+            Attributes = &attribute, AttributeCount = 1,
+        };
+        CudaCheck.ThrowIfFailed(CudaDriver.cuOccupancyMaxActiveClusters(out int clusters, _function, &config), $"cuOccupancyMaxActiveClusters({Name})");
+        _clusterOccupancy[(clusterSize, blockSize, dynamicSharedBytes)] = clusters;
+        return clusters;
+    }
+
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<(int ClusterSize, int BlockSize, int DynamicSharedBytes), int> _clusterOccupancy = new();
+
     public void Launch(CudaStream stream, Dim3 grid, Dim3 block, int dynamicSharedBytes, params ReadOnlySpan<KernelArg> args) =>
         LaunchCore(stream, grid, block, dynamicSharedBytes, cooperative: false, args);
 

@@ -12,7 +12,7 @@ internal unsafe struct CudaLaunchConfig
     public uint AttributeCount;
 }
 
-/// <summary>CUlaunchAttribute: a 4-byte id, 4 bytes of padding, a 64-byte value union (only its first word used here).</summary>
+/// <summary>CUlaunchAttribute: a 4-byte id, 4 bytes of padding, a 64-byte value union (its first word, or three for a cluster's dimensions).</summary>
 [StructLayout(LayoutKind.Explicit, Size = 72)]
 internal struct CudaLaunchAttribute
 {
@@ -22,6 +22,11 @@ internal struct CudaLaunchAttribute
     /// <summary>CU_LAUNCH_ATTRIBUTE_COOPERATIVE: all blocks resident at once (grid-wide barriers).</summary>
     public const int Cooperative = 2;
 
+    /// <summary>CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION: blocks a cluster, x in <see cref="Value"/>, then y and z.</summary>
+    public const int ClusterDimension = 4;
+
     [FieldOffset(0)] public int Id;
     [FieldOffset(8)] public int Value;
+    [FieldOffset(12)] public int ValueY;
+    [FieldOffset(16)] public int ValueZ;
 }

@@ -12,9 +12,11 @@ public static partial class GroupedGemmWgmma
     /// The launcher's compile options: <paramref name="smallTiles"/> and <paramref name="schedule"/> as the launch resolved
     /// them, the others the overrides' or the environment's, else the defaults.
     /// </summary>
-    private static List<string> CompileOptions(SmallTileMode smallTiles, Schedule schedule)
+    private static List<string> CompileOptions(SmallTileMode smallTiles, Schedule schedule, int cluster)
     {
         var options = new List<string>(schedule.CompileOptions);
+        if (cluster > 1)
+            options.Add($"-DGW_CLUSTER={cluster}");
         if (TrapOnHang)
             options.Add("-DGW_HANG_TRAP");
         if ((GroupMOverride ?? GroupMFromEnvironment()) is { } groupM)
@@ -241,6 +243,41 @@ public static partial class GroupedGemmWgmma
             ["bounded", var rounds] when int.TryParse(rounds, out int d) && d is >= 1 and <= 64 => Schedule.Bounded(d),
             _ => throw new ArgumentException($"MOE_GROUPED_GEMM_WGMMA_SCHEDULE='{value}': expected dynamic (blocks claim work items from a counter in the workspace), static (block b takes items b, b + grid, ...), bounded:D (static, no block more than D = 1..64 rounds ahead) or auto (bounded:1 where few m-tiles are an expert's only one, else dynamic)"),
         };
+
+    /// <summary>
+    /// Blocks a cluster (grouped_gemm_wgmma.cu, "Clusters"): 1, or 2, paired blocks sharing each W tile by TMA multicast.
+    /// For a call of <paramref name="rows"/> rows over <paramref name="experts"/> experts: the override's, the environment's,
+    /// else 2 where the rows per expert average at least <see cref="PairedRowsPerExpert"/> and
+    /// <see cref="PairedByDefault"/> is on, else 1.
+    /// </summary>
+    internal static int ClusterFor(int rows, int experts)
+    {
+        if ((ClusterOverride ?? ClusterFromEnvironment()) is { } forced)
+            return forced;
+        return PairedByDefault && rows >= (long)PairedRowsPerExpert * Math.Max(experts, 1) ? 2 : 1;
+    }
+
+    /// <summary>Whether calls with many rows an expert run paired without a switch (after the A/B runs of docs/PERFORMANCE.md).</summary>
+    internal const bool PairedByDefault = false;
+
+    /// <summary>Rows an expert, on average, from which a call runs paired by default: two m-tiles, so that most pairs have both.</summary>
+    internal const int PairedRowsPerExpert = 2 * TileRows;
+
+    /// <summary>Tests: blocks a cluster (1 or 2) instead of the environment's or the rule's.</summary>
+    internal static int? ClusterOverride { get; set; }
+
+    /// <summary>MOE_GROUPED_GEMM_WGMMA_CLUSTER=1|2 (unset: the rule of <see cref="ClusterFor"/>), for A/B runs. The output's bits are the same either way.</summary>
+    internal static int? ClusterFromEnvironment() => ClusterSetting.Value;
+
+    private static readonly EnvironmentSetting<int?> ClusterSetting = new("MOE_GROUPED_GEMM_WGMMA_CLUSTER", ParseCluster);
+
+    internal static int? ParseCluster(string? value) => value?.Trim() switch
+    {
+        null or "" or "auto" => null,
+        "1" => 1,
+        "2" => 2,
+        _ => throw new ArgumentException($"MOE_GROUPED_GEMM_WGMMA_CLUSTER='{value}': expected 1 (each block loads its own W tiles), 2 (pairs of blocks share each W tile by TMA multicast) or auto"),
+    };
 
     /// <summary>Rows of the second X map's box: a small tile's X is loaded this many rows at a time.</summary>
     internal const int SmallTileBoxRows = 16;

@@ -107,8 +107,8 @@ public static partial class GroupedGemmWgmma
     /// <see cref="Run"/> resolved it; the debug entries, which it does not touch, take the default.
     /// </summary>
     internal static CudaKernel LoadKernel(CudaAccelerator accelerator, string entry, SmallTileMode smallTiles = SmallTileMode.On,
-                                          Schedule? schedule = null) =>
-        accelerator.LoadKernel(Source, entry, CompileOptions(smallTiles, schedule ?? Schedule.Static));
+                                          Schedule? schedule = null, int cluster = 1) =>
+        accelerator.LoadKernel(Source, entry, CompileOptions(smallTiles, schedule ?? Schedule.Static, cluster));
 
     /// <summary>Launches the kernel for a validated plan (<see cref="GroupedGemm"/> checked shapes, dtypes, alignment).</summary>
     internal static void Run(CudaAccelerator accelerator, GroupedGemm.Plan plan, CudaStream stream)
@@ -130,11 +130,17 @@ public static partial class GroupedGemmWgmma
         long nTiles = (plan.OutCols + (long)colsPerTile - 1) / colsPerTile;
         if (mTiles * nTiles > int.MaxValue)
             throw new ArgumentException($"{plan.Rows} rows x {plan.OutCols} columns need {mTiles * nTiles} tiles; at most {int.MaxValue} per call (split the call)", "x");
-        int grid = (int)Math.Min(accelerator.Info.MultiprocessorCount, mTiles * nTiles);
         var smallTiles = SmallTilesOverride ?? SmallTilesFromEnvironment() ?? DefaultSmallTiles;
-        var schedule = ScheduleFor(plan.SplitK);
-        var kernel = LoadKernel(accelerator, EntryName(plan.X.DType, plan.Y.DType), smallTiles, schedule);
+        int cluster = ClusterFor(plan.Rows, plan.Experts);
+        if (cluster > 1 && TraceRequested)
+            throw new InvalidOperationException($"MOE_GROUPED_GEMM_WGMMA_TRACE=1 stamps one block's work items; the paired build (cluster {cluster}) has no trace: set MOE_GROUPED_GEMM_WGMMA_CLUSTER=1");
+        // Paired blocks walk the static order (grouped_gemm_wgmma.cu, "Clusters").
+        var schedule = cluster > 1 ? Schedule.Static : ScheduleFor(plan.SplitK);
+        var kernel = LoadKernel(accelerator, EntryName(plan.X.DType, plan.Y.DType), smallTiles, schedule, cluster);
         var tickets = schedule.Kind == ScheduleKind.Static ? null : plan.SplitK!.Tickets;
+        int grid = cluster == 1
+            ? (int)Math.Min(accelerator.Info.MultiprocessorCount, mTiles * nTiles)
+            : cluster * (int)Math.Min(ResidentClusters(kernel, cluster), PairUnitsBound(plan.Rows, plan.Experts, cluster) * nTiles);
         Span<KernelArg> args = [mapX, mapXRows, mapW, plan.ExpertOffsets, plan.RowScale, plan.Y, tickets, plan.Rows, plan.N, plan.K,
             plan.Experts, plan.Fused ? 1 : 0, default];
         int count = args.Length - 1;
@@ -147,5 +153,21 @@ public static partial class GroupedGemmWgmma
             TracedItems = mTiles * nTiles;
         }
         kernel.Launch(stream, new Dim3((uint)grid, 1, 1), new Dim3(Threads, 1, 1), SharedBytes, args[..count]);
+    }
+
+    /// <summary>Upper bound on the work units of <paramref name="cluster"/> m-tiles: each expert adds at most one partial unit.</summary>
+    internal static long PairUnitsBound(int rows, int experts, int cluster)
+    {
+        long unitRows = (long)TileRows * cluster;
+        return (rows + unitRows - 1) / unitRows + Math.Min(experts, rows);
+    }
+
+    /// <summary>Clusters of <paramref name="cluster"/> blocks the device runs at once: the persistent grid's size, in clusters.</summary>
+    private static int ResidentClusters(CudaKernel kernel, int cluster)
+    {
+        int resident = kernel.MaxActiveClusters(cluster, Threads, SharedBytes);
+        if (resident < 1)
+            throw new InvalidOperationException($"{kernel.Name}: no cluster of {cluster} blocks of {Threads} threads and {SharedBytes} bytes of shared memory fits this device; set MOE_GROUPED_GEMM_WGMMA_CLUSTER=1");
+        return resident;
     }
 }

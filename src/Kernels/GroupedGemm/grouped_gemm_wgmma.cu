@@ -63,6 +63,18 @@
 //   [work items, GW_TRACE_VALUES] u64. For each item it ran: %globaltimer (ns) when the producer issued its first copy,
 //   when the first consumer warpgroup was past its first stage, after its last wgmma and after its epilogue; then
 //   %smid << 32 | block, and expert << 40 | rows of the tile << 20 | column tile. Where the two schedules' time goes.
+// Clusters (GW_CLUSTER = 2, MOE_GROUPED_GEMM_WGMMA_CLUSTER): blocks run in pairs of one cluster (__cluster_dims__), and a
+//   pair works on one column tile of two neighbouring m-tiles of an expert (work units of 256 rows: rank r of the pair
+//   takes rows 128 r .. 128 r + 127 of the unit). Each block loads its own X and one of the two 128-row W boxes, which TMA
+//   multicasts into both blocks' stage at the same offset, completing on both blocks' `full` barrier: L2 serves each W
+//   tile once a pair, a third less traffic a K step (PyTorch's sm_90 grouped GEMM runs CUTLASS's 2 x 1 clusters for the
+//   same reason). So a stage is free only once both blocks' consumers are done with it: a consumer warp arrives on the
+//   `empty` barrier of both blocks (16 arrivals a phase). A rank whose unit has no rows of its own (an expert's odd last
+//   m-tile) still loads its W box for its partner and its consumers only wait and release. Barriers are ready in both
+//   blocks before either copies (a cluster barrier after init), and no block exits while its partner may still arrive
+//   on its barriers: the producer waits for the last release of every stage (the tail). Static order only (a claim
+//   would have to be shared by the pair); the tickets are not touched. Every tile's K steps are the same wgmma on the
+//   same operands, so the output's bits are those of the unpaired kernel.
 // GW_HANG_TRAP (a compile option, on by default from the launcher): a barrier wait longer than 4 s traps (the launch
 //   fails) instead of hanging the device.
 // dependent-launch: every entry calls moe_wait_prior_grid() first (moe_common.cuh), so it may overlap the kernel before it.
@@ -90,6 +102,17 @@
 #ifndef GW_GROUP_M
 #define GW_GROUP_M 8   // a compile option for A/B runs (MOE_GROUPED_GEMM_WGMMA_GROUP_M)
 #endif
+#ifndef GW_CLUSTER
+#define GW_CLUSTER 1   // blocks a cluster: 1 or 2 (the launcher sets it; "Clusters" above)
+#endif
+#if GW_CLUSTER != 1 && GW_CLUSTER != 2
+#error GW_CLUSTER must be 1 or 2
+#endif
+#if GW_CLUSTER > 1 && defined(GW_TRACE)
+#error GW_TRACE stamps one block's work items; a pair's two blocks would write the same ones
+#endif
+#define GW_UNIT_ROWS (GW_BM * GW_CLUSTER)                                // rows of a work unit: a pair's two m-tiles
+#define GW_GROUP_UNITS (GW_GROUP_M / GW_CLUSTER > 0 ? GW_GROUP_M / GW_CLUSTER : 1)
 #define GW_A_BYTES (GW_BM * GW_BK * 2)
 #define GW_XS_ROWS 16                         // rows of mapXRows's box
 #define GW_XS_BYTES (GW_XS_ROWS * GW_BK * 2)  // 2 KB: two 1024-byte swizzle spans, so the pattern is the 128-row box's
@@ -172,6 +195,56 @@ __device__ __forceinline__ void gw_tma_load_3d(moe_u32 dst, const TmaDescriptor*
     asm volatile("cp.async.bulk.tensor.3d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%3, %4, %5}], [%2];"
                  ::"r"(dst), "l"(reinterpret_cast<moe_u64>(map)), "r"(bar), "r"(c0), "r"(c1), "r"(c2)
                  : "memory");
+}
+
+// The W box of a pair: written at the same shared offset `dst` in both blocks of the cluster (ctaMask 0b11), completing
+// on the barrier at offset `bar` in each.
+__device__ __forceinline__ void gw_tma_load_3d_multicast(moe_u32 dst, const TmaDescriptor* map, moe_u32 bar, int c0, int c1, int c2,
+                                                         moe_u16 ctaMask)
+{
+    asm volatile("cp.async.bulk.tensor.3d.shared::cluster.global.mbarrier::complete_tx::bytes.multicast::cluster"
+                 " [%0], [%1, {%4, %5, %6}], [%2], %3;"
+                 ::"r"(dst), "l"(reinterpret_cast<moe_u64>(map)), "r"(bar), "h"(ctaMask), "r"(c0), "r"(c1), "r"(c2)
+                 : "memory");
+}
+
+// ---- clusters ----
+
+__device__ __forceinline__ int gw_cluster_rank()
+{
+#if GW_CLUSTER > 1
+    moe_u32 rank;
+    asm volatile("mov.u32 %0, %%cluster_ctarank;" : "=r"(rank));
+    return (int)rank;
+#else
+    return 0;
+#endif
+}
+
+// Every thread of the cluster's blocks: the barriers both blocks initialised are visible to both (__syncthreads without clusters).
+__device__ __forceinline__ void gw_cluster_sync()
+{
+#if GW_CLUSTER > 1
+    asm volatile("barrier.cluster.arrive.release.aligned;\n\tbarrier.cluster.wait.acquire.aligned;" ::: "memory");
+#else
+    __syncthreads();
+#endif
+}
+
+// A consumer warp is done with a stage: one arrive on the stage's `empty` barrier in every block whose producer fills it.
+__device__ __forceinline__ void gw_release(moe_u32 emptyBar)
+{
+#if GW_CLUSTER > 1
+#pragma unroll
+    for (int rank = 0; rank < GW_CLUSTER; rank++)
+        asm volatile("{\n\t.reg .b32 remote;\n\t"
+                     "mapa.shared::cluster.u32 remote, %0, %1;\n\t"
+                     "mbarrier.arrive.release.cluster.shared::cluster.b64 _, [remote];\n\t}"
+                     ::"r"(emptyBar), "r"(rank)
+                     : "memory");
+#else
+    mbar_arrive(emptyBar);
+#endif
 }
 
 // ---- wgmma ----
@@ -510,12 +583,12 @@ __device__ __forceinline__ void grouped_gemm_wgmma(const TmaDescriptor* mapX, co
         for (int s = 0; s < GW_STAGES; s++)
         {
             mbar_init(fullBase + 8 * s, 1);                  // the producer's arrive.expect_tx (+ the TMA bytes)
-            mbar_init(emptyBase + 8 * s, GW_CONSUMER_WARPS); // one arrive per consumer warp
+            mbar_init(emptyBase + 8 * s, GW_CONSUMER_WARPS * GW_CLUSTER); // one arrive per consumer warp of the cluster
         }
         asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
         asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
     }
-    __syncthreads();
+    gw_cluster_sync();
 
     const int outCols = fused ? n / 2 : n;
     const int colsPerTile = fused ? GW_BN / 2 : GW_BN;
@@ -536,37 +609,46 @@ __device__ __forceinline__ void grouped_gemm_wgmma(const TmaDescriptor* mapX, co
             gw_tma_prefetch(mapXRows);
             gw_tma_prefetch(mapW);
         }
-        const int mTilesTotal = total_expert_tiles(expertOffsets, experts, rows, GW_BM);
-        const int work = mTilesTotal * nTiles;
-        const bool bounded = gw_bounds_drift(tickets, expertOffsets, experts, rows, GW_BM, mTilesTotal);
+#if GW_CLUSTER > 1
+        tickets = nullptr; // the static order (see "Clusters")
+#endif
+        const int rank = gw_cluster_rank();
+        // Work units: m-tiles, or a pair's two m-tiles (GW_UNIT_ROWS rows of an expert).
+        const int mUnitsTotal = total_expert_tiles(expertOffsets, experts, rows, GW_UNIT_ROWS);
+        const int work = mUnitsTotal * nTiles;
+        const bool bounded = gw_bounds_drift(tickets, expertOffsets, experts, rows, GW_UNIT_ROWS, mUnitsTotal);
         int* claims = bounded ? nullptr : tickets; // the dynamic order's tickets, else null (static, bounded)
         int stage = 0;
         moe_u32 phase = 0;
         int claim = gw_claim(claims, lane);
-        int t = claims != nullptr ? __shfl_sync(0xffffffffu, claim, 0) : blockIdx.x;
+        int t = claims != nullptr ? __shfl_sync(0xffffffffu, claim, 0) : (int)blockIdx.x / GW_CLUSTER;
         while (t < work)
         {
             // Groups of GW_GROUP_M m-tiles: consecutive work items walk down the m-tiles of one column tile first.
-            const int group = t / (GW_GROUP_M * nTiles);
-            const int firstM = group * GW_GROUP_M;
-            const int groupM = min(mTilesTotal - firstM, GW_GROUP_M);
-            const int local = t - group * GW_GROUP_M * nTiles;
-            const int mTile = firstM + local % groupM;
+            const int group = t / (GW_GROUP_UNITS * nTiles);
+            const int firstM = group * GW_GROUP_UNITS;
+            const int groupM = min(mUnitsTotal - firstM, GW_GROUP_UNITS);
+            const int local = t - group * GW_GROUP_UNITS * nTiles;
+            const int mUnit = firstM + local % groupM;
             const int nTile = local / groupM;
-            int expert, rowBegin, rowEnd;
+            int expert, unitBegin, unitEnd;
             // The serial walk: this kernel's registers under the one-round-trip find_expert_tile are unchecked (NVRTC
             // 11.8 cannot build sm_90a), and at 64+ rows the walk is a small share of a tile.
-            find_expert_tile_serial(expertOffsets, experts, rows, GW_BM, mTile, expert, rowBegin, rowEnd);
+            find_expert_tile_serial(expertOffsets, experts, rows, GW_UNIT_ROWS, mUnit, expert, unitBegin, unitEnd);
             if (expert < 0)
                 break; // cannot happen with consistent offsets; stop cleanly if it does
+            // This block's rows of the unit: all of them, or its rank's 128 (none where the unit has one m-tile).
+            const int rowBegin = min(unitBegin + rank * GW_BM, unitEnd);
+            const int rowEnd = min(rowBegin + GW_BM, unitEnd);
             if (lane == 0)
             {
                 // W rows of the two 128-row boxes: gate and up halves when fused, else two halves of 256 columns.
                 const int firstRow = fused ? nTile * (GW_BN / 2) : nTile * GW_BN;
                 const int secondRow = fused ? n / 2 + nTile * (GW_BN / 2) : nTile * GW_BN + GW_BN / 2;
-                // X boxes of 16 rows for a tile of at most 64 rows (0: the one 128-row box).
-                const int xBoxes = (GW_SMALL_TILES & 1) && rowEnd - rowBegin <= GW_BM / 2 ? ceil_div(rowEnd - rowBegin, GW_XS_ROWS) : 0;
-                const moe_u32 xBytes = xBoxes == 0 ? GW_A_BYTES : xBoxes * GW_XS_BYTES;
+                // X boxes of 16 rows for a tile of at most 64 rows, else the one 128-row box; none for a rank without rows.
+                const bool smallX = (GW_SMALL_TILES & 1) && rowEnd - rowBegin <= GW_BM / 2;
+                const int xBoxes = smallX ? ceil_div(rowEnd - rowBegin, GW_XS_ROWS) : 0;
+                const moe_u32 xBytes = smallX ? xBoxes * GW_XS_BYTES : rowEnd > rowBegin ? GW_A_BYTES : 0;
                 int expertBegin, expertEnd;
                 expert_rows(expertOffsets, rows, expert, expertBegin, expertEnd);
                 const int only = rowBegin == expertBegin && rowEnd == expertEnd ? 1 : 0;
@@ -596,13 +678,19 @@ __device__ __forceinline__ void grouped_gemm_wgmma(const TmaDescriptor* mapX, co
                     mbar_arrive_expect_tx(full, xBytes + GW_B_BYTES);
                     const moe_u32 a = tilesBase + stage * GW_STAGE_BYTES;
                     const moe_u32 b = a + GW_A_BYTES;
-                    if (xBoxes == 0)
+                    if (xBytes == GW_A_BYTES)
                         gw_tma_load_2d(a, mapX, full, ks * GW_BK, rowBegin);
                     else
                         for (int box = 0; box < xBoxes; box++)
                             gw_tma_load_2d(a + box * GW_XS_BYTES, mapXRows, full, ks * GW_BK, rowBegin + box * GW_XS_ROWS);
+#if GW_CLUSTER > 1
+                    // One W box a rank, into both blocks (the other rank's lands here on the same barrier).
+                    gw_tma_load_3d_multicast(b + rank * (GW_B_BYTES / 2), mapW, full, ks * GW_BK, rank == 0 ? firstRow : secondRow,
+                                             expert, (moe_u16)((1u << GW_CLUSTER) - 1));
+#else
                     gw_tma_load_3d(b, mapW, full, ks * GW_BK, firstRow, expert);
                     gw_tma_load_3d(b + GW_B_BYTES / 2, mapW, full, ks * GW_BK, secondRow, expert);
+#endif
                     if (++stage == GW_STAGES)
                     {
                         stage = 0;
@@ -611,7 +699,7 @@ __device__ __forceinline__ void grouped_gemm_wgmma(const TmaDescriptor* mapX, co
                 }
             }
             __syncwarp();
-            t = claims != nullptr ? __shfl_sync(0xffffffffu, claim, 0) : t + gridDim.x;
+            t = claims != nullptr ? __shfl_sync(0xffffffffu, claim, 0) : t + (int)gridDim.x / GW_CLUSTER;
         }
         if (tickets != nullptr && lane == 0)
             gw_release_tickets(tickets);
@@ -621,6 +709,19 @@ __device__ __forceinline__ void grouped_gemm_wgmma(const TmaDescriptor* mapX, co
             gw_bar_wait(emptyBase + 8 * stage, phase ^ 1);
             stageTiles[stage] = GwTile{-1};
             mbar_arrive(fullBase + 8 * stage);
+#if GW_CLUSTER > 1
+            // The tail: the partner's consumers arrive on this block's barriers until they release their last stage;
+            // this block stays resident until every stage's last release (the stop stage's was waited for above).
+            for (int s = 1; s < GW_STAGES; s++)
+            {
+                if (++stage == GW_STAGES)
+                {
+                    stage = 0;
+                    phase ^= 1;
+                }
+                gw_bar_wait(emptyBase + 8 * stage, phase ^ 1);
+            }
+#endif
         }
         return;
     }
@@ -654,7 +755,10 @@ __device__ __forceinline__ void grouped_gemm_wgmma(const TmaDescriptor* mapX, co
             itemTrace[4] = (moe_u64)smid << 32 | blockIdx.x;
         }
 #endif
-        if ((GW_SMALL_TILES & 2) && half == 1 && tile.only && tile.rowEnd - tile.rowBegin <= 64)
+        // Paired (GW_CLUSTER > 1), a warpgroup with no rows of the tile idles whatever the tile: the pair moves through K
+        // together (each stage waits for both blocks' releases), so it cannot run ahead of its siblings.
+        const bool noRows = tile.rowEnd - tile.rowBegin <= 64 * half;
+        if (GW_CLUSTER > 1 ? noRows : (GW_SMALL_TILES & 2) && half == 1 && tile.only && noRows)
         {
             // An expert of at most 64 rows: none in this warpgroup's 64. Each stage is waited for and released, no wgmma.
             for (int ks = 0; ks < kSteps; ks++)
@@ -663,7 +767,7 @@ __device__ __forceinline__ void grouped_gemm_wgmma(const TmaDescriptor* mapX, co
                     gw_bar_wait(fullBase + 8 * stage, phase);
                 __syncwarp();
                 if (lane == 0)
-                    mbar_arrive(emptyBase + 8 * stage);
+                    gw_release(emptyBase + 8 * stage);
                 if (++stage == GW_STAGES)
                 {
                     stage = 0;
@@ -688,7 +792,7 @@ __device__ __forceinline__ void grouped_gemm_wgmma(const TmaDescriptor* mapX, co
             gw_wgmma_wait<1>(); // the previous K step's group is done: its stage can be refilled
             gw_fence_accumulators(acc);
             if (previous >= 0 && lane == 0)
-                mbar_arrive(emptyBase + 8 * previous);
+                gw_release(emptyBase + 8 * previous);
             previous = stage;
             if (++stage == GW_STAGES)
             {
@@ -699,7 +803,7 @@ __device__ __forceinline__ void grouped_gemm_wgmma(const TmaDescriptor* mapX, co
         gw_wgmma_wait<0>();
         gw_fence_accumulators(acc);
         if (lane == 0)
-            mbar_arrive(emptyBase + 8 * previous);
+            gw_release(emptyBase + 8 * previous);
 #ifdef GW_TRACE
         if (stamps)
             itemTrace[2] = globaltimer_ns();
@@ -720,8 +824,14 @@ __device__ __forceinline__ void grouped_gemm_wgmma(const TmaDescriptor* mapX, co
     }
 }
 
+#if GW_CLUSTER > 1
+#define GW_CLUSTER_DIMS __cluster_dims__(GW_CLUSTER, 1, 1)
+#else
+#define GW_CLUSTER_DIMS
+#endif
+
 #define GW_ENTRY(SUFFIX, TIN, TOUT)                                                                                          \
-    extern "C" __global__ void __launch_bounds__(GW_THREADS, 1) grouped_gemm_wgmma_##SUFFIX(                                 \
+    extern "C" __global__ void __launch_bounds__(GW_THREADS, 1) GW_CLUSTER_DIMS grouped_gemm_wgmma_##SUFFIX(                 \
         const __grid_constant__ TmaDescriptor mapX, const __grid_constant__ TmaDescriptor mapXRows,                          \
         const __grid_constant__ TmaDescriptor mapW, const int* __restrict__ expertOffsets, const float* __restrict__ rowScale, \
         TOUT* __restrict__ y, int* __restrict__ tickets, int rows, int n, int k, int experts, int fused GW_TRACE_PARAM)       \

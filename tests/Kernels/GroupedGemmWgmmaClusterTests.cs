@@ -1,0 +1,201 @@
+using MoeRuntime.Accelerators;
+using MoeRuntime.Accelerators.Cuda;
+using MoeRuntime.Kernels.GroupedGemm;
+using MoeRuntime.Tests.Infrastructure;
+using static MoeRuntime.Tests.Kernels.GroupedGemmTests;
+using static MoeRuntime.Tests.Kernels.GroupedGemmWgmmaTests;
+using TestData = MoeRuntime.Tests.Infrastructure.TestData;
+
+namespace MoeRuntime.Tests.Kernels;
+
+/// <summary>
+/// The wgmma kernel's paired build (grouped_gemm_wgmma.cu, "Clusters": two blocks a cluster, each W tile multicast into
+/// both): against the F64 reference on every shape of <see cref="GroupedGemmWgmmaTests"/>, and bit for bit against the
+/// unpaired build where pairs lack their second m-tile (an expert's odd last m-tile, experts of one tile, no work at all).
+/// The CUDA cases run on a compute capability 9.0 device and skip elsewhere; the switch's parsing runs everywhere.
+/// </summary>
+public class GroupedGemmWgmmaClusterTests(ITestOutputHelper output)
+{
+    public static TheoryData<int, string, string> Cases()
+    {
+        var data = new TheoryData<int, string, string>();
+        for (int shape = 0; shape < Shapes.Length; shape++)
+            foreach (var (operands, result) in new[] { ("bf16", "bf16"), ("f16", "f32") })
+                data.Add(shape, operands, result);
+        return data;
+    }
+
+    [Theory, MemberData(nameof(Cases))]
+    public void PairedBlocksMatchTheReference(int shape, string operands, string result)
+    {
+        var gpu = Hopper(DTypes.Parse(operands));
+        Paired(() => RunCase(gpu, Shapes[shape], DTypes.Parse(operands), DTypes.Parse(result), fused: false, rowScale: false, GroupedGemmWgmma.VariantName));
+    }
+
+    [Fact]
+    public void PairedBlocksScaleRowsAndFuseSiluAndMul()
+    {
+        var gpu = Hopper(DType.BF16);
+        Paired(() =>
+        {
+            RunCase(gpu, new Case("paired, scaled", [12, 0, 300, 31, 257], 264, 72, LeadingRows: 1), DType.BF16, DType.BF16, fused: false, rowScale: true, GroupedGemmWgmma.VariantName);
+            RunCase(gpu, new Case("paired, fused", [19, 0, 390, 200], 2 * 136, 136), DType.BF16, DType.BF16, fused: true, rowScale: false, GroupedGemmWgmma.VariantName);
+            RunCase(gpu, new Case("paired, fused, odd I, scaled", [7, 133, 385], 2 * 37, 48, TrailingRows: 3), DType.F16, DType.F32, fused: true, rowScale: true, GroupedGemmWgmma.VariantName);
+        });
+    }
+
+    // Units of two m-tiles: 300 rows (a unit of 256, then one of 44 whose second rank has none), 129 (one unit, 1 row on
+    // rank 1), 1, 513 (two full units and one row), 256 (exactly one unit), and empty experts between them.
+    private static readonly int[] UnitCounts = [300, 0, 129, 1, 0, 513, 256, 65];
+
+    /// <summary>The paired build gives the unpaired build's bits: the same wgmma on the same operands, whatever the pairing.</summary>
+    [Theory]
+    [InlineData(false, false, "on")]
+    [InlineData(true, true, "on")]
+    [InlineData(false, true, "off")]
+    public void PairedBlocksGiveTheUnpairedBits(bool fused, bool rowScale, string smallTiles)
+    {
+        var gpu = Hopper(DType.BF16);
+        var random = TestData.NewRandom(out int seed);
+        const int n = 2 * 264, k = 200, leading = 2;
+        var offsets = new int[UnitCounts.Length + 1];
+        offsets[0] = leading;
+        for (int e = 0; e < UnitCounts.Length; e++)
+            offsets[e + 1] = offsets[e] + UnitCounts[e];
+        int rows = offsets[^1], outCols = fused ? n / 2 : n;
+        var x = TestData.ToBf16(TestData.Uniform(random, rows * k));
+        var w = TestData.ToBf16(TestData.Uniform(random, UnitCounts.Length * n * k));
+        var scales = TestData.Uniform(random, rows, 0.1f, 1.5f);
+        BFloat16[] Run(int cluster)
+        {
+            GroupedGemmWgmma.ClusterOverride = cluster;
+            GroupedGemmWgmma.SmallTilesOverride = GroupedGemmWgmma.ParseSmallTiles(smallTiles);
+            try
+            {
+                return RunBf16(gpu, x, w, offsets, rowScale ? scales : null, rows * outCols, n, k, fused);
+            }
+            finally
+            {
+                GroupedGemmWgmma.ClusterOverride = null;
+                GroupedGemmWgmma.SmallTilesOverride = null;
+            }
+        }
+        var unpaired = Run(1);
+        Assert.DoesNotContain(unpaired.Skip(leading * outCols), v => float.IsNaN(v));
+        Compare.Exact<BFloat16>(unpaired, Run(2), $"paired against unpaired, fused={fused} scaled={rowScale} small tiles {smallTiles} seed={seed}");
+        // The small-tile data: every expert one unit, most pairs' second rank without rows.
+        var small = SmallTileData.Random(random, fused);
+        BFloat16[] RunSmall(int cluster)
+        {
+            GroupedGemmWgmma.ClusterOverride = cluster;
+            try
+            {
+                return small.Run(gpu, rowScale);
+            }
+            finally
+            {
+                GroupedGemmWgmma.ClusterOverride = null;
+            }
+        }
+        Compare.Exact<BFloat16>(RunSmall(1), RunSmall(2), $"paired against unpaired on the small tiles, fused={fused} scaled={rowScale} seed={seed}");
+    }
+
+    /// <summary>
+    /// A workspace asks for the dynamic order, which the pairs cannot share: they walk the static order and leave the
+    /// tickets at zero, call after call, inside a CUDA graph too, with offsets that give no work at all.
+    /// </summary>
+    [Fact]
+    public void PairedCallsLeaveTheTicketsAndFollowTheOffsetsInAGraph()
+    {
+        var gpu = Hopper(DType.BF16);
+        var random = TestData.NewRandom(out int seed);
+        const int n = 264, k = 72, experts = 4, rows = 600;
+        var xValues = TestData.Uniform(random, rows * k).Select(v => (float)(BFloat16)v).ToArray();
+        var wValues = TestData.Uniform(random, experts * n * k).Select(v => (float)(BFloat16)v).ToArray();
+        using var x = gpu.Upload<BFloat16>(TestData.ToBf16(xValues));
+        using var w = gpu.Upload<BFloat16>(TestData.ToBf16(wValues));
+        using var offsets = gpu.Upload<int>(new[] { 0, 10, 10, 450, 600 });
+        using var y = gpu.Allocate<float>(rows * n);
+        using var stream = (CudaStream)gpu.CreateStream();
+        using var workspace = GroupedGemmWorkspace.WithCapacity(gpu, 0, 0);
+        var options = new GroupedGemmOptions { ValidateOffsets = false, VariantOverride = GroupedGemmWgmma.VariantName, SplitKWorkspace = workspace };
+        GroupedGemmWgmma.ClusterOverride = 2;
+        GroupedGemmWgmma.ScheduleOverride = GroupedGemmWgmma.Schedule.Dynamic;
+        try
+        {
+            GroupedGemm.Run(gpu, x, w, offsets, y, n, k, options, stream);
+            stream.BeginCapture();
+            GroupedGemm.Run(gpu, x, w, offsets, y, n, k, options, stream);
+            using var graph = stream.EndCapture();
+            foreach (var layout in new[] { new[] { 0, 10, 10, 450, 600 }, new[] { 0, 0, 3, 3, 7 }, new[] { 0, 600, 600, 600, 600 }, new[] { 0, 0, 0, 0, 0 }, new[] { 0, 257, 258, 513, 600 } })
+            {
+                offsets.CopyFrom(layout, 0, stream);
+                TestData.Poison(y);
+                gpu.Synchronize();
+                graph.Launch(stream);
+                stream.Synchronize();
+                var expected = GroupedGemmCpu.Reference(xValues, wValues, layout, [], n, k, fusedSiluAndMul: false);
+                var actual = y.ToArray().Select(v => (double)v).ToArray();
+                int covered = layout[^1] * n;
+                if (covered > 0)
+                    Compare.Close(expected.AsSpan(0, covered), actual.AsSpan(0, covered), Compare.Bf16Tolerance,
+                        $"paired graph replay with offsets [{string.Join(", ", layout)}] seed={seed}");
+                Assert.All(actual.Skip(covered), v => Assert.True(double.IsNaN(v), "a row past offsets[E] was written"));
+                Assert.Equal(new int[GroupedGemmWorkspace.TicketInts], workspace.Tickets!.ToArray());
+            }
+        }
+        finally
+        {
+            GroupedGemmWgmma.ClusterOverride = null;
+            GroupedGemmWgmma.ScheduleOverride = null;
+        }
+    }
+
+    /// <summary>The device runs pairs of the kernel's blocks on at least most of its SMs (the persistent grid's size).</summary>
+    [Fact]
+    public void PairsOfBlocksFitTheDevice()
+    {
+        var gpu = (CudaAccelerator)Hopper(DType.BF16);
+        var kernel = GroupedGemmWgmma.LoadKernel(gpu, GroupedGemmWgmma.EntryName(DType.BF16, DType.BF16), cluster: 2);
+        int pairs = kernel.MaxActiveClusters(2, GroupedGemmWgmma.Threads, GroupedGemmWgmma.SharedBytes);
+        int sms = gpu.Info.MultiprocessorCount;
+        output.WriteLine($"{gpu.Name}: {pairs} pairs of blocks resident at once on {sms} SMs");
+        Assert.InRange(pairs, sms / 4, sms / 2);
+    }
+
+    [Fact]
+    public void WithoutASwitchCallsRunUnpairedUntilTheRuleIsOn()
+    {
+        Assert.Equal(GroupedGemmWgmma.PairedByDefault ? 2 : 1, GroupedGemmWgmma.ClusterFor(16384, 8));
+        Assert.Equal(1, GroupedGemmWgmma.ClusterFor(8, 8));
+        Assert.Equal(1, GroupedGemmWgmma.ClusterFor(GroupedGemmWgmma.PairedRowsPerExpert * 8 - 1, 8));
+    }
+
+    [Theory]
+    [InlineData(null, null)]
+    [InlineData(" ", null)]
+    [InlineData("auto", null)]
+    [InlineData("1", 1)]
+    [InlineData(" 2 ", 2)]
+    public void TheClusterSwitchParses(string? value, int? expected) => Assert.Equal(expected, GroupedGemmWgmma.ParseCluster(value));
+
+    [Theory]
+    [InlineData("3")]
+    [InlineData("0")]
+    [InlineData("pairs")]
+    public void ABadClusterValueNamesTheVariable(string value) =>
+        Assert.Contains("MOE_GROUPED_GEMM_WGMMA_CLUSTER", Assert.Throws<ArgumentException>(() => GroupedGemmWgmma.ParseCluster(value)).Message);
+
+    private static void Paired(Action run)
+    {
+        GroupedGemmWgmma.ClusterOverride = 2;
+        try
+        {
+            run();
+        }
+        finally
+        {
+            GroupedGemmWgmma.ClusterOverride = null;
+        }
+    }
+}
