@@ -151,16 +151,23 @@ public class GroupedGemmWgmmaClusterTests(ITestOutputHelper output)
         }
     }
 
-    /// <summary>The device runs pairs of the kernel's blocks on at least most of its SMs (the persistent grid's size).</summary>
+    /// <summary>
+    /// The device runs pairs of the kernel's blocks on at least most of its SMs (the persistent grid's size), and the paired
+    /// build keeps every value in registers, as the unpaired one does (a spill in the consumers' loop costs every K step).
+    /// </summary>
     [Fact]
-    public void PairsOfBlocksFitTheDevice()
+    public void PairsOfBlocksFitTheDeviceWithoutSpilling()
     {
         var gpu = (CudaAccelerator)Hopper(DType.BF16);
-        var kernel = GroupedGemmWgmma.LoadKernel(gpu, GroupedGemmWgmma.EntryName(DType.BF16, DType.BF16), cluster: 2);
-        int pairs = kernel.MaxActiveClusters(2, GroupedGemmWgmma.Threads, GroupedGemmWgmma.SharedBytes);
+        string entry = GroupedGemmWgmma.EntryName(DType.BF16, DType.BF16);
+        var unpaired = GroupedGemmWgmma.LoadKernel(gpu, entry);
+        var paired = GroupedGemmWgmma.LoadKernel(gpu, entry, cluster: 2);
+        int pairs = paired.MaxActiveClusters(2, GroupedGemmWgmma.Threads, GroupedGemmWgmma.SharedBytes);
         int sms = gpu.Info.MultiprocessorCount;
-        output.WriteLine($"{gpu.Name}: {pairs} pairs of blocks resident at once on {sms} SMs");
+        output.WriteLine($"{gpu.Name}: {pairs} pairs of blocks resident at once on {sms} SMs; registers a thread unpaired " +
+                         $"{unpaired.Registers} ({unpaired.LocalBytesPerThread} bytes local), paired {paired.Registers} ({paired.LocalBytesPerThread} bytes local)");
         Assert.InRange(pairs, sms / 4, sms / 2);
+        Assert.Equal(0, paired.LocalBytesPerThread);
     }
 
     [Fact]
@@ -185,6 +192,16 @@ public class GroupedGemmWgmmaClusterTests(ITestOutputHelper output)
     [InlineData("pairs")]
     public void ABadClusterValueNamesTheVariable(string value) =>
         Assert.Contains("MOE_GROUPED_GEMM_WGMMA_CLUSTER", Assert.Throws<ArgumentException>(() => GroupedGemmWgmma.ParseCluster(value)).Message);
+
+    [Theory]
+    [InlineData(null, true)]
+    [InlineData("1", true)]
+    [InlineData(" 0", false)]
+    public void TheShareSwitchParses(string? value, bool shares) => Assert.Equal(shares, GroupedGemmWgmma.ParseClusterShare(value));
+
+    [Fact]
+    public void ABadShareValueNamesTheVariable() =>
+        Assert.Contains("MOE_GROUPED_GEMM_WGMMA_CLUSTER_SHARE", Assert.Throws<ArgumentException>(() => GroupedGemmWgmma.ParseClusterShare("yes")).Message);
 
     private static void Paired(Action run)
     {

@@ -17,6 +17,8 @@ public static partial class GroupedGemmWgmma
         var options = new List<string>(schedule.CompileOptions);
         if (cluster > 1)
             options.Add($"-DGW_CLUSTER={cluster}");
+        if (cluster > 1 && !ClusterSharesW.Value)
+            options.Add("-DGW_CLUSTER_SHARE=0");
         if (TrapOnHang)
             options.Add("-DGW_HANG_TRAP");
         if ((GroupMOverride ?? GroupMFromEnvironment()) is { } groupM)
@@ -270,6 +272,19 @@ public static partial class GroupedGemmWgmma
     internal static int? ClusterFromEnvironment() => ClusterSetting.Value;
 
     private static readonly EnvironmentSetting<int?> ClusterSetting = new("MOE_GROUPED_GEMM_WGMMA_CLUSTER", ParseCluster);
+
+    /// <summary>
+    /// MOE_GROUPED_GEMM_WGMMA_CLUSTER_SHARE=0, an A/B diagnostic: paired blocks walk the paired work but each loads its own
+    /// W tiles (no multicast, no shared barriers): what the pairing costs apart from the sharing. Default 1.
+    /// </summary>
+    private static readonly EnvironmentSetting<bool> ClusterSharesW = new("MOE_GROUPED_GEMM_WGMMA_CLUSTER_SHARE", ParseClusterShare);
+
+    internal static bool ParseClusterShare(string? value) => value?.Trim() switch
+    {
+        null or "" or "1" => true,
+        "0" => false,
+        _ => throw new ArgumentException($"MOE_GROUPED_GEMM_WGMMA_CLUSTER_SHARE='{value}': expected 1 (paired blocks share each W tile) or 0 (each loads its own)"),
+    };
 
     internal static int? ParseCluster(string? value) => value?.Trim() switch
     {

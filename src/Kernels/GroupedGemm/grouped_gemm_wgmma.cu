@@ -111,6 +111,10 @@
 #if GW_CLUSTER > 1 && defined(GW_TRACE)
 #error GW_TRACE stamps one block's work items; a pair's two blocks would write the same ones
 #endif
+#ifndef GW_CLUSTER_SHARE
+#define GW_CLUSTER_SHARE 1 // 0 (A/B, MOE_GROUPED_GEMM_WGMMA_CLUSTER_SHARE=0): paired work, but each block loads its own W
+#endif
+#define GW_SHARES_W (GW_CLUSTER > 1 && GW_CLUSTER_SHARE)
 #define GW_UNIT_ROWS (GW_BM * GW_CLUSTER)                                // rows of a work unit: a pair's two m-tiles
 #define GW_GROUP_UNITS (GW_GROUP_M / GW_CLUSTER > 0 ? GW_GROUP_M / GW_CLUSTER : 1)
 #define GW_A_BYTES (GW_BM * GW_BK * 2)
@@ -234,7 +238,7 @@ __device__ __forceinline__ void gw_cluster_sync()
 // A consumer warp is done with a stage: one arrive on the stage's `empty` barrier in every block whose producer fills it.
 __device__ __forceinline__ void gw_release(moe_u32 emptyBar)
 {
-#if GW_CLUSTER > 1
+#if GW_SHARES_W
 #pragma unroll
     for (int rank = 0; rank < GW_CLUSTER; rank++)
         asm volatile("{\n\t.reg .b32 remote;\n\t"
@@ -583,7 +587,7 @@ __device__ __forceinline__ void grouped_gemm_wgmma(const TmaDescriptor* mapX, co
         for (int s = 0; s < GW_STAGES; s++)
         {
             mbar_init(fullBase + 8 * s, 1);                  // the producer's arrive.expect_tx (+ the TMA bytes)
-            mbar_init(emptyBase + 8 * s, GW_CONSUMER_WARPS * GW_CLUSTER); // one arrive per consumer warp of the cluster
+            mbar_init(emptyBase + 8 * s, GW_CONSUMER_WARPS * (GW_SHARES_W ? GW_CLUSTER : 1)); // one arrive per consumer warp filled
         }
         asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
         asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
@@ -683,7 +687,7 @@ __device__ __forceinline__ void grouped_gemm_wgmma(const TmaDescriptor* mapX, co
                     else
                         for (int box = 0; box < xBoxes; box++)
                             gw_tma_load_2d(a + box * GW_XS_BYTES, mapXRows, full, ks * GW_BK, rowBegin + box * GW_XS_ROWS);
-#if GW_CLUSTER > 1
+#if GW_SHARES_W
                     // One W box a rank, into both blocks (the other rank's lands here on the same barrier).
                     gw_tma_load_3d_multicast(b + rank * (GW_B_BYTES / 2), mapW, full, ks * GW_BK, rank == 0 ? firstRow : secondRow,
                                              expert, (moe_u16)((1u << GW_CLUSTER) - 1));
