@@ -132,8 +132,6 @@ public static partial class GroupedGemmWgmma
             throw new ArgumentException($"{plan.Rows} rows x {plan.OutCols} columns need {mTiles * nTiles} tiles; at most {int.MaxValue} per call (split the call)", "x");
         var smallTiles = SmallTilesOverride ?? SmallTilesFromEnvironment() ?? DefaultSmallTiles;
         int cluster = ClusterFor(plan.Rows, plan.Experts);
-        if (cluster > 1 && TraceRequested)
-            throw new InvalidOperationException($"MOE_GROUPED_GEMM_WGMMA_TRACE=1 stamps one block's work items; the paired build (cluster {cluster}) has no trace: set MOE_GROUPED_GEMM_WGMMA_CLUSTER=1");
         // Paired blocks walk the static order (grouped_gemm_wgmma.cu, "Clusters").
         var schedule = cluster > 1 ? Schedule.Static : ScheduleFor(plan.SplitK);
         var kernel = LoadKernel(accelerator, EntryName(plan.X.DType, plan.Y.DType), smallTiles, schedule, cluster);
@@ -147,10 +145,12 @@ public static partial class GroupedGemmWgmma
         if (TraceRequested)
         {
             var trace = TraceBuffer ?? throw new InvalidOperationException("MOE_GROUPED_GEMM_WGMMA_TRACE=1 needs GroupedGemmWgmma.TraceBuffer (a bench sets it)");
-            if (trace.Length < mTiles * nTiles * TraceValues)
-                throw new InvalidOperationException($"the wgmma trace buffer holds {trace.Length / TraceValues} work items; this launch has up to {mTiles * nTiles}");
+            // Paired, item t's two halves are entries 2t and 2t + 1.
+            long entries = cluster == 1 ? mTiles * nTiles : PairUnitsBound(plan.Rows, plan.Experts, cluster) * nTiles * cluster;
+            if (trace.Length < entries * TraceValues)
+                throw new InvalidOperationException($"the wgmma trace buffer holds {trace.Length / TraceValues} work items; this launch has up to {entries}");
             args[count++] = trace;
-            TracedItems = mTiles * nTiles;
+            TracedItems = entries;
         }
         kernel.Launch(stream, new Dim3((uint)grid, 1, 1), new Dim3(Threads, 1, 1), SharedBytes, args[..count]);
     }

@@ -63,6 +63,7 @@
 //   [work items, GW_TRACE_VALUES] u64. For each item it ran: %globaltimer (ns) when the producer issued its first copy,
 //   when the first consumer warpgroup was past its first stage, after its last wgmma and after its epilogue; then
 //   %smid << 32 | block, and expert << 40 | rows of the tile << 20 | column tile. Where the two schedules' time goes.
+//   Paired (GW_CLUSTER > 1), entry t * GW_CLUSTER + rank is item t's half that block `rank` of the pair ran.
 // Clusters (GW_CLUSTER = 2, MOE_GROUPED_GEMM_WGMMA_CLUSTER): blocks run in pairs of one cluster (__cluster_dims__), and a
 //   pair works on one column tile of two neighbouring m-tiles of an expert (work units of 256 rows: rank r of the pair
 //   takes rows 128 r .. 128 r + 127 of the unit). Each block loads its own X and one of the two 128-row W boxes, which TMA
@@ -107,9 +108,6 @@
 #endif
 #if GW_CLUSTER != 1 && GW_CLUSTER != 2
 #error GW_CLUSTER must be 1 or 2
-#endif
-#if GW_CLUSTER > 1 && defined(GW_TRACE)
-#error GW_TRACE stamps one block's work items; a pair's two blocks would write the same ones
 #endif
 #ifndef GW_CLUSTER_SHARE
 #define GW_CLUSTER_SHARE 1 // 0 (A/B, MOE_GROUPED_GEMM_WGMMA_CLUSTER_SHARE=0): paired work, but each block loads its own W
@@ -670,9 +668,11 @@ __device__ __forceinline__ void grouped_gemm_wgmma(const TmaDescriptor* mapX, co
                     {
                         gw_item_starts(tickets, bounded, t);
 #ifdef GW_TRACE
-                        stageTiles[stage] = GwTile{expert, rowBegin, rowEnd, nTile, only, t};
-                        gwTrace[(long long)t * GW_TRACE_VALUES] = globaltimer_ns();
-                        gwTrace[(long long)t * GW_TRACE_VALUES + 5] =
+                        // Paired, each block stamps its own half of the item: entry t * GW_CLUSTER + rank.
+                        const int traced = t * GW_CLUSTER + rank;
+                        stageTiles[stage] = GwTile{expert, rowBegin, rowEnd, nTile, only, traced};
+                        gwTrace[(long long)traced * GW_TRACE_VALUES] = globaltimer_ns();
+                        gwTrace[(long long)traced * GW_TRACE_VALUES + 5] =
                             (moe_u64)expert << 40 | (moe_u64)(rowEnd - rowBegin) << 20 | (moe_u64)nTile;
 #else
                         stageTiles[stage] = GwTile{expert, rowBegin, rowEnd, nTile, only};
