@@ -3,7 +3,7 @@ namespace MoeRuntime.Benchmarks.Infrastructure;
 /// <summary>
 /// Narrows a sweep to some of its rows for quick A/B runs on the GPU machine, from the environment:
 /// MOE_SWEEP_TOKENS="1,16" keeps those token counts, MOE_SWEEP_MODELS="deepseek-v3,mixtral" keeps models whose name
-/// starts with one of the prefixes. Unset: everything. A value that keeps nothing is an error, not an empty table.
+/// starts with one of the prefixes, MOE_SWEEP_CALLS="down" keeps one call's rows. Unset: everything. A value that keeps nothing is an error, not an empty table.
 /// </summary>
 internal static class SweepFilter
 {
@@ -30,6 +30,24 @@ internal static class SweepFilter
         [.. value.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)
             .Select(t => int.TryParse(t, out int n) && n > 0 ? n
                 : throw new ArgumentException($"MOE_SWEEP_TOKENS='{value}': '{t}' is not a positive token count"))];
+
+    /// <summary>
+    /// MOE_SWEEP_CALLS="down" (or "gate_up,gate_up+silu", ...) keeps the rows of those calls, by the sweep's names for them
+    /// (<paramref name="all"/>), so that one call runs in a process by itself; unset: every call. A name the sweep does
+    /// not have is an error.
+    /// </summary>
+    public static Func<string, bool> Calls(string[] all) => Calls(all, Environment.GetEnvironmentVariable("MOE_SWEEP_CALLS"));
+
+    internal static Func<string, bool> Calls(string[] all, string? value)
+    {
+        if (string.IsNullOrWhiteSpace(value))
+            return _ => true;
+        var wanted = value.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+        foreach (string call in wanted)
+            if (!all.Contains(call))
+                throw new ArgumentException($"MOE_SWEEP_CALLS='{value}': '{call}' is not one of this sweep's calls ({string.Join(", ", all)})");
+        return wanted.Contains;
+    }
 
     public static T[] Models<T>(T[] all, Func<T, string> name) => Models(all, name, Environment.GetEnvironmentVariable("MOE_SWEEP_MODELS"));
 

@@ -19,7 +19,7 @@ namespace MoeRuntime.Benchmarks.Kernels;
 /// variants; the note names the tile used; wgmma is the sm_90a TMA + wgmma kernel, compute capability 9.0 only).
 /// Split-K: every call gets a workspace (GroupedGemmWorkspace.For the three calls), so the op splits K where it
 /// would in a layer; the note gives the splits ("split N"). MOE_GROUPED_GEMM_SPLITK=1 turns split-K off, =N forces N
-/// splits, for A/B runs. MOE_SWEEP_TOKENS / MOE_SWEEP_MODELS narrow the rows (<see cref="SweepFilter"/>).
+/// splits, for A/B runs. MOE_SWEEP_TOKENS / MOE_SWEEP_MODELS / MOE_SWEEP_CALLS narrow the rows (<see cref="SweepFilter"/>).
 /// Rows marked "(cold)": where one call's active weights are near the L2's size (Qwen3 at T=1), the graph's calls cycle
 /// over expert sets (<see cref="ColdExpertSets"/>) so each reads its weights from DRAM.
 /// Rows "read floor": the same active experts' gate_up and down weights read with plain 16-byte loads, replayed the same
@@ -52,13 +52,14 @@ internal static class GroupedGemmSweep
         using var trace = GemvTrace.Attach(accelerator);
         using var wgmmaTrace = WgmmaTrace.Attach(accelerator);
         foreach (var model in SweepFilter.Models(cpu ? CpuModels : GpuModels, m => m.Name))
-            RunModel(accelerator, model, tokens, bandwidth, rows);
+            RunModel(accelerator, model, tokens, bandwidth, rows, SweepFilter.Calls(["gate_up", "gate_up+silu", "down"]));
         if (cpu)
             rows.Add(CpuF32Dense(accelerator));
         return rows;
     }
 
-    private static void RunModel(Accelerator accelerator, Model model, int[] tokenCounts, double bandwidth, List<SweepRow> rows)
+    private static void RunModel(Accelerator accelerator, Model model, int[] tokenCounts, double bandwidth, List<SweepRow> rows,
+                                 Func<string, bool> wantsCall)
     {
         int h = model.Hidden, i = model.Intermediate, e = model.Experts;
         var (gateUp, down) = RandomWeights ? RandomExpertWeights(accelerator, model) : ConstantWeights(accelerator, model);
@@ -134,17 +135,18 @@ internal static class GroupedGemmSweep
             }
             if (Environment.GetEnvironmentVariable("MOE_SWEEP_FUSED_FIRST") == "1")
             {
-                var fusedRows = FusedGateUp();
-                rows.AddRange(PlainGateUp());
+                var fusedRows = wantsCall("gate_up+silu") ? FusedGateUp() : [];
+                rows.AddRange(wantsCall("gate_up") ? PlainGateUp() : []);
                 rows.AddRange(fusedRows);
             }
             else
             {
-                rows.AddRange(PlainGateUp());
-                rows.AddRange(FusedGateUp());
+                rows.AddRange(wantsCall("gate_up") ? PlainGateUp() : []);
+                rows.AddRange(wantsCall("gate_up+silu") ? FusedGateUp() : []);
             }
-            rows.AddRange(EachOrder(name => Measure(accelerator, name, shape, rowCount, h, i, active, bandwidth, graph, Note(h, i, false),
-                s => GroupedGemm.Run(accelerator, inner, down, offsetsBuffer, downOut, h, i, hotScaled, s)), $"{model.Name} down*w"));
+            if (wantsCall("down"))
+                rows.AddRange(EachOrder(name => Measure(accelerator, name, shape, rowCount, h, i, active, bandwidth, graph, Note(h, i, false),
+                    s => GroupedGemm.Run(accelerator, inner, down, offsetsBuffer, downOut, h, i, hotScaled, s)), $"{model.Name} down*w"));
             // As the layer calls down where the GEMV reads the map (MoeLayer.RunExpertsDown): its blocks read their tiles and
             // ask L2 for their first W segments before waiting for the kernel before (here the previous call; in the layer,
             // gate_up), which the map allows because it was written before that kernel began.

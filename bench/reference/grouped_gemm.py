@@ -30,6 +30,13 @@ def wanted_model(name):
     return not value or any(name.lower().startswith(v.strip().lower()) for v in value.split(",") if v.strip())
 
 
+def wanted_call(call):
+    """MOE_SWEEP_CALLS=down keeps those calls (gate_up, down), as our sweep does (unset: all)."""
+    value = os.environ.get("MOE_SWEEP_CALLS", "").strip()
+    wanted = [v.strip() for v in value.split(",") if v.strip()]
+    return not wanted or call in wanted or (call == "gate_up" and "gate_up+silu" in wanted)
+
+
 def routing_offsets(tokens, top_k, experts, seed):
     generator = torch.Generator().manual_seed(seed)
     # k distinct experts per token: the top-k of uniform random scores is a uniform draw without replacement.
@@ -92,7 +99,10 @@ def main():
             inner = torch.rand(rows, i, device=device).mul_(2).sub_(1).to(torch.bfloat16)
             graph = tokens <= 128
             shape = f"T={tokens} rows={rows} active={active}"
-            for label, x, w, n, kk in ((f"{model} gate_up", hidden, gate_up, 2 * i, h), (f"{model} down", inner, down, h, i)):
+            for call, x, w, n, kk in (("gate_up", hidden, gate_up, 2 * i, h), ("down", inner, down, h, i)):
+                if not wanted_call(call):
+                    continue
+                label = f"{model} {call}"
                 wt = w.transpose(-2, -1)
                 if sampler is not None:
                     sampler.start(torch.cuda.current_device())
