@@ -4,7 +4,8 @@
 # (MOE_GROUPED_GEMM_WGMMA_CLUSTER=2) and torch._grouped_mm, in three rotated orders. Our sweep ran down after two gate_up
 # rows and torch after one, so our down ran later in a hot process; here each runs first. nvidia-smi samples the SM
 # clock, power, temperature and why the clock is held (clocks_event_reasons: 0x4 software power cap, 0x8 hardware
-# slowdown, 0x20 / 0x40 software / hardware thermal, 0x80 power brake). Logs in $OUT/clocks28f.tgz.
+# slowdown, 0x20 / 0x40 software / hardware thermal, 0x80 power brake). Then the wgmma test classes, unpaired. Logs in
+# $OUT/clocks28f.tgz.
 set -uo pipefail
 out=/tmp/moe-clocks28f; mkdir -p "$out"
 trap 'tar czf "$OUT/clocks28f.tgz" -C "$out" .' EXIT
@@ -32,4 +33,8 @@ for round in 1 2 3; do
     3) ours c2.3 2; ours c1.3 1; torch torch.3;;
   esac
 done
+# The wgmma class unpaired, on the kernel source this session changed (the unit walk, the X bytes of a tile).
+timeout 200 bash .gpu/run.sh dotnet .gpu/app/MoeRuntime.Tests/MoeRuntime.Tests.dll -class MoeRuntime.Tests.Kernels.GroupedGemmWgmmaTests \
+  -class MoeRuntime.Tests.Kernels.GroupedGemmWgmmaTraceTests > "$out/wgmma-tests.log" 2>&1
+echo "== wgmma tests: exit $? (${SECONDS}s)"; grep -E "\[FAIL\]" -A 12 "$out/wgmma-tests.log" | head -40; grep -E "Total:" "$out/wgmma-tests.log" | tail -1
 echo "== done in ${SECONDS}s"
