@@ -18,7 +18,7 @@ torch() { run torch-$1-$2.$3 bash -c "cd bench/reference && MOE_SWEEP_MODELS=$1 
 for round in 1 2; do
   for model in mixtral qwen3 deepseek; do
     for call in gate_up down; do
-      [ $SECONDS -lt 320 ] || { echo "== stopped at ${SECONDS}s"; break 3; }
+      [ $SECONDS -lt 270 ] || { echo "== stopped at ${SECONDS}s"; break 3; }
       if [ $round = 1 ]; then ours $model $call $round; torch $model $call $round; else torch $model $call $round; ours $model $call $round; fi
     done
   done
