@@ -1,5 +1,6 @@
 using MoeRuntime.Accelerators;
 using MoeRuntime.Benchmarks.Infrastructure;
+using MoeRuntime.Kernels;
 using MoeRuntime.Kernels.GroupedGemm;
 using MoeRuntime.Kernels.Permute;
 
@@ -252,6 +253,8 @@ internal static class GroupedGemmSweep
                                     double bandwidth, bool graph, string note, Action<AcceleratorStream> enqueue)
     {
         bool cpu = accelerator.Kind == AcceleratorKind.Cpu;
+        if (!cpu)
+            Sustain(accelerator, enqueue);
         using var clocks = ClockSampling.Start(accelerator);
         double ms = cpu
             ? DeviceTimer.MedianMs(accelerator, enqueue, warmup: 1, samples: 5, inner: 1)
@@ -263,6 +266,30 @@ internal static class GroupedGemmSweep
         double floorMs = Math.Max(weightBytes / bandwidth, flops / DenseBf16Flops) * 1e3;
         return new SweepRow(name, shape, ms, bytes, flops, cpu ? 0 : floorMs, cpu ? "cpu" : note + (graph ? ", graph" : ""));
     }
+
+    /// <summary>
+    /// MOE_SWEEP_SUSTAIN_MS=N: before a row is timed, its call runs back to back for N ms, so that the row is timed where a
+    /// long prefill runs, at the clock the board's power limit allows under that call (it takes about a second to settle),
+    /// whatever ran before it in the process. bench/reference/grouped_gemm.py reads the same variable.
+    /// </summary>
+    private static void Sustain(Accelerator accelerator, Action<AcceleratorStream> enqueue)
+    {
+        int ms = SustainMs.Value;
+        if (ms <= 0)
+            return;
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (clock.ElapsedMilliseconds < ms)
+        {
+            for (int i = 0; i < 10; i++)
+                enqueue(accelerator.DefaultStream);
+            accelerator.Synchronize();
+        }
+    }
+
+    private static readonly EnvironmentSetting<int> SustainMs = new("MOE_SWEEP_SUSTAIN_MS", value =>
+        string.IsNullOrWhiteSpace(value) ? 0
+        : int.TryParse(value, out int ms) && ms is >= 0 and <= 60_000 ? ms
+        : throw new ArgumentException($"MOE_SWEEP_SUSTAIN_MS='{value}': expected 0 to 60000 ms of back-to-back calls before each row is timed"));
 
     /// <summary>F32, one expert, 1024 x 1024 x 1024: the CPU path against OpenBLAS sgemm (about 37 GFLOP/s on 2 cores).</summary>
     private static SweepRow CpuF32Dense(Accelerator accelerator)

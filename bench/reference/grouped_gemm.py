@@ -9,6 +9,7 @@ power as NVML read them through its timing (gpu_clocks.py), as our sweep's notes
 """
 import json
 import os
+import time
 
 import torch
 
@@ -45,10 +46,22 @@ def routing_offsets(tokens, top_k, experts, seed):
     return torch.cumsum(counts, 0).to(torch.int32), int((counts > 0).sum())
 
 
+def sustain(fn):
+    """MOE_SWEEP_SUSTAIN_MS=N runs the call back to back for N ms before it is timed, as our sweep does: the row is
+    timed at the clock the power limit allows under that call, whatever ran before it."""
+    ms = int(os.environ.get("MOE_SWEEP_SUSTAIN_MS", "0") or 0)
+    start = time.perf_counter()
+    while (time.perf_counter() - start) * 1e3 < ms:
+        for _ in range(10):
+            fn()
+        torch.cuda.synchronize()
+
+
 def median_ms(fn, graph, inner):
     for _ in range(3):
         fn()
     torch.cuda.synchronize()
+    sustain(fn)
     if graph:
         g = torch.cuda.CUDAGraph()
         with torch.cuda.graph(g):

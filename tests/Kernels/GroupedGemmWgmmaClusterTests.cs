@@ -170,12 +170,22 @@ public class GroupedGemmWgmmaClusterTests(ITestOutputHelper output)
         Assert.Equal(0, paired.LocalBytesPerThread);
     }
 
+    /// <summary>The override wins over the environment and the default; without either, calls run unpaired.</summary>
     [Fact]
-    public void WithoutASwitchCallsRunUnpairedUntilTheRuleIsOn()
+    public void TheOverrideWinsAndTheDefaultIsUnpaired()
     {
-        Assert.Equal(GroupedGemmWgmma.PairedByDefault ? 2 : 1, GroupedGemmWgmma.ClusterFor(16384, 8));
-        Assert.Equal(1, GroupedGemmWgmma.ClusterFor(8, 8));
-        Assert.Equal(1, GroupedGemmWgmma.ClusterFor(GroupedGemmWgmma.PairedRowsPerExpert * 8 - 1, 8));
+        if (GroupedGemmWgmma.ClusterFromEnvironment() is null)
+            Assert.Equal(1, GroupedGemmWgmma.ClusterFor(16384, 8));
+        Paired(() => Assert.Equal(2, GroupedGemmWgmma.ClusterFor(16384, 8)));
+        GroupedGemmWgmma.ClusterOverride = 1;
+        try
+        {
+            Assert.Equal(1, GroupedGemmWgmma.ClusterFor(16384, 8));
+        }
+        finally
+        {
+            GroupedGemmWgmma.ClusterOverride = null;
+        }
     }
 
     [Theory]

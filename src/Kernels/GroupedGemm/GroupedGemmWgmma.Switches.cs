@@ -249,26 +249,21 @@ public static partial class GroupedGemmWgmma
     /// <summary>
     /// Blocks a cluster (grouped_gemm_wgmma.cu, "Clusters"): 1, or 2, paired blocks sharing each W tile by TMA multicast.
     /// For a call of <paramref name="rows"/> rows over <paramref name="experts"/> experts: the override's, the environment's,
-    /// else 2 where the rows per expert average at least <see cref="PairedRowsPerExpert"/> and
-    /// <see cref="PairedByDefault"/> is on, else 1.
+    /// else <see cref="DefaultCluster"/>. (The call's shape is there for a rule by rows an expert, should pairs ever win.)
     /// </summary>
-    internal static int ClusterFor(int rows, int experts)
-    {
-        if ((ClusterOverride ?? ClusterFromEnvironment()) is { } forced)
-            return forced;
-        return PairedByDefault && rows >= (long)PairedRowsPerExpert * Math.Max(experts, 1) ? 2 : 1;
-    }
+    internal static int ClusterFor(int rows, int experts) => ClusterOverride ?? ClusterFromEnvironment() ?? DefaultCluster;
 
-    /// <summary>Whether calls with many rows an expert run paired without a switch (after the A/B runs of docs/PERFORMANCE.md).</summary>
-    internal const bool PairedByDefault = false;
-
-    /// <summary>Rows an expert, on average, from which a call runs paired by default: two m-tiles, so that most pairs have both.</summary>
-    internal const int PairedRowsPerExpert = 2 * TileRows;
+    /// <summary>
+    /// Unpaired. One H200, 2026-12-02 (twenty-eighth session, docs/PERFORMANCE.md): paired blocks tied on Mixtral-8x7B's
+    /// T = 8192 down, timed alone (2822-2834 against 2819-2832 us), were 1-3% slower on its gate_up in full sweeps, and lost
+    /// where experts have one m-tile, whose partner block idles its SM (DeepSeek-V3 T = 1024 gate_up 4086 against 3605 us).
+    /// </summary>
+    internal const int DefaultCluster = 1;
 
     /// <summary>Tests: blocks a cluster (1 or 2) instead of the environment's or the rule's.</summary>
     internal static int? ClusterOverride { get; set; }
 
-    /// <summary>MOE_GROUPED_GEMM_WGMMA_CLUSTER=1|2 (unset: the rule of <see cref="ClusterFor"/>), for A/B runs. The output's bits are the same either way.</summary>
+    /// <summary>MOE_GROUPED_GEMM_WGMMA_CLUSTER=1|2 (unset or auto: <see cref="DefaultCluster"/>), for A/B runs. The output's bits are the same either way.</summary>
     internal static int? ClusterFromEnvironment() => ClusterSetting.Value;
 
     private static readonly EnvironmentSetting<int?> ClusterSetting = new("MOE_GROUPED_GEMM_WGMMA_CLUSTER", ParseCluster);
