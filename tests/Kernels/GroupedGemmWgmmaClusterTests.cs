@@ -108,45 +108,15 @@ public class GroupedGemmWgmmaClusterTests(ITestOutputHelper output)
     public void PairedCallsLeaveTheTicketsAndFollowTheOffsetsInAGraph()
     {
         var gpu = Hopper(DType.BF16);
-        var random = TestData.NewRandom(out int seed);
-        const int n = 264, k = 72, experts = 4, rows = 600;
-        var xValues = TestData.Uniform(random, rows * k).Select(v => (float)(BFloat16)v).ToArray();
-        var wValues = TestData.Uniform(random, experts * n * k).Select(v => (float)(BFloat16)v).ToArray();
-        using var x = gpu.Upload<BFloat16>(TestData.ToBf16(xValues));
-        using var w = gpu.Upload<BFloat16>(TestData.ToBf16(wValues));
-        using var offsets = gpu.Upload<int>(new[] { 0, 10, 10, 450, 600 });
-        using var y = gpu.Allocate<float>(rows * n);
-        using var stream = (CudaStream)gpu.CreateStream();
-        using var workspace = GroupedGemmWorkspace.WithCapacity(gpu, 0, 0);
-        var options = new GroupedGemmOptions { ValidateOffsets = false, VariantOverride = GroupedGemmWgmma.VariantName, SplitKWorkspace = workspace };
-        GroupedGemmWgmma.ClusterOverride = 2;
         GroupedGemmWgmma.ScheduleOverride = GroupedGemmWgmma.Schedule.Dynamic;
         try
         {
-            GroupedGemm.Run(gpu, x, w, offsets, y, n, k, options, stream);
-            stream.BeginCapture();
-            GroupedGemm.Run(gpu, x, w, offsets, y, n, k, options, stream);
-            using var graph = stream.EndCapture();
-            foreach (var layout in new[] { new[] { 0, 10, 10, 450, 600 }, new[] { 0, 0, 3, 3, 7 }, new[] { 0, 600, 600, 600, 600 }, new[] { 0, 0, 0, 0, 0 }, new[] { 0, 257, 258, 513, 600 } })
-            {
-                offsets.CopyFrom(layout, 0, stream);
-                TestData.Poison(y);
-                gpu.Synchronize();
-                graph.Launch(stream);
-                stream.Synchronize();
-                var expected = GroupedGemmCpu.Reference(xValues, wValues, layout, [], n, k, fusedSiluAndMul: false);
-                var actual = y.ToArray().Select(v => (double)v).ToArray();
-                int covered = layout[^1] * n;
-                if (covered > 0)
-                    Compare.Close(expected.AsSpan(0, covered), actual.AsSpan(0, covered), Compare.Bf16Tolerance,
-                        $"paired graph replay with offsets [{string.Join(", ", layout)}] seed={seed}");
-                Assert.All(actual.Skip(covered), v => Assert.True(double.IsNaN(v), "a row past offsets[E] was written"));
-                Assert.Equal(new int[GroupedGemmWorkspace.TicketInts], workspace.Tickets!.ToArray());
-            }
+            Paired(() => AssertGraphReplaysFollowTheOffsets(gpu, rows: 600,
+                [[0, 10, 10, 450, 600], [0, 0, 3, 3, 7], [0, 600, 600, 600, 600], [0, 0, 0, 0, 0], [0, 257, 258, 513, 600]],
+                "paired graph replay", workspace => Assert.Equal(new int[GroupedGemmWorkspace.TicketInts], workspace.Tickets!.ToArray())));
         }
         finally
         {
-            GroupedGemmWgmma.ClusterOverride = null;
             GroupedGemmWgmma.ScheduleOverride = null;
         }
     }

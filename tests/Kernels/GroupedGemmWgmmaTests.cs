@@ -477,16 +477,25 @@ public class GroupedGemmWgmmaTests
 
     /// <summary>Captured in a CUDA graph, the kernel follows the offsets in device memory between replays.</summary>
     [Fact]
-    public void WgmmaInACudaGraphFollowsTheOffsetsOnTheDevice()
+    public void WgmmaInACudaGraphFollowsTheOffsetsOnTheDevice() =>
+        AssertGraphReplaysFollowTheOffsets(Hopper(DType.BF16), rows: 300,
+            [[0, 10, 10, 250, 300], [0, 0, 3, 3, 7], [0, 300, 300, 300, 300], [0, 0, 0, 0, 0]], "wgmma graph replay");
+
+    /// <summary>
+    /// One wgmma call of 4 experts captured in a CUDA graph with a workspace, replayed once per layout of the offsets
+    /// (copied into the captured buffer) into a poisoned output: the rows of the layout match the reference, the rows past
+    /// it stay NaN, and <paramref name="afterReplay"/> checks the workspace after each replay.
+    /// </summary>
+    internal static void AssertGraphReplaysFollowTheOffsets(Accelerator gpu, int rows, int[][] layouts, string label,
+                                                            Action<GroupedGemmWorkspace>? afterReplay = null)
     {
-        var gpu = Hopper(DType.BF16);
         var random = TestData.NewRandom(out int seed);
-        const int n = 264, k = 72, experts = 4, rows = 300;
+        const int n = 264, k = 72, experts = 4;
         var xValues = TestData.Uniform(random, rows * k).Select(v => (float)(BFloat16)v).ToArray();
         var wValues = TestData.Uniform(random, experts * n * k).Select(v => (float)(BFloat16)v).ToArray();
         using var x = gpu.Upload<BFloat16>(TestData.ToBf16(xValues));
         using var w = gpu.Upload<BFloat16>(TestData.ToBf16(wValues));
-        using var offsets = gpu.Upload<int>(new[] { 0, 10, 10, 250, 300 });
+        using var offsets = gpu.Upload<int>(layouts[0]);
         using var y = gpu.Allocate<float>(rows * n);
         using var stream = (MoeRuntime.Accelerators.Cuda.CudaStream)gpu.CreateStream();
         // With a workspace the graph's launch claims tiles from its tickets: each replay must find them zeroed by the last.
@@ -496,7 +505,7 @@ public class GroupedGemmWgmmaTests
         stream.BeginCapture();
         GroupedGemm.Run(gpu, x, w, offsets, y, n, k, options, stream);
         using var graph = stream.EndCapture();
-        foreach (var layout in new[] { new[] { 0, 10, 10, 250, 300 }, new[] { 0, 0, 3, 3, 7 }, new[] { 0, 300, 300, 300, 300 }, new[] { 0, 0, 0, 0, 0 } })
+        foreach (var layout in layouts)
         {
             offsets.CopyFrom(layout, 0, stream);
             TestData.Poison(y);
@@ -508,8 +517,9 @@ public class GroupedGemmWgmmaTests
             int covered = layout[^1] * n;
             if (covered > 0)
                 Compare.Close(expected.AsSpan(0, covered), actual.AsSpan(0, covered), Compare.Bf16Tolerance,
-                    $"wgmma graph replay with offsets [{string.Join(", ", layout)}] seed={seed}");
+                    $"{label} with offsets [{string.Join(", ", layout)}] seed={seed}");
             Assert.All(actual.Skip(covered), v => Assert.True(double.IsNaN(v), "a row past offsets[E] was written"));
+            afterReplay?.Invoke(workspace);
         }
     }
 
