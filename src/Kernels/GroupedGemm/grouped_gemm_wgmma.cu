@@ -68,8 +68,8 @@
 //   pair works on one column tile of two neighbouring m-tiles of an expert (work units of 256 rows: rank r of the pair
 //   takes rows 128 r .. 128 r + 127 of the unit). Each block loads its own X and one of the two 128-row W boxes, which TMA
 //   multicasts into both blocks' stage at the same offset, completing on both blocks' `full` barrier: L2 serves each W
-//   tile once a pair, a third less traffic a K step (PyTorch's sm_90 grouped GEMM runs CUTLASS's 2 x 1 clusters for the
-//   same reason). So a stage is free only once both blocks' consumers are done with it: a consumer warp arrives on the
+//   tile once a pair, a third less traffic a K step (as PyTorch's sm_90 grouped GEMM does, on CUTLASS's 2 x 1 clusters).
+//   So a stage is free only once both blocks' consumers are done with it: a consumer warp arrives on the
 //   `empty` barrier of both blocks (16 arrivals a phase). A rank whose unit has no rows of its own (an expert's odd last
 //   m-tile) still loads its W box for its partner and its consumers only wait and release. Barriers are ready in both
 //   blocks before either copies (a cluster barrier after init), and no block exits while its partner may still arrive
