@@ -111,7 +111,7 @@ internal static class GroupedGemmSweep
                 forced is null && tile.StartsWith("tile gemv", StringComparison.Ordinal) && GroupedGemmGemv.LeavesShortK(rowCount, k, GroupedGemmGemv.ExpertsRuleMinK)
                 ? $"tile {GroupedGemmWgmma.VariantName} (K under MOE_GROUPED_GEMM_GEMV_EXPERTS_MIN_K)"
                 : accelerator.Kind == AcceleratorKind.Cuda && tile == "tile " + GroupedGemmWgmma.VariantName
-                ? tile + (GroupedGemmWgmma.ClusterFor(rowCount, e) is > 1 and int pair ? $", cluster {pair}" : "")
+                ? tile + (GroupedGemmWgmma.ClusterSize is > 1 and int pair ? $", cluster {pair}" : "")
                 : accelerator.Kind == AcceleratorKind.Cpu || tile.StartsWith("tile gemv", StringComparison.Ordinal)
                 ? tile : $"{tile}, split {SplitsOf(accelerator, forced, rowCount, n, k, e, isFused, splitK)}";
 

@@ -145,12 +145,12 @@ public class GroupedGemmWgmmaClusterTests(ITestOutputHelper output)
     public void TheOverrideWinsAndTheDefaultIsUnpaired()
     {
         if (GroupedGemmWgmma.ClusterFromEnvironment() is null)
-            Assert.Equal(1, GroupedGemmWgmma.ClusterFor(16384, 8));
-        Paired(() => Assert.Equal(2, GroupedGemmWgmma.ClusterFor(16384, 8)));
+            Assert.Equal(1, GroupedGemmWgmma.ClusterSize);
+        Paired(() => Assert.Equal(2, GroupedGemmWgmma.ClusterSize));
         GroupedGemmWgmma.ClusterOverride = 1;
         try
         {
-            Assert.Equal(1, GroupedGemmWgmma.ClusterFor(16384, 8));
+            Assert.Equal(1, GroupedGemmWgmma.ClusterSize);
         }
         finally
         {

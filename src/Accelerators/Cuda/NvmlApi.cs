@@ -17,7 +17,6 @@ internal static unsafe partial class NvmlApi
     public const uint FieldPowerInstant = 186;
 
     [LibraryImport(Library, EntryPoint = "nvmlInit_v2")] public static partial int nvmlInit();
-    [LibraryImport(Library)] public static partial int nvmlShutdown();
     [LibraryImport(Library, EntryPoint = "nvmlDeviceGetHandleByPciBusId_v2", StringMarshalling = StringMarshalling.Utf8)]
     public static partial int nvmlDeviceGetHandleByPciBusId(string pciBusId, out nint device);
     [LibraryImport(Library)] public static partial int nvmlDeviceGetClockInfo(nint device, int type, out uint megahertz);

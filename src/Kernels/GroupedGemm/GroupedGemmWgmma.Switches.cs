@@ -248,10 +248,9 @@ public static partial class GroupedGemmWgmma
 
     /// <summary>
     /// Blocks a cluster (grouped_gemm_wgmma.cu, "Clusters"): 1, or 2, paired blocks sharing each W tile by TMA multicast.
-    /// For a call of <paramref name="rows"/> rows over <paramref name="experts"/> experts: the override's, the environment's,
-    /// else <see cref="DefaultCluster"/>. (The call's shape is there for a rule by rows an expert, should pairs ever win.)
+    /// The override's, the environment's, else <see cref="DefaultCluster"/>.
     /// </summary>
-    internal static int ClusterFor(int rows, int experts) => ClusterOverride ?? ClusterFromEnvironment() ?? DefaultCluster;
+    internal static int ClusterSize => ClusterOverride ?? ClusterFromEnvironment() ?? DefaultCluster;
 
     /// <summary>
     /// Unpaired. One H200, 2026-12-02 (twenty-eighth session, docs/PERFORMANCE.md): paired blocks tied on Mixtral-8x7B's

@@ -131,7 +131,7 @@ public static partial class GroupedGemmWgmma
         if (mTiles * nTiles > int.MaxValue)
             throw new ArgumentException($"{plan.Rows} rows x {plan.OutCols} columns need {mTiles * nTiles} tiles; at most {int.MaxValue} per call (split the call)", "x");
         var smallTiles = SmallTilesOverride ?? SmallTilesFromEnvironment() ?? DefaultSmallTiles;
-        int cluster = ClusterFor(plan.Rows, plan.Experts);
+        int cluster = ClusterSize;
         // Paired blocks walk the static order (grouped_gemm_wgmma.cu, "Clusters").
         var schedule = cluster > 1 ? Schedule.Static : ScheduleFor(plan.SplitK);
         var kernel = LoadKernel(accelerator, EntryName(plan.X.DType, plan.Y.DType), smallTiles, schedule, cluster);
