@@ -85,6 +85,38 @@ public class NvrtcTests
         }
     }
 
+    [Fact]
+    public void ACompileTheCachesCannotAnswerIsAnnouncedAndTimed()
+    {
+        RequireNvrtc();
+        string directory = Path.Combine(Path.GetTempPath(), "moe-nvrtc-notice-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            var source = new KernelSource("noticed.cu", $"extern \"C\" __global__ void k(float* y) {{ y[0] = SCALE * {Random.Shared.Next()}.0f; }}\n");
+            var options = NvrtcCompiler.DefaultOptions("sm_80", ["-DSCALE=2"]);
+            var notices = new List<KernelCompileNotice>();
+            var compiler = new NvrtcCompiler(directory);
+            compiler.Compiling += notices.Add;
+            compiler.Compile(source, options, "sm_80");
+            Assert.Equal(2, notices.Count);
+            Assert.All(notices, n => Assert.Equal(("noticed.cu", "sm_80", "SCALE=2"), (n.SourceName, n.Architecture, string.Join(' ', n.Defines))));
+            Assert.Null(notices[0].Elapsed);
+            Assert.True(notices[1].Elapsed > TimeSpan.Zero, $"elapsed {notices[1].Elapsed}");
+
+            // The memory cache and, in a new compiler, the disk cache answer without a compile.
+            compiler.Compile(source, options, "sm_80");
+            var fromDisk = new NvrtcCompiler(directory);
+            fromDisk.Compiling += notices.Add;
+            fromDisk.Compile(source, options, "sm_80");
+            Assert.Equal(2, notices.Count);
+        }
+        finally
+        {
+            if (Directory.Exists(directory))
+                Directory.Delete(directory, recursive: true);
+        }
+    }
+
     internal static void RequireNvrtc()
     {
         if (!NvrtcCompiler.IsAvailable && Environment.GetEnvironmentVariable("MOE_REQUIRE_NVRTC") == "1")

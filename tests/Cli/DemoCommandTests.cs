@@ -21,5 +21,8 @@ public sealed class DemoCommandTests
         Assert.Matches(@"cpu:0,cpu:1\s+ep", text);
         Assert.DoesNotContain("FAIL", text);
         Assert.True(text.Split('\n').Count(l => l.TrimEnd().EndsWith("pass", StringComparison.Ordinal)) >= 6, text);
+        // Each row is named on stderr as it starts, so a first run's kernel compiles are placed.
+        Assert.Contains("moe demo: mixtral, tp on cpu:0,cpu:1", errors.ToString());
+        Assert.Contains("moe demo: deepseek_v3, ep on cpu:0,cpu:1", errors.ToString());
     }
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# GPU machine, one H200, after tools/gpu/pack.sh. Written in the twenty-eighth session for the next one; not yet run.
+# GPU machine, one H200, after tools/gpu/pack.sh. Written in the twenty-eighth session; run in the twenty-ninth.
 # The twenty-eighth session changed grouped_gemm_wgmma.cu (the paired build, the unit walk, the X bytes of a tile) and ran
 # only the wgmma, trace and cluster classes on it. Here: `moe demo`, then the suite without those three classes. Then
 # final29b.sh. Logs in $OUT/final29a.tgz.

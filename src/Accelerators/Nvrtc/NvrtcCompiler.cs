@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using System.Text;
@@ -18,6 +19,16 @@ public sealed class NvrtcCompiler
     private readonly string? _cacheDirectory;
 
     public NvrtcCompiler(string? cacheDirectory) => _cacheDirectory = cacheDirectory;
+
+    /// <summary>Where compiled images are kept across processes; null when the disk cache is off.</summary>
+    public string? CacheDirectory => _cacheDirectory;
+
+    /// <summary>
+    /// Raised when a kernel must be compiled because neither cache has it (first use on a machine): once as NVRTC
+    /// starts (<see cref="KernelCompileNotice.Elapsed"/> null) and once when it is done. A compile of a large source
+    /// takes seconds, so a command can say why it is quiet. Handlers run on the compiling thread.
+    /// </summary>
+    public event Action<KernelCompileNotice>? Compiling;
 
     public static bool IsAvailable => Native.NativeLibraryProbe.TryLoad(NvrtcApi.Library, out _, out _);
 
@@ -81,7 +92,12 @@ public sealed class NvrtcCompiler
                 // An unreadable cache entry is rebuilt below.
             }
         }
+        string target = source.RequiredArchitecture ?? architecture;
+        var defines = finalOptions.Where(o => o.StartsWith("-D", StringComparison.Ordinal)).Select(o => o[2..]).ToList();
+        Compiling?.Invoke(new KernelCompileNotice(source.Name, target, defines, null));
+        long started = Stopwatch.GetTimestamp();
         var image = CompileUncached(source, finalOptions, wantCubin: true);
+        Compiling?.Invoke(new KernelCompileNotice(source.Name, target, defines, Stopwatch.GetElapsedTime(started)));
         _memory[key] = image;
         if (path is not null)
             TryWriteAtomically(path, image);
@@ -201,3 +217,9 @@ public sealed class NvrtcCompiler
         return root is null ? null : Path.Combine(root, "moe-runtime", "kernels");
     }
 }
+
+/// <summary>
+/// One compile the caches could not answer: the source, the target (sm_90a), the macros that pick its variant
+/// (the <c>-D</c> options without the prefix), and NVRTC's time once done.
+/// </summary>
+public sealed record KernelCompileNotice(string SourceName, string Architecture, IReadOnlyList<string> Defines, TimeSpan? Elapsed);

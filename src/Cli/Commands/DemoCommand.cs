@@ -67,6 +67,8 @@ internal static class DemoCommand
                 }
                 foreach (var (mode, ranks) in runs)
                 {
+                    // stderr, so a first run's kernel compiles show which row they belong to; the table is stdout.
+                    errors.WriteLine($"moe demo: {name}, {ModeName(mode)} on {RankNames(ranks)}");
                     using var runner = LayerRunner.Create(mode, ranks, weights, AllReduceAlgorithm.Auto, tokens);
                     var actual = runner.Forward(hidden, tokens);
                     double error = RelativeError(expected, actual);
@@ -74,8 +76,8 @@ internal static class DemoCommand
                     allPass &= pass;
                     double ms = runner.MedianMs(hidden, tokens, repeats);
                     rows.Add([
-                        string.Join(",", ranks.Select(r => r.Name)),
-                        mode switch { LayerMode.TensorParallel => "tp", LayerMode.ExpertParallel => "ep", _ => "single" },
+                        RankNames(ranks),
+                        ModeName(mode),
                         name,
                         tokens.ToString(CultureInfo.InvariantCulture),
                         ms.ToString("F3", CultureInfo.InvariantCulture),
@@ -119,6 +121,10 @@ internal static class DemoCommand
         yield return ("mixtral", ModelFamily.Mixtral, common with { TopK = 2 });
         yield return ("deepseek_v3", ModelFamily.DeepseekV3, common with { TopK = 4, NumGroups = 4, TopKGroups = 2, NumSharedExperts = 1, RoutedScalingFactor = 2.5 });
     }
+
+    private static string ModeName(LayerMode mode) => mode switch { LayerMode.TensorParallel => "tp", LayerMode.ExpertParallel => "ep", _ => "single" };
+
+    private static string RankNames(IReadOnlyList<Accelerator> ranks) => string.Join(",", ranks.Select(r => r.Name));
 
     internal static double RelativeError(double[] expected, float[] actual)
     {
