@@ -350,6 +350,19 @@ public static class GroupedGemm
         _ => throw new ArgumentOutOfRangeException(nameof(dtype)),
     };
 
+    /// <summary>
+    /// The build of grouped_gemm.cu that holds one dtype pair's entries (its GG_ONE_PAIR note): a first use compiles
+    /// that pair's tiles, or the F32 kernel alone, not every pair's.
+    /// </summary>
+    internal static IReadOnlyList<string> BuildOptions(DType operands, DType output) => PairBuilds[(operands, output)];
+
+    private static readonly Dictionary<(DType Operands, DType Output), string[]> PairBuilds = new[] { DType.BF16, DType.F16 }
+        .SelectMany(operands => new[] { DType.BF16, DType.F16, DType.F32 }.Select(output => (Operands: operands, Output: output)))
+        .Append((Operands: DType.F32, Output: DType.F32))
+        .ToDictionary(pair => pair, pair => new[] { "-DGG_ONE_PAIR", $"-DGG_PAIR_{PairName(pair.Operands, pair.Output)}" });
+
+    private static string PairName(DType operands, DType output) => operands == DType.F32 ? "f32" : $"{Suffix(operands)}_{Suffix(output)}";
+
     internal static string EntryName(Variant variant, DType operands, DType output) =>
         operands == DType.F32 ? "grouped_gemm_f32" : $"grouped_gemm_{variant.Name}_{Suffix(operands)}_{Suffix(output)}";
 
@@ -396,7 +409,7 @@ public static class GroupedGemm
         long mTiles = (plan.Rows + (long)variant.TileRows - 1) / variant.TileRows + Math.Min(plan.Experts, plan.Rows);
         int colsPerBlock = plan.Fused ? variant.TileCols / 2 : variant.TileCols;
         long nTiles = (plan.OutCols + (long)colsPerBlock - 1) / colsPerBlock;
-        var kernel = accelerator.LoadKernel(Source, EntryName(variant, plan.X.DType, plan.Y.DType));
+        var kernel = accelerator.LoadKernel(Source, EntryName(variant, plan.X.DType, plan.Y.DType), BuildOptions(plan.X.DType, plan.Y.DType));
         if (plan.X.DType == DType.F32)
         {
             // The reference kernel: grid (n tiles, m tiles).

@@ -115,7 +115,7 @@ public static partial class TopKRouting
                 Math.Min((long)sms * (WarpsPerSm / warpsPerBlock), MaxWorkspaceBlocks));
             string layout = !contiguous ? "" : persistent ? "contiguous_x2p_" : tokensPerWarp == 2 ? "contiguous_x2_" : "contiguous_";
             string name = teams ? $"topk_routing_teams_{HostRows.Suffix(logits.DType)}" : $"topk_routing_{layout}{HostRows.Suffix(logits.DType)}_{perLane}";
-            var kernel = cuda.LoadKernel(Source.Value, name, SigmoidByDivision ? SigmoidByDivisionOptions : null);
+            var kernel = cuda.LoadKernel(Source.Value, name, BuildOptions(logits.DType, SigmoidByDivision));
             if (teams)
             {
                 // About two blocks an SM, of 2 to 8 warps (4 tokens each): every block stages the bias and adds its
@@ -163,7 +163,7 @@ public static partial class TopKRouting
         MemoryBuffer<int>? workspace)
     {
         int slots = experts <= 4 ? 4 : experts <= 8 ? 8 : 16;
-        var kernel = cuda.LoadKernel(Source.Value, $"topk_routing_thread_{HostRows.Suffix(logits.DType)}_{slots}");
+        var kernel = cuda.LoadKernel(Source.Value, $"topk_routing_thread_{HostRows.Suffix(logits.DType)}_{slots}", BuildOptions(logits.DType, sigmoidByDivision: false));
         int sms = Math.Max(cuda.Info.MultiprocessorCount, 1);
         int threads = (int)Math.Min(ThreadBlock, ((long)tokens + 31) / 32 * 32);
         int blocks = (int)Math.Clamp(((long)tokens + threads - 1) / threads, 1,
@@ -246,7 +246,16 @@ public static partial class TopKRouting
     internal static bool SigmoidByDivision { get; set; } =
         string.Equals(Environment.GetEnvironmentVariable("MOE_ROUTING_SIGMOID"), "division", StringComparison.OrdinalIgnoreCase);
 
-    private static readonly string[] SigmoidByDivisionOptions = ["-DROUTING_SIGMOID_DIVISION"];
+    /// <summary>
+    /// The build of topk_routing.cu that holds one logits dtype's entries (its ROUTING_ONE_DTYPE note), so a first use
+    /// compiles a third of the source's entries; with the division sigmoid when asked.
+    /// </summary>
+    internal static IReadOnlyList<string> BuildOptions(DType logits, bool sigmoidByDivision) => DTypeBuilds[(logits, sigmoidByDivision)];
+
+    private static readonly Dictionary<(DType Logits, bool Division), string[]> DTypeBuilds = new[] { DType.F32, DType.BF16, DType.F16 }
+        .SelectMany(dtype => new[] { false, true }.Select(division => (dtype, division)))
+        .ToDictionary(build => build, build => new[] { "-DROUTING_ONE_DTYPE", $"-DROUTING_DTYPE_{HostRows.Suffix(build.dtype)}" }
+            .Concat(build.division ? ["-DROUTING_SIGMOID_DIVISION"] : Array.Empty<string>()).ToArray());
 
     /// <summary>
     /// Tokens from which the persistent two-token path is used (unset or MOE_ROUTING_PERSISTENT=0 at start-up: never; 1:

@@ -630,15 +630,29 @@ __device__ __forceinline__ void topk_routing_teams(
     ROUTING_ENTRIES_OF(SUFFIX, T, 8)   \
     ROUTING_ENTRY(topk_routing_##SUFFIX##_16, T, 16, false, 1)
 
+// One logits dtype a build: the host defines ROUTING_ONE_DTYPE and ROUTING_DTYPE_<f32|bf16|f16>, so a first use compiles
+// that dtype's entries, a third of them (all took 27 s by NVRTC 13 on the H200 machine's host). Neither: every entry.
+#if !defined(ROUTING_ONE_DTYPE) || defined(ROUTING_DTYPE_f32)
 ROUTING_ENTRIES(f32, float)
+#endif
+#if !defined(ROUTING_ONE_DTYPE) || defined(ROUTING_DTYPE_bf16)
 ROUTING_ENTRIES(bf16, bf16)
+#endif
+#if !defined(ROUTING_ONE_DTYPE) || defined(ROUTING_DTYPE_f16)
 ROUTING_ENTRIES(f16, f16)
+#endif
 
 // Persistent two-token entries where a lane's share is whole 16-byte chunks (E = 128, 256 in F32; E = 256 in BF16/F16).
+#if !defined(ROUTING_ONE_DTYPE) || defined(ROUTING_DTYPE_f32)
 ROUTING_PERSISTENT_ENTRY(topk_routing_contiguous_x2p_f32_4, float, 4)
 ROUTING_PERSISTENT_ENTRY(topk_routing_contiguous_x2p_f32_8, float, 8)
+#endif
+#if !defined(ROUTING_ONE_DTYPE) || defined(ROUTING_DTYPE_bf16)
 ROUTING_PERSISTENT_ENTRY(topk_routing_contiguous_x2p_bf16_8, bf16, 8)
+#endif
+#if !defined(ROUTING_ONE_DTYPE) || defined(ROUTING_DTYPE_f16)
 ROUTING_PERSISTENT_ENTRY(topk_routing_contiguous_x2p_f16_8, f16, 8)
+#endif
 
 // Token-team entries (DeepSeek-V3's shape at many tokens; see topk_routing_teams): blocks of ROUTING_TEAM_WARPS warps,
 // 4 blocks an SM (36 KB of shared memory a block): 32 warps an SM, the 64-register bound.
@@ -652,9 +666,15 @@ ROUTING_PERSISTENT_ENTRY(topk_routing_contiguous_x2p_f16_8, f16, 8)
             expertCounts, workspace);                                                                         \
     }
 
+#if !defined(ROUTING_ONE_DTYPE) || defined(ROUTING_DTYPE_f32)
 ROUTING_TEAM_ENTRY(topk_routing_teams_f32, float)
+#endif
+#if !defined(ROUTING_ONE_DTYPE) || defined(ROUTING_DTYPE_bf16)
 ROUTING_TEAM_ENTRY(topk_routing_teams_bf16, bf16)
+#endif
+#if !defined(ROUTING_ONE_DTYPE) || defined(ROUTING_DTYPE_f16)
 ROUTING_TEAM_ENTRY(topk_routing_teams_f16, f16)
+#endif
 
 // ---- A token per thread (topk_routing_thread_*: softmax routing over few experts, e.g. Mixtral's E=8) ----
 // Each thread routes one token with its row in registers: no shuffles, and every lane busy (the strided path keeps
@@ -826,6 +846,12 @@ __device__ __forceinline__ void topk_routing_thread(
     ROUTING_THREAD_ENTRY(SUFFIX, T, 8)    \
     ROUTING_THREAD_ENTRY(SUFFIX, T, 16)
 
+#if !defined(ROUTING_ONE_DTYPE) || defined(ROUTING_DTYPE_f32)
 ROUTING_THREAD_ENTRIES(f32, float)
+#endif
+#if !defined(ROUTING_ONE_DTYPE) || defined(ROUTING_DTYPE_bf16)
 ROUTING_THREAD_ENTRIES(bf16, bf16)
+#endif
+#if !defined(ROUTING_ONE_DTYPE) || defined(ROUTING_DTYPE_f16)
 ROUTING_THREAD_ENTRIES(f16, f16)
+#endif

@@ -1,0 +1,64 @@
+using System.Text.RegularExpressions;
+using MoeRuntime.Accelerators;
+using MoeRuntime.Accelerators.Nvrtc;
+using MoeRuntime.Kernels.GroupedGemm;
+using MoeRuntime.Kernels.Routing;
+using MoeRuntime.Tests.Accelerators;
+
+namespace MoeRuntime.Tests.Kernels;
+
+/// <summary>
+/// grouped_gemm.cu and topk_routing.cu compile one dtype's entries a build (a first use on a machine compiles a sixth
+/// or a third of each). Each build the host asks for must hold every entry of its dtype and no other: the dtype builds
+/// together are the whole source's entries, each in the build its name belongs to. NVRTC only, no GPU.
+/// </summary>
+public sealed class OneDtypeBuildTests
+{
+    [Fact]
+    public void EachGroupedGemmPairBuildHoldsExactlyThatPairsEntries()
+    {
+        NvrtcTests.RequireNvrtc();
+        var source = KernelSource.FromResource(typeof(GroupedGemm).Assembly, "grouped_gemm.cu");
+        // The whole source's entries without compiling it all (17 s): the pairs its GG_VARIANTS lines instantiate.
+        var instantiated = Regex.Matches(source.Text, @"^GG_VARIANTS\((\w+),", RegexOptions.Multiline).Select(m => m.Groups[1].Value);
+        var all = instantiated.SelectMany(pair => GroupedGemm.Variants.Select(v => $"grouped_gemm_{v.Name}_{pair}")).Append("grouped_gemm_f32");
+        var pairs = new[] { DType.BF16, DType.F16 }.SelectMany(x => new[] { DType.BF16, DType.F16, DType.F32 }.Select(y => (x, y)))
+            .Append((DType.F32, DType.F32));
+        var seen = new List<string>();
+        foreach (var (operands, output) in pairs)
+        {
+            var built = Entries(source, GroupedGemm.BuildOptions(operands, output));
+            var expected = operands == DType.F32
+                ? GroupedGemm.Variants.Take(1).Select(v => GroupedGemm.EntryName(v, operands, output)).ToHashSet()
+                : GroupedGemm.Variants.Select(v => GroupedGemm.EntryName(v, operands, output)).ToHashSet();
+            Assert.True(expected.SetEquals(built), $"{operands}->{output}: built [{string.Join(' ', built)}], the host asks for [{string.Join(' ', expected)}]");
+            seen.AddRange(built);
+        }
+        Assert.Equal(all.Order(), seen.Order());
+    }
+
+    [Fact]
+    public void EachRoutingDtypeBuildHoldsExactlyThatDtypesEntries()
+    {
+        NvrtcTests.RequireNvrtc();
+        var source = KernelSource.FromResource(typeof(TopKRouting).Assembly, "topk_routing.cu");
+        var all = Entries(source, []);
+        var seen = new List<string>();
+        foreach (var (dtype, suffix) in new[] { (DType.F32, "f32"), (DType.BF16, "bf16"), (DType.F16, "f16") })
+        {
+            var built = Entries(source, TopKRouting.BuildOptions(dtype, sigmoidByDivision: false));
+            Assert.NotEmpty(built);
+            Assert.All(built, name => Assert.Matches($"_{suffix}(_\\d+)?$", name));
+            Assert.Equal([.. TopKRouting.BuildOptions(dtype, false), "-DROUTING_SIGMOID_DIVISION"], TopKRouting.BuildOptions(dtype, true));
+            seen.AddRange(built);
+        }
+        Assert.Equal(all.Order(), seen.Order());
+    }
+
+    /// <summary>The entry points of <paramref name="source"/> built with <paramref name="options"/> (PTX for compute_90: no ptxas).</summary>
+    private static HashSet<string> Entries(KernelSource source, IReadOnlyList<string> options)
+    {
+        string ptx = NvrtcCompiler.CompileToPtx(source, NvrtcCompiler.DefaultOptions("compute_90", options));
+        return Regex.Matches(ptx, @"\.entry\s+(\w+)").Select(m => m.Groups[1].Value).ToHashSet();
+    }
+}
