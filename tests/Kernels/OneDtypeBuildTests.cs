@@ -8,8 +8,8 @@ using MoeRuntime.Tests.Accelerators;
 namespace MoeRuntime.Tests.Kernels;
 
 /// <summary>
-/// grouped_gemm.cu and topk_routing.cu compile one dtype's entries a build (a first use on a machine compiles a sixth
-/// or a third of each). Each build the host asks for must hold every entry of its dtype and no other: the dtype builds
+/// grouped_gemm.cu, grouped_gemm_skinny.cu and topk_routing.cu compile one dtype's entries a build (a first use on a
+/// machine compiles a sixth, a half or a third of each). Each build the host asks for must hold every entry of its dtype and no other: the dtype builds
 /// together are the whole source's entries, each in the build its name belongs to. NVRTC only, no GPU.
 /// </summary>
 public sealed class OneDtypeBuildTests
@@ -53,6 +53,25 @@ public sealed class OneDtypeBuildTests
             seen.AddRange(built);
         }
         Assert.Equal(all.Order(), seen.Order());
+    }
+
+    [Fact]
+    public void EachSkinnyDtypeBuildHoldsThatDtypesTilesAndReduce()
+    {
+        NvrtcTests.RequireNvrtc();
+        var source = KernelSource.FromResource(typeof(GroupedGemm).Assembly, "grouped_gemm_skinny.cu");
+        var seen = new List<string>();
+        foreach (var dtype in new[] { DType.F32, DType.BF16, DType.F16 })
+        {
+            var built = Entries(source, GroupedGemmSkinny.BuildOptions(dtype));
+            var expected = (dtype == DType.F32 ? [] : GroupedGemmSkinny.Tiles.Concat(GroupedGemmSkinny.WideTiles).Select(t => GroupedGemmSkinny.PartialEntryName(t, dtype)))
+                .Append(GroupedGemmSkinny.ReduceEntryName(dtype)).ToHashSet();
+            Assert.True(expected.SetEquals(built), $"{dtype}: built [{string.Join(' ', built)}], the host asks for [{string.Join(' ', expected)}]");
+            seen.AddRange(built);
+        }
+        // Every entry of the source is in one build: the tiles of both operand dtypes and the three reduces.
+        Assert.Equal(2 * 8 + 3, seen.Distinct().Count());
+        Assert.Equal(seen.Count, seen.Distinct().Count());
     }
 
     /// <summary>The entry points of <paramref name="source"/> built with <paramref name="options"/> (PTX for compute_90: no ptxas).</summary>

@@ -203,6 +203,15 @@ internal static class GroupedGemmSkinny
     internal static string ReduceEntryName(DType output) => $"grouped_gemm_skinny_reduce_{GroupedGemm.Suffix(output)}";
 
     /// <summary>
+    /// The build of grouped_gemm_skinny.cu that holds one dtype's entries (its SK_ONE_DTYPE note): the partial tiles of
+    /// those operands and the reduce to that output.
+    /// </summary>
+    internal static IReadOnlyList<string> BuildOptions(DType dtype) => DTypeBuilds[dtype];
+
+    private static readonly Dictionary<DType, string[]> DTypeBuilds = new[] { DType.F32, DType.BF16, DType.F16 }
+        .ToDictionary(dtype => dtype, dtype => new[] { "-DSK_ONE_DTYPE", $"-DSK_DTYPE_{GroupedGemm.Suffix(dtype)}" });
+
+    /// <summary>
     /// Hopper tiles from which the wgmma kernel keeps a call of 64 rows or more: its time is one tile's K loop (~0.55 us per
     /// 64 of K on one SM) when it has at most an SM per tile, this kernel's grows with the weight bytes and the rows. H200,
     /// 2026-11-30, 128 rows (wgmma tiles: wgmma / skinny us): DeepSeek-V3 router (1) 68.5 / 17.3, shared gate_up+SiLU (16)
@@ -258,7 +267,7 @@ internal static class GroupedGemmSkinny
             return false;
         if (PlanFor(accelerator, plan.Rows, plan.N, plan.K, workspace!.PartialCapacity, plan.SkinnyKTilesPerSplitOverride, plan.SkinnyWideOverride) is not { } launch)
             return false;
-        var partial = accelerator.LoadKernel(Source, PartialEntryName(launch.Tile, plan.X.DType));
+        var partial = accelerator.LoadKernel(Source, PartialEntryName(launch.Tile, plan.X.DType), BuildOptions(plan.X.DType));
         bool fold = Folds(plan.SkinnyReduceOverride ?? ReduceFromEnvironment, launch, workspace.CounterCapacity);
         t_lastRun = (launch, fold);
         partial.Launch(stream, new Dim3((uint)launch.NTiles, (uint)launch.Splits, 1), new Dim3(Threads, 1, 1), launch.Tile.SharedBytes,
@@ -268,7 +277,7 @@ internal static class GroupedGemmSkinny
             return true;
         // The reduction: a thread per 4 output columns (per column where they are not a multiple of 4), at most 8 blocks of
         // 256 per SM (a grid-stride loop covers the rest).
-        var reduce = accelerator.LoadKernel(Source, ReduceEntryName(plan.Y.DType));
+        var reduce = accelerator.LoadKernel(Source, ReduceEntryName(plan.Y.DType), BuildOptions(plan.Y.DType));
         long work = (long)plan.Rows * (plan.OutCols % 4 == 0 ? plan.OutCols / 4 : plan.OutCols);
         long blocks = Math.Clamp((work + ReduceThreads - 1) / ReduceThreads, 1, 8L * Math.Max(1, accelerator.Info.MultiprocessorCount));
         reduce.Launch(stream, new Dim3((uint)blocks, 1, 1), new Dim3(ReduceThreads, 1, 1), 0,
