@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# GPU machine, one H200, after tools/gpu/pack.sh. Written in the twenty-eighth session; run in the twenty-ninth.
+# GPU machine, one H200, after tools/gpu/pack.sh. Written in the twenty-eighth session. Not run as a
+# whole: cold29d.sh ran its test classes in the twenty-ninth, and its sustain rows did not run.
 # The wgmma, trace and cluster test classes (the graph-replay test of the first two now share one helper, unrun on a
 # GPU), then Mixtral-8x7B T = 8192 down and gate_up after 3 s of each call (MOE_SWEEP_SUSTAIN_MS=3000), ours and torch
 # alternating, to repeat sustain28h.sh on another machine. Logs in $OUT/final29b.tgz.
