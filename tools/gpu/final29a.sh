@@ -2,7 +2,8 @@
 # GPU machine, one H200, after tools/gpu/pack.sh. Written in the twenty-eighth session; run in the twenty-ninth.
 # The twenty-eighth session changed grouped_gemm_wgmma.cu (the paired build, the unit walk, the X bytes of a tile) and ran
 # only the wgmma, trace and cluster classes on it. Here: `moe demo`, then the suite without those three classes. Then
-# final29b.sh. Logs in $OUT/final29a.tgz.
+# final29b.sh. Logs in $OUT/final29a.tgz. Ran on 7c86bce: the demo, first on a fresh machine, was stopped at 90 s while
+# NVRTC compiled (cold29d.sh measured why); the suite passed.
 set -uo pipefail
 export NCCL_NVLS_ENABLE=0
 out=/tmp/moe-final29a; mkdir -p "$out"
