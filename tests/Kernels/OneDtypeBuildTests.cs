@@ -8,9 +8,10 @@ using MoeRuntime.Tests.Accelerators;
 namespace MoeRuntime.Tests.Kernels;
 
 /// <summary>
-/// grouped_gemm.cu, grouped_gemm_skinny.cu and topk_routing.cu compile one dtype's entries a build (a first use on a
-/// machine compiles a sixth, a half or a third of each). Each build the host asks for must hold every entry of its dtype and no other: the dtype builds
-/// together are the whole source's entries, each in the build its name belongs to. NVRTC only, no GPU.
+/// grouped_gemm.cu, grouped_gemm_gemv.cu, grouped_gemm_wgmma.cu, grouped_gemm_skinny.cu and topk_routing.cu compile one
+/// dtype's (or dtype pair's) entries a build, so a first use on a machine compiles a fraction of each. Each build the
+/// host asks for must hold every entry of its dtype and no other, and the builds together must hold the whole source's
+/// entries. NVRTC only, no GPU.
 /// </summary>
 public sealed class OneDtypeBuildTests
 {
@@ -73,6 +74,50 @@ public sealed class OneDtypeBuildTests
         Assert.Equal(2 * 8 + 3, seen.Distinct().Count());
         Assert.Equal(seen.Count, seen.Distinct().Count());
     }
+
+    [Fact]
+    public void EachGemvPairBuildHoldsThatPairsThreeEntries()
+    {
+        NvrtcTests.RequireNvrtc();
+        var source = KernelSource.FromResource(typeof(GroupedGemm).Assembly, "grouped_gemm_gemv.cu");
+        var seen = new List<string>();
+        foreach (var (operands, output) in HalfPairs())
+        {
+            // The tile map's build: the options of the layer's launches (the plain build differs only in GV_TILE_MAP).
+            var built = Entries(source, GroupedGemmGemv.BuildOptions(operands, output, wRows: 4, traced: false, tileMap: true));
+            var expected = new[] { GroupedGemmGemv.TileRows, GroupedGemmGemv.WideTileRows, GroupedGemmGemv.SingleTileRows }
+                .Select(rows => GroupedGemmGemv.EntryName(operands, output, rows)).ToHashSet();
+            Assert.True(expected.SetEquals(built), $"{operands}->{output}: built [{string.Join(' ', built)}], the host asks for [{string.Join(' ', expected)}]");
+            seen.AddRange(built);
+        }
+        Assert.Equal(6 * 3, seen.Distinct().Count());
+    }
+
+    /// <summary>
+    /// The wgmma kernel's entries come from their pair's build, its debug entries from the whole source. Hopper-only code
+    /// sits behind __CUDA_ARCH_FEAT_SM90_ALL, so compute_90 PTX (which NVRTC 11.8 can make) still shows every entry.
+    /// </summary>
+    [Fact]
+    public void EachWgmmaPairBuildHoldsThatPairsEntryAlone()
+    {
+        NvrtcTests.RequireNvrtc();
+        var source = KernelSource.FromResource(typeof(GroupedGemm).Assembly, "grouped_gemm_wgmma.cu");
+        var all = Entries(source, []);
+        var seen = new List<string>();
+        foreach (var (operands, output) in HalfPairs())
+        {
+            string entry = GroupedGemmWgmma.EntryName(operands, output);
+            var built = Entries(source, GroupedGemmWgmma.PairBuildOf(entry));
+            Assert.Equal([entry], built.ToArray());
+            seen.Add(entry);
+        }
+        var debug = all.Except(seen).ToList();
+        Assert.Equal(["grouped_gemm_wgmma_debug_mma_bf16", "grouped_gemm_wgmma_debug_tma"], debug.Order());
+        Assert.All(debug, entry => Assert.Empty(GroupedGemmWgmma.PairBuildOf(entry)));
+    }
+
+    private static IEnumerable<(DType Operands, DType Output)> HalfPairs() =>
+        new[] { DType.BF16, DType.F16 }.SelectMany(x => new[] { DType.BF16, DType.F16, DType.F32 }.Select(y => (x, y)));
 
     /// <summary>The entry points of <paramref name="source"/> built with <paramref name="options"/> (PTX for compute_90: no ptxas).</summary>
     private static HashSet<string> Entries(KernelSource source, IReadOnlyList<string> options)

@@ -376,15 +376,17 @@ public static class GroupedGemmGemv
 
     /// <summary>
     /// The build of a launch: the switches' options, plus -DGV_WROWS=8 for 8 W rows, -DGV_TRACE when traced and
-    /// <see cref="TileMapOption"/> when it reads an m-tile map; each of the sixteen built once.
+    /// <see cref="TileMapOption"/> when it reads an m-tile map, and the dtype pair's (the source's GV_ONE_PAIR note: a
+    /// build holds one pair's entries); each built once.
     /// </summary>
     /// With <paramref name="prefetch"/> (a map's build only) also -DGV_PREFETCH_W=S, S = GemvPrefetchSwitch.Segments.
-    private static string[] BuildOptions(int wRows, bool traced, bool tileMap, bool prefetch = false) =>
-        s_builds[(prefetch && tileMap ? 8 : 0) + (wRows == 8 ? 4 : 0) + (traced ? 2 : 0) + (tileMap ? 1 : 0)] ??=
+    internal static string[] BuildOptions(DType operands, DType output, int wRows, bool traced, bool tileMap, bool prefetch = false) =>
+        s_builds.GetOrAdd((operands, output, (prefetch && tileMap ? 8 : 0) + (wRows == 8 ? 4 : 0) + (traced ? 2 : 0) + (tileMap ? 1 : 0)), _ =>
             [.. CompileOptions ?? [], .. wRows == 8 ? (string[])["-DGV_WROWS=8"] : [], .. traced ? (string[])["-DGV_TRACE"] : [],
-             .. tileMap ? (string[])[TileMapOption] : [], .. prefetch && tileMap ? (string[])[$"-DGV_PREFETCH_W={GemvPrefetchSwitch.Segments}"] : []];
+             .. tileMap ? (string[])[TileMapOption] : [], .. prefetch && tileMap ? (string[])[$"-DGV_PREFETCH_W={GemvPrefetchSwitch.Segments}"] : [],
+             .. GroupedGemm.PairBuildOptions("GV", operands, output)]);
 
-    private static readonly string[]?[] s_builds = new string[]?[16];
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<(DType Operands, DType Output, int Build), string[]> s_builds = new();
 
     internal static string[]? ParseUnroll(string? value) => value?.Trim() switch
     {
@@ -523,7 +525,8 @@ public static class GroupedGemmGemv
     [ThreadStatic] private static int t_lastSharedBytes;
 
     private static CudaKernel Kernel(CudaAccelerator accelerator, GroupedGemm.Plan plan, int tileRows, int wRows, bool tileMap, bool traced = false) =>
-        accelerator.LoadKernel(Source, EntryName(plan.X.DType, plan.Y.DType, tileRows), BuildOptions(wRows, traced, tileMap, plan.PrefetchBeforeWait));
+        accelerator.LoadKernel(Source, EntryName(plan.X.DType, plan.Y.DType, tileRows),
+            BuildOptions(plan.X.DType, plan.Y.DType, wRows, traced, tileMap, plan.PrefetchBeforeWait));
 
     /// <summary>
     /// The launch itself: <paramref name="blocks"/> = tile slots x column blocks of <paramref name="kSplit"/>; the caller

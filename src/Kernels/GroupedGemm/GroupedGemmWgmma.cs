@@ -104,11 +104,19 @@ public static partial class GroupedGemmWgmma
 
     /// <summary>
     /// An entry of grouped_gemm_wgmma.cu, compiled with the launcher's options and <paramref name="smallTiles"/> as
-    /// <see cref="Run"/> resolved it; the debug entries, which it does not touch, take the default.
+    /// <see cref="Run"/> resolved it; the debug entries, which it does not touch, take the default. A kernel entry comes
+    /// from the build of its dtype pair alone (the source's GW_ONE_PAIR note), a debug entry from the whole source.
     /// </summary>
     internal static CudaKernel LoadKernel(CudaAccelerator accelerator, string entry, SmallTileMode smallTiles = SmallTileMode.On,
                                           Schedule? schedule = null, int cluster = 1) =>
-        accelerator.LoadKernel(Source, entry, CompileOptions(smallTiles, schedule ?? Schedule.Static, cluster));
+        accelerator.LoadKernel(Source, entry, [.. CompileOptions(smallTiles, schedule ?? Schedule.Static, cluster), .. PairBuildOf(entry)]);
+
+    /// <summary>The options that build only <paramref name="entry"/>'s dtype pair; none for a debug entry.</summary>
+    internal static string[] PairBuildOf(string entry) => s_pairBuildOfEntry.TryGetValue(entry, out var options) ? options : [];
+
+    private static readonly Dictionary<string, string[]> s_pairBuildOfEntry = new[] { DType.BF16, DType.F16 }
+        .SelectMany(operands => new[] { DType.BF16, DType.F16, DType.F32 }.Select(output => (operands, output)))
+        .ToDictionary(pair => EntryName(pair.operands, pair.output), pair => GroupedGemm.PairBuildOptions("GW", pair.operands, pair.output));
 
     /// <summary>Launches the kernel for a validated plan (<see cref="GroupedGemm"/> checked shapes, dtypes, alignment).</summary>
     internal static void Run(CudaAccelerator accelerator, GroupedGemm.Plan plan, CudaStream stream)
