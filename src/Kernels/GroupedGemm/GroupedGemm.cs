@@ -354,18 +354,7 @@ public static class GroupedGemm
     /// The build of grouped_gemm.cu that holds one dtype pair's entries (its GG_ONE_PAIR note): a first use compiles
     /// that pair's tiles, or the F32 kernel alone, not every pair's.
     /// </summary>
-    internal static IReadOnlyList<string> BuildOptions(DType operands, DType output) => PairBuildOptions("GG", operands, output);
-
-    /// <summary>
-    /// The options that build one dtype pair's entries of a grouped GEMM source whose instantiations are guarded by
-    /// <c>{prefix}_ONE_PAIR</c> and <c>{prefix}_PAIR_{in}_{out}</c> (<c>{prefix}_PAIR_f32</c> for F32 operands):
-    /// grouped_gemm.cu's GG, the GEMV's GV, the wgmma kernel's GW. One array a build, made once.
-    /// </summary>
-    internal static string[] PairBuildOptions(string prefix, DType operands, DType output) =>
-        s_pairBuilds.GetOrAdd((prefix, operands, output), key =>
-            ["-D" + key.Prefix + "_ONE_PAIR", $"-D{key.Prefix}_PAIR_{(key.Operands == DType.F32 ? "f32" : $"{Suffix(key.Operands)}_{Suffix(key.Output)}")}"]);
-
-    private static readonly System.Collections.Concurrent.ConcurrentDictionary<(string Prefix, DType Operands, DType Output), string[]> s_pairBuilds = new();
+    internal static IReadOnlyList<string> BuildOptions(DType operands, DType output) => DTypeBuilds.Pair("GG", operands, output);
 
     internal static string EntryName(Variant variant, DType operands, DType output) =>
         operands == DType.F32 ? "grouped_gemm_f32" : $"grouped_gemm_{variant.Name}_{Suffix(operands)}_{Suffix(output)}";

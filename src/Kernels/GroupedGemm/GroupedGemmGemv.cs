@@ -384,7 +384,7 @@ public static class GroupedGemmGemv
         s_builds.GetOrAdd((operands, output, (prefetch && tileMap ? 8 : 0) + (wRows == 8 ? 4 : 0) + (traced ? 2 : 0) + (tileMap ? 1 : 0)), _ =>
             [.. CompileOptions ?? [], .. wRows == 8 ? (string[])["-DGV_WROWS=8"] : [], .. traced ? (string[])["-DGV_TRACE"] : [],
              .. tileMap ? (string[])[TileMapOption] : [], .. prefetch && tileMap ? (string[])[$"-DGV_PREFETCH_W={GemvPrefetchSwitch.Segments}"] : [],
-             .. GroupedGemm.PairBuildOptions("GV", operands, output)]);
+             .. DTypeBuilds.Pair("GV", operands, output)]);
 
     private static readonly System.Collections.Concurrent.ConcurrentDictionary<(DType Operands, DType Output, int Build), string[]> s_builds = new();
 

@@ -206,10 +206,7 @@ internal static class GroupedGemmSkinny
     /// The build of grouped_gemm_skinny.cu that holds one dtype's entries (its SK_ONE_DTYPE note): the partial tiles of
     /// those operands and the reduce to that output.
     /// </summary>
-    internal static IReadOnlyList<string> BuildOptions(DType dtype) => DTypeBuilds[dtype];
-
-    private static readonly Dictionary<DType, string[]> DTypeBuilds = new[] { DType.F32, DType.BF16, DType.F16 }
-        .ToDictionary(dtype => dtype, dtype => new[] { "-DSK_ONE_DTYPE", $"-DSK_DTYPE_{GroupedGemm.Suffix(dtype)}" });
+    internal static IReadOnlyList<string> BuildOptions(DType dtype) => DTypeBuilds.One("SK", dtype);
 
     /// <summary>
     /// Hopper tiles from which the wgmma kernel keeps a call of 64 rows or more: its time is one tile's K loop (~0.55 us per

@@ -109,14 +109,20 @@ public static partial class GroupedGemmWgmma
     /// </summary>
     internal static CudaKernel LoadKernel(CudaAccelerator accelerator, string entry, SmallTileMode smallTiles = SmallTileMode.On,
                                           Schedule? schedule = null, int cluster = 1) =>
-        accelerator.LoadKernel(Source, entry, [.. CompileOptions(smallTiles, schedule ?? Schedule.Static, cluster), .. PairBuildOf(entry)]);
+        accelerator.LoadKernel(Source, entry, WithPairBuild(CompileOptions(smallTiles, schedule ?? Schedule.Static, cluster), entry));
+
+    private static List<string> WithPairBuild(List<string> options, string entry)
+    {
+        options.AddRange(PairBuildOf(entry));
+        return options;
+    }
 
     /// <summary>The options that build only <paramref name="entry"/>'s dtype pair; none for a debug entry.</summary>
     internal static string[] PairBuildOf(string entry) => s_pairBuildOfEntry.TryGetValue(entry, out var options) ? options : [];
 
     private static readonly Dictionary<string, string[]> s_pairBuildOfEntry = new[] { DType.BF16, DType.F16 }
         .SelectMany(operands => new[] { DType.BF16, DType.F16, DType.F32 }.Select(output => (operands, output)))
-        .ToDictionary(pair => EntryName(pair.operands, pair.output), pair => GroupedGemm.PairBuildOptions("GW", pair.operands, pair.output));
+        .ToDictionary(pair => EntryName(pair.operands, pair.output), pair => DTypeBuilds.Pair("GW", pair.operands, pair.output));
 
     /// <summary>Launches the kernel for a validated plan (<see cref="GroupedGemm"/> checked shapes, dtypes, alignment).</summary>
     internal static void Run(CudaAccelerator accelerator, GroupedGemm.Plan plan, CudaStream stream)

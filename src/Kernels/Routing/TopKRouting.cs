@@ -250,12 +250,11 @@ public static partial class TopKRouting
     /// The build of topk_routing.cu that holds one logits dtype's entries (its ROUTING_ONE_DTYPE note), so a first use
     /// compiles a third of the source's entries; with the division sigmoid when asked.
     /// </summary>
-    internal static IReadOnlyList<string> BuildOptions(DType logits, bool sigmoidByDivision) => DTypeBuilds[(logits, sigmoidByDivision)];
+    internal static IReadOnlyList<string> BuildOptions(DType logits, bool sigmoidByDivision) =>
+        sigmoidByDivision ? s_divisionBuilds.GetOrAdd(logits, dtype => [.. DTypeBuilds.One("ROUTING", dtype), "-DROUTING_SIGMOID_DIVISION"])
+                          : DTypeBuilds.One("ROUTING", logits);
 
-    private static readonly Dictionary<(DType Logits, bool Division), string[]> DTypeBuilds = new[] { DType.F32, DType.BF16, DType.F16 }
-        .SelectMany(dtype => new[] { false, true }.Select(division => (dtype, division)))
-        .ToDictionary(build => build, build => new[] { "-DROUTING_ONE_DTYPE", $"-DROUTING_DTYPE_{HostRows.Suffix(build.dtype)}" }
-            .Concat(build.division ? ["-DROUTING_SIGMOID_DIVISION"] : Array.Empty<string>()).ToArray());
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<DType, string[]> s_divisionBuilds = new();
 
     /// <summary>
     /// Tokens from which the persistent two-token path is used (unset or MOE_ROUTING_PERSISTENT=0 at start-up: never; 1:
