@@ -6,7 +6,8 @@ expert ids, index_select gather, torch._grouped_mm gate_up, SiLU(gate) * up, tor
 index_add_ weighted un-permute in f32, + DeepSeek's shared expert. Presets and token counts as the C# bench:
 mixtral-8x7b (H 4096, I 14336, E 8, k 2), qwen3-30b-a3b (H 2048, I 768, E 128, k 8),
 deepseek-v3 (H 7168, I 2048, E 256, k 8, one shared expert); T = 1, 16, 128, 1024, 8192.
-Times: median of 20 CUDA-event-timed forwards after warm-up; for T <= 128 also replayed from a CUDA graph.
+Times: median of 20 CUDA-event-timed forwards after warm-up; for T <= 128 also replayed from a CUDA graph, the eager and
+graph samples alternating.
 Floor: active-weight bytes (router + distinct experts the routing hit + shared) / copy bandwidth.
 Prints a table; writes $OUT/moe_layer-torch.json when OUT is set.
 """
@@ -89,27 +90,36 @@ def forward(x, w, p):
     return out
 
 
-def median_ms(fn, graph):
+def medians_ms(fn, with_graph):
+    """Median eager ms of fn and, if asked, of its CUDA graph's replay. The eager and graph samples alternate, so both run
+    at the same clock (timed one after the other, the second ran under the power cap the first had raised), as the C#
+    bench does."""
     for _ in range(3):
         fn()
     torch.cuda.synchronize()
-    run = fn
-    if graph:
+    g = None
+    if with_graph:
         g = torch.cuda.CUDAGraph()
         with torch.cuda.graph(g):
             fn()
-        run = g.replay
-        run()
+        g.replay()
         torch.cuda.synchronize()
-    times = []
-    for _ in range(20):
+
+    def sample(run):
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         start.record()
         run()
         end.record()
         end.synchronize()
-        times.append(start.elapsed_time(end))
-    return sorted(times)[len(times) // 2]
+        return start.elapsed_time(end)
+
+    eager, replayed = [], []
+    for _ in range(20):
+        eager.append(sample(fn))
+        if g is not None:
+            replayed.append(sample(g.replay))
+    median = lambda times: sorted(times)[len(times) // 2]
+    return median(eager), (median(replayed) if g is not None else None)
 
 
 def active_weight_bytes(p, active):
@@ -134,8 +144,9 @@ def main():
         for tokens in listed_tokens():
             x = torch.empty(tokens, p["h"], dtype=torch.bfloat16, device=device).uniform_(-1, 1)
             step = lambda: [forward(x, each, p) for each in layers]
-            eager = median_ms(step, graph=False) / len(layers)
-            graph = median_ms(step, graph=True) / len(layers) if tokens <= 128 else None
+            eager, graph = medians_ms(step, with_graph=tokens <= 128)
+            eager /= len(layers)
+            graph = graph / len(layers) if graph is not None else None
             best = min(eager, graph) if graph is not None else eager
             active = int(route(x, w, p)[0].unique().numel())
             nbytes = active_weight_bytes(p, active)

@@ -73,6 +73,27 @@ public sealed class LayerBenchCommandTests
     }
 
     /// <summary>
+    /// On a GPU a row of T &lt;= 128 gives both medians from the alternating eager and graph samples (no capture error); above
+    /// 128 tokens the row is eager only. On the CPU no row has a graph time.
+    /// </summary>
+    [Theory]
+    [InlineData("cpu")]
+    [InlineData("cuda")]
+    public void GraphTimesComeWithEagerOnesUpTo128Tokens(string kind)
+    {
+        var accelerator = TestDevices.Get(kind);
+        using var weights = DeviceMoeWeights.CreateRandom(accelerator, LayerBench.Preset("tiny"), DType.BF16, seed: 2029);
+        var rows = new LayerBench(accelerator, DType.BF16, warmup: 1, samples: 3).Run("tiny", weights, [1, 128, 129]).ToList();
+        Assert.All(rows, r => Assert.True(r.EagerMs > 0));
+        Assert.All(rows, r => Assert.DoesNotContain("graph capture failed", r.Note));
+        if (kind == "cuda")
+            Assert.All(rows.Take(2), r => Assert.True(r.GraphMs > 0, $"T = {r.Tokens}: no graph time"));
+        else
+            Assert.Null(rows[0].GraphMs);
+        Assert.Null(rows[2].GraphMs);
+    }
+
+    /// <summary>
     /// With a counts folder the bench writes its router's rows an expert per token count: one count per expert, k rows a
     /// token in all (what <c>sweep grouped_gemm</c> reads back through MOE_SWEEP_COUNTS). Without one it writes nothing.
     /// </summary>

@@ -52,20 +52,12 @@ internal sealed class LayerBench(Accelerator accelerator, DType dtype, int warmu
                     for (int l = 0; l < layers.Length; l++)
                         layers[l].Forward(hidden, output, workspaces[l], stream);
                 }
-                double eager = Median(Forward, useGraph: false) / layers.Length;
-                double? graph = null;
+                var (eagerMs, graphMs, graphError) = Time(Forward, withGraph: accelerator is CudaAccelerator && tokens <= 128);
+                double eager = eagerMs / layers.Length;
+                double? graph = graphMs / layers.Length;
                 string note = layers.Length > 1 ? $"{layers.Length} layers cycled" : "";
-                if (accelerator is CudaAccelerator && tokens <= 128)
-                {
-                    try
-                    {
-                        graph = Median(Forward, useGraph: true) / layers.Length;
-                    }
-                    catch (Exception e) when (e is CudaException or InvalidOperationException)
-                    {
-                        note = (note.Length > 0 ? note + "; " : "") + "graph capture failed: " + e.Message.Split('\n')[0];
-                    }
-                }
+                if (graphError is not null)
+                    note = (note.Length > 0 ? note + "; " : "") + "graph capture failed: " + graphError;
                 double best = Math.Min(eager, graph ?? double.MaxValue);
                 // The floor counts the experts this routing really hit (random routers are not uniform), averaged over the layers.
                 long bytes = (long)workspaces.Average(w => LayerPresets.ActiveWeightBytes(config, (double)w.RoutedCounts.ToArray().Count(c => c > 0), dtype));
@@ -82,62 +74,17 @@ internal sealed class LayerBench(Accelerator accelerator, DType dtype, int warmu
         }
     }
 
-    /// <summary>Median ms of one call of <paramref name="forward"/>: CUDA events around each (or one graph replay); a stopwatch on the CPU.</summary>
-    private double Median(Action<AcceleratorStream> forward, bool useGraph)
+    /// <summary>
+    /// Median ms of one call of <paramref name="forward"/>, eager and (when asked, on CUDA) replayed from a CUDA graph of it,
+    /// with CUDA events around each; a stopwatch on the CPU. The eager and graph samples alternate, so both see the same
+    /// clock: timed one after the other, the second ran under the board's power cap that the first had raised (H200,
+    /// twenty-ninth session: DeepSeek-V3 T = 128's graph read 3.48-3.58 ms after its eager samples, 3.24 alone).
+    /// A capture that fails leaves the eager median and the capture's error.
+    /// </summary>
+    private (double Eager, double? Graph, string? GraphError) Time(Action<AcceleratorStream> forward, bool withGraph)
     {
-        var times = new double[samples];
-        if (accelerator is CudaAccelerator cuda)
-        {
-            using var stream = (CudaStream)cuda.CreateStream();
-            for (int i = 0; i < warmup; i++)
-                forward(stream);
-            stream.Synchronize();
-            CudaGraph? graph = null;
-            if (useGraph)
-            {
-                stream.BeginCapture();
-                try
-                {
-                    forward(stream);
-                }
-                catch
-                {
-                    // End the broken capture so the stream is usable again; the forward's error is the one to report.
-                    try
-                    {
-                        stream.EndCapture().Dispose();
-                    }
-                    catch (CudaException)
-                    {
-                    }
-                    throw;
-                }
-                graph = stream.EndCapture();
-                graph.Launch(stream);
-                stream.Synchronize();
-            }
-            using var start = accelerator.CreateEvent();
-            using var end = accelerator.CreateEvent();
-            try
-            {
-                for (int s = 0; s < samples; s++)
-                {
-                    start.Record(stream);
-                    if (graph is not null)
-                        graph.Launch(stream);
-                    else
-                        forward(stream);
-                    end.Record(stream);
-                    end.Synchronize();
-                    times[s] = end.ElapsedMillisecondsSince(start);
-                }
-            }
-            finally
-            {
-                graph?.Dispose();
-            }
-        }
-        else
+        var eager = new double[samples];
+        if (accelerator is not CudaAccelerator cuda)
         {
             var stream = accelerator.DefaultStream;
             for (int i = 0; i < warmup; i++)
@@ -148,11 +95,81 @@ internal sealed class LayerBench(Accelerator accelerator, DType dtype, int warmu
                 long t0 = Stopwatch.GetTimestamp();
                 forward(stream);
                 accelerator.Synchronize();
-                times[s] = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+                eager[s] = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
             }
+            return (Median(eager), null, null);
         }
+
+        using var cudaStream = (CudaStream)cuda.CreateStream();
+        for (int i = 0; i < warmup; i++)
+            forward(cudaStream);
+        cudaStream.Synchronize();
+        string? graphError = null;
+        using var graph = withGraph ? Capture(forward, cudaStream, out graphError) : null;
+        var replayed = graph is null ? null : new double[samples];
+        using var start = accelerator.CreateEvent();
+        using var end = accelerator.CreateEvent();
+        double Sample(Action launch)
+        {
+            start.Record(cudaStream);
+            launch();
+            end.Record(cudaStream);
+            end.Synchronize();
+            return end.ElapsedMillisecondsSince(start);
+        }
+        for (int s = 0; s < samples; s++)
+        {
+            eager[s] = Sample(() => forward(cudaStream));
+            if (graph is not null)
+                replayed![s] = Sample(() => graph.Launch(cudaStream));
+        }
+        return (Median(eager), replayed is null ? null : Median(replayed), graphError);
+    }
+
+    /// <summary>A CUDA graph of one forward, launched once (its first replay uploads it); null and the error if capture fails.</summary>
+    private static CudaGraph? Capture(Action<AcceleratorStream> forward, CudaStream stream, out string? error)
+    {
+        error = null;
+        stream.BeginCapture();
+        try
+        {
+            forward(stream);
+        }
+        catch (Exception e)
+        {
+            // End the broken capture so the stream is usable again; the forward's error is the one to report.
+            try
+            {
+                stream.EndCapture().Dispose();
+            }
+            catch (CudaException)
+            {
+            }
+            if (e is not (CudaException or InvalidOperationException))
+                throw;
+            error = e.Message.Split('\n')[0];
+            return null;
+        }
+        CudaGraph? graph = null;
+        try
+        {
+            graph = stream.EndCapture();
+            graph.Launch(stream);
+            stream.Synchronize();
+            return graph;
+        }
+        catch (CudaException e)
+        {
+            graph?.Dispose();
+            error = e.Message.Split('\n')[0];
+            return null;
+        }
+    }
+
+    private static double Median(double[] times)
+    {
         Array.Sort(times);
-        return times[samples / 2];
+        return times[times.Length / 2];
     }
 
     /// <summary>
