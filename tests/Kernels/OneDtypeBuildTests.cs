@@ -9,9 +9,9 @@ namespace MoeRuntime.Tests.Kernels;
 
 /// <summary>
 /// grouped_gemm.cu, grouped_gemm_gemv.cu, grouped_gemm_wgmma.cu, grouped_gemm_skinny.cu and topk_routing.cu compile one
-/// dtype's (or dtype pair's) entries a build, so a first use on a machine compiles a fraction of each. Each build the
-/// host asks for must hold every entry of its dtype and no other, and the builds together must hold the whole source's
-/// entries. NVRTC only, no GPU.
+/// dtype's (or dtype pair's) entries a build, the last two only the entry's tile or group of it, so a first use on a
+/// machine compiles a fraction of each. Each build the host asks for must hold the entries it is asked for and no others
+/// of another dtype (or tile, or group), and the builds together must hold the whole source's entries. NVRTC only, no GPU.
 /// </summary>
 public sealed class OneDtypeBuildTests
 {
@@ -38,41 +38,62 @@ public sealed class OneDtypeBuildTests
         Assert.Equal(all.Order(), seen.Order());
     }
 
+    /// <summary>
+    /// topk_routing.cu builds one logits dtype's entries of one group (lanes{n}, persistent, teams, thread): the build the
+    /// host asks for an entry holds it and only entries of its dtype and group, and the builds together hold the source.
+    /// </summary>
     [Fact]
-    public void EachRoutingDtypeBuildHoldsExactlyThatDtypesEntries()
+    public void EachRoutingBuildHoldsItsEntrysDtypeAndGroupAlone()
     {
         NvrtcTests.RequireNvrtc();
         var source = KernelSource.FromResource(typeof(TopKRouting).Assembly, "topk_routing.cu");
         var all = Entries(source, []);
-        var seen = new List<string>();
-        foreach (var (dtype, suffix) in new[] { (DType.F32, "f32"), (DType.BF16, "bf16"), (DType.F16, "f16") })
+        Assert.Equal(55, all.Count);
+        static string DTypeOf(string entry) => Regex.Match(entry, "_(f32|bf16|f16)(_|$)").Groups[1].Value;
+        var seen = new HashSet<string>();
+        var builds = new Dictionary<string, HashSet<string>>();
+        foreach (string entry in all.Order())
         {
-            var built = Entries(source, TopKRouting.BuildOptions(dtype, sigmoidByDivision: false));
-            Assert.NotEmpty(built);
-            Assert.All(built, name => Assert.Matches($"_{suffix}(_\\d+)?$", name));
-            Assert.Equal([.. TopKRouting.BuildOptions(dtype, false), "-DROUTING_SIGMOID_DIVISION"], TopKRouting.BuildOptions(dtype, true));
-            seen.AddRange(built);
+            var dtype = DTypeOf(entry) switch { "f32" => DType.F32, "bf16" => DType.BF16, _ => DType.F16 };
+            var options = TopKRouting.BuildOptions(entry, dtype, sigmoidByDivision: false);
+            Assert.Equal([.. options, "-DROUTING_SIGMOID_DIVISION"], TopKRouting.BuildOptions(entry, dtype, sigmoidByDivision: true));
+            string key = string.Join(' ', options);
+            if (!builds.TryGetValue(key, out var built))
+                builds[key] = built = Entries(source, options);
+            Assert.Contains(entry, built);
+            Assert.All(built, other => Assert.True(DTypeOf(other) == DTypeOf(entry) && TopKRouting.GroupOf(other) == TopKRouting.GroupOf(entry),
+                $"{entry}'s build ({key}) also holds {other}"));
+            seen.UnionWith(built);
         }
         Assert.Equal(all.Order(), seen.Order());
+        Assert.All(builds.Values, built => Assert.InRange(built.Count, 1, 3));
+        Assert.Throws<ArgumentException>(() => TopKRouting.GroupOf("grouped_gemm_f32"));
     }
 
+    /// <summary>grouped_gemm_skinny.cu builds one entry a build: a partial tile of one operand dtype, or one output's reduce.</summary>
     [Fact]
-    public void EachSkinnyDtypeBuildHoldsThatDtypesTilesAndReduce()
+    public void EachSkinnyBuildHoldsItsTileOrReduceAlone()
     {
         NvrtcTests.RequireNvrtc();
         var source = KernelSource.FromResource(typeof(GroupedGemm).Assembly, "grouped_gemm_skinny.cu");
         var seen = new List<string>();
-        foreach (var dtype in new[] { DType.F32, DType.BF16, DType.F16 })
+        foreach (var operands in new[] { DType.BF16, DType.F16 })
         {
-            var built = Entries(source, GroupedGemmSkinny.BuildOptions(dtype));
-            var expected = (dtype == DType.F32 ? [] : GroupedGemmSkinny.Tiles.Concat(GroupedGemmSkinny.WideTiles).Select(t => GroupedGemmSkinny.PartialEntryName(t, dtype)))
-                .Append(GroupedGemmSkinny.ReduceEntryName(dtype)).ToHashSet();
-            Assert.True(expected.SetEquals(built), $"{dtype}: built [{string.Join(' ', built)}], the host asks for [{string.Join(' ', expected)}]");
-            seen.AddRange(built);
+            foreach (var tile in GroupedGemmSkinny.Tiles.Concat(GroupedGemmSkinny.WideTiles))
+            {
+                string entry = GroupedGemmSkinny.PartialEntryName(tile, operands);
+                Assert.Equal([entry], Entries(source, GroupedGemmSkinny.PartialBuildOptions(tile, operands)).ToArray());
+                seen.Add(entry);
+            }
+        }
+        foreach (var output in new[] { DType.F32, DType.BF16, DType.F16 })
+        {
+            string entry = GroupedGemmSkinny.ReduceEntryName(output);
+            Assert.Equal([entry], Entries(source, GroupedGemmSkinny.ReduceBuildOptions(output)).ToArray());
+            seen.Add(entry);
         }
         // Every entry of the source is in one build: the tiles of both operand dtypes and the three reduces.
-        Assert.Equal(2 * 8 + 3, seen.Distinct().Count());
-        Assert.Equal(seen.Count, seen.Distinct().Count());
+        Assert.Equal(Entries(source, []).Order(), seen.Order());
     }
 
     [Fact]

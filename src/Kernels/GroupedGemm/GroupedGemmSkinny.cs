@@ -203,10 +203,18 @@ internal static class GroupedGemmSkinny
     internal static string ReduceEntryName(DType output) => $"grouped_gemm_skinny_reduce_{GroupedGemm.Suffix(output)}";
 
     /// <summary>
-    /// The build of grouped_gemm_skinny.cu that holds one dtype's entries (its SK_ONE_DTYPE note): the partial tiles of
-    /// those operands and the reduce to that output.
+    /// The build of grouped_gemm_skinny.cu that holds one entry (its SK_ONE_DTYPE and SK_ONE_TILE note): the partial tile
+    /// <paramref name="tile"/> of <paramref name="operands"/>, so a first use compiles that entry alone.
     /// </summary>
-    internal static IReadOnlyList<string> BuildOptions(DType dtype) => DTypeBuilds.One("SK", dtype);
+    internal static IReadOnlyList<string> PartialBuildOptions(Tile tile, DType operands) =>
+        s_builds.GetOrAdd(($"{tile.Rows}{(tile.KSub == 2 ? "w" : "")}", operands), Build);
+
+    /// <summary>The build of grouped_gemm_skinny.cu that holds the reduce to <paramref name="output"/> alone.</summary>
+    internal static IReadOnlyList<string> ReduceBuildOptions(DType output) => s_builds.GetOrAdd(("reduce", output), Build);
+
+    private static string[] Build((string Tile, DType DType) key) => [.. DTypeBuilds.One("SK", key.DType), "-DSK_ONE_TILE", $"-DSK_TILE_{key.Tile}"];
+
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<(string Tile, DType DType), string[]> s_builds = new();
 
     /// <summary>
     /// Hopper tiles from which the wgmma kernel keeps a call of 64 rows or more: its time is one tile's K loop (~0.55 us per
@@ -264,7 +272,7 @@ internal static class GroupedGemmSkinny
             return false;
         if (PlanFor(accelerator, plan.Rows, plan.N, plan.K, workspace!.PartialCapacity, plan.SkinnyKTilesPerSplitOverride, plan.SkinnyWideOverride) is not { } launch)
             return false;
-        var partial = accelerator.LoadKernel(Source, PartialEntryName(launch.Tile, plan.X.DType), BuildOptions(plan.X.DType));
+        var partial = accelerator.LoadKernel(Source, PartialEntryName(launch.Tile, plan.X.DType), PartialBuildOptions(launch.Tile, plan.X.DType));
         bool fold = Folds(plan.SkinnyReduceOverride ?? ReduceFromEnvironment, launch, workspace.CounterCapacity);
         t_lastRun = (launch, fold);
         partial.Launch(stream, new Dim3((uint)launch.NTiles, (uint)launch.Splits, 1), new Dim3(Threads, 1, 1), launch.Tile.SharedBytes,
@@ -274,7 +282,7 @@ internal static class GroupedGemmSkinny
             return true;
         // The reduction: a thread per 4 output columns (per column where they are not a multiple of 4), at most 8 blocks of
         // 256 per SM (a grid-stride loop covers the rest).
-        var reduce = accelerator.LoadKernel(Source, ReduceEntryName(plan.Y.DType), BuildOptions(plan.Y.DType));
+        var reduce = accelerator.LoadKernel(Source, ReduceEntryName(plan.Y.DType), ReduceBuildOptions(plan.Y.DType));
         long work = (long)plan.Rows * (plan.OutCols % 4 == 0 ? plan.OutCols / 4 : plan.OutCols);
         long blocks = Math.Clamp((work + ReduceThreads - 1) / ReduceThreads, 1, 8L * Math.Max(1, accelerator.Info.MultiprocessorCount));
         reduce.Launch(stream, new Dim3((uint)blocks, 1, 1), new Dim3(ReduceThreads, 1, 1), 0,

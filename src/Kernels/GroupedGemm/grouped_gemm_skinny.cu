@@ -439,19 +439,61 @@ __device__ __forceinline__ void skinny_reduce(const float* __restrict__ partials
                                                     kTilesPerSplit, fused, fold);                                             \
     }
 
-#define SK_PARTIALS(SUFFIX, TIN)                                       \
-    SK_PARTIAL(16, 1, 4, 1, grouped_gemm_skinny16, SUFFIX, TIN)         \
-    SK_PARTIAL(32, 2, 4, 1, grouped_gemm_skinny32, SUFFIX, TIN)         \
-    SK_PARTIAL(64, 2, 4, 1, grouped_gemm_skinny64, SUFFIX, TIN)         \
-    SK_PARTIAL(128, 2, 3, 1, grouped_gemm_skinny128, SUFFIX, TIN)       \
-    SK_PARTIAL(16, 1, 3, 2, grouped_gemm_skinny16w, SUFFIX, TIN)        \
-    SK_PARTIAL(32, 2, 3, 2, grouped_gemm_skinny32w, SUFFIX, TIN)        \
-    SK_PARTIAL(64, 2, 3, 2, grouped_gemm_skinny64w, SUFFIX, TIN)        \
-    SK_PARTIAL(128, 2, 3, 2, grouped_gemm_skinny128w, SUFFIX, TIN)
+// One dtype and one entry a build: the host defines SK_ONE_DTYPE and SK_DTYPE_<f32|bf16|f16>, and SK_ONE_TILE and
+// SK_TILE_<16|32|64|128|16w|32w|64w|128w|reduce>; it loads a partial entry from its operands' build of its tile and a
+// reduce from its output's reduce build, so a first use compiles the one entry it launches (one dtype's entries took
+// 7.4-8.4 s by NVRTC 13 on the H200 machine's host, all of them 20.7 s). Neither pair: every entry.
+#if !defined(SK_ONE_TILE) || defined(SK_TILE_16)
+#define SK_TILE_ENTRY_16(SUFFIX, TIN) SK_PARTIAL(16, 1, 4, 1, grouped_gemm_skinny16, SUFFIX, TIN)
+#else
+#define SK_TILE_ENTRY_16(SUFFIX, TIN)
+#endif
+#if !defined(SK_ONE_TILE) || defined(SK_TILE_32)
+#define SK_TILE_ENTRY_32(SUFFIX, TIN) SK_PARTIAL(32, 2, 4, 1, grouped_gemm_skinny32, SUFFIX, TIN)
+#else
+#define SK_TILE_ENTRY_32(SUFFIX, TIN)
+#endif
+#if !defined(SK_ONE_TILE) || defined(SK_TILE_64)
+#define SK_TILE_ENTRY_64(SUFFIX, TIN) SK_PARTIAL(64, 2, 4, 1, grouped_gemm_skinny64, SUFFIX, TIN)
+#else
+#define SK_TILE_ENTRY_64(SUFFIX, TIN)
+#endif
+#if !defined(SK_ONE_TILE) || defined(SK_TILE_128)
+#define SK_TILE_ENTRY_128(SUFFIX, TIN) SK_PARTIAL(128, 2, 3, 1, grouped_gemm_skinny128, SUFFIX, TIN)
+#else
+#define SK_TILE_ENTRY_128(SUFFIX, TIN)
+#endif
+#if !defined(SK_ONE_TILE) || defined(SK_TILE_16w)
+#define SK_TILE_ENTRY_16w(SUFFIX, TIN) SK_PARTIAL(16, 1, 3, 2, grouped_gemm_skinny16w, SUFFIX, TIN)
+#else
+#define SK_TILE_ENTRY_16w(SUFFIX, TIN)
+#endif
+#if !defined(SK_ONE_TILE) || defined(SK_TILE_32w)
+#define SK_TILE_ENTRY_32w(SUFFIX, TIN) SK_PARTIAL(32, 2, 3, 2, grouped_gemm_skinny32w, SUFFIX, TIN)
+#else
+#define SK_TILE_ENTRY_32w(SUFFIX, TIN)
+#endif
+#if !defined(SK_ONE_TILE) || defined(SK_TILE_64w)
+#define SK_TILE_ENTRY_64w(SUFFIX, TIN) SK_PARTIAL(64, 2, 3, 2, grouped_gemm_skinny64w, SUFFIX, TIN)
+#else
+#define SK_TILE_ENTRY_64w(SUFFIX, TIN)
+#endif
+#if !defined(SK_ONE_TILE) || defined(SK_TILE_128w)
+#define SK_TILE_ENTRY_128w(SUFFIX, TIN) SK_PARTIAL(128, 2, 3, 2, grouped_gemm_skinny128w, SUFFIX, TIN)
+#else
+#define SK_TILE_ENTRY_128w(SUFFIX, TIN)
+#endif
 
-// One dtype a build: the host defines SK_ONE_DTYPE and SK_DTYPE_<f32|bf16|f16>, and loads a partial entry from its
-// operands' build and a reduce from its output's, so a first use compiles one operand dtype's tiles, not both (all
-// entries took 20.7 s by NVRTC 13 on the H200 machine's host). Neither: every entry.
+#define SK_PARTIALS(SUFFIX, TIN)                                    \
+    SK_TILE_ENTRY_16(SUFFIX, TIN)                                   \
+    SK_TILE_ENTRY_32(SUFFIX, TIN)                                   \
+    SK_TILE_ENTRY_64(SUFFIX, TIN)                                   \
+    SK_TILE_ENTRY_128(SUFFIX, TIN)                                  \
+    SK_TILE_ENTRY_16w(SUFFIX, TIN)                                  \
+    SK_TILE_ENTRY_32w(SUFFIX, TIN)                                  \
+    SK_TILE_ENTRY_64w(SUFFIX, TIN)                                  \
+    SK_TILE_ENTRY_128w(SUFFIX, TIN)
+
 #if !defined(SK_ONE_DTYPE) || defined(SK_DTYPE_bf16)
 SK_PARTIALS(bf16, bf16)
 #endif
@@ -468,6 +510,7 @@ SK_PARTIALS(f16, f16)
         skinny_reduce<TOUT>(partials, offsets, rowScale, y, rows, n, fused, splits);                                         \
     }
 
+#if !defined(SK_ONE_TILE) || defined(SK_TILE_reduce)
 #if !defined(SK_ONE_DTYPE) || defined(SK_DTYPE_f32)
 SK_REDUCE(f32, float)
 #endif
@@ -476,4 +519,5 @@ SK_REDUCE(bf16, bf16)
 #endif
 #if !defined(SK_ONE_DTYPE) || defined(SK_DTYPE_f16)
 SK_REDUCE(f16, f16)
+#endif
 #endif

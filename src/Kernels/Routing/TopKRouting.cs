@@ -115,7 +115,7 @@ public static partial class TopKRouting
                 Math.Min((long)sms * (WarpsPerSm / warpsPerBlock), MaxWorkspaceBlocks));
             string layout = !contiguous ? "" : persistent ? "contiguous_x2p_" : tokensPerWarp == 2 ? "contiguous_x2_" : "contiguous_";
             string name = teams ? $"topk_routing_teams_{HostRows.Suffix(logits.DType)}" : $"topk_routing_{layout}{HostRows.Suffix(logits.DType)}_{perLane}";
-            var kernel = cuda.LoadKernel(Source.Value, name, BuildOptions(logits.DType, SigmoidByDivision));
+            var kernel = cuda.LoadKernel(Source.Value, name, BuildOptions(name, logits.DType, SigmoidByDivision));
             if (teams)
             {
                 // About two blocks an SM, of 2 to 8 warps (4 tokens each): every block stages the bias and adds its
@@ -163,7 +163,8 @@ public static partial class TopKRouting
         MemoryBuffer<int>? workspace)
     {
         int slots = experts <= 4 ? 4 : experts <= 8 ? 8 : 16;
-        var kernel = cuda.LoadKernel(Source.Value, $"topk_routing_thread_{HostRows.Suffix(logits.DType)}_{slots}", BuildOptions(logits.DType, sigmoidByDivision: false));
+        string name = $"topk_routing_thread_{HostRows.Suffix(logits.DType)}_{slots}";
+        var kernel = cuda.LoadKernel(Source.Value, name, BuildOptions(name, logits.DType, sigmoidByDivision: false));
         int sms = Math.Max(cuda.Info.MultiprocessorCount, 1);
         int threads = (int)Math.Min(ThreadBlock, ((long)tokens + 31) / 32 * 32);
         int blocks = (int)Math.Clamp(((long)tokens + threads - 1) / threads, 1,
@@ -247,14 +248,28 @@ public static partial class TopKRouting
         string.Equals(Environment.GetEnvironmentVariable("MOE_ROUTING_SIGMOID"), "division", StringComparison.OrdinalIgnoreCase);
 
     /// <summary>
-    /// The build of topk_routing.cu that holds one logits dtype's entries (its ROUTING_ONE_DTYPE note), so a first use
-    /// compiles a third of the source's entries; with the division sigmoid when asked.
+    /// The build of topk_routing.cu that holds <paramref name="entry"/>: one logits dtype's entries of one group (its
+    /// ROUTING_ONE_DTYPE and ROUTING_ONE_GROUP note), so a first use compiles the 1-3 entries a call can take, not the
+    /// source's 55; with the division sigmoid when asked.
     /// </summary>
-    internal static IReadOnlyList<string> BuildOptions(DType logits, bool sigmoidByDivision) =>
-        sigmoidByDivision ? s_divisionBuilds.GetOrAdd(logits, dtype => [.. DTypeBuilds.One("ROUTING", dtype), "-DROUTING_SIGMOID_DIVISION"])
-                          : DTypeBuilds.One("ROUTING", logits);
+    internal static IReadOnlyList<string> BuildOptions(string entry, DType logits, bool sigmoidByDivision) =>
+        s_builds.GetOrAdd((GroupOf(entry), logits, sigmoidByDivision), key =>
+            [.. DTypeBuilds.One("ROUTING", key.Logits), "-DROUTING_ONE_GROUP", $"-DROUTING_GROUP_{key.Group}",
+             .. key.Division ? ["-DROUTING_SIGMOID_DIVISION"] : Array.Empty<string>()]);
 
-    private static readonly System.Collections.Concurrent.ConcurrentDictionary<DType, string[]> s_divisionBuilds = new();
+    /// <summary>
+    /// The group of a topk_routing.cu entry (topk_routing_[contiguous_[x2_|x2p_]|teams_|thread_]{dtype}[_{n}]): thread,
+    /// teams, persistent (x2p), or lanes{n} for the warp entries of n expert slots a lane.
+    /// </summary>
+    internal static string GroupOf(string entry) =>
+        entry.StartsWith("topk_routing_thread_", StringComparison.Ordinal) ? "thread"
+        : entry.StartsWith("topk_routing_teams_", StringComparison.Ordinal) ? "teams"
+        : entry.StartsWith("topk_routing_contiguous_x2p_", StringComparison.Ordinal) ? "persistent"
+        : entry.StartsWith("topk_routing_", StringComparison.Ordinal) && int.TryParse(entry[(entry.LastIndexOf('_') + 1)..], out int perLane)
+            ? $"lanes{perLane}"
+            : throw new ArgumentException($"'{entry}' is not an entry of topk_routing.cu", nameof(entry));
+
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<(string Group, DType Logits, bool Division), string[]> s_builds = new();
 
     /// <summary>
     /// Tokens from which the persistent two-token path is used (unset or MOE_ROUTING_PERSISTENT=0 at start-up: never; 1:

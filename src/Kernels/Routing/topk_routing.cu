@@ -623,15 +623,44 @@ __device__ __forceinline__ void topk_routing_teams(
     ROUTING_ENTRY(topk_routing_contiguous_##SUFFIX##_##PER_LANE, T, PER_LANE, true, 1) \
     ROUTING_ENTRY(topk_routing_contiguous_x2_##SUFFIX##_##PER_LANE, T, PER_LANE, true, 2)
 
-#define ROUTING_ENTRIES(SUFFIX, T)     \
-    ROUTING_ENTRIES_OF(SUFFIX, T, 1)   \
-    ROUTING_ENTRIES_OF(SUFFIX, T, 2)   \
-    ROUTING_ENTRIES_OF(SUFFIX, T, 4)   \
-    ROUTING_ENTRIES_OF(SUFFIX, T, 8)   \
-    ROUTING_ENTRY(topk_routing_##SUFFIX##_16, T, 16, false, 1)
+// One logits dtype and one group of entries a build: the host defines ROUTING_ONE_DTYPE and ROUTING_DTYPE_<f32|bf16|f16>,
+// and ROUTING_ONE_GROUP and ROUTING_GROUP_<group>, so a first use compiles the few entries a call can take (a dtype's
+// entries took 6.7-9.4 s by NVRTC 13 on the H200 machine's host, all of them 27 s). The groups: lanes<1|2|4|8|16> (the
+// warp entries of that many expert slots a lane: strided, contiguous and two-token), persistent, teams, thread.
+// Neither macro pair: every entry.
+#if !defined(ROUTING_ONE_GROUP) || defined(ROUTING_GROUP_lanes1)
+#define ROUTING_LANES_1(SUFFIX, T) ROUTING_ENTRIES_OF(SUFFIX, T, 1)
+#else
+#define ROUTING_LANES_1(SUFFIX, T)
+#endif
+#if !defined(ROUTING_ONE_GROUP) || defined(ROUTING_GROUP_lanes2)
+#define ROUTING_LANES_2(SUFFIX, T) ROUTING_ENTRIES_OF(SUFFIX, T, 2)
+#else
+#define ROUTING_LANES_2(SUFFIX, T)
+#endif
+#if !defined(ROUTING_ONE_GROUP) || defined(ROUTING_GROUP_lanes4)
+#define ROUTING_LANES_4(SUFFIX, T) ROUTING_ENTRIES_OF(SUFFIX, T, 4)
+#else
+#define ROUTING_LANES_4(SUFFIX, T)
+#endif
+#if !defined(ROUTING_ONE_GROUP) || defined(ROUTING_GROUP_lanes8)
+#define ROUTING_LANES_8(SUFFIX, T) ROUTING_ENTRIES_OF(SUFFIX, T, 8)
+#else
+#define ROUTING_LANES_8(SUFFIX, T)
+#endif
+#if !defined(ROUTING_ONE_GROUP) || defined(ROUTING_GROUP_lanes16)
+#define ROUTING_LANES_16(SUFFIX, T) ROUTING_ENTRY(topk_routing_##SUFFIX##_16, T, 16, false, 1)
+#else
+#define ROUTING_LANES_16(SUFFIX, T)
+#endif
 
-// One logits dtype a build: the host defines ROUTING_ONE_DTYPE and ROUTING_DTYPE_<f32|bf16|f16>, so a first use compiles
-// that dtype's entries, a third of them (all took 27 s by NVRTC 13 on the H200 machine's host). Neither: every entry.
+#define ROUTING_ENTRIES(SUFFIX, T) \
+    ROUTING_LANES_1(SUFFIX, T)     \
+    ROUTING_LANES_2(SUFFIX, T)     \
+    ROUTING_LANES_4(SUFFIX, T)     \
+    ROUTING_LANES_8(SUFFIX, T)     \
+    ROUTING_LANES_16(SUFFIX, T)
+
 #if !defined(ROUTING_ONE_DTYPE) || defined(ROUTING_DTYPE_f32)
 ROUTING_ENTRIES(f32, float)
 #endif
@@ -643,6 +672,7 @@ ROUTING_ENTRIES(f16, f16)
 #endif
 
 // Persistent two-token entries where a lane's share is whole 16-byte chunks (E = 128, 256 in F32; E = 256 in BF16/F16).
+#if !defined(ROUTING_ONE_GROUP) || defined(ROUTING_GROUP_persistent)
 #if !defined(ROUTING_ONE_DTYPE) || defined(ROUTING_DTYPE_f32)
 ROUTING_PERSISTENT_ENTRY(topk_routing_contiguous_x2p_f32_4, float, 4)
 ROUTING_PERSISTENT_ENTRY(topk_routing_contiguous_x2p_f32_8, float, 8)
@@ -652,6 +682,7 @@ ROUTING_PERSISTENT_ENTRY(topk_routing_contiguous_x2p_bf16_8, bf16, 8)
 #endif
 #if !defined(ROUTING_ONE_DTYPE) || defined(ROUTING_DTYPE_f16)
 ROUTING_PERSISTENT_ENTRY(topk_routing_contiguous_x2p_f16_8, f16, 8)
+#endif
 #endif
 
 // Token-team entries (DeepSeek-V3's shape at many tokens; see topk_routing_teams): blocks of ROUTING_TEAM_WARPS warps,
@@ -666,6 +697,7 @@ ROUTING_PERSISTENT_ENTRY(topk_routing_contiguous_x2p_f16_8, f16, 8)
             expertCounts, workspace);                                                                         \
     }
 
+#if !defined(ROUTING_ONE_GROUP) || defined(ROUTING_GROUP_teams)
 #if !defined(ROUTING_ONE_DTYPE) || defined(ROUTING_DTYPE_f32)
 ROUTING_TEAM_ENTRY(topk_routing_teams_f32, float)
 #endif
@@ -674,6 +706,7 @@ ROUTING_TEAM_ENTRY(topk_routing_teams_bf16, bf16)
 #endif
 #if !defined(ROUTING_ONE_DTYPE) || defined(ROUTING_DTYPE_f16)
 ROUTING_TEAM_ENTRY(topk_routing_teams_f16, f16)
+#endif
 #endif
 
 // ---- A token per thread (topk_routing_thread_*: softmax routing over few experts, e.g. Mixtral's E=8) ----
@@ -846,6 +879,7 @@ __device__ __forceinline__ void topk_routing_thread(
     ROUTING_THREAD_ENTRY(SUFFIX, T, 8)    \
     ROUTING_THREAD_ENTRY(SUFFIX, T, 16)
 
+#if !defined(ROUTING_ONE_GROUP) || defined(ROUTING_GROUP_thread)
 #if !defined(ROUTING_ONE_DTYPE) || defined(ROUTING_DTYPE_f32)
 ROUTING_THREAD_ENTRIES(f32, float)
 #endif
@@ -854,4 +888,5 @@ ROUTING_THREAD_ENTRIES(bf16, bf16)
 #endif
 #if !defined(ROUTING_ONE_DTYPE) || defined(ROUTING_DTYPE_f16)
 ROUTING_THREAD_ENTRIES(f16, f16)
+#endif
 #endif
