@@ -137,6 +137,29 @@ public sealed class OneDtypeBuildTests
         Assert.All(debug, entry => Assert.Empty(GroupedGemmWgmma.PairBuildOf(entry)));
     }
 
+    /// <summary>permute.cu builds a one-kernel entry alone, or the separate kernels with their gathers (the chain).</summary>
+    [Fact]
+    public void EachPermuteBuildHoldsItsOneKernelEntryOrTheChain()
+    {
+        NvrtcTests.RequireNvrtc();
+        var source = KernelSource.FromResource(typeof(MoeRuntime.Kernels.Permute.Permute).Assembly, "permute.cu");
+        var all = Entries(source, []);
+        var seen = new HashSet<string>();
+        foreach (string entry in all.Order())
+        {
+            var options = MoeRuntime.Kernels.Permute.Permute.BuildOptions(entry, matchInstruction: false);
+            Assert.Equal([.. options, "-DPERMUTE_MATCH_INSTRUCTION"], MoeRuntime.Kernels.Permute.Permute.BuildOptions(entry, matchInstruction: true));
+            var built = Entries(source, options);
+            if (entry.StartsWith("permute_one_kernel_", StringComparison.Ordinal))
+                Assert.Equal([entry], built.ToArray());
+            else
+                Assert.True(built.Contains(entry) && built.All(e => !e.StartsWith("permute_one_kernel_", StringComparison.Ordinal)),
+                    $"{entry}'s build holds [{string.Join(' ', built)}]");
+            seen.UnionWith(built);
+        }
+        Assert.Equal(all.Order(), seen.Order());
+    }
+
     private static IEnumerable<(DType Operands, DType Output)> HalfPairs() =>
         new[] { DType.BF16, DType.F16 }.SelectMany(x => new[] { DType.BF16, DType.F16, DType.F32 }.Select(y => (x, y)));
 

@@ -115,30 +115,30 @@ public static partial class Permute
             var chunkCounts = workspace ?? ownedWorkspace!;
             var cudaStream = (CudaStream)s;
             int chunkBlocks = (int)((chunks + WarpsPerBlock - 1) / WarpsPerBlock);
-            cuda.LoadKernel(Source.Value, "permute_count_chunks", KernelOptions).Launch(cudaStream, chunkBlocks, 32 * WarpsPerBlock, 0,
+            cuda.LoadKernel(Source.Value, "permute_count_chunks", ChainOptions).Launch(cudaStream, chunkBlocks, 32 * WarpsPerBlock, 0,
                 ids, slots, experts, (int)chunks, chunkCounts);
             if (UsesFusedPlacement(chunks, experts))
             {
-                cuda.LoadKernel(Source.Value, "permute_offsets_scatter", KernelOptions).Launch(cudaStream, Math.Max(1, chunkBlocks), 32 * WarpsPerBlock, 0,
+                cuda.LoadKernel(Source.Value, "permute_offsets_scatter", ChainOptions).Launch(cudaStream, Math.Max(1, chunkBlocks), 32 * WarpsPerBlock, 0,
                     ids, slots, topK, experts, (int)chunks, blockSize, chunkCounts, expertCounts, expertOffsets, rowOfSlot, tokenOfRow,
                     (int)capacity);
             }
             else
             {
-                cuda.LoadKernel(Source.Value, "permute_offsets", KernelOptions).Launch(cudaStream, 1, 512, 0,
+                cuda.LoadKernel(Source.Value, "permute_offsets", ChainOptions).Launch(cudaStream, 1, 512, 0,
                     chunkCounts, (int)chunks, experts, blockSize, expertCounts, expertOffsets, tokenOfRow, (int)capacity);
-                cuda.LoadKernel(Source.Value, "permute_scatter", KernelOptions).Launch(cudaStream, chunkBlocks, 32 * WarpsPerBlock, 0,
+                cuda.LoadKernel(Source.Value, "permute_scatter", ChainOptions).Launch(cudaStream, chunkBlocks, 32 * WarpsPerBlock, 0,
                     ids, slots, topK, experts, (int)chunks, chunkCounts, expertOffsets, rowOfSlot, tokenOfRow);
             }
             if (tileMap is not null)
-                cuda.LoadKernel(Source.Value, "permute_tile_map", KernelOptions).Launch(cudaStream, 1, 32 * WarpsPerBlock, 0,
+                cuda.LoadKernel(Source.Value, "permute_tile_map", ChainOptions).Launch(cudaStream, 1, 32 * WarpsPerBlock, 0,
                     expertOffsets, experts, tileRows, tileMap, mapTiles);
             if (hidden is not null && gathered is not null && capacity > 0)
             {
                 long rowBytes = (long)hiddenSize * hidden.ElementSize;
                 int unit = WidestUnit(rowBytes, hidden.Pointer, gathered.Pointer);
                 string entry = unit switch { 16 => "gather_rows_u128", 4 => "gather_rows_u32", _ => "gather_rows_u16" };
-                cuda.LoadKernel(Source.Value, entry, KernelOptions).Launch(cudaStream, (int)capacity, GatherThreads, 0,
+                cuda.LoadKernel(Source.Value, entry, ChainOptions).Launch(cudaStream, (int)capacity, GatherThreads, 0,
                     hidden, tokenOfRow, expertOffsets, experts, rowBytes / unit, gathered);
             }
             if (ownedWorkspace is not null)
@@ -162,7 +162,7 @@ public static partial class Permute
         long rowBytes = gather ? (long)hiddenSize * hidden!.ElementSize : 0;
         int unit = gather ? WidestUnit(rowBytes, hidden!.Pointer, gathered!.Pointer) : 16;
         string entry = unit switch { 16 => "permute_one_kernel_u128", 4 => "permute_one_kernel_u32", _ => "permute_one_kernel_u16" };
-        cuda.LoadKernel(Source.Value, entry, KernelOptions).Launch(stream, gather ? capacity : 1, GatherThreads, 0,
+        cuda.LoadKernel(Source.Value, entry, BuildOptions(entry, MatchInstruction)).Launch(stream, gather ? capacity : 1, GatherThreads, 0,
             ids, slots, topK, experts, blockSize, expertCounts, expertOffsets, rowOfSlot, tokenOfRow, capacity,
             gather ? hidden : null, gather ? rowBytes / unit : 0L, gather ? gathered : null, tileMap, tileRows, mapTiles);
     }
@@ -205,10 +205,19 @@ public static partial class Permute
     internal static bool MatchInstruction { get; set; } =
         string.Equals(Environment.GetEnvironmentVariable("MOE_PERMUTE_MATCH"), "instruction", StringComparison.OrdinalIgnoreCase);
 
-    private static readonly string[] MatchInstructionOptions = ["-DPERMUTE_MATCH_INSTRUCTION"];
+    /// <summary>
+    /// The build of permute.cu that holds <paramref name="entry"/> (its PERMUTE_ONE_GROUP note): a one-kernel entry alone
+    /// (permute_one_kernel_u128 -> one_u128), or the separate kernels and gathers (chain); with the match.any scatter when asked.
+    /// </summary>
+    internal static IReadOnlyList<string> BuildOptions(string entry, bool matchInstruction) =>
+        s_builds.GetOrAdd((entry.StartsWith("permute_one_kernel_", StringComparison.Ordinal) ? "one_" + entry["permute_one_kernel_".Length..] : "chain",
+            matchInstruction), key =>
+            ["-DPERMUTE_ONE_GROUP", $"-DPERMUTE_GROUP_{key.Group}", .. key.Match ? ["-DPERMUTE_MATCH_INSTRUCTION"] : Array.Empty<string>()]);
 
-    /// <summary>NVRTC options of this launch's module (one module for all of permute.cu's kernels).</summary>
-    private static string[]? KernelOptions => MatchInstruction ? MatchInstructionOptions : null;
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<(string Group, bool Match), string[]> s_builds = new();
+
+    /// <summary>The build of the separate kernels and their gathers (every launch but the one-kernel path's).</summary>
+    private static IReadOnlyList<string> ChainOptions => BuildOptions("permute_count_chunks", MatchInstruction);
 
     /// <summary>
     /// Kernel launches one CUDA <see cref="Run"/> issues for this shape (what the host pays per call; the scale model's host

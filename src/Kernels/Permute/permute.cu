@@ -43,6 +43,15 @@
 #define GATHER_UNROLL 4
 #define PERMUTE_ONE_KERNEL_ROWS 2048 // rows of the one-kernel path's shared token table (Permute.OneKernelMaxRows)
 
+// One group of entries a build: the host defines PERMUTE_ONE_GROUP and PERMUTE_GROUP_<chain|one_u128|one_u32|one_u16>
+// (the separate kernels and their gathers, or one width's one-kernel entry), so a first use compiles what the call
+// launches. Neither: every entry.
+#if !defined(PERMUTE_ONE_GROUP) || defined(PERMUTE_GROUP_chain)
+#define PERMUTE_BUILDS_CHAIN 1
+#else
+#define PERMUTE_BUILDS_CHAIN 0
+#endif
+
 __device__ __forceinline__ int valid_expert(const int* ids, long long slot, long long slots, int experts)
 {
     if (slot >= slots)
@@ -76,6 +85,7 @@ __device__ __forceinline__ void load_chunk(const int* __restrict__ ids, long lon
 
 // One warp per chunk of PERMUTE_CHUNK consecutive slots: counts per expert, by shared-memory atomics (a count is a
 // sum of ones, the same in any order; only the scatter below needs the slot order, and keeps it).
+#if PERMUTE_BUILDS_CHAIN
 extern "C" __global__ void __launch_bounds__(32 * PERMUTE_WARPS) permute_count_chunks(
     const int* __restrict__ ids, long long slots, int experts, int chunks, int* __restrict__ chunkCounts)
 {
@@ -99,8 +109,10 @@ extern "C" __global__ void __launch_bounds__(32 * PERMUTE_WARPS) permute_count_c
     for (int e = lane; e < experts; e += 32)
         chunkCounts[(long long)chunk * experts + e] = counter[e];
 }
+#endif
 
 // One block of 512 threads, thread e for expert e.
+#if PERMUTE_BUILDS_CHAIN
 extern "C" __global__ void __launch_bounds__(512) permute_offsets(
     int* __restrict__ chunkCounts, int chunks, int experts, int blockSize,
     int* __restrict__ expertCounts, int* __restrict__ expertOffsets, int* __restrict__ tokenOfRow, int rowCapacity)
@@ -160,6 +172,7 @@ extern "C" __global__ void __launch_bounds__(512) permute_offsets(
     for (int r = totalRows + e; r < rowCapacity; r += blockDim.x)
         tokenOfRow[r] = -1; // rows past the end
 }
+#endif
 
 // Lanes of the warp whose `expert` equals this lane's (the same mask as __match_any_sync), for -1 <= expert < 512: one
 // ballot per bit of the 10-bit label (-1 becomes 1023, no expert's label). Ballots are a few cycles each; match.any
@@ -213,6 +226,7 @@ __device__ __forceinline__ void scatter_chunk(const int (&expertOf)[PERMUTE_ROUN
 }
 
 // As permute_count_chunks, now placing each slot from the bases permute_offsets left.
+#if PERMUTE_BUILDS_CHAIN
 extern "C" __global__ void __launch_bounds__(32 * PERMUTE_WARPS) permute_scatter(
     const int* __restrict__ ids, long long slots, int topK, int experts, int chunks,
     const int* __restrict__ chunkBases, const int* __restrict__ expertOffsets,
@@ -232,6 +246,7 @@ extern "C" __global__ void __launch_bounds__(32 * PERMUTE_WARPS) permute_scatter
     __syncwarp();
     scatter_chunk(expertOf, cursor, chunk, lane, slots, topK, rowOfSlot, tokenOfRow);
 }
+#endif
 
 // The block's exclusive scan of one value a thread, in thread order, and the block's total; warpSums: PERMUTE_WARPS ints
 // of shared memory. Synchronises the block.
@@ -309,6 +324,7 @@ __device__ __forceinline__ void write_tile_map(const int* starts, int totalRows,
 
 // The m-tile map of offsets already written (the separate-kernel paths; permute_one_kernel writes it itself).
 // Grid 1, block 32 * PERMUTE_WARPS.
+#if PERMUTE_BUILDS_CHAIN
 extern "C" __global__ void __launch_bounds__(32 * PERMUTE_WARPS) permute_tile_map(
     const int* __restrict__ expertOffsets, int experts, int tileRows, int* __restrict__ tileMap, int mapTiles)
 {
@@ -321,12 +337,14 @@ extern "C" __global__ void __launch_bounds__(32 * PERMUTE_WARPS) permute_tile_ma
     __syncthreads();
     write_tile_map(starts, totalRows, experts, tileRows, warpSums, tileMap, mapTiles);
 }
+#endif
 
 // permute_offsets and permute_scatter in one kernel (one graph node fewer), for few chunks: every block reads all the
 // chunk counts (left unchanged, so the workspace never needs zeroing) and works out the expert totals, the padded
 // segment starts and the bases of its own chunks itself; block 0 writes expertCounts and expertOffsets. Each thread
 // walks ceil(experts / blockDim) experts over all chunks, so the host keeps the three-kernel path for many chunks.
 // Grid max(1, ceil(chunks / PERMUTE_WARPS)), block 32 * PERMUTE_WARPS.
+#if PERMUTE_BUILDS_CHAIN
 extern "C" __global__ void __launch_bounds__(32 * PERMUTE_WARPS) permute_offsets_scatter(
     const int* __restrict__ ids, long long slots, int topK, int experts, int chunks, int blockSize,
     const int* __restrict__ chunkCounts, int* __restrict__ expertCounts, int* __restrict__ expertOffsets,
@@ -391,6 +409,7 @@ extern "C" __global__ void __launch_bounds__(32 * PERMUTE_WARPS) permute_offsets
     __syncwarp();
     scatter_chunk(expertOf, cursor, chunk, lane, slots, topK, rowOfSlot, tokenOfRow);
 }
+#endif
 
 // Row `token` of hidden into destination (zeros for -1), GATHER_UNROLL loads in flight per thread before the stores.
 template <typename Unit>
@@ -448,9 +467,11 @@ __device__ __forceinline__ void gather_rows(const Unit* __restrict__ hidden, con
         gather_rows<UNIT>(hidden, tokenOfRow, expertOffsets, experts, rowUnits, gathered);               \
     }
 
+#if PERMUTE_BUILDS_CHAIN
 GATHER_ENTRY(gather_rows_u128, uint4)
 GATHER_ENTRY(gather_rows_u32, unsigned int)
 GATHER_ENTRY(gather_rows_u16, unsigned short)
+#endif
 
 // The whole permute for one chunk of slots (slots <= PERMUTE_CHUNK) and rowCapacity <= PERMUTE_ONE_KERNEL_ROWS, as one
 // kernel (three graph nodes become one at decode sizes). Every block works the order out itself from the ids, the same
@@ -547,6 +568,12 @@ __device__ __forceinline__ void permute_one_kernel(const int* __restrict__ ids, 
                                  rowCapacity, hidden, rowUnits, gathered, tileMap, tileRows, mapTiles);                    \
     }
 
+#if !defined(PERMUTE_ONE_GROUP) || defined(PERMUTE_GROUP_one_u128)
 ONE_KERNEL_ENTRY(permute_one_kernel_u128, uint4)
+#endif
+#if !defined(PERMUTE_ONE_GROUP) || defined(PERMUTE_GROUP_one_u32)
 ONE_KERNEL_ENTRY(permute_one_kernel_u32, unsigned int)
+#endif
+#if !defined(PERMUTE_ONE_GROUP) || defined(PERMUTE_GROUP_one_u16)
 ONE_KERNEL_ENTRY(permute_one_kernel_u16, unsigned short)
+#endif
