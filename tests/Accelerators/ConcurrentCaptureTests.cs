@@ -49,6 +49,48 @@ public class ConcurrentCaptureTests
         Assert.All(capturedData.ToArray(capturing), v => Assert.Equal(captured, v));
     }
 
+    /// <summary>
+    /// A stream forked into the capture (it waits on an event the capturing stream recorded, as a layer's shared-experts
+    /// stream does) is part of it until it joins back: another thread's Synchronize must leave it alone too.
+    /// </summary>
+    [Fact]
+    public void SynchronizeDuringACaptureLeavesTheForkedStreamInIt()
+    {
+        var gpu = (CudaAccelerator)TestDevices.Get("cuda:0");
+        var fill = gpu.LoadKernel(TestSource, "slow_fill");
+        const int n = 4096, main = 23, forked = 29;
+        using var mainData = gpu.Allocate<int>(n);
+        using var forkedData = gpu.Allocate<int>(n);
+        TestData.Poison(mainData);
+        TestData.Poison(forkedData);
+        gpu.Synchronize();
+        using var capturing = (CudaStream)gpu.CreateStream();
+        using var side = (CudaStream)gpu.CreateStream();
+        using var forkPoint = gpu.CreateEvent();
+        using var joinPoint = gpu.CreateEvent();
+
+        capturing.BeginCapture();
+        forkPoint.Record(capturing);
+        side.Wait(forkPoint);                                                   // side joins the capture
+        fill.Launch(side, 4, 256, 0, forkedData, n, forked, 1_000L);           // recorded, not run
+        fill.Launch(capturing, 4, 256, 0, mainData, n, main, 1_000L);
+        Assert.True(side.IsCapturing);
+        OnAnotherThread(() =>
+        {
+            gpu.Synchronize();
+            return 0;
+        });
+        joinPoint.Record(side);
+        capturing.Wait(joinPoint);                                              // and joins back before the end
+        using var graph = capturing.EndCapture();                              // still valid: neither stream was synchronised
+        Assert.False(side.IsCapturing);
+        graph.Launch(capturing);
+        capturing.Synchronize();
+        Assert.All(mainData.ToArray(capturing), v => Assert.Equal(main, v));
+        Assert.All(forkedData.ToArray(capturing), v => Assert.Equal(forked, v));
+        gpu.Synchronize(); // the side stream is an ordinary stream again: a context synchronize, no error
+    }
+
     private static T OnAnotherThread<T>(Func<T> work)
     {
         Exception? failure = null;

@@ -158,7 +158,7 @@ public sealed class CudaAccelerator : Accelerator
     protected override AcceleratorStream CreateStreamCore() => new CudaStream(this);
     protected override AcceleratorEvent CreateEventCore() => new CudaEvent(this);
 
-    /// <summary>Held by <see cref="SynchronizeCore"/>'s checks and waits and by <see cref="CudaStream.BeginCapture"/>.</summary>
+    /// <summary>Held by <see cref="SynchronizeCore"/>'s checks and waits, by <see cref="CudaStream.BeginCapture"/>, and by a stream's wait on an event (which may join a capture).</summary>
     internal object CaptureGate { get; } = new();
 
     /// <summary>
@@ -166,7 +166,8 @@ public sealed class CudaAccelerator : Accelerator
     /// then cuCtxSynchronize is refused and breaks that capture, so every other stream is synchronised in turn instead (a
     /// capturing stream runs nothing). Seen in the suite: one test's Synchronize during another test's capture failed both.
     /// The check and the wait hold <see cref="CaptureGate"/>, which BeginCapture takes too, so no capture can begin between
-    /// them or while the wait runs.
+    /// them or while the wait runs. A stream that joined a capture by waiting on its event counts as capturing (thirtieth
+    /// session: a layer's shared-experts stream, forked inside a benchmark's capture, was synchronised by another test).
     /// </summary>
     protected override void SynchronizeCore()
     {

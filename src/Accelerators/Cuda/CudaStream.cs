@@ -44,14 +44,21 @@ public sealed class CudaStream : AcceleratorStream
         lock (Accelerator.CaptureGate)
         {
             CudaCheck.ThrowIfFailed(CudaDriver.cuStreamBeginCapture(Handle, threadLocalMode));
+            _captureNumber++;
             _capturing = true;
         }
     }
 
-    /// <summary>Between <see cref="BeginCapture"/> and <see cref="EndCapture"/> (work that reads host memory when it runs must not be captured).</summary>
-    public bool IsCapturing => _capturing;
+    /// <summary>
+    /// Between <see cref="BeginCapture"/> and <see cref="EndCapture"/> (work that reads host memory when it runs must not be
+    /// captured), or part of another stream's capture: it waited on an event recorded there, and that capture has not ended.
+    /// </summary>
+    public bool IsCapturing => _capturing || (_joined is { } origin && origin._captureNumber == _joinedNumber && origin.IsCapturing);
 
     private volatile bool _capturing; // read by other threads' Accelerator.Synchronize
+    private int _captureNumber;       // captures begun on this stream: tells a joined stream's capture from a later one
+    private CudaStream? _joined;      // the stream whose capture this one joined by waiting on its event, if any
+    private int _joinedNumber;
 
     /// <summary>
     /// Ends a capture and returns the graph. It is instantiated at its first launch (or by
@@ -82,7 +89,16 @@ public sealed class CudaStream : AcceleratorStream
     protected override void WaitCore(AcceleratorEvent evt)
     {
         Accelerator.Bind();
-        CudaCheck.ThrowIfFailed(CudaDriver.cuStreamWaitEvent(_handle, ((CudaEvent)evt).Handle, 0));
+        var cudaEvent = (CudaEvent)evt;
+        // Waiting on an event recorded in a capture makes this stream part of that capture until it ends, and another
+        // thread's cuStreamSynchronize on it would break the capture. Under the capture gate, so that Accelerator.Synchronize
+        // either sees the join or has finished with this stream first.
+        lock (Accelerator.CaptureGate)
+        {
+            CudaCheck.ThrowIfFailed(CudaDriver.cuStreamWaitEvent(_handle, cudaEvent.Handle, 0));
+            if (cudaEvent.RecordedOn is { } origin && !ReferenceEquals(origin, this) && origin.IsCapturing)
+                (_joined, _joinedNumber) = (origin, origin._captureNumber);
+        }
     }
 
     protected override void DisposeCore()
@@ -113,7 +129,11 @@ public sealed class CudaEvent : AcceleratorEvent
     {
         Cuda.Bind();
         CudaCheck.ThrowIfFailed(CudaDriver.cuEventRecord(_handle, ((CudaStream)stream).Handle));
+        RecordedOn = (CudaStream)stream;
     }
+
+    /// <summary>The stream of the last <see cref="AcceleratorEvent.Record"/>: a stream waiting on this event joins its capture, if any.</summary>
+    internal CudaStream? RecordedOn { get; private set; }
 
     protected override void SynchronizeCore()
     {
