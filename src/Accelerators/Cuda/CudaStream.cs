@@ -53,11 +53,20 @@ public sealed class CudaStream : AcceleratorStream
     /// Between <see cref="BeginCapture"/> and <see cref="EndCapture"/> (work that reads host memory when it runs must not be
     /// captured), or part of another stream's capture: it waited on an event recorded there, and that capture has not ended.
     /// </summary>
-    public bool IsCapturing => _capturing || (_joined is { } origin && origin._captureNumber == _joinedNumber && origin.IsCapturing);
+    public bool IsCapturing => _capturing || JoinedCapture is not null;
+
+    /// <summary>The stream that began the capture this one is in (itself, or the one it joined), or null.</summary>
+    internal CudaStream? CaptureRoot => _capturing ? this : JoinedCapture;
+
+    /// <summary>Captures begun on this stream (tells one of its captures from a later one).</summary>
+    internal int CaptureNumber => _captureNumber;
+
+    /// <summary>The stream whose capture, still running, this one joined by waiting on an event recorded in it; else null.</summary>
+    private CudaStream? JoinedCapture => _joined is { } root && root._capturing && root._captureNumber == _joinedNumber ? root : null;
 
     private volatile bool _capturing; // read by other threads' Accelerator.Synchronize
     private int _captureNumber;       // captures begun on this stream: tells a joined stream's capture from a later one
-    private CudaStream? _joined;      // the stream whose capture this one joined by waiting on its event, if any
+    private CudaStream? _joined;      // the stream that began the capture this one joined (never a joined stream itself)
     private int _joinedNumber;
 
     /// <summary>
@@ -96,8 +105,11 @@ public sealed class CudaStream : AcceleratorStream
         lock (Accelerator.CaptureGate)
         {
             CudaCheck.ThrowIfFailed(CudaDriver.cuStreamWaitEvent(_handle, cudaEvent.Handle, 0));
-            if (cudaEvent.RecordedOn is { } origin && !ReferenceEquals(origin, this) && origin.IsCapturing)
-                (_joined, _joinedNumber) = (origin, origin._captureNumber);
+            // Only an event recorded inside a capture that is still running joins it; a stream already in a capture waiting
+            // on another of its streams (the join back) changes nothing.
+            if (!IsCapturing && cudaEvent.RecordedInCapture is { } root && root._capturing && root._captureNumber == cudaEvent.RecordedInCaptureNumber
+                && !ReferenceEquals(root, this))
+                (_joined, _joinedNumber) = (root, root._captureNumber);
         }
     }
 
@@ -128,12 +140,19 @@ public sealed class CudaEvent : AcceleratorEvent
     protected override void RecordCore(AcceleratorStream stream)
     {
         Cuda.Bind();
-        CudaCheck.ThrowIfFailed(CudaDriver.cuEventRecord(_handle, ((CudaStream)stream).Handle));
-        RecordedOn = (CudaStream)stream;
+        var cudaStream = (CudaStream)stream;
+        CudaCheck.ThrowIfFailed(CudaDriver.cuEventRecord(_handle, cudaStream.Handle));
+        RecordedInCapture = cudaStream.CaptureRoot;
+        RecordedInCaptureNumber = RecordedInCapture?.CaptureNumber ?? 0;
     }
 
-    /// <summary>The stream of the last <see cref="AcceleratorEvent.Record"/>: a stream waiting on this event joins its capture, if any.</summary>
-    internal CudaStream? RecordedOn { get; private set; }
+    /// <summary>
+    /// The stream that began the capture the last <see cref="AcceleratorEvent.Record"/> was made in (null: recorded outside
+    /// any), and that capture's number: a stream waiting on this event joins that capture while it runs.
+    /// </summary>
+    internal CudaStream? RecordedInCapture { get; private set; }
+
+    internal int RecordedInCaptureNumber { get; private set; }
 
     protected override void SynchronizeCore()
     {
