@@ -45,12 +45,20 @@ internal static class TwinBitsData
         }
     }
 
-    /// <summary>The buffer's elements as raw bits, widened to uint.</summary>
+    /// <summary>
+    /// The buffer's elements as raw bits, widened to uint; every NaN as one value (<see cref="AnyNaN"/>). Which NaN's sign
+    /// and payload survive where two NaNs meet depends on the operand order the JIT picks, which differs between its tiers
+    /// in the plain twin itself (CI, thirtieth session: 0x7FC1 against 0x7FC0, 0xFFC0 against 0x7FC0). Every other value,
+    /// infinities and signed zeros included, stays exact.
+    /// </summary>
     public static uint[] Bits(MemoryBuffer buffer) => buffer switch
     {
-        MemoryBuffer<float> f => f.ToArray().Select(BitConverter.SingleToUInt32Bits).ToArray(),
-        MemoryBuffer<BFloat16> b => b.ToArray().Select(v => (uint)v.Bits).ToArray(),
-        MemoryBuffer<Half> h => h.ToArray().Select(v => (uint)BitConverter.HalfToUInt16Bits(v)).ToArray(),
+        MemoryBuffer<float> f => f.ToArray().Select(v => float.IsNaN(v) ? AnyNaN : BitConverter.SingleToUInt32Bits(v)).ToArray(),
+        MemoryBuffer<BFloat16> b => b.ToArray().Select(v => float.IsNaN((float)v) ? AnyNaN : v.Bits).ToArray(),
+        MemoryBuffer<Half> h => h.ToArray().Select(v => Half.IsNaN(v) ? AnyNaN : BitConverter.HalfToUInt16Bits(v)).ToArray(),
         _ => throw new ArgumentOutOfRangeException(nameof(buffer)),
     };
+
+    /// <summary>What <see cref="Bits"/> gives for any NaN (of F32 a NaN's own bits; above the 16 bits of BF16 and F16).</summary>
+    public const uint AnyNaN = 0xFFFF_FFFFu;
 }
