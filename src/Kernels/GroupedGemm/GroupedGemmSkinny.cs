@@ -203,18 +203,14 @@ internal static class GroupedGemmSkinny
     internal static string ReduceEntryName(DType output) => $"grouped_gemm_skinny_reduce_{GroupedGemm.Suffix(output)}";
 
     /// <summary>
-    /// The build of grouped_gemm_skinny.cu that holds one entry (its SK_ONE_DTYPE and SK_ONE_TILE note): the partial tile
+    /// The build of grouped_gemm_skinny.cu that holds one entry (its SK_ONE_DTYPE and SK_ONE_GROUP note): the partial tile
     /// <paramref name="tile"/> of <paramref name="operands"/>, so a first use compiles that entry alone.
     /// </summary>
     internal static IReadOnlyList<string> PartialBuildOptions(Tile tile, DType operands) =>
-        s_builds.GetOrAdd(($"{tile.Rows}{(tile.KSub == 2 ? "w" : "")}", operands), Build);
+        DTypeBuilds.Group("SK", operands, $"{tile.Rows}{(tile.KSub == 2 ? "w" : "")}");
 
     /// <summary>The build of grouped_gemm_skinny.cu that holds the reduce to <paramref name="output"/> alone.</summary>
-    internal static IReadOnlyList<string> ReduceBuildOptions(DType output) => s_builds.GetOrAdd(("reduce", output), Build);
-
-    private static string[] Build((string Tile, DType DType) key) => [.. DTypeBuilds.One("SK", key.DType), "-DSK_ONE_TILE", $"-DSK_TILE_{key.Tile}"];
-
-    private static readonly System.Collections.Concurrent.ConcurrentDictionary<(string Tile, DType DType), string[]> s_builds = new();
+    internal static IReadOnlyList<string> ReduceBuildOptions(DType output) => DTypeBuilds.Group("SK", output, "reduce");
 
     /// <summary>
     /// Hopper tiles from which the wgmma kernel keeps a call of 64 rows or more: its time is one tile's K loop (~0.55 us per

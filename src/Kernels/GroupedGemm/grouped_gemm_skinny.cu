@@ -439,46 +439,46 @@ __device__ __forceinline__ void skinny_reduce(const float* __restrict__ partials
                                                     kTilesPerSplit, fused, fold);                                             \
     }
 
-// One dtype and one entry a build: the host defines SK_ONE_DTYPE and SK_DTYPE_<f32|bf16|f16>, and SK_ONE_TILE and
-// SK_TILE_<16|32|64|128|16w|32w|64w|128w|reduce>; it loads a partial entry from its operands' build of its tile and a
+// One dtype and one entry a build: the host defines SK_ONE_DTYPE and SK_DTYPE_<f32|bf16|f16>, and SK_ONE_GROUP and
+// SK_GROUP_<16|32|64|128|16w|32w|64w|128w|reduce>; it loads a partial entry from its operands' build of its tile and a
 // reduce from its output's reduce build, so a first use compiles the one entry it launches (one dtype's entries took
 // 7.4-8.4 s by NVRTC 13 on the H200 machine's host, all of them 20.7 s). Neither pair: every entry.
-#if !defined(SK_ONE_TILE) || defined(SK_TILE_16)
+#if !defined(SK_ONE_GROUP) || defined(SK_GROUP_16)
 #define SK_TILE_ENTRY_16(SUFFIX, TIN) SK_PARTIAL(16, 1, 4, 1, grouped_gemm_skinny16, SUFFIX, TIN)
 #else
 #define SK_TILE_ENTRY_16(SUFFIX, TIN)
 #endif
-#if !defined(SK_ONE_TILE) || defined(SK_TILE_32)
+#if !defined(SK_ONE_GROUP) || defined(SK_GROUP_32)
 #define SK_TILE_ENTRY_32(SUFFIX, TIN) SK_PARTIAL(32, 2, 4, 1, grouped_gemm_skinny32, SUFFIX, TIN)
 #else
 #define SK_TILE_ENTRY_32(SUFFIX, TIN)
 #endif
-#if !defined(SK_ONE_TILE) || defined(SK_TILE_64)
+#if !defined(SK_ONE_GROUP) || defined(SK_GROUP_64)
 #define SK_TILE_ENTRY_64(SUFFIX, TIN) SK_PARTIAL(64, 2, 4, 1, grouped_gemm_skinny64, SUFFIX, TIN)
 #else
 #define SK_TILE_ENTRY_64(SUFFIX, TIN)
 #endif
-#if !defined(SK_ONE_TILE) || defined(SK_TILE_128)
+#if !defined(SK_ONE_GROUP) || defined(SK_GROUP_128)
 #define SK_TILE_ENTRY_128(SUFFIX, TIN) SK_PARTIAL(128, 2, 3, 1, grouped_gemm_skinny128, SUFFIX, TIN)
 #else
 #define SK_TILE_ENTRY_128(SUFFIX, TIN)
 #endif
-#if !defined(SK_ONE_TILE) || defined(SK_TILE_16w)
+#if !defined(SK_ONE_GROUP) || defined(SK_GROUP_16w)
 #define SK_TILE_ENTRY_16w(SUFFIX, TIN) SK_PARTIAL(16, 1, 3, 2, grouped_gemm_skinny16w, SUFFIX, TIN)
 #else
 #define SK_TILE_ENTRY_16w(SUFFIX, TIN)
 #endif
-#if !defined(SK_ONE_TILE) || defined(SK_TILE_32w)
+#if !defined(SK_ONE_GROUP) || defined(SK_GROUP_32w)
 #define SK_TILE_ENTRY_32w(SUFFIX, TIN) SK_PARTIAL(32, 2, 3, 2, grouped_gemm_skinny32w, SUFFIX, TIN)
 #else
 #define SK_TILE_ENTRY_32w(SUFFIX, TIN)
 #endif
-#if !defined(SK_ONE_TILE) || defined(SK_TILE_64w)
+#if !defined(SK_ONE_GROUP) || defined(SK_GROUP_64w)
 #define SK_TILE_ENTRY_64w(SUFFIX, TIN) SK_PARTIAL(64, 2, 3, 2, grouped_gemm_skinny64w, SUFFIX, TIN)
 #else
 #define SK_TILE_ENTRY_64w(SUFFIX, TIN)
 #endif
-#if !defined(SK_ONE_TILE) || defined(SK_TILE_128w)
+#if !defined(SK_ONE_GROUP) || defined(SK_GROUP_128w)
 #define SK_TILE_ENTRY_128w(SUFFIX, TIN) SK_PARTIAL(128, 2, 3, 2, grouped_gemm_skinny128w, SUFFIX, TIN)
 #else
 #define SK_TILE_ENTRY_128w(SUFFIX, TIN)
@@ -510,7 +510,7 @@ SK_PARTIALS(f16, f16)
         skinny_reduce<TOUT>(partials, offsets, rowScale, y, rows, n, fused, splits);                                         \
     }
 
-#if !defined(SK_ONE_TILE) || defined(SK_TILE_reduce)
+#if !defined(SK_ONE_GROUP) || defined(SK_GROUP_reduce)
 #if !defined(SK_ONE_DTYPE) || defined(SK_DTYPE_f32)
 SK_REDUCE(f32, float)
 #endif

@@ -210,11 +210,9 @@ public static partial class Permute
     /// (permute_one_kernel_u128 -> one_u128), or the separate kernels and gathers (chain); with the match.any scatter when asked.
     /// </summary>
     internal static IReadOnlyList<string> BuildOptions(string entry, bool matchInstruction) =>
-        s_builds.GetOrAdd((entry.StartsWith("permute_one_kernel_", StringComparison.Ordinal) ? "one_" + entry["permute_one_kernel_".Length..] : "chain",
-            matchInstruction), key =>
-            ["-DPERMUTE_ONE_GROUP", $"-DPERMUTE_GROUP_{key.Group}", .. key.Match ? ["-DPERMUTE_MATCH_INSTRUCTION"] : Array.Empty<string>()]);
-
-    private static readonly System.Collections.Concurrent.ConcurrentDictionary<(string Group, bool Match), string[]> s_builds = new();
+        DTypeBuilds.Group("PERMUTE", null,
+            entry.StartsWith("permute_one_kernel_", StringComparison.Ordinal) ? "one_" + entry["permute_one_kernel_".Length..] : "chain",
+            matchInstruction ? "-DPERMUTE_MATCH_INSTRUCTION" : null);
 
     /// <summary>The build of the separate kernels and their gathers (every launch but the one-kernel path's).</summary>
     private static IReadOnlyList<string> ChainOptions => BuildOptions("permute_count_chunks", MatchInstruction);

@@ -253,9 +253,7 @@ public static partial class TopKRouting
     /// source's 55; with the division sigmoid when asked.
     /// </summary>
     internal static IReadOnlyList<string> BuildOptions(string entry, DType logits, bool sigmoidByDivision) =>
-        s_builds.GetOrAdd((GroupOf(entry), logits, sigmoidByDivision), key =>
-            [.. DTypeBuilds.One("ROUTING", key.Logits), "-DROUTING_ONE_GROUP", $"-DROUTING_GROUP_{key.Group}",
-             .. key.Division ? ["-DROUTING_SIGMOID_DIVISION"] : Array.Empty<string>()]);
+        DTypeBuilds.Group("ROUTING", logits, GroupOf(entry), sigmoidByDivision ? "-DROUTING_SIGMOID_DIVISION" : null);
 
     /// <summary>
     /// The group of a topk_routing.cu entry (topk_routing_[contiguous_[x2_|x2p_]|teams_|thread_]{dtype}[_{n}]): thread,
@@ -268,8 +266,6 @@ public static partial class TopKRouting
         : entry.StartsWith("topk_routing_", StringComparison.Ordinal) && int.TryParse(entry[(entry.LastIndexOf('_') + 1)..], out int perLane)
             ? $"lanes{perLane}"
             : throw new ArgumentException($"'{entry}' is not an entry of topk_routing.cu", nameof(entry));
-
-    private static readonly System.Collections.Concurrent.ConcurrentDictionary<(string Group, DType Logits, bool Division), string[]> s_builds = new();
 
     /// <summary>
     /// Tokens from which the persistent two-token path is used (unset or MOE_ROUTING_PERSISTENT=0 at start-up: never; 1:
