@@ -1,5 +1,6 @@
 using MoeRuntime.Accelerators;
 using MoeRuntime.Benchmarks.Infrastructure;
+using MoeRuntime.Benchmarks.Kernels;
 using MoeRuntime.Runtime.Layers;
 using MoeRuntime.Runtime.Models;
 
@@ -18,6 +19,7 @@ namespace MoeRuntime.Benchmarks.Runtime;
 /// workspace a TP rank's: MOE_DECODE_FUSED_TP): the rank's kernels, and their trace, without the AllReduce.
 /// On the CPU: the tiny preset at T = 1, 16. On a GPU, MOE_SWEEP_MODELS narrows the rows and MOE_SWEEP_TOKENS lists the token counts
 /// (any, e.g. 1,2,4,8 for decode batches; <see cref="SweepFilter"/>).
+/// MOE_SWEEP_PREFIXES=1 adds, at the graph-replayed token counts, the forward cut after each phase (<see cref="LayerPrefixRows"/>).
 /// </summary>
 internal static class MoeLayerSweep
 {
@@ -56,6 +58,7 @@ internal static class MoeLayerSweep
         bool cpu = accelerator.Kind == AcceleratorKind.Cpu;
         double bandwidth = accelerator.Info.Name.Contains("H200", StringComparison.Ordinal) ? 4.2e12 : 3.0e12;
         var rows = new List<SweepRow>();
+        using var wgmmaTrace = WgmmaTrace.Attach(accelerator); // MOE_GROUPED_GEMM_WGMMA_TRACE=1: the prefix rows trace the expert GEMMs
         foreach (var preset in cpu ? ["tiny"] : SweepFilter.Models(GpuPresets, p => p))
         {
             var config = LayerPresets.Get(preset);
@@ -122,9 +125,11 @@ internal static class MoeLayerSweep
                     notes += $", {layers.Length} layers cycled";
                 if (slice > 1)
                     notes += $", one TP rank's slice of {slice}";
+                string shape = $"T={tokens} H={h} I={config.MoeIntermediateSize} E={config.NumExperts} k={config.TopK} active={active}";
                 foreach (var (name, ms, timing) in times)
-                    rows.Add(new SweepRow(name, $"T={tokens} H={h} I={config.MoeIntermediateSize} E={config.NumExperts} k={config.TopK} active={active}",
-                        ms, bytes, flops, floorMs, timing + notes));
+                    rows.Add(new SweepRow(name, shape, ms, bytes, flops, floorMs, timing + notes));
+                if ((both || cpu) && LayerPrefixRows.Requested && !layer.RunsFusedDecode(workspace))
+                    rows.AddRange(LayerPrefixRows.Measure(accelerator, preset, shape, layers, workspaces, hidden, output));
             }
         }
         return rows;

@@ -130,7 +130,7 @@ public sealed class MoeLayer
     /// The workspace's m-tile map when the routed experts' GEMMs (T*k rows over E experts) run the decode GEMV, which reads
     /// it; else null (Permute then writes none).
     /// </summary>
-    private MemoryBuffer<int>? GemvTileMap(MoeWorkspace ws) =>
+    internal MemoryBuffer<int>? GemvTileMap(MoeWorkspace ws) =>
         ws.TileMap is { } map && GroupedGemm.RunsGemv(Accelerator, Weights.DType, ws.Tokens * Config.TopK, Config.NumExperts) ? map : null;
 
     /// <summary>Router GEMM and top-k routing only: fills the workspace's logits, ids, weights and routed counts.</summary>

@@ -1,0 +1,119 @@
+using MoeRuntime.Accelerators;
+using MoeRuntime.Benchmarks.Infrastructure;
+using MoeRuntime.Benchmarks.Kernels;
+using MoeRuntime.Kernels.Permute;
+using MoeRuntime.Runtime.Layers;
+
+namespace MoeRuntime.Benchmarks.Runtime;
+
+/// <summary>
+/// MOE_SWEEP_PREFIXES=1 in <c>sweep moe_layer</c>: what each phase costs inside a graph replay, where the phase timer's
+/// device events (eager, one kernel at a time) cannot say. The forward's main-stream phases are cut after each one
+/// (router GEMM and routing, + permute, + gate_up, + down, + combine), each prefix replayed from a CUDA graph cycling the
+/// sweep's layers; the difference between two rows is what the later phase adds to a replay. The last row is the whole
+/// forward (its shared experts on their own stream), so it minus the combine row is what the shared experts add.
+/// With the wgmma trace on (MOE_GROUPED_GEMM_WGMMA_TRACE=1), gate_up and down on this routing are traced too (WgmmaTrace).
+/// </summary>
+internal static class LayerPrefixRows
+{
+    /// <summary>MOE_SWEEP_PREFIXES: 1 adds the rows, unset or 0 does not.</summary>
+    public static bool Requested => Environment.GetEnvironmentVariable("MOE_SWEEP_PREFIXES")?.Trim() switch
+    {
+        null or "" or "0" => false,
+        "1" => true,
+        var value => throw new ArgumentException($"MOE_SWEEP_PREFIXES='{value}': expected 1 (graph-replayed prefixes of the forward) or 0"),
+    };
+
+    private static readonly (string Name, MoeLayerPhase Last)[] Prefixes =
+    [
+        ("router GEMM + routing", MoeLayerPhase.TopKRouting),
+        ("+ permute", MoeLayerPhase.Permute),
+        ("+ gate_up", MoeLayerPhase.ExpertsGateUp),
+        ("+ down", MoeLayerPhase.ExpertsDown),
+        ("+ combine (no shared experts)", MoeLayerPhase.Combine),
+    ];
+
+    /// <summary>
+    /// The main-stream phases of <paramref name="layer"/>'s forward through <paramref name="last"/>, as
+    /// <see cref="MoeLayer.Forward"/> enqueues them, without the shared experts (combine then adds no residual).
+    /// </summary>
+    internal static void ForwardThrough(MoeLayer layer, MoeLayerPhase last, MemoryBuffer hidden, MemoryBuffer<float> output, MoeWorkspace ws, AcceleratorStream stream)
+    {
+        var c = layer.Weights.Config;
+        if (last == MoeLayerPhase.TopKRouting)
+        {
+            layer.Route(hidden, ws, stream);
+            return;
+        }
+        layer.RouteAndPermute(hidden, ws, stream);
+        if (last == MoeLayerPhase.Permute)
+            return;
+        var map = layer.GemvTileMap(ws);
+        layer.RunExpertsGateUp(layer.Weights.GateUp, ws.Gathered, ws.ExpertOffsets, ws.Activation, stream, ws.SplitK, ws.GateUpOutput, map, ws.Tokens);
+        if (last == MoeLayerPhase.ExpertsGateUp)
+            return;
+        layer.RunExpertsDown(layer.Weights.Down, ws.Activation, ws.ExpertOffsets, ws.ExpertOutput, stream, ws.SplitK, map, ws.GemvPrefetch && map is not null, ws.Tokens);
+        if (last == MoeLayerPhase.ExpertsDown)
+            return;
+        Combine.Run(ws.ExpertOutput, ws.RowOfSlot, ws.RoutingWeights, ws.Tokens, c.TopK, c.HiddenSize, output, null, stream);
+    }
+
+    /// <summary>
+    /// The prefix rows of one preset and token count (<paramref name="layers"/> cycled with their <paramref name="workspaces"/>),
+    /// graph-replayed on a GPU (10 forwards a replay), eager on the CPU; the whole forward last, timed the same way.
+    /// </summary>
+    public static IEnumerable<SweepRow> Measure(Accelerator accelerator, string preset, string shape, MoeLayer[] layers, MoeWorkspace[] workspaces,
+                                                MemoryBuffer hidden, MemoryBuffer<float> output)
+    {
+        var rows = new List<SweepRow>();
+        string timing = accelerator.Kind == AcceleratorKind.Cuda ? "cuda graph" : "eager";
+        double? previous = null;
+        foreach (var (name, last) in Prefixes)
+        {
+            double ms = Time(accelerator, layers, (l, s) => ForwardThrough(layers[l], last, hidden, output, workspaces[l], s));
+            rows.Add(new SweepRow($"{preset} prefix: {name}", shape, ms, 0, 0, 0,
+                previous is { } p ? $"{timing}, adds {(ms - p) * 1e3:F1} us" : timing));
+            previous = ms;
+        }
+        double whole = Time(accelerator, layers, (l, s) => layers[l].Forward(hidden, output, workspaces[l], s));
+        rows.Add(new SweepRow($"{preset} prefix: whole forward", shape, whole, 0, 0, 0,
+            $"{timing}, shared experts on their stream add {(whole - previous!.Value) * 1e3:F1} us"));
+        // The expert GEMMs alone on each layer's routing: replayed cycling the layers, then on the first layer only
+        // (whether the GEMMs run slower in the forward's graph than alone, and whether cycling the layers' weights does it).
+        for (int l = 0; l < layers.Length; l++)
+            layers[l].RouteAndPermute(hidden, workspaces[l], accelerator.DefaultStream);
+        foreach (var (call, last) in new[] { ("gate_up", MoeLayerPhase.ExpertsGateUp), ("down", MoeLayerPhase.ExpertsDown) })
+        {
+            double cycled = Time(accelerator, layers, (l, s) => Experts(layers[l], workspaces[l], last, s));
+            rows.Add(new SweepRow($"{preset} {call} alone", shape, cycled, 0, 0, 0, $"{timing}, {layers.Length} layers cycled"));
+            if (layers.Length > 1)
+                rows.Add(new SweepRow($"{preset} {call} alone", shape, Time(accelerator, layers[..1], (_, s) => Experts(layers[0], workspaces[0], last, s)), 0, 0, 0,
+                    $"{timing}, the first layer only"));
+        }
+        // The traced build on these expert GEMMs (the layer's own expert set, not the grouped GEMM sweep's uniform one).
+        WgmmaTrace.Write(accelerator, $"{preset} layer gate_up {shape}", s => Experts(layers[0], workspaces[0], MoeLayerPhase.ExpertsGateUp, s));
+        WgmmaTrace.Write(accelerator, $"{preset} layer down {shape}", s => Experts(layers[0], workspaces[0], MoeLayerPhase.ExpertsDown, s));
+        return rows;
+    }
+
+    /// <summary>One of the forward's expert GEMMs (gate_up or down) on the routing already in <paramref name="ws"/>.</summary>
+    private static void Experts(MoeLayer layer, MoeWorkspace ws, MoeLayerPhase call, AcceleratorStream stream)
+    {
+        var map = layer.GemvTileMap(ws);
+        if (call == MoeLayerPhase.ExpertsGateUp)
+            layer.RunExpertsGateUp(layer.Weights.GateUp, ws.Gathered, ws.ExpertOffsets, ws.Activation, stream, ws.SplitK, ws.GateUpOutput, map, ws.Tokens);
+        else
+            layer.RunExpertsDown(layer.Weights.Down, ws.Activation, ws.ExpertOffsets, ws.ExpertOutput, stream, ws.SplitK, map, false, ws.Tokens);
+    }
+
+    private static double Time(Accelerator accelerator, MoeLayer[] layers, Action<int, AcceleratorStream> forward)
+    {
+        int next = 0;
+        return DeviceTimer.MedianMs(accelerator, s =>
+        {
+            int l = next;
+            next = (next + 1) % layers.Length;
+            forward(l, s);
+        }, warmup: 3, samples: 20, inner: 10, useGraph: true);
+    }
+}
