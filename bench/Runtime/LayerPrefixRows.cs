@@ -82,10 +82,12 @@ internal static class LayerPrefixRows
         // (whether the GEMMs run slower in the forward's graph than alone, and whether cycling the layers' weights does it).
         for (int l = 0; l < layers.Length; l++)
             layers[l].RouteAndPermute(hidden, workspaces[l], accelerator.DefaultStream);
+        // Each layer's router hits its own experts, so the cycled rows and the first layer's read different bytes.
+        string perLayer = string.Join(", ", workspaces.Select(w => w.RoutedCounts.ToArray().Count(c => c > 0)));
         foreach (var (call, last) in new[] { ("gate_up", MoeLayerPhase.ExpertsGateUp), ("down", MoeLayerPhase.ExpertsDown) })
         {
             double cycled = Time(accelerator, layers, (l, s) => Experts(layers[l], workspaces[l], last, s));
-            rows.Add(new SweepRow($"{preset} {call} alone", shape, cycled, 0, 0, 0, $"{timing}, {layers.Length} layers cycled"));
+            rows.Add(new SweepRow($"{preset} {call} alone", shape, cycled, 0, 0, 0, $"{timing}, {layers.Length} layers cycled (experts hit: {perLayer})"));
             if (layers.Length > 1)
                 rows.Add(new SweepRow($"{preset} {call} alone", shape, Time(accelerator, layers[..1], (_, s) => Experts(layers[0], workspaces[0], last, s)), 0, 0, 0,
                     $"{timing}, the first layer only"));

@@ -110,9 +110,10 @@ internal static class MoeLayerSweep
                 // MOE_SWEEP_SCHEDULES: the layer under each wgmma work order, alternating (WgmmaOrders).
                 var times = WgmmaOrders.FromEnvironment is { } orders && !cpu
                     ? WgmmaOrders.MeasureEach(orders, Time, $"{preset} layer") : [Time($"{preset} layer")];
-                // The floor counts the experts this routing really hit (random routers are not uniform); every order routes alike.
-                int active = workspace.RoutedCounts.ToArray().Count(c => c > 0);
-                long bytes = LayerPresets.ActiveWeightBytes(config, (double)active, DType.BF16);
+                // The floor counts the experts the routing really hit (random routers are not uniform): each layer's router
+                // hits its own, so the mean over the layers timed. Every order routes alike.
+                double active = workspaces.Average(w => w.RoutedCounts.ToArray().Count(c => c > 0));
+                long bytes = LayerPresets.ActiveWeightBytes(config, active, DType.BF16);
                 double flops = 2.0 * 3 * h * ((double)tokens * config.TopK * config.MoeIntermediateSize + (double)tokens * config.SharedIntermediateSize);
                 double floorMs = Math.Max(bytes / bandwidth, flops / DenseBf16Flops) * 1e3;
                 string notes = "";
@@ -125,7 +126,7 @@ internal static class MoeLayerSweep
                     notes += $", {layers.Length} layers cycled";
                 if (slice > 1)
                     notes += $", one TP rank's slice of {slice}";
-                string shape = $"T={tokens} H={h} I={config.MoeIntermediateSize} E={config.NumExperts} k={config.TopK} active={active}";
+                string shape = $"T={tokens} H={h} I={config.MoeIntermediateSize} E={config.NumExperts} k={config.TopK} active={active:0.##}";
                 foreach (var (name, ms, timing) in times)
                     rows.Add(new SweepRow(name, shape, ms, bytes, flops, floorMs, timing + notes));
                 if ((both || cpu) && LayerPrefixRows.Requested && !layer.RunsFusedDecode(workspace))

@@ -140,7 +140,6 @@ def main():
         # MOE_SWEEP_LAYERS=N: N layers of different weights, each timed step a forward of every one (time / N), as the
         # C# sweep cycles through them: no layer's weights are still in L2 when its turn comes again.
         layers = [random_weights(p, device) for _ in range(int(os.environ.get("MOE_SWEEP_LAYERS", "1") or 1))]
-        w = layers[0]
         for tokens in listed_tokens():
             x = torch.empty(tokens, p["h"], dtype=torch.bfloat16, device=device).uniform_(-1, 1)
             step = lambda: [forward(x, each, p) for each in layers]
@@ -148,7 +147,8 @@ def main():
             eager /= len(layers)
             graph = graph / len(layers) if graph is not None else None
             best = min(eager, graph) if graph is not None else eager
-            active = int(route(x, w, p)[0].unique().numel())
+            # Each layer's router hits its own experts: the floor counts their mean over the layers timed.
+            active = sum(int(route(x, each, p)[0].unique().numel()) for each in layers) / len(layers)
             nbytes = active_weight_bytes(p, active)
             floor_ms = nbytes / bandwidth * 1e3
             graph_text = f"{graph:.4f}" if graph is not None else "-"
@@ -156,7 +156,7 @@ def main():
                   f"{nbytes / 1e6:>11.1f} {floor_ms:>10.4f} {best / floor_ms:>7.2f}")
             rows.append(dict(preset=preset, tokens=tokens, eager_ms=eager, graph_ms=graph, tokens_per_s=tokens / (best * 1e-3),
                              active_experts=active, active_weight_bytes=nbytes, floor_ms=floor_ms, ratio=best / floor_ms))
-        del w, layers
+        del layers
         torch.cuda.empty_cache()
     if os.environ.get("OUT"):
         os.makedirs(os.environ["OUT"], exist_ok=True)  # a folder the caller named but did not make
