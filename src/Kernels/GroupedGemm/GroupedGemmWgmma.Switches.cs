@@ -28,8 +28,6 @@ public static partial class GroupedGemmWgmma
         options.Add($"-DGW_SMALL_TILES={(int)smallTiles}");
         if (TraceRequested)
             options.Add("-DGW_TRACE");
-        if (WarmRequested)
-            options.Add("-DGW_WARM_NEXT");
         if (LateOddBlocksNsOverride is { } late)
             options.Add($"-DGW_LATE_ODD_BLOCKS={late}");
         if ((ProducerRegistersOverride ?? ProducerRegistersFromEnvironment()) is { } producer)
@@ -54,22 +52,6 @@ public static partial class GroupedGemmWgmma
         "1" => true,
         _ => throw new ArgumentException($"MOE_GROUPED_GEMM_WGMMA_TRACE='{value}': expected 1 (the traced build) or 0"),
     };
-
-    /// <summary>
-    /// MOE_GROUPED_GEMM_WGMMA_WARM=1 (A/B): the -DGW_WARM_NEXT build, whose producer asks L2 for a line at each end of the
-    /// W boxes of the item one wave ahead as an item starts (grouped_gemm_wgmma.cu, GW_WARM_NEXT). The bits are the same.
-    /// </summary>
-    internal static bool WarmRequested => WarmOverride ?? WarmSetting.Value;
-
-    /// <summary>Tests: the warm build (or not) instead of the environment's choice.</summary>
-    internal static bool? WarmOverride { get; set; }
-
-    private static readonly EnvironmentSetting<bool> WarmSetting = new("MOE_GROUPED_GEMM_WGMMA_WARM", value => value?.Trim() switch
-    {
-        null or "" or "0" => false,
-        "1" => true,
-        _ => throw new ArgumentException($"MOE_GROUPED_GEMM_WGMMA_WARM='{value}': expected 1 (warm the next wave's W pages) or 0"),
-    });
 
     /// <summary>Values per work item of the traced build (GW_TRACE_VALUES): four stamps, where it ran, what it was.</summary>
     internal const int TraceValues = 6;

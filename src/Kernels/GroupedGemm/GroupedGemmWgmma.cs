@@ -154,10 +154,8 @@ public static partial class GroupedGemmWgmma
             ? (int)Math.Min(accelerator.Info.MultiprocessorCount, mTiles * nTiles)
             : cluster * (int)Math.Min(ResidentClusters(kernel, cluster), PairUnitsBound(plan.Rows, plan.Experts, cluster) * nTiles);
         Span<KernelArg> args = [mapX, mapXRows, mapW, plan.ExpertOffsets, plan.RowScale, plan.Y, tickets, plan.Rows, plan.N, plan.K,
-            plan.Experts, plan.Fused ? 1 : 0, default, default];
-        int count = args.Length - 2;
-        if (WarmRequested)
-            args[count++] = plan.W;
+            plan.Experts, plan.Fused ? 1 : 0, default];
+        int count = args.Length - 1;
         if (TraceRequested)
         {
             var trace = TraceBuffer ?? throw new InvalidOperationException("MOE_GROUPED_GEMM_WGMMA_TRACE=1 needs GroupedGemmWgmma.TraceBuffer (a bench sets it)");

@@ -139,16 +139,6 @@
 #define GW_TRACE_PARAM
 #define GW_TRACE_ARG
 #endif
-// GW_WARM_NEXT (A/B, MOE_GROUPED_GEMM_WGMMA_WARM=1): as an item starts, the producer asks L2 for the first and the last
-// line of each W box of the item one wave later (t + grid), so the address translations of its pages are walked before
-// its first copy. The kernel then takes W's address too.
-#ifdef GW_WARM_NEXT
-#define GW_WARM_PARAM , const unsigned char* __restrict__ gwWarmW
-#define GW_WARM_ARG , gwWarmW
-#else
-#define GW_WARM_PARAM
-#define GW_WARM_ARG
-#endif
 // Tiles, the epilogue buffers, 1024 bytes of alignment slack, then the barriers and the stages' tile records.
 #define GW_SHARED_BYTES (GW_STAGES * GW_STAGE_BYTES + GW_CONSUMER_WARPS * GW_EPI_WARP_BYTES + 1024 + 256)
 
@@ -583,7 +573,7 @@ template <typename TIn, typename TOut>
 __device__ __forceinline__ void grouped_gemm_wgmma(const TmaDescriptor* mapX, const TmaDescriptor* mapXRows, const TmaDescriptor* mapW,
                                                    const int* __restrict__ expertOffsets,
                                                    const float* __restrict__ rowScale, TOut* __restrict__ y,
-                                                   int* __restrict__ tickets, int rows, int n, int k, int experts, int fused GW_WARM_PARAM GW_TRACE_PARAM)
+                                                   int* __restrict__ tickets, int rows, int n, int k, int experts, int fused GW_TRACE_PARAM)
 {
     // The swizzle pattern and the descriptors assume 1024-byte aligned tiles.
     const moe_u32 rawBase = shared_addr(gwShared);
@@ -654,30 +644,6 @@ __device__ __forceinline__ void grouped_gemm_wgmma(const TmaDescriptor* mapX, co
             find_expert_tile_serial(expertOffsets, experts, rows, GW_UNIT_ROWS, mUnit, expert, unitBegin, unitEnd);
             if (expert < 0)
                 break; // cannot happen with consistent offsets; stop cleanly if it does
-#ifdef GW_WARM_NEXT
-            {
-                const int tw = t + (int)gridDim.x / GW_CLUSTER;
-                if (tw < work)
-                {
-                    const int wGroup = tw / (GW_GROUP_UNITS * nTiles);
-                    const int wFirstM = wGroup * GW_GROUP_UNITS;
-                    const int wGroupM = min(mUnitsTotal - wFirstM, GW_GROUP_UNITS);
-                    const int wLocal = tw - wGroup * GW_GROUP_UNITS * nTiles;
-                    const int wTile = wLocal / wGroupM;
-                    int wExpert, wBegin, wEnd;
-                    find_expert_tile_serial(expertOffsets, experts, rows, GW_UNIT_ROWS, wFirstM + wLocal % wGroupM, wExpert, wBegin, wEnd);
-                    if (wExpert >= 0 && lane < 4)
-                    {
-                        // Lanes 0, 1: the first rows of the two boxes; lanes 2, 3: their last rows.
-                        const int box = (lane & 1) ? (fused ? n / 2 + wTile * (GW_BN / 2) : wTile * GW_BN + GW_BN / 2)
-                                                   : (fused ? wTile * (GW_BN / 2) : wTile * GW_BN);
-                        const int row = min(box + ((lane & 2) ? GW_BN / 2 - 1 : 0), n - 1);
-                        const unsigned char* line = gwWarmW + ((long long)wExpert * n + row) * (long long)k * (long long)sizeof(TIn);
-                        asm volatile("prefetch.global.L2 [%0];" ::"l"(line));
-                    }
-                }
-            }
-#endif
             // This block's rows of the unit: all of them, or its rank's 128 (none where the unit has one m-tile).
             const int rowBegin = min(unitBegin + rank * GW_BM, unitEnd);
             const int rowEnd = min(rowBegin + GW_BM, unitEnd);
@@ -877,12 +843,12 @@ __device__ __forceinline__ void grouped_gemm_wgmma(const TmaDescriptor* mapX, co
     extern "C" __global__ void __launch_bounds__(GW_THREADS, 1) GW_CLUSTER_DIMS grouped_gemm_wgmma_##SUFFIX(                 \
         const __grid_constant__ TmaDescriptor mapX, const __grid_constant__ TmaDescriptor mapXRows,                          \
         const __grid_constant__ TmaDescriptor mapW, const int* __restrict__ expertOffsets, const float* __restrict__ rowScale, \
-        TOUT* __restrict__ y, int* __restrict__ tickets, int rows, int n, int k, int experts, int fused GW_WARM_PARAM GW_TRACE_PARAM) \
+        TOUT* __restrict__ y, int* __restrict__ tickets, int rows, int n, int k, int experts, int fused GW_TRACE_PARAM)       \
     {                                                                                                                        \
         moe_wait_prior_grid();                                                                                               \
         GW_LATE_START();                                                                                                     \
         grouped_gemm_wgmma<TIN, TOUT>(&mapX, &mapXRows, &mapW, expertOffsets, rowScale, y, tickets, rows, n, k, experts,     \
-                                      fused GW_WARM_ARG GW_TRACE_ARG);                                                       \
+                                      fused GW_TRACE_ARG);                                                                   \
     }
 
 // One dtype pair a build: the host defines GW_ONE_PAIR and GW_PAIR_<in>_<out>, so a first use compiles that pair's entry,
