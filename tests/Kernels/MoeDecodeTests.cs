@@ -173,7 +173,10 @@ public sealed class MoeDecodeTests
         Assert.Contains("MOE_DECODE_UNROLL", Assert.Throws<ArgumentException>(() => MoeDecodeSwitch.ParseUnroll("3")).Message);
     }
 
-    /// <summary>Every build the host can ask for compiles (CI's NVRTC: the default build alone is in NvrtcTests).</summary>
+    /// <summary>
+    /// Every build the host can ask for compiles (CI's NVRTC: the default build alone is in NvrtcTests), and holds its
+    /// dtype's entry alone; the source without the dtype macros holds both.
+    /// </summary>
     [Theory]
     [InlineData(1, false, 1, false, false)]
     [InlineData(2, true, 1, false, false)]
@@ -185,8 +188,12 @@ public sealed class MoeDecodeTests
         MoeRuntime.Tests.Accelerators.NvrtcTests.RequireNvrtc();
         var plan = new MoeDecode.Plan(8, 1, 1, 1, 12, perLane, contiguous, unroll, early);
         var source = MoeRuntime.Accelerators.Nvrtc.KernelSource.FromResource(typeof(MoeDecode).Assembly, "moe_decode.cu");
-        string ptx = MoeRuntime.Accelerators.Nvrtc.NvrtcCompiler.CompileToPtx(source, MoeRuntime.Accelerators.Nvrtc.NvrtcCompiler.DefaultOptions("sm_90", plan.BuildOptions(traced)));
-        Assert.Contains(".entry moe_decode_bf16", ptx);
-        Assert.Contains(".entry moe_decode_f16", ptx);
+        string Entries(IReadOnlyList<string> options) => string.Join(' ', System.Text.RegularExpressions.Regex
+            .Matches(MoeRuntime.Accelerators.Nvrtc.NvrtcCompiler.CompileToPtx(source, MoeRuntime.Accelerators.Nvrtc.NvrtcCompiler.DefaultOptions("sm_90", options)), @"\.entry\s+(\w+)")
+            .Select(m => m.Groups[1].Value).Order());
+        Assert.Equal("moe_decode_bf16", Entries(plan.BuildOptions(DType.BF16, traced)));
+        Assert.Equal("moe_decode_f16", Entries(plan.BuildOptions(DType.F16, traced)));
+        var both = plan.BuildOptions(DType.BF16, traced).Where(o => !o.StartsWith("-DMD_ONE_DTYPE", StringComparison.Ordinal) && !o.StartsWith("-DMD_DTYPE_", StringComparison.Ordinal)).ToList();
+        Assert.Equal("moe_decode_bf16 moe_decode_f16", Entries(both));
     }
 }

@@ -107,15 +107,19 @@ public static class MoeDecode
     internal readonly record struct Plan(int RouterSplit, int GateUpSplit, int DownSplit, int DownQuads, int PrefetchLines, int PerLane, bool Contiguous,
                                          int Unroll = 1, bool EarlyPrefetch = false)
     {
-        /// <summary>The build's compile options, made once per build (a launch looks them up: no strings on the call path).</summary>
-        public string[] BuildOptions(bool traced) =>
-            s_buildOptions.GetOrAdd((PerLane, Contiguous, Unroll, EarlyPrefetch, traced), b =>
+        /// <summary>
+        /// The build's compile options for <paramref name="dtype"/>'s entry alone (<see cref="DTypeBuilds.One"/>), made once
+        /// per build (a launch looks them up: no strings on the call path).
+        /// </summary>
+        public string[] BuildOptions(DType dtype, bool traced) =>
+            s_buildOptions.GetOrAdd((dtype, PerLane, Contiguous, Unroll, EarlyPrefetch, traced), b =>
             [
+                .. DTypeBuilds.One("MD", b.DType),
                 $"-DMD_PER_LANE={b.PerLane}", $"-DMD_CONTIGUOUS={(b.Contiguous ? 1 : 0)}", $"-DMD_UNROLL={b.Unroll}",
                 .. b.Early ? (string[])["-DMD_EARLY_PREFETCH"] : [], .. b.Traced ? (string[])["-DMD_TRACE"] : [],
             ]);
 
-        private static readonly System.Collections.Concurrent.ConcurrentDictionary<(int PerLane, bool Contiguous, int Unroll, bool Early, bool Traced), string[]> s_buildOptions = new();
+        private static readonly System.Collections.Concurrent.ConcurrentDictionary<(DType DType, int PerLane, bool Contiguous, int Unroll, bool Early, bool Traced), string[]> s_buildOptions = new();
     }
 
     /// <summary>
@@ -208,7 +212,7 @@ public static class MoeDecode
         // The build depends on the routing's layout only, so the grid's size is known before the splits are chosen.
         var layout = PlanFor(logits, tokens, hiddenSize, intermediate, experts, routing);
         var trace = TraceRequested ? TraceBuffer : null;
-        var kernel = cuda.LoadKernel(Source.Value, $"moe_decode_{HostRows.Suffix(hidden.DType)}", layout.BuildOptions(trace is not null));
+        var kernel = cuda.LoadKernel(Source.Value, $"moe_decode_{HostRows.Suffix(hidden.DType)}", layout.BuildOptions(hidden.DType, trace is not null));
         // Every block resident (the barriers wait for all of them), and no more blocks than the largest phase has items.
         int perSm = kernel.MaxActiveBlocksPerSm(Warps * 32);
         if (MoeDecodeSwitch.BlocksPerSm > 0)
