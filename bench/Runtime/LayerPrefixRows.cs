@@ -78,8 +78,8 @@ internal static class LayerPrefixRows
         double whole = Time(accelerator, layers, (l, s) => layers[l].Forward(hidden, output, workspaces[l], s));
         rows.Add(new SweepRow($"{preset} prefix: whole forward", shape, whole, 0, 0, 0,
             $"{timing}, shared experts on their stream add {(whole - previous!.Value) * 1e3:F1} us"));
-        // The expert GEMMs alone on each layer's routing: replayed cycling the layers, then on the first layer only
-        // (whether the GEMMs run slower in the forward's graph than alone, and whether cycling the layers' weights does it).
+        // The expert GEMMs alone on each layer's routing: replayed cycling the layers, then on the first layer only (what
+        // the GEMMs cost outside the forward's graph; the first layer's row reads only its own router's experts).
         for (int l = 0; l < layers.Length; l++)
             layers[l].RouteAndPermute(hidden, workspaces[l], accelerator.DefaultStream);
         // Each layer's router hits its own experts, so the cycled rows and the first layer's read different bytes.
