@@ -1,7 +1,6 @@
 using MoeRuntime.Accelerators;
 using MoeRuntime.Benchmarks.Infrastructure;
 using MoeRuntime.Benchmarks.Kernels;
-using MoeRuntime.Kernels.Permute;
 using MoeRuntime.Runtime.Layers;
 
 namespace MoeRuntime.Benchmarks.Runtime;
@@ -34,31 +33,6 @@ internal static class LayerPrefixRows
     ];
 
     /// <summary>
-    /// The main-stream phases of <paramref name="layer"/>'s forward through <paramref name="last"/>, as
-    /// <see cref="MoeLayer.Forward"/> enqueues them, without the shared experts (combine then adds no residual).
-    /// </summary>
-    internal static void ForwardThrough(MoeLayer layer, MoeLayerPhase last, MemoryBuffer hidden, MemoryBuffer<float> output, MoeWorkspace ws, AcceleratorStream stream)
-    {
-        var c = layer.Weights.Config;
-        if (last == MoeLayerPhase.TopKRouting)
-        {
-            layer.Route(hidden, ws, stream);
-            return;
-        }
-        layer.RouteAndPermute(hidden, ws, stream);
-        if (last == MoeLayerPhase.Permute)
-            return;
-        var map = layer.GemvTileMap(ws);
-        layer.RunExpertsGateUp(layer.Weights.GateUp, ws.Gathered, ws.ExpertOffsets, ws.Activation, stream, ws.SplitK, ws.GateUpOutput, map, ws.Tokens);
-        if (last == MoeLayerPhase.ExpertsGateUp)
-            return;
-        layer.RunExpertsDown(layer.Weights.Down, ws.Activation, ws.ExpertOffsets, ws.ExpertOutput, stream, ws.SplitK, map, ws.GemvPrefetch && map is not null, ws.Tokens);
-        if (last == MoeLayerPhase.ExpertsDown)
-            return;
-        Combine.Run(ws.ExpertOutput, ws.RowOfSlot, ws.RoutingWeights, ws.Tokens, c.TopK, c.HiddenSize, output, null, stream);
-    }
-
-    /// <summary>
     /// The prefix rows of one preset and token count (<paramref name="layers"/> cycled with their <paramref name="workspaces"/>),
     /// graph-replayed on a GPU (10 forwards a replay), eager on the CPU; the whole forward last, timed the same way.
     /// </summary>
@@ -70,7 +44,7 @@ internal static class LayerPrefixRows
         double? previous = null;
         foreach (var (name, last) in Prefixes)
         {
-            double ms = Time(accelerator, layers, (l, s) => ForwardThrough(layers[l], last, hidden, output, workspaces[l], s));
+            double ms = Time(accelerator, layers, (l, s) => layers[l].ForwardThrough(last, hidden, output, workspaces[l], null, s));
             rows.Add(new SweepRow($"{preset} prefix: {name}", shape, ms, 0, 0, 0,
                 previous is { } p ? $"{timing}, adds {(ms - p) * 1e3:F1} us" : timing));
             previous = ms;
@@ -84,28 +58,19 @@ internal static class LayerPrefixRows
             layers[l].RouteAndPermute(hidden, workspaces[l], accelerator.DefaultStream);
         // Each layer's router hits its own experts, so the cycled rows and the first layer's read different bytes.
         string perLayer = string.Join(", ", workspaces.Select(w => w.RoutedCounts.ToArray().Count(c => c > 0)));
-        foreach (var (call, last) in new[] { ("gate_up", MoeLayerPhase.ExpertsGateUp), ("down", MoeLayerPhase.ExpertsDown) })
+        foreach (var (call, run) in new (string, Action<MoeLayer, MoeWorkspace, AcceleratorStream>)[]
+                 { ("gate_up", (l, w, s) => l.RunRoutedGateUp(w, s)), ("down", (l, w, s) => l.RunRoutedDown(w, s)) })
         {
-            double cycled = Time(accelerator, layers, (l, s) => Experts(layers[l], workspaces[l], last, s));
+            double cycled = Time(accelerator, layers, (l, s) => run(layers[l], workspaces[l], s));
             rows.Add(new SweepRow($"{preset} {call} alone", shape, cycled, 0, 0, 0, $"{timing}, {layers.Length} layers cycled (experts hit: {perLayer})"));
             if (layers.Length > 1)
-                rows.Add(new SweepRow($"{preset} {call} alone", shape, Time(accelerator, layers[..1], (_, s) => Experts(layers[0], workspaces[0], last, s)), 0, 0, 0,
+                rows.Add(new SweepRow($"{preset} {call} alone", shape, Time(accelerator, layers[..1], (_, s) => run(layers[0], workspaces[0], s)), 0, 0, 0,
                     $"{timing}, the first layer only"));
         }
         // The traced build on these expert GEMMs (the layer's own expert set, not the grouped GEMM sweep's uniform one).
-        WgmmaTrace.Write(accelerator, $"{preset} layer gate_up {shape}", s => Experts(layers[0], workspaces[0], MoeLayerPhase.ExpertsGateUp, s));
-        WgmmaTrace.Write(accelerator, $"{preset} layer down {shape}", s => Experts(layers[0], workspaces[0], MoeLayerPhase.ExpertsDown, s));
+        WgmmaTrace.Write(accelerator, $"{preset} layer gate_up {shape}", s => layers[0].RunRoutedGateUp(workspaces[0], s));
+        WgmmaTrace.Write(accelerator, $"{preset} layer down {shape}", s => layers[0].RunRoutedDown(workspaces[0], s));
         return rows;
-    }
-
-    /// <summary>One of the forward's expert GEMMs (gate_up or down) on the routing already in <paramref name="ws"/>.</summary>
-    private static void Experts(MoeLayer layer, MoeWorkspace ws, MoeLayerPhase call, AcceleratorStream stream)
-    {
-        var map = layer.GemvTileMap(ws);
-        if (call == MoeLayerPhase.ExpertsGateUp)
-            layer.RunExpertsGateUp(layer.Weights.GateUp, ws.Gathered, ws.ExpertOffsets, ws.Activation, stream, ws.SplitK, ws.GateUpOutput, map, ws.Tokens);
-        else
-            layer.RunExpertsDown(layer.Weights.Down, ws.Activation, ws.ExpertOffsets, ws.ExpertOutput, stream, ws.SplitK, map, false, ws.Tokens);
     }
 
     private static double Time(Accelerator accelerator, MoeLayer[] layers, Action<int, AcceleratorStream> forward)

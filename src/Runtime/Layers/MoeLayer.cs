@@ -71,15 +71,56 @@ public sealed class MoeLayer
             residual = RunSharedExperts(hidden, workspace, side.Stream, side.SplitK);
             side.SharedReady.Record(side.Stream);
         }
-        RouteAndPermute(hidden, workspace, stream);
-        RunExperts(Weights.GateUp, Weights.Down, workspace.Gathered, workspace.ExpertOffsets, workspace.Activation, workspace.ExpertOutput, stream,
-                   workspace.SplitK, workspace.GateUpOutput, GemvTileMap(workspace), workspace.GemvPrefetch, maxRowsPerExpert: workspace.Tokens);
+        ForwardThrough(MoeLayerPhase.ExpertsDown, hidden, output, workspace, null, stream);
         if (side is not null)
             main.Wait(side.SharedReady);
         else
             residual = RunSharedExperts(hidden, workspace, stream);
+        RunCombine(output, workspace, residual, stream);
+    }
+
+    /// <summary>
+    /// The forward's main-stream phases up to and including <paramref name="last"/> (TopKRouting: the router GEMM and the
+    /// routing; Permute; ExpertsGateUp; ExpertsDown; Combine, adding <paramref name="residual"/>), as <see cref="Forward"/>
+    /// enqueues them, without the shared experts. Forward runs it through ExpertsDown; benchmarks cut a forward with it
+    /// (sweep moe_layer's prefix rows). No argument checks: callers pass what Forward would.
+    /// </summary>
+    internal void ForwardThrough(MoeLayerPhase last, MemoryBuffer hidden, MemoryBuffer<float> output, MoeWorkspace ws, MemoryBuffer<float>? residual,
+                                 AcceleratorStream? stream)
+    {
+        if (last is MoeLayerPhase.RouterGemm or MoeLayerPhase.SharedExperts)
+            throw new ArgumentException($"{last} is not where a forward's main stream can stop (TopKRouting, Permute, ExpertsGateUp, ExpertsDown, Combine)", nameof(last));
+        if (last == MoeLayerPhase.TopKRouting)
+        {
+            Route(hidden, ws, stream);
+            return;
+        }
+        RouteAndPermute(hidden, ws, stream);
+        if (last == MoeLayerPhase.Permute)
+            return;
+        RunRoutedGateUp(ws, stream);
+        if (last == MoeLayerPhase.ExpertsGateUp)
+            return;
+        RunRoutedDown(ws, stream);
+        if (last == MoeLayerPhase.Combine)
+            RunCombine(output, ws, residual, stream);
+    }
+
+    /// <summary>The routed experts' gate_up on the rows the workspace's permute gathered, as the forward calls it.</summary>
+    internal void RunRoutedGateUp(MoeWorkspace ws, AcceleratorStream? stream) =>
+        RunExpertsGateUp(Weights.GateUp, ws.Gathered, ws.ExpertOffsets, ws.Activation, stream, ws.SplitK, ws.GateUpOutput, GemvTileMap(ws), ws.Tokens);
+
+    /// <summary>The routed experts' down on the workspace's activation, as the forward calls it.</summary>
+    internal void RunRoutedDown(MoeWorkspace ws, AcceleratorStream? stream)
+    {
+        var map = GemvTileMap(ws);
+        RunExpertsDown(Weights.Down, ws.Activation, ws.ExpertOffsets, ws.ExpertOutput, stream, ws.SplitK, map, ws.GemvPrefetch && map is not null, ws.Tokens);
+    }
+
+    private void RunCombine(MemoryBuffer<float> output, MoeWorkspace ws, MemoryBuffer<float>? residual, AcceleratorStream? stream)
+    {
         Begin(MoeLayerPhase.Combine, stream);
-        Combine.Run(workspace.ExpertOutput, workspace.RowOfSlot, workspace.RoutingWeights, workspace.Tokens, Config.TopK, Config.HiddenSize, output, residual, stream);
+        Combine.Run(ws.ExpertOutput, ws.RowOfSlot, ws.RoutingWeights, ws.Tokens, Config.TopK, Config.HiddenSize, output, residual, stream);
         End(MoeLayerPhase.Combine, stream);
     }
 
@@ -130,7 +171,7 @@ public sealed class MoeLayer
     /// The workspace's m-tile map when the routed experts' GEMMs (T*k rows over E experts) run the decode GEMV, which reads
     /// it; else null (Permute then writes none).
     /// </summary>
-    internal MemoryBuffer<int>? GemvTileMap(MoeWorkspace ws) =>
+    private MemoryBuffer<int>? GemvTileMap(MoeWorkspace ws) =>
         ws.TileMap is { } map && GroupedGemm.RunsGemv(Accelerator, Weights.DType, ws.Tokens * Config.TopK, Config.NumExperts) ? map : null;
 
     /// <summary>Router GEMM and top-k routing only: fills the workspace's logits, ids, weights and routed counts.</summary>
