@@ -119,8 +119,8 @@ public sealed class SharedExpertJoinTests
 
     /// <summary>
     /// A view of a joined workspace for fewer tokens puts its shared rows right after its own T'*k routed rows and gives
-    /// a fresh workspace's forward at T' (bit for bit on the CPU; on CUDA within 1e-6, the same kernels on the same data,
-    /// SiLU-and-mul placed as the whole workspace places it); at few enough tokens for the GEMV (CUDA), the view does not join.
+    /// a fresh workspace's forward at T' (bit for bit on the CPU; on CUDA within 1e-6, the same kernels on the same data);
+    /// at few enough tokens for the GEMV (CUDA), the view does not join.
     /// </summary>
     [Theory]
     [MemberData(nameof(TestDevices.Names), MemberType = typeof(TestDevices))]
@@ -140,8 +140,7 @@ public sealed class SharedExpertJoinTests
             using var splitK = GroupedGemmWorkspace.For(accelerator, MoeWorkspace.GemmShapes(weights, tokens, joinedShared: joins));
             var view = whole.Prefix(tokens, routerOffsets, splitK);
             Assert.Equal(joins, view.JoinsSharedExpert);
-            // SiLU-and-mul as the whole workspace has it (its view keeps the whole's gate_up buffer), else T = 3 would fuse it.
-            using var fresh = new MoeWorkspace(weights, tokens, fusedSilu: whole.GateUpOutput is null, joinSharedExpert: true);
+            using var fresh = new MoeWorkspace(weights, tokens, joinSharedExpert: true);
             Assert.Equal(joins, fresh.JoinsSharedExpert);
             using var hidden = DeviceMoeWeights.UploadFloats(accelerator, TestData.Uniform(random, tokens * h), DType.BF16);
             using var expected = accelerator.Allocate<float>((long)tokens * h);
