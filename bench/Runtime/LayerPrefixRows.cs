@@ -10,9 +10,7 @@ namespace MoeRuntime.Benchmarks.Runtime;
 /// device events (eager, one kernel at a time) cannot say. The forward's main-stream phases are cut after each one
 /// (router GEMM and routing, + permute, + gate_up, + down, + combine), each prefix replayed from a CUDA graph cycling the
 /// sweep's layers; the difference between two rows is what the later phase adds to a replay. The last row is the whole
-/// forward (its shared experts on their own stream), so it minus the combine row is what the shared experts add; where the
-/// workspace joins the shared expert to the routed GEMMs (SharedExpertJoin), it is inside the gate_up and down rows and
-/// the combine row is the whole forward.
+/// forward (its shared experts on their own stream), so it minus the combine row is what the shared experts add.
 /// With the wgmma trace on (MOE_GROUPED_GEMM_WGMMA_TRACE=1), gate_up and down on this routing are traced too (WgmmaTrace).
 /// </summary>
 internal static class LayerPrefixRows
@@ -31,7 +29,7 @@ internal static class LayerPrefixRows
         ("+ permute", MoeLayerPhase.Permute),
         ("+ gate_up", MoeLayerPhase.ExpertsGateUp),
         ("+ down", MoeLayerPhase.ExpertsDown),
-        ("+ combine", MoeLayerPhase.Combine),
+        ("+ combine (no shared experts)", MoeLayerPhase.Combine),
     ];
 
     /// <summary>
@@ -43,20 +41,17 @@ internal static class LayerPrefixRows
     {
         var rows = new List<SweepRow>();
         string timing = accelerator.Kind == AcceleratorKind.Cuda ? "cuda graph" : "eager";
-        bool joined = workspaces[0].JoinsSharedExpert;
-        string sharedNote = joined ? ", shared expert joined to the routed GEMMs" : "";
         double? previous = null;
         foreach (var (name, last) in Prefixes)
         {
             double ms = Time(accelerator, layers, (l, s) => layers[l].ForwardThrough(last, hidden, output, workspaces[l], null, s));
             rows.Add(new SweepRow($"{preset} prefix: {name}", shape, ms, 0, 0, 0,
-                (previous is { } p ? $"{timing}, adds {(ms - p) * 1e3:F1} us" : timing) + sharedNote));
+                previous is { } p ? $"{timing}, adds {(ms - p) * 1e3:F1} us" : timing));
             previous = ms;
         }
         double whole = Time(accelerator, layers, (l, s) => layers[l].Forward(hidden, output, workspaces[l], s));
         rows.Add(new SweepRow($"{preset} prefix: whole forward", shape, whole, 0, 0, 0,
-            joined ? $"{timing}, the shared expert inside gate_up and down (whole minus combine: {(whole - previous!.Value) * 1e3:F1} us)"
-                   : $"{timing}, shared experts on their stream add {(whole - previous!.Value) * 1e3:F1} us"));
+            $"{timing}, shared experts on their stream add {(whole - previous!.Value) * 1e3:F1} us"));
         // The expert GEMMs alone on each layer's routing: replayed cycling the layers, then on the first layer only (what
         // the GEMMs cost outside the forward's graph; the first layer's row reads only its own router's experts).
         for (int l = 0; l < layers.Length; l++)

@@ -20,8 +20,6 @@ namespace MoeRuntime.Benchmarks.Runtime;
 /// On the CPU: the tiny preset at T = 1, 16. On a GPU, MOE_SWEEP_MODELS narrows the rows and MOE_SWEEP_TOKENS lists the token counts
 /// (any, e.g. 1,2,4,8 for decode batches; <see cref="SweepFilter"/>).
 /// MOE_SWEEP_PREFIXES=1 adds, at the graph-replayed token counts, the forward cut after each phase (<see cref="LayerPrefixRows"/>).
-/// MOE_SWEEP_SHARED_AB=1 times, where the workspace joins the shared expert to the routed GEMMs (<see cref="SharedExpertJoin"/>),
-/// the layer joined and with the shared expert as GEMMs of its own, alternating (joined, separate, joined, separate).
 /// </summary>
 internal static class MoeLayerSweep
 {
@@ -32,14 +30,6 @@ internal static class MoeLayerSweep
 
     /// <summary>MOE_SWEEP_LAYERS: layers of different weights the forwards cycle through (1 when unset).</summary>
     private static int LayerCount => CountFromEnvironment("MOE_SWEEP_LAYERS", 16, "layers");
-
-    /// <summary>MOE_SWEEP_SHARED_AB: 1 times joined and separate shared experts side by side; unset or 0 does not.</summary>
-    private static bool SharedAb => Environment.GetEnvironmentVariable("MOE_SWEEP_SHARED_AB")?.Trim() switch
-    {
-        null or "" or "0" => false,
-        "1" => true,
-        var value => throw new ArgumentException($"MOE_SWEEP_SHARED_AB='{value}': expected 1 (the layer with the shared expert joined and separate, alternating) or 0"),
-    };
 
     /// <summary>MOE_SWEEP_SLICE: the tensor-parallel ranks whose one slice the sweep runs (1 when unset: the whole layer).</summary>
     private static int SliceCount => CountFromEnvironment("MOE_SWEEP_SLICE", 8, "ranks");
@@ -92,10 +82,6 @@ internal static class MoeLayerSweep
                 var workspaces = allWeights.Select(w => new MoeWorkspace(w, tokens, tensorParallelRank: slice > 1)).ToArray();
                 using var releaseWorkspaces = new Releaser(workspaces);
                 var workspace = workspaces[0];
-                var separate = SharedAb && workspace.JoinsSharedExpert
-                    ? allWeights.Select(w => new MoeWorkspace(w, tokens, tensorParallelRank: slice > 1, joinSharedExpert: false)).ToArray() : null;
-                using var releaseSeparate = new Releaser(separate ?? []);
-                var current = workspaces;
                 var random = new Random(tokens);
                 var values = new float[tokens * h];
                 for (int i = 0; i < values.Length; i++)
@@ -111,7 +97,7 @@ internal static class MoeLayerSweep
                 {
                     int l = next;
                     next = (next + 1) % layers.Length;
-                    layers[l].Forward(hidden, output, current[l], stream);
+                    layers[l].Forward(hidden, output, workspaces[l], stream);
                 }
                 (string Name, double Ms, string Timing) Time(string name)
                 {
@@ -123,9 +109,7 @@ internal static class MoeLayerSweep
                 }
                 // MOE_SWEEP_SCHEDULES: the layer under each wgmma work order, alternating (WgmmaOrders).
                 var times = WgmmaOrders.FromEnvironment is { } orders && !cpu
-                    ? WgmmaOrders.MeasureEach(orders, Time, $"{preset} layer")
-                    : separate is not null ? MeasureJoinedAndSeparate(Time, $"{preset} layer", set => current = set, workspaces, separate)
-                    : [Time($"{preset} layer")];
+                    ? WgmmaOrders.MeasureEach(orders, Time, $"{preset} layer") : [Time($"{preset} layer")];
                 // The floor counts the experts the routing really hit (random routers are not uniform): each layer's router
                 // hits its own, so the mean over the layers timed. Every order routes alike.
                 double active = workspaces.Average(w => w.RoutedCounts.ToArray().Count(c => c > 0));
@@ -150,20 +134,5 @@ internal static class MoeLayerSweep
             }
         }
         return rows;
-    }
-
-    /// <summary>The layer with the shared expert joined and separate, alternating twice (MOE_SWEEP_SHARED_AB); leaves the joined set current.</summary>
-    private static List<(string Name, double Ms, string Timing)> MeasureJoinedAndSeparate(Func<string, (string, double, string)> time, string name,
-        Action<MoeWorkspace[]> use, MoeWorkspace[] joined, MoeWorkspace[] separate)
-    {
-        var times = new List<(string, double, string)>();
-        for (int pass = 0; pass < 2; pass++)
-            foreach (var (label, set) in new[] { ("shared expert joined", joined), ("shared expert separate", separate) })
-            {
-                use(set);
-                times.Add(time($"{name} [{label}]"));
-            }
-        use(joined);
-        return times;
     }
 }

@@ -100,12 +100,12 @@ public static class MoeLayerFixtures
     /// are MoeLayerFusedDecodeTests), output poisoned first. <paramref name="fusedDecodeMaxTokens"/>: null = the default.
     /// </summary>
     public static float[] RunSingle(Accelerator accelerator, MoeLayerWeights weights, float[] hidden, int tokens, bool? fusedSilu = null,
-                                    bool? gemvTileMap = null, bool? gemvPrefetch = null, int? fusedDecodeMaxTokens = 0, bool? joinSharedExpert = null)
+                                    bool? gemvTileMap = null, bool? gemvPrefetch = null, int? fusedDecodeMaxTokens = 0)
     {
         using var device = DeviceMoeWeights.Upload(accelerator, weights);
         var layer = new MoeLayer(device);
         using var workspace = new MoeWorkspace(device, tokens, fusedSilu: fusedSilu, gemvTileMap: gemvTileMap, gemvPrefetch: gemvPrefetch,
-            fusedDecodeMaxTokens: fusedDecodeMaxTokens, joinSharedExpert: joinSharedExpert);
+            fusedDecodeMaxTokens: fusedDecodeMaxTokens);
         using var input = DeviceMoeWeights.UploadFloats(accelerator, hidden, weights.DType);
         using var output = accelerator.Allocate<float>((long)tokens * weights.Config.HiddenSize);
         Infrastructure.TestData.Poison(output);

@@ -23,8 +23,7 @@ public sealed class MoeLayerForwardThroughTests
         var layer = new MoeLayer(weights);
         const int tokens = 9;
         int h = weights.Config.HiddenSize;
-        // The shared experts as GEMMs of their own (joined to the routed ones, they are the combine's residual: SharedExpertJoinTests).
-        using var workspace = new MoeWorkspace(weights, tokens, joinSharedExpert: false);
+        using var workspace = new MoeWorkspace(weights, tokens);
         using var hidden = DeviceMoeWeights.UploadFloats(accelerator, TestData.Uniform(TestData.NewRandom(out _), tokens * h), dtype);
         using var output = accelerator.Allocate<float>(tokens * h);
         layer.Forward(hidden, output, workspace);

@@ -161,9 +161,8 @@ public sealed class MoeLayerTests
         var weights = MoeLayerWeights.Load(folder.Path, layerIndex, type);
         using var device = MoeRuntime.Runtime.Layers.DeviceMoeWeights.Upload(accelerator, weights);
         var layer = new MoeRuntime.Runtime.Layers.MoeLayer(device);
-        // The shared experts as GEMMs of their own, not joined to the routed ones (SharedExpertJoinTests).
-        using var oneStream = new MoeRuntime.Runtime.Layers.MoeWorkspace(device, tokens, sharedExpertStream: false, joinSharedExpert: false);
-        using var twoStreams = new MoeRuntime.Runtime.Layers.MoeWorkspace(device, tokens, sharedExpertStream: true, joinSharedExpert: false);
+        using var oneStream = new MoeRuntime.Runtime.Layers.MoeWorkspace(device, tokens, sharedExpertStream: false);
+        using var twoStreams = new MoeRuntime.Runtime.Layers.MoeWorkspace(device, tokens, sharedExpertStream: true);
         Assert.Null(oneStream.SharedStream);
         Assert.NotNull(twoStreams.SharedStream);
         // Beside each other, the routed and the shared GEMMs' blocks may start late: the wgmma kernel's auto order is dynamic.

@@ -15,9 +15,6 @@ namespace MoeRuntime.Runtime.Layers;
 /// </code>
 /// Tensor parallelism slices every expert's intermediate dimension (I / N rows of gate and of up, the
 /// matching I / N columns of down); expert parallelism keeps a contiguous block of experts.
-/// A shared expert of the routed experts' shape with no gate (DeepSeek-V3: one shared expert of I) is stored right
-/// after them: <see cref="JoinedGateUp"/> [Eh + 1, 2Ih, H] and <see cref="JoinedDown"/> [Eh + 1, H, Ih] own the memory,
-/// GateUp, Down, SharedGateUp and SharedDown are views of it, so one grouped GEMM can run the shared expert as expert Eh.
 /// </summary>
 public sealed class DeviceMoeWeights : IDisposable
 {
@@ -50,16 +47,6 @@ public sealed class DeviceMoeWeights : IDisposable
     public MemoryBuffer? SharedDown { get; private set; }
     public MemoryBuffer? SharedGate { get; private set; }
 
-    /// <summary>The held experts then the shared expert, [Eh + 1, 2Ih, H], where it has their shape and no gate; else null.</summary>
-    public MemoryBuffer? JoinedGateUp { get; private set; }
-
-    /// <summary>[Eh + 1, H, Ih], as <see cref="JoinedGateUp"/>.</summary>
-    public MemoryBuffer? JoinedDown { get; private set; }
-
-    /// <summary>Whether the shared expert can run as one more expert of the routed GEMMs: one of I rows and no sigmoid gate.</summary>
-    public static bool SharedJoinsRouted(ModelConfig config) =>
-        config.SharedIntermediateSize == config.MoeIntermediateSize && !config.HasSharedExpertGate;
-
     /// <summary>
     /// Uploads <paramref name="weights"/> (already in the compute dtype) to <paramref name="accelerator"/>:
     /// experts [firstExpert, firstExpert + expertCount), intermediate slice <paramref name="tpRank"/> of <paramref name="tpRanks"/>.
@@ -86,27 +73,15 @@ public sealed class DeviceMoeWeights : IDisposable
             result.RouterGate = UploadFloats(accelerator, weights.RouterGate.ToFloats(), weights.DType);
             var gateUp = weights.ExpertGateUp.ToFloats();
             var down = weights.ExpertDown.ToFloats();
-            bool join = weights.SharedGateUp is not null && weights.SharedDown is not null && SharedJoinsRouted(c);
-            result.AllocateExperts(experts, join);
-            CopyFloats(result.GateUp, SliceGateUp(gateUp, firstExpert, experts, i, h, tpRank, tpRanks));
-            CopyFloats(result.Down, SliceDown(down, firstExpert, experts, h, i, tpRank, tpRanks));
+            result.GateUp = UploadFloats(accelerator, SliceGateUp(gateUp, firstExpert, experts, i, h, tpRank, tpRanks), weights.DType);
+            result.Down = UploadFloats(accelerator, SliceDown(down, firstExpert, experts, h, i, tpRank, tpRanks), weights.DType);
             if (weights.ScoreCorrectionBias is { } bias)
                 result.Bias = accelerator.Upload<float>(bias);
             if (weights.SharedGateUp is { } sgu && weights.SharedDown is { } sd)
             {
                 int isFull = c.SharedIntermediateSize;
-                var sharedGateUp = SliceGateUp(sgu.ToFloats(), 0, 1, isFull, h, tpRank, tpRanks);
-                var sharedDown = SliceDown(sd.ToFloats(), 0, 1, h, isFull, tpRank, tpRanks);
-                if (join)
-                {
-                    CopyFloats(result.SharedGateUp!, sharedGateUp);
-                    CopyFloats(result.SharedDown!, sharedDown);
-                }
-                else
-                {
-                    result.SharedGateUp = UploadFloats(accelerator, sharedGateUp, weights.DType);
-                    result.SharedDown = UploadFloats(accelerator, sharedDown, weights.DType);
-                }
+                result.SharedGateUp = UploadFloats(accelerator, SliceGateUp(sgu.ToFloats(), 0, 1, isFull, h, tpRank, tpRanks), weights.DType);
+                result.SharedDown = UploadFloats(accelerator, SliceDown(sd.ToFloats(), 0, 1, h, isFull, tpRank, tpRanks), weights.DType);
                 if (weights.SharedExpertGate is { } sg)
                     result.SharedGate = UploadFloats(accelerator, sg.ToFloats(), weights.DType);
             }
@@ -164,10 +139,7 @@ public sealed class DeviceMoeWeights : IDisposable
         try
         {
             result.RouterGate = RandomBlocks(accelerator, dtype, 1, (long)e * h, h, seed, 0);
-            bool join = ish > 0 && SharedJoinsRouted(config);
-            result.AllocateExperts(held.Length, join);
-            FillRandomBlocks(result.GateUp, held, 2L * i * h, h, seed, 1);
-            FillRandomBlocks(result.Down, held, (long)h * i, i, seed, 2);
+            (result.GateUp, result.Down) = RandomExperts(accelerator, config, dtype, seed, held);
             if (config.HasScoreCorrectionBias)
             {
                 var random = new Random(seed);
@@ -175,10 +147,8 @@ public sealed class DeviceMoeWeights : IDisposable
             }
             if (ish > 0)
             {
-                result.SharedGateUp ??= Allocate(accelerator, dtype, 2L * ish * h);
-                result.SharedDown ??= Allocate(accelerator, dtype, (long)h * ish);
-                FillRandomBlocks(result.SharedGateUp, [0], 2L * ish * h, h, seed, 3);
-                FillRandomBlocks(result.SharedDown, [0], (long)h * ish, ish, seed, 4);
+                result.SharedGateUp = RandomBlocks(accelerator, dtype, 1, 2L * ish * h, h, seed, 3);
+                result.SharedDown = RandomBlocks(accelerator, dtype, 1, (long)h * ish, ish, seed, 4);
                 if (config.HasSharedExpertGate)
                     result.SharedGate = RandomBlocks(accelerator, dtype, 1, h, h, seed, 5);
             }
@@ -192,8 +162,12 @@ public sealed class DeviceMoeWeights : IDisposable
     }
 
     /// <summary>A device buffer of <paramref name="blocks"/> blocks of <paramref name="blockElements"/> random values, uploaded block by block.</summary>
-    private static MemoryBuffer RandomBlocks(Accelerator accelerator, DType dtype, int blocks, long blockElements, int fanIn, int seed, int tensor) =>
-        RandomBlocks(accelerator, dtype, Enumerable.Range(0, blocks).ToArray(), blockElements, fanIn, seed, tensor);
+    private static MemoryBuffer RandomBlocks(Accelerator accelerator, DType dtype, int blocks, long blockElements, int fanIn, int seed, int tensor) => dtype switch
+    {
+        DType.F32 => RandomBlocks<float>(accelerator, blocks, blockElements, fanIn, seed, tensor, v => v),
+        DType.BF16 => RandomBlocks<BFloat16>(accelerator, blocks, blockElements, fanIn, seed, tensor, v => (BFloat16)v),
+        _ => RandomBlocks<Half>(accelerator, blocks, blockElements, fanIn, seed, tensor, v => (Half)v),
+    };
 
     /// <summary>
     /// The random experts <paramref name="experts"/> (ids, repeats allowed) of <see cref="CreateRandom"/>, stacked:
@@ -215,120 +189,58 @@ public sealed class DeviceMoeWeights : IDisposable
         }
     }
 
-    private static MemoryBuffer RandomBlocks(Accelerator accelerator, DType dtype, int[] blockIds, long blockElements, int fanIn, int seed, int tensor)
+    private static MemoryBuffer RandomBlocks(Accelerator accelerator, DType dtype, int[] blockIds, long blockElements, int fanIn, int seed, int tensor) => dtype switch
     {
-        var buffer = Allocate(accelerator, dtype, blockIds.Length * blockElements);
+        DType.F32 => RandomBlocks<float>(accelerator, blockIds, blockElements, fanIn, seed, tensor, v => v),
+        DType.BF16 => RandomBlocks<BFloat16>(accelerator, blockIds, blockElements, fanIn, seed, tensor, v => (BFloat16)v),
+        _ => RandomBlocks<Half>(accelerator, blockIds, blockElements, fanIn, seed, tensor, v => (Half)v),
+    };
+
+    private static MemoryBuffer<T> RandomBlocks<T>(Accelerator accelerator, int blocks, long blockElements, int fanIn, int seed, int tensor, Func<float, T> convert)
+        where T : unmanaged =>
+        RandomBlocks(accelerator, Enumerable.Range(0, blocks).ToArray(), blockElements, fanIn, seed, tensor, convert);
+
+    /// <summary>Blocks of random values; block b holds the values of block id <paramref name="blockIds"/>[b].</summary>
+    private static MemoryBuffer<T> RandomBlocks<T>(Accelerator accelerator, int[] blockIds, long blockElements, int fanIn, int seed, int tensor, Func<float, T> convert)
+        where T : unmanaged
+    {
+        int blocks = blockIds.Length;
+        if (blockElements > Array.MaxLength)
+            throw new ArgumentException($"one expert holds {blockElements} elements, more than one host array can", nameof(blockElements));
+        var buffer = accelerator.Allocate<T>(blocks * blockElements);
         try
         {
-            FillRandomBlocks(buffer, blockIds, blockElements, fanIn, seed, tensor);
+            var host = new T[blockElements];
+            float bound = 1f / MathF.Sqrt(fanIn);
+            const int Chunk = 1 << 16;
+            int chunks = (int)((blockElements + Chunk - 1) / Chunk);
+            for (int block = 0; block < blocks; block++)
+            {
+                ulong id = (ulong)blockIds[block];
+                System.Threading.Tasks.Parallel.For(0, chunks, chunk =>
+                {
+                    // A SplitMix64 stream per (seed, tensor, block, chunk): reproducible whatever the thread count.
+                    ulong state = (ulong)(uint)seed * 0x9E3779B97F4A7C15UL ^ ((ulong)tensor << 56) ^ (id << 28) ^ (ulong)chunk;
+                    long end = Math.Min(blockElements, (long)(chunk + 1) * Chunk);
+                    for (long index = (long)chunk * Chunk; index < end; index++)
+                    {
+                        state += 0x9E3779B97F4A7C15UL;
+                        ulong z = state;
+                        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+                        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+                        z ^= z >> 31;
+                        float unit = (z >> 40) * (1f / (1 << 24));
+                        host[index] = convert(bound * (2 * unit - 1));
+                    }
+                });
+                buffer.CopyFrom(host, block * blockElements);
+            }
             return buffer;
         }
         catch
         {
             buffer.Dispose();
             throw;
-        }
-    }
-
-    /// <summary>Fills <paramref name="target"/> with blocks of random values; block b holds the values of block id <paramref name="blockIds"/>[b].</summary>
-    private static void FillRandomBlocks(MemoryBuffer target, int[] blockIds, long blockElements, int fanIn, int seed, int tensor)
-    {
-        switch (target)
-        {
-            case MemoryBuffer<float> f: FillRandomBlocks(f, blockIds, blockElements, fanIn, seed, tensor, v => v); break;
-            case MemoryBuffer<BFloat16> b: FillRandomBlocks(b, blockIds, blockElements, fanIn, seed, tensor, v => (BFloat16)v); break;
-            case MemoryBuffer<Half> h: FillRandomBlocks(h, blockIds, blockElements, fanIn, seed, tensor, v => (Half)v); break;
-            default: throw new ArgumentException($"random weights in {target.Describe()}: f32, bf16 or f16 only", nameof(target));
-        }
-    }
-
-    private static void FillRandomBlocks<T>(MemoryBuffer<T> target, int[] blockIds, long blockElements, int fanIn, int seed, int tensor, Func<float, T> convert)
-        where T : unmanaged
-    {
-        int blocks = blockIds.Length;
-        if (blockElements > Array.MaxLength)
-            throw new ArgumentException($"one expert holds {blockElements} elements, more than one host array can", nameof(blockElements));
-        if (target.Length != blocks * blockElements)
-            throw new ArgumentException($"{blocks} blocks of {blockElements} do not fill {target.Describe()}", nameof(target));
-        var host = new T[blockElements];
-        float bound = 1f / MathF.Sqrt(fanIn);
-        const int Chunk = 1 << 16;
-        int chunks = (int)((blockElements + Chunk - 1) / Chunk);
-        for (int block = 0; block < blocks; block++)
-        {
-            ulong id = (ulong)blockIds[block];
-            System.Threading.Tasks.Parallel.For(0, chunks, chunk =>
-            {
-                // A SplitMix64 stream per (seed, tensor, block, chunk): reproducible whatever the thread count.
-                ulong state = (ulong)(uint)seed * 0x9E3779B97F4A7C15UL ^ ((ulong)tensor << 56) ^ (id << 28) ^ (ulong)chunk;
-                long end = Math.Min(blockElements, (long)(chunk + 1) * Chunk);
-                for (long index = (long)chunk * Chunk; index < end; index++)
-                {
-                    state += 0x9E3779B97F4A7C15UL;
-                    ulong z = state;
-                    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
-                    z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
-                    z ^= z >> 31;
-                    float unit = (z >> 40) * (1f / (1 << 24));
-                    host[index] = convert(bound * (2 * unit - 1));
-                }
-            });
-            target.CopyFrom(host, block * blockElements);
-        }
-    }
-
-    /// <summary>
-    /// Allocates GateUp and Down for <paramref name="experts"/> experts of this layer's shapes; with <paramref name="joinShared"/>,
-    /// as views of <see cref="JoinedGateUp"/> and <see cref="JoinedDown"/>, one expert longer, whose last expert
-    /// SharedGateUp and SharedDown view (the shared expert has the routed shape: <see cref="SharedJoinsRouted"/>).
-    /// </summary>
-    private void AllocateExperts(int experts, bool joinShared)
-    {
-        int h = Config.HiddenSize, ih = Intermediate;
-        long gateUpBlock = 2L * ih * h, downBlock = (long)h * ih;
-        if (!joinShared)
-        {
-            GateUp = Allocate(Accelerator, DType, experts * gateUpBlock);
-            Down = Allocate(Accelerator, DType, experts * downBlock);
-            return;
-        }
-        if (SharedIntermediate != ih)
-            throw new InvalidOperationException($"a shared expert of {SharedIntermediate} rows cannot join routed experts of {ih}");
-        JoinedGateUp = Allocate(Accelerator, DType, (experts + 1) * gateUpBlock);
-        JoinedDown = Allocate(Accelerator, DType, (experts + 1) * downBlock);
-        GateUp = Slice(JoinedGateUp, 0, experts * gateUpBlock);
-        SharedGateUp = Slice(JoinedGateUp, experts * gateUpBlock, gateUpBlock);
-        Down = Slice(JoinedDown, 0, experts * downBlock);
-        SharedDown = Slice(JoinedDown, experts * downBlock, downBlock);
-    }
-
-    private static MemoryBuffer Allocate(Accelerator accelerator, DType dtype, long length) => dtype switch
-    {
-        DType.F32 => accelerator.Allocate<float>(length),
-        DType.BF16 => accelerator.Allocate<BFloat16>(length),
-        DType.F16 => accelerator.Allocate<Half>(length),
-        _ => throw new ArgumentException($"compute dtype {DTypes.Name(dtype)} is not f32, bf16 or f16", nameof(dtype)),
-    };
-
-    private static MemoryBuffer Slice(MemoryBuffer buffer, long offset, long length) => buffer switch
-    {
-        MemoryBuffer<float> f => f.Slice(offset, length),
-        MemoryBuffer<BFloat16> b => b.Slice(offset, length),
-        MemoryBuffer<Half> h => h.Slice(offset, length),
-        _ => throw new ArgumentException($"no view for {buffer.Describe()}", nameof(buffer)),
-    };
-
-    /// <summary>Copies host floats into <paramref name="target"/> (its whole length), converted to its dtype.</summary>
-    private static void CopyFloats(MemoryBuffer target, float[] values)
-    {
-        if (target.Length != values.Length)
-            throw new ArgumentException($"{values.Length} values for {target.Describe()}", nameof(values));
-        switch (target)
-        {
-            case MemoryBuffer<float> f: f.CopyFrom(values); break;
-            case MemoryBuffer<BFloat16> b: b.CopyFrom(values.Select(v => (BFloat16)v).ToArray()); break;
-            case MemoryBuffer<Half> h: h.CopyFrom(values.Select(v => (Half)v).ToArray()); break;
-            default: throw new ArgumentException($"weights in {target.Describe()}: f32, bf16 or f16 only", nameof(target));
         }
     }
 
@@ -367,12 +279,11 @@ public sealed class DeviceMoeWeights : IDisposable
         _ => throw new ArgumentException($"compute dtype {DTypes.Name(dtype)} is not f32, bf16 or f16", nameof(dtype)),
     };
 
-    /// <summary>Device bytes held (the joined buffers are counted through their views).</summary>
     public long Bytes => new[] { RouterGate, GateUp, Down, Bias, SharedGateUp, SharedDown, SharedGate }.Sum(b => b?.LengthBytes ?? 0);
 
     public void Dispose()
     {
-        foreach (var buffer in new[] { RouterGate, GateUp, Down, Bias, SharedGateUp, SharedDown, SharedGate, JoinedGateUp, JoinedDown })
+        foreach (var buffer in new[] { RouterGate, GateUp, Down, Bias, SharedGateUp, SharedDown, SharedGate })
             buffer?.Dispose();
     }
 }

@@ -19,9 +19,6 @@ namespace MoeRuntime.Runtime.Layers;
 ///   --[combine: expert parallelism]
 ///   --Combine (weighted sum over the k choices, + shared experts as the residual)--> output [T, H] F32
 /// </code>
-/// The shared experts run as GEMMs of their own (on a second stream: SharedExpertStream) or, where the workspace joins
-/// them (SharedExpertJoin: DeepSeek-V3's one shared expert of the routed shape), as expert E of the two grouped GEMMs:
-/// permute appends the T hidden rows after the T*k routed ones and the combine adds their output as the residual.
 /// The steps are public so the parallel layers can put communication between them. Everything is
 /// enqueued on one stream; nothing is read back to the host, so a forward can be captured in a CUDA graph.
 /// </summary>
@@ -62,12 +59,6 @@ public sealed class MoeLayer
             ForwardFusedDecode(hidden, output, workspace, stream);
             return;
         }
-        if (JoinedFor(workspace) is not null)
-        {
-            // The shared expert is routed expert E of the expert GEMMs and the combine's residual: no second stream.
-            ForwardThrough(MoeLayerPhase.Combine, hidden, output, workspace, null, stream);
-            return;
-        }
         // The shared experts on their own stream when the workspace has one (not under a phase timer: phases are
         // timed one after another on one stream).
         var side = PhaseTimer is null ? workspace.SharedStream : null;
@@ -91,11 +82,8 @@ public sealed class MoeLayer
     /// <summary>
     /// The forward's main-stream phases up to and including <paramref name="last"/> (TopKRouting: the router GEMM and the
     /// routing; Permute; ExpertsGateUp; ExpertsDown; Combine, adding <paramref name="residual"/>), as <see cref="Forward"/>
-    /// enqueues them, without the shared experts' own GEMMs. Where the workspace joins the shared expert to the routed
-    /// ones (<see cref="MoeWorkspace.JoinsSharedExpert"/>) it runs inside gate_up and down and the combine adds it, so
-    /// <paramref name="residual"/> must be null. Forward runs it through ExpertsDown (through Combine when joined);
-    /// benchmarks cut a forward with it (sweep moe_layer's prefix rows). No other argument checks: callers pass what
-    /// Forward would.
+    /// enqueues them, without the shared experts. Forward runs it through ExpertsDown; benchmarks cut a forward with it
+    /// (sweep moe_layer's prefix rows). No argument checks: callers pass what Forward would.
     /// </summary>
     internal void ForwardThrough(MoeLayerPhase last, MemoryBuffer hidden, MemoryBuffer<float> output, MoeWorkspace ws, MemoryBuffer<float>? residual,
                                  AcceleratorStream? stream)
@@ -118,53 +106,19 @@ public sealed class MoeLayer
             RunCombine(output, ws, residual, stream);
     }
 
-    /// <summary>The routed experts' gate_up on the rows the workspace's permute gathered (and the shared expert's, joined), as the forward calls it.</summary>
-    internal void RunRoutedGateUp(MoeWorkspace ws, AcceleratorStream? stream)
-    {
-        if (JoinedFor(ws) is { } joined)
-            RunExpertsGateUp(Weights.JoinedGateUp!, joined.Gathered, joined.Offsets, joined.Activation, stream, ws.SplitK, joined.GateUpOutput, null, ws.Tokens);
-        else
-            RunExpertsGateUp(Weights.GateUp, ws.Gathered, ws.ExpertOffsets, ws.Activation, stream, ws.SplitK, ws.GateUpOutput, GemvTileMap(ws), ws.Tokens);
-    }
+    /// <summary>The routed experts' gate_up on the rows the workspace's permute gathered, as the forward calls it.</summary>
+    internal void RunRoutedGateUp(MoeWorkspace ws, AcceleratorStream? stream) =>
+        RunExpertsGateUp(Weights.GateUp, ws.Gathered, ws.ExpertOffsets, ws.Activation, stream, ws.SplitK, ws.GateUpOutput, GemvTileMap(ws), ws.Tokens);
 
-    /// <summary>The routed experts' down on the workspace's activation (and the shared expert's, joined), as the forward calls it.</summary>
+    /// <summary>The routed experts' down on the workspace's activation, as the forward calls it.</summary>
     internal void RunRoutedDown(MoeWorkspace ws, AcceleratorStream? stream)
     {
-        if (JoinedFor(ws) is { } joined)
-        {
-            RunExpertsDown(Weights.JoinedDown!, joined.Activation, joined.Offsets, joined.ExpertOutput, stream, ws.SplitK, null, false, ws.Tokens);
-            return;
-        }
         var map = GemvTileMap(ws);
         RunExpertsDown(Weights.Down, ws.Activation, ws.ExpertOffsets, ws.ExpertOutput, stream, ws.SplitK, map, ws.GemvPrefetch && map is not null, ws.Tokens);
     }
 
-    /// <summary>
-    /// The workspace's joined rows where this forward runs the shared expert as routed expert E: not under a phase timer,
-    /// which times the shared experts as a phase of their own (as it keeps the fused decode kernel's phases apart).
-    /// </summary>
-    private JoinedRows? JoinedFor(MoeWorkspace ws) => PhaseTimer is null ? ws.Joined : null;
-
-    /// <summary>
-    /// The shared expert's rows after the routed ones (joined workspaces): the hidden states copied in after the T*k
-    /// permuted rows, and the offsets' last entry, which closes the shared expert's T rows.
-    /// </summary>
-    private static void AppendSharedRows(MemoryBuffer hidden, MoeWorkspace ws, JoinedRows joined, AcceleratorStream? stream)
-    {
-        long slots = ws.RowOfSlot.Length; // T*k
-        joined.Offsets.Slice(joined.Offsets.Length - 1, 1).Fill(checked((int)(slots + ws.Tokens)), stream);
-        MemoryBuffer.CopyBytes(hidden, 0, joined.Gathered, slots * (hidden.LengthBytes / ws.Tokens), hidden.LengthBytes, stream);
-    }
-
     private void RunCombine(MemoryBuffer<float> output, MoeWorkspace ws, MemoryBuffer<float>? residual, AcceleratorStream? stream)
     {
-        if (JoinedFor(ws) is { } joined)
-        {
-            if (residual is not null)
-                throw new ArgumentException("the workspace joins the shared expert to the routed ones: its rows are the combine's residual, so none can be passed", nameof(residual));
-            long slots = ws.RowOfSlot.Length, h = Config.HiddenSize;
-            residual = joined.ExpertOutput.Slice(slots * h, ws.Tokens * h);
-        }
         Begin(MoeLayerPhase.Combine, stream);
         Combine.Run(ws.ExpertOutput, ws.RowOfSlot, ws.RoutingWeights, ws.Tokens, Config.TopK, Config.HiddenSize, output, residual, stream);
         End(MoeLayerPhase.Combine, stream);
@@ -202,10 +156,7 @@ public sealed class MoeLayer
             Routing, ws.Logits, ws.Ids, ws.RoutingWeights, ws.RoutedCounts, ws.Activation, output, ws.DecodeBarrier!, residual, stream);
     }
 
-    /// <summary>
-    /// Router GEMM, top-k routing and permute: fills the workspace's ids, weights, counts, offsets and gathered rows (and,
-    /// where it joins the shared expert, its rows and offset after them).
-    /// </summary>
+    /// <summary>Router GEMM, top-k routing and permute: fills the workspace's ids, weights, counts, offsets and gathered rows.</summary>
     public void RouteAndPermute(MemoryBuffer hidden, MoeWorkspace ws, AcceleratorStream? stream)
     {
         int t = ws.Tokens, e = Config.NumExperts, h = Config.HiddenSize, k = Config.TopK;
@@ -213,8 +164,6 @@ public sealed class MoeLayer
         Begin(MoeLayerPhase.Permute, stream);
         Permute.Run(ws.Ids, t, k, e, 1, ws.PermutedCounts, ws.ExpertOffsets, ws.RowOfSlot, ws.TokenOfRow,
             hidden, h, ws.Gathered, ws.PermuteWorkspace, stream, GemvTileMap(ws));
-        if (JoinedFor(ws) is { } joined)
-            AppendSharedRows(hidden, ws, joined, stream);
         End(MoeLayerPhase.Permute, stream);
     }
 
@@ -340,7 +289,5 @@ public sealed class MoeLayer
             throw new ArgumentException($"output is {output.Describe()}; [T={workspace.Tokens}, H={Config.HiddenSize}] needs {expected}", nameof(output));
         if (!ReferenceEquals(hidden.Accelerator, Accelerator) || !ReferenceEquals(output.Accelerator, Accelerator))
             throw new ArgumentException($"hidden and output must live on {Accelerator.Name}, where the weights are");
-        if (workspace.JoinsSharedExpert && Weights.JoinedGateUp is null)
-            throw new ArgumentException("the workspace joins the shared expert to the routed experts, but this layer's weights do not hold it after them (a workspace made for other weights?)", nameof(workspace));
     }
 }

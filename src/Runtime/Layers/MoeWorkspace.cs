@@ -31,10 +31,8 @@ public sealed class MoeWorkspace : IDisposable
     /// does not take the layer's shapes.</param>
     /// <param name="tensorParallelRank">The layer is one tensor-parallel rank's slice: the default limit is then
     /// MOE_DECODE_FUSED_TP's (or the size rule on the slice) instead of MOE_DECODE_FUSED's.</param>
-    /// <param name="joinSharedExpert">Run the shared expert as one more expert of the routed GEMMs where it can
-    /// (<see cref="SharedExpertJoin"/>): null = the default (MOE_LAYER_JOIN_SHARED), false = never.</param>
     public MoeWorkspace(DeviceMoeWeights weights, int tokens, bool? sharedExpertStream = null, bool? fusedSilu = null, bool? gemvTileMap = null,
-                        bool? gemvPrefetch = null, int? fusedDecodeMaxTokens = null, bool tensorParallelRank = false, bool? joinSharedExpert = null)
+                        bool? gemvPrefetch = null, int? fusedDecodeMaxTokens = null, bool tensorParallelRank = false)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(tokens);
         var a = weights.Accelerator;
@@ -43,10 +41,6 @@ public sealed class MoeWorkspace : IDisposable
         int e = c.NumExperts, k = c.TopK, h = c.HiddenSize;
         long slots = (long)tokens * k;
         (_topK, _experts, _hidden, _intermediate, _sharedIntermediate) = (k, e, h, weights.Intermediate, weights.SharedIntermediate);
-        JoinsSharedExpert = SharedExpertJoin.Joins(weights, tokens, joinSharedExpert ?? SharedExpertJoin.EnabledByDefault);
-        // Joined, the routed rows' buffers hold the shared expert's T rows after them (views of the first T*k rows are what
-        // every other step sees) and the offsets one more entry.
-        long rows = slots + (JoinsSharedExpert ? tokens : 0);
         try
         {
             RouterOffsets = Own(a.Upload<int>([0, tokens]));
@@ -56,29 +50,19 @@ public sealed class MoeWorkspace : IDisposable
             RoutedCounts = Own(a.Allocate<int>(e));
             RoutingWorkspace = Own(a.Upload<int>(new int[TopKRouting.WorkspaceElements(e)])); // zero; routing leaves it zero
             PermutedCounts = Own(a.Allocate<int>(e));
-            var offsets = Own(a.Allocate<int>(e + (JoinsSharedExpert ? 2 : 1)));
-            ExpertOffsets = offsets.Slice(0, e + 1);
+            ExpertOffsets = Own(a.Allocate<int>(e + 1));
             RowOfSlot = Own(a.Allocate<int>(slots));
             TokenOfRow = Own(a.Allocate<int>(slots));
             PermuteWorkspace = Own(a.Allocate<int>(Math.Max(1, Permute.WorkspaceElements(tokens, k, e))));
             if (a.Kind == AcceleratorKind.Cuda && (gemvTileMap ?? GemvTileMapSwitch.EnabledByDefault))
                 TileMap = Own(a.Allocate<int>(Math.Max(3, Permute.TileMapElements(checked((int)slots), e))));
             GemvPrefetch = TileMap is not null && (gemvPrefetch ?? GemvPrefetchSwitch.EnabledByDefault);
-            var gathered = Own(a.Allocate(weights.DType, rows * h));
-            var activation = Own(a.Allocate(weights.DType, rows * weights.Intermediate));
-            var expertOutput = Own(a.Allocate<float>(rows * h));
-            Gathered = BufferPrefix.Of(gathered, slots * h);
-            Activation = BufferPrefix.Of(activation, slots * weights.Intermediate);
-            ExpertOutput = expertOutput.Slice(0, slots * h);
+            Gathered = Own(a.Allocate(weights.DType, slots * h));
+            Activation = Own(a.Allocate(weights.DType, slots * weights.Intermediate));
             bool fused = fusedSilu ?? FusedSiluRule.Fuses(weights, tokens);
-            MemoryBuffer? gateUpOutput = null;
             if (!fused)
-            {
-                gateUpOutput = Own(a.Allocate(weights.DType, rows * 2 * weights.Intermediate));
-                GateUpOutput = BufferPrefix.Of(gateUpOutput, slots * 2 * weights.Intermediate);
-            }
-            if (JoinsSharedExpert)
-                Joined = new JoinedRows(offsets, gathered, activation, gateUpOutput, expertOutput);
+                GateUpOutput = Own(a.Allocate(weights.DType, slots * 2 * weights.Intermediate));
+            ExpertOutput = Own(a.Allocate<float>(slots * h));
             if (weights.SharedGateUp is not null)
             {
                 SharedActivation = Own(a.Allocate(weights.DType, (long)tokens * weights.SharedIntermediate));
@@ -86,7 +70,7 @@ public sealed class MoeWorkspace : IDisposable
                 if (weights.SharedGate is not null)
                     SharedGateScale = Own(a.Allocate<float>(tokens));
             }
-            SplitK = GroupedGemmWorkspace.For(a, GemmShapes(weights, tokens, fused, JoinsSharedExpert));
+            SplitK = GroupedGemmWorkspace.For(a, GemmShapes(weights, tokens, fused));
             CheckFusedDecodeMaxTokens(fusedDecodeMaxTokens);
             // 0 where the kernel does not take the layer's shapes (dtype, experts, top-k, sizes): decided here, once, not per forward.
             bool takesShapes = MoeDecode.Unsupported(weights.DType, 1, e, k, h, weights.Intermediate) is null;
@@ -98,7 +82,7 @@ public sealed class MoeWorkspace : IDisposable
             if (sharedExpertStream ?? SharedExpertStream.EnabledByDefault)
                 SharedStream = SharedExpertStream.For(weights, tokens);
             // The routed GEMMs run beside the shared experts' stream: the wgmma kernel's blocks may start late.
-            SplitK.SharesDevice = SharedStream is not null && !JoinsSharedExpert;
+            SplitK.SharesDevice = SharedStream is not null;
         }
         catch
         {
@@ -107,11 +91,8 @@ public sealed class MoeWorkspace : IDisposable
         }
     }
 
-    /// <summary>
-    /// The grouped GEMMs of a forward at <paramref name="tokens"/> tokens (what the split-K workspace is sized for); with
-    /// <paramref name="joinedShared"/>, also the routed calls with the shared expert joined (T*k + T rows over E + 1 experts).
-    /// </summary>
-    public static GroupedGemmShape[] GemmShapes(DeviceMoeWeights weights, int tokens, bool? fusedSilu = null, bool joinedShared = false)
+    /// <summary>The grouped GEMMs of a forward at <paramref name="tokens"/> tokens (what the split-K workspace is sized for).</summary>
+    public static GroupedGemmShape[] GemmShapes(DeviceMoeWeights weights, int tokens, bool? fusedSilu = null)
     {
         ArgumentNullException.ThrowIfNull(weights);
         var c = weights.Config;
@@ -125,8 +106,6 @@ public sealed class MoeWorkspace : IDisposable
         };
         if (weights.SharedGateUp is not null)
             gemms.AddRange([new(tokens, 2 * ish, h, 1, Fused: true), new(tokens, h, ish, 1), new(tokens, 1, h, 1)]);
-        if (joinedShared)
-            gemms.AddRange([gemms[1] with { Rows = slots + tokens, Experts = e + 1 }, gemms[2] with { Rows = slots + tokens, Experts = e + 1 }]);
         return [.. gemms];
     }
 
@@ -183,10 +162,6 @@ public sealed class MoeWorkspace : IDisposable
         if (whole.GateUpOutput is not null)
             GateUpOutput = BufferPrefix.Of(whole.GateUpOutput, slots * 2 * _intermediate);
         ExpertOutput = whole.ExpertOutput.Slice(0, slots * _hidden);
-        // A view joins where the whole does and its own routed GEMMs are not the GEMV's (fewer tokens may be).
-        JoinsSharedExpert = whole.Joined is not null && !GroupedGemm.RunsGemv(whole.ExpertOutput.Accelerator, whole.Gathered.DType, (int)slots, _experts);
-        if (JoinsSharedExpert)
-            Joined = whole.Joined!.Prefix(slots + tokens, _hidden, _intermediate);
         if (whole.SharedActivation is not null)
         {
             SharedActivation = BufferPrefix.Of(whole.SharedActivation, (long)tokens * _sharedIntermediate);
@@ -196,7 +171,7 @@ public sealed class MoeWorkspace : IDisposable
         }
         SplitK = splitK;
         SharedStream = whole.SharedStream;
-        if (splitK is not null && SharedStream is not null && !JoinsSharedExpert)
+        if (splitK is not null && SharedStream is not null)
             splitK.SharesDevice = true;
         FusedDecodeMaxTokens = whole.FusedDecodeMaxTokens;
         DecodeBarrier = whole.DecodeBarrier;
@@ -235,12 +210,6 @@ public sealed class MoeWorkspace : IDisposable
     public MemoryBuffer? SharedActivation { get; }
     public MemoryBuffer<float>? SharedOutput { get; }
     public MemoryBuffer<float>? SharedGateScale { get; }
-
-    /// <summary>Whether this workspace's forward runs the shared expert as routed expert E (<see cref="SharedExpertJoin"/>); then <see cref="Joined"/> is set.</summary>
-    public bool JoinsSharedExpert { get; }
-
-    /// <summary>The routed rows with the shared expert's T rows after them, when <see cref="JoinsSharedExpert"/>; else null.</summary>
-    public JoinedRows? Joined { get; }
 
     /// <summary>Split-K scratch of the layer's grouped GEMMs (one at a time, all on the forward's stream).</summary>
     public GroupedGemmWorkspace? SplitK { get; }
