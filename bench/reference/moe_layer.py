@@ -9,6 +9,8 @@ deepseek-v3 (H 7168, I 2048, E 256, k 8, one shared expert); T = 1, 16, 128, 102
 Times: median of 20 CUDA-event-timed forwards after warm-up; for T <= 128 also replayed from a CUDA graph, the eager and
 graph samples alternating.
 Floor: active-weight bytes (router + distinct experts the routing hit + shared) / copy bandwidth.
+MOE_LAYER_ROUTING=FOLDER takes the hidden states, routers and biases from the files `moe bench layer` wrote there
+(MOE_BENCH_LAYER_ROUTING), so both sides route the same tokens to the same experts and stream the same bytes.
 Prints a table; writes $OUT/moe_layer-torch.json when OUT is set.
 """
 import json
@@ -49,6 +51,30 @@ def random_weights(p, device):
         w["shared_gate_up"] = uniform((2 * p["shared"], h), h)
         w["shared_down"] = uniform((h, p["shared"]), p["shared"])
     return w
+
+
+def shared_routing(preset, tokens, layers, device):
+    """MOE_LAYER_ROUTING=FOLDER: the C# bench's hidden states [T, H] for this preset and T, and each layer's router and
+    bias put into `layers`; returns (hidden, the experts the C# routing hit, mean over the layers). None when unset.
+    Two random draws of the inputs and routers differ in the experts they hit (DeepSeek-V3 T = 16: 73 against 80 on
+    average, 9% of the bytes), so a comparison of times needs the same draw on both sides."""
+    folder = os.environ.get("MOE_LAYER_ROUTING", "").strip()
+    if not folder:
+        return None
+    path = os.path.join(folder, f"{preset}-T{tokens}-routing.safetensors")
+    if not os.path.exists(path):
+        raise SystemExit(f"MOE_LAYER_ROUTING={folder}: no {path}; run `moe bench layer` with MOE_BENCH_LAYER_ROUTING={folder} first")
+    from safetensors.torch import load_file
+    tensors = load_file(path, device=str(device))
+    count = sum(1 for name in tensors if name.endswith(".router"))
+    if count != len(layers):
+        raise SystemExit(f"{path} holds {count} layers' routers; MOE_SWEEP_LAYERS asks for {len(layers)}")
+    for l, w in enumerate(layers):
+        w["router"] = tensors[f"layers.{l}.router"]
+        if "bias" in w:
+            w["bias"] = tensors[f"layers.{l}.bias"]
+    ours = sum(int(tensors[f"layers.{l}.active"][0]) for l in range(count)) / count
+    return tensors["hidden"], ours
 
 
 def route(x, w, p):
@@ -141,7 +167,8 @@ def main():
         # C# sweep cycles through them: no layer's weights are still in L2 when its turn comes again.
         layers = [random_weights(p, device) for _ in range(int(os.environ.get("MOE_SWEEP_LAYERS", "1") or 1))]
         for tokens in listed_tokens():
-            x = torch.empty(tokens, p["h"], dtype=torch.bfloat16, device=device).uniform_(-1, 1)
+            shared = shared_routing(preset, tokens, layers, device)
+            x = shared[0] if shared else torch.empty(tokens, p["h"], dtype=torch.bfloat16, device=device).uniform_(-1, 1)
             step = lambda: [forward(x, each, p) for each in layers]
             eager, graph = medians_ms(step, with_graph=tokens <= 128)
             eager /= len(layers)
@@ -153,9 +180,11 @@ def main():
             floor_ms = nbytes / bandwidth * 1e3
             graph_text = f"{graph:.4f}" if graph is not None else "-"
             print(f"{preset:<14} {tokens:>6} {eager:>10.4f} {graph_text:>10} {tokens / (best * 1e-3):>12.0f} "
-                  f"{nbytes / 1e6:>11.1f} {floor_ms:>10.4f} {best / floor_ms:>7.2f}")
+                  f"{nbytes / 1e6:>11.1f} {floor_ms:>10.4f} {best / floor_ms:>7.2f}"
+                  + (f"  routing from the C# bench: experts hit {active:.2f} here, {shared[1]:.2f} there" if shared else ""))
             rows.append(dict(preset=preset, tokens=tokens, eager_ms=eager, graph_ms=graph, tokens_per_s=tokens / (best * 1e-3),
-                             active_experts=active, active_weight_bytes=nbytes, floor_ms=floor_ms, ratio=best / floor_ms))
+                             active_experts=active, active_weight_bytes=nbytes, floor_ms=floor_ms, ratio=best / floor_ms,
+                             routing_from_csharp=bool(shared), csharp_active_experts=shared[1] if shared else None))
         del layers
         torch.cuda.empty_cache()
     if os.environ.get("OUT"):

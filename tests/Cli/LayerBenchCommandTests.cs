@@ -2,6 +2,7 @@ using System.Text.Json.Nodes;
 using MoeRuntime.Accelerators;
 using MoeRuntime.Cli.Bench;
 using MoeRuntime.Cli.Commands;
+using MoeRuntime.Runtime.Checkpoints;
 using MoeRuntime.Runtime.Layers;
 using MoeRuntime.Tests.Infrastructure;
 
@@ -117,6 +118,51 @@ public sealed class LayerBenchCommandTests
             Directory.Delete(folder, recursive: true);
             _ = new LayerBench(accelerator, DType.BF16, warmup: 1, samples: 1) { CountsFolder = null }.Run("tiny", weights, [3]).ToList();
             Assert.False(Directory.Exists(folder));
+        }
+        finally
+        {
+            if (Directory.Exists(folder))
+                Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    /// <summary>
+    /// With a routing folder the bench writes what decides its routing (the hidden states, each layer's router and bias) and
+    /// the experts each layer's routing hit, so the PyTorch composite can route the same tokens to the same experts: the
+    /// file's router on the file's hidden states hits the written experts.
+    /// </summary>
+    [Fact]
+    public void TheRoutingIsWrittenWhereAsked()
+    {
+        var accelerator = TestDevices.Get("cpu");
+        var config = LayerBench.Preset("tiny");
+        using var first = DeviceMoeWeights.CreateRandom(accelerator, config, DType.BF16, seed: 2029);
+        using var second = DeviceMoeWeights.CreateRandom(accelerator, config, DType.BF16, seed: 2030);
+        string folder = Path.Combine(Path.GetTempPath(), $"moe-routing-{Guid.NewGuid():N}");
+        try
+        {
+            const int Tokens = 5;
+            _ = new LayerBench(accelerator, DType.BF16, warmup: 1, samples: 1) { RoutingFolder = folder }.Run("tiny", [first, second], [Tokens]).ToList();
+            using var file = SafetensorsFile.Open(Path.Combine(folder, $"tiny-T{Tokens}-routing.safetensors"));
+            Assert.Equal([Tokens, config.HiddenSize], file.GetInfo("hidden").Shape);
+            var hiddenBits = file.ReadBytes("hidden");
+            using var hidden = accelerator.Allocate<BFloat16>((long)Tokens * config.HiddenSize);
+            hidden.CopyFrom(System.Runtime.InteropServices.MemoryMarshal.Cast<byte, BFloat16>(hiddenBits));
+            using var expectedHidden = accelerator.Allocate<BFloat16>((long)Tokens * config.HiddenSize);
+            LayerBench.FillRandom(accelerator, DType.BF16, expectedHidden, Tokens);
+            Assert.Equal(expectedHidden.ToArray(), hidden.ToArray());
+            foreach (var (weights, l) in new[] { (first, 0), (second, 1) })
+            {
+                Assert.Equal(SafetensorsDType.BF16, file.GetInfo($"layers.{l}.router").DType);
+                Assert.Equal(((MemoryBuffer<BFloat16>)weights.RouterGate).ToArray(),
+                    System.Runtime.InteropServices.MemoryMarshal.Cast<byte, BFloat16>(file.ReadBytes($"layers.{l}.router")).ToArray());
+                Assert.Equal(weights.Bias!.ToArray(), System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(file.ReadBytes($"layers.{l}.bias")).ToArray());
+                int active = BitConverter.ToInt32(file.ReadBytes($"layers.{l}.active"));
+                using var workspace = new MoeWorkspace(weights, Tokens);
+                new MoeLayer(weights).Route(hidden, workspace, null);
+                Assert.Equal(workspace.RoutedCounts.ToArray().Count(c => c > 0), active);
+                Assert.InRange(active, config.TopK, config.NumExperts);
+            }
         }
         finally
         {

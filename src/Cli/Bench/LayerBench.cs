@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using MoeRuntime.Accelerators;
 using MoeRuntime.Accelerators.Cuda;
+using MoeRuntime.Runtime.Checkpoints;
 using MoeRuntime.Runtime.Layers;
 using MoeRuntime.Runtime.Models;
 
@@ -62,6 +63,7 @@ internal sealed class LayerBench(Accelerator accelerator, DType dtype, int warmu
                 // The floor counts the experts this routing really hit (random routers are not uniform), averaged over the layers.
                 long bytes = (long)workspaces.Average(w => LayerPresets.ActiveWeightBytes(config, (double)w.RoutedCounts.ToArray().Count(c => c > 0), dtype));
                 WriteRoutedCounts(preset, tokens, workspaces[0].RoutedCounts);
+                WriteRouting(preset, tokens, layerWeights, workspaces, hidden);
                 double floorMs = bytes / CopyBandwidth(accelerator) * 1e3;
                 yield return new LayerBenchRow(preset, accelerator.Info.Name, DTypes.Name(dtype), tokens, eager, graph,
                     best > 0 ? tokens / (best / 1e3) : 0, bytes, floorMs, best / floorMs, note);
@@ -185,6 +187,46 @@ internal sealed class LayerBench(Accelerator accelerator, DType dtype, int warmu
             return;
         Directory.CreateDirectory(CountsFolder);
         File.WriteAllText(Path.Combine(CountsFolder, $"{preset}-T{tokens}-counts.txt"), string.Join(' ', counts.ToArray()) + "\n");
+    }
+
+    /// <summary>
+    /// Where to write what decides this bench's routing, one safetensors file a preset and token count
+    /// (FOLDER/PRESET-T{tokens}-routing.safetensors): <c>hidden</c> [T, H], and for each layer l <c>layers.l.router</c> [E, H],
+    /// <c>layers.l.bias</c> [E] F32 (DeepSeek-V3) and <c>layers.l.active</c> [1] I32, the experts its routing hit. The PyTorch
+    /// composite (bench/reference/moe_layer.py, MOE_LAYER_ROUTING=FOLDER) routes the same hidden states with the same
+    /// routers, so both sides stream the same experts: two random draws differ by up to 9% in bytes (thirty-second
+    /// session, DeepSeek-V3 T = 16). Null: nowhere. Default MOE_BENCH_LAYER_ROUTING.
+    /// </summary>
+    public string? RoutingFolder { get; init; } = Environment.GetEnvironmentVariable("MOE_BENCH_LAYER_ROUTING") is { Length: > 0 } folder ? folder : null;
+
+    private void WriteRouting(string preset, int tokens, IReadOnlyList<DeviceMoeWeights> layerWeights, MoeWorkspace[] workspaces, MemoryBuffer hidden)
+    {
+        if (RoutingFolder is null)
+            return;
+        var config = layerWeights[0].Config;
+        var writer = new SafetensorsWriter();
+        AddBuffer(writer, "hidden", hidden, [tokens, config.HiddenSize]);
+        for (int l = 0; l < layerWeights.Count; l++)
+        {
+            AddBuffer(writer, $"layers.{l}.router", layerWeights[l].RouterGate, [config.NumExperts, config.HiddenSize]);
+            if (layerWeights[l].Bias is { } bias)
+                AddBuffer(writer, $"layers.{l}.bias", bias, [config.NumExperts]);
+            writer.Add($"layers.{l}.active", [workspaces[l].RoutedCounts.ToArray().Count(c => c > 0)], 1);
+        }
+        Directory.CreateDirectory(RoutingFolder);
+        writer.Write(Path.Combine(RoutingFolder, $"{preset}-T{tokens}-routing.safetensors"));
+    }
+
+    /// <summary>Adds a device buffer's values (copied to the host) as a tensor of <paramref name="shape"/>.</summary>
+    private static void AddBuffer(SafetensorsWriter writer, string name, MemoryBuffer buffer, long[] shape)
+    {
+        switch (buffer)
+        {
+            case MemoryBuffer<float> f: writer.Add(name, f.ToArray(), shape); break;
+            case MemoryBuffer<BFloat16> b: writer.Add(name, b.ToArray(), shape); break;
+            case MemoryBuffer<Half> h: writer.Add(name, h.ToArray(), shape); break;
+            default: throw new ArgumentException($"{name}: no safetensors tensor for {buffer.Describe()}", nameof(buffer));
+        }
     }
 
     /// <summary>Uniform [-1, 1) values seeded by the token count, in <paramref name="dtype"/>.</summary>
