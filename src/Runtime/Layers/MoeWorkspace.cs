@@ -17,11 +17,9 @@ public sealed class MoeWorkspace : IDisposable
     private readonly List<MemoryBuffer> _owned = [];
     private readonly bool _ownsSplitK = true;
     private readonly int _topK, _experts, _hidden, _intermediate, _sharedIntermediate;
-    private readonly SharedExpertStream.Mode _sharedStreamMode;
 
     /// <param name="sharedExpertStream">Run the shared experts on a second stream (<see cref="SharedExpertStream"/>): null = the
-    /// default (MOE_LAYER_SHARED_STREAM; auto: where the routed GEMMs at these tokens are not the decode GEMV, and so for the
-    /// views of fewer tokens), true = always, false = on the forward's stream. Only on CUDA and for layers with shared experts.</param>
+    /// default (MOE_LAYER_SHARED_STREAM), false = on the forward's stream. Only on CUDA and for layers with shared experts.</param>
     /// <param name="fusedSilu">SiLU-and-mul in the gate_up GEMM's epilogue (true) or as its own kernel (false); null = <see cref="FusedSiluRule"/>.</param>
     /// <param name="gemvTileMap">Allocate the m-tile map (<see cref="TileMap"/>) the routed experts' decode GEMVs read their tiles
     /// from: null = the default (MOE_GEMV_TILE_MAP, <see cref="GemvTileMapSwitch"/>). Only on CUDA.</param>
@@ -81,13 +79,7 @@ public sealed class MoeWorkspace : IDisposable
             FusedDecodeMaxTokens = takesShapes ? fusedDecodeMaxTokens ?? byDefault : 0;
             if (FusedDecodeMaxTokens > 0)
                 DecodeBarrier = Own(a.Upload<int>([0])); // the kernel leaves it zero
-            _sharedStreamMode = sharedExpertStream switch
-            {
-                true => SharedExpertStream.Mode.On,
-                false => SharedExpertStream.Mode.Off,
-                null => SharedExpertStream.Setting,
-            };
-            if (SharedExpertStream.BesideRouted(a, weights.DType, checked((int)slots), e, _sharedStreamMode))
+            if (sharedExpertStream ?? SharedExpertStream.EnabledByDefault)
                 SharedStream = SharedExpertStream.For(weights, tokens);
             // The routed GEMMs run beside the shared experts' stream: the wgmma kernel's blocks may start late.
             SplitK.SharesDevice = SharedStream is not null;
@@ -178,10 +170,7 @@ public sealed class MoeWorkspace : IDisposable
                 SharedGateScale = whole.SharedGateScale.Slice(0, tokens);
         }
         SplitK = splitK;
-        _sharedStreamMode = whole._sharedStreamMode;
-        // The whole workspace's stream, where a forward of these tokens uses one (fewer tokens may run the GEMV).
-        if (whole.SharedStream is { } side && SharedExpertStream.BesideRouted(whole.Gathered.Accelerator, whole.Gathered.DType, (int)slots, _experts, _sharedStreamMode))
-            SharedStream = side;
+        SharedStream = whole.SharedStream;
         if (splitK is not null && SharedStream is not null)
             splitK.SharesDevice = true;
         FusedDecodeMaxTokens = whole.FusedDecodeMaxTokens;
@@ -238,7 +227,7 @@ public sealed class MoeWorkspace : IDisposable
     /// <summary>The decode kernel's grid barrier word (one int, zero between launches); null when <see cref="FusedDecodeMaxTokens"/> is 0.</summary>
     public MemoryBuffer<int>? DecodeBarrier { get; }
 
-    /// <summary>The shared experts' own stream, events and split-K scratch, where a forward of these tokens uses one; null: they run on the forward's stream.</summary>
+    /// <summary>The shared experts' own stream, events and split-K scratch; null: they run on the forward's stream.</summary>
     public SharedExpertStream? SharedStream { get; }
 
     private T Own<T>(T buffer) where T : MemoryBuffer

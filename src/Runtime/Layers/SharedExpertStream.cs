@@ -10,44 +10,13 @@ namespace MoeRuntime.Runtime.Layers;
 /// <see cref="InputReady"/> on its stream, this stream waits for it, runs the shared experts and records
 /// <see cref="SharedReady"/>, which the forward's stream waits for before the combine: the usual fork and join, also
 /// inside a CUDA graph capture. The shared GEMMs get their own split-K scratch (<see cref="SplitK"/>), since a
-/// workspace serves one call at a time. CUDA only.
-/// By default (<see cref="BesideRouted"/>) only where the routed experts' GEMMs are the tensor-core kernels, not the decode
-/// GEMV: beside the GEMV's grid the shared experts' kernels cost more than their own time on the forward's stream. One
-/// H200, 2026-12-02 (docs/PERFORMANCE.md, thirty-second session), DeepSeek-V3 T = 16, one layer, graph, alternating
-/// processes: on their stream 1691 / 1692 us, on the forward's 1655 / 1655. MOE_LAYER_SHARED_STREAM=auto|on|off (or 1, 0)
-/// for A/B runs; a bad value is the ArgumentException naming it.
+/// workspace serves one call at a time. CUDA only; MOE_LAYER_SHARED_STREAM=0 keeps the shared experts on the
+/// forward's stream (A/B).
 /// </summary>
 public sealed class SharedExpertStream : IDisposable
 {
-    public const string VariableName = "MOE_LAYER_SHARED_STREAM";
-
-    /// <summary>MOE_LAYER_SHARED_STREAM: auto (the rule), on (wherever there are shared experts, on CUDA) or off.</summary>
-    public enum Mode { Auto, On, Off }
-
-    private static readonly Lazy<Mode> FromEnvironment = new(() => Parse(Environment.GetEnvironmentVariable(VariableName)));
-
-    /// <summary>The switch's value (auto when unset).</summary>
-    public static Mode Setting => FromEnvironment.Value;
-
-    /// <summary>
-    /// Whether a forward whose routed GEMMs take <paramref name="rows"/> rows (T*k) over <paramref name="experts"/> experts
-    /// runs its shared experts on their own stream, under <paramref name="mode"/>: auto, where those GEMMs are not the
-    /// decode GEMV's (<see cref="GroupedGemm.RunsGemv"/>).
-    /// </summary>
-    public static bool BesideRouted(Accelerator accelerator, DType dtype, int rows, int experts, Mode mode) => mode switch
-    {
-        Mode.On => true,
-        Mode.Off => false,
-        _ => !GroupedGemm.RunsGemv(accelerator, dtype, rows, experts),
-    };
-
-    internal static Mode Parse(string? value) => value?.Trim().ToLowerInvariant() switch
-    {
-        null or "" or "auto" => Mode.Auto,
-        "on" or "1" => Mode.On,
-        "off" or "0" => Mode.Off,
-        _ => throw new ArgumentException($"{VariableName}='{value}': expected auto (the shared experts on their own stream where the routed experts' GEMMs are not the decode GEMV), on or off"),
-    };
+    /// <summary>Whether workspaces get a shared-expert stream by default (MOE_LAYER_SHARED_STREAM, on unless "0").</summary>
+    public static bool EnabledByDefault { get; } = Environment.GetEnvironmentVariable("MOE_LAYER_SHARED_STREAM") != "0";
 
     private SharedExpertStream(AcceleratorStream stream, AcceleratorEvent inputReady, AcceleratorEvent sharedReady, GroupedGemmWorkspace splitK)
     {
