@@ -4,6 +4,7 @@
 # then DeepSeek-V3 at T = 1, 16, 128, 4 layers cycled, the same routing on both sides (MOE_BENCH_LAYER_ROUTING /
 # MOE_LAYER_ROUTING), one process each: ours (auto), PyTorch, ours with the stream everywhere (on, the old default),
 # twice. Logs in $OUT/final32f.tgz.
+# The rule measured slower at T = 1 and equal at 16 and 128, and was reverted (32f7430); it ran on 2b0738e.
 set -uo pipefail
 export NCCL_NVLS_ENABLE=0
 out=/tmp/moe-final32f; mkdir -p "$out/routing"

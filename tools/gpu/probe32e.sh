@@ -5,6 +5,7 @@
 # Here, one layer, T = 16: the layer with the shared experts on their stream and on the forward's (MOE_LAYER_SHARED_STREAM=0),
 # alternating processes; then the down GEMV alone on the layer's routing under its knobs (K share a warp, segments in
 # flight, W rows a warp group), one process each. Logs in $OUT/probe32e.tgz.
+# Its T = 16 stream A/B did not hold with 4 layers cycled (final32f.sh), and the rule it led to was reverted (32f7430).
 set -uo pipefail
 export NCCL_NVLS_ENABLE=0
 out=/tmp/moe-probe32e; mkdir -p "$out/counts"

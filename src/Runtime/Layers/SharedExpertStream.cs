@@ -11,7 +11,10 @@ namespace MoeRuntime.Runtime.Layers;
 /// <see cref="SharedReady"/>, which the forward's stream waits for before the combine: the usual fork and join, also
 /// inside a CUDA graph capture. The shared GEMMs get their own split-K scratch (<see cref="SplitK"/>), since a
 /// workspace serves one call at a time. CUDA only; MOE_LAYER_SHARED_STREAM=0 keeps the shared experts on the
-/// forward's stream (A/B).
+/// forward's stream (A/B). It stays on where the routed GEMMs are the decode GEMV too. One H200, 2026-12-02
+/// (docs/PERFORMANCE.md, thirty-second session), DeepSeek-V3, 4 layers cycled, graph, on / on the forward's stream:
+/// T = 1 200.1 / 216.1 us, T = 16 1617.6-1618.1 / 1619.2-1620.6. One layer replayed over and over read T = 16 the other
+/// way (1691 / 1655 us), a case a model's decode does not have.
 /// </summary>
 public sealed class SharedExpertStream : IDisposable
 {
