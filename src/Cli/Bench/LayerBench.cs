@@ -61,9 +61,10 @@ internal sealed class LayerBench(Accelerator accelerator, DType dtype, int warmu
                     note = (note.Length > 0 ? note + "; " : "") + "graph capture failed: " + graphError;
                 double best = Math.Min(eager, graph ?? double.MaxValue);
                 // The floor counts the experts this routing really hit (random routers are not uniform), averaged over the layers.
-                long bytes = (long)workspaces.Average(w => LayerPresets.ActiveWeightBytes(config, (double)w.RoutedCounts.ToArray().Count(c => c > 0), dtype));
+                var active = workspaces.Select(w => w.RoutedCounts.ToArray().Count(c => c > 0)).ToArray();
+                long bytes = (long)active.Average(a => LayerPresets.ActiveWeightBytes(config, (double)a, dtype));
                 WriteRoutedCounts(preset, tokens, workspaces[0].RoutedCounts);
-                WriteRouting(preset, tokens, layerWeights, workspaces, hidden);
+                WriteRouting(preset, tokens, layerWeights, active, hidden);
                 double floorMs = bytes / CopyBandwidth(accelerator) * 1e3;
                 yield return new LayerBenchRow(preset, accelerator.Info.Name, DTypes.Name(dtype), tokens, eager, graph,
                     best > 0 ? tokens / (best / 1e3) : 0, bytes, floorMs, best / floorMs, note);
@@ -199,7 +200,7 @@ internal sealed class LayerBench(Accelerator accelerator, DType dtype, int warmu
     /// </summary>
     public string? RoutingFolder { get; init; } = Environment.GetEnvironmentVariable("MOE_BENCH_LAYER_ROUTING") is { Length: > 0 } folder ? folder : null;
 
-    private void WriteRouting(string preset, int tokens, IReadOnlyList<DeviceMoeWeights> layerWeights, MoeWorkspace[] workspaces, MemoryBuffer hidden)
+    private void WriteRouting(string preset, int tokens, IReadOnlyList<DeviceMoeWeights> layerWeights, int[] activeExperts, MemoryBuffer hidden)
     {
         if (RoutingFolder is null)
             return;
@@ -211,7 +212,7 @@ internal sealed class LayerBench(Accelerator accelerator, DType dtype, int warmu
             AddBuffer(writer, $"layers.{l}.router", layerWeights[l].RouterGate, [config.NumExperts, config.HiddenSize]);
             if (layerWeights[l].Bias is { } bias)
                 AddBuffer(writer, $"layers.{l}.bias", bias, [config.NumExperts]);
-            writer.Add($"layers.{l}.active", [workspaces[l].RoutedCounts.ToArray().Count(c => c > 0)], 1);
+            writer.Add($"layers.{l}.active", [activeExperts[l]], 1);
         }
         Directory.CreateDirectory(RoutingFolder);
         writer.Write(Path.Combine(RoutingFolder, $"{preset}-T{tokens}-routing.safetensors"));
