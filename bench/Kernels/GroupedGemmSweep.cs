@@ -110,6 +110,8 @@ internal static class GroupedGemmSweep
             string Note(int n, int k, bool isFused) =>
                 forced is null && tile.StartsWith("tile gemv", StringComparison.Ordinal) && GroupedGemmGemv.LeavesShortK(rowCount, k, GroupedGemmGemv.ExpertsRuleMinK)
                 ? $"tile {GroupedGemmWgmma.VariantName} (K under MOE_GROUPED_GEMM_GEMV_EXPERTS_MIN_K)"
+                : forced is null && tile.StartsWith("tile gemv", StringComparison.Ordinal) && GroupedGemmGemv.LeavesManyWaves(accelerator, DType.BF16, rowCount, e, n)
+                ? $"tile {GroupedGemmWgmma.VariantName} (MOE_GROUPED_GEMM_GEMV_EXPERTS_MAX_WAVES or more waves)"
                 : accelerator.Kind == AcceleratorKind.Cuda && tile == "tile " + GroupedGemmWgmma.VariantName
                 ? tile + (GroupedGemmWgmma.ClusterSize is > 1 and int pair ? $", cluster {pair}" : "")
                 : accelerator.Kind == AcceleratorKind.Cpu || tile.StartsWith("tile gemv", StringComparison.Ordinal)
@@ -151,7 +153,7 @@ internal static class GroupedGemmSweep
             // As the layer calls down where the GEMV reads the map (MoeLayer.RunExpertsDown): its blocks read their tiles and
             // ask L2 for their first W segments before waiting for the kernel before (here the previous call; in the layer,
             // gate_up), which the map allows because it was written before that kernel began.
-            if (graph && tileMap is not null)
+            if (graph && tileMap is not null && !Note(h, i, false).StartsWith("tile " + GroupedGemmWgmma.VariantName, StringComparison.Ordinal))
                 rows.Add(Measure(accelerator, $"{model.Name} down*w prefetched", shape, rowCount, h, i, active, bandwidth, graph,
                     Note(h, i, false) + ", prefetch before wait",
                     s => GroupedGemm.Run(accelerator, inner, down, offsetsBuffer, downOut, h, i, hotScaled with { PrefetchBeforeWait = true }, s)));

@@ -19,7 +19,10 @@ public class GroupedGemmGemvShortKTests
     public void OnlyCallsTheWgmmaKernelCouldTakeAreLeftToIt(int rows, int k, int minK, bool leaves) =>
         Assert.Equal(leaves, GroupedGemmGemv.LeavesShortK(rows, k, minK));
 
-    /// <summary>The rule the grouped GEMM dispatches by (GroupedGemm.RunCuda), with the variable unset (K 1024 or more).</summary>
+    /// <summary>
+    /// The K part of the rule the grouped GEMM dispatches by (GroupedGemm.RunCuda, which also weighs the wgmma kernel's waves:
+    /// GroupedGemmGemvWavesTests), with the variable unset (K 1024 or more).
+    /// </summary>
     [Theory]
     [InlineData(128, 128, 768, false)]  // Qwen3-30B-A3B's down at T=16: to wgmma
     [InlineData(128, 128, 2048, true)]  // its gate_up: the GEMV

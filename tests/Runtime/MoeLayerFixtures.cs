@@ -84,7 +84,9 @@ public static class MoeLayerFixtures
         var weights = MoeLayerWeights.Load(folder.Path, layer, DType.BF16);
         foreach (int tokens in new[] { 1, 3 })
         {
-            Assert.True(GroupedGemm.RunsGemv(gpu, DType.BF16, tokens * config.TopK, experts), $"{family} E={experts} T={tokens}: not the GEMV");
+            Assert.True(GroupedGemm.RunsGemv(gpu, DType.BF16, tokens * config.TopK, experts, 2 * config.MoeIntermediateSize, config.HiddenSize)
+                && GroupedGemm.RunsGemv(gpu, DType.BF16, tokens * config.TopK, experts, config.HiddenSize, config.MoeIntermediateSize),
+                $"{family} E={experts} T={tokens}: not the GEMV");
             var hidden = RoundTo(Infrastructure.TestData.Uniform(random, tokens * config.HiddenSize), DType.BF16);
             var off = run(weights, hidden, tokens, false);
             var on = run(weights, hidden, tokens, true);

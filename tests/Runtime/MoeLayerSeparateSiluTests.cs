@@ -1,4 +1,5 @@
 using MoeRuntime.Accelerators;
+using MoeRuntime.Kernels.GroupedGemm;
 using MoeRuntime.Runtime.Layers;
 using MoeRuntime.Runtime.Models;
 using MoeRuntime.Tests.Infrastructure;
@@ -36,15 +37,27 @@ public sealed class MoeLayerSeparateSiluTests
     [Fact]
     public void TheRuleSeparatesOnlyFewRowsPerExpertOnTheTensorCoreTiles()
     {
-        Assert.True(FusedSiluRule.Fuses(TestDevices.Context.Cpu, DType.BF16, 32, 8), "CPU: always fused");
+        // Each preset's gate_up: W [2I, H] an expert.
+        const int mixtralI = 14336, mixtralH = 4096, qwenI = 768, qwenH = 2048, deepseekI = 2048, deepseekH = 7168;
+        Assert.True(FusedSiluRule.Fuses(TestDevices.Context.Cpu, DType.BF16, 32, 8, mixtralI, mixtralH), "CPU: always fused");
         var gpu = TestDevices.Get("cuda:0");
-        Assert.True(FusedSiluRule.Fuses(gpu, DType.F32, 32, 8), "F32: fused");
-        Assert.False(FusedSiluRule.Fuses(gpu, DType.BF16, 32, 8), "Mixtral T=16: 4 rows an expert, mma.sync tile");
-        Assert.True(FusedSiluRule.Fuses(gpu, DType.BF16, 256, 8), "Mixtral T=128: 32 rows an expert");
-        Assert.True(FusedSiluRule.Fuses(gpu, DType.BF16, 8, 128), "Qwen3 T=1: the GEMV");
-        Assert.False(FusedSiluRule.Fuses(gpu, DType.BF16, 1024, 128), "Qwen3 T=128: 8 rows an expert");
-        Assert.True(FusedSiluRule.Fuses(gpu, DType.BF16, 8192, 128), "Qwen3 T=1024: 64 rows an expert");
+        Assert.True(FusedSiluRule.Fuses(gpu, DType.F32, 32, 8, mixtralI, mixtralH), "F32: fused");
+        Assert.False(FusedSiluRule.Fuses(gpu, DType.BF16, 32, 8, mixtralI, mixtralH), "Mixtral T=16: 4 rows an expert, mma.sync tile");
+        Assert.True(FusedSiluRule.Fuses(gpu, DType.BF16, 256, 8, mixtralI, mixtralH), "Mixtral T=128: 32 rows an expert");
+        Assert.True(FusedSiluRule.Fuses(gpu, DType.BF16, 8, 128, qwenI, qwenH), "Qwen3 T=1: the GEMV");
+        Assert.False(FusedSiluRule.Fuses(gpu, DType.BF16, 1024, 128, qwenI, qwenH), "Qwen3 T=128: 8 rows an expert");
+        Assert.True(FusedSiluRule.Fuses(gpu, DType.BF16, 8192, 128, qwenI, qwenH), "Qwen3 T=1024: 64 rows an expert");
+        Assert.SkipWhen(GemvRuleVariablesSet, "the GEMV's rule variables are set");
+        Assert.True(FusedSiluRule.Fuses(gpu, DType.BF16, 128, 128, qwenI, qwenH), "Qwen3 T=16: the GEMV (3.7 waves of wgmma tiles)");
+        // DeepSeek-V3 T=16: 128 rows over 256 experts, 12 waves of wgmma tiles on a Hopper of 132 SMs, so its gate_up leaves
+        // the GEMV for the wgmma kernel, with SiLU-and-mul its own kernel; without the wgmma kernel it stays on the GEMV.
+        bool leaves = GroupedGemmWgmma.Supports(gpu, DType.BF16, out _) && gpu.Info.MultiprocessorCount <= 160;
+        Assert.Equal(!leaves, FusedSiluRule.Fuses(gpu, DType.BF16, 128, 256, deepseekI, deepseekH));
     }
+
+    private static bool GemvRuleVariablesSet =>
+        new[] { "MOE_GROUPED_GEMM_GEMV_RULE", "MOE_GROUPED_GEMM_GEMV_EXPERTS_MIN_K", "MOE_GROUPED_GEMM_GEMV_EXPERTS_MAX_WAVES", "MOE_GROUPED_GEMM_WGMMA" }
+            .Any(name => Environment.GetEnvironmentVariable(name) is { Length: > 0 });
 
     [Fact]
     public void TheSwitchAcceptsOnAndOffOnly()

@@ -104,12 +104,12 @@ public sealed record GroupedGemmOptions
 public static class GroupedGemm
 {
     /// <summary>
-    /// Whether a grouped call of <paramref name="rows"/> rows over <paramref name="experts"/> experts runs the decode GEMV
-    /// (CUDA, bf16/f16) by the grouped rule. Single-matrix calls of a few rows with a small W also run it
-    /// (<see cref="GroupedGemmDenseGemv"/>, which needs N and K); callers of this ask about the routed experts' calls.
+    /// Whether a grouped call of <paramref name="rows"/> rows over <paramref name="experts"/> experts, W [E, N, K], runs the
+    /// decode GEMV (CUDA, bf16/f16) by the grouped rule, as <see cref="Run"/> dispatches it. Single-matrix calls of a few
+    /// rows with a small W also run it (<see cref="GroupedGemmDenseGemv"/>); callers of this ask about the routed experts' calls.
     /// </summary>
-    public static bool RunsGemv(Accelerator accelerator, DType operands, int rows, int experts) =>
-        accelerator.Kind == AcceleratorKind.Cuda && GroupedGemmGemv.ChosenFor(operands, rows, experts);
+    public static bool RunsGemv(Accelerator accelerator, DType operands, int rows, int experts, int n, int k) =>
+        accelerator.Kind == AcceleratorKind.Cuda && GroupedGemmGemv.ChosenFor(accelerator, operands, rows, experts, n, k);
 
     private static readonly KernelSource Source = KernelSource.FromResource(typeof(GroupedGemm).Assembly, "grouped_gemm.cu");
 
@@ -377,7 +377,7 @@ public static class GroupedGemm
         }
         // The decode GEMV (GroupedGemmGemv.cs): forced, or the heuristic's pick for a row or a few per expert.
         if (plan.X.DType != DType.F32 && (GroupedGemmGemv.IsVariantName(plan.VariantOverride) ||
-                                          (plan.VariantOverride is null && GroupedGemmGemv.ChosenFor(plan.X.DType, plan.Rows, plan.Experts, plan.K))))
+                                          (plan.VariantOverride is null && GroupedGemmGemv.ChosenFor(accelerator, plan.X.DType, plan.Rows, plan.Experts, plan.N, plan.K))))
         {
             GroupedGemmGemv.Run(accelerator, plan, stream);
             return;

@@ -122,6 +122,66 @@ public static class GroupedGemmGemv
     internal static bool ChosenFor(DType operands, int rows, int experts, int k) =>
         ChosenFor(operands, rows, experts) && !LeavesShortK(rows, k, ExpertsRuleMinK);
 
+    /// <summary>
+    /// The grouped GEMM's dispatch (<see cref="GroupedGemm"/>.RunCuda): <see cref="ChosenFor(DType, int, int, int)"/>, less
+    /// the calls of <paramref name="n"/> columns that the wgmma kernel would run in many waves of tiles
+    /// (<see cref="LeavesManyWaves(Accelerator, DType, int, int, int)"/>).
+    /// </summary>
+    internal static bool ChosenFor(Accelerator accelerator, DType operands, int rows, int experts, int n, int k) =>
+        ChosenFor(operands, rows, experts, k) && !LeavesManyWaves(accelerator, operands, rows, experts, n);
+
+    /// <summary>
+    /// The waves rule: a call of 64 rows or more whose wgmma grid would be at least <see cref="ExpertsRuleMaxWaves"/> waves
+    /// of tiles is left to the wgmma kernel, where it runs (sm_90a, its heuristic on). Why: with about a row per active
+    /// expert the GEMV still streams W well where K is long, but its blocks pay their fixed costs once per pass over a W
+    /// row, while the wgmma kernel's persistent blocks pipeline their tiles' loads; with many tiles a SM its last wave is a
+    /// small share of the call. The counts stay on the device, so the host estimates the grid: the experts a uniform
+    /// router hits with these rows (<see cref="ExpectedExpertsHit"/>) times N's 256-column tiles, over the SMs.
+    /// One H200, 2026-12-02 (docs/PERFORMANCE.md, thirty-third session), DeepSeek-V3 at T = 16 (128 rows over 256 experts;
+    /// 75 hit), each GEMM alone on the layer's routing, us: gate_up (12 waves by the estimate) 1011.5 on wgmma against
+    /// 1031.1 on the GEMV, down (21 waves) 501.9 against 546.5; the layer, 4 layers cycled, graph, 1.532 / 1.532 ms against
+    /// 1.598 / 1.594. Qwen3-30B-A3B's gate_up at T = 16 (3.7 waves) stays: the layer 0.2180 ms against 0.2196 on wgmma.
+    /// </summary>
+    internal static bool LeavesManyWaves(Accelerator accelerator, DType operands, int rows, int experts, int n) =>
+        accelerator.Kind == AcceleratorKind.Cuda
+        && LeavesManyWaves(rows, experts, n, accelerator.Info.MultiprocessorCount, ExpertsRuleMaxWaves)
+        && GroupedGemmWgmma.ChosenFor(accelerator, operands, rows, experts);
+
+    /// <summary>The waves rule on the host's numbers (<paramref name="maxWaves"/> 0: never leaves a call).</summary>
+    internal static bool LeavesManyWaves(int rows, int experts, int n, int multiprocessors, int maxWaves) =>
+        rows >= SmallCallRows && maxWaves > 0 && WgmmaWavesEstimate(rows, experts, n, multiprocessors) >= maxWaves;
+
+    /// <summary>The wgmma kernel's waves of 128 x 256 tiles for a call of about one row per hit expert (the estimate above).</summary>
+    internal static double WgmmaWavesEstimate(int rows, int experts, int n, int multiprocessors) =>
+        ExpectedExpertsHit(rows, experts) * ((n + GroupedGemmWgmma.TileCols - 1) / GroupedGemmWgmma.TileCols) / Math.Max(1, multiprocessors);
+
+    /// <summary>
+    /// The experts that <paramref name="rows"/> rows routed uniformly at random over <paramref name="experts"/> experts hit on
+    /// average: E (1 - (1 - 1/E)^rows). Qwen3-30B-A3B at T = 16, 128 over 128: 81 (its random router hit 81); DeepSeek-V3,
+    /// 128 over 256: 101 (its random router, whose biases favour some, hit 73-75).
+    /// </summary>
+    internal static double ExpectedExpertsHit(int rows, int experts) =>
+        experts <= 0 ? 0 : experts * (1 - Math.Pow(1 - 1.0 / experts, Math.Max(0, rows)));
+
+    /// <summary>
+    /// MOE_GROUPED_GEMM_GEMV_EXPERTS_MAX_WAVES (default <see cref="DefaultExpertsRuleMaxWaves"/>; 0: no limit): the waves of
+    /// wgmma tiles from which a call of 64 rows or more leaves the GEMV (<see cref="LeavesManyWaves(int, int, int, int, int)"/>).
+    /// Read once; a bad value is the ArgumentException naming it.
+    /// </summary>
+    internal static int ExpertsRuleMaxWaves => ExpertsMaxWavesSetting.Value;
+
+    private static readonly EnvironmentSetting<int> ExpertsMaxWavesSetting = new("MOE_GROUPED_GEMM_GEMV_EXPERTS_MAX_WAVES", ParseExpertsMaxWaves);
+
+    /// <summary>The limit without the variable: between the 3.7 waves that stay (Qwen3-30B-A3B's gate_up at T = 16) and the 12 that left.</summary>
+    internal const int DefaultExpertsRuleMaxWaves = 8;
+
+    internal static int ParseExpertsMaxWaves(string? value) => value?.Trim() switch
+    {
+        null or "" => DefaultExpertsRuleMaxWaves,
+        var s when int.TryParse(s, out int waves) && waves >= 0 => waves,
+        _ => throw new ArgumentException($"MOE_GROUPED_GEMM_GEMV_EXPERTS_MAX_WAVES='{value}': expected a count of waves (0 or more; 0 = no limit; unset = {DefaultExpertsRuleMaxWaves})"),
+    };
+
     /// <summary>Whether the K rule sends a call of these rows and K to the wgmma kernel (<paramref name="minK"/> 0: never).</summary>
     internal static bool LeavesShortK(int rows, int k, int minK) => rows >= SmallCallRows && k < minK;
 

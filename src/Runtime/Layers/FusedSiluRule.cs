@@ -23,13 +23,17 @@ public static class FusedSiluRule
     public static bool Fuses(DeviceMoeWeights weights, int tokens)
     {
         ArgumentNullException.ThrowIfNull(weights);
-        return FromEnvironment ?? Fuses(weights.Accelerator, weights.DType, (long)tokens * weights.Config.TopK, weights.Config.NumExperts);
+        return FromEnvironment ?? Fuses(weights.Accelerator, weights.DType, (long)tokens * weights.Config.TopK, weights.Config.NumExperts,
+            weights.Intermediate, weights.Config.HiddenSize);
     }
 
-    /// <summary>The rule without the environment: a gate_up call of <paramref name="rows"/> rows over <paramref name="experts"/> experts.</summary>
-    public static bool Fuses(Accelerator accelerator, DType dtype, long rows, int experts) =>
+    /// <summary>
+    /// The rule without the environment: a gate_up call of <paramref name="rows"/> rows over <paramref name="experts"/> experts,
+    /// each expert's W [2 <paramref name="intermediate"/>, <paramref name="hidden"/>].
+    /// </summary>
+    public static bool Fuses(Accelerator accelerator, DType dtype, long rows, int experts, int intermediate, int hidden) =>
         (accelerator ?? throw new ArgumentNullException(nameof(accelerator))).Kind != AcceleratorKind.Cuda || dtype == DType.F32 || rows > (long)SeparateMaxRowsPerExpert * experts
-        || GroupedGemm.RunsGemv(accelerator, dtype, (int)rows, experts);
+        || GroupedGemm.RunsGemv(accelerator, dtype, (int)rows, experts, 2 * intermediate, hidden);
 
     internal static bool? Parse(string? value) => value?.Trim().ToLowerInvariant() switch
     {

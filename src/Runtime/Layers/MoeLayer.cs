@@ -168,11 +168,15 @@ public sealed class MoeLayer
     }
 
     /// <summary>
-    /// The workspace's m-tile map when the routed experts' GEMMs (T*k rows over E experts) run the decode GEMV, which reads
-    /// it; else null (Permute then writes none).
+    /// The workspace's m-tile map when either routed expert GEMM (T*k rows over E experts) runs the decode GEMV, which reads
+    /// it; else null (Permute then writes none). A call on another kernel ignores it.
     /// </summary>
-    private MemoryBuffer<int>? GemvTileMap(MoeWorkspace ws) =>
-        ws.TileMap is { } map && GroupedGemm.RunsGemv(Accelerator, Weights.DType, ws.Tokens * Config.TopK, Config.NumExperts) ? map : null;
+    private MemoryBuffer<int>? GemvTileMap(MoeWorkspace ws)
+    {
+        int rows = ws.Tokens * Config.TopK, e = Config.NumExperts, h = Config.HiddenSize, ih = Weights.Intermediate;
+        return ws.TileMap is { } map && (GroupedGemm.RunsGemv(Accelerator, Weights.DType, rows, e, 2 * ih, h) || GroupedGemm.RunsGemv(Accelerator, Weights.DType, rows, e, h, ih))
+            ? map : null;
+    }
 
     /// <summary>Router GEMM and top-k routing only: fills the workspace's logits, ids, weights and routed counts.</summary>
     public void Route(MemoryBuffer hidden, MoeWorkspace ws, AcceleratorStream? stream)
