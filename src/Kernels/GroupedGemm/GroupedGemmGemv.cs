@@ -216,7 +216,8 @@ public static class GroupedGemmGemv
         /// over 128 experts; DeepSeek-V3 at T = 16 and 32), where the wgmma tile carries 128 rows for an expert's one or two
         /// and its 128 x 256 tiles leave the last of ~4 waves partly empty. 2 x H200, 2026-11-30, the layer at T = 16, two
         /// runs each against Small: Qwen3-30B-A3B 232.4 / 231.8 -> 216.9 / 217.2 us, DeepSeek-V3 1757.1 / 1755.4 -> 1654.6
-        /// / 1661.3 (docs/PERFORMANCE.md).
+        /// / 1661.3 (docs/PERFORMANCE.md). Since the thirty-third session DeepSeek-V3's calls leave again where the wgmma
+        /// kernel runs, by the waves rule (<see cref="LeavesManyWaves(Accelerator, DType, int, int, int)"/>).
         /// </summary>
         Experts,
 
