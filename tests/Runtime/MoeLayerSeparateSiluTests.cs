@@ -47,7 +47,7 @@ public sealed class MoeLayerSeparateSiluTests
         Assert.True(FusedSiluRule.Fuses(gpu, DType.BF16, 8, 128, qwenI, qwenH), "Qwen3 T=1: the GEMV");
         Assert.False(FusedSiluRule.Fuses(gpu, DType.BF16, 1024, 128, qwenI, qwenH), "Qwen3 T=128: 8 rows an expert");
         Assert.True(FusedSiluRule.Fuses(gpu, DType.BF16, 8192, 128, qwenI, qwenH), "Qwen3 T=1024: 64 rows an expert");
-        Assert.SkipWhen(GemvRuleVariablesSet, "the GEMV's rule variables are set");
+        Assert.SkipWhen(Kernels.GroupedGemmGemvWavesTests.RuleVariablesSet, "the GEMV's rule variables are set");
         Assert.True(FusedSiluRule.Fuses(gpu, DType.BF16, 128, 128, qwenI, qwenH), "Qwen3 T=16: the GEMV (3.7 waves of wgmma tiles)");
         // DeepSeek-V3 T=16: 128 rows over 256 experts, 12 waves of wgmma tiles on a Hopper of 132 SMs, so its gate_up leaves
         // the GEMV for the wgmma kernel, with SiLU-and-mul its own kernel; without the wgmma kernel it stays on the GEMV.
@@ -55,9 +55,6 @@ public sealed class MoeLayerSeparateSiluTests
         Assert.Equal(!leaves, FusedSiluRule.Fuses(gpu, DType.BF16, 128, 256, deepseekI, deepseekH));
     }
 
-    private static bool GemvRuleVariablesSet =>
-        new[] { "MOE_GROUPED_GEMM_GEMV_RULE", "MOE_GROUPED_GEMM_GEMV_EXPERTS_MIN_K", "MOE_GROUPED_GEMM_GEMV_EXPERTS_MAX_WAVES", "MOE_GROUPED_GEMM_WGMMA" }
-            .Any(name => Environment.GetEnvironmentVariable(name) is { Length: > 0 });
 
     [Fact]
     public void TheSwitchAcceptsOnAndOffOnly()
