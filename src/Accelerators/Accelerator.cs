@@ -75,10 +75,12 @@ public abstract class Accelerator : IDisposable
         }
     }
 
-    public AcceleratorStream CreateStream()
+    public AcceleratorStream CreateStream(StreamPriority priority = StreamPriority.Normal)
     {
         ThrowIfDisposed();
-        return Track(CreateStreamCore());
+        if (!Enum.IsDefined(priority))
+            throw new ArgumentOutOfRangeException(nameof(priority), priority, "expected Normal or High");
+        return Track(CreateStreamCore(priority));
     }
 
     public AcceleratorEvent CreateEvent()
@@ -98,7 +100,7 @@ public abstract class Accelerator : IDisposable
     public abstract (long Free, long Total) MemoryInfo();
 
     protected abstract DeviceMemory AllocateCore(long bytes);
-    protected abstract AcceleratorStream CreateStreamCore();
+    protected abstract AcceleratorStream CreateStreamCore(StreamPriority priority);
     protected abstract AcceleratorEvent CreateEventCore();
     protected abstract void SynchronizeCore();
 
