@@ -75,12 +75,10 @@ public abstract class Accelerator : IDisposable
         }
     }
 
-    public AcceleratorStream CreateStream(StreamPriority priority = StreamPriority.Normal)
+    public AcceleratorStream CreateStream()
     {
         ThrowIfDisposed();
-        if (!Enum.IsDefined(priority))
-            throw new ArgumentOutOfRangeException(nameof(priority), priority, "expected Normal or High");
-        return Track(CreateStreamCore(priority));
+        return Track(CreateStreamCore());
     }
 
     public AcceleratorEvent CreateEvent()
@@ -100,7 +98,7 @@ public abstract class Accelerator : IDisposable
     public abstract (long Free, long Total) MemoryInfo();
 
     protected abstract DeviceMemory AllocateCore(long bytes);
-    protected abstract AcceleratorStream CreateStreamCore(StreamPriority priority);
+    protected abstract AcceleratorStream CreateStreamCore();
     protected abstract AcceleratorEvent CreateEventCore();
     protected abstract void SynchronizeCore();
 

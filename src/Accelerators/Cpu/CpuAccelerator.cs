@@ -40,7 +40,7 @@ public sealed class CpuAccelerator : Accelerator
         return new HostMemory((nint)p, bytes);
     }
 
-    protected override AcceleratorStream CreateStreamCore(StreamPriority priority) => new CpuStream(this);
+    protected override AcceleratorStream CreateStreamCore() => new CpuStream(this);
     protected override AcceleratorEvent CreateEventCore() => new CpuEvent(this);
     protected override void SynchronizeCore() { }
 

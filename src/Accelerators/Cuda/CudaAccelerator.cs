@@ -155,7 +155,7 @@ public sealed class CudaAccelerator : Accelerator
         return new CudaDeviceMemory(this, pointer, bytes);
     }
 
-    protected override AcceleratorStream CreateStreamCore(StreamPriority priority) => new CudaStream(this, priority);
+    protected override AcceleratorStream CreateStreamCore() => new CudaStream(this);
     protected override AcceleratorEvent CreateEventCore() => new CudaEvent(this);
 
     /// <summary>Held by <see cref="SynchronizeCore"/>'s checks and waits, by <see cref="CudaStream.BeginCapture"/>, and by a stream's wait on an event (which may join a capture).</summary>

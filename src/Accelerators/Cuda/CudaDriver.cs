@@ -50,9 +50,6 @@ internal static unsafe partial class CudaDriver
     [LibraryImport(Library)] public static partial CudaResult cuMemcpyPeerAsync(ulong destination, nint destinationContext, ulong source, nint sourceContext, nuint bytes, nint stream);
 
     [LibraryImport(Library)] public static partial CudaResult cuStreamCreate(out nint stream, uint flags);
-    [LibraryImport(Library)] public static partial CudaResult cuStreamCreateWithPriority(out nint stream, uint flags, int priority);
-    [LibraryImport(Library)] public static partial CudaResult cuStreamGetPriority(nint stream, out int priority);
-    [LibraryImport(Library)] public static partial CudaResult cuCtxGetStreamPriorityRange(out int leastPriority, out int greatestPriority);
     [LibraryImport(Library, EntryPoint = "cuStreamDestroy_v2")] public static partial CudaResult cuStreamDestroy(nint stream);
     [LibraryImport(Library)] public static partial CudaResult cuStreamSynchronize(nint stream);
     [LibraryImport(Library)] public static partial CudaResult cuStreamQuery(nint stream);
@@ -67,8 +64,6 @@ internal static unsafe partial class CudaDriver
     [LibraryImport(Library)] public static partial CudaResult cuEventQuery(nint evt);
 
     [LibraryImport(Library)] public static partial CudaResult cuGraphInstantiateWithFlags(out nint graphExec, nint graph, ulong flags);
-    /// <summary>cuGraphInstantiateWithFlags flag (CUDA 11.7+): run each kernel node at the priority capture copied from its stream.</summary>
-    public const ulong GraphInstantiateUseNodePriority = 8;
     [LibraryImport(Library)] public static partial CudaResult cuGraphLaunch(nint graphExec, nint stream);
     [LibraryImport(Library)] public static partial CudaResult cuGraphExecDestroy(nint graphExec);
     [LibraryImport(Library)] public static partial CudaResult cuGraphDestroy(nint graph);

@@ -16,9 +16,6 @@ public static class CudaRuntimeInfo
 
     public static int DeviceCount => State.Value.DeviceCount;
 
-    /// <summary>The driver's CUDA version as cuDriverGetVersion gives it (13000 for 13.0), 0 without a driver.</summary>
-    public static int DriverVersionNumber => State.Value.DriverVersion;
-
     internal static void EnsureInitialized()
     {
         if (!IsAvailable)

@@ -6,27 +6,10 @@ public sealed class CudaStream : AcceleratorStream
     private const uint NonBlocking = 1;
     private nint _handle;
 
-    internal CudaStream(CudaAccelerator accelerator, StreamPriority priority = StreamPriority.Normal) : base(accelerator)
+    internal CudaStream(CudaAccelerator accelerator) : base(accelerator)
     {
         accelerator.Bind();
-        if (priority == StreamPriority.High)
-        {
-            CudaCheck.ThrowIfFailed(CudaDriver.cuCtxGetStreamPriorityRange(out _, out int greatest));
-            CudaCheck.ThrowIfFailed(CudaDriver.cuStreamCreateWithPriority(out _handle, NonBlocking, greatest));
-        }
-        else
-            CudaCheck.ThrowIfFailed(CudaDriver.cuStreamCreate(out _handle, NonBlocking));
-    }
-
-    /// <summary>The stream's CUDA priority (lower is more urgent; 0 is the default and the least).</summary>
-    public int Priority
-    {
-        get
-        {
-            Accelerator.Bind();
-            CudaCheck.ThrowIfFailed(CudaDriver.cuStreamGetPriority(Handle, out int priority));
-            return priority;
-        }
+        CudaCheck.ThrowIfFailed(CudaDriver.cuStreamCreate(out _handle, NonBlocking));
     }
 
     public nint Handle
@@ -214,14 +197,8 @@ public sealed class CudaGraph : IDisposable
         if (_exec != 0)
             return;
         _accelerator.Bind();
-        CudaCheck.ThrowIfFailed(CudaDriver.cuGraphInstantiateWithFlags(out _exec, _graph, InstantiateFlags));
+        CudaCheck.ThrowIfFailed(CudaDriver.cuGraphInstantiateWithFlags(out _exec, _graph, 0));
     }
-
-    /// <summary>
-    /// Each kernel node runs at the priority its stream had when captured (a high-priority side stream stays high inside the
-    /// graph), where the driver knows the flag (CUDA 11.7); older drivers run every node at the launch stream's priority.
-    /// </summary>
-    internal static ulong InstantiateFlags => CudaRuntimeInfo.DriverVersionNumber >= 11070 ? CudaDriver.GraphInstantiateUseNodePriority : 0;
 
     public void Launch(CudaStream stream)
     {

@@ -21,22 +21,6 @@ public sealed class SharedExpertStream : IDisposable
     /// <summary>Whether workspaces get a shared-expert stream by default (MOE_LAYER_SHARED_STREAM, on unless "0").</summary>
     public static bool EnabledByDefault { get; } = Environment.GetEnvironmentVariable("MOE_LAYER_SHARED_STREAM") != "0";
 
-    /// <summary>
-    /// MOE_LAYER_SHARED_PRIORITY=normal|high (default normal), for A/B runs: the shared-expert stream's priority. High starts
-    /// the shared experts' blocks before the routed path's wherever both wait for an SM (in a graph too: CudaGraph keeps
-    /// captured priorities). Read once; a bad value is the ArgumentException naming it.
-    /// </summary>
-    public static StreamPriority Priority => PrioritySetting.Value;
-
-    private static readonly Lazy<StreamPriority> PrioritySetting = new(() => ParsePriority(Environment.GetEnvironmentVariable("MOE_LAYER_SHARED_PRIORITY")));
-
-    internal static StreamPriority ParsePriority(string? value) => value?.Trim().ToLowerInvariant() switch
-    {
-        null or "" or "normal" => StreamPriority.Normal,
-        "high" => StreamPriority.High,
-        _ => throw new ArgumentException($"MOE_LAYER_SHARED_PRIORITY='{value}': expected normal or high"),
-    };
-
     private SharedExpertStream(AcceleratorStream stream, AcceleratorEvent inputReady, AcceleratorEvent sharedReady, GroupedGemmWorkspace splitK)
     {
         Stream = stream;
@@ -62,7 +46,7 @@ public sealed class SharedExpertStream : IDisposable
         AcceleratorEvent? inputReady = null, sharedReady = null;
         try
         {
-            stream = a.CreateStream(Priority);
+            stream = a.CreateStream();
             inputReady = a.CreateEvent();
             sharedReady = a.CreateEvent();
             // Beside the routed path's kernels: the wgmma kernel's blocks may start late (GroupedGemmWorkspace.SharesDevice).
