@@ -6,6 +6,7 @@
 # CUDA_GRAPH_INSTANTIATE_FLAG_USE_NODE_PRIORITY). DeepSeek-V3 at T = 1, 16, 128, 4 layers cycled, the same routing as
 # PyTorch, one process a row, normal and high alternating, PyTorch once; then the Accelerators, Runtime and Cli namespaces, and the Kernels
 # namespace in what time is left (every graph now instantiates with the flag). Logs in $OUT/prio33d.tgz.
+# It ran on 99b90a1; high was no faster, and the priorities were reverted (c844efd).
 set -uo pipefail
 export NCCL_NVLS_ENABLE=0
 out=/tmp/moe-prio33d; mkdir -p "$out/routing"
