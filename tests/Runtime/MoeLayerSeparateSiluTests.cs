@@ -55,7 +55,6 @@ public sealed class MoeLayerSeparateSiluTests
         Assert.Equal(!leaves, FusedSiluRule.Fuses(gpu, DType.BF16, 128, 256, deepseekI, deepseekH));
     }
 
-
     [Fact]
     public void TheSwitchAcceptsOnAndOffOnly()
     {

@@ -134,7 +134,7 @@ public static class GroupedGemmGemv
     /// The waves rule: a call of 64 rows or more whose wgmma grid would be at least <see cref="ExpertsRuleMaxWaves"/> waves
     /// of tiles is left to the wgmma kernel, where it runs (sm_90a, its heuristic on). Why: with about a row per active
     /// expert the GEMV still streams W well where K is long, but its blocks pay their fixed costs once per pass over a W
-    /// row, while the wgmma kernel's persistent blocks pipeline their tiles' loads; with many tiles a SM its last wave is a
+    /// row, while the wgmma kernel's persistent blocks pipeline their tiles' loads; with many tiles an SM its last wave is a
     /// small share of the call. The counts stay on the device, so the host estimates the grid: the experts a uniform
     /// router hits with these rows (<see cref="ExpectedExpertsHit"/>) times N's 256-column tiles, over the SMs.
     /// One H200, 2026-12-02 (docs/PERFORMANCE.md, thirty-third session), DeepSeek-V3 at T = 16 (128 rows over 256 experts;
